@@ -1,0 +1,3 @@
+from synthvu_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Command line: ``python -m synthvu_core <command> ...``.
+
+Each area registers its own subcommands (``synthvu_core/<area>/commands.py``); those modules import
+only argparse at top level, so ``--help`` never imports torch. Errors a user can cause print one
+line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from synthvu_core import __version__
+from synthvu_core.errors import SynthVUError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from synthvu_core.data import commands as data_commands
+    from synthvu_core.evaluation import commands as evaluation_commands
+    from synthvu_core.models import commands as model_commands
+
+    parser = argparse.ArgumentParser(
+        prog="python -m synthvu_core",
+        description="synthvu: synthetic spine MRI vertebral units, with utility and privacy evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"synthvu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data_commands.register(sub)
+    model_commands.register(sub)
+    evaluation_commands.register(sub)
+
+    serve = sub.add_parser("serve", help="start the dashboard (streamlit run app.py)")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--public", action="store_true", help="public mode: no real patient image leaves the server")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    env = dict(os.environ)
+    if args.public:
+        env["SYNTHVU_PUBLIC"] = "1"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
+    return subprocess.call(cmd, env=env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SynthVUError as e:
+        print(f"synthvu: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthvu: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Data: NIfTI ingestion, VU extraction, the spine phantom and VU datasets."""

@@ -1,0 +1,238 @@
+"""VUDataset: vertebral units as arrays, one table row per VU, a card and a patient-wise split.
+
+On disk a dataset is a folder, written atomically::
+
+    images.npy   uint8 [N, C, H, W]   (memory-mapped on load; x = u8 / 127.5 - 1)
+    units.csv    one row per VU (columns: UNIT_COLUMNS)
+    card.json    sources, fingerprint, counts per level/region/patient/split, split settings
+
+In memory, :meth:`VUDataset.tensors` gives float32 in [-1, 1].
+The fingerprint covers the image bytes and the VU identities, not the split, so one dataset can be
+split in several ways and a generator card names both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthvu_core import __version__, levels
+from synthvu_core.errors import DataError, SelectionError
+from synthvu_core.storage import atomic_path
+
+UNIT_COLUMNS: tuple[str, ...] = (
+    "patient_id",
+    "level",  # VU name, e.g. "L4/L5"
+    "region",  # C/T/L
+    "source",  # image file name
+    "center_vox_0",
+    "center_vox_1",
+    "center_vox_2",
+    "center_world_x",
+    "center_world_y",
+    "center_world_z",
+    "spacing_mm",  # in-plane pixel size of the crop
+    "slice_mm",  # distance between the C parasagittal slices
+    "crop_mm",  # in-plane field of view
+    "split",  # train / holdout / reference
+)
+PARTS: tuple[str, ...] = ("train", "holdout", "reference")
+CARD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Patient-wise split ratios and seed. Ratios are normalised to sum to one."""
+
+    train: float = 0.6
+    holdout: float = 0.2
+    reference: float = 0.2
+    seed: int = 0
+
+    def counts(self, n_patients: int) -> dict[str, int]:
+        r = np.array([self.train, self.holdout, self.reference], dtype=float)
+        if (r < 0).any() or r.sum() <= 0:
+            raise DataError(f"split ratios must be non-negative and not all zero: {r.tolist()}")
+        r = r / r.sum()
+        n_train = int(round(r[0] * n_patients))
+        n_hold = int(round(r[1] * n_patients))
+        n_hold = min(n_hold, n_patients - n_train)
+        return {"train": n_train, "holdout": n_hold, "reference": n_patients - n_train - n_hold}
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """float in [-1, 1] -> uint8 (values outside are clipped)."""
+    return np.clip(np.rint((np.asarray(x, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_float(u8: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [-1, 1]."""
+    return np.asarray(u8, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def assign_split(patients: list[str], config: SplitConfig) -> dict[str, str]:
+    """Seeded patient -> part assignment; never a patient in two parts."""
+    uniq = sorted(set(patients))
+    order = np.random.default_rng(config.seed).permutation(len(uniq))
+    counts = config.counts(len(uniq))
+    out: dict[str, str] = {}
+    start = 0
+    for part in PARTS:
+        for i in order[start : start + counts[part]]:
+            out[uniq[i]] = part
+        start += counts[part]
+    return out
+
+
+class VUDataset:
+    """Vertebral units with their table and card.
+
+    ``images`` is uint8 ``[N, C, H, W]``; ``units`` a pandas DataFrame with :data:`UNIT_COLUMNS`.
+    """
+
+    def __init__(self, images: np.ndarray, units: Any, card: dict[str, Any], root: Path | None = None):
+        if images.ndim != 4 or images.dtype != np.uint8:
+            raise DataError(f"VU images must be uint8 [N, C, H, W], got {images.dtype} {images.shape}")
+        if len(units) != len(images):
+            raise DataError(f"{len(images)} VU images but {len(units)} table rows")
+        self.images = images
+        self.units = units.reset_index(drop=True)
+        self.card = card
+        self.root = root
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_units(
+        cls,
+        images: np.ndarray,
+        units: Any,
+        *,
+        split: SplitConfig = SplitConfig(),
+        sources: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> VUDataset:
+        """Assemble a dataset: assign the patient-wise split, compute fingerprint and card."""
+        import pandas as pd
+
+        units = pd.DataFrame(units).reset_index(drop=True)
+        missing = [c for c in UNIT_COLUMNS if c not in units.columns and c != "split"]
+        if missing:
+            raise DataError(f"VU table lacks columns: {', '.join(missing)}")
+        if len(units) == 0:
+            raise DataError("no vertebral units were extracted: nothing to build a dataset from")
+        units["patient_id"] = units["patient_id"].astype(str)
+        assignment = assign_split(units["patient_id"].tolist(), split)
+        units["split"] = units["patient_id"].map(assignment)
+        units = units[list(UNIT_COLUMNS) + [c for c in units.columns if c not in UNIT_COLUMNS]]
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        card = {
+            "card_version": CARD_VERSION,
+            "fingerprint": fingerprint(images, units),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_version": __version__,
+            "shape": list(images.shape[1:]),
+            "n_units": int(len(units)),
+            "sources": sorted(set(sources or units["source"].astype(str).tolist())),
+            "split": {**asdict(split), "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+            **(extra or {}),
+        }
+        ds = cls(images, units, card)
+        ds.card["counts"] = ds.counts()
+        return ds
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the dataset folder atomically (a crash never leaves a folder that loads)."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            tmp.mkdir()
+            np.save(tmp / "images.npy", np.ascontiguousarray(self.images))
+            self.units.to_csv(tmp / "units.csv", index=False)
+            (tmp / "card.json").write_text(json.dumps(self.card, indent=2) + "\n")
+        self.root = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, mmap: bool = True) -> VUDataset:
+        import pandas as pd
+
+        path = Path(path)
+        if not path.is_dir():
+            raise DataError(f"{path}: no VU dataset folder here")
+        for f in ("images.npy", "units.csv", "card.json"):
+            if not (path / f).is_file():
+                raise DataError(f"{path}: not a VU dataset ({f} is missing)")
+        try:
+            card = json.loads((path / "card.json").read_text())
+            images = np.load(path / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+            units = pd.read_csv(path / "units.csv", dtype={"patient_id": str})
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: cannot read VU dataset: {e}") from None
+        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
+            raise DataError(f"{path}: images.npy {images.dtype}{list(images.shape)} does not match units.csv ({len(units)} rows)")
+        return cls(images, units, card, root=path)
+
+    # ---- views --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.card["fingerprint"]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def tensors(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """float32 [n, C, H, W] in [-1, 1]."""
+        return to_float(self.images if idx is None else self.images[np.asarray(idx)])
+
+    def indices(self, part: str) -> np.ndarray:
+        """Row indices of a split part (``train``, ``holdout`` or ``reference``)."""
+        if part not in PARTS:
+            raise SelectionError(f"unknown split part {part!r}; choose one of {', '.join(PARTS)}")
+        return np.flatnonzero(self.units["split"].to_numpy() == part)
+
+    def classes(self, scheme: str) -> list[str]:
+        return levels.classes(scheme, self.units["level"].unique())
+
+    def labels(self, scheme: str, classes: list[str] | None = None) -> np.ndarray:
+        """Integer class of every VU under a conditioning scheme (``-1`` where not in ``classes``)."""
+        classes = classes or self.classes(scheme)
+        lookup = {c: i for i, c in enumerate(classes)}
+        key = self.units["region"] if scheme == "region" else self.units["level"]
+        return np.array([lookup.get(k, -1) for k in key.astype(str)], dtype=np.int64)
+
+    def patients(self, part: str | None = None) -> list[str]:
+        rows = self.units if part is None else self.units[self.units["split"] == part]
+        return sorted(rows["patient_id"].astype(str).unique())
+
+    def counts(self) -> dict[str, Any]:
+        u = self.units
+        return {
+            "units": int(len(u)),
+            "patients": int(u["patient_id"].nunique()),
+            "per_level": {k: int(v) for k, v in sorted(u["level"].value_counts().items(), key=lambda kv: levels.vu_rank(kv[0]))},
+            "per_region": {r: int((u["region"] == r).sum()) for r in levels.REGIONS if (u["region"] == r).any()},
+            "per_split": {p: {"units": int((u["split"] == p).sum()), "patients": int(u.loc[u["split"] == p, "patient_id"].nunique())} for p in PARTS},
+            "per_patient": {str(k): int(v) for k, v in sorted(u["patient_id"].value_counts().items())},
+        }
+
+
+def fingerprint(images: np.ndarray, units: Any) -> str:
+    """Content hash of a dataset: image bytes + VU identities (patient, level, source)."""
+    h = hashlib.sha256()
+    h.update(str(tuple(images.shape)).encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    buf = io.StringIO()
+    units[["patient_id", "level", "source"]].astype(str).to_csv(buf, index=False)
+    h.update(buf.getvalue().encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,28 @@
+"""User-facing errors.
+
+Every failure a user can cause (bad NIfTI, unknown label codes, a foreign checkpoint, an empty
+selection...) raises a :class:`SynthVUError` whose message names the file and the problem. The CLI
+prints it on one line and exits 2; the dashboard shows it with ``st.error``.
+"""
+
+from __future__ import annotations
+
+
+class SynthVUError(Exception):
+    """Base class of every error a user can cause."""
+
+
+class DataError(SynthVUError):
+    """A volume, label map or dataset is unusable."""
+
+
+class CheckpointError(SynthVUError):
+    """A generator folder, card or weight file is missing, invalid or foreign."""
+
+
+class ReportError(SynthVUError):
+    """An evaluation report is missing, stale or belongs to another dataset."""
+
+
+class SelectionError(SynthVUError):
+    """A request selects nothing (zero samples, an unknown position, an empty split)."""

@@ -1,0 +1,1 @@
+"""Evaluation: encoder, utility, fidelity, embeddings, privacy attacks and reports."""

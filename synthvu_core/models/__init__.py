@@ -1,0 +1,1 @@
+"""Generators: AC-GAN architectures, training (with DP-SGD), registry and sampling."""
