@@ -74,9 +74,21 @@ def sort_codes(codes: Iterable[int]) -> list[int]:
     return sorted({int(c) for c in codes}, key=rank)
 
 
+#: Transitional vertebrae most spines lack: T12 -> L1 and L5 -> S1 are consecutive without them.
+OPTIONAL_CODES: frozenset[int] = frozenset({25, 28})
+
+
 def are_consecutive(upper: int, lower: int) -> bool:
-    """True when ``lower`` directly follows ``upper`` in anatomical order."""
-    return rank(lower) == rank(upper) + 1
+    """True when ``lower`` directly follows ``upper`` in anatomical order.
+
+    Only the optional transitional vertebrae (T13, L6) may lie between them: ``T12 -> L1`` and
+    ``L5 -> S1`` are consecutive, and so are ``T12 -> T13`` and ``T13 -> L1``. :func:`vu_pairs` pairs
+    neighbours among the codes present, so a labelled T13 is never skipped.
+    """
+    ru, rl = rank(upper), rank(lower)
+    if rl <= ru:
+        return False
+    return all(ANATOMICAL_ORDER[r] in OPTIONAL_CODES for r in range(ru + 1, rl))
 
 
 def vu_name(upper: int, lower: int) -> str:

@@ -1,0 +1,336 @@
+"""Build a VU dataset from folders of NIfTI pairs, or from the built-in spine phantom.
+
+``find_pairs`` pairs ``*_img.nii.gz`` with ``*_vert.nii.gz`` (the parts matched by the wildcards must
+agree); ``build_dataset`` loads every pair in worker processes (:func:`~synthvu_core.data.nifti.load_pair`
+then :func:`~synthvu_core.data.units.extract_units`), assembles a :class:`VUDataset` with a seeded
+patient-wise split and writes it atomically. A bad pair stops the build with an error naming the file,
+or with ``skip_bad=True`` is left out and listed in the card under ``skipped``.
+
+``build_phantom_dataset`` writes a phantom cohort as NIfTI into a temporary folder and runs the very
+same ingestion. ``demo_dataset`` builds the shipped demo recipe (:data:`DEMO_PHANTOM`) once into the
+cache folder and checks its fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.data.units import ExtractConfig
+from synthvu_core.errors import DataError
+
+IMAGE_GLOB = "*_img.nii.gz"
+LABEL_GLOB = "*_vert.nii.gz"
+#: Default patient id: the file name up to the first underscore (``sub-01_img.nii.gz`` -> ``sub-01``).
+PATIENT_REGEX = r"^(?P<patient>[^_]+)"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image / label-map pair; ``patient_id`` from the image file name."""
+
+    image: Path
+    labels: Path
+    patient_id: str
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A file-name glob as a regex whose groups capture what the wildcards matched."""
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append("(.*)")
+        elif ch == "?":
+            out.append("(.)")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out) + r"\Z")
+
+
+def _keyed(folder: Path, pattern: str) -> dict[tuple[str, ...], Path]:
+    name_rx = _glob_regex(Path(pattern).name)
+    out: dict[tuple[str, ...], Path] = {}
+    for p in sorted(folder.glob(pattern)):
+        m = name_rx.match(p.name)
+        if p.is_file() and m:
+            out[(str(p.parent.relative_to(folder)), *m.groups())] = p
+    return out
+
+
+def patient_id(path: str | Path, regex: str = PATIENT_REGEX) -> str:
+    """Patient id from a file name: the ``patient`` group of ``regex``, else its first group, else the match."""
+    name = Path(path).name
+    try:
+        m = re.search(regex, name)
+    except re.error as e:
+        raise DataError(f"patient regex {regex!r} is invalid: {e}") from None
+    if not m:
+        raise DataError(f"{path}: file name does not match the patient regex {regex!r}")
+    pid = m.groupdict().get("patient") or (m.group(1) if m.groups() else m.group(0))
+    if not pid:
+        raise DataError(f"{path}: the patient regex {regex!r} matched an empty patient id")
+    return pid
+
+
+def find_pairs(
+    folder: str | Path,
+    image_glob: str = IMAGE_GLOB,
+    label_glob: str = LABEL_GLOB,
+    *,
+    patient_regex: str = PATIENT_REGEX,
+    missing: list[tuple[Path, str]] | None = None,
+) -> list[Pair]:
+    """Image / label pairs in ``folder`` (sorted by image path).
+
+    A file without its partner raises :class:`DataError` naming it, unless a ``missing`` list is
+    given: then ``(file, problem)`` is appended to it and the file is left out.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder of NIfTI volumes")
+    images = _keyed(folder, image_glob)
+    label_maps = _keyed(folder, label_glob)
+    problems: list[tuple[Path, str]] = []
+    for key in sorted(set(images) - set(label_maps)):
+        problems.append((images[key], f"image has no label map matching {label_glob!r}"))
+    for key in sorted(set(label_maps) - set(images)):
+        problems.append((label_maps[key], f"label map has no image matching {image_glob!r}"))
+    if problems and missing is None:
+        path, what = problems[0]
+        raise DataError(f"{path}: {what}")
+    if missing is not None:
+        missing.extend(problems)
+    pairs = [Pair(images[k], label_maps[k], patient_id(images[k], patient_regex)) for k in sorted(images) if k in label_maps]
+    if not pairs and not problems:
+        raise DataError(f"{folder}: no image files match {image_glob!r}")
+    return pairs
+
+
+def _extract_pair(args: tuple[Pair, ExtractConfig, dict[int, int] | None]) -> tuple[np.ndarray, list[dict]] | str:
+    """Worker: one pair -> (uint8 VUs, rows), or the error message of a user error."""
+    from synthvu_core.data.nifti import load_pair
+    from synthvu_core.data.units import extract_units
+
+    pair, config, mapping = args
+    try:
+        volume = load_pair(pair.image, pair.labels, mapping)
+        return extract_units(volume, config, patient_id=pair.patient_id)
+    except DataError as e:
+        return str(e)
+
+
+def extract_pairs(
+    pairs: Sequence[Pair],
+    config: ExtractConfig = ExtractConfig(),
+    *,
+    mapping: Mapping[int, int] | None = None,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[dict[str, Any]], list[dict[str, str]]]:
+    """Extract the VUs of many pairs in parallel: ``(uint8 [N, C, H, W], rows, skipped)``.
+
+    Results keep the order of ``pairs`` whatever the number of workers, so the same inputs give the
+    same dataset fingerprint. ``workers`` defaults to the CPU count; ``1`` runs in this process.
+    """
+    from tqdm.auto import tqdm
+
+    mapping = dict(mapping) if mapping else None
+    jobs = [(p, config, mapping) for p in pairs]
+    n_workers = min(len(jobs), workers or os.cpu_count() or 1)
+    results: list[Any] = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc="volumes", unit="vol", disable=None if progress else True)
+
+    def take(i: int, res: Any) -> None:
+        bar.update(1)
+        if isinstance(res, str) and not skip_bad:
+            raise DataError(res)
+        results[i] = res
+
+    try:
+        if n_workers <= 1:
+            for i, job in enumerate(jobs):
+                take(i, _extract_pair(job))
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+                futures = {pool.submit(_extract_pair, job): i for i, job in enumerate(jobs)}
+                try:
+                    for fut in as_completed(futures):
+                        take(futures[fut], fut.result())
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+    finally:
+        bar.close()
+
+    shape = (0, *config.shape)
+    arrays, rows, skipped = [], [], []
+    for pair, res in zip(pairs, results):
+        if isinstance(res, str):
+            skipped.append({"file": pair.image.name, "error": res})
+            continue
+        arrays.append(res[0])
+        rows.extend(res[1])
+    images = np.concatenate(arrays) if arrays else np.zeros(shape, np.uint8)
+    return images, rows, skipped
+
+
+def build_dataset(
+    images_dir: str | Path | Sequence[str | Path],
+    out: str | Path | None,
+    *,
+    config: ExtractConfig = ExtractConfig(),
+    split: SplitConfig = SplitConfig(),
+    image_glob: str = IMAGE_GLOB,
+    label_glob: str = LABEL_GLOB,
+    patient_regex: str = PATIENT_REGEX,
+    mapping: Mapping[int, int] | str | None = None,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> VUDataset:
+    """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
+
+    With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
+    equal file names in two studies never merge two people. Several volumes of one patient id in one
+    folder stay one patient (the split keeps them together).
+    """
+    from synthvu_core import levels
+
+    dirs = [Path(images_dir)] if isinstance(images_dir, str | Path) else [Path(d) for d in images_dir]
+    if not dirs:
+        raise DataError("no folder of NIfTI volumes given")
+    mapping = levels.parse_mapping(mapping) if not isinstance(mapping, Mapping) else dict(mapping)
+    missing: list[tuple[Path, str]] = []
+    pairs: list[Pair] = []
+    for d in dirs:
+        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex, missing=missing if skip_bad else None)
+        if len(dirs) > 1:
+            found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
+        pairs.extend(found)
+    images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad, progress=progress)
+    n_volumes = len(pairs) - len(skipped)
+    skipped = [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped
+    if not rows:
+        detail = f"; {len(skipped)} skipped, first: {skipped[0]['error']}" if skipped else ""
+        raise DataError(f"{', '.join(str(d) for d in dirs)}: no vertebral units could be extracted{detail}")
+    card_extra = {
+        "extract": config.as_dict(),
+        "ingest": {
+            "folders": [d.name for d in dirs],
+            "image_glob": image_glob,
+            "label_glob": label_glob,
+            "patient_regex": patient_regex,
+            "mapping": {str(k): int(v) for k, v in mapping.items()} if mapping else None,
+            "volumes": n_volumes,
+        },
+        "skipped": skipped,
+        **(extra or {}),
+    }
+    ds = VUDataset.from_units(images, rows, split=split, extra=card_extra)
+    if out is not None:
+        ds.save(out)
+    return ds
+
+
+# ---- phantom --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhantomRecipe:
+    """Everything that determines a phantom dataset; ``name`` is its cache folder."""
+
+    name: str
+    n_patients: int
+    seed: int = 0
+    contrast: str = "T2"
+    config: ExtractConfig = field(default_factory=ExtractConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_patients": self.n_patients,
+            "seed": self.seed,
+            "contrast": self.contrast,
+            "extract": self.config.as_dict(),
+            "split": {"train": self.split.train, "holdout": self.split.holdout, "reference": self.split.reference, "seed": self.split.seed},
+        }
+
+
+#: The shipped demo dataset: 120 phantom patients (23 VUs each, C2/C3 ... L5/S1), seed 0.
+DEMO_PHANTOM = PhantomRecipe(name="phantom-demo-120-s0", n_patients=120, seed=0, contrast="T2")
+
+
+def build_phantom_dataset(
+    n_patients: int,
+    out: str | Path | None,
+    *,
+    seed: int = 0,
+    contrast: str = "T2",
+    config: ExtractConfig = ExtractConfig(),
+    split: SplitConfig = SplitConfig(),
+    workers: int | None = None,
+    progress: bool = True,
+    name: str | None = None,
+) -> VUDataset:
+    """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset."""
+    from synthvu_core.data import phantom
+
+    if n_patients < 1:
+        raise DataError(f"a phantom dataset needs at least one patient, got {n_patients}")
+    recipe = PhantomRecipe(name or f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
+    with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
+        phantom.write_cohort(tmp, n_patients, seed=seed, contrast=contrast, workers=workers)
+        return build_dataset(
+            tmp, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()}
+        )
+
+
+def cache_root() -> Path:
+    """``$SYNTHVU_CACHE`` or ``~/.cache/synthvu``."""
+    env = os.environ.get("SYNTHVU_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "synthvu"
+
+
+def demo_dataset(
+    expected_fingerprint: str | None = None, *, recipe: PhantomRecipe = DEMO_PHANTOM, progress: bool = False
+) -> VUDataset:
+    """The demo dataset, built on first use into ``<cache>/datasets/<recipe.name>`` (atomically).
+
+    Raises :class:`DataError` naming the folder when its fingerprint differs from ``expected_fingerprint``
+    (a generator trained on another build); deleting the folder rebuilds it.
+    """
+    folder = cache_root() / "datasets" / recipe.name
+    if (folder / "card.json").is_file():
+        ds = VUDataset.load(folder)
+    else:
+        ds = build_phantom_dataset(
+            recipe.n_patients,
+            folder,
+            seed=recipe.seed,
+            contrast=recipe.contrast,
+            config=recipe.config,
+            split=recipe.split,
+            progress=progress,
+            name=recipe.name,
+        )
+        ds = VUDataset.load(folder)
+    if expected_fingerprint is not None and ds.fingerprint != expected_fingerprint:
+        raise DataError(
+            f"{folder}: demo dataset fingerprint {ds.fingerprint} differs from the expected {expected_fingerprint} "
+            "(built by another code version?); delete the folder to rebuild it"
+        )
+    return ds

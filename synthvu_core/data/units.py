@@ -1,0 +1,224 @@
+"""VU geometry: body centroids, disc-centred (or body-centred) crops, intensity scaling.
+
+A **vertebral unit** (VU) is a stack of ``C`` parasagittal slices of ``H × W`` pixels cut out of a
+volume around the disc between two consecutive labelled bodies ``a`` / ``a+1``:
+
+* centre: the midpoint of the two bodies' centroids (world mm);
+* vertical axis ``u``: from the lower to the upper centroid (``align=True``, the default: every VU is
+  upright in its own frame whatever the lordosis or kyphosis) or the world's superior axis;
+* lateral axis ``l``: the world's left→right axis made orthogonal to ``u``; slice ``k`` lies at
+  ``(k - (C-1)/2) · slice_mm`` along ``l`` (slice 0 on the patient's left);
+* anterior axis ``a = u × l``.
+
+Every crop is laid out the same way for every subject and orientation of the file on disk:
+**row 0 is superior, column 0 is anterior** (anterior on the left, as in the published study's
+figures). The in-plane field of view is ``fov_factor ×`` the centroid distance (default 1.8: the disc
+in the middle, about half of each body above and below) or ``fixed_mm``. Pixels are sampled directly
+in world mm with trilinear interpolation (``scipy.ndimage.map_coordinates``, order 1), so no resampled
+copy of the volume is ever made and the file's orientation does not change the result.
+
+Intensities are scaled per volume: the ``percentiles`` (default 0.5 and 99.5) of the whole volume map
+to -1 and 1, values outside are clipped; points outside the volume read as -1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from synthvu_core import levels
+from synthvu_core.data.nifti import Volume
+from synthvu_core.errors import DataError
+
+MODES = ("disc", "body")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How VUs are cut. ``size`` is ``H`` (= ``W``) or ``(H, W)``; lengths in mm."""
+
+    slices: int = 9
+    size: int | tuple[int, int] = 64
+    slice_mm: float = 2.0
+    fov_factor: float = 1.8
+    fixed_mm: float | None = None
+    mode: str = "disc"
+    align: bool = True
+    percentiles: tuple[float, float] = (0.5, 99.5)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise DataError(f"unknown VU mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        h, w = self.shape[1:]
+        if self.slices < 1 or h < 2 or w < 2:
+            raise DataError(f"VU shape must be at least 1×2×2, got {self.shape}")
+        if self.slice_mm < 0 or self.fov_factor <= 0 or (self.fixed_mm is not None and self.fixed_mm <= 0):
+            raise DataError("slice_mm must be >= 0, fov_factor and fixed_mm > 0")
+        lo, hi = self.percentiles
+        if not 0 <= lo < hi <= 100:
+            raise DataError(f"intensity percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
+        h, w = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+        return int(self.slices), int(h), int(w)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slices": self.slices,
+            "size": list(self.shape[1:]),
+            "slice_mm": self.slice_mm,
+            "fov_factor": self.fov_factor,
+            "fixed_mm": self.fixed_mm,
+            "mode": self.mode,
+            "align": self.align,
+            "percentiles": list(self.percentiles),
+        }
+
+
+def body_centroids(volume: Volume) -> dict[int, np.ndarray]:
+    """World-mm centroid ``[3]`` of every labelled body, keyed by VerSe code (superior first)."""
+    idx = np.nonzero(volume.labels)
+    codes = volume.labels[idx].astype(np.int64)
+    counts = np.bincount(codes)
+    sums = np.stack([np.bincount(codes, weights=i.astype(np.float64), minlength=len(counts)) for i in idx], axis=1)
+    out: dict[int, np.ndarray] = {}
+    for c in levels.sort_codes(np.flatnonzero(counts)):
+        vox = sums[c] / counts[c]
+        out[c] = volume.affine[:3, :3] @ vox + volume.affine[:3, 3]
+    return out
+
+
+def intensity_window(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
+    """Intensities that map to -1 and 1 (percentiles of the volume; a regular subsample above 2 M voxels)."""
+    step = max(1, int(np.ceil((image.size / 2e6) ** (1 / 3))))
+    sample = image[::step, ::step, ::step]
+    lo, hi = np.percentile(sample, percentiles)
+    if not hi > lo:
+        lo, hi = float(image.min()), float(image.max())
+    return float(lo), float(hi)
+
+
+def unit_frame(upper: np.ndarray, lower: np.ndarray | None = None, *, align: bool = True) -> np.ndarray:
+    """Orthonormal world axes ``[3, 3]`` of a crop: rows ``(u superior, a anterior, l lateral → right)``.
+
+    ``u`` runs from ``lower`` to ``upper`` when ``align`` (else the world's superior axis).
+    """
+    if align and lower is not None:
+        u = np.asarray(upper, float) - np.asarray(lower, float)
+        n = np.linalg.norm(u)
+        u = u / n if n > 0 else np.array([0.0, 0.0, 1.0])
+    else:
+        u = np.array([0.0, 0.0, 1.0])
+    x = np.array([1.0, 0.0, 0.0])
+    lat = x - (x @ u) * u
+    if np.linalg.norm(lat) < 1e-3:  # vertical axis along left-right: fall back to the world's posterior axis
+        y = np.array([0.0, -1.0, 0.0])
+        lat = np.cross(u, y - (y @ u) * u)
+    lat /= np.linalg.norm(lat)
+    ant = np.cross(u, lat)
+    return np.stack([u, ant, lat])
+
+
+def sample_unit(
+    volume: Volume,
+    centre: np.ndarray,
+    frame: np.ndarray,
+    pixel_mm: float,
+    config: ExtractConfig,
+    window: tuple[float, float],
+) -> np.ndarray:
+    """Sample one crop: float32 ``[C, H, W]`` in [-1, 1] (row 0 superior, column 0 anterior)."""
+    from scipy.ndimage import map_coordinates
+
+    c, h, w = config.shape
+    t = (np.arange(c) - (c - 1) / 2) * config.slice_mm
+    r = ((h - 1) / 2 - np.arange(h)) * pixel_mm
+    q = ((w - 1) / 2 - np.arange(w)) * pixel_mm
+    u, a, lat = frame
+    pts = (
+        np.asarray(centre, float)[None, None, None, :]
+        + t[:, None, None, None] * lat
+        + r[None, :, None, None] * u
+        + q[None, None, :, None] * a
+    )
+    inv = np.linalg.inv(volume.affine)
+    vox = pts.reshape(-1, 3) @ inv[:3, :3].T + inv[:3, 3]
+    lo, hi = window
+    vals = map_coordinates(volume.image, vox.T, order=1, mode="constant", cval=lo, prefilter=False)
+    out = (vals.reshape(c, h, w) - lo) * (2.0 / (hi - lo)) - 1.0
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def extract_units(
+    volume: Volume, config: ExtractConfig = ExtractConfig(), *, patient_id: str | None = None
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Cut every VU of a volume: uint8 ``[n, C, H, W]`` (``x = u8 / 127.5 - 1``) and one table row per VU.
+
+    Disc mode gives one VU per pair of consecutive labelled bodies, body mode one per body with at
+    least one consecutive neighbour. Raises :class:`DataError` naming the label file when none is possible.
+    """
+    from synthvu_core.data.dataset import to_uint8
+
+    cents = body_centroids(volume)
+    pid = patient_id if patient_id is not None else volume.image_path.name.split("_")[0]
+    sites = []  # (level, upper, lower, centre, frame, distance)
+    if config.mode == "disc":
+        for a, b in levels.vu_pairs(cents):
+            dist = float(np.linalg.norm(cents[a] - cents[b]))
+            frame = unit_frame(cents[a], cents[b], align=config.align)
+            sites.append((levels.vu_name(a, b), a, b, (cents[a] + cents[b]) / 2, frame, dist))
+    else:
+        codes = list(cents)
+        for code in codes:
+            up = next((c for c in codes if levels.are_consecutive(c, code)), None)
+            down = next((c for c in codes if levels.are_consecutive(code, c)), None)
+            if up is None and down is None:
+                if config.fixed_mm is None:
+                    continue
+                sites.append((levels.name(code), code, code, cents[code], unit_frame(cents[code], align=False), 0.0))
+                continue
+            hi = cents[up] if up is not None else cents[code]
+            lo = cents[down] if down is not None else cents[code]
+            dists = [float(np.linalg.norm(cents[n] - cents[code])) for n in (up, down) if n is not None]
+            frame = unit_frame(hi, lo, align=config.align)
+            sites.append((levels.name(code), code, code, cents[code], frame, float(np.mean(dists))))
+    if not sites:
+        names = ", ".join(levels.name(c) for c in cents)
+        raise DataError(f"{volume.label_path}: labelled bodies ({names}) hold no two consecutive vertebrae: no VU possible")
+
+    window = intensity_window(volume.image, config.percentiles)
+    c, h, w = config.shape
+    images = np.empty((len(sites), c, h, w), dtype=np.uint8)
+    rows: list[dict[str, Any]] = []
+    for i, (level, a, b, centre, frame, dist) in enumerate(sites):
+        fov = float(config.fixed_mm) if config.fixed_mm is not None else config.fov_factor * dist
+        pixel = fov / h
+        images[i] = to_uint8(sample_unit(volume, centre, frame, pixel, config, window))
+        vox = volume.world_to_source_voxel(centre[None])[0]
+        rows.append(
+            {
+                "patient_id": str(pid),
+                "level": level,
+                "region": levels.region(level),
+                "source": volume.image_path.name,
+                "center_vox_0": round(float(vox[0]), 3),
+                "center_vox_1": round(float(vox[1]), 3),
+                "center_vox_2": round(float(vox[2]), 3),
+                "center_world_x": round(float(centre[0]), 3),
+                "center_world_y": round(float(centre[1]), 3),
+                "center_world_z": round(float(centre[2]), 3),
+                "spacing_mm": round(pixel, 4),
+                "slice_mm": float(config.slice_mm),
+                "crop_mm": round(fov, 3),
+                "label_source": volume.label_path.name,
+                "upper_code": int(a),
+                "lower_code": int(b),
+                "centroid_distance_mm": round(dist, 3),
+                "mode": config.mode,
+            }
+        )
+    return images, rows
