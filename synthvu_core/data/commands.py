@@ -1,9 +1,155 @@
-"""CLI subcommands of this area (argparse only at import time; heavy imports inside handlers)."""
+"""CLI subcommands ``data build``, ``data show`` and ``phantom`` (argparse only at import time)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    data = sub.add_parser("data", help="build and inspect VU datasets")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    build = dsub.add_parser("build", help="cut VUs out of NIfTI volumes (or a phantom cohort) into a dataset folder")
+    src = build.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", nargs="+", metavar="DIR", help="folder(s) holding image + label NIfTI pairs")
+    src.add_argument("--phantom", type=int, metavar="N", help="build from N procedural phantom patients instead")
+    build.add_argument("--out", required=True, metavar="DATASET", help="dataset folder to write (atomically)")
+    build.add_argument("--image-glob", default="*_img.nii.gz", help="image file pattern (default: %(default)s)")
+    build.add_argument("--label-glob", default="*_vert.nii.gz", help="label-map file pattern (default: %(default)s)")
+    build.add_argument("--patient-regex", default=r"^(?P<patient>[^_]+)", help="patient id from the image file name (group 'patient'; default: %(default)s)")
+    build.add_argument("--mapping", default=None, help="label mapping: JSON file or '1=L1,2=L2,...' (source label -> VerSe code or name)")
+    build.add_argument("--slices", type=int, default=9, help="parasagittal slices per VU (default: %(default)s)")
+    build.add_argument("--size", default="64", help="in-plane pixels, H or HxW (default: %(default)s)")
+    build.add_argument("--slice-mm", type=float, default=2.0, help="distance between slices in mm (default: %(default)s)")
+    build.add_argument("--fov-factor", type=float, default=1.8, help="field of view / centroid distance (default: %(default)s)")
+    build.add_argument("--fixed-mm", type=float, default=None, help="fixed in-plane field of view in mm instead of --fov-factor")
+    build.add_argument("--mode", choices=("disc", "body"), default="disc", help="centre on discs (VUs) or on bodies (default: %(default)s)")
+    build.add_argument("--no-align", action="store_true", help="keep the world's superior axis vertical instead of the centroid line")
+    build.add_argument("--split", default="0.6,0.2,0.2", help="patient-wise train,holdout,reference ratios (default: %(default)s)")
+    build.add_argument("--split-seed", type=int, default=0, help="seed of the patient split (default: %(default)s)")
+    build.add_argument("--seed", type=int, default=0, help="phantom seed (with --phantom; default: %(default)s)")
+    build.add_argument("--contrast", choices=("T1", "T2"), default="T2", help="phantom contrast (with --phantom)")
+    build.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    build.add_argument("--skip-bad", action="store_true", help="skip unreadable or invalid pairs and list them in the card")
+    build.set_defaults(func=_build)
+
+    show = dsub.add_parser("show", help="counts of a dataset; --json prints its card, --montage draws VUs per level")
+    show.add_argument("dataset", metavar="DATASET", help="dataset folder")
+    show.add_argument("--json", action="store_true", help="print the dataset card as JSON")
+    show.add_argument("--montage", metavar="FILE.png", default=None, help="write a PNG montage of VUs per level")
+    show.add_argument("--per-level", type=int, default=2, help="VUs per level in the montage (default: %(default)s)")
+    show.add_argument("--seed", type=int, default=0, help="which VUs the montage picks (default: %(default)s)")
+    show.set_defaults(func=_show)
+
+    ph = sub.add_parser("phantom", help="write a procedural spine phantom cohort as NIfTI (image + VerSe label map)")
+    ph.add_argument("--patients", type=int, required=True, metavar="N")
+    ph.add_argument("--out", required=True, metavar="DIR")
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--contrast", choices=("T1", "T2"), default="T2")
+    ph.add_argument("--workers", type=int, default=None)
+    ph.set_defaults(func=_phantom)
+
+
+def _parse_size(text: str) -> int | tuple[int, int]:
+    from synthvu_core.errors import DataError
+
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise DataError(f"--size {text!r}: expected H or HxW in pixels") from None
+    if len(nums) == 1:
+        return nums[0]
+    if len(nums) == 2:
+        return nums[0], nums[1]
+    raise DataError(f"--size {text!r}: expected H or HxW in pixels")
+
+
+def _parse_split(text: str, seed: int):
+    from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.errors import DataError
+
+    try:
+        ratios = [float(x) for x in text.split(",")]
+    except ValueError:
+        ratios = []
+    if len(ratios) != 3:
+        raise DataError(f"--split {text!r}: expected three ratios train,holdout,reference such as 0.6,0.2,0.2")
+    return SplitConfig(*ratios, seed=seed)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from synthvu_core.data.build import build_dataset, build_phantom_dataset
+    from synthvu_core.data.units import ExtractConfig
+
+    config = ExtractConfig(
+        slices=args.slices,
+        size=_parse_size(args.size),
+        slice_mm=args.slice_mm,
+        fov_factor=args.fov_factor,
+        fixed_mm=args.fixed_mm,
+        mode=args.mode,
+        align=not args.no_align,
+    )
+    split = _parse_split(args.split, args.split_seed)
+    if args.phantom is not None:
+        ds = build_phantom_dataset(
+            args.phantom, args.out, seed=args.seed, contrast=args.contrast, config=config, split=split, workers=args.workers
+        )
+    else:
+        ds = build_dataset(
+            args.images,
+            args.out,
+            config=config,
+            split=split,
+            image_glob=args.image_glob,
+            label_glob=args.label_glob,
+            patient_regex=args.patient_regex,
+            mapping=args.mapping,
+            workers=args.workers,
+            skip_bad=args.skip_bad,
+        )
+    print(f"{args.out}: {_summary(ds.card)}")
+    for s in ds.card.get("skipped", []):
+        print(f"  skipped {s['error']}")
+    return 0
+
+
+def _summary(card: dict) -> str:
+    c = card["counts"]
+    parts = ", ".join(f"{p} {v['patients']} patients / {v['units']} VUs" for p, v in c["per_split"].items())
+    return f"{c['units']} VUs {tuple(card['shape'])} from {c['patients']} patients ({parts}); fingerprint {card['fingerprint']}"
+
+
+def _show(args: argparse.Namespace) -> int:
+    from synthvu_core.data.dataset import VUDataset
+
+    ds = VUDataset.load(args.dataset)
+    if args.json:
+        print(json.dumps(ds.card, indent=2))
+    else:
+        print(f"{args.dataset}: {_summary(ds.card)}")
+        for level, n in ds.card["counts"]["per_level"].items():
+            print(f"  {level:>8}  {n}")
+        for s in ds.card.get("skipped", []):
+            print(f"  skipped {s['error']}")
+    if args.montage:
+        from synthvu_core.data.dataset import write_montage
+
+        write_montage(ds, args.montage, per_level=args.per_level, seed=args.seed)
+        print(f"montage: {args.montage}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _phantom(args: argparse.Namespace) -> int:
+    from synthvu_core.data import phantom
+    from synthvu_core.errors import DataError
+
+    if args.patients < 1:
+        raise DataError(f"--patients must be at least 1, got {args.patients}")
+    pairs = phantom.write_cohort(Path(args.out), args.patients, seed=args.seed, contrast=args.contrast, workers=args.workers)
+    print(f"{args.out}: {len(pairs)} phantom patients ({args.contrast}, seed {args.seed})")
+    return 0

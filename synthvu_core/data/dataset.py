@@ -236,3 +236,51 @@ def fingerprint(images: np.ndarray, units: Any) -> str:
     units[["patient_id", "level", "source"]].astype(str).to_csv(buf, index=False)
     h.update(buf.getvalue().encode())
     return h.hexdigest()[:16]
+
+
+def montage(dataset: VUDataset, *, per_level: int = 2, seed: int = 0, scale: int = 2) -> np.ndarray:
+    """A uint8 grey picture ``[rows, cols]`` of VUs per level: one VU per row, its C slices left to right.
+
+    Levels run superior first; within a level ``per_level`` VUs of different patients where possible
+    (seeded). A caption column names level and patient.
+    """
+    from PIL import Image, ImageDraw
+
+    u = dataset.units
+    rng = np.random.default_rng(seed)
+    picks: list[int] = []
+    for level in levels.sort_vus(u["level"].astype(str).unique()):
+        rows = np.flatnonzero(u["level"].astype(str).to_numpy() == level)
+        rows = rows[rng.permutation(len(rows))]
+        seen: set[str] = set()
+        chosen = [i for i in rows if not (u.at[i, "patient_id"] in seen or seen.add(u.at[i, "patient_id"]))]
+        chosen += [i for i in rows if i not in chosen]
+        picks.extend(sorted(chosen[:per_level], key=lambda i: str(u.at[i, "patient_id"])))
+    if not picks:
+        raise SelectionError("the dataset holds no VU to draw")
+    c, h, w = dataset.shape
+    gap, caption = 2, 120
+    tile_w, tile_h = w * scale, h * scale
+    canvas = np.full((len(picks) * (tile_h + gap) + gap, caption + c * (tile_w + gap) + gap), 255, np.uint8)
+    for r, i in enumerate(picks):
+        vu = np.asarray(dataset.images[i])
+        y = gap + r * (tile_h + gap)
+        for k in range(c):
+            x = caption + gap + k * (tile_w + gap)
+            canvas[y : y + tile_h, x : x + tile_w] = np.kron(vu[k], np.ones((scale, scale), np.uint8))
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    for r, i in enumerate(picks):
+        y = gap + r * (tile_h + gap) + tile_h // 2 - 12
+        draw.text((6, y), f"{u.at[i, 'level']}\n{u.at[i, 'patient_id']}", fill=0)
+    return np.asarray(img)
+
+
+def write_montage(dataset: VUDataset, path: str | Path, **kwargs: Any) -> Path:
+    """Write :func:`montage` as a PNG (atomically)."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(montage(dataset, **kwargs)).save(tmp, format="PNG")
+    return path

@@ -211,7 +211,7 @@ def extract_units(
                 "center_world_x": round(float(centre[0]), 3),
                 "center_world_y": round(float(centre[1]), 3),
                 "center_world_z": round(float(centre[2]), 3),
-                "spacing_mm": round(pixel, 4),
+                "spacing_mm": round(pixel, 6),
                 "slice_mm": float(config.slice_mm),
                 "crop_mm": round(fov, 3),
                 "label_source": volume.label_path.name,

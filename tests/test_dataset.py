@@ -1,0 +1,124 @@
+"""VUDataset: patient-wise seeded split, fingerprint, atomic save, clean failures, montage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthvu_core.data import dataset as dsmod
+from synthvu_core.data.dataset import SplitConfig, VUDataset, assign_split, montage, to_float, to_uint8, write_montage
+from synthvu_core.errors import DataError, SelectionError
+
+
+def _units(n_patients=10, per=3, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n_patients * per, 3, 8, 8), dtype=np.uint8)
+    levels_ = ["L1/L2", "L2/L3", "T12/L1"]
+    rows = [
+        {
+            "patient_id": f"p{p:02d}", "level": levels_[k % 3], "region": levels_[k % 3][0], "source": f"p{p:02d}_img.nii.gz",
+            "center_vox_0": 0.0, "center_vox_1": 0.0, "center_vox_2": 0.0, "center_world_x": 0.0, "center_world_y": 0.0,
+            "center_world_z": 0.0, "spacing_mm": 1.0, "slice_mm": 2.0, "crop_mm": 64.0,
+        }
+        for p in range(n_patients) for k in range(per)
+    ]
+    return images, pd.DataFrame(rows)
+
+
+def test_split_is_patient_wise_seeded_and_complete():
+    images, units = _units()
+    ds = VUDataset.from_units(images, units, split=SplitConfig(0.6, 0.2, 0.2, seed=3))
+    parts = {p: set(ds.units.loc[ds.indices(p), "patient_id"]) for p in ("train", "holdout", "reference")}
+    assert [len(v) for v in parts.values()] == [6, 2, 2]
+    assert not (parts["train"] & parts["holdout"]) and not (parts["train"] & parts["reference"])
+    assert sum(len(ds.indices(p)) for p in parts) == len(ds)
+    again = VUDataset.from_units(images, units, split=SplitConfig(0.6, 0.2, 0.2, seed=3))
+    assert again.card["split"] == ds.card["split"]
+    other = assign_split(units["patient_id"].tolist(), SplitConfig(seed=4))
+    assert other != assign_split(units["patient_id"].tolist(), SplitConfig(seed=3))
+    assert ds.fingerprint == again.fingerprint  # the split is not part of the fingerprint
+    with pytest.raises(SelectionError):
+        ds.indices("test")
+
+
+def test_uint8_round_trip_within_half_level():
+    x = np.linspace(-1, 1, 1001, dtype=np.float32)
+    assert np.abs(to_float(to_uint8(x)) - x).max() <= 0.5 / 127.5 + 1e-6
+
+
+def test_save_load_round_trip(tmp_path):
+    images, units = _units()
+    ds = VUDataset.from_units(images, units)
+    ds.save(tmp_path / "ds")
+    back = VUDataset.load(tmp_path / "ds")
+    assert back.fingerprint == ds.fingerprint and isinstance(back.images, np.memmap)
+    np.testing.assert_array_equal(back.images, images)
+    assert back.classes("region") == ["T", "L"] and back.classes("level") == ["T12/L1", "L1/L2", "L2/L3"]
+    assert back.labels("region").tolist() == [1, 1, 0] * 10
+    assert back.card["counts"]["per_level"] == {"T12/L1": 10, "L1/L2": 10, "L2/L3": 10}
+
+
+def test_interrupted_save_keeps_the_old_dataset(tmp_path, monkeypatch):
+    images, units = _units()
+    old = VUDataset.from_units(images, units)
+    old.save(tmp_path / "ds")
+    new = VUDataset.from_units(images[::-1].copy(), units)
+    calls = {"n": 0}
+    real_save = np.save
+
+    def failing_save(path, arr, *a, **k):  # writes half a file, then the disk "fills up"
+        calls["n"] += 1
+        real_save(path, arr[: len(arr) // 2], *a, **k)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(dsmod.np, "save", failing_save)
+    with pytest.raises(OSError):
+        new.save(tmp_path / "ds")
+    with pytest.raises(OSError):
+        new.save(tmp_path / "fresh")
+    monkeypatch.undo()
+    assert calls["n"] == 2
+    assert VUDataset.load(tmp_path / "ds").fingerprint == old.fingerprint
+    assert not (tmp_path / "fresh").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary left behind
+
+
+def test_half_written_folder_fails_cleanly(tmp_path):
+    images, units = _units()
+    VUDataset.from_units(images, units).save(tmp_path / "ds")
+    (tmp_path / "ds" / "card.json").unlink()
+    with pytest.raises(DataError, match="card.json is missing"):
+        VUDataset.load(tmp_path / "ds")
+    with pytest.raises(DataError, match="no VU dataset"):
+        VUDataset.load(tmp_path / "nothing")
+
+
+def test_truncated_images_fail_cleanly(tmp_path):
+    images, units = _units()
+    VUDataset.from_units(images, units).save(tmp_path / "ds")
+    f = tmp_path / "ds" / "images.npy"
+    f.write_bytes(f.read_bytes()[:200])
+    with pytest.raises(DataError, match="ds"):
+        VUDataset.load(tmp_path / "ds")
+
+
+def test_from_units_rejects_empty_and_incomplete_tables():
+    images, units = _units()
+    with pytest.raises(DataError, match="no vertebral units"):
+        VUDataset.from_units(images[:0], units.iloc[:0])
+    with pytest.raises(DataError, match="crop_mm"):
+        VUDataset.from_units(images, units.drop(columns=["crop_mm"]))
+
+
+def test_montage_one_row_per_picked_vu(tmp_path):
+    images, units = _units()
+    ds = VUDataset.from_units(images, units)
+    pic = montage(ds, per_level=2, scale=1)
+    c, h, w = ds.shape
+    assert pic.dtype == np.uint8 and pic.shape[0] == 3 * 2 * (h + 2) + 2  # 3 levels x 2 VUs
+    assert pic.shape[1] > c * w
+    write_montage(ds, tmp_path / "m.png", per_level=1)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "m.png").size[1] == 3 * (2 * h + 2) + 2
