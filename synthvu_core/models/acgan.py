@@ -1,0 +1,188 @@
+"""AC-GAN generators and discriminators for vertebral units.
+
+Two architectures share one interface:
+
+* ``pgan``: the published study's DCGAN-style AC-GAN, faithfully. G: 100-d Gaussian noise concatenated
+  with a one-hot class code, a 4x4 transposed convolution to a 4x4 map, then 4x4 stride-2 transposed
+  convolutions (widths 8n -> 4n -> 2n -> n -> C with n = 64 at 64x64: five in all), ReLU, Tanh out.
+  D: 4x4 stride-2 convolutions (n -> 2n -> 4n -> 8n), LeakyReLU 0.2, then two 4x4 heads (real/fake logit,
+  class logits). Batch norm off by default. Adam lr 1e-4 (both), batch 32, auxiliary weight 1.0.
+* ``default``: the same skeleton made lighter and DP-ready: width n = 32 (about 4x fewer generator FLOPs),
+  pixel norm in G (per-sample, so samples never depend on the batch), GroupNorm in D (works with
+  per-sample gradients, hence DP-SGD), Adam(0.5, 0.999) lr 2e-4, and an exponential moving average of
+  the generator weights (what is saved and sampled).
+
+The number of up/down-sampling stages follows from the image size: ``log2(H) - 2`` stride-2 stages
+(H = 32 -> 3, 64 -> 4, 128 -> 5), widths capped at 8n. Images must be square with a power-of-two
+side >= 16.
+
+Shapes: ``Generator(z [N, latent_dim], labels [N]) -> images [N, C, H, W]`` in [-1, 1];
+``Discriminator(images [N, C, H, W]) -> (real_logit [N], class_logits [N, K])``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+ARCHITECTURES: tuple[str, ...] = ("default", "pgan")
+
+
+@dataclass
+class ACGANConfig:
+    """Architecture hyper-parameters (stored in the card under ``architecture``)."""
+
+    name: str = "default"
+    shape: tuple[int, int, int] = (9, 64, 64)  # C, H, W
+    n_classes: int = 3
+    latent_dim: int = 100
+    width: int = 32  # n: the generator's narrowest width
+    d_width: int = 32  # the discriminator's first width
+    g_norm: str = "pixel"  # none | batch | pixel
+    d_norm: str = "group"  # none | batch | group
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    aux_weight: float = 1.0
+    ema: float = 0.999  # 0 = no moving average of G
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        stages(self.shape)  # validates
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ACGANConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def architecture(name: str, shape: tuple[int, int, int], n_classes: int, **overrides: Any) -> ACGANConfig:
+    """The named architecture's configuration for a dataset shape and class count."""
+    if name == "pgan":
+        base = dict(width=64, d_width=64, g_norm="none", d_norm="none", lr=1e-4, betas=(0.5, 0.999), ema=0.0)
+    elif name == "default":
+        base = {}
+    else:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return ACGANConfig(name=name, shape=tuple(shape), n_classes=int(n_classes), **base)
+
+
+def stages(shape: tuple[int, int, int]) -> int:
+    """Number of stride-2 stages for a ``[C, H, W]`` shape (H = W = 2^k, k >= 4)."""
+    _, h, w = shape
+    k = int(round(math.log2(h))) if h > 0 else 0
+    if h != w or 2**k != h or h < 16:
+        raise ValueError(f"VU images must be square with a power-of-two side >= 16, got {h}x{w}")
+    return k - 2
+
+
+def _widths(n: int, k: int) -> list[int]:
+    """Feature widths from the 4x4 map outwards: [8n, 4n, 2n, n] for k = 4 (capped at 8n)."""
+    return [n * min(8, 2 ** (k - 1 - i)) for i in range(k)]
+
+
+class PixelNorm(nn.Module):
+    """Per-pixel feature normalisation (ProGAN); per sample, so batch-independent."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+def _g_norm(kind: str, c: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    if kind == "pixel":
+        return PixelNorm()
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown generator norm {kind!r}")
+
+
+def _d_norm(kind: str, c: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    if kind == "group":
+        return nn.GroupNorm(min(32, max(1, c // 4)), c)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown discriminator norm {kind!r}")
+
+
+class Generator(nn.Module):
+    """``(z [N, latent_dim], labels [N] int) -> images [N, C, H, W]`` in [-1, 1]."""
+
+    def __init__(self, config: ACGANConfig):
+        super().__init__()
+        self.config = config
+        c, _, _ = config.shape
+        k = stages(config.shape)
+        widths = _widths(config.width, k)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(config.latent_dim + config.n_classes, widths[0], 4, 1, 0, bias=config.g_norm != "batch"),
+            _g_norm(config.g_norm, widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=config.g_norm != "batch"), _g_norm(config.g_norm, b), nn.ReLU(inplace=True)]
+        layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        onehot = torch.nn.functional.one_hot(labels.long(), self.config.n_classes).to(z.dtype)
+        return self.net(torch.cat([z, onehot], dim=1)[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """``images [N, C, H, W] -> (real_logit [N], class_logits [N, K])``."""
+
+    def __init__(self, config: ACGANConfig):
+        super().__init__()
+        self.config = config
+        c, _, _ = config.shape
+        k = stages(config.shape)
+        widths = _widths(config.d_width, k)[::-1]  # n, 2n, 4n, 8n
+        layers: list[nn.Module] = []
+        prev = c
+        for i, w in enumerate(widths):
+            norm = nn.Identity() if i == 0 else _d_norm(config.d_norm, w)
+            layers += [nn.Conv2d(prev, w, 4, 2, 1, bias=not isinstance(norm, nn.BatchNorm2d)), norm, nn.LeakyReLU(0.2)]
+            prev = w
+        self.body = nn.Sequential(*layers)
+        self.adv_head = nn.Conv2d(prev, 1, 4, 1, 0)
+        self.class_head = nn.Conv2d(prev, config.n_classes, 4, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.adv_head(h).flatten(1)[:, 0], self.class_head(h).flatten(1)
+
+
+def build(config: ACGANConfig, seed: int = 0) -> tuple[Generator, Discriminator]:
+    """Seeded construction of a generator and a discriminator (DCGAN init: N(0, 0.02) convolutions)."""
+    g = torch.Generator().manual_seed(int(seed))
+    gen, disc = Generator(config), Discriminator(config)
+    for module in (*gen.modules(), *disc.modules()):
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=g) * 0.02)
+                if module.bias is not None:
+                    module.bias.zero_()
+        elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm) and module.weight is not None:
+            with torch.no_grad():
+                module.weight.copy_(1.0 + torch.randn(module.weight.shape, generator=g) * 0.02)
+                module.bias.zero_()
+    return gen, disc
+
+
+def n_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
