@@ -81,6 +81,15 @@ def _data(img, path: Path, what: str) -> np.ndarray:
         raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({type(e).__name__}: {e})") from None
 
 
+def _label_values(lab: np.ndarray) -> list[int]:
+    """Distinct values of an integer array (a histogram when the range is small: much faster than np.unique)."""
+    lo, hi = int(lab.min()), int(lab.max())
+    if hi - lo <= 65535:
+        counts = np.bincount((lab.ravel() - lo) if lo else lab.ravel().astype(np.intp, copy=False), minlength=hi - lo + 1)
+        return [int(v) + lo for v in np.flatnonzero(counts)]
+    return [int(v) for v in np.unique(lab)]
+
+
 def load_pair(
     image: str | Path,
     labels: str | Path,
@@ -126,21 +135,20 @@ def load_pair(
             raise DataError(f"{labels}: label map data type {lab.dtype} is not integer")
         if not np.array_equal(lab, np.round(lab)):
             raise DataError(f"{labels}: label map holds non-integer values (is it an image, not a label map?)")
-    lab = lab.astype(np.int64, copy=False)
-    present = np.unique(lab)
-    present = [int(c) for c in present if c != 0]
+    lab = lab.astype(np.int64, copy=False) if lab.dtype.kind not in "iu" or lab.dtype.itemsize > 4 else lab
+    present = [c for c in _label_values(lab) if c != 0]
     if not present:
         raise DataError(f"{labels}: label map is empty (no labelled vertebral body)")
     if mapping:
         unmapped = [c for c in present if c not in mapping]
         if unmapped:
             raise DataError(f"{labels}: label values {unmapped} are not in the label mapping")
+        if min(present) < 0:
+            raise DataError(f"{labels}: negative label values {[c for c in present if c < 0]}")
         lut = np.zeros(max(present) + 1, dtype=np.int64)
         for src, dst in mapping.items():
             if 0 <= src < len(lut):
                 lut[src] = dst
-        if min(present) < 0:
-            raise DataError(f"{labels}: negative label values {[c for c in present if c < 0]}")
         lab = lut[lab]
         present = sorted({int(mapping[c]) for c in present})
     unknown = [c for c in present if not levels.is_known(c)]
