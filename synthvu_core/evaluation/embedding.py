@@ -1,0 +1,79 @@
+"""UMAP overlay: fitted on real training VUs, synthetic VUs projected in (the published study).
+
+Features are the flattened VU pixels (the study's choice; ``features="embedding"`` uses the
+classifier embedding instead), reduced by PCA (fitted on the same set as UMAP) to at most 50
+dimensions, then UMAP with ``n_neighbors=20, min_dist=0.0`` and a fixed seed. ``joint=True`` fits
+PCA and UMAP on real training and synthetic VUs together (a toggle; the default follows the study).
+No reported number is computed from these 2-D coordinates except the study's UMAP-space attacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class UMAPConfig:
+    n_neighbors: int = 20
+    min_dist: float = 0.0
+    pca_dims: int = 50
+    joint: bool = False
+    features: str = "pixel"  # "pixel" | "embedding"
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    from synthvu_core.evaluation.encoder import as_float
+
+    return as_float(x).reshape(len(x), -1)
+
+
+@dataclass
+class UMAPProjection:
+    """A fitted PCA + UMAP; :meth:`transform` maps ``[n, ...]`` features to ``[n, 2]``."""
+
+    pca: Any
+    umap: Any
+    fitted_on: str  # "real_train" | "joint"
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.empty((0, 2), dtype=np.float32)
+        return np.asarray(self.umap.transform(self.pca.transform(_flat(x))), dtype=np.float32)
+
+
+def fit_umap(
+    real_train: np.ndarray, synthetic: np.ndarray | None = None, *, config: UMAPConfig = UMAPConfig(), seed: int = 0
+) -> tuple[UMAPProjection | None, np.ndarray | None, np.ndarray | None, str | None]:
+    """Fit on ``real_train`` (or real + synthetic when ``config.joint``).
+
+    Returns ``(projection, real_2d [n, 2], synthetic_2d [m, 2] or None, None)`` or
+    ``(None, None, None, reason)`` when there are too few points for a neighbour graph.
+    """
+    import warnings
+
+    from sklearn.decomposition import PCA
+
+    n = len(real_train)
+    if n < 5:
+        return None, None, None, f"UMAP needs at least 5 real training VUs (have {n})"
+    import umap
+
+    real = _flat(real_train)
+    syn = _flat(synthetic) if synthetic is not None and len(synthetic) else None
+    fit_x = np.concatenate([real, syn]) if config.joint and syn is not None else real
+    k = int(min(config.pca_dims, fit_x.shape[1], len(fit_x) - 1))
+    pca = PCA(n_components=k, random_state=seed, svd_solver="randomized" if k < min(fit_x.shape) // 2 else "auto").fit(fit_x)
+    reducer = umap.UMAP(
+        n_neighbors=int(min(config.n_neighbors, len(fit_x) - 1)), min_dist=config.min_dist, n_components=2, random_state=seed
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and similar notices
+        coords = np.asarray(reducer.fit_transform(pca.transform(fit_x)), dtype=np.float32)
+        proj = UMAPProjection(pca, reducer, "joint" if config.joint and syn is not None else "real_train")
+        if config.joint and syn is not None:
+            return proj, coords[:n], coords[n:], None
+        syn_2d = proj.transform(synthetic) if syn is not None else None
+    return proj, coords, syn_2d, None

@@ -1,0 +1,450 @@
+"""Membership attacks against the training patients, and the metrics that judge them.
+
+Candidates are VUs of training patients (members, label 1) and of holdout patients (non-members,
+label 0). Every attack gives each candidate a score, higher meaning "more likely a member":
+
+* ``pairwise`` (the published study; distance to closest record, GAN-Leaks full black-box):
+  score = ``-(d_min(x) / median_j d(x, s_j))`` over all synthetic ``s_j``.
+* ``distribution`` (the published study; Monte-Carlo attack, Hilprecht et al. 2019): the number of
+  synthetic samples within ``eps`` of ``x``, ``eps`` = a quantile (1 % in pixel/embedding space,
+  0.1 % in UMAP space) of all candidate-synthetic distances.
+* ``domias`` (van Breugel et al. 2023): ``log p_synth(x) - log p_reference(x)`` by Gaussian KDE in
+  a PCA-reduced embedding space; the reference set is real data disjoint from the candidates.
+* ``discriminator`` (LOGAN white-box, Hayes et al. 2019): the discriminator's real-probability.
+
+Distances are exact Euclidean distances computed in float32 blocks (candidates x synthetic), so
+memory stays bounded (a 20k x 20k problem never holds the full matrix): per candidate block the
+running minimum, the exact median (k-th values) and the smallest distances needed for the global
+quantile are kept.
+
+Metrics (:func:`membership_metrics`): ROC (scikit-learn), AUC with a patient-cluster bootstrap 95 %
+CI, TPR at 1 % / 0.1 % FPR on the linearly interpolated ROC, the study's top-k share (k = number of
+members; ties shared in expectation) and the same at patient level (mean of a patient's VU scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: FPR levels reported as ``tpr_at_1pct_fpr`` / ``tpr_at_0.1pct_fpr``.
+FPR_LEVELS: dict[str, float] = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.001}
+
+
+# ---- distances ----------------------------------------------------------------------------
+
+
+def _block(x: np.ndarray, start: int, stop: int, offset: np.ndarray | None) -> Any:
+    """Rows ``start:stop`` of ``x`` as a float32 torch matrix ``[n, D]`` (uint8 -> [-1, 1])."""
+    import torch
+
+    b = np.asarray(x[start:stop])
+    b = b.reshape(len(b), -1)
+    if b.dtype == np.uint8:
+        b = b.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    b = b.astype(np.float32, copy=False)
+    if offset is not None:
+        b = b - offset
+    return torch.from_numpy(np.ascontiguousarray(b))
+
+
+def distance_blocks(
+    candidates: np.ndarray, synthetic: np.ndarray, *, chunk: int = 256, synthetic_chunk: int = 4096
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Exact Euclidean distances, one candidate block at a time.
+
+    ``candidates`` ``[n, ...]`` and ``synthetic`` ``[m, ...]`` (float, or uint8 read as [-1, 1]) are
+    flattened. Yields ``(start, D)`` with ``D`` float32 ``[b, m]`` for candidate rows
+    ``start:start+b``; memory is ``chunk x m`` floats plus one synthetic block. Both sets are
+    centred on the synthetic mean first, which keeps float32 matrix products precise.
+    """
+    import torch
+
+    n, m = len(candidates), len(synthetic)
+    if n == 0 or m == 0:
+        return
+    offset = np.zeros(int(np.prod(np.shape(synthetic)[1:])), dtype=np.float64)
+    for s in range(0, m, synthetic_chunk):
+        offset += _block(synthetic, s, min(m, s + synthetic_chunk), None).double().sum(0).numpy()
+    offset = (offset / m).astype(np.float32)
+    single = m <= synthetic_chunk
+    syn_full = _block(synthetic, 0, m, offset) if single else None
+    for start in range(0, n, chunk):
+        c = _block(candidates, start, min(n, start + chunk), offset)
+        if single:
+            d = torch.cdist(c, syn_full)
+        else:
+            d = torch.cat(
+                [torch.cdist(c, _block(synthetic, s, min(m, s + synthetic_chunk), offset)) for s in range(0, m, synthetic_chunk)],
+                dim=1,
+            )
+        yield start, d.clamp_min_(0).numpy()
+
+
+@dataclass
+class DistanceSummary:
+    """Per-candidate summaries of the candidate x synthetic distances in one space.
+
+    ``d_min`` / ``nearest`` / ``median`` ``[n]``; ``eps`` (per requested quantile) and ``counts``
+    ``[n]`` = number of synthetic within ``eps`` (``<=``).
+    """
+
+    d_min: np.ndarray
+    nearest: np.ndarray
+    median: np.ndarray
+    eps: dict[float, float] = field(default_factory=dict)
+    counts: dict[float, np.ndarray] = field(default_factory=dict)
+
+
+class _SmallestKeeper:
+    """Keep the ``m`` smallest values of a stream with their row ids (exact global quantiles)."""
+
+    def __init__(self, m: int):
+        self.m = m
+        self.values = np.empty(0, dtype=np.float32)
+        self.rows = np.empty(0, dtype=np.int64)
+
+    def add(self, block: np.ndarray, row0: int) -> None:
+        flat = block.ravel()
+        rows = np.repeat(np.arange(row0, row0 + block.shape[0]), block.shape[1])
+        if len(self.values) >= self.m:
+            keep = flat <= self.values.max()
+            flat, rows = flat[keep], rows[keep]
+        v = np.concatenate([self.values, flat])
+        r = np.concatenate([self.rows, rows])
+        if len(v) > self.m:
+            part = np.argpartition(v, self.m - 1)[: self.m]
+            v, r = v[part], r[part]
+        self.values, self.rows = v, r
+
+
+def _quantile_position(q: float, total: int) -> tuple[int, int, float]:
+    """numpy's linear quantile: sorted positions ``lo``, ``hi`` and the weight of ``hi``."""
+    pos = q * (total - 1)
+    lo = int(np.floor(pos))
+    return lo, min(lo + 1, total - 1), pos - lo
+
+
+def summarise_distances(
+    candidates: np.ndarray, synthetic: np.ndarray, *, quantiles: tuple[float, ...] = (0.01,), chunk: int = 256
+) -> DistanceSummary:
+    """Nearest synthetic, median distance and within-``eps`` counts for every candidate.
+
+    ``eps`` for quantile ``q`` is the ``q``-quantile (numpy's linear definition) of all ``n x m``
+    candidate-synthetic distances, computed exactly from the smallest distances kept while
+    streaming. When distances tie at ``eps`` beyond what was kept, a second pass counts exactly.
+    """
+    n, m = len(candidates), len(synthetic)
+    total = n * m
+    d_min = np.empty(n, dtype=np.float64)
+    nearest = np.empty(n, dtype=np.int64)
+    median = np.empty(n, dtype=np.float64)
+    need = {q: _quantile_position(q, total)[1] + 1 for q in quantiles}
+    keep = _SmallestKeeper(max(need.values()) + 1) if quantiles else None
+    lo_k, hi_k = (m - 1) // 2, m // 2
+    for start, d in distance_blocks(candidates, synthetic, chunk=chunk):
+        b = d.shape[0]
+        arg = d.argmin(1)
+        nearest[start : start + b] = arg
+        d_min[start : start + b] = d[np.arange(b), arg]
+        part = np.partition(d, (lo_k, hi_k), axis=1)
+        median[start : start + b] = 0.5 * (part[:, lo_k].astype(np.float64) + part[:, hi_k])
+        if keep is not None:
+            keep.add(d, start)
+    out = DistanceSummary(d_min=d_min, nearest=nearest, median=median)
+    if keep is None:
+        return out
+    order = np.argsort(keep.values, kind="stable")
+    vals, rows = keep.values[order], keep.rows[order]
+    for q in quantiles:
+        lo, hi, w = _quantile_position(q, total)
+        eps = float(vals[lo]) * (1 - w) + float(vals[hi]) * w
+        out.eps[q] = eps
+        complete = len(vals) == total or vals[-1] > eps
+        if complete:
+            out.counts[q] = np.bincount(rows[vals <= eps], minlength=n).astype(np.float64)
+        else:  # ties at eps beyond the kept values: count in a second pass
+            counts = np.zeros(n, dtype=np.float64)
+            for start, d in distance_blocks(candidates, synthetic, chunk=chunk):
+                counts[start : start + d.shape[0]] = (d <= eps).sum(1)
+            out.counts[q] = counts
+    return out
+
+
+# ---- attacks ------------------------------------------------------------------------------
+
+
+def pairwise_scores(summary: DistanceSummary) -> tuple[np.ndarray, np.ndarray]:
+    """Pairwise attack: ``ratio = d_min / median`` and ``score = -ratio`` (both ``[n]``).
+
+    A median of zero (more than half of the synthetic set identical to the candidate) gives ratio 0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(summary.median > 0, summary.d_min / np.where(summary.median > 0, summary.median, 1), 0.0)
+    return -ratio, ratio
+
+
+def domias_scores(
+    candidates: np.ndarray, synthetic: np.ndarray, reference: np.ndarray, *, dims: int = 5, min_points: int = 20, seed: int = 0
+) -> tuple[np.ndarray | None, str | None]:
+    """DOMIAS: ``log p_synth(x) - log p_reference(x)`` by Gaussian KDE (Scott bandwidth).
+
+    Features ``[n, D]`` are reduced by PCA fitted on synthetic + reference together to at most
+    ``dims`` dimensions (and fewer than either set's size minus one, so both covariances are full
+    rank). Returns ``(scores [n], None)`` or ``(None, reason)`` when either set is too small.
+    """
+    from scipy.stats import gaussian_kde
+    from sklearn.decomposition import PCA
+
+    n_syn, n_ref = len(synthetic), len(reference)
+    if n_ref < min_points or n_syn < min_points:
+        return None, f"needs at least {min_points} reference and synthetic points for a KDE (have {n_ref} reference, {n_syn} synthetic)"
+    cand = np.asarray(candidates, dtype=np.float64).reshape(len(candidates), -1)
+    syn = np.asarray(synthetic, dtype=np.float64).reshape(n_syn, -1)
+    ref = np.asarray(reference, dtype=np.float64).reshape(n_ref, -1)
+    k = int(min(dims, cand.shape[1], n_ref - 2, n_syn - 2))
+    pca = PCA(n_components=k, random_state=seed).fit(np.concatenate([syn, ref]))
+    try:
+        kde_syn = gaussian_kde(pca.transform(syn).T)
+        kde_ref = gaussian_kde(pca.transform(ref).T)
+    except np.linalg.LinAlgError as e:
+        return None, f"KDE covariance is singular ({e})"
+    c = pca.transform(cand).T
+    return kde_syn.logpdf(c) - kde_ref.logpdf(c), None
+
+
+def discriminator_scores(discriminator: Any, images: np.ndarray, *, batch: int = 256) -> np.ndarray:
+    """Discriminator attack: ``sigmoid(real_logit)`` for every image ``[n, C, H, W]`` -> ``[n]``.
+
+    ``discriminator(x)`` returns ``(real_logit [n], class_logits [n, K])`` (or a real logit alone).
+    """
+    import torch
+
+    out = []
+    was_training = getattr(discriminator, "training", False)
+    if hasattr(discriminator, "eval"):
+        discriminator.eval()
+    with torch.no_grad():
+        for s in range(0, len(images), batch):
+            x = _block(images, s, min(len(images), s + batch), None).reshape(-1, *np.shape(images)[1:])
+            res = discriminator(x)
+            logit = res[0] if isinstance(res, tuple | list) else res
+            out.append(torch.sigmoid(logit.reshape(-1).float()).numpy())
+    if was_training and hasattr(discriminator, "train"):
+        discriminator.train()
+    return np.concatenate(out).astype(np.float64) if out else np.empty(0)
+
+
+# ---- metrics ------------------------------------------------------------------------------
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
+    """TPR of the linearly interpolated ROC at ``level`` FPR.
+
+    ``fpr``/``tpr`` as returned by :func:`sklearn.metrics.roc_curve` (non-decreasing). Where the curve
+    has a vertical segment at exactly ``level``, its top is taken.
+    """
+    fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
+    i = int(np.searchsorted(fpr, level, side="right") - 1)
+    if i < 0:
+        return 0.0
+    if fpr[i] == level or i == len(fpr) - 1:
+        return float(tpr[i])
+    w = (level - fpr[i]) / (fpr[i + 1] - fpr[i])
+    return float(tpr[i] + w * (tpr[i + 1] - tpr[i]))
+
+
+def topk_share(scores: np.ndarray, is_member: np.ndarray, k: int | None = None) -> float:
+    """Share of members among the ``k`` highest scores (default ``k`` = number of members).
+
+    Scores tied at the cut-off are shared in expectation (as if ties were broken at random).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    member = np.asarray(is_member, dtype=bool)
+    k = int(member.sum()) if k is None else int(k)
+    if k <= 0:
+        return float("nan")
+    cut = np.sort(scores)[::-1][k - 1]
+    above = scores > cut
+    tied = scores == cut
+    take = k - int(above.sum())
+    share = member[above].sum() + take * member[tied].sum() / tied.sum()
+    return float(share / k)
+
+
+def patient_scores(scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patient-level scores: mean of a patient's VU scores.
+
+    Returns ``(patients [p], scores [p], is_member [p])``, patients sorted.
+    """
+    patient = np.asarray(patient).astype(str)
+    names, inv = np.unique(patient, return_inverse=True)
+    sums = np.bincount(inv, weights=np.asarray(scores, dtype=np.float64), minlength=len(names))
+    cnt = np.bincount(inv, minlength=len(names))
+    member = np.zeros(len(names), dtype=bool)
+    member[inv] = np.asarray(is_member, dtype=bool)
+    return names, sums / cnt, member
+
+
+def _auc_by_ranks(scores: np.ndarray, member: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    n1 = int(member.sum())
+    n0 = len(member) - n1
+    r = rankdata(scores)
+    return float((r[member].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def bootstrap_auc_ci(
+    scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float | None, float | None, str | None]:
+    """Percentile CI of the VU-level AUC by a patient-cluster bootstrap, stratified by membership.
+
+    Patients (not VUs) are resampled with replacement within members and within non-members, since
+    a patient's VUs are not independent. Returns ``(low, high, None)`` or ``(None, None, reason)``
+    when either group has fewer than 2 patients.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    member = np.asarray(is_member, dtype=bool)
+    patient = np.asarray(patient).astype(str)
+    names, inv = np.unique(patient, return_inverse=True)
+    rows = [np.flatnonzero(inv == i) for i in range(len(names))]
+    pmember = np.array([member[r[0]] for r in rows])
+    groups = [np.flatnonzero(pmember), np.flatnonzero(~pmember)]
+    if min(len(g) for g in groups) < 2:
+        return None, None, "a patient-level bootstrap needs at least 2 member and 2 non-member patients"
+    rng = np.random.default_rng(seed)
+    aucs = np.empty(n_boot)
+    for b in range(n_boot):
+        pick = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        idx = np.concatenate([rows[p] for p in pick])
+        aucs[b] = _auc_by_ranks(scores[idx], member[idx])
+    a = (1 - level) / 2
+    return float(np.quantile(aucs, a)), float(np.quantile(aucs, 1 - a)), None
+
+
+@dataclass
+class AttackResult:
+    """Metrics of one attack in one space: scalars (metric -> float or None) and arrays."""
+
+    scalars: dict[str, float | None]
+    arrays: dict[str, np.ndarray]
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def membership_metrics(
+    scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray, *, n_boot: int = 1000, seed: int = 0
+) -> AttackResult:
+    """ROC, AUC (+ bootstrap CI), TPR at 1 % / 0.1 % FPR, top-k share, and patient-level AUC / TPR.
+
+    ``scores``, ``is_member``, ``patient`` are ``[n]`` over the candidates.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    scores = np.asarray(scores, dtype=np.float64)
+    member = np.asarray(is_member, dtype=bool)
+    res = AttackResult(scalars={}, arrays={"scores": scores})
+    keys = ["auc", "auc_ci_low", "auc_ci_high", *FPR_LEVELS, "topk_share", "patient_auc", "patient_tpr_at_1pct_fpr"]
+    if member.all() or not member.any() or not np.isfinite(scores).all():
+        why = "scores are not all finite" if not np.isfinite(scores).all() else "needs both members and non-members"
+        for k in keys:
+            res.scalars[k] = None
+            res.reasons[k] = why
+        return res
+    fpr, tpr, _ = roc_curve(member, scores, drop_intermediate=False)
+    res.scalars["auc"] = float(roc_auc_score(member, scores))
+    low, high, why = bootstrap_auc_ci(scores, member, patient, n_boot=n_boot, seed=seed)
+    res.scalars["auc_ci_low"], res.scalars["auc_ci_high"] = low, high
+    if why:
+        res.reasons["auc_ci_low"] = res.reasons["auc_ci_high"] = why
+    for key, level in FPR_LEVELS.items():
+        res.scalars[key] = tpr_at_fpr(fpr, tpr, level)
+    res.scalars["topk_share"] = topk_share(scores, member)
+    fpr_s, tpr_s, _ = roc_curve(member, scores)
+    res.arrays["roc_fpr"], res.arrays["roc_tpr"] = fpr_s, tpr_s
+    names, pscores, pmember = patient_scores(scores, member, patient)
+    res.arrays["patient_scores"] = pscores
+    if pmember.all() or not pmember.any():
+        res.scalars["patient_auc"] = res.scalars["patient_tpr_at_1pct_fpr"] = None
+        res.reasons["patient_auc"] = res.reasons["patient_tpr_at_1pct_fpr"] = "needs member and non-member patients"
+    else:
+        res.scalars["patient_auc"] = float(roc_auc_score(pmember, pscores))
+        pf, pt, _ = roc_curve(pmember, pscores, drop_intermediate=False)
+        res.scalars["patient_tpr_at_1pct_fpr"] = tpr_at_fpr(pf, pt, 0.01)
+    return res
+
+
+# ---- all attacks ---------------------------------------------------------------------------
+
+#: Quantile of all candidate-synthetic distances used as the distribution attack's eps, per space.
+DISTRIBUTION_QUANTILE: dict[str, float] = {"pixel": 0.01, "embedding": 0.01, "umap": 0.001}
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Settings of the membership attacks."""
+
+    n_boot: int = 1000
+    domias_dims: int = 5
+    domias_min_points: int = 20
+    n_closest: int = 64
+    chunk: int = 256
+
+
+def run_attacks(
+    *,
+    is_member: np.ndarray,
+    patient: np.ndarray,
+    spaces: dict[str, tuple[np.ndarray, np.ndarray]],
+    reference_embedding: np.ndarray | None = None,
+    discriminator_images: np.ndarray | None = None,
+    discriminator: Any = None,
+    config: PrivacyConfig = PrivacyConfig(),
+    seed: int = 0,
+    progress: Any = None,
+) -> tuple[dict[str, AttackResult], dict[str, str], dict[str, np.ndarray]]:
+    """Run every attack in every space given.
+
+    ``spaces`` maps a space name (``pixel``, ``embedding``, ``umap``) to ``(candidates [n, ...],
+    synthetic [m, ...])``. ``reference_embedding`` ``[r, D]`` enables DOMIAS (embedding space);
+    ``discriminator`` with ``discriminator_images`` (the candidates ``[n, C, H, W]``) enables the
+    white-box attack. Returns ``({"attack/space": result}, {"attack/space": reason skipped},
+    closest-pair arrays)``.
+    """
+    results: dict[str, AttackResult] = {}
+    skipped: dict[str, str] = {}
+    extra: dict[str, np.ndarray] = {}
+    for space, (cand, syn) in spaces.items():
+        q = DISTRIBUTION_QUANTILE.get(space, 0.01)
+        summ = summarise_distances(cand, syn, quantiles=(q,), chunk=config.chunk)
+        score, ratio = pairwise_scores(summ)
+        r = membership_metrics(score, is_member, patient, n_boot=config.n_boot, seed=seed)
+        r.arrays.update(ratio=ratio, d_min=summ.d_min, nearest=summ.nearest)
+        results[f"pairwise/{space}"] = r
+        r = membership_metrics(summ.counts[q], is_member, patient, n_boot=config.n_boot, seed=seed)
+        r.arrays["eps"] = np.array([summ.eps[q]])
+        results[f"distribution/{space}"] = r
+        if space == "pixel" or (not extra and space == next(iter(spaces))):
+            order = np.argsort(summ.d_min, kind="stable")[: config.n_closest]
+            extra = {"candidate_index": order, "synthetic_index": summ.nearest[order], "distance": summ.d_min[order]}
+        if progress is not None:
+            progress.update(1)
+    if "embedding" in spaces:
+        if reference_embedding is None:
+            skipped["domias/embedding"] = "no reference split (real data disjoint from the candidates)"
+        else:
+            cand, syn = spaces["embedding"]
+            s, why = domias_scores(cand, syn, reference_embedding, dims=config.domias_dims, min_points=config.domias_min_points, seed=seed)
+            if s is None:
+                skipped["domias/embedding"] = why or "not computed"
+            else:
+                results["domias/embedding"] = membership_metrics(s, is_member, patient, n_boot=config.n_boot, seed=seed)
+    if discriminator is None:
+        skipped["discriminator/pixel"] = "no discriminator was kept with this generator"
+    elif discriminator_images is not None:
+        s = discriminator_scores(discriminator, discriminator_images)
+        results["discriminator/pixel"] = membership_metrics(s, is_member, patient, n_boot=config.n_boot, seed=seed)
+    return results, skipped, extra

@@ -1,0 +1,41 @@
+import numpy as np
+import torch
+from evaluation_fixtures import structured_dataset
+
+from synthvu_core.evaluation import encoder as enc
+
+torch.set_num_threads(1)
+CFG = enc.EncoderConfig(epochs=4, width=8, embed_dim=16)
+
+
+def test_classifier_learns_region_and_embeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path))
+    ds = structured_dataset(20)
+    classes = ds.classes("region")
+    model = enc.real_classifier(ds, "region", classes, seed=0, config=CFG)
+    hold = ds.indices("holdout")
+    acc = (enc.predict(model, ds.images[hold]) == ds.labels("region", classes)[hold]).mean()
+    assert acc > 0.9
+    e = enc.embed(model, ds.images[hold])
+    assert e.shape == (len(hold), CFG.embed_dim) and e.dtype == np.float32
+    cached = list((tmp_path / "encoders").glob(f"{ds.fingerprint}-region-s0-*.safetensors"))
+    assert len(cached) == 1
+    again = enc.real_classifier(ds, "region", classes, seed=0, config=CFG)  # from the cache
+    np.testing.assert_array_equal(enc.embed(again, ds.images[hold]), e)
+
+
+def test_training_is_seeded():
+    ds = structured_dataset(8)
+    y = ds.labels("region")
+    a = enc.embed(enc.train_classifier(ds.images, y, 3, config=CFG, seed=1), ds.images[:5])
+    b = enc.embed(enc.train_classifier(ds.images, y, 3, config=CFG, seed=1), ds.images[:5])
+    c = enc.embed(enc.train_classifier(ds.images, y, 3, config=CFG, seed=2), ds.images[:5])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_one_class_is_not_trained():
+    ds = structured_dataset(4, levels=("L2/L3", "L4/L5"))
+    model = enc.train_classifier(ds.images, ds.labels("region"), 1, config=CFG)
+    assert model.trained is False
+    assert enc.embed(model, ds.images[:3]).shape == (3, CFG.embed_dim)

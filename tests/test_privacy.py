@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from synthvu_core.evaluation import privacy as pv
+
+torch.set_num_threads(1)
+
+
+def test_pairwise_ratio_by_hand():
+    cand = np.array([[0.0], [10.0]])
+    syn = np.array([[1.0], [2.0], [3.0], [4.0]])
+    s = pv.summarise_distances(cand, syn, quantiles=())
+    np.testing.assert_allclose(s.d_min, [1, 6])
+    np.testing.assert_allclose(s.median, [2.5, 7.5])  # even count: mean of the two middle distances
+    np.testing.assert_array_equal(s.nearest, [0, 3])
+    score, ratio = pv.pairwise_scores(s)
+    np.testing.assert_allclose(ratio, [1 / 2.5, 6 / 7.5])
+    np.testing.assert_allclose(score, -ratio)
+
+
+def test_distribution_counts_by_hand():
+    cand = np.array([[0.0], [10.0]])
+    syn = np.array([[0.5], [1.0], [9.9]])
+    # all distances: 0.5, 1, 9.9 | 9.5, 9, 0.1 -> median quantile = (1 + 9) / 2 = 5
+    s = pv.summarise_distances(cand, syn, quantiles=(0.5,))
+    assert s.eps[0.5] == pytest.approx(5.0, abs=1e-5)
+    np.testing.assert_array_equal(s.counts[0.5], [2, 1])
+
+
+@pytest.mark.parametrize("q", [0.01, 0.2])
+def test_streamed_quantile_and_counts_match_brute_force(q):
+    rng = np.random.default_rng(1)
+    cand = rng.integers(0, 4, size=(37, 2)).astype(np.float32)  # integer grid: many tied distances
+    syn = rng.integers(0, 4, size=(23, 2)).astype(np.float32)
+    d = cdist(cand, syn)
+    s = pv.summarise_distances(cand, syn, quantiles=(q,), chunk=5)
+    eps = np.quantile(d, q)
+    assert s.eps[q] == pytest.approx(eps, abs=1e-5)
+    np.testing.assert_array_equal(s.counts[q], (d <= eps + 1e-6).sum(1))
+    np.testing.assert_allclose(s.median, np.median(d, axis=1), atol=1e-5)
+    np.testing.assert_allclose(s.d_min, d.min(1), atol=1e-5)
+
+
+def test_distance_blocks_split_synthetic_and_uint8():
+    rng = np.random.default_rng(2)
+    cand = rng.integers(0, 256, size=(9, 2, 3, 3), dtype=np.uint8)
+    syn = rng.normal(size=(11, 2, 3, 3)).astype(np.float32)
+    full = np.concatenate([d for _, d in pv.distance_blocks(cand, syn, chunk=4, synthetic_chunk=3)])
+    ref = cdist(cand.reshape(9, -1) / 127.5 - 1, syn.reshape(11, -1))
+    np.testing.assert_allclose(full, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_tpr_at_fpr_interpolates_the_sklearn_roc():
+    y = np.array([1, 0, 1, 0, 1, 0, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.4, 0.3, 0.2, 0.1])
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    # points (0, .25), (1/6, .25), (1/6, .5), ... -> at fpr 0.1: between (0, .25) and (1/6, .25)
+    assert pv.tpr_at_fpr(fpr, tpr, 0.1) == pytest.approx(0.25)
+    # at fpr = 1/6 exactly: top of the vertical segment
+    assert pv.tpr_at_fpr(fpr, tpr, 1 / 6) == pytest.approx(0.5)
+    # between (2/6, .75) and (3/6, .75)? check against hand interpolation of sklearn's points
+    level = 0.25
+    i = np.searchsorted(fpr, level, side="right") - 1
+    expect = tpr[i] + (tpr[i + 1] - tpr[i]) * (level - fpr[i]) / (fpr[i + 1] - fpr[i])
+    assert pv.tpr_at_fpr(fpr, tpr, level) == pytest.approx(expect)
+    assert pv.tpr_at_fpr(fpr, tpr, 1.0) == 1.0
+
+
+def test_tpr_at_fpr_on_a_perfect_attack_is_one():
+    y = np.array([1, 1, 0, 0])
+    fpr, tpr, _ = roc_curve(y, [4, 3, 2, 1], drop_intermediate=False)
+    assert pv.tpr_at_fpr(fpr, tpr, 0.001) == 1.0
+
+
+def test_topk_share_by_hand_and_with_ties():
+    assert pv.topk_share(np.array([5, 4, 3, 2, 1, 0]), np.array([1, 0, 1, 0, 0, 1], bool)) == pytest.approx(2 / 3)
+    # k = 2; 3 is above, two candidates tie at 2 (one member): expected share (1 + 0.5) / 2
+    assert pv.topk_share(np.array([3, 2, 2, 1]), np.array([1, 1, 0, 0], bool)) == pytest.approx(0.75)
+
+
+def test_patient_level_is_mean_of_vu_scores():
+    names, scores, member = pv.patient_scores(np.array([1, 3, 2, 4, 10]), np.array([1, 1, 0, 0, 1], bool), np.array(["a", "a", "b", "b", "c"]))
+    assert names.tolist() == ["a", "b", "c"]
+    np.testing.assert_allclose(scores, [2, 3, 10])
+    assert member.tolist() == [True, False, True]
+
+
+def test_membership_metrics_agree_with_sklearn_and_ci_brackets_auc():
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(60, bool), np.zeros(60, bool)]
+    scores = rng.normal(size=120) + member * 0.8
+    patient = np.array([f"p{i // 3}" for i in range(120)])
+    r = pv.membership_metrics(scores, member, patient, n_boot=200)
+    assert r.scalars["auc"] == pytest.approx(roc_auc_score(member, scores))
+    assert r.scalars["auc_ci_low"] < r.scalars["auc"] < r.scalars["auc_ci_high"]
+    fpr, tpr, _ = roc_curve(member, scores, drop_intermediate=False)
+    assert r.scalars["tpr_at_1pct_fpr"] == pytest.approx(pv.tpr_at_fpr(fpr, tpr, 0.01))
+    _, ps, pm = pv.patient_scores(scores, member, patient)
+    assert r.scalars["patient_auc"] == pytest.approx(roc_auc_score(pm, ps))
+    assert r.scalars["topk_share"] == pytest.approx(pv.topk_share(scores, member))
+
+
+def test_membership_metrics_one_group_is_none_with_reason():
+    r = pv.membership_metrics(np.arange(4.0), np.ones(4, bool), np.array(list("abcd")))
+    assert r.scalars["auc"] is None and "members" in r.reasons["auc"]
+
+
+def test_bootstrap_needs_two_patients_per_group():
+    low, high, why = pv.bootstrap_auc_ci(np.arange(4.0), np.array([1, 1, 0, 0], bool), np.array(["a", "a", "b", "c"]))
+    assert low is None and high is None and "patients" in why
+
+
+def test_domias_prefers_points_where_synthetic_is_denser_than_reference():
+    rng = np.random.default_rng(0)
+    syn = rng.normal(0, 1, size=(400, 3))
+    ref = rng.normal(3, 1, size=(400, 3))
+    cand = np.array([[0.0, 0, 0], [3.0, 3, 3]])
+    s, why = pv.domias_scores(cand, syn, ref, dims=3)
+    assert why is None and s[0] > s[1]
+    s, why = pv.domias_scores(cand, syn[:5], ref, dims=3)
+    assert s is None and "reference" in why
+
+
+def test_discriminator_scores_are_sigmoid_of_real_logit():
+    class D(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1).sum(1), torch.zeros(len(x), 3)
+
+    x = np.array([[[[0.0]]], [[[2.0]]]], dtype=np.float32)
+    np.testing.assert_allclose(pv.discriminator_scores(D(), x), 1 / (1 + np.exp(-np.array([0.0, 2.0]))), rtol=1e-6)
+
+
+def test_run_attacks_finds_copies_in_pixel_space():
+    rng = np.random.default_rng(3)
+    members = rng.normal(size=(20, 8))
+    non = rng.normal(size=(20, 8))
+    cand = np.concatenate([members, non])
+    syn = members + rng.normal(0, 0.01, size=members.shape)
+    member = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    patient = np.array([f"p{i}" for i in range(40)])
+    res, skipped, closest = pv.run_attacks(is_member=member, patient=patient, spaces={"pixel": (cand, syn)},
+                                           config=pv.PrivacyConfig(n_boot=50))
+    assert res["pairwise/pixel"].scalars["auc"] == 1.0
+    assert res["pairwise/pixel"].scalars["topk_share"] == 1.0
+    assert "discriminator/pixel" in skipped
+    assert closest["candidate_index"][0] < 20 and closest["distance"][0] < 0.1
