@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
         keep_checkpoint=not args.drop_checkpoint,
         weights_dtype="float32" if args.fp32 else "float16",
         name=args.name,
-        command="python -m synthvu_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=_command_line(args),
     )
     out = train(VUDataset.load(args.dataset), args.out, config, progress=not args.quiet)
     card = json.loads((out / "card.json").read_text())
@@ -94,6 +93,17 @@ def _train(args: argparse.Namespace) -> int:
     extra = f", epsilon {eps:.2f} at delta {card['dp']['delta']:.2g}" if eps is not None else ""
     print(f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s{extra})")
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The ``train`` command line that reproduces this run (every option spelled out)."""
+    parts = ["python", "-m", "synthvu_core", "train"]
+    for key, value in vars(args).items():
+        if key in ("func", "command", "quiet") or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _sample(args: argparse.Namespace) -> int:

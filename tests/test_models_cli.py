@@ -1,0 +1,71 @@
+"""CLI: train, sample, models list / show; user errors exit 2 with one line; --help imports no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthvu_core.cli import main
+from synthvu_core.data.dataset import SplitConfig, VUDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+VUS = ("T12/L1", "L1/L2", "L4/L5")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    rows = [dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
+                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0, slice_mm=2.0,
+                 crop_mm=32.0) for p in range(4) for v in VUS]
+    imgs = rng.integers(0, 256, (len(rows), 1, 32, 32), dtype=np.uint8)
+    ds = VUDataset.from_units(imgs, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
+    return ds.save(tmp_path_factory.mktemp("data") / "ds")
+
+
+def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "models" / "cli-gen"
+    rc = main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "2", "--batch-size", "4", "--width", "4",
+               "--scheme", "level", "--device", "cpu", "--checkpoint-every", "1", "--noise-multiplier", "1.0", "--quiet",
+               "--name", "cli-gen"])
+    assert rc == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["scheme"] == "level" and card["dp"]["epsilon"] > 0 and "--noise-multiplier" in card["training"]["command"]
+    assert len(list((out / "training").glob("montage_*.png"))) >= 2
+
+    monkeypatch.setenv("SYNTHVU_MODELS", str(out.parent))
+    assert main(["sample", "cli-gen", "--position", "L4/L5", "--n", "5", "--seed", "1", "--out", str(tmp_path / "s.npz")]) == 0
+    npz = np.load(tmp_path / "s.npz")
+    assert npz["images"].shape == (5, 1, 32, 32) and set(npz["positions"]) == {"L4/L5"}
+
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    assert listed["cli-gen"]["scheme"] == "level" and listed["cli-gen"]["epsilon"] > 0
+    assert main(["models", "show", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "cli-gen"
+    assert main(["models", "show", "cli-gen"]) == 0
+    assert "DP-SGD epsilon" in capsys.readouterr().out
+
+
+def test_user_errors_exit_2(dataset_dir, tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing" in err[0]
+    assert main(["train", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 2
+
+
+def test_help_imports_no_torch():
+    code = "import sys; from synthvu_core.models import commands; import argparse; " \
+           "p = argparse.ArgumentParser(); commands.register(p.add_subparsers()); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
