@@ -54,6 +54,12 @@ class Volume:
         return np.asarray(points, float) @ inv[:3, :3].T + inv[:3, 3]
 
 
+def _reason(e: BaseException, path: Path) -> str:
+    """A library exception as one short line (no newline, the path said once by the caller)."""
+    text = " ".join(str(e).replace(str(path), path.name).split())
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+
+
 def _read(path: Path, what: str):
     import nibabel as nib
 
@@ -62,7 +68,7 @@ def _read(path: Path, what: str):
     try:
         img = nib.load(str(path))
     except Exception as e:  # nibabel raises many types for corrupt headers
-        raise DataError(f"{path}: not a readable NIfTI {what} ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: not a readable NIfTI {what} ({_reason(e, path)})") from None
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise DataError(f"{path}: {what} is {type(img).__name__}, expected NIfTI (.nii / .nii.gz)")
     shape = img.shape
@@ -78,7 +84,7 @@ def _data(img, path: Path, what: str) -> np.ndarray:
     try:
         return np.asanyarray(img.dataobj)
     except Exception as e:  # truncated gzip: EOFError, zlib.error, OSError ...
-        raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({_reason(e, path)})") from None
 
 
 def _label_values(lab: np.ndarray) -> list[int]:
