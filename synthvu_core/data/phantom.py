@@ -282,6 +282,32 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple
     return g
 
 
+_POOL: list[np.ndarray] = []
+_POOL_SIZE = 1 << 23
+
+
+def _white_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal float32 noise of ``shape`` (read-only view): a window of a fixed pool at an offset
+    drawn from ``rng``, so only the offset costs per patient (the pool is the same in every process)."""
+    if not _POOL:
+        _POOL.append(np.random.default_rng(20240917).standard_normal(_POOL_SIZE, dtype=np.float32))
+    n = int(np.prod(shape))
+    if n > _POOL_SIZE // 2:
+        return rng.standard_normal(shape, dtype=np.float32)
+    off = int(rng.integers(0, _POOL_SIZE - n))
+    return _POOL[0][off : off + n].reshape(shape)
+
+
+def _slab_texture(rng: np.random.Generator, nx: int, ny: int, nz: int, step: int = 3) -> np.ndarray:
+    """Smooth marrow / tissue texture ``[nx, ny, nz]`` (float32 view): one 2-D field, each sagittal slice
+    a window shifted by ``step`` mm in AP, so neighbouring slices are correlated but not equal."""
+    from numpy.lib.stride_tricks import as_strided
+
+    field2d = _smooth_field(rng, (ny + step * nx, nz), (1.3, 1.3))
+    s0, s1 = field2d.strides
+    return as_strided(field2d, shape=(nx, ny, nz), strides=(step * s0, s0, s1), writeable=False)
+
+
 def _ramp(sd: np.ndarray, width: float = 1.0) -> np.ndarray:
     """Soft inside-fraction of a signed distance (negative inside): partial volume over ``width`` mm."""
     return np.clip(0.5 - sd * (1.0 / width), 0.0, 1.0)
@@ -420,7 +446,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     airway = (front > 9) & (front < 22) & (c_blend > 0.5)
     bg = np.where(airway, tis["air"], bg)
     bg = ndimage.gaussian_filter(bg, 1.0)
-    tex = _smooth_field(rng, (nx, ny, nz), (0.0, 1.3, 1.3))
+    tex = _slab_texture(rng, nx, ny, nz)
     tex_soft = _smooth_field(rng, (ny, nz), (3.0, 5.0))
     img = bg[None] * (1 + 0.12 * tex_soft[None] + 0.07 * tex)
 
@@ -582,11 +608,10 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     bias_x = (1 - 0.0015 * (xs - rng.normal(0, 10)) ** 2 / 4).astype(np.float32)[:, None, None]
     img *= bias2[None] * bias_x
     sigma = np.float32(rng.uniform(0.025, 0.05))
-    n1 = rng.standard_normal(img.shape, dtype=np.float32)
+    n1, n2 = _white_noise(rng, img.shape), _white_noise(rng, img.shape)
     img += sigma * n1
-    n1 = rng.standard_normal(img.shape, dtype=np.float32)
-    n1 *= sigma
-    img = np.sqrt(img * img + n1 * n1)
+    n2 = n2 * sigma
+    img = np.sqrt(img * img + n2 * n2)
     gain = np.float32(255 * rng.uniform(0.72, 0.95) / max(tis["csf"], tis["fat"], 0.8))
     img *= gain
     image = np.clip(img, 1, 255).astype(np.uint8)
