@@ -1,0 +1,148 @@
+"""Evaluation: full report time split by stage, and membership-attack time as the synthetic set grows.
+
+* report: ``synthvu_core.evaluation.report.run_evaluation`` on a dataset of random VUs sized for 2,000
+  candidates (1,000 train + 1,000 holdout VUs) against 5,000 synthetic VUs from a randomly initialised
+  default generator; classifier cache off, so every run trains its classifiers as a first run does.
+  Stage times come from the report's ``meta.timings_s``. Goal ≤ 90 s (full sizes only). The quick run
+  trains its classifiers for 10 steps only, so its report time says nothing about the goal.
+* attacks: pixel-space pairwise + distribution scores (``summarise_distances`` + ``pairwise_scores``,
+  streamed in blocks) for 2,000 candidates against 5k, 10k and 20k synthetic VUs, against a dense
+  reference that holds the whole candidates × synthetic matrix and asks numpy for min, median,
+  1 % quantile and counts. The growth row is time(largest) / time(smallest); linear in m = 4.0.
+
+Sizes: ``evaluation.shape`` (quick [9, 32, 32], full [9, 64, 64]), ``evaluation.patients`` (quick 50,
+full 625; 8 VUs each, split 60/20/20), ``evaluation.synthetic`` (quick 500, full 5000),
+``evaluation.candidates`` (quick 200, full 2000), ``evaluation.attack_sizes`` (quick [500, 1000, 2000],
+full [5000, 10000, 20000]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from benchmarks.cases import Context, Goal, Row, Stats, Unavailable, seconds, time_pair
+from benchmarks.cases.training import random_dataset
+
+REPORT_GOAL = Goal("≤ 90 s", "<=", 90.0)
+STAGES = ("classifier", "embedding", "umap_fit", "utility", "fidelity", "umap_transform", "privacy")
+
+
+def synthetic_vus(n: int, shape: tuple[int, int, int], seed: int) -> tuple[Any, Any]:
+    """``n`` VUs (uint8 ``[n, C, H, W]``) and region labels ``[n]`` from a random-init default generator."""
+    import numpy as np
+    import torch
+
+    from benchmarks.cases.sampling import build_generators
+    from synthvu_core.data.dataset import to_uint8
+
+    gen = build_generators(shape, seed=seed)["default"][0].eval()
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    out = np.empty((n, *shape), dtype=np.uint8)
+    with torch.inference_mode():
+        for s in range(0, n, 256):
+            z = torch.randn(min(256, n - s), gen.config.latent_dim, generator=g)
+            out[s : s + len(z)] = to_uint8(gen(z, labels[s : s + len(z)]).numpy())
+    return out, labels.numpy()
+
+
+def report_rows(ctx: Context) -> list[Row]:
+    try:
+        from synthvu_core.evaluation.report import EvaluationConfig, run_evaluation
+    except ImportError as e:
+        return [Row.missing("full report", "s", f"synthvu_core.evaluation.report not importable ({e})", goal=REPORT_GOAL)]
+    shape = tuple(ctx.size("evaluation.shape", (9, 32, 32), (9, 64, 64)))
+    n_syn = int(ctx.size("evaluation.synthetic", 500, 5000))
+    per_group = int(ctx.size("evaluation.candidates", 200, 2000)) // 2
+    ds = random_dataset(int(ctx.size("evaluation.patients", 50, 625)), shape, seed=ctx.seed)
+    # region classes of the random dataset in the dataset's class order
+    classes = ds.classes("region")
+    syn, labels = synthetic_vus(n_syn, shape, ctx.seed)
+    labels = labels % len(classes)
+    config = EvaluationConfig(candidates_per_group=per_group, cache=False)
+    if ctx.quick:  # a sanity run: classifiers barely trained (the UMAP fit and the attacks run as usual)
+        config = replace(config, encoder=replace(config.encoder, epochs=1, min_steps=10))
+    stage_times: dict[str, list[float]] = {}
+    totals: list[float] = []
+    n_cand = None
+    repeats = 1 if ctx.quick else max(1, min(ctx.repeats, 3))
+    for _ in range(repeats):
+        box: dict[str, Any] = {}
+        totals.append(seconds(lambda b=box: b.update(r=run_evaluation(
+            ds, syn, labels, config=config, classes=classes, seed=ctx.seed, progress=False))))
+        report = box["r"]
+        for k, v in (report.meta.get("timings_s") or {}).items():
+            stage_times.setdefault(k, []).append(float(v))
+        n_cand = report.meta.get("n_candidates", 2 * min(per_group, len(ds.indices("holdout"))))
+    full = not ctx.quick and not ctx.sizes
+    label = "×".join(str(s) for s in shape)
+    rows = [Row(f"full report, {n_cand} candidates × {n_syn} synthetic, {label}", "s", Stats.of(totals),
+                higher_is_better=False, goal=REPORT_GOAL if full else None,
+                note="random VUs; classifiers trained afresh" + ("" if full else "; not the goal's size"))]
+    for k in [*STAGES, *sorted(set(stage_times) - set(STAGES))]:
+        if k in stage_times:
+            rows.append(Row(f"  stage: {k}", "s", Stats.of(stage_times[k]), higher_is_better=False))
+    return rows
+
+
+def dense_summary(candidates: Any, synthetic: Any, q: float = 0.01) -> tuple[Any, Any, Any]:
+    """Reference: the whole ``[n, m]`` distance matrix in memory; numpy min, median, q-quantile, counts."""
+    import numpy as np
+    import torch
+
+    def f(x: Any) -> Any:
+        return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / np.float32(127.5) - np.float32(1.0))
+
+    c = f(candidates)
+    d = np.concatenate([torch.cdist(c, f(synthetic[s : s + 4096])).numpy() for s in range(0, len(synthetic), 4096)], axis=1)
+    eps = np.quantile(d, q)
+    return d.min(1) / np.median(d, axis=1), (d <= eps).sum(1), eps
+
+
+def attack_rows(ctx: Context) -> list[Row]:
+    import numpy as np
+
+    try:
+        from synthvu_core.evaluation.privacy import pairwise_scores, summarise_distances
+    except ImportError as e:
+        return [Row.missing("attack time", "s", f"synthvu_core.evaluation.privacy not importable ({e})")]
+    shape = tuple(ctx.size("evaluation.shape", (9, 32, 32), (9, 64, 64)))
+    n = int(ctx.size("evaluation.candidates", 200, 2000))
+    sizes = [int(m) for m in ctx.size("evaluation.attack_sizes", [500, 1000, 2000], [5000, 10000, 20000])]
+    rng = np.random.default_rng(ctx.seed)
+    cand = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
+    syn_all = rng.integers(0, 256, size=(max(sizes), *shape), dtype=np.uint8)
+    repeats = max(1, min(ctx.repeats, 3))
+    rows: list[Row] = []
+    medians: dict[int, tuple[list[float], list[float]]] = {}
+    for i, m in enumerate(sizes):
+        syn = syn_all[:m]
+
+        def project(s: Any = syn) -> Any:
+            return pairwise_scores(summarise_distances(cand, s, quantiles=(0.01,)))
+
+        def reference(s: Any = syn) -> Any:
+            return dense_summary(cand, s)
+
+        t_p, t_r = time_pair(project, reference, repeats=repeats, warmup=ctx.warmup if i == 0 else 0)
+        assert t_r is not None
+        medians[m] = (t_p, t_r)
+        rows.append(Row(f"pixel attack scores, {n} candidates × {m} synthetic", "s", Stats.of(t_p), Stats.of(t_r),
+                        "dense matrix + numpy", higher_is_better=False, note="pairwise + distribution (1 % eps)"))
+    lo, hi = min(sizes), max(sizes)
+    growth_p = [a / b for a, b in zip(medians[hi][0], medians[lo][0])]
+    growth_r = [a / b for a, b in zip(medians[hi][1], medians[lo][1])]
+    rows.append(Row(f"attack time growth {hi // 1000 if hi >= 1000 else hi}{'k' if hi >= 1000 else ''}"
+                    f" / {lo // 1000 if lo >= 1000 else lo}{'k' if lo >= 1000 else ''} synthetic", "×",
+                    Stats.of(growth_p), Stats.of(growth_r), "dense matrix + numpy", higher_is_better=False,
+                    note=f"{hi / lo:.1f} = linear in the synthetic count"))
+    return rows
+
+
+def run(ctx: Context) -> list[Row]:
+    try:
+        import synthvu_core.evaluation.privacy  # noqa: F401
+    except ImportError as e:
+        raise Unavailable(f"synthvu_core.evaluation not importable ({e})") from e
+    return report_rows(ctx) + attack_rows(ctx)
