@@ -91,7 +91,8 @@ def _label_values(lab: np.ndarray) -> list[int]:
     """Distinct values of an integer array (a histogram when the range is small: much faster than np.unique)."""
     lo, hi = int(lab.min()), int(lab.max())
     if hi - lo <= 65535:
-        counts = np.bincount((lab.ravel() - lo) if lo else lab.ravel().astype(np.intp, copy=False), minlength=hi - lo + 1)
+        flat = lab.ravel().astype(np.intp, copy=False)
+        counts = np.bincount(flat - lo if lo else flat, minlength=hi - lo + 1)
         return [int(v) + lo for v in np.flatnonzero(counts)]
     return [int(v) for v in np.unique(lab)]
 
