@@ -1,0 +1,70 @@
+"""Embeddings: the UMAP overlay of real and synthetic VUs; select points to see their images."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import frame, loaders
+from dashboard.figures import umap_figure
+from dashboard.images import montage
+from dashboard.summary import fmt
+
+MAX_SHOWN = 24
+FIDELITY = [("frechet_distance", "Fréchet distance"), ("precision", "Precision"), ("recall", "Recall"),
+            ("density", "Density"), ("coverage", "Coverage")]
+
+
+def render(sel: frame.Selection) -> None:
+    rep = sel.report
+    cols = st.columns(len(FIDELITY))
+    for col, (key, label) in zip(cols, FIDELITY):
+        col.metric(label, fmt(rep.scalar(f"fidelity.{key}")), help=rep.definitions.get(f"fidelity.{key}"))
+    if not rep.has("umap/synthetic"):
+        why = rep.meta.get("missing", {}).get("privacy.pairwise.umap.auc") or "the report holds no UMAP coordinates"
+        st.info(f"No UMAP overlay for this report: {why}.")
+        return
+
+    c1, c2 = st.columns([1, 2])
+    colour_by = c1.radio("Colour by", ["position", "source"], horizontal=True, key="umap_colour",
+                         format_func=lambda v: {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}[v])
+    if sel.public:
+        c2.caption("Public mode: real VUs are drawn as a density only; select synthetic points to see them.")
+    fig, sources = umap_figure(rep, sel.classes, colour_by=colour_by, real_as_density=sel.public)
+    umap_meta = rep.meta.get("umap", {})
+    st.caption(f"UMAP (n_neighbors={umap_meta.get('n_neighbors', '?')}, min_dist={umap_meta.get('min_dist', '?')}) fitted on "
+               f"{umap_meta.get('fitted_on', 'real training VUs').replace('_', ' ')}; synthetic VUs projected in. "
+               "Drag a box or lasso to select VUs.")
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), width="stretch",
+                            key=frame.key_of(sel, f"umap_chart_{colour_by}"))
+    from dashboard.figures import selected_rows
+
+    picked = selected_rows(list(event.selection.points) if event and event.selection else [], sources)
+    if not picked["synthetic"] and not picked["real"]:
+        st.info("Select points on the chart (box or lasso) to see the VUs below.")
+        return
+
+    syn = picked["synthetic"]
+    if syn:
+        st.subheader(f"Selected synthetic VUs ({len(syn)}{', first ' + str(MAX_SHOWN) + ' shown' if len(syn) > MAX_SHOWN else ''})")
+        index = rep.array("umap/synthetic_index")
+        rows = tuple(int(index[r]) for r in syn[:MAX_SHOWN])
+        n_syn, seed = int(rep.meta.get("n_synthetic", len(index))), int(rep.meta.get("synthetic_seed", 0))
+        images = loaders.synthetic_by_index(str(sel.path), loaders.weights_stamp(sel.path), n_syn, seed, rows)
+        labels = rep.array("umap/synthetic_labels")
+        names = ", ".join(sorted({sel.classes[int(labels[r])] for r in syn[:MAX_SHOWN]})) if labels is not None else ""
+        frame.show_image(montage(images, slice_index=images.shape[1] // 2, ncols=8),
+                         f"{len(rows)} selected synthetic VUs ({names}), middle slice; regenerated with seed {seed}", width="stretch")
+    real = picked["real"]
+    if real:
+        st.subheader(f"Selected real VUs ({len(real)})")
+        if sel.public:
+            st.caption("Real VUs are not shown in public mode.")
+            return
+        index = rep.array("umap/real_index")
+        rows = np.asarray([int(index[r]) for r in real[:MAX_SHOWN]])
+        images = frame.real_vus(sel, rows, key="umap_real")
+        if images is not None:
+            frame.show_image(montage(images, slice_index=images.shape[1] // 2, ncols=8),
+                             f"{len(rows)} selected real VUs, middle slice", real=True, width="stretch")
+
+
+frame.run_page("Embeddings", render, needs_report=True)

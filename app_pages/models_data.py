@@ -1,0 +1,93 @@
+"""Models & data: every generator's card, the dataset counts, and how to build your own."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import frame
+from dashboard.summary import epsilon_text
+
+COMMANDS = """\
+# 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient)
+python -m synthvu_core data build --images DIR --out my-vus \\
+    --image-glob '*_img.nii.gz' --label-glob '*_vert.nii.gz'      # --mapping '1=L1,2=L2' for other label codes
+python -m synthvu_core data show my-vus                            # counts per level, region, split
+
+# 2. train a conditional generator (add --target-epsilon 8 for DP-SGD; --arch pgan for the study's network)
+python -m synthvu_core train --dataset my-vus --out my-model --scheme region --epochs 25
+
+# 3. measure utility, fidelity and privacy (writes my-model/report/), with the positive and negative controls
+python -m synthvu_core evaluate my-model --dataset my-vus --controls
+
+# 4. look at it here: add the folder in the sidebar, or
+SYNTHVU_MODELS=path/to/folder-of-models python -m synthvu_core serve          # --public to share it
+"""
+
+PHANTOM = """\
+python -m synthvu_core data build --phantom 120 --out phantom-vus   # the built-in spine phantom, no data needed
+python -m synthvu_core train --dataset phantom-vus --out my-phantom-model
+python -m synthvu_core evaluate my-phantom-model --controls
+"""
+
+
+def dataset_counts(card: dict) -> dict | None:
+    """Counts from the demo dataset's card where it is already built (reads JSON only, builds nothing)."""
+    recipe = (card.get("dataset") or {}).get("recipe") or {}
+    if not recipe.get("name"):
+        return None
+    from synthvu_core.data.build import cache_root
+
+    path = cache_root() / "datasets" / recipe["name"] / "card.json"
+    try:
+        ds = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return ds.get("counts") if ds.get("fingerprint") == card["dataset"].get("fingerprint") else None
+
+
+def render(sel: frame.Selection | None) -> None:
+    gens = frame.all_generators()
+    st.subheader("Generators")
+    if not gens:
+        st.info("No generator found in the shipped `models/` folder or in `$SYNTHVU_MODELS`.")
+    else:
+        st.dataframe(
+            [{"name": g.name, "source": g.source, "architecture": g.card["architecture"].get("name"),
+              "scheme": g.card["scheme"], "classes": ", ".join(g.card["classes"]),
+              "steps": g.card["training"].get("steps"), "privacy": epsilon_text(g.card),
+              "report": "yes" if g.has_report else "no", "dataset": g.card["dataset"].get("fingerprint"),
+              "folder": g.path.name if sel is not None and sel.public else str(g.path)} for g in gens],
+            hide_index=True, width="stretch",
+        )
+    if sel is not None:
+        st.subheader(f"{sel.name}: card")
+        st.json(sel.card, expanded=1)
+        ds = sel.card.get("dataset") or {}
+        st.subheader("Training data")
+        recipe = ds.get("recipe") or {}
+        if recipe:
+            st.write(f"Built-in spine phantom **{recipe.get('name')}**: {recipe.get('n_patients')} patients, seed "
+                     f"{recipe.get('seed')}, {recipe.get('contrast')} contrast; split {ds.get('split', {})}.")
+        else:
+            st.write(f"Your NIfTI data ({len(ds.get('sources', []))} source files); split {ds.get('split', {})}.")
+        counts = dataset_counts(sel.card)
+        if counts:
+            c = st.columns(3)
+            c[0].metric("VUs", counts.get("units", "—"))
+            c[1].metric("Patients", counts.get("patients", "—"))
+            c[2].metric("Training VUs", ds.get("n_train", "—"))
+            split = counts.get("per_split", {})
+            st.dataframe([{"part": k, "patients": v.get("patients"), "VUs": v.get("units")} for k, v in split.items()], hide_index=True)
+            per_level = counts.get("per_level", {})
+            if per_level:
+                st.bar_chart(per_level, x_label="VU", y_label="count", height=260)
+        elif ds.get("n_train"):
+            st.metric("Training VUs", ds["n_train"])
+    st.subheader("Build, train and evaluate your own")
+    st.code(COMMANDS, language="bash")
+    st.caption("Or everything on the phantom:")
+    st.code(PHANTOM, language="bash")
+
+
+frame.run_page("Models & data", render, needs_generator=False)

@@ -1,0 +1,55 @@
+"""Overview: what synthvu does, the selected generator's card and headline numbers."""
+
+import streamlit as st
+
+from dashboard import frame
+from dashboard.summary import epsilon_text, fmt, headline, verdict
+
+ABOUT = (
+    "synthvu trains conditional generators that make **synthetic spine MRI vertebral units** (VUs: "
+    "9 parasagittal slices around one intervertebral disc) for a requested position. "
+    "It measures whether they are **useful** (does a classifier trained on synthetic VUs work on real ones?) "
+    "and whether they **leak** the patients they were trained on (membership attacks in several spaces). "
+    "This dashboard lets you explore the samples and every number, and present them."
+)
+
+
+def card_table(card: dict) -> dict:
+    arch, train, ds = card.get("architecture", {}), card.get("training", {}), card.get("dataset", {})
+    recipe = ds.get("recipe") or {}
+    return {
+        "architecture": arch.get("name", "—"),
+        "conditioning": f"{card.get('scheme', '—')}: {', '.join(card.get('classes', []))}",
+        "VU shape (C × H × W)": " × ".join(str(s) for s in card.get("shape", [])),
+        "training": f"{train.get('epochs', '—')} epochs, {train.get('steps', '—')} steps, batch {train.get('batch_size', '—')}, lr {train.get('lr', '—')}",
+        "dataset": f"{recipe.get('name') or ', '.join(ds.get('sources', [])[:3]) or '—'} (fingerprint {ds.get('fingerprint', '—')})",
+        "differential privacy": epsilon_text(card),
+        "discriminator": "kept (private)" if (card.get("discriminator") or {}).get("kept") else "not kept",
+        "created": card.get("created", "—"),
+    }
+
+
+def render(sel: frame.Selection | None) -> None:
+    st.markdown(ABOUT)
+    if sel is None:
+        st.info("No generator installed yet: see **Models & data** to train one on the phantom or on your NIfTI data.")
+        return
+    st.header(sel.name)
+    h = headline(sel.report, sel.card)
+    c = st.columns(5)
+    c[0].metric("TRTR balanced accuracy", fmt(h.trtr), help="Classifier trained on real, tested on real holdout.")
+    c[1].metric("TSTR balanced accuracy", fmt(h.tstr), delta=None if h.ratio is None else f"{h.ratio:.2f} × TRTR",
+                delta_color="off", help="Classifier trained on synthetic, tested on real holdout.")
+    c[2].metric("Worst attack AUC", fmt(h.worst_auc), help="0.5 = chance; the highest over all attacks and spaces.")
+    c[3].metric("Worst TPR @ 1% FPR", fmt(h.worst_tpr1), help="Share of training VUs caught while wrongly flagging 1% of unseen ones (chance 0.01).")
+    c[4].metric("DP ε", "∞" if h.epsilon is None else f"{h.epsilon:.2f}", help="Differential privacy budget (lower = stronger guarantee).")
+    if sel.report is None:
+        frame.report_missing(sel)
+    else:
+        v = verdict(sel.report, sel.card)
+        {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
+    st.subheader("Card")
+    st.dataframe([{"field": k, "value": v} for k, v in card_table(sel.card).items()], hide_index=True, width="stretch")
+
+
+frame.run_page("synthvu", render, needs_generator=False)

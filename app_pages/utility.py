@@ -1,0 +1,47 @@
+"""Utility: does a VU-position classifier trained on synthetic VUs work on real ones?"""
+
+import streamlit as st
+
+from dashboard import frame
+from dashboard.figures import confusion_figure, recall_figure, utility_figure
+from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, fmt
+
+
+def render(sel: frame.Selection) -> None:
+    rep = sel.report
+    st.markdown(
+        "One classifier definition predicts the VU position; it is trained on real or synthetic VUs and tested on "
+        "real or synthetic ones. **TSTR close to TRTR** means the synthetic VUs carry what the real ones teach. "
+        "The published study: TRTR 0.893, TSTR 0.830 (ratio 0.93)."
+    )
+    cols = st.columns(4)
+    for col, s in zip(cols, UTILITY_SETTINGS):
+        key = f"utility.{s}.balanced_accuracy"
+        col.metric(s.upper(), fmt(rep.scalar(key)), help=rep.definitions.get(key) or SETTING_NAMES[s])
+    cols[3].metric("TSTR / TRTR", fmt(rep.scalar("utility.tstr_over_trtr"), 2), help=rep.definitions.get("utility.tstr_over_trtr"))
+    st.plotly_chart(utility_figure(rep), width="stretch", key="utility_bars")
+    missing = {k: v for k, v in rep.meta.get("missing", {}).items() if k.startswith("utility.")}
+    for k, why in missing.items():
+        st.caption(f"`{k}` not measured: {why}")
+
+    st.subheader("Confusion matrices")
+    figs = [(s, confusion_figure(rep, s, sel.classes)) for s in UTILITY_SETTINGS]
+    figs = [(s, f) for s, f in figs if f is not None]
+    if not figs:
+        st.info("The report holds no confusion matrices.")
+    for col, (s, f) in zip(st.columns(len(figs)) if figs else [], figs):
+        col.plotly_chart(f, width="stretch", key=f"confusion_{s}")
+    rec = recall_figure(rep, sel.classes)
+    if rec is not None:
+        st.subheader("Recall per position")
+        st.plotly_chart(rec, width="stretch", key="recall")
+    notes = {k: v for k, v in rep.meta.get("notes", {}).items() if k.startswith("utility")}
+    if notes or rep.meta.get("tstr_train_size"):
+        with st.expander("Notes"):
+            if rep.meta.get("tstr_train_size"):
+                st.write(f"TSTR classifier trained on {rep.meta['tstr_train_size']} synthetic VUs.")
+            for k, v in notes.items():
+                st.write(f"{k}: {v}")
+
+
+frame.run_page("Utility", render, needs_report=True)

@@ -1,0 +1,307 @@
+"""Plotly figures of a report (no streamlit): what the pages draw and what the HTML report embeds.
+
+Each builder takes a :class:`~dashboard.summary.ReportView` (plus class names where labels are drawn)
+and returns a ``plotly.graph_objects.Figure`` sized and lettered to be read on a projector. No
+figure computes a reported metric; the few display aggregates (histograms, per-patient means of
+attack scores) only re-draw arrays the evaluation wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present
+
+FONT_SIZE = 16
+REGION_COLOURS = {"C": ("#a6cee3", "#1f78b4"), "T": ("#b2df8a", "#33a02c"), "L": ("#fb9a99", "#e31a1c"), "S": ("#fdbf6f", "#ff7f00")}
+QUALITATIVE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+ATTACK_COLOURS = {"pairwise": "#1f77b4", "distribution": "#ff7f0e", "domias": "#2ca02c", "discriminator": "#d62728"}
+MEMBER_COLOURS = {"train (members)": "#1f77b4", "holdout (non-members)": "#ff7f0e"}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 480, **kw: Any) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left"},
+        font={"size": FONT_SIZE},
+        height=height,
+        margin={"l": 60, "r": 20, "t": 60, "b": 55},
+        template="plotly_white",
+        legend={"font": {"size": FONT_SIZE - 1}},
+        **kw,
+    )
+    return fig
+
+
+#: Density cells holding fewer VUs than this are blanked, so no single real VU can be located.
+MIN_CELL_COUNT = 3
+
+
+def density_grid(xy: np.ndarray, bins: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2-D histogram of points ``[n, 2]``, computed here so only counts (never coordinates) leave the
+    server: (x centres ``[bins]``, y centres ``[bins]``, counts ``[bins, bins]`` indexed [y, x]);
+    cells below :data:`MIN_CELL_COUNT` are zero."""
+    h, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins)
+    h[h < MIN_CELL_COUNT] = 0
+    return (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, h.T
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(real, synthetic) colour per class: light / dark of one hue, as in the study's UMAP figure."""
+    out = {}
+    for i, c in enumerate(classes):
+        if c in REGION_COLOURS:
+            out[c] = REGION_COLOURS[c]
+        else:
+            dark = QUALITATIVE[i % len(QUALITATIVE)]
+            out[c] = (dark, dark)
+    return out
+
+
+def _class_name(classes: Sequence[str], label: int) -> str:
+    return classes[label] if 0 <= label < len(classes) else f"class {label}"
+
+
+# ---- embeddings --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TraceSource:
+    """Which VUs a scatter trace holds: ``kind`` ``"real"`` or ``"synthetic"`` and row numbers into
+    the report's ``umap/<kind>`` array (one per point, in trace order)."""
+
+    kind: str
+    rows: np.ndarray
+
+
+def umap_figure(
+    view: ReportView,
+    classes: Sequence[str],
+    *,
+    colour_by: str = "position",
+    real_as_density: bool = False,
+    max_points: int | None = None,
+) -> tuple[go.Figure, list[TraceSource | None]]:
+    """UMAP overlay of real and synthetic VUs.
+
+    ``colour_by``: ``"position"`` (one colour per class, light real / dark synthetic) or ``"source"``
+    (real vs synthetic). ``real_as_density``: draw real VUs as a binned 2-D density only (public
+    mode: counts, never a real VU's coordinates, leave the server). ``max_points`` thins each kind evenly.
+    Returns the figure and, per trace (aligned with ``fig.data``), the rows it holds (``None`` for a
+    density trace: it is not selectable).
+    """
+    fig = go.Figure()
+    sources: list[TraceSource | None] = []
+    colours = class_colours(classes)
+    for kind in ("real", "synthetic"):
+        xy = view.array(f"umap/{kind}")
+        if xy is None or len(xy) == 0:
+            continue
+        labels = view.array(f"umap/{kind}_labels")
+        labels = np.zeros(len(xy), dtype=int) if labels is None else np.asarray(labels).astype(int)
+        rows = np.arange(len(xy))
+        if max_points and len(rows) > max_points:
+            rows = rows[np.linspace(0, len(rows) - 1, max_points).astype(int)]
+        if kind == "real" and real_as_density:
+            gx, gy, z = density_grid(xy)
+            fig.add_trace(
+                go.Contour(
+                    x=gx, y=gy, z=z, name="real VUs (density)", colorscale="Greys", showscale=False, opacity=0.5,
+                    contours={"coloring": "fill", "showlines": False}, ncontours=10, hoverinfo="skip", showlegend=True,
+                )
+            )
+            sources.append(None)  # a density is not selectable
+            continue
+        groups = [(None, rows)] if colour_by == "source" else [(k, rows[labels[rows] == k]) for k in np.unique(labels[rows])]
+        for k, r in groups:
+            if len(r) == 0:
+                continue
+            if k is None:
+                name, colour = kind, ("#9e9e9e" if kind == "real" else "#d62728")
+            else:
+                cname = _class_name(classes, int(k))
+                light, dark = colours.get(cname, ("#9e9e9e", "#444444"))
+                name, colour = f"{cname} {kind}", (light if kind == "real" else dark)
+            fig.add_trace(
+                go.Scattergl(
+                    x=xy[r, 0], y=xy[r, 1], mode="markers", name=name,
+                    marker={"size": 6 if kind == "synthetic" else 7, "color": colour, "opacity": 0.75,
+                            "symbol": "circle" if kind == "synthetic" else "diamond"},
+                    customdata=np.stack([np.full(len(r), 0 if kind == "real" else 1), r], axis=1),
+                    hovertemplate=f"{name}<br>#%{{customdata[1]}}<extra></extra>",
+                )
+            )
+            sources.append(TraceSource(kind, np.asarray(r)))
+    _layout(fig, "UMAP of real and synthetic VUs (fitted on real training VUs)", height=620,
+            dragmode="select", xaxis={"title": "UMAP 1", "showticklabels": False},
+            yaxis={"title": "UMAP 2", "showticklabels": False})
+    return fig, sources
+
+
+def selected_rows(points: Sequence[dict[str, Any]], sources: Sequence[TraceSource | None]) -> dict[str, list[int]]:
+    """Map a Plotly selection (``points`` with ``curve_number``/``point_index`` or ``customdata``)
+    to report rows: ``{"real": [...], "synthetic": [...]}``, each sorted and unique."""
+    out: dict[str, set[int]] = {"real": set(), "synthetic": set()}
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and len(cd) == 2:
+            out["real" if int(cd[0]) == 0 else "synthetic"].add(int(cd[1]))
+            continue
+        curve = p.get("curve_number")
+        idx = p.get("point_index", p.get("point_number"))
+        if curve is None or idx is None:
+            continue
+        s = sources[int(curve)] if 0 <= int(curve) < len(sources) else None
+        if s is not None and 0 <= int(idx) < len(s.rows):
+            out[s.kind].add(int(s.rows[int(idx)]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+# ---- utility -----------------------------------------------------------------------------------
+def utility_figure(view: ReportView) -> go.Figure:
+    """Balanced accuracy of TRTR / TSTR / TRTS as bars (chance line at 1 / number of classes)."""
+    names, values, text = [], [], []
+    for s in UTILITY_SETTINGS:
+        v = view.scalar(f"utility.{s}.balanced_accuracy")
+        names.append(SETTING_NAMES[s])
+        values.append(np.nan if v is None else v)
+        text.append("—" if v is None else f"{v:.3f}")
+    fig = go.Figure(go.Bar(x=names, y=values, text=text, textposition="outside", marker_color=["#7f7f7f", "#1f77b4", "#9467bd"]))
+    return _layout(fig, "Balanced accuracy of the VU-position classifier", height=420,
+                   yaxis={"title": "balanced accuracy", "range": [0, 1.08]})
+
+
+def confusion_figure(view: ReportView, setting: str, classes: Sequence[str]) -> go.Figure | None:
+    """Row-normalised confusion matrix (rows = true position, columns = predicted), counts on hover."""
+    cm = view.array(f"utility/{setting}/confusion")
+    if cm is None:
+        return None
+    cm = np.asarray(cm, dtype=float)
+    names = [_class_name(classes, i) for i in range(cm.shape[0])]
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=norm, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, customdata=cm,
+            text=np.vectorize(lambda v: f"{v:.2f}")(norm), texttemplate="%{text}" if len(names) <= 12 else None,
+            hovertemplate="true %{y}, predicted %{x}<br>share %{z:.3f}, count %{customdata:.0f}<extra></extra>",
+            colorbar={"title": "share"},
+        )
+    )
+    return _layout(fig, SETTING_NAMES.get(setting, setting), height=420,
+                   xaxis={"title": "predicted"}, yaxis={"title": "true", "autorange": "reversed"})
+
+
+def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
+    """Per-position recall, one bar group per setting."""
+    fig = go.Figure()
+    for s in UTILITY_SETTINGS:
+        rec = view.array(f"utility/{s}/recall")
+        if rec is None:
+            continue
+        rec = np.asarray(rec, dtype=float)
+        fig.add_trace(go.Bar(name=s.upper(), x=[_class_name(classes, i) for i in range(len(rec))], y=rec))
+    if not fig.data:
+        return None
+    return _layout(fig, "Recall per position", height=420, barmode="group", yaxis={"title": "recall", "range": [0, 1.05]})
+
+
+# ---- privacy -----------------------------------------------------------------------------------
+def roc_figure(view: ReportView, space: str, log_fpr: bool = False) -> go.Figure | None:
+    """ROC curve of every attack measured in one space, with its AUC in the legend."""
+    fig = go.Figure()
+    for a, sp in attacks_present(view):
+        if sp != space:
+            continue
+        fpr, tpr = view.array(f"privacy/{a}/{sp}/roc_fpr"), view.array(f"privacy/{a}/{sp}/roc_tpr")
+        if fpr is None or tpr is None:
+            continue
+        auc = view.scalar(f"privacy.{a}.{sp}.auc")
+        name = f"{a} (AUC {auc:.3f})" if auc is not None else a
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=name, line={"color": ATTACK_COLOURS.get(a), "width": 3}))
+    if not fig.data:
+        return None
+    lo = 1e-3 if log_fpr else 0.0
+    fig.add_trace(go.Scatter(x=[lo, 1], y=[lo, 1], mode="lines", name="chance", line={"color": "#999", "dash": "dash"}))
+    xaxis = {"title": "false positive rate", "type": "log", "range": [-3, 0]} if log_fpr else {"title": "false positive rate", "range": [0, 1]}
+    yaxis = {"title": "true positive rate", "type": "log", "range": [-3, 0]} if log_fpr else {"title": "true positive rate", "range": [0, 1]}
+    return _layout(fig, f"Membership attacks, {space} space", height=460, xaxis=xaxis, yaxis=yaxis)
+
+
+def member_mask(view: ReportView) -> np.ndarray | None:
+    m = view.array("candidates/is_member")
+    return None if m is None else np.asarray(m).astype(bool)
+
+
+def ratio_histogram(view: ReportView, space: str) -> go.Figure | None:
+    """The study's figure: distance to the closest synthetic VU over the median distance, for
+    training (member) and holdout (non-member) candidates."""
+    ratio, member = view.array(f"privacy/pairwise/{space}/ratio"), member_mask(view)
+    if ratio is None or member is None or len(ratio) != len(member):
+        return None
+    ratio = np.asarray(ratio, dtype=float)
+    fig = go.Figure()
+    bins = {"start": float(np.nanmin(ratio)), "end": float(np.nanmax(ratio)), "size": max(float(np.nanmax(ratio) - np.nanmin(ratio)) / 40, 1e-6)}
+    for name, mask in (("train (members)", member), ("holdout (non-members)", ~member)):
+        fig.add_trace(go.Histogram(x=ratio[mask], name=name, histnorm="probability density", xbins=bins, opacity=0.55,
+                                   marker_color=MEMBER_COLOURS[name]))
+    return _layout(fig, f"Min distance as ratio of the median ({space} space)", height=400, barmode="overlay",
+                   xaxis={"title": "d_min / median distance to synthetic VUs"}, yaxis={"title": "density"})
+
+
+def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = True) -> go.Figure | None:
+    """Per patient: the mean attack score of its VUs, members vs non-members (a patient is what a
+    regulator protects). ``show_ids=False`` hides patient identifiers."""
+    scores, member, patient = (
+        view.array(f"privacy/{attack}/{space}/scores"),
+        member_mask(view),
+        view.array("candidates/patient"),
+    )
+    if scores is None or member is None or patient is None or not len(scores) == len(member) == len(patient):
+        return None
+    patient = np.asarray(patient).astype(str)
+    scores = np.asarray(scores, dtype=float)
+    fig = go.Figure()
+    for name, want in (("train (members)", True), ("holdout (non-members)", False)):
+        ids = sorted(set(patient[member == want]))
+        means = [float(np.nanmean(scores[(patient == p) & (member == want)])) for p in ids]
+        fig.add_trace(
+            go.Box(
+                y=means, name=name, boxpoints="all", jitter=0.4, pointpos=0, marker_color=MEMBER_COLOURS[name],
+                text=ids if show_ids else None,
+                hovertemplate=("patient %{text}<br>" if show_ids else "") + "mean score %{y:.4f}<extra></extra>",
+            )
+        )
+    return _layout(fig, f"Patient level: mean {attack} score per patient ({space} space)", height=420,
+                   yaxis={"title": "mean attack score (higher = more likely member)"}, showlegend=False)
+
+
+# ---- trade-offs --------------------------------------------------------------------------------
+def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_auc", trtr: float | None = None) -> go.Figure:
+    """Every generator on one chart: utility (TSTR) against privacy risk, DP ε annotated.
+
+    ``rows``: dicts with ``name``, ``tstr``, ``worst_auc``, ``worst_tpr1``, ``epsilon``.
+    """
+    label = {"worst_auc": "worst attack AUC (0.5 = chance)", "worst_tpr1": "worst TPR at 1% FPR (0.01 = chance)"}[privacy_key]
+    fig = go.Figure()
+    for r in rows:
+        x, y = r.get("tstr"), r.get(privacy_key)
+        if x is None or y is None:
+            continue
+        eps = r.get("epsilon")
+        tag = "no DP" if eps is None else f"ε = {eps:.1f}"
+        fig.add_trace(
+            go.Scatter(
+                x=[x], y=[y], mode="markers+text", name=r["name"], text=[f"{r['name']}<br>{tag}"], textposition="top center",
+                marker={"size": 18, "symbol": "circle" if eps is None else "diamond", "line": {"width": 1, "color": "#333"}},
+                hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
+            )
+        )
+    chance = 0.5 if privacy_key == "worst_auc" else 0.01
+    fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text="chance", annotation_position="bottom right")
+    if trtr is not None:
+        fig.add_vline(x=trtr, line={"dash": "dot", "color": "#555"}, annotation_text="TRTR (real data)", annotation_position="top left")
+    return _layout(fig, "Privacy against utility: lower and further right is better", height=560,
+                   xaxis={"title": "utility: TSTR balanced accuracy"}, yaxis={"title": "privacy risk: " + label}, showlegend=False)

@@ -1,0 +1,265 @@
+"""The shared page frame: public mode, password gate, sidebar generator picker, page runner.
+
+``app.py`` calls :func:`gate` and :func:`sidebar` on every run, then the selected page runs and
+calls :func:`run_page`, which hands its ``render`` function a :class:`Selection` and turns every
+``SynthVUError`` into an ``st.error`` (never a traceback).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard import loaders
+from dashboard.summary import ReportView, dataset_mismatch
+
+PUBLIC_ENV = "SYNTHVU_PUBLIC"
+SELECTED = "selected_generator"  # session key: path of the selected generator folder
+EXTRA_DIRS = "extra_model_dirs"  # session key: folders the user added
+REAL_CAPTION = "REAL patient VU"  # every real image's caption starts with this (tests look for it)
+SYNTHETIC_CAPTION = "synthetic"
+
+
+def _secret(key: str, default: Any = None) -> Any:
+    try:
+        return st.secrets.get(key, default)
+    except Exception:  # noqa: BLE001 - no secrets file is the normal case
+        return default
+
+
+def public_mode() -> bool:
+    """True with ``SYNTHVU_PUBLIC=1`` or ``public = true`` in the secrets: no real VU leaves the server."""
+    env = os.environ.get(PUBLIC_ENV, "").strip().lower()
+    return env in ("1", "true", "yes", "on") or bool(_secret("public", False))
+
+
+def gate() -> None:
+    """Stop the run until the shared password (``password`` in the secrets) is given, where one is set."""
+    password = _secret("password")
+    if not password or st.session_state.get("authenticated"):
+        return
+    st.title("synthvu")
+    typed = st.text_input("Password", type="password", key="password_input")
+    if typed:
+        if hmac.compare_digest(str(typed), str(password)):
+            st.session_state["authenticated"] = True
+            st.rerun()
+        st.error("Wrong password.")
+    st.stop()
+
+
+# ---- selection ------------------------------------------------------------------------------------
+@dataclass
+class Selection:
+    """What a page draws: the selected generator, its card and report (None where not computed)."""
+
+    info: Any  # synthvu_core.models.registry.GeneratorInfo
+    card: dict[str, Any]
+    report: ReportView | None
+    public: bool
+    report_problem: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.info.path)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card.get("classes", []))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.card.get("shape", (9, 64, 64)))  # type: ignore[return-value]
+
+
+def extra_dirs() -> tuple[str, ...]:
+    return tuple(st.session_state.get(EXTRA_DIRS, []))
+
+
+def all_generators() -> list[Any]:
+    return loaders.generators(extra_dirs())
+
+
+def _add_folder() -> None:
+    """Form callback: validate the folder typed in the sidebar; on success select its (first) generator."""
+    from synthvu_core.errors import SynthVUError
+
+    text = str(st.session_state.get("folder_input", "")).strip()
+    if not text:
+        return
+    folder = Path(text).expanduser()
+    try:
+        found = loaders.generators((str(folder),))
+        mine = [g for g in found if Path(g.path).resolve() == folder.resolve() or Path(g.path).resolve().parent == folder.resolve()]
+        if not mine:
+            loaders.card_of(folder)  # raises the precise problem (no folder, no card, bad card)
+            raise FileNotFoundError
+    except SynthVUError as e:
+        st.session_state["folder_error"] = str(e)
+        return
+    except OSError:
+        st.session_state["folder_error"] = f"{folder}: no generator folder here (a generator folder holds card.json)"
+        return
+    dirs = list(st.session_state.get(EXTRA_DIRS, []))
+    if str(folder) not in dirs:
+        dirs.append(str(folder))
+    st.session_state[EXTRA_DIRS] = dirs
+    st.session_state[SELECTED] = str(mine[0].path)
+    st.session_state.pop("folder_error", None)
+    loaders._generators.clear()
+
+
+def sidebar() -> Selection | None:
+    """Draw the generator picker (and the report download); remember the choice across pages."""
+    gens = all_generators()
+    by_path = {str(g.path): g for g in gens}
+    st.session_state.setdefault(SELECTED, None)
+    wanted = st.query_params.get("model")
+    if wanted and not st.session_state.get("query_applied"):
+        st.session_state["query_applied"] = True
+        match = [p for p, g in by_path.items() if wanted in (g.name, Path(p).name)]
+        if match:
+            st.session_state[SELECTED] = match[0]
+        else:
+            st.session_state["folder_error"] = f"{wanted}: no generator of this name (see Models & data)"
+    with st.sidebar:
+        st.markdown("### Generator")
+        if gens:
+            options = list(by_path)
+            if st.session_state[SELECTED] not in by_path:
+                st.session_state[SELECTED] = options[0]
+            st.selectbox(
+                "Generator", options, key=SELECTED, label_visibility="collapsed",
+                format_func=lambda p: f"{by_path[p].name}" + ("" if by_path[p].source == "shipped" else " (yours)"),
+            )
+        else:
+            st.session_state[SELECTED] = None
+            st.info("No generator found. Train one (see Models & data) or add its folder below.")
+        with st.expander("Add a generator folder"):
+            with st.form("add_folder", clear_on_submit=False, border=False):
+                st.text_input("Folder", placeholder="path/to/model or a folder of models", key="folder_input")
+                st.form_submit_button("Add", on_click=_add_folder)
+        if st.session_state.get("folder_error"):
+            st.error(st.session_state["folder_error"])
+        if public_mode():
+            st.caption("Public mode: aggregate numbers and synthetic images only.")
+    if not st.session_state[SELECTED]:
+        return None
+    return selection()
+
+
+def selection() -> Selection | None:
+    """The selected generator with its card and report (reads the caches)."""
+    from synthvu_core.errors import SynthVUError
+
+    path = st.session_state.get(SELECTED)
+    gens = {str(g.path): g for g in all_generators()}
+    if not path or path not in gens:
+        return None
+    info = gens[path]
+    problem = None
+    try:
+        view = loaders.report(info.path, (info.card.get("dataset") or {}).get("fingerprint"))
+    except SynthVUError as e:
+        view, problem = None, str(e)
+    if view is not None:
+        problem = dataset_mismatch(view, info.card)  # belt and braces: the core checks this too
+        if problem:
+            view = None
+    return Selection(info=info, card=info.card, report=view, public=public_mode(), report_problem=problem)
+
+
+# ---- page runner -----------------------------------------------------------------------------------
+def run_page(title: str, render: Callable[[Selection], None], *, needs_report: bool = False, needs_generator: bool = True) -> None:
+    """Title, then ``render(selection)``; user errors become ``st.error``.
+
+    ``needs_report``: where the generator has no report, offer "Compute report" instead of drawing.
+    ``needs_generator=False``: the page draws even when no generator exists (``render(None)``).
+    """
+    from synthvu_core.errors import SynthVUError
+
+    st.title(title)
+    try:
+        sel = selection()
+        if sel is None:
+            if needs_generator:
+                st.info("No generator selected: none is installed yet. See **Models & data** to train one, "
+                        "or add a generator folder in the sidebar.")
+                return
+        elif needs_report and sel.report is None:
+            report_missing(sel)
+            return
+        render(sel)  # type: ignore[arg-type]
+    except SynthVUError as e:
+        st.error(str(e))
+
+
+def report_missing(sel: Selection) -> None:
+    """Say that the report is missing or unusable, and offer to compute it (outside public mode)."""
+    if sel.report_problem:
+        st.warning(sel.report_problem)
+    else:
+        st.info(f"**{sel.name}** has no evaluation report yet: utility, fidelity and privacy are not measured.")
+    if sel.public:
+        st.caption("Reports are computed by the owner of this deployment (`python -m synthvu_core evaluate MODEL`).")
+        return
+    folder = None
+    if not loaders.is_phantom(sel.card):
+        folder = st.text_input("VU dataset folder the generator was trained on", key="compute_dataset").strip() or None
+    st.caption(f"Or on the command line: `python -m synthvu_core evaluate {sel.path}"
+               + (f" --dataset {folder}" if folder else "") + "` (minutes on a CPU).")
+    if st.button("Compute report", type="primary", key="compute_report", disabled=folder is None and not loaders.is_phantom(sel.card)):
+        with st.status("Computing the report: sampling, classifiers, UMAP, attacks…", expanded=True) as status:
+            loaders.compute_report(sel.path, dataset=folder, write=st.write)
+            status.update(label="Report written", state="complete")
+        st.rerun()
+
+
+def show_image(image: Any, caption: str, *, real: bool = False, **kw: Any) -> None:
+    """``st.image`` with a caption that says whether the image is real; refuses real ones in public mode."""
+    if real and public_mode():
+        return
+    prefix = REAL_CAPTION if real else SYNTHETIC_CAPTION
+    st.image(image, caption=f"{prefix} · {caption}", **kw)
+
+
+def key_of(sel: Selection, name: str) -> str:
+    """A widget key unique to the selected generator (options differ between generators)."""
+    import hashlib
+
+    return f"{name}_{hashlib.sha1(str(sel.path).encode()).hexdigest()[:8]}"
+
+
+def real_vus(sel: Selection, rows: Any, key: str) -> Any:
+    """uint8 ``[len(rows), C, H, W]`` real VUs of dataset ``rows``, or None.
+
+    Never in public mode. The dataset is loaded only after a button press (the phantom is rebuilt
+    on demand and checked against the card's fingerprint); for a generator trained on your own
+    NIfTI data, its VU dataset folder is asked for.
+    """
+    import numpy as np
+
+    if sel.public or len(rows) == 0:
+        return None
+    folder = None
+    if not loaders.is_phantom(sel.card):
+        folder = st.text_input("VU dataset folder the generator was trained on (to show real VUs)", key=f"{key}_folder").strip() or None
+        if folder is None:
+            return None
+    if not loaders.dataset_ready(sel.card, folder):
+        label = "Show the real VUs" + (" (rebuilds the phantom dataset if missing: a minute or two)" if folder is None else "")
+        if not st.button(label, key=f"{key}_load"):
+            return None
+        loaders.real_dataset(sel.card, folder)
+        loaders.mark_dataset_loaded(sel.card, folder)
+    return loaders.real_vus(loaders.dataset_key(sel.card), folder, tuple(int(r) for r in np.asarray(rows)))

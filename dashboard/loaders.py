@@ -1,0 +1,253 @@
+"""Cached loaders: the only place the dashboard touches generators, reports and datasets.
+
+* models: ``st.cache_resource`` (bounded ``max_entries``), keyed by the weight file's mtime;
+* reports, samples, exports and real VU crops: ``st.cache_data`` (bounded), keyed by file mtimes;
+* the VU dataset handle (memory-mapped) is a resource; what leaves it (a few VUs) is data.
+
+torch, umap and the evaluation code are imported inside these functions only, so the first paint
+of a page that shows a report never imports them. Nothing here trains, fits UMAP or builds a
+dataset unless a page calls the button-triggered functions (``compute_report``, ``real_dataset``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from dashboard.images import as_uint8
+from dashboard.summary import ReportView, view_of
+
+MAX_SAMPLES = 512  # largest batch a page may request
+SAMPLING_THREADS = 2
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def report_stamp(model_dir: str | Path) -> float:
+    d = Path(model_dir) / "report"
+    return _mtime(d / "report.json") + _mtime(d / "arrays.npz")
+
+
+def weights_stamp(model_dir: str | Path) -> float:
+    return _mtime(Path(model_dir) / "generator.safetensors") + _mtime(Path(model_dir) / "card.json")
+
+
+# ---- registry --------------------------------------------------------------------------------
+def generators(extra_dirs: tuple[str, ...] = ()) -> list[Any]:
+    """``GeneratorInfo`` of every shipped and user generator (``$SYNTHVU_MODELS`` included; re-read every 20 s)."""
+    return _generators(tuple(extra_dirs), os.environ.get("SYNTHVU_MODELS", ""))
+
+
+@st.cache_data(ttl=20, max_entries=16, show_spinner=False)
+def _generators(extra_dirs: tuple[str, ...], env: str) -> list[Any]:
+    from synthvu_core.models.registry import list_generators
+
+    return list_generators(list(extra_dirs))
+
+
+def card_of(folder: str | Path) -> dict[str, Any]:
+    """A folder's card (raises ``CheckpointError`` naming the folder where it is not a generator)."""
+    from synthvu_core.models.registry import load_card
+
+    return load_card(folder)
+
+
+# ---- reports ---------------------------------------------------------------------------------
+@st.cache_data(max_entries=16, show_spinner="Reading the report…")
+def _report(model_dir: str, stamp: float, fingerprint: str | None) -> ReportView | None:
+    from synthvu_core.evaluation.report import load_report
+
+    rep = load_report(model_dir, expected_fingerprint=fingerprint)
+    return None if rep is None else view_of(rep)
+
+
+def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView | None:
+    """The generator's report as a :class:`ReportView`, or None where it has none yet.
+
+    Raises ``ReportError`` where it is corrupt or was computed on another dataset than ``fingerprint``.
+    """
+    stamp = report_stamp(model_dir)
+    if stamp == 0.0:
+        return None
+    return _report(str(model_dir), stamp, fingerprint)
+
+
+def compute_report(model_dir: str | Path, dataset: str | None = None, write: Any = None) -> None:
+    """Run the full evaluation of a generator (minutes) on ``dataset`` (a VU dataset folder; None:
+    the phantom demo dataset its card names, rebuilt if missing); ``write`` receives progress lines."""
+    import torch
+
+    from synthvu_core.evaluation.report import evaluate_generator
+
+    torch.set_num_threads(SAMPLING_THREADS)
+    if write:
+        write("Sampling, training the classifiers, fitting UMAP and running the attacks…")
+    evaluate_generator(Path(model_dir), dataset=dataset, progress=False)
+    _report.clear()
+    _generators.clear()
+
+
+# ---- generators and samples --------------------------------------------------------------------
+@st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
+def _generator(model_dir: str, stamp: float) -> Any:
+    import torch
+
+    from synthvu_core.models.registry import load_generator
+
+    torch.set_num_threads(SAMPLING_THREADS)
+    return load_generator(model_dir)
+
+
+def generator(model_dir: str | Path) -> Any:
+    return _generator(str(model_dir), weights_stamp(model_dir))
+
+
+def _check_count(n: int) -> None:
+    from synthvu_core.errors import SelectionError
+
+    if n < 1:
+        raise SelectionError(f"asked for {n} samples: choose at least one VU")
+    if n > MAX_SAMPLES:
+        raise SelectionError(f"asked for {n} samples: the dashboard draws at most {MAX_SAMPLES} at a time (use the CLI for more)")
+
+
+@st.cache_data(max_entries=32, show_spinner="Sampling…")
+def samples(model_dir: str, stamp: float, n: int, position: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``n`` VUs at ``position`` (None: the training prior): (uint8 ``[n, C, H, W]``, labels ``[n]``, classes)."""
+    from synthvu_core.models.sampling import sample
+
+    _check_count(n)
+    s = sample(_generator(model_dir, stamp), n, position=position, seed=seed)
+    return as_uint8(s.images), np.asarray(s.labels), list(s.classes)
+
+
+@st.cache_data(max_entries=16, show_spinner="Interpolating…")
+def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int, seed: int) -> np.ndarray:
+    """uint8 ``[steps, C, H, W]``: a walk in latent and class space from ``start`` to ``end``."""
+    from synthvu_core.models.sampling import interpolate
+
+    return as_uint8(interpolate(_generator(model_dir, stamp), start, end, steps=steps, seed=seed).images)
+
+
+@st.cache_data(max_entries=16, show_spinner="Writing the file…")
+def export_bytes(model_dir: str, stamp: float, n: int, position: str | None, seed: int, suffix: str) -> bytes:
+    """The file ``synthvu_core.models.sampling.export`` writes for these samples, as bytes."""
+    from synthvu_core.models.sampling import export, sample
+
+    _check_count(n)
+    gen = _generator(model_dir, stamp)
+    s = sample(gen, n, position=position, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="synthvu-export-") as tmp:
+        path = Path(tmp) / f"vus{suffix}"
+        return Path(export(s, path, gen.card)).read_bytes()
+
+
+def prior_rows(generator: Any, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
+    """float32 ``[len(rows), C, H, W]``: rows ``rows`` of ``sample(generator, n, seed=seed)`` (positions
+    from the training prior) without generating the other ``n - len(rows)`` VUs.
+
+    Draws the same labels and noise as :func:`synthvu_core.models.sampling.sample` (labels first, then
+    noise, from one seeded torch generator); ``tests/test_app.py`` checks the two agree.
+    """
+    import torch
+
+    from synthvu_core.models.sampling import position_weights
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        from synthvu_core.errors import SelectionError
+
+        raise SelectionError(f"synthetic VU rows must lie in 0..{n - 1}")
+    card = generator.card
+    g = torch.Generator().manual_seed(int(seed))
+    labels = torch.multinomial(torch.from_numpy(position_weights(card, None)), int(n), replacement=True, generator=g)
+    z = torch.randn(int(n), card["latent_dim"], generator=g)
+    idx = torch.from_numpy(rows)
+    with torch.no_grad():
+        return generator(z[idx], labels[idx]).float().cpu().numpy()
+
+
+@st.cache_data(max_entries=16, show_spinner="Regenerating the selected synthetic VUs…")
+def synthetic_by_index(model_dir: str, stamp: float, n_synthetic: int, seed: int, rows: tuple[int, ...]) -> np.ndarray:
+    """uint8 ``[len(rows), C, H, W]``: VUs ``rows`` of the report's deterministic synthetic sample
+    (``n_synthetic`` VUs drawn from the prior with ``seed``)."""
+    return as_uint8(prior_rows(_generator(model_dir, stamp), n_synthetic, np.asarray(rows), seed))
+
+
+# ---- real data (never in public mode; button-triggered) -----------------------------------------
+def dataset_key(card: Mapping[str, Any]) -> str:
+    ds = card.get("dataset") or {}
+    return json.dumps({"fingerprint": ds.get("fingerprint"), "recipe": ds.get("recipe")}, sort_keys=True)
+
+
+def is_phantom(card: Mapping[str, Any]) -> bool:
+    return bool((card.get("dataset") or {}).get("recipe"))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the VU dataset (the phantom is rebuilt if missing: a minute or two)…")
+def _dataset(key: str, folder: str | None) -> Any:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.errors import DataError
+
+    spec = json.loads(key)
+    fp = spec["fingerprint"]
+    if folder:
+        ds = VUDataset.load(folder)
+        if fp and ds.fingerprint != fp:
+            raise DataError(f"{folder}: dataset fingerprint {ds.fingerprint} differs from the generator's {fp}: another dataset")
+        return ds
+    if not spec.get("recipe"):
+        raise DataError("the generator was trained on your own NIfTI data: give its VU dataset folder")
+    from synthvu_core.data.build import DEMO_PHANTOM, demo_dataset
+
+    return demo_dataset(fp, recipe=_recipe(spec["recipe"], DEMO_PHANTOM))
+
+
+def _recipe(d: Mapping[str, Any], default: Any) -> Any:
+    if d.get("name") == default.name:
+        return default
+    from synthvu_core.data.build import PhantomRecipe
+    from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.data.units import ExtractConfig
+
+    return PhantomRecipe(
+        name=d["name"], n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=d.get("contrast", "T2"),
+        config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
+    )
+
+
+def real_dataset(card: Mapping[str, Any], folder: str | None = None) -> Any:
+    """The VU dataset the generator was trained on (checked against the card's fingerprint)."""
+    return _dataset(dataset_key(card), folder or None)
+
+
+def _loaded_key(card: Mapping[str, Any], folder: str | None) -> str:
+    return f"{dataset_key(card)}|{folder or ''}"
+
+
+def dataset_ready(card: Mapping[str, Any], folder: str | None = None) -> bool:
+    """True once this session has loaded the dataset (a button did), so real VUs can be shown."""
+    return bool(st.session_state.get("loaded_datasets", {}).get(_loaded_key(card, folder)))
+
+
+def mark_dataset_loaded(card: Mapping[str, Any], folder: str | None = None) -> None:
+    st.session_state.setdefault("loaded_datasets", {})[_loaded_key(card, folder)] = True
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def real_vus(key: str, folder: str | None, rows: tuple[int, ...]) -> np.ndarray:
+    """uint8 ``[len(rows), C, H, W]``: dataset rows ``rows`` (real patients' VUs)."""
+    ds = _dataset(key, folder)
+    return np.asarray(ds.images[np.asarray(rows, dtype=int)])

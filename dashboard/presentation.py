@@ -1,0 +1,117 @@
+"""The downloadable report: one self-contained HTML file (no streamlit, opens offline).
+
+plotly.js is inlined once, in the first figure; later figures reuse it. Tables are plain HTML.
+In public mode the file holds what the public dashboard shows: aggregate numbers, the UMAP with
+real VUs as a density, no patient identifiers.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboard import figures
+from dashboard.summary import (
+    ATTACK_NAMES,
+    SPACES,
+    UTILITY_SETTINGS,
+    attack_rows,
+    attacks_present,
+    control_rows,
+    epsilon_text,
+    fmt,
+    headline,
+    verdict,
+)
+
+STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 18px; margin: 2rem auto; max-width: 1200px; color: #1a202c; }
+h1 { font-size: 2.2rem; } h2 { font-size: 1.6rem; margin-top: 2.5rem; border-bottom: 2px solid #2b6cb0; }
+table { border-collapse: collapse; margin: 1rem 0; } td, th { border: 1px solid #cbd5e0; padding: .35rem .7rem; text-align: right; }
+th { background: #edf2f7; } td:first-child, th:first-child { text-align: left; }
+.verdict { padding: 1rem; border-radius: .5rem; } .leak { background: #fed7d7; } .caution { background: #feebc8; }
+.ok { background: #c6f6d5; } .unknown { background: #e2e8f0; } .note { color: #4a5568; font-size: .9rem; }
+"""
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p class='note'>—</p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(fmt(r[c]) if isinstance(r[c], float) or r[c] is None else str(r[c]))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class _Figures:
+    """Collects figure HTML; plotly.js goes inline with the first one only."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, fig: Any) -> str:
+        if fig is None:
+            return ""
+        out = fig.to_html(full_html=False, include_plotlyjs=self.count == 0, config={"displaylogo": False})
+        self.count += 1
+        return out
+
+
+def report_html(sel: Any) -> str:
+    """HTML of the selected generator's report: card summary, verdict, utility, UMAP, privacy, controls.
+
+    ``sel`` has ``name``, ``card``, ``report`` (a ReportView), ``classes`` and ``public``.
+    """
+    view, card, classes, public = sel.report, sel.card, sel.classes, bool(sel.public)
+    fig = _Figures()
+    h = headline(view, card)
+    v = verdict(view, card)
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>synthvu report: {html.escape(sel.name)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>synthvu report: {html.escape(sel.name)}</h1>",
+        f"<p class='note'>Generated {datetime.now(UTC).isoformat(timespec='seconds')} · report created "
+        f"{html.escape(str(view.meta.get('created', '—')))} · dataset {html.escape(str(view.meta.get('dataset_fingerprint', '—')))} · "
+        f"{html.escape(epsilon_text(card, view))}{' · public version' if public else ''}</p>",
+        _table([{"TRTR": h.trtr, "TSTR": h.tstr, "TSTR / TRTR": h.ratio, "worst attack AUC": h.worst_auc,
+                 "worst TPR @ 1% FPR": h.worst_tpr1, "DP ε": "∞" if h.epsilon is None else f"{h.epsilon:.2f}"}]),
+        f"<p class='verdict {v.level}'>{html.escape(v.text)}</p>",
+        "<h2>Generator</h2>",
+        _table([{"architecture": card.get("architecture", {}).get("name"), "scheme": card.get("scheme"),
+                 "classes": ", ".join(classes), "shape": " × ".join(map(str, card.get("shape", []))),
+                 "steps": str(card.get("training", {}).get("steps")), "created": card.get("created")}]),
+        "<h2>Utility</h2>",
+        fig(figures.utility_figure(view)),
+    ]
+    for s in UTILITY_SETTINGS:
+        parts.append(fig(figures.confusion_figure(view, s, classes)))
+    parts.append(fig(figures.recall_figure(view, classes)))
+    parts.append("<h2>Fidelity</h2>")
+    parts.append(_table([{k: view.scalar(f"fidelity.{k}") for k in ("frechet_distance", "precision", "recall", "density", "coverage")}]))
+    if view.has("umap/synthetic"):
+        umap, _ = figures.umap_figure(view, classes, real_as_density=public)
+        parts.append(fig(umap))
+    parts.append("<h2>Privacy</h2>")
+    parts.append(_table(control_rows(view, sel.name)))
+    parts.append(_table(attack_rows(view)))
+    present = attacks_present(view)
+    if any(a == "discriminator" for a, _ in present):
+        parts.append("<p><b>A released discriminator is itself a leak</b>: keep it private, share only the generator.</p>")
+    for space in SPACES:
+        parts.append(fig(figures.roc_figure(view, space)))
+        parts.append(fig(figures.ratio_histogram(view, space)))
+    for a, sp in present:
+        if a == "pairwise" and sp == "pixel":
+            parts.append(fig(figures.patient_figure(view, a, sp, show_ids=not public)))
+    parts.append("<h2>Definitions</h2><table>")
+    for k in sorted(view.definitions):
+        if k.startswith(("utility.", "fidelity.", "dp.")) or k.endswith(".auc") or k.startswith("privacy.worst"):
+            parts.append(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(view.definitions[k])}</td></tr>")
+    parts.append("</table>")
+    parts.append(f"<p class='note'>Attacks: {html.escape('; '.join(f'{k}: {v}' for k, v in ATTACK_NAMES.items()))}.</p>")
+    parts.append("</body></html>")
+    return "".join(parts)

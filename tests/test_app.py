@@ -1,0 +1,359 @@
+"""Dashboard tests with Streamlit's AppTest (no browser): every page, public mode, user errors.
+
+The pages run against a fabricated world (tests/fixtures/dashboard_models.py: a tiny untrained
+generator, a dataset of random VUs and a report in the exact report format) and against every
+shipped generator in models/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from fixtures.dashboard_models import N_SYNTHETIC, fabricate  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "models_data")
+FABRICATED = ("fab-region", "fab-noreport", "fab-foreign")
+REAL_CAPTION = "REAL patient VU"
+TIMEOUT = 60
+
+
+def _shipped() -> list[str]:
+    try:
+        from synthvu_core.models.registry import SHIPPED_DIR, list_generators
+    except ImportError:
+        return []
+    return [g.name for g in list_generators() if Path(g.path).resolve().parent == SHIPPED_DIR.resolve()]
+
+
+SHIPPED = _shipped()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return fabricate(tmp_path_factory.mktemp("dashboard-world"))
+
+
+@pytest.fixture
+def env(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.setenv("SYNTHVU_MODELS", str(world["models"]))
+    monkeypatch.delenv("SYNTHVU_PUBLIC", raising=False)
+    return world
+
+
+def start(model: str | None = None, secrets: dict | None = None) -> AppTest:
+    """Run the app once (Overview), with ``model`` selected through the sidebar picker."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets.update(secrets or {})
+    at.run()
+    if model is not None:
+        picker = at.sidebar.selectbox(key="selected_generator")
+        labels = [o.removesuffix(" (yours)") for o in picker.options]  # options as shown: card names
+        assert model in labels, f"{model} not offered by the picker: {picker.options}"
+        picker.select_index(labels.index(model)).run()
+    return at
+
+
+def selected(at: AppTest) -> str:
+    """Card name of the generator the sidebar picker holds."""
+    from synthvu_core.models.registry import load_card
+
+    return load_card(at.sidebar.selectbox(key="selected_generator").value)["name"]
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    return at.switch_page(f"app_pages/{page}.py").run()
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c for img in at.image for c in img.captions]
+
+
+def no_exception(at: AppTest, where: str) -> None:
+    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+
+
+# ---- every page, every generator ------------------------------------------------------------------
+@pytest.mark.parametrize("model", [*FABRICATED, *SHIPPED])
+def test_every_page_runs_for_every_generator(env: dict[str, Path], model: str) -> None:
+    at = start(model)
+    for page in PAGES:
+        visit(at, page)
+        no_exception(at, f"{model}/{page}")
+        assert at.title, f"{model}/{page}: no title drawn"
+        assert selected(at) == model, "selection lost across pages"
+    # the Generate page always draws synthetic VUs, and only synthetic ones
+    visit(at, "generate")
+    assert captions(at) and all(c.startswith("synthetic") for c in captions(at))
+
+
+def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
+    at = start("fab-region")
+    assert [m.value for m in at.metric][:2] == ["0.900", "0.800"]  # TRTR, TSTR from the report
+    assert at.success, "the verdict of a chance-level report is shown as a success"
+    visit(at, "utility")
+    assert len(at.get("plotly_chart")) >= 4  # bars, three confusion matrices, recall
+    visit(at, "privacy")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = {t.get("name", "") for spec in charts for t in spec["data"]}
+    assert any(n.startswith("pairwise (AUC") for n in names), names
+    assert any(d for d in at.dataframe), "attack table drawn"
+
+
+def test_generator_choice_is_remembered_across_pages(env: dict[str, Path]) -> None:
+    at = start("fab-noreport")
+    for page in ("generate", "utility", "overview"):
+        visit(at, page)
+        assert selected(at) == "fab-noreport"
+    assert any(b.label == "Compute report" for b in at.button), "a generator without a report offers to compute it"
+
+
+def test_no_generators_anywhere(env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthvu_core.models import registry
+
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "empty"))
+    from dashboard import loaders
+
+    loaders._generators.clear()
+    at = start()
+    for page in PAGES:
+        visit(at, page)
+        no_exception(at, page)
+        assert not at.error, [e.value for e in at.error]
+    visit(at, "generate")
+    assert any("No generator" in i.value for i in at.info)
+
+
+# ---- public mode ---------------------------------------------------------------------------------
+def show_closest_real_pairs(at: AppTest, data: Path) -> None:
+    """Outside public mode: give the dataset folder and press the button on the Privacy page."""
+    visit(at, "privacy")
+    at.text_input(key="closest_real_folder").set_value(str(data)).run()
+    at.button(key="closest_real_load").click().run()
+
+
+def test_real_images_are_shown_outside_public_mode(env: dict[str, Path]) -> None:
+    at = start("fab-region")
+    show_closest_real_pairs(at, env["data"])
+    no_exception(at, "privacy with real pairs")
+    assert any(c.startswith(REAL_CAPTION) for c in captions(at)), captions(at)
+
+
+@pytest.mark.parametrize("how", ["env", "secrets"])
+def test_public_mode_never_renders_a_real_image(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    if how == "env":
+        monkeypatch.setenv("SYNTHVU_PUBLIC", "1")
+    for model in (*FABRICATED, *SHIPPED):
+        at = start(model, secrets={"public": True} if how == "secrets" else None)
+        for page in PAGES:
+            visit(at, page)
+            no_exception(at, f"public {model}/{page}")
+            assert not any(REAL_CAPTION in c for c in captions(at)), f"{model}/{page}: {captions(at)}"
+            assert all(c.startswith("synthetic") for c in captions(at))
+            assert not [b for b in at.button if b.label.startswith(("Show the real", "Compute report"))]
+    at = start("fab-region", secrets={"public": True} if how == "secrets" else None)
+    visit(at, "privacy")
+    assert not [t for t in at.text_input if t.key and t.key.startswith("closest_real")], "no way to ask for real VUs"
+    visit(at, "embeddings")
+    (chart,) = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    real_traces = [t for t in spec["data"] if "real" in t.get("name", "")]
+    assert real_traces and all(t["type"] == "contour" and "customdata" not in t for t in real_traces), real_traces
+    n_real = len(np.load(env["models"] / "fab-region" / "report" / "arrays.npz")["umap/real"])
+    assert all(len(t.get("x", [])) != n_real for t in spec["data"]), "no per-VU real coordinates in the chart"
+
+
+def test_public_report_download_has_no_patient_ids(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import presentation
+    from dashboard.frame import Selection
+    from dashboard.summary import view_of
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.models.registry import list_generators
+
+    (info,) = [g for g in list_generators() if g.name == "fab-region"]
+    view = view_of(load_report(info.path))
+    patients = set(view.array("candidates/patient").tolist())
+    private = presentation.report_html(Selection(info, info.card, view, public=False))
+    public = presentation.report_html(Selection(info, info.card, view, public=True))
+    assert any(p in private for p in patients)
+    assert not any(p in public for p in patients)
+    for html in (private, public):
+        assert html.count("* plotly.js v") == 1, "plotly.js inlined exactly once"
+        assert "<script src=" not in html and "<link " not in html, "self-contained: nothing fetched"
+        assert html.count("Plotly.newPlot") >= 5
+
+
+# ---- user errors become messages ------------------------------------------------------------------
+def test_zero_samples_is_a_message(env: dict[str, Path]) -> None:
+    at = visit(start("fab-region"), "generate")
+    at.number_input(key="gen_count").set_value(0)
+    [b for b in at.button if b.label == "Generate"][0].click().run()
+    no_exception(at, "zero samples")
+    assert any("at least one" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.image, "the interpolation below still works"
+
+
+def test_unknown_model_folder_is_a_message(env: dict[str, Path], tmp_path: Path) -> None:
+    at = start("fab-region")
+    at.sidebar.text_input(key="folder_input").set_value(str(tmp_path / "nowhere"))
+    [b for b in at.sidebar.button if b.label == "Add"][0].click().run()
+    no_exception(at, "unknown folder")
+    assert any("no generator folder" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "card.json").write_text("{not json")
+    at.sidebar.text_input(key="folder_input").set_value(str(broken))
+    [b for b in at.sidebar.button if b.label == "Add"][0].click().run()
+    assert any("card.json" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+
+
+def test_adding_a_folder_selects_its_generator(env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "empty"))
+    at = start()
+    at.sidebar.text_input(key="folder_input").set_value(str(env["models"] / "fab-region"))
+    [b for b in at.sidebar.button if b.label == "Add"][0].click().run()
+    no_exception(at, "add folder")
+    assert selected(at) == "fab-region"
+    visit(at, "utility")
+    assert at.get("plotly_chart"), "the added generator's report is drawn"
+
+
+def test_unknown_model_in_the_link_is_a_message(env: dict[str, Path]) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["model"] = "no-such-model"
+    at.run()
+    no_exception(at, "unknown ?model=")
+    assert any("no-such-model" in e.value for e in at.sidebar.error)
+
+
+def test_report_from_another_dataset_is_a_warning_on_every_page(env: dict[str, Path]) -> None:
+    at = start("fab-foreign")
+    for page in ("overview", "embeddings", "utility", "privacy"):
+        visit(at, page)
+        no_exception(at, page)
+        assert any("not on the expected dataset" in w.value for w in at.warning), (page, [w.value for w in at.warning])
+        assert not at.get("plotly_chart"), f"{page}: no figure of a foreign report"
+    visit(at, "tradeoffs")
+    assert any("fab-foreign" in c.value for c in at.caption)
+
+
+def test_real_vus_from_another_dataset_is_a_message(env: dict[str, Path], tmp_path: Path) -> None:
+    from fixtures.dashboard_models import fabricate_dataset
+
+    other = fabricate_dataset(tmp_path / "other", seed=1)
+    at = start("fab-region")
+    show_closest_real_pairs(at, other.root)
+    no_exception(at, "foreign dataset")
+    assert any("another dataset" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_compute_report_button_writes_and_shows_the_report(env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from fixtures import dashboard_models
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.evaluation import report as report_module
+
+    folder = tmp_path / "models" / "fresh"
+    shutil.copytree(env["models"] / "fab-noreport", folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps(dict(card, name="fresh")))
+    calls = []
+
+    def fake_evaluate(model_dir, dataset=None, **kw):  # the real one trains classifiers and fits UMAP (minutes)
+        calls.append((Path(model_dir), dataset))
+        ds = VUDataset.load(dataset)
+        dashboard_models.fabricate_report(ds, Path(model_dir), ds.fingerprint)
+
+    monkeypatch.setattr(report_module, "evaluate_generator", fake_evaluate)
+    monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "models"))
+    at = start("fresh")
+    at.text_input(key="compute_dataset").set_value(str(env["data"])).run()
+    [b for b in at.button if b.label == "Compute report"][0].click().run()
+    no_exception(at, "compute report")
+    assert calls and calls[0][0] == folder and Path(calls[0][1]) == env["data"]
+    assert [m.value for m in at.metric][:2] == ["0.900", "0.800"], "the new report is drawn"
+
+
+def test_password_gate(env: dict[str, Path]) -> None:
+    at = start(secrets={"password": "s3cret"})
+    assert not at.sidebar.selectbox, "nothing but the password field before the password"
+    at.text_input(key="password_input").set_value("wrong").run()
+    assert at.error and not at.sidebar.selectbox
+    at.text_input(key="password_input").set_value("s3cret").run()
+    no_exception(at, "after password")
+    assert at.sidebar.selectbox(key="selected_generator")
+
+
+# ---- the pieces under the pages --------------------------------------------------------------------
+def test_prior_rows_are_the_rows_of_the_full_sample(env: dict[str, Path]) -> None:
+    import torch
+
+    from dashboard.loaders import prior_rows
+    from synthvu_core.models.registry import load_generator
+    from synthvu_core.models.sampling import sample
+
+    torch.set_num_threads(1)
+    gen = load_generator(env["models"] / "fab-region")
+    full = sample(gen, N_SYNTHETIC, seed=3).images
+    rows = np.array([0, 7, 123, N_SYNTHETIC - 1])
+    np.testing.assert_allclose(prior_rows(gen, N_SYNTHETIC, rows, seed=3), full[rows], atol=1e-5)
+    assert not np.allclose(prior_rows(gen, N_SYNTHETIC, rows, seed=4), full[rows], atol=1e-3)
+
+
+def test_montage_layouts() -> None:
+    from dashboard.images import montage
+
+    vus = np.stack([np.full((3, 4, 4), i, dtype=np.uint8) for i in range(5)])
+    one = montage(vus, slice_index=1, ncols=2, gap=1, zoom=1)
+    assert one.shape == (3 * 5 + 1, 2 * 5 + 1)
+    assert one[1, 1] == 0 and one[1, 6] == 1 and one[11, 1] == 4  # VU i at row i // 2, column i % 2
+    rows = montage(vus, gap=1, zoom=2)
+    assert rows.shape == (2 * (5 * 5 + 1), 2 * (3 * 5 + 1))  # one row per VU, its 3 slices across
+    with pytest.raises(ValueError):
+        montage(vus, slice_index=3)
+
+
+def test_selection_maps_points_to_report_rows() -> None:
+    from dashboard.figures import umap_figure
+    from dashboard.summary import ReportView
+
+    view = ReportView(scalars={}, arrays={
+        "umap/real": np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), "umap/real_labels": np.array([0, 1, 0]),
+        "umap/synthetic": np.array([[5.0, 5.0], [6.0, 6.0]]), "umap/synthetic_labels": np.array([1, 1]),
+    })
+    from dashboard.figures import selected_rows
+
+    fig, sources = umap_figure(view, ["C", "T"])
+    assert len(sources) == len(fig.data)
+    # by curve and point index: trace 1 is "T real" (real row 1); trace 2 is "T synthetic" (rows 0, 1)
+    picked = selected_rows([{"curve_number": 1, "point_index": 0}, {"curve_number": 2, "point_index": 1}], sources)
+    assert picked == {"real": [1], "synthetic": [1]}
+    # customdata wins where present
+    assert selected_rows([{"customdata": [1, 0]}], sources) == {"real": [], "synthetic": [0]}
+    fig, sources = umap_figure(view, ["C", "T"], real_as_density=True)
+    assert sources[0] is None and selected_rows([{"curve_number": 0, "point_index": 0}], sources) == {"real": [], "synthetic": []}
+
+
+def test_verdict_reads_the_worst_attack() -> None:
+    from dashboard.summary import ReportView, verdict
+
+    def level(auc: float, tpr: float) -> str:
+        return verdict(ReportView(scalars={"privacy.worst.auc": auc, "privacy.worst.tpr_at_1pct_fpr": tpr})).level
+
+    assert level(0.51, 0.01) == "ok"
+    assert level(0.65, 0.01) == "caution"
+    assert level(0.55, 0.3) == "leak"
+    assert level(0.99, 0.9) == "leak"
+    assert verdict(None).level == "unknown"
+    eps = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5}})
+    assert "ε = 4.00" in eps.text
