@@ -58,10 +58,10 @@ _ANCHORS = np.array(
         [14, 21.5, 25.5, 31.5, 6.0, 14.0],
         [15, 22.5, 27.0, 33.0, 6.6, 14.5],
         [17, 24.5, 29.5, 37.0, 8.0, 15.5],
-        [18, 25.5, 31.0, 41.0, 9.5, 17.0],
-        [20, 26.5, 33.5, 45.0, 10.5, 17.5],
-        [21, 27.0, 34.5, 47.0, 11.5, 17.0],
-        [22, 27.0, 35.0, 49.0, 10.5, 17.0],
+        [18, 25.5, 31.0, 41.0, 9.5, 16.0],
+        [20, 26.5, 33.5, 45.0, 10.5, 16.0],
+        [21, 27.0, 34.5, 47.0, 11.5, 16.0],
+        [22, 27.0, 35.0, 49.0, 10.5, 16.5],
         [23, 28.0, 34.0, 46.0, 2.0, 14.0],
     ],
     dtype=np.float64,
@@ -69,7 +69,7 @@ _ANCHORS = np.array(
 
 # Relative signal per tissue (ANATOMY.md contrast table).
 _TISSUE = {
-    "T2": dict(csf=1.0, nucleus=0.85, degen=0.27, annulus=0.15, marrow=0.44, cortex=0.05, cord=0.40,
+    "T2": dict(csf=1.0, nucleus=0.85, degen=0.27, annulus=0.15, marrow=0.33, cortex=0.05, cord=0.40,
                fat=0.75, muscle=0.25, hemangioma=0.82, modic=0.78, void=0.0, vessel=0.06, air=0.02,
                ligament=0.05, organ=0.35, vein=0.8),
     "T1": dict(csf=0.12, nucleus=0.35, degen=0.30, annulus=0.30, marrow=0.75, cortex=0.05, cord=0.45,
@@ -415,11 +415,11 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     nb_seg = np.clip(np.where(t < 0.5, seg - 1, seg + 1), 0, nseg - 1)
     fill = np.where(np.abs(vv) < 0.3 * D, nuc_seg[nb_seg], tis["annulus"]).astype(np.float32)
     shell_val = np.where(is_bone, tis["cortex"], tis["annulus"]).astype(np.float32)
-    rim = np.where(is_bone, 1.0, 0.0).astype(np.float32)
+    rim = np.where(is_bone, 0.8, 0.0).astype(np.float32)
     nuc_r = 1 - 0.35 * degen
     A = np.where(is_bone, -10.0, ((t - 0.5) / (0.34 * nuc_r)) ** 2 + ((vv + 0.08 * D) / (0.3 * D * nuc_r)) ** 2)
     B = np.where(is_bone, 0.0, 1.0 / (0.3 * W * nuc_r) ** 2)
-    amp = np.where(is_bone, 0.09, 0.04).astype(np.float32)
+    amp = np.where(is_bone, 0.07, 0.04).astype(np.float32)
     A, B, core_val = A.astype(np.float32), B.astype(np.float32), core_val.astype(np.float32)
     sdisc = g(kind == "sdisc") > 0
     core_val = np.where(sdisc, tis["annulus"], core_val)
@@ -459,7 +459,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
                 fn(slice(rows[0], rows[-1] + 1), zs)
 
     # anterior longitudinal ligament: dark line on the front of bodies and discs
-    all_sd = np.abs(v - D / 2 - 0.8) - 0.8
+    all_sd = np.abs(v - D / 2 - 0.2) - 0.5
     all_sd = np.where(u > 10, all_sd, 1e3).astype(np.float32)
 
     def _all(ys, zs):
@@ -484,7 +484,8 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     canal_c = wall - canal / 2
     chw = np.float32(0.65) * canal + 2.0
     fat_sd = np.where(u > 8, np.abs(v - canal_c) - canal / 2, 1e3).astype(np.float32)
-    sac_ap = canal * np.where(region_u > 0.75, 0.78, 0.88).astype(np.float32)
+    fat_sd = np.maximum(fat_sd, v - canal_c - 0.2 * canal)  # epidural fat mostly dorsal
+    sac_ap = canal * np.where(region_u > 0.75, 0.8, 0.9).astype(np.float32)
     sac_c = wall - sac_ap / 2 - 0.3
     end_sac = arc[i_s1 + 2] + 4
     sac_sd2 = np.maximum(np.abs(v - sac_c) - sac_ap / 2, u - end_sac).astype(np.float32)
@@ -598,8 +599,8 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
         attrs_findings.append(desc)
 
     # ---- partial volume, bias field, Rician noise, per-scan scaling
-    img = ndimage.gaussian_filter1d(img, 0.55, axis=1, truncate=2.5)
-    img = ndimage.gaussian_filter1d(img, 0.55, axis=2, truncate=2.5)
+    img = ndimage.gaussian_filter1d(img, 0.75, axis=1, truncate=2.0)
+    img = ndimage.gaussian_filter1d(img, 0.75, axis=2, truncate=2.0)
     yy = (np.arange(ny, dtype=np.float32) / ny - 0.5)[:, None]
     zz = (np.arange(nz, dtype=np.float32) / nz - 0.5)[None, :]
     cb = rng.normal(0, 1, 5).astype(np.float32)
@@ -607,7 +608,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
                    + 0.5 * np.sin(np.float32(np.pi) * zz * (2 + cb[4])) * 0.3).astype(np.float32)
     bias_x = (1 - 0.0015 * (xs - rng.normal(0, 10)) ** 2 / 4).astype(np.float32)[:, None, None]
     img *= bias2[None] * bias_x
-    sigma = np.float32(rng.uniform(0.025, 0.05))
+    sigma = np.float32(rng.uniform(0.012, 0.03))
     n1, n2 = _white_noise(rng, img.shape), _white_noise(rng, img.shape)
     img += sigma * n1
     n2 = n2 * sigma
