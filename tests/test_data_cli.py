@@ -67,6 +67,14 @@ def test_patient_regex_and_mapping(cohort, tmp_path):
         buildmod.build_dataset(cohort, None, image_glob="*_img.nii", label_glob="*_vert.nii", patient_regex="^pat", workers=1)
 
 
+def test_several_folders_keep_patients_apart(cohort, tmp_path):
+    other = tmp_path / "study2"
+    write_spine(other, "sub-00", codes=(22, 23), suffix=".nii")
+    ds = buildmod.build_dataset([cohort, other], None, image_glob="*_img.nii", label_glob="*_vert.nii", workers=1, progress=False)
+    assert "study2_sub-00" in ds.patients() and "vols_sub-00" in ds.patients() and len(ds.patients()) == 5
+    assert ds.card["ingest"]["folders"] == ["vols", "study2"]
+
+
 def test_missing_partner_exits_2_naming_the_file(cohort, tmp_path, capsys):
     (cohort / "sub-01_vert.nii").unlink()
     code = main(["data", "build", "--images", str(cohort), "--out", str(tmp_path / "ds"), "--image-glob", "*_img.nii",
@@ -150,6 +158,7 @@ def test_phantom_command_and_phantom_dataset(tmp_path, capsys):
     assert (tmp_path / "ph" / "sub-0000_img.nii.gz").is_file() and (tmp_path / "ph" / "sub-0000_vert.nii.gz").is_file()
     ds = buildmod.build_phantom_dataset(1, tmp_path / "pds", seed=3, workers=1, progress=False, split=dsmod.SplitConfig(1, 0, 0))
     assert len(ds) == 23 and ds.units["level"].iloc[-1] == "L5/S1" and ds.card["recipe"]["seed"] == 3
+    assert ds.card["ingest"]["folders"] == ["phantom"]
     direct = buildmod.build_dataset(tmp_path / "ph", None, workers=1, progress=False, split=dsmod.SplitConfig(1, 0, 0))
     assert direct.fingerprint == ds.fingerprint  # phantom goes through the very same ingestion
     assert main(["phantom", "--patients", "0", "--out", str(tmp_path / "none")]) == 2

@@ -293,9 +293,10 @@ def build_phantom_dataset(
         raise DataError(f"a phantom dataset needs at least one patient, got {n_patients}")
     recipe = PhantomRecipe(name or f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
-        phantom.write_cohort(tmp, n_patients, seed=seed, contrast=contrast, workers=workers)
+        folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
+        phantom.write_cohort(folder, n_patients, seed=seed, contrast=contrast, workers=workers)
         return build_dataset(
-            tmp, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()}
+            folder, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()}
         )
 
 
