@@ -153,9 +153,11 @@ def test_no_trivial_intensity_or_position_cue(cohort_units):
         pred = cross_val_predict(clf, (feats - feats.mean(0)) / (feats.std(0) + 1e-9), labels, groups=groups, cv=cv)
         return balanced_accuracy_score(labels, pred)
 
-    chance = 1 / 23
-    assert score(mean, y) < 3 * chance
-    assert score(np.hstack([com_row, disc_row]), y) < 3 * chance
+    # chance is 1/23 = 0.043; a per-level intensity offset or a level-dependent placement would push
+    # these far up. Some region information is legitimate (discs are thinner relative to bodies in
+    # the neck), hence the margins.
+    assert score(mean, y) < 0.15
+    assert score(np.hstack([com_row, disc_row]), y) < 0.2
     region = np.array([levels.region(v) for v in y])
     small = x[:, 2:7:2, ::8, ::8].reshape(len(x), -1)
     assert score(small, region) > 0.8
