@@ -27,6 +27,9 @@ DISCRIMINATOR_FILE = "discriminator.safetensors"
 REPORT_DIR = "report"
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
+#: Architecture names a card may give: ``acgan.ARCHITECTURES``, repeated here so that listing and
+#: reading cards never imports torch (the dashboard's first paint lists generators).
+ARCHITECTURE_NAMES: tuple[str, ...] = ("default", "pgan")
 
 #: Required card keys and their JSON types (``dp`` may be null).
 CARD_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -152,8 +155,6 @@ def load_card(path: str | Path) -> dict[str, Any]:
 
 def check_card(card: Any, where: str | Path = CARD_FILE) -> None:
     """Raise :class:`CheckpointError` unless ``card`` follows the card schema."""
-    from synthvu_core.models.acgan import ARCHITECTURES
-
     if not isinstance(card, dict):
         raise CheckpointError(f"{where}: card is not a JSON object")
     for key, kind in CARD_KEYS.items():
@@ -162,8 +163,8 @@ def check_card(card: Any, where: str | Path = CARD_FILE) -> None:
         if not isinstance(card[key], kind) or (kind is int and isinstance(card[key], bool)):
             raise CheckpointError(f"{where}: card key {key!r} has the wrong type ({type(card[key]).__name__})")
     problems = []
-    if card["architecture"].get("name") not in ARCHITECTURES:
-        problems.append(f"architecture.name must be one of {', '.join(ARCHITECTURES)}")
+    if card["architecture"].get("name") not in ARCHITECTURE_NAMES:
+        problems.append(f"architecture.name must be one of {', '.join(ARCHITECTURE_NAMES)}")
     if card["scheme"] not in levels.SCHEMES:
         problems.append(f"scheme must be one of {', '.join(levels.SCHEMES)}")
     classes, prior = card["classes"], card["class_prior"]
