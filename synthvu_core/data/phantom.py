@@ -166,13 +166,18 @@ def _patient(index: int, seed: int, contrast: str) -> dict[str, Any]:
             findings.append({"kind": kind, "level": BODY_NAMES[lvl], "index": lvl,
                              "size": float(rng.uniform(0.6, 1.3)),
                              "pos": [float(v) for v in rng.uniform(-1, 1, 3)]})
+    for f in findings:
+        if f["kind"] == "wedge_fracture":
+            h[f["index"]] *= 0.85
+    bend_weights = rng.uniform(0.7, 1.3, nb - 1)
+    lean_deg = float(rng.normal(1.0 + 0.06 * max(age - 40, 0), 2.0))
     tissue = dict(_TISSUE[contrast])
     # per-scan contrast jitter (no per-level offsets)
     for k in tissue:
         tissue[k] = float(np.clip(tissue[k] * np.exp(rng.normal(0, 0.06)), 0, 1.2))
     marrow_age = (age - 50) / 40.0  # fattier marrow with age
     tissue["marrow"] = float(np.clip(tissue["marrow"] + (0.06 if contrast == "T1" else 0.05) * marrow_age, 0.2, 1))
-    return dict(age=age, sex=sex, scale=scale, conc=conc, h=h, d=d, w=w, disc=disc, canal=canal, degen=degen,
+    return dict(age=age, sex=sex, scale=scale, conc=conc, bend_weights=bend_weights, lean_deg=lean_deg, h=h, d=d, w=w, disc=disc, canal=canal, degen=degen,
                 curv=curv, findings=findings, tissue=tissue, rng=rng, contrast=contrast)
 
 
@@ -181,8 +186,7 @@ def _disc_angles(p: dict[str, Any]) -> np.ndarray:
     nb = len(BODY_NAMES)
     c = p["curv"]
     ang = np.zeros(nb - 1)
-    rng = p["rng"]
-    wts = rng.uniform(0.7, 1.3, nb - 1)
+    wts = p["bend_weights"]
     cerv = np.arange(0, 5)  # C2/C3 .. C6/C7
     thor = np.arange(6, 17)  # T1/T2 .. T11/T12
     lumb = np.arange(18, 23)  # L1/L2 .. L5/S1
@@ -203,7 +207,6 @@ def _chain(p: dict[str, Any]) -> tuple[list[_Segment], np.ndarray, np.ndarray, n
     for f in p["findings"]:
         if f["kind"] == "wedge_fracture":
             body_bend[f["index"]] = np.deg2rad(8 + 10 * f["size"])
-            h[f["index"]] *= 0.85
     # sacral segments below S1 (fused, unlabelled), bending posteriorly
     sac_h = h[-1] * np.array([0.78, 0.62, 0.5])
     sac_d = d[-1] * np.array([0.78, 0.62, 0.5])
@@ -255,7 +258,7 @@ def _chain(p: dict[str, Any]) -> tuple[list[_Segment], np.ndarray, np.ndarray, n
     c2 = 0.5 * (pts[1] + pts[2])
     s1 = 0.5 * (pts[i_s1] + pts[i_s1 + 1])
     lean = np.arctan2(c2[0] - s1[0], c2[1] - s1[1])
-    target = np.deg2rad(p["rng"].normal(1.0 + 0.06 * max(p["age"] - 40, 0), 2.0))
+    target = np.deg2rad(p["lean_deg"])
     beta = target - lean  # rotate so the C2-S1 line leans forward by ``target``
     phi = phi - beta
     rot = np.array([[np.cos(beta), np.sin(beta)], [-np.sin(beta), np.cos(beta)]])
@@ -339,6 +342,12 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     rng: np.random.Generator = p["rng"]
     tis = p["tissue"]
     segs, pts, nrm, arc = _chain(p)
+    for _ in range(3):  # keep the balanced sacral slope in 30-50 deg by adjusting the lumbar lordosis
+        ss = p["curv"]["sacral_slope_deg"]
+        if 30.0 <= ss <= 50.0:
+            break
+        p["curv"]["lumbar_lordosis_deg"] += 1.3 * (float(np.clip(ss, 31.0, 49.0)) - ss)
+        segs, pts, nrm, arc = _chain(p)
     nseg = len(segs)
 
     # field of view: tight around the spine, 1 mm in-plane
