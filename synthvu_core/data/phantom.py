@@ -170,6 +170,7 @@ def _patient(index: int, seed: int, contrast: str) -> dict[str, Any]:
         if f["kind"] == "wedge_fracture":
             h[f["index"]] *= 0.85
     bend_weights = rng.uniform(0.7, 1.3, nb - 1)
+    lateral = [float(rng.normal(0, 1.5)), float(rng.uniform(0, 5)), float(rng.uniform(0.6, 1.6)), float(rng.random())]
     lean_deg = float(rng.normal(1.0 + 0.06 * max(age - 40, 0), 2.0))
     tissue = dict(_TISSUE[contrast])
     # per-scan contrast jitter (no per-level offsets)
@@ -177,7 +178,7 @@ def _patient(index: int, seed: int, contrast: str) -> dict[str, Any]:
         tissue[k] = float(np.clip(tissue[k] * np.exp(rng.normal(0, 0.06)), 0, 1.2))
     marrow_age = (age - 50) / 40.0  # fattier marrow with age
     tissue["marrow"] = float(np.clip(tissue["marrow"] + (0.06 if contrast == "T1" else 0.05) * marrow_age, 0.2, 1))
-    return dict(age=age, sex=sex, scale=scale, conc=conc, bend_weights=bend_weights, lean_deg=lean_deg, h=h, d=d, w=w, disc=disc, canal=canal, degen=degen,
+    return dict(age=age, sex=sex, scale=scale, conc=conc, bend_weights=bend_weights, lateral=lateral, lean_deg=lean_deg, h=h, d=d, w=w, disc=disc, canal=canal, degen=degen,
                 curv=curv, findings=findings, tissue=tissue, rng=rng, contrast=contrast)
 
 
@@ -368,7 +369,12 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     Y = (y0 + np.arange(ny, dtype=np.float32))[:, None] * np.ones((1, nz), np.float32)
     Z = (z0 + np.arange(nz, dtype=np.float32))[None, :] * np.ones((ny, 1), np.float32)
     xs = ((np.arange(nx) - (nx - 1) / 2) * LR_MM).astype(np.float32)
-    X = np.abs(xs)[:, None, None]
+    # mild scoliosis / off-centre spine: the mid-sagittal plane drifts laterally along SI
+    zrel = np.arange(nz, dtype=np.float32) / nz
+    xoff = (p["lateral"][0] + p["lateral"][1] * np.sin(np.float32(2 * np.pi) * (zrel * p["lateral"][2] + p["lateral"][3])))
+    xoff = xoff.astype(np.float32)
+    XS = xs[:, None, None] - xoff[None, None, :]  # [nx, 1, nz] lateral coordinate from the spine's plane
+    X = np.abs(XS)
     X2 = X * X
 
     # segment index of every pixel: number of planes it lies below
@@ -472,7 +478,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     all_sd = np.where(u > 10, all_sd, 1e3).astype(np.float32)
 
     def _all(ys, zs):
-        m = _ramp(all_sd[ys, zs], 0.8)[None] * _ramp(X - (W[ys, zs] * 0.35)[None], 2.0)
+        m = _ramp(all_sd[ys, zs], 0.8)[None] * _ramp(X[..., zs] - (W[ys, zs] * 0.35)[None], 2.0)
         img[:, ys, zs] += (tis["ligament"] - img[:, ys, zs]) * m
 
     paint(all_sd < 1, _all)
@@ -484,7 +490,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
         dv = v - (D / 2 + gap + rad)
 
         def _vessel(ys, zs, dv=dv, xc=xc, rad=rad):
-            d3 = np.sqrt(dv[ys, zs][None] ** 2 + (xs[:, None, None] - xc) ** 2) - rad
+            d3 = np.sqrt(dv[ys, zs][None] ** 2 + (XS[..., zs] - xc) ** 2) - rad
             img[:, ys, zs] += (tis["vessel"] - img[:, ys, zs]) * _ramp(d3, 1.5)
 
         paint(tl & (np.abs(dv) < rad + 2), _vessel)
@@ -508,12 +514,12 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
 
     def _canal(ys, zs):
         sub = img[:, ys, zs]
-        fm = _ramp(fat_sd[ys, zs], 1.0)[None] * _ramp(X - chw[ys, zs][None], 1.5)
+        fm = _ramp(fat_sd[ys, zs], 1.0)[None] * _ramp(X[..., zs] - chw[ys, zs][None], 1.5)
         sub += (tis["fat"] * (1 + 0.1 * tex[:, ys, zs]) - sub) * fm
-        s3 = np.maximum(sac_sd2[ys, zs][None], X - (chw[ys, zs] * 0.85)[None])
+        s3 = np.maximum(sac_sd2[ys, zs][None], X[..., zs] - (chw[ys, zs] * 0.85)[None])
         sub += (tis["ligament"] - sub) * _ramp(s3, 0.8)
         sub += (tis["csf"] - sub) * _ramp(s3 + 0.6, 0.8)
-        cm = np.clip((1 - cord_e[ys, zs][None] - X2 * inv_cw2[ys, zs][None]) * 3 + 0.5, 0, 1)
+        cm = np.clip((1 - cord_e[ys, zs][None] - X2[..., zs] * inv_cw2[ys, zs][None]) * 3 + 0.5, 0, 1)
         sub += (tis["cord"] - sub) * (cm * (cord_ap[ys, zs] > 0.3)[None])
 
     paint(fat_sd < 1.5, _canal)
@@ -576,9 +582,9 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
         val = tis["cortex"] + (pe_val * (1 + 0.09 * tex[:, ys, zs]) - tis["cortex"]) * core
         img[:, ys, zs] += (val - img[:, ys, zs]) * _ramp(s3, 1.0)
 
-    paint(mid_sd < 1, lambda ys, zs: _bone(ys, zs, np.maximum(mid_sd[ys, zs][None], X - mid_w[ys, zs][None])))
+    paint(mid_sd < 1, lambda ys, zs: _bone(ys, zs, np.maximum(mid_sd[ys, zs][None], X[..., zs] - mid_w[ys, zs][None])))
     paint(lat_sd < 1, lambda ys, zs: _bone(ys, zs, np.maximum(
-        lat_sd[ys, zs][None], np.maximum(X - lat_out[ys, zs][None], lat_in[ys, zs][None] - X))))
+        lat_sd[ys, zs][None], np.maximum(X[..., zs] - lat_out[ys, zs][None], lat_in[ys, zs][None] - X[..., zs]))))
 
     # ---- bodies and discs (one layer: they tile the sagittal plane)
     labels = np.zeros((nx, ny, nz), np.uint8)
@@ -588,10 +594,10 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     wl = wl.astype(np.float32)
 
     def _spine(ys, zs):
-        lat = X - wl[ys, zs][None]
+        lat = X[..., zs] - wl[ys, zs][None]
         sd3 = np.maximum(sd2[ys, zs][None], lat)
         core = _ramp(sd3 + rim[ys, zs][None], 1.0) * np.clip(
-            (1 - A[ys, zs][None] - X2 * B[ys, zs][None]) * 3, 0, 1)
+            (1 - A[ys, zs][None] - X2[..., zs] * B[ys, zs][None]) * 3, 0, 1)
         sh = shell_val[ys, zs][None]
         val = sh + (core_val[ys, zs][None] * (1 + amp[ys, zs][None] * tex[:, ys, zs]) - sh) * core
         fl = fill[ys, zs][None]
@@ -604,7 +610,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     # ---- patient-specific findings
     attrs_findings = []
     for f in p["findings"]:
-        desc = _paint_finding(f, img, labels, segs, pts, nrm, mids, perp_mid, p, tis, xs, y0, z0, X)
+        desc = _paint_finding(f, img, labels, segs, pts, nrm, mids, perp_mid, p, tis, xs, y0, z0, xoff)
         attrs_findings.append(desc)
 
     # ---- partial volume, bias field, Rician noise, per-scan scaling
@@ -647,7 +653,7 @@ def _interp_anchor(col: int) -> np.ndarray:
     return np.interp(np.arange(len(BODY_NAMES)), _ANCHORS[:, 0], _ANCHORS[:, col + 1])
 
 
-def _paint_finding(f, img, labels, segs, pts, nrm, mids, perp_mid, p, tis, xs, y0, z0, X) -> str:
+def _paint_finding(f, img, labels, segs, pts, nrm, mids, perp_mid, p, tis, xs, y0, z0, xoff) -> str:
     """Paint one finding into ``img`` (in place) and describe it in one string."""
     bi = f["index"]
     k = [i for i, s in enumerate(segs) if s.kind == "body"][bi]
@@ -667,7 +673,7 @@ def _paint_finding(f, img, labels, segs, pts, nrm, mids, perp_mid, p, tis, xs, y
             return
         yy = (y0 + np.arange(j0, j1, dtype=np.float32))[None, :, None] - center_ap_si[0]
         zz = (z0 + np.arange(k0, k1, dtype=np.float32))[None, None, :] - center_ap_si[1]
-        xx = xs[:, None, None] - cx
+        xx = xs[:, None, None] - cx - xoff[int(np.clip(center_ap_si[1] - z0, 0, len(xoff) - 1))]
         # rotate into the vertebra frame
         la = yy * a[0] + zz * a[1]
         ls = yy * n[0] + zz * n[1]
