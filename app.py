@@ -9,7 +9,7 @@ import streamlit as st
 
 st.set_page_config(page_title="synthvu", page_icon=":material/neurology:", layout="wide", initial_sidebar_state="expanded")
 
-from dashboard import frame, presentation  # noqa: E402  (after set_page_config, by Streamlit's rule)
+from dashboard import frame  # noqa: E402  (after set_page_config, by Streamlit's rule)
 
 frame.gate()
 
@@ -35,7 +35,7 @@ if selected is not None and selected.report is not None:
     with st.sidebar:
         st.download_button(
             "Download report (HTML)",
-            data=lambda: presentation.report_html(selected),
+            data=lambda: frame.report_file(selected),  # built on click only
             file_name=f"{selected.name}-report.html",
             mime="text/html",
             icon=":material/download:",

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import frame
-from dashboard.summary import epsilon_text
+from dashboard.summary import epsilon_text, shareable_card, split_text
 
 COMMANDS = """\
 # 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient)
@@ -62,15 +62,15 @@ def render(sel: frame.Selection | None) -> None:
         )
     if sel is not None:
         st.subheader(f"{sel.name}: card")
-        st.json(sel.card, expanded=1)
+        st.json(shareable_card(sel.card) if sel.public else sel.card, expanded=1)
         ds = sel.card.get("dataset") or {}
         st.subheader("Training data")
         recipe = ds.get("recipe") or {}
         if recipe:
             st.write(f"Built-in spine phantom **{recipe.get('name')}**: {recipe.get('n_patients')} patients, seed "
-                     f"{recipe.get('seed')}, {recipe.get('contrast')} contrast; split {ds.get('split', {})}.")
+                     f"{recipe.get('seed')}, {recipe.get('contrast')} contrast; patient split {split_text(ds.get('split'))}.")
         else:
-            st.write(f"Your NIfTI data ({len(ds.get('sources', []))} source files); split {ds.get('split', {})}.")
+            st.write(f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split {split_text(ds.get('split'))}.")
         counts = dataset_counts(sel.card)
         if counts:
             c = st.columns(3)

@@ -14,7 +14,7 @@ def render(_sel: frame.Selection | None) -> None:
         try:
             view = loaders.report(info.path, (info.card.get("dataset") or {}).get("fingerprint"))
         except SynthVUError as e:
-            skipped.append(f"{info.name}: {e}")
+            skipped.append(f"{info.name}: " + ("its report does not belong to its dataset" if frame.public_mode() else str(e)))
             continue
         if view is None:
             skipped.append(f"{info.name}: no report yet")

@@ -21,6 +21,7 @@ FONT_SIZE = 16
 REGION_COLOURS = {"C": ("#a6cee3", "#1f78b4"), "T": ("#b2df8a", "#33a02c"), "L": ("#fb9a99", "#e31a1c"), "S": ("#fdbf6f", "#ff7f00")}
 QUALITATIVE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 ATTACK_COLOURS = {"pairwise": "#1f77b4", "distribution": "#ff7f0e", "domias": "#2ca02c", "discriminator": "#d62728"}
+SETTING_COLOURS = {"trtr": "#7f7f7f", "tstr": "#1f77b4", "trts": "#9467bd"}
 MEMBER_COLOURS = {"train (members)": "#1f77b4", "holdout (non-members)": "#ff7f0e"}
 
 
@@ -31,8 +32,7 @@ def _layout(fig: go.Figure, title: str, height: int = 480, **kw: Any) -> go.Figu
         height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 55},
         template="plotly_white",
-        legend={"font": {"size": FONT_SIZE - 1}},
-        **kw,
+        **{"legend": {"font": {"size": FONT_SIZE - 1}}, **kw},
     )
     return fig
 
@@ -168,7 +168,7 @@ def utility_figure(view: ReportView) -> go.Figure:
         names.append(SETTING_NAMES[s])
         values.append(np.nan if v is None else v)
         text.append("—" if v is None else f"{v:.3f}")
-    fig = go.Figure(go.Bar(x=names, y=values, text=text, textposition="outside", marker_color=["#7f7f7f", "#1f77b4", "#9467bd"]))
+    fig = go.Figure(go.Bar(x=names, y=values, text=text, textposition="outside", marker_color=[SETTING_COLOURS[s] for s in UTILITY_SETTINGS]))
     return _layout(fig, "Balanced accuracy of the VU-position classifier", height=420,
                    yaxis={"title": "balanced accuracy", "range": [0, 1.08]})
 
@@ -202,7 +202,8 @@ def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
         if rec is None:
             continue
         rec = np.asarray(rec, dtype=float)
-        fig.add_trace(go.Bar(name=s.upper(), x=[_class_name(classes, i) for i in range(len(rec))], y=rec))
+        fig.add_trace(go.Bar(name=s.upper(), x=[_class_name(classes, i) for i in range(len(rec))], y=rec,
+                             marker_color=SETTING_COLOURS[s]))
     if not fig.data:
         return None
     return _layout(fig, "Recall per position", height=420, barmode="group", yaxis={"title": "recall", "range": [0, 1.05]})
@@ -227,7 +228,8 @@ def roc_figure(view: ReportView, space: str, log_fpr: bool = False) -> go.Figure
     fig.add_trace(go.Scatter(x=[lo, 1], y=[lo, 1], mode="lines", name="chance", line={"color": "#999", "dash": "dash"}))
     xaxis = {"title": "false positive rate", "type": "log", "range": [-3, 0]} if log_fpr else {"title": "false positive rate", "range": [0, 1]}
     yaxis = {"title": "true positive rate", "type": "log", "range": [-3, 0]} if log_fpr else {"title": "true positive rate", "range": [0, 1]}
-    return _layout(fig, f"Membership attacks, {space} space", height=460, xaxis=xaxis, yaxis=yaxis)
+    return _layout(fig, f"Membership attacks, {space} space", height=460, xaxis=xaxis, yaxis=yaxis,
+                   legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"})
 
 
 def member_mask(view: ReportView) -> np.ndarray | None:
@@ -291,17 +293,23 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
         if x is None or y is None:
             continue
         eps = r.get("epsilon")
-        tag = "no DP" if eps is None else f"ε = {eps:.1f}"
+        tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
         fig.add_trace(
             go.Scatter(
                 x=[x], y=[y], mode="markers+text", name=r["name"], text=[f"{r['name']}<br>{tag}"], textposition="top center",
-                marker={"size": 18, "symbol": "circle" if eps is None else "diamond", "line": {"width": 1, "color": "#333"}},
+                marker={"size": 18, "line": {"width": 1, "color": "#333"},
+                        "symbol": "x" if r.get("control") else ("circle" if eps is None else "diamond"),
+                        **({"color": "#a0aec0"} if r.get("control") else {})},
                 hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
             )
         )
     chance = 0.5 if privacy_key == "worst_auc" else 0.01
+    xs = [r["tstr"] for r in rows if r.get("tstr") is not None] + ([trtr] if trtr is not None else [])
+    x_range = [max(0.0, min(xs, default=0.0) - 0.1), 1.02]
+    y_range = [0.4, 1.02] if privacy_key == "worst_auc" else [0.0, 1.02]
     fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text="chance", annotation_position="bottom right")
     if trtr is not None:
         fig.add_vline(x=trtr, line={"dash": "dot", "color": "#555"}, annotation_text="TRTR (real data)", annotation_position="top left")
     return _layout(fig, "Privacy against utility: lower and further right is better", height=560,
-                   xaxis={"title": "utility: TSTR balanced accuracy"}, yaxis={"title": "privacy risk: " + label}, showlegend=False)
+                   xaxis={"title": "utility: TSTR balanced accuracy", "range": x_range},
+                   yaxis={"title": "privacy risk: " + label, "range": y_range}, showlegend=False)

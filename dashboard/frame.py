@@ -225,6 +225,13 @@ def report_missing(sel: Selection) -> None:
         st.rerun()
 
 
+def report_file(sel: Selection) -> str:
+    """The self-contained HTML report of the selection (imports plotly only when asked for)."""
+    from dashboard.presentation import report_html
+
+    return report_html(sel)
+
+
 def show_image(image: Any, caption: str, *, real: bool = False, **kw: Any) -> None:
     """``st.image`` with a caption that says whether the image is real; refuses real ones in public mode."""
     if real and public_mode():

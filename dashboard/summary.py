@@ -195,8 +195,8 @@ def verdict(view: ReportView | None, card: Mapping[str, Any] | None = None) -> V
     auc = h.worst_auc if h.worst_auc is not None else 0.5
     tpr = h.worst_tpr1 if h.worst_tpr1 is not None else 0.0
     worst = worst_attack(view)
-    which = f" ({ATTACK_NAMES.get(worst[0], worst[0])}, {worst[1]} space)" if worst else ""
-    numbers = f"worst AUC {fmt(h.worst_auc)}, TPR at 1% FPR {fmt(h.worst_tpr1)}{which}"
+    which = f"; strongest: {worst[0]} attack in {worst[1]} space" if worst else ""
+    numbers = f"worst AUC {fmt(h.worst_auc)}, worst TPR at 1% FPR {fmt(h.worst_tpr1)}{which}"
     if auc >= LEAK_AUC or tpr >= LEAK_TPR:
         return Verdict(
             "leak",
@@ -245,3 +245,26 @@ def dataset_mismatch(view: ReportView, card: Mapping[str, Any] | None) -> str | 
             "its numbers do not describe this generator. Recompute the report."
         )
     return None
+
+
+def shareable_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    """A card fit for public mode: source file names (which often carry patient ids) become a count,
+    and the training command line (local paths) is dropped."""
+    import copy
+
+    out = copy.deepcopy(dict(card))
+    ds = out.get("dataset")
+    if isinstance(ds, dict) and isinstance(ds.get("sources"), list):
+        ds["sources"] = f"{len(ds['sources'])} source files"
+    tr = out.get("training")
+    if isinstance(tr, dict):
+        tr.pop("command", None)
+    return out
+
+
+def split_text(split: Mapping[str, Any] | None) -> str:
+    """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` -> ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""
+    if not split:
+        return "—"
+    parts = " / ".join(f"{k} {split[k]}" for k in ("train", "holdout", "reference") if k in split)
+    return parts + (f" (seed {split['seed']})" if "seed" in split else "")

@@ -357,3 +357,28 @@ def test_verdict_reads_the_worst_attack() -> None:
     assert verdict(None).level == "unknown"
     eps = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5}})
     assert "ε = 4.00" in eps.text
+
+
+def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
+    """The dashboard's first paint lists generators: that must not pay for importing torch."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from synthvu_core.models.registry import list_generators; "
+            "assert list_generators(); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    from synthvu_core.models.acgan import ARCHITECTURES
+    from synthvu_core.models.registry import ARCHITECTURE_NAMES
+
+    assert ARCHITECTURE_NAMES == ARCHITECTURES
+
+
+def test_shareable_card_hides_source_names_and_paths() -> None:
+    from dashboard.summary import shareable_card
+
+    card = {"dataset": {"sources": ["sub-0001_img.nii.gz", "sub-0002_img.nii.gz"]}, "training": {"command": "train --dataset x", "steps": 3}}
+    out = shareable_card(card)
+    assert "sub-0001" not in json.dumps(out) and out["dataset"]["sources"] == "2 source files"
+    assert "command" not in out["training"] and out["training"]["steps"] == 3
+    assert card["dataset"]["sources"][0] == "sub-0001_img.nii.gz", "the card itself is untouched"
