@@ -1,0 +1,31 @@
+import numpy as np
+
+from synthvu_core.evaluation.embedding import UMAPConfig, fit_umap
+
+
+def _clusters(n, seed):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0] * 6, [8.0] * 6])
+    lab = np.arange(n) % 2
+    return centres[lab] + rng.normal(size=(n, 6)), lab
+
+
+def test_umap_fit_on_real_projects_synthetic_near_its_cluster():
+    real, lab = _clusters(80, 0)
+    syn, slab = _clusters(20, 1)
+    proj, r2, s2, why = fit_umap(real, syn, config=UMAPConfig(pca_dims=4), seed=0)
+    assert why is None and r2.shape == (80, 2) and s2.shape == (20, 2) and proj.fitted_on == "real_train"
+    c0, c1 = r2[lab == 0].mean(0), r2[lab == 1].mean(0)
+    near0 = np.linalg.norm(s2 - c0, axis=1) < np.linalg.norm(s2 - c1, axis=1)
+    assert (near0 == (slab == 0)).all()
+    again = fit_umap(real, syn, config=UMAPConfig(pca_dims=4), seed=0)[1]
+    np.testing.assert_allclose(again, r2)  # seeded
+
+
+def test_joint_fit_and_too_few_points():
+    real, _ = _clusters(40, 0)
+    syn, _ = _clusters(10, 1)
+    proj, r2, s2, _ = fit_umap(real, syn, config=UMAPConfig(pca_dims=4, joint=True), seed=0)
+    assert proj.fitted_on == "joint" and r2.shape == (40, 2) and s2.shape == (10, 2)
+    proj, r2, s2, why = fit_umap(real[:3], syn, seed=0)
+    assert proj is None and "at least" in why

@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from synthvu_core.cli import main
+from synthvu_core.evaluation.report import Report, definition, save_report
+
+
+def _report() -> Report:
+    scalars = {"utility.trtr.balanced_accuracy": 0.9, "utility.tstr.balanced_accuracy": 0.81, "utility.trts.balanced_accuracy": None,
+               "utility.tstr_over_trtr": 0.9, "fidelity.frechet_distance": 1.5, "privacy.pairwise.pixel.auc": 0.52,
+               "privacy.pairwise.pixel.auc_ci_low": 0.47, "privacy.pairwise.pixel.auc_ci_high": 0.57, "privacy.worst.auc": 0.52,
+               "privacy.discriminator.pixel.auc": None, "dp.epsilon": None}
+    meta = {"model": "m1", "dataset_fingerprint": "abc", "n_synthetic": 10, "synthetic_seed": 0, "created": "now",
+            "missing": {"privacy.discriminator.pixel.auc": "no discriminator was kept with this generator"}}
+    r = Report(scalars, {k: definition(k) for k in scalars}, meta, _arrays={"candidates/index": np.arange(3)})
+    r.controls["copy"] = Report({"privacy.pairwise.pixel.auc": 0.99}, {"privacy.pairwise.pixel.auc": "x"}, dict(meta), _arrays={})
+    return r
+
+
+def test_report_show_table_and_json(tmp_path, capsys):
+    save_report(_report(), tmp_path / "gen" / "report")
+    assert main(["report", "show", str(tmp_path / "gen")]) == 0
+    out = capsys.readouterr().out
+    assert "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control copy" in out
+    assert main(["report", "show", str(tmp_path / "gen"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["scalars"]["privacy.pairwise.pixel.auc"] == 0.52 and doc["scalars"]["utility.trts.balanced_accuracy"] is None
+    assert doc["controls"]["copy"]["privacy.pairwise.pixel.auc"] == 0.99
+
+
+def test_report_show_without_report_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "gen").mkdir()
+    assert main(["report", "show", str(tmp_path / "gen")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no report yet" in err
+
+
+def test_corrupt_report_exits_2(tmp_path, capsys):
+    save_report(_report(), tmp_path / "gen" / "report")
+    (tmp_path / "gen" / "report" / "report.json").write_text("[")
+    assert main(["report", "show", str(tmp_path / "gen")]) == 2
+    assert "report.json" in capsys.readouterr().err
+
+
+def test_evaluate_unknown_model_exits_2(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope"), "--quiet"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_zero_samples(tmp_path, capsys):
+    (tmp_path / "gen").mkdir()
+    assert main(["evaluate", str(tmp_path / "gen"), "--n-synthetic", "0"]) == 2
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from synthvu_core.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+
+@pytest.mark.slow
+def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys):
+    import torch
+
+    from evaluation_fixtures import structured_dataset
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.models.training import TrainConfig, train
+
+    torch.set_num_threads(1)
+    ds = structured_dataset(12)
+    ds.save(tmp_path / "ds")
+    cfg = TrainConfig(width=4, d_width=4, batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu", scheme="region")
+    folder = train(ds, tmp_path / "gen", cfg, progress=False)
+    rc = main(["evaluate", str(folder), "--dataset", str(tmp_path / "ds"), "--n-synthetic", "60", "--quiet", "--seed", "1"])
+    assert rc == 0
+    assert "report written" in capsys.readouterr().out
+    r = load_report(folder, expected_fingerprint=ds.fingerprint)
+    assert r.meta["n_synthetic"] == 60 and r.meta["synthetic_seed"] == 1
+    assert r.arrays["umap/synthetic"].shape == (60, 2)
+    assert (r.scalars["privacy.discriminator.pixel.auc"] is None) == (not r.meta["discriminator_kept"])
+    assert main(["report", "show", str(folder)]) == 0
