@@ -66,8 +66,8 @@ def test_help_does_not_import_torch():
 @pytest.mark.slow
 def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys):
     import torch
-
     from evaluation_fixtures import structured_dataset
+
     from synthvu_core.evaluation.report import load_report
     from synthvu_core.models.training import TrainConfig, train
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from evaluation_fixtures import structured_dataset
+
 from synthvu_core.errors import ReportError
 from synthvu_core.evaluation.controls import control_samples
 from synthvu_core.evaluation.encoder import EncoderConfig
