@@ -64,7 +64,7 @@ def test_help_does_not_import_torch():
 
 
 @pytest.mark.slow
-def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys):
+def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys, monkeypatch):
     import torch
     from evaluation_fixtures import structured_dataset
 
@@ -72,6 +72,7 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys)
     from synthvu_core.models.training import TrainConfig, train
 
     torch.set_num_threads(1)
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
     ds = structured_dataset(12)
     ds.save(tmp_path / "ds")
     cfg = TrainConfig(width=4, d_width=4, batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu", scheme="region")
@@ -84,3 +85,4 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys)
     assert r.arrays["umap/synthetic"].shape == (60, 2)
     assert (r.scalars["privacy.discriminator.pixel.auc"] is None) == (not r.meta["discriminator_kept"])
     assert main(["report", "show", str(folder)]) == 0
+    assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached

@@ -68,7 +68,7 @@ def distance_blocks(
         return
     offset = np.zeros(int(np.prod(np.shape(synthetic)[1:])), dtype=np.float64)
     for s in range(0, m, synthetic_chunk):
-        offset += _block(synthetic, s, min(m, s + synthetic_chunk), None).double().sum(0).numpy()
+        offset += _block(synthetic, s, min(m, s + synthetic_chunk), None).numpy().sum(0, dtype=np.float64)
     offset = (offset / m).astype(np.float32)
     single = m <= synthetic_chunk
     syn_full = _block(synthetic, 0, m, offset) if single else None

@@ -608,7 +608,7 @@ def evaluate_generator(
     dp = card.get("dp") or {}
     meta = {
         "model": card.get("name", model_dir.name),
-        "model_dir": str(model_dir),
+        "model_folder": model_dir.name,
         "dp_epsilon": dp.get("epsilon"),
         "dp_delta": dp.get("delta"),
         "discriminator_kept": disc is not None,
