@@ -122,3 +122,29 @@ def test_montage_one_row_per_picked_vu(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "m.png").size[1] == 3 * (2 * h + 2) + 2
+
+
+def test_with_split_resplits_patients_keeps_fingerprint_and_nests_train():
+    import numpy as np
+    import pandas as pd
+
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
+
+    n_pat, per = 40, 3
+    rows = [
+        {"patient_id": f"p{p:02d}", "level": "L4/L5", "region": "L", "source": f"p{p:02d}.nii.gz",
+         **{c: 0.0 for c in ("center_vox_0", "center_vox_1", "center_vox_2", "center_world_x", "center_world_y",
+                             "center_world_z", "spacing_mm", "slice_mm", "crop_mm")}}
+        for p in range(n_pat) for _ in range(per)
+    ]
+    images = np.random.default_rng(0).integers(0, 255, (len(rows), 1, 8, 8), dtype=np.uint8)
+    ds = VUDataset.from_units(images, pd.DataFrame(rows), split=SplitConfig(0.6, 0.2, 0.2, seed=3))
+    small = ds.with_split(SplitConfig(0.1, 0.45, 0.45, seed=3))
+    assert small.fingerprint == ds.fingerprint
+    assert len(small.patients("train")) == 4
+    # same seed: the smaller train part is drawn from the front of the same permutation
+    assert set(small.patients("train")) < set(ds.patients("train"))
+    parts = [set(small.patients(p)) for p in ("train", "holdout", "reference")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert small.card["counts"]["per_split"]["train"]["units"] == 4 * per
+    assert ds.with_split(ds.split_config()) is ds

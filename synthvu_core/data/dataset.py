@@ -179,6 +179,31 @@ class VUDataset:
             raise DataError(f"{path}: images.npy {images.dtype}{list(images.shape)} does not match units.csv ({len(units)} rows)")
         return cls(images, units, card, root=path)
 
+    def with_split(self, split: SplitConfig) -> VUDataset:
+        """The same VUs (same fingerprint) under another seeded patient-wise split.
+
+        Used where a generator was trained on a split other than the dataset's default one (for
+        example the leaky positive control, trained on few patients): its members are the train
+        patients of that split, which the evaluation must use.
+        """
+        current = self.card.get("split", {})
+        if all(current.get(k) == v for k, v in asdict(split).items()):
+            return self
+        assignment = assign_split(self.units["patient_id"].astype(str).tolist(), split)
+        units = self.units.copy()
+        units["split"] = units["patient_id"].astype(str).map(assignment)
+        card = {
+            **self.card,
+            "split": {**asdict(split), "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+        }
+        ds = VUDataset(self.images, units, card, root=self.root)
+        ds.card["counts"] = ds.counts()
+        return ds
+
+    def split_config(self) -> SplitConfig:
+        s = self.card.get("split", {})
+        return SplitConfig(**{k: s[k] for k in ("train", "holdout", "reference", "seed") if k in s})
+
     # ---- views --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.images)
