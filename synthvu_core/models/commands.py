@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate, both networks (default: the architecture's)")
     t.add_argument("--width", type=int, default=None, help="generator width n (default: the architecture's)")
+    t.add_argument("--d-width", type=int, default=None, help="discriminator width (default: the architecture's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
@@ -72,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         width=args.width,
+        d_width=args.d_width,
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,

@@ -267,8 +267,7 @@ class Trainer:
         if self.G_ema is not None:
             decay = min(self.arch.ema, (1 + self.step_count) / (10 + self.step_count))
             with torch.no_grad():
-                for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                    pe.lerp_(p, 1.0 - decay)
+                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - decay)
                 for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
                     be.copy_(b)
         self.last = {"loss_d": loss_d.item() / (self.batch_size if self.config.private else 1), "loss_g": loss_g.item(), "real": len(idx)}
