@@ -57,6 +57,16 @@ def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
     assert "DP-SGD epsilon" in capsys.readouterr().out
 
 
+def test_train_on_another_split(dataset_dir, tmp_path):
+    out = tmp_path / "few"
+    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "1", "--batch-size", "2", "--width", "4",
+                 "--d-width", "4", "--device", "cpu", "--quiet", "--split", "0.25,0.5,0.25", "--split-seed", "3"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["dataset"]["split"] == {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 3}
+    assert card["dataset"]["n_train"] == len(VUS)  # one of four patients
+    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--split", "0.5,0.5"]) == 2
+
+
 def test_user_errors_exit_2(dataset_dir, tmp_path, capsys):
     assert main(["sample", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

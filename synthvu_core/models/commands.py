@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a conditional generator (AC-GAN, optionally DP-SGD) on a VU dataset")
-    t.add_argument("--dataset", required=True, help="VU dataset folder (from `data build` or `phantom`)")
+    t.add_argument("--dataset", required=True, help="VU dataset folder (from `data build`), or `demo` for the phantom demo dataset")
     t.add_argument("--out", required=True, help="generator folder to write")
+    t.add_argument("--split", default=None, metavar="TRAIN,HOLDOUT,REFERENCE",
+                   help="train on another patient-wise split of the same VUs (e.g. 0.05,0.475,0.475 for few patients)")
+    t.add_argument("--split-seed", type=int, default=0, help="seed of --split (default: %(default)s)")
     t.add_argument("--arch", choices=["default", "pgan"], default="default", help="architecture (pgan = the published study's)")
     t.add_argument("--scheme", choices=["region", "level"], default="region", help="conditioning scheme")
     t.add_argument("--epochs", type=float, default=None, help="epochs over the train split (default 25)")
@@ -89,7 +93,24 @@ def _train(args: argparse.Namespace) -> int:
         name=args.name,
         command=_command_line(args),
     )
-    out = train(VUDataset.load(args.dataset), args.out, config, progress=not args.quiet)
+    if args.dataset == "demo" and not Path(args.dataset).exists():
+        from synthvu_core.data.build import demo_dataset
+
+        dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
+    else:
+        dataset = VUDataset.load(args.dataset)
+    if args.split:
+        from synthvu_core.data.dataset import SplitConfig
+        from synthvu_core.errors import SelectionError
+
+        try:
+            ratios = [float(v) for v in args.split.split(",")]
+            if len(ratios) != 3:
+                raise ValueError
+        except ValueError:
+            raise SelectionError(f"--split {args.split!r}: give three ratios TRAIN,HOLDOUT,REFERENCE") from None
+        dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
+    out = train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / "card.json").read_text())
     eps = (card.get("dp") or {}).get("epsilon")
     extra = f", epsilon {eps:.2f} at delta {card['dp']['delta']:.2g}" if eps is not None else ""
@@ -101,7 +122,7 @@ def _command_line(args: argparse.Namespace) -> str:
     """The ``train`` command line that reproduces this run (every option spelled out)."""
     parts = ["python", "-m", "synthvu_core", "train"]
     for key, value in vars(args).items():
-        if key in ("func", "command", "quiet") or value is None or value is False:
+        if key in ("func", "command", "quiet") or value is None or value is False or (key == "split_seed" and not args.split):
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if value is True else [flag, str(value)]
