@@ -12,7 +12,7 @@ from synthvu_core.evaluation.privacy import PrivacyConfig
 from synthvu_core.evaluation.report import EvaluationConfig, definition, load_report, run_evaluation, save_report
 
 torch.set_num_threads(1)
-CFG = EvaluationConfig(encoder=EncoderConfig(epochs=3, width=8, embed_dim=16), privacy=PrivacyConfig(n_boot=300), cache=False)
+CFG = EvaluationConfig(encoder=EncoderConfig(epochs=3, width=8, embed_dim=16, min_steps=60), privacy=PrivacyConfig(n_boot=300), cache=False)
 
 
 @pytest.fixture(scope="module")

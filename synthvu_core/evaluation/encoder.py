@@ -1,10 +1,10 @@
 """The VU-position classifier: one compact CNN for TRTR / TSTR / TRTS and the embedding space.
 
 Input ``[N, C, H, W]`` float in [-1, 1] (uint8 arrays are read as the dataset stores them). Four
-3x3 stride-2 convolutions (32, 64, 128, 128 channels, BatchNorm, ReLU), global average pooling, a
+3x3 stride-2 convolutions (16, 32, 64, 64 channels, BatchNorm, ReLU), global average pooling, a
 64-d fully connected layer (ReLU) -- the **embedding** -- and a linear class head. Training: Adam,
 class-weighted cross-entropy (inverse class frequency, so rare positions count), seeded shuffling.
-About 26 M multiply-adds per 9x64x64 VU, so a few thousand VUs train in seconds on two CPU cores.
+About 4 M multiply-adds per 9x64x64 VU, so a few thousand VUs train in seconds on two CPU cores.
 
 The classifier trained on the real train split is cached per dataset fingerprint, train patients,
 scheme, classes, seed and settings in ``$SYNTHVU_CACHE`` (or ``~/.cache/synthvu``)``/encoders/``
@@ -29,11 +29,11 @@ from synthvu_core.storage import atomic_path
 class EncoderConfig:
     """Training settings of the VU-position classifier."""
 
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    width: int = 32
+    width: int = 16
     embed_dim: int = 64
     min_steps: int = 150  # small training sets get more epochs, so the network (and BatchNorm) settles
 

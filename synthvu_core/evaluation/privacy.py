@@ -51,21 +51,36 @@ def _block(x: np.ndarray, start: int, stop: int, offset: np.ndarray | None) -> A
     return torch.from_numpy(np.ascontiguousarray(b))
 
 
+#: Memory budgets of the streamed distances: one [chunk, m] block, one converted synthetic block.
+BLOCK_BYTES = 256 * 2**20
+SYNTHETIC_BYTES = 1024 * 2**20
+
+
+def _auto_chunks(n: int, m: int, dim: int, chunk: int | None, synthetic_chunk: int | None) -> tuple[int, int]:
+    if chunk is None:
+        chunk = int(np.clip(BLOCK_BYTES // (4 * max(m, 1)), 64, max(n, 64)))
+    if synthetic_chunk is None:
+        synthetic_chunk = int(max(256, SYNTHETIC_BYTES // (4 * max(dim, 1))))
+    return chunk, synthetic_chunk
+
+
 def distance_blocks(
-    candidates: np.ndarray, synthetic: np.ndarray, *, chunk: int = 256, synthetic_chunk: int = 4096
+    candidates: np.ndarray, synthetic: np.ndarray, *, chunk: int | None = None, synthetic_chunk: int | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Exact Euclidean distances, one candidate block at a time.
 
     ``candidates`` ``[n, ...]`` and ``synthetic`` ``[m, ...]`` (float, or uint8 read as [-1, 1]) are
     flattened. Yields ``(start, D)`` with ``D`` float32 ``[b, m]`` for candidate rows
-    ``start:start+b``; memory is ``chunk x m`` floats plus one synthetic block. Both sets are
-    centred on the synthetic mean first, which keeps float32 matrix products precise.
+    ``start:start+b``; memory is ``chunk x m`` floats (default: a 256 MiB block) plus one converted
+    synthetic block (default 1 GiB). Both sets are centred on the synthetic mean first, which keeps
+    float32 matrix products precise.
     """
     import torch
 
     n, m = len(candidates), len(synthetic)
     if n == 0 or m == 0:
         return
+    chunk, synthetic_chunk = _auto_chunks(n, m, int(np.prod(np.shape(synthetic)[1:])), chunk, synthetic_chunk)
     offset = np.zeros(int(np.prod(np.shape(synthetic)[1:])), dtype=np.float64)
     for s in range(0, m, synthetic_chunk):
         offset += _block(synthetic, s, min(m, s + synthetic_chunk), None).numpy().sum(0, dtype=np.float64)
@@ -129,7 +144,7 @@ def _quantile_position(q: float, total: int) -> tuple[int, int, float]:
 
 
 def summarise_distances(
-    candidates: np.ndarray, synthetic: np.ndarray, *, quantiles: tuple[float, ...] = (0.01,), chunk: int = 256
+    candidates: np.ndarray, synthetic: np.ndarray, *, quantiles: tuple[float, ...] = (0.01,), chunk: int | None = None
 ) -> DistanceSummary:
     """Nearest synthetic, median distance and within-``eps`` counts for every candidate.
 
@@ -311,16 +326,20 @@ def bootstrap_auc_ci(
     member = np.asarray(is_member, dtype=bool)
     patient = np.asarray(patient).astype(str)
     names, inv = np.unique(patient, return_inverse=True)
-    rows = [np.flatnonzero(inv == i) for i in range(len(names))]
-    pmember = np.array([member[r[0]] for r in rows])
+    order = np.argsort(inv, kind="stable")
+    sizes = np.bincount(inv, minlength=len(names))
+    padded = np.full((len(names), int(sizes.max())), -1, dtype=np.int64)  # patient -> its VU rows, -1 padded
+    padded[inv[order], np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)] = order
+    pmember = member[padded[:, 0]]
     groups = [np.flatnonzero(pmember), np.flatnonzero(~pmember)]
     if min(len(g) for g in groups) < 2:
         return None, None, "a patient-level bootstrap needs at least 2 member and 2 non-member patients"
     rng = np.random.default_rng(seed)
     aucs = np.empty(n_boot)
     for b in range(n_boot):
-        pick = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        idx = np.concatenate([rows[p] for p in pick])
+        pick = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
+        idx = padded[pick].ravel()
+        idx = idx[idx >= 0]
         aucs[b] = _auc_by_ranks(scores[idx], member[idx])
     a = (1 - level) / 2
     return float(np.quantile(aucs, a)), float(np.quantile(aucs, 1 - a)), None
@@ -391,7 +410,7 @@ class PrivacyConfig:
     domias_dims: int = 5
     domias_min_points: int = 20
     n_closest: int = 64
-    chunk: int = 256
+    chunk: int | None = None  # candidate rows per distance block (None: a 256 MiB block)
 
 
 def run_attacks(
