@@ -68,6 +68,7 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     import torch
     from evaluation_fixtures import structured_dataset
 
+    from synthvu_core.data.dataset import SplitConfig
     from synthvu_core.evaluation.report import load_report
     from synthvu_core.models.training import TrainConfig, train
 
@@ -76,7 +77,10 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     ds = structured_dataset(12)
     ds.save(tmp_path / "ds")
     cfg = TrainConfig(width=4, d_width=4, batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu", scheme="region")
-    folder = train(ds, tmp_path / "gen", cfg, progress=False)
+    # trained on another split of the same VUs (as the leaky control): members must follow the card
+    resplit = ds.with_split(SplitConfig(0.25, 0.4, 0.35, seed=0))
+    assert resplit.patients("train") != ds.patients("train")
+    folder = train(resplit, tmp_path / "gen", cfg, progress=False)
     rc = main(["evaluate", str(folder), "--dataset", str(tmp_path / "ds"), "--n-synthetic", "60", "--quiet", "--seed", "1"])
     assert rc == 0
     assert "report written" in capsys.readouterr().out
@@ -84,5 +88,9 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     assert r.meta["n_synthetic"] == 60 and r.meta["synthetic_seed"] == 1
     assert r.arrays["umap/synthetic"].shape == (60, 2)
     assert (r.scalars["privacy.discriminator.pixel.auc"] is None) == (not r.meta["discriminator_kept"])
+    members = set(r.arrays["candidates/patient"][r.arrays["candidates/is_member"].astype(bool)].astype(str))
+    non_members = set(r.arrays["candidates/patient"][~r.arrays["candidates/is_member"].astype(bool)].astype(str))
+    assert members == set(resplit.patients("train"))
+    assert non_members <= set(resplit.patients("holdout"))
     assert main(["report", "show", str(folder)]) == 0
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached

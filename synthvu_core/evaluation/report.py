@@ -26,7 +26,7 @@ from synthvu_core.errors import CheckpointError, ReportError
 from synthvu_core.evaluation.embedding import UMAPConfig
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import FPR_LEVELS, PrivacyConfig
-from synthvu_core.storage import atomic_path
+from synthvu_core.storage import atomic_path, json_default
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.json"
@@ -468,7 +468,7 @@ def _write_report_files(report: Report, folder: Path) -> None:
         "meta": report.meta,
         "controls": sorted(report.controls),
     }
-    (folder / REPORT_FILE).write_text(json.dumps(doc, indent=2, default=_json_default, allow_nan=False) + "\n")
+    (folder / REPORT_FILE).write_text(json.dumps(doc, indent=2, default=json_default, allow_nan=False) + "\n")
     arrays = {k: np.asarray(v) for k, v in report.arrays.items()}
     for k, v in arrays.items():
         if v.dtype == object:
@@ -476,18 +476,6 @@ def _write_report_files(report: Report, folder: Path) -> None:
     np.savez_compressed(folder / ARRAYS_FILE, **arrays)
     for name, sub in report.controls.items():
         _write_report_files(sub, folder / "controls" / name)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _clean(scalars: dict[str, float | None]) -> dict[str, float | None]:
@@ -588,11 +576,13 @@ def evaluate_generator(
         raise CheckpointError(
             f"{model_dir / 'card.json'}: generator was trained on dataset {fp}, but the dataset given is {dataset.fingerprint}"
         )
-    split = (card.get("dataset") or {}).get("split")
-    if isinstance(split, dict) and isinstance(split.get("patients"), dict):
-        train_card = sorted(split["patients"].get("train", []))
-        if train_card and train_card != dataset.patients("train"):
-            raise CheckpointError(f"{model_dir / 'card.json'}: the card's training patients differ from the dataset's train split")
+    # Members are the patients the generator was trained on: apply the card's split (the leaky
+    # control, for one, was trained on a smaller train part of the same VUs).
+    split = (card.get("dataset") or {}).get("split") or {}
+    if isinstance(split, dict) and {"train", "holdout", "reference", "seed"} <= split.keys():
+        from synthvu_core.data.dataset import SplitConfig
+
+        dataset = dataset.with_split(SplitConfig(**{k: split[k] for k in ("train", "holdout", "reference", "seed")}))
     scheme = card.get("scheme", "region")
     classes = list(card.get("classes") or dataset.classes(scheme))
     cfg = config or EvaluationConfig(scheme=scheme)

@@ -236,15 +236,19 @@ def _load_module(module, path: Path):
     return module
 
 
+def _check_fingerprint(folder: Path, card: dict[str, Any], expected: str | None) -> None:
+    if expected is not None and card["dataset"]["fingerprint"] != expected:
+        raise CheckpointError(
+            f"{folder / CARD_FILE}: generator was trained on dataset {card['dataset']['fingerprint']}, "
+            f"not on the expected dataset {expected}"
+        )
+
+
 def validate(path: str | Path, expected_fingerprint: str | None = None) -> dict[str, Any]:
     """Check a generator folder fully (card, weight files, shapes); return its card."""
     folder = Path(path)
     card = load_card(folder)
-    if expected_fingerprint is not None and card["dataset"]["fingerprint"] != expected_fingerprint:
-        raise CheckpointError(
-            f"{folder / CARD_FILE}: generator was trained on dataset {card['dataset']['fingerprint']}, "
-            f"not on the expected dataset {expected_fingerprint}"
-        )
+    _check_fingerprint(folder, card, expected_fingerprint)
     load_generator(folder)
     if (folder / DISCRIMINATOR_FILE).exists():
         load_discriminator(folder)
@@ -257,11 +261,7 @@ def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: 
 
     folder = Path(path)
     card = load_card(folder)
-    if expected_fingerprint is not None and card["dataset"]["fingerprint"] != expected_fingerprint:
-        raise CheckpointError(
-            f"{folder / CARD_FILE}: generator was trained on dataset {card['dataset']['fingerprint']}, "
-            f"not on the expected dataset {expected_fingerprint}"
-        )
+    _check_fingerprint(folder, card, expected_fingerprint)
     weights = folder / GENERATOR_FILE
     if not weights.is_file():
         _refuse_pickles(folder, GENERATOR_FILE)
