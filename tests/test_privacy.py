@@ -147,3 +147,14 @@ def test_run_attacks_finds_copies_in_pixel_space():
     assert res["pairwise/pixel"].scalars["topk_share"] == 1.0
     assert "discriminator/pixel" in skipped
     assert closest["candidate_index"][0] < 20 and closest["distance"][0] < 0.1
+
+
+def test_distance_blocks_never_write_into_the_callers_arrays():
+    rng = np.random.default_rng(5)
+    cand = rng.normal(size=(7, 2, 3, 3)).astype(np.float32)
+    syn = rng.normal(size=(5, 2, 3, 3)).astype(np.float32) + 3.0
+    cand0, syn0 = cand.copy(), syn.copy()
+    first = np.concatenate([d for _, d in pv.distance_blocks(cand, syn, chunk=3, synthetic_chunk=2)])
+    assert np.array_equal(cand, cand0) and np.array_equal(syn, syn0)
+    again = np.concatenate([d for _, d in pv.distance_blocks(cand, syn)])
+    np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-5)

@@ -37,18 +37,22 @@ FPR_LEVELS: dict[str, float] = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.
 # ---- distances ----------------------------------------------------------------------------
 
 
-def _block(x: np.ndarray, start: int, stop: int, offset: np.ndarray | None) -> Any:
-    """Rows ``start:stop`` of ``x`` as a float32 torch matrix ``[n, D]`` (uint8 -> [-1, 1])."""
+def _block(x: np.ndarray, start: int, stop: int, offset: Any | None) -> Any:
+    """Rows ``start:stop`` of ``x`` as a float32 torch matrix ``[n, D]`` (uint8 -> [-1, 1]).
+
+    Converted with torch's in-place, multi-threaded ops (one pass each, no numpy temporaries).
+    """
     import torch
 
-    b = np.asarray(x[start:stop])
-    b = b.reshape(len(b), -1)
-    if b.dtype == np.uint8:
-        b = b.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-    b = b.astype(np.float32, copy=False)
+    b = torch.from_numpy(np.ascontiguousarray(np.asarray(x[start:stop])))
+    b = b.reshape(stop - start, -1)
+    if b.dtype == torch.uint8:
+        b = b.to(torch.float32).mul_(1.0 / 127.5).sub_(1.0)
+    else:  # a copy where it will be centred in place: never write into the caller's array
+        b = b.to(torch.float32, copy=offset is not None)
     if offset is not None:
-        b = b - offset
-    return torch.from_numpy(np.ascontiguousarray(b))
+        b.sub_(offset)
+    return b
 
 
 #: Memory budgets of the streamed distances: one [chunk, m] block, one converted synthetic block.
@@ -81,10 +85,10 @@ def distance_blocks(
     if n == 0 or m == 0:
         return
     chunk, synthetic_chunk = _auto_chunks(n, m, int(np.prod(np.shape(synthetic)[1:])), chunk, synthetic_chunk)
-    offset = np.zeros(int(np.prod(np.shape(synthetic)[1:])), dtype=np.float64)
+    total = torch.zeros(int(np.prod(np.shape(synthetic)[1:])), dtype=torch.float64)
     for s in range(0, m, synthetic_chunk):
-        offset += _block(synthetic, s, min(m, s + synthetic_chunk), None).numpy().sum(0, dtype=np.float64)
-    offset = (offset / m).astype(np.float32)
+        total += _block(synthetic, s, min(m, s + synthetic_chunk), None).sum(0, dtype=torch.float64)
+    offset = (total / m).to(torch.float32)
     single = m <= synthetic_chunk
     syn_full = _block(synthetic, 0, m, offset) if single else None
     for start in range(0, n, chunk):
@@ -123,13 +127,18 @@ class _SmallestKeeper:
         self.rows = np.empty(0, dtype=np.int64)
 
     def add(self, block: np.ndarray, row0: int) -> None:
+        # Only candidates for the m smallest leave the block: those under the current m-th value,
+        # or the block's own m smallest while fewer than m are kept. Row ids are derived from the
+        # few flat indices kept, never materialised for the whole block.
         flat = block.ravel()
-        rows = np.repeat(np.arange(row0, row0 + block.shape[0]), block.shape[1])
         if len(self.values) >= self.m:
-            keep = flat <= self.values.max()
-            flat, rows = flat[keep], rows[keep]
-        v = np.concatenate([self.values, flat])
-        r = np.concatenate([self.rows, rows])
+            idx = np.flatnonzero(flat <= self.values.max())
+        elif flat.size > self.m:
+            idx = np.argpartition(flat, self.m - 1)[: self.m]
+        else:
+            idx = np.arange(flat.size)
+        v = np.concatenate([self.values, flat[idx]])
+        r = np.concatenate([self.rows, row0 + idx // block.shape[1]])
         if len(v) > self.m:
             part = np.argpartition(v, self.m - 1)[: self.m]
             v, r = v[part], r[part]
