@@ -77,3 +77,34 @@ def test_real_volume_orientation_invariance(spine_data, tmp_path):
         assert [r["level"] for r in rows] == [r["level"] for r in ref_rows]
         diff = np.abs(got.astype(int) - ref.astype(int))
         assert diff.max() <= 1 and diff.mean() < 0.01, (codes, diff.max(), diff.mean())
+
+
+def test_real_data_train_sample_evaluate_end_to_end(myo, tmp_path, monkeypatch):
+    """A tiny generator on the real MyoSegmenTUM VUs: train -> sample/export -> evaluate -> report."""
+    import torch
+
+    from synthvu_core.evaluation.report import evaluate_generator, load_report
+    from synthvu_core.models.registry import load_generator
+    from synthvu_core.models.sampling import export, sample
+    from synthvu_core.models.training import TrainConfig, train
+
+    torch.set_num_threads(2)
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(scheme="level", width=4, d_width=4, batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu")
+    folder = train(myo, tmp_path / "gen", cfg, progress=False)
+    gen = load_generator(folder)
+    assert gen.card["classes"] == ["L1/L2", "L2/L3", "L3/L4", "L4/L5"]
+    s = sample(gen, 6, position="L4/L5", seed=3)
+    assert s.images.shape == (6, 9, 64, 64) and set(s.labels.tolist()) == {3}
+    export(s, tmp_path / "vus.npz", gen.card)
+    assert np.load(tmp_path / "vus.npz")["images"].shape[0] == 6
+
+    report = evaluate_generator(folder, dataset=myo, n_synthetic=60, progress=False)
+    again = load_report(folder, expected_fingerprint=myo.fingerprint)
+    assert again is not None and again.scalars == report.scalars
+    members = again.arrays["candidates/is_member"].astype(bool)
+    patients = again.arrays["candidates/patient"].astype(str)
+    assert members.any() and (~members).any()
+    assert set(patients[members]) <= set(myo.patients("train"))  # candidates are balanced: a subset
+    assert set(patients[~members]) <= set(myo.patients("holdout"))
+    assert 0.0 <= again.scalars["privacy.pairwise.pixel.auc"] <= 1.0
