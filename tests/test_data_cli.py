@@ -175,4 +175,10 @@ def test_demo_dataset_cache_and_fingerprint_check(tmp_path, monkeypatch):
     assert again.card["created"] == ds.card["created"]
     with pytest.raises(buildmod.DataError, match="tiny-demo.*differs"):
         buildmod.demo_dataset("0" * 16, recipe=recipe)
+    # a stale cache (another code version's build) is rebuilt, not trusted and not refused
+    card = json.loads((folder / "card.json").read_text())
+    card["fingerprint"] = "stale"
+    (folder / "card.json").write_text(json.dumps(card))
+    rebuilt = buildmod.demo_dataset(ds.fingerprint, recipe=recipe)
+    assert rebuilt.fingerprint == ds.fingerprint and json.loads((folder / "card.json").read_text())["fingerprint"] == ds.fingerprint
     assert buildmod.DEMO_PHANTOM.n_patients == 120 and buildmod.DEMO_PHANTOM.seed == 0
