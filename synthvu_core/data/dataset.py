@@ -66,6 +66,14 @@ class SplitConfig:
         n_hold = min(n_hold, n_patients - n_train)
         return {"train": n_train, "holdout": n_hold, "reference": n_patients - n_train - n_hold}
 
+    @classmethod
+    def from_card(cls, split: dict[str, Any]) -> SplitConfig | None:
+        """The split recorded in a dataset or generator card (None where it names no full split)."""
+        keys = ("train", "holdout", "reference", "seed")
+        if not isinstance(split, dict) or not set(keys) <= split.keys():
+            return None
+        return cls(**{k: split[k] for k in keys})
+
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """float in [-1, 1] -> uint8 (values outside are clipped)."""
@@ -201,8 +209,7 @@ class VUDataset:
         return ds
 
     def split_config(self) -> SplitConfig:
-        s = self.card.get("split", {})
-        return SplitConfig(**{k: s[k] for k in ("train", "holdout", "reference", "seed") if k in s})
+        return SplitConfig.from_card(self.card.get("split", {})) or SplitConfig()
 
     # ---- views --------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -578,11 +578,11 @@ def evaluate_generator(
         )
     # Members are the patients the generator was trained on: apply the card's split (the leaky
     # control, for one, was trained on a smaller train part of the same VUs).
-    split = (card.get("dataset") or {}).get("split") or {}
-    if isinstance(split, dict) and {"train", "holdout", "reference", "seed"} <= split.keys():
-        from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.data.dataset import SplitConfig
 
-        dataset = dataset.with_split(SplitConfig(**{k: split[k] for k in ("train", "holdout", "reference", "seed")}))
+    split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
+    if split is not None:
+        dataset = dataset.with_split(split)
     scheme = card.get("scheme", "region")
     classes = list(card.get("classes") or dataset.classes(scheme))
     cfg = config or EvaluationConfig(scheme=scheme)
