@@ -63,3 +63,53 @@ def test_build_is_seeded():
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_default_modulates_every_generator_stage_by_class():
+    cfg = architecture("default", (1, 32, 32), 3, width=4, d_width=4)
+    assert (cfg.g_cond, cfg.aux_fake) == ("modulate", False)
+    gen, _ = build(cfg, seed=0)
+    assert len(gen.modulation) == stages(cfg.shape)
+    z, y = torch.randn(4, cfg.latent_dim), torch.tensor([0, 1, 2, 1])
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    # zero-initialised: at the start it is exactly the one-hot-at-input generator
+    assert torch.allclose(gen(z, y), gen.net(torch.cat([z, onehot], 1)[:, :, None, None]))
+    gen(z, y).square().sum().backward()
+    for m in gen.modulation:
+        used = m.gamma.weight.grad.abs().sum(1)
+        assert (used[[0, 1, 2]] > 0).all()  # every class present in the batch gets its own scale
+    with torch.no_grad():  # a class's scale at the last hidden stage changes that class only
+        gen.modulation[-1].gamma.weight[2] += 1.0
+    out = gen(z, y)
+    assert torch.allclose(out[[0, 1, 3]], gen.net(torch.cat([z, onehot], 1)[:, :, None, None])[[0, 1, 3]])
+    assert not torch.allclose(out[2], gen.net(torch.cat([z, onehot], 1)[:, :, None, None])[2])
+
+
+def test_cards_without_conditioning_keys_load_as_the_study_trained_them():
+    from synthvu_core.models.acgan import ACGANConfig
+
+    old = architecture("default", (1, 32, 32), 3, width=4, d_width=4).to_dict()
+    del old["g_cond"], old["aux_fake"]
+    cfg = ACGANConfig.from_dict(old)
+    assert (cfg.g_cond, cfg.aux_fake) == ("input", True)
+    assert not hasattr(Generator(cfg), "modulation")
+    p = architecture("pgan", (1, 32, 32), 3)
+    assert (p.g_cond, p.aux_fake) == ("input", True)
+    with pytest.raises(ValueError, match="conditioning"):
+        ACGANConfig(shape=(1, 32, 32), g_cond="bogus")
+
+
+@pytest.mark.parametrize("aux_fake", [True, False])
+def test_discriminator_class_term_on_fakes_only_when_asked(aux_fake):
+    from synthvu_core.models.training import discriminator_loss
+
+    adv = torch.zeros(4)
+    cls = torch.randn(4, 3, requires_grad=True)
+    target = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    loss = discriminator_loss(adv, cls, target, torch.tensor([0, 1, 2, 0]), 1.0, aux_fake)
+    loss.sum().backward()
+    real_grad, fake_grad = cls.grad[:2].abs().sum(), cls.grad[2:].abs().sum()
+    assert real_grad > 0
+    assert (fake_grad > 0) == aux_fake
+    log2 = torch.log(torch.tensor(2.0))  # BCE at logit 0
+    assert torch.allclose(loss[2:], log2.expand(2)) != aux_fake

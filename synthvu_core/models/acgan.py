@@ -10,7 +10,11 @@ Two architectures share one interface:
 * ``default``: the same skeleton made lighter and DP-ready: width n = 32 (about 4x fewer generator FLOPs),
   pixel norm in G (per-sample, so samples never depend on the batch), GroupNorm in D (works with
   per-sample gradients, hence DP-SGD), Adam(0.5, 0.999) lr 2e-4, and an exponential moving average of
-  the generator weights (what is saved and sampled).
+  the generator weights (what is saved and sampled). Conditioning made strong, chosen by measurement
+  (TRTS of the study's scheme stays near chance for hundreds of steps and reached 0.67 after 150
+  epochs): the class also scales and shifts G's features after every hidden stage
+  (``g_cond="modulate"``), and D's class head is trained on real VUs only (``aux_fake=False``), so G
+  is rewarded for VUs that a classifier of *real* VUs recognises, not for cues D and G agree on.
 
 The number of up/down-sampling stages follows from the image size: ``log2(H) - 2`` stride-2 stages
 (H = 32 -> 3, 64 -> 4, 128 -> 5), widths capped at 8n. Images must be square with a power-of-two
@@ -48,11 +52,18 @@ class ACGANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     aux_weight: float = 1.0
     ema: float = 0.999  # 0 = no moving average of G
+    # Conditioning. The defaults here are the study's (and what cards without these keys were trained
+    # with); ``architecture("default")`` chooses the measured improvements.
+    g_cond: str = "input"  # input: one-hot at G's input only | modulate: also a class-wise scale and shift after every hidden G norm
+    aux_fake: bool = True  # D's class head also learns the requested class of generated VUs (the study); False: real VUs only
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         stages(self.shape)  # validates
+        if self.g_cond not in ("input", "modulate"):
+            raise ValueError(f"unknown generator conditioning {self.g_cond!r}; choose input or modulate")
+        self.aux_fake = bool(self.aux_fake)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -71,7 +82,7 @@ def architecture(name: str, shape: tuple[int, int, int], n_classes: int, **overr
     if name == "pgan":
         base = dict(width=64, d_width=64, g_norm="none", d_norm="none", lr=1e-4, betas=(0.5, 0.999), ema=0.0)
     elif name == "default":
-        base = {}
+        base = dict(g_cond="modulate", aux_fake=False)
     else:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -119,6 +130,24 @@ def _d_norm(kind: str, c: int) -> nn.Module:
     raise ValueError(f"unknown discriminator norm {kind!r}")
 
 
+class ClassModulation(nn.Module):
+    """Class-wise scale and shift of a feature map: ``h * (1 + gamma[y]) + beta[y]`` (zero-initialised).
+
+    Conditional normalisation as in conditional batch norm / AdaIN, applied after the (per-sample) pixel
+    norm, so the requested class reaches every resolution instead of the input code alone.
+    """
+
+    def __init__(self, n_classes: int, channels: int):
+        super().__init__()
+        self.gamma = nn.Embedding(n_classes, channels)
+        self.beta = nn.Embedding(n_classes, channels)
+        nn.init.zeros_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta(labels)[:, :, None, None], h, 1.0 + self.gamma(labels)[:, :, None, None])
+
+
 class Generator(nn.Module):
     """``(z [N, latent_dim], labels [N] int) -> images [N, C, H, W]`` in [-1, 1]."""
 
@@ -137,10 +166,22 @@ class Generator(nn.Module):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=config.g_norm != "batch"), _g_norm(config.g_norm, b), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        if config.g_cond == "modulate":
+            self.modulation = nn.ModuleList(ClassModulation(config.n_classes, w) for w in widths)
+            self._after = {3 * i + 1: i for i in range(len(widths))}  # net index of each hidden norm -> modulation
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        onehot = torch.nn.functional.one_hot(labels.long(), self.config.n_classes).to(z.dtype)
-        return self.net(torch.cat([z, onehot], dim=1)[:, :, None, None])
+        labels = labels.long()
+        onehot = torch.nn.functional.one_hot(labels, self.config.n_classes).to(z.dtype)
+        h = torch.cat([z, onehot], dim=1)[:, :, None, None]
+        if self.config.g_cond == "input":
+            return self.net(h)
+        for i, layer in enumerate(self.net):
+            h = layer(h)
+            j = self._after.get(i)
+            if j is not None:
+                h = self.modulation[j](h, labels)
+        return h
 
 
 class Discriminator(nn.Module):

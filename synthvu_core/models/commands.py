@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate, both networks (default: the architecture's)")
     t.add_argument("--width", type=int, default=None, help="generator width n (default: the architecture's)")
     t.add_argument("--d-width", type=int, default=None, help="discriminator width (default: the architecture's)")
+    t.add_argument("--conditioning", choices=["input", "modulate"], default=None,
+                   help="how G receives the class: one-hot at the input only (pgan), or also a class-wise scale and shift at "
+                        "every stage (default's)")
+    t.add_argument("--class-loss", choices=["real", "all"], default=None,
+                   help="which VUs train D's class head: real only (default's) or real and generated (pgan)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
@@ -78,6 +83,8 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr,
         width=args.width,
         d_width=args.d_width,
+        g_cond=args.conditioning,
+        aux_fake=None if args.class_loss is None else args.class_loss == "all",
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,

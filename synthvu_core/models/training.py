@@ -3,8 +3,11 @@
 One step = one discriminator update on a real batch and a fake batch, then one generator update on the
 same fake batch. Losses (non-saturating AC-GAN, as the study)::
 
-    L_D = sum_i [BCE(D(x_i), 1) + a CE(c(x_i), y_i)] / B + sum_j [BCE(D(G(z_j)), 0) + a CE(c(G(z_j)), y_j)] / B
+    L_D = sum_i [BCE(D(x_i), 1) + a CE(c(x_i), y_i)] / B + sum_j [BCE(D(G(z_j)), 0) + f a CE(c(G(z_j)), y_j)] / B
     L_G = mean_j [BCE(D(G(z_j)), 1) + a CE(c(G(z_j)), y_j)]
+
+with ``f = 1`` in the study (``pgan``) and ``f = 0`` in ``default`` (``aux_fake``: D's class head learns
+real VUs only; see :func:`discriminator_loss`).
 
 Randomness comes from three generators seeded from ``config.seed`` (data order / Poisson sampling,
 generator noise and labels, DP noise). Their states, the data permutation and cursor, the step,
@@ -63,6 +66,8 @@ class TrainConfig:
     lr: float | None = None  # None = the architecture's
     width: int | None = None  # None = the architecture's
     d_width: int | None = None
+    g_cond: str | None = None  # None = the architecture's ("input" | "modulate")
+    aux_fake: bool | None = None  # None = the architecture's
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -94,6 +99,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def discriminator_loss(adv: Any, cls: Any, target: Any, labels: Any, aux_weight: float, aux_fake: bool) -> Any:
+    """Per-sample AC-GAN discriminator loss ``[N]``: BCE on the real/fake logit plus ``aux_weight`` x CE.
+
+    ``target`` is 1 for real and 0 for generated VUs. With ``aux_fake`` False the class term counts for
+    real VUs only, so D's class head is a classifier of real VUs and G is rewarded only for VUs that
+    such a classifier recognises; with it True (the study) D also learns the classes G was asked for,
+    which lets D and G agree on cues real VUs do not have.
+    """
+    import torch.nn.functional as F
+
+    aux = F.cross_entropy(cls, labels, reduction="none")
+    if not aux_fake:
+        aux = aux * target
+    return F.binary_cross_entropy_with_logits(adv, target, reduction="none") + aux_weight * aux
+
+
 class Trainer:
     """The training state and one :meth:`step`. Use :func:`train` for the whole run."""
 
@@ -117,7 +138,10 @@ class Trainer:
         self.n_train = len(train_idx)
         self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)  # uint8
         self.labels = torch.from_numpy(labels).to(self.device)
-        self.arch = acgan.architecture(config.arch, dataset.shape, len(self.classes), lr=config.lr, width=config.width, d_width=config.d_width)
+        self.arch = acgan.architecture(
+            config.arch, dataset.shape, len(self.classes), lr=config.lr, width=config.width, d_width=config.d_width,
+            g_cond=config.g_cond, aux_fake=config.aux_fake,
+        )
         self.batch_size = int(config.batch_size)
         if self.batch_size < 1:
             raise SelectionError("batch size must be at least 1")
@@ -238,7 +262,7 @@ class Trainer:
         target = torch.cat([torch.ones(len(real), device=dev), torch.zeros(len(fake), device=dev)])
         y = torch.cat([y_real, y_fake])
         adv, cls = self.D(x)
-        per_sample = F.binary_cross_entropy_with_logits(adv, target, reduction="none") + a * F.cross_entropy(cls, y, reduction="none")
+        per_sample = discriminator_loss(adv, cls, target, y, a, self.arch.aux_fake)
         loss_d = per_sample.sum() if self.config.private else per_sample.sum() / self.batch_size
         with warnings.catch_warnings():  # Opacus' hooks on the first layer: the input needs no gradient
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
