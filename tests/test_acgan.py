@@ -113,3 +113,20 @@ def test_discriminator_class_term_on_fakes_only_when_asked(aux_fake):
     assert (fake_grad > 0) == aux_fake
     log2 = torch.log(torch.tensor(2.0))  # BCE at logit 0
     assert torch.allclose(loss[2:], log2.expand(2)) != aux_fake
+
+
+@pytest.mark.parametrize("g_cond", ["input", "modulate"])
+def test_class_weights_equal_labels_at_one_hot(g_cond):
+    cfg = architecture("default", (1, 32, 32), 4, width=4, d_width=4, g_cond=g_cond)
+    gen, _ = build(cfg, seed=0)
+    if g_cond == "modulate":
+        with torch.no_grad():
+            for m in gen.modulation:
+                m.gamma.weight.normal_()
+                m.beta.weight.normal_()
+    z, y = torch.randn(3, cfg.latent_dim), torch.tensor([0, 3, 1])
+    onehot = torch.nn.functional.one_hot(y, 4).float()
+    assert torch.allclose(gen(z, y), gen(z, onehot), atol=1e-6)
+    half = (onehot[0] + onehot[1]) / 2  # between two classes: neither end
+    mid = gen(z[:1], half[None])
+    assert not torch.allclose(mid, gen(z[:1], y[:1])) and not torch.allclose(mid, gen(z[:1], y[1:2]))

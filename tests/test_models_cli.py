@@ -64,6 +64,19 @@ def test_train_on_another_split(dataset_dir, tmp_path):
     card = json.loads((out / "card.json").read_text())
     assert card["dataset"]["split"] == {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 3}
     assert card["dataset"]["n_train"] == len(VUS)  # one of four patients
+    assert (card["architecture"]["g_cond"], card["architecture"]["aux_fake"]) == ("modulate", False)
+
+
+def test_train_with_the_study_conditioning(dataset_dir, tmp_path):
+    out = tmp_path / "study-cond"
+    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "1", "--batch-size", "2", "--width", "4",
+                 "--d-width", "4", "--device", "cpu", "--quiet", "--conditioning", "input", "--class-loss", "all"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert (card["architecture"]["g_cond"], card["architecture"]["aux_fake"]) == ("input", True)
+    assert "--conditioning input --class-loss all" in card["training"]["command"]
+    from synthvu_core.models.registry import load_generator
+
+    assert not hasattr(load_generator(out), "modulation")
     assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--split", "0.5,0.5"]) == 2
 
 

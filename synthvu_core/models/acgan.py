@@ -20,7 +20,7 @@ The number of up/down-sampling stages follows from the image size: ``log2(H) - 2
 (H = 32 -> 3, 64 -> 4, 128 -> 5), widths capped at 8n. Images must be square with a power-of-two
 side >= 16.
 
-Shapes: ``Generator(z [N, latent_dim], labels [N]) -> images [N, C, H, W]`` in [-1, 1];
+Shapes: ``Generator(z [N, latent_dim], labels [N] | class weights [N, K]) -> images [N, C, H, W]`` in [-1, 1];
 ``Discriminator(images [N, C, H, W]) -> (real_logit [N], class_logits [N, K])``.
 """
 
@@ -144,8 +144,13 @@ class ClassModulation(nn.Module):
         nn.init.zeros_(self.gamma.weight)
         nn.init.zeros_(self.beta.weight)
 
-    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.beta(labels)[:, :, None, None], h, 1.0 + self.gamma(labels)[:, :, None, None])
+    def forward(self, h: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """``code``: class indices ``[N]``, or class weights ``[N, K]`` (a mixture of the class embeddings)."""
+        if code.is_floating_point():
+            gamma, beta = code @ self.gamma.weight, code @ self.beta.weight
+        else:
+            gamma, beta = self.gamma(code), self.beta(code)
+        return torch.addcmul(beta[:, :, None, None], h, 1.0 + gamma[:, :, None, None])
 
 
 class Generator(nn.Module):
@@ -171,16 +176,22 @@ class Generator(nn.Module):
             self._after = {3 * i + 1: i for i in range(len(widths))}  # net index of each hidden norm -> modulation
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        labels = labels.long()
-        onehot = torch.nn.functional.one_hot(labels, self.config.n_classes).to(z.dtype)
-        h = torch.cat([z, onehot], dim=1)[:, :, None, None]
+        """``labels``: class indices ``[N]``, or class weights ``[N, K]`` (e.g. between two classes when
+        interpolating), used in place of the one-hot code everywhere the class enters."""
+        if labels.is_floating_point() and labels.dim() == 2:
+            code = labels.to(z.dtype)
+        else:
+            labels = labels.long()
+            code = torch.nn.functional.one_hot(labels, self.config.n_classes).to(z.dtype)
+        h = torch.cat([z, code], dim=1)[:, :, None, None]
         if self.config.g_cond == "input":
             return self.net(h)
+        cond = code if labels.is_floating_point() else labels
         for i, layer in enumerate(self.net):
             h = layer(h)
             j = self._after.get(i)
             if j is not None:
-                h = self.modulation[j](h, labels)
+                h = self.modulation[j](h, cond)
         return h
 
 

@@ -92,10 +92,7 @@ def _run(gen: Any, z: Any, labels: Any = None, code: Any = None, batch_size: int
     with torch.no_grad():
         for s in range(0, len(z), max(1, int(batch_size))):
             zb = z[s : s + batch_size].to(device)
-            if code is None:
-                x = gen(zb, labels[s : s + batch_size].to(device))
-            else:
-                x = gen.net(torch.cat([zb, code[s : s + batch_size].to(device)], dim=1)[:, :, None, None])
+            x = gen(zb, (labels if code is None else code)[s : s + batch_size].to(device))
             out[s : s + len(zb)] = x.float().cpu().numpy()
     return out
 
