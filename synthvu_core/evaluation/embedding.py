@@ -5,14 +5,25 @@ classifier embedding instead), reduced by PCA (fitted on the same set as UMAP) t
 dimensions, then UMAP with ``n_neighbors=20, min_dist=0.0`` and a fixed seed. ``joint=True`` fits
 PCA and UMAP on real training and synthetic VUs together (a toggle; the default follows the study).
 No reported number is computed from these 2-D coordinates except the study's UMAP-space attacks.
+
+Below umap-learn's small-data threshold (4,096 fitted points) UMAP finds exact neighbours by calling
+its numba distance once per pair through scikit-learn's Python loop: about 40 s to place 5,000
+synthetic VUs against 1,656 real ones on two cores. There we hand UMAP the same exact Euclidean
+distances computed by scikit-learn's BLAS kernel (``metric="precomputed"``, supported by ``fit`` and
+``transform``): the same neighbours, fit 2.6x and transform 7.5x faster (measured in one process).
+Larger fits keep UMAP's own approximate (NN-descent) path.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+#: umap-learn's exact-neighbour ("small data") regime: below this many fitted points distances are precomputed
+SMALL_DATA = 4096
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,20 @@ class UMAPProjection:
     pca: Any
     umap: Any
     fitted_on: str  # "real_train" | "joint"
+    fit_points: np.ndarray | None = None  # PCA coordinates of the fitted set where UMAP got precomputed distances
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """``[n, ...]`` -> ``[n, 2]`` (one call: UMAP's optimisation of new points depends on the batch)."""
         if len(x) == 0:
             return np.empty((0, 2), dtype=np.float32)
-        return np.asarray(self.umap.transform(self.pca.transform(_flat(x))), dtype=np.float32)
+        z = self.pca.transform(_flat(x))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Transforming new data with precomputed metric" and similar notices
+            if self.fit_points is not None:
+                from sklearn.metrics import pairwise_distances
+
+                z = pairwise_distances(z, self.fit_points)  # [n, n_fit]
+            return np.asarray(self.umap.transform(z), dtype=np.float32)
 
 
 def fit_umap(
@@ -52,9 +72,8 @@ def fit_umap(
     Returns ``(projection, real_2d [n, 2], synthetic_2d [m, 2] or None, None)`` or
     ``(None, None, None, reason)`` when there are too few points for a neighbour graph.
     """
-    import warnings
-
     from sklearn.decomposition import PCA
+    from sklearn.metrics import pairwise_distances
 
     n = len(real_train)
     if n < 5:
@@ -66,13 +85,19 @@ def fit_umap(
     fit_x = np.concatenate([real, syn]) if config.joint and syn is not None else real
     k = int(min(config.pca_dims, fit_x.shape[1], len(fit_x) - 1))
     pca = PCA(n_components=k, random_state=seed, svd_solver="randomized" if k < min(fit_x.shape) // 2 else "auto").fit(fit_x)
+    fit_z = pca.transform(fit_x)
+    exact = len(fit_z) < SMALL_DATA
     reducer = umap.UMAP(
-        n_neighbors=int(min(config.n_neighbors, len(fit_x) - 1)), min_dist=config.min_dist, n_components=2, random_state=seed
+        n_neighbors=int(min(config.n_neighbors, len(fit_x) - 1)),
+        min_dist=config.min_dist,
+        n_components=2,
+        random_state=seed,
+        metric="precomputed" if exact else "euclidean",
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and similar notices
-        coords = np.asarray(reducer.fit_transform(pca.transform(fit_x)), dtype=np.float32)
-        proj = UMAPProjection(pca, reducer, "joint" if config.joint and syn is not None else "real_train")
+        coords = np.asarray(reducer.fit_transform(pairwise_distances(fit_z) if exact else fit_z), dtype=np.float32)
+        proj = UMAPProjection(pca, reducer, "joint" if config.joint and syn is not None else "real_train", fit_z if exact else None)
         if config.joint and syn is not None:
             return proj, coords[:n], coords[n:], None
         syn_2d = proj.transform(synthetic) if syn is not None else None
