@@ -1,6 +1,6 @@
 """Check that phantom VUs carry anatomy, not trivial cues.
 
-Usage: ``python benchmarks/figures/phantom_level_check.py [--patients 40] [--seed 0]``
+Usage: ``python -m benchmarks.figures.phantom_level_check [--patients 40] [--seed 0]``
 
 Cuts VUs from a phantom cohort with the ingestion pipeline and reports balanced accuracies of
 patient-grouped 4-fold cross-validated logistic regressions:

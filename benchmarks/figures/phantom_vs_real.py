@@ -1,6 +1,6 @@
 """Figure: phantom VUs per region beside real VUs, all cut by the same ingestion pipeline.
 
-Usage: ``python benchmarks/figures/phantom_vs_real.py OUT.png [--patients 6] [--real DIR]``
+Usage: ``python -m benchmarks.figures.phantom_vs_real OUT.png [--patients 6] [--real DIR]``
 
 Each row is one VU, its 9 parasagittal slices left to right (64×64 each, anterior left, superior up).
 Top block: phantom T2 (C, T, L rows), phantom T1 (L rows); bottom block: real lumbar T2 (chu2015) and

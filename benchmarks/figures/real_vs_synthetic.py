@@ -1,6 +1,6 @@
 """Figure: real demo VUs beside a generator's synthetic VUs, one row per class.
 
-Usage: ``python benchmarks/figures/real_vs_synthetic.py OUT.png [--model acgan-phantom] [--n 6] [--slice mid|all]``
+Usage: ``python -m benchmarks.figures.real_vs_synthetic OUT.png [--model acgan-phantom] [--n 6] [--slice mid|all]``
 
 Left block: ``--n`` real VUs of the class from the demo dataset's holdout split (patients the generator
 never saw); right block: ``--n`` synthetic VUs sampled for that class (seed 0). With ``--slice mid`` each
