@@ -15,6 +15,8 @@ Two architectures share one interface:
   epochs): the class also scales and shifts G's features after every hidden stage
   (``g_cond="modulate"``), and D's class head is trained on real VUs only (``aux_fake=False``), so G
   is rewarded for VUs that a classifier of *real* VUs recognises, not for cues D and G agree on.
+  With both, TRTS was 1.00 after 500 steps on the demo set; the real-only class head alone gave 0.997
+  and the modulation alone 0.35 after 750 (``python -m benchmarks.experiments.conditioning``).
 
 The number of up/down-sampling stages follows from the image size: ``log2(H) - 2`` stride-2 stages
 (H = 32 -> 3, 64 -> 4, 128 -> 5), widths capped at 8n. Images must be square with a power-of-two
@@ -154,7 +156,7 @@ class ClassModulation(nn.Module):
 
 
 class Generator(nn.Module):
-    """``(z [N, latent_dim], labels [N] int) -> images [N, C, H, W]`` in [-1, 1]."""
+    """``(z [N, latent_dim], labels [N] int or class weights [N, K]) -> images [N, C, H, W]`` in [-1, 1]."""
 
     def __init__(self, config: ACGANConfig):
         super().__init__()

@@ -83,7 +83,8 @@ def sample(generator: Any, n: int, position: str | None = None, seed: int = 0, b
     return Samples(_run(gen, z, labels=labels, batch_size=batch_size), labels.numpy().astype(np.int64), list(card["classes"]))
 
 
-def _run(gen: Any, z: Any, labels: Any = None, code: Any = None, batch_size: int = 256) -> np.ndarray:
+def _run(gen: Any, z: Any, labels: Any, batch_size: int = 256) -> np.ndarray:
+    """``gen(z, labels)`` in batches; ``labels`` are class indices ``[n]`` or class weights ``[n, K]``."""
     import torch
 
     device = next(gen.parameters()).device
@@ -92,7 +93,7 @@ def _run(gen: Any, z: Any, labels: Any = None, code: Any = None, batch_size: int
     with torch.no_grad():
         for s in range(0, len(z), max(1, int(batch_size))):
             zb = z[s : s + batch_size].to(device)
-            x = gen(zb, (labels if code is None else code)[s : s + batch_size].to(device))
+            x = gen(zb, labels[s : s + batch_size].to(device))
             out[s : s + len(zb)] = x.float().cpu().numpy()
     return out
 
@@ -114,7 +115,7 @@ def interpolate(generator: Any, position_a: str, position_b: str, steps: int = 8
     t = torch.linspace(0, 1, steps)[:, None]
     zs = (1 - t) * z[0] + t * z[1]
     codes = (1 - t) * wa + t * wb
-    images = _run(gen, zs, code=codes)
+    images = _run(gen, zs, codes)
     return Samples(images, codes.argmax(1).numpy().astype(np.int64), list(card["classes"]))
 
 
