@@ -156,8 +156,10 @@ def test_phantom_command_and_phantom_dataset(tmp_path, capsys):
     pytest.importorskip("synthvu_core.data.phantom")
     assert main(["phantom", "--patients", "1", "--out", str(tmp_path / "ph"), "--seed", "3", "--workers", "1"]) == 0
     assert (tmp_path / "ph" / "sub-0000_img.nii.gz").is_file() and (tmp_path / "ph" / "sub-0000_vert.nii.gz").is_file()
-    ds = buildmod.build_phantom_dataset(1, tmp_path / "pds", seed=3, workers=1, progress=False, split=dsmod.SplitConfig(1, 0, 0))
+    recipe = buildmod.PhantomRecipe.for_cohort(1, seed=3, split=dsmod.SplitConfig(1, 0, 0))
+    ds = buildmod.build_phantom_dataset(recipe, tmp_path / "pds", workers=1, progress=False)
     assert len(ds) == 23 and ds.units["level"].iloc[-1] == "L5/S1" and ds.card["recipe"]["seed"] == 3
+    assert ds.card["recipe"] == recipe.as_dict() and recipe.name == "phantom-1-s3-t2"
     assert ds.card["ingest"]["folders"] == ["phantom"]
     direct = buildmod.build_dataset(tmp_path / "ph", None, workers=1, progress=False, split=dsmod.SplitConfig(1, 0, 0))
     assert direct.fingerprint == ds.fingerprint  # phantom goes through the very same ingestion

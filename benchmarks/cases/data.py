@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.cases import Context, Goal, Row, Stats, rate, seconds, time_pair
@@ -93,8 +94,7 @@ def demo_build(ctx: Context) -> Row:
     out = ctx.workdir / "demo"
 
     def build() -> None:
-        build_phantom_dataset(n, out, seed=recipe.seed, contrast=recipe.contrast, config=recipe.config,
-                              split=recipe.split, progress=False, name=recipe.name)
+        build_phantom_dataset(replace(recipe, n_patients=n), out, progress=False)
 
     t = seconds(build)
     shutil.rmtree(out, ignore_errors=True)

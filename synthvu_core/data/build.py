@@ -259,6 +259,19 @@ class PhantomRecipe:
     config: ExtractConfig = field(default_factory=ExtractConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
 
+    @classmethod
+    def for_cohort(
+        cls,
+        n_patients: int,
+        *,
+        seed: int = 0,
+        contrast: str = "T2",
+        config: ExtractConfig = ExtractConfig(),
+        split: SplitConfig = SplitConfig(),
+    ) -> PhantomRecipe:
+        """A recipe named after its cohort: ``phantom-<n>-s<seed>-<contrast>``."""
+        return cls(f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -275,29 +288,25 @@ DEMO_PHANTOM = PhantomRecipe(name="phantom-demo-120-s0", n_patients=120, seed=0,
 
 
 def build_phantom_dataset(
-    n_patients: int,
-    out: str | Path | None,
-    *,
-    seed: int = 0,
-    contrast: str = "T2",
-    config: ExtractConfig = ExtractConfig(),
-    split: SplitConfig = SplitConfig(),
-    workers: int | None = None,
-    progress: bool = True,
-    name: str | None = None,
+    recipe: PhantomRecipe, out: str | Path | None, *, workers: int | None = None, progress: bool = True
 ) -> VUDataset:
-    """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset."""
+    """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset.
+
+    Args:
+        recipe: the cohort (patients, seed, contrast), the VU extraction and the split; stored in the card.
+        out: folder the dataset is saved to; ``None``: not saved.
+        workers: processes for rendering and extraction (default: the CPU count).
+        progress: show a progress bar.
+    """
     from synthvu_core.data import phantom
 
-    if n_patients < 1:
-        raise DataError(f"a phantom dataset needs at least one patient, got {n_patients}")
-    recipe = PhantomRecipe(name or f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
+    if recipe.n_patients < 1:
+        raise DataError(f"a phantom dataset needs at least one patient, got {recipe.n_patients}")
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
-        phantom.write_cohort(folder, n_patients, seed=seed, contrast=contrast, workers=workers)
-        return build_dataset(
-            folder, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()}
-        )
+        phantom.write_cohort(folder, recipe.n_patients, seed=recipe.seed, contrast=recipe.contrast, workers=workers)
+        return build_dataset(folder, out, config=recipe.config, split=recipe.split, workers=workers,
+                             progress=progress, extra={"recipe": recipe.as_dict()})
 
 
 def cache_root() -> Path:
@@ -318,16 +327,7 @@ def demo_dataset(
     folder = cache_root() / "datasets" / recipe.name
 
     def build() -> VUDataset:
-        build_phantom_dataset(
-            recipe.n_patients,
-            folder,
-            seed=recipe.seed,
-            contrast=recipe.contrast,
-            config=recipe.config,
-            split=recipe.split,
-            progress=progress,
-            name=recipe.name,
-        )
+        build_phantom_dataset(recipe, folder, progress=progress)
         return VUDataset.load(folder)
 
     cached = (folder / "card.json").is_file()

@@ -82,7 +82,7 @@ def _parse_split(text: str, seed: int):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from synthvu_core.data.build import build_dataset, build_phantom_dataset
+    from synthvu_core.data.build import PhantomRecipe, build_dataset, build_phantom_dataset
     from synthvu_core.data.units import ExtractConfig
 
     config = ExtractConfig(
@@ -96,9 +96,8 @@ def _build(args: argparse.Namespace) -> int:
     )
     split = _parse_split(args.split, args.split_seed)
     if args.phantom is not None:
-        ds = build_phantom_dataset(
-            args.phantom, args.out, seed=args.seed, contrast=args.contrast, config=config, split=split, workers=args.workers
-        )
+        recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config, split=split)
+        ds = build_phantom_dataset(recipe, args.out, workers=args.workers)
     else:
         ds = build_dataset(
             args.images,
