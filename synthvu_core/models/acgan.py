@@ -11,12 +11,11 @@ Two architectures share one interface:
   pixel norm in G (per-sample, so samples never depend on the batch), GroupNorm in D (works with
   per-sample gradients, hence DP-SGD), Adam(0.5, 0.999) lr 2e-4, and an exponential moving average of
   the generator weights (what is saved and sampled). Conditioning made strong, chosen by measurement
-  (TRTS of the study's scheme stays near chance for hundreds of steps and reached 0.67 after 150
-  epochs): the class also scales and shifts G's features after every hidden stage
-  (``g_cond="modulate"``), and D's class head is trained on real VUs only (``aux_fake=False``), so G
-  is rewarded for VUs that a classifier of *real* VUs recognises, not for cues D and G agree on.
-  With both, TRTS was 1.00 after 500 steps on the demo set; the real-only class head alone gave 0.997
-  and the modulation alone 0.35 after 750 (``python -m benchmarks.experiments.conditioning``).
+  (with the study's scheme, a classifier trained on real VUs recognises the requested class of
+  generated ones poorly, TRTS, for a long time): the class also scales and shifts G's features after
+  every hidden stage (``g_cond="modulate"``), and D's class head is trained on real VUs only
+  (``aux_fake=False``), so G is rewarded for VUs that a classifier of *real* VUs recognises, not for
+  cues D and G agree on. ``python -m benchmarks.experiments.conditioning`` measures the four variants.
 
 The number of up/down-sampling stages follows from the image size: ``log2(H) - 2`` stride-2 stages
 (H = 32 -> 3, 64 -> 4, 128 -> 5), widths capped at 8n. Images must be square with a power-of-two
@@ -56,8 +55,10 @@ class ACGANConfig:
     ema: float = 0.999  # 0 = no moving average of G
     # Conditioning. The defaults here are the study's (and what cards without these keys were trained
     # with); ``architecture("default")`` chooses the measured improvements.
-    g_cond: str = "input"  # input: one-hot at G's input only | modulate: also a class-wise scale and shift after every hidden G norm
-    aux_fake: bool = True  # D's class head also learns the requested class of generated VUs (the study); False: real VUs only
+    # input: one-hot at G's input only | modulate: also a class-wise scale and shift after every hidden G norm
+    g_cond: str = "input"
+    # True: D's class head also learns the requested class of generated VUs (the study); False: real VUs only
+    aux_fake: bool = True
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -164,18 +165,21 @@ class Generator(nn.Module):
         c, _, _ = config.shape
         k = stages(config.shape)
         widths = _widths(config.width, k)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(config.latent_dim + config.n_classes, widths[0], 4, 1, 0, bias=config.g_norm != "batch"),
-            _g_norm(config.g_norm, widths[0]),
-            nn.ReLU(inplace=True),
-        ]
-        for a, b in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=config.g_norm != "batch"), _g_norm(config.g_norm, b), nn.ReLU(inplace=True)]
+        bias = config.g_norm != "batch"
+        layers: list[nn.Module] = []
+        #: position in ``net`` of each hidden stage's norm -> index of the modulation applied after it
+        self._modulated: dict[int, int] = {}
+        inputs = [config.latent_dim + config.n_classes, *widths[:-1]]
+        for stage, (width_in, width_out) in enumerate(zip(inputs, widths)):
+            first = stage == 0  # 1x1 -> 4x4 map, then stride-2 upsampling
+            layers.append(nn.ConvTranspose2d(width_in, width_out, 4, 1 if first else 2, 0 if first else 1, bias=bias))
+            layers.append(_g_norm(config.g_norm, width_out))
+            self._modulated[len(layers) - 1] = stage
+            layers.append(nn.ReLU(inplace=True))
         layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*layers)  # parameter names net.<position>.* are those of saved weights
         if config.g_cond == "modulate":
             self.modulation = nn.ModuleList(ClassModulation(config.n_classes, w) for w in widths)
-            self._after = {3 * i + 1: i for i in range(len(widths))}  # net index of each hidden norm -> modulation
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``labels``: class indices ``[N]``, or class weights ``[N, K]`` (e.g. between two classes when
@@ -189,11 +193,11 @@ class Generator(nn.Module):
         if self.config.g_cond == "input":
             return self.net(h)
         cond = code if labels.is_floating_point() else labels
-        for i, layer in enumerate(self.net):
+        for position, layer in enumerate(self.net):
             h = layer(h)
-            j = self._after.get(i)
-            if j is not None:
-                h = self.modulation[j](h, cond)
+            stage = self._modulated.get(position)
+            if stage is not None:
+                h = self.modulation[stage](h, cond)
         return h
 
 
@@ -236,7 +240,3 @@ def build(config: ACGANConfig, seed: int = 0) -> tuple[Generator, Discriminator]
                 module.weight.copy_(1.0 + torch.randn(module.weight.shape, generator=g) * 0.02)
                 module.bias.zero_()
     return gen, disc
-
-
-def n_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -554,7 +554,3 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
         bar.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    return asdict(config)
