@@ -7,11 +7,12 @@ import streamlit as st
 
 from dashboard import frame
 from dashboard.summary import epsilon_text, shareable_card, split_text
+from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB
 
-COMMANDS = """\
+COMMANDS = f"""\
 # 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient)
 python -m synthvu_core data build --images DIR --out my-vus \\
-    --image-glob '*_img.nii.gz' --label-glob '*_vert.nii.gz'      # --mapping '1=L1,2=L2' for other label codes
+    --image-glob '{IMAGE_GLOB}' --label-glob '{LABEL_GLOB}'      # --mapping '1=L1,2=L2' for other label codes
 python -m synthvu_core data show my-vus                            # counts per level, region, split
 
 # 2. train a conditional generator (add --target-epsilon 8 for DP-SGD; --arch pgan for the study's network)
@@ -38,7 +39,7 @@ def dataset_counts(card: dict) -> dict | None:
         return None
     from synthvu_core.data.build import cache_root
 
-    path = cache_root() / "datasets" / recipe["name"] / "card.json"
+    path = cache_root() / DATASETS_DIR / recipe["name"] / CARD_FILE
     try:
         ds = json.loads(Path(path).read_text())
     except (OSError, ValueError):

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import frame
 from dashboard.summary import epsilon_text, fmt, headline, verdict
+from synthvu_core.names import STUDY_RATIO
 
 ABOUT = (
     "synthvu trains conditional generators that make **synthetic spine MRI vertebral units** (VUs: "
@@ -40,7 +41,7 @@ def render(sel: frame.Selection | None) -> None:
     c[0].metric("TRTR balanced accuracy", fmt(h.trtr), help="Classifier trained on real, tested on real holdout.")
     c[1].metric("TSTR balanced accuracy", fmt(h.tstr), help="Classifier trained on synthetic, tested on real holdout.")
     if h.ratio is not None:
-        c[1].caption(f"{h.ratio:.3f} × TRTR (the study: 0.93)")
+        c[1].caption(f"{h.ratio:.3f} × TRTR (the study: {STUDY_RATIO:.2f})")
     c[2].metric("Worst attack AUC", fmt(h.worst_auc), help="0.5 = chance; the highest over all attacks and spaces.")
     c[3].metric("Worst TPR @ 1% FPR", fmt(h.worst_tpr1), help="Share of training VUs caught while wrongly flagging 1% of unseen ones (chance 0.01).")
     c[4].metric("DP ε", "∞" if h.epsilon is None else f"{h.epsilon:.2f}", help="Differential privacy budget (lower = stronger guarantee).")

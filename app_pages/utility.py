@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import frame
 from dashboard.figures import confusion_figure, recall_figure, utility_figure
 from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, fmt
+from synthvu_core.names import STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
 
 
 def render(sel: frame.Selection) -> None:
@@ -12,7 +13,7 @@ def render(sel: frame.Selection) -> None:
     st.markdown(
         "One classifier definition predicts the VU position; it is trained on real or synthetic VUs and tested on "
         "real or synthetic ones. **TSTR close to TRTR** means the synthetic VUs carry what the real ones teach. "
-        "The published study: TRTR 0.893, TSTR 0.830 (ratio 0.93)."
+        f"The published study: TRTR {STUDY_TRTR:.3f}, TSTR {STUDY_TSTR:.3f} (ratio {STUDY_RATIO:.2f})."
     )
     cols = st.columns(4)
     for col, s in zip(cols, UTILITY_SETTINGS):

@@ -23,6 +23,7 @@ import streamlit as st
 
 from dashboard.images import as_uint8
 from dashboard.summary import ReportView, view_of
+from synthvu_core.names import ARRAYS_FILE, CARD_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
 
 MAX_SAMPLES = 512  # largest batch a page may request
 SAMPLING_THREADS = 2
@@ -36,12 +37,12 @@ def _mtime(path: Path) -> float:
 
 
 def report_stamp(model_dir: str | Path) -> float:
-    d = Path(model_dir) / "report"
-    return _mtime(d / "report.json") + _mtime(d / "arrays.npz")
+    d = Path(model_dir) / REPORT_DIR
+    return _mtime(d / REPORT_FILE) + _mtime(d / ARRAYS_FILE)
 
 
 def weights_stamp(model_dir: str | Path) -> float:
-    return _mtime(Path(model_dir) / "generator.safetensors") + _mtime(Path(model_dir) / "card.json")
+    return _mtime(Path(model_dir) / GENERATOR_FILE) + _mtime(Path(model_dir) / CARD_FILE)
 
 
 # ---- registry --------------------------------------------------------------------------------

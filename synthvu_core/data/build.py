@@ -26,11 +26,7 @@ import numpy as np
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
-
-IMAGE_GLOB = "*_img.nii.gz"
-LABEL_GLOB = "*_vert.nii.gz"
-#: Default patient id: the file name up to the first underscore (``sub-01_img.nii.gz`` -> ``sub-01``).
-PATIENT_REGEX = r"^(?P<patient>[^_]+)"
+from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB, PATIENT_REGEX
 
 
 @dataclass(frozen=True)
@@ -324,13 +320,13 @@ def demo_dataset(
     version) is rebuilt once; :class:`DataError` naming the folder is raised only when the fresh build
     differs too (a generator trained on another build).
     """
-    folder = cache_root() / "datasets" / recipe.name
+    folder = cache_root() / DATASETS_DIR / recipe.name
 
     def build() -> VUDataset:
         build_phantom_dataset(recipe, folder, progress=progress)
         return VUDataset.load(folder)
 
-    cached = (folder / "card.json").is_file()
+    cached = (folder / CARD_FILE).is_file()
     ds = VUDataset.load(folder) if cached else build()
     if expected_fingerprint is not None and ds.fingerprint != expected_fingerprint and cached:
         ds = build()

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from synthvu_core import names
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="build and inspect VU datasets")
@@ -17,18 +19,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--images", nargs="+", metavar="DIR", help="folder(s) holding image + label NIfTI pairs")
     src.add_argument("--phantom", type=int, metavar="N", help="build from N procedural phantom patients instead")
     build.add_argument("--out", required=True, metavar="DATASET", help="dataset folder to write (atomically)")
-    build.add_argument("--image-glob", default="*_img.nii.gz", help="image file pattern (default: %(default)s)")
-    build.add_argument("--label-glob", default="*_vert.nii.gz", help="label-map file pattern (default: %(default)s)")
-    build.add_argument("--patient-regex", default=r"^(?P<patient>[^_]+)", help="patient id from the image file name (group 'patient'; default: %(default)s)")
+    build.add_argument("--image-glob", default=names.IMAGE_GLOB, help="image file pattern (default: %(default)s)")
+    build.add_argument("--label-glob", default=names.LABEL_GLOB, help="label-map file pattern (default: %(default)s)")
+    build.add_argument("--patient-regex", default=names.PATIENT_REGEX,
+                       help="patient id from the image file name (group 'patient'; default: %(default)s)")
     build.add_argument("--mapping", default=None, help="label mapping: JSON file or '1=L1,2=L2,...' (source label -> VerSe code or name)")
-    build.add_argument("--slices", type=int, default=9, help="parasagittal slices per VU (default: %(default)s)")
-    build.add_argument("--size", default="64", help="in-plane pixels, H or HxW (default: %(default)s)")
-    build.add_argument("--slice-mm", type=float, default=2.0, help="distance between slices in mm (default: %(default)s)")
-    build.add_argument("--fov-factor", type=float, default=1.8, help="field of view / centroid distance (default: %(default)s)")
+    build.add_argument("--slices", type=int, default=names.VU_SLICES,
+                       help="parasagittal slices per VU (default: %(default)s)")
+    build.add_argument("--size", default=str(names.VU_SIZE), help="in-plane pixels, H or HxW (default: %(default)s)")
+    build.add_argument("--slice-mm", type=float, default=names.VU_SLICE_MM,
+                       help="distance between slices in mm (default: %(default)s)")
+    build.add_argument("--fov-factor", type=float, default=names.VU_FOV_FACTOR,
+                       help="field of view / centroid distance (default: %(default)s)")
     build.add_argument("--fixed-mm", type=float, default=None, help="fixed in-plane field of view in mm instead of --fov-factor")
-    build.add_argument("--mode", choices=("disc", "body"), default="disc", help="centre on discs (VUs) or on bodies (default: %(default)s)")
+    build.add_argument("--mode", choices=names.VU_MODES, default=names.VU_MODES[0],
+                       help="centre on discs (VUs) or on bodies (default: %(default)s)")
     build.add_argument("--no-align", action="store_true", help="keep the world's superior axis vertical instead of the centroid line")
-    build.add_argument("--split", default="0.6,0.2,0.2", help="patient-wise train,holdout,reference ratios (default: %(default)s)")
+    build.add_argument("--split", default=",".join(str(r) for r in names.SPLIT_RATIOS),
+                       help="patient-wise train,holdout,reference ratios (default: %(default)s)")
     build.add_argument("--split-seed", type=int, default=0, help="seed of the patient split (default: %(default)s)")
     build.add_argument("--seed", type=int, default=0, help="phantom seed (with --phantom; default: %(default)s)")
     build.add_argument("--contrast", choices=("T1", "T2"), default="T2", help="phantom contrast (with --phantom)")

@@ -25,6 +25,7 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import DataError, SelectionError
+from synthvu_core.names import CARD_FILE, IMAGES_FILE, SPLIT_RATIOS, UNITS_FILE
 from synthvu_core.storage import atomic_path
 
 UNIT_COLUMNS: tuple[str, ...] = (
@@ -51,9 +52,9 @@ CARD_VERSION = 1
 class SplitConfig:
     """Patient-wise split ratios and seed. Ratios are normalised to sum to one."""
 
-    train: float = 0.6
-    holdout: float = 0.2
-    reference: float = 0.2
+    train: float = SPLIT_RATIOS[0]
+    holdout: float = SPLIT_RATIOS[1]
+    reference: float = SPLIT_RATIOS[2]
     seed: int = 0
 
     def counts(self, n_patients: int) -> dict[str, int]:
@@ -161,9 +162,9 @@ class VUDataset:
         path = Path(path)
         with atomic_path(path) as tmp:
             tmp.mkdir()
-            np.save(tmp / "images.npy", np.ascontiguousarray(self.images))
-            self.units.to_csv(tmp / "units.csv", index=False)
-            (tmp / "card.json").write_text(json.dumps(self.card, indent=2) + "\n")
+            np.save(tmp / IMAGES_FILE, np.ascontiguousarray(self.images))
+            self.units.to_csv(tmp / UNITS_FILE, index=False)
+            (tmp / CARD_FILE).write_text(json.dumps(self.card, indent=2) + "\n")
         self.root = path
         return path
 
@@ -174,13 +175,13 @@ class VUDataset:
         path = Path(path)
         if not path.is_dir():
             raise DataError(f"{path}: no VU dataset folder here")
-        for f in ("images.npy", "units.csv", "card.json"):
+        for f in (IMAGES_FILE, UNITS_FILE, CARD_FILE):
             if not (path / f).is_file():
                 raise DataError(f"{path}: not a VU dataset ({f} is missing)")
         try:
-            card = json.loads((path / "card.json").read_text())
-            images = np.load(path / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-            units = pd.read_csv(path / "units.csv", dtype={"patient_id": str})
+            card = json.loads((path / CARD_FILE).read_text())
+            images = np.load(path / IMAGES_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
+            units = pd.read_csv(path / UNITS_FILE, dtype={"patient_id": str})
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot read VU dataset: {e}") from None
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.errors import DataError
+from synthvu_core.names import IMAGE_SUFFIX, LABEL_SUFFIX, PATIENTS_CSV
 from synthvu_core.storage import atomic_path
 
 LR_MM = 2.0  #: distance between sagittal slices
@@ -1142,8 +1143,8 @@ def _write_patient(args: tuple[str, int, int, str]) -> tuple[str, str, dict[str,
     out_dir, index, seed, contrast = args
     vol = render_patient(index, seed=seed, contrast=contrast)
     pid = vol.attributes["patient_id"]
-    img_path = Path(out_dir) / f"{pid}_img.nii.gz"
-    lbl_path = Path(out_dir) / f"{pid}_vert.nii.gz"
+    img_path = Path(out_dir) / f"{pid}{IMAGE_SUFFIX}"
+    lbl_path = Path(out_dir) / f"{pid}{LABEL_SUFFIX}"
     for path, arr in ((img_path, vol.image), (lbl_path, vol.labels)):
         with atomic_path(path) as tmp:
             tmp.write_bytes(_nifti_bytes(arr, vol.affine))
@@ -1173,7 +1174,7 @@ def write_cohort(
     else:
         with ProcessPoolExecutor(max_workers=min(workers, n_patients)) as pool:
             results = list(pool.map(_write_patient, jobs, chunksize=1))
-    with atomic_path(out / "patients.csv") as tmp:
+    with atomic_path(out / PATIENTS_CSV) as tmp:
         with open(tmp, "w", newline="") as fh:
             wr = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
             wr.writeheader()

@@ -31,26 +31,25 @@ import numpy as np
 from synthvu_core import levels
 from synthvu_core.data.nifti import Volume
 from synthvu_core.errors import DataError
-
-MODES = ("disc", "body")
+from synthvu_core.names import VU_FOV_FACTOR, VU_MODES, VU_SIZE, VU_SLICE_MM, VU_SLICES
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
     """How VUs are cut. ``size`` is ``H`` (= ``W``) or ``(H, W)``; lengths in mm."""
 
-    slices: int = 9
-    size: int | tuple[int, int] = 64
-    slice_mm: float = 2.0
-    fov_factor: float = 1.8
+    slices: int = VU_SLICES
+    size: int | tuple[int, int] = VU_SIZE
+    slice_mm: float = VU_SLICE_MM
+    fov_factor: float = VU_FOV_FACTOR
     fixed_mm: float | None = None
-    mode: str = "disc"
+    mode: str = VU_MODES[0]
     align: bool = True
     percentiles: tuple[float, float] = (0.5, 99.5)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise DataError(f"unknown VU mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.mode not in VU_MODES:
+            raise DataError(f"unknown VU mode {self.mode!r}; choose one of {', '.join(VU_MODES)}")
         h, w = self.shape[1:]
         if self.slices < 1 or h < 2 or w < 2:
             raise DataError(f"VU shape must be at least 1×2×2, got {self.shape}")

@@ -26,11 +26,9 @@ from synthvu_core.errors import CheckpointError, ReportError
 from synthvu_core.evaluation.embedding import UMAPConfig
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import FPR_LEVELS, PrivacyConfig
+from synthvu_core.names import ARRAYS_FILE, CARD_FILE, REPORT_DIR, REPORT_FILE, STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
 from synthvu_core.storage import atomic_path, json_default
 
-REPORT_DIR = "report"
-REPORT_FILE = "report.json"
-ARRAYS_FILE = "arrays.npz"
 REPORT_VERSION = 1
 ATTACKS: tuple[str, ...] = ("pairwise", "distribution", "domias", "discriminator")
 SPACES: tuple[str, ...] = ("pixel", "embedding", "umap")
@@ -126,7 +124,8 @@ def definition(key: str) -> str:
     parts = key.split(".")
     if parts[0] == "utility":
         if parts[1] == "tstr_over_trtr":
-            return "TSTR balanced accuracy divided by TRTR balanced accuracy (the published study: 0.830 / 0.893 = 0.93)."
+            return ("TSTR balanced accuracy divided by TRTR balanced accuracy "
+                    f"(the published study: {STUDY_TSTR:.3f} / {STUDY_TRTR:.3f} = {STUDY_RATIO:.2f}).")
         return _UTILITY_DEF[parts[1]]
     if parts[0] == "fidelity":
         if parts[1] == "position":
@@ -574,7 +573,7 @@ def evaluate_generator(
         dataset = VUDataset.load(dataset)
     if fp is not None and dataset.fingerprint != fp:
         raise CheckpointError(
-            f"{model_dir / 'card.json'}: generator was trained on dataset {fp}, but the dataset given is {dataset.fingerprint}"
+            f"{model_dir / CARD_FILE}: generator was trained on dataset {fp}, but the dataset given is {dataset.fingerprint}"
         )
     # Members are the patients the generator was trained on: apply the card's split (the leaky
     # control, for one, was trained on a smaller train part of the same VUs).
@@ -593,7 +592,7 @@ def evaluate_generator(
     generator = load_generator(model_dir)
     samples = sample(generator, n_synthetic, seed=seed)
     if list(samples.classes) != classes:
-        raise CheckpointError(f"{model_dir / 'card.json'}: sampled classes {list(samples.classes)} differ from the card's {classes}")
+        raise CheckpointError(f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}")
     disc = load_discriminator(model_dir)
     dp = card.get("dp") or {}
     meta = {

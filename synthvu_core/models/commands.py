@@ -10,6 +10,8 @@ import json
 import shlex
 from pathlib import Path
 
+from synthvu_core.names import CARD_FILE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a conditional generator (AC-GAN, optionally DP-SGD) on a VU dataset")
@@ -118,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
             raise SelectionError(f"--split {args.split!r}: give three ratios TRAIN,HOLDOUT,REFERENCE") from None
         dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
     out = train(dataset, args.out, config, progress=not args.quiet)
-    card = json.loads((out / "card.json").read_text())
+    card = json.loads((out / CARD_FILE).read_text())
     eps = (card.get("dp") or {}).get("epsilon")
     extra = f", epsilon {eps:.2f} at delta {card['dp']['delta']:.2g}" if eps is not None else ""
     print(f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s{extra})")
