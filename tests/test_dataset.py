@@ -148,3 +148,18 @@ def test_with_split_resplits_patients_keeps_fingerprint_and_nests_train():
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert small.card["counts"]["per_split"]["train"]["units"] == 4 * per
     assert ds.with_split(ds.split_config()) is ds
+
+
+def test_tile_montage_layout():
+    from synthvu_core.data.dataset import tile_montage
+
+    tiles = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3) + 1  # 5 tiles 2x3, no zero pixel
+    out = tile_montage(tiles, 3, gap=1, margin=2, fill=0, zoom=2)
+    # 2 rows of 3 (the last short), tiles 4x6 after zoom, 1-pixel gaps, 2-pixel margin
+    assert out.shape == (2 * 4 + 1 + 4, 3 * 6 + 2 + 4)
+    assert (out[:2] == 0).all() and (out[:, :2] == 0).all()
+    assert np.array_equal(out[2:6, 2:8], np.repeat(np.repeat(tiles[0], 2, 0), 2, 1))
+    assert np.array_equal(out[7:11, 9:15], np.repeat(np.repeat(tiles[4], 2, 0), 2, 1))  # row 1, column 1
+    assert (out[7:11, 16:22] == 0).all()  # the empty sixth place
+    floats = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 2, 3)
+    assert np.array_equal(tile_montage(floats, 2, gap=0, margin=0), np.hstack(list(to_uint8(floats))))

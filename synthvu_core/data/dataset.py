@@ -86,6 +86,37 @@ def to_float(u8: np.ndarray) -> np.ndarray:
     return np.asarray(u8, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
+def tile_montage(
+    tiles: np.ndarray, ncols: int, *, gap: int = 2, margin: int | None = None, fill: int = 0, zoom: int = 1
+) -> np.ndarray:
+    """Grey tiles side by side: the one montage layout of datasets, samples, training and the dashboard.
+
+    Args:
+        tiles: ``[n, H, W]``, uint8 or float in [-1, 1] (scaled with :func:`to_uint8`).
+        ncols: tiles per row (at most ``n``); the last row may be short.
+        gap: pixels between neighbouring tiles.
+        margin: pixels around the grid (default ``gap``).
+        fill: grey level of gaps, margin and empty places.
+        zoom: each tile enlarged this many times (nearest neighbour); gaps are not.
+
+    Returns uint8 ``[height, width]``.
+    """
+    tiles = np.asarray(tiles)
+    tiles = tiles if tiles.dtype == np.uint8 else to_uint8(tiles)
+    if zoom > 1:
+        tiles = np.repeat(np.repeat(tiles, zoom, axis=1), zoom, axis=2)
+    n, h, w = tiles.shape
+    margin = gap if margin is None else margin
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    out = np.full((nrows * (h + gap) - gap + 2 * margin, ncols * (w + gap) - gap + 2 * margin), fill, np.uint8)
+    for i in range(n):
+        row, col = divmod(i, ncols)
+        y, x = margin + row * (h + gap), margin + col * (w + gap)
+        out[y : y + h, x : x + w] = tiles[i]
+    return out
+
+
 def assign_split(patients: list[str], config: SplitConfig) -> dict[str, str]:
     """Seeded patient -> part assignment; never a patient in two parts."""
     uniq = sorted(set(patients))
@@ -291,17 +322,12 @@ def montage(dataset: VUDataset, *, per_level: int = 2, seed: int = 0, scale: int
         picks.extend(sorted(chosen[:per_level], key=lambda i: str(u.at[i, "patient_id"])))
     if not picks:
         raise SelectionError("the dataset holds no VU to draw")
-    c, h, w = dataset.shape
+    c, h, _ = dataset.shape
     gap, caption = 2, 120
-    tile_w, tile_h = w * scale, h * scale
-    canvas = np.full((len(picks) * (tile_h + gap) + gap, caption + c * (tile_w + gap) + gap), 255, np.uint8)
-    for r, i in enumerate(picks):
-        vu = np.asarray(dataset.images[i])
-        y = gap + r * (tile_h + gap)
-        for k in range(c):
-            x = caption + gap + k * (tile_w + gap)
-            canvas[y : y + tile_h, x : x + tile_w] = np.kron(vu[k], np.ones((scale, scale), np.uint8))
-    img = Image.fromarray(canvas)
+    tile_h = h * scale
+    slices = np.stack([np.asarray(dataset.images[i]) for i in picks]).reshape(len(picks) * c, *dataset.shape[1:])
+    grid = tile_montage(slices, c, gap=gap, fill=255, zoom=scale)
+    img = Image.fromarray(np.hstack([np.full((grid.shape[0], caption), 255, np.uint8), grid]))
     draw = ImageDraw.Draw(img)
     for r, i in enumerate(picks):
         y = gap + r * (tile_h + gap) + tile_h // 2 - 12

@@ -74,9 +74,11 @@ def build_classifier(in_channels: int, n_classes: int, config: EncoderConfig = E
 
 def as_float(x: np.ndarray) -> np.ndarray:
     """float32 copy in [-1, 1] (uint8 input is mapped as the dataset stores VUs)."""
+    from synthvu_core.data.dataset import to_float
+
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        return to_float(x)
     return x.astype(np.float32, copy=False)
 
 

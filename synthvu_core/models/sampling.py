@@ -124,15 +124,10 @@ def montage_image(grid: np.ndarray) -> Any:
     """PIL grey image of a ``[rows, cols, H, W]`` grid of [-1, 1] tiles (1-pixel gaps)."""
     from PIL import Image
 
-    from synthvu_core.data.dataset import to_uint8
+    from synthvu_core.data.dataset import tile_montage
 
     rows, cols, h, w = grid.shape
-    canvas = np.zeros((rows * (h + 1) - 1, cols * (w + 1) - 1), dtype=np.uint8)
-    tiles = to_uint8(grid)
-    for r in range(rows):
-        for c in range(cols):
-            canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tiles[r, c]
-    return Image.fromarray(canvas, mode="L")
+    return Image.fromarray(tile_montage(grid.reshape(rows * cols, h, w), cols, gap=1, margin=0), mode="L")
 
 
 def montage_slices(images: np.ndarray, max_slices: int = 9) -> np.ndarray:
