@@ -114,6 +114,28 @@ def find_pairs(
     return pairs
 
 
+def is_dataset_folder(folder: Path) -> bool:
+    """True where ``folder`` holds a VU dataset we wrote (card with a fingerprint, images, units)."""
+    import json
+
+    try:
+        card = json.loads((folder / "card.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
+        and (folder / "images.npy").is_file() and (folder / "units.csv").is_file()
+    )
+
+
+def check_dataset_out(out: str | Path, *, force: bool = False) -> Path:
+    """Refuse (:class:`~synthvu_core.errors.OutputError`) an ``out`` that exists and is not a VU dataset
+    folder (unless ``force``) or cannot be written; called before any work."""
+    from synthvu_core.storage import check_replaceable
+
+    return check_replaceable(out, is_dataset_folder, "VU dataset", force=force)
+
+
 def _extract_pair(args: tuple[Pair, ExtractConfig, dict[int, int] | None]) -> tuple[np.ndarray, list[dict]] | str:
     """Worker: one pair -> (uint8 VUs, rows), or the error message of a user error."""
     from synthvu_core.data.nifti import load_pair
@@ -200,15 +222,19 @@ def build_dataset(
     skip_bad: bool = False,
     progress: bool = True,
     extra: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> VUDataset:
     """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
 
-    With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
+    An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
+    (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
     equal file names in two studies never merge two people. Several volumes of one patient id in one
     folder stay one patient (the split keeps them together).
     """
     from synthvu_core import levels
 
+    if out is not None:
+        check_dataset_out(out, force=force)
     dirs = [Path(images_dir)] if isinstance(images_dir, str | Path) else [Path(d) for d in images_dir]
     if not dirs:
         raise DataError("no folder of NIfTI volumes given")
@@ -285,18 +311,22 @@ def build_phantom_dataset(
     workers: int | None = None,
     progress: bool = True,
     name: str | None = None,
+    force: bool = False,
 ) -> VUDataset:
     """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset."""
     from synthvu_core.data import phantom
 
     if n_patients < 1:
         raise DataError(f"a phantom dataset needs at least one patient, got {n_patients}")
+    if out is not None:
+        check_dataset_out(out, force=force)
     recipe = PhantomRecipe(name or f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
         phantom.write_cohort(folder, n_patients, seed=seed, contrast=contrast, workers=workers)
         return build_dataset(
-            folder, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()}
+            folder, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()},
+            force=force,
         )
 
 
@@ -327,6 +357,7 @@ def demo_dataset(
             split=recipe.split,
             progress=progress,
             name=recipe.name,
+            force=True,  # the cache folder is ours by its name
         )
         return VUDataset.load(folder)
 
