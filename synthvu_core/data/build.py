@@ -371,3 +371,58 @@ def demo_dataset(
             "even after a fresh build: the generator was trained on another build of the phantom"
         )
     return ds
+
+
+def recipe_from_dict(d: Mapping[str, Any]) -> PhantomRecipe:
+    """The :class:`PhantomRecipe` a card records (``dataset.recipe``)."""
+    if d.get("name") == DEMO_PHANTOM.name:
+        return DEMO_PHANTOM
+    try:
+        return PhantomRecipe(
+            name=str(d["name"]), n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=str(d.get("contrast", "T2")),
+            config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"the card's phantom recipe cannot be rebuilt ({type(e).__name__}: {e})") from None
+
+
+def card_dataset_path(dataset: VUDataset) -> str | None:
+    """The dataset folder a generator card records: the path as given, None for an unsaved dataset or
+    a phantom built into the cache (its recipe rebuilds it; no machine path goes into the card)."""
+    root = getattr(dataset, "root", None)
+    if root is None:
+        return None
+    try:
+        if dataset.card.get("recipe") and Path(root).resolve().is_relative_to(cache_root().resolve()):
+            return None
+    except OSError:
+        pass
+    return str(root)
+
+
+def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") -> VUDataset:
+    """The dataset a generator card remembers: its ``dataset.path`` (as given to ``train``) where that
+    folder holds the card's fingerprint, else its phantom ``recipe`` (rebuilt into the cache), else a
+    :class:`DataError` saying exactly which ``--dataset`` to pass. Never falls back to the demo."""
+    ds = card.get("dataset") or {}
+    fp, path, recipe = ds.get("fingerprint"), ds.get("path"), ds.get("recipe")
+    found = None
+    if isinstance(path, str) and path:
+        try:
+            found = VUDataset.load(path)
+        except DataError:
+            found = None
+        if found is not None and found.fingerprint == fp:
+            return found
+    if recipe:
+        return demo_dataset(fp, recipe=recipe_from_dict(recipe))
+    where = f"{Path(model_dir) / 'card.json'}"
+    if isinstance(path, str) and path:
+        why = (f"its dataset folder {path} holds another dataset ({found.fingerprint})" if found is not None
+               else f"its dataset folder {path} is not there (relative paths are read from the current folder)")
+    else:
+        why = "the card does not say where that dataset is"
+    raise DataError(
+        f"{where}: the generator was trained on your own VU dataset (fingerprint {fp}) and {why}; "
+        f"pass it: `python -m synthvu_core evaluate {model_dir} --dataset DATASET_FOLDER`"
+    )
