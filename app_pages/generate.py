@@ -8,7 +8,7 @@ from synthvu_core import levels
 from synthvu_core.errors import SynthVUError
 
 ANY = "any (training mix)"
-FORMATS = {"NIfTI (.nii.gz)": ".nii.gz", "PNG montage (.png)": ".png", "NumPy (.npz)": ".npz"}
+FORMATS = {"NIfTI + positions CSV (.zip)": ".zip", "PNG montage (.png)": ".png", "NumPy (.npz)": ".npz"}
 
 
 def position_options(sel: frame.Selection) -> list[str]:

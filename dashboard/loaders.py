@@ -67,7 +67,7 @@ def card_of(folder: str | Path) -> dict[str, Any]:
 
 # ---- reports ---------------------------------------------------------------------------------
 @st.cache_data(max_entries=16, show_spinner="Reading the report…")
-def _report(model_dir: str, stamp: float, fingerprint: str | None) -> ReportView | None:
+def _report(model_dir: str, stamp: float, fingerprint: str | None, weights_mtime: float = 0.0) -> ReportView | None:
     from synthvu_core.evaluation.report import load_report
 
     rep = load_report(model_dir, expected_fingerprint=fingerprint)
@@ -77,12 +77,14 @@ def _report(model_dir: str, stamp: float, fingerprint: str | None) -> ReportView
 def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView | None:
     """The generator's report as a :class:`ReportView`, or None where it has none yet.
 
-    Raises ``ReportError`` where it is corrupt or was computed on another dataset than ``fingerprint``.
+    Raises ``ReportError`` where it is corrupt, was computed on another dataset than ``fingerprint``,
+    or is stale (it does not record the sha256 of the folder's current generator weights).
     """
     stamp = report_stamp(model_dir)
     if stamp == 0.0:
         return None
-    return _report(str(model_dir), stamp, fingerprint)
+    # new weights make the cached report stale: the weights' mtime is part of the key
+    return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / "generator.safetensors"))
 
 
 def compute_report(model_dir: str | Path, dataset: str | None = None, write: Any = None) -> None:
@@ -144,15 +146,33 @@ def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int
 
 @st.cache_data(max_entries=16, show_spinner="Writing the file…")
 def export_bytes(model_dir: str, stamp: float, n: int, position: str | None, seed: int, suffix: str) -> bytes:
-    """The file ``synthvu_core.models.sampling.export`` writes for these samples, as bytes."""
+    """The file ``synthvu_core.models.sampling.export`` writes for these samples, as bytes (``.zip``: the
+    NIfTI and its positions CSV together)."""
     from synthvu_core.models.sampling import export, sample
 
     _check_count(n)
     gen = _generator(model_dir, stamp)
     s = sample(gen, n, position=position, seed=seed)
     with tempfile.TemporaryDirectory(prefix="synthvu-export-") as tmp:
+        if suffix == ".zip":  # NIfTI with its positions CSV beside it, as the CLI writes them
+            return _nifti_zip(s, Path(tmp), gen.card)
         path = Path(tmp) / f"vus{suffix}"
         return Path(export(s, path, gen.card)).read_bytes()
+
+
+def _nifti_zip(s: Any, tmp: Path, card: Mapping[str, Any]) -> bytes:
+    """A zip of ``vus.nii.gz`` and ``vus.csv`` (each VU's position)."""
+    import io
+    import zipfile
+
+    from synthvu_core.models.sampling import export, positions_path
+
+    nifti = Path(export(s, tmp / "vus.nii.gz", dict(card)))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        z.write(nifti, nifti.name)
+        z.write(positions_path(nifti), positions_path(nifti).name)
+    return buf.getvalue()
 
 
 def prior_rows(generator: Any, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
@@ -211,22 +231,9 @@ def _dataset(key: str, folder: str | None) -> Any:
         return ds
     if not spec.get("recipe"):
         raise DataError("the generator was trained on your own NIfTI data: give its VU dataset folder")
-    from synthvu_core.data.build import DEMO_PHANTOM, demo_dataset
+    from synthvu_core.data.build import demo_dataset, recipe_from_dict
 
-    return demo_dataset(fp, recipe=_recipe(spec["recipe"], DEMO_PHANTOM))
-
-
-def _recipe(d: Mapping[str, Any], default: Any) -> Any:
-    if d.get("name") == default.name:
-        return default
-    from synthvu_core.data.build import PhantomRecipe
-    from synthvu_core.data.dataset import SplitConfig
-    from synthvu_core.data.units import ExtractConfig
-
-    return PhantomRecipe(
-        name=d["name"], n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=d.get("contrast", "T2"),
-        config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
-    )
+    return demo_dataset(fp, recipe=recipe_from_dict(spec["recipe"]))
 
 
 def real_dataset(card: Mapping[str, Any], folder: str | None = None) -> Any:

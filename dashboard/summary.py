@@ -249,13 +249,15 @@ def dataset_mismatch(view: ReportView, card: Mapping[str, Any] | None) -> str | 
 
 def shareable_card(card: Mapping[str, Any]) -> dict[str, Any]:
     """A card fit for public mode: source file names (which often carry patient ids) become a count,
-    and the training command line (local paths) is dropped."""
+    and the training command line and dataset path (local paths) are dropped."""
     import copy
 
     out = copy.deepcopy(dict(card))
     ds = out.get("dataset")
     if isinstance(ds, dict) and isinstance(ds.get("sources"), list):
         ds["sources"] = f"{len(ds['sources'])} source files"
+    if isinstance(ds, dict):
+        ds.pop("path", None)  # a server path
     tr = out.get("training")
     if isinstance(tr, dict):
         tr.pop("command", None)

@@ -50,9 +50,23 @@ def _serve(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a command like Ctrl-C: our worker processes stop now, temporary folders are removed."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return int(args.func(args) or 0)
     except SynthVUError as e:
@@ -61,3 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthvu: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # an output or input the system refused: one line naming the path, never a traceback
+        from synthvu_core.storage import os_reason
+
+        where = e.filename or "a file"
+        print(f"synthvu: error: {where}: {os_reason(e)}", file=sys.stderr)
+        return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

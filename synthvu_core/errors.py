@@ -26,3 +26,7 @@ class ReportError(SynthVUError):
 
 class SelectionError(SynthVUError):
     """A request selects nothing (zero samples, an unknown position, an empty split)."""
+
+
+class OutputError(SynthVUError):
+    """An output path cannot be written, has an unknown suffix, or holds something that is not ours."""

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +61,76 @@ def json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ---- output checks (run before any work) -----------------------------------------------------
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path.absolute().parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable(path: str | Path, what: str = "output") -> Path:
+    """Raise :class:`OutputError` unless ``path`` can be created (or replaced) atomically.
+
+    Probes by creating and removing a temporary file in the nearest existing folder above ``path``,
+    which is exactly what :func:`atomic_path` needs; nothing else is created.
+    """
+    from synthvu_core.errors import OutputError
+
+    path = Path(path)
+    folder = _existing_ancestor(path)
+    if not folder.is_dir():
+        raise OutputError(f"{path}: cannot write the {what} here ({folder} is not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".synthvu-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write the {what} here ({os_reason(e)})") from None
+    return path
+
+
+def check_suffix(path: str | Path, suffixes: tuple[str, ...], what: str = "output") -> Path:
+    """Raise :class:`OutputError` unless the file name ends with one of ``suffixes`` (case-insensitive)."""
+    from synthvu_core.errors import OutputError
+
+    path = Path(path)
+    if not path.name.lower().endswith(tuple(s.lower() for s in suffixes)):
+        raise OutputError(f"{path}: unknown {what} format; use {' or '.join(suffixes)}")
+    return path
+
+
+def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: str, *, force: bool = False) -> Path:
+    """Refuse an existing ``path`` that is not one of our artefacts (``is_ours``) unless ``force``.
+
+    An empty folder or one of ours may be replaced; anything else (a file, a folder of someone's
+    work) is left untouched and :class:`OutputError` names it. Then checks that it can be written.
+    """
+    from synthvu_core.errors import OutputError
+
+    path = Path(path)
+    if path.is_symlink() and not force:
+        raise OutputError(f"{path}: is a symbolic link, not a {what} folder; choose another path or add --force")
+    if path.exists() and not force:
+        if not path.is_dir():
+            raise OutputError(f"{path}: is a file, not a {what} folder; choose another path or add --force to replace it")
+        try:
+            entries = sorted(p.name for p in path.iterdir())
+        except OSError as e:
+            raise OutputError(f"{path}: cannot read the folder ({os_reason(e)})") from None
+        if entries and not is_ours(path):
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise OutputError(
+                f"{path}: exists and is not a {what} folder (holds {shown}); nothing was changed. "
+                "Choose another path, or add --force to replace it"
+            )
+    return check_writable(path, what)
+
+
+def os_reason(e: OSError) -> str:
+    """An ``OSError`` as a short reason without the path (the caller names it)."""
+    return e.strerror or type(e).__name__

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -6,13 +7,16 @@ import pytest
 from synthvu_core.cli import main
 from synthvu_core.evaluation.report import Report, definition, save_report
 
+WEIGHTS = b"stand-in generator weights"
 
-def _report() -> Report:
+
+def _report(weights: bytes = WEIGHTS) -> Report:
     scalars = {"utility.trtr.balanced_accuracy": 0.9, "utility.tstr.balanced_accuracy": 0.81, "utility.trts.balanced_accuracy": None,
                "utility.tstr_over_trtr": 0.9, "fidelity.frechet_distance": 1.5, "privacy.pairwise.pixel.auc": 0.52,
                "privacy.pairwise.pixel.auc_ci_low": 0.47, "privacy.pairwise.pixel.auc_ci_high": 0.57, "privacy.worst.auc": 0.52,
                "privacy.discriminator.pixel.auc": None, "dp.epsilon": None}
     meta = {"model": "m1", "dataset_fingerprint": "abc", "n_synthetic": 10, "synthetic_seed": 0, "created": "now",
+            "generator_sha256": hashlib.sha256(weights).hexdigest(),
             "missing": {"privacy.discriminator.pixel.auc": "no discriminator was kept with this generator"}}
     r = Report(scalars, {k: definition(k) for k in scalars}, meta, _arrays={"candidates/index": np.arange(3)})
     r.controls["copy"] = Report({"privacy.pairwise.pixel.auc": 0.99}, {"privacy.pairwise.pixel.auc": "x"}, dict(meta), _arrays={})
@@ -21,6 +25,7 @@ def _report() -> Report:
 
 def test_report_show_table_and_json(tmp_path, capsys):
     save_report(_report(), tmp_path / "gen" / "report")
+    (tmp_path / "gen" / "generator.safetensors").write_bytes(WEIGHTS)
     assert main(["report", "show", str(tmp_path / "gen")]) == 0
     out = capsys.readouterr().out
     assert "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control copy" in out
@@ -94,3 +99,19 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     assert non_members <= set(resplit.patients("holdout"))
     assert main(["report", "show", str(folder)]) == 0
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
+
+
+@pytest.mark.parametrize("case", ["other weights", "no hash"])
+def test_report_show_refuses_a_report_of_other_weights(tmp_path, capsys, case):
+    """A report is tied to the sha256 of the weights it evaluated: after retraining (other weights) or
+    from before reports recorded it, `report show` says stale and prints none of its numbers."""
+    rep = _report()
+    if case == "no hash":
+        del rep.meta["generator_sha256"]
+    save_report(rep, tmp_path / "gen" / "report")
+    (tmp_path / "gen" / "generator.safetensors").write_bytes(WEIGHTS if case == "no hash" else b"retrained weights")
+    for extra in ([], ["--json"]):
+        assert main(["report", "show", str(tmp_path / "gen"), *extra]) == 2
+        captured = capsys.readouterr()
+        assert "stale report" in captured.err and captured.err.count("\n") == 1
+        assert "0.9" not in captured.out and "0.52" not in captured.out

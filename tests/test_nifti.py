@@ -138,3 +138,14 @@ def test_write_pair_helper_keeps_arrays(tmp_path):
     pi, pl = write_pair(tmp_path, "x", img, lab, axcodes="LPS")
     assert nib.aff2axcodes(nib.load(pi).affine) == ("L", "P", "S")
     np.testing.assert_array_equal(np.asarray(nib.as_closest_canonical(nib.load(pi)).dataobj), img)
+
+
+@pytest.mark.parametrize("axcodes", ["LPS", "RAS"])
+def test_truncated_gzip_inside_the_data_of_a_reoriented_file_is_one_data_error(tmp_path, axcodes):
+    """Header intact, gzip stream cut inside the voxels: reorienting (LPS -> RAS) reads them, and must
+    give the same DataError as every other malformed input (was a bare EOFError)."""
+    pi, pl = write_spine(tmp_path, axcodes=axcodes)
+    data = pi.read_bytes()
+    pi.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="sub-01_img.nii.gz.*truncated or corrupt"):
+        load_pair(pi, pl)

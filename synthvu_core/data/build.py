@@ -110,6 +110,28 @@ def find_pairs(
     return pairs
 
 
+def is_dataset_folder(folder: Path) -> bool:
+    """True where ``folder`` holds a VU dataset we wrote (card with a fingerprint, images, units)."""
+    import json
+
+    try:
+        card = json.loads((folder / "card.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
+        and (folder / "images.npy").is_file() and (folder / "units.csv").is_file()
+    )
+
+
+def check_dataset_out(out: str | Path, *, force: bool = False) -> Path:
+    """Refuse (:class:`~synthvu_core.errors.OutputError`) an ``out`` that exists and is not a VU dataset
+    folder (unless ``force``) or cannot be written; called before any work."""
+    from synthvu_core.storage import check_replaceable
+
+    return check_replaceable(out, is_dataset_folder, "VU dataset", force=force)
+
+
 def _extract_pair(args: tuple[Pair, ExtractConfig, dict[int, int] | None]) -> tuple[np.ndarray, list[dict]] | str:
     """Worker: one pair -> (uint8 VUs, rows), or the error message of a user error."""
     from synthvu_core.data.nifti import load_pair
@@ -196,15 +218,19 @@ def build_dataset(
     skip_bad: bool = False,
     progress: bool = True,
     extra: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> VUDataset:
     """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
 
-    With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
+    An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
+    (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
     equal file names in two studies never merge two people. Several volumes of one patient id in one
     folder stay one patient (the split keeps them together).
     """
     from synthvu_core import levels
 
+    if out is not None:
+        check_dataset_out(out, force=force)
     dirs = [Path(images_dir)] if isinstance(images_dir, str | Path) else [Path(d) for d in images_dir]
     if not dirs:
         raise DataError("no folder of NIfTI volumes given")
@@ -284,7 +310,12 @@ DEMO_PHANTOM = PhantomRecipe(name="phantom-demo-120-s0", n_patients=120, seed=0,
 
 
 def build_phantom_dataset(
-    recipe: PhantomRecipe, out: str | Path | None, *, workers: int | None = None, progress: bool = True
+    recipe: PhantomRecipe,
+    out: str | Path | None,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    force: bool = False,
 ) -> VUDataset:
     """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset.
 
@@ -293,16 +324,19 @@ def build_phantom_dataset(
         out: folder the dataset is saved to; ``None``: not saved.
         workers: processes for rendering and extraction (default: the CPU count).
         progress: show a progress bar.
+        force: replace ``out`` even where it exists and is not a VU dataset folder.
     """
     from synthvu_core.data import phantom
 
     if recipe.n_patients < 1:
         raise DataError(f"a phantom dataset needs at least one patient, got {recipe.n_patients}")
+    if out is not None:
+        check_dataset_out(out, force=force)
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
         phantom.write_cohort(folder, recipe.n_patients, seed=recipe.seed, contrast=recipe.contrast, workers=workers)
         return build_dataset(folder, out, config=recipe.config, split=recipe.split, workers=workers,
-                             progress=progress, extra={"recipe": recipe.as_dict()})
+                             progress=progress, extra={"recipe": recipe.as_dict()}, force=force)
 
 
 def cache_root() -> Path:
@@ -323,7 +357,7 @@ def demo_dataset(
     folder = cache_root() / DATASETS_DIR / recipe.name
 
     def build() -> VUDataset:
-        build_phantom_dataset(recipe, folder, progress=progress)
+        build_phantom_dataset(recipe, folder, progress=progress, force=True)  # the cache folder is ours by its name
         return VUDataset.load(folder)
 
     cached = (folder / CARD_FILE).is_file()
@@ -336,3 +370,58 @@ def demo_dataset(
             "even after a fresh build: the generator was trained on another build of the phantom"
         )
     return ds
+
+
+def recipe_from_dict(d: Mapping[str, Any]) -> PhantomRecipe:
+    """The :class:`PhantomRecipe` a card records (``dataset.recipe``)."""
+    if d.get("name") == DEMO_PHANTOM.name:
+        return DEMO_PHANTOM
+    try:
+        return PhantomRecipe(
+            name=str(d["name"]), n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=str(d.get("contrast", "T2")),
+            config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"the card's phantom recipe cannot be rebuilt ({type(e).__name__}: {e})") from None
+
+
+def card_dataset_path(dataset: VUDataset) -> str | None:
+    """The dataset folder a generator card records: the path as given, None for an unsaved dataset or
+    a phantom built into the cache (its recipe rebuilds it; no machine path goes into the card)."""
+    root = getattr(dataset, "root", None)
+    if root is None:
+        return None
+    try:
+        if dataset.card.get("recipe") and Path(root).resolve().is_relative_to(cache_root().resolve()):
+            return None
+    except OSError:
+        pass
+    return str(root)
+
+
+def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") -> VUDataset:
+    """The dataset a generator card remembers: its ``dataset.path`` (as given to ``train``) where that
+    folder holds the card's fingerprint, else its phantom ``recipe`` (rebuilt into the cache), else a
+    :class:`DataError` saying exactly which ``--dataset`` to pass. Never falls back to the demo."""
+    ds = card.get("dataset") or {}
+    fp, path, recipe = ds.get("fingerprint"), ds.get("path"), ds.get("recipe")
+    found = None
+    if isinstance(path, str) and path:
+        try:
+            found = VUDataset.load(path)
+        except DataError:
+            found = None
+        if found is not None and found.fingerprint == fp:
+            return found
+    if recipe:
+        return demo_dataset(fp, recipe=recipe_from_dict(recipe))
+    where = f"{Path(model_dir) / 'card.json'}"
+    if isinstance(path, str) and path:
+        why = (f"its dataset folder {path} holds another dataset ({found.fingerprint})" if found is not None
+               else f"its dataset folder {path} is not there (relative paths are read from the current folder)")
+    else:
+        why = "the card does not say where that dataset is"
+    raise DataError(
+        f"{where}: the generator was trained on your own VU dataset (fingerprint {fp}) and {why}; "
+        f"pass it: `python -m synthvu_core evaluate {model_dir} --dataset DATASET_FOLDER`"
+    )

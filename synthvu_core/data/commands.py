@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--images", nargs="+", metavar="DIR", help="folder(s) holding image + label NIfTI pairs")
     src.add_argument("--phantom", type=int, metavar="N", help="build from N procedural phantom patients instead")
     build.add_argument("--out", required=True, metavar="DATASET", help="dataset folder to write (atomically)")
+    build.add_argument("--force", action="store_true",
+                       help="replace --out even where it exists and is not a VU dataset folder (default: refuse)")
     build.add_argument("--image-glob", default=names.IMAGE_GLOB, help="image file pattern (default: %(default)s)")
     build.add_argument("--label-glob", default=names.LABEL_GLOB, help="label-map file pattern (default: %(default)s)")
     build.add_argument("--patient-regex", default=names.PATIENT_REGEX,
@@ -58,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--contrast", choices=("T1", "T2"), default="T2")
     ph.add_argument("--workers", type=int, default=None)
+    ph.add_argument("--force", action="store_true", help="write into --out even where it holds files that are not a phantom cohort")
     ph.set_defaults(func=_phantom)
 
 
@@ -90,9 +93,10 @@ def _parse_split(text: str, seed: int):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from synthvu_core.data.build import PhantomRecipe, build_dataset, build_phantom_dataset
+    from synthvu_core.data.build import PhantomRecipe, build_dataset, build_phantom_dataset, check_dataset_out
     from synthvu_core.data.units import ExtractConfig
 
+    check_dataset_out(args.out, force=args.force)  # before any work: never replace what is not ours
     config = ExtractConfig(
         slices=args.slices,
         size=_parse_size(args.size),
@@ -105,7 +109,7 @@ def _build(args: argparse.Namespace) -> int:
     split = _parse_split(args.split, args.split_seed)
     if args.phantom is not None:
         recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config, split=split)
-        ds = build_phantom_dataset(recipe, args.out, workers=args.workers)
+        ds = build_phantom_dataset(recipe, args.out, workers=args.workers, force=args.force)
     else:
         ds = build_dataset(
             args.images,
@@ -118,6 +122,7 @@ def _build(args: argparse.Namespace) -> int:
             mapping=args.mapping,
             workers=args.workers,
             skip_bad=args.skip_bad,
+            force=args.force,
         )
     print(f"{args.out}: {_summary(ds.card)}")
     for s in ds.card.get("skipped", []):
@@ -133,7 +138,10 @@ def _summary(card: dict) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.storage import check_suffix, check_writable
 
+    if args.montage:  # before any work
+        check_writable(check_suffix(args.montage, (".png",), "montage"), "montage")
     ds = VUDataset.load(args.dataset)
     if args.json:
         print(json.dumps(ds.card, indent=2))
@@ -154,9 +162,11 @@ def _show(args: argparse.Namespace) -> int:
 def _phantom(args: argparse.Namespace) -> int:
     from synthvu_core.data import phantom
     from synthvu_core.errors import DataError
+    from synthvu_core.storage import check_replaceable
 
     if args.patients < 1:
         raise DataError(f"--patients must be at least 1, got {args.patients}")
+    check_replaceable(args.out, lambda p: (p / "patients.csv").is_file(), "phantom cohort", force=args.force)
     pairs = phantom.write_cohort(Path(args.out), args.patients, seed=args.seed, contrast=args.contrast, workers=args.workers)
     print(f"{args.out}: {len(pairs)} phantom patients ({args.contrast}, seed {args.seed})")
     return 0

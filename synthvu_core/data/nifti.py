@@ -87,6 +87,16 @@ def _data(img, path: Path, what: str) -> np.ndarray:
         raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({_reason(e, path)})") from None
 
 
+def _canonical(img, path: Path, what: str):
+    """``nibabel.as_closest_canonical``; reorienting reads the voxels, so a truncated file fails here."""
+    import nibabel as nib
+
+    try:
+        return nib.as_closest_canonical(img)
+    except Exception as e:  # truncated gzip inside the data: EOFError, zlib.error, OSError ...
+        raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({_reason(e, path)})") from None
+
+
 def _label_values(lab: np.ndarray) -> list[int]:
     """Distinct values of an integer array (a histogram when the range is small: much faster than np.unique)."""
     lo, hi = int(lab.min()), int(lab.max())
@@ -109,7 +119,6 @@ def load_pair(
     ``mapping`` (source label -> VerSe code, see :func:`synthvu_core.levels.parse_mapping`) renames the
     label values first; labels absent from a given mapping are an error, as are unknown VerSe codes.
     """
-    import nibabel as nib
 
     image, labels = Path(image), Path(labels)
     img = _read(image, "image")
@@ -124,8 +133,8 @@ def load_pair(
     source_affine = np.asarray(img.affine, dtype=float)
     source_shape = tuple(int(n) for n in img.shape)
 
-    img = nib.as_closest_canonical(img)
-    lbl = nib.as_closest_canonical(lbl)
+    img = _canonical(img, image, "image")
+    lbl = _canonical(lbl, labels, "label map")
     vol = _data(img, image, "image")
     lab = _data(lbl, labels, "label map")
 

@@ -46,10 +46,12 @@ def _resolve(model: str) -> Path:
 def _evaluate(args: argparse.Namespace) -> int:
     from synthvu_core.errors import SelectionError
     from synthvu_core.evaluation.report import evaluate_generator
+    from synthvu_core.storage import check_writable
 
     if args.n_synthetic < 1:
         raise SelectionError(f"--n-synthetic must be at least 1 (got {args.n_synthetic})")
     folder = _resolve(args.model)
+    check_writable(folder / "report", "report")  # before any work
     report = evaluate_generator(
         folder, dataset=args.dataset, n_synthetic=args.n_synthetic, controls=args.controls, seed=args.seed, progress=not args.quiet
     )

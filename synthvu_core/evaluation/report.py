@@ -27,7 +27,7 @@ from synthvu_core.evaluation.embedding import UMAPConfig
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import FPR_LEVELS, PrivacyConfig
 from synthvu_core.names import ARRAYS_FILE, CARD_FILE, REPORT_DIR, REPORT_FILE, STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
-from synthvu_core.storage import atomic_path, json_default
+from synthvu_core.storage import atomic_path, check_writable, json_default
 
 REPORT_VERSION = 1
 ATTACKS: tuple[str, ...] = ("pairwise", "distribution", "domias", "discriminator")
@@ -528,17 +528,27 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
     return report
 
 
-def load_report(model_dir: str | Path, expected_fingerprint: str | None = None) -> Report | None:
+def load_report(model_dir: str | Path, expected_fingerprint: str | None = None, *, check_weights: bool = True) -> Report | None:
     """The saved report of a generator folder (or a report folder itself); None when there is none.
 
-    Never runs a model. Raises :class:`ReportError` naming the file when it is corrupt or was
-    computed on another dataset than ``expected_fingerprint``.
+    Never runs a model. Raises :class:`ReportError` naming the file when it is corrupt, was
+    computed on another dataset than ``expected_fingerprint``, or (for a generator folder, one with
+    weights or a card, unless ``check_weights=False``) does not record the sha256 of the folder's
+    current generator weights:
+    a stale report is never shown as the model's numbers.
     """
     model_dir = Path(model_dir)
     folder = model_dir if (model_dir / REPORT_FILE).is_file() else model_dir / REPORT_DIR
     if not (folder / REPORT_FILE).is_file():
         return None
-    return _read_report(folder, expected_fingerprint)
+    report = _read_report(folder, expected_fingerprint)
+    if check_weights and folder != model_dir and any((model_dir / f).exists() for f in ("generator.safetensors", "card.json")):
+        from synthvu_core.models.registry import report_staleness
+
+        stale = report_staleness(model_dir, report.meta)
+        if stale:
+            raise ReportError(stale)
+    return report
 
 
 # ---- from a generator folder -------------------------------------------------------------------
@@ -559,16 +569,17 @@ def evaluate_generator(
     card. The dataset's fingerprint must match the card's.
     """
     from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.registry import load_card, load_discriminator, load_generator
+    from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
     from synthvu_core.models.sampling import sample
 
     model_dir = Path(model_dir)
     card = load_card(model_dir)
+    check_writable(model_dir / REPORT_DIR, "report")  # before any work
     fp = (card.get("dataset") or {}).get("fingerprint")
     if dataset is None:
-        from synthvu_core.data.build import demo_dataset
+        from synthvu_core.data.build import dataset_of_card
 
-        dataset = demo_dataset(expected_fingerprint=fp)
+        dataset = dataset_of_card(card, model_dir)  # the card's dataset path or phantom recipe, or says what to pass
     elif not isinstance(dataset, VUDataset):
         dataset = VUDataset.load(dataset)
     if fp is not None and dataset.fingerprint != fp:
@@ -589,6 +600,7 @@ def evaluate_generator(
         from dataclasses import replace
 
         cfg = replace(cfg, scheme=scheme)
+    weights_hash = weights_sha256(model_dir)  # the report belongs to exactly these weights
     generator = load_generator(model_dir)
     samples = sample(generator, n_synthetic, seed=seed)
     if list(samples.classes) != classes:
@@ -598,6 +610,7 @@ def evaluate_generator(
     meta = {
         "model": card.get("name", model_dir.name),
         "model_folder": model_dir.name,
+        "generator_sha256": weights_hash,
         "dp_epsilon": dp.get("epsilon"),
         "dp_delta": dp.get("delta"),
         "discriminator_kept": disc is not None,

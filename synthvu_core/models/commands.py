@@ -75,7 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.training import TrainConfig, train
+    from synthvu_core.storage import check_writable
 
+    check_writable(Path(args.out) / "card.json", "generator folder")  # before any work
     config = TrainConfig(
         arch=args.arch,
         scheme=args.scheme,

@@ -46,6 +46,23 @@ CARD_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: Bounds of the card's numbers, checked before any network is built (a card is data from a folder:
+#: ``latent_dim: 1000000000`` must be one clear error, not an allocation that runs the machine out of memory).
+CARD_BOUNDS: dict[str, tuple[int, int]] = {
+    "latent_dim": (1, 1024),
+    "channels": (1, 64),  # shape[0]: slices per VU
+    "pixels": (8, 512),  # shape[1], shape[2]
+    "classes": (1, 64),
+    "width": (1, 1024),  # architecture.width / d_width
+}
+#: Allowed values of the architecture's choice fields (checked where the card gives them).
+ARCH_CHOICES: dict[str, tuple[str, ...]] = {
+    "g_norm": ("none", "batch", "pixel"),
+    "d_norm": ("none", "batch", "group"),
+    "g_cond": ("input", "modulate"),
+}
+
+
 @dataclass
 class GeneratorInfo:
     """One generator folder found by :func:`list_generators`."""
@@ -174,8 +191,42 @@ def check_card(card: Any, where: str | Path = CARD_FILE) -> None:
         problems.append("shape must be [C, H, W] positive integers")
     if not isinstance(card["dataset"].get("fingerprint"), str):
         problems.append("dataset.fingerprint is missing")
+    problems += _bound_problems(card)
     if problems:
         raise CheckpointError(f"{where}: invalid card: {'; '.join(problems)}")
+
+
+def _within(value: Any, bounds: tuple[int, int]) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]
+
+
+def _bound_problems(card: dict[str, Any]) -> list[str]:
+    """The card's numbers outside :data:`CARD_BOUNDS` and unknown architecture choices, as texts."""
+    import math
+
+    b, out = CARD_BOUNDS, []
+    if not _within(card["latent_dim"], b["latent_dim"]):
+        out.append(f"latent_dim {card['latent_dim']} lies outside {b['latent_dim'][0]}..{b['latent_dim'][1]}")
+    shape = card["shape"]
+    if len(shape) == 3 and all(isinstance(s, int) for s in shape):
+        if not _within(shape[0], b["channels"]):
+            out.append(f"shape[0] (slices) {shape[0]} lies outside {b['channels'][0]}..{b['channels'][1]}")
+        if not all(_within(s, b["pixels"]) for s in shape[1:]):
+            out.append(f"shape[1:] (pixels) {shape[1:]} lies outside {b['pixels'][0]}..{b['pixels'][1]}")
+    if len(card["classes"]) > b["classes"][1]:
+        out.append(f"{len(card['classes'])} classes exceed {b['classes'][1]}")
+    arch = card["architecture"]
+    for key in ("width", "d_width"):
+        if key in arch and not _within(arch[key], b["width"]):
+            out.append(f"architecture.{key} {arch[key]!r} lies outside {b['width'][0]}..{b['width'][1]}")
+    for key, allowed in ARCH_CHOICES.items():
+        if key in arch and arch[key] not in allowed:
+            out.append(f"architecture.{key} must be one of {', '.join(allowed)}")
+    for key, lo, hi in (("lr", 0.0, 1.0), ("ema", 0.0, 1.0), ("aux_weight", 0.0, 1e3)):
+        v = arch.get(key, lo if key != "lr" else 1e-4)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi or (key == "lr" and v <= 0):
+            out.append(f"architecture.{key} {v!r} lies outside {lo}..{hi}")
+    return out
 
 
 def architecture_config(card: dict[str, Any]):
@@ -188,6 +239,67 @@ def architecture_config(card: dict[str, Any]):
         return ACGANConfig.from_dict(arch)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{CARD_FILE}: architecture cannot be built: {e}") from None
+
+
+# ---- reports belong to weights ----------------------------------------------------------------
+def weights_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a generator folder's ``generator.safetensors`` (or of a weight file itself)."""
+    import hashlib
+
+    p = Path(path)
+    p = p / GENERATOR_FILE if p.is_dir() else p
+    h = hashlib.sha256()
+    try:
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise CheckpointError(f"{p}: cannot read the generator weights ({e.strerror or type(e).__name__})") from None
+    return h.hexdigest()
+
+
+def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
+    """Why a report's numbers are not those of the folder's current weights, or None where they are.
+
+    A report records ``generator_sha256``, the hash of the weights it evaluated; one without it, or
+    with another hash, is stale and must never be shown as the model's numbers.
+    """
+    folder = Path(model_dir)
+    recorded = meta.get("generator_sha256")
+    if not isinstance(recorded, str):
+        return (f"{folder / REPORT_DIR}: stale report: it does not record which generator weights it evaluated; "
+                f"re-run `python -m synthvu_core evaluate {folder}`")
+    if not (folder / GENERATOR_FILE).is_file():
+        return f"{folder / GENERATOR_FILE}: generator weights are missing, so the report cannot be tied to them"
+    current = weights_sha256(folder)
+    if current != recorded:
+        return (f"{folder / REPORT_DIR}: stale report: computed for other weights (sha256 {recorded[:12]}, the folder's "
+                f"generator.safetensors is {current[:12]}); re-run `python -m synthvu_core evaluate {folder}`")
+    return None
+
+
+def set_aside_outputs(folder: str | Path) -> Path | None:
+    """Before a fresh training run into ``folder``: move its old report and montages into
+    ``folder/superseded-<UTC time>/`` (never deleted, never shown as the new weights' numbers).
+
+    Returns the new folder, or None where there was nothing to move.
+    """
+    from datetime import UTC, datetime
+
+    folder = Path(folder)
+    report = folder / REPORT_DIR
+    montages = sorted((folder / "training").glob("montage_step*.png")) if (folder / "training").is_dir() else []
+    if not report.exists() and not montages:
+        return None
+    aside = folder / f"superseded-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+    aside.mkdir(parents=True)
+    if report.exists():
+        os.replace(report, aside / REPORT_DIR)
+    if montages:
+        (aside / "training").mkdir()
+        for m in montages:
+            os.replace(m, aside / "training" / m.name)
+    return aside
 
 
 def _refuse_pickles(folder: Path, wanted: str) -> None:

@@ -141,8 +141,8 @@ def export(samples: Samples, path: str | Path, card: dict[str, Any] | None = Non
     """Write samples by suffix (atomically):
 
     * ``.npz``: ``images`` uint8 ``[n, C, H, W]``, ``labels`` ``[n]``, ``classes`` ``[K]``, ``positions`` ``[n]``;
-    * ``.nii.gz`` / ``.nii``: one 4-D NIfTI ``[C, H, W, n]`` (uint8; the 4th axis indexes VUs; voxel size from
-      the card's ``dataset.spacing``), plus a ``.csv`` beside it naming each VU's position;
+    * ``.nii.gz`` / ``.nii``: one 4-D NIfTI ``[C, H, W, n]`` (:func:`write_nifti`), plus a ``.csv`` beside it
+      naming each VU's position;
     * ``.png``: montage, one row per VU, up to 9 slices per row.
     """
     from synthvu_core.data.dataset import to_uint8
@@ -163,22 +163,60 @@ def export(samples: Samples, path: str | Path, card: dict[str, Any] | None = Non
                 )
         return path
     if name.endswith(".nii.gz") or name.endswith(".nii"):
-        import nibabel as nib
-
-        spacing = ((card or {}).get("dataset") or {}).get("spacing") or [1.0, 1.0, 1.0]
-        vol = np.moveaxis(to_uint8(samples.images), 0, -1)  # [C, H, W, n]
-        img = nib.Nifti1Image(vol, np.diag([*map(float, spacing), 1.0]))
-        img.header.set_zooms((*map(float, spacing), 1.0))
-        img.header["descrip"] = b"synthvu synthetic VUs; axis 4 = VU"
-        with atomic_path(path) as tmp:
-            nib.save(img, str(tmp) + (".nii.gz" if name.endswith(".gz") else ".nii"))
-            Path(str(tmp) + (".nii.gz" if name.endswith(".gz") else ".nii")).rename(tmp)
-        stem = path.name[: -len(".nii.gz")] if name.endswith(".gz") else path.stem
-        with atomic_path(path.with_name(stem + ".csv")) as tmp:
-            tmp.write_text("index,position,label\n" + "".join(f"{i},{p},{lab}\n" for i, (p, lab) in enumerate(zip(samples.positions, samples.labels))))
-        return path
+        return write_nifti(samples, path, card)
     if name.endswith(".png"):
         with atomic_path(path) as tmp:
             montage_image(montage_slices(samples.images)).save(tmp, format="PNG")
         return path
     raise SelectionError(f"{path}: unknown export format; use .npz, .nii.gz or .png")
+
+
+def nifti_affine(spacing: list[float] | tuple[float, ...], shape: tuple[int, int, int]) -> np.ndarray:
+    """4×4 affine of a VU ``[C, H, W]`` in RAS+ world mm, centred on the VU.
+
+    A VU's axes are (slices left→right, rows superior→inferior, columns anterior→posterior), so
+    index axis 0 runs along +x (R), axis 1 along -z (I), axis 2 along -y (P): a viewer shows the
+    VU upright, anterior on the left of a sagittal view, as the dashboard does.
+    """
+    s_slice, s_row, s_col = (float(v) for v in spacing)
+    aff = np.zeros((4, 4))
+    aff[0, 0] = s_slice  # slice k -> right
+    aff[2, 1] = -s_row  # row j -> inferior
+    aff[1, 2] = -s_col  # column i -> posterior
+    aff[3, 3] = 1.0
+    aff[:3, 3] = -aff[:3, :3] @ ((np.asarray(shape, float) - 1) / 2)  # the VU's centre at the origin
+    return aff
+
+
+def write_nifti(samples: Samples, path: str | Path, card: dict[str, Any] | None = None) -> Path:
+    """One 4-D NIfTI ``[C, H, W, n]`` (uint8; the 4th axis indexes VUs), oriented by :func:`nifti_affine`
+    with the voxel size of the card's ``dataset.spacing`` in mm, and ``<stem>.csv`` beside it naming each
+    VU's position (both atomic)."""
+    import nibabel as nib
+
+    from synthvu_core.data.dataset import to_uint8
+
+    path = Path(path)
+    gz = path.name.lower().endswith(".gz")
+    spacing = ((card or {}).get("dataset") or {}).get("spacing") or [1.0, 1.0, 1.0]
+    vol = np.moveaxis(to_uint8(samples.images), 0, -1)  # [C, H, W, n]
+    aff = nifti_affine(spacing, vol.shape[:3])
+    img = nib.Nifti1Image(vol, aff)
+    img.set_qform(aff, code=2)
+    img.set_sform(aff, code=2)
+    img.header.set_zooms((*map(float, spacing), 1.0))
+    img.header.set_xyzt_units(xyz="mm", t="unknown")  # axis 4 indexes VUs, it is not time
+    img.header["descrip"] = b"synthvu synthetic VUs; axis 4 = VU"
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp) + (".nii.gz" if gz else ".nii"))
+        Path(str(tmp) + (".nii.gz" if gz else ".nii")).rename(tmp)
+    with atomic_path(positions_path(path)) as tmp:
+        tmp.write_text("index,position,label\n" + "".join(f"{i},{p},{lab}\n" for i, (p, lab) in enumerate(zip(samples.positions, samples.labels))))
+    return path
+
+
+def positions_path(nifti: str | Path) -> Path:
+    """The positions CSV written beside a NIfTI export (``vus.nii.gz`` -> ``vus.csv``)."""
+    nifti = Path(nifti)
+    stem = nifti.name[: -len(".nii.gz")] if nifti.name.lower().endswith(".gz") else nifti.stem
+    return nifti.with_name(stem + ".csv")

@@ -435,6 +435,9 @@ class Trainer:
             "n_train": self.n_train,
             "spacing": [float(units["slice_mm"].median()), float(units["spacing_mm"].median()), float(units["spacing_mm"].median())],
         }
+        from synthvu_core.data.build import card_dataset_path
+
+        dataset["path"] = card_dataset_path(ds)  # the folder as given to `train`; `evaluate` reads it
         if ds.card.get("recipe") is not None:
             dataset["recipe"] = ds.card["recipe"]
         else:
@@ -506,7 +509,7 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     """
     from tqdm.auto import tqdm
 
-    from synthvu_core.models.registry import CARD_FILE
+    from synthvu_core.models.registry import CARD_FILE, set_aside_outputs
 
     config = config or TrainConfig()
     out_dir = Path(out_dir)
@@ -514,6 +517,7 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     resumed = config.resume and trainer.load_checkpoint()
     if not resumed:
         (out_dir / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet
+        set_aside_outputs(out_dir)  # the old report and montages describe other weights
     montage_every = config.checkpoint_every if config.montage_every is None else config.montage_every
     stop = {"flag": False}
     previous = None

@@ -1,0 +1,320 @@
+"""Fail closed (issue 15): outputs that are not ours are never replaced, outputs are checked before any
+work, OSError is one line, reports belong to the weights they evaluated, cards are bounded, the card
+remembers its dataset, NIfTI exports open the right way up, SIGTERM cleans up like Ctrl-C."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic_volumes import write_spine
+
+from synthvu_core.cli import main
+from synthvu_core.data import build as buildmod
+from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.errors import CheckpointError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+VUS = ("T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5")
+
+
+@pytest.fixture()
+def cohort(tmp_path):
+    folder = tmp_path / "vols"
+    for i, codes in enumerate([(20, 21, 22, 23), (21, 22, 23, 24)]):
+        write_spine(folder, f"sub-{i:02d}", codes=codes, suffix=".nii")
+    return folder
+
+
+def _build_args(cohort: Path, out: Path, *extra: str) -> list[str]:
+    return ["data", "build", "--images", str(cohort), "--out", str(out), "--workers", "1", "--image-glob", "*_img.nii",
+            "--label-glob", "*_vert.nii", "--split", "0.5,0.5,0", *extra]
+
+
+def _one_error_line(capsys, *names: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("synthvu: error: "), err
+    for n in names:
+        assert n in err, err
+    return err
+
+
+@pytest.fixture()
+def no_work(monkeypatch):
+    """Fail the test if a build reaches the expensive part (outputs must be checked before it)."""
+
+    def boom(*a, **k):
+        raise AssertionError("the work started before the output was checked")
+
+    monkeypatch.setattr(buildmod, "extract_pairs", boom)
+    monkeypatch.setattr(buildmod, "find_pairs", boom)
+
+
+def tiny_dataset(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = [dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
+                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0, slice_mm=2.0,
+                 crop_mm=32.0) for p in range(4) for v in VUS]
+    imgs = rng.integers(0, 256, (len(rows), 1, 16, 16), dtype=np.uint8)
+    return VUDataset.from_units(imgs, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0)).save(folder)
+
+
+# ---- never delete what is not ours ------------------------------------------------------------
+
+
+def test_build_refuses_a_folder_that_is_not_a_dataset(cohort, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "thesis"
+    (out / "sub").mkdir(parents=True)
+    (out / "thesis.txt").write_text("years of work")
+    (out / "sub" / "data.bin").write_bytes(b"\x00\x01")
+    with monkeypatch.context() as m:
+        m.setattr(buildmod, "extract_pairs", lambda *a, **k: pytest.fail("work started before the check"))
+        assert main(_build_args(cohort, out)) == 2
+    _one_error_line(capsys, str(out), "not a VU dataset folder", "--force")
+    assert (out / "thesis.txt").read_text() == "years of work" and (out / "sub" / "data.bin").read_bytes() == b"\x00\x01"
+    # --force says "yes, replace it"; our own dataset folder is replaced without it
+    assert main([*_build_args(cohort, out), "--force"]) == 0
+    assert VUDataset.load(out).card["counts"]["units"] > 0 and not (out / "thesis.txt").exists()
+    assert main([*_build_args(cohort, out), "--slices", "3"]) == 0
+    assert VUDataset.load(out).shape[0] == 3
+
+
+def test_build_refuses_an_existing_file_before_any_work(cohort, tmp_path, capsys, no_work):
+    out = tmp_path / "notes.txt"
+    out.write_text("keep me")
+    assert main(_build_args(cohort, out)) == 2
+    _one_error_line(capsys, str(out), "is a file")
+    assert out.read_text() == "keep me"
+    assert main(["data", "build", "--phantom", "2", "--out", str(out)]) == 2
+    _one_error_line(capsys, str(out), "is a file")
+    assert out.read_text() == "keep me"
+
+
+def test_phantom_refuses_a_folder_of_other_files(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "sub-0000_img.nii.gz").write_text("not a phantom, but the name would be overwritten")
+    assert main(["phantom", "--patients", "1", "--out", str(out), "--workers", "1"]) == 2
+    _one_error_line(capsys, str(out), "not a phantom cohort folder")
+    assert (out / "sub-0000_img.nii.gz").read_text().startswith("not a phantom")
+
+
+# ---- outputs checked before work; OSError as one line -----------------------------------------------
+
+
+def test_unwritable_outputs_fail_before_work_with_one_line(cohort, tmp_path, capsys, monkeypatch, no_work):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad = blocker / "out"  # its parent is a file: nothing can be created there
+    assert main(_build_args(cohort, bad)) == 2
+    _one_error_line(capsys, str(bad), "cannot write")
+    assert main(["phantom", "--patients", "1", "--out", str(bad)]) == 2
+    _one_error_line(capsys, str(bad), "cannot write")
+
+    ds = tiny_dataset(tmp_path / "ds")
+    assert main(["data", "show", str(ds), "--montage", str(bad / "m.png")]) == 2
+    _one_error_line(capsys, "m.png", "cannot write")
+    assert main(["data", "show", str(ds), "--montage", str(tmp_path / "m.jpg")]) == 2
+    _one_error_line(capsys, "m.jpg", "unknown montage format")
+
+    from synthvu_core.models import training
+
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("training started before the output was checked"))
+    assert main(["train", "--dataset", str(ds), "--out", str(bad), "--steps", "1", "--quiet"]) == 2
+    _one_error_line(capsys, str(bad), "cannot write the generator folder")
+
+
+def test_permission_denied_is_one_line_naming_the_path(cohort, tmp_path, capsys, monkeypatch, no_work):
+    """A read-only folder (as a non-root user sees it): the probe's PermissionError becomes one line."""
+    import tempfile
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(k.get("dir")))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    out = tmp_path / "ro" / "ds"
+    assert main(_build_args(cohort, out)) == 2
+    _one_error_line(capsys, str(out), "Permission denied")
+
+
+def test_evaluate_checks_the_report_folder_before_sampling(tmp_path, capsys, monkeypatch):
+    from synthvu_core.models import registry
+
+    gen = _tiny_generator(tmp_path / "gen")
+    import tempfile
+
+    monkeypatch.setattr(registry, "load_generator", lambda *a, **k: pytest.fail("sampled before the output check"))
+    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    assert main(["evaluate", str(gen), "--quiet", "--dataset", str(tmp_path / "nowhere")]) == 2
+    _one_error_line(capsys, str(gen / "report"), "Permission denied")
+
+
+def test_raw_oserror_in_a_command_is_one_line(tmp_path, capsys, monkeypatch):
+    def fails(*a, **k):
+        raise IsADirectoryError(21, "Is a directory", str(tmp_path / "x"))
+
+    monkeypatch.setattr(VUDataset, "load", fails)
+    assert main(["data", "show", str(tmp_path)]) == 2
+    _one_error_line(capsys, str(tmp_path / "x"), "Is a directory")
+
+
+# ---- SIGTERM ----------------------------------------------------------------------------------------
+
+
+def test_sigterm_during_phantom_build_stops_workers_and_removes_the_temp_folder(tmp_path):
+    pytest.importorskip("synthvu_core.data.phantom")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "synthvu_core", "data", "build", "--phantom", "40", "--out", str(tmp_path / "ds"), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp.glob("synthvu-phantom-*/phantom/*_img.nii.gz")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the phantom build never started writing"
+        time.sleep(0.1)
+    children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+    assert children, "the build runs worker processes"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert list(tmp.iterdir()) == [], "the temporary phantom folder is removed"
+    assert not (tmp_path / "ds").exists()
+    time.sleep(0.5)
+    alive = [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]]
+    assert alive == [], "worker processes stopped with the command"
+
+
+# ---- card schema with bounds ------------------------------------------------------------------------
+
+
+def _tiny_generator(folder: Path) -> Path:
+    """A real (untrained, tiny) generator folder with weights and a valid card."""
+    from fixtures.dashboard_models import fabricate_generator
+
+    fabricate_generator(folder, "0123456789abcdef", folder.name)
+    return folder
+
+
+def test_card_bounds_refuse_huge_numbers_before_building(tmp_path, capsys, monkeypatch):
+    from synthvu_core.models import registry
+
+    gen = _tiny_generator(tmp_path / "gen")
+    card = json.loads((gen / "card.json").read_text())
+    monkeypatch.setattr("synthvu_core.models.acgan.Generator.__init__", lambda *a, **k: pytest.fail("network built"))
+    for key, value, words in (("latent_dim", 10**9, "latent_dim 1000000000 lies outside"),
+                              ("shape", [9, 100000, 64], "pixels"),
+                              ("architecture", {**card["architecture"], "width": 10**7}, "architecture.width"),
+                              ("architecture", {**card["architecture"], "lr": float("nan")}, "architecture.lr")):
+        (gen / "card.json").write_text(json.dumps({**card, key: value}))
+        with pytest.raises(CheckpointError, match=words):
+            registry.load_generator(gen)
+        assert main(["sample", str(gen), "--n", "2", "--out", str(tmp_path / "s.npz")]) == 2
+        _one_error_line(capsys, "card.json", words.split()[0])
+    (gen / "card.json").write_text(json.dumps(card))
+    assert registry.load_card(gen)["latent_dim"] == card["latent_dim"]
+
+
+# ---- reports belong to weights; retraining sets the old report aside ---------------------------------
+
+
+def test_fresh_training_sets_the_old_report_and_montages_aside(tmp_path, capsys):
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.report import load_report
+
+    ds = tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "gen"
+    args = ["train", "--dataset", str(ds), "--out", str(out), "--steps", "2", "--batch-size", "4", "--width", "4",
+            "--d-width", "4", "--device", "cpu", "--checkpoint-every", "1", "--quiet"]
+    assert main(args) == 0
+    (out / "report").mkdir()
+    meta = {"generator_sha256": hashlib.sha256((out / "generator.safetensors").read_bytes()).hexdigest(),
+            "dataset_fingerprint": "x"}
+    (out / "report" / "report.json").write_text(json.dumps({"scalars": {"privacy.worst.auc": 0.99}, "definitions": {}, "meta": meta}))
+    np.savez(out / "report" / "arrays.npz", a=np.arange(2))
+    assert load_report(out) is not None  # the report of these weights is theirs
+    old_montages = sorted(p.name for p in (out / "training").glob("montage_*.png"))
+    assert old_montages
+
+    assert main([*args, "--seed", "1"]) == 0  # a fresh run into the same folder
+    assert not (out / "report").exists()
+    aside = [p for p in out.iterdir() if p.name.startswith("superseded-")]
+    assert len(aside) == 1 and (aside[0] / "report" / "report.json").is_file()
+    assert sorted(p.name for p in (aside[0] / "training").glob("montage_*.png")) == old_montages
+    # even a report copied back is refused: it records the old weights' hash
+    import shutil
+
+    shutil.copytree(aside[0] / "report", out / "report")
+    with pytest.raises(ReportError, match="stale report: computed for other weights"):
+        load_report(out)
+    capsys.readouterr()
+    assert main(["report", "show", str(out)]) == 2
+    _one_error_line(capsys, "stale report")
+    # the card remembers the dataset as it was given
+    assert json.loads((out / "card.json").read_text())["dataset"]["path"] == str(ds)
+
+
+# ---- the card remembers its dataset ---------------------------------------------------------------
+
+
+def test_evaluate_without_dataset_uses_the_cards_dataset_or_says_what_to_pass(tmp_path, capsys, monkeypatch):
+    ds = VUDataset.load(tiny_dataset(tmp_path / "ds"))
+    card = {"dataset": {"fingerprint": ds.fingerprint, "path": str(tmp_path / "ds")}}
+    assert buildmod.dataset_of_card(card).fingerprint == ds.fingerprint
+
+    monkeypatch.setattr(buildmod, "demo_dataset", lambda *a, **k: pytest.fail("the 120-patient demo was rebuilt"))
+    for dataset, words in (({"fingerprint": ds.fingerprint}, "does not say where"),
+                           ({"fingerprint": ds.fingerprint, "path": str(tmp_path / "moved")}, "is not there"),
+                           ({"fingerprint": "0123456789abcdef", "path": str(tmp_path / "ds")}, "holds another dataset")):
+        with pytest.raises(DataError, match=words) as e:
+            buildmod.dataset_of_card({"dataset": dataset}, tmp_path / "gen")
+        assert "--dataset DATASET_FOLDER" in str(e.value)
+
+    gen = _tiny_generator(tmp_path / "gen")
+    card = json.loads((gen / "card.json").read_text())
+    card["dataset"] = {**card["dataset"], "recipe": None, "path": None}
+    (gen / "card.json").write_text(json.dumps(card))
+    assert main(["evaluate", str(gen), "--quiet"]) == 2
+    _one_error_line(capsys, "--dataset")
+
+
+def test_a_phantom_recipe_other_than_the_demo_is_rebuilt_not_the_demo(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(buildmod, "demo_dataset", lambda fp, recipe: seen.setdefault("recipe", recipe))
+    recipe = buildmod.PhantomRecipe("phantom-3-s5-t2", n_patients=3, seed=5).as_dict()
+    buildmod.dataset_of_card({"dataset": {"fingerprint": "f", "recipe": recipe}})
+    assert seen["recipe"].n_patients == 3 and seen["recipe"].seed == 5 and seen["recipe"] != buildmod.DEMO_PHANTOM
+
+
+# ---- NIfTI export opens the right way up ------------------------------------------------------------
+
+
+def test_nifti_export_orientation_units_and_positions(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    from synthvu_core.models.sampling import Samples, export
+
+    images = -np.ones((2, 3, 8, 6), np.float32)
+    images[:, 0, 0, 0] = 1.0  # slice 0 (patient's left), row 0 (superior), column 0 (anterior)
+    s = Samples(images, np.array([0, 1]), ["T", "L"])
+    card = {"dataset": {"spacing": [2.0, 0.5, 0.5]}}
+    path = export(s, tmp_path / "vus.nii.gz", card)
+    img = nib.load(path)
+    assert nib.aff2axcodes(img.affine) == ("R", "I", "P")  # slices left->right, rows down, columns front->back
+    assert img.header.get_xyzt_units() == ("mm", "unknown")
+    assert img.header.get_zooms()[:3] == pytest.approx((2.0, 0.5, 0.5))
+    x, y, z = img.affine[:3, :3] @ np.zeros(3) + img.affine[:3, 3]
+    assert x < 0 and y > 0 and z > 0, "the marked voxel lies left, anterior and superior"
+    ras = nib.as_closest_canonical(img.slicer[..., 0])
+    data = np.asarray(ras.dataobj)
+    i, j, k = np.argwhere(data == data.max())[0]
+    assert (i, j, k) == (0, data.shape[1] - 1, data.shape[2] - 1), "in RAS order: leftmost, most anterior, most superior"
+    assert (tmp_path / "vus.csv").read_text().splitlines() == ["index,position,label", "0,T,0", "1,L,1"]
