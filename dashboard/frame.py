@@ -196,12 +196,30 @@ def run_page(title: str, render: Callable[[Selection], None], *, needs_report: b
                 st.info("No generator selected: none is installed yet. See **Models & data** to train one, "
                         "or add a generator folder in the sidebar.")
                 return
-        elif needs_report and sel.report is None:
-            report_missing(sel)
-            return
+        else:
+            shared_note(sel)
+            if needs_report and sel.report is None:
+                report_missing(sel)
+                return
         render(sel)  # type: ignore[arg-type]
     except SynthVUError as e:
         st.error(str(e))
+
+
+def shared_note(sel: Selection) -> None:
+    """Where the generator folder was written by ``share``, say so and name the parts it leaves out."""
+    import json
+
+    path = sel.path / "share.json"
+    if not path.is_file():
+        return
+    try:
+        absent = dict(json.loads(path.read_text()).get("absent", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
+        st.warning(f"{path}: unreadable share manifest")
+        return
+    st.info("**Shared generator folder** (written by `share`): aggregate numbers and synthetic VUs only. Absent: "
+            + "; ".join(f"**{k}**" for k in absent) + ".", icon=":material/share:")
 
 
 def report_missing(sel: Selection) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from synthvu_core import __version__
 from synthvu_core.errors import SynthVUError
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from synthvu_core.models import commands as model_commands
 
     parser = argparse.ArgumentParser(
-        prog="python -m synthvu_core",
+        prog="synthvu" if Path(sys.argv[0]).name == "synthvu" else "python -m synthvu_core",
         description="synthvu: synthetic spine MRI vertebral units, with utility and privacy evaluation.",
     )
     parser.add_argument("--version", action="version", version=f"synthvu {__version__}")
@@ -30,23 +31,50 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.register(sub)
     evaluation_commands.register(sub)
 
-    serve = sub.add_parser("serve", help="start the dashboard (streamlit run app.py)")
+    serve = sub.add_parser("serve", help="start the dashboard (streamlit run app.py, with the app's settings)")
     serve.add_argument("--port", type=int, default=8501)
-    serve.add_argument("--public", action="store_true", help="public mode: no real patient image leaves the server")
+    serve.add_argument("--address", default=None,
+                       help="address to listen on (default: Streamlit's, all interfaces; 127.0.0.1 for this machine only)")
+    serve.add_argument("--public", action="store_true",
+                       help="public mode: no real patient image leaves the server, no tracebacks in the browser")
+    serve.add_argument("--secrets", default=None, metavar="FILE",
+                       help="a secrets.toml (e.g. with `password = \"...\"`) instead of .streamlit/secrets.toml")
     serve.set_defaults(func=_serve)
     return parser
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import os
-    import subprocess
-    from pathlib import Path
+def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The ``streamlit run`` command line and environment that ``serve`` starts.
 
-    app = Path(__file__).resolve().parent.parent / "app.py"
+    Args:
+        args: parsed ``serve`` arguments (port, address, public, secrets).
+    """
+    import os
+
+    from synthvu_core.locations import CONFIG_FILE, app_root, streamlit_flags
+
+    root = app_root()
+    if root is None:
+        raise SynthVUError("app.py: the dashboard is not installed beside synthvu_core (reinstall with `pip install .`)")
+    if args.secrets is not None and not Path(args.secrets).is_file():
+        raise SynthVUError(f"{args.secrets}: secrets file not found")
     env = dict(os.environ)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), *streamlit_flags(root / CONFIG_FILE)]
+    cmd += ["--server.port", str(args.port)]
+    if args.address:
+        cmd += ["--server.address", args.address]
     if args.public:
         env["SYNTHVU_PUBLIC"] = "1"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
+        cmd += ["--client.showErrorDetails", "none"]
+    if args.secrets is not None:
+        cmd += ["--secrets.files", str(Path(args.secrets).resolve())]
+    return cmd, env
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import subprocess
+
+    cmd, env = serve_command(args)
     return subprocess.call(cmd, env=env)
 
 

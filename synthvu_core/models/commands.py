@@ -1,4 +1,4 @@
-"""CLI subcommands of this area: ``train``, ``sample``, ``models list``, ``models show``.
+"""CLI subcommands of this area: ``train``, ``sample``, ``share``, ``models list``, ``models show``, ``models card``.
 
 Only argparse is imported at module level; torch and the rest load inside the handlers.
 """
@@ -70,6 +70,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     ms.add_argument("model", help="generator folder or registered name")
     ms.add_argument("--json", action="store_true")
     ms.set_defaults(func=_models_show)
+    mc = msub.add_parser("card", help="write a generator's human-readable model card (README.md) from card.json and its report")
+    mc.add_argument("model", nargs="?", default=None, help="generator folder or registered name")
+    mc.add_argument("--all", action="store_true", help="every shipped generator (models/)")
+    mc.add_argument("--out", default=None, help="file to write (default: MODEL/README.md; not with --all)")
+    mc.set_defaults(func=_models_card)
+
+    sh = sub.add_parser("share", help="write what may leave: generator weights, cards and a public report with aggregates only")
+    sh.add_argument("model", help="generator folder or registered name")
+    sh.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
+    sh.add_argument("--with-discriminator", action="store_true",
+                    help="include the discriminator (refused unless it was trained with DP)")
+    sh.set_defaults(func=_share)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -167,6 +179,35 @@ def _models_list(args: argparse.Namespace) -> int:
         eps = "-" if s["epsilon"] is None else f"{s['epsilon']:.2f}"
         shape = "x".join(map(str, s["shape"]))
         print(f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} {'y' if s['has_discriminator'] else 'n':<2} {'y' if s['has_report'] else 'n'}")
+    return 0
+
+
+def _models_card(args: argparse.Namespace) -> int:
+    from synthvu_core import modelcard
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.registry import SHIPPED_DIR, list_generators, resolve
+
+    if args.all == (args.model is not None):
+        raise SelectionError("models card: give MODEL or --all (not both)")
+    if args.all and args.out:
+        raise SelectionError("models card: --out writes one file; leave it out with --all")
+    folders = [g.path for g in list_generators() if g.source == "shipped"] if args.all else [resolve(args.model)]
+    if not folders:
+        raise SelectionError(f"{SHIPPED_DIR}: no shipped generator to write a card for")
+    for folder in folders:
+        print(f"wrote {modelcard.write(folder, args.out)}")
+    return 0
+
+
+def _share(args: argparse.Namespace) -> int:
+    from synthvu_core.models.registry import resolve
+    from synthvu_core.share import share
+
+    out = share(resolve(args.model), args.out, with_discriminator=args.with_discriminator)
+    manifest = json.loads((out / "share.json").read_text())
+    print(f"wrote {out}: {', '.join(manifest['included'])}")
+    for part, why in manifest["absent"].items():
+        print(f"  left out {part}: {why}")
     return 0
 
 

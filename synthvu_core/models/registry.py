@@ -20,9 +20,10 @@ from typing import Any
 
 from synthvu_core import levels
 from synthvu_core.errors import CheckpointError
+from synthvu_core.locations import shipped_models_dir
 from synthvu_core.names import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
 
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
+SHIPPED_DIR = shipped_models_dir()  # checkout models/ or the installed package's copy
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 #: Architecture names a card may give: ``acgan.ARCHITECTURES``, repeated here so that listing and
 #: reading cards never imports torch (the dashboard's first paint lists generators).

@@ -1,0 +1,159 @@
+"""``share MODEL --out DIR``: write what may leave a generator folder, and nothing else.
+
+What may leave is listed (a whitelist, never a blacklist): the generator weights, ``card.json`` with
+local paths and source file names removed, the human-readable ``README.md``, a public report
+(aggregate scalars, whitelisted meta keys, and only the aggregate or synthetic arrays named in
+:data:`PUBLIC_ARRAYS`), the training log and montages (synthetic images), and ``share.json``, which
+lists what was included and what was left out and why. A new report array or meta key is left out
+until it is added here. The discriminator is included only on request and only when it was trained
+with differential privacy (otherwise it is a membership oracle).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthvu_core.errors import CheckpointError, SynthVUError
+
+SHARE_FILE = "share.json"
+#: Report arrays that may leave: aggregate counts and curves, and synthetic VUs' coordinates.
+PUBLIC_ARRAYS: tuple[str, ...] = (
+    r"utility/(trtr|tstr|trts)/(confusion|recall)",  # class-level counts and recalls on the holdout split
+    r"fidelity/position/classes",  # class names
+    r"privacy/[a-z_]+/[a-z_]+/roc_(fpr|tpr)",  # ROC curves (aggregate over all candidates)
+    r"umap/synthetic(_labels|_index)?",  # synthetic VUs only, projected into the UMAP
+)
+#: Report meta keys that may leave (counts, settings, provenance; no timings, no folders).
+PUBLIC_META: tuple[str, ...] = (
+    "report_version", "dataset_fingerprint", "n_synthetic", "synthetic_seed", "seed", "created", "code_version",
+    "scheme", "classes", "synthetic_class_counts", "n_candidates", "n_members", "n_nonmembers", "n_member_patients",
+    "n_nonmember_patients", "n_reference", "tstr_train_size", "classifier_trained", "umap", "config",
+    "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
+    "weights_sha256",
+)
+#: Scalar key prefixes that may leave (every scalar of a report is an aggregate over VUs or patients).
+PUBLIC_SCALARS: tuple[str, ...] = ("utility.", "fidelity.", "privacy.", "dp.")
+ABSENT = {
+    "real-derived report arrays": "real VUs' embeddings and UMAP coordinates, candidate indices and membership, "
+                                  "per-candidate scores, distances and nearest neighbours, per-patient scores and "
+                                  "closest real-synthetic pairs never leave (only aggregate or synthetic arrays do)",
+    "training checkpoint": "optimiser state and the discriminator of an unfinished run",
+    "training command": "it names local folders",
+}
+
+
+def public_array(key: str) -> bool:
+    """True where report array ``key`` is on the whitelist."""
+    return any(re.fullmatch(p, key) for p in PUBLIC_ARRAYS)
+
+
+def public_card(card: dict[str, Any], *, with_discriminator: bool) -> dict[str, Any]:
+    """The card as shared: source file names become a count, the command line (local paths) is dropped."""
+    out = copy.deepcopy(card)
+    ds = out.get("dataset") or {}
+    if isinstance(ds.get("sources"), list):
+        ds["sources"] = f"{len(ds['sources'])} source files"
+    (out.get("training") or {}).pop("command", None)
+    out["discriminator"] = {**(out.get("discriminator") or {}), "kept": with_discriminator}
+    return out
+
+
+def _discriminator_is_private(card: dict[str, Any]) -> bool:
+    dp = card.get("dp") or {}
+    return bool(dp) and dp.get("private_module", "discriminator") == "discriminator" and dp.get("epsilon") is not None
+
+
+def _public_report(src: Path, dst: Path) -> list[str]:
+    """Write the public copy of report folder ``src`` at ``dst``; returns the array keys left out."""
+    doc = json.loads((src / "report.json").read_text())
+    scalars = {k: v for k, v in doc["scalars"].items() if k.startswith(PUBLIC_SCALARS)}
+    meta = {k: v for k, v in doc["meta"].items() if k in PUBLIC_META}
+    meta["public"] = True
+    controls = [c for c in doc.get("controls", []) if (src / "controls" / c / "report.json").is_file()]
+    dst.mkdir(parents=True)
+    out = {"scalars": scalars, "definitions": {k: v for k, v in doc["definitions"].items() if k in scalars},
+           "meta": meta, "controls": controls}
+    (dst / "report.json").write_text(json.dumps(out, indent=2, allow_nan=False) + "\n")
+    left_out: list[str] = []
+    with np.load(src / "arrays.npz", allow_pickle=False) as z:
+        keep = {k: z[k] for k in z.files if public_array(k)}
+        left_out = [k for k in z.files if k not in keep]
+    np.savez_compressed(dst / "arrays.npz", **keep)
+    for name in controls:
+        left_out += _public_report(src / "controls" / name, dst / "controls" / name)
+    return left_out
+
+
+def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = False) -> Path:
+    """Write the shareable copy of a generator folder at ``out`` (atomically); returns ``out``.
+
+    Args:
+        model_dir: the generator folder.
+        out: the folder to write; it must not exist, or be empty.
+        with_discriminator: include the discriminator (refused unless it was trained with DP).
+    """
+    from synthvu_core import modelcard
+    from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, load_card
+    from synthvu_core.storage import atomic_path
+
+    src, out = Path(model_dir), Path(out)
+    card = load_card(src)
+    if with_discriminator and not _discriminator_is_private(card):
+        raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: refused: this discriminator was trained without differential "
+                              "privacy, and a released discriminator is a membership oracle (share without it)")
+    if with_discriminator and not (src / DISCRIMINATOR_FILE).is_file():
+        raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: no discriminator in this folder")
+    if not (src / GENERATOR_FILE).is_file():
+        raise CheckpointError(f"{src / GENERATOR_FILE}: generator weights are missing")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SynthVUError(f"{out}: already exists and is not an empty folder; choose a new --out")
+    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
+        raise SynthVUError(f"{out}: inside the generator folder {src}; choose a folder outside it")
+    if out.is_dir():
+        out.rmdir()
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        manifest = _write_parts(src, tmp, card, with_discriminator)
+        (tmp / SHARE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        modelcard.write(tmp)
+        manifest["included"].append(modelcard.README_FILE)
+        (tmp / SHARE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator: bool) -> dict[str, Any]:
+    """Copy the whitelisted parts of ``src`` into ``dst``; the manifest of what is in and what is out."""
+    from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR
+
+    included = [GENERATOR_FILE, "card.json"]
+    absent = dict(ABSENT)
+    shutil.copyfile(src / GENERATOR_FILE, dst / GENERATOR_FILE)
+    (dst / "card.json").write_text(json.dumps(public_card(card, with_discriminator=with_discriminator), indent=2) + "\n")
+    if with_discriminator:
+        shutil.copyfile(src / DISCRIMINATOR_FILE, dst / DISCRIMINATOR_FILE)
+        included.append(DISCRIMINATOR_FILE)
+    else:
+        absent[DISCRIMINATOR_FILE] = ("trained without DP: a membership oracle" if not _discriminator_is_private(card)
+                                      else "left out (add --with-discriminator: it was trained with DP)")
+    if (src / REPORT_DIR / "report.json").is_file():
+        left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)
+        included.append(f"{REPORT_DIR}/ (aggregates only)")
+        absent["real-derived report arrays"] += f" ({len(left_out)} arrays left out)"
+    else:
+        absent[REPORT_DIR] = "this generator has no evaluation report"
+    training = sorted((src / "training").glob("montage_step*.png")) + sorted((src / "training").glob("log.csv"))
+    if training:
+        (dst / "training").mkdir()
+        for f in training:
+            shutil.copyfile(f, dst / "training" / f.name)
+        included.append("training/ (loss log and montages of synthetic VUs)")
+    return {"source": card["name"], "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "included": included, "absent": absent}

@@ -1,0 +1,78 @@
+"""Human-readable model cards: Hugging Face layout (YAML metadata, then sections), numbers from the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures.dashboard_models import fabricate
+
+SECTIONS = ("## Intended use", "## Training data", "## Privacy unit and (epsilon, delta)", "## Training",
+            "## Evaluation", "## Limitations", "## Sharing")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return fabricate(tmp_path_factory.mktemp("card-world"))
+
+
+def _front_matter(text: str) -> dict:
+    yaml = pytest.importorskip("yaml")
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_card_from_report_has_sections_metadata_and_intervals(world: dict[str, Path]) -> None:
+    from synthvu_core import modelcard
+
+    folder = world["models"] / "fab-region"
+    text = modelcard.render(folder)
+    meta = _front_matter(text)
+    assert meta["library_name"] == "synthvu" and "synthetic-data" in meta["tags"]
+    scalars = json.loads((folder / "report" / "report.json").read_text())["scalars"]
+    metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["utility.tstr.balanced_accuracy"] == pytest.approx(scalars["utility.tstr.balanced_accuracy"], abs=1e-4)
+    positions = [text.index(f"\n{s}\n") for s in SECTIONS]
+    assert positions == sorted(positions)
+    lo, hi = scalars["privacy.pairwise.pixel.auc_ci_low"], scalars["privacy.pairwise.pixel.auc_ci_high"]
+    assert f"{scalars['privacy.pairwise.pixel.auc']:.3f} [{lo:.3f}, {hi:.3f}]" in text
+    assert "without differential privacy" in text and "Share only the generator weights" in text
+
+
+def test_card_without_report_says_not_measured_and_dp_card_names_epsilon(world: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from synthvu_core import modelcard
+
+    text = modelcard.render(world["models"] / "fab-noreport")
+    assert "not measured" in text and "model-index" not in _front_matter(text)
+    src = tmp_path / "dp"
+    shutil.copytree(world["models"] / "fab-noreport", src)
+    card = json.loads((src / "card.json").read_text())
+    card["dp"] = {"epsilon": 7.5, "delta": 1e-4, "noise_multiplier": 1.2, "max_grad_norm": 1.0, "accountant": "rdp",
+                  "unit": "patient"}
+    (src / "card.json").write_text(json.dumps(card))
+    text = modelcard.render(src)
+    assert "epsilon = 7.50 at delta = 0.0001" in text and "one **patient**" in text
+    assert "differential-privacy" in _front_matter(text)["tags"]
+
+
+def test_models_card_command_writes_readme(world: dict[str, Path], tmp_path: Path) -> None:
+    from synthvu_core.cli import main
+
+    out = tmp_path / "README.md"
+    assert main(["models", "card", str(world["models"] / "fab-region"), "--out", str(out)]) == 0
+    assert out.read_text().startswith("---\n")
+    assert main(["models", "card"]) == 2  # neither MODEL nor --all
+
+
+def test_shipped_generators_ship_their_cards() -> None:
+    from synthvu_core import modelcard
+    from synthvu_core.models.registry import list_generators
+
+    shipped = [g for g in list_generators() if g.source == "shipped"]
+    for g in shipped:
+        readme = g.path / modelcard.README_FILE
+        assert readme.is_file(), f"{g.name}: no README.md (python -m synthvu_core models card --all)"
+        assert readme.read_text() == modelcard.render(g.path), f"{g.name}: README.md is stale (models card --all)"
