@@ -142,10 +142,10 @@ def extract_pairs(
     mapping = dict(mapping) if mapping else None
     jobs = [(p, config, mapping) for p in pairs]
     n_workers = min(len(jobs), workers or os.cpu_count() or 1)
-    results: list[Any] = [None] * len(jobs)
+    results: list[tuple[np.ndarray, list[dict[str, Any]]] | str | None] = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc="volumes", unit="vol", disable=None if progress else True)
 
-    def take(i: int, res: Any) -> None:
+    def take(i: int, res: tuple[np.ndarray, list[dict[str, Any]]] | str) -> None:
         bar.update(1)
         if isinstance(res, str) and not skip_bad:
             raise DataError(res)

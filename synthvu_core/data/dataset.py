@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from synthvu_core import __version__, levels
 from synthvu_core.errors import DataError, SelectionError
 from synthvu_core.names import CARD_FILE, IMAGES_FILE, SPLIT_RATIOS, UNITS_FILE
 from synthvu_core.storage import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UNIT_COLUMNS: tuple[str, ...] = (
     "patient_id",
@@ -137,7 +140,7 @@ class VUDataset:
     ``images`` is uint8 ``[N, C, H, W]``; ``units`` a pandas DataFrame with :data:`UNIT_COLUMNS`.
     """
 
-    def __init__(self, images: np.ndarray, units: Any, card: dict[str, Any], root: Path | None = None):
+    def __init__(self, images: np.ndarray, units: pd.DataFrame, card: dict[str, Any], root: Path | None = None):
         if images.ndim != 4 or images.dtype != np.uint8:
             raise DataError(f"VU images must be uint8 [N, C, H, W], got {images.dtype} {images.shape}")
         if len(units) != len(images):
@@ -152,7 +155,7 @@ class VUDataset:
     def from_units(
         cls,
         images: np.ndarray,
-        units: Any,
+        units: pd.DataFrame | list[dict[str, Any]],
         *,
         split: SplitConfig = SplitConfig(),
         sources: list[str] | None = None,
@@ -291,7 +294,7 @@ class VUDataset:
         }
 
 
-def fingerprint(images: np.ndarray, units: Any) -> str:
+def fingerprint(images: np.ndarray, units: pd.DataFrame) -> str:
     """Content hash of a dataset: image bytes + VU identities (patient, level, source)."""
     h = hashlib.sha256()
     h.update(str(tuple(images.shape)).encode())
@@ -335,7 +338,7 @@ def montage(dataset: VUDataset, *, per_level: int = 2, seed: int = 0, scale: int
     return np.asarray(img)
 
 
-def write_montage(dataset: VUDataset, path: str | Path, **kwargs: Any) -> Path:
+def write_montage(dataset: VUDataset, path: str | Path, **kwargs: int) -> Path:
     """Write :func:`montage` as a PNG (atomically)."""
     from PIL import Image
 

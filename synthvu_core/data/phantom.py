@@ -26,11 +26,11 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -296,7 +296,10 @@ class _Segment:
     index: int = -1  # body index (0=C2 .. 23=S1) of a body, upper body of a disc
 
 
-def _body_segment(i: Any) -> Any:
+_Index = TypeVar("_Index", int, np.ndarray)
+
+
+def _body_segment(i: _Index) -> _Index:
     """Segment number of body ``i`` (0 = C2; an int or an array): after the dens, bodies and discs alternate."""
     return 1 + 2 * i
 
@@ -489,7 +492,11 @@ def _box_sd(sd_a: np.ndarray, sd_b: np.ndarray, radius: float) -> np.ndarray:
     return np.sqrt(np.maximum(qa, 0) ** 2 + np.maximum(qb, 0) ** 2) + np.minimum(np.maximum(qa, qb), 0) - radius
 
 
-def _capsule_sd(py: np.ndarray, pz: np.ndarray, ay: Any, az: Any, by: Any, bz: Any, radius: Any) -> np.ndarray:
+_Coordinate = np.ndarray | float
+
+
+def _capsule_sd(py: np.ndarray, pz: np.ndarray, ay: _Coordinate, az: _Coordinate, by: _Coordinate, bz: _Coordinate,
+                radius: _Coordinate) -> np.ndarray:
     """Distance from points ``(py, pz)`` to the segment A-B minus ``radius`` (a capsule; arrays broadcast)."""
     vy, vz = by - ay, bz - az
     t = np.clip(((py - ay) * vy + (pz - az) * vz) / (vy * vy + vz * vz + 1e-9), 0, 1)
@@ -539,7 +546,7 @@ class _Frame:
     def shape(self) -> tuple[int, int, int]:
         return len(self.lr), self.ap.shape[0], self.ap.shape[1]
 
-    def gather(self, per_segment: Any) -> np.ndarray:
+    def gather(self, per_segment: Sequence[float] | np.ndarray) -> np.ndarray:
         """A per-segment value at every pixel (float32 ``[AP, SI]``)."""
         return np.asarray(per_segment, np.float32)[self.segment]
 
