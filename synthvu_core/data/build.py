@@ -104,7 +104,8 @@ def find_pairs(
         raise DataError(f"{path}: {what}")
     if missing is not None:
         missing.extend(problems)
-    pairs = [Pair(images[k], label_maps[k], patient_id(images[k], patient_regex)) for k in sorted(images) if k in label_maps]
+    pairs = [Pair(images[k], label_maps[k], patient_id(images[k], patient_regex))
+             for k in sorted(images) if k in label_maps]
     if not pairs and not problems:
         raise DataError(f"{folder}: no image files match {image_glob!r}")
     return pairs
@@ -212,11 +213,13 @@ def build_dataset(
     missing: list[tuple[Path, str]] = []
     pairs: list[Pair] = []
     for d in dirs:
-        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex, missing=missing if skip_bad else None)
+        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex,
+                           missing=missing if skip_bad else None)
         if len(dirs) > 1:
             found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
         pairs.extend(found)
-    images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad, progress=progress)
+    images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad,
+                                          progress=progress)
     n_volumes = len(pairs) - len(skipped)
     skipped = [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped
     if not rows:
@@ -275,7 +278,8 @@ class PhantomRecipe:
             "seed": self.seed,
             "contrast": self.contrast,
             "extract": self.config.as_dict(),
-            "split": {"train": self.split.train, "holdout": self.split.holdout, "reference": self.split.reference, "seed": self.split.seed},
+            "split": {"train": self.split.train, "holdout": self.split.holdout, "reference": self.split.reference,
+                      "seed": self.split.seed},
         }
 
 

@@ -183,7 +183,8 @@ class VUDataset:
             "shape": list(images.shape[1:]),
             "n_units": int(len(units)),
             "sources": sorted(set(sources or units["source"].astype(str).tolist())),
-            "split": {**asdict(split), "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+            "split": {**asdict(split),
+                      "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
             **(extra or {}),
         }
         ds = cls(images, units, card)
@@ -219,7 +220,8 @@ class VUDataset:
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot read VU dataset: {e}") from None
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
-            raise DataError(f"{path}: images.npy {images.dtype}{list(images.shape)} does not match units.csv ({len(units)} rows)")
+            raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "
+                            f"({len(units)} rows)")
         return cls(images, units, card, root=path)
 
     def with_split(self, split: SplitConfig) -> VUDataset:
@@ -237,7 +239,8 @@ class VUDataset:
         units["split"] = units["patient_id"].astype(str).map(assignment)
         card = {
             **self.card,
-            "split": {**asdict(split), "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+            "split": {**asdict(split),
+                      "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
         }
         ds = VUDataset(self.images, units, card, root=self.root)
         ds.card["counts"] = ds.counts()
@@ -287,9 +290,11 @@ class VUDataset:
         return {
             "units": int(len(u)),
             "patients": int(u["patient_id"].nunique()),
-            "per_level": {k: int(v) for k, v in sorted(u["level"].value_counts().items(), key=lambda kv: levels.vu_rank(kv[0]))},
+            "per_level": {k: int(v)
+                          for k, v in sorted(u["level"].value_counts().items(), key=lambda kv: levels.vu_rank(kv[0]))},
             "per_region": {r: int((u["region"] == r).sum()) for r in levels.REGIONS if (u["region"] == r).any()},
-            "per_split": {p: {"units": int((u["split"] == p).sum()), "patients": int(u.loc[u["split"] == p, "patient_id"].nunique())} for p in PARTS},
+            "per_split": {p: {"units": int((u["split"] == p).sum()),
+                              "patients": int(u.loc[u["split"] == p, "patient_id"].nunique())} for p in PARTS},
             "per_patient": {str(k): int(v) for k, v in sorted(u["patient_id"].value_counts().items())},
         }
 
