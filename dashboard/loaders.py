@@ -228,13 +228,8 @@ def _recipe(d: Mapping[str, Any], default: PhantomRecipe) -> PhantomRecipe:
     if d.get("name") == default.name:
         return default
     from synthvu_core.data.build import PhantomRecipe
-    from synthvu_core.data.dataset import SplitConfig
-    from synthvu_core.data.units import ExtractConfig
 
-    return PhantomRecipe(
-        name=d["name"], n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=d.get("contrast", "T2"),
-        config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
-    )
+    return PhantomRecipe.from_dict(d)
 
 
 def real_dataset(card: Mapping[str, Any], folder: str | None = None) -> VUDataset:

@@ -271,6 +271,14 @@ class PhantomRecipe:
         """A recipe named after its cohort: ``phantom-<n>-s<seed>-<contrast>``."""
         return cls(f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PhantomRecipe:
+        """The recipe a card's ``recipe`` entry (:meth:`as_dict`) describes."""
+        return cls(
+            name=d["name"], n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=d.get("contrast", "T2"),
+            config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
