@@ -12,12 +12,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from dashboard import loaders
 from dashboard.summary import ReportView, dataset_mismatch
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from synthvu_core.models.registry import GeneratorInfo
 
 PUBLIC_ENV = "SYNTHVU_PUBLIC"
 SELECTED = "selected_generator"  # session key: path of the selected generator folder
@@ -59,7 +64,7 @@ def gate() -> None:
 class Selection:
     """What a page draws: the selected generator, its card and report (None where not computed)."""
 
-    info: Any  # synthvu_core.models.registry.GeneratorInfo
+    info: GeneratorInfo
     card: dict[str, Any]
     report: ReportView | None
     public: bool
@@ -86,7 +91,7 @@ def extra_dirs() -> tuple[str, ...]:
     return tuple(st.session_state.get(EXTRA_DIRS, []))
 
 
-def all_generators() -> list[Any]:
+def all_generators() -> list[GeneratorInfo]:
     return loaders.generators(extra_dirs())
 
 
@@ -250,7 +255,7 @@ def report_file(sel: Selection) -> str:
     return report_html(sel)
 
 
-def show_image(image: Any, caption: str, *, real: bool = False, **kw: Any) -> None:
+def show_image(image: np.ndarray, caption: str, *, real: bool = False, **kw: Any) -> None:
     """``st.image`` with a caption that says whether the image is real; refuses real ones in public mode."""
     if real and public_mode():
         return
@@ -265,7 +270,7 @@ def key_of(sel: Selection, name: str) -> str:
     return f"{name}_{hashlib.sha1(str(sel.path).encode()).hexdigest()[:8]}"
 
 
-def real_vus(sel: Selection, rows: Any, key: str) -> Any:
+def real_vus(sel: Selection, rows: np.ndarray, key: str) -> np.ndarray | None:
     """uint8 ``[len(rows), C, H, W]`` real VUs of dataset ``rows``, or None.
 
     Never in public mode. The dataset is loaded only after a button press (the phantom is rebuilt

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
@@ -24,6 +24,11 @@ import streamlit as st
 from dashboard.images import as_uint8
 from dashboard.summary import ReportView, view_of
 from synthvu_core.names import ARRAYS_FILE, CARD_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.acgan import Generator
+    from synthvu_core.models.registry import GeneratorInfo
 
 MAX_SAMPLES = 512  # largest batch a page may request
 SAMPLING_THREADS = 2
@@ -46,13 +51,13 @@ def weights_stamp(model_dir: str | Path) -> float:
 
 
 # ---- registry --------------------------------------------------------------------------------
-def generators(extra_dirs: tuple[str, ...] = ()) -> list[Any]:
+def generators(extra_dirs: tuple[str, ...] = ()) -> list[GeneratorInfo]:
     """``GeneratorInfo`` of every shipped and user generator (``$SYNTHVU_MODELS`` included; re-read every 20 s)."""
     return _generators(tuple(extra_dirs), os.environ.get("SYNTHVU_MODELS", ""))
 
 
 @st.cache_data(ttl=20, max_entries=16, show_spinner=False)
-def _generators(extra_dirs: tuple[str, ...], env: str) -> list[Any]:
+def _generators(extra_dirs: tuple[str, ...], env: str) -> list[GeneratorInfo]:
     from synthvu_core.models.registry import list_generators
 
     return list_generators(list(extra_dirs))
@@ -87,7 +92,9 @@ def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView 
     return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / "generator.safetensors"))
 
 
-def compute_report(model_dir: str | Path, dataset: str | None = None, write: Any = None) -> None:
+def compute_report(
+    model_dir: str | Path, dataset: str | None = None, write: Callable[[str], object] | None = None
+) -> None:
     """Run the full evaluation of a generator (minutes) on ``dataset`` (a VU dataset folder; None:
     the phantom demo dataset its card names, rebuilt if missing); ``write`` receives progress lines."""
     import torch
@@ -104,7 +111,7 @@ def compute_report(model_dir: str | Path, dataset: str | None = None, write: Any
 
 # ---- generators and samples --------------------------------------------------------------------
 @st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
-def _generator(model_dir: str, stamp: float) -> Any:
+def _generator(model_dir: str, stamp: float) -> Generator:
     import torch
 
     from synthvu_core.models.registry import load_generator
@@ -113,7 +120,7 @@ def _generator(model_dir: str, stamp: float) -> Any:
     return load_generator(model_dir)
 
 
-def generator(model_dir: str | Path) -> Any:
+def generator(model_dir: str | Path) -> Generator:
     return _generator(str(model_dir), weights_stamp(model_dir))
 
 
@@ -175,7 +182,7 @@ def _nifti_zip(s: Any, tmp: Path, card: Mapping[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def prior_rows(generator: Any, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
+def prior_rows(generator: Generator, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
     """float32 ``[len(rows), C, H, W]``: rows ``rows`` of ``sample(generator, n, seed=seed)`` (positions
     from the training prior) without generating the other ``n - len(rows)`` VUs.
 
@@ -218,7 +225,7 @@ def is_phantom(card: Mapping[str, Any]) -> bool:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the VU dataset (the phantom is rebuilt if missing: a minute or two)…")
-def _dataset(key: str, folder: str | None) -> Any:
+def _dataset(key: str, folder: str | None) -> VUDataset:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.errors import DataError
 
@@ -236,7 +243,7 @@ def _dataset(key: str, folder: str | None) -> Any:
     return demo_dataset(fp, recipe=recipe_from_dict(spec["recipe"]))
 
 
-def real_dataset(card: Mapping[str, Any], folder: str | None = None) -> Any:
+def real_dataset(card: Mapping[str, Any], folder: str | None = None) -> VUDataset:
     """The VU dataset the generator was trained on (checked against the card's fingerprint)."""
     return _dataset(dataset_key(card), folder or None)
 

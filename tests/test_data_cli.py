@@ -160,6 +160,7 @@ def test_phantom_command_and_phantom_dataset(tmp_path, capsys):
     ds = buildmod.build_phantom_dataset(recipe, tmp_path / "pds", workers=1, progress=False)
     assert len(ds) == 23 and ds.units["level"].iloc[-1] == "L5/S1" and ds.card["recipe"]["seed"] == 3
     assert ds.card["recipe"] == recipe.as_dict() and recipe.name == "phantom-1-s3-t2"
+    assert buildmod.PhantomRecipe.from_dict(ds.card["recipe"]).as_dict() == recipe.as_dict()
     assert ds.card["ingest"]["folders"] == ["phantom"]
     direct = buildmod.build_dataset(tmp_path / "ph", None, workers=1, progress=False, split=dsmod.SplitConfig(1, 0, 0))
     assert direct.fingerprint == ds.fingerprint  # phantom goes through the very same ingestion

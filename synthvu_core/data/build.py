@@ -104,7 +104,8 @@ def find_pairs(
         raise DataError(f"{path}: {what}")
     if missing is not None:
         missing.extend(problems)
-    pairs = [Pair(images[k], label_maps[k], patient_id(images[k], patient_regex)) for k in sorted(images) if k in label_maps]
+    pairs = [Pair(images[k], label_maps[k], patient_id(images[k], patient_regex))
+             for k in sorted(images) if k in label_maps]
     if not pairs and not problems:
         raise DataError(f"{folder}: no image files match {image_glob!r}")
     return pairs
@@ -164,10 +165,10 @@ def extract_pairs(
     mapping = dict(mapping) if mapping else None
     jobs = [(p, config, mapping) for p in pairs]
     n_workers = min(len(jobs), workers or os.cpu_count() or 1)
-    results: list[Any] = [None] * len(jobs)
+    results: list[tuple[np.ndarray, list[dict[str, Any]]] | str | None] = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc="volumes", unit="vol", disable=None if progress else True)
 
-    def take(i: int, res: Any) -> None:
+    def take(i: int, res: tuple[np.ndarray, list[dict[str, Any]]] | str) -> None:
         bar.update(1)
         if isinstance(res, str) and not skip_bad:
             raise DataError(res)
@@ -238,11 +239,13 @@ def build_dataset(
     missing: list[tuple[Path, str]] = []
     pairs: list[Pair] = []
     for d in dirs:
-        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex, missing=missing if skip_bad else None)
+        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex,
+                           missing=missing if skip_bad else None)
         if len(dirs) > 1:
             found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
         pairs.extend(found)
-    images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad, progress=progress)
+    images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad,
+                                          progress=progress)
     n_volumes = len(pairs) - len(skipped)
     skipped = [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped
     if not rows:
@@ -294,6 +297,14 @@ class PhantomRecipe:
         """A recipe named after its cohort: ``phantom-<n>-s<seed>-<contrast>``."""
         return cls(f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PhantomRecipe:
+        """The recipe a card's ``recipe`` entry (:meth:`as_dict`) describes."""
+        return cls(
+            name=d["name"], n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=d.get("contrast", "T2"),
+            config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -301,7 +312,8 @@ class PhantomRecipe:
             "seed": self.seed,
             "contrast": self.contrast,
             "extract": self.config.as_dict(),
-            "split": {"train": self.split.train, "holdout": self.split.holdout, "reference": self.split.reference, "seed": self.split.seed},
+            "split": {"train": self.split.train, "holdout": self.split.holdout, "reference": self.split.reference,
+                      "seed": self.split.seed},
         }
 
 
@@ -373,14 +385,11 @@ def demo_dataset(
 
 
 def recipe_from_dict(d: Mapping[str, Any]) -> PhantomRecipe:
-    """The :class:`PhantomRecipe` a card records (``dataset.recipe``)."""
+    """The :class:`PhantomRecipe` a card records (``dataset.recipe``); :class:`DataError` where it cannot be read."""
     if d.get("name") == DEMO_PHANTOM.name:
         return DEMO_PHANTOM
     try:
-        return PhantomRecipe(
-            name=str(d["name"]), n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=str(d.get("contrast", "T2")),
-            config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
-        )
+        return PhantomRecipe.from_dict(d)
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"the card's phantom recipe cannot be rebuilt ({type(e).__name__}: {e})") from None
 

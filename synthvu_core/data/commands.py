@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--label-glob", default=names.LABEL_GLOB, help="label-map file pattern (default: %(default)s)")
     build.add_argument("--patient-regex", default=names.PATIENT_REGEX,
                        help="patient id from the image file name (group 'patient'; default: %(default)s)")
-    build.add_argument("--mapping", default=None, help="label mapping: JSON file or '1=L1,2=L2,...' (source label -> VerSe code or name)")
+    build.add_argument("--mapping", default=None,
+                       help="label mapping: JSON file or '1=L1,2=L2,...' (source label -> VerSe code or name)")
     build.add_argument("--slices", type=int, default=names.VU_SLICES,
                        help="parasagittal slices per VU (default: %(default)s)")
     build.add_argument("--size", default=str(names.VU_SIZE), help="in-plane pixels, H or HxW (default: %(default)s)")
@@ -33,17 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="distance between slices in mm (default: %(default)s)")
     build.add_argument("--fov-factor", type=float, default=names.VU_FOV_FACTOR,
                        help="field of view / centroid distance (default: %(default)s)")
-    build.add_argument("--fixed-mm", type=float, default=None, help="fixed in-plane field of view in mm instead of --fov-factor")
+    build.add_argument("--fixed-mm", type=float, default=None,
+                       help="fixed in-plane field of view in mm instead of --fov-factor")
     build.add_argument("--mode", choices=names.VU_MODES, default=names.VU_MODES[0],
                        help="centre on discs (VUs) or on bodies (default: %(default)s)")
-    build.add_argument("--no-align", action="store_true", help="keep the world's superior axis vertical instead of the centroid line")
+    build.add_argument("--no-align", action="store_true",
+                       help="keep the world's superior axis vertical instead of the centroid line")
     build.add_argument("--split", default=",".join(str(r) for r in names.SPLIT_RATIOS),
                        help="patient-wise train,holdout,reference ratios (default: %(default)s)")
     build.add_argument("--split-seed", type=int, default=0, help="seed of the patient split (default: %(default)s)")
     build.add_argument("--seed", type=int, default=0, help="phantom seed (with --phantom; default: %(default)s)")
     build.add_argument("--contrast", choices=("T1", "T2"), default="T2", help="phantom contrast (with --phantom)")
     build.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
-    build.add_argument("--skip-bad", action="store_true", help="skip unreadable or invalid pairs and list them in the card")
+    build.add_argument("--skip-bad", action="store_true",
+                       help="skip unreadable or invalid pairs and list them in the card")
     build.set_defaults(func=_build)
 
     show = dsub.add_parser("show", help="counts of a dataset; --json prints its card, --montage draws VUs per level")
@@ -133,7 +137,8 @@ def _build(args: argparse.Namespace) -> int:
 def _summary(card: dict) -> str:
     c = card["counts"]
     parts = ", ".join(f"{p} {v['patients']} patients / {v['units']} VUs" for p, v in c["per_split"].items())
-    return f"{c['units']} VUs {tuple(card['shape'])} from {c['patients']} patients ({parts}); fingerprint {card['fingerprint']}"
+    return (f"{c['units']} VUs {tuple(card['shape'])} from {c['patients']} patients ({parts}); "
+            f"fingerprint {card['fingerprint']}")
 
 
 def _show(args: argparse.Namespace) -> int:

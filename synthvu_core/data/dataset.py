@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from synthvu_core import __version__, levels
 from synthvu_core.errors import DataError, SelectionError
 from synthvu_core.names import CARD_FILE, IMAGES_FILE, SPLIT_RATIOS, UNITS_FILE
 from synthvu_core.storage import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UNIT_COLUMNS: tuple[str, ...] = (
     "patient_id",
@@ -137,7 +140,7 @@ class VUDataset:
     ``images`` is uint8 ``[N, C, H, W]``; ``units`` a pandas DataFrame with :data:`UNIT_COLUMNS`.
     """
 
-    def __init__(self, images: np.ndarray, units: Any, card: dict[str, Any], root: Path | None = None):
+    def __init__(self, images: np.ndarray, units: pd.DataFrame, card: dict[str, Any], root: Path | None = None):
         if images.ndim != 4 or images.dtype != np.uint8:
             raise DataError(f"VU images must be uint8 [N, C, H, W], got {images.dtype} {images.shape}")
         if len(units) != len(images):
@@ -152,7 +155,7 @@ class VUDataset:
     def from_units(
         cls,
         images: np.ndarray,
-        units: Any,
+        units: pd.DataFrame | list[dict[str, Any]],
         *,
         split: SplitConfig = SplitConfig(),
         sources: list[str] | None = None,
@@ -180,7 +183,8 @@ class VUDataset:
             "shape": list(images.shape[1:]),
             "n_units": int(len(units)),
             "sources": sorted(set(sources or units["source"].astype(str).tolist())),
-            "split": {**asdict(split), "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+            "split": {**asdict(split),
+                      "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
             **(extra or {}),
         }
         ds = cls(images, units, card)
@@ -216,7 +220,8 @@ class VUDataset:
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot read VU dataset: {e}") from None
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
-            raise DataError(f"{path}: images.npy {images.dtype}{list(images.shape)} does not match units.csv ({len(units)} rows)")
+            raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "
+                            f"({len(units)} rows)")
         return cls(images, units, card, root=path)
 
     def with_split(self, split: SplitConfig) -> VUDataset:
@@ -234,7 +239,8 @@ class VUDataset:
         units["split"] = units["patient_id"].astype(str).map(assignment)
         card = {
             **self.card,
-            "split": {**asdict(split), "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+            "split": {**asdict(split),
+                      "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
         }
         ds = VUDataset(self.images, units, card, root=self.root)
         ds.card["counts"] = ds.counts()
@@ -284,14 +290,16 @@ class VUDataset:
         return {
             "units": int(len(u)),
             "patients": int(u["patient_id"].nunique()),
-            "per_level": {k: int(v) for k, v in sorted(u["level"].value_counts().items(), key=lambda kv: levels.vu_rank(kv[0]))},
+            "per_level": {k: int(v)
+                          for k, v in sorted(u["level"].value_counts().items(), key=lambda kv: levels.vu_rank(kv[0]))},
             "per_region": {r: int((u["region"] == r).sum()) for r in levels.REGIONS if (u["region"] == r).any()},
-            "per_split": {p: {"units": int((u["split"] == p).sum()), "patients": int(u.loc[u["split"] == p, "patient_id"].nunique())} for p in PARTS},
+            "per_split": {p: {"units": int((u["split"] == p).sum()),
+                              "patients": int(u.loc[u["split"] == p, "patient_id"].nunique())} for p in PARTS},
             "per_patient": {str(k): int(v) for k, v in sorted(u["patient_id"].value_counts().items())},
         }
 
 
-def fingerprint(images: np.ndarray, units: Any) -> str:
+def fingerprint(images: np.ndarray, units: pd.DataFrame) -> str:
     """Content hash of a dataset: image bytes + VU identities (patient, level, source)."""
     h = hashlib.sha256()
     h.update(str(tuple(images.shape)).encode())
@@ -335,7 +343,7 @@ def montage(dataset: VUDataset, *, per_level: int = 2, seed: int = 0, scale: int
     return np.asarray(img)
 
 
-def write_montage(dataset: VUDataset, path: str | Path, **kwargs: Any) -> Path:
+def write_montage(dataset: VUDataset, path: str | Path, **kwargs: int) -> Path:
     """Write :func:`montage` as a PNG (atomically)."""
     from PIL import Image
 

@@ -84,7 +84,9 @@ def _data(img, path: Path, what: str) -> np.ndarray:
     try:
         return np.asanyarray(img.dataobj)
     except Exception as e:  # truncated gzip: EOFError, zlib.error, OSError ...
-        raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({_reason(e, path)})") from None
+        raise DataError(
+            f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({_reason(e, path)})"
+        ) from None
 
 
 def _canonical(img, path: Path, what: str):
@@ -124,10 +126,12 @@ def load_pair(
     img = _read(image, "image")
     lbl = _read(labels, "label map")
     if img.shape != lbl.shape:
-        raise DataError(f"{labels}: label map shape {tuple(lbl.shape)} differs from image {image.name} shape {tuple(img.shape)}")
+        raise DataError(f"{labels}: label map shape {tuple(lbl.shape)} differs from image {image.name} "
+                        f"shape {tuple(img.shape)}")
     if not np.allclose(img.affine, lbl.affine, rtol=0, atol=affine_tol):
         diff = float(np.abs(img.affine - lbl.affine).max())
-        raise DataError(f"{labels}: affine differs from image {image.name} by up to {diff:.4g} mm (tolerance {affine_tol} mm)")
+        raise DataError(f"{labels}: affine differs from image {image.name} by up to {diff:.4g} mm "
+                        f"(tolerance {affine_tol} mm)")
     if not np.isfinite(img.affine).all() or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
         raise DataError(f"{image}: degenerate affine (singular or non-finite)")
     source_affine = np.asarray(img.affine, dtype=float)

@@ -26,11 +26,12 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -166,7 +167,7 @@ class PatientParams:
     degeneration: np.ndarray  # per disc, 0..1
     curvature: Curvature
     findings: tuple[Finding, ...]
-    tissue: dict[str, float]  # relative signal per tissue in this scan
+    tissue: Mapping[str, float]  # relative signal per tissue in this scan
     contrast: str
 
     def __post_init__(self) -> None:
@@ -239,7 +240,7 @@ def _draw_findings(rng: np.random.Generator, age: int) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
-def _draw_tissue(rng: np.random.Generator, contrast: str, age: int) -> dict[str, float]:
+def _draw_tissue(rng: np.random.Generator, contrast: str, age: int) -> Mapping[str, float]:
     """Per-scan contrast jitter of every tissue (no per-level offsets); marrow gets fattier with age."""
     tissue = dict(_TISSUE[contrast])
     for name in tissue:
@@ -247,7 +248,7 @@ def _draw_tissue(rng: np.random.Generator, contrast: str, age: int) -> dict[str,
     marrow_age = (age - 50) / 40.0
     marrow_gain = 0.06 if contrast == "T1" else 0.05
     tissue["marrow"] = float(np.clip(tissue["marrow"] + marrow_gain * marrow_age, 0.2, 1))
-    return tissue
+    return MappingProxyType(tissue)
 
 
 def _draw_patient(index: int, seed: int, contrast: str) -> tuple[PatientParams, np.random.Generator]:
@@ -296,7 +297,10 @@ class _Segment:
     index: int = -1  # body index (0=C2 .. 23=S1) of a body, upper body of a disc
 
 
-def _body_segment(i: Any) -> Any:
+_Index = TypeVar("_Index", int, np.ndarray)
+
+
+def _body_segment(i: _Index) -> _Index:
     """Segment number of body ``i`` (0 = C2; an int or an array): after the dens, bodies and discs alternate."""
     return 1 + 2 * i
 
@@ -489,7 +493,11 @@ def _box_sd(sd_a: np.ndarray, sd_b: np.ndarray, radius: float) -> np.ndarray:
     return np.sqrt(np.maximum(qa, 0) ** 2 + np.maximum(qb, 0) ** 2) + np.minimum(np.maximum(qa, qb), 0) - radius
 
 
-def _capsule_sd(py: np.ndarray, pz: np.ndarray, ay: Any, az: Any, by: Any, bz: Any, radius: Any) -> np.ndarray:
+_Coordinate = np.ndarray | float
+
+
+def _capsule_sd(py: np.ndarray, pz: np.ndarray, ay: _Coordinate, az: _Coordinate, by: _Coordinate, bz: _Coordinate,
+                radius: _Coordinate) -> np.ndarray:
     """Distance from points ``(py, pz)`` to the segment A-B minus ``radius`` (a capsule; arrays broadcast)."""
     vy, vz = by - ay, bz - az
     t = np.clip(((py - ay) * vy + (pz - az) * vz) / (vy * vy + vz * vz + 1e-9), 0, 1)
@@ -539,7 +547,7 @@ class _Frame:
     def shape(self) -> tuple[int, int, int]:
         return len(self.lr), self.ap.shape[0], self.ap.shape[1]
 
-    def gather(self, per_segment: Any) -> np.ndarray:
+    def gather(self, per_segment: Sequence[float] | np.ndarray) -> np.ndarray:
         """A per-segment value at every pixel (float32 ``[AP, SI]``)."""
         return np.asarray(per_segment, np.float32)[self.segment]
 
@@ -601,7 +609,7 @@ def _segment_coordinates(chain: _Chain, ap: np.ndarray, si: np.ndarray) -> dict[
 # rendering stages, in the order render_patient calls them
 
 
-def _background(frame: _Frame, chain: _Chain, tissue: dict[str, float],
+def _background(frame: _Frame, chain: _Chain, tissue: Mapping[str, float],
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Muscle, fat, air and organs from the AP position relative to the spine, with texture.
 
@@ -636,7 +644,7 @@ def _background(frame: _Frame, chain: _Chain, tissue: dict[str, float],
     return image, texture
 
 
-def _paint_anterior_ligament(image: np.ndarray, frame: _Frame, chain: _Chain, tissue: dict[str, float]) -> None:
+def _paint_anterior_ligament(image: np.ndarray, frame: _Frame, chain: _Chain, tissue: Mapping[str, float]) -> None:
     """Anterior longitudinal ligament: a dark line on the front of bodies and discs."""
     depth = frame.segment_field(chain, "depth")
     width = frame.segment_field(chain, "width")
@@ -852,7 +860,8 @@ class _BodyDiscSignal:
     texture_amplitude: np.ndarray
 
 
-def _body_disc_signal(frame: _Frame, chain: _Chain, tissue: dict[str, float], shape: _BodyDiscShape) -> _BodyDiscSignal:
+def _body_disc_signal(frame: _Frame, chain: _Chain, tissue: Mapping[str, float],
+                      shape: _BodyDiscShape) -> _BodyDiscSignal:
     """Marrow with the basivertebral vein, nuclei darkening and shrinking with degeneration (with the
     intranuclear cleft), cortex and annulus."""
     is_bone, is_disc, depth, from_centre = shape.is_bone, shape.is_disc, shape.depth, shape.from_centre
@@ -1042,7 +1051,7 @@ def _paint_finding(image: np.ndarray, finding: Finding, frame: _Frame, chain: _C
 # acquisition
 
 
-def _acquire(image: np.ndarray, frame: _Frame, tissue: dict[str, float], rng: np.random.Generator) -> np.ndarray:
+def _acquire(image: np.ndarray, frame: _Frame, tissue: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
     """The scanner's view of the painted tissue: partial volume (in-plane blur), a smooth bias field,
     Rician noise and a per-scan gain; returns uint8 in 1..255."""
     from scipy import ndimage

@@ -142,7 +142,8 @@ def sample_unit(
     matrix = inv[:3, :3] @ steps
     offset = inv[:3, :3] @ origin + inv[:3, 3]
     lo, hi = window
-    vals = affine_transform(volume.image, matrix, offset, output_shape=(c, h, w), order=1, mode="constant", cval=lo, prefilter=False)
+    vals = affine_transform(volume.image, matrix, offset, output_shape=(c, h, w), order=1, mode="constant", cval=lo,
+                            prefilter=False)
     out = (vals - lo) * (2.0 / (hi - lo)) - 1.0
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
@@ -182,7 +183,9 @@ def extract_units(
             sites.append((levels.name(code), code, code, cents[code], frame, float(np.mean(dists))))
     if not sites:
         names = ", ".join(levels.name(c) for c in cents)
-        raise DataError(f"{volume.label_path}: labelled bodies ({names}) hold no two consecutive vertebrae: no VU possible")
+        raise DataError(
+            f"{volume.label_path}: labelled bodies ({names}) hold no two consecutive vertebrae: no VU possible"
+        )
 
     window = intensity_window(volume.image, config.percentiles)
     c, h, w = config.shape

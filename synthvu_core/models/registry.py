@@ -14,14 +14,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from synthvu_core import levels
 from synthvu_core.errors import CheckpointError
 from synthvu_core.locations import shipped_models_dir
 from synthvu_core.names import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthvu_core.models.acgan import ACGANConfig, Discriminator, Generator
+
+Module = TypeVar("Module", bound="torch.nn.Module")
 
 SHIPPED_DIR = shipped_models_dir()  # checkout models/ or the installed package's copy
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
@@ -168,7 +176,7 @@ def load_card(path: str | Path) -> dict[str, Any]:
     return card
 
 
-def check_card(card: Any, where: str | Path = CARD_FILE) -> None:
+def check_card(card: object, where: str | Path = CARD_FILE) -> None:
     """Raise :class:`CheckpointError` unless ``card`` follows the card schema."""
     if not isinstance(card, dict):
         raise CheckpointError(f"{where}: card is not a JSON object")
@@ -230,7 +238,7 @@ def _bound_problems(card: dict[str, Any]) -> list[str]:
     return out
 
 
-def architecture_config(card: dict[str, Any]):
+def architecture_config(card: dict[str, Any]) -> ACGANConfig:
     """The :class:`~synthvu_core.models.acgan.ACGANConfig` a card describes."""
     from synthvu_core.models.acgan import ACGANConfig
 
@@ -312,7 +320,7 @@ def _refuse_pickles(folder: Path, wanted: str) -> None:
         )
 
 
-def read_weights(path: Path) -> dict[str, Any]:
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file as float32 (never unpickles)."""
     import torch
     from safetensors import SafetensorError
@@ -329,7 +337,7 @@ def read_weights(path: Path) -> dict[str, Any]:
     return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
 
 
-def _load_module(module, path: Path):
+def _load_module(module: Module, path: Path) -> Module:
     expected = module.state_dict()
     tensors = read_weights(path)
     missing = sorted(set(expected) - set(tensors))
@@ -365,7 +373,7 @@ def validate(path: str | Path, expected_fingerprint: str | None = None) -> dict[
     return card
 
 
-def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: str | None = None):
+def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: str | None = None) -> Generator:
     """The folder's generator in eval mode, float32, with its card as ``.card``."""
     from synthvu_core.models.acgan import Generator
 
@@ -382,7 +390,7 @@ def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: 
     return gen.to(device).eval()
 
 
-def load_discriminator(path: str | Path, device: str = "cpu"):
+def load_discriminator(path: str | Path, device: str = "cpu") -> Discriminator | None:
     """The folder's discriminator (eval mode), or None where it was not kept."""
     from synthvu_core.models.acgan import Discriminator
 
@@ -397,7 +405,7 @@ def load_discriminator(path: str | Path, device: str = "cpu"):
     return disc.to(device).eval()
 
 
-def save_weights(state: dict[str, Any], path: Path, dtype: str = "float16") -> None:
+def save_weights(state: Mapping[str, torch.Tensor], path: Path, dtype: str = "float16") -> None:
     """Write a state dict as safetensors (floating tensors cast to ``dtype``), atomically."""
     import torch
     from safetensors.torch import save_file
