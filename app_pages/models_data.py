@@ -62,14 +62,15 @@ def render(sel: frame.Selection | None) -> None:
             hide_index=True, width="stretch",
         )
     if sel is not None:
-        st.subheader(f"{sel.name}: card")
+        st.subheader(f"{frame.plain(sel.name)}: card")
         st.json(shareable_card(sel.card) if sel.public else sel.card, expanded=1)
         ds = sel.card.get("dataset") or {}
         st.subheader("Training data")
         recipe = ds.get("recipe") or {}
         if recipe:
-            st.write(f"Built-in spine phantom **{recipe.get('name')}**: {recipe.get('n_patients')} patients, seed "
-                     f"{recipe.get('seed')}, {recipe.get('contrast')} contrast; patient split {split_text(ds.get('split'))}.")
+            st.write(f"Built-in spine phantom **{frame.plain(recipe.get('name'))}**: {frame.plain(recipe.get('n_patients'))} "
+                     f"patients, seed {frame.plain(recipe.get('seed'))}, {frame.plain(recipe.get('contrast'))} contrast; "
+                     f"patient split {frame.plain(split_text(ds.get('split')))}.")
         else:
             st.write(f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split {split_text(ds.get('split'))}.")
         counts = dataset_counts(sel.card)

@@ -35,7 +35,7 @@ def render(sel: frame.Selection | None) -> None:
     if sel is None:
         st.info("No generator installed yet: see **Models & data** to train one on the phantom or on your NIfTI data.")
         return
-    st.header(sel.name)
+    st.header(frame.plain(sel.name))
     h = headline(sel.report, sel.card)
     c = st.columns(5)
     c[0].metric("TRTR balanced accuracy", fmt(h.trtr), help="Classifier trained on real, tested on real holdout.")
@@ -51,7 +51,7 @@ def render(sel: frame.Selection | None) -> None:
         v = verdict(sel.report, sel.card)
         {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
     st.subheader("Card")
-    st.markdown("| | |\n|---|---|\n" + "\n".join(f"| {k} | {str(v).replace('|', '/')} |" for k, v in card_table(sel.card).items()))
+    st.markdown("| | |\n|---|---|\n" + "\n".join(f"| {k} | {frame.plain(v)} |" for k, v in card_table(sel.card).items()))
 
 
 frame.run_page("synthvu", render, needs_generator=False)

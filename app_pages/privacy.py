@@ -59,8 +59,10 @@ def render(sel: frame.Selection) -> None:
     roc = roc_figure(rep, space, log_fpr=log)
     if roc is not None:
         c1.plotly_chart(roc, width="stretch", key=f"roc_{space}_{log}")
-    hist = ratio_histogram(rep, space)
-    if hist is not None:
+    hist = None if sel.public else ratio_histogram(rep, space)  # per-candidate ratios stay on the server in public mode
+    if sel.public:
+        c2.caption("Public mode: only aggregate numbers; the per-candidate distance ratios are not sent.")
+    elif hist is not None:
         c2.plotly_chart(hist, width="stretch", key=f"ratio_{space}")
     else:
         c2.caption("No pairwise distance ratios in this space.")
@@ -68,10 +70,13 @@ def render(sel: frame.Selection) -> None:
     st.subheader("Patient level")
     attacks = [a for a, sp in present if sp == space]
     attack = st.selectbox("Attack", attacks, format_func=lambda a: ATTACK_NAMES.get(a, a), key="privacy_attack")
-    pf = patient_figure(rep, attack, space, show_ids=not sel.public)
-    if pf is not None:
+    pf = None if sel.public else patient_figure(rep, attack, space)  # per-patient scores: never in public mode
+    if pf is not None or sel.public:
         c1, c2 = st.columns([2, 1])
-        c1.plotly_chart(pf, width="stretch", key=f"patient_{attack}_{space}")
+        if pf is not None:
+            c1.plotly_chart(pf, width="stretch", key=f"patient_{attack}_{space}")
+        else:
+            c1.caption("Public mode: per-patient attack scores are not sent; the patient-level numbers are aggregates.")
         c2.metric("Patient-level AUC", fmt(rep.scalar(f"privacy.{attack}.{space}.patient_auc")))
         c2.metric("Patient-level TPR @ 1% FPR", fmt(rep.scalar(f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr")))
 
@@ -83,15 +88,15 @@ def closest_pairs(sel: frame.Selection) -> None:
     if not rep.has("privacy/closest/synthetic_index", "privacy/closest/distance"):
         return
     st.subheader("Closest real–synthetic pairs (pixel space)")
+    if sel.public:
+        st.caption("Public mode: neither the pairs' images nor their per-candidate distances are shown.")
+        return
     dist = rep.array("privacy/closest/distance")
     cand = rep.array("privacy/closest/candidate_index")
     member = rep.array("candidates/is_member")
     kinds = ["training" if member is not None and cand is not None and member[int(c)] else "held-out" for c in (cand if cand is not None else [])]
     st.caption(f"The {min(N_PAIRS, len(dist))} candidates nearest to a synthetic VU: "
                + ", ".join(f"{k} ({d:.1f})" for k, d in zip(kinds[:N_PAIRS], dist[:N_PAIRS])))
-    if sel.public:
-        st.caption("Public mode: the pairs' images are not shown (the synthetic VU nearest a patient may be a copy of it).")
-        return
     syn_rows = tuple(int(i) for i in rep.array("privacy/closest/synthetic_index")[:N_PAIRS])
     n_syn, seed = int(rep.meta.get("n_synthetic", max(syn_rows) + 1)), int(rep.meta.get("synthetic_seed", 0))
     syn = loaders.synthetic_by_index(str(sel.path), loaders.weights_stamp(sel.path), n_syn, seed, syn_rows)

@@ -8,7 +8,10 @@ calls :func:`run_page`, which hands its ``render`` function a :class:`Selection`
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,34 +32,121 @@ SELECTED = "selected_generator"  # session key: path of the selected generator f
 EXTRA_DIRS = "extra_model_dirs"  # session key: folders the user added
 REAL_CAPTION = "REAL patient VU"  # every real image's caption starts with this (tests look for it)
 SYNTHETIC_CAPTION = "synthetic"
+_LOG = logging.getLogger("synthvu.dashboard")
+
+
+class SecretsProblem(Exception):
+    """The secrets exist but cannot be trusted (unparsable file, a key of the wrong type)."""
+
+
+#: Keys the app reads from the secrets and the type each must have.
+SECRET_TYPES: dict[str, type] = {"password": str, "public": bool}
+#: Seconds to wait after the n-th wrong password of a session: short, growing, capped.
+WRONG_PASSWORD_DELAY_S = (0.5, 1.0, 2.0, 4.0)
+
+
+def secrets_problem() -> str | None:
+    """Why the secrets cannot be trusted, or None where they can (no secrets file is fine).
+
+    A secrets file that exists but cannot be read or parsed turns both the password and public mode
+    off in Streamlit (it logs a line and carries on); here it closes the app instead. A configured
+    ``password`` that is not a non-empty string or ``public`` that is not true/false closes it too.
+    """
+    import tomllib
+
+    from streamlit import config
+
+    for entry in config.get_option("secrets.files") or []:
+        path = Path(entry)
+        if path.suffix == ".toml" and (path.exists() or path.is_symlink()):
+            try:
+                tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                _LOG.error("secrets file %s cannot be parsed: %s", path, e)
+                return f"the secrets file ({path.name}) cannot be parsed: {type(e).__name__}"
+    for key, kind in SECRET_TYPES.items():
+        value = _secret(key)
+        if value is not None and (not isinstance(value, kind) or (kind is str and not value)):
+            _LOG.error("secret %r has type %s, expected %s", key, type(value).__name__, kind.__name__)
+            return f"the secret '{key}' must be {'a non-empty string' if kind is str else 'true or false'}"
+    return None
 
 
 def _secret(key: str, default: Any = None) -> Any:
+    """A secret's value; ``default`` where there is no secrets file or no such key."""
     try:
         return st.secrets.get(key, default)
-    except Exception:  # noqa: BLE001 - no secrets file is the normal case
+    except FileNotFoundError:  # StreamlitSecretNotFoundError: no secrets (a broken file is caught by secrets_problem)
         return default
 
 
 def public_mode() -> bool:
     """True with ``SYNTHVU_PUBLIC=1`` or ``public = true`` in the secrets: no real VU leaves the server."""
     env = os.environ.get(PUBLIC_ENV, "").strip().lower()
-    return env in ("1", "true", "yes", "on") or bool(_secret("public", False))
+    return env in ("1", "true", "yes", "on") or _secret("public", False) is True
+
+
+def password_matches(typed: str, password: str) -> bool:
+    """Constant-time comparison of the UTF-8 bytes (any Unicode password works)."""
+    return hmac.compare_digest(str(typed).encode("utf-8"), str(password).encode("utf-8"))
 
 
 def gate() -> None:
-    """Stop the run until the shared password (``password`` in the secrets) is given, where one is set."""
-    password = _secret("password")
+    """Fail closed: stop the run where the secrets cannot be trusted; then, where a password is set
+    (``password`` in the secrets), until it is given. Unauthenticated visitors never see a traceback."""
+    try:
+        problem = secrets_problem()
+        password = None if problem else _secret("password")
+    except Exception:  # noqa: BLE001 - fail closed, whatever went wrong
+        _LOG.exception("reading the secrets failed")
+        problem, password = "the secrets cannot be read", None
+    if problem:
+        st.title("synthvu")
+        st.error(f"This dashboard is closed: {problem}, so its password and public mode cannot be trusted. "
+                 "The owner must fix the secrets (details in the server log).")
+        st.stop()
     if not password or st.session_state.get("authenticated"):
         return
     st.title("synthvu")
     typed = st.text_input("Password", type="password", key="password_input")
     if typed:
-        if hmac.compare_digest(str(typed), str(password)):
+        if password_matches(typed, password):
             st.session_state["authenticated"] = True
+            st.session_state.pop("wrong_passwords", None)
             st.rerun()
+        n = int(st.session_state.get("wrong_passwords", 0))
+        st.session_state["wrong_passwords"] = n + 1
+        time.sleep(WRONG_PASSWORD_DELAY_S[min(n, len(WRONG_PASSWORD_DELAY_S) - 1)])
         st.error("Wrong password.")
     st.stop()
+
+
+def plain(text: Any) -> str:
+    """``text`` for a Markdown element shown literally: every Markdown character escaped (card fields
+    are data: a name or ``created`` holding ``![x](http://...)`` must not make the browser fetch it)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$:&=])", r"\\\1", str(text))
+
+
+def public_text(text: Any) -> str:
+    """A message fit for public mode: an absolute path becomes relative to its models root (a published
+    generator's own folder name), any other absolute path its last part only."""
+    from synthvu_core.models.registry import model_roots
+
+    roots = [r.absolute() for r, _ in model_roots()]
+
+    def short(m: re.Match[str]) -> str:
+        path = Path(m.group(0)).expanduser().absolute()
+        for root in roots:
+            if path.is_relative_to(root):
+                return str(path.relative_to(root.parent))
+        return path.name
+
+    return re.sub(r"(?<![\w.])~?/[^\s:;,'\"()`]+", short, str(text))
+
+
+def say(text: Any) -> str:
+    """An error text for the browser: paths shortened in public mode (no server path reaches a visitor)."""
+    return public_text(text) if public_mode() else str(text)
 
 
 # ---- selection ------------------------------------------------------------------------------------
@@ -88,7 +178,8 @@ class Selection:
 
 
 def extra_dirs() -> tuple[str, ...]:
-    return tuple(st.session_state.get(EXTRA_DIRS, []))
+    """Folders this session added (none in public mode)."""
+    return () if public_mode() else tuple(st.session_state.get(EXTRA_DIRS, []))
 
 
 def all_generators() -> list[GeneratorInfo]:
@@ -100,7 +191,7 @@ def _add_folder() -> None:
     from synthvu_core.errors import SynthVUError
 
     text = str(st.session_state.get("folder_input", "")).strip()
-    if not text:
+    if not text or public_mode():  # public mode: only the configured model roots, no folder input at all
         return
     folder = Path(text).expanduser()
     try:
@@ -150,12 +241,13 @@ def sidebar() -> Selection | None:
         else:
             st.session_state[SELECTED] = None
             st.info("No generator found. Train one (see Models & data) or add its folder below.")
-        with st.expander("Add a generator folder"):
-            with st.form("add_folder", clear_on_submit=False, border=False):
-                st.text_input("Folder", placeholder="path/to/model or a folder of models", key="folder_input")
-                st.form_submit_button("Add", on_click=_add_folder)
+        if not public_mode():  # public mode shows what the deployment publishes, never a visitor's path
+            with st.expander("Add a generator folder"):
+                with st.form("add_folder", clear_on_submit=False, border=False):
+                    st.text_input("Folder", placeholder="path/to/model or a folder of models", key="folder_input")
+                    st.form_submit_button("Add", on_click=_add_folder)
         if st.session_state.get("folder_error"):
-            st.error(st.session_state["folder_error"])
+            st.error(say(st.session_state["folder_error"]))
         if public_mode():
             st.caption("Public mode: aggregate numbers and synthetic images only.")
     if not st.session_state[SELECTED]:
@@ -208,7 +300,12 @@ def run_page(title: str, render: Callable[[Selection], None], *, needs_report: b
                 return
         render(sel)  # type: ignore[arg-type]
     except SynthVUError as e:
-        st.error(str(e))
+        st.error(say(e))
+    except Exception:
+        if not public_mode():
+            raise
+        _LOG.exception("page %s failed", title)  # public mode: no traceback (server paths) in the browser
+        st.error("This page could not be drawn; the details are in the server log.")
 
 
 def shared_note(sel: Selection) -> None:
@@ -230,9 +327,9 @@ def shared_note(sel: Selection) -> None:
 def report_missing(sel: Selection) -> None:
     """Say that the report is missing or unusable, and offer to compute it (outside public mode)."""
     if sel.report_problem:
-        st.warning(sel.report_problem)
+        st.warning(say(sel.report_problem))
     else:
-        st.info(f"**{sel.name}** has no evaluation report yet: utility, fidelity and privacy are not measured.")
+        st.info(f"**{plain(sel.name)}** has no evaluation report yet: utility, fidelity and privacy are not measured.")
     if sel.public:
         st.caption("Reports are computed by the owner of this deployment (`python -m synthvu_core evaluate MODEL`).")
         return

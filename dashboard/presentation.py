@@ -103,10 +103,11 @@ def report_html(sel: Any) -> str:
         parts.append("<p><b>A released discriminator is itself a leak</b>: keep it private, share only the generator.</p>")
     for space in SPACES:
         parts.append(fig(figures.roc_figure(view, space)))
-        parts.append(fig(figures.ratio_histogram(view, space)))
+        if not public:  # per-candidate ratios and per-patient scores: aggregates only in public mode
+            parts.append(fig(figures.ratio_histogram(view, space)))
     for a, sp in present:
-        if a == "pairwise" and sp == "pixel":
-            parts.append(fig(figures.patient_figure(view, a, sp, show_ids=not public)))
+        if a == "pairwise" and sp == "pixel" and not public:
+            parts.append(fig(figures.patient_figure(view, a, sp)))
     parts.append("<h2>Definitions</h2><table>")
     for k in sorted(view.definitions):
         if k.startswith(("utility.", "fidelity.", "dp.")) or k.endswith(".auc") or k.startswith("privacy.worst"):
