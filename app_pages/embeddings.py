@@ -24,6 +24,7 @@ def render(sel: frame.Selection) -> None:
         return
 
     c1, c2 = st.columns([1, 2])
+    frame.url_state("umap_colour", "colour", ["position", "source"])
     colour_by = c1.radio("Colour by", ["position", "source"], horizontal=True, key="umap_colour",
                          format_func=lambda v: {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}[v])
     if sel.public:
@@ -38,6 +39,7 @@ def render(sel: frame.Selection) -> None:
     from dashboard.figures import selected_rows
 
     picked = selected_rows(list(event.selection.points) if event and event.selection else [], sources)
+    picked = frame.url_rows("picked", picked)
     if not picked["synthetic"] and not picked["real"]:
         st.info("Select points on the chart (box or lasso) to see the VUs below.")
         return

@@ -71,8 +71,11 @@ def render(sel: frame.Selection) -> None:
 
     with st.form("generate"):
         cols = st.columns([2, 1, 1])
+        frame.url_state("gen_position", "position", [ANY, *position_options(sel)])
         option = cols[0].selectbox("Position", [ANY, *position_options(sel)], format_func=label_of, key="gen_position")
+        frame.url_state("gen_count", "n", range(0, loaders.MAX_SAMPLES + 1))
         n = cols[1].number_input("Count", min_value=0, max_value=loaders.MAX_SAMPLES, value=16, step=1, key="gen_count")
+        frame.url_state("gen_seed", "seed", range(0, 2**31))
         seed = cols[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="gen_seed")
         st.form_submit_button("Generate", type="primary")
     position = position_value(option)

@@ -53,7 +53,9 @@ def render(sel: frame.Selection) -> None:
                 st.write(s)
 
     spaces = [s for s in SPACES if any(sp == s for _, sp in present)]
+    frame.url_state("privacy_space", "space", spaces)
     space = st.radio("Space", spaces, horizontal=True, format_func=lambda s: SPACE_NAMES[s], key="privacy_space")
+    frame.url_state("privacy_log", "log", cast=bool)
     log = st.toggle("Log-scale ROC (low false-positive rates)", key="privacy_log")
     c1, c2 = st.columns(2)
     roc = roc_figure(rep, space, log_fpr=log)
@@ -69,6 +71,7 @@ def render(sel: frame.Selection) -> None:
 
     st.subheader("Patient level")
     attacks = [a for a, sp in present if sp == space]
+    frame.url_state("privacy_attack", "attack", attacks)
     attack = st.selectbox("Attack", attacks, format_func=lambda a: ATTACK_NAMES.get(a, a), key="privacy_attack")
     pf = None if sel.public else patient_figure(rep, attack, space)  # per-patient scores: never in public mode
     if pf is not None or sel.public:

@@ -9,6 +9,7 @@ from synthvu_core.errors import SynthVUError
 
 
 def render(_sel: frame.Selection | None) -> None:
+    frame.url_state("tradeoff_controls", "controls", cast=bool)
     rows, skipped = [], []
     for info in frame.all_generators():
         try:
@@ -31,6 +32,7 @@ def render(_sel: frame.Selection | None) -> None:
         st.info("No generator has a report yet: compute one (Overview page, or `python -m synthvu_core evaluate MODEL`).")
     else:
         c1, c2 = st.columns([2, 1])
+        frame.url_state("tradeoff_axis", "risk", ["worst_auc", "worst_tpr1"])
         key = c1.radio("Privacy risk", ["worst_auc", "worst_tpr1"], horizontal=True, key="tradeoff_axis",
                        format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k])
         c2.toggle("Show the controls", key="tradeoff_controls")

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 PUBLIC_ENV = "SYNTHVU_PUBLIC"
 SELECTED = "selected_generator"  # session key: path of the selected generator folder
 EXTRA_DIRS = "extra_model_dirs"  # session key: folders the user added
+URL_APPLIED = "url_applied"  # session key: URL parameters already applied in this session
 REAL_CAPTION = "REAL patient VU"  # every real image's caption starts with this (tests look for it)
 SYNTHETIC_CAPTION = "synthetic"
 _LOG = logging.getLogger("synthvu.dashboard")
@@ -221,13 +222,14 @@ def sidebar() -> Selection | None:
     by_path = {str(g.path): g for g in gens}
     st.session_state.setdefault(SELECTED, None)
     wanted = st.query_params.get("model")
-    if wanted and not st.session_state.get("query_applied"):
-        st.session_state["query_applied"] = True
+    applied = st.session_state.setdefault(URL_APPLIED, set())
+    if wanted and "model" not in applied:
         match = [p for p, g in by_path.items() if wanted in (g.name, Path(p).name)]
         if match:
             st.session_state[SELECTED] = match[0]
         else:
             st.session_state["folder_error"] = f"{wanted}: no generator of this name (see Models & data)"
+    applied.add("model")
     with st.sidebar:
         st.markdown("### Generator")
         if gens:
@@ -252,7 +254,94 @@ def sidebar() -> Selection | None:
             st.caption("Public mode: aggregate numbers and synthetic images only.")
     if not st.session_state[SELECTED]:
         return None
+    chosen = by_path.get(st.session_state[SELECTED])
+    if chosen is not None and st.query_params.get("model") != chosen.name:
+        st.query_params["model"] = chosen.name  # the link names the generator shown
     return selection()
+
+
+# ---- the view in the URL ----------------------------------------------------------------------------
+def url_state(key: str, param: str, options: Sequence[Any] | None = None, cast: type = str) -> None:
+    """Keep widget ``key`` in the URL as ``?param=...``; call it just before the widget is drawn.
+
+    On the session's first run with ``param`` in the URL the widget starts at that value (when it is
+    one of ``options``, or converts with ``cast``); afterwards the widget's value is written back, so a
+    copied link reproduces the view. A value the widget cannot take is ignored.
+
+    Args:
+        key: the widget's session-state key.
+        param: the URL parameter (short and stable: ``attack``, ``space``, ``position``).
+        options: the widget's options (values matched by their text); None for free values.
+        cast: how to read a free value from the URL (``str``, ``int`` or ``bool``).
+    """
+    applied = st.session_state.setdefault(URL_APPLIED, set())
+    text = st.query_params.get(param)
+    if param not in applied:
+        applied.add(param)
+        value = None if text is None else _from_url(text, options, cast)
+        if value is not None:
+            st.session_state[key] = value
+            return
+    if key in st.session_state and st.session_state[key] is not None:
+        shown = _to_url(st.session_state[key])
+        if text != shown:
+            st.query_params[param] = shown
+    elif text is not None:
+        del st.query_params[param]
+
+
+def url_rows(param: str, picked: dict[str, list[int]], limit: int = 300) -> dict[str, list[int]]:
+    """Keep a chart selection (``{"synthetic": rows, "real": rows}``) in the URL as ``?param=s:1,2|r:3``.
+
+    A chart's selection cannot be set from code, so a link's selection is shown (below the chart) while
+    the chart itself has none; a new selection on the chart replaces it and is written back.
+
+    Args:
+        param: the URL parameter.
+        picked: the rows selected on the chart now (empty lists where none).
+        limit: most rows per kind kept in the URL.
+    """
+    from_url = f"{param}_from_url"
+    if any(picked.values()):
+        st.session_state[from_url] = None
+        st.query_params[param] = "|".join(f"{kind[0]}:{','.join(map(str, rows[:limit]))}" for kind, rows in picked.items() if rows)
+        return picked
+    applied = st.session_state.setdefault(URL_APPLIED, set())
+    if param not in applied:
+        applied.add(param)
+        st.session_state[from_url] = _rows_from_url(st.query_params.get(param, ""), list(picked))
+    return st.session_state.get(from_url) or picked
+
+
+def _rows_from_url(text: str, kinds: list[str]) -> dict[str, list[int]] | None:
+    out: dict[str, list[int]] = {k: [] for k in kinds}
+    for part in text.split("|"):
+        head, _, rows = part.partition(":")
+        kind = next((k for k in kinds if k[0] == head), None)
+        if kind is None:
+            continue
+        out[kind] = [int(r) for r in rows.split(",") if r.isdigit()]
+    return out if any(out.values()) else None
+
+
+def _to_url(value: Any) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def _from_url(text: str, options: Sequence[Any] | None, cast: type) -> Any:
+    if isinstance(options, range):
+        try:
+            return int(text) if int(text) in options else None
+        except ValueError:
+            return None
+    if options is not None:
+        return next((o for o in options if _to_url(o) == text), None)
+    try:
+        if cast is bool:
+            return {"1": True, "0": False, "true": True, "false": False}.get(text.lower())
+        return cast(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def selection() -> Selection | None:
