@@ -356,7 +356,10 @@ def test_verdict_reads_the_worst_attack() -> None:
     assert level(0.99, 0.9) == "leak"
     assert verdict(None).level == "unknown"
     eps = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5}})
-    assert "ε = 4.00" in eps.text
+    assert "ε = 4.00" in eps.text and "per VU" in eps.text  # a card without a unit protected a VU
+    assert "whatever the attacks find" not in eps.text  # ... so no claim that the bound covers a patient
+    patient = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}})
+    assert "per patient" in patient.text and "whatever the attacks find" in patient.text
 
 
 def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
