@@ -313,3 +313,52 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
     return _layout(fig, "Privacy against utility: lower and further right is better", height=560,
                    xaxis={"title": "utility: TSTR balanced accuracy", "range": x_range},
                    yaxis={"title": "privacy risk: " + label, "range": y_range}, showlegend=False)
+
+
+# ---- privacy-utility frontier -----------------------------------------------------------------------
+ROUTE_STYLE = {"pretrained": ("#1f77b4", "public pretraining + DP fine-tuning"), "scratch": ("#d62728", "DP from scratch")}
+
+
+def _frontier_trace(rows: Sequence[dict[str, Any]], key: str, route: str, showlegend: bool) -> go.Scatter:
+    """One route's DP generators: ``key`` against ε, with ``key_lo``/``key_hi`` as error bars where given."""
+    pts = sorted((r for r in rows if r.get("route") == route and r.get("epsilon") is not None and r.get(key) is not None),
+                 key=lambda r: r["epsilon"])
+    colour, label = ROUTE_STYLE.get(route, ("#555", route))
+    lo = [r[key] - r[key + "_lo"] if r.get(key + "_lo") is not None else 0.0 for r in pts]
+    hi = [r[key + "_hi"] - r[key] if r.get(key + "_hi") is not None else 0.0 for r in pts]
+    return go.Scatter(
+        x=[r["epsilon"] for r in pts], y=[r[key] for r in pts], mode="lines+markers", name=label, legendgroup=route,
+        showlegend=showlegend, marker={"size": 12, "color": colour}, line={"color": colour},
+        error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "visible": any(lo) or any(hi)},
+        customdata=[[r["name"]] for r in pts],
+        hovertemplate="%{customdata[0]}<br>ε %{x:.2f}<br>%{y:.3f}<extra></extra>",
+    )
+
+
+def frontier_figure(rows: Sequence[dict[str, Any]], risk_label: str = "worst attack AUC (0.5 = chance)",
+                    chance: float = 0.5) -> go.Figure:
+    """Utility and privacy risk against the patient-level ε, one curve per training route.
+
+    ``rows``: dicts with ``name``, ``epsilon`` (None = trained without DP: drawn as a dashed line),
+    ``route`` (``pretrained`` | ``scratch``), ``ratio`` (TSTR/TRTR) and ``risk``, each optionally with
+    ``_lo``/``_hi`` interval ends.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("utility: TSTR / TRTR", "privacy risk: " + risk_label))
+    for i, (key, target) in enumerate((("ratio", 0.9), ("risk", chance)), start=1):
+        for route in ROUTE_STYLE:
+            fig.add_trace(_frontier_trace(rows, key, route, showlegend=i == 1), row=i, col=1)
+        for r in rows:
+            if r.get("epsilon") is None and r.get(key) is not None:
+                colour = ROUTE_STYLE.get(r.get("route"), ("#555", ""))[0]
+                fig.add_hline(y=r[key], row=i, col=1, line={"dash": "dash", "color": colour},
+                              annotation_text=f"no DP: {r['name']}", annotation_position="top left" if i == 1 else "bottom left",
+                              annotation_font_size=FONT_SIZE - 3)
+        fig.add_hline(y=target, row=i, col=1, line={"dash": "dot", "color": "#999"},
+                      annotation_text="goal 0.90" if key == "ratio" else "chance", annotation_position="bottom right",
+                      annotation_font_size=FONT_SIZE - 3)
+    fig.update_xaxes(type="log", title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
+    return _layout(fig, "Privacy-utility frontier over ε", height=720,
+                   legend={"orientation": "h", "y": -0.12, "font": {"size": FONT_SIZE - 1}})

@@ -102,7 +102,8 @@ def epsilon_text(card: Mapping[str, Any] | None, view: ReportView | None = None)
         return "no DP (ε = ∞)"
     dp = (card or {}).get("dp") or {}
     delta = dp.get("delta") if isinstance(dp, Mapping) else None
-    return f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "")
+    unit = dp.get("unit", "VU") if isinstance(dp, Mapping) and dp else None
+    return f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
 
 
 @dataclass(frozen=True)
@@ -185,11 +186,15 @@ def verdict(view: ReportView | None, card: Mapping[str, Any] | None = None) -> V
         return Verdict("unknown", "No privacy report yet: nothing has been measured.")
     h = headline(view, card)
     eps = h.epsilon
-    dp_note = (
-        f" Training was differentially private with {epsilon_text(card, view)}: that bound holds whatever the attacks find."
-        if eps is not None
-        else " Training was not differentially private: these attacks are evidence, not a guarantee."
-    )
+    unit = ((card or {}).get("dp") or {}).get("unit") if eps is not None else None
+    if eps is not None and unit == "patient":
+        dp_note = (f" Training was differentially private per patient with {epsilon_text(card, view)}: "
+                   "that bound holds whatever the attacks find.")
+    elif eps is not None:
+        dp_note = (f" Training was differentially private per vertebral unit only ({epsilon_text(card, view)}): a patient "
+                   "contributes many VUs, so the bound per patient is far weaker; these attacks are evidence, not a guarantee.")
+    else:
+        dp_note = " Training was not differentially private: these attacks are evidence, not a guarantee."
     if h.worst_auc is None and h.worst_tpr1 is None:
         return Verdict("unknown", "The report holds no membership attack results." + dp_note)
     auc = h.worst_auc if h.worst_auc is not None else 0.5

@@ -356,7 +356,10 @@ def test_verdict_reads_the_worst_attack() -> None:
     assert level(0.99, 0.9) == "leak"
     assert verdict(None).level == "unknown"
     eps = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5}})
-    assert "ε = 4.00" in eps.text
+    assert "ε = 4.00" in eps.text and "per VU" in eps.text  # a card without a unit protected a VU
+    assert "whatever the attacks find" not in eps.text  # ... so no claim that the bound covers a patient
+    patient = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}})
+    assert "per patient" in patient.text and "whatever the attacks find" in patient.text
 
 
 def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
@@ -382,3 +385,23 @@ def test_shareable_card_hides_source_names_and_paths() -> None:
     assert "sub-0001" not in json.dumps(out) and out["dataset"]["sources"] == "2 source files"
     assert "command" not in out["training"] and out["training"]["steps"] == 3
     assert card["dataset"]["sources"][0] == "sub-0001_img.nii.gz", "the card itself is untouched"
+
+
+def test_frontier_figure_draws_both_routes_against_epsilon_with_the_baseline() -> None:
+    from dashboard.figures import frontier_figure
+
+    rows = [
+        {"name": "pre-e1", "epsilon": 1.0, "route": "pretrained", "ratio": 0.5, "ratio_lo": 0.4, "ratio_hi": 0.6, "risk": 0.51},
+        {"name": "pre-e10", "epsilon": 10.0, "route": "pretrained", "ratio": 0.8, "risk": 0.52},
+        {"name": "scratch-e10", "epsilon": 10.0, "route": "scratch", "ratio": 0.3, "risk": 0.5},
+        {"name": "nodp", "epsilon": None, "route": "pretrained", "ratio": 0.9, "risk": 0.6},
+    ]
+    fig = frontier_figure(rows)
+    pre = [t for t in fig.data if t.name == "public pretraining + DP fine-tuning"]
+    assert len(pre) == 2 and list(pre[0].x) == [1.0, 10.0] and list(pre[0].y) == [0.5, 0.8]
+    assert list(pre[0].error_y.array) == pytest.approx([0.1, 0.0]) and list(pre[0].error_y.arrayminus) == pytest.approx([0.1, 0.0])
+    assert [list(t.x) for t in fig.data if t.name == "DP from scratch"] == [[10.0], [10.0]]
+    assert fig.layout.xaxis2.type == "log"
+    texts = [a.text for a in fig.layout.annotations]
+    assert "no DP: nodp" in texts  # the non-DP baseline is a line on both panels
+    assert sum(s["y0"] == 0.9 for s in fig.layout.shapes) == 2  # baseline 0.9 and the goal line at 0.90

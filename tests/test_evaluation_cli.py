@@ -75,13 +75,13 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
 
     from synthvu_core.data.dataset import SplitConfig
     from synthvu_core.evaluation.report import load_report
-    from synthvu_core.models.training import TrainConfig, train
+    from synthvu_core.models.training import ArchOverrides, TrainConfig, train
 
     torch.set_num_threads(1)
     monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
     ds = structured_dataset(12)
     ds.save(tmp_path / "ds")
-    cfg = TrainConfig(width=4, d_width=4, batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu", scheme="region")
+    cfg = TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu", scheme="region")
     # trained on another split of the same VUs (as the leaky control): members must follow the card
     resplit = ds.with_split(SplitConfig(0.25, 0.4, 0.35, seed=0))
     assert resplit.patients("train") != ds.patients("train")

@@ -38,6 +38,7 @@ def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
                "--scheme", "level", "--device", "cpu", "--checkpoint-every", "1", "--noise-multiplier", "1.0", "--quiet",
                "--name", "cli-gen"])
     assert rc == 0
+    assert "patient-level DP: epsilon" in capsys.readouterr().out  # the unit is said where the run ends
     card = json.loads((out / "card.json").read_text())
     assert card["scheme"] == "level" and card["dp"]["epsilon"] > 0 and "--noise-multiplier" in card["training"]["command"]
     assert len(list((out / "training").glob("montage_*.png"))) >= 2
@@ -54,7 +55,8 @@ def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
     assert main(["models", "show", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "cli-gen"
     assert main(["models", "show", "cli-gen"]) == 0
-    assert "DP-SGD epsilon" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "patient-level DP: epsilon" in shown and "over 2 patients" in shown and "1 private run(s)" in shown
 
 
 def test_train_on_another_split(dataset_dir, tmp_path):
@@ -85,6 +87,37 @@ def test_user_errors_exit_2(dataset_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing" in err[0]
     assert main(["train", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 2
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--epochs", "0"], "--epochs"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every"),
+    (["--noise-multiplier", "1", "--delta", "0.6"], "1/N_patients"),
+    (["--delta", "1e-6"], "need --target-epsilon"),
+])
+def test_bad_training_arguments_exit_2_with_one_line(dataset_dir, tmp_path, capsys, args, match):
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "1", "--width", "4", "--quiet",
+                 *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+    assert not (out / "card.json").exists()
+
+
+@pytest.mark.parametrize("change, match", [({"card_version": 99}, "card_version 99"), ({"fingerprint": None}, "no fingerprint")])
+def test_dataset_card_of_unknown_version_or_without_fingerprint_is_refused_at_load(dataset_dir, tmp_path, capsys, change,
+                                                                                   match):
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset_dir, copy)
+    card = json.loads((copy / "card.json").read_text())
+    card.update(change)
+    card = {k: v for k, v in card.items() if v is not None}
+    (copy / "card.json").write_text(json.dumps(card))
+    assert main(["train", "--dataset", str(copy), "--out", str(tmp_path / "m"), "--steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0] and "card.json" in err[0]
 
 
 def test_help_imports_no_torch():

@@ -86,11 +86,11 @@ def test_real_data_train_sample_evaluate_end_to_end(myo, tmp_path, monkeypatch):
     from synthvu_core.evaluation.report import evaluate_generator, load_report
     from synthvu_core.models.registry import load_generator
     from synthvu_core.models.sampling import export, sample
-    from synthvu_core.models.training import TrainConfig, train
+    from synthvu_core.models.training import ArchOverrides, TrainConfig, train
 
     torch.set_num_threads(2)
     monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
-    cfg = TrainConfig(scheme="level", width=4, d_width=4, batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu")
+    cfg = TrainConfig(scheme="level", overrides=ArchOverrides(width=4, d_width=4), batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu")
     folder = train(myo, tmp_path / "gen", cfg, progress=False)
     gen = load_generator(folder)
     assert gen.card["classes"] == ["L1/L2", "L2/L3", "L3/L4", "L4/L5"]

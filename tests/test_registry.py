@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.errors import CheckpointError
 from synthvu_core.models import registry
-from synthvu_core.models.training import TrainConfig, train
+from synthvu_core.models.training import ArchOverrides, TrainConfig, train
 
 torch.set_num_threads(1)
 VUS = ("T12/L1", "L1/L2", "L4/L5")
@@ -33,7 +33,7 @@ def tiny_dataset(seed=0) -> VUDataset:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     ds = tiny_dataset()
-    cfg = TrainConfig(width=4, d_width=4, batch_size=4, steps=1, checkpoint_every=0, montage_every=0, device="cpu", name="tiny")
+    cfg = TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=4, steps=1, checkpoint_every=0, montage_every=0, device="cpu", name="tiny")
     return train(ds, tmp_path_factory.mktemp("models") / "tiny", cfg, progress=False), ds
 
 

@@ -13,7 +13,7 @@ from synthvu_core.data.dataset import SplitConfig, VUDataset, to_uint8
 from synthvu_core.errors import SelectionError
 from synthvu_core.models.registry import load_generator
 from synthvu_core.models.sampling import export, interpolate, sample
-from synthvu_core.models.training import TrainConfig, train
+from synthvu_core.models.training import ArchOverrides, TrainConfig, train
 
 torch.set_num_threads(1)
 VUS = ("T11/T12", "T12/L1", "L1/L2", "L4/L5")
@@ -29,7 +29,7 @@ def tiny_dataset(shape) -> VUDataset:
 
 
 def trained(folder, scheme, shape=(3, 32, 32)):
-    cfg = TrainConfig(width=4, d_width=4, batch_size=4, steps=1, checkpoint_every=0, montage_every=0, device="cpu", scheme=scheme)
+    cfg = TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=4, steps=1, checkpoint_every=0, montage_every=0, device="cpu", scheme=scheme)
     return load_generator(train(tiny_dataset(shape), folder, cfg, progress=False))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.models.dp import DPConfig
 from synthvu_core.models.registry import CARD_KEYS, load_card
-from synthvu_core.models.training import TrainConfig, Trainer, train
+from synthvu_core.models.training import ArchOverrides, TrainConfig, Trainer, train
 
 torch.set_num_threads(1)
 VUS = ("T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5")
@@ -31,24 +31,43 @@ def tiny_dataset(shape=(1, 32, 32), patients=4) -> VUDataset:
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 
 
-def small(**kw) -> TrainConfig:
-    base = dict(width=4, d_width=4, batch_size=4, checkpoint_every=2, montage_every=0, weights_dtype="float32", device="cpu")
+def small(dp: DPConfig | None = None, **kw) -> TrainConfig:
+    base = dict(overrides=ArchOverrides(width=4, d_width=4), batch_size=4, checkpoint_every=2, montage_every=0,
+                weights_dtype="float32", device="cpu")
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig(dp=dp, **base)
 
 
 def checkpoint_tensors(folder):
     return load_file(str(folder / "training" / "checkpoint" / "state.safetensors"))
 
 
+def fixed_entropy(monkeypatch, value=12345):
+    """Pin the mechanism's OS-entropy seed (only to compare an interrupted run with an uninterrupted one)."""
+    import synthvu_core.models.dp as dp
+
+    monkeypatch.setattr(dp, "os_entropy_seed", lambda: value)
+
+
 @pytest.mark.parametrize("private", [False, True])
-def test_resume_two_plus_two_equals_four(tmp_path, private):
+def test_resume_two_plus_two_equals_four(tmp_path, monkeypatch, private):
     ds = tiny_dataset()
-    dp = dict(noise_multiplier=1.0) if private else {}
-    one = train(ds, tmp_path / "one", small(steps=4, **dp), progress=False)
-    train(ds, tmp_path / "two", small(steps=2, **dp), progress=False)
-    two = train(ds, tmp_path / "two", small(steps=4, resume=True, **dp), progress=False)
+    dp = DPConfig(noise_multiplier=1.0) if private else None
+    if private:
+        fixed_entropy(monkeypatch)
+    one = train(ds, tmp_path / "one", small(steps=4, dp=dp), progress=False)
+    if private:  # the resumed run draws another entropy seed: its noise must come from the checkpoint
+        fixed_entropy(monkeypatch, 999)
+    train(ds, tmp_path / "two", small(steps=2, dp=dp), progress=False)
+    if private:
+        fixed_entropy(monkeypatch, 777)
+    two = train(ds, tmp_path / "two", small(steps=4, resume=True, dp=dp), progress=False)
     a, b = checkpoint_tensors(one), checkpoint_tensors(two)
+    if private:  # the first run and the interrupted one started from other entropy: compare the resume with a fresh rerun
+        fixed_entropy(monkeypatch, 999)
+        ref = train(ds, tmp_path / "ref", small(steps=4, dp=dp), progress=False)
+        a = checkpoint_tensors(ref)
+        assert not torch.equal(checkpoint_tensors(one)["D.adv_head.weight"], a["D.adv_head.weight"])  # entropy matters
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -56,8 +75,18 @@ def test_resume_two_plus_two_equals_four(tmp_path, private):
     if private:
         assert load_card(two)["dp"]["epsilon"] == pytest.approx(load_card(one)["dp"]["epsilon"])
     # and the run without resume really started afresh: other weights after 2 steps
-    fresh = checkpoint_tensors(train(ds, tmp_path / "three", small(steps=2, **dp), progress=False))
+    fresh = checkpoint_tensors(train(ds, tmp_path / "three", small(steps=2, dp=dp), progress=False))
     assert not torch.equal(fresh["G.net.0.weight"], a["G.net.0.weight"])
+
+
+def test_same_card_seed_draws_different_dp_noise(tmp_path):
+    ds = tiny_dataset()
+    dp = DPConfig(noise_multiplier=1.0)
+    a = checkpoint_tensors(train(ds, tmp_path / "a", small(steps=2, seed=0, dp=dp), progress=False))
+    b = checkpoint_tensors(train(ds, tmp_path / "b", small(steps=2, seed=0, dp=dp), progress=False))
+    assert torch.equal(a["rng.noise"], b["rng.noise"])  # the card's seed still fixes G's noise ...
+    assert not torch.equal(a["rng.private"], b["rng.private"])  # ... but not the mechanism's
+    assert not torch.equal(a["D.adv_head.weight"], b["D.adv_head.weight"])
 
 
 def test_seed_changes_weights(tmp_path):
@@ -96,49 +125,143 @@ def test_card_and_folder(tmp_path):
     assert load_card(no_d)["discriminator"]["kept"] is False
 
 
-def test_dp_clips_per_sample_gradients_and_spends_epsilon():
-    ds = tiny_dataset()
+def test_removing_one_patient_moves_the_clipped_sum_by_at_most_the_clip_norm():
+    from synthvu_core.models.dp import PatientDPOptimizer, clipped_sum
+
+    gen = torch.Generator().manual_seed(0)
+    sizes = [1, 3, 5, 2, 4]
+    position = torch.cat([torch.full((n,), p) for p, n in enumerate(sizes)])
+    per_vu = {"w": torch.randn(len(position), 3, 4, generator=gen) * 5, "b": torch.randn(len(position), 4, generator=gen)}
+    clip = 0.7
+    per_patient = PatientDPOptimizer.sum_per_patient(per_vu, position, len(sizes))
+    norms = torch.stack([g.reshape(len(sizes), -1).norm(dim=1) for g in per_patient.values()], 1).norm(dim=1)
+    assert (norms > clip).all()  # every patient's sum would exceed the bound unclipped
+    full = clipped_sum(per_patient, clip)
+    for gone in range(len(sizes)):
+        keep = position != gone
+        pos = position[keep]
+        pos = pos - (pos > gone).long()  # renumber the remaining patients
+        rest = PatientDPOptimizer.sum_per_patient({k: v[keep] for k, v in per_vu.items()}, pos, len(sizes) - 1)
+        without = clipped_sum(rest, clip)
+        diff = torch.cat([(full[k] - without[k]).flatten() for k in full]).norm()
+        assert diff <= clip * (1 + 1e-5)
+        assert diff > clip * 0.99  # clipped exactly to the bound here
+    # per VU instead of per patient: removing patient 2 (five VUs) moves the sum by up to 5 x the clip norm
+    by_vu = clipped_sum(per_vu, clip)
+    keep = position != 2
+    without_vu = clipped_sum({k: v[keep] for k, v in per_vu.items()}, clip)
+    assert torch.cat([(by_vu[k] - without_vu[k]).flatten() for k in by_vu]).norm() > clip
+
+
+def test_private_gradient_is_the_clipped_sum_of_per_patient_gradients():
+    ds = tiny_dataset(patients=8)
     clip = 1e-3
-    trainer = Trainer(ds, "unused", small(steps=10, noise_multiplier=0.0, max_grad_norm=clip))
-    seen = {}
+    trainer = Trainer(ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=0.0, clip_norm=clip, patients_per_step=3)))
+    opt = trainer.private
+    assert trainer.n_patients == 4 and trainer.sample_rate == pytest.approx(3 / 4)
+    idx, pos = opt.sample_patients()
+    assert len(idx) and torch.equal(torch.from_numpy(trainer.patient_of_vu)[idx].unique().numel() * torch.ones(1),
+                                    (pos.max() + 1) * torch.ones(1))
+    x = trainer.images[idx].float() / 127.5 - 1.0
+    y = trainer.labels[idx]
+    a, aux_fake = trainer.arch.aux_weight, trainer.arch.aux_fake
+    from synthvu_core.models.training import discriminator_loss
 
-    def hook(opt):
-        grads = [p.grad_sample.detach().clone() for p in opt.params]
-        n = grads[0].shape[0]
-        norms = torch.stack([g.reshape(n, -1).norm(dim=1) for g in grads], 1).norm(dim=1)
-        factor = (clip / (norms + 1e-6)).clamp(max=1.0)
-        seen["norms"], seen["clipped"] = norms, norms * factor
-        seen["expected"] = [torch.einsum("i,i...", factor, g) for g in grads]
-        seen["summed"] = [p.summed_grad.detach().clone() for p in opt.params]
+    def loss_of_one(adv, cls, yy):
+        return discriminator_loss(adv, cls, torch.ones_like(adv), yy, a, aux_fake).sum()
 
-    trainer.opt_D.step_hook = hook
-    eps = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(3):
-            trainer.step()
-            eps.append(trainer.epsilon())
-            # the G step added no per-sample gradients to D: rows = real + fake of the D step only
-            assert all(p.grad_sample.shape[0] == trainer.last["real"] + trainer.batch_size for p in trainer.opt_D.params)
-    assert (seen["norms"] > clip).all()  # clipping was active ...
-    assert (seen["clipped"] <= clip * (1 + 1e-4)).all()  # ... and bounded every sample's norm
-    for e, s in zip(seen["expected"], seen["summed"]):
-        torch.testing.assert_close(s, e)
-    assert trainer.accountant.history[-1][2] == 3  # one accounting step per D step, none for G
-    # epsilon grows with steps under a real noise multiplier
-    noisy = Trainer(ds, "unused", small(steps=10, noise_multiplier=1.0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        noisy.step()
-        e1 = noisy.epsilon()
-        noisy.step()
-        e2 = noisy.epsilon()
+    got = opt.private_gradient(loss_of_one, x, y, pos)
+    # the same by plain autograd, one patient at a time
+    names = [k for k, _ in trainer.D.named_parameters()]
+    expected = {k: torch.zeros_like(p) for k, p in trainer.D.named_parameters()}
+    for p in range(int(pos.max()) + 1):
+        trainer.D.zero_grad()
+        adv, cls = trainer.D(x[pos == p])
+        discriminator_loss(adv, cls, torch.ones_like(adv), y[pos == p], a, aux_fake).sum().backward()
+        g = {k: q.grad.detach().clone() for k, q in trainer.D.named_parameters()}
+        norm = torch.cat([g[k].flatten() for k in names]).norm()
+        assert norm > clip
+        for k in names:
+            expected[k] += g[k] * min(1.0, clip / (float(norm) + 1e-6))
+    for k in names:
+        torch.testing.assert_close(got[k], expected[k] / opt.expected_vus, rtol=1e-4, atol=1e-9)
+
+
+def test_dp_spends_epsilon_per_d_step_only():
+    ds = tiny_dataset()
+    noisy = Trainer(ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=1.0)))
+    noisy.step()
+    e1 = noisy.epsilon()
+    noisy.step()
+    e2 = noisy.epsilon()
     assert 0 < e1 < e2
+    assert noisy.accountant.history[-1][2] == 2  # one accounting step per D step, none for G
+
+
+def test_delta_defaults_and_limits():
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.dp import check_delta, default_delta
+
+    assert default_delta(50) == 1e-5 and default_delta(500_000) == pytest.approx(2e-7)
+    assert check_delta(None, 2) == 1e-5
+    with pytest.raises(SelectionError, match="1/N_patients"):
+        check_delta(0.5, 2)
+    ds = tiny_dataset()  # two train patients
+    with pytest.raises(SelectionError, match="1/N_patients"):
+        Trainer(ds, "unused", small(steps=1, dp=DPConfig(noise_multiplier=1.0, delta=0.5)))
+
+
+def test_log_csv_rows_survive_resume_without_duplicates(tmp_path):
+    from synthvu_core.models.training import LOG_COLUMNS, read_log
+
+    ds = tiny_dataset()
+    out = train(ds, tmp_path / "g", small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    log = out / "training" / "log.csv"
+    rows = read_log(log)
+    assert [int(r["step"]) for r in rows] == [1, 2] and tuple(rows[0]) == LOG_COLUMNS
+    assert 0 < float(rows[0]["epsilon"]) < float(rows[1]["epsilon"])
+    assert rows[0]["aux_d"] == ""  # no loss on private VUs is logged
+    with log.open("a") as f:  # a row written after the checkpoint by an interrupted run
+        f.write("3,9,9,9,9,9,9,9\n")
+    train(ds, out, small(steps=4, resume=True, dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    rows = read_log(log)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[2]["loss_d"] != "9"
+
+
+def test_init_from_starts_from_the_pretrained_weights(tmp_path):
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.registry import read_weights
+
+    ds = tiny_dataset()
+    pre = train(ds, tmp_path / "pre", small(steps=2), progress=False)
+    trainer = Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(pre), dp=DPConfig(noise_multiplier=1.0)))
+    g = read_weights(pre / "generator.safetensors")
+    assert all(torch.equal(v, g[k]) for k, v in trainer.G.state_dict().items())
+    d = read_weights(pre / "discriminator.safetensors")
+    assert all(torch.equal(v, d[k]) for k, v in trainer.D.state_dict().items())
+    out = train(ds, tmp_path / "ft", small(steps=1, init_from=str(pre), dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    assert load_card(out)["training"]["init_from"]["name"] == "pre"
+    with pytest.raises(SelectionError, match="init-from"):
+        Trainer(ds, tmp_path / "x", small(steps=1, init_from=str(pre), overrides=ArchOverrides(width=8)))
+
+
+def test_training_arguments_are_refused_before_any_work():
+    from synthvu_core.errors import SelectionError
+
+    for bad, match in ((dict(epochs=0.0), "--epochs"), (dict(checkpoint_every=-1), "--checkpoint-every"),
+                       (dict(steps=0), "--steps"), (dict(batch_size=0), "--batch-size"),
+                       (dict(dp=DPConfig()), "exactly one"), (dict(dp=DPConfig(noise_multiplier=1.0, clip_norm=0)), "clip")):
+        with pytest.raises(SelectionError, match=match):
+            small(**bad).validate()
 
 
 def test_target_epsilon_is_met(tmp_path):
     ds = tiny_dataset()
-    out = train(ds, tmp_path / "dp", small(steps=3, target_epsilon=8.0, delta=1e-3), progress=False)
+    out = train(ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-3, private_runs=2)),
+                progress=False)
     dp = load_card(out)["dp"]
     assert dp["epsilon"] <= 8.0 * 1.02 and dp["epsilon"] > 4.0
     assert dp["delta"] == 1e-3 and dp["noise_multiplier"] > 0
+    assert dp["unit"] == "patient" and dp["n_patients"] == 2 and dp["steps"] == 3 and dp["private_runs"] == 2
+    assert dp["noise_source"] == "os entropy" and dp["clip_norm"] == 1.0

@@ -40,10 +40,11 @@ def random_dataset(n_patients: int, shape: tuple[int, int, int], seed: int = 0) 
 
 
 def trainer(dataset: Any, out: Path, *, arch: str, batch: int, seed: int, dp: bool = False) -> Any:
+    from synthvu_core.models.dp import DPConfig
     from synthvu_core.models.training import TrainConfig, Trainer
 
     cfg = TrainConfig(arch=arch, batch_size=batch, seed=seed, device="cpu", steps=10**6, checkpoint_every=0,
-                      montage_every=0, noise_multiplier=1.0 if dp else None)
+                      montage_every=0, dp=DPConfig(noise_multiplier=1.0) if dp else None)
     return Trainer(dataset, out, cfg)
 
 

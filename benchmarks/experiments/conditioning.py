@@ -25,7 +25,7 @@ import torch
 from synthvu_core.data.build import demo_dataset
 from synthvu_core.evaluation.encoder import predict, real_classifier
 from synthvu_core.evaluation.utility import classification_result
-from synthvu_core.models.training import TrainConfig, Trainer
+from synthvu_core.models.training import ArchOverrides, TrainConfig, Trainer
 
 VARIANTS = {
     "study": ("input", True),
@@ -60,7 +60,7 @@ def main() -> None:
     ds = demo_dataset()
     for name in args.variants:
         g_cond, aux_fake = VARIANTS[name]
-        cfg = TrainConfig(steps=args.steps, checkpoint_every=0, montage_every=0, seed=0, device="cpu", g_cond=g_cond, aux_fake=aux_fake)
+        cfg = TrainConfig(steps=args.steps, checkpoint_every=0, montage_every=0, seed=0, device="cpu", overrides=ArchOverrides(g_cond=g_cond, aux_fake=aux_fake))
         trainer = Trainer(ds, f"{args.workdir}/{name}", cfg)
         classifier = real_classifier(ds, "region", trainer.classes)
         t0 = time.perf_counter()

@@ -79,6 +79,18 @@ class SplitConfig:
         return cls(**{k: split[k] for k in keys})
 
 
+def check_card(card: Any, where: Path) -> None:
+    """Refuse a dataset card of an unknown version or without a fingerprint (:class:`DataError`)."""
+    if not isinstance(card, dict):
+        raise DataError(f"{where}: a dataset card must be a JSON object")
+    version = card.get("card_version")
+    if version != CARD_VERSION:
+        raise DataError(f"{where}: unknown dataset card_version {version!r} (this code reads version {CARD_VERSION})")
+    fp = card.get("fingerprint")
+    if not isinstance(fp, str) or not fp:
+        raise DataError(f"{where}: the dataset card has no fingerprint; rebuild the dataset with `data build`")
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """float in [-1, 1] -> uint8 (values outside are clipped)."""
     return np.clip(np.rint((np.asarray(x, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
@@ -219,6 +231,7 @@ class VUDataset:
             units = pd.read_csv(path / UNITS_FILE, dtype={"patient_id": str})
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot read VU dataset: {e}") from None
+        check_card(card, path / "card.json")
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
             raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "
                             f"({len(units)} rows)")

@@ -138,7 +138,8 @@ def definition(key: str) -> str:
         attack, space, metric = parts[1], parts[2], ".".join(parts[3:])
         return f"{_METRIC_DEF[metric]}; {_ATTACK_DEF[attack]}; {_SPACE_DEF[space]}."
     if key == "dp.epsilon":
-        return "Differential-privacy budget epsilon of the generator's training (DP-SGD on the discriminator) at the card's delta; None = trained without DP."
+        return ("Differential-privacy budget epsilon of the generator's training (DP-SGD on the discriminator) at the card's "
+                "delta, per privacy unit (meta dp_unit: patient, or vu for older cards); None = trained without DP.")
     raise KeyError(key)
 
 
@@ -613,6 +614,9 @@ def evaluate_generator(
         "generator_sha256": weights_hash,
         "dp_epsilon": dp.get("epsilon"),
         "dp_delta": dp.get("delta"),
+        "dp_unit": (dp.get("unit") or "vu") if dp else None,  # cards before patient-level DP protected a VU
+        "dp_n_patients": dp.get("n_patients"),
+        "dp_private_runs": dp.get("private_runs"),
         "discriminator_kept": disc is not None,
     }
     report = run_evaluation(

@@ -37,12 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
     t.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
-    dp = t.add_argument_group("differential privacy (DP-SGD on the discriminator)")
-    dp.add_argument("--target-epsilon", type=float, default=None, help="privacy budget epsilon; sets the noise")
-    dp.add_argument("--delta", type=float, default=None, help="delta (default 1/N_train)")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this generator folder (kept discriminator needed), e.g. one pretrained on public data")
+    dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
+    dp.add_argument("--target-epsilon", type=float, default=None, help="privacy budget epsilon per patient; sets the noise")
+    dp.add_argument("--delta", type=float, default=None, help="delta (default min(1e-5, 1/(10 N_patients)); must be < 1/N_patients)")
     dp.add_argument("--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon")
-    dp.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample gradient clipping norm")
+    dp.add_argument("--clip-norm", type=float, default=1.0, help="bound on each sampled patient's summed gradient")
+    dp.add_argument("--patients-per-step", type=float, default=None,
+                    help="expected patients per step (Poisson; default: as many as give --batch-size real VUs)")
+    dp.add_argument("--vus-per-patient", type=int, default=None, help="at most this many VUs of a sampled patient per step")
     dp.add_argument("--accountant", choices=["rdp", "prv"], default="rdp")
+    dp.add_argument("--private-runs", type=int, default=1,
+                    help="DP runs made on the same private data, this one included (recorded in the card)")
+    dp.add_argument("--tuning", choices=["public", "private"], default="public",
+                    help="where the hyper-parameters were chosen: public data only, or the private data (counted in --private-runs)")
     t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
     t.add_argument("--drop-checkpoint", action="store_true", help="remove the resumable checkpoint when done")
     t.add_argument("--fp32", action="store_true", help="store final weights as float32 (default float16)")
@@ -86,36 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.training import TrainConfig, train
+    from synthvu_core.models.training import config_from_args, train
     from synthvu_core.storage import check_writable
 
-    check_writable(Path(args.out) / "card.json", "generator folder")  # before any work
-    config = TrainConfig(
-        arch=args.arch,
-        scheme=args.scheme,
-        epochs=args.epochs,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        width=args.width,
-        d_width=args.d_width,
-        g_cond=args.conditioning,
-        aux_fake=None if args.class_loss is None else args.class_loss == "all",
-        seed=args.seed,
-        device=args.device,
-        checkpoint_every=args.checkpoint_every,
-        resume=args.resume,
-        target_epsilon=args.target_epsilon,
-        delta=args.delta,
-        noise_multiplier=args.noise_multiplier,
-        max_grad_norm=args.max_grad_norm,
-        accountant=args.accountant,
-        keep_discriminator=not args.no_discriminator,
-        keep_checkpoint=not args.drop_checkpoint,
-        weights_dtype="float32" if args.fp32 else "float16",
-        name=args.name,
-        command=_command_line(args),
-    )
+    check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
+    config = config_from_args(args, command=_command_line(args))  # validated before any work
     if args.dataset == "demo" and not Path(args.dataset).exists():
         from synthvu_core.data.build import demo_dataset
 
@@ -135,21 +119,36 @@ def _train(args: argparse.Namespace) -> int:
         dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
     out = train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
-    eps = (card.get("dp") or {}).get("epsilon")
-    extra = f", epsilon {eps:.2f} at delta {card['dp']['delta']:.2g}" if eps is not None else ""
-    print(f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s{extra})")
+    print(f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s; {privacy_text(card.get('dp'))})")
     return 0
 
 
 def _command_line(args: argparse.Namespace) -> str:
     """The ``train`` command line that reproduces this run (every option spelled out)."""
     parts = ["python", "-m", "synthvu_core", "train"]
+    private = args.target_epsilon is not None or args.noise_multiplier is not None
+    dp_only = ("clip_norm", "accountant", "private_runs", "tuning")
     for key, value in vars(args).items():
         if key in ("func", "command", "quiet") or value is None or value is False or (key == "split_seed" and not args.split):
+            continue
+        if key in dp_only and not private:
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if value is True else [flag, str(value)]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def privacy_text(dp: dict | None) -> str:
+    """One line naming the privacy unit, epsilon, delta, and how many private runs were made."""
+    if not dp:
+        return "no differential privacy"
+    unit = dp.get("unit", "vu")
+    if unit != "patient":
+        return (f"DP-SGD epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} per VU (not per patient: "
+                "a patient with many VUs has a much weaker guarantee)")
+    return (f"patient-level DP: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} over {dp['n_patients']} patients, "
+            f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
+            f"clip {dp['clip_norm']:g}; {dp.get('private_runs', 1)} private run(s), tuning on {dp.get('tuning', 'public')} data")
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -227,7 +226,7 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  scheme        {card['scheme']}: {', '.join(card['classes'])}",
         f"  dataset       {card['dataset']['fingerprint']}  ({card['dataset'].get('n_train', '?')} training VUs)",
         f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr {tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
-        "  privacy       " + ("no DP" if not dp else f"DP-SGD epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} (noise {dp['noise_multiplier']:.3f}, clip {dp['max_grad_norm']})"),
+        "  privacy       " + privacy_text(dp),
         f"  discriminator {'kept (private: a released discriminator leaks membership)' if card['discriminator'].get('kept') else 'not kept'}",
         f"  command       {tr.get('command', '')}",
         f"  created       {card['created']}  (code {card['code_version']})",

@@ -9,19 +9,23 @@ same fake batch. Losses (non-saturating AC-GAN, as the study)::
 with ``f = 1`` in the study (``pgan``) and ``f = 0`` in ``default`` (``aux_fake``: D's class head learns
 real VUs only; see :func:`discriminator_loss`).
 
-Randomness comes from three generators seeded from ``config.seed`` (data order / Poisson sampling,
-generator noise and labels, DP noise). Their states, the data permutation and cursor, the step,
-both modules, the generator's moving average, both optimizers and the DP accountant are checkpointed
-(safetensors + JSON, atomically), so a resumed run reproduces an uninterrupted one exactly on CPU.
+Randomness outside the DP mechanism comes from two generators seeded from ``config.seed`` (data
+order, generator noise and labels). Their states, the data permutation and cursor, the step, both
+modules, the generator's moving average, both optimizers and (under DP) the mechanism's generator
+state and the accountant are checkpointed (safetensors + JSON, atomically), so a resumed run
+reproduces an uninterrupted one exactly on CPU. ``training/log.csv`` gets one row per step
+(:data:`LOG_COLUMNS`), rewritten every :data:`LOG_EVERY` steps and at checkpoints; a resume drops the
+rows past its checkpoint.
 
-Differential privacy (Opacus): the discriminator is wrapped in a ``GradSampleModule``; each sample's
-gradient (real or fake) is clipped to ``max_grad_norm``, Gaussian noise ``noise_multiplier x
-max_grad_norm`` is added to the sum, and the sum is divided by the expected batch size. Real batches
-are Poisson-sampled with rate ``B / N_train``; the fake batch has the fixed size ``B``, so one training
-VU changes the clipped sum by at most ``max_grad_norm``. The generator step runs through D with the
-per-sample hooks disabled and D's parameters frozen, so it neither reaches D's optimizer nor the
-accountant; G only ever sees D's privatised weights, so G is private by post-processing (as long
-as D itself is not released).
+Differential privacy (``config.dp``): patient-level DP-SGD on D, see :mod:`synthvu_core.models.dp`.
+Patients are Poisson-sampled, each sampled patient's summed per-VU gradient is clipped, Gaussian noise
+from OS entropy is added, and Opacus's accountant counts over the train patients. The generator step
+runs through D with D's parameters frozen; G only ever sees D's privatised weights, so G and D are
+private by post-processing. The training checkpoint holds the mechanism's random state: never share it
+(``--drop-checkpoint`` removes it).
+
+Public pretraining: ``config.init_from`` starts G, its moving average and D from a generator folder
+(e.g. one trained without DP on a public phantom cohort), with fresh optimizers.
 """
 
 from __future__ import annotations
@@ -34,8 +38,7 @@ import signal
 import sys
 import threading
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,18 +47,56 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import CheckpointError, SelectionError
+from synthvu_core.models.dp import UNIT, DPConfig, PatientDPOptimizer, check_delta
 from synthvu_core.storage import atomic_path, write_json
 
 TRAINING_DIR = "training"
 CHECKPOINT_DIR = "checkpoint"
+LOG_FILE = "log.csv"
+LOG_EVERY = 25  # steps between rewrites of the log (checkpoints write it too)
+#: Columns of ``training/log.csv``, one row per step. ``loss_d``: D's loss (non-private: on the real and the
+#: generated VUs; private: on the generated VUs only); ``aux_d``: D's class loss on real VUs (empty under DP:
+#: a loss on private VUs would be released without noise); ``aux_g``: the class loss in G's loss; ``vus_per_s``:
+#: real + generated VUs per second (under DP the expected real count); ``epsilon``: spent so far (empty
+#: without DP).
+LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "aux_d", "aux_g", "vus_per_s", "epsilon")
 DEFAULT_EPOCHS = 25.0
+
+
+@dataclass
+class ArchOverrides:
+    """Architecture settings that replace the named architecture's (None = the architecture's own).
+
+    Args:
+        lr: Adam learning rate of both networks.
+        width: the generator's width n.
+        d_width: the discriminator's first width.
+        g_cond: how G receives the class (``input`` | ``modulate``).
+        aux_fake: whether D's class head also learns generated VUs.
+    """
+
+    lr: float | None = None
+    width: int | None = None
+    d_width: int | None = None
+    g_cond: str | None = None
+    aux_fake: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The overrides that were set."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
 class TrainConfig:
     """Training settings. ``steps`` wins over ``epochs``; neither given = 25 epochs (the study).
 
-    DP is on when ``target_epsilon`` or ``noise_multiplier`` is set (``delta`` defaults to 1/N_train).
+    Args:
+        arch: architecture name (``default`` | ``pgan``); ``overrides`` replace some of its settings.
+        epochs, steps: length of the run (``steps`` wins).
+        batch_size: real VUs per step (non-private: exact; private: expected), and generated VUs per step.
+        dp: patient-level DP-SGD settings; None = not private.
+        init_from: a generator folder (with its discriminator) to start from, e.g. one pretrained on public data.
+        checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
     """
 
     arch: str = "default"
@@ -63,21 +104,14 @@ class TrainConfig:
     epochs: float | None = None
     steps: int | None = None
     batch_size: int = 32
-    lr: float | None = None  # None = the architecture's
-    width: int | None = None  # None = the architecture's
-    d_width: int | None = None
-    g_cond: str | None = None  # None = the architecture's ("input" | "modulate")
-    aux_fake: bool | None = None  # None = the architecture's
+    overrides: ArchOverrides = field(default_factory=ArchOverrides)
+    dp: DPConfig | None = None
+    init_from: str | None = None
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
-    montage_every: int | None = None  # None = checkpoint_every; 0 = never
+    montage_every: int | None = None
     resume: bool = False
-    target_epsilon: float | None = None
-    delta: float | None = None
-    noise_multiplier: float | None = None
-    max_grad_norm: float = 1.0
-    accountant: str = "rdp"  # rdp | prv
     keep_discriminator: bool = True
     keep_checkpoint: bool = True
     weights_dtype: str = "float16"
@@ -86,7 +120,56 @@ class TrainConfig:
 
     @property
     def private(self) -> bool:
-        return self.target_epsilon is not None or self.noise_multiplier is not None
+        return self.dp is not None
+
+    def validate(self) -> None:
+        """Refuse settings that cannot train, before any work (:class:`SelectionError`, one line each)."""
+        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise SelectionError(f"--epochs must be a positive number, got {self.epochs:g}")
+        if self.steps is not None and self.steps < 1:
+            raise SelectionError(f"--steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise SelectionError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.checkpoint_every < 0:
+            raise SelectionError(f"--checkpoint-every must be 0 (only at the end) or more, got {self.checkpoint_every}")
+        if self.montage_every is not None and self.montage_every < 0:
+            raise SelectionError(f"montage interval must be 0 (never) or more, got {self.montage_every}")
+        o = self.overrides
+        for key in ("width", "d_width"):
+            if getattr(o, key) is not None and getattr(o, key) < 1:
+                raise SelectionError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(o, key)}")
+        if o.lr is not None and not (math.isfinite(o.lr) and o.lr > 0):
+            raise SelectionError(f"--lr must be a positive number, got {o.lr:g}")
+        if self.weights_dtype not in ("float16", "float32", "bfloat16"):
+            raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
+        if self.dp is not None:
+            self.dp.validate()
+
+
+#: ``train`` arguments that are not TrainConfig fields of the same name.
+_NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command"}
+
+
+def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``train`` arguments (the one place they are mapped), validated."""
+    a = dict(vars(args))
+    over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
+                         g_cond=a.pop("conditioning", None), aux_fake=None)
+    class_loss = a.pop("class_loss", None)
+    over.aux_fake = None if class_loss is None else class_loss == "all"
+    dp_keys = [f.name for f in fields(DPConfig)]
+    dp_args = {k: a.pop(k) for k in dp_keys if k in a}
+    private = dp_args.get("target_epsilon") is not None or dp_args.get("noise_multiplier") is not None
+    dp = DPConfig(**{k: v for k, v in dp_args.items() if v is not None}) if private else None
+    if not private and any(dp_args.get(k) is not None for k in ("delta", "patients_per_step", "vus_per_patient")):
+        raise SelectionError("--delta, --patients-per-step and --vus-per-patient need --target-epsilon or --noise-multiplier")
+    keep_d, keep_ckpt, fp32 = not a.pop("no_discriminator", False), not a.pop("drop_checkpoint", False), a.pop("fp32", False)
+    known = {f.name for f in fields(TrainConfig)}
+    rest = {k: v for k, v in a.items() if k in known and k not in _NOT_CONFIG}
+    config = TrainConfig(**rest, overrides=over, dp=dp, keep_discriminator=keep_d, keep_checkpoint=keep_ckpt,
+                         weights_dtype="float32" if fp32 else "float16", command=command)
+    config.validate()
+    return config
 
 
 def resolve_device(device: str) -> str:
@@ -121,181 +204,278 @@ class Trainer:
     def __init__(self, dataset: Any, out_dir: str | Path, config: TrainConfig):
         import torch
 
-        from synthvu_core.models import acgan
-
+        config.validate()
         self.dataset, self.config = dataset, config
         self.out_dir = Path(out_dir)
         self.device = torch.device(resolve_device(config.device))
         if config.scheme not in levels.SCHEMES:
             raise SelectionError(f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}")
-        train_idx = dataset.indices("train")
-        if len(train_idx) == 0:
-            raise SelectionError("the dataset's train split is empty: nothing to train on")
-        self.classes = levels.classes(config.scheme, dataset.units["level"].iloc[train_idx].astype(str).unique())
-        labels = dataset.labels(config.scheme, self.classes)[train_idx]
-        counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
-        self.class_prior = (counts / counts.sum()).tolist()
-        self.n_train = len(train_idx)
-        self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)  # uint8
-        self.labels = torch.from_numpy(labels).to(self.device)
-        self.arch = acgan.architecture(
-            config.arch, dataset.shape, len(self.classes), lr=config.lr, width=config.width, d_width=config.d_width,
-            g_cond=config.g_cond, aux_fake=config.aux_fake,
-        )
+        self._load_data(dataset)
+        self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
-        if self.batch_size < 1:
-            raise SelectionError("batch size must be at least 1")
-
-        self.G, D = acgan.build(self.arch, seed=config.seed)
-        self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
-        self.D_module = D
-        self.G.to(self.device)
-        if self.G_ema is not None:
-            self.G_ema.to(self.device)
-        D.to(self.device)
-        self.prior = torch.tensor(self.class_prior, dtype=torch.float64)
-
+        self._build_modules()
         self.gen_data = torch.Generator().manual_seed(config.seed * 1000 + 1)
         self.gen_noise = torch.Generator().manual_seed(config.seed * 1000 + 2)
-        self.gen_dp = torch.Generator(device=self.device).manual_seed(config.seed * 1000 + 3)
         self.perm = torch.randperm(self.n_train, generator=self.gen_data)
         self.cursor = 0
         self.step_count = 0
         self.seconds = 0.0
         self.last: dict[str, float] = {}
-
+        self.log_rows: list[dict[str, Any]] = []
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
-        adam_D = torch.optim.Adam(D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
+        self.private: PatientDPOptimizer | None = None
+        self.delta: float | None = None
+        self.noise_multiplier: float | None = None
         self.sample_rate = min(1.0, self.batch_size / self.n_train)
-        self.steps_per_epoch = max(1, self.n_train // self.batch_size) if not config.private else max(1, round(1 / self.sample_rate))
-        self.total_steps = int(config.steps) if config.steps is not None else int(math.ceil((config.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch))
-        if self.total_steps < 1:
-            raise SelectionError("training needs at least one step")
-
-        self.accountant = None
-        self.noise_multiplier = None
-        self.delta = None
+        self.steps_per_epoch = max(1, self.n_train // self.batch_size)
         if config.private:
-            self._make_private(adam_D)
-        else:
-            self.D = D
-            self.opt_D = adam_D
+            self._plan_private()
+        self.total_steps = self._total_steps()
+        if config.private:
+            self._make_private()
 
-    # ---- differential privacy ----------------------------------------------------------
-    def _make_private(self, adam_D: Any) -> None:
-        from opacus import GradSampleModule
-        from opacus.accountants import PRVAccountant, RDPAccountant
-        from opacus.accountants.utils import get_noise_multiplier
-        from opacus.optimizers import DPOptimizer
-        from opacus.validators import ModuleValidator
-
-        cfg = self.config
-        errors = ModuleValidator.validate(self.D_module, strict=False)
-        if errors:
-            raise SelectionError(f"the {self.arch.name} discriminator cannot be trained with DP-SGD: {errors[0]}")
-        if cfg.accountant not in ("rdp", "prv"):
-            raise SelectionError(f"unknown privacy accountant {cfg.accountant!r}; choose rdp or prv")
-        self.delta = float(cfg.delta) if cfg.delta is not None else 1.0 / self.n_train
-        if cfg.noise_multiplier is not None:
-            self.noise_multiplier = float(cfg.noise_multiplier)
-        else:
-            self.noise_multiplier = float(
-                get_noise_multiplier(
-                    target_epsilon=float(cfg.target_epsilon),
-                    target_delta=self.delta,
-                    sample_rate=self.sample_rate,
-                    steps=self.total_steps,
-                    accountant=cfg.accountant,
-                )
-            )
-        self.accountant = RDPAccountant() if cfg.accountant == "rdp" else PRVAccountant()
-        # per-sample gradients of the summed loss; the optimizer divides by the expected batch size
-        self.D = GradSampleModule(self.D_module, loss_reduction="sum")
-        self.opt_D = DPOptimizer(
-            adam_D,
-            noise_multiplier=self.noise_multiplier,
-            max_grad_norm=float(cfg.max_grad_norm),
-            expected_batch_size=self.batch_size,
-            loss_reduction="mean",
-            generator=self.gen_dp,
-        )
-
-    def epsilon(self) -> float | None:
-        if self.accountant is None:
-            return None
-        if not self.accountant.history:
-            return 0.0
-        return float(self.accountant.get_epsilon(delta=self.delta))
-
-    # ---- one step --------------------------------------------------------------------------
-    def _real_batch(self) -> Any:
+    # ---- set-up ------------------------------------------------------------------------------
+    def _load_data(self, dataset: Any) -> None:
         import torch
 
-        if self.config.private:  # Poisson sampling: each training VU enters with probability B / N
-            mask = torch.rand(self.n_train, generator=self.gen_data) < self.sample_rate
-            return torch.nonzero(mask).flatten()
+        train_idx = dataset.indices("train")
+        if len(train_idx) == 0:
+            raise SelectionError("the dataset's train split is empty: nothing to train on")
+        units = dataset.units.iloc[train_idx]
+        self.classes = levels.classes(self.config.scheme, units["level"].astype(str).unique())
+        labels = dataset.labels(self.config.scheme, self.classes)[train_idx]
+        counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
+        self.class_prior = (counts / counts.sum()).tolist()
+        self.n_train = len(train_idx)
+        patients, self.patient_of_vu = np.unique(units["patient_id"].astype(str).to_numpy(), return_inverse=True)
+        self.n_patients = len(patients)
+        self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)  # uint8
+        self.labels = torch.from_numpy(labels).to(self.device)
+
+    def _init_card(self) -> dict[str, Any] | None:
+        if self.config.init_from is None:
+            return None
+        from synthvu_core.models.registry import DISCRIMINATOR_FILE, load_card
+
+        folder = Path(self.config.init_from)
+        card = load_card(folder)
+        if not (folder / DISCRIMINATOR_FILE).is_file():
+            raise SelectionError(f"{folder}: --init-from needs a generator folder that kept its discriminator")
+        if list(card["classes"]) != list(self.classes) or list(card["shape"]) != list(self.dataset.shape):
+            raise SelectionError(f"{folder}: its classes/shape ({card['classes']}, {card['shape']}) differ from this "
+                                 f"dataset's ({self.classes}, {list(self.dataset.shape)})")
+        return card
+
+    def _architecture(self) -> Any:
+        from synthvu_core.models import acgan
+
+        c = self.config
+        self.init_card = self._init_card()
+        if self.init_card is None:
+            return acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
+        from dataclasses import replace
+
+        from synthvu_core.models.registry import architecture_config
+
+        arch = architecture_config(self.init_card)
+        clash = {k: v for k, v in c.overrides.given().items() if k != "lr" and getattr(arch, k) != v}
+        if clash:
+            raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
+        return replace(arch, lr=c.overrides.lr if c.overrides.lr is not None else arch.lr)
+
+    def _build_modules(self) -> None:
+        from synthvu_core.models import acgan
+
+        self.G, self.D = acgan.build(self.arch, seed=self.config.seed)
+        if self.init_card is not None:
+            from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, read_weights
+
+            folder = Path(self.config.init_from)
+            self.G.load_state_dict(read_weights(folder / GENERATOR_FILE))
+            self.D.load_state_dict(read_weights(folder / DISCRIMINATOR_FILE))
+        self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
+        self.D_module = self.D
+        for m in (self.G, self.G_ema, self.D):
+            if m is not None:
+                m.to(self.device)
+        import torch
+
+        self.prior = torch.tensor(self.class_prior, dtype=torch.float64)
+
+    def _total_steps(self) -> int:
+        c = self.config
+        if c.steps is not None:
+            return int(c.steps)
+        return max(1, int(math.ceil((c.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)))
+
+    # ---- differential privacy ----------------------------------------------------------
+    def _plan_private(self) -> None:
+        """Sample rate over patients, expected VUs per step, delta (checked), steps per epoch."""
+        dp = self.config.dp
+        per_patient = np.bincount(self.patient_of_vu, minlength=self.n_patients)
+        if dp.vus_per_patient is not None:
+            per_patient = np.minimum(per_patient, dp.vus_per_patient)
+        mean_vus = float(per_patient.mean())
+        self.delta = check_delta(dp.delta, self.n_patients)
+        expected_patients = dp.patients_per_step if dp.patients_per_step is not None else self.batch_size / mean_vus
+        if expected_patients > self.n_patients:
+            asked = (f"--patients-per-step {expected_patients:g}" if dp.patients_per_step is not None
+                     else f"--batch-size {self.batch_size} ({expected_patients:.1f} patients per step)")
+            raise SelectionError(f"{asked} exceeds the {self.n_patients} train patients; pass a smaller --patients-per-step")
+        self.sample_rate = float(expected_patients) / self.n_patients
+        self.expected_vus = self.sample_rate * float(per_patient.sum())
+        self.steps_per_epoch = max(1, round(1 / self.sample_rate))
+
+    def _make_private(self) -> None:
+        import torch
+        from opacus.validators import ModuleValidator
+
+        from synthvu_core.models.dp import entropy_generator, noise_for
+
+        dp = self.config.dp
+        errors = ModuleValidator.validate(self.D, strict=False)
+        if errors:
+            raise SelectionError(f"the {self.arch.name} discriminator cannot be trained with DP-SGD: {errors[0]}")
+        if dp.noise_multiplier is not None:
+            self.noise_multiplier = float(dp.noise_multiplier)
+        else:
+            self.noise_multiplier = noise_for(float(dp.target_epsilon), self.delta, self.sample_rate, self.total_steps,
+                                              dp.accountant)
+        self.private = PatientDPOptimizer(
+            self.D, self.opt_D, torch.from_numpy(self.patient_of_vu), dp, self.expected_vus, self.sample_rate,
+            self.noise_multiplier, entropy_generator(),
+        )
+
+    @property
+    def accountant(self) -> Any:
+        return None if self.private is None else self.private.accountant
+
+    def epsilon(self) -> float | None:
+        return None if self.private is None else self.private.epsilon(self.delta)
+
+    # ---- one step --------------------------------------------------------------------------
+    def _real_batch(self) -> tuple[Any, Any]:
+        """Indices of the real VUs of this step, and (under DP) their sampled patient's position."""
+        import torch
+
+        if self.private is not None:
+            return self.private.sample_patients()
         b = min(self.batch_size, self.n_train)
         if self.cursor + b > self.n_train:
             self.perm = torch.randperm(self.n_train, generator=self.gen_data)
             self.cursor = 0
         idx = self.perm[self.cursor : self.cursor + b]
         self.cursor += b
-        return idx
+        return idx, None
 
-    def step(self) -> dict[str, float]:
-        """One D update and one G update; returns the losses."""
+    def _fake_batch(self) -> tuple[Any, Any]:
+        import torch
+
+        z = torch.randn(self.batch_size, self.arch.latent_dim, generator=self.gen_noise).to(self.device)
+        y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(self.device)
+        return self.G(z, y), y
+
+    def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
+        adv, cls = self.D(x)
+        return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake)
+
+    def _discriminator_step(self, real: Any, y_real: Any, fake: Any, y_fake: Any) -> dict[str, float]:
+        """Non-private D update: per-sample losses of real and generated VUs, summed, divided by B."""
         import torch
         import torch.nn.functional as F
 
-        dev = self.device
-        idx = self._real_batch().to(dev)
-        real = self.images[idx].float() / 127.5 - 1.0
-        y_real = self.labels[idx]
-        z = torch.randn(self.batch_size, self.arch.latent_dim, generator=self.gen_noise).to(dev)
-        y_fake = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(dev)
-        a = self.arch.aux_weight
-        fake = self.G(z, y_fake)
-
-        # discriminator: per-sample losses, summed, divided by B (Opacus divides by B under DP)
         self.opt_D.zero_grad(set_to_none=True)
         x = torch.cat([real, fake.detach()])
-        target = torch.cat([torch.ones(len(real), device=dev), torch.zeros(len(fake), device=dev)])
-        y = torch.cat([y_real, y_fake])
+        target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         adv, cls = self.D(x)
-        per_sample = discriminator_loss(adv, cls, target, y, a, self.arch.aux_fake)
-        loss_d = per_sample.sum() if self.config.private else per_sample.sum() / self.batch_size
-        with warnings.catch_warnings():  # Opacus' hooks on the first layer: the input needs no gradient
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            loss_d.backward()
+        per_sample = discriminator_loss(adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake)
+        loss_d = per_sample.sum() / self.batch_size
+        loss_d.backward()
         self.opt_D.step()
-        if self.accountant is not None:
-            self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
+        aux = F.cross_entropy(cls[: len(real)].detach(), y_real).item() if len(real) else float("nan")
+        return {"loss_d": loss_d.item(), "aux_d": aux}
 
-        # generator: through D's current (privatised) weights; no per-sample hooks, no D gradients
+    def _private_discriminator_step(self, real: Any, y_real: Any, position: Any, fake: Any, y_fake: Any) -> dict[str, float]:
+        """Patient-level DP-SGD update of D; only the loss on generated VUs is reported (real ones stay private)."""
+        import torch
+
+        a, aux_fake = self.arch.aux_weight, self.arch.aux_fake
+
+        def loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
+            return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake).sum()
+
+        private_grad = self.private.private_gradient(loss_of_one, real, y_real, position)
+        self.opt_D.zero_grad(set_to_none=True)
+        target = torch.zeros(len(fake), device=self.device)
+        loss_fake = self._d_loss(fake.detach(), target, y_fake).sum() / self.batch_size
+        loss_fake.backward()
+        public_grad = {k: p.grad for k, p in self.D.named_parameters()}
+        self.private.step(private_grad, public_grad)
+        return {"loss_d": loss_fake.item(), "aux_d": float("nan")}
+
+    def _generator_step(self, fake: Any, y_fake: Any) -> dict[str, float]:
+        """G update through D's current weights (D frozen)."""
+        import torch
+        import torch.nn.functional as F
+
         for p in self.D.parameters():
             p.requires_grad_(False)
-        if self.config.private:
-            self.D.disable_hooks()
         try:
             self.opt_G.zero_grad(set_to_none=True)
             adv_f, cls_f = self.D(fake)
-            loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + a * F.cross_entropy(cls_f, y_fake)
+            aux = F.cross_entropy(cls_f, y_fake)
+            loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             loss_g.backward()
             self.opt_G.step()
         finally:
             for p in self.D.parameters():
                 p.requires_grad_(True)
-            if self.config.private:
-                self.D.enable_hooks()
+        return {"loss_g": loss_g.item(), "aux_g": aux.item()}
+
+    def _update_ema(self) -> None:
+        import torch
+
+        if self.G_ema is None:
+            return
+        decay = min(self.arch.ema, (1 + self.step_count) / (10 + self.step_count))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - decay)
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                be.copy_(b)
+
+    def step(self) -> dict[str, float]:
+        """One D update and one G update; returns the losses (under DP, none computed on real VUs)."""
+        idx, position = self._real_batch()
+        idx = idx.to(self.device)
+        real = self.images[idx].float() / 127.5 - 1.0
+        y_real = self.labels[idx]
+        fake, y_fake = self._fake_batch()
+        if self.private is not None:
+            d = self._private_discriminator_step(real, y_real, position, fake, y_fake)
+        else:
+            d = self._discriminator_step(real, y_real, fake, y_fake)
+        g = self._generator_step(fake, y_fake)
         self.step_count += 1
-        if self.G_ema is not None:
-            decay = min(self.arch.ema, (1 + self.step_count) / (10 + self.step_count))
-            with torch.no_grad():
-                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - decay)
-                for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
-                    be.copy_(b)
-        self.last = {"loss_d": loss_d.item() / (self.batch_size if self.config.private else 1), "loss_g": loss_g.item(), "real": len(idx)}
+        self._update_ema()
+        self.last = {**d, **g, "real": len(idx)}
         return self.last
+
+    def log_row(self, seconds: float) -> dict[str, Any]:
+        """The training log's row for the step just made (see :data:`LOG_COLUMNS`)."""
+        last = self.last
+        real = self.expected_vus if self.private is not None else last.get("real", 0)  # the sampled count stays private
+        eps = self.epsilon()
+        return {
+            "step": self.step_count,
+            "epoch": round(self.step_count / self.steps_per_epoch, 4),
+            "loss_d": last.get("loss_d"),
+            "loss_g": last.get("loss_g"),
+            "aux_d": last.get("aux_d"),
+            "aux_g": last.get("aux_g"),
+            "vus_per_s": round((real + self.batch_size) / seconds, 1) if seconds > 0 else None,
+            "epsilon": None if eps is None else round(eps, 4),
+        }
 
     @property
     def sampler(self) -> Any:
@@ -316,8 +496,9 @@ class Trainer:
             "classes": self.classes,
             "batch_size": self.batch_size,
             "seed": c.seed,
+            "init_from": None if self.init_card is None else self.init_card.get("name"),
             "noise_multiplier": self.noise_multiplier,
-            "max_grad_norm": c.max_grad_norm if c.private else None,
+            "dp": None if c.dp is None else {k: v for k, v in c.dp.to_dict().items() if k not in ("private_runs", "tuning")},
             "delta": self.delta,
         }
 
@@ -330,14 +511,15 @@ class Trainer:
                 tensors.update({prefix + k: v for k, v in module.state_dict().items()})
         groups = {}
         for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            sd = getattr(opt, "original_optimizer", opt).state_dict()
+            sd = opt.state_dict()
             for pid, st in sd["state"].items():
                 for k, v in st.items():
                     tensors[f"{name}.{pid}.{k}"] = v
             groups[name] = sd["param_groups"]
         tensors["rng.data"] = self.gen_data.get_state()
         tensors["rng.noise"] = self.gen_noise.get_state()
-        tensors["rng.dp"] = self.gen_dp.get_state()
+        if self.private is not None:  # the mechanism's state: this checkpoint must stay as private as the data
+            tensors["rng.private"] = self.private.generator.get_state()
         tensors["perm"] = self.perm
         meta = {
             "identity": self._identity(),
@@ -348,6 +530,7 @@ class Trainer:
             "accountant": [list(h) for h in self.accountant.history] if self.accountant is not None else None,
             "last": self.last,
         }
+        self.write_log()
         with atomic_path(self.checkpoint_dir) as tmp:
             tmp.mkdir()
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
@@ -385,10 +568,11 @@ class Trainer:
             for g in groups:
                 if "betas" in g:
                     g["betas"] = tuple(g["betas"])
-            getattr(opt, "original_optimizer", opt).load_state_dict({"state": state, "param_groups": groups})
+            opt.load_state_dict({"state": state, "param_groups": groups})
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
-        self.gen_dp.set_state(tensors["rng.dp"].to(self.gen_dp.get_state().device))
+        if self.private is not None:
+            self.private.generator.set_state(tensors["rng.private"])
         self.perm = tensors["perm"].to(torch.int64)
         self.cursor = int(meta["cursor"])
         self.step_count = int(meta["step"])
@@ -396,7 +580,28 @@ class Trainer:
         self.last = meta.get("last") or {}
         if self.accountant is not None:
             self.accountant.history = [tuple(h) for h in meta["accountant"] or []]
+        self.log_rows = [r for r in read_log(self.log_path) if int(r["step"]) <= self.step_count]
         return True
+
+    # ---- training log -------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / TRAINING_DIR / LOG_FILE
+
+    def write_log(self) -> Path:
+        """Write every row so far to ``training/log.csv`` (atomically; rows past a resumed checkpoint are gone)."""
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.log_rows:
+            writer.writerow({k: "" if row.get(k) is None or row.get(k) != row.get(k) else row[k] for k in LOG_COLUMNS})
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.log_path) as tmp:
+            tmp.write_text(buf.getvalue())
+        return self.log_path
 
     # ---- montages ---------------------------------------------------------------------------
     def save_montage(self) -> Path:
@@ -442,19 +647,7 @@ class Trainer:
             dataset["recipe"] = ds.card["recipe"]
         else:
             dataset["sources"] = ds.card.get("sources", [])
-        dp = None
-        if c.private:
-            dp = {
-                "epsilon": self.epsilon(),
-                "delta": self.delta,
-                "noise_multiplier": self.noise_multiplier,
-                "max_grad_norm": float(c.max_grad_norm),
-                "accountant": c.accountant,
-                "sample_rate": self.sample_rate,
-                "target_epsilon": c.target_epsilon,
-                "sampling": "poisson",
-                "private_module": "discriminator",
-            }
+        dp = self.dp_card() if c.private else None
         return {
             "name": c.name or self.out_dir.name,
             "architecture": self.arch.to_dict(),
@@ -476,12 +669,45 @@ class Trainer:
                 "weights_dtype": c.weights_dtype,
                 "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
                 "generator_weights": "moving average" if self.G_ema is not None else "last",
+                "init_from": self._init_summary(),
+                "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
             "dp": dp,
             "discriminator": {"kept": bool(c.keep_discriminator), "private": True},
             "code_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def dp_card(self) -> dict[str, Any]:
+        """The card's ``dp`` block: the privacy unit, what was spent, and how."""
+        dp = self.config.dp
+        return {
+            "unit": UNIT,
+            "epsilon": self.epsilon(),
+            "delta": self.delta,
+            "n_patients": self.n_patients,
+            "steps": self.step_count,
+            "sample_rate": self.sample_rate,
+            "expected_patients_per_step": self.sample_rate * self.n_patients,
+            "vus_per_patient": dp.vus_per_patient,
+            "noise_multiplier": self.noise_multiplier,
+            "clip_norm": float(dp.clip_norm),
+            "accountant": dp.accountant,
+            "target_epsilon": dp.target_epsilon,
+            "sampling": "poisson over patients",
+            "noise_source": "os entropy",
+            "private_module": "discriminator",
+            "private_runs": dp.private_runs,
+            "tuning": dp.tuning,
+        }
+
+    def _init_summary(self) -> dict[str, Any] | None:
+        """Where the weights started (a generator pretrained on other, e.g. public, data)."""
+        if self.init_card is None:
+            return None
+        ds = self.init_card.get("dataset", {})
+        return {"name": self.init_card.get("name"), "dataset": ds.get("fingerprint"),
+                "recipe": (ds.get("recipe") or {}).get("name"), "dp": self.init_card.get("dp") is not None}
 
     def finish(self) -> Path:
         import shutil
@@ -494,6 +720,7 @@ class Trainer:
             save_weights(self.D_module.state_dict(), self.out_dir / DISCRIMINATOR_FILE, c.weights_dtype)
         else:
             (self.out_dir / DISCRIMINATOR_FILE).unlink(missing_ok=True)
+        self.write_log()
         card = self.card()
         check_card(card)
         write_json(self.out_dir / CARD_FILE, card)
@@ -535,7 +762,10 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
             dt = time.perf_counter() - t0
             trainer.seconds += dt
             s = trainer.step_count
-            post = {"VU/s": f"{(losses['real'] + trainer.batch_size) / dt:.0f}", "D": f"{losses['loss_d']:.3f}", "G": f"{losses['loss_g']:.3f}"}
+            trainer.log_rows.append(trainer.log_row(dt))
+            if s % LOG_EVERY == 0:
+                trainer.write_log()
+            post = {"VU/s": f"{trainer.log_rows[-1]['vus_per_s']:.0f}", "D": f"{losses['loss_d']:.3f}", "G": f"{losses['loss_g']:.3f}"}
             bar.set_postfix(post, refresh=False)
             bar.update(1)
             if montage_every and s % montage_every == 0:
@@ -558,3 +788,14 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
         bar.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def read_log(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a ``training/log.csv`` ([] where there is none)."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

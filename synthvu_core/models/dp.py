@@ -1,0 +1,306 @@
+"""Patient-level DP-SGD for the discriminator.
+
+The protected record is a **patient**, not a vertebral unit (VU): one patient contributes many VUs,
+so a VU-level guarantee of epsilon becomes, by group privacy, roughly (VUs per patient) x epsilon per
+patient. One private step of :class:`PatientDPOptimizer`, named after the steps of the algorithm
+(as Opacus's ``DPOptimizer`` is):
+
+1. :meth:`~PatientDPOptimizer.sample_patients`: Poisson sampling of train *patients*, each with
+   probability ``q = expected patients per step / N_patients`` (optionally at most ``k`` of a sampled
+   patient's VUs, drawn at random: a bounded contribution that bounds the compute too).
+2. :meth:`~PatientDPOptimizer.per_vu_gradients`: per-VU gradients of D's loss on the real VUs
+   (``torch.func``: ``vmap`` of ``grad`` over a functional call of D).
+3. :meth:`~PatientDPOptimizer.sum_per_patient`: the per-VU gradients summed per patient.
+4. :meth:`~PatientDPOptimizer.clip`: each patient's summed gradient scaled to norm at most ``C``
+   (the clip norm), then summed over patients. Removing or adding one patient changes this sum by at
+   most ``C`` (:func:`clipped_sum` is the function the sensitivity test checks by brute force).
+5. :meth:`~PatientDPOptimizer.add_noise`: Gaussian noise ``N(0, (sigma C)^2)`` on every coordinate.
+6. :meth:`~PatientDPOptimizer.scale`: divided by the *expected* number of real VUs per step (a
+   constant, so the division leaks nothing).
+7. :meth:`~PatientDPOptimizer.step`: the private gradient plus the gradient on generated VUs becomes
+   D's gradient; Adam steps; the accountant records one step ``(sigma, q)``.
+
+The gradient on generated VUs needs no clipping nor noise: generated VUs depend only on G (itself a
+function of earlier *privatised* D updates) and on noise drawn from the card's seed, never on the
+private data of this step, so it is post-processing in the adaptive composition.
+
+Randomness of the mechanism (patient sampling, VU choice, Gaussian noise) comes from a generator
+seeded with 63 bits of OS entropy (:func:`entropy_generator`), never from the card's seed: whoever
+holds the card cannot replay the noise. Its state is kept in the (private) training checkpoint only,
+so a resumed run draws what an uninterrupted one would have drawn.
+
+Accounting: Opacus's RDP (or PRV) accountant over ``N_patients`` with sample rate ``q``; delta
+defaults to ``min(1e-5, 1 / (10 N_patients))`` and a delta at or above ``1 / N_patients`` is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from synthvu_core.errors import SelectionError
+
+if TYPE_CHECKING:
+    import torch
+
+UNIT = "patient"
+MAX_DELTA = 1e-5
+ACCOUNTANTS = ("rdp", "prv")
+TUNING = ("public", "private")
+
+
+@dataclass
+class DPConfig:
+    """Settings of patient-level DP-SGD (stored, with what was spent, in the card's ``dp`` block).
+
+    Args:
+        target_epsilon: privacy budget; sets the noise multiplier for the run's steps.
+        noise_multiplier: a fixed noise multiplier instead (exactly one of the two).
+        delta: None = ``min(1e-5, 1 / (10 N_patients))``; must stay below ``1 / N_patients``.
+        clip_norm: bound ``C`` on each sampled patient's summed gradient.
+        patients_per_step: expected patients per step (None: as many as give ``batch_size`` real VUs).
+        vus_per_patient: at most this many VUs of a sampled patient per step (None: all of them).
+        accountant: ``rdp`` or ``prv`` (Opacus).
+        private_runs: DP runs made on the same private data, this one included (each spends privacy).
+        tuning: ``public`` where hyper-parameters were chosen on public data only, else ``private``.
+    """
+
+    target_epsilon: float | None = None
+    noise_multiplier: float | None = None
+    delta: float | None = None
+    clip_norm: float = 1.0
+    patients_per_step: float | None = None
+    vus_per_patient: int | None = None
+    accountant: str = "rdp"
+    private_runs: int = 1
+    tuning: str = "public"
+
+    def validate(self) -> None:
+        """Raise :class:`SelectionError` for settings that cannot give a guarantee."""
+        if (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise SelectionError("differential privacy needs exactly one of --target-epsilon and --noise-multiplier")
+        if self.target_epsilon is not None and not self.target_epsilon > 0:
+            raise SelectionError(f"--target-epsilon must be positive, got {self.target_epsilon}")
+        if self.noise_multiplier is not None and not self.noise_multiplier >= 0:
+            raise SelectionError(f"--noise-multiplier must be at least 0, got {self.noise_multiplier}")
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise SelectionError(f"--delta must lie in (0, 1), got {self.delta}")
+        if not self.clip_norm > 0:
+            raise SelectionError(f"--clip-norm must be positive, got {self.clip_norm}")
+        if self.patients_per_step is not None and not self.patients_per_step > 0:
+            raise SelectionError(f"--patients-per-step must be positive, got {self.patients_per_step}")
+        if self.vus_per_patient is not None and self.vus_per_patient < 1:
+            raise SelectionError(f"--vus-per-patient must be at least 1, got {self.vus_per_patient}")
+        if self.accountant not in ACCOUNTANTS:
+            raise SelectionError(f"unknown privacy accountant {self.accountant!r}; choose one of {', '.join(ACCOUNTANTS)}")
+        if self.private_runs < 1:
+            raise SelectionError(f"--private-runs counts this run too: at least 1, got {self.private_runs}")
+        if self.tuning not in TUNING:
+            raise SelectionError(f"--tuning must be one of {', '.join(TUNING)}, got {self.tuning!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_delta(n_patients: int) -> float:
+    """``min(1e-5, 1 / (10 N_patients))``."""
+    return min(MAX_DELTA, 1.0 / (10 * n_patients))
+
+
+def check_delta(delta: float | None, n_patients: int) -> float:
+    """The delta to use: the default where None; :class:`SelectionError` at or above ``1 / N_patients``."""
+    if n_patients < 1:
+        raise SelectionError("differential privacy needs at least one train patient")
+    if delta is None:
+        return default_delta(n_patients)
+    if delta >= 1.0 / n_patients:
+        raise SelectionError(
+            f"delta {delta:g} is at or above 1/N_patients = {1 / n_patients:.3g}: such a guarantee allows releasing a "
+            f"whole patient; use delta <= {default_delta(n_patients):.3g}"
+        )
+    return float(delta)
+
+
+def os_entropy_seed() -> int:
+    """63 bits from the operating system's entropy source."""
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
+def entropy_generator() -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded from OS entropy (the mechanism's randomness)."""
+    import torch
+
+    return torch.Generator().manual_seed(os_entropy_seed())
+
+
+def clipped_sum(per_patient: dict[str, torch.Tensor], clip_norm: float) -> dict[str, torch.Tensor]:
+    """Sum over patients of each patient's gradient scaled to norm at most ``clip_norm``.
+
+    Args:
+        per_patient: parameter name -> ``[P, *shape]`` summed gradient of each of ``P`` patients.
+        clip_norm: the bound ``C``; the result changes by at most ``C`` when one patient is removed.
+    """
+    import torch
+
+    if not per_patient:
+        return {}
+    first = next(iter(per_patient.values()))
+    n = first.shape[0]
+    norms = torch.stack([g.reshape(n, -1).norm(dim=1) for g in per_patient.values()], 1).norm(dim=1)
+    factor = (clip_norm / (norms + 1e-6)).clamp(max=1.0)
+    return {k: torch.einsum("p,p...->...", factor.to(g.dtype), g) for k, g in per_patient.items()}
+
+
+class PatientDPOptimizer:
+    """DP-SGD over patients for a discriminator ``module`` trained by ``optimizer``.
+
+    Args:
+        module: the discriminator (plain ``nn.Module``: per-sample normalisation only, e.g. GroupNorm).
+        optimizer: its optimizer (Adam).
+        patient_of_vu: ``[N_vu]`` integer patient index (0 .. N_patients - 1) of every train VU.
+        config: the DP settings (validated).
+        expected_vus: expected real VUs per step (the constant the noisy sum is divided by).
+        sample_rate: ``q``, each patient's probability of being sampled in a step.
+        noise_multiplier: ``sigma``.
+        generator: the mechanism's random source (:func:`entropy_generator`).
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        patient_of_vu: torch.Tensor,
+        config: DPConfig,
+        expected_vus: float,
+        sample_rate: float,
+        noise_multiplier: float,
+        generator: torch.Generator,
+    ):
+        import torch
+        from opacus.accountants import PRVAccountant, RDPAccountant
+
+        self.module, self.optimizer, self.config = module, optimizer, config
+        self.patient_of_vu = patient_of_vu.cpu().long()
+        self.n_patients = int(self.patient_of_vu.max()) + 1
+        order = torch.argsort(self.patient_of_vu, stable=True)
+        counts = torch.bincount(self.patient_of_vu, minlength=self.n_patients)
+        self.vus_of_patient = list(torch.split(order, counts.tolist()))
+        self.expected_vus = float(expected_vus)
+        self.sample_rate = float(sample_rate)
+        self.noise_multiplier = float(noise_multiplier)
+        self.generator = generator
+        self.accountant = RDPAccountant() if config.accountant == "rdp" else PRVAccountant()
+
+    # ---- 1. sampling ----------------------------------------------------------------------
+    def sample_patients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Poisson-sample patients; return ``(vu_indices, patient_position)`` of the real batch.
+
+        ``patient_position[i]`` numbers the sampled patient (0 .. P - 1) that VU ``vu_indices[i]`` belongs to.
+        """
+        import torch
+
+        chosen = torch.nonzero(torch.rand(self.n_patients, generator=self.generator) < self.sample_rate).flatten()
+        k = self.config.vus_per_patient
+        vus, pos = [], []
+        for j, p in enumerate(chosen.tolist()):
+            mine = self.vus_of_patient[p]
+            if k is not None and len(mine) > k:
+                mine = mine[torch.randperm(len(mine), generator=self.generator)[:k]]
+            vus.append(mine)
+            pos.append(torch.full((len(mine),), j, dtype=torch.long))
+        if not vus:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        return torch.cat(vus), torch.cat(pos)
+
+    # ---- 2. per-VU gradients ------------------------------------------------------------------
+    def per_vu_gradients(
+        self, loss_of_one: Callable[..., torch.Tensor], *inputs: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Gradient of ``loss_of_one(output_of_D_on_one_VU, *rest)`` for every VU: name -> ``[n, *shape]``.
+
+        Args:
+            loss_of_one: ``(adv [1], cls [1, K], *rest_of_one) -> scalar``.
+            inputs: ``x [n, C, H, W]`` then further per-VU tensors (labels), batched on dim 0.
+        """
+        from torch.func import functional_call, grad, vmap
+
+        params = {k: v.detach() for k, v in self.module.named_parameters()}
+        buffers = {k: v.detach() for k, v in self.module.named_buffers()}
+
+        def one(p: dict[str, torch.Tensor], x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+            adv, cls = functional_call(self.module, (p, buffers), (x.unsqueeze(0),))
+            return loss_of_one(adv, cls, *(r.unsqueeze(0) for r in rest))
+
+        in_dims = (None,) + (0,) * len(inputs)
+        return vmap(grad(one), in_dims=in_dims, randomness="error")(params, *inputs)
+
+    # ---- 3. per-patient sums ---------------------------------------------------------------------
+    @staticmethod
+    def sum_per_patient(per_vu: dict[str, torch.Tensor], position: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+        """Sum per-VU gradients over each sampled patient: name -> ``[n, *shape]``."""
+        import torch
+
+        out = {}
+        for k, g in per_vu.items():
+            out[k] = torch.zeros((n, *g.shape[1:]), dtype=g.dtype, device=g.device).index_add_(0, position.to(g.device), g)
+        return out
+
+    # ---- 4. clipping ------------------------------------------------------------------------------
+    def clip(self, per_patient: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each patient's gradient clipped to the clip norm, summed over patients."""
+        summed = clipped_sum(per_patient, self.config.clip_norm)
+        if not summed:  # no patient sampled: the sum is zero
+            summed = {k: v.detach().new_zeros(v.shape) for k, v in self.module.named_parameters()}
+        return summed
+
+    # ---- 5. noise ---------------------------------------------------------------------------------
+    def add_noise(self, summed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Add ``N(0, (sigma C)^2)`` noise from the mechanism's generator to every coordinate."""
+        import torch
+
+        std = self.noise_multiplier * self.config.clip_norm
+        out = {}
+        for k, g in summed.items():
+            noise = torch.normal(0.0, std, size=tuple(g.shape), generator=self.generator) if std > 0 else torch.zeros(g.shape)
+            out[k] = g + noise.to(device=g.device, dtype=g.dtype)
+        return out
+
+    # ---- 6. scaling -------------------------------------------------------------------------------
+    def scale(self, noisy: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Divide by the expected number of real VUs per step (a public constant)."""
+        return {k: g / self.expected_vus for k, g in noisy.items()}
+
+    # ---- 7. update and accounting -------------------------------------------------------------------
+    def step(self, private_grad: dict[str, torch.Tensor], public_grad: dict[str, torch.Tensor] | None = None) -> None:
+        """Set D's gradient to the private one (plus the generated VUs' one), step, and account."""
+        for k, p in self.module.named_parameters():
+            g = private_grad[k]
+            if public_grad is not None and public_grad.get(k) is not None:
+                g = g + public_grad[k]
+            p.grad = g.detach().clone()
+        self.optimizer.step()
+        self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
+
+    def private_gradient(
+        self, loss_of_one: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor, position: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Steps 2-6 on a sampled real batch: the privatised, scaled gradient of D's real-VU loss."""
+        n = int(position.max()) + 1 if len(position) else 0
+        per_patient = self.sum_per_patient(self.per_vu_gradients(loss_of_one, x, y), position, n) if n else {}
+        return self.scale(self.add_noise(self.clip(per_patient)))
+
+    def epsilon(self, delta: float) -> float:
+        """Epsilon spent so far at ``delta`` (0 before the first step)."""
+        if not self.accountant.history:
+            return 0.0
+        return float(self.accountant.get_epsilon(delta=delta))
+
+
+def noise_for(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+    """Opacus's noise multiplier that spends ``target_epsilon`` at ``delta`` in ``steps`` steps of rate ``sample_rate``."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
+                                      steps=steps, accountant=accountant))
