@@ -126,11 +126,11 @@ def _check_count(n: int) -> None:
 @st.cache_data(max_entries=32, show_spinner="Sampling…")
 def samples(model_dir: str, stamp: float, n: int, position: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` VUs at ``position`` (None: the training prior): (uint8 ``[n, C, H, W]``, labels ``[n]``, classes)."""
-    from synthvu_core.models.sampling import sample
+    from synthvu_core.models.sampling import sample_uint8
 
     _check_count(n)
-    s = sample(_generator(model_dir, stamp), n, position=position, seed=seed)
-    return as_uint8(s.images), np.asarray(s.labels), list(s.classes)
+    s = sample_uint8(_generator(model_dir, stamp), n, position=position, seed=seed)  # uint8 batch by batch
+    return s.images, np.asarray(s.labels), list(s.classes)
 
 
 @st.cache_data(max_entries=16, show_spinner="Interpolating…")
@@ -144,14 +144,13 @@ def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int
 @st.cache_data(max_entries=16, show_spinner="Writing the file…")
 def export_bytes(model_dir: str, stamp: float, n: int, position: str | None, seed: int, suffix: str) -> bytes:
     """The file ``synthvu_core.models.sampling.export`` writes for these samples, as bytes."""
-    from synthvu_core.models.sampling import export, sample
+    from synthvu_core.models.sampling import sample_to_file
 
     _check_count(n)
     gen = _generator(model_dir, stamp)
-    s = sample(gen, n, position=position, seed=seed)
     with tempfile.TemporaryDirectory(prefix="synthvu-export-") as tmp:
         path = Path(tmp) / f"vus{suffix}"
-        return Path(export(s, path, gen.card)).read_bytes()
+        return Path(sample_to_file(gen, n, path, position=position, seed=seed).path).read_bytes()
 
 
 def prior_rows(generator: Any, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
