@@ -136,11 +136,11 @@ def _check_count(n: int) -> None:
 @st.cache_data(max_entries=32, show_spinner="Sampling…")
 def samples(model_dir: str, stamp: float, n: int, position: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` VUs at ``position`` (None: the training prior): (uint8 ``[n, C, H, W]``, labels ``[n]``, classes)."""
-    from synthvu_core.models.sampling import sample
+    from synthvu_core.models.sampling import sample_uint8
 
     _check_count(n)
-    s = sample(_generator(model_dir, stamp), n, position=position, seed=seed)
-    return as_uint8(s.images), np.asarray(s.labels), list(s.classes)
+    s = sample_uint8(_generator(model_dir, stamp), n, position=position, seed=seed)  # uint8 batch by batch
+    return s.images, np.asarray(s.labels), list(s.classes)
 
 
 @st.cache_data(max_entries=16, show_spinner="Interpolating…")
@@ -155,26 +155,24 @@ def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int
 def export_bytes(model_dir: str, stamp: float, n: int, position: str | None, seed: int, suffix: str) -> bytes:
     """The file ``synthvu_core.models.sampling.export`` writes for these samples, as bytes (``.zip``: the
     NIfTI and its positions CSV together)."""
-    from synthvu_core.models.sampling import export, sample
+    from synthvu_core.models.sampling import sample_to_file
 
     _check_count(n)
     gen = _generator(model_dir, stamp)
-    s = sample(gen, n, position=position, seed=seed)
     with tempfile.TemporaryDirectory(prefix="synthvu-export-") as tmp:
-        if suffix == ".zip":  # NIfTI with its positions CSV beside it, as the CLI writes them
-            return _nifti_zip(s, Path(tmp), gen.card)
-        path = Path(tmp) / f"vus{suffix}"
-        return Path(export(s, path, gen.card)).read_bytes()
+        path = Path(tmp) / ("vus.nii.gz" if suffix == ".zip" else f"vus{suffix}")
+        written = Path(sample_to_file(gen, n, path, position=position, seed=seed).path)
+        # NIfTI goes out zipped with its positions CSV beside it, as the CLI writes them
+        return _nifti_zip(written) if suffix == ".zip" else written.read_bytes()
 
 
-def _nifti_zip(s: Any, tmp: Path, card: Mapping[str, Any]) -> bytes:
-    """A zip of ``vus.nii.gz`` and ``vus.csv`` (each VU's position)."""
+def _nifti_zip(nifti: Path) -> bytes:
+    """A zip of ``vus.nii.gz`` and ``vus.csv`` (each VU's position) written by ``sample_to_file``."""
     import io
     import zipfile
 
-    from synthvu_core.models.sampling import export, positions_path
+    from synthvu_core.models.sampling import positions_path
 
-    nifti = Path(export(s, tmp / "vus.nii.gz", dict(card)))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
         z.write(nifti, nifti.name)

@@ -92,7 +92,9 @@ def check_card(card: Any, where: Path) -> None:
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float in [-1, 1] -> uint8 (values outside are clipped)."""
+    """float in [-1, 1] -> uint8 (values outside are clipped); a uint8 array is returned as it is."""
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+        return x
     return np.clip(np.rint((np.asarray(x, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 

@@ -571,7 +571,7 @@ def evaluate_generator(
     """
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
-    from synthvu_core.models.sampling import sample
+    from synthvu_core.models.sampling import sample_uint8
 
     model_dir = Path(model_dir)
     card = load_card(model_dir)
@@ -603,7 +603,7 @@ def evaluate_generator(
         cfg = replace(cfg, scheme=scheme)
     weights_hash = weights_sha256(model_dir)  # the report belongs to exactly these weights
     generator = load_generator(model_dir)
-    samples = sample(generator, n_synthetic, seed=seed)
+    samples = sample_uint8(generator, n_synthetic, seed=seed)  # uint8 as exported: a quarter of the float32 memory
     if list(samples.classes) != classes:
         raise CheckpointError(f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}")
     disc = load_discriminator(model_dir)

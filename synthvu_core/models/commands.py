@@ -64,9 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--batch-size", type=int, default=256, help="VUs per forward pass; memory grows with it (default 256)")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--out", required=True, help="output file: .npz, .nii.gz or .png")
+    s.add_argument("--out", required=True, help="output file: .npz (written as it is sampled), .nii.gz or .png")
+    s.add_argument("--compress", action="store_true", help="deflate the .npz members (smaller, slower)")
     s.set_defaults(func=_sample)
 
     m = sub.add_parser("models", help="list or show generators")
@@ -152,13 +153,18 @@ def privacy_text(dp: dict | None) -> str:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from synthvu_core.models.registry import load_generator, resolve
-    from synthvu_core.models.sampling import export, sample
+    from synthvu_core.models.registry import load_card, load_generator, resolve
+    from synthvu_core.models.sampling import plan_export, position_weights, sample_to_file
 
-    gen = load_generator(resolve(args.model), device=args.device)
-    samples = sample(gen, args.n, position=args.position, seed=args.seed, batch_size=args.batch_size)
-    path = export(samples, args.out, gen.card)
-    print(f"wrote {len(samples)} VUs to {path}")
+    folder = resolve(args.model)
+    card = load_card(folder)
+    # every check before the generator loads: count, batch size, suffix, folder, disk and memory, position
+    plan_export(args.out, args.n, tuple(card["shape"]), list(card["classes"]), args.batch_size)
+    position_weights(card, args.position)
+    gen = load_generator(folder, device=args.device)
+    plan = sample_to_file(gen, args.n, args.out, position=args.position, seed=args.seed, batch_size=args.batch_size,
+                          compress=args.compress)
+    print(f"wrote {plan.n} VUs to {plan.path}")
     return 0
 
 
