@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--split", default=None, metavar="TRAIN,HOLDOUT,REFERENCE",
                    help="train on another patient-wise split of the same VUs (e.g. 0.05,0.475,0.475 for few patients)")
     t.add_argument("--split-seed", type=int, default=0, help="seed of --split (default: %(default)s)")
-    t.add_argument("--arch", choices=["default", "pgan"], default="default", help="architecture (pgan = the published study's)")
+    t.add_argument("--arch", choices=["default", "pgan", "diffusion"], default="default",
+                   help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)")
     t.add_argument("--scheme", choices=["region", "level"], default="region", help="conditioning scheme")
     t.add_argument("--epochs", type=float, default=None, help="epochs over the train split (default 25)")
     t.add_argument("--steps", type=int, default=None, help="total steps (wins over --epochs)")
@@ -41,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     dp.add_argument("--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon")
     dp.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample gradient clipping norm")
     dp.add_argument("--accountant", choices=["rdp", "prv"], default="rdp")
+    df = t.add_argument_group("latent diffusion (--arch diffusion)")
+    df.add_argument("--autoencoder-epochs", type=float, default=None, help="epochs of the VU autoencoder before the diffusion model (default 10)")
+    df.add_argument("--autoencoder-steps", type=int, default=None, help="autoencoder steps (wins over --autoencoder-epochs)")
+    df.add_argument("--sampling-steps", type=int, default=None, help="default number of flow steps when sampling (default 8)")
+    df.add_argument("--guidance", type=float, default=None, help="default classifier-free guidance scale (default 1.5)")
     t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
     t.add_argument("--drop-checkpoint", action="store_true", help="remove the resumable checkpoint when done")
     t.add_argument("--fp32", action="store_true", help="store final weights as float32 (default float16)")
@@ -55,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--guidance", type=float, default=None, help="diffusion generators: classifier-free guidance scale (default: the card's)")
+    s.add_argument("--sampling-steps", type=int, default=None, help="diffusion generators: flow steps (default: the card's)")
     s.add_argument("--out", required=True, help="output file: .npz, .nii.gz or .png")
     s.set_defaults(func=_sample)
 
@@ -73,6 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.training import TrainConfig, train
+
+    if args.arch == "diffusion":
+        from synthvu_core.models.diffusion_training import train_command
+
+        return train_command(args, _command_line(args))
 
     config = TrainConfig(
         arch=args.arch,
@@ -141,6 +154,10 @@ def _sample(args: argparse.Namespace) -> int:
     from synthvu_core.models.sampling import export, sample
 
     gen = load_generator(resolve(args.model), device=args.device)
+    if args.guidance is not None or args.sampling_steps is not None:
+        from synthvu_core.models.diffusion import set_sampling
+
+        set_sampling(gen, steps=args.sampling_steps, guidance=args.guidance)
     samples = sample(gen, args.n, position=args.position, seed=args.seed, batch_size=args.batch_size)
     path = export(samples, args.out, gen.card)
     print(f"wrote {len(samples)} VUs to {path}")
