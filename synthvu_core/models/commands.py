@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--split", default=None, metavar="TRAIN,HOLDOUT,REFERENCE",
                    help="train on another patient-wise split of the same VUs (e.g. 0.05,0.475,0.475 for few patients)")
     t.add_argument("--split-seed", type=int, default=0, help="seed of --split (default: %(default)s)")
-    t.add_argument("--arch", choices=["default", "pgan"], default="default", help="architecture (pgan = the published study's)")
+    t.add_argument("--arch", choices=["default", "pgan", "diffusion"], default="default",
+                   help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)")
     t.add_argument("--scheme", choices=["region", "level"], default="region", help="conditioning scheme")
     t.add_argument("--epochs", type=float, default=None, help="epochs over the train split (default 25)")
     t.add_argument("--steps", type=int, default=None, help="total steps (wins over --epochs)")
@@ -52,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="DP runs made on the same private data, this one included (recorded in the card)")
     dp.add_argument("--tuning", choices=["public", "private"], default="public",
                     help="where the hyper-parameters were chosen: public data only, or the private data (counted in --private-runs)")
+    df = t.add_argument_group("latent diffusion (--arch diffusion)")
+    df.add_argument("--autoencoder-epochs", type=float, default=None, help="epochs of the VU autoencoder before the diffusion model (default 10)")
+    df.add_argument("--autoencoder-steps", type=int, default=None, help="autoencoder steps (wins over --autoencoder-epochs)")
+    df.add_argument("--sampling-steps", type=int, default=None, help="default number of flow steps when sampling (default 8)")
+    df.add_argument("--guidance", type=float, default=None, help="default classifier-free guidance scale (default 1.5)")
     t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
     t.add_argument("--drop-checkpoint", action="store_true", help="remove the resumable checkpoint when done")
     t.add_argument("--fp32", action="store_true", help="store final weights as float32 (default float16)")
@@ -66,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=256, help="VUs per forward pass; memory grows with it (default 256)")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--guidance", type=float, default=None, help="diffusion generators: classifier-free guidance scale (default: the card's)")
+    s.add_argument("--sampling-steps", type=int, default=None, help="diffusion generators: flow steps (default: the card's)")
     s.add_argument("--out", required=True, help="output file: .npz (written as it is sampled), .nii.gz or .png")
     s.add_argument("--compress", action="store_true", help="deflate the .npz members (smaller, slower)")
     s.set_defaults(func=_sample)
@@ -100,6 +108,11 @@ def _train(args: argparse.Namespace) -> int:
     from synthvu_core.storage import check_writable
 
     check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
+    if args.arch == "diffusion":
+        from synthvu_core.models.diffusion_training import train_command
+
+        return train_command(args, _command_line(args))
+
     config = config_from_args(args, command=_command_line(args))  # validated before any work
     if args.dataset == "demo" and not Path(args.dataset).exists():
         from synthvu_core.data.build import demo_dataset
@@ -162,6 +175,10 @@ def _sample(args: argparse.Namespace) -> int:
     plan_export(args.out, args.n, tuple(card["shape"]), list(card["classes"]), args.batch_size)
     position_weights(card, args.position)
     gen = load_generator(folder, device=args.device)
+    if args.guidance is not None or args.sampling_steps is not None:
+        from synthvu_core.models.diffusion import set_sampling
+
+        set_sampling(gen, steps=args.sampling_steps, guidance=args.guidance)
     plan = sample_to_file(gen, args.n, args.out, position=args.position, seed=args.seed, batch_size=args.batch_size,
                           compress=args.compress)
     print(f"wrote {plan.n} VUs to {plan.path}")

@@ -35,7 +35,7 @@ SHIPPED_DIR = shipped_models_dir()  # checkout models/ or the installed package'
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 #: Architecture names a card may give: ``acgan.ARCHITECTURES``, repeated here so that listing and
 #: reading cards never imports torch (the dashboard's first paint lists generators).
-ARCHITECTURE_NAMES: tuple[str, ...] = ("default", "pgan")
+ARCHITECTURE_NAMES: tuple[str, ...] = ("default", "pgan", "diffusion")
 
 #: Required card keys and their JSON types (``dp`` may be null).
 CARD_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -311,6 +311,26 @@ def set_aside_outputs(folder: str | Path) -> Path | None:
     return aside
 
 
+def _generator_module(card: dict[str, Any]):
+    """The (untrained) generator module a card describes: an AC-GAN generator, or the latent diffusion
+    generator of :mod:`synthvu_core.models.diffusion` where ``architecture.name`` is ``diffusion``."""
+    if card["architecture"].get("name") != "diffusion":
+        from synthvu_core.models.acgan import Generator
+
+        return Generator(architecture_config(card))
+    from synthvu_core.models.diffusion import DiffusionConfig, DiffusionGenerator
+
+    arch = dict(card["architecture"])
+    arch.update(shape=tuple(card["shape"]), n_classes=len(card["classes"]))
+    try:
+        config = DiffusionConfig.from_dict(arch)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{CARD_FILE}: architecture cannot be built: {e}") from None
+    if config.latent_dim != card["latent_dim"]:
+        raise CheckpointError(f"{CARD_FILE}: latent_dim {card['latent_dim']} differs from the architecture's {config.latent_dim}")
+    return DiffusionGenerator(config)
+
+
 def _refuse_pickles(folder: Path, wanted: str) -> None:
     stem = wanted.split(".")[0]
     pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.name.startswith(stem)]
@@ -375,8 +395,6 @@ def validate(path: str | Path, expected_fingerprint: str | None = None) -> dict[
 
 def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: str | None = None) -> Generator:
     """The folder's generator in eval mode, float32, with its card as ``.card``."""
-    from synthvu_core.models.acgan import Generator
-
     folder = Path(path)
     card = load_card(folder)
     _check_fingerprint(folder, card, expected_fingerprint)
@@ -384,7 +402,7 @@ def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: 
     if not weights.is_file():
         _refuse_pickles(folder, GENERATOR_FILE)
         raise CheckpointError(f"{weights}: generator weights are missing")
-    gen = _load_module(Generator(architecture_config(card)), weights)
+    gen = _load_module(_generator_module(card), weights)
     gen.card = card
     gen.source_dir = folder
     return gen.to(device).eval()

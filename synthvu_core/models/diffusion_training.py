@@ -1,0 +1,449 @@
+"""Training of the latent diffusion generator (:mod:`synthvu_core.models.diffusion`): seeded, resumable.
+
+Two phases in one run, counted as one sequence of steps:
+
+1. ``autoencoder_steps`` steps of the VU autoencoder: L1 reconstruction + ``kl_weight`` x KL, Adam;
+2. the latents of the train split are encoded once (the encoder's mean), scaled to unit standard
+   deviation (``latent_scale``, recorded in the card), and the UNet is trained for ``steps`` steps on
+   rectified flow: ``x_t = (1 - t/T) x0 + (t/T) noise`` with logit-normal ``t``, velocity target
+   ``x0 - noise``, MSE; the class is replaced by the null class with probability ``cond_drop`` (for
+   classifier-free guidance). A moving average of the UNet weights is what is released.
+
+Randomness comes from two generators seeded from ``seed`` (data order; noise, times and class drops).
+Checkpoints (``training/checkpoint/``: safetensors + JSON, written atomically) hold both modules, the
+moving average, both optimizers, the generator states, the data permutation and cursor, and the step,
+so a resumed run reproduces an uninterrupted one on CPU. Ctrl-C saves a checkpoint and stops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthvu_core import __version__, levels
+from synthvu_core.errors import CheckpointError, SelectionError
+from synthvu_core.storage import atomic_path, write_json
+
+TRAINING_DIR = "training"
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class DiffusionTrainConfig:
+    """Training settings. ``steps`` wins over ``epochs`` (diffusion phase); likewise for the autoencoder."""
+
+    scheme: str = "region"
+    epochs: float | None = None
+    steps: int | None = None
+    autoencoder_epochs: float | None = None
+    autoencoder_steps: int | None = None
+    batch_size: int = 32
+    lr: float | None = None  # the UNet's (None = the architecture's)
+    width: int | None = None  # the UNet's channel width (None = the architecture's)
+    sampling_steps: int | None = None
+    guidance: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    montage_every: int | None = None
+    resume: bool = False
+    keep_checkpoint: bool = True
+    weights_dtype: str = "float16"
+    name: str | None = None
+    command: str | None = None
+
+    default_epochs: float = 60.0
+    default_autoencoder_epochs: float = 10.0
+
+
+def _steps(steps: int | None, epochs: float | None, default_epochs: float, per_epoch: int, what: str) -> int:
+    n = int(steps) if steps is not None else int(math.ceil((default_epochs if epochs is None else epochs) * per_epoch))
+    if n < 1:
+        raise SelectionError(f"the {what} needs at least one training step")
+    return n
+
+
+class DiffusionTrainer:
+    """The training state and one :meth:`step`. Use :func:`train_diffusion` for the whole run."""
+
+    def __init__(self, dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig):
+        import torch
+
+        from synthvu_core.models import diffusion
+        from synthvu_core.models.training import resolve_device
+
+        self.dataset, self.config, self.out_dir = dataset, config, Path(out_dir)
+        self.device = torch.device(resolve_device(config.device))
+        if config.scheme not in levels.SCHEMES:
+            raise SelectionError(f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}")
+        train_idx = dataset.indices("train")
+        if len(train_idx) == 0:
+            raise SelectionError("the dataset's train split is empty: nothing to train on")
+        self.classes = levels.classes(config.scheme, dataset.units["level"].iloc[train_idx].astype(str).unique())
+        labels = dataset.labels(config.scheme, self.classes)[train_idx]
+        counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
+        self.class_prior = (counts / counts.sum()).tolist()
+        self.n_train = len(train_idx)
+        self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)
+        self.labels = torch.from_numpy(labels).to(self.device)
+        overrides = {"lr": config.lr, "sampling_steps": config.sampling_steps, "guidance": config.guidance}
+        if config.width is not None:
+            overrides["unet_channels"] = (int(config.width), int(config.width))
+        try:
+            self.arch = diffusion.DiffusionConfig(
+                shape=tuple(dataset.shape), n_classes=len(self.classes), **{k: v for k, v in overrides.items() if v is not None}
+            )
+        except ValueError as e:
+            raise SelectionError(f"diffusion architecture: {e}") from None
+        self.batch_size = int(config.batch_size)
+        if self.batch_size < 1:
+            raise SelectionError("batch size must be at least 1")
+        self.steps_per_epoch = max(1, self.n_train // self.batch_size)
+        self.ae_steps = _steps(config.autoencoder_steps, config.autoencoder_epochs, config.default_autoencoder_epochs,
+                               self.steps_per_epoch, "autoencoder")
+        self.diffusion_steps = _steps(config.steps, config.epochs, config.default_epochs, self.steps_per_epoch, "diffusion model")
+        self.total_steps = self.ae_steps + self.diffusion_steps
+
+        self.ae, self.unet = diffusion.build(self.arch, seed=config.seed)
+        self.unet_ema = diffusion.build_unet(self.arch)
+        self.unet_ema.load_state_dict(self.unet.state_dict())
+        for m in (self.ae, self.unet, self.unet_ema):
+            m.to(self.device)
+        self.unet_ema.eval()
+        self.opt_ae = torch.optim.Adam(self.ae.parameters(), lr=self.arch.ae_lr)
+        self.opt_unet = torch.optim.Adam(self.unet.parameters(), lr=self.arch.lr)
+        self.gen_data = torch.Generator().manual_seed(config.seed * 1000 + 1)
+        self.gen_noise = torch.Generator().manual_seed(config.seed * 1000 + 2)
+        self.perm = torch.randperm(self.n_train, generator=self.gen_data)
+        self.cursor = 0
+        self.step_count = 0
+        self.seconds = 0.0
+        self.last: dict[str, float] = {}
+        self._latents: Any = None
+
+    # ---- data ---------------------------------------------------------------------------------
+    def _batch(self) -> Any:
+        import torch
+
+        b = min(self.batch_size, self.n_train)
+        if self.cursor + b > self.n_train:
+            self.perm = torch.randperm(self.n_train, generator=self.gen_data)
+            self.cursor = 0
+        idx = self.perm[self.cursor : self.cursor + b]
+        self.cursor += b
+        return idx.to(self.device)
+
+    def latents(self) -> Any:
+        """Scaled latents ``[n_train, *latent_shape]`` of the train split (encoded once, after phase 1)."""
+        import torch
+
+        if self._latents is None:
+            self.ae.eval()
+            with torch.no_grad():
+                mus = [self.ae.encode(self.images[s : s + 256].float() / 127.5 - 1.0)[0] for s in range(0, self.n_train, 256)]
+            mu = torch.cat(mus)
+            if self.arch.latent_scale == 1.0 and self.step_count == self.ae_steps:
+                self.arch.latent_scale = float(1.0 / mu.std().clamp_min(1e-6))
+            self._latents = mu * self.arch.latent_scale
+        return self._latents
+
+    # ---- one step -----------------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        """One autoencoder step (phase 1) or one UNet step (phase 2); returns the losses."""
+        if self.step_count < self.ae_steps:
+            self.last = self._autoencoder_step()
+        else:
+            self.last = self._diffusion_step()
+        self.step_count += 1
+        return self.last
+
+    def _autoencoder_step(self) -> dict[str, float]:
+        import torch
+
+        self.ae.train()
+        x = self.images[self._batch()].float() / 127.5 - 1.0
+        mu, sigma = self.ae.encode(x)
+        eps = torch.randn(mu.shape, generator=self.gen_noise).to(self.device)
+        recon = self.ae.decode(mu + eps * sigma)
+        l1 = (recon - x).abs().mean()
+        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-12) - 1).sum(dim=(1, 2, 3)).mean()
+        loss = l1 + self.arch.kl_weight * kl
+        self.opt_ae.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_ae.step()
+        return {"loss_ae_l1": float(l1.item()), "loss_ae_kl": float(kl.item())}
+
+    def _diffusion_step(self) -> dict[str, float]:
+        import torch
+
+        from synthvu_core.models.diffusion import TRAIN_TIMESTEPS
+
+        x0 = self.latents()
+        idx = self._batch()
+        x0, y = x0[idx], self.labels[idx].clone()
+        g = self.gen_noise
+        noise = torch.randn(x0.shape, generator=g).to(self.device)
+        t = (torch.sigmoid(torch.randn(len(x0), generator=g)) * TRAIN_TIMESTEPS).to(self.device)
+        drop = (torch.rand(len(x0), generator=g) < self.arch.cond_drop).to(self.device)
+        y[drop] = self.arch.n_classes
+        frac = (t / TRAIN_TIMESTEPS)[:, None, None, None]
+        xt = (1 - frac) * x0 + frac * noise  # RFlowScheduler.add_noise, with float times
+        self.unet.train()
+        v = self.unet(xt, t, class_labels=y)
+        loss = torch.nn.functional.mse_loss(v, x0 - noise)
+        self.opt_unet.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_unet.step()
+        k = self.step_count - self.ae_steps + 1
+        decay = min(self.arch.ema, (1 + k) / (10 + k))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.unet_ema.parameters()), list(self.unet.parameters()), 1.0 - decay)
+        return {"loss_flow": float(loss.item())}
+
+    # ---- the generator ------------------------------------------------------------------------
+    def generator(self) -> Any:
+        """The released generator (decoder + moving-average UNet) at the current state."""
+        from synthvu_core.models.diffusion import DiffusionGenerator
+
+        gen = DiffusionGenerator(self.arch, self.ae, self.unet_ema)
+        gen.card = {"classes": self.classes}
+        return gen.eval()
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / TRAINING_DIR / CHECKPOINT_DIR
+
+    def _identity(self) -> dict[str, Any]:
+        arch = self.arch.to_dict()
+        arch.pop("latent_scale")
+        return {"dataset": self.dataset.fingerprint, "arch": arch, "scheme": self.config.scheme, "classes": self.classes,
+                "batch_size": self.batch_size, "seed": self.config.seed, "autoencoder_steps": self.ae_steps}
+
+    def save_checkpoint(self) -> Path:
+        from safetensors.torch import save_file
+
+        tensors: dict[str, Any] = {}
+        for prefix, module in (("ae.", self.ae), ("unet.", self.unet), ("unet_ema.", self.unet_ema)):
+            tensors.update({prefix + k: v for k, v in module.state_dict().items()})
+        groups = {}
+        for name, opt in (("opt_ae", self.opt_ae), ("opt_unet", self.opt_unet)):
+            sd = opt.state_dict()
+            for pid, st in sd["state"].items():
+                tensors.update({f"{name}.{pid}.{k}": v for k, v in st.items()})
+            groups[name] = sd["param_groups"]
+        tensors.update({"rng.data": self.gen_data.get_state(), "rng.noise": self.gen_noise.get_state(), "perm": self.perm})
+        meta = {"identity": self._identity(), "step": self.step_count, "cursor": self.cursor, "seconds": self.seconds,
+                "latent_scale": self.arch.latent_scale, "param_groups": groups, "last": self.last}
+        with atomic_path(self.checkpoint_dir) as tmp:
+            tmp.mkdir()
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
+            (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
+        return self.checkpoint_dir
+
+    def load_checkpoint(self) -> bool:
+        """Restore the last checkpoint; False where there is none."""
+        import torch
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = self.checkpoint_dir
+        if not (folder / "state.json").is_file():
+            return False
+        try:
+            meta = json.loads((folder / "state.json").read_text())
+            tensors = load_file(str(folder / "state.safetensors"))
+        except (OSError, ValueError, SafetensorError) as e:
+            raise CheckpointError(f"{folder}: cannot read the training checkpoint: {e}") from None
+        mine = json.loads(json.dumps(self._identity()))
+        if meta.get("identity") != mine:
+            diff = [k for k in mine if meta.get("identity", {}).get(k) != mine[k]]
+            raise CheckpointError(f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without --resume")
+        for prefix, module in (("ae.", self.ae), ("unet.", self.unet), ("unet_ema.", self.unet_ema)):
+            module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+        for name, opt in (("opt_ae", self.opt_ae), ("opt_unet", self.opt_unet)):
+            state: dict[int, dict[str, Any]] = {}
+            for k, v in tensors.items():
+                if k.startswith(name + "."):
+                    _, pid, key = k.split(".", 2)
+                    state.setdefault(int(pid), {})[key] = v
+            groups = meta["param_groups"][name]
+            for g in groups:
+                if "betas" in g:
+                    g["betas"] = tuple(g["betas"])
+            opt.load_state_dict({"state": state, "param_groups": groups})
+        self.gen_data.set_state(tensors["rng.data"])
+        self.gen_noise.set_state(tensors["rng.noise"])
+        self.perm = tensors["perm"].to(torch.int64)
+        self.cursor, self.step_count = int(meta["cursor"]), int(meta["step"])
+        self.seconds, self.last = float(meta["seconds"]), meta.get("last") or {}
+        self.arch.latent_scale = float(meta["latent_scale"])
+        self._latents = None
+        return True
+
+    # ---- montages and outputs -----------------------------------------------------------------
+    def save_montage(self) -> Path:
+        """PNG, middle slice: phase 1 real VUs over their reconstructions; phase 2 one row per class, 8 samples."""
+        import torch
+
+        from synthvu_core.models.sampling import montage_image
+
+        g = torch.Generator().manual_seed(self.config.seed + 12345)
+        with torch.no_grad():
+            if self.step_count <= self.ae_steps:
+                idx = torch.randperm(self.n_train, generator=g)[:8].to(self.device)
+                x = self.images[idx].float() / 127.5 - 1.0
+                self.ae.eval()
+                imgs = torch.cat([x, self.ae.reconstruct(x).clamp(-1, 1)]).cpu().numpy()
+                rows = 2
+            else:
+                rows = min(len(self.classes), 12)
+                z = torch.randn(rows * 8, self.arch.latent_dim, generator=g).to(self.device)
+                imgs = self.generator()(z, torch.arange(rows).repeat_interleave(8).to(self.device)).cpu().numpy()
+        mid = imgs[:, imgs.shape[1] // 2]
+        path = self.out_dir / TRAINING_DIR / f"montage_step{self.step_count:07d}.png"
+        with atomic_path(path) as tmp:
+            montage_image(mid.reshape(rows, 8, *mid.shape[1:])).save(tmp, format="PNG")
+        return path
+
+    def card(self) -> dict[str, Any]:
+        c, ds = self.config, self.dataset
+        spacing = ds.units["spacing_mm"].median()
+        split = {k: v for k, v in ds.card.get("split", {}).items() if k != "patients"}  # never list patients
+        dataset: dict[str, Any] = {"fingerprint": ds.fingerprint, "split": split, "part": "train", "n_train": self.n_train,
+                                   "spacing": [float(ds.units["slice_mm"].median()), float(spacing), float(spacing)]}
+        if ds.card.get("recipe") is not None:
+            dataset["recipe"] = ds.card["recipe"]
+        else:
+            dataset["sources"] = ds.card.get("sources", [])
+        training = {
+            "epochs": self.diffusion_steps / self.steps_per_epoch, "steps": self.step_count, "batch_size": self.batch_size,
+            "lr": self.arch.lr, "seed": c.seed, "command": c.command or " ".join(shlex.quote(a) for a in sys.argv),
+            "seconds": round(self.seconds, 2), "device": str(self.device), "weights_dtype": c.weights_dtype,
+            "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
+            "generator_weights": "moving average", "autoencoder_steps": self.ae_steps,
+            "autoencoder_epochs": self.ae_steps / self.steps_per_epoch, "diffusion_steps": self.diffusion_steps,
+            "sampler": self.arch.sampler, "sampling_steps": self.arch.sampling_steps, "guidance": self.arch.guidance,
+        }
+        return {
+            "name": c.name or self.out_dir.name, "architecture": self.arch.to_dict(), "scheme": c.scheme,
+            "classes": self.classes, "class_prior": self.class_prior, "shape": list(ds.shape), "latent_dim": self.arch.latent_dim,
+            "dataset": dataset, "training": training, "dp": None, "discriminator": {"kept": False, "private": True},
+            "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def finish(self) -> Path:
+        import shutil
+
+        from synthvu_core.models.diffusion import released_state
+        from synthvu_core.models.registry import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, check_card, save_weights
+
+        c = self.config
+        save_weights(released_state(self.ae, self.unet_ema, self.arch), self.out_dir / GENERATOR_FILE, c.weights_dtype)
+        (self.out_dir / DISCRIMINATOR_FILE).unlink(missing_ok=True)
+        card = self.card()
+        check_card(card)
+        write_json(self.out_dir / CARD_FILE, card)
+        if not c.keep_checkpoint:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        return self.out_dir
+
+
+def train_diffusion(dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig | None = None, progress: bool = True) -> Path:
+    """Train the latent diffusion generator on ``dataset``'s train split; write the generator folder ``out_dir``.
+
+    Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
+    """
+    from tqdm.auto import tqdm
+
+    from synthvu_core.models.registry import CARD_FILE
+
+    config = config or DiffusionTrainConfig()
+    trainer = DiffusionTrainer(dataset, out_dir, config)
+    if not (config.resume and trainer.load_checkpoint()):
+        (Path(out_dir) / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet
+    every = config.checkpoint_every
+    montage_every = every if config.montage_every is None else config.montage_every
+    stop = {"flag": False}
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.update(flag=True))
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True)
+    try:
+        while trainer.step_count < trainer.total_steps:
+            t0 = time.perf_counter()
+            losses = trainer.step()
+            trainer.seconds += time.perf_counter() - t0
+            s = trainer.step_count
+            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()}, refresh=False)
+            bar.update(1)
+            if montage_every and (s % montage_every == 0 or s == trainer.ae_steps):
+                trainer.save_montage()
+            if (every and s % every == 0 and s < trainer.total_steps) or s == trainer.ae_steps:
+                trainer.save_checkpoint()
+            if stop["flag"]:
+                trainer.save_checkpoint()
+                bar.close()
+                print(f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with --resume)", file=sys.stderr)
+                raise KeyboardInterrupt
+        bar.close()
+        trainer.save_checkpoint()
+        if montage_every:
+            trainer.save_montage()
+        return trainer.finish()
+    finally:
+        bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+#: ``train`` options of the AC-GAN that mean nothing for the diffusion generator, with their defaults.
+_GAN_ONLY = {"target_epsilon": None, "delta": None, "noise_multiplier": None, "d_width": None, "conditioning": None,
+             "class_loss": None, "no_discriminator": False, "max_grad_norm": 1.0, "accountant": "rdp"}
+
+
+def train_command(args: Any, command: str) -> int:
+    """``train --arch diffusion``: the CLI handler (``args`` from :mod:`synthvu_core.models.commands`)."""
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
+
+    given = [k for k, default in _GAN_ONLY.items() if getattr(args, k, default) != default]
+    if given:
+        raise SelectionError(f"--{given[0].replace('_', '-')} applies to the AC-GAN only, not to --arch diffusion "
+                             "(differential privacy is not implemented for the diffusion generator)")
+    config = DiffusionTrainConfig(
+        scheme=args.scheme, epochs=args.epochs, steps=args.steps, autoencoder_epochs=args.autoencoder_epochs,
+        autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
+        sampling_steps=args.sampling_steps, guidance=args.guidance, seed=args.seed, device=args.device,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, keep_checkpoint=not args.drop_checkpoint,
+        weights_dtype="float32" if args.fp32 else "float16", name=args.name, command=command,
+    )
+    if args.dataset == "demo" and not Path(args.dataset).exists():
+        from synthvu_core.data.build import demo_dataset
+
+        dataset = demo_dataset(progress=not args.quiet)
+    else:
+        dataset = VUDataset.load(args.dataset)
+    if args.split:
+        try:
+            ratios = [float(v) for v in args.split.split(",")]
+            if len(ratios) != 3:
+                raise ValueError
+        except ValueError:
+            raise SelectionError(f"--split {args.split!r}: give three ratios TRAIN,HOLDOUT,REFERENCE") from None
+        dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
+    out = train_diffusion(dataset, args.out, config, progress=not args.quiet)
+    card = json.loads((out / "card.json").read_text())
+    tr = card["training"]
+    print(f"wrote {out} ({tr['autoencoder_steps']} autoencoder + {tr['diffusion_steps']} diffusion steps, {tr['seconds']:.0f} s)")
+    return 0
