@@ -227,7 +227,8 @@ def build_dataset(
     """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
 
     An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
-    (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
+    (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name
+    (``chu2015_sub-02``) so that
     equal file names in two studies never merge two people. Several volumes of one patient id in one
     folder stay one patient (the split keeps them together).
     """
@@ -325,8 +326,8 @@ def build_phantom_dataset(
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
         phantom.write_cohort(folder, n_patients, seed=seed, contrast=contrast, workers=workers)
         return build_dataset(
-            folder, out, config=config, split=split, workers=workers, progress=progress, extra={"recipe": recipe.as_dict()},
-            force=force,
+            folder, out, config=config, split=split, workers=workers, progress=progress,
+            extra={"recipe": recipe.as_dict()}, force=force,
         )
 
 
@@ -379,7 +380,8 @@ def recipe_from_dict(d: Mapping[str, Any]) -> PhantomRecipe:
         return DEMO_PHANTOM
     try:
         return PhantomRecipe(
-            name=str(d["name"]), n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=str(d.get("contrast", "T2")),
+            name=str(d["name"]), n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)),
+            contrast=str(d.get("contrast", "T2")),
             config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
         )
     except (KeyError, TypeError, ValueError) as e:
