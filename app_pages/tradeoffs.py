@@ -14,10 +14,10 @@ def render(_sel: frame.Selection | None) -> None:
         try:
             view = loaders.report(info.path, (info.card.get("dataset") or {}).get("fingerprint"))
         except SynthVUError as e:
-            skipped.append(f"{info.name}: " + ("its report does not belong to its dataset" if frame.public_mode() else str(e)))
+            skipped.append(f"{frame.plain(info.name)}: {frame.say(e)}")  # stale or foreign; paths shortened in public
             continue
         if view is None:
-            skipped.append(f"{info.name}: no report yet")
+            skipped.append(f"{frame.plain(info.name)}: no report yet")
             continue
         h = headline(view, info.card)
         rows.append({"name": info.name, "tstr": h.tstr, "trtr": h.trtr, "worst_auc": h.worst_auc,
