@@ -67,7 +67,8 @@ def samples_section(sel: frame.Selection, model: str, stamp: float, option: str,
 def render(sel: frame.Selection) -> None:
     model, stamp = str(sel.path), loaders.weights_stamp(sel.path)
     c_slices = sel.shape[0]
-    st.caption(f"{frame.plain(sel.name)}: a {sel.card.get('scheme')} generator of {c_slices} × {sel.shape[1]} × {sel.shape[2]} VUs.")
+    st.caption(f"{frame.plain(sel.name)}: a {sel.card.get('scheme')} generator of "
+               f"{c_slices} × {sel.shape[1]} × {sel.shape[2]} VUs.")
 
     with st.form("generate"):
         cols = st.columns([2, 1, 1])

@@ -68,8 +68,9 @@ def render(sel: frame.Selection | None) -> None:
         st.subheader("Training data")
         recipe = ds.get("recipe") or {}
         if recipe:
-            st.write(f"Built-in spine phantom **{frame.plain(recipe.get('name'))}**: {frame.plain(recipe.get('n_patients'))} "
-                     f"patients, seed {frame.plain(recipe.get('seed'))}, {frame.plain(recipe.get('contrast'))} contrast; "
+            st.write(f"Built-in spine phantom **{frame.plain(recipe.get('name'))}**: "
+                     f"{frame.plain(recipe.get('n_patients'))} patients, seed {frame.plain(recipe.get('seed'))}, "
+                     f"{frame.plain(recipe.get('contrast'))} contrast; "
                      f"patient split {frame.plain(split_text(ds.get('split')))}.")
         else:
             st.write(f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split {split_text(ds.get('split'))}.")

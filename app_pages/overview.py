@@ -51,7 +51,8 @@ def render(sel: frame.Selection | None) -> None:
         v = verdict(sel.report, sel.card)
         {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
     st.subheader("Card")
-    st.markdown("| | |\n|---|---|\n" + "\n".join(f"| {k} | {frame.plain(v)} |" for k, v in card_table(sel.card).items()))
+    rows = (f"| {k} | {frame.plain(v)} |" for k, v in card_table(sel.card).items())  # card text: plain, never Markdown
+    st.markdown("| | |\n|---|---|\n" + "\n".join(rows))
 
 
 frame.run_page("synthvu", render, needs_generator=False)

@@ -58,10 +58,10 @@ def render(_sel: frame.Selection | None) -> None:
         try:
             view = loaders.report(info.path, (info.card.get("dataset") or {}).get("fingerprint"))
         except SynthVUError as e:
-            skipped.append(f"{info.name}: " + ("its report does not belong to its dataset" if frame.public_mode() else str(e)))
+            skipped.append(f"{frame.plain(info.name)}: {frame.say(e)}")  # stale or foreign; paths shortened in public
             continue
         if view is None:
-            skipped.append(f"{info.name}: no report yet")
+            skipped.append(f"{frame.plain(info.name)}: no report yet")
             continue
         h = headline(view, info.card)
         frontier.append(_frontier_row(info, view))

@@ -65,6 +65,12 @@ def secrets_problem() -> str | None:
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
                 _LOG.error("secrets file %s cannot be parsed: %s", path, e)
                 return f"the secrets file ({path.name}) cannot be parsed: {type(e).__name__}"
+    if any(Path(entry).exists() for entry in config.get_option("secrets.files") or []):
+        try:  # a secrets folder (one subfolder per secret) or a file Streamlit cannot load
+            st.secrets.to_dict()
+        except Exception as e:  # noqa: BLE001 - whatever Streamlit raises, the secrets are not trusted
+            _LOG.error("the secrets cannot be loaded: %s", e)
+            return f"the secrets cannot be loaded: {type(e).__name__}"
     for key, kind in SECRET_TYPES.items():
         value = _secret(key)
         if value is not None and (not isinstance(value, kind) or (kind is str and not value)):
@@ -123,9 +129,12 @@ def gate() -> None:
 
 
 def plain(text: Any) -> str:
-    """``text`` for a Markdown element shown literally: every Markdown character escaped (card fields
-    are data: a name or ``created`` holding ``![x](http://...)`` must not make the browser fetch it)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$:&=])", r"\\\1", str(text))
+    """``text`` for a Markdown element shown literally (card fields are data: a name or ``created``
+    holding ``![x](http://...)`` must not make the browser fetch it): one line, every character that
+    makes links, images, emphasis, code, HTML, tables, maths or icon shortcodes escaped."""
+    line = " ".join(str(text).split())
+    line = re.sub(r"([\\`*_{}\[\]()#!|~<>$:])", r"\\\1", line)
+    return "\\" + line if line[:1] in ("-", "+", "=") else line
 
 
 def public_text(text: Any) -> str:

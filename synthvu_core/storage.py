@@ -117,7 +117,9 @@ def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: s
         raise OutputError(f"{path}: is a symbolic link, not a {what} folder; choose another path or add --force")
     if path.exists() and not force:
         if not path.is_dir():
-            raise OutputError(f"{path}: is a file, not a {what} folder; choose another path or add --force to replace it")
+            raise OutputError(
+                f"{path}: is a file, not a {what} folder; choose another path or add --force to replace it"
+            )
         try:
             entries = sorted(p.name for p in path.iterdir())
         except OSError as e:

@@ -71,7 +71,8 @@ def visit(at: AppTest, page: str) -> AppTest:
 def texts(at: AppTest) -> str:
     """Every text the run sent, in one string (markdown, captions, alerts, headers, metrics)."""
     parts = []
-    for kind in ("markdown", "caption", "error", "warning", "info", "success", "header", "subheader", "title", "metric"):
+    kinds = ("markdown", "caption", "error", "warning", "info", "success", "header", "subheader", "title", "metric")
+    for kind in kinds:
         parts += [str(getattr(e, "value", "")) for e in getattr(at, kind)]
     return "\n".join(parts)
 
@@ -85,7 +86,8 @@ def test_malformed_secrets_file_closes_the_app(env, secrets_file) -> None:
     secrets_file.write_text('password = "s3cret\npublic = true\n')  # one bad line: an unterminated string
     at = start()
     no_exception(at, "malformed secrets")
-    assert any("dashboard is closed" in e.value and "cannot be parsed" in e.value for e in at.error), [e.value for e in at.error]
+    errors = [e.value for e in at.error]
+    assert any("dashboard is closed" in e and "cannot be parsed" in e for e in errors), errors
     assert str(secrets_file.parent) not in texts(at), "no server path in the message"
     assert not at.sidebar.selectbox and not at.text_input, "nothing served, not even the password field"
     for page in ("generate", "privacy", "models_data"):
@@ -151,7 +153,8 @@ def test_public_mode_takes_no_folder_input(env, monkeypatch, tmp_path, how) -> N
     fabricate_generator(other / "secret-gen", "0123456789abcdef", "secret-gen")
     at.session_state["extra_model_dirs"] = [str(other)]
     at.run()
-    assert "secret-gen" not in [o.removesuffix(" (yours)") for o in at.sidebar.selectbox(key="selected_generator").options]
+    offered = [o.removesuffix(" (yours)") for o in at.sidebar.selectbox(key="selected_generator").options]
+    assert "secret-gen" not in offered
 
 
 def test_public_mode_sends_no_absolute_path(env, monkeypatch) -> None:
@@ -185,7 +188,8 @@ def test_card_text_is_plain_text(env, tmp_path, monkeypatch) -> None:
     models = tmp_path / "models"
     shutil.copytree(env["models"] / "fab-region", models / "fab-md")
     card = json.loads((models / "fab-md" / "card.json").read_text())
-    card.update(name="fab ![x](http://127.0.0.1:9/pixel.png) **loud**", created="[click](http://127.0.0.1:9/) :material/home:")
+    card.update(name="fab ![x](http://127.0.0.1:9/pixel.png) **loud**",
+                created="[click](http://127.0.0.1:9/) :material/home:")
     (models / "fab-md" / "card.json").write_text(json.dumps(card))
     monkeypatch.setenv("SYNTHVU_MODELS", str(models))
     from dashboard import loaders
@@ -198,7 +202,8 @@ def test_card_text_is_plain_text(env, tmp_path, monkeypatch) -> None:
         visit(at, page)
         no_exception(at, page)
         sent = texts(at)
-        assert "fab" in sent and "![x](http" not in sent and "](http://127.0.0.1:9/)" not in sent and "**loud**" not in sent, page
+        assert "fab" in sent, page
+        assert "![x](http" not in sent and "](http://127.0.0.1:9/)" not in sent and "**loud**" not in sent, page
 
 
 # ---- reports belong to weights -----------------------------------------------------------------------
@@ -234,7 +239,8 @@ def test_out_of_bounds_card_is_one_clear_message(env, tmp_path) -> None:
     at.sidebar.text_input(key="folder_input").set_value(str(bad))
     [b for b in at.sidebar.button if b.label == "Add"][0].click().run()
     no_exception(at, "huge latent_dim")
-    assert any("latent_dim 1000000000 lies outside" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+    errors = [e.value for e in at.sidebar.error]
+    assert any("latent_dim 1000000000 lies outside" in e for e in errors), errors
 
 
 # ---- NIfTI download carries its positions ------------------------------------------------------------------

@@ -49,7 +49,8 @@ def serve(models: Path, log: Path, *, secrets: Path, public: bool = False) -> It
     env.pop("SYNTHVU_PUBLIC", None)
     if public:
         env["SYNTHVU_PUBLIC"] = "1"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1",
            "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
            "--secrets.files", str(secrets)]
     with open(log, "w") as out:
@@ -104,9 +105,11 @@ def test_malformed_secrets_close_the_app_in_a_real_browser(world: dict[str, Path
                 alert.wait_for(timeout=60_000)
                 assert "dashboard is closed" in alert.inner_text() and "cannot be parsed" in alert.inner_text()
                 assert page.locator('[data-testid="stException"]').count() == 0
-                assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').count() == 0, "no generator picker"
+                picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+                assert picker.count() == 0, "no generator picker"
                 assert page.locator('input[type="password"]').count() == 0, "not even a password field"
-                assert page.locator('[data-testid="stImage"]').count() == 0 and page.locator(".js-plotly-plot").count() == 0
+                assert page.locator('[data-testid="stImage"]').count() == 0
+                assert page.locator(".js-plotly-plot").count() == 0
                 body = page.locator("body").inner_text()
                 assert str(tmp_path) not in body and "REAL patient" not in body
             finally:
@@ -117,7 +120,8 @@ def test_public_mode_has_no_folder_input_in_a_real_browser(world: dict[str, Path
     sync_api = pytest.importorskip("playwright.sync_api")
     secrets = tmp_path / "secrets.toml"
     secrets.write_text("public = true\n")
-    with serve(world["models"], tmp_path / "public.log", secrets=secrets, public=False) as url, sync_api.sync_playwright() as pw:
+    server = serve(world["models"], tmp_path / "public.log", secrets=secrets)  # public = true in the secrets
+    with server as url, sync_api.sync_playwright() as pw:
         browser, page = _open(pw, url + "/?model=fab-region")
         try:
             sidebar = page.locator('[data-testid="stSidebar"]')

@@ -80,7 +80,8 @@ def test_build_refuses_a_folder_that_is_not_a_dataset(cohort, tmp_path, capsys, 
         m.setattr(buildmod, "extract_pairs", lambda *a, **k: pytest.fail("work started before the check"))
         assert main(_build_args(cohort, out)) == 2
     _one_error_line(capsys, str(out), "not a VU dataset folder", "--force")
-    assert (out / "thesis.txt").read_text() == "years of work" and (out / "sub" / "data.bin").read_bytes() == b"\x00\x01"
+    assert (out / "thesis.txt").read_text() == "years of work"
+    assert (out / "sub" / "data.bin").read_bytes() == b"\x00\x01"
     # --force says "yes, replace it"; our own dataset folder is replaced without it
     assert main([*_build_args(cohort, out), "--force"]) == 0
     assert VUDataset.load(out).card["counts"]["units"] > 0 and not (out / "thesis.txt").exists()
@@ -128,7 +129,7 @@ def test_unwritable_outputs_fail_before_work_with_one_line(cohort, tmp_path, cap
 
     from synthvu_core.models import training
 
-    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("training started before the output was checked"))
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("training started before the check"))
     assert main(["train", "--dataset", str(ds), "--out", str(bad), "--steps", "1", "--quiet"]) == 2
     _one_error_line(capsys, str(bad), "cannot write the generator folder")
 
@@ -153,7 +154,10 @@ def test_evaluate_checks_the_report_folder_before_sampling(tmp_path, capsys, mon
     import tempfile
 
     monkeypatch.setattr(registry, "load_generator", lambda *a, **k: pytest.fail("sampled before the output check"))
-    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
     assert main(["evaluate", str(gen), "--quiet", "--dataset", str(tmp_path / "nowhere")]) == 2
     _one_error_line(capsys, str(gen / "report"), "Permission denied")
 
@@ -175,14 +179,16 @@ def test_sigterm_during_phantom_build_stops_workers_and_removes_the_temp_folder(
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "synthvu_core", "data", "build", "--phantom", "40", "--out", str(tmp_path / "ds"), "--workers", "2"]
+    cmd = [sys.executable, "-m", "synthvu_core", "data", "build", "--phantom", "40", "--out", str(tmp_path / "ds"),
+           "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(tmp.glob("synthvu-phantom-*/phantom/*_img.nii.gz")):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the phantom build never started writing"
         time.sleep(0.1)
-    children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+    pgrep = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+    children = [int(p) for p in pgrep.stdout.split()]
     assert children, "the build runs worker processes"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -190,7 +196,13 @@ def test_sigterm_during_phantom_build_stops_workers_and_removes_the_temp_folder(
     assert list(tmp.iterdir()) == [], "the temporary phantom folder is removed"
     assert not (tmp_path / "ds").exists()
     time.sleep(0.5)
-    alive = [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]]
+    def running(pid: int) -> bool:  # a zombie waiting for its parent counts as stopped
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    alive = [c for c in children if running(c)]
     assert alive == [], "worker processes stopped with the command"
 
 
@@ -239,7 +251,8 @@ def test_fresh_training_sets_the_old_report_and_montages_aside(tmp_path, capsys)
     (out / "report").mkdir()
     meta = {"generator_sha256": hashlib.sha256((out / "generator.safetensors").read_bytes()).hexdigest(),
             "dataset_fingerprint": "x"}
-    (out / "report" / "report.json").write_text(json.dumps({"scalars": {"privacy.worst.auc": 0.99}, "definitions": {}, "meta": meta}))
+    doc = {"scalars": {"privacy.worst.auc": 0.99}, "definitions": {}, "meta": meta}
+    (out / "report" / "report.json").write_text(json.dumps(doc))
     np.savez(out / "report" / "arrays.npz", a=np.arange(2))
     assert load_report(out) is not None  # the report of these weights is theirs
     old_montages = sorted(p.name for p in (out / "training").glob("montage_*.png"))
@@ -274,7 +287,8 @@ def test_evaluate_without_dataset_uses_the_cards_dataset_or_says_what_to_pass(tm
     monkeypatch.setattr(buildmod, "demo_dataset", lambda *a, **k: pytest.fail("the 120-patient demo was rebuilt"))
     for dataset, words in (({"fingerprint": ds.fingerprint}, "does not say where"),
                            ({"fingerprint": ds.fingerprint, "path": str(tmp_path / "moved")}, "is not there"),
-                           ({"fingerprint": "0123456789abcdef", "path": str(tmp_path / "ds")}, "holds another dataset")):
+                           ({"fingerprint": "0123456789abcdef", "path": str(tmp_path / "ds")},
+                            "holds another dataset")):
         with pytest.raises(DataError, match=words) as e:
             buildmod.dataset_of_card({"dataset": dataset}, tmp_path / "gen")
         assert "--dataset DATASET_FOLDER" in str(e.value)
@@ -316,5 +330,5 @@ def test_nifti_export_orientation_units_and_positions(tmp_path):
     ras = nib.as_closest_canonical(img.slicer[..., 0])
     data = np.asarray(ras.dataobj)
     i, j, k = np.argwhere(data == data.max())[0]
-    assert (i, j, k) == (0, data.shape[1] - 1, data.shape[2] - 1), "in RAS order: leftmost, most anterior, most superior"
+    assert (i, j, k) == (0, data.shape[1] - 1, data.shape[2] - 1), "RAS order: leftmost, most anterior, most superior"
     assert (tmp_path / "vus.csv").read_text().splitlines() == ["index,position,label", "0,T,0", "1,L,1"]

@@ -224,7 +224,8 @@ def build_dataset(
     """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
 
     An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
-    (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name (``chu2015_sub-02``) so that
+    (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name
+    (``chu2015_sub-02``) so that
     equal file names in two studies never merge two people. Several volumes of one patient id in one
     folder stay one patient (the split keeps them together).
     """

@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--contrast", choices=("T1", "T2"), default="T2")
     ph.add_argument("--workers", type=int, default=None)
-    ph.add_argument("--force", action="store_true", help="write into --out even where it holds files that are not a phantom cohort")
+    ph.add_argument("--force", action="store_true",
+                    help="write into --out even where it holds files that are not a phantom cohort")
     ph.set_defaults(func=_phantom)
 
 
@@ -112,7 +113,8 @@ def _build(args: argparse.Namespace) -> int:
     )
     split = _parse_split(args.split, args.split_seed)
     if args.phantom is not None:
-        recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config, split=split)
+        recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config,
+                                          split=split)
         ds = build_phantom_dataset(recipe, args.out, workers=args.workers, force=args.force)
     else:
         ds = build_dataset(

@@ -96,7 +96,8 @@ def _canonical(img, path: Path, what: str):
     try:
         return nib.as_closest_canonical(img)
     except Exception as e:  # truncated gzip inside the data: EOFError, zlib.error, OSError ...
-        raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({_reason(e, path)})") from None
+        why = _reason(e, path)
+        raise DataError(f"{path}: cannot read {what} voxels, the file looks truncated or corrupt ({why})") from None
 
 
 def _label_values(lab: np.ndarray) -> list[int]:

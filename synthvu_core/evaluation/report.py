@@ -529,7 +529,9 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
     return report
 
 
-def load_report(model_dir: str | Path, expected_fingerprint: str | None = None, *, check_weights: bool = True) -> Report | None:
+def load_report(
+    model_dir: str | Path, expected_fingerprint: str | None = None, *, check_weights: bool = True
+) -> Report | None:
     """The saved report of a generator folder (or a report folder itself); None when there is none.
 
     Never runs a model. Raises :class:`ReportError` naming the file when it is corrupt, was
@@ -543,7 +545,8 @@ def load_report(model_dir: str | Path, expected_fingerprint: str | None = None, 
     if not (folder / REPORT_FILE).is_file():
         return None
     report = _read_report(folder, expected_fingerprint)
-    if check_weights and folder != model_dir and any((model_dir / f).exists() for f in ("generator.safetensors", "card.json")):
+    is_generator = any((model_dir / f).exists() for f in ("generator.safetensors", "card.json"))
+    if check_weights and folder != model_dir and is_generator:
         from synthvu_core.models.registry import report_staleness
 
         stale = report_staleness(model_dir, report.meta)

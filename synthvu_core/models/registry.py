@@ -233,7 +233,8 @@ def _bound_problems(card: dict[str, Any]) -> list[str]:
             out.append(f"architecture.{key} must be one of {', '.join(allowed)}")
     for key, lo, hi in (("lr", 0.0, 1.0), ("ema", 0.0, 1.0), ("aux_weight", 0.0, 1e3)):
         v = arch.get(key, lo if key != "lr" else 1e-4)
-        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi or (key == "lr" and v <= 0):
+        number = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if not number or not lo <= v <= hi or (key == "lr" and v <= 0):
             out.append(f"architecture.{key} {v!r} lies outside {lo}..{hi}")
     return out
 
@@ -282,8 +283,9 @@ def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
         return f"{folder / GENERATOR_FILE}: generator weights are missing, so the report cannot be tied to them"
     current = weights_sha256(folder)
     if current != recorded:
-        return (f"{folder / REPORT_DIR}: stale report: computed for other weights (sha256 {recorded[:12]}, the folder's "
-                f"generator.safetensors is {current[:12]}); re-run `python -m synthvu_core evaluate {folder}`")
+        return (f"{folder / REPORT_DIR}: stale report: computed for other weights (sha256 {recorded[:12]}, "
+                f"the folder's generator.safetensors is {current[:12]}); "
+                f"re-run `python -m synthvu_core evaluate {folder}`")
     return None
 
 

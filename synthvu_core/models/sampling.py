@@ -390,7 +390,8 @@ def write_nifti(samples: Samples, path: str | Path, card: dict[str, Any] | None 
         nib.save(img, str(tmp) + (".nii.gz" if gz else ".nii"))
         Path(str(tmp) + (".nii.gz" if gz else ".nii")).rename(tmp)
     with atomic_path(positions_path(path)) as tmp:
-        tmp.write_text("index,position,label\n" + "".join(f"{i},{p},{lab}\n" for i, (p, lab) in enumerate(zip(samples.positions, samples.labels))))
+        rows = (f"{i},{p},{lab}\n" for i, (p, lab) in enumerate(zip(samples.positions, samples.labels)))
+        tmp.write_text("index,position,label\n" + "".join(rows))
     return path
 
 
