@@ -163,6 +163,7 @@ class Trainer:
         self.step_count = 0
         self.seconds = 0.0
         self.last: dict[str, float] = {}
+        self.dist: Any = None  # torchrun: set by models/distributed.py attach()
 
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
         adam_D = torch.optim.Adam(D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
@@ -253,6 +254,8 @@ class Trainer:
         y_real = self.labels[idx]
         z = torch.randn(self.batch_size, self.arch.latent_dim, generator=self.gen_noise).to(dev)
         y_fake = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(dev)
+        if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
+            idx, real, y_real, z, y_fake = self.dist.shard(idx, real, y_real, z, y_fake)
         a = self.arch.aux_weight
         fake = self.G(z, y_fake)
 
@@ -263,7 +266,7 @@ class Trainer:
         y = torch.cat([y_real, y_fake])
         adv, cls = self.D(x)
         per_sample = discriminator_loss(adv, cls, target, y, a, self.arch.aux_fake)
-        loss_d = per_sample.sum() if self.config.private else per_sample.sum() / self.batch_size
+        loss_d = per_sample.sum() if self.config.private else per_sample.sum() / len(z)
         with warnings.catch_warnings():  # Opacus' hooks on the first layer: the input needs no gradient
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             loss_d.backward()
@@ -510,7 +513,12 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
 
     config = config or TrainConfig()
     out_dir = Path(out_dir)
+    from synthvu_core.models import distributed
+
+    dist_ctx = distributed.setup(config.device)  # torchrun: join the group first (None for one process)
     trainer = Trainer(dataset, out_dir, config)
+    distributed.attach(trainer, dist_ctx)
+    progress = progress and (dist_ctx is None or dist_ctx.is_main)
     resumed = config.resume and trainer.load_checkpoint()
     if not resumed:
         (out_dir / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet
