@@ -9,7 +9,7 @@ import pytest
 from benchmarks.cases import Goal, Row, Stats
 from benchmarks.run import main, render_markdown, run_benchmarks, select_cases
 
-TINY = {"sampling.batch": 4, "sampling.matmul_n": 128, "sampling.shape": [9, 32, 32]}
+TINY = {"sampling.batch": 4, "sampling.matmul_n": 128, "sampling.shape": [9, 32, 32], "sampling.process_n": 0}
 
 
 def _check_stats(s: dict, n: int) -> None:
@@ -80,3 +80,15 @@ def test_case_selection():
     with pytest.raises(ValueError, match="unknown case"):
         select_cases(["nope"], long=False)
     assert main(["--only", "nope"]) == 2
+
+
+def test_whole_process_timer_reports_the_childs_peak_memory(tmp_path):
+    import sys
+
+    from benchmarks.cases.sampling import run_process
+
+    code = "import numpy as np; a = np.ones(300 * 2**20 // 8); print(a.sum())"
+    wall, mib = run_process([sys.executable, "-c", code], tmp_path)
+    assert wall > 0 and 300 <= mib < 2000
+    with pytest.raises(RuntimeError, match="exited 3"):
+        run_process([sys.executable, "-c", "raise SystemExit(3)"], tmp_path)

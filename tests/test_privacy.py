@@ -158,3 +158,43 @@ def test_distance_blocks_never_write_into_the_callers_arrays():
     assert np.array_equal(cand, cand0) and np.array_equal(syn, syn0)
     again = np.concatenate([d for _, d in pv.distance_blocks(cand, syn)])
     np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kinds", [("u8", "u8"), ("f32", "u8"), ("u8", "f64")])
+def test_matrix_product_path_matches_float64_brute_force(kinds):
+    """Above EXACT_DIM features the distances come from one matrix product: same summaries as float64."""
+    rng = np.random.default_rng(7)
+    shape = (3, 8, 8)  # 192 features > EXACT_DIM
+    assert np.prod(shape) > pv.EXACT_DIM
+
+    def make(kind, n):
+        u = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
+        return u if kind == "u8" else (u / 127.5 - 1).astype(np.float32 if kind == "f32" else np.float64)
+
+    cand, syn = make(kinds[0], 31), make(kinds[1], 43)
+    f = [x.reshape(len(x), -1) / 127.5 - 1 if x.dtype == np.uint8 else x.reshape(len(x), -1) for x in (cand, syn)]
+    d = cdist(f[0].astype(np.float64), f[1].astype(np.float64))
+    for chunk, syn_chunk in ((None, None), (7, 9)):
+        blocks = np.concatenate([b for _, b in pv.distance_blocks(cand, syn, chunk=chunk, synthetic_chunk=syn_chunk)])
+        np.testing.assert_allclose(blocks, d, rtol=1e-5, atol=1e-4)
+    s = pv.summarise_distances(cand, syn, quantiles=(0.05,), chunk=6)
+    np.testing.assert_array_equal(s.nearest, d.argmin(1))
+    np.testing.assert_allclose(s.d_min, d.min(1), rtol=1e-5)
+    np.testing.assert_allclose(s.median, np.median(d, axis=1), rtol=1e-5)
+    eps = np.quantile(d, 0.05)
+    assert s.eps[0.05] == pytest.approx(eps, rel=1e-5)
+    np.testing.assert_array_equal(s.counts[0.05], (d <= eps * (1 + 1e-6)).sum(1))
+
+
+def test_summaries_keep_enough_values_to_skip_the_second_pass(monkeypatch):
+    rng = np.random.default_rng(8)
+    cand = rng.integers(0, 3, size=(40, 100), dtype=np.uint8)  # few distinct distances: many ties at eps
+    syn = rng.integers(0, 3, size=(50, 100), dtype=np.uint8)
+    calls = []
+    real = pv.distance_blocks
+    monkeypatch.setattr(pv, "distance_blocks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    s = pv.summarise_distances(cand, syn, quantiles=(0.01,))
+    d = cdist(cand / 127.5 - 1, syn / 127.5 - 1)
+    eps = np.quantile(d, 0.01)
+    np.testing.assert_array_equal(s.counts[0.01], (d <= eps * (1 + 1e-6)).sum(1))
+    assert not calls  # the counts came from the kept values

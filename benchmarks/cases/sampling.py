@@ -6,12 +6,25 @@ Achieved GFLOP/s = FLOPs per VU (counted once with ``torch.utils.flop_counter.Fl
 VUs/s, shown as a share of this machine's fp32 matmul rate measured in the same run (best repeat of a
 square ``torch.matmul``).
 
+Whole process (issue 14): ``python -m synthvu_core sample MODEL --n N --out x.npz`` against
+``benchmarks/reference_sampling.py`` (the study's generator in a plain script: one float32 array,
+numpy conversion, ``numpy.savez``), each a fresh process, timed in alternation; wall time from start
+to exit and the peak resident memory of that process (``os.wait4``). MODEL is the shipped
+``acgan-phantom`` (the default architecture). The memory row is repeated at ``sampling.process_n_large``
+VUs to show that the streamed export's memory does not grow with ``--n``.
+
 Sizes (``Context.sizes`` keys): ``sampling.batch`` (quick 32, full 256), ``sampling.matmul_n``
-(quick 1024, full 2048), ``sampling.shape`` (default [9, 64, 64]).
+(quick 1024, full 2048), ``sampling.shape`` (default [9, 64, 64]), ``sampling.process_n`` (quick 500,
+full 5000; 0 = skip), ``sampling.process_n_large`` (quick 2000, full 25000; 0 = skip).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.cases import Context, Goal, Row, Stats, Unavailable, rate, time_pair
@@ -89,4 +102,51 @@ def run(ctx: Context) -> list[Row]:
         Row("achieved compute while sampling", "GFLOP/s", Stats.of(gflops["default"]), Stats.of(gflops["pgan"]), "pgan",
             note=f"{flops['default'] / 1e6:.0f} vs {flops['pgan'] / 1e6:.0f} MFLOP per VU"),
         Row("share of fp32 matmul peak", "%", Stats.of(share["default"]), Stats.of(share["pgan"]), "pgan"),
+    ] + (process_rows(ctx) if int(ctx.size("sampling.process_n", 500, 5000)) else [])
+
+
+def run_process(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak resident MiB) of one child process run to its end; raises on a failure."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {err.strip()[-300:]}")
+    return wall, usage.ru_maxrss / 1024.0  # Linux: KiB
+
+
+def process_rows(ctx: Context) -> list[Row]:
+    """Whole-process sampling + export of N VUs: the sample command vs the reference script."""
+    model = ctx.root / "models" / "acgan-phantom"
+    if not (model / "card.json").is_file():
+        return [Row.missing("whole-process sampling", "VUs/s", f"{model.name} is not shipped here")]
+    n = int(ctx.size("sampling.process_n", 500, 5000))
+    ours = [sys.executable, "-m", "synthvu_core", "sample", str(model), "--n", str(n), "--out", str(ctx.workdir / "o.npz")]
+    ref = [sys.executable, str(ctx.root / "benchmarks" / "reference_sampling.py"), str(n), str(ctx.workdir / "r.npz")]
+    repeats = max(1, min(ctx.repeats, 3))
+    res: dict[str, list[tuple[float, float]]] = {"ours": [], "ref": []}
+    for i in range(repeats):  # alternate, order flipped every repeat
+        for side in (("ours", "ref") if i % 2 == 0 else ("ref", "ours")):
+            res[side].append(run_process(ours if side == "ours" else ref, ctx.root))
+    wall = {k: [w for w, _ in v] for k, v in res.items()}
+    rss = {k: [m for _, m in v] for k, v in res.items()}
+    ctx.log(f"whole process, {n} VUs: ours {wall['ours']} s {rss['ours']} MiB; reference {wall['ref']} s {rss['ref']} MiB")
+    full = not ctx.quick
+    rows = [
+        Row(f"whole-process sample + save, {n} VUs to .npz", "VUs/s", Stats.of(rate(n, wall["ours"])),
+            Stats.of(rate(n, wall["ref"])), "pgan script", goal=Goal("≥ 2× the study's generator", ">=", 2.0, on="ratio")
+            if full else None, note="fresh process each: imports, loading, sampling, writing"),
+        Row(f"peak memory of that process, {n} VUs", "MiB", Stats.of(rss["ours"]), Stats.of(rss["ref"]), "pgan script",
+            higher_is_better=False, goal=Goal("≤ 1 GB", "<=", 1000.0) if full else None),
     ]
+    big = int(ctx.size("sampling.process_n_large", 2000, 25000))
+    if big:
+        cmd = [*ours[:6], str(big), "--out", str(ctx.workdir / "big.npz")]
+        w, m = run_process(cmd, ctx.root)
+        (ctx.workdir / "big.npz").unlink(missing_ok=True)
+        rows.append(Row(f"peak memory, {big} VUs streamed to .npz", "MiB", Stats.of([m]), higher_is_better=False,
+                        note=f"{big / w:.0f} VUs/s; memory bounded by the batch, not by --n", extra={"seconds": w}))
+    return rows

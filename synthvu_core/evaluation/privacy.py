@@ -68,6 +68,89 @@ def _auto_chunks(n: int, m: int, dim: int, chunk: int | None, synthetic_chunk: i
     return chunk, synthetic_chunk
 
 
+#: Up to this many features per VU the distances are summed from differences (exact); above it they come
+#: from one matrix product (``|c|² + |s|² - 2 c·s``, the way ``torch.cdist`` computes large problems).
+EXACT_DIM = 64
+
+
+def squared_distance_blocks(
+    candidates: np.ndarray, synthetic: np.ndarray, *, chunk: int | None = None, synthetic_chunk: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Squared Euclidean distances, one candidate block at a time (see :func:`distance_blocks`).
+
+    Yields ``(start, D2)`` with ``D2`` float32 ``[b, m]``. Where the time goes and how it is kept low:
+
+    * each block is converted, then centred in place; when both sets are uint8 the work is done on the
+      0..255 scale and only the ``[b, m]`` result is rescaled;
+    * the centre is the mean of at most :data:`CENTRE_ROWS` evenly spaced synthetic VUs (distances do not
+      depend on it; it only keeps the float32 product precise), not a pass over the whole set;
+    * above :data:`EXACT_DIM` features one ``addmm`` per synthetic block writes straight into the block
+      (``|c|² + |s|² - 2 c·s``: no augmented copies as in ``torch.cdist``, no square root); up to it the
+      differences are summed exactly;
+    * synthetic blocks and their norms are converted once when they fit the synthetic budget.
+    """
+    import torch
+
+    n, m = len(candidates), len(synthetic)
+    if n == 0 or m == 0:
+        return
+    dim = int(np.prod(np.shape(synthetic)[1:]))
+    chunk, synthetic_chunk = _auto_chunks(n, m, dim, chunk, synthetic_chunk)
+    raw = _is_u8(candidates) and _is_u8(synthetic)  # work on the 0..255 scale
+    k = 127.5 if raw else 1.0
+    pick = np.unique(np.linspace(0, m - 1, min(m, CENTRE_ROWS)).round().astype(np.int64))
+    centre = _block(np.asarray(synthetic[pick]) if len(pick) < m else synthetic, 0, len(pick), None).mean(0)
+    if raw:
+        centre = (centre + 1.0) * k  # the mean on the 0..255 scale
+    starts = list(range(0, m, synthetic_chunk))
+
+    def syn_block(s0: int) -> tuple[Any, Any]:
+        b = _centred(synthetic, s0, min(m, s0 + synthetic_chunk), centre, raw)
+        return b, torch.linalg.vector_norm(b, dim=1).square_()
+
+    held = [syn_block(starts[0])] if len(starts) == 1 else None
+    for start in range(0, n, chunk):
+        c = _centred(candidates, start, min(n, start + chunk), centre, raw)
+        out = torch.empty(len(c), m, dtype=torch.float32)
+        for i, s0 in enumerate(starts):
+            syn, syn_sq = held[i] if held is not None else syn_block(s0)
+            view = out[:, s0 : s0 + len(syn)]
+            if dim <= EXACT_DIM:
+                view.copy_(torch.cdist(c, syn, compute_mode="donot_use_mm_for_euclid_dist").square_())
+            elif len(starts) == 1:
+                torch.addmm(syn_sq[None, :], c, syn.T, alpha=-2.0, out=view)
+            else:
+                view.copy_(torch.addmm(syn_sq[None, :], c, syn.T, alpha=-2.0))
+        if dim > EXACT_DIM:
+            out.add_(torch.linalg.vector_norm(c, dim=1).square_()[:, None]).clamp_min_(0)
+        if raw:
+            out.mul_(1.0 / k**2)
+        yield start, out.numpy()
+
+
+#: Synthetic VUs averaged for the centre of the distance computation.
+CENTRE_ROWS = 1024
+
+
+def _is_u8(x: np.ndarray) -> bool:
+    return np.asarray(x[:0]).dtype == np.uint8
+
+
+def _centred(x: np.ndarray, start: int, stop: int, centre: Any, raw: bool) -> Any:
+    """Rows ``start:stop`` of ``x`` as float32 ``[b, D]`` minus ``centre``, in two fast passes at most.
+
+    ``raw``: uint8 rows stay on the 0..255 scale; otherwise uint8 is read as [-1, 1]. Never writes
+    into the caller's array.
+    """
+    import torch
+
+    b = torch.from_numpy(np.ascontiguousarray(np.asarray(x[start:stop]))).reshape(stop - start, -1)
+    if b.dtype == torch.uint8:  # a fresh float32 copy (vectorised; mixed-dtype arithmetic is not), centred in place
+        b = b.to(torch.float32)
+        return b.sub_(centre) if raw else b.sub_(127.5 * (1.0 + centre)).mul_(1.0 / 127.5)
+    return torch.sub(b.to(torch.float32), centre)
+
+
 def distance_blocks(
     candidates: np.ndarray, synthetic: np.ndarray, *, chunk: int | None = None, synthetic_chunk: int | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -79,28 +162,8 @@ def distance_blocks(
     synthetic block (default 1 GiB). Both sets are centred on the synthetic mean first, which keeps
     float32 matrix products precise.
     """
-    import torch
-
-    n, m = len(candidates), len(synthetic)
-    if n == 0 or m == 0:
-        return
-    chunk, synthetic_chunk = _auto_chunks(n, m, int(np.prod(np.shape(synthetic)[1:])), chunk, synthetic_chunk)
-    total = torch.zeros(int(np.prod(np.shape(synthetic)[1:])), dtype=torch.float64)
-    for s in range(0, m, synthetic_chunk):
-        total += _block(synthetic, s, min(m, s + synthetic_chunk), None).sum(0, dtype=torch.float64)
-    offset = (total / m).to(torch.float32)
-    single = m <= synthetic_chunk
-    syn_full = _block(synthetic, 0, m, offset) if single else None
-    for start in range(0, n, chunk):
-        c = _block(candidates, start, min(n, start + chunk), offset)
-        if single:
-            d = torch.cdist(c, syn_full)
-        else:
-            d = torch.cat(
-                [torch.cdist(c, _block(synthetic, s, min(m, s + synthetic_chunk), offset)) for s in range(0, m, synthetic_chunk)],
-                dim=1,
-            )
-        yield start, d.clamp_min_(0).numpy()
+    for start, d2 in squared_distance_blocks(candidates, synthetic, chunk=chunk, synthetic_chunk=synthetic_chunk):
+        yield start, np.sqrt(d2, out=d2)
 
 
 @dataclass
@@ -160,6 +223,10 @@ def summarise_distances(
     ``eps`` for quantile ``q`` is the ``q``-quantile (numpy's linear definition) of all ``n x m``
     candidate-synthetic distances, computed exactly from the smallest distances kept while
     streaming. When distances tie at ``eps`` beyond what was kept, a second pass counts exactly.
+
+    Works on squared distances (:func:`squared_distance_blocks`): the minimum, the two middle values and
+    the kept smallest values are ordered the same, so only they take a square root (float32, as
+    :func:`distance_blocks` gives them).
     """
     n, m = len(candidates), len(synthetic)
     total = n * m
@@ -167,22 +234,24 @@ def summarise_distances(
     nearest = np.empty(n, dtype=np.int64)
     median = np.empty(n, dtype=np.float64)
     need = {q: _quantile_position(q, total)[1] + 1 for q in quantiles}
-    keep = _SmallestKeeper(max(need.values()) + 1) if quantiles else None
+    # a margin of extra values: float32 distances tie often, and a tie at eps beyond the kept values costs
+    # a second pass over all distances
+    keep = _SmallestKeeper(max(need.values()) + 1 + max(1024, max(need.values()) // 100)) if quantiles else None
     lo_k, hi_k = (m - 1) // 2, m // 2
-    for start, d in distance_blocks(candidates, synthetic, chunk=chunk):
-        b = d.shape[0]
-        arg = d.argmin(1)
+    for start, d2 in squared_distance_blocks(candidates, synthetic, chunk=chunk):
+        b = d2.shape[0]
+        arg = d2.argmin(1)
         nearest[start : start + b] = arg
-        d_min[start : start + b] = d[np.arange(b), arg]
-        part = np.partition(d, (lo_k, hi_k), axis=1)
-        median[start : start + b] = 0.5 * (part[:, lo_k].astype(np.float64) + part[:, hi_k])
+        d_min[start : start + b] = np.sqrt(d2[np.arange(b), arg])
         if keep is not None:
-            keep.add(d, start)
+            keep.add(d2, start)
+        d2.partition((lo_k, hi_k), axis=1)  # in place (no copy of the block): it is not used after this
+        median[start : start + b] = 0.5 * (np.sqrt(d2[:, lo_k]).astype(np.float64) + np.sqrt(d2[:, hi_k]))
     out = DistanceSummary(d_min=d_min, nearest=nearest, median=median)
     if keep is None:
         return out
     order = np.argsort(keep.values, kind="stable")
-    vals, rows = keep.values[order], keep.rows[order]
+    vals, rows = np.sqrt(keep.values[order]), keep.rows[order]
     for q in quantiles:
         lo, hi, w = _quantile_position(q, total)
         eps = float(vals[lo]) * (1 - w) + float(vals[hi]) * w

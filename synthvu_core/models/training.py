@@ -222,6 +222,8 @@ class Trainer:
         self.seconds = 0.0
         self.last: dict[str, float] = {}
         self.log_rows: list[dict[str, Any]] = []
+        self.dist: Any = None  # torchrun: set by models/distributed.py attach()
+
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
         self.private: PatientDPOptimizer | None = None
@@ -374,6 +376,8 @@ class Trainer:
 
         z = torch.randn(self.batch_size, self.arch.latent_dim, generator=self.gen_noise).to(self.device)
         y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(self.device)
+        if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
+            z, y = self.dist.shard(z, y)
         return self.G(z, y), y
 
     def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
@@ -390,7 +394,7 @@ class Trainer:
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         adv, cls = self.D(x)
         per_sample = discriminator_loss(adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake)
-        loss_d = per_sample.sum() / self.batch_size
+        loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
         loss_d.backward()
         self.opt_D.step()
         aux = F.cross_entropy(cls[: len(real)].detach(), y_real).item() if len(real) else float("nan")
@@ -447,6 +451,8 @@ class Trainer:
     def step(self) -> dict[str, float]:
         """One D update and one G update; returns the losses (under DP, none computed on real VUs)."""
         idx, position = self._real_batch()
+        if self.dist is not None:  # torchrun: every process draws the global batch and keeps its share
+            (idx,) = self.dist.shard(idx)
         idx = idx.to(self.device)
         real = self.images[idx].float() / 127.5 - 1.0
         y_real = self.labels[idx]
@@ -740,7 +746,12 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
 
     config = config or TrainConfig()
     out_dir = Path(out_dir)
+    from synthvu_core.models import distributed
+
+    dist_ctx = distributed.setup(config.device)  # torchrun: join the group first (None for one process)
     trainer = Trainer(dataset, out_dir, config)
+    distributed.attach(trainer, dist_ctx)
+    progress = progress and (dist_ctx is None or dist_ctx.is_main)
     resumed = config.resume and trainer.load_checkpoint()
     if not resumed:
         (out_dir / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet
