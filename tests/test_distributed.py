@@ -21,7 +21,8 @@ import torch
 
 from synthvu_core.errors import SelectionError
 from synthvu_core.models import distributed
-from synthvu_core.models.training import TrainConfig, Trainer, train
+from synthvu_core.models.dp import DPConfig
+from synthvu_core.models.training import ArchOverrides, TrainConfig, Trainer, train
 from tests.test_sampling import tiny_dataset
 
 SHAPE = (3, 16, 16)
@@ -29,8 +30,8 @@ TOL = 1e-6
 
 
 def config(batch: int = 4, **kw) -> TrainConfig:
-    return TrainConfig(width=4, d_width=4, batch_size=batch, steps=4, checkpoint_every=2, montage_every=0, device="cpu",
-                       weights_dtype="float32", seed=1, **kw)
+    return TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=batch, steps=4, checkpoint_every=2,
+                       montage_every=0, device="cpu", weights_dtype="float32", seed=1, **kw)
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -85,7 +86,7 @@ class _FakeGroup(distributed.DistContext):
 
 def test_private_training_and_uneven_batches_are_refused_before_any_step(tmp_path):
     ctx = _FakeGroup(rank=0, world_size=2, local_rank=0, backend="gloo")
-    dp = Trainer(tiny_dataset(SHAPE), tmp_path / "dp", config(noise_multiplier=1.0))
+    dp = Trainer(tiny_dataset(SHAPE), tmp_path / "dp", config(dp=DPConfig(noise_multiplier=1.0)))
     with pytest.raises(SelectionError, match="differential privacy with 2 processes"):
         distributed.attach(dp, ctx)
     odd = Trainer(tiny_dataset(SHAPE), tmp_path / "odd", config(batch=3))
