@@ -41,9 +41,11 @@ def _free_port() -> int:
 
 
 def _demo_generator(models: Path) -> str:
-    """A shipped generator with a report where one exists, else the fabricated one."""
+    """``$SYNTHVU_BROWSER_MODEL``, else a shipped generator with a report where one exists, else the fabricated one."""
     from synthvu_core.models.registry import list_generators
 
+    if os.environ.get("SYNTHVU_BROWSER_MODEL"):
+        return os.environ["SYNTHVU_BROWSER_MODEL"]
     shipped = [g for g in list_generators() if g.source == "shipped" and g.has_report]
     return shipped[0].name if shipped else "fab-region"
 

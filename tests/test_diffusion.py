@@ -187,3 +187,19 @@ def test_cli_train_sample_and_refusals(tmp_path, monkeypatch, capsys, trained):
                  "--out", str(tmp_path / "s.npz")]) == 0
     assert np.load(tmp_path / "s.npz")["images"].shape == (3, 2, 16, 16)
     assert main(["sample", str(trained), "--n", "3", "--guidance", "-2", "--out", str(tmp_path / "t.npz")]) == 2
+
+
+def test_benchmark_case_times_diffusion_beside_both_acgans(tmp_path):
+    from benchmarks.run import run_benchmarks
+
+    sizes = {"diffusion.batch": 2, "diffusion.shape": [9, 32, 32]}
+    results = run_benchmarks(["diffusion"], quick=True, repeats=2, warmup=1, threads=1, out_dir=tmp_path, sizes=sizes,
+                             log=lambda m: None)
+    case = json.loads((tmp_path / "latest.json").read_text())["cases"]["diffusion"]
+    assert case["status"] == "ok", case.get("reason")
+    rows = case["rows"]
+    assert [r["reference_name"] for r in rows] == ["pgan", "default", "pgan", "pgan"]
+    first, last = rows[0], rows[-1]
+    assert first["extra"]["model"] == "random weights" and first["goal"]["met"] == (first["project"]["median"] >= 17)
+    assert last["project"]["values"] == pytest.approx([5000 / v for v in first["project"]["values"]])
+    assert results["cases"]["diffusion"]["status"] == "ok"

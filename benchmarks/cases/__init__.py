@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CASE_NAMES: tuple[str, ...] = ("sampling", "training", "data", "evaluation", "dashboard", "quality")
+CASE_NAMES: tuple[str, ...] = ("sampling", "diffusion", "training", "data", "evaluation", "dashboard", "quality")
 """Cases in run order. ``quality`` (time to quality) runs only with ``--long`` or ``--only quality``."""
 
 

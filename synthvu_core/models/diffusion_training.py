@@ -426,7 +426,9 @@ def train_command(args: Any, command: str) -> int:
         autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
         sampling_steps=args.sampling_steps, guidance=args.guidance, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, resume=args.resume, keep_checkpoint=not args.drop_checkpoint,
-        weights_dtype="float32" if args.fp32 else "float16", name=args.name, command=command,
+        weights_dtype="float32" if args.fp32 else "float16", name=args.name,
+        # a resumed run reproduces the uninterrupted one exactly, so the card gives the command without --resume
+        command=" ".join(shlex.quote(p) for p in shlex.split(command) if p != "--resume"),
     )
     if args.dataset == "demo" and not Path(args.dataset).exists():
         from synthvu_core.data.build import demo_dataset
