@@ -84,17 +84,21 @@ def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView 
     return _report(str(model_dir), stamp, fingerprint)
 
 
-def compute_report(model_dir: str | Path, dataset: str | None = None, write: Any = None) -> None:
+def compute_report(model_dir: str | Path, dataset: str | None = None, progress: Any = None) -> None:
     """Run the full evaluation of a generator (minutes) on ``dataset`` (a VU dataset folder; None:
-    the phantom demo dataset its card names, rebuilt if missing); ``write`` receives progress lines."""
+    the phantom demo dataset its card names, rebuilt if missing).
+
+    Args:
+        model_dir: the generator folder.
+        dataset: the VU dataset folder, or None for the phantom demo dataset.
+        progress: ``callback(stage, done, total)`` at every evaluation stage (None: silent).
+    """
     import torch
 
     from synthvu_core.evaluation.report import evaluate_generator
 
     torch.set_num_threads(SAMPLING_THREADS)
-    if write:
-        write("Sampling, training the classifiers, fitting UMAP and running the attacks…")
-    evaluate_generator(Path(model_dir), dataset=dataset, progress=False)
+    evaluate_generator(Path(model_dir), dataset=dataset, progress=progress or False)
     _report.clear()
     _generators.clear()
 
