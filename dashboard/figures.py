@@ -342,3 +342,23 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
                    yaxis={"title": "privacy risk: " + label, "range": y_range}, showlegend=True,
                    legend={"font": {"size": FONT_SIZE - 1}, "orientation": "v", "x": 1.02, "y": 1.0,
                            "xanchor": "left", "title": {"text": "generator · privacy"}})
+
+
+# ---- training record ---------------------------------------------------------------------------
+THROUGHPUT_HINTS = ("per_s", "per_sec", "throughput", "vus_s", "it_s")
+
+
+def loss_figure(log: dict[str, np.ndarray]) -> go.Figure | None:
+    """Loss curves of a training log (every ``loss*`` column against ``step``); None where it has none."""
+    losses = [k for k in log if k.startswith("loss")]
+    if not losses:
+        return None
+    fig = go.Figure()
+    for i, k in enumerate(losses):
+        fig.add_trace(go.Scatter(x=log["step"], y=log[k], mode="lines", name=k, line={"color": QUALITATIVE[i % 10]}))
+    return _layout(fig, "Training losses", height=420, xaxis={"title": "step"}, yaxis={"title": "loss"})
+
+
+def throughput_column(log: dict[str, np.ndarray]) -> str | None:
+    """The log's throughput column (by name), if any."""
+    return next((k for k in log if any(h in k.lower() for h in THROUGHPUT_HINTS)), None)

@@ -103,6 +103,23 @@ def compute_report(model_dir: str | Path, dataset: str | None = None, progress: 
     _generators.clear()
 
 
+# ---- training record ---------------------------------------------------------------------------
+def training_stamp(model_dir: str | Path) -> float:
+    return _mtime(Path(model_dir) / "training" / "log.csv") + _mtime(Path(model_dir) / "training")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _training_record(model_dir: str, stamp: float) -> tuple[dict[str, np.ndarray] | None, list[tuple[int, str]]]:
+    from synthvu_core.models.trainlog import montages, read_log
+
+    return read_log(model_dir), [(step, str(p)) for step, p in montages(model_dir)]
+
+
+def training_record(model_dir: str | Path) -> tuple[dict[str, np.ndarray] | None, list[tuple[int, str]]]:
+    """(log columns or None where the generator has no training log, [(step, montage path)])."""
+    return _training_record(str(model_dir), training_stamp(model_dir))
+
+
 # ---- generators and samples --------------------------------------------------------------------
 @st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
 def _generator(model_dir: str, stamp: float) -> Any:
