@@ -144,7 +144,7 @@ def _check_count(n: int) -> None:
         raise SelectionError(f"asked for {n} samples: the dashboard draws at most {MAX_SAMPLES} at a time (use the CLI for more)")
 
 
-@st.cache_data(max_entries=32, show_spinner="Sampling…")
+@st.cache_data(max_entries=32, show_spinner=False)  # the Generate page shows its own spinner with the time
 def samples(model_dir: str, stamp: float, n: int, position: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` VUs at ``position`` (None: the training prior): (uint8 ``[n, C, H, W]``, labels ``[n]``, classes)."""
     from synthvu_core.models.sampling import sample
