@@ -27,9 +27,12 @@ def render(sel: frame.Selection) -> None:
     frame.url_state("umap_colour", "colour", ["position", "source"])
     colour_by = c1.radio("Colour by", ["position", "source"], horizontal=True, key="umap_colour",
                          format_func=lambda v: {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}[v])
+    frame.url_state("umap_real_on_top", "real_on_top", cast=bool)
+    on_top = c2.toggle("Real VUs on top", value=True, key="umap_real_on_top",
+                       help="Draw the real VUs (fewer than the synthetic ones) over the synthetic points.")
     if sel.public:
-        c2.caption("Public mode: real VUs are drawn as a density only; select synthetic points to see them.")
-    fig, sources = umap_figure(rep, sel.classes, colour_by=colour_by, real_as_density=sel.public)
+        c2.caption("Public mode: real VUs are drawn as a density (dark contour lines) only; select synthetic points to see them.")
+    fig, sources = umap_figure(rep, sel.classes, colour_by=colour_by, real_as_density=sel.public, real_on_top=on_top)
     umap_meta = rep.meta.get("umap", {})
     st.caption(f"UMAP (n_neighbors={umap_meta.get('n_neighbors', '?')}, min_dist={umap_meta.get('min_dist', '?')}) fitted on "
                f"{umap_meta.get('fitted_on', 'real training VUs').replace('_', ' ')}; synthetic VUs projected in. "

@@ -34,7 +34,8 @@ def label_of(option: str) -> str:
 
 def samples_section(sel: frame.Selection, model: str, stamp: float, option: str, position: str | None, n: int, seed: int) -> None:
     c_slices = sel.shape[0]
-    images, labels, classes = loaders.samples(model, stamp, n, position, seed)
+    with st.spinner(f"Sampling {n} VUs at {label_of(option)} (seconds per hundred on a CPU)…", show_time=True):
+        images, labels, classes = loaders.samples(model, stamp, n, position, seed)
 
     layout = st.radio("Layout", ["one slice of every VU", "every slice, one VU per row (the study's layout)"],
                       horizontal=True, key="gen_layout")

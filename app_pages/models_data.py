@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import frame
+from dashboard import frame, loaders
 from dashboard.summary import epsilon_text, shareable_card, split_text
 from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB
 
@@ -45,6 +45,41 @@ def dataset_counts(card: dict) -> dict | None:
     except (OSError, ValueError):
         return None
     return ds.get("counts") if ds.get("fingerprint") == card["dataset"].get("fingerprint") else None
+
+
+def training_section(sel: frame.Selection) -> None:
+    """Loss curves from the training log and the montages of synthetic VUs written during training."""
+    import numpy as np
+
+    from dashboard.figures import loss_figure, throughput_column
+
+    st.subheader("Training record")
+    tr = sel.card.get("training") or {}
+    final = tr.get("final_losses") or {}
+    st.caption(f"{tr.get('steps', '?')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size', '?')}, "
+               f"{tr.get('seconds', 0):.0f} s on {tr.get('device', '?')}"
+               + ("; final losses " + ", ".join(f"{k} {v:.3f}" for k, v in final.items()) if final else ""))
+    log, shots = loaders.training_record(sel.path)
+    if log is None:
+        st.info("No training log: this generator was trained before per-step logs were kept (`training/log.csv`); "
+                "only its final losses are in the card.")
+    else:
+        fig = loss_figure(log)
+        if fig is not None:
+            st.plotly_chart(fig, width="stretch", key=frame.key_of(sel, "loss_curves"))
+        else:
+            st.caption(f"The training log has no loss columns (columns: {', '.join(log)}).")
+        col = throughput_column(log)
+        if col is not None:
+            st.metric(f"Throughput (median {col})", f"{np.nanmedian(log[col]):.1f}")
+    if not shots:
+        st.caption("No training montages in this folder.")
+        return
+    steps = [s for s, _ in shots]
+    step = steps[0] if len(steps) == 1 else st.select_slider(
+        "Montage at step", steps, value=steps[-1], key=frame.key_of(sel, "montage_step"))
+    frame.show_image(dict(shots)[step], f"training montage at step {step} of {tr.get('steps', '?')} (one row per class)",
+                     width="stretch")
 
 
 def render(sel: frame.Selection | None) -> None:
@@ -87,6 +122,7 @@ def render(sel: frame.Selection | None) -> None:
                 st.bar_chart(per_level, x_label="VU", y_label="count", height=260)
         elif ds.get("n_train"):
             st.metric("Training VUs", ds["n_train"])
+        training_section(sel)
     st.subheader("Build, train and evaluate your own")
     st.code(COMMANDS, language="bash")
     st.caption("Or everything on the phantom:")

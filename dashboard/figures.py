@@ -83,19 +83,23 @@ def umap_figure(
     colour_by: str = "position",
     real_as_density: bool = False,
     max_points: int | None = None,
+    real_on_top: bool = True,
 ) -> tuple[go.Figure, list[TraceSource | None]]:
     """UMAP overlay of real and synthetic VUs.
 
     ``colour_by``: ``"position"`` (one colour per class, light real / dark synthetic) or ``"source"``
     (real vs synthetic). ``real_as_density``: draw real VUs as a binned 2-D density only (public
-    mode: counts, never a real VU's coordinates, leave the server). ``max_points`` thins each kind evenly.
-    Returns the figure and, per trace (aligned with ``fig.data``), the rows it holds (``None`` for a
-    density trace: it is not selectable).
+    mode: counts, never a real VU's coordinates, leave the server), as dark contour lines over the
+    synthetic points. ``max_points`` thins each kind evenly. ``real_on_top``: draw the real VUs (or
+    their density) over the synthetic ones, which outnumber them. Returns the figure and, per trace
+    (aligned with ``fig.data``), the rows it holds (``None`` for a density trace: not selectable).
     """
     fig = go.Figure()
     sources: list[TraceSource | None] = []
-    colours = class_colours(classes)
-    for kind in ("real", "synthetic"):
+    order = ("synthetic", "real") if real_on_top else ("real", "synthetic")
+    # Plotly draws WebGL traces above SVG ones: with a density (SVG) on top, points are drawn in SVG too
+    scatter = go.Scatter if real_as_density and real_on_top else go.Scattergl
+    for kind in order:
         xy = view.array(f"umap/{kind}")
         if xy is None or len(xy) == 0:
             continue
@@ -105,39 +109,55 @@ def umap_figure(
         if max_points and len(rows) > max_points:
             rows = rows[np.linspace(0, len(rows) - 1, max_points).astype(int)]
         if kind == "real" and real_as_density:
-            gx, gy, z = density_grid(xy)
-            fig.add_trace(
-                go.Contour(
-                    x=gx, y=gy, z=z, name="real VUs (density)", colorscale="Greys", showscale=False, opacity=0.5,
-                    contours={"coloring": "fill", "showlines": False}, ncontours=10, hoverinfo="skip", showlegend=True,
-                )
-            )
+            fig.add_trace(_density_trace(xy))
             sources.append(None)  # a density is not selectable
             continue
-        groups = [(None, rows)] if colour_by == "source" else [(k, rows[labels[rows] == k]) for k in np.unique(labels[rows])]
-        for k, r in groups:
-            if len(r) == 0:
-                continue
-            if k is None:
-                name, colour = kind, ("#9e9e9e" if kind == "real" else "#d62728")
-            else:
-                cname = _class_name(classes, int(k))
-                light, dark = colours.get(cname, ("#9e9e9e", "#444444"))
-                name, colour = f"{cname} {kind}", (light if kind == "real" else dark)
-            fig.add_trace(
-                go.Scattergl(
-                    x=xy[r, 0], y=xy[r, 1], mode="markers", name=name,
-                    marker={"size": 6 if kind == "synthetic" else 7, "color": colour, "opacity": 0.75,
-                            "symbol": "circle" if kind == "synthetic" else "diamond"},
-                    customdata=np.stack([np.full(len(r), 0 if kind == "real" else 1), r], axis=1),
-                    hovertemplate=f"{name}<br>#%{{customdata[1]}}<extra></extra>",
-                )
-            )
+        for trace, r in _point_traces(scatter, kind, xy, labels, rows, classes, colour_by):
+            fig.add_trace(trace)
             sources.append(TraceSource(kind, np.asarray(r)))
     _layout(fig, "UMAP of real and synthetic VUs (fitted on real training VUs)", height=620,
             dragmode="select", xaxis={"title": "UMAP 1", "showticklabels": False},
             yaxis={"title": "UMAP 2", "showticklabels": False})
     return fig, sources
+
+
+def _density_trace(xy: np.ndarray) -> go.Contour:
+    """Real VUs as a density: counts per cell (small cells blanked), dark contour lines that stay visible."""
+    gx, gy, z = density_grid(xy)
+    return go.Contour(
+        x=gx, y=gy, z=z, name="real VUs (density)", colorscale=[[0, "#555555"], [1, "#000000"]], showscale=False,
+        contours={"coloring": "lines", "start": MIN_CELL_COUNT, "end": float(max(z.max(), MIN_CELL_COUNT + 1)),
+                  "size": max(1.0, float(z.max() - MIN_CELL_COUNT) / 6)},
+        line={"width": 2.5}, hoverinfo="skip", showlegend=True,
+    )
+
+
+def _point_traces(scatter: Any, kind: str, xy: np.ndarray, labels: np.ndarray, rows: np.ndarray,
+                  classes: Sequence[str], colour_by: str) -> list[tuple[Any, np.ndarray]]:
+    """One marker trace per class (or one per kind with ``colour_by="source"``); real VUs are larger
+    diamonds with a dark outline, so they read on top of the many synthetic circles."""
+    colours = class_colours(classes)
+    groups = [(None, rows)] if colour_by == "source" else [(k, rows[labels[rows] == k]) for k in np.unique(labels[rows])]
+    out = []
+    for k, r in groups:
+        if len(r) == 0:
+            continue
+        if k is None:
+            name, colour = kind, ("#111111" if kind == "real" else "#d62728")
+        else:
+            cname = _class_name(classes, int(k))
+            light, dark = colours.get(cname, ("#9e9e9e", "#444444"))
+            name, colour = f"{cname} {kind}", (light if kind == "real" else dark)
+        real = kind == "real"
+        marker = {"size": 8 if real else 5, "color": colour, "opacity": 0.9 if real else 0.6,
+                  "symbol": "diamond" if real else "circle",
+                  "line": {"width": 1, "color": "#111111"} if real else {"width": 0}}
+        out.append((scatter(
+            x=xy[r, 0], y=xy[r, 1], mode="markers", name=name, marker=marker,
+            customdata=np.stack([np.full(len(r), 0 if real else 1), r], axis=1),
+            hovertemplate=f"{name}<br>#%{{customdata[1]}}<extra></extra>",
+        ), r))
+    return out
 
 
 def selected_rows(points: Sequence[dict[str, Any]], sources: Sequence[TraceSource | None]) -> dict[str, list[int]]:
@@ -282,37 +302,66 @@ def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = T
 
 # ---- trade-offs --------------------------------------------------------------------------------
 def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_auc", trtr: float | None = None) -> go.Figure:
-    """Every generator on one chart: utility (TSTR) against privacy risk, DP ε annotated.
+    """Every generator on one chart: utility (TSTR) against privacy risk, DP ε in the legend.
 
-    ``rows``: dicts with ``name``, ``tstr``, ``worst_auc``, ``worst_tpr1``, ``epsilon``.
+    Each generator is a marker with its own colour, named in the legend (``name · no DP`` or
+    ``name · ε = 8.0``), so no text label can overprint another; the TRTR reference and the chance
+    level are legend entries too. ``rows``: dicts with ``name``, ``tstr``, ``worst_auc``,
+    ``worst_tpr1``, ``epsilon`` (``control`` for the controls).
     """
     label = {"worst_auc": "worst attack AUC (0.5 = chance)", "worst_tpr1": "worst TPR at 1% FPR (0.01 = chance)"}[privacy_key]
     fig = go.Figure()
+    plotted = 0
     for r in rows:
         x, y = r.get("tstr"), r.get(privacy_key)
         if x is None or y is None:
             continue
         eps = r.get("epsilon")
         tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
+        colour = "#a0aec0" if r.get("control") else QUALITATIVE[plotted % len(QUALITATIVE)]
+        plotted += 0 if r.get("control") else 1
         fig.add_trace(
             go.Scatter(
-                x=[x], y=[y], mode="markers+text", name=r["name"], text=[f"{r['name']}<br>{tag}"], textposition="top center",
-                marker={"size": 18, "line": {"width": 1, "color": "#333"},
-                        "symbol": "x" if r.get("control") else ("circle" if eps is None else "diamond"),
-                        **({"color": "#a0aec0"} if r.get("control") else {})},
+                x=[x], y=[y], mode="markers", name=f"{r['name']} · {tag}",
+                marker={"size": 18, "color": colour, "line": {"width": 1, "color": "#333"},
+                        "symbol": "x" if r.get("control") else ("circle" if eps is None else "diamond")},
                 hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
             )
         )
     chance = 0.5 if privacy_key == "worst_auc" else 0.01
     xs = [r["tstr"] for r in rows if r.get("tstr") is not None] + ([trtr] if trtr is not None else [])
     x_range = [max(0.0, min(xs, default=0.0) - 0.1), 1.02]
-    y_range = [0.4, 1.02] if privacy_key == "worst_auc" else [0.0, 1.02]
-    fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text="chance", annotation_position="bottom right")
+    y_range = [0.4, 1.04] if privacy_key == "worst_auc" else [0.0, 1.04]
+    fig.add_trace(go.Scatter(x=x_range, y=[chance, chance], mode="lines", name=f"chance ({chance:g})",
+                             line={"dash": "dash", "color": "#999"}, hoverinfo="skip"))
     if trtr is not None:
-        fig.add_vline(x=trtr, line={"dash": "dot", "color": "#555"}, annotation_text="TRTR (real data)", annotation_position="top left")
+        fig.add_trace(go.Scatter(x=[trtr, trtr], y=y_range, mode="lines", name=f"TRTR (real data): {trtr:.3f}",
+                                 line={"dash": "dot", "color": "#555"}, hoverinfo="skip"))
     return _layout(fig, "Privacy against utility: lower and further right is better", height=560,
                    xaxis={"title": "utility: TSTR balanced accuracy", "range": x_range},
-                   yaxis={"title": "privacy risk: " + label, "range": y_range}, showlegend=False)
+                   yaxis={"title": "privacy risk: " + label, "range": y_range}, showlegend=True,
+                   legend={"font": {"size": FONT_SIZE - 1}, "orientation": "v", "x": 1.02, "y": 1.0,
+                           "xanchor": "left", "title": {"text": "generator · privacy"}})
+
+
+# ---- training record ---------------------------------------------------------------------------
+THROUGHPUT_HINTS = ("per_s", "per_sec", "throughput", "vus_s", "it_s")
+
+
+def loss_figure(log: dict[str, np.ndarray]) -> go.Figure | None:
+    """Loss curves of a training log (every ``loss*`` column against ``step``); None where it has none."""
+    losses = [k for k in log if k.startswith("loss")]
+    if not losses:
+        return None
+    fig = go.Figure()
+    for i, k in enumerate(losses):
+        fig.add_trace(go.Scatter(x=log["step"], y=log[k], mode="lines", name=k, line={"color": QUALITATIVE[i % 10]}))
+    return _layout(fig, "Training losses", height=420, xaxis={"title": "step"}, yaxis={"title": "loss"})
+
+
+def throughput_column(log: dict[str, np.ndarray]) -> str | None:
+    """The log's throughput column (by name), if any."""
+    return next((k for k in log if any(h in k.lower() for h in THROUGHPUT_HINTS)), None)
 
 
 # ---- privacy-utility frontier -----------------------------------------------------------------------

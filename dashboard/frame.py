@@ -437,10 +437,45 @@ def report_missing(sel: Selection) -> None:
     st.caption(f"Or on the command line: `python -m synthvu_core evaluate {sel.path}"
                + (f" --dataset {folder}" if folder else "") + "` (minutes on a CPU).")
     if st.button("Compute report", type="primary", key="compute_report", disabled=folder is None and not loaders.is_phantom(sel.card)):
-        with st.status("Computing the report: sampling, classifiers, UMAP, attacks…", expanded=True) as status:
-            loaders.compute_report(sel.path, dataset=folder, write=st.write)
-            status.update(label="Report written", state="complete")
+        compute_with_progress(sel, folder)
         st.rerun()
+
+
+STAGE_TEXT = {"classifier": "training the real VU-position classifier", "embedding": "embedding the real VUs",
+              "umap": "UMAP", "utility": "utility (TSTR, TRTS)", "fidelity": "fidelity (Fréchet, precision, recall)",
+              "privacy": "membership attacks", "done": "done"}
+
+
+def compute_with_progress(sel: Selection, folder: str | None) -> None:
+    """Run the evaluation with a stage-by-stage progress bar; a Cancel button stops it at the next stage."""
+    import time
+
+    st.button("Cancel", key="compute_cancel", help="Stops at the next stage; nothing is written (the report is "
+              "written at the end, atomically).")
+    with st.status("Computing the report…", expanded=True) as status:
+        bar = st.progress(0.0, text="loading the dataset and sampling 5,000 synthetic VUs")
+        t0 = time.perf_counter()
+
+        def report(stage: str, done: int, total: int) -> None:
+            text = f"{STAGE_TEXT.get(stage, stage)} · stage {min(done + 1, total)} of {total} · {time.perf_counter() - t0:.0f} s"
+            bar.progress(min(done / max(total, 1), 1.0), text=text)
+
+        loaders.compute_report(sel.path, dataset=folder, progress=report)
+        status.update(label=f"Report written ({time.perf_counter() - t0:.0f} s)", state="complete")
+
+
+def load_dataset_with_status(sel: Selection, folder: str | None) -> None:
+    """Load (for the phantom: rebuild where missing) the generator's dataset inside a status box that names the
+    step and its time. The rebuild runs to its end once started (it writes atomically); it has no finer steps to show."""
+    import time
+
+    what = "the phantom demo dataset (rebuilt if missing: rendering patients, then cutting VUs)" if folder is None \
+        else f"the VU dataset {folder}"
+    t0 = time.perf_counter()
+    with st.status(f"Loading {what}…", expanded=False) as status:
+        loaders.real_dataset(sel.card, folder)
+        loaders.mark_dataset_loaded(sel.card, folder)
+        status.update(label=f"Dataset ready ({time.perf_counter() - t0:.0f} s)", state="complete")
 
 
 def report_file(sel: Selection) -> str:
@@ -485,6 +520,5 @@ def real_vus(sel: Selection, rows: np.ndarray, key: str) -> np.ndarray | None:
         label = "Show the real VUs" + (" (rebuilds the phantom dataset if missing: a minute or two)" if folder is None else "")
         if not st.button(label, key=f"{key}_load"):
             return None
-        loaders.real_dataset(sel.card, folder)
-        loaders.mark_dataset_loaded(sel.card, folder)
+        load_dataset_with_status(sel, folder)
     return loaders.real_vus(loaders.dataset_key(sel.card), folder, tuple(int(r) for r in np.asarray(rows)))

@@ -92,21 +92,40 @@ def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView 
     return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / "generator.safetensors"))
 
 
-def compute_report(
-    model_dir: str | Path, dataset: str | None = None, write: Callable[[str], object] | None = None
-) -> None:
+def compute_report(model_dir: str | Path, dataset: str | None = None, progress: Callable[[str, int, int], object] | None = None) -> None:
     """Run the full evaluation of a generator (minutes) on ``dataset`` (a VU dataset folder; None:
-    the phantom demo dataset its card names, rebuilt if missing); ``write`` receives progress lines."""
+    the phantom demo dataset its card names, rebuilt if missing).
+
+    Args:
+        model_dir: the generator folder.
+        dataset: the VU dataset folder, or None for the phantom demo dataset.
+        progress: ``callback(stage, done, total)`` at every evaluation stage (None: silent).
+    """
     import torch
 
     from synthvu_core.evaluation.report import evaluate_generator
 
     torch.set_num_threads(SAMPLING_THREADS)
-    if write:
-        write("Sampling, training the classifiers, fitting UMAP and running the attacks…")
-    evaluate_generator(Path(model_dir), dataset=dataset, progress=False)
+    evaluate_generator(Path(model_dir), dataset=dataset, progress=progress or False)
     _report.clear()
     _generators.clear()
+
+
+# ---- training record ---------------------------------------------------------------------------
+def training_stamp(model_dir: str | Path) -> float:
+    return _mtime(Path(model_dir) / "training" / "log.csv") + _mtime(Path(model_dir) / "training")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _training_record(model_dir: str, stamp: float) -> tuple[dict[str, np.ndarray] | None, list[tuple[int, str]]]:
+    from synthvu_core.models.trainlog import montages, read_log
+
+    return read_log(model_dir), [(step, str(p)) for step, p in montages(model_dir)]
+
+
+def training_record(model_dir: str | Path) -> tuple[dict[str, np.ndarray] | None, list[tuple[int, str]]]:
+    """(log columns or None where the generator has no training log, [(step, montage path)])."""
+    return _training_record(str(model_dir), training_stamp(model_dir))
 
 
 # ---- generators and samples --------------------------------------------------------------------
@@ -133,7 +152,7 @@ def _check_count(n: int) -> None:
         raise SelectionError(f"asked for {n} samples: the dashboard draws at most {MAX_SAMPLES} at a time (use the CLI for more)")
 
 
-@st.cache_data(max_entries=32, show_spinner="Sampling…")
+@st.cache_data(max_entries=32, show_spinner=False)  # the Generate page shows its own spinner with the time
 def samples(model_dir: str, stamp: float, n: int, position: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` VUs at ``position`` (None: the training prior): (uint8 ``[n, C, H, W]``, labels ``[n]``, classes)."""
     from synthvu_core.models.sampling import sample_uint8

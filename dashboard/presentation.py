@@ -61,6 +61,28 @@ class _Figures:
         return out
 
 
+def training_html(sel: Any, fig: _Figures) -> list[str]:
+    """The training record: loss curves from ``training/log.csv`` and the training montages (embedded PNGs)."""
+    import base64
+
+    from synthvu_core.models.trainlog import montages, read_log
+
+    path = getattr(sel, "path", None)
+    if path is None:
+        return []
+    parts = ["<h2>Training</h2>"]
+    log = read_log(path)
+    curves = None if log is None else figures.loss_figure(log)
+    parts.append(fig(curves) if curves is not None else "<p class='note'>No training log (generator trained before "
+                 "per-step logs were kept); final losses are in the card.</p>")
+    for step, png in montages(path):
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt='training montage, step {step}' style='max-width:100%' "
+                     f"src='data:image/png;base64,{data}'><figcaption class='note'>synthetic VUs at training step {step} "
+                     "(one row per class)</figcaption></figure>")
+    return parts
+
+
 def report_html(sel: Any) -> str:
     """HTML of the selected generator's report: card summary, verdict, utility, UMAP, privacy, controls.
 
@@ -106,8 +128,9 @@ def report_html(sel: Any) -> str:
         if not public:  # per-candidate ratios and per-patient scores: aggregates only in public mode
             parts.append(fig(figures.ratio_histogram(view, space)))
     for a, sp in present:
-        if a == "pairwise" and sp == "pixel" and not public:
+        if a == "pairwise" and sp == "pixel" and not public:  # per-patient scores never leave in public mode
             parts.append(fig(figures.patient_figure(view, a, sp)))
+    parts += training_html(sel, fig)
     parts.append("<h2>Definitions</h2><table>")
     for k in sorted(view.definitions):
         if k.startswith(("utility.", "fidelity.", "dp.")) or k.endswith(".auc") or k.startswith("privacy.worst"):

@@ -333,14 +333,14 @@ def test_selection_maps_points_to_report_rows() -> None:
     })
     from dashboard.figures import selected_rows
 
-    fig, sources = umap_figure(view, ["C", "T"])
+    fig, sources = umap_figure(view, ["C", "T"], real_on_top=False)
     assert len(sources) == len(fig.data)
     # by curve and point index: trace 1 is "T real" (real row 1); trace 2 is "T synthetic" (rows 0, 1)
     picked = selected_rows([{"curve_number": 1, "point_index": 0}, {"curve_number": 2, "point_index": 1}], sources)
     assert picked == {"real": [1], "synthetic": [1]}
     # customdata wins where present
     assert selected_rows([{"customdata": [1, 0]}], sources) == {"real": [], "synthetic": [0]}
-    fig, sources = umap_figure(view, ["C", "T"], real_as_density=True)
+    fig, sources = umap_figure(view, ["C", "T"], real_as_density=True, real_on_top=False)
     assert sources[0] is None and selected_rows([{"curve_number": 0, "point_index": 0}], sources) == {"real": [], "synthetic": []}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -52,7 +53,8 @@ def test_console_script_and_dependency_floors() -> None:
     deps = {d.split(">")[0].split("=")[0].strip(): d for d in project["dependencies"]}
     assert deps["streamlit"] == "streamlit>=1.52"  # download_button(data=callable), width="stretch"
     assert not deps["torch"].startswith("torch=="), "a pinned torch would pull the CUDA build off the project machines"
-    assert "monai" not in deps  # nothing in the package imports it yet
+    uses_monai = any(re.search(r"^\s*(import|from) monai\b", f.read_text(), re.M) for f in (ROOT / "synthvu_core").rglob("*.py"))
+    assert ("monai" in deps) == uses_monai, "monai is declared exactly when the package imports it"
 
 
 def test_serve_passes_the_app_settings_and_public_mode(tmp_path: Path) -> None:
@@ -170,12 +172,32 @@ def test_installed_serve_answers_health_with_the_container_settings(installed: P
     try:
         assert _healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, log) == 200
         assert "site-packages/synthvu_app/app.py" in _streamlit_command(proc.pid)
+        _page_renders(f"http://127.0.0.1:{port}/overview")
     finally:
         os.killpg(proc.pid, 15)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
+
+
+def _page_renders(url: str) -> None:
+    """The installed app draws a page without an exception (where Chromium and Playwright are present)."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        return
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_text("Public mode: aggregate numbers").first.wait_for(timeout=120_000)
+            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=120_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.get_by_role("heading", name="synthvu").count() >= 1
+        finally:
+            browser.close()
 
 
 def _streamlit_command(parent: int) -> str:

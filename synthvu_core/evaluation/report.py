@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,7 +230,30 @@ def prepare_context(dataset: Any, config: EvaluationConfig, *, classes: list[str
 # ---- the evaluation itself ------------------------------------------------------------------
 
 
-def _progress(total: int, enabled: bool, desc: str) -> Any:
+class _CallbackBar:
+    """A tqdm-shaped adapter that reports each stage to ``callback(stage, done, total)`` (the dashboard's bar)."""
+
+    def __init__(self, callback: Callable[[str, int, int], None], total: int) -> None:
+        self.callback, self.total, self.n, self.stage = callback, total, 0, ""
+
+    def set_description(self, name: str) -> None:
+        self.stage = name
+        self.callback(name, self.n, self.total)
+
+    def update(self, k: int = 1) -> None:
+        self.n = min(self.total, self.n + k)
+        self.callback(self.stage, self.n, self.total)
+
+    def close(self) -> None:
+        if self.n < self.total:  # the stage counts are estimates: the bar ends full
+            self.n = self.total
+            self.callback("done", self.n, self.total)
+
+
+def _progress(total: int, enabled: bool | Callable[[str, int, int], None], desc: str) -> Any:
+    """A progress bar: tqdm for ``True``, nothing for ``False``, or a callable's adapter."""
+    if callable(enabled):
+        return _CallbackBar(enabled, total)
     if not enabled:
         return None
     from tqdm.auto import tqdm
@@ -249,12 +273,13 @@ def run_evaluation(
     meta: dict[str, Any] | None = None,
     context: EvaluationContext | None = None,
     controls: tuple[str, ...] = (),
-    progress: bool = True,
+    progress: bool | Callable[[str, int, int], None] = True,
 ) -> Report:
     """Evaluate synthetic VUs ``[m, C, H, W]`` (float in [-1, 1] or uint8) with integer labels ``[m]``
     (indices into ``classes``, default ``dataset.classes(config.scheme)``) against a ``VUDataset``.
 
     ``controls`` names controls (``copy``, ``independent``) evaluated with the same code and context.
+    ``progress``: a tqdm bar (True), none (False), or ``callback(stage, done, total)`` at every stage.
     """
     from synthvu_core.evaluation.encoder import embed
     from synthvu_core.evaluation.fidelity import fidelity_scores
@@ -564,7 +589,7 @@ def evaluate_generator(
     n_synthetic: int = 5000,
     controls: bool = False,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | Callable[[str, int, int], None] = True,
     config: EvaluationConfig | None = None,
 ) -> Report:
     """Sample ``n_synthetic`` VUs from a generator folder, evaluate them, write ``model_dir/report/``.

@@ -1,0 +1,53 @@
+"""Figures that read at a glance: real VUs drawn over the synthetic ones on the UMAP (a visible density
+in public mode), and every generator on Trade-offs named in the legend, none as overprinting text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dashboard.figures import selected_rows, tradeoff_figure, umap_figure
+from dashboard.summary import ReportView
+
+
+def _view(n_real: int = 300, n_syn: int = 2000) -> ReportView:
+    rng = np.random.default_rng(0)
+    return ReportView(scalars={}, arrays={
+        "umap/real": rng.normal(0, 1, (n_real, 2)), "umap/real_labels": rng.integers(0, 2, n_real),
+        "umap/synthetic": rng.normal(0, 1, (n_syn, 2)), "umap/synthetic_labels": rng.integers(0, 2, n_syn),
+    })
+
+
+def test_real_vus_are_drawn_over_the_synthetic_ones() -> None:
+    fig, sources = umap_figure(_view(), ["C", "T"])
+    kinds = [s.kind for s in sources]
+    assert kinds.index("real") > max(i for i, k in enumerate(kinds) if k == "synthetic"), kinds
+    real = [t for t, s in zip(fig.data, sources, strict=True) if s.kind == "real"]
+    syn = [t for t, s in zip(fig.data, sources, strict=True) if s.kind == "synthetic"]
+    assert all(t.marker.size > s.marker.size and t.marker.opacity > s.marker.opacity for t in real for s in syn)
+    under, _ = umap_figure(_view(), ["C", "T"], real_on_top=False)
+    assert [t.name for t in under.data][0].endswith("real")
+
+
+def test_public_density_is_on_top_and_drawn_as_lines() -> None:
+    fig, sources = umap_figure(_view(), ["C", "T"], real_as_density=True)
+    assert sources[-1] is None and fig.data[-1].type == "contour"
+    assert fig.data[-1].contours.coloring == "lines" and fig.data[-1].line.width >= 2
+    # WebGL points would hide an SVG density: the points are SVG scatter here
+    assert {t.type for t in fig.data[:-1]} == {"scatter"}
+    assert selected_rows([{"curve_number": len(fig.data) - 1, "point_index": 0}], sources) == {"real": [], "synthetic": []}
+
+
+def test_every_generator_is_named_in_the_legend_without_text_labels() -> None:
+    rows = [{"name": "acgan-phantom", "tstr": 0.918, "worst_auc": 0.66, "epsilon": None},
+            {"name": "acgan-phantom-dp", "tstr": 0.549, "worst_auc": 0.52, "epsilon": 10.0},
+            {"name": "acgan-phantom-leaky", "tstr": 0.93, "worst_auc": 0.9, "epsilon": None},
+            {"name": "acgan-phantom: copy control", "tstr": 0.99, "worst_auc": 1.0, "epsilon": None, "control": True}]
+    fig = tradeoff_figure(rows, trtr=0.99)
+    names = [t.name for t in fig.data]
+    assert "acgan-phantom · no DP" in names and "acgan-phantom-dp · ε = 10.0" in names
+    assert "acgan-phantom-leaky · no DP" in names and "acgan-phantom: copy control · control" in names
+    assert any(n.startswith("TRTR (real data)") for n in names) and fig.layout.showlegend
+    assert not any("text" in (t.mode or "") for t in fig.data), "no text label can overprint another"
+    assert not fig.layout.annotations
+    colours = [t.marker.color for t in fig.data if t.mode == "markers" and "control" not in t.name]
+    assert len(set(colours)) == 3, "one colour per generator"
