@@ -36,10 +36,6 @@ SYNTHETIC_CAPTION = "synthetic"
 _LOG = logging.getLogger("synthvu.dashboard")
 
 
-class SecretsProblem(Exception):
-    """The secrets exist but cannot be trusted (unparsable file, a key of the wrong type)."""
-
-
 #: Keys the app reads from the secrets and the type each must have.
 SECRET_TYPES: dict[str, type] = {"password": str, "public": bool}
 #: Seconds to wait after the n-th wrong password of a session: short, growing, capped.

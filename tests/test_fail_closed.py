@@ -272,6 +272,9 @@ def test_fresh_training_sets_the_old_report_and_montages_aside(tmp_path, capsys)
     capsys.readouterr()
     assert main(["report", "show", str(out)]) == 2
     _one_error_line(capsys, "stale report")
+    assert main(["models", "list", "--dir", str(tmp_path)]) == 0
+    (row,) = [r for r in capsys.readouterr().out.splitlines() if r.startswith("gen ")]
+    assert row.split()[-1] == "stale"
     # the card remembers the dataset as it was given
     assert json.loads((out / "card.json").read_text())["dataset"]["path"] == str(ds)
 

@@ -200,7 +200,9 @@ def _models_list(args: argparse.Namespace) -> int:
         s = i.summary()
         eps = "-" if s["epsilon"] is None else f"{s['epsilon']:.2f}"
         shape = "x".join(map(str, s["shape"]))
-        print(f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} {'y' if s['has_discriminator'] else 'n':<2} {'y' if s['has_report'] else 'n'}")
+        report = _report_state(i.path) if s["has_report"] else "n"
+        print(f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} "
+              f"{'y' if s['has_discriminator'] else 'n':<2} {report}")
     return 0
 
 
@@ -231,6 +233,18 @@ def _share(args: argparse.Namespace) -> int:
     for part, why in manifest["absent"].items():
         print(f"  left out {part}: {why}")
     return 0
+
+
+def _report_state(folder: Path) -> str:
+    """``y``, or ``stale`` where the report does not record the sha256 of the folder's current weights."""
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.models.registry import REPORT_DIR, REPORT_FILE, report_staleness
+
+    try:
+        meta = json.loads((Path(folder) / REPORT_DIR / REPORT_FILE).read_text()).get("meta") or {}
+        return "stale" if report_staleness(folder, meta) else "y"
+    except (OSError, ValueError, AttributeError, SynthVUError):
+        return "unreadable"
 
 
 def _models_show(args: argparse.Namespace) -> int:
