@@ -3,7 +3,9 @@
 Steps are ``synthvu_core.models.training.Trainer.step`` (one D update on a real and a fake batch, one G
 update) on a dataset of random VUs (speed does not depend on image content). The DP row trains the
 default architecture with DP-SGD on D (Opacus, noise multiplier 1.0, Poisson sampling of expected
-batch 32) against the same architecture without DP.
+batch 32) against the same architecture without DP. The channels-last row trains the default architecture
+with G, its moving average and D in channels-last memory layout (``Module.to(memory_format=...)``) against
+the usual layout: a setting that needs no change to the training code.
 
 Sizes: ``training.batch`` (32), ``training.steps`` per timed repeat (quick 1, full 5),
 ``training.shape`` (quick [9, 32, 32], full [9, 64, 64]), ``training.patients`` (quick 12, full 40; 8 VUs each).
@@ -59,8 +61,14 @@ def run(ctx: Context) -> list[Row]:
     ds = random_dataset(int(ctx.size("training.patients", 12, 40)), shape, seed=ctx.seed)
     t = {
         name: trainer(ds, ctx.workdir / name, arch=arch, batch=batch, seed=ctx.seed, dp=dp)
-        for name, arch, dp in (("default", "default", False), ("pgan", "pgan", False), ("default-dp", "default", True))
+        for name, arch, dp in (("default", "default", False), ("pgan", "pgan", False), ("default-dp", "default", True),
+                               ("default-cl", "default", False))
     }
+    import torch
+
+    for m in (t["default-cl"].G, t["default-cl"].G_ema, t["default-cl"].D):
+        if m is not None:
+            m.to(memory_format=torch.channels_last)
 
     def steps(name: str) -> Any:
         return lambda: [t[name].step() for _ in range(k)]
@@ -73,6 +81,11 @@ def run(ctx: Context) -> list[Row]:
         Row(f"training step, batch {batch}, {label}", "ms/step", Stats.of(per_step(t_def, k)), Stats.of(per_step(t_pgan, k)),
             "pgan", higher_is_better=False, note="D on real + fake, then G", extra=extra),
     ]
+    t_cl, t_nchw = time_pair(steps("default-cl"), steps("default"), repeats=ctx.repeats, warmup=ctx.warmup)
+    assert t_nchw is not None
+    rows.append(Row(f"training step, channels-last (default), batch {batch}", "ms/step", Stats.of(per_step(t_cl, k)),
+                    Stats.of(per_step(t_nchw, k)), "default layout", higher_is_better=False,
+                    note="G, moving average and D in NHWC memory layout"))
     dp_metric = f"DP-SGD training step (default), batch {batch}"
     try:
         t_dp, t_plain = time_pair(steps("default-dp"), steps("default"), repeats=ctx.repeats, warmup=ctx.warmup)

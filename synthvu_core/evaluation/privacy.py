@@ -267,6 +267,60 @@ def summarise_distances(
     return out
 
 
+def project_pca(
+    candidates: np.ndarray, synthetic: np.ndarray, *, dims: int = 128, fit_rows: int = 2000, rows: int = 1024, seed: int = 0,
+    residual: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Both sets on the first ``dims`` principal axes of (up to ``fit_rows`` evenly spaced) synthetic VUs.
+
+    With ``residual`` also what the other axes hold: candidates get ``[p, r, 0]``, synthetic ``[p, 0, r]``
+    (``r`` = norm of the residual), so their distance is ``sqrt(|p_c - p_s|² + r_c² + r_s²)``: the pixel
+    distance when the residuals are orthogonal (independent noise), never less than the projected one.
+
+    Streams ``rows`` VUs at a time (inputs may be memory-mapped): memory is the fit sample, one block and
+    the two float32 ``[n, dims + 2]`` results. Returns ``(candidates', synthetic', explained variance share)``.
+    """
+    import torch
+    from sklearn.decomposition import PCA
+
+    m = len(synthetic)
+    pick = np.unique(np.linspace(0, m - 1, min(m, fit_rows)).round().astype(np.int64))
+    fit = _block(np.asarray(synthetic[pick]), 0, len(pick), None).numpy()
+    pca = PCA(n_components=int(min(dims, len(pick) - 1, fit.shape[1])), svd_solver="randomized", random_state=seed).fit(fit)
+    mean, axes = torch.from_numpy(pca.mean_.astype(np.float32)), torch.from_numpy(pca.components_.T.astype(np.float32))
+    k = axes.shape[1]
+
+    def project(x: np.ndarray, col: int) -> np.ndarray:
+        out = np.zeros((len(x), k + 2), dtype=np.float32)
+        for s in range(0, len(x), rows):
+            c = _centred(x, s, min(len(x), s + rows), mean, False)
+            p = c @ axes
+            out[s : s + len(c), :k] = p.numpy()
+            res = (c.square().sum(1) - p.square().sum(1)).clamp_min_(0).sqrt_()
+            out[s : s + len(c), col] = res.numpy()
+        return out
+
+    width = k + 2 if residual else k
+    return project(candidates, k)[:, :width], project(synthetic, k + 1)[:, :width], float(pca.explained_variance_ratio_.sum())
+
+
+def approximate_summary(
+    candidates: np.ndarray, synthetic: np.ndarray, *, dims: int = 128, fit_rows: int = 2000, chunk: int | None = None,
+    seed: int = 0, residual: bool = False,
+) -> tuple[DistanceSummary, float]:
+    """Nearest synthetic and median distance per candidate, approximately, for sets too large for exact
+    pixel distances (100k x 100k VUs of 9x64x64 is 7e14 multiply-adds): exact distances between the
+    :func:`project_pca` projections. Pairwise attack only (``eps``/``counts`` are not computed). Without
+    ``residual`` the distances are those of the projection (smaller than the pixel distances, ranks kept
+    better); with it they are in pixel units (see :func:`project_pca`).
+
+    Returns ``(summary, explained variance share)``; measure its error against :func:`summarise_distances`
+    on a sample of candidates before trusting it (``benchmarks/cases/evaluation.py`` does).
+    """
+    pc, ps, explained = project_pca(candidates, synthetic, dims=dims, fit_rows=fit_rows, seed=seed, residual=residual)
+    return summarise_distances(pc, ps, quantiles=(), chunk=chunk), explained
+
+
 # ---- attacks ------------------------------------------------------------------------------
 
 
