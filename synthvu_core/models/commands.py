@@ -264,6 +264,8 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  dataset       {card['dataset']['fingerprint']}  ({card['dataset'].get('n_train', '?')} training VUs)",
         f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr {tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
         "  privacy       " + privacy_text(dp),
+        *([f"  sampler       {tr['sampler']}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} (defaults; "
+            "sample --sampling-steps/--guidance)"] if tr.get("sampler") else []),
         f"  discriminator {'kept (private: a released discriminator leaks membership)' if card['discriminator'].get('kept') else 'not kept'}",
         f"  command       {tr.get('command', '')}",
         f"  created       {card['created']}  (code {card['code_version']})",
