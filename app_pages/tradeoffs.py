@@ -90,7 +90,7 @@ def render(_sel: frame.Selection | None) -> None:
              for r in rows],
             hide_index=True, width="stretch",
         )
-        st.caption("Diamonds were trained with differential privacy (ε annotated); circles without. Lower is more private, "
+        st.caption("Diamonds were trained with differential privacy (ε in the legend); circles without. Lower is more private, "
                    "further right is more useful. A DP guarantee bounds every attack, including ones not run here.")
     for s in skipped:
         st.caption(s)

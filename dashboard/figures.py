@@ -311,20 +311,23 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
     """
     label = {"worst_auc": "worst attack AUC (0.5 = chance)", "worst_tpr1": "worst TPR at 1% FPR (0.01 = chance)"}[privacy_key]
     fig = go.Figure()
-    plotted = 0
+    colour_of: dict[str, str] = {}
+    for r in rows:  # one colour per generator; its controls (named "<generator>: <kind> control") share it
+        if not r.get("control"):
+            colour_of.setdefault(r["name"], QUALITATIVE[len(colour_of) % len(QUALITATIVE)])
     for r in rows:
         x, y = r.get("tstr"), r.get(privacy_key)
         if x is None or y is None:
             continue
         eps = r.get("epsilon")
         tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
-        colour = "#a0aec0" if r.get("control") else QUALITATIVE[plotted % len(QUALITATIVE)]
-        plotted += 0 if r.get("control") else 1
+        colour = colour_of.get(str(r["name"]).split(":")[0], "#a0aec0")
+        symbol = ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
         fig.add_trace(
             go.Scatter(
                 x=[x], y=[y], mode="markers", name=f"{r['name']} · {tag}",
-                marker={"size": 18, "color": colour, "line": {"width": 1, "color": "#333"},
-                        "symbol": "x" if r.get("control") else ("circle" if eps is None else "diamond")},
+                marker={"size": 14 if r.get("control") else 18, "color": colour, "symbol": symbol,
+                        "opacity": 0.7 if r.get("control") else 1.0, "line": {"width": 1, "color": "#333"}},
                 hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
             )
         )

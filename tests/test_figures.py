@@ -49,5 +49,6 @@ def test_every_generator_is_named_in_the_legend_without_text_labels() -> None:
     assert any(n.startswith("TRTR (real data)") for n in names) and fig.layout.showlegend
     assert not any("text" in (t.mode or "") for t in fig.data), "no text label can overprint another"
     assert not fig.layout.annotations
-    colours = [t.marker.color for t in fig.data if t.mode == "markers" and "control" not in t.name]
-    assert len(set(colours)) == 3, "one colour per generator"
+    colours = {t.name.split(" · ")[0]: t.marker.color for t in fig.data if t.mode == "markers"}
+    assert len({colours[r["name"]] for r in rows[:3]}) == 3, "one colour per generator"
+    assert colours["acgan-phantom: copy control"] == colours["acgan-phantom"], "a control shares its generator's colour"
