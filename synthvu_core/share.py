@@ -37,7 +37,7 @@ PUBLIC_META: tuple[str, ...] = (
     "scheme", "classes", "synthetic_class_counts", "n_candidates", "n_members", "n_nonmembers", "n_member_patients",
     "n_nonmember_patients", "n_reference", "tstr_train_size", "classifier_trained", "umap", "config",
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
-    "weights_sha256",
+    "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs",
 )
 #: Scalar key prefixes that may leave (every scalar of a report is an aggregate over VUs or patients).
 PUBLIC_SCALARS: tuple[str, ...] = ("utility.", "fidelity.", "privacy.", "dp.")
