@@ -36,8 +36,10 @@ def _mtime(path: Path) -> float:
 
 
 def report_stamp(model_dir: str | Path) -> float:
-    d = Path(model_dir) / "report"
-    return _mtime(d / "report.json") + _mtime(d / "arrays.npz")
+    from synthvu_core.names import ARRAYS_FILE, REPORT_DIR, REPORT_FILE
+
+    d = Path(model_dir) / REPORT_DIR
+    return _mtime(d / REPORT_FILE) + _mtime(d / ARRAYS_FILE)
 
 
 def weights_stamp(model_dir: str | Path) -> float:

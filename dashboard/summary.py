@@ -234,7 +234,8 @@ def membership_text(view: ReportView) -> str:
     if "n_reference_fit" in m:
         text += (f"; attack spaces and DOMIAS's reference fitted on {m['n_reference_fit']} reference VUs, the independent "
                  f"control built from {m['n_reference_control']} other reference VUs")
-    return text + "."
+    allows = (m.get("membership") or {}).get("cohort_allows")
+    return text + "." + (f" The cohort allows: {allows}." if allows else "")
 
 
 @dataclass(frozen=True)

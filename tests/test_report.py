@@ -87,12 +87,15 @@ def test_dense_summary_matches_the_streamed_one_and_replacement_recomputes_colum
         np.testing.assert_allclose(a.median, b.median, atol=1e-5)
         assert a.eps[q] == pytest.approx(b.eps[q], abs=1e-5)
         np.testing.assert_array_equal(a.counts[q], b.counts[q])
-    idx, new = np.array([3, 7]), cand[:2] + 0.01
+    cand, syn = rng.normal(size=(30, 3)).astype(np.float32), rng.normal(size=(50, 3)).astype(np.float32)
+    space = attacks.AttackSpaces({"pixel": cand})
+    idx, new = np.array([3, 7]), cand[:2] + 0.05
     mixed = syn.copy()
     mixed[idx] = new
-    got = summary_of_matrix(base.replaced(space, idx, new).distances["pixel"], 0.05)
+    got = summary_of_matrix(SyntheticSet.of(space, syn).replaced(space, idx, new).distances["pixel"], 0.05)
     want = summarise_distances(cand, mixed, quantiles=(0.05,))
     np.testing.assert_allclose(got.d_min, want.d_min, atol=1e-4)
+    np.testing.assert_allclose(got.median, want.median, atol=1e-4)
     np.testing.assert_array_equal(got.counts[0.05], want.counts[0.05])
 
 

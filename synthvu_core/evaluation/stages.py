@@ -297,10 +297,23 @@ def stage_privacy(ctx: EvaluationContext, job: Job) -> Part:
         part.arrays.update({"privacy/closest/candidate_index": order, "privacy/closest/distance": closest[order],
                             "privacy/closest/synthetic_index": arrays["pairwise/pixel/nearest"][order],
                             "privacy/closest/dataset_index": d.candidates[order]})
-    part.meta["membership"] = {**d.counts(), "notes": d.notes}
+    part.meta["membership"] = {**d.counts(), "notes": d.notes, "cohort_allows": _cohort_allows(d)}
     part.meta.update(d.counts())
     part.meta["attack_spaces"] = _space_meta(ctx)
     return part
+
+
+def _cohort_allows(d: MembershipDesign) -> str:
+    """What this cohort's candidate set can estimate, in words."""
+    from synthvu_core.evaluation.inference import MIN_FALSE_POSITIVES, estimable
+
+    c = d.counts()
+    n0, p0 = c["n_nonmembers"], c["n_nonmember_patients"]
+    est = [name for name, alpha, n in (("TPR at 1% FPR", 0.01, n0), ("TPR at 0.1% FPR", 0.001, n0),
+                                       ("patient-level TPR at 1% FPR", 0.01, p0)) if estimable(alpha, n)]
+    return (f"{c['n_member_patients']} member and {p0} non-member patients, {c['vus_per_patient']} VUs each: AUCs with "
+            f"patient-bootstrap CIs; {', '.join(est) if est else 'no TPR at a low FPR'} estimable (a TPR at FPR a needs "
+            f"a x non-members >= {MIN_FALSE_POSITIVES}: 1,000 non-member VUs at 1%, 1,000 non-member patients at patient level)")
 
 
 def _space_meta(ctx: EvaluationContext) -> dict[str, str]:

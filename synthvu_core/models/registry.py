@@ -20,11 +20,11 @@ from typing import Any
 
 from synthvu_core import levels
 from synthvu_core.errors import CheckpointError
+from synthvu_core.names import REPORT_DIR, REPORT_FILE
 
 CARD_FILE = "card.json"
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
-REPORT_DIR = "report"
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 #: Architecture names a card may give: ``acgan.ARCHITECTURES``, repeated here so that listing and
@@ -117,7 +117,7 @@ def list_generators(extra_dirs: list[str | Path] | None = None) -> list[Generato
                     path=folder,
                     card=card,
                     has_discriminator=(folder / DISCRIMINATOR_FILE).is_file(),
-                    has_report=(folder / REPORT_DIR / "report.json").is_file(),
+                    has_report=(folder / REPORT_DIR / REPORT_FILE).is_file(),
                     source=source,
                 )
             )
