@@ -41,13 +41,15 @@ class EvaluationConfig:
 
 
 @contextmanager
-def timer(timings: dict[str, float], name: str) -> Iterator[None]:
-    """Add the seconds spent in the block to ``timings[name]``."""
-    t0 = time.perf_counter()
+def timer(timings: dict[str, float], name: str, cpu: dict[str, float] | None = None) -> Iterator[None]:
+    """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the process CPU seconds to ``cpu[name]``)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+        if cpu is not None:
+            cpu[name] = round(cpu.get(name, 0.0) + time.process_time() - c0, 3)
 
 
 @dataclass
@@ -89,6 +91,7 @@ class EvaluationContext:
     spaces: Any  # AttackSpaces
     util_split: np.ndarray  # split name of every dataset row under the utility split
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,15 +126,16 @@ def prepare_context(
     from synthvu_core.evaluation.encoder import embed, real_classifier
 
     t: dict[str, float] = {}
+    c: dict[str, float] = {}
     util = utility_dataset if utility_dataset is not None else dataset
     classes = list(classes or dataset.classes(config.scheme))
     labels = dataset.labels(config.scheme, classes)
     train, holdout = util.indices("train"), _utility_holdout(util, dataset)
-    with timer(t, "classifiers"):
+    with timer(t, "classifiers", c):
         clfs = [real_classifier(util, config.scheme, classes, seed=s, config=config.encoder, cache=config.cache)
                 for s in config.utility_seeds]
         emb_holdout = embed(clfs[0], util.images[holdout])
-    with timer(t, "overlay_fit"):
+    with timer(t, "overlay_fit", c):
         rows = np.concatenate([train, holdout])
         feats = (lambda r: util.images[r]) if config.umap.features == "pixel" else (lambda r: embed(clfs[0], util.images[r]))
         proj, coords, reason = None, None, None
@@ -140,11 +144,11 @@ def prepare_context(
             if proj is not None:
                 coords = np.concatenate([c_train, proj.transform(feats(holdout))])
     design = membership_design(dataset, labels, config.candidates_per_group, seed)
-    with timer(t, "attack_spaces"):
+    with timer(t, "attack_spaces", c):
         spaces = fit_attack_spaces(dataset, design.candidates, design.fit_rows, scheme=config.scheme, classes=classes,
                                    config=config, seed=seed)
     return EvaluationContext(classes, labels, train, holdout, clfs, emb_holdout, proj, reason, rows, coords, design, spaces,
-                             util.units["split"].to_numpy().astype(str), t)
+                             util.units["split"].to_numpy().astype(str), t, c)
 
 
 def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
@@ -428,23 +432,26 @@ def run_evaluation(
     job = Job(dataset, synthetic_images, synthetic_labels, discriminator, config, seed, dict(meta or {}), controls, utility_dataset)
     bar = _progress(len(STAGES) + 1, progress)
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     try:
         if bar is not None:
             bar.set_description("context")
         ctx = context or prepare_context(dataset, config, classes=classes, seed=seed, utility_dataset=utility_dataset)
         if context is None:
             timings.update(ctx.timings)
+            cpu.update(ctx.cpu_timings)
         out = Part()
         for name, stage in STAGES:
             if bar is not None:
                 bar.update(1)
                 bar.set_description(name)
-            with timer(timings, name):
+            with timer(timings, name, cpu):
                 out.merge(stage(ctx, job))
     finally:
         if bar is not None:
             bar.close()
     full_meta = _meta(ctx, job, out, timings)
+    full_meta["cpu_timings_s"] = cpu
     report = Report(out.scalars, {k: definition(k) for k in out.scalars}, full_meta, _arrays=out.arrays)
     for name, (part, text) in out.controls.items():
         cmeta = {"model": f"control:{name}", "control": name, "control_definition": text, "dataset_fingerprint": dataset.fingerprint,
