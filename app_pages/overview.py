@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import frame
-from dashboard.summary import epsilon_text, fmt, headline, verdict
+from dashboard.summary import epsilon_text, fmt, headline, membership_text, verdict, with_ci
 from synthvu_core.names import STUDY_RATIO
 
 ABOUT = (
@@ -37,19 +37,26 @@ def render(sel: frame.Selection | None) -> None:
         return
     st.header(frame.plain(sel.name))
     h = headline(sel.report, sel.card)
-    c = st.columns(5)
-    c[0].metric("TRTR balanced accuracy", fmt(h.trtr), help="Classifier trained on real, tested on real holdout.")
-    c[1].metric("TSTR balanced accuracy", fmt(h.tstr), help="Classifier trained on synthetic, tested on real holdout.")
-    if h.ratio is not None:
-        c[1].caption(f"{h.ratio:.3f} × TRTR (the study: {STUDY_RATIO:.2f})")
-    c[2].metric("Worst attack AUC", fmt(h.worst_auc), help="0.5 = chance; the highest over all attacks and spaces.")
-    c[3].metric("Worst TPR @ 1% FPR", fmt(h.worst_tpr1), help="Share of training VUs caught while wrongly flagging 1% of unseen ones (chance 0.01).")
-    c[4].metric("DP ε", "∞" if h.epsilon is None else f"{h.epsilon:.2f}", help="Differential privacy budget (lower = stronger guarantee).")
-    if sel.report is None:
+    rep = sel.report
+    c = st.columns(4)
+    c[0].metric("TRTR balanced accuracy", fmt(h.trtr), help="Classifier trained on real, tested on real holdout (mean over seeds).")
+    c[1].metric("TSTR balanced accuracy", fmt(h.tstr), help="Classifier trained on synthetic, tested on real holdout (mean over seeds).")
+    if rep is not None and h.ratio is not None:
+        c[1].caption(f"TSTR / TRTR {with_ci(rep, 'utility.tstr_over_trtr')}; the study's {STUDY_RATIO:.2f} was measured on T1 trial data, "
+                     "not on this data")
+    c[2].metric("Strongest counted attack AUC", fmt(h.worst_auc),
+                help="0.5 = chance; the highest AUC among the attacks on the released samples that have power on this data.")
+    c[3].metric("DP ε", "∞" if h.epsilon is None else f"{h.epsilon:.2f}", help="Differential privacy budget (lower = stronger guarantee).")
+    if rep is None:
         frame.report_missing(sel)
     else:
-        v = verdict(sel.report, sel.card)
+        st.markdown("**Privacy verdict (a): released samples**")
+        v = verdict(rep, sel.card)
         {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
+        d = verdict(rep, sel.card, "released_discriminator")
+        st.caption(f"Verdict (b), released discriminator ({d.level.replace('_', ' ')}): {d.text}")
+        if membership_text(rep):
+            st.caption("Membership design: " + membership_text(rep))
     st.subheader("Card")
     rows = (f"| {k} | {frame.plain(v)} |" for k, v in card_table(sel.card).items())  # card text: plain, never Markdown
     st.markdown("| | |\n|---|---|\n" + "\n".join(rows))

@@ -6,10 +6,34 @@ import streamlit as st
 from dashboard import frame, loaders
 from dashboard.figures import patient_figure, ratio_histogram, roc_figure
 from dashboard.images import montage
-from dashboard.summary import ATTACK_NAMES, SPACES, attack_rows, attacks_present, control_rows, fmt, verdict
+from dashboard.summary import (
+    ATTACK_NAMES,
+    SPACES,
+    attack_rows,
+    attacks_present,
+    fmt,
+    independent_rows,
+    membership_text,
+    power_rows,
+    verdict,
+    with_ci,
+)
 
 N_PAIRS = 8
-SPACE_NAMES = {"pixel": "pixel", "embedding": "embedding (classifier features)", "umap": "UMAP (2-D, the study's)"}
+SPACE_NAMES = {"pixel": "pixel", "embedding": "embedding (encoder fitted on reference patients)",
+               "umap": "UMAP (2-D, fitted on reference patients)"}
+DESIGN = (
+    "**How to read this page.** Members are the VUs of **training patients**, non-members those of **held-out patients** "
+    "of the same source, with equal numbers of patients and of VUs per patient on both sides. Every space an attack uses "
+    "(the embedding encoder, the attack UMAP, DOMIAS's reference density) is fitted on **reference patients only**, one half "
+    "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5. The **graded controls** mix "
+    "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples: an attack counts in a verdict only where "
+    "it detects the 5% mixture (AUC CI above 0.5), the others have *no power on this data*. TPR at a false-positive rate is "
+    "shown only with at least 10 expected false positives, otherwise *not estimable*. CIs are 95% patient-bootstrap intervals; "
+    "p-values come from permuting membership between patients. **Verdict (a)** reads the released samples: the study's "
+    "pairwise pixel attack (pre-specified primary) and the strongest other attack with power (max-statistic adjusted), "
+    "combined by Holm. **Verdict (b)** reads the white-box discriminator attack alone."
+)
 
 
 def number_table(rows: list[dict]) -> list[dict]:
@@ -18,37 +42,42 @@ def number_table(rows: list[dict]) -> list[dict]:
 
 def render(sel: frame.Selection) -> None:
     rep = sel.report
+    st.subheader("Verdict (a): released samples")
     v = verdict(rep, sel.card)
     {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
-    st.markdown(
-        "Members are the VUs of **training patients**, non-members those of **held-out patients** of the same source. "
-        "Each attack scores every candidate (higher = more likely a member). AUC 0.5 and TPR 1% at 1% FPR are chance."
-    )
-    present = attacks_present(rep)
-    if any(a == "discriminator" for a, _ in present) or (sel.card.get("discriminator") or {}).get("kept"):
-        st.warning(
-            "**A released discriminator is itself a leak.** The discriminator attack reads the discriminator's "
-            "real-probability, which it learned on the training VUs: keep `discriminator.safetensors` private and "
-            "share only the generator.", icon=":material/key:"
-        )
+    st.subheader("Verdict (b): released discriminator")
+    d = verdict(rep, sel.card, "released_discriminator")
+    {"leak": st.error, "caution": st.warning, "ok": st.success}.get(d.level, st.info)(d.text, icon=":material/key:")
+    if membership_text(rep):
+        st.caption("Membership design: " + membership_text(rep))
+    with st.expander("Definitions: design, controls, verdicts"):
+        st.markdown(DESIGN)
 
-    st.subheader("Beside its controls")
-    st.caption("The copy control returns lightly perturbed training VUs (the attacks must find it); the independent "
-               "control is trained on patients outside both candidate groups (its AUC must cover 0.5).")
-    st.dataframe(number_table(control_rows(rep, sel.name)), hide_index=True, width="stretch")
-    if not rep.controls:
-        st.caption("This report has no controls (run `python -m synthvu_core evaluate MODEL --controls`).")
+    st.subheader("Power on the graded controls")
+    power = power_rows(rep)
+    if power:
+        st.dataframe(power, hide_index=True, width="stretch")
+    else:
+        st.caption("This report has no graded controls (run `python -m synthvu_core evaluate MODEL --controls`): "
+                   "the attacks' power is unchecked.")
+    indep = independent_rows(rep)
+    if indep:
+        st.caption("Independent (negative) control: trained on reference patients outside both candidate groups; "
+                   "its AUC CI must cover 0.5 wherever an attack counts.")
+        st.dataframe(indep, hide_index=True, width="stretch")
 
     st.subheader("Every attack")
+    present = attacks_present(rep)
     rows = attack_rows(rep)
     if not rows:
         st.info("The report holds no membership attack results.")
         return
     st.dataframe(number_table(rows), hide_index=True, width="stretch")
+    st.caption("AUC 0.5, TPR 0.01 at 1% FPR and top-k share 0.5 are chance.")
     skipped = sorted({f"{k.split('.')[1]} / {k.split('.')[2]}: {why}" for k, why in rep.meta.get("missing", {}).items()
-                      if k.startswith("privacy.") and k.endswith(".auc") and k.split(".")[1] != "worst"})
+                      if k.startswith("privacy.") and k.endswith((".auc", ".tpr_at_1pct_fpr")) and k.split(".")[1] != "worst"})
     if skipped:
-        with st.expander(f"Not measured ({len(skipped)})"):
+        with st.expander(f"Not measured or not estimable ({len(skipped)})"):
             for s in skipped:
                 st.write(s)
 
@@ -80,8 +109,8 @@ def render(sel: frame.Selection) -> None:
             c1.plotly_chart(pf, width="stretch", key=f"patient_{attack}_{space}")
         else:
             c1.caption("Public mode: per-patient attack scores are not sent; the patient-level numbers are aggregates.")
-        c2.metric("Patient-level AUC", fmt(rep.scalar(f"privacy.{attack}.{space}.patient_auc")))
-        c2.metric("Patient-level TPR @ 1% FPR", fmt(rep.scalar(f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr")))
+        c2.metric("Patient-level AUC [95% CI]", with_ci(rep, f"privacy.{attack}.{space}.patient_auc"))
+        c2.metric("Patient-level TPR @ 1% FPR", with_ci(rep, f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr"))
 
     closest_pairs(sel)
 

@@ -22,6 +22,7 @@ from dashboard.summary import (
     epsilon_text,
     fmt,
     headline,
+    power_rows,
     verdict,
 )
 
@@ -101,7 +102,9 @@ def report_html(sel: Any) -> str:
         f"{html.escape(epsilon_text(card, view))}{' · public version' if public else ''}</p>",
         _table([{"TRTR": h.trtr, "TSTR": h.tstr, "TSTR / TRTR": h.ratio, "worst attack AUC": h.worst_auc,
                  "worst TPR @ 1% FPR": h.worst_tpr1, "DP ε": "∞" if h.epsilon is None else f"{h.epsilon:.2f}"}]),
-        f"<p class='verdict {v.level}'>{html.escape(v.text)}</p>",
+        f"<p class='verdict {v.level}'>Verdict (a), released samples: {html.escape(v.text)}</p>",
+        f"<p class='verdict {verdict(view, card, 'released_discriminator').level}'>Verdict (b), released discriminator: "
+        f"{html.escape(verdict(view, card, 'released_discriminator').text)}</p>",
         "<h2>Generator</h2>",
         _table([{"architecture": card.get("architecture", {}).get("name"), "scheme": card.get("scheme"),
                  "classes": ", ".join(classes), "shape": " × ".join(map(str, card.get("shape", []))),
@@ -120,6 +123,7 @@ def report_html(sel: Any) -> str:
     parts.append("<h2>Privacy</h2>")
     parts.append(_table(control_rows(view, sel.name)))
     parts.append(_table(attack_rows(view)))
+    parts.append(_table(power_rows(view)))
     present = attacks_present(view)
     if any(a == "discriminator" for a, _ in present):
         parts.append("<p><b>A released discriminator is itself a leak</b>: keep it private, share only the generator.</p>")

@@ -2,8 +2,8 @@
 
 A :class:`ReportView` is a plain, picklable copy of a ``synthvu_core`` ``Report``: the scalars,
 definitions and meta as dicts, the arrays materialised as numpy arrays, controls as nested views.
-Everything here reads numbers the evaluation already wrote; the only judgement made is the
-plain-words privacy verdict, whose thresholds are named constants below.
+Everything here reads numbers and verdicts the evaluation already wrote (``meta["verdicts"]``,
+``meta["power"]``): one verdict per threat model, made in ``synthvu_core.evaluation.verdicts``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from typing import Any
 
 import numpy as np
 
-ATTACKS: tuple[str, ...] = ("pairwise", "distribution", "domias", "discriminator")
-SPACES: tuple[str, ...] = ("pixel", "embedding", "umap")
-UTILITY_SETTINGS: tuple[str, ...] = ("trtr", "tstr", "trts")
+from synthvu_core.names import (
+    ATTACKS,
+    BLACK_BOX_ATTACKS,
+    GRADED_CONTROLS,
+    INDEPENDENT_CONTROL,
+    SPACES,
+    UTILITY_SETTINGS,
+)
+
 ATTACK_NAMES = {
     "pairwise": "Pairwise (distance to closest record)",
     "distribution": "Distribution (Monte-Carlo count)",
@@ -28,13 +34,6 @@ SETTING_NAMES = {
     "tstr": "TSTR (train synthetic, test real)",
     "trts": "TRTS (train real, test synthetic)",
 }
-
-#: Verdict thresholds on the worst attack. Chance is AUC 0.5 and TPR 1% at 1% FPR.
-LEAK_AUC = 0.8
-LEAK_TPR = 0.20
-CAUTION_AUC = 0.6
-CAUTION_TPR = 0.05
-
 
 @dataclass
 class ReportView:
@@ -106,6 +105,20 @@ def epsilon_text(card: Mapping[str, Any] | None, view: ReportView | None = None)
     return f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
 
 
+def interval(lo: float | None, hi: float | None) -> str:
+    return f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else ""
+
+
+def with_ci(view: ReportView, key: str, missing: str = "—") -> str:
+    """``"0.612 [0.55, 0.67]"`` for ``key`` with ``key_ci_low``/``key_ci_high``; the reason where not estimable."""
+    v = view.scalar(key)
+    if v is None:
+        why = str(view.meta.get("missing", {}).get(key, ""))
+        return "not estimable" + why[len("not estimable"):].split(":")[0] if why.startswith("not estimable") else missing
+    ci = interval(view.scalar(key + "_ci_low"), view.scalar(key + "_ci_high"))
+    return f"{fmt(v)} {ci}".strip()
+
+
 @dataclass(frozen=True)
 class Headline:
     """The headline numbers of one generator."""
@@ -142,100 +155,142 @@ def attacks_present(view: ReportView) -> list[tuple[str, str]]:
     ]
 
 
+def power_of(view: ReportView, attack: str, space: str) -> str:
+    """``"yes"``, ``"no power on this data"``, ``"not checked"`` or ``"white-box"`` for one attack/space."""
+    if attack not in BLACK_BOX_ATTACKS:
+        return "white-box (own verdict)"
+    p = (view.meta.get("power") or {}).get(f"{attack}/{space}")
+    if not p or p.get("has_power") is None:
+        return "not checked"
+    return "yes" if p["has_power"] else "no power on this data"
+
+
+def _role(view: ReportView, attack: str, space: str) -> str:
+    a = (view.meta.get("verdicts") or {}).get("released_samples") or {}
+    name = f"{attack}/{space}"
+    if attack not in BLACK_BOX_ATTACKS:
+        return "verdict (b): released discriminator"
+    if name not in a.get("counted", []):
+        return "not counted"
+    return "primary" if (a.get("primary") or {}).get("attack") == name else "counted"
+
+
 def attack_rows(view: ReportView) -> list[dict[str, Any]]:
-    """One row per measured attack and space: AUC with CI, TPR at low FPR, top-k share, patient level."""
+    """One row per measured attack and space: AUC [CI], TPR @ 1% FPR [CI] or not estimable, patient AUC [CI], power."""
     rows = []
     for a, sp in attacks_present(view):
         p = f"privacy.{a}.{sp}."
-        lo, hi = view.scalar(p + "auc_ci_low"), view.scalar(p + "auc_ci_high")
         rows.append(
             {
                 "attack": a,
                 "space": sp,
-                "AUC": view.scalar(p + "auc"),
-                "AUC 95% CI": f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else "—",
-                "TPR @ 1% FPR": view.scalar(p + "tpr_at_1pct_fpr"),
-                "TPR @ 0.1% FPR": view.scalar(p + "tpr_at_0.1pct_fpr"),
+                "AUC [95% CI]": with_ci(view, p + "auc"),
+                "TPR @ 1% FPR [95% CI]": with_ci(view, p + "tpr_at_1pct_fpr"),
+                "patient AUC [95% CI]": with_ci(view, p + "patient_auc"),
                 "top-k share": view.scalar(p + "topk_share"),
-                "patient AUC": view.scalar(p + "patient_auc"),
-                "patient TPR @ 1% FPR": view.scalar(p + "patient_tpr_at_1pct_fpr"),
+                "p (permutation)": view.scalar(p + "p_value"),
+                "power (5% graded control)": power_of(view, a, sp),
+                "in verdict": _role(view, a, sp),
             }
         )
     return rows
 
 
-def worst_attack(view: ReportView) -> tuple[str, str] | None:
-    """The (attack, space) with the highest AUC."""
-    best, best_auc = None, -1.0
-    for a, sp in attacks_present(view):
-        auc = view.scalar(f"privacy.{a}.{sp}.auc")
-        if auc is not None and auc > best_auc:
-            best, best_auc = (a, sp), auc
-    return best
+def power_rows(view: ReportView) -> list[dict[str, Any]]:
+    """Detection curve of every black-box attack/space on the graded controls: AUC [CI] per fraction."""
+    rows = []
+    for name, curve in (view.meta.get("power") or {}).items():
+        row: dict[str, Any] = {"attack": name.split("/")[0], "space": name.split("/")[1]}
+        for f, auc, lo, hi in zip(curve.get("fractions", []), curve.get("auc", []), curve.get("ci_low", []), curve.get("ci_high", [])):
+            row[f"{f:.0%} member copies"] = f"{fmt(auc)} {interval(lo, hi)}".strip()
+        row["power"] = power_of(view, *name.split("/"))
+        rows.append(row)
+    order = {f"{a}/{s}": i for i, (a, s) in enumerate((a, s) for a in ATTACKS for s in SPACES)}
+    return sorted(rows, key=lambda r: order.get(f"{r['attack']}/{r['space']}", 99))
+
+
+def independent_rows(view: ReportView) -> list[dict[str, Any]]:
+    """The independent (negative) control per attack/space: AUC [CI], whether the CI covers 0.5, counted or not."""
+    ctl = view.controls.get(INDEPENDENT_CONTROL)
+    if ctl is None:
+        return []
+    rows = []
+    for a, sp in attacks_present(ctl):
+        lo, hi = ctl.scalar(f"privacy.{a}.{sp}.auc_ci_low"), ctl.scalar(f"privacy.{a}.{sp}.auc_ci_high")
+        covers = "—" if lo is None or hi is None else ("yes" if lo <= 0.5 <= hi else "NO")
+        rows.append({"attack": a, "space": sp, "AUC [95% CI]": with_ci(ctl, f"privacy.{a}.{sp}.auc"), "CI covers 0.5": covers,
+                     "in verdict": _role(view, a, sp)})
+    return rows
+
+
+def membership_text(view: ReportView) -> str:
+    """How many patients and VUs are on each side, and what the reference halves hold."""
+    m = view.meta
+    if "n_member_patients" not in m:
+        return ""
+    text = (f"{m.get('n_member_patients')} member patients ({m.get('n_members')} VUs) against "
+            f"{m.get('n_nonmember_patients')} non-member patients ({m.get('n_nonmembers')} VUs)")
+    if m.get("vus_per_patient"):
+        text += f", {m['vus_per_patient']} VUs per patient"
+    if "n_reference_fit" in m:
+        text += (f"; attack spaces and DOMIAS's reference fitted on {m['n_reference_fit']} reference VUs, the independent "
+                 f"control built from {m['n_reference_control']} other reference VUs")
+    allows = (m.get("membership") or {}).get("cohort_allows")
+    return text + "." + (f" The cohort allows: {allows}." if allows else "")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    level: str  # "leak" | "caution" | "ok" | "unknown"
+    level: str  # "leak" | "caution" | "ok" | "unknown" | "not_applicable"
     text: str
 
 
-def verdict(view: ReportView | None, card: Mapping[str, Any] | None = None) -> Verdict:
-    """Plain-words reading of the worst membership attack (and the DP guarantee, where there is one)."""
+_OLD = "This report predates verdicts per threat model: re-run `python -m synthvu_core evaluate MODEL --controls`."
+
+
+def verdict(view: ReportView | None, card: Mapping[str, Any] | None = None, threat: str = "released_samples") -> Verdict:
+    """The evaluation's verdict for one threat model (``released_samples`` or ``released_discriminator``)."""
     if view is None:
         return Verdict("unknown", "No privacy report yet: nothing has been measured.")
-    h = headline(view, card)
-    eps = h.epsilon
-    unit = ((card or {}).get("dp") or {}).get("unit") if eps is not None else None
+    v = (view.meta.get("verdicts") or {}).get(threat)
+    if not v:
+        return Verdict("unknown", _OLD)
+    text = str(v.get("text", ""))
+    if threat == "released_samples":
+        text += dp_note(card, view)
+    return Verdict(str(v.get("level", "unknown")), text)
+
+
+def utility_rows(view: ReportView) -> list[dict[str, Any]]:
+    """Mean [95% CI] over seeds of TRTR, TSTR, TRTS and TSTR/TRTR."""
+    seeds = (view.meta.get("utility") or {}).get("seeds") or []
+    rows = []
+    for key, label in [*((f"utility.{s}.balanced_accuracy", SETTING_NAMES[s]) for s in UTILITY_SETTINGS),
+                       ("utility.tstr_over_trtr", "TSTR / TRTR")]:
+        rows.append({"setting": label, "mean [95% CI]": with_ci(view, key), "seeds": len(seeds) or "—"})
+    return rows
+
+
+def dp_note(card: Mapping[str, Any] | None, view: ReportView | None) -> str:
+    """What differential privacy adds to the released-samples verdict; the bound covers a patient only where
+    the card says its unit is a patient."""
+    eps = epsilon_of(card, view)
+    unit = ((card or {}).get("dp") or {}).get("unit")
     if eps is not None and unit == "patient":
-        dp_note = (f" Training was differentially private per patient with {epsilon_text(card, view)}: "
-                   "that bound holds whatever the attacks find.")
-    elif eps is not None:
-        dp_note = (f" Training was differentially private per vertebral unit only ({epsilon_text(card, view)}): a patient "
-                   "contributes many VUs, so the bound per patient is far weaker; these attacks are evidence, not a guarantee.")
-    else:
-        dp_note = " Training was not differentially private: these attacks are evidence, not a guarantee."
-    if h.worst_auc is None and h.worst_tpr1 is None:
-        return Verdict("unknown", "The report holds no membership attack results." + dp_note)
-    auc = h.worst_auc if h.worst_auc is not None else 0.5
-    tpr = h.worst_tpr1 if h.worst_tpr1 is not None else 0.0
-    worst = worst_attack(view)
-    which = f"; strongest: {worst[0]} attack in {worst[1]} space" if worst else ""
-    numbers = f"worst AUC {fmt(h.worst_auc)}, worst TPR at 1% FPR {fmt(h.worst_tpr1)}{which}"
-    if auc >= LEAK_AUC or tpr >= LEAK_TPR:
-        return Verdict(
-            "leak",
-            f"Leaks its training patients: an attacker tells training VUs from unseen ones far better than chance "
-            f"({numbers}). Do not share these samples." + dp_note,
-        )
-    if auc >= CAUTION_AUC or tpr >= CAUTION_TPR:
-        return Verdict(
-            "caution",
-            f"Some membership signal: the best attack does better than chance ({numbers}). "
-            "Share with care, or prefer a differentially private generator." + dp_note,
-        )
-    return Verdict(
-        "ok",
-        f"No attack tested tells training VUs from unseen ones much better than a coin flip ({numbers})." + dp_note,
-    )
+        return (f" Training was differentially private per patient with {epsilon_text(card, view)}: "
+                "that bound holds whatever the attacks find.")
+    if eps is not None:
+        return (f" Training was differentially private per vertebral unit only ({epsilon_text(card, view)}): a patient "
+                "contributes many VUs, so the bound per patient is far weaker; these attacks are evidence, not a guarantee.")
+    return " Training was not differentially private: these attacks are evidence, not a guarantee."
 
 
 def control_rows(view: ReportView, name: str = "this generator") -> list[dict[str, Any]]:
-    """The generator beside its controls: worst and pairwise AUC, TPR at 1% FPR, TSTR."""
+    """The generator beside its controls: pairwise pixel AUC [CI] and the strongest counted attack's AUC."""
     out = []
-    for label, v in [(name, view), *view.controls.items()]:
-        out.append(
-            {
-                "generator": label,
-                "worst AUC": v.scalar("privacy.worst.auc"),
-                "worst TPR @ 1% FPR": v.scalar("privacy.worst.tpr_at_1pct_fpr"),
-                "pairwise AUC (pixel)": v.scalar("privacy.pairwise.pixel.auc"),
-                "pairwise AUC CI": (
-                    f"[{fmt(v.scalar('privacy.pairwise.pixel.auc_ci_low'))}, {fmt(v.scalar('privacy.pairwise.pixel.auc_ci_high'))}]"
-                ),
-                "TSTR": v.scalar("utility.tstr.balanced_accuracy"),
-            }
-        )
+    for label, v in [(name, view), *((k, view.controls[k]) for k in (*GRADED_CONTROLS, INDEPENDENT_CONTROL) if k in view.controls)]:
+        out.append({"generator": label, "pairwise pixel AUC [95% CI]": with_ci(v, "privacy.pairwise.pixel.auc"),
+                    "definition": str(v.meta.get("control_definition", "the generator's own samples"))})
     return out
 
 

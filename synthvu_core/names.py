@@ -1,5 +1,5 @@
-"""Names shared by the core, the CLI and the dashboard: file names, the published study's numbers and
-the defaults the CLI shows. Standard library only (nothing imported), so an argument parser or a page
+"""Names shared by the core, the CLI and the dashboard: file names, the published study's numbers,
+the defaults the CLI shows, and the evaluation's attacks, spaces, threat models and controls. Standard library only (nothing imported), so an argument parser or a page
 can import it without loading numpy or torch. Plain constants, grouped by what they name.
 """
 
@@ -43,3 +43,36 @@ SPLIT_RATIOS = (0.6, 0.2, 0.2)
 STUDY_TRTR = 0.893
 STUDY_TSTR = 0.830
 STUDY_RATIO = 0.93  #: TSTR / TRTR
+
+# ---- controls inside a report folder
+CONTROLS_DIR = "controls"
+
+#: Membership attacks, in display order. Black-box attacks read only the released samples.
+ATTACKS: tuple[str, ...] = ("pairwise", "distribution", "domias", "discriminator")
+BLACK_BOX_ATTACKS: tuple[str, ...] = ("pairwise", "distribution", "domias")
+WHITE_BOX_ATTACKS: tuple[str, ...] = ("discriminator",)
+#: Attack spaces. ``embedding`` and ``umap`` are fitted on reference patients only.
+SPACES: tuple[str, ...] = ("pixel", "embedding", "umap")
+#: The pre-specified primary attack of the released-samples verdict (the study's pairwise pixel attack).
+PRIMARY_ATTACK = ("pairwise", "pixel")
+
+#: Utility settings.
+UTILITY_SETTINGS: tuple[str, ...] = ("trtr", "tstr", "trts")
+
+#: Threat models, each with its own verdict.
+THREAT_MODELS: tuple[str, ...] = ("released_samples", "released_discriminator")
+
+#: Controls: graded positive controls (fraction of member copies mixed in) and the negative control.
+GRADED_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.2)
+POWER_FRACTION = 0.05  # an attack counts in a verdict only where it detects this mixture
+INDEPENDENT_CONTROL = "independent"
+
+
+def graded_control(fraction: float) -> str:
+    """Name of the graded positive control with ``fraction`` of member copies: ``graded_5pct``."""
+    pct = fraction * 100
+    return f"graded_{pct:g}pct".replace(".", "p")
+
+
+GRADED_CONTROLS: tuple[str, ...] = tuple(graded_control(f) for f in GRADED_FRACTIONS)
+CONTROLS: tuple[str, ...] = (*GRADED_CONTROLS, INDEPENDENT_CONTROL)

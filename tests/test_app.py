@@ -344,21 +344,30 @@ def test_selection_maps_points_to_report_rows() -> None:
     assert sources[0] is None and selected_rows([{"curve_number": 0, "point_index": 0}], sources) == {"real": [], "synthetic": []}
 
 
-def test_verdict_reads_the_worst_attack() -> None:
-    from dashboard.summary import ReportView, verdict
+def test_verdicts_come_from_the_report_one_per_threat_model() -> None:
+    from dashboard.summary import ReportView, attack_rows, verdict, with_ci
 
-    def level(auc: float, tpr: float) -> str:
-        return verdict(ReportView(scalars={"privacy.worst.auc": auc, "privacy.worst.tpr_at_1pct_fpr": tpr})).level
-
-    assert level(0.51, 0.01) == "ok"
-    assert level(0.65, 0.01) == "caution"
-    assert level(0.55, 0.3) == "leak"
-    assert level(0.99, 0.9) == "leak"
+    meta = {"verdicts": {"released_samples": {"level": "caution", "text": "Some signal."},
+                         "released_discriminator": {"level": "leak", "text": "D knows. Keep it private."}},
+            "power": {"pairwise/pixel": {"has_power": True}, "domias/embedding": {"has_power": False}},
+            "missing": {"privacy.pairwise.pixel.tpr_at_1pct_fpr": "not estimable with 552 non-member VUs: 0.01 FPR rests on 5.5"}}
+    scalars = {"privacy.pairwise.pixel.auc": 0.66, "privacy.pairwise.pixel.auc_ci_low": 0.6, "privacy.pairwise.pixel.auc_ci_high": 0.7,
+               "privacy.pairwise.pixel.tpr_at_1pct_fpr": None, "privacy.domias.embedding.auc": 0.5}
+    view = ReportView(scalars=scalars, meta=meta)
+    assert verdict(view).level == "caution" and "not differentially private" in verdict(view).text
+    assert verdict(view, threat="released_discriminator").level == "leak"
+    assert verdict(ReportView(scalars=scalars)).level == "unknown"  # a report without verdicts is not read as safe
     assert verdict(None).level == "unknown"
-    eps = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5}})
-    assert "ε = 4.00" in eps.text and "per VU" in eps.text  # a card without a unit protected a VU
+    assert with_ci(view, "privacy.pairwise.pixel.auc") == "0.660 [0.600, 0.700]"
+    assert with_ci(view, "privacy.pairwise.pixel.tpr_at_1pct_fpr") == "not estimable with 552 non-member VUs"
+    rows = {(r["attack"], r["space"]): r for r in attack_rows(view)}
+    assert rows[("domias", "embedding")]["power (5% graded control)"] == "no power on this data"
+    assert rows[("pairwise", "pixel")]["power (5% graded control)"] == "yes"
+    eps = verdict(view, {"dp": {"epsilon": 4.0, "delta": 1e-5}})
+    assert "ε = 4.00" in eps.text
+    assert "per VU" in eps.text  # a card without a unit protected a VU
     assert "whatever the attacks find" not in eps.text  # ... so no claim that the bound covers a patient
-    patient = verdict(ReportView(scalars={"privacy.worst.auc": 0.5}), {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}})
+    patient = verdict(view, {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}})
     assert "per patient" in patient.text and "whatever the attacks find" in patient.text
 
 

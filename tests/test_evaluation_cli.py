@@ -19,7 +19,7 @@ def _report(weights: bytes = WEIGHTS) -> Report:
             "generator_sha256": hashlib.sha256(weights).hexdigest(),
             "missing": {"privacy.discriminator.pixel.auc": "no discriminator was kept with this generator"}}
     r = Report(scalars, {k: definition(k) for k in scalars}, meta, _arrays={"candidates/index": np.arange(3)})
-    r.controls["copy"] = Report({"privacy.pairwise.pixel.auc": 0.99}, {"privacy.pairwise.pixel.auc": "x"}, dict(meta), _arrays={})
+    r.controls["independent"] = Report({"privacy.pairwise.pixel.auc": 0.99}, {"privacy.pairwise.pixel.auc": "x"}, dict(meta), _arrays={})
     return r
 
 
@@ -28,11 +28,11 @@ def test_report_show_table_and_json(tmp_path, capsys):
     (tmp_path / "gen" / "generator.safetensors").write_bytes(WEIGHTS)
     assert main(["report", "show", str(tmp_path / "gen")]) == 0
     out = capsys.readouterr().out
-    assert "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control copy" in out
+    assert "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control independent" in out
     assert main(["report", "show", str(tmp_path / "gen"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["scalars"]["privacy.pairwise.pixel.auc"] == 0.52 and doc["scalars"]["utility.trts.balanced_accuracy"] is None
-    assert doc["controls"]["copy"]["privacy.pairwise.pixel.auc"] == 0.99
+    assert doc["controls"]["independent"]["privacy.pairwise.pixel.auc"] == 0.99
 
 
 def test_report_show_without_report_exits_2_with_one_line(tmp_path, capsys):
@@ -96,7 +96,8 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     members = set(r.arrays["candidates/patient"][r.arrays["candidates/is_member"].astype(bool)].astype(str))
     non_members = set(r.arrays["candidates/patient"][~r.arrays["candidates/is_member"].astype(bool)].astype(str))
     assert members == set(resplit.patients("train"))
-    assert non_members <= set(resplit.patients("holdout"))
+    assert non_members <= set(resplit.patients("holdout")) and len(non_members) == len(members)
+    assert r.meta["utility"]["n_train"] == len(ds.indices("train"))  # utility on the dataset's own split
     assert main(["report", "show", str(folder)]) == 0
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
 

@@ -6,76 +6,168 @@ import torch
 from evaluation_fixtures import structured_dataset
 
 from synthvu_core.errors import ReportError
-from synthvu_core.evaluation.controls import control_samples
+from synthvu_core.evaluation import attacks
+from synthvu_core.evaluation.attacks import SyntheticSet, summary_of_matrix
+from synthvu_core.evaluation.controls import graded_replacements, independent_samples
+from synthvu_core.evaluation.design import membership_design
 from synthvu_core.evaluation.encoder import EncoderConfig
-from synthvu_core.evaluation.privacy import PrivacyConfig
+from synthvu_core.evaluation.privacy import PrivacyConfig, summarise_distances
 from synthvu_core.evaluation.report import EvaluationConfig, definition, load_report, run_evaluation, save_report
+from synthvu_core.names import BLACK_BOX_ATTACKS, GRADED_CONTROLS, INDEPENDENT_CONTROL
 
 torch.set_num_threads(1)
-CFG = EvaluationConfig(encoder=EncoderConfig(epochs=3, width=8, embed_dim=16, min_steps=60), privacy=PrivacyConfig(n_boot=300), cache=False)
+CFG = EvaluationConfig(encoder=EncoderConfig(epochs=2, width=8, embed_dim=16, min_steps=30), privacy=PrivacyConfig(n_boot=300),
+                       cache=False, n_perm=500)
 
 
 @pytest.fixture(scope="module")
 def evaluated():
+    """A leaky "generator": a third of its samples are lightly perturbed copies of member VUs."""
     ds = structured_dataset(40)
     classes = ds.classes("region")
-    # the "generator" under test: noisy reference VUs (independent of the candidates)
-    x, y, _ = control_samples(ds, "independent", 240, scheme="region", classes=classes, seed=5)
-    report = run_evaluation(ds, x, y, config=CFG, controls=("copy", "independent"), progress=False, seed=0)
-    return ds, report
+    labels = ds.labels("region", classes)
+    d = membership_design(ds, labels)
+    x, _ = independent_samples(ds, d.control_rows, 240, seed=5)
+    pos, copies = graded_replacements(ds, 240, d.candidates[d.is_member], 0.3, seed=9)
+    x[pos] = copies
+    y = labels[np.resize(d.control_rows, 240)]
+    report = run_evaluation(ds, x, y, config=CFG, controls=True, progress=False, seed=0)
+    return ds, d, report
 
 
-def test_controls_prove_the_attacks_work(evaluated):
-    _, report = evaluated
-    copy, indep = report.controls["copy"].scalars, report.controls["independent"].scalars
-    assert copy["privacy.pairwise.pixel.auc"] >= 0.95
-    assert copy["privacy.pairwise.pixel.topk_share"] > 0.9
-    assert indep["privacy.pairwise.pixel.auc_ci_low"] <= 0.5 <= indep["privacy.pairwise.pixel.auc_ci_high"]
-    assert "reference" in report.meta["control_definitions"]["independent"]
+def test_membership_design_is_balanced_and_reference_halves_are_disjoint(evaluated):
+    ds, d, report = evaluated
+    split = ds.units["split"].to_numpy()
+    pid = ds.units["patient_id"].astype(str).to_numpy()
+    assert (split[d.candidates[d.is_member]] == "train").all() and (split[d.candidates[~d.is_member]] == "holdout").all()
+    _, per_patient = np.unique(d.patient, return_counts=True)
+    assert len(set(per_patient)) == 1 and per_patient[0] == d.vus_per_patient
+    assert len(set(d.patient[d.is_member])) == len(set(d.patient[~d.is_member])) == report.meta["n_member_patients"]
+    fit, ctl, cand = (set(pid[r]) for r in (d.fit_rows, d.control_rows, d.candidates))
+    assert fit and ctl and not (fit & ctl) and not (fit & cand) and not (ctl & cand)
+    assert (split[d.fit_rows] == "reference").all() and (split[d.control_rows] == "reference").all()
+    assert report.meta["n_members"] == report.meta["n_nonmembers"] == len(d.candidates) // 2
+
+
+def test_attack_spaces_are_fitted_on_the_reference_fit_half_only(monkeypatch):
+    import synthvu_core.evaluation.embedding as emb
+    import synthvu_core.evaluation.encoder as enc
+
+    ds = structured_dataset(24)
+    classes = ds.classes("region")
+    d = membership_design(ds, ds.labels("region", classes))
+    calls = {}
+    real_rc, real_fit = enc.real_classifier, emb.fit_umap
+
+    def spy_classifier(*args, rows=None, **kwargs):
+        calls["rows"] = rows
+        return real_rc(*args, rows=rows, **kwargs)
+
+    def spy_umap(x, *args, **kwargs):
+        calls["umap_n"] = len(x)
+        return real_fit(x, *args, **kwargs)
+
+    monkeypatch.setattr(enc, "real_classifier", spy_classifier)
+    monkeypatch.setattr(emb, "fit_umap", spy_umap)
+    spaces = attacks.fit_attack_spaces(ds, d.candidates, d.fit_rows, scheme="region", classes=classes, config=CFG)
+    np.testing.assert_array_equal(calls["rows"], d.fit_rows)
+    assert calls["umap_n"] == len(d.fit_rows)
+    assert set(spaces.candidates) == {"pixel", "embedding", "umap"} and len(spaces.reference_embedding) == len(d.fit_rows)
+
+
+def test_dense_summary_matches_the_streamed_one_and_replacement_recomputes_columns():
+    rng = np.random.default_rng(0)
+    cand = rng.integers(0, 4, size=(30, 3)).astype(np.float32)
+    syn = rng.integers(0, 4, size=(50, 3)).astype(np.float32)
+    space = attacks.AttackSpaces({"pixel": cand})
+    base = SyntheticSet.of(space, syn)
+    for q in (0.01, 0.2):
+        a, b = base.summary(space, "pixel", q), summarise_distances(cand, syn, quantiles=(q,))
+        np.testing.assert_allclose(a.d_min, b.d_min, atol=1e-5)
+        np.testing.assert_allclose(a.median, b.median, atol=1e-5)
+        assert a.eps[q] == pytest.approx(b.eps[q], abs=1e-5)
+        np.testing.assert_array_equal(a.counts[q], b.counts[q])
+    cand, syn = rng.normal(size=(30, 3)).astype(np.float32), rng.normal(size=(50, 3)).astype(np.float32)
+    space = attacks.AttackSpaces({"pixel": cand})
+    idx, new = np.array([3, 7]), cand[:2] + 0.05
+    mixed = syn.copy()
+    mixed[idx] = new
+    got = summary_of_matrix(SyntheticSet.of(space, syn).replaced(space, idx, new).distances["pixel"], 0.05)
+    want = summarise_distances(cand, mixed, quantiles=(0.05,))
+    np.testing.assert_allclose(got.d_min, want.d_min, atol=1e-4)
+    np.testing.assert_allclose(got.median, want.median, atol=1e-4)
+    np.testing.assert_array_equal(got.counts[0.05], want.counts[0.05])
+
+
+def test_graded_controls_are_nested_and_power_curves_rise(evaluated):
+    ds, d, report = evaluated
+    members = d.candidates[d.is_member]
+    small, _ = graded_replacements(ds, 500, members, 0.01, seed=0)
+    big, _ = graded_replacements(ds, 500, members, 0.2, seed=0)
+    assert set(small) <= set(big) and len(big) == 100
+    power = report.meta["power"]
+    assert power["pairwise/pixel"]["has_power"]  # the study's primary attack finds member copies
+    for name, curve in power.items():
+        if curve["has_power"]:
+            auc = curve["auc"]
+            assert auc[0] <= auc[1] + 0.03 and auc[1] <= auc[2] + 0.03, name
+            assert curve["ci_low"][2] > 0.5, name  # a planted 20% leak is found by every attack with power
+
+
+def test_independent_control_covers_half_where_attacks_count(evaluated):
+    _, _, report = evaluated
+    ctl = report.controls[INDEPENDENT_CONTROL].scalars
+    for name in report.meta["verdicts"]["released_samples"]["counted"]:
+        a, s = name.split("/")
+        assert ctl[f"privacy.{a}.{s}.auc_ci_low"] <= 0.5 <= ctl[f"privacy.{a}.{s}.auc_ci_high"], name
+    assert set(report.controls) == {*GRADED_CONTROLS, INDEPENDENT_CONTROL}
+
+
+def test_verdicts_per_threat_model(evaluated):
+    _, _, report = evaluated
+    a = report.meta["verdicts"]["released_samples"]
+    assert a["level"] in ("leak", "caution") and a["primary"]["attack"] == "pairwise/pixel"
+    assert all(n.split("/")[0] in BLACK_BOX_ATTACKS for n in a["counted"])
+    assert report.scalars["privacy.worst.auc"] == max(report.scalars[f"privacy.{n.replace('/', '.')}.auc"] for n in a["counted"])
+    b = report.meta["verdicts"]["released_discriminator"]
+    assert b["level"] == "not_applicable" and "private" in b["text"]
 
 
 def test_every_scalar_has_a_definition_and_contract_keys_exist(evaluated):
-    _, report = evaluated
+    _, _, report = evaluated
     for key in report.scalars:
         assert report.definitions[key] == definition(key)
-    for key in ("utility.trtr.balanced_accuracy", "utility.tstr_over_trtr", "fidelity.frechet_distance", "fidelity.coverage",
-                "privacy.pairwise.pixel.auc", "privacy.distribution.umap.tpr_at_0.1pct_fpr", "privacy.domias.embedding.auc",
-                "privacy.pairwise.embedding.patient_tpr_at_1pct_fpr", "privacy.worst.auc", "privacy.worst.tpr_at_1pct_fpr",
+    for key in ("utility.trtr.balanced_accuracy", "utility.tstr_over_trtr", "utility.tstr.balanced_accuracy_ci_low",
+                "utility.tstr_over_trtr_ci_high", "fidelity.frechet_distance", "fidelity.coverage",
+                "privacy.pairwise.pixel.auc", "privacy.pairwise.pixel.p_value", "privacy.distribution.umap.tpr_at_0.1pct_fpr",
+                "privacy.domias.embedding.auc", "privacy.pairwise.embedding.patient_auc_ci_low", "privacy.worst.auc",
                 "dp.epsilon", "privacy.discriminator.pixel.auc"):
-        assert key in report.scalars
-    assert report.scalars["privacy.discriminator.pixel.auc"] is None
-    assert "discriminator" in report.meta["missing"]["privacy.discriminator.pixel.auc"]
+        assert key in report.scalars, key
+    assert report.scalars["privacy.pairwise.pixel.tpr_at_1pct_fpr"] is None
+    assert "not estimable with 72 non-member VUs" in report.meta["missing"]["privacy.pairwise.pixel.tpr_at_1pct_fpr"]
     a = report.arrays
-    n_syn = report.meta["n_synthetic"]
-    assert a["umap/synthetic"].shape == (n_syn, 2) and len(a["umap/real"]) == len(a["umap/real_index"]) == len(a["umap/real_split"])
-    assert set(a["umap/real_split"]) == {"train", "holdout"}
-    assert len(a["candidates/index"]) == len(a["privacy/pairwise/pixel/scores"]) == len(a["candidates/patient"])
-    assert a["candidates/is_member"].sum() == report.meta["n_members"]
-    assert a["utility/trtr/confusion"].shape == (3, 3)
+    assert len(a["utility/trtr/balanced_accuracy_seeds"]) == 3 and a["utility/trtr/confusion"].shape == (3, 3)
+    lo, m, hi = (report.scalars[f"utility.tstr.balanced_accuracy{s}"] for s in ("_ci_low", "", "_ci_high"))
+    assert lo <= m <= hi
+    assert set(a["umap/real_split"]) == {"train", "holdout"} and report.meta["umap"]["role"].startswith("overlay")
     assert np.all(np.diff(a["privacy/closest/distance"]) >= 0)
 
 
-def test_members_are_training_patients(evaluated):
-    ds, report = evaluated
-    a = report.arrays
-    splits = ds.units["split"].to_numpy()[a["candidates/index"]]
-    assert (splits[a["candidates/is_member"]] == "train").all() and (splits[~a["candidates/is_member"]] == "holdout").all()
-
-
 def test_save_load_roundtrip_is_lazy_and_checks_fingerprint(evaluated, tmp_path):
-    ds, report = evaluated
+    ds, _, report = evaluated
     assert load_report(tmp_path) is None
     save_report(report, tmp_path / "report")
     loaded = load_report(tmp_path, expected_fingerprint=ds.fingerprint)
     assert loaded.scalars == report.scalars and loaded._arrays is None
     np.testing.assert_array_equal(loaded.arrays["privacy/pairwise/pixel/scores"], report.arrays["privacy/pairwise/pixel/scores"])
-    assert loaded.controls["copy"].scalars == report.controls["copy"].scalars
+    assert loaded.controls[INDEPENDENT_CONTROL].scalars == report.controls[INDEPENDENT_CONTROL].scalars
+    assert loaded.meta["verdicts"] == json.loads(json.dumps(report.meta["verdicts"]))
     with pytest.raises(ReportError, match="report.json"):
         load_report(tmp_path, expected_fingerprint="0" * 16)
 
 
 def test_corrupt_report_names_the_file(evaluated, tmp_path):
-    _, report = evaluated
+    _, _, report = evaluated
     save_report(report, tmp_path / "report")
     (tmp_path / "report" / "report.json").write_text("{ not json")
     with pytest.raises(ReportError, match="report.json"):
@@ -87,7 +179,7 @@ def test_corrupt_report_names_the_file(evaluated, tmp_path):
 
 
 def test_nan_scalar_is_saved_as_none_with_reason(evaluated, tmp_path):
-    _, report = evaluated
+    _, _, report = evaluated
     report.scalars["fidelity.density"] = float("nan")
     save_report(report, tmp_path / "r")
     doc = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -103,6 +195,7 @@ def test_one_class_and_few_patients_give_none_with_reasons():
     r = run_evaluation(ds, x, y, config=CFG, progress=False)
     for key in ("utility.trtr.balanced_accuracy", "utility.tstr.balanced_accuracy", "utility.tstr_over_trtr",
                 "privacy.domias.embedding.auc", "privacy.pairwise.pixel.auc_ci_low", "privacy.pairwise.umap.auc"):
-        assert r.scalars[key] is None and r.meta["missing"][key]
+        assert r.scalars[key] is None and r.meta["missing"][key], key
     assert r.scalars["privacy.pairwise.pixel.auc"] is not None  # copies of members: still computable
     assert "untrained" in r.meta["notes"]["embedding"]
+    assert r.meta["verdicts"]["released_samples"]["level"] == "unknown"

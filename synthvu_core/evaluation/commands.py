@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
     ev.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the demo dataset named by the card)")
     ev.add_argument("--n-synthetic", type=int, default=5000, metavar="N", help="synthetic VUs to sample (default 5000)")
-    ev.add_argument("--controls", action="store_true", help="also evaluate the copy (leaky) and independent controls")
+    ev.add_argument("--controls", action="store_true",
+                    help="also score the graded positive controls (1/5/20%% member copies) and the independent control")
     ev.add_argument("--seed", type=int, default=0, help="seed of sampling, classifier, UMAP and bootstrap (default 0)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_evaluate)
@@ -64,33 +65,43 @@ def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
+def _ci(s: dict, key: str) -> str:
+    v = s.get(key)
+    if v is None:
+        return "—"
+    lo, hi = s.get(f"{key}_ci_low"), s.get(f"{key}_ci_high")
+    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+
 def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
-    """A plain-text summary: utility, fidelity, the privacy attacks (AUC [CI], TPR@1%FPR, top-k), controls."""
-    s = report.scalars
-    lines = [f"model {report.meta.get('model', '?')} · dataset {report.meta.get('dataset_fingerprint')} · "
-             f"{report.meta.get('n_synthetic')} synthetic VUs (seed {report.meta.get('synthetic_seed')})"]
-    lines.append("utility     TRTR {}  TSTR {}  TRTS {}  TSTR/TRTR {}".format(
-        *(_fmt(s.get(f"utility.{k}.balanced_accuracy")) for k in ("trtr", "tstr", "trts")), _fmt(s.get("utility.tstr_over_trtr"))))
+    """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks, power, both verdicts."""
+    s, m = report.scalars, report.meta
+    lines = [f"model {m.get('model', '?')} · dataset {m.get('dataset_fingerprint')} · "
+             f"{m.get('n_synthetic')} synthetic VUs (seed {m.get('synthetic_seed')})"]
+    seeds = (m.get("utility") or {}).get("seeds") or []
+    lines.append(f"utility (mean [95% CI] over {len(seeds)} seeds)  " + "  ".join(
+        f"{k.upper()} {_ci(s, f'utility.{k}.balanced_accuracy')}" for k in ("trtr", "tstr", "trts"))
+        + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}")
     lines.append("fidelity    FD {}  precision {}  recall {}  density {}  coverage {}".format(
         *(_fmt(s.get(f"fidelity.{k}")) for k in ("frechet_distance", "precision", "recall", "density", "coverage"))))
-    lines.append(f"{'privacy':<26}{'AUC':>7} {'95% CI':>15} {'TPR@1%':>8} {'TPR@0.1%':>9} {'top-k':>7} {'pat.AUC':>8}")
+    if "n_member_patients" in m:
+        lines.append(f"membership  {m['n_member_patients']} member patients ({m['n_members']} VUs) vs {m['n_nonmember_patients']} "
+                     f"non-member patients ({m['n_nonmembers']} VUs), {m.get('vus_per_patient')} VUs per patient")
+    power = m.get("power") or {}
+    lines.append(f"{'privacy':<26}{'AUC [95% CI]':>22} {'TPR@1%FPR':>22} {'p':>7} {'power@5%':>9}")
     names = sorted({".".join(k.split(".")[1:3]) for k in s if k.startswith("privacy.") and not k.startswith("privacy.worst")})
     for n in names:
-        g = lambda m, n=n: s.get(f"privacy.{n}.{m}")  # noqa: E731
-        if g("auc") is None:
-            why = report.meta.get("missing", {}).get(f"privacy.{n}.auc", "")
-            lines.append(f"  {n:<24}{'—':>7}  ({why})")
+        if s.get(f"privacy.{n}.auc") is None:
+            lines.append(f"  {n:<24}{'—':>22}  ({m.get('missing', {}).get(f'privacy.{n}.auc', '')})")
             continue
-        ci = f"[{_fmt(g('auc_ci_low'))}, {_fmt(g('auc_ci_high'))}]"
-        lines.append(f"  {n:<24}{_fmt(g('auc')):>7} {ci:>15} {_fmt(g('tpr_at_1pct_fpr')):>8} {_fmt(g('tpr_at_0.1pct_fpr')):>9} "
-                     f"{_fmt(g('topk_share')):>7} {_fmt(g('patient_auc')):>8}")
-    lines.append(f"  worst AUC {_fmt(s.get('privacy.worst.auc'))}  worst TPR@1%FPR {_fmt(s.get('privacy.worst.tpr_at_1pct_fpr'))}"
-                 f"  DP epsilon {_fmt(s.get('dp.epsilon'))}")
+        tpr = _ci(s, f"privacy.{n}.tpr_at_1pct_fpr") if s.get(f"privacy.{n}.tpr_at_1pct_fpr") is not None else "not estimable"
+        pw = power.get(n.replace(".", "/"), {}).get("has_power")
+        lines.append(f"  {n:<24}{_ci(s, f'privacy.{n}.auc'):>22} {tpr:>22} {_fmt(s.get(f'privacy.{n}.p_value')):>7} "
+                     f"{'—' if pw is None else ('yes' if pw else 'no'):>9}")
+    for threat, v in (m.get("verdicts") or {}).items():
+        lines.append(f"verdict {threat} [{v.get('level')}]: {v.get('text')}")
     for name, ctl in report.controls.items():
-        c = ctl.scalars
-        lines.append(f"control {name:<12} pairwise pixel AUC {_fmt(c.get('privacy.pairwise.pixel.auc'))} "
-                     f"[{_fmt(c.get('privacy.pairwise.pixel.auc_ci_low'))}, {_fmt(c.get('privacy.pairwise.pixel.auc_ci_high'))}]"
-                     f"  worst AUC {_fmt(c.get('privacy.worst.auc'))}")
+        lines.append(f"control {name:<14} pairwise pixel AUC {_ci(ctl.scalars, 'privacy.pairwise.pixel.auc')}")
     return "\n".join(lines)
 
 

@@ -156,8 +156,8 @@ def predict(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarray:
     return _batched(model, images, "forward", batch).argmax(1).astype(np.int64)
 
 
-def _cache_key(dataset: Any, scheme: str, classes: list[str], seed: int, config: EncoderConfig) -> str:
-    train_patients = dataset.patients("train")
+def _cache_key(dataset: Any, scheme: str, classes: list[str], seed: int, config: EncoderConfig, rows: np.ndarray) -> str:
+    train_patients = sorted(set(dataset.units["patient_id"].astype(str).to_numpy()[rows]))
     blob = json.dumps(
         {"fp": dataset.fingerprint, "scheme": scheme, "classes": list(classes), "train": train_patients, "seed": seed, "config": asdict(config)},
         sort_keys=True,
@@ -173,17 +173,20 @@ def real_classifier(
     seed: int = 0,
     config: EncoderConfig = EncoderConfig(),
     cache: bool = True,
+    rows: np.ndarray | None = None,
 ) -> Any:
     """The classifier trained on the real train split of ``dataset`` (a ``VUDataset``), cached.
 
     Labels are ``dataset.labels(scheme, classes)``; VUs whose position is not in ``classes`` are
-    left out of training.
+    left out of training. ``rows`` trains on other dataset rows instead (the attack encoder is
+    trained on reference patients); the cache key names the patients trained on.
     """
     import torch
     from safetensors.torch import load_file, save_file
 
     in_ch = int(dataset.images.shape[1])
-    path = cache_dir() / "encoders" / f"{_cache_key(dataset, scheme, classes, seed, config)}.safetensors"
+    train = dataset.indices("train") if rows is None else np.asarray(rows, dtype=np.int64)
+    path = cache_dir() / "encoders" / f"{_cache_key(dataset, scheme, classes, seed, config, train)}.safetensors"
     if cache and path.is_file():
         try:
             model = build_classifier(in_ch, len(classes), config)
@@ -194,7 +197,6 @@ def real_classifier(
             return model
         except Exception:  # noqa: BLE001 - a damaged cache entry is retrained, never trusted
             pass
-    train = dataset.indices("train")
     model = train_classifier(dataset.images[train], dataset.labels(scheme, classes)[train], len(classes), config=config, seed=seed)
     if cache:
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}

@@ -94,16 +94,28 @@ def prdc(real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> tuple[PRDC, str
 FIDELITY_METRICS: tuple[str, ...] = ("frechet_distance", "precision", "recall", "density", "coverage")
 
 
+def equal_counts(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The larger set subsampled (seeded, without replacement) to the smaller one's size."""
+    n = min(len(real), len(synthetic))
+    rng = np.random.default_rng([seed, 37])
+    pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), size=n, replace=False))]  # noqa: E731
+    return pick(real), pick(synthetic)
+
+
 def fidelity_scores(
-    real: np.ndarray, synthetic: np.ndarray, *, k: int = 5
+    real: np.ndarray, synthetic: np.ndarray, *, k: int = 5, seed: int = 0
 ) -> tuple[dict[str, float | None], dict[str, str]]:
-    """All fidelity metrics of one pair of embedding sets: ``(scalars, reasons for None)``."""
+    """All fidelity metrics of one pair of embedding sets: ``(scalars, reasons for None)``.
+
+    The Fréchet distance uses every point; PRDC uses equal real and synthetic counts (the larger set
+    subsampled), since coverage and recall saturate when one side is much larger.
+    """
     out: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     out["frechet_distance"] = frechet_distance(real, synthetic)
     if out["frechet_distance"] is None:
         reasons["frechet_distance"] = f"needs at least 2 real and 2 synthetic points (have {len(real)}, {len(synthetic)})"
-    p, why = prdc(real, synthetic, k=k)
+    p, why = prdc(*equal_counts(real, synthetic, seed), k=k)
     out.update(precision=p.precision, recall=p.recall, density=p.density, coverage=p.coverage)
     if why:
         reasons.update(dict.fromkeys(("precision", "recall", "density", "coverage"), why))

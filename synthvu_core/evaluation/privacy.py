@@ -17,9 +17,11 @@ memory stays bounded (a 20k x 20k problem never holds the full matrix): per cand
 running minimum, the exact median (k-th values) and the smallest distances needed for the global
 quantile are kept.
 
-Metrics (:func:`membership_metrics`): ROC (scikit-learn), AUC with a patient-cluster bootstrap 95 %
-CI, TPR at 1 % / 0.1 % FPR on the linearly interpolated ROC, the study's top-k share (k = number of
-members; ties shared in expectation) and the same at patient level (mean of a patient's VU scores).
+Metric helpers: TPR at a given FPR on the linearly interpolated ROC, the study's top-k share (k =
+number of members; ties shared in expectation) and patient-level scores (mean of a patient's VU
+scores). The metrics of a report (with their intervals and p-values) are assembled in
+:mod:`synthvu_core.evaluation.verdicts`; the spaces and scoring of every synthetic set in
+:mod:`synthvu_core.evaluation.attacks`.
 """
 
 from __future__ import annotations
@@ -436,47 +438,6 @@ def patient_scores(scores: np.ndarray, is_member: np.ndarray, patient: np.ndarra
     return names, sums / cnt, member
 
 
-def _auc_by_ranks(scores: np.ndarray, member: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    n1 = int(member.sum())
-    n0 = len(member) - n1
-    r = rankdata(scores)
-    return float((r[member].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def bootstrap_auc_ci(
-    scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float | None, float | None, str | None]:
-    """Percentile CI of the VU-level AUC by a patient-cluster bootstrap, stratified by membership.
-
-    Patients (not VUs) are resampled with replacement within members and within non-members, since
-    a patient's VUs are not independent. Returns ``(low, high, None)`` or ``(None, None, reason)``
-    when either group has fewer than 2 patients.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    member = np.asarray(is_member, dtype=bool)
-    patient = np.asarray(patient).astype(str)
-    names, inv = np.unique(patient, return_inverse=True)
-    order = np.argsort(inv, kind="stable")
-    sizes = np.bincount(inv, minlength=len(names))
-    padded = np.full((len(names), int(sizes.max())), -1, dtype=np.int64)  # patient -> its VU rows, -1 padded
-    padded[inv[order], np.arange(len(order)) - np.repeat(np.cumsum(sizes) - sizes, sizes)] = order
-    pmember = member[padded[:, 0]]
-    groups = [np.flatnonzero(pmember), np.flatnonzero(~pmember)]
-    if min(len(g) for g in groups) < 2:
-        return None, None, "a patient-level bootstrap needs at least 2 member and 2 non-member patients"
-    rng = np.random.default_rng(seed)
-    aucs = np.empty(n_boot)
-    for b in range(n_boot):
-        pick = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
-        idx = padded[pick].ravel()
-        idx = idx[idx >= 0]
-        aucs[b] = _auc_by_ranks(scores[idx], member[idx])
-    a = (1 - level) / 2
-    return float(np.quantile(aucs, a)), float(np.quantile(aucs, 1 - a)), None
-
-
 @dataclass
 class AttackResult:
     """Metrics of one attack in one space: scalars (metric -> float or None) and arrays."""
@@ -484,48 +445,6 @@ class AttackResult:
     scalars: dict[str, float | None]
     arrays: dict[str, np.ndarray]
     reasons: dict[str, str] = field(default_factory=dict)
-
-
-def membership_metrics(
-    scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray, *, n_boot: int = 1000, seed: int = 0
-) -> AttackResult:
-    """ROC, AUC (+ bootstrap CI), TPR at 1 % / 0.1 % FPR, top-k share, and patient-level AUC / TPR.
-
-    ``scores``, ``is_member``, ``patient`` are ``[n]`` over the candidates.
-    """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    scores = np.asarray(scores, dtype=np.float64)
-    member = np.asarray(is_member, dtype=bool)
-    res = AttackResult(scalars={}, arrays={"scores": scores})
-    keys = ["auc", "auc_ci_low", "auc_ci_high", *FPR_LEVELS, "topk_share", "patient_auc", "patient_tpr_at_1pct_fpr"]
-    if member.all() or not member.any() or not np.isfinite(scores).all():
-        why = "scores are not all finite" if not np.isfinite(scores).all() else "needs both members and non-members"
-        for k in keys:
-            res.scalars[k] = None
-            res.reasons[k] = why
-        return res
-    fpr, tpr, _ = roc_curve(member, scores, drop_intermediate=False)
-    res.scalars["auc"] = float(roc_auc_score(member, scores))
-    low, high, why = bootstrap_auc_ci(scores, member, patient, n_boot=n_boot, seed=seed)
-    res.scalars["auc_ci_low"], res.scalars["auc_ci_high"] = low, high
-    if why:
-        res.reasons["auc_ci_low"] = res.reasons["auc_ci_high"] = why
-    for key, level in FPR_LEVELS.items():
-        res.scalars[key] = tpr_at_fpr(fpr, tpr, level)
-    res.scalars["topk_share"] = topk_share(scores, member)
-    fpr_s, tpr_s, _ = roc_curve(member, scores)
-    res.arrays["roc_fpr"], res.arrays["roc_tpr"] = fpr_s, tpr_s
-    names, pscores, pmember = patient_scores(scores, member, patient)
-    res.arrays["patient_scores"] = pscores
-    if pmember.all() or not pmember.any():
-        res.scalars["patient_auc"] = res.scalars["patient_tpr_at_1pct_fpr"] = None
-        res.reasons["patient_auc"] = res.reasons["patient_tpr_at_1pct_fpr"] = "needs member and non-member patients"
-    else:
-        res.scalars["patient_auc"] = float(roc_auc_score(pmember, pscores))
-        pf, pt, _ = roc_curve(pmember, pscores, drop_intermediate=False)
-        res.scalars["patient_tpr_at_1pct_fpr"] = tpr_at_fpr(pf, pt, 0.01)
-    return res
 
 
 # ---- all attacks ---------------------------------------------------------------------------
@@ -543,59 +462,3 @@ class PrivacyConfig:
     domias_min_points: int = 20
     n_closest: int = 64
     chunk: int | None = None  # candidate rows per distance block (None: a 256 MiB block)
-
-
-def run_attacks(
-    *,
-    is_member: np.ndarray,
-    patient: np.ndarray,
-    spaces: dict[str, tuple[np.ndarray, np.ndarray]],
-    reference_embedding: np.ndarray | None = None,
-    discriminator_images: np.ndarray | None = None,
-    discriminator: Any = None,
-    config: PrivacyConfig = PrivacyConfig(),
-    seed: int = 0,
-    progress: Any = None,
-) -> tuple[dict[str, AttackResult], dict[str, str], dict[str, np.ndarray]]:
-    """Run every attack in every space given.
-
-    ``spaces`` maps a space name (``pixel``, ``embedding``, ``umap``) to ``(candidates [n, ...],
-    synthetic [m, ...])``. ``reference_embedding`` ``[r, D]`` enables DOMIAS (embedding space);
-    ``discriminator`` with ``discriminator_images`` (the candidates ``[n, C, H, W]``) enables the
-    white-box attack. Returns ``({"attack/space": result}, {"attack/space": reason skipped},
-    closest-pair arrays)``.
-    """
-    results: dict[str, AttackResult] = {}
-    skipped: dict[str, str] = {}
-    extra: dict[str, np.ndarray] = {}
-    for space, (cand, syn) in spaces.items():
-        q = DISTRIBUTION_QUANTILE.get(space, 0.01)
-        summ = summarise_distances(cand, syn, quantiles=(q,), chunk=config.chunk)
-        score, ratio = pairwise_scores(summ)
-        r = membership_metrics(score, is_member, patient, n_boot=config.n_boot, seed=seed)
-        r.arrays.update(ratio=ratio, d_min=summ.d_min, nearest=summ.nearest)
-        results[f"pairwise/{space}"] = r
-        r = membership_metrics(summ.counts[q], is_member, patient, n_boot=config.n_boot, seed=seed)
-        r.arrays["eps"] = np.array([summ.eps[q]])
-        results[f"distribution/{space}"] = r
-        if space == "pixel" or (not extra and space == next(iter(spaces))):
-            order = np.argsort(summ.d_min, kind="stable")[: config.n_closest]
-            extra = {"candidate_index": order, "synthetic_index": summ.nearest[order], "distance": summ.d_min[order]}
-        if progress is not None:
-            progress.update(1)
-    if "embedding" in spaces:
-        if reference_embedding is None:
-            skipped["domias/embedding"] = "no reference split (real data disjoint from the candidates)"
-        else:
-            cand, syn = spaces["embedding"]
-            s, why = domias_scores(cand, syn, reference_embedding, dims=config.domias_dims, min_points=config.domias_min_points, seed=seed)
-            if s is None:
-                skipped["domias/embedding"] = why or "not computed"
-            else:
-                results["domias/embedding"] = membership_metrics(s, is_member, patient, n_boot=config.n_boot, seed=seed)
-    if discriminator is None:
-        skipped["discriminator/pixel"] = "no discriminator was kept with this generator"
-    elif discriminator_images is not None:
-        s = discriminator_scores(discriminator, discriminator_images)
-        results["discriminator/pixel"] = membership_metrics(s, is_member, patient, n_boot=config.n_boot, seed=seed)
-    return results, skipped, extra

@@ -1,0 +1,217 @@
+"""Metrics of every attack, their power on the graded controls, and one verdict per threat model.
+
+* **Metrics** (:func:`attack_metrics`): ROC AUC with a patient-bootstrap 95 % CI, TPR at 1 % and
+  0.1 % FPR with CI *where estimable* (at least 10 expected false positives), the study's top-k
+  share, patient-level AUC (mean of a patient's VU scores) with CI, patient TPR at 1 % FPR where
+  estimable, and a one-sided patient-permutation p-value of AUC > 0.5.
+* **Power**: a black-box attack/space has power where its AUC CI on the 5 % graded control lies
+  above 0.5; only those count in the released-samples verdict ("no power on this data" otherwise).
+* **Verdict (a), released samples**: the pre-specified primary attack (the study's pairwise pixel
+  attack, raw p) and the strongest of the other counted attacks (max-statistic permutation p over
+  them), the two combined by Holm at :data:`ALPHA`. Significant with AUC >= :data:`LEAK_AUC` (or an
+  estimable TPR at 1 % FPR >= :data:`LEAK_TPR`) is a leak; significant below that, caution; not
+  significant with an attack that has power, no evidence; no attack with power, unknown.
+* **Verdict (b), released discriminator** (white-box LOGAN): the same reading of the discriminator
+  attack alone, always with "keep the discriminator private".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from synthvu_core.evaluation.inference import (
+    PermutationTest,
+    bootstrap_intervals,
+    estimable,
+    holm,
+    not_estimable_reason,
+)
+from synthvu_core.evaluation.privacy import FPR_LEVELS, AttackResult, patient_scores, topk_share, tpr_at_fpr
+from synthvu_core.names import (
+    BLACK_BOX_ATTACKS,
+    GRADED_CONTROLS,
+    GRADED_FRACTIONS,
+    POWER_FRACTION,
+    PRIMARY_ATTACK,
+    graded_control,
+)
+
+ALPHA = 0.05
+LEAK_AUC = 0.8
+LEAK_TPR = 0.20
+PRIVACY_METRICS: tuple[str, ...] = (
+    "auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high",
+    "tpr_at_0.1pct_fpr", "topk_share", "patient_auc", "patient_auc_ci_low", "patient_auc_ci_high",
+    "patient_tpr_at_1pct_fpr", "p_value",
+)
+PRIMARY = "/".join(PRIMARY_ATTACK)
+
+
+def attack_metrics(
+    scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray, *, test: PermutationTest | None = None,
+    name: str = "", n_boot: int = 1000, seed: int = 0,
+) -> AttackResult:
+    """Every metric of one attack in one space; None with a reason where not estimable."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    scores = np.asarray(scores, dtype=np.float64)
+    member = np.asarray(is_member, dtype=bool)
+    res = AttackResult(scalars=dict.fromkeys(PRIVACY_METRICS), arrays={"scores": scores})
+    if member.all() or not member.any() or not np.isfinite(scores).all():
+        why = "scores are not all finite" if not np.isfinite(scores).all() else "needs both members and non-members"
+        res.reasons = dict.fromkeys(PRIVACY_METRICS, why)
+        return res
+    n0 = int((~member).sum())
+    fpr, tpr, _ = roc_curve(member, scores, drop_intermediate=False)
+    res.scalars["auc"] = float(roc_auc_score(member, scores))
+    res.scalars["topk_share"] = topk_share(scores, member)
+    alphas = tuple(a for a in FPR_LEVELS.values() if estimable(a, n0))
+    for key, level in FPR_LEVELS.items():
+        if level in alphas:
+            res.scalars[key] = tpr_at_fpr(fpr, tpr, level)
+        else:
+            res.reasons[key] = not_estimable_reason(level, n0)
+    W = test.wins.get(name) if test is not None else None
+    iv = bootstrap_intervals(scores, member, patient, alphas=(0.01,) if 0.01 in alphas else (), n_boot=n_boot, seed=seed, W=W)
+    for key, ci in (("auc", iv.auc), ("tpr_at_1pct_fpr", iv.tpr.get(0.01)), ("patient_auc", iv.patient_auc)):
+        if ci is not None:
+            res.scalars[f"{key}_ci_low"], res.scalars[f"{key}_ci_high"] = ci
+        else:
+            why = res.reasons.get(key) or iv.reason or "not computed"
+            res.reasons[f"{key}_ci_low"] = res.reasons[f"{key}_ci_high"] = why
+    fpr_s, tpr_s, _ = roc_curve(member, scores)
+    res.arrays["roc_fpr"], res.arrays["roc_tpr"] = fpr_s, tpr_s
+    _, pscores, pmember = patient_scores(scores, member, patient)
+    res.arrays["patient_scores"] = pscores
+    if pmember.all() or not pmember.any():
+        res.reasons["patient_auc"] = res.reasons["patient_tpr_at_1pct_fpr"] = "needs member and non-member patients"
+    else:
+        res.scalars["patient_auc"] = float(roc_auc_score(pmember, pscores))
+        p0 = int((~pmember).sum())
+        if estimable(0.01, p0):
+            pf, pt, _ = roc_curve(pmember, pscores, drop_intermediate=False)
+            res.scalars["patient_tpr_at_1pct_fpr"] = tpr_at_fpr(pf, pt, 0.01)
+        else:
+            res.reasons["patient_tpr_at_1pct_fpr"] = not_estimable_reason(0.01, p0, "non-member patients")
+    if test is not None and name in test.p:
+        res.scalars["p_value"] = test.p[name]
+    else:
+        res.reasons["p_value"] = "no permutation test"
+    return res
+
+
+# ---- power -------------------------------------------------------------------------------------
+
+
+def power_curves(controls: dict[str, dict[str, AttackResult]]) -> dict[str, dict[str, Any]]:
+    """Per black-box ``attack/space``: AUC and CI at each graded fraction, and whether it has power.
+
+    ``controls`` maps a control name to its results. ``has_power`` is None without the 5 % control.
+    """
+    names = sorted({n for c in GRADED_CONTROLS if c in controls for n in controls[c]})
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        curve = {"fractions": [], "auc": [], "ci_low": [], "ci_high": []}
+        for f in GRADED_FRACTIONS:
+            r = controls.get(graded_control(f), {}).get(n)
+            if r is None:
+                continue
+            curve["fractions"].append(f)
+            for k, m in (("auc", "auc"), ("ci_low", "auc_ci_low"), ("ci_high", "auc_ci_high")):
+                curve[k].append(r.scalars.get(m))
+        mid = controls.get(graded_control(POWER_FRACTION), {}).get(n)
+        low = None if mid is None else mid.scalars.get("auc_ci_low")
+        curve["has_power"] = None if mid is None else bool(low is not None and low > 0.5)
+        out[n] = curve
+    return out
+
+
+# ---- verdicts ----------------------------------------------------------------------------------
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _describe(name: str, r: AttackResult, p: float | None, p_label: str) -> dict[str, Any]:
+    s = r.scalars
+    return {"attack": name, "auc": s.get("auc"), "auc_ci": [s.get("auc_ci_low"), s.get("auc_ci_high")],
+            "tpr_at_1pct_fpr": s.get("tpr_at_1pct_fpr"), "p": p, "p_kind": p_label}
+
+
+def _level(significant: list[dict[str, Any]]) -> str:
+    if not significant:
+        return "ok"
+    strong = any((d["auc"] or 0) >= LEAK_AUC or (d["tpr_at_1pct_fpr"] or 0) >= LEAK_TPR for d in significant)
+    return "leak" if strong else "caution"
+
+
+def released_samples_verdict(
+    results: dict[str, AttackResult], test: PermutationTest, power: dict[str, dict[str, Any]] | None
+) -> dict[str, Any]:
+    """Verdict (a): black-box attacks with power on the released samples, primary + corrected worst other."""
+    black = [n for n in results if n.split("/")[0] in BLACK_BOX_ATTACKS and results[n].scalars.get("auc") is not None]
+    if power:
+        counted = [n for n in black if power.get(n, {}).get("has_power")]
+        no_power = [n for n in black if n not in counted]
+    else:
+        counted, no_power = black, []
+    out: dict[str, Any] = {"counted": counted, "no_power": no_power, "power_checked": bool(power), "alpha": ALPHA}
+    if not counted:
+        out.update(level="unknown", text="No attack on the released samples has power on this data (none detects the 5% graded "
+                   "control), so their chance-level results say nothing about leakage.")
+        return out
+    tests: dict[str, float] = {}
+    described: dict[str, dict[str, Any]] = {}
+    if PRIMARY in counted:
+        tests[PRIMARY] = test.p[PRIMARY]
+        described[PRIMARY] = _describe(PRIMARY, results[PRIMARY], test.p[PRIMARY], "raw (pre-specified primary)")
+    others = [n for n in counted if n != PRIMARY]
+    if others:
+        adj = test.adjusted(others)
+        worst = max(others, key=lambda n: (results[n].scalars["auc"], -adj[n]))
+        tests[worst] = adj[worst]
+        described[worst] = _describe(worst, results[worst], adj[worst], f"max-statistic adjusted over {len(others)} attacks")
+        out["worst_other"] = described[worst]
+        out["adjusted_p"] = adj
+    if PRIMARY in described:
+        out["primary"] = described[PRIMARY]
+    final = holm(tests)
+    for n, d in described.items():
+        d["p_holm"] = final[n]
+    significant = [described[n] for n in final if final[n] < ALPHA]
+    out["level"] = _level(significant)
+    out["text"] = _samples_text(out, significant, described)
+    return out
+
+
+def _samples_text(out: dict[str, Any], significant: list[dict[str, Any]], described: dict[str, dict[str, Any]]) -> str:
+    parts = [f"{d['attack'].replace('/', ' attack, ')} space: AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, "
+             f"{_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}" for d in described.values()]
+    numbers = "; ".join(parts) + f" (Holm over {len(described)} test{'s' if len(described) > 1 else ''})"
+    power_note = "" if out["power_checked"] else " The graded controls were not run: the attacks' power is unchecked."
+    if out["level"] == "leak":
+        return f"Leaks its training patients: an attack on the released samples tells members from non-members ({numbers}). " \
+               "Do not share these samples." + power_note
+    if out["level"] == "caution":
+        return f"Some membership signal in the released samples, significant after correction ({numbers}). " \
+               "Share with care, or prefer a differentially private generator." + power_note
+    return f"No attack with power tells members from non-members in the released samples ({numbers})." + power_note
+
+
+def released_discriminator_verdict(results: dict[str, AttackResult], test: PermutationTest | None) -> dict[str, Any]:
+    """Verdict (b): the white-box discriminator attack alone; always "keep D private"."""
+    keep = "Keep the discriminator private: a released non-private discriminator is itself a leak."
+    r = results.get("discriminator/pixel")
+    if r is None or r.scalars.get("auc") is None:
+        return {"level": "not_applicable", "text": "No discriminator was kept with this generator: nothing to release. " + keep}
+    p = None if test is None else test.p.get("discriminator/pixel")
+    d = _describe("discriminator/pixel", r, p, "raw (one white-box attack)")
+    d["p_holm"] = p if p is not None else 1.0
+    level = _level([d] if p is not None and p < ALPHA else [])
+    numbers = f"AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, {_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}"
+    what = {"leak": "The discriminator recognises its training patients", "caution": "The discriminator carries some membership signal",
+            "ok": "The discriminator does not tell members from non-members"}[level]
+    return {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}
