@@ -88,7 +88,7 @@ def test_whole_process_timer_reports_the_childs_peak_memory(tmp_path):
     from benchmarks.cases.sampling import run_process
 
     code = "import numpy as np; a = np.ones(300 * 2**20 // 8); print(a.sum())"
-    wall, mib = run_process([sys.executable, "-c", code], tmp_path)
-    assert wall > 0 and 300 <= mib < 2000
+    wall, mib, cpu = run_process([sys.executable, "-c", code], tmp_path)
+    assert wall > 0 and cpu > 0 and 300 <= mib < 2000
     with pytest.raises(RuntimeError, match="exited 3"):
         run_process([sys.executable, "-c", "raise SystemExit(3)"], tmp_path)

@@ -105,8 +105,11 @@ def run(ctx: Context) -> list[Row]:
     ] + (process_rows(ctx) if int(ctx.size("sampling.process_n", 500, 5000)) else [])
 
 
-def run_process(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak resident MiB) of one child process run to its end; raises on a failure."""
+def run_process(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak resident MiB, CPU seconds) of one child process run to its end; raises on a failure.
+
+    CPU seconds (user + system, all threads) barely depend on other load on the machine; wall seconds do.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -115,7 +118,7 @@ def run_process(cmd: list[str], cwd: Path) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {err.strip()[-300:]}")
-    return wall, usage.ru_maxrss / 1024.0  # Linux: KiB
+    return wall, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime  # ru_maxrss: KiB on Linux
 
 
 def process_rows(ctx: Context) -> list[Row]:
@@ -127,25 +130,29 @@ def process_rows(ctx: Context) -> list[Row]:
     ours = [sys.executable, "-m", "synthvu_core", "sample", str(model), "--n", str(n), "--out", str(ctx.workdir / "o.npz")]
     ref = [sys.executable, str(ctx.root / "benchmarks" / "reference_sampling.py"), str(n), str(ctx.workdir / "r.npz")]
     repeats = max(1, min(ctx.repeats, 3))
-    res: dict[str, list[tuple[float, float]]] = {"ours": [], "ref": []}
+    res: dict[str, list[tuple[float, float, float]]] = {"ours": [], "ref": []}
     for i in range(repeats):  # alternate, order flipped every repeat
         for side in (("ours", "ref") if i % 2 == 0 else ("ref", "ours")):
             res[side].append(run_process(ours if side == "ours" else ref, ctx.root))
-    wall = {k: [w for w, _ in v] for k, v in res.items()}
-    rss = {k: [m for _, m in v] for k, v in res.items()}
+    wall = {k: [r[0] for r in v] for k, v in res.items()}
+    rss = {k: [r[1] for r in v] for k, v in res.items()}
+    cpu = {k: [r[2] for r in v] for k, v in res.items()}
     ctx.log(f"whole process, {n} VUs: ours {wall['ours']} s {rss['ours']} MiB; reference {wall['ref']} s {rss['ref']} MiB")
     full = not ctx.quick
     rows = [
         Row(f"whole-process sample + save, {n} VUs to .npz", "VUs/s", Stats.of(rate(n, wall["ours"])),
             Stats.of(rate(n, wall["ref"])), "pgan script", goal=Goal("≥ 2× the study's generator", ">=", 2.0, on="ratio")
             if full else None, note="fresh process each: imports, loading, sampling, writing"),
+        Row(f"whole-process sample + save, {n} VUs, per CPU second", "VUs/CPU-s", Stats.of(rate(n, cpu["ours"])),
+            Stats.of(rate(n, cpu["ref"])), "pgan script", note="user + system time of all threads: little affected "
+            "by other load on the machine"),
         Row(f"peak memory of that process, {n} VUs", "MiB", Stats.of(rss["ours"]), Stats.of(rss["ref"]), "pgan script",
             higher_is_better=False, goal=Goal("≤ 1 GB", "<=", 1000.0) if full else None),
     ]
     big = int(ctx.size("sampling.process_n_large", 2000, 25000))
     if big:
         cmd = [*ours[:6], str(big), "--out", str(ctx.workdir / "big.npz")]
-        w, m = run_process(cmd, ctx.root)
+        w, m, _ = run_process(cmd, ctx.root)
         (ctx.workdir / "big.npz").unlink(missing_ok=True)
         rows.append(Row(f"peak memory, {big} VUs streamed to .npz", "MiB", Stats.of([m]), higher_is_better=False,
                         note=f"{big / w:.0f} VUs/s; memory bounded by the batch, not by --n", extra={"seconds": w}))
