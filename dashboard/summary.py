@@ -145,6 +145,18 @@ def headline(view: ReportView | None, card: Mapping[str, Any] | None = None) -> 
     )
 
 
+def worst_attack(view: ReportView) -> tuple[str, str] | None:
+    """``(attack, space)`` of the strongest attack counted in the released-samples verdict (highest AUC),
+    the one ``privacy.worst.auc`` reports; None where no attack counts."""
+    counted = ((view.meta.get("verdicts") or {}).get("released_samples") or {}).get("counted") or []
+    scored = [(view.scalar(f"privacy.{n.replace('/', '.')}.auc"), n) for n in counted]
+    scored = [(auc, n) for auc, n in scored if auc is not None]
+    if not scored:
+        return None
+    attack, space = max(scored)[1].split("/")
+    return attack, space
+
+
 def attacks_present(view: ReportView) -> list[tuple[str, str]]:
     """(attack, space) pairs the report measured, in the canonical order."""
     return [
