@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
     show.add_argument("--json", action="store_true", help="print every scalar (controls included) as JSON")
     show.set_defaults(func=_show)
+    table = rsub.add_parser("table", help="print the README's Markdown tables from saved reports")
+    table.add_argument("models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)")
+    table.set_defaults(func=_table)
 
 
 def _resolve(model: str) -> Path:
@@ -120,4 +123,17 @@ def _show(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(summary_table(report))
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from synthvu_core.evaluation.table import tables
+
+    if args.models:
+        folders = [_resolve(m) for m in args.models]
+    else:
+        from synthvu_core.models.registry import list_generators
+
+        folders = [g.path for g in list_generators() if g.source == "shipped"]
+    print(tables(folders), end="")
     return 0

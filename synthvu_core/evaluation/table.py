@@ -1,0 +1,95 @@
+"""The README's generator tables, written from saved reports (never from numbers typed by hand).
+
+``python -m synthvu_core report table [MODEL ...]`` prints one Markdown table of utility and one of
+privacy, one row per generator; without MODEL, every shipped generator with a report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthvu_core.names import INDEPENDENT_CONTROL, PRIMARY_ATTACK
+
+UTILITY_KEYS: tuple[tuple[str, str], ...] = (
+    ("TRTR", "utility.trtr.balanced_accuracy"),
+    ("TSTR", "utility.tstr.balanced_accuracy"),
+    ("TRTS", "utility.trts.balanced_accuracy"),
+    ("TSTR/TRTR", "utility.tstr_over_trtr"),
+)
+
+
+def _num(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _with_ci(scalars: dict[str, Any], key: str) -> str:
+    lo, hi = scalars.get(key + "_ci_low"), scalars.get(key + "_ci_high")
+    ci = f" [{_num(lo, 2)}, {_num(hi, 2)}]" if lo is not None and hi is not None else ""
+    return _num(scalars.get(key)) + ci
+
+
+def _dp_cell(card: dict[str, Any]) -> str:
+    dp = card.get("dp") or {}
+    if not dp:
+        return "—"
+    unit = dp.get("unit") or "VU"
+    return f"ε {dp['epsilon']:.2f}, δ {dp['delta']:.0e} per {unit}"
+
+
+def _trained_on(card: dict[str, Any]) -> str:
+    ds, tr = card.get("dataset") or {}, card.get("training") or {}
+    recipe = (ds.get("recipe") or {}).get("name") or "own data"
+    init = " (from " + tr["init_from"]["name"] + ")" if isinstance(tr.get("init_from"), dict) else ""
+    return f"{recipe}, {ds.get('n_train', '?')} VUs, {tr.get('steps', '?')} steps{init}"
+
+
+def utility_row(name: str, card: dict[str, Any], scalars: dict[str, Any]) -> str:
+    cells = [f"`{name}`", _trained_on(card), _dp_cell(card), *(_with_ci(scalars, k) for _, k in UTILITY_KEYS),
+             _num(scalars.get("fidelity.frechet_distance"))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def privacy_row(name: str, report: Any) -> str:
+    verdicts = report.meta.get("verdicts") or {}
+    a = verdicts.get("released_samples") or {}
+    b = verdicts.get("released_discriminator") or {}
+    primary = "privacy." + ".".join(PRIMARY_ATTACK) + ".auc"
+    worst = a.get("worst_other") or {}
+    worst_cell = "—"
+    if worst.get("auc") is not None:
+        lo, hi = (worst.get("auc_ci") or [None, None])[:2]
+        worst_cell = f"{worst['attack']} {_num(worst['auc'])} [{_num(lo, 2)}, {_num(hi, 2)}]"
+    ind = report.controls.get(INDEPENDENT_CONTROL)
+    cells = [f"`{name}`", str(a.get("level", "—")), _with_ci(report.scalars, primary), worst_cell,
+             f"{len(a.get('counted') or [])} of {len(a.get('counted') or []) + len(a.get('no_power') or [])}",
+             _with_ci(ind.scalars, primary) if ind is not None else "—", str(b.get("level", "—"))]
+    return "| " + " | ".join(cells) + " |"
+
+
+UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRTR | Fréchet distance |\n"
+                  "|---|---|---|---|---|---|---|---|")
+PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel AUC (primary) | strongest other counted "
+                  "attack | attacks with power | independent control, pairwise pixel AUC | verdict (b) released "
+                  "discriminator |\n|---|---|---|---|---|---|---|")
+
+
+def tables(folders: list[Path]) -> str:
+    """The utility table and the privacy table of the generators in ``folders`` that have a fresh report."""
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.models.registry import load_card
+
+    util, priv = [UTILITY_HEADER], [PRIVACY_HEADER]
+    for folder in folders:
+        try:
+            report = load_report(folder)
+        except SynthVUError:  # a stale or unreadable report is never shown as the model's numbers
+            report = None
+        if report is None:
+            continue
+        card = load_card(folder)
+        name = card.get("name", folder.name)
+        util.append(utility_row(name, card, report.scalars))
+        priv.append(privacy_row(name, report))
+    return "\n".join(util) + "\n\n" + "\n".join(priv) + "\n"
