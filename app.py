@@ -7,7 +7,9 @@ The router and the shared frame: page config, optional password gate, sidebar ge
 
 import streamlit as st
 
-st.set_page_config(page_title="synthvu", page_icon=":material/neurology:", layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(
+    page_title="synthvu", page_icon=":material/neurology:", layout="wide", initial_sidebar_state="expanded"
+)
 
 from dashboard import frame  # noqa: E402  (after set_page_config, by Streamlit's rule)
 

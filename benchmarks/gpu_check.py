@@ -55,8 +55,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu.json")
     args = p.parse_args(argv)
     dev = args.device
-    out: dict = {"device": torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu", "torch": torch.__version__,
-                 "cuda": torch.version.cuda, "shape": list(SHAPE), "sampling_batch": args.batch, "sampling_vus_per_s": {}, "training_ms_per_step": {}}
+    out: dict = {
+        "device": torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "shape": list(SHAPE),
+        "sampling_batch": args.batch,
+        "sampling_vus_per_s": {},
+        "training_ms_per_step": {},
+    }
     for arch in ("default", "pgan"):
         gen = acgan.build(acgan.architecture(arch, SHAPE, 3), seed=0)[0].to(dev).eval()
         b = args.batch
@@ -66,8 +73,13 @@ def main(argv: list[str] | None = None) -> dict:
     ds = random_dataset(40, SHAPE)
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ("default", "pgan"):
-            tr = Trainer(ds, Path(tmp) / arch, TrainConfig(arch=arch, batch_size=32, seed=0, device=dev, steps=10**6,
-                                                           checkpoint_every=0, montage_every=0))
+            tr = Trainer(
+                ds,
+                Path(tmp) / arch,
+                TrainConfig(
+                    arch=arch, batch_size=32, seed=0, device=dev, steps=10**6, checkpoint_every=0, montage_every=0
+                ),
+            )
             out["training_ms_per_step"][arch] = 1000 * timed(tr.step, dev, args.repeats, args.warmup)
     out["date"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -159,8 +159,16 @@ def run_benchmarks(
         log(f"{name}: start ({mode}, {repeats} repeats after {warmup} warm-up, {threads} threads)")
         with tempfile.TemporaryDirectory(prefix=f"synthvu-bench-{name}-") as tmp:
             ctx = Context(
-                quick=quick, long=long, repeats=repeats, warmup=warmup, threads=threads,
-                workdir=Path(tmp), root=ROOT, seed=seed, sizes=dict(sizes or {}), log=lambda m, n=name: log(f"{n}: {m}"),
+                quick=quick,
+                long=long,
+                repeats=repeats,
+                warmup=warmup,
+                threads=threads,
+                workdir=Path(tmp),
+                root=ROOT,
+                seed=seed,
+                sizes=dict(sizes or {}),
+                log=lambda m, n=name: log(f"{n}: {m}"),
             )
             res = run_case(name, ctx)
         results["cases"][name] = res
@@ -214,7 +222,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Mode **{results['mode']}** ({results['repeats']} repeats after {results['warmup']} warm-up; "
         f"median [IQR]), {results.get('seconds', 0):.0f} s in all.",
         f"Machine: {m['cpu']}, {m['cores_usable']}/{m['cores']} cores, torch {m['torch']} "
-        f"({m['threads']} threads), Python {m['python']}, load {load[0]:.1f} at start" if load else "",
+        f"({m['threads']} threads), Python {m['python']}, load {load[0]:.1f} at start"
+        if load
+        else "",
         f"Date {m['date']}, commit {str(m['git_commit'])[:10]}{' (dirty)' if m.get('git_dirty') else ''}.",
         "",
         "| case | metric | synthvu | reference | synthvu / ref. | goal |",
@@ -229,13 +239,17 @@ def render_markdown(results: dict[str, Any]) -> str:
             if row.get("note"):
                 metric += f"; {row['note']}"
             if row.get("unavailable"):
-                lines.append(f"| {name} | {metric} | unavailable: {row['unavailable']} | | | {_goal_cell(row['goal'])} |")
+                lines.append(
+                    f"| {name} | {metric} | unavailable: {row['unavailable']} | | | {_goal_cell(row['goal'])} |"
+                )
                 continue
             ref = _cell(row["reference"])
             if row["reference"] is not None and row.get("reference_name"):
                 ref = f"{row['reference_name']}: {ref}"
             ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}×"
-            lines.append(f"| {name} | {metric} | {_cell(row['project'])} | {ref} | {ratio} | {_goal_cell(row['goal'])} |")
+            lines.append(
+                f"| {name} | {metric} | {_cell(row['project'])} | {ref} | {ratio} | {_goal_cell(row['goal'])} |"
+            )
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
@@ -263,8 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmarks: error: {e}", file=sys.stderr)
         return 2
     results = run_benchmarks(
-        names, quick=args.quick, long=args.long, repeats=args.repeats, warmup=args.warmup,
-        threads=args.threads, out_dir=args.out, seed=args.seed,
+        names,
+        quick=args.quick,
+        long=args.long,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        threads=args.threads,
+        out_dir=args.out,
+        seed=args.seed,
     )
     print(render_markdown(results))
     return 1 if any(c["status"] == "error" for c in results["cases"].values()) else 0

@@ -202,7 +202,11 @@ def _add_folder() -> None:
     folder = Path(text).expanduser()
     try:
         found = loaders.generators((str(folder),))
-        mine = [g for g in found if Path(g.path).resolve() == folder.resolve() or Path(g.path).resolve().parent == folder.resolve()]
+        mine = [
+            g
+            for g in found
+            if Path(g.path).resolve() == folder.resolve() or Path(g.path).resolve().parent == folder.resolve()
+        ]
         if not mine:
             loaders.card_of(folder)  # raises the precise problem (no folder, no card, bad card)
             raise FileNotFoundError
@@ -242,7 +246,10 @@ def sidebar() -> Selection | None:
             if st.session_state[SELECTED] not in by_path:
                 st.session_state[SELECTED] = options[0]
             st.selectbox(
-                "Generator", options, key=SELECTED, label_visibility="collapsed",
+                "Generator",
+                options,
+                key=SELECTED,
+                label_visibility="collapsed",
                 format_func=lambda p: f"{by_path[p].name}" + ("" if by_path[p].source == "shipped" else " (yours)"),
             )
         else:
@@ -309,7 +316,9 @@ def url_rows(param: str, picked: dict[str, list[int]], limit: int = 300) -> dict
     from_url = f"{param}_from_url"
     if any(picked.values()):
         st.session_state[from_url] = None
-        st.query_params[param] = "|".join(f"{kind[0]}:{','.join(map(str, rows[:limit]))}" for kind, rows in picked.items() if rows)
+        st.query_params[param] = "|".join(
+            f"{kind[0]}:{','.join(map(str, rows[:limit]))}" for kind, rows in picked.items() if rows
+        )
         return picked
     applied = st.session_state.setdefault(URL_APPLIED, set())
     if param not in applied:
@@ -371,7 +380,9 @@ def selection() -> Selection | None:
 
 
 # ---- page runner -----------------------------------------------------------------------------------
-def run_page(title: str, render: Callable[[Selection], None], *, needs_report: bool = False, needs_generator: bool = True) -> None:
+def run_page(
+    title: str, render: Callable[[Selection], None], *, needs_report: bool = False, needs_generator: bool = True
+) -> None:
     """Title, then ``render(selection)``; user errors become ``st.error``.
 
     ``needs_report``: where the generator has no report, offer "Compute report" instead of drawing.
@@ -384,8 +395,10 @@ def run_page(title: str, render: Callable[[Selection], None], *, needs_report: b
         sel = selection()
         if sel is None:
             if needs_generator:
-                st.info("No generator selected: none is installed yet. See **Models & data** to train one, "
-                        "or add a generator folder in the sidebar.")
+                st.info(
+                    "No generator selected: none is installed yet. See **Models & data** to train one, "
+                    "or add a generator folder in the sidebar."
+                )
                 return
         else:
             shared_note(sel)
@@ -414,8 +427,12 @@ def shared_note(sel: Selection) -> None:
     except (OSError, ValueError, AttributeError, TypeError):
         st.warning(f"{path}: unreadable share manifest")
         return
-    st.info("**Shared generator folder** (written by `share`): aggregate numbers and synthetic VUs only. Absent: "
-            + "; ".join(f"**{k}**" for k in absent) + ".", icon=":material/share:")
+    st.info(
+        "**Shared generator folder** (written by `share`): aggregate numbers and synthetic VUs only. Absent: "
+        + "; ".join(f"**{k}**" for k in absent)
+        + ".",
+        icon=":material/share:",
+    )
 
 
 def report_missing(sel: Selection) -> None:
@@ -430,30 +447,48 @@ def report_missing(sel: Selection) -> None:
     folder = None
     if not loaders.is_phantom(sel.card):
         folder = st.text_input("VU dataset folder the generator was trained on", key="compute_dataset").strip() or None
-    st.caption(f"Or on the command line: `python -m synthvu_core evaluate {sel.path}"
-               + (f" --dataset {folder}" if folder else "") + "` (minutes on a CPU).")
-    if st.button("Compute report", type="primary", key="compute_report", disabled=folder is None and not loaders.is_phantom(sel.card)):
+    st.caption(
+        f"Or on the command line: `python -m synthvu_core evaluate {sel.path}"
+        + (f" --dataset {folder}" if folder else "")
+        + "` (minutes on a CPU)."
+    )
+    if st.button(
+        "Compute report",
+        type="primary",
+        key="compute_report",
+        disabled=folder is None and not loaders.is_phantom(sel.card),
+    ):
         compute_with_progress(sel, folder)
         st.rerun()
 
 
-STAGE_TEXT = {"classifier": "training the real VU-position classifier", "embedding": "embedding the real VUs",
-              "umap": "UMAP", "utility": "utility (TSTR, TRTS)", "fidelity": "fidelity (Fréchet, precision, recall)",
-              "privacy": "membership attacks", "done": "done"}
+STAGE_TEXT = {
+    "classifier": "training the real VU-position classifier",
+    "embedding": "embedding the real VUs",
+    "umap": "UMAP",
+    "utility": "utility (TSTR, TRTS)",
+    "fidelity": "fidelity (Fréchet, precision, recall)",
+    "privacy": "membership attacks",
+    "done": "done",
+}
 
 
 def compute_with_progress(sel: Selection, folder: str | None) -> None:
     """Run the evaluation with a stage-by-stage progress bar; a Cancel button stops it at the next stage."""
     import time
 
-    st.button("Cancel", key="compute_cancel", help="Stops at the next stage; nothing is written (the report is "
-              "written at the end, atomically).")
+    st.button(
+        "Cancel",
+        key="compute_cancel",
+        help="Stops at the next stage; nothing is written (the report is written at the end, atomically).",
+    )
     with st.status("Computing the report…", expanded=True) as status:
         bar = st.progress(0.0, text="loading the dataset and sampling 5,000 synthetic VUs")
         t0 = time.perf_counter()
 
         def report(stage: str, done: int, total: int) -> None:
-            text = f"{STAGE_TEXT.get(stage, stage)} · stage {min(done + 1, total)} of {total} · {time.perf_counter() - t0:.0f} s"
+            text = (f"{STAGE_TEXT.get(stage, stage)} · stage {min(done + 1, total)} of {total} · "
+                    f"{time.perf_counter() - t0:.0f} s")
             bar.progress(min(done / max(total, 1), 1.0), text=text)
 
         loaders.compute_report(sel.path, dataset=folder, progress=report)
@@ -462,11 +497,15 @@ def compute_with_progress(sel: Selection, folder: str | None) -> None:
 
 def load_dataset_with_status(sel: Selection, folder: str | None) -> None:
     """Load (for the phantom: rebuild where missing) the generator's dataset inside a status box that names the
-    step and its time. The rebuild runs to its end once started (it writes atomically); it has no finer steps to show."""
+    step and its time. The rebuild runs to its end once started (it writes atomically); it has no finer steps to
+    show."""
     import time
 
-    what = "the phantom demo dataset (rebuilt if missing: rendering patients, then cutting VUs)" if folder is None \
+    what = (
+        "the phantom demo dataset (rebuilt if missing: rendering patients, then cutting VUs)"
+        if folder is None
         else f"the VU dataset {folder}"
+    )
     t0 = time.perf_counter()
     with st.status(f"Loading {what}…", expanded=False) as status:
         loaders.real_dataset(sel.card, folder)
@@ -509,11 +548,18 @@ def real_vus(sel: Selection, rows: np.ndarray, key: str) -> np.ndarray | None:
         return None
     folder = None
     if not loaders.is_phantom(sel.card):
-        folder = st.text_input("VU dataset folder the generator was trained on (to show real VUs)", key=f"{key}_folder").strip() or None
+        folder = (
+            st.text_input(
+                "VU dataset folder the generator was trained on (to show real VUs)", key=f"{key}_folder"
+            ).strip()
+            or None
+        )
         if folder is None:
             return None
     if not loaders.dataset_ready(sel.card, folder):
-        label = "Show the real VUs" + (" (rebuilds the phantom dataset if missing: a minute or two)" if folder is None else "")
+        label = "Show the real VUs" + (
+            " (rebuilds the phantom dataset if missing: a minute or two)" if folder is None else ""
+        )
         if not st.button(label, key=f"{key}_load"):
             return None
         load_dataset_with_status(sel, folder)

@@ -16,7 +16,9 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
     return images if images.dtype == np.uint8 else to_uint8(images)
 
 
-def montage(images: np.ndarray, slice_index: int | None = None, ncols: int = 8, gap: int = 2, zoom: int = 2) -> np.ndarray:
+def montage(
+    images: np.ndarray, slice_index: int | None = None, ncols: int = 8, gap: int = 2, zoom: int = 2
+) -> np.ndarray:
     """A grid of VUs.
 
     ``images``: ``[n, C, H, W]`` (float in [-1, 1] or uint8). With ``slice_index`` each tile is that

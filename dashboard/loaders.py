@@ -92,7 +92,9 @@ def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView 
     return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / "generator.safetensors"))
 
 
-def compute_report(model_dir: str | Path, dataset: str | None = None, progress: Callable[[str, int, int], object] | None = None) -> None:
+def compute_report(
+    model_dir: str | Path, dataset: str | None = None, progress: Callable[[str, int, int], object] | None = None
+) -> None:
     """Run the full evaluation of a generator (minutes) on ``dataset`` (a VU dataset folder; None:
     the phantom demo dataset its card names, rebuilt if missing).
 
@@ -149,11 +151,15 @@ def _check_count(n: int) -> None:
     if n < 1:
         raise SelectionError(f"asked for {n} samples: choose at least one VU")
     if n > MAX_SAMPLES:
-        raise SelectionError(f"asked for {n} samples: the dashboard draws at most {MAX_SAMPLES} at a time (use the CLI for more)")
+        raise SelectionError(
+            f"asked for {n} samples: the dashboard draws at most {MAX_SAMPLES} at a time (use the CLI for more)"
+        )
 
 
 @st.cache_data(max_entries=32, show_spinner=False)  # the Generate page shows its own spinner with the time
-def samples(model_dir: str, stamp: float, n: int, position: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def samples(
+    model_dir: str, stamp: float, n: int, position: str | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` VUs at ``position`` (None: the training prior): (uint8 ``[n, C, H, W]``, labels ``[n]``, classes)."""
     from synthvu_core.models.sampling import sample_uint8
 
@@ -241,7 +247,9 @@ def is_phantom(card: Mapping[str, Any]) -> bool:
     return bool((card.get("dataset") or {}).get("recipe"))
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the VU dataset (the phantom is rebuilt if missing: a minute or two)…")
+@st.cache_resource(
+    max_entries=2, show_spinner="Loading the VU dataset (the phantom is rebuilt if missing: a minute or two)…"
+)
 def _dataset(key: str, folder: str | None) -> VUDataset:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.errors import DataError
@@ -251,7 +259,9 @@ def _dataset(key: str, folder: str | None) -> VUDataset:
     if folder:
         ds = VUDataset.load(folder)
         if fp and ds.fingerprint != fp:
-            raise DataError(f"{folder}: dataset fingerprint {ds.fingerprint} differs from the generator's {fp}: another dataset")
+            raise DataError(
+                f"{folder}: dataset fingerprint {ds.fingerprint} differs from the generator's {fp}: another dataset"
+            )
         return ds
     if not spec.get("recipe"):
         raise DataError("the generator was trained on your own NIfTI data: give its VU dataset folder")

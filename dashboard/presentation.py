@@ -27,9 +27,11 @@ from dashboard.summary import (
 )
 
 STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 18px; margin: 2rem auto; max-width: 1200px; color: #1a202c; }
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 18px; margin: 2rem auto; \
+max-width: 1200px; color: #1a202c; }
 h1 { font-size: 2.2rem; } h2 { font-size: 1.6rem; margin-top: 2.5rem; border-bottom: 2px solid #2b6cb0; }
-table { border-collapse: collapse; margin: 1rem 0; } td, th { border: 1px solid #cbd5e0; padding: .35rem .7rem; text-align: right; }
+table { border-collapse: collapse; margin: 1rem 0; } \
+td, th { border: 1px solid #cbd5e0; padding: .35rem .7rem; text-align: right; }
 th { background: #edf2f7; } td:first-child, th:first-child { text-align: left; }
 .verdict { padding: 1rem; border-radius: .5rem; } .leak { background: #fed7d7; } .caution { background: #feebc8; }
 .ok { background: #c6f6d5; } .unknown { background: #e2e8f0; } .note { color: #4a5568; font-size: .9rem; }
@@ -42,7 +44,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
     cols = list(rows[0])
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(r[c]) if isinstance(r[c], float) or r[c] is None else str(r[c]))}</td>" for c in cols) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(fmt(r[c]) if isinstance(r[c], float) or r[c] is None else str(r[c]))}</td>" for c in cols
+        )
+        + "</tr>"
         for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -74,13 +80,19 @@ def training_html(sel: Any, fig: _Figures) -> list[str]:
     parts = ["<h2>Training</h2>"]
     log = read_log(path)
     curves = None if log is None else figures.loss_figure(log)
-    parts.append(fig(curves) if curves is not None else "<p class='note'>No training log (generator trained before "
-                 "per-step logs were kept); final losses are in the card.</p>")
+    parts.append(
+        fig(curves)
+        if curves is not None
+        else "<p class='note'>No training log (generator trained before "
+        "per-step logs were kept); final losses are in the card.</p>"
+    )
     for step, png in montages(path):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f"<figure><img alt='training montage, step {step}' style='max-width:100%' "
-                     f"src='data:image/png;base64,{data}'><figcaption class='note'>synthetic VUs at training step {step} "
-                     "(one row per class)</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='training montage, step {step}' style='max-width:100%' "
+            f"src='data:image/png;base64,{data}'><figcaption class='note'>synthetic VUs at training step {step} "
+            "(one row per class)</figcaption></figure>"
+        )
     return parts
 
 
@@ -94,21 +106,43 @@ def report_html(sel: Any) -> str:
     h = headline(view, card)
     v = verdict(view, card)
     parts = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>synthvu report: {html.escape(sel.name)}</title>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>synthvu report: "
+        f"{html.escape(sel.name)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>synthvu report: {html.escape(sel.name)}</h1>",
         f"<p class='note'>Generated {datetime.now(UTC).isoformat(timespec='seconds')} · report created "
-        f"{html.escape(str(view.meta.get('created', '—')))} · dataset {html.escape(str(view.meta.get('dataset_fingerprint', '—')))} · "
+        f"{html.escape(str(view.meta.get('created', '—')))} · dataset "
+        f"{html.escape(str(view.meta.get('dataset_fingerprint', '—')))} · "
         f"{html.escape(epsilon_text(card, view))}{' · public version' if public else ''}</p>",
-        _table([{"TRTR": h.trtr, "TSTR": h.tstr, "TSTR / TRTR": h.ratio, "worst attack AUC": h.worst_auc,
-                 "worst TPR @ 1% FPR": h.worst_tpr1, "DP ε": "∞" if h.epsilon is None else f"{h.epsilon:.2f}"}]),
+        _table(
+            [
+                {
+                    "TRTR": h.trtr,
+                    "TSTR": h.tstr,
+                    "TSTR / TRTR": h.ratio,
+                    "worst attack AUC": h.worst_auc,
+                    "worst TPR @ 1% FPR": h.worst_tpr1,
+                    "DP ε": "∞" if h.epsilon is None else f"{h.epsilon:.2f}",
+                }
+            ]
+        ),
         f"<p class='verdict {v.level}'>Verdict (a), released samples: {html.escape(v.text)}</p>",
-        f"<p class='verdict {verdict(view, card, 'released_discriminator').level}'>Verdict (b), released discriminator: "
+        f"<p class='verdict {verdict(view, card, 'released_discriminator').level}'>Verdict (b), released "
+        "discriminator: "
         f"{html.escape(verdict(view, card, 'released_discriminator').text)}</p>",
         "<h2>Generator</h2>",
-        _table([{"architecture": card.get("architecture", {}).get("name"), "scheme": card.get("scheme"),
-                 "classes": ", ".join(classes), "shape": " × ".join(map(str, card.get("shape", []))),
-                 "steps": str(card.get("training", {}).get("steps")), "created": card.get("created")}]),
+        _table(
+            [
+                {
+                    "architecture": card.get("architecture", {}).get("name"),
+                    "scheme": card.get("scheme"),
+                    "classes": ", ".join(classes),
+                    "shape": " × ".join(map(str, card.get("shape", []))),
+                    "steps": str(card.get("training", {}).get("steps")),
+                    "created": card.get("created"),
+                }
+            ]
+        ),
         "<h2>Utility</h2>",
         fig(figures.utility_figure(view)),
     ]
@@ -116,7 +150,16 @@ def report_html(sel: Any) -> str:
         parts.append(fig(figures.confusion_figure(view, s, classes)))
     parts.append(fig(figures.recall_figure(view, classes)))
     parts.append("<h2>Fidelity</h2>")
-    parts.append(_table([{k: view.scalar(f"fidelity.{k}") for k in ("frechet_distance", "precision", "recall", "density", "coverage")}]))
+    parts.append(
+        _table(
+            [
+                {
+                    k: view.scalar(f"fidelity.{k}")
+                    for k in ("frechet_distance", "precision", "recall", "density", "coverage")
+                }
+            ]
+        )
+    )
     if view.has("umap/synthetic"):
         umap, _ = figures.umap_figure(view, classes, real_as_density=public)
         parts.append(fig(umap))
@@ -126,7 +169,9 @@ def report_html(sel: Any) -> str:
     parts.append(_table(power_rows(view)))
     present = attacks_present(view)
     if any(a == "discriminator" for a, _ in present):
-        parts.append("<p><b>A released discriminator is itself a leak</b>: keep it private, share only the generator.</p>")
+        parts.append(
+            "<p><b>A released discriminator is itself a leak</b>: keep it private, share only the generator.</p>"
+        )
     for space in SPACES:
         parts.append(fig(figures.roc_figure(view, space)))
         if not public:  # per-candidate ratios and per-patient scores: aggregates only in public mode
@@ -138,8 +183,12 @@ def report_html(sel: Any) -> str:
     parts.append("<h2>Definitions</h2><table>")
     for k in sorted(view.definitions):
         if k.startswith(("utility.", "fidelity.", "dp.")) or k.endswith(".auc") or k.startswith("privacy.worst"):
-            parts.append(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(view.definitions[k])}</td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(view.definitions[k])}</td></tr>"
+            )
     parts.append("</table>")
-    parts.append(f"<p class='note'>Attacks: {html.escape('; '.join(f'{k}: {v}' for k, v in ATTACK_NAMES.items()))}.</p>")
+    parts.append(
+        f"<p class='note'>Attacks: {html.escape('; '.join(f'{k}: {v}' for k, v in ATTACK_NAMES.items()))}.</p>"
+    )
     parts.append("</body></html>")
     return "".join(parts)

@@ -33,12 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start the dashboard (streamlit run app.py, with the app's settings)")
     serve.add_argument("--port", type=int, default=8501)
-    serve.add_argument("--address", default=None,
-                       help="address to listen on (default: Streamlit's, all interfaces; 127.0.0.1 for this machine only)")
-    serve.add_argument("--public", action="store_true",
-                       help="public mode: no real patient image leaves the server, no tracebacks in the browser")
-    serve.add_argument("--secrets", default=None, metavar="FILE",
-                       help="a secrets.toml (e.g. with `password = \"...\"`) instead of .streamlit/secrets.toml")
+    serve.add_argument(
+        "--address",
+        default=None,
+        help="address to listen on (default: Streamlit's, all interfaces; 127.0.0.1 for this machine only)",
+    )
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="public mode: no real patient image leaves the server, no tracebacks in the browser",
+    )
+    serve.add_argument(
+        "--secrets",
+        default=None,
+        metavar="FILE",
+        help='a secrets.toml (e.g. with `password = "..."`) instead of .streamlit/secrets.toml',
+    )
     serve.set_defaults(func=_serve)
     return parser
 
@@ -55,7 +65,9 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
 
     root = app_root()
     if root is None:
-        raise SynthVUError("app.py: the dashboard is not installed beside synthvu_core (reinstall with `pip install .`)")
+        raise SynthVUError(
+            "app.py: the dashboard is not installed beside synthvu_core (reinstall with `pip install .`)"
+        )
     if args.secrets is not None and not Path(args.secrets).is_file():
         raise SynthVUError(f"{args.secrets}: secrets file not found")
     env = dict(os.environ)

@@ -58,34 +58,49 @@ def _data_section(card: Mapping[str, Any]) -> list[str]:
     else:
         n = len(ds["sources"]) if isinstance(ds.get("sources"), list) else ds.get("sources", "an unrecorded number of")
         what = f"real NIfTI volumes ({n} source files)"
-    return ["## Training data", "",
-            f"Trained on {what}. Vertebral units (VUs): {card['shape'][0]} parasagittal slices of "
-            f"{card['shape'][1]}x{card['shape'][2]} pixels centred on a disc; classes ({card['scheme']} scheme): "
-            f"{', '.join(card['classes'])}.", "",
-            f"- dataset fingerprint: `{ds.get('fingerprint')}`",
-            f"- patient-wise split: {split_txt} (seed {split.get('seed', '?')}); only the train part was seen in training",
-            f"- training VUs: {ds.get('n_train', 'not recorded')}", ""]
+    return [
+        "## Training data",
+        "",
+        f"Trained on {what}. Vertebral units (VUs): {card['shape'][0]} parasagittal slices of "
+        f"{card['shape'][1]}x{card['shape'][2]} pixels centred on a disc; classes ({card['scheme']} scheme): "
+        f"{', '.join(card['classes'])}.",
+        "",
+        f"- dataset fingerprint: `{ds.get('fingerprint')}`",
+        f"- patient-wise split: {split_txt} (seed {split.get('seed', '?')}); only the train part was seen in training",
+        f"- training VUs: {ds.get('n_train', 'not recorded')}",
+        "",
+    ]
 
 
 def _privacy_section(card: Mapping[str, Any]) -> list[str]:
     dp = card.get("dp")
     out = ["## Privacy unit and (epsilon, delta)", ""]
     if not dp:
-        return out + ["Trained **without differential privacy**: there is no formal guarantee. The membership-inference",
-                      "attacks below are the only evidence of how much the generator leaks its training patients.", ""]
+        return out + [
+            "Trained **without differential privacy**: there is no formal guarantee. The membership-inference",
+            "attacks below are the only evidence of how much the generator leaks its training patients.",
+            "",
+        ]
     unit = dp.get("unit") or dp.get("privacy_unit")
-    unit_txt = (f"one **{unit}**" if unit else "one **VU** (a training example; the card names no other unit). A "
-                "patient contributes several VUs, so a patient is protected only at the group-privacy level (about "
-                "epsilon times the VUs per patient)")
-    return out + [f"- privacy unit: {unit_txt}",
-                  f"- epsilon = {_num(dp.get('epsilon'), 2)} at delta = {dp.get('delta', 0):.2g} "
-                  f"({dp.get('accountant', '?')} accountant)",
-                  f"- DP-SGD on the {dp.get('private_module', 'discriminator')}: noise multiplier "
-                  f"{_num(dp.get('noise_multiplier'))}, per-example clipping norm {dp.get('max_grad_norm')}, sampling "
-                  f"{dp.get('sampling', '?')} at rate {_num(dp.get('sample_rate'), 4)}",
-                  "- the generator sees real data only through the private discriminator, so its weights carry the same "
-                  "(epsilon, delta) by post-processing",
-                  "- outside this accounting: the class prior in `card.json` (the train split's label frequencies)", ""]
+    unit_txt = (
+        f"one **{unit}**"
+        if unit
+        else "one **VU** (a training example; the card names no other unit). A "
+        "patient contributes several VUs, so a patient is protected only at the group-privacy level (about "
+        "epsilon times the VUs per patient)"
+    )
+    return out + [
+        f"- privacy unit: {unit_txt}",
+        f"- epsilon = {_num(dp.get('epsilon'), 2)} at delta = {dp.get('delta', 0):.2g} "
+        f"({dp.get('accountant', '?')} accountant)",
+        f"- DP-SGD on the {dp.get('private_module', 'discriminator')}: noise multiplier "
+        f"{_num(dp.get('noise_multiplier'))}, per-example clipping norm {dp.get('max_grad_norm')}, sampling "
+        f"{dp.get('sampling', '?')} at rate {_num(dp.get('sample_rate'), 4)}",
+        "- the generator sees real data only through the private discriminator, so its weights carry the same "
+        "(epsilon, delta) by post-processing",
+        "- outside this accounting: the class prior in `card.json` (the train split's label frequencies)",
+        "",
+    ]
 
 
 def _metric_rows(scalars: Mapping[str, float | None], missing: Mapping[str, str]) -> list[str]:
@@ -94,12 +109,17 @@ def _metric_rows(scalars: Mapping[str, float | None], missing: Mapping[str, str]
         return _num(v) if v is not None or key not in missing else f"not computable ({missing[key]})"
 
     rows = ["| metric | value |", "|---|---|"]
-    for key, label in (("utility.trtr.balanced_accuracy", "TRTR balanced accuracy (real -> real)"),
-                       ("utility.tstr.balanced_accuracy", "TSTR balanced accuracy (synthetic -> real)"),
-                       ("utility.trts.balanced_accuracy", "TRTS balanced accuracy (real -> synthetic)"),
-                       ("utility.tstr_over_trtr", "TSTR / TRTR"), ("fidelity.frechet_distance", "Frechet distance"),
-                       ("fidelity.precision", "precision"), ("fidelity.recall", "recall"),
-                       ("fidelity.density", "density"), ("fidelity.coverage", "coverage")):
+    for key, label in (
+        ("utility.trtr.balanced_accuracy", "TRTR balanced accuracy (real -> real)"),
+        ("utility.tstr.balanced_accuracy", "TSTR balanced accuracy (synthetic -> real)"),
+        ("utility.trts.balanced_accuracy", "TRTS balanced accuracy (real -> synthetic)"),
+        ("utility.tstr_over_trtr", "TSTR / TRTR"),
+        ("fidelity.frechet_distance", "Frechet distance"),
+        ("fidelity.precision", "precision"),
+        ("fidelity.recall", "recall"),
+        ("fidelity.density", "density"),
+        ("fidelity.coverage", "coverage"),
+    ):
         if key in scalars:
             rows.append(f"| {label} | {val(key)} |")
     return rows
@@ -114,26 +134,36 @@ def _attack_rows(scalars: Mapping[str, float | None]) -> list[str]:
                 continue
             lo, hi = scalars.get(f"{p}.auc_ci_low"), scalars.get(f"{p}.auc_ci_high")
             ci = f" [{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None else ""
-            rows.append(f"| {name} | {space} | {_num(scalars[f'{p}.auc'])}{ci} | "
-                        f"{_num(scalars.get(f'{p}.tpr_at_1pct_fpr'))} | {_num(scalars.get(f'{p}.patient_auc'))} |")
+            rows.append(
+                f"| {name} | {space} | {_num(scalars[f'{p}.auc'])}{ci} | "
+                f"{_num(scalars.get(f'{p}.tpr_at_1pct_fpr'))} | {_num(scalars.get(f'{p}.patient_auc'))} |"
+            )
     return rows
 
 
 def _evaluation_section(report: Any) -> list[str]:
     out = ["## Evaluation", ""]
     if report is None:
-        return out + ["No evaluation report: utility, fidelity and privacy are **not measured**. Compute it with",
-                      "`python -m synthvu_core evaluate MODEL --controls`.", ""]
+        return out + [
+            "No evaluation report: utility, fidelity and privacy are **not measured**. Compute it with",
+            "`python -m synthvu_core evaluate MODEL --controls`.",
+            "",
+        ]
     meta, scalars = report.meta, report.scalars
-    out += [f"From the evaluation report ({meta.get('n_synthetic', '?')} synthetic VUs, seed {meta.get('seed', '?')}, "
-            f"created {meta.get('created', '?')}). Utility: a VU-position classifier tested on the real holdout split. "
-            f"Privacy: membership-inference attacks on {meta.get('n_members', '?')} member and "
-            f"{meta.get('n_nonmembers', '?')} non-member VUs ({meta.get('n_member_patients', '?')} and "
-            f"{meta.get('n_nonmember_patients', '?')} patients); AUC 0.5 and TPR 0.01 are chance; intervals are "
-            "patient-bootstrap 95% CIs.", ""]
+    out += [
+        f"From the evaluation report ({meta.get('n_synthetic', '?')} synthetic VUs, seed {meta.get('seed', '?')}, "
+        f"created {meta.get('created', '?')}). Utility: a VU-position classifier tested on the real holdout split. "
+        f"Privacy: membership-inference attacks on {meta.get('n_members', '?')} member and "
+        f"{meta.get('n_nonmembers', '?')} non-member VUs ({meta.get('n_member_patients', '?')} and "
+        f"{meta.get('n_nonmember_patients', '?')} patients); AUC 0.5 and TPR 0.01 are chance; intervals are "
+        "patient-bootstrap 95% CIs.",
+        "",
+    ]
     out += _metric_rows(scalars, report.missing()) + [""] + _attack_rows(scalars) + [""]
-    out.append(f"Strongest attack: AUC {_num(scalars.get('privacy.worst.auc'))}, TPR at 1% FPR "
-               f"{_num(scalars.get('privacy.worst.tpr_at_1pct_fpr'))}.")
+    out.append(
+        f"Strongest attack: AUC {_num(scalars.get('privacy.worst.auc'))}, TPR at 1% FPR "
+        f"{_num(scalars.get('privacy.worst.tpr_at_1pct_fpr'))}."
+    )
     for name, ctl in sorted(getattr(report, "controls", {}).items()):
         out.append(f"Control *{name}*: strongest attack AUC {_num(ctl.scalars.get('privacy.worst.auc'))}.")
     return out + [""]
@@ -141,18 +171,24 @@ def _evaluation_section(report: Any) -> list[str]:
 
 def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
     private = bool(card.get("dp"))
-    return ["## Limitations", "",
-            "- Membership-inference AUCs are measured against the attacks listed, not against every possible attack;"
-            + (" the (epsilon, delta) bound holds for any attack." if private else " without DP there is no bound."),
-            "- The utility classifier predicts the VU's position only; other downstream tasks are not measured.",
-            "- A phantom-trained generator says nothing about real anatomy or pathology; a generator trained on one "
-            "scanner or cohort may not transfer to another.",
-            "- Not for diagnosis or any clinical decision.", "",
-            "## Sharing", "",
-            "**Share only the generator weights** (`generator.safetensors`) with `card.json`, this README and the public "
-            "report that `python -m synthvu_core share MODEL --out DIR` writes (aggregate numbers only). Never share the "
-            "discriminator of a generator trained without DP (it is a membership oracle), the report's `arrays.npz` (real "
-            "VUs' embeddings and UMAP coordinates, per-candidate and per-patient scores) or the training checkpoint.", ""]
+    return [
+        "## Limitations",
+        "",
+        "- Membership-inference AUCs are measured against the attacks listed, not against every possible attack;"
+        + (" the (epsilon, delta) bound holds for any attack." if private else " without DP there is no bound."),
+        "- The utility classifier predicts the VU's position only; other downstream tasks are not measured.",
+        "- A phantom-trained generator says nothing about real anatomy or pathology; a generator trained on one "
+        "scanner or cohort may not transfer to another.",
+        "- Not for diagnosis or any clinical decision.",
+        "",
+        "## Sharing",
+        "",
+        "**Share only the generator weights** (`generator.safetensors`) with `card.json`, this README and the public "
+        "report that `python -m synthvu_core share MODEL --out DIR` writes (aggregate numbers only). Never share the "
+        "discriminator of a generator trained without DP (it is a membership oracle), the report's `arrays.npz` (real "
+        "VUs' embeddings and UMAP coordinates, per-candidate and per-patient scores) or the training checkpoint.",
+        "",
+    ]
 
 
 def render(folder: str | Path) -> str:
@@ -170,21 +206,38 @@ def render(folder: str | Path) -> str:
     scalars = report.scalars if report is not None else {}
     tr = card.get("training") or {}
     arch = card.get("architecture") or {}
-    head = [f"# {card['name']}", "",
-            f"A conditional generator of synthetic spine MRI vertebral units (synthvu, architecture "
-            f"`{arch.get('name')}`, latent dimension {card['latent_dim']}), conditioned on the VU position "
-            f"({', '.join(card['classes'])}).", "",
-            "## Intended use", "",
-            "Synthetic VUs for method development, teaching and sharing where the real scans cannot be shared: "
-            "pre-training or augmenting VU-position classifiers, testing pipelines, and demonstrating privacy "
-            "evaluation. Sample with `python -m synthvu_core sample MODEL --position L4/L5 --n 100 --out vus.npz`.", ""]
-    training = ["## Training", "",
-                f"{tr.get('steps', '?')} steps ({_num(tr.get('epochs'), 1)} epochs), batch {tr.get('batch_size', '?')}, "
-                f"learning rate {tr.get('lr', '?')}, seed {tr.get('seed', '?')}, {_num(tr.get('seconds'), 0)} s on "
-                f"{tr.get('device', '?')}; weights {tr.get('weights_dtype', '?')} ({tr.get('generator_weights', 'as trained')}). "
-                f"Code version {card.get('code_version')}, created {card.get('created')}.", ""]
-    body = (head + _data_section(card) + _privacy_section(card) + training + _evaluation_section(report)
-            + _limits_and_sharing(card))
+    head = [
+        f"# {card['name']}",
+        "",
+        f"A conditional generator of synthetic spine MRI vertebral units (synthvu, architecture "
+        f"`{arch.get('name')}`, latent dimension {card['latent_dim']}), conditioned on the VU position "
+        f"({', '.join(card['classes'])}).",
+        "",
+        "## Intended use",
+        "",
+        "Synthetic VUs for method development, teaching and sharing where the real scans cannot be shared: "
+        "pre-training or augmenting VU-position classifiers, testing pipelines, and demonstrating privacy "
+        "evaluation. Sample with `python -m synthvu_core sample MODEL --position L4/L5 --n 100 --out vus.npz`.",
+        "",
+    ]
+    training = [
+        "## Training",
+        "",
+        f"{tr.get('steps', '?')} steps ({_num(tr.get('epochs'), 1)} epochs), batch {tr.get('batch_size', '?')}, "
+        f"learning rate {tr.get('lr', '?')}, seed {tr.get('seed', '?')}, {_num(tr.get('seconds'), 0)} s on "
+        f"{tr.get('device', '?')}; weights {tr.get('weights_dtype', '?')} "
+        f"({tr.get('generator_weights', 'as trained')}). "
+        f"Code version {card.get('code_version')}, created {card.get('created')}.",
+        "",
+    ]
+    body = (
+        head
+        + _data_section(card)
+        + _privacy_section(card)
+        + training
+        + _evaluation_section(report)
+        + _limits_and_sharing(card)
+    )
     return _yaml(card["name"], card, scalars) + "\n" + "\n".join(body).rstrip() + "\n"
 
 

@@ -1,6 +1,7 @@
 """Names shared by the core, the CLI and the dashboard: file names, the published study's numbers,
-the defaults the CLI shows, and the evaluation's attacks, spaces, threat models and controls. Standard library only (nothing imported), so an argument parser or a page
-can import it without loading numpy or torch. Plain constants, grouped by what they name.
+the defaults the CLI shows, and the evaluation's attacks, spaces, threat models and controls. Standard library only
+(nothing imported), so an argument parser or a page can import it without loading numpy or torch. Plain
+constants, grouped by what they name.
 """
 
 from __future__ import annotations

@@ -107,8 +107,10 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
     src, out = Path(model_dir), Path(out)
     card = load_card(src)
     if with_discriminator and not _discriminator_is_private(card):
-        raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: refused: this discriminator was trained without differential "
-                              "privacy, and a released discriminator is a membership oracle (share without it)")
+        raise CheckpointError(
+            f"{src / DISCRIMINATOR_FILE}: refused: this discriminator was trained without differential "
+            "privacy, and a released discriminator is a membership oracle (share without it)"
+        )
     if with_discriminator and not (src / DISCRIMINATOR_FILE).is_file():
         raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: no discriminator in this folder")
     if not (src / GENERATOR_FILE).is_file():
@@ -136,13 +138,18 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
     included = [GENERATOR_FILE, "card.json"]
     absent = dict(ABSENT)
     shutil.copyfile(src / GENERATOR_FILE, dst / GENERATOR_FILE)
-    (dst / "card.json").write_text(json.dumps(public_card(card, with_discriminator=with_discriminator), indent=2) + "\n")
+    (dst / "card.json").write_text(
+        json.dumps(public_card(card, with_discriminator=with_discriminator), indent=2) + "\n"
+    )
     if with_discriminator:
         shutil.copyfile(src / DISCRIMINATOR_FILE, dst / DISCRIMINATOR_FILE)
         included.append(DISCRIMINATOR_FILE)
     else:
-        absent[DISCRIMINATOR_FILE] = ("trained without DP: a membership oracle" if not _discriminator_is_private(card)
-                                      else "left out (add --with-discriminator: it was trained with DP)")
+        absent[DISCRIMINATOR_FILE] = (
+            "trained without DP: a membership oracle"
+            if not _discriminator_is_private(card)
+            else "left out (add --with-discriminator: it was trained with DP)"
+        )
     if (src / REPORT_DIR / "report.json").is_file():
         left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)
         included.append(f"{REPORT_DIR}/ (aggregates only)")
@@ -155,5 +162,9 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         for f in training:
             shutil.copyfile(f, dst / "training" / f.name)
         included.append("training/ (loss log and montages of synthetic VUs)")
-    return {"source": card["name"], "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "included": included, "absent": absent}
+    return {
+        "source": card["name"],
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "included": included,
+        "absent": absent,
+    }

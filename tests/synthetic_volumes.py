@@ -52,7 +52,9 @@ def write_pair(folder: Path, stem: str, img: np.ndarray, lab: np.ndarray, *, axc
     for arr, kind in ((img, "img"), (lab, "vert")):
         nii = nib.Nifti1Image(arr, aff)
         if axcodes != "RAS":
-            t = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), nib.orientations.axcodes2ornt(tuple(axcodes)))
+            t = nib.orientations.ornt_transform(
+                nib.orientations.axcodes2ornt("RAS"), nib.orientations.axcodes2ornt(tuple(axcodes))
+            )
             nii = nii.as_reoriented(t)
         path = folder / f"{stem}_{kind}{suffix}"
         nib.save(nii, str(path))

@@ -36,7 +36,9 @@ def test_pgan_is_the_study_architecture():
     assert not any(isinstance(m, nn.BatchNorm2d | nn.GroupNorm) for m in [*gen.modules(), *disc.modules()])
     convs = [m for m in disc.body.modules() if isinstance(m, nn.Conv2d)]
     assert [m.out_channels for m in convs] == [64, 128, 256, 512]
-    assert all(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in disc.body if isinstance(m, nn.LeakyReLU))
+    assert all(
+        isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in disc.body if isinstance(m, nn.LeakyReLU)
+    )
     assert (cfg.lr, cfg.aux_weight) == (1e-4, 1.0)
 
 

@@ -42,7 +42,9 @@ def test_quick_sampling_writes_json_and_table(tmp_path):
     flops = vus["extra"]["flops_per_vu"]
     assert flops["pgan"] > flops["default"] > 0
     achieved = [r for r in case["rows"] if r["metric"] == "achieved compute while sampling"][0]
-    assert achieved["project"]["values"] == pytest.approx([v * flops["default"] / 1e9 for v in vus["project"]["values"]])
+    assert achieved["project"]["values"] == pytest.approx(
+        [v * flops["default"] / 1e9 for v in vus["project"]["values"]]
+    )
     # the same numbers reach the markdown table
     md = (tmp_path / "latest.md").read_text()
     assert md == render_markdown(results)
@@ -51,16 +53,36 @@ def test_quick_sampling_writes_json_and_table(tmp_path):
 
 
 def test_unavailable_and_goals_are_reported_not_invented():
-    ok = Row("x", "s", Stats.of([2.0, 4.0, 3.0]), Stats.of([1.0, 1.0, 1.0]), "ref",
-             higher_is_better=False, goal=Goal("≤ 2.5 s", "<=", 2.5))
+    ok = Row(
+        "x",
+        "s",
+        Stats.of([2.0, 4.0, 3.0]),
+        Stats.of([1.0, 1.0, 1.0]),
+        "ref",
+        higher_is_better=False,
+        goal=Goal("≤ 2.5 s", "<=", 2.5),
+    )
     assert ok.ratio == pytest.approx(3.0)
     assert ok.to_json()["goal"]["met"] is False
     missing = Row.missing("warm page", "s", "chromium not found", goal=Goal("≤ 3 s", "<=", 3.0))
     assert missing.to_json()["goal"]["met"] is None and missing.ratio is None
     results = {
-        "mode": "quick", "repeats": 3, "warmup": 1, "seconds": 1.0,
-        "machine": {"cpu": "c", "cores": 2, "cores_usable": 2, "torch": "t", "threads": 1, "python": "3",
-                    "load_average": [0.1, 0.1, 0.1], "date": "d", "git_commit": "abc", "git_dirty": False},
+        "mode": "quick",
+        "repeats": 3,
+        "warmup": 1,
+        "seconds": 1.0,
+        "machine": {
+            "cpu": "c",
+            "cores": 2,
+            "cores_usable": 2,
+            "torch": "t",
+            "threads": 1,
+            "python": "3",
+            "load_average": [0.1, 0.1, 0.1],
+            "date": "d",
+            "git_commit": "abc",
+            "git_dirty": False,
+        },
         "cases": {
             "dashboard": {"status": "ok", "reason": None, "rows": [ok.to_json(), missing.to_json()]},
             "evaluation": {"status": "unavailable", "reason": "no evaluation module", "rows": []},

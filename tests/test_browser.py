@@ -56,8 +56,23 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     env = dict(os.environ, SYNTHVU_MODELS=str(world["models"]), PYTHONPATH=str(ROOT))
     env.pop("SYNTHVU_PUBLIC", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
     t0 = time.perf_counter()
     with open(log, "w") as out:
@@ -123,12 +138,16 @@ def test_every_page_in_a_real_browser(server: dict, shots: Path) -> None:
             for i, name in enumerate(PAGES[1:] + PAGES[:1], start=1):
                 t0 = time.perf_counter()
                 page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
-                page.get_by_role("heading", name="synthvu" if name == "Overview" else name).first.wait_for(timeout=60_000)
+                page.get_by_role("heading", name="synthvu" if name == "Overview" else name).first.wait_for(
+                    timeout=60_000
+                )
                 _finished(page)
                 if name in ("Utility", "Privacy", "Trade-offs", "Embeddings"):
                     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
                 timings[f"warm_{name}_s"] = round(time.perf_counter() - t0, 2)
-                page.screenshot(path=str(shots / f"{i}-{name.lower().replace(' & ', '-').replace(' ', '-')}.png"), full_page=True)
+                page.screenshot(
+                    path=str(shots / f"{i}-{name.lower().replace(' & ', '-').replace(' ', '-')}.png"), full_page=True
+                )
                 _no_exception(page, name)
                 picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
                 shown = picker.inner_html()

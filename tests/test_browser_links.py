@@ -44,8 +44,23 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     env = dict(os.environ, SYNTHVU_MODELS=str(world["models"]), PYTHONPATH=str(ROOT))
     env.pop("SYNTHVU_PUBLIC", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = tmp_path_factory.mktemp("links-log") / "streamlit.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -100,12 +115,16 @@ def _query(page) -> dict[str, str]:
 
 
 def _generator(page) -> str:
-    return page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.get_by_role("combobox").input_value()
+    return (
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+        .first.get_by_role("combobox")
+        .input_value()
+    )
 
 
 def _radio(page, label: str) -> str:
     group = page.locator('[data-testid="stRadio"]', has_text=label).first
-    return group.locator('label:has(input:checked)').inner_text().strip()
+    return group.locator("label:has(input:checked)").inner_text().strip()
 
 
 def _selectbox(page, label: str) -> str:
@@ -128,11 +147,15 @@ def _choose(page, box_label: str, option: str) -> None:
 def test_privacy_link_reproduces_generator_space_attack_and_toggle(server: dict, browser) -> None:
     page = _open(browser, f"{server['url']}/privacy?model=fab-noreport")
     assert "fab-noreport" in _generator(page) and _query(page)["model"] == "fab-noreport"
-    _open_list(page, page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.get_by_role("combobox"))
+    _open_list(
+        page, page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.get_by_role("combobox")
+    )
     page.get_by_role("option", name="fab-region").first.click()  # pick another generator
     _finished(page)
     assert _query(page)["model"] == "fab-region", "the generator is written back"
-    page.locator('[data-testid="stRadio"]', has_text="Space").first.get_by_text("embedding (classifier features)").click()
+    page.locator('[data-testid="stRadio"]', has_text="Space").first.get_by_text(
+        "embedding (classifier features)"
+    ).click()
     _finished(page)
     _choose(page, "Attack", "DOMIAS (density ratio)")
     page.get_by_text("Log-scale ROC").click()
@@ -146,8 +169,11 @@ def test_privacy_link_reproduces_generator_space_attack_and_toggle(server: dict,
     assert "/privacy" in again.url and "fab-region" in _generator(again)
     assert _radio(again, "Space") == "embedding (classifier features)"
     assert "DOMIAS (density ratio)" in _selectbox(again, "Attack")
-    assert again.get_by_role("switch", name="Log-scale ROC").or_(
-        again.get_by_role("checkbox", name="Log-scale ROC")).first.is_checked()
+    assert (
+        again.get_by_role("switch", name="Log-scale ROC")
+        .or_(again.get_by_role("checkbox", name="Log-scale ROC"))
+        .first.is_checked()
+    )
     again.context.close()
 
 

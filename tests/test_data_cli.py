@@ -34,8 +34,28 @@ def _one_error_line(capsys, *names):
 
 def test_build_and_show(cohort, tmp_path, capsys):
     out = tmp_path / "ds"
-    args = ["data", "build", "--images", str(cohort), "--out", str(out), "--workers", "1", "--image-glob", "*_img.nii",
-            "--label-glob", "*_vert.nii", "--split", "0.5,0.25,0.25", "--split-seed", "1", "--slices", "5", "--size", "32x48"]
+    args = [
+        "data",
+        "build",
+        "--images",
+        str(cohort),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--image-glob",
+        "*_img.nii",
+        "--label-glob",
+        "*_vert.nii",
+        "--split",
+        "0.5,0.25,0.25",
+        "--split-seed",
+        "1",
+        "--slices",
+        "5",
+        "--size",
+        "32x48",
+    ]
     assert main(args) == 0
     ds = VUDataset.load(out)
     assert len(ds) == 4 + 2 + 2 + 4 and ds.shape == (5, 32, 48)
@@ -60,25 +80,50 @@ def test_parallel_build_matches_serial(cohort, tmp_path):
 
 
 def test_patient_regex_and_mapping(cohort, tmp_path):
-    ds = buildmod.build_dataset(cohort, None, image_glob="*_img.nii", label_glob="*_vert.nii",
-                                patient_regex=r"sub-(\d+)", workers=1, progress=False)
+    ds = buildmod.build_dataset(
+        cohort,
+        None,
+        image_glob="*_img.nii",
+        label_glob="*_vert.nii",
+        patient_regex=r"sub-(\d+)",
+        workers=1,
+        progress=False,
+    )
     assert ds.patients() == ["00", "01", "02", "03"]
     with pytest.raises(buildmod.DataError, match="does not match the patient regex"):
-        buildmod.build_dataset(cohort, None, image_glob="*_img.nii", label_glob="*_vert.nii", patient_regex="^pat", workers=1)
+        buildmod.build_dataset(
+            cohort, None, image_glob="*_img.nii", label_glob="*_vert.nii", patient_regex="^pat", workers=1
+        )
 
 
 def test_several_folders_keep_patients_apart(cohort, tmp_path):
     other = tmp_path / "study2"
     write_spine(other, "sub-00", codes=(22, 23), suffix=".nii")
-    ds = buildmod.build_dataset([cohort, other], None, image_glob="*_img.nii", label_glob="*_vert.nii", workers=1, progress=False)
+    ds = buildmod.build_dataset(
+        [cohort, other], None, image_glob="*_img.nii", label_glob="*_vert.nii", workers=1, progress=False
+    )
     assert "study2_sub-00" in ds.patients() and "vols_sub-00" in ds.patients() and len(ds.patients()) == 5
     assert ds.card["ingest"]["folders"] == ["vols", "study2"]
 
 
 def test_missing_partner_exits_2_naming_the_file(cohort, tmp_path, capsys):
     (cohort / "sub-01_vert.nii").unlink()
-    code = main(["data", "build", "--images", str(cohort), "--out", str(tmp_path / "ds"), "--image-glob", "*_img.nii",
-                 "--label-glob", "*_vert.nii", "--workers", "1"])
+    code = main(
+        [
+            "data",
+            "build",
+            "--images",
+            str(cohort),
+            "--out",
+            str(tmp_path / "ds"),
+            "--image-glob",
+            "*_img.nii",
+            "--label-glob",
+            "*_vert.nii",
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 2
     _one_error_line(capsys, "sub-01_img.nii", "no label map")
     assert not (tmp_path / "ds").exists()
@@ -99,7 +144,18 @@ def test_bad_pair_stops_the_build_or_is_skipped(cohort, tmp_path, capsys, proble
         data[data == 20] = 77
         nib.save(nib.Nifti1Image(data, lbl.affine), str(cohort / "sub-02_vert.nii"))
     workers = "2" if problem == "truncated" else "1"  # one case through the process pool
-    base = ["data", "build", "--images", str(cohort), "--image-glob", "*_img.nii", "--label-glob", "*_vert.nii", "--workers", workers]
+    base = [
+        "data",
+        "build",
+        "--images",
+        str(cohort),
+        "--image-glob",
+        "*_img.nii",
+        "--label-glob",
+        "*_vert.nii",
+        "--workers",
+        workers,
+    ]
     assert main([*base, "--out", str(tmp_path / "ds")]) == 2
     _one_error_line(capsys, "sub-02_")
     assert not (tmp_path / "ds").exists()
@@ -123,8 +179,20 @@ def test_bad_options_exit_2(cohort, tmp_path, capsys):
 
 def test_interrupted_build_leaves_old_dataset_intact(cohort, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
-    base = ["data", "build", "--images", str(cohort), "--out", str(out), "--image-glob", "*_img.nii",
-            "--label-glob", "*_vert.nii", "--workers", "1"]
+    base = [
+        "data",
+        "build",
+        "--images",
+        str(cohort),
+        "--out",
+        str(out),
+        "--image-glob",
+        "*_img.nii",
+        "--label-glob",
+        "*_vert.nii",
+        "--workers",
+        "1",
+    ]
     assert main(base) == 0
     old = VUDataset.load(out).fingerprint
 
@@ -183,5 +251,8 @@ def test_demo_dataset_cache_and_fingerprint_check(tmp_path, monkeypatch):
     card["fingerprint"] = "stale"
     (folder / "card.json").write_text(json.dumps(card))
     rebuilt = buildmod.demo_dataset(ds.fingerprint, recipe=recipe)
-    assert rebuilt.fingerprint == ds.fingerprint and json.loads((folder / "card.json").read_text())["fingerprint"] == ds.fingerprint
+    assert (
+        rebuilt.fingerprint == ds.fingerprint
+        and json.loads((folder / "card.json").read_text())["fingerprint"] == ds.fingerprint
+    )
     assert buildmod.DEMO_PHANTOM.n_patients == 120 and buildmod.DEMO_PHANTOM.seed == 0

@@ -17,11 +17,22 @@ def _units(n_patients=10, per=3, seed=0):
     levels_ = ["L1/L2", "L2/L3", "T12/L1"]
     rows = [
         {
-            "patient_id": f"p{p:02d}", "level": levels_[k % 3], "region": levels_[k % 3][0], "source": f"p{p:02d}_img.nii.gz",
-            "center_vox_0": 0.0, "center_vox_1": 0.0, "center_vox_2": 0.0, "center_world_x": 0.0, "center_world_y": 0.0,
-            "center_world_z": 0.0, "spacing_mm": 1.0, "slice_mm": 2.0, "crop_mm": 64.0,
+            "patient_id": f"p{p:02d}",
+            "level": levels_[k % 3],
+            "region": levels_[k % 3][0],
+            "source": f"p{p:02d}_img.nii.gz",
+            "center_vox_0": 0.0,
+            "center_vox_1": 0.0,
+            "center_vox_2": 0.0,
+            "center_world_x": 0.0,
+            "center_world_y": 0.0,
+            "center_world_z": 0.0,
+            "spacing_mm": 1.0,
+            "slice_mm": 2.0,
+            "crop_mm": 64.0,
         }
-        for p in range(n_patients) for k in range(per)
+        for p in range(n_patients)
+        for k in range(per)
     ]
     return images, pd.DataFrame(rows)
 
@@ -132,10 +143,28 @@ def test_with_split_resplits_patients_keeps_fingerprint_and_nests_train():
 
     n_pat, per = 40, 3
     rows = [
-        {"patient_id": f"p{p:02d}", "level": "L4/L5", "region": "L", "source": f"p{p:02d}.nii.gz",
-         **{c: 0.0 for c in ("center_vox_0", "center_vox_1", "center_vox_2", "center_world_x", "center_world_y",
-                             "center_world_z", "spacing_mm", "slice_mm", "crop_mm")}}
-        for p in range(n_pat) for _ in range(per)
+        {
+            "patient_id": f"p{p:02d}",
+            "level": "L4/L5",
+            "region": "L",
+            "source": f"p{p:02d}.nii.gz",
+            **{
+                c: 0.0
+                for c in (
+                    "center_vox_0",
+                    "center_vox_1",
+                    "center_vox_2",
+                    "center_world_x",
+                    "center_world_y",
+                    "center_world_z",
+                    "spacing_mm",
+                    "slice_mm",
+                    "crop_mm",
+                )
+            },
+        }
+        for p in range(n_pat)
+        for _ in range(per)
     ]
     images = np.random.default_rng(0).integers(0, 255, (len(rows), 1, 8, 8), dtype=np.uint8)
     ds = VUDataset.from_units(images, pd.DataFrame(rows), split=SplitConfig(0.6, 0.2, 0.2, seed=3))

@@ -56,7 +56,9 @@ def _free_port() -> int:
 def _weights(folder: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    return {f"{f}/{k}": v for f in ("generator", "discriminator") for k, v in load_file(folder / f"{f}.safetensors").items()}
+    return {
+        f"{f}/{k}": v for f in ("generator", "discriminator") for k, v in load_file(folder / f"{f}.safetensors").items()
+    }
 
 
 def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:

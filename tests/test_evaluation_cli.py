@@ -11,15 +11,32 @@ WEIGHTS = b"stand-in generator weights"
 
 
 def _report(weights: bytes = WEIGHTS) -> Report:
-    scalars = {"utility.trtr.balanced_accuracy": 0.9, "utility.tstr.balanced_accuracy": 0.81, "utility.trts.balanced_accuracy": None,
-               "utility.tstr_over_trtr": 0.9, "fidelity.frechet_distance": 1.5, "privacy.pairwise.pixel.auc": 0.52,
-               "privacy.pairwise.pixel.auc_ci_low": 0.47, "privacy.pairwise.pixel.auc_ci_high": 0.57, "privacy.worst.auc": 0.52,
-               "privacy.discriminator.pixel.auc": None, "dp.epsilon": None}
-    meta = {"model": "m1", "dataset_fingerprint": "abc", "n_synthetic": 10, "synthetic_seed": 0, "created": "now",
-            "generator_sha256": hashlib.sha256(weights).hexdigest(),
-            "missing": {"privacy.discriminator.pixel.auc": "no discriminator was kept with this generator"}}
+    scalars = {
+        "utility.trtr.balanced_accuracy": 0.9,
+        "utility.tstr.balanced_accuracy": 0.81,
+        "utility.trts.balanced_accuracy": None,
+        "utility.tstr_over_trtr": 0.9,
+        "fidelity.frechet_distance": 1.5,
+        "privacy.pairwise.pixel.auc": 0.52,
+        "privacy.pairwise.pixel.auc_ci_low": 0.47,
+        "privacy.pairwise.pixel.auc_ci_high": 0.57,
+        "privacy.worst.auc": 0.52,
+        "privacy.discriminator.pixel.auc": None,
+        "dp.epsilon": None,
+    }
+    meta = {
+        "model": "m1",
+        "dataset_fingerprint": "abc",
+        "n_synthetic": 10,
+        "synthetic_seed": 0,
+        "created": "now",
+        "generator_sha256": hashlib.sha256(weights).hexdigest(),
+        "missing": {"privacy.discriminator.pixel.auc": "no discriminator was kept with this generator"},
+    }
     r = Report(scalars, {k: definition(k) for k in scalars}, meta, _arrays={"candidates/index": np.arange(3)})
-    r.controls["independent"] = Report({"privacy.pairwise.pixel.auc": 0.99}, {"privacy.pairwise.pixel.auc": "x"}, dict(meta), _arrays={})
+    r.controls["independent"] = Report(
+        {"privacy.pairwise.pixel.auc": 0.99}, {"privacy.pairwise.pixel.auc": "x"}, dict(meta), _arrays={}
+    )
     return r
 
 
@@ -28,10 +45,15 @@ def test_report_show_table_and_json(tmp_path, capsys):
     (tmp_path / "gen" / "generator.safetensors").write_bytes(WEIGHTS)
     assert main(["report", "show", str(tmp_path / "gen")]) == 0
     out = capsys.readouterr().out
-    assert "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control independent" in out
+    assert (
+        "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control independent" in out
+    )
     assert main(["report", "show", str(tmp_path / "gen"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["scalars"]["privacy.pairwise.pixel.auc"] == 0.52 and doc["scalars"]["utility.trts.balanced_accuracy"] is None
+    assert (
+        doc["scalars"]["privacy.pairwise.pixel.auc"] == 0.52
+        and doc["scalars"]["utility.trts.balanced_accuracy"] is None
+    )
     assert doc["controls"]["independent"]["privacy.pairwise.pixel.auc"] == 0.99
 
 
@@ -81,12 +103,22 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
     ds = structured_dataset(12)
     ds.save(tmp_path / "ds")
-    cfg = TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu", scheme="region")
+    cfg = TrainConfig(
+        overrides=ArchOverrides(width=4, d_width=4),
+        batch_size=8,
+        steps=2,
+        checkpoint_every=0,
+        montage_every=0,
+        device="cpu",
+        scheme="region",
+    )
     # trained on another split of the same VUs (as the leaky control): members must follow the card
     resplit = ds.with_split(SplitConfig(0.25, 0.4, 0.35, seed=0))
     assert resplit.patients("train") != ds.patients("train")
     folder = train(resplit, tmp_path / "gen", cfg, progress=False)
-    rc = main(["evaluate", str(folder), "--dataset", str(tmp_path / "ds"), "--n-synthetic", "60", "--quiet", "--seed", "1"])
+    rc = main(
+        ["evaluate", str(folder), "--dataset", str(tmp_path / "ds"), "--n-synthetic", "60", "--quiet", "--seed", "1"]
+    )
     assert rc == 0
     assert "report written" in capsys.readouterr().out
     r = load_report(folder, expected_fingerprint=ds.fingerprint)

@@ -34,14 +34,19 @@ def test_public_density_is_on_top_and_drawn_as_lines() -> None:
     assert fig.data[-1].contours.coloring == "lines" and fig.data[-1].line.width >= 2
     # WebGL points would hide an SVG density: the points are SVG scatter here
     assert {t.type for t in fig.data[:-1]} == {"scatter"}
-    assert selected_rows([{"curve_number": len(fig.data) - 1, "point_index": 0}], sources) == {"real": [], "synthetic": []}
+    assert selected_rows([{"curve_number": len(fig.data) - 1, "point_index": 0}], sources) == {
+        "real": [],
+        "synthetic": [],
+    }
 
 
 def test_every_generator_is_named_in_the_legend_without_text_labels() -> None:
-    rows = [{"name": "acgan-phantom", "tstr": 0.918, "worst_auc": 0.66, "epsilon": None},
-            {"name": "acgan-phantom-dp", "tstr": 0.549, "worst_auc": 0.52, "epsilon": 10.0},
-            {"name": "acgan-phantom-leaky", "tstr": 0.93, "worst_auc": 0.9, "epsilon": None},
-            {"name": "acgan-phantom: copy control", "tstr": 0.99, "worst_auc": 1.0, "epsilon": None, "control": True}]
+    rows = [
+        {"name": "acgan-phantom", "tstr": 0.918, "worst_auc": 0.66, "epsilon": None},
+        {"name": "acgan-phantom-dp", "tstr": 0.549, "worst_auc": 0.52, "epsilon": 10.0},
+        {"name": "acgan-phantom-leaky", "tstr": 0.93, "worst_auc": 0.9, "epsilon": None},
+        {"name": "acgan-phantom: copy control", "tstr": 0.99, "worst_auc": 1.0, "epsilon": None, "control": True},
+    ]
     fig = tradeoff_figure(rows, trtr=0.99)
     names = [t.name for t in fig.data]
     assert "acgan-phantom · no DP" in names and "acgan-phantom-dp · ε = 10.0" in names

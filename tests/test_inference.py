@@ -36,7 +36,9 @@ def test_win_matrix_auc_and_weighted_tpr_match_sklearn_with_ties():
     assert inf._auc_from_wins(W, one, 1 - one, pidx.sizes)[0] == pytest.approx(roc_auc_score(m, s))
     fpr, tpr, _ = roc_curve(m, s, drop_intermediate=False)
     for alpha in (0.01, 0.05, 0.3):
-        assert inf.weighted_tpr_at_fpr(s, m, np.ones((1, len(s))), alpha)[0] == pytest.approx(tpr_at_fpr(fpr, tpr, alpha))
+        assert inf.weighted_tpr_at_fpr(s, m, np.ones((1, len(s))), alpha)[0] == pytest.approx(
+            tpr_at_fpr(fpr, tpr, alpha)
+        )
 
 
 def test_null_simulation_intervals_cover_half_and_tests_hold_their_level():
@@ -91,7 +93,10 @@ def test_attack_metrics_reports_tpr_only_where_estimable():
     r = attack_metrics(s, m, p, test=test, name="x", n_boot=200)
     assert r.scalars["auc"] == pytest.approx(roc_auc_score(m, s))
     assert r.scalars["tpr_at_1pct_fpr"] is None and "not estimable with 192" in r.reasons["tpr_at_1pct_fpr"]
-    assert r.scalars["patient_tpr_at_1pct_fpr"] is None and "24 non-member patients" in r.reasons["patient_tpr_at_1pct_fpr"]
+    assert (
+        r.scalars["patient_tpr_at_1pct_fpr"] is None
+        and "24 non-member patients" in r.reasons["patient_tpr_at_1pct_fpr"]
+    )
     assert r.scalars["auc_ci_low"] < r.scalars["auc"] < r.scalars["auc_ci_high"]
     assert r.scalars["patient_auc_ci_low"] <= r.scalars["patient_auc"] <= r.scalars["patient_auc_ci_high"]
     assert r.scalars["topk_share"] == pytest.approx(topk_share(s, m)) and r.scalars["p_value"] == test.p["x"]

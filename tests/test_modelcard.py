@@ -32,7 +32,9 @@ def test_card_from_report_has_sections_metadata_and_intervals(world: dict[str, P
     assert meta["library_name"] == "synthvu" and "synthetic-data" in meta["tags"]
     scalars = json.loads((folder / "report" / "report.json").read_text())["scalars"]
     metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
-    assert metrics["utility.tstr.balanced_accuracy"] == pytest.approx(scalars["utility.tstr.balanced_accuracy"], abs=1e-4)
+    assert metrics["utility.tstr.balanced_accuracy"] == pytest.approx(
+        scalars["utility.tstr.balanced_accuracy"], abs=1e-4
+    )
     positions = [text.index(f"\n{s}\n") for s in SECTIONS]
     assert positions == sorted(positions)
     lo, hi = scalars["privacy.pairwise.pixel.auc_ci_low"], scalars["privacy.pairwise.pixel.auc_ci_high"]
@@ -40,7 +42,9 @@ def test_card_from_report_has_sections_metadata_and_intervals(world: dict[str, P
     assert "without differential privacy" in text and "Share only the generator weights" in text
 
 
-def test_card_without_report_says_not_measured_and_dp_card_names_epsilon(world: dict[str, Path], tmp_path: Path) -> None:
+def test_card_without_report_says_not_measured_and_dp_card_names_epsilon(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
     import shutil
 
     from synthvu_core import modelcard
@@ -50,8 +54,14 @@ def test_card_without_report_says_not_measured_and_dp_card_names_epsilon(world: 
     src = tmp_path / "dp"
     shutil.copytree(world["models"] / "fab-noreport", src)
     card = json.loads((src / "card.json").read_text())
-    card["dp"] = {"epsilon": 7.5, "delta": 1e-4, "noise_multiplier": 1.2, "max_grad_norm": 1.0, "accountant": "rdp",
-                  "unit": "patient"}
+    card["dp"] = {
+        "epsilon": 7.5,
+        "delta": 1e-4,
+        "noise_multiplier": 1.2,
+        "max_grad_norm": 1.0,
+        "accountant": "rdp",
+        "unit": "patient",
+    }
     (src / "card.json").write_text(json.dumps(card))
     text = modelcard.render(src)
     assert "epsilon = 7.50 at delta = 0.0001" in text and "one **patient**" in text

@@ -34,17 +34,45 @@ def dataset_dir(tmp_path_factory):
 
 def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "models" / "cli-gen"
-    rc = main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "2", "--batch-size", "4", "--width", "4",
-               "--scheme", "level", "--device", "cpu", "--checkpoint-every", "1", "--noise-multiplier", "1.0", "--quiet",
-               "--name", "cli-gen"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            str(dataset_dir),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--width",
+            "4",
+            "--scheme",
+            "level",
+            "--device",
+            "cpu",
+            "--checkpoint-every",
+            "1",
+            "--noise-multiplier",
+            "1.0",
+            "--quiet",
+            "--name",
+            "cli-gen",
+        ]
+    )
     assert rc == 0
     assert "patient-level DP: epsilon" in capsys.readouterr().out  # the unit is said where the run ends
     card = json.loads((out / "card.json").read_text())
-    assert card["scheme"] == "level" and card["dp"]["epsilon"] > 0 and "--noise-multiplier" in card["training"]["command"]
+    assert (
+        card["scheme"] == "level" and card["dp"]["epsilon"] > 0 and "--noise-multiplier" in card["training"]["command"]
+    )
     assert len(list((out / "training").glob("montage_*.png"))) >= 2
 
     monkeypatch.setenv("SYNTHVU_MODELS", str(out.parent))
-    assert main(["sample", "cli-gen", "--position", "L4/L5", "--n", "5", "--seed", "1", "--out", str(tmp_path / "s.npz")]) == 0
+    assert (
+        main(["sample", "cli-gen", "--position", "L4/L5", "--n", "5", "--seed", "1", "--out", str(tmp_path / "s.npz")])
+        == 0
+    )
     npz = np.load(tmp_path / "s.npz")
     assert npz["images"].shape == (5, 1, 32, 32) and set(npz["positions"]) == {"L4/L5"}
 
@@ -61,8 +89,33 @@ def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
 
 def test_train_on_another_split(dataset_dir, tmp_path):
     out = tmp_path / "few"
-    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "1", "--batch-size", "2", "--width", "4",
-                 "--d-width", "4", "--device", "cpu", "--quiet", "--split", "0.25,0.5,0.25", "--split-seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(dataset_dir),
+                "--out",
+                str(out),
+                "--steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--width",
+                "4",
+                "--d-width",
+                "4",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--split",
+                "0.25,0.5,0.25",
+                "--split-seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     card = json.loads((out / "card.json").read_text())
     assert card["dataset"]["split"] == {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 3}
     assert card["dataset"]["n_train"] == len(VUS)  # one of four patients
@@ -71,8 +124,33 @@ def test_train_on_another_split(dataset_dir, tmp_path):
 
 def test_train_with_the_study_conditioning(dataset_dir, tmp_path):
     out = tmp_path / "study-cond"
-    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "1", "--batch-size", "2", "--width", "4",
-                 "--d-width", "4", "--device", "cpu", "--quiet", "--conditioning", "input", "--class-loss", "all"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(dataset_dir),
+                "--out",
+                str(out),
+                "--steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--width",
+                "4",
+                "--d-width",
+                "4",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--conditioning",
+                "input",
+                "--class-loss",
+                "all",
+            ]
+        )
+        == 0
+    )
     card = json.loads((out / "card.json").read_text())
     assert (card["architecture"]["g_cond"], card["architecture"]["aux_fake"]) == ("input", True)
     assert "--conditioning input --class-loss all" in card["training"]["command"]
@@ -89,24 +167,46 @@ def test_user_errors_exit_2(dataset_dir, tmp_path, capsys):
     assert main(["train", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 2
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--epochs", "0"], "--epochs"),
-    (["--checkpoint-every", "-1"], "--checkpoint-every"),
-    (["--noise-multiplier", "1", "--delta", "0.6"], "1/N_patients"),
-    (["--delta", "1e-6"], "need --target-epsilon"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--epochs", "0"], "--epochs"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every"),
+        (["--noise-multiplier", "1", "--delta", "0.6"], "1/N_patients"),
+        (["--delta", "1e-6"], "need --target-epsilon"),
+    ],
+)
 def test_bad_training_arguments_exit_2_with_one_line(dataset_dir, tmp_path, capsys, args, match):
     out = tmp_path / "m"
-    assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "1", "--width", "4", "--quiet",
-                 *args]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(dataset_dir),
+                "--out",
+                str(out),
+                "--steps",
+                "1",
+                "--width",
+                "4",
+                "--quiet",
+                *args,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
     assert not (out / "card.json").exists()
 
 
-@pytest.mark.parametrize("change, match", [({"card_version": 99}, "card_version 99"), ({"fingerprint": None}, "no fingerprint")])
-def test_dataset_card_of_unknown_version_or_without_fingerprint_is_refused_at_load(dataset_dir, tmp_path, capsys, change,
-                                                                                   match):
+@pytest.mark.parametrize(
+    "change, match", [({"card_version": 99}, "card_version 99"), ({"fingerprint": None}, "no fingerprint")]
+)
+def test_dataset_card_of_unknown_version_or_without_fingerprint_is_refused_at_load(
+    dataset_dir, tmp_path, capsys, change, match
+):
     import shutil
 
     copy = tmp_path / "ds"
@@ -121,7 +221,9 @@ def test_dataset_card_of_unknown_version_or_without_fingerprint_is_refused_at_lo
 
 
 def test_help_imports_no_torch():
-    code = "import sys; from synthvu_core.models import commands; import argparse; " \
-           "p = argparse.ArgumentParser(); commands.register(p.add_subparsers()); print('torch' in sys.modules)"
+    code = (
+        "import sys; from synthvu_core.models import commands; import argparse; "
+        "p = argparse.ArgumentParser(); commands.register(p.add_subparsers()); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

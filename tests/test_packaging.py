@@ -25,7 +25,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_ANYWHERE = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "secrets.toml")
+SKIP_ANYWHERE = shutil.ignore_patterns(
+    ".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "secrets.toml"
+)
 SKIP_AT_ROOT = {"build", ".venv", "data", "runs", "out"}  # build outputs and local data of a checkout
 
 
@@ -53,7 +55,9 @@ def test_console_script_and_dependency_floors() -> None:
     deps = {d.split(">")[0].split("=")[0].strip(): d for d in project["dependencies"]}
     assert deps["streamlit"] == "streamlit>=1.52"  # download_button(data=callable), width="stretch"
     assert not deps["torch"].startswith("torch=="), "a pinned torch would pull the CUDA build off the project machines"
-    uses_monai = any(re.search(r"^\s*(import|from) monai\b", f.read_text(), re.M) for f in (ROOT / "synthvu_core").rglob("*.py"))
+    uses_monai = any(
+        re.search(r"^\s*(import|from) monai\b", f.read_text(), re.M) for f in (ROOT / "synthvu_core").rglob("*.py")
+    )
     assert ("monai" in deps) == uses_monai, "monai is declared exactly when the package imports it"
 
 
@@ -128,8 +132,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT, src, ignore=_skip_copy)
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-build-isolation", str(src)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-build-isolation", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     shutil.rmtree(src)  # nothing may still point into the copy
     return venv / "bin"
@@ -146,10 +154,18 @@ def _clean_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]
 @pytest.mark.slow
 def test_installed_package_has_command_app_and_shipped_models(installed: Path, tmp_path: Path) -> None:
     env = _clean_env(tmp_path)
-    helped = subprocess.run([str(installed / "synthvu"), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    helped = subprocess.run(
+        [str(installed / "synthvu"), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert helped.returncode == 0 and "serve" in helped.stdout and "usage: synthvu" in helped.stdout
-    listed = subprocess.run([str(installed / "synthvu"), "models", "list", "--json"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [str(installed / "synthvu"), "models", "list", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     models = json.loads(listed.stdout)
     shipped = sorted(p.name for p in (ROOT / "models").iterdir() if (p / "card.json").is_file())
     assert sorted(Path(m["path"]).name for m in models if m["source"] == "shipped") == shipped
@@ -167,8 +183,14 @@ def test_installed_serve_answers_health_with_the_container_settings(installed: P
     args[args.index("--address") + 1] = "127.0.0.1"  # the image listens on 0.0.0.0 inside its own network
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(args, cwd=tmp_path, env=_clean_env(tmp_path, image_env), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=tmp_path,
+            env=_clean_env(tmp_path, image_env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         assert _healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, log) == 200
         assert "site-packages/synthvu_app/app.py" in _streamlit_command(proc.pid)

@@ -49,7 +49,9 @@ def test_vu_centres_lie_between_their_bodies(which, request, spine_data):
         data = np.asarray(lbl.dataobj)
         codes = sorted(set(rows["upper_code"]) | set(rows["lower_code"]))
         boxes = ndimage.find_objects(data)
-        vox = np.array([np.argwhere(data[boxes[c - 1]] == c).mean(axis=0) + [sl.start for sl in boxes[c - 1]] for c in codes])
+        vox = np.array(
+            [np.argwhere(data[boxes[c - 1]] == c).mean(axis=0) + [sl.start for sl in boxes[c - 1]] for c in codes]
+        )
         world = dict(zip(codes, vox @ lbl.affine[:3, :3].T + lbl.affine[:3, 3]))
         for r in rows.itertuples():
             centre = np.array([r.center_world_x, r.center_world_y, r.center_world_z])
@@ -71,8 +73,11 @@ def test_real_volume_orientation_invariance(spine_data, tmp_path):
     affine = ref_vol.affine.copy()
     affine[:3, 3] = 0  # write_pair sets its own origin: compare after the same shift
     for codes in ("RAS", "LPS"):
-        vol = load_pair(*write_pair(tmp_path / codes, "sub-01", ref_vol.image, ref_vol.labels, axcodes=codes,
-                                    affine=affine, suffix=".nii"))
+        vol = load_pair(
+            *write_pair(
+                tmp_path / codes, "sub-01", ref_vol.image, ref_vol.labels, axcodes=codes, affine=affine, suffix=".nii"
+            )
+        )
         got, rows = extract_units(vol)
         assert [r["level"] for r in rows] == [r["level"] for r in ref_rows]
         diff = np.abs(got.astype(int) - ref.astype(int))
@@ -90,7 +95,15 @@ def test_real_data_train_sample_evaluate_end_to_end(myo, tmp_path, monkeypatch):
 
     torch.set_num_threads(2)
     monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
-    cfg = TrainConfig(scheme="level", overrides=ArchOverrides(width=4, d_width=4), batch_size=8, steps=2, checkpoint_every=0, montage_every=0, device="cpu")
+    cfg = TrainConfig(
+        scheme="level",
+        overrides=ArchOverrides(width=4, d_width=4),
+        batch_size=8,
+        steps=2,
+        checkpoint_every=0,
+        montage_every=0,
+        device="cpu",
+    )
     folder = train(myo, tmp_path / "gen", cfg, progress=False)
     gen = load_generator(folder)
     assert gen.card["classes"] == ["L1/L2", "L2/L3", "L3/L4", "L4/L5"]

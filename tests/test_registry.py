@@ -33,7 +33,15 @@ def tiny_dataset(seed=0) -> VUDataset:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     ds = tiny_dataset()
-    cfg = TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=4, steps=1, checkpoint_every=0, montage_every=0, device="cpu", name="tiny")
+    cfg = TrainConfig(
+        overrides=ArchOverrides(width=4, d_width=4),
+        batch_size=4,
+        steps=1,
+        checkpoint_every=0,
+        montage_every=0,
+        device="cpu",
+        name="tiny",
+    )
     return train(ds, tmp_path_factory.mktemp("models") / "tiny", cfg, progress=False), ds
 
 

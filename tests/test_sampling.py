@@ -29,7 +29,15 @@ def tiny_dataset(shape) -> VUDataset:
 
 
 def trained(folder, scheme, shape=(3, 32, 32)):
-    cfg = TrainConfig(overrides=ArchOverrides(width=4, d_width=4), batch_size=4, steps=1, checkpoint_every=0, montage_every=0, device="cpu", scheme=scheme)
+    cfg = TrainConfig(
+        overrides=ArchOverrides(width=4, d_width=4),
+        batch_size=4,
+        steps=1,
+        checkpoint_every=0,
+        montage_every=0,
+        device="cpu",
+        scheme=scheme,
+    )
     return load_generator(train(tiny_dataset(shape), folder, cfg, progress=False))
 
 

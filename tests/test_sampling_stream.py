@@ -83,7 +83,9 @@ def test_stream_writer_refuses_a_short_or_wrong_stream(tmp_path):
     with pytest.raises(ValueError, match="announced"):
         write_npz_stream(tmp_path / "a.npz", iter(good), 3, (1, 2, 2), ["L"])
     with pytest.raises(ValueError, match="uint8"):
-        write_npz_stream(tmp_path / "b.npz", iter([(0, np.zeros((2, 1, 2, 2), np.float32), np.zeros(2))]), 2, (1, 2, 2), ["L"])
+        write_npz_stream(
+            tmp_path / "b.npz", iter([(0, np.zeros((2, 1, 2, 2), np.float32), np.zeros(2))]), 2, (1, 2, 2), ["L"]
+        )
     assert not list(tmp_path.iterdir())  # nothing half-written is left
 
 

@@ -108,12 +108,16 @@ def test_private_discriminator_may_be_included(world: dict[str, Path], tmp_path:
     assert json.loads((out / "card.json").read_text())["discriminator"]["kept"] is True
 
 
-def test_share_cli_prints_what_is_left_out(world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_share_cli_prints_what_is_left_out(
+    world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from synthvu_core.cli import main
 
     assert main(["share", str(world["models"] / "fab-region"), "--out", str(tmp_path / "s")]) == 0
     assert "left out real-derived report arrays" in capsys.readouterr().out
-    assert main(["share", str(world["models"] / "fab-region"), "--out", str(tmp_path / "t"), "--with-discriminator"]) == 2
+    assert (
+        main(["share", str(world["models"] / "fab-region"), "--out", str(tmp_path / "t"), "--with-discriminator"]) == 2
+    )
 
 
 def test_dashboard_loads_a_shared_folder_and_says_what_is_absent(shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:

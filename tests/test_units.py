@@ -85,7 +85,9 @@ def test_oblique_affine_and_tilted_spine_keep_the_layout(tmp_path):
     assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
     # without alignment the crop keeps the world's superior axis, so the rotated spine looks different
     fixed = ExtractConfig(align=False)
-    assert np.abs(extract_units(oblique, fixed)[0].astype(int) - extract_units(straight, fixed)[0].astype(int)).mean() > 10
+    assert (
+        np.abs(extract_units(oblique, fixed)[0].astype(int) - extract_units(straight, fixed)[0].astype(int)).mean() > 10
+    )
 
 
 def test_unit_frame_is_orthonormal_and_follows_the_centroid_line():

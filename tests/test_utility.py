@@ -42,14 +42,34 @@ def test_utility_real_as_synthetic_gives_tstr_near_trtr():
     y = ds.labels("region")
     tr, ho, ref = ds.indices("train"), ds.indices("holdout"), ds.indices("reference")
     clf = train_classifier(ds.images[tr], y[tr], 3, config=CFG)
-    u = utility_scores(real_classifier=clf, train_images=ds.images[tr], train_labels=y[tr], holdout_images=ds.images[ho],
-                       holdout_labels=y[ho], synthetic_images=ds.images[ref], synthetic_labels=y[ref], n_classes=3, config=CFG)
+    u = utility_scores(
+        real_classifier=clf,
+        train_images=ds.images[tr],
+        train_labels=y[tr],
+        holdout_images=ds.images[ho],
+        holdout_labels=y[ho],
+        synthetic_images=ds.images[ref],
+        synthetic_labels=y[ref],
+        n_classes=3,
+        config=CFG,
+    )
     s, reasons = u.scalars()
     assert s["utility.trtr.balanced_accuracy"] > 0.9 and s["utility.tstr.balanced_accuracy"] > 0.9
-    assert s["utility.tstr_over_trtr"] == pytest.approx(s["utility.tstr.balanced_accuracy"] / s["utility.trtr.balanced_accuracy"])
+    assert s["utility.tstr_over_trtr"] == pytest.approx(
+        s["utility.tstr.balanced_accuracy"] / s["utility.trtr.balanced_accuracy"]
+    )
     assert u.arrays()["utility/trts/confusion"].sum() == len(ref)
     # synthetic labels scrambled: TSTR falls to chance while TRTR stays
     wrong = np.random.default_rng(0).permutation(y[ref])
-    u2 = utility_scores(real_classifier=clf, train_images=ds.images[tr], train_labels=y[tr], holdout_images=ds.images[ho],
-                        holdout_labels=y[ho], synthetic_images=ds.images[ref], synthetic_labels=wrong, n_classes=3, config=CFG)
+    u2 = utility_scores(
+        real_classifier=clf,
+        train_images=ds.images[tr],
+        train_labels=y[tr],
+        holdout_images=ds.images[ho],
+        holdout_labels=y[ho],
+        synthetic_images=ds.images[ref],
+        synthetic_labels=wrong,
+        n_classes=3,
+        config=CFG,
+    )
     assert u2.scalars()[0]["utility.trts.balanced_accuracy"] < 0.7

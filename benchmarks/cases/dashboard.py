@@ -46,8 +46,23 @@ def free_port() -> int:
 def streamlit_server(script: Path, cwd: Path, log: Path, timeout: float = 120.0) -> Iterator[str]:
     """Serve ``script`` headless on a free port; yield its base URL; stop the server afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
@@ -96,8 +111,9 @@ def page_paths(page: Any, base: str) -> list[str]:
     return paths or ["/"]
 
 
-def measure_app(browser: Any, script: Path, cwd: Path, log: Path, *, n_pages: int | None, cold_repeats: int,
-                warm_repeats: int) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+def measure_app(
+    browser: Any, script: Path, cwd: Path, log: Path, *, n_pages: int | None, cold_repeats: int, warm_repeats: int
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
     """``({path: {"cold": [s...], "warm": [s...]}}, {path: exceptions shown})`` for the first ``n_pages``
     sidebar pages (None = all)."""
     times: dict[str, dict[str, list[float]]] = {}
@@ -142,8 +158,12 @@ def run(ctx: Context) -> list[Row]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            ref, _ = measure_app(browser, blank, ctx.workdir, log, n_pages=1, cold_repeats=cold_repeats, warm_repeats=warm_repeats)
-            ours, errors = measure_app(browser, app, ctx.root, log, n_pages=n_pages, cold_repeats=cold_repeats, warm_repeats=warm_repeats)
+            ref, _ = measure_app(
+                browser, blank, ctx.workdir, log, n_pages=1, cold_repeats=cold_repeats, warm_repeats=warm_repeats
+            )
+            ours, errors = measure_app(
+                browser, app, ctx.root, log, n_pages=n_pages, cold_repeats=cold_repeats, warm_repeats=warm_repeats
+            )
         except Exception as e:
             tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
             raise RuntimeError(f"{type(e).__name__}: {e}; streamlit log tail: {tail}") from e
@@ -154,8 +174,28 @@ def run(ctx: Context) -> list[Row]:
     for path, t in ours.items():
         name = path.strip("/") or "home (/)"
         note = f"{errors[path]} error box(es) shown" if errors.get(path) else ""
-        rows.append(Row(f"page {name}, warm (reload)", "s", Stats.of(t["warm"]), Stats.of(ref_t["warm"]), "blank Streamlit app",
-                        higher_is_better=False, goal=WARM_GOAL, note=note))
-        rows.append(Row(f"page {name}, cold (fresh server)", "s", Stats.of(t["cold"]), Stats.of(ref_t["cold"]),
-                        "blank Streamlit app", higher_is_better=False, goal=COLD_GOAL, note=note))
+        rows.append(
+            Row(
+                f"page {name}, warm (reload)",
+                "s",
+                Stats.of(t["warm"]),
+                Stats.of(ref_t["warm"]),
+                "blank Streamlit app",
+                higher_is_better=False,
+                goal=WARM_GOAL,
+                note=note,
+            )
+        )
+        rows.append(
+            Row(
+                f"page {name}, cold (fresh server)",
+                "s",
+                Stats.of(t["cold"]),
+                Stats.of(ref_t["cold"]),
+                "blank Streamlit app",
+                higher_is_better=False,
+                goal=COLD_GOAL,
+                note=note,
+            )
+        )
     return rows

@@ -75,22 +75,52 @@ def run(ctx: Context) -> list[Row]:
 
     fns = {"diffusion": call(diff, z_diff, guidance), "diffusion-noguide": call(diff, z_diff, 1.0),
            "default": call(gans["default"], z_gan), "pgan": call(gans["pgan"], z_gan)}
-    flops = {"diffusion": flops_per_call(fns["diffusion"]) / batch, "diffusion-noguide": flops_per_call(fns["diffusion-noguide"]) / batch}
+    flops = {
+        "diffusion": flops_per_call(fns["diffusion"]) / batch,
+        "diffusion-noguide": flops_per_call(fns["diffusion-noguide"]) / batch,
+    }
     diff.set_sampling(guidance=guidance)
-    ctx.log(f"diffusion ({which}): {steps} steps, guidance {guidance}, {flops['diffusion'] / 1e6:.0f} MFLOP per VU; batch {batch}")
+    ctx.log(
+        f"diffusion ({which}): {steps} steps, guidance {guidance}, {flops['diffusion'] / 1e6:.0f} MFLOP per VU; batch "
+        f"{batch}"
+    )
     vus = {k: rate(batch, v) for k, v in time_rotation(fns, ctx.repeats, ctx.warmup).items()}
     label = f"{'×'.join(str(s) for s in shape)}, batch {batch}"
     extra = {"batch": batch, "model": which, "sampling_steps": steps, "guidance": guidance, "flops_per_vu": flops}
     mflop = f"{flops['diffusion'] / 1e6:.0f} MFLOP per VU"
     return [
-        Row(f"diffusion sampling {label} ({steps} steps, guidance {guidance:g}; {which})", "VUs/s",
-            Stats.of(vus["diffusion"]), Stats.of(vus["pgan"]), "pgan", goal=Goal("≥ 17 VUs/s", ">=", 17.0), note=mflop,
-            extra=extra),
-        Row("diffusion sampling vs the default AC-GAN", "VUs/s", Stats.of(vus["diffusion"]), Stats.of(vus["default"]),
-            "default"),
-        Row(f"diffusion sampling without guidance (guidance 1, {steps} steps)", "VUs/s", Stats.of(vus["diffusion-noguide"]),
-            Stats.of(vus["pgan"]), "pgan", note=f"{flops['diffusion-noguide'] / 1e6:.0f} MFLOP per VU"),
-        Row(f"{GOAL_VUS:,} diffusion VUs (one evaluation's sample)", "s",
-            Stats.of([GOAL_VUS / v for v in vus["diffusion"]]), Stats.of([GOAL_VUS / v for v in vus["pgan"]]), "pgan",
-            higher_is_better=False, goal=Goal("≤ 5 min", "<=", GOAL_SECONDS)),
+        Row(
+            f"diffusion sampling {label} ({steps} steps, guidance {guidance:g}; {which})",
+            "VUs/s",
+            Stats.of(vus["diffusion"]),
+            Stats.of(vus["pgan"]),
+            "pgan",
+            goal=Goal("≥ 17 VUs/s", ">=", 17.0),
+            note=mflop,
+            extra=extra,
+        ),
+        Row(
+            "diffusion sampling vs the default AC-GAN",
+            "VUs/s",
+            Stats.of(vus["diffusion"]),
+            Stats.of(vus["default"]),
+            "default",
+        ),
+        Row(
+            f"diffusion sampling without guidance (guidance 1, {steps} steps)",
+            "VUs/s",
+            Stats.of(vus["diffusion-noguide"]),
+            Stats.of(vus["pgan"]),
+            "pgan",
+            note=f"{flops['diffusion-noguide'] / 1e6:.0f} MFLOP per VU",
+        ),
+        Row(
+            f"{GOAL_VUS:,} diffusion VUs (one evaluation's sample)",
+            "s",
+            Stats.of([GOAL_VUS / v for v in vus["diffusion"]]),
+            Stats.of([GOAL_VUS / v for v in vus["pgan"]]),
+            "pgan",
+            higher_is_better=False,
+            goal=Goal("≤ 5 min", "<=", GOAL_SECONDS),
+        ),
     ]

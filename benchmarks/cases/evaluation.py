@@ -24,7 +24,8 @@ Sizes: ``evaluation.shape`` (quick [9, 32, 32], full [9, 64, 64]), ``evaluation.
 full 625; 8 VUs each, split 60/20/20), ``evaluation.synthetic`` (quick 500, full 5000),
 ``evaluation.candidates`` (quick 200, full 2000), ``evaluation.attack_sizes`` (quick [500, 1000, 2000],
 full [5000, 10000, 20000]), ``evaluation.report`` (1; 0 skips the full report), ``evaluation.big`` (quick 0,
-full 100000; 0 skips), ``evaluation.big_dims`` (128), ``evaluation.big_residual`` (false), ``evaluation.check_candidates`` (300).
+full 100000; 0 skips), ``evaluation.big_dims`` (128), ``evaluation.big_residual`` (false),
+``evaluation.check_candidates`` (300).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def report_rows(ctx: Context) -> list[Row]:
     try:
         from synthvu_core.evaluation.report import EvaluationConfig, run_evaluation
     except ImportError as e:
-        return [Row.missing("full report", "s", f"synthvu_core.evaluation.report not importable ({e})", goal=REPORT_GOAL)]
+        return [
+            Row.missing("full report", "s", f"synthvu_core.evaluation.report not importable ({e})", goal=REPORT_GOAL)
+        ]
     shape = tuple(ctx.size("evaluation.shape", (9, 32, 32), (9, 64, 64)))
     n_syn = int(ctx.size("evaluation.synthetic", 500, 5000))
     per_group = int(ctx.size("evaluation.candidates", 200, 2000)) // 2
@@ -80,17 +83,31 @@ def report_rows(ctx: Context) -> list[Row]:
     repeats = 1 if ctx.quick else max(1, min(ctx.repeats, 3))
     for _ in range(repeats):
         box: dict[str, Any] = {}
-        totals.append(seconds(lambda b=box: b.update(r=run_evaluation(
-            ds, syn, labels, config=config, classes=classes, seed=ctx.seed, progress=False, controls=True))))
+        totals.append(
+            seconds(
+                lambda b=box: b.update(
+                    r=run_evaluation(
+                        ds, syn, labels, config=config, classes=classes, seed=ctx.seed, progress=False, controls=True
+                    )
+                )
+            )
+        )
         report = box["r"]
         for k, v in (report.meta.get("timings_s") or {}).items():
             stage_times.setdefault(k, []).append(float(v))
         n_cand = report.meta.get("n_candidates", 2 * min(per_group, len(ds.indices("holdout"))))
     full = not ctx.quick and not ctx.sizes
     label = "×".join(str(s) for s in shape)
-    rows = [Row(f"full report, {n_cand} candidates × {n_syn} synthetic, {label}", "s", Stats.of(totals),
-                higher_is_better=False, goal=REPORT_GOAL if full else None,
-                note="random VUs; classifiers trained afresh" + ("" if full else "; not the goal's size"))]
+    rows = [
+        Row(
+            f"full report, {n_cand} candidates × {n_syn} synthetic, {label}",
+            "s",
+            Stats.of(totals),
+            higher_is_better=False,
+            goal=REPORT_GOAL if full else None,
+            note="random VUs; classifiers trained afresh" + ("" if full else "; not the goal's size"),
+        )
+    ]
     for k in [*STAGES, *sorted(set(stage_times) - set(STAGES))]:
         if k in stage_times:
             rows.append(Row(f"  stage: {k}", "s", Stats.of(stage_times[k]), higher_is_better=False))
@@ -106,7 +123,9 @@ def dense_summary(candidates: Any, synthetic: Any, q: float = 0.01) -> tuple[Any
         return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / np.float32(127.5) - np.float32(1.0))
 
     c = f(candidates)
-    d = np.concatenate([torch.cdist(c, f(synthetic[s : s + 4096])).numpy() for s in range(0, len(synthetic), 4096)], axis=1)
+    d = np.concatenate(
+        [torch.cdist(c, f(synthetic[s : s + 4096])).numpy() for s in range(0, len(synthetic), 4096)], axis=1
+    )
     eps = np.quantile(d, q)
     return d.min(1) / np.median(d, axis=1), (d <= eps).sum(1), eps
 
@@ -140,17 +159,34 @@ def attack_rows(ctx: Context) -> list[Row]:
         assert t_r is not None
         medians[m] = (t_p, t_r)
         goal = Goal("≤ 1.2× dense", "<=", 1.2, on="ratio") if i == 0 and not ctx.quick else None
-        rows.append(Row(f"pixel attack scores, {n} candidates × {m} synthetic", "s", Stats.of(t_p), Stats.of(t_r),
-                        "dense matrix + numpy", higher_is_better=False, note="pairwise + distribution (1 % eps)",
-                        goal=goal))
+        rows.append(
+            Row(
+                f"pixel attack scores, {n} candidates × {m} synthetic",
+                "s",
+                Stats.of(t_p),
+                Stats.of(t_r),
+                "dense matrix + numpy",
+                higher_is_better=False,
+                note="pairwise + distribution (1 % eps)",
+                goal=goal,
+            )
+        )
     lo, hi = min(sizes), max(sizes)
     growth_p = [a / b for a, b in zip(medians[hi][0], medians[lo][0])]
     growth_r = [a / b for a, b in zip(medians[hi][1], medians[lo][1])]
-    rows.append(Row(f"attack time growth {hi // 1000 if hi >= 1000 else hi}{'k' if hi >= 1000 else ''}"
-                    f" / {lo // 1000 if lo >= 1000 else lo}{'k' if lo >= 1000 else ''} synthetic", "×",
-                    Stats.of(growth_p), Stats.of(growth_r), "dense matrix + numpy", higher_is_better=False,
-                    note=f"{hi / lo:.1f} = linear in the synthetic count",
-                    goal=None if ctx.quick else Goal(f"≤ {1.1 * hi / lo:.1f} (linear + 10 %)", "<=", 1.1 * hi / lo)))
+    rows.append(
+        Row(
+            f"attack time growth {hi // 1000 if hi >= 1000 else hi}{'k' if hi >= 1000 else ''}"
+            f" / {lo // 1000 if lo >= 1000 else lo}{'k' if lo >= 1000 else ''} synthetic",
+            "×",
+            Stats.of(growth_p),
+            Stats.of(growth_r),
+            "dense matrix + numpy",
+            higher_is_better=False,
+            note=f"{hi / lo:.1f} = linear in the synthetic count",
+            goal=None if ctx.quick else Goal(f"≤ {1.1 * hi / lo:.1f} (linear + 10 %)", "<=", 1.1 * hi / lo),
+        )
+    )
     return rows
 
 
@@ -204,11 +240,21 @@ def big_attack_rows(ctx: Context) -> list[Row]:
         "exact_seconds_extrapolated": t_exact * big / len(pick),
     }
     ctx.log(f"{big} x {big}: approximate {t:.0f} s; error on {len(pick)} candidates {err}")
-    note = (f"PCA {dims} dims ({explained:.0%} variance); on {len(pick)} candidates vs exact: nearest same "
-            f"{err['nearest_agreement']:.0%}, ratio rel. error {err['ratio_median_rel_error']:.1%} (median), "
-            f"Spearman {err['ratio_spearman']:.3f}; exact would take ≈ {err['exact_seconds_extrapolated'] / 3600:.1f} h")
-    return [Row(f"pairwise pixel attack, {big} candidates × {big} synthetic (approximate)", "s", Stats.of([t]),
-                higher_is_better=False, note=note, extra={"error": err, "dims": dims, "checked": len(pick)})]
+    note = (
+        f"PCA {dims} dims ({explained:.0%} variance); on {len(pick)} candidates vs exact: nearest same "
+        f"{err['nearest_agreement']:.0%}, ratio rel. error {err['ratio_median_rel_error']:.1%} (median), "
+        f"Spearman {err['ratio_spearman']:.3f}; exact would take ≈ {err['exact_seconds_extrapolated'] / 3600:.1f} h"
+    )
+    return [
+        Row(
+            f"pairwise pixel attack, {big} candidates × {big} synthetic (approximate)",
+            "s",
+            Stats.of([t]),
+            higher_is_better=False,
+            note=note,
+            extra={"error": err, "dims": dims, "checked": len(pick)},
+        )
+    ]
 
 
 def run(ctx: Context) -> list[Row]:

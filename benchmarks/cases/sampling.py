@@ -88,7 +88,9 @@ def run(ctx: Context) -> list[Row]:
 
     flops = {name: flops_per_call(lambda n=name: forward(n)) / batch for name in gens}
     ctx.log(f"FLOPs per VU: default {flops['default'] / 1e6:.0f} M, pgan {flops['pgan'] / 1e6:.0f} M; batch {batch}")
-    t_def, t_pgan = time_pair(lambda: forward("default"), lambda: forward("pgan"), repeats=ctx.repeats, warmup=ctx.warmup)
+    t_def, t_pgan = time_pair(
+        lambda: forward("default"), lambda: forward("pgan"), repeats=ctx.repeats, warmup=ctx.warmup
+    )
     assert t_pgan is not None
     vus = {"default": rate(batch, t_def), "pgan": rate(batch, t_pgan)}
     gflops = {k: [v * flops[k] / 1e9 for v in vals] for k, vals in vus.items()}
@@ -97,10 +99,23 @@ def run(ctx: Context) -> list[Row]:
     extra = {"batch": batch, "flops_per_vu": flops, "matmul_peak_gflops": peak}
     return [
         peak_row,
-        Row(f"sampling {label}, batch {batch}", "VUs/s", Stats.of(vus["default"]), Stats.of(vus["pgan"]), "pgan",
-            goal=Goal("≥ 1.5× pgan", ">=", 1.5, on="ratio"), extra=extra),
-        Row("achieved compute while sampling", "GFLOP/s", Stats.of(gflops["default"]), Stats.of(gflops["pgan"]), "pgan",
-            note=f"{flops['default'] / 1e6:.0f} vs {flops['pgan'] / 1e6:.0f} MFLOP per VU"),
+        Row(
+            f"sampling {label}, batch {batch}",
+            "VUs/s",
+            Stats.of(vus["default"]),
+            Stats.of(vus["pgan"]),
+            "pgan",
+            goal=Goal("≥ 1.5× pgan", ">=", 1.5, on="ratio"),
+            extra=extra,
+        ),
+        Row(
+            "achieved compute while sampling",
+            "GFLOP/s",
+            Stats.of(gflops["default"]),
+            Stats.of(gflops["pgan"]),
+            "pgan",
+            note=f"{flops['default'] / 1e6:.0f} vs {flops['pgan'] / 1e6:.0f} MFLOP per VU",
+        ),
         Row("share of fp32 matmul peak", "%", Stats.of(share["default"]), Stats.of(share["pgan"]), "pgan"),
     ] + (process_rows(ctx) if int(ctx.size("sampling.process_n", 500, 5000)) else [])
 
@@ -127,33 +142,71 @@ def process_rows(ctx: Context) -> list[Row]:
     if not (model / "card.json").is_file():
         return [Row.missing("whole-process sampling", "VUs/s", f"{model.name} is not shipped here")]
     n = int(ctx.size("sampling.process_n", 500, 5000))
-    ours = [sys.executable, "-m", "synthvu_core", "sample", str(model), "--n", str(n), "--out", str(ctx.workdir / "o.npz")]
+    ours = [
+        sys.executable,
+        "-m",
+        "synthvu_core",
+        "sample",
+        str(model),
+        "--n",
+        str(n),
+        "--out",
+        str(ctx.workdir / "o.npz"),
+    ]
     ref = [sys.executable, str(ctx.root / "benchmarks" / "reference_sampling.py"), str(n), str(ctx.workdir / "r.npz")]
     repeats = max(1, min(ctx.repeats, 3))
     res: dict[str, list[tuple[float, float, float]]] = {"ours": [], "ref": []}
     for i in range(repeats):  # alternate, order flipped every repeat
-        for side in (("ours", "ref") if i % 2 == 0 else ("ref", "ours")):
+        for side in ("ours", "ref") if i % 2 == 0 else ("ref", "ours"):
             res[side].append(run_process(ours if side == "ours" else ref, ctx.root))
     wall = {k: [r[0] for r in v] for k, v in res.items()}
     rss = {k: [r[1] for r in v] for k, v in res.items()}
     cpu = {k: [r[2] for r in v] for k, v in res.items()}
-    ctx.log(f"whole process, {n} VUs: ours {wall['ours']} s {rss['ours']} MiB; reference {wall['ref']} s {rss['ref']} MiB")
+    ctx.log(
+        f"whole process, {n} VUs: ours {wall['ours']} s {rss['ours']} MiB; reference {wall['ref']} s {rss['ref']} MiB"
+    )
     full = not ctx.quick
     rows = [
-        Row(f"whole-process sample + save, {n} VUs to .npz", "VUs/s", Stats.of(rate(n, wall["ours"])),
-            Stats.of(rate(n, wall["ref"])), "pgan script", goal=Goal("≥ 2× the study's generator", ">=", 2.0, on="ratio")
-            if full else None, note="fresh process each: imports, loading, sampling, writing"),
-        Row(f"whole-process sample + save, {n} VUs, per CPU second", "VUs/CPU-s", Stats.of(rate(n, cpu["ours"])),
-            Stats.of(rate(n, cpu["ref"])), "pgan script", note="user + system time of all threads: little affected "
-            "by other load on the machine"),
-        Row(f"peak memory of that process, {n} VUs", "MiB", Stats.of(rss["ours"]), Stats.of(rss["ref"]), "pgan script",
-            higher_is_better=False, goal=Goal("≤ 1 GB", "<=", 1000.0) if full else None),
+        Row(
+            f"whole-process sample + save, {n} VUs to .npz",
+            "VUs/s",
+            Stats.of(rate(n, wall["ours"])),
+            Stats.of(rate(n, wall["ref"])),
+            "pgan script",
+            goal=Goal("≥ 2× the study's generator", ">=", 2.0, on="ratio") if full else None,
+            note="fresh process each: imports, loading, sampling, writing",
+        ),
+        Row(
+            f"whole-process sample + save, {n} VUs, per CPU second",
+            "VUs/CPU-s",
+            Stats.of(rate(n, cpu["ours"])),
+            Stats.of(rate(n, cpu["ref"])),
+            "pgan script",
+            note="user + system time of all threads: little affected by other load on the machine",
+        ),
+        Row(
+            f"peak memory of that process, {n} VUs",
+            "MiB",
+            Stats.of(rss["ours"]),
+            Stats.of(rss["ref"]),
+            "pgan script",
+            higher_is_better=False,
+            goal=Goal("≤ 1 GB", "<=", 1000.0) if full else None,
+        ),
     ]
     big = int(ctx.size("sampling.process_n_large", 2000, 25000))
     if big:
         cmd = [*ours[:6], str(big), "--out", str(ctx.workdir / "big.npz")]
         w, m, _ = run_process(cmd, ctx.root)
         (ctx.workdir / "big.npz").unlink(missing_ok=True)
-        rows.append(Row(f"peak memory, {big} VUs streamed to .npz", "MiB", Stats.of([m]), higher_is_better=False,
-                        note=f"{big / w:.0f} VUs/s; memory bounded by the batch, not by --n", extra={"seconds": w}))
+        rows.append(
+            Row(
+                f"peak memory, {big} VUs streamed to .npz",
+                "MiB",
+                Stats.of([m]),
+                higher_is_better=False,
+                note=f"{big / w:.0f} VUs/s; memory bounded by the batch, not by --n",
+                extra={"seconds": w},
+            )
+        )
     return rows

@@ -78,23 +78,50 @@ def run(ctx: Context) -> list[Row]:
     label = "×".join(str(s) for s in shape)
     extra = {"batch": batch, "steps_per_repeat": k, "n_train": t["default"].n_train}
     rows = [
-        Row(f"training step, batch {batch}, {label}", "ms/step", Stats.of(per_step(t_def, k)), Stats.of(per_step(t_pgan, k)),
-            "pgan", higher_is_better=False, note="D on real + fake, then G", extra=extra),
+        Row(
+            f"training step, batch {batch}, {label}",
+            "ms/step",
+            Stats.of(per_step(t_def, k)),
+            Stats.of(per_step(t_pgan, k)),
+            "pgan",
+            higher_is_better=False,
+            note="D on real + fake, then G",
+            extra=extra,
+        ),
     ]
     t_cl, t_nchw = time_pair(steps("default-cl"), steps("default"), repeats=ctx.repeats, warmup=ctx.warmup)
     assert t_nchw is not None
-    rows.append(Row(f"training step, channels-last (default), batch {batch}", "ms/step", Stats.of(per_step(t_cl, k)),
-                    Stats.of(per_step(t_nchw, k)), "default layout", higher_is_better=False,
-                    note="G, moving average and D in NHWC memory layout"))
+    rows.append(
+        Row(
+            f"training step, channels-last (default), batch {batch}",
+            "ms/step",
+            Stats.of(per_step(t_cl, k)),
+            Stats.of(per_step(t_nchw, k)),
+            "default layout",
+            higher_is_better=False,
+            note="G, moving average and D in NHWC memory layout",
+        )
+    )
     dp_metric = f"DP-SGD training step (default), batch {batch}"
     try:
         t_dp, t_plain = time_pair(steps("default-dp"), steps("default"), repeats=ctx.repeats, warmup=ctx.warmup)
     except Exception as e:  # report the failure in its row; the non-DP numbers stand
-        rows.append(Row.missing(dp_metric, "ms/step", f"DP step fails: {type(e).__name__}: {str(e).splitlines()[0][:160]}"))
+        rows.append(
+            Row.missing(dp_metric, "ms/step", f"DP step fails: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+        )
         return rows
     assert t_plain is not None
-    rows.append(Row(dp_metric, "ms/step", Stats.of(per_step(t_dp, k)), Stats.of(per_step(t_plain, k)), "default without DP",
-                    higher_is_better=False, note="Opacus per-sample clipping + noise on D; ratio = DP overhead"))
+    rows.append(
+        Row(
+            dp_metric,
+            "ms/step",
+            Stats.of(per_step(t_dp, k)),
+            Stats.of(per_step(t_plain, k)),
+            "default without DP",
+            higher_is_better=False,
+            note="Opacus per-sample clipping + noise on D; ratio = DP overhead",
+        )
+    )
     return rows
 
 

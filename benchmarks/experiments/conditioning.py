@@ -60,7 +60,14 @@ def main() -> None:
     ds = demo_dataset()
     for name in args.variants:
         g_cond, aux_fake = VARIANTS[name]
-        cfg = TrainConfig(steps=args.steps, checkpoint_every=0, montage_every=0, seed=0, device="cpu", overrides=ArchOverrides(g_cond=g_cond, aux_fake=aux_fake))
+        cfg = TrainConfig(
+            steps=args.steps,
+            checkpoint_every=0,
+            montage_every=0,
+            seed=0,
+            device="cpu",
+            overrides=ArchOverrides(g_cond=g_cond, aux_fake=aux_fake),
+        )
         trainer = Trainer(ds, f"{args.workdir}/{name}", cfg)
         classifier = real_classifier(ds, "region", trainer.classes)
         t0 = time.perf_counter()
@@ -68,7 +75,11 @@ def main() -> None:
             trainer.step()
             if trainer.step_count % args.every == 0 or trainer.step_count == args.steps:
                 acc, recall = trts(trainer, classifier)
-                print(f"{name:<10} step {trainer.step_count:>5}  {time.perf_counter() - t0:6.0f} s  TRTS {acc:.3f}  recall {recall}", flush=True)
+                print(
+                    f"{name:<10} step {trainer.step_count:>5}  {time.perf_counter() - t0:6.0f} s  TRTS {acc:.3f}  "
+                    f"recall {recall}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,11 @@ def main() -> None:
     cv = GroupKFold(n_splits=4)
 
     def score(feats: np.ndarray, labels: np.ndarray, grp: np.ndarray, pca: int | None) -> float:
-        steps = [StandardScaler()] + ([PCA(pca, random_state=0)] if pca else []) + [LogisticRegression(max_iter=3000, C=0.1)]
+        steps = (
+            [StandardScaler()]
+            + ([PCA(pca, random_state=0)] if pca else [])
+            + [LogisticRegression(max_iter=3000, C=0.1)]
+        )
         pred = cross_val_predict(make_pipeline(*steps), feats, labels, groups=grp, cv=cv)
         return float(balanced_accuracy_score(labels, pred))
 

@@ -302,8 +302,12 @@ class PhantomRecipe:
     def from_dict(cls, d: Mapping[str, Any]) -> PhantomRecipe:
         """The recipe a card's ``recipe`` entry (:meth:`as_dict`) describes."""
         return cls(
-            name=d["name"], n_patients=int(d["n_patients"]), seed=int(d.get("seed", 0)), contrast=d.get("contrast", "T2"),
-            config=ExtractConfig(**d.get("extract", {})), split=SplitConfig(**d.get("split", {})),
+            name=d["name"],
+            n_patients=int(d["n_patients"]),
+            seed=int(d.get("seed", 0)),
+            contrast=d.get("contrast", "T2"),
+            config=ExtractConfig(**d.get("extract", {})),
+            split=SplitConfig(**d.get("split", {})),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -313,8 +317,12 @@ class PhantomRecipe:
             "seed": self.seed,
             "contrast": self.contrast,
             "extract": self.config.as_dict(),
-            "split": {"train": self.split.train, "holdout": self.split.holdout, "reference": self.split.reference,
-                      "seed": self.split.seed},
+            "split": {
+                "train": self.split.train,
+                "holdout": self.split.holdout,
+                "reference": self.split.reference,
+                "seed": self.split.seed,
+            },
         }
 
 
@@ -348,8 +356,16 @@ def build_phantom_dataset(
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
         phantom.write_cohort(folder, recipe.n_patients, seed=recipe.seed, contrast=recipe.contrast, workers=workers)
-        return build_dataset(folder, out, config=recipe.config, split=recipe.split, workers=workers,
-                             progress=progress, extra={"recipe": recipe.as_dict()}, force=force)
+        return build_dataset(
+            folder,
+            out,
+            config=recipe.config,
+            split=recipe.split,
+            workers=workers,
+            progress=progress,
+            extra={"recipe": recipe.as_dict()},
+            force=force,
+        )
 
 
 def cache_root() -> Path:
@@ -427,8 +443,11 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
         return demo_dataset(fp, recipe=recipe_from_dict(recipe))
     where = f"{Path(model_dir) / 'card.json'}"
     if isinstance(path, str) and path:
-        why = (f"its dataset folder {path} holds another dataset ({found.fingerprint})" if found is not None
-               else f"its dataset folder {path} is not there (relative paths are read from the current folder)")
+        why = (
+            f"its dataset folder {path} holds another dataset ({found.fingerprint})"
+            if found is not None
+            else f"its dataset folder {path} is not there (relative paths are read from the current folder)"
+        )
     else:
         why = "the card does not say where that dataset is"
     raise DataError(

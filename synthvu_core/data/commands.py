@@ -174,6 +174,8 @@ def _phantom(args: argparse.Namespace) -> int:
     if args.patients < 1:
         raise DataError(f"--patients must be at least 1, got {args.patients}")
     check_replaceable(args.out, lambda p: (p / "patients.csv").is_file(), "phantom cohort", force=args.force)
-    pairs = phantom.write_cohort(Path(args.out), args.patients, seed=args.seed, contrast=args.contrast, workers=args.workers)
+    pairs = phantom.write_cohort(
+        Path(args.out), args.patients, seed=args.seed, contrast=args.contrast, workers=args.workers
+    )
     print(f"{args.out}: {len(pairs)} phantom patients ({args.contrast}, seed {args.seed})")
     return 0

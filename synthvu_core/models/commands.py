@@ -15,48 +15,102 @@ from synthvu_core.names import CARD_FILE
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a conditional generator (AC-GAN, optionally DP-SGD) on a VU dataset")
-    t.add_argument("--dataset", required=True, help="VU dataset folder (from `data build`), or `demo` for the phantom demo dataset")
+    t.add_argument(
+        "--dataset", required=True, help="VU dataset folder (from `data build`), or `demo` for the phantom demo dataset"
+    )
     t.add_argument("--out", required=True, help="generator folder to write")
-    t.add_argument("--split", default=None, metavar="TRAIN,HOLDOUT,REFERENCE",
-                   help="train on another patient-wise split of the same VUs (e.g. 0.05,0.475,0.475 for few patients)")
+    t.add_argument(
+        "--split",
+        default=None,
+        metavar="TRAIN,HOLDOUT,REFERENCE",
+        help="train on another patient-wise split of the same VUs (e.g. 0.05,0.475,0.475 for few patients)",
+    )
     t.add_argument("--split-seed", type=int, default=0, help="seed of --split (default: %(default)s)")
-    t.add_argument("--arch", choices=["default", "pgan", "diffusion"], default="default",
-                   help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)")
+    t.add_argument(
+        "--arch",
+        choices=["default", "pgan", "diffusion"],
+        default="default",
+        help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)",
+    )
     t.add_argument("--scheme", choices=["region", "level"], default="region", help="conditioning scheme")
     t.add_argument("--epochs", type=float, default=None, help="epochs over the train split (default 25)")
     t.add_argument("--steps", type=int, default=None, help="total steps (wins over --epochs)")
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate, both networks (default: the architecture's)")
+    t.add_argument(
+        "--lr", type=float, default=None, help="Adam learning rate, both networks (default: the architecture's)"
+    )
     t.add_argument("--width", type=int, default=None, help="generator width n (default: the architecture's)")
     t.add_argument("--d-width", type=int, default=None, help="discriminator width (default: the architecture's)")
-    t.add_argument("--conditioning", choices=["input", "modulate"], default=None,
-                   help="how G receives the class: one-hot at the input only (pgan), or also a class-wise scale and shift at "
-                        "every stage (default's)")
-    t.add_argument("--class-loss", choices=["real", "all"], default=None,
-                   help="which VUs train D's class head: real only (default's) or real and generated (pgan)")
+    t.add_argument(
+        "--conditioning",
+        choices=["input", "modulate"],
+        default=None,
+        help="how G receives the class: one-hot at the input only (pgan), or also a class-wise scale and shift at "
+        "every stage (default's)",
+    )
+    t.add_argument(
+        "--class-loss",
+        choices=["real", "all"],
+        default=None,
+        help="which VUs train D's class head: real only (default's) or real and generated (pgan)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
     t.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
-    t.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="start from this generator folder (kept discriminator needed), e.g. one pretrained on public data")
+    t.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="start from this generator folder (kept discriminator needed), e.g. one pretrained on public data",
+    )
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
-    dp.add_argument("--target-epsilon", type=float, default=None, help="privacy budget epsilon per patient; sets the noise")
-    dp.add_argument("--delta", type=float, default=None, help="delta (default min(1e-5, 1/(10 N_patients)); must be < 1/N_patients)")
-    dp.add_argument("--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon")
+    dp.add_argument(
+        "--target-epsilon", type=float, default=None, help="privacy budget epsilon per patient; sets the noise"
+    )
+    dp.add_argument(
+        "--delta", type=float, default=None, help="delta (default min(1e-5, 1/(10 N_patients)); must be < 1/N_patients)"
+    )
+    dp.add_argument(
+        "--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon"
+    )
     dp.add_argument("--clip-norm", type=float, default=1.0, help="bound on each sampled patient's summed gradient")
-    dp.add_argument("--patients-per-step", type=float, default=None,
-                    help="expected patients per step (Poisson; default: as many as give --batch-size real VUs)")
-    dp.add_argument("--vus-per-patient", type=int, default=None, help="at most this many VUs of a sampled patient per step")
+    dp.add_argument(
+        "--patients-per-step",
+        type=float,
+        default=None,
+        help="expected patients per step (Poisson; default: as many as give --batch-size real VUs)",
+    )
+    dp.add_argument(
+        "--vus-per-patient", type=int, default=None, help="at most this many VUs of a sampled patient per step"
+    )
     dp.add_argument("--accountant", choices=["rdp", "prv"], default="rdp")
-    dp.add_argument("--private-runs", type=int, default=1,
-                    help="DP runs made on the same private data, this one included (recorded in the card)")
-    dp.add_argument("--tuning", choices=["public", "private"], default="public",
-                    help="where the hyper-parameters were chosen: public data only, or the private data (counted in --private-runs)")
+    dp.add_argument(
+        "--private-runs",
+        type=int,
+        default=1,
+        help="DP runs made on the same private data, this one included (recorded in the card)",
+    )
+    dp.add_argument(
+        "--tuning",
+        choices=["public", "private"],
+        default="public",
+        help="where the hyper-parameters were chosen: public data only, or the private data (counted in "
+             "--private-runs)",
+    )
     df = t.add_argument_group("latent diffusion (--arch diffusion)")
-    df.add_argument("--autoencoder-epochs", type=float, default=None, help="epochs of the VU autoencoder before the diffusion model (default 10)")
-    df.add_argument("--autoencoder-steps", type=int, default=None, help="autoencoder steps (wins over --autoencoder-epochs)")
-    df.add_argument("--sampling-steps", type=int, default=None, help="default number of flow steps when sampling (default 8)")
+    df.add_argument(
+        "--autoencoder-epochs",
+        type=float,
+        default=None,
+        help="epochs of the VU autoencoder before the diffusion model (default 10)",
+    )
+    df.add_argument(
+        "--autoencoder-steps", type=int, default=None, help="autoencoder steps (wins over --autoencoder-epochs)"
+    )
+    df.add_argument(
+        "--sampling-steps", type=int, default=None, help="default number of flow steps when sampling (default 8)"
+    )
     df.add_argument("--guidance", type=float, default=None, help="default classifier-free guidance scale (default 1.5)")
     t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
     t.add_argument("--drop-checkpoint", action="store_true", help="remove the resumable checkpoint when done")
@@ -70,10 +124,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=256, help="VUs per forward pass; memory grows with it (default 256)")
+    s.add_argument(
+        "--batch-size", type=int, default=256, help="VUs per forward pass; memory grows with it (default 256)"
+    )
     s.add_argument("--device", default="cpu")
-    s.add_argument("--guidance", type=float, default=None, help="diffusion generators: classifier-free guidance scale (default: the card's)")
-    s.add_argument("--sampling-steps", type=int, default=None, help="diffusion generators: flow steps (default: the card's)")
+    s.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="diffusion generators: classifier-free guidance scale (default: the card's)",
+    )
+    s.add_argument(
+        "--sampling-steps", type=int, default=None, help="diffusion generators: flow steps (default: the card's)"
+    )
     s.add_argument("--out", required=True, help="output file: .npz (written as it is sampled), .nii.gz or .png")
     s.add_argument("--compress", action="store_true", help="deflate the .npz members (smaller, slower)")
     s.set_defaults(func=_sample)
@@ -88,17 +151,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     ms.add_argument("model", help="generator folder or registered name")
     ms.add_argument("--json", action="store_true")
     ms.set_defaults(func=_models_show)
-    mc = msub.add_parser("card", help="write a generator's human-readable model card (README.md) from card.json and its report")
+    mc = msub.add_parser(
+        "card", help="write a generator's human-readable model card (README.md) from card.json and its report"
+    )
     mc.add_argument("model", nargs="?", default=None, help="generator folder or registered name")
     mc.add_argument("--all", action="store_true", help="every shipped generator (models/)")
     mc.add_argument("--out", default=None, help="file to write (default: MODEL/README.md; not with --all)")
     mc.set_defaults(func=_models_card)
 
-    sh = sub.add_parser("share", help="write what may leave: generator weights, cards and a public report with aggregates only")
+    sh = sub.add_parser(
+        "share", help="write what may leave: generator weights, cards and a public report with aggregates only"
+    )
     sh.add_argument("model", help="generator folder or registered name")
     sh.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
-    sh.add_argument("--with-discriminator", action="store_true",
-                    help="include the discriminator (refused unless it was trained with DP)")
+    sh.add_argument(
+        "--with-discriminator",
+        action="store_true",
+        help="include the discriminator (refused unless it was trained with DP)",
+    )
     sh.set_defaults(func=_share)
 
 
@@ -133,7 +203,10 @@ def _train(args: argparse.Namespace) -> int:
         dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
     out = train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
-    print(f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s; {privacy_text(card.get('dp'))})")
+    print(
+        f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s; "
+        f"{privacy_text(card.get('dp'))})"
+    )
     return 0
 
 
@@ -143,7 +216,12 @@ def _command_line(args: argparse.Namespace) -> str:
     private = args.target_epsilon is not None or args.noise_multiplier is not None
     dp_only = ("clip_norm", "accountant", "private_runs", "tuning")
     for key, value in vars(args).items():
-        if key in ("func", "command", "quiet") or value is None or value is False or (key == "split_seed" and not args.split):
+        if (
+            key in ("func", "command", "quiet")
+            or value is None
+            or value is False
+            or (key == "split_seed" and not args.split)
+        ):
             continue
         if key in dp_only and not private:
             continue
@@ -158,11 +236,16 @@ def privacy_text(dp: dict | None) -> str:
         return "no differential privacy"
     unit = dp.get("unit", "vu")
     if unit != "patient":
-        return (f"DP-SGD epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} per VU (not per patient: "
-                "a patient with many VUs has a much weaker guarantee)")
-    return (f"patient-level DP: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} over {dp['n_patients']} patients, "
-            f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
-            f"clip {dp['clip_norm']:g}; {dp.get('private_runs', 1)} private run(s), tuning on {dp.get('tuning', 'public')} data")
+        return (
+            f"DP-SGD epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} per VU (not per patient: "
+            "a patient with many VUs has a much weaker guarantee)"
+        )
+    return (
+        f"patient-level DP: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} over {dp['n_patients']} patients, "
+        f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
+        f"clip {dp['clip_norm']:g}; {dp.get('private_runs', 1)} private run(s), tuning on {dp.get('tuning', 'public')} "
+        "data"
+    )
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -179,8 +262,15 @@ def _sample(args: argparse.Namespace) -> int:
         from synthvu_core.models.diffusion import set_sampling
 
         set_sampling(gen, steps=args.sampling_steps, guidance=args.guidance)
-    plan = sample_to_file(gen, args.n, args.out, position=args.position, seed=args.seed, batch_size=args.batch_size,
-                          compress=args.compress)
+    plan = sample_to_file(
+        gen,
+        args.n,
+        args.out,
+        position=args.position,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        compress=args.compress,
+    )
     print(f"wrote {plan.n} VUs to {plan.path}")
     return 0
 
@@ -201,8 +291,10 @@ def _models_list(args: argparse.Namespace) -> int:
         eps = "-" if s["epsilon"] is None else f"{s['epsilon']:.2f}"
         shape = "x".join(map(str, s["shape"]))
         report = _report_state(i.path) if s["has_report"] else "n"
-        print(f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} "
-              f"{'y' if s['has_discriminator'] else 'n':<2} {report}")
+        print(
+            f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} "
+            f"{'y' if s['has_discriminator'] else 'n':<2} {report}"
+        )
     return 0
 
 
@@ -259,14 +351,28 @@ def _models_show(args: argparse.Namespace) -> int:
     tr = card["training"]
     lines = [
         f"{card['name']}  ({path})",
-        f"  architecture  {card['architecture']['name']}  shape {'x'.join(map(str, card['shape']))}  latent {card['latent_dim']}",
+        f"  architecture  {card['architecture']['name']}  shape {'x'.join(map(str, card['shape']))}  latent "
+        f"{card['latent_dim']}",
         f"  scheme        {card['scheme']}: {', '.join(card['classes'])}",
         f"  dataset       {card['dataset']['fingerprint']}  ({card['dataset'].get('n_train', '?')} training VUs)",
-        f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr {tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
+        f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr "
+        f"{tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
         "  privacy       " + privacy_text(dp),
-        *([f"  sampler       {tr['sampler']}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} (defaults; "
-            "sample --sampling-steps/--guidance)"] if tr.get("sampler") else []),
-        f"  discriminator {'kept (private: a released discriminator leaks membership)' if card['discriminator'].get('kept') else 'not kept'}",
+        *(
+            [
+                f"  sampler       {tr['sampler']}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} "
+                "(defaults; "
+                "sample --sampling-steps/--guidance)"
+            ]
+            if tr.get("sampler")
+            else []
+        ),
+        "  discriminator "
+        + (
+            "kept (private: a released discriminator leaks membership)"
+            if card["discriminator"].get("kept")
+            else "not kept"
+        ),
         f"  command       {tr.get('command', '')}",
         f"  created       {card['created']}  (code {card['code_version']})",
     ]

@@ -329,7 +329,8 @@ def _generator_module(card: dict[str, Any]):
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{CARD_FILE}: architecture cannot be built: {e}") from None
     if config.latent_dim != card["latent_dim"]:
-        raise CheckpointError(f"{CARD_FILE}: latent_dim {card['latent_dim']} differs from the architecture's {config.latent_dim}")
+        raise CheckpointError(f"{CARD_FILE}: latent_dim {card['latent_dim']} differs from the architecture's "
+                              f"{config.latent_dim}")
     return DiffusionGenerator(config)
 
 
@@ -365,11 +366,16 @@ def _load_module(module: Module, path: Path) -> Module:
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
-        what = (f"missing {', '.join(missing[:5])}" if missing else "") + (f" unexpected {', '.join(extra[:5])}" if extra else "")
+        what = (f"missing {', '.join(missing[:5])}" if missing else "") + (
+            f" unexpected {', '.join(extra[:5])}" if extra else ""
+        )
         raise CheckpointError(f"{path}: tensors do not match the card's architecture ({what.strip()})")
     for k, v in expected.items():
         if tuple(tensors[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{path}: tensor {k!r} has shape {list(tensors[k].shape)}, the card's architecture needs {list(v.shape)}")
+            raise CheckpointError(
+                f"{path}: tensor {k!r} has shape {list(tensors[k].shape)}, the card's architecture needs "
+                f"{list(v.shape)}"
+            )
         if v.dtype != tensors[k].dtype:
             tensors[k] = tensors[k].to(v.dtype)
     module.load_state_dict(tensors, strict=True)
@@ -433,6 +439,9 @@ def save_weights(state: Mapping[str, torch.Tensor], path: Path, dtype: str = "fl
     from synthvu_core.storage import atomic_path
 
     cast = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    tensors = {k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous() for k, v in state.items()}
+    tensors = {
+        k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in state.items()
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))

@@ -64,7 +64,9 @@ def position_weights(card: dict[str, Any], position: str | None) -> np.ndarray:
             if levels.region(c) == wanted:
                 w[i] = max(prior[i], 1e-12)
     if w.sum() == 0:
-        raise SelectionError(f"position {pos!r} is not a class of this {scheme} generator (classes: {', '.join(classes)})")
+        raise SelectionError(
+            f"position {pos!r} is not a class of this {scheme} generator (classes: {', '.join(classes)})"
+        )
     return w / w.sum()
 
 
@@ -290,8 +292,10 @@ def write_npz_stream(
     labels = np.empty(n, dtype=np.int64)
     names = np.array(classes, dtype=str)
     done = 0
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method, compresslevel=1 if compress else None,
-                                                   allowZip64=True) as zf:
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=method, compresslevel=1 if compress else None, allowZip64=True) as zf,
+    ):
         with zf.open("images.npy", "w", force_zip64=True) as f:
             f.write(_npy_header(np.uint8, (n, *shape)))
             for start, images, lab in batches:
@@ -339,8 +343,14 @@ def export(samples: Samples, path: str | Path, card: dict[str, Any] | None = Non
     if len(samples) == 0:
         raise SelectionError("no samples to export")
     if name.endswith(".npz"):
-        return write_npz_stream(path, _uint8_batches(samples), len(samples), tuple(samples.images.shape[1:]),
-                                list(samples.classes), compress=compress)
+        return write_npz_stream(
+            path,
+            _uint8_batches(samples),
+            len(samples),
+            tuple(samples.images.shape[1:]),
+            list(samples.classes),
+            compress=compress,
+        )
     if name.endswith(".nii.gz") or name.endswith(".nii"):
         return write_nifti(samples, path, card)
     if name.endswith(".png"):
@@ -452,7 +462,9 @@ def check_writable_folder(path: Path) -> None:
         raise SynthVUError(f"{path}: cannot write into {folder} ({e.strerror or e})") from None
 
 
-def plan_export(path: str | Path, n: int, shape: tuple[int, ...], classes: list[str], batch_size: int = 256) -> ExportPlan:
+def plan_export(
+    path: str | Path, n: int, shape: tuple[int, ...], classes: list[str], batch_size: int = 256
+) -> ExportPlan:
     """Check a sampling request before any work: count, batch size, suffix, writable folder, and that the
     output fits the free disk and the peak memory fits the available memory (errors name the limit).
 
@@ -475,12 +487,16 @@ def plan_export(path: str | Path, n: int, shape: tuple[int, ...], classes: list[
     memory = forward + held
     free = shutil.disk_usage(path.parent).free
     if disk > free:
-        raise SelectionError(f"{path}: {n} VUs need about {_gib(disk)} on disk, the folder's disk has {_gib(free)} free")
+        raise SelectionError(
+            f"{path}: {n} VUs need about {_gib(disk)} on disk, the folder's disk has {_gib(free)} free"
+        )
     avail = available_memory()
     if avail is not None and memory > MEMORY_SHARE * avail:
         hint = " (.npz is written as it is sampled: use it)" if suffix != ".npz" else " (use a smaller --batch-size)"
-        raise SelectionError(f"{path}: {n} VUs at batch {b} need about {_gib(memory)} of memory, "
-                             f"{_gib(MEMORY_SHARE * avail)} is the limit ({MEMORY_SHARE:.0%} of the available){hint}")
+        raise SelectionError(
+            f"{path}: {n} VUs at batch {b} need about {_gib(memory)} of memory, "
+            f"{_gib(MEMORY_SHARE * avail)} is the limit ({MEMORY_SHARE:.0%} of the available){hint}"
+        )
     return ExportPlan(path, suffix, n, b, disk, memory)
 
 
