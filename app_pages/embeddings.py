@@ -25,20 +25,41 @@ def render(sel: frame.Selection) -> None:
 
     c1, c2 = st.columns([1, 2])
     frame.url_state("umap_colour", "colour", ["position", "source"])
-    colour_by = c1.radio("Colour by", ["position", "source"], horizontal=True, key="umap_colour",
-                         format_func=lambda v: {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}[v])
+    colour_by = c1.radio(
+        "Colour by",
+        ["position", "source"],
+        horizontal=True,
+        key="umap_colour",
+        format_func=lambda v: {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}[
+            v
+        ],
+    )
     frame.url_state("umap_real_on_top", "real_on_top", cast=bool)
-    on_top = c2.toggle("Real VUs on top", value=True, key="umap_real_on_top",
-                       help="Draw the real VUs (fewer than the synthetic ones) over the synthetic points.")
+    on_top = c2.toggle(
+        "Real VUs on top",
+        value=True,
+        key="umap_real_on_top",
+        help="Draw the real VUs (fewer than the synthetic ones) over the synthetic points.",
+    )
     if sel.public:
-        c2.caption("Public mode: real VUs are drawn as a density (dark contour lines) only; select synthetic points to see them.")
+        c2.caption(
+            "Public mode: real VUs are drawn as a density (dark contour lines) only; select synthetic points to see "
+            "them."
+        )
     fig, sources = umap_figure(rep, sel.classes, colour_by=colour_by, real_as_density=sel.public, real_on_top=on_top)
     umap_meta = rep.meta.get("umap", {})
-    st.caption(f"UMAP (n_neighbors={umap_meta.get('n_neighbors', '?')}, min_dist={umap_meta.get('min_dist', '?')}) fitted on "
-               f"{umap_meta.get('fitted_on', 'real training VUs').replace('_', ' ')}; synthetic VUs projected in. "
-               "Drag a box or lasso to select VUs.")
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), width="stretch",
-                            key=frame.key_of(sel, f"umap_chart_{colour_by}"))
+    st.caption(
+        f"UMAP (n_neighbors={umap_meta.get('n_neighbors', '?')}, min_dist={umap_meta.get('min_dist', '?')}) fitted on "
+        f"{umap_meta.get('fitted_on', 'real training VUs').replace('_', ' ')}; synthetic VUs projected in. "
+        "Drag a box or lasso to select VUs."
+    )
+    event = st.plotly_chart(
+        fig,
+        on_select="rerun",
+        selection_mode=("box", "lasso"),
+        width="stretch",
+        key=frame.key_of(sel, f"umap_chart_{colour_by}"),
+    )
     from dashboard.figures import selected_rows
 
     picked = selected_rows(list(event.selection.points) if event and event.selection else [], sources)
@@ -49,15 +70,21 @@ def render(sel: frame.Selection) -> None:
 
     syn = picked["synthetic"]
     if syn:
-        st.subheader(f"Selected synthetic VUs ({len(syn)}{', first ' + str(MAX_SHOWN) + ' shown' if len(syn) > MAX_SHOWN else ''})")
+        st.subheader(
+            "Selected synthetic VUs "
+            f"({len(syn)}{', first ' + str(MAX_SHOWN) + ' shown' if len(syn) > MAX_SHOWN else ''})"
+        )
         index = rep.array("umap/synthetic_index")
         rows = tuple(int(index[r]) for r in syn[:MAX_SHOWN])
         n_syn, seed = int(rep.meta.get("n_synthetic", len(index))), int(rep.meta.get("synthetic_seed", 0))
         images = loaders.synthetic_by_index(str(sel.path), loaders.weights_stamp(sel.path), n_syn, seed, rows)
         labels = rep.array("umap/synthetic_labels")
         names = ", ".join(sorted({sel.classes[int(labels[r])] for r in syn[:MAX_SHOWN]})) if labels is not None else ""
-        frame.show_image(montage(images, slice_index=images.shape[1] // 2, ncols=8),
-                         f"{len(rows)} selected synthetic VUs ({names}), middle slice; regenerated with seed {seed}", width="stretch")
+        frame.show_image(
+            montage(images, slice_index=images.shape[1] // 2, ncols=8),
+            f"{len(rows)} selected synthetic VUs ({names}), middle slice; regenerated with seed {seed}",
+            width="stretch",
+        )
     real = picked["real"]
     if real:
         st.subheader(f"Selected real VUs ({len(real)})")
@@ -68,8 +95,12 @@ def render(sel: frame.Selection) -> None:
         rows = np.asarray([int(index[r]) for r in real[:MAX_SHOWN]])
         images = frame.real_vus(sel, rows, key="umap_real")
         if images is not None:
-            frame.show_image(montage(images, slice_index=images.shape[1] // 2, ncols=8),
-                             f"{len(rows)} selected real VUs, middle slice", real=True, width="stretch")
+            frame.show_image(
+                montage(images, slice_index=images.shape[1] // 2, ncols=8),
+                f"{len(rows)} selected real VUs, middle slice",
+                real=True,
+                width="stretch",
+            )
 
 
 frame.run_page("Embeddings", render, needs_report=True)

@@ -32,16 +32,31 @@ def label_of(option: str) -> str:
     return option
 
 
-def samples_section(sel: frame.Selection, model: str, stamp: float, option: str, position: str | None, n: int, seed: int) -> None:
+def samples_section(
+    sel: frame.Selection, model: str, stamp: float, option: str, position: str | None, n: int, seed: int
+) -> None:
     c_slices = sel.shape[0]
     with st.spinner(f"Sampling {n} VUs at {label_of(option)} (seconds per hundred on a CPU)…", show_time=True):
         images, labels, classes = loaders.samples(model, stamp, n, position, seed)
 
-    layout = st.radio("Layout", ["one slice of every VU", "every slice, one VU per row (the study's layout)"],
-                      horizontal=True, key="gen_layout")
+    layout = st.radio(
+        "Layout",
+        ["one slice of every VU", "every slice, one VU per row (the study's layout)"],
+        horizontal=True,
+        key="gen_layout",
+    )
     if layout.startswith("one slice"):
-        k = st.slider("Slice", 1, c_slices, (c_slices + 1) // 2, key="gen_slice",
-                      help="Parasagittal slice; the middle one is the mid-sagittal plane of the vertebra.") - 1
+        k = (
+            st.slider(
+                "Slice",
+                1,
+                c_slices,
+                (c_slices + 1) // 2,
+                key="gen_slice",
+                help="Parasagittal slice; the middle one is the mid-sagittal plane of the vertebra.",
+            )
+            - 1
+        )
         grid = montage(images, slice_index=k, ncols=8)
         caption = f"{len(images)} VUs at {label_of(option)}, seed {seed}, slice {k + 1} of {c_slices}"
     else:
@@ -64,12 +79,13 @@ def samples_section(sel: frame.Selection, model: str, stamp: float, option: str,
         )
 
 
-
 def render(sel: frame.Selection) -> None:
     model, stamp = str(sel.path), loaders.weights_stamp(sel.path)
     c_slices = sel.shape[0]
-    st.caption(f"{frame.plain(sel.name)}: a {sel.card.get('scheme')} generator of "
-               f"{c_slices} × {sel.shape[1]} × {sel.shape[2]} VUs.")
+    st.caption(
+        f"{frame.plain(sel.name)}: a {sel.card.get('scheme')} generator of "
+        f"{c_slices} × {sel.shape[1]} × {sel.shape[2]} VUs."
+    )
 
     with st.form("generate"):
         cols = st.columns([2, 1, 1])
@@ -91,13 +107,20 @@ def render(sel: frame.Selection) -> None:
     opts = position_options(sel)
     cols = st.columns([2, 2, 1, 1])
     start = cols[0].selectbox("From", opts, index=0, format_func=label_of, key="interp_from")
-    end = cols[1].selectbox("To", opts, index=len(opts) - 1 if sel.card.get("scheme") != "level" else len(sel.classes) - 1,
-                            format_func=label_of, key="interp_to")
+    end = cols[1].selectbox(
+        "To",
+        opts,
+        index=len(opts) - 1 if sel.card.get("scheme") != "level" else len(sel.classes) - 1,
+        format_func=label_of,
+        key="interp_to",
+    )
     steps = cols[2].number_input("Steps", min_value=2, max_value=16, value=8, key="interp_steps")
     iseed = cols[3].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="interp_seed")
     walk = loaders.interpolation(model, stamp, position_value(start), position_value(end), int(steps), int(iseed))
     k_mid = c_slices // 2
-    frame.show_image(strip(walk[:, k_mid]), f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}", width="stretch")
+    frame.show_image(
+        strip(walk[:, k_mid]), f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}", width="stretch"
+    )
 
 
 frame.run_page("Generate", render)

@@ -78,8 +78,11 @@ def training_section(sel: frame.Selection) -> None:
     steps = [s for s, _ in shots]
     step = steps[0] if len(steps) == 1 else st.select_slider(
         "Montage at step", steps, value=steps[-1], key=frame.key_of(sel, "montage_step"))
-    frame.show_image(dict(shots)[step], f"training montage at step {step} of {tr.get('steps', '?')} (one row per class)",
-                     width="stretch")
+    frame.show_image(
+        dict(shots)[step],
+        f"training montage at step {step} of {tr.get('steps', '?')} (one row per class)",
+        width="stretch",
+    )
 
 
 def render(sel: frame.Selection | None) -> None:
@@ -89,12 +92,23 @@ def render(sel: frame.Selection | None) -> None:
         st.info("No generator found in the shipped `models/` folder or in `$SYNTHVU_MODELS`.")
     else:
         st.dataframe(
-            [{"name": g.name, "source": g.source, "architecture": g.card["architecture"].get("name"),
-              "scheme": g.card["scheme"], "classes": ", ".join(g.card["classes"]),
-              "steps": g.card["training"].get("steps"), "privacy": epsilon_text(g.card),
-              "report": "yes" if g.has_report else "no", "dataset": g.card["dataset"].get("fingerprint"),
-              "folder": g.path.name if sel is not None and sel.public else str(g.path)} for g in gens],
-            hide_index=True, width="stretch",
+            [
+                {
+                    "name": g.name,
+                    "source": g.source,
+                    "architecture": g.card["architecture"].get("name"),
+                    "scheme": g.card["scheme"],
+                    "classes": ", ".join(g.card["classes"]),
+                    "steps": g.card["training"].get("steps"),
+                    "privacy": epsilon_text(g.card),
+                    "report": "yes" if g.has_report else "no",
+                    "dataset": g.card["dataset"].get("fingerprint"),
+                    "folder": g.path.name if sel is not None and sel.public else str(g.path),
+                }
+                for g in gens
+            ],
+            hide_index=True,
+            width="stretch",
         )
     if sel is not None:
         st.subheader(f"{frame.plain(sel.name)}: card")
@@ -103,12 +117,17 @@ def render(sel: frame.Selection | None) -> None:
         st.subheader("Training data")
         recipe = ds.get("recipe") or {}
         if recipe:
-            st.write(f"Built-in spine phantom **{frame.plain(recipe.get('name'))}**: "
-                     f"{frame.plain(recipe.get('n_patients'))} patients, seed {frame.plain(recipe.get('seed'))}, "
-                     f"{frame.plain(recipe.get('contrast'))} contrast; "
-                     f"patient split {frame.plain(split_text(ds.get('split')))}.")
+            st.write(
+                f"Built-in spine phantom **{frame.plain(recipe.get('name'))}**: "
+                f"{frame.plain(recipe.get('n_patients'))} patients, seed {frame.plain(recipe.get('seed'))}, "
+                f"{frame.plain(recipe.get('contrast'))} contrast; "
+                f"patient split {frame.plain(split_text(ds.get('split')))}."
+            )
         else:
-            st.write(f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split {split_text(ds.get('split'))}.")
+            st.write(
+                f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split "
+                f"{split_text(ds.get('split'))}."
+            )
         counts = dataset_counts(sel.card)
         if counts:
             c = st.columns(3)
@@ -116,7 +135,10 @@ def render(sel: frame.Selection | None) -> None:
             c[1].metric("Patients", counts.get("patients", "—"))
             c[2].metric("Training VUs", ds.get("n_train", "—"))
             split = counts.get("per_split", {})
-            st.dataframe([{"part": k, "patients": v.get("patients"), "VUs": v.get("units")} for k, v in split.items()], hide_index=True)
+            st.dataframe(
+                [{"part": k, "patients": v.get("patients"), "VUs": v.get("units")} for k, v in split.items()],
+                hide_index=True,
+            )
             per_level = counts.get("per_level", {})
             if per_level:
                 st.bar_chart(per_level, x_label="VU", y_label="count", height=260)

@@ -22,7 +22,8 @@ def card_table(card: dict) -> dict:
         "architecture": arch.get("name", "—"),
         "conditioning": f"{card.get('scheme', '—')}: {', '.join(card.get('classes', []))}",
         "VU shape (C × H × W)": " × ".join(str(s) for s in card.get("shape", [])),
-        "training": f"{train.get('epochs', '—')} epochs, {train.get('steps', '—')} steps, batch {train.get('batch_size', '—')}, lr {train.get('lr', '—')}",
+        "training": f"{train.get('epochs', '—')} epochs, {train.get('steps', '—')} steps, batch "
+                    f"{train.get('batch_size', '—')}, lr {train.get('lr', '—')}",
         "dataset": f"{recipe.get('name') or 'your NIfTI data'} (fingerprint {ds.get('fingerprint', '—')})",
         "differential privacy": epsilon_text(card),
         "discriminator": "kept (private)" if (card.get("discriminator") or {}).get("kept") else "not kept",
@@ -39,14 +40,32 @@ def render(sel: frame.Selection | None) -> None:
     h = headline(sel.report, sel.card)
     rep = sel.report
     c = st.columns(4)
-    c[0].metric("TRTR balanced accuracy", fmt(h.trtr), help="Classifier trained on real, tested on real holdout (mean over seeds).")
-    c[1].metric("TSTR balanced accuracy", fmt(h.tstr), help="Classifier trained on synthetic, tested on real holdout (mean over seeds).")
+    c[0].metric(
+        "TRTR balanced accuracy",
+        fmt(h.trtr),
+        help="Classifier trained on real, tested on real holdout (mean over seeds).",
+    )
+    c[1].metric(
+        "TSTR balanced accuracy",
+        fmt(h.tstr),
+        help="Classifier trained on synthetic, tested on real holdout (mean over seeds).",
+    )
     if rep is not None and h.ratio is not None:
-        c[1].caption(f"TSTR / TRTR {with_ci(rep, 'utility.tstr_over_trtr')}; the study's {STUDY_RATIO:.2f} was measured on T1 trial data, "
-                     "not on this data")
-    c[2].metric("Strongest counted attack AUC", fmt(h.worst_auc),
-                help="0.5 = chance; the highest AUC among the attacks on the released samples that have power on this data.")
-    c[3].metric("DP ε", "∞" if h.epsilon is None else f"{h.epsilon:.2f}", help="Differential privacy budget (lower = stronger guarantee).")
+        c[1].caption(
+            f"TSTR / TRTR {with_ci(rep, 'utility.tstr_over_trtr')}; the study's {STUDY_RATIO:.2f} was measured on T1 "
+            "trial data, "
+            "not on this data"
+        )
+    c[2].metric(
+        "Strongest counted attack AUC",
+        fmt(h.worst_auc),
+        help="0.5 = chance; the highest AUC among the attacks on the released samples that have power on this data.",
+    )
+    c[3].metric(
+        "DP ε",
+        "∞" if h.epsilon is None else f"{h.epsilon:.2f}",
+        help="Differential privacy budget (lower = stronger guarantee).",
+    )
     if rep is None:
         frame.report_missing(sel)
     else:

@@ -23,13 +23,20 @@ N_PAIRS = 8
 SPACE_NAMES = {"pixel": "pixel", "embedding": "embedding (encoder fitted on reference patients)",
                "umap": "UMAP (2-D, fitted on reference patients)"}
 DESIGN = (
-    "**How to read this page.** Members are the VUs of **training patients**, non-members those of **held-out patients** "
-    "of the same source, with equal numbers of patients and of VUs per patient on both sides. Every space an attack uses "
-    "(the embedding encoder, the attack UMAP, DOMIAS's reference density) is fitted on **reference patients only**, one half "
-    "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5. The **graded controls** mix "
-    "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples: an attack counts in a verdict only where "
-    "it detects the 5% mixture (AUC CI above 0.5), the others have *no power on this data*. TPR at a false-positive rate is "
-    "shown only with at least 10 expected false positives, otherwise *not estimable*. CIs are 95% patient-bootstrap intervals; "
+    "**How to read this page.** Members are the VUs of **training patients**, non-members those of **held-out "
+    "patients** "
+    "of the same source, with equal numbers of patients and of VUs per patient on both sides. Every space an attack "
+    "uses "
+    "(the embedding encoder, the attack UMAP, DOMIAS's reference density) is fitted on **reference patients only**, "
+    "one half "
+    "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5. The **graded controls** "
+    "mix "
+    "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples: an attack counts in a verdict only "
+    "where "
+    "it detects the 5% mixture (AUC CI above 0.5), the others have *no power on this data*. TPR at a false-positive "
+    "rate is "
+    "shown only with at least 10 expected false positives, otherwise *not estimable*. CIs are 95% patient-bootstrap "
+    "intervals; "
     "p-values come from permuting membership between patients. **Verdict (a)** reads the released samples: the study's "
     "pairwise pixel attack (pre-specified primary) and the strongest other attack with power (max-statistic adjusted), "
     "combined by Holm. **Verdict (b)** reads the white-box discriminator attack alone."
@@ -58,12 +65,16 @@ def render(sel: frame.Selection) -> None:
     if power:
         st.dataframe(power, hide_index=True, width="stretch")
     else:
-        st.caption("This report has no graded controls (run `python -m synthvu_core evaluate MODEL --controls`): "
-                   "the attacks' power is unchecked.")
+        st.caption(
+            "This report has no graded controls (run `python -m synthvu_core evaluate MODEL --controls`): "
+            "the attacks' power is unchecked."
+        )
     indep = independent_rows(rep)
     if indep:
-        st.caption("Independent (negative) control: trained on reference patients outside both candidate groups; "
-                   "its AUC CI must cover 0.5 wherever an attack counts.")
+        st.caption(
+            "Independent (negative) control: trained on reference patients outside both candidate groups; "
+            "its AUC CI must cover 0.5 wherever an attack counts."
+        )
         st.dataframe(indep, hide_index=True, width="stretch")
 
     st.subheader("Every attack")
@@ -74,8 +85,13 @@ def render(sel: frame.Selection) -> None:
         return
     st.dataframe(number_table(rows), hide_index=True, width="stretch")
     st.caption("AUC 0.5, TPR 0.01 at 1% FPR and top-k share 0.5 are chance.")
-    skipped = sorted({f"{k.split('.')[1]} / {k.split('.')[2]}: {why}" for k, why in rep.meta.get("missing", {}).items()
-                      if k.startswith("privacy.") and k.endswith((".auc", ".tpr_at_1pct_fpr")) and k.split(".")[1] != "worst"})
+    skipped = sorted(
+        {
+            f"{k.split('.')[1]} / {k.split('.')[2]}: {why}"
+            for k, why in rep.meta.get("missing", {}).items()
+            if k.startswith("privacy.") and k.endswith((".auc", ".tpr_at_1pct_fpr")) and k.split(".")[1] != "worst"
+        }
+    )
     if skipped:
         with st.expander(f"Not measured or not estimable ({len(skipped)})"):
             for s in skipped:
@@ -126,9 +142,14 @@ def closest_pairs(sel: frame.Selection) -> None:
     dist = rep.array("privacy/closest/distance")
     cand = rep.array("privacy/closest/candidate_index")
     member = rep.array("candidates/is_member")
-    kinds = ["training" if member is not None and cand is not None and member[int(c)] else "held-out" for c in (cand if cand is not None else [])]
-    st.caption(f"The {min(N_PAIRS, len(dist))} candidates nearest to a synthetic VU: "
-               + ", ".join(f"{k} ({d:.1f})" for k, d in zip(kinds[:N_PAIRS], dist[:N_PAIRS])))
+    kinds = [
+        "training" if member is not None and cand is not None and member[int(c)] else "held-out"
+        for c in (cand if cand is not None else [])
+    ]
+    st.caption(
+        f"The {min(N_PAIRS, len(dist))} candidates nearest to a synthetic VU: "
+        + ", ".join(f"{k} ({d:.1f})" for k, d in zip(kinds[:N_PAIRS], dist[:N_PAIRS]))
+    )
     syn_rows = tuple(int(i) for i in rep.array("privacy/closest/synthetic_index")[:N_PAIRS])
     n_syn, seed = int(rep.meta.get("n_synthetic", max(syn_rows) + 1)), int(rep.meta.get("synthetic_seed", 0))
     syn = loaders.synthetic_by_index(str(sel.path), loaders.weights_stamp(sel.path), n_syn, seed, syn_rows)
@@ -138,8 +159,15 @@ def closest_pairs(sel: frame.Selection) -> None:
     real = frame.real_vus(sel, np.asarray(real_rows[:N_PAIRS]), key="closest_real") if real_rows is not None else None
     mid = syn.shape[1] // 2
     if real is not None:
-        frame.show_image(montage(real, slice_index=mid, ncols=N_PAIRS), "nearest candidates, middle slice", real=True, width="stretch")
-    frame.show_image(montage(syn, slice_index=mid, ncols=N_PAIRS), "their closest synthetic VUs, middle slice", width="stretch")
+        frame.show_image(
+            montage(real, slice_index=mid, ncols=N_PAIRS),
+            "nearest candidates, middle slice",
+            real=True,
+            width="stretch",
+        )
+    frame.show_image(
+        montage(syn, slice_index=mid, ncols=N_PAIRS), "their closest synthetic VUs, middle slice", width="stretch"
+    )
 
 
 frame.run_page("Privacy", render, needs_report=True)

@@ -38,17 +38,30 @@ def _frontier(rows: list[dict]) -> None:
     st.subheader("Privacy-utility frontier")
     st.plotly_chart(frontier_figure(mine), width="stretch", key="frontier")
     st.dataframe(
-        [{"generator": r["name"], "route": r["route"], "ε (patient)": "∞ (no DP)" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-          "δ": "—" if r["delta"] is None else f"{r['delta']:.0e}",
-          "TSTR/TRTR": fmt(r["ratio"]) + (f" [{fmt(r['ratio_lo'])}, {fmt(r['ratio_hi'])}]" if r.get("ratio_lo") is not None else ""),
-          "worst AUC": fmt(r["risk"]) + (f" [{fmt(r['risk_lo'])}, {fmt(r['risk_hi'])}]" if r.get("risk_lo") is not None else ""),
-          "worst TPR @ 1% FPR": fmt(r["tpr1"])}
-         for r in sorted(mine, key=lambda r: (r["route"], r["epsilon"] if r["epsilon"] is not None else float("inf")))],
-        hide_index=True, width="stretch",
+        [
+            {
+                "generator": r["name"],
+                "route": r["route"],
+                "ε (patient)": "∞ (no DP)" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+                "δ": "—" if r["delta"] is None else f"{r['delta']:.0e}",
+                "TSTR/TRTR": fmt(r["ratio"])
+                + (f" [{fmt(r['ratio_lo'])}, {fmt(r['ratio_hi'])}]" if r.get("ratio_lo") is not None else ""),
+                "worst AUC": fmt(r["risk"])
+                + (f" [{fmt(r['risk_lo'])}, {fmt(r['risk_hi'])}]" if r.get("risk_lo") is not None else ""),
+                "worst TPR @ 1% FPR": fmt(r["tpr1"]),
+            }
+            for r in sorted(
+                mine, key=lambda r: (r["route"], r["epsilon"] if r["epsilon"] is not None else float("inf"))
+            )
+        ],
+        hide_index=True,
+        width="stretch",
     )
     n = next((r["n_patients"] for r in private if r["n_patients"]), None)
-    st.caption(f"Every DP generator here protects a patient ({n} train patients); dashed lines are generators trained "
-               "without DP on the same data and schedule. Intervals are the reports' 95% intervals where they have one.")
+    st.caption(
+        f"Every DP generator here protects a patient ({n} train patients); dashed lines are generators trained "
+        "without DP on the same data and schedule. Intervals are the reports' 95% intervals where they have one."
+    )
 
 
 def render(_sel: frame.Selection | None) -> None:
@@ -65,33 +78,67 @@ def render(_sel: frame.Selection | None) -> None:
             continue
         h = headline(view, info.card)
         frontier.append(_frontier_row(info, view))
-        rows.append({"name": info.name, "tstr": h.tstr, "trtr": h.trtr, "worst_auc": h.worst_auc,
-                     "worst_tpr1": h.worst_tpr1, "epsilon": epsilon_of(info.card, view)})
+        rows.append(
+            {
+                "name": info.name,
+                "tstr": h.tstr,
+                "trtr": h.trtr,
+                "worst_auc": h.worst_auc,
+                "worst_tpr1": h.worst_tpr1,
+                "epsilon": epsilon_of(info.card, view),
+            }
+        )
         if st.session_state.get("tradeoff_controls"):
             for cname, cview in view.controls.items():
                 ch = headline(cview)
-                rows.append({"name": f"{info.name}: {cname} control", "tstr": ch.tstr, "worst_auc": ch.worst_auc,
-                             "worst_tpr1": ch.worst_tpr1, "epsilon": None, "control": True})
+                rows.append(
+                    {
+                        "name": f"{info.name}: {cname} control",
+                        "tstr": ch.tstr,
+                        "worst_auc": ch.worst_auc,
+                        "worst_tpr1": ch.worst_tpr1,
+                        "epsilon": None,
+                        "control": True,
+                    }
+                )
     _frontier(frontier)
     st.subheader("Every generator")
     if not rows:
-        st.info("No generator has a report yet: compute one (Overview page, or `python -m synthvu_core evaluate MODEL`).")
+        st.info(
+            "No generator has a report yet: compute one (Overview page, or `python -m synthvu_core evaluate MODEL`)."
+        )
     else:
         c1, c2 = st.columns([2, 1])
         frame.url_state("tradeoff_axis", "risk", ["worst_auc", "worst_tpr1"])
-        key = c1.radio("Privacy risk", ["worst_auc", "worst_tpr1"], horizontal=True, key="tradeoff_axis",
-                       format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k])
+        key = c1.radio(
+            "Privacy risk",
+            ["worst_auc", "worst_tpr1"],
+            horizontal=True,
+            key="tradeoff_axis",
+            format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k],
+        )
         c2.toggle("Show the controls", key="tradeoff_controls")
         trtrs = [r["trtr"] for r in rows if r.get("trtr") is not None]
         st.plotly_chart(tradeoff_figure(rows, key, trtr=trtrs[0] if trtrs else None), width="stretch", key="tradeoff")
         st.dataframe(
-            [{"generator": r["name"], "TSTR": fmt(r["tstr"]), "worst AUC": fmt(r["worst_auc"]),
-              "worst TPR @ 1% FPR": fmt(r["worst_tpr1"]), "DP ε": "—" if r["epsilon"] is None else f"{r['epsilon']:.2f}"}
-             for r in rows],
-            hide_index=True, width="stretch",
+            [
+                {
+                    "generator": r["name"],
+                    "TSTR": fmt(r["tstr"]),
+                    "worst AUC": fmt(r["worst_auc"]),
+                    "worst TPR @ 1% FPR": fmt(r["worst_tpr1"]),
+                    "DP ε": "—" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+                }
+                for r in rows
+            ],
+            hide_index=True,
+            width="stretch",
         )
-        st.caption("Diamonds were trained with differential privacy (ε in the legend); circles without. Lower is more private, "
-                   "further right is more useful. A DP guarantee bounds every attack, including ones not run here.")
+        st.caption(
+            "Diamonds were trained with differential privacy (ε in the legend); circles without. Lower is more "
+            "private, "
+            "further right is more useful. A DP guarantee bounds every attack, including ones not run here."
+        )
     for s in skipped:
         st.caption(s)
 

@@ -13,17 +13,22 @@ def render(sel: frame.Selection) -> None:
     st.markdown(
         "One classifier definition predicts the VU position; it is trained on real or synthetic VUs and tested on "
         "real or synthetic ones. **TSTR close to TRTR** means the synthetic VUs carry what the real ones teach. "
-        "Every number is the **mean over classifier seeds with its 95% CI** (Student t; the TSTR training subset is drawn "
-        "with the same seed). TRTR, the holdout set and the TSTR training size belong to the dataset, so every generator "
+        "Every number is the **mean over classifier seeds with its 95% CI** (Student t; the TSTR training subset is "
+        "drawn "
+        "with the same seed). TRTR, the holdout set and the TSTR training size belong to the dataset, so every "
+        "generator "
         "of one dataset is compared against the same TRTR. The published study reports "
-        f"TRTR {STUDY_TRTR:.3f}, TSTR {STUDY_TSTR:.3f} (ratio {STUDY_RATIO:.2f}) on T1 trial data; a ratio on other data (the phantom included) is not the study's ratio."
+        f"TRTR {STUDY_TRTR:.3f}, TSTR {STUDY_TSTR:.3f} (ratio {STUDY_RATIO:.2f}) on T1 trial data; a ratio on other "
+        "data (the phantom included) is not the study's ratio."
     )
     cols = st.columns(4)
     for col, s in zip(cols, UTILITY_SETTINGS):
         key = f"utility.{s}.balanced_accuracy"
         col.metric(s.upper(), fmt(rep.scalar(key)), help=rep.definitions.get(key) or SETTING_NAMES[s])
         col.caption(with_ci(rep, key))
-    cols[3].metric("TSTR / TRTR", fmt(rep.scalar("utility.tstr_over_trtr"), 3), help=rep.definitions.get("utility.tstr_over_trtr"))
+    cols[3].metric(
+        "TSTR / TRTR", fmt(rep.scalar("utility.tstr_over_trtr"), 3), help=rep.definitions.get("utility.tstr_over_trtr")
+    )
     cols[3].caption(with_ci(rep, "utility.tstr_over_trtr"))
     st.dataframe(utility_rows(rep), hide_index=True, width="stretch")
     st.plotly_chart(utility_figure(rep), width="stretch", key="utility_bars")
@@ -47,8 +52,15 @@ def render(sel: frame.Selection) -> None:
         with st.expander("Notes"):
             u = rep.meta.get("utility") or {}
             if rep.meta.get("tstr_train_size"):
-                st.write(f"TSTR classifier trained on {rep.meta['tstr_train_size']} synthetic VUs per seed"
-                         + (f"; seeds {u['seeds']}; holdout {u.get('n_holdout')} VUs of {u.get('holdout_patients')} patients." if u else "."))
+                st.write(
+                    f"TSTR classifier trained on {rep.meta['tstr_train_size']} synthetic VUs per seed"
+                    + (
+                        f"; seeds {u['seeds']}; holdout {u.get('n_holdout')} VUs of {u.get('holdout_patients')} "
+                        "patients."
+                        if u
+                        else "."
+                    )
+                )
             st.write("Confusion matrices and recall are pooled over the seeds.")
             for k, v in notes.items():
                 st.write(f"{k}: {v}")

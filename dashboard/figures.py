@@ -18,8 +18,24 @@ import plotly.graph_objects as go
 from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present
 
 FONT_SIZE = 16
-REGION_COLOURS = {"C": ("#a6cee3", "#1f78b4"), "T": ("#b2df8a", "#33a02c"), "L": ("#fb9a99", "#e31a1c"), "S": ("#fdbf6f", "#ff7f00")}
-QUALITATIVE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+REGION_COLOURS = {
+    "C": ("#a6cee3", "#1f78b4"),
+    "T": ("#b2df8a", "#33a02c"),
+    "L": ("#fb9a99", "#e31a1c"),
+    "S": ("#fdbf6f", "#ff7f00"),
+}
+QUALITATIVE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 ATTACK_COLOURS = {"pairwise": "#1f77b4", "distribution": "#ff7f0e", "domias": "#2ca02c", "discriminator": "#d62728"}
 SETTING_COLOURS = {"trtr": "#7f7f7f", "tstr": "#1f77b4", "trts": "#9467bd"}
 MEMBER_COLOURS = {"train (members)": "#1f77b4", "holdout (non-members)": "#ff7f0e"}
@@ -115,9 +131,14 @@ def umap_figure(
         for trace, r in _point_traces(scatter, kind, xy, labels, rows, classes, colour_by):
             fig.add_trace(trace)
             sources.append(TraceSource(kind, np.asarray(r)))
-    _layout(fig, "UMAP of real and synthetic VUs (fitted on real training VUs)", height=620,
-            dragmode="select", xaxis={"title": "UMAP 1", "showticklabels": False},
-            yaxis={"title": "UMAP 2", "showticklabels": False})
+    _layout(
+        fig,
+        "UMAP of real and synthetic VUs (fitted on real training VUs)",
+        height=620,
+        dragmode="select",
+        xaxis={"title": "UMAP 1", "showticklabels": False},
+        yaxis={"title": "UMAP 2", "showticklabels": False},
+    )
     return fig, sources
 
 
@@ -125,19 +146,39 @@ def _density_trace(xy: np.ndarray) -> go.Contour:
     """Real VUs as a density: counts per cell (small cells blanked), dark contour lines that stay visible."""
     gx, gy, z = density_grid(xy)
     return go.Contour(
-        x=gx, y=gy, z=z, name="real VUs (density)", colorscale=[[0, "#555555"], [1, "#000000"]], showscale=False,
-        contours={"coloring": "lines", "start": MIN_CELL_COUNT, "end": float(max(z.max(), MIN_CELL_COUNT + 1)),
-                  "size": max(1.0, float(z.max() - MIN_CELL_COUNT) / 6)},
-        line={"width": 2.5}, hoverinfo="skip", showlegend=True,
+        x=gx,
+        y=gy,
+        z=z,
+        name="real VUs (density)",
+        colorscale=[[0, "#555555"], [1, "#000000"]],
+        showscale=False,
+        contours={
+            "coloring": "lines",
+            "start": MIN_CELL_COUNT,
+            "end": float(max(z.max(), MIN_CELL_COUNT + 1)),
+            "size": max(1.0, float(z.max() - MIN_CELL_COUNT) / 6),
+        },
+        line={"width": 2.5},
+        hoverinfo="skip",
+        showlegend=True,
     )
 
 
-def _point_traces(scatter: Any, kind: str, xy: np.ndarray, labels: np.ndarray, rows: np.ndarray,
-                  classes: Sequence[str], colour_by: str) -> list[tuple[Any, np.ndarray]]:
+def _point_traces(
+    scatter: Any,
+    kind: str,
+    xy: np.ndarray,
+    labels: np.ndarray,
+    rows: np.ndarray,
+    classes: Sequence[str],
+    colour_by: str,
+) -> list[tuple[Any, np.ndarray]]:
     """One marker trace per class (or one per kind with ``colour_by="source"``); real VUs are larger
     diamonds with a dark outline, so they read on top of the many synthetic circles."""
     colours = class_colours(classes)
-    groups = [(None, rows)] if colour_by == "source" else [(k, rows[labels[rows] == k]) for k in np.unique(labels[rows])]
+    groups = (
+        [(None, rows)] if colour_by == "source" else [(k, rows[labels[rows] == k]) for k in np.unique(labels[rows])]
+    )
     out = []
     for k, r in groups:
         if len(r) == 0:
@@ -149,14 +190,27 @@ def _point_traces(scatter: Any, kind: str, xy: np.ndarray, labels: np.ndarray, r
             light, dark = colours.get(cname, ("#9e9e9e", "#444444"))
             name, colour = f"{cname} {kind}", (light if kind == "real" else dark)
         real = kind == "real"
-        marker = {"size": 8 if real else 5, "color": colour, "opacity": 0.9 if real else 0.6,
-                  "symbol": "diamond" if real else "circle",
-                  "line": {"width": 1, "color": "#111111"} if real else {"width": 0}}
-        out.append((scatter(
-            x=xy[r, 0], y=xy[r, 1], mode="markers", name=name, marker=marker,
-            customdata=np.stack([np.full(len(r), 0 if real else 1), r], axis=1),
-            hovertemplate=f"{name}<br>#%{{customdata[1]}}<extra></extra>",
-        ), r))
+        marker = {
+            "size": 8 if real else 5,
+            "color": colour,
+            "opacity": 0.9 if real else 0.6,
+            "symbol": "diamond" if real else "circle",
+            "line": {"width": 1, "color": "#111111"} if real else {"width": 0},
+        }
+        out.append(
+            (
+                scatter(
+                    x=xy[r, 0],
+                    y=xy[r, 1],
+                    mode="markers",
+                    name=name,
+                    marker=marker,
+                    customdata=np.stack([np.full(len(r), 0 if real else 1), r], axis=1),
+                    hovertemplate=f"{name}<br>#%{{customdata[1]}}<extra></extra>",
+                ),
+                r,
+            )
+        )
     return out
 
 
@@ -188,9 +242,21 @@ def utility_figure(view: ReportView) -> go.Figure:
         names.append(SETTING_NAMES[s])
         values.append(np.nan if v is None else v)
         text.append("—" if v is None else f"{v:.3f}")
-    fig = go.Figure(go.Bar(x=names, y=values, text=text, textposition="outside", marker_color=[SETTING_COLOURS[s] for s in UTILITY_SETTINGS]))
-    return _layout(fig, "Balanced accuracy of the VU-position classifier", height=420,
-                   yaxis={"title": "balanced accuracy", "range": [0, 1.08]})
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            text=text,
+            textposition="outside",
+            marker_color=[SETTING_COLOURS[s] for s in UTILITY_SETTINGS],
+        )
+    )
+    return _layout(
+        fig,
+        "Balanced accuracy of the VU-position classifier",
+        height=420,
+        yaxis={"title": "balanced accuracy", "range": [0, 1.08]},
+    )
 
 
 def confusion_figure(view: ReportView, setting: str, classes: Sequence[str]) -> go.Figure | None:
@@ -204,14 +270,26 @@ def confusion_figure(view: ReportView, setting: str, classes: Sequence[str]) -> 
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     fig = go.Figure(
         go.Heatmap(
-            z=norm, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, customdata=cm,
-            text=np.vectorize(lambda v: f"{v:.2f}")(norm), texttemplate="%{text}" if len(names) <= 12 else None,
+            z=norm,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            customdata=cm,
+            text=np.vectorize(lambda v: f"{v:.2f}")(norm),
+            texttemplate="%{text}" if len(names) <= 12 else None,
             hovertemplate="true %{y}, predicted %{x}<br>share %{z:.3f}, count %{customdata:.0f}<extra></extra>",
             colorbar={"title": "share"},
         )
     )
-    return _layout(fig, SETTING_NAMES.get(setting, setting), height=420,
-                   xaxis={"title": "predicted"}, yaxis={"title": "true", "autorange": "reversed"})
+    return _layout(
+        fig,
+        SETTING_NAMES.get(setting, setting),
+        height=420,
+        xaxis={"title": "predicted"},
+        yaxis={"title": "true", "autorange": "reversed"},
+    )
 
 
 def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
@@ -222,11 +300,19 @@ def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
         if rec is None:
             continue
         rec = np.asarray(rec, dtype=float)
-        fig.add_trace(go.Bar(name=s.upper(), x=[_class_name(classes, i) for i in range(len(rec))], y=rec,
-                             marker_color=SETTING_COLOURS[s]))
+        fig.add_trace(
+            go.Bar(
+                name=s.upper(),
+                x=[_class_name(classes, i) for i in range(len(rec))],
+                y=rec,
+                marker_color=SETTING_COLOURS[s],
+            )
+        )
     if not fig.data:
         return None
-    return _layout(fig, "Recall per position", height=420, barmode="group", yaxis={"title": "recall", "range": [0, 1.05]})
+    return _layout(
+        fig, "Recall per position", height=420, barmode="group", yaxis={"title": "recall", "range": [0, 1.05]}
+    )
 
 
 # ---- privacy -----------------------------------------------------------------------------------
@@ -241,15 +327,31 @@ def roc_figure(view: ReportView, space: str, log_fpr: bool = False) -> go.Figure
             continue
         auc = view.scalar(f"privacy.{a}.{sp}.auc")
         name = f"{a} (AUC {auc:.3f})" if auc is not None else a
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=name, line={"color": ATTACK_COLOURS.get(a), "width": 3}))
+        fig.add_trace(
+            go.Scatter(x=fpr, y=tpr, mode="lines", name=name, line={"color": ATTACK_COLOURS.get(a), "width": 3})
+        )
     if not fig.data:
         return None
     lo = 1e-3 if log_fpr else 0.0
     fig.add_trace(go.Scatter(x=[lo, 1], y=[lo, 1], mode="lines", name="chance", line={"color": "#999", "dash": "dash"}))
-    xaxis = {"title": "false positive rate", "type": "log", "range": [-3, 0]} if log_fpr else {"title": "false positive rate", "range": [0, 1]}
-    yaxis = {"title": "true positive rate", "type": "log", "range": [-3, 0]} if log_fpr else {"title": "true positive rate", "range": [0, 1]}
-    return _layout(fig, f"Membership attacks, {space} space", height=460, xaxis=xaxis, yaxis=yaxis,
-                   legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"})
+    xaxis = (
+        {"title": "false positive rate", "type": "log", "range": [-3, 0]}
+        if log_fpr
+        else {"title": "false positive rate", "range": [0, 1]}
+    )
+    yaxis = (
+        {"title": "true positive rate", "type": "log", "range": [-3, 0]}
+        if log_fpr
+        else {"title": "true positive rate", "range": [0, 1]}
+    )
+    return _layout(
+        fig,
+        f"Membership attacks, {space} space",
+        height=460,
+        xaxis=xaxis,
+        yaxis=yaxis,
+        legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
+    )
 
 
 def member_mask(view: ReportView) -> np.ndarray | None:
@@ -265,12 +367,30 @@ def ratio_histogram(view: ReportView, space: str) -> go.Figure | None:
         return None
     ratio = np.asarray(ratio, dtype=float)
     fig = go.Figure()
-    bins = {"start": float(np.nanmin(ratio)), "end": float(np.nanmax(ratio)), "size": max(float(np.nanmax(ratio) - np.nanmin(ratio)) / 40, 1e-6)}
+    bins = {
+        "start": float(np.nanmin(ratio)),
+        "end": float(np.nanmax(ratio)),
+        "size": max(float(np.nanmax(ratio) - np.nanmin(ratio)) / 40, 1e-6),
+    }
     for name, mask in (("train (members)", member), ("holdout (non-members)", ~member)):
-        fig.add_trace(go.Histogram(x=ratio[mask], name=name, histnorm="probability density", xbins=bins, opacity=0.55,
-                                   marker_color=MEMBER_COLOURS[name]))
-    return _layout(fig, f"Min distance as ratio of the median ({space} space)", height=400, barmode="overlay",
-                   xaxis={"title": "d_min / median distance to synthetic VUs"}, yaxis={"title": "density"})
+        fig.add_trace(
+            go.Histogram(
+                x=ratio[mask],
+                name=name,
+                histnorm="probability density",
+                xbins=bins,
+                opacity=0.55,
+                marker_color=MEMBER_COLOURS[name],
+            )
+        )
+    return _layout(
+        fig,
+        f"Min distance as ratio of the median ({space} space)",
+        height=400,
+        barmode="overlay",
+        xaxis={"title": "d_min / median distance to synthetic VUs"},
+        yaxis={"title": "density"},
+    )
 
 
 def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = True) -> go.Figure | None:
@@ -291,17 +411,29 @@ def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = T
         means = [float(np.nanmean(scores[(patient == p) & (member == want)])) for p in ids]
         fig.add_trace(
             go.Box(
-                y=means, name=name, boxpoints="all", jitter=0.4, pointpos=0, marker_color=MEMBER_COLOURS[name],
+                y=means,
+                name=name,
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker_color=MEMBER_COLOURS[name],
                 text=ids if show_ids else None,
                 hovertemplate=("patient %{text}<br>" if show_ids else "") + "mean score %{y:.4f}<extra></extra>",
             )
         )
-    return _layout(fig, f"Patient level: mean {attack} score per patient ({space} space)", height=420,
-                   yaxis={"title": "mean attack score (higher = more likely member)"}, showlegend=False)
+    return _layout(
+        fig,
+        f"Patient level: mean {attack} score per patient ({space} space)",
+        height=420,
+        yaxis={"title": "mean attack score (higher = more likely member)"},
+        showlegend=False,
+    )
 
 
 # ---- trade-offs --------------------------------------------------------------------------------
-def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_auc", trtr: float | None = None) -> go.Figure:
+def tradeoff_figure(
+    rows: Sequence[dict[str, Any]], privacy_key: str = "worst_auc", trtr: float | None = None
+) -> go.Figure:
     """Every generator on one chart: utility (TSTR) against privacy risk, DP ε in the legend.
 
     Each generator is a marker with its own colour, named in the legend (``name · no DP`` or
@@ -309,7 +441,9 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
     level are legend entries too. ``rows``: dicts with ``name``, ``tstr``, ``worst_auc``,
     ``worst_tpr1``, ``epsilon`` (``control`` for the controls).
     """
-    label = {"worst_auc": "worst attack AUC (0.5 = chance)", "worst_tpr1": "worst TPR at 1% FPR (0.01 = chance)"}[privacy_key]
+    label = {"worst_auc": "worst attack AUC (0.5 = chance)", "worst_tpr1": "worst TPR at 1% FPR (0.01 = chance)"}[
+        privacy_key
+    ]
     fig = go.Figure()
     colour_of: dict[str, str] = {}
     for r in rows:  # one colour per generator; its controls (named "<generator>: <kind> control") share it
@@ -322,12 +456,22 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
         eps = r.get("epsilon")
         tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
         colour = colour_of.get(str(r["name"]).split(":")[0], "#a0aec0")
-        symbol = ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
+        symbol = (
+            ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
+        )
         fig.add_trace(
             go.Scatter(
-                x=[x], y=[y], mode="markers", name=f"{r['name']} · {tag}",
-                marker={"size": 14 if r.get("control") else 18, "color": colour, "symbol": symbol,
-                        "opacity": 0.7 if r.get("control") else 1.0, "line": {"width": 1, "color": "#333"}},
+                x=[x],
+                y=[y],
+                mode="markers",
+                name=f"{r['name']} · {tag}",
+                marker={
+                    "size": 14 if r.get("control") else 18,
+                    "color": colour,
+                    "symbol": symbol,
+                    "opacity": 0.7 if r.get("control") else 1.0,
+                    "line": {"width": 1, "color": "#333"},
+                },
                 hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
             )
         )
@@ -335,16 +479,43 @@ def tradeoff_figure(rows: Sequence[dict[str, Any]], privacy_key: str = "worst_au
     xs = [r["tstr"] for r in rows if r.get("tstr") is not None] + ([trtr] if trtr is not None else [])
     x_range = [max(0.0, min(xs, default=0.0) - 0.1), 1.02]
     y_range = [0.4, 1.04] if privacy_key == "worst_auc" else [0.0, 1.04]
-    fig.add_trace(go.Scatter(x=x_range, y=[chance, chance], mode="lines", name=f"chance ({chance:g})",
-                             line={"dash": "dash", "color": "#999"}, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=x_range,
+            y=[chance, chance],
+            mode="lines",
+            name=f"chance ({chance:g})",
+            line={"dash": "dash", "color": "#999"},
+            hoverinfo="skip",
+        )
+    )
     if trtr is not None:
-        fig.add_trace(go.Scatter(x=[trtr, trtr], y=y_range, mode="lines", name=f"TRTR (real data): {trtr:.3f}",
-                                 line={"dash": "dot", "color": "#555"}, hoverinfo="skip"))
-    return _layout(fig, "Privacy against utility: lower and further right is better", height=560,
-                   xaxis={"title": "utility: TSTR balanced accuracy", "range": x_range},
-                   yaxis={"title": "privacy risk: " + label, "range": y_range}, showlegend=True,
-                   legend={"font": {"size": FONT_SIZE - 1}, "orientation": "v", "x": 1.02, "y": 1.0,
-                           "xanchor": "left", "title": {"text": "generator · privacy"}})
+        fig.add_trace(
+            go.Scatter(
+                x=[trtr, trtr],
+                y=y_range,
+                mode="lines",
+                name=f"TRTR (real data): {trtr:.3f}",
+                line={"dash": "dot", "color": "#555"},
+                hoverinfo="skip",
+            )
+        )
+    return _layout(
+        fig,
+        "Privacy against utility: lower and further right is better",
+        height=560,
+        xaxis={"title": "utility: TSTR balanced accuracy", "range": x_range},
+        yaxis={"title": "privacy risk: " + label, "range": y_range},
+        showlegend=True,
+        legend={
+            "font": {"size": FONT_SIZE - 1},
+            "orientation": "v",
+            "x": 1.02,
+            "y": 1.0,
+            "xanchor": "left",
+            "title": {"text": "generator · privacy"},
+        },
+    )
 
 
 # ---- training record ---------------------------------------------------------------------------
@@ -368,27 +539,39 @@ def throughput_column(log: dict[str, np.ndarray]) -> str | None:
 
 
 # ---- privacy-utility frontier -----------------------------------------------------------------------
-ROUTE_STYLE = {"pretrained": ("#1f77b4", "public pretraining + DP fine-tuning"), "scratch": ("#d62728", "DP from scratch")}
+ROUTE_STYLE = {
+    "pretrained": ("#1f77b4", "public pretraining + DP fine-tuning"),
+    "scratch": ("#d62728", "DP from scratch"),
+}
 
 
 def _frontier_trace(rows: Sequence[dict[str, Any]], key: str, route: str, showlegend: bool) -> go.Scatter:
     """One route's DP generators: ``key`` against ε, with ``key_lo``/``key_hi`` as error bars where given."""
-    pts = sorted((r for r in rows if r.get("route") == route and r.get("epsilon") is not None and r.get(key) is not None),
-                 key=lambda r: r["epsilon"])
+    pts = sorted(
+        (r for r in rows if r.get("route") == route and r.get("epsilon") is not None and r.get(key) is not None),
+        key=lambda r: r["epsilon"],
+    )
     colour, label = ROUTE_STYLE.get(route, ("#555", route))
     lo = [r[key] - r[key + "_lo"] if r.get(key + "_lo") is not None else 0.0 for r in pts]
     hi = [r[key + "_hi"] - r[key] if r.get(key + "_hi") is not None else 0.0 for r in pts]
     return go.Scatter(
-        x=[r["epsilon"] for r in pts], y=[r[key] for r in pts], mode="lines+markers", name=label, legendgroup=route,
-        showlegend=showlegend, marker={"size": 12, "color": colour}, line={"color": colour},
+        x=[r["epsilon"] for r in pts],
+        y=[r[key] for r in pts],
+        mode="lines+markers",
+        name=label,
+        legendgroup=route,
+        showlegend=showlegend,
+        marker={"size": 12, "color": colour},
+        line={"color": colour},
         error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "visible": any(lo) or any(hi)},
         customdata=[[r["name"]] for r in pts],
         hovertemplate="%{customdata[0]}<br>ε %{x:.2f}<br>%{y:.3f}<extra></extra>",
     )
 
 
-def frontier_figure(rows: Sequence[dict[str, Any]], risk_label: str = "worst attack AUC (0.5 = chance)",
-                    chance: float = 0.5) -> go.Figure:
+def frontier_figure(
+    rows: Sequence[dict[str, Any]], risk_label: str = "worst attack AUC (0.5 = chance)", chance: float = 0.5
+) -> go.Figure:
     """Utility and privacy risk against the patient-level ε, one curve per training route.
 
     ``rows``: dicts with ``name``, ``epsilon`` (None = trained without DP: drawn as a dashed line),
@@ -397,20 +580,41 @@ def frontier_figure(rows: Sequence[dict[str, Any]], risk_label: str = "worst att
     """
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("utility: TSTR / TRTR", "privacy risk: " + risk_label))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("utility: TSTR / TRTR", "privacy risk: " + risk_label),
+    )
     for i, (key, target) in enumerate((("ratio", 0.9), ("risk", chance)), start=1):
         for route in ROUTE_STYLE:
             fig.add_trace(_frontier_trace(rows, key, route, showlegend=i == 1), row=i, col=1)
         for r in rows:
             if r.get("epsilon") is None and r.get(key) is not None:
                 colour = ROUTE_STYLE.get(r.get("route"), ("#555", ""))[0]
-                fig.add_hline(y=r[key], row=i, col=1, line={"dash": "dash", "color": colour},
-                              annotation_text=f"no DP: {r['name']}", annotation_position="top left" if i == 1 else "bottom left",
-                              annotation_font_size=FONT_SIZE - 3)
-        fig.add_hline(y=target, row=i, col=1, line={"dash": "dot", "color": "#999"},
-                      annotation_text="goal 0.90" if key == "ratio" else "chance", annotation_position="bottom right",
-                      annotation_font_size=FONT_SIZE - 3)
+                fig.add_hline(
+                    y=r[key],
+                    row=i,
+                    col=1,
+                    line={"dash": "dash", "color": colour},
+                    annotation_text=f"no DP: {r['name']}",
+                    annotation_position="top left" if i == 1 else "bottom left",
+                    annotation_font_size=FONT_SIZE - 3,
+                )
+        fig.add_hline(
+            y=target,
+            row=i,
+            col=1,
+            line={"dash": "dot", "color": "#999"},
+            annotation_text="goal 0.90" if key == "ratio" else "chance",
+            annotation_position="bottom right",
+            annotation_font_size=FONT_SIZE - 3,
+        )
     fig.update_xaxes(type="log", title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
-    return _layout(fig, "Privacy-utility frontier over ε", height=720,
-                   legend={"orientation": "h", "y": -0.12, "font": {"size": FONT_SIZE - 1}})
+    return _layout(
+        fig,
+        "Privacy-utility frontier over ε",
+        height=720,
+        legend={"orientation": "h", "y": -0.12, "font": {"size": FONT_SIZE - 1}},
+    )

@@ -114,7 +114,9 @@ def with_ci(view: ReportView, key: str, missing: str = "—") -> str:
     v = view.scalar(key)
     if v is None:
         why = str(view.meta.get("missing", {}).get(key, ""))
-        return "not estimable" + why[len("not estimable"):].split(":")[0] if why.startswith("not estimable") else missing
+        return (
+            "not estimable" + why[len("not estimable") :].split(":")[0] if why.startswith("not estimable") else missing
+        )
     ci = interval(view.scalar(key + "_ci_low"), view.scalar(key + "_ci_high"))
     return f"{fmt(v)} {ci}".strip()
 
@@ -213,7 +215,9 @@ def power_rows(view: ReportView) -> list[dict[str, Any]]:
     rows = []
     for name, curve in (view.meta.get("power") or {}).items():
         row: dict[str, Any] = {"attack": name.split("/")[0], "space": name.split("/")[1]}
-        for f, auc, lo, hi in zip(curve.get("fractions", []), curve.get("auc", []), curve.get("ci_low", []), curve.get("ci_high", [])):
+        for f, auc, lo, hi in zip(
+            curve.get("fractions", []), curve.get("auc", []), curve.get("ci_low", []), curve.get("ci_high", [])
+        ):
             row[f"{f:.0%} member copies"] = f"{fmt(auc)} {interval(lo, hi)}".strip()
         row["power"] = power_of(view, *name.split("/"))
         rows.append(row)
@@ -230,8 +234,15 @@ def independent_rows(view: ReportView) -> list[dict[str, Any]]:
     for a, sp in attacks_present(ctl):
         lo, hi = ctl.scalar(f"privacy.{a}.{sp}.auc_ci_low"), ctl.scalar(f"privacy.{a}.{sp}.auc_ci_high")
         covers = "—" if lo is None or hi is None else ("yes" if lo <= 0.5 <= hi else "NO")
-        rows.append({"attack": a, "space": sp, "AUC [95% CI]": with_ci(ctl, f"privacy.{a}.{sp}.auc"), "CI covers 0.5": covers,
-                     "in verdict": _role(view, a, sp)})
+        rows.append(
+            {
+                "attack": a,
+                "space": sp,
+                "AUC [95% CI]": with_ci(ctl, f"privacy.{a}.{sp}.auc"),
+                "CI covers 0.5": covers,
+                "in verdict": _role(view, a, sp),
+            }
+        )
     return rows
 
 
@@ -240,13 +251,17 @@ def membership_text(view: ReportView) -> str:
     m = view.meta
     if "n_member_patients" not in m:
         return ""
-    text = (f"{m.get('n_member_patients')} member patients ({m.get('n_members')} VUs) against "
-            f"{m.get('n_nonmember_patients')} non-member patients ({m.get('n_nonmembers')} VUs)")
+    text = (
+        f"{m.get('n_member_patients')} member patients ({m.get('n_members')} VUs) against "
+        f"{m.get('n_nonmember_patients')} non-member patients ({m.get('n_nonmembers')} VUs)"
+    )
     if m.get("vus_per_patient"):
         text += f", {m['vus_per_patient']} VUs per patient"
     if "n_reference_fit" in m:
-        text += (f"; attack spaces and DOMIAS's reference fitted on {m['n_reference_fit']} reference VUs, the independent "
-                 f"control built from {m['n_reference_control']} other reference VUs")
+        text += (
+            f"; attack spaces and DOMIAS's reference fitted on {m['n_reference_fit']} reference VUs, the independent "
+            f"control built from {m['n_reference_control']} other reference VUs"
+        )
     allows = (m.get("membership") or {}).get("cohort_allows")
     return text + "." + (f" The cohort allows: {allows}." if allows else "")
 
@@ -260,7 +275,9 @@ class Verdict:
 _OLD = "This report predates verdicts per threat model: re-run `python -m synthvu_core evaluate MODEL --controls`."
 
 
-def verdict(view: ReportView | None, card: Mapping[str, Any] | None = None, threat: str = "released_samples") -> Verdict:
+def verdict(
+    view: ReportView | None, card: Mapping[str, Any] | None = None, threat: str = "released_samples"
+) -> Verdict:
     """The evaluation's verdict for one threat model (``released_samples`` or ``released_discriminator``)."""
     if view is None:
         return Verdict("unknown", "No privacy report yet: nothing has been measured.")
@@ -277,8 +294,10 @@ def utility_rows(view: ReportView) -> list[dict[str, Any]]:
     """Mean [95% CI] over seeds of TRTR, TSTR, TRTS and TSTR/TRTR."""
     seeds = (view.meta.get("utility") or {}).get("seeds") or []
     rows = []
-    for key, label in [*((f"utility.{s}.balanced_accuracy", SETTING_NAMES[s]) for s in UTILITY_SETTINGS),
-                       ("utility.tstr_over_trtr", "TSTR / TRTR")]:
+    for key, label in [
+        *((f"utility.{s}.balanced_accuracy", SETTING_NAMES[s]) for s in UTILITY_SETTINGS),
+        ("utility.tstr_over_trtr", "TSTR / TRTR"),
+    ]:
         rows.append({"setting": label, "mean [95% CI]": with_ci(view, key), "seeds": len(seeds) or "—"})
     return rows
 
@@ -289,20 +308,32 @@ def dp_note(card: Mapping[str, Any] | None, view: ReportView | None) -> str:
     eps = epsilon_of(card, view)
     unit = ((card or {}).get("dp") or {}).get("unit")
     if eps is not None and unit == "patient":
-        return (f" Training was differentially private per patient with {epsilon_text(card, view)}: "
-                "that bound holds whatever the attacks find.")
+        return (
+            f" Training was differentially private per patient with {epsilon_text(card, view)}: "
+            "that bound holds whatever the attacks find."
+        )
     if eps is not None:
-        return (f" Training was differentially private per vertebral unit only ({epsilon_text(card, view)}): a patient "
-                "contributes many VUs, so the bound per patient is far weaker; these attacks are evidence, not a guarantee.")
+        return (
+            f" Training was differentially private per vertebral unit only ({epsilon_text(card, view)}): a patient "
+            "contributes many VUs, so the bound per patient is far weaker; these attacks are evidence, not a guarantee."
+        )
     return " Training was not differentially private: these attacks are evidence, not a guarantee."
 
 
 def control_rows(view: ReportView, name: str = "this generator") -> list[dict[str, Any]]:
     """The generator beside its controls: pairwise pixel AUC [CI] and the strongest counted attack's AUC."""
     out = []
-    for label, v in [(name, view), *((k, view.controls[k]) for k in (*GRADED_CONTROLS, INDEPENDENT_CONTROL) if k in view.controls)]:
-        out.append({"generator": label, "pairwise pixel AUC [95% CI]": with_ci(v, "privacy.pairwise.pixel.auc"),
-                    "definition": str(v.meta.get("control_definition", "the generator's own samples"))})
+    for label, v in [
+        (name, view),
+        *((k, view.controls[k]) for k in (*GRADED_CONTROLS, INDEPENDENT_CONTROL) if k in view.controls),
+    ]:
+        out.append(
+            {
+                "generator": label,
+                "pairwise pixel AUC [95% CI]": with_ci(v, "privacy.pairwise.pixel.auc"),
+                "definition": str(v.meta.get("control_definition", "the generator's own samples")),
+            }
+        )
     return out
 
 
@@ -337,7 +368,8 @@ def shareable_card(card: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def split_text(split: Mapping[str, Any] | None) -> str:
-    """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` -> ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""
+    """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` ->
+    ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""
     if not split:
         return "—"
     parts = " / ".join(f"{k} {split[k]}" for k in ("train", "holdout", "reference") if k in split)

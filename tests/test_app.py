@@ -148,7 +148,9 @@ def test_real_images_are_shown_outside_public_mode(env: dict[str, Path]) -> None
 
 
 @pytest.mark.parametrize("how", ["env", "secrets"])
-def test_public_mode_never_renders_a_real_image(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+def test_public_mode_never_renders_a_real_image(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     if how == "env":
         monkeypatch.setenv("SYNTHVU_PUBLIC", "1")
     for model in (*FABRICATED, *SHIPPED):
@@ -215,7 +217,9 @@ def test_unknown_model_folder_is_a_message(env: dict[str, Path], tmp_path: Path)
     assert any("card.json" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
 
 
-def test_adding_a_folder_selects_its_generator(env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adding_a_folder_selects_its_generator(
+    env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "empty"))
     at = start()
     at.sidebar.text_input(key="folder_input").set_value(str(env["models"] / "fab-region"))
@@ -255,7 +259,9 @@ def test_real_vus_from_another_dataset_is_a_message(env: dict[str, Path], tmp_pa
     assert any("another dataset" in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_compute_report_button_writes_and_shows_the_report(env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compute_report_button_writes_and_shows_the_report(
+    env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from fixtures import dashboard_models
@@ -327,10 +333,15 @@ def test_selection_maps_points_to_report_rows() -> None:
     from dashboard.figures import umap_figure
     from dashboard.summary import ReportView
 
-    view = ReportView(scalars={}, arrays={
-        "umap/real": np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), "umap/real_labels": np.array([0, 1, 0]),
-        "umap/synthetic": np.array([[5.0, 5.0], [6.0, 6.0]]), "umap/synthetic_labels": np.array([1, 1]),
-    })
+    view = ReportView(
+        scalars={},
+        arrays={
+            "umap/real": np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]),
+            "umap/real_labels": np.array([0, 1, 0]),
+            "umap/synthetic": np.array([[5.0, 5.0], [6.0, 6.0]]),
+            "umap/synthetic_labels": np.array([1, 1]),
+        },
+    )
     from dashboard.figures import selected_rows
 
     fig, sources = umap_figure(view, ["C", "T"], real_on_top=False)
@@ -341,18 +352,32 @@ def test_selection_maps_points_to_report_rows() -> None:
     # customdata wins where present
     assert selected_rows([{"customdata": [1, 0]}], sources) == {"real": [], "synthetic": [0]}
     fig, sources = umap_figure(view, ["C", "T"], real_as_density=True, real_on_top=False)
-    assert sources[0] is None and selected_rows([{"curve_number": 0, "point_index": 0}], sources) == {"real": [], "synthetic": []}
+    assert sources[0] is None and selected_rows([{"curve_number": 0, "point_index": 0}], sources) == {
+        "real": [],
+        "synthetic": [],
+    }
 
 
 def test_verdicts_come_from_the_report_one_per_threat_model() -> None:
     from dashboard.summary import ReportView, attack_rows, verdict, with_ci
 
-    meta = {"verdicts": {"released_samples": {"level": "caution", "text": "Some signal."},
-                         "released_discriminator": {"level": "leak", "text": "D knows. Keep it private."}},
-            "power": {"pairwise/pixel": {"has_power": True}, "domias/embedding": {"has_power": False}},
-            "missing": {"privacy.pairwise.pixel.tpr_at_1pct_fpr": "not estimable with 552 non-member VUs: 0.01 FPR rests on 5.5"}}
-    scalars = {"privacy.pairwise.pixel.auc": 0.66, "privacy.pairwise.pixel.auc_ci_low": 0.6, "privacy.pairwise.pixel.auc_ci_high": 0.7,
-               "privacy.pairwise.pixel.tpr_at_1pct_fpr": None, "privacy.domias.embedding.auc": 0.5}
+    meta = {
+        "verdicts": {
+            "released_samples": {"level": "caution", "text": "Some signal."},
+            "released_discriminator": {"level": "leak", "text": "D knows. Keep it private."},
+        },
+        "power": {"pairwise/pixel": {"has_power": True}, "domias/embedding": {"has_power": False}},
+        "missing": {
+            "privacy.pairwise.pixel.tpr_at_1pct_fpr": "not estimable with 552 non-member VUs: 0.01 FPR rests on 5.5"
+        },
+    }
+    scalars = {
+        "privacy.pairwise.pixel.auc": 0.66,
+        "privacy.pairwise.pixel.auc_ci_low": 0.6,
+        "privacy.pairwise.pixel.auc_ci_high": 0.7,
+        "privacy.pairwise.pixel.tpr_at_1pct_fpr": None,
+        "privacy.domias.embedding.auc": 0.5,
+    }
     view = ReportView(scalars=scalars, meta=meta)
     assert verdict(view).level == "caution" and "not differentially private" in verdict(view).text
     assert verdict(view, threat="released_discriminator").level == "leak"
@@ -377,8 +402,10 @@ def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from synthvu_core.models.registry import list_generators; "
-            "assert list_generators(); assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from synthvu_core.models.registry import list_generators; "
+        "assert list_generators(); assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     from synthvu_core.models.acgan import ARCHITECTURES
     from synthvu_core.models.registry import ARCHITECTURE_NAMES
@@ -389,7 +416,10 @@ def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
 def test_shareable_card_hides_source_names_and_paths() -> None:
     from dashboard.summary import shareable_card
 
-    card = {"dataset": {"sources": ["sub-0001_img.nii.gz", "sub-0002_img.nii.gz"]}, "training": {"command": "train --dataset x", "steps": 3}}
+    card = {
+        "dataset": {"sources": ["sub-0001_img.nii.gz", "sub-0002_img.nii.gz"]},
+        "training": {"command": "train --dataset x", "steps": 3},
+    }
     out = shareable_card(card)
     assert "sub-0001" not in json.dumps(out) and out["dataset"]["sources"] == "2 source files"
     assert "command" not in out["training"] and out["training"]["steps"] == 3
@@ -400,7 +430,15 @@ def test_frontier_figure_draws_both_routes_against_epsilon_with_the_baseline() -
     from dashboard.figures import frontier_figure
 
     rows = [
-        {"name": "pre-e1", "epsilon": 1.0, "route": "pretrained", "ratio": 0.5, "ratio_lo": 0.4, "ratio_hi": 0.6, "risk": 0.51},
+        {
+            "name": "pre-e1",
+            "epsilon": 1.0,
+            "route": "pretrained",
+            "ratio": 0.5,
+            "ratio_lo": 0.4,
+            "ratio_hi": 0.6,
+            "risk": 0.51,
+        },
         {"name": "pre-e10", "epsilon": 10.0, "route": "pretrained", "ratio": 0.8, "risk": 0.52},
         {"name": "scratch-e10", "epsilon": 10.0, "route": "scratch", "ratio": 0.3, "risk": 0.5},
         {"name": "nodp", "epsilon": None, "route": "pretrained", "ratio": 0.9, "risk": 0.6},
@@ -408,7 +446,9 @@ def test_frontier_figure_draws_both_routes_against_epsilon_with_the_baseline() -
     fig = frontier_figure(rows)
     pre = [t for t in fig.data if t.name == "public pretraining + DP fine-tuning"]
     assert len(pre) == 2 and list(pre[0].x) == [1.0, 10.0] and list(pre[0].y) == [0.5, 0.8]
-    assert list(pre[0].error_y.array) == pytest.approx([0.1, 0.0]) and list(pre[0].error_y.arrayminus) == pytest.approx([0.1, 0.0])
+    assert list(pre[0].error_y.array) == pytest.approx([0.1, 0.0]) and list(pre[0].error_y.arrayminus) == pytest.approx(
+        [0.1, 0.0]
+    )
     assert [list(t.x) for t in fig.data if t.name == "DP from scratch"] == [[10.0], [10.0]]
     assert fig.layout.xaxis2.type == "log"
     texts = [a.text for a in fig.layout.annotations]

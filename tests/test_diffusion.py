@@ -29,9 +29,23 @@ def planted_dataset(patients: int = 8, shape=(2, 16, 16)) -> VUDataset:
     rows, imgs = [], []
     for p in range(patients):
         for v in VUS:
-            rows.append(dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
-                             center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0,
-                             slice_mm=2.0, crop_mm=32.0))
+            rows.append(
+                dict(
+                    patient_id=f"p{p}",
+                    level=v,
+                    region=v[0],
+                    source=f"p{p}.nii.gz",
+                    center_vox_0=0,
+                    center_vox_1=0,
+                    center_vox_2=0,
+                    center_world_x=0,
+                    center_world_y=0,
+                    center_world_z=0,
+                    spacing_mm=1.0,
+                    slice_mm=2.0,
+                    crop_mm=32.0,
+                )
+            )
             imgs.append(np.clip(LEVEL[v[0]] + rng.normal(0, 6, shape), 0, 255).astype(np.uint8))
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 
@@ -176,15 +190,50 @@ def test_cli_train_sample_and_refusals(tmp_path, monkeypatch, capsys, trained):
     ds = planted_dataset(patients=4)
     ds.save(tmp_path / "ds")
     out = tmp_path / "cli"
-    args = ["train", "--dataset", str(tmp_path / "ds"), "--arch", "diffusion", "--out", str(out), "--autoencoder-steps", "1",
-            "--steps", "1", "--batch-size", "4", "--device", "cpu", "--quiet", "--guidance", "3", "--sampling-steps", "2"]
+    args = [
+        "train",
+        "--dataset",
+        str(tmp_path / "ds"),
+        "--arch",
+        "diffusion",
+        "--out",
+        str(out),
+        "--autoencoder-steps",
+        "1",
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--guidance",
+        "3",
+        "--sampling-steps",
+        "2",
+    ]
     assert main(args) == 0
     card = load_card(out)
     assert card["architecture"]["guidance"] == 3.0 and "--arch diffusion" in card["training"]["command"]
     assert main(["train", *args[1:], "--target-epsilon", "5"]) == 2
     assert "AC-GAN only" in capsys.readouterr().err
-    assert main(["sample", str(trained), "--n", "3", "--guidance", "0.5", "--sampling-steps", "3",
-                 "--out", str(tmp_path / "s.npz")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(trained),
+                "--n",
+                "3",
+                "--guidance",
+                "0.5",
+                "--sampling-steps",
+                "3",
+                "--out",
+                str(tmp_path / "s.npz"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "s.npz")["images"].shape == (3, 2, 16, 16)
     assert main(["sample", str(trained), "--n", "3", "--guidance", "-2", "--out", str(tmp_path / "t.npz")]) == 2
 
@@ -193,8 +242,9 @@ def test_benchmark_case_times_diffusion_beside_both_acgans(tmp_path):
     from benchmarks.run import run_benchmarks
 
     sizes = {"diffusion.batch": 2, "diffusion.shape": [9, 32, 32]}
-    results = run_benchmarks(["diffusion"], quick=True, repeats=2, warmup=1, threads=1, out_dir=tmp_path, sizes=sizes,
-                             log=lambda m: None)
+    results = run_benchmarks(
+        ["diffusion"], quick=True, repeats=2, warmup=1, threads=1, out_dir=tmp_path, sizes=sizes, log=lambda m: None
+    )
     case = json.loads((tmp_path / "latest.json").read_text())["cases"]["diffusion"]
     assert case["status"] == "ok", case.get("reason")
     rows = case["rows"]

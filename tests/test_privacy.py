@@ -82,7 +82,9 @@ def test_topk_share_by_hand_and_with_ties():
 
 
 def test_patient_level_is_mean_of_vu_scores():
-    names, scores, member = pv.patient_scores(np.array([1, 3, 2, 4, 10]), np.array([1, 1, 0, 0, 1], bool), np.array(["a", "a", "b", "b", "c"]))
+    names, scores, member = pv.patient_scores(
+        np.array([1, 3, 2, 4, 10]), np.array([1, 1, 0, 0, 1], bool), np.array(["a", "a", "b", "b", "c"])
+    )
     assert names.tolist() == ["a", "b", "c"]
     np.testing.assert_allclose(scores, [2, 3, 10])
     assert member.tolist() == [True, False, True]

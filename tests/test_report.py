@@ -16,8 +16,12 @@ from synthvu_core.evaluation.report import EvaluationConfig, definition, load_re
 from synthvu_core.names import BLACK_BOX_ATTACKS, GRADED_CONTROLS, INDEPENDENT_CONTROL
 
 torch.set_num_threads(1)
-CFG = EvaluationConfig(encoder=EncoderConfig(epochs=2, width=8, embed_dim=16, min_steps=30), privacy=PrivacyConfig(n_boot=300),
-                       cache=False, n_perm=500)
+CFG = EvaluationConfig(
+    encoder=EncoderConfig(epochs=2, width=8, embed_dim=16, min_steps=30),
+    privacy=PrivacyConfig(n_boot=300),
+    cache=False,
+    n_perm=500,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,9 @@ def test_membership_design_is_balanced_and_reference_halves_are_disjoint(evaluat
     ds, d, report = evaluated
     split = ds.units["split"].to_numpy()
     pid = ds.units["patient_id"].astype(str).to_numpy()
-    assert (split[d.candidates[d.is_member]] == "train").all() and (split[d.candidates[~d.is_member]] == "holdout").all()
+    assert (split[d.candidates[d.is_member]] == "train").all() and (
+        split[d.candidates[~d.is_member]] == "holdout"
+    ).all()
     _, per_patient = np.unique(d.patient, return_counts=True)
     assert len(set(per_patient)) == 1 and per_patient[0] == d.vus_per_patient
     assert len(set(d.patient[d.is_member])) == len(set(d.patient[~d.is_member])) == report.meta["n_member_patients"]
@@ -72,7 +78,9 @@ def test_attack_spaces_are_fitted_on_the_reference_fit_half_only(monkeypatch):
     spaces = attacks.fit_attack_spaces(ds, d.candidates, d.fit_rows, scheme="region", classes=classes, config=CFG)
     np.testing.assert_array_equal(calls["rows"], d.fit_rows)
     assert calls["umap_n"] == len(d.fit_rows)
-    assert set(spaces.candidates) == {"pixel", "embedding", "umap"} and len(spaces.reference_embedding) == len(d.fit_rows)
+    assert set(spaces.candidates) == {"pixel", "embedding", "umap"} and len(spaces.reference_embedding) == len(
+        d.fit_rows
+    )
 
 
 def test_dense_summary_matches_the_streamed_one_and_replacement_recomputes_columns():
@@ -128,7 +136,9 @@ def test_verdicts_per_threat_model(evaluated):
     a = report.meta["verdicts"]["released_samples"]
     assert a["level"] in ("leak", "caution") and a["primary"]["attack"] == "pairwise/pixel"
     assert all(n.split("/")[0] in BLACK_BOX_ATTACKS for n in a["counted"])
-    assert report.scalars["privacy.worst.auc"] == max(report.scalars[f"privacy.{n.replace('/', '.')}.auc"] for n in a["counted"])
+    assert report.scalars["privacy.worst.auc"] == max(
+        report.scalars[f"privacy.{n.replace('/', '.')}.auc"] for n in a["counted"]
+    )
     b = report.meta["verdicts"]["released_discriminator"]
     assert b["level"] == "not_applicable" and "private" in b["text"]
 
@@ -137,11 +147,22 @@ def test_every_scalar_has_a_definition_and_contract_keys_exist(evaluated):
     _, _, report = evaluated
     for key in report.scalars:
         assert report.definitions[key] == definition(key)
-    for key in ("utility.trtr.balanced_accuracy", "utility.tstr_over_trtr", "utility.tstr.balanced_accuracy_ci_low",
-                "utility.tstr_over_trtr_ci_high", "fidelity.frechet_distance", "fidelity.coverage",
-                "privacy.pairwise.pixel.auc", "privacy.pairwise.pixel.p_value", "privacy.distribution.umap.tpr_at_0.1pct_fpr",
-                "privacy.domias.embedding.auc", "privacy.pairwise.embedding.patient_auc_ci_low", "privacy.worst.auc",
-                "dp.epsilon", "privacy.discriminator.pixel.auc"):
+    for key in (
+        "utility.trtr.balanced_accuracy",
+        "utility.tstr_over_trtr",
+        "utility.tstr.balanced_accuracy_ci_low",
+        "utility.tstr_over_trtr_ci_high",
+        "fidelity.frechet_distance",
+        "fidelity.coverage",
+        "privacy.pairwise.pixel.auc",
+        "privacy.pairwise.pixel.p_value",
+        "privacy.distribution.umap.tpr_at_0.1pct_fpr",
+        "privacy.domias.embedding.auc",
+        "privacy.pairwise.embedding.patient_auc_ci_low",
+        "privacy.worst.auc",
+        "dp.epsilon",
+        "privacy.discriminator.pixel.auc",
+    ):
         assert key in report.scalars, key
     assert report.scalars["privacy.pairwise.pixel.tpr_at_1pct_fpr"] is None
     assert "not estimable with 72 non-member VUs" in report.meta["missing"]["privacy.pairwise.pixel.tpr_at_1pct_fpr"]
@@ -159,7 +180,9 @@ def test_save_load_roundtrip_is_lazy_and_checks_fingerprint(evaluated, tmp_path)
     save_report(report, tmp_path / "report")
     loaded = load_report(tmp_path, expected_fingerprint=ds.fingerprint)
     assert loaded.scalars == report.scalars and loaded._arrays is None
-    np.testing.assert_array_equal(loaded.arrays["privacy/pairwise/pixel/scores"], report.arrays["privacy/pairwise/pixel/scores"])
+    np.testing.assert_array_equal(
+        loaded.arrays["privacy/pairwise/pixel/scores"], report.arrays["privacy/pairwise/pixel/scores"]
+    )
     assert loaded.controls[INDEPENDENT_CONTROL].scalars == report.controls[INDEPENDENT_CONTROL].scalars
     assert loaded.meta["verdicts"] == json.loads(json.dumps(report.meta["verdicts"]))
     with pytest.raises(ReportError, match="report.json"):
@@ -193,8 +216,14 @@ def test_one_class_and_few_patients_give_none_with_reasons():
     x = ds.tensors(ds.indices("train"))
     y = np.zeros(len(x), dtype=np.int64)
     r = run_evaluation(ds, x, y, config=CFG, progress=False)
-    for key in ("utility.trtr.balanced_accuracy", "utility.tstr.balanced_accuracy", "utility.tstr_over_trtr",
-                "privacy.domias.embedding.auc", "privacy.pairwise.pixel.auc_ci_low", "privacy.pairwise.umap.auc"):
+    for key in (
+        "utility.trtr.balanced_accuracy",
+        "utility.tstr.balanced_accuracy",
+        "utility.tstr_over_trtr",
+        "privacy.domias.embedding.auc",
+        "privacy.pairwise.pixel.auc_ci_low",
+        "privacy.pairwise.umap.auc",
+    ):
         assert r.scalars[key] is None and r.meta["missing"][key], key
     assert r.scalars["privacy.pairwise.pixel.auc"] is not None  # copies of members: still computable
     assert "untrained" in r.meta["notes"]["embedding"]

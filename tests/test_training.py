@@ -24,16 +24,36 @@ def tiny_dataset(shape=(1, 32, 32), patients=4) -> VUDataset:
     rows, imgs = [], []
     for p in range(patients):
         for v in VUS:
-            rows.append(dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
-                             center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0,
-                             slice_mm=2.0, crop_mm=32.0))
+            rows.append(
+                dict(
+                    patient_id=f"p{p}",
+                    level=v,
+                    region=v[0],
+                    source=f"p{p}.nii.gz",
+                    center_vox_0=0,
+                    center_vox_1=0,
+                    center_vox_2=0,
+                    center_world_x=0,
+                    center_world_y=0,
+                    center_world_z=0,
+                    spacing_mm=1.0,
+                    slice_mm=2.0,
+                    crop_mm=32.0,
+                )
+            )
             imgs.append(rng.integers(0, 256, shape, dtype=np.uint8))
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 
 
 def small(dp: DPConfig | None = None, **kw) -> TrainConfig:
-    base = dict(overrides=ArchOverrides(width=4, d_width=4), batch_size=4, checkpoint_every=2, montage_every=0,
-                weights_dtype="float32", device="cpu")
+    base = dict(
+        overrides=ArchOverrides(width=4, d_width=4),
+        batch_size=4,
+        checkpoint_every=2,
+        montage_every=0,
+        weights_dtype="float32",
+        device="cpu",
+    )
     base.update(kw)
     return TrainConfig(dp=dp, **base)
 
@@ -63,7 +83,9 @@ def test_resume_two_plus_two_equals_four(tmp_path, monkeypatch, private):
         fixed_entropy(monkeypatch, 777)
     two = train(ds, tmp_path / "two", small(steps=4, resume=True, dp=dp), progress=False)
     a, b = checkpoint_tensors(one), checkpoint_tensors(two)
-    if private:  # the first run and the interrupted one started from other entropy: compare the resume with a fresh rerun
+    if (
+        private
+    ):  # the first run and the interrupted one started from other entropy: compare the resume with a fresh rerun
         fixed_entropy(monkeypatch, 999)
         ref = train(ds, tmp_path / "ref", small(steps=4, dp=dp), progress=False)
         a = checkpoint_tensors(ref)
@@ -108,8 +130,12 @@ def test_trains_on_train_split_only():
 
 def test_card_and_folder(tmp_path):
     ds = tiny_dataset()
-    out = train(ds, tmp_path / "g", small(steps=2, montage_every=2, scheme="level", name="demo", weights_dtype="float16"),
-                progress=False)
+    out = train(
+        ds,
+        tmp_path / "g",
+        small(steps=2, montage_every=2, scheme="level", name="demo", weights_dtype="float16"),
+        progress=False,
+    )
     card = json.loads((out / "card.json").read_text())
     assert set(CARD_KEYS) <= set(card)
     assert card["name"] == "demo" and card["scheme"] == "level" and card["classes"] == list(VUS)
@@ -131,7 +157,10 @@ def test_removing_one_patient_moves_the_clipped_sum_by_at_most_the_clip_norm():
     gen = torch.Generator().manual_seed(0)
     sizes = [1, 3, 5, 2, 4]
     position = torch.cat([torch.full((n,), p) for p, n in enumerate(sizes)])
-    per_vu = {"w": torch.randn(len(position), 3, 4, generator=gen) * 5, "b": torch.randn(len(position), 4, generator=gen)}
+    per_vu = {
+        "w": torch.randn(len(position), 3, 4, generator=gen) * 5,
+        "b": torch.randn(len(position), 4, generator=gen),
+    }
     clip = 0.7
     per_patient = PatientDPOptimizer.sum_per_patient(per_vu, position, len(sizes))
     norms = torch.stack([g.reshape(len(sizes), -1).norm(dim=1) for g in per_patient.values()], 1).norm(dim=1)
@@ -156,12 +185,15 @@ def test_removing_one_patient_moves_the_clipped_sum_by_at_most_the_clip_norm():
 def test_private_gradient_is_the_clipped_sum_of_per_patient_gradients():
     ds = tiny_dataset(patients=8)
     clip = 1e-3
-    trainer = Trainer(ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=0.0, clip_norm=clip, patients_per_step=3)))
+    trainer = Trainer(
+        ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=0.0, clip_norm=clip, patients_per_step=3))
+    )
     opt = trainer.private
     assert trainer.n_patients == 4 and trainer.sample_rate == pytest.approx(3 / 4)
     idx, pos = opt.sample_patients()
-    assert len(idx) and torch.equal(torch.from_numpy(trainer.patient_of_vu)[idx].unique().numel() * torch.ones(1),
-                                    (pos.max() + 1) * torch.ones(1))
+    assert len(idx) and torch.equal(
+        torch.from_numpy(trainer.patient_of_vu)[idx].unique().numel() * torch.ones(1), (pos.max() + 1) * torch.ones(1)
+    )
     x = trainer.images[idx].float() / 127.5 - 1.0
     y = trainer.labels[idx]
     a, aux_fake = trainer.arch.aux_weight, trainer.arch.aux_fake
@@ -240,7 +272,9 @@ def test_init_from_starts_from_the_pretrained_weights(tmp_path):
     assert all(torch.equal(v, g[k]) for k, v in trainer.G.state_dict().items())
     d = read_weights(pre / "discriminator.safetensors")
     assert all(torch.equal(v, d[k]) for k, v in trainer.D.state_dict().items())
-    out = train(ds, tmp_path / "ft", small(steps=1, init_from=str(pre), dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    out = train(
+        ds, tmp_path / "ft", small(steps=1, init_from=str(pre), dp=DPConfig(noise_multiplier=1.0)), progress=False
+    )
     assert load_card(out)["training"]["init_from"]["name"] == "pre"
     with pytest.raises(SelectionError, match="init-from"):
         Trainer(ds, tmp_path / "x", small(steps=1, init_from=str(pre), overrides=ArchOverrides(width=8)))
@@ -249,17 +283,23 @@ def test_init_from_starts_from_the_pretrained_weights(tmp_path):
 def test_training_arguments_are_refused_before_any_work():
     from synthvu_core.errors import SelectionError
 
-    for bad, match in ((dict(epochs=0.0), "--epochs"), (dict(checkpoint_every=-1), "--checkpoint-every"),
-                       (dict(steps=0), "--steps"), (dict(batch_size=0), "--batch-size"),
-                       (dict(dp=DPConfig()), "exactly one"), (dict(dp=DPConfig(noise_multiplier=1.0, clip_norm=0)), "clip")):
+    for bad, match in (
+        (dict(epochs=0.0), "--epochs"),
+        (dict(checkpoint_every=-1), "--checkpoint-every"),
+        (dict(steps=0), "--steps"),
+        (dict(batch_size=0), "--batch-size"),
+        (dict(dp=DPConfig()), "exactly one"),
+        (dict(dp=DPConfig(noise_multiplier=1.0, clip_norm=0)), "clip"),
+    ):
         with pytest.raises(SelectionError, match=match):
             small(**bad).validate()
 
 
 def test_target_epsilon_is_met(tmp_path):
     ds = tiny_dataset()
-    out = train(ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-3, private_runs=2)),
-                progress=False)
+    out = train(
+        ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-3, private_runs=2)), progress=False
+    )
     dp = load_card(out)["dp"]
     assert dp["epsilon"] <= 8.0 * 1.02 and dp["epsilon"] > 4.0
     assert dp["delta"] == 1e-3 and dp["noise_multiplier"] > 0

@@ -54,7 +54,14 @@ class AttackSpaces:
 
 
 def fit_attack_spaces(
-    dataset: Any, candidates: np.ndarray, fit_rows: np.ndarray, *, scheme: str, classes: list[str], config: Any, seed: int = 0
+    dataset: Any,
+    candidates: np.ndarray,
+    fit_rows: np.ndarray,
+    *,
+    scheme: str,
+    classes: list[str],
+    config: Any,
+    seed: int = 0,
 ) -> AttackSpaces:
     """Fit the embedding encoder and the attack UMAP on ``fit_rows`` (reference patients) and project the candidates.
 
@@ -66,14 +73,20 @@ def fit_attack_spaces(
     spaces = AttackSpaces({"pixel": dataset.images[candidates]})
     labels = dataset.labels(scheme, classes)[fit_rows]
     if len(np.unique(labels[labels >= 0])) < 2:
-        spaces.skipped["embedding"] = f"the reference fit half ({len(fit_rows)} VUs) has fewer than two classes to train the attack encoder on"
+        spaces.skipped["embedding"] = (
+            f"the reference fit half ({len(fit_rows)} VUs) has fewer than two classes to train the attack encoder on"
+        )
     else:
-        spaces.encoder = real_classifier(dataset, scheme, classes, seed=seed, config=config.encoder, cache=config.cache, rows=fit_rows)
+        spaces.encoder = real_classifier(
+            dataset, scheme, classes, seed=seed, config=config.encoder, cache=config.cache, rows=fit_rows
+        )
         spaces.candidates["embedding"] = embed(spaces.encoder, dataset.images[candidates])
         spaces.reference_embedding = embed(spaces.encoder, dataset.images[fit_rows])
     from dataclasses import replace
 
-    proj, _, _, why = fit_umap(dataset.images[fit_rows], None, config=replace(config.umap, joint=False, features="pixel"), seed=seed)
+    proj, _, _, why = fit_umap(
+        dataset.images[fit_rows], None, config=replace(config.umap, joint=False, features="pixel"), seed=seed
+    )
     if proj is None:
         spaces.skipped["umap"] = f"attack UMAP on the reference fit half: {why}"
     else:
@@ -164,8 +177,13 @@ def _to_dtype(x: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def black_box_scores(
-    spaces: AttackSpaces, synthetic: SyntheticSet, *, domias_dims: int = 5, domias_min_points: int = 20,
-    chunk: int | None = None, seed: int = 0,
+    spaces: AttackSpaces,
+    synthetic: SyntheticSet,
+    *,
+    domias_dims: int = 5,
+    domias_min_points: int = 20,
+    chunk: int | None = None,
+    seed: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """Scores ``[n]`` of every black-box attack in every space: ``({"attack/space": scores}, arrays, skipped)``."""
     scores: dict[str, np.ndarray] = {}
@@ -175,8 +193,13 @@ def black_box_scores(
         q = DISTRIBUTION_QUANTILE.get(space, 0.01)
         summ = synthetic.summary(spaces, space, q, chunk)
         scores[f"pairwise/{space}"], ratio = pairwise_scores(summ)
-        arrays.update({f"pairwise/{space}/ratio": ratio, f"pairwise/{space}/d_min": summ.d_min,
-                       f"pairwise/{space}/nearest": summ.nearest})
+        arrays.update(
+            {
+                f"pairwise/{space}/ratio": ratio,
+                f"pairwise/{space}/d_min": summ.d_min,
+                f"pairwise/{space}/nearest": summ.nearest,
+            }
+        )
         scores[f"distribution/{space}"] = summ.counts[q]
         arrays[f"distribution/{space}/eps"] = np.array([summ.eps[q]])
     for space, why in spaces.skipped.items():
@@ -184,8 +207,14 @@ def black_box_scores(
     if "embedding" not in spaces.candidates:
         skipped["domias/embedding"] = spaces.skipped.get("embedding", "no embedding space")
     else:
-        s, why = domias_scores(spaces.candidates["embedding"], synthetic.features["embedding"], spaces.reference_embedding,
-                               dims=domias_dims, min_points=domias_min_points, seed=seed)
+        s, why = domias_scores(
+            spaces.candidates["embedding"],
+            synthetic.features["embedding"],
+            spaces.reference_embedding,
+            dims=domias_dims,
+            min_points=domias_min_points,
+            seed=seed,
+        )
         if s is None:
             skipped["domias/embedding"] = why or "not computed"
         else:

@@ -13,12 +13,17 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ev = sub.add_parser("evaluate", help="evaluate a generator: utility, fidelity, UMAP, privacy attacks; writes MODEL/report/")
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a generator: utility, fidelity, UMAP, privacy attacks; writes MODEL/report/"
+    )
     ev.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
     ev.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the demo dataset named by the card)")
     ev.add_argument("--n-synthetic", type=int, default=5000, metavar="N", help="synthetic VUs to sample (default 5000)")
-    ev.add_argument("--controls", action="store_true",
-                    help="also score the graded positive controls (1/5/20%% member copies) and the independent control")
+    ev.add_argument(
+        "--controls",
+        action="store_true",
+        help="also score the graded positive controls (1/5/20%% member copies) and the independent control",
+    )
     ev.add_argument("--seed", type=int, default=0, help="seed of sampling, classifier, UMAP and bootstrap (default 0)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_evaluate)
@@ -30,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print every scalar (controls included) as JSON")
     show.set_defaults(func=_show)
     table = rsub.add_parser("table", help="print the README's Markdown tables from saved reports")
-    table.add_argument("models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)")
+    table.add_argument(
+        "models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)"
+    )
     table.set_defaults(func=_table)
 
 
@@ -57,7 +64,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     folder = _resolve(args.model)
     check_writable(folder / "report", "report")  # before any work
     report = evaluate_generator(
-        folder, dataset=args.dataset, n_synthetic=args.n_synthetic, controls=args.controls, seed=args.seed, progress=not args.quiet
+        folder,
+        dataset=args.dataset,
+        n_synthetic=args.n_synthetic,
+        controls=args.controls,
+        seed=args.seed,
+        progress=not args.quiet,
     )
     print(summary_table(report))
     print(f"report written to {folder / 'report'}")
@@ -79,28 +91,46 @@ def _ci(s: dict, key: str) -> str:
 def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
     """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks, power, both verdicts."""
     s, m = report.scalars, report.meta
-    lines = [f"model {m.get('model', '?')} · dataset {m.get('dataset_fingerprint')} · "
-             f"{m.get('n_synthetic')} synthetic VUs (seed {m.get('synthetic_seed')})"]
+    lines = [
+        f"model {m.get('model', '?')} · dataset {m.get('dataset_fingerprint')} · "
+        f"{m.get('n_synthetic')} synthetic VUs (seed {m.get('synthetic_seed')})"
+    ]
     seeds = (m.get("utility") or {}).get("seeds") or []
-    lines.append(f"utility (mean [95% CI] over {len(seeds)} seeds)  " + "  ".join(
-        f"{k.upper()} {_ci(s, f'utility.{k}.balanced_accuracy')}" for k in ("trtr", "tstr", "trts"))
-        + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}")
-    lines.append("fidelity    FD {}  precision {}  recall {}  density {}  coverage {}".format(
-        *(_fmt(s.get(f"fidelity.{k}")) for k in ("frechet_distance", "precision", "recall", "density", "coverage"))))
+    lines.append(
+        f"utility (mean [95% CI] over {len(seeds)} seeds)  "
+        + "  ".join(f"{k.upper()} {_ci(s, f'utility.{k}.balanced_accuracy')}" for k in ("trtr", "tstr", "trts"))
+        + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}"
+    )
+    lines.append(
+        "fidelity    FD {}  precision {}  recall {}  density {}  coverage {}".format(
+            *(_fmt(s.get(f"fidelity.{k}")) for k in ("frechet_distance", "precision", "recall", "density", "coverage"))
+        )
+    )
     if "n_member_patients" in m:
-        lines.append(f"membership  {m['n_member_patients']} member patients ({m['n_members']} VUs) vs {m['n_nonmember_patients']} "
-                     f"non-member patients ({m['n_nonmembers']} VUs), {m.get('vus_per_patient')} VUs per patient")
+        lines.append(
+            f"membership  {m['n_member_patients']} member patients ({m['n_members']} VUs) vs "
+            f"{m['n_nonmember_patients']} "
+            f"non-member patients ({m['n_nonmembers']} VUs), {m.get('vus_per_patient')} VUs per patient"
+        )
     power = m.get("power") or {}
     lines.append(f"{'privacy':<26}{'AUC [95% CI]':>22} {'TPR@1%FPR':>22} {'p':>7} {'power@5%':>9}")
-    names = sorted({".".join(k.split(".")[1:3]) for k in s if k.startswith("privacy.") and not k.startswith("privacy.worst")})
+    names = sorted(
+        {".".join(k.split(".")[1:3]) for k in s if k.startswith("privacy.") and not k.startswith("privacy.worst")}
+    )
     for n in names:
         if s.get(f"privacy.{n}.auc") is None:
             lines.append(f"  {n:<24}{'—':>22}  ({m.get('missing', {}).get(f'privacy.{n}.auc', '')})")
             continue
-        tpr = _ci(s, f"privacy.{n}.tpr_at_1pct_fpr") if s.get(f"privacy.{n}.tpr_at_1pct_fpr") is not None else "not estimable"
+        tpr = (
+            _ci(s, f"privacy.{n}.tpr_at_1pct_fpr")
+            if s.get(f"privacy.{n}.tpr_at_1pct_fpr") is not None
+            else "not estimable"
+        )
         pw = power.get(n.replace(".", "/"), {}).get("has_power")
-        lines.append(f"  {n:<24}{_ci(s, f'privacy.{n}.auc'):>22} {tpr:>22} {_fmt(s.get(f'privacy.{n}.p_value')):>7} "
-                     f"{'—' if pw is None else ('yes' if pw else 'no'):>9}")
+        lines.append(
+            f"  {n:<24}{_ci(s, f'privacy.{n}.auc'):>22} {tpr:>22} {_fmt(s.get(f'privacy.{n}.p_value')):>7} "
+            f"{'—' if pw is None else ('yes' if pw else 'no'):>9}"
+        )
     for threat, v in (m.get("verdicts") or {}).items():
         lines.append(f"verdict {threat} [{v.get('level')}]: {v.get('text')}")
     for name, ctl in report.controls.items():
@@ -117,8 +147,14 @@ def _show(args: argparse.Namespace) -> int:
     if report is None:
         raise ReportError(f"{folder / 'report'}: no report yet; run `python -m synthvu_core evaluate {args.model}`")
     if args.json:
-        doc = {"scalars": report.scalars, "controls": {n: c.scalars for n, c in report.controls.items()}, "meta": {
-            k: report.meta.get(k) for k in ("model", "dataset_fingerprint", "n_synthetic", "synthetic_seed", "created")}}
+        doc = {
+            "scalars": report.scalars,
+            "controls": {n: c.scalars for n, c in report.controls.items()},
+            "meta": {
+                k: report.meta.get(k)
+                for k in ("model", "dataset_fingerprint", "n_synthetic", "synthetic_seed", "created")
+            },
+        }
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:

@@ -26,16 +26,23 @@ CONTROL_NOISE = 0.05
 def _definitions() -> dict[str, str]:
     out = {
         graded_control(f): (
-            f"Graded positive control: the generator's synthetic set with {f:.0%} of its samples replaced by member VUs "
-            f"with Gaussian noise of sigma {CONTROL_NOISE} on the [-1, 1] scale (clipped); mixtures nested across fractions. "
-            + ("An attack counts in a verdict only where it detects this mixture (AUC CI above 0.5)."
-               if f == POWER_FRACTION else "A point of the attacks' detection curves.")
+            f"Graded positive control: the generator's synthetic set with {f:.0%} of its samples replaced by member "
+            "VUs "
+            f"with Gaussian noise of sigma {CONTROL_NOISE} on the [-1, 1] scale (clipped); mixtures nested across "
+            "fractions. "
+            + (
+                "An attack counts in a verdict only where it detects this mixture (AUC CI above 0.5)."
+                if f == POWER_FRACTION
+                else "A point of the attacks' detection curves."
+            )
         )
         for f in GRADED_FRACTIONS
     }
     out[INDEPENDENT_CONTROL] = (
-        "Negative control (independent generator): VUs of the reference control half (patients in neither candidate group, "
-        "disjoint from the half that fits the attack spaces and DOMIAS's reference), shuffled and repeated to the synthetic "
+        "Negative control (independent generator): VUs of the reference control half (patients in neither candidate "
+        "group, "
+        "disjoint from the half that fits the attack spaces and DOMIAS's reference), shuffled and repeated to the "
+        "synthetic "
         f"sample size, with Gaussian noise of sigma {CONTROL_NOISE} (clipped). Its AUC CI must cover 0.5."
     )
     return out
@@ -68,7 +75,9 @@ def graded_replacements(
     return positions.astype(np.int64), _perturb(dataset.images[rows], np.random.default_rng([seed, 29]))
 
 
-def independent_samples(dataset: Any, rows: np.ndarray, n: int, *, seed: int = 0) -> tuple[np.ndarray | None, str | None]:
+def independent_samples(
+    dataset: Any, rows: np.ndarray, n: int, *, seed: int = 0
+) -> tuple[np.ndarray | None, str | None]:
     """``(images float32 [n, C, H, W], None)`` of the negative control from ``rows``, or ``(None, reason)``."""
     rows = np.asarray(rows)
     if len(rows) == 0:

@@ -57,11 +57,15 @@ def reference_halves(dataset: Any, labelled: np.ndarray, seed: int = 0) -> tuple
     names = sorted(by_patient)
     order = np.random.default_rng([seed, 17]).permutation(len(names))
     n_fit = (len(names) + 1) // 2
-    pick = lambda ids: np.sort(np.concatenate([by_patient[names[i]] for i in ids])) if len(ids) else np.empty(0, np.int64)  # noqa: E731
+    pick = lambda ids: (  # noqa: E731
+        np.sort(np.concatenate([by_patient[names[i]] for i in ids])) if len(ids) else np.empty(0, np.int64)
+    )
     return pick(order[:n_fit]).astype(np.int64), pick(order[n_fit:]).astype(np.int64)
 
 
-def membership_design(dataset: Any, labels: np.ndarray, per_group: int | None = None, seed: int = 0) -> MembershipDesign:
+def membership_design(
+    dataset: Any, labels: np.ndarray, per_group: int | None = None, seed: int = 0
+) -> MembershipDesign:
     """The balanced candidate set and the reference halves of ``dataset`` (a ``VUDataset``).
 
     Only VUs with a class (``labels >= 0``) take part.
@@ -79,7 +83,10 @@ def membership_design(dataset: Any, labels: np.ndarray, per_group: int | None = 
     if per_group is not None and v and n_pat * v > per_group:
         n_keep = max(per_group // v, 2)
         notes["candidates"] = f"capped at {per_group} VUs per side: {n_keep} of {n_pat} patients per side"
-        chosen = {side: sorted(rng.choice(ids, size=min(n_keep, len(ids)), replace=False).tolist()) for side, ids in chosen.items()}
+        chosen = {
+            side: sorted(rng.choice(ids, size=min(n_keep, len(ids)), replace=False).tolist())
+            for side, ids in chosen.items()
+        }
         n_pat = min(n_keep, n_pat)
     rows, member = [], []
     for side, groups in (("member", mem), ("nonmember", non)):

@@ -84,7 +84,9 @@ def fit_umap(
     syn = _flat(synthetic) if synthetic is not None and len(synthetic) else None
     fit_x = np.concatenate([real, syn]) if config.joint and syn is not None else real
     k = int(min(config.pca_dims, fit_x.shape[1], len(fit_x) - 1))
-    pca = PCA(n_components=k, random_state=seed, svd_solver="randomized" if k < min(fit_x.shape) // 2 else "auto").fit(fit_x)
+    pca = PCA(n_components=k, random_state=seed, svd_solver="randomized" if k < min(fit_x.shape) // 2 else "auto").fit(
+        fit_x
+    )
     fit_z = pca.transform(fit_x)
     exact = len(fit_z) < SMALL_DATA
     reducer = umap.UMAP(
@@ -97,7 +99,9 @@ def fit_umap(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and similar notices
         coords = np.asarray(reducer.fit_transform(pairwise_distances(fit_z) if exact else fit_z), dtype=np.float32)
-        proj = UMAPProjection(pca, reducer, "joint" if config.joint and syn is not None else "real_train", fit_z if exact else None)
+        proj = UMAPProjection(
+            pca, reducer, "joint" if config.joint and syn is not None else "real_train", fit_z if exact else None
+        )
         if config.joint and syn is not None:
             return proj, coords[:n], coords[n:], None
         syn_2d = proj.transform(synthetic) if syn is not None else None

@@ -57,7 +57,9 @@ def build_classifier(in_channels: int, n_classes: int, config: EncoderConfig = E
             def block(i: int, o: int) -> list[nn.Module]:
                 return [nn.Conv2d(i, o, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
-            self.features = nn.Sequential(*block(in_channels, w), *block(w, 2 * w), *block(2 * w, 4 * w), *block(4 * w, 4 * w))
+            self.features = nn.Sequential(
+                *block(in_channels, w), *block(w, 2 * w), *block(2 * w, 4 * w), *block(4 * w, 4 * w)
+            )
             self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, config.embed_dim), nn.ReLU(inplace=True))
             self.head = nn.Linear(config.embed_dim, max(n_classes, 1))
             self.n_classes = n_classes
@@ -156,10 +158,19 @@ def predict(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarray:
     return _batched(model, images, "forward", batch).argmax(1).astype(np.int64)
 
 
-def _cache_key(dataset: Any, scheme: str, classes: list[str], seed: int, config: EncoderConfig, rows: np.ndarray) -> str:
+def _cache_key(
+    dataset: Any, scheme: str, classes: list[str], seed: int, config: EncoderConfig, rows: np.ndarray
+) -> str:
     train_patients = sorted(set(dataset.units["patient_id"].astype(str).to_numpy()[rows]))
     blob = json.dumps(
-        {"fp": dataset.fingerprint, "scheme": scheme, "classes": list(classes), "train": train_patients, "seed": seed, "config": asdict(config)},
+        {
+            "fp": dataset.fingerprint,
+            "scheme": scheme,
+            "classes": list(classes),
+            "train": train_patients,
+            "seed": seed,
+            "config": asdict(config),
+        },
         sort_keys=True,
     )
     return f"{dataset.fingerprint}-{scheme}-s{seed}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
@@ -197,7 +208,9 @@ def real_classifier(
             return model
         except Exception:  # noqa: BLE001 - a damaged cache entry is retrained, never trusted
             pass
-    model = train_classifier(dataset.images[train], dataset.labels(scheme, classes)[train], len(classes), config=config, seed=seed)
+    model = train_classifier(
+        dataset.images[train], dataset.labels(scheme, classes)[train], len(classes), config=config, seed=seed
+    )
     if cache:
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
         with atomic_path(path.with_suffix(".json")) as tmp:

@@ -46,7 +46,9 @@ def _kth_radius(x: np.ndarray, k: int) -> np.ndarray:
     return d[:, k]
 
 
-def _within_counts(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def _within_counts(
+    points: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """For each point: number of ``centres`` balls containing it; for each centre: whether any point is inside."""
     from scipy.spatial.distance import cdist
 
@@ -75,7 +77,9 @@ def prdc(real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> tuple[PRDC, str
     real = np.asarray(real, dtype=np.float64).reshape(len(real), -1)
     synthetic = np.asarray(synthetic, dtype=np.float64).reshape(len(synthetic), -1)
     if len(real) <= k or len(synthetic) <= k:
-        return PRDC(None, None, None, None), f"needs more than k={k} real and synthetic points (have {len(real)}, {len(synthetic)})"
+        return PRDC(
+            None, None, None, None
+        ), f"needs more than k={k} real and synthetic points (have {len(real)}, {len(synthetic)})"
     r_real = _kth_radius(real, k)
     r_syn = _kth_radius(synthetic, k)
     counts, covered = _within_counts(synthetic, real, r_real)
@@ -114,7 +118,9 @@ def fidelity_scores(
     reasons: dict[str, str] = {}
     out["frechet_distance"] = frechet_distance(real, synthetic)
     if out["frechet_distance"] is None:
-        reasons["frechet_distance"] = f"needs at least 2 real and 2 synthetic points (have {len(real)}, {len(synthetic)})"
+        reasons["frechet_distance"] = (
+            f"needs at least 2 real and 2 synthetic points (have {len(real)}, {len(synthetic)})"
+        )
     p, why = prdc(*equal_counts(real, synthetic, seed), k=k)
     out.update(precision=p.precision, recall=p.recall, density=p.density, coverage=p.coverage)
     if why:

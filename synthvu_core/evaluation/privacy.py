@@ -270,7 +270,13 @@ def summarise_distances(
 
 
 def project_pca(
-    candidates: np.ndarray, synthetic: np.ndarray, *, dims: int = 128, fit_rows: int = 2000, rows: int = 1024, seed: int = 0,
+    candidates: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    dims: int = 128,
+    fit_rows: int = 2000,
+    rows: int = 1024,
+    seed: int = 0,
     residual: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Both sets on the first ``dims`` principal axes of (up to ``fit_rows`` evenly spaced) synthetic VUs.
@@ -288,7 +294,9 @@ def project_pca(
     m = len(synthetic)
     pick = np.unique(np.linspace(0, m - 1, min(m, fit_rows)).round().astype(np.int64))
     fit = _block(np.asarray(synthetic[pick]), 0, len(pick), None).numpy()
-    pca = PCA(n_components=int(min(dims, len(pick) - 1, fit.shape[1])), svd_solver="randomized", random_state=seed).fit(fit)
+    pca = PCA(n_components=int(min(dims, len(pick) - 1, fit.shape[1])), svd_solver="randomized", random_state=seed).fit(
+        fit
+    )
     mean, axes = torch.from_numpy(pca.mean_.astype(np.float32)), torch.from_numpy(pca.components_.T.astype(np.float32))
     k = axes.shape[1]
 
@@ -303,12 +311,22 @@ def project_pca(
         return out
 
     width = k + 2 if residual else k
-    return project(candidates, k)[:, :width], project(synthetic, k + 1)[:, :width], float(pca.explained_variance_ratio_.sum())
+    return (
+        project(candidates, k)[:, :width],
+        project(synthetic, k + 1)[:, :width],
+        float(pca.explained_variance_ratio_.sum()),
+    )
 
 
 def approximate_summary(
-    candidates: np.ndarray, synthetic: np.ndarray, *, dims: int = 128, fit_rows: int = 2000, chunk: int | None = None,
-    seed: int = 0, residual: bool = False,
+    candidates: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    dims: int = 128,
+    fit_rows: int = 2000,
+    chunk: int | None = None,
+    seed: int = 0,
+    residual: bool = False,
 ) -> tuple[DistanceSummary, float]:
     """Nearest synthetic and median distance per candidate, approximately, for sets too large for exact
     pixel distances (100k x 100k VUs of 9x64x64 is 7e14 multiply-adds): exact distances between the
@@ -337,7 +355,13 @@ def pairwise_scores(summary: DistanceSummary) -> tuple[np.ndarray, np.ndarray]:
 
 
 def domias_scores(
-    candidates: np.ndarray, synthetic: np.ndarray, reference: np.ndarray, *, dims: int = 5, min_points: int = 20, seed: int = 0
+    candidates: np.ndarray,
+    synthetic: np.ndarray,
+    reference: np.ndarray,
+    *,
+    dims: int = 5,
+    min_points: int = 20,
+    seed: int = 0,
 ) -> tuple[np.ndarray | None, str | None]:
     """DOMIAS: ``log p_synth(x) - log p_reference(x)`` by Gaussian KDE (Scott bandwidth).
 
@@ -350,7 +374,11 @@ def domias_scores(
 
     n_syn, n_ref = len(synthetic), len(reference)
     if n_ref < min_points or n_syn < min_points:
-        return None, f"needs at least {min_points} reference and synthetic points for a KDE (have {n_ref} reference, {n_syn} synthetic)"
+        return (
+            None,
+            f"needs at least {min_points} reference and synthetic points for a KDE (have {n_ref} reference, {n_syn} "
+            "synthetic)",
+        )
     cand = np.asarray(candidates, dtype=np.float64).reshape(len(candidates), -1)
     syn = np.asarray(synthetic, dtype=np.float64).reshape(n_syn, -1)
     ref = np.asarray(reference, dtype=np.float64).reshape(n_ref, -1)
@@ -424,7 +452,9 @@ def topk_share(scores: np.ndarray, is_member: np.ndarray, k: int | None = None) 
     return float(share / k)
 
 
-def patient_scores(scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def patient_scores(
+    scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Patient-level scores: mean of a patient's VU scores.
 
     Returns ``(patients [p], scores [p], is_member [p])``, patients sorted.

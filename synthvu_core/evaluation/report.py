@@ -39,8 +39,21 @@ from synthvu_core.names import (
 from synthvu_core.storage import atomic_path, check_writable, json_default
 
 __all__ = [
-    "ARRAYS_FILE", "ATTACKS", "PRIVACY_METRICS", "REPORT_DIR", "REPORT_FILE", "SPACES", "EvaluationConfig", "EvaluationContext",
-    "Report", "definition", "evaluate_generator", "load_report", "prepare_context", "run_evaluation", "save_report",
+    "ARRAYS_FILE",
+    "ATTACKS",
+    "PRIVACY_METRICS",
+    "REPORT_DIR",
+    "REPORT_FILE",
+    "SPACES",
+    "EvaluationConfig",
+    "EvaluationContext",
+    "Report",
+    "definition",
+    "evaluate_generator",
+    "load_report",
+    "prepare_context",
+    "run_evaluation",
+    "save_report",
 ]
 #: 2: balanced membership design, reference-fitted attack spaces, graded controls, verdicts per threat model, seeds.
 REPORT_VERSION = 2
@@ -79,9 +92,12 @@ class Report:
 # ---- definitions ----------------------------------------------------------------------------
 
 _UTILITY_DEF = {
-    "trtr": "Balanced accuracy (mean per-class recall) of the VU-position classifier trained on the dataset's real train split, tested on its real holdout split (the same for every generator of the dataset)",
-    "tstr": "Balanced accuracy of the same classifier definition trained on synthetic VUs (the real train split's label distribution and size, a fixed TSTR size per dataset), tested on the real holdout split",
-    "trts": "Balanced accuracy of the classifier trained on the real train split, tested on the synthetic VUs (low TRTS with high TSTR hints at off-manifold samples)",
+    "trtr": "Balanced accuracy (mean per-class recall) of the VU-position classifier trained on the dataset's real "
+            "train split, tested on its real holdout split (the same for every generator of the dataset)",
+    "tstr": "Balanced accuracy of the same classifier definition trained on synthetic VUs (the real train split's "
+            "label distribution and size, a fixed TSTR size per dataset), tested on the real holdout split",
+    "trts": "Balanced accuracy of the classifier trained on the real train split, tested on the synthetic VUs (low "
+            "TRTS with high TSTR hints at off-manifold samples)",
     "tstr_over_trtr": (
         "TSTR balanced accuracy divided by TRTR balanced accuracy, per seed (the published study: "
         f"{STUDY_TSTR:.3f} / {STUDY_TRTR:.3f} = {STUDY_RATIO:.2f} on T1 trial data; a ratio on other data, the phantom "
@@ -91,37 +107,60 @@ _UTILITY_DEF = {
 _SEEDS = "; mean over the classifier seeds (the TSTR subset drawn with the same seed)"
 _CI = {"ci_low": "lower", "ci_high": "upper"}
 _FIDELITY_DEF = {
-    "frechet_distance": "Fréchet distance between Gaussians fitted to real-holdout and synthetic embeddings (penultimate layer of the real-trained VU-position classifier); 0 = same mean and covariance.",
-    "precision": "Share of synthetic embeddings inside the k-NN ball (k=5) of some real-holdout embedding (Naeem et al. 2020), on equal real and synthetic counts.",
-    "recall": "Share of real-holdout embeddings inside the k-NN ball (k=5) of some synthetic embedding (Naeem et al. 2020), on equal real and synthetic counts.",
-    "density": "Mean number of real-holdout k-NN balls (k=5) containing a synthetic embedding, divided by k (Naeem et al. 2020), on equal real and synthetic counts; about 1 when distributions match.",
-    "coverage": "Share of real-holdout k-NN balls (k=5) that contain at least one synthetic embedding (Naeem et al. 2020), on equal real and synthetic counts.",
+    "frechet_distance": "Fréchet distance between Gaussians fitted to real-holdout and synthetic embeddings "
+                        "(penultimate layer of the real-trained VU-position classifier); 0 = same mean and covariance.",
+    "precision": "Share of synthetic embeddings inside the k-NN ball (k=5) of some real-holdout embedding (Naeem et "
+                 "al. 2020), on equal real and synthetic counts.",
+    "recall": "Share of real-holdout embeddings inside the k-NN ball (k=5) of some synthetic embedding (Naeem et al. "
+              "2020), on equal real and synthetic counts.",
+    "density": "Mean number of real-holdout k-NN balls (k=5) containing a synthetic embedding, divided by k (Naeem et "
+               "al. 2020), on equal real and synthetic counts; about 1 when distributions match.",
+    "coverage": "Share of real-holdout k-NN balls (k=5) that contain at least one synthetic embedding (Naeem et al. "
+                "2020), on equal real and synthetic counts.",
 }
 _ATTACK_DEF = {
-    "pairwise": "pairwise attack (the published study; distance to closest record): score = -(d_min(x) / median_j d(x, s_j)) over all synthetic s_j",
-    "distribution": "distribution attack (the published study; Monte-Carlo attack, Hilprecht et al. 2019): score = number of synthetic VUs within eps of x, eps = the 1% quantile (0.1% in UMAP space) of all candidate-synthetic distances",
-    "domias": "DOMIAS (van Breugel et al. 2023): score = log p_synth(x) - log p_reference(x), Gaussian KDEs in PCA-reduced embedding space, reference = the reference fit half (disjoint from the candidates and from the independent control)",
-    "discriminator": "discriminator attack (LOGAN white-box, Hayes et al. 2019): score = the discriminator's real-probability; it answers the released-discriminator threat model, and a released non-private discriminator is itself a leak",
+    "pairwise": "pairwise attack (the published study; distance to closest record): score = -(d_min(x) / median_j d(x, "
+                "s_j)) over all synthetic s_j",
+    "distribution": "distribution attack (the published study; Monte-Carlo attack, Hilprecht et al. 2019): score = "
+                    "number of synthetic VUs within eps of x, eps = the 1% quantile (0.1% in UMAP space) of all "
+                    "candidate-synthetic distances",
+    "domias": "DOMIAS (van Breugel et al. 2023): score = log p_synth(x) - log p_reference(x), Gaussian KDEs in "
+              "PCA-reduced embedding space, reference = the reference fit half (disjoint from the candidates and from "
+              "the independent control)",
+    "discriminator": "discriminator attack (LOGAN white-box, Hayes et al. 2019): score = the discriminator's "
+                     "real-probability; it answers the released-discriminator threat model, and a released non-private "
+                     "discriminator is itself a leak",
 }
 _SPACE_DEF = {
     "pixel": "in pixel space (flattened VUs, Euclidean)",
-    "embedding": "in embedding space (penultimate layer of a VU-position classifier trained on the reference fit half only, Euclidean)",
-    "umap": "in a 2-D UMAP space fitted on the reference fit half only (the study's UMAP-space attack, with PCA + UMAP fitted away from the candidates)",
+    "embedding": "in embedding space (penultimate layer of a VU-position classifier trained on the reference fit half "
+                 "only, Euclidean)",
+    "umap": "in a 2-D UMAP space fitted on the reference fit half only (the study's UMAP-space attack, with PCA + UMAP "
+            "fitted away from the candidates)",
 }
 _METRIC_DEF = {
-    "auc": "ROC AUC over candidate VUs (members = VUs of training patients, non-members = VUs of holdout patients; equal patients and VUs per patient on both sides); 0.5 = chance",
-    "auc_ci_low": "lower end of the 95% patient-bootstrap CI of the VU-level AUC (patients resampled within members and non-members)",
-    "auc_ci_high": "upper end of the 95% patient-bootstrap CI of the VU-level AUC (patients resampled within members and non-members)",
-    "tpr_at_1pct_fpr": "true-positive rate at 1% false-positive rate on the linearly interpolated ROC (Carlini et al. 2022), reported only with at least 10 expected false positives (100 non-member VUs); chance = 0.01",
+    "auc": "ROC AUC over candidate VUs (members = VUs of training patients, non-members = VUs of holdout patients; "
+           "equal patients and VUs per patient on both sides); 0.5 = chance",
+    "auc_ci_low": "lower end of the 95% patient-bootstrap CI of the VU-level AUC (patients resampled within members "
+                  "and non-members)",
+    "auc_ci_high": "upper end of the 95% patient-bootstrap CI of the VU-level AUC (patients resampled within members "
+                   "and non-members)",
+    "tpr_at_1pct_fpr": "true-positive rate at 1% false-positive rate on the linearly interpolated ROC (Carlini et al. "
+                       "2022), reported only with at least 10 expected false positives (100 non-member VUs); chance = "
+                       "0.01",
     "tpr_at_1pct_fpr_ci_low": "lower end of the 95% patient-bootstrap CI of the TPR at 1% FPR (where estimable)",
     "tpr_at_1pct_fpr_ci_high": "upper end of the 95% patient-bootstrap CI of the TPR at 1% FPR (where estimable)",
-    "tpr_at_0.1pct_fpr": "true-positive rate at 0.1% false-positive rate (Carlini et al. 2022), reported only with at least 10 expected false positives (10,000 non-member VUs); chance = 0.001",
-    "topk_share": "share of members among the k most suspicious candidates, k = number of members (the published study); chance = 0.5",
+    "tpr_at_0.1pct_fpr": "true-positive rate at 0.1% false-positive rate (Carlini et al. 2022), reported only with at "
+                         "least 10 expected false positives (10,000 non-member VUs); chance = 0.001",
+    "topk_share": "share of members among the k most suspicious candidates, k = number of members (the published "
+                  "study); chance = 0.5",
     "patient_auc": "ROC AUC at patient level (a patient's score = mean of its VU scores)",
     "patient_auc_ci_low": "lower end of the 95% patient-bootstrap CI of the patient-level AUC",
     "patient_auc_ci_high": "upper end of the 95% patient-bootstrap CI of the patient-level AUC",
-    "patient_tpr_at_1pct_fpr": "TPR at 1% FPR at patient level, reported only with at least 10 expected false-positive patients (1,000 non-member patients)",
-    "p_value": "one-sided p-value of AUC > 0.5 by a patient-permutation test (membership labels permuted between patients)",
+    "patient_tpr_at_1pct_fpr": "TPR at 1% FPR at patient level, reported only with at least 10 expected false-positive "
+                               "patients (1,000 non-member patients)",
+    "p_value": "one-sided p-value of AUC > 0.5 by a patient-permutation test (membership labels permuted between "
+               "patients)",
 }
 
 
@@ -142,13 +181,18 @@ def definition(key: str) -> str:
     if parts[0] == "privacy":
         if parts[1] == "worst":
             what = "AUC" if parts[2] == "auc" else "TPR at 1% FPR (where estimable)"
-            return (f"Highest VU-level {what} over the attacks on the released samples that count in the released-samples "
-                    "verdict (black-box attacks with power on the 5% graded control).")
+            return (
+                f"Highest VU-level {what} over the attacks on the released samples that count in the released-samples "
+                "verdict (black-box attacks with power on the 5% graded control)."
+            )
         attack, space, metric = parts[1], parts[2], ".".join(parts[3:])
         return f"{_METRIC_DEF[metric]}; {_ATTACK_DEF[attack]}; {_SPACE_DEF[space]}."
     if key == "dp.epsilon":
-        return ("Differential-privacy budget epsilon of the generator's training (DP-SGD on the discriminator) at the card's "
-                "delta, per privacy unit (meta dp_unit: patient, or vu for older cards); None = trained without DP.")
+        return (
+            "Differential-privacy budget epsilon of the generator's training (DP-SGD on the discriminator) at the "
+            "card's "
+            "delta, per privacy unit (meta dp_unit: patient, or vu for older cards); None = trained without DP."
+        )
     raise KeyError(key)
 
 
@@ -217,7 +261,10 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
         raise ReportError(f"{arrays_path}: corrupt report arrays ({e})") from None
     fp = meta.get("dataset_fingerprint")
     if expected_fingerprint is not None and fp != expected_fingerprint:
-        raise ReportError(f"{path}: report was computed on dataset {fp}, not on the expected dataset {expected_fingerprint}; re-run evaluate")
+        raise ReportError(
+            f"{path}: report was computed on dataset {fp}, not on the expected dataset {expected_fingerprint}; re-run "
+            "evaluate"
+        )
     report = Report(scalars, definitions, meta, _arrays_path=arrays_path)
     for name in doc.get("controls", []):
         report.controls[name] = _read_report(folder / CONTROLS_DIR / name, expected_fingerprint)
@@ -283,7 +330,8 @@ def evaluate_generator(
         dataset = VUDataset.load(dataset)
     if fp is not None and dataset.fingerprint != fp:
         raise CheckpointError(
-            f"{model_dir / CARD_FILE}: generator was trained on dataset {fp}, but the dataset given is {dataset.fingerprint}"
+            f"{model_dir / CARD_FILE}: generator was trained on dataset {fp}, but the dataset given is "
+            f"{dataset.fingerprint}"
         )
     # Members are the patients the generator was trained on: apply the card's split (the leaky
     # control, for one, was trained on a smaller train part of the same VUs).
@@ -304,7 +352,9 @@ def evaluate_generator(
     generator = load_generator(model_dir)
     samples = sample_uint8(generator, n_synthetic, seed=seed)  # uint8 as exported: a quarter of the float32 memory
     if list(samples.classes) != classes:
-        raise CheckpointError(f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}")
+        raise CheckpointError(
+            f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}"
+        )
     disc = load_discriminator(model_dir)
     dp = card.get("dp") or {}
     meta = {
@@ -319,8 +369,17 @@ def evaluate_generator(
         "discriminator_kept": disc is not None,
     }
     report = run_evaluation(
-        dataset, np.asarray(samples.images), np.asarray(samples.labels), discriminator=disc, config=cfg, classes=classes,
-        seed=seed, meta=meta, controls=controls, progress=progress, utility_dataset=utility_dataset,
+        dataset,
+        np.asarray(samples.images),
+        np.asarray(samples.labels),
+        discriminator=disc,
+        config=cfg,
+        classes=classes,
+        seed=seed,
+        meta=meta,
+        controls=controls,
+        progress=progress,
+        utility_dataset=utility_dataset,
     )
     save_report(report, model_dir / REPORT_DIR)
     return load_report(model_dir, expected_fingerprint=dataset.fingerprint) or report

@@ -42,7 +42,8 @@ class EvaluationConfig:
 
 @contextmanager
 def timer(timings: dict[str, float], name: str, cpu: dict[str, float] | None = None) -> Iterator[None]:
-    """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the process CPU seconds to ``cpu[name]``)."""
+    """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the process CPU seconds to
+    ``cpu[name]``)."""
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield
@@ -112,7 +113,12 @@ class Job:
 
 
 def prepare_context(
-    dataset: Any, config: EvaluationConfig, *, classes: list[str] | None = None, seed: int = 0, utility_dataset: Any = None
+    dataset: Any,
+    config: EvaluationConfig,
+    *,
+    classes: list[str] | None = None,
+    seed: int = 0,
+    utility_dataset: Any = None,
 ) -> EvaluationContext:
     """Real classifiers (cached per dataset), study UMAP overlay, membership design, attack spaces.
 
@@ -132,12 +138,18 @@ def prepare_context(
     labels = dataset.labels(config.scheme, classes)
     train, holdout = util.indices("train"), _utility_holdout(util, dataset)
     with timer(t, "classifiers", c):
-        clfs = [real_classifier(util, config.scheme, classes, seed=s, config=config.encoder, cache=config.cache)
-                for s in config.utility_seeds]
+        clfs = [
+            real_classifier(util, config.scheme, classes, seed=s, config=config.encoder, cache=config.cache)
+            for s in config.utility_seeds
+        ]
         emb_holdout = embed(clfs[0], util.images[holdout])
     with timer(t, "overlay_fit", c):
         rows = np.concatenate([train, holdout])
-        feats = (lambda r: util.images[r]) if config.umap.features == "pixel" else (lambda r: embed(clfs[0], util.images[r]))
+        feats = (
+            (lambda r: util.images[r])
+            if config.umap.features == "pixel"
+            else (lambda r: embed(clfs[0], util.images[r]))
+        )
         proj, coords, reason = None, None, None
         if not config.umap.joint:
             proj, c_train, _, reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
@@ -145,10 +157,26 @@ def prepare_context(
                 coords = np.concatenate([c_train, proj.transform(feats(holdout))])
     design = membership_design(dataset, labels, config.candidates_per_group, seed)
     with timer(t, "attack_spaces", c):
-        spaces = fit_attack_spaces(dataset, design.candidates, design.fit_rows, scheme=config.scheme, classes=classes,
-                                   config=config, seed=seed)
-    return EvaluationContext(classes, labels, train, holdout, clfs, emb_holdout, proj, reason, rows, coords, design, spaces,
-                             util.units["split"].to_numpy().astype(str), t, c)
+        spaces = fit_attack_spaces(
+            dataset, design.candidates, design.fit_rows, scheme=config.scheme, classes=classes, config=config, seed=seed
+        )
+    return EvaluationContext(
+        classes,
+        labels,
+        train,
+        holdout,
+        clfs,
+        emb_holdout,
+        proj,
+        reason,
+        rows,
+        coords,
+        design,
+        spaces,
+        util.units["split"].to_numpy().astype(str),
+        t,
+        c,
+    )
 
 
 def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
@@ -170,16 +198,23 @@ def stage_utility(ctx: EvaluationContext, job: Job) -> Part:
 
     util = job.utility_dataset or job.dataset
     u = utility_scores(
-        real_classifiers=ctx.classifiers, train_labels=ctx.labels[ctx.util_train],
-        holdout_images=util.images[ctx.util_holdout], holdout_labels=ctx.labels[ctx.util_holdout],
-        synthetic_images=job.images, synthetic_labels=job.labels, n_classes=len(ctx.classes),
-        config=job.config.encoder, seeds=job.config.utility_seeds,
+        real_classifiers=ctx.classifiers,
+        train_labels=ctx.labels[ctx.util_train],
+        holdout_images=util.images[ctx.util_holdout],
+        holdout_labels=ctx.labels[ctx.util_holdout],
+        synthetic_images=job.images,
+        synthetic_labels=job.labels,
+        n_classes=len(ctx.classes),
+        config=job.config.encoder,
+        seeds=job.config.utility_seeds,
     )
     s, r = u.scalars()
     part = Part(s, r, u.arrays(len(ctx.classes)), {f"utility.{k}": v for k, v in u.notes.items()})
     part.meta["utility"] = {
-        "seeds": list(job.config.utility_seeds), "tstr_train_size": u.tstr_train_size,
-        "n_train": int(len(ctx.util_train)), "n_holdout": int(len(ctx.util_holdout)),
+        "seeds": list(job.config.utility_seeds),
+        "tstr_train_size": u.tstr_train_size,
+        "n_train": int(len(ctx.util_train)),
+        "n_holdout": int(len(ctx.util_holdout)),
         "holdout_patients": int(len(set(util.units["patient_id"].astype(str).to_numpy()[ctx.util_holdout]))),
         "split": "the dataset's own split (shared by every generator of the dataset)",
     }
@@ -196,7 +231,10 @@ def stage_fidelity(ctx: EvaluationContext, job: Job) -> Part:
     job.state["emb_syn"] = emb_syn
     part = Part()
     if not getattr(ctx.classifiers[0], "trained", True):
-        part.notes["embedding"] = "fewer than two classes in the real train split: the embedding is an untrained (random) convolutional feature map"
+        part.notes["embedding"] = (
+            "fewer than two classes in the real train split: the embedding is an untrained (random) convolutional "
+            "feature map"
+        )
     hold_lab = ctx.labels[ctx.util_holdout]
     groups = [("fidelity", np.ones(len(hold_lab), bool), np.ones(len(job.labels), bool))]
     groups += [(f"fidelity.position.{name}", hold_lab == c, job.labels == c) for c, name in enumerate(ctx.classes)]
@@ -224,21 +262,34 @@ def stage_embeddings(ctx: EvaluationContext, job: Job) -> Part:
         from synthvu_core.evaluation.encoder import embed
 
         util = job.utility_dataset or job.dataset
-        rf = util.images[ctx.overlay_rows] if cfg.umap.features == "pixel" else embed(ctx.classifiers[0], util.images[ctx.overlay_rows])
+        rf = (
+            util.images[ctx.overlay_rows]
+            if cfg.umap.features == "pixel"
+            else embed(ctx.classifiers[0], util.images[ctx.overlay_rows])
+        )
         _, real, syn, reason = fit_umap(rf, syn_feats, config=cfg.umap, seed=job.seed)
     elif ctx.overlay is not None:
         real, syn = ctx.overlay_coords, ctx.overlay.transform(syn_feats)
     if real is None or syn is None:
         part.notes["umap"] = reason or "no UMAP overlay"
         return part
-    part.arrays.update({
-        "umap/real": real, "umap/real_index": ctx.overlay_rows, "umap/real_labels": ctx.labels[ctx.overlay_rows],
-        "umap/real_split": ctx.util_split[ctx.overlay_rows], "umap/synthetic": syn,
-        "umap/synthetic_labels": job.labels[pick], "umap/synthetic_index": pick,
-    })
-    part.meta["umap"] = {**asdict(cfg.umap), "fitted_on": "joint" if cfg.umap.joint else "real_train",
-                         "role": "overlay figure only (the study's UMAP); no attack or verdict uses it",
-                         "n_synthetic_projected": int(n)}
+    part.arrays.update(
+        {
+            "umap/real": real,
+            "umap/real_index": ctx.overlay_rows,
+            "umap/real_labels": ctx.labels[ctx.overlay_rows],
+            "umap/real_split": ctx.util_split[ctx.overlay_rows],
+            "umap/synthetic": syn,
+            "umap/synthetic_labels": job.labels[pick],
+            "umap/synthetic_index": pick,
+        }
+    )
+    part.meta["umap"] = {
+        **asdict(cfg.umap),
+        "fitted_on": "joint" if cfg.umap.joint else "real_train",
+        "role": "overlay figure only (the study's UMAP); no attack or verdict uses it",
+        "n_synthetic_projected": int(n),
+    }
     return part
 
 
@@ -261,20 +312,34 @@ def _privacy_part(results: dict[str, AttackResult], skipped: dict[str, str], arr
     return part
 
 
-def score_set(ctx: EvaluationContext, job: Job, synthetic: Any, discriminator_scores: np.ndarray | None = None) -> tuple[dict, dict, dict, Any]:
+def score_set(
+    ctx: EvaluationContext, job: Job, synthetic: Any, discriminator_scores: np.ndarray | None = None
+) -> tuple[dict, dict, dict, Any]:
     """Every attack on one synthetic set: ``(results, skipped, arrays, permutation test)``."""
     from synthvu_core.evaluation.attacks import black_box_scores
     from synthvu_core.evaluation.inference import permutation_test
     from synthvu_core.evaluation.verdicts import attack_metrics
 
     cfg, d = job.config.privacy, ctx.design
-    scores, arrays, skipped = black_box_scores(ctx.spaces, synthetic, domias_dims=cfg.domias_dims,
-                                               domias_min_points=cfg.domias_min_points, chunk=cfg.chunk, seed=job.seed)
+    scores, arrays, skipped = black_box_scores(
+        ctx.spaces,
+        synthetic,
+        domias_dims=cfg.domias_dims,
+        domias_min_points=cfg.domias_min_points,
+        chunk=cfg.chunk,
+        seed=job.seed,
+    )
     if discriminator_scores is not None:
         scores["discriminator/pixel"] = discriminator_scores
-    test = permutation_test(scores, d.is_member, d.patient, n_perm=job.config.n_perm, seed=job.seed) if len(set(d.patient)) > 2 else None
-    results = {n: attack_metrics(s, d.is_member, d.patient, test=test, name=n, n_boot=cfg.n_boot, seed=job.seed)
-               for n, s in scores.items()}
+    test = (
+        permutation_test(scores, d.is_member, d.patient, n_perm=job.config.n_perm, seed=job.seed)
+        if len(set(d.patient)) > 2
+        else None
+    )
+    results = {
+        n: attack_metrics(s, d.is_member, d.patient, test=test, name=n, n_boot=cfg.n_boot, seed=job.seed)
+        for n, s in scores.items()
+    }
     return results, skipped, arrays, test
 
 
@@ -293,14 +358,24 @@ def stage_privacy(ctx: EvaluationContext, job: Job) -> Part:
         skipped["discriminator/pixel"] = "no discriminator was kept with this generator"
     job.state.update(synthetic=synthetic, results=results, test=test)
     part = _privacy_part(results, skipped, arrays)
-    part.arrays.update({"candidates/index": d.candidates, "candidates/is_member": d.is_member,
-                        "candidates/patient": d.patient.astype(str)})
+    part.arrays.update(
+        {
+            "candidates/index": d.candidates,
+            "candidates/is_member": d.is_member,
+            "candidates/patient": d.patient.astype(str),
+        }
+    )
     closest = arrays.get("pairwise/pixel/d_min")
     if closest is not None:
         order = np.argsort(closest, kind="stable")[: job.config.privacy.n_closest]
-        part.arrays.update({"privacy/closest/candidate_index": order, "privacy/closest/distance": closest[order],
-                            "privacy/closest/synthetic_index": arrays["pairwise/pixel/nearest"][order],
-                            "privacy/closest/dataset_index": d.candidates[order]})
+        part.arrays.update(
+            {
+                "privacy/closest/candidate_index": order,
+                "privacy/closest/distance": closest[order],
+                "privacy/closest/synthetic_index": arrays["pairwise/pixel/nearest"][order],
+                "privacy/closest/dataset_index": d.candidates[order],
+            }
+        )
     part.meta["membership"] = {**d.counts(), "notes": d.notes, "cohort_allows": _cohort_allows(d)}
     part.meta.update(d.counts())
     part.meta["attack_spaces"] = _space_meta(ctx)
@@ -313,18 +388,30 @@ def _cohort_allows(d: MembershipDesign) -> str:
 
     c = d.counts()
     n0, p0 = c["n_nonmembers"], c["n_nonmember_patients"]
-    est = [name for name, alpha, n in (("TPR at 1% FPR", 0.01, n0), ("TPR at 0.1% FPR", 0.001, n0),
-                                       ("patient-level TPR at 1% FPR", 0.01, p0)) if estimable(alpha, n)]
-    return (f"{c['n_member_patients']} member and {p0} non-member patients, {c['vus_per_patient']} VUs each: AUCs with "
-            f"patient-bootstrap CIs; {', '.join(est) if est else 'no TPR at a low FPR'} estimable (a TPR at FPR a needs "
-            f"a x non-members >= {MIN_FALSE_POSITIVES}: 1,000 non-member VUs at 1%, 1,000 non-member patients at patient level)")
+    est = [
+        name
+        for name, alpha, n in (
+            ("TPR at 1% FPR", 0.01, n0),
+            ("TPR at 0.1% FPR", 0.001, n0),
+            ("patient-level TPR at 1% FPR", 0.01, p0),
+        )
+        if estimable(alpha, n)
+    ]
+    return (
+        f"{c['n_member_patients']} member and {p0} non-member patients, {c['vus_per_patient']} VUs each: AUCs with "
+        f"patient-bootstrap CIs; {', '.join(est) if est else 'no TPR at a low FPR'} estimable (a TPR at FPR a needs "
+        f"a x non-members >= {MIN_FALSE_POSITIVES}: 1,000 non-member VUs at 1%, 1,000 non-member patients at patient "
+        "level)"
+    )
 
 
 def _space_meta(ctx: EvaluationContext) -> dict[str, str]:
     d = ctx.design
     out = {"pixel": "flattened VUs, Euclidean"}
     fit = f"{d.counts()['n_reference_fit']} VUs of the reference fit half (patients in neither candidate group)"
-    out["embedding"] = ctx.spaces.skipped.get("embedding") or f"penultimate layer of a VU-position classifier trained on {fit}"
+    out["embedding"] = (
+        ctx.spaces.skipped.get("embedding") or f"penultimate layer of a VU-position classifier trained on {fit}"
+    )
     out["umap"] = ctx.spaces.skipped.get("umap") or f"PCA + UMAP (the study's settings) fitted on the pixels of {fit}"
     out["domias_reference"] = fit
     out["independent_control"] = f"{d.counts()['n_reference_control']} VUs of the reference control half"
@@ -361,15 +448,19 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     part.meta["power"] = power
     results, test = job.state["results"], job.state["test"]
     part.meta["verdicts"] = {
-        "released_samples": released_samples_verdict(results, test, power) if test is not None else
-        {"level": "unknown", "text": "Too few patients for a permutation test: no verdict."},
+        "released_samples": released_samples_verdict(results, test, power)
+        if test is not None
+        else {"level": "unknown", "text": "Too few patients for a permutation test: no verdict."},
         "released_discriminator": released_discriminator_verdict(results, test),
     }
     counted = part.meta["verdicts"]["released_samples"].get("counted", [])
     for metric in ("auc", "tpr_at_1pct_fpr"):
         vals = [results[n].scalars.get(metric) for n in counted if results[n].scalars.get(metric) is not None]
-        why = "no attack on the released samples has power on this data" if not counted else \
-            (results[counted[0]].reasons.get(metric) or "not computed")
+        why = (
+            "no attack on the released samples has power on this data"
+            if not counted
+            else (results[counted[0]].reasons.get(metric) or "not computed")
+        )
         part.add(f"privacy.worst.{metric}", max(vals) if vals else None, why)
     return part
 
@@ -378,7 +469,9 @@ def stage_dp(ctx: EvaluationContext, job: Job) -> Part:
     """The generator's differential-privacy budget, as its card records it."""
     eps = job.meta.get("dp_epsilon")
     part = Part()
-    part.add("dp.epsilon", None if eps is None else float(eps), "trained without differential privacy (or not recorded)")
+    part.add(
+        "dp.epsilon", None if eps is None else float(eps), "trained without differential privacy (or not recorded)"
+    )
     return part
 
 
@@ -451,8 +544,21 @@ def run_evaluation(
     if len(synthetic_images) != len(synthetic_labels):
         raise ValueError(f"{len(synthetic_images)} synthetic VUs but {len(synthetic_labels)} labels")
     if tuple(np.shape(synthetic_images)[1:]) != tuple(dataset.images.shape[1:]):
-        raise ReportError(f"synthetic VUs have shape {list(np.shape(synthetic_images)[1:])}, the dataset {list(dataset.images.shape[1:])}")
-    job = Job(dataset, synthetic_images, synthetic_labels, discriminator, config, seed, dict(meta or {}), controls, utility_dataset)
+        raise ReportError(
+            f"synthetic VUs have shape {list(np.shape(synthetic_images)[1:])}, the dataset "
+            f"{list(dataset.images.shape[1:])}"
+        )
+    job = Job(
+        dataset,
+        synthetic_images,
+        synthetic_labels,
+        discriminator,
+        config,
+        seed,
+        dict(meta or {}),
+        controls,
+        utility_dataset,
+    )
     bar = _progress(len(STAGES) + 1, progress)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -477,13 +583,29 @@ def run_evaluation(
     full_meta["cpu_timings_s"] = cpu
     report = Report(out.scalars, {k: definition(k) for k in out.scalars}, full_meta, _arrays=out.arrays)
     for name, (part, text) in out.controls.items():
-        cmeta = {"model": f"control:{name}", "control": name, "control_definition": text, "dataset_fingerprint": dataset.fingerprint,
-                 "n_synthetic": int(len(synthetic_labels)), "missing": part.missing, **{k: full_meta[k] for k in _COUNT_KEYS}}
-        report.controls[name] = Report(part.scalars, {k: definition(k) for k in part.scalars}, cmeta, _arrays=part.arrays)
+        cmeta = {
+            "model": f"control:{name}",
+            "control": name,
+            "control_definition": text,
+            "dataset_fingerprint": dataset.fingerprint,
+            "n_synthetic": int(len(synthetic_labels)),
+            "missing": part.missing,
+            **{k: full_meta[k] for k in _COUNT_KEYS},
+        }
+        report.controls[name] = Report(
+            part.scalars, {k: definition(k) for k in part.scalars}, cmeta, _arrays=part.arrays
+        )
     return report
 
 
-_COUNT_KEYS = ("n_candidates", "n_members", "n_nonmembers", "n_member_patients", "n_nonmember_patients", "vus_per_patient")
+_COUNT_KEYS = (
+    "n_candidates",
+    "n_members",
+    "n_nonmembers",
+    "n_member_patients",
+    "n_nonmember_patients",
+    "vus_per_patient",
+)
 
 
 def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]) -> dict[str, Any]:
@@ -505,8 +627,14 @@ def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]
         "classes": ctx.classes,
         "synthetic_class_counts": np.bincount(job.labels[job.labels >= 0], minlength=K).tolist(),
         "classifier_trained": bool(getattr(ctx.classifiers[0], "trained", True)),
-        "config": {"candidates_per_group": cfg.candidates_per_group, "prdc_k": cfg.prdc_k, "encoder": asdict(cfg.encoder),
-                   "privacy": asdict(cfg.privacy), "utility_seeds": list(cfg.utility_seeds), "n_perm": cfg.n_perm},
+        "config": {
+            "candidates_per_group": cfg.candidates_per_group,
+            "prdc_k": cfg.prdc_k,
+            "encoder": asdict(cfg.encoder),
+            "privacy": asdict(cfg.privacy),
+            "utility_seeds": list(cfg.utility_seeds),
+            "n_perm": cfg.n_perm,
+        },
         "discriminator_attack": job.discriminator is not None,
         **out.meta,
         "missing": out.missing,

@@ -55,7 +55,9 @@ def classification_result(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
     return ClassificationResult(float(np.nanmean(recall)), recall, conf, len(y_true))
 
 
-def matched_synthetic_subset(real_labels: np.ndarray, synthetic_labels: np.ndarray, n_classes: int, seed: int = 0) -> np.ndarray:
+def matched_synthetic_subset(
+    real_labels: np.ndarray, synthetic_labels: np.ndarray, n_classes: int, seed: int = 0
+) -> np.ndarray:
     """Indices into the synthetic set with the real train split's label distribution and size.
 
     Per class ``c`` the real count ``n_c`` is drawn without replacement; when some class has fewer
@@ -83,7 +85,9 @@ def pooled(results: list[ClassificationResult], n_classes: int) -> Classificatio
         recall = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
     vals = [r.balanced_accuracy for r in results if r.balanced_accuracy is not None]
     reason = next((r.reason for r in results if r.reason), None)
-    return ClassificationResult(float(np.mean(vals)) if vals else None, recall, conf, results[0].n_test if results else 0, reason)
+    return ClassificationResult(
+        float(np.mean(vals)) if vals else None, recall, conf, results[0].n_test if results else 0, reason
+    )
 
 
 @dataclass
@@ -99,7 +103,10 @@ class UtilityResult:
         return [r.balanced_accuracy for r in self.results[setting]]
 
     def ratios(self) -> list[float | None]:
-        return [None if a is None or b is None or a <= 0 else b / a for a, b in zip(self.per_seed("trtr"), self.per_seed("tstr"))]
+        return [
+            None if a is None or b is None or a <= 0 else b / a
+            for a, b in zip(self.per_seed("trtr"), self.per_seed("tstr"))
+        ]
 
     def scalars(self) -> tuple[dict[str, float | None], dict[str, str]]:
         """Mean and 95 % CI over seeds of every setting and of TSTR/TRTR."""
@@ -107,8 +114,13 @@ class UtilityResult:
 
         out: dict[str, float | None] = {}
         reasons: dict[str, str] = {}
-        series = {f"utility.{s}.balanced_accuracy": (self.per_seed(s), pooled(r, 1).reason) for s, r in self.results.items()}
-        series["utility.tstr_over_trtr"] = (self.ratios(), "TRTR or TSTR balanced accuracy is not available (or TRTR is zero)")
+        series = {
+            f"utility.{s}.balanced_accuracy": (self.per_seed(s), pooled(r, 1).reason) for s, r in self.results.items()
+        }
+        series["utility.tstr_over_trtr"] = (
+            self.ratios(),
+            "TRTR or TSTR balanced accuracy is not available (or TRTR is zero)",
+        )
         for key, (vals, why) in series.items():
             m, lo, hi = mean_ci([v for v in vals if v is not None])
             out[key], out[f"{key}_ci_low"], out[f"{key}_ci_high"] = m, lo, hi
@@ -130,11 +142,19 @@ class UtilityResult:
 
 
 def _tstr(
-    synthetic_images: np.ndarray, synthetic_labels: np.ndarray, subset: np.ndarray, holdout_images: np.ndarray,
-    holdout_labels: np.ndarray, n_classes: int, config: EncoderConfig, seed: int,
+    synthetic_images: np.ndarray,
+    synthetic_labels: np.ndarray,
+    subset: np.ndarray,
+    holdout_images: np.ndarray,
+    holdout_labels: np.ndarray,
+    n_classes: int,
+    config: EncoderConfig,
+    seed: int,
 ) -> ClassificationResult:
     if n_classes >= 2 and len(subset) >= 2:
-        model = train_classifier(synthetic_images[subset], np.asarray(synthetic_labels)[subset], n_classes, config=config, seed=seed)
+        model = train_classifier(
+            synthetic_images[subset], np.asarray(synthetic_labels)[subset], n_classes, config=config, seed=seed
+        )
         res = classification_result(holdout_labels, predict(model, holdout_images), n_classes)
         if not model.trained:
             res.balanced_accuracy = None
@@ -173,7 +193,9 @@ def utility_scores(
         res["trtr"].append(classification_result(holdout_labels, predict(clf, holdout_images), n_classes))
         subset = matched_synthetic_subset(train_labels, synthetic_labels, n_classes, seed=seed)
         size = len(subset)
-        res["tstr"].append(_tstr(synthetic_images, synthetic_labels, subset, holdout_images, holdout_labels, n_classes, config, seed))
+        res["tstr"].append(
+            _tstr(synthetic_images, synthetic_labels, subset, holdout_images, holdout_labels, n_classes, config, seed)
+        )
         res["trts"].append(classification_result(synthetic_labels, predict(clf, synthetic_images), n_classes))
         if not getattr(clf, "trained", True):
             for s in ("trtr", "trts"):

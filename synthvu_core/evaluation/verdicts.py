@@ -74,7 +74,9 @@ def attack_metrics(
         else:
             res.reasons[key] = not_estimable_reason(level, n0)
     W = test.wins.get(name) if test is not None else None
-    iv = bootstrap_intervals(scores, member, patient, alphas=(0.01,) if 0.01 in alphas else (), n_boot=n_boot, seed=seed, W=W)
+    iv = bootstrap_intervals(
+        scores, member, patient, alphas=(0.01,) if 0.01 in alphas else (), n_boot=n_boot, seed=seed, W=W
+    )
     for key, ci in (("auc", iv.auc), ("tpr_at_1pct_fpr", iv.tpr.get(0.01)), ("patient_auc", iv.patient_auc)):
         if ci is not None:
             res.scalars[f"{key}_ci_low"], res.scalars[f"{key}_ci_high"] = ci
@@ -137,8 +139,14 @@ def _fmt(v: float | None) -> str:
 
 def _describe(name: str, r: AttackResult, p: float | None, p_label: str) -> dict[str, Any]:
     s = r.scalars
-    return {"attack": name, "auc": s.get("auc"), "auc_ci": [s.get("auc_ci_low"), s.get("auc_ci_high")],
-            "tpr_at_1pct_fpr": s.get("tpr_at_1pct_fpr"), "p": p, "p_kind": p_label}
+    return {
+        "attack": name,
+        "auc": s.get("auc"),
+        "auc_ci": [s.get("auc_ci_low"), s.get("auc_ci_high")],
+        "tpr_at_1pct_fpr": s.get("tpr_at_1pct_fpr"),
+        "p": p,
+        "p_kind": p_label,
+    }
 
 
 def _level(significant: list[dict[str, Any]]) -> str:
@@ -160,8 +168,11 @@ def released_samples_verdict(
         counted, no_power = black, []
     out: dict[str, Any] = {"counted": counted, "no_power": no_power, "power_checked": bool(power), "alpha": ALPHA}
     if not counted:
-        out.update(level="unknown", text="No attack on the released samples has power on this data (none detects the 5% graded "
-                   "control), so their chance-level results say nothing about leakage.")
+        out.update(
+            level="unknown",
+            text="No attack on the released samples has power on this data (none detects the 5% graded "
+            "control), so their chance-level results say nothing about leakage.",
+        )
         return out
     tests: dict[str, float] = {}
     described: dict[str, dict[str, Any]] = {}
@@ -173,7 +184,9 @@ def released_samples_verdict(
         adj = test.adjusted(others)
         worst = max(others, key=lambda n: (results[n].scalars["auc"], -adj[n]))
         tests[worst] = adj[worst]
-        described[worst] = _describe(worst, results[worst], adj[worst], f"max-statistic adjusted over {len(others)} attacks")
+        described[worst] = _describe(
+            worst, results[worst], adj[worst], f"max-statistic adjusted over {len(others)} attacks"
+        )
         out["worst_other"] = described[worst]
         out["adjusted_p"] = adj
     if PRIMARY in described:
@@ -188,16 +201,24 @@ def released_samples_verdict(
 
 
 def _samples_text(out: dict[str, Any], significant: list[dict[str, Any]], described: dict[str, dict[str, Any]]) -> str:
-    parts = [f"{d['attack'].replace('/', ' attack, ')} space: AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, "
-             f"{_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}" for d in described.values()]
+    parts = [
+        f"{d['attack'].replace('/', ' attack, ')} space: AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, "
+        f"{_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}"
+        for d in described.values()
+    ]
     numbers = "; ".join(parts) + f" (Holm over {len(described)} test{'s' if len(described) > 1 else ''})"
     power_note = "" if out["power_checked"] else " The graded controls were not run: the attacks' power is unchecked."
     if out["level"] == "leak":
-        return f"Leaks its training patients: an attack on the released samples tells members from non-members ({numbers}). " \
-               "Do not share these samples." + power_note
+        return (
+            "Leaks its training patients: an attack on the released samples tells members from non-members "
+            f"({numbers}). "
+            "Do not share these samples." + power_note
+        )
     if out["level"] == "caution":
-        return f"Some membership signal in the released samples, significant after correction ({numbers}). " \
-               "Share with care, or prefer a differentially private generator." + power_note
+        return (
+            f"Some membership signal in the released samples, significant after correction ({numbers}). "
+            "Share with care, or prefer a differentially private generator." + power_note
+        )
     return f"No attack with power tells members from non-members in the released samples ({numbers})." + power_note
 
 
@@ -206,12 +227,18 @@ def released_discriminator_verdict(results: dict[str, AttackResult], test: Permu
     keep = "Keep the discriminator private: a released non-private discriminator is itself a leak."
     r = results.get("discriminator/pixel")
     if r is None or r.scalars.get("auc") is None:
-        return {"level": "not_applicable", "text": "No discriminator was kept with this generator: nothing to release. " + keep}
+        return {
+            "level": "not_applicable",
+            "text": "No discriminator was kept with this generator: nothing to release. " + keep,
+        }
     p = None if test is None else test.p.get("discriminator/pixel")
     d = _describe("discriminator/pixel", r, p, "raw (one white-box attack)")
     d["p_holm"] = p if p is not None else 1.0
     level = _level([d] if p is not None and p < ALPHA else [])
     numbers = f"AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, {_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}"
-    what = {"leak": "The discriminator recognises its training patients", "caution": "The discriminator carries some membership signal",
-            "ok": "The discriminator does not tell members from non-members"}[level]
+    what = {
+        "leak": "The discriminator recognises its training patients",
+        "caution": "The discriminator carries some membership signal",
+        "ok": "The discriminator does not tell members from non-members",
+    }[level]
     return {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}

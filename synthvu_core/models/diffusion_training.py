@@ -86,7 +86,9 @@ class DiffusionTrainer:
         self.dataset, self.config, self.out_dir = dataset, config, Path(out_dir)
         self.device = torch.device(resolve_device(config.device))
         if config.scheme not in levels.SCHEMES:
-            raise SelectionError(f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}")
+            raise SelectionError(
+                f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}"
+            )
         train_idx = dataset.indices("train")
         if len(train_idx) == 0:
             raise SelectionError("the dataset's train split is empty: nothing to train on")
@@ -102,7 +104,9 @@ class DiffusionTrainer:
             overrides["unet_channels"] = (int(config.width), int(config.width))
         try:
             self.arch = diffusion.DiffusionConfig(
-                shape=tuple(dataset.shape), n_classes=len(self.classes), **{k: v for k, v in overrides.items() if v is not None}
+                shape=tuple(dataset.shape),
+                n_classes=len(self.classes),
+                **{k: v for k, v in overrides.items() if v is not None},
             )
         except ValueError as e:
             raise SelectionError(f"diffusion architecture: {e}") from None
@@ -110,9 +114,16 @@ class DiffusionTrainer:
         if self.batch_size < 1:
             raise SelectionError("batch size must be at least 1")
         self.steps_per_epoch = max(1, self.n_train // self.batch_size)
-        self.ae_steps = _steps(config.autoencoder_steps, config.autoencoder_epochs, config.default_autoencoder_epochs,
-                               self.steps_per_epoch, "autoencoder")
-        self.diffusion_steps = _steps(config.steps, config.epochs, config.default_epochs, self.steps_per_epoch, "diffusion model")
+        self.ae_steps = _steps(
+            config.autoencoder_steps,
+            config.autoencoder_epochs,
+            config.default_autoencoder_epochs,
+            self.steps_per_epoch,
+            "autoencoder",
+        )
+        self.diffusion_steps = _steps(
+            config.steps, config.epochs, config.default_epochs, self.steps_per_epoch, "diffusion model"
+        )
         self.total_steps = self.ae_steps + self.diffusion_steps
 
         self.ae, self.unet = diffusion.build(self.arch, seed=config.seed)
@@ -151,7 +162,10 @@ class DiffusionTrainer:
         if self._latents is None:
             self.ae.eval()
             with torch.no_grad():
-                mus = [self.ae.encode(self.images[s : s + 256].float() / 127.5 - 1.0)[0] for s in range(0, self.n_train, 256)]
+                mus = [
+                    self.ae.encode(self.images[s : s + 256].float() / 127.5 - 1.0)[0]
+                    for s in range(0, self.n_train, 256)
+                ]
             mu = torch.cat(mus)
             if self.arch.latent_scale == 1.0 and self.step_count == self.ae_steps:
                 self.arch.latent_scale = float(1.0 / mu.std().clamp_min(1e-6))
@@ -228,8 +242,15 @@ class DiffusionTrainer:
     def _identity(self) -> dict[str, Any]:
         arch = self.arch.to_dict()
         arch.pop("latent_scale")
-        return {"dataset": self.dataset.fingerprint, "arch": arch, "scheme": self.config.scheme, "classes": self.classes,
-                "batch_size": self.batch_size, "seed": self.config.seed, "autoencoder_steps": self.ae_steps}
+        return {
+            "dataset": self.dataset.fingerprint,
+            "arch": arch,
+            "scheme": self.config.scheme,
+            "classes": self.classes,
+            "batch_size": self.batch_size,
+            "seed": self.config.seed,
+            "autoencoder_steps": self.ae_steps,
+        }
 
     def save_checkpoint(self) -> Path:
         from safetensors.torch import save_file
@@ -243,9 +264,18 @@ class DiffusionTrainer:
             for pid, st in sd["state"].items():
                 tensors.update({f"{name}.{pid}.{k}": v for k, v in st.items()})
             groups[name] = sd["param_groups"]
-        tensors.update({"rng.data": self.gen_data.get_state(), "rng.noise": self.gen_noise.get_state(), "perm": self.perm})
-        meta = {"identity": self._identity(), "step": self.step_count, "cursor": self.cursor, "seconds": self.seconds,
-                "latent_scale": self.arch.latent_scale, "param_groups": groups, "last": self.last}
+        tensors.update(
+            {"rng.data": self.gen_data.get_state(), "rng.noise": self.gen_noise.get_state(), "perm": self.perm}
+        )
+        meta = {
+            "identity": self._identity(),
+            "step": self.step_count,
+            "cursor": self.cursor,
+            "seconds": self.seconds,
+            "latent_scale": self.arch.latent_scale,
+            "param_groups": groups,
+            "last": self.last,
+        }
         with atomic_path(self.checkpoint_dir) as tmp:
             tmp.mkdir()
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
@@ -269,7 +299,10 @@ class DiffusionTrainer:
         mine = json.loads(json.dumps(self._identity()))
         if meta.get("identity") != mine:
             diff = [k for k in mine if meta.get("identity", {}).get(k) != mine[k]]
-            raise CheckpointError(f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without --resume")
+            raise CheckpointError(
+                f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without "
+                "--resume"
+            )
         for prefix, module in (("ae.", self.ae), ("unet.", self.unet), ("unet_ema.", self.unet_ema)):
             module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
         for name, opt in (("opt_ae", self.opt_ae), ("opt_unet", self.opt_unet)):
@@ -321,26 +354,50 @@ class DiffusionTrainer:
         c, ds = self.config, self.dataset
         spacing = ds.units["spacing_mm"].median()
         split = {k: v for k, v in ds.card.get("split", {}).items() if k != "patients"}  # never list patients
-        dataset: dict[str, Any] = {"fingerprint": ds.fingerprint, "split": split, "part": "train", "n_train": self.n_train,
-                                   "spacing": [float(ds.units["slice_mm"].median()), float(spacing), float(spacing)]}
+        dataset: dict[str, Any] = {
+            "fingerprint": ds.fingerprint,
+            "split": split,
+            "part": "train",
+            "n_train": self.n_train,
+            "spacing": [float(ds.units["slice_mm"].median()), float(spacing), float(spacing)],
+        }
         if ds.card.get("recipe") is not None:
             dataset["recipe"] = ds.card["recipe"]
         else:
             dataset["sources"] = ds.card.get("sources", [])
         training = {
-            "epochs": self.diffusion_steps / self.steps_per_epoch, "steps": self.step_count, "batch_size": self.batch_size,
-            "lr": self.arch.lr, "seed": c.seed, "command": c.command or " ".join(shlex.quote(a) for a in sys.argv),
-            "seconds": round(self.seconds, 2), "device": str(self.device), "weights_dtype": c.weights_dtype,
+            "epochs": self.diffusion_steps / self.steps_per_epoch,
+            "steps": self.step_count,
+            "batch_size": self.batch_size,
+            "lr": self.arch.lr,
+            "seed": c.seed,
+            "command": c.command or " ".join(shlex.quote(a) for a in sys.argv),
+            "seconds": round(self.seconds, 2),
+            "device": str(self.device),
+            "weights_dtype": c.weights_dtype,
             "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
-            "generator_weights": "moving average", "autoencoder_steps": self.ae_steps,
-            "autoencoder_epochs": self.ae_steps / self.steps_per_epoch, "diffusion_steps": self.diffusion_steps,
-            "sampler": self.arch.sampler, "sampling_steps": self.arch.sampling_steps, "guidance": self.arch.guidance,
+            "generator_weights": "moving average",
+            "autoencoder_steps": self.ae_steps,
+            "autoencoder_epochs": self.ae_steps / self.steps_per_epoch,
+            "diffusion_steps": self.diffusion_steps,
+            "sampler": self.arch.sampler,
+            "sampling_steps": self.arch.sampling_steps,
+            "guidance": self.arch.guidance,
         }
         return {
-            "name": c.name or self.out_dir.name, "architecture": self.arch.to_dict(), "scheme": c.scheme,
-            "classes": self.classes, "class_prior": self.class_prior, "shape": list(ds.shape), "latent_dim": self.arch.latent_dim,
-            "dataset": dataset, "training": training, "dp": None, "discriminator": {"kept": False, "private": True},
-            "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "name": c.name or self.out_dir.name,
+            "architecture": self.arch.to_dict(),
+            "scheme": c.scheme,
+            "classes": self.classes,
+            "class_prior": self.class_prior,
+            "shape": list(ds.shape),
+            "latent_dim": self.arch.latent_dim,
+            "dataset": dataset,
+            "training": training,
+            "dp": None,
+            "discriminator": {"kept": False, "private": True},
+            "code_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     def finish(self) -> Path:
@@ -360,7 +417,9 @@ class DiffusionTrainer:
         return self.out_dir
 
 
-def train_diffusion(dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig | None = None, progress: bool = True) -> Path:
+def train_diffusion(
+    dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig | None = None, progress: bool = True
+) -> Path:
     """Train the latent diffusion generator on ``dataset``'s train split; write the generator folder ``out_dir``.
 
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
@@ -379,7 +438,9 @@ def train_diffusion(dataset: Any, out_dir: str | Path, config: DiffusionTrainCon
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.update(flag=True))
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True
+    )
     try:
         while trainer.step_count < trainer.total_steps:
             t0 = time.perf_counter()
@@ -395,7 +456,11 @@ def train_diffusion(dataset: Any, out_dir: str | Path, config: DiffusionTrainCon
             if stop["flag"]:
                 trainer.save_checkpoint()
                 bar.close()
-                print(f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with --resume)", file=sys.stderr)
+                print(
+                    f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with "
+                    "--resume)",
+                    file=sys.stderr,
+                )
                 raise KeyboardInterrupt
         bar.close()
         trainer.save_checkpoint()
@@ -409,8 +474,17 @@ def train_diffusion(dataset: Any, out_dir: str | Path, config: DiffusionTrainCon
 
 
 #: ``train`` options of the AC-GAN that mean nothing for the diffusion generator, with their defaults.
-_GAN_ONLY = {"target_epsilon": None, "delta": None, "noise_multiplier": None, "d_width": None, "conditioning": None,
-             "class_loss": None, "no_discriminator": False, "max_grad_norm": 1.0, "accountant": "rdp"}
+_GAN_ONLY = {
+    "target_epsilon": None,
+    "delta": None,
+    "noise_multiplier": None,
+    "d_width": None,
+    "conditioning": None,
+    "class_loss": None,
+    "no_discriminator": False,
+    "max_grad_norm": 1.0,
+    "accountant": "rdp",
+}
 
 
 def train_command(args: Any, command: str) -> int:
@@ -419,14 +493,28 @@ def train_command(args: Any, command: str) -> int:
 
     given = [k for k, default in _GAN_ONLY.items() if getattr(args, k, default) != default]
     if given:
-        raise SelectionError(f"--{given[0].replace('_', '-')} applies to the AC-GAN only, not to --arch diffusion "
-                             "(differential privacy is not implemented for the diffusion generator)")
+        raise SelectionError(
+            f"--{given[0].replace('_', '-')} applies to the AC-GAN only, not to --arch diffusion "
+            "(differential privacy is not implemented for the diffusion generator)"
+        )
     config = DiffusionTrainConfig(
-        scheme=args.scheme, epochs=args.epochs, steps=args.steps, autoencoder_epochs=args.autoencoder_epochs,
-        autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
-        sampling_steps=args.sampling_steps, guidance=args.guidance, seed=args.seed, device=args.device,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, keep_checkpoint=not args.drop_checkpoint,
-        weights_dtype="float32" if args.fp32 else "float16", name=args.name,
+        scheme=args.scheme,
+        epochs=args.epochs,
+        steps=args.steps,
+        autoencoder_epochs=args.autoencoder_epochs,
+        autoencoder_steps=args.autoencoder_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        width=args.width,
+        sampling_steps=args.sampling_steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        keep_checkpoint=not args.drop_checkpoint,
+        weights_dtype="float32" if args.fp32 else "float16",
+        name=args.name,
         # a resumed run reproduces the uninterrupted one exactly, so the card gives the command without --resume
         command=" ".join(shlex.quote(p) for p in shlex.split(command) if p != "--resume"),
     )
@@ -447,5 +535,8 @@ def train_command(args: Any, command: str) -> int:
     out = train_diffusion(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / "card.json").read_text())
     tr = card["training"]
-    print(f"wrote {out} ({tr['autoencoder_steps']} autoencoder + {tr['diffusion_steps']} diffusion steps, {tr['seconds']:.0f} s)")
+    print(
+        f"wrote {out} ({tr['autoencoder_steps']} autoencoder + {tr['diffusion_steps']} diffusion steps, "
+        f"{tr['seconds']:.0f} s)"
+    )
     return 0

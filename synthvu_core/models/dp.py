@@ -94,7 +94,9 @@ class DPConfig:
         if self.vus_per_patient is not None and self.vus_per_patient < 1:
             raise SelectionError(f"--vus-per-patient must be at least 1, got {self.vus_per_patient}")
         if self.accountant not in ACCOUNTANTS:
-            raise SelectionError(f"unknown privacy accountant {self.accountant!r}; choose one of {', '.join(ACCOUNTANTS)}")
+            raise SelectionError(
+                f"unknown privacy accountant {self.accountant!r}; choose one of {', '.join(ACCOUNTANTS)}"
+            )
         if self.private_runs < 1:
             raise SelectionError(f"--private-runs counts this run too: at least 1, got {self.private_runs}")
         if self.tuning not in TUNING:
@@ -244,7 +246,9 @@ class PatientDPOptimizer:
 
         out = {}
         for k, g in per_vu.items():
-            out[k] = torch.zeros((n, *g.shape[1:]), dtype=g.dtype, device=g.device).index_add_(0, position.to(g.device), g)
+            out[k] = torch.zeros((n, *g.shape[1:]), dtype=g.dtype, device=g.device).index_add_(
+                0, position.to(g.device), g
+            )
         return out
 
     # ---- 4. clipping ------------------------------------------------------------------------------
@@ -263,7 +267,11 @@ class PatientDPOptimizer:
         std = self.noise_multiplier * self.config.clip_norm
         out = {}
         for k, g in summed.items():
-            noise = torch.normal(0.0, std, size=tuple(g.shape), generator=self.generator) if std > 0 else torch.zeros(g.shape)
+            noise = (
+                torch.normal(0.0, std, size=tuple(g.shape), generator=self.generator)
+                if std > 0
+                else torch.zeros(g.shape)
+            )
             out[k] = g + noise.to(device=g.device, dtype=g.dtype)
         return out
 
@@ -299,8 +307,16 @@ class PatientDPOptimizer:
 
 
 def noise_for(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
-    """Opacus's noise multiplier that spends ``target_epsilon`` at ``delta`` in ``steps`` steps of rate ``sample_rate``."""
+    """Opacus's noise multiplier that spends ``target_epsilon`` at ``delta`` in ``steps`` steps of rate
+    ``sample_rate``."""
     from opacus.accountants.utils import get_noise_multiplier
 
-    return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
-                                      steps=steps, accountant=accountant))
+    return float(
+        get_noise_multiplier(
+            target_epsilon=target_epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+        )
+    )

@@ -162,12 +162,24 @@ def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
     private = dp_args.get("target_epsilon") is not None or dp_args.get("noise_multiplier") is not None
     dp = DPConfig(**{k: v for k, v in dp_args.items() if v is not None}) if private else None
     if not private and any(dp_args.get(k) is not None for k in ("delta", "patients_per_step", "vus_per_patient")):
-        raise SelectionError("--delta, --patients-per-step and --vus-per-patient need --target-epsilon or --noise-multiplier")
-    keep_d, keep_ckpt, fp32 = not a.pop("no_discriminator", False), not a.pop("drop_checkpoint", False), a.pop("fp32", False)
+        raise SelectionError("--delta, --patients-per-step and --vus-per-patient need --target-epsilon or "
+                             "--noise-multiplier")
+    keep_d, keep_ckpt, fp32 = (
+        not a.pop("no_discriminator", False),
+        not a.pop("drop_checkpoint", False),
+        a.pop("fp32", False),
+    )
     known = {f.name for f in fields(TrainConfig)}
     rest = {k: v for k, v in a.items() if k in known and k not in _NOT_CONFIG}
-    config = TrainConfig(**rest, overrides=over, dp=dp, keep_discriminator=keep_d, keep_checkpoint=keep_ckpt,
-                         weights_dtype="float32" if fp32 else "float16", command=command)
+    config = TrainConfig(
+        **rest,
+        overrides=over,
+        dp=dp,
+        keep_discriminator=keep_d,
+        keep_checkpoint=keep_ckpt,
+        weights_dtype="float32" if fp32 else "float16",
+        command=command,
+    )
     config.validate()
     return config
 
@@ -209,7 +221,9 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.device = torch.device(resolve_device(config.device))
         if config.scheme not in levels.SCHEMES:
-            raise SelectionError(f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}")
+            raise SelectionError(
+                f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}"
+            )
         self._load_data(dataset)
         self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
@@ -265,8 +279,10 @@ class Trainer:
         if not (folder / DISCRIMINATOR_FILE).is_file():
             raise SelectionError(f"{folder}: --init-from needs a generator folder that kept its discriminator")
         if list(card["classes"]) != list(self.classes) or list(card["shape"]) != list(self.dataset.shape):
-            raise SelectionError(f"{folder}: its classes/shape ({card['classes']}, {card['shape']}) differ from this "
-                                 f"dataset's ({self.classes}, {list(self.dataset.shape)})")
+            raise SelectionError(
+                f"{folder}: its classes/shape ({card['classes']}, {card['shape']}) differ from this "
+                f"dataset's ({self.classes}, {list(self.dataset.shape)})"
+            )
         return card
 
     def _architecture(self) -> Any:
@@ -322,9 +338,14 @@ class Trainer:
         self.delta = check_delta(dp.delta, self.n_patients)
         expected_patients = dp.patients_per_step if dp.patients_per_step is not None else self.batch_size / mean_vus
         if expected_patients > self.n_patients:
-            asked = (f"--patients-per-step {expected_patients:g}" if dp.patients_per_step is not None
-                     else f"--batch-size {self.batch_size} ({expected_patients:.1f} patients per step)")
-            raise SelectionError(f"{asked} exceeds the {self.n_patients} train patients; pass a smaller --patients-per-step")
+            asked = (
+                f"--patients-per-step {expected_patients:g}"
+                if dp.patients_per_step is not None
+                else f"--batch-size {self.batch_size} ({expected_patients:.1f} patients per step)"
+            )
+            raise SelectionError(
+                f"{asked} exceeds the {self.n_patients} train patients; pass a smaller --patients-per-step"
+            )
         self.sample_rate = float(expected_patients) / self.n_patients
         self.expected_vus = self.sample_rate * float(per_patient.sum())
         self.steps_per_epoch = max(1, round(1 / self.sample_rate))
@@ -342,11 +363,18 @@ class Trainer:
         if dp.noise_multiplier is not None:
             self.noise_multiplier = float(dp.noise_multiplier)
         else:
-            self.noise_multiplier = noise_for(float(dp.target_epsilon), self.delta, self.sample_rate, self.total_steps,
-                                              dp.accountant)
+            self.noise_multiplier = noise_for(
+                float(dp.target_epsilon), self.delta, self.sample_rate, self.total_steps, dp.accountant
+            )
         self.private = PatientDPOptimizer(
-            self.D, self.opt_D, torch.from_numpy(self.patient_of_vu), dp, self.expected_vus, self.sample_rate,
-            self.noise_multiplier, entropy_generator(),
+            self.D,
+            self.opt_D,
+            torch.from_numpy(self.patient_of_vu),
+            dp,
+            self.expected_vus,
+            self.sample_rate,
+            self.noise_multiplier,
+            entropy_generator(),
         )
 
     @property
@@ -393,14 +421,18 @@ class Trainer:
         x = torch.cat([real, fake.detach()])
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         adv, cls = self.D(x)
-        per_sample = discriminator_loss(adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake)
+        per_sample = discriminator_loss(
+            adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake
+        )
         loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
         loss_d.backward()
         self.opt_D.step()
         aux = F.cross_entropy(cls[: len(real)].detach(), y_real).item() if len(real) else float("nan")
         return {"loss_d": loss_d.item(), "aux_d": aux}
 
-    def _private_discriminator_step(self, real: Any, y_real: Any, position: Any, fake: Any, y_fake: Any) -> dict[str, float]:
+    def _private_discriminator_step(
+        self, real: Any, y_real: Any, position: Any, fake: Any, y_fake: Any
+    ) -> dict[str, float]:
         """Patient-level DP-SGD update of D; only the loss on generated VUs is reported (real ones stay private)."""
         import torch
 
@@ -504,7 +536,9 @@ class Trainer:
             "seed": c.seed,
             "init_from": None if self.init_card is None else self.init_card.get("name"),
             "noise_multiplier": self.noise_multiplier,
-            "dp": None if c.dp is None else {k: v for k, v in c.dp.to_dict().items() if k not in ("private_runs", "tuning")},
+            "dp": None
+            if c.dp is None
+            else {k: v for k, v in c.dp.to_dict().items() if k not in ("private_runs", "tuning")},
             "delta": self.delta,
         }
 
@@ -560,7 +594,10 @@ class Trainer:
         mine = json.loads(json.dumps(self._identity()))
         if meta.get("identity") != mine:
             diff = [k for k in mine if meta.get("identity", {}).get(k) != mine[k]]
-            raise CheckpointError(f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without --resume")
+            raise CheckpointError(
+                f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without "
+                "--resume"
+            )
         for prefix, module in (("G.", self.G), ("D.", self.D_module), ("G_ema.", self.G_ema)):
             if module is not None:
                 module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
@@ -644,7 +681,11 @@ class Trainer:
             "split": split,
             "part": "train",
             "n_train": self.n_train,
-            "spacing": [float(units["slice_mm"].median()), float(units["spacing_mm"].median()), float(units["spacing_mm"].median())],
+            "spacing": [
+                float(units["slice_mm"].median()),
+                float(units["spacing_mm"].median()),
+                float(units["spacing_mm"].median()),
+            ],
         }
         from synthvu_core.data.build import card_dataset_path
 
@@ -712,8 +753,12 @@ class Trainer:
         if self.init_card is None:
             return None
         ds = self.init_card.get("dataset", {})
-        return {"name": self.init_card.get("name"), "dataset": ds.get("fingerprint"),
-                "recipe": (ds.get("recipe") or {}).get("name"), "dp": self.init_card.get("dp") is not None}
+        return {
+            "name": self.init_card.get("name"),
+            "dataset": ds.get("fingerprint"),
+            "recipe": (ds.get("recipe") or {}).get("name"),
+            "dp": self.init_card.get("dp") is not None,
+        }
 
     def finish(self) -> Path:
         import shutil
@@ -765,7 +810,9 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
             stop["flag"] = True
 
         previous = signal.signal(signal.SIGINT, _on_sigint)
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True
+    )
     try:
         while trainer.step_count < trainer.total_steps:
             t0 = time.perf_counter()
@@ -776,7 +823,11 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
             trainer.log_rows.append(trainer.log_row(dt))
             if s % LOG_EVERY == 0:
                 trainer.write_log()
-            post = {"VU/s": f"{trainer.log_rows[-1]['vus_per_s']:.0f}", "D": f"{losses['loss_d']:.3f}", "G": f"{losses['loss_g']:.3f}"}
+            post = {
+                "VU/s": f"{trainer.log_rows[-1]['vus_per_s']:.0f}",
+                "D": f"{losses['loss_d']:.3f}",
+                "G": f"{losses['loss_g']:.3f}",
+            }
             bar.set_postfix(post, refresh=False)
             bar.update(1)
             if montage_every and s % montage_every == 0:
@@ -788,7 +839,11 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
             if stop["flag"]:
                 trainer.save_checkpoint()
                 bar.close()
-                print(f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with --resume)", file=sys.stderr)
+                print(
+                    f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with "
+                    "--resume)",
+                    file=sys.stderr,
+                )
                 raise KeyboardInterrupt
         bar.close()
         trainer.save_checkpoint()
