@@ -43,8 +43,8 @@ def test_utility_real_as_synthetic_gives_tstr_near_trtr():
     tr, ho, ref = ds.indices("train"), ds.indices("holdout"), ds.indices("reference")
     clf = train_classifier(ds.images[tr], y[tr], 3, config=CFG)
     u = utility_scores(
-        real_classifier=clf,
-        train_images=ds.images[tr],
+        real_classifiers=[clf],
+        seeds=(0,),
         train_labels=y[tr],
         holdout_images=ds.images[ho],
         holdout_labels=y[ho],
@@ -58,12 +58,12 @@ def test_utility_real_as_synthetic_gives_tstr_near_trtr():
     assert s["utility.tstr_over_trtr"] == pytest.approx(
         s["utility.tstr.balanced_accuracy"] / s["utility.trtr.balanced_accuracy"]
     )
-    assert u.arrays()["utility/trts/confusion"].sum() == len(ref)
+    assert u.arrays(3)["utility/trts/confusion"].sum() == len(ref)
     # synthetic labels scrambled: TSTR falls to chance while TRTR stays
     wrong = np.random.default_rng(0).permutation(y[ref])
     u2 = utility_scores(
-        real_classifier=clf,
-        train_images=ds.images[tr],
+        real_classifiers=[clf],
+        seeds=(0,),
         train_labels=y[tr],
         holdout_images=ds.images[ho],
         holdout_labels=y[ho],
