@@ -197,12 +197,16 @@ def render(folder: str | Path) -> str:
     Args:
         folder: a generator folder (``card.json``, optional ``report/``).
     """
+    from synthvu_core.errors import ReportError
     from synthvu_core.evaluation.report import load_report
     from synthvu_core.models.registry import load_card
 
     folder = Path(folder)
     card = load_card(folder)
-    report = load_report(folder, expected_fingerprint=card["dataset"]["fingerprint"])
+    try:
+        report = load_report(folder, expected_fingerprint=card["dataset"]["fingerprint"])
+    except ReportError:  # stale or unreadable: its numbers are never shown as this generator's
+        report = None
     scalars = report.scalars if report is not None else {}
     tr = card.get("training") or {}
     arch = card.get("architecture") or {}
