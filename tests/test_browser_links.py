@@ -154,7 +154,7 @@ def test_privacy_link_reproduces_generator_space_attack_and_toggle(server: dict,
     _finished(page)
     assert _query(page)["model"] == "fab-region", "the generator is written back"
     page.locator('[data-testid="stRadio"]', has_text="Space").first.get_by_text(
-        "embedding (classifier features)"
+        "embedding (encoder fitted on reference patients)"
     ).click()
     _finished(page)
     _choose(page, "Attack", "DOMIAS (density ratio)")
@@ -167,7 +167,7 @@ def test_privacy_link_reproduces_generator_space_attack_and_toggle(server: dict,
 
     again = _open(browser, copied)  # a fresh browser context: a new session from the link alone
     assert "/privacy" in again.url and "fab-region" in _generator(again)
-    assert _radio(again, "Space") == "embedding (classifier features)"
+    assert _radio(again, "Space") == "embedding (encoder fitted on reference patients)"
     assert "DOMIAS (density ratio)" in _selectbox(again, "Attack")
     assert (
         again.get_by_role("switch", name="Log-scale ROC")

@@ -24,9 +24,9 @@ def test_evaluation_reports_each_stage_to_a_callback() -> None:
     calls: list[tuple[str, int, int]] = []
     run_evaluation(ds, x, np.zeros(len(x), dtype=np.int64), config=cfg, progress=lambda *a: calls.append(a))
     stages = [c[0] for c in calls]
-    for name in ("classifier", "umap", "utility", "fidelity", "privacy"):
+    for name in ("context", "utility", "fidelity", "embeddings", "privacy"):
         assert name in stages, stages
-    assert stages.index("classifier") < stages.index("utility") < stages.index("privacy")
+    assert stages.index("context") < stages.index("utility") < stages.index("privacy")
     done = [c[1] for c in calls]
     assert done == sorted(done) and done[-1] == calls[-1][2], "monotone, and complete at the end"
 
@@ -65,4 +65,4 @@ def test_compute_report_button_runs_with_a_progress_bar(tmp_path: Path, monkeypa
     at.button(key="compute_report").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert (only / "fab-noreport" / "report" / "report.json").is_file()
-    assert [s for s, _, _ in seen][:1] == ["classifier"] and seen[-1][1] == seen[-1][2]
+    assert [s for s, _, _ in seen][:1] == ["context"] and seen[-1][1] == seen[-1][2]
