@@ -300,7 +300,7 @@ def load_report(
 # ---- from a generator folder -------------------------------------------------------------------
 
 
-def evaluate_generator(
+def evaluate_generator(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
     model_dir: str | Path,
     dataset: Any = None,
     n_synthetic: int = 5000,

@@ -13,7 +13,7 @@ from pathlib import Path
 from synthvu_core.names import CARD_FILE
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative add_argument per option, no logic
     t = sub.add_parser("train", help="train a conditional generator (AC-GAN, optionally DP-SGD) on a VU dataset")
     t.add_argument(
         "--dataset", required=True, help="VU dataset folder (from `data build`), or `demo` for the phantom demo dataset"
