@@ -305,3 +305,80 @@ def test_target_epsilon_is_met(tmp_path):
     assert dp["delta"] == 1e-3 and dp["noise_multiplier"] > 0
     assert dp["unit"] == "patient" and dp["n_patients"] == 2 and dp["steps"] == 3 and dp["private_runs"] == 2
     assert dp["noise_source"] == "os entropy" and dp["clip_norm"] == 1.0
+
+
+def test_init_from_a_region_generator_starts_each_level_from_its_region(tmp_path):
+    """Fine-tuning a region generator on levels: every per-class row of G and D starts from the level's region."""
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.registry import read_weights
+
+    ds = tiny_dataset()
+    pre = train(ds, tmp_path / "pre", small(steps=1, scheme="region"), progress=False)
+    tr = Trainer(ds, tmp_path / "ft", small(steps=1, scheme="level", init_from=str(pre)))
+    old = load_card(pre)["classes"]
+    assert tr.classes == list(VUS) and tr.arch.n_classes == len(VUS)
+    source = [old.index({"T11/T12": "T", "T12/L1": "T"}.get(c, "L")) for c in VUS]
+    g, d = read_weights(pre / "generator.safetensors"), read_weights(pre / "discriminator.safetensors")
+    for k, v in tr.G.state_dict().items():
+        if k.startswith("modulation"):
+            assert torch.equal(v, g[k][source]), k
+        elif k == "net.0.weight":  # [z (latent), one-hot class] -> the class rows are the trailing ones
+            latent = tr.arch.latent_dim
+            assert torch.equal(v[:latent], g[k][:latent]) and torch.equal(v[latent:], g[k][latent:][source])
+        else:
+            assert torch.equal(v, g[k]), k
+    assert torch.equal(tr.D.state_dict()["class_head.weight"], d["class_head.weight"][source])
+    assert torch.equal(tr.D.state_dict()["adv_head.weight"], d["adv_head.weight"])
+    out = train(ds, tmp_path / "ft", small(steps=1, scheme="level", init_from=str(pre)), progress=False)
+    assert load_card(out)["training"]["init_from"]["classes"]["L4/L5"] == "L"
+    level = train(ds, tmp_path / "lv", small(steps=1, scheme="level"), progress=False)
+    with pytest.raises(SelectionError, match="no counterpart"):  # a level has no region generator's class
+        Trainer(ds, tmp_path / "back", small(steps=1, scheme="region", init_from=str(level)))
+
+
+def test_private_heads_train_only_the_heads_and_keep_the_body(tmp_path):
+    from synthvu_core.errors import SelectionError
+
+    ds = tiny_dataset()
+    pre = train(ds, tmp_path / "pre", small(steps=1), progress=False)
+    dp = DPConfig(noise_multiplier=1.0, private_layers="heads")
+    tr = Trainer(ds, tmp_path / "ft", small(steps=2, init_from=str(pre), dp=dp))
+    before = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    tr.step()
+    tr.step()
+    after = tr.D.state_dict()
+    for k in before:
+        moved = not torch.equal(before[k], after[k])
+        assert moved == (k.split(".")[0] in ("adv_head", "class_head")), k
+    assert {k.split(".")[0] for k, _ in tr.private.trainable()} == {"adv_head", "class_head"}
+    with pytest.raises(SelectionError, match="init-from"):
+        Trainer(ds, tmp_path / "x", small(steps=1, dp=DPConfig(noise_multiplier=1.0, private_layers="heads")))
+
+
+def test_generated_gradients_are_clipped_per_vu():
+    """The public side of a private D step: each generated VU's gradient clipped at C, summed, / batch."""
+    from synthvu_core.models.dp import PatientDPOptimizer
+    from synthvu_core.models.training import discriminator_loss
+
+    ds = tiny_dataset()
+    tr = Trainer(ds, "/nonexistent-unused", small(steps=1, dp=DPConfig(noise_multiplier=0.0, clip_norm=0.01)))
+    opt: PatientDPOptimizer = tr.private
+    x = torch.randn(3, *ds.shape)
+    y = torch.tensor([0, 1, 2]) % len(tr.classes)
+
+    def loss_of_one(adv, cls, yy):
+        return discriminator_loss(adv, cls, torch.zeros_like(adv), yy, 1.0, False).sum()
+
+    got = opt.public_gradient(loss_of_one, x, y, divisor=4.0)
+    want = {k: torch.zeros_like(p) for k, p in tr.D.named_parameters()}
+    for i in range(3):  # brute force: one VU at a time
+        tr.D.zero_grad()
+        adv, cls = tr.D(x[i : i + 1])
+        loss_of_one(adv, cls, y[i : i + 1]).backward()
+        grads = {k: p.grad.clone() for k, p in tr.D.named_parameters()}
+        norm = torch.sqrt(sum((g**2).sum() for g in grads.values()))
+        assert norm > 0.01  # the clip binds here
+        for k in want:
+            want[k] += grads[k] * min(1.0, 0.01 / float(norm)) / 4.0
+    for k in want:
+        assert torch.allclose(got[k], want[k], atol=1e-6, rtol=1e-4), k

@@ -37,6 +37,10 @@ from torch import nn
 ARCHITECTURES: tuple[str, ...] = ("default", "pgan")
 
 
+#: D's output heads (module names): real/fake logit and class logits; the rest of D is its body.
+D_HEADS = ("adv_head", "class_head")
+
+
 @dataclass
 class ACGANConfig:
     """Architecture hyper-parameters (stored in the card under ``architecture``)."""

@@ -92,6 +92,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="DP runs made on the same private data, this one included (recorded in the card)",
     )
     dp.add_argument(
+        "--private-layers",
+        choices=["all", "heads"],
+        default=None,
+        help="train all of D privately (default), or only its output heads with the body kept as pretrained "
+             "(needs --init-from; far less noise per parameter)",
+    )
+    dp.add_argument(
+        "--no-clip-generated",
+        dest="clip_generated",
+        action="store_const",
+        const=False,
+        default=None,
+        help="leave the gradient on generated VUs unclipped (default: clipped per VU at --clip-norm)",
+    )
+    dp.add_argument(
         "--tuning",
         choices=["public", "private"],
         default="public",
@@ -216,6 +231,9 @@ def _command_line(args: argparse.Namespace) -> str:
     private = args.target_epsilon is not None or args.noise_multiplier is not None
     dp_only = ("clip_norm", "accountant", "private_runs", "tuning")
     for key, value in vars(args).items():
+        if key == "clip_generated" and value is False:
+            parts.append("--no-clip-generated")
+            continue
         if (
             key in ("func", "command", "quiet")
             or value is None

@@ -210,6 +210,59 @@ def discriminator_loss(adv: Any, cls: Any, target: Any, labels: Any, aux_weight:
     return F.binary_cross_entropy_with_logits(adv, target, reduction="none") + aux_weight * aux
 
 
+
+def class_transfer(card: dict[str, Any], classes: list[str], folder: Path) -> list[int]:
+    """For each class of the new run, the index of the starting generator's class it starts from.
+
+    A class the starting generator has starts from itself; otherwise from its class under the starting
+    generator's scheme (``L4/L5`` starts from ``L`` when a region generator is fine-tuned on levels).
+
+    Args:
+        card: the starting generator's card.
+        classes: the classes of the run's dataset under the run's scheme.
+        folder: the starting generator's folder (named in the error).
+    """
+    from synthvu_core.levels import position_class
+
+    old = [str(c) for c in card["classes"]]
+    source = []
+    for c in classes:
+        mapped = c if c in old else position_class(str(card.get("scheme", "region")), c)
+        if mapped not in old:
+            raise SelectionError(
+                f"{folder}: class {c!r} of this dataset has no counterpart among its classes {old}"
+            )
+        source.append(old.index(mapped))
+    return source
+
+
+def transfer_weights(state: dict[str, Any], module: Any, source: list[int]) -> dict[str, Any]:
+    """``state`` with its per-class rows re-indexed by ``source`` where the class count changes.
+
+    Per-class tensors have the old class count as first dimension (class embeddings, D's class head);
+    G's first layer takes ``[z, one-hot class]``, so its trailing old-class-count input rows are per class.
+
+    Args:
+        state: the starting generator's (or discriminator's) weights.
+        module: the freshly built network they go into (its shapes decide which tensors change).
+        source: :func:`class_transfer`'s mapping, new class -> old class (``max + 1`` <= old class count).
+    """
+    import torch
+
+    target = module.state_dict()
+    index = torch.as_tensor(source, dtype=torch.long)
+    grow = len(source)
+    out = {}
+    for k, v in state.items():
+        want = target.get(k)
+        if want is None or tuple(want.shape) == tuple(v.shape) or tuple(want.shape[1:]) != tuple(v.shape[1:]):
+            out[k] = v
+            continue
+        n_old = v.shape[0] - (want.shape[0] - grow)  # rows of v that are per class (all, or the trailing code)
+        out[k] = torch.cat([v[: v.shape[0] - n_old], v[v.shape[0] - n_old :][index]])
+    return out
+
+
 class Trainer:
     """The training state and one :meth:`step`. Use :func:`train` for the whole run."""
 
@@ -278,11 +331,11 @@ class Trainer:
         card = load_card(folder)
         if not (folder / DISCRIMINATOR_FILE).is_file():
             raise SelectionError(f"{folder}: --init-from needs a generator folder that kept its discriminator")
-        if list(card["classes"]) != list(self.classes) or list(card["shape"]) != list(self.dataset.shape):
+        if list(card["shape"]) != list(self.dataset.shape):
             raise SelectionError(
-                f"{folder}: its classes/shape ({card['classes']}, {card['shape']}) differ from this "
-                f"dataset's ({self.classes}, {list(self.dataset.shape)})"
+                f"{folder}: its VU shape {card['shape']} differs from this dataset's {list(self.dataset.shape)}"
             )
+        self.class_source = class_transfer(card, self.classes, folder)
         return card
 
     def _architecture(self) -> Any:
@@ -300,7 +353,8 @@ class Trainer:
         clash = {k: v for k, v in c.overrides.given().items() if k != "lr" and getattr(arch, k) != v}
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
-        return replace(arch, lr=c.overrides.lr if c.overrides.lr is not None else arch.lr)
+        lr = c.overrides.lr if c.overrides.lr is not None else arch.lr
+        return replace(arch, lr=lr, n_classes=len(self.classes))
 
     def _build_modules(self) -> None:
         from synthvu_core.models import acgan
@@ -310,8 +364,8 @@ class Trainer:
             from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, read_weights
 
             folder = Path(self.config.init_from)
-            self.G.load_state_dict(read_weights(folder / GENERATOR_FILE))
-            self.D.load_state_dict(read_weights(folder / DISCRIMINATOR_FILE))
+            for module, file in ((self.G, GENERATOR_FILE), (self.D, DISCRIMINATOR_FILE)):
+                module.load_state_dict(transfer_weights(read_weights(folder / file), module, self.class_source))
         self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
         self.D_module = self.D
         for m in (self.G, self.G_ema, self.D):
@@ -360,6 +414,7 @@ class Trainer:
         errors = ModuleValidator.validate(self.D, strict=False)
         if errors:
             raise SelectionError(f"the {self.arch.name} discriminator cannot be trained with DP-SGD: {errors[0]}")
+        self._freeze_private_body()
         if dp.noise_multiplier is not None:
             self.noise_multiplier = float(dp.noise_multiplier)
         else:
@@ -376,6 +431,17 @@ class Trainer:
             self.noise_multiplier,
             entropy_generator(),
         )
+
+    def _freeze_private_body(self) -> None:
+        """With ``private_layers="heads"``, fix D's body as pretrained: only its heads are trained privately."""
+        from synthvu_core.models.acgan import D_HEADS
+
+        if self.config.dp.private_layers != "heads":
+            return
+        if self.init_card is None:
+            raise SelectionError("--private-layers heads keeps D's pretrained body: it needs --init-from")
+        for name, p in self.D.named_parameters():
+            p.requires_grad_(name.split(".")[0] in D_HEADS)
 
     @property
     def accountant(self) -> Any:
@@ -444,9 +510,18 @@ class Trainer:
         private_grad = self.private.private_gradient(loss_of_one, real, y_real, position)
         self.opt_D.zero_grad(set_to_none=True)
         target = torch.zeros(len(fake), device=self.device)
-        loss_fake = self._d_loss(fake.detach(), target, y_fake).sum() / self.batch_size
-        loss_fake.backward()
-        public_grad = {k: p.grad for k, p in self.D.named_parameters()}
+        if self.config.dp.clip_generated:
+
+            def fake_loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
+                return discriminator_loss(adv, cls, torch.zeros_like(adv), y, a, aux_fake).sum()
+
+            public_grad = self.private.public_gradient(fake_loss_of_one, fake.detach(), y_fake, self.batch_size)
+            with torch.no_grad():
+                loss_fake = self._d_loss(fake.detach(), target, y_fake).sum() / self.batch_size
+        else:
+            loss_fake = self._d_loss(fake.detach(), target, y_fake).sum() / self.batch_size
+            loss_fake.backward()
+            public_grad = {k: p.grad for k, p in self.private.trainable()}
         self.private.step(private_grad, public_grad)
         return {"loss_d": loss_fake.item(), "aux_d": float("nan")}
 
@@ -455,7 +530,8 @@ class Trainer:
         import torch
         import torch.nn.functional as F
 
-        for p in self.D.parameters():
+        trainable = [p for p in self.D.parameters() if p.requires_grad]
+        for p in trainable:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
@@ -465,7 +541,7 @@ class Trainer:
             loss_g.backward()
             self.opt_G.step()
         finally:
-            for p in self.D.parameters():
+            for p in trainable:
                 p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
 
@@ -746,6 +822,8 @@ class Trainer:
             "private_module": "discriminator",
             "private_runs": dp.private_runs,
             "tuning": dp.tuning,
+            "private_layers": dp.private_layers,
+            "generated_gradients": "clipped per VU at the clip norm" if dp.clip_generated else "not clipped",
         }
 
     def _init_summary(self) -> dict[str, Any] | None:
@@ -758,6 +836,7 @@ class Trainer:
             "dataset": ds.get("fingerprint"),
             "recipe": (ds.get("recipe") or {}).get("name"),
             "dp": self.init_card.get("dp") is not None,
+            "classes": {c: self.init_card["classes"][i] for c, i in zip(self.classes, self.class_source)},
         }
 
     def finish(self) -> Path:
