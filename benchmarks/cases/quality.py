@@ -3,7 +3,8 @@
 Usable = TSTR/TRTR ≥ ``quality.target`` (0.90) **and** every class's TRTS recall ≥ ``quality.recall`` (0.9),
 as :func:`~synthvu_core.evaluation.utility.utility_scores` gives them. Checks along the way use one
 classifier seed; the first passing check is redone with the evaluation's three seeds (mean and t-interval,
-kept in the history) and counts only if the mean still passes. A fresh default generator and, as reference, a fresh ``pgan`` generator train on the
+kept in the history) and counts only if the mean still passes. A fresh default generator and, as
+reference, a fresh ``pgan`` generator train on the
 default phantom dataset (``demo_dataset()``). Every ``quality.check_epochs`` epochs training pauses (the
 pause is not counted), the saved sampler (the moving average where there is one) draws as many VUs as
 the real train split with its label distribution, and the same real classifier scores them.
