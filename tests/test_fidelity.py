@@ -52,3 +52,12 @@ def test_fidelity_scores_give_reasons_for_small_sets():
     out, reasons = fidelity_scores(np.zeros((3, 2)), np.ones((3, 2)), k=5)
     assert out["precision"] is None and "k=5" in reasons["precision"]
     assert out["frechet_distance"] is not None
+
+
+def test_prdc_of_an_empty_class_says_why_instead_of_failing():
+    """A class with no holdout VU (a small real cohort) gives no PRDC and a reason, not an exception."""
+    from synthvu_core.evaluation.fidelity import fidelity_scores
+
+    out, why = fidelity_scores(np.zeros((0, 8)), np.random.default_rng(0).normal(size=(20, 8)), k=5)
+    assert out["precision"] is None and "have 0, 0" in why["precision"]
+    assert out["frechet_distance"] is None and "frechet_distance" in why

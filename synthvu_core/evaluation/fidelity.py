@@ -74,12 +74,12 @@ def prdc(real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> tuple[PRDC, str
 
     Returns ``(PRDC, None)``, or all-None with a reason when a set has ``k`` points or fewer.
     """
-    real = np.asarray(real, dtype=np.float64).reshape(len(real), -1)
-    synthetic = np.asarray(synthetic, dtype=np.float64).reshape(len(synthetic), -1)
     if len(real) <= k or len(synthetic) <= k:
         return PRDC(
             None, None, None, None
         ), f"needs more than k={k} real and synthetic points (have {len(real)}, {len(synthetic)})"
+    real = np.asarray(real, dtype=np.float64).reshape(len(real), -1)
+    synthetic = np.asarray(synthetic, dtype=np.float64).reshape(len(synthetic), -1)
     r_real = _kth_radius(real, k)
     r_syn = _kth_radius(synthetic, k)
     counts, covered = _within_counts(synthetic, real, r_real)
