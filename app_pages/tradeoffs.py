@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import frame, loaders
-from dashboard.figures import frontier_figure, tradeoff_figure
+from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
 from dashboard.summary import epsilon_of, fmt, headline, worst_attack
 from synthvu_core.errors import SynthVUError
 
@@ -64,6 +64,26 @@ def _frontier(rows: list[dict]) -> None:
     )
 
 
+def _patients_axis(rows: list[dict]) -> None:
+    """Utility at one ε against the number of private patients, where DP generators of that ε exist on
+    cohorts of at least two sizes (fine-tuned from the public prior)."""
+    private = [r for r in rows if r["unit"] == "patient" and r["route"] == "pretrained" and r["epsilon"] is not None]
+    sizes: dict[float, set] = {}
+    for r in private:
+        sizes.setdefault(round(float(r["epsilon"]), 1), set()).add(r["n_patients"])
+    keep = {e for e, n in sizes.items() if len(n) >= 2}
+    if not keep:
+        return
+    pts = [r for r in private if round(float(r["epsilon"]), 1) in keep]
+    st.subheader("How many patients do we need?")
+    st.plotly_chart(patients_figure(pts), width="stretch", key="patients")
+    st.caption(
+        "Each point is a generator fine-tuned with patient-level DP on a private phantom cohort of that many train "
+        "patients, evaluated on its own cohort (same recipe, different patients). At a fixed ε the noise per step "
+        "falls as 1/N: more patients buy utility at the same privacy."
+    )
+
+
 def render(_sel: frame.Selection | None) -> None:
     frame.url_state("tradeoff_controls", "controls", cast=bool)
     rows, skipped, frontier = [], [], []
@@ -102,6 +122,7 @@ def render(_sel: frame.Selection | None) -> None:
                     }
                 )
     _frontier(frontier)
+    _patients_axis(frontier)
     st.subheader("Every generator")
     if not rows:
         st.info(

@@ -618,3 +618,38 @@ def frontier_figure(
         height=720,
         legend={"orientation": "h", "y": -0.12, "font": {"size": FONT_SIZE - 1}},
     )
+
+
+def patients_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """Utility (TSTR/TRTR with its interval) against the number of private train patients, one line per ε.
+
+    ``rows``: patient-level DP generators with ``n_patients``, ``epsilon``, ``ratio`` (and ``ratio_lo``/
+    ``ratio_hi``); generators whose ε rounds to the same value share a line. Each point was evaluated on
+    its own cohort, so the rows of different points share the recipe, not the holdout.
+    """
+    fig = go.Figure()
+    by_eps: dict[float, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("epsilon") is not None and r.get("n_patients") and r.get("ratio") is not None:
+            by_eps.setdefault(round(float(r["epsilon"]), 1), []).append(r)
+    for eps, pts in sorted(by_eps.items()):
+        pts = sorted(pts, key=lambda r: r["n_patients"])
+        lo = [r["ratio"] - r["ratio_lo"] if r.get("ratio_lo") is not None else 0.0 for r in pts]
+        hi = [r["ratio_hi"] - r["ratio"] if r.get("ratio_hi") is not None else 0.0 for r in pts]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["n_patients"] for r in pts],
+                y=[r["ratio"] for r in pts],
+                mode="lines+markers",
+                name=f"ε = {eps:g}",
+                marker={"size": 12},
+                error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+                customdata=[[r["name"]] for r in pts],
+                hovertemplate="%{customdata[0]}<br>%{x} train patients<br>TSTR/TRTR %{y:.3f}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0.9, line={"dash": "dot", "color": "#999"}, annotation_text="goal 0.90",
+                  annotation_position="bottom right", annotation_font_size=FONT_SIZE - 3)
+    fig.update_xaxes(type="log", title_text="private train patients (log scale)")
+    fig.update_yaxes(title_text="TSTR / TRTR")
+    return _layout(fig, "How many patients? Utility at a fixed patient-level ε", height=420)

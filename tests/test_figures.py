@@ -4,6 +4,7 @@ in public mode), and every generator on Trade-offs named in the legend, none as 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dashboard.figures import selected_rows, tradeoff_figure, umap_figure
 from dashboard.summary import ReportView
@@ -57,3 +58,19 @@ def test_every_generator_is_named_in_the_legend_without_text_labels() -> None:
     colours = {t.name.split(" · ")[0]: t.marker.color for t in fig.data if t.mode == "markers"}
     assert len({colours[r["name"]] for r in rows[:3]}) == 3, "one colour per generator"
     assert colours["acgan-phantom: copy control"] == colours["acgan-phantom"], "a control shares its generator's colour"
+
+
+def test_patients_figure_draws_one_line_per_epsilon_sorted_by_cohort_size():
+    from dashboard.figures import patients_figure
+
+    rows = [
+        {"name": "b", "epsilon": 1.0, "n_patients": 600, "ratio": 0.9, "ratio_lo": 0.85, "ratio_hi": 0.95},
+        {"name": "a", "epsilon": 0.998, "n_patients": 100, "ratio": 0.7, "ratio_lo": 0.6, "ratio_hi": 0.8},
+        {"name": "c", "epsilon": 3.0, "n_patients": 240, "ratio": 0.8},
+        {"name": "no-dp", "epsilon": None, "n_patients": None, "ratio": 0.95},
+    ]
+    fig = patients_figure(rows)
+    lines = {t.name: t for t in fig.data}
+    assert set(lines) == {"ε = 1", "ε = 3"}
+    assert list(lines["ε = 1"].x) == [100, 600] and list(lines["ε = 1"].y) == [0.7, 0.9]
+    assert list(lines["ε = 1"].error_y.arrayminus) == pytest.approx([0.1, 0.05])
