@@ -261,7 +261,9 @@ def privacy_text(dp: dict | None) -> str:
     return (
         f"patient-level DP: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} over {dp['n_patients']} patients, "
         f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
-        f"clip {dp['clip_norm']:g}; {dp.get('private_runs', 1)} private run(s), tuning on {dp.get('tuning', 'public')} "
+        f"clip {dp['clip_norm']:g}"
+        + ("; D's heads only, body pretrained on public data" if dp.get("private_layers") == "heads" else "")
+        + f"; {dp.get('private_runs', 1)} private run(s), tuning on {dp.get('tuning', 'public')} "
         "data"
     )
 
