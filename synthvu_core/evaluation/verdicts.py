@@ -1,6 +1,6 @@
 """Metrics of every attack, their power on the graded controls, and one verdict per threat model.
 
-* **Metrics** (:func:`attack_metrics`): ROC AUC with a patient-bootstrap 95 % CI, TPR at 1 % and
+* **Metrics** (:func:`attack_metrics`): ROC AUC with a patient-clustered 95 % CI, TPR at 1 % and
   0.1 % FPR with CI *where estimable* (at least 10 expected false positives), the study's top-k
   share, patient-level AUC (mean of a patient's VU scores) with CI, patient TPR at 1 % FPR where
   estimable, and a one-sided patient-permutation p-value of AUC > 0.5.
@@ -23,10 +23,10 @@ import numpy as np
 
 from synthvu_core.evaluation.inference import (
     PermutationTest,
-    bootstrap_intervals,
     estimable,
     holm,
     not_estimable_reason,
+    patient_intervals,
 )
 from synthvu_core.evaluation.privacy import FPR_LEVELS, AttackResult, patient_scores, topk_share, tpr_at_fpr
 from synthvu_core.names import (
@@ -74,7 +74,7 @@ def attack_metrics(
         else:
             res.reasons[key] = not_estimable_reason(level, n0)
     W = test.wins.get(name) if test is not None else None
-    iv = bootstrap_intervals(
+    iv = patient_intervals(
         scores, member, patient, alphas=(0.01,) if 0.01 in alphas else (), n_boot=n_boot, seed=seed, W=W
     )
     for key, ci in (("auc", iv.auc), ("tpr_at_1pct_fpr", iv.tpr.get(0.01)), ("patient_auc", iv.patient_auc)):
