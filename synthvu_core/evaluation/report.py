@@ -56,7 +56,10 @@ __all__ = [
     "save_report",
 ]
 #: 2: balanced membership design, reference-fitted attack spaces, graded controls, verdicts per threat model, seeds.
-REPORT_VERSION = 2
+#: 3: patient-clustered CIs (Obuchowski / DeLong with Student-t, bootstrap-t for TPR); power = the rise of a graded
+#: control's AUC over the generator's own (``meta.power[...]["rise"]``, ``status``, ``counts``). Older reports are
+#: stale (:func:`synthvu_core.models.registry.report_staleness`).
+REPORT_VERSION = 3
 
 
 @dataclass

@@ -444,7 +444,7 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
             control_results[name] = results
             part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
         part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in sets}
-    power = power_curves(control_results)
+    power = power_curves(control_results, job.state["results"], ctx.design.is_member, ctx.design.patient)
     part.meta["power"] = power
     results, test = job.state["results"], job.state["test"]
     part.meta["verdicts"] = {
