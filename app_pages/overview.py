@@ -59,7 +59,8 @@ def render(sel: frame.Selection | None) -> None:
     c[2].metric(
         "Strongest counted attack AUC",
         fmt(h.worst_auc),
-        help="0.5 = chance; the highest AUC among the attacks on the released samples that have power on this data.",
+        help="0.5 = chance; the highest AUC among the attacks counted in verdict (a): those with power (the 5% member "
+        "mixture raises their AUC over the generator's own) or that already detect membership.",
     )
     c[3].metric(
         "DP ε",

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import frame, loaders
-from dashboard.figures import patient_figure, ratio_histogram, roc_figure
+from dashboard.figures import patient_figure, power_figure, ratio_histogram, roc_figure
 from dashboard.images import montage
 from dashboard.summary import (
     ATTACK_NAMES,
@@ -31,12 +31,14 @@ DESIGN = (
     "one half "
     "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5. The **graded controls** "
     "mix "
-    "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples: an attack counts in a verdict only "
-    "where "
-    "it detects the 5% mixture (AUC CI above 0.5), the others have *no power on this data*. TPR at a false-positive "
+    "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples; **power** is the rise of an "
+    "attack's AUC on a mixture over its AUC on the generator's own samples (paired CI). An attack counts in a verdict "
+    "where the 5% rise's CI lies above 0, or where it already detects membership on the generator's own samples (own "
+    "AUC CI above 0.5: a finding whatever the power, *no room to rise* near AUC 1); the others have *no power on this "
+    "data*. TPR at a false-positive "
     "rate is "
-    "shown only with at least 10 expected false positives, otherwise *not estimable*. CIs are 95% patient-bootstrap "
-    "intervals; "
+    "shown only with at least 10 expected false positives, otherwise *not estimable*. CIs are 95% patient-clustered "
+    "intervals (Student-t, built to hold with few patients); "
     "p-values come from permuting membership between patients. **Verdict (a)** reads the released samples: the study's "
     "pairwise pixel attack (pre-specified primary) and the strongest other attack with power (max-statistic adjusted), "
     "combined by Holm. **Verdict (b)** reads the white-box discriminator attack alone."
@@ -63,7 +65,16 @@ def render(sel: frame.Selection) -> None:
     st.subheader("Power on the graded controls")
     power = power_rows(rep)
     if power:
+        st.caption(
+            "Power = the rise of an attack's AUC when 1/5/20% of the released samples are replaced by lightly "
+            "perturbed member VUs, over its AUC on the generator's own samples (same candidates, paired 95% CI). "
+            "An attack has power where the 5% rise's CI lies above 0; one that already detects membership on the "
+            "generator's own samples counts as a finding (\"no room to rise\" when its own AUC is near 1)."
+        )
         st.dataframe(power, hide_index=True, width="stretch")
+        curve = power_figure(rep)
+        if curve is not None:
+            st.plotly_chart(curve, width="stretch", key="power_curve")
     else:
         st.caption(
             "This report has no graded controls (run `python -m synthvu_core evaluate MODEL --controls`): "

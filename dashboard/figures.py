@@ -653,3 +653,31 @@ def patients_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
     fig.update_xaxes(type="log", title_text="private train patients (log scale)")
     fig.update_yaxes(title_text="TSTR / TRTR")
     return _layout(fig, "How many patients? Utility at a fixed patient-level ε", height=420)
+
+
+def power_figure(view: ReportView) -> go.Figure | None:
+    """Power curves: rise of each black-box attack's AUC over the generator's own vs the fraction of member copies."""
+    curves = {n: c for n, c in (view.meta.get("power") or {}).items() if c.get("rise")}
+    if not curves:
+        return None
+    fig = go.Figure()
+    for name, c in curves.items():
+        keep = [i for i, r in enumerate(c["rise"]) if r is not None]
+        x = [100 * c["fractions"][i] for i in keep]
+        y = [c["rise"][i] for i in keep]
+        lo = [c["rise"][i] - (c["rise_low"][i] if c["rise_low"][i] is not None else c["rise"][i]) for i in keep]
+        hi = [(c["rise_high"][i] if c["rise_high"][i] is not None else c["rise"][i]) - c["rise"][i] for i in keep]
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=y, mode="lines+markers", name=name.replace("/", " · "),
+                error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+            )
+        )
+    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    return _layout(
+        fig,
+        "Power curves: AUC rise over the generator's own",
+        height=420,
+        xaxis={"title": "member copies in the released samples (%)", "type": "log"},
+        yaxis={"title": "AUC rise (95% CI)"},
+    )

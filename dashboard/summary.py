@@ -19,6 +19,7 @@ from synthvu_core.names import (
     BLACK_BOX_ATTACKS,
     GRADED_CONTROLS,
     INDEPENDENT_CONTROL,
+    POWER_LABELS,
     SPACES,
     UTILITY_SETTINGS,
 )
@@ -170,13 +171,18 @@ def attacks_present(view: ReportView) -> list[tuple[str, str]]:
 
 
 def power_of(view: ReportView, attack: str, space: str) -> str:
-    """``"yes"``, ``"no power on this data"``, ``"not checked"`` or ``"white-box"`` for one attack/space."""
+    """The power words of one attack/space (:data:`~synthvu_core.names.POWER_LABELS`), or ``"white-box"``.
+
+    Power is the rise of the attack's AUC on the 5 % graded control over its AUC on the generator's own
+    samples; an attack that already detects membership says so ("no room to rise" near AUC 1).
+    """
     if attack not in BLACK_BOX_ATTACKS:
         return "white-box (own verdict)"
     p = (view.meta.get("power") or {}).get(f"{attack}/{space}")
     if not p or p.get("has_power") is None:
-        return "not checked"
-    return "yes" if p["has_power"] else "no power on this data"
+        return POWER_LABELS["not_checked"]
+    status = p.get("status") or ("power" if p["has_power"] else "no_power")
+    return POWER_LABELS.get(status, status)
 
 
 def _role(view: ReportView, attack: str, space: str) -> str:
@@ -210,15 +216,28 @@ def attack_rows(view: ReportView) -> list[dict[str, Any]]:
     return rows
 
 
+def signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
 def power_rows(view: ReportView) -> list[dict[str, Any]]:
-    """Detection curve of every black-box attack/space on the graded controls: AUC [CI] per fraction."""
+    """Power curve of every black-box attack/space: the rise of its AUC over the generator's own, per fraction.
+
+    Reports of version 2 (no rise recorded) show the control's AUC [CI] instead.
+    """
     rows = []
     for name, curve in (view.meta.get("power") or {}).items():
         row: dict[str, Any] = {"attack": name.split("/")[0], "space": name.split("/")[1]}
-        for f, auc, lo, hi in zip(
-            curve.get("fractions", []), curve.get("auc", []), curve.get("ci_low", []), curve.get("ci_high", [])
-        ):
-            row[f"{f:.0%} member copies"] = f"{fmt(auc)} {interval(lo, hi)}".strip()
+        if "rise" in curve:
+            row["own AUC [95% CI]"] = f"{fmt(curve.get('own_auc'))} {interval(*(curve.get('own_ci') or [None, None]))}"
+            for f, r, lo, hi in zip(curve["fractions"], curve["rise"], curve["rise_low"], curve["rise_high"]):
+                ci = f"[{signed(lo)}, {signed(hi)}]" if lo is not None and hi is not None else ""
+                row[f"rise at {f:.0%} member copies"] = f"{signed(r)} {ci}".strip()
+        else:
+            for f, auc, lo, hi in zip(
+                curve.get("fractions", []), curve.get("auc", []), curve.get("ci_low", []), curve.get("ci_high", [])
+            ):
+                row[f"{f:.0%} member copies"] = f"{fmt(auc)} {interval(lo, hi)}".strip()
         row["power"] = power_of(view, *name.split("/"))
         rows.append(row)
     order = {f"{a}/{s}": i for i, (a, s) in enumerate((a, s) for a in ATTACKS for s in SPACES)}

@@ -156,7 +156,7 @@ def _evaluation_section(report: Any) -> list[str]:
         f"Privacy: membership-inference attacks on {meta.get('n_members', '?')} member and "
         f"{meta.get('n_nonmembers', '?')} non-member VUs ({meta.get('n_member_patients', '?')} and "
         f"{meta.get('n_nonmember_patients', '?')} patients); AUC 0.5 and TPR 0.01 are chance; intervals are "
-        "patient-bootstrap 95% CIs.",
+        "patient-clustered 95% CIs.",
         "",
     ]
     out += _metric_rows(scalars, report.missing()) + [""] + _attack_rows(scalars) + [""]

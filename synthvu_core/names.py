@@ -65,8 +65,19 @@ THREAT_MODELS: tuple[str, ...] = ("released_samples", "released_discriminator")
 
 #: Controls: graded positive controls (fraction of member copies mixed in) and the negative control.
 GRADED_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.2)
-POWER_FRACTION = 0.05  # an attack counts in a verdict only where it detects this mixture
+POWER_FRACTION = 0.05  # power: this mixture raises an attack's AUC above the generator's own (rise CI above 0)
 INDEPENDENT_CONTROL = "independent"
+
+#: Power status of a black-box attack (``meta.power[...]["status"]``) -> the words the report shows.
+#: ``power``, ``detects`` and ``no_room`` count in verdict (a).
+POWER_LABELS: dict[str, str] = {
+    "power": "yes",
+    "detects": "already detects membership (own AUC CI above chance)",
+    "no_room": "no room to rise (own AUC near 1, CI above chance): a finding, not a lack of power",
+    "no_power": "no power on this data",
+    "not_checked": "not checked",
+}
+COUNTED_POWER: tuple[str, ...] = ("power", "detects", "no_room")
 
 
 def graded_control(fraction: float) -> str:

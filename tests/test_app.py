@@ -454,3 +454,23 @@ def test_frontier_figure_draws_both_routes_against_epsilon_with_the_baseline() -
     texts = [a.text for a in fig.layout.annotations]
     assert "no DP: nodp" in texts  # the non-DP baseline is a line on both panels
     assert sum(s["y0"] == 0.9 for s in fig.layout.shapes) == 2  # baseline 0.9 and the goal line at 0.90
+
+
+def test_power_rows_show_the_rise_over_the_generators_own_auc() -> None:
+    from dashboard.figures import power_figure
+    from dashboard.summary import ReportView, power_of, power_rows
+
+    curve = {
+        "fractions": [0.01, 0.05, 0.2], "auc": [0.9, 0.95, 0.99], "ci_low": [0.8, 0.9, 0.97],
+        "ci_high": [0.95, 0.99, 1.0], "rise": [0.0, 0.0, 0.0], "rise_low": [0.0, 0.0, 0.0],
+        "rise_high": [0.0, 0.0, 0.0], "own_auc": 0.99, "own_ci": [0.97, 1.0], "has_power": False,
+        "status": "no_room", "counts": True,
+    }
+    raised = dict(curve, rise=[0.01, 0.05, 0.2], rise_low=[-0.01, 0.02, 0.1], rise_high=[0.03, 0.08, 0.3],
+                  own_auc=0.5, own_ci=[0.4, 0.6], has_power=True, status="power")
+    view = ReportView({}, meta={"power": {"pairwise/pixel": raised, "distribution/pixel": curve}})
+    rows = {(r["attack"], r["space"]): r for r in power_rows(view)}
+    assert rows[("pairwise", "pixel")]["rise at 5% member copies"] == "+0.050 [+0.020, +0.080]"
+    assert power_of(view, "pairwise", "pixel") == "yes"
+    assert power_of(view, "distribution", "pixel").startswith("no room to rise")  # a finding, not "no power"
+    assert len(power_figure(view).data) == 2

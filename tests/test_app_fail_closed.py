@@ -229,6 +229,28 @@ def test_stale_report_is_a_warning_not_the_models_numbers(env, tmp_path, monkeyp
     assert "0.900" not in [m.value for m in at.metric], "the old report's TRTR is not shown as this model's"
 
 
+def test_report_of_an_older_evaluation_version_is_stale(env, tmp_path, monkeypatch) -> None:
+    from synthvu_core.evaluation.report import REPORT_VERSION
+
+    models = tmp_path / "models"
+    shutil.copytree(env["models"] / "fab-region", models / "fab-old")
+    card = json.loads((models / "fab-old" / "card.json").read_text())
+    (models / "fab-old" / "card.json").write_text(json.dumps(dict(card, name="fab-old")))
+    path = models / "fab-old" / "report" / "report.json"
+    doc = json.loads(path.read_text())
+    doc["meta"]["report_version"] = REPORT_VERSION - 1  # bootstrap CIs and power as detection, not rise
+    path.write_text(json.dumps(doc))
+    monkeypatch.setenv("SYNTHVU_MODELS", str(models))
+    from dashboard import loaders
+
+    loaders._generators.clear()
+    at = start("fab-old")
+    visit(at, "privacy")
+    no_exception(at, "privacy")
+    assert any(f"written by evaluation version {REPORT_VERSION - 1}" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")
+
+
 # ---- card bounds on the Generate page ------------------------------------------------------------------
 def test_out_of_bounds_card_is_one_clear_message(env, tmp_path) -> None:
     bad = tmp_path / "huge"

@@ -13,7 +13,7 @@ from synthvu_core.evaluation.design import membership_design
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import PrivacyConfig, summarise_distances
 from synthvu_core.evaluation.report import EvaluationConfig, definition, load_report, run_evaluation, save_report
-from synthvu_core.names import BLACK_BOX_ATTACKS, GRADED_CONTROLS, INDEPENDENT_CONTROL
+from synthvu_core.names import BLACK_BOX_ATTACKS, COUNTED_POWER, GRADED_CONTROLS, INDEPENDENT_CONTROL
 
 torch.set_num_threads(1)
 CFG = EvaluationConfig(
@@ -114,12 +114,61 @@ def test_graded_controls_are_nested_and_power_curves_rise(evaluated):
     big, _ = graded_replacements(ds, 500, members, 0.2, seed=0)
     assert set(small) <= set(big) and len(big) == 100
     power = report.meta["power"]
-    assert power["pairwise/pixel"]["has_power"]  # the study's primary attack finds member copies
+    # the fixture already leaks (30% member copies): the primary attack counts, by power or as a finding
+    assert power["pairwise/pixel"]["counts"] and power["pairwise/pixel"]["status"] in COUNTED_POWER
     for name, curve in power.items():
+        assert curve["counts"] == (curve["status"] in COUNTED_POWER), name
+        auc, rise = curve["auc"], curve["rise"]
+        assert rise == pytest.approx([a - curve["own_auc"] for a in auc]), name
         if curve["has_power"]:
-            auc = curve["auc"]
             assert auc[0] <= auc[1] + 0.03 and auc[1] <= auc[2] + 0.03, name
-            assert curve["ci_low"][2] > 0.5, name  # a planted 20% leak is found by every attack with power
+            assert rise[0] <= rise[1] + 0.03 and rise[1] <= rise[2] + 0.03, name
+            assert curve["rise_low"][2] > 0, name  # a planted 20% leak raises every attack with power
+            assert curve["ci_low"][2] > 0.5, name
+
+
+def _result(scores):
+    from synthvu_core.evaluation.verdicts import attack_metrics
+
+    return attack_metrics(scores, MEMBER, PATIENT, n_boot=50)
+
+
+PATIENT = np.repeat([f"p{i}" for i in range(12)], 23)  # 6 member vs 6 non-member patients, 23 VUs each
+MEMBER = np.repeat(np.arange(12) < 6, 23)
+
+
+def _mixture_scores(own: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A graded control's scores: a share ``fraction`` of the member VUs pushed up (their copies were found)."""
+    rng = np.random.default_rng(seed)
+    hit = MEMBER & (rng.random(len(own)) < 3 * fraction)
+    return own + 4.0 * hit
+
+
+@pytest.mark.parametrize("own_effect,status", [(0.0, "power"), (8.0, "no_room")])
+def test_power_is_the_rise_over_the_generators_own_auc(own_effect, status):
+    from synthvu_core.evaluation.verdicts import power_curves
+    from synthvu_core.names import GRADED_FRACTIONS, graded_control
+
+    rng = np.random.default_rng(0)
+    own = np.repeat(rng.normal(0, 0.5, 12), 23) + rng.normal(size=len(MEMBER)) + own_effect * MEMBER
+    controls = {graded_control(f): {"pairwise/pixel": _result(_mixture_scores(own, f, 1))} for f in GRADED_FRACTIONS}
+    curve = power_curves(controls, {"pairwise/pixel": _result(own)}, MEMBER, PATIENT)["pairwise/pixel"]
+    assert curve["status"] == status and curve["counts"]
+    assert curve["has_power"] == (status == "power")
+    assert curve["rise"][0] <= curve["rise"][1] <= curve["rise"][2]
+    if status == "no_room":  # own AUC 1: the mixture cannot rise, and that is not called "no power"
+        assert curve["own_auc"] == 1.0 and curve["rise"] == [0.0, 0.0, 0.0] and "no room" in curve["power_text"]
+
+
+def test_a_null_generator_whose_mixture_does_not_rise_has_no_power():
+    from synthvu_core.evaluation.verdicts import power_curves
+    from synthvu_core.names import GRADED_FRACTIONS, graded_control
+
+    rng = np.random.default_rng(3)
+    own = np.repeat(rng.normal(0, 0.5, 12), 23) + rng.normal(size=len(MEMBER))
+    controls = {graded_control(f): {"pairwise/pixel": _result(own + 1e-9 * f)} for f in GRADED_FRACTIONS}
+    curve = power_curves(controls, {"pairwise/pixel": _result(own)}, MEMBER, PATIENT)["pairwise/pixel"]
+    assert curve["has_power"] is False and curve["status"] == "no_power" and not curve["counts"]
 
 
 def test_independent_control_covers_half_where_attacks_count(evaluated):

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +81,12 @@ def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
+def _power_word(curve: dict[str, Any]) -> str:
+    """A short power cell: yes / no / detects / no room / — (not checked)."""
+    status = curve.get("status") or {True: "power", False: "no_power"}.get(curve.get("has_power"), "not_checked")
+    return {"power": "yes", "no_power": "no", "detects": "detects", "no_room": "no room"}.get(status, "—")
+
+
 def _ci(s: dict, key: str) -> str:
     v = s.get(key)
     if v is None:
@@ -126,10 +133,10 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             if s.get(f"privacy.{n}.tpr_at_1pct_fpr") is not None
             else "not estimable"
         )
-        pw = power.get(n.replace(".", "/"), {}).get("has_power")
+        pw = _power_word(power.get(n.replace(".", "/"), {}))
         lines.append(
             f"  {n:<24}{_ci(s, f'privacy.{n}.auc'):>22} {tpr:>22} {_fmt(s.get(f'privacy.{n}.p_value')):>7} "
-            f"{'—' if pw is None else ('yes' if pw else 'no'):>9}"
+            f"{pw:>9}"
         )
     for threat, v in (m.get("verdicts") or {}).items():
         lines.append(f"verdict {threat} [{v.get('level')}]: {v.get('text')}")

@@ -4,8 +4,8 @@
   set with a fraction f of its samples replaced by lightly perturbed member VUs (member candidates,
   Gaussian noise of sigma :data:`CONTROL_NOISE` on the [-1, 1] scale, clipped). The mixtures are
   nested (the 1 % replacements are part of the 5 % ones, and so on), so a working attack's
-  detection curve rises with f. An attack counts in a verdict only where it detects the 5 % mixture
-  (AUC CI above 0.5).
+  detection curve rises with f. Power is the rise of an attack's AUC on a mixture over its AUC on the
+  generator's own samples (``verdicts.power_curves``): it has power where the 5 % rise's CI lies above 0.
 * ``independent`` (negative control): VUs of the reference ``control`` half -- patients in neither
   candidate group, and not the half that fits the attack spaces or DOMIAS's reference -- shuffled
   and repeated to the synthetic sample size, with the same noise. Its AUC CI must cover 0.5.
@@ -31,7 +31,8 @@ def _definitions() -> dict[str, str]:
             f"with Gaussian noise of sigma {CONTROL_NOISE} on the [-1, 1] scale (clipped); mixtures nested across "
             "fractions. "
             + (
-                "An attack counts in a verdict only where it detects this mixture (AUC CI above 0.5)."
+                "An attack has power where this mixture raises its AUC above its AUC on the generator's own samples "
+                "(paired rise CI above 0)."
                 if f == POWER_FRACTION
                 else "A point of the attacks' detection curves."
             )

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,29 @@ class EncoderConfig:
     width: int = 16
     embed_dim: int = 64
     min_steps: int = 150  # small training sets get more epochs, so the network (and BatchNorm) settles
+
+
+#: Torch intra-op threads while the classifier trains or embeds. The network is small (about 4 M multiply-adds
+#: per VU): a second thread buys little and, on a shared 2-core machine, costs far more than it buys (training
+#: on 3,000 VUs: 15 CPU-s with one thread, 94 CPU-s and 4.6x the wall time with two).
+CLASSIFIER_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int = CLASSIFIER_THREADS) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (at most the current number), restoring them after.
+
+    Args:
+        n: threads for the block.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, before)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def cache_dir() -> Path:
@@ -114,6 +139,20 @@ def train_classifier(
     steps = epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(steps, 1))
     model.train()
+    with torch_threads():
+        _fit(model, images, labels, idx_all, epochs, config, rng, opt, sched, loss_fn)
+    model.eval()
+    model.trained = True
+    return model
+
+
+def _fit(
+    model: Any, images: np.ndarray, labels: np.ndarray, idx_all: np.ndarray, epochs: int, config: EncoderConfig,
+    rng: np.random.Generator, opt: Any, sched: Any, loss_fn: Any,
+) -> None:
+    """The training epochs of :func:`train_classifier` (seeded shuffling, one scheduler step per batch)."""
+    import torch
+
     for _ in range(epochs):
         order = idx_all[rng.permutation(len(idx_all))]
         for s in range(0, len(order), config.batch_size):
@@ -127,9 +166,6 @@ def train_classifier(
             loss_fn(model(x), y).backward()
             opt.step()
             sched.step()
-    model.eval()
-    model.trained = True
-    return model
 
 
 def _batched(model: Any, images: np.ndarray, fn: str, batch: int = 512) -> np.ndarray:
@@ -137,7 +173,7 @@ def _batched(model: Any, images: np.ndarray, fn: str, batch: int = 512) -> np.nd
 
     out = []
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads():
         for s in range(0, len(images), batch):
             x = torch.from_numpy(as_float(images[s : s + batch]))
             out.append(getattr(model, fn)(x).numpy())

@@ -2,12 +2,23 @@
 
 * **Estimable or not.** A TPR at false-positive rate ``alpha`` rests on ``alpha x n`` expected false
   positives among ``n`` non-members; below :data:`MIN_FALSE_POSITIVES` (10) it is not estimated.
-* **Patient bootstrap.** Patients (not VUs: a patient's VUs are not independent) are resampled
-  with replacement within members and within non-members; a resample is a vector of patient
-  multiplicities. The VU-level AUC of a resample is read from the patient-pair win matrix
-  ``W[i, j]`` (wins of member patient ``i``'s VUs over non-member patient ``j``'s, ties 1/2), so
-  1,000 resamples cost a few matrix products. TPR at FPR uses the same multiplicities as VU weights
-  on one sorted score order. Percentile 95 % intervals.
+* **Patient-clustered intervals** (the unit of resampling and of variance is the patient: a patient's
+  VUs are not independent). The VU-level AUC is read from the patient-pair win matrix ``W[i, j]``
+  (wins of member patient ``i``'s VUs over non-member patient ``j``'s, ties 1/2). Its variance is
+  Obuchowski's (1997) clustered-ROC estimator: DeLong's structural components summed per patient,
+  ``var = I1/(I1-1) sum_i a_i^2 + I0/(I0-1) sum_j b_j^2`` over the ``I1`` member and ``I0``
+  non-member patients, and the 95 % interval uses a Student-t quantile on the Welch-Satterthwaite
+  degrees of freedom of those two sums (clipped to [0, 1]). With 6 vs 6 patients the percentile
+  patient bootstrap covered a null AUC of 0.5 in about 89 % of simulated cohorts, this interval in
+  93-97 % (``tests/test_inference.py``). The patient-level AUC is the same estimator with one unit per
+  patient (DeLong). Differences of two AUCs on the same candidates (a control's rise over the
+  generator's own AUC) use the paired components. Where the components have no spread (perfect
+  separation) the variance is floored at the Birnbaum-Klose bound ``t(1-t)/min(I1, I0)`` at the
+  estimate moved half a patient pair from 0 or 1.
+* **TPR at FPR** has no closed-form clustered variance: a stratified patient bootstrap (multiplicities
+  as VU weights on one sorted score order) gives its standard error, inflated by ``I/(I-1)`` (the
+  bootstrap's small-sample bias) and used with a Student-t quantile on ``min(I1, I0) - 1`` degrees of
+  freedom (simulated coverage at 6 vs 6 patients 93 %; the percentile interval 85 %).
 * **Permutation p-values.** Under the null (no membership signal) patients are exchangeable:
   membership labels are permuted between patients and the VU-level AUC recomputed from the all-pairs
   win matrix. One-sided p = (1 + #{AUC_perm >= AUC}) / (1 + B). For several attacks on the same
@@ -93,10 +104,93 @@ def bootstrap_multiplicities(pidx: PatientIndex, n_boot: int, seed: int) -> tupl
     return out[0], out[1]
 
 
-def _percentile(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    a = (1 - level) / 2
-    v = values[np.isfinite(values)]
-    return float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
+def _t_quantile(df: float, level: float = 0.95) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, max(df, 1.0)))
+
+
+def _clip(low: float, high: float) -> tuple[float, float]:
+    return float(np.clip(low, 0.0, 1.0)), float(np.clip(high, 0.0, 1.0))
+
+
+@dataclass
+class AUCComponents:
+    """A VU-level AUC and its per-patient structural components (Obuchowski 1997).
+
+    ``member [I1]``: ``(V10_i - m_i * auc) / N1`` for member patient ``i`` with ``m_i`` VUs, where
+    ``V10_i`` sums over its VUs the share of non-member VUs they outscore; ``nonmember [I0]`` the
+    same for non-member patients (share of member VUs outscoring theirs). Both sum to zero; the AUC
+    is a mean of these per-patient sums, so its variance is their between-patient variance.
+    """
+
+    estimate: float
+    member: np.ndarray
+    nonmember: np.ndarray
+
+    def __sub__(self, other: AUCComponents) -> AUCComponents:
+        """The paired components of ``self - other`` (two AUCs on the same candidates and patients)."""
+        return AUCComponents(
+            self.estimate - other.estimate, self.member - other.member, self.nonmember - other.nonmember
+        )
+
+    def variance_and_df(self) -> tuple[float, float]:
+        """Clustered variance and its Welch-Satterthwaite degrees of freedom."""
+        i1, i0 = len(self.member), len(self.nonmember)
+        a = i1 / (i1 - 1) * float(np.sum(self.member**2))
+        b = i0 / (i0 - 1) * float(np.sum(self.nonmember**2))
+        if a + b <= 0:
+            return 0.0, float(min(i1, i0) - 1)
+        return a + b, (a + b) ** 2 / (a**2 / (i1 - 1) + b**2 / (i0 - 1))
+
+    def interval(self, level: float = 0.95, *, difference: bool = False) -> tuple[float, float]:
+        """Student-t interval; an AUC's is clipped to [0, 1] and its zero variance floored (a difference's is not).
+
+        Args:
+            level: coverage of the interval.
+            difference: the components are a paired difference (range [-1, 1], no variance floor).
+        """
+        var, df = self.variance_and_df()
+        if var <= 0 and not difference:
+            var = _variance_floor(self.estimate, len(self.member), len(self.nonmember))
+        half = _t_quantile(df, level) * np.sqrt(var)
+        lo, hi = self.estimate - half, self.estimate + half
+        return (float(max(lo, -1.0)), float(min(hi, 1.0))) if difference else _clip(lo, hi)
+
+
+def _variance_floor(auc: float, i1: int, i0: int) -> float:
+    """Birnbaum-Klose bound at the AUC moved half a patient pair away from 0 and 1."""
+    pairs = i1 * i0
+    t = (auc * pairs + 0.5) / (pairs + 1)
+    return t * (1 - t) / min(i1, i0)
+
+
+def auc_components(W: np.ndarray, pidx: PatientIndex) -> AUCComponents:
+    """Per-patient structural components of the VU-level AUC from the patient win matrix ``W [P, P]``.
+
+    Args:
+        W: patient-pair wins (:func:`win_matrix`).
+        pidx: the candidates' patients.
+    """
+    m = pidx.member
+    sizes = pidx.sizes.astype(np.float64)
+    n1, n0 = sizes[m].sum(), sizes[~m].sum()
+    wins = W[np.ix_(m, ~m)]
+    auc = float(wins.sum() / (n1 * n0))
+    v10, v01 = wins.sum(1) / n0, wins.sum(0) / n1
+    return AUCComponents(auc, (v10 - sizes[m] * auc) / n1, (v01 - sizes[~m] * auc) / n0)
+
+
+def patient_index_of_means(pidx: PatientIndex) -> PatientIndex:
+    """The same patients, one unit each (for the patient-level AUC of mean scores)."""
+    P = len(pidx.names)
+    return PatientIndex(pidx.names, np.arange(P), pidx.member, np.ones(P, dtype=np.int64))
+
+
+def patient_mean_wins(scores: np.ndarray, pidx: PatientIndex) -> np.ndarray:
+    """``[P, P]`` win matrix of the patients' mean scores (ties 1/2)."""
+    pscore = np.bincount(pidx.inv, weights=np.asarray(scores, dtype=np.float64)) / pidx.sizes
+    return (pscore[:, None] > pscore[None, :]) + 0.5 * (pscore[:, None] == pscore[None, :])
 
 
 def weighted_tpr_at_fpr(scores: np.ndarray, member: np.ndarray, weights: np.ndarray, alpha: float) -> np.ndarray:
@@ -131,7 +225,7 @@ def weighted_tpr_at_fpr(scores: np.ndarray, member: np.ndarray, weights: np.ndar
 
 @dataclass
 class Intervals:
-    """Percentile bootstrap intervals; None where not computable (with the reason)."""
+    """Patient-clustered 95 % intervals; None where not computable (with the reason)."""
 
     auc: tuple[float, float] | None
     tpr: dict[float, tuple[float, float]]
@@ -139,28 +233,53 @@ class Intervals:
     reason: str | None = None
 
 
-def bootstrap_intervals(
+def bootstrap_t_interval(
+    estimate: float, resamples: np.ndarray, pidx: PatientIndex, level: float = 0.95
+) -> tuple[float, float]:
+    """``estimate`` +- t x the patient-bootstrap standard error, inflated for few patients; clipped to [0, 1].
+
+    Args:
+        estimate: the statistic on the observed candidates.
+        resamples: the statistic on stratified patient resamples ``[B]``.
+        pidx: the candidates' patients (``I1`` members, ``I0`` non-members).
+        level: coverage of the interval.
+    """
+    i1, i0 = int(pidx.member.sum()), int((~pidx.member).sum())
+    v = resamples[np.isfinite(resamples)]
+    inflate = max(i1 / (i1 - 1), i0 / (i0 - 1))
+    half = _t_quantile(min(i1, i0) - 1, level) * np.sqrt(inflate * np.var(v, ddof=1))
+    return _clip(estimate - half, estimate + half)
+
+
+def patient_intervals(
     scores: np.ndarray, is_member: np.ndarray, patient: np.ndarray, *, alphas: tuple[float, ...] = (),
     n_boot: int = 1000, seed: int = 0, W: np.ndarray | None = None,
 ) -> Intervals:
-    """Patient-bootstrap 95 % intervals of the VU-level AUC, TPR at each FPR in ``alphas`` and patient AUC.
+    """Patient-clustered 95 % intervals of the VU-level AUC, TPR at each FPR in ``alphas`` and patient AUC.
 
-    Every statistic is computed on the same resamples (stratified by membership).
+    Args:
+        scores: candidate scores ``[n]`` (higher = more likely a member).
+        is_member: membership of each candidate ``[n]``.
+        patient: patient id of each candidate ``[n]``.
+        alphas: FPR levels whose TPR gets an interval (bootstrap-t).
+        n_boot: patient-bootstrap resamples (TPR only).
+        seed: seed of the resamples.
+        W: the patient win matrix when already computed (:func:`win_matrix`).
     """
     member = np.asarray(is_member, dtype=bool)
     pidx = PatientIndex.of(member, patient)
     if min(pidx.member.sum(), (~pidx.member).sum()) < 2:
-        return Intervals(None, {}, None, "a patient bootstrap needs at least 2 member and 2 non-member patients")
+        return Intervals(None, {}, None, "patient-clustered intervals need at least 2 member and 2 non-member patients")
     W = win_matrix(scores, pidx) if W is None else W
-    a, b = bootstrap_multiplicities(pidx, n_boot, seed)
-    auc = _percentile(_auc_from_wins(W, a, b, pidx.sizes))
+    auc = auc_components(W, pidx).interval()
     tpr = {}
-    for alpha in alphas:
+    if alphas:
+        a, b = bootstrap_multiplicities(pidx, n_boot, seed)
         w = (a + b)[:, pidx.inv]
-        tpr[alpha] = _percentile(weighted_tpr_at_fpr(scores, member, w, alpha))
-    pscore = np.bincount(pidx.inv, weights=np.asarray(scores, dtype=np.float64)) / pidx.sizes
-    pw = (pscore[:, None] > pscore[None, :]) + 0.5 * (pscore[:, None] == pscore[None, :])
-    pauc = _percentile(_auc_from_wins(pw, a, b, np.ones(len(pscore))))
+        for alpha in alphas:
+            est = float(weighted_tpr_at_fpr(scores, member, np.ones((1, len(member))), alpha)[0])
+            tpr[alpha] = bootstrap_t_interval(est, weighted_tpr_at_fpr(scores, member, w, alpha), pidx)
+    pauc = auc_components(patient_mean_wins(scores, pidx), patient_index_of_means(pidx)).interval()
     return Intervals(auc, tpr, pauc)
 
 

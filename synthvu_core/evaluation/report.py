@@ -56,7 +56,10 @@ __all__ = [
     "save_report",
 ]
 #: 2: balanced membership design, reference-fitted attack spaces, graded controls, verdicts per threat model, seeds.
-REPORT_VERSION = 2
+#: 3: patient-clustered CIs (Obuchowski / DeLong with Student-t, bootstrap-t for TPR); power = the rise of a graded
+#: control's AUC over the generator's own (``meta.power[...]["rise"]``, ``status``, ``counts``). Older reports are
+#: stale (:func:`synthvu_core.models.registry.report_staleness`).
+REPORT_VERSION = 3
 
 
 @dataclass
@@ -141,22 +144,24 @@ _SPACE_DEF = {
 _METRIC_DEF = {
     "auc": "ROC AUC over candidate VUs (members = VUs of training patients, non-members = VUs of holdout patients; "
            "equal patients and VUs per patient on both sides); 0.5 = chance",
-    "auc_ci_low": "lower end of the 95% patient-bootstrap CI of the VU-level AUC (patients resampled within members "
-                  "and non-members)",
-    "auc_ci_high": "upper end of the 95% patient-bootstrap CI of the VU-level AUC (patients resampled within members "
-                   "and non-members)",
+    "auc_ci_low": "lower end of the 95% patient-clustered CI of the VU-level AUC (Obuchowski's clustered-ROC "
+                  "variance over patients, Student-t on Satterthwaite degrees of freedom)",
+    "auc_ci_high": "upper end of the 95% patient-clustered CI of the VU-level AUC (Obuchowski's clustered-ROC "
+                   "variance over patients, Student-t on Satterthwaite degrees of freedom)",
     "tpr_at_1pct_fpr": "true-positive rate at 1% false-positive rate on the linearly interpolated ROC (Carlini et al. "
                        "2022), reported only with at least 10 expected false positives (100 non-member VUs); chance = "
                        "0.01",
-    "tpr_at_1pct_fpr_ci_low": "lower end of the 95% patient-bootstrap CI of the TPR at 1% FPR (where estimable)",
-    "tpr_at_1pct_fpr_ci_high": "upper end of the 95% patient-bootstrap CI of the TPR at 1% FPR (where estimable)",
+    "tpr_at_1pct_fpr_ci_low": "lower end of the 95% bootstrap-t CI of the TPR at 1% FPR (patient-bootstrap standard "
+                              "error, small-sample inflated, Student-t; where estimable)",
+    "tpr_at_1pct_fpr_ci_high": "upper end of the 95% bootstrap-t CI of the TPR at 1% FPR (patient-bootstrap standard "
+                               "error, small-sample inflated, Student-t; where estimable)",
     "tpr_at_0.1pct_fpr": "true-positive rate at 0.1% false-positive rate (Carlini et al. 2022), reported only with at "
                          "least 10 expected false positives (10,000 non-member VUs); chance = 0.001",
     "topk_share": "share of members among the k most suspicious candidates, k = number of members (the published "
                   "study); chance = 0.5",
     "patient_auc": "ROC AUC at patient level (a patient's score = mean of its VU scores)",
-    "patient_auc_ci_low": "lower end of the 95% patient-bootstrap CI of the patient-level AUC",
-    "patient_auc_ci_high": "upper end of the 95% patient-bootstrap CI of the patient-level AUC",
+    "patient_auc_ci_low": "lower end of the 95% DeLong CI of the patient-level AUC (Student-t)",
+    "patient_auc_ci_high": "upper end of the 95% DeLong CI of the patient-level AUC (Student-t)",
     "patient_tpr_at_1pct_fpr": "TPR at 1% FPR at patient level, reported only with at least 10 expected false-positive "
                                "patients (1,000 non-member patients)",
     "p_value": "one-sided p-value of AUC > 0.5 by a patient-permutation test (membership labels permuted between "

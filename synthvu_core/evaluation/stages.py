@@ -313,9 +313,14 @@ def _privacy_part(results: dict[str, AttackResult], skipped: dict[str, str], arr
 
 
 def score_set(
-    ctx: EvaluationContext, job: Job, synthetic: Any, discriminator_scores: np.ndarray | None = None
+    ctx: EvaluationContext, job: Job, synthetic: Any, discriminator_scores: np.ndarray | None = None,
+    permutation: bool = True,
 ) -> tuple[dict, dict, dict, Any]:
-    """Every attack on one synthetic set: ``(results, skipped, arrays, permutation test)``."""
+    """Every attack on one synthetic set: ``(results, skipped, arrays, permutation test)``.
+
+    ``permutation=False`` (the controls, read by their AUC CI and rise, never by a p-value) skips the
+    permutation test: ``p_value`` is then None.
+    """
     from synthvu_core.evaluation.attacks import black_box_scores
     from synthvu_core.evaluation.inference import permutation_test
     from synthvu_core.evaluation.verdicts import attack_metrics
@@ -333,7 +338,7 @@ def score_set(
         scores["discriminator/pixel"] = discriminator_scores
     test = (
         permutation_test(scores, d.is_member, d.patient, n_perm=job.config.n_perm, seed=job.seed)
-        if len(set(d.patient)) > 2
+        if permutation and len(set(d.patient)) > 2
         else None
     )
     results = {
@@ -399,7 +404,7 @@ def _cohort_allows(d: MembershipDesign) -> str:
     ]
     return (
         f"{c['n_member_patients']} member and {p0} non-member patients, {c['vus_per_patient']} VUs each: AUCs with "
-        f"patient-bootstrap CIs; {', '.join(est) if est else 'no TPR at a low FPR'} estimable (a TPR at FPR a needs "
+        f"patient-clustered CIs; {', '.join(est) if est else 'no TPR at a low FPR'} estimable (a TPR at FPR a needs "
         f"a x non-members >= {MIN_FALSE_POSITIVES}: 1,000 non-member VUs at 1%, 1,000 non-member patients at patient "
         "level)"
     )
@@ -440,11 +445,11 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
             sets[INDEPENDENT_CONTROL] = SyntheticSet.of(ctx.spaces, x)
         for name, synthetic in sets.items():
             with timer(part.meta.setdefault("control_timings_s", {}), name):
-                results, skipped, arrays, _ = score_set(ctx, job, synthetic)
+                results, skipped, arrays, _ = score_set(ctx, job, synthetic, permutation=False)
             control_results[name] = results
             part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
         part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in sets}
-    power = power_curves(control_results)
+    power = power_curves(control_results, job.state["results"], ctx.design.is_member, ctx.design.patient)
     part.meta["power"] = power
     results, test = job.state["results"], job.state["test"]
     part.meta["verdicts"] = {

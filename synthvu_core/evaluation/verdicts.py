@@ -1,11 +1,15 @@
 """Metrics of every attack, their power on the graded controls, and one verdict per threat model.
 
-* **Metrics** (:func:`attack_metrics`): ROC AUC with a patient-bootstrap 95 % CI, TPR at 1 % and
+* **Metrics** (:func:`attack_metrics`): ROC AUC with a patient-clustered 95 % CI, TPR at 1 % and
   0.1 % FPR with CI *where estimable* (at least 10 expected false positives), the study's top-k
   share, patient-level AUC (mean of a patient's VU scores) with CI, patient TPR at 1 % FPR where
   estimable, and a one-sided patient-permutation p-value of AUC > 0.5.
-* **Power**: a black-box attack/space has power where its AUC CI on the 5 % graded control lies
-  above 0.5; only those count in the released-samples verdict ("no power on this data" otherwise).
+* **Power** (:func:`power_curves`): the rise of a black-box attack's AUC on a graded control over its
+  AUC on the generator's own samples (same candidates; paired patient-clustered CI). It has power
+  where the 5 % control's rise CI lies above 0. It counts in the released-samples verdict with power,
+  or where it already detects membership on the generator's own samples (own AUC CI above 0.5: a
+  finding whatever the power; "no room to rise" when the own AUC is near 1); otherwise "no power on
+  this data". Measuring the rise keeps a leaky generator's own leak from passing as power.
 * **Verdict (a), released samples**: the pre-specified primary attack (the study's pairwise pixel
   attack, raw p) and the strongest of the other counted attacks (max-statistic permutation p over
   them), the two combined by Holm at :data:`ALPHA`. Significant with AUC >= :data:`LEAK_AUC` (or an
@@ -22,18 +26,24 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.evaluation.inference import (
+    AUCComponents,
+    PatientIndex,
     PermutationTest,
-    bootstrap_intervals,
+    auc_components,
     estimable,
     holm,
     not_estimable_reason,
+    patient_intervals,
+    win_matrix,
 )
 from synthvu_core.evaluation.privacy import FPR_LEVELS, AttackResult, patient_scores, topk_share, tpr_at_fpr
 from synthvu_core.names import (
     BLACK_BOX_ATTACKS,
+    COUNTED_POWER,
     GRADED_CONTROLS,
     GRADED_FRACTIONS,
     POWER_FRACTION,
+    POWER_LABELS,
     PRIMARY_ATTACK,
     graded_control,
 )
@@ -41,6 +51,10 @@ from synthvu_core.names import (
 ALPHA = 0.05
 LEAK_AUC = 0.8
 LEAK_TPR = 0.20
+#: An own AUC at or above this leaves no room for a graded control to rise: "no room", not "no power".
+NO_ROOM_AUC = 0.95
+#: Per-fraction lists of a power curve: the control's AUC and CI, and its rise over the own AUC with CI.
+CURVE_KEYS: tuple[str, ...] = ("fractions", "auc", "ci_low", "ci_high", "rise", "rise_low", "rise_high")
 PRIVACY_METRICS: tuple[str, ...] = (
     "auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high",
     "tpr_at_0.1pct_fpr", "topk_share", "patient_auc", "patient_auc_ci_low", "patient_auc_ci_high",
@@ -74,7 +88,7 @@ def attack_metrics(
         else:
             res.reasons[key] = not_estimable_reason(level, n0)
     W = test.wins.get(name) if test is not None else None
-    iv = bootstrap_intervals(
+    iv = patient_intervals(
         scores, member, patient, alphas=(0.01,) if 0.01 in alphas else (), n_boot=n_boot, seed=seed, W=W
     )
     for key, ci in (("auc", iv.auc), ("tpr_at_1pct_fpr", iv.tpr.get(0.01)), ("patient_auc", iv.patient_auc)):
@@ -107,15 +121,54 @@ def attack_metrics(
 # ---- power -------------------------------------------------------------------------------------
 
 
-def power_curves(controls: dict[str, dict[str, AttackResult]]) -> dict[str, dict[str, Any]]:
-    """Per black-box ``attack/space``: AUC and CI at each graded fraction, and whether it has power.
+def _components(scores: np.ndarray, pidx: PatientIndex) -> AUCComponents:
+    return auc_components(win_matrix(scores, pidx), pidx)
 
-    ``controls`` maps a control name to its results. ``has_power`` is None without the 5 % control.
+
+def power_status(has_power: bool | None, own_auc: float | None, own_ci_low: float | None) -> str:
+    """One key of :data:`~synthvu_core.names.POWER_LABELS` for one attack.
+
+    Args:
+        has_power: the 5 % control's rise CI lies above 0 (None without the control).
+        own_auc: the attack's AUC on the generator's own samples.
+        own_ci_low: the lower end of that AUC's CI.
     """
-    names = sorted({n for c in GRADED_CONTROLS if c in controls for n in controls[c]})
+    if has_power is None:
+        return "not_checked"
+    if has_power:
+        return "power"
+    if own_ci_low is not None and own_ci_low > 0.5:
+        return "no_room" if own_auc is not None and own_auc >= NO_ROOM_AUC else "detects"
+    return "no_power"
+
+
+def power_curves(
+    controls: dict[str, dict[str, AttackResult]], own: dict[str, AttackResult], is_member: np.ndarray,
+    patient: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """Per black-box ``attack/space``: the rise of its AUC over the generator's own at each graded fraction.
+
+    The rise is the mixture's VU-level AUC minus the generator's own AUC on the same candidates, with a
+    paired patient-clustered 95 % CI (the two AUCs' per-patient components differenced). ``has_power``:
+    the 5 % rise CI lies above 0 (None without that control). ``counts`` (in verdict (a)): power, or the
+    attack already detects membership on the generator's own samples (own AUC CI above 0.5).
+
+    Args:
+        controls: control name -> attack name -> result on that control.
+        own: attack name -> result on the generator's own samples.
+        is_member: membership of each candidate ``[n]``.
+        patient: patient id of each candidate ``[n]``.
+    """
+    pidx = PatientIndex.of(np.asarray(is_member, dtype=bool), patient)
+    names = sorted({n for c in GRADED_CONTROLS if c in controls for n in controls[c] if n in own})
     out: dict[str, dict[str, Any]] = {}
     for n in names:
-        curve = {"fractions": [], "auc": [], "ci_low": [], "ci_high": []}
+        base = own[n].arrays.get("scores")
+        ok = base is not None and np.isfinite(base).all() and min(pidx.member.sum(), (~pidx.member).sum()) >= 2
+        own_c = _components(base, pidx) if ok else None
+        curve: dict[str, Any] = {k: [] for k in CURVE_KEYS}
+        curve["own_auc"] = own[n].scalars.get("auc")
+        curve["own_ci"] = [own[n].scalars.get("auc_ci_low"), own[n].scalars.get("auc_ci_high")]
         for f in GRADED_FRACTIONS:
             r = controls.get(graded_control(f), {}).get(n)
             if r is None:
@@ -123,11 +176,31 @@ def power_curves(controls: dict[str, dict[str, AttackResult]]) -> dict[str, dict
             curve["fractions"].append(f)
             for k, m in (("auc", "auc"), ("ci_low", "auc_ci_low"), ("ci_high", "auc_ci_high")):
                 curve[k].append(r.scalars.get(m))
-        mid = controls.get(graded_control(POWER_FRACTION), {}).get(n)
-        low = None if mid is None else mid.scalars.get("auc_ci_low")
-        curve["has_power"] = None if mid is None else bool(low is not None and low > 0.5)
+            rise, lo, hi = _rise(r, own_c, pidx)
+            curve["rise"].append(rise)
+            curve["rise_low"].append(lo)
+            curve["rise_high"].append(hi)
+        if POWER_FRACTION in curve["fractions"]:
+            low = curve["rise_low"][curve["fractions"].index(POWER_FRACTION)]
+            curve["has_power"] = bool(low is not None and low > 0)
+        else:
+            curve["has_power"] = None
+        curve["status"] = power_status(curve["has_power"], curve["own_auc"], curve["own_ci"][0])
+        curve["power_text"] = POWER_LABELS[curve["status"]]
+        curve["counts"] = curve["status"] in COUNTED_POWER
         out[n] = curve
     return out
+
+
+def _rise(
+    r: AttackResult, own_c: AUCComponents | None, pidx: PatientIndex
+) -> tuple[float | None, float | None, float | None]:
+    s = r.arrays.get("scores")
+    if own_c is None or s is None or not np.isfinite(s).all():
+        return None, None, None
+    d = _components(s, pidx) - own_c
+    lo, hi = d.interval(difference=True)
+    return float(d.estimate), lo, hi
 
 
 # ---- verdicts ----------------------------------------------------------------------------------
@@ -162,7 +235,7 @@ def released_samples_verdict(
     """Verdict (a): black-box attacks with power on the released samples, primary + corrected worst other."""
     black = [n for n in results if n.split("/")[0] in BLACK_BOX_ATTACKS and results[n].scalars.get("auc") is not None]
     if power:
-        counted = [n for n in black if power.get(n, {}).get("has_power")]
+        counted = [n for n in black if power.get(n, {}).get("counts", power.get(n, {}).get("has_power"))]
         no_power = [n for n in black if n not in counted]
     else:
         counted, no_power = black, []
@@ -170,8 +243,9 @@ def released_samples_verdict(
     if not counted:
         out.update(
             level="unknown",
-            text="No attack on the released samples has power on this data (none detects the 5% graded "
-            "control), so their chance-level results say nothing about leakage.",
+            text="No attack on the released samples has power on this data (mixing 5% member copies into the "
+            "samples does not raise any attack's AUC above the generator's own, and none detects membership on its "
+            "own), so their chance-level results say nothing about leakage.",
         )
         return out
     tests: dict[str, float] = {}

@@ -272,9 +272,17 @@ def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
     """Why a report's numbers are not those of the folder's current weights, or None where they are.
 
     A report records ``generator_sha256``, the hash of the weights it evaluated; one without it, or
-    with another hash, is stale and must never be shown as the model's numbers.
+    with another hash, is stale and must never be shown as the model's numbers. So is one written by
+    an older evaluation (``report_version`` below the current one: other intervals and power).
     """
+    from synthvu_core.evaluation.report import REPORT_VERSION
+
     folder = Path(model_dir)
+    version = meta.get("report_version")
+    if isinstance(version, int) and version < REPORT_VERSION:
+        return (f"{folder / REPORT_DIR}: stale report: written by evaluation version {version}, the current one is "
+                f"{REPORT_VERSION} (other confidence intervals and power); "
+                f"re-run `python -m synthvu_core evaluate {folder} --controls`")
     recorded = meta.get("generator_sha256")
     if not isinstance(recorded, str):
         return (f"{folder / REPORT_DIR}: stale report: it does not record which generator weights it evaluated; "
