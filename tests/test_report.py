@@ -277,3 +277,13 @@ def test_one_class_and_few_patients_give_none_with_reasons():
     assert r.scalars["privacy.pairwise.pixel.auc"] is not None  # copies of members: still computable
     assert "untrained" in r.meta["notes"]["embedding"]
     assert r.meta["verdicts"]["released_samples"]["level"] == "unknown"
+
+
+def test_readme_table_names_the_class_with_the_lowest_trts_recall():
+    from synthvu_core.evaluation.table import UTILITY_HEADER, lowest_recall, utility_row
+
+    arrays = {"utility/trts/recall": np.array([0.99, np.nan, 0.42, 0.8])}
+    assert lowest_recall(arrays, ["C", "T", "L", "S"]) == "0.420 (L)"
+    assert lowest_recall({}, ["C"]) == "—"
+    row = utility_row("g", {"dataset": {}, "training": {}}, {}, "0.420 (L)")
+    assert row.count("|") == UTILITY_HEADER.splitlines()[0].count("|") and "0.420 (L)" in row

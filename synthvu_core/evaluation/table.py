@@ -44,9 +44,20 @@ def _trained_on(card: dict[str, Any]) -> str:
     return f"{recipe}, {ds.get('n_train', '?')} VUs, {tr.get('steps', '?')} steps{init}"
 
 
-def utility_row(name: str, card: dict[str, Any], scalars: dict[str, Any]) -> str:
+def lowest_recall(arrays: dict[str, Any], classes: list[str]) -> str:
+    """The lowest per-class TRTS recall (pooled over seeds) and its class: is every class recognised?"""
+    import numpy as np
+
+    rec = arrays.get("utility/trts/recall")
+    if rec is None or not np.isfinite(rec).any():
+        return "—"
+    i = int(np.nanargmin(rec))
+    return f"{float(rec[i]):.3f} ({classes[i] if i < len(classes) else i})"
+
+
+def utility_row(name: str, card: dict[str, Any], scalars: dict[str, Any], recall: str = "—") -> str:
     cells = [f"`{name}`", _trained_on(card), _dp_cell(card), *(_with_ci(scalars, k) for _, k in UTILITY_KEYS),
-             _num(scalars.get("fidelity.frechet_distance"))]
+             recall, _num(scalars.get("fidelity.frechet_distance"))]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -67,8 +78,8 @@ def privacy_row(name: str, report: Any) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRTR | Fréchet distance |\n"
-                  "|---|---|---|---|---|---|---|---|")
+UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRTR | lowest TRTS recall (class) | "
+                  "Fréchet distance |\n|---|---|---|---|---|---|---|---|---|")
 PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel AUC (primary) | strongest other counted "
                   "attack | attacks with power | independent control, pairwise pixel AUC | verdict (b) released "
                   "discriminator |\n|---|---|---|---|---|---|---|")
@@ -90,6 +101,6 @@ def tables(folders: list[Path]) -> str:
             continue
         card = load_card(folder)
         name = card.get("name", folder.name)
-        util.append(utility_row(name, card, report.scalars))
+        util.append(utility_row(name, card, report.scalars, lowest_recall(report.arrays, list(card["classes"]))))
         priv.append(privacy_row(name, report))
     return "\n".join(util) + "\n\n" + "\n".join(priv) + "\n"
