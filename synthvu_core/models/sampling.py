@@ -317,6 +317,32 @@ def write_npz_stream(
     return Path(path)
 
 
+def open_images(path: str | Path) -> np.ndarray:
+    """The ``images`` member of an uncompressed ``.npz`` (as :func:`write_npz_stream` stores it), memory-mapped.
+
+    Args:
+        path: an ``.npz`` written without ``--compress``.
+    """
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("images.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise SelectionError(f"{path}: images are compressed; memory-mapping needs an .npz written without --compress")
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)  # the local header's name and extra-field lengths
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if fortran:
+        raise SelectionError(f"{path}: images are in Fortran order")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
 def _uint8_batches(samples: Samples, rows: int = 256) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     from synthvu_core.data.dataset import to_uint8
 
