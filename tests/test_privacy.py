@@ -159,3 +159,19 @@ def test_summaries_keep_enough_values_to_skip_the_second_pass(monkeypatch):
     eps = np.quantile(d, 0.01)
     np.testing.assert_array_equal(s.counts[0.01], (d <= eps * (1 + 1e-6)).sum(1))
     assert not calls  # the counts came from the kept values
+
+
+@pytest.mark.parametrize("m", [1, 7, 40, 1000])
+def test_smallest_keeper_keeps_exactly_the_m_smallest_across_many_blocks(m):
+    rng = np.random.default_rng(m)
+    blocks = [rng.integers(0, 50, size=(3, 11)).astype(np.float32) for _ in range(30)]  # ties across blocks
+    keep = pv._SmallestKeeper(m)
+    for i, b in enumerate(blocks):
+        keep.add(b, 3 * i)
+    every = np.concatenate([b.ravel() for b in blocks])
+    want = np.sort(every)[:m]
+    np.testing.assert_array_equal(np.sort(keep.values), want)
+    rows = np.concatenate([np.repeat(np.arange(3 * i, 3 * i + 3), 11) for i in range(30)])
+    # every kept row id is the row of a value it claims: the pair (value, row) exists in the stream
+    pairs = set(zip(every.tolist(), rows.tolist()))
+    assert all((v, r) in pairs for v, r in zip(keep.values.tolist(), keep.rows.tolist()))

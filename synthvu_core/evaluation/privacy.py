@@ -184,30 +184,60 @@ class DistanceSummary:
 
 
 class _SmallestKeeper:
-    """Keep the ``m`` smallest values of a stream with their row ids (exact global quantiles)."""
+    """Keep the ``m`` smallest values of a stream with their row ids (exact global quantiles).
+
+    New values under the threshold (the ``m``-th smallest at the last compaction) are appended; the pool is
+    cut back to ``m`` only when it exceeds :data:`KEEPER_SLACK` times ``m``, so a large ``m`` (1 % of 1e10
+    distances) is partitioned a few times, not once per block.
+    """
 
     def __init__(self, m: int):
         self.m = m
-        self.values = np.empty(0, dtype=np.float32)
-        self.rows = np.empty(0, dtype=np.int64)
+        self._values: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._size = 0
+        self._threshold = np.inf
 
     def add(self, block: np.ndarray, row0: int) -> None:
-        # Only candidates for the m smallest leave the block: those under the current m-th value,
-        # or the block's own m smallest while fewer than m are kept. Row ids are derived from the
-        # few flat indices kept, never materialised for the whole block.
+        # Only candidates for the m smallest leave the block; row ids are derived from the few flat indices
+        # kept, never materialised for the whole block.
         flat = block.ravel()
-        if len(self.values) >= self.m:
-            idx = np.flatnonzero(flat <= self.values.max())
+        if self._size >= self.m:
+            idx = np.flatnonzero(flat <= self._threshold)
         elif flat.size > self.m:
             idx = np.argpartition(flat, self.m - 1)[: self.m]
         else:
             idx = np.arange(flat.size)
-        v = np.concatenate([self.values, flat[idx]])
-        r = np.concatenate([self.rows, row0 + idx // block.shape[1]])
+        self._values.append(flat[idx])
+        self._rows.append(row0 + idx // block.shape[1])
+        self._size += len(idx)
+        if self._size > KEEPER_SLACK * self.m or (self._size >= self.m and not np.isfinite(self._threshold)):
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self._values or (len(self._values) == 1 and self._size <= self.m):
+            return
+        v, r = np.concatenate(self._values), np.concatenate(self._rows)
         if len(v) > self.m:
             part = np.argpartition(v, self.m - 1)[: self.m]
             v, r = v[part], r[part]
-        self.values, self.rows = v, r
+        self._values, self._rows, self._size = [v], [r], len(v)
+        if len(v) >= self.m:
+            self._threshold = v.max()
+
+    @property
+    def values(self) -> np.ndarray:
+        self._compact()
+        return self._values[0] if self._values else np.empty(0, dtype=np.float32)
+
+    @property
+    def rows(self) -> np.ndarray:
+        self._compact()
+        return self._rows[0] if self._rows else np.empty(0, dtype=np.int64)
+
+
+#: How far the keeper's pool may grow past ``m`` before it is cut back.
+KEEPER_SLACK = 1.25
 
 
 def _quantile_position(q: float, total: int) -> tuple[int, int, float]:
@@ -252,8 +282,9 @@ def summarise_distances(
     out = DistanceSummary(d_min=d_min, nearest=nearest, median=median)
     if keep is None:
         return out
-    order = np.argsort(keep.values, kind="stable")
-    vals, rows = np.sqrt(keep.values[order]), keep.rows[order]
+    kept, kept_rows = keep.values, keep.rows
+    order = np.argsort(kept, kind="stable")
+    vals, rows = np.sqrt(kept[order]), kept_rows[order]
     for q in quantiles:
         lo, hi, w = _quantile_position(q, total)
         eps = float(vals[lo]) * (1 - w) + float(vals[hi]) * w
