@@ -130,7 +130,8 @@ def to_uint8_torch(x: Any) -> Any:
     :func:`synthvu_core.data.dataset.to_uint8` (round half to even, clipped)."""
     import torch
 
-    return x.float().add_(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).contiguous()
+    x = x.float().add_(1.0).mul_(127.5).round_().clamp_(0, 255)
+    return x.to(torch.uint8, memory_format=torch.contiguous_format)
 
 
 def sample_batches(
