@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import json
 import os
 import platform
 import subprocess
@@ -266,7 +267,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
     p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        type=parse_size,
+        help="override a case's problem size, e.g. evaluation.report=0 (repeatable; see each case's docstring)",
+    )
     return p
+
+
+def parse_size(text: str) -> tuple[str, Any]:
+    """``KEY=JSON`` -> ``(KEY, value)``; a value that is not JSON stays a string (a path)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=args.warmup,
         threads=args.threads,
         out_dir=args.out,
+        sizes=dict(args.size) or None,
         seed=args.seed,
     )
     print(render_markdown(results))

@@ -14,6 +14,7 @@ from synthvu_core.errors import SelectionError, SynthVUError
 from synthvu_core.models import registry
 from synthvu_core.models.sampling import (
     export,
+    open_images,
     plan_export,
     sample,
     sample_batches,
@@ -76,6 +77,19 @@ def test_streamed_npz_round_trips(gen, tmp_path, compress):
     # export() of in-memory samples writes the same arrays
     with np.load(export(ref, tmp_path / "mem.npz"), allow_pickle=False) as d:
         np.testing.assert_array_equal(d["images"], ref.images)
+
+
+def test_open_images_memory_maps_the_stored_member(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 2, 3, 4), dtype=np.uint8)
+    batches = [(0, images[:3], np.zeros(3, np.int64)), (3, images[3:], np.ones(2, np.int64))]
+    write_npz_stream(tmp_path / "a.npz", iter(batches), 5, (2, 3, 4), ["L", "T"])
+    got = open_images(tmp_path / "a.npz")
+    assert isinstance(got, np.memmap) and got.shape == images.shape
+    np.testing.assert_array_equal(got, images)
+    write_npz_stream(tmp_path / "c.npz", iter(batches), 5, (2, 3, 4), ["L", "T"], compress=True)
+    with pytest.raises(SelectionError, match="compressed"):
+        open_images(tmp_path / "c.npz")
 
 
 def test_stream_writer_refuses_a_short_or_wrong_stream(tmp_path):

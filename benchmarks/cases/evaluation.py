@@ -13,21 +13,19 @@
   reference that holds the whole candidates × synthetic matrix and asks numpy for min, median,
   1 % quantile and counts. The growth row is time(largest) / time(smallest); linear in m = 4.0.
   Goals (issue 14): within 1.2× of the dense reference at the smallest size, growth within 10 % of linear.
-* 100k: 100,000 candidates × 100,000 synthetic VUs (memory-mapped files, so memory stays bounded) with
-  :func:`~synthvu_core.evaluation.privacy.approximate_summary` (exact distances between PCA projections;
-  exact pixel distances would be 7e14 multiply-adds, hours on this CPU), timed once, and its error against
-  exact pixel distances (:func:`summarise_distances`) on ``evaluation.check_candidates`` candidates
-  against all 100k synthetic: share of identical nearest neighbours, median relative error of d_min and of
-  the pairwise ratio, and Spearman correlation of the ratio. The VUs are demo-dataset VUs plus noise
-  (σ 8 grey levels), candidates and synthetic drawn independently; random noise VUs would make any
-  projection look useless.
+* 100k: 100,000 candidates × 100,000 synthetic VUs (rows of an uncompressed ``.npz`` sampled from
+  ``acgan-phantom``, memory-mapped) through :func:`~synthvu_core.evaluation.pruned.pruned_summary` (exact
+  nearest synthetic by certified pruning; median, eps and counts estimated), timed once with its peak memory
+  (anonymous and memory-mapped), and checked against brute force on ``evaluation.check_candidates`` random
+  candidates against all synthetic VUs (nearest, d_min, median, counts within eps, eps). Then the embedding
+  space at the same size (64-dim low-rank + noise vectors, exact ``summarise_distances``).
 
 Sizes: ``evaluation.shape`` (quick [9, 32, 32], full [9, 64, 64]), ``evaluation.patients`` (quick 50,
 full 625; 8 VUs each, split 60/20/20), ``evaluation.synthetic`` (quick 500, full 5000),
 ``evaluation.candidates`` (quick 200, full 2000), ``evaluation.attack_sizes`` (quick [500, 1000, 2000],
 full [5000, 10000, 20000]), ``evaluation.report`` (1; 0 skips the full report), ``evaluation.big`` (quick 0,
-full 100000; 0 skips), ``evaluation.big_dims`` (128), ``evaluation.big_residual`` (false),
-``evaluation.check_candidates`` (300).
+full 100000; 0 skips), ``evaluation.big_source`` (an uncompressed ``.npz`` with at least twice ``big`` VUs;
+default: sampled into the scratch folder), ``evaluation.check_candidates`` (quick 50, full 500).
 """
 
 from __future__ import annotations
@@ -237,71 +235,165 @@ def attack_rows(ctx: Context) -> list[Row]:
     return rows
 
 
-def noisy_vus(path: Any, n: int, base: Any, seed: int, rows: int = 1024) -> Any:
-    """``n`` VUs in a memory-mapped uint8 file: random VUs of ``base`` plus Gaussian noise (σ 8)."""
+def big_vus(ctx: Context, n: int) -> tuple[Any, Any]:
+    """``n`` candidate and ``n`` synthetic VUs, memory-mapped: rows ``0:n`` and ``n:2n`` of an uncompressed
+    ``.npz`` sampled from ``acgan-phantom`` (``evaluation.big_source``, or sampled into the scratch folder)."""
+    from synthvu_core.models.sampling import open_images, sample_to_file
+
+    source = ctx.size("evaluation.big_source", None, None)
+    if source is None:
+        source = ctx.workdir / "big.npz"
+        sample_to_file("acgan-phantom", 2 * n, source, seed=ctx.seed + 1)
+    images = open_images(source)
+    return images[:n], images[n : 2 * n]
+
+
+class MemoryPeak:
+    """Peak resident memory of this process while running, split into anonymous and file-backed (memory-mapped
+    inputs, which the kernel can drop) from ``/proc/self/status``, sampled every ``every`` seconds."""
+
+    def __init__(self, every: float = 0.2):
+        self.every = every
+        self.peak: dict[str, int] = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
+
+    def sample(self) -> None:
+        from pathlib import Path
+
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in self.peak:
+                self.peak[key] = max(self.peak[key], int(value.split()[0]) * 1024)
+
+    def __enter__(self) -> MemoryPeak:
+        import threading
+
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(self.every):
+                self.sample()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+def exact_check(candidates: Any, synthetic: Any, eps: float) -> dict[str, Any]:
+    """Brute force for a few candidates against every synthetic VU: nearest, d_min, median, count within ``eps``
+    and the 1 % quantile of their distances."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, *base.shape[1:]))
-    for s in range(0, n, rows):
-        k = min(rows, n - s)
-        x = base[np.sort(rng.integers(0, len(base), k))].astype(np.float32)
-        x += rng.standard_normal(x.shape, dtype=np.float32) * 8
-        out[s : s + k] = np.clip(np.rint(x), 0, 255).astype(np.uint8)
-    out.flush()
-    return np.load(path, mmap_mode="r")
+    from synthvu_core.evaluation.privacy import squared_distance_blocks
+
+    n, m = len(candidates), len(synthetic)
+    out = {"d_min": np.empty(n), "nearest": np.empty(n, np.int64), "median": np.empty(n), "count": np.empty(n)}
+    low: list[Any] = []
+    for s, d2 in squared_distance_blocks(candidates, synthetic):
+        d = np.sqrt(d2, out=d2)
+        e = s + len(d)
+        out["nearest"][s:e] = d.argmin(1)
+        out["d_min"][s:e] = d.min(1)
+        out["count"][s:e] = (d <= eps).sum(1)
+        low.append(d.copy())  # a few hundred rows: the whole check matrix fits
+        d.partition(((m - 1) // 2, m // 2), axis=1)
+        out["median"][s:e] = 0.5 * (d[:, (m - 1) // 2].astype(np.float64) + d[:, m // 2])
+    out["eps_sample"] = float(np.quantile(np.concatenate(low, axis=None), 0.01))
+    return out
 
 
-def big_attack_rows(ctx: Context) -> list[Row]:
+def pruned_errors(summary: Any, exact: dict[str, Any], pick: Any, q: float = 0.01) -> dict[str, float]:
+    """The pruned summary on candidates ``pick`` against brute force (:func:`exact_check`)."""
     import numpy as np
     from scipy.stats import spearmanr
 
-    from synthvu_core.evaluation.privacy import approximate_summary, summarise_distances
+    ratio_p, ratio_e = summary.d_min[pick] / summary.median[pick], exact["d_min"] / exact["median"]
+    counts, want = summary.counts[q][pick], exact["count"]
+    return {
+        "nearest_agreement": float(np.mean(summary.nearest[pick] == exact["nearest"])),
+        "d_min_max_rel_error": float(np.max(np.abs(summary.d_min[pick] - exact["d_min"]) / exact["d_min"])),
+        "median_rel_error_median": float(np.median(np.abs(summary.median[pick] / exact["median"] - 1))),
+        "median_rel_error_max": float(np.max(np.abs(summary.median[pick] / exact["median"] - 1))),
+        "ratio_spearman": float(spearmanr(ratio_p, ratio_e).statistic),
+        "count_mean_exact": float(want.mean()),
+        "count_mean_abs_error": float(np.mean(np.abs(counts - want))),
+        "count_total_rel_error": float(counts.sum() / max(want.sum(), 1) - 1),
+        "count_spearman": float(spearmanr(counts, want).statistic),
+        "eps_rel_error_vs_check": float(summary.eps[q] / exact["eps_sample"] - 1),
+    }
+
+
+def big_attack_rows(ctx: Context) -> list[Row]:
+    from synthvu_core.evaluation.pruned import pruned_summary
 
     big = int(ctx.size("evaluation.big", 0, 100_000))
-    dims = int(ctx.size("evaluation.big_dims", 128, 128))
-    n_check = int(ctx.size("evaluation.check_candidates", 50, 300))
-    try:
-        from synthvu_core.data.build import demo_dataset
+    n_check = int(ctx.size("evaluation.check_candidates", 50, 500))
+    cand, syn = big_vus(ctx, big)
+    return [pruned_row(cand, syn, n_check, ctx.seed, ctx.log, pruned_summary), embedding_row(big, ctx.seed)]
 
-        base = np.asarray(demo_dataset().images)
-    except Exception as e:  # noqa: BLE001 - the demo dataset is optional here
-        return [Row.missing(f"pixel attack, {big} × {big}", "s", f"demo dataset unavailable ({e})")]
-    cand = noisy_vus(ctx.workdir / "cand.npy", big, base, ctx.seed + 1)
-    syn = noisy_vus(ctx.workdir / "syn.npy", big, base, ctx.seed + 2)
+
+def pruned_row(cand: Any, syn: Any, n_check: int, seed: int, log: Any, search: Any) -> Row:
+    """Pixel attacks on ``cand`` x ``syn`` through ``search`` (:func:`~synthvu_core.evaluation.pruned.pruned_summary`),
+    timed once with its memory peak, checked against brute force on ``n_check`` random candidates."""
+    import numpy as np
+
     box: dict[str, Any] = {}
-    residual = bool(ctx.size("evaluation.big_residual", False, False))
-    t = seconds(lambda: box.update(r=approximate_summary(cand, syn, dims=dims, seed=ctx.seed, residual=residual)))
-    approx, explained = box["r"]
-    pick = np.sort(np.random.default_rng(ctx.seed).choice(big, size=min(n_check, big), replace=False))
-    t_exact = seconds(lambda: box.update(e=summarise_distances(np.asarray(cand[pick]), syn, quantiles=())))
-    exact = box["e"]
-    ratio_a, ratio_e = approx.d_min[pick] / approx.median[pick], exact.d_min / exact.median
-    err = {
-        "nearest_agreement": float(np.mean(approx.nearest[pick] == exact.nearest)),
-        "d_min_median_rel_error": float(np.median(np.abs(approx.d_min[pick] - exact.d_min) / exact.d_min)),
-        "ratio_median_rel_error": float(np.median(np.abs(ratio_a - ratio_e) / ratio_e)),
-        "ratio_spearman": float(spearmanr(ratio_a, ratio_e).statistic),
-        "explained_variance": explained,
-        "exact_seconds_for_check": t_exact,
-        "exact_seconds_extrapolated": t_exact * big / len(pick),
-    }
-    ctx.log(f"{big} x {big}: approximate {t:.0f} s; error on {len(pick)} candidates {err}")
+    with MemoryPeak() as mem:
+        t = seconds(lambda: box.update(r=search(cand, syn, quantile=0.01, seed=seed)))
+    summary, stats = box["r"]
+    pick = np.sort(np.random.default_rng(seed).choice(len(cand), size=min(n_check, len(cand)), replace=False))
+    t_exact = seconds(lambda: box.update(e=exact_check(np.asarray(cand[pick]), syn, summary.eps[0.01])))
+    err = pruned_errors(summary, box["e"], pick)
+    err.update(exact_seconds_for_check=t_exact, exact_seconds_extrapolated=t_exact * len(cand) / len(pick))
+    gib = {k: v / 2**30 for k, v in mem.peak.items()}
+    log(f"{len(cand)} x {len(syn)}: pruned {t:.0f} s, memory {gib}, stats {stats}; check on {len(pick)}: {err}")
     note = (
-        f"PCA {dims} dims ({explained:.0%} variance); on {len(pick)} candidates vs exact: nearest same "
-        f"{err['nearest_agreement']:.0%}, ratio rel. error {err['ratio_median_rel_error']:.1%} (median), "
-        f"Spearman {err['ratio_spearman']:.3f}; exact would take ≈ {err['exact_seconds_extrapolated'] / 3600:.1f} h"
+        f"acgan-phantom VUs; {stats.dims} axes ({stats.explained:.0%}); {stats.certified_first / len(cand):.0%} "
+        f"certified by 8 exact distances; peak RSS {gib['VmRSS']:.1f} GiB ({gib['RssAnon']:.1f} anonymous); on "
+        f"{len(pick)} candidates vs brute force: nearest same {err['nearest_agreement']:.1%}, median rel. error "
+        f"{err['median_rel_error_median']:.2%} (max {err['median_rel_error_max']:.2%}), count error "
+        f"{err['count_mean_abs_error']:.1f} of {err['count_mean_exact']:.0f} (mean abs.); eps ± {stats.eps_se:.3f}; "
+        f"brute force ≈ {err['exact_seconds_extrapolated'] / 3600:.1f} h"
     )
-    return [
-        Row(
-            f"pairwise pixel attack, {big} candidates × {big} synthetic (approximate)",
-            "s",
-            Stats.of([t]),
-            higher_is_better=False,
-            note=note,
-            extra={"error": err, "dims": dims, "checked": len(pick)},
-        )
-    ]
+    extra = {"error": err, "memory_gib": gib, "stats": {**vars(stats)}, "checked": len(pick)}
+    return Row(
+        f"pixel attacks, {len(cand)} candidates × {len(syn)} synthetic (pruned: exact nearest)",
+        "s",
+        Stats.of([t]),
+        higher_is_better=False,
+        note=note,
+        extra=extra,
+    )
+
+
+def embedding_row(n: int, seed: int, dim: int = 64) -> Row:
+    """Embedding-space attacks (exact, ``summarise_distances``) on ``n`` x ``n`` low-rank + noise float32 vectors."""
+    import numpy as np
+
+    from synthvu_core.evaluation.privacy import summarise_distances
+
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(8, dim)).astype(np.float32)
+
+    def vectors() -> Any:
+        return rng.normal(size=(n, 8)).astype(np.float32) @ basis + 0.3 * rng.normal(size=(n, dim)).astype(np.float32)
+
+    cand, syn = vectors(), vectors()
+    with MemoryPeak() as mem:
+        t = seconds(lambda: summarise_distances(cand, syn, quantiles=(0.01,)))
+    gib = mem.peak["VmRSS"] / 2**30
+    return Row(
+        f"embedding attacks, {n} candidates × {n} synthetic, {dim} dims (exact)",
+        "s",
+        Stats.of([t]),
+        higher_is_better=False,
+        note=f"low-rank + noise vectors; peak RSS {gib:.1f} GiB",
+        extra={"memory_gib": {k: v / 2**30 for k, v in mem.peak.items()}},
+    )
 
 
 def run(ctx: Context) -> list[Row]:

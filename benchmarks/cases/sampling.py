@@ -15,7 +15,8 @@ VUs to show that the streamed export's memory does not grow with ``--n``.
 
 Sizes (``Context.sizes`` keys): ``sampling.batch`` (quick 32, full 256), ``sampling.matmul_n``
 (quick 1024, full 2048), ``sampling.shape`` (default [9, 64, 64]), ``sampling.process_n`` (quick 500,
-full 5000; 0 = skip), ``sampling.process_n_large`` (quick 2000, full 25000; 0 = skip).
+full 5000; 0 = skip), ``sampling.process_repeats`` (alternating pairs: quick up to 3, full 5),
+``sampling.process_n_large`` (quick 2000, full 25000; 0 = skip).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def process_rows(ctx: Context) -> list[Row]:
         str(ctx.workdir / "o.npz"),
     ]
     ref = [sys.executable, str(ctx.root / "benchmarks" / "reference_sampling.py"), str(n), str(ctx.workdir / "r.npz")]
-    repeats = max(1, min(ctx.repeats, 3))
+    repeats = int(ctx.size("sampling.process_repeats", max(1, min(ctx.repeats, 3)), 5))
     res: dict[str, list[tuple[float, float, float]]] = {"ours": [], "ref": []}
     for i in range(repeats):  # alternate, order flipped every repeat
         for side in ("ours", "ref") if i % 2 == 0 else ("ref", "ours"):

@@ -8,7 +8,10 @@ are projected the same way. DOMIAS's reference density is the ``fit`` half in em
 Distances between candidates and a synthetic set are held as one dense ``[n, m]`` float32 matrix
 where it fits :data:`DENSE_BYTES` (built from :func:`~synthvu_core.evaluation.privacy.distance_blocks`),
 so a graded control -- the same synthetic set with some samples replaced -- recomputes only the
-replaced columns. Larger problems stream through ``summarise_distances`` for every set.
+replaced columns. Larger problems stream through ``summarise_distances`` for every set, and problems
+beyond :data:`PRUNED_WORK` multiply-adds with many features (pixel space) go through
+:func:`~synthvu_core.evaluation.pruned.pruned_summary` (exact nearest synthetic by certified pruning; the
+median, ``eps`` and counts estimated).
 """
 
 from __future__ import annotations
@@ -26,9 +29,17 @@ from synthvu_core.evaluation.privacy import (
     pairwise_scores,
     summarise_distances,
 )
+from synthvu_core.evaluation.pruned import pruned_summary
 
 #: Largest candidate x synthetic distance matrix kept in memory per space (else streamed per set).
 DENSE_BYTES = 768 * 2**20
+
+#: Above this many multiply-adds (candidates x synthetic x features) attacks use the pruned search instead of
+#: brute force (10k x 10k pixel VUs are 3.7e12: minutes on 2 cores; 100k x 100k would be hours).
+PRUNED_WORK = 4e12
+
+#: ... where VUs have at least this many features (the bounds project them on 64 axes).
+PRUNED_MIN_DIM = 1024
 
 
 @dataclass
@@ -165,7 +176,11 @@ class SyntheticSet:
         d = self.distances.get(space)
         if d is not None:
             return summary_of_matrix(d, quantile)
-        return summarise_distances(spaces.candidates[space], self.features[space], quantiles=(quantile,), chunk=chunk)
+        cand, syn = spaces.candidates[space], self.features[space]
+        dim = int(np.prod(np.shape(syn)[1:]))
+        if dim >= PRUNED_MIN_DIM and len(cand) * len(syn) * dim > PRUNED_WORK:
+            return pruned_summary(cand, syn, quantile=quantile)[0]
+        return summarise_distances(cand, syn, quantiles=(quantile,), chunk=chunk)
 
 
 def _to_dtype(x: np.ndarray, like: np.ndarray) -> np.ndarray:

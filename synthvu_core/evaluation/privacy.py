@@ -184,30 +184,60 @@ class DistanceSummary:
 
 
 class _SmallestKeeper:
-    """Keep the ``m`` smallest values of a stream with their row ids (exact global quantiles)."""
+    """Keep the ``m`` smallest values of a stream with their row ids (exact global quantiles).
+
+    New values under the threshold (the ``m``-th smallest at the last compaction) are appended; the pool is
+    cut back to ``m`` only when it exceeds :data:`KEEPER_SLACK` times ``m``, so a large ``m`` (1 % of 1e10
+    distances) is partitioned a few times, not once per block.
+    """
 
     def __init__(self, m: int):
         self.m = m
-        self.values = np.empty(0, dtype=np.float32)
-        self.rows = np.empty(0, dtype=np.int64)
+        self._values: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._size = 0
+        self._threshold = np.inf
 
     def add(self, block: np.ndarray, row0: int) -> None:
-        # Only candidates for the m smallest leave the block: those under the current m-th value,
-        # or the block's own m smallest while fewer than m are kept. Row ids are derived from the
-        # few flat indices kept, never materialised for the whole block.
+        # Only candidates for the m smallest leave the block; row ids are derived from the few flat indices
+        # kept, never materialised for the whole block.
         flat = block.ravel()
-        if len(self.values) >= self.m:
-            idx = np.flatnonzero(flat <= self.values.max())
+        if self._size >= self.m:
+            idx = np.flatnonzero(flat <= self._threshold)
         elif flat.size > self.m:
             idx = np.argpartition(flat, self.m - 1)[: self.m]
         else:
             idx = np.arange(flat.size)
-        v = np.concatenate([self.values, flat[idx]])
-        r = np.concatenate([self.rows, row0 + idx // block.shape[1]])
+        self._values.append(flat[idx])
+        self._rows.append(row0 + idx // block.shape[1])
+        self._size += len(idx)
+        if self._size > KEEPER_SLACK * self.m or (self._size >= self.m and not np.isfinite(self._threshold)):
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self._values or (len(self._values) == 1 and self._size <= self.m):
+            return
+        v, r = np.concatenate(self._values), np.concatenate(self._rows)
         if len(v) > self.m:
             part = np.argpartition(v, self.m - 1)[: self.m]
             v, r = v[part], r[part]
-        self.values, self.rows = v, r
+        self._values, self._rows, self._size = [v], [r], len(v)
+        if len(v) >= self.m:
+            self._threshold = v.max()
+
+    @property
+    def values(self) -> np.ndarray:
+        self._compact()
+        return self._values[0] if self._values else np.empty(0, dtype=np.float32)
+
+    @property
+    def rows(self) -> np.ndarray:
+        self._compact()
+        return self._rows[0] if self._rows else np.empty(0, dtype=np.int64)
+
+
+#: How far the keeper's pool may grow past ``m`` before it is cut back.
+KEEPER_SLACK = 1.25
 
 
 def _quantile_position(q: float, total: int) -> tuple[int, int, float]:
@@ -252,8 +282,9 @@ def summarise_distances(
     out = DistanceSummary(d_min=d_min, nearest=nearest, median=median)
     if keep is None:
         return out
-    order = np.argsort(keep.values, kind="stable")
-    vals, rows = np.sqrt(keep.values[order]), keep.rows[order]
+    kept, kept_rows = keep.values, keep.rows
+    order = np.argsort(kept, kind="stable")
+    vals, rows = np.sqrt(kept[order]), kept_rows[order]
     for q in quantiles:
         lo, hi, w = _quantile_position(q, total)
         eps = float(vals[lo]) * (1 - w) + float(vals[hi]) * w
@@ -267,78 +298,6 @@ def summarise_distances(
                 counts[start : start + d.shape[0]] = (d <= eps).sum(1)
             out.counts[q] = counts
     return out
-
-
-def project_pca(
-    candidates: np.ndarray,
-    synthetic: np.ndarray,
-    *,
-    dims: int = 128,
-    fit_rows: int = 2000,
-    rows: int = 1024,
-    seed: int = 0,
-    residual: bool = False,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Both sets on the first ``dims`` principal axes of (up to ``fit_rows`` evenly spaced) synthetic VUs.
-
-    With ``residual`` also what the other axes hold: candidates get ``[p, r, 0]``, synthetic ``[p, 0, r]``
-    (``r`` = norm of the residual), so their distance is ``sqrt(|p_c - p_s|² + r_c² + r_s²)``: the pixel
-    distance when the residuals are orthogonal (independent noise), never less than the projected one.
-
-    Streams ``rows`` VUs at a time (inputs may be memory-mapped): memory is the fit sample, one block and
-    the two float32 ``[n, dims + 2]`` results. Returns ``(candidates', synthetic', explained variance share)``.
-    """
-    import torch
-    from sklearn.decomposition import PCA
-
-    m = len(synthetic)
-    pick = np.unique(np.linspace(0, m - 1, min(m, fit_rows)).round().astype(np.int64))
-    fit = _block(np.asarray(synthetic[pick]), 0, len(pick), None).numpy()
-    pca = PCA(n_components=int(min(dims, len(pick) - 1, fit.shape[1])), svd_solver="randomized", random_state=seed).fit(
-        fit
-    )
-    mean, axes = torch.from_numpy(pca.mean_.astype(np.float32)), torch.from_numpy(pca.components_.T.astype(np.float32))
-    k = axes.shape[1]
-
-    def project(x: np.ndarray, col: int) -> np.ndarray:
-        out = np.zeros((len(x), k + 2), dtype=np.float32)
-        for s in range(0, len(x), rows):
-            c = _centred(x, s, min(len(x), s + rows), mean, False)
-            p = c @ axes
-            out[s : s + len(c), :k] = p.numpy()
-            res = (c.square().sum(1) - p.square().sum(1)).clamp_min_(0).sqrt_()
-            out[s : s + len(c), col] = res.numpy()
-        return out
-
-    width = k + 2 if residual else k
-    return (
-        project(candidates, k)[:, :width],
-        project(synthetic, k + 1)[:, :width],
-        float(pca.explained_variance_ratio_.sum()),
-    )
-
-
-def approximate_summary(
-    candidates: np.ndarray,
-    synthetic: np.ndarray,
-    *,
-    dims: int = 128,
-    fit_rows: int = 2000,
-    chunk: int | None = None,
-    seed: int = 0,
-    residual: bool = False,
-) -> tuple[DistanceSummary, float]:
-    """Nearest synthetic and median distance per candidate, approximately, for sets too large for exact
-    pixel distances (100k x 100k VUs of 9x64x64 is 7e14 multiply-adds): exact distances between the
-    :func:`project_pca` projections. Pairwise attack only (``eps``/``counts`` are not computed). Without
-    ``residual`` the distances are those of the projection (smaller than the pixel distances, ranks kept
-    better); with it they are in pixel units (see :func:`project_pca`).
-
-    Returns ``(summary, explained variance share)``; measure its error against :func:`summarise_distances`
-    on a sample of candidates before trusting it (``benchmarks/cases/evaluation.py`` does).
-    """
-    pc, ps, explained = project_pca(candidates, synthetic, dims=dims, fit_rows=fit_rows, seed=seed, residual=residual)
-    return summarise_distances(pc, ps, quantiles=(), chunk=chunk), explained
 
 
 # ---- attacks ------------------------------------------------------------------------------

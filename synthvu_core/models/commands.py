@@ -270,8 +270,9 @@ def privacy_text(dp: dict | None) -> str:
 
 def _sample(args: argparse.Namespace) -> int:
     from synthvu_core.models.registry import load_card, load_generator, resolve
-    from synthvu_core.models.sampling import plan_export, position_weights, sample_to_file
+    from synthvu_core.models.sampling import keep_freed_memory, plan_export, position_weights, sample_to_file
 
+    keep_freed_memory()
     folder = resolve(args.model)
     card = load_card(folder)
     # every check before the generator loads: count, batch size, suffix, folder, disk and memory, position

@@ -1,0 +1,305 @@
+"""Attack distances for sets too large for brute force: exact nearest synthetic VU by certified pruning.
+
+100k candidates x 100k synthetic VUs of 9x64x64 are 3.7e14 multiply-adds in pixel space (hours on a
+small CPU). Instead every VU ``x`` (centred on the synthetic mean) is split into its projection ``p_x``
+on the top ``dims`` principal axes of a synthetic sample and the norm ``r_x`` of what the projection
+misses. For any pair
+
+    ``|p_x - p_y|² + (r_x - r_y)²  <=  |x - y|²  <=  |p_x - p_y|² + (r_x + r_y)²``
+
+(Pythagoras, then the triangle inequality on the residuals). The lower bound is the squared distance
+between the augmented ``(dims + 1)``-vectors ``[p, r]``: one small matrix product per block.
+
+* **Nearest synthetic (exact).** Per candidate, the ``first`` synthetic VUs with the smallest lower bounds
+  get exact pixel distances; the best of them is certified when it is no larger than the next lower bound
+  (every other VU is at least that far). Uncertified candidates get exact distances to every VU whose
+  lower bound is under their best so far, which makes the minimum exact. Bounds are lowered by
+  :data:`BOUND_SLACK` of the squared norms to absorb float32 rounding.
+* **Median distance (estimate).** The median over all synthetic VUs of
+  ``|p_x - p_y|² + r_x² + r_y²`` (the distance when the residuals are orthogonal; between the bounds).
+* **Distribution attack (estimate).** ``eps`` is the quantile of exact distances on a random sample of
+  candidate x synthetic pairs (its bootstrap standard error is reported); counts use the same orthogonal
+  estimate, so pairs the bounds decide (lower bound > eps: out; upper bound <= eps: in) are counted
+  exactly and only the ambiguous ones are estimated.
+
+The errors of the estimates are measured against exact distances in ``benchmarks/cases/evaluation.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from synthvu_core.evaluation.privacy import DistanceSummary, _block, _centred, squared_distance_blocks
+
+#: Share of ``|x|² + |y|²`` taken off every lower bound: far above float32 rounding of the projections and
+#: products (about 1e-6), far below the gaps between neighbours.
+BOUND_SLACK = 1e-4
+
+#: Candidates per bound block: one ``[rows, m]`` float32 block (100k synthetic: 100 MB).
+BLOCK_ROWS = 256
+
+#: Candidates per exact-distance gather (up to ``rows x first`` synthetic VUs converted at once).
+GATHER_ROWS = 16
+
+
+@dataclass(frozen=True)
+class BoundSpace:
+    """Principal axes the bounds project on: ``mean`` float32 ``[D]`` and ``axes`` ``[D, dims]`` ([-1, 1] units)."""
+
+    mean: Any
+    axes: Any
+    explained: float
+
+
+@dataclass
+class Projected:
+    """VUs in a :class:`BoundSpace`: ``coords`` float32 ``[n, dims + 1]`` (projection, residual norm),
+    ``residual`` ``[n]``, ``slack`` ``[n]`` (:data:`BOUND_SLACK` of the squared norm) and ``norm_sq`` ``[n]``
+    (``|coords|²`` less the slack, for the bound products)."""
+
+    coords: Any
+    residual: Any
+    slack: Any
+    norm_sq: Any
+
+
+@dataclass
+class PruneStats:
+    """How the pruned search went: rows certified by the first candidates, rows that needed the fallback,
+    exact pairs computed, the ``eps`` sample (pairs, bootstrap standard error) and seconds per stage."""
+
+    dims: int
+    explained: float
+    certified_first: int = 0
+    fallback_rows: int = 0
+    exact_pairs: int = 0
+    eps_pairs: int = 0
+    eps_se: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def fit_bound_space(synthetic: np.ndarray, *, dims: int = 64, fit_rows: int = 2000, seed: int = 0) -> BoundSpace:
+    """Top ``dims`` principal axes of up to ``fit_rows`` evenly spaced synthetic VUs.
+
+    Args:
+        synthetic: ``[m, ...]`` VUs (uint8 read as [-1, 1], or float); may be memory-mapped.
+        dims: number of axes (fewer when the sample or the VU is smaller).
+        fit_rows: VUs the axes are fitted on.
+        seed: randomised SVD seed.
+    """
+    import torch
+    from sklearn.decomposition import PCA
+
+    m = len(synthetic)
+    pick = np.unique(np.linspace(0, m - 1, min(m, fit_rows)).round().astype(np.int64))
+    fit = _block(np.asarray(synthetic[pick]), 0, len(pick), None).numpy()
+    k = int(min(dims, len(pick) - 1, fit.shape[1]))
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(fit)
+    return BoundSpace(
+        torch.from_numpy(pca.mean_.astype(np.float32)),
+        torch.from_numpy(np.ascontiguousarray(pca.components_.T.astype(np.float32))),
+        float(pca.explained_variance_ratio_.sum()),
+    )
+
+
+def project(x: np.ndarray, space: BoundSpace, *, rows: int = 512) -> Projected:
+    """``x`` ``[n, ...]`` in ``space``, streamed ``rows`` VUs at a time.
+
+    Residual norms come from ``|c|² - |p|²`` (float32 sums, subtracted in float64): the residual is a
+    sizeable share of the norm, so the cancellation is far inside :data:`BOUND_SLACK`.
+
+    Args:
+        x: VUs, uint8 read as [-1, 1] or float; may be memory-mapped.
+        space: the axes from :func:`fit_bound_space`.
+        rows: VUs converted at once.
+    """
+    import torch
+
+    n, k = len(x), space.axes.shape[1]
+    coords = torch.empty(n, k + 1, dtype=torch.float32)
+    full_sq = torch.empty(n, dtype=torch.float64)
+    for s in range(0, n, rows):
+        c = _centred(x, s, min(n, s + rows), space.mean, False)
+        p = c @ space.axes
+        full_sq[s : s + len(c)] = torch.linalg.vector_norm(c, dim=1).double().square()
+        coords[s : s + len(c), :k] = p
+        res_sq = full_sq[s : s + len(c)] - torch.linalg.vector_norm(p, dim=1).double().square()
+        coords[s : s + len(c), k] = res_sq.clamp_min(0).sqrt().float()
+    slack = BOUND_SLACK * full_sq
+    norm_sq = torch.linalg.vector_norm(coords, dim=1).double().square() - slack
+    return Projected(coords, coords[:, k].clone(), slack.float(), norm_sq.float())
+
+
+def lower_bound_block(c: Projected, s: Projected, start: int, stop: int) -> Any:
+    """Lower bounds of the squared distances of candidates ``start:stop`` to every synthetic VU (``[b, m]``)."""
+    import torch
+
+    out = torch.addmm(s.norm_sq[None, :], c.coords[start:stop], s.coords.T, alpha=-2.0)
+    return out.add_(c.norm_sq[start:stop, None])
+
+
+def orthogonal_estimate(bounds: Any, c: Projected, s: Projected, start: int, stop: int) -> Any:
+    """``|p_x - p_y|² + r_x² + r_y²`` from the lower bounds of candidates ``start:stop`` (overwrites ``bounds``)."""
+    bounds.addr_(c.residual[start:stop], s.residual, alpha=2.0)
+    return bounds.add_(c.slack[start:stop, None]).add_(s.slack[None, :])
+
+
+def exact_pair_distances(candidates: Any, synthetic: np.ndarray, cols: np.ndarray, mean: Any) -> Any:
+    """Exact squared distances ``[b, L]`` of candidate rows ``candidates`` (float32 ``[b, D]``, centred on
+    ``mean``) to synthetic VUs ``cols`` ``[b, L]`` ([-1, 1] units).
+
+    Per :data:`GATHER_ROWS` candidates the distinct synthetic VUs are converted once and one matrix product
+    gives every candidate's products with all of them (``|c|² + |s|² - 2 c·s``, centred, as the brute force
+    computes them); the wanted pairs are picked from it.
+    """
+    import torch
+
+    out = torch.empty(cols.shape, dtype=torch.float32)
+    for s in range(0, len(cols), GATHER_ROWS):
+        idx = cols[s : s + GATHER_ROWS]
+        flat, inverse = np.unique(idx.ravel(), return_inverse=True)
+        syn = _centred(np.asarray(synthetic[flat]), 0, len(flat), mean, False)
+        c = candidates[s : s + GATHER_ROWS]
+        prod = torch.addmm(torch.linalg.vector_norm(syn, dim=1).square_()[None, :], c, syn.T, alpha=-2.0)
+        prod.add_(torch.linalg.vector_norm(c, dim=1).square_()[:, None])
+        picked = prod.gather(1, torch.from_numpy(inverse.reshape(idx.shape)))
+        out[s : s + len(idx)] = picked.clamp_min_(0)
+    return out
+
+
+def nearest_exact(
+    candidates: Any, synthetic: np.ndarray, bounds: Any, mean: Any, first: int, stats: PruneStats
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest synthetic VU of every candidate row (float32 ``[b, D]``, centred) from its lower bounds
+    ``[b, m]``: squared distances ``[b]`` and indices ``[b]`` (ties: the lowest index)."""
+    import torch
+
+    m = bounds.shape[1]
+    take = min(first, m)
+    lb, idx = torch.topk(bounds, min(take + 1, m), dim=1, largest=False, sorted=True)
+    cols = idx[:, :take].numpy()
+    d2 = exact_pair_distances(candidates, synthetic, cols, mean).numpy()
+    stats.exact_pairs += d2.size
+    best, arg = _lowest(d2, cols)
+    certified = np.ones(len(best), dtype=bool) if take == m else best <= lb[:, take].numpy()
+    stats.certified_first += int(certified.sum())
+    for i in np.flatnonzero(~certified):
+        d2_more, cols_more = _fallback(candidates[i], synthetic, bounds[i], float(best[i]), mean)
+        stats.fallback_rows += 1
+        stats.exact_pairs += len(cols_more)
+        both_d, both_c = np.concatenate([[best[i]], d2_more]), np.concatenate([[arg[i]], cols_more])
+        b, a = _lowest(both_d[None], both_c[None])
+        best[i], arg[i] = b[0], a[0]
+    return best, arg
+
+
+def _lowest(d2: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise smallest value of ``d2`` ``[b, L]`` and its column id, ties broken by the lowest id."""
+    order = np.lexsort((cols, d2), axis=1) if d2.shape[1] > 1 else np.zeros(d2.shape, dtype=np.int64)
+    first = order[:, 0]
+    rows = np.arange(len(d2))
+    return d2[rows, first].copy(), cols[rows, first].copy()
+
+
+def _fallback(candidate: Any, synthetic: np.ndarray, bounds: Any, best: float, mean: Any) -> tuple[Any, Any]:
+    """Exact squared distances to every synthetic VU whose lower bound does not exceed ``best``."""
+    import torch
+
+    cols = torch.nonzero(bounds <= best).ravel().numpy()
+    d2 = [
+        exact_pair_distances(candidate[None], synthetic, cols[None, s : s + 1024], mean).numpy()[0]
+        for s in range(0, len(cols), 1024)
+    ]
+    return (np.concatenate(d2) if d2 else np.empty(0, np.float32)), cols
+
+
+def estimate_eps(
+    candidates: np.ndarray,
+    synthetic: np.ndarray,
+    quantile: float,
+    *,
+    rows: int = 512,
+    cols: int = 8192,
+    boots: int = 20,
+    seed: int = 0,
+) -> tuple[float, float, int]:
+    """The ``quantile`` of exact candidate-synthetic distances on ``rows`` random candidates x ``cols`` random
+    synthetic VUs (all of them where the sets are that small, which makes it exact).
+
+    Returns ``(eps, bootstrap standard error (rows and columns resampled), pairs used)``.
+    """
+    rng = np.random.default_rng(seed)
+    n, m = len(candidates), len(synthetic)
+    r = np.sort(rng.choice(n, size=min(rows, n), replace=False))
+    c = np.sort(rng.choice(m, size=min(cols, m), replace=False))
+    cand, syn = np.asarray(candidates[r]), np.asarray(synthetic[c])
+    d = np.concatenate([d2 for _, d2 in squared_distance_blocks(cand, syn)])
+    np.sqrt(d, out=d)
+    eps = float(np.quantile(d, quantile))
+    if len(r) == n and len(c) == m:
+        return eps, 0.0, d.size
+    boot = [
+        np.quantile(d[np.ix_(rng.integers(0, len(r), len(r)), rng.integers(0, len(c), len(c)))], quantile)
+        for _ in range(boots)
+    ]
+    return eps, float(np.std(boot, ddof=1)), d.size
+
+
+def pruned_summary(
+    candidates: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    quantile: float = 0.01,
+    dims: int = 64,
+    first: int = 8,
+    fit_rows: int = 2000,
+    seed: int = 0,
+) -> tuple[DistanceSummary, PruneStats]:
+    """Attack distances for large sets: exact nearest synthetic VU, estimated median, ``eps`` and counts.
+
+    Memory: the two projections (``(n + m) (dims + 3)`` floats), one ``[BLOCK_ROWS, m]`` float32 block and the
+    ``eps`` sample; inputs may be memory-mapped.
+
+    Args:
+        candidates: ``[n, ...]`` VUs (uint8 read as [-1, 1], or float).
+        synthetic: ``[m, ...]`` VUs, same layout.
+        quantile: ``eps`` quantile of all candidate-synthetic distances (distribution attack).
+        dims: principal axes of the bounds.
+        first: exact distances per candidate before certification.
+        fit_rows: synthetic VUs the axes are fitted on.
+        seed: seed of the axes and of the ``eps`` sample.
+
+    Returns ``(summary, stats)``; ``summary.d_min``/``nearest`` are exact, ``median``/``eps``/``counts``
+    estimates (see the module docstring).
+    """
+    t0 = time.perf_counter()
+    space = fit_bound_space(synthetic, dims=dims, fit_rows=fit_rows, seed=seed)
+    stats = PruneStats(dims=int(space.axes.shape[1]), explained=space.explained)
+    t1 = time.perf_counter()
+    eps, stats.eps_se, stats.eps_pairs = estimate_eps(candidates, synthetic, quantile, seed=seed)
+    t2 = time.perf_counter()
+    pc, ps = project(candidates, space), project(synthetic, space)
+    t3 = time.perf_counter()
+    n, m = len(candidates), len(synthetic)
+    d2_min, nearest = np.empty(n, np.float32), np.empty(n, np.int64)
+    median, counts = np.empty(n, np.float64), np.empty(n, np.float64)
+    lo_k, hi_k = (m - 1) // 2, m // 2
+    for s in range(0, n, BLOCK_ROWS):
+        e = min(n, s + BLOCK_ROWS)
+        bounds = lower_bound_block(pc, ps, s, e)
+        cand = _centred(candidates, s, e, space.mean, False)
+        d2_min[s:e], nearest[s:e] = nearest_exact(cand, synthetic, bounds, space.mean, first, stats)
+        est = orthogonal_estimate(bounds, pc, ps, s, e).numpy()
+        counts[s:e] = (est <= np.float32(eps) ** 2).sum(1)
+        est.partition((lo_k, hi_k), axis=1)
+        median[s:e] = 0.5 * (np.sqrt(est[:, lo_k].clip(0)).astype(np.float64) + np.sqrt(est[:, hi_k].clip(0)))
+    summary = DistanceSummary(
+        d_min=np.sqrt(d2_min.clip(0)).astype(np.float64), nearest=nearest, median=median, eps={quantile: eps}
+    )
+    summary.counts[quantile] = counts
+    stats.seconds = {"fit": t1 - t0, "eps": t2 - t1, "project": t3 - t2, "search": time.perf_counter() - t3}
+    return summary, stats
