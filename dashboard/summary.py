@@ -103,7 +103,11 @@ def epsilon_text(card: Mapping[str, Any] | None, view: ReportView | None = None)
     dp = (card or {}).get("dp") or {}
     delta = dp.get("delta") if isinstance(dp, Mapping) else None
     unit = dp.get("unit", "VU") if isinstance(dp, Mapping) and dp else None
-    return f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
+    text = f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
+    runs = dp.get("private_runs") if isinstance(dp, Mapping) else None
+    if runs:
+        text += f" ({runs} private run{'s' if runs != 1 else ''} on these data)"
+    return text
 
 
 def interval(lo: float | None, hi: float | None) -> str:

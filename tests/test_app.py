@@ -394,6 +394,8 @@ def test_verdicts_come_from_the_report_one_per_threat_model() -> None:
     assert "whatever the attacks find" not in eps.text  # ... so no claim that the bound covers a patient
     patient = verdict(view, {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}})
     assert "per patient" in patient.text and "whatever the attacks find" in patient.text
+    runs = verdict(view, {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient", "private_runs": 10}})
+    assert "10 private runs on these data" in runs.text  # the Overview names how many DP runs spent privacy
 
 
 def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
