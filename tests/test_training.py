@@ -382,3 +382,25 @@ def test_generated_gradients_are_clipped_per_vu():
             want[k] += grads[k] * min(1.0, 0.01 / float(norm)) / 4.0
     for k in want:
         assert torch.allclose(got[k], want[k], atol=1e-6, rtol=1e-4), k
+
+
+def test_transfer_reorders_per_class_rows_even_when_the_class_count_is_unchanged():
+    """Same number of classes in another order: the per-class rows follow their classes, the rest is kept."""
+    from dataclasses import replace
+
+    from synthvu_core.models import acgan
+    from synthvu_core.models.training import transfer_weights
+
+    arch = acgan.architecture("default", (1, 32, 32), 3, width=4, d_width=4)
+    G, D = acgan.build(arch, seed=0)
+    pG, pD = acgan.build(replace(arch, n_classes=4), seed=0)
+    source = [2, 0, 1]
+    g = transfer_weights(G.state_dict(), G.state_dict(), pG.state_dict(), source)
+    d = transfer_weights(D.state_dict(), D.state_dict(), pD.state_dict(), source)
+    old_g = G.state_dict()
+    assert torch.equal(g["modulation.0.gamma.weight"], old_g["modulation.0.gamma.weight"][source])
+    latent = arch.latent_dim
+    assert torch.equal(g["net.0.weight"][latent:], old_g["net.0.weight"][latent:][source])
+    assert torch.equal(g["net.0.weight"][:latent], old_g["net.0.weight"][:latent])
+    assert torch.equal(d["class_head.weight"], D.state_dict()["class_head.weight"][source])
+    assert torch.equal(d["adv_head.weight"], D.state_dict()["adv_head.weight"])

@@ -236,29 +236,29 @@ def class_transfer(card: dict[str, Any], classes: list[str], folder: Path) -> li
     return source
 
 
-def transfer_weights(state: dict[str, Any], module: Any, source: list[int]) -> dict[str, Any]:
-    """``state`` with its per-class rows re-indexed by ``source`` where the class count changes.
+def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[str, Any], source: list[int]) -> dict:
+    """``state`` with its per-class rows re-indexed by ``source`` (new class -> old class).
 
-    Per-class tensors have the old class count as first dimension (class embeddings, D's class head);
-    G's first layer takes ``[z, one-hot class]``, so its trailing old-class-count input rows are per class.
+    A tensor is per class where its shape changes with the class count: ``probe`` is the state of the same
+    network built with one class more than ``target``. Per-class rows are the leading ones of class
+    embeddings and D's class head, and the trailing (one-hot) input rows of G's first layer.
 
     Args:
         state: the starting generator's (or discriminator's) weights.
-        module: the freshly built network they go into (its shapes decide which tensors change).
-        source: :func:`class_transfer`'s mapping, new class -> old class (``max + 1`` <= old class count).
+        target: the state dict of the freshly built network they go into.
+        probe: the state dict of the same network with one more class.
+        source: :func:`class_transfer`'s mapping; ``max(source)`` < the old class count.
     """
     import torch
 
-    target = module.state_dict()
     index = torch.as_tensor(source, dtype=torch.long)
-    grow = len(source)
     out = {}
     for k, v in state.items():
         want = target.get(k)
-        if want is None or tuple(want.shape) == tuple(v.shape) or tuple(want.shape[1:]) != tuple(v.shape[1:]):
+        if want is None or probe[k].shape == want.shape:
             out[k] = v
             continue
-        n_old = v.shape[0] - (want.shape[0] - grow)  # rows of v that are per class (all, or the trailing code)
+        n_old = v.shape[0] - (want.shape[0] - len(source))  # rows of v that are per class (all, or the one-hot)
         out[k] = torch.cat([v[: v.shape[0] - n_old], v[v.shape[0] - n_old :][index]])
     return out
 
@@ -361,11 +361,16 @@ class Trainer:
 
         self.G, self.D = acgan.build(self.arch, seed=self.config.seed)
         if self.init_card is not None:
+            from dataclasses import replace
+
             from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, read_weights
 
             folder = Path(self.config.init_from)
-            for module, file in ((self.G, GENERATOR_FILE), (self.D, DISCRIMINATOR_FILE)):
-                module.load_state_dict(transfer_weights(read_weights(folder / file), module, self.class_source))
+            probes = acgan.build(replace(self.arch, n_classes=self.arch.n_classes + 1), seed=0)
+            for module, probe, file in zip((self.G, self.D), probes, (GENERATOR_FILE, DISCRIMINATOR_FILE)):
+                state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
+                                         self.class_source)
+                module.load_state_dict(state)
         self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
         self.D_module = self.D
         for m in (self.G, self.G_ema, self.D):
