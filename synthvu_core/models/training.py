@@ -31,7 +31,6 @@ Public pretraining: ``config.init_from`` starts G, its moving average and D from
 from __future__ import annotations
 
 import copy
-import json
 import math
 import shlex
 import signal
@@ -46,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core import __version__, levels
-from synthvu_core.errors import CheckpointError, SelectionError
+from synthvu_core.errors import SelectionError
 from synthvu_core.models.dp import UNIT, DPConfig, PatientDPOptimizer, check_delta
 from synthvu_core.storage import atomic_path, write_json
 
@@ -623,20 +622,14 @@ class Trainer:
             "delta": self.delta,
         }
 
-    def save_checkpoint(self) -> Path:
-        from safetensors.torch import save_file
+    def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The modules (by prefix) and optimizers (by name) a checkpoint holds."""
+        return {"G.": self.G, "D.": self.D_module, "G_ema.": self.G_ema}, {"opt_G": self.opt_G, "opt_D": self.opt_D}
 
-        tensors: dict[str, Any] = {}
-        for prefix, module in (("G.", self.G), ("D.", self.D_module), ("G_ema.", self.G_ema)):
-            if module is not None:
-                tensors.update({prefix + k: v for k, v in module.state_dict().items()})
-        groups = {}
-        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            sd = opt.state_dict()
-            for pid, st in sd["state"].items():
-                for k, v in st.items():
-                    tensors[f"{name}.{pid}.{k}"] = v
-            groups[name] = sd["param_groups"]
+    def save_checkpoint(self) -> Path:
+        from synthvu_core.models import checkpoint
+
+        tensors, groups = checkpoint.pack(*self._checkpointed())
         tensors["rng.data"] = self.gen_data.get_state()
         tensors["rng.noise"] = self.gen_noise.get_state()
         if self.private is not None:  # the mechanism's state: this checkpoint must stay as private as the data
@@ -652,47 +645,19 @@ class Trainer:
             "last": self.last,
         }
         self.write_log()
-        with atomic_path(self.checkpoint_dir) as tmp:
-            tmp.mkdir()
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
-            (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
-        return self.checkpoint_dir
+        return checkpoint.write(self.checkpoint_dir, tensors, meta)
 
     def load_checkpoint(self) -> bool:
         """Restore the last checkpoint; False where there is none."""
         import torch
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
-        folder = self.checkpoint_dir
-        if not (folder / "state.json").is_file():
+        from synthvu_core.models import checkpoint
+
+        found = checkpoint.read(self.checkpoint_dir, self._identity())
+        if found is None:
             return False
-        try:
-            meta = json.loads((folder / "state.json").read_text())
-            tensors = load_file(str(folder / "state.safetensors"))
-        except (OSError, ValueError, SafetensorError) as e:
-            raise CheckpointError(f"{folder}: cannot read the training checkpoint: {e}") from None
-        mine = json.loads(json.dumps(self._identity()))
-        if meta.get("identity") != mine:
-            diff = [k for k in mine if meta.get("identity", {}).get(k) != mine[k]]
-            raise CheckpointError(
-                f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without "
-                "--resume"
-            )
-        for prefix, module in (("G.", self.G), ("D.", self.D_module), ("G_ema.", self.G_ema)):
-            if module is not None:
-                module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            state: dict[int, dict[str, Any]] = {}
-            for k, v in tensors.items():
-                if k.startswith(name + "."):
-                    _, pid, key = k.split(".", 2)
-                    state.setdefault(int(pid), {})[key] = v
-            groups = meta["param_groups"][name]
-            for g in groups:
-                if "betas" in g:
-                    g["betas"] = tuple(g["betas"])
-            opt.load_state_dict({"state": state, "param_groups": groups})
+        meta, tensors = found
+        checkpoint.unpack(tensors, meta["param_groups"], *self._checkpointed())
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
         if self.private is not None:
