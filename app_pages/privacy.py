@@ -13,6 +13,7 @@ from dashboard.summary import (
     attacks_present,
     fmt,
     independent_rows,
+    independent_text,
     membership_text,
     power_rows,
     verdict,
@@ -29,7 +30,8 @@ DESIGN = (
     "uses "
     "(the embedding encoder, the attack UMAP, DOMIAS's reference density) is fitted on **reference patients only**, "
     "one half "
-    "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5. The **graded controls** "
+    "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5 in every counted attack "
+    "at the verdict's family-wise level (Bonferroni over the counted attacks). The **graded controls** "
     "mix "
     "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples; **power** is the rise of an "
     "attack's AUC on a mixture over its AUC on the generator's own samples (paired CI). An attack counts in a verdict "
@@ -83,8 +85,10 @@ def render(sel: frame.Selection) -> None:
     indep = independent_rows(rep)
     if indep:
         st.caption(
-            "Independent (negative) control: trained on reference patients outside both candidate groups; "
-            "its AUC CI must cover 0.5 wherever an attack counts."
+            "Independent (negative) control: built from reference patients outside both candidate groups. Where "
+            "an attack counts in verdict (a), its AUC interval must cover 0.5 at the verdict's family-wise level "
+            "(Bonferroni over the counted attacks); the pointwise 95% intervals are shown beside it. "
+            + independent_text(rep)
         )
         st.dataframe(indep, hide_index=True, width="stretch")
 

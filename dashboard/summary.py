@@ -249,24 +249,33 @@ def power_rows(view: ReportView) -> list[dict[str, Any]]:
 
 
 def independent_rows(view: ReportView) -> list[dict[str, Any]]:
-    """The independent (negative) control per attack/space: AUC [CI], whether the CI covers 0.5, counted or not."""
+    """The independent (negative) control per attack/space: AUC [95% CI] and, for the attacks counted in
+    verdict (a), the family-wise interval the check reads (``meta.independent_control``) and whether it covers 0.5."""
     ctl = view.controls.get(INDEPENDENT_CONTROL)
     if ctl is None:
         return []
+    family = ((view.meta.get("independent_control") or {}).get("rows")) or {}
     rows = []
     for a, sp in attacks_present(ctl):
         lo, hi = ctl.scalar(f"privacy.{a}.{sp}.auc_ci_low"), ctl.scalar(f"privacy.{a}.{sp}.auc_ci_high")
-        covers = "—" if lo is None or hi is None else ("yes" if lo <= 0.5 <= hi else "NO")
+        f = family.get(f"{a}/{sp}")
         rows.append(
             {
                 "attack": a,
                 "space": sp,
                 "AUC [95% CI]": with_ci(ctl, f"privacy.{a}.{sp}.auc"),
-                "CI covers 0.5": covers,
+                "95% CI covers 0.5": "—" if lo is None or hi is None else ("yes" if lo <= 0.5 <= hi else "no"),
+                "family-wise CI": "—" if f is None else f"[{f['ci_family'][0]:.3f}, {f['ci_family'][1]:.3f}]",
+                "family-wise CI covers 0.5": "—" if f is None else ("yes" if f["covers"] else "NO"),
                 "in verdict": _role(view, a, sp),
             }
         )
     return rows
+
+
+def independent_text(view: ReportView) -> str:
+    """What the independent control says about the attack spaces, in one sentence (empty without the check)."""
+    return str((view.meta.get("independent_control") or {}).get("text") or "")
 
 
 def membership_text(view: ReportView) -> str:

@@ -23,10 +23,14 @@ def test_evaluation_reports_each_stage_to_a_callback() -> None:
     x = ds.tensors(ds.indices("train"))
     calls: list[tuple[str, int, int]] = []
     run_evaluation(ds, x, np.zeros(len(x), dtype=np.int64), config=cfg, progress=lambda *a: calls.append(a))
+    from synthvu_core.evaluation.stages import ATTACK_LANE, STAGES
+
     stages = [c[0] for c in calls]
-    for name in ("context", "utility", "fidelity", "embeddings", "privacy"):
-        assert name in stages, stages
-    assert stages.index("context") < stages.index("utility") < stages.index("privacy")
+    assert stages[0] == "context"
+    for name, _ in STAGES:  # every stage of both lanes is shown, each after the context
+        assert name in stages and stages.index(name) > 0, stages
+    lane = [stages.index(name) for name, _ in ATTACK_LANE]
+    assert lane == sorted(lane), "the attack lane's stages in their order"
     done = [c[1] for c in calls]
     assert done == sorted(done) and done[-1] == calls[-1][2], "monotone, and complete at the end"
 

@@ -24,8 +24,7 @@ CFG = EvaluationConfig(
 )
 
 
-@pytest.fixture(scope="module")
-def evaluated():
+def _leaky_set():
     """A leaky "generator": a third of its samples are lightly perturbed copies of member VUs."""
     ds = structured_dataset(40)
     classes = ds.classes("region")
@@ -34,9 +33,30 @@ def evaluated():
     x, _ = independent_samples(ds, d.control_rows, 240, seed=5)
     pos, copies = graded_replacements(ds, 240, d.candidates[d.is_member], 0.3, seed=9)
     x[pos] = copies
-    y = labels[np.resize(d.control_rows, 240)]
+    return ds, d, x, labels[np.resize(d.control_rows, 240)]
+
+
+@pytest.fixture(scope="module")
+def evaluated():
+    ds, d, x, y = _leaky_set()
     report = run_evaluation(ds, x, y, config=CFG, controls=True, progress=False, seed=0)
     return ds, d, report
+
+
+def test_the_lanes_in_order_give_the_concurrent_report(evaluated):
+    """concurrent=False runs the classifier lane before the attack lane in one thread: every number is the same."""
+    from dataclasses import replace
+
+    ds, _, x, y = _leaky_set()
+    serial = run_evaluation(ds, x, y, config=replace(CFG, concurrent=False), controls=True, progress=False, seed=0)
+    _, _, report = evaluated
+    assert set(serial.scalars) == set(report.scalars)
+    for k, v in report.scalars.items():
+        assert (v is None and serial.scalars[k] is None) or v == pytest.approx(serial.scalars[k], abs=1e-9), k
+    for name, ctl in report.controls.items():
+        assert ctl.scalars == pytest.approx(serial.controls[name].scalars, abs=1e-9), name
+    assert serial.meta["verdicts"] == report.meta["verdicts"]
+    assert {"utility", "privacy", "controls", "classifiers", "total"} <= set(report.meta["timings_s"])
 
 
 def test_membership_design_is_balanced_and_reference_halves_are_disjoint(evaluated):
@@ -180,6 +200,34 @@ def test_independent_control_covers_half_where_attacks_count(evaluated):
     assert set(report.controls) == {*GRADED_CONTROLS, INDEPENDENT_CONTROL}
 
 
+def test_independent_check_reads_family_wise_intervals_that_contain_the_pointwise_ones(evaluated):
+    _, _, report = evaluated
+    check = report.meta["independent_control"]
+    counted = report.meta["verdicts"]["released_samples"]["counted"]
+    assert check["family"] == counted and check["level"] == pytest.approx(1 - 0.05 / len(counted))
+    for name, row in check["rows"].items():
+        lo95, hi95 = row["ci_95"]
+        assert row["ci_family"][0] <= lo95 and hi95 <= row["ci_family"][1], name
+        assert row["covers"] == (row["ci_family"][0] <= 0.5 <= row["ci_family"][1])
+    assert check["passes"] is True and "chance" in check["text"]
+
+
+def _independent_results(shift: float, k: int, seed: int):
+    rng = np.random.default_rng(seed)
+    scores = {f"pairwise/s{j}": rng.normal(size=len(MEMBER)) + shift * MEMBER for j in range(k)}
+    return {n: _result(s) for n, s in scores.items()}, list(scores)
+
+
+def test_independent_check_holds_its_family_wise_level_under_the_null_and_fails_a_biased_space():
+    from synthvu_core.evaluation.verdicts import independent_check
+
+    passes = [independent_check(*_independent_results(0.0, 4, s), MEMBER, PATIENT)["passes"] for s in range(200)]
+    assert np.mean(passes) >= 0.92  # nominal 0.95 family-wise (Bonferroni: at least that)
+    biased = independent_check(*_independent_results(1.5, 4, 0), MEMBER, PATIENT)
+    assert biased["passes"] is False and "separate" in biased["text"]
+    assert all(not r["covers"] for r in biased["rows"].values())
+
+
 def test_verdicts_per_threat_model(evaluated):
     _, _, report = evaluated
     a = report.meta["verdicts"]["released_samples"]
@@ -287,3 +335,29 @@ def test_readme_table_names_the_class_with_the_lowest_trts_recall():
     assert lowest_recall({}, ["C"]) == "—"
     row = utility_row("g", {"dataset": {}, "training": {}}, {}, "0.420 (L)")
     assert row.count("|") == UTILITY_HEADER.splitlines()[0].count("|") and "0.420 (L)" in row
+
+
+def test_independent_scores_are_cached_atomically_and_a_damaged_entry_is_recomputed(tmp_path, monkeypatch):
+    from synthvu_core.evaluation.controls import cached_scores, control_cache_key
+
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"pairwise/pixel": np.arange(5.0), "domias/embedding": np.ones(5)}, {"pairwise/umap": "no UMAP"}
+
+    key = control_cache_key({"dataset": "abc", "n": 5})
+    assert key != control_cache_key({"dataset": "abc", "n": 6})
+    first = cached_scores(key, compute)
+    again = cached_scores(key, compute)
+    assert len(calls) == 1
+    assert again[1] == first[1] == {"pairwise/umap": "no UMAP"}
+    assert set(again[0]) == {"pairwise/pixel", "domias/embedding"}
+    np.testing.assert_array_equal(again[0]["pairwise/pixel"], np.arange(5.0))
+    entry = tmp_path / "controls" / f"{key}.npz"
+    entry.write_bytes(b"not a zip")
+    cached_scores(key, compute)
+    assert len(calls) == 2 and not list(entry.parent.glob("*.tmp-*"))
+    cached_scores(control_cache_key({"dataset": "other"}), compute, enabled=False)
+    assert len(calls) == 3 and len(list(entry.parent.glob("*.npz"))) == 1

@@ -4,9 +4,12 @@
   candidates (1,000 train + 1,000 holdout VUs) against 5,000 synthetic VUs from a randomly initialised
   default generator, with the graded and independent controls. The first run starts from an empty
   classifier cache (the real classifiers and the attack encoder are trained: a dataset's first
-  generator), later runs find them cached (TRTR is shared by every generator of a dataset). Stage wall
-  and CPU times come from the report's ``meta.timings_s`` / ``cpu_timings_s``, per control from
-  ``meta.control_timings_s``. Goal ≤ 120 s (full sizes only). The quick run
+  generator), later runs find them cached (TRTR and the independent control's scores are shared by every
+  generator of a dataset). Stage wall and CPU times come from the report's ``meta.timings_s`` /
+  ``cpu_timings_s``, per control from ``meta.control_timings_s``. The classifier lane (classifiers, utility,
+  fidelity) runs beside the attack lane (overlay_fit, attack_spaces, embeddings, privacy, controls), so stage
+  wall times overlap and add up to more than ``total``; a stage's CPU seconds are its thread's, the ``total``
+  row's the whole process's. Goal ≤ 120 s (full sizes only). The quick run
   trains its classifiers for 10 steps only, so its report time says nothing about the goal.
 * attacks: pixel-space pairwise + distribution scores (``summarise_distances`` + ``pairwise_scores``,
   streamed in blocks) for 2,000 candidates against 5k, 10k and 20k synthetic VUs, against a dense

@@ -8,17 +8,25 @@
   generator's own samples (``verdicts.power_curves``): it has power where the 5 % rise's CI lies above 0.
 * ``independent`` (negative control): VUs of the reference ``control`` half -- patients in neither
   candidate group, and not the half that fits the attack spaces or DOMIAS's reference -- shuffled
-  and repeated to the synthetic sample size, with the same noise. Its AUC CI must cover 0.5.
+  and repeated to the synthetic sample size, with the same noise. Its AUC CI must cover 0.5. It
+  depends on the dataset, the membership design and the attack spaces alone, not on the generator,
+  so its attack scores are cached (:func:`cached_scores`) and every later generator of the dataset
+  reuses them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthvu_core.evaluation.encoder import as_float
+from synthvu_core.evaluation.encoder import as_float, cache_dir
 from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
+from synthvu_core.storage import atomic_path
 
 CONTROL_NOISE = 0.05
 
@@ -54,7 +62,10 @@ DEFINITIONS: dict[str, str] = _definitions()
 
 def _perturb(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = as_float(images)
-    return np.clip(x + rng.normal(0.0, CONTROL_NOISE, size=x.shape).astype(np.float32), -1.0, 1.0)
+    noise = rng.standard_normal(size=x.shape, dtype=np.float32)
+    noise *= CONTROL_NOISE
+    noise += x
+    return np.clip(noise, -1.0, 1.0, out=noise)
 
 
 def graded_replacements(
@@ -86,3 +97,59 @@ def independent_samples(
     rng = np.random.default_rng([seed, 2])
     order = np.concatenate([rows[rng.permutation(len(rows))] for _ in range(int(np.ceil(n / len(rows))))])[:n]
     return _perturb(dataset.images[np.sort(order)], rng), None
+
+
+#: Modules whose code decides the independent control's scores: a change to any of them starts a new cache entry.
+_SCORE_MODULES: tuple[str, ...] = ("attacks", "controls", "embedding", "encoder", "privacy", "pruned")
+
+Scores = tuple[dict[str, np.ndarray], dict[str, str]]  # ({"attack/space": scores [n]}, {"attack/space": why skipped})
+
+
+def control_cache_key(parts: dict[str, Any]) -> str:
+    """A cache key of ``parts`` (JSON-able settings and array digests) and of the scoring code itself."""
+    import synthvu_core.evaluation as ev
+
+    code = hashlib.sha256()
+    for name in _SCORE_MODULES:
+        code.update((Path(ev.__file__).parent / f"{name}.py").read_bytes())
+    blob = json.dumps({**parts, "code": code.hexdigest()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """A short digest of arrays' dtypes, shapes and bytes (for cache keys)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes() if a.dtype.kind != "U" else "\n".join(a.tolist()).encode())
+    return h.hexdigest()[:16]
+
+
+def cached_scores(key: str, compute: Callable[[], Scores], *, enabled: bool = True) -> Scores:
+    """``compute()``, kept under ``<cache>/controls/<key>.npz`` with a ``.json`` of the skipped attacks.
+
+    Written atomically (JSON first, then the scores); read without pickle. An entry that cannot be read is
+    recomputed, never trusted.
+
+    Args:
+        key: from :func:`control_cache_key`.
+        compute: makes ``(scores, skipped)`` when the cache has no entry.
+        enabled: False computes and keeps nothing.
+    """
+    path = cache_dir() / "controls" / f"{key}.npz"
+    if enabled and path.is_file():
+        try:
+            skipped = json.loads(path.with_suffix(".json").read_text())
+            with np.load(path, allow_pickle=False) as z:
+                return {k.replace("__", "/"): z[k] for k in z.files}, dict(skipped)
+        except Exception:  # noqa: BLE001 - a damaged entry is recomputed
+            pass
+    scores, skipped = compute()
+    if enabled:
+        with atomic_path(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(skipped))
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **{k.replace("/", "__"): np.asarray(v) for k, v in scores.items()})
+    return scores, skipped

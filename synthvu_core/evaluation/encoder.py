@@ -2,7 +2,8 @@
 
 Input ``[N, C, H, W]`` float in [-1, 1] (uint8 arrays are read as the dataset stores them). Four
 3x3 stride-2 convolutions (16, 32, 64, 64 channels, BatchNorm, ReLU), global average pooling, a
-64-d fully connected layer (ReLU) -- the **embedding** -- and a linear class head. Training: Adam,
+64-d fully connected layer (ReLU) -- the **embedding** -- and a linear class head, in torch's
+channels-last layout (measured: 9.1 against 12.0 CPU-s for one training on 3,000 VUs). Training: Adam,
 class-weighted cross-entropy (inverse class frequency, so rare positions count), seeded shuffling.
 About 4 M multiply-adds per 9x64x64 VU, so a few thousand VUs train in seconds on two CPU cores.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -44,6 +46,10 @@ class EncoderConfig:
 #: per VU): a second thread buys little and, on a shared 2-core machine, costs far more than it buys (training
 #: on 3,000 VUs: 15 CPU-s with one thread, 94 CPU-s and 4.6x the wall time with two).
 CLASSIFIER_THREADS = 1
+
+#: Held while a classifier is seeded and built: torch's default generator is process-wide, and the evaluation's
+#: two lanes may build classifiers at the same time.
+_INIT_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -96,7 +102,8 @@ def build_classifier(in_channels: int, n_classes: int, config: EncoderConfig = E
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.embed(x))
 
-    return VUClassifier()
+    # channels-last convolutions: about 25 % less CPU per training step than the default layout on x86 CPUs
+    return VUClassifier().to(memory_format=torch.channels_last)
 
 
 def as_float(x: np.ndarray) -> np.ndarray:
@@ -119,9 +126,10 @@ def train_classifier(
     """
     import torch
 
-    torch.manual_seed(seed)
     labels = np.asarray(labels, dtype=np.int64)
-    model = build_classifier(int(np.shape(images)[1]), n_classes, config)
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        model = build_classifier(int(np.shape(images)[1]), n_classes, config)
     model.trained = False
     ok = labels >= 0
     present = np.unique(labels[ok])
@@ -160,12 +168,19 @@ def _fit(
             if len(b) < 2:
                 sched.step()
                 continue
-            x = torch.from_numpy(as_float(images[b]))
+            x = _batch(images[b])
             y = torch.from_numpy(labels[b])
             opt.zero_grad()
             loss_fn(model(x), y).backward()
             opt.step()
             sched.step()
+
+
+def _batch(images: np.ndarray) -> Any:
+    """A float tensor of ``images`` in the classifier's channels-last layout."""
+    import torch
+
+    return torch.from_numpy(as_float(images)).contiguous(memory_format=torch.channels_last)
 
 
 def _batched(model: Any, images: np.ndarray, fn: str, batch: int = 512) -> np.ndarray:
@@ -175,8 +190,7 @@ def _batched(model: Any, images: np.ndarray, fn: str, batch: int = 512) -> np.nd
     model.eval()
     with torch.no_grad(), torch_threads():
         for s in range(0, len(images), batch):
-            x = torch.from_numpy(as_float(images[s : s + batch]))
-            out.append(getattr(model, fn)(x).numpy())
+            out.append(getattr(model, fn)(_batch(images[s : s + batch])).numpy())
     if not out:
         return np.empty((0, 0), dtype=np.float32)
     return np.concatenate(out).astype(np.float32)

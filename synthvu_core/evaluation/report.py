@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.errors import CheckpointError, ReportError
-from synthvu_core.evaluation.stages import EvaluationConfig, EvaluationContext, prepare_context, run_evaluation
+from synthvu_core.evaluation.stages import EvaluationConfig, EvaluationContext, run_evaluation
 from synthvu_core.evaluation.verdicts import PRIVACY_METRICS
 from synthvu_core.names import (
     ARRAYS_FILE,
@@ -51,7 +51,6 @@ __all__ = [
     "definition",
     "evaluate_generator",
     "load_report",
-    "prepare_context",
     "run_evaluation",
     "save_report",
 ]

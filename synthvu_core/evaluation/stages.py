@@ -1,16 +1,25 @@
-"""One evaluation run: a context computed from real data, then a loop over stages.
+"""One evaluation run: a context computed from real data, then two lanes of stages.
 
-``run_evaluation`` prepares (or reuses) an :class:`EvaluationContext` -- the real classifiers of
-the utility split, the study's UMAP overlay, the balanced membership design and the attack spaces
-fitted on the reference ``fit`` half -- and runs the stages in :data:`STAGES` in order. Each stage
-returns a :class:`Part` (scalars, reasons for None, arrays, notes, meta, control reports); the loop
-merges them and times each with one helper.
+``run_evaluation`` prepares an :class:`EvaluationContext` -- the real classifiers of the utility
+split, the study's UMAP overlay, the balanced membership design and the attack spaces fitted on the
+reference ``fit`` half -- and runs the stages. Each stage returns a :class:`Part` (scalars, reasons
+for None, arrays, notes, meta, control reports); the loop merges them and times each with one helper.
+
+The stages form two lanes that share nothing but the context's basis (classes, labels, utility
+rows): :data:`CLASSIFIER_LANE` (the real classifiers, then utility and fidelity: torch, one thread)
+and :data:`ATTACK_LANE` (overlay, membership design, attack spaces, then the overlay projection,
+privacy, controls, DP: numpy, numba, BLAS). With ``EvaluationConfig.concurrent`` the classifier lane
+runs in a second thread beside the attack lane; without it the same steps run in order. Every step
+is seeded on its own, so the report is the same either way.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,19 +47,25 @@ class EvaluationConfig:
     utility_seeds: tuple[int, ...] = (0, 1, 2)
     n_perm: int = 5000
     overlay_synthetic: int = 2000  # synthetic VUs projected into the study's UMAP overlay (a figure only)
+    concurrent: bool = True  # the classifier lane in a second thread beside the attack lane (same numbers)
+
+
+_TIMER_LOCK = threading.Lock()
 
 
 @contextmanager
 def timer(timings: dict[str, float], name: str, cpu: dict[str, float] | None = None) -> Iterator[None]:
-    """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the process CPU seconds to
-    ``cpu[name]``)."""
-    t0, c0 = time.perf_counter(), time.process_time()
+    """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the CPU seconds of the calling
+    thread to ``cpu[name]``: with the lanes concurrent, process CPU would count the other lane too)."""
+    t0, c0 = time.perf_counter(), time.thread_time()
     try:
         yield
     finally:
-        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
-        if cpu is not None:
-            cpu[name] = round(cpu.get(name, 0.0) + time.process_time() - c0, 3)
+        wall, used = time.perf_counter() - t0, time.thread_time() - c0
+        with _TIMER_LOCK:
+            timings[name] = round(timings.get(name, 0.0) + wall, 3)
+            if cpu is not None:
+                cpu[name] = round(cpu.get(name, 0.0) + used, 3)
 
 
 @dataclass
@@ -76,28 +91,42 @@ class Part:
 
 @dataclass
 class EvaluationContext:
-    """Everything computed from real data alone; reused for every synthetic set of one dataset."""
+    """Everything computed from real data alone.
+
+    The basis (classes, labels, utility rows) is set first; the real classifiers arrive through
+    ``real`` (the classifier lane), the overlay, design and attack spaces are filled in by the attack
+    lane (:func:`fit_attack_side`). A stage reads only what its own lane has made, or waits on ``real``.
+    """
 
     classes: list[str]
     labels: np.ndarray  # [N] dataset rows -> class (-1: not in classes)
     util_train: np.ndarray  # utility split rows (the dataset's own split)
     util_holdout: np.ndarray
-    classifiers: list[Any]  # real classifiers, one per utility seed
-    emb_holdout: np.ndarray  # seed-0 classifier embedding of the utility holdout
-    overlay: Any  # study UMAP (fit on real train) or None
-    overlay_reason: str | None
-    overlay_rows: np.ndarray
-    overlay_coords: np.ndarray | None
-    design: MembershipDesign
-    spaces: Any  # AttackSpaces
     util_split: np.ndarray  # split name of every dataset row under the utility split
+    real: Future | None = None  # -> (real classifiers, one per utility seed; seed-0 embedding of the holdout)
+    overlay: Any = None  # study UMAP (fit on real train) or None
+    overlay_reason: str | None = None
+    overlay_rows: np.ndarray | None = None
+    overlay_coords: np.ndarray | None = None
+    design: MembershipDesign | None = None
+    spaces: Any = None  # AttackSpaces
     timings: dict[str, float] = field(default_factory=dict)
     cpu_timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def classifiers(self) -> list[Any]:
+        """The real classifiers (waits for the classifier lane to have them)."""
+        return self.real.result()[0]
+
+    @property
+    def emb_holdout(self) -> np.ndarray:
+        """The seed-0 classifier's embedding of the utility holdout."""
+        return self.real.result()[1]
 
 
 @dataclass
 class Job:
-    """One synthetic set under evaluation and what stages hand to later ones."""
+    """One synthetic set under evaluation and what stages hand to later ones (of the same lane)."""
 
     dataset: Any
     images: np.ndarray
@@ -112,71 +141,63 @@ class Job:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_context(
-    dataset: Any,
-    config: EvaluationConfig,
-    *,
-    classes: list[str] | None = None,
-    seed: int = 0,
-    utility_dataset: Any = None,
+def basis_context(
+    dataset: Any, config: EvaluationConfig, *, classes: list[str] | None = None, utility_dataset: Any = None
 ) -> EvaluationContext:
-    """Real classifiers (cached per dataset), study UMAP overlay, membership design, attack spaces.
+    """Classes, labels and the utility rows: what both lanes read.
 
     ``dataset`` carries the generator's split (members = its train patients); ``utility_dataset``
     (default ``dataset``) the dataset's own split, which fixes TRTR, the holdout and the TSTR size
     for every generator of the dataset.
     """
+    util = utility_dataset if utility_dataset is not None else dataset
+    classes = list(classes or dataset.classes(config.scheme))
+    return EvaluationContext(
+        classes,
+        dataset.labels(config.scheme, classes),
+        util.indices("train"),
+        _utility_holdout(util, dataset),
+        util.units["split"].to_numpy().astype(str),
+    )
+
+
+def real_models(ctx: EvaluationContext, util: Any, config: EvaluationConfig) -> tuple[list[Any], np.ndarray]:
+    """The real classifiers, one per utility seed (cached per dataset), and the seed-0 holdout embedding."""
+    from synthvu_core.evaluation.encoder import embed, real_classifier
+
+    with timer(ctx.timings, "classifiers", ctx.cpu_timings):
+        clfs = [
+            real_classifier(util, config.scheme, ctx.classes, seed=s, config=config.encoder, cache=config.cache)
+            for s in config.utility_seeds
+        ]
+        return clfs, embed(clfs[0], util.images[ctx.util_holdout])
+
+
+def fit_attack_side(ctx: EvaluationContext, dataset: Any, util: Any, config: EvaluationConfig, seed: int) -> None:
+    """The study's UMAP overlay (fit on real train), the membership design and the attack spaces, into ``ctx``."""
     from synthvu_core.evaluation.attacks import fit_attack_spaces
     from synthvu_core.evaluation.design import membership_design
     from synthvu_core.evaluation.embedding import fit_umap
-    from synthvu_core.evaluation.encoder import embed, real_classifier
+    from synthvu_core.evaluation.encoder import embed
 
-    t: dict[str, float] = {}
-    c: dict[str, float] = {}
-    util = utility_dataset if utility_dataset is not None else dataset
-    classes = list(classes or dataset.classes(config.scheme))
-    labels = dataset.labels(config.scheme, classes)
-    train, holdout = util.indices("train"), _utility_holdout(util, dataset)
-    with timer(t, "classifiers", c):
-        clfs = [
-            real_classifier(util, config.scheme, classes, seed=s, config=config.encoder, cache=config.cache)
-            for s in config.utility_seeds
-        ]
-        emb_holdout = embed(clfs[0], util.images[holdout])
-    with timer(t, "overlay_fit", c):
-        rows = np.concatenate([train, holdout])
+    train, holdout = ctx.util_train, ctx.util_holdout
+    with timer(ctx.timings, "overlay_fit", ctx.cpu_timings):
+        ctx.overlay_rows = np.concatenate([train, holdout])
         feats = (
             (lambda r: util.images[r])
             if config.umap.features == "pixel"
-            else (lambda r: embed(clfs[0], util.images[r]))
+            else (lambda r: embed(ctx.classifiers[0], util.images[r]))
         )
-        proj, coords, reason = None, None, None
         if not config.umap.joint:
-            proj, c_train, _, reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
-            if proj is not None:
-                coords = np.concatenate([c_train, proj.transform(feats(holdout))])
-    design = membership_design(dataset, labels, config.candidates_per_group, seed)
-    with timer(t, "attack_spaces", c):
-        spaces = fit_attack_spaces(
-            dataset, design.candidates, design.fit_rows, scheme=config.scheme, classes=classes, config=config, seed=seed
+            ctx.overlay, c_train, _, ctx.overlay_reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
+            if ctx.overlay is not None:
+                ctx.overlay_coords = np.concatenate([c_train, ctx.overlay.transform(feats(holdout))])
+    ctx.design = membership_design(dataset, ctx.labels, config.candidates_per_group, seed)
+    with timer(ctx.timings, "attack_spaces", ctx.cpu_timings):
+        ctx.spaces = fit_attack_spaces(
+            dataset, ctx.design.candidates, ctx.design.fit_rows, scheme=config.scheme, classes=ctx.classes,
+            config=config, seed=seed,
         )
-    return EvaluationContext(
-        classes,
-        labels,
-        train,
-        holdout,
-        clfs,
-        emb_holdout,
-        proj,
-        reason,
-        rows,
-        coords,
-        design,
-        spaces,
-        util.units["split"].to_numpy().astype(str),
-        t,
-        c,
-    )
 
 
 def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
@@ -256,10 +277,11 @@ def stage_embeddings(ctx: EvaluationContext, job: Job) -> Part:
     n = min(len(job.labels), cfg.overlay_synthetic)
     pick = np.sort(np.random.default_rng([job.seed, 31]).choice(len(job.labels), size=n, replace=False))
     real, syn, reason = None, None, ctx.overlay_reason
-    syn_feats = job.images[pick] if cfg.umap.features == "pixel" else job.state["emb_syn"][pick]
+    from synthvu_core.evaluation.encoder import embed
+
+    syn_feats = job.images[pick] if cfg.umap.features == "pixel" else embed(ctx.classifiers[0], job.images[pick])
     if cfg.umap.joint:
         from synthvu_core.evaluation.embedding import fit_umap
-        from synthvu_core.evaluation.encoder import embed
 
         util = job.utility_dataset or job.dataset
         rf = (
@@ -321,21 +343,34 @@ def score_set(
     ``permutation=False`` (the controls, read by their AUC CI and rise, never by a p-value) skips the
     permutation test: ``p_value`` is then None.
     """
+    scores, arrays, skipped = attack_scores(ctx, job, synthetic)
+    if discriminator_scores is not None:
+        scores["discriminator/pixel"] = discriminator_scores
+    results, test = score_metrics(ctx, job, scores, permutation)
+    return results, skipped, arrays, test
+
+
+def attack_scores(
+    ctx: EvaluationContext, job: Job, synthetic: Any
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
+    """Every black-box attack's scores on one synthetic set: ``(scores, arrays, skipped)``."""
     from synthvu_core.evaluation.attacks import black_box_scores
+
+    cfg = job.config.privacy
+    return black_box_scores(
+        ctx.spaces, synthetic, domias_dims=cfg.domias_dims, domias_min_points=cfg.domias_min_points,
+        chunk=cfg.chunk, seed=job.seed,
+    )
+
+
+def score_metrics(
+    ctx: EvaluationContext, job: Job, scores: dict[str, np.ndarray], permutation: bool = True
+) -> tuple[dict[str, AttackResult], Any]:
+    """Every metric of every attack's scores (and the permutation test where asked): ``(results, test)``."""
     from synthvu_core.evaluation.inference import permutation_test
     from synthvu_core.evaluation.verdicts import attack_metrics
 
     cfg, d = job.config.privacy, ctx.design
-    scores, arrays, skipped = black_box_scores(
-        ctx.spaces,
-        synthetic,
-        domias_dims=cfg.domias_dims,
-        domias_min_points=cfg.domias_min_points,
-        chunk=cfg.chunk,
-        seed=job.seed,
-    )
-    if discriminator_scores is not None:
-        scores["discriminator/pixel"] = discriminator_scores
     test = (
         permutation_test(scores, d.is_member, d.patient, n_perm=job.config.n_perm, seed=job.seed)
         if permutation and len(set(d.patient)) > 2
@@ -345,7 +380,7 @@ def score_set(
         n: attack_metrics(s, d.is_member, d.patient, test=test, name=n, n_boot=cfg.n_boot, seed=job.seed)
         for n, s in scores.items()
     }
-    return results, skipped, arrays, test
+    return results, test
 
 
 def stage_privacy(ctx: EvaluationContext, job: Job) -> Part:
@@ -425,30 +460,16 @@ def _space_meta(ctx: EvaluationContext) -> dict[str, str]:
 
 def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     """Graded positive controls and the independent control; power curves; the two verdicts."""
-    from synthvu_core.evaluation.attacks import SyntheticSet
-    from synthvu_core.evaluation.controls import DEFINITIONS, graded_replacements, independent_samples
-    from synthvu_core.evaluation.verdicts import power_curves, released_discriminator_verdict, released_samples_verdict
-    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, graded_control
+    from synthvu_core.evaluation.verdicts import (
+        independent_check,
+        power_curves,
+        released_discriminator_verdict,
+        released_samples_verdict,
+    )
+    from synthvu_core.names import INDEPENDENT_CONTROL
 
-    part, control_results = Part(), {}
-    if job.controls:
-        base = job.state["synthetic"]
-        members = ctx.design.candidates[ctx.design.is_member]
-        sets: dict[str, Any] = {}
-        for f in GRADED_FRACTIONS:
-            pos, imgs = graded_replacements(job.dataset, len(job.labels), members, f, seed=job.seed)
-            sets[graded_control(f)] = base.replaced(ctx.spaces, pos, imgs)
-        x, why = independent_samples(job.dataset, ctx.design.control_rows, len(job.labels), seed=job.seed)
-        if x is None:
-            part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = why
-        else:
-            sets[INDEPENDENT_CONTROL] = SyntheticSet.of(ctx.spaces, x)
-        for name, synthetic in sets.items():
-            with timer(part.meta.setdefault("control_timings_s", {}), name):
-                results, skipped, arrays, _ = score_set(ctx, job, synthetic, permutation=False)
-            control_results[name] = results
-            part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
-        part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in sets}
+    part = Part()
+    control_results = score_controls(ctx, job, part) if job.controls else {}
     power = power_curves(control_results, job.state["results"], ctx.design.is_member, ctx.design.patient)
     part.meta["power"] = power
     results, test = job.state["results"], job.state["test"]
@@ -459,6 +480,10 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
         "released_discriminator": released_discriminator_verdict(results, test),
     }
     counted = part.meta["verdicts"]["released_samples"].get("counted", [])
+    if INDEPENDENT_CONTROL in control_results:
+        part.meta["independent_control"] = independent_check(
+            control_results[INDEPENDENT_CONTROL], counted, ctx.design.is_member, ctx.design.patient
+        )
     for metric in ("auc", "tpr_at_1pct_fpr"):
         vals = [results[n].scalars.get(metric) for n in counted if results[n].scalars.get(metric) is not None]
         why = (
@@ -468,6 +493,65 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
         )
         part.add(f"privacy.worst.{metric}", max(vals) if vals else None, why)
     return part
+
+
+def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, dict[str, AttackResult]]:
+    """Every attack on the graded controls and the independent control, each timed; their reports into ``part``.
+
+    Returns control name -> attack name -> result.
+    """
+    from synthvu_core.evaluation.controls import DEFINITIONS, graded_replacements
+    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, graded_control
+
+    members = ctx.design.candidates[ctx.design.is_member]
+    timings = part.meta.setdefault("control_timings_s", {})
+    scored: dict[str, tuple[dict[str, AttackResult], dict[str, str]]] = {}
+    for f in GRADED_FRACTIONS:
+        with timer(timings, graded_control(f)):
+            pos, imgs = graded_replacements(job.dataset, len(job.labels), members, f, seed=job.seed)
+            scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
+            scored[graded_control(f)] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    if len(ctx.design.control_rows) == 0:
+        part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = (
+            "the dataset has no reference control half to build the independent control from"
+        )
+    else:
+        with timer(timings, INDEPENDENT_CONTROL):
+            scores, skipped = independent_scores(ctx, job)
+            scored[INDEPENDENT_CONTROL] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    for name, (results, skipped) in scored.items():
+        part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
+    part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in scored}
+    return {name: results for name, (results, _) in scored.items()}
+
+
+def independent_scores(ctx: EvaluationContext, job: Job) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The independent control's black-box scores, cached per dataset, design, spaces and settings (see
+    :mod:`~synthvu_core.evaluation.controls`): it does not depend on the generator."""
+    from synthvu_core.evaluation.attacks import SyntheticSet
+    from synthvu_core.evaluation.controls import array_digest, cached_scores, control_cache_key, independent_samples
+
+    d, cfg = ctx.design, job.config
+
+    def compute() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        x, _ = independent_samples(job.dataset, d.control_rows, len(job.labels), seed=job.seed)
+        scores, _, skipped = attack_scores(ctx, job, SyntheticSet.of(ctx.spaces, x))
+        return scores, skipped
+
+    key = control_cache_key(
+        {
+            "dataset": job.dataset.fingerprint,
+            "design": array_digest(d.candidates, d.is_member, d.patient.astype(str), d.fit_rows, d.control_rows),
+            "scheme": cfg.scheme,
+            "classes": ctx.classes,
+            "encoder": asdict(cfg.encoder),
+            "umap": asdict(cfg.umap),
+            "privacy": asdict(cfg.privacy),
+            "n_synthetic": int(len(job.labels)),
+            "seed": job.seed,
+        }
+    )
+    return cached_scores(key, compute, enabled=cfg.cache)
 
 
 def stage_dp(ctx: EvaluationContext, job: Job) -> Part:
@@ -480,14 +564,79 @@ def stage_dp(ctx: EvaluationContext, job: Job) -> Part:
     return part
 
 
-STAGES: tuple[tuple[str, Callable[[EvaluationContext, Job], Part]], ...] = (
-    ("utility", stage_utility),
-    ("fidelity", stage_fidelity),
+Stage = tuple[str, Callable[[EvaluationContext, Job], Part]]
+
+#: After the real classifiers: torch work on one thread.
+CLASSIFIER_LANE: tuple[Stage, ...] = (("utility", stage_utility), ("fidelity", stage_fidelity))
+#: After the overlay, design and attack spaces: numpy, numba and BLAS work.
+ATTACK_LANE: tuple[Stage, ...] = (
     ("embeddings", stage_embeddings),
     ("privacy", stage_privacy),
     ("controls", stage_controls),
     ("dp", stage_dp),
 )
+STAGES: tuple[Stage, ...] = CLASSIFIER_LANE + ATTACK_LANE
+
+
+def run_lane(
+    stages: tuple[Stage, ...], ctx: EvaluationContext, job: Job, timings: dict[str, float], cpu: dict[str, float],
+    started: Callable[[str], None] | None = None,
+) -> Part:
+    """Run ``stages`` in order, each timed (``started(name)`` first); their parts merged."""
+    out = Part()
+    for name, stage in stages:
+        if started is not None:
+            started(name)
+        with timer(timings, name, cpu):
+            out.merge(stage(ctx, job))
+    return out
+
+
+class _Steps:
+    """Stage starts of both lanes on one progress bar, drawn from the calling thread only (a dashboard's bar
+    cannot be drawn from a worker thread): the classifier lane's starts wait in a queue until the next draw."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar, self.queue = bar, queue.SimpleQueue()
+
+    def queued(self, name: str) -> None:
+        self.queue.put(name)
+
+    def show(self, name: str | None = None) -> None:
+        names = []
+        while not self.queue.empty():
+            names.append(self.queue.get())
+        for n in [*names, *([name] if name else [])]:
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_description(n)
+
+
+@contextmanager
+def _lane_threads(concurrent: bool) -> Iterator[None]:
+    """One torch intra-op thread per lane while the lanes share the machine's cores (unchanged otherwise)."""
+    if not concurrent:
+        yield
+        return
+    from synthvu_core.evaluation.encoder import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
+class _InlineExecutor:
+    """``submit`` runs the task at once: the lanes in order, for ``concurrent=False``."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever reads the future, as a thread pool does
+            f.set_exception(e)
+        return f
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
 
 
 class _CallbackBar:
@@ -531,7 +680,6 @@ def run_evaluation(
     classes: list[str] | None = None,
     seed: int = 0,
     meta: dict[str, Any] | None = None,
-    context: EvaluationContext | None = None,
     controls: bool = False,
     progress: bool | Callable[[str, int, int], None] = True,
     utility_dataset: Any = None,
@@ -554,36 +702,35 @@ def run_evaluation(
             f"{list(dataset.images.shape[1:])}"
         )
     job = Job(
-        dataset,
-        synthetic_images,
-        synthetic_labels,
-        discriminator,
-        config,
-        seed,
-        dict(meta or {}),
-        controls,
+        dataset, synthetic_images, synthetic_labels, discriminator, config, seed, dict(meta or {}), controls,
         utility_dataset,
     )
+    util = utility_dataset if utility_dataset is not None else dataset
     bar = _progress(len(STAGES) + 1, progress)
+    steps = _Steps(bar)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    pool = ThreadPoolExecutor(1, thread_name_prefix="classifier-lane") if config.concurrent else _InlineExecutor()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         if bar is not None:
             bar.set_description("context")
-        ctx = context or prepare_context(dataset, config, classes=classes, seed=seed, utility_dataset=utility_dataset)
-        if context is None:
-            timings.update(ctx.timings)
-            cpu.update(ctx.cpu_timings)
-        out = Part()
-        for name, stage in STAGES:
-            if bar is not None:
-                bar.update(1)
-                bar.set_description(name)
-            with timer(timings, name, cpu):
-                out.merge(stage(ctx, job))
+        with _lane_threads(config.concurrent):
+            ctx = basis_context(dataset, config, classes=classes, utility_dataset=utility_dataset)
+            ctx.real = pool.submit(real_models, ctx, util, config)
+            lane = pool.submit(run_lane, CLASSIFIER_LANE, ctx, job, timings, cpu, steps.queued)
+            fit_attack_side(ctx, dataset, util, config, seed)
+            out = run_lane(ATTACK_LANE, ctx, job, timings, cpu, steps.show)
+            out.merge(lane.result())
+            steps.show()
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
+    timings.update(ctx.timings)
+    cpu.update(ctx.cpu_timings)
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    cpu["total"] = round(time.process_time() - c0, 3)  # the process: both lanes and every helper thread
     full_meta = _meta(ctx, job, out, timings)
     full_meta["cpu_timings_s"] = cpu
     report = Report(out.scalars, {k: definition(k) for k in out.scalars}, full_meta, _arrays=out.arrays)

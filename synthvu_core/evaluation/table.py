@@ -74,15 +74,27 @@ def privacy_row(name: str, report: Any) -> str:
     ind = report.controls.get(INDEPENDENT_CONTROL)
     cells = [f"`{name}`", str(a.get("level", "—")), _with_ci(report.scalars, primary), worst_cell,
              f"{len(a.get('counted') or [])} of {len(a.get('counted') or []) + len(a.get('no_power') or [])}",
-             _with_ci(ind.scalars, primary) if ind is not None else "—", str(b.get("level", "—"))]
+             _with_ci(ind.scalars, primary) if ind is not None else "—", _independent_cell(report),
+             str(b.get("level", "—"))]
     return "| " + " | ".join(cells) + " |"
+
+
+def _independent_cell(report: Any) -> str:
+    """Whether the independent control covers 0.5 in every counted attack (family-wise), with the count."""
+    check = report.meta.get("independent_control") or {}
+    rows = check.get("rows") or {}
+    if not rows:
+        return "—"
+    ok = sum(bool(r["covers"]) for r in rows.values())
+    return f"{'yes' if ok == len(rows) else 'NO'} ({ok} of {len(rows)})"
 
 
 UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRTR | lowest TRTS recall (class) | "
                   "Fréchet distance |\n|---|---|---|---|---|---|---|---|---|")
 PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel AUC (primary) | strongest other counted "
-                  "attack | attacks with power | independent control, pairwise pixel AUC | verdict (b) released "
-                  "discriminator |\n|---|---|---|---|---|---|---|")
+                  "attack | attacks with power | independent control, pairwise pixel AUC | independent control at "
+                  "chance in the counted attacks (family-wise) | verdict (b) released discriminator |\n"
+                  "|---|---|---|---|---|---|---|---|")
 
 
 def tables(folders: list[Path]) -> str:

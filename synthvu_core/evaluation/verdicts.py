@@ -17,6 +17,11 @@
   significant with an attack that has power, no evidence; no attack with power, unknown.
 * **Verdict (b), released discriminator** (white-box LOGAN): the same reading of the discriminator
   attack alone, always with "keep the discriminator private".
+* **Independent control** (:func:`independent_check`): the spaces pass where the negative control's
+  AUC interval covers 0.5 for every attack counted in verdict (a), at the verdict's family-wise level
+  (Bonferroni over the k counted attacks: level 1 - ALPHA/k, which is Holm's first step). With k
+  pointwise 95 % intervals about 5 % of k miss 0.5 by chance alone; the family-wise reading fails a
+  biased space, not chance. The pointwise 95 % intervals are kept beside it.
 """
 
 from __future__ import annotations
@@ -316,3 +321,54 @@ def released_discriminator_verdict(results: dict[str, AttackResult], test: Permu
         "ok": "The discriminator does not tell members from non-members",
     }[level]
     return {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}
+
+
+# ---- independent control -----------------------------------------------------------------------
+
+
+def independent_check(
+    control: dict[str, AttackResult], counted: list[str], is_member: np.ndarray, patient: np.ndarray
+) -> dict[str, Any]:
+    """Does the independent control sit at chance in every attack counted in verdict (a)?
+
+    Each counted attack's AUC on the negative control gets a patient-clustered interval at level
+    ``1 - ALPHA / k`` (k counted attacks), the family-wise level of the verdict's own correction; the
+    check passes where every such interval covers 0.5.
+
+    Args:
+        control: attack name -> result on the independent control.
+        counted: the attacks counted in verdict (a).
+        is_member: membership of each candidate ``[n]``.
+        patient: patient id of each candidate ``[n]``.
+    """
+    pidx = PatientIndex.of(np.asarray(is_member, dtype=bool), patient)
+    family = [n for n in counted if n in control and control[n].arrays.get("scores") is not None]
+    level = 1 - ALPHA / max(len(family), 1)
+    rows: dict[str, dict[str, Any]] = {}
+    for n in family:
+        r = control[n]
+        lo, hi = _components(r.arrays["scores"], pidx).interval(level)
+        rows[n] = {
+            "auc": r.scalars.get("auc"),
+            "ci_95": [r.scalars.get("auc_ci_low"), r.scalars.get("auc_ci_high")],
+            "ci_family": [lo, hi],
+            "covers": bool(lo <= 0.5 <= hi),
+        }
+    return {
+        "family": family,
+        "level": level,
+        "rows": rows,
+        "passes": all(r["covers"] for r in rows.values()) if rows else None,
+        "text": _independent_text(rows, level),
+    }
+
+
+def _independent_text(rows: dict[str, dict[str, Any]], level: float) -> str:
+    if not rows:
+        return "No attack counts in verdict (a): the independent control checks nothing."
+    missed = [n for n, r in rows.items() if not r["covers"]]
+    how = f"{level:.2%} intervals (Bonferroni over the {len(rows)} counted attacks, the verdict's family-wise level)"
+    if missed:
+        return f"The attack spaces separate members from non-members on their own in {', '.join(missed)}: {how} " \
+            "miss 0.5. Read those attacks' results with suspicion."
+    return f"The independent control sits at chance in every counted attack: its {how} cover 0.5."
