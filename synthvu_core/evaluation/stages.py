@@ -137,7 +137,6 @@ class Job:
     meta: dict[str, Any]
     controls: bool
     utility_dataset: Any = None
-    progress: Any = None
     state: dict[str, Any] = field(default_factory=dict)
 
 
