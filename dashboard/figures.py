@@ -674,10 +674,12 @@ def power_figure(view: ReportView) -> go.Figure | None:
             )
         )
     fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    ticks = sorted({100 * f for c in curves.values() for f in c["fractions"]})  # the graded fractions only
     return _layout(
         fig,
         "Power curves: AUC rise over the generator's own",
         height=420,
-        xaxis={"title": "member copies in the released samples (%)", "type": "log"},
+        xaxis={"title": "member copies in the released samples (%)", "type": "log", "tickmode": "array",
+               "tickvals": ticks, "ticktext": [f"{t:g}%" for t in ticks]},
         yaxis={"title": "AUC rise (95% CI)"},
     )

@@ -475,4 +475,27 @@ def test_power_rows_show_the_rise_over_the_generators_own_auc() -> None:
     assert rows[("pairwise", "pixel")]["rise at 5% member copies"] == "+0.050 [+0.020, +0.080]"
     assert power_of(view, "pairwise", "pixel") == "yes"
     assert power_of(view, "distribution", "pixel").startswith("no room to rise")  # a finding, not "no power"
-    assert len(power_figure(view).data) == 2
+    fig = power_figure(view)
+    assert len(fig.data) == 2
+    assert list(fig.layout.xaxis.tickvals) == [1, 5, 20] and list(fig.layout.xaxis.ticktext) == ["1%", "5%", "20%"]
+
+
+def test_independent_rows_show_the_family_wise_interval_of_counted_attacks_only() -> None:
+    from dashboard.summary import ReportView, independent_rows, independent_text
+
+    def auc(a, lo, hi, name="pairwise.pixel"):
+        return {f"privacy.{name}.auc": a, f"privacy.{name}.auc_ci_low": lo, f"privacy.{name}.auc_ci_high": hi}
+
+    ctl = ReportView({**auc(0.53, 0.501, 0.56), **auc(0.49, 0.45, 0.53, "distribution.umap")})
+    check = {
+        "rows": {"pairwise/pixel": {"auc": 0.53, "ci_95": [0.501, 0.56], "ci_family": [0.49, 0.57], "covers": True}},
+        "text": "The independent control sits at chance in every counted attack.",
+    }
+    view = ReportView({}, meta={"independent_control": check, "verdicts": {"released_samples": {
+        "counted": ["pairwise/pixel"], "primary": {"attack": "pairwise/pixel"}}}}, controls={"independent": ctl})
+    rows = {(r["attack"], r["space"]): r for r in independent_rows(view)}
+    pix, umap = rows[("pairwise", "pixel")], rows[("distribution", "umap")]
+    assert pix["95% CI covers 0.5"] == "no" and pix["family-wise CI covers 0.5"] == "yes"
+    assert pix["family-wise CI"] == "[0.490, 0.570]" and pix["in verdict"] == "primary"
+    assert umap["95% CI covers 0.5"] == "yes" and umap["family-wise CI"] == "—" and umap["in verdict"] == "not counted"
+    assert independent_text(view) == check["text"]
