@@ -31,7 +31,7 @@ DESIGN = (
     "(the embedding encoder, the attack UMAP, DOMIAS's reference density) is fitted on **reference patients only**, "
     "one half "
     "of them; the other half builds the **independent control**, whose AUC CI must cover 0.5 in every counted attack "
-    "at the verdict's family-wise level (Bonferroni over the counted attacks). The **graded controls** "
+    "at a 5% family-wise error rate, as the verdict (Bonferroni over the counted attacks). The **graded controls** "
     "mix "
     "1%, 5% and 20% lightly perturbed member VUs into the generator's own samples; **power** is the rise of an "
     "attack's AUC on a mixture over its AUC on the generator's own samples (paired CI). An attack counts in a verdict "
@@ -86,8 +86,8 @@ def render(sel: frame.Selection) -> None:
     if indep:
         st.caption(
             "Independent (negative) control: built from reference patients outside both candidate groups. Where "
-            "an attack counts in verdict (a), its AUC interval must cover 0.5 at the verdict's family-wise level "
-            "(Bonferroni over the counted attacks); the pointwise 95% intervals are shown beside it. "
+            "an attack counts in verdict (a), its AUC interval must cover 0.5 at a 5% family-wise error rate, as "
+            "the verdict (Bonferroni over the counted attacks); the pointwise 95% intervals are shown beside it. "
             + independent_text(rep)
         )
         st.dataframe(indep, hide_index=True, width="stretch")

@@ -39,3 +39,32 @@ def test_one_class_is_not_trained():
     model = enc.train_classifier(ds.images, ds.labels("region"), 1, config=CFG)
     assert model.trained is False
     assert enc.embed(model, ds.images[:3]).shape == (3, CFG.embed_dim)
+
+
+def test_a_seeded_build_is_not_disturbed_by_cached_loads_in_another_thread(tmp_path, monkeypatch):
+    """The evaluation's lanes build classifiers at the same time: loading a cached one draws torch's global
+    generator too, so it must wait for the lock that a seeded build holds from its seed to its weights."""
+    import threading
+
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path))
+    ds = structured_dataset(8)
+    classes = ds.classes("region")
+    enc.real_classifier(ds, "region", classes, seed=0, config=CFG)  # trained once, then loaded from the cache
+    done = threading.Event()
+
+    def load_many():
+        while not done.is_set():
+            enc.real_classifier(ds, "region", classes, seed=0, config=CFG)
+
+    one_class = np.zeros(len(ds.images), dtype=np.int64)  # nothing to learn: the model keeps its seeded weights
+    seeded = enc.train_classifier(ds.images, one_class, 3, config=CFG, seed=7)
+    first = {k: v.clone() for k, v in seeded.state_dict().items()}
+    loader = threading.Thread(target=load_many)
+    loader.start()
+    try:
+        for _ in range(60):
+            state = enc.train_classifier(ds.images, one_class, 3, config=CFG, seed=7).state_dict()
+            assert all(torch.equal(state[k], first[k]) for k in first)
+    finally:
+        done.set()
+        loader.join()

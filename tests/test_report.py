@@ -349,15 +349,17 @@ def test_independent_scores_are_cached_atomically_and_a_damaged_entry_is_recompu
 
     key = control_cache_key({"dataset": "abc", "n": 5})
     assert key != control_cache_key({"dataset": "abc", "n": 6})
-    first = cached_scores(key, compute)
-    again = cached_scores(key, compute)
+    first = cached_scores(key, compute, n=5)
+    again = cached_scores(key, compute, n=5)
     assert len(calls) == 1
     assert again[1] == first[1] == {"pairwise/umap": "no UMAP"}
     assert set(again[0]) == {"pairwise/pixel", "domias/embedding"}
     np.testing.assert_array_equal(again[0]["pairwise/pixel"], np.arange(5.0))
     entry = tmp_path / "controls" / f"{key}.npz"
     entry.write_bytes(b"not a zip")
-    cached_scores(key, compute)
+    cached_scores(key, compute, n=5)
     assert len(calls) == 2 and not list(entry.parent.glob("*.tmp-*"))
-    cached_scores(control_cache_key({"dataset": "other"}), compute, enabled=False)
-    assert len(calls) == 3 and len(list(entry.parent.glob("*.npz"))) == 1
+    cached_scores(key, compute, n=6)  # an entry of another candidate count is not trusted
+    assert len(calls) == 3
+    cached_scores(control_cache_key({"dataset": "other"}), compute, n=5, enabled=False)
+    assert len(calls) == 4 and len(list(entry.parent.glob("*.npz"))) == 1

@@ -105,14 +105,35 @@ _SCORE_MODULES: tuple[str, ...] = ("attacks", "controls", "embedding", "encoder"
 Scores = tuple[dict[str, np.ndarray], dict[str, str]]  # ({"attack/space": scores [n]}, {"attack/space": why skipped})
 
 
-def control_cache_key(parts: dict[str, Any]) -> str:
-    """A cache key of ``parts`` (JSON-able settings and array digests) and of the scoring code itself."""
+#: Libraries whose versions decide the scores (neighbour search, UMAP, the encoder's arithmetic).
+_SCORE_LIBRARIES: tuple[str, ...] = ("numpy", "scikit-learn", "umap-learn", "pynndescent", "numba", "torch")
+
+
+def _code_digest() -> str:
+    """SHA-256 of the scoring modules' source and the libraries' versions (the package's version where the
+    sources cannot be read)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import synthvu_core
     import synthvu_core.evaluation as ev
 
-    code = hashlib.sha256()
+    h = hashlib.sha256()
+    for name in _SCORE_LIBRARIES:
+        try:
+            h.update(f"{name}={version(name)};".encode())
+        except PackageNotFoundError:
+            h.update(f"{name}=-;".encode())
     for name in _SCORE_MODULES:
-        code.update((Path(ev.__file__).parent / f"{name}.py").read_bytes())
-    blob = json.dumps({**parts, "code": code.hexdigest()}, sort_keys=True, default=str)
+        try:
+            h.update((Path(ev.__file__).parent / f"{name}.py").read_bytes())
+        except OSError:
+            h.update(f"synthvu_core {synthvu_core.__version__}".encode())
+    return h.hexdigest()
+
+
+def control_cache_key(parts: dict[str, Any]) -> str:
+    """A cache key of ``parts`` (JSON-able settings and array digests), the scoring code and its libraries."""
+    blob = json.dumps({**parts, "code": _code_digest()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -126,23 +147,26 @@ def array_digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_scores(key: str, compute: Callable[[], Scores], *, enabled: bool = True) -> Scores:
+def cached_scores(key: str, compute: Callable[[], Scores], *, n: int, enabled: bool = True) -> Scores:
     """``compute()``, kept under ``<cache>/controls/<key>.npz`` with a ``.json`` of the skipped attacks.
 
-    Written atomically (JSON first, then the scores); read without pickle. An entry that cannot be read is
-    recomputed, never trusted.
+    Written atomically (JSON first, then the scores); read without pickle. An entry that cannot be read, or
+    whose scores are not ``n`` finite values each, is recomputed, never trusted.
 
     Args:
         key: from :func:`control_cache_key`.
         compute: makes ``(scores, skipped)`` when the cache has no entry.
+        n: candidates scored (the length of every score array).
         enabled: False computes and keeps nothing.
     """
     path = cache_dir() / "controls" / f"{key}.npz"
     if enabled and path.is_file():
         try:
-            skipped = json.loads(path.with_suffix(".json").read_text())
+            skipped = dict(json.loads(path.with_suffix(".json").read_text()))
             with np.load(path, allow_pickle=False) as z:
-                return {k.replace("__", "/"): z[k] for k in z.files}, dict(skipped)
+                scores = {k.replace("__", "/"): z[k] for k in z.files}
+            if scores and all(v.shape == (n,) and np.isfinite(v).all() for v in scores.values()):
+                return scores, skipped
         except Exception:  # noqa: BLE001 - a damaged entry is recomputed
             pass
     scores, skipped = compute()

@@ -47,8 +47,8 @@ class EncoderConfig:
 #: on 3,000 VUs: 15 CPU-s with one thread, 94 CPU-s and 4.6x the wall time with two).
 CLASSIFIER_THREADS = 1
 
-#: Held while a classifier is seeded and built: torch's default generator is process-wide, and the evaluation's
-#: two lanes may build classifiers at the same time.
+#: Held while a classifier is seeded and built (and while a cached one is built before its weights are loaded):
+#: torch's default generator is process-wide, and the evaluation's two lanes may build classifiers at the same time.
 _INIT_LOCK = threading.Lock()
 
 
@@ -106,6 +106,17 @@ def build_classifier(in_channels: int, n_classes: int, config: EncoderConfig = E
     return VUClassifier().to(memory_format=torch.channels_last)
 
 
+def _new_classifier(in_channels: int, n_classes: int, config: EncoderConfig, seed: int | None = None) -> Any:
+    """:func:`build_classifier` under :data:`_INIT_LOCK` (seeded first when ``seed`` is given): building draws
+    torch's process-wide generator, so no other lane may draw it between a seed and the build it seeds."""
+    import torch
+
+    with _INIT_LOCK:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return build_classifier(in_channels, n_classes, config)
+
+
 def as_float(x: np.ndarray) -> np.ndarray:
     """float32 copy in [-1, 1] (uint8 input is mapped as the dataset stores VUs)."""
     from synthvu_core.data.dataset import to_float
@@ -127,9 +138,7 @@ def train_classifier(
     import torch
 
     labels = np.asarray(labels, dtype=np.int64)
-    with _INIT_LOCK:
-        torch.manual_seed(seed)
-        model = build_classifier(int(np.shape(images)[1]), n_classes, config)
+    model = _new_classifier(int(np.shape(images)[1]), n_classes, config, seed)
     model.trained = False
     ok = labels >= 0
     present = np.unique(labels[ok])
@@ -250,7 +259,7 @@ def real_classifier(
     path = cache_dir() / "encoders" / f"{_cache_key(dataset, scheme, classes, seed, config, train)}.safetensors"
     if cache and path.is_file():
         try:
-            model = build_classifier(in_ch, len(classes), config)
+            model = _new_classifier(in_ch, len(classes), config)
             model.load_state_dict(load_file(str(path)))
             meta = json.loads(path.with_suffix(".json").read_text())
             model.trained = bool(meta.get("trained", True))

@@ -248,7 +248,6 @@ def stage_fidelity(ctx: EvaluationContext, job: Job) -> Part:
     from synthvu_core.evaluation.fidelity import fidelity_scores
 
     emb_syn = embed(ctx.classifiers[0], job.images)
-    job.state["emb_syn"] = emb_syn
     part = Part()
     if not getattr(ctx.classifiers[0], "trained", True):
         part.notes["embedding"] = (
@@ -537,10 +536,15 @@ def independent_scores(ctx: EvaluationContext, job: Job) -> tuple[dict[str, np.n
         scores, _, skipped = attack_scores(ctx, job, SyntheticSet.of(ctx.spaces, x))
         return scores, skipped
 
+    sp = ctx.spaces
     key = control_cache_key(
         {
             "dataset": job.dataset.fingerprint,
             "design": array_digest(d.candidates, d.is_member, d.patient.astype(str), d.fit_rows, d.control_rows),
+            "spaces": array_digest(
+                *(np.asarray(sp.candidates[s]) for s in sorted(sp.candidates) if s != "pixel"),
+                *([] if sp.reference_embedding is None else [np.asarray(sp.reference_embedding)]),
+            ),
             "scheme": cfg.scheme,
             "classes": ctx.classes,
             "encoder": asdict(cfg.encoder),
@@ -550,7 +554,7 @@ def independent_scores(ctx: EvaluationContext, job: Job) -> tuple[dict[str, np.n
             "seed": job.seed,
         }
     )
-    return cached_scores(key, compute, enabled=cfg.cache)
+    return cached_scores(key, compute, n=len(d.candidates), enabled=cfg.cache)
 
 
 def stage_dp(ctx: EvaluationContext, job: Job) -> Part:
@@ -579,11 +583,14 @@ STAGES: tuple[Stage, ...] = CLASSIFIER_LANE + ATTACK_LANE
 
 def run_lane(
     stages: tuple[Stage, ...], ctx: EvaluationContext, job: Job, timings: dict[str, float], cpu: dict[str, float],
-    started: Callable[[str], None] | None = None,
+    started: Callable[[str], None] | None = None, stop: threading.Event | None = None,
 ) -> Part:
-    """Run ``stages`` in order, each timed (``started(name)`` first); their parts merged."""
+    """Run ``stages`` in order, each timed (``started(name)`` first); their parts merged. A set ``stop`` ends the
+    lane before its next stage (the other lane failed: its result is never read)."""
     out = Part()
     for name, stage in stages:
+        if stop is not None and stop.is_set():
+            break
         if started is not None:
             started(name)
         with timer(timings, name, cpu):
@@ -630,7 +637,7 @@ class _InlineExecutor:
         f: Future = Future()
         try:
             f.set_result(fn(*args))
-        except BaseException as e:  # noqa: BLE001 - handed to whoever reads the future, as a thread pool does
+        except Exception as e:  # noqa: BLE001 - handed to whoever reads the future, as a thread pool does
             f.set_exception(e)
         return f
 
@@ -667,6 +674,30 @@ def _progress(total: int, enabled: bool | Callable[[str, int, int], None]) -> An
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="evaluation", unit="stage", leave=False)
+
+
+def _run_lanes(
+    job: Job, util: Any, classes: list[str] | None, steps: _Steps, timings: dict[str, float], cpu: dict[str, float]
+) -> tuple[EvaluationContext, Part]:
+    """The classifier lane in a worker thread (or first, in order, without ``concurrent``), the attack lane here."""
+    config = job.config
+    stop = threading.Event()  # set when the attack lane fails: the classifier lane ends after its current stage
+    with _lane_threads(config.concurrent):
+        pool = ThreadPoolExecutor(1, thread_name_prefix="classifiers") if config.concurrent else _InlineExecutor()
+        try:
+            ctx = basis_context(job.dataset, config, classes=classes, utility_dataset=job.utility_dataset)
+            ctx.real = pool.submit(real_models, ctx, util, config)
+            lane = pool.submit(run_lane, CLASSIFIER_LANE, ctx, job, timings, cpu, steps.queued, stop)
+            fit_attack_side(ctx, job.dataset, util, config, job.seed)
+            out = run_lane(ATTACK_LANE, ctx, job, timings, cpu, steps.show)
+            out.merge(lane.result())
+            steps.show()
+            return ctx, out
+        except BaseException:
+            stop.set()
+            raise
+        finally:  # inside the thread setting: the worker is done before torch's threads are restored
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_evaluation(
@@ -709,21 +740,12 @@ def run_evaluation(
     steps = _Steps(bar)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    pool = ThreadPoolExecutor(1, thread_name_prefix="classifier-lane") if config.concurrent else _InlineExecutor()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if bar is not None:
             bar.set_description("context")
-        with _lane_threads(config.concurrent):
-            ctx = basis_context(dataset, config, classes=classes, utility_dataset=utility_dataset)
-            ctx.real = pool.submit(real_models, ctx, util, config)
-            lane = pool.submit(run_lane, CLASSIFIER_LANE, ctx, job, timings, cpu, steps.queued)
-            fit_attack_side(ctx, dataset, util, config, seed)
-            out = run_lane(ATTACK_LANE, ctx, job, timings, cpu, steps.show)
-            out.merge(lane.result())
-            steps.show()
+        ctx, out = _run_lanes(job, util, classes, steps, timings, cpu)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
     timings.update(ctx.timings)

@@ -18,8 +18,9 @@
 * **Verdict (b), released discriminator** (white-box LOGAN): the same reading of the discriminator
   attack alone, always with "keep the discriminator private".
 * **Independent control** (:func:`independent_check`): the spaces pass where the negative control's
-  AUC interval covers 0.5 for every attack counted in verdict (a), at the verdict's family-wise level
-  (Bonferroni over the k counted attacks: level 1 - ALPHA/k, which is Holm's first step). With k
+  AUC interval covers 0.5 for every attack counted in verdict (a), at a family-wise error rate of ALPHA
+  like the verdict's (Bonferroni over the k counted attacks: level 1 - ALPHA/k, which is Holm's first step
+  over them; the verdict itself corrects over its two tests, this check over all k counted attacks). With k
   pointwise 95 % intervals about 5 % of k miss 0.5 by chance alone; the family-wise reading fails a
   biased space, not chance. The pointwise 95 % intervals are kept beside it.
 """
@@ -332,8 +333,8 @@ def independent_check(
     """Does the independent control sit at chance in every attack counted in verdict (a)?
 
     Each counted attack's AUC on the negative control gets a patient-clustered interval at level
-    ``1 - ALPHA / k`` (k counted attacks), the family-wise level of the verdict's own correction; the
-    check passes where every such interval covers 0.5.
+    ``1 - ALPHA / k`` (k counted attacks): a family-wise error rate of ALPHA over them, as the verdict's;
+    the check passes where every such interval covers 0.5.
 
     Args:
         control: attack name -> result on the independent control.
@@ -342,7 +343,7 @@ def independent_check(
         patient: patient id of each candidate ``[n]``.
     """
     pidx = PatientIndex.of(np.asarray(is_member, dtype=bool), patient)
-    family = [n for n in counted if n in control and control[n].arrays.get("scores") is not None]
+    family = [n for n in counted if n in control and control[n].scalars.get("auc") is not None]
     level = 1 - ALPHA / max(len(family), 1)
     rows: dict[str, dict[str, Any]] = {}
     for n in family:
@@ -367,7 +368,7 @@ def _independent_text(rows: dict[str, dict[str, Any]], level: float) -> str:
     if not rows:
         return "No attack counts in verdict (a): the independent control checks nothing."
     missed = [n for n, r in rows.items() if not r["covers"]]
-    how = f"{level:.2%} intervals (Bonferroni over the {len(rows)} counted attacks, the verdict's family-wise level)"
+    how = f"{level:.2%} intervals (Bonferroni over the {len(rows)} counted attacks: 5% family-wise, as the verdict)"
     if missed:
         return f"The attack spaces separate members from non-members on their own in {', '.join(missed)}: {how} " \
             "miss 0.5. Read those attacks' results with suspicion."
