@@ -29,6 +29,8 @@ from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, POWER_FRAC
 from synthvu_core.storage import atomic_path
 
 CONTROL_NOISE = 0.05
+#: Why a dataset has no independent control.
+NO_CONTROL_HALF = "the dataset has no reference control half to build the independent control from"
 
 
 def _definitions() -> dict[str, str]:
@@ -93,7 +95,7 @@ def independent_samples(
     """``(images float32 [n, C, H, W], None)`` of the negative control from ``rows``, or ``(None, reason)``."""
     rows = np.asarray(rows)
     if len(rows) == 0:
-        return None, "the dataset has no reference control half to build the independent control from"
+        return None, NO_CONTROL_HALF
     rng = np.random.default_rng([seed, 2])
     order = np.concatenate([rows[rng.permutation(len(rows))] for _ in range(int(np.ceil(n / len(rows))))])[:n]
     return _perturb(dataset.images[np.sort(order)], rng), None

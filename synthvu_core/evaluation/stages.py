@@ -498,7 +498,7 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
 
     Returns control name -> attack name -> result.
     """
-    from synthvu_core.evaluation.controls import DEFINITIONS, graded_replacements
+    from synthvu_core.evaluation.controls import DEFINITIONS, NO_CONTROL_HALF, graded_replacements
     from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, graded_control
 
     members = ctx.design.candidates[ctx.design.is_member]
@@ -510,9 +510,7 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
             scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
             scored[graded_control(f)] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
     if len(ctx.design.control_rows) == 0:
-        part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = (
-            "the dataset has no reference control half to build the independent control from"
-        )
+        part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = NO_CONTROL_HALF
     else:
         with timer(timings, INDEPENDENT_CONTROL):
             scores, skipped = independent_scores(ctx, job)
