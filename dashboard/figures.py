@@ -15,40 +15,28 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard import style
 from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present
 
-FONT_SIZE = 16
-REGION_COLOURS = {
-    "C": ("#a6cee3", "#1f78b4"),
-    "T": ("#b2df8a", "#33a02c"),
-    "L": ("#fb9a99", "#e31a1c"),
-    "S": ("#fdbf6f", "#ff7f00"),
-}
-QUALITATIVE = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-]
-ATTACK_COLOURS = {"pairwise": "#1f77b4", "distribution": "#ff7f0e", "domias": "#2ca02c", "discriminator": "#d62728"}
-SETTING_COLOURS = {"trtr": "#7f7f7f", "tstr": "#1f77b4", "trts": "#9467bd"}
-MEMBER_COLOURS = {"train (members)": "#1f77b4", "holdout (non-members)": "#ff7f0e"}
+FONT_SIZE = style.FONT_SIZE
+SMALL = style.SMALL_FONT_SIZE
+REGION_COLOURS = {k: (v, v) for k, v in style.REGION_COLOURS.items()}  # (real, synthetic): one hue per region
+QUALITATIVE = style.GENERATOR_SEQUENCE
+ATTACK_COLOURS = style.ATTACK_COLOURS
+SETTING_COLOURS = style.SETTING_COLOURS
+MEMBER_COLOURS = style.MEMBER_COLOURS
 
 
 def _layout(fig: go.Figure, title: str, height: int = 480, **kw: Any) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left"},
-        font={"size": FONT_SIZE},
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": style.TITLE_FONT_SIZE}},
+        font={"size": FONT_SIZE, "family": style.FONT_FAMILY},
+        hoverlabel={"font": {"size": SMALL}},
         height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 55},
         template="plotly_white",
-        **{"legend": {"font": {"size": FONT_SIZE - 1}}, **kw},
+        colorway=style.GENERATOR_SEQUENCE,
+        **{"legend": {"font": {"size": SMALL}}, **kw},
     )
     return fig
 
@@ -150,7 +138,7 @@ def _density_trace(xy: np.ndarray) -> go.Contour:
         y=gy,
         z=z,
         name="real VUs (density)",
-        colorscale=[[0, "#555555"], [1, "#000000"]],
+        colorscale=[[0, style.GREY], [1, style.OKABE_ITO["black"]]],
         showscale=False,
         contours={
             "coloring": "lines",
@@ -173,8 +161,8 @@ def _point_traces(
     classes: Sequence[str],
     colour_by: str,
 ) -> list[tuple[Any, np.ndarray]]:
-    """One marker trace per class (or one per kind with ``colour_by="source"``); real VUs are larger
-    diamonds with a dark outline, so they read on top of the many synthetic circles."""
+    """One marker trace per class (or one per kind with ``colour_by="source"``); real VUs are larger open
+    diamonds (outline only), so they read on top of the many translucent synthetic dots without hiding them."""
     colours = class_colours(classes)
     groups = (
         [(None, rows)] if colour_by == "source" else [(k, rows[labels[rows] == k]) for k in np.unique(labels[rows])]
@@ -184,18 +172,20 @@ def _point_traces(
         if len(r) == 0:
             continue
         if k is None:
-            name, colour = kind, ("#111111" if kind == "real" else "#d62728")
+            name, colour = kind, style.SOURCE_COLOURS[kind]
         else:
             cname = _class_name(classes, int(k))
-            light, dark = colours.get(cname, ("#9e9e9e", "#444444"))
+            light, dark = colours.get(cname, (style.GREY, style.GREY))
             name, colour = f"{cname} {kind}", (light if kind == "real" else dark)
         real = kind == "real"
+        # real: open diamonds (an outline only) so the synthetic cloud below shows through; synthetic:
+        # small translucent dots, so dense regions read as darker and real VUs stay visible over them
         marker = {
-            "size": 8 if real else 5,
+            "size": 9 if real else 5,
             "color": colour,
-            "opacity": 0.9 if real else 0.6,
-            "symbol": "diamond" if real else "circle",
-            "line": {"width": 1, "color": "#111111"} if real else {"width": 0},
+            "opacity": 0.85 if real else 0.45,
+            "symbol": "diamond-open" if real else "circle",
+            "line": {"width": 1.5, "color": colour} if real else {"width": 0},
         }
         out.append(
             (
@@ -273,14 +263,15 @@ def confusion_figure(view: ReportView, setting: str, classes: Sequence[str]) -> 
             z=norm,
             x=names,
             y=names,
-            colorscale="Blues",
+            colorscale=style.SHARE_SCALE,
             zmin=0,
             zmax=1,
             customdata=cm,
             text=np.vectorize(lambda v: f"{v:.2f}")(norm),
             texttemplate="%{text}" if len(names) <= 12 else None,
+            textfont={"size": SMALL},
             hovertemplate="true %{y}, predicted %{x}<br>share %{z:.3f}, count %{customdata:.0f}<extra></extra>",
-            colorbar={"title": "share"},
+            colorbar={"title": {"text": "share"}, "tickfont": {"size": SMALL}},
         )
     )
     return _layout(
@@ -333,7 +324,8 @@ def roc_figure(view: ReportView, space: str, log_fpr: bool = False) -> go.Figure
     if not fig.data:
         return None
     lo = 1e-3 if log_fpr else 0.0
-    fig.add_trace(go.Scatter(x=[lo, 1], y=[lo, 1], mode="lines", name="chance", line={"color": "#999", "dash": "dash"}))
+    chance = {"color": style.GREY, "dash": "dash"}
+    fig.add_trace(go.Scatter(x=[lo, 1], y=[lo, 1], mode="lines", name="chance", line=chance))
     xaxis = (
         {"title": "false positive rate", "type": "log", "range": [-3, 0]}
         if log_fpr
@@ -455,7 +447,7 @@ def tradeoff_figure(
             continue
         eps = r.get("epsilon")
         tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
-        colour = colour_of.get(str(r["name"]).split(":")[0], "#a0aec0")
+        colour = colour_of.get(str(r["name"]).split(":")[0], style.GREY)
         symbol = (
             ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
         )
@@ -485,7 +477,7 @@ def tradeoff_figure(
             y=[chance, chance],
             mode="lines",
             name=f"chance ({chance:g})",
-            line={"dash": "dash", "color": "#999"},
+            line={"dash": "dash", "color": style.GREY},
             hoverinfo="skip",
         )
     )
@@ -496,7 +488,7 @@ def tradeoff_figure(
                 y=y_range,
                 mode="lines",
                 name=f"TRTR (real data): {trtr:.3f}",
-                line={"dash": "dot", "color": "#555"},
+                line={"dash": "dot", "color": style.OKABE_ITO["black"]},
                 hoverinfo="skip",
             )
         )
@@ -508,7 +500,7 @@ def tradeoff_figure(
         yaxis={"title": "privacy risk: " + label, "range": y_range},
         showlegend=True,
         legend={
-            "font": {"size": FONT_SIZE - 1},
+            "font": {"size": SMALL},
             "orientation": "v",
             "x": 1.02,
             "y": 1.0,
@@ -540,8 +532,8 @@ def throughput_column(log: dict[str, np.ndarray]) -> str | None:
 
 # ---- privacy-utility frontier -----------------------------------------------------------------------
 ROUTE_STYLE = {
-    "pretrained": ("#1f77b4", "public pretraining + DP fine-tuning"),
-    "scratch": ("#d62728", "DP from scratch"),
+    "pretrained": (style.OKABE_ITO["blue"], "public pretraining + DP fine-tuning"),
+    "scratch": (style.OKABE_ITO["vermillion"], "DP from scratch"),
 }
 
 
@@ -551,7 +543,7 @@ def _frontier_trace(rows: Sequence[dict[str, Any]], key: str, route: str, showle
         (r for r in rows if r.get("route") == route and r.get("epsilon") is not None and r.get(key) is not None),
         key=lambda r: r["epsilon"],
     )
-    colour, label = ROUTE_STYLE.get(route, ("#555", route))
+    colour, label = ROUTE_STYLE.get(route, (style.GREY, route))
     lo = [r[key] - r[key + "_lo"] if r.get(key + "_lo") is not None else 0.0 for r in pts]
     hi = [r[key + "_hi"] - r[key] if r.get(key + "_hi") is not None else 0.0 for r in pts]
     return go.Scatter(
@@ -592,7 +584,7 @@ def frontier_figure(
             fig.add_trace(_frontier_trace(rows, key, route, showlegend=i == 1), row=i, col=1)
         for r in rows:
             if r.get("epsilon") is None and r.get(key) is not None:
-                colour = ROUTE_STYLE.get(r.get("route"), ("#555", ""))[0]
+                colour = ROUTE_STYLE.get(r.get("route"), (style.GREY, ""))[0]
                 fig.add_hline(
                     y=r[key],
                     row=i,
@@ -600,23 +592,23 @@ def frontier_figure(
                     line={"dash": "dash", "color": colour},
                     annotation_text=f"no DP: {r['name']}",
                     annotation_position="top left" if i == 1 else "bottom left",
-                    annotation_font_size=FONT_SIZE - 3,
+                    annotation_font_size=SMALL,
                 )
         fig.add_hline(
             y=target,
             row=i,
             col=1,
-            line={"dash": "dot", "color": "#999"},
+            line={"dash": "dot", "color": style.GREY},
             annotation_text="goal 0.90" if key == "ratio" else "chance",
             annotation_position="bottom right",
-            annotation_font_size=FONT_SIZE - 3,
+            annotation_font_size=SMALL,
         )
     fig.update_xaxes(type="log", title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
     return _layout(
         fig,
         "Privacy-utility frontier over ε",
         height=720,
-        legend={"orientation": "h", "y": -0.12, "font": {"size": FONT_SIZE - 1}},
+        legend={"orientation": "h", "y": -0.12, "font": {"size": SMALL}},
     )
 
 
@@ -648,8 +640,8 @@ def patients_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
                 hovertemplate="%{customdata[0]}<br>%{x} train patients<br>TSTR/TRTR %{y:.3f}<extra></extra>",
             )
         )
-    fig.add_hline(y=0.9, line={"dash": "dot", "color": "#999"}, annotation_text="goal 0.90",
-                  annotation_position="bottom right", annotation_font_size=FONT_SIZE - 3)
+    fig.add_hline(y=0.9, line={"dash": "dot", "color": style.GREY}, annotation_text="goal 0.90",
+                  annotation_position="bottom right", annotation_font_size=SMALL)
     fig.update_xaxes(type="log", title_text="private train patients (log scale)")
     fig.update_yaxes(title_text="TSTR / TRTR")
     return _layout(fig, "How many patients? Utility at a fixed patient-level ε", height=420)

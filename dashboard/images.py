@@ -41,3 +41,28 @@ def strip(images: np.ndarray, zoom: int = 2) -> np.ndarray:
     """One row of tiles (e.g. the steps of an interpolation at one slice): ``[n, H, W]`` -> uint8 image."""
     u8 = as_uint8(images[:, None] if np.asarray(images).ndim == 3 else images)
     return montage(u8, slice_index=0, ncols=len(u8), zoom=zoom)
+
+
+def labelled_rows(rows: list[tuple[str, np.ndarray]], label_share: float = 0.45) -> np.ndarray:
+    """Montage rows stacked with their label (a level such as ``L4/L5``) written left of each row.
+
+    ``rows``: ``(label, uint8 [h, w])`` pairs (e.g. :func:`montage` of one position). The label's
+    height is ``label_share`` of the row's, so it stays readable however the picture is scaled.
+    Returns uint8 ``[height, width]``: white labels on the separator colour.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not rows:
+        raise ValueError("labelled_rows needs at least one row")
+    height = max(img.shape[0] for _, img in rows)
+    font = ImageFont.load_default(size=max(12, int(height * label_share)))
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    label_w = max(int(probe.textlength(label, font=font)) for label, _ in rows) + height // 3
+    width = label_w + max(img.shape[1] for _, img in rows)
+    out = []
+    for label, img in rows:
+        canvas = Image.new("L", (width, height), SEPARATOR)
+        canvas.paste(Image.fromarray(np.asarray(img, dtype=np.uint8)), (label_w, 0))
+        ImageDraw.Draw(canvas).text((height // 6, height // 2), label, fill=255, font=font, anchor="lm")
+        out.append(np.asarray(canvas))
+    return np.concatenate(out, axis=0)

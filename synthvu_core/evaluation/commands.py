@@ -1,7 +1,8 @@
 """CLI subcommands of this area (argparse only at import time; heavy imports inside handlers).
 
 ``evaluate MODEL [--dataset DIR] [--n-synthetic N] [--controls] [--seed S]`` and
-``report show MODEL [--json]``. MODEL is a generator folder or a registered generator name.
+``report show MODEL [--json]``, ``report table [MODEL…]`` and
+``report slides MODEL [MODEL…] --out deck.html``. MODEL is a generator folder or a registered generator name.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)"
     )
     table.set_defaults(func=_table)
+    slides = rsub.add_parser(
+        "slides", help="write a self-contained slide deck (HTML, opens offline) from saved reports"
+    )
+    slides.add_argument("models", metavar="MODEL", nargs="+", help="generator folders or names (one or more)")
+    slides.add_argument("--out", required=True, metavar="FILE", help="the deck to write (.html)")
+    slides.add_argument("--title", default="synthvu: synthetic spine MRI", help="the title slide's heading")
+    slides.set_defaults(func=_slides)
 
 
 def _resolve(model: str) -> Path:
@@ -179,4 +187,25 @@ def _table(args: argparse.Namespace) -> int:
 
         folders = [g.path for g in list_generators() if g.source == "shipped"]
     print(tables(folders), end="")
+    return 0
+
+
+def _slides(args: argparse.Namespace) -> int:
+    """The deck is drawn by the dashboard's figure code (``dashboard/slides.py``), found beside the package."""
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.locations import app_root
+    from synthvu_core.storage import atomic_path, check_suffix, check_writable
+
+    out = check_writable(check_suffix(args.out, (".html",), "slide deck"), "slide deck")
+    root = app_root()
+    if root is None:
+        raise SynthVUError("dashboard/: the dashboard is not installed beside synthvu_core, so no slides can be drawn")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from dashboard.slides import deck_html, entries_from_folders
+
+    text = deck_html(entries_from_folders([_resolve(m) for m in args.models]), title=args.title)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(f"slide deck written to {out} ({len(text) / 1e6:.1f} MB, opens offline)")
     return 0

@@ -1,0 +1,132 @@
+"""Several generators side by side: their names, headline numbers and whether their UMAPs share axes
+(no streamlit; reads reports, computes no metric).
+
+The Compare page, the slide deck and the sidebar picker use these, so a generator is named the same
+way everywhere and two of one name (a shipped one and the user's) are told apart by their folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dashboard.summary import ReportView, epsilon_of, verdict, with_ci, worst_attack
+
+MIN_COMPARED, MAX_COMPARED = 2, 4
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One generator on a comparison: its short id (unique among those listed), card and report."""
+
+    ident: str
+    path: Path
+    card: dict[str, Any]
+    view: ReportView | None
+    source: str = "shipped"
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.card.get("classes", [])]
+
+
+def distinct_ids(items: Sequence[tuple[str, str | Path]]) -> list[str]:
+    """A short id per ``(name, folder)``: the name where it is unique, else the fewest trailing folder
+    parts that tell it apart (``runs/acgan-phantom`` beside ``models/acgan-phantom``).
+
+    Never an absolute path: at most the folder's parts below the file-system root.
+    """
+    parts = [Path(p).parts for _, p in items]
+    out = []
+    for (name, _), own in zip(items, parts):
+        same = [q for (n, _), q in zip(items, parts) if n == name]
+        if len(same) == 1:
+            out.append(name)
+            continue
+        k = 2
+        while k < len(own) and sum(q[-k:] == own[-k:] for q in same) > 1:
+            k += 1
+        tail = [p for p in own[-k:] if p not in ("/", "\\")]
+        out.append("/".join(tail))
+    return out
+
+
+def generator_label(ident: str, source: str) -> str:
+    """What a picker shows: the id, and whose generator it is."""
+    return ident + ("" if source == "shipped" else " (yours)")
+
+
+def chance_accuracy(card: Mapping[str, Any]) -> float | None:
+    """Balanced accuracy of guessing: 1 / number of positions."""
+    n = len(card.get("classes") or [])
+    return 1.0 / n if n else None
+
+
+def worst_auc_key(view: ReportView) -> str:
+    """The report key of the strongest counted attack's AUC (it carries the CI that ``privacy.worst.auc`` lacks)."""
+    w = worst_attack(view)
+    return "privacy.worst.auc" if w is None else f"privacy.{w[0]}.{w[1]}.auc"
+
+
+def headline_rows(entries: Sequence[Compared]) -> list[dict[str, Any]]:
+    """One row per generator: ε, TSTR [CI] with chance, TSTR/TRTR [CI], worst attack AUC [CI] (chance
+    0.5), TPR at 1 % FPR [CI] (chance 0.01) and the released-samples verdict level."""
+    rows = []
+    for e in entries:
+        v = e.view
+        eps = epsilon_of(e.card, v)
+        chance = chance_accuracy(e.card)
+        row: dict[str, Any] = {
+            "generator": generator_label(e.ident, e.source),
+            "DP ε": "no DP" if eps is None else f"{eps:.2f}",
+        }
+        if v is None:
+            row.update({"report": "none yet"})
+        else:
+            row.update(
+                {
+                    "TRTR (real)": with_ci(v, "utility.trtr.balanced_accuracy"),
+                    "TSTR [95% CI]": with_ci(v, "utility.tstr.balanced_accuracy"),
+                    "chance": "—" if chance is None else f"{chance:.3f}",
+                    "TSTR / TRTR": with_ci(v, "utility.tstr_over_trtr"),
+                    "worst attack AUC (chance 0.5)": with_ci(v, worst_auc_key(v)),
+                    "TPR @ 1% FPR (chance 0.01)": with_ci(v, "privacy.worst.tpr_at_1pct_fpr"),
+                    "verdict": verdict(v, e.card).level,
+                }
+            )
+        rows.append(row)
+    return rows
+
+
+def headline_columns(entries: Sequence[Compared]) -> list[dict[str, Any]]:
+    """:func:`headline_rows` turned a quarter: one row per measure, one column per generator, so four
+    generators fit a laptop screen without a clipped cell."""
+    rows = headline_rows(entries)
+    names = [r["generator"] for r in rows]
+    measures = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "generator"]
+    return [{"measure": m, **{n: str(r.get(m, "—")) for n, r in zip(names, rows)}} for m in measures]
+
+
+def shared_umap_problem(entries: Sequence[Compared]) -> str | None:
+    """Why the generators' UMAPs cannot be drawn on one set of axes (None where they can).
+
+    Each report fits its UMAP on the real training VUs of its own evaluation; the coordinates are
+    comparable only where every report placed the same real VUs at the same points.
+    """
+    with_umap = [e for e in entries if e.view is not None and e.view.array("umap/real") is not None]
+    if len(with_umap) < len(entries):
+        missing = ", ".join(e.ident for e in entries if e not in with_umap)
+        return f"no UMAP in the report of {missing}"
+    first = np.asarray(with_umap[0].view.array("umap/real"))  # type: ignore[union-attr]
+    for e in with_umap[1:]:
+        other = np.asarray(e.view.array("umap/real"))  # type: ignore[union-attr]
+        if other.shape != first.shape or not np.allclose(other, first, atol=1e-5):
+            return (
+                f"the UMAPs of {with_umap[0].ident} and {e.ident} were fitted on different real VUs "
+                "(another dataset, split or seed): their axes are not shared, so they are drawn apart"
+            )
+    return None

@@ -1,0 +1,190 @@
+"""Figures of several generators at once (no streamlit): one colour per generator, drawn from the
+reports' own numbers and intervals, chance drawn beside every measure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard import style
+from dashboard.compare import Compared, chance_accuracy, generator_label, worst_auc_key
+from dashboard.figures import _layout, density_grid
+from dashboard.summary import epsilon_of
+
+#: What the comparison bars can show: report key, axis title, chance (None: read from the card).
+MEASURES = {
+    "tstr": ("utility.tstr.balanced_accuracy", "TSTR balanced accuracy", None),
+    "ratio": ("utility.tstr_over_trtr", "TSTR / TRTR", None),
+    "auc": ("privacy.worst.auc", "worst attack AUC", 0.5),
+    "tpr1": ("privacy.worst.tpr_at_1pct_fpr", "worst TPR at 1% FPR", 0.01),
+}
+
+
+def _name(e: Compared) -> str:
+    eps = epsilon_of(e.card, e.view)
+    return f"{generator_label(e.ident, e.source)} · " + ("no DP" if eps is None else f"ε = {eps:.1f}")
+
+
+def _value(e: Compared, key: str) -> tuple[float | None, float | None, float | None]:
+    if e.view is None:
+        return None, None, None
+    s = e.view.scalar
+    if key == "privacy.worst.auc":
+        key = worst_auc_key(e.view)
+    return s(key), s(key + "_ci_low"), s(key + "_ci_high")
+
+
+def _errors(v: float, lo: float | None, hi: float | None) -> tuple[float, float]:
+    return (v - lo if lo is not None else 0.0), (hi - v if hi is not None else 0.0)
+
+
+def measure_figure(entries: Sequence[Compared], measure: str) -> go.Figure:
+    """One bar per generator (its colour) with the 95 % CI, chance as a dotted line (and TRTR for TSTR)."""
+    key, title, chance = MEASURES[measure]
+    fig = go.Figure()
+    for i, e in enumerate(entries):
+        v, lo, hi = _value(e, key)
+        if v is None:
+            continue
+        minus, plus = _errors(v, lo, hi)
+        fig.add_trace(
+            go.Bar(
+                x=[generator_label(e.ident, e.source)],
+                y=[v],
+                name=_name(e),
+                marker_color=style.generator_colour(i),
+                error_y={"type": "data", "array": [plus], "arrayminus": [minus], "thickness": 2.5, "width": 10},
+                text=[f"{v:.3f}"],
+                textposition="inside",
+                insidetextanchor="start",
+                textfont={"size": style.FONT_SIZE, "color": style.text_colour_on(style.generator_colour(i))},
+                hovertemplate=f"{e.ident}<br>{title} %{{y:.3f}}<extra></extra>",
+            )
+        )
+    if chance is None and entries:
+        chance = chance_accuracy(entries[0].card) if measure == "tstr" else None
+    if chance is not None:
+        fig.add_hline(
+            y=chance,
+            line={"dash": "dot", "color": style.GREY, "width": 2},
+            annotation_text=f"chance {chance:.2f}",
+            annotation_position="top right",
+            annotation_font_size=style.SMALL_FONT_SIZE,
+        )
+    if measure == "tstr" and entries and entries[0].view is not None:
+        trtr = entries[0].view.scalar("utility.trtr.balanced_accuracy")
+        if trtr is not None:
+            fig.add_hline(
+                y=trtr,
+                line={"dash": "dash", "color": style.OKABE_ITO["black"], "width": 2},
+                annotation_text=f"TRTR (real data) {trtr:.3f}",
+                annotation_position="bottom right",
+                annotation_font_size=style.SMALL_FONT_SIZE,
+            )
+    return _layout(fig, title + " (95% CI)", height=440, showlegend=False, yaxis={"title": title, "range": [0, 1.05]})
+
+
+def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
+    """Utility (TSTR) against privacy risk (worst attack AUC), both with 95 % CIs, chance on each axis."""
+    fig = go.Figure()
+    for i, e in enumerate(entries):
+        (x, xlo, xhi), (y, ylo, yhi) = _value(e, MEASURES["tstr"][0]), _value(e, MEASURES["auc"][0])
+        if x is None or y is None:
+            continue
+        xm, xp = _errors(x, xlo, xhi)
+        ym, yp = _errors(y, ylo, yhi)
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[y],
+                mode="markers",
+                name=_name(e),
+                marker={
+                    "size": 20,
+                    "color": style.generator_colour(i),
+                    "line": {"width": 1.5, "color": "#000000"},
+                    "symbol": "circle" if epsilon_of(e.card, e.view) is None else "diamond",
+                },
+                error_x={"type": "data", "array": [xp], "arrayminus": [xm], "thickness": 2.5},
+                error_y={"type": "data", "array": [yp], "arrayminus": [ym], "thickness": 2.5},
+                hovertemplate=f"{e.ident}<br>TSTR %{{x:.3f}}<br>worst AUC %{{y:.3f}}<extra></extra>",
+            )
+        )
+    chance_x = chance_accuracy(entries[0].card) if entries else None
+    fig.add_hline(
+        y=0.5,
+        line={"dash": "dot", "color": style.GREY, "width": 2},
+        annotation_text="AUC chance 0.5",
+        annotation_position="bottom left",
+        annotation_font_size=style.SMALL_FONT_SIZE,
+    )
+    if chance_x is not None:
+        fig.add_vline(
+            x=chance_x,
+            line={"dash": "dot", "color": style.GREY, "width": 2},
+            annotation_text=f"accuracy chance {chance_x:.2f}",
+            annotation_position="top right",
+            annotation_font_size=style.SMALL_FONT_SIZE,
+        )
+    return _layout(
+        fig,
+        "Utility and privacy risk on shared axes: lower right is better",
+        height=520,
+        xaxis={"title": "utility: TSTR balanced accuracy", "range": [0, 1.02]},
+        yaxis={"title": "privacy risk: worst attack AUC", "range": [0.4, 1.02]},
+        legend={"orientation": "h", "y": -0.2, "font": {"size": style.SMALL_FONT_SIZE}},
+    )
+
+
+def umap_compare_figure(entries: Sequence[Compared], max_points: int = 1500) -> go.Figure:
+    """One UMAP (the axes the reports share): real VUs as density contour lines (counts only), each
+    generator's synthetic VUs as translucent dots in its colour, thinned evenly to ``max_points``."""
+    fig = go.Figure()
+    real = entries[0].view.array("umap/real") if entries and entries[0].view is not None else None
+    for i, e in enumerate(entries):
+        xy = None if e.view is None else e.view.array("umap/synthetic")
+        if xy is None or len(xy) == 0:
+            continue
+        xy = np.asarray(xy)
+        rows = np.linspace(0, len(xy) - 1, min(max_points, len(xy))).astype(int)
+        fig.add_trace(
+            go.Scatter(
+                x=xy[rows, 0],
+                y=xy[rows, 1],
+                mode="markers",
+                name=_name(e),
+                marker={"size": 6, "color": style.generator_colour(i), "opacity": 0.45},
+                hoverinfo="skip",
+            )
+        )
+    if real is not None and len(real):
+        gx, gy, z = density_grid(np.asarray(real))
+        fig.add_trace(
+            go.Contour(
+                x=gx,
+                y=gy,
+                z=z,
+                name="real VUs (density)",
+                showscale=False,
+                showlegend=True,
+                hoverinfo="skip",
+                colorscale=[[0, style.OKABE_ITO["black"]], [1, style.OKABE_ITO["black"]]],
+                contours={
+                    "coloring": "lines",
+                    "start": 3,
+                    "end": float(max(z.max(), 4)),
+                    "size": max(1.0, float(z.max() - 3) / 5),
+                },
+                line={"width": 2},
+            )
+        )
+    return _layout(
+        fig,
+        "UMAP: every generator's synthetic VUs over the real ones",
+        height=560,
+        xaxis={"title": "UMAP 1", "showticklabels": False},
+        yaxis={"title": "UMAP 2", "showticklabels": False},
+        legend={"orientation": "h", "y": -0.12, "font": {"size": style.SMALL_FONT_SIZE}},
+    )

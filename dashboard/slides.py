@@ -1,0 +1,216 @@
+"""A slide deck of one or more generators: one self-contained HTML file built on reveal.js (no streamlit).
+
+One message per slide: what was trained, is it useful, does it leak, the trade-off. reveal.js
+(``dashboard/vendor/revealjs``, MIT) and plotly.js are inlined, so the deck opens offline and makes no
+network request. Every number is the report's, written with ``data-model``/``data-key`` attributes
+naming the generator and the report scalar it shows (tests read them back).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dashboard import style
+from dashboard.compare import Compared, chance_accuracy, distinct_ids, generator_label, worst_auc_key
+from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
+from dashboard.summary import epsilon_text, verdict, with_ci
+
+VENDOR = Path(__file__).resolve().parent / "vendor" / "revealjs"
+SLIDE_W, SLIDE_H = 1280, 720
+
+DECK_STYLE = f"""
+.reveal {{ font-family: {style.FONT_FAMILY}; font-size: 30px; color: #111; }}
+.reveal h1, .reveal h2 {{ font-family: {style.FONT_FAMILY}; text-transform: none; color: #111; font-weight: 700; }}
+.reveal h1 {{ font-size: 56px; }} .reveal h2 {{ font-size: 42px; margin-bottom: 16px; }}
+.reveal table {{ border-collapse: collapse; font-size: 24px; margin: 8px auto; }}
+.reveal th, .reveal td {{ border-bottom: 1px solid #999; padding: 6px 12px; text-align: right; white-space: nowrap; }}
+.reveal th:first-child, .reveal td:first-child {{ text-align: left; }}
+.reveal .lead {{ font-size: 28px; margin: 6px 0 12px; }}
+.reveal .note {{ font-size: 20px; color: #333; }}
+.reveal .badge {{ padding: 2px 10px; border-radius: 6px; font-weight: 700; }}
+.reveal .slides section {{ text-align: left; }}
+.reveal td.why {{ text-align: left; white-space: normal; font-size: 20px; color: #333; }}
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _num(e: Compared, key: str) -> str:
+    """A report scalar with its 95 % CI, tagged with the generator and key it comes from."""
+    if e.view is None:
+        return "—"
+    v = e.view.scalar(key)
+    if v is None:
+        return f"<span class='note'>{_esc(with_ci(e.view, key))}</span>"
+    lo, hi = e.view.scalar(key + "_ci_low"), e.view.scalar(key + "_ci_high")
+    ci = f" <span class='note'>[{lo:.3f}, {hi:.3f}]</span>" if lo is not None and hi is not None else ""
+    return f"<span class='num' data-model='{_esc(e.ident)}' data-key='{_esc(key)}'>{v:.3f}</span>{ci}"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    h = "".join(f"<th>{_esc(c)}</th>" for c in head)
+    b = "".join(
+        "<tr>" + "".join(f"<td{' class=why' if h == 'why' else ''}>{c}</td>" for h, c in zip(head, r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{h}</tr>{b}</table>"
+
+
+def _badge(level: str) -> str:
+    bg = style.VERDICT_COLOURS.get(level, style.GREY)
+    return (
+        f"<span class='badge' style='background:{bg};color:{style.text_colour_on(bg)}'>"
+        f"{_esc(level.replace('_', ' '))}</span>"
+    )
+
+
+class _Figures:
+    """Figure HTML at slide size; plotly.js inlined with the first figure only."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, fig: Any, height: int = 430) -> str:
+        fig.update_layout(width=SLIDE_W - 120, height=height, autosize=False, title=None, margin={"t": 20})
+        out = fig.to_html(
+            full_html=False,
+            include_plotlyjs=self.count == 0,
+            config={**style.plot_config("synthvu-slide"), "responsive": False},
+        )
+        self.count += 1
+        return out
+
+
+def _trained(entries: Sequence[Compared]) -> str:
+    rows = []
+    for e in entries:
+        c = e.card
+        tr, ds = c.get("training") or {}, c.get("dataset") or {}
+        recipe = ds.get("recipe") or {}
+        data = "phantom " + str(recipe.get("name", "")) if recipe else "real NIfTI data"
+        rows.append(
+            [
+                _esc(generator_label(e.ident, e.source)),
+                _esc((c.get("architecture") or {}).get("name", "—")),
+                _esc(f"{c.get('scheme', '—')}: {', '.join(e.classes)}"),
+                _esc(data.strip()),
+                _esc(f"{tr.get('epochs', '—')} epochs"),
+                _esc(epsilon_text(c, e.view)),
+            ]
+        )
+    return (
+        "<section><h2>What was trained</h2><p class='lead'>"
+        f"{len(entries)} conditional generator{'s' if len(entries) != 1 else ''} of spine MRI vertebral units</p>"
+        + _table(["generator", "model", "positions", "data", "training", "differential privacy"], rows)
+        + "</section>"
+    )
+
+
+def _useful(entries: Sequence[Compared], fig: _Figures) -> str:
+    chance = chance_accuracy(entries[0].card) if entries else None
+    rows = [
+        [
+            _esc(generator_label(e.ident, e.source)),
+            _num(e, "utility.tstr.balanced_accuracy"),
+            _num(e, "utility.trtr.balanced_accuracy"),
+            _num(e, "utility.tstr_over_trtr"),
+        ]
+        for e in entries
+    ]
+    lead = (
+        "A position classifier trained on synthetic VUs, tested on real patients (TSTR), against one trained "
+        f"on real VUs (TRTR); guessing scores {chance:.2f}."
+        if chance
+        else ""
+    )
+    return (
+        "<section><h2>Is it useful?</h2>"
+        f"<p class='lead'>{_esc(lead)}</p>"
+        + _table(["generator", "TSTR [95% CI]", "TRTR [95% CI]", "TSTR / TRTR"], rows)
+        + fig(measure_figure(entries, "tstr"), height=330)
+        + "</section>"
+    )
+
+
+def _leaks(entries: Sequence[Compared]) -> str:
+    rows = []
+    for e in entries:
+        v = verdict(e.view, e.card)
+        first = v.text.split(". ")[0].split(" (")[0].rstrip(".") + "."  # its first clause; details on Privacy
+        rows.append(
+            [
+                _esc(generator_label(e.ident, e.source)),
+                _num(e, worst_auc_key(e.view)) if e.view is not None else "—",
+                _num(e, "privacy.worst.tpr_at_1pct_fpr"),
+                _badge(v.level),
+                _esc(first),
+            ]
+        )
+    return (
+        "<section><h2>Does it leak?</h2>"
+        "<p class='lead'>The strongest counted membership attack on the released samples: AUC 0.5 and "
+        "TPR 0.01 at 1% FPR are chance.</p>"
+        + _table(["generator", "worst AUC [95% CI]", "TPR @ 1% FPR", "verdict", "why"], rows)
+        + "</section>"
+    )
+
+
+def _tradeoff(entries: Sequence[Compared], fig: _Figures) -> str:
+    return (
+        "<section><h2>The trade-off</h2>"
+        "<p class='lead'>Utility against privacy risk, each with its 95% CI: lower right is better.</p>"
+        + fig(tradeoff_compare_figure(entries), height=540)
+        + "</section>"
+    )
+
+
+def deck_html(entries: Sequence[Compared], title: str = "synthvu: synthetic spine MRI") -> str:
+    """The deck of ``entries`` (one or more generators) as one self-contained HTML document."""
+    fig = _Figures()
+    made = datetime.now(UTC).strftime("%Y-%m-%d")
+    names = ", ".join(generator_label(e.ident, e.source) for e in entries)
+    cover = (
+        f"<section><h1>{_esc(title)}</h1><p class='lead'>{_esc(names)}</p>"
+        f"<p class='note'>Numbers from each generator's saved evaluation report · deck made {made}</p></section>"
+    )
+    slides = [cover, _trained(entries), _useful(entries, fig), _leaks(entries), _tradeoff(entries, fig)]
+    js = (VENDOR / "reveal.js").read_text(encoding="utf-8")
+    css = (VENDOR / "reveal.css").read_text(encoding="utf-8")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_esc(title)}</title><style>{css}</style><style>{DECK_STYLE}</style></head><body>"
+        f"<div class='reveal'><div class='slides'>{''.join(slides)}</div></div>"
+        f"<script>{js}</script>"
+        f"<script>Reveal.initialize({{hash: true, width: {SLIDE_W}, height: {SLIDE_H}, margin: 0.03, "
+        "center: false, transition: 'none'});</script></body></html>"
+    )
+
+
+def entries_from_folders(folders: Sequence[str | Path]) -> list[Compared]:
+    """Generators (folders) with their cards and saved reports, ids told apart by their folders.
+
+    Raises ``ReportError`` where a folder has no report yet (a deck shows measured numbers only).
+    """
+    from dashboard.summary import view_of
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.models.registry import load_card
+
+    cards = [load_card(f) for f in folders]
+    ids = distinct_ids([(str(c.get("name") or Path(f).name), Path(f).resolve()) for c, f in zip(cards, folders)])
+    out = []
+    for ident, card, folder in zip(ids, cards, folders):
+        rep = load_report(folder, expected_fingerprint=(card.get("dataset") or {}).get("fingerprint"))
+        if rep is None:
+            raise ReportError(
+                f"{Path(folder) / 'report'}: no report yet; run `python -m synthvu_core evaluate "
+                f"{folder}` before making slides"
+            )
+        out.append(Compared(ident=ident, path=Path(folder), card=card, view=view_of(rep)))
+    return out
