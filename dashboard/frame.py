@@ -243,6 +243,7 @@ def sidebar() -> Selection | None:
         st.markdown("### Generator")
         if gens:
             options = list(by_path)
+            labels = generator_labels(gens)
             if st.session_state[SELECTED] not in by_path:
                 st.session_state[SELECTED] = options[0]
             st.selectbox(
@@ -250,7 +251,7 @@ def sidebar() -> Selection | None:
                 options,
                 key=SELECTED,
                 label_visibility="collapsed",
-                format_func=lambda p: f"{by_path[p].name}" + ("" if by_path[p].source == "shipped" else " (yours)"),
+                format_func=lambda p: labels[p],
             )
         else:
             st.session_state[SELECTED] = None
@@ -270,6 +271,14 @@ def sidebar() -> Selection | None:
     if chosen is not None and st.query_params.get("model") != chosen.name:
         st.query_params["model"] = chosen.name  # the link names the generator shown
     return selection()
+
+
+def generator_labels(gens: Sequence[GeneratorInfo]) -> dict[str, str]:
+    """Picker text per generator folder: its name, with enough of its folder to tell two of one name apart."""
+    from dashboard.compare import distinct_ids, generator_label
+
+    ids = distinct_ids([(g.name, g.path) for g in gens])
+    return {str(g.path): generator_label(i, g.source) for g, i in zip(gens, ids)}
 
 
 # ---- the view in the URL ----------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Generators side by side: told apart by their folders, one table of headline numbers with chance,
+one UMAP only where the reports share its axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dashboard.compare import Compared, distinct_ids, generator_label, headline_columns, shared_umap_problem
+from dashboard.summary import ReportView
+
+CARD = {"classes": ["C", "T", "L"], "dp": None}
+
+
+def _view(real: np.ndarray, tstr: float = 0.8) -> ReportView:
+    return ReportView(
+        scalars={
+            "utility.tstr.balanced_accuracy": tstr,
+            "utility.tstr.balanced_accuracy_ci_low": tstr - 0.05,
+            "utility.tstr.balanced_accuracy_ci_high": tstr + 0.05,
+            "privacy.worst.auc": 0.55,
+        },
+        arrays={"umap/real": real},
+    )
+
+
+def test_two_generators_of_one_name_are_told_apart_by_their_folders() -> None:
+    ids = distinct_ids(
+        [
+            ("acgan-phantom", Path("/srv/app/models/acgan-phantom")),
+            ("acgan-phantom", Path("/home/me/runs/acgan-phantom")),
+            ("acgan-dp-e3", Path("/srv/app/models/acgan-dp-e3")),
+        ]
+    )
+    assert ids == ["models/acgan-phantom", "runs/acgan-phantom", "acgan-dp-e3"]
+    deeper = distinct_ids([("g", Path("/a/x/run/g")), ("g", Path("/b/y/run/g"))])
+    assert deeper == ["x/run/g", "y/run/g"] and not any(i.startswith("/") for i in deeper)
+    assert generator_label("runs/acgan-phantom", "user") == "runs/acgan-phantom (yours)"
+
+
+def test_headline_table_has_one_column_per_generator_and_chance() -> None:
+    real = np.zeros((10, 2))
+    entries = [
+        Compared("a", Path("a"), CARD, _view(real, 0.9)),
+        Compared("b", Path("b"), {**CARD, "dp": {"epsilon": 3.0}}, _view(real, 0.7)),
+    ]
+    rows = {r["measure"]: r for r in headline_columns(entries)}
+    assert rows["TSTR [95% CI]"]["a"] == "0.900 [0.850, 0.950]" and rows["TSTR [95% CI]"]["b"].startswith("0.700")
+    assert rows["chance"]["a"] == "0.333" and rows["DP ε"]["a"] == "no DP" and rows["DP ε"]["b"] == "3.00"
+
+
+def test_one_umap_only_where_the_reports_share_its_axes() -> None:
+    real = np.random.default_rng(0).normal(size=(50, 2))
+    same = [Compared("a", Path("a"), CARD, _view(real)), Compared("b", Path("b"), CARD, _view(real.copy()))]
+    assert shared_umap_problem(same) is None
+    other = [same[0], Compared("c", Path("c"), CARD, _view(real + 1.0))]
+    assert "fitted on different real VUs" in shared_umap_problem(other)
+    assert "no UMAP" in shared_umap_problem([same[0], Compared("d", Path("d"), CARD, None)])

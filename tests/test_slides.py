@@ -1,0 +1,88 @@
+"""The slide deck: ``report slides MODEL… --out deck.html`` writes a reveal.js deck whose every number is
+its report's, that opens in Chromium without one network request."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from synthvu_core.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["acgan-dp-e3", "acgan-nodp-ft"]
+CHROMIUM = Path("/usr/bin/chromium")
+NUMBER = re.compile(r"<span class='num' data-model='([^']+)' data-key='([^']+)'>([^<]+)</span>")
+
+
+@pytest.fixture(scope="module")
+def deck(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not all((ROOT / "models" / m / "report" / "report.json").exists() for m in MODELS):
+        pytest.skip("shipped reports absent")
+    out = tmp_path_factory.mktemp("deck") / "deck.html"
+    assert main(["report", "slides", *(str(ROOT / "models" / m) for m in MODELS), "--out", str(out)]) == 0
+    return out
+
+
+def test_every_number_in_the_deck_is_its_reports(deck: Path) -> None:
+    found = NUMBER.findall(deck.read_text(encoding="utf-8"))
+    assert len(found) >= 4 * len(MODELS), found
+    scalars = {m: json.loads((ROOT / "models" / m / "report" / "report.json").read_text())["scalars"] for m in MODELS}
+    for model, key, text in found:
+        assert float(text) == pytest.approx(scalars[model][key], abs=5e-4), (model, key, text)
+    shown = {(m, k) for m, k, _ in found}
+    for m in MODELS:
+        for key in ("utility.tstr.balanced_accuracy", "utility.trtr.balanced_accuracy", "utility.tstr_over_trtr"):
+            assert (m, key) in shown, f"{m}: {key} missing from the deck"
+        worst = [k for mm, k in shown if mm == m and k.startswith("privacy.") and k.endswith(".auc")]
+        assert worst and scalars[m][worst[0]] == pytest.approx(scalars[m]["privacy.worst.auc"]), worst
+
+
+def test_deck_has_one_message_per_slide(deck: Path) -> None:
+    text = deck.read_text(encoding="utf-8")
+    titles = re.findall(r"<section><h[12]>([^<]+)</h[12]>", text)
+    assert titles[1:] == ["What was trained", "Is it useful?", "Does it leak?", "The trade-off"], titles
+    external = re.search(r"<script[^>]*\ssrc=|<link[\s>]|<img[^>]*\ssrc=[\"']?https?:", text)
+    assert external is None, external.group(0)  # plotly.js and reveal.js inline, no file fetched
+
+
+def test_slides_refuse_a_wrong_output_and_a_generator_without_report(tmp_path: Path, capsys) -> None:
+    assert main(["report", "slides", str(ROOT / "models" / MODELS[0]), "--out", str(tmp_path / "deck.pdf")]) == 2
+    assert "deck.pdf: unknown slide deck format" in capsys.readouterr().err
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "card.json").write_text((ROOT / "models" / MODELS[0] / "card.json").read_text())
+    (bare / "generator.safetensors").write_bytes((ROOT / "models" / MODELS[0] / "generator.safetensors").read_bytes())
+    assert main(["report", "slides", str(bare), "--out", str(tmp_path / "deck.html")]) == 2
+    assert "no report yet" in capsys.readouterr().err and not (tmp_path / "deck.html").exists()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
+def test_deck_opens_offline_in_chromium(deck: Path, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    outside: list[str] = []
+
+    def route(r) -> None:  # noqa: ANN001 - playwright Route
+        url = r.request.url
+        if url.startswith(("file:", "data:", "blob:")):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.route("**/*", route)
+        page.goto(deck.as_uri())
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30000)
+        assert page.evaluate("Reveal.getTotalSlides()") == 5
+        assert page.locator(".js-plotly-plot").count() == 2
+        page.goto(deck.as_uri() + "#/2")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(tmp_path / "slide2.png"))
+        browser.close()
+    assert outside == [], f"the deck asked the network for {outside}"
