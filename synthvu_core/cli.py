@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation_commands.register(sub)
 
     serve = sub.add_parser("serve", help="start the dashboard (streamlit run app.py, with the app's settings)")
-    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
     serve.add_argument(
         "--address",
         default=None,

@@ -67,7 +67,9 @@ def test_prior_and_positions(region_gen, level_gen):
     prior = sample(region_gen, 400, seed=0)
     assert set(prior.positions) == {"T", "L"}
     assert abs(np.mean(prior.labels == 1) - region_gen.card["class_prior"][1]) < 0.1
-    assert set(sample(region_gen, 20, position="L4/L5").positions) == {"L"}  # VU name -> its region
+    with pytest.raises(SelectionError, match="'L4/L5' is a level, but this generator makes regions"):
+        sample(region_gen, 20, position="L4/L5")  # never region L returned silently for a level
+    assert set(sample(region_gen, 20, position="L").positions) == {"L"}
     assert set(sample(level_gen, 20, position="L4/L5").positions) == {"L4/L5"}
     assert set(sample(level_gen, 50, position="L").positions) <= {"L1/L2", "L4/L5"}  # region -> its levels
     with pytest.raises(SelectionError, match="C3/C4"):

@@ -59,11 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
 
     ph = sub.add_parser("phantom", help="write a procedural spine phantom cohort as NIfTI (image + VerSe label map)")
-    ph.add_argument("--patients", type=int, required=True, metavar="N")
-    ph.add_argument("--out", required=True, metavar="DIR")
-    ph.add_argument("--seed", type=int, default=0)
-    ph.add_argument("--contrast", choices=("T1", "T2"), default="T2")
-    ph.add_argument("--workers", type=int, default=None)
+    ph.add_argument("--patients", type=int, required=True, metavar="N", help="how many phantom patients to write")
+    ph.add_argument("--out", required=True, metavar="DIR", help="folder for the NIfTI images and label maps")
+    ph.add_argument("--seed", type=int, default=0, help="seed of the cohort: same seed, same volumes (default 0)")
+    ph.add_argument("--contrast", choices=("T1", "T2"), default="T2", help="MRI weighting to imitate (default T2)")
+    ph.add_argument(
+        "--workers", type=int, default=None, help="processes writing volumes in parallel (default: the CPU count)"
+    )
     ph.add_argument("--force", action="store_true",
                     help="write into --out even where it holds files that are not a phantom cohort")
     ph.set_defaults(func=_phantom)

@@ -19,7 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="evaluate a generator: utility, fidelity, UMAP, privacy attacks; writes MODEL/report/"
     )
     ev.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
-    ev.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the demo dataset named by the card)")
+    ev.add_argument(
+        "--dataset",
+        metavar="DIR",
+        help="VU dataset folder (default: the dataset the card remembers: its folder, or its phantom recipe "
+        "rebuilt; a generator trained on your own data whose folder moved needs this)",
+    )
     ev.add_argument("--n-synthetic", type=int, default=5000, metavar="N", help="synthetic VUs to sample (default 5000)")
     ev.add_argument(
         "--controls",

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     t.add_argument("--scheme", choices=["region", "level"], default="region", help="conditioning scheme")
     t.add_argument("--epochs", type=float, default=None, help="epochs over the train split (default 25)")
     t.add_argument("--steps", type=int, default=None, help="total steps (wins over --epochs)")
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--batch-size", type=int, default=32, help="real VUs per training step (default 32)")
     t.add_argument(
         "--lr", type=float, default=None, help="Adam learning rate, both networks (default: the architecture's)"
     )
@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         default=None,
         help="which VUs train D's class head: real only (default's) or real and generated (pgan)",
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--seed", type=int, default=0, help="seed of weights, batches and noise: same seed, same generator (default 0)"
+    )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
     t.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
@@ -84,7 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     dp.add_argument(
         "--vus-per-patient", type=int, default=None, help="at most this many VUs of a sampled patient per step"
     )
-    dp.add_argument("--accountant", choices=["rdp", "prv"], default="rdp")
+    dp.add_argument(
+        "--accountant", choices=["rdp", "prv"], default="rdp", help="Opacus privacy accountant for ε (default rdp)"
+    )
     dp.add_argument(
         "--private-runs",
         type=int,
@@ -137,12 +141,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     s = sub.add_parser("sample", help="sample synthetic VUs from a generator and export them")
     s.add_argument("model", help="generator folder or registered name")
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
-    s.add_argument("--n", type=int, default=100)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=int, default=100, help="how many VUs to sample (default 100)")
+    s.add_argument("--seed", type=int, default=0, help="seed of positions and noise: same seed, same VUs (default 0)")
     s.add_argument(
         "--batch-size", type=int, default=256, help="VUs per forward pass; memory grows with it (default 256)"
     )
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     s.add_argument(
         "--guidance",
         type=float,
@@ -159,12 +163,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     m = sub.add_parser("models", help="list or show generators")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ml = msub.add_parser("list", help="shipped generators and those in $SYNTHVU_MODELS")
-    ml.add_argument("--json", action="store_true")
+    ml.add_argument("--json", action="store_true", help="print the list as JSON")
     ml.add_argument("--dir", action="append", default=None, help="another folder of generators (repeatable)")
     ml.set_defaults(func=_models_list)
     ms = msub.add_parser("show", help="a generator's card")
     ms.add_argument("model", help="generator folder or registered name")
-    ms.add_argument("--json", action="store_true")
+    ms.add_argument("--json", action="store_true", help="print the card as JSON")
     ms.set_defaults(func=_models_show)
     mc = msub.add_parser(
         "card", help="write a generator's human-readable model card (README.md) from card.json and its report"

@@ -53,8 +53,12 @@ def position_weights(card: dict[str, Any], position: str | None) -> np.ndarray:
     pos = str(position).strip()
     wanted = pos.upper()
     scheme = card["scheme"]
-    if "/" in wanted and scheme == "region":
-        wanted = levels.region(wanted)
+    if "/" in wanted and scheme == "region":  # a level asked of a region generator: never answered silently
+        region = levels.region(wanted)
+        raise SelectionError(
+            f"position {pos!r} is a level, but this generator makes regions ({', '.join(classes)}) and cannot "
+            f"place a VU at one level: ask for position {region!r} for VUs from anywhere in that region"
+        )
     lookup = {c.upper(): i for i, c in enumerate(classes)}
     w = np.zeros(len(classes))
     if wanted in lookup:
