@@ -165,20 +165,39 @@ def _evaluation_section(report: Any) -> list[str]:
         f"{_num(scalars.get('privacy.worst.tpr_at_1pct_fpr'))}."
     )
     for name, ctl in sorted(getattr(report, "controls", {}).items()):
-        out.append(f"Control *{name}*: strongest attack AUC {_num(ctl.scalars.get('privacy.worst.auc'))}.")
+        out.append(_control_line(name, ctl.scalars))
     return out + [""]
+
+
+def _control_line(name: str, scalars: Mapping[str, float | None]) -> str:
+    """A control's highest attack AUC, naming the attack and space (controls record no ``privacy.worst``)."""
+    aucs = {
+        k: float(v)
+        for k, v in scalars.items()
+        if k.startswith("privacy.") and k.endswith(".auc") and not k.startswith("privacy.worst.") and v is not None
+    }
+    if not aucs:
+        return f"Control *{name}*: no attack measured."
+    key = max(aucs, key=lambda k: aucs[k])
+    attack, space = key.split(".")[1:3]
+    return f"Control *{name}*: highest attack AUC {_num(aucs[key])} ({attack} attack, {space} space)."
 
 
 def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
     private = bool(card.get("dp"))
+    phantom = bool((card.get("dataset") or {}).get("recipe"))
+    data_limit = (
+        "- A phantom-trained generator says nothing about real anatomy or pathology."
+        if phantom
+        else "- Trained on real scans from one cohort: it may not transfer to another scanner, protocol or population."
+    )
     return [
         "## Limitations",
         "",
         "- Membership-inference AUCs are measured against the attacks listed, not against every possible attack;"
         + (" the (epsilon, delta) bound holds for any attack." if private else " without DP there is no bound."),
         "- The utility classifier predicts the VU's position only; other downstream tasks are not measured.",
-        "- A phantom-trained generator says nothing about real anatomy or pathology; a generator trained on one "
-        "scanner or cohort may not transfer to another.",
+        data_limit,
         "- Not for diagnosis or any clinical decision.",
         "",
         "## Sharing",
@@ -221,7 +240,8 @@ def render(folder: str | Path) -> str:
         "",
         "Synthetic VUs for method development, teaching and sharing where the real scans cannot be shared: "
         "pre-training or augmenting VU-position classifiers, testing pipelines, and demonstrating privacy "
-        "evaluation. Sample with `python -m synthvu_core sample MODEL --position L4/L5 --n 100 --out vus.npz`.",
+        f"evaluation. Sample with `python -m synthvu_core sample MODEL --position {card['classes'][-1]} --n 100 "
+        "--out vus.npz`.",
         "",
     ]
     training = [

@@ -86,3 +86,22 @@ def test_shipped_generators_ship_their_cards() -> None:
         readme = g.path / modelcard.README_FILE
         assert readme.is_file(), f"{g.name}: no README.md (python -m synthvu_core models card --all)"
         assert readme.read_text() == modelcard.render(g.path), f"{g.name}: README.md is stale (models card --all)"
+
+
+def test_card_words_follow_the_data_and_name_the_controls_numbers() -> None:
+    """A real-data card never calls its generator phantom-trained; controls with numbers are never 'not measured';
+    the sampling example asks for a position the generator has."""
+    from synthvu_core import modelcard
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    real, phantom = root / "acgan-spine-mri", root / "acgan-phantom"
+    if not (real / "report" / "controls").is_dir() or not phantom.is_dir():
+        pytest.skip("shipped generators absent")
+    text = modelcard.render(real)
+    assert "phantom-trained" not in text and "Trained on real scans" in text
+    controls = [line for line in text.splitlines() if line.startswith("Control *")]
+    assert len(controls) == 4 and not any("not measured" in line for line in controls), controls
+    assert "Control *independent*: highest attack AUC 0.575 (distribution attack, pixel space)." in controls
+    card = json.loads((real / "card.json").read_text())
+    assert f"--position {card['classes'][-1]} " in text
+    assert "phantom-trained generator says nothing about real anatomy" in modelcard.render(phantom)
