@@ -370,6 +370,7 @@ def evaluate_generator(  # ~80 lines: resolve the dataset, sample, record the we
         "dp_unit": (dp.get("unit") or "vu") if dp else None,  # cards before patient-level DP protected a VU
         "dp_n_patients": dp.get("n_patients"),
         "dp_private_runs": dp.get("private_runs"),
+        "dp_private_module": dp.get("private_module", "discriminator") if dp else None,
         "discriminator_kept": disc is not None,
     }
     report = run_evaluation(

@@ -456,6 +456,12 @@ def _space_meta(ctx: EvaluationContext) -> dict[str, str]:
     return out
 
 
+def _private_discriminator(meta: dict[str, Any]) -> float | None:
+    """The ε covering the discriminator: the card's where DP-SGD trained the discriminator, else None."""
+    eps = meta.get("dp_epsilon")
+    return None if eps is None or meta.get("dp_private_module", "discriminator") != "discriminator" else float(eps)
+
+
 def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     """Graded positive controls and the independent control; power curves; the two verdicts."""
     from synthvu_core.evaluation.verdicts import (
@@ -475,7 +481,7 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
         "released_samples": released_samples_verdict(results, test, power)
         if test is not None
         else {"level": "unknown", "text": "Too few patients for a permutation test: no verdict."},
-        "released_discriminator": released_discriminator_verdict(results, test),
+        "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
     }
     counted = part.meta["verdicts"]["released_samples"].get("counted", [])
     if INDEPENDENT_CONTROL in control_results:

@@ -302,9 +302,17 @@ def _samples_text(out: dict[str, Any], significant: list[dict[str, Any]], descri
     return f"No attack with power tells members from non-members in the released samples ({numbers})." + power_note
 
 
-def released_discriminator_verdict(results: dict[str, AttackResult], test: PermutationTest | None) -> dict[str, Any]:
-    """Verdict (b): the white-box discriminator attack alone; always "keep D private"."""
-    keep = "Keep the discriminator private: a released non-private discriminator is itself a leak."
+def released_discriminator_verdict(
+    results: dict[str, AttackResult], test: PermutationTest | None, dp_epsilon: float | None = None
+) -> dict[str, Any]:
+    """Verdict (b): the white-box discriminator attack alone. ``dp_epsilon``: the ε of a discriminator trained
+    with DP (None: trained without), whose release the generator's bound covers; any other is "keep D private"."""
+    keep = (
+        "Keep the discriminator private: a released non-private discriminator is itself a leak."
+        if dp_epsilon is None
+        else f"The discriminator was trained with differential privacy (ε = {dp_epsilon:.2f}): releasing it is "
+        "covered by the same bound as the generator; these numbers are evidence beside that bound."
+    )
     r = results.get("discriminator/pixel")
     if r is None or r.scalars.get("auc") is None:
         return {
