@@ -104,6 +104,8 @@ def test_several_folders_keep_patients_apart(cohort, tmp_path):
     )
     assert "study2_sub-00" in ds.patients() and "vols_sub-00" in ds.patients() and len(ds.patients()) == 5
     assert ds.card["ingest"]["folders"] == ["vols", "study2"]
+    # sub-00_img.nii is in both folders: two sources, each named with its folder
+    assert len(ds.card["sources"]) == 5 and {"vols/sub-00_img.nii", "study2/sub-00_img.nii"} <= set(ds.card["sources"])
 
 
 def test_missing_partner_exits_2_naming_the_file(cohort, tmp_path, capsys):

@@ -239,14 +239,21 @@ def build_dataset(
     mapping = levels.parse_mapping(mapping) if not isinstance(mapping, Mapping) else dict(mapping)
     missing: list[tuple[Path, str]] = []
     pairs: list[Pair] = []
+    folder_of: dict[tuple[str, str], str] = {}  # (patient id, image file name) -> its input folder's name
     for d in dirs:
         found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex,
                            missing=missing if skip_bad else None)
         if len(dirs) > 1:
             found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
+            folder_of.update({(p.patient_id, p.image.name): d.name for p in found})
         pairs.extend(found)
     images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad,
                                           progress=progress)
+    # the same file name in two folders is two sources: the card names each with its folder (the VU table keeps
+    # the file name, so datasets built before keep their fingerprint; the patient id already carries the folder)
+    sources = None
+    if folder_of:
+        sources = sorted({f"{folder_of[(r['patient_id'], r['source'])]}/{r['source']}" for r in rows})
     n_volumes = len(pairs) - len(skipped)
     skipped = [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped
     if not rows:
@@ -265,7 +272,7 @@ def build_dataset(
         "skipped": skipped,
         **(extra or {}),
     }
-    ds = VUDataset.from_units(images, rows, split=split, extra=card_extra)
+    ds = VUDataset.from_units(images, rows, split=split, sources=sources, extra=card_extra)
     if out is not None:
         ds.save(out)
     return ds
