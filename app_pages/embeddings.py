@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import frame, loaders
+from dashboard import frame, loaders, style
 from dashboard.figures import umap_figure
 from dashboard.images import montage
 from dashboard.summary import fmt
@@ -58,6 +58,7 @@ def render(sel: frame.Selection) -> None:
         on_select="rerun",
         selection_mode=("box", "lasso"),
         width="stretch",
+        config=style.plot_config("synthvu-umap"),
         key=frame.key_of(sel, f"umap_chart_{colour_by}"),
     )
     from dashboard.figures import selected_rows

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import frame, loaders
+from dashboard import frame, loaders, style
 from dashboard.summary import epsilon_text, shareable_card, split_text
 from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB
 
@@ -66,7 +66,7 @@ def training_section(sel: frame.Selection) -> None:
     else:
         fig = loss_figure(log)
         if fig is not None:
-            st.plotly_chart(fig, width="stretch", key=frame.key_of(sel, "loss_curves"))
+            st.plotly_chart(fig, width="stretch", config=style.plot_config(), key=frame.key_of(sel, "loss_curves"))
         else:
             st.caption(f"The training log has no loss columns (columns: {', '.join(log)}).")
         col = throughput_column(log)

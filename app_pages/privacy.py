@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import frame, loaders
+from dashboard import frame, loaders, style
 from dashboard.figures import patient_figure, power_figure, ratio_histogram, roc_figure
 from dashboard.images import montage
 from dashboard.summary import (
@@ -76,7 +76,7 @@ def render(sel: frame.Selection) -> None:
         st.dataframe(power, hide_index=True, width="stretch")
         curve = power_figure(rep)
         if curve is not None:
-            st.plotly_chart(curve, width="stretch", key="power_curve")
+            st.plotly_chart(curve, width="stretch", config=style.plot_config(), key="power_curve")
     else:
         st.caption(
             "This report has no graded controls (run `python -m synthvu_core evaluate MODEL --controls`): "
@@ -120,12 +120,12 @@ def render(sel: frame.Selection) -> None:
     c1, c2 = st.columns(2)
     roc = roc_figure(rep, space, log_fpr=log)
     if roc is not None:
-        c1.plotly_chart(roc, width="stretch", key=f"roc_{space}_{log}")
+        c1.plotly_chart(roc, width="stretch", config=style.plot_config(), key=f"roc_{space}_{log}")
     hist = None if sel.public else ratio_histogram(rep, space)  # per-candidate ratios stay on the server in public mode
     if sel.public:
         c2.caption("Public mode: only aggregate numbers; the per-candidate distance ratios are not sent.")
     elif hist is not None:
-        c2.plotly_chart(hist, width="stretch", key=f"ratio_{space}")
+        c2.plotly_chart(hist, width="stretch", config=style.plot_config(), key=f"ratio_{space}")
     else:
         c2.caption("No pairwise distance ratios in this space.")
 
@@ -137,7 +137,7 @@ def render(sel: frame.Selection) -> None:
     if pf is not None or sel.public:
         c1, c2 = st.columns([2, 1])
         if pf is not None:
-            c1.plotly_chart(pf, width="stretch", key=f"patient_{attack}_{space}")
+            c1.plotly_chart(pf, width="stretch", config=style.plot_config(), key=f"patient_{attack}_{space}")
         else:
             c1.caption("Public mode: per-patient attack scores are not sent; the patient-level numbers are aggregates.")
         c2.metric("Patient-level AUC [95% CI]", with_ci(rep, f"privacy.{attack}.{space}.patient_auc"))

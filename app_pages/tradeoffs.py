@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import frame, loaders
+from dashboard import frame, loaders, style
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
 from dashboard.summary import epsilon_of, fmt, headline, worst_attack
 from synthvu_core.errors import SynthVUError
@@ -36,7 +36,7 @@ def _frontier(rows: list[dict]) -> None:
     ds = max(set(datasets), key=datasets.count)
     mine = [r for r in rows if r["dataset"] == ds and (r["unit"] == "patient" or r["epsilon"] is None)]
     st.subheader("Privacy-utility frontier")
-    st.plotly_chart(frontier_figure(mine), width="stretch", key="frontier")
+    st.plotly_chart(frontier_figure(mine), width="stretch", config=style.plot_config(), key="frontier")
     st.dataframe(
         [
             {
@@ -76,7 +76,7 @@ def _patients_axis(rows: list[dict]) -> None:
         return
     pts = [r for r in private if round(float(r["epsilon"]), 1) in keep]
     st.subheader("How many patients do we need?")
-    st.plotly_chart(patients_figure(pts), width="stretch", key="patients")
+    st.plotly_chart(patients_figure(pts), width="stretch", config=style.plot_config(), key="patients")
     st.caption(
         "Each point is a generator fine-tuned with patient-level DP on a private phantom cohort of that many train "
         "patients, evaluated on its own cohort (same recipe, different patients). At a fixed ε the noise per step "
@@ -140,7 +140,9 @@ def render(_sel: frame.Selection | None) -> None:
         )
         c2.toggle("Show the controls", key="tradeoff_controls")
         trtrs = [r["trtr"] for r in rows if r.get("trtr") is not None]
-        st.plotly_chart(tradeoff_figure(rows, key, trtr=trtrs[0] if trtrs else None), width="stretch", key="tradeoff")
+        st.plotly_chart(tradeoff_figure(rows, key, trtr=trtrs[0] if trtrs else None),
+            width="stretch", config=style.plot_config(), key="tradeoff",
+        )
         st.dataframe(
             [
                 {

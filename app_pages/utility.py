@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import frame
+from dashboard import frame, style
 from dashboard.figures import confusion_figure, recall_figure, utility_figure
 from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, fmt, utility_rows, with_ci
 from synthvu_core.names import STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
@@ -31,7 +31,7 @@ def render(sel: frame.Selection) -> None:
     )
     cols[3].caption(with_ci(rep, "utility.tstr_over_trtr"))
     st.dataframe(utility_rows(rep), hide_index=True, width="stretch")
-    st.plotly_chart(utility_figure(rep), width="stretch", key="utility_bars")
+    st.plotly_chart(utility_figure(rep), width="stretch", config=style.plot_config(), key="utility_bars")
     missing = {k: v for k, v in rep.meta.get("missing", {}).items() if k.startswith("utility.")}
     for k, why in missing.items():
         st.caption(f"`{k}` not measured: {why}")
@@ -42,11 +42,11 @@ def render(sel: frame.Selection) -> None:
     if not figs:
         st.info("The report holds no confusion matrices.")
     for col, (s, f) in zip(st.columns(len(figs)) if figs else [], figs):
-        col.plotly_chart(f, width="stretch", key=f"confusion_{s}")
+        col.plotly_chart(f, width="stretch", config=style.plot_config(), key=f"confusion_{s}")
     rec = recall_figure(rep, sel.classes)
     if rec is not None:
         st.subheader("Recall per position")
-        st.plotly_chart(rec, width="stretch", key="recall")
+        st.plotly_chart(rec, width="stretch", config=style.plot_config(), key="recall")
     notes = {k: v for k, v in rep.meta.get("notes", {}).items() if k.startswith("utility")}
     if notes or rep.meta.get("tstr_train_size"):
         with st.expander("Notes"):

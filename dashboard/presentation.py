@@ -11,7 +11,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboard import figures
+from dashboard import figures, style
 from dashboard.summary import (
     ATTACK_NAMES,
     SPACES,
@@ -63,7 +63,7 @@ class _Figures:
     def __call__(self, fig: Any) -> str:
         if fig is None:
             return ""
-        out = fig.to_html(full_html=False, include_plotlyjs=self.count == 0, config={"displaylogo": False})
+        out = fig.to_html(full_html=False, include_plotlyjs=self.count == 0, config=style.plot_config("synthvu-report"))
         self.count += 1
         return out
 

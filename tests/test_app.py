@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "models_data")
+PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "compare", "models_data")
 FABRICATED = ("fab-region", "fab-noreport", "fab-foreign")
 REAL_CAPTION = "REAL patient VU"
 TIMEOUT = 60
@@ -105,6 +105,17 @@ def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
     names = {t.get("name", "") for spec in charts for t in spec["data"]}
     assert any(n.startswith("pairwise (AUC") for n in names), names
     assert any(d for d in at.dataframe), "attack table drawn"
+
+
+def test_compare_draws_two_generators(env: dict[str, Path]) -> None:
+    at = visit(start("fab-region"), "compare")
+    assert any("Pick 2 to 4" in i.value for i in at.info)
+    at.multiselect(key="compare").set_value(["fab-region", "fab-noreport"]).run()
+    no_exception(at, "compare")
+    # the link itself (query parameters) is checked in a real browser: tests/test_browser_compare.py
+    assert len(at.table) == 1 and len(at.get("plotly_chart")) >= 3  # TSTR and AUC bars, the trade-off
+    assert any(c.startswith("fab-region: synthetic VUs per position") for c in captions(at))
+    assert any(b.label == "Download slides (HTML)" for b in at.get("download_button"))
 
 
 def test_generator_choice_is_remembered_across_pages(env: dict[str, Path]) -> None:

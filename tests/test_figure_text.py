@@ -150,3 +150,19 @@ def test_colours_come_from_the_palette() -> None:
                 colour = (trace.get("marker") or {}).get("color")
                 if isinstance(colour, str) and colour.startswith("#"):
                     assert colour.lower() in allowed, f"{name}: {colour} is not in the palette"
+
+
+def test_every_chart_downloads_at_print_resolution() -> None:
+    """Each ``plotly_chart`` call of a page passes the project's config: the modebar camera saves a PNG at
+    3 × the on-screen size (kaleido is not installed: images are made by plotly.js in the browser)."""
+    import ast
+
+    assert style.plot_config()["toImageButtonOptions"]["scale"] >= 3
+    assert style.svg_config()["toImageButtonOptions"]["format"] == "svg"
+    bare = []
+    for page in sorted((ROOT / "app_pages").glob("*.py")):
+        for node in ast.walk(ast.parse(page.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "plotly_chart":
+                if not any(k.arg == "config" for k in node.keywords):
+                    bare.append(f"{page.name}:{node.lineno}")
+    assert bare == [], f"charts without the export config: {bare}"

@@ -1,0 +1,41 @@
+"""Compare in a real browser at 1280×720: a link naming two generators reopens that comparison, and no
+table cell is clipped. Screenshots go where ``$SYNTHVU_SCREENSHOTS`` says (else a temporary folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_browser import ARGS, CHROMIUM, _finished, _no_exception, server, shots  # noqa: F401 - fixtures
+
+PAIR = ("acgan-dp-e3", "acgan-nodp-ft")
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(not all((ROOT / "models" / m / "report").is_dir() for m in PAIR), reason="shipped reports"),
+]
+
+CLIPPED = """() => [...document.querySelectorAll('[data-testid="stTable"] td, [data-testid="stTable"] th')]
+  .filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.innerText)"""
+
+
+def test_a_link_reopens_the_comparison_unclipped(server: dict, shots: Path) -> None:  # noqa: F811
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"{server['url']}/compare?compare={PAIR[0]}&compare={PAIR[1]}", timeout=60_000)
+            _finished(page)
+            _no_exception(page, "compare")
+            tags = page.locator('[data-testid="stMultiSelect"] [data-tag]')
+            chips = [tags.nth(i).get_attribute("aria-label") for i in range(tags.count())]
+            assert chips == list(PAIR), chips
+            assert page.locator('[data-testid="stTable"]').count() == 1
+            assert page.evaluate(CLIPPED) == [], "clipped table cells"
+            assert "0.931 [0.881, 0.982]" in page.locator('[data-testid="stTable"]').inner_text()  # dp-e3's TSTR
+            page.screenshot(path=str(shots / "compare-1280x720.png"))
+        finally:
+            browser.close()
