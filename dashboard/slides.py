@@ -33,6 +33,7 @@ DECK_STYLE = f"""
 .reveal .note {{ font-size: 20px; color: #333; }}
 .reveal .badge {{ padding: 2px 10px; border-radius: 6px; font-weight: 700; }}
 .reveal .slides section {{ text-align: left; }}
+.reveal td .cell {{ white-space: normal; display: inline-block; max-width: 520px; text-align: left; }}
 .reveal td.why {{ text-align: left; white-space: normal; font-size: 20px; color: #333; }}
 """
 
@@ -88,26 +89,29 @@ class _Figures:
 
 
 def _trained(entries: Sequence[Compared]) -> str:
-    rows = []
+    """One row per property, one column per generator (four generators still fit the slide)."""
+    cols = []
     for e in entries:
         c = e.card
         tr, ds = c.get("training") or {}, c.get("dataset") or {}
         recipe = ds.get("recipe") or {}
-        data = "phantom " + str(recipe.get("name", "")) if recipe else "real NIfTI data"
-        rows.append(
-            [
-                _esc(generator_label(e.ident, e.source)),
-                _esc((c.get("architecture") or {}).get("name", "—")),
-                _esc(f"{c.get('scheme', '—')}: {', '.join(e.classes)}"),
-                _esc(data.strip()),
-                _esc(f"{tr.get('epochs', '—')} epochs"),
-                _esc(epsilon_text(c, e.view)),
-            ]
+        epochs = tr.get("epochs")
+        cols.append(
+            {
+                "model": (c.get("architecture") or {}).get("name", "—"),
+                "positions": f"{c.get('scheme', '—')}: {', '.join(e.classes)}",
+                "data": f"phantom ({recipe.get('name', '?')})" if recipe else "real NIfTI scans",
+                "training": (f"{float(epochs):.1f} epochs, " if epochs is not None else "")
+                + f"{tr.get('steps', '?')} steps",
+                "differential privacy": epsilon_text(c, e.view),
+            }
         )
+    rows = [[_esc(k), *(f"<span class='cell'>{_esc(col[k])}</span>" for col in cols)] for k in cols[0]]
+    head = ["", *(generator_label(e.ident, e.source) for e in entries)]
     return (
         "<section><h2>What was trained</h2><p class='lead'>"
         f"{len(entries)} conditional generator{'s' if len(entries) != 1 else ''} of spine MRI vertebral units</p>"
-        + _table(["generator", "model", "positions", "data", "training", "differential privacy"], rows)
+        + _table(head, rows)
         + "</section>"
     )
 

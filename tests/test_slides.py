@@ -81,8 +81,11 @@ def test_deck_opens_offline_in_chromium(deck: Path, tmp_path: Path) -> None:
         page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30000)
         assert page.evaluate("Reveal.getTotalSlides()") == 5
         assert page.locator(".js-plotly-plot").count() == 2
-        page.goto(deck.as_uri() + "#/2")
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(tmp_path / "slide2.png"))
+        for i in range(5):  # nothing runs off a 1280-px slide
+            page.evaluate(f"Reveal.slide({i})")
+            page.wait_for_timeout(200)
+            width = page.evaluate("document.querySelector('.slides section.present').scrollWidth")
+            assert width <= 1280, f"slide {i} is {width} px wide"
+        page.screenshot(path=str(tmp_path / "slide4.png"))
         browser.close()
     assert outside == [], f"the deck asked the network for {outside}"
