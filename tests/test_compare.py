@@ -28,9 +28,9 @@ def _view(real: np.ndarray, tstr: float = 0.8) -> ReportView:
 def test_two_generators_of_one_name_are_told_apart_by_their_folders() -> None:
     ids = distinct_ids(
         [
-            ("acgan-phantom", Path("/srv/app/models/acgan-phantom")),
-            ("acgan-phantom", Path("/home/me/runs/acgan-phantom")),
-            ("acgan-dp-e3", Path("/srv/app/models/acgan-dp-e3")),
+            ("acgan-phantom", Path("srv/app/models/acgan-phantom")),
+            ("acgan-phantom", Path("me/runs/acgan-phantom")),
+            ("acgan-dp-e3", Path("srv/app/models/acgan-dp-e3")),
         ]
     )
     assert ids == ["models/acgan-phantom", "runs/acgan-phantom", "acgan-dp-e3"]
