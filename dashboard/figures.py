@@ -181,11 +181,11 @@ def _point_traces(
         # real: open diamonds (an outline only) so the synthetic cloud below shows through; synthetic:
         # small translucent dots, so dense regions read as darker and real VUs stay visible over them
         marker = {
-            "size": 9 if real else 5,
+            "size": 8 if real else 6,
             "color": colour,
-            "opacity": 0.85 if real else 0.45,
+            "opacity": 0.45 if real else 0.75,
             "symbol": "diamond-open" if real else "circle",
-            "line": {"width": 1.5, "color": colour} if real else {"width": 0},
+            "line": {"width": 1, "color": colour} if real else {"width": 0},
         }
         out.append(
             (

@@ -24,7 +24,9 @@ def test_real_vus_are_drawn_over_the_synthetic_ones() -> None:
     assert kinds.index("real") > max(i for i, k in enumerate(kinds) if k == "synthetic"), kinds
     real = [t for t, s in zip(fig.data, sources, strict=True) if s.kind == "real"]
     syn = [t for t, s in zip(fig.data, sources, strict=True) if s.kind == "synthetic"]
-    assert all(t.marker.size > s.marker.size and t.marker.opacity > s.marker.opacity for t in real for s in syn)
+    # both stay visible: real VUs as translucent outlines (open diamonds), the synthetic cloud as filled dots below
+    assert all(t.marker.symbol.endswith("-open") and t.marker.opacity <= 0.5 for t in real)
+    assert all(not s.marker.symbol.endswith("-open") and s.marker.opacity > t.marker.opacity for t in real for s in syn)
     under, _ = umap_figure(_view(), ["C", "T"], real_on_top=False)
     assert [t.name for t in under.data][0].endswith("real")
 
