@@ -432,3 +432,21 @@ def test_installed_train_starts_from_the_prior_by_default(installed: Path, level
     if "--from-scratch" not in helped.stdout:
         pytest.skip("the prior as train's default start (with --from-scratch to opt out) is not in this version")
     _from_the_shipped_prior(_train(installed, level_dataset, tmp_path))
+
+
+def test_fresh_machine_install_is_documented_and_proved_by_ci() -> None:
+    """The README documents the CPU-only torch of requirements.txt's pin; requirements-dev brings a setuptools
+    that builds the wheel by itself; .ci/run installs into and tests in a venv made from the stock interpreter."""
+    pin = next(line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+               if line.startswith("torch=="))
+    readme = (ROOT / "README.md").read_text()
+    assert f"pip install {pin} --index-url https://download.pytorch.org/whl/cpu" in readme
+    dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert f"setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))}" in dev
+    build = _pyproject()["build-system"]["requires"]
+    assert f"setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))}" in build
+    ci = (ROOT / ".ci" / "run").read_text()
+    venv = re.search(r'"\$PYTHON" -m venv "([^"]+)"', ci)
+    assert venv and "--system-site-packages" not in ci
+    assert '"$py" -m pip install -q -r requirements-dev.txt' in ci and '"$py" -m pytest -q' in ci
+    assert "\npython -m pytest" not in ci  # never the interpreter that happens to be first on PATH
