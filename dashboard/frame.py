@@ -415,6 +415,8 @@ def run_page(
             raise
         _LOG.exception("page %s failed", title)  # public mode: no traceback (server paths) in the browser
         st.error("This page could not be drawn; the details are in the server log.")
+    finally:
+        loaders.release_freed_memory()  # the page's temporaries are gone: hand their pages back
 
 
 def shared_note(sel: Selection) -> None:
