@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from dashboard import loaders
-from dashboard.summary import ReportView, dataset_mismatch
+from dashboard.summary import ReportView, dataset_mismatch, public_view
 
 if TYPE_CHECKING:
     import numpy as np
@@ -385,6 +385,8 @@ def selection() -> Selection | None:
         problem = dataset_mismatch(view, info.card)  # belt and braces: the core checks this too
         if problem:
             view = None
+    if view is not None and public_mode():
+        view = public_view(view)  # what share lets leave (and real UMAP coordinates drawn as a density only)
     return Selection(info=info, card=info.card, report=view, public=public_mode(), report_problem=problem)
 
 
@@ -422,6 +424,8 @@ def run_page(
             raise
         _LOG.exception("page %s failed", title)  # public mode: no traceback (server paths) in the browser
         st.error("This page could not be drawn; the details are in the server log.")
+    finally:
+        loaders.release_freed_memory()  # the page's temporaries are gone: hand their pages back
 
 
 def shared_note(sel: Selection) -> None:

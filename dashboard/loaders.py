@@ -1,7 +1,8 @@
 """Cached loaders: the only place the dashboard touches generators, reports and datasets.
 
 * models: ``st.cache_resource`` (bounded ``max_entries``), keyed by the weight file's mtime;
-* reports, samples, exports and real VU crops: ``st.cache_data`` (bounded), keyed by file mtimes;
+* reports, samples, exports and real VU crops: ``st.cache_data`` (bounded, expiring
+  :data:`CACHE_TTL_S` after they were computed), keyed by file mtimes; freed memory is handed back after each page run;
 * the VU dataset handle (memory-mapped) is a resource; what leaves it (a few VUs) is data.
 
 torch, umap and the evaluation code are imported inside these functions only, so the first paint
@@ -30,8 +31,22 @@ if TYPE_CHECKING:
     from synthvu_core.models.acgan import Generator
     from synthvu_core.models.registry import GeneratorInfo
 
-MAX_SAMPLES = 512  # largest batch a page may request
+MAX_SAMPLES = 512  # largest batch a page may request (uint8: 19 MB at 9 x 64 x 64)
 SAMPLING_THREADS = 2
+#: Cached reports, samples and VU crops expire this long after they were computed, so that a server's
+#: memory after a burst of visits returns towards its idle figure (docs/deploy.md gives the measured numbers).
+CACHE_TTL_S = 600
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the system (glibc keeps them otherwise, and a server whose caches were
+    emptied stays at its peak resident size). Called after every page run; a no-op off glibc."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _mtime(path: Path) -> float:
@@ -71,7 +86,7 @@ def card_of(folder: str | Path) -> dict[str, Any]:
 
 
 # ---- reports ---------------------------------------------------------------------------------
-@st.cache_data(max_entries=16, show_spinner="Reading the report…")
+@st.cache_data(max_entries=16, ttl=CACHE_TTL_S, show_spinner="Reading the report…")
 def _report(model_dir: str, stamp: float, fingerprint: str | None, weights_mtime: float = 0.0) -> ReportView | None:
     from synthvu_core.evaluation.report import load_report
 
@@ -118,7 +133,7 @@ def training_stamp(model_dir: str | Path) -> float:
     return _mtime(Path(model_dir) / "training" / "log.csv") + _mtime(Path(model_dir) / "training")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=CACHE_TTL_S, show_spinner=False)
 def _training_record(model_dir: str, stamp: float) -> tuple[dict[str, np.ndarray] | None, list[tuple[int, str]]]:
     from synthvu_core.models.trainlog import montages, read_log
 
@@ -156,7 +171,7 @@ def _check_count(n: int) -> None:
         )
 
 
-@st.cache_data(max_entries=32, show_spinner=False)  # the Generate page shows its own spinner with the time
+@st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner=False)  # the Generate page shows its own spinner
 def samples(
     model_dir: str, stamp: float, n: int, position: str | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -168,7 +183,7 @@ def samples(
     return s.images, np.asarray(s.labels), list(s.classes)
 
 
-@st.cache_data(max_entries=16, show_spinner="Interpolating…")
+@st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner="Interpolating…")
 def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int, seed: int) -> np.ndarray:
     """uint8 ``[steps, C, H, W]``: a walk in latent and class space from ``start`` to ``end``."""
     from synthvu_core.models.sampling import interpolate
@@ -176,7 +191,7 @@ def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int
     return as_uint8(interpolate(_generator(model_dir, stamp), start, end, steps=steps, seed=seed).images)
 
 
-@st.cache_data(max_entries=16, show_spinner="Writing the file…")
+@st.cache_data(max_entries=4, ttl=CACHE_TTL_S, show_spinner="Writing the file…")
 def export_bytes(model_dir: str, stamp: float, n: int, position: str | None, seed: int, suffix: str) -> bytes:
     """The file ``synthvu_core.models.sampling.export`` writes for these samples, as bytes (``.zip``: the
     NIfTI and its positions CSV together)."""
@@ -230,7 +245,7 @@ def prior_rows(generator: Generator, n: int, rows: np.ndarray, seed: int) -> np.
         return generator(z[idx], labels[idx]).float().cpu().numpy()
 
 
-@st.cache_data(max_entries=16, show_spinner="Regenerating the selected synthetic VUs…")
+@st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner="Regenerating the selected synthetic VUs…")
 def synthetic_by_index(model_dir: str, stamp: float, n_synthetic: int, seed: int, rows: tuple[int, ...]) -> np.ndarray:
     """uint8 ``[len(rows), C, H, W]``: VUs ``rows`` of the report's deterministic synthetic sample
     (``n_synthetic`` VUs drawn from the prior with ``seed``)."""
@@ -288,7 +303,7 @@ def mark_dataset_loaded(card: Mapping[str, Any], folder: str | None = None) -> N
     st.session_state.setdefault("loaded_datasets", {})[_loaded_key(card, folder)] = True
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=CACHE_TTL_S, show_spinner=False)
 def real_vus(key: str, folder: str | None, rows: tuple[int, ...]) -> np.ndarray:
     """uint8 ``[len(rows), C, H, W]``: dataset rows ``rows`` (real patients' VUs)."""
     ds = _dataset(key, folder)

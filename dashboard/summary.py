@@ -383,20 +383,25 @@ def dataset_mismatch(view: ReportView, card: Mapping[str, Any] | None) -> str | 
 
 
 def shareable_card(card: Mapping[str, Any]) -> dict[str, Any]:
-    """A card fit for public mode: source file names (which often carry patient ids) become a count,
-    and the training command line and dataset path (local paths) are dropped."""
-    import copy
+    """A card fit for public mode (``synthvu_core.share.public_card``): source file names (which often
+    carry patient ids) become a count, and the training command line and dataset path are dropped."""
+    from synthvu_core.share import public_card
 
-    out = copy.deepcopy(dict(card))
-    ds = out.get("dataset")
-    if isinstance(ds, dict) and isinstance(ds.get("sources"), list):
-        ds["sources"] = f"{len(ds['sources'])} source files"
-    if isinstance(ds, dict):
-        ds.pop("path", None)  # a server path
-    tr = out.get("training")
-    if isinstance(tr, dict):
-        tr.pop("command", None)
-    return out
+    return public_card(dict(card), with_discriminator=None)
+
+
+def public_view(view: ReportView) -> ReportView:
+    """The report as public mode holds it: the arrays that ``share`` lets leave, and the real UMAP
+    coordinates that are drawn as a density only (``synthvu_core.share``); controls alike."""
+    from synthvu_core.share import PUBLIC_MODE_DENSITY, public_array
+
+    return ReportView(
+        scalars=view.scalars,
+        definitions=view.definitions,
+        meta=view.meta,
+        arrays={k: v for k, v in view.arrays.items() if public_array(k) or k in PUBLIC_MODE_DENSITY},
+        controls={name: public_view(c) for name, c in view.controls.items()},
+    )
 
 
 def split_text(split: Mapping[str, Any] | None) -> str:

@@ -1,12 +1,16 @@
-"""``share MODEL --out DIR``: write what may leave a generator folder, and nothing else.
+"""What may leave a generator folder, decided here once: ``share MODEL --out DIR``, the wheel (the build
+hook in ``setup.py``), the container image (which installs that wheel) and the dashboard's public mode
+all apply this whitelist (never a blacklist).
 
-What may leave is listed (a whitelist, never a blacklist): the generator weights, ``card.json`` with
-local paths and source file names removed, the human-readable ``README.md``, a public report
-(aggregate scalars, whitelisted meta keys, and only the aggregate or synthetic arrays named in
-:data:`PUBLIC_ARRAYS`), the training log and montages (synthetic images), and ``share.json``, which
-lists what was included and what was left out and why. A new report array or meta key is left out
-until it is added here. The discriminator is included only on request and only when it was trained
-with differential privacy (otherwise it is a membership oracle).
+What may leave: the generator weights, ``card.json`` with local paths and source file names removed, the
+human-readable ``README.md`` written from that card, a public report (aggregate scalars, whitelisted meta
+keys, and only the aggregate or synthetic arrays named in :data:`PUBLIC_ARRAYS`), the training log and
+montages (generated VUs only), and ``share.json``, which lists what was included and what was left out and
+why. A new report array or meta key is left out until it is added here. The discriminator is included
+only on request and only when it was trained with differential privacy (otherwise it is a membership
+oracle), or when the generator is one of the public priors of :data:`PUBLIC_PRIORS`.
+
+Standard library only at import: the wheel's build hook runs this module before any dependency exists.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ import copy
 import json
 import re
 import shutil
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from synthvu_core.errors import CheckpointError, SynthVUError
 
@@ -39,8 +42,43 @@ PUBLIC_META: tuple[str, ...] = (
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
     "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs",
 )
+#: Report arrays that the dashboard's public mode reads on the server but never sends: real VUs' UMAP
+#: coordinates are drawn as a binned density only (counts per cell, never a VU's position).
+PUBLIC_MODE_DENSITY: tuple[str, ...] = ("umap/real", "umap/real_labels")
 #: Scalar key prefixes that may leave (every scalar of a report is an aggregate over VUs or patients).
 PUBLIC_SCALARS: tuple[str, ...] = ("utility.", "fidelity.", "privacy.", "dp.")
+#: Generators whose discriminator may leave although trained without DP, with the dataset fingerprint
+#: they must have been trained on and why. ``acgan-phantom`` was trained only on the public phantom demo
+#: dataset (synthetic patients written by ``synthvu_core.data.phantom``, no person behind any VU), so its
+#: discriminator is a membership oracle over nobody; fine-tuning on a user's data starts from generator
+#: and discriminator together, so the installed package needs both.
+PUBLIC_PRIORS: dict[str, tuple[str, str]] = {
+    "acgan-phantom": (
+        "595b965595de2117",
+        "trained only on the public phantom demo dataset (phantom-demo-120-s0, no real patient); the starting "
+        "point of fine-tuning on a user's data needs its discriminator",
+    ),
+}
+#: Paths inside a released generator folder that may leave (each file is written by :func:`share`).
+RELEASE_FILES: tuple[str, ...] = (
+    r"generator\.safetensors",
+    r"card\.json",  # the public card (:func:`public_card`)
+    r"README\.md",  # written from the public card and public report
+    SHARE_FILE,
+    r"report/(controls/[a-z0-9_-]+/)?(report\.json|arrays\.npz)",  # the public report (:func:`_public_report`)
+    r"training/(log\.csv|montage_step\d+\.png)",  # the loss log and montages of generated VUs
+)
+#: Everything else the wheel may carry: the library, the dashboard and its settings, the package metadata.
+WHEEL_CODE: tuple[str, ...] = (
+    r"synthvu_core/([a-z_]+/)?[a-z_]+\.py",
+    r"synthvu_app/app\.py",
+    r"synthvu_app/(app_pages|dashboard)/[a-z_]+\.py",
+    r"synthvu_app/dashboard/vendor/revealjs/(reveal\.js|reveal\.css|LICENSE)",  # the slide deck's library (MIT)
+    r"synthvu_app/\.streamlit/config\.toml",
+    r"synthvu-[0-9.]+\.dist-info/(METADATA|WHEEL|entry_points\.txt|top_level\.txt|RECORD|licenses/.+)",
+)
+#: The folder of the wheel that holds the shipped generators.
+WHEEL_MODELS = "synthvu_app/models"
 ABSENT = {
     "real-derived report arrays": "real VUs' embeddings and UMAP coordinates, candidate indices and membership, "
                                   "per-candidate scores, distances and nearest neighbours, per-patient scores and "
@@ -55,20 +93,67 @@ def public_array(key: str) -> bool:
     return any(re.fullmatch(p, key) for p in PUBLIC_ARRAYS)
 
 
-def public_card(card: dict[str, Any], *, with_discriminator: bool) -> dict[str, Any]:
-    """The card as shared: source file names become a count, the command line (local paths) is dropped."""
-    out = copy.deepcopy(card)
-    ds = out.get("dataset") or {}
-    if isinstance(ds.get("sources"), list):
-        ds["sources"] = f"{len(ds['sources'])} source files"
-    (out.get("training") or {}).pop("command", None)
-    out["discriminator"] = {**(out.get("discriminator") or {}), "kept": with_discriminator}
+def public_prior(card: dict[str, Any]) -> bool:
+    """True where ``card`` is one of :data:`PUBLIC_PRIORS`, trained on the dataset the whitelist names."""
+    name, ds = card.get("name"), card.get("dataset") or {}
+    return name in PUBLIC_PRIORS and isinstance(ds, dict) and ds.get("fingerprint") == PUBLIC_PRIORS[name][0]
+
+
+def wheel_file_may_leave(path: str) -> bool:
+    """True where ``path`` (a file inside the wheel) is on the whitelist; a discriminator only for a public prior."""
+    if any(re.fullmatch(p, path) for p in WHEEL_CODE):
+        return True
+    m = re.fullmatch(re.escape(WHEEL_MODELS) + r"/([a-z0-9_-]+)/(.+)", path)
+    if m is None:
+        return False
+    name, inner = m.groups()
+    if inner == "discriminator.safetensors":
+        return name in PUBLIC_PRIORS
+    return any(re.fullmatch(p, inner) for p in RELEASE_FILES)
+
+
+def public_card(card: dict[str, Any], *, with_discriminator: bool | None) -> dict[str, Any]:
+    """The card as shared: source file names become a count, the dataset path and the command line (local
+    paths) are dropped. ``with_discriminator`` None leaves the card's discriminator entry as it is."""
+    out = copy.deepcopy(dict(card))
+    ds = out.get("dataset")
+    if isinstance(ds, dict):
+        if isinstance(ds.get("sources"), list):
+            ds["sources"] = f"{len(ds['sources'])} source files"
+        ds.pop("path", None)
+    tr = out.get("training")
+    if isinstance(tr, dict):
+        tr.pop("command", None)
+    if with_discriminator is not None:
+        out["discriminator"] = {**(out.get("discriminator") or {}), "kept": with_discriminator}
     return out
 
 
 def _discriminator_is_private(card: dict[str, Any]) -> bool:
     dp = card.get("dp") or {}
     return bool(dp) and dp.get("private_module", "discriminator") == "discriminator" and dp.get("epsilon") is not None
+
+
+def discriminator_may_leave(card: dict[str, Any]) -> bool:
+    """True where the discriminator was trained with DP or the generator is a public prior."""
+    return _discriminator_is_private(card) or public_prior(card)
+
+
+def _public_arrays(src: Path, dst: Path) -> list[str]:
+    """Copy the whitelisted arrays of ``src`` (an ``.npz``, a zip of ``KEY.npy`` members) to ``dst``
+    byte for byte; returns the keys left out."""
+    left_out: list[str] = []
+    try:
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                key = info.filename.removesuffix(".npy")
+                if public_array(key):
+                    zout.writestr(info.filename, zin.read(info))
+                else:
+                    left_out.append(key)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise SynthVUError(f"{src}: unreadable report arrays ({e})") from None
+    return left_out
 
 
 def _public_report(src: Path, dst: Path) -> list[str]:
@@ -82,11 +167,7 @@ def _public_report(src: Path, dst: Path) -> list[str]:
     out = {"scalars": scalars, "definitions": {k: v for k, v in doc["definitions"].items() if k in scalars},
            "meta": meta, "controls": controls}
     (dst / "report.json").write_text(json.dumps(out, indent=2, allow_nan=False) + "\n")
-    left_out: list[str] = []
-    with np.load(src / "arrays.npz", allow_pickle=False) as z:
-        keep = {k: z[k] for k in z.files if public_array(k)}
-        left_out = [k for k in z.files if k not in keep]
-    np.savez_compressed(dst / "arrays.npz", **keep)
+    left_out = _public_arrays(src / "arrays.npz", dst / "arrays.npz")
     for name in controls:
         left_out += _public_report(src / "controls" / name, dst / "controls" / name)
     return left_out
@@ -106,7 +187,7 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
 
     src, out = Path(model_dir), Path(out)
     card = load_card(src)
-    if with_discriminator and not _discriminator_is_private(card):
+    if with_discriminator and not discriminator_may_leave(card):
         raise CheckpointError(
             f"{src / DISCRIMINATOR_FILE}: refused: this discriminator was trained without differential "
             "privacy, and a released discriminator is a membership oracle (share without it)"
@@ -143,11 +224,12 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
     )
     if with_discriminator:
         shutil.copyfile(src / DISCRIMINATOR_FILE, dst / DISCRIMINATOR_FILE)
-        included.append(DISCRIMINATOR_FILE)
+        why = "trained with DP" if _discriminator_is_private(card) else PUBLIC_PRIORS[card["name"]][1]
+        included.append(f"{DISCRIMINATOR_FILE} ({why})")
     else:
         absent[DISCRIMINATOR_FILE] = (
             "trained without DP: a membership oracle"
-            if not _discriminator_is_private(card)
+            if not discriminator_may_leave(card)
             else "left out (add --with-discriminator: it was trained with DP)"
         )
     if (src / REPORT_DIR / "report.json").is_file():
@@ -168,3 +250,15 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         "included": included,
         "absent": absent,
     }
+
+
+def release_models(models_root: str | Path, out: str | Path) -> list[Path]:
+    """Write the shareable copy of every generator folder under ``models_root`` into ``out/NAME`` (the
+    wheel's build hook); the discriminator only for a public prior. Returns the folders written."""
+    from synthvu_core.names import CARD_FILE
+
+    written = []
+    for src in sorted(p for p in Path(models_root).iterdir() if (p / CARD_FILE).is_file()):
+        card = json.loads((src / CARD_FILE).read_text())
+        written.append(share(src, Path(out) / src.name, with_discriminator=public_prior(card)))
+    return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -253,3 +254,48 @@ def test_benchmark_case_times_diffusion_beside_both_acgans(tmp_path):
     assert first["extra"]["model"] == "random weights" and first["goal"]["met"] == (first["project"]["median"] >= 17)
     assert last["project"]["values"] == pytest.approx([5000 / v for v in first["project"]["values"]])
     assert results["cases"]["diffusion"]["status"] == "ok"
+
+
+def _tiles(png, size: int) -> list[np.ndarray]:
+    """The tiles of a training montage (1-pixel gaps, no margin)."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(png))
+    rows, cols = (img.shape[0] + 1) // (size + 1), (img.shape[1] + 1) // (size + 1)
+    step = size + 1
+    return [img[i * step : i * step + size, j * step : j * step + size] for i in range(rows) for j in range(cols)]
+
+
+def test_training_montages_hold_generated_vus_only(tmp_path):
+    """A training montage is shown and shared as synthetic: no tile is a training VU, and the autoencoder
+    phase (nothing generated yet) writes none."""
+    from synthvu_core.models.trainlog import montages
+
+    ds = planted_dataset()
+    out = tmp_path / "g"
+    cfg = small(autoencoder_steps=3, steps=6, checkpoint_every=0, montage_every=1, sampling_steps=2, name="m")
+    train_diffusion(ds, out, cfg, progress=False)
+    ae_steps = load_card(out)["training"]["autoencoder_steps"]
+    written = montages(out)
+    assert written and all(step > ae_steps for step, _ in written), [s for s, _ in written]
+    real = {ds.images[i][ds.images.shape[1] // 2].tobytes() for i in range(len(ds.images))}
+    for step, png in written:
+        tiles = _tiles(png, ds.images.shape[-1])
+        assert len(tiles) == 3 * 8
+        assert not any(t.tobytes() in real for t in tiles), f"a training VU in the montage of step {step}"
+
+
+def test_shipped_training_montages_are_from_the_generation_phase():
+    """No shipped montage dates from a diffusion generator's autoencoder phase (real VUs over reconstructions)."""
+    from synthvu_core.models.trainlog import montages
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    checked = 0
+    for card_path in sorted(root.glob("*/card.json")):
+        ae_steps = (json.loads(card_path.read_text()).get("training") or {}).get("autoencoder_steps")
+        if ae_steps is None:
+            continue
+        early = [step for step, _ in montages(card_path.parent) if step <= ae_steps]
+        assert not early, f"{card_path.parent.name}: montages of the autoencoder phase at steps {early}"
+        checked += 1
+    assert checked >= 1

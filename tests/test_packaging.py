@@ -1,10 +1,13 @@
-"""Packaging and deployment: the wheel's contents, ``serve``'s command line, and (slow) ``pip install .``
-into a fresh virtual environment, then ``synthvu --help`` and ``synthvu serve`` with the container's
-settings (Dockerfile ENV and CMD) answering on Streamlit's health endpoint.
+"""Packaging and deployment: what the wheel and the images carry (every file checked against the
+whitelist of ``synthvu_core/share.py``), ``serve``'s command line, and (slow) the wheel installed into
+a fresh virtual environment, then ``synthvu --help``, fine-tuning from the shipped prior, and ``synthvu
+serve`` with the container's settings (Dockerfile ENV and CMD) answering on Streamlit's health endpoint.
 
-The fresh environment is created with ``--system-site-packages`` so that torch and the other
-dependencies come from the running interpreter instead of a download; the install itself runs with
-``--no-build-isolation`` (setuptools from the running interpreter) so that no network is needed.
+The wheel is built by the running interpreter's setuptools (``requirements-dev.txt`` asks for one that
+builds wheels by itself) with ``--no-build-isolation``, so that no network is needed. The fresh
+environment sees the running interpreter's site-packages through a ``.pth`` file (never the base
+interpreter's, which may hold anything or nothing), so torch and the other dependencies are not
+downloaded again and the installed package is the only synthvu in it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import site
 import socket
 import subprocess
 import sys
@@ -79,13 +83,12 @@ def test_serve_passes_the_app_settings_and_public_mode(tmp_path: Path) -> None:
         serve_command(argparse.Namespace(port=8600, address=None, public=False, secrets=str(tmp_path / "none.toml")))
 
 
-def dockerfile() -> tuple[dict[str, str], list[str], str]:
-    """(ENV settings, CMD, full text) of the Dockerfile."""
-    text = (ROOT / "Dockerfile").read_text()
-    joined = text.replace("\\\n", " ")
+def dockerfile(name: str = "Dockerfile") -> tuple[dict[str, str], list[str], str]:
+    """(ENV settings of the image's stage, CMD, full text) of a Dockerfile."""
+    text = (ROOT / name).read_text()
     env: dict[str, str] = {}
     cmd: list[str] = []
-    for line in joined.splitlines():
+    for line in docker_stages(name)[-1]:
         if line.startswith("ENV "):
             for pair in line[4:].split():
                 key, _, value = pair.partition("=")
@@ -95,14 +98,78 @@ def dockerfile() -> tuple[dict[str, str], list[str], str]:
     return env, cmd, text
 
 
+def docker_stages(name: str = "Dockerfile") -> list[list[str]]:
+    """The instructions of a Dockerfile (continuations joined, comments dropped), one list per ``FROM`` stage."""
+    joined = (ROOT / name).read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def docker_copies(stage: list[str]) -> list[tuple[str | None, list[str]]]:
+    """(``--from`` stage or None, sources) of every COPY or ADD of a stage."""
+    out = []
+    for line in stage:
+        if line.startswith(("COPY ", "ADD ")):
+            words = line.split()[1:]
+            origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+            paths = [w for w in words if not w.startswith("--")]
+            out.append((origin, paths[:-1] if not line.startswith("ADD") else ["ADD"]))
+    return out
+
+
+def wheel_build_inputs() -> set[str]:
+    """What the wheel is built from: pyproject, its readme, setup.py (whose hook passes models/ through
+    synthvu_core/share.py), the package folders, the root modules and the package data."""
+    tool = _pyproject()["tool"]["setuptools"]
+    dirs = {d for d in tool["package-dir"].values() if d != "."}
+    dirs |= {p.split(".")[0] for p in tool["packages"] if p.split(".")[0] not in tool["package-dir"]}
+    modules = {p.name for p in ROOT.glob("*.py") if p.name != "setup.py"}
+    data = set(tool["package-data"]["synthvu_app"])
+    return {"pyproject.toml", "setup.py", _pyproject()["project"]["readme"], "models"} | dirs | modules | data
+
+
 def test_dockerfile_installs_cpu_torch_runs_public_and_checks_health() -> None:
     env, cmd, text = dockerfile()
     assert "FROM python:3.11-slim" in text
     assert "--index-url https://download.pytorch.org/whl/cpu" in text
-    assert "RUN pip install ." in text and "demo_dataset()" in text
+    assert "demo_dataset()" in text
     assert env["SYNTHVU_PUBLIC"] == "1"
     assert "HEALTHCHECK" in text and "/_stcore/health" in text
     assert cmd[:3] == ["synthvu", "serve", "--public"]
+
+
+def test_docker_image_holds_the_wheel_and_nothing_else_of_this_folder() -> None:
+    """The image's stage copies only the wheel built in the first stage; the first stage copies only what
+    the wheel is built from (never the whole folder), and the wheel is what the whitelist lets leave."""
+    wheel_stage, image = docker_stages()
+    name = wheel_stage[0].split()[-1]
+    assert wheel_stage[0].startswith("FROM ") and " AS " in wheel_stage[0].upper()
+    built = [src for origin, srcs in docker_copies(wheel_stage) for src in srcs]
+    assert all(origin is None for origin, _ in docker_copies(wheel_stage))
+    assert set(built) <= wheel_build_inputs(), sorted(set(built) - wheel_build_inputs())
+    assert not {".", "./", "*"} & set(built) and "models" in built
+    assert any(line.startswith("RUN pip wheel --no-deps") for line in wheel_stage)
+    assert docker_copies(image) == [(name, ["/wheels"])], docker_copies(image)
+    assert any(line.startswith("RUN pip install /wheels/synthvu-") for line in image)
+
+
+def test_space_image_is_built_from_the_wheel_alone() -> None:
+    """The Spaces recipe pushes this Dockerfile, the wheel and a card; the image copies the wheel only and
+    runs as the main image does."""
+    (image,) = docker_stages("deploy/Dockerfile.space")
+    assert docker_copies(image) == [(None, ["synthvu-*.whl"])]
+    assert dockerfile("deploy/Dockerfile.space")[:2] == dockerfile()[:2]
+    recipe = (ROOT / "docs" / "deploy.md").read_text()
+    space = recipe[recipe.index("## Hugging Face Spaces") :]
+    assert "pip wheel" in space and "deploy/Dockerfile.space" in space
+    assert "git push space deploy-space:main" not in space  # never the whole repository
 
 
 def _free_port() -> int:
@@ -124,22 +191,59 @@ def _healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120.0
     pytest.fail(f"no answer from {url} within {seconds:.0f} s: {log.read_text()[-2000:]}")
 
 
+SETUPTOOLS_FLOOR = (70, 1)  # builds wheels without the `wheel` package (requirements-dev.txt)
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with ``pip install .`` of a copy of the checkout; returns its bin folder."""
-    base = tmp_path_factory.mktemp("install")
-    src, venv = base / "src", base / "venv"
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of a copy of the checkout, built as ``pip install .`` builds it; returns its path."""
+    import setuptools
+
+    have = tuple(int(p) for p in re.findall(r"\d+", setuptools.__version__)[:2])
+    assert have >= SETUPTOOLS_FLOOR, (
+        f"setuptools {setuptools.__version__} cannot build the wheel: install requirements-dev.txt "
+        f"(setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))})"
+    )
+    base = tmp_path_factory.mktemp("wheel")
+    src, out = base / "src", base / "dist"
     shutil.copytree(ROOT, src, ignore=_skip_copy)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-build-isolation", str(src)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "--no-build-isolation",
+         "-w", str(out), str(src)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    shutil.rmtree(src)  # nothing may still point into the copy
+    shutil.rmtree(src)
+    (built,) = out.glob("synthvu-*.whl")
+    return built
+
+
+def _site_dirs() -> list[str]:
+    """The running interpreter's site-packages folders (a venv's own, never its base interpreter's)."""
+    dirs = [*site.getsitepackages(), site.getusersitepackages()] if site.ENABLE_USER_SITE else site.getsitepackages()
+    return [d for d in dirs if Path(d).is_dir()]
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed (its dependencies seen through a ``.pth``); returns its bin folder."""
+    venv = tmp_path_factory.mktemp("install") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    Path(purelib, "_running_interpreter.pth").write_text("\n".join(_site_dirs()) + "\n")
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
     return venv / "bin"
 
 
@@ -170,7 +274,8 @@ def test_installed_package_has_command_app_and_shipped_models(installed: Path, t
     shipped = sorted(p.name for p in (ROOT / "models").iterdir() if (p / "card.json").is_file())
     assert sorted(Path(m["path"]).name for m in models if m["source"] == "shipped") == shipped
     assert all(str(installed.parent) in m["path"] for m in models)  # the installed copy, not the checkout
-    assert not any(m["has_discriminator"] for m in models)  # a discriminator is never packaged
+    # a discriminator is packaged only for the public prior (synthvu_core.share.PUBLIC_PRIORS)
+    assert sorted(Path(m["path"]).name for m in models if m["has_discriminator"]) == ["acgan-phantom"]
 
 
 @pytest.mark.slow
@@ -227,3 +332,121 @@ def _streamlit_command(parent: int) -> str:
     for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
         return Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return ""
+
+
+def _source_names() -> set[str]:
+    """Source file names and patient ids that the checkout's cards and reports hold (never to be shipped)."""
+    names: set[str] = set()
+    for card in (ROOT / "models").glob("*/card.json"):
+        sources = (json.loads(card.read_text()).get("dataset") or {}).get("sources")
+        if isinstance(sources, list):
+            names |= {Path(s).name.split(".")[0] for s in sources}
+    return names
+
+
+@pytest.mark.slow
+def test_every_file_of_the_wheel_is_on_the_whitelist(wheel: Path) -> None:
+    """Every file in the wheel may leave (synthvu_core/share.py); report arrays are the public ones only;
+    cards hold no source file names or command lines; no file names a real source."""
+    import zipfile
+
+    from synthvu_core.share import PUBLIC_PRIORS, WHEEL_MODELS, public_array, wheel_file_may_leave
+
+    secret = _source_names()
+    assert any(n.startswith("sub-") for n in secret)  # the checkout's real-data generator names its sources
+    with zipfile.ZipFile(wheel) as z:
+        files = [n for n in z.namelist() if not n.endswith("/")]
+        assert [n for n in files if not wheel_file_may_leave(n)] == []
+        shipped = {n.split("/")[2] for n in files if n.startswith(WHEEL_MODELS + "/")}
+        assert shipped == {p.parent.name for p in (ROOT / "models").glob("*/card.json")}
+        discriminators = {n.split("/")[2] for n in files if n.endswith("/discriminator.safetensors")}
+        assert discriminators == set(PUBLIC_PRIORS)
+        for n in files:
+            if n.endswith(".npz"):
+                with zipfile.ZipFile(z.open(n)) as arrays:
+                    kept = [m.removesuffix(".npy") for m in arrays.namelist()]
+                assert kept and all(public_array(k) for k in kept), (n, kept)
+            if n.endswith(("card.json", "report.json", "README.md", "share.json", ".csv")):
+                text = z.read(n).decode()
+                assert not [s for s in secret if s in text], n
+                assert "myosegmentum_sub" not in text and '"command"' not in text, n
+
+
+@pytest.mark.slow
+def test_the_checkout_holds_what_the_wheel_leaves_out() -> None:
+    """The whitelist has teeth: the checkout's folders hold per-patient arrays and non-DP discriminators."""
+    import zipfile
+
+    from synthvu_core.share import public_array, wheel_file_may_leave
+
+    with zipfile.ZipFile(ROOT / "models" / "acgan-spine-mri" / "report" / "arrays.npz") as z:
+        assert [m for m in z.namelist() if not public_array(m.removesuffix(".npy"))]
+    assert not wheel_file_may_leave("synthvu_app/models/acgan-spine-mri/discriminator.safetensors")
+    assert not wheel_file_may_leave("synthvu_app/models/acgan-spine-mri/training/checkpoint/state.safetensors")
+    assert not wheel_file_may_leave("synthvu_app/setup.py")
+
+
+@pytest.fixture(scope="module")
+def level_dataset(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny phantom VU dataset (5 patients) written by the installed command."""
+    out = tmp_path_factory.mktemp("level") / "ds"
+    env = _clean_env(out.parent)
+    done = subprocess.run(
+        [str(installed / "synthvu"), "data", "build", "--phantom", "5", "--out", str(out)],
+        cwd=out.parent, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def _train(installed: Path, dataset: Path, tmp_path: Path, *flags: str) -> dict:
+    out = tmp_path / "mine"
+    done = subprocess.run(
+        [str(installed / "synthvu"), "train", "--dataset", str(dataset), "--scheme", "level", "--steps", "2",
+         "--out", str(out), "--quiet", *flags],
+        cwd=tmp_path, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((out / "card.json").read_text())
+
+
+def _from_the_shipped_prior(card: dict) -> None:
+    from synthvu_core.share import PUBLIC_PRIORS
+
+    start = card["training"]["init_from"]
+    assert isinstance(start, dict) and start["name"] == "acgan-phantom", start
+    assert start["dataset"] == PUBLIC_PRIORS["acgan-phantom"][0]  # the shipped prior, trained on the phantom
+
+
+@pytest.mark.slow
+def test_installed_train_fine_tunes_from_the_shipped_prior(installed: Path, level_dataset: Path, tmp_path: Path):
+    """After installing the wheel, `--init-from acgan-phantom` finds the packaged prior and its discriminator."""
+    _from_the_shipped_prior(_train(installed, level_dataset, tmp_path, "--init-from", "acgan-phantom"))
+
+
+@pytest.mark.slow
+def test_installed_train_starts_from_the_prior_by_default(installed: Path, level_dataset: Path, tmp_path: Path):
+    """`synthvu train --dataset DIR --scheme level` with no other flag fine-tunes the packaged prior."""
+    helped = subprocess.run([str(installed / "synthvu"), "train", "--help"], env=_clean_env(tmp_path),
+                            capture_output=True, text=True, check=True)
+    if "--from-scratch" not in helped.stdout:
+        pytest.skip("the prior as train's default start (with --from-scratch to opt out) is not in this version")
+    _from_the_shipped_prior(_train(installed, level_dataset, tmp_path))
+
+
+def test_fresh_machine_install_is_documented_and_proved_by_ci() -> None:
+    """The README documents the CPU-only torch of requirements.txt's pin; requirements-dev brings a setuptools
+    that builds the wheel by itself; .ci/run installs into and tests in a venv made from the stock interpreter."""
+    pin = next(line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+               if line.startswith("torch=="))
+    readme = (ROOT / "README.md").read_text()
+    assert f"pip install {pin} --index-url https://download.pytorch.org/whl/cpu" in readme
+    dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert f"setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))}" in dev
+    build = _pyproject()["build-system"]["requires"]
+    assert f"setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))}" in build
+    ci = (ROOT / ".ci" / "run").read_text()
+    venv = re.search(r'"\$PYTHON" -m venv "([^"]+)"', ci)
+    assert venv and "--system-site-packages" not in ci
+    assert '"$py" -m pip install -q -r requirements-dev.txt' in ci and '"$py" -m pytest -q' in ci
+    assert "\npython -m pytest" not in ci  # never the interpreter that happens to be first on PATH

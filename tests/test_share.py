@@ -135,3 +135,42 @@ def test_dashboard_loads_a_shared_folder_and_says_what_is_absent(shared: Path, m
         assert not at.exception, f"{page}: {[e.value for e in at.exception]}"
         notes = [i.value for i in at.info if "Shared generator folder" in i.value]
         assert notes and "discriminator.safetensors" in notes[0] and "real-derived report arrays" in notes[0], page
+
+
+def test_public_mode_holds_only_what_share_lets_leave(world: dict[str, Path]) -> None:
+    """Public mode reads a report through the same whitelist (real UMAP coordinates kept for the density only)."""
+    from dashboard.summary import public_view, view_of
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.share import PUBLIC_MODE_DENSITY, public_array
+
+    full = view_of(load_report(world["models"] / "fab-region"))
+    assert [k for k in full.arrays if k.endswith(PER_CANDIDATE)]
+    view = public_view(full)
+    assert view.arrays and all(public_array(k) or k in PUBLIC_MODE_DENSITY for k in view.arrays)
+    for name, control in view.controls.items():
+        assert all(public_array(k) or k in PUBLIC_MODE_DENSITY for k in control.arrays), name
+    assert view.scalars == full.scalars
+
+
+def test_only_the_named_public_prior_ships_its_non_private_discriminator(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """A card named like the public prior is not enough: its dataset must be the one the whitelist names."""
+    import shutil
+
+    from synthvu_core.errors import CheckpointError
+    from synthvu_core.share import PUBLIC_PRIORS, share
+
+    folder = tmp_path / "prior"
+    shutil.copytree(world["models"] / "fab-region", folder)
+    (folder / "discriminator.safetensors").write_bytes(b"weights")  # share copies it as it is
+    card = json.loads((folder / "card.json").read_text())
+    card["name"] = "acgan-phantom"
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="membership oracle"):
+        share(folder, tmp_path / "a", with_discriminator=True)
+    card["dataset"]["fingerprint"] = PUBLIC_PRIORS["acgan-phantom"][0]
+    (folder / "card.json").write_text(json.dumps(card))
+    out = share(folder, tmp_path / "b", with_discriminator=True)
+    assert (out / "discriminator.safetensors").is_file()
+    assert "phantom" in json.loads((out / "share.json").read_text())["included"][2]

@@ -296,24 +296,23 @@ class DiffusionTrainer:
         return True
 
     # ---- montages and outputs -----------------------------------------------------------------
-    def save_montage(self) -> Path:
-        """PNG, middle slice: phase 1 real VUs over their reconstructions; phase 2 one row per class, 8 samples."""
+    def save_montage(self) -> Path | None:
+        """PNG of generated VUs only, middle slice: one row per class (at most 12), 8 samples each; fixed noise.
+
+        During the autoencoder phase nothing is generated yet, so no montage is written (None): a
+        training montage is shown and shared as synthetic, and a reconstruction is a real VU's copy.
+        """
         import torch
 
         from synthvu_core.models.sampling import montage_image
 
+        if self.step_count <= self.ae_steps:
+            return None
         g = torch.Generator().manual_seed(self.config.seed + 12345)
+        rows = min(len(self.classes), 12)
         with torch.no_grad():
-            if self.step_count <= self.ae_steps:
-                idx = torch.randperm(self.n_train, generator=g)[:8].to(self.device)
-                x = self.images[idx].float() / 127.5 - 1.0
-                self.ae.eval()
-                imgs = torch.cat([x, self.ae.reconstruct(x).clamp(-1, 1)]).cpu().numpy()
-                rows = 2
-            else:
-                rows = min(len(self.classes), 12)
-                z = torch.randn(rows * 8, self.arch.latent_dim, generator=g).to(self.device)
-                imgs = self.generator()(z, torch.arange(rows).repeat_interleave(8).to(self.device)).cpu().numpy()
+            z = torch.randn(rows * 8, self.arch.latent_dim, generator=g).to(self.device)
+            imgs = self.generator()(z, torch.arange(rows).repeat_interleave(8).to(self.device)).cpu().numpy()
         mid = imgs[:, imgs.shape[1] // 2]
         path = self.out_dir / TRAINING_DIR / f"montage_step{self.step_count:07d}.png"
         with atomic_path(path) as tmp:
@@ -419,7 +418,7 @@ def train_diffusion(
             s = trainer.step_count
             bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()}, refresh=False)
             bar.update(1)
-            if montage_every and (s % montage_every == 0 or s == trainer.ae_steps):
+            if montage_every and s % montage_every == 0:
                 trainer.save_montage()
             if (every and s % every == 0 and s < trainer.total_steps) or s == trainer.ae_steps:
                 trainer.save_checkpoint()

@@ -170,6 +170,10 @@ def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
     )
     known = {f.name for f in fields(TrainConfig)}
     rest = {k: v for k, v in a.items() if k in known and k not in _NOT_CONFIG}
+    if rest.get("init_from"):  # a folder, or a registered name such as the shipped prior `acgan-phantom`
+        from synthvu_core.models.registry import resolve
+
+        rest["init_from"] = str(resolve(rest["init_from"]))
     config = TrainConfig(
         **rest,
         overrides=over,
