@@ -73,7 +73,7 @@ WHEEL_CODE: tuple[str, ...] = (
     r"synthvu_core/([a-z_]+/)?[a-z_]+\.py",
     r"synthvu_app/app\.py",
     r"synthvu_app/(app_pages|dashboard)/[a-z_]+\.py",
-    r"synthvu_app/dashboard/vendor/revealjs/(reveal\.js|reveal\.css|LICENSE)",  # the slide deck's library (MIT)
+    r"synthvu_app/dashboard/vendor/revealjs/(reveal\.js|reveal\.css|LICENSE|VERSION)",  # the slide deck's library (MIT)
     r"synthvu_app/\.streamlit/config\.toml",
     r"synthvu-[0-9.]+\.dist-info/(METADATA|WHEEL|entry_points\.txt|top_level\.txt|RECORD|licenses/.+)",
 )
