@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -136,3 +137,36 @@ def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: s
 def os_reason(e: OSError) -> str:
     """An ``OSError`` as a short reason without the path (the caller names it)."""
     return e.strerror or type(e).__name__
+
+
+# ---- names read from cards and reports ---------------------------------------------------------
+
+#: A name a card or report may give to something that becomes a folder (a phantom recipe's cache folder,
+#: a control's sub-folder): letters, digits, ``.``, ``_``, ``-``; no separator, no ``..``, no leading dot.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def safe_name(value: object, where: str | Path, key: str, error: type[Exception] | None = None) -> str:
+    """``value`` where it is a plain folder name (:data:`SAFE_NAME`); else ``error`` naming ``where`` and ``key``.
+
+    Nothing read from a card or a report is used as a path before it passes here: ``/abs/dir`` or
+    ``../../x`` would otherwise select a folder outside the one meant.
+    """
+    if isinstance(value, str) and SAFE_NAME.fullmatch(value) and ".." not in value:
+        return value
+    from synthvu_core.errors import SynthVUError
+
+    shown = repr(value) if not isinstance(value, str) else repr(value[:80])
+    raise (error or SynthVUError)(
+        f"{where}: {key} {shown} is not a plain name (letters, digits, '.', '_', '-'; no path); refused"
+    )
+
+
+def inside(root: str | Path, path: str | Path) -> Path:
+    """``path`` resolved, where it lies strictly inside ``root``; :class:`OutputError` otherwise."""
+    from synthvu_core.errors import OutputError
+
+    base, real = Path(root).resolve(), Path(path).resolve()
+    if real == base or not real.is_relative_to(base):
+        raise OutputError(f"{path}: lies outside {root}; refused (nothing is replaced outside it)")
+    return real

@@ -200,9 +200,18 @@ def check_card(card: object, where: str | Path = CARD_FILE) -> None:
         problems.append("shape must be [C, H, W] positive integers")
     if not isinstance(card["dataset"].get("fingerprint"), str):
         problems.append("dataset.fingerprint is missing")
+    recipe = card["dataset"].get("recipe")
+    if recipe is not None and not (isinstance(recipe, dict) and _plain_name(recipe.get("name"))):
+        problems.append("dataset.recipe.name is not a plain name (letters, digits, '.', '_', '-'; no path)")
     problems += _bound_problems(card)
     if problems:
         raise CheckpointError(f"{where}: invalid card: {'; '.join(problems)}")
+
+
+def _plain_name(value: Any) -> bool:
+    from synthvu_core.storage import SAFE_NAME
+
+    return isinstance(value, str) and SAFE_NAME.fullmatch(value) is not None and ".." not in value
 
 
 def _within(value: Any, bounds: tuple[int, int]) -> bool:

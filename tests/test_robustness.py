@@ -1,0 +1,161 @@
+"""Robustness: nothing from a card or report is a path, forged reports are refused, non-finite weights and
+outputs are refused, bad generator folders break nothing else, outputs are locked, inputs are sized before
+allocation, full disks are named, shared reports keep their verdicts, stray label voxels are ignored."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthvu_core.cli import main
+from synthvu_core.errors import CheckpointError, DataError, ReportError
+
+ROOT = Path(__file__).resolve().parents[1]
+LEAKY = ROOT / "models" / "acgan-phantom-leaky"
+
+
+def _one_error_line(capsys, *names: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("synthvu: error: "), err
+    for n in names:
+        assert n in err, err
+    return err
+
+
+def _tiny_generator(folder: Path) -> Path:
+    from fixtures.dashboard_models import fabricate_generator
+
+    fabricate_generator(folder, "0123456789abcdef", folder.name)
+    return folder
+
+
+def _edit_card(folder: Path, **changes) -> dict:
+    card = json.loads((folder / "card.json").read_text())
+    card.update(changes)
+    (folder / "card.json").write_text(json.dumps(card))
+    return card
+
+
+# ---- a card's recipe name is never a path ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative"])
+def test_a_recipe_name_that_is_a_path_deletes_nothing(tmp_path, capsys, monkeypatch, how):
+    from synthvu_core.data import build as buildmod
+
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "datasets").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("years of work")
+    name = str(victim) if how == "absolute" else "../../victim"
+    gen = _tiny_generator(tmp_path / "gen")
+    card = json.loads((gen / "card.json").read_text())
+    recipe = {**buildmod.PhantomRecipe("x", n_patients=1).as_dict(), "name": name}
+    _edit_card(gen, dataset={**card["dataset"], "recipe": recipe})
+    monkeypatch.setattr("synthvu_core.data.phantom.write_cohort", lambda *a, **k: pytest.fail("a phantom was built"))
+    assert main(["evaluate", str(gen), "--quiet"]) == 2
+    _one_error_line(capsys, "card.json", "recipe", "not a plain name")
+    assert (victim / "thesis.txt").read_text() == "years of work"
+    with pytest.raises(DataError, match="not a plain name"):  # the library refuses it too, card or not
+        buildmod.demo_dataset(recipe=buildmod.PhantomRecipe(name, n_patients=1))
+    with pytest.raises(DataError, match="not a plain name"):
+        buildmod.dataset_of_card({"dataset": {"fingerprint": "f", "recipe": recipe}})
+    assert (victim / "thesis.txt").is_file()
+
+
+def test_a_control_name_in_a_report_is_never_a_path(tmp_path):
+    from synthvu_core.evaluation.report import load_report
+
+    rep = tmp_path / "rep"
+    shutil.copytree(LEAKY / "report", rep)
+    doc = json.loads((rep / "report.json").read_text())
+    doc["controls"] = ["../../../elsewhere"]
+    (rep / "report.json").write_text(json.dumps(doc))
+    with pytest.raises(ReportError, match="control '../../../elsewhere' is not a plain name"):
+        load_report(rep)
+
+
+# ---- reports: digest, re-derived verdicts, possible values ----------------------------------------------
+
+
+@pytest.fixture()
+def leaky_copy(tmp_path) -> Path:
+    """The shipped leaky generator (weights, card, report) without its discriminator."""
+    dst = tmp_path / "leaky"
+    shutil.copytree(LEAKY, dst, ignore=shutil.ignore_patterns("discriminator.safetensors", "training"))
+    return dst
+
+
+def _edit_report(folder: Path, edit) -> None:
+    path = folder / "report" / "report.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_a_report_edited_to_say_ok_beside_a_leaking_auc_is_refused(leaky_copy, capsys):
+    from synthvu_core.evaluation.report import load_report
+
+    assert load_report(leaky_copy).meta["verdicts"]["released_samples"]["level"] == "leak"
+    _edit_report(leaky_copy, lambda d: d["meta"]["verdicts"]["released_samples"].update(level="ok"))
+    assert main(["report", "show", str(leaky_copy)]) == 2
+    err = _one_error_line(capsys, "report.json", "released_samples", "'ok'", "'leak'")
+    assert "[ok]" not in capsys.readouterr().out and "edited" in err
+
+
+def test_an_edited_auc_is_refused_by_the_verdict_it_quotes(leaky_copy):
+    from synthvu_core.evaluation.report import load_report
+
+    _edit_report(leaky_copy, lambda d: d["scalars"].update({"privacy.pairwise.pixel.auc": 0.55}))
+    with pytest.raises(ReportError, match="privacy.pairwise.pixel.auc"):
+        load_report(leaky_copy)
+
+
+def test_a_signed_report_refuses_any_edit_of_its_scalars_or_verdicts(tmp_path):
+    from synthvu_core.evaluation.integrity import SIGNED
+    from synthvu_core.evaluation.report import load_report, save_report
+
+    report = load_report(LEAKY)
+    report.arrays  # noqa: B018 - read before saving a copy
+    save_report(report, tmp_path / "report")
+    again = load_report(tmp_path / "report")
+    assert again.integrity.startswith(SIGNED) and "re-derived" in again.integrity
+    assert again.scalars == report.scalars
+    for edit in (lambda d: d["scalars"].update({"fidelity.precision": 0.5}),
+                 lambda d: d["meta"]["verdicts"]["released_samples"].update(text="Safe to share.")):
+        path = tmp_path / "report" / "report.json"
+        keep = path.read_text()
+        doc = json.loads(keep)
+        edit(doc)
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ReportError, match="does not match its digest"):
+            load_report(tmp_path / "report")
+        path.write_text(keep)
+
+
+def test_shipped_reports_load_as_unsigned_older_reports_with_their_verdicts_re_derived(capsys):
+    from synthvu_core.evaluation.integrity import UNSIGNED
+    from synthvu_core.evaluation.report import load_report
+
+    report = load_report(LEAKY)
+    assert report.integrity.startswith(("signed", UNSIGNED)) and "re-derived" in report.integrity
+    assert main(["report", "show", str(LEAKY)]) == 0
+    assert report.integrity in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("utility.tstr.balanced_accuracy", -3.0, "impossible"),
+    ("utility.tstr.balanced_accuracy", 1.7, "impossible"),
+    ("privacy.domias.embedding.auc", 1.9, "impossible"),
+    ("fidelity.precision", "high", "not a number"),
+    ("fidelity.density", True, "not a number"),
+])
+def test_impossible_scalars_are_refused_naming_the_file_and_key(leaky_copy, capsys, key, value, words):
+    _edit_report(leaky_copy, lambda d: d["scalars"].update({key: value}))
+    assert main(["report", "show", str(leaky_copy)]) == 2
+    _one_error_line(capsys, "report.json", key, words)
