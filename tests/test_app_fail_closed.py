@@ -113,9 +113,16 @@ def test_non_ascii_password_with_a_growing_delay(env, monkeypatch) -> None:
     slept: list[float] = []
 
     class Clock:
-        @staticmethod
-        def sleep(s: float) -> None:
+        now = 1000.0
+
+        @classmethod
+        def sleep(cls, s: float) -> None:
             slept.append(s)
+            cls.now += s
+
+        @classmethod
+        def monotonic(cls) -> float:
+            return cls.now
 
     monkeypatch.setattr(frame, "time", Clock)
     at = start(secrets={"password": "pässwörd✓"})

@@ -159,3 +159,68 @@ def test_impossible_scalars_are_refused_naming_the_file_and_key(leaky_copy, caps
     _edit_report(leaky_copy, lambda d: d["scalars"].update({key: value}))
     assert main(["report", "show", str(leaky_copy)]) == 2
     _one_error_line(capsys, "report.json", key, words)
+
+
+# ---- non-finite weights and outputs; card bounds of every architecture ----------------------------------
+
+
+def _poison(folder: Path, value: float = float("nan")) -> str:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(folder / "generator.safetensors"))
+    key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = value
+    save_file(tensors, str(folder / "generator.safetensors"))
+    return key
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_in_one_line(tmp_path, capsys, value):
+    gen = _tiny_generator(tmp_path / "gen")
+    key = _poison(gen, value)
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(gen), "--n", "4", "--out", str(out)]) == 2
+    _one_error_line(capsys, "generator.safetensors", key, "non-finite")
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".s.npz")] == []
+
+
+def test_non_finite_outputs_are_refused_and_nothing_is_written(tmp_path):
+    import torch
+
+    from synthvu_core.models.registry import load_generator
+    from synthvu_core.models.sampling import sample, sample_to_file
+
+    gen = load_generator(_tiny_generator(tmp_path / "gen"))
+    gen.forward = lambda z, y: torch.full((len(z), *gen.config.shape), float("nan"))
+    out = tmp_path / "s.npz"
+    with pytest.raises(CheckpointError, match="non-finite values"):
+        sample_to_file(gen, 4, out)
+    with pytest.raises(CheckpointError, match="gen: the generator produced non-finite"):
+        sample(gen, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+def test_diffusion_sizes_and_infinite_priors_are_bounded(tmp_path, capsys, monkeypatch):
+    from synthvu_core.models import registry
+
+    gen = _tiny_generator(tmp_path / "gen")
+    card = json.loads((gen / "card.json").read_text())
+    diffusion = json.loads((ROOT / "models" / "diffusion-phantom" / "card.json").read_text())["architecture"]
+    monkeypatch.setattr("synthvu_core.models.diffusion.DiffusionGenerator.__init__",
+                        lambda *a, **k: pytest.fail("a network was built"))
+    for changes, words in (
+        ({"architecture": {**diffusion, "unet_channels": [131072, 131072]}}, "architecture.unet_channels"),
+        ({"architecture": {**diffusion, "ae_channels": [8, 16, 32, 64, 128, 256, 512, 1024]}},
+         "architecture.ae_channels"),
+        ({"architecture": {**diffusion, "latent_channels": 100000}}, "architecture.latent_channels"),
+        ({"architecture": {**diffusion, "unet_res_blocks": 10**6}}, "architecture.unet_res_blocks"),
+        ({"architecture": {**diffusion, "latent_scale": float("inf")}}, "architecture.latent_scale"),
+        ({"class_prior": [float("inf"), 1.0, 1.0]}, "class_prior"),
+    ):
+        (gen / "card.json").write_text(json.dumps({**card, **changes}))  # json writes Infinity, as a hand edit may
+        with pytest.raises(CheckpointError, match=words):
+            registry.load_card(gen)
+        assert main(["sample", str(gen), "--n", "2", "--out", str(tmp_path / "s.npz")]) == 2
+        _one_error_line(capsys, "card.json", words)
+    registry.check_card(json.loads((ROOT / "models" / "diffusion-phantom" / "card.json").read_text()))

@@ -134,6 +134,18 @@ def to_uint8_torch(x: Any) -> Any:
     return x.to(torch.uint8, memory_format=torch.contiguous_format)
 
 
+def _check_finite(gen: Any, x: Any, start: int) -> None:
+    """:class:`CheckpointError` naming the generator where a batch holds NaN or infinity (never silent black VUs)."""
+    import torch
+
+    if not bool(torch.isfinite(x).all()):
+        from synthvu_core.errors import CheckpointError
+
+        where = getattr(gen, "source_dir", None) or "the generator"
+        raise CheckpointError(f"{where}: the generator produced non-finite values (NaN or infinity) from VU {start} "
+                              "on; its weights are broken; nothing was written")
+
+
 def sample_batches(
     generator: Any, n: int, position: str | None = None, seed: int = 0, batch_size: int = 256, *, uint8: bool = True
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -155,6 +167,7 @@ def sample_batches(
     with torch.inference_mode():
         for zb in _rebatch(_noise_chunks(g, len(labels), int(gen.card["latent_dim"]), b), b):
             x = gen(zb.to(device), labels[start : start + len(zb)].to(device))
+            _check_finite(gen, x, start)
             x = to_uint8_torch(x) if uint8 else x.float().contiguous()
             yield start, x.cpu().numpy(), labels[start : start + len(zb)].numpy().astype(np.int64)
             start += len(zb)
