@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import numpy as np
 import pytest
 
 from synthvu_core.cli import main
@@ -224,3 +225,65 @@ def test_diffusion_sizes_and_infinite_priors_are_bounded(tmp_path, capsys, monke
         assert main(["sample", str(gen), "--n", "2", "--out", str(tmp_path / "s.npz")]) == 2
         _one_error_line(capsys, "card.json", words)
     registry.check_card(json.loads((ROOT / "models" / "diffusion-phantom" / "card.json").read_text()))
+
+
+# ---- input volumes: size from the header, constant images, stray label voxels ------------------------------------
+
+
+def test_a_huge_sparse_nifti_is_refused_from_its_header(tmp_path, capsys):
+    import nibabel as nib
+
+    from synthvu_core.data.nifti import load_pair
+
+    paths = []
+    for kind, dtype in (("img", np.float32), ("vert", np.int16)):
+        hdr = nib.Nifti1Header()
+        hdr.set_data_shape((1024, 1024, 512))
+        hdr.set_data_dtype(dtype)
+        hdr.set_qform(np.eye(4), 1)
+        hdr.set_sform(np.eye(4), 1)
+        path = tmp_path / "vols" / f"sub-01_{kind}.nii"
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(hdr.binaryblock + b"\0" * 4)
+            f.truncate(352 + 1024 * 1024 * 512 * np.dtype(dtype).itemsize)  # sparse: nothing on disk
+        paths.append(path)
+    with pytest.raises(DataError, match=r"1024x1024x512 voxels would need about 8\.0 GiB"):
+        load_pair(*paths)
+    args = ["data", "build", "--images", str(tmp_path / "vols"), "--out", str(tmp_path / "ds"), "--workers", "1",
+            "--image-glob", "*_img.nii", "--label-glob", "*_vert.nii", "--split", "1,0,0"]
+    assert main(args) == 2
+    _one_error_line(capsys, "sub-01_img.nii", "GiB")
+
+
+def test_a_constant_image_is_one_clear_error(tmp_path):
+    from synthetic_volumes import spine_arrays, write_pair
+
+    from synthvu_core.data.nifti import load_pair
+    from synthvu_core.data.units import extract_units
+
+    img, lab, _ = spine_arrays()
+    volume = load_pair(*write_pair(tmp_path, "sub-01", np.full_like(img, 7.0), lab))
+    with np.errstate(all="raise"), pytest.raises(DataError, match="sub-01_img.nii.gz: image is constant"):
+        extract_units(volume)
+
+
+def test_a_stray_label_voxel_moves_no_vu_and_makes_none(tmp_path):
+    from synthetic_volumes import spine_arrays, write_pair
+
+    from synthvu_core.data.nifti import load_pair
+    from synthvu_core.data.units import extract_units
+
+    img, lab, _ = spine_arrays()
+    clean = load_pair(*write_pair(tmp_path / "clean", "sub-01", img, lab))
+    stray = lab.copy()
+    stray[1, 1, 1] = 22  # a speck of L3 far from the L3 body
+    stray[34, 42, 94] = 19  # a lone "T12" voxel above L1
+    dirty = load_pair(*write_pair(tmp_path / "dirty", "sub-01", img, stray))
+    _, rows_clean = extract_units(clean)
+    with pytest.warns(UserWarning, match=r"label T12 holds only 1 connected voxel"):
+        images, rows = extract_units(dirty)
+    assert [r["level"] for r in rows] == [r["level"] for r in rows_clean], "no VU made from a stray voxel"
+    for a, b in zip(rows, rows_clean, strict=True):
+        moved = np.linalg.norm([a[f"center_world_{k}"] - b[f"center_world_{k}"] for k in "xyz"])
+        assert moved < 1e-3, f"{a['level']} moved {moved:.3f} mm"
