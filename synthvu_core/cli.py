@@ -118,8 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # an output or input the system refused: one line naming the path, never a traceback
         from synthvu_core.storage import os_reason
 
-        where = e.filename or "a file"
-        print(f"synthvu: error: {where}: {os_reason(e)}", file=sys.stderr)
+        import errno
+
+        where = e.filename or ("the output" if e.errno == errno.ENOSPC else "a file")
+        why = "the disk is full (no space left on device)" if e.errno == errno.ENOSPC else os_reason(e)
+        print(f"synthvu: error: {where}: {why}", file=sys.stderr)
         return 2
     finally:
         if main_thread:

@@ -7,6 +7,7 @@ write removes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from synthvu_core.errors import DiskFullError
 
 
 @contextlib.contextmanager
@@ -29,7 +32,12 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     tmp.rmdir()  # the caller creates a file or a folder of its choice here
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise disk_full(final, written=_size(tmp)) from None
         if final.is_dir() and not final.is_symlink():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
@@ -42,6 +50,41 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _size(path: Path) -> int:
+    """Bytes under ``path`` (a file or a folder; 0 where nothing is there)."""
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size if path.exists() else 0
+    except OSError:
+        return 0
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free for this user on the file system holding ``path`` (its nearest existing folder)."""
+    try:
+        return shutil.disk_usage(_existing_ancestor(Path(path) / "x")).free
+    except OSError:
+        return None
+
+
+def _human(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def disk_full(path: str | Path, *, written: int = 0, needed: int | None = None) -> DiskFullError:
+    """The error for a disk that filled while writing ``path``: names it, the bytes needed and the bytes free."""
+    path = Path(path)
+    free = free_bytes(path)
+    if needed is not None:
+        want = f"it needs about {needed:,} bytes ({_human(needed)})"
+    else:
+        want = f"it needs more than the {written:,} bytes written before the disk filled"
+    have = "" if free is None else f"; {free:,} bytes ({_human(free)}) are free there"
+    return DiskFullError(f"{path}: the disk is full (no space left on device): {want}{have}; nothing was written "
+                         "(the partial file was removed)", path=path)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -287,3 +287,69 @@ def test_a_stray_label_voxel_moves_no_vu_and_makes_none(tmp_path):
     for a, b in zip(rows, rows_clean, strict=True):
         moved = np.linalg.norm([a[f"center_world_{k}"] - b[f"center_world_{k}"] for k in "xyz"])
         assert moved < 1e-3, f"{a['level']} moved {moved:.3f} mm"
+
+
+# ---- a full disk names the path and the bytes; no temporary file is left ----------------------------------------
+
+
+@pytest.fixture()
+def full_disk(tmp_path, monkeypatch):
+    """Every file opened for writing under ``tmp_path / "out"`` takes 100 kB, then raises ENOSPC."""
+    import builtins
+    import errno
+    import io
+    import zipfile
+
+    real_open = io.open
+    out = tmp_path / "out"
+    out.mkdir()
+
+    class Full:
+        def __init__(self, f):
+            self._f, self._left = f, 100_000
+
+        def write(self, b):
+            n = len(b.encode()) if isinstance(b, str) else memoryview(b).nbytes
+            if n > self._left:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self._left -= n
+            return self._f.write(b)
+
+        def __getattr__(self, k):
+            return getattr(self._f, k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return self._f.__exit__(*a)
+
+    def fake_open(file, mode="r", *a, **k):
+        f = real_open(file, mode, *a, **k)
+        return Full(f) if ("w" in mode or "a" in mode) and str(file).startswith(str(out)) else f
+
+    from nibabel.openers import ImageOpener, Opener
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(zipfile.io, "open", fake_open)
+    for opener in (Opener, ImageOpener):  # nibabel keeps its own reference to open()
+        monkeypatch.setitem(opener.compress_ext_map, None, (fake_open, opener.compress_ext_map[None][1]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["s.npz", "s.nii.gz", "s.nii", "s.png"])
+def test_sample_on_a_full_disk_names_the_path_and_bytes_and_leaves_nothing(tmp_path, capsys, full_disk, name):
+    gen = _tiny_generator(tmp_path / "gen")
+    assert main(["sample", str(gen), "--n", "1500", "--out", str(full_disk / name)]) == 2
+    err = _one_error_line(capsys, str(full_disk / name), "the disk is full", "bytes")
+    assert "needs about 1,1" in err and "are free there" in err, err
+    assert sorted(p.name for p in full_disk.iterdir()) == [], "no temporary file is left"
+
+
+def test_any_atomic_write_on_a_full_disk_names_the_path(full_disk):
+    from synthvu_core.errors import DiskFullError
+    from synthvu_core.storage import write_json
+
+    with pytest.raises(DiskFullError, match=r"big\.json: the disk is full .* more than the [\d,]+ bytes written"):
+        write_json(full_disk / "big.json", {"x": "y" * 300_000})
+    assert list(full_disk.iterdir()) == []

@@ -8,6 +8,7 @@ asked of a level generator draws that region's levels with their training prior.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from synthvu_core import levels
-from synthvu_core.errors import SelectionError, SynthVUError
-from synthvu_core.storage import atomic_path
+from synthvu_core.errors import DiskFullError, SelectionError, SynthVUError
+from synthvu_core.storage import atomic_path, disk_full
 
 
 @dataclass
@@ -437,8 +438,12 @@ def write_nifti(samples: Samples, path: str | Path, card: dict[str, Any] | None 
     img.header.set_xyzt_units(xyz="mm", t="unknown")  # axis 4 indexes VUs, it is not time
     img.header["descrip"] = b"synthvu synthetic VUs; axis 4 = VU"
     with atomic_path(path) as tmp:
-        nib.save(img, str(tmp) + (".nii.gz" if gz else ".nii"))
-        Path(str(tmp) + (".nii.gz" if gz else ".nii")).rename(tmp)
+        named = Path(str(tmp) + (".nii.gz" if gz else ".nii"))  # nibabel picks the format by the suffix
+        try:
+            nib.save(img, str(named))
+            named.rename(tmp)
+        finally:
+            named.unlink(missing_ok=True)  # a failed save leaves nothing behind
     with atomic_path(positions_path(path)) as tmp:
         rows = (f"{i},{p},{lab}\n" for i, (p, lab) in enumerate(zip(samples.positions, samples.labels)))
         tmp.write_text("index,position,label\n" + "".join(rows))
@@ -599,6 +604,10 @@ def sample_to_file(
             for start, x, y in batches:
                 images[start : start + len(x)], labels[start : start + len(y)] = x, y
             export(Samples(images, labels, list(card["classes"])), plan.path, card)
+    except DiskFullError:
+        raise disk_full(plan.path, needed=plan.disk_bytes) from None
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise disk_full(plan.path, needed=plan.disk_bytes) from None
         raise SynthVUError(f"{plan.path}: could not be written ({e.strerror or e})") from None
     return plan
