@@ -116,9 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("synthvu: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # an output or input the system refused: one line naming the path, never a traceback
-        from synthvu_core.storage import os_reason
-
         import errno
+
+        from synthvu_core.storage import os_reason
 
         where = e.filename or ("the output" if e.errno == errno.ENOSPC else "a file")
         why = "the disk is full (no space left on device)" if e.errno == errno.ENOSPC else os_reason(e)

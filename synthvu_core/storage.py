@@ -213,3 +213,63 @@ def inside(root: str | Path, path: str | Path) -> Path:
     if real == base or not real.is_relative_to(base):
         raise OutputError(f"{path}: lies outside {root}; refused (nothing is replaced outside it)")
     return real
+
+
+# ---- one writer per output folder ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
+    """Hold the write lock of ``folder`` (``train`` and ``evaluate`` outputs) for the duration of the block.
+
+    The lock is ``fcntl.flock`` on ``.<name>.lock`` beside the folder: the kernel releases it when the holder exits
+    or is killed, so a lock file left by a crashed run is stale and simply taken over. A second writer gets
+    :class:`OutputError` naming the folder and the holder (its pid and command) instead of both saying "wrote".
+    """
+    import fcntl
+
+    from synthvu_core.errors import OutputError
+
+    folder = Path(folder)
+    lock = folder.parent / f".{folder.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise OutputError(f"{folder}: another synthvu run is writing this folder ({holder}); nothing was changed: "
+                              "wait for it to finish or choose another output") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our lock: take the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, {what}, since {_now()}\n".encode())
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)  # releases the lock
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "a process that has not said which"
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")

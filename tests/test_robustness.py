@@ -5,10 +5,10 @@ allocation, full disks are named, shared reports keep their verdicts, stray labe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import numpy as np
 import pytest
 
@@ -353,3 +353,57 @@ def test_any_atomic_write_on_a_full_disk_names_the_path(full_disk):
     with pytest.raises(DiskFullError, match=r"big\.json: the disk is full .* more than the [\d,]+ bytes written"):
         write_json(full_disk / "big.json", {"x": "y" * 300_000})
     assert list(full_disk.iterdir()) == []
+
+
+# ---- one writer per output folder --------------------------------------------------------------------------------
+
+
+def _tiny_dataset(folder: Path) -> Path:
+    from test_fail_closed import tiny_dataset
+
+    return tiny_dataset(folder)
+
+
+def test_a_second_train_into_a_locked_folder_is_refused(tmp_path, capsys):
+    from synthvu_core.storage import folder_lock
+
+    ds = _tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "gen"
+    args = ["train", "--dataset", str(ds), "--out", str(out), "--steps", "1", "--batch-size", "4", "--width", "4",
+            "--d-width", "4", "--device", "cpu", "--quiet"]
+    with folder_lock(out, "train"):  # a run in progress (another process holds the same kernel lock)
+        assert main(args) == 2
+        _one_error_line(capsys, str(out), "another synthvu run is writing this folder", f"pid {os.getpid()}, train")
+        assert not out.exists(), "the second run changed nothing"
+    capsys.readouterr()
+    (tmp_path / ".gen.lock").write_text("pid 999999, train, since yesterday\n")  # left by a killed run: stale
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out and (out / "card.json").is_file()
+    assert not (tmp_path / ".gen.lock").exists(), "the lock file goes with its run"
+
+
+@pytest.mark.slow
+def test_two_trains_into_one_folder_at_once_one_wins(tmp_path):
+    import subprocess
+    import sys
+
+    ds = _tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "gen"
+    cmd = [sys.executable, "-m", "synthvu_core", "train", "--dataset", str(ds), "--out", str(out), "--steps", "40",
+           "--batch-size", "4", "--width", "4", "--d-width", "4", "--device", "cpu", "--quiet"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    wrote = [r for r in results if r[0] == 0 and "wrote" in r[1]]
+    refused = [r for r in results if r[0] == 2 and "another synthvu run is writing this folder" in r[2]]
+    assert len(wrote) == 1 and len(refused) == 1, results
+
+
+def test_evaluate_takes_the_same_lock(tmp_path):
+    from synthvu_core.errors import OutputError
+    from synthvu_core.evaluation.report import evaluate_generator
+    from synthvu_core.storage import folder_lock
+
+    gen = _tiny_generator(tmp_path / "gen")
+    with folder_lock(gen, "train"), pytest.raises(OutputError, match="another synthvu run is writing this folder"):  # noqa: E501
+        evaluate_generator(gen, n_synthetic=4, progress=False)

@@ -327,7 +327,7 @@ def load_report(
 # ---- from a generator folder -------------------------------------------------------------------
 
 
-def evaluate_generator(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
+def evaluate_generator(
     model_dir: str | Path,
     dataset: Any = None,
     n_synthetic: int = 5000,
@@ -339,8 +339,24 @@ def evaluate_generator(  # ~80 lines: resolve the dataset, sample, record the we
     """Sample ``n_synthetic`` VUs from a generator folder, evaluate them, write ``model_dir/report/``.
 
     ``dataset`` is a ``VUDataset``, a dataset folder, or None for the demo dataset named by the
-    card. The dataset's fingerprint must match the card's.
+    card. The dataset's fingerprint must match the card's. The folder is locked while it runs (one
+    ``train`` or ``evaluate`` writes a folder at a time).
     """
+    from synthvu_core.storage import folder_lock
+
+    with folder_lock(model_dir, "evaluate"):
+        return _evaluate_locked(model_dir, dataset, n_synthetic, controls, seed, progress, config)
+
+
+def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
+    model_dir: str | Path,
+    dataset: Any,
+    n_synthetic: int,
+    controls: bool,
+    seed: int,
+    progress: bool | Callable[[str, int, int], None],
+    config: EvaluationConfig | None,
+) -> Report:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
     from synthvu_core.models.sampling import sample_uint8

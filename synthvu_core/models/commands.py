@@ -188,11 +188,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
 
 
 def _train(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.training import config_from_args, train
-    from synthvu_core.storage import check_writable
+    from synthvu_core.storage import check_writable, folder_lock
 
     check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
+    with folder_lock(args.out, "train"):  # one writer per output folder
+        return _train_locked(args)
+
+
+def _train_locked(args: argparse.Namespace) -> int:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.training import config_from_args, train
+
     if args.arch == "diffusion":
         from synthvu_core.models.diffusion_training import train_command
 
