@@ -38,6 +38,8 @@ PUBLIC_META: tuple[str, ...] = (
     "n_nonmember_patients", "n_reference", "tstr_train_size", "classifier_trained", "umap", "config",
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
     "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs",
+    # the verdicts and what they are read from (aggregates: AUCs, intervals, p-values, power), and the digest
+    "verdicts", "power", "independent_control", "content_sha256",
 )
 #: Scalar key prefixes that may leave (every scalar of a report is an aggregate over VUs or patients).
 PUBLIC_SCALARS: tuple[str, ...] = ("utility.", "fidelity.", "privacy.", "dp.")

@@ -407,3 +407,24 @@ def test_evaluate_takes_the_same_lock(tmp_path):
     gen = _tiny_generator(tmp_path / "gen")
     with folder_lock(gen, "train"), pytest.raises(OutputError, match="another synthvu run is writing this folder"):  # noqa: E501
         evaluate_generator(gen, n_synthetic=4, progress=False)
+
+
+# ---- share keeps the verdicts ------------------------------------------------------------------------------------
+
+
+def test_a_shared_leaky_generator_still_says_it_leaks(tmp_path):
+    from dashboard.summary import verdict, view_of
+    from synthvu_core.evaluation.report import load_report, save_report
+    from synthvu_core.share import share
+
+    src = tmp_path / "leaky"
+    shutil.copytree(LEAKY, src, ignore=shutil.ignore_patterns("discriminator.safetensors"))
+    save_report(load_report(src), src / "report")  # signed, as a fresh evaluation writes it
+    out = share(src, tmp_path / "shared")
+    shared = load_report(out)
+    assert shared.integrity.startswith("signed") and "re-derived" in shared.integrity
+    v = verdict(view_of(shared))
+    assert v.level == "leak" and v.text.startswith("Leaks") and "Do not share" in v.text, v
+    assert "re-run" not in v.text
+    readme = (out / "README.md").read_text()
+    assert "Leaks its training patients" in readme and "Do not share these samples" in readme
