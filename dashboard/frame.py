@@ -23,6 +23,7 @@ import streamlit as st
 
 from dashboard import loaders
 from dashboard.summary import ReportView, dataset_mismatch
+from synthvu_core.evaluation.integrity import UNSIGNED
 
 if TYPE_CHECKING:
     import numpy as np
@@ -539,6 +540,9 @@ def run_page(
                 return
         else:
             shared_note(sel)
+            if sel.report is not None and sel.report.integrity.startswith(UNSIGNED):
+                st.caption(f"Report: {sel.report.integrity} (its values and verdicts were checked; it carries no "
+                           "content digest: re-run evaluate to sign it).")
             if needs_report and sel.report is None:
                 report_missing(sel)
                 return
