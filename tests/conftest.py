@@ -25,6 +25,6 @@ def _fresh_password_delays():
     import sys
 
     frame = sys.modules.get("dashboard.frame")
-    if frame is not None:
+    if frame is not None and hasattr(frame, "_WRONG"):
         frame._WRONG.clear()
     yield

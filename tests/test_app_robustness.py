@@ -33,8 +33,9 @@ def env(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
 
     monkeypatch.setenv("SYNTHVU_MODELS", str(world["models"]))
     monkeypatch.delenv("SYNTHVU_PUBLIC", raising=False)
-    loaders._generators.clear()
-    loaders._broken.clear()
+    for cached in ("_generators", "_broken"):
+        if hasattr(loaders, cached):
+            getattr(loaders, cached).clear()
     return world
 
 
