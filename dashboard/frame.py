@@ -254,9 +254,13 @@ def _password_form(password: str) -> None:
 def plain(text: Any) -> str:
     """``text`` for a Markdown element shown literally (card fields are data: a name or ``created``
     holding ``![x](http://...)`` must not make the browser fetch it): one line, every character that
-    makes links, images, emphasis, code, HTML, tables, maths or icon shortcodes escaped."""
+    makes links, images, emphasis, code, HTML, tables, maths or icon shortcodes escaped. A bare address
+    (``http://...``, ``www.``) is not turned into a link either (the browser's renderer links bare addresses in
+    text): an invisible word joiner (U+2060) goes after its ``:`` or ``www``."""
     line = " ".join(str(text).split())
     line = re.sub(r"([\\`*_{}\[\]()#!|~<>$:])", r"\\\1", line)
+    line = re.sub(r"\\:(?=//)", "\\:\u2060", line)  # scheme://: no link
+    line = re.sub(r"(?i)\b(www)\.", "\\1\u2060.", line)  # www.: no link
     return "\\" + line if line[:1] in ("-", "+", "=") else line
 
 

@@ -170,6 +170,7 @@ def test_a_model_link_is_plain_text_not_markdown(env) -> None:
     for text in shown:
         assert "![x](" not in text and "[click](" not in text and "**bold**" not in text, text
         assert "\\!\\[x\\]\\(http" in text, "the characters are escaped: shown literally"
+        assert "://" not in text.replace("\\", ""), "a bare address is not linked either"
 
 
 @pytest.mark.parametrize("rows", ["s:99999999", "r:99999999,1", "s:²,3", "s:" + "9" * 40, "s:1,2|r:-4"])
