@@ -64,7 +64,8 @@ def render(sel: frame.Selection) -> None:
     from dashboard.figures import selected_rows
 
     picked = selected_rows(list(event.selection.points) if event and event.selection else [], sources)
-    picked = frame.url_rows("picked", picked)
+    sizes = {kind: len(a) if (a := rep.array(f"umap/{kind}_index")) is not None else 0 for kind in picked}
+    picked = frame.url_rows("picked", picked, sizes=sizes)  # a link's rows outside the report are ignored
     if not picked["synthetic"] and not picked["real"]:
         st.info("Select points on the chart (box or lasso) to see the VUs below.")
         return

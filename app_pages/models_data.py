@@ -35,11 +35,15 @@ python -m synthvu_core evaluate my-phantom-model --controls
 def dataset_counts(card: dict) -> dict | None:
     """Counts from the demo dataset's card where it is already built (reads JSON only, builds nothing)."""
     recipe = (card.get("dataset") or {}).get("recipe") or {}
-    if not recipe.get("name"):
+    if not isinstance(recipe, dict) or not recipe.get("name"):
         return None
     from synthvu_core.data.build import cache_root
+    from synthvu_core.storage import SAFE_NAME
 
-    path = cache_root() / DATASETS_DIR / recipe["name"] / CARD_FILE
+    name = recipe["name"]
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        return None  # not a plain folder name: never read as a path
+    path = cache_root() / DATASETS_DIR / name / CARD_FILE
     try:
         ds = json.loads(Path(path).read_text())
     except (OSError, ValueError):

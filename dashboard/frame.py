@@ -11,6 +11,8 @@ import hmac
 import logging
 import os
 import re
+import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import streamlit as st
 
 from dashboard import loaders
 from dashboard.summary import ReportView, dataset_mismatch, public_view
+from synthvu_core.evaluation.integrity import UNSIGNED
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,7 +41,7 @@ _LOG = logging.getLogger("synthvu.dashboard")
 
 #: Keys the app reads from the secrets and the type each must have.
 SECRET_TYPES: dict[str, type] = {"password": str, "public": bool}
-#: Seconds to wait after the n-th wrong password of a session: short, growing, capped.
+#: Seconds to wait after the n-th wrong password of a client (all its sessions): short, growing, capped.
 WRONG_PASSWORD_DELAY_S = (0.5, 1.0, 2.0, 4.0)
 
 
@@ -94,10 +97,121 @@ def password_matches(typed: str, password: str) -> bool:
     return hmac.compare_digest(str(typed).encode("utf-8"), str(password).encode("utf-8"))
 
 
+#: The session-state value that marks an authenticated session: a random token of this server process, never
+#: something a browser can send (a forged widget message naming the key carries no such value).
+_AUTH_KEY = "synthvu_authenticated"
+_AUTH_TOKEN = secrets.token_hex(16)
+#: Wrong passwords per client (its address, else its session): ``(count, monotonic time the next guess may be
+#: checked)``. Guesses from one client are serialised across all its sessions and tabs; module state, so a
+#: visitor's ``clear_cache`` message does not reset it.
+_WRONG: dict[str, tuple[int, float]] = {}
+_GATE_LOCK = threading.Lock()
+_MAX_CLIENTS = 10_000
+#: A client whose next guess may not be checked for longer than this is told to come back (nothing sleeps).
+MAX_WAIT_S = 30.0
+
+
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def client_id() -> str:
+    """Who is guessing: the client's address where Streamlit knows it, else the session."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - an older Streamlit or no request: count per session
+        ip = None
+    return f"ip:{ip}" if isinstance(ip, str) and ip else f"session:{_session_id()}"
+
+
+def drop_foreign_widget_states() -> int:
+    """Forget widget values whose id Streamlit never generated (a forged message such as ``authenticated``);
+    returns how many were dropped. Such a value would otherwise break every read of the session state."""
+    try:
+        from streamlit.runtime.state import get_session_state
+        from streamlit.runtime.state.common import GENERATED_ELEMENT_ID_PREFIX
+
+        states = get_session_state()._state._new_widget_state.states  # type: ignore[attr-defined]
+        foreign = [w for w in states if not str(w).startswith(GENERATED_ELEMENT_ID_PREFIX)]
+        for wid in foreign:
+            del states[wid]
+    except Exception:  # noqa: BLE001 - Streamlit's internals moved: the gate below does not rely on this
+        _LOG.debug("could not inspect widget states", exc_info=True)
+        return 0
+    if foreign:
+        _LOG.warning("dropped %d widget state(s) with ids the app never created", len(foreign))
+    return len(foreign)
+
+
+def session_only_clear_cache() -> bool:
+    """Make a browser's ``clear_cache`` message clear that browser's own session only.
+
+    Streamlit's handler clears the server-wide ``st.cache_data`` and ``st.cache_resource`` (every visitor's loaded
+    generators and reports) for whoever sends it, signed in or not. Returns False where Streamlit's session class
+    has no such handler (nothing is changed).
+    """
+    try:
+        from streamlit.runtime.app_session import AppSession
+    except ImportError:
+        return False
+    handler = getattr(AppSession, "_handle_clear_cache_request", None)
+    if handler is None:
+        return False
+    if getattr(handler, "session_only", False):
+        return True
+
+    def clear_own_session(self: Any) -> None:
+        self._session_state.clear()  # this visitor's widgets and choices; the shared caches stay
+
+    clear_own_session.session_only = True  # type: ignore[attr-defined]
+    AppSession._handle_clear_cache_request = clear_own_session  # type: ignore[method-assign]
+    return True
+
+
+session_only_clear_cache()
+
+
+def is_authenticated() -> bool:
+    try:
+        return st.session_state.get(_AUTH_KEY) == _AUTH_TOKEN
+    except Exception:  # noqa: BLE001 - an unreadable session state is not an authenticated one
+        return False
+
+
+def _authenticate(client: str) -> None:
+    st.session_state[_AUTH_KEY] = _AUTH_TOKEN
+    with _GATE_LOCK:
+        _WRONG.pop(client, None)
+
+
+def _wait_before_checking(client: str) -> float | None:
+    """Seconds this client's guess must wait (its earlier wrong guesses, all sessions); None: too long."""
+    with _GATE_LOCK:
+        _, next_at = _WRONG.get(client, (0, 0.0))
+    wait = next_at - time.monotonic()
+    return None if wait > MAX_WAIT_S else max(wait, 0.0)
+
+
+def _count_wrong(client: str) -> float:
+    """Record a wrong guess; seconds until this client's next guess may be checked (the growing delay, after
+    any still running from its other sessions)."""
+    with _GATE_LOCK:
+        n, next_at = _WRONG.pop(client, (0, 0.0))
+        now = time.monotonic()
+        _WRONG[client] = (n + 1, max(next_at, now) + WRONG_PASSWORD_DELAY_S[min(n, len(WRONG_PASSWORD_DELAY_S) - 1)])
+        while len(_WRONG) > _MAX_CLIENTS:  # the longest-quiet clients are forgotten first
+            del _WRONG[next(iter(_WRONG))]
+        return _WRONG[client][1] - now
+
+
 def gate() -> None:
     """Fail closed: stop the run where the secrets cannot be trusted; then, where a password is set
     (``password`` in the secrets), until it is given. Unauthenticated visitors never see a traceback."""
     try:
+        drop_foreign_widget_states()
         problem = secrets_problem()
         password = None if problem else _secret("password")
     except Exception:  # noqa: BLE001 - fail closed, whatever went wrong
@@ -108,28 +222,45 @@ def gate() -> None:
         st.error(f"This dashboard is closed: {problem}, so its password and public mode cannot be trusted. "
                  "The owner must fix the secrets (details in the server log).")
         st.stop()
-    if not password or st.session_state.get("authenticated"):
+    if not password or is_authenticated():
         return
     st.title("synthvu")
-    typed = st.text_input("Password", type="password", key="password_input")
-    if typed:
-        if password_matches(typed, password):
-            st.session_state["authenticated"] = True
-            st.session_state.pop("wrong_passwords", None)
-            st.rerun()
-        n = int(st.session_state.get("wrong_passwords", 0))
-        st.session_state["wrong_passwords"] = n + 1
-        time.sleep(WRONG_PASSWORD_DELAY_S[min(n, len(WRONG_PASSWORD_DELAY_S) - 1)])
-        st.error("Wrong password.")
+    try:
+        _password_form(password)
+    except Exception:  # noqa: BLE001 - whatever a visitor sent: a message, never a traceback
+        _LOG.exception("the password form failed")
+        st.error("The password could not be checked; reload the page.")
     st.stop()
+
+
+def _password_form(password: str) -> None:
+    typed = st.text_input("Password", type="password", key="password_input")
+    if not isinstance(typed, str) or not typed:
+        return
+    client = client_id()
+    wait = _wait_before_checking(client)
+    if wait is None:
+        st.error("Too many wrong passwords from here; wait a minute and try again.")
+        return
+    if wait > 0:
+        time.sleep(wait)
+    if password_matches(typed, password):
+        _authenticate(client)
+        st.rerun()
+    time.sleep(_count_wrong(client))
+    st.error("Wrong password.")
 
 
 def plain(text: Any) -> str:
     """``text`` for a Markdown element shown literally (card fields are data: a name or ``created``
     holding ``![x](http://...)`` must not make the browser fetch it): one line, every character that
-    makes links, images, emphasis, code, HTML, tables, maths or icon shortcodes escaped."""
+    makes links, images, emphasis, code, HTML, tables, maths or icon shortcodes escaped. A bare address
+    (``http://...``, ``www.``) is not turned into a link either (the browser's renderer links bare addresses in
+    text): an invisible word joiner (U+2060) goes after its ``:`` or ``www``."""
     line = " ".join(str(text).split())
     line = re.sub(r"([\\`*_{}\[\]()#!|~<>$:])", r"\\\1", line)
+    line = re.sub(r"\\:(?=//)", "\\:\u2060", line)  # scheme://: no link
+    line = re.sub(r"(?i)\b(www)\.", "\\1\u2060.", line)  # www.: no link
     return "\\" + line if line[:1] in ("-", "+", "=") else line
 
 
@@ -151,8 +282,9 @@ def public_text(text: Any) -> str:
 
 
 def say(text: Any) -> str:
-    """An error text for the browser: paths shortened in public mode (no server path reaches a visitor)."""
-    return public_text(text) if public_mode() else str(text)
+    """An error text for the browser, shown as plain text (a name or link in it never renders as Markdown):
+    paths shortened in public mode (no server path reaches a visitor)."""
+    return plain(public_text(text) if public_mode() else str(text))
 
 
 # ---- selection ------------------------------------------------------------------------------------
@@ -261,6 +393,8 @@ def sidebar() -> Selection | None:
                 with st.form("add_folder", clear_on_submit=False, border=False):
                     st.text_input("Folder", placeholder="path/to/model or a folder of models", key="folder_input")
                     st.form_submit_button("Add", on_click=_add_folder)
+        for b in loaders.broken_generators(extra_dirs()):  # each bad folder in one line; the others work
+            st.warning(say(f"{b.path.name}: broken: {b.why}"), icon=":material/report:")
         if st.session_state.get("folder_error"):
             st.error(say(st.session_state["folder_error"]))
         if public_mode():
@@ -311,7 +445,9 @@ def url_state(key: str, param: str, options: Sequence[Any] | None = None, cast: 
         del st.query_params[param]
 
 
-def url_rows(param: str, picked: dict[str, list[int]], limit: int = 300) -> dict[str, list[int]]:
+def url_rows(
+    param: str, picked: dict[str, list[int]], limit: int = 300, sizes: dict[str, int] | None = None
+) -> dict[str, list[int]]:
     """Keep a chart selection (``{"synthetic": rows, "real": rows}``) in the URL as ``?param=s:1,2|r:3``.
 
     A chart's selection cannot be set from code, so a link's selection is shown (below the chart) while
@@ -320,7 +456,8 @@ def url_rows(param: str, picked: dict[str, list[int]], limit: int = 300) -> dict
     Args:
         param: the URL parameter.
         picked: the rows selected on the chart now (empty lists where none).
-        limit: most rows per kind kept in the URL.
+        limit: most rows per kind kept in the URL (and read from it).
+        sizes: rows there are per kind; a link's row outside them is ignored (None: no bound).
     """
     from_url = f"{param}_from_url"
     if any(picked.values()):
@@ -332,18 +469,23 @@ def url_rows(param: str, picked: dict[str, list[int]], limit: int = 300) -> dict
     applied = st.session_state.setdefault(URL_APPLIED, set())
     if param not in applied:
         applied.add(param)
-        st.session_state[from_url] = _rows_from_url(st.query_params.get(param, ""), list(picked))
+        st.session_state[from_url] = _rows_from_url(str(st.query_params.get(param, "")), list(picked), sizes, limit)
     return st.session_state.get(from_url) or picked
 
 
-def _rows_from_url(text: str, kinds: list[str]) -> dict[str, list[int]] | None:
+def _rows_from_url(
+    text: str, kinds: list[str], sizes: dict[str, int] | None = None, limit: int = 300
+) -> dict[str, list[int]] | None:
+    """The rows a link names, kind by kind: ASCII digits only, inside ``sizes``, at most ``limit`` per kind."""
     out: dict[str, list[int]] = {k: [] for k in kinds}
-    for part in text.split("|"):
+    for part in text[: 16 * limit * max(len(kinds), 1)].split("|"):
         head, _, rows = part.partition(":")
         kind = next((k for k in kinds if k[0] == head), None)
         if kind is None:
             continue
-        out[kind] = [int(r) for r in rows.split(",") if r.isdigit()]
+        bound = None if sizes is None else int(sizes.get(kind, 0))
+        found = [int(r) for r in rows.split(",") if r.isascii() and r.isdigit() and len(r) < 12]
+        out[kind] = [r for r in found if bound is None or r < bound][:limit]
     return out if any(out.values()) else None
 
 
@@ -413,6 +555,9 @@ def run_page(
                 return
         else:
             shared_note(sel)
+            if sel.report is not None and sel.report.integrity.startswith(UNSIGNED):
+                st.caption(f"Report: {sel.report.integrity} (its values and verdicts were checked; it carries no "
+                           "content digest: re-run evaluate to sign it).")
             if needs_report and sel.report is None:
                 report_missing(sel)
                 return

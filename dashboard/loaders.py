@@ -29,7 +29,7 @@ from synthvu_core.names import ARRAYS_FILE, CARD_FILE, GENERATOR_FILE, REPORT_DI
 if TYPE_CHECKING:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.acgan import Generator
-    from synthvu_core.models.registry import GeneratorInfo
+    from synthvu_core.models.registry import BrokenGenerator, GeneratorInfo
 
 MAX_SAMPLES = 512  # largest batch a page may request (uint8: 19 MB at 9 x 64 x 64)
 SAMPLING_THREADS = 2
@@ -76,6 +76,18 @@ def _generators(extra_dirs: tuple[str, ...], env: str) -> list[GeneratorInfo]:
     from synthvu_core.models.registry import list_generators
 
     return list_generators(list(extra_dirs))
+
+
+def broken_generators(extra_dirs: tuple[str, ...] = ()) -> list[BrokenGenerator]:
+    """Folders with a card that cannot be used, and why (each shown as "broken: why"; nothing else breaks)."""
+    return _broken(tuple(extra_dirs), os.environ.get("SYNTHVU_MODELS", ""))
+
+
+@st.cache_data(ttl=20, max_entries=16, show_spinner=False)
+def _broken(extra_dirs: tuple[str, ...], env: str) -> list[BrokenGenerator]:
+    from synthvu_core.models.registry import scan_generators
+
+    return scan_generators(list(extra_dirs))[1]
 
 
 def card_of(folder: str | Path) -> dict[str, Any]:

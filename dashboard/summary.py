@@ -45,6 +45,8 @@ class ReportView:
     meta: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     controls: dict[str, ReportView] = field(default_factory=dict)
+    #: How far the loaded report is vouched for (``Report.integrity``: signed, or unsigned (older report)).
+    integrity: str = ""
 
     def scalar(self, key: str) -> float | None:
         v = self.scalars.get(key)
@@ -77,6 +79,7 @@ def view_of(report: Any) -> ReportView:
         meta=dict(getattr(report, "meta", {}) or {}),
         arrays=arrays,
         controls={str(name): view_of(c) for name, c in dict(controls_src).items()},
+        integrity=str(getattr(report, "integrity", "") or ""),
     )
 
 

@@ -116,10 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("synthvu: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # an output or input the system refused: one line naming the path, never a traceback
+        import errno
+
         from synthvu_core.storage import os_reason
 
-        where = e.filename or "a file"
-        print(f"synthvu: error: {where}: {os_reason(e)}", file=sys.stderr)
+        where = e.filename or ("the output" if e.errno == errno.ENOSPC else "a file")
+        why = "the disk is full (no space left on device)" if e.errno == errno.ENOSPC else os_reason(e)
+        print(f"synthvu: error: {where}: {why}", file=sys.stderr)
         return 2
     finally:
         if main_thread:

@@ -30,3 +30,11 @@ class SelectionError(SynthVUError):
 
 class OutputError(SynthVUError):
     """An output path cannot be written, has an unknown suffix, or holds something that is not ours."""
+
+
+class DiskFullError(OutputError):
+    """The disk filled while an output was written; the message names the path, the bytes needed and free."""
+
+    def __init__(self, message: str, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path

@@ -159,7 +159,7 @@ def _evaluation_section(report: Any) -> list[str]:
         "patient-clustered 95% CIs.",
         "",
     ]
-    out += _metric_rows(scalars, report.missing()) + [""] + _attack_rows(scalars) + [""]
+    out += _verdict_lines(meta) + _metric_rows(scalars, report.missing()) + [""] + _attack_rows(scalars) + [""]
     out.append(
         f"Strongest attack: AUC {_num(scalars.get('privacy.worst.auc'))}, TPR at 1% FPR "
         f"{_num(scalars.get('privacy.worst.tpr_at_1pct_fpr'))}."
@@ -181,6 +181,23 @@ def _control_line(name: str, scalars: Mapping[str, float | None]) -> str:
     key = max(aucs, key=lambda k: aucs[k])
     attack, space = key.split(".")[1:3]
     return f"Control *{name}*: highest attack AUC {_num(aucs[key])} ({attack} attack, {space} space)."
+
+
+#: Verdicts as the report states them, one line per threat model (the evaluation's own words).
+_THREATS = {"released_samples": "Verdict (a), released samples", "released_discriminator":
+            "Verdict (b), released discriminator"}
+
+
+def _verdict_lines(meta: Mapping[str, Any]) -> list[str]:
+    verdicts = meta.get("verdicts") or {}
+    if not verdicts:
+        return ["No privacy verdict in this report: re-run `python -m synthvu_core evaluate MODEL --controls`.", ""]
+    lines = []
+    for threat, label in _THREATS.items():
+        v = verdicts.get(threat) or {}
+        if v:
+            lines += [f"**{label}** ({v.get('level', '?')}): {' '.join(str(v.get('text', '')).split())}", ""]
+    return lines
 
 
 def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:

@@ -41,6 +41,8 @@ PUBLIC_META: tuple[str, ...] = (
     "n_nonmember_patients", "n_reference", "tstr_train_size", "classifier_trained", "umap", "config",
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
     "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs",
+    # the verdicts and what they are read from (aggregates: AUCs, intervals, p-values, power), and the digest
+    "verdicts", "power", "independent_control", "content_sha256",
 )
 #: Report arrays that the dashboard's public mode reads on the server but never sends: real VUs' UMAP
 #: coordinates are drawn as a binned density only (counts per cell, never a VU's position).

@@ -7,13 +7,17 @@ write removes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from synthvu_core.errors import DiskFullError
 
 
 @contextlib.contextmanager
@@ -28,7 +32,12 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     tmp.rmdir()  # the caller creates a file or a folder of its choice here
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise disk_full(final, written=_size(tmp)) from None
         if final.is_dir() and not final.is_symlink():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
@@ -41,6 +50,41 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _size(path: Path) -> int:
+    """Bytes under ``path`` (a file or a folder; 0 where nothing is there)."""
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size if path.exists() else 0
+    except OSError:
+        return 0
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free for this user on the file system holding ``path`` (its nearest existing folder)."""
+    try:
+        return shutil.disk_usage(_existing_ancestor(Path(path) / "x")).free
+    except OSError:
+        return None
+
+
+def _human(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def disk_full(path: str | Path, *, written: int = 0, needed: int | None = None) -> DiskFullError:
+    """The error for a disk that filled while writing ``path``: names it, the bytes needed and the bytes free."""
+    path = Path(path)
+    free = free_bytes(path)
+    if needed is not None:
+        want = f"it needs about {needed:,} bytes ({_human(needed)})"
+    else:
+        want = f"it needs more than the {written:,} bytes written before the disk filled"
+    have = "" if free is None else f"; {free:,} bytes ({_human(free)}) are free there"
+    return DiskFullError(f"{path}: the disk is full (no space left on device): {want}{have}; nothing was written "
+                         "(the partial file was removed)", path=path)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -136,3 +180,96 @@ def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: s
 def os_reason(e: OSError) -> str:
     """An ``OSError`` as a short reason without the path (the caller names it)."""
     return e.strerror or type(e).__name__
+
+
+# ---- names read from cards and reports ---------------------------------------------------------
+
+#: A name a card or report may give to something that becomes a folder (a phantom recipe's cache folder,
+#: a control's sub-folder): letters, digits, ``.``, ``_``, ``-``; no separator, no ``..``, no leading dot.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def safe_name(value: object, where: str | Path, key: str, error: type[Exception] | None = None) -> str:
+    """``value`` where it is a plain folder name (:data:`SAFE_NAME`); else ``error`` naming ``where`` and ``key``.
+
+    Nothing read from a card or a report is used as a path before it passes here: ``/abs/dir`` or
+    ``../../x`` would otherwise select a folder outside the one meant.
+    """
+    if isinstance(value, str) and SAFE_NAME.fullmatch(value) and ".." not in value:
+        return value
+    from synthvu_core.errors import SynthVUError
+
+    shown = repr(value) if not isinstance(value, str) else repr(value[:80])
+    raise (error or SynthVUError)(
+        f"{where}: {key} {shown} is not a plain name (letters, digits, '.', '_', '-'; no path); refused"
+    )
+
+
+def inside(root: str | Path, path: str | Path) -> Path:
+    """``path`` resolved, where it lies strictly inside ``root``; :class:`OutputError` otherwise."""
+    from synthvu_core.errors import OutputError
+
+    base, real = Path(root).resolve(), Path(path).resolve()
+    if real == base or not real.is_relative_to(base):
+        raise OutputError(f"{path}: lies outside {root}; refused (nothing is replaced outside it)")
+    return real
+
+
+# ---- one writer per output folder ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[Path]:
+    """Hold the write lock of ``folder`` (``train`` and ``evaluate`` outputs) for the duration of the block.
+
+    The lock is ``fcntl.flock`` on ``.<name>.lock`` beside the folder: the kernel releases it when the holder exits
+    or is killed, so a lock file left by a crashed run is stale and simply taken over. A second writer gets
+    :class:`OutputError` naming the folder and the holder (its pid and command) instead of both saying "wrote".
+    """
+    import fcntl
+
+    from synthvu_core.errors import OutputError
+
+    folder = Path(folder)
+    lock = folder.parent / f".{folder.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise OutputError(f"{folder}: another synthvu run is writing this folder ({holder}); nothing was changed: "
+                              "wait for it to finish or choose another output") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our lock: take the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, {what}, since {_now()}\n".encode())
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)  # releases the lock
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "a process that has not said which"
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")

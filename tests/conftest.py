@@ -17,3 +17,14 @@ def spine_data() -> Path:
     if not (SPINE_DATA / "myosegmentum").is_dir():
         pytest.skip(f"real spine MRI not present at {SPINE_DATA.name}/ beside the project")
     return SPINE_DATA
+
+
+@pytest.fixture(autouse=True)
+def _fresh_password_delays():
+    """Every Streamlit AppTest shares one session id: forget wrong passwords counted by earlier tests."""
+    import sys
+
+    frame = sys.modules.get("dashboard.frame")
+    if frame is not None and hasattr(frame, "_WRONG"):
+        frame._WRONG.clear()
+    yield

@@ -390,10 +390,14 @@ def demo_dataset(
     version) is rebuilt once; :class:`DataError` naming the folder is raised only when the fresh build
     differs too (a generator trained on another build).
     """
-    folder = cache_root() / DATASETS_DIR / recipe.name
+    from synthvu_core.storage import inside, safe_name
+
+    folder = cache_root() / DATASETS_DIR / safe_name(recipe.name, "phantom recipe", "name", DataError)
+    inside(cache_root() / DATASETS_DIR, folder)  # a plain name cannot leave it; checked before anything is replaced
 
     def build() -> VUDataset:
-        build_phantom_dataset(recipe, folder, progress=progress, force=True)  # the cache folder is ours by its name
+        # never forced: an existing folder is replaced only where it is a VU dataset folder (or empty)
+        build_phantom_dataset(recipe, folder, progress=progress)
         return VUDataset.load(folder)
 
     cached = (folder / CARD_FILE).is_file()
@@ -412,6 +416,9 @@ def recipe_from_dict(d: Mapping[str, Any]) -> PhantomRecipe:
     """The :class:`PhantomRecipe` a card records (``dataset.recipe``); :class:`DataError` where it cannot be read."""
     if d.get("name") == DEMO_PHANTOM.name:
         return DEMO_PHANTOM
+    from synthvu_core.storage import safe_name
+
+    safe_name(d.get("name"), "the card's dataset.recipe", "name", DataError)  # it names a cache folder
     try:
         return PhantomRecipe.from_dict(d)
     except (KeyError, TypeError, ValueError) as e:

@@ -23,6 +23,10 @@ from synthvu_core.errors import DataError
 
 #: Largest difference (mm) tolerated between the image's and the label map's affine entries.
 AFFINE_TOL_MM = 1e-3
+#: Most voxels a volume may have (checked from the header, before any voxel is read): 2**28 voxels are 1 GiB as
+#: float32; a spine MRI has a few tens of millions. Reading one volume holds about :data:`BYTES_PER_VOXEL` each.
+MAX_VOXELS = 1 << 28
+BYTES_PER_VOXEL = 16  # float32 image + int16 labels + the file's own dtype and the reoriented copies
 
 
 @dataclass
@@ -77,7 +81,18 @@ def _read(path: Path, what: str):
         shape = img.shape
     if len(shape) != 3:
         raise DataError(f"{path}: {what} must be a 3-D volume, got shape {tuple(shape)}")
+    _check_size(path, what, tuple(int(n) for n in shape))
     return img
+
+
+def _check_size(path: Path, what: str, shape: tuple[int, ...]) -> None:
+    """Refuse a volume whose header asks for more than :data:`MAX_VOXELS` voxels (before any allocation)."""
+    n = int(np.prod(shape, dtype=np.float64))
+    if n > MAX_VOXELS:
+        need = n * BYTES_PER_VOXEL / 2**30
+        raise DataError(f"{path}: {what} of {'x'.join(map(str, shape))} voxels would need about {need:.1f} GiB of "
+                        f"memory; at most {MAX_VOXELS:,} voxels are read ({MAX_VOXELS * 4 / 2**30:.0f} GiB as "
+                        "float32): crop or resample it")
 
 
 def _data(img, path: Path, what: str) -> np.ndarray:

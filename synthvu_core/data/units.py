@@ -78,15 +78,39 @@ class ExtractConfig:
         }
 
 
+#: Smallest vertebral body (mm³) taken as one: a cervical body is about 2,000 mm³, a lumbar one 20,000 or more.
+MIN_BODY_MM3 = 100.0
+
+
 def body_centroids(volume: Volume) -> dict[int, np.ndarray]:
-    """World-mm centroid ``[3]`` of every labelled body, keyed by VerSe code (superior first)."""
+    """World-mm centroid ``[3]`` of every labelled body, keyed by VerSe code (superior first).
+
+    A body is the largest connected piece of its label (26-connected): a stray voxel or speck of the same
+    code elsewhere in the label map does not move its centre (and so the VU). A code whose largest piece is
+    under :data:`MIN_BODY_MM3` is a speck, not a body: it is left out with a warning naming the label file.
+    """
+    import warnings
+
+    from scipy import ndimage
+
     idx = np.nonzero(volume.labels)
     codes = volume.labels[idx].astype(np.int64)
     counts = np.bincount(codes)
     sums = np.stack([np.bincount(codes, weights=i.astype(np.float64), minlength=len(counts)) for i in idx], axis=1)
+    boxes = ndimage.find_objects(np.clip(volume.labels, 0, None).astype(np.int32, copy=False))
+    voxel_mm3 = float(abs(np.linalg.det(volume.affine[:3, :3])))
     out: dict[int, np.ndarray] = {}
     for c in levels.sort_codes(np.flatnonzero(counts)):
         vox = sums[c] / counts[c]
+        parts, n = ndimage.label(volume.labels[boxes[c - 1]] == c, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(parts.ravel())[1:]
+        if sizes.max() * voxel_mm3 < MIN_BODY_MM3:
+            warnings.warn(f"{volume.label_path}: label {levels.name(c)} holds only {int(sizes.max())} connected "
+                          f"voxel(s) ({sizes.max() * voxel_mm3:.1f} mm³): a speck, not a body; left out", stacklevel=2)
+            continue
+        if n > 1:  # keep the largest piece: the body
+            keep = np.nonzero(parts == np.argmax(sizes) + 1)
+            vox = np.array([k.mean() + sl.start for k, sl in zip(keep, boxes[c - 1], strict=True)])
         out[c] = volume.affine[:3, :3] @ vox + volume.affine[:3, 3]
     return out
 
@@ -188,6 +212,9 @@ def extract_units(
         )
 
     window = intensity_window(volume.image, config.percentiles)
+    if not window[1] > window[0]:
+        raise DataError(f"{volume.image_path}: image is constant (every voxel {window[0]:g}): no contrast to cut VUs "
+                        "from")
     c, h, w = config.shape
     images = np.empty((len(sites), c, h, w), dtype=np.uint8)
     rows: list[dict[str, Any]] = []

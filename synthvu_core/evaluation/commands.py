@@ -115,6 +115,8 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
         f"model {m.get('model', '?')} · dataset {m.get('dataset_fingerprint')} · "
         f"{m.get('n_synthetic')} synthetic VUs (seed {m.get('synthetic_seed')})"
     ]
+    if getattr(report, "integrity", ""):
+        lines.append(f"report      {report.integrity}")
     seeds = (m.get("utility") or {}).get("seeds") or []
     lines.append(
         f"utility (mean [95% CI] over {len(seeds)} seeds)  "

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.errors import CheckpointError, ReportError
+from synthvu_core.evaluation.integrity import check_digest, check_scalars, check_verdicts, sign
 from synthvu_core.evaluation.stages import EvaluationConfig, EvaluationContext, run_evaluation
 from synthvu_core.evaluation.verdicts import PRIVACY_METRICS
 from synthvu_core.names import (
@@ -36,7 +37,7 @@ from synthvu_core.names import (
     STUDY_TRTR,
     STUDY_TSTR,
 )
-from synthvu_core.storage import atomic_path, check_writable, json_default
+from synthvu_core.storage import atomic_path, check_writable, json_default, safe_name
 
 __all__ = [
     "ARRAYS_FILE",
@@ -69,6 +70,9 @@ class Report:
     definitions: dict[str, str]
     meta: dict[str, Any]
     controls: dict[str, Report] = field(default_factory=dict)
+    #: How far a loaded report is vouched for: :data:`~synthvu_core.evaluation.integrity.SIGNED` or ``UNSIGNED``
+    #: (written before content digests), plus whether its verdicts were re-derived; "" for one not loaded.
+    integrity: str = ""
     _arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
     _arrays_path: Path | None = field(default=None, repr=False)
 
@@ -211,7 +215,8 @@ def _write_report_files(report: Report, folder: Path) -> None:
         "meta": report.meta,
         "controls": sorted(report.controls),
     }
-    (folder / REPORT_FILE).write_text(json.dumps(doc, indent=2, default=json_default, allow_nan=False) + "\n")
+    doc = sign(json.loads(json.dumps(doc, default=json_default, allow_nan=False)))  # the digest of what is stored
+    (folder / REPORT_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     arrays = {k: np.asarray(v) for k, v in report.arrays.items()}
     for k, v in arrays.items():
         if v.dtype == object:
@@ -255,6 +260,7 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
             raise ValueError("scalars, definitions and meta must be objects")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReportError(f"{path}: corrupt report ({type(e).__name__}: {e})") from None
+    integrity = _check_content(scalars, meta, path)
     arrays_path = folder / ARRAYS_FILE
     if not arrays_path.is_file():
         raise ReportError(f"{arrays_path}: report arrays are missing")
@@ -269,10 +275,27 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
             f"{path}: report was computed on dataset {fp}, not on the expected dataset {expected_fingerprint}; re-run "
             "evaluate"
         )
-    report = Report(scalars, definitions, meta, _arrays_path=arrays_path)
-    for name in doc.get("controls", []):
+    report = Report(scalars, definitions, meta, integrity=integrity, _arrays_path=arrays_path)
+    controls = doc.get("controls", [])
+    if not isinstance(controls, list):
+        raise ReportError(f"{path}: corrupt report (controls must be a list of names)")
+    for name in controls:
+        safe_name(name, path, "control", ReportError)  # a control's name is a sub-folder: never a path
         report.controls[name] = _read_report(folder / CONTROLS_DIR / name, expected_fingerprint)
     return report
+
+
+def _check_content(scalars: dict[str, Any], meta: dict[str, Any], path: Path) -> str:
+    """Possible values, the content digest, the verdicts re-derived; the report's integrity text."""
+    check_scalars(scalars, path)
+    if not isinstance(meta.get("verdicts", {}), dict):
+        raise ReportError(f"{path}: corrupt report (meta.verdicts must be an object)")
+    for threat, v in (meta.get("verdicts") or {}).items():
+        if not isinstance(v, dict) or not isinstance(v.get("level"), str) or not isinstance(v.get("text", ""), str):
+            raise ReportError(f"{path}: corrupt report (verdict {threat!r} needs a level and a text)")
+    signed = check_digest(scalars, meta, path)
+    derived = check_verdicts(scalars, meta, path)
+    return signed + ("; verdicts re-derived from the numbers" if derived else "")
 
 
 def load_report(
@@ -304,7 +327,7 @@ def load_report(
 # ---- from a generator folder -------------------------------------------------------------------
 
 
-def evaluate_generator(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
+def evaluate_generator(
     model_dir: str | Path,
     dataset: Any = None,
     n_synthetic: int = 5000,
@@ -316,8 +339,24 @@ def evaluate_generator(  # ~80 lines: resolve the dataset, sample, record the we
     """Sample ``n_synthetic`` VUs from a generator folder, evaluate them, write ``model_dir/report/``.
 
     ``dataset`` is a ``VUDataset``, a dataset folder, or None for the demo dataset named by the
-    card. The dataset's fingerprint must match the card's.
+    card. The dataset's fingerprint must match the card's. The folder is locked while it runs (one
+    ``train`` or ``evaluate`` writes a folder at a time).
     """
+    from synthvu_core.storage import folder_lock
+
+    with folder_lock(model_dir, "evaluate"):
+        return _evaluate_locked(model_dir, dataset, n_synthetic, controls, seed, progress, config)
+
+
+def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
+    model_dir: str | Path,
+    dataset: Any,
+    n_synthetic: int,
+    controls: bool,
+    seed: int,
+    progress: bool | Callable[[str, int, int], None],
+    config: EvaluationConfig | None,
+) -> Report:
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
     from synthvu_core.models.sampling import sample_uint8

@@ -192,11 +192,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
 
 
 def _train(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.training import config_from_args, train
-    from synthvu_core.storage import check_writable
+    from synthvu_core.storage import check_writable, folder_lock
 
     check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
+    with folder_lock(args.out, "train"):  # one writer per output folder
+        return _train_locked(args)
+
+
+def _train_locked(args: argparse.Namespace) -> int:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.training import config_from_args, train
+
     if args.arch == "diffusion":
         from synthvu_core.models.diffusion_training import train_command
 
@@ -301,15 +307,24 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from synthvu_core.models.registry import list_generators
+    from synthvu_core.models.registry import scan_generators
 
-    infos = list_generators(args.dir)
+    infos, broken = scan_generators(args.dir)
     if args.json:
-        print(json.dumps([i.summary() for i in infos], indent=2))
+        rows = [i.summary() for i in infos]
+        rows += [{"name": b.path.name, "path": str(b.path), "source": b.source, "broken": b.why} for b in broken]
+        print(json.dumps(rows, indent=2))
         return 0
     if not infos:
         print("no generators found (shipped models/ folder, $SYNTHVU_MODELS)")
-        return 0
+    else:
+        _print_table(infos)
+    for b in broken:  # one line each, after the usable generators
+        print(f"{b.path.name:<24} {b.source:<8} broken: {b.why}")
+    return 0
+
+
+def _print_table(infos: list) -> None:
     print(f"{'name':<24} {'source':<8} {'arch':<8} {'scheme':<7} {'shape':<10} {'epsilon':<8} {'D':<2} report")
     for i in infos:
         s = i.summary()
@@ -320,7 +335,6 @@ def _models_list(args: argparse.Namespace) -> int:
             f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} "
             f"{'y' if s['has_discriminator'] else 'n':<2} {report}"
         )
-    return 0
 
 
 def _models_card(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ the card is JSON checked against a schema, and the modules are built from code i
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,17 @@ CARD_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: A card is a few kilobytes; a larger file is refused before it is parsed.
+MAX_CARD_BYTES = 1 << 20
+#: Types of the nested card fields that listings and pages format (each optional; ``dp`` where not null).
+NESTED_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "architecture": {"name": str},
+    "dataset": {"n_train": int, "part": str},
+    "training": {"steps": int, "epochs": (int, float), "batch_size": int, "seconds": (int, float),
+                 "lr": (int, float), "seed": int},
+    "dp": {"epsilon": (int, float, type(None)), "delta": (int, float, type(None)), "unit": str,
+           "n_patients": int},
+}
 #: Bounds of the card's numbers, checked before any network is built (a card is data from a folder:
 #: ``latent_dim: 1000000000`` must be one clear error, not an allocation that runs the machine out of memory).
 CARD_BOUNDS: dict[str, tuple[int, int]] = {
@@ -62,7 +74,11 @@ CARD_BOUNDS: dict[str, tuple[int, int]] = {
     "channels": (1, 64),  # shape[0]: slices per VU
     "pixels": (8, 512),  # shape[1], shape[2]
     "classes": (1, 64),
-    "width": (1, 1024),  # architecture.width / d_width
+    "width": (1, 1024),  # architecture.width / d_width, and each diffusion level's channels
+    "levels": (1, 6),  # diffusion: entries of ae_channels / unet_channels
+    "latent_channels": (1, 64),  # diffusion
+    "groups": (1, 64),  # diffusion: ae_norm_groups / unet_norm_groups
+    "res_blocks": (1, 8),  # diffusion: unet_res_blocks
 }
 #: Allowed values of the architecture's choice fields (checked where the card gives them).
 ARCH_CHOICES: dict[str, tuple[str, ...]] = {
@@ -120,19 +136,43 @@ def _candidate_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file())
 
 
+@dataclass(frozen=True)
+class BrokenGenerator:
+    """A folder with a ``card.json`` that cannot be used, and why (shown as "broken: why", nothing else breaks)."""
+
+    path: Path
+    why: str
+    source: str
+
+
 def list_generators(extra_dirs: list[str | Path] | None = None) -> list[GeneratorInfo]:
-    """Every generator folder with a valid card (folders with a broken card are left out)."""
+    """Every generator folder with a valid card (folders with a broken card are left out: :func:`scan_generators`
+    names them)."""
+    return scan_generators(extra_dirs)[0]
+
+
+def scan_generators(
+    extra_dirs: list[str | Path] | None = None,
+) -> tuple[list[GeneratorInfo], list[BrokenGenerator]]:
+    """The usable generator folders, and the folders whose card is broken with the reason."""
     out: list[GeneratorInfo] = []
+    broken: list[BrokenGenerator] = []
     seen: set[Path] = set()
     for root, source in model_roots(extra_dirs):
-        for folder in _candidate_folders(root):
+        try:
+            folders = _candidate_folders(root)
+        except OSError as e:
+            broken.append(BrokenGenerator(root, f"cannot be listed ({e.strerror or type(e).__name__})", source))
+            continue
+        for folder in folders:
             real = folder.resolve()
             if real in seen:
                 continue
             seen.add(real)
             try:
                 card = load_card(folder)
-            except CheckpointError:
+            except CheckpointError as e:
+                broken.append(BrokenGenerator(folder, _why(str(e), folder), source))
                 continue
             out.append(
                 GeneratorInfo(
@@ -144,7 +184,15 @@ def list_generators(extra_dirs: list[str | Path] | None = None) -> list[Generato
                     source=source,
                 )
             )
-    return out
+    return out, broken
+
+
+def _why(message: str, folder: Path) -> str:
+    """An error message without the folder's own path in front (the listing names the folder)."""
+    for prefix in (f"{folder / CARD_FILE}: ", f"{folder}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def resolve(model: str | Path, extra_dirs: list[str | Path] | None = None) -> Path:
@@ -169,7 +217,11 @@ def load_card(path: str | Path) -> dict[str, Any]:
     if not card_path.is_file():
         raise CheckpointError(f"{card_path}: card is missing (a generator folder needs card.json)")
     try:
+        if card_path.stat().st_size > MAX_CARD_BYTES:
+            raise ValueError(f"{card_path.stat().st_size} bytes, more than a card's {MAX_CARD_BYTES}")
         card = json.loads(card_path.read_text())
+    except RecursionError:
+        raise CheckpointError(f"{card_path}: not a valid JSON card: nested too deeply") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"{card_path}: not a valid JSON card: {e}") from None
     check_card(card, card_path)
@@ -185,7 +237,7 @@ def check_card(card: object, where: str | Path = CARD_FILE) -> None:
             raise CheckpointError(f"{where}: card lacks key {key!r}")
         if not isinstance(card[key], kind) or (kind is int and isinstance(card[key], bool)):
             raise CheckpointError(f"{where}: card key {key!r} has the wrong type ({type(card[key]).__name__})")
-    problems = []
+    problems = _nested_problems(card)
     if card["architecture"].get("name") not in ARCHITECTURE_NAMES:
         problems.append(f"architecture.name must be one of {', '.join(ARCHITECTURE_NAMES)}")
     if card["scheme"] not in levels.SCHEMES:
@@ -193,16 +245,42 @@ def check_card(card: object, where: str | Path = CARD_FILE) -> None:
     classes, prior = card["classes"], card["class_prior"]
     if not classes or not all(isinstance(c, str) for c in classes):
         problems.append("classes must be a non-empty list of names")
-    if len(prior) != len(classes) or not all(isinstance(v, int | float) and v >= 0 for v in prior) or sum(prior) <= 0:
-        problems.append("class_prior must give one non-negative weight per class")
+    finite = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in prior)
+    if len(prior) != len(classes) or not finite or not all(v >= 0 for v in prior) or sum(prior) <= 0:
+        problems.append("class_prior must give one finite non-negative weight per class")
     shape = card["shape"]
     if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
         problems.append("shape must be [C, H, W] positive integers")
     if not isinstance(card["dataset"].get("fingerprint"), str):
         problems.append("dataset.fingerprint is missing")
+    recipe = card["dataset"].get("recipe")
+    if recipe is not None and not (isinstance(recipe, dict) and _plain_name(recipe.get("name"))):
+        problems.append("dataset.recipe.name is not a plain name (letters, digits, '.', '_', '-'; no path)")
     problems += _bound_problems(card)
     if problems:
         raise CheckpointError(f"{where}: invalid card: {'; '.join(problems)}")
+
+
+def _nested_problems(card: dict[str, Any]) -> list[str]:
+    """Nested fields of :data:`NESTED_TYPES` with another type (a mistyped card is one clear error)."""
+    out = []
+    for section, fields in NESTED_TYPES.items():
+        part = card.get(section) or {}
+        for key, kind in fields.items():
+            v = part.get(key)
+            if v is None and key in part and type(None) not in (kind if isinstance(kind, tuple) else (kind,)):
+                continue  # null: not given
+            if key in part and (not isinstance(v, kind) or isinstance(v, bool)):
+                out.append(f"{section}.{key} has the wrong type ({type(v).__name__})")
+            elif isinstance(v, float) and not math.isfinite(v):
+                out.append(f"{section}.{key} is not a finite number")
+    return out
+
+
+def _plain_name(value: Any) -> bool:
+    from synthvu_core.storage import SAFE_NAME
+
+    return isinstance(value, str) and SAFE_NAME.fullmatch(value) is not None and ".." not in value
 
 
 def _within(value: Any, bounds: tuple[int, int]) -> bool:
@@ -211,8 +289,6 @@ def _within(value: Any, bounds: tuple[int, int]) -> bool:
 
 def _bound_problems(card: dict[str, Any]) -> list[str]:
     """The card's numbers outside :data:`CARD_BOUNDS` and unknown architecture choices, as texts."""
-    import math
-
     b, out = CARD_BOUNDS, []
     if not _within(card["latent_dim"], b["latent_dim"]):
         out.append(f"latent_dim {card['latent_dim']} lies outside {b['latent_dim'][0]}..{b['latent_dim'][1]}")
@@ -231,11 +307,33 @@ def _bound_problems(card: dict[str, Any]) -> list[str]:
     for key, allowed in ARCH_CHOICES.items():
         if key in arch and arch[key] not in allowed:
             out.append(f"architecture.{key} must be one of {', '.join(allowed)}")
+    out += _diffusion_problems(arch)
     for key, lo, hi in (("lr", 0.0, 1.0), ("ema", 0.0, 1.0), ("aux_weight", 0.0, 1e3)):
         v = arch.get(key, lo if key != "lr" else 1e-4)
         number = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         if not number or not lo <= v <= hi or (key == "lr" and v <= 0):
             out.append(f"architecture.{key} {v!r} lies outside {lo}..{hi}")
+    return out
+
+
+def _diffusion_problems(arch: dict[str, Any]) -> list[str]:
+    """A diffusion architecture's sizes outside :data:`CARD_BOUNDS` (every size a network is built from)."""
+    b, out = CARD_BOUNDS, []
+    for key in ("ae_channels", "unet_channels"):
+        if key not in arch:
+            continue
+        v = arch[key]
+        if not isinstance(v, list) or not _within(len(v), b["levels"]) or not all(_within(c, b["width"]) for c in v):
+            out.append(f"architecture.{key} must list {b['levels'][0]}..{b['levels'][1]} channel counts of "
+                       f"{b['width'][0]}..{b['width'][1]}")
+    for key, bound in (("latent_channels", "latent_channels"), ("ae_norm_groups", "groups"),
+                       ("unet_norm_groups", "groups"), ("unet_res_blocks", "res_blocks")):
+        if key in arch and not _within(arch[key], b[bound]):
+            out.append(f"architecture.{key} {arch[key]!r} lies outside {b[bound][0]}..{b[bound][1]}")
+    for key in ("latent_scale", "guidance", "cond_drop", "ae_lr", "kl_weight"):
+        v = arch.get(key, 1.0)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            out.append(f"architecture.{key} {v!r} must be a finite number >= 0")
     return out
 
 
@@ -365,6 +463,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not a valid safetensors file: {e}") from None
+    for k, v in tensors.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{path}: tensor {k!r} holds non-finite values (NaN or infinity); refused "
+                                  "(it would give black or noise VUs)")
     return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
 
 

@@ -8,6 +8,7 @@ asked of a level generator draws that region's levels with their training prior.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from synthvu_core import levels
-from synthvu_core.errors import SelectionError, SynthVUError
-from synthvu_core.storage import atomic_path
+from synthvu_core.errors import DiskFullError, SelectionError, SynthVUError
+from synthvu_core.storage import atomic_path, disk_full
 
 
 @dataclass
@@ -138,6 +139,18 @@ def to_uint8_torch(x: Any) -> Any:
     return x.to(torch.uint8, memory_format=torch.contiguous_format)
 
 
+def _check_finite(gen: Any, x: Any, start: int) -> None:
+    """:class:`CheckpointError` naming the generator where a batch holds NaN or infinity (never silent black VUs)."""
+    import torch
+
+    if not bool(torch.isfinite(x).all()):
+        from synthvu_core.errors import CheckpointError
+
+        where = getattr(gen, "source_dir", None) or "the generator"
+        raise CheckpointError(f"{where}: the generator produced non-finite values (NaN or infinity) from VU {start} "
+                              "on; its weights are broken; nothing was written")
+
+
 def sample_batches(
     generator: Any, n: int, position: str | None = None, seed: int = 0, batch_size: int = 256, *, uint8: bool = True
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -159,6 +172,7 @@ def sample_batches(
     with torch.inference_mode():
         for zb in _rebatch(_noise_chunks(g, len(labels), int(gen.card["latent_dim"]), b), b):
             x = gen(zb.to(device), labels[start : start + len(zb)].to(device))
+            _check_finite(gen, x, start)
             x = to_uint8_torch(x) if uint8 else x.float().contiguous()
             yield start, x.cpu().numpy(), labels[start : start + len(zb)].numpy().astype(np.int64)
             start += len(zb)
@@ -428,8 +442,12 @@ def write_nifti(samples: Samples, path: str | Path, card: dict[str, Any] | None 
     img.header.set_xyzt_units(xyz="mm", t="unknown")  # axis 4 indexes VUs, it is not time
     img.header["descrip"] = b"synthvu synthetic VUs; axis 4 = VU"
     with atomic_path(path) as tmp:
-        nib.save(img, str(tmp) + (".nii.gz" if gz else ".nii"))
-        Path(str(tmp) + (".nii.gz" if gz else ".nii")).rename(tmp)
+        named = Path(str(tmp) + (".nii.gz" if gz else ".nii"))  # nibabel picks the format by the suffix
+        try:
+            nib.save(img, str(named))
+            named.rename(tmp)
+        finally:
+            named.unlink(missing_ok=True)  # a failed save leaves nothing behind
     with atomic_path(positions_path(path)) as tmp:
         rows = (f"{i},{p},{lab}\n" for i, (p, lab) in enumerate(zip(samples.positions, samples.labels)))
         tmp.write_text("index,position,label\n" + "".join(rows))
@@ -590,6 +608,10 @@ def sample_to_file(
             for start, x, y in batches:
                 images[start : start + len(x)], labels[start : start + len(y)] = x, y
             export(Samples(images, labels, list(card["classes"])), plan.path, card)
+    except DiskFullError:
+        raise disk_full(plan.path, needed=plan.disk_bytes) from None
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise disk_full(plan.path, needed=plan.disk_bytes) from None
         raise SynthVUError(f"{plan.path}: could not be written ({e.strerror or e})") from None
     return plan
