@@ -3,7 +3,8 @@
 import streamlit as st
 
 from dashboard import frame
-from dashboard.summary import epsilon_text, fmt, headline, membership_text, verdict, with_ci
+from dashboard.loaders import audit_of
+from dashboard.summary import audit_text, composed_text, epsilon_text, fmt, headline, membership_text, verdict, with_ci
 from synthvu_core.names import STUDY_RATIO
 
 ABOUT = (
@@ -65,8 +66,12 @@ def render(sel: frame.Selection | None) -> None:
     c[3].metric(
         "DP ε",
         "∞" if h.epsilon is None else f"{h.epsilon:.2f}",
-        help="Differential privacy budget (lower = stronger guarantee).",
+        help="Differential privacy budget of this run (lower = stronger guarantee); every run on the same data "
+        "composes, see below.",
     )
+    for line in (composed_text(sel.card), audit_text(audit_of(sel.path), sel.card)):
+        if line:
+            c[3].caption(line)
     if rep is None:
         frame.report_missing(sel)
     else:

@@ -11,6 +11,8 @@ from dashboard.summary import (
     SPACES,
     attack_rows,
     attacks_present,
+    audit_text,
+    epsilon_text,
     fmt,
     independent_rows,
     independent_text,
@@ -53,6 +55,10 @@ def number_table(rows: list[dict]) -> list[dict]:
 
 def render(sel: frame.Selection) -> None:
     rep = sel.report
+    st.subheader("Differential privacy")
+    st.markdown(frame.plain(epsilon_text(sel.card)))
+    audit = audit_text(loaders.audit_of(sel.path), sel.card)
+    st.caption(audit or "No audit of this generator's recipe (`python -m synthvu_core audit MODEL --dataset DATASET`).")
     st.subheader("Verdict (a): released samples")
     v = verdict(rep, sel.card)
     {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)

@@ -90,6 +90,13 @@ def _broken(extra_dirs: tuple[str, ...], env: str) -> list[BrokenGenerator]:
     return scan_generators(list(extra_dirs))[1]
 
 
+def audit_of(folder: str | Path) -> dict[str, Any] | None:
+    """The audit result (``audit.json``) beside a generator's card, or None."""
+    from synthvu_core.models.audit import load_audit
+
+    return load_audit(folder)
+
+
 def card_of(folder: str | Path) -> dict[str, Any]:
     """A folder's card (raises ``CheckpointError`` naming the folder where it is not a generator)."""
     from synthvu_core.models.registry import load_card

@@ -8,6 +8,7 @@ Everything here reads numbers and verdicts the evaluation already wrote (``meta[
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,10 +108,44 @@ def epsilon_text(card: Mapping[str, Any] | None, view: ReportView | None = None)
     delta = dp.get("delta") if isinstance(dp, Mapping) else None
     unit = dp.get("unit", "VU") if isinstance(dp, Mapping) and dp else None
     text = f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
+    composed = composed_text(card or {})
     runs = dp.get("private_runs") if isinstance(dp, Mapping) else None
-    if runs:
-        text += f" ({runs} private run{'s' if runs != 1 else ''} on these data)"
+    if composed:
+        text += f" for this run; {composed}"
+    elif runs:
+        text += f" ({runs} private run{'s' if runs != 1 else ''} on these data; not composed)"
     return text
+
+
+def composed_text(card: Mapping[str, Any]) -> str | None:
+    """The dataset's composed bound as the card records it (its privacy ledger); None for a card without one."""
+    from synthvu_core.models.ledger import composed_text as text
+
+    return text(card)
+
+
+def composed_bound_holds(card: Mapping[str, Any] | None) -> bool | None:
+    """True where the card's ledger composes to a finite ε, False where infinite, None without a ledger."""
+    from synthvu_core.models.ledger import composed_of
+
+    found = composed_of(card or {})
+    return None if found is None else math.isfinite(found[0])
+
+
+def audit_text(audit: Mapping[str, Any] | None, card: Mapping[str, Any] | None = None) -> str | None:
+    """The empirical lower bound of an audit (``audit.json``) beside the ε it claims; None without an audit."""
+    if not audit or audit.get("epsilon_lower_bound") is None:
+        return None
+    lb, claimed = float(audit["epsilon_lower_bound"]), float(audit.get("claimed_epsilon") or math.nan)
+    conf = float(audit.get("confidence", 0.95))
+    text = (
+        f"audit: empirical ε ≥ {lb:.2f} at {conf:.0%} confidence against a claimed ε = {claimed:.2f} "
+        f"({audit.get('correct')} of {audit.get('guesses')} guesses right on {audit.get('canaries')} canary patients, "
+        f"the recipe replayed on {(audit.get('cohort') or {}).get('n_patients', '?')} patients)"
+    )
+    if lb > claimed:
+        return text + ": the mechanism leaks more than it claims"
+    return text + ": consistent with the claim (a lower bound cannot prove it)"
 
 
 def interval(lo: float | None, hi: float | None) -> str:
@@ -342,10 +377,21 @@ def dp_note(card: Mapping[str, Any] | None, view: ReportView | None) -> str:
     the card says its unit is a patient."""
     eps = epsilon_of(card, view)
     unit = ((card or {}).get("dp") or {}).get("unit")
+    holds = composed_bound_holds(card)
+    if eps is not None and unit == "patient" and holds is False:
+        return (
+            f" Training was differentially private per patient with {epsilon_text(card, view)}; no bound holds for "
+            "these patients: these attacks are evidence, not a guarantee."
+        )
+    if eps is not None and unit == "patient" and holds:
+        return (
+            f" Training was differentially private per patient with {epsilon_text(card, view)}: the composed bound "
+            "holds whatever the attacks find."
+        )
     if eps is not None and unit == "patient":
         return (
-            f" Training was differentially private per patient with {epsilon_text(card, view)}: "
-            "that bound holds whatever the attacks find."
+            f" Training was differentially private per patient with {epsilon_text(card, view)}; the card records no "
+            "privacy ledger, so other runs on these patients are not composed and the bound is this run's alone."
         )
     if eps is not None:
         return (

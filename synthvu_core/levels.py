@@ -121,6 +121,17 @@ def classes(scheme: str, vus: Iterable[str]) -> list[str]:
     raise ValueError(f"unknown conditioning scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
+def vocabulary(scheme: str) -> list[str]:
+    """Every class a scheme can name, whatever a dataset holds: C, T, L for ``region``; every VU of two
+    consecutive bodies (transitional T13 and L6 included) for ``level``."""
+    if scheme == "region":
+        return ["C", "T", "L"]
+    if scheme == "level":
+        names = [vu_name(a, b) for a, b in vu_pairs(ANATOMICAL_ORDER)] + ["T12/L1", "L5/S1"]
+        return sorted(names, key=lambda v: (vu_rank(v), rank(code(v.split("/")[1]))))
+    raise ValueError(f"unknown conditioning scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+
+
 def position_class(scheme: str, vu: str) -> str:
     """Class name of a VU under a scheme (``"L4/L5"`` -> ``"L"`` under ``region``)."""
     return region(vu) if scheme == "region" else vu

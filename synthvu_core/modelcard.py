@@ -72,13 +72,17 @@ def _data_section(card: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _privacy_section(card: Mapping[str, Any]) -> list[str]:
+_RELATION = {"patient": "add or remove one patient (all of that patient's VUs)", "vu": "add or remove one VU"}
+
+
+def _privacy_section(card: Mapping[str, Any], audit: Mapping[str, Any] | None = None) -> list[str]:
     dp = card.get("dp")
     out = ["## Privacy unit and (epsilon, delta)", ""]
     if not dp:
         return out + [
             "Trained **without differential privacy**: there is no formal guarantee. The membership-inference",
             "attacks below are the only evidence of how much the generator leaks its training patients.",
+            f"Privacy ledger of its training data: {_composed_line(card)}.",
             "",
         ]
     unit = dp.get("unit") or dp.get("privacy_unit")
@@ -90,17 +94,39 @@ def _privacy_section(card: Mapping[str, Any]) -> list[str]:
         "epsilon times the VUs per patient)"
     )
     return out + [
-        f"- privacy unit: {unit_txt}",
-        f"- epsilon = {_num(dp.get('epsilon'), 2)} at delta = {dp.get('delta', 0):.2g} "
+        f"- privacy unit: {unit_txt}; neighbouring datasets: {dp.get('neighbouring', _RELATION.get(unit, 'not stated'))}",
+        f"- epsilon = {_num(dp.get('epsilon'), 2)} at delta = {dp.get('delta', 0):.2g} for this run "
         f"({dp.get('accountant', '?')} accountant)",
+        f"- {_composed_line(card)}",
         f"- DP-SGD on the {dp.get('private_module', 'discriminator')}: noise multiplier "
-        f"{_num(dp.get('noise_multiplier'))}, per-example clipping norm {dp.get('max_grad_norm')}, sampling "
-        f"{dp.get('sampling', '?')} at rate {_num(dp.get('sample_rate'), 4)}",
+        f"{_num(dp.get('noise_multiplier'))}, clipping norm {_num(dp.get('clip_norm', dp.get('max_grad_norm')))} "
+        f"({'per patient' if unit == 'patient' else 'per example'}), sampling {dp.get('sampling', '?')} at rate "
+        f"{_num(dp.get('sample_rate'), 4)}",
         "- the generator sees real data only through the private discriminator, so its weights carry the same "
         "(epsilon, delta) by post-processing",
-        "- outside this accounting: the class prior in `card.json` (the train split's label frequencies)",
+        f"- class list and prior: {dp.get('classes', 'the classes the train split holds')}; "
+        f"{dp.get('class_prior', 'the train split label frequencies, outside this accounting')}",
+        f"- training checkpoint: {dp.get('checkpoint', 'holds the mechanism random state: private material')}",
+        *([f"- {audit_line(audit)}"] if audit else []),
         "",
     ]
+
+
+def audit_line(audit: Mapping[str, Any]) -> str:
+    from synthvu_core.models.audit import audit_line as line
+
+    return line(audit)
+
+
+def _composed_line(card: Mapping[str, Any]) -> str:
+    from synthvu_core.models.ledger import composed_text
+
+    text = composed_text(card)
+    if text is None:
+        runs = (card.get("dp") or {}).get("private_runs")
+        return (f"{runs} DP run(s) on these data declared by hand, not composed; the card records no privacy ledger"
+                if runs else "the card records no privacy ledger: other runs on these data are not composed")
+    return text.replace("ε", "epsilon").replace("∞", "infinity")
 
 
 def _metric_rows(scalars: Mapping[str, float | None], missing: Mapping[str, str]) -> list[str]:
@@ -201,6 +227,8 @@ def _verdict_lines(meta: Mapping[str, Any]) -> list[str]:
 
 
 def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
+    from synthvu_core.models.ledger import composed_of
+
     private = bool(card.get("dp"))
     phantom = bool((card.get("dataset") or {}).get("recipe"))
     data_limit = (
@@ -208,11 +236,18 @@ def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
         if phantom
         else "- Trained on real scans from one cohort: it may not transfer to another scanner, protocol or population."
     )
+    found = composed_of(card)
+    if not private or (found is not None and found[0] == float("inf")):
+        bound = " no formal bound holds for the training patients (see the privacy ledger above)."
+    elif found is None:
+        bound = " the (epsilon, delta) bound of this run holds for any attack; other runs on the data are not composed."
+    else:
+        bound = " the composed (epsilon, delta) bound holds for any attack."
     return [
         "## Limitations",
         "",
         "- Membership-inference AUCs are measured against the attacks listed, not against every possible attack;"
-        + (" the (epsilon, delta) bound holds for any attack." if private else " without DP there is no bound."),
+        + bound,
         "- The utility classifier predicts the VU's position only; other downstream tasks are not measured.",
         data_limit,
         "- Not for diagnosis or any clinical decision.",
@@ -222,7 +257,8 @@ def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
         "**Share only the generator weights** (`generator.safetensors`) with `card.json`, this README and the public "
         "report that `python -m synthvu_core share MODEL --out DIR` writes (aggregate numbers only). Never share the "
         "discriminator of a generator trained without DP (it is a membership oracle), the report's `arrays.npz` (real "
-        "VUs' embeddings and UMAP coordinates, per-candidate and per-patient scores) or the training checkpoint.",
+        "VUs' embeddings and UMAP coordinates, per-candidate and per-patient scores) or the training checkpoint "
+        "(private material: under DP it holds the mechanism's random state).",
         "",
     ]
 
@@ -235,6 +271,7 @@ def render(folder: str | Path) -> str:
     """
     from synthvu_core.errors import ReportError
     from synthvu_core.evaluation.report import load_report
+    from synthvu_core.models.audit import load_audit
     from synthvu_core.models.registry import load_card
 
     folder = Path(folder)
@@ -274,7 +311,7 @@ def render(folder: str | Path) -> str:
     body = (
         head
         + _data_section(card)
-        + _privacy_section(card)
+        + _privacy_section(card, load_audit(folder))
         + training
         + _evaluation_section(report)
         + _limits_and_sharing(card)

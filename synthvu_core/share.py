@@ -85,7 +85,8 @@ ABSENT = {
     "real-derived report arrays": "real VUs' embeddings and UMAP coordinates, candidate indices and membership, "
                                   "per-candidate scores, distances and nearest neighbours, per-patient scores and "
                                   "closest real-synthetic pairs never leave (only aggregate or synthetic arrays do)",
-    "training checkpoint": "optimiser state and the discriminator of an unfinished run",
+    "training checkpoint": "optimiser state and the discriminator of an unfinished run; under DP also the "
+                           "mechanism's random state (private material: it replays the noise), never shared",
     "training command": "it names local folders",
 }
 
@@ -214,6 +215,25 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
     return out
 
 
+def _blank_timing(log: Path) -> None:
+    """Empty the per-step ``vus_per_s`` column of a DP run's log: a step's time grows with the (private) number of
+    sampled real VUs."""
+    import csv
+    import io
+
+    if not log.is_file():
+        return
+    with log.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "vus_per_s" not in rows[0]:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**r, "vus_per_s": ""} for r in rows)
+    log.write_text(buf.getvalue())
+
+
 def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator: bool) -> dict[str, Any]:
     """Copy the whitelisted parts of ``src`` into ``dst``; the manifest of what is in and what is out."""
     from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR
@@ -245,7 +265,12 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         (dst / "training").mkdir()
         for f in training:
             shutil.copyfile(f, dst / "training" / f.name)
+        if card.get("dp"):
+            _blank_timing(dst / "training" / "log.csv")
         included.append("training/ (loss log and montages of synthetic VUs)")
+    if (src / "audit.json").is_file():
+        shutil.copyfile(src / "audit.json", dst / "audit.json")
+        included.append("audit.json (empirical privacy audit of the recipe)")
     return {
         "source": card["name"],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

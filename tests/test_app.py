@@ -404,9 +404,27 @@ def test_verdicts_come_from_the_report_one_per_threat_model() -> None:
     assert "per VU" in eps.text  # a card without a unit protected a VU
     assert "whatever the attacks find" not in eps.text  # ... so no claim that the bound covers a patient
     patient = verdict(view, {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}})
-    assert "per patient" in patient.text and "whatever the attacks find" in patient.text
-    runs = verdict(view, {"dp": {"epsilon": 4.0, "delta": 1e-5, "unit": "patient", "private_runs": 10}})
-    assert "10 private runs on these data" in runs.text  # the Overview names how many DP runs spent privacy
+    assert "per patient" in patient.text and "whatever the attacks find" not in patient.text  # no ledger: not composed
+    assert "not composed" in patient.text
+    dp = {"epsilon": 4.0, "delta": 1e-5, "unit": "patient"}
+    composed = verdict(view, {"dp": dp, "privacy_ledger": {"composed_epsilon": 6.5, "runs": 2, "entries": []}})
+    assert "composed ε = 6.50 over the 2 runs" in composed.text and "whatever the attacks find" in composed.text
+    broken = verdict(view, {"dp": dp, "privacy_ledger": {"composed_epsilon": None, "runs": 3, "entries": []}})
+    assert "composed ε = ∞ over the 3 runs" in broken.text and "whatever the attacks find" not in broken.text
+    assert "no bound holds" in broken.text  # a run without DP on the same patients: said plainly
+
+
+@pytest.mark.skipif("acgan-dp-e1" not in SHIPPED, reason="the shipped acgan-dp-e1 is not installed")
+def test_overview_and_privacy_show_the_composed_bound_beside_the_run_epsilon(env: dict[str, Path]) -> None:
+    """acgan-dp-e1's cohort also trained the non-DP baselines: its ledger composes to infinity, and both pages say so."""
+    at = start("acgan-dp-e1")
+    no_exception(at, "overview")
+    text = " ".join(c.value for c in at.caption)
+    assert "composed ε = ∞ over the 10 runs" in text and "a run without differential privacy" in text
+    at = visit(at, "privacy")
+    no_exception(at, "privacy")
+    assert "composed ε = ∞" in " ".join(m.value for m in at.markdown)
+    assert "whatever the attacks find" not in " ".join(str(e.value) for e in at.success)
 
 
 def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:

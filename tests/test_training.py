@@ -19,17 +19,17 @@ torch.set_num_threads(1)
 VUS = ("T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5")
 
 
-def tiny_dataset(shape=(1, 32, 32), patients=4) -> VUDataset:
-    rng = np.random.default_rng(0)
+def tiny_dataset(shape=(1, 32, 32), patients=4, prefix="p", seed=0) -> VUDataset:
+    rng = np.random.default_rng(seed)
     rows, imgs = [], []
     for p in range(patients):
         for v in VUS:
             rows.append(
                 dict(
-                    patient_id=f"p{p}",
+                    patient_id=f"{prefix}{p}",
                     level=v,
                     region=v[0],
-                    source=f"p{p}.nii.gz",
+                    source=f"{prefix}{p}.nii.gz",
                     center_vox_0=0,
                     center_vox_1=0,
                     center_vox_2=0,
@@ -43,6 +43,13 @@ def tiny_dataset(shape=(1, 32, 32), patients=4) -> VUDataset:
             )
             imgs.append(rng.integers(0, 256, shape, dtype=np.uint8))
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
+
+
+def public_dataset(prefix="pub", seed=1, recipe_seed=9) -> VUDataset:
+    """A tiny phantom-like dataset (its card names a recipe: public data) of other patients than tiny_dataset's."""
+    ds = tiny_dataset(prefix=prefix, seed=seed)
+    ds.card["recipe"] = {"name": "test-phantom", "seed": recipe_seed}
+    return ds
 
 
 def small(dp: DPConfig | None = None, **kw) -> TrainConfig:
@@ -186,10 +193,11 @@ def test_private_gradient_is_the_clipped_sum_of_per_patient_gradients():
     ds = tiny_dataset(patients=8)
     clip = 1e-3
     trainer = Trainer(
-        ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=0.0, clip_norm=clip, patients_per_step=3))
+        ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=1.0, clip_norm=clip, patients_per_step=4))
     )
     opt = trainer.private
-    assert trainer.n_patients == 4 and trainer.sample_rate == pytest.approx(3 / 4)
+    opt.noise_multiplier = 0.0  # the mechanism without its noise: only the clipped sum is compared here
+    assert trainer.n_patients == 4 and trainer.sample_rate == 1.0  # every patient sampled: never an empty batch
     idx, pos = opt.sample_patients()
     assert len(idx) and torch.equal(
         torch.from_numpy(trainer.patient_of_vu)[idx].unique().numel() * torch.ones(1), (pos.max() + 1) * torch.ones(1)
@@ -266,14 +274,17 @@ def test_init_from_starts_from_the_pretrained_weights(tmp_path):
     from synthvu_core.models.registry import read_weights
 
     ds = tiny_dataset()
-    pre = train(ds, tmp_path / "pre", small(steps=2), progress=False)
-    trainer = Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(pre), dp=DPConfig(noise_multiplier=1.0)))
+    pre = train(public_dataset(), tmp_path / "pre", small(steps=2), progress=False)
+    tl = ["T", "L"]
+    trainer = Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(pre), classes=tl,
+                                                 dp=DPConfig(noise_multiplier=1.0)))
     g = read_weights(pre / "generator.safetensors")
     assert all(torch.equal(v, g[k]) for k, v in trainer.G.state_dict().items())
     d = read_weights(pre / "discriminator.safetensors")
     assert all(torch.equal(v, d[k]) for k, v in trainer.D.state_dict().items())
     out = train(
-        ds, tmp_path / "ft", small(steps=1, init_from=str(pre), dp=DPConfig(noise_multiplier=1.0)), progress=False
+        ds, tmp_path / "ft", small(steps=1, init_from=str(pre), classes=tl, dp=DPConfig(noise_multiplier=1.0)),
+        progress=False,
     )
     assert load_card(out)["training"]["init_from"]["name"] == "pre"
     with pytest.raises(SelectionError, match="init-from"):
@@ -290,6 +301,9 @@ def test_training_arguments_are_refused_before_any_work():
         (dict(batch_size=0), "--batch-size"),
         (dict(dp=DPConfig()), "exactly one"),
         (dict(dp=DPConfig(noise_multiplier=1.0, clip_norm=0)), "clip"),
+        (dict(dp=DPConfig(noise_multiplier=0.0)), "no noise is no differential privacy"),
+        (dict(dp=DPConfig(target_epsilon=float("inf"))), "epsilon = inf is no differential privacy"),
+        (dict(classes=["L", "X"]), "--classes"),
     ):
         with pytest.raises(SelectionError, match=match):
             small(**bad).validate()
@@ -298,12 +312,18 @@ def test_training_arguments_are_refused_before_any_work():
 def test_target_epsilon_is_met(tmp_path):
     ds = tiny_dataset()
     out = train(
-        ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-3, private_runs=2)), progress=False
+        ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-3)), progress=False
     )
-    dp = load_card(out)["dp"]
+    card = load_card(out)
+    dp = card["dp"]
     assert dp["epsilon"] <= 8.0 * 1.02 and dp["epsilon"] > 4.0
     assert dp["delta"] == 1e-3 and dp["noise_multiplier"] > 0
-    assert dp["unit"] == "patient" and dp["n_patients"] == 2 and dp["steps"] == 3 and dp["private_runs"] == 2
+    assert dp["unit"] == "patient" and dp["n_patients"] == 2 and dp["steps"] == 3
+    assert dp["neighbouring"].startswith("add or remove one patient")
+    assert dp["checkpoint"].startswith("private material")
+    assert card["classes"] == ["C", "T", "L"] and card["class_prior"] == [1 / 3] * 3  # the scheme's, not the data's
+    led = card["privacy_ledger"]  # in-memory dataset: this run alone, composed by RDP = its own epsilon
+    assert led["runs"] == 1 and led["composed_epsilon"] == pytest.approx(dp["epsilon"], rel=1e-6)
     assert dp["noise_source"] == "os entropy" and dp["clip_norm"] == 1.0
 
 
@@ -340,9 +360,9 @@ def test_private_heads_train_only_the_heads_and_keep_the_body(tmp_path):
     from synthvu_core.errors import SelectionError
 
     ds = tiny_dataset()
-    pre = train(ds, tmp_path / "pre", small(steps=1), progress=False)
+    pre = train(public_dataset(), tmp_path / "pre", small(steps=1), progress=False)
     dp = DPConfig(noise_multiplier=1.0, private_layers="heads")
-    tr = Trainer(ds, tmp_path / "ft", small(steps=2, init_from=str(pre), dp=dp))
+    tr = Trainer(ds, tmp_path / "ft", small(steps=2, init_from=str(pre), dp=dp, classes=["T", "L"]))
     before = {k: v.clone() for k, v in tr.D.state_dict().items()}
     tr.step()
     tr.step()
@@ -361,7 +381,7 @@ def test_generated_gradients_are_clipped_per_vu():
     from synthvu_core.models.training import discriminator_loss
 
     ds = tiny_dataset()
-    tr = Trainer(ds, "/nonexistent-unused", small(steps=1, dp=DPConfig(noise_multiplier=0.0, clip_norm=0.01)))
+    tr = Trainer(ds, "/nonexistent-unused", small(steps=1, dp=DPConfig(noise_multiplier=1.0, clip_norm=0.01)))
     opt: PatientDPOptimizer = tr.private
     x = torch.randn(3, *ds.shape)
     y = torch.tensor([0, 1, 2]) % len(tr.classes)

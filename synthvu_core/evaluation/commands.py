@@ -177,11 +177,35 @@ def _show(args: argparse.Namespace) -> int:
                 for k in ("model", "dataset_fingerprint", "n_synthetic", "synthetic_seed", "created")
             },
         }
+        doc["privacy"] = _privacy_summary(folder)
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(summary_table(report))
+        p = _privacy_summary(folder)
+        print(f"privacy: {p['this_run']}")
+        if p["audit"]:
+            print(f"audit: {p['audit']}")
     return 0
+
+
+def _privacy_summary(folder: Path) -> dict[str, Any]:
+    """This run's DP line (with the dataset's composed epsilon, from the card's ledger) and the audit's line."""
+    from synthvu_core.models.audit import audit_line, load_audit
+    from synthvu_core.models.commands import privacy_text
+    from synthvu_core.models.ledger import composed_of
+    from synthvu_core.models.registry import load_card
+
+    card = load_card(folder)
+    found = composed_of(card)
+    audit = load_audit(folder)
+    return {
+        "this_run": privacy_text(card.get("dp"), card),
+        "epsilon": (card.get("dp") or {}).get("epsilon"),
+        "composed_epsilon": None if found is None else (None if found[0] == float("inf") else found[0]),
+        "composed_bound": "none recorded" if found is None else ("infinite" if found[0] == float("inf") else "finite"),
+        "audit": None if audit is None else audit_line(audit),
+    }
 
 
 def _table(args: argparse.Namespace) -> int:

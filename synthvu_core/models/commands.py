@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)",
     )
     t.add_argument("--scheme", choices=["region", "level"], default="region", help="conditioning scheme")
+    t.add_argument(
+        "--classes",
+        default=None,
+        metavar="A,B,...",
+        help="class vocabulary (default: under DP the scheme's whole vocabulary, never the classes the private "
+        "data hold; without DP the classes of the train split)",
+    )
     t.add_argument("--epochs", type=float, default=None, help="epochs over the train split (default 25)")
     t.add_argument("--steps", type=int, default=None, help="total steps (wins over --epochs)")
     t.add_argument("--batch-size", type=int, default=32, help="real VUs per training step (default 32)")
@@ -90,12 +97,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--accountant", choices=["rdp", "prv"], default="rdp", help="Opacus privacy accountant for ε (default rdp)"
     )
     dp.add_argument(
-        "--private-runs",
-        type=int,
-        default=1,
-        help="DP runs made on the same private data, this one included (recorded in the card)",
-    )
-    dp.add_argument(
         "--private-layers",
         choices=["all", "heads"],
         default=None,
@@ -114,8 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--tuning",
         choices=["public", "private"],
         default="public",
-        help="where the hyper-parameters were chosen: public data only, or the private data (counted in "
-             "--private-runs)",
+        help="where the hyper-parameters were chosen: public data only, or the private data (each tuning run "
+             "is a run in the dataset's privacy ledger)",
     )
     df = t.add_argument_group("latent diffusion (--arch diffusion)")
     df.add_argument(
@@ -178,6 +179,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     mc.add_argument("--out", default=None, help="file to write (default: MODEL/README.md; not with --all)")
     mc.set_defaults(func=_models_card)
 
+    au = sub.add_parser(
+        "audit",
+        help="empirical lower bound on a DP generator's epsilon: replay its recipe with canary patients "
+        "(one training run, Steinke, Nasr & Jagielski 2023); writes MODEL/audit.json",
+    )
+    au.add_argument("model", help="DP generator folder or registered name (its recipe is replayed)")
+    au.add_argument("--dataset", required=True, help="base cohort (public data; its train patients join the canaries)")
+    au.add_argument("--canaries", type=int, default=200, help="canary patients, each included with probability 1/2")
+    au.add_argument("--guesses", type=int, default=None, help="guesses on the extreme scores (default: canaries / 2)")
+    au.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    au.add_argument("--confidence", type=float, default=0.95)
+    au.add_argument("--seed", type=int, default=0, help="seed of the canaries and of who is included")
+    au.add_argument("--out", default=None, help="file to write (default: MODEL/audit.json)")
+    au.add_argument("--quiet", action="store_true")
+    au.set_defaults(func=_audit)
+
     sh = sub.add_parser(
         "share", help="write what may leave: generator weights, cards and a public report with aggregates only"
     )
@@ -230,8 +247,28 @@ def _train_locked(args: argparse.Namespace) -> int:
     card = json.loads((out / CARD_FILE).read_text())
     print(
         f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s; "
-        f"{privacy_text(card.get('dp'))})"
+        f"{privacy_text(card.get('dp'), card)})"
     )
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.audit import AUDIT_FILE, AuditConfig, run_audit, write_audit
+    from synthvu_core.models.registry import load_card, resolve
+    from synthvu_core.storage import check_writable
+
+    folder = resolve(args.model)
+    out = Path(args.out) if args.out else folder / AUDIT_FILE
+    check_writable(out, "audit file")
+    config = AuditConfig(canaries=args.canaries, guesses=args.guesses, confidence=args.confidence, seed=args.seed,
+                         steps=args.steps)
+    config.validate()
+    result = run_audit(load_card(folder), VUDataset.load(args.dataset), config, progress=not args.quiet)
+    write_audit(result, out)
+    print(f"wrote {out}: empirical epsilon >= {result['epsilon_lower_bound']:.2f} at {result['confidence']:.0%} "
+          f"confidence ({result['correct']} of {result['guesses']} guesses right on {result['canaries']} canaries), "
+          f"claimed epsilon {result['claimed_epsilon']:.2f}")
     return 0
 
 
@@ -239,7 +276,7 @@ def _command_line(args: argparse.Namespace) -> str:
     """The ``train`` command line that reproduces this run (every option spelled out)."""
     parts = ["python", "-m", "synthvu_core", "train"]
     private = args.target_epsilon is not None or args.noise_multiplier is not None
-    dp_only = ("clip_norm", "accountant", "private_runs", "tuning")
+    dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in vars(args).items():
         if key == "clip_generated" and value is False:
             parts.append("--no-clip-generated")
@@ -258,10 +295,13 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def privacy_text(dp: dict | None) -> str:
-    """One line naming the privacy unit, epsilon, delta, and how many private runs were made."""
+def privacy_text(dp: dict | None, card: dict | None = None) -> str:
+    """One line naming the privacy unit, epsilon, delta, and (from ``card``) the dataset's composed epsilon."""
+    from synthvu_core.models.ledger import composed_text
+
+    composed = composed_text(card or {})
     if not dp:
-        return "no differential privacy"
+        return "no differential privacy (ε = ∞)" + (f"; {composed}" if composed else "")
     unit = dp.get("unit", "vu")
     if unit != "patient":
         return (
@@ -273,8 +313,9 @@ def privacy_text(dp: dict | None) -> str:
         f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
         f"clip {dp['clip_norm']:g}"
         + ("; D's heads only, body pretrained on public data" if dp.get("private_layers") == "heads" else "")
-        + f"; {dp.get('private_runs', 1)} private run(s), tuning on {dp.get('tuning', 'public')} "
-        "data"
+        + f"; tuning on {dp.get('tuning', 'public')} data"
+        + (f"; {composed}" if composed else f"; {dp['private_runs']} private run(s) declared" if dp.get("private_runs")
+           else "")
     )
 
 
@@ -396,7 +437,7 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  dataset       {card['dataset']['fingerprint']}  ({card['dataset'].get('n_train', '?')} training VUs)",
         f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr "
         f"{tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
-        "  privacy       " + privacy_text(dp),
+        "  privacy       " + privacy_text(dp, card),
         *(
             [
                 f"  sampler       {tr['sampler']}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} "

@@ -379,6 +379,9 @@ class DiffusionTrainer:
         save_weights(released_state(self.ae, self.unet_ema, self.arch), self.out_dir / GENERATOR_FILE, c.weights_dtype)
         (self.out_dir / DISCRIMINATOR_FILE).unlink(missing_ok=True)
         card = self.card()
+        from synthvu_core.models.training import record_run
+
+        card["privacy_ledger"] = record_run(self.dataset, card)
         check_card(card)
         write_json(self.out_dir / CARD_FILE, card)
         if not c.keep_checkpoint:

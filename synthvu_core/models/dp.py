@@ -41,6 +41,7 @@ defaults to ``min(1e-5, 1 / (10 N_patients))`` and a delta at or above ``1 / N_p
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     import torch
 
 UNIT = "patient"
+#: The neighbouring relation the guarantee is stated for (written into every DP card).
+NEIGHBOURING = "add or remove one patient (all of that patient's VUs)"
 MAX_DELTA = 1e-5
 ACCOUNTANTS = ("rdp", "prv")
 TUNING = ("public", "private")
@@ -71,7 +74,6 @@ class DPConfig:
         patients_per_step: expected patients per step (None: as many as give ``batch_size`` real VUs).
         vus_per_patient: at most this many VUs of a sampled patient per step (None: all of them).
         accountant: ``rdp`` or ``prv`` (Opacus).
-        private_runs: DP runs made on the same private data, this one included (each spends privacy).
         tuning: ``public`` where hyper-parameters were chosen on public data only, else ``private``.
         private_layers: ``all`` of D, or only its ``heads`` (the body frozen as pretrained on public data:
             the noise then spreads over thousands of parameters instead of hundreds of thousands).
@@ -86,7 +88,6 @@ class DPConfig:
     patients_per_step: float | None = None
     vus_per_patient: int | None = None
     accountant: str = "rdp"
-    private_runs: int = 1
     tuning: str = "public"
     private_layers: str = "all"
     clip_generated: bool = True
@@ -95,10 +96,17 @@ class DPConfig:
         """Raise :class:`SelectionError` for settings that cannot give a guarantee."""
         if (self.target_epsilon is None) == (self.noise_multiplier is None):
             raise SelectionError("differential privacy needs exactly one of --target-epsilon and --noise-multiplier")
-        if self.target_epsilon is not None and not self.target_epsilon > 0:
-            raise SelectionError(f"--target-epsilon must be positive, got {self.target_epsilon}")
-        if self.noise_multiplier is not None and not self.noise_multiplier >= 0:
-            raise SelectionError(f"--noise-multiplier must be at least 0, got {self.noise_multiplier}")
+        if self.target_epsilon is not None and not (math.isfinite(self.target_epsilon) and self.target_epsilon > 0):
+            raise SelectionError(
+                f"--target-epsilon must be a finite positive number, got {self.target_epsilon} (epsilon = inf is no "
+                "differential privacy: train without --target-epsilon)"
+            )
+        sigma = self.noise_multiplier
+        if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
+            raise SelectionError(
+                f"--noise-multiplier must be positive, got {self.noise_multiplier} (no noise is no differential "
+                "privacy: train without --noise-multiplier)"
+            )
         if self.delta is not None and not 0 < self.delta < 1:
             raise SelectionError(f"--delta must lie in (0, 1), got {self.delta}")
         if not self.clip_norm > 0:
@@ -111,8 +119,6 @@ class DPConfig:
             raise SelectionError(
                 f"unknown privacy accountant {self.accountant!r}; choose one of {', '.join(ACCOUNTANTS)}"
             )
-        if self.private_runs < 1:
-            raise SelectionError(f"--private-runs counts this run too: at least 1, got {self.private_runs}")
         if self.tuning not in TUNING:
             raise SelectionError(f"--tuning must be one of {', '.join(TUNING)}, got {self.tuning!r}")
         if self.private_layers not in PRIVATE_LAYERS:

@@ -46,7 +46,7 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import SelectionError
-from synthvu_core.models.dp import UNIT, DPConfig, PatientDPOptimizer, check_delta
+from synthvu_core.models.dp import NEIGHBOURING, UNIT, DPConfig, PatientDPOptimizer, check_delta
 from synthvu_core.storage import atomic_path, write_json
 
 TRAINING_DIR = "training"
@@ -95,6 +95,8 @@ class TrainConfig:
         batch_size: real VUs per step (non-private: exact; private: expected), and generated VUs per step.
         dp: patient-level DP-SGD settings; None = not private.
         init_from: a generator folder (with its discriminator) to start from, e.g. one pretrained on public data.
+        classes: the class vocabulary (None: under DP the scheme's whole vocabulary, else the classes the train
+            split holds); train VUs of other classes are left out.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
     """
 
@@ -106,6 +108,7 @@ class TrainConfig:
     overrides: ArchOverrides = field(default_factory=ArchOverrides)
     dp: DPConfig | None = None
     init_from: str | None = None
+    classes: list[str] | None = None
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -143,6 +146,12 @@ class TrainConfig:
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
             self.dp.validate()
+        if self.classes is not None:
+            unknown = [c for c in self.classes if c not in levels.vocabulary(self.scheme)] if self.scheme in \
+                levels.SCHEMES else []
+            if not self.classes or unknown or len(set(self.classes)) != len(self.classes):
+                raise SelectionError(f"--classes {','.join(self.classes)}: give distinct {self.scheme} classes "
+                                     f"among {', '.join(levels.vocabulary(self.scheme))}")
 
 
 #: ``train`` arguments that are not TrainConfig fields of the same name.
@@ -174,6 +183,8 @@ def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
         from synthvu_core.models.registry import resolve
 
         rest["init_from"] = str(resolve(rest["init_from"]))
+    if isinstance(rest.get("classes"), str):
+        rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     config = TrainConfig(
         **rest,
         overrides=over,
@@ -314,16 +325,30 @@ class Trainer:
         train_idx = dataset.indices("train")
         if len(train_idx) == 0:
             raise SelectionError("the dataset's train split is empty: nothing to train on")
-        units = dataset.units.iloc[train_idx]
-        self.classes = levels.classes(self.config.scheme, units["level"].astype(str).unique())
+        self.classes = self._class_vocabulary(dataset.units.iloc[train_idx])
         labels = dataset.labels(self.config.scheme, self.classes)[train_idx]
-        counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
-        self.class_prior = (counts / counts.sum()).tolist()
+        train_idx, labels = train_idx[labels >= 0], labels[labels >= 0]  # VUs of classes outside the vocabulary
+        if len(train_idx) == 0:
+            raise SelectionError(f"no train VU belongs to the classes {', '.join(self.classes)}")
+        units = dataset.units.iloc[train_idx]
+        if self.config.private:  # the prior is released: under DP it must not count private VUs
+            self.class_prior = [1.0 / len(self.classes)] * len(self.classes)
+        else:
+            counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
+            self.class_prior = (counts / counts.sum()).tolist()
         self.n_train = len(train_idx)
         patients, self.patient_of_vu = np.unique(units["patient_id"].astype(str).to_numpy(), return_inverse=True)
         self.n_patients = len(patients)
         self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)  # uint8
         self.labels = torch.from_numpy(labels).to(self.device)
+
+    def _class_vocabulary(self, units: Any) -> list[str]:
+        """The classes: given, or under DP the scheme's vocabulary (never which classes private data hold)."""
+        if self.config.classes is not None:
+            return list(self.config.classes)
+        if self.config.private:
+            return levels.vocabulary(self.config.scheme)
+        return levels.classes(self.config.scheme, units["level"].astype(str).unique())
 
     def _init_card(self) -> dict[str, Any] | None:
         if self.config.init_from is None:
@@ -334,6 +359,10 @@ class Trainer:
         card = load_card(folder)
         if not (folder / DISCRIMINATOR_FILE).is_file():
             raise SelectionError(f"{folder}: --init-from needs a generator folder that kept its discriminator")
+        if self.config.private:
+            from synthvu_core.models.priors import check_public_prior
+
+            check_public_prior(card, folder, self.dataset)
         if list(card["shape"]) != list(self.dataset.shape):
             raise SelectionError(
                 f"{folder}: its VU shape {card['shape']} differs from this dataset's {list(self.dataset.shape)}"
@@ -622,7 +651,7 @@ class Trainer:
             "noise_multiplier": self.noise_multiplier,
             "dp": None
             if c.dp is None
-            else {k: v for k, v in c.dp.to_dict().items() if k not in ("private_runs", "tuning")},
+            else {k: v for k, v in c.dp.to_dict().items() if k != "tuning"},
             "delta": self.delta,
         }
 
@@ -745,6 +774,9 @@ class Trainer:
         else:
             dataset["sources"] = ds.card.get("sources", [])
         dp = self.dp_card() if c.private else None
+        from synthvu_core.models import priors
+
+        public = {"public_data": priors.card_block()} if priors.is_public(ds) else {}
         return {
             "name": c.name or self.out_dir.name,
             "architecture": self.arch.to_dict(),
@@ -771,6 +803,7 @@ class Trainer:
             },
             "dp": dp,
             "discriminator": {"kept": bool(c.keep_discriminator), "private": True},
+            **public,
             "code_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -794,8 +827,15 @@ class Trainer:
             "sampling": "poisson over patients",
             "noise_source": "os entropy",
             "private_module": "discriminator",
-            "private_runs": dp.private_runs,
+            "neighbouring": NEIGHBOURING,
             "tuning": dp.tuning,
+            "classes": "given (--classes)" if self.config.classes is not None else "the scheme's whole vocabulary",
+            "class_prior": "uniform (no count of private VUs)",
+            "checkpoint": (
+                "private material: it holds the mechanism's random state and D's optimizer; `share` never includes it"
+                if self.config.keep_checkpoint and self.config.keep_discriminator
+                else "removed"
+            ),
             "private_layers": dp.private_layers,
             "generated_gradients": "clipped per VU at the clip norm" if dp.clip_generated else "not clipped",
         }
@@ -826,11 +866,29 @@ class Trainer:
             (self.out_dir / DISCRIMINATOR_FILE).unlink(missing_ok=True)
         self.write_log()
         card = self.card()
+        card["privacy_ledger"] = record_run(self.dataset, card)
         check_card(card)
+        if "public_data" in card:
+            from synthvu_core.models.priors import MANIFEST_FILE, manifest
+
+            write_json(self.out_dir / MANIFEST_FILE, manifest(self.dataset))
         write_json(self.out_dir / CARD_FILE, card)
         if not c.keep_checkpoint or not c.keep_discriminator:  # the checkpoint holds D and its optimizer
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         return self.out_dir
+
+
+def record_run(dataset: Any, card: dict[str, Any]) -> dict[str, Any]:
+    """Append this run to the dataset's privacy ledger; the card's ``privacy_ledger`` block (composed epsilon)."""
+    from synthvu_core.models import ledger
+    from synthvu_core.models.dp import default_delta
+
+    entry = ledger.run_entry(card)
+    path = ledger.ledger_path(dataset)
+    entries = ledger.append(path, dataset.fingerprint, entry) if path is not None else [entry]
+    dp = card.get("dp") or {}
+    delta = dp.get("delta") or default_delta(max(1, len(dataset.patients("train"))))
+    return ledger.card_block(entries, delta, path)
 
 
 def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, progress: bool = True) -> Path:

@@ -1,0 +1,161 @@
+"""Privacy claims that hold: the dataset's ledger composes every run, a DP run starts only from a verified public
+prior, nothing private is released by shape, and statistical tests on the mechanism's output catch a broken one."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_training import VUS, public_dataset, small, tiny_dataset
+
+from synthvu_core.data.dataset import VUDataset
+from synthvu_core.errors import SelectionError
+from synthvu_core.models.dp import DPConfig
+from synthvu_core.models.ledger import LEDGER_FILE, composed_text
+from synthvu_core.models.registry import load_card
+from synthvu_core.models.training import Trainer, train
+
+torch.set_num_threads(1)
+
+
+# ---- the ledger -----------------------------------------------------------------------------------
+def test_a_run_without_dp_makes_the_composed_bound_infinite(tmp_path):
+    tiny_dataset().save(tmp_path / "ds")
+    ds = VUDataset.load(tmp_path / "ds")
+    first = load_card(train(ds, tmp_path / "dp", small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False))
+    eps1 = first["dp"]["epsilon"]
+    assert first["privacy_ledger"]["runs"] == 1 and first["privacy_ledger"]["composed_epsilon"] == pytest.approx(eps1)
+    second = load_card(train(ds, tmp_path / "dp2", small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False))
+    assert second["privacy_ledger"]["composed_epsilon"] > second["dp"]["epsilon"] * 1.2  # two runs compose
+    third = load_card(train(ds, tmp_path / "nodp", small(steps=1), progress=False))
+    assert third["dp"] is None and third["privacy_ledger"]["composed_epsilon"] is None  # infinite: stored as null
+    assert third["privacy_ledger"]["runs"] == 3 and "composed ε = ∞" in composed_text(third)
+    kept = json.loads((tmp_path / "ds" / LEDGER_FILE).read_text())
+    assert kept["fingerprint"] == ds.fingerprint
+    assert [e["dp"] for e in kept["entries"]] == [True, True, False] and kept["entries"][2]["epsilon"] is None
+    assert kept["entries"][0]["noise_multiplier"] == 1.0 and kept["entries"][0]["steps"] == 2
+
+
+# ---- public priors -------------------------------------------------------------------------------
+def test_dp_init_from_needs_a_public_prior_of_other_patients(tmp_path):
+    ds = tiny_dataset()
+    dp, tl = DPConfig(noise_multiplier=1.0), ["T", "L"]
+    own = train(ds, tmp_path / "own", small(steps=1), progress=False)  # not public: the private patients themselves
+    with pytest.raises(SelectionError, match="declares none"):
+        Trainer(ds, tmp_path / "x", small(steps=1, init_from=str(own), dp=dp, classes=tl))
+    same_ids = train(public_dataset(prefix="q", seed=1), tmp_path / "ids", small(steps=1), progress=False)
+    with pytest.raises(SelectionError, match="patients of the private dataset"):  # other scans, same patients
+        Trainer(public_dataset(prefix="q", seed=2), tmp_path / "x", small(steps=1, init_from=str(same_ids), dp=dp,
+                                                                         classes=tl))
+    with pytest.raises(SelectionError, match="same content"):  # the private scans under other ids
+        Trainer(tiny_dataset(prefix="r", seed=1), tmp_path / "x",
+                small(steps=1, init_from=str(same_ids), dp=dp, classes=tl))
+    (same_ids / "public_patients.json").unlink()
+    with pytest.raises(SelectionError, match="public_patients.json"):
+        Trainer(ds, tmp_path / "x", small(steps=1, init_from=str(same_ids), dp=dp, classes=tl))
+    Trainer(ds, tmp_path / "ok", small(steps=1, init_from=str(own), classes=tl))  # without DP nothing is claimed
+
+
+# ---- nothing private by shape -----------------------------------------------------------------------
+def with_extra_vu(ds: VUDataset, level: str = "L5/L6") -> VUDataset:
+    """``ds`` with one more VU (an L5/L6) for one of its train patients."""
+    units = ds.units.copy()
+    patient = ds.patients("train")[0]
+    row = units[units["patient_id"] == patient].iloc[[-1]].assign(level=level)
+    units = pd.concat([units, row], ignore_index=True)
+    images = np.concatenate([ds.images, ds.images[-1:]])
+    return VUDataset(images, units, dict(ds.card))
+
+
+def test_dp_classes_and_prior_do_not_depend_on_the_private_data():
+    ds = tiny_dataset()
+    extra = with_extra_vu(ds)
+    cfg = small(steps=1, scheme="level", dp=DPConfig(noise_multiplier=1.0))
+    a, b = Trainer(ds, "unused", cfg), Trainer(extra, "unused", cfg)
+    assert a.classes == b.classes and len(a.classes) == 28 and "L5/L6" in a.classes
+    assert a.class_prior == b.class_prior == [1 / 28] * 28
+    assert [p.shape for p in a.G.parameters()] == [p.shape for p in b.G.parameters()]
+    # without DP the vocabulary is the data's: the extra VU changes classes and shapes (nothing is claimed there)
+    plain = Trainer(extra, "unused", small(steps=1, scheme="level"))
+    assert len(plain.classes) == len(VUS) + 1
+    given = Trainer(extra, "unused",
+                    small(steps=1, scheme="level", classes=list(VUS), dp=DPConfig(noise_multiplier=1.0)))
+    assert given.classes == list(VUS) and given.n_train == a.n_train  # the VU of another class is left out
+
+
+# ---- the mechanism, tested on its output ----------------------------------------------------------
+def zero_gradient_update(trainer: Trainer) -> torch.Tensor:
+    """The privatised update of one step whose real-VU gradients are all zero (only noise remains), flattened."""
+    opt = trainer.private
+    idx, pos = opt.sample_patients()
+    x = trainer.images[idx].float() / 127.5 - 1.0
+
+    def zero_loss(adv, cls, y):
+        return (adv * 0).sum() + (cls * 0).sum()
+
+    got = opt.private_gradient(zero_loss, x, trainer.labels[idx], pos)
+    return torch.cat([g.flatten() for g in got.values()])
+
+
+def test_with_zero_gradients_the_update_spreads_as_sigma_c_over_the_expected_batch():
+    sigma, clip = 0.8, 0.5
+    tr = Trainer(tiny_dataset(), "unused", small(steps=1, dp=DPConfig(noise_multiplier=sigma, clip_norm=clip,
+                                                                      patients_per_step=2)))
+    assert tr.sample_rate == 1.0  # every patient sampled: the test cannot draw an empty batch
+    update = zero_gradient_update(tr)
+    n = update.numel()
+    assert n > 3000
+    want = sigma * clip / tr.expected_vus
+    assert float(update.std()) == pytest.approx(want, rel=5 * math.sqrt(0.5 / n) + 0.01)
+    assert abs(float(update.mean())) < 5 * want / math.sqrt(n)
+
+
+def test_two_runs_with_one_card_seed_draw_independent_noise():
+    cfg = small(steps=1, seed=0, dp=DPConfig(noise_multiplier=1.0, patients_per_step=2))
+    a = zero_gradient_update(Trainer(tiny_dataset(), "unused", cfg))
+    b = zero_gradient_update(Trainer(tiny_dataset(), "unused", cfg))
+    r = float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+    assert abs(r) < 5 / math.sqrt(a.numel())  # independent: |r| within 5 standard errors of 0
+
+
+def applied_gradient(ds: VUDataset, clip: float) -> tuple[dict, dict, float]:
+    """D's gradient as applied in one private step (noise off), the generated side's, and the expected real VUs."""
+    n = len(ds.patients("train"))
+    tr = Trainer(ds, "unused", small(steps=1, dp=DPConfig(noise_multiplier=1.0, clip_norm=clip, patients_per_step=n)))
+    tr.private.noise_multiplier = 0.0  # compare the clipped sums exactly
+    seen = {}
+    step = tr.private.step
+
+    def spy(private_grad, public_grad=None):
+        seen.update({k: v.detach().clone() for k, v in (public_grad or {}).items()})
+        step(private_grad, public_grad)
+
+    tr.private.step = spy
+    tr.step()
+    return {k: p.grad.detach().clone() for k, p in tr.private.trainable()}, seen, tr.expected_vus
+
+
+def test_a_planted_huge_real_vu_gradient_moves_the_update_by_at_most_the_clip_norm():
+    clip = 1e-3
+    ds = tiny_dataset(patients=8)
+    units = ds.units.copy()
+    planted = ds.patients("train")[0]
+    rows = np.flatnonzero(units["patient_id"] == planted)
+    images = ds.images.copy()
+    images[rows] = np.where(np.indices(images.shape[1:]).sum(0) % 2, 255, 0).astype(np.uint8)  # a checkerboard
+    with_p = VUDataset(images, units, dict(ds.card))
+    without = units.copy()
+    without.loc[rows, "split"] = "holdout"  # the same data with the planted patient removed from training
+    without_p = VUDataset(images, without, dict(ds.card))
+    got_with, pub_with, ev_with = applied_gradient(with_p, clip)
+    got_without, pub_without, ev_without = applied_gradient(without_p, clip)
+    for k in pub_with:  # the generated side never sees real VUs
+        torch.testing.assert_close(pub_with[k], pub_without[k])
+    private_with = torch.cat([((got_with[k] - pub_without[k]) * ev_with).flatten() for k in got_with])
+    private_without = torch.cat([((got_without[k] - pub_without[k]) * ev_without).flatten() for k in got_with])
+    moved = float((private_with - private_without).norm())
+    assert 0.5 * clip < moved <= clip * (1 + 1e-3)
