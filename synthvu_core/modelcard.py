@@ -94,7 +94,8 @@ def _privacy_section(card: Mapping[str, Any], audit: Mapping[str, Any] | None = 
         "epsilon times the VUs per patient)"
     )
     return out + [
-        f"- privacy unit: {unit_txt}; neighbouring datasets: {dp.get('neighbouring', _RELATION.get(unit, 'not stated'))}",
+        f"- privacy unit: {unit_txt}; neighbouring datasets: "
+        f"{dp.get('neighbouring', _RELATION.get(unit, 'not stated'))}",
         f"- epsilon = {_num(dp.get('epsilon'), 2)} at delta = {dp.get('delta', 0):.2g} for this run "
         f"({dp.get('accountant', '?')} accountant)",
         f"- {_composed_line(card)}",

@@ -416,7 +416,7 @@ def test_verdicts_come_from_the_report_one_per_threat_model() -> None:
 
 @pytest.mark.skipif("acgan-dp-e1" not in SHIPPED, reason="the shipped acgan-dp-e1 is not installed")
 def test_overview_and_privacy_show_the_composed_bound_beside_the_run_epsilon(env: dict[str, Path]) -> None:
-    """acgan-dp-e1's cohort also trained the non-DP baselines: its ledger composes to infinity, and both pages say so."""
+    """acgan-dp-e1's cohort also trained the non-DP baselines: its ledger composes to infinity; both pages say so."""
     at = start("acgan-dp-e1")
     no_exception(at, "overview")
     text = " ".join(c.value for c in at.caption)

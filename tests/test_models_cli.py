@@ -84,7 +84,9 @@ def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["name"] == "cli-gen"
     assert main(["models", "show", "cli-gen"]) == 0
     shown = capsys.readouterr().out
-    assert "patient-level DP: epsilon" in shown and "over 2 patients" in shown and "1 private run(s)" in shown
+    assert "patient-level DP: epsilon" in shown and "over 2 patients" in shown
+    assert "composed ε =" in shown and "recorded on its training data" in shown  # the ledger's bound
+    assert (dataset_dir / "privacy_ledger.json").is_file()  # kept with the dataset
 
 
 def test_train_on_another_split(dataset_dir, tmp_path):

@@ -159,3 +159,36 @@ def test_a_planted_huge_real_vu_gradient_moves_the_update_by_at_most_the_clip_no
     private_without = torch.cat([((got_without[k] - pub_without[k]) * ev_without).flatten() for k in got_with])
     moved = float((private_with - private_without).norm())
     assert 0.5 * clip < moved <= clip * (1 + 1e-3)
+
+
+# ---- the audit's statistics -------------------------------------------------------------------------
+def test_the_one_run_audit_bound_matches_its_closed_form_and_rises_with_correct_guesses():
+    from synthvu_core.models.audit import epsilon_lower_bound, p_value
+
+    # delta = 0, all r guesses right: P[Bin(r, q) >= r] = q^r = 0.05 gives q, and epsilon = log(q / (1 - q))
+    q = 0.05 ** (1 / 100)
+    assert epsilon_lower_bound(100, 100, 100, 0.0) == pytest.approx(math.log(q / (1 - q)), rel=1e-6)
+    assert epsilon_lower_bound(200, 100, 50, 1e-5) == 0.0  # chance accuracy: no bound
+    bounds = [epsilon_lower_bound(200, 100, v, 1e-5) for v in (60, 70, 80, 90, 100)]
+    assert bounds == sorted(bounds) and bounds[-1] < math.log(q / (1 - q))  # delta costs a little
+    assert p_value(200, 100, 80, bounds[2] * 1.01, 1e-5) >= 0.05 > p_value(200, 100, 80, bounds[2] * 0.99, 1e-5)
+
+
+def test_an_audit_run_writes_its_bound_and_enters_the_base_ledger(tmp_path):
+    from synthvu_core.models.audit import AuditConfig, run_audit
+
+    tiny_dataset(patients=8).save(tmp_path / "base")
+    base = VUDataset.load(tmp_path / "base")
+    card = {"name": "tiny", "scheme": "region", "classes": ["T", "L"],
+            "architecture": {"name": "default", "width": 4, "d_width": 4},
+            "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None},
+            "dp": {"unit": "patient", "target_epsilon": 2.0, "clip_norm": 1.0, "sample_rate": 0.5,
+                   "vus_per_patient": 1, "accountant": "rdp", "private_layers": "all", "steps": 2}}
+    honest = run_audit(card, base, AuditConfig(canaries=8, seed=1))
+    assert honest["claimed_epsilon"] == pytest.approx(2.0, rel=0.02) and honest["guesses"] == 2
+    assert 0 <= honest["correct"] <= 2 and honest["epsilon_lower_bound"] >= 0
+    assert honest["cohort"]["n_patients"] == 4 + honest["included"]  # the base's train patients and the canaries
+    planted = run_audit(card, base, AuditConfig(canaries=8, seed=1), planted_noise_factor=128.0)
+    assert planted["planted_noise_factor"] == 128.0
+    entries = json.loads((tmp_path / "base" / LEDGER_FILE).read_text())["entries"]
+    assert [e["dp"] for e in entries] == [True, False]  # a run with a planted bug is no DP run

@@ -103,9 +103,18 @@ def test_private_discriminator_may_be_included(world: dict[str, Path], tmp_path:
                   "accountant": "rdp", "private_module": "discriminator"}
     (src / "card.json").write_text(json.dumps(card))
     (src / DISCRIMINATOR_FILE).write_bytes((src / "generator.safetensors").read_bytes())  # any file: copied, not loaded
+    (src / "training").mkdir(exist_ok=True)
+    (src / "training" / "log.csv").write_text("step,loss_d,vus_per_s\n1,0.5,123.4\n2,0.4,98.7\n")
+    (src / "training" / "checkpoint").mkdir(exist_ok=True)
+    (src / "training" / "checkpoint" / "state.safetensors").write_bytes(b"private")
+    (src / "audit.json").write_text('{"epsilon_lower_bound": 0.1}')
     out = share(src, tmp_path / "out", with_discriminator=True)
     assert (out / DISCRIMINATOR_FILE).is_file()
     assert json.loads((out / "card.json").read_text())["discriminator"]["kept"] is True
+    # a DP run's per-step timing grows with the private number of sampled VUs: blanked; its checkpoint never leaves
+    assert (out / "training" / "log.csv").read_text() == "step,loss_d,vus_per_s\n1,0.5,\n2,0.4,\n"
+    assert not (out / "training" / "checkpoint").exists() and (out / "audit.json").is_file()
+    assert "mechanism's random state" in json.loads((out / "share.json").read_text())["absent"]["training checkpoint"]
 
 
 def test_share_cli_prints_what_is_left_out(

@@ -14,8 +14,11 @@ Here (:func:`run_audit`):
   slice, unlike any spine), a random class each, added to the train patients of a (public) base cohort;
 * the recipe: a DP generator's card (``dp`` block and training settings: steps, sample rate, clip norm,
   VUs per patient, private layers, learning rate, prior), replayed on the audit cohort at the same sample rate;
-* the score: how much D's loss on the canary as a real VU fell between D's start and its end (white-box on
-  the released discriminator, which DP covers by post-processing).
+* the score: how much D's class loss on the canary (under its random class) fell between D's start and its end
+  (white-box on the released discriminator, which DP covers by post-processing); the guesses: the top and bottom
+  m/20 scores (r = m/10). Score and r were fixed on two pilot runs of the planted-bug recipe with other seeds
+  (scores compared: this one, the fall of the real/fake loss, and the alignment of D's move with each canary's
+  centred gradient); the pilots' per-canary scores of all three are kept in ``audit.json``.
 
 The result is written as ``audit.json`` beside the card; pages only draw it. The audit's training run is
 recorded in the base dataset's privacy ledger like any run.
@@ -36,9 +39,9 @@ import numpy as np
 from synthvu_core.errors import SelectionError
 
 AUDIT_FILE = "audit.json"
-METHOD = ("one-run audit (Steinke, Nasr & Jagielski 2023): canary patients with one out-of-distribution VU each, "
-          "each included with probability 1/2; score = fall of D's real-VU loss on the canary from D's start to "
-          "its end; guesses on the highest and lowest scores")
+METHOD = ("one-run audit (Steinke, Nasr & Jagielski 2023): canary patients with one out-of-distribution VU each and a "
+          "random class, each included with probability 1/2; score = fall of D's class loss on the canary from D's "
+          "start to its end; guesses on the highest and lowest scores")
 
 
 def p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
@@ -74,7 +77,7 @@ class AuditConfig:
 
     Args:
         canaries: ``m``, canary patients (each included with probability 1/2).
-        guesses: ``r``, guesses (half "included" on the top scores, half "excluded" on the bottom); None = m / 2.
+        guesses: ``r``, guesses (half "included" on the top scores, half "excluded" on the bottom); None = m / 10.
         confidence: of the lower bound.
         seed: of the canaries and of who is included (the mechanism's noise still comes from OS entropy).
         steps: None = the recipe's.
@@ -86,8 +89,11 @@ class AuditConfig:
     seed: int = 0
     steps: int | None = None
 
+    def n_guesses(self) -> int:
+        return max(2, 2 * (self.canaries // 20)) if self.guesses is None else self.guesses
+
     def validate(self) -> None:
-        r = self.canaries // 2 if self.guesses is None else self.guesses
+        r = self.n_guesses()
         if self.canaries < 2 or not 2 <= r <= self.canaries or r % 2:
             raise SelectionError(f"audit: need at least 2 canaries and an even number of guesses up to them, got "
                                  f"{self.canaries} canaries and {r} guesses")
@@ -137,8 +143,12 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> A
                       clip_norm=float(dp["clip_norm"]), patients_per_step=float(dp["sample_rate"]) * n_patients,
                       vus_per_patient=dp.get("vus_per_patient"), accountant=dp.get("accountant", "rdp"),
                       private_layers=dp.get("private_layers", "all"))
-    return TrainConfig(arch=card["architecture"]["name"], scheme=card["scheme"], steps=steps or int(dp["steps"]),
-                       batch_size=int(tr["batch_size"]), overrides=ArchOverrides(lr=tr.get("lr")), dp=config,
+    arch = card["architecture"]
+    over = ArchOverrides(lr=tr.get("lr")) if init is not None else ArchOverrides(
+        lr=tr.get("lr"), width=arch.get("width"), d_width=arch.get("d_width"), g_cond=arch.get("g_cond"),
+        aux_fake=arch.get("aux_fake"))
+    return TrainConfig(arch=arch["name"], scheme=card["scheme"], steps=steps or int(dp["steps"]),
+                       batch_size=int(tr["batch_size"]), overrides=over, dp=config,
                        init_from=None if init is None else str(resolve(init)), classes=list(card["classes"]),
                        seed=int(tr.get("seed", 0)), device="cpu", checkpoint_every=0, montage_every=0)
 
@@ -152,6 +162,35 @@ def canary_losses(D: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         adv, cls = D(x)
         bce = F.binary_cross_entropy_with_logits(adv, torch.ones_like(adv), reduction="none")
         return bce.cpu().numpy(), F.cross_entropy(cls, y, reduction="none").cpu().numpy()
+
+
+def canary_gradients(trainer: Any, x: Any, y: Any, chunk: int = 50) -> Any:
+    """``[m, P]`` gradient of D's real-VU loss on each canary at D's start, over the privately trained parameters,
+    with the canaries' mean gradient taken out (a common direction says nothing about one canary)."""
+    import torch
+
+    from synthvu_core.models.training import discriminator_loss
+
+    a, aux_fake = trainer.arch.aux_weight, trainer.arch.aux_fake
+
+    def loss_of_one(adv: Any, cls: Any, yy: Any) -> Any:
+        return discriminator_loss(adv, cls, torch.ones_like(adv), yy, a, aux_fake).sum()
+
+    rows = []
+    for i in range(0, len(x), chunk):
+        g = trainer.private.per_vu_gradients(loss_of_one, x[i : i + chunk], y[i : i + chunk])
+        rows.append(torch.cat([v.reshape(len(v), -1) for v in g.values()], 1))
+    grads = torch.cat(rows)
+    return grads - grads.mean(0, keepdim=True)
+
+
+def alignment_scores(trainer: Any, start: dict, grads: Any) -> np.ndarray:
+    """How far D's parameters moved against each canary's (centred, unit) gradient: the fall of its loss that
+    is the canary's own."""
+    import torch
+
+    moved = torch.cat([(p.detach() - start[k]).flatten() for k, p in trainer.private.trainable()])
+    return (-(grads @ moved) / grads.norm(dim=1).clamp_min(1e-12)).numpy()
 
 
 def plant_quiet_noise(trainer: Any, factor: float) -> None:
@@ -194,6 +233,8 @@ def run_audit(card: dict[str, Any], base: Any, config: AuditConfig, *, planted_n
     x = torch.from_numpy(images).float() / 127.5 - 1.0
     y = torch.as_tensor([trainer.classes.index(levels.position_class(card["scheme"], c)) for c in classes])
     start = canary_losses(copy.deepcopy(trainer.D).eval(), x, y)
+    grads = canary_gradients(trainer, x, y)
+    theta = {k: p.detach().clone() for k, p in trainer.private.trainable()}
     t0 = time.perf_counter()
     while trainer.step_count < trainer.total_steps:
         trainer.step()
@@ -201,8 +242,8 @@ def run_audit(card: dict[str, Any], base: Any, config: AuditConfig, *, planted_n
             print(f"audit: step {trainer.step_count}/{trainer.total_steps}", flush=True)
     end = canary_losses(trainer.D.eval(), x, y)
     adv_fall, class_fall = start[0] - end[0], start[1] - end[1]
-    scores = adv_fall + trainer.arch.aux_weight * class_fall
-    r = m // 2 if config.guesses is None else config.guesses
+    scores = class_fall  # the pre-specified score (chosen on pilot runs with other seeds; see the module doc)
+    r = config.n_guesses()
     order = np.argsort(-scores, kind="stable")
     guessed_in, guessed_out = order[: r // 2], order[m - r // 2 :]
     v = int(included[guessed_in].sum() + (~included[guessed_out]).sum())
@@ -222,7 +263,9 @@ def run_audit(card: dict[str, Any], base: Any, config: AuditConfig, *, planted_n
         "confidence": config.confidence, "delta": trainer.delta, "claimed_epsilon": claimed,
         "epsilon_lower_bound": epsilon_lower_bound(m, r, v, trainer.delta, config.confidence),
         "score_auc": score_auc(scores, included),
-        "scores": {"adv_fall": [round(float(v), 6) for v in adv_fall],
+        "score": "fall of D's class loss on the canary (its random class) from D's start to its end",
+        "scores": {"alignment": [round(float(v), 8) for v in alignment_scores(trainer, theta, grads)],
+                   "adv_fall": [round(float(v), 6) for v in adv_fall],
                    "class_fall": [round(float(v), 6) for v in class_fall]},
         "included_canaries": [bool(v) for v in included],
         **({"planted_noise_factor": planted_noise_factor} if planted_noise_factor != 1.0 else {}),
