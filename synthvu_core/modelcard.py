@@ -107,7 +107,8 @@ def _privacy_section(card: Mapping[str, Any], audit: Mapping[str, Any] | None = 
         "(epsilon, delta) by post-processing",
         f"- class list and prior: {dp.get('classes', 'the classes the train split holds')}; "
         f"{dp.get('class_prior', 'the train split label frequencies, outside this accounting')}",
-        f"- training checkpoint: {dp.get('checkpoint', 'holds the mechanism random state: private material')}",
+        "- training checkpoint: "
+        + dp.get("checkpoint", "private material where kept (it holds the mechanism random state)"),
         *([f"- {audit_line(audit)}"] if audit else []),
         "",
     ]

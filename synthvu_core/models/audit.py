@@ -303,7 +303,9 @@ def audit_line(audit: dict[str, Any]) -> str:
     planted = audit.get("planted_noise_factor")
     return (f"empirical audit of this recipe: epsilon >= {lb:.2f} at {float(audit.get('confidence', 0.95)):.0%} "
             f"confidence against a claimed {claimed:.2f} ({audit.get('correct')} of {audit.get('guesses')} guesses "
-            f"right on {audit.get('canaries')} canary patients"
+            f"right on {audit.get('canaries')} canary patients; the recipe replayed for "
+            f"{(audit.get('recipe') or {}).get('steps', '?')} steps on "
+            f"{(audit.get('cohort') or {}).get('n_patients', '?')} patients"
             + (f"; noise secretly {planted:g}x too small (planted bug)" if planted else "") + ")"
             + ("; ABOVE the claim: the mechanism is broken" if lb > claimed else ""))
 
@@ -321,9 +323,13 @@ def load_audit(folder: str | Path) -> dict[str, Any] | None:
 
     path = Path(folder) / AUDIT_FILE
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        audit = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
+    keys = ("epsilon_lower_bound", "claimed_epsilon")
+    if not isinstance(audit, dict) or not all(isinstance(audit.get(k), int | float) for k in keys):
+        return None  # not an audit this code wrote: nothing is shown rather than a half-read number
+    return audit
 
 
 __all__ = ["AuditConfig", "asdict", "epsilon_lower_bound", "load_audit", "p_value", "run_audit"]
