@@ -191,12 +191,17 @@ def _show(args: argparse.Namespace) -> int:
 
 def _privacy_summary(folder: Path) -> dict[str, Any]:
     """This run's DP line (with the dataset's composed epsilon, from the card's ledger) and the audit's line."""
+    from synthvu_core.errors import SynthVUError
     from synthvu_core.models.audit import audit_line, load_audit
     from synthvu_core.models.commands import privacy_text
     from synthvu_core.models.ledger import composed_of
     from synthvu_core.models.registry import load_card
 
-    card = load_card(folder)
+    try:
+        card = load_card(folder)
+    except SynthVUError:  # a report folder without a readable card: the report's numbers still show
+        return {"this_run": "not recorded (no readable card.json)", "epsilon": None, "composed_epsilon": None,
+                "composed_bound": "none recorded", "audit": None}
     found = composed_of(card)
     audit = load_audit(folder)
     return {
