@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import style
-from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present
+from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present, usefulness_of
 
 FONT_SIZE = style.FONT_SIZE
 SMALL = style.SMALL_FONT_SIZE
@@ -225,7 +225,7 @@ def selected_rows(points: Sequence[dict[str, Any]], sources: Sequence[TraceSourc
 
 # ---- utility -----------------------------------------------------------------------------------
 def utility_figure(view: ReportView) -> go.Figure:
-    """Balanced accuracy of TRTR / TSTR / TRTS as bars (chance line at 1 / number of classes)."""
+    """Balanced accuracy of TRTR / TSTR / TRTS as bars, with the chance line (1 / classes present in the holdout)."""
     names, values, text = [], [], []
     for s in UTILITY_SETTINGS:
         v = view.scalar(f"utility.{s}.balanced_accuracy")
@@ -241,6 +241,10 @@ def utility_figure(view: ReportView) -> go.Figure:
             marker_color=[SETTING_COLOURS[s] for s in UTILITY_SETTINGS],
         )
     )
+    chance = usefulness_of(view).chance
+    if chance is not None:
+        fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text=f"chance {chance:.3f}",
+                      annotation_position="top right", annotation_font_size=FONT_SIZE - 3)
     return _layout(
         fig,
         "Balanced accuracy of the VU-position classifier",

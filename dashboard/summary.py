@@ -333,7 +333,40 @@ def utility_rows(view: ReportView) -> list[dict[str, Any]]:
         *((f"utility.{s}.balanced_accuracy", SETTING_NAMES[s]) for s in UTILITY_SETTINGS),
         ("utility.tstr_over_trtr", "TSTR / TRTR"),
     ]:
-        rows.append({"setting": label, "mean [95% CI]": with_ci(view, key), "seeds": len(seeds) or "—"})
+        rows.append({"setting": label, "mean [95% interval]": with_ci(view, key),
+                     "seeds only [95% CI]": interval(view.scalar(key + "_seeds_ci_low"),
+                                                     view.scalar(key + "_seeds_ci_high")) or "re-run evaluate",
+                     "seeds": len(seeds) or "—"})
+    return rows
+
+
+def usefulness_of(view: ReportView) -> Any:
+    """The core's usefulness label of a report (``level``: ``not_useful`` | ``above_chance`` | ``unknown``,
+    ``text``, ``chance``), read from its stored numbers."""
+    from synthvu_core.evaluation.utility import report_usefulness
+
+    return report_usefulness(view.scalars, view.meta, view.array("utility/trtr/recall"))
+
+
+def chance_text(view: ReportView) -> str:
+    """``"chance 0.333 (1 / 3 classes in the holdout)"``, or why it is not known."""
+    c = usefulness_of(view).chance
+    if c is None:
+        return "chance not measured (re-run evaluate)"
+    return f"chance {c:.3f} (1 / {round(1 / c)} classes in the holdout)"
+
+
+def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
+    """Per-class recall of TRTR and TSTR on the holdout (pooled over seeds); "absent" where the holdout lacks it."""
+    rows = []
+    for s in ("trtr", "tstr"):
+        rec = view.array(f"utility/{s}/recall")
+        if rec is None:
+            continue
+        row: dict[str, Any] = {"setting": s.upper()}
+        for i, r in enumerate(np.asarray(rec, dtype=float)):
+            row[classes[i] if i < len(classes) else str(i)] = "absent" if not np.isfinite(r) else f"{r:.3f}"
+        rows.append(row)
     return rows
 
 
