@@ -440,6 +440,14 @@ def public_view(view: ReportView) -> ReportView:
     )
 
 
+def dataset_label(card: Mapping[str, Any] | None) -> str:
+    """A dataset's name for a figure: the phantom recipe's name or the dataset folder's, and its fingerprint."""
+    ds = (card or {}).get("dataset") or {}
+    name = (ds.get("recipe") or {}).get("name") or (str(ds["path"]).replace("\\", "/").rstrip("/").split("/")[-1]
+                                                    if ds.get("path") else "own data")
+    return f"{name} ({ds.get('fingerprint') or 'no fingerprint'}, {len((card or {}).get('classes') or [])} classes)"
+
+
 def split_text(split: Mapping[str, Any] | None) -> str:
     """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` ->
     ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""
