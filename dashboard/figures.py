@@ -635,16 +635,17 @@ def frontier_figure(
     no_dp = no_dp_position(eps)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("utility: TSTR balanced accuracy", "privacy risk: " + risk_label))
-    lines = {"tstr": [(trtr, "TRTR (real data)", style.GREY), (chance, "chance", style.GREY)],
-             "risk": [(risk_chance, "chance", style.GREY)]}
+    lines = {"tstr": [(trtr, "TRTR (real data)", style.GREY, "top right"),
+                      (chance, "chance", style.GREY, "bottom right")],
+             "risk": [(risk_chance, "chance", style.GREY, "bottom right")]}
     for i, key in enumerate(("tstr", "risk"), start=1):
         for route in ROUTE_STYLE:
             for trace in _frontier_traces(rows, key, route, no_dp, showlegend=i == 1):
                 fig.add_trace(trace, row=i, col=1)
-        for y, text, colour in lines[key]:
+        for y, text, colour, where in lines[key]:
             if y is not None:
                 fig.add_hline(y=y, row=i, col=1, line={"dash": "dot", "color": colour},
-                              annotation_text=f"{text} {y:.3f}", annotation_position="bottom right",
+                              annotation_text=f"{text} {y:.3f}", annotation_position=where,
                               annotation_font_size=SMALL)
     ticks = [*eps, no_dp]
     fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{e:g}" for e in eps] + [NO_DP_TEXT])
