@@ -4,7 +4,19 @@ import streamlit as st
 
 from dashboard import frame
 from dashboard.loaders import audit_of
-from dashboard.summary import audit_text, composed_text, epsilon_text, fmt, headline, membership_text, verdict, with_ci
+from dashboard.summary import (
+    audit_text,
+    chance_text,
+    composed_text,
+    epsilon_text,
+    fmt,
+    headline,
+    membership_text,
+    recall_rows,
+    usefulness_of,
+    verdict,
+    with_ci,
+)
 from synthvu_core.names import STUDY_RATIO
 
 ABOUT = (
@@ -51,6 +63,8 @@ def render(sel: frame.Selection | None) -> None:
         fmt(h.tstr),
         help="Classifier trained on synthetic, tested on real holdout (mean over seeds).",
     )
+    if rep is not None:
+        c[0].caption(chance_text(rep))
     if rep is not None and h.ratio is not None:
         c[1].caption(
             f"TSTR / TRTR {with_ci(rep, 'utility.tstr_over_trtr')}; the study's {STUDY_RATIO:.2f} was measured on T1 "
@@ -75,6 +89,14 @@ def render(sel: frame.Selection | None) -> None:
     if rep is None:
         frame.report_missing(sel)
     else:
+        u = usefulness_of(rep)
+        st.markdown("**Utility on this task**")
+        {"not_useful": st.error, "above_chance": st.success}.get(u.level, st.info)(u.text)
+        rows = recall_rows(rep, sel.classes)
+        if rows:
+            st.caption("Recall per class on the real holdout (pooled over classifier seeds; absent = no VU of the "
+                       "class in the holdout, so it counts neither in balanced accuracy nor in chance):")
+            st.dataframe(rows, hide_index=True, width="stretch")
         st.markdown("**Privacy verdict (a): released samples**")
         v = verdict(rep, sel.card)
         {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)

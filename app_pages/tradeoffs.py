@@ -1,24 +1,29 @@
-"""Trade-offs: the privacy-utility frontier over patient-level ε, then every generator on one chart."""
+"""Trade-offs: the privacy-utility frontier of ONE dataset (the selected generator's) over patient-level ε, then
+that dataset's generators on one chart. Generators of other datasets (other classes, other holdouts) are never
+drawn on the same axis."""
 
 import streamlit as st
 
 from dashboard import frame, loaders, style
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
-from dashboard.summary import epsilon_of, fmt, headline, worst_attack
+from dashboard.summary import dataset_label, epsilon_of, fmt, headline, usefulness_of, worst_attack
 from synthvu_core.errors import SynthVUError
 
 
-def _frontier_row(info: object, view: object) -> dict:
-    """What the frontier draws of one generator (numbers read from its card and report)."""
+def _row(info: object, view: object) -> dict:
+    """What the page draws of one generator (numbers read from its card and report)."""
     card = info.card
     dp = card.get("dp") or {}
     h = headline(view, card)
-    row = {"name": info.name, "epsilon": epsilon_of(card, view), "ratio": h.ratio, "risk": h.worst_auc,
+    row = {"name": info.name, "epsilon": epsilon_of(card, view), "tstr": h.tstr, "trtr": h.trtr, "ratio": h.ratio,
+           "risk": h.worst_auc, "worst_auc": h.worst_auc, "worst_tpr1": h.worst_tpr1,
            "route": "pretrained" if (card.get("training") or {}).get("init_from") else "scratch",
-           "dataset": (card.get("dataset") or {}).get("fingerprint"), "unit": dp.get("unit"), "delta": dp.get("delta"),
-           "n_patients": dp.get("n_patients"), "tpr1": h.worst_tpr1}
-    lo, hi = view.scalar("utility.tstr_over_trtr_ci_low"), view.scalar("utility.tstr_over_trtr_ci_high")
-    row.update(ratio_lo=lo, ratio_hi=hi)
+           "dataset": (card.get("dataset") or {}).get("fingerprint"), "dataset_label": dataset_label(card),
+           "classes": tuple(card.get("classes") or ()), "unit": dp.get("unit"), "delta": dp.get("delta"),
+           "n_patients": dp.get("n_patients"), "chance": usefulness_of(view).chance,
+           "useful": usefulness_of(view).level}
+    for key, scalar in (("tstr", "utility.tstr.balanced_accuracy"), ("ratio", "utility.tstr_over_trtr")):
+        row.update({f"{key}_lo": view.scalar(scalar + "_ci_low"), f"{key}_hi": view.scalar(scalar + "_ci_high")})
     worst = worst_attack(view)
     if worst is not None:
         p = f"privacy.{worst[0]}.{worst[1]}."
@@ -26,17 +31,21 @@ def _frontier_row(info: object, view: object) -> dict:
     return row
 
 
-def _frontier(rows: list[dict]) -> None:
-    """The frontier of the dataset with the most patient-level DP generators (and its non-DP baselines)."""
-    private = [r for r in rows if r["unit"] == "patient"]
-    if not private:
-        st.info("No generator trained with patient-level DP has a report yet: no frontier to draw.")
-        return
-    datasets = [r["dataset"] for r in private]
-    ds = max(set(datasets), key=datasets.count)
-    mine = [r for r in rows if r["dataset"] == ds and (r["unit"] == "patient" or r["epsilon"] is None)]
+def _cell(r: dict, key: str) -> str:
+    return fmt(r[key]) + (f" [{fmt(r[key + '_lo'])}, {fmt(r[key + '_hi'])}]" if r.get(key + "_lo") is not None else "")
+
+
+def _frontier(rows: list[dict], label: str) -> None:
+    """The selected dataset's frontier: its patient-level DP generators and its non-DP baselines."""
+    mine = [r for r in rows if r["unit"] == "patient" or r["epsilon"] is None]
     st.subheader("Privacy-utility frontier")
-    st.plotly_chart(frontier_figure(mine), width="stretch", config=style.plot_config(), key="frontier")
+    if not any(r["unit"] == "patient" for r in mine):
+        st.info(f"No generator of dataset {label} trained with patient-level DP has a report yet: the figure shows "
+                "its non-DP generators only.")
+    trtr = next((r["trtr"] for r in mine if r["trtr"] is not None), None)
+    chance = next((r["chance"] for r in mine if r["chance"] is not None), None)
+    fig = frontier_figure(mine, fingerprint=rows[0]["dataset"], dataset_label=label, trtr=trtr, chance=chance)
+    st.plotly_chart(fig, width="stretch", config=style.plot_config(), key="frontier")
     st.dataframe(
         [
             {
@@ -44,49 +53,80 @@ def _frontier(rows: list[dict]) -> None:
                 "route": r["route"],
                 "ε (patient)": "∞ (no DP)" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
                 "δ": "—" if r["delta"] is None else f"{r['delta']:.0e}",
-                "TSTR/TRTR": fmt(r["ratio"])
-                + (f" [{fmt(r['ratio_lo'])}, {fmt(r['ratio_hi'])}]" if r.get("ratio_lo") is not None else ""),
-                "worst AUC": fmt(r["risk"])
-                + (f" [{fmt(r['risk_lo'])}, {fmt(r['risk_hi'])}]" if r.get("risk_lo") is not None else ""),
-                "worst TPR @ 1% FPR": fmt(r["tpr1"]),
+                "TSTR": _cell(r, "tstr"),
+                "usefulness": {"not_useful": "NOT USEFUL (reaches chance)", "above_chance": "above chance"}.get(
+                    r["useful"], "—"),
+                "TSTR/TRTR": _cell(r, "ratio"),
+                "worst AUC": _cell(r, "risk"),
+                "worst TPR @ 1% FPR": fmt(r["worst_tpr1"]),
             }
-            for r in sorted(
-                mine, key=lambda r: (r["route"], r["epsilon"] if r["epsilon"] is not None else float("inf"))
-            )
+            for r in sorted(mine, key=lambda r: (r["route"], float("inf") if r["epsilon"] is None else r["epsilon"]))
         ],
         hide_index=True,
         width="stretch",
     )
-    n = next((r["n_patients"] for r in private if r["n_patients"]), None)
+    n = next((r["n_patients"] for r in mine if r["n_patients"]), None)
     st.caption(
-        f"Every DP generator here protects a patient ({n} train patients); dashed lines are generators trained "
-        "without DP on the same data and schedule. Intervals are the reports' 95% intervals where they have one."
+        f"Dataset {label}: TRTR {fmt(trtr)}, chance {fmt(chance)} (1 / classes in the holdout). Both panels share "
+        f"one log ε axis; generators trained without DP sit at \"no DP (ε = ∞)\". DP generators protect a patient "
+        f"({n or '?'} train patients). Where several runs share an ε the bar is the run-to-run range (open markers: "
+        "the runs); a single run carries its report's 95% interval (TSTR: holdout patients and classifier seeds)."
     )
 
 
-def _patients_axis(rows: list[dict]) -> None:
-    """Utility at one ε against the number of private patients, where DP generators of that ε exist on
-    cohorts of at least two sizes (fine-tuned from the public prior)."""
-    private = [r for r in rows if r["unit"] == "patient" and r["route"] == "pretrained" and r["epsilon"] is not None]
+def _patients_axis(rows: list[dict], classes: tuple) -> None:
+    """Utility at one ε against the number of private patients: DP generators of the selected dataset's classes,
+    each on its own cohort of the same recipe, where one ε has cohorts of at least two sizes."""
+    private = [r for r in rows if r["unit"] == "patient" and r["route"] == "pretrained" and r["epsilon"] is not None
+               and r["classes"] == classes]
     sizes: dict[float, set] = {}
     for r in private:
         sizes.setdefault(round(float(r["epsilon"]), 1), set()).add(r["n_patients"])
     keep = {e for e, n in sizes.items() if len(n) >= 2}
     if not keep:
         return
-    pts = [r for r in private if round(float(r["epsilon"]), 1) in keep]
     st.subheader("How many patients do we need?")
-    st.plotly_chart(patients_figure(pts), width="stretch", config=style.plot_config(), key="patients")
+    st.plotly_chart(patients_figure([r for r in private if round(float(r["epsilon"]), 1) in keep]), width="stretch",
+                    config=style.plot_config(), key="patients")
     st.caption(
         "Each point is a generator fine-tuned with patient-level DP on a private phantom cohort of that many train "
-        "patients, evaluated on its own cohort (same recipe, different patients). At a fixed ε the noise per step "
-        "falls as 1/N: more patients buy utility at the same privacy."
+        f"patients ({', '.join(classes)} classes), evaluated on its own cohort (same recipe, other patients, other "
+        "holdout): a TSTR/TRTR ratio, so each point is read against its own cohort's TRTR."
     )
 
 
-def render(_sel: frame.Selection | None) -> None:
+def _every_generator(rows: list[dict], label: str) -> None:
+    st.subheader(f"Every generator of dataset {label}")
+    c1, c2 = st.columns([2, 1])
+    frame.url_state("tradeoff_axis", "risk", ["worst_auc", "worst_tpr1"])
+    key = c1.radio(
+        "Privacy risk",
+        ["worst_auc", "worst_tpr1"],
+        horizontal=True,
+        key="tradeoff_axis",
+        format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k],
+    )
+    c2.toggle("Show the controls", key="tradeoff_controls")
+    trtrs = [r["trtr"] for r in rows if r.get("trtr") is not None]
+    st.plotly_chart(tradeoff_figure(rows, key, trtr=trtrs[0] if trtrs else None), width="stretch",
+                    config=style.plot_config(), key="tradeoff")
+    st.caption(
+        "Diamonds were trained with differential privacy (ε in the legend); circles without. Lower is more private, "
+        "further right is more useful. A DP guarantee bounds every attack, including ones not run here."
+    )
+
+
+def _controls(info: object, view: object) -> list[dict]:
+    return [
+        {"name": f"{info.name}: {cname} control", "tstr": headline(c).tstr, "worst_auc": headline(c).worst_auc,
+         "worst_tpr1": headline(c).worst_tpr1, "epsilon": None, "control": True}
+        for cname, c in view.controls.items()
+    ]
+
+
+def render(sel: frame.Selection | None) -> None:
     frame.url_state("tradeoff_controls", "controls", cast=bool)
-    rows, skipped, frontier = [], [], []
+    rows, skipped, controls = [], [], []
     for info in frame.all_generators():
         try:
             view = loaders.report(info.path, (info.card.get("dataset") or {}).get("fingerprint"))
@@ -96,72 +136,27 @@ def render(_sel: frame.Selection | None) -> None:
         if view is None:
             skipped.append(f"{frame.plain(info.name)}: no report yet")
             continue
-        h = headline(view, info.card)
-        frontier.append(_frontier_row(info, view))
-        rows.append(
-            {
-                "name": info.name,
-                "tstr": h.tstr,
-                "trtr": h.trtr,
-                "worst_auc": h.worst_auc,
-                "worst_tpr1": h.worst_tpr1,
-                "epsilon": epsilon_of(info.card, view),
-            }
-        )
+        rows.append(_row(info, view))
         if st.session_state.get("tradeoff_controls"):
-            for cname, cview in view.controls.items():
-                ch = headline(cview)
-                rows.append(
-                    {
-                        "name": f"{info.name}: {cname} control",
-                        "tstr": ch.tstr,
-                        "worst_auc": ch.worst_auc,
-                        "worst_tpr1": ch.worst_tpr1,
-                        "epsilon": None,
-                        "control": True,
-                    }
-                )
-    _frontier(frontier)
-    _patients_axis(frontier)
-    st.subheader("Every generator")
+            controls += [dict(c, dataset=rows[-1]["dataset"]) for c in _controls(info, view)]
     if not rows:
-        st.info(
-            "No generator has a report yet: compute one (Overview page, or `python -m synthvu_core evaluate MODEL`)."
-        )
+        st.info("No generator has a report yet: compute one (Overview page, or `python -m synthvu_core evaluate "
+                "MODEL`).")
     else:
-        c1, c2 = st.columns([2, 1])
-        frame.url_state("tradeoff_axis", "risk", ["worst_auc", "worst_tpr1"])
-        key = c1.radio(
-            "Privacy risk",
-            ["worst_auc", "worst_tpr1"],
-            horizontal=True,
-            key="tradeoff_axis",
-            format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k],
-        )
-        c2.toggle("Show the controls", key="tradeoff_controls")
-        trtrs = [r["trtr"] for r in rows if r.get("trtr") is not None]
-        st.plotly_chart(tradeoff_figure(rows, key, trtr=trtrs[0] if trtrs else None),
-            width="stretch", config=style.plot_config(), key="tradeoff",
-        )
-        st.dataframe(
-            [
-                {
-                    "generator": r["name"],
-                    "TSTR": fmt(r["tstr"]),
-                    "worst AUC": fmt(r["worst_auc"]),
-                    "worst TPR @ 1% FPR": fmt(r["worst_tpr1"]),
-                    "DP ε": "—" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-                }
-                for r in rows
-            ],
-            hide_index=True,
-            width="stretch",
-        )
-        st.caption(
-            "Diamonds were trained with differential privacy (ε in the legend); circles without. Lower is more "
-            "private, "
-            "further right is more useful. A DP guarantee bounds every attack, including ones not run here."
-        )
+        fp = (sel.card.get("dataset") or {}).get("fingerprint") if sel is not None else None
+        if fp not in {r["dataset"] for r in rows}:  # the selected generator has no report: the largest dataset
+            fps = [r["dataset"] for r in rows]
+            fp = max(set(fps), key=fps.count)
+        mine = [r for r in rows if r["dataset"] == fp]
+        label = mine[0]["dataset_label"]
+        st.caption(f"Dataset {label}: {len(mine)} generator(s) with a report. Select a generator of another dataset "
+                   "in the sidebar to see that dataset's trade-offs; datasets are never mixed on one axis.")
+        _frontier(mine, label)
+        _patients_axis(rows, mine[0]["classes"])
+        _every_generator(mine + [c for c in controls if c["dataset"] == fp], label)
+        others = sorted({r["dataset_label"] for r in rows if r["dataset"] != fp})
+        if others:
+            st.caption("Other datasets with reports (select one of their generators): " + "; ".join(others))
     for s in skipped:
         st.caption(s)
 

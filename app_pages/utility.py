@@ -4,7 +4,15 @@ import streamlit as st
 
 from dashboard import frame, style
 from dashboard.figures import confusion_figure, recall_figure, utility_figure
-from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, fmt, utility_rows, with_ci
+from dashboard.summary import (
+    SETTING_NAMES,
+    UTILITY_SETTINGS,
+    chance_text,
+    fmt,
+    usefulness_of,
+    utility_rows,
+    with_ci,
+)
 from synthvu_core.names import STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
 
 
@@ -13,14 +21,17 @@ def render(sel: frame.Selection) -> None:
     st.markdown(
         "One classifier definition predicts the VU position; it is trained on real or synthetic VUs and tested on "
         "real or synthetic ones. **TSTR close to TRTR** means the synthetic VUs carry what the real ones teach. "
-        "Every number is the **mean over classifier seeds with its 95% CI** (Student t; the TSTR training subset is "
-        "drawn "
-        "with the same seed). TRTR, the holdout set and the TSTR training size belong to the dataset, so every "
-        "generator "
-        "of one dataset is compared against the same TRTR. The published study reports "
+        "Every number is the **mean over classifier seeds with a 95% interval over holdout patients and seeds** "
+        "(patient bootstrap; the TSTR training subset is drawn with the same seed as its classifier). **Chance** is "
+        "1 / the number of classes present in the holdout; a generator whose TSTR interval reaches it is **not "
+        "useful for this task**. TRTR, the holdout set and the TSTR training size (the real train split's) belong to "
+        "the dataset, so every generator of one dataset is compared against the same TRTR. The published study "
+        "reports "
         f"TRTR {STUDY_TRTR:.3f}, TSTR {STUDY_TSTR:.3f} (ratio {STUDY_RATIO:.2f}) on T1 trial data; a ratio on other "
         "data (the phantom included) is not the study's ratio."
     )
+    u = usefulness_of(rep)
+    {"not_useful": st.error, "above_chance": st.success}.get(u.level, st.info)(f"{u.text}. {chance_text(rep)}.")
     cols = st.columns(4)
     for col, s in zip(cols, UTILITY_SETTINGS):
         key = f"utility.{s}.balanced_accuracy"
@@ -61,7 +72,8 @@ def render(sel: frame.Selection) -> None:
                         else "."
                     )
                 )
-            st.write("Confusion matrices and recall are pooled over the seeds.")
+            st.write("Confusion matrices and recall are pooled over the seeds; a class absent from the holdout has no "
+                     "recall and counts neither in balanced accuracy nor in chance.")
             for k, v in notes.items():
                 st.write(f"{k}: {v}")
 

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import style
-from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present
+from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present, usefulness_of
 
 FONT_SIZE = style.FONT_SIZE
 SMALL = style.SMALL_FONT_SIZE
@@ -225,7 +225,7 @@ def selected_rows(points: Sequence[dict[str, Any]], sources: Sequence[TraceSourc
 
 # ---- utility -----------------------------------------------------------------------------------
 def utility_figure(view: ReportView) -> go.Figure:
-    """Balanced accuracy of TRTR / TSTR / TRTS as bars (chance line at 1 / number of classes)."""
+    """Balanced accuracy of TRTR / TSTR / TRTS as bars, with the chance line (1 / classes present in the holdout)."""
     names, values, text = [], [], []
     for s in UTILITY_SETTINGS:
         v = view.scalar(f"utility.{s}.balanced_accuracy")
@@ -241,6 +241,10 @@ def utility_figure(view: ReportView) -> go.Figure:
             marker_color=[SETTING_COLOURS[s] for s in UTILITY_SETTINGS],
         )
     )
+    chance = usefulness_of(view).chance
+    if chance is not None:
+        fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text=f"chance {chance:.3f}",
+                      annotation_position="top right", annotation_font_size=FONT_SIZE - 3)
     return _layout(
         fig,
         "Balanced accuracy of the VU-position classifier",
@@ -537,76 +541,118 @@ ROUTE_STYLE = {
 }
 
 
-def _frontier_trace(rows: Sequence[dict[str, Any]], key: str, route: str, showlegend: bool) -> go.Scatter:
-    """One route's DP generators: ``key`` against ε, with ``key_lo``/``key_hi`` as error bars where given."""
-    pts = sorted(
-        (r for r in rows if r.get("route") == route and r.get("epsilon") is not None and r.get(key) is not None),
-        key=lambda r: r["epsilon"],
-    )
+NO_DP_TEXT = "no DP (ε = ∞)"
+_ROUTE_NUDGE = {"pretrained": 1.0, "scratch": 1.25}  # the two routes' no-DP points side by side on the log axis
+
+
+def no_dp_position(epsilons: Sequence[float]) -> float:
+    """Where a generator trained without DP sits on the log ε axis: the first power of ten at least 3× the largest ε
+    (ε up to 10: at 100)."""
+    top = max((float(e) for e in epsilons if e is not None and e > 0), default=1.0)
+    return float(10 ** np.ceil(np.log10(3 * top)))
+
+
+def eps_key(eps: float) -> float:
+    """The ε a run is drawn at: one significant digit where that is within 5 % (0.99 and 1.0 share the point 1,
+    2.99 is drawn at 3), else two (1.5 stays 1.5)."""
+    one = float(f"{float(eps):.1g}")
+    return one if abs(one - eps) <= 0.05 * abs(eps) else float(f"{float(eps):.2g}")
+
+
+def _eps_groups(pts: Sequence[dict[str, Any]]) -> list[tuple[float, list[dict[str, Any]]]]:
+    """Runs grouped by :func:`eps_key`, sorted by ε."""
+    groups: dict[float, list[dict[str, Any]]] = {}
+    for r in pts:
+        groups.setdefault(eps_key(r["epsilon"]), []).append(r)
+    return sorted(groups.items())
+
+
+def _frontier_traces(
+    rows: Sequence[dict[str, Any]], key: str, route: str, no_dp: float, showlegend: bool
+) -> list[go.Scatter]:
+    """One route: the mean of ``key`` per ε (line), with the run-to-run range (min to max of the runs) where
+    several runs share an ε, else the run's own interval; every run as a small marker; no-DP runs at ``no_dp``."""
     colour, label = ROUTE_STYLE.get(route, (style.GREY, route))
-    lo = [r[key] - r[key + "_lo"] if r.get(key + "_lo") is not None else 0.0 for r in pts]
-    hi = [r[key + "_hi"] - r[key] if r.get(key + "_hi") is not None else 0.0 for r in pts]
-    return go.Scatter(
-        x=[r["epsilon"] for r in pts],
-        y=[r[key] for r in pts],
-        mode="lines+markers",
-        name=label,
-        legendgroup=route,
-        showlegend=showlegend,
-        marker={"size": 12, "color": colour},
-        line={"color": colour},
-        error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "visible": any(lo) or any(hi)},
-        customdata=[[r["name"]] for r in pts],
-        hovertemplate="%{customdata[0]}<br>ε %{x:.2f}<br>%{y:.3f}<extra></extra>",
-    )
+    mine = [r for r in rows if r.get("route") == route and r.get(key) is not None]
+    out: list[go.Scatter] = []
+    for private in (True, False):
+        pts = [r for r in mine if (r.get("epsilon") is not None) == private]
+        if not pts:
+            continue
+        groups = _eps_groups(pts) if private else [(no_dp * _ROUTE_NUDGE.get(route, 1.0), pts)]
+        xs, ys, lo, hi, text = [], [], [], [], []
+        for x, runs in groups:
+            vals = [float(r[key]) for r in runs]
+            m = float(np.mean(vals))
+            if len(runs) > 1:
+                low, high, what = min(vals), max(vals), f"{len(runs)} runs: range {min(vals):.3f}–{max(vals):.3f}"
+            else:
+                low, high = runs[0].get(key + "_lo"), runs[0].get(key + "_hi")
+                low, high, what = (m if low is None else low), (m if high is None else high), "1 run: its 95% interval"
+            xs.append(x), ys.append(m), lo.append(m - low), hi.append(high - m)
+            text.append(", ".join(str(r["name"]) for r in runs) + f"<br>{what}")
+        name = label if private else f"{label}: {NO_DP_TEXT}"
+        out.append(go.Scatter(
+            x=xs, y=ys, mode="lines+markers" if private else "markers", name=name, legendgroup=name,
+            showlegend=showlegend, marker={"size": 12, "color": colour, "symbol": "circle" if private else "square"},
+            line={"color": colour},
+            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "visible": True},
+            customdata=[[t] for t in text], hovertemplate="%{customdata[0]}<br>%{y:.3f}<extra></extra>",
+        ))
+        many = [(x, r) for x, runs in groups if len(runs) > 1 for r in runs]
+        if many:
+            out.append(go.Scatter(
+                x=[x for x, _ in many], y=[float(r[key]) for _, r in many], mode="markers",
+                name=f"{name}: single runs", legendgroup=name, showlegend=showlegend,
+                marker={"size": 7, "color": colour, "symbol": "circle-open"},
+                customdata=[[r["name"]] for _, r in many], hovertemplate="%{customdata[0]}<br>%{y:.3f}<extra></extra>",
+            ))
+    return out
 
 
 def frontier_figure(
-    rows: Sequence[dict[str, Any]], risk_label: str = "worst attack AUC (0.5 = chance)", chance: float = 0.5
+    rows: Sequence[dict[str, Any]],
+    *,
+    fingerprint: str,
+    dataset_label: str,
+    trtr: float | None = None,
+    chance: float | None = None,
+    risk_label: str = "worst attack AUC (0.5 = chance)",
+    risk_chance: float = 0.5,
 ) -> go.Figure:
-    """Utility and privacy risk against the patient-level ε, one curve per training route.
+    """TSTR and privacy risk against the patient-level ε of the generators of ONE dataset (``fingerprint``;
+    rows of any other dataset are left out, so accuracies over different class sets never share an axis).
 
-    ``rows``: dicts with ``name``, ``epsilon`` (None = trained without DP: drawn as a dashed line),
-    ``route`` (``pretrained`` | ``scratch``), ``ratio`` (TSTR/TRTR) and ``risk``, each optionally with
-    ``_lo``/``_hi`` interval ends.
+    Both panels share one log ε axis; generators trained without DP sit at a labelled "no DP (ε = ∞)"
+    position a decade beyond the largest ε. ``rows``: dicts with ``name``, ``dataset`` (fingerprint),
+    ``epsilon`` (None = no DP), ``route`` (``pretrained`` | ``scratch``), ``tstr`` and ``risk``, each
+    optionally with ``_lo``/``_hi`` interval ends. ``trtr`` and ``chance`` are the dataset's lines.
     """
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=("utility: TSTR / TRTR", "privacy risk: " + risk_label),
-    )
-    for i, (key, target) in enumerate((("ratio", 0.9), ("risk", chance)), start=1):
+    rows = [r for r in rows if r.get("dataset") == fingerprint]
+    eps = sorted({eps_key(r["epsilon"]) for r in rows if r.get("epsilon") is not None})
+    no_dp = no_dp_position(eps)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("utility: TSTR balanced accuracy", "privacy risk: " + risk_label))
+    lines = {"tstr": [(trtr, "TRTR (real data)", style.GREY, "top right"),
+                      (chance, "chance", style.GREY, "bottom right")],
+             "risk": [(risk_chance, "chance", style.GREY, "bottom right")]}
+    for i, key in enumerate(("tstr", "risk"), start=1):
         for route in ROUTE_STYLE:
-            fig.add_trace(_frontier_trace(rows, key, route, showlegend=i == 1), row=i, col=1)
-        for r in rows:
-            if r.get("epsilon") is None and r.get(key) is not None:
-                colour = ROUTE_STYLE.get(r.get("route"), (style.GREY, ""))[0]
-                fig.add_hline(
-                    y=r[key],
-                    row=i,
-                    col=1,
-                    line={"dash": "dash", "color": colour},
-                    annotation_text=f"no DP: {r['name']}",
-                    annotation_position="top left" if i == 1 else "bottom left",
-                    annotation_font_size=SMALL,
-                )
-        fig.add_hline(
-            y=target,
-            row=i,
-            col=1,
-            line={"dash": "dot", "color": style.GREY},
-            annotation_text="goal 0.90" if key == "ratio" else "chance",
-            annotation_position="bottom right",
-            annotation_font_size=SMALL,
-        )
-    fig.update_xaxes(type="log", title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
+            for trace in _frontier_traces(rows, key, route, no_dp, showlegend=i == 1):
+                fig.add_trace(trace, row=i, col=1)
+        for y, text, colour, where in lines[key]:
+            if y is not None:
+                fig.add_hline(y=y, row=i, col=1, line={"dash": "dot", "color": colour},
+                              annotation_text=f"{text} {y:.3f}", annotation_position=where,
+                              annotation_font_size=SMALL)
+    ticks = [*eps, no_dp]
+    fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{e:g}" for e in eps] + [NO_DP_TEXT])
+    fig.update_xaxes(title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
     return _layout(
         fig,
-        "Privacy-utility frontier over ε",
+        f"Privacy-utility frontier over ε · dataset {dataset_label}",
         height=720,
         legend={"orientation": "h", "y": -0.12, "font": {"size": SMALL}},
     )

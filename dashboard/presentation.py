@@ -23,6 +23,8 @@ from dashboard.summary import (
     fmt,
     headline,
     power_rows,
+    recall_rows,
+    usefulness_of,
     verdict,
 )
 
@@ -96,6 +98,13 @@ def training_html(sel: Any, fig: _Figures) -> list[str]:
     return parts
 
 
+def _usefulness_html(view: Any) -> str:
+    """The usefulness label (red where TSTR's interval reaches chance), as the verdicts are drawn."""
+    u = usefulness_of(view)
+    level = {"not_useful": "leak", "above_chance": "ok"}.get(u.level, "unknown")
+    return f"<p class='verdict {level}'>Utility: {html.escape(u.text)}</p>"
+
+
 def report_html(sel: Any) -> str:
     """HTML of the selected generator's report: card summary, verdict, utility, UMAP, privacy, controls.
 
@@ -120,12 +129,14 @@ def report_html(sel: Any) -> str:
                     "TRTR": h.trtr,
                     "TSTR": h.tstr,
                     "TSTR / TRTR": h.ratio,
+                    "chance": usefulness_of(view).chance,
                     "worst attack AUC": h.worst_auc,
                     "worst TPR @ 1% FPR": h.worst_tpr1,
                     "DP ε": "∞" if h.epsilon is None else f"{h.epsilon:.2f}",
                 }
             ]
         ),
+        _usefulness_html(view),
         f"<p class='verdict {v.level}'>Verdict (a), released samples: {html.escape(v.text)}</p>",
         f"<p class='verdict {verdict(view, card, 'released_discriminator').level}'>Verdict (b), released "
         "discriminator: "
@@ -149,6 +160,7 @@ def report_html(sel: Any) -> str:
     for s in UTILITY_SETTINGS:
         parts.append(fig(figures.confusion_figure(view, s, classes)))
     parts.append(fig(figures.recall_figure(view, classes)))
+    parts.append(_table(recall_rows(view, classes)))
     parts.append("<h2>Fidelity</h2>")
     parts.append(
         _table(

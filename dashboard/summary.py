@@ -368,7 +368,40 @@ def utility_rows(view: ReportView) -> list[dict[str, Any]]:
         *((f"utility.{s}.balanced_accuracy", SETTING_NAMES[s]) for s in UTILITY_SETTINGS),
         ("utility.tstr_over_trtr", "TSTR / TRTR"),
     ]:
-        rows.append({"setting": label, "mean [95% CI]": with_ci(view, key), "seeds": len(seeds) or "—"})
+        rows.append({"setting": label, "mean [95% interval]": with_ci(view, key),
+                     "seeds only [95% CI]": interval(view.scalar(key + "_seeds_ci_low"),
+                                                     view.scalar(key + "_seeds_ci_high")) or "re-run evaluate",
+                     "seeds": len(seeds) or "—"})
+    return rows
+
+
+def usefulness_of(view: ReportView) -> Any:
+    """The core's usefulness label of a report (``level``: ``not_useful`` | ``above_chance`` | ``unknown``,
+    ``text``, ``chance``), read from its stored numbers."""
+    from synthvu_core.evaluation.utility import report_usefulness
+
+    return report_usefulness(view.scalars, view.meta, view.array("utility/trtr/recall"))
+
+
+def chance_text(view: ReportView) -> str:
+    """``"chance 0.333 (1 / 3 classes in the holdout)"``, or why it is not known."""
+    c = usefulness_of(view).chance
+    if c is None:
+        return "chance not measured (re-run evaluate)"
+    return f"chance {c:.3f} (1 / {round(1 / c)} classes in the holdout)"
+
+
+def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
+    """Per-class recall of TRTR and TSTR on the holdout (pooled over seeds); "absent" where the holdout lacks it."""
+    rows = []
+    for s in ("trtr", "tstr"):
+        rec = view.array(f"utility/{s}/recall")
+        if rec is None:
+            continue
+        row: dict[str, Any] = {"setting": s.upper()}
+        for i, r in enumerate(np.asarray(rec, dtype=float)):
+            row[classes[i] if i < len(classes) else str(i)] = "absent" if not np.isfinite(r) else f"{r:.3f}"
+        rows.append(row)
     return rows
 
 
@@ -451,6 +484,14 @@ def public_view(view: ReportView) -> ReportView:
         arrays={k: v for k, v in view.arrays.items() if public_array(k) or k in PUBLIC_MODE_DENSITY},
         controls={name: public_view(c) for name, c in view.controls.items()},
     )
+
+
+def dataset_label(card: Mapping[str, Any] | None) -> str:
+    """A dataset's name for a figure: the phantom recipe's name or the dataset folder's, and its fingerprint."""
+    ds = (card or {}).get("dataset") or {}
+    name = (ds.get("recipe") or {}).get("name") or (str(ds["path"]).replace("\\", "/").rstrip("/").split("/")[-1]
+                                                    if ds.get("path") else "own data")
+    return f"{name} ({ds.get('fingerprint') or 'no fingerprint'}, {len((card or {}).get('classes') or [])} classes)"
 
 
 def split_text(split: Mapping[str, Any] | None) -> str:

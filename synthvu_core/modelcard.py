@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 README_FILE = "README.md"
 ATTACK_NAMES = {"pairwise": "pairwise (distance to closest record)", "distribution": "distribution (Monte-Carlo)",
                 "domias": "DOMIAS (density ratio)", "discriminator": "discriminator (white-box)"}
@@ -134,7 +136,9 @@ def _composed_line(card: Mapping[str, Any]) -> str:
 def _metric_rows(scalars: Mapping[str, float | None], missing: Mapping[str, str]) -> list[str]:
     def val(key: str) -> str:
         v = scalars.get(key)
-        return _num(v) if v is not None or key not in missing else f"not computable ({missing[key]})"
+        lo, hi = scalars.get(key + "_ci_low"), scalars.get(key + "_ci_high")
+        ci = f" [{_num(lo)}, {_num(hi)}]" if v is not None and lo is not None and hi is not None else ""
+        return _num(v) + ci if v is not None or key not in missing else f"not computable ({missing[key]})"
 
     rows = ["| metric | value |", "|---|---|"]
     for key, label in (
@@ -151,6 +155,31 @@ def _metric_rows(scalars: Mapping[str, float | None], missing: Mapping[str, str]
         if key in scalars:
             rows.append(f"| {label} | {val(key)} |")
     return rows
+
+
+def _utility_lines(report: Any) -> list[str]:
+    """Chance, the usefulness label and per-class recall of TRTR and TSTR on the real holdout."""
+    from synthvu_core.evaluation.utility import report_usefulness
+
+    arrays = report.arrays
+    label = report_usefulness(report.scalars, report.meta, arrays.get("utility/trtr/recall"))
+    chance = "not measured" if label.chance is None else f"{label.chance:.3f}"
+    text = f"**{label.text}**" if label.level == "not_useful" else label.text
+    out = [f"Chance level of the balanced accuracies (1 / classes present in the holdout): {chance}. "
+           f"Usefulness: {text}.", ""]
+    classes = list(report.meta.get("classes") or [])
+    rows = {s: arrays.get(f"utility/{s}/recall") for s in ("trtr", "tstr")}
+    if any(r is not None for r in rows.values()):
+        n = max(len(r) for r in rows.values() if r is not None)
+        names = [classes[i] if i < len(classes) else str(i) for i in range(n)]
+        out += ["| recall per class | " + " | ".join(names) + " |", "|---" * (n + 1) + "|"]
+        for s, rec in rows.items():
+            if rec is not None:
+                cells = ["absent" if not np.isfinite(r) else f"{float(r):.3f}" for r in rec]
+                out.append(f"| {s.upper()} (pooled over seeds) | " + " | ".join(cells) + " |")
+        out += ["", "*absent*: the class has no VU in the holdout (it does not count in balanced accuracy or chance).",
+                ""]
+    return out
 
 
 def _attack_rows(scalars: Mapping[str, float | None]) -> list[str]:
@@ -187,7 +216,8 @@ def _evaluation_section(report: Any) -> list[str]:
         "patient-clustered 95% CIs.",
         "",
     ]
-    out += _verdict_lines(meta) + _metric_rows(scalars, report.missing()) + [""] + _attack_rows(scalars) + [""]
+    out += (_verdict_lines(meta) + _metric_rows(scalars, report.missing()) + [""] + _utility_lines(report)
+            + _attack_rows(scalars) + [""])
     out.append(
         f"Strongest attack: AUC {_num(scalars.get('privacy.worst.auc'))}, TPR at 1% FPR "
         f"{_num(scalars.get('privacy.worst.tpr_at_1pct_fpr'))}."

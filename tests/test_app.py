@@ -458,33 +458,26 @@ def test_shareable_card_hides_source_names_and_paths() -> None:
 
 
 def test_frontier_figure_draws_both_routes_against_epsilon_with_the_baseline() -> None:
-    from dashboard.figures import frontier_figure
+    from dashboard.figures import NO_DP_TEXT, frontier_figure
 
     rows = [
-        {
-            "name": "pre-e1",
-            "epsilon": 1.0,
-            "route": "pretrained",
-            "ratio": 0.5,
-            "ratio_lo": 0.4,
-            "ratio_hi": 0.6,
-            "risk": 0.51,
-        },
-        {"name": "pre-e10", "epsilon": 10.0, "route": "pretrained", "ratio": 0.8, "risk": 0.52},
-        {"name": "scratch-e10", "epsilon": 10.0, "route": "scratch", "ratio": 0.3, "risk": 0.5},
-        {"name": "nodp", "epsilon": None, "route": "pretrained", "ratio": 0.9, "risk": 0.6},
+        {"name": "pre-e1", "dataset": "A", "epsilon": 1.0, "route": "pretrained", "tstr": 0.5, "tstr_lo": 0.4,
+         "tstr_hi": 0.6, "risk": 0.51},
+        {"name": "pre-e10", "dataset": "A", "epsilon": 10.0, "route": "pretrained", "tstr": 0.8, "risk": 0.52},
+        {"name": "scratch-e10", "dataset": "A", "epsilon": 10.0, "route": "scratch", "tstr": 0.3, "risk": 0.5},
+        {"name": "nodp", "dataset": "A", "epsilon": None, "route": "pretrained", "tstr": 0.9, "risk": 0.6},
     ]
-    fig = frontier_figure(rows)
+    fig = frontier_figure(rows, fingerprint="A", dataset_label="set A", trtr=0.95, chance=1 / 3)
     pre = [t for t in fig.data if t.name == "public pretraining + DP fine-tuning"]
     assert len(pre) == 2 and list(pre[0].x) == [1.0, 10.0] and list(pre[0].y) == [0.5, 0.8]
-    assert list(pre[0].error_y.array) == pytest.approx([0.1, 0.0]) and list(pre[0].error_y.arrayminus) == pytest.approx(
-        [0.1, 0.0]
-    )
+    assert list(pre[0].error_y.array) == pytest.approx([0.1, 0.0])
+    assert list(pre[0].error_y.arrayminus) == pytest.approx([0.1, 0.0])
     assert [list(t.x) for t in fig.data if t.name == "DP from scratch"] == [[10.0], [10.0]]
-    assert fig.layout.xaxis2.type == "log"
+    nodp = [t for t in fig.data if t.name == f"public pretraining + DP fine-tuning: {NO_DP_TEXT}"]
+    assert len(nodp) == 2 and list(nodp[0].x) == [100.0] and list(nodp[0].y) == [0.9]
     texts = [a.text for a in fig.layout.annotations]
-    assert "no DP: nodp" in texts  # the non-DP baseline is a line on both panels
-    assert sum(s["y0"] == 0.9 for s in fig.layout.shapes) == 2  # baseline 0.9 and the goal line at 0.90
+    assert "TRTR (real data) 0.950" in texts and "chance 0.333" in texts and "chance 0.500" in texts
+    assert "set A" in fig.layout.title.text
 
 
 def test_power_rows_show_the_rise_over_the_generators_own_auc() -> None:

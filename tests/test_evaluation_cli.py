@@ -130,7 +130,21 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     assert members == set(resplit.patients("train"))
     assert non_members <= set(resplit.patients("holdout")) and len(non_members) == len(members)
     assert r.meta["utility"]["n_train"] == len(ds.indices("train"))  # utility on the dataset's own split
+    assert r.meta["utility"]["tstr_train_size"] == r.meta["utility"]["n_train"]
+    assert r.scalars["utility.chance"] == pytest.approx(1 / 3)
+    # a synthetic set short of some class: TSTR gets that many more VUs of the class from the generator
+    from synthvu_core.evaluation.report import _tstr_top_up
+    from synthvu_core.models.registry import load_generator
+
+    need = np.bincount(ds.labels("region")[ds.indices("train")], minlength=3)
+    have = np.array([0] * 2 + [2] * (need[2] + 5))  # two VUs of class 0, none of class 1, plenty of class 2
+    images, labels = _tstr_top_up(load_generator(folder), have, ds, "region", ds.classes("region"), 0)
+    assert np.bincount(labels, minlength=3).tolist() == [need[0] - 2, need[1], 0]
+    assert images.shape == (len(labels), *ds.images.shape[1:]) and images.dtype == np.uint8
+    capsys.readouterr()
     assert main(["report", "show", str(folder)]) == 0
+    shown = capsys.readouterr().out
+    assert "chance 0.333" in shown and "recall TSTR" in shown and "usefulness" in shown
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
 
 

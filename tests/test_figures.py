@@ -76,3 +76,45 @@ def test_patients_figure_draws_one_line_per_epsilon_sorted_by_cohort_size():
     assert set(lines) == {"ε = 1", "ε = 3"}
     assert list(lines["ε = 1"].x) == [100, 600] and list(lines["ε = 1"].y) == [0.7, 0.9]
     assert list(lines["ε = 1"].error_y.arrayminus) == pytest.approx([0.1, 0.05])
+
+
+def _frontier_rows():
+    return [
+        # dataset A (3 classes): two DP runs at ε = 1, one at ε = 3, and a non-DP baseline
+        {"name": "a-e1-r1", "dataset": "A", "epsilon": 0.99, "route": "pretrained", "tstr": 0.80, "risk": 0.50},
+        {"name": "a-e1-r2", "dataset": "A", "epsilon": 1.0, "route": "pretrained", "tstr": 0.90, "risk": 0.52},
+        {"name": "a-e3", "dataset": "A", "epsilon": 3.0, "route": "pretrained", "tstr": 0.93, "tstr_lo": 0.9,
+         "tstr_hi": 0.95, "risk": 0.51},
+        {"name": "a-nodp", "dataset": "A", "epsilon": None, "route": "pretrained", "tstr": 0.97, "risk": 0.6},
+        # dataset B (6 classes): never on A's axes
+        {"name": "b-e1", "dataset": "B", "epsilon": 1.0, "route": "pretrained", "tstr": 0.17, "risk": 0.55},
+        {"name": "b-nodp", "dataset": "B", "epsilon": None, "route": "scratch", "tstr": 0.27, "risk": 0.7},
+    ]
+
+
+def test_frontier_never_mixes_datasets_and_uses_one_log_axis_on_both_panels():
+    from dashboard.figures import NO_DP_TEXT, frontier_figure
+
+    fig = frontier_figure(_frontier_rows(), fingerprint="A", dataset_label="phantom A", trtr=0.99, chance=1 / 3)
+    drawn = {n for t in fig.data for c in (t.customdata or []) for n in str(c[0]).split("<br>")[0].split(", ")}
+    assert drawn == {"a-e1-r1", "a-e1-r2", "a-e3", "a-nodp"}
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
+    assert fig.layout.xaxis2.matches == "x" or fig.layout.xaxis.matches == "x2"  # one shared axis
+    assert list(fig.layout.xaxis.ticktext)[-1] == NO_DP_TEXT and list(fig.layout.xaxis.tickvals) == [1.0, 3.0, 10.0]
+    assert "phantom A" in fig.layout.title.text
+    other = frontier_figure(_frontier_rows(), fingerprint="B", dataset_label="real B", trtr=0.5, chance=1 / 6)
+    drawn_b = {n for t in other.data for c in (t.customdata or []) for n in str(c[0]).split("<br>")[0].split(", ")}
+    assert drawn_b == {"b-e1", "b-nodp"}
+
+
+def test_frontier_shows_the_run_to_run_spread_where_runs_share_an_epsilon():
+    from dashboard.figures import frontier_figure
+
+    fig = frontier_figure(_frontier_rows(), fingerprint="A", dataset_label="A")
+    line = next(t for t in fig.data if t.name == "public pretraining + DP fine-tuning" and t.yaxis == "y")
+    assert list(line.x) == [1.0, 3.0] and list(line.y) == pytest.approx([0.85, 0.93])
+    # two runs at ε = 1: the range of the runs (0.80-0.90); one run at ε = 3: its own interval
+    assert list(line.error_y.arrayminus) == pytest.approx([0.05, 0.03])
+    assert list(line.error_y.array) == pytest.approx([0.05, 0.02])
+    runs = next(t for t in fig.data if t.name.endswith("single runs") and t.yaxis == "y")
+    assert sorted(runs.y) == pytest.approx([0.80, 0.90]) and list(runs.x) == [1.0, 1.0]

@@ -264,7 +264,11 @@ def test_every_scalar_has_a_definition_and_contract_keys_exist(evaluated):
     assert report.scalars["privacy.pairwise.pixel.tpr_at_1pct_fpr"] is None
     assert "not estimable with 72 non-member VUs" in report.meta["missing"]["privacy.pairwise.pixel.tpr_at_1pct_fpr"]
     a = report.arrays
-    assert len(a["utility/trtr/balanced_accuracy_seeds"]) == 3 and a["utility/trtr/confusion"].shape == (3, 3)
+    assert len(a["utility/trtr/balanced_accuracy_seeds"]) == 5 and a["utility/trtr/confusion"].shape == (3, 3)
+    n_holdout = report.meta["utility"]["n_holdout"]
+    assert a["utility/tstr/holdout_predictions"].shape == (5, n_holdout) == (5, len(a["utility/holdout_patient"]))
+    assert report.scalars["utility.chance"] == pytest.approx(1 / 3)
+    assert "utility.tstr.balanced_accuracy_seeds_ci_low" in report.scalars
     lo, m, hi = (report.scalars[f"utility.tstr.balanced_accuracy{s}"] for s in ("_ci_low", "", "_ci_high"))
     assert lo <= m <= hi
     assert set(a["umap/real_split"]) == {"train", "holdout"} and report.meta["umap"]["role"].startswith("overlay")

@@ -73,3 +73,86 @@ def test_utility_real_as_synthetic_gives_tstr_near_trtr():
         config=CFG,
     )
     assert u2.scalars()[0]["utility.trts.balanced_accuracy"] < 0.7
+
+
+# ---- chance, the usefulness label, the patient bootstrap, the TSTR size ---------------------------
+from synthvu_core.evaluation.utility import (  # noqa: E402
+    NOT_USEFUL,
+    PATIENT_SEED_INTERVAL,
+    ClassificationResult,
+    UtilityResult,
+    chance_from_recall,
+    chance_level,
+    patient_bootstrap,
+    report_usefulness,
+    usefulness,
+)
+
+
+def test_chance_counts_only_the_classes_present_in_the_holdout():
+    # six levels in the scheme, four present in the holdout (and a label outside the classes): chance 1/4
+    assert chance_level(np.array([0, 0, 2, 3, 5, 5, -1]), 6) == pytest.approx(0.25)
+    assert chance_level(np.array([0, 1, 2, 3, 4, 5]), 6) == pytest.approx(1 / 6)
+    assert chance_level(np.array([2, 2, 2]), 6) is None  # one class: no chance level
+    # a stored report: the holdout recall is NaN exactly where the class is absent
+    assert chance_from_recall(np.array([0.5, np.nan, 0.2, 0.1, np.nan, 0.0])) == pytest.approx(0.25)
+
+
+def test_not_useful_label_at_the_boundary():
+    chance = 0.25
+    assert usefulness(0.30, 0.25, 0.35, chance).level == "not_useful"  # interval touches chance
+    assert NOT_USEFUL in usefulness(0.30, 0.25, 0.35, chance).text
+    assert usefulness(0.30, 0.2501, 0.35, chance).level == "above_chance"
+    assert usefulness(0.25, None, None, chance).level == "not_useful"  # no interval: the mean decides
+    assert usefulness(0.26, None, None, chance).level == "unknown"
+    assert usefulness(None, None, None, chance).level == "unknown"
+    # from a stored report: chance from the scalar, or (older reports) from the TRTR holdout recall
+    s = {"utility.tstr.balanced_accuracy": 0.267, "utility.tstr.balanced_accuracy_ci_low": 0.195,
+         "utility.tstr.balanced_accuracy_ci_high": 0.34}
+    old = report_usefulness(s, {"utility": {}}, np.array([1.0, np.nan, 0.5, 0.5, 1.0, np.nan]))
+    assert old.level == "not_useful" and old.chance == pytest.approx(0.25) and "re-run evaluate" in old.text
+    new = report_usefulness({**s, "utility.chance": 0.125}, {"utility": {"interval": PATIENT_SEED_INTERVAL}})
+    assert new.level == "above_chance" and "re-run" not in new.text
+
+
+def _result(y: np.ndarray, pred: np.ndarray, k: int) -> ClassificationResult:
+    return classification_result(y, pred, k)
+
+
+def test_patient_bootstrap_is_wider_than_the_seed_interval_when_seeds_agree():
+    # 20 patients, 10 VUs each; patients differ in how well they are classified, every seed predicts the same
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 10)
+    y = np.tile(np.arange(2), 100)
+    skill = np.repeat(rng.uniform(0.3, 1.0, 20), 10)
+    pred = np.where(rng.random(200) < skill, y, 1 - y)
+    res = {s: [_result(y, pred, 2) for _ in range(3)] for s in ("trtr", "tstr", "trts")}
+    u = UtilityResult(res, 100, (0, 1, 2), {}, y, groups, 2)
+    s, _ = u.scalars()
+    k = "utility.tstr.balanced_accuracy"
+    assert s[k + "_seeds_ci_high"] - s[k + "_seeds_ci_low"] == pytest.approx(0.0, abs=1e-12)
+    assert s[k + "_ci_high"] - s[k + "_ci_low"] > 0.05
+    assert s[k + "_ci_low"] < s[k] < s[k + "_ci_high"]
+    assert s["utility.chance"] == pytest.approx(0.5)
+    # one patient per replicate-draw of the whole holdout gives the statistic itself
+    boot = patient_bootstrap(y, {"a": pred[None]}, groups, 2, n_boot=400)["a"]
+    assert abs(float(np.mean(boot)) - s[k]) < 0.02
+    # seeds that disagree widen it further: the seed is drawn per replicate
+    other = np.where(rng.random(200) < 0.5, y, 1 - y)
+    both = patient_bootstrap(y, {"a": np.stack([pred, other])}, groups, 2, n_boot=400)["a"]
+    assert np.std(both) > np.std(boot)
+
+
+def test_tstr_trains_on_as_many_vus_as_the_real_train_split_with_extra_vus():
+    ds = structured_dataset(20)
+    y = ds.labels("region")
+    tr, ho, ref = ds.indices("train"), ds.indices("holdout"), ds.indices("reference")
+    clf = train_classifier(ds.images[tr], y[tr], 3, config=CFG)
+    half = ref[: len(ref) // 3]
+    common = dict(real_classifiers=[clf], seeds=(0,), train_labels=y[tr], holdout_images=ds.images[ho],
+                  holdout_labels=y[ho], synthetic_images=ds.images[half], synthetic_labels=y[half], n_classes=3,
+                  config=CFG)
+    short = utility_scores(**common)
+    assert short.tstr_train_size < len(tr) and "tstr" in short.notes
+    full = utility_scores(**common, tstr_extra=(ds.images[np.concatenate([tr, ref])], y[np.concatenate([tr, ref])]))
+    assert full.tstr_train_size == len(tr) and "tstr" not in full.notes

@@ -108,6 +108,36 @@ def _ci(s: dict, key: str) -> str:
     return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
 
 
+def _red(text: str) -> str:
+    """Red on a terminal, plain text in a pipe or a file."""
+    return f"\033[31m{text}\033[0m" if sys.stdout.isatty() else text
+
+
+def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
+    """Utility with its chance level, the usefulness label and per-class recall (TRTR and TSTR on the holdout)."""
+    from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL, report_usefulness
+
+    s, u = report.scalars, report.meta.get("utility") or {}
+    arrays = report.arrays
+    label = report_usefulness(s, report.meta, arrays.get("utility/trtr/recall"))
+    over = "holdout patients and " if u.get("interval") == PATIENT_SEED_INTERVAL else ""
+    chance = "—" if label.chance is None else f"{label.chance:.3f}"
+    lines = [
+        f"utility (mean [95% CI] over {over}{len(u.get('seeds') or [])} classifier seeds; chance {chance})  "
+        + "  ".join(f"{k.upper()} {_ci(s, f'utility.{k}.balanced_accuracy')}" for k in ("trtr", "tstr", "trts"))
+        + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}",
+        "usefulness  " + (_red(label.text) if label.level == "not_useful" else label.text),
+    ]
+    classes = list(report.meta.get("classes") or [])
+    for setting in ("trtr", "tstr"):
+        rec = arrays.get(f"utility/{setting}/recall")
+        if rec is not None:
+            cells = [f"{classes[i] if i < len(classes) else i} {'—' if r != r else f'{r:.2f}'}"
+                     for i, r in enumerate(rec)]
+            lines.append(f"recall {setting.upper():<5}" + "  ".join(cells) + "  (— = class absent from the holdout)")
+    return lines
+
+
 def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
     """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks, power, both verdicts."""
     s, m = report.scalars, report.meta
@@ -117,12 +147,7 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
     ]
     if getattr(report, "integrity", ""):
         lines.append(f"report      {report.integrity}")
-    seeds = (m.get("utility") or {}).get("seeds") or []
-    lines.append(
-        f"utility (mean [95% CI] over {len(seeds)} seeds)  "
-        + "  ".join(f"{k.upper()} {_ci(s, f'utility.{k}.balanced_accuracy')}" for k in ("trtr", "tstr", "trts"))
-        + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}"
-    )
+    lines += utility_lines(report)
     lines.append(
         "fidelity    FD {}  precision {}  recall {}  density {}  coverage {}".format(
             *(_fmt(s.get(f"fidelity.{k}")) for k in ("frechet_distance", "precision", "recall", "density", "coverage"))

@@ -112,6 +112,11 @@ _UTILITY_DEF = {
 }
 _SEEDS = "; mean over the classifier seeds (the TSTR subset drawn with the same seed)"
 _CI = {"ci_low": "lower", "ci_high": "upper"}
+_BOOT = ("(percentile bootstrap: holdout patients resampled with replacement and one classifier seed drawn per "
+         "replicate, balanced accuracy recomputed from the stored holdout predictions)")
+_CHANCE_DEF = ("Chance level of the balanced accuracies on the real holdout: 1 / number of classes present in the "
+               "holdout (a class absent from the holdout does not count). A generator whose TSTR interval reaches it "
+               "is not useful for this task.")
 _FIDELITY_DEF = {
     "frechet_distance": "Fréchet distance between Gaussians fitted to real-holdout and synthetic embeddings "
                         "(penultimate layer of the real-trained VU-position classifier); 0 = same mean and covariance.",
@@ -176,11 +181,15 @@ def definition(key: str) -> str:
     """Definition text of a scalar key."""
     parts = key.split(".")
     if parts[0] == "utility":
+        if parts[1] == "chance":
+            return _CHANCE_DEF
         setting = "tstr_over_trtr" if parts[1].startswith("tstr_over_trtr") else parts[1]
         base = _UTILITY_DEF[setting] + _SEEDS
         ci = next((c for c in _CI if parts[-1].endswith(c)), None)
+        if ci is not None and (parts[-1].endswith("seeds_" + ci) or setting == "trts"):
+            return f"{_CI[ci].capitalize()} end of the Student-t 95% CI over classifier seeds of: {base}."
         if ci is not None:
-            return f"{_CI[ci].capitalize()} end of the Student-t 95% CI over seeds of: {base}."
+            return f"{_CI[ci].capitalize()} end of the 95% interval over holdout patients and seeds {_BOOT} of: {base}."
         return base + "."
     if parts[0] == "fidelity":
         if parts[1] == "position":
@@ -326,6 +335,31 @@ def load_report(
 
 # ---- from a generator folder -------------------------------------------------------------------
 
+#: Seed offset of the VUs sampled, per class, beyond the synthetic set for the TSTR training set only.
+TSTR_TOP_UP_SEED = 1_000_003
+
+
+def _tstr_top_up(
+    generator: Any, labels: np.ndarray, utility_dataset: Any, scheme: str, classes: list[str], seed: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """VUs of each class the synthetic set holds fewer of than the real train split (position-conditioned,
+    seed ``seed + TSTR_TOP_UP_SEED + class``), so TSTR trains on as many VUs as TRTR; None where none is short."""
+    from synthvu_core.models.sampling import sample_uint8
+
+    real = utility_dataset.labels(scheme, classes)[utility_dataset.indices("train")]
+    k = len(classes)
+    need = np.bincount(real[(real >= 0) & (real < k)], minlength=k)
+    have = np.bincount(np.asarray(labels)[(labels >= 0) & (labels < k)], minlength=k)
+    parts = [
+        sample_uint8(generator, int(need[c] - have[c]), position=classes[c], seed=seed + TSTR_TOP_UP_SEED + c)
+        for c in range(k)
+        if need[c] > have[c]
+    ]
+    if not parts:
+        return None
+    return np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts])
+
+
 
 def evaluate_generator(
     model_dir: str | Path,
@@ -398,6 +432,7 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
         raise CheckpointError(
             f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}"
         )
+    tstr_extra = _tstr_top_up(generator, samples.labels, utility_dataset, scheme, classes, seed)
     disc = load_discriminator(model_dir)
     dp = card.get("dp") or {}
     meta = {
@@ -424,6 +459,7 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
         controls=controls,
         progress=progress,
         utility_dataset=utility_dataset,
+        tstr_extra=tstr_extra,
     )
     save_report(report, model_dir / REPORT_DIR)
     return load_report(model_dir, expected_fingerprint=dataset.fingerprint) or report

@@ -55,9 +55,23 @@ def lowest_recall(arrays: dict[str, Any], classes: list[str]) -> str:
     return f"{float(rec[i]):.3f} ({classes[i] if i < len(classes) else i})"
 
 
-def utility_row(name: str, card: dict[str, Any], scalars: dict[str, Any], recall: str = "—") -> str:
+def usefulness_cell(scalars: dict[str, Any], meta: dict[str, Any], arrays: dict[str, Any]) -> tuple[str, str]:
+    """(chance, usefulness) cells: chance = 1 / classes present in the holdout; **not useful** where TSTR's
+    interval reaches it."""
+    from synthvu_core.evaluation.utility import report_usefulness
+
+    u = report_usefulness(scalars, meta, arrays.get("utility/trtr/recall"))
+    word = {"not_useful": "**not useful for this task**", "above_chance": "above chance"}.get(u.level, "—")
+    if u.level != "unknown" and "re-run" in u.text:
+        word += " (seeds-only interval)"
+    return _num(u.chance), word
+
+
+def utility_row(
+    name: str, card: dict[str, Any], scalars: dict[str, Any], recall: str = "—", chance: tuple[str, str] = ("—", "—")
+) -> str:
     cells = [f"`{name}`", _trained_on(card), _dp_cell(card), *(_with_ci(scalars, k) for _, k in UTILITY_KEYS),
-             recall, _num(scalars.get("fidelity.frechet_distance"))]
+             *chance, recall, _num(scalars.get("fidelity.frechet_distance"))]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -89,8 +103,9 @@ def _independent_cell(report: Any) -> str:
     return f"{'yes' if ok == len(rows) else 'NO'} ({ok} of {len(rows)})"
 
 
-UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRTR | lowest TRTS recall (class) | "
-                  "Fréchet distance |\n|---|---|---|---|---|---|---|---|---|")
+UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRTR | chance | usefulness (TSTR "
+                  "vs chance) | lowest TRTS recall (class) | Fréchet distance |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|---|")
 PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel AUC (primary) | strongest other counted "
                   "attack | attacks with power | independent control, pairwise pixel AUC | independent control at "
                   "chance in the counted attacks (family-wise) | verdict (b) released discriminator |\n"
@@ -113,6 +128,7 @@ def tables(folders: list[Path]) -> str:
             continue
         card = load_card(folder)
         name = card.get("name", folder.name)
-        util.append(utility_row(name, card, report.scalars, lowest_recall(report.arrays, list(card["classes"]))))
+        util.append(utility_row(name, card, report.scalars, lowest_recall(report.arrays, list(card["classes"])),
+                                usefulness_cell(report.scalars, report.meta, report.arrays)))
         priv.append(privacy_row(name, report))
     return "\n".join(util) + "\n\n" + "\n".join(priv) + "\n"

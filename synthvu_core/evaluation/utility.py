@@ -7,9 +7,16 @@
 * ``trts``: trained on the real train split, tested on the synthetic set.
 
 Every setting runs once per classifier seed (the TSTR subset is drawn with the same seed): the
-report gives the mean and a Student-t 95 % interval over seeds, and the confusion matrices pooled
-over seeds. The real classifiers, the holdout set and the TSTR size depend on the dataset alone, so
-every generator of one dataset is compared against the same TRTR.
+report gives the mean over seeds and a 95 % interval over classifier seeds *and* holdout patients
+(:func:`patient_bootstrap`: holdout patients resampled with replacement, one seed drawn per
+replicate, balanced accuracy recomputed from the stored predictions), the Student-t interval over
+seeds alone beside it, and the confusion matrices pooled over seeds. The real classifiers, the
+holdout set and the TSTR size depend on the dataset alone, so every generator of one dataset is
+compared against the same TRTR.
+
+Chance is ``1 / (number of classes present in the holdout)`` (:func:`chance_level`); a generator whose
+TSTR interval reaches chance is "not useful for this task" (:func:`usefulness`, a pure function of
+stored numbers, read by the CLI, the model card, the README table and the dashboard).
 
 Each: balanced accuracy (mean recall over the classes present in the test set), per-class recall
 (NaN for classes absent from the test set) and the confusion matrix (rows = true, columns =
@@ -18,6 +25,7 @@ predicted). With fewer than two classes nothing is classified: metrics are None 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +43,7 @@ class ClassificationResult:
     confusion: np.ndarray  # [K, K] int, rows true, columns predicted
     n_test: int
     reason: str | None = None
+    predictions: np.ndarray | None = None  # [n_test] predicted classes (test rows kept), for the patient bootstrap
 
 
 def classification_result(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> ClassificationResult:
@@ -52,7 +61,114 @@ def classification_result(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
         return ClassificationResult(None, recall, conf, len(y_true), "one class: there is nothing to classify")
     if len(y_true) == 0:
         return ClassificationResult(None, recall, conf, 0, "the test set is empty")
-    return ClassificationResult(float(np.nanmean(recall)), recall, conf, len(y_true))
+    return ClassificationResult(float(np.nanmean(recall)), recall, conf, len(y_true), predictions=y_pred)
+
+
+# ---- chance and the usefulness label -----------------------------------------------------------
+
+NOT_USEFUL = "not useful for this task"
+PATIENT_SEED_INTERVAL = "bootstrap over holdout patients and classifier seeds"
+
+
+def chance_level(labels: np.ndarray, n_classes: int) -> float | None:
+    """Balanced accuracy of guessing: ``1 / (number of classes present in labels)``; None below two classes.
+
+    Balanced accuracy averages recall over the classes present in the test set, so a class absent
+    from the holdout does not count (a 6-class scheme whose holdout holds 4 levels has chance 0.25).
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    k = len(np.unique(y[(y >= 0) & (y < n_classes)]))
+    return 1.0 / k if k >= 2 else None
+
+
+def chance_from_recall(recall: np.ndarray | None) -> float | None:
+    """Chance of a stored report from its holdout recall (NaN = class absent from the holdout); None below two."""
+    if recall is None:
+        return None
+    k = int(np.isfinite(np.asarray(recall, dtype=np.float64)).sum())
+    return 1.0 / k if k >= 2 else None
+
+
+@dataclass(frozen=True)
+class Usefulness:
+    """Whether TSTR is above chance: ``level`` is ``not_useful`` (red), ``above_chance`` or ``unknown``."""
+
+    level: str
+    text: str
+    chance: float | None = None
+
+
+def usefulness(tstr: float | None, low: float | None, high: float | None, chance: float | None) -> Usefulness:
+    """The label of a TSTR balanced accuracy (mean, 95 % interval) against chance: "not useful for this task"
+    where the interval reaches chance (``low <= chance``), or, without an interval, where the mean does."""
+    if tstr is None or chance is None:
+        return Usefulness("unknown", "TSTR or its chance level is not measured: re-run evaluate", chance)
+    ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    if (low if low is not None else tstr) <= chance:
+        return Usefulness("not_useful", f"{NOT_USEFUL}: TSTR {tstr:.3f}{ci} reaches chance ({chance:.3f})", chance)
+    if low is None:
+        return Usefulness("unknown", f"TSTR {tstr:.3f} without an interval (chance {chance:.3f})", chance)
+    return Usefulness("above_chance", f"TSTR {tstr:.3f}{ci} is above chance ({chance:.3f})", chance)
+
+
+def report_chance(scalars: Mapping[str, Any], recall: np.ndarray | None = None) -> float | None:
+    """``utility.chance`` of a report, or (reports written before it was stored) from the TRTR holdout recall."""
+    c = scalars.get("utility.chance")
+    return float(c) if c is not None else chance_from_recall(recall)
+
+
+def report_usefulness(
+    scalars: Mapping[str, Any], meta: Mapping[str, Any], recall: np.ndarray | None = None
+) -> Usefulness:
+    """:func:`usefulness` of a stored report (``recall``: its ``utility/trtr/recall`` array, for older reports)."""
+    k = "utility.tstr.balanced_accuracy"
+    chance = report_chance(scalars, recall)
+    u = usefulness(scalars.get(k), scalars.get(k + "_ci_low"), scalars.get(k + "_ci_high"), chance)
+    if (meta.get("utility") or {}).get("interval") != PATIENT_SEED_INTERVAL and u.level != "unknown":
+        u = Usefulness(u.level, u.text + " (interval over classifier seeds only: re-run evaluate for holdout "
+                       "patients too)", u.chance)
+    return u
+
+
+# ---- intervals over classifier seeds and holdout patients --------------------------------------
+
+
+def patient_bootstrap(
+    y_true: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    groups: np.ndarray,
+    n_classes: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Balanced accuracy ``[n_boot]`` per setting over bootstrap replicates of holdout patients and seeds.
+
+    ``predictions[name]`` is ``[S, N]`` (one row per classifier seed) for the test rows ``y_true``
+    ``[N]`` of patients ``groups`` ``[N]``. Each replicate draws the patients with replacement and one
+    seed (the same patients and seed for every setting, so ratios pair), and recomputes balanced
+    accuracy (mean recall over the classes present in the replicate) from the stored predictions.
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    n_p = int(g.max()) + 1 if len(g) else 0
+    rng = np.random.default_rng(seed)
+    weights = np.stack([np.bincount(rng.integers(0, n_p, n_p), minlength=n_p) for _ in range(n_boot)]).astype(float)
+    total = np.zeros((n_p, n_classes))
+    np.add.at(total, (g, y), 1)
+    den = weights @ total  # [B, K]
+    n_seeds = {len(np.atleast_2d(p)) for p in predictions.values()}
+    pick = rng.integers(0, min(n_seeds) if n_seeds else 1, n_boot)
+    out: dict[str, np.ndarray] = {}
+    for name, pred in predictions.items():
+        pred = np.atleast_2d(np.asarray(pred, dtype=np.int64))
+        correct = np.zeros((len(pred), n_p, n_classes))
+        for s, row in enumerate(pred):
+            hit = row == y
+            np.add.at(correct[s], (g[hit], y[hit]), 1)
+        num = np.einsum("bp,bpk->bk", weights, correct[pick])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.nanmean(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan), axis=1)
+    return out
 
 
 def matched_synthetic_subset(
@@ -92,12 +208,16 @@ def pooled(results: list[ClassificationResult], n_classes: int) -> Classificatio
 
 @dataclass
 class UtilityResult:
-    """Per setting, one :class:`ClassificationResult` per seed."""
+    """Per setting, one :class:`ClassificationResult` per seed; the holdout's labels and patients."""
 
     results: dict[str, list[ClassificationResult]]
     tstr_train_size: int
     seeds: tuple[int, ...] = (0,)
     notes: dict[str, str] = field(default_factory=dict)
+    holdout_labels: np.ndarray | None = None
+    holdout_groups: np.ndarray | None = None  # [N] patient of each holdout row; None: seeds-only intervals
+    n_classes: int = 0
+    n_boot: int = 2000
 
     def per_seed(self, setting: str) -> list[float | None]:
         return [r.balanced_accuracy for r in self.results[setting]]
@@ -108,26 +228,58 @@ class UtilityResult:
             for a, b in zip(self.per_seed("trtr"), self.per_seed("tstr"))
         ]
 
+    def chance(self) -> float | None:
+        return None if self.holdout_labels is None else chance_level(self.holdout_labels, self.n_classes)
+
+    def bootstrap(self) -> dict[str, np.ndarray]:
+        """:func:`patient_bootstrap` of TRTR and TSTR (settings whose every seed has predictions), and their ratio."""
+        if self.holdout_groups is None or self.holdout_labels is None or len(self.holdout_labels) == 0:
+            return {}
+        preds = {
+            s: np.stack([r.predictions for r in self.results[s]])
+            for s in ("trtr", "tstr")
+            if self.results[s] and all(r.predictions is not None and r.balanced_accuracy is not None
+                                       for r in self.results[s])
+        }
+        boot = patient_bootstrap(self.holdout_labels, preds, self.holdout_groups, self.n_classes, self.n_boot)
+        if "trtr" in boot and "tstr" in boot:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot["tstr_over_trtr"] = np.where(boot["trtr"] > 0, boot["tstr"] / boot["trtr"], np.nan)
+        return boot
+
     def scalars(self) -> tuple[dict[str, float | None], dict[str, str]]:
-        """Mean and 95 % CI over seeds of every setting and of TSTR/TRTR."""
+        """Mean over seeds of every setting and of TSTR/TRTR; the 95 % interval over holdout patients and seeds
+        (``_ci_low``/``_ci_high``; TRTS, tested on the synthetic set, over seeds) and over seeds alone
+        (``_seeds_ci_low``/``_seeds_ci_high``); the chance level."""
         from synthvu_core.evaluation.inference import mean_ci
 
-        out: dict[str, float | None] = {}
+        out: dict[str, float | None] = {"utility.chance": self.chance()}
         reasons: dict[str, str] = {}
+        if out["utility.chance"] is None:
+            reasons["utility.chance"] = "fewer than two classes in the holdout: no chance level"
+        boot = self.bootstrap()
         series = {
-            f"utility.{s}.balanced_accuracy": (self.per_seed(s), pooled(r, 1).reason) for s, r in self.results.items()
+            (f"utility.{s}.balanced_accuracy", s): (self.per_seed(s), pooled(r, 1).reason)
+            for s, r in self.results.items()
         }
-        series["utility.tstr_over_trtr"] = (
+        series[("utility.tstr_over_trtr", "tstr_over_trtr")] = (
             self.ratios(),
             "TRTR or TSTR balanced accuracy is not available (or TRTR is zero)",
         )
-        for key, (vals, why) in series.items():
+        for (key, name), (vals, why) in series.items():
             m, lo, hi = mean_ci([v for v in vals if v is not None])
-            out[key], out[f"{key}_ci_low"], out[f"{key}_ci_high"] = m, lo, hi
+            out[key], out[f"{key}_seeds_ci_low"], out[f"{key}_seeds_ci_high"] = m, lo, hi
+            b = boot.get(name)
+            b = b[np.isfinite(b)] if b is not None else None
+            if m is not None and b is not None and len(b):
+                lo, hi = (float(q) for q in np.quantile(b, [0.025, 0.975]))
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = lo, hi
+            ends = [f"{key}{e}" for e in ("_ci_low", "_ci_high", "_seeds_ci_low", "_seeds_ci_high")]
             if m is None:
-                reasons[key] = reasons[f"{key}_ci_low"] = reasons[f"{key}_ci_high"] = why or "not computed"
-            elif lo is None:
-                reasons[f"{key}_ci_low"] = reasons[f"{key}_ci_high"] = "one seed only: no interval"
+                reasons.update({k: why or "not computed" for k in [key, *ends]})
+            for k in ends:
+                if m is not None and out[k] is None:
+                    reasons[k] = "one seed only: no interval"
         return out, reasons
 
     def arrays(self, n_classes: int) -> dict[str, np.ndarray]:
@@ -137,24 +289,41 @@ class UtilityResult:
             a[f"utility/{s}/confusion"] = r.confusion
             a[f"utility/{s}/recall"] = r.recall
             a[f"utility/{s}/balanced_accuracy_seeds"] = np.array([np.nan if v is None else v for v in self.per_seed(s)])
+            if s != "trts" and rs and all(x.predictions is not None for x in rs):
+                a[f"utility/{s}/holdout_predictions"] = np.stack([x.predictions for x in rs]).astype(np.int16)
         a["utility/seeds"] = np.array(self.seeds, dtype=np.int64)
+        if self.holdout_labels is not None:
+            a["utility/holdout_labels"] = np.asarray(self.holdout_labels, dtype=np.int16)
+        if self.holdout_groups is not None:  # patient codes (0..P-1), not the patients' ids
+            a["utility/holdout_patient"] = np.unique(np.asarray(self.holdout_groups), return_inverse=True)[1].astype(
+                np.int32
+            )
         return a
 
 
+def _take(images: np.ndarray, extra: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of ``images`` followed by ``extra`` (without concatenating the two), in the order of ``idx``."""
+    if extra is None or len(extra) == 0:
+        return images[idx]
+    n0 = len(images)
+    out = np.empty((len(idx), *images.shape[1:]), dtype=images.dtype)
+    first = idx < n0
+    out[first] = images[idx[first]]
+    out[~first] = extra[idx[~first] - n0]
+    return out
+
+
 def _tstr(
-    synthetic_images: np.ndarray,
-    synthetic_labels: np.ndarray,
-    subset: np.ndarray,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
     holdout_images: np.ndarray,
     holdout_labels: np.ndarray,
     n_classes: int,
     config: EncoderConfig,
     seed: int,
 ) -> ClassificationResult:
-    if n_classes >= 2 and len(subset) >= 2:
-        model = train_classifier(
-            synthetic_images[subset], np.asarray(synthetic_labels)[subset], n_classes, config=config, seed=seed
-        )
+    if n_classes >= 2 and len(train_labels) >= 2:
+        model = train_classifier(train_images, train_labels, n_classes, config=config, seed=seed)
         res = classification_result(holdout_labels, predict(model, holdout_images), n_classes)
         if not model.trained:
             res.balanced_accuracy = None
@@ -178,23 +347,31 @@ def utility_scores(
     n_classes: int,
     config: EncoderConfig = EncoderConfig(),
     seeds: tuple[int, ...] = (0, 1, 2),
+    holdout_groups: np.ndarray | None = None,
+    tstr_extra: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> UtilityResult:
     """TRTR, TSTR and TRTS with one classifier definition, once per seed.
 
     ``real_classifiers[i]`` is the classifier trained on the real train split with seed ``seeds[i]``
     (:func:`~synthvu_core.evaluation.encoder.real_classifier`); the TSTR classifier of seed ``s`` is
     trained here with the same settings and seed ``s`` on a matched synthetic subset drawn with seed ``s``.
+    ``holdout_groups`` (the patient of each holdout row) adds the interval over holdout patients.
+    ``tstr_extra`` (images, labels): more VUs of the same generator, drawn on (after the synthetic set)
+    only for the TSTR training subset, so that it can be as large as the real train split.
     """
     res: dict[str, list[ClassificationResult]] = {s: [] for s in SETTINGS}
     notes: dict[str, str] = {}
     n_real = int((np.asarray(train_labels) >= 0).sum())
     size = 0
+    extra_images, extra_labels = tstr_extra if tstr_extra is not None else (None, np.empty(0, np.int64))
+    pool_labels = np.concatenate([np.asarray(synthetic_labels, np.int64), np.asarray(extra_labels, np.int64)])
     for clf, seed in zip(real_classifiers, seeds):
         res["trtr"].append(classification_result(holdout_labels, predict(clf, holdout_images), n_classes))
-        subset = matched_synthetic_subset(train_labels, synthetic_labels, n_classes, seed=seed)
+        subset = matched_synthetic_subset(train_labels, pool_labels, n_classes, seed=seed)
         size = len(subset)
         res["tstr"].append(
-            _tstr(synthetic_images, synthetic_labels, subset, holdout_images, holdout_labels, n_classes, config, seed)
+            _tstr(_take(synthetic_images, extra_images, subset), pool_labels[subset], holdout_images, holdout_labels,
+                  n_classes, config, seed)
         )
         res["trts"].append(classification_result(synthetic_labels, predict(clf, synthetic_images), n_classes))
         if not getattr(clf, "trained", True):
@@ -203,4 +380,7 @@ def utility_scores(
                 res[s][-1].reason = res[s][-1].reason or "the real train split has fewer than two classes"
     if size < n_real:
         notes["tstr"] = f"TSTR trained on {size} synthetic VUs (fewer than the real train split's {n_real})"
-    return UtilityResult(res, int(size), tuple(seeds), notes)
+    y = np.asarray(holdout_labels, dtype=np.int64)
+    keep = (y >= 0) & (y < n_classes)  # the rows classification_result scores
+    groups = None if holdout_groups is None else np.asarray(holdout_groups)[keep]
+    return UtilityResult(res, int(size), tuple(seeds), notes, y[keep], groups, n_classes)
