@@ -64,7 +64,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--init-from",
         default=None,
         metavar="MODEL",
-        help="start from this generator folder (kept discriminator needed), e.g. one pretrained on public data",
+        help="start from this generator folder or name (kept discriminator needed), e.g. one pretrained on public "
+        "data (default on your own dataset: the shipped public prior acgan-phantom)",
+    )
+    t.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="on your own dataset, start from random weights instead of the public prior acgan-phantom",
+    )
+    t.add_argument(
+        "--augment",
+        default=None,
+        metavar="POLICY",
+        help="DiffAugment before D on real and generated VUs: comma-separated color, translation, cutout, or none "
+        "(default on your own dataset: color,translation,cutout; elsewhere none)",
     )
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
     dp.add_argument(
@@ -208,13 +221,23 @@ def _train_locked(args: argparse.Namespace) -> int:
 
         return train_command(args, _command_line(args))
 
+    from synthvu_core.models.training import own_data_defaults
+
+    demo = args.dataset == "demo" and not Path(args.dataset).exists()
+    dataset = None if demo else VUDataset.load(args.dataset)
+    if args.from_scratch and args.init_from is not None:
+        from synthvu_core.errors import SelectionError
+
+        raise SelectionError("--from-scratch and --init-from contradict each other: give one")
+    filled = own_data_defaults(args, dataset)
     config = config_from_args(args, command=_command_line(args))  # validated before any work
-    if args.dataset == "demo" and not Path(args.dataset).exists():
+    if config.init_from is not None:
+        print(f"starting from {config.init_from}" + (" (the public prior; --from-scratch to opt out)"
+                                                    if "--init-from" in " ".join(filled) else ""))
+    if demo:
         from synthvu_core.data.build import demo_dataset
 
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
-    else:
-        dataset = VUDataset.load(args.dataset)
     if args.split:
         from synthvu_core.data.dataset import SplitConfig
         from synthvu_core.errors import SelectionError

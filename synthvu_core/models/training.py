@@ -94,7 +94,10 @@ class TrainConfig:
         epochs, steps: length of the run (``steps`` wins).
         batch_size: real VUs per step (non-private: exact; private: expected), and generated VUs per step.
         dp: patient-level DP-SGD settings; None = not private.
-        init_from: a generator folder (with its discriminator) to start from, e.g. one pretrained on public data.
+        init_from: a generator folder or registered name (with its discriminator) to start from, e.g. one
+            pretrained on public data.
+        augment: DiffAugment policy before D (``color,translation,cutout`` or ``none``), see
+            :mod:`synthvu_core.models.augment`.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
     """
 
@@ -106,6 +109,7 @@ class TrainConfig:
     overrides: ArchOverrides = field(default_factory=ArchOverrides)
     dp: DPConfig | None = None
     init_from: str | None = None
+    augment: str = "none"
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -143,10 +147,13 @@ class TrainConfig:
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
             self.dp.validate()
+        from synthvu_core.models.augment import parse_policy
+
+        parse_policy(self.augment)
 
 
 #: ``train`` arguments that are not TrainConfig fields of the same name.
-_NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command"}
+_NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command", "from_scratch"}
 
 
 def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
@@ -266,6 +273,58 @@ def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[
     return out
 
 
+#: The public prior that ``train`` on a user's own dataset starts from (``--from-scratch`` opts out). It was
+#: trained without DP on the public phantom and ships with its discriminator.
+DEFAULT_PRIOR = "acgan-phantom"
+#: The own-data recipe's length and learning rate when it fine-tunes a prior (minutes on a laptop CPU).
+FINE_TUNE_STEPS = 300
+FINE_TUNE_LR = 5e-5
+
+
+def own_data_defaults(args: Any, dataset: Any) -> list[str]:
+    """Fill the own-data recipe into parsed ``train`` arguments left at None; returns what was filled.
+
+    On a user's own dataset (no phantom recipe) with the default architecture: start from
+    :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given, fine-tune it for
+    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR`, and augment with DiffAugment. Anywhere else
+    augmentation stays off. What is filled goes into the card's command, so the run can be repeated.
+    """
+    from synthvu_core.locations import shipped_models_dir
+    from synthvu_core.models.augment import DEFAULT_POLICY, NONE
+
+    own = args.arch == "default" and (dataset is None or dataset.card.get("recipe") is None)
+    filled = []
+    if args.augment is None:
+        args.augment = DEFAULT_POLICY if own else NONE
+        filled.append(f"--augment {args.augment}")
+    if not own or getattr(args, "from_scratch", False):
+        return filled
+    if args.init_from is None:
+        prior = shipped_models_dir() / DEFAULT_PRIOR
+        if not prior.is_dir():
+            raise SelectionError(
+                f"{prior}: the default public prior {DEFAULT_PRIOR} is not installed; pass --init-from MODEL or "
+                "--from-scratch"
+            )
+        args.init_from = DEFAULT_PRIOR
+        filled.append(f"--init-from {DEFAULT_PRIOR}")
+    if args.steps is None and args.epochs is None:
+        args.steps = FINE_TUNE_STEPS
+        filled.append(f"--steps {FINE_TUNE_STEPS}")
+    if args.lr is None:
+        args.lr = FINE_TUNE_LR
+        filled.append(f"--lr {FINE_TUNE_LR:g}")
+    return filled
+
+
+def init_folder(init_from: str | Path) -> Path:
+    """The generator folder ``--init-from`` names: a folder, else a registered name (e.g. ``acgan-phantom``, found
+    in the shipped models through :func:`synthvu_core.locations.shipped_models_dir`)."""
+    from synthvu_core.models.registry import resolve
+
+    return resolve(init_from)
+
+
 class Trainer:
     """The training state and one :meth:`step`. Use :func:`train` for the whole run."""
 
@@ -284,6 +343,10 @@ class Trainer:
         self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
         self._build_modules()
+        from synthvu_core.models.augment import parse_policy
+
+        self.augment_policy = parse_policy(config.augment)
+        self.gen_augment = torch.Generator().manual_seed(config.seed * 1000 + 3)
         self.gen_data = torch.Generator().manual_seed(config.seed * 1000 + 1)
         self.gen_noise = torch.Generator().manual_seed(config.seed * 1000 + 2)
         self.perm = torch.randperm(self.n_train, generator=self.gen_data)
@@ -330,7 +393,7 @@ class Trainer:
             return None
         from synthvu_core.models.registry import DISCRIMINATOR_FILE, load_card
 
-        folder = Path(self.config.init_from)
+        folder = self.init_folder = init_folder(self.config.init_from)
         card = load_card(folder)
         if not (folder / DISCRIMINATOR_FILE).is_file():
             raise SelectionError(f"{folder}: --init-from needs a generator folder that kept its discriminator")
@@ -368,7 +431,7 @@ class Trainer:
 
             from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, read_weights
 
-            folder = Path(self.config.init_from)
+            folder = self.init_folder
             probes = acgan.build(replace(self.arch, n_classes=self.arch.n_classes + 1), seed=0)
             for module, probe, file in zip((self.G, self.D), probes, (GENERATOR_FILE, DISCRIMINATOR_FILE)):
                 state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
@@ -492,7 +555,7 @@ class Trainer:
         import torch.nn.functional as F
 
         self.opt_D.zero_grad(set_to_none=True)
-        x = torch.cat([real, fake.detach()])
+        x = self._augment(torch.cat([real, fake.detach()]))
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         adv, cls = self.D(x)
         per_sample = discriminator_loss(
@@ -515,9 +578,11 @@ class Trainer:
         def loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
             return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake).sum()
 
-        private_grad = self.private.private_gradient(loss_of_one, real, y_real, position)
+        # each real VU is augmented on its own before its gradient: inside its patient's clipped sum
+        private_grad = self.private.private_gradient(loss_of_one, self._augment(real), y_real, position)
         self.opt_D.zero_grad(set_to_none=True)
         target = torch.zeros(len(fake), device=self.device)
+        fake = self._augment(fake.detach())
         if self.config.dp.clip_generated:
 
             def fake_loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
@@ -543,7 +608,7 @@ class Trainer:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
-            adv_f, cls_f = self.D(fake)
+            adv_f, cls_f = self.D(self._augment(fake))
             aux = F.cross_entropy(cls_f, y_fake)
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             loss_g.backward()
@@ -552,6 +617,12 @@ class Trainer:
             for p in trainable:
                 p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
+
+    def _augment(self, x: Any) -> Any:
+        """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated."""
+        from synthvu_core.models.augment import augment
+
+        return augment(x, self.augment_policy, self.gen_augment) if self.augment_policy else x
 
     def _update_ema(self) -> None:
         import torch
@@ -624,6 +695,7 @@ class Trainer:
             if c.dp is None
             else {k: v for k, v in c.dp.to_dict().items() if k not in ("private_runs", "tuning")},
             "delta": self.delta,
+            **({"augment": list(self.augment_policy)} if self.augment_policy else {}),  # older checkpoints: none
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -636,6 +708,7 @@ class Trainer:
         tensors, groups = checkpoint.pack(*self._checkpointed())
         tensors["rng.data"] = self.gen_data.get_state()
         tensors["rng.noise"] = self.gen_noise.get_state()
+        tensors["rng.augment"] = self.gen_augment.get_state()
         if self.private is not None:  # the mechanism's state: this checkpoint must stay as private as the data
             tensors["rng.private"] = self.private.generator.get_state()
         tensors["perm"] = self.perm
@@ -664,6 +737,8 @@ class Trainer:
         checkpoint.unpack(tensors, meta["param_groups"], *self._checkpointed())
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
+        if "rng.augment" in tensors:
+            self.gen_augment.set_state(tensors["rng.augment"])
         if self.private is not None:
             self.private.generator.set_state(tensors["rng.private"])
         self.perm = tensors["perm"].to(torch.int64)
@@ -767,6 +842,7 @@ class Trainer:
                 "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
                 "generator_weights": "moving average" if self.G_ema is not None else "last",
                 "init_from": self._init_summary(),
+                "augment": ",".join(self.augment_policy) or "none",
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
             "dp": dp,
