@@ -9,7 +9,6 @@ from synthvu_core.errors import SelectionError
 from synthvu_core.models import augment as aug
 from synthvu_core.models.dp import DPConfig
 from synthvu_core.models.training import Trainer, train
-
 from tests.test_training import small, tiny_dataset
 
 torch.set_num_threads(1)

@@ -145,7 +145,10 @@ def _source_features(images: np.ndarray) -> np.ndarray:
 
 
 def source_shares(
-    real: np.ndarray, real_sources: np.ndarray, synthetic: np.ndarray, check: tuple[np.ndarray, np.ndarray] | None = None
+    real: np.ndarray,
+    real_sources: np.ndarray,
+    synthetic: np.ndarray,
+    check: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Each source's share of the real VUs and of the synthetic ones, the latter as a classifier trained on the
     real VUs' sources attributes them (logistic regression on 4x4-pooled pixels, classes balanced).
@@ -172,7 +175,8 @@ def source_shares(
     share_syn = {s: float(np.mean(predicted == s)) if len(predicted) else 0.0 for s in names}
     accuracy = None
     if check is not None and len(set(np.asarray(check[1], dtype=str).tolist())) > 1:
-        accuracy = float(balanced_accuracy_score(np.asarray(check[1], dtype=str), clf.predict(_source_features(check[0]))))
+        truth = np.asarray(check[1], dtype=str)
+        accuracy = float(balanced_accuracy_score(truth, clf.predict(_source_features(check[0]))))
     warnings = [
         f"source {s} holds {share_real[s]:.0%} of the real VUs but {share_syn[s]:.0%} of the samples "
         f"(less than half its share)"

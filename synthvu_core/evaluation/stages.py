@@ -271,7 +271,7 @@ def stage_fidelity(ctx: EvaluationContext, job: Job) -> Part:
 
 def _source_part(ctx: EvaluationContext, job: Job, part: Part) -> None:
     """Each source's share of the generator's real train VUs and of the samples (datasets with two or more
-    sources); a warning per source the samples under-represent (:func:`~synthvu_core.evaluation.fidelity.source_shares`)."""
+    sources); a warning per source the samples under-represent (see ``fidelity.source_shares``)."""
     from synthvu_core.evaluation.fidelity import source_shares
     from synthvu_core.names import SOURCE_COLUMN
 
