@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="on your own dataset, start from random weights instead of the public prior acgan-phantom",
     )
     t.add_argument(
+        "--condition-source",
+        action="store_true",
+        help="condition the generator on each VU's source (the dataset's site column) as well as its position; "
+        "then `sample --source NAME`",
+    )
+    t.add_argument(
         "--augment",
         default=None,
         metavar="POLICY",
@@ -154,6 +160,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     s = sub.add_parser("sample", help="sample synthetic VUs from a generator and export them")
     s.add_argument("model", help="generator folder or registered name")
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
+    s.add_argument(
+        "--source",
+        default=None,
+        help="source of every sample (generators trained with --condition-source; default: drawn as in the data)",
+    )
     s.add_argument("--n", type=int, default=100, help="how many VUs to sample (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of positions and noise: same seed, same VUs (default 0)")
     s.add_argument(
@@ -311,7 +322,9 @@ def _sample(args: argparse.Namespace) -> int:
     # every check before the generator loads: count, batch size, suffix, folder, disk and memory, position
     plan_export(args.out, args.n, tuple(card["shape"]), list(card["classes"]), args.batch_size)
     position_weights(card, args.position)
+    source = source_index(card, args.source, folder)
     gen = load_generator(folder, device=args.device)
+    gen.fixed_source = source
     if args.guidance is not None or args.sampling_steps is not None:
         from synthvu_core.models.diffusion import set_sampling
 
@@ -327,6 +340,20 @@ def _sample(args: argparse.Namespace) -> int:
     )
     print(f"wrote {plan.n} VUs to {plan.path}")
     return 0
+
+
+def source_index(card: dict, source: str | None, folder: Path) -> int | None:
+    """Index of ``sample --source`` among the card's sources (None: not asked); refused where unknown."""
+    from synthvu_core.errors import SelectionError
+
+    if source is None:
+        return None
+    names = card.get("sources") or []
+    if not names:
+        raise SelectionError(f"{folder}: this generator is not conditioned on source (train with --condition-source)")
+    if source not in names:
+        raise SelectionError(f"--source {source!r} is not a source of this generator (sources: {', '.join(names)})")
+    return names.index(source)
 
 
 def _models_list(args: argparse.Namespace) -> int:

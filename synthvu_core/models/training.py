@@ -96,6 +96,7 @@ class TrainConfig:
         dp: patient-level DP-SGD settings; None = not private.
         init_from: a generator folder or registered name (with its discriminator) to start from, e.g. one
             pretrained on public data.
+        condition_source: condition G (and D's auxiliary head) on each VU's source as well as its class.
         augment: DiffAugment policy before D (``color,translation,cutout`` or ``none``), see
             :mod:`synthvu_core.models.augment`.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
@@ -110,6 +111,7 @@ class TrainConfig:
     dp: DPConfig | None = None
     init_from: str | None = None
     augment: str = "none"
+    condition_source: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -204,7 +206,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def discriminator_loss(adv: Any, cls: Any, target: Any, labels: Any, aux_weight: float, aux_fake: bool) -> Any:
+def aux_loss(cls: Any, labels: Any, n_classes: int | None = None, reduction: str = "none") -> Any:
+    """D's class loss: cross-entropy of the class logits. A source-conditioned D's logits are ``[N, K + S]`` and its
+    labels joint (``class + K * source``): then the class and the source cross-entropies, summed."""
+    import torch.nn.functional as F
+
+    k = cls.shape[1] if n_classes is None else n_classes
+    if cls.shape[1] == k:
+        return F.cross_entropy(cls, labels, reduction=reduction)
+    return F.cross_entropy(cls[:, :k], labels % k, reduction=reduction) + F.cross_entropy(
+        cls[:, k:], labels // k, reduction=reduction
+    )
+
+
+def discriminator_loss(
+    adv: Any, cls: Any, target: Any, labels: Any, aux_weight: float, aux_fake: bool, n_classes: int | None = None
+) -> Any:
     """Per-sample AC-GAN discriminator loss ``[N]``: BCE on the real/fake logit plus ``aux_weight`` x CE.
 
     ``target`` is 1 for real and 0 for generated VUs. With ``aux_fake`` False the class term counts for
@@ -214,7 +231,7 @@ def discriminator_loss(adv: Any, cls: Any, target: Any, labels: Any, aux_weight:
     """
     import torch.nn.functional as F
 
-    aux = F.cross_entropy(cls, labels, reduction="none")
+    aux = aux_loss(cls, labels, n_classes)
     if not aux_fake:
         aux = aux * target
     return F.binary_cross_entropy_with_logits(adv, target, reduction="none") + aux_weight * aux
@@ -386,7 +403,27 @@ class Trainer:
         patients, self.patient_of_vu = np.unique(units["patient_id"].astype(str).to_numpy(), return_inverse=True)
         self.n_patients = len(patients)
         self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)  # uint8
+        self.sources: list[str] = []
+        self.prior_counts = counts
+        if self.config.condition_source:
+            labels = self._joint_labels(units, labels, counts)
         self.labels = torch.from_numpy(labels).to(self.device)
+
+    def _joint_labels(self, units: Any, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``class + K * source`` per train VU; sets the source names, P(source | class) and the joint counts."""
+        from synthvu_core.names import SOURCE_COLUMN
+
+        if SOURCE_COLUMN not in units.columns:
+            raise SelectionError("--condition-source: this dataset records no sources; rebuild it with `data build`")
+        names = sorted(units[SOURCE_COLUMN].astype(str).unique().tolist())
+        if len(names) < 2:
+            raise SelectionError(f"--condition-source: the train split holds a single source ({names[0]})")
+        k = len(self.classes)
+        joint = labels + k * np.searchsorted(names, units[SOURCE_COLUMN].astype(str).to_numpy())
+        self.prior_counts = np.bincount(joint, minlength=k * len(names)).astype(np.float64)
+        self.source_prior = (self.prior_counts.reshape(len(names), k).T / np.maximum(counts, 1)[:, None]).tolist()
+        self.sources = names
+        return joint
 
     def _init_card(self) -> dict[str, Any] | None:
         if self.config.init_from is None:
@@ -409,9 +446,14 @@ class Trainer:
 
         c = self.config
         self.init_card = self._init_card()
-        if self.init_card is None:
-            return acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
         from dataclasses import replace
+
+        source = {"n_sources": len(self.sources), "source_prior": self.source_prior if self.sources else None}
+        if self.init_card is None:
+            arch = acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
+            return replace(arch, **source)
+        if self.init_card["architecture"].get("n_sources"):
+            raise SelectionError(f"{c.init_from}: a source-conditioned generator cannot be a starting point")
 
         from synthvu_core.models.registry import architecture_config
 
@@ -420,7 +462,7 @@ class Trainer:
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
         lr = c.overrides.lr if c.overrides.lr is not None else arch.lr
-        return replace(arch, lr=lr, n_classes=len(self.classes))
+        return replace(arch, lr=lr, n_classes=len(self.classes), **source)
 
     def _build_modules(self) -> None:
         from synthvu_core.models import acgan
@@ -436,7 +478,10 @@ class Trainer:
             for module, probe, file in zip((self.G, self.D), probes, (GENERATOR_FILE, DISCRIMINATOR_FILE)):
                 state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
                                          self.class_source)
-                module.load_state_dict(state)
+                missing, unexpected = module.load_state_dict(state, strict=False)
+                if unexpected or any(not k.startswith(("source_modulation.", "source_head.")) for k in missing):
+                    odd = (missing + unexpected)[0]
+                    raise SelectionError(f"{folder}: its weights do not fit this architecture ({odd})")
         self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
         self.D_module = self.D
         for m in (self.G, self.G_ema, self.D):
@@ -444,7 +489,7 @@ class Trainer:
                 m.to(self.device)
         import torch
 
-        self.prior = torch.tensor(self.class_prior, dtype=torch.float64)
+        self.prior = torch.tensor(self.prior_counts / self.prior_counts.sum(), dtype=torch.float64)
 
     def _total_steps(self) -> int:
         c = self.config
@@ -543,28 +588,31 @@ class Trainer:
         y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(self.device)
         if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
             z, y = self.dist.shard(z, y)
+        if self.sources:  # joint labels: class + K * source
+            k = len(self.classes)
+            return self.G(z, y % k, y // k), y
         return self.G(z, y), y
 
     def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
         adv, cls = self.D(x)
-        return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake)
+        return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes)
 
     def _discriminator_step(self, real: Any, y_real: Any, fake: Any, y_fake: Any) -> dict[str, float]:
         """Non-private D update: per-sample losses of real and generated VUs, summed, divided by B."""
         import torch
-        import torch.nn.functional as F
 
         self.opt_D.zero_grad(set_to_none=True)
         x = self._augment(torch.cat([real, fake.detach()]))
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         adv, cls = self.D(x)
         per_sample = discriminator_loss(
-            adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake
+            adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
         loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
         loss_d.backward()
         self.opt_D.step()
-        aux = F.cross_entropy(cls[: len(real)].detach(), y_real).item() if len(real) else float("nan")
+        k = self.arch.n_classes
+        aux = aux_loss(cls[: len(real)].detach(), y_real, k, "mean").item() if len(real) else float("nan")
         return {"loss_d": loss_d.item(), "aux_d": aux}
 
     def _private_discriminator_step(
@@ -573,10 +621,10 @@ class Trainer:
         """Patient-level DP-SGD update of D; only the loss on generated VUs is reported (real ones stay private)."""
         import torch
 
-        a, aux_fake = self.arch.aux_weight, self.arch.aux_fake
+        a, aux_fake, k = self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
 
         def loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
-            return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake).sum()
+            return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake, k).sum()
 
         # each real VU is augmented on its own before its gradient: inside its patient's clipped sum
         private_grad = self.private.private_gradient(loss_of_one, self._augment(real), y_real, position)
@@ -586,7 +634,7 @@ class Trainer:
         if self.config.dp.clip_generated:
 
             def fake_loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
-                return discriminator_loss(adv, cls, torch.zeros_like(adv), y, a, aux_fake).sum()
+                return discriminator_loss(adv, cls, torch.zeros_like(adv), y, a, aux_fake, k).sum()
 
             public_grad = self.private.public_gradient(fake_loss_of_one, fake.detach(), y_fake, self.batch_size)
             with torch.no_grad():
@@ -609,7 +657,7 @@ class Trainer:
         try:
             self.opt_G.zero_grad(set_to_none=True)
             adv_f, cls_f = self.D(self._augment(fake))
-            aux = F.cross_entropy(cls_f, y_fake)
+            aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             loss_g.backward()
             self.opt_G.step()
@@ -696,6 +744,7 @@ class Trainer:
             else {k: v for k, v in c.dp.to_dict().items() if k not in ("private_runs", "tuning")},
             "delta": self.delta,
             **({"augment": list(self.augment_policy)} if self.augment_policy else {}),  # older checkpoints: none
+            **({"sources": self.sources} if self.sources else {}),
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -826,6 +875,7 @@ class Trainer:
             "scheme": c.scheme,
             "classes": self.classes,
             "class_prior": self.class_prior,
+            **({"sources": self.sources} if self.sources else {}),
             "shape": list(ds.shape),
             "latent_dim": self.arch.latent_dim,
             "dataset": dataset,
