@@ -100,3 +100,10 @@ def test_ordinal_label_map_of_a_lumbar_view_is_refused_naming_the_options(tmp_pa
     write_spine(tmp_path / "cerv", "sub-01", codes=(2, 3, 4, 5, 6), suffix=".nii")  # cervical at 18 mm: fine
     for folder in ("lum", "cerv"):
         assert len(buildmod.build_dataset(tmp_path / folder, None, **GLOBS)) == 4
+
+
+def test_source_share_scalars_have_definitions():
+    from synthvu_core.evaluation.report import definition
+
+    assert "source chu2015" in definition("fidelity.source.chu2015.synthetic_share")
+    assert "real train VUs" in definition("fidelity.source.site.a.real_share")
