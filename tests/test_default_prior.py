@@ -27,6 +27,8 @@ def args(**kw):
 
 
 class Card:
+    shape = (9, 64, 64)  # the prior's VU shape
+
     def __init__(self, card):
         self.card = card
 
@@ -89,3 +91,13 @@ def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsy
     assert tr["init_from"]["name"] == "acgan-phantom" and tr["init_from"]["classes"] == {"L3/L4": "L", "L4/L5": "L"}
     assert "--init-from acgan-phantom" in tr["command"]
     assert str(locations.shipped_models_dir()) not in tr["command"]  # a name, not a machine path
+
+
+def test_a_dataset_of_another_vu_shape_trains_from_scratch():
+    class Shaped(Card):
+        shape = (1, 32, 32)
+
+    a = args()
+    filled = training.own_data_defaults(a, Shaped({}))
+    assert a.init_from is None and a.steps is None and a.augment == DEFAULT_POLICY
+    assert any(f.startswith("from scratch") for f in filled)

@@ -245,6 +245,9 @@ def _train_locked(args: argparse.Namespace) -> int:
     if config.init_from is not None:
         print(f"starting from {config.init_from}" + (" (the public prior; --from-scratch to opt out)"
                                                     if "--init-from" in " ".join(filled) else ""))
+    for note in filled:
+        if note.startswith("from scratch"):
+            print(f"training {note}")
     if demo:
         from synthvu_core.data.build import demo_dataset
 

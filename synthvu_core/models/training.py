@@ -323,6 +323,11 @@ def own_data_defaults(args: Any, dataset: Any) -> list[str]:
                 f"{prior}: the default public prior {DEFAULT_PRIOR} is not installed; pass --init-from MODEL or "
                 "--from-scratch"
             )
+        shape = _card_shape(prior)
+        if dataset is not None and shape != list(dataset.shape):
+            filled.append(f"from scratch: the prior {DEFAULT_PRIOR} makes {shape} VUs, this dataset holds "
+                          f"{list(dataset.shape)}")
+            return filled
         args.init_from = DEFAULT_PRIOR
         filled.append(f"--init-from {DEFAULT_PRIOR}")
     if args.steps is None and args.epochs is None:
@@ -332,6 +337,16 @@ def own_data_defaults(args: Any, dataset: Any) -> list[str]:
         args.lr = FINE_TUNE_LR
         filled.append(f"--lr {FINE_TUNE_LR:g}")
     return filled
+
+
+def _card_shape(folder: Path) -> list[int] | None:
+    """The VU shape a generator folder's card records (None where it cannot be read)."""
+    import json
+
+    try:
+        return [int(v) for v in json.loads((folder / "card.json").read_text())["shape"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def init_folder(init_from: str | Path) -> Path:
