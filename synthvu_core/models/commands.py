@@ -243,7 +243,7 @@ def _train_locked(args: argparse.Namespace) -> int:
     filled = own_data_defaults(args, dataset)
     config = config_from_args(args, command=_command_line(args))  # validated before any work
     if config.init_from is not None:
-        print(f"starting from {config.init_from}" + (" (the public prior; --from-scratch to opt out)"
+        print(f"starting from {args.init_from}" + (" (the public prior; --from-scratch to opt out)"
                                                     if "--init-from" in " ".join(filled) else ""))
     for note in filled:
         if note.startswith("from scratch"):
