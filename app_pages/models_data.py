@@ -10,13 +10,15 @@ from dashboard.summary import epsilon_text, shareable_card, split_text
 from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB
 
 COMMANDS = f"""\
-# 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient)
-python -m synthvu_core data build --images DIR --out my-vus \\
+# 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient); one folder per source
+#    (scanner, site, sequence): intensities are harmonised between them (--sources FILE.csv names them instead)
+python -m synthvu_core data build --images DIR1 DIR2 --out my-vus \\
     --image-glob '{IMAGE_GLOB}' --label-glob '{LABEL_GLOB}'      # --mapping '1=L1,2=L2' for other label codes
 python -m synthvu_core data show my-vus                            # counts per level, region, split
 
-# 2. train a conditional generator (add --target-epsilon 8 for DP-SGD; --arch pgan for the study's network)
-python -m synthvu_core train --dataset my-vus --out my-model --scheme region --epochs 25
+# 2. fine-tune the shipped public prior acgan-phantom with DiffAugment (300 steps: minutes on a laptop CPU;
+#    --from-scratch to opt out, --condition-source to condition on the source too, --target-epsilon 8 for DP-SGD)
+python -m synthvu_core train --dataset my-vus --out my-model --scheme level
 
 # 3. measure utility, fidelity and privacy (writes my-model/report/), with the positive and negative controls
 python -m synthvu_core evaluate my-model --dataset my-vus --controls

@@ -28,6 +28,9 @@ IMAGE_GLOB = "*" + IMAGE_SUFFIX
 LABEL_GLOB = "*" + LABEL_SUFFIX
 #: the file name up to the first underscore (``sub-01_img.nii.gz`` -> ``sub-01``)
 PATIENT_REGEX = r"^(?P<patient>[^_]+)"
+#: units.csv column naming the source (site, scanner or sequence) a VU came from: its input folder by
+#: default (``data build --sources FILE.csv`` names it instead). The ``source`` column is its image file.
+SOURCE_COLUMN = "site"
 PATIENTS_CSV = "patients.csv"  #: a phantom cohort's attributes
 
 # ---- VU extraction defaults (synthvu_core.data.units.ExtractConfig)

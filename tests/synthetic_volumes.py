@@ -18,7 +18,9 @@ ANTERIOR_MARKER = 250.0
 CANAL = 120.0
 
 
-def spine_arrays(codes=(20, 21, 22, 23, 24), *, tilt: float = 0.0, shape=SHAPE) -> tuple[np.ndarray, np.ndarray, list]:
+def spine_arrays(
+    codes=(20, 21, 22, 23, 24), *, tilt: float = 0.0, shape=SHAPE, pitch: float = PITCH
+) -> tuple[np.ndarray, np.ndarray, list]:
     """float32 image and int16 labels ``[X, Y, Z]`` in RAS order, and the designed body centres (voxels).
 
     ``tilt`` shifts each body anteriorly by ``tilt`` mm per body (a leaning spine).
@@ -30,7 +32,7 @@ def spine_arrays(codes=(20, 21, 22, 23, 24), *, tilt: float = 0.0, shape=SHAPE) 
     n = len(codes)
     centres = []
     for i, code in enumerate(codes):  # codes superior first: the first body is the highest
-        cz = shape[2] / 2 + ((n - 1) / 2 - i) * PITCH
+        cz = shape[2] / 2 + ((n - 1) / 2 - i) * pitch
         by = cy + tilt * ((n - 1) / 2 - i)
         body = (abs(x - cx) <= 9) & (abs(y - by) <= 7) & (abs(z - cz) <= 6)
         img[body] = 100.0 + 20.0 * (n - i)
@@ -63,5 +65,6 @@ def write_pair(folder: Path, stem: str, img: np.ndarray, lab: np.ndarray, *, axc
 
 
 def write_spine(folder: Path, stem: str = "sub-01", codes=(20, 21, 22, 23, 24), **kwargs) -> tuple[Path, Path]:
-    img, lab, _ = spine_arrays(codes, tilt=kwargs.pop("tilt", 0.0))
+    extra = {k: kwargs.pop(k) for k in ("shape", "pitch") if k in kwargs}
+    img, lab, _ = spine_arrays(codes, tilt=kwargs.pop("tilt", 0.0), **extra)
     return write_pair(folder, stem, img, lab, **kwargs)

@@ -26,7 +26,7 @@ import numpy as np
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
-from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB, PATIENT_REGEX
+from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB, PATIENT_REGEX, SOURCE_COLUMN
 
 
 @dataclass(frozen=True)
@@ -136,11 +136,13 @@ def check_dataset_out(out: str | Path, *, force: bool = False) -> Path:
 def _extract_pair(args: tuple[Pair, ExtractConfig, dict[int, int] | None]) -> tuple[np.ndarray, list[dict]] | str:
     """Worker: one pair -> (uint8 VUs, rows), or the error message of a user error."""
     from synthvu_core.data.nifti import load_pair
-    from synthvu_core.data.units import extract_units
+    from synthvu_core.data.units import check_anatomy, extract_units
 
     pair, config, mapping = args
     try:
         volume = load_pair(pair.image, pair.labels, mapping)
+        if not mapping:
+            check_anatomy(volume)
         return extract_units(volume, config, patient_id=pair.patient_id)
     except DataError as e:
         return str(e)
@@ -220,8 +222,15 @@ def build_dataset(
     progress: bool = True,
     extra: dict[str, Any] | None = None,
     force: bool = False,
+    sources: str | Path | None = None,
+    harmonisation: str = "nyul",
 ) -> VUDataset:
     """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
+
+    Each VU's source (column ``site``) is its folder's name, or its image's row of the ``sources`` CSV
+    (:func:`~synthvu_core.data.harmonise.read_sources`); intensities are then harmonised between sources
+    (``harmonisation``: ``nyul`` or ``none``; :func:`~synthvu_core.data.harmonise.harmonise`), and the
+    card records the per-source histograms before and after.
 
     An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
     (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name
@@ -230,7 +239,11 @@ def build_dataset(
     folder stay one patient (the split keeps them together).
     """
     from synthvu_core import levels
+    from synthvu_core.data import harmonise
 
+    if harmonisation not in harmonise.METHODS:
+        raise DataError(f"unknown harmonisation {harmonisation!r}; choose one of {', '.join(harmonise.METHODS)}")
+    table = harmonise.read_sources(sources) if sources is not None else None
     if out is not None:
         check_dataset_out(out, force=force)
     dirs = [Path(images_dir)] if isinstance(images_dir, str | Path) else [Path(d) for d in images_dir]
@@ -247,13 +260,17 @@ def build_dataset(
             found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
             folder_of.update({(p.patient_id, p.image.name): d.name for p in found})
         pairs.extend(found)
+    site = {(p.patient_id, p.image.name): harmonise.source_of(p.image, table, sources) for p in pairs}
     images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad,
                                           progress=progress)
+    for row in rows:
+        row[SOURCE_COLUMN] = site[(row["patient_id"], row["source"])]
+    images, harmonised = harmonise.harmonise(images, [r[SOURCE_COLUMN] for r in rows], harmonisation)
     # the same file name in two folders is two sources: the card names each with its folder (the VU table keeps
     # the file name, so datasets built before keep their fingerprint; the patient id already carries the folder)
-    sources = None
+    source_files = None
     if folder_of:
-        sources = sorted({f"{folder_of[(r['patient_id'], r['source'])]}/{r['source']}" for r in rows})
+        source_files = sorted({f"{folder_of[(r['patient_id'], r['source'])]}/{r['source']}" for r in rows})
     n_volumes = len(pairs) - len(skipped)
     skipped = [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped
     if not rows:
@@ -268,11 +285,13 @@ def build_dataset(
             "patient_regex": patient_regex,
             "mapping": {str(k): int(v) for k, v in mapping.items()} if mapping else None,
             "volumes": n_volumes,
+            "sources_csv": None if sources is None else Path(sources).name,
         },
+        "harmonisation": harmonised,
         "skipped": skipped,
         **(extra or {}),
     }
-    ds = VUDataset.from_units(images, rows, split=split, sources=sources, extra=card_extra)
+    ds = VUDataset.from_units(images, rows, split=split, sources=source_files, extra=card_extra)
     if out is not None:
         ds.save(out)
     return ds

@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="patient id from the image file name (group 'patient'; default: %(default)s)")
     build.add_argument("--mapping", default=None,
                        help="label mapping: JSON file or '1=L1,2=L2,...' (source label -> VerSe code or name)")
+    build.add_argument("--sources", default=None, metavar="FILE.csv",
+                       help="sidecar CSV (columns image, source) naming each image's source: scanner, site or "
+                            "sequence (default: each image's folder name)")
+    build.add_argument("--harmonise", choices=("nyul", "none"), default="nyul",
+                       help="intensity harmonisation between sources: Nyul histogram standardisation onto the "
+                            "sources' mean percentiles, or none (default: %(default)s)")
     build.add_argument("--slices", type=int, default=names.VU_SLICES,
                        help="parasagittal slices per VU (default: %(default)s)")
     build.add_argument("--size", default=str(names.VU_SIZE), help="in-plane pixels, H or HxW (default: %(default)s)")
@@ -131,8 +137,15 @@ def _build(args: argparse.Namespace) -> int:
             workers=args.workers,
             skip_bad=args.skip_bad,
             force=args.force,
+            sources=args.sources,
+            harmonisation=args.harmonise,
         )
     print(f"{args.out}: {_summary(ds.card)}")
+    h = ds.card.get("harmonisation") or {}
+    if len(h.get("sources", {})) > 1:
+        counts = ", ".join(f"{k} {v['vus']} VUs" for k, v in h["sources"].items())
+        print(f"  sources: {counts}; largest intensity distance between two sources {h['max_distance_before']} "
+              f"before, {h['max_distance_after']} after harmonisation ({h['method']})")
     for s in ds.card.get("skipped", []):
         print(f"  skipped {s['error']}")
     return 0

@@ -115,6 +115,32 @@ def body_centroids(volume: Volume) -> dict[int, np.ndarray]:
     return out
 
 
+#: Highest median distance (mm) between the centroids of consecutive bodies read as cervical (C2 ... C7).
+#: Adult cervical bodies sit about 15-20 mm apart, lumbar ones 32-45 mm: a label map whose bodies are
+#: farther apart than this but read as cervical uses another numbering (e.g. ordinal 1..N on a lumbar view).
+MAX_CERVICAL_SPACING_MM = 28.0
+
+
+def check_anatomy(volume: Volume) -> None:
+    """Refuse (:class:`DataError`) a label map whose VerSe reading contradicts its geometry.
+
+    Codes 2-7 name the cervical bodies C2-C7; where consecutive ones are, at their median, farther
+    apart than :data:`MAX_CERVICAL_SPACING_MM`, the map is not numbered as VerSe (an ordinal 1..N map
+    of a lumbar field of view would silently become C1, C2, ...).
+    """
+    cents = body_centroids(volume)
+    gaps = [float(np.linalg.norm(cents[a] - cents[b])) for a, b in levels.vu_pairs(cents) if 2 <= a <= 6]
+    if not gaps or float(np.median(gaps)) <= MAX_CERVICAL_SPACING_MM:
+        return
+    codes = sorted(cents)
+    raise DataError(
+        f"{volume.label_path}: label values {codes[0]}..{codes[-1]} read as VerSe codes would be "
+        f"{levels.name(codes[0])}..{levels.name(codes[-1])}, but those bodies are {np.median(gaps):.0f} mm apart "
+        f"(cervical bodies are about 15-20 mm apart): the map uses another numbering. Give a label mapping "
+        "(--mapping '1=L1,2=L2,...' or a JSON file), or point --label-glob at VerSe-numbered label maps"
+    )
+
+
 def intensity_window(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
     """Intensities that map to -1 and 1 (percentiles of the volume; a regular subsample above 2 M voxels)."""
     step = max(1, int(np.ceil((image.size / 2e6) ** (1 / 3))))

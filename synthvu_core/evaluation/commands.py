@@ -153,6 +153,15 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             *(_fmt(s.get(f"fidelity.{k}")) for k in ("frechet_distance", "precision", "recall", "density", "coverage"))
         )
     )
+    src = m.get("sources") or {}
+    if src.get("real"):
+        acc = src.get("check_accuracy")
+        lines.append(
+            "sources     "
+            + "  ".join(f"{k} {src['synthetic'][k]:.0%} of samples (real {v:.0%})" for k, v in src["real"].items())
+            + (f"  (source classifier balanced accuracy {acc:.2f} on real holdout)" if acc is not None else "")
+        )
+        lines += [f"WARNING     {w}" for w in src.get("warnings", [])]
     if "n_member_patients" in m:
         lines.append(
             f"membership  {m['n_member_patients']} member patients ({m['n_members']} VUs) vs "

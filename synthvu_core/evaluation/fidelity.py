@@ -126,3 +126,61 @@ def fidelity_scores(
     if why:
         reasons.update(dict.fromkeys(("precision", "recall", "density", "coverage"), why))
     return out, reasons
+
+
+#: A source holding at least this share of the real VUs ...
+SOURCE_MIN_SHARE = 0.10
+#: ... is flagged when the samples give it less than this fraction of its real share.
+SOURCE_SHORTFALL = 0.5
+
+
+def _source_features(images: np.ndarray) -> np.ndarray:
+    """Pixels averaged over 4x4 blocks, per slice: ``[N, C * H/4 * W/4]`` in [-1, 1]."""
+    x = np.asarray(images, dtype=np.float32)
+    if np.asarray(images).dtype == np.uint8:
+        x = x / 127.5 - 1.0
+    n, c, h, w = x.shape
+    x = x[:, :, : h // 4 * 4, : w // 4 * 4].reshape(n, c, h // 4, 4, w // 4, 4).mean(axis=(3, 5))
+    return x.reshape(n, -1)
+
+
+def source_shares(
+    real: np.ndarray,
+    real_sources: np.ndarray,
+    synthetic: np.ndarray,
+    check: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
+    """Each source's share of the real VUs and of the synthetic ones, the latter as a classifier trained on the
+    real VUs' sources attributes them (logistic regression on 4x4-pooled pixels, classes balanced).
+
+    Args:
+        real: real VUs ``[n, C, H, W]`` (uint8 or [-1, 1]) the generator learnt from.
+        real_sources: their source names ``[n]``.
+        synthetic: generated VUs ``[m, C, H, W]``.
+        check: other real VUs and their sources (e.g. the holdout): the classifier's balanced accuracy there.
+
+    Returns ``{"real": {source: share}, "synthetic": {...}, "check_accuracy": float | None, "warnings": [...]}``;
+    a warning names each source with >= :data:`SOURCE_MIN_SHARE` of the real VUs that gets less than
+    :data:`SOURCE_SHORTFALL` of its share in the samples.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    real_sources = np.asarray(real_sources, dtype=str)
+    names = sorted(set(real_sources.tolist()))
+    clf = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced")
+    clf.fit(_source_features(real), real_sources)
+    predicted = clf.predict(_source_features(synthetic)) if len(synthetic) else np.array([], dtype=str)
+    share_real = {s: float(np.mean(real_sources == s)) for s in names}
+    share_syn = {s: float(np.mean(predicted == s)) if len(predicted) else 0.0 for s in names}
+    accuracy = None
+    if check is not None and len(set(np.asarray(check[1], dtype=str).tolist())) > 1:
+        truth = np.asarray(check[1], dtype=str)
+        accuracy = float(balanced_accuracy_score(truth, clf.predict(_source_features(check[0]))))
+    warnings = [
+        f"source {s} holds {share_real[s]:.0%} of the real VUs but {share_syn[s]:.0%} of the samples "
+        f"(less than half its share)"
+        for s in names
+        if share_real[s] >= SOURCE_MIN_SHARE and share_syn[s] < SOURCE_SHORTFALL * share_real[s]
+    ]
+    return {"real": share_real, "synthetic": share_syn, "check_accuracy": accuracy, "warnings": warnings}

@@ -194,6 +194,13 @@ def definition(key: str) -> str:
     if parts[0] == "fidelity":
         if parts[1] == "position":
             return f"{_FIDELITY_DEF[parts[-1]]} Restricted to position class {'.'.join(parts[2:-1])}."
+        if parts[1] == "source" and parts[-1] in ("real_share", "synthetic_share"):
+            whose = (
+                "of the generator's real train VUs"
+                if parts[-1] == "real_share"
+                else "of the synthetic VUs, as a classifier of the real VUs' sources attributes them"
+            )
+            return f"Share {whose} that come from source {'.'.join(parts[2:-1])}."
         return _FIDELITY_DEF[parts[1]]
     if parts[0] == "privacy":
         if parts[1] == "worst":

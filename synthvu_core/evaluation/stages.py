@@ -271,10 +271,34 @@ def stage_fidelity(ctx: EvaluationContext, job: Job) -> Part:
         for k, v in f.items():
             part.add(f"{prefix}.{k}", v, r.get(k))
     part.arrays["fidelity/position/classes"] = np.array(ctx.classes, dtype=str)
+    _source_part(ctx, job, part)
     part.arrays["embedding/real"] = ctx.emb_holdout
     part.arrays["embedding/real_index"] = ctx.util_holdout
     part.arrays["embedding/synthetic"] = emb_syn
     return part
+
+
+def _source_part(ctx: EvaluationContext, job: Job, part: Part) -> None:
+    """Each source's share of the generator's real train VUs and of the samples (datasets with two or more
+    sources); a warning per source the samples under-represent (see ``fidelity.source_shares``)."""
+    from synthvu_core.evaluation.fidelity import source_shares
+    from synthvu_core.names import SOURCE_COLUMN
+
+    ds, util = job.dataset, job.utility_dataset if job.utility_dataset is not None else job.dataset
+    if SOURCE_COLUMN not in ds.units.columns or SOURCE_COLUMN not in util.units.columns:
+        return
+    train = ds.indices("train")
+    sources = ds.units[SOURCE_COLUMN].astype(str).to_numpy()
+    if len(set(sources[train].tolist())) < 2:
+        return
+    check = (util.images[ctx.util_holdout], util.units[SOURCE_COLUMN].astype(str).to_numpy()[ctx.util_holdout])
+    res = source_shares(ds.images[train], sources[train], job.images, check)
+    for name in res["real"]:
+        part.add(f"fidelity.source.{name}.real_share", res["real"][name])
+        part.add(f"fidelity.source.{name}.synthetic_share", res["synthetic"][name])
+    part.meta["sources"] = res
+    if res["warnings"]:
+        part.notes["sources"] = "; ".join(res["warnings"])
 
 
 def stage_embeddings(ctx: EvaluationContext, job: Job) -> Part:

@@ -38,7 +38,7 @@ ARCHITECTURES: tuple[str, ...] = ("default", "pgan")
 
 
 #: D's output heads (module names): real/fake logit and class logits; the rest of D is its body.
-D_HEADS = ("adv_head", "class_head")
+D_HEADS = ("adv_head", "class_head", "source_head")
 
 
 @dataclass
@@ -63,6 +63,10 @@ class ACGANConfig:
     g_cond: str = "input"
     # True: D's class head also learns the requested class of generated VUs (the study); False: real VUs only
     aux_fake: bool = True
+    # Source conditioning (0 = none): G gets a source-wise scale and shift beside the class's at every stage,
+    # D a source head; ``source_prior[k]`` is P(source | class k) in the train split, used when no source is asked.
+    n_sources: int = 0
+    source_prior: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -71,6 +75,8 @@ class ACGANConfig:
         if self.g_cond not in ("input", "modulate"):
             raise ValueError(f"unknown generator conditioning {self.g_cond!r}; choose input or modulate")
         self.aux_fake = bool(self.aux_fake)
+        if self.n_sources and self.g_cond != "modulate":
+            raise ValueError("source conditioning needs the modulated generator (g_cond modulate)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -189,10 +195,29 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)  # parameter names net.<position>.* are those of saved weights
         if config.g_cond == "modulate":
             self.modulation = nn.ModuleList(ClassModulation(config.n_classes, w) for w in widths)
+        if config.n_sources:
+            self.source_modulation = nn.ModuleList(ClassModulation(config.n_sources, w) for w in widths)
+        #: the source every sample gets when none is passed (``sample --source``); None = drawn from the prior
+        self.fixed_source: int | None = None
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def draw_sources(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """A source per VU: :attr:`fixed_source`, else drawn from P(source | class) by the normal CDF of the
+        last noise coordinate (so a seed fixes it, and no extra random stream is needed)."""
+        n = z.shape[0]
+        if self.fixed_source is not None:
+            return torch.full((n,), int(self.fixed_source), dtype=torch.long, device=z.device)
+        prior = torch.as_tensor(self.config.source_prior, dtype=torch.float64, device=z.device)
+        k = labels.argmax(1) if labels.is_floating_point() and labels.dim() == 2 else labels.long()
+        cdf = prior[k].cumsum(1)
+        u = 0.5 * (1 + torch.erf(z[:, -1].double() / 2**0.5))
+        return torch.clamp((u[:, None] > cdf).sum(1), max=self.config.n_sources - 1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None = None) -> torch.Tensor:
         """``labels``: class indices ``[N]``, or class weights ``[N, K]`` (e.g. between two classes when
-        interpolating), used in place of the one-hot code everywhere the class enters."""
+        interpolating), used in place of the one-hot code everywhere the class enters. ``sources``: source
+        indices ``[N]`` of a source-conditioned generator (None: :meth:`draw_sources`)."""
+        if self.config.n_sources and sources is None:
+            sources = self.draw_sources(z, labels)
         if labels.is_floating_point() and labels.dim() == 2:
             code = labels.to(z.dtype)
         else:
@@ -209,6 +234,8 @@ class Generator(nn.Module):
             stage = self._modulated.get(position)
             if stage is not None:
                 h = self.modulation[stage](h, cond)
+                if sources is not None:
+                    h = self.source_modulation[stage](h, sources)
         return h
 
 
@@ -230,10 +257,17 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.adv_head = nn.Conv2d(prev, 1, 4, 1, 0)
         self.class_head = nn.Conv2d(prev, config.n_classes, 4, 1, 0)
+        if config.n_sources:
+            self.source_head = nn.Conv2d(prev, config.n_sources, 4, 1, 0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(real logit [N], class logits [N, K])``; a source-conditioned D appends its source logits
+        (``[N, K + S]``, see :func:`synthvu_core.models.training.aux_loss`)."""
         h = self.body(x)
-        return self.adv_head(h).flatten(1)[:, 0], self.class_head(h).flatten(1)
+        cls = self.class_head(h).flatten(1)
+        if self.config.n_sources:
+            cls = torch.cat([cls, self.source_head(h).flatten(1)], dim=1)
+        return self.adv_head(h).flatten(1)[:, 0], cls
 
 
 def build(config: ACGANConfig, seed: int = 0) -> tuple[Generator, Discriminator]:

@@ -71,7 +71,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--init-from",
         default=None,
         metavar="MODEL",
-        help="start from this generator folder (kept discriminator needed), e.g. one pretrained on public data",
+        help="start from this generator folder or name (kept discriminator needed), e.g. one pretrained on public "
+        "data (default on your own dataset: the shipped public prior acgan-phantom)",
+    )
+    t.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="on your own dataset, start from random weights instead of the public prior acgan-phantom",
+    )
+    t.add_argument(
+        "--condition-source",
+        action="store_true",
+        help="condition the generator on each VU's source (the dataset's site column) as well as its position; "
+        "then `sample --source NAME`",
+    )
+    t.add_argument(
+        "--augment",
+        default=None,
+        metavar="POLICY",
+        help="DiffAugment before D on real and generated VUs: comma-separated color, translation, cutout, or none "
+        "(default on your own dataset: color,translation,cutout; elsewhere none)",
     )
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
     dp.add_argument(
@@ -142,6 +161,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     s = sub.add_parser("sample", help="sample synthetic VUs from a generator and export them")
     s.add_argument("model", help="generator folder or registered name")
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
+    s.add_argument(
+        "--source",
+        default=None,
+        help="source of every sample (generators trained with --condition-source; default: drawn as in the data)",
+    )
     s.add_argument("--n", type=int, default=100, help="how many VUs to sample (default 100)")
     s.add_argument("--seed", type=int, default=0, help="seed of positions and noise: same seed, same VUs (default 0)")
     s.add_argument(
@@ -225,13 +249,26 @@ def _train_locked(args: argparse.Namespace) -> int:
 
         return train_command(args, _command_line(args))
 
+    from synthvu_core.models.training import own_data_defaults
+
+    demo = args.dataset == "demo" and not Path(args.dataset).exists()
+    dataset = None if demo else VUDataset.load(args.dataset)
+    if args.from_scratch and args.init_from is not None:
+        from synthvu_core.errors import SelectionError
+
+        raise SelectionError("--from-scratch and --init-from contradict each other: give one")
+    filled = own_data_defaults(args, dataset)
     config = config_from_args(args, command=_command_line(args))  # validated before any work
-    if args.dataset == "demo" and not Path(args.dataset).exists():
+    if config.init_from is not None:
+        print(f"starting from {args.init_from}" + (" (the public prior; --from-scratch to opt out)"
+                                                    if "--init-from" in " ".join(filled) else ""))
+    for note in filled:
+        if note.startswith("from scratch"):
+            print(f"training {note}")
+    if demo:
         from synthvu_core.data.build import demo_dataset
 
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
-    else:
-        dataset = VUDataset.load(args.dataset)
     if args.split:
         from synthvu_core.data.dataset import SplitConfig
         from synthvu_core.errors import SelectionError
@@ -329,7 +366,9 @@ def _sample(args: argparse.Namespace) -> int:
     # every check before the generator loads: count, batch size, suffix, folder, disk and memory, position
     plan_export(args.out, args.n, tuple(card["shape"]), list(card["classes"]), args.batch_size)
     position_weights(card, args.position)
+    source = source_index(card, args.source, folder)
     gen = load_generator(folder, device=args.device)
+    gen.fixed_source = source
     if args.guidance is not None or args.sampling_steps is not None:
         from synthvu_core.models.diffusion import set_sampling
 
@@ -345,6 +384,20 @@ def _sample(args: argparse.Namespace) -> int:
     )
     print(f"wrote {plan.n} VUs to {plan.path}")
     return 0
+
+
+def source_index(card: dict, source: str | None, folder: Path) -> int | None:
+    """Index of ``sample --source`` among the card's sources (None: not asked); refused where unknown."""
+    from synthvu_core.errors import SelectionError
+
+    if source is None:
+        return None
+    names = card.get("sources") or []
+    if not names:
+        raise SelectionError(f"{folder}: this generator is not conditioned on source (train with --condition-source)")
+    if source not in names:
+        raise SelectionError(f"--source {source!r} is not a source of this generator (sources: {', '.join(names)})")
+    return names.index(source)
 
 
 def _models_list(args: argparse.Namespace) -> int:

@@ -94,7 +94,11 @@ class TrainConfig:
         epochs, steps: length of the run (``steps`` wins).
         batch_size: real VUs per step (non-private: exact; private: expected), and generated VUs per step.
         dp: patient-level DP-SGD settings; None = not private.
-        init_from: a generator folder (with its discriminator) to start from, e.g. one pretrained on public data.
+        init_from: a generator folder or registered name (with its discriminator) to start from, e.g. one
+            pretrained on public data.
+        condition_source: condition G (and D's auxiliary head) on each VU's source as well as its class.
+        augment: DiffAugment policy before D (``color,translation,cutout`` or ``none``), see
+            :mod:`synthvu_core.models.augment`.
         classes: the class vocabulary (None: under DP the scheme's whole vocabulary, else the classes the train
             split holds); train VUs of other classes are left out.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
@@ -109,6 +113,8 @@ class TrainConfig:
     dp: DPConfig | None = None
     init_from: str | None = None
     classes: list[str] | None = None
+    augment: str = "none"
+    condition_source: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -152,10 +158,13 @@ class TrainConfig:
             if not self.classes or unknown or len(set(self.classes)) != len(self.classes):
                 raise SelectionError(f"--classes {','.join(self.classes)}: give distinct {self.scheme} classes "
                                      f"among {', '.join(levels.vocabulary(self.scheme))}")
+        from synthvu_core.models.augment import parse_policy
+
+        parse_policy(self.augment)
 
 
 #: ``train`` arguments that are not TrainConfig fields of the same name.
-_NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command"}
+_NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command", "from_scratch"}
 
 
 def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
@@ -208,7 +217,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def discriminator_loss(adv: Any, cls: Any, target: Any, labels: Any, aux_weight: float, aux_fake: bool) -> Any:
+def aux_loss(cls: Any, labels: Any, n_classes: int | None = None, reduction: str = "none") -> Any:
+    """D's class loss: cross-entropy of the class logits. A source-conditioned D's logits are ``[N, K + S]`` and its
+    labels joint (``class + K * source``): then the class and the source cross-entropies, summed."""
+    import torch.nn.functional as F
+
+    k = cls.shape[1] if n_classes is None else n_classes
+    if cls.shape[1] == k:
+        return F.cross_entropy(cls, labels, reduction=reduction)
+    return F.cross_entropy(cls[:, :k], labels % k, reduction=reduction) + F.cross_entropy(
+        cls[:, k:], labels // k, reduction=reduction
+    )
+
+
+def discriminator_loss(
+    adv: Any, cls: Any, target: Any, labels: Any, aux_weight: float, aux_fake: bool, n_classes: int | None = None
+) -> Any:
     """Per-sample AC-GAN discriminator loss ``[N]``: BCE on the real/fake logit plus ``aux_weight`` x CE.
 
     ``target`` is 1 for real and 0 for generated VUs. With ``aux_fake`` False the class term counts for
@@ -218,7 +242,7 @@ def discriminator_loss(adv: Any, cls: Any, target: Any, labels: Any, aux_weight:
     """
     import torch.nn.functional as F
 
-    aux = F.cross_entropy(cls, labels, reduction="none")
+    aux = aux_loss(cls, labels, n_classes)
     if not aux_fake:
         aux = aux * target
     return F.binary_cross_entropy_with_logits(adv, target, reduction="none") + aux_weight * aux
@@ -277,6 +301,73 @@ def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[
     return out
 
 
+#: The public prior that ``train`` on a user's own dataset starts from (``--from-scratch`` opts out). It was
+#: trained without DP on the public phantom and ships with its discriminator.
+DEFAULT_PRIOR = "acgan-phantom"
+#: The own-data recipe's length and learning rate when it fine-tunes a prior (minutes on a laptop CPU).
+FINE_TUNE_STEPS = 300
+FINE_TUNE_LR = 5e-5
+
+
+def own_data_defaults(args: Any, dataset: Any) -> list[str]:
+    """Fill the own-data recipe into parsed ``train`` arguments left at None; returns what was filled.
+
+    On a user's own dataset (no phantom recipe) with the default architecture: start from
+    :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given, fine-tune it for
+    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR`, and augment with DiffAugment. Anywhere else
+    augmentation stays off. What is filled goes into the card's command, so the run can be repeated.
+    """
+    from synthvu_core.locations import shipped_models_dir
+    from synthvu_core.models.augment import DEFAULT_POLICY, NONE
+
+    own = args.arch == "default" and (dataset is None or dataset.card.get("recipe") is None)
+    filled = []
+    if args.augment is None:
+        args.augment = DEFAULT_POLICY if own else NONE
+        filled.append(f"--augment {args.augment}")
+    if not own or getattr(args, "from_scratch", False):
+        return filled
+    if args.init_from is None:
+        prior = shipped_models_dir() / DEFAULT_PRIOR
+        if not prior.is_dir():
+            raise SelectionError(
+                f"{prior}: the default public prior {DEFAULT_PRIOR} is not installed; pass --init-from MODEL or "
+                "--from-scratch"
+            )
+        shape = _card_shape(prior)
+        if dataset is not None and shape != list(dataset.shape):
+            filled.append(f"from scratch: the prior {DEFAULT_PRIOR} makes {shape} VUs, this dataset holds "
+                          f"{list(dataset.shape)}")
+            return filled
+        args.init_from = DEFAULT_PRIOR
+        filled.append(f"--init-from {DEFAULT_PRIOR}")
+    if args.steps is None and args.epochs is None:
+        args.steps = FINE_TUNE_STEPS
+        filled.append(f"--steps {FINE_TUNE_STEPS}")
+    if args.lr is None:
+        args.lr = FINE_TUNE_LR
+        filled.append(f"--lr {FINE_TUNE_LR:g}")
+    return filled
+
+
+def _card_shape(folder: Path) -> list[int] | None:
+    """The VU shape a generator folder's card records (None where it cannot be read)."""
+    import json
+
+    try:
+        return [int(v) for v in json.loads((folder / "card.json").read_text())["shape"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def init_folder(init_from: str | Path) -> Path:
+    """The generator folder ``--init-from`` names: a folder, else a registered name (e.g. ``acgan-phantom``, found
+    in the shipped models through :func:`synthvu_core.locations.shipped_models_dir`)."""
+    from synthvu_core.models.registry import resolve
+
+    return resolve(init_from)
+
+
 class Trainer:
     """The training state and one :meth:`step`. Use :func:`train` for the whole run."""
 
@@ -295,6 +386,10 @@ class Trainer:
         self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
         self._build_modules()
+        from synthvu_core.models.augment import parse_policy
+
+        self.augment_policy = parse_policy(config.augment)
+        self.gen_augment = torch.Generator().manual_seed(config.seed * 1000 + 3)
         self.gen_data = torch.Generator().manual_seed(config.seed * 1000 + 1)
         self.gen_noise = torch.Generator().manual_seed(config.seed * 1000 + 2)
         self.perm = torch.randperm(self.n_train, generator=self.gen_data)
@@ -331,15 +426,20 @@ class Trainer:
         if len(train_idx) == 0:
             raise SelectionError(f"no train VU belongs to the classes {', '.join(self.classes)}")
         units = dataset.units.iloc[train_idx]
+        counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
         if self.config.private:  # the prior is released: under DP it must not count private VUs
-            self.class_prior = [1.0 / len(self.classes)] * len(self.classes)
-        else:
-            counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
-            self.class_prior = (counts / counts.sum()).tolist()
+            if self.config.condition_source:
+                raise SelectionError("--condition-source cannot be private: its source prior counts private VUs")
+            counts = np.ones(len(self.classes))
+        self.class_prior = (counts / counts.sum()).tolist()
         self.n_train = len(train_idx)
         patients, self.patient_of_vu = np.unique(units["patient_id"].astype(str).to_numpy(), return_inverse=True)
         self.n_patients = len(patients)
         self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[train_idx])).to(self.device)  # uint8
+        self.sources: list[str] = []
+        self.prior_counts = counts
+        if self.config.condition_source:
+            labels = self._joint_labels(units, labels, counts)
         self.labels = torch.from_numpy(labels).to(self.device)
 
     def _class_vocabulary(self, units: Any) -> list[str]:
@@ -350,12 +450,28 @@ class Trainer:
             return levels.vocabulary(self.config.scheme)
         return levels.classes(self.config.scheme, units["level"].astype(str).unique())
 
+    def _joint_labels(self, units: Any, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``class + K * source`` per train VU; sets the source names, P(source | class) and the joint counts."""
+        from synthvu_core.names import SOURCE_COLUMN
+
+        if SOURCE_COLUMN not in units.columns:
+            raise SelectionError("--condition-source: this dataset records no sources; rebuild it with `data build`")
+        names = sorted(units[SOURCE_COLUMN].astype(str).unique().tolist())
+        if len(names) < 2:
+            raise SelectionError(f"--condition-source: the train split holds a single source ({names[0]})")
+        k = len(self.classes)
+        joint = labels + k * np.searchsorted(names, units[SOURCE_COLUMN].astype(str).to_numpy())
+        self.prior_counts = np.bincount(joint, minlength=k * len(names)).astype(np.float64)
+        self.source_prior = (self.prior_counts.reshape(len(names), k).T / np.maximum(counts, 1)[:, None]).tolist()
+        self.sources = names
+        return joint
+
     def _init_card(self) -> dict[str, Any] | None:
         if self.config.init_from is None:
             return None
         from synthvu_core.models.registry import DISCRIMINATOR_FILE, load_card
 
-        folder = Path(self.config.init_from)
+        folder = self.init_folder = init_folder(self.config.init_from)
         card = load_card(folder)
         if not (folder / DISCRIMINATOR_FILE).is_file():
             raise SelectionError(f"{folder}: --init-from needs a generator folder that kept its discriminator")
@@ -375,9 +491,14 @@ class Trainer:
 
         c = self.config
         self.init_card = self._init_card()
-        if self.init_card is None:
-            return acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
         from dataclasses import replace
+
+        source = {"n_sources": len(self.sources), "source_prior": self.source_prior if self.sources else None}
+        if self.init_card is None:
+            arch = acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
+            return replace(arch, **source)
+        if self.init_card["architecture"].get("n_sources"):
+            raise SelectionError(f"{c.init_from}: a source-conditioned generator cannot be a starting point")
 
         from synthvu_core.models.registry import architecture_config
 
@@ -386,7 +507,7 @@ class Trainer:
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
         lr = c.overrides.lr if c.overrides.lr is not None else arch.lr
-        return replace(arch, lr=lr, n_classes=len(self.classes))
+        return replace(arch, lr=lr, n_classes=len(self.classes), **source)
 
     def _build_modules(self) -> None:
         from synthvu_core.models import acgan
@@ -397,12 +518,15 @@ class Trainer:
 
             from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, read_weights
 
-            folder = Path(self.config.init_from)
+            folder = self.init_folder
             probes = acgan.build(replace(self.arch, n_classes=self.arch.n_classes + 1), seed=0)
             for module, probe, file in zip((self.G, self.D), probes, (GENERATOR_FILE, DISCRIMINATOR_FILE)):
                 state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
                                          self.class_source)
-                module.load_state_dict(state)
+                missing, unexpected = module.load_state_dict(state, strict=False)
+                if unexpected or any(not k.startswith(("source_modulation.", "source_head.")) for k in missing):
+                    odd = (missing + unexpected)[0]
+                    raise SelectionError(f"{folder}: its weights do not fit this architecture ({odd})")
         self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
         self.D_module = self.D
         for m in (self.G, self.G_ema, self.D):
@@ -410,7 +534,7 @@ class Trainer:
                 m.to(self.device)
         import torch
 
-        self.prior = torch.tensor(self.class_prior, dtype=torch.float64)
+        self.prior = torch.tensor(self.prior_counts / self.prior_counts.sum(), dtype=torch.float64)
 
     def _total_steps(self) -> int:
         c = self.config
@@ -509,28 +633,31 @@ class Trainer:
         y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(self.device)
         if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
             z, y = self.dist.shard(z, y)
+        if self.sources:  # joint labels: class + K * source
+            k = len(self.classes)
+            return self.G(z, y % k, y // k), y
         return self.G(z, y), y
 
     def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
         adv, cls = self.D(x)
-        return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake)
+        return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes)
 
     def _discriminator_step(self, real: Any, y_real: Any, fake: Any, y_fake: Any) -> dict[str, float]:
         """Non-private D update: per-sample losses of real and generated VUs, summed, divided by B."""
         import torch
-        import torch.nn.functional as F
 
         self.opt_D.zero_grad(set_to_none=True)
-        x = torch.cat([real, fake.detach()])
+        x = self._augment(torch.cat([real, fake.detach()]))
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         adv, cls = self.D(x)
         per_sample = discriminator_loss(
-            adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake
+            adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
         loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
         loss_d.backward()
         self.opt_D.step()
-        aux = F.cross_entropy(cls[: len(real)].detach(), y_real).item() if len(real) else float("nan")
+        k = self.arch.n_classes
+        aux = aux_loss(cls[: len(real)].detach(), y_real, k, "mean").item() if len(real) else float("nan")
         return {"loss_d": loss_d.item(), "aux_d": aux}
 
     def _private_discriminator_step(
@@ -539,18 +666,20 @@ class Trainer:
         """Patient-level DP-SGD update of D; only the loss on generated VUs is reported (real ones stay private)."""
         import torch
 
-        a, aux_fake = self.arch.aux_weight, self.arch.aux_fake
+        a, aux_fake, k = self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
 
         def loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
-            return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake).sum()
+            return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake, k).sum()
 
-        private_grad = self.private.private_gradient(loss_of_one, real, y_real, position)
+        # each real VU is augmented on its own before its gradient: inside its patient's clipped sum
+        private_grad = self.private.private_gradient(loss_of_one, self._augment(real), y_real, position)
         self.opt_D.zero_grad(set_to_none=True)
         target = torch.zeros(len(fake), device=self.device)
+        fake = self._augment(fake.detach())
         if self.config.dp.clip_generated:
 
             def fake_loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
-                return discriminator_loss(adv, cls, torch.zeros_like(adv), y, a, aux_fake).sum()
+                return discriminator_loss(adv, cls, torch.zeros_like(adv), y, a, aux_fake, k).sum()
 
             public_grad = self.private.public_gradient(fake_loss_of_one, fake.detach(), y_fake, self.batch_size)
             with torch.no_grad():
@@ -572,8 +701,8 @@ class Trainer:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
-            adv_f, cls_f = self.D(fake)
-            aux = F.cross_entropy(cls_f, y_fake)
+            adv_f, cls_f = self.D(self._augment(fake))
+            aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             loss_g.backward()
             self.opt_G.step()
@@ -581,6 +710,12 @@ class Trainer:
             for p in trainable:
                 p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
+
+    def _augment(self, x: Any) -> Any:
+        """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated."""
+        from synthvu_core.models.augment import augment
+
+        return augment(x, self.augment_policy, self.gen_augment) if self.augment_policy else x
 
     def _update_ema(self) -> None:
         import torch
@@ -653,6 +788,8 @@ class Trainer:
             if c.dp is None
             else {k: v for k, v in c.dp.to_dict().items() if k != "tuning"},
             "delta": self.delta,
+            **({"augment": list(self.augment_policy)} if self.augment_policy else {}),  # older checkpoints: none
+            **({"sources": self.sources} if self.sources else {}),
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -665,6 +802,7 @@ class Trainer:
         tensors, groups = checkpoint.pack(*self._checkpointed())
         tensors["rng.data"] = self.gen_data.get_state()
         tensors["rng.noise"] = self.gen_noise.get_state()
+        tensors["rng.augment"] = self.gen_augment.get_state()
         if self.private is not None:  # the mechanism's state: this checkpoint must stay as private as the data
             tensors["rng.private"] = self.private.generator.get_state()
         tensors["perm"] = self.perm
@@ -693,6 +831,8 @@ class Trainer:
         checkpoint.unpack(tensors, meta["param_groups"], *self._checkpointed())
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
+        if "rng.augment" in tensors:
+            self.gen_augment.set_state(tensors["rng.augment"])
         if self.private is not None:
             self.private.generator.set_state(tensors["rng.private"])
         self.perm = tensors["perm"].to(torch.int64)
@@ -783,6 +923,7 @@ class Trainer:
             "scheme": c.scheme,
             "classes": self.classes,
             "class_prior": self.class_prior,
+            **({"sources": self.sources} if self.sources else {}),
             "shape": list(ds.shape),
             "latent_dim": self.arch.latent_dim,
             "dataset": dataset,
@@ -799,6 +940,7 @@ class Trainer:
                 "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
                 "generator_weights": "moving average" if self.G_ema is not None else "last",
                 "init_from": self._init_summary(),
+                "augment": ",".join(self.augment_policy) or "none",
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
             "dp": dp,

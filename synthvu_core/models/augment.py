@@ -1,0 +1,110 @@
+"""Differentiable augmentation of VUs before the discriminator (DiffAugment, Zhao et al., NeurIPS 2020).
+
+With little data D memorises the real VUs and stops teaching G. DiffAugment applies the same kind of
+random, differentiable transform to real *and* generated VUs whenever D sees them (in D's step and in
+G's step), so D never sees an un-augmented VU and G's gradient flows through the transform. Nothing
+augmented is ever written: the generator learns the un-augmented distribution.
+
+Operations on ``[N, C, H, W]`` tensors in [-1, 1], each drawn independently per VU (one VU's transform
+never depends on another VU, so under patient-level DP an augmented VU stays inside its patient's
+clipped contribution):
+
+- ``color``: brightness ``+U(-0.5, 0.5)``, "saturation" (the slices' spread around their mean)
+  ``x U(0, 2)``, contrast ``x U(0.5, 1.5)`` around the VU's mean (the published ranges);
+- ``translation``: an integer shift of up to 1/8 of the size in both in-plane axes, background (-1)
+  filling what enters;
+- ``cutout``: a square of half the size set to 0 at a random position.
+
+Randomness comes from a seeded :class:`torch.Generator` on the CPU (checkpointed by the trainer), so a
+run is reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from synthvu_core.errors import SelectionError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Policies in the order they are applied; ``none`` turns augmentation off.
+OPERATIONS = ("color", "translation", "cutout")
+NONE = "none"
+#: The policy of the own-data recipe (``train`` on a user dataset without ``--augment``).
+DEFAULT_POLICY = "color,translation,cutout"
+TRANSLATION_RATIO = 0.125
+CUTOUT_RATIO = 0.5
+
+
+def parse_policy(text: str | None) -> tuple[str, ...]:
+    """``"color,translation"`` -> ``("color", "translation")`` in :data:`OPERATIONS` order; ``none`` -> ()."""
+    if text is None or text.strip().lower() in (NONE, ""):
+        return ()
+    asked = [p.strip().lower() for p in text.split(",") if p.strip()]
+    unknown = [p for p in asked if p not in OPERATIONS]
+    if unknown:
+        raise SelectionError(
+            f"--augment {text!r}: unknown operation(s) {', '.join(unknown)}; choose from {', '.join(OPERATIONS)} "
+            f"or {NONE}"
+        )
+    return tuple(op for op in OPERATIONS if op in asked)
+
+
+def _uniform(n: int, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.rand(n, 1, 1, 1, generator=generator).to(device=x.device, dtype=x.dtype)
+
+
+def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    x = x + (_uniform(n, generator, x) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (_uniform(n, generator, x) * 2) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_uniform(n, generator, x) + 0.5) + mean
+
+
+def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = TRANSLATION_RATIO) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ty = torch.randint(-sh, sh + 1, (n, 1, 1), generator=generator).to(x.device)
+    tx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=generator).to(x.device)
+    gi, gj = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
+    gi = torch.clamp(gi + ty + 1, 0, h + 1)
+    gj = torch.clamp(gj + tx + 1, 0, w + 1)
+    padded = F.pad(x, [1, 1, 1, 1], value=-1.0).permute(0, 2, 3, 1)  # [N, H+2, W+2, C]
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    return padded[batch, gi, gj].permute(0, 3, 1, 2).contiguous()
+
+
+def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = CUTOUT_RATIO) -> torch.Tensor:
+    import torch
+
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator).to(x.device)
+    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator).to(x.device)
+    gi = torch.arange(h, device=x.device).view(1, h, 1)
+    gj = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (gi >= oy - ch // 2) & (gi < oy - ch // 2 + ch) & (gj >= ox - cw // 2) & (gj < ox - cw // 2 + cw)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+_OPS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "color": color,
+    "translation": translation,
+    "cutout": cutout,
+}
+
+
+def augment(x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
+    """``x`` with the policy's operations applied in turn (differentiable in ``x``; ``()`` returns ``x``)."""
+    for op in policy:
+        x = _OPS[op](x, generator)
+    return x

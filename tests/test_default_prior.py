@@ -1,0 +1,103 @@
+"""`train` on a user's own dataset starts from the shipped public prior (found through locations.py), with
+DiffAugment and the fine-tuning length; `--from-scratch` opts out; phantom datasets keep the old defaults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synthvu_core import locations
+from synthvu_core.cli import main
+from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.errors import SelectionError
+from synthvu_core.models import training
+from synthvu_core.models.augment import DEFAULT_POLICY
+
+torch.set_num_threads(1)
+
+
+def args(**kw):
+    base = dict(arch="default", init_from=None, from_scratch=False, augment=None, steps=None, epochs=None, lr=None)
+    return argparse.Namespace(**{**base, **kw})
+
+
+class Card:
+    shape = (9, 64, 64)  # the prior's VU shape
+
+    def __init__(self, card):
+        self.card = card
+
+
+def test_own_dataset_defaults_to_the_prior_with_augmentation():
+    a = args()
+    filled = training.own_data_defaults(a, Card({}))
+    assert a.init_from == training.DEFAULT_PRIOR == "acgan-phantom"
+    assert (a.steps, a.lr, a.augment) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, DEFAULT_POLICY)
+    assert f"--init-from {training.DEFAULT_PRIOR}" in filled
+    a = args(from_scratch=True)
+    training.own_data_defaults(a, Card({}))
+    assert a.init_from is None and a.steps is None and a.lr is None and a.augment == DEFAULT_POLICY
+    a = args(init_from="mine", epochs=3.0, augment="none")
+    training.own_data_defaults(a, Card({}))
+    assert (a.init_from, a.steps, a.augment) == ("mine", None, "none")
+
+
+def test_phantom_datasets_and_other_architectures_keep_their_defaults():
+    for a, ds in ((args(), Card({"recipe": {"name": "phantom-demo-120-s0"}})), (args(), None),
+                  (args(arch="pgan"), Card({}))):
+        if ds is None:  # the demo dataset: no dataset object yet
+            a.arch = "default"
+            ds = Card({"recipe": {"name": "demo"}})
+        training.own_data_defaults(a, ds)
+        assert a.init_from is None and a.steps is None and a.augment == "none"
+
+
+def test_a_missing_prior_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(locations, "shipped_models_dir", lambda: tmp_path)
+    with pytest.raises(SelectionError, match="--from-scratch"):
+        training.own_data_defaults(args(), Card({}))
+
+
+def own_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [dict(patient_id=f"p{p}", level=v, region="L", source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
+                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0,
+                 slice_mm=2.0, crop_mm=64.0) for p in range(4) for v in ("L3/L4", "L4/L5")]
+    images = rng.integers(0, 256, (len(rows), 9, 64, 64), dtype=np.uint8)
+    ds = VUDataset.from_units(images, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
+    ds.save(tmp_path / "own")
+    return tmp_path / "own"
+
+
+@pytest.mark.parametrize("scratch", [False, True])
+def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsys, scratch):
+    folder = own_dataset(tmp_path)
+    flags = ["--from-scratch"] if scratch else []
+    code = main(["train", "--dataset", str(folder), "--scheme", "level", "--out", str(tmp_path / "m"), "--steps", "1",
+                 "--quiet", "--device", "cpu", "--checkpoint-every", "0", *flags])
+    assert code == 0
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    tr = card["training"]
+    assert tr["augment"] == DEFAULT_POLICY
+    if scratch:
+        assert tr["init_from"] is None and "--from-scratch" in tr["command"]
+        return
+    assert "starting from acgan-phantom" in capsys.readouterr().out
+    assert tr["init_from"]["name"] == "acgan-phantom" and tr["init_from"]["classes"] == {"L3/L4": "L", "L4/L5": "L"}
+    assert "--init-from acgan-phantom" in tr["command"]
+    assert str(locations.shipped_models_dir()) not in tr["command"]  # a name, not a machine path
+
+
+def test_a_dataset_of_another_vu_shape_trains_from_scratch():
+    class Shaped(Card):
+        shape = (1, 32, 32)
+
+    a = args()
+    filled = training.own_data_defaults(a, Shaped({}))
+    assert a.init_from is None and a.steps is None and a.augment == DEFAULT_POLICY
+    assert any(f.startswith("from scratch") for f in filled)

@@ -1,0 +1,85 @@
+"""A generator conditioned on source as well as position: training (with and without DP), the card, drawing
+sources from P(source | class), starting from an unconditioned prior, and `sample --source`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthvu_core.cli import main
+from synthvu_core.data.dataset import VUDataset
+from synthvu_core.errors import SelectionError
+from synthvu_core.models.dp import DPConfig
+from synthvu_core.models.registry import load_card, load_generator
+from synthvu_core.models.training import Trainer, train
+from synthvu_core.names import SOURCE_COLUMN
+from tests.test_training import small, tiny_dataset
+
+torch.set_num_threads(1)
+
+
+def sourced(dataset: VUDataset) -> VUDataset:
+    units = dataset.units.copy()
+    units[SOURCE_COLUMN] = np.where(units["patient_id"].isin(["p0", "p1", "p2"]), "A", "B")
+    return VUDataset.from_units(dataset.images, units.drop(columns=["split"]), split=dataset.split_config())
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    ds = sourced(tiny_dataset(patients=6))
+    out = tmp_path_factory.mktemp("m") / "src"
+    return train(ds, out, small(steps=3, condition_source=True), progress=False), ds
+
+
+def test_card_records_the_sources_and_their_prior_per_class(model):
+    folder, ds = model
+    card = load_card(folder)
+    train_sources = ds.units[SOURCE_COLUMN].to_numpy()[ds.indices("train")]
+    assert card["sources"] == sorted(set(train_sources))
+    arch = card["architecture"]
+    assert arch["n_sources"] == len(card["sources"]) and len(arch["source_prior"]) == len(card["classes"])
+    assert np.allclose(np.sum(arch["source_prior"], axis=1), 1.0)
+
+
+def test_source_changes_the_sample_and_is_drawn_from_its_prior(model):
+    folder, _ = model
+    gen = load_generator(folder)
+    z = torch.randn(8, gen.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(8, dtype=torch.long)
+    with torch.no_grad():
+        a, b = gen(z, y, torch.zeros(8, dtype=torch.long)), gen(z, y, torch.ones(8, dtype=torch.long))
+    assert not torch.allclose(a, b)
+    gen.config.source_prior = [[0.25, 0.75]] * len(gen.card["classes"])
+    zz = torch.randn(4000, gen.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    drawn = gen.draw_sources(zz, torch.zeros(4000, dtype=torch.long))
+    assert abs(float(drawn.float().mean()) - 0.75) < 0.03
+    gen.fixed_source = 0
+    assert int(gen.draw_sources(zz[:5], torch.zeros(5, dtype=torch.long)).sum()) == 0
+
+
+def test_private_training_with_sources_and_refusals(tmp_path):
+    ds = sourced(tiny_dataset(patients=6))
+    trainer = Trainer(ds, tmp_path / "dp", small(steps=1, condition_source=True, dp=DPConfig(noise_multiplier=1.0)))
+    trainer.step()
+    assert trainer.arch.n_sources == 2
+    with pytest.raises(SelectionError, match="records no sources"):
+        Trainer(tiny_dataset(), tmp_path / "x", small(steps=1, condition_source=True))
+
+
+def test_an_unconditioned_prior_starts_a_conditioned_run_unchanged(tmp_path):
+    ds = sourced(tiny_dataset(patients=6))
+    pre = train(ds, tmp_path / "pre", small(steps=1), progress=False)
+    trainer = Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(pre), condition_source=True))
+    prior = load_generator(pre)
+    z = torch.randn(4, prior.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(4) % len(prior.card["classes"])
+    with torch.no_grad():
+        assert torch.allclose(trainer.G(z, y, torch.ones(4, dtype=torch.long)), prior.float()(z, y), atol=1e-3)
+
+
+def test_sample_source_flag(model, tmp_path, capsys):
+    folder, _ = model
+    assert main(["sample", str(folder), "--n", "4", "--source", "B", "--out", str(tmp_path / "b.npz")]) == 0
+    assert main(["sample", str(folder), "--n", "4", "--source", "C", "--out", str(tmp_path / "c.npz")]) == 2
+    assert "not a source of this generator" in capsys.readouterr().err
