@@ -474,29 +474,36 @@ def _private_discriminator(meta: dict[str, Any]) -> float | None:
 def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     """Graded positive controls and the independent control; power curves; the two verdicts."""
     from synthvu_core.evaluation.verdicts import (
+        counted_family,
         independent_check,
         power_curves,
         released_discriminator_verdict,
         released_samples_verdict,
     )
-    from synthvu_core.names import INDEPENDENT_CONTROL
+    from synthvu_core.names import BLACK_BOX_ATTACKS, INDEPENDENT_CONTROL
 
     part = Part()
     control_results = score_controls(ctx, job, part) if job.controls else {}
     power = power_curves(control_results, job.state["results"], ctx.design.is_member, ctx.design.patient)
     part.meta["power"] = power
     results, test = job.state["results"], job.state["test"]
-    part.meta["verdicts"] = {
-        "released_samples": released_samples_verdict(results, test, power)
-        if test is not None
-        else {"level": "unknown", "text": "Too few patients for a permutation test: no verdict."},
-        "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
-    }
-    counted = part.meta["verdicts"]["released_samples"].get("counted", [])
+    black = [n for n in results if n.split("/")[0] in BLACK_BOX_ATTACKS and results[n].scalars.get("auc") is not None]
+    counted = counted_family(power, black)
+    independent = None
     if INDEPENDENT_CONTROL in control_results:
-        part.meta["independent_control"] = independent_check(
+        independent = independent_check(
             control_results[INDEPENDENT_CONTROL], counted, ctx.design.is_member, ctx.design.patient
         )
+        part.meta["independent_control"] = independent
+    c = ctx.design.counts()
+    part.meta["verdicts"] = {
+        "released_samples": released_samples_verdict(
+            results, test, power, independent, (c["n_member_patients"], c["n_nonmember_patients"])
+        )
+        if test is not None
+        else {"level": "inconclusive", "text": "Inconclusive: too few patients for a permutation test."},
+        "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
+    }
     for metric in ("auc", "tpr_at_1pct_fpr"):
         vals = [results[n].scalars.get(metric) for n in counted if results[n].scalars.get(metric) is not None]
         why = (
