@@ -103,3 +103,20 @@ def test_verdict_a_keeps_its_false_alarm_rate_under_no_leak(k):
     r = false_alarm_rates(Scenario(20, 8, k), 120, n_perm=300, seed=k)
     assert r["family"] == pytest.approx(k, abs=0.05)
     assert r["false_alarm"] <= 0.05 + 2 * r["mc_se"]
+
+
+def test_the_non_member_side_takes_every_holdout_patient_and_a_cap_is_stated():
+    from evaluation_fixtures import structured_dataset
+
+    from synthvu_core.evaluation.design import membership_design
+
+    ds = structured_dataset(60)
+    labels = ds.labels("region", ds.classes("region"))
+    holdout = {str(p) for p in ds.units["patient_id"].to_numpy()[ds.indices("holdout")]}
+    d = membership_design(ds, labels, per_group=4 * 6)
+    c = d.counts()
+    assert c["n_nonmember_patients"] == len(holdout) > c["n_member_patients"]
+    assert "capped at 24 VUs" in d.notes["members"] and "nonmembers" not in d.notes
+    capped = membership_design(ds, labels, per_group=4 * 6, nonmember_cap=2 * d.vus_per_patient)
+    assert capped.counts()["n_nonmember_patients"] == 2 and "2 of" in capped.notes["nonmembers"]
+    assert set(d.patient[~d.is_member]).isdisjoint(d.patient[d.is_member])

@@ -139,7 +139,11 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
 
 
 def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
-    """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks, power, both verdicts."""
+    """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks with their 5 % control and
+    independent control AUCs, power, both verdicts."""
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+    from synthvu_core.names import INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
+
     s, m = report.scalars, report.meta
     lines = [
         f"model {m.get('model', '?')} · dataset {m.get('dataset_fingerprint')} · "
@@ -160,7 +164,11 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             f"non-member patients ({m['n_nonmembers']} VUs), {m.get('vus_per_patient')} VUs per patient"
         )
     power = m.get("power") or {}
-    lines.append(f"{'privacy':<26}{'AUC [95% CI]':>22} {'TPR@1%FPR':>22} {'p':>7} {'power@5%':>9}")
+    ind = report.controls.get(INDEPENDENT_CONTROL)
+    lines.append(
+        f"{'privacy':<26}{'AUC [95% CI]':>22} {'TPR@1%FPR':>22} {'p':>7} {'power@5%':>9} {'5% control AUC':>22} "
+        f"{'independent AUC':>22}"
+    )
     names = sorted(
         {".".join(k.split(".")[1:3]) for k in s if k.startswith("privacy.") and not k.startswith("privacy.worst")}
     )
@@ -174,12 +182,15 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             else "not estimable"
         )
         pw = _power_word(power.get(n.replace(".", "/"), {}))
+        ctl = report.controls.get(graded_control(POWER_FRACTION))
         lines.append(
             f"  {n:<24}{_ci(s, f'privacy.{n}.auc'):>22} {tpr:>22} {_fmt(s.get(f'privacy.{n}.p_value')):>7} "
-            f"{pw:>9}"
+            f"{pw:>9} {_ci(ctl.scalars, f'privacy.{n}.auc') if ctl else '—':>22} "
+            f"{_ci(ind.scalars, f'privacy.{n}.auc') if ind else '—':>22}"
         )
     for threat, v in (m.get("verdicts") or {}).items():
-        lines.append(f"verdict {threat} [{v.get('level')}]: {v.get('text')}")
+        word = LEVEL_WORDS.get(str(v.get("level")), str(v.get("level")))
+        lines.append(f"verdict {threat} [{word}]: {v.get('text')}")
     for name, ctl in report.controls.items():
         lines.append(f"control {name:<14} pairwise pixel AUC {_ci(ctl.scalars, 'privacy.pairwise.pixel.auc')}")
     return "\n".join(lines)

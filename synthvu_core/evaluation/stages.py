@@ -38,7 +38,8 @@ class EvaluationConfig:
     """Settings of one evaluation run."""
 
     scheme: str = "region"
-    candidates_per_group: int | None = 1000
+    candidates_per_group: int | None = 1000  # member VUs at most
+    nonmembers_per_group: int | None = 5000  # non-member VUs at most (for speed only; None: every holdout VU)
     encoder: EncoderConfig = EncoderConfig()
     umap: UMAPConfig = UMAPConfig()
     privacy: PrivacyConfig = PrivacyConfig()
@@ -194,7 +195,9 @@ def fit_attack_side(ctx: EvaluationContext, dataset: Any, util: Any, config: Eva
             ctx.overlay, c_train, _, ctx.overlay_reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
             if ctx.overlay is not None:
                 ctx.overlay_coords = np.concatenate([c_train, ctx.overlay.transform(feats(holdout))])
-    ctx.design = membership_design(dataset, ctx.labels, config.candidates_per_group, seed)
+    ctx.design = membership_design(
+        dataset, ctx.labels, config.candidates_per_group, seed, nonmember_cap=config.nonmembers_per_group
+    )
     with timer(ctx.timings, "attack_spaces", ctx.cpu_timings):
         ctx.spaces = fit_attack_spaces(
             dataset, ctx.design.candidates, ctx.design.fit_rows, scheme=config.scheme, classes=ctx.classes,
@@ -825,6 +828,7 @@ def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]
         "classifier_trained": bool(getattr(ctx.classifiers[0], "trained", True)),
         "config": {
             "candidates_per_group": cfg.candidates_per_group,
+            "nonmembers_per_group": cfg.nonmembers_per_group,
             "prdc_k": cfg.prdc_k,
             "encoder": asdict(cfg.encoder),
             "privacy": asdict(cfg.privacy),

@@ -72,6 +72,11 @@ PRIVACY_METRICS: tuple[str, ...] = (
     "patient_tpr_at_1pct_fpr", "p_value",
 )
 PRIMARY = "/".join(PRIMARY_ATTACK)
+#: Verdict levels -> the words every surface shows ("unknown" is what older reports wrote for "inconclusive").
+LEVEL_WORDS: dict[str, str] = {
+    "leak": "leak", "caution": "caution", "ok": "ok", "inconclusive": "inconclusive", "unknown": "inconclusive",
+    "imbalance": "design imbalance", "not_applicable": "not applicable",
+}
 
 
 def attack_metrics(
