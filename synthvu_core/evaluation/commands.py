@@ -41,6 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
     show.add_argument("--json", action="store_true", help="print every scalar (controls included) as JSON")
     show.set_defaults(func=_show)
+    verify = rsub.add_parser(
+        "verify",
+        help="re-run the evaluation from scratch (no caches, in a temporary folder; the saved report is untouched) "
+        "and print every scalar that differs beyond its tolerance; exit code 1 on a difference",
+    )
+    verify.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
+    verify.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bars")
+    verify.set_defaults(func=_verify)
     table = rsub.add_parser("table", help="print the README's Markdown tables from saved reports")
     table.add_argument(
         "models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)"
@@ -247,6 +256,27 @@ def _privacy_summary(folder: Path) -> dict[str, Any]:
         "composed_bound": "none recorded" if found is None else ("infinite" if found[0] == float("inf") else "finite"),
         "audit": None if audit is None else audit_line(audit),
     }
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.verify import verify_report
+
+    folder = _resolve(args.model)
+    saved = load_report(folder)
+    if saved is None:
+        raise ReportError(
+            f"{folder / 'report'}: no report to verify; run `python -m synthvu_core evaluate {args.model}`"
+        )
+    fresh, diffs = verify_report(folder, saved, dataset=args.dataset, progress=not args.quiet)
+    n = len(set(fresh.scalars)) + sum(len(c.scalars) for c in fresh.controls.values())
+    if diffs:
+        print(f"{folder / 'report'}: {len(diffs)} difference(s) beyond tolerance, re-run from scratch:")
+        print("\n".join(f"  {d}" for d in diffs))
+        return 1
+    print(f"{folder / 'report'}: reproduced: {n} scalars within tolerance, verdicts and counted attacks identical")
+    return 0
 
 
 def _table(args: argparse.Namespace) -> int:

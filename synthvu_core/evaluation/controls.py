@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,30 +106,11 @@ _SCORE_MODULES: tuple[str, ...] = ("attacks", "controls", "embedding", "encoder"
 Scores = tuple[dict[str, np.ndarray], dict[str, str]]  # ({"attack/space": scores [n]}, {"attack/space": why skipped})
 
 
-#: Libraries whose versions decide the scores (neighbour search, UMAP, the encoder's arithmetic).
-_SCORE_LIBRARIES: tuple[str, ...] = ("numpy", "scikit-learn", "umap-learn", "pynndescent", "numba", "torch")
-
-
 def _code_digest() -> str:
-    """SHA-256 of the scoring modules' source and the libraries' versions (the package's version where the
-    sources cannot be read)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """The scoring modules' source and the libraries' versions (:func:`.provenance.code_digest`)."""
+    from synthvu_core.evaluation.provenance import code_digest
 
-    import synthvu_core
-    import synthvu_core.evaluation as ev
-
-    h = hashlib.sha256()
-    for name in _SCORE_LIBRARIES:
-        try:
-            h.update(f"{name}={version(name)};".encode())
-        except PackageNotFoundError:
-            h.update(f"{name}=-;".encode())
-    for name in _SCORE_MODULES:
-        try:
-            h.update((Path(ev.__file__).parent / f"{name}.py").read_bytes())
-        except OSError:
-            h.update(f"synthvu_core {synthvu_core.__version__}".encode())
-    return h.hexdigest()
+    return code_digest(_SCORE_MODULES)
 
 
 def control_cache_key(parts: dict[str, Any]) -> str:

@@ -809,7 +809,9 @@ _COUNT_KEYS = (
 
 def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]) -> dict[str, Any]:
     from synthvu_core import __version__
+    from synthvu_core.evaluation.provenance import library_versions
     from synthvu_core.evaluation.report import REPORT_VERSION
+    from synthvu_core.evaluation.verify import TOLERANCES
 
     cfg, K = job.config, len(ctx.classes)
     from datetime import UTC, datetime
@@ -822,6 +824,8 @@ def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]
         "seed": job.seed,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "code_version": __version__,
+        "libraries": library_versions(),
+        "tolerances": [list(r) for r in TOLERANCES],  # read by `report verify` (absolute, first matching glob)
         "scheme": cfg.scheme,
         "classes": ctx.classes,
         "synthetic_class_counts": np.bincount(job.labels[job.labels >= 0], minlength=K).tolist(),
