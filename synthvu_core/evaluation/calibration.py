@@ -98,9 +98,9 @@ def false_alarm_rates(sc: Scenario, n_runs: int, n_perm: int = 1000, seed: int =
 SHIPPED_DESIGNS: tuple[tuple[int, int], ...] = ((43, 23), (24, 23), (6, 23))
 
 
-def calibration_table(n_runs: int = 150, n_perm: int = 1000) -> str:
+def calibration_table(n_runs: int = 150, n_perm: int = 1000, echo: bool = False) -> str:
     """A Markdown table of :func:`false_alarm_rates`: every family size 1..7 on the largest shipped design,
-    sizes 1 and 7 on the others."""
+    sizes 1 and 7 on the others (each row printed as it is done with ``echo``)."""
     lines = [
         "| patients per side × VUs | attacks with power (k) | mean counted | false caution/leak [± 2 MC se] | "
         "design imbalance | inconclusive | ok |",
@@ -113,10 +113,12 @@ def calibration_table(n_runs: int = 150, n_perm: int = 1000) -> str:
                 f"| {n_pat} × {per} | {k} | {r['family']:.2f} | {r['false_alarm']:.3f} ± {2 * r['mc_se']:.3f} | "
                 + " | ".join(f"{r.get(f'share_{s}', 0):.3f}" for s in ("imbalance", "inconclusive", "ok")) + " |"
             )
+            if echo:
+                print(lines[-1], flush=True)
     return "\n".join(lines) + f"\n\n{n_runs} null cohorts per row, {n_perm} permutations each.\n"
 
 
 if __name__ == "__main__":
     import sys
 
-    print(calibration_table(int(sys.argv[1]) if len(sys.argv) > 1 else 150))
+    print(calibration_table(*(int(a) for a in sys.argv[1:3]), echo=True))

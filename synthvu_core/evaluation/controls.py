@@ -4,8 +4,8 @@
   set with a fraction f of its samples replaced by lightly perturbed member VUs (member candidates,
   Gaussian noise of sigma :data:`CONTROL_NOISE` on the [-1, 1] scale, clipped). The mixtures are
   nested (the 1 % replacements are part of the 5 % ones, and so on), so a working attack's
-  detection curve rises with f. Power is the rise of an attack's AUC on a mixture over its AUC on the
-  generator's own samples (``verdicts.power_curves``): it has power where the 5 % rise's CI lies above 0.
+  detection curve rises with f. An attack has power where it detects the 5 % mixture: its AUC CI on it
+  lies above 0.5 (``verdicts.power_curves``).
 * ``independent`` (negative control): VUs of the reference ``control`` half -- patients in neither
   candidate group, and not the half that fits the attack spaces or DOMIAS's reference -- shuffled
   and repeated to the synthetic sample size, with the same noise. Its AUC CI must cover 0.5. It
@@ -40,8 +40,8 @@ def _definitions() -> dict[str, str]:
             f"with Gaussian noise of sigma {CONTROL_NOISE} on the [-1, 1] scale (clipped); mixtures nested across "
             "fractions. "
             + (
-                "An attack has power where this mixture raises its AUC above its AUC on the generator's own samples "
-                "(paired rise CI above 0)."
+                "An attack has power where it detects this mixture (its patient-clustered AUC CI on it lies above "
+                "0.5); only attacks with power count in verdict (a)."
                 if f == POWER_FRACTION
                 else "A point of the attacks' detection curves."
             )
