@@ -67,6 +67,9 @@ THREAT_MODELS: tuple[str, ...] = ("released_samples", "released_discriminator")
 GRADED_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.2)
 POWER_FRACTION = 0.05  # power: an attack detects this mixture (its AUC CI on it lies above 0.5)
 INDEPENDENT_CONTROL = "independent"
+#: Realistic positive control: 5 % of the samples replaced by member patients' VUs that are not candidates,
+#: perturbed at the scale of real near-duplicates.
+REALISTIC_CONTROL = "realistic_5pct"
 
 #: Power status of a black-box attack (``meta.power[...]["status"]``) -> the words the report shows.
 #: Only ``power`` counts in verdict (a): the family is fixed by power alone. ``detects`` (no power, but the own
@@ -88,4 +91,4 @@ def graded_control(fraction: float) -> str:
 
 
 GRADED_CONTROLS: tuple[str, ...] = tuple(graded_control(f) for f in GRADED_FRACTIONS)
-CONTROLS: tuple[str, ...] = (*GRADED_CONTROLS, INDEPENDENT_CONTROL)
+CONTROLS: tuple[str, ...] = (*GRADED_CONTROLS, REALISTIC_CONTROL, INDEPENDENT_CONTROL)

@@ -120,3 +120,23 @@ def test_the_non_member_side_takes_every_holdout_patient_and_a_cap_is_stated():
     capped = membership_design(ds, labels, per_group=4 * 6, nonmember_cap=2 * d.vus_per_patient)
     assert capped.counts()["n_nonmember_patients"] == 2 and "2 of" in capped.notes["nonmembers"]
     assert set(d.patient[~d.is_member]).isdisjoint(d.patient[d.is_member])
+
+
+def test_realistic_control_copies_other_member_vus_at_the_near_duplicate_scale():
+    from evaluation_fixtures import structured_dataset
+
+    from synthvu_core.evaluation.controls import as_float, near_duplicate_scale, realistic_replacements
+
+    ds = structured_dataset(30)
+    rows = ds.indices("reference")
+    scale = near_duplicate_scale(ds, rows)
+    x = as_float(ds.images[rows]).reshape(len(rows), -1)
+    pid = ds.units["patient_id"].astype(str).to_numpy()[rows]
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    d[pid[:, None] == pid[None, :]] = np.inf
+    assert scale == pytest.approx(float(np.median(d.min(1))), rel=1e-4)
+    source = ds.indices("train")[:5]
+    pos, imgs = realistic_replacements(ds, 200, source, scale, seed=0)
+    assert len(pos) == 10 and set(pos) <= set(range(200))
+    gaps = [min(np.linalg.norm(im - as_float(ds.images[r])) for r in source) for im in imgs]
+    assert np.median(gaps) == pytest.approx(scale, rel=0.25)  # clipping trims a little

@@ -524,7 +524,7 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
     Returns control name -> attack name -> result.
     """
     from synthvu_core.evaluation.controls import DEFINITIONS, NO_CONTROL_HALF, graded_replacements
-    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, graded_control
+    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, REALISTIC_CONTROL, graded_control
 
     members = ctx.design.candidates[ctx.design.is_member]
     timings = part.meta.setdefault("control_timings_s", {})
@@ -534,6 +534,10 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
             pos, imgs = graded_replacements(job.dataset, len(job.labels), members, f, seed=job.seed)
             scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
             scored[graded_control(f)] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    with timer(timings, REALISTIC_CONTROL):
+        realistic = _realistic_control(ctx, job, part)
+        if realistic is not None:
+            scored[REALISTIC_CONTROL] = realistic
     if len(ctx.design.control_rows) == 0:
         part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = NO_CONTROL_HALF
     else:
@@ -544,6 +548,34 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
         part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
     part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in scored}
     return {name: results for name, (results, _) in scored.items()}
+
+
+def _realistic_control(
+    ctx: EvaluationContext, job: Job, part: Part
+) -> tuple[dict[str, AttackResult], dict[str, str]] | None:
+    """The realistic positive control's results (None, with the reason in meta, where it cannot be built)."""
+    from synthvu_core.evaluation.controls import near_duplicate_scale, realistic_replacements
+    from synthvu_core.names import REALISTIC_CONTROL
+
+    d = ctx.design
+    pid = job.dataset.units["patient_id"].astype(str).to_numpy()
+    train = job.dataset.indices("train")
+    train = train[ctx.labels[train] >= 0]
+    source = np.setdiff1d(train[np.isin(pid[train], d.patient[d.is_member])], d.candidates)
+    scale = near_duplicate_scale(job.dataset, np.concatenate([d.fit_rows, d.control_rows]), seed=job.seed)
+    info = {"source_vus": int(len(source)), "near_duplicate_distance": scale}
+    if len(source) == 0 or scale is None:
+        why = "no VUs of the member patients outside the candidates" if len(source) == 0 else (
+            "fewer than two reference patients to measure near-duplicates on")
+        part.meta.setdefault("controls_skipped", {})[REALISTIC_CONTROL] = why
+        part.meta["realistic_control"] = {**info, "skipped": why}
+        return None
+    info["text"] = (f"{len(source)} VUs of the member patients outside the candidates; noise of expected norm "
+                    f"{scale:.3g} (median distance from a reference VU to its nearest VU of another patient)")
+    part.meta["realistic_control"] = info
+    pos, imgs = realistic_replacements(job.dataset, len(job.labels), source, scale, seed=job.seed)
+    scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
+    return score_metrics(ctx, job, scores, permutation=False)[0], skipped
 
 
 def independent_scores(ctx: EvaluationContext, job: Job) -> tuple[dict[str, np.ndarray], dict[str, str]]:
