@@ -140,3 +140,45 @@ def test_realistic_control_copies_other_member_vus_at_the_near_duplicate_scale()
     assert len(pos) == 10 and set(pos) <= set(range(200))
     gaps = [min(np.linalg.norm(im - as_float(ds.images[r])) for r in source) for im in imgs]
     assert np.median(gaps) == pytest.approx(scale, rel=0.25)  # clipping trims a little
+
+
+def test_verify_lists_scalars_beyond_tolerance_and_changed_verdicts():
+    from types import SimpleNamespace
+
+    from synthvu_core.evaluation.verify import differences, tolerance
+
+    def rep(auc, p, level, ctl):
+        c = SimpleNamespace(scalars={"privacy.pairwise.pixel.auc": ctl})
+        v = {"released_samples": {"level": level, "counted": ["pairwise/pixel"]}}
+        return SimpleNamespace(scalars={"privacy.pairwise.pixel.auc": auc, "privacy.pairwise.pixel.p_value": p},
+                               meta={"verdicts": v}, controls={"independent": c})
+
+    saved = rep(0.61, 0.004, "caution", 0.49)
+    assert differences(saved, rep(0.61, 0.004, "caution", 0.49)) == []
+    diffs = differences(saved, rep(0.61, 0.03, "ok", 0.49 + 1e-6))
+    assert any(d.startswith("privacy.pairwise.pixel.p_value") for d in diffs)
+    assert any(d.startswith("controls.independent.privacy.pairwise.pixel.auc") for d in diffs)
+    assert "verdict released_samples: saved caution, re-run ok" in diffs
+    rules = [("*.p_value", 0.05), ("*", 1e-9)]
+    assert tolerance("privacy.a.b.p_value", rules) == 0.05 and tolerance("privacy.a.b.auc", rules) == 1e-9
+    assert not any("p_value" in d for d in differences(saved, rep(0.61, 0.03, "caution", 0.49), rules))
+
+
+def test_cache_keys_change_with_the_code_and_the_library_versions(monkeypatch):
+    from synthvu_core.evaluation import provenance
+
+    a = provenance.code_digest(("encoder",))
+    assert a == provenance.code_digest(("encoder",)) and a != provenance.code_digest(("encoder", "controls"))
+    monkeypatch.setattr(provenance, "library_versions", lambda: {"torch": "0.0-other"})
+    assert provenance.code_digest(("encoder",)) != a
+    from evaluation_fixtures import structured_dataset
+
+    from synthvu_core.evaluation.controls import control_cache_key
+    from synthvu_core.evaluation.encoder import EncoderConfig, _cache_key
+
+    ds = structured_dataset(6)
+    rows = ds.indices("train")
+    keys = [_cache_key(ds, "region", ["L"], 0, EncoderConfig(), rows), control_cache_key({"x": 1})]
+    monkeypatch.setattr(provenance, "code_digest", lambda modules: "another code")
+    assert _cache_key(ds, "region", ["L"], 0, EncoderConfig(), rows) != keys[0]
+    assert control_cache_key({"x": 1}) != keys[1]
