@@ -36,6 +36,7 @@ def test_no_counted_attack_is_inconclusive_never_ok_and_shows_the_unpowered_prim
     v = vd.read_released_samples(_inputs(a, patients=(8, 8)))
     assert v["level"] == "inconclusive" and v["patients_needed"] == 57
     assert "0.648 [0.340, 0.960]" in v["text"] and "57 patients per side" in v["text"] and "not counted" in v["text"]
+    assert "5% control AUC 0.660 [0.400, 0.920]" in v["text"]
 
 
 @pytest.mark.parametrize("patients,needed,level", [((8, 8), 3, "inconclusive"), ((20, 30), 25, "inconclusive"),

@@ -393,8 +393,9 @@ def read_released_samples(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _interval(a: dict[str, Any], key: str = "auc") -> str:
+    """``a[key]`` with its interval: ``auc`` / ``auc_ci`` or ``control`` (``control_auc`` / ``control_ci``)."""
     ci = a.get(f"{key}_ci") or [None, None]
-    return f"{_fmt(a.get(key))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    return f"{_fmt(a.get('control_auc' if key == 'control' else key))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
 def _primary_text(inputs: dict[str, Any]) -> str:
