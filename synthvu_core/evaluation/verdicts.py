@@ -5,9 +5,10 @@
   share, patient-level AUC (mean of a patient's VU scores) with CI, patient TPR at 1 % FPR where
   estimable, and a one-sided patient-permutation p-value of AUC > 0.5.
 * **Power** (:func:`power_curves`): a black-box attack has power when it detects the 5 % graded control --
-  its patient-clustered AUC CI on that mixture lies above 0.5. The counted family of verdict (a) is fixed
-  by power alone; an attack whose own AUC CI lies above 0.5 without power is reported ("detects"), never
-  counted. The rise over the own AUC (paired CI) is reported beside it.
+  its patient-clustered AUC CI on that mixture lies above 0.5 -- because of the copies (the paired rise over
+  its own AUC lies above 0, or the mixture AUC is >= :data:`NO_ROOM_AUC`: no room to rise). The counted family
+  of verdict (a) is fixed by power alone; an attack whose own AUC CI lies above 0.5 without power is
+  reported ("detects"), never counted. The rise over the own AUC (paired CI) is reported beside it.
 * **Verdict (a), released samples** (:func:`read_released_samples`, from stored scalars only): the
   pre-specified primary attack (the study's pairwise pixel attack, raw p) and the strongest of the other
   counted attacks (max-statistic permutation p over them), the two combined by Holm at :data:`ALPHA`.
@@ -59,6 +60,8 @@ from synthvu_core.names import (
 ALPHA = 0.05
 LEAK_AUC = 0.8
 LEAK_TPR = 0.20
+#: A 5 % mixture AUC at or above this has no room to rise over the own AUC: detection alone is power.
+NO_ROOM_AUC = 0.95
 #: The probability with which the design must detect the 5 % control before "ok" can be read.
 POWER = 0.8
 #: "ok" is never read from fewer patients per side than this, whatever the power estimate says: below it one
@@ -155,6 +158,19 @@ def power_status(has_power: bool | None, own_ci_low: float | None) -> str:
     return "detects" if own_ci_low is not None and own_ci_low > 0.5 else "no_power"
 
 
+def detects_control(auc: float | None, ci_low: float | None, rise_low: float | None) -> bool:
+    """Power: the attack detects the 5 % control (AUC CI on it above 0.5) *because of the copies*.
+
+    An attack blind to the copies scores the mixture as it scores the generator's own samples, so its
+    mixture AUC is its own; without the second condition its own result would pick the family. The copies
+    must therefore raise the AUC (paired rise CI above 0), unless the mixture AUC is at or above
+    :data:`NO_ROOM_AUC`, where there is no room to rise (a null generator does not get there).
+    """
+    if auc is None or ci_low is None or ci_low <= 0.5:
+        return False
+    return bool((rise_low is not None and rise_low > 0) or auc >= NO_ROOM_AUC)
+
+
 def patients_needed(auc: float | None, se: float | None, per_side: int) -> int | None:
     """Patients per side at which the 5 % control's AUC interval would clear 0.5 with probability :data:`POWER`.
 
@@ -184,10 +200,11 @@ def power_curves(
     """Per black-box ``attack/space``: its AUC on each graded control, and the rise over its own AUC.
 
     ``has_power``: the attack detects the 5 % control -- its patient-clustered AUC CI on that mixture lies
-    above 0.5 (None without the control). ``counts`` (in verdict (a)) is ``has_power`` alone: the family is
-    fixed by power, never by the attack's result on the generator's own samples. The rise (mixture minus own
-    AUC, paired patient-clustered CI) is reported. ``se_power`` is the 5 % control AUC's clustered standard
-    error and ``patients_needed`` the patients per side at which it would be detected with probability
+    above 0.5 -- because of the copies (:func:`detects_control`; None without the control). ``counts`` (in
+    verdict (a)) is ``has_power`` alone: the family is fixed by power, never by the attack's result on the
+    generator's own samples. The rise (mixture minus own AUC, paired patient-clustered CI) is reported.
+    ``se_power`` is the 5 % control AUC's clustered standard error and ``patients_needed`` the patients per
+    side at which it would be detected with probability
     :data:`POWER` (:func:`patients_needed`).
 
     Args:
@@ -224,8 +241,7 @@ def power_curves(
                 curve["se_power"] = float(np.sqrt(_components(s, pidx).variance_and_df()[0]))
         if POWER_FRACTION in curve["fractions"]:
             i = curve["fractions"].index(POWER_FRACTION)
-            low = curve["ci_low"][i]
-            curve["has_power"] = bool(low is not None and low > 0.5)
+            curve["has_power"] = detects_control(curve["auc"][i], curve["ci_low"][i], curve["rise_low"][i])
             curve["patients_needed"] = patients_needed(curve["auc"][i], curve["se_power"], per_side)
         else:
             curve["has_power"], curve["patients_needed"] = None, None
