@@ -77,7 +77,8 @@ def render(sel: frame.Selection) -> None:
     if power:
         st.caption(
             "Power = detection of 1/5/20% of the released samples replaced by lightly perturbed member VUs: an "
-            "attack has power where its AUC CI on the 5% mixture lies above 0.5, and only attacks with power count "
+            "attack has power where its AUC CI on the 5% mixture lies above 0.5 because of the copies (they raise its "
+            "AUC), and only attacks with power count "
             "in verdict (a). The rise over the generator's own AUC (paired 95% CI) is shown beside it. Too few "
             "patients for that power, or no attack with it, make verdict (a) inconclusive."
         )
