@@ -75,7 +75,7 @@ REALISTIC_CONTROL = "realistic_5pct"
 #: Only ``power`` counts in verdict (a): the family is fixed by power alone. ``detects`` (no power, but the own
 #: AUC CI lies above 0.5) is reported, never counted; ``no_room`` is read from older reports only.
 POWER_LABELS: dict[str, str] = {
-    "power": "yes (detects the 5% control)",
+    "power": "yes",
     "detects": "no power, but its own AUC CI lies above 0.5 (reported, not counted)",
     "no_room": "no room to rise (own AUC near 1, CI above chance): a finding, not a lack of power",
     "no_power": "no power on this data",
