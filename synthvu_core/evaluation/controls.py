@@ -7,7 +7,7 @@
   detection curve rises with f. An attack has power where it detects the 5 % mixture: its AUC CI on it
   lies above 0.5 (``verdicts.power_curves``).
 * ``realistic_5pct`` (realistic positive control): 5 % of the generator's samples (the 5 % graded control's
-  positions) replaced by VUs of the member patients that are *not* among the scored candidates, with
+  positions) replaced by VUs of the training (member) patients that are *not* among the scored candidates, with
   Gaussian noise whose expected norm equals the median distance between real near-duplicates (each
   reference VU's nearest VU of another patient, :func:`near_duplicate_scale`). It asks whether the attacks
   see a generator that memorised a member's other VUs about as closely as two real patients resemble each
@@ -61,7 +61,7 @@ def _definitions() -> dict[str, str]:
         for f in GRADED_FRACTIONS
     }
     out[REALISTIC_CONTROL] = (
-        "Realistic positive control: the 5% graded control's positions filled instead with VUs of member patients "
+        "Realistic positive control: the 5% graded control's positions filled instead with VUs of training patients "
         "that are not scored candidates, with Gaussian noise whose expected norm is the median distance from a "
         "reference VU to its nearest VU of another patient (the scale of real near-duplicates; "
         "meta.realistic_control states it). Reported beside the graded controls; it does not decide power."

@@ -558,19 +558,18 @@ def _realistic_control(
     from synthvu_core.names import REALISTIC_CONTROL
 
     d = ctx.design
-    pid = job.dataset.units["patient_id"].astype(str).to_numpy()
     train = job.dataset.indices("train")
     train = train[ctx.labels[train] >= 0]
-    source = np.setdiff1d(train[np.isin(pid[train], d.patient[d.is_member])], d.candidates)
+    source = np.setdiff1d(train, d.candidates)  # VUs of the training (member) patients that are not scored
     scale = near_duplicate_scale(job.dataset, np.concatenate([d.fit_rows, d.control_rows]), seed=job.seed)
     info = {"source_vus": int(len(source)), "near_duplicate_distance": scale}
     if len(source) == 0 or scale is None:
-        why = "no VUs of the member patients outside the candidates" if len(source) == 0 else (
+        why = "no VUs of the training patients outside the candidates" if len(source) == 0 else (
             "fewer than two reference patients to measure near-duplicates on")
         part.meta.setdefault("controls_skipped", {})[REALISTIC_CONTROL] = why
         part.meta["realistic_control"] = {**info, "skipped": why}
         return None
-    info["text"] = (f"{len(source)} VUs of the member patients outside the candidates; noise of expected norm "
+    info["text"] = (f"{len(source)} VUs of the training patients outside the candidates; noise of expected norm "
                     f"{scale:.3g} (median distance from a reference VU to its nearest VU of another patient)")
     part.meta["realistic_control"] = info
     pos, imgs = realistic_replacements(job.dataset, len(job.labels), source, scale, seed=job.seed)
