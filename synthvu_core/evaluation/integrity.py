@@ -135,8 +135,10 @@ def rederive_levels(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
     try:
         samples = stored.get("released_samples")
         if isinstance(samples, dict) and samples.get("level") is not None:
-            test = _StoredTest(raw, dict(samples.get("adjusted_p") or {}))
-            out["released_samples"] = verdicts.released_samples_verdict(results, test, meta.get("power"))["level"]
+            inputs = samples.get("inputs")  # every scalar verdict (a) reads (reports before it: nothing claimed)
+            if not isinstance(inputs, dict):
+                return None
+            out["released_samples"] = verdicts.read_released_samples(inputs)["level"]
         disc = stored.get("released_discriminator")
         if isinstance(disc, dict) and disc.get("level") is not None:
             d = verdicts.released_discriminator_verdict(results, _StoredTest(raw, {}))
