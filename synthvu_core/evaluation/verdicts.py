@@ -348,6 +348,27 @@ def released_samples_verdict(
     return {**read_released_samples(inputs), "inputs": inputs}
 
 
+def legacy_samples_level(stored: dict[str, Any], scalars: dict[str, dict[str, Any]]) -> str:
+    """Verdict (a)'s level by the rule of reports written before ``inputs`` were stored: the stored counted
+    family, raw p of the primary and stored max-statistic p of the worst other, Holm; "unknown" without a
+    counted attack. ``scalars`` maps ``attack/space`` to its scalars (``auc``, ``p_value``, ``tpr_at_1pct_fpr``)."""
+    counted = list(stored.get("counted") or [])
+    if not counted:
+        return "unknown"
+    tests: dict[str, float] = {}
+    if PRIMARY in counted:
+        tests[PRIMARY] = float(scalars[PRIMARY]["p_value"])
+    adj = {k: float(v) for k, v in (stored.get("adjusted_p") or {}).items()}
+    if adj:
+        worst = max(adj, key=lambda n: (scalars[n]["auc"], -adj[n]))
+        tests[worst] = adj[worst]
+    final = holm(tests)
+    return _level([
+        {"auc": scalars[n].get("auc"), "tpr_at_1pct_fpr": scalars[n].get("tpr_at_1pct_fpr")}
+        for n in final if final[n] < ALPHA
+    ])
+
+
 def design_needs(inputs: dict[str, Any]) -> tuple[int | None, str | None]:
     """``(patients per side, attack)``: the fewest patients at which some attack detects the 5 % control with
     probability :data:`POWER` (:func:`patients_needed`), floored at :data:`MIN_PATIENTS_PER_SIDE`."""
