@@ -11,6 +11,7 @@ from dashboard.summary import (
     epsilon_text,
     fmt,
     headline,
+    level_word,
     membership_text,
     recall_rows,
     usefulness_of,
@@ -74,8 +75,8 @@ def render(sel: frame.Selection | None) -> None:
     c[2].metric(
         "Strongest counted attack AUC",
         fmt(h.worst_auc),
-        help="0.5 = chance; the highest AUC among the attacks counted in verdict (a): those with power (the 5% member "
-        "mixture raises their AUC over the generator's own) or that already detect membership.",
+        help="0.5 = chance; the highest AUC among the attacks counted in verdict (a): those with power (they detect "
+        "5% member copies mixed into the samples: AUC CI on that mixture above 0.5).",
     )
     c[3].metric(
         "DP ε",
@@ -99,9 +100,9 @@ def render(sel: frame.Selection | None) -> None:
             st.dataframe(rows, hide_index=True, width="stretch")
         st.markdown("**Privacy verdict (a): released samples**")
         v = verdict(rep, sel.card)
-        {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
+        frame.show_verdict(v.level, v.text)
         d = verdict(rep, sel.card, "released_discriminator")
-        st.caption(f"Verdict (b), released discriminator ({d.level.replace('_', ' ')}): {d.text}")
+        st.caption(f"Verdict (b), released discriminator ({level_word(d.level)}): {d.text}")
         if membership_text(rep):
             st.caption("Membership design: " + membership_text(rep))
     st.subheader("Card")

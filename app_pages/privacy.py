@@ -45,7 +45,9 @@ DESIGN = (
     "intervals (Student-t, built to hold with few patients); "
     "p-values come from permuting membership between patients. **Verdict (a)** reads the released samples: the study's "
     "pairwise pixel attack (pre-specified primary) and the strongest other attack with power (max-statistic adjusted), "
-    "combined by Holm. **Verdict (b)** reads the white-box discriminator attack alone."
+    "combined by Holm; an AUC significantly below 0.5 or an independent control off chance reads *design imbalance*; "
+    "no attack with power, or fewer patients per side than needed to detect 5% member copies, *inconclusive*. "
+    "**Verdict (b)** reads the white-box discriminator attack alone."
 )
 
 
@@ -61,10 +63,10 @@ def render(sel: frame.Selection) -> None:
     st.caption(audit or "No audit of this generator's recipe (`python -m synthvu_core audit MODEL --dataset DATASET`).")
     st.subheader("Verdict (a): released samples")
     v = verdict(rep, sel.card)
-    {"leak": st.error, "caution": st.warning, "ok": st.success}.get(v.level, st.info)(v.text)
+    frame.show_verdict(v.level, v.text)
     st.subheader("Verdict (b): released discriminator")
     d = verdict(rep, sel.card, "released_discriminator")
-    {"leak": st.error, "caution": st.warning, "ok": st.success}.get(d.level, st.info)(d.text, icon=":material/key:")
+    frame.show_verdict(d.level, d.text, icon=":material/key:")
     if membership_text(rep):
         st.caption("Membership design: " + membership_text(rep))
     with st.expander("Definitions: design, controls, verdicts"):
@@ -74,10 +76,11 @@ def render(sel: frame.Selection) -> None:
     power = power_rows(rep)
     if power:
         st.caption(
-            "Power = the rise of an attack's AUC when 1/5/20% of the released samples are replaced by lightly "
-            "perturbed member VUs, over its AUC on the generator's own samples (same candidates, paired 95% CI). "
-            "An attack has power where the 5% rise's CI lies above 0; one that already detects membership on the "
-            "generator's own samples counts as a finding (\"no room to rise\" when its own AUC is near 1)."
+            "Power = detection of 1/5/20% of the released samples replaced by lightly perturbed member VUs: an "
+            "attack has power where its AUC CI on the 5% mixture lies above 0.5 because of the copies (they raise its "
+            "AUC), and only attacks with power count "
+            "in verdict (a). The rise over the generator's own AUC (paired 95% CI) is shown beside it. Too few "
+            "patients for that power, or no attack with it, make verdict (a) inconclusive."
         )
         st.dataframe(power, hide_index=True, width="stretch")
         curve = power_figure(rep)

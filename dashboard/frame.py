@@ -264,6 +264,20 @@ def plain(text: Any) -> str:
     return "\\" + line if line[:1] in ("-", "+", "=") else line
 
 
+def show_verdict(level: str, text: str, **kw: Any) -> None:
+    """One verdict in its colour: leak red, caution and design imbalance amber, ok green, inconclusive grey."""
+    from dashboard.summary import level_word
+
+    box = {"leak": st.error, "caution": st.warning, "imbalance": st.warning, "ok": st.success}.get(level)
+    if box is not None:
+        box(text, **kw)
+    elif level in ("inconclusive", "unknown"):
+        with st.container(border=True):
+            st.markdown(f":gray-background[**{level_word(level).capitalize()}**] :gray[{plain(text)}]")
+    else:
+        st.info(text, **kw)
+
+
 def public_text(text: Any) -> str:
     """A message fit for public mode: an absolute path becomes relative to its models root (a published
     generator's own folder name), any other absolute path its last part only."""

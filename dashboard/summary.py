@@ -20,9 +20,11 @@ from synthvu_core.names import (
     BLACK_BOX_ATTACKS,
     GRADED_CONTROLS,
     INDEPENDENT_CONTROL,
+    POWER_FRACTION,
     POWER_LABELS,
     SPACES,
     UTILITY_SETTINGS,
+    graded_control,
 )
 
 ATTACK_NAMES = {
@@ -252,10 +254,17 @@ def attack_rows(view: ReportView) -> list[dict[str, Any]]:
                 "top-k share": view.scalar(p + "topk_share"),
                 "p (permutation)": view.scalar(p + "p_value"),
                 "power (5% graded control)": power_of(view, a, sp),
+                "5% control AUC [95% CI]": _control_ci(view, graded_control(POWER_FRACTION), a, sp),
+                "independent control AUC [95% CI]": _control_ci(view, INDEPENDENT_CONTROL, a, sp),
                 "in verdict": _role(view, a, sp),
             }
         )
     return rows
+
+
+def _control_ci(view: ReportView, control: str, attack: str, space: str) -> str:
+    ctl = view.controls.get(control)
+    return "—" if ctl is None else with_ci(ctl, f"privacy.{attack}.{space}.auc")
 
 
 def signed(value: float | None) -> str:
@@ -338,8 +347,15 @@ def membership_text(view: ReportView) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
-    level: str  # "leak" | "caution" | "ok" | "unknown" | "not_applicable"
+    level: str  # "leak" | "caution" | "imbalance" | "ok" | "inconclusive" | "unknown" | "not_applicable"
     text: str
+
+
+def level_word(level: str) -> str:
+    """The words of a verdict level (:data:`~synthvu_core.evaluation.verdicts.LEVEL_WORDS`)."""
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+
+    return LEVEL_WORDS.get(level, level.replace("_", " "))
 
 
 _OLD = "This report predates verdicts per threat model: re-run `python -m synthvu_core evaluate MODEL --controls`."

@@ -182,20 +182,38 @@ def _utility_lines(report: Any) -> list[str]:
     return out
 
 
-def _attack_rows(scalars: Mapping[str, float | None]) -> list[str]:
-    rows = ["| attack | space | AUC [95% CI] | TPR at 1% FPR | patient-level AUC |", "|---|---|---|---|---|"]
+def _attack_rows(report: Any) -> list[str]:
+    """Every attack with its AUC, and beside it its AUC on the 5 % graded control and on the independent control."""
+    from synthvu_core.names import INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
+
+    scalars = report.scalars
+    controls = getattr(report, "controls", {}) or {}
+    graded, ind = controls.get(graded_control(POWER_FRACTION)), controls.get(INDEPENDENT_CONTROL)
+    counted = set(((report.meta.get("verdicts") or {}).get("released_samples") or {}).get("counted") or [])
+    rows = [
+        "| attack | space | AUC [95% CI] | TPR at 1% FPR | patient-level AUC | 5% control AUC [95% CI] | "
+        "independent control AUC [95% CI] | in verdict (a) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for attack, name in ATTACK_NAMES.items():
         for space in SPACES:
             p = f"privacy.{attack}.{space}"
             if scalars.get(f"{p}.auc") is None:
                 continue
-            lo, hi = scalars.get(f"{p}.auc_ci_low"), scalars.get(f"{p}.auc_ci_high")
-            ci = f" [{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None else ""
+            role = "—" if attack == "discriminator" else ("counted" if f"{attack}/{space}" in counted else "no power")
             rows.append(
-                f"| {name} | {space} | {_num(scalars[f'{p}.auc'])}{ci} | "
-                f"{_num(scalars.get(f'{p}.tpr_at_1pct_fpr'))} | {_num(scalars.get(f'{p}.patient_auc'))} |"
+                f"| {name} | {space} | {_auc_ci(scalars, p)} | "
+                f"{_num(scalars.get(f'{p}.tpr_at_1pct_fpr'))} | {_num(scalars.get(f'{p}.patient_auc'))} | "
+                f"{_auc_ci(graded.scalars, p) if graded else '—'} | "
+                f"{_auc_ci(ind.scalars, p) if ind else '—'} | {role} |"
             )
     return rows
+
+
+def _auc_ci(scalars: Mapping[str, float | None], p: str) -> str:
+    lo, hi = scalars.get(f"{p}.auc_ci_low"), scalars.get(f"{p}.auc_ci_high")
+    ci = f" [{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None else ""
+    return f"{_num(scalars.get(f'{p}.auc'))}{ci}"
 
 
 def _evaluation_section(report: Any) -> list[str]:
@@ -217,7 +235,7 @@ def _evaluation_section(report: Any) -> list[str]:
         "",
     ]
     out += (_verdict_lines(meta) + _metric_rows(scalars, report.missing()) + [""] + _utility_lines(report)
-            + _attack_rows(scalars) + [""])
+            + _attack_rows(report) + [""])
     out.append(
         f"Strongest attack: AUC {_num(scalars.get('privacy.worst.auc'))}, TPR at 1% FPR "
         f"{_num(scalars.get('privacy.worst.tpr_at_1pct_fpr'))}."
@@ -247,6 +265,8 @@ _THREATS = {"released_samples": "Verdict (a), released samples", "released_discr
 
 
 def _verdict_lines(meta: Mapping[str, Any]) -> list[str]:
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+
     verdicts = meta.get("verdicts") or {}
     if not verdicts:
         return ["No privacy verdict in this report: re-run `python -m synthvu_core evaluate MODEL --controls`.", ""]
@@ -254,7 +274,8 @@ def _verdict_lines(meta: Mapping[str, Any]) -> list[str]:
     for threat, label in _THREATS.items():
         v = verdicts.get(threat) or {}
         if v:
-            lines += [f"**{label}** ({v.get('level', '?')}): {' '.join(str(v.get('text', '')).split())}", ""]
+            word = LEVEL_WORDS.get(str(v.get("level")), v.get("level", "?"))
+            lines += [f"**{label}** ({word}): {' '.join(str(v.get('text', '')).split())}", ""]
     return lines
 
 

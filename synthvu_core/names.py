@@ -68,19 +68,23 @@ THREAT_MODELS: tuple[str, ...] = ("released_samples", "released_discriminator")
 
 #: Controls: graded positive controls (fraction of member copies mixed in) and the negative control.
 GRADED_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.2)
-POWER_FRACTION = 0.05  # power: this mixture raises an attack's AUC above the generator's own (rise CI above 0)
+POWER_FRACTION = 0.05  # power: an attack detects this mixture (its AUC CI on it lies above 0.5)
 INDEPENDENT_CONTROL = "independent"
+#: Realistic positive control: 5 % of the samples replaced by member patients' VUs that are not candidates,
+#: perturbed at the scale of real near-duplicates.
+REALISTIC_CONTROL = "realistic_5pct"
 
 #: Power status of a black-box attack (``meta.power[...]["status"]``) -> the words the report shows.
-#: ``power``, ``detects`` and ``no_room`` count in verdict (a).
+#: Only ``power`` counts in verdict (a): the family is fixed by power alone. ``detects`` (no power, but the own
+#: AUC CI lies above 0.5) is reported, never counted; ``no_room`` is read from older reports only.
 POWER_LABELS: dict[str, str] = {
     "power": "yes",
-    "detects": "already detects membership (own AUC CI above chance)",
+    "detects": "no power, but its own AUC CI lies above 0.5 (reported, not counted)",
     "no_room": "no room to rise (own AUC near 1, CI above chance): a finding, not a lack of power",
     "no_power": "no power on this data",
     "not_checked": "not checked",
 }
-COUNTED_POWER: tuple[str, ...] = ("power", "detects", "no_room")
+COUNTED_POWER: tuple[str, ...] = ("power",)
 
 
 def graded_control(fraction: float) -> str:
@@ -90,4 +94,4 @@ def graded_control(fraction: float) -> str:
 
 
 GRADED_CONTROLS: tuple[str, ...] = tuple(graded_control(f) for f in GRADED_FRACTIONS)
-CONTROLS: tuple[str, ...] = (*GRADED_CONTROLS, INDEPENDENT_CONTROL)
+CONTROLS: tuple[str, ...] = (*GRADED_CONTROLS, REALISTIC_CONTROL, INDEPENDENT_CONTROL)

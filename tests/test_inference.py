@@ -73,10 +73,12 @@ def null_coverage(n_pat: int, per: int, n: int, **kw: float) -> tuple[float, flo
 
 @pytest.mark.parametrize("patient_sd,scale_sd", [(0.5, 0.0), (1.0, 0.5), (0.5, 0.5)])
 def test_heterogeneous_null_with_six_patients_a_side_keeps_nominal_coverage(patient_sd, scale_sd):
-    # the percentile patient bootstrap covered 0.5 in 89-90 % of these cohorts; the clustered t interval 93-97 %
+    # the percentile patient bootstrap covered 0.5 in 89-90 % of these cohorts. The clustered t interval covers
+    # 93.5-95 % (VU AUC) and 91-93 % (patient AUC); with a normal quantile in its place 90-91 % and 88.5-90 %,
+    # so these bounds fail without the t-quantile
     auc, pauc = null_coverage(6, 23, 400, patient_sd=patient_sd, scale_sd=scale_sd)
-    assert 0.9 <= auc <= 0.995
-    assert 0.9 <= pauc <= 0.995
+    assert 0.925 <= auc <= 0.995
+    assert 0.91 <= pauc <= 0.995
 
 
 def test_clustered_interval_covers_a_non_null_auc_with_six_patients():
@@ -90,13 +92,14 @@ def test_clustered_interval_covers_a_non_null_auc_with_six_patients():
 
 
 def test_tpr_interval_covers_the_null_tpr_with_six_patients():
-    # 1,200 non-member VUs, so TPR at 1 % FPR is estimable; under the null it is 1 %. Percentile: 85 %.
+    # 1,200 non-member VUs, so TPR at 1 % FPR is estimable; under the null it is 1 %. Percentile: 85 %;
+    # bootstrap-t 90.8 %, with a normal quantile 89.2 %.
     covered, n = 0, 120
     for seed in range(n):
         s, m, p = cohort(seed, n_pat=6, per=200, scale_sd=0.5)
         lo, hi = inf.patient_intervals(s, m, p, alphas=(0.01,), n_boot=300, seed=seed).tpr[0.01]
         covered += lo <= 0.01 <= hi
-    assert covered / n >= 0.88
+    assert covered / n >= 0.90
 
 
 def test_paired_difference_of_aucs_on_the_same_patients():
@@ -113,16 +116,18 @@ def test_paired_difference_of_aucs_on_the_same_patients():
 
 
 def test_max_statistic_adjustment_controls_the_family_and_is_monotone():
+    # seven weakly correlated null attacks: uncorrected, the smallest p falls below 0.05 in 29 % of 150 cohorts;
+    # the max-statistic keeps it at 6 % (nominal 5 %, Monte Carlo se 1.8 points)
     false_alarms = 0
-    for seed in range(60):
+    for seed in range(150):
         s, m, p = cohort(seed)
         rng = np.random.default_rng(seed + 1000)
-        sets = {f"a{k}": s + rng.normal(0, 1.0, len(s)) for k in range(5)}  # five correlated null attacks
+        sets = {f"a{k}": s + rng.normal(0, 3.0, len(s)) for k in range(7)}
         test = inf.permutation_test(sets, m, p, n_perm=400, seed=seed)
         adj = test.adjusted(list(sets))
         assert all(adj[k] >= test.p[k] for k in sets)
         false_alarms += min(adj.values()) < 0.05
-    assert false_alarms / 60 <= 0.12
+    assert false_alarms / 150 <= 0.09  # 0.05 + 2 Monte Carlo se
 
 
 def test_a_planted_signal_is_found_and_bracketed():

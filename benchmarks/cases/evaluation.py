@@ -114,7 +114,7 @@ def report_rows(ctx: Context) -> list[Row]:
     classes = ds.classes("region")
     syn, labels = synthetic_vus(n_syn, shape, ctx.seed)
     labels = labels % len(classes)
-    config = EvaluationConfig(candidates_per_group=per_group, cache=True)
+    config = EvaluationConfig(candidates_per_group=per_group, nonmembers_per_group=per_group, cache=True)
     if ctx.quick:  # a sanity run: classifiers barely trained (the UMAP fit and the attacks run as usual)
         config = replace(config, encoder=replace(config.encoder, epochs=1, min_steps=10))
     totals: list[float] = []

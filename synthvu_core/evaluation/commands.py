@@ -41,6 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
     show.add_argument("--json", action="store_true", help="print every scalar (controls included) as JSON")
     show.set_defaults(func=_show)
+    verify = rsub.add_parser(
+        "verify",
+        help="re-run the evaluation from scratch (no caches, in a temporary folder; the saved report is untouched) "
+        "and print every scalar that differs beyond its tolerance; exit code 1 on a difference",
+    )
+    verify.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
+    verify.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bars")
+    verify.set_defaults(func=_verify)
     table = rsub.add_parser("table", help="print the README's Markdown tables from saved reports")
     table.add_argument(
         "models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)"
@@ -139,7 +148,11 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
 
 
 def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
-    """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks, power, both verdicts."""
+    """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks with their 5 % control and
+    independent control AUCs, power, both verdicts."""
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+    from synthvu_core.names import INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
+
     s, m = report.scalars, report.meta
     lines = [
         f"model {m.get('model', '?')} · dataset {m.get('dataset_fingerprint')} · "
@@ -169,7 +182,11 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             f"non-member patients ({m['n_nonmembers']} VUs), {m.get('vus_per_patient')} VUs per patient"
         )
     power = m.get("power") or {}
-    lines.append(f"{'privacy':<26}{'AUC [95% CI]':>22} {'TPR@1%FPR':>22} {'p':>7} {'power@5%':>9}")
+    ind = report.controls.get(INDEPENDENT_CONTROL)
+    lines.append(
+        f"{'privacy':<26}{'AUC [95% CI]':>22} {'TPR@1%FPR':>22} {'p':>7} {'power@5%':>9} {'5% control AUC':>22} "
+        f"{'independent AUC':>22}"
+    )
     names = sorted(
         {".".join(k.split(".")[1:3]) for k in s if k.startswith("privacy.") and not k.startswith("privacy.worst")}
     )
@@ -183,12 +200,15 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             else "not estimable"
         )
         pw = _power_word(power.get(n.replace(".", "/"), {}))
+        ctl = report.controls.get(graded_control(POWER_FRACTION))
         lines.append(
             f"  {n:<24}{_ci(s, f'privacy.{n}.auc'):>22} {tpr:>22} {_fmt(s.get(f'privacy.{n}.p_value')):>7} "
-            f"{pw:>9}"
+            f"{pw:>9} {_ci(ctl.scalars, f'privacy.{n}.auc') if ctl else '—':>22} "
+            f"{_ci(ind.scalars, f'privacy.{n}.auc') if ind else '—':>22}"
         )
     for threat, v in (m.get("verdicts") or {}).items():
-        lines.append(f"verdict {threat} [{v.get('level')}]: {v.get('text')}")
+        word = LEVEL_WORDS.get(str(v.get("level")), str(v.get("level")))
+        lines.append(f"verdict {threat} [{word}]: {v.get('text')}")
     for name, ctl in report.controls.items():
         lines.append(f"control {name:<14} pairwise pixel AUC {_ci(ctl.scalars, 'privacy.pairwise.pixel.auc')}")
     return "\n".join(lines)
@@ -245,6 +265,27 @@ def _privacy_summary(folder: Path) -> dict[str, Any]:
         "composed_bound": "none recorded" if found is None else ("infinite" if found[0] == float("inf") else "finite"),
         "audit": None if audit is None else audit_line(audit),
     }
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.verify import verify_report
+
+    folder = _resolve(args.model)
+    saved = load_report(folder)
+    if saved is None:
+        raise ReportError(
+            f"{folder / 'report'}: no report to verify; run `python -m synthvu_core evaluate {args.model}`"
+        )
+    fresh, diffs = verify_report(folder, saved, dataset=args.dataset, progress=not args.quiet)
+    n = len(set(fresh.scalars)) + sum(len(c.scalars) for c in fresh.controls.values())
+    if diffs:
+        print(f"{folder / 'report'}: {len(diffs)} difference(s) beyond tolerance, re-run from scratch:")
+        print("\n".join(f"  {d}" for d in diffs))
+        return 1
+    print(f"{folder / 'report'}: reproduced: {n} scalars within tolerance, verdicts and counted attacks identical")
+    return 0
 
 
 def _table(args: argparse.Namespace) -> int:

@@ -4,8 +4,14 @@
   set with a fraction f of its samples replaced by lightly perturbed member VUs (member candidates,
   Gaussian noise of sigma :data:`CONTROL_NOISE` on the [-1, 1] scale, clipped). The mixtures are
   nested (the 1 % replacements are part of the 5 % ones, and so on), so a working attack's
-  detection curve rises with f. Power is the rise of an attack's AUC on a mixture over its AUC on the
-  generator's own samples (``verdicts.power_curves``): it has power where the 5 % rise's CI lies above 0.
+  detection curve rises with f. An attack has power where it detects the 5 % mixture: its AUC CI on it
+  lies above 0.5 (``verdicts.power_curves``).
+* ``realistic_5pct`` (realistic positive control): 5 % of the generator's samples (the 5 % graded control's
+  positions) replaced by VUs of the training (member) patients that are *not* among the scored candidates, with
+  Gaussian noise whose expected norm equals the median distance between real near-duplicates (each
+  reference VU's nearest VU of another patient, :func:`near_duplicate_scale`). It asks whether the attacks
+  see a generator that memorised a member's other VUs about as closely as two real patients resemble each
+  other. Reported beside the graded controls; it does not decide power.
 * ``independent`` (negative control): VUs of the reference ``control`` half -- patients in neither
   candidate group, and not the half that fits the attack spaces or DOMIAS's reference -- shuffled
   and repeated to the synthetic sample size, with the same noise. Its AUC CI must cover 0.5. It
@@ -19,13 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synthvu_core.evaluation.encoder import as_float, cache_dir
-from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
+from synthvu_core.names import (
+    GRADED_FRACTIONS,
+    INDEPENDENT_CONTROL,
+    POWER_FRACTION,
+    REALISTIC_CONTROL,
+    graded_control,
+)
 from synthvu_core.storage import atomic_path
 
 CONTROL_NOISE = 0.05
@@ -41,14 +52,20 @@ def _definitions() -> dict[str, str]:
             f"with Gaussian noise of sigma {CONTROL_NOISE} on the [-1, 1] scale (clipped); mixtures nested across "
             "fractions. "
             + (
-                "An attack has power where this mixture raises its AUC above its AUC on the generator's own samples "
-                "(paired rise CI above 0)."
+                "An attack has power where it detects this mixture (its patient-clustered AUC CI on it lies above "
+                "0.5); only attacks with power count in verdict (a)."
                 if f == POWER_FRACTION
                 else "A point of the attacks' detection curves."
             )
         )
         for f in GRADED_FRACTIONS
     }
+    out[REALISTIC_CONTROL] = (
+        "Realistic positive control: the 5% graded control's positions filled instead with VUs of training patients "
+        "that are not scored candidates, with Gaussian noise whose expected norm is the median distance from a "
+        "reference VU to its nearest VU of another patient (the scale of real near-duplicates; "
+        "meta.realistic_control states it). Reported beside the graded controls; it does not decide power."
+    )
     out[INDEPENDENT_CONTROL] = (
         "Negative control (independent generator): VUs of the reference control half (patients in neither candidate "
         "group, "
@@ -81,12 +98,45 @@ def graded_replacements(
     """
     k = int(round(fraction * n_synthetic))
     rng = np.random.default_rng([seed, 23])
-    positions = rng.permutation(n_synthetic)[:k]
+    positions = rng.permutation(n_synthetic)[:k]  # the first draw of this generator: _positions repeats it
     members = np.asarray(member_rows)[rng.permutation(len(member_rows))]
     if k == 0 or len(members) == 0:
         return np.empty(0, dtype=np.int64), np.empty((0, *dataset.images.shape[1:]), dtype=np.float32)
     rows = np.resize(members, k)
     return positions.astype(np.int64), _perturb(dataset.images[rows], np.random.default_rng([seed, 29]))
+
+
+def near_duplicate_scale(dataset: Any, rows: np.ndarray, *, limit: int = 400, seed: int = 0) -> float | None:
+    """The median pixel distance (on the [-1, 1] scale) from a VU of ``rows`` to its nearest VU of another patient
+    among ``rows`` (at most ``limit`` VUs, drawn seeded); None with fewer than two patients."""
+    rows = np.asarray(rows)
+    if len(rows) > limit:
+        rows = np.sort(np.random.default_rng([seed, 37]).choice(rows, size=limit, replace=False))
+    pid = dataset.units["patient_id"].astype(str).to_numpy()[rows]
+    if len(set(pid)) < 2:
+        return None
+    x = as_float(dataset.images[rows]).reshape(len(rows), -1).astype(np.float64)
+    sq = (x**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    d2[pid[:, None] == pid[None, :]] = np.inf
+    return float(np.median(np.sqrt(d2.min(1))))
+
+
+def realistic_replacements(
+    dataset: Any, n_synthetic: int, source_rows: np.ndarray, scale: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions [k], images [k, C, H, W])``: the 5 % control's positions filled with ``source_rows`` VUs plus
+    Gaussian noise of expected norm ``scale`` (sigma = scale / sqrt(VU size)), clipped to [-1, 1]."""
+    k = int(round(POWER_FRACTION * n_synthetic))
+    positions = np.random.default_rng([seed, 23]).permutation(n_synthetic)[:k].astype(np.int64)
+    rng = np.random.default_rng([seed, 41])
+    src = np.asarray(source_rows)[rng.permutation(len(source_rows))]
+    if len(positions) == 0 or len(src) == 0:
+        return np.empty(0, dtype=np.int64), np.empty((0, *dataset.images.shape[1:]), dtype=np.float32)
+    x = as_float(dataset.images[np.resize(src, len(positions))])
+    sigma = scale / np.sqrt(x[0].size)
+    noisy = x + sigma * rng.standard_normal(size=x.shape, dtype=np.float32)
+    return positions, np.clip(noisy, -1.0, 1.0, out=noisy)
 
 
 def independent_samples(
@@ -107,30 +157,11 @@ _SCORE_MODULES: tuple[str, ...] = ("attacks", "controls", "embedding", "encoder"
 Scores = tuple[dict[str, np.ndarray], dict[str, str]]  # ({"attack/space": scores [n]}, {"attack/space": why skipped})
 
 
-#: Libraries whose versions decide the scores (neighbour search, UMAP, the encoder's arithmetic).
-_SCORE_LIBRARIES: tuple[str, ...] = ("numpy", "scikit-learn", "umap-learn", "pynndescent", "numba", "torch")
-
-
 def _code_digest() -> str:
-    """SHA-256 of the scoring modules' source and the libraries' versions (the package's version where the
-    sources cannot be read)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """The scoring modules' source and the libraries' versions (:func:`.provenance.code_digest`)."""
+    from synthvu_core.evaluation.provenance import code_digest
 
-    import synthvu_core
-    import synthvu_core.evaluation as ev
-
-    h = hashlib.sha256()
-    for name in _SCORE_LIBRARIES:
-        try:
-            h.update(f"{name}={version(name)};".encode())
-        except PackageNotFoundError:
-            h.update(f"{name}=-;".encode())
-    for name in _SCORE_MODULES:
-        try:
-            h.update((Path(ev.__file__).parent / f"{name}.py").read_bytes())
-        except OSError:
-            h.update(f"synthvu_core {synthvu_core.__version__}".encode())
-    return h.hexdigest()
+    return code_digest(_SCORE_MODULES)
 
 
 def control_cache_key(parts: dict[str, Any]) -> str:

@@ -1,9 +1,10 @@
 """Who is attacked, and what the attacks may be fitted on.
 
-* **Balanced candidates.** Members are VUs of training patients, non-members VUs of holdout
-  patients. Both sides get the same number of patients -- as many as the smaller side has, capped so
-  that a side holds at most ``per_group`` VUs -- and every chosen patient contributes the same
-  number of VUs (the smallest count among them), drawn seeded.
+* **Candidates.** Members are VUs of training patients, non-members VUs of holdout patients. The
+  member side gets as many patients as the holdout has, capped so that it holds at most ``per_group``
+  VUs; the non-member side gets every holdout patient (capped at ``nonmember_cap`` VUs for speed only,
+  the count stated in the notes), so a TPR at a low FPR is estimable wherever the cohort allows. Every
+  chosen patient contributes the same number of VUs (the smallest count among them), drawn seeded.
 * **Reference halves.** The reference patients (in neither candidate group) are split seeded into
   two disjoint halves: ``fit`` fits every attack space (the attack encoder, the attack UMAP) and is
   DOMIAS's reference density; ``control`` is all the independent (negative) control is built from.
@@ -64,30 +65,29 @@ def reference_halves(dataset: Any, labelled: np.ndarray, seed: int = 0) -> tuple
 
 
 def membership_design(
-    dataset: Any, labels: np.ndarray, per_group: int | None = None, seed: int = 0
+    dataset: Any, labels: np.ndarray, per_group: int | None = None, seed: int = 0, nonmember_cap: int | None = None
 ) -> MembershipDesign:
-    """The balanced candidate set and the reference halves of ``dataset`` (a ``VUDataset``).
+    """The candidate set and the reference halves of ``dataset`` (a ``VUDataset``).
 
-    Only VUs with a class (``labels >= 0``) take part.
+    Only VUs with a class (``labels >= 0``) take part. ``per_group`` caps the member VUs, ``nonmember_cap``
+    the non-member VUs (None: every holdout patient).
     """
     labelled = np.asarray(labels) >= 0
     rng = np.random.default_rng([seed, 7])
     mem, non = _rows_by_patient(dataset, "train", labelled), _rows_by_patient(dataset, "holdout", labelled)
     n_pat = min(len(mem), len(non))
     notes: dict[str, str] = {}
-    chosen = {}
-    for side, groups in (("member", mem), ("nonmember", non)):
-        names = sorted(groups)
-        chosen[side] = [names[i] for i in np.sort(rng.choice(len(names), size=n_pat, replace=False))] if n_pat else []
+    chosen = {
+        side: [names[i] for i in np.sort(rng.choice(len(names), size=n, replace=False))] if n else []
+        for side, names, n in (("member", sorted(mem), n_pat), ("nonmember", sorted(non), len(non) if n_pat else 0))
+    }
     v = min((len(g[p]) for g, side in ((mem, "member"), (non, "nonmember")) for p in chosen[side]), default=0)
-    if per_group is not None and v and n_pat * v > per_group:
-        n_keep = max(per_group // v, 2)
-        notes["candidates"] = f"capped at {per_group} VUs per side: {n_keep} of {n_pat} patients per side"
-        chosen = {
-            side: sorted(rng.choice(ids, size=min(n_keep, len(ids)), replace=False).tolist())
-            for side, ids in chosen.items()
-        }
-        n_pat = min(n_keep, n_pat)
+    for side, cap in (("member", per_group), ("nonmember", nonmember_cap)):
+        ids = chosen[side]
+        if cap is not None and v and len(ids) * v > cap:
+            n_keep = max(cap // v, 2)
+            notes[f"{side}s"] = f"capped at {cap} VUs for speed: {n_keep} of {len(ids)} {side} patients"
+            chosen[side] = sorted(rng.choice(ids, size=min(n_keep, len(ids)), replace=False).tolist())
     rows, member = [], []
     for side, groups in (("member", mem), ("nonmember", non)):
         for p in chosen[side]:
@@ -97,9 +97,8 @@ def membership_design(
     is_member = np.concatenate(member) if member else np.empty(0, bool)
     patient = dataset.units["patient_id"].astype(str).to_numpy()[cand]
     fit_rows, control_rows = reference_halves(dataset, labelled, seed)
-    if len(mem) != len(non):
-        notes["balance"] = (
-            f"{len(mem)} training and {len(non)} holdout patients: {n_pat} patients per side, {v} VUs each "
-            "(a larger cohort or another split gives more non-members)"
-        )
+    notes["sides"] = (
+        f"{len(chosen['member'])} of {len(mem)} training and {len(chosen['nonmember'])} of {len(non)} holdout "
+        f"patients, {v} VUs each"
+    )
     return MembershipDesign(cand, is_member, patient, fit_rows, control_rows, v, notes)

@@ -220,9 +220,12 @@ def predict(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarray:
 def _cache_key(
     dataset: Any, scheme: str, classes: list[str], seed: int, config: EncoderConfig, rows: np.ndarray
 ) -> str:
+    from synthvu_core.evaluation.provenance import code_digest
+
     train_patients = sorted(set(dataset.units["patient_id"].astype(str).to_numpy()[rows]))
     blob = json.dumps(
         {
+            "code": code_digest(("encoder",)),  # the training code and torch's / numpy's versions
             "fp": dataset.fingerprint,
             "scheme": scheme,
             "classes": list(classes),

@@ -302,6 +302,13 @@ class PermutationTest:
         mx = np.max(np.stack([self.null[k] for k in family]), axis=0)
         return {k: float((1 + (mx >= self.auc[k] - 1e-12).sum()) / (1 + len(mx))) for k in family}
 
+    def adjusted_below(self, family: list[str]) -> dict[str, float]:
+        """Max-statistic adjusted p-values of AUC < 0.5 over ``family`` (the minimum of the null AUCs)."""
+        if not family:
+            return {}
+        mn = np.min(np.stack([self.null[k] for k in family]), axis=0)
+        return {k: float((1 + (mn <= self.auc[k] + 1e-12).sum()) / (1 + len(mn))) for k in family}
+
 
 def permutation_test(
     score_sets: dict[str, np.ndarray], is_member: np.ndarray, patient: np.ndarray, *, n_perm: int = 5000, seed: int = 0

@@ -135,8 +135,11 @@ def rederive_levels(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
     try:
         samples = stored.get("released_samples")
         if isinstance(samples, dict) and samples.get("level") is not None:
-            test = _StoredTest(raw, dict(samples.get("adjusted_p") or {}))
-            out["released_samples"] = verdicts.released_samples_verdict(results, test, meta.get("power"))["level"]
+            inputs = samples.get("inputs")  # every scalar verdict (a) reads; older reports: their own rule
+            out["released_samples"] = (
+                verdicts.read_released_samples(inputs)["level"] if isinstance(inputs, dict)
+                else verdicts.legacy_samples_level(samples, {n: r.scalars for n, r in results.items()})
+            )
         disc = stored.get("released_discriminator")
         if isinstance(disc, dict) and disc.get("level") is not None:
             d = verdicts.released_discriminator_verdict(results, _StoredTest(raw, {}))

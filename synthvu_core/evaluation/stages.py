@@ -38,7 +38,8 @@ class EvaluationConfig:
     """Settings of one evaluation run."""
 
     scheme: str = "region"
-    candidates_per_group: int | None = 1000
+    candidates_per_group: int | None = 1000  # member VUs at most
+    nonmembers_per_group: int | None = 5000  # non-member VUs at most (for speed only; None: every holdout VU)
     encoder: EncoderConfig = EncoderConfig()
     umap: UMAPConfig = UMAPConfig()
     privacy: PrivacyConfig = PrivacyConfig()
@@ -194,7 +195,9 @@ def fit_attack_side(ctx: EvaluationContext, dataset: Any, util: Any, config: Eva
             ctx.overlay, c_train, _, ctx.overlay_reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
             if ctx.overlay is not None:
                 ctx.overlay_coords = np.concatenate([c_train, ctx.overlay.transform(feats(holdout))])
-    ctx.design = membership_design(dataset, ctx.labels, config.candidates_per_group, seed)
+    ctx.design = membership_design(
+        dataset, ctx.labels, config.candidates_per_group, seed, nonmember_cap=config.nonmembers_per_group
+    )
     with timer(ctx.timings, "attack_spaces", ctx.cpu_timings):
         ctx.spaces = fit_attack_spaces(
             dataset, ctx.design.candidates, ctx.design.fit_rows, scheme=config.scheme, classes=ctx.classes,
@@ -498,29 +501,36 @@ def _private_discriminator(meta: dict[str, Any]) -> float | None:
 def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     """Graded positive controls and the independent control; power curves; the two verdicts."""
     from synthvu_core.evaluation.verdicts import (
+        counted_family,
         independent_check,
         power_curves,
         released_discriminator_verdict,
         released_samples_verdict,
     )
-    from synthvu_core.names import INDEPENDENT_CONTROL
+    from synthvu_core.names import BLACK_BOX_ATTACKS, INDEPENDENT_CONTROL
 
     part = Part()
     control_results = score_controls(ctx, job, part) if job.controls else {}
     power = power_curves(control_results, job.state["results"], ctx.design.is_member, ctx.design.patient)
     part.meta["power"] = power
     results, test = job.state["results"], job.state["test"]
-    part.meta["verdicts"] = {
-        "released_samples": released_samples_verdict(results, test, power)
-        if test is not None
-        else {"level": "unknown", "text": "Too few patients for a permutation test: no verdict."},
-        "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
-    }
-    counted = part.meta["verdicts"]["released_samples"].get("counted", [])
+    black = [n for n in results if n.split("/")[0] in BLACK_BOX_ATTACKS and results[n].scalars.get("auc") is not None]
+    counted = counted_family(power, black)
+    independent = None
     if INDEPENDENT_CONTROL in control_results:
-        part.meta["independent_control"] = independent_check(
+        independent = independent_check(
             control_results[INDEPENDENT_CONTROL], counted, ctx.design.is_member, ctx.design.patient
         )
+        part.meta["independent_control"] = independent
+    c = ctx.design.counts()
+    part.meta["verdicts"] = {
+        "released_samples": released_samples_verdict(
+            results, test, power, independent, (c["n_member_patients"], c["n_nonmember_patients"])
+        )
+        if test is not None
+        else {"level": "inconclusive", "text": "Inconclusive: too few patients for a permutation test."},
+        "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
+    }
     for metric in ("auc", "tpr_at_1pct_fpr"):
         vals = [results[n].scalars.get(metric) for n in counted if results[n].scalars.get(metric) is not None]
         why = (
@@ -538,7 +548,7 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
     Returns control name -> attack name -> result.
     """
     from synthvu_core.evaluation.controls import DEFINITIONS, NO_CONTROL_HALF, graded_replacements
-    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, graded_control
+    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, REALISTIC_CONTROL, graded_control
 
     members = ctx.design.candidates[ctx.design.is_member]
     timings = part.meta.setdefault("control_timings_s", {})
@@ -548,6 +558,10 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
             pos, imgs = graded_replacements(job.dataset, len(job.labels), members, f, seed=job.seed)
             scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
             scored[graded_control(f)] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    with timer(timings, REALISTIC_CONTROL):
+        realistic = _realistic_control(ctx, job, part)
+        if realistic is not None:
+            scored[REALISTIC_CONTROL] = realistic
     if len(ctx.design.control_rows) == 0:
         part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = NO_CONTROL_HALF
     else:
@@ -558,6 +572,33 @@ def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, di
         part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
     part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in scored}
     return {name: results for name, (results, _) in scored.items()}
+
+
+def _realistic_control(
+    ctx: EvaluationContext, job: Job, part: Part
+) -> tuple[dict[str, AttackResult], dict[str, str]] | None:
+    """The realistic positive control's results (None, with the reason in meta, where it cannot be built)."""
+    from synthvu_core.evaluation.controls import near_duplicate_scale, realistic_replacements
+    from synthvu_core.names import REALISTIC_CONTROL
+
+    d = ctx.design
+    train = job.dataset.indices("train")
+    train = train[ctx.labels[train] >= 0]
+    source = np.setdiff1d(train, d.candidates)  # VUs of the training (member) patients that are not scored
+    scale = near_duplicate_scale(job.dataset, np.concatenate([d.fit_rows, d.control_rows]), seed=job.seed)
+    info = {"source_vus": int(len(source)), "near_duplicate_distance": scale}
+    if len(source) == 0 or scale is None:
+        why = "no VUs of the training patients outside the candidates" if len(source) == 0 else (
+            "fewer than two reference patients to measure near-duplicates on")
+        part.meta.setdefault("controls_skipped", {})[REALISTIC_CONTROL] = why
+        part.meta["realistic_control"] = {**info, "skipped": why}
+        return None
+    info["text"] = (f"{len(source)} VUs of the training patients outside the candidates; noise of expected norm "
+                    f"{scale:.3g} (median distance from a reference VU to its nearest VU of another patient)")
+    part.meta["realistic_control"] = info
+    pos, imgs = realistic_replacements(job.dataset, len(job.labels), source, scale, seed=job.seed)
+    scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
+    return score_metrics(ctx, job, scores, permutation=False)[0], skipped
 
 
 def independent_scores(ctx: EvaluationContext, job: Job) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -823,7 +864,9 @@ _COUNT_KEYS = (
 
 def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]) -> dict[str, Any]:
     from synthvu_core import __version__
+    from synthvu_core.evaluation.provenance import library_versions
     from synthvu_core.evaluation.report import REPORT_VERSION
+    from synthvu_core.evaluation.verify import TOLERANCES
 
     cfg, K = job.config, len(ctx.classes)
     from datetime import UTC, datetime
@@ -836,12 +879,15 @@ def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]
         "seed": job.seed,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "code_version": __version__,
+        "libraries": library_versions(),
+        "tolerances": [list(r) for r in TOLERANCES],  # read by `report verify` (absolute, first matching glob)
         "scheme": cfg.scheme,
         "classes": ctx.classes,
         "synthetic_class_counts": np.bincount(job.labels[job.labels >= 0], minlength=K).tolist(),
         "classifier_trained": bool(getattr(ctx.classifiers[0], "trained", True)),
         "config": {
             "candidates_per_group": cfg.candidates_per_group,
+            "nonmembers_per_group": cfg.nonmembers_per_group,
             "prdc_k": cfg.prdc_k,
             "encoder": asdict(cfg.encoder),
             "privacy": asdict(cfg.privacy),

@@ -86,11 +86,21 @@ def privacy_row(name: str, report: Any) -> str:
         lo, hi = (worst.get("auc_ci") or [None, None])[:2]
         worst_cell = f"{worst['attack']} {_num(worst['auc'])} [{_num(lo, 2)}, {_num(hi, 2)}]"
     ind = report.controls.get(INDEPENDENT_CONTROL)
-    cells = [f"`{name}`", str(a.get("level", "—")), _with_ci(report.scalars, primary), worst_cell,
+    cells = [f"`{name}`", _level_cell(a), _with_ci(report.scalars, primary), worst_cell,
              f"{len(a.get('counted') or [])} of {len(a.get('counted') or []) + len(a.get('no_power') or [])}",
              _with_ci(ind.scalars, primary) if ind is not None else "—", _independent_cell(report),
              str(b.get("level", "—"))]
     return "| " + " | ".join(cells) + " |"
+
+
+def _level_cell(verdict: dict[str, Any]) -> str:
+    """Verdict (a)'s words; an inconclusive one with the patients per side it would need."""
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+
+    level = str(verdict.get("level", "—"))
+    word = LEVEL_WORDS.get(level, level)
+    need = verdict.get("patients_needed")
+    return f"{word} (needs {need} patients per side)" if word == "inconclusive" and need else word
 
 
 def _independent_cell(report: Any) -> str:

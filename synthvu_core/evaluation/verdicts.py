@@ -4,17 +4,20 @@
   0.1 % FPR with CI *where estimable* (at least 10 expected false positives), the study's top-k
   share, patient-level AUC (mean of a patient's VU scores) with CI, patient TPR at 1 % FPR where
   estimable, and a one-sided patient-permutation p-value of AUC > 0.5.
-* **Power** (:func:`power_curves`): the rise of a black-box attack's AUC on a graded control over its
-  AUC on the generator's own samples (same candidates; paired patient-clustered CI). It has power
-  where the 5 % control's rise CI lies above 0. It counts in the released-samples verdict with power,
-  or where it already detects membership on the generator's own samples (own AUC CI above 0.5: a
-  finding whatever the power; "no room to rise" when the own AUC is near 1); otherwise "no power on
-  this data". Measuring the rise keeps a leaky generator's own leak from passing as power.
-* **Verdict (a), released samples**: the pre-specified primary attack (the study's pairwise pixel
-  attack, raw p) and the strongest of the other counted attacks (max-statistic permutation p over
-  them), the two combined by Holm at :data:`ALPHA`. Significant with AUC >= :data:`LEAK_AUC` (or an
-  estimable TPR at 1 % FPR >= :data:`LEAK_TPR`) is a leak; significant below that, caution; not
-  significant with an attack that has power, no evidence; no attack with power, unknown.
+* **Power** (:func:`power_curves`): a black-box attack has power when it detects the 5 % graded control --
+  its patient-clustered AUC CI on that mixture lies above 0.5 -- because of the copies (the paired rise over
+  its own AUC lies above 0, or the mixture AUC is >= :data:`NO_ROOM_AUC`: no room to rise). The counted family
+  of verdict (a) is fixed by power alone; an attack whose own AUC CI lies above 0.5 without power is
+  reported ("detects"), never counted. The rise over the own AUC (paired CI) is reported beside it.
+* **Verdict (a), released samples** (:func:`read_released_samples`, from stored scalars only): the
+  pre-specified primary attack (the study's pairwise pixel attack, raw p) and the strongest of the other
+  counted attacks (max-statistic permutation p over them), the two combined by Holm at :data:`ALPHA`.
+  Significant with AUC >= :data:`LEAK_AUC` (or an estimable TPR at 1 % FPR >= :data:`LEAK_TPR`) is a leak.
+  Otherwise a counted AUC significantly *below* 0.5 (max-statistic over the counted family) or an
+  independent control off chance is a **design imbalance**; significant, caution; no counted attack, or
+  fewer patients per side than the design needs to detect the 5 % control with probability :data:`POWER`
+  (:func:`patients_needed`, floored at :data:`MIN_PATIENTS_PER_SIDE`), **inconclusive** with the number
+  needed; else ok. The primary attack appears in the text with its interval, powered or not.
 * **Verdict (b), released discriminator** (white-box LOGAN): the same reading of the discriminator
   attack alone, always with "keep the discriminator private".
 * **Independent control** (:func:`independent_check`): the spaces pass where the negative control's
@@ -57,8 +60,13 @@ from synthvu_core.names import (
 ALPHA = 0.05
 LEAK_AUC = 0.8
 LEAK_TPR = 0.20
-#: An own AUC at or above this leaves no room for a graded control to rise: "no room", not "no power".
+#: A 5 % mixture AUC at or above this has no room to rise over the own AUC: detection alone is power.
 NO_ROOM_AUC = 0.95
+#: The probability with which the design must detect the 5 % control before "ok" can be read.
+POWER = 0.8
+#: "ok" is never read from fewer patients per side than this, whatever the power estimate says: below it one
+#: patient is more than a tenth of a side and the clustered variance rests on fewer than 9 degrees of freedom.
+MIN_PATIENTS_PER_SIDE = 10
 #: Per-fraction lists of a power curve: the control's AUC and CI, and its rise over the own AUC with CI.
 CURVE_KEYS: tuple[str, ...] = ("fractions", "auc", "ci_low", "ci_high", "rise", "rise_low", "rise_high")
 PRIVACY_METRICS: tuple[str, ...] = (
@@ -67,6 +75,11 @@ PRIVACY_METRICS: tuple[str, ...] = (
     "patient_tpr_at_1pct_fpr", "p_value",
 )
 PRIMARY = "/".join(PRIMARY_ATTACK)
+#: Verdict levels -> the words every surface shows ("unknown" is what older reports wrote for "inconclusive").
+LEVEL_WORDS: dict[str, str] = {
+    "leak": "leak", "caution": "caution", "ok": "ok", "inconclusive": "inconclusive", "unknown": "inconclusive",
+    "imbalance": "design imbalance", "not_applicable": "not applicable",
+}
 
 
 def attack_metrics(
@@ -131,33 +144,68 @@ def _components(scores: np.ndarray, pidx: PatientIndex) -> AUCComponents:
     return auc_components(win_matrix(scores, pidx), pidx)
 
 
-def power_status(has_power: bool | None, own_auc: float | None, own_ci_low: float | None) -> str:
+def power_status(has_power: bool | None, own_ci_low: float | None) -> str:
     """One key of :data:`~synthvu_core.names.POWER_LABELS` for one attack.
 
     Args:
-        has_power: the 5 % control's rise CI lies above 0 (None without the control).
-        own_auc: the attack's AUC on the generator's own samples.
-        own_ci_low: the lower end of that AUC's CI.
+        has_power: the attack detects the 5 % control (its AUC CI on it lies above 0.5; None without it).
+        own_ci_low: the lower end of the attack's AUC CI on the generator's own samples (reported only).
     """
     if has_power is None:
         return "not_checked"
     if has_power:
         return "power"
-    if own_ci_low is not None and own_ci_low > 0.5:
-        return "no_room" if own_auc is not None and own_auc >= NO_ROOM_AUC else "detects"
-    return "no_power"
+    return "detects" if own_ci_low is not None and own_ci_low > 0.5 else "no_power"
+
+
+def detects_control(auc: float | None, ci_low: float | None, rise_low: float | None) -> bool:
+    """Power: the attack detects the 5 % control (AUC CI on it above 0.5) *because of the copies*.
+
+    An attack blind to the copies scores the mixture as it scores the generator's own samples, so its
+    mixture AUC is its own; without the second condition its own result would pick the family. The copies
+    must therefore raise the AUC (paired rise CI above 0), unless the mixture AUC is at or above
+    :data:`NO_ROOM_AUC`, where there is no room to rise (a null generator does not get there).
+    """
+    if auc is None or ci_low is None or ci_low <= 0.5:
+        return False
+    return bool((rise_low is not None and rise_low > 0) or auc >= NO_ROOM_AUC)
+
+
+def patients_needed(auc: float | None, se: float | None, per_side: int) -> int | None:
+    """Patients per side at which the 5 % control's AUC interval would clear 0.5 with probability :data:`POWER`.
+
+    The clustered variance of a VU-level AUC falls as 1 / patients (per side, balanced): at ``n`` patients
+    its standard error is ``se * sqrt(per_side / n)``. Detection with probability POWER at a two-sided 95 %
+    interval needs ``(auc - 0.5) >= (z_0.975 + z_POWER) * se_n``, so
+    ``n = per_side * ((z_0.975 + z_POWER) * se / (auc - 0.5))^2``, rounded up. None where the control does
+    not lift the AUC above 0.5 (no number of patients follows from this data).
+
+    Args:
+        auc: the attack's AUC on the 5 % graded control.
+        se: its patient-clustered standard error (Obuchowski components).
+        per_side: patients per side of the design it was measured on.
+    """
+    from scipy.stats import norm
+
+    if auc is None or se is None or auc <= 0.5 or per_side < 1:
+        return None
+    z = float(norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER))
+    return int(np.ceil(per_side * (z * se / (auc - 0.5)) ** 2))
 
 
 def power_curves(
     controls: dict[str, dict[str, AttackResult]], own: dict[str, AttackResult], is_member: np.ndarray,
     patient: np.ndarray,
 ) -> dict[str, dict[str, Any]]:
-    """Per black-box ``attack/space``: the rise of its AUC over the generator's own at each graded fraction.
+    """Per black-box ``attack/space``: its AUC on each graded control, and the rise over its own AUC.
 
-    The rise is the mixture's VU-level AUC minus the generator's own AUC on the same candidates, with a
-    paired patient-clustered 95 % CI (the two AUCs' per-patient components differenced). ``has_power``:
-    the 5 % rise CI lies above 0 (None without that control). ``counts`` (in verdict (a)): power, or the
-    attack already detects membership on the generator's own samples (own AUC CI above 0.5).
+    ``has_power``: the attack detects the 5 % control -- its patient-clustered AUC CI on that mixture lies
+    above 0.5 -- because of the copies (:func:`detects_control`; None without the control). ``counts`` (in
+    verdict (a)) is ``has_power`` alone: the family is fixed by power, never by the attack's result on the
+    generator's own samples. The rise (mixture minus own AUC, paired patient-clustered CI) is reported.
+    ``se_power`` is the 5 % control AUC's clustered standard error and ``patients_needed`` the patients per
+    side at which it would be detected with probability
+    :data:`POWER` (:func:`patients_needed`).
 
     Args:
         controls: control name -> attack name -> result on that control.
@@ -166,15 +214,17 @@ def power_curves(
         patient: patient id of each candidate ``[n]``.
     """
     pidx = PatientIndex.of(np.asarray(is_member, dtype=bool), patient)
+    per_side = int(min(pidx.member.sum(), (~pidx.member).sum()))
     names = sorted({n for c in GRADED_CONTROLS if c in controls for n in controls[c] if n in own})
     out: dict[str, dict[str, Any]] = {}
     for n in names:
         base = own[n].arrays.get("scores")
-        ok = base is not None and np.isfinite(base).all() and min(pidx.member.sum(), (~pidx.member).sum()) >= 2
+        ok = base is not None and np.isfinite(base).all() and per_side >= 2
         own_c = _components(base, pidx) if ok else None
         curve: dict[str, Any] = {k: [] for k in CURVE_KEYS}
         curve["own_auc"] = own[n].scalars.get("auc")
         curve["own_ci"] = [own[n].scalars.get("auc_ci_low"), own[n].scalars.get("auc_ci_high")]
+        curve["se_power"] = None
         for f in GRADED_FRACTIONS:
             r = controls.get(graded_control(f), {}).get(n)
             if r is None:
@@ -186,12 +236,16 @@ def power_curves(
             curve["rise"].append(rise)
             curve["rise_low"].append(lo)
             curve["rise_high"].append(hi)
+            s = r.arrays.get("scores")
+            if f == POWER_FRACTION and s is not None and np.isfinite(s).all() and per_side >= 2:
+                curve["se_power"] = float(np.sqrt(_components(s, pidx).variance_and_df()[0]))
         if POWER_FRACTION in curve["fractions"]:
-            low = curve["rise_low"][curve["fractions"].index(POWER_FRACTION)]
-            curve["has_power"] = bool(low is not None and low > 0)
+            i = curve["fractions"].index(POWER_FRACTION)
+            curve["has_power"] = detects_control(curve["auc"][i], curve["ci_low"][i], curve["rise_low"][i])
+            curve["patients_needed"] = patients_needed(curve["auc"][i], curve["se_power"], per_side)
         else:
-            curve["has_power"] = None
-        curve["status"] = power_status(curve["has_power"], curve["own_auc"], curve["own_ci"][0])
+            curve["has_power"], curve["patients_needed"] = None, None
+        curve["status"] = power_status(curve["has_power"], curve["own_ci"][0])
         curve["power_text"] = POWER_LABELS[curve["status"]]
         curve["counts"] = curve["status"] in COUNTED_POWER
         out[n] = curve
@@ -235,71 +289,216 @@ def _level(significant: list[dict[str, Any]]) -> str:
     return "leak" if strong else "caution"
 
 
-def released_samples_verdict(
-    results: dict[str, AttackResult], test: PermutationTest, power: dict[str, dict[str, Any]] | None
+def counted_family(power: dict[str, dict[str, Any]] | None, black: list[str]) -> list[str]:
+    """The attacks counted in verdict (a): those with power on the 5 % control, and only those.
+
+    Without the graded controls (``power`` empty) every black-box attack is counted, and the verdict says
+    that power is unchecked.
+    """
+    if not power:
+        return list(black)
+    return [n for n in black if (power.get(n) or {}).get("status") in COUNTED_POWER]
+
+
+def samples_inputs(
+    results: dict[str, AttackResult], test: PermutationTest, power: dict[str, dict[str, Any]] | None,
+    independent: dict[str, Any] | None, patients: tuple[int, int],
 ) -> dict[str, Any]:
-    """Verdict (a): black-box attacks with power on the released samples, primary + corrected worst other."""
+    """Every scalar verdict (a) reads, as stored in the report (:func:`read_released_samples` reads only these).
+
+    Args:
+        results: attack name -> result on the generator's own samples.
+        test: the permutation test of those results (raw and max-statistic p-values).
+        power: :func:`power_curves`.
+        independent: :func:`independent_check` over the counted attacks (None without the control).
+        patients: ``(member, non-member)`` patients of the design.
+    """
     black = [n for n in results if n.split("/")[0] in BLACK_BOX_ATTACKS and results[n].scalars.get("auc") is not None]
-    if power:
-        counted = [n for n in black if power.get(n, {}).get("counts", power.get(n, {}).get("has_power"))]
-        no_power = [n for n in black if n not in counted]
-    else:
-        counted, no_power = black, []
-    out: dict[str, Any] = {"counted": counted, "no_power": no_power, "power_checked": bool(power), "alpha": ALPHA}
-    if not counted:
-        out.update(
-            level="unknown",
-            text="No attack on the released samples has power on this data (mixing 5% member copies into the "
-            "samples does not raise any attack's AUC above the generator's own, and none detects membership on its "
-            "own), so their chance-level results say nothing about leakage.",
-        )
-        return out
-    tests: dict[str, float] = {}
-    described: dict[str, dict[str, Any]] = {}
-    if PRIMARY in counted:
-        tests[PRIMARY] = test.p[PRIMARY]
-        described[PRIMARY] = _describe(PRIMARY, results[PRIMARY], test.p[PRIMARY], "raw (pre-specified primary)")
+    counted = counted_family(power, black)
     others = [n for n in counted if n != PRIMARY]
-    if others:
-        adj = test.adjusted(others)
-        worst = max(others, key=lambda n: (results[n].scalars["auc"], -adj[n]))
+    attacks = {}
+    for n in black:
+        s, c = results[n].scalars, (power or {}).get(n) or {}
+        i = c["fractions"].index(POWER_FRACTION) if POWER_FRACTION in c.get("fractions", []) else None
+        attacks[n] = {
+            "auc": s.get("auc"), "auc_ci": [s.get("auc_ci_low"), s.get("auc_ci_high")],
+            "tpr_at_1pct_fpr": s.get("tpr_at_1pct_fpr"), "p": test.p.get(n), "power": c.get("status", "not_checked"),
+            "control_auc": None if i is None else c["auc"][i],
+            "control_ci": [None, None] if i is None else [c["ci_low"][i], c["ci_high"][i]],
+            "patients_needed": c.get("patients_needed"),
+        }
+    ind = independent or {}
+    return {
+        "alpha": ALPHA, "primary": PRIMARY, "counted": counted, "attacks": attacks, "power_checked": bool(power),
+        "adjusted_p": test.adjusted(others), "below_p": test.adjusted_below(counted),
+        "independent": {"passes": ind.get("passes"), "rows": ind.get("rows") or {}},
+        "patients": [int(patients[0]), int(patients[1])],
+    }
+
+
+def released_samples_verdict(
+    results: dict[str, AttackResult], test: PermutationTest, power: dict[str, dict[str, Any]] | None,
+    independent: dict[str, Any] | None = None, patients: tuple[int, int] = (0, 0),
+) -> dict[str, Any]:
+    """Verdict (a) on the generator's results: :func:`samples_inputs` read by :func:`read_released_samples`.
+
+    ``patients`` (member, non-member) of the design: "ok" needs as many per side as :func:`design_needs`.
+    """
+    inputs = samples_inputs(results, test, power, independent, patients)
+    return {**read_released_samples(inputs), "inputs": inputs}
+
+
+def legacy_samples_level(stored: dict[str, Any], scalars: dict[str, dict[str, Any]]) -> str:
+    """Verdict (a)'s level by the rule of reports written before ``inputs`` were stored: the stored counted
+    family, raw p of the primary and stored max-statistic p of the worst other, Holm; "unknown" without a
+    counted attack. ``scalars`` maps ``attack/space`` to its scalars (``auc``, ``p_value``, ``tpr_at_1pct_fpr``)."""
+    counted = list(stored.get("counted") or [])
+    if not counted:
+        return "unknown"
+    tests: dict[str, float] = {}
+    if PRIMARY in counted:
+        tests[PRIMARY] = float(scalars[PRIMARY]["p_value"])
+    adj = {k: float(v) for k, v in (stored.get("adjusted_p") or {}).items()}
+    if adj:
+        worst = max(adj, key=lambda n: (scalars[n]["auc"], -adj[n]))
         tests[worst] = adj[worst]
-        described[worst] = _describe(
-            worst, results[worst], adj[worst], f"max-statistic adjusted over {len(others)} attacks"
-        )
-        out["worst_other"] = described[worst]
-        out["adjusted_p"] = adj
-    if PRIMARY in described:
-        out["primary"] = described[PRIMARY]
     final = holm(tests)
+    return _level([
+        {"auc": scalars[n].get("auc"), "tpr_at_1pct_fpr": scalars[n].get("tpr_at_1pct_fpr")}
+        for n in final if final[n] < ALPHA
+    ])
+
+
+def design_needs(inputs: dict[str, Any]) -> tuple[int | None, str | None]:
+    """``(patients per side, attack)``: the fewest patients at which some attack detects the 5 % control with
+    probability :data:`POWER` (:func:`patients_needed`), floored at :data:`MIN_PATIENTS_PER_SIDE`."""
+    need = [(a["patients_needed"], n) for n, a in inputs["attacks"].items() if a.get("patients_needed") is not None]
+    if not need:
+        return None, None
+    n, name = min(need)
+    return max(n, MIN_PATIENTS_PER_SIDE), name
+
+
+def read_released_samples(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Verdict (a) from stored scalars alone (a loaded report re-derives it with this function).
+
+    Order: a significant attack with a large effect is a leak; otherwise an AUC significantly below 0.5
+    (max-statistic over the counted attacks) or an independent control off chance is a design imbalance; a
+    significant attack, caution; no counted attack or fewer patients per side than the design needs,
+    inconclusive; else ok.
+    """
+    alpha, counted, attacks = inputs["alpha"], inputs["counted"], inputs["attacks"]
+    described: dict[str, dict[str, Any]] = {}
+    tests: dict[str, float] = {}
+    if inputs["primary"] in counted:
+        described[inputs["primary"]] = {**attacks[inputs["primary"]], "attack": inputs["primary"], "p_kind": "raw"}
+        tests[inputs["primary"]] = attacks[inputs["primary"]]["p"]
+    adj = inputs["adjusted_p"]
+    out: dict[str, Any] = {"counted": counted, "no_power": [n for n in attacks if n not in counted], "alpha": alpha}
+    out["power_checked"] = inputs["power_checked"]
+    if adj:
+        worst = max(adj, key=lambda n: (attacks[n]["auc"], -adj[n]))
+        described[worst] = {**attacks[worst], "attack": worst, "p": adj[worst],
+                            "p_kind": f"max-statistic adjusted over {len(adj)} attacks"}
+        tests[worst] = adj[worst]
+        out["worst_other"] = described[worst]
+    final = holm(tests) if tests else {}
     for n, d in described.items():
         d["p_holm"] = final[n]
-    significant = [described[n] for n in final if final[n] < ALPHA]
-    out["level"] = _level(significant)
-    out["text"] = _samples_text(out, significant, described)
+    if inputs["primary"] in described:
+        out["primary"] = described[inputs["primary"]]
+    significant = [described[n] for n in final if final[n] < alpha]
+    below = {n: p for n, p in inputs["below_p"].items() if p < alpha}
+    off = [n for n, r in inputs["independent"]["rows"].items() if not r.get("covers", True)]
+    needed, needed_from = design_needs(inputs)
+    have = min(inputs["patients"])
+    found = _level(significant) if significant else None
+    if found == "leak":
+        level = "leak"
+    elif below or off:
+        level = "imbalance"
+    elif found:
+        level = found
+    elif not counted or needed is None or have < needed:
+        level = "inconclusive"
+    else:
+        level = "ok"
+    out.update(level=level, below_chance=below, control_off_chance=off, patients=inputs["patients"],
+               patients_needed=needed, patients_needed_from=needed_from)
+    out["text"] = _samples_text(inputs, out, described)
     return out
 
 
-def _samples_text(out: dict[str, Any], significant: list[dict[str, Any]], described: dict[str, dict[str, Any]]) -> str:
+def _interval(a: dict[str, Any], key: str = "auc") -> str:
+    """``a[key]`` with its interval: ``auc`` / ``auc_ci`` or ``control`` (``control_auc`` / ``control_ci``)."""
+    ci = a.get(f"{key}_ci") or [None, None]
+    return f"{_fmt(a.get('control_auc' if key == 'control' else key))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+def _primary_text(inputs: dict[str, Any]) -> str:
+    name = inputs["primary"]
+    a = inputs["attacks"].get(name)
+    if a is None:
+        return "The primary attack (pairwise, pixel space) was not scored."
+    role = "counted" if name in inputs["counted"] else (
+        f"not counted: no power, its 5% control AUC {_interval(a, 'control')}" if inputs["power_checked"] else "")
+    return f"Primary attack (pairwise, pixel space): AUC {_interval(a)}, raw p {_fmt(a['p'])}" + (
+        f" ({role})." if role else ".")
+
+
+def _samples_text(inputs: dict[str, Any], out: dict[str, Any], described: dict[str, dict[str, Any]]) -> str:
     parts = [
-        f"{d['attack'].replace('/', ' attack, ')} space: AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, "
-        f"{_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}"
+        f"{d['attack'].replace('/', ' attack, ')} space: AUC {_interval(d)}, p {d['p_holm']:.3g}"
         for d in described.values()
     ]
     numbers = "; ".join(parts) + f" (Holm over {len(described)} test{'s' if len(described) > 1 else ''})"
-    power_note = "" if out["power_checked"] else " The graded controls were not run: the attacks' power is unchecked."
-    if out["level"] == "leak":
-        return (
-            "Leaks its training patients: an attack on the released samples tells members from non-members "
-            f"({numbers}). "
-            "Do not share these samples." + power_note
-        )
-    if out["level"] == "caution":
-        return (
-            f"Some membership signal in the released samples, significant after correction ({numbers}). "
-            "Share with care, or prefer a differentially private generator." + power_note
-        )
-    return f"No attack with power tells members from non-members in the released samples ({numbers})." + power_note
+    power_note = (
+        "" if inputs["power_checked"] else " The graded controls were not run: the attacks' power is unchecked."
+    )
+    primary = " " + _primary_text(inputs)
+    level, (i1, i0) = out["level"], out["patients"]
+    imbalance = _imbalance_text(inputs, out)
+    if level == "leak":
+        return ("Leaks its training patients: an attack on the released samples tells members from non-members "
+                f"({numbers}). Do not share these samples." + primary + (f" {imbalance}" if imbalance else "")
+                + power_note)
+    if level == "imbalance":
+        return "Design imbalance: " + imbalance + " The membership result cannot be read as safe or unsafe." + primary
+    if level == "caution":
+        return (f"Some membership signal in the released samples, significant after correction ({numbers}). "
+                "Share with care, or prefer a differentially private generator." + primary + power_note)
+    if level == "inconclusive":
+        return "Inconclusive: " + _needs_text(inputs, out) + primary + power_note
+    return (f"No attack with power tells members from non-members in the released samples ({numbers}); the design "
+            f"has {i1} member and {i0} non-member patients, at least the {out['patients_needed']} per side needed to "
+            f"detect 5% member copies with probability {POWER:.0%}." + primary + power_note)
+
+
+def _imbalance_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
+    said = []
+    for n, p in out["below_chance"].items():
+        a = inputs["attacks"][n]
+        said.append(f"{n} AUC {_interval(a)} is significantly below 0.5 (max-statistic p {p:.3g})")
+    for n in out["control_off_chance"]:
+        r = inputs["independent"]["rows"][n]
+        lo, hi = r.get("ci_family") or [None, None]
+        said.append(f"the independent control's {n} AUC {_fmt(r.get('auc'))} [{_fmt(lo)}, {_fmt(hi)}] "
+                    "(family-wise) misses 0.5")
+    return ("; ".join(said) + ": members and non-members differ in ways that are not the generator's doing.") if said \
+        else ""
+
+
+def _needs_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
+    i1, i0 = out["patients"]
+    need, src = out["patients_needed"], out["patients_needed_from"]
+    how = (f"{need} patients per side would detect 5% member copies with probability {POWER:.0%} ({src}: its 5% "
+           "control AUC and patient-clustered standard error, the variance scaled as 1 / patients; at least "
+           f"{MIN_PATIENTS_PER_SIDE})") if need is not None else (
+        "no attack's AUC rises above 0.5 on the 5% control, so no number of patients follows from this data")
+    if not out["counted"]:
+        return (f"no attack on the released samples detects 5% member copies with {i1} member and {i0} non-member "
+                f"patients, so chance-level results say nothing about leakage; {how}.")
+    return f"the design has {i1} member and {i0} non-member patients, fewer than it needs: {how}."
 
 
 def released_discriminator_verdict(

@@ -1,0 +1,115 @@
+"""Re-run a generator's evaluation from scratch and say what differs from its saved report.
+
+:func:`verify_report` copies the generator folder (without its report) into a temporary folder, points the
+cache at an empty temporary folder and evaluates again with the saved report's settings (synthetic count,
+seed, controls), caches off. The saved report is never touched. Every scalar (the report's and each
+control's) is compared within :func:`tolerance`; the verdict levels and verdict (a)'s counted family must
+match exactly.
+
+Tolerances: on one machine the path is deterministic (a re-run repeats every scalar bit for bit), so the
+default is 1e-9. Across x86 CPUs BLAS and the encoder's kernels may round differently; the report records
+the rules it is read with (``meta["tolerances"]``) and :data:`TOLERANCES` is the default of those rules.
+They are a stated policy, not a measured cross-machine spread.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: ``(glob over scalar keys, absolute tolerance)``; the first matching rule applies.
+TOLERANCES: tuple[tuple[str, float], ...] = (("*", 1e-9),)
+
+
+def tolerance(key: str, rules: tuple[tuple[str, float], ...] | list = TOLERANCES) -> float:
+    """The absolute tolerance of scalar ``key`` under ``rules`` (first matching glob)."""
+    for pattern, tol in rules:
+        if fnmatch.fnmatchcase(key, pattern):
+            return float(tol)
+    return 0.0
+
+
+def _scalars(report: Any) -> dict[str, float | None]:
+    out = {k: v for k, v in report.scalars.items()}
+    for name, ctl in (getattr(report, "controls", {}) or {}).items():
+        out.update({f"controls.{name}.{k}": v for k, v in ctl.scalars.items()})
+    return out
+
+
+def differences(saved: Any, fresh: Any, rules: tuple[tuple[str, float], ...] | list = TOLERANCES) -> list[str]:
+    """Every scalar, verdict level and counted family of ``saved`` that ``fresh`` does not repeat, in words."""
+    a, b = _scalars(saved), _scalars(fresh)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if x is None or y is None:
+            if (x is None) != (y is None):
+                out.append(f"{key}: saved {x}, re-run {y}")
+            continue
+        if abs(float(x) - float(y)) > tolerance(key, rules):
+            out.append(f"{key}: saved {float(x):.6g}, re-run {float(y):.6g} (|diff| {abs(float(x) - float(y)):.3g} "
+                       f"> {tolerance(key, rules):g})")
+    va, vb = saved.meta.get("verdicts") or {}, fresh.meta.get("verdicts") or {}
+    for threat in sorted(set(va) | set(vb)):
+        la, lb = (va.get(threat) or {}).get("level"), (vb.get(threat) or {}).get("level")
+        if la != lb:
+            out.append(f"verdict {threat}: saved {la}, re-run {lb}")
+    ca = sorted((va.get("released_samples") or {}).get("counted") or [])
+    cb = sorted((vb.get("released_samples") or {}).get("counted") or [])
+    if ca != cb:
+        out.append(f"verdict released_samples counted attacks: saved {ca}, re-run {cb}")
+    return out
+
+
+@contextmanager
+def _empty_cache() -> Iterator[Path]:
+    before = os.environ.get("SYNTHVU_CACHE")
+    with tempfile.TemporaryDirectory(prefix="synthvu-verify-") as tmp:
+        os.environ["SYNTHVU_CACHE"] = str(Path(tmp) / "cache")
+        try:
+            yield Path(tmp)
+        finally:
+            if before is None:
+                os.environ.pop("SYNTHVU_CACHE", None)
+            else:
+                os.environ["SYNTHVU_CACHE"] = before
+
+
+def verify_report(
+    model_dir: str | Path, saved: Any, dataset: Any = None, progress: bool = True
+) -> tuple[Any, list[str]]:
+    """``(fresh report, differences)``: the evaluation of ``model_dir`` re-run from scratch against ``saved``.
+
+    Args:
+        model_dir: the generator folder (left as it is).
+        saved: its saved report.
+        dataset: a ``VUDataset`` or folder; None resolves the card's dataset as ``evaluate`` does (the dataset
+            is input data, checked by fingerprint, not a cached result).
+        progress: show progress bars.
+    """
+    from synthvu_core.data.build import dataset_of_card
+    from synthvu_core.evaluation.report import EvaluationConfig, evaluate_generator
+    from synthvu_core.models.registry import load_card
+    from synthvu_core.names import REPORT_DIR
+
+    model_dir = Path(model_dir)
+    card = load_card(model_dir)
+    if dataset is None:
+        dataset = dataset_of_card(card, model_dir)
+    meta = saved.meta
+    with _empty_cache() as tmp:
+        copy = tmp / model_dir.name
+        shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns(REPORT_DIR))
+        fresh = evaluate_generator(
+            copy, dataset=dataset, n_synthetic=int(meta.get("n_synthetic") or 5000),
+            controls=bool(getattr(saved, "controls", None)), seed=int(meta.get("seed") or 0), progress=progress,
+            config=EvaluationConfig(scheme=card.get("scheme", "region"), cache=False),
+        )
+    rules = [tuple(r) for r in meta.get("tolerances") or TOLERANCES]
+    return fresh, differences(saved, fresh, rules)
