@@ -48,6 +48,7 @@ def _builds() -> dict[str, list[go.Figure]]:
             "ratio": 0.9,
             "risk": 0.6,
             "n_patients": 100,
+            "dataset": "fp",
         },
         {
             "name": "b",
@@ -60,6 +61,7 @@ def _builds() -> dict[str, list[go.Figure]]:
             "risk": 0.5,
             "ratio_lo": 0.6,
             "ratio_hi": 0.8,
+            "dataset": "fp",
             "n_patients": 200,
         },
     ]
@@ -80,7 +82,7 @@ def _builds() -> dict[str, list[go.Figure]]:
             figures.tradeoff_figure(rows, "worst_tpr1"),
         ],
         "loss_figure": [figures.loss_figure(log)],
-        "frontier_figure": [figures.frontier_figure(rows)],
+        "frontier_figure": [figures.frontier_figure(rows, fingerprint="fp", dataset_label="a dataset", trtr=0.95, chance=0.33)],
         "patients_figure": [figures.patients_figure(rows)],
         "power_figure": [figures.power_figure(view)],
         "measure_figure": [compare_figures.measure_figure(entries, m) for m in compare_figures.MEASURES],

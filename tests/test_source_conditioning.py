@@ -60,7 +60,9 @@ def test_source_changes_the_sample_and_is_drawn_from_its_prior(model):
 
 def test_private_training_with_sources_and_refusals(tmp_path):
     ds = sourced(tiny_dataset(patients=6))
-    trainer = Trainer(ds, tmp_path / "dp", small(steps=1, condition_source=True, dp=DPConfig(noise_multiplier=1.0)))
+    with pytest.raises(SelectionError, match="cannot be private"):  # its source prior would count private VUs
+        Trainer(ds, tmp_path / "dp", small(steps=1, condition_source=True, dp=DPConfig(noise_multiplier=1.0)))
+    trainer = Trainer(ds, tmp_path / "np", small(steps=1, condition_source=True))
     trainer.step()
     assert trainer.arch.n_sources == 2
     with pytest.raises(SelectionError, match="records no sources"):
