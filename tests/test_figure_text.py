@@ -82,7 +82,9 @@ def _builds() -> dict[str, list[go.Figure]]:
             figures.tradeoff_figure(rows, "worst_tpr1"),
         ],
         "loss_figure": [figures.loss_figure(log)],
-        "frontier_figure": [figures.frontier_figure(rows, fingerprint="fp", dataset_label="a dataset", trtr=0.95, chance=0.33)],
+        "frontier_figure": [
+            figures.frontier_figure(rows, fingerprint="fp", dataset_label="a dataset", trtr=0.95, chance=0.33)
+        ],
         "patients_figure": [figures.patients_figure(rows)],
         "power_figure": [figures.power_figure(view)],
         "measure_figure": [compare_figures.measure_figure(entries, m) for m in compare_figures.MEASURES],

@@ -213,7 +213,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     au.add_argument("--canaries", type=int, default=200, help="canary patients, each included with probability 1/2")
     au.add_argument("--guesses", type=int, default=None, help="guesses on the extreme scores (default: canaries / 2)")
     au.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    au.add_argument("--confidence", type=float, default=0.95, help="confidence of the lower bound on epsilon (default 0.95)")
+    au.add_argument("--confidence", type=float, default=0.95, help="confidence of the bound (default 0.95)")
     au.add_argument("--seed", type=int, default=0, help="seed of the canaries and of who is included")
     au.add_argument("--out", default=None, help="file to write (default: MODEL/audit.json)")
     au.add_argument("--quiet", action="store_true", help="no progress output")
