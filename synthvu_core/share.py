@@ -69,6 +69,7 @@ RELEASE_FILES: tuple[str, ...] = (
     SHARE_FILE,
     r"report/(controls/[a-z0-9_-]+/)?(report\.json|arrays\.npz)",  # the public report (:func:`_public_report`)
     r"training/(log\.csv|montage_step\d+\.png)",  # the loss log and montages of generated VUs
+    r"audit\.json",  # an empirical DP audit: run on public phantom patients and canaries only
 )
 #: Everything else the wheel may carry: the library, the dashboard and its settings, the package metadata.
 WHEEL_CODE: tuple[str, ...] = (

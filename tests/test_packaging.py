@@ -388,14 +388,15 @@ def test_the_checkout_holds_what_the_wheel_leaves_out() -> None:
 
 @pytest.fixture(scope="module")
 def level_dataset(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny phantom VU dataset (5 patients) written by the installed command."""
+    """A tiny VU dataset of the user's own kind (NIfTI pairs, no phantom recipe in its card), built by the
+    installed command from 5 phantom volumes (seed 7, not the prior's cohort)."""
     out = tmp_path_factory.mktemp("level") / "ds"
     env = _clean_env(out.parent)
-    done = subprocess.run(
-        [str(installed / "synthvu"), "data", "build", "--phantom", "5", "--out", str(out)],
-        cwd=out.parent, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    for cmd in (["phantom", "--patients", "5", "--seed", "7", "--workers", "1", "--out", str(out.parent / "nifti")],
+                ["data", "build", "--images", str(out.parent / "nifti"), "--out", str(out)]):
+        done = subprocess.run([str(installed / "synthvu"), *cmd], cwd=out.parent, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
     return out
 
 
