@@ -103,7 +103,11 @@ def test_a_report_edited_to_say_ok_beside_a_leaking_auc_is_refused(leaky_copy, c
     from synthvu_core.evaluation.report import load_report
 
     assert load_report(leaky_copy).meta["verdicts"]["released_samples"]["level"] == "leak"
-    _edit_report(leaky_copy, lambda d: d["meta"]["verdicts"]["released_samples"].update(level="ok"))
+    def edit(d: dict) -> None:  # an editor who also drops the digest: the re-derived verdict must still refuse
+        d["meta"]["verdicts"]["released_samples"].update(level="ok")
+        d["meta"].pop("content_sha256", None)
+
+    _edit_report(leaky_copy, edit)
     assert main(["report", "show", str(leaky_copy)]) == 2
     err = _one_error_line(capsys, "report.json", "released_samples", "'ok'", "'leak'")
     assert "[ok]" not in capsys.readouterr().out and "edited" in err
@@ -112,7 +116,11 @@ def test_a_report_edited_to_say_ok_beside_a_leaking_auc_is_refused(leaky_copy, c
 def test_an_edited_auc_is_refused_by_the_verdict_it_quotes(leaky_copy):
     from synthvu_core.evaluation.report import load_report
 
-    _edit_report(leaky_copy, lambda d: d["scalars"].update({"privacy.pairwise.pixel.auc": 0.55}))
+    def edit(d: dict) -> None:  # the digest dropped too: the verdict that quotes the AUC must refuse it
+        d["scalars"].update({"privacy.pairwise.pixel.auc": 0.55})
+        d["meta"].pop("content_sha256", None)
+
+    _edit_report(leaky_copy, edit)
     with pytest.raises(ReportError, match="privacy.pairwise.pixel.auc"):
         load_report(leaky_copy)
 
