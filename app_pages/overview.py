@@ -73,7 +73,7 @@ def render(sel: frame.Selection | None) -> None:
             "not on this data"
         )
     c[2].metric(
-        "Strongest counted attack AUC",
+        "Worst counted AUC",
         fmt(h.worst_auc),
         help="0.5 = chance; the highest AUC among the attacks counted in verdict (a): those with power (they detect "
         "5% member copies mixed into the samples: AUC CI on that mixture above 0.5).",

@@ -652,7 +652,7 @@ def frontier_figure(
     fig.update_xaxes(title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
     return _layout(
         fig,
-        f"Privacy-utility frontier over ε · dataset {dataset_label}",
+        f"Frontier · {dataset_label}",
         height=720,
         legend={"orientation": "h", "y": -0.12, "font": {"size": SMALL}},
     )
