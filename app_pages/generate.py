@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import frame, loaders
-from dashboard.images import montage, strip
+from dashboard.images import labelled_rows, rows_by_position, rows_per_vu, strip
 from synthvu_core import levels
 from synthvu_core.errors import SynthVUError
 
@@ -57,12 +57,18 @@ def samples_section(
             )
             - 1
         )
-        grid = montage(images, slice_index=k, ncols=8)
-        caption = f"{len(images)} VUs at {label_of(option)}, seed {seed}, slice {k + 1} of {c_slices}"
+        grid = rows_by_position(images, labels, classes, slice_index=k, ncols=8)
+        caption = (
+            f"{len(images)} VUs at {label_of(option)}, seed {seed}, slice {k + 1} of {c_slices}; "
+            "each row labelled with its position"
+        )
     else:
         shown = images[:16]
-        grid = montage(shown)
-        caption = f"{len(shown)} of {len(images)} VUs at {label_of(option)}, seed {seed}: slices left to right"
+        grid = rows_per_vu(shown, labels[:16], classes)
+        caption = (
+            f"{len(shown)} of {len(images)} VUs at {label_of(option)}, seed {seed}: slices left to right, "
+            "each row labelled with its position"
+        )
     frame.show_image(grid, caption, width="stretch" if len(images) >= 8 else "content")
     counts = {classes[i]: int((labels == i).sum()) for i in sorted(set(labels.tolist()))}
     st.caption("Positions drawn: " + ", ".join(f"{k} × {v}" for k, v in counts.items()))
@@ -119,7 +125,9 @@ def render(sel: frame.Selection) -> None:
     walk = loaders.interpolation(model, stamp, position_value(start), position_value(end), int(steps), int(iseed))
     k_mid = c_slices // 2
     frame.show_image(
-        strip(walk[:, k_mid]), f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}", width="stretch"
+        labelled_rows([(f"{position_value(start)} →\n{position_value(end)}", strip(walk[:, k_mid]))]),
+        f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}",
+        width="stretch",
     )
 
 

@@ -85,8 +85,8 @@ def training_section(sel: frame.Selection) -> None:
     step = steps[0] if len(steps) == 1 else st.select_slider(
         "Montage at step", steps, value=steps[-1], key=frame.key_of(sel, "montage_step"))
     frame.show_image(
-        dict(shots)[step],
-        f"training montage at step {step} of {tr.get('steps', '?')} (one row per class)",
+        loaders.training_montage(dict(shots)[step], sel.classes, sel.shape),
+        f"training montage at step {step} of {tr.get('steps', '?')} (one row per class, labelled)",
         width="stretch",
     )
 

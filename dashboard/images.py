@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthvu_core.data.dataset import tile_montage, to_uint8
+from synthvu_core.data.dataset import label_rows, tile_montage, to_uint8
 
 SEPARATOR = 0  # separator grey level (black lines, as in the study's figures)
 
@@ -44,25 +44,30 @@ def strip(images: np.ndarray, zoom: int = 2) -> np.ndarray:
 
 
 def labelled_rows(rows: list[tuple[str, np.ndarray]], label_share: float = 0.45) -> np.ndarray:
-    """Montage rows stacked with their label (a level such as ``L4/L5``) written left of each row.
+    """Montage rows stacked with their label (a level such as ``L4/L5``) written left of each row: white
+    labels on the separator colour (:func:`synthvu_core.data.dataset.label_rows`)."""
+    return label_rows(rows, fill=SEPARATOR, ink=255, label_share=label_share)
 
-    ``rows``: ``(label, uint8 [h, w])`` pairs (e.g. :func:`montage` of one position). The label's
-    height is ``label_share`` of the row's, so it stays readable however the picture is scaled.
-    Returns uint8 ``[height, width]``: white labels on the separator colour.
-    """
-    from PIL import Image, ImageDraw, ImageFont
 
+def rows_by_position(
+    images: np.ndarray, labels: np.ndarray, classes: list[str], slice_index: int, ncols: int = 8, zoom: int = 2
+) -> np.ndarray:
+    """One slice of every VU, grouped by position: each row holds up to ``ncols`` VUs of one position and is
+    labelled with it (positions in the generator's class order; a short row is padded with the separator
+    colour). Returns uint8 ``[height, width]``."""
+    u8 = as_uint8(images)
+    labels = np.asarray(labels)
+    rows = []
+    for k, name in enumerate(classes):
+        mine = u8[labels == k]
+        for start in range(0, len(mine), ncols):
+            rows.append((name, montage(mine[start : start + ncols], slice_index=slice_index, ncols=ncols, zoom=zoom)))
     if not rows:
-        raise ValueError("labelled_rows needs at least one row")
-    height = max(img.shape[0] for _, img in rows)
-    font = ImageFont.load_default(size=max(12, int(height * label_share)))
-    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    label_w = max(int(probe.textlength(label, font=font)) for label, _ in rows) + height // 3
-    width = label_w + max(img.shape[1] for _, img in rows)
-    out = []
-    for label, img in rows:
-        canvas = Image.new("L", (width, height), SEPARATOR)
-        canvas.paste(Image.fromarray(np.asarray(img, dtype=np.uint8)), (label_w, 0))
-        ImageDraw.Draw(canvas).text((height // 6, height // 2), label, fill=255, font=font, anchor="lm")
-        out.append(np.asarray(canvas))
-    return np.concatenate(out, axis=0)
+        raise ValueError("rows_by_position needs at least one VU of a known position")
+    return labelled_rows(rows)
+
+
+def rows_per_vu(images: np.ndarray, labels: np.ndarray, classes: list[str], zoom: int = 2) -> np.ndarray:
+    """Every slice of each VU, one VU per row (the study's layout), each row labelled with its position."""
+    u8 = as_uint8(images)
+    return labelled_rows([(classes[int(k)], montage(u8[i : i + 1], zoom=zoom)) for i, k in enumerate(labels)])

@@ -164,6 +164,13 @@ def training_record(model_dir: str | Path) -> tuple[dict[str, np.ndarray] | None
     return _training_record(str(model_dir), training_stamp(model_dir))
 
 
+def training_montage(path: str, classes: list[str], shape: list[int]) -> np.ndarray:
+    """A training montage (:func:`training_record`'s path) with each row labelled with its class."""
+    from synthvu_core.models.trainlog import montage_picture
+
+    return montage_picture(path, list(classes), (int(shape[-2]), int(shape[-1])))
+
+
 # ---- generators and samples --------------------------------------------------------------------
 @st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
 def _generator(model_dir: str, stamp: float) -> Generator:

@@ -73,8 +73,11 @@ class _Figures:
 def training_html(sel: Any, fig: _Figures) -> list[str]:
     """The training record: loss curves from ``training/log.csv`` and the training montages (embedded PNGs)."""
     import base64
+    import io
 
-    from synthvu_core.models.trainlog import montages, read_log
+    from PIL import Image
+
+    from synthvu_core.models.trainlog import montage_picture, montages, read_log
 
     path = getattr(sel, "path", None)
     if path is None:
@@ -88,12 +91,15 @@ def training_html(sel: Any, fig: _Figures) -> list[str]:
         else "<p class='note'>No training log (generator trained before "
         "per-step logs were kept); final losses are in the card.</p>"
     )
+    shape = sel.card.get("shape") or [0, 0, 0]
     for step, png in montages(path):
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        buf = io.BytesIO()
+        Image.fromarray(montage_picture(png, list(sel.card.get("classes") or []), tuple(shape[-2:]))).save(buf, "PNG")
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
         parts.append(
             f"<figure><img alt='training montage, step {step}' style='max-width:100%' "
             f"src='data:image/png;base64,{data}'><figcaption class='note'>synthetic VUs at training step {step} "
-            "(one row per class)</figcaption></figure>"
+            "(one row per class, labelled)</figcaption></figure>"
         )
     return parts
 

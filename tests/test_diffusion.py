@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import PIL.Image
 import pytest
 import torch
+from montage_checks import assert_rows_labelled, grid_of
 from safetensors.torch import load_file
 
 from synthvu_core.cli import main
@@ -18,6 +20,7 @@ from synthvu_core.models import diffusion
 from synthvu_core.models.diffusion_training import DiffusionTrainConfig, train_diffusion
 from synthvu_core.models.registry import CARD_KEYS, load_card, load_discriminator, load_generator
 from synthvu_core.models.sampling import interpolate, sample
+from synthvu_core.models.trainlog import MONTAGE_COLS
 
 torch.set_num_threads(1)
 VUS = ("C3/C4", "C4/C5", "T5/T6", "T6/T7", "L3/L4", "L4/L5")
@@ -261,9 +264,8 @@ def _tiles(png, size: int) -> list[np.ndarray]:
     from PIL import Image
 
     img = np.asarray(Image.open(png))
-    rows, cols = (img.shape[0] + 1) // (size + 1), (img.shape[1] + 1) // (size + 1)
-    step = size + 1
-    return [img[i * step : i * step + size, j * step : j * step + size] for i in range(rows) for j in range(cols)]
+    rows = (img.shape[0] + 1) // (size + 1)
+    return list(grid_of(img, rows, MONTAGE_COLS, size, size).reshape(-1, size, size))
 
 
 def test_training_montages_hold_generated_vus_only(tmp_path):
@@ -282,6 +284,8 @@ def test_training_montages_hold_generated_vus_only(tmp_path):
     for step, png in written:
         tiles = _tiles(png, ds.images.shape[-1])
         assert len(tiles) == 3 * 8
+        classes = load_card(out)["classes"]
+        assert_rows_labelled(np.asarray(PIL.Image.open(png)), classes, ds.images.shape[-1], ds.images.shape[-1])
         assert not any(t.tobytes() in real for t in tiles), f"a training VU in the montage of step {step}"
 
 

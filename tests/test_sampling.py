@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from montage_checks import assert_rows_labelled
 from PIL import Image
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset, to_uint8
@@ -102,8 +103,9 @@ def test_export_round_trips(region_gen, tmp_path):
     np.testing.assert_array_equal(np.asarray(nii.dataobj)[..., 1], to_uint8(s.images[1]))
     assert (tmp_path / "vus.csv").read_text().splitlines()[1] == "0,L,1"
 
-    png = Image.open(export(s, tmp_path / "vus.png", region_gen.card))
-    assert png.size == (3 * 33 - 1, 4 * 33 - 1)  # 3 slices per row, one row per VU, 1-pixel gaps
+    png = np.asarray(Image.open(export(s, tmp_path / "vus.png", region_gen.card)))
+    assert png.shape[0] == 4 * 33 - 1  # one row per VU, 1-pixel gaps
+    assert_rows_labelled(png, ["L"] * 4, 32, 32, cols=3)  # 3 slices per row, each row labelled with its position
 
     with pytest.raises(SelectionError, match="unknown export format"):
         export(s, tmp_path / "vus.tif", region_gen.card)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from montage_checks import assert_rows_labelled
+from PIL import Image
 from safetensors.torch import load_file
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset
@@ -150,7 +152,8 @@ def test_card_and_folder(tmp_path):
     assert "patients" not in card["dataset"]["split"]
     assert card["dp"] is None and card["discriminator"] == {"kept": True, "private": True}
     assert card["training"]["steps"] == 2 and card["training"]["seconds"] > 0
-    assert sorted(p.name for p in (out / "training").glob("*.png"))
+    (png,) = sorted((out / "training").glob("montage_step*.png"))
+    assert_rows_labelled(np.asarray(Image.open(png)), list(VUS), 32, 32)  # one row per class, labelled with it
     assert all(v.dtype == torch.float16 for v in load_file(str(out / "generator.safetensors")).values())
     no_d = train(ds, tmp_path / "nod", small(steps=1, keep_discriminator=False), progress=False)
     assert not (no_d / "discriminator.safetensors").exists()

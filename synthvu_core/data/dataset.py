@@ -134,6 +134,40 @@ def tile_montage(
     return out
 
 
+#: Smallest label height (px) a labelled montage row carries, however small its tiles.
+MIN_LABEL_PX = 14
+
+
+def label_rows(
+    rows: list[tuple[str, np.ndarray]], *, fill: int = 0, ink: int = 255, label_share: float = 0.45
+) -> np.ndarray:
+    """Montage rows stacked, each with its label (a level or position such as ``L4/L5``) written left of it.
+
+    ``rows``: ``(label, uint8 [h, w])`` pairs; a label may hold several lines. The type is ``label_share``
+    of the tallest row's height (at least :data:`MIN_LABEL_PX`), so it stays readable however the picture
+    is scaled. ``fill`` is the grey of the label column and of padding, ``ink`` the label's.
+    Returns uint8 ``[height, width]``.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not rows:
+        raise ValueError("label_rows needs at least one row")
+    height = max(img.shape[0] for _, img in rows)
+    lines = max(label.count("\n") + 1 for label, _ in rows)
+    font = ImageFont.load_default(size=max(MIN_LABEL_PX, int(height * label_share / lines)))
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    pad = max(4, height // 6)
+    label_w = max(int(probe.multiline_textbbox((0, 0), label, font=font)[2]) for label, _ in rows) + 2 * pad
+    width = label_w + max(img.shape[1] for _, img in rows)
+    out = []
+    for label, img in rows:  # each row keeps its own height; a narrower one is padded on the right
+        canvas = Image.new("L", (width, img.shape[0]), fill)
+        canvas.paste(Image.fromarray(np.asarray(img, dtype=np.uint8)), (label_w, 0))
+        ImageDraw.Draw(canvas).multiline_text((pad, img.shape[0] // 2), label, fill=ink, font=font, anchor="lm")
+        out.append(np.asarray(canvas))
+    return np.concatenate(out, axis=0)
+
+
 def assign_split(patients: list[str], config: SplitConfig) -> dict[str, str]:
     """Seeded patient -> part assignment; never a patient in two parts."""
     uniq = sorted(set(patients))
@@ -329,10 +363,8 @@ def montage(dataset: VUDataset, *, per_level: int = 2, seed: int = 0, scale: int
     """A uint8 grey picture ``[rows, cols]`` of VUs per level: one VU per row, its C slices left to right.
 
     Levels run superior first; within a level ``per_level`` VUs of different patients where possible
-    (seeded). A caption column names level and patient.
+    (seeded). A label column names each row's level and patient (:func:`label_rows`).
     """
-    from PIL import Image, ImageDraw
-
     u = dataset.units
     rng = np.random.default_rng(seed)
     picks: list[int] = []
@@ -346,16 +378,16 @@ def montage(dataset: VUDataset, *, per_level: int = 2, seed: int = 0, scale: int
     if not picks:
         raise SelectionError("the dataset holds no VU to draw")
     c, h, _ = dataset.shape
-    gap, caption = 2, 120
-    tile_h = h * scale
+    gap, tile_h = 2, h * scale
     slices = np.stack([np.asarray(dataset.images[i]) for i in picks]).reshape(len(picks) * c, *dataset.shape[1:])
     grid = tile_montage(slices, c, gap=gap, fill=255, zoom=scale)
-    img = Image.fromarray(np.hstack([np.full((grid.shape[0], caption), 255, np.uint8), grid]))
-    draw = ImageDraw.Draw(img)
-    for r, i in enumerate(picks):
-        y = gap + r * (tile_h + gap) + tile_h // 2 - 12
-        draw.text((6, y), f"{u.at[i, 'level']}\n{u.at[i, 'patient_id']}", fill=0)
-    return np.asarray(img)
+    # one labelled strip per VU (its level and patient), cut from the grid so gaps stay as drawn
+    strips = [
+        (f"{u.at[i, 'level']}\n{u.at[i, 'patient_id']}", grid[r * (tile_h + gap) : (r + 1) * (tile_h + gap)])
+        for r, i in enumerate(picks)
+    ]
+    strips[-1] = (strips[-1][0], grid[(len(picks) - 1) * (tile_h + gap) :])
+    return label_rows(strips, fill=255, ink=0, label_share=0.5)
 
 
 def write_montage(dataset: VUDataset, path: str | Path, **kwargs: int) -> Path:

@@ -297,7 +297,8 @@ class DiffusionTrainer:
 
     # ---- montages and outputs -----------------------------------------------------------------
     def save_montage(self) -> Path | None:
-        """PNG of generated VUs only, middle slice: one row per class (at most 12), 8 samples each; fixed noise.
+        """PNG of generated VUs only, middle slice: one row per class (at most 12, labelled), 8 samples each;
+        fixed noise.
 
         During the autoencoder phase nothing is generated yet, so no montage is written (None): a
         training montage is shown and shared as synthetic, and a reconstruction is a real VU's copy.
@@ -316,7 +317,7 @@ class DiffusionTrainer:
         mid = imgs[:, imgs.shape[1] // 2]
         path = self.out_dir / TRAINING_DIR / f"montage_step{self.step_count:07d}.png"
         with atomic_path(path) as tmp:
-            montage_image(mid.reshape(rows, 8, *mid.shape[1:])).save(tmp, format="PNG")
+            montage_image(mid.reshape(rows, 8, *mid.shape[1:]), self.classes[:rows]).save(tmp, format="PNG")
         return path
 
     def card(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ asked of a level generator draws that region's levels with their training prior.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,14 +242,23 @@ def interpolate(generator: Any, position_a: str, position_b: str, steps: int = 8
 
 
 # ---- export ---------------------------------------------------------------------------------
-def montage_image(grid: np.ndarray) -> Any:
-    """PIL grey image of a ``[rows, cols, H, W]`` grid of [-1, 1] tiles (1-pixel gaps)."""
+def montage_image(grid: np.ndarray, row_labels: Sequence[str] | None = None) -> Any:
+    """PIL grey image of a ``[rows, cols, H, W]`` grid of [-1, 1] (or uint8) tiles with 1-pixel gaps; with
+    ``row_labels`` (one per row: its level or position) each row carries its label on the left."""
     from PIL import Image
 
-    from synthvu_core.data.dataset import tile_montage
+    from synthvu_core.data.dataset import label_rows, tile_montage
 
     rows, cols, h, w = grid.shape
-    return Image.fromarray(tile_montage(grid.reshape(rows * cols, h, w), cols, gap=1, margin=0), mode="L")
+    if row_labels is None:
+        return Image.fromarray(tile_montage(grid.reshape(rows * cols, h, w), cols, gap=1, margin=0), mode="L")
+    if len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row labels for {rows} montage rows")
+    # one pixel of gap below every row but the last, as in the unlabelled grid
+    strips = [
+        np.pad(tile_montage(grid[r], cols, gap=1, margin=0), ((0, int(r < rows - 1)), (0, 0))) for r in range(rows)
+    ]
+    return Image.fromarray(label_rows([(str(t), s) for t, s in zip(row_labels, strips)]), mode="L")
 
 
 def montage_slices(images: np.ndarray, max_slices: int = 9) -> np.ndarray:
@@ -377,7 +386,7 @@ def export(samples: Samples, path: str | Path, card: dict[str, Any] | None = Non
     * ``.nii.gz`` / ``.nii``: one 4-D NIfTI ``[C, H, W, n]`` (uint8; the 4th axis indexes VUs; voxel size from
       the card's ``dataset.spacing``), plus a ``.csv`` beside it
       naming each VU's position (:func:`write_nifti`);
-    * ``.png``: montage, one row per VU, up to 9 slices per row.
+    * ``.png``: montage, one row per VU (labelled with its position), up to 9 slices per row.
 
     ``samples.images`` may be float in [-1, 1] or already uint8.
     """
@@ -400,7 +409,7 @@ def export(samples: Samples, path: str | Path, card: dict[str, Any] | None = Non
         return write_nifti(samples, path, card)
     if name.endswith(".png"):
         with atomic_path(path) as tmp:
-            montage_image(montage_slices(samples.images)).save(tmp, format="PNG")
+            montage_image(montage_slices(samples.images), samples.positions).save(tmp, format="PNG")
         return path
     raise SelectionError(f"{path}: unknown export format; use .npz, .nii.gz or .png")
 

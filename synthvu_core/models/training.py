@@ -867,7 +867,7 @@ class Trainer:
 
     # ---- montages ---------------------------------------------------------------------------
     def save_montage(self) -> Path:
-        """PNG: one row per class (at most 12), 8 samples each, middle slice; fixed noise."""
+        """PNG: one row per class (at most 12, labelled with the class), 8 samples each, middle slice; fixed noise."""
         import torch
 
         from synthvu_core.models.sampling import montage_image
@@ -887,7 +887,7 @@ class Trainer:
         grid = mid.reshape(k, 8, *mid.shape[1:])
         path = self.out_dir / TRAINING_DIR / f"montage_step{self.step_count:07d}.png"
         with atomic_path(path) as tmp:
-            montage_image(grid).save(tmp, format="PNG")
+            montage_image(grid, self.classes[:k]).save(tmp, format="PNG")
         return path
 
     # ---- outputs -----------------------------------------------------------------------------

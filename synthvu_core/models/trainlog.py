@@ -4,7 +4,7 @@ of synthetic VUs written during training (``training/montage_stepNNNNNNN.png``).
 Reading is defensive: the log's columns are whatever the trainer wrote (``step``, ``epoch``,
 ``loss_d``, ``loss_g``, throughput, epsilon...); every column that holds numbers is returned, cells
 that do not parse become NaN, and a folder without a log (older generators) gives None. Standard
-library and numpy only.
+library and numpy only (Pillow, loaded when a montage is read).
 """
 
 from __future__ import annotations
@@ -66,3 +66,31 @@ def montages(folder: str | Path) -> list[tuple[int, Path]]:
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+#: The layout training writes: one row per class (at most this many rows), this many samples per row.
+MONTAGE_ROWS, MONTAGE_COLS = 12, 8
+
+
+def montage_picture(path: str | Path, classes: list[str], tile_shape: tuple[int, int]) -> np.ndarray:
+    """uint8 ``[height, width]`` picture of a training montage whose rows carry their class labels.
+
+    Training writes the labels into the PNG. A montage written before that (exactly the unlabelled
+    layout: one row per class, at most :data:`MONTAGE_ROWS`, :data:`MONTAGE_COLS` tiles of ``tile_shape``
+    with 1-pixel gaps) gets them here, cut row by row; any other picture is returned as it is.
+    """
+    from PIL import Image
+
+    from synthvu_core.data.dataset import label_rows
+
+    try:
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("L"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable training montage ({e})") from None
+    rows = min(len(classes), MONTAGE_ROWS)
+    h, w = tile_shape
+    if rows == 0 or img.shape != (rows * (h + 1) - 1, MONTAGE_COLS * (w + 1) - 1):
+        return img
+    strips = [(str(classes[r]), img[r * (h + 1) : min((r + 1) * (h + 1), img.shape[0])]) for r in range(rows)]
+    return label_rows(strips)
