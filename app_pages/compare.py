@@ -43,22 +43,6 @@ def _montages(entries: list[Compared]) -> None:
         )
 
 
-def _deck(entries: list[Compared]) -> None:
-    from dashboard.slides import deck_html
-
-    ready = [e for e in entries if e.view is not None]
-    if ready:
-        st.download_button(
-            "Download slides (HTML)",
-            data=lambda: deck_html(ready),
-            file_name="synthvu-slides.html",
-            mime="text/html",
-            icon=":material/slideshow:",
-            help="A self-contained slide deck (reveal.js; opens offline): what was trained, is it useful, "
-            "does it leak, the trade-off.",
-        )
-
-
 def render(_sel: frame.Selection | None) -> None:
     gens = frame.all_generators()
     ids = distinct_ids([(g.name, g.path) for g in gens])
@@ -76,7 +60,7 @@ def render(_sel: frame.Selection | None) -> None:
         st.info(f"Pick {MIN_COMPARED} to {MAX_COMPARED} generators to see them side by side.")
         return
     entries = _entries(picked, by_id)
-    _deck(entries)
+    frame.slides_button(entries, "synthvu-slides.html", key="compare_slides")
     import pandas as pd
 
     st.table(pd.DataFrame(headline_columns(entries)).set_index("measure"))

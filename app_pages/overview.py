@@ -51,6 +51,7 @@ def render(sel: frame.Selection | None) -> None:
         st.info("No generator installed yet: see **Models & data** to train one on the phantom or on your NIfTI data.")
         return
     st.header(frame.plain(sel.name))
+    frame.slides_button([frame.compared_of(sel)], f"{sel.name}-slides.html", key="overview_slides")
     h = headline(sel.report, sel.card)
     rep = sel.report
     c = st.columns(4)

@@ -28,6 +28,7 @@ from synthvu_core.evaluation.integrity import UNSIGNED
 if TYPE_CHECKING:
     import numpy as np
 
+    from dashboard.compare import Compared
     from synthvu_core.models.registry import GeneratorInfo
 
 PUBLIC_ENV = "SYNTHVU_PUBLIC"
@@ -690,6 +691,35 @@ def report_file(sel: Selection) -> str:
     from dashboard.presentation import report_html
 
     return report_html(sel)
+
+
+def compared_of(sel: Selection) -> Compared:
+    """The selected generator as one entry of a comparison or a slide deck."""
+    from dashboard.compare import Compared
+
+    return Compared(ident=sel.name, path=sel.path, card=sel.card, view=sel.report, source=sel.info.source)
+
+
+SLIDES_LABEL = "Download slides (HTML)"
+
+
+def slides_button(entries: Sequence[Compared], file_name: str, key: str) -> None:
+    """A button downloading the slide deck of ``entries`` (:func:`dashboard.slides.deck_html`, built on click
+    only); the generators without a report are left out, and with none left there is no button."""
+    from dashboard.slides import deck_html
+
+    ready = [e for e in entries if e.view is not None]
+    if ready:
+        st.download_button(
+            SLIDES_LABEL,
+            data=lambda: deck_html(ready),
+            file_name=file_name,
+            mime="text/html",
+            icon=":material/slideshow:",
+            key=key,
+            help="A self-contained slide deck (reveal.js; opens offline): what was trained, is it useful, "
+            "does it leak, the trade-off.",
+        )
 
 
 def show_image(image: np.ndarray, caption: str, *, real: bool = False, **kw: Any) -> None:

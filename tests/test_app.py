@@ -118,6 +118,33 @@ def test_compare_draws_two_generators(env: dict[str, Path]) -> None:
     assert any(b.label == "Download slides (HTML)" for b in at.get("download_button"))
 
 
+def test_overview_offers_the_selected_generators_slides(env: dict[str, Path], monkeypatch) -> None:
+    """Overview's slides button downloads the deck of the selected generator, with its report's numbers;
+    a generator without a report gets no button."""
+    import streamlit
+
+    made: dict[str, object] = {}
+    real = streamlit.download_button
+
+    def spy(label, data=None, *args, **kw):
+        made[kw.get("key") or label] = data
+        return real(label, data, *args, **kw)
+
+    monkeypatch.setattr(streamlit, "download_button", spy)
+    at = start("fab-region")
+    no_exception(at, "overview")
+    assert [b.label for b in at.get("download_button")].count("Download slides (HTML)") == 1
+    deck = made["overview_slides"]()  # built on click only: the button's own data
+    assert "<section>" in deck and "Reveal.initialize" in deck
+    assert "data-model='fab-region' data-key='utility.tstr.balanced_accuracy'>0.800<" in deck
+    assert "data-model='fab-noreport'" not in deck
+    made.clear()
+    picker = at.sidebar.selectbox(key="selected_generator")
+    picker.select_index([o.removesuffix(" (yours)") for o in picker.options].index("fab-noreport")).run()
+    no_exception(at, "overview without report")
+    assert "overview_slides" not in made and not [b for b in at.get("download_button") if "slides" in b.label]
+
+
 def test_generator_choice_is_remembered_across_pages(env: dict[str, Path]) -> None:
     at = start("fab-noreport")
     for page in ("generate", "utility", "overview"):
