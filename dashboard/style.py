@@ -90,8 +90,11 @@ def generator_colour(i: int) -> str:
 
 
 def plot_config(filename: str = "synthvu-figure") -> dict[str, Any]:
-    """Plotly ``config`` for every chart: the modebar's camera downloads a print-resolution PNG
-    (3 × the on-screen size) in the project's type; :func:`svg_config` downloads SVG instead."""
+    """Plotly ``config`` for every chart (pages, HTML report, slides; the one place it is set): the modebar's
+    camera downloads a print-resolution PNG (3 × the on-screen size); :func:`svg_config` downloads SVG instead.
+
+    plotly.js draws the image from the figure as shown, so it carries the figure's own type: every builder
+    sets :data:`FONT_FAMILY` at the sizes above (the modebar has no font option of its own)."""
     return {
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 3},

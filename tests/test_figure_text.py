@@ -156,17 +156,49 @@ def test_colours_come_from_the_palette() -> None:
                     assert colour.lower() in allowed, f"{name}: {colour} is not in the palette"
 
 
-def test_every_chart_downloads_at_print_resolution() -> None:
-    """Each ``plotly_chart`` call of a page passes the project's config: the modebar camera saves a PNG at
-    3 × the on-screen size (kaleido is not installed: images are made by plotly.js in the browser)."""
+def _config_source(node) -> str | None:
+    """The shared-config function a ``config=`` value comes from (``style.plot_config(...)``, or a dict that
+    unpacks it), else None."""
     import ast
 
-    assert style.plot_config()["toImageButtonOptions"]["scale"] >= 3
-    assert style.svg_config()["toImageButtonOptions"]["format"] == "svg"
-    bare = []
-    for page in sorted((ROOT / "app_pages").glob("*.py")):
-        for node in ast.walk(ast.parse(page.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "plotly_chart":
-                if not any(k.arg == "config" for k in node.keywords):
-                    bare.append(f"{page.name}:{node.lineno}")
-    assert bare == [], f"charts without the export config: {bare}"
+    if isinstance(node, ast.Dict):
+        found = [_config_source(v) for k, v in zip(node.keys, node.values) if k is None]
+        return next((f for f in found if f), None)
+    if isinstance(node, ast.Call):
+        fn = node.func
+        name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+        owner = getattr(fn.value, "id", "style") if isinstance(fn, ast.Attribute) else "style"
+        return name if owner == "style" and name in ("plot_config", "svg_config") else None
+    return None
+
+
+def _chart_calls() -> list[tuple[str, object]]:
+    """Every ``plotly_chart(...)`` and figure ``to_html(...)`` call in the app, its pages and the dashboard."""
+    import ast
+
+    files = [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "dashboard").glob("*.py"))]
+    out = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("plotly_chart", "to_html"):
+                out.append((f"{path.relative_to(ROOT)}:{node.lineno}", node))
+    return out
+
+
+def test_every_chart_downloads_at_print_resolution_in_the_projects_type() -> None:
+    """Each ``plotly_chart`` call of a page (and each figure written into the HTML report and the slides) takes
+    its config from the one shared place, :func:`dashboard.style.plot_config`: the modebar camera saves a PNG
+    at 3 × the on-screen size, or SVG (kaleido is not installed: images are made by plotly.js in the browser,
+    in the figure's own type, which every builder sets to the project's)."""
+    calls = _chart_calls()
+    assert sum("plotly_chart" in getattr(n.func, "attr", "") for _, n in calls) >= 15, "the scan finds the charts"
+    bare = [where for where, node in calls
+            if not any(k.arg == "config" and _config_source(k.value) for k in node.keywords)]
+    assert bare == [], f"charts without the shared export config: {bare}"
+    png, svg = style.plot_config()["toImageButtonOptions"], style.svg_config()["toImageButtonOptions"]
+    assert png["format"] == "png" and png["scale"] >= 3 and png["filename"].startswith("synthvu")
+    assert svg["format"] == "svg" and svg["filename"].startswith("synthvu")
+    assert style.plot_config("synthvu-umap")["toImageButtonOptions"]["filename"] == "synthvu-umap"
+    for name, figs in _builds().items():
+        for fig in figs:
+            assert fig.layout.font.family == style.FONT_FAMILY, f"{name}: not in the project's type"
