@@ -7,13 +7,15 @@ from dashboard import frame, loaders, style
 from dashboard.figures import patient_figure, power_figure, ratio_histogram, roc_figure
 from dashboard.images import montage
 from dashboard.summary import (
+    ATTACK_CHECK_COLUMNS,
     ATTACK_NAMES,
+    ATTACK_RESULT_COLUMNS,
     SPACES,
     attack_rows,
     attacks_present,
     audit_text,
+    columns_of,
     epsilon_text,
-    fmt,
     independent_rows,
     independent_text,
     membership_text,
@@ -51,10 +53,6 @@ DESIGN = (
 )
 
 
-def number_table(rows: list[dict]) -> list[dict]:
-    return [{k: (fmt(v) if isinstance(v, float) or v is None else v) for k, v in r.items()} for r in rows]
-
-
 def render(sel: frame.Selection) -> None:
     rep = sel.report
     st.subheader("Differential privacy")
@@ -82,7 +80,7 @@ def render(sel: frame.Selection) -> None:
             "in verdict (a). The rise over the generator's own AUC (paired 95% CI) is shown beside it. Too few "
             "patients for that power, or no attack with it, make verdict (a) inconclusive."
         )
-        st.dataframe(power, hide_index=True, width="stretch")
+        frame.table(power)
         curve = power_figure(rep)
         if curve is not None:
             st.plotly_chart(curve, width="stretch", config=style.plot_config(), key="power_curve")
@@ -99,7 +97,7 @@ def render(sel: frame.Selection) -> None:
             "the verdict (Bonferroni over the counted attacks); the pointwise 95% intervals are shown beside it. "
             + independent_text(rep)
         )
-        st.dataframe(indep, hide_index=True, width="stretch")
+        frame.table(indep)
 
     st.subheader("Every attack")
     present = attacks_present(rep)
@@ -107,8 +105,11 @@ def render(sel: frame.Selection) -> None:
     if not rows:
         st.info("The report holds no membership attack results.")
         return
-    st.dataframe(number_table(rows), hide_index=True, width="stretch")
+    frame.table(columns_of(rows, ATTACK_RESULT_COLUMNS))
     st.caption("AUC 0.5, TPR 0.01 at 1% FPR and top-k share 0.5 are chance.")
+    st.caption("How each attack was checked: its power, its AUC on the 5% graded and the independent control, and "
+               "its role in verdict (a).")
+    frame.table(columns_of(rows, ATTACK_CHECK_COLUMNS))
     skipped = sorted(
         {
             f"{k.split('.')[1]} / {k.split('.')[2]}: {why}"

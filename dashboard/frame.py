@@ -693,6 +693,17 @@ def report_file(sel: Selection) -> str:
     return report_html(sel)
 
 
+def table(rows: list[dict[str, Any]]) -> None:
+    """Rows as a plain table whose cells wrap instead of being cut (numbers to three decimals, no index):
+    every cell stays readable on a 1280-px screen, and a browser test can see each one."""
+    import pandas as pd
+
+    from dashboard.summary import fmt
+
+    shown = [{k: fmt(v) if isinstance(v, float) or v is None else v for k, v in r.items()} for r in rows]
+    st.table(pd.DataFrame(shown), hide_index=True)
+
+
 def compared_of(sel: Selection) -> Compared:
     """The selected generator as one entry of a comparison or a slide deck."""
     from dashboard.compare import Compared

@@ -9,7 +9,7 @@ Everything here reads numbers and verdicts the evaluation already wrote (``meta[
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,6 +260,22 @@ def attack_rows(view: ReportView) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+#: The attack table in two parts that each fit a 1280-px screen: what each attack measured on the released
+#: samples, and how it was checked (power, controls, its role in verdict (a)).
+ATTACK_RESULT_COLUMNS = (
+    "attack", "space", "AUC [95% CI]", "TPR @ 1% FPR [95% CI]", "patient AUC [95% CI]", "top-k share", "p (permutation)"
+)
+ATTACK_CHECK_COLUMNS = (
+    "attack", "space", "power (5% graded control)", "5% control AUC [95% CI]", "independent control AUC [95% CI]",
+    "in verdict",
+)
+
+
+def columns_of(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``rows`` cut to ``columns`` (in that order; a column a row lacks is left out)."""
+    return [{c: r[c] for c in columns if c in r} for r in rows]
 
 
 def _control_ci(view: ReportView, control: str, attack: str, space: str) -> str:

@@ -104,7 +104,10 @@ def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     names = {t.get("name", "") for spec in charts for t in spec["data"]}
     assert any(n.startswith("pairwise (AUC") for n in names), names
-    assert any(d for d in at.dataframe), "attack table drawn"
+    tables = [t.value for t in at.table]
+    assert any("AUC [95% CI]" in t.columns and "p (permutation)" in t.columns for t in tables), "attack results drawn"
+    assert any("in verdict" in t.columns and "5% control AUC [95% CI]" in t.columns for t in tables), "attack checks"
+    assert not at.dataframe, "the Privacy page's tables wrap their cells (st.table), none is a clipping data grid"
 
 
 def test_compare_draws_two_generators(env: dict[str, Path]) -> None:

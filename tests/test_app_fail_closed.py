@@ -170,7 +170,8 @@ def test_public_mode_sends_no_absolute_path(env, monkeypatch) -> None:
     for page in ("overview", "privacy", "models_data"):
         visit(at, page)
         no_exception(at, page)
-        sent = texts(at) + json.dumps([d.value.to_dict() for d in at.dataframe], default=str)
+        grids = [d.value.to_dict() for d in (*at.dataframe, *at.table)]
+        sent = texts(at) + json.dumps(grids, default=str)
         assert str(env["models"]) not in sent and str(ROOT) not in sent, page
     visit(at, "overview")
     assert any("fab-foreign/report/report.json" in w.value for w in at.warning), [w.value for w in at.warning]
