@@ -125,7 +125,7 @@ def render(sel: frame.Selection) -> None:
     walk = loaders.interpolation(model, stamp, position_value(start), position_value(end), int(steps), int(iseed))
     k_mid = c_slices // 2
     frame.show_image(
-        labelled_rows([(f"{position_value(start)} →\n{position_value(end)}", strip(walk[:, k_mid]))]),
+        labelled_rows([(f"from {position_value(start)}\nto {position_value(end)}", strip(walk[:, k_mid]))]),
         f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}",
         width="stretch",
     )

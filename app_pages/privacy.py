@@ -150,8 +150,16 @@ def render(sel: frame.Selection) -> None:
             c1.plotly_chart(pf, width="stretch", config=style.plot_config(), key=f"patient_{attack}_{space}")
         else:
             c1.caption("Public mode: per-patient attack scores are not sent; the patient-level numbers are aggregates.")
-        c2.metric("Patient-level AUC [95% CI]", with_ci(rep, f"privacy.{attack}.{space}.patient_auc"))
-        c2.metric("Patient-level TPR @ 1% FPR", with_ci(rep, f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr"))
+        with c2:  # a table: an interval or "not estimable …" wraps where a metric would cut it
+            frame.table(
+                [
+                    {"patient level": "AUC [95% CI]", "value": with_ci(rep, f"privacy.{attack}.{space}.patient_auc")},
+                    {
+                        "patient level": "TPR @ 1% FPR",
+                        "value": with_ci(rep, f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr"),
+                    },
+                ]
+            )
 
     closest_pairs(sel)
 

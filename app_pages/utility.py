@@ -52,8 +52,9 @@ def render(sel: frame.Selection) -> None:
     figs = [(s, f) for s, f in figs if f is not None]
     if not figs:
         st.info("The report holds no confusion matrices.")
-    for col, (s, f) in zip(st.columns(len(figs)) if figs else [], figs):
-        col.plotly_chart(f, width="stretch", config=style.plot_config(), key=f"confusion_{s}")
+    # one matrix at a time, full width: three side by side leave cells too narrow for their numbers at 1280 px
+    for tab, (s, f) in zip(st.tabs([s.upper() for s, _ in figs]) if figs else [], figs):
+        tab.plotly_chart(f, width="stretch", config=style.plot_config(), key=f"confusion_{s}")
     rec = recall_figure(rep, sel.classes)
     if rec is not None:
         st.subheader("Recall per position")

@@ -33,7 +33,7 @@ def _layout(fig: go.Figure, title: str, height: int = 480, **kw: Any) -> go.Figu
         font={"size": FONT_SIZE, "family": style.FONT_FAMILY},
         hoverlabel={"font": {"size": SMALL}},
         height=height,
-        margin={"l": 60, "r": 20, "t": 60, "b": 55},
+        margin={"l": 60, "r": 20, "t": 95 if "<br>" in title else 60, "b": 55},  # a two-line title gets room
         template="plotly_white",
         colorway=style.GENERATOR_SEQUENCE,
         **{"legend": {"font": {"size": SMALL}}, **kw},
@@ -381,9 +381,10 @@ def ratio_histogram(view: ReportView, space: str) -> go.Figure | None:
         )
     return _layout(
         fig,
-        f"Min distance as ratio of the median ({space} space)",
-        height=400,
+        f"Closest distance as ratio of the median<br>({space} space)",  # two lines fit a half-width column
+        height=420,
         barmode="overlay",
+        legend={"x": 0.98, "y": 0.98, "xanchor": "right", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"},
         xaxis={"title": "d_min / median distance to synthetic VUs"},
         yaxis={"title": "density"},
     )
@@ -419,9 +420,9 @@ def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = T
         )
     return _layout(
         fig,
-        f"Patient level: mean {attack} score per patient ({space} space)",
+        f"Patient level: mean {attack} score<br>per patient ({space} space)",
         height=420,
-        yaxis={"title": "mean attack score (higher = more likely member)"},
+        yaxis={"title": "score (high = member-like)"},  # fits beside a two-line title
         showlegend=False,
     )
 
