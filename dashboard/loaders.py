@@ -277,6 +277,13 @@ def dataset_key(card: Mapping[str, Any]) -> str:
     return json.dumps({"fingerprint": ds.get("fingerprint"), "recipe": ds.get("recipe")}, sort_keys=True)
 
 
+def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The counts of a generator's phantom dataset where it is already built in the cache (reads JSON only)."""
+    from synthvu_core.data.build import cached_dataset_counts
+
+    return cached_dataset_counts(card)
+
+
 def is_phantom(card: Mapping[str, Any]) -> bool:
     return bool((card.get("dataset") or {}).get("recipe"))
 

@@ -13,6 +13,7 @@ cache folder and checks its fingerprint.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -398,6 +399,24 @@ def cache_root() -> Path:
     """``$SYNTHVU_CACHE`` or ``~/.cache/synthvu``."""
     env = os.environ.get("SYNTHVU_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "synthvu"
+
+
+def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
+    """A generator card's phantom dataset counts, read from the cache's dataset card where that dataset is already
+    built with the card's fingerprint (reads JSON only, builds nothing); None otherwise."""
+    from synthvu_core.storage import SAFE_NAME
+
+    recipe = (card.get("dataset") or {}).get("recipe") or {}
+    if not isinstance(recipe, dict) or not recipe.get("name"):
+        return None
+    name = recipe["name"]
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        return None  # not a plain folder name: never read as a path
+    try:
+        ds = json.loads((cache_root() / DATASETS_DIR / name / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return ds.get("counts") if ds.get("fingerprint") == card["dataset"].get("fingerprint") else None
 
 
 def demo_dataset(

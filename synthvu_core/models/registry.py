@@ -373,7 +373,7 @@ def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
     with another hash, is stale and must never be shown as the model's numbers. So is one written by
     an older evaluation (``report_version`` below the current one: other intervals and power).
     """
-    from synthvu_core.evaluation.report import REPORT_VERSION
+    from synthvu_core.records import REPORT_VERSION
 
     folder = Path(model_dir)
     version = meta.get("report_version")
