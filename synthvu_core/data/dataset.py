@@ -71,6 +71,18 @@ class SplitConfig:
         return {"train": n_train, "holdout": n_hold, "reference": n_patients - n_train - n_hold}
 
     @classmethod
+    def parse(cls, text: str, seed: int = 0) -> SplitConfig:
+        """The split of ``--split TRAIN,HOLDOUT,REFERENCE`` (``data build`` and ``train``); one line where it is not
+        three numbers."""
+        try:
+            ratios = [float(x) for x in text.split(",")]
+        except ValueError:
+            ratios = []
+        if len(ratios) != 3:
+            raise DataError(f"--split {text!r}: give three ratios TRAIN,HOLDOUT,REFERENCE such as 0.6,0.2,0.2")
+        return cls(*ratios, seed=seed)
+
+    @classmethod
     def from_card(cls, split: dict[str, Any]) -> SplitConfig | None:
         """The split recorded in a dataset or generator card (None where it names no full split)."""
         keys = ("train", "holdout", "reference", "seed")

@@ -10,7 +10,8 @@ import json
 import shlex
 from pathlib import Path
 
-from synthvu_core.names import CARD_FILE
+from synthvu_core.models.architectures import ARCHITECTURE_NAMES, OPTION_DEFAULTS
+from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative add_argument per option, no logic
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     t.add_argument("--split-seed", type=int, default=0, help="seed of --split (default: %(default)s)")
     t.add_argument(
         "--arch",
-        choices=["default", "pgan", "diffusion"],
+        choices=ARCHITECTURE_NAMES,
         default="default",
         help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)",
     )
@@ -102,7 +103,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     dp.add_argument(
         "--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon"
     )
-    dp.add_argument("--clip-norm", type=float, default=1.0, help="bound on each sampled patient's summed gradient")
+    dp.add_argument(
+        "--clip-norm", type=float, default=None,
+        help=f"bound on each sampled patient's summed gradient (default {OPTION_DEFAULTS['clip_norm']:g})",
+    )
     dp.add_argument(
         "--patients-per-step",
         type=float,
@@ -113,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--vus-per-patient", type=int, default=None, help="at most this many VUs of a sampled patient per step"
     )
     dp.add_argument(
-        "--accountant", choices=["rdp", "prv"], default="rdp", help="Opacus privacy accountant for ε (default rdp)"
+        "--accountant", choices=["rdp", "prv"], default=None, help="Opacus privacy accountant for ε (default rdp)"
     )
     dp.add_argument(
         "--private-layers",
@@ -133,9 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     dp.add_argument(
         "--tuning",
         choices=["public", "private"],
-        default="public",
-        help="where the hyper-parameters were chosen: public data only, or the private data (each tuning run "
-             "is a run in the dataset's privacy ledger)",
+        default=None,
+        help="where the hyper-parameters were chosen (default public): public data only, or the private data (each "
+             "tuning run is a run in the dataset's privacy ledger)",
     )
     df = t.add_argument_group("latent diffusion (--arch diffusion)")
     df.add_argument(
@@ -233,7 +237,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
 
 
 def _train(args: argparse.Namespace) -> int:
+    from synthvu_core.models.architectures import given_options, refuse_foreign
     from synthvu_core.storage import check_writable, folder_lock
+
+    refuse_foreign(args.arch, given_options(vars(args)))  # an option this architecture ignores: refused first
 
     check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
     with folder_lock(args.out, "train"):  # one writer per output folder
@@ -241,27 +248,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_locked(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.training import config_from_args, train
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
+    from synthvu_core.models.architectures import architecture, build_config, trainer
 
-    if args.arch == "diffusion":
-        from synthvu_core.models.diffusion_training import train_command
-
-        return train_command(args, _command_line(args))
-
-    from synthvu_core.models.training import own_data_defaults
-
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}  # no Namespace past here
     demo = args.dataset == "demo" and not Path(args.dataset).exists()
     dataset = None if demo else VUDataset.load(args.dataset)
-    if args.from_scratch and args.init_from is not None:
-        from synthvu_core.errors import SelectionError
-
-        raise SelectionError("--from-scratch and --init-from contradict each other: give one")
-    filled = own_data_defaults(args, dataset)
-    config = config_from_args(args, command=_command_line(args))  # validated before any work
-    if config.init_from is not None:
-        print(f"starting from {args.init_from}" + (" (the public prior; --from-scratch to opt out)"
-                                                    if "--init-from" in " ".join(filled) else ""))
+    split = SplitConfig.parse(args.split, args.split_seed) if args.split else None
+    config, filled, options = build_config(options, dataset, command=_command_line)  # validated before any work
+    if getattr(config, "init_from", None) is not None:
+        print(f"starting from {options['init_from']}" + (" (the public prior; --from-scratch to opt out)"
+                                                          if "--init-from" in " ".join(filled) else ""))
     for note in filled:
         if note.startswith("from scratch"):
             print(f"training {note}")
@@ -269,24 +266,20 @@ def _train_locked(args: argparse.Namespace) -> int:
         from synthvu_core.data.build import demo_dataset
 
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
-    if args.split:
-        from synthvu_core.data.dataset import SplitConfig
-        from synthvu_core.errors import SelectionError
-
-        try:
-            ratios = [float(v) for v in args.split.split(",")]
-            if len(ratios) != 3:
-                raise ValueError
-        except ValueError:
-            raise SelectionError(f"--split {args.split!r}: give three ratios TRAIN,HOLDOUT,REFERENCE") from None
-        dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
-    out = train(dataset, args.out, config, progress=not args.quiet)
+    if split is not None:
+        dataset = dataset.with_split(split)
+    out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
-    print(
-        f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s; "
-        f"{privacy_text(card.get('dp'), card)})"
-    )
+    print(f"wrote {out} ({_trained_text(card)})")
     return 0
+
+
+def _trained_text(card: dict) -> str:
+    """How long a finished run trained, and (AC-GAN) its privacy line."""
+    tr = card["training"]
+    if "diffusion_steps" in tr:
+        return f"{tr['autoencoder_steps']} autoencoder + {tr['diffusion_steps']} diffusion steps, {tr['seconds']:.0f} s"
+    return f"{tr['steps']} steps, {tr['seconds']:.0f} s; {privacy_text(card.get('dp'), card)}"
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -309,12 +302,12 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_line(args: argparse.Namespace) -> str:
+def _command_line(options: dict) -> str:
     """The ``train`` command line that reproduces this run (every option spelled out)."""
     parts = ["python", "-m", "synthvu_core", "train"]
-    private = args.target_epsilon is not None or args.noise_multiplier is not None
+    private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
-    for key, value in vars(args).items():
+    for key, value in options.items():
         if key == "clip_generated" and value is False:
             parts.append("--no-clip-generated")
             continue
@@ -322,7 +315,7 @@ def _command_line(args: argparse.Namespace) -> str:
             key in ("func", "command", "quiet")
             or value is None
             or value is False
-            or (key == "split_seed" and not args.split)
+            or (key == "split_seed" and not options.get("split"))
         ):
             continue
         if key in dp_only and not private:
@@ -463,7 +456,7 @@ def _share(args: argparse.Namespace) -> int:
 def _report_state(folder: Path) -> str:
     """``y``, or ``stale`` where the report does not record the sha256 of the folder's current weights."""
     from synthvu_core.errors import SynthVUError
-    from synthvu_core.models.registry import REPORT_DIR, REPORT_FILE, report_staleness
+    from synthvu_core.models.registry import report_staleness
 
     try:
         meta = json.loads((Path(folder) / REPORT_DIR / REPORT_FILE).read_text()).get("meta") or {}
