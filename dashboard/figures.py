@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from dashboard import style
 from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present, usefulness_of
+from synthvu_core.records import NO_DP_TEXT, epsilon_text
 
 FONT_SIZE = style.FONT_SIZE
 SMALL = style.SMALL_FONT_SIZE
@@ -450,7 +451,7 @@ def tradeoff_figure(
         if x is None or y is None:
             continue
         eps = r.get("epsilon")
-        tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
+        tag = "control" if r.get("control") else epsilon_text(eps, 1, none="no DP")
         colour = colour_of.get(str(r["name"]).split(":")[0], style.GREY)
         symbol = (
             ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
@@ -541,7 +542,6 @@ ROUTE_STYLE = {
 }
 
 
-NO_DP_TEXT = "no DP (ε = ∞)"
 _ROUTE_NUDGE = {"pretrained": 1.0, "scratch": 1.25}  # the two routes' no-DP points side by side on the log axis
 
 

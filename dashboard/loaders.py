@@ -123,7 +123,7 @@ def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView 
     if stamp == 0.0:
         return None
     # new weights make the cached report stale: the weights' mtime is part of the key
-    return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / "generator.safetensors"))
+    return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / GENERATOR_FILE))
 
 
 def compute_report(

@@ -1,4 +1,5 @@
-"""Typed records at the bottom of the package: the evaluation :class:`Report` and the version of its format.
+"""Typed records at the bottom of the package: the evaluation :class:`Report`, the version of its format, typed
+access to its scalars and verdicts, and the one formatter of numbers, intervals and epsilon.
 
 Every layer imports this module downwards (data, models, evaluation, the CLI and the dashboard); it imports
 only the standard library, numpy (inside a method) and :mod:`synthvu_core.errors`.
@@ -7,6 +8,7 @@ only the standard library, numpy (inside a method) and :mod:`synthvu_core.errors
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,112 @@ def tolerance(key: str, rules: tuple[tuple[str, float], ...] | list = TOLERANCES
     return 0.0
 
 
+# ---- report keys: the one place their dotted grammar is spelled --------------------------------------------------
+DP_EPSILON_KEY = "dp.epsilon"
+WORST_AUC_KEY = "privacy.worst.auc"
+WORST_TPR_KEY = "privacy.worst.tpr_at_1pct_fpr"
+RATIO_KEY = "utility.tstr_over_trtr"
+
+
+def utility_key(setting: str) -> str:
+    """``utility.tstr.balanced_accuracy`` for ``tstr`` (``trtr``, ``tstr``, ``trts``)."""
+    return f"utility.{setting}.balanced_accuracy"
+
+
+def attack_key(attack: str, space: str, metric: str = "auc") -> str:
+    """``privacy.pairwise.pixel.auc`` for an attack, its space and a metric (``auc``, ``auc_ci_low``, ...)."""
+    return f"privacy.{attack}.{space}.{metric}"
+
+
+class ReportReading:
+    """Typed reading of a report's ``scalars`` and ``meta`` (mixed into :class:`Report` and the dashboard's copy)."""
+
+    scalars: dict[str, Any]
+    meta: dict[str, Any]
+
+    def scalar(self, key: str) -> float | None:
+        """The scalar ``key`` as a float; None where absent, null or not a number."""
+        v = self.scalars.get(key)
+        try:
+            f = float(v) if v is not None else None
+        except (TypeError, ValueError):
+            return None
+        return None if f is None or f != f else f
+
+    def interval(self, key: str) -> tuple[float | None, float | None]:
+        """The 95 % interval ``(key_ci_low, key_ci_high)`` of a scalar (None ends where not estimable)."""
+        return self.scalar(key + "_ci_low"), self.scalar(key + "_ci_high")
+
+    def utility(self, setting: str) -> float | None:
+        return self.scalar(utility_key(setting))
+
+    def attack_auc(self, attack: str, space: str) -> float | None:
+        return self.scalar(attack_key(attack, space))
+
+    @property
+    def worst_auc(self) -> float | None:
+        return self.scalar(WORST_AUC_KEY)
+
+    @property
+    def worst_tpr(self) -> float | None:
+        return self.scalar(WORST_TPR_KEY)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.scalar(RATIO_KEY)
+
+    def verdict(self, threat: str) -> dict[str, Any]:
+        """The stored verdict of a threat model (``released_samples``, ``released_discriminator``); {} where none."""
+        v = (self.meta.get("verdicts") or {}).get(threat)
+        return v if isinstance(v, dict) else {}
+
+    def worst_attack(self) -> tuple[str, str] | None:
+        """``(attack, space)`` of the strongest attack counted in the released-samples verdict (highest AUC), the one
+        ``privacy.worst.auc`` reports; None where no attack counts."""
+        scored = [(self.scalar(attack_key(*n.split("/"))), n) for n in self.verdict("released_samples").get("counted")
+                  or []]
+        scored = [(auc, n) for auc, n in scored if auc is not None]
+        if not scored:
+            return None
+        attack, space = max(scored)[1].split("/")
+        return attack, space
+
+
+# ---- the one formatter of numbers, intervals and epsilon ----------------------------------------------------------
+NO_DP_TEXT = "no DP (ε = ∞)"
+
+
+def number_text(value: float | None, digits: int = 3) -> str:
+    """A number for a table or metric; ``"—"`` where not measured."""
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def interval_text(low: float | None, high: float | None, digits: int = 3) -> str:
+    """``"[0.550, 0.670]"``; ``""`` where either end is missing."""
+    return "" if low is None or high is None else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def epsilon_value(eps: float | None, digits: int = 2, *, none: str = "∞") -> str:
+    """ε as a number (``"1.23"``), or ``none`` for a generator trained without differential privacy."""
+    return none if eps is None else f"{float(eps):.{digits}f}"
+
+
+def epsilon_text(eps: float | None, digits: int = 2, *, none: str = NO_DP_TEXT) -> str:
+    """``"ε = 1.23"``, or ``none`` (:data:`NO_DP_TEXT`) for a generator trained without differential privacy."""
+    return none if eps is None else f"ε = {epsilon_value(eps, digits)}"
+
+
+def card_epsilon(card: Any, report: ReportReading | None = None) -> float | None:
+    """DP ε of a generator: its card's ``dp.epsilon`` first, the report's ``dp.epsilon`` second; None without DP."""
+    dp = (card or {}).get("dp") if isinstance(card, Mapping) else None
+    eps = dp.get("epsilon") if isinstance(dp, Mapping) else None
+    if eps is None and report is not None:
+        eps = report.scalar(DP_EPSILON_KEY)
+    return None if eps is None else float(eps)
+
+
 @dataclass
-class Report:
+class Report(ReportReading):
     """Scalars (key -> float or None), their definitions, meta, arrays (lazy) and control reports."""
 
     scalars: dict[str, float | None]

@@ -27,7 +27,16 @@ import numpy as np
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
-from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB, PATIENT_REGEX, SOURCE_COLUMN
+from synthvu_core.names import (
+    CARD_FILE,
+    DATASETS_DIR,
+    IMAGE_GLOB,
+    IMAGES_FILE,
+    LABEL_GLOB,
+    PATIENT_REGEX,
+    SOURCE_COLUMN,
+    UNITS_FILE,
+)
 
 
 @dataclass(frozen=True)
@@ -117,12 +126,12 @@ def is_dataset_folder(folder: Path) -> bool:
     import json
 
     try:
-        card = json.loads((folder / "card.json").read_text())
+        card = json.loads((folder / CARD_FILE).read_text())
     except (OSError, ValueError):
         return False
     return (
         isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
-        and (folder / "images.npy").is_file() and (folder / "units.csv").is_file()
+        and (folder / IMAGES_FILE).is_file() and (folder / UNITS_FILE).is_file()
     )
 
 
@@ -208,7 +217,7 @@ def extract_pairs(
     return images, rows, skipped
 
 
-def build_dataset(
+def build_dataset(  # long: sixteen documented arguments; the body is some forty lines
     images_dir: str | Path | Sequence[str | Path],
     out: str | Path | None,
     *,
@@ -493,7 +502,7 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
             return found
     if recipe:
         return demo_dataset(fp, recipe=recipe_from_dict(recipe))
-    where = f"{Path(model_dir) / 'card.json'}"
+    where = f"{Path(model_dir) / CARD_FILE}"
     if isinstance(path, str) and path:
         why = (
             f"its dataset folder {path} holds another dataset ({found.fingerprint})"

@@ -245,7 +245,7 @@ class VUDataset:
             units = pd.read_csv(path / UNITS_FILE, dtype={"patient_id": str})
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot read VU dataset: {e}") from None
-        check_card(card, path / "card.json")
+        check_card(card, path / CARD_FILE)
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
             raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "
                             f"({len(units)} rows)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from synthvu_core.models.architectures import ARCHITECTURE_NAMES, OPTION_DEFAULTS
 from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
+from synthvu_core.records import epsilon_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative add_argument per option, no logic
@@ -335,11 +336,12 @@ def privacy_text(dp: dict | None, card: dict | None = None) -> str:
     unit = dp.get("unit", "vu")
     if unit != "patient":
         return (
-            f"DP-SGD epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} per VU (not per patient: "
+            f"DP-SGD epsilon {epsilon_value(dp['epsilon'])} at delta {dp['delta']:.2g} per VU (not per patient: "
             "a patient with many VUs has a much weaker guarantee)"
         )
     return (
-        f"patient-level DP: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} over {dp['n_patients']} patients, "
+        f"patient-level DP: epsilon {epsilon_value(dp['epsilon'])} at delta {dp['delta']:.2g} over "
+        f"{dp['n_patients']} patients, "
         f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
         f"clip {dp['clip_norm']:g}"
         + ("; D's heads only, body pretrained on public data" if dp.get("private_layers") == "heads" else "")
@@ -415,7 +417,7 @@ def _print_table(infos: list) -> None:
     print(f"{'name':<24} {'source':<8} {'arch':<8} {'scheme':<7} {'shape':<10} {'epsilon':<8} {'D':<2} report")
     for i in infos:
         s = i.summary()
-        eps = "-" if s["epsilon"] is None else f"{s['epsilon']:.2f}"
+        eps = epsilon_value(s["epsilon"], none="-")
         shape = "x".join(map(str, s["shape"]))
         report = _report_state(i.path) if s["has_report"] else "n"
         print(
