@@ -21,6 +21,7 @@ from dashboard.summary import (
     verdict,
     with_ci,
 )
+from synthvu_core.records import attack_key
 
 N_PAIRS = 8
 SPACE_NAMES = {"pixel": "pixel", "embedding": "embedding (encoder fitted on reference patients)",
@@ -149,8 +150,8 @@ def render(sel: frame.Selection) -> None:
             c1.plotly_chart(pf, width="stretch", config=style.plot_config(), key=f"patient_{attack}_{space}")
         else:
             c1.caption("Public mode: per-patient attack scores are not sent; the patient-level numbers are aggregates.")
-        c2.metric("Patient-level AUC [95% CI]", with_ci(rep, f"privacy.{attack}.{space}.patient_auc"))
-        c2.metric("Patient-level TPR @ 1% FPR", with_ci(rep, f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr"))
+        c2.metric("Patient-level AUC [95% CI]", with_ci(rep, attack_key(attack, space, "patient_auc")))
+        c2.metric("Patient-level TPR @ 1% FPR", with_ci(rep, attack_key(attack, space, "patient_tpr_at_1pct_fpr")))
 
     closest_pairs(sel)
 

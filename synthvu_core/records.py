@@ -47,6 +47,11 @@ def utility_key(setting: str) -> str:
     return f"utility.{setting}.balanced_accuracy"
 
 
+def fidelity_key(metric: str) -> str:
+    """``fidelity.precision`` for ``precision`` (``frechet_distance``, ``recall``, ``density``, ``coverage``)."""
+    return f"fidelity.{metric}"
+
+
 def attack_key(attack: str, space: str, metric: str = "auc") -> str:
     """``privacy.pairwise.pixel.auc`` for an attack, its space and a metric (``auc``, ``auc_ci_low``, ...)."""
     return f"privacy.{attack}.{space}.{metric}"
@@ -70,6 +75,11 @@ class ReportReading:
     def interval(self, key: str) -> tuple[float | None, float | None]:
         """The 95 % interval ``(key_ci_low, key_ci_high)`` of a scalar (None ends where not estimable)."""
         return self.scalar(key + "_ci_low"), self.scalar(key + "_ci_high")
+
+    def missing_of(self, area: str) -> dict[str, str]:
+        """Why each null scalar of an area (``utility``, ``fidelity``, ``privacy``) is missing: key -> reason."""
+        missing = self.meta.get("missing") or {}
+        return {k: str(v) for k, v in missing.items() if k.startswith(area + ".")}
 
     def utility(self, setting: str) -> float | None:
         return self.scalar(utility_key(setting))

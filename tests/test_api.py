@@ -1,4 +1,4 @@
-"""The README's Python API example runs as written (4 phantom patients, 5 steps), from the front door
+"""The README's Python API example runs as written (8 phantom patients, 5 steps), from the front door
 ``import synthvu_core as sv``. Only the evaluation's default settings are shrunk here (a small encoder, one
 classifier seed, few permutations and bootstrap draws) so that the example takes seconds; the calls are the
 README's."""
