@@ -240,28 +240,10 @@ def _nifti_zip(nifti: Path) -> bytes:
 
 
 def prior_rows(generator: Generator, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
-    """float32 ``[len(rows), C, H, W]``: rows ``rows`` of ``sample(generator, n, seed=seed)`` (positions
-    from the training prior) without generating the other ``n - len(rows)`` VUs.
+    """Rows ``rows`` of the report's sample of ``n`` VUs (:func:`synthvu_core.models.sampling.sample_rows`)."""
+    from synthvu_core.models.sampling import sample_rows
 
-    Draws the same labels and noise as :func:`synthvu_core.models.sampling.sample` (labels first, then
-    noise, from one seeded torch generator); ``tests/test_app.py`` checks the two agree.
-    """
-    import torch
-
-    from synthvu_core.models.sampling import position_weights
-
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= n):
-        from synthvu_core.errors import SelectionError
-
-        raise SelectionError(f"synthetic VU rows must lie in 0..{n - 1}")
-    card = generator.card
-    g = torch.Generator().manual_seed(int(seed))
-    labels = torch.multinomial(torch.from_numpy(position_weights(card, None)), int(n), replacement=True, generator=g)
-    z = torch.randn(int(n), card["latent_dim"], generator=g)
-    idx = torch.from_numpy(rows)
-    with torch.no_grad():
-        return generator(z[idx], labels[idx]).float().cpu().numpy()
+    return sample_rows(generator, n, rows, seed)
 
 
 @st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner="Regenerating the selected synthetic VUs…")
