@@ -53,3 +53,16 @@ def test_no_long_function_without_a_reason():
 
 def test_each_file_name_is_typed_once():
     assert file_names_typed() == []
+
+
+def test_no_namespace_crosses_into_the_core():
+    """argparse is read only by the CLI wing (``cli.py`` and each area's ``commands.py``)."""
+    readers = []
+    for path in python_files("synthvu_core"):
+        if path.name in ("cli.py", "commands.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names) or \
+                    isinstance(node, ast.ImportFrom) and node.module == "argparse":
+                readers.append(str(path.relative_to(ROOT)))
+    assert readers == []
