@@ -182,3 +182,81 @@ class Report(ReportReading):
     def missing(self) -> dict[str, str]:
         """Key -> reason for every scalar that is None."""
         return dict(self.meta.get("missing", {}))
+
+
+class Card:
+    """Typed reading of a generator's ``card.json`` (a dict checked by the registry): what the CLI and pages show.
+
+    ``Card(load_card(folder))``; ``card.raw`` is the dict itself for what has no accessor yet.
+    """
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def _part(self, key: str) -> Mapping[str, Any]:
+        v = self.raw.get(key)
+        return v if isinstance(v, Mapping) else {}
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name", ""))
+
+    @property
+    def architecture(self) -> str:
+        return str(self._part("architecture").get("name", ""))
+
+    @property
+    def scheme(self) -> str:
+        return str(self.raw.get("scheme", "region"))
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.raw.get("classes") or []]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.raw.get("shape") or ())
+
+    @property
+    def shape_text(self) -> str:
+        """``9x64x64``."""
+        return "x".join(map(str, self.shape))
+
+    @property
+    def latent_dim(self) -> int | None:
+        v = self.raw.get("latent_dim")
+        return None if v is None else int(v)
+
+    @property
+    def dp(self) -> Mapping[str, Any] | None:
+        """The card's ``dp`` block; None for a generator trained without differential privacy."""
+        return self._part("dp") or None
+
+    @property
+    def epsilon(self) -> float | None:
+        return card_epsilon(self.raw)
+
+    @property
+    def dataset(self) -> Mapping[str, Any]:
+        return self._part("dataset")
+
+    @property
+    def fingerprint(self) -> str | None:
+        v = self.dataset.get("fingerprint")
+        return None if v is None else str(v)
+
+    @property
+    def training(self) -> Mapping[str, Any]:
+        return self._part("training")
+
+    @property
+    def keeps_discriminator(self) -> bool:
+        return bool(self._part("discriminator").get("kept"))
+
+    @property
+    def created(self) -> str:
+        return str(self.raw.get("created", ""))
+
+    @property
+    def code_version(self) -> str:
+        return str(self.raw.get("code_version", ""))

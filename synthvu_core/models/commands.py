@@ -469,40 +469,29 @@ def _report_state(folder: Path) -> str:
 
 def _models_show(args: argparse.Namespace) -> int:
     from synthvu_core.models.registry import load_card, resolve
+    from synthvu_core.records import Card
 
     path = resolve(args.model)
-    card = load_card(path)
+    raw = load_card(path)
     if args.json:
-        print(json.dumps({"path": str(path), **card}, indent=2))
+        print(json.dumps({"path": str(path), **raw}, indent=2))
         return 0
-    dp = card["dp"]
-    tr = card["training"]
+    card, tr = Card(raw), Card(raw).training
+    sampler = (f"  sampler       {tr.get('sampler')}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} "
+               "(defaults; sample --sampling-steps/--guidance)")
+    kept = "kept (private: a released discriminator leaks membership)" if card.keeps_discriminator else "not kept"
     lines = [
-        f"{card['name']}  ({path})",
-        f"  architecture  {card['architecture']['name']}  shape {'x'.join(map(str, card['shape']))}  latent "
-        f"{card['latent_dim']}",
-        f"  scheme        {card['scheme']}: {', '.join(card['classes'])}",
-        f"  dataset       {card['dataset']['fingerprint']}  ({card['dataset'].get('n_train', '?')} training VUs)",
+        f"{card.name}  ({path})",
+        f"  architecture  {card.architecture}  shape {card.shape_text}  latent {card.latent_dim}",
+        f"  scheme        {card.scheme}: {', '.join(card.classes)}",
+        f"  dataset       {card.fingerprint}  ({card.dataset.get('n_train', '?')} training VUs)",
         f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr "
         f"{tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
-        "  privacy       " + privacy_text(dp, card),
-        *(
-            [
-                f"  sampler       {tr['sampler']}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} "
-                "(defaults; "
-                "sample --sampling-steps/--guidance)"
-            ]
-            if tr.get("sampler")
-            else []
-        ),
-        "  discriminator "
-        + (
-            "kept (private: a released discriminator leaks membership)"
-            if card["discriminator"].get("kept")
-            else "not kept"
-        ),
+        "  privacy       " + privacy_text(card.dp, raw),
+        *([sampler] if tr.get("sampler") else []),
+        "  discriminator " + kept,
         f"  command       {tr.get('command', '')}",
-        f"  created       {card['created']}  (code {card['code_version']})",
+        f"  created       {card.created}  (code {card.code_version})",
     ]
     print("\n".join(lines))
     return 0
