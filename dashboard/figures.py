@@ -393,19 +393,12 @@ def ratio_histogram(view: ReportView, space: str) -> go.Figure | None:
 def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = True) -> go.Figure | None:
     """Per patient: the mean attack score of its VUs, members vs non-members (a patient is what a
     regulator protects). ``show_ids=False`` hides patient identifiers."""
-    scores, member, patient = (
-        view.array(f"privacy/{attack}/{space}/scores"),
-        member_mask(view),
-        view.array("candidates/patient"),
-    )
-    if scores is None or member is None or patient is None or not len(scores) == len(member) == len(patient):
+    per_patient = view.patient_means(attack, space)
+    if per_patient is None:
         return None
-    patient = np.asarray(patient).astype(str)
-    scores = np.asarray(scores, dtype=float)
     fig = go.Figure()
     for name, want in (("train (members)", True), ("holdout (non-members)", False)):
-        ids = sorted(set(patient[member == want]))
-        means = [float(np.nanmean(scores[(patient == p) & (member == want)])) for p in ids]
+        ids, means = per_patient[want]
         fig.add_trace(
             go.Box(
                 y=means,

@@ -104,6 +104,24 @@ class ReportReading:
         v = (self.meta.get("verdicts") or {}).get(threat)
         return v if isinstance(v, dict) else {}
 
+    def patient_means(self, attack: str, space: str) -> dict[bool, tuple[list[str], list[float]]] | None:
+        """Per patient, the mean attack score of its candidate VUs: ``{is_member: (patient ids, means)}``, patients
+        sorted; None where the report holds no per-VU scores for the attack (needs ``self.arrays``)."""
+        import numpy as np
+
+        arrays = getattr(self, "arrays", None) or {}
+        scores, member, patient = (arrays.get(f"privacy/{attack}/{space}/scores"),
+                                   arrays.get("candidates/is_member"), arrays.get("candidates/patient"))
+        if scores is None or member is None or patient is None or not len(scores) == len(member) == len(patient):
+            return None
+        scores, member, patient = np.asarray(scores, float), np.asarray(member).astype(bool), np.asarray(patient)
+        patient = patient.astype(str)
+        out = {}
+        for want in (True, False):
+            ids = sorted(set(patient[member == want]))
+            out[want] = (ids, [float(np.nanmean(scores[(patient == p) & (member == want)])) for p in ids])
+        return out
+
     def worst_attack(self) -> tuple[str, str] | None:
         """``(attack, space)`` of the strongest attack counted in the released-samples verdict (highest AUC), the one
         ``privacy.worst.auc`` reports; None where no attack counts."""

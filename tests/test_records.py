@@ -62,3 +62,21 @@ def test_one_formatter_of_numbers_and_epsilon():
     assert number_text(None) == "—" and number_text(0.61234) == "0.612"
     assert interval_text(0.55, 0.67) == "[0.550, 0.670]" and interval_text(None, 0.6) == ""
     assert card_epsilon({"dp": None}, Report({"dp.epsilon": 2.0}, {}, {})) == 2.0
+
+
+def test_patient_means_are_the_per_patient_means_of_the_stored_scores():
+    import numpy as np
+    import pandas as pd
+
+    from synthvu_core.evaluation.report import load_report
+
+    r = load_report(MODELS / "acgan-phantom-leaky")
+    a = r.arrays
+    frame = pd.DataFrame({"p": a["candidates/patient"].astype(str), "m": a["candidates/is_member"].astype(bool),
+                          "s": a["privacy/pairwise/pixel/scores"].astype(float)})
+    means = r.patient_means("pairwise", "pixel")
+    for want in (True, False):
+        expected = frame[frame.m == want].groupby("p")["s"].mean()
+        ids, got = means[want]
+        assert ids == sorted(expected.index) and np.allclose(got, expected.loc[ids].to_numpy())
+    assert r.patient_means("pairwise", "no-such-space") is None
