@@ -160,14 +160,14 @@ class Headline:
 
 
 def headline(view: ReportView | None, card: Mapping[str, Any] | None = None) -> Headline:
-    s = view.scalar if view is not None else (lambda _k: None)
+    v = view if view is not None else ReportView({})
     return Headline(
-        trtr=s("utility.trtr.balanced_accuracy"),
-        tstr=s("utility.tstr.balanced_accuracy"),
-        trts=s("utility.trts.balanced_accuracy"),
-        ratio=s("utility.tstr_over_trtr"),
-        worst_auc=s("privacy.worst.auc"),
-        worst_tpr1=s("privacy.worst.tpr_at_1pct_fpr"),
+        trtr=v.utility("trtr"),
+        tstr=v.utility("tstr"),
+        trts=v.utility("trts"),
+        ratio=v.ratio,
+        worst_auc=v.worst_auc,
+        worst_tpr1=v.worst_tpr,
         epsilon=epsilon_of(card, view),
     )
 
