@@ -47,7 +47,8 @@ def train(dataset: Any, out: str | Path, *, arch: str = "default", progress: boo
     generator folder ``out``. ``options`` are ``train``'s flags with underscores (``steps=200``,
     ``target_epsilon=8``, ``guidance=2``); one ``arch`` does not read is refused (:class:`SelectionError`)."""
     from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.architectures import architecture, build_config, trainer
+    from synthvu_core.models.architectures import architecture
+    from synthvu_core.models.train_config import build_config, trainer
 
     data = VUDataset.load(dataset) if isinstance(dataset, str | Path) else dataset
     config, _, _ = build_config({"arch": arch, **options}, data)

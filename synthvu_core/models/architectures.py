@@ -1,17 +1,16 @@
-"""The generator architectures ``train`` knows, the options each one reads, and the one place a training
-configuration is built from options (``train`` on the command line and :func:`synthvu_core.train` alike).
+"""The generator architectures ``train`` knows and the options each one reads; an option given to an architecture
+that does not read it is refused with one line, never silently ignored.
 
-Standard library only at module level, so the argument parser imports it without torch. An option given to an
-architecture that does not read it is refused with one line, never silently ignored.
+Standard library only (it imports nothing of the package but errors), so the argument parser and the registry read
+it without torch. The config is built from options in :mod:`synthvu_core.models.train_config`.
 
 Adding an architecture: one :class:`Architecture` entry in :data:`ARCHITECTURES` (its family and the options it
-reads), and, for a new family, one branch in :func:`trainer` naming its ``own_data_defaults(options, dataset)``,
-``config_from_options(options, command)`` and ``train(dataset, out, config, progress)``.
+reads), and, for a new family, one branch in :func:`synthvu_core.models.train_config.trainer`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +46,7 @@ class Architecture:
 
     Args:
         name: the ``--arch`` value, also the card's ``architecture.name``.
-        family: ``acgan`` or ``diffusion``: the functions that train it (:func:`trainer`).
+        family: ``acgan`` or ``diffusion``: the functions that train it (``train_config.trainer``).
         options: the options it reads beyond :data:`COMMON_OPTIONS`.
         family_text: how a refusal names the family (``the AC-GAN``).
         why_not: why the family's options mean nothing elsewhere (said when one is refused), or "".
@@ -118,41 +117,3 @@ def given_options(options: Mapping[str, Any]) -> list[str]:
 def with_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` with :data:`OPTION_DEFAULTS` filled in where left at None."""
     return {**options, **{k: v for k, v in OPTION_DEFAULTS.items() if options.get(k) is None}}
-
-
-@dataclass(frozen=True)
-class Trainer:
-    """What a family's module provides: fill the own-data recipe's defaults, build the config, train."""
-
-    own_data_defaults: Callable[[dict[str, Any], Any], list[str]]
-    config_from_options: Callable[[Mapping[str, Any], str | None], Any]
-    train: Callable[..., Any]
-
-
-def trainer(family: str) -> Trainer:
-    """The functions that train a family (torch loads here, not when this module is imported)."""
-    if family == "diffusion":
-        from synthvu_core.models import diffusion_training as d
-
-        return Trainer(lambda options, dataset: [], d.config_from_options, d.train_diffusion)
-    from synthvu_core.models import training as t
-
-    return Trainer(t.own_data_defaults, t.config_from_options, t.train)
-
-
-def build_config(
-    options: Mapping[str, Any], dataset: Any = None, command: Callable[[dict[str, Any]], str] | None = None
-) -> tuple[Any, list[str], dict[str, Any]]:
-    """The validated training config of ``options`` (``train`` argument names), the notes on defaults filled, and
-    the options as filled.
-
-    The one place a config is built from options: foreign options are refused, :data:`OPTION_DEFAULTS` and the
-    own-data recipe's defaults are filled, then ``command(options)`` (the command line that repeats the run, kept in
-    the card) is taken from the filled options.
-    """
-    a = architecture(str(options.get("arch") or "default"))
-    refuse_foreign(a.name, given_options(options))
-    filled = with_defaults(options)
-    functions = trainer(a.family)
-    notes = functions.own_data_defaults(filled, dataset)
-    return functions.config_from_options(filled, command(filled) if command else None), notes, filled

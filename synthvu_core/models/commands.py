@@ -250,7 +250,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_locked(args: argparse.Namespace) -> int:
     from synthvu_core.data.dataset import SplitConfig, VUDataset
-    from synthvu_core.models.architectures import architecture, build_config, trainer
+    from synthvu_core.models.architectures import architecture
+    from synthvu_core.models.train_config import build_config, trainer
 
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}  # no Namespace past here
     demo = args.dataset == "demo" and not Path(args.dataset).exists()
