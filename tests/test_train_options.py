@@ -70,6 +70,9 @@ def test_the_dp_options_are_refused_for_diffusion_with_the_reason():
         refuse_foreign("diffusion", ["clip_norm"])
     with pytest.raises(SelectionError, match="--guidance applies to latent diffusion only"):
         refuse_foreign("pgan", ["guidance"])
+    with pytest.raises(SelectionError, match=r"--init-from applies to the AC-GAN only \(--arch default, pgan\), not "
+                                             r"to --arch diffusion$"):  # no word on DP where DP is not the reason
+        refuse_foreign("diffusion", ["init_from"])
 
 
 def test_an_unknown_architecture_names_the_known_ones():

@@ -49,7 +49,7 @@ class Architecture:
         family: ``acgan`` or ``diffusion``: the functions that train it (``train_config.trainer``).
         options: the options it reads beyond :data:`COMMON_OPTIONS`.
         family_text: how a refusal names the family (``the AC-GAN``).
-        why_not: why the family's options mean nothing elsewhere (said when one is refused), or "".
+        why_not: why this architecture refuses the differential-privacy options (said with the refusal), or "".
     """
 
     name: str
@@ -98,7 +98,7 @@ def refuse_foreign(arch: str, given: Iterable[str]) -> None:
         if not readers:
             raise SelectionError(f"{flag(option)} is not a train option")
         family = readers[0].family_text if len({b.family for b in readers}) == 1 else "other architectures"
-        why = next((b.why_not for b in (a, *readers) if b.why_not and b.family != readers[0].family), "")
+        why = a.why_not if option in DP_OPTIONS else ""
         raise SelectionError(
             f"{flag(option)} applies to {family} only (--arch {', '.join(b.name for b in readers)}), not to --arch "
             f"{a.name}" + (f": {why}" if why else "")
