@@ -7,6 +7,7 @@ from dashboard import frame, loaders, style
 from dashboard.figures import umap_figure
 from dashboard.images import montage
 from dashboard.summary import fmt
+from synthvu_core.records import attack_key, fidelity_key
 
 MAX_SHOWN = 24
 FIDELITY = [("frechet_distance", "Fréchet distance"), ("precision", "Precision"), ("recall", "Recall"),
@@ -17,9 +18,9 @@ def render(sel: frame.Selection) -> None:
     rep = sel.report
     cols = st.columns(len(FIDELITY))
     for col, (key, label) in zip(cols, FIDELITY):
-        col.metric(label, fmt(rep.scalar(f"fidelity.{key}")), help=rep.definitions.get(f"fidelity.{key}"))
+        col.metric(label, fmt(rep.scalar(fidelity_key(key))), help=rep.definitions.get(fidelity_key(key)))
     if not rep.has("umap/synthetic"):
-        why = rep.meta.get("missing", {}).get("privacy.pairwise.umap.auc") or "the report holds no UMAP coordinates"
+        why = rep.meta.get("missing", {}).get(attack_key("pairwise", "umap")) or "the report holds no UMAP coordinates"
         st.info(f"No UMAP overlay for this report: {why}.")
         return
 

@@ -1,13 +1,11 @@
 """Models & data: every generator's card, the dataset counts, and how to build your own."""
 
-import json
-from pathlib import Path
 
 import streamlit as st
 
 from dashboard import frame, loaders, style
 from dashboard.summary import epsilon_text, shareable_card, split_text
-from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB
+from synthvu_core.names import IMAGE_GLOB, LABEL_GLOB
 
 COMMANDS = f"""\
 # 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient); one folder per source
@@ -32,25 +30,6 @@ python -m synthvu_core data build --phantom 120 --out phantom-vus   # the built-
 python -m synthvu_core train --dataset phantom-vus --out my-phantom-model
 python -m synthvu_core evaluate my-phantom-model --controls
 """
-
-
-def dataset_counts(card: dict) -> dict | None:
-    """Counts from the demo dataset's card where it is already built (reads JSON only, builds nothing)."""
-    recipe = (card.get("dataset") or {}).get("recipe") or {}
-    if not isinstance(recipe, dict) or not recipe.get("name"):
-        return None
-    from synthvu_core.data.build import cache_root
-    from synthvu_core.storage import SAFE_NAME
-
-    name = recipe["name"]
-    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
-        return None  # not a plain folder name: never read as a path
-    path = cache_root() / DATASETS_DIR / name / CARD_FILE
-    try:
-        ds = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return ds.get("counts") if ds.get("fingerprint") == card["dataset"].get("fingerprint") else None
 
 
 def training_section(sel: frame.Selection) -> None:
@@ -134,7 +113,7 @@ def render(sel: frame.Selection | None) -> None:
                 f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split "
                 f"{split_text(ds.get('split'))}."
             )
-        counts = dataset_counts(sel.card)
+        counts = loaders.cached_dataset_counts(sel.card)
         if counts:
             c = st.columns(3)
             c[0].metric("VUs", counts.get("units", "—"))

@@ -19,6 +19,7 @@ from dashboard.summary import (
     with_ci,
 )
 from synthvu_core.names import STUDY_RATIO
+from synthvu_core.records import RATIO_KEY
 
 ABOUT = (
     "synthvu trains conditional generators that make **synthetic spine MRI vertebral units** (VUs: "
@@ -69,7 +70,7 @@ def render(sel: frame.Selection | None) -> None:
         c[0].caption(chance_text(rep))
     if rep is not None and h.ratio is not None:
         c[1].caption(
-            f"TSTR / TRTR {with_ci(rep, 'utility.tstr_over_trtr')}; the study's {STUDY_RATIO:.2f} was measured on T1 "
+            f"TSTR / TRTR {with_ci(rep, RATIO_KEY)}; the study's {STUDY_RATIO:.2f} was measured on T1 "
             "trial data, "
             "not on this data"
         )

@@ -23,6 +23,7 @@ from dashboard.summary import (
     verdict,
     with_ci,
 )
+from synthvu_core.records import attack_key
 
 N_PAIRS = 8
 SPACE_NAMES = {"pixel": "pixel", "embedding": "embedding (encoder fitted on reference patients)",
@@ -153,10 +154,10 @@ def render(sel: frame.Selection) -> None:
         with c2:  # a table: an interval or "not estimable …" wraps where a metric would cut it
             frame.table(
                 [
-                    {"patient level": "AUC [95% CI]", "value": with_ci(rep, f"privacy.{attack}.{space}.patient_auc")},
+                    {"patient level": "AUC [95% CI]", "value": with_ci(rep, attack_key(attack, space, "patient_auc"))},
                     {
                         "patient level": "TPR @ 1% FPR",
-                        "value": with_ci(rep, f"privacy.{attack}.{space}.patient_tpr_at_1pct_fpr"),
+                        "value": with_ci(rep, attack_key(attack, space, "patient_tpr_at_1pct_fpr")),
                     },
                 ]
             )

@@ -6,8 +6,9 @@ import streamlit as st
 
 from dashboard import frame, loaders, style
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
-from dashboard.summary import dataset_label, epsilon_of, fmt, headline, usefulness_of, worst_attack
+from dashboard.summary import dataset_label, epsilon_of, fmt, headline, usefulness_of
 from synthvu_core.errors import SynthVUError
+from synthvu_core.records import RATIO_KEY, attack_key, utility_key
 
 
 def _row(info: object, view: object) -> dict:
@@ -22,12 +23,11 @@ def _row(info: object, view: object) -> dict:
            "classes": tuple(card.get("classes") or ()), "unit": dp.get("unit"), "delta": dp.get("delta"),
            "n_patients": dp.get("n_patients"), "chance": usefulness_of(view).chance,
            "useful": usefulness_of(view).level}
-    for key, scalar in (("tstr", "utility.tstr.balanced_accuracy"), ("ratio", "utility.tstr_over_trtr")):
-        row.update({f"{key}_lo": view.scalar(scalar + "_ci_low"), f"{key}_hi": view.scalar(scalar + "_ci_high")})
-    worst = worst_attack(view)
+    for key, scalar in (("tstr", utility_key("tstr")), ("ratio", RATIO_KEY)):
+        row[f"{key}_lo"], row[f"{key}_hi"] = view.interval(scalar)
+    worst = view.worst_attack()
     if worst is not None:
-        p = f"privacy.{worst[0]}.{worst[1]}."
-        row.update(risk_lo=view.scalar(p + "auc_ci_low"), risk_hi=view.scalar(p + "auc_ci_high"))
+        row["risk_lo"], row["risk_hi"] = view.interval(attack_key(*worst))
     return row
 
 

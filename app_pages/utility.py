@@ -14,6 +14,7 @@ from dashboard.summary import (
     with_ci,
 )
 from synthvu_core.names import STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
+from synthvu_core.records import RATIO_KEY, utility_key
 
 
 def render(sel: frame.Selection) -> None:
@@ -34,16 +35,16 @@ def render(sel: frame.Selection) -> None:
     {"not_useful": st.error, "above_chance": st.success}.get(u.level, st.info)(f"{u.text}. {chance_text(rep)}.")
     cols = st.columns(4)
     for col, s in zip(cols, UTILITY_SETTINGS):
-        key = f"utility.{s}.balanced_accuracy"
+        key = utility_key(s)
         col.metric(s.upper(), fmt(rep.scalar(key)), help=rep.definitions.get(key) or SETTING_NAMES[s])
         col.caption(with_ci(rep, key))
     cols[3].metric(
-        "TSTR / TRTR", fmt(rep.scalar("utility.tstr_over_trtr"), 3), help=rep.definitions.get("utility.tstr_over_trtr")
+        "TSTR / TRTR", fmt(rep.ratio, 3), help=rep.definitions.get(RATIO_KEY)
     )
-    cols[3].caption(with_ci(rep, "utility.tstr_over_trtr"))
+    cols[3].caption(with_ci(rep, RATIO_KEY))
     st.dataframe(utility_rows(rep), hide_index=True, width="stretch")
     st.plotly_chart(utility_figure(rep), width="stretch", config=style.plot_config(), key="utility_bars")
-    missing = {k: v for k, v in rep.meta.get("missing", {}).items() if k.startswith("utility.")}
+    missing = rep.missing_of("utility")
     for k, why in missing.items():
         st.caption(f"`{k}` not measured: {why}")
 

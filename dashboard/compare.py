@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dashboard.summary import ReportView, epsilon_of, verdict, with_ci, worst_attack
+from synthvu_core.records import epsilon_value
 
 MIN_COMPARED, MAX_COMPARED = 2, 4
 
@@ -82,7 +83,7 @@ def headline_rows(entries: Sequence[Compared]) -> list[dict[str, Any]]:
         chance = chance_accuracy(e.card)
         row: dict[str, Any] = {
             "generator": generator_label(e.ident, e.source),
-            "DP ε": "no DP" if eps is None else f"{eps:.2f}",
+            "DP ε": epsilon_value(eps, none="no DP"),
         }
         if v is None:
             row.update({"report": "none yet"})

@@ -12,6 +12,7 @@ from dashboard import style
 from dashboard.compare import Compared, chance_accuracy, generator_label, worst_auc_key
 from dashboard.figures import _layout, density_grid
 from dashboard.summary import epsilon_of
+from synthvu_core.records import epsilon_text
 
 #: What the comparison bars can show: report key, axis title, chance (None: read from the card).
 MEASURES = {
@@ -24,7 +25,7 @@ MEASURES = {
 
 def _name(e: Compared) -> str:
     eps = epsilon_of(e.card, e.view)
-    return f"{generator_label(e.ident, e.source)} · " + ("no DP" if eps is None else f"ε = {eps:.1f}")
+    return f"{generator_label(e.ident, e.source)} · " + epsilon_text(eps, 1, none="no DP")
 
 
 def _value(e: Compared, key: str) -> tuple[float | None, float | None, float | None]:

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from dashboard import style
 from dashboard.summary import SETTING_NAMES, UTILITY_SETTINGS, ReportView, attacks_present, usefulness_of
+from synthvu_core.records import NO_DP_TEXT, epsilon_text
 
 FONT_SIZE = style.FONT_SIZE
 SMALL = style.SMALL_FONT_SIZE
@@ -393,19 +394,12 @@ def ratio_histogram(view: ReportView, space: str) -> go.Figure | None:
 def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = True) -> go.Figure | None:
     """Per patient: the mean attack score of its VUs, members vs non-members (a patient is what a
     regulator protects). ``show_ids=False`` hides patient identifiers."""
-    scores, member, patient = (
-        view.array(f"privacy/{attack}/{space}/scores"),
-        member_mask(view),
-        view.array("candidates/patient"),
-    )
-    if scores is None or member is None or patient is None or not len(scores) == len(member) == len(patient):
+    per_patient = view.patient_means(attack, space)
+    if per_patient is None:
         return None
-    patient = np.asarray(patient).astype(str)
-    scores = np.asarray(scores, dtype=float)
     fig = go.Figure()
     for name, want in (("train (members)", True), ("holdout (non-members)", False)):
-        ids = sorted(set(patient[member == want]))
-        means = [float(np.nanmean(scores[(patient == p) & (member == want)])) for p in ids]
+        ids, means = per_patient[want]
         fig.add_trace(
             go.Box(
                 y=means,
@@ -451,7 +445,7 @@ def tradeoff_figure(
         if x is None or y is None:
             continue
         eps = r.get("epsilon")
-        tag = "control" if r.get("control") else ("no DP" if eps is None else f"ε = {eps:.1f}")
+        tag = "control" if r.get("control") else epsilon_text(eps, 1, none="no DP")
         colour = colour_of.get(str(r["name"]).split(":")[0], style.GREY)
         symbol = (
             ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
@@ -542,7 +536,6 @@ ROUTE_STYLE = {
 }
 
 
-NO_DP_TEXT = "no DP (ε = ∞)"
 _ROUTE_NUDGE = {"pretrained": 1.0, "scratch": 1.25}  # the two routes' no-DP points side by side on the log axis
 
 

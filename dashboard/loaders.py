@@ -123,7 +123,7 @@ def report(model_dir: str | Path, fingerprint: str | None = None) -> ReportView 
     if stamp == 0.0:
         return None
     # new weights make the cached report stale: the weights' mtime is part of the key
-    return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / "generator.safetensors"))
+    return _report(str(model_dir), stamp, fingerprint, _mtime(Path(model_dir) / GENERATOR_FILE))
 
 
 def compute_report(
@@ -247,28 +247,10 @@ def _nifti_zip(nifti: Path) -> bytes:
 
 
 def prior_rows(generator: Generator, n: int, rows: np.ndarray, seed: int) -> np.ndarray:
-    """float32 ``[len(rows), C, H, W]``: rows ``rows`` of ``sample(generator, n, seed=seed)`` (positions
-    from the training prior) without generating the other ``n - len(rows)`` VUs.
+    """Rows ``rows`` of the report's sample of ``n`` VUs (:func:`synthvu_core.models.sampling.sample_rows`)."""
+    from synthvu_core.models.sampling import sample_rows
 
-    Draws the same labels and noise as :func:`synthvu_core.models.sampling.sample` (labels first, then
-    noise, from one seeded torch generator); ``tests/test_app.py`` checks the two agree.
-    """
-    import torch
-
-    from synthvu_core.models.sampling import position_weights
-
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= n):
-        from synthvu_core.errors import SelectionError
-
-        raise SelectionError(f"synthetic VU rows must lie in 0..{n - 1}")
-    card = generator.card
-    g = torch.Generator().manual_seed(int(seed))
-    labels = torch.multinomial(torch.from_numpy(position_weights(card, None)), int(n), replacement=True, generator=g)
-    z = torch.randn(int(n), card["latent_dim"], generator=g)
-    idx = torch.from_numpy(rows)
-    with torch.no_grad():
-        return generator(z[idx], labels[idx]).float().cpu().numpy()
+    return sample_rows(generator, n, rows, seed)
 
 
 @st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner="Regenerating the selected synthetic VUs…")
@@ -282,6 +264,13 @@ def synthetic_by_index(model_dir: str, stamp: float, n_synthetic: int, seed: int
 def dataset_key(card: Mapping[str, Any]) -> str:
     ds = card.get("dataset") or {}
     return json.dumps({"fingerprint": ds.get("fingerprint"), "recipe": ds.get("recipe")}, sort_keys=True)
+
+
+def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The counts of a generator's phantom dataset where it is already built in the cache (reads JSON only)."""
+    from synthvu_core.data.build import cached_dataset_counts
+
+    return cached_dataset_counts(card)
 
 
 def is_phantom(card: Mapping[str, Any]) -> bool:

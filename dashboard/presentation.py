@@ -27,6 +27,7 @@ from dashboard.summary import (
     usefulness_of,
     verdict,
 )
+from synthvu_core.records import epsilon_value
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 18px; margin: 2rem auto; \
@@ -138,7 +139,7 @@ def report_html(sel: Any) -> str:
                     "chance": usefulness_of(view).chance,
                     "worst attack AUC": h.worst_auc,
                     "worst TPR @ 1% FPR": h.worst_tpr1,
-                    "DP ε": "∞" if h.epsilon is None else f"{h.epsilon:.2f}",
+                    "DP ε": epsilon_value(h.epsilon),
                 }
             ]
         ),

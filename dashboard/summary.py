@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from synthvu_core import records
 from synthvu_core.names import (
     ATTACKS,
     BLACK_BOX_ATTACKS,
@@ -26,6 +27,7 @@ from synthvu_core.names import (
     UTILITY_SETTINGS,
     graded_control,
 )
+from synthvu_core.records import ReportReading, card_epsilon, interval_text, number_text
 
 ATTACK_NAMES = {
     "pairwise": "Pairwise (distance to closest record)",
@@ -40,8 +42,9 @@ SETTING_NAMES = {
 }
 
 @dataclass
-class ReportView:
-    """Picklable report contents: ``arrays`` maps array keys (``"umap/real"``) to numpy arrays."""
+class ReportView(ReportReading):
+    """Picklable report contents: ``arrays`` maps array keys (``"umap/real"``) to numpy arrays; typed reading of
+    scalars and verdicts from :class:`~synthvu_core.records.ReportReading`."""
 
     scalars: dict[str, float | None]
     definitions: dict[str, str] = field(default_factory=dict)
@@ -50,16 +53,6 @@ class ReportView:
     controls: dict[str, ReportView] = field(default_factory=dict)
     #: How far the loaded report is vouched for (``Report.integrity``: signed, or unsigned (older report)).
     integrity: str = ""
-
-    def scalar(self, key: str) -> float | None:
-        v = self.scalars.get(key)
-        if v is None:
-            return None
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            return None
-        return None if np.isnan(f) else f
 
     def array(self, key: str) -> np.ndarray | None:
         return self.arrays.get(key)
@@ -86,30 +79,18 @@ def view_of(report: Any) -> ReportView:
     )
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
-    """A number for a table or metric; ``"—"`` where not measured."""
-    if value is None:
-        return "—"
-    return f"{value:.{digits}f}"
-
-
-def epsilon_of(card: Mapping[str, Any] | None, view: ReportView | None = None) -> float | None:
-    """DP ε of a generator (card first, report second); None for a non-private generator."""
-    dp = (card or {}).get("dp") or {}
-    eps = dp.get("epsilon") if isinstance(dp, Mapping) else None
-    if eps is None and view is not None:
-        eps = view.scalar("dp.epsilon")
-    return None if eps is None else float(eps)
+fmt = number_text  #: a number for a table or metric; "—" where not measured
+epsilon_of = card_epsilon  #: DP ε of a generator (card first, report second); None for a non-private generator
 
 
 def epsilon_text(card: Mapping[str, Any] | None, view: ReportView | None = None) -> str:
     eps = epsilon_of(card, view)
     if eps is None:
-        return "no DP (ε = ∞)"
+        return records.epsilon_text(None)
     dp = (card or {}).get("dp") or {}
     delta = dp.get("delta") if isinstance(dp, Mapping) else None
     unit = dp.get("unit", "VU") if isinstance(dp, Mapping) and dp else None
-    text = f"ε = {eps:.2f}" + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
+    text = records.epsilon_text(eps) + (f", δ = {delta:.1e}" if delta else "") + (f" per {unit}" if unit else "")
     composed = composed_text(card or {})
     runs = dp.get("private_runs") if isinstance(dp, Mapping) else None
     if composed:
@@ -150,8 +131,7 @@ def audit_text(audit: Mapping[str, Any] | None, card: Mapping[str, Any] | None =
     return text + ": consistent with the claim (a lower bound cannot prove it)"
 
 
-def interval(lo: float | None, hi: float | None) -> str:
-    return f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else ""
+interval = interval_text  #: "[0.550, 0.670]"; "" where either end is missing
 
 
 def with_ci(view: ReportView, key: str, missing: str = "—") -> str:
@@ -180,28 +160,21 @@ class Headline:
 
 
 def headline(view: ReportView | None, card: Mapping[str, Any] | None = None) -> Headline:
-    s = view.scalar if view is not None else (lambda _k: None)
+    v = view if view is not None else ReportView({})
     return Headline(
-        trtr=s("utility.trtr.balanced_accuracy"),
-        tstr=s("utility.tstr.balanced_accuracy"),
-        trts=s("utility.trts.balanced_accuracy"),
-        ratio=s("utility.tstr_over_trtr"),
-        worst_auc=s("privacy.worst.auc"),
-        worst_tpr1=s("privacy.worst.tpr_at_1pct_fpr"),
+        trtr=v.utility("trtr"),
+        tstr=v.utility("tstr"),
+        trts=v.utility("trts"),
+        ratio=v.ratio,
+        worst_auc=v.worst_auc,
+        worst_tpr1=v.worst_tpr,
         epsilon=epsilon_of(card, view),
     )
 
 
 def worst_attack(view: ReportView) -> tuple[str, str] | None:
-    """``(attack, space)`` of the strongest attack counted in the released-samples verdict (highest AUC),
-    the one ``privacy.worst.auc`` reports; None where no attack counts."""
-    counted = ((view.meta.get("verdicts") or {}).get("released_samples") or {}).get("counted") or []
-    scored = [(view.scalar(f"privacy.{n.replace('/', '.')}.auc"), n) for n in counted]
-    scored = [(auc, n) for auc, n in scored if auc is not None]
-    if not scored:
-        return None
-    attack, space = max(scored)[1].split("/")
-    return attack, space
+    """``(attack, space)`` of the strongest counted attack (``ReportReading.worst_attack``)."""
+    return view.worst_attack()
 
 
 def attacks_present(view: ReportView) -> list[tuple[str, str]]:

@@ -25,6 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from synthvu_core.errors import CheckpointError, SynthVUError
+from synthvu_core.names import (
+    ARRAYS_FILE,
+    CARD_FILE,
+    CONTROLS_DIR,
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
+    REPORT_DIR,
+    REPORT_FILE,
+)
 
 SHARE_FILE = "share.json"
 #: Report arrays that may leave: aggregate counts and curves, and synthetic VUs' coordinates.
@@ -111,7 +120,7 @@ def wheel_file_may_leave(path: str) -> bool:
     if m is None:
         return False
     name, inner = m.groups()
-    if inner == "discriminator.safetensors":
+    if inner == DISCRIMINATOR_FILE:
         return name in PUBLIC_PRIORS
     return any(re.fullmatch(p, inner) for p in RELEASE_FILES)
 
@@ -162,16 +171,16 @@ def _public_arrays(src: Path, dst: Path) -> list[str]:
 
 def _public_report(src: Path, dst: Path) -> list[str]:
     """Write the public copy of report folder ``src`` at ``dst``; returns the array keys left out."""
-    doc = json.loads((src / "report.json").read_text())
+    doc = json.loads((src / REPORT_FILE).read_text())
     scalars = {k: v for k, v in doc["scalars"].items() if k.startswith(PUBLIC_SCALARS)}
     meta = {k: v for k, v in doc["meta"].items() if k in PUBLIC_META}
     meta["public"] = True
-    controls = [c for c in doc.get("controls", []) if (src / "controls" / c / "report.json").is_file()]
+    controls = [c for c in doc.get("controls", []) if (src / CONTROLS_DIR / c / REPORT_FILE).is_file()]
     dst.mkdir(parents=True)
     out = {"scalars": scalars, "definitions": {k: v for k, v in doc["definitions"].items() if k in scalars},
            "meta": meta, "controls": controls}
-    (dst / "report.json").write_text(json.dumps(out, indent=2, allow_nan=False) + "\n")
-    left_out = _public_arrays(src / "arrays.npz", dst / "arrays.npz")
+    (dst / REPORT_FILE).write_text(json.dumps(out, indent=2, allow_nan=False) + "\n")
+    left_out = _public_arrays(src / ARRAYS_FILE, dst / ARRAYS_FILE)
     for name in controls:
         left_out += _public_report(src / "controls" / name, dst / "controls" / name)
     return left_out
@@ -186,7 +195,7 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
         with_discriminator: include the discriminator (refused unless it was trained with DP).
     """
     from synthvu_core import modelcard
-    from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, load_card
+    from synthvu_core.models.registry import load_card
     from synthvu_core.storage import atomic_path
 
     src, out = Path(model_dir), Path(out)
@@ -237,12 +246,11 @@ def _blank_timing(log: Path) -> None:
 
 def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator: bool) -> dict[str, Any]:
     """Copy the whitelisted parts of ``src`` into ``dst``; the manifest of what is in and what is out."""
-    from synthvu_core.models.registry import DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR
 
-    included = [GENERATOR_FILE, "card.json"]
+    included = [GENERATOR_FILE, CARD_FILE]
     absent = dict(ABSENT)
     shutil.copyfile(src / GENERATOR_FILE, dst / GENERATOR_FILE)
-    (dst / "card.json").write_text(
+    (dst / CARD_FILE).write_text(
         json.dumps(public_card(card, with_discriminator=with_discriminator), indent=2) + "\n"
     )
     if with_discriminator:
@@ -255,7 +263,7 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
             if not discriminator_may_leave(card)
             else "left out (add --with-discriminator: it was trained with DP)"
         )
-    if (src / REPORT_DIR / "report.json").is_file():
+    if (src / REPORT_DIR / REPORT_FILE).is_file():
         left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)
         included.append(f"{REPORT_DIR}/ (aggregates only)")
         absent["real-derived report arrays"] += f" ({len(left_out)} arrays left out)"

@@ -3,7 +3,6 @@ DiffAugment and the fine-tuning length; `--from-scratch` opts out; phantom datas
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -23,7 +22,7 @@ torch.set_num_threads(1)
 
 def args(**kw):
     base = dict(arch="default", init_from=None, from_scratch=False, augment=None, steps=None, epochs=None, lr=None)
-    return argparse.Namespace(**{**base, **kw})
+    return {**base, **kw}
 
 
 class Card:
@@ -36,25 +35,25 @@ class Card:
 def test_own_dataset_defaults_to_the_prior_with_augmentation():
     a = args()
     filled = training.own_data_defaults(a, Card({}))
-    assert a.init_from == training.DEFAULT_PRIOR == "acgan-phantom"
-    assert (a.steps, a.lr, a.augment) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, DEFAULT_POLICY)
+    assert a["init_from"] == training.DEFAULT_PRIOR == "acgan-phantom"
+    assert (a["steps"], a["lr"], a["augment"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, DEFAULT_POLICY)
     assert f"--init-from {training.DEFAULT_PRIOR}" in filled
     a = args(from_scratch=True)
     training.own_data_defaults(a, Card({}))
-    assert a.init_from is None and a.steps is None and a.lr is None and a.augment == DEFAULT_POLICY
+    assert a["init_from"] is None and a["steps"] is None and a["lr"] is None and a["augment"] == DEFAULT_POLICY
     a = args(init_from="mine", epochs=3.0, augment="none")
     training.own_data_defaults(a, Card({}))
-    assert (a.init_from, a.steps, a.augment) == ("mine", None, "none")
+    assert (a["init_from"], a["steps"], a["augment"]) == ("mine", None, "none")
 
 
 def test_phantom_datasets_and_other_architectures_keep_their_defaults():
     for a, ds in ((args(), Card({"recipe": {"name": "phantom-demo-120-s0"}})), (args(), None),
                   (args(arch="pgan"), Card({}))):
         if ds is None:  # the demo dataset: no dataset object yet
-            a.arch = "default"
+            a["arch"] = "default"
             ds = Card({"recipe": {"name": "demo"}})
         training.own_data_defaults(a, ds)
-        assert a.init_from is None and a.steps is None and a.augment == "none"
+        assert a["init_from"] is None and a["steps"] is None and a["augment"] == "none"
 
 
 def test_a_missing_prior_is_a_clear_error(tmp_path, monkeypatch):
@@ -99,5 +98,5 @@ def test_a_dataset_of_another_vu_shape_trains_from_scratch():
 
     a = args()
     filled = training.own_data_defaults(a, Shaped({}))
-    assert a.init_from is None and a.steps is None and a.augment == DEFAULT_POLICY
+    assert a["init_from"] is None and a["steps"] is None and a["augment"] == DEFAULT_POLICY
     assert any(f.startswith("from scratch") for f in filled)

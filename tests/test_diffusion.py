@@ -220,7 +220,7 @@ def test_cli_train_sample_and_refusals(tmp_path, monkeypatch, capsys, trained):
     card = load_card(out)
     assert card["architecture"]["guidance"] == 3.0 and "--arch diffusion" in card["training"]["command"]
     assert main(["train", *args[1:], "--target-epsilon", "5"]) == 2
-    assert "AC-GAN only" in capsys.readouterr().err
+    assert "--target-epsilon applies to the AC-GAN only" in capsys.readouterr().err
     assert (
         main(
             [

@@ -13,7 +13,7 @@ from PIL import Image
 from synthvu_core.data.dataset import SplitConfig, VUDataset, to_uint8
 from synthvu_core.errors import SelectionError
 from synthvu_core.models.registry import load_generator
-from synthvu_core.models.sampling import export, interpolate, sample
+from synthvu_core.models.sampling import export, interpolate, sample, sample_rows
 from synthvu_core.models.training import ArchOverrides, TrainConfig, train
 
 torch.set_num_threads(1)
@@ -61,6 +61,15 @@ def test_same_seed_same_vus_whatever_batch_size(region_gen):
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_allclose(a.images, b.images, atol=1e-6)
     assert not np.allclose(a.images, c.images)
+
+
+def test_sample_rows_are_the_rows_of_the_full_sample(region_gen):
+    full = sample(region_gen, 40, seed=3).images
+    rows = np.array([0, 17, 39, 5])
+    np.testing.assert_allclose(sample_rows(region_gen, 40, rows, seed=3), full[rows], atol=1e-5)
+    assert not np.allclose(sample_rows(region_gen, 40, rows, seed=4), full[rows], atol=1e-3)
+    with pytest.raises(SelectionError, match="0..39"):
+        sample_rows(region_gen, 40, [40], seed=3)
 
 
 def test_prior_and_positions(region_gen, level_gen):

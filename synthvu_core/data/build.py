@@ -13,6 +13,7 @@ cache folder and checks its fingerprint.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -26,7 +27,16 @@ import numpy as np
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
-from synthvu_core.names import CARD_FILE, DATASETS_DIR, IMAGE_GLOB, LABEL_GLOB, PATIENT_REGEX, SOURCE_COLUMN
+from synthvu_core.names import (
+    CARD_FILE,
+    DATASETS_DIR,
+    IMAGE_GLOB,
+    IMAGES_FILE,
+    LABEL_GLOB,
+    PATIENT_REGEX,
+    SOURCE_COLUMN,
+    UNITS_FILE,
+)
 
 
 @dataclass(frozen=True)
@@ -116,12 +126,12 @@ def is_dataset_folder(folder: Path) -> bool:
     import json
 
     try:
-        card = json.loads((folder / "card.json").read_text())
+        card = json.loads((folder / CARD_FILE).read_text())
     except (OSError, ValueError):
         return False
     return (
         isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
-        and (folder / "images.npy").is_file() and (folder / "units.csv").is_file()
+        and (folder / IMAGES_FILE).is_file() and (folder / UNITS_FILE).is_file()
     )
 
 
@@ -207,7 +217,7 @@ def extract_pairs(
     return images, rows, skipped
 
 
-def build_dataset(
+def build_dataset(  # long: sixteen documented arguments; the body is some forty lines
     images_dir: str | Path | Sequence[str | Path],
     out: str | Path | None,
     *,
@@ -400,6 +410,24 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "synthvu"
 
 
+def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
+    """A generator card's phantom dataset counts, read from the cache's dataset card where that dataset is already
+    built with the card's fingerprint (reads JSON only, builds nothing); None otherwise."""
+    from synthvu_core.storage import SAFE_NAME
+
+    recipe = (card.get("dataset") or {}).get("recipe") or {}
+    if not isinstance(recipe, dict) or not recipe.get("name"):
+        return None
+    name = recipe["name"]
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        return None  # not a plain folder name: never read as a path
+    try:
+        ds = json.loads((cache_root() / DATASETS_DIR / name / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return ds.get("counts") if ds.get("fingerprint") == card["dataset"].get("fingerprint") else None
+
+
 def demo_dataset(
     expected_fingerprint: str | None = None, *, recipe: PhantomRecipe = DEMO_PHANTOM, progress: bool = False
 ) -> VUDataset:
@@ -474,7 +502,7 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
             return found
     if recipe:
         return demo_dataset(fp, recipe=recipe_from_dict(recipe))
-    where = f"{Path(model_dir) / 'card.json'}"
+    where = f"{Path(model_dir) / CARD_FILE}"
     if isinstance(path, str) and path:
         why = (
             f"its dataset folder {path} holds another dataset ({found.fingerprint})"

@@ -92,19 +92,6 @@ def _parse_size(text: str) -> int | tuple[int, int]:
     raise DataError(f"--size {text!r}: expected H or HxW in pixels")
 
 
-def _parse_split(text: str, seed: int):
-    from synthvu_core.data.dataset import SplitConfig
-    from synthvu_core.errors import DataError
-
-    try:
-        ratios = [float(x) for x in text.split(",")]
-    except ValueError:
-        ratios = []
-    if len(ratios) != 3:
-        raise DataError(f"--split {text!r}: expected three ratios train,holdout,reference such as 0.6,0.2,0.2")
-    return SplitConfig(*ratios, seed=seed)
-
-
 def _build(args: argparse.Namespace) -> int:
     from synthvu_core.data.build import PhantomRecipe, build_dataset, build_phantom_dataset, check_dataset_out
     from synthvu_core.data.units import ExtractConfig
@@ -119,7 +106,9 @@ def _build(args: argparse.Namespace) -> int:
         mode=args.mode,
         align=not args.no_align,
     )
-    split = _parse_split(args.split, args.split_seed)
+    from synthvu_core.data.dataset import SplitConfig
+
+    split = SplitConfig.parse(args.split, args.split_seed)
     if args.phantom is not None:
         recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config,
                                           split=split)

@@ -71,6 +71,18 @@ class SplitConfig:
         return {"train": n_train, "holdout": n_hold, "reference": n_patients - n_train - n_hold}
 
     @classmethod
+    def parse(cls, text: str, seed: int = 0) -> SplitConfig:
+        """The split of ``--split TRAIN,HOLDOUT,REFERENCE`` (``data build`` and ``train``); one line where it is not
+        three numbers."""
+        try:
+            ratios = [float(x) for x in text.split(",")]
+        except ValueError:
+            ratios = []
+        if len(ratios) != 3:
+            raise DataError(f"--split {text!r}: give three ratios TRAIN,HOLDOUT,REFERENCE such as 0.6,0.2,0.2")
+        return cls(*ratios, seed=seed)
+
+    @classmethod
     def from_card(cls, split: dict[str, Any]) -> SplitConfig | None:
         """The split recorded in a dataset or generator card (None where it names no full split)."""
         keys = ("train", "holdout", "reference", "seed")
@@ -267,7 +279,7 @@ class VUDataset:
             units = pd.read_csv(path / UNITS_FILE, dtype={"patient_id": str})
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot read VU dataset: {e}") from None
-        check_card(card, path / "card.json")
+        check_card(card, path / CARD_FILE)
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
             raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "
                             f"({len(units)} rows)")

@@ -29,8 +29,8 @@ def library_versions() -> dict[str, str]:
 def code_digest(modules: tuple[str, ...]) -> str:
     """SHA-256 of the named ``synthvu_core.evaluation`` modules' source and :func:`library_versions` (the
     package's version stands in for a source that cannot be read)."""
-    import synthvu_core
     import synthvu_core.evaluation as ev
+    from synthvu_core import __version__
 
     h = hashlib.sha256()
     for name, v in library_versions().items():
@@ -39,5 +39,5 @@ def code_digest(modules: tuple[str, ...]) -> str:
         try:
             h.update((Path(ev.__file__).parent / f"{name}.py").read_bytes())
         except OSError:
-            h.update(f"synthvu_core {synthvu_core.__version__}".encode())
+            h.update(f"synthvu_core {__version__}".encode())
     return h.hexdigest()

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synthvu_core.errors import CheckpointError, ReportError
+from synthvu_core.evaluation.definitions import definition
 from synthvu_core.evaluation.integrity import check_digest, check_scalars, check_verdicts, sign
 from synthvu_core.evaluation.stages import EvaluationConfig, EvaluationContext, run_evaluation
 from synthvu_core.evaluation.verdicts import PRIVACY_METRICS
@@ -30,16 +30,16 @@ from synthvu_core.names import (
     ATTACKS,
     CARD_FILE,
     CONTROLS_DIR,
+    GENERATOR_FILE,
     REPORT_DIR,
     REPORT_FILE,
     SPACES,
-    STUDY_RATIO,
-    STUDY_TRTR,
-    STUDY_TSTR,
 )
+from synthvu_core.records import REPORT_VERSION, Report
 from synthvu_core.storage import atomic_path, check_writable, json_default, safe_name
 
 __all__ = [
+    "REPORT_VERSION",
     "ARRAYS_FILE",
     "ATTACKS",
     "PRIVACY_METRICS",
@@ -55,171 +55,6 @@ __all__ = [
     "run_evaluation",
     "save_report",
 ]
-#: 2: balanced membership design, reference-fitted attack spaces, graded controls, verdicts per threat model, seeds.
-#: 3: patient-clustered CIs (Obuchowski / DeLong with Student-t, bootstrap-t for TPR); power = the rise of a graded
-#: control's AUC over the generator's own (``meta.power[...]["rise"]``, ``status``, ``counts``). Older reports are
-#: stale (:func:`synthvu_core.models.registry.report_staleness`).
-REPORT_VERSION = 3
-
-
-@dataclass
-class Report:
-    """Scalars (key -> float or None), their definitions, meta, arrays (lazy) and control reports."""
-
-    scalars: dict[str, float | None]
-    definitions: dict[str, str]
-    meta: dict[str, Any]
-    controls: dict[str, Report] = field(default_factory=dict)
-    #: How far a loaded report is vouched for: :data:`~synthvu_core.evaluation.integrity.SIGNED` or ``UNSIGNED``
-    #: (written before content digests), plus whether its verdicts were re-derived; "" for one not loaded.
-    integrity: str = ""
-    _arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    _arrays_path: Path | None = field(default=None, repr=False)
-
-    @property
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Named arrays; read from ``arrays.npz`` on first access when the report was loaded."""
-        if self._arrays is None:
-            if self._arrays_path is None:
-                self._arrays = {}
-            else:
-                try:
-                    with np.load(self._arrays_path, allow_pickle=False) as z:
-                        self._arrays = {k: z[k] for k in z.files}
-                except (OSError, ValueError) as e:
-                    raise ReportError(f"{self._arrays_path}: cannot read report arrays: {e}") from None
-        return self._arrays
-
-    def missing(self) -> dict[str, str]:
-        """Key -> reason for every scalar that is None."""
-        return dict(self.meta.get("missing", {}))
-
-
-# ---- definitions ----------------------------------------------------------------------------
-
-_UTILITY_DEF = {
-    "trtr": "Balanced accuracy (mean per-class recall) of the VU-position classifier trained on the dataset's real "
-            "train split, tested on its real holdout split (the same for every generator of the dataset)",
-    "tstr": "Balanced accuracy of the same classifier definition trained on synthetic VUs (the real train split's "
-            "label distribution and size, a fixed TSTR size per dataset), tested on the real holdout split",
-    "trts": "Balanced accuracy of the classifier trained on the real train split, tested on the synthetic VUs (low "
-            "TRTS with high TSTR hints at off-manifold samples)",
-    "tstr_over_trtr": (
-        "TSTR balanced accuracy divided by TRTR balanced accuracy, per seed (the published study: "
-        f"{STUDY_TSTR:.3f} / {STUDY_TRTR:.3f} = {STUDY_RATIO:.2f} on T1 trial data; a ratio on other data, the phantom "
-        "included, is not the study's ratio)"
-    ),
-}
-_SEEDS = "; mean over the classifier seeds (the TSTR subset drawn with the same seed)"
-_CI = {"ci_low": "lower", "ci_high": "upper"}
-_BOOT = ("(percentile bootstrap: holdout patients resampled with replacement and one classifier seed drawn per "
-         "replicate, balanced accuracy recomputed from the stored holdout predictions)")
-_CHANCE_DEF = ("Chance level of the balanced accuracies on the real holdout: 1 / number of classes present in the "
-               "holdout (a class absent from the holdout does not count). A generator whose TSTR interval reaches it "
-               "is not useful for this task.")
-_FIDELITY_DEF = {
-    "frechet_distance": "Fréchet distance between Gaussians fitted to real-holdout and synthetic embeddings "
-                        "(penultimate layer of the real-trained VU-position classifier); 0 = same mean and covariance.",
-    "precision": "Share of synthetic embeddings inside the k-NN ball (k=5) of some real-holdout embedding (Naeem et "
-                 "al. 2020), on equal real and synthetic counts.",
-    "recall": "Share of real-holdout embeddings inside the k-NN ball (k=5) of some synthetic embedding (Naeem et al. "
-              "2020), on equal real and synthetic counts.",
-    "density": "Mean number of real-holdout k-NN balls (k=5) containing a synthetic embedding, divided by k (Naeem et "
-               "al. 2020), on equal real and synthetic counts; about 1 when distributions match.",
-    "coverage": "Share of real-holdout k-NN balls (k=5) that contain at least one synthetic embedding (Naeem et al. "
-                "2020), on equal real and synthetic counts.",
-}
-_ATTACK_DEF = {
-    "pairwise": "pairwise attack (the published study; distance to closest record): score = -(d_min(x) / median_j d(x, "
-                "s_j)) over all synthetic s_j",
-    "distribution": "distribution attack (the published study; Monte-Carlo attack, Hilprecht et al. 2019): score = "
-                    "number of synthetic VUs within eps of x, eps = the 1% quantile (0.1% in UMAP space) of all "
-                    "candidate-synthetic distances",
-    "domias": "DOMIAS (van Breugel et al. 2023): score = log p_synth(x) - log p_reference(x), Gaussian KDEs in "
-              "PCA-reduced embedding space, reference = the reference fit half (disjoint from the candidates and from "
-              "the independent control)",
-    "discriminator": "discriminator attack (LOGAN white-box, Hayes et al. 2019): score = the discriminator's "
-                     "real-probability; it answers the released-discriminator threat model, and a released non-private "
-                     "discriminator is itself a leak",
-}
-_SPACE_DEF = {
-    "pixel": "in pixel space (flattened VUs, Euclidean)",
-    "embedding": "in embedding space (penultimate layer of a VU-position classifier trained on the reference fit half "
-                 "only, Euclidean)",
-    "umap": "in a 2-D UMAP space fitted on the reference fit half only (the study's UMAP-space attack, with PCA + UMAP "
-            "fitted away from the candidates)",
-}
-_METRIC_DEF = {
-    "auc": "ROC AUC over candidate VUs (members = VUs of training patients, non-members = VUs of holdout patients; "
-           "equal patients and VUs per patient on both sides); 0.5 = chance",
-    "auc_ci_low": "lower end of the 95% patient-clustered CI of the VU-level AUC (Obuchowski's clustered-ROC "
-                  "variance over patients, Student-t on Satterthwaite degrees of freedom)",
-    "auc_ci_high": "upper end of the 95% patient-clustered CI of the VU-level AUC (Obuchowski's clustered-ROC "
-                   "variance over patients, Student-t on Satterthwaite degrees of freedom)",
-    "tpr_at_1pct_fpr": "true-positive rate at 1% false-positive rate on the linearly interpolated ROC (Carlini et al. "
-                       "2022), reported only with at least 10 expected false positives (100 non-member VUs); chance = "
-                       "0.01",
-    "tpr_at_1pct_fpr_ci_low": "lower end of the 95% bootstrap-t CI of the TPR at 1% FPR (patient-bootstrap standard "
-                              "error, small-sample inflated, Student-t; where estimable)",
-    "tpr_at_1pct_fpr_ci_high": "upper end of the 95% bootstrap-t CI of the TPR at 1% FPR (patient-bootstrap standard "
-                               "error, small-sample inflated, Student-t; where estimable)",
-    "tpr_at_0.1pct_fpr": "true-positive rate at 0.1% false-positive rate (Carlini et al. 2022), reported only with at "
-                         "least 10 expected false positives (10,000 non-member VUs); chance = 0.001",
-    "topk_share": "share of members among the k most suspicious candidates, k = number of members (the published "
-                  "study); chance = 0.5",
-    "patient_auc": "ROC AUC at patient level (a patient's score = mean of its VU scores)",
-    "patient_auc_ci_low": "lower end of the 95% DeLong CI of the patient-level AUC (Student-t)",
-    "patient_auc_ci_high": "upper end of the 95% DeLong CI of the patient-level AUC (Student-t)",
-    "patient_tpr_at_1pct_fpr": "TPR at 1% FPR at patient level, reported only with at least 10 expected false-positive "
-                               "patients (1,000 non-member patients)",
-    "p_value": "one-sided p-value of AUC > 0.5 by a patient-permutation test (membership labels permuted between "
-               "patients)",
-}
-
-
-def definition(key: str) -> str:
-    """Definition text of a scalar key."""
-    parts = key.split(".")
-    if parts[0] == "utility":
-        if parts[1] == "chance":
-            return _CHANCE_DEF
-        setting = "tstr_over_trtr" if parts[1].startswith("tstr_over_trtr") else parts[1]
-        base = _UTILITY_DEF[setting] + _SEEDS
-        ci = next((c for c in _CI if parts[-1].endswith(c)), None)
-        if ci is not None and (parts[-1].endswith("seeds_" + ci) or setting == "trts"):
-            return f"{_CI[ci].capitalize()} end of the Student-t 95% CI over classifier seeds of: {base}."
-        if ci is not None:
-            return f"{_CI[ci].capitalize()} end of the 95% interval over holdout patients and seeds {_BOOT} of: {base}."
-        return base + "."
-    if parts[0] == "fidelity":
-        if parts[1] == "position":
-            return f"{_FIDELITY_DEF[parts[-1]]} Restricted to position class {'.'.join(parts[2:-1])}."
-        if parts[1] == "source" and parts[-1] in ("real_share", "synthetic_share"):
-            whose = (
-                "of the generator's real train VUs"
-                if parts[-1] == "real_share"
-                else "of the synthetic VUs, as a classifier of the real VUs' sources attributes them"
-            )
-            return f"Share {whose} that come from source {'.'.join(parts[2:-1])}."
-        return _FIDELITY_DEF[parts[1]]
-    if parts[0] == "privacy":
-        if parts[1] == "worst":
-            what = "AUC" if parts[2] == "auc" else "TPR at 1% FPR (where estimable)"
-            return (
-                f"Highest VU-level {what} over the attacks on the released samples that count in the released-samples "
-                "verdict (black-box attacks with power on the 5% graded control)."
-            )
-        attack, space, metric = parts[1], parts[2], ".".join(parts[3:])
-        return f"{_METRIC_DEF[metric]}; {_ATTACK_DEF[attack]}; {_SPACE_DEF[space]}."
-    if key == "dp.epsilon":
-        return (
-            "Differential-privacy budget epsilon of the generator's training (DP-SGD on the discriminator) at the "
-            "card's "
-            "delta, per privacy unit (meta dp_unit: patient, or vu for older cards); None = trained without DP."
-        )
-    raise KeyError(key)
-
-
 # ---- persistence -----------------------------------------------------------------------------
 
 
@@ -330,7 +165,7 @@ def load_report(
     if not (folder / REPORT_FILE).is_file():
         return None
     report = _read_report(folder, expected_fingerprint)
-    is_generator = any((model_dir / f).exists() for f in ("generator.safetensors", "card.json"))
+    is_generator = any((model_dir / f).exists() for f in (GENERATOR_FILE, CARD_FILE))
     if check_weights and folder != model_dir and is_generator:
         from synthvu_core.models.registry import report_staleness
 

@@ -802,7 +802,8 @@ def run_evaluation(
     synthetic VUs of the same generator, drawn on only to train TSTR on as many VUs per class as the
     real train split has. Returns a ``Report``.
     """
-    from synthvu_core.evaluation.report import Report, definition
+    from synthvu_core.evaluation.definitions import definition
+    from synthvu_core.records import Report
 
     synthetic_labels = np.asarray(synthetic_labels, dtype=np.int64)
     if len(synthetic_images) != len(synthetic_labels):
@@ -865,8 +866,7 @@ _COUNT_KEYS = (
 def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]) -> dict[str, Any]:
     from synthvu_core import __version__
     from synthvu_core.evaluation.provenance import library_versions
-    from synthvu_core.evaluation.report import REPORT_VERSION
-    from synthvu_core.evaluation.verify import TOLERANCES
+    from synthvu_core.records import REPORT_VERSION, TOLERANCES
 
     cfg, K = job.config, len(ctx.classes)
     from datetime import UTC, datetime

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from synthvu_core.names import INDEPENDENT_CONTROL, PRIMARY_ATTACK
+from synthvu_core.records import epsilon_value
 
 UTILITY_KEYS: tuple[tuple[str, str], ...] = (
     ("TRTR", "utility.trtr.balanced_accuracy"),
@@ -34,7 +35,7 @@ def _dp_cell(card: dict[str, Any]) -> str:
     if not dp:
         return "—"
     unit = dp.get("unit") or "VU"
-    return f"ε {dp['epsilon']:.2f}, δ {dp['delta']:.0e} per {unit}"
+    return f"ε {epsilon_value(dp['epsilon'])}, δ {dp['delta']:.0e} per {unit}"
 
 
 def _trained_on(card: dict[str, Any]) -> str:

@@ -14,7 +14,6 @@ They are a stated policy, not a measured cross-machine spread.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import shutil
 import tempfile
@@ -23,17 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-#: ``(glob over scalar keys, absolute tolerance)``; the first matching rule applies.
-TOLERANCES: tuple[tuple[str, float], ...] = (("*", 1e-9),)
+from synthvu_core.records import TOLERANCES, tolerance
 
-
-def tolerance(key: str, rules: tuple[tuple[str, float], ...] | list = TOLERANCES) -> float:
-    """The absolute tolerance of scalar ``key`` under ``rules`` (first matching glob)."""
-    for pattern, tol in rules:
-        if fnmatch.fnmatchcase(key, pattern):
-            return float(tol)
-    return 0.0
-
+__all__ = ["TOLERANCES", "differences", "tolerance", "verify_report"]
 
 def _scalars(report: Any) -> dict[str, float | None]:
     out = {k: v for k, v in report.scalars.items()}

@@ -10,7 +10,9 @@ import json
 import shlex
 from pathlib import Path
 
-from synthvu_core.names import CARD_FILE
+from synthvu_core.models.architectures import ARCHITECTURE_NAMES, OPTION_DEFAULTS
+from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
+from synthvu_core.records import epsilon_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative add_argument per option, no logic
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     t.add_argument("--split-seed", type=int, default=0, help="seed of --split (default: %(default)s)")
     t.add_argument(
         "--arch",
-        choices=["default", "pgan", "diffusion"],
+        choices=ARCHITECTURE_NAMES,
         default="default",
         help="architecture (pgan = the published study's; diffusion = latent diffusion, docs/diffusion.md)",
     )
@@ -102,7 +104,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     dp.add_argument(
         "--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon"
     )
-    dp.add_argument("--clip-norm", type=float, default=1.0, help="bound on each sampled patient's summed gradient")
+    dp.add_argument(
+        "--clip-norm", type=float, default=None,
+        help=f"bound on each sampled patient's summed gradient (default {OPTION_DEFAULTS['clip_norm']:g})",
+    )
     dp.add_argument(
         "--patients-per-step",
         type=float,
@@ -113,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--vus-per-patient", type=int, default=None, help="at most this many VUs of a sampled patient per step"
     )
     dp.add_argument(
-        "--accountant", choices=["rdp", "prv"], default="rdp", help="Opacus privacy accountant for ε (default rdp)"
+        "--accountant", choices=["rdp", "prv"], default=None, help="Opacus privacy accountant for ε (default rdp)"
     )
     dp.add_argument(
         "--private-layers",
@@ -133,9 +138,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     dp.add_argument(
         "--tuning",
         choices=["public", "private"],
-        default="public",
-        help="where the hyper-parameters were chosen: public data only, or the private data (each tuning run "
-             "is a run in the dataset's privacy ledger)",
+        default=None,
+        help="where the hyper-parameters were chosen (default public): public data only, or the private data (each "
+             "tuning run is a run in the dataset's privacy ledger)",
     )
     df = t.add_argument_group("latent diffusion (--arch diffusion)")
     df.add_argument(
@@ -233,7 +238,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
 
 
 def _train(args: argparse.Namespace) -> int:
+    from synthvu_core.models.architectures import given_options, refuse_foreign
     from synthvu_core.storage import check_writable, folder_lock
+
+    refuse_foreign(args.arch, given_options(vars(args)))  # an option this architecture ignores: refused first
 
     check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
     with folder_lock(args.out, "train"):  # one writer per output folder
@@ -241,27 +249,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_locked(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.training import config_from_args, train
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
+    from synthvu_core.models.architectures import architecture
+    from synthvu_core.models.train_config import build_config, trainer
 
-    if args.arch == "diffusion":
-        from synthvu_core.models.diffusion_training import train_command
-
-        return train_command(args, _command_line(args))
-
-    from synthvu_core.models.training import own_data_defaults
-
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}  # no Namespace past here
     demo = args.dataset == "demo" and not Path(args.dataset).exists()
     dataset = None if demo else VUDataset.load(args.dataset)
-    if args.from_scratch and args.init_from is not None:
-        from synthvu_core.errors import SelectionError
-
-        raise SelectionError("--from-scratch and --init-from contradict each other: give one")
-    filled = own_data_defaults(args, dataset)
-    config = config_from_args(args, command=_command_line(args))  # validated before any work
-    if config.init_from is not None:
-        print(f"starting from {args.init_from}" + (" (the public prior; --from-scratch to opt out)"
-                                                    if "--init-from" in " ".join(filled) else ""))
+    split = SplitConfig.parse(args.split, args.split_seed) if args.split else None
+    config, filled, options = build_config(options, dataset, command=_command_line)  # validated before any work
+    if getattr(config, "init_from", None) is not None:
+        print(f"starting from {options['init_from']}" + (" (the public prior; --from-scratch to opt out)"
+                                                          if "--init-from" in " ".join(filled) else ""))
     for note in filled:
         if note.startswith("from scratch"):
             print(f"training {note}")
@@ -269,24 +268,20 @@ def _train_locked(args: argparse.Namespace) -> int:
         from synthvu_core.data.build import demo_dataset
 
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
-    if args.split:
-        from synthvu_core.data.dataset import SplitConfig
-        from synthvu_core.errors import SelectionError
-
-        try:
-            ratios = [float(v) for v in args.split.split(",")]
-            if len(ratios) != 3:
-                raise ValueError
-        except ValueError:
-            raise SelectionError(f"--split {args.split!r}: give three ratios TRAIN,HOLDOUT,REFERENCE") from None
-        dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
-    out = train(dataset, args.out, config, progress=not args.quiet)
+    if split is not None:
+        dataset = dataset.with_split(split)
+    out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
-    print(
-        f"wrote {out} ({card['training']['steps']} steps, {card['training']['seconds']:.0f} s; "
-        f"{privacy_text(card.get('dp'), card)})"
-    )
+    print(f"wrote {out} ({_trained_text(card)})")
     return 0
+
+
+def _trained_text(card: dict) -> str:
+    """How long a finished run trained, and (AC-GAN) its privacy line."""
+    tr = card["training"]
+    if "diffusion_steps" in tr:
+        return f"{tr['autoencoder_steps']} autoencoder + {tr['diffusion_steps']} diffusion steps, {tr['seconds']:.0f} s"
+    return f"{tr['steps']} steps, {tr['seconds']:.0f} s; {privacy_text(card.get('dp'), card)}"
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -309,12 +304,12 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_line(args: argparse.Namespace) -> str:
+def _command_line(options: dict) -> str:
     """The ``train`` command line that reproduces this run (every option spelled out)."""
     parts = ["python", "-m", "synthvu_core", "train"]
-    private = args.target_epsilon is not None or args.noise_multiplier is not None
+    private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
-    for key, value in vars(args).items():
+    for key, value in options.items():
         if key == "clip_generated" and value is False:
             parts.append("--no-clip-generated")
             continue
@@ -322,7 +317,7 @@ def _command_line(args: argparse.Namespace) -> str:
             key in ("func", "command", "quiet")
             or value is None
             or value is False
-            or (key == "split_seed" and not args.split)
+            or (key == "split_seed" and not options.get("split"))
         ):
             continue
         if key in dp_only and not private:
@@ -342,11 +337,12 @@ def privacy_text(dp: dict | None, card: dict | None = None) -> str:
     unit = dp.get("unit", "vu")
     if unit != "patient":
         return (
-            f"DP-SGD epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} per VU (not per patient: "
+            f"DP-SGD epsilon {epsilon_value(dp['epsilon'])} at delta {dp['delta']:.2g} per VU (not per patient: "
             "a patient with many VUs has a much weaker guarantee)"
         )
     return (
-        f"patient-level DP: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:.2g} over {dp['n_patients']} patients, "
+        f"patient-level DP: epsilon {epsilon_value(dp['epsilon'])} at delta {dp['delta']:.2g} over "
+        f"{dp['n_patients']} patients, "
         f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
         f"clip {dp['clip_norm']:g}"
         + ("; D's heads only, body pretrained on public data" if dp.get("private_layers") == "heads" else "")
@@ -422,7 +418,7 @@ def _print_table(infos: list) -> None:
     print(f"{'name':<24} {'source':<8} {'arch':<8} {'scheme':<7} {'shape':<10} {'epsilon':<8} {'D':<2} report")
     for i in infos:
         s = i.summary()
-        eps = "-" if s["epsilon"] is None else f"{s['epsilon']:.2f}"
+        eps = epsilon_value(s["epsilon"], none="-")
         shape = "x".join(map(str, s["shape"]))
         report = _report_state(i.path) if s["has_report"] else "n"
         print(
@@ -463,7 +459,7 @@ def _share(args: argparse.Namespace) -> int:
 def _report_state(folder: Path) -> str:
     """``y``, or ``stale`` where the report does not record the sha256 of the folder's current weights."""
     from synthvu_core.errors import SynthVUError
-    from synthvu_core.models.registry import REPORT_DIR, REPORT_FILE, report_staleness
+    from synthvu_core.models.registry import report_staleness
 
     try:
         meta = json.loads((Path(folder) / REPORT_DIR / REPORT_FILE).read_text()).get("meta") or {}
@@ -474,40 +470,29 @@ def _report_state(folder: Path) -> str:
 
 def _models_show(args: argparse.Namespace) -> int:
     from synthvu_core.models.registry import load_card, resolve
+    from synthvu_core.records import Card
 
     path = resolve(args.model)
-    card = load_card(path)
+    raw = load_card(path)
     if args.json:
-        print(json.dumps({"path": str(path), **card}, indent=2))
+        print(json.dumps({"path": str(path), **raw}, indent=2))
         return 0
-    dp = card["dp"]
-    tr = card["training"]
+    card, tr = Card(raw), Card(raw).training
+    sampler = (f"  sampler       {tr.get('sampler')}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} "
+               "(defaults; sample --sampling-steps/--guidance)")
+    kept = "kept (private: a released discriminator leaks membership)" if card.keeps_discriminator else "not kept"
     lines = [
-        f"{card['name']}  ({path})",
-        f"  architecture  {card['architecture']['name']}  shape {'x'.join(map(str, card['shape']))}  latent "
-        f"{card['latent_dim']}",
-        f"  scheme        {card['scheme']}: {', '.join(card['classes'])}",
-        f"  dataset       {card['dataset']['fingerprint']}  ({card['dataset'].get('n_train', '?')} training VUs)",
+        f"{card.name}  ({path})",
+        f"  architecture  {card.architecture}  shape {card.shape_text}  latent {card.latent_dim}",
+        f"  scheme        {card.scheme}: {', '.join(card.classes)}",
+        f"  dataset       {card.fingerprint}  ({card.dataset.get('n_train', '?')} training VUs)",
         f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr "
         f"{tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
-        "  privacy       " + privacy_text(dp, card),
-        *(
-            [
-                f"  sampler       {tr['sampler']}, {tr.get('sampling_steps')} steps, guidance {tr.get('guidance')} "
-                "(defaults; "
-                "sample --sampling-steps/--guidance)"
-            ]
-            if tr.get("sampler")
-            else []
-        ),
-        "  discriminator "
-        + (
-            "kept (private: a released discriminator leaks membership)"
-            if card["discriminator"].get("kept")
-            else "not kept"
-        ),
+        "  privacy       " + privacy_text(card.dp, raw),
+        *([sampler] if tr.get("sampler") else []),
+        "  discriminator " + kept,
         f"  command       {tr.get('command', '')}",
-        f"  created       {card['created']}  (code {card['code_version']})",
+        f"  created       {card.created}  (code {card.code_version})",
     ]
     print("\n".join(lines))
     return 0

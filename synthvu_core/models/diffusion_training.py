@@ -17,13 +17,13 @@ so a resumed run reproduces an uninterrupted one on CPU. Ctrl-C saves a checkpoi
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -446,70 +446,28 @@ def train_diffusion(
             signal.signal(signal.SIGINT, previous)
 
 
-#: ``train`` options of the AC-GAN that mean nothing for the diffusion generator, with their defaults.
-_GAN_ONLY = {
-    "target_epsilon": None,
-    "delta": None,
-    "noise_multiplier": None,
-    "d_width": None,
-    "conditioning": None,
-    "class_loss": None,
-    "no_discriminator": False,
-    "max_grad_norm": 1.0,
-    "accountant": "rdp",
-}
-
-
-def train_command(args: Any, command: str) -> int:
-    """``train --arch diffusion``: the CLI handler (``args`` from :mod:`synthvu_core.models.commands`)."""
-    from synthvu_core.data.dataset import SplitConfig, VUDataset
-
-    given = [k for k, default in _GAN_ONLY.items() if getattr(args, k, default) != default]
-    if given:
-        raise SelectionError(
-            f"--{given[0].replace('_', '-')} applies to the AC-GAN only, not to --arch diffusion "
-            "(differential privacy is not implemented for the diffusion generator)"
-        )
-    config = DiffusionTrainConfig(
-        scheme=args.scheme,
-        epochs=args.epochs,
-        steps=args.steps,
-        autoencoder_epochs=args.autoencoder_epochs,
-        autoencoder_steps=args.autoencoder_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        width=args.width,
-        sampling_steps=args.sampling_steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        device=args.device,
-        checkpoint_every=args.checkpoint_every,
-        resume=args.resume,
-        keep_checkpoint=not args.drop_checkpoint,
-        weights_dtype="float32" if args.fp32 else "float16",
-        name=args.name,
+def config_from_options(options: Mapping[str, Any], command: str | None = None) -> DiffusionTrainConfig:
+    """The :class:`DiffusionTrainConfig` of ``train`` options (argument names; built through
+    :func:`synthvu_core.models.architectures.build_config`, which refuses the AC-GAN's options)."""
+    o = dict(options)
+    return DiffusionTrainConfig(
+        scheme=o.get("scheme", "region"),
+        epochs=o.get("epochs"),
+        steps=o.get("steps"),
+        autoencoder_epochs=o.get("autoencoder_epochs"),
+        autoencoder_steps=o.get("autoencoder_steps"),
+        batch_size=o.get("batch_size", 32),
+        lr=o.get("lr"),
+        width=o.get("width"),
+        sampling_steps=o.get("sampling_steps"),
+        guidance=o.get("guidance"),
+        seed=o.get("seed", 0),
+        device=o.get("device", "auto"),
+        checkpoint_every=o.get("checkpoint_every", 500),
+        resume=bool(o.get("resume")),
+        keep_checkpoint=not o.get("drop_checkpoint"),
+        weights_dtype="float32" if o.get("fp32") else "float16",
+        name=o.get("name"),
         # a resumed run reproduces the uninterrupted one exactly, so the card gives the command without --resume
-        command=" ".join(shlex.quote(p) for p in shlex.split(command) if p != "--resume"),
+        command=None if command is None else " ".join(shlex.quote(p) for p in shlex.split(command) if p != "--resume"),
     )
-    if args.dataset == "demo" and not Path(args.dataset).exists():
-        from synthvu_core.data.build import demo_dataset
-
-        dataset = demo_dataset(progress=not args.quiet)
-    else:
-        dataset = VUDataset.load(args.dataset)
-    if args.split:
-        try:
-            ratios = [float(v) for v in args.split.split(",")]
-            if len(ratios) != 3:
-                raise ValueError
-        except ValueError:
-            raise SelectionError(f"--split {args.split!r}: give three ratios TRAIN,HOLDOUT,REFERENCE") from None
-        dataset = dataset.with_split(SplitConfig(*ratios, seed=args.split_seed))
-    out = train_diffusion(dataset, args.out, config, progress=not args.quiet)
-    card = json.loads((out / "card.json").read_text())
-    tr = card["training"]
-    print(
-        f"wrote {out} ({tr['autoencoder_steps']} autoencoder + {tr['diffusion_steps']} diffusion steps, "
-        f"{tr['seconds']:.0f} s)"
-    )
-    return 0

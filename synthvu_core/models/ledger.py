@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from synthvu_core.errors import DataError
+from synthvu_core.records import epsilon_text
 
 LEDGER_FILE = "privacy_ledger.json"
 LOCK_SUFFIX = ".lock"
@@ -148,4 +149,4 @@ def composed_text(card: Mapping[str, Any]) -> str | None:
     if math.isinf(eps):
         return (f"composed ε = ∞ {over}: a run without differential privacy was trained on these patients, "
                 "so together they bound nothing")
-    return f"composed ε = {eps:.2f} {over} (RDP composition)"
+    return f"composed {epsilon_text(eps)} {over} (RDP composition)"

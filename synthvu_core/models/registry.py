@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from synthvu_core import levels
 from synthvu_core.errors import CheckpointError
 from synthvu_core.locations import shipped_models_dir
+from synthvu_core.models.architectures import ARCHITECTURE_NAMES, architecture  # standard library only
 from synthvu_core.names import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ Module = TypeVar("Module", bound="torch.nn.Module")
 
 SHIPPED_DIR = shipped_models_dir()  # checkout models/ or the installed package's copy
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
-#: Architecture names a card may give: ``acgan.ARCHITECTURES``, repeated here so that listing and
-#: reading cards never imports torch (the dashboard's first paint lists generators).
-ARCHITECTURE_NAMES: tuple[str, ...] = ("default", "pgan", "diffusion")
 
 #: Required card keys and their JSON types (``dp`` may be null).
 CARD_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -373,7 +371,7 @@ def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
     with another hash, is stale and must never be shown as the model's numbers. So is one written by
     an older evaluation (``report_version`` below the current one: other intervals and power).
     """
-    from synthvu_core.evaluation.report import REPORT_VERSION
+    from synthvu_core.records import REPORT_VERSION
 
     folder = Path(model_dir)
     version = meta.get("report_version")
@@ -422,7 +420,7 @@ def set_aside_outputs(folder: str | Path) -> Path | None:
 def _generator_module(card: dict[str, Any]):
     """The (untrained) generator module a card describes: an AC-GAN generator, or the latent diffusion
     generator of :mod:`synthvu_core.models.diffusion` where ``architecture.name`` is ``diffusion``."""
-    if card["architecture"].get("name") != "diffusion":
+    if architecture(str(card["architecture"].get("name"))).family != "diffusion":
         from synthvu_core.models.acgan import Generator
 
         return Generator(architecture_config(card))

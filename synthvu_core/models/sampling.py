@@ -624,3 +624,20 @@ def sample_to_file(
             raise disk_full(plan.path, needed=plan.disk_bytes) from None
         raise SynthVUError(f"{plan.path}: could not be written ({e.strerror or e})") from None
     return plan
+
+
+def sample_rows(generator: Any, n: int, rows: Any, seed: int = 0) -> np.ndarray:
+    """float32 ``[len(rows), C, H, W]``: rows ``rows`` of ``sample(generator, n, seed=seed)`` (positions from the
+    training prior) without generating the other ``n - len(rows)`` VUs: the same draws as :func:`sample` (labels
+    first, then noise, from one seeded torch generator), so a page can show VU 4,211 of a report's sample."""
+    import torch
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        raise SelectionError(f"synthetic VU rows must lie in 0..{n - 1}")
+    gen = _as_generator(generator)
+    g, labels = _draw_labels(gen.card, n, None, seed)
+    z = torch.randn(int(n), gen.card["latent_dim"], generator=g)
+    idx = torch.from_numpy(rows)
+    with torch.no_grad():
+        return gen(z[idx], labels[idx]).float().cpu().numpy()

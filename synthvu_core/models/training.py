@@ -37,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ import numpy as np
 from synthvu_core import __version__, levels
 from synthvu_core.errors import SelectionError
 from synthvu_core.models.dp import NEIGHBOURING, UNIT, DPConfig, PatientDPOptimizer, check_delta
+from synthvu_core.names import CARD_FILE
 from synthvu_core.storage import atomic_path, write_json
 
 TRAINING_DIR = "training"
@@ -163,13 +165,14 @@ class TrainConfig:
         parse_policy(self.augment)
 
 
-#: ``train`` arguments that are not TrainConfig fields of the same name.
+#: ``train`` options that are not TrainConfig fields of the same name.
 _NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command", "from_scratch"}
 
 
-def config_from_args(args: Any, command: str | None = None) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed ``train`` arguments (the one place they are mapped), validated."""
-    a = dict(vars(args))
+def config_from_options(options: Mapping[str, Any], command: str | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` of ``train`` options (argument names; built through
+    :func:`synthvu_core.models.architectures.build_config`), validated."""
+    a = dict(options)
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
                          g_cond=a.pop("conditioning", None), aux_fake=None)
     class_loss = a.pop("class_loss", None)
@@ -309,8 +312,8 @@ FINE_TUNE_STEPS = 300
 FINE_TUNE_LR = 5e-5
 
 
-def own_data_defaults(args: Any, dataset: Any) -> list[str]:
-    """Fill the own-data recipe into parsed ``train`` arguments left at None; returns what was filled.
+def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
+    """Fill the own-data recipe into ``train`` options left at None (in place); returns what was filled.
 
     On a user's own dataset (no phantom recipe) with the default architecture: start from
     :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given, fine-tune it for
@@ -320,14 +323,16 @@ def own_data_defaults(args: Any, dataset: Any) -> list[str]:
     from synthvu_core.locations import shipped_models_dir
     from synthvu_core.models.augment import DEFAULT_POLICY, NONE
 
-    own = args.arch == "default" and (dataset is None or dataset.card.get("recipe") is None)
+    if options.get("from_scratch") and options.get("init_from") is not None:
+        raise SelectionError("--from-scratch and --init-from contradict each other: give one")
+    own = options.get("arch", "default") == "default" and (dataset is None or dataset.card.get("recipe") is None)
     filled = []
-    if args.augment is None:
-        args.augment = DEFAULT_POLICY if own else NONE
-        filled.append(f"--augment {args.augment}")
-    if not own or getattr(args, "from_scratch", False):
+    if options.get("augment") is None:
+        options["augment"] = DEFAULT_POLICY if own else NONE
+        filled.append(f"--augment {options['augment']}")
+    if not own or options.get("from_scratch"):
         return filled
-    if args.init_from is None:
+    if options.get("init_from") is None:
         prior = shipped_models_dir() / DEFAULT_PRIOR
         if not prior.is_dir():
             raise SelectionError(
@@ -339,13 +344,13 @@ def own_data_defaults(args: Any, dataset: Any) -> list[str]:
             filled.append(f"from scratch: the prior {DEFAULT_PRIOR} makes {shape} VUs, this dataset holds "
                           f"{list(dataset.shape)}")
             return filled
-        args.init_from = DEFAULT_PRIOR
+        options["init_from"] = DEFAULT_PRIOR
         filled.append(f"--init-from {DEFAULT_PRIOR}")
-    if args.steps is None and args.epochs is None:
-        args.steps = FINE_TUNE_STEPS
+    if options.get("steps") is None and options.get("epochs") is None:
+        options["steps"] = FINE_TUNE_STEPS
         filled.append(f"--steps {FINE_TUNE_STEPS}")
-    if args.lr is None:
-        args.lr = FINE_TUNE_LR
+    if options.get("lr") is None:
+        options["lr"] = FINE_TUNE_LR
         filled.append(f"--lr {FINE_TUNE_LR:g}")
     return filled
 
@@ -355,7 +360,7 @@ def _card_shape(folder: Path) -> list[int] | None:
     import json
 
     try:
-        return [int(v) for v in json.loads((folder / "card.json").read_text())["shape"]]
+        return [int(v) for v in json.loads((folder / CARD_FILE).read_text())["shape"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
