@@ -23,7 +23,49 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-#: ``(glob over scalar keys, absolute tolerance)``; the first matching rule applies.
+from synthvu_core.errors import ReportError
+
+#: Scalar families whose spread is measured and stated together (glob over scalar keys, first match; control
+#: scalars are ``controls.NAME.KEY``). ``*.p_value`` first: a permutation p-value moves in steps of
+#: ``1 / (n_perm + 1)`` whatever its attack.
+FAMILIES: tuple[str, ...] = (
+    "*.p_value",
+    "utility.*",
+    "fidelity.*",
+    "*privacy.discriminator.*",
+    "*privacy.*.pixel.*",
+    "*privacy.*.embedding.*",
+    "*privacy.*.umap.*",
+    "*privacy.worst.*",
+    "*",
+)
+
+
+def family(key: str) -> str:
+    """The first glob of :data:`FAMILIES` that matches scalar ``key``."""
+    return next(g for g in FAMILIES if fnmatch.fnmatchcase(key, g))
+
+
+#: The measured rules (``tolerances.json`` beside this module, written from the measurement in
+#: ``benchmarks/experiments/reproducibility.py``); read when a report's meta is assembled.
+TOLERANCES_FILE = Path(__file__).with_name("tolerances.json")
+
+
+def default_tolerances() -> tuple[tuple[str, float], ...]:
+    """``(glob over scalar keys, absolute tolerance)`` rules that a new report records (first match applies)."""
+    import json
+
+    try:
+        doc = json.loads(TOLERANCES_FILE.read_text(encoding="utf-8"))
+        rules = tuple((str(g), float(t)) for g, t in doc["rules"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReportError(f"{TOLERANCES_FILE}: cannot read the tolerance rules ({e})") from None
+    if not rules or rules[-1][0] != "*":
+        raise ReportError(f"{TOLERANCES_FILE}: the last tolerance rule must be the catch-all '*'")
+    return rules
+
+
+#: Where a report records no rules of its own.
 TOLERANCES: tuple[tuple[str, float], ...] = (("*", 1e-9),)
 
 
@@ -111,5 +153,7 @@ def verify_report(
             controls=bool(getattr(saved, "controls", None)), seed=int(meta.get("seed") or 0), progress=progress,
             config=EvaluationConfig(scheme=card.get("scheme", "region"), cache=False),
         )
+        for r in (fresh, *fresh.controls.values()):
+            r.arrays  # noqa: B018 - read now: the temporary folder they lie in is removed on leaving this block
     rules = [tuple(r) for r in meta.get("tolerances") or TOLERANCES]
     return fresh, differences(saved, fresh, rules)
