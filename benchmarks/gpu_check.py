@@ -1,4 +1,4 @@
-"""One short GPU measurement (issue 14): sampling VUs/s and training ms/step of default and ``pgan``.
+"""One short GPU measurement: sampling VUs/s and training ms/step of default and ``pgan``.
 
 ``python benchmarks/gpu_check.py [--device cuda] [--out benchmarks/results/gpu.json]``: well under a
 minute on one GPU. Random weights and random VUs at 9×64×64 (speed does not depend on them); sampling at

@@ -17,9 +17,13 @@ from synthvu_core.errors import ReportError
 
 #: 2: balanced membership design, reference-fitted attack spaces, graded controls, verdicts per threat model, seeds.
 #: 3: patient-clustered CIs (Obuchowski / DeLong with Student-t, bootstrap-t for TPR); power = the rise of a graded
-#: control's AUC over the generator's own (``meta.power[...]["rise"]``, ``status``, ``counts``). Older reports are
-#: stale (:func:`synthvu_core.models.registry.report_staleness`).
-REPORT_VERSION = 3
+#: control's AUC over the generator's own (``meta.power[...]["rise"]``, ``status``, ``counts``).
+#: 4: power = detection of the 5 % graded control (its AUC interval above 0.5); verdicts ok / inconclusive /
+#: design imbalance; the realistic positive control; every holdout non-member scored; patient-bootstrap utility
+#: intervals; cache keys of code and library versions; fixed thread counts and measured per-scalar tolerances
+#: (``meta["tolerances"]``, read by ``report verify``). Older reports are stale
+#: (:func:`synthvu_core.models.registry.report_staleness`).
+REPORT_VERSION = 4
 
 #: How a re-run's scalars are compared with a saved report's: ``(glob over scalar keys, absolute tolerance)``; the
 #: first matching rule applies. On one machine the path is deterministic, so the default is 1e-9 (see

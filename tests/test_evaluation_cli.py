@@ -148,17 +148,66 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
 
 
-@pytest.mark.parametrize("case", ["other weights", "no hash"])
+@pytest.mark.parametrize("case", ["other weights", "no hash", "older evaluation"])
 def test_report_show_refuses_a_report_of_other_weights(tmp_path, capsys, case):
     """A report is tied to the sha256 of the weights it evaluated: after retraining (other weights) or
-    from before reports recorded it, `report show` says stale and prints none of its numbers."""
+    from before reports recorded it, `report show` says stale and prints none of its numbers; so it does for a
+    report of an older evaluation version (other rules), which `report verify` refuses to re-run against too."""
+    from synthvu_core.evaluation.report import REPORT_VERSION
+
     rep = _report()
     if case == "no hash":
         del rep.meta["generator_sha256"]
+    if case == "older evaluation":
+        rep.meta["report_version"] = REPORT_VERSION - 1
     save_report(rep, tmp_path / "gen" / "report")
-    (tmp_path / "gen" / "generator.safetensors").write_bytes(WEIGHTS if case == "no hash" else b"retrained weights")
-    for extra in ([], ["--json"]):
-        assert main(["report", "show", str(tmp_path / "gen"), *extra]) == 2
+    (tmp_path / "gen" / "generator.safetensors").write_bytes(WEIGHTS if case != "other weights" else b"retrained")
+    gen = str(tmp_path / "gen")
+    verify = [["report", "verify", gen, "--quiet"]] if case == "older evaluation" else []
+    for args in [["report", "show", gen], ["report", "show", gen, "--json"], *verify]:
+        assert main(args) == 2
         captured = capsys.readouterr()
         assert "stale report" in captured.err and captured.err.count("\n") == 1
         assert "0.9" not in captured.out and "0.52" not in captured.out
+        if case == "older evaluation":
+            assert f"written by evaluation version {REPORT_VERSION - 1}" in captured.err
+
+
+def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_its_tolerance(
+    tmp_path, capsys, monkeypatch
+):
+    """`report verify` against a re-run (the evaluation stubbed by what a re-run returns): the saved report's own
+    tolerance rules are read; a scalar within its tolerance passes (exit 0), one beyond fails (exit 1, named)."""
+    import synthvu_core.evaluation.report as report_module
+    import synthvu_core.models.registry as registry
+
+    folder = tmp_path / "gen"
+    saved = _report()
+    saved.meta["tolerances"] = [["*.auc", 1e-3], ["*", 1e-9]]
+    save_report(saved, folder / "report")
+    (folder / "generator.safetensors").write_bytes(WEIGHTS)
+    before = (folder / "report" / "report.json").read_bytes()
+    rerun = {"report": _report()}
+
+    def evaluate(copy, **kw):
+        assert kw["config"].cache is False and copy != folder and not (copy / "report").exists()
+        return rerun["report"]
+
+    monkeypatch.setattr(registry, "load_card", lambda path: {"scheme": "region"})
+    monkeypatch.setattr(report_module, "evaluate_generator", evaluate)
+    verify = ["report", "verify", str(folder), "--dataset", str(tmp_path), "--quiet"]
+    assert main(verify) == 0
+    assert "reproduced" in capsys.readouterr().out
+    rerun["report"].scalars["privacy.pairwise.pixel.auc"] += 5e-4  # within the saved rule for *.auc
+    assert main(verify) == 0
+    capsys.readouterr()
+    rerun["report"].scalars["privacy.pairwise.pixel.auc"] += 0.01
+    rerun["report"].controls["independent"].scalars["privacy.pairwise.pixel.auc"] -= 0.02
+    assert main(verify) == 1
+    out = capsys.readouterr().out
+    assert "2 difference(s)" in out and "  privacy.pairwise.pixel.auc: saved 0.52" in out
+    assert "controls.independent.privacy.pairwise.pixel.auc" in out
+    rerun["report"] = _report()
+    rerun["report"].scalars["fidelity.frechet_distance"] += 1e-6  # beyond the catch-all 1e-9
+    assert main(verify) == 1 and "fidelity.frechet_distance" in capsys.readouterr().out
+    assert (folder / "report" / "report.json").read_bytes() == before  # the saved report is never touched

@@ -15,7 +15,7 @@
   streamed in blocks) for 2,000 candidates against 5k, 10k and 20k synthetic VUs, against a dense
   reference that holds the whole candidates × synthetic matrix and asks numpy for min, median,
   1 % quantile and counts. The growth row is time(largest) / time(smallest); linear in m = 4.0.
-  Goals (issue 14): within 1.2× of the dense reference at the smallest size, growth within 10 % of linear.
+  Goals: within 1.2× of the dense reference at the smallest size, growth within 10 % of linear.
 * 100k: 100,000 candidates × 100,000 synthetic VUs (rows of an uncompressed ``.npz`` sampled from
   ``acgan-phantom``, memory-mapped) through :func:`~synthvu_core.evaluation.pruned.pruned_summary` (exact
   nearest synthetic by certified pruning; median, eps and counts estimated), timed once with its peak memory

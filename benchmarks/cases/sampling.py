@@ -6,7 +6,7 @@ Achieved GFLOP/s = FLOPs per VU (counted once with ``torch.utils.flop_counter.Fl
 VUs/s, shown as a share of this machine's fp32 matmul rate measured in the same run (best repeat of a
 square ``torch.matmul``).
 
-Whole process (issue 14): ``python -m synthvu_core sample MODEL --n N --out x.npz`` against
+Whole process: ``python -m synthvu_core sample MODEL --n N --out x.npz`` against
 ``benchmarks/reference_sampling.py`` (the study's generator in a plain script: one float32 array,
 numpy conversion, ``numpy.savez``), each a fresh process, timed in alternation; wall time from start
 to exit and the peak resident memory of that process (``os.wait4``). MODEL is the shipped

@@ -6,11 +6,12 @@ reference ``fit`` half -- and runs the stages. Each stage returns a :class:`Part
 for None, arrays, notes, meta, control reports); the loop merges them and times each with one helper.
 
 The stages form two lanes that share nothing but the context's basis (classes, labels, utility
-rows): :data:`CLASSIFIER_LANE` (the real classifiers, then utility and fidelity: torch, one thread)
+rows): :data:`CLASSIFIER_LANE` (the real classifiers, then utility and fidelity: torch)
 and :data:`ATTACK_LANE` (overlay, membership design, attack spaces, then the overlay projection,
 privacy, controls, DP: numpy, numba, BLAS). With ``EvaluationConfig.concurrent`` the classifier lane
 runs in a second thread beside the attack lane; without it the same steps run in order. Every step
-is seeded on its own, so the report is the same either way.
+is seeded on its own and every library runs one thread either way (:mod:`synthvu_core.evaluation.threads`),
+so the report is the same either way and on any number of cores.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from synthvu_core.evaluation.design import MembershipDesign
 from synthvu_core.evaluation.embedding import UMAPConfig
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import AttackResult, PrivacyConfig
+from synthvu_core.evaluation.threads import fixed_threads
 
 
 @dataclass(frozen=True)
@@ -696,16 +698,11 @@ class _Steps:
                 self.bar.set_description(n)
 
 
-@contextmanager
-def _lane_threads(concurrent: bool) -> Iterator[None]:
-    """One torch intra-op thread per lane while the lanes share the machine's cores (unchanged otherwise)."""
-    if not concurrent:
-        yield
-        return
-    from synthvu_core.evaluation.encoder import torch_threads
-
-    with torch_threads(1):
-        yield
+def _in_fixed_threads(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with the thread counts fixed in the calling thread too (OpenMP keeps a count per thread, so
+    a worker thread does not inherit the count its creator set)."""
+    with fixed_threads():
+        return fn(*args)
 
 
 class _InlineExecutor:
@@ -760,12 +757,12 @@ def _run_lanes(
     """The classifier lane in a worker thread (or first, in order, without ``concurrent``), the attack lane here."""
     config = job.config
     stop = threading.Event()  # set when the attack lane fails: the classifier lane ends after its current stage
-    with _lane_threads(config.concurrent):
+    with fixed_threads():  # both lanes: one thread per library, whatever the machine's cores (threads.py)
         pool = ThreadPoolExecutor(1, thread_name_prefix="classifiers") if config.concurrent else _InlineExecutor()
         try:
             ctx = basis_context(job.dataset, config, classes=classes, utility_dataset=job.utility_dataset)
-            ctx.real = pool.submit(real_models, ctx, util, config)
-            lane = pool.submit(run_lane, CLASSIFIER_LANE, ctx, job, timings, cpu, steps.queued, stop)
+            ctx.real = pool.submit(_in_fixed_threads, real_models, ctx, util, config)
+            lane = pool.submit(_in_fixed_threads, run_lane, CLASSIFIER_LANE, ctx, job, timings, cpu, steps.queued, stop)
             fit_attack_side(ctx, job.dataset, util, config, job.seed)
             out = run_lane(ATTACK_LANE, ctx, job, timings, cpu, steps.show)
             out.merge(lane.result())
@@ -774,7 +771,7 @@ def _run_lanes(
         except BaseException:
             stop.set()
             raise
-        finally:  # inside the thread setting: the worker is done before torch's threads are restored
+        finally:  # inside the thread setting: the worker is done before the thread counts are restored
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -866,7 +863,9 @@ _COUNT_KEYS = (
 def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]) -> dict[str, Any]:
     from synthvu_core import __version__
     from synthvu_core.evaluation.provenance import library_versions
-    from synthvu_core.records import REPORT_VERSION, TOLERANCES
+    from synthvu_core.evaluation.threads import numeric_environment
+    from synthvu_core.evaluation.tolerance_rules import default_tolerances
+    from synthvu_core.records import REPORT_VERSION
 
     cfg, K = job.config, len(ctx.classes)
     from datetime import UTC, datetime
@@ -880,7 +879,8 @@ def _meta(ctx: EvaluationContext, job: Job, out: Part, timings: dict[str, float]
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "code_version": __version__,
         "libraries": library_versions(),
-        "tolerances": [list(r) for r in TOLERANCES],  # read by `report verify` (absolute, first matching glob)
+        "numerics": numeric_environment(),  # thread count, kernel level and BLAS architecture of this machine
+        "tolerances": [list(r) for r in default_tolerances()],  # read by `report verify` (absolute, first match)
         "scheme": cfg.scheme,
         "classes": ctx.classes,
         "synthetic_class_counts": np.bincount(job.labels[job.labels >= 0], minlength=K).tolist(),

@@ -22,9 +22,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from synthvu_core.evaluation.tolerance_rules import FAMILIES, TOLERANCES_FILE, default_tolerances, family
 from synthvu_core.records import TOLERANCES, tolerance
 
-__all__ = ["TOLERANCES", "differences", "tolerance", "verify_report"]
+__all__ = [
+    "FAMILIES",
+    "TOLERANCES",
+    "TOLERANCES_FILE",
+    "default_tolerances",
+    "differences",
+    "family",
+    "tolerance",
+    "verify_report",
+]
 
 def _scalars(report: Any) -> dict[str, float | None]:
     out = {k: v for k, v in report.scalars.items()}
@@ -102,5 +112,7 @@ def verify_report(
             controls=bool(getattr(saved, "controls", None)), seed=int(meta.get("seed") or 0), progress=progress,
             config=EvaluationConfig(scheme=card.get("scheme", "region"), cache=False),
         )
+        for r in (fresh, *fresh.controls.values()):
+            r.arrays  # noqa: B018 - read now: the temporary folder they lie in is removed on leaving this block
     rules = [tuple(r) for r in meta.get("tolerances") or TOLERANCES]
     return fresh, differences(saved, fresh, rules)

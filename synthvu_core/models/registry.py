@@ -377,7 +377,7 @@ def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
     version = meta.get("report_version")
     if isinstance(version, int) and version < REPORT_VERSION:
         return (f"{folder / REPORT_DIR}: stale report: written by evaluation version {version}, the current one is "
-                f"{REPORT_VERSION} (other confidence intervals and power); "
+                f"{REPORT_VERSION} (other intervals, power and verdicts); "
                 f"re-run `python -m synthvu_core evaluate {folder} --controls`")
     recorded = meta.get("generator_sha256")
     if not isinstance(recorded, str):

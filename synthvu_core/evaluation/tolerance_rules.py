@@ -1,0 +1,52 @@
+"""The per-scalar tolerance rules a new report records (read by ``report verify``).
+
+The rules are measured (``benchmarks/experiments/reproducibility.py``) and kept in ``tolerances.json`` beside
+this module; a report copies them into ``meta["tolerances"]``. This module sits below the evaluation's stages
+and its verification, so both read the same rules without importing each other.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from synthvu_core.errors import ReportError
+
+#: Scalar families whose spread is measured and stated together (glob over scalar keys, first match; control
+#: scalars are ``controls.NAME.KEY``). ``*.p_value`` first: a permutation p-value moves in steps of
+#: ``1 / (n_perm + 1)`` whatever its attack.
+FAMILIES: tuple[str, ...] = (
+    "*.p_value",
+    "utility.*",
+    "fidelity.*",
+    "*privacy.discriminator.*",
+    "*privacy.*.pixel.*",
+    "*privacy.*.embedding.*",
+    "*privacy.*.umap.*",
+    "*privacy.worst.*",
+    "*",
+)
+
+
+def family(key: str) -> str:
+    """The first glob of :data:`FAMILIES` that matches scalar ``key``."""
+    return next(g for g in FAMILIES if fnmatch.fnmatchcase(key, g))
+
+
+#: The measured rules (``tolerances.json`` beside this module, written from the measurement in
+#: ``benchmarks/experiments/reproducibility.py``); read when a report's meta is assembled.
+TOLERANCES_FILE = Path(__file__).with_name("tolerances.json")
+
+
+def default_tolerances() -> tuple[tuple[str, float], ...]:
+    """``(glob over scalar keys, absolute tolerance)`` rules that a new report records (first match applies)."""
+    import json
+
+    try:
+        doc = json.loads(TOLERANCES_FILE.read_text(encoding="utf-8"))
+        rules = tuple((str(g), float(t)) for g, t in doc["rules"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReportError(f"{TOLERANCES_FILE}: cannot read the tolerance rules ({e})") from None
+    if not rules or rules[-1][0] != "*":
+        raise ReportError(f"{TOLERANCES_FILE}: the last tolerance rule must be the catch-all '*'")
+    return rules

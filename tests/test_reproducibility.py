@@ -1,0 +1,85 @@
+"""The evaluation's numbers do not depend on the machine's cores; the tolerances a report records are measured."""
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def two_threads():
+    """Torch and every BLAS/OpenMP pool at two threads (as on a 2-core machine), restored after."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    with threadpool_limits(limits=2):
+        yield
+    torch.set_num_threads(before)
+
+
+def _counts():
+    import numba
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), {p["num_threads"] for p in threadpool_info()}, numba.get_num_threads()
+
+
+def test_fixed_threads_sets_every_library_and_restores_it(two_threads):
+    import numba
+
+    from synthvu_core.evaluation.threads import EVALUATION_THREADS, fixed_threads, numeric_environment
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    before = _counts()
+    with fixed_threads():
+        assert _counts() == (EVALUATION_THREADS, {EVALUATION_THREADS}, EVALUATION_THREADS)
+    assert _counts() == before
+    env = numeric_environment()
+    assert env["threads"] == EVALUATION_THREADS and env["torch_cpu_capability"] and env["pools"]
+
+
+def test_both_lanes_of_an_evaluation_run_on_the_fixed_thread_count(two_threads, monkeypatch):
+    """The classifier lane (a worker thread) and the attack lane (the caller) see one thread per library
+    whatever the caller had set: a BLAS reduction split over another number of threads adds in another order."""
+    from evaluation_fixtures import structured_dataset
+
+    from synthvu_core.evaluation import stages
+    from synthvu_core.evaluation.threads import EVALUATION_THREADS
+
+    seen = {}
+
+    def record(lane):
+        def stand_in(*args, **kwargs):
+            import torch
+            from threadpoolctl import threadpool_info
+
+            seen[lane] = (torch.get_num_threads(), {p["num_threads"] for p in threadpool_info()})
+            raise RuntimeError("stop after recording")
+
+        return stand_in
+
+    monkeypatch.setattr(stages, "real_models", record("classifiers"))
+    monkeypatch.setattr(stages, "fit_attack_side", record("attacks"))
+    ds = structured_dataset(6)
+    labels = ds.labels("region", ds.classes("region"))[:12]
+    with pytest.raises(RuntimeError, match="stop after recording"):
+        stages.run_evaluation(ds, ds.images[:12], np.maximum(labels, 0), progress=False)
+    assert seen == {lane: (EVALUATION_THREADS, {EVALUATION_THREADS}) for lane in ("classifiers", "attacks")}
+
+
+def test_tolerance_rules_come_from_the_measured_file_and_a_broken_file_is_named(tmp_path, monkeypatch):
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation import tolerance_rules as rules
+
+    doc = json.loads(rules.TOLERANCES_FILE.read_text())
+    assert rules.default_tolerances() == tuple((g, float(t)) for g, t in doc["rules"])
+    assert rules.default_tolerances()[-1][0] == "*"
+    for text in ("{not json", json.dumps({"rules": [["*.auc", 0.1]]})):
+        bad = tmp_path / "tolerances.json"
+        bad.write_text(text)
+        monkeypatch.setattr(rules, "TOLERANCES_FILE", bad)
+        with pytest.raises(ReportError, match=str(bad)):
+            rules.default_tolerances()
