@@ -245,7 +245,8 @@ def utility_figure(view: ReportView) -> go.Figure:
     chance = usefulness_of(view).chance
     if chance is not None:
         fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text=f"chance {chance:.3f}",
-                      annotation_position="top right", annotation_font_size=FONT_SIZE - 3)
+                      annotation_position="top left", annotation_font_size=FONT_SIZE - 3,
+                      annotation_bgcolor="rgba(255,255,255,0.85)")  # left, boxed: clear of the bars' own labels
     return _layout(
         fig,
         "Balanced accuracy of the VU-position classifier",
