@@ -170,3 +170,29 @@ def test_write_errors_become_one_line(gen, tmp_path, monkeypatch):
     monkeypatch.setattr(sampling, "write_npz_stream", broken)
     with pytest.raises(SynthVUError, match="(?i)no space left"):
         sample_to_file(gen, 3, tmp_path / "x.npz")
+
+
+def test_all_finite_sees_every_nan_and_infinity_and_survives_an_overflowing_sum():
+    from synthvu_core.models.sampling import all_finite
+
+    x = torch.zeros(20, 9, 4, 4).contiguous(memory_format=torch.channels_last)
+    assert all_finite(x)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[13, 4, 2, 1] = bad
+        assert not all_finite(y), bad
+    y = x.clone()
+    y[0, 0, 0, 0], y[1, 0, 0, 0] = float("inf"), -float("inf")  # the sum is NaN, not an infinity
+    assert not all_finite(y)
+    assert all_finite(torch.full((4, 3), 3e38))  # the sum overflows; every value is finite
+
+
+def test_torch_uint8_of_a_batch_matches_numpy_slice_by_slice():
+    k = np.arange(256, dtype=np.float32)
+    ties = np.concatenate([k / 127.5 - 1, (k + 0.5) / 127.5 - 1, [-3.0, 3.0, -1.0, 1.0]]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.choice(ties, size=(21, 9, 5, 3)).astype(np.float32)  # 21 rows: several slices and a short last one
+    t = torch.from_numpy(x.copy()).contiguous(memory_format=torch.channels_last)
+    got = to_uint8_torch(t)
+    assert got.is_contiguous() and got.dtype == torch.uint8
+    np.testing.assert_array_equal(got.numpy(), to_uint8(x))
