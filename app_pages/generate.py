@@ -3,7 +3,6 @@
 import streamlit as st
 
 from dashboard import frame, loaders
-from dashboard.images import labelled_rows, rows_by_position, rows_per_vu, strip
 from synthvu_core import levels
 from synthvu_core.errors import SynthVUError
 
@@ -35,10 +34,28 @@ def label_of(option: str) -> str:
 def samples_section(
     sel: frame.Selection, model: str, stamp: float, option: str, position: str | None, n: int, seed: int
 ) -> None:
-    c_slices = sel.shape[0]
     with st.spinner(f"Sampling {n} VUs at {label_of(option)} (seconds per hundred on a CPU)…", show_time=True):
-        images, labels, classes = loaders.samples(model, stamp, n, position, seed)
+        loaders.sample_montage(model, stamp, n, position, seed, (sel.shape[0] - 1) // 2)  # raises a bad request
+    samples_view(sel, model, stamp, option, position, n, seed)
 
+    st.subheader("Download")
+    cols = st.columns(len(FORMATS))
+    for col, (label, suffix) in zip(cols, FORMATS.items()):
+        col.download_button(
+            label,
+            data=lambda suffix=suffix: loaders.export_bytes(model, stamp, n, position, seed, suffix),
+            file_name=f"{sel.name}-{(position or 'mix').replace('/', '-')}-n{n}-seed{seed}{suffix}",
+            mime="application/octet-stream",
+            key=f"download_{suffix}",
+        )
+
+
+@frame.fragment
+def samples_view(
+    sel: frame.Selection, model: str, stamp: float, option: str, position: str | None, n: int, seed: int
+) -> None:
+    """Layout and slice of the drawn VUs: a change reruns this part only, and each picture is cached."""
+    c_slices = sel.shape[0]
     layout = st.radio(
         "Layout",
         ["one slice of every VU", "every slice, one VU per row (the study's layout)"],
@@ -57,32 +74,41 @@ def samples_section(
             )
             - 1
         )
-        grid = rows_by_position(images, labels, classes, slice_index=k, ncols=8)
+        png, counts = loaders.sample_montage(model, stamp, n, position, seed, k)
         caption = (
-            f"{len(images)} VUs at {label_of(option)}, seed {seed}, slice {k + 1} of {c_slices}; "
+            f"{n} VUs at {label_of(option)}, seed {seed}, slice {k + 1} of {c_slices}; "
             "each row labelled with its position"
         )
     else:
-        shown = images[:16]
-        grid = rows_per_vu(shown, labels[:16], classes)
+        png, counts = loaders.sample_montage(model, stamp, n, position, seed, None)
         caption = (
-            f"{len(shown)} of {len(images)} VUs at {label_of(option)}, seed {seed}: slices left to right, "
+            f"{min(n, 16)} of {n} VUs at {label_of(option)}, seed {seed}: slices left to right, "
             "each row labelled with its position"
         )
-    frame.show_image(grid, caption, width="stretch" if len(images) >= 8 else "content")
-    counts = {classes[i]: int((labels == i).sum()) for i in sorted(set(labels.tolist()))}
+    frame.show_image(png, caption, width="stretch" if n >= 8 else "content")
     st.caption("Positions drawn: " + ", ".join(f"{k} × {v}" for k, v in counts.items()))
 
-    st.subheader("Download")
-    cols = st.columns(len(FORMATS))
-    for col, (label, suffix) in zip(cols, FORMATS.items()):
-        col.download_button(
-            label,
-            data=lambda suffix=suffix: loaders.export_bytes(model, stamp, n, position, seed, suffix),
-            file_name=f"{sel.name}-{(position or 'mix').replace('/', '-')}-n{n}-seed{seed}{suffix}",
-            mime="application/octet-stream",
-            key=f"download_{suffix}",
-        )
+
+@frame.fragment
+def interpolation_section(sel: frame.Selection, model: str, stamp: float) -> None:
+    """A walk between two positions; changing its controls reruns this part only."""
+    st.subheader("Latent interpolation")
+    st.caption("A straight walk in noise and class-code space from one position to another (one slice shown).")
+    opts = position_options(sel)
+    cols = st.columns([2, 2, 1, 1])
+    start = cols[0].selectbox("From", opts, index=0, format_func=label_of, key="interp_from")
+    end = cols[1].selectbox(
+        "To",
+        opts,
+        index=len(opts) - 1 if sel.card.get("scheme") != "level" else len(sel.classes) - 1,
+        format_func=label_of,
+        key="interp_to",
+    )
+    steps = cols[2].number_input("Steps", min_value=2, max_value=16, value=8, key="interp_steps")
+    iseed = cols[3].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="interp_seed")
+    png = loaders.interpolation_strip(model, stamp, position_value(start), position_value(end), int(steps), int(iseed))
+    k_mid = sel.shape[0] // 2
+    frame.show_image(png, f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}", width="stretch")
 
 
 def render(sel: frame.Selection) -> None:
@@ -108,27 +134,7 @@ def render(sel: frame.Selection) -> None:
     except SynthVUError as e:  # a bad request (zero samples, unknown position) leaves the rest of the page usable
         st.error(str(e))
 
-    st.subheader("Latent interpolation")
-    st.caption("A straight walk in noise and class-code space from one position to another (one slice shown).")
-    opts = position_options(sel)
-    cols = st.columns([2, 2, 1, 1])
-    start = cols[0].selectbox("From", opts, index=0, format_func=label_of, key="interp_from")
-    end = cols[1].selectbox(
-        "To",
-        opts,
-        index=len(opts) - 1 if sel.card.get("scheme") != "level" else len(sel.classes) - 1,
-        format_func=label_of,
-        key="interp_to",
-    )
-    steps = cols[2].number_input("Steps", min_value=2, max_value=16, value=8, key="interp_steps")
-    iseed = cols[3].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="interp_seed")
-    walk = loaders.interpolation(model, stamp, position_value(start), position_value(end), int(steps), int(iseed))
-    k_mid = c_slices // 2
-    frame.show_image(
-        labelled_rows([(f"from {position_value(start)}\nto {position_value(end)}", strip(walk[:, k_mid]))]),
-        f"{label_of(start)} → {label_of(end)}, {steps} steps, slice {k_mid + 1}",
-        width="stretch",
-    )
+    interpolation_section(sel, model, stamp)
 
 
 frame.run_page("Generate", render)

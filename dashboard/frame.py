@@ -588,6 +588,28 @@ def run_page(
         loaders.release_freed_memory()  # the page's temporaries are gone: hand their pages back
 
 
+def fragment(part: Callable[..., None]) -> Callable[..., None]:
+    """``st.fragment`` for a part of a page: its widgets rerun that part only (not the page), and its errors
+    are shown as :func:`run_page` shows a page's (a fragment's own rerun runs outside the page's handler)."""
+    import functools
+
+    from synthvu_core.errors import SynthVUError
+
+    @functools.wraps(part)
+    def drawn(*args: Any, **kwargs: Any) -> None:
+        try:
+            part(*args, **kwargs)
+        except SynthVUError as e:
+            st.error(say(e))
+        except Exception:
+            if not public_mode():
+                raise
+            _LOG.exception("part %s failed", part.__name__)
+            st.error("This part could not be drawn; the details are in the server log.")
+
+    return st.fragment(drawn)
+
+
 def shared_note(sel: Selection) -> None:
     """Where the generator folder was written by ``share``, say so and name the parts it leaves out."""
     import json
@@ -733,7 +755,7 @@ def slides_button(entries: Sequence[Compared], file_name: str, key: str) -> None
         )
 
 
-def show_image(image: np.ndarray, caption: str, *, real: bool = False, **kw: Any) -> None:
+def show_image(image: np.ndarray | bytes, caption: str, *, real: bool = False, **kw: Any) -> None:
     """``st.image`` with a caption that says whether the image is real; refuses real ones in public mode."""
     if real and public_mode():
         return

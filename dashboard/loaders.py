@@ -209,6 +209,45 @@ def samples(
     return s.images, np.asarray(s.labels), list(s.classes)
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 ``[h, w]`` grey image -> PNG file bytes (what ``st.image`` would encode on every page run)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@st.cache_data(max_entries=32, ttl=CACHE_TTL_S, show_spinner=False)  # the Generate page shows its own spinner
+def sample_montage(
+    model_dir: str, stamp: float, n: int, position: str | None, seed: int, slice_index: int | None
+) -> tuple[bytes, dict[str, int]]:
+    """(PNG of the montage of ``samples(...)``, VUs drawn per position): one slice of every VU with
+    ``slice_index`` (rows by position), else every slice of the first 16 VUs, one VU per row; each row labelled.
+    Cached, so a rerun of the Generate page (a reload, a new visitor, a change of layout back and forth)
+    neither copies the samples out of their cache nor lays out, labels and encodes the picture again."""
+    from dashboard.images import rows_by_position, rows_per_vu
+
+    images, labels, classes = samples(model_dir, stamp, n, position, seed)
+    if slice_index is not None:
+        grid = rows_by_position(images, labels, classes, slice_index=slice_index, ncols=8)
+    else:
+        grid = rows_per_vu(images[:16], labels[:16], classes)
+    counts = {classes[i]: int((labels == i).sum()) for i in sorted(set(labels.tolist()))}
+    return png_bytes(grid), counts
+
+
+@st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner=False)  # interpolation() shows its spinner
+def interpolation_strip(model_dir: str, stamp: float, start: str, end: str, steps: int, seed: int) -> bytes:
+    """PNG of the middle slice of :func:`interpolation` (its steps left to right), labelled with its ends."""
+    from dashboard.images import labelled_rows, strip
+
+    walk = interpolation(model_dir, stamp, start, end, steps, seed)
+    return png_bytes(labelled_rows([(f"from {start}\nto {end}", strip(walk[:, walk.shape[1] // 2]))]))
+
+
 @st.cache_data(max_entries=8, ttl=CACHE_TTL_S, show_spinner="Interpolating…")
 def interpolation(model_dir: str, stamp: float, start: str, end: str, steps: int, seed: int) -> np.ndarray:
     """uint8 ``[steps, C, H, W]``: a walk in latent and class space from ``start`` to ``end``."""

@@ -370,6 +370,43 @@ def test_montage_layouts() -> None:
         montage(vus, slice_index=3)
 
 
+def test_generate_pictures_are_the_montages_of_the_samples(env: dict[str, Path]) -> None:
+    import io
+
+    from PIL import Image
+
+    from dashboard import loaders
+    from dashboard.images import labelled_rows, rows_by_position, rows_per_vu, strip
+
+    model = str(env["models"] / "fab-region")
+    stamp = loaders.weights_stamp(model)
+    images, labels, classes = loaders.samples(model, stamp, 19, None, 4)
+    by_position = rows_by_position(images, labels, classes, slice_index=2, ncols=8)
+    for k, want in ((2, by_position), (None, rows_per_vu(images[:16], labels[:16], classes))):
+        png, counts = loaders.sample_montage(model, stamp, 19, None, 4, k)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)
+        assert counts == {c: int((labels == i).sum()) for i, c in enumerate(classes) if (labels == i).any()}
+    walk = loaders.interpolation(model, stamp, "C", "L", 5, 1)
+    got = np.asarray(Image.open(io.BytesIO(loaders.interpolation_strip(model, stamp, "C", "L", 5, 1))))
+    np.testing.assert_array_equal(got, labelled_rows([("from C\nto L", strip(walk[:, walk.shape[1] // 2]))]))
+
+
+def test_a_second_visit_to_generate_encodes_no_picture(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import loaders
+
+    encoded = []
+    png_bytes = loaders.png_bytes
+    monkeypatch.setattr(loaders, "png_bytes", lambda image: encoded.append(image.shape) or png_bytes(image))
+    at = visit(start("fab-region"), "generate")
+    at.number_input(key="interp_seed").set_value(977).run()  # a walk no other test drew
+    first = len(encoded)
+    assert first >= 1 and len(at.image) == 2
+    again = visit(start("fab-region"), "generate")  # another visitor (a reload): the same pictures
+    again.number_input(key="interp_seed").set_value(977).run()
+    no_exception(again, "second visit")
+    assert len(encoded) == first and captions(again) == captions(at)
+
+
 def test_selection_maps_points_to_report_rows() -> None:
     from dashboard.figures import umap_figure
     from dashboard.summary import ReportView
