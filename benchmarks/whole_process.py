@@ -1,0 +1,71 @@
+"""Whole-process sampling, three arms timed in alternation in one run: the ``sample`` command of this tree,
+the same command of another checkout (``--before``, e.g. the main branch: the code before a change) and
+``benchmarks/reference_sampling.py`` (the study's generator in a plain script).
+
+``python -m benchmarks.whole_process --n 5000 --pairs 2 --before PATH --out DIR``: each arm a fresh process
+(imports, loading, sampling, writing), order rotated every repeat; wall and CPU seconds (user + system, all
+threads) and peak RSS per run (``os.wait4``); medians and ratios to the reference written to
+``DIR/whole_process.json`` (CPU seconds barely depend on other load on the machine; wall seconds do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.cases.sampling import run_process
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def arms(n: int, before: Path | None, work: Path) -> dict[str, tuple[list[str], Path]]:
+    sample = [sys.executable, "-m", "synthvu_core", "sample", str(ROOT / "models" / "acgan-phantom"), "--n", str(n)]
+    out = {"ours": ([*sample, "--out", str(work / "o.npz")], ROOT)}
+    if before is not None:
+        out["before"] = ([*sample, "--out", str(work / "b.npz")], before)
+    out["reference"] = ([sys.executable, str(ROOT / "benchmarks" / "reference_sampling.py"), str(n),
+                         str(work / "r.npz")], ROOT)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--pairs", type=int, default=3, help="repeats of every arm")
+    ap.add_argument("--before", type=Path, default=None, help="another checkout whose sample command to time too")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "whole-process")
+    a = ap.parse_args(argv)
+    runs: dict[str, list[dict[str, float]]] = {}
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="synthvu-whole-") as tmp:
+        todo = arms(a.n, a.before, Path(tmp))
+        names = list(todo)
+        for r in range(a.pairs):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                cmd, cwd = todo[name]
+                wall, rss, cpu = run_process(cmd, cwd)
+                runs.setdefault(name, []).append({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss})
+                print(f"{name}: {wall:.1f} s wall, {cpu:.1f} CPU-s, {rss:.0f} MiB", flush=True)
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("wall_s", "cpu_s", "peak_rss_mib")}
+           for k, v in runs.items()}
+    ref = med["reference"]
+    result = {
+        "n": a.n, "pairs": a.pairs, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_start": load0, "load_average_end": os.getloadavg(), "runs": runs, "median": med,
+        "rate_ratio_to_reference": {k: {"wall": ref["wall_s"] / m["wall_s"], "cpu": ref["cpu_s"] / m["cpu_s"]}
+                                    for k, m in med.items()},
+    }
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "whole_process.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({"median": med, "ratio": result["rate_ratio_to_reference"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
