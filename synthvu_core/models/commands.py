@@ -83,9 +83,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     )
     t.add_argument(
         "--condition-source",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="condition the generator on each VU's source (the dataset's site column) as well as its position; "
-        "then `sample --source NAME`",
+        "then `sample --source NAME` (default: off)",
+    )
+    t.add_argument(
+        "--balance-classes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw real VUs with equal weight per class each step, generated classes uniformly (not under DP; "
+        "default: off)",
+    )
+    t.add_argument(
+        "--aux-weight",
+        type=float,
+        default=None,
+        help="weight of the class loss (default: the architecture's or the prior's)",
     )
     t.add_argument(
         "--augment",

@@ -74,6 +74,7 @@ class ArchOverrides:
         d_width: the discriminator's first width.
         g_cond: how G receives the class (``input`` | ``modulate``).
         aux_fake: whether D's class head also learns generated VUs.
+        aux_weight: weight of the class loss in both networks' losses (a loss weight, so a fine-tune may set it).
     """
 
     lr: float | None = None
@@ -81,6 +82,7 @@ class ArchOverrides:
     d_width: int | None = None
     g_cond: str | None = None
     aux_fake: bool | None = None
+    aux_weight: float | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -99,6 +101,8 @@ class TrainConfig:
         init_from: a generator folder or registered name (with its discriminator) to start from, e.g. one
             pretrained on public data.
         condition_source: condition G (and D's auxiliary head) on each VU's source as well as its class.
+        balance_classes: draw each step's real VUs with equal weight per class (with replacement) and the generated
+            VUs' classes uniformly, so rare classes are learnt as often as common ones (not under DP).
         augment: DiffAugment policy before D (``color,translation,cutout`` or ``none``), see
             :mod:`synthvu_core.models.augment`.
         classes: the class vocabulary (None: under DP the scheme's whole vocabulary, else the classes the train
@@ -117,6 +121,7 @@ class TrainConfig:
     classes: list[str] | None = None
     augment: str = "none"
     condition_source: bool = False
+    balance_classes: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -150,6 +155,10 @@ class TrainConfig:
                 raise SelectionError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(o, key)}")
         if o.lr is not None and not (math.isfinite(o.lr) and o.lr > 0):
             raise SelectionError(f"--lr must be a positive number, got {o.lr:g}")
+        if o.aux_weight is not None and not (math.isfinite(o.aux_weight) and 0 <= o.aux_weight <= 1e3):
+            raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
+        if self.balance_classes and self.dp is not None:
+            raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
         if self.weights_dtype not in ("float16", "float32", "bfloat16"):
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
@@ -174,7 +183,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     :func:`synthvu_core.models.architectures.build_config`), validated."""
     a = dict(options)
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
-                         g_cond=a.pop("conditioning", None), aux_fake=None)
+                         g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None))
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -195,6 +204,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         from synthvu_core.models.registry import resolve
 
         rest["init_from"] = str(resolve(rest["init_from"]))
+    for flag in ("condition_source", "balance_classes"):  # None (not given and not filled in) = off
+        rest[flag] = bool(rest.get(flag))
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     config = TrainConfig(
@@ -317,8 +328,10 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
 
     On a user's own dataset (no phantom recipe) with the default architecture: start from
     :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given, fine-tune it for
-    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR`, and augment with DiffAugment. Anywhere else
-    augmentation stays off. What is filled goes into the card's command, so the run can be repeated.
+    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR`, and augment with DiffAugment. Anywhere else augmentation
+    stays off. ``--balance-classes``, ``--condition-source`` and a higher ``--lr`` are opt-in: on the real lumbar MRI
+    they did not lift TSTR significantly and the released samples' verdict turned "leak" (docs/real-data.md).
+    What is filled goes into the card's command, so the run can be repeated.
     """
     from synthvu_core.locations import shipped_models_dir
     from synthvu_core.models.augment import DEFAULT_POLICY, NONE
@@ -446,6 +459,10 @@ class Trainer:
         if self.config.condition_source:
             labels = self._joint_labels(units, labels, counts)
         self.labels = torch.from_numpy(labels).to(self.device)
+        self.vu_weights = None
+        if self.config.balance_classes:  # each class drawn equally often: 1 / (its count) per VU
+            k = len(self.classes)
+            self.vu_weights = torch.from_numpy(1.0 / counts[labels % k])
 
     def _class_vocabulary(self, units: Any) -> list[str]:
         """The classes: given, or under DP the scheme's vocabulary (never which classes private data hold)."""
@@ -508,11 +525,12 @@ class Trainer:
         from synthvu_core.models.registry import architecture_config
 
         arch = architecture_config(self.init_card)
-        clash = {k: v for k, v in c.overrides.given().items() if k != "lr" and getattr(arch, k) != v}
+        weights = ("lr", "aux_weight")  # loss and step weights, not the architecture: a fine-tune may set them
+        clash = {k: v for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v}
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
-        lr = c.overrides.lr if c.overrides.lr is not None else arch.lr
-        return replace(arch, lr=lr, n_classes=len(self.classes), **source)
+        given = {k: v for k, v in c.overrides.given().items() if k in weights}
+        return replace(arch, **given, n_classes=len(self.classes), **source)
 
     def _build_modules(self) -> None:
         from synthvu_core.models import acgan
@@ -539,7 +557,17 @@ class Trainer:
                 m.to(self.device)
         import torch
 
-        self.prior = torch.tensor(self.prior_counts / self.prior_counts.sum(), dtype=torch.float64)
+        self.prior = torch.tensor(self.training_prior(), dtype=torch.float64)
+
+    def training_prior(self) -> np.ndarray:
+        """The distribution of generated VUs' (joint) labels during training: the train split's, or with balanced
+        classes uniform over classes (each class's sources in their train proportions)."""
+        p = self.prior_counts / self.prior_counts.sum()
+        if not self.config.balance_classes:
+            return p
+        k = len(self.classes)
+        per_class = p.reshape(-1, k)  # [sources or 1, K]
+        return (per_class / np.maximum(per_class.sum(0, keepdims=True), 1e-12) / k).reshape(-1)
 
     def _total_steps(self) -> int:
         c = self.config
@@ -624,6 +652,8 @@ class Trainer:
         if self.private is not None:
             return self.private.sample_patients()
         b = min(self.batch_size, self.n_train)
+        if self.vu_weights is not None:
+            return torch.multinomial(self.vu_weights, self.batch_size, replacement=True, generator=self.gen_data), None
         if self.cursor + b > self.n_train:
             self.perm = torch.randperm(self.n_train, generator=self.gen_data)
             self.cursor = 0
@@ -795,6 +825,7 @@ class Trainer:
             "delta": self.delta,
             **({"augment": list(self.augment_policy)} if self.augment_policy else {}),  # older checkpoints: none
             **({"sources": self.sources} if self.sources else {}),
+            **({"balance_classes": True} if self.config.balance_classes else {}),
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -946,6 +977,7 @@ class Trainer:
                 "generator_weights": "moving average" if self.G_ema is not None else "last",
                 "init_from": self._init_summary(),
                 "augment": ",".join(self.augment_policy) or "none",
+                "balance_classes": bool(c.balance_classes),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
             "dp": dp,
