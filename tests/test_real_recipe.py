@@ -3,8 +3,6 @@ switched with --[no-]condition-source, a class-loss weight a fine-tune may set; 
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +23,7 @@ def args(**kw):
     base = dict(arch="default", scheme="level", init_from=None, from_scratch=False, augment=None, steps=None,
                 epochs=None, lr=None, balance_classes=None, condition_source=None, target_epsilon=None,
                 noise_multiplier=None)
-    return argparse.Namespace(**{**base, **kw})
+    return {**base, **kw}
 
 
 def skewed(patients: int = 6) -> VUDataset:
@@ -84,5 +82,5 @@ def test_own_data_defaults_leave_balancing_and_sources_off():
     """Both are opt-in: on the real lumbar MRI they did not lift TSTR significantly (docs/real-data.md)."""
     a = args()
     filled = training.own_data_defaults(a, sourced(tiny_dataset(patients=6)))
-    assert not a.balance_classes and not a.condition_source
+    assert not a["balance_classes"] and not a["condition_source"]
     assert not any("balance" in f or "condition-source" in f for f in filled)
