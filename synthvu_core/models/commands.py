@@ -83,15 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     )
     t.add_argument(
         "--condition-source",
-        action=argparse.BooleanOptionalAction,
-        default=None,
+        action="store_true",
         help="condition the generator on each VU's source (the dataset's site column) as well as its position; "
         "then `sample --source NAME` (default: off)",
     )
     t.add_argument(
         "--balance-classes",
-        action=argparse.BooleanOptionalAction,
-        default=None,
+        action="store_true",
         help="draw real VUs with equal weight per class each step, generated classes uniformly (not under DP; "
         "default: off)",
     )

@@ -204,7 +204,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         from synthvu_core.models.registry import resolve
 
         rest["init_from"] = str(resolve(rest["init_from"]))
-    for flag in ("condition_source", "balance_classes"):  # None (not given and not filled in) = off
+    for flag in ("condition_source", "balance_classes"):  # left out (None or False) = off
         rest[flag] = bool(rest.get(flag))
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
