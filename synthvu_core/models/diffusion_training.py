@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import math
 import shlex
-import signal
 import sys
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -397,8 +394,7 @@ def train_diffusion(
 
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
     """
-    from tqdm.auto import tqdm
-
+    from synthvu_core.models.loop import run_steps
     from synthvu_core.models.registry import CARD_FILE
 
     config = config or DiffusionTrainConfig()
@@ -407,43 +403,8 @@ def train_diffusion(
         (Path(out_dir) / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet
     every = config.checkpoint_every
     montage_every = every if config.montage_every is None else config.montage_every
-    stop = {"flag": False}
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.update(flag=True))
-    bar = tqdm(
-        total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True
-    )
-    try:
-        while trainer.step_count < trainer.total_steps:
-            t0 = time.perf_counter()
-            losses = trainer.step()
-            trainer.seconds += time.perf_counter() - t0
-            s = trainer.step_count
-            bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()}, refresh=False)
-            bar.update(1)
-            if montage_every and s % montage_every == 0:
-                trainer.save_montage()
-            if (every and s % every == 0 and s < trainer.total_steps) or s == trainer.ae_steps:
-                trainer.save_checkpoint()
-            if stop["flag"]:
-                trainer.save_checkpoint()
-                bar.close()
-                print(
-                    f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with "
-                    "--resume)",
-                    file=sys.stderr,
-                )
-                raise KeyboardInterrupt
-        bar.close()
-        trainer.save_checkpoint()
-        if montage_every:
-            trainer.save_montage()
-        return trainer.finish()
-    finally:
-        bar.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    return run_steps(trainer, progress=progress, checkpoint_every=every, montage_every=montage_every,
+                     checkpoint_also=lambda s: s == trainer.ae_steps)
 
 
 def config_from_options(options: Mapping[str, Any], command: str | None = None) -> DiffusionTrainConfig:

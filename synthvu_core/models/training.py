@@ -33,10 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import shlex
-import signal
 import sys
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -1075,8 +1072,7 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
 
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
     """
-    from tqdm.auto import tqdm
-
+    from synthvu_core.models.loop import run_steps
     from synthvu_core.models.registry import CARD_FILE, set_aside_outputs
 
     config = config or TrainConfig()
@@ -1092,58 +1088,20 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
         (out_dir / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet
         set_aside_outputs(out_dir)  # the old report and montages describe other weights
     montage_every = config.checkpoint_every if config.montage_every is None else config.montage_every
-    stop = {"flag": False}
-    previous = None
-    if threading.current_thread() is threading.main_thread():
 
-        def _on_sigint(signum: int, frame: Any) -> None:
-            stop["flag"] = True
+    def on_step(dt: float, losses: dict[str, float]) -> dict[str, str]:
+        trainer.log_rows.append(trainer.log_row(dt))
+        if trainer.step_count % LOG_EVERY == 0:
+            trainer.write_log()
+        return {"VU/s": f"{trainer.log_rows[-1]['vus_per_s']:.0f}", "D": f"{losses['loss_d']:.3f}",
+                "G": f"{losses['loss_g']:.3f}"}
 
-        previous = signal.signal(signal.SIGINT, _on_sigint)
-    bar = tqdm(
-        total=trainer.total_steps, initial=trainer.step_count, disable=not progress, unit="step", dynamic_ncols=True
-    )
-    try:
-        while trainer.step_count < trainer.total_steps:
-            t0 = time.perf_counter()
-            losses = trainer.step()
-            dt = time.perf_counter() - t0
-            trainer.seconds += dt
-            s = trainer.step_count
-            trainer.log_rows.append(trainer.log_row(dt))
-            if s % LOG_EVERY == 0:
-                trainer.write_log()
-            post = {
-                "VU/s": f"{trainer.log_rows[-1]['vus_per_s']:.0f}",
-                "D": f"{losses['loss_d']:.3f}",
-                "G": f"{losses['loss_g']:.3f}",
-            }
-            bar.set_postfix(post, refresh=False)
-            bar.update(1)
-            if montage_every and s % montage_every == 0:
-                trainer.save_montage()
-            if config.checkpoint_every and s % config.checkpoint_every == 0 and s < trainer.total_steps:
-                trainer.save_checkpoint()
-                if trainer.accountant is not None:
-                    bar.set_postfix({**post, "eps": f"{trainer.epsilon():.2f}"}, refresh=False)
-            if stop["flag"]:
-                trainer.save_checkpoint()
-                bar.close()
-                print(
-                    f"synthvu: stopped at step {s}; checkpoint saved in {trainer.checkpoint_dir} (continue with "
-                    "--resume)",
-                    file=sys.stderr,
-                )
-                raise KeyboardInterrupt
-        bar.close()
-        trainer.save_checkpoint()
-        if montage_every:
-            trainer.save_montage()
-        return trainer.finish()
-    finally:
-        bar.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def show_epsilon(bar: Any, post: dict[str, str]) -> None:
+        if trainer.accountant is not None:
+            bar.set_postfix({**post, "eps": f"{trainer.epsilon():.2f}"}, refresh=False)
+
+    return run_steps(trainer, progress=progress, checkpoint_every=config.checkpoint_every,
+                     montage_every=montage_every, on_step=on_step, after_checkpoint=show_epsilon)
 
 
 def read_log(path: str | Path) -> list[dict[str, str]]:
