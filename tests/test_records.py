@@ -70,7 +70,7 @@ def test_patient_means_are_the_per_patient_means_of_the_stored_scores():
 
     from synthvu_core.evaluation.report import load_report
 
-    r = load_report(MODELS / "acgan-phantom-leaky")
+    r = load_report(MODELS / "acgan-phantom-leaky", check_weights=False)  # the scores as stored, whatever their version
     a = r.arrays
     frame = pd.DataFrame({"p": a["candidates/patient"].astype(str), "m": a["candidates/is_member"].astype(bool),
                           "s": a["privacy/pairwise/pixel/scores"].astype(float)})
