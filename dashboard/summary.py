@@ -506,12 +506,6 @@ def cohort_family(card: Mapping[str, Any] | None) -> str | None:
     return recipe_family(((card or {}).get("dataset") or {}).get("recipe"))
 
 
-def cohort_seed(card: Mapping[str, Any] | None) -> int | None:
-    """The phantom seed of a generator's training cohort; None for own data."""
-    seed = (((card or {}).get("dataset") or {}).get("recipe") or {}).get("seed")
-    return None if seed is None else int(seed)
-
-
 def split_text(split: Mapping[str, Any] | None) -> str:
     """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` ->
     ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""
