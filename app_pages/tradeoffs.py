@@ -163,7 +163,8 @@ def render(sel: frame.Selection | None) -> None:
         mine = [r for r in rows if r["dataset"] == fp]
         label = mine[0]["dataset_label"]
         family = mine[0]["family"]
-        kin = [r for r in rows if r["dataset"] != fp and family is not None and r["family"] == family]
+        kin = [r for r in rows if r["dataset"] != fp and family is not None and r["family"] == family
+               and r["cohort"] != mine[0]["cohort"]]  # other seeds of the recipe; not another build of this cohort
         st.caption(f"Dataset {label}: {len(mine)} generator(s) with a report. Select a generator of another dataset "
                    "in the sidebar to see that dataset's trade-offs; datasets are never mixed on one axis.")
         _frontier(mine + kin, label, fp)

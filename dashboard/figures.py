@@ -620,8 +620,9 @@ def frontier_figure(
 ) -> go.Figure:
     """TSTR and privacy risk against the patient-level ε of the generators of ONE dataset (``fingerprint``;
     rows of any other dataset are left out, so accuracies over different class sets never share an axis),
-    and of the cohorts of its recipe ``family`` where one is given (rows whose ``family`` equals it: the same
-    phantom recipe with another seed, i.e. replicate runs and twin baselines on other patients).
+    and of the cohorts of its recipe ``family`` where one is given (rows whose ``family`` equals it and whose
+    ``cohort`` differs: the same phantom recipe with another seed, i.e. replicate runs and twin baselines on other
+    patients; another build of the selected cohort itself is left out).
 
     Both panels share one log ε axis; generators trained without DP sit at a labelled "no DP (ε = ∞)"
     position a decade beyond the largest ε. ``rows``: dicts with ``name``, ``dataset`` (fingerprint),
@@ -630,7 +631,9 @@ def frontier_figure(
     """
     from plotly.subplots import make_subplots
 
-    rows = [r for r in rows if r.get("dataset") == fingerprint or (family is not None and r.get("family") == family)]
+    own = {r.get("cohort") for r in rows if r.get("dataset") == fingerprint}  # another build of it is no replicate
+    rows = [r for r in rows if r.get("dataset") == fingerprint
+            or (family is not None and r.get("family") == family and r.get("cohort") not in own)]
     n_cohorts = len({r.get("dataset") for r in rows})
     eps = sorted({eps_key(r["epsilon"]) for r in rows if r.get("epsilon") is not None})
     no_dp = no_dp_position(eps)

@@ -151,6 +151,8 @@ def test_frontier_draws_the_cohorts_of_its_recipe_family_and_no_other_dataset():
          "route": "pretrained", "tstr": 0.97, "risk": 0.6},
         {"name": "other", "dataset": "X", "family": "phantom-167-t2 {...}", "epsilon": 1.0, "route": "pretrained",
          "tstr": 0.1, "risk": 0.5},
+        {"name": "old-build", "dataset": "S2-old", "family": fam, "cohort": "c-s2", "epsilon": 3.0,
+         "route": "pretrained", "tstr": 0.1, "risk": 0.5},  # another build of the selected cohort: no replicate
     ]
     fig = frontier_figure(rows, fingerprint="S2", dataset_label="c-s2", family=fam)
     line = next(t for t in fig.data if t.name == "public pretraining + DP fine-tuning" and t.yaxis == "y")
