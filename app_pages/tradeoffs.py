@@ -50,11 +50,12 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
     fig = frontier_figure(mine, fingerprint=fp, dataset_label=label, trtr=trtr, chance=chance,
                           family=next((r["family"] for r in own if r.get("family")), None))
     st.plotly_chart(fig, width="stretch", config=style.plot_config(), key="frontier")
+    several = len({r["dataset"] for r in mine}) > 1  # a cohort column only where cohorts of the recipe are drawn
     st.dataframe(
         [
             {
                 "generator": r["name"],
-                "cohort": r.get("cohort") or "—",
+                **({"cohort": r.get("cohort") or "—"} if several else {}),
                 "route": r["route"],
                 "ε (patient)": "∞ (no DP)" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
                 "δ": "—" if r["delta"] is None else f"{r['delta']:.0e}",
