@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import frame, loaders, style
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
-from dashboard.summary import dataset_label, epsilon_of, fmt, headline, usefulness_of
+from dashboard.summary import cohort_family, dataset_label, epsilon_of, fmt, headline, usefulness_of
 from synthvu_core.errors import SynthVUError
 from synthvu_core.records import RATIO_KEY, attack_key, utility_key
 
@@ -20,6 +20,7 @@ def _row(info: object, view: object) -> dict:
            "risk": h.worst_auc, "worst_auc": h.worst_auc, "worst_tpr1": h.worst_tpr1,
            "route": "pretrained" if (card.get("training") or {}).get("init_from") else "scratch",
            "dataset": (card.get("dataset") or {}).get("fingerprint"), "dataset_label": dataset_label(card),
+           "family": cohort_family(card), "cohort": ((card.get("dataset") or {}).get("recipe") or {}).get("name"),
            "classes": tuple(card.get("classes") or ()), "unit": dp.get("unit"), "delta": dp.get("delta"),
            "n_patients": dp.get("n_patients"), "chance": usefulness_of(view).chance,
            "useful": usefulness_of(view).level}
@@ -35,21 +36,26 @@ def _cell(r: dict, key: str) -> str:
     return fmt(r[key]) + (f" [{fmt(r[key + '_lo'])}, {fmt(r[key + '_hi'])}]" if r.get(key + "_lo") is not None else "")
 
 
-def _frontier(rows: list[dict], label: str) -> None:
-    """The selected dataset's frontier: its patient-level DP generators and its non-DP baselines."""
+def _frontier(rows: list[dict], label: str, fp: str) -> None:
+    """The selected dataset's frontier: its patient-level DP generators and its non-DP baselines, with those of the
+    other cohorts of its phantom recipe (``rows`` holds them: replicate runs, twin baselines)."""
     mine = [r for r in rows if r["unit"] == "patient" or r["epsilon"] is None]
     st.subheader("Privacy-utility frontier")
     if not any(r["unit"] == "patient" for r in mine):
         st.info(f"No generator of dataset {label} trained with patient-level DP has a report yet: the figure shows "
                 "its non-DP generators only.")
-    trtr = next((r["trtr"] for r in mine if r["trtr"] is not None), None)
-    chance = next((r["chance"] for r in mine if r["chance"] is not None), None)
-    fig = frontier_figure(mine, fingerprint=rows[0]["dataset"], dataset_label=label, trtr=trtr, chance=chance)
+    own = [r for r in mine if r["dataset"] == fp] or mine
+    trtr = next((r["trtr"] for r in own if r["trtr"] is not None), None)
+    chance = next((r["chance"] for r in own if r["chance"] is not None), None)
+    fig = frontier_figure(mine, fingerprint=fp, dataset_label=label, trtr=trtr, chance=chance,
+                          family=next((r["family"] for r in own if r.get("family")), None))
     st.plotly_chart(fig, width="stretch", config=style.plot_config(), key="frontier")
+    several = len({r["dataset"] for r in mine}) > 1  # a cohort column only where cohorts of the recipe are drawn
     st.dataframe(
         [
             {
                 "generator": r["name"],
+                **({"cohort": r.get("cohort") or "—"} if several else {}),
                 "route": r["route"],
                 "ε (patient)": "∞ (no DP)" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
                 "δ": "—" if r["delta"] is None else f"{r['delta']:.0e}",
@@ -66,6 +72,14 @@ def _frontier(rows: list[dict], label: str) -> None:
         width="stretch",
     )
     n = next((r["n_patients"] for r in mine if r["n_patients"]), None)
+    others = sorted({str(r.get("cohort")) for r in mine if r["dataset"] != fp})
+    if others:
+        st.caption(
+            f"Also drawn: the runs on {len(others)} other cohort(s) of the same phantom recipe (other seed, other "
+            f"patients, each evaluated on its own holdout): {', '.join(others)}. Their DP runs are replicates of "
+            "this cohort's (the run-to-run spread per ε); their non-DP runs are baselines trained on a twin cohort, "
+            "so they spend none of this cohort's privacy. The TRTR line is this cohort's."
+        )
     st.caption(
         f"Dataset {label}: TRTR {fmt(trtr)}, chance {fmt(chance)} (1 / classes in the holdout). Both panels share "
         f"one log ε axis; generators trained without DP sit at \"no DP (ε = ∞)\". DP generators protect a patient "
@@ -149,9 +163,12 @@ def render(sel: frame.Selection | None) -> None:
             fp = max(set(fps), key=fps.count)
         mine = [r for r in rows if r["dataset"] == fp]
         label = mine[0]["dataset_label"]
+        family = mine[0]["family"]
+        kin = [r for r in rows if r["dataset"] != fp and family is not None and r["family"] == family
+               and r["cohort"] != mine[0]["cohort"]]  # other seeds of the recipe; not another build of this cohort
         st.caption(f"Dataset {label}: {len(mine)} generator(s) with a report. Select a generator of another dataset "
                    "in the sidebar to see that dataset's trade-offs; datasets are never mixed on one axis.")
-        _frontier(mine, label)
+        _frontier(mine + kin, label, fp)
         _patients_axis(rows, mine[0]["classes"])
         _every_generator(mine + [c for c in controls if c["dataset"] == fp], label)
         others = sorted({r["dataset_label"] for r in rows if r["dataset"] != fp})

@@ -585,7 +585,9 @@ def _frontier_traces(
                 low, high = runs[0].get(key + "_lo"), runs[0].get(key + "_hi")
                 low, high, what = (m if low is None else low), (m if high is None else high), "1 run: its 95% interval"
             xs.append(x), ys.append(m), lo.append(m - low), hi.append(high - m)
-            text.append(", ".join(str(r["name"]) for r in runs) + f"<br>{what}")
+            cohorts = sorted({str(r["cohort"]) for r in runs if r.get("cohort")})
+            where = f"<br>{'cohorts' if len(cohorts) > 1 else 'cohort'}: {', '.join(cohorts)}" if cohorts else ""
+            text.append(", ".join(str(r["name"]) for r in runs) + f"<br>{what}{where}")
         name = label if private else f"{label}: {NO_DP_TEXT}"
         out.append(go.Scatter(
             x=xs, y=ys, mode="lines+markers" if private else "markers", name=name, legendgroup=name,
@@ -614,9 +616,13 @@ def frontier_figure(
     chance: float | None = None,
     risk_label: str = "worst attack AUC (0.5 = chance)",
     risk_chance: float = 0.5,
+    family: str | None = None,
 ) -> go.Figure:
     """TSTR and privacy risk against the patient-level ε of the generators of ONE dataset (``fingerprint``;
-    rows of any other dataset are left out, so accuracies over different class sets never share an axis).
+    rows of any other dataset are left out, so accuracies over different class sets never share an axis),
+    and of the cohorts of its recipe ``family`` where one is given (rows whose ``family`` equals it and whose
+    ``cohort`` differs: the same phantom recipe with another seed, i.e. replicate runs and twin baselines on other
+    patients; another build of the selected cohort itself is left out).
 
     Both panels share one log ε axis; generators trained without DP sit at a labelled "no DP (ε = ∞)"
     position a decade beyond the largest ε. ``rows``: dicts with ``name``, ``dataset`` (fingerprint),
@@ -625,7 +631,10 @@ def frontier_figure(
     """
     from plotly.subplots import make_subplots
 
-    rows = [r for r in rows if r.get("dataset") == fingerprint]
+    own = {r.get("cohort") for r in rows if r.get("dataset") == fingerprint}  # another build of it is no replicate
+    rows = [r for r in rows if r.get("dataset") == fingerprint
+            or (family is not None and r.get("family") == family and r.get("cohort") not in own)]
+    n_cohorts = len({r.get("dataset") for r in rows})
     eps = sorted({eps_key(r["epsilon"]) for r in rows if r.get("epsilon") is not None})
     no_dp = no_dp_position(eps)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
@@ -647,7 +656,7 @@ def frontier_figure(
     fig.update_xaxes(title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
     return _layout(
         fig,
-        f"Frontier · {dataset_label}",
+        f"Frontier · {dataset_label}" + (f" + {n_cohorts - 1} cohort(s) of its recipe" if n_cohorts > 1 else ""),
         height=720,
         legend={"orientation": "h", "y": -0.12, "font": {"size": SMALL}},
     )
@@ -657,8 +666,9 @@ def patients_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
     """Utility (TSTR/TRTR with its interval) against the number of private train patients, one line per ε.
 
     ``rows``: patient-level DP generators with ``n_patients``, ``epsilon``, ``ratio`` (and ``ratio_lo``/
-    ``ratio_hi``); generators whose ε rounds to the same value share a line. Each point was evaluated on
-    its own cohort, so the rows of different points share the recipe, not the holdout.
+    ``ratio_hi``); generators whose ε rounds to the same value share a line. Several runs of one size
+    (replicate cohorts) are drawn as their mean with the run-to-run range; a single run with its own interval.
+    Each point was evaluated on its own cohort, so the rows of different points share the recipe, not the holdout.
     """
     fig = go.Figure()
     by_eps: dict[float, list[dict[str, Any]]] = {}
@@ -666,18 +676,26 @@ def patients_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
         if r.get("epsilon") is not None and r.get("n_patients") and r.get("ratio") is not None:
             by_eps.setdefault(round(float(r["epsilon"]), 1), []).append(r)
     for eps, pts in sorted(by_eps.items()):
-        pts = sorted(pts, key=lambda r: r["n_patients"])
-        lo = [r["ratio"] - r["ratio_lo"] if r.get("ratio_lo") is not None else 0.0 for r in pts]
-        hi = [r["ratio_hi"] - r["ratio"] if r.get("ratio_hi") is not None else 0.0 for r in pts]
+        sizes: dict[int, list[dict[str, Any]]] = {}
+        for r in pts:
+            sizes.setdefault(int(r["n_patients"]), []).append(r)
+        xs, ys, lo, hi, names = [], [], [], [], []
+        for n, runs in sorted(sizes.items()):  # several runs of one size (replicate cohorts): mean and range
+            vals = [float(r["ratio"]) for r in runs]
+            m = float(np.mean(vals))
+            low = min(vals) if len(runs) > 1 else runs[0].get("ratio_lo")
+            high = max(vals) if len(runs) > 1 else runs[0].get("ratio_hi")
+            xs.append(n), ys.append(m), names.append(", ".join(str(r["name"]) for r in runs))
+            lo.append(0.0 if low is None else m - low), hi.append(0.0 if high is None else high - m)
         fig.add_trace(
             go.Scatter(
-                x=[r["n_patients"] for r in pts],
-                y=[r["ratio"] for r in pts],
+                x=xs,
+                y=ys,
                 mode="lines+markers",
                 name=f"ε = {eps:g}",
                 marker={"size": 12},
                 error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
-                customdata=[[r["name"]] for r in pts],
+                customdata=[[t] for t in names],
                 hovertemplate="%{customdata[0]}<br>%{x} train patients<br>TSTR/TRTR %{y:.3f}<extra></extra>",
             )
         )

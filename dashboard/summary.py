@@ -499,6 +499,13 @@ def dataset_label(card: Mapping[str, Any] | None) -> str:
     return f"{name} ({ds.get('fingerprint') or 'no fingerprint'}, {len((card or {}).get('classes') or [])} classes)"
 
 
+def cohort_family(card: Mapping[str, Any] | None) -> str | None:
+    """The phantom recipe family of a generator's training cohort (same recipe, any seed); None for own data."""
+    from synthvu_core.data.build import recipe_family
+
+    return recipe_family(((card or {}).get("dataset") or {}).get("recipe"))
+
+
 def split_text(split: Mapping[str, Any] | None) -> str:
     """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` ->
     ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""

@@ -118,3 +118,62 @@ def test_frontier_shows_the_run_to_run_spread_where_runs_share_an_epsilon():
     assert list(line.error_y.array) == pytest.approx([0.05, 0.02])
     runs = next(t for t in fig.data if t.name.endswith("single runs") and t.yaxis == "y")
     assert sorted(runs.y) == pytest.approx([0.80, 0.90]) and list(runs.x) == [1.0, 1.0]
+
+
+def test_patients_figure_draws_replicate_runs_of_one_size_as_their_mean_and_range():
+    from dashboard.figures import patients_figure
+
+    rows = [
+        {"name": "n100", "epsilon": 1.0, "n_patients": 100, "ratio": 0.9, "ratio_lo": 0.85, "ratio_hi": 0.95},
+        {"name": "r1", "epsilon": 0.99, "n_patients": 240, "ratio": 0.80, "ratio_lo": 0.6, "ratio_hi": 1.0},
+        {"name": "r2", "epsilon": 1.0, "n_patients": 240, "ratio": 0.90},
+        {"name": "r3", "epsilon": 1.0, "n_patients": 240, "ratio": 0.94},
+    ]
+    line = patients_figure(rows).data[0]
+    assert list(line.x) == [100, 240] and list(line.y) == pytest.approx([0.9, 0.88])
+    assert list(line.error_y.arrayminus) == pytest.approx([0.05, 0.08]) and list(line.error_y.array) == pytest.approx(
+        [0.05, 0.06])
+    assert line.customdata[1][0] == "r1, r2, r3"
+
+
+def test_frontier_draws_the_cohorts_of_its_recipe_family_and_no_other_dataset():
+    from dashboard.figures import NO_DP_TEXT, frontier_figure
+
+    fam = "phantom-400-t2 {...}"
+    rows = [
+        {"name": "e1", "dataset": "S2", "family": fam, "cohort": "c-s2", "epsilon": 0.99, "route": "pretrained",
+         "tstr": 0.80, "risk": 0.5},
+        {"name": "e1-r2", "dataset": "S6", "family": fam, "cohort": "c-s6", "epsilon": 1.0, "route": "pretrained",
+         "tstr": 0.90, "risk": 0.5},
+        {"name": "e1-r3", "dataset": "S7", "family": fam, "cohort": "c-s7", "epsilon": 1.0, "route": "pretrained",
+         "tstr": 0.94, "risk": 0.5},
+        {"name": "nodp-twin", "dataset": "S5", "family": fam, "cohort": "c-s5", "epsilon": None,
+         "route": "pretrained", "tstr": 0.97, "risk": 0.6},
+        {"name": "other", "dataset": "X", "family": "phantom-167-t2 {...}", "epsilon": 1.0, "route": "pretrained",
+         "tstr": 0.1, "risk": 0.5},
+        {"name": "old-build", "dataset": "S2-old", "family": fam, "cohort": "c-s2", "epsilon": 3.0,
+         "route": "pretrained", "tstr": 0.1, "risk": 0.5},  # another build of the selected cohort: no replicate
+    ]
+    fig = frontier_figure(rows, fingerprint="S2", dataset_label="c-s2", family=fam)
+    line = next(t for t in fig.data if t.name == "public pretraining + DP fine-tuning" and t.yaxis == "y")
+    assert list(line.x) == [1.0] and list(line.y) == pytest.approx([0.88])
+    assert list(line.error_y.arrayminus) == pytest.approx([0.08]) and list(line.error_y.array) == pytest.approx([0.06])
+    assert "cohorts: c-s2, c-s6, c-s7" in line.customdata[0][0]
+    nodp = next(t for t in fig.data if t.name.endswith(NO_DP_TEXT) and t.yaxis == "y")
+    assert list(nodp.y) == [0.97]
+    drawn = {n for t in fig.data for c in (t.customdata or []) for n in str(c[0]).split("<br>")[0].split(", ")}
+    assert drawn == {"e1", "e1-r2", "e1-r3", "nodp-twin"}
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.matches == "x2"
+    alone = frontier_figure(rows, fingerprint="S2", dataset_label="c-s2")  # no family: the one dataset only
+    assert {n for t in alone.data for c in (t.customdata or []) for n in str(c[0]).split("<br>")[0].split(", ")} == {
+        "e1"}
+
+
+def test_recipe_family_ignores_the_name_and_seed_only():
+    from synthvu_core.data.build import PhantomRecipe, recipe_family
+
+    a = PhantomRecipe.for_cohort(400, seed=2).as_dict()
+    assert recipe_family(a) == recipe_family(PhantomRecipe.for_cohort(400, seed=6).as_dict())
+    assert recipe_family(a) != recipe_family(PhantomRecipe.for_cohort(167, seed=2).as_dict())
+    assert recipe_family(a) != recipe_family(PhantomRecipe.for_cohort(400, seed=2, contrast="T1").as_dict())
+    assert recipe_family(None) is None and recipe_family({"name": "own"}) is None

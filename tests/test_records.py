@@ -26,10 +26,13 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def raw_report(name: str) -> dict:
-    return json.loads((MODELS / name / REPORT_DIR / REPORT_FILE).read_text())
+    path = MODELS / name / REPORT_DIR / REPORT_FILE
+    if not path.is_file():
+        pytest.skip(f"{name} has no shipped report")
+    return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("name", ["acgan-phantom", "acgan-phantom-leaky", "acgan-dp-e1"])
+@pytest.mark.parametrize("name", ["acgan-phantom", "acgan-phantom-leaky", "acgan-dp-e1", "acgan-dp-scratch-e10"])
 def test_report_reading_gives_the_stored_scalars_and_the_counted_worst_attack(name):
     doc = raw_report(name)
     r = Report(doc["scalars"], doc["definitions"], doc["meta"])

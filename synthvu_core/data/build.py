@@ -472,6 +472,19 @@ def recipe_from_dict(d: Mapping[str, Any]) -> PhantomRecipe:
         raise DataError(f"the card's phantom recipe cannot be rebuilt ({type(e).__name__}: {e})") from None
 
 
+def recipe_family(recipe: Mapping[str, Any] | None) -> str | None:
+    """The family of a phantom cohort: its recipe without the name and the phantom seed, so cohorts drawn by the
+    same recipe with other seeds (replicates, twins) share it; None for a dataset without a phantom recipe.
+
+    Runs on cohorts of one family differ in their patients only, so their spread is the run-to-run spread of the
+    recipe (each still evaluated on its own holdout)."""
+    if not isinstance(recipe, Mapping) or "n_patients" not in recipe:
+        return None
+    rest = {k: v for k, v in recipe.items() if k not in ("name", "seed")}
+    return f"phantom-{recipe['n_patients']}-{str(recipe.get('contrast', 'T2')).lower()} " + json.dumps(
+        rest, sort_keys=True, separators=(",", ":"))
+
+
 def card_dataset_path(dataset: VUDataset) -> str | None:
     """The dataset folder a generator card records: the path as given, None for an unsaved dataset or
     a phantom built into the cache (its recipe rebuilds it; no machine path goes into the card)."""
