@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_browser import ARGS, CHROMIUM, _finished, _no_exception, server, shots  # noqa: F401 - fixtures
 
-PAIR = ("acgan-dp-e3", "acgan-nodp-ft")
+PAIR = ("acgan-dp-e10", "acgan-phantom")
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
@@ -44,7 +44,7 @@ def test_a_link_reopens_the_comparison_unclipped(server: dict, shots: Path) -> N
             assert chips == list(PAIR), chips
             assert page.locator('[data-testid="stTable"]').count() == 1
             assert page.evaluate(CLIPPED) == [], "clipped table cells"
-            assert _tstr_cell(PAIR[0]) in page.locator('[data-testid="stTable"]').inner_text()  # dp-e3's TSTR
+            assert _tstr_cell(PAIR[0]) in page.locator('[data-testid="stTable"]').inner_text()  # the DP generator's TSTR
             page.screenshot(path=str(shots / "compare-1280x720.png"))
         finally:
             browser.close()

@@ -11,7 +11,7 @@ import pytest
 from test_browser import ARGS, CHROMIUM, _finished, _no_exception, server, shots  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
-DP, NON_DP, REAL = "acgan-dp-e10", "acgan-nodp-ft", "acgan-spine-mri"
+DP, NON_DP, REAL = "acgan-dp-e10", "acgan-phantom", "acgan-spine-mri"
 PAGES = ["", "generate", "embeddings", "utility", "privacy", "tradeoffs", "models_data"]
 VIEWPORT = {"width": 1280, "height": 720}
 

@@ -17,7 +17,7 @@ from dashboard.compare import Compared
 from dashboard.summary import ReportView, view_of
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["acgan-dp-e3", "acgan-nodp-ft"]
+MODELS = ["acgan-dp-e10", "acgan-phantom"]
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import pytest
 from synthvu_core.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["acgan-dp-e3", "acgan-nodp-ft"]
+MODELS = ["acgan-dp-e10", "acgan-phantom"]
 CHROMIUM = Path("/usr/bin/chromium")
 NUMBER = re.compile(r"<span class='num' data-model='([^']+)' data-key='([^']+)'>([^<]+)</span>")
 
