@@ -44,7 +44,7 @@ def test_a_link_reopens_the_comparison_unclipped(server: dict, shots: Path) -> N
             assert chips == list(PAIR), chips
             assert page.locator('[data-testid="stTable"]').count() == 1
             assert page.evaluate(CLIPPED) == [], "clipped table cells"
-            assert _tstr_cell(PAIR[0]) in page.locator('[data-testid="stTable"]').inner_text()  # the DP generator's TSTR
+            assert _tstr_cell(PAIR[0]) in page.locator('[data-testid="stTable"]').inner_text()  # DP generator's TSTR
             page.screenshot(path=str(shots / "compare-1280x720.png"))
         finally:
             browser.close()
