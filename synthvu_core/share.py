@@ -83,6 +83,7 @@ RELEASE_FILES: tuple[str, ...] = (
 #: Everything else the wheel may carry: the library, the dashboard and its settings, the package metadata.
 WHEEL_CODE: tuple[str, ...] = (
     r"synthvu_core/([a-z_]+/)?[a-z_]+\.py",
+    r"synthvu_core/evaluation/tolerances\.json",  # the tolerance rules a report records (no data)
     r"synthvu_app/app\.py",
     r"synthvu_app/(app_pages|dashboard)/[a-z_]+\.py",
     r"synthvu_app/dashboard/vendor/revealjs/(reveal\.js|reveal\.css|LICENSE|VERSION)",  # the slide deck's library (MIT)
