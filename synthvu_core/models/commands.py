@@ -83,9 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     )
     t.add_argument(
         "--condition-source",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="condition the generator on each VU's source (the dataset's site column) as well as its position; "
-        "then `sample --source NAME` (default: off)",
+        "then `sample --source NAME` (default: on for a fine-tune without DP on your own data with two or more "
+        "sources, else off)",
     )
     t.add_argument(
         "--balance-classes",
@@ -322,8 +324,8 @@ def _command_line(options: dict) -> str:
     private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in options.items():
-        if key == "clip_generated" and value is False:
-            parts.append("--no-clip-generated")
+        if key in ("clip_generated", "condition_source") and value is False:
+            parts.append("--no-" + key.replace("_", "-"))
             continue
         if (
             key in ("func", "command", "quiet")
