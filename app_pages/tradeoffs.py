@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import frame, loaders, style
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
-from dashboard.summary import cohort_family, dataset_label, epsilon_of, fmt, headline, usefulness_of
+from dashboard.summary import cohort_family, dataset_label, epsilon_of, fmt, headline, recipe_key, usefulness_of
 from synthvu_core.errors import SynthVUError
 from synthvu_core.records import RATIO_KEY, attack_key, utility_key
 
@@ -20,7 +20,8 @@ def _row(info: object, view: object) -> dict:
            "risk": h.worst_auc, "worst_auc": h.worst_auc, "worst_tpr1": h.worst_tpr1,
            "route": "pretrained" if (card.get("training") or {}).get("init_from") else "scratch",
            "dataset": (card.get("dataset") or {}).get("fingerprint"), "dataset_label": dataset_label(card),
-           "family": cohort_family(card), "cohort": ((card.get("dataset") or {}).get("recipe") or {}).get("name"),
+           "family": cohort_family(card), "recipe": recipe_key(card),
+           "cohort": ((card.get("dataset") or {}).get("recipe") or {}).get("name"),
            "classes": tuple(card.get("classes") or ()), "unit": dp.get("unit"), "delta": dp.get("delta"),
            "n_patients": dp.get("n_patients"), "chance": usefulness_of(view).chance,
            "useful": usefulness_of(view).level}
@@ -83,8 +84,8 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
     st.caption(
         f"Dataset {label}: TRTR {fmt(trtr)}, chance {fmt(chance)} (1 / classes in the holdout). Both panels share "
         f"one log ε axis; generators trained without DP sit at \"no DP (ε = ∞)\". DP generators protect a patient "
-        f"({n or '?'} train patients). Where several runs share an ε the bar is the run-to-run range (open markers: "
-        "the runs); a single run carries its report's 95% interval (TSTR: holdout patients and classifier seeds)."
+        f"({n or '?'} train patients). Where several runs of one recipe (the same training command but for seed and "
+        "paths) share an ε the bar is the run-to-run range (open markers: the runs); a single run carries its report's 95% interval (TSTR: holdout patients and classifier seeds)."
     )
 
 

@@ -554,12 +554,14 @@ def eps_key(eps: float) -> float:
     return one if abs(one - eps) <= 0.05 * abs(eps) else float(f"{float(eps):.2g}")
 
 
-def _eps_groups(pts: Sequence[dict[str, Any]]) -> list[tuple[float, list[dict[str, Any]]]]:
-    """Runs grouped by :func:`eps_key`, sorted by ε."""
-    groups: dict[float, list[dict[str, Any]]] = {}
+def _eps_groups(pts: Sequence[dict[str, Any]], at: float | None = None) -> list[tuple[float, list[dict[str, Any]]]]:
+    """Runs grouped by :func:`eps_key` (or all at ``at``) and by recipe (``row["recipe"]``: the training command
+    but for seed, names and paths), sorted by ε: only runs of one recipe are replicates whose range is drawn."""
+    groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
     for r in pts:
-        groups.setdefault(eps_key(r["epsilon"]), []).append(r)
-    return sorted(groups.items())
+        x = at if at is not None else eps_key(r["epsilon"])
+        groups.setdefault((x, str(r.get("recipe"))), []).append(r)
+    return [(x, runs) for (x, _), runs in sorted(groups.items(), key=lambda kv: kv[0])]
 
 
 def _frontier_traces(
@@ -574,7 +576,7 @@ def _frontier_traces(
         pts = [r for r in mine if (r.get("epsilon") is not None) == private]
         if not pts:
             continue
-        groups = _eps_groups(pts) if private else [(no_dp * _ROUTE_NUDGE.get(route, 1.0), pts)]
+        groups = _eps_groups(pts, None if private else no_dp * _ROUTE_NUDGE.get(route, 1.0))
         xs, ys, lo, hi, text = [], [], [], [], []
         for x, runs in groups:
             vals = [float(r[key]) for r in runs]

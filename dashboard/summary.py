@@ -506,6 +506,30 @@ def cohort_family(card: Mapping[str, Any] | None) -> str | None:
     return recipe_family(((card or {}).get("dataset") or {}).get("recipe"))
 
 
+#: ``train`` options that name a run rather than its recipe: runs differing only in these are replicates.
+_RUN_OPTIONS = ("--out", "--name", "--seed", "--dataset", "--checkpoint-every", "--device")
+
+
+def recipe_key(card: Mapping[str, Any] | None) -> str | None:
+    """A generator's training recipe: its card's ``train`` command without the options that name the run (seed,
+    output, dataset path, device); None where the card records no command."""
+    import shlex
+
+    command = ((card or {}).get("training") or {}).get("command")
+    if not command:
+        return None
+    words, keep, skip = shlex.split(str(command)), [], False
+    for w in words:
+        if skip:
+            skip = False
+            continue
+        if w in _RUN_OPTIONS:
+            skip = True
+            continue
+        keep.append(w)
+    return " ".join(keep)
+
+
 def split_text(split: Mapping[str, Any] | None) -> str:
     """``{"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 0}`` ->
     ``"train 0.6 / holdout 0.2 / reference 0.2 (seed 0)"``."""

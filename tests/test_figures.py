@@ -120,6 +120,37 @@ def test_frontier_shows_the_run_to_run_spread_where_runs_share_an_epsilon():
     assert sorted(runs.y) == pytest.approx([0.80, 0.90]) and list(runs.x) == [1.0, 1.0]
 
 
+def test_frontier_pools_only_runs_of_one_recipe():
+    """The leaky control and a 300-step run are not replicates of the shipped generator: separate points."""
+    from dashboard.figures import frontier_figure
+
+    rows = [
+        {"name": "good", "dataset": "A", "epsilon": None, "route": "pretrained", "tstr": 0.45, "risk": 0.58,
+         "recipe": "train --steps 600"},
+        {"name": "good-s1", "dataset": "A", "epsilon": None, "route": "pretrained", "tstr": 0.33, "risk": 0.6,
+         "recipe": "train --steps 600"},
+        {"name": "old", "dataset": "A", "epsilon": None, "route": "pretrained", "tstr": 0.23, "tstr_lo": 0.05,
+         "tstr_hi": 0.45, "risk": 0.7, "recipe": "train --steps 300"},
+    ]
+    fig = frontier_figure(rows, fingerprint="A", dataset_label="A")
+    nodp = next(t for t in fig.data if t.name.endswith("(ε = ∞)") and t.yaxis == "y")
+    assert sorted(nodp.y) == pytest.approx([0.23, 0.39])  # the 300-step run alone; the two 600-step runs pooled
+    i = list(nodp.y).index(pytest.approx(0.23))
+    assert (nodp.error_y.arrayminus[i], nodp.error_y.array[i]) == pytest.approx((0.18, 0.22))  # its own interval
+
+
+def test_recipe_key_drops_what_names_a_run_only():
+    from dashboard.summary import recipe_key
+
+    def card(cmd):
+        return {"training": {"command": cmd}}
+
+    a = recipe_key(card("python -m synthvu_core train --dataset d1 --out m1 --seed 0 --steps 600 --aux-weight 5.0"))
+    b = recipe_key(card("python -m synthvu_core train --dataset d2 --out m2 --seed 1 --steps 600 --aux-weight 5.0"))
+    c = recipe_key(card("python -m synthvu_core train --dataset d1 --out m1 --seed 0 --steps 300"))
+    assert a == b != c and "--steps 600" in a and recipe_key({}) is None
+
+
 def test_patients_figure_draws_replicate_runs_of_one_size_as_their_mean_and_range():
     from dashboard.figures import patients_figure
 
