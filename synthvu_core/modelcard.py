@@ -216,8 +216,45 @@ def _auc_ci(scalars: Mapping[str, float | None], p: str) -> str:
     return f"{_num(scalars.get(f'{p}.auc'))}{ci}"
 
 
-def _evaluation_section(report: Any) -> list[str]:
+def stored_report_version(folder: str | Path) -> int | None:
+    """The ``report_version`` a generator folder's saved report declares (read from its JSON, no number of it
+    trusted); None where there is no report or it declares none."""
+    from synthvu_core.names import REPORT_DIR, REPORT_FILE
+
+    try:
+        version = json.loads((Path(folder) / REPORT_DIR / REPORT_FILE).read_text())["meta"].get("report_version")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _unread_report_lines(name: str, folder: Path) -> list[str]:
+    """Why a saved report that exists is not quoted: written by an older evaluation, or not this generator's."""
+    from synthvu_core.records import REPORT_VERSION
+
+    rerun = f"`python -m synthvu_core evaluate {name} --controls`"
+    version = stored_report_version(folder)
+    if version is not None and version < REPORT_VERSION:
+        return [
+            f"**Stale evaluation report**: the saved report was written by evaluation version {version}; the "
+            f"current evaluation is version {REPORT_VERSION} (other utility intervals, power and verdicts). Its "
+            "numbers are **not quoted** here: utility, fidelity and privacy of this generator are not measured by "
+            f"the current evaluation. Regenerate the report with {rerun}.",
+            "",
+        ]
+    return [
+        "**Evaluation report not quoted**: the saved report is not this generator's current one (other weights, "
+        f"or it cannot be read), so its numbers are **not quoted** here. Regenerate it with {rerun}.",
+        "",
+    ]
+
+
+def _evaluation_section(report: Any, name: str = "MODEL", folder: Path | None = None) -> list[str]:
+    from synthvu_core.names import REPORT_DIR, REPORT_FILE
+
     out = ["## Evaluation", ""]
+    if report is None and folder is not None and (folder / REPORT_DIR / REPORT_FILE).is_file():
+        return out + _unread_report_lines(name, folder)
     if report is None:
         return out + [
             "No evaluation report: utility, fidelity and privacy are **not measured**. Compute it with",
@@ -366,7 +403,7 @@ def render(folder: str | Path) -> str:
         + _data_section(card)
         + _privacy_section(card, load_audit(folder))
         + training
-        + _evaluation_section(report)
+        + _evaluation_section(report, card["name"], folder)
         + _limits_and_sharing(card)
     )
     return _yaml(card["name"], card, scalars) + "\n" + "\n".join(body).rstrip() + "\n"

@@ -20,6 +20,8 @@ ARRAYS_FILE = "arrays.npz"
 IMAGES_FILE = "images.npy"
 UNITS_FILE = "units.csv"
 DATASETS_DIR = "datasets"  #: sub-folder of the cache root
+#: the privacy ledger kept in a dataset folder (every run on its patients); a rebuild into the folder keeps it
+LEDGER_FILE = "privacy_ledger.json"
 
 # ---- NIfTI pairs: file names, and the patient id taken from them
 IMAGE_SUFFIX = "_img.nii.gz"

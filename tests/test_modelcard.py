@@ -68,6 +68,30 @@ def test_card_without_report_says_not_measured_and_dp_card_names_epsilon(
     assert "differential-privacy" in _front_matter(text)["tags"]
 
 
+def test_card_of_a_stale_report_says_so_names_its_version_and_quotes_no_number(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from synthvu_core import modelcard
+    from synthvu_core.records import REPORT_VERSION
+
+    src = tmp_path / "stale"
+    shutil.copytree(world["models"] / "fab-region", src)
+    path = src / "report" / "report.json"
+    doc = json.loads(path.read_text())
+    doc["meta"]["report_version"] = REPORT_VERSION - 1
+    path.write_text(json.dumps(doc))
+    text = modelcard.render(src)
+    section = text.split("## Evaluation")[1].split("## Limitations")[0]
+    assert f"written by evaluation version {REPORT_VERSION - 1}" in section
+    assert f"current evaluation is version {REPORT_VERSION}" in section and "not quoted" in section
+    assert "python -m synthvu_core evaluate fab-region --controls" in section
+    assert "No evaluation report" not in text and "model-index" not in _front_matter(text)
+    tstr = doc["scalars"]["utility.tstr.balanced_accuracy"]
+    assert f"{tstr:.3f}" not in section
+
+
 def test_models_card_command_writes_readme(world: dict[str, Path], tmp_path: Path) -> None:
     from synthvu_core.cli import main
 

@@ -35,9 +35,56 @@ def test_a_run_without_dp_makes_the_composed_bound_infinite(tmp_path):
     assert third["dp"] is None and third["privacy_ledger"]["composed_epsilon"] is None  # infinite: stored as null
     assert third["privacy_ledger"]["runs"] == 3 and "composed ε = ∞" in composed_text(third)
     kept = json.loads((tmp_path / "ds" / LEDGER_FILE).read_text())
-    assert kept["fingerprint"] == ds.fingerprint
+    assert kept["keyed_by"] == "patient" and kept["datasets"] == [ds.fingerprint]
+    assert all(e["patients"] == ds.patients("train") and e["dataset"] == ds.fingerprint for e in kept["entries"])
+    assert third["privacy_ledger"]["entries"][0]["patients"] == len(ds.patients("train"))  # a count, never the ids
     assert [e["dp"] for e in kept["entries"]] == [True, True, False] and kept["entries"][2]["epsilon"] is None
     assert kept["entries"][0]["noise_multiplier"] == 1.0 and kept["entries"][0]["steps"] == 2
+
+
+def test_a_rebuilt_cohort_with_a_new_fingerprint_composes_over_the_same_patients(tmp_path):
+    tiny_dataset().save(tmp_path / "ds")
+    first = load_card(train(VUDataset.load(tmp_path / "ds"), tmp_path / "a",
+                            small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False))
+    tiny_dataset(seed=7).save(tmp_path / "ds")  # rebuilt: the same patients, other pixels
+    rebuilt = VUDataset.load(tmp_path / "ds")
+    assert rebuilt.fingerprint != first["dataset"]["fingerprint"]
+    second = load_card(train(rebuilt, tmp_path / "b", small(steps=2, dp=DPConfig(noise_multiplier=1.0)),
+                             progress=False))
+    assert second["privacy_ledger"]["runs"] == 2
+    assert second["privacy_ledger"]["composed_epsilon"] > second["dp"]["epsilon"] * 1.2
+    kept = json.loads((tmp_path / "ds" / LEDGER_FILE).read_text())
+    assert kept["datasets"] == [first["dataset"]["fingerprint"], rebuilt.fingerprint]
+
+
+def test_the_ledger_composes_runs_that_share_patients_and_only_those(tmp_path):
+    from synthvu_core.models import ledger
+
+    path = tmp_path / LEDGER_FILE
+    run = {"run": "x", "dp": True, "epsilon": 1.0, "noise_multiplier": 1.0, "sample_rate": 0.5, "steps": 2}
+    phantom = public_dataset(prefix="sub-", recipe_seed=2)
+    keys = ledger.run_patients(phantom)
+    assert keys and all(k.startswith("phantom-seed2/sub-") for k in keys)
+    other_seed = ledger.run_patients(public_dataset(prefix="sub-", recipe_seed=3))  # same ids, other patients
+    assert ledger.append(path, "f1", keys, {**run, "run": "a"})[-1]["run"] == "a"
+    assert [e["run"] for e in ledger.append(path, "f2", other_seed, {**run, "run": "b"})] == ["b"]
+    assert [e["run"] for e in ledger.append(path, "f3", keys[:1], {**run, "run": "c"})] == ["a", "c"]
+    assert len(ledger.read_entries(path)) == 3
+
+
+def test_an_older_fingerprint_keyed_ledger_stays_readable_and_composes_with_every_later_run(tmp_path):
+    from synthvu_core.models import ledger
+
+    path = tmp_path / LEDGER_FILE
+    old = {"run": "old", "created": "2026-01-01T00:00:00+00:00", "dp": False, "epsilon": None}
+    path.write_text(json.dumps({"fingerprint": "0123456789abcdef", "composition": "over this dataset",
+                                "entries": [old]}))
+    entries = ledger.append(path, "fedcba9876543210", ["p1"], {"run": "new", "dp": True, "epsilon": 1.0,
+                                                               "noise_multiplier": 1.0, "sample_rate": 0.5,
+                                                               "steps": 2})
+    assert [e["run"] for e in entries] == ["old", "new"] and math.isinf(ledger.composed_epsilon(entries, 1e-5))
+    kept = json.loads(path.read_text())
+    assert kept["datasets"] == ["0123456789abcdef", "fedcba9876543210"] and "patients" not in kept["entries"][0]
 
 
 # ---- public priors -------------------------------------------------------------------------------

@@ -338,6 +338,25 @@ def test_one_class_and_few_patients_give_none_with_reasons():
     assert r.meta["verdicts"]["released_samples"]["level"] == "inconclusive"
 
 
+def test_a_design_too_small_for_a_permutation_test_writes_a_report_its_loader_reads(tmp_path):
+    """Four phantom-sized patients: no permutation test, verdict (a) inconclusive, and the saved report loads (its
+    level re-derived from the stored inputs, not refused as edited)."""
+    from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.evaluation.integrity import rederive_levels
+
+    ds = structured_dataset(4, levels=("C3/C4", "T4/T5", "L4/L5"), split=SplitConfig(0.6, 0.2, 0.2, seed=0))
+    x = ds.tensors(ds.indices("train"))
+    y = ds.labels("region", ds.classes("region"))[ds.indices("train")]
+    r = run_evaluation(ds, x, y, config=CFG, progress=False)
+    samples = r.meta["verdicts"]["released_samples"]
+    assert samples["level"] == "inconclusive" and "too few patients for a permutation test" in samples["text"]
+    assert samples["inputs"]["permutation_test"] is False
+    save_report(r, tmp_path / "report")
+    loaded = load_report(tmp_path, expected_fingerprint=ds.fingerprint)
+    assert loaded.meta["verdicts"]["released_samples"]["level"] == "inconclusive"
+    assert rederive_levels(loaded.scalars, loaded.meta)["released_samples"] == "inconclusive"
+
+
 def test_readme_table_names_the_class_with_the_lowest_trts_recall():
     from synthvu_core.evaluation.table import UTILITY_HEADER, lowest_recall, utility_row
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import DataError, SelectionError
-from synthvu_core.names import CARD_FILE, IMAGES_FILE, SPLIT_RATIOS, UNITS_FILE
+from synthvu_core.names import CARD_FILE, IMAGES_FILE, LEDGER_FILE, SPLIT_RATIOS, UNITS_FILE
 from synthvu_core.storage import atomic_path
 
 if TYPE_CHECKING:
@@ -253,10 +254,13 @@ class VUDataset:
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the dataset folder atomically (a crash never leaves a folder that loads)."""
+        """Write the dataset folder atomically (a crash never leaves a folder that loads). The privacy ledger of a
+        folder it replaces is kept: a rebuild holds the same patients, whose earlier runs still compose."""
         path = Path(path)
         with atomic_path(path) as tmp:
             tmp.mkdir()
+            if (path / LEDGER_FILE).is_file():
+                shutil.copy2(path / LEDGER_FILE, tmp / LEDGER_FILE)
             np.save(tmp / IMAGES_FILE, np.ascontiguousarray(self.images))
             self.units.to_csv(tmp / UNITS_FILE, index=False)
             (tmp / CARD_FILE).write_text(json.dumps(self.card, indent=2) + "\n")

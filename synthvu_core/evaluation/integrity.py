@@ -158,9 +158,11 @@ def check_verdicts(scalars: dict[str, Any], meta: dict[str, Any], path: str | Pa
     derived = rederive_levels(scalars, meta)
     if derived is None:
         return False
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+
     for threat, level in derived.items():
         said = meta["verdicts"][threat].get("level")
-        if said != level:
+        if LEVEL_WORDS.get(said, said) != LEVEL_WORDS.get(level, level):  # "unknown": the older word, one level
             raise ReportError(f"{path}: verdict {threat} says {said!r} but the report's own numbers give {level!r}; "
                               "the report was edited; refused, re-run evaluate")
     return True

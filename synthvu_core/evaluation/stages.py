@@ -528,9 +528,7 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     part.meta["verdicts"] = {
         "released_samples": released_samples_verdict(
             results, test, power, independent, (c["n_member_patients"], c["n_nonmember_patients"])
-        )
-        if test is not None
-        else {"level": "inconclusive", "text": "Inconclusive: too few patients for a permutation test."},
+        ),
         "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
     }
     for metric in ("auc", "tpr_at_1pct_fpr"):

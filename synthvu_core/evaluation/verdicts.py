@@ -301,14 +301,16 @@ def counted_family(power: dict[str, dict[str, Any]] | None, black: list[str]) ->
 
 
 def samples_inputs(
-    results: dict[str, AttackResult], test: PermutationTest, power: dict[str, dict[str, Any]] | None,
+    results: dict[str, AttackResult], test: PermutationTest | None, power: dict[str, dict[str, Any]] | None,
     independent: dict[str, Any] | None, patients: tuple[int, int],
 ) -> dict[str, Any]:
     """Every scalar verdict (a) reads, as stored in the report (:func:`read_released_samples` reads only these).
 
     Args:
         results: attack name -> result on the generator's own samples.
-        test: the permutation test of those results (raw and max-statistic p-values).
+        test: the permutation test of those results (raw and max-statistic p-values); None where the design has
+            too few patients for one (then ``permutation_test`` is stored as false and the verdict is inconclusive;
+            a report without the key had a test).
         power: :func:`power_curves`.
         independent: :func:`independent_check` over the counted attacks (None without the control).
         patients: ``(member, non-member)`` patients of the design.
@@ -322,22 +324,27 @@ def samples_inputs(
         i = c["fractions"].index(POWER_FRACTION) if POWER_FRACTION in c.get("fractions", []) else None
         attacks[n] = {
             "auc": s.get("auc"), "auc_ci": [s.get("auc_ci_low"), s.get("auc_ci_high")],
-            "tpr_at_1pct_fpr": s.get("tpr_at_1pct_fpr"), "p": test.p.get(n), "power": c.get("status", "not_checked"),
+            "tpr_at_1pct_fpr": s.get("tpr_at_1pct_fpr"), "p": None if test is None else test.p.get(n),
+            "power": c.get("status", "not_checked"),
             "control_auc": None if i is None else c["auc"][i],
             "control_ci": [None, None] if i is None else [c["ci_low"][i], c["ci_high"][i]],
             "patients_needed": c.get("patients_needed"),
         }
     ind = independent or {}
-    return {
+    inputs = {
         "alpha": ALPHA, "primary": PRIMARY, "counted": counted, "attacks": attacks, "power_checked": bool(power),
-        "adjusted_p": test.adjusted(others), "below_p": test.adjusted_below(counted),
+        "adjusted_p": {} if test is None else test.adjusted(others),
+        "below_p": {} if test is None else test.adjusted_below(counted),
         "independent": {"passes": ind.get("passes"), "rows": ind.get("rows") or {}},
         "patients": [int(patients[0]), int(patients[1])],
     }
+    if test is None:
+        inputs["permutation_test"] = False
+    return inputs
 
 
 def released_samples_verdict(
-    results: dict[str, AttackResult], test: PermutationTest, power: dict[str, dict[str, Any]] | None,
+    results: dict[str, AttackResult], test: PermutationTest | None, power: dict[str, dict[str, Any]] | None,
     independent: dict[str, Any] | None = None, patients: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
     """Verdict (a) on the generator's results: :func:`samples_inputs` read by :func:`read_released_samples`.
@@ -384,13 +391,14 @@ def read_released_samples(inputs: dict[str, Any]) -> dict[str, Any]:
 
     Order: a significant attack with a large effect is a leak; otherwise an AUC significantly below 0.5
     (max-statistic over the counted attacks) or an independent control off chance is a design imbalance; a
-    significant attack, caution; no counted attack or fewer patients per side than the design needs,
-    inconclusive; else ok.
+    significant attack, caution; too few patients for a permutation test, no counted attack or fewer patients per
+    side than the design needs, inconclusive; else ok.
     """
     alpha, counted, attacks = inputs["alpha"], inputs["counted"], inputs["attacks"]
+    tested = inputs.get("permutation_test", True)
     described: dict[str, dict[str, Any]] = {}
     tests: dict[str, float] = {}
-    if inputs["primary"] in counted:
+    if tested and inputs["primary"] in counted:
         described[inputs["primary"]] = {**attacks[inputs["primary"]], "attack": inputs["primary"], "p_kind": "raw"}
         tests[inputs["primary"]] = attacks[inputs["primary"]]["p"]
     adj = inputs["adjusted_p"]
@@ -419,7 +427,7 @@ def read_released_samples(inputs: dict[str, Any]) -> dict[str, Any]:
         level = "imbalance"
     elif found:
         level = found
-    elif not counted or needed is None or have < needed:
+    elif not tested or not counted or needed is None or have < needed:
         level = "inconclusive"
     else:
         level = "ok"
@@ -495,6 +503,9 @@ def _needs_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
            "control AUC and patient-clustered standard error, the variance scaled as 1 / patients; at least "
            f"{MIN_PATIENTS_PER_SIDE})") if need is not None else (
         "no attack's AUC rises above 0.5 on the 5% control, so no number of patients follows from this data")
+    if not inputs.get("permutation_test", True):
+        return (f"too few patients for a permutation test ({i1} member and {i0} non-member patients), so nothing "
+                f"can be read about leakage; {how}.")
     if not out["counted"]:
         return (f"no attack on the released samples detects 5% member copies with {i1} member and {i0} non-member "
                 f"patients, so chance-level results say nothing about leakage; {how}.")

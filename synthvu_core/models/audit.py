@@ -294,7 +294,7 @@ def record_audit_run(base: Any, card: dict[str, Any], trainer: Any, claimed: flo
              "noise_multiplier": trainer.noise_multiplier, "sample_rate": trainer.sample_rate,
              "steps": trainer.step_count, "accountant": trainer.config.dp.accountant, "delta": trainer.delta,
              "n_patients": trainer.n_patients}
-    ledger.append(path, base.fingerprint, entry)
+    ledger.append(path, base.fingerprint, ledger.run_patients(base, "train"), entry)
 
 
 def audit_line(audit: dict[str, Any]) -> str:

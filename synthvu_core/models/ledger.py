@@ -1,19 +1,26 @@
-"""The privacy ledger of a dataset: every training run made on it, and the epsilon they compose to.
+"""The privacy ledger of a cohort: every training run made on its patients, and the epsilon they compose to.
 
-A DP bound is about the data, not about one run: every run on a dataset spends privacy of its patients,
-DP or not. ``privacy_ledger.json`` is kept in the dataset folder (beside its ``card.json``, so it travels
-with the dataset) and keyed by the dataset's fingerprint. Every finished training run appends one entry
-(under a file lock, written atomically):
+A DP bound is about the patients, not about one run or one build of their data: every run on them spends their
+privacy, DP or not. ``privacy_ledger.json`` is kept in the dataset folder (beside its ``card.json``, so it travels
+with the dataset; a rebuild into the same folder keeps it, see :meth:`VUDataset.save`) and is keyed by **patient
+identity**: each entry names the patients it trained on (:func:`run_patients`: the split's patient ids, qualified
+by the phantom seed for phantom cohorts, so one phantom patient is the same patient in every build of its seed).
+A run composes over every entry that shares a patient with it, whichever build (dataset fingerprint) the entry
+was trained on. Every finished training run appends one entry (under a file lock, written atomically):
 
 * a DP-SGD run: its noise multiplier ``sigma``, sample rate ``q``, steps, accountant, own epsilon, delta;
 * a run without DP: epsilon = infinity (stored as ``null`` with ``dp: false``).
+
+A ledger written before entries named their patients (keyed by one dataset fingerprint) stays readable: its
+entries are taken to cover every patient of the folder it is kept in (the safe reading: they compose with every
+later run there).
 
 The composed epsilon is Opacus's RDP accountant over the history of every DP entry (heterogeneous
 ``(sigma, q, steps)`` compose by adding their Renyi divergences; valid for runs accounted with PRV too, whose
 mechanism is the same subsampled Gaussian), at the delta of the run asking; one entry without DP makes it
 infinite: a model trained without DP on these patients protects none of them. The card of every run
-records the entries it composed over and the composed epsilon (:func:`card_block`), so a shipped generator
-shows it without the dataset at hand.
+records the entries it composed over (their patients as a count only) and the composed epsilon
+(:func:`card_block`), so a shipped generator shows it without the dataset at hand.
 
 Where the dataset has no folder (an in-memory dataset), nothing is kept: the card's block says so and
 composes this run alone.
@@ -30,17 +37,29 @@ from pathlib import Path
 from typing import Any
 
 from synthvu_core.errors import DataError
+from synthvu_core.names import LEDGER_FILE
 from synthvu_core.records import epsilon_text
 
-LEDGER_FILE = "privacy_ledger.json"
 LOCK_SUFFIX = ".lock"
-COMPOSITION = "RDP (Opacus) over every run on this dataset; one run without DP makes it infinite"
+COMPOSITION = (
+    "RDP (Opacus) over every run on these patients (any run sharing a patient with this one, on any build of their "
+    "data); one run without DP makes it infinite"
+)
+#: ``keyed_by`` of a ledger whose entries name their patients; a ledger without it is keyed by one fingerprint.
+KEYED_BY = "patient"
 
 
 def ledger_path(dataset: Any) -> Path | None:
     """``privacy_ledger.json`` in the dataset's folder; None for a dataset without a folder."""
     root = getattr(dataset, "root", None)
     return None if root is None else Path(root) / LEDGER_FILE
+
+
+def run_patients(dataset: Any, part: str | None = "train") -> list[str]:
+    """The patient identities a run on ``dataset``'s ``part`` trains on (sorted; phantom ids seed-qualified)."""
+    from synthvu_core.models.priors import patient_keys
+
+    return sorted(patient_keys(dataset, part))
 
 
 def run_entry(card: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,20 +84,37 @@ def run_entry(card: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def read_entries(path: Path, fingerprint: str) -> list[dict[str, Any]]:
-    """The entries of a ledger file ([] where there is none); :class:`DataError` for another dataset's."""
+def _read(path: Path) -> dict[str, Any]:
+    """The ledger file's content, checked ({"entries": []} where there is none); :class:`DataError` if unreadable."""
     if not path.is_file():
-        return []
+        return {"entries": []}
     try:
         data = json.loads(path.read_text())
-        entries = list(data["entries"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        data["entries"] = [dict(e) for e in data["entries"]]
+        if not all(isinstance(e.get("patients", []), list) for e in data["entries"]):
+            raise TypeError("an entry's patients must be a list")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{path}: unreadable privacy ledger ({e}); it must not be edited by hand") from None
-    if data.get("fingerprint") != fingerprint:
-        raise DataError(
-            f"{path}: privacy ledger of dataset {data.get('fingerprint')}, not of this dataset ({fingerprint})"
-        )
-    return entries
+    return data
+
+
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    """Every entry of a ledger file ([] where there is none), older fingerprint-keyed ledgers included."""
+    return _read(path)["entries"]
+
+
+def _builds(data: Mapping[str, Any]) -> list[str]:
+    """The dataset fingerprints a ledger has seen (an older ledger: its one fingerprint)."""
+    if data.get("datasets"):
+        return list(data["datasets"])
+    return [data["fingerprint"]] if data.get("fingerprint") else []
+
+
+def sharing_patients(entries: list[dict[str, Any]], patients: list[str]) -> list[dict[str, Any]]:
+    """The entries that trained on at least one of ``patients``; an entry that names none (an older ledger)
+    covers every patient of its folder, so it always composes."""
+    wanted = set(patients)
+    return [e for e in entries if "patients" not in e or wanted.intersection(e["patients"])]
 
 
 @contextlib.contextmanager
@@ -93,14 +129,18 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append(path: Path, fingerprint: str, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Append ``entry`` to the ledger at ``path`` (locked, atomic); returns every entry, this one last."""
+def append(path: Path, fingerprint: str, patients: list[str], entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Append ``entry`` (a run on ``patients`` of the dataset ``fingerprint``) to the ledger at ``path`` (locked,
+    atomic); returns the entries it composes with (:func:`sharing_patients`), this one last."""
     from synthvu_core.storage import write_json
 
+    new = {**dict(entry), "dataset": fingerprint, "patients": sorted(patients)}
     with _locked(path):
-        entries = read_entries(path, fingerprint) + [dict(entry)]
-        write_json(path, {"fingerprint": fingerprint, "composition": COMPOSITION, "entries": entries})
-    return entries
+        data = _read(path)
+        entries, builds = data["entries"] + [new], _builds(data)
+        builds += [] if fingerprint in builds else [fingerprint]
+        write_json(path, {"keyed_by": KEYED_BY, "composition": COMPOSITION, "datasets": builds, "entries": entries})
+    return sharing_patients(entries, patients)
 
 
 def composed_epsilon(entries: list[Mapping[str, Any]], delta: float) -> float:
@@ -116,6 +156,15 @@ def composed_epsilon(entries: list[Mapping[str, Any]], delta: float) -> float:
     return float(acc.get_epsilon(delta=delta))
 
 
+def _card_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger entry as a released card shows it: how many patients it trained on, never who (no list and no
+    digest of one: with the other patients known, a digest would confirm whether one patient was in)."""
+    out = {k: v for k, v in entry.items() if k != "patients"}
+    if "patients" in entry:
+        out["patients"] = len(entry["patients"])
+    return out
+
+
 def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -> dict[str, Any]:
     """The card's ``privacy_ledger`` block: the entries composed over and the composed epsilon (None = inf)."""
     eps = composed_epsilon(entries, delta)
@@ -126,7 +175,7 @@ def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -
         "delta": delta,
         "runs": len(entries),
         "composed_epsilon": None if math.isinf(eps) else eps,
-        "entries": entries,
+        "entries": [_card_entry(e) for e in entries],
     }
 
 
