@@ -14,7 +14,7 @@ from dashboard.summary import (
     level_word,
     membership_text,
     recall_rows,
-    usefulness_of,
+    usefulness_box,
     verdict,
     with_ci,
 )
@@ -92,9 +92,9 @@ def render(sel: frame.Selection | None) -> None:
     if rep is None:
         frame.report_missing(sel)
     else:
-        u = usefulness_of(rep)
+        kind, text = usefulness_box(rep, sel.classes)
         st.markdown("**Utility on this task**")
-        {"not_useful": st.error, "above_chance": st.success}.get(u.level, st.info)(u.text)
+        getattr(st, kind)(text)
         rows = recall_rows(rep, sel.classes)
         if rows:
             st.caption("Recall per class on the real holdout (pooled over classifier seeds; absent = no VU of the "

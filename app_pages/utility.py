@@ -9,7 +9,7 @@ from dashboard.summary import (
     UTILITY_SETTINGS,
     chance_text,
     fmt,
-    usefulness_of,
+    usefulness_box,
     utility_rows,
     with_ci,
 )
@@ -31,8 +31,8 @@ def render(sel: frame.Selection) -> None:
         f"TRTR {STUDY_TRTR:.3f}, TSTR {STUDY_TSTR:.3f} (ratio {STUDY_RATIO:.2f}) on T1 trial data; a ratio on other "
         "data (the phantom included) is not the study's ratio."
     )
-    u = usefulness_of(rep)
-    {"not_useful": st.error, "above_chance": st.success}.get(u.level, st.info)(f"{u.text}. {chance_text(rep)}.")
+    kind, text = usefulness_box(rep, sel.classes)
+    getattr(st, kind)(f"{text}. {chance_text(rep)}.")
     cols = st.columns(4)
     for col, s in zip(cols, UTILITY_SETTINGS):
         key = utility_key(s)

@@ -24,6 +24,7 @@ from dashboard.summary import (
     headline,
     power_rows,
     recall_rows,
+    usefulness_box,
     usefulness_of,
     verdict,
 )
@@ -105,11 +106,12 @@ def training_html(sel: Any, fig: _Figures) -> list[str]:
     return parts
 
 
-def _usefulness_html(view: Any) -> str:
-    """The usefulness label (red where TSTR's interval reaches chance), as the verdicts are drawn."""
-    u = usefulness_of(view)
-    level = {"not_useful": "leak", "above_chance": "ok"}.get(u.level, "unknown")
-    return f"<p class='verdict {level}'>Utility: {html.escape(u.text)}</p>"
+def _usefulness_html(view: Any, classes: list[str]) -> str:
+    """The usefulness label (red where TSTR's interval reaches chance, amber where a class is at or below chance),
+    as the verdicts are drawn."""
+    kind, text = usefulness_box(view, classes)
+    level = {"error": "leak", "warning": "caution", "success": "ok"}.get(kind, "unknown")
+    return f"<p class='verdict {level}'>Utility: {html.escape(text)}</p>"
 
 
 def report_html(sel: Any) -> str:
@@ -143,7 +145,7 @@ def report_html(sel: Any) -> str:
                 }
             ]
         ),
-        _usefulness_html(view),
+        _usefulness_html(view, classes),
         f"<p class='verdict {v.level}'>Verdict (a), released samples: {html.escape(v.text)}</p>",
         f"<p class='verdict {verdict(view, card, 'released_discriminator').level}'>Verdict (b), released "
         "discriminator: "

@@ -388,6 +388,32 @@ def usefulness_of(view: ReportView) -> Any:
     return report_usefulness(view.scalars, view.meta, view.array("utility/trtr/recall"))
 
 
+def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float]]:
+    """Classes of the holdout whose TSTR recall (pooled over seeds) is at or below chance: ``[(class, recall)]``."""
+    chance = usefulness_of(view).chance
+    rec = view.array("utility/tstr/recall")
+    if chance is None or rec is None:
+        return []
+    return [(classes[i] if i < len(classes) else str(i), float(r)) for i, r in enumerate(np.asarray(rec, dtype=float))
+            if np.isfinite(r) and r <= chance]
+
+
+def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
+    """How the usefulness label is drawn: ``(kind, text)``, kind ``error`` (TSTR reaches chance), ``warning``
+    (above chance, but some class's TSTR recall is at or below chance), ``success`` or ``info`` (not measured)."""
+    u = usefulness_of(view)
+    if u.level == "not_useful":
+        return "error", u.text
+    if u.level != "above_chance":
+        return "info", u.text
+    weak = weak_classes(view, classes)
+    if not weak:
+        return "success", u.text
+    names = ", ".join(f"{c} ({r:.3f})" for c, r in weak)
+    return "warning", (f"{u.text}, but TSTR recall is at or below chance for {names}: not useful for telling "
+                       f"{'that class' if len(weak) == 1 else 'those classes'} apart")
+
+
 def chance_text(view: ReportView) -> str:
     """``"chance 0.333 (1 / 3 classes in the holdout)"``, or why it is not known."""
     c = usefulness_of(view).chance

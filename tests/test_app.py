@@ -593,3 +593,22 @@ def test_independent_rows_show_the_family_wise_interval_of_counted_attacks_only(
     assert pix["family-wise CI"] == "[0.490, 0.570]" and pix["in verdict"] == "primary"
     assert umap["95% CI covers 0.5"] == "yes" and umap["family-wise CI"] == "—" and umap["in verdict"] == "not counted"
     assert independent_text(view) == check["text"]
+
+
+def test_usefulness_warns_where_one_class_is_at_or_below_chance():
+    """Above chance overall is not green when a class of the holdout is at or below chance (shipped reports)."""
+    import json
+
+    from dashboard import loaders
+    from dashboard.summary import usefulness_box
+
+    models = Path(__file__).resolve().parents[1] / "models"
+
+    def box(name):
+        classes = json.loads((models / name / "card.json").read_text())["classes"]
+        return usefulness_box(loaders.report(models / name), classes)
+
+    kind, text = box("acgan-spine-mri")  # TSTR 0.450 [0.30, 0.65], L3/L4 recall 0.000, chance 0.25
+    assert kind == "warning" and "L3/L4 (0.000)" in text and "L1/L2" not in text
+    assert box("acgan-phantom")[0] == "success"
+    assert box("acgan-phantom-leaky")[0] == "error"
