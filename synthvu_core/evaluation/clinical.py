@@ -148,9 +148,12 @@ def _anonymeter() -> Any:
 def _risk(evaluator: Any) -> dict[str, Any]:
     risk = evaluator.risk(confidence_level=0.95)
     results = evaluator.results()
-    return {"risk": float(risk.value), "interval": [float(risk.ci[0]), float(risk.ci[1])],
-            "attack_rate": float(results.attack_rate.value), "control_rate": float(results.control_rate.value),
-            "baseline_rate": float(results.baseline_rate.value), "n_attacks": int(results.n_attacks)}
+    attack, baseline = float(results.attack_rate.value), float(results.baseline_rate.value)
+    return {"risk": float(risk.value), "interval": [float(risk.ci[0]), float(risk.ci[1])], "attack_rate": attack,
+            "control_rate": float(results.control_rate.value), "baseline_rate": baseline,
+            "n_attacks": int(results.n_attacks_ori),
+            # anonymeter: an attack no better than its random baseline cannot be trusted
+            "trusted": attack > baseline}
 
 
 def _attack_columns(table: pd.DataFrame) -> list[str]:
