@@ -116,7 +116,7 @@ def test_conditioned_sampling_follows_the_grade_and_the_seed():
     assert not np.allclose(a[0], b[0]) and np.allclose(a[1], b[1])  # only the VU whose grade changed changes
     with pytest.raises(Exception, match="grade 7 is not a condition"):
         sample_conditioned(gen, ["L4/L5"], [7])
-    with pytest.raises(Exception, match="S1/S2"):
+    with pytest.raises(Exception, match="positions S are not classes"):
         sample_conditioned(gen, ["S1/S2"], [1])
 
 

@@ -156,6 +156,16 @@ def _risk(evaluator: Any) -> dict[str, Any]:
             "trusted": attack > baseline}
 
 
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as float64 and labels as text (anonymeter's compiled neighbour search takes no nullable integers)."""
+    import pandas as pd
+
+    out = frame.reset_index(drop=True).copy()
+    for c in out.columns:
+        out[c] = out[c].astype(float) if pd.api.types.is_numeric_dtype(out[c]) else out[c].astype(str)
+    return out
+
+
 def _attack_columns(table: pd.DataFrame) -> list[str]:
     return [c for c, k in column_kinds(table).items() if k != "text"]
 
@@ -197,7 +207,7 @@ def table_privacy(members: pd.DataFrame, non_members: pd.DataFrame, synthetic: p
     """
     evaluators = _anonymeter()
     columns = [c for c in _attack_columns(members) if c in synthetic.columns]
-    ori, ctl, syn = (t[columns].reset_index(drop=True) for t in (members, non_members, synthetic))
+    ori, ctl, syn = (_plain(t[columns]) for t in (members, non_members, synthetic))
     grades = [c for c in columns if (s := split_level_column(c)) and s[0] == "grade"]
     others = [c for c in columns if c not in grades]
     n = min(n_attacks, len(ori), len(ctl))
