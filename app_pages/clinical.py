@@ -23,7 +23,8 @@ def _utility(rep: dict) -> None:
     cols[1].caption(_ci(u["tstr"]))
     ratio = u["ratio"]
     cols[2].metric("TSTR / TRTR", f"{ratio['value']:.3f}")
-    cols[2].caption(f"interval {ratio['interval']}" if ratio.get("interval") else "interval not estimable")
+    lo_hi = ratio.get("interval")
+    cols[2].caption(f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "interval not estimable")
     cols[3].metric("Requested grade recognised", f"{r['balanced_accuracy']:.3f}")
     cols[3].caption(f"{_ci(r)}; chance {r['chance']:.2f}")
     st.plotly_chart(clinical.utility_figure(rep), width="stretch", config=style.plot_config(), key="clin-utility")
