@@ -26,6 +26,7 @@ PAGES = {
         st.Page("app_pages/privacy.py", title="Privacy", icon=":material/shield:"),
         st.Page("app_pages/tradeoffs.py", title="Trade-offs", icon=":material/balance:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("app_pages/clinical.py", title="Clinical", icon=":material/clinical_notes:"),
     ],
     "About": [
         st.Page("app_pages/models_data.py", title="Models & data", icon=":material/database:"),

@@ -18,6 +18,7 @@ from synthvu_core.errors import SynthVUError
 
 def build_parser() -> argparse.ArgumentParser:
     from synthvu_core.data import commands as data_commands
+    from synthvu_core.evaluation import clinical_commands
     from synthvu_core.evaluation import commands as evaluation_commands
     from synthvu_core.models import commands as model_commands
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.register(sub)
     model_commands.register(sub)
     evaluation_commands.register(sub)
+    clinical_commands.register(sub)
 
     serve = sub.add_parser("serve", help="start the dashboard (streamlit run app.py, with the app's settings)")
     serve.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")

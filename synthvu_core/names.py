@@ -10,11 +10,13 @@ from __future__ import annotations
 CARD_FILE = "card.json"  #: also the card of a VU dataset folder
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
+SYNTHETIC_TABLE_FILE = "clinical_synthetic.csv"  #: a joint generator's released synthetic clinical table
 
 # ---- an evaluation report (models/<name>/report/)
 REPORT_DIR = "report"
 REPORT_FILE = "report.json"
 ARRAYS_FILE = "arrays.npz"
+CLINICAL_REPORT_FILE = "clinical.json"  #: a joint generator's clinical evaluation
 
 # ---- a VU dataset folder, and where built datasets are cached
 IMAGES_FILE = "images.npy"
@@ -22,6 +24,7 @@ UNITS_FILE = "units.csv"
 DATASETS_DIR = "datasets"  #: sub-folder of the cache root
 #: the privacy ledger kept in a dataset folder (every run on its patients); a rebuild into the folder keeps it
 LEDGER_FILE = "privacy_ledger.json"
+CLINICAL_FILE = "clinical.csv"  #: a dataset's per-patient clinical table (synthvu_core.data.clinical)
 
 # ---- NIfTI pairs: file names, and the patient id taken from them
 IMAGE_SUFFIX = "_img.nii.gz"

@@ -79,6 +79,8 @@ RELEASE_FILES: tuple[str, ...] = (
     r"report/(controls/[a-z0-9_-]+/)?(report\.json|arrays\.npz)",  # the public report (:func:`_public_report`)
     r"training/(log\.csv|montage_step\d+\.png)",  # the loss log and montages of generated VUs
     r"audit\.json",  # an empirical DP audit: run on public phantom patients and canaries only
+    r"clinical_synthetic\.csv",  # a joint generator's released synthetic table (synthetic rows only)
+    r"report/clinical\.json",  # its clinical evaluation: aggregate numbers, no row of a real patient
 )
 #: Everything else the wheel may carry: the library, the dashboard and its settings, the package metadata.
 WHEEL_CODE: tuple[str, ...] = (

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "compare", "models_data")
+PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "compare", "clinical", "models_data")
 FABRICATED = ("fab-region", "fab-noreport", "fab-foreign")
 REAL_CAPTION = "REAL patient VU"
 TIMEOUT = 60

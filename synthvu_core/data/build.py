@@ -234,13 +234,15 @@ def build_dataset(  # long: sixteen documented arguments; the body is some forty
     force: bool = False,
     sources: str | Path | None = None,
     harmonisation: str = "nyul",
+    clinical: str | Path | None = None,
 ) -> VUDataset:
     """Folder(s) of NIfTI pairs -> a saved :class:`VUDataset` (``out=None``: not saved).
 
     Each VU's source (column ``site``) is its folder's name, or its image's row of the ``sources`` CSV
     (:func:`~synthvu_core.data.harmonise.read_sources`); intensities are then harmonised between sources
     (``harmonisation``: ``nyul`` or ``none``; :func:`~synthvu_core.data.harmonise.harmonise`), and the
-    card records the per-source histograms before and after.
+    card records the per-source histograms before and after. ``clinical``: a per-patient CSV joined to the
+    dataset (:func:`~synthvu_core.data.clinical.read_clinical_csv`; checked before anything is written).
 
     An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
     (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name
@@ -302,6 +304,10 @@ def build_dataset(  # long: sixteen documented arguments; the body is some forty
         **(extra or {}),
     }
     ds = VUDataset.from_units(images, rows, split=split, sources=source_files, extra=card_extra)
+    if clinical is not None:
+        from synthvu_core.data.clinical import read_clinical_csv
+
+        ds.attach_clinical(read_clinical_csv(clinical, ds.patients()), Path(clinical).name)
     if out is not None:
         ds.save(out)
     return ds
@@ -373,8 +379,10 @@ def build_phantom_dataset(
     workers: int | None = None,
     progress: bool = True,
     force: bool = False,
+    clinical: str | Path | None = None,
 ) -> VUDataset:
-    """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset.
+    """Phantom cohort -> NIfTI in a temporary folder -> the same ingestion as real data -> dataset, with the
+    cohort's clinical ground truth (:func:`~synthvu_core.data.clinical.phantom_table`) as its clinical table.
 
     Args:
         recipe: the cohort (patients, seed, contrast), the VU extraction and the split; stored in the card.
@@ -382,7 +390,9 @@ def build_phantom_dataset(
         workers: processes for rendering and extraction (default: the CPU count).
         progress: show a progress bar.
         force: replace ``out`` even where it exists and is not a VU dataset folder.
+        clinical: a per-patient CSV to join instead of the phantom's own table.
     """
+    from synthvu_core.data import clinical as clinical_table
     from synthvu_core.data import phantom
 
     if recipe.n_patients < 1:
@@ -392,16 +402,22 @@ def build_phantom_dataset(
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
         phantom.write_cohort(folder, recipe.n_patients, seed=recipe.seed, contrast=recipe.contrast, workers=workers)
-        return build_dataset(
+        ds = build_dataset(
             folder,
-            out,
+            None,
             config=recipe.config,
             split=recipe.split,
             workers=workers,
             progress=progress,
             extra={"recipe": recipe.as_dict()},
-            force=force,
+            clinical=clinical,
         )
+    if clinical is None:
+        table = clinical_table.phantom_table(recipe.n_patients, recipe.seed, recipe.contrast)
+        ds.attach_clinical(table, "phantom ground truth")
+    if out is not None:
+        ds.save(out)
+    return ds
 
 
 def cache_root() -> Path:

@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--sources", default=None, metavar="FILE.csv",
                        help="sidecar CSV (columns image, source) naming each image's source: scanner, site or "
                             "sequence (default: each image's folder name)")
+    build.add_argument("--clinical", default=None, metavar="FILE.csv",
+                       help="per-patient clinical table to join (a patient_id column; numeric, categorical and "
+                            "per-level columns such as grade_L4/L5); every bad row, unknown patient or column mixing "
+                            "numbers and text is named (default: none; a phantom build writes its own ground truth)")
     build.add_argument("--harmonise", choices=("nyul", "none"), default="nyul",
                        help="intensity harmonisation between sources: Nyul histogram standardisation onto the "
                             "sources' mean percentiles, or none (default: %(default)s)")
@@ -112,7 +116,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.phantom is not None:
         recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config,
                                           split=split)
-        ds = build_phantom_dataset(recipe, args.out, workers=args.workers, force=args.force)
+        ds = build_phantom_dataset(recipe, args.out, workers=args.workers, force=args.force, clinical=args.clinical)
     else:
         ds = build_dataset(
             args.images,
@@ -128,6 +132,7 @@ def _build(args: argparse.Namespace) -> int:
             force=args.force,
             sources=args.sources,
             harmonisation=args.harmonise,
+            clinical=args.clinical,
         )
     print(f"{args.out}: {_summary(ds.card)}")
     h = ds.card.get("harmonisation") or {}

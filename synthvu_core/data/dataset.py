@@ -210,6 +210,8 @@ class VUDataset:
         self.units = units.reset_index(drop=True)
         self.card = card
         self.root = root
+        #: the per-patient clinical table (:mod:`synthvu_core.data.clinical`), or None
+        self.clinical: pd.DataFrame | None = None
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -263,6 +265,10 @@ class VUDataset:
                 shutil.copy2(path / LEDGER_FILE, tmp / LEDGER_FILE)
             np.save(tmp / IMAGES_FILE, np.ascontiguousarray(self.images))
             self.units.to_csv(tmp / UNITS_FILE, index=False)
+            if self.clinical is not None:
+                from synthvu_core.data.clinical import CLINICAL_FILE, save_table
+
+                save_table(self.clinical, tmp / CLINICAL_FILE)
             (tmp / CARD_FILE).write_text(json.dumps(self.card, indent=2) + "\n")
         self.root = path
         return path
@@ -287,7 +293,19 @@ class VUDataset:
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
             raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "
                             f"({len(units)} rows)")
-        return cls(images, units, card, root=path)
+        ds = cls(images, units, card, root=path)
+        from synthvu_core.data.clinical import CLINICAL_FILE, load_table
+
+        if (path / CLINICAL_FILE).is_file():
+            ds.clinical = load_table(path / CLINICAL_FILE)
+        return ds
+
+    def attach_clinical(self, table: pd.DataFrame, source: str) -> None:
+        """Keep a per-patient clinical table with the dataset (saved as ``clinical.csv``; the card says whence)."""
+        from synthvu_core.data.clinical import clinical_card
+
+        self.clinical = table.reset_index(drop=True)
+        self.card["clinical"] = clinical_card(self.clinical, source)
 
     def with_split(self, split: SplitConfig) -> VUDataset:
         """The same VUs (same fingerprint) under another seeded patient-wise split.

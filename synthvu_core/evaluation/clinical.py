@@ -1,0 +1,304 @@
+"""Joint evaluation of synthetic patients (a clinical row and its VUs): utility, fidelity, privacy of the table.
+
+Four parts, each a pure function of arrays and tables (the command in :mod:`synthvu_core.evaluation.clinical_run`
+loads the generator and the dataset and writes ``report/clinical.json``):
+
+* :func:`grade_recognition`: a grade classifier trained on real train VUs, applied to VUs generated for a
+  requested grade; balanced accuracy over the requested grades with a 95 % bootstrap interval, against chance
+  (1 / the grades requested).
+* :func:`grade_utility`: disc grade from the VU, TRTR (real train -> real holdout) and TSTR (synthetic patients'
+  VUs labelled with their rows' grades -> real holdout), with the patient bootstrap of the VU evaluation.
+* :func:`table_fidelity`: marginals (Kolmogorov-Smirnov for numbers, total variation for categories and grades),
+  pairwise associations (Spearman matrices), and the age-grade association (Spearman rho of age and the mean
+  lumbar grade) of the synthetic table against the real one's bootstrap interval.
+* :func:`table_privacy`: anonymeter's singling-out, linkability and attribute-inference risks (with their
+  intervals) with the train patients' rows as the attacked set and the other patients' rows as the control, and
+  distance to closest record (members against non-members, ROC AUC with a bootstrap interval).
+  :func:`leaky_table` is the positive control: a "synthetic" table copied from member rows.
+
+anonymeter (``requirements-clinical.txt``) pins numpy below 2 and is imported only by :func:`table_privacy`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from synthvu_core.data.clinical import GRADES, ID_COLUMN, column_kinds, split_level_column
+from synthvu_core.errors import SynthVUError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+N_BOOT = 1000
+#: age bands of the age-grade curve (years, left-closed)
+AGE_BANDS: tuple[int, ...] = (20, 40, 50, 60, 70, 90)
+INSTALL_HINT = "pip install -r requirements-clinical.txt"
+
+
+def _interval(values: np.ndarray) -> list[float] | None:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 10:
+        return None
+    return [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
+
+
+# ---- the table ------------------------------------------------------------------------------------------
+
+
+def numeric_frame(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns as numbers: categories become their code in sorted order (sex F=0, M=1)."""
+    import pandas as pd
+
+    out = {}
+    for c in columns:
+        if pd.api.types.is_numeric_dtype(table[c]):
+            out[c] = table[c].astype(float)
+        else:
+            cats = sorted(table[c].dropna().astype(str).unique())
+            out[c] = table[c].astype(str).map({v: i for i, v in enumerate(cats)}).astype(float)
+    return pd.DataFrame(out)
+
+
+def lumbar_grade(table: pd.DataFrame) -> np.ndarray:
+    """Mean grade over the lumbar discs (``grade_L*``) of every row."""
+    columns = [c for c in table.columns if (s := split_level_column(c)) and s[0] == "grade" and s[1].startswith("L")]
+    if not columns:
+        raise SynthVUError("the clinical table has no lumbar grade column (grade_L1/L2 ...)")
+    return table[columns].astype(float).mean(axis=1).to_numpy()
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def age_grade(table: pd.DataFrame, seed: int = 0, n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Spearman rho of age and mean lumbar grade, with a 95 % bootstrap interval over rows, and the age-grade
+    curve (mean lumbar grade per age band)."""
+    age = table["age"].astype(float).to_numpy()
+    grade = lumbar_grade(table)
+    rng = np.random.default_rng(seed)
+    boot = [_spearman(age[i], grade[i]) for i in (rng.integers(0, len(age), len(age)) for _ in range(n_boot))]
+    bands = np.digitize(age, AGE_BANDS[1:-1])
+    curve = [float(grade[bands == b].mean()) if (bands == b).any() else None for b in range(len(AGE_BANDS) - 1)]
+    return {"rho": _spearman(age, grade), "interval": _interval(np.array(boot)), "n": int(len(age)),
+            "curve": curve, "bands": [f"{a}-{b - 1}" for a, b in zip(AGE_BANDS, AGE_BANDS[1:])]}
+
+
+def marginal_distance(real: pd.Series, synthetic: pd.Series, kind: str) -> dict[str, Any]:
+    """Kolmogorov-Smirnov statistic for numbers, total variation distance for categories and per-level grades."""
+    import pandas as pd
+    from scipy.stats import ks_2samp
+
+    r, s = real.dropna(), synthetic.dropna()
+    if kind == "numeric" and pd.api.types.is_numeric_dtype(r) and r.nunique() > 10:
+        return {"metric": "ks", "value": float(ks_2samp(r.astype(float), s.astype(float)).statistic)}
+    p = r.astype(str).value_counts(normalize=True)
+    q = s.astype(str).value_counts(normalize=True)
+    keys = sorted(set(p.index) | set(q.index))
+    tvd = 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
+    return {"metric": "tvd", "value": float(tvd),
+            "real": {k: float(p.get(k, 0.0)) for k in keys}, "synthetic": {k: float(q.get(k, 0.0)) for k in keys}}
+
+
+def table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+    """Marginals, pairwise associations and the age-grade association of ``synthetic`` against ``real``."""
+    kinds = {c: k for c, k in column_kinds(real).items() if k != "text" and c in synthetic.columns}
+    columns = list(kinds)
+    marginals = {c: marginal_distance(real[c], synthetic[c], kinds[c]) for c in columns}
+    r, s = numeric_frame(real, columns), numeric_frame(synthetic, columns)
+    keep = [c for c in columns if r[c].std() > 0 and s[c].std() > 0]
+    corr_r = r[keep].corr(method="spearman").to_numpy()
+    corr_s = s[keep].corr(method="spearman").to_numpy()
+    upper = np.triu_indices(len(keep), 1)
+    real_ag, syn_ag = age_grade(real, seed), age_grade(synthetic, seed + 1)
+    within = real_ag["interval"] is not None and real_ag["interval"][0] <= syn_ag["rho"] <= real_ag["interval"][1]
+    return {
+        "columns": kinds,
+        "marginals": marginals,
+        "mean_ks": _mean([m["value"] for m in marginals.values() if m["metric"] == "ks"]),
+        "mean_tvd": _mean([m["value"] for m in marginals.values() if m["metric"] == "tvd"]),
+        "association": {"columns": keep, "real": corr_r.round(4).tolist(), "synthetic": corr_s.round(4).tolist(),
+                        "mean_abs_difference": float(np.nanmean(np.abs(corr_r - corr_s)[upper]))},
+        "age_grade": {"real": real_ag, "synthetic": syn_ag, "within_real_interval": bool(within)},
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+# ---- privacy of the table -------------------------------------------------------------------------------
+
+
+def _anonymeter() -> Any:
+    try:
+        from anonymeter import evaluators
+    except ImportError as e:
+        raise SynthVUError(f"the table's privacy needs anonymeter ({e}); install it with `{INSTALL_HINT}`") from None
+    return evaluators
+
+
+def _risk(evaluator: Any) -> dict[str, Any]:
+    risk = evaluator.risk(confidence_level=0.95)
+    results = evaluator.results()
+    attack, baseline = float(results.attack_rate.value), float(results.baseline_rate.value)
+    return {"risk": float(risk.value), "interval": [float(risk.ci[0]), float(risk.ci[1])], "attack_rate": attack,
+            "control_rate": float(results.control_rate.value), "baseline_rate": baseline,
+            "n_attacks": int(results.n_attacks_ori),
+            # anonymeter: an attack no better than its random baseline cannot be trusted
+            "trusted": attack > baseline}
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as float64 and labels as text (anonymeter's compiled neighbour search takes no nullable integers)."""
+    import pandas as pd
+
+    out = frame.reset_index(drop=True).copy()
+    for c in out.columns:
+        out[c] = out[c].astype(float) if pd.api.types.is_numeric_dtype(out[c]) else out[c].astype(str)
+    return out
+
+
+def _attack_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c, k in column_kinds(table).items() if k != "text"]
+
+
+def distance_to_closest_record(members: pd.DataFrame, non_members: pd.DataFrame, synthetic: pd.DataFrame,
+                               seed: int = 0, n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Each candidate's distance to its closest synthetic row (columns scaled by the synthetic table's spread);
+    score = minus that distance; ROC AUC of members against non-members with a bootstrap interval over candidates."""
+    from sklearn.metrics import roc_auc_score
+
+    columns = [c for c in _attack_columns(members) if c in synthetic.columns]
+    syn = numeric_frame(synthetic, columns)
+    centre, scale = syn.mean(), syn.std().replace(0, 1.0)
+
+    def dcr(frame: pd.DataFrame) -> np.ndarray:
+        x = ((numeric_frame(frame, columns) - centre) / scale).fillna(0).to_numpy()
+        y = ((syn - centre) / scale).fillna(0).to_numpy()
+        return np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)).min(1)
+
+    d_in, d_out = dcr(members), dcr(non_members)
+    labels = np.r_[np.ones(len(d_in)), np.zeros(len(d_out))]
+    scores = -np.r_[d_in, d_out]
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):
+        i = np.r_[rng.integers(0, len(d_in), len(d_in)), len(d_in) + rng.integers(0, len(d_out), len(d_out))]
+        boot.append(roc_auc_score(labels[i], scores[i]))
+    return {"auc": float(roc_auc_score(labels, scores)), "interval": _interval(np.array(boot)),
+            "median_dcr_members": float(np.median(d_in)), "median_dcr_non_members": float(np.median(d_out)),
+            "exact_copies": int((d_in < 1e-9).sum()), "n_members": int(len(d_in)), "n_non_members": int(len(d_out))}
+
+
+def table_privacy(members: pd.DataFrame, non_members: pd.DataFrame, synthetic: pd.DataFrame, *, seed: int = 0,
+                  secret: str = "grade_L4/L5", n_attacks: int = 500) -> dict[str, Any]:
+    """anonymeter's three risks (attacked: ``members``; control: ``non_members``) and distance to closest record.
+
+    Linkability links the demographic and curvature columns to the grade columns; inference guesses ``secret``
+    from every other column. A risk's interval is anonymeter's 95 % interval (Wilson score).
+    """
+    evaluators = _anonymeter()
+    columns = [c for c in _attack_columns(members) if c in synthetic.columns]
+    ori, ctl, syn = (_plain(t[columns]) for t in (members, non_members, synthetic))
+    grades = [c for c in columns if (s := split_level_column(c)) and s[0] == "grade"]
+    others = [c for c in columns if c not in grades]
+    n = min(n_attacks, len(ori), len(ctl))
+    np.random.seed(seed)
+    singling = evaluators.SinglingOutEvaluator(ori=ori, syn=syn, control=ctl, n_attacks=n, seed=seed)
+    singling.evaluate(mode="univariate")
+    linking = evaluators.LinkabilityEvaluator(ori=ori, syn=syn, control=ctl, n_attacks=n,
+                                              aux_cols=(others, grades), n_neighbors=1)
+    linking.evaluate(n_jobs=1)
+    aux = [c for c in columns if c != secret]
+    inference = evaluators.InferenceEvaluator(ori=ori, syn=syn, control=ctl, aux_cols=aux, secret=secret,
+                                              regression=False, n_attacks=n)
+    inference.evaluate(n_jobs=1)
+    return {
+        "singling_out": _risk(singling),
+        "linkability": _risk(linking),
+        "inference": {**_risk(inference), "secret": secret},
+        "dcr": distance_to_closest_record(members, non_members, synthetic, seed),
+        "n_members": int(len(ori)), "n_control": int(len(ctl)), "n_synthetic": int(len(syn)),
+    }
+
+
+def leaky_table(members: pd.DataFrame, n_rows: int, seed: int = 0) -> pd.DataFrame:
+    """Positive control: ``n_rows`` rows copied from member rows (drawn with replacement), renamed as synthetic."""
+    rng = np.random.default_rng(seed)
+    rows = members.iloc[rng.integers(0, len(members), int(n_rows))].reset_index(drop=True)
+    rows[ID_COLUMN] = [f"leak-{i:04d}" for i in range(len(rows))]
+    return rows
+
+
+def caught(privacy: dict[str, Any]) -> bool:
+    """A table leaks by this evaluation where a risk's interval lies above 0 or the DCR AUC's above 0.5."""
+    risks = [privacy[k]["interval"][0] > 0 for k in ("singling_out", "linkability", "inference")]
+    dcr = privacy["dcr"]["interval"]
+    return any(risks) or (dcr is not None and dcr[0] > 0.5)
+
+
+# ---- VUs and grades ----------------------------------------------------------------------------------------
+
+
+def grade_labels(grades: np.ndarray) -> np.ndarray:
+    """Grades 1..5 -> classes 0..4 (-1 where ungraded)."""
+    grades = np.asarray(grades, dtype=np.int64)
+    return np.where(np.isin(grades, GRADES), grades - GRADES[0], -1)
+
+
+def grade_recognition(model: Any, images: np.ndarray, requested: np.ndarray, seed: int = 0,
+                      n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Balanced accuracy of ``model`` (trained on real VUs) recovering the grade each generated VU was asked for,
+    with a 95 % bootstrap interval over the generated VUs; chance is 1 / the grades requested."""
+    from synthvu_core.evaluation.encoder import predict
+    from synthvu_core.evaluation.utility import classification_result
+
+    y = grade_labels(requested)
+    pred = predict(model, images)
+    k = len(GRADES)
+    result = classification_result(y, pred, k)
+    rng = np.random.default_rng(seed)
+    boot = [classification_result(y[i], pred[i], k).balanced_accuracy
+            for i in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))]
+    present = len(np.unique(y[y >= 0]))
+    return {"balanced_accuracy": result.balanced_accuracy, "interval": _interval(np.array(boot, dtype=float)),
+            "chance": 1.0 / present if present else None, "recall": result.recall.tolist(),
+            "confusion": result.confusion.tolist(), "n": int(len(y))}
+
+
+def grade_utility(train_x: np.ndarray, train_y: np.ndarray, synth_x: np.ndarray, synth_y: np.ndarray,
+                  test_x: np.ndarray, test_y: np.ndarray, test_patients: np.ndarray, seeds: tuple[int, ...] = (0, 1),
+                  ) -> tuple[dict[str, Any], list[Any]]:
+    """TRTR and TSTR of disc grade from the VU; returns the numbers and the real classifiers (one per seed)."""
+    from synthvu_core.evaluation.encoder import predict, train_classifier
+    from synthvu_core.evaluation.utility import classification_result, patient_bootstrap
+
+    k = len(GRADES)
+    ytr, ysy, yte = grade_labels(train_y), grade_labels(synth_y), grade_labels(test_y)
+    real_models = [train_classifier(train_x, ytr, k, seed=s) for s in seeds]
+    synth_models = [train_classifier(synth_x, ysy, k, seed=s) for s in seeds]
+    preds = {"trtr": np.stack([predict(m, test_x) for m in real_models]),
+             "tstr": np.stack([predict(m, test_x) for m in synth_models])}
+    keep = yte >= 0
+    boot = patient_bootstrap(yte[keep], {n: p[:, keep] for n, p in preds.items()}, test_patients[keep], k)
+    out: dict[str, Any] = {"seeds": list(seeds), "n_train": int((ytr >= 0).sum()), "n_synthetic": int((ysy >= 0).sum()),
+                           "n_test": int(keep.sum()), "n_test_patients": int(len(np.unique(test_patients[keep])))}
+    for name, p in preds.items():
+        scores = [classification_result(yte, row, k).balanced_accuracy for row in p]
+        out[name] = {"balanced_accuracy": float(np.mean(scores)), "per_seed": scores,
+                     "interval": _interval(boot[name]),
+                     "recall": classification_result(yte, p[0], k).recall.tolist()}
+    ratio = boot["tstr"] / boot["trtr"]
+    out["ratio"] = {"value": out["tstr"]["balanced_accuracy"] / out["trtr"]["balanced_accuracy"],
+                    "interval": _interval(ratio)}
+    present = len(np.unique(yte[keep]))
+    out["chance"] = 1.0 / present if present else None
+    return out, real_models

@@ -1,0 +1,229 @@
+"""CLI ``clinical train | table | sample | evaluate``: the joint generator of synthetic patients (argparse only at
+import time) and the run of its evaluation (:func:`evaluate_joint`, which writes ``report/clinical.json``)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
+
+CLINICAL_REPORT_VERSION = 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    clinical = sub.add_parser("clinical", help="synthetic patients: a clinical row and its VUs (train, evaluate)")
+    csub = clinical.add_subparsers(dest="clinical_command", metavar="ACTION", required=True)
+
+    t = csub.add_parser("train", help="train the grade-conditioned VU generator, then sample its synthetic table")
+    _dataset_arg(t)
+    t.add_argument("--out", required=True, metavar="MODEL", help="generator folder to write")
+    t.add_argument("--steps", type=int, default=400, help="training steps (default: %(default)s)")
+    t.add_argument("--init-from", default="models/acgan-phantom", metavar="MODEL",
+                   help="generator (with its discriminator) to start from (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the run (default: %(default)s)")
+    _table_args(t)
+    t.set_defaults(func=_train)
+
+    tab = csub.add_parser("table", help="fit the table synthesiser on the train patients' rows; write the table")
+    tab.add_argument("model", metavar="MODEL", help="joint generator folder")
+    _dataset_arg(tab)
+    tab.add_argument("--seed", type=int, default=0, help="seed of the table (default: %(default)s)")
+    _table_args(tab)
+    tab.set_defaults(func=_table)
+
+    s = csub.add_parser("sample", help="synthetic patients: rows of the table and one VU per level with its grade")
+    s.add_argument("model", metavar="MODEL", help="joint generator folder")
+    s.add_argument("--patients", type=int, default=4, help="how many patients (default: %(default)s)")
+    s.add_argument("--levels", default="L3/L4,L4/L5,L5/S1", help="VUs per patient (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    s.add_argument("--out", required=True, metavar="FILE.npz", help="images [patients, levels, C, H, W] and rows")
+    s.set_defaults(func=_sample)
+
+    e = csub.add_parser("evaluate", help="grade recognition, grade TSTR/TRTR, table fidelity and privacy")
+    e.add_argument("model", metavar="MODEL", help="joint generator folder")
+    _dataset_arg(e)
+    e.add_argument("--n-recognition", type=int, default=1000, 
+                   help="VUs generated for the grade check (default: %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    e.set_defaults(func=_evaluate)
+
+
+def _dataset_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="demo", metavar="DATASET",
+                   help="VU dataset folder with a clinical table, or `demo` (default: %(default)s)")
+
+
+def _table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table-rows", type=int, default=1000, help="synthetic rows released (default: %(default)s)")
+    p.add_argument("--table-method", choices=("gaussian_copula", "ctgan"), default="gaussian_copula",
+                   help="SDV synthesiser (default: %(default)s)")
+
+
+def load_dataset(name: str) -> Any:
+    from synthvu_core.data.dataset import VUDataset
+
+    if name == "demo" and not Path(name).exists():
+        from synthvu_core.data.build import demo_dataset
+
+        return demo_dataset()
+    return VUDataset.load(name)
+
+
+def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed: int) -> dict[str, Any]:
+    """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block."""
+    from synthvu_core.data.clinical import dataset_table, save_table
+    from synthvu_core.models.joint import mark_joint, table_members
+    from synthvu_core.models.tabular import fit_sample
+    from synthvu_core.names import SYNTHETIC_TABLE_FILE
+    from synthvu_core.storage import atomic_path
+
+    members = table_members(dataset, dataset_table(dataset), "train")
+    synthetic, about = fit_sample(members, rows, method=method, seed=seed)
+    with atomic_path(Path(model) / SYNTHETIC_TABLE_FILE) as tmp:
+        save_table(synthetic, tmp)
+    mark_joint(model, table={**about, "file": SYNTHETIC_TABLE_FILE})
+    return about
+
+
+def _train(args: argparse.Namespace) -> int:
+    from synthvu_core.models.joint import train_images
+    from synthvu_core.models.training import TrainConfig
+
+    dataset = load_dataset(args.dataset)
+    config = TrainConfig(arch="default", scheme="region", steps=args.steps, init_from=args.init_from, seed=args.seed,
+                         device="cpu", checkpoint_every=100, name=Path(args.out).name,
+                         command=f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} "
+                                 f"--steps {args.steps} --init-from {args.init_from} --seed {args.seed}")
+    folder = train_images(dataset, args.out, config)
+    about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed)
+    print(f"{folder}: grade-conditioned VU generator and {about['rows_sampled']} synthetic rows ({about['method']})")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    about = write_table(args.model, load_dataset(args.dataset), rows=args.table_rows, method=args.table_method,
+                        seed=args.seed)
+    print(f"{args.model}: {about['rows_sampled']} synthetic rows from {about['rows_fitted']} train patients "
+          f"({about['library']} {about['version']} {about['method']})")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from synthvu_core.models.joint import sample_patients
+    from synthvu_core.storage import atomic_path, check_suffix
+
+    out = check_suffix(args.out, (".npz",), "sample")
+    levels = [v.strip() for v in args.levels.split(",") if v.strip()]
+    rows, images = sample_patients(args.model, args.patients, levels, seed=args.seed)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, images=images, levels=np.array(levels), rows=rows.to_csv(index=False))
+    print(f"{out}: {len(rows)} synthetic patients x {len(levels)} VUs")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    report = evaluate_joint(args.model, load_dataset(args.dataset), n_recognition=args.n_recognition, seed=args.seed)
+    u, r = report["utility"], report["recognition"]
+    trtr, tstr = u["trtr"]["balanced_accuracy"], u["tstr"]["balanced_accuracy"]
+    print(f"grade recognised in generated VUs: balanced accuracy {r['balanced_accuracy']:.3f} {r['interval']} "
+          f"(chance {r['chance']:.3f}); TRTR {trtr:.3f}, TSTR {tstr:.3f}, "
+          f"TSTR/TRTR {u['ratio']['value']:.3f} {u['ratio']['interval']}")
+    ag = report["fidelity"]["age_grade"]
+    print(f"age-grade rho: real {ag['real']['rho']:.3f} {ag['real']['interval']}, "
+          f"synthetic {ag['synthetic']['rho']:.3f} (within: {ag['within_real_interval']})")
+    for name in ("released", "leaky_control"):
+        p = report["privacy"][name]
+        risks = ", ".join(f"{k} {p[k]['risk']:.3f} [{p[k]['interval'][0]:.3f}, {p[k]['interval'][1]:.3f}]"
+                          for k in ("singling_out", "linkability", "inference"))
+        print(f"{name}: {risks}; DCR AUC {p['dcr']['auc']:.3f} {p['dcr']['interval']}; caught {p['caught']}")
+    print(f"written: {Path(args.model) / REPORT_DIR / CLINICAL_REPORT_FILE}")
+    return 0
+
+
+# ---- the run ------------------------------------------------------------------------------------------------
+
+
+def _vu_arrays(dataset: Any, grades: Any, part: str) -> tuple[Any, Any, Any]:
+    idx = dataset.indices(part)
+    return dataset.images[idx], grades[idx], dataset.units["patient_id"].astype(str).to_numpy()[idx]
+
+
+def synthetic_pairs(model: str | Path, n_patients: int, vus: list[str], seed: int) -> tuple[Any, Any]:
+    """VUs of ``n_patients`` synthetic patients (every level in ``vus``) as uint8 and their rows' grades."""
+    from synthvu_core.data.clinical import grade_column
+    from synthvu_core.data.dataset import to_uint8
+    from synthvu_core.models.joint import sample_patients
+
+    rows, images = sample_patients(model, n_patients, vus, seed=seed)
+    grades = rows[[grade_column(v) for v in vus]].to_numpy(dtype="int64").reshape(-1)
+    return to_uint8(images.reshape(-1, *images.shape[2:])), grades
+
+
+def recognition_samples(model: str | Path, dataset: Any, grades: Any, n: int, seed: int) -> tuple[Any, Any]:
+    """``n`` VUs generated for grades drawn uniformly from 1-5, each at a level drawn from the real train VUs of that
+    grade (so the request is one the data hold), as uint8, and the requested grades."""
+    import numpy as np
+
+    from synthvu_core.data.clinical import GRADES
+    from synthvu_core.data.dataset import to_uint8
+    from synthvu_core.models.joint import sample_conditioned
+    from synthvu_core.models.registry import load_generator
+
+    rng = np.random.default_rng(seed)
+    idx = dataset.indices("train")
+    levels_of = dataset.units["level"].astype(str).to_numpy()[idx]
+    requested = rng.choice(np.array(GRADES), size=int(n))
+    positions = [str(rng.choice(levels_of[grades[idx] == g])) for g in requested]
+    images = sample_conditioned(load_generator(model), positions, requested.tolist(), seed=seed + 1)
+    return to_uint8(images), requested
+
+
+def table_report(members: Any, others: Any, released: Any, seed: int = 0) -> dict[str, Any]:
+    """Fidelity of the released table against the members' rows, and its privacy beside the leaky control's."""
+    from synthvu_core.evaluation import clinical
+
+    privacy = {}
+    for name, rows in (("released", released), ("leaky_control", clinical.leaky_table(members, len(released), seed))):
+        privacy[name] = clinical.table_privacy(members, others, rows, seed=seed)
+        privacy[name]["caught"] = clinical.caught(privacy[name])
+    return {"fidelity": clinical.table_fidelity(members, released, seed), "privacy": privacy}
+
+
+def evaluate_joint(model: str | Path, dataset: Any, *, n_recognition: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The joint evaluation of a joint generator on its dataset; writes and returns ``report/clinical.json``."""
+    from synthvu_core import levels
+    from synthvu_core.data.clinical import dataset_table, vu_grades
+    from synthvu_core.evaluation import clinical
+    from synthvu_core.models.joint import synthetic_table, table_members
+    from synthvu_core.storage import write_json
+
+    started = time.process_time()
+    table = dataset_table(dataset)
+    grades = vu_grades(dataset.units, table)
+    members = table_members(dataset, table, "train")
+    others = table[~table["patient_id"].isin(members["patient_id"])].reset_index(drop=True)
+    released = synthetic_table(model)
+    vus = levels.sort_vus(dataset.units["level"].astype(str).unique())
+    train_x, train_y, _ = _vu_arrays(dataset, grades, "train")
+    test_x, test_y, test_p = _vu_arrays(dataset, grades, "holdout")
+    synth_x, synth_y = synthetic_pairs(model, len(members), vus, seed)
+    utility, real_models = clinical.grade_utility(train_x, train_y, synth_x, synth_y, test_x, test_y, test_p)
+    gen_x, requested = recognition_samples(model, dataset, grades, n_recognition, seed)
+    recognition = clinical.grade_recognition(real_models[0], gen_x, requested, seed)
+    report = {
+        "version": CLINICAL_REPORT_VERSION,
+        "model": Path(model).name,
+        "dataset": dataset.fingerprint,
+        "recognition": recognition,
+        "utility": utility,
+        **table_report(members, others, released, seed),
+        "cpu_seconds": round(time.process_time() - started, 1),
+        "seed": seed,
+    }
+    write_json(Path(model) / REPORT_DIR / CLINICAL_REPORT_FILE, report)
+    return report

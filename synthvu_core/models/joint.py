@@ -1,0 +1,152 @@
+"""Joint generator of synthetic patients: a clinical row, then that patient's VUs conditioned on each disc's grade.
+
+Two released parts in one generator folder:
+
+* the **VU generator**: an AC-GAN conditioned on the VU's position (the card's scheme) *and* its disc's
+  degeneration grade. The grade enters G through the second-condition path the AC-GAN already has (a
+  per-condition scale and shift after every stage, and a second auxiliary head on D); its condition names are
+  ``grade 1`` ... ``grade 5``. It is trained by the ordinary trainer on a view of the dataset whose second
+  condition column holds each VU's grade from the clinical table (the fingerprint, which covers images, patients,
+  levels and files, is unchanged, so the privacy ledger composes over the same dataset).
+* the **synthetic table** (``clinical_synthetic.csv``): rows sampled once from a tabular synthesiser fitted on the
+  train patients' rows (:mod:`synthvu_core.models.tabular`). The synthesiser itself is not kept: its saved form is
+  a pickle, which this project never loads. A synthetic patient is a row of that table.
+
+:func:`sample_patients` draws synthetic patients and, for each, one VU per requested level with the row's grade there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from synthvu_core import levels
+from synthvu_core.data.clinical import GRADES, ID_COLUMN, dataset_table, grade_column, vu_grades
+from synthvu_core.errors import DataError, SelectionError
+from synthvu_core.names import SYNTHETIC_TABLE_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+GRADE_CONDITION = "disc degeneration grade"
+
+
+def grade_name(grade: int) -> str:
+    return f"grade {int(grade)}"
+
+
+GRADE_NAMES: tuple[str, ...] = tuple(grade_name(g) for g in GRADES)
+
+
+def grade_view(dataset: Any, table: pd.DataFrame | None = None) -> Any:
+    """The dataset with each VU's grade (``grade 1`` ... ``grade 5``) as its second condition (same images,
+    same fingerprint, same folder); :class:`DataError` where a VU's patient has no grade for its level."""
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.names import SOURCE_COLUMN
+
+    table = dataset_table(dataset) if table is None else table
+    grades = vu_grades(dataset.units, table)
+    if (grades == 0).any():
+        first = dataset.units.iloc[int(np.flatnonzero(grades == 0)[0])]
+        raise DataError(f"{dataset.root or 'the dataset'}: {int((grades == 0).sum())} VUs have no grade in the "
+                        f"clinical table (first: {first['patient_id']} {first['level']})")
+    units = dataset.units.copy()
+    units[SOURCE_COLUMN] = [grade_name(g) for g in grades]
+    return VUDataset(dataset.images, units, dataset.card, root=dataset.root)
+
+
+def train_images(dataset: Any, out: str | Path, config: Any, progress: bool = True) -> Path:
+    """Train the grade-conditioned VU generator (``config.condition_source`` is set here); returns its folder."""
+    from dataclasses import replace
+
+    from synthvu_core.models.training import train
+
+    if config.private:
+        raise SelectionError("a private joint VU generator is not supported: the grade prior counts private VUs")
+    folder = train(grade_view(dataset), out, replace(config, condition_source=True), progress=progress)
+    mark_joint(folder)
+    return folder
+
+
+def mark_joint(folder: str | Path, **extra: Any) -> dict[str, Any]:
+    """Add (or update) the card's ``clinical`` block, atomically; returns the card."""
+    from synthvu_core.models.registry import CARD_FILE, load_card
+    from synthvu_core.storage import write_json
+
+    folder = Path(folder)
+    card = load_card(folder)
+    block = dict(card.get("clinical") or {})
+    block.update({"second_condition": GRADE_CONDITION, "conditions": card.get("sources", []), **extra})
+    card["clinical"] = block
+    write_json(folder / CARD_FILE, card)
+    return card
+
+
+def is_joint(card: dict[str, Any]) -> bool:
+    return isinstance(card.get("clinical"), dict) and card["clinical"].get("second_condition") == GRADE_CONDITION
+
+
+def synthetic_table(folder: str | Path) -> pd.DataFrame:
+    """The joint generator's released synthetic table."""
+    from synthvu_core.data.clinical import load_table
+
+    path = Path(folder) / SYNTHETIC_TABLE_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: the joint generator has no synthetic table; run `clinical table` on it")
+    return load_table(path)
+
+
+def grade_index(card: dict[str, Any], grade: int) -> int:
+    """Index of ``grade`` among the generator's second conditions; :class:`SelectionError` where it has none."""
+    names = list(card.get("sources") or [])
+    if grade_name(grade) not in names:
+        raise SelectionError(f"grade {grade} is not a condition of this generator (conditions: {', '.join(names)})")
+    return names.index(grade_name(grade))
+
+
+def sample_conditioned(generator: Any, positions: list[str], grades: list[int], seed: int = 0) -> np.ndarray:
+    """float32 ``[n, C, H, W]``: one VU per (position, grade) pair; the same seed gives the same VUs."""
+    import torch
+
+    card = generator.card
+    if len(positions) != len(grades):
+        raise SelectionError(f"{len(positions)} positions but {len(grades)} grades")
+    classes = list(card["classes"])
+    wanted = [levels.position_class(card["scheme"], p) for p in positions]
+    unknown = sorted({w for w in wanted if w not in classes})
+    if unknown:
+        raise SelectionError(f"positions {', '.join(unknown)} are not classes of this generator ({', '.join(classes)})")
+    g = torch.Generator().manual_seed(int(seed))
+    z = torch.randn(len(positions), int(card["latent_dim"]), generator=g)
+    y = torch.tensor([classes.index(w) for w in wanted], dtype=torch.long)
+    s = torch.tensor([grade_index(card, int(k)) for k in grades], dtype=torch.long)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(y), 256):
+            out.append(generator(z[i:i + 256], y[i:i + 256], s[i:i + 256]).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, *card["shape"]), np.float32)
+
+
+def sample_patients(folder: str | Path, n: int, vus: list[str], seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """``n`` synthetic patients: rows drawn (with replacement where ``n`` exceeds the table) from the released table,
+    and for each row one VU per name in ``vus`` with the row's grade there. Returns the rows and float32
+    ``[n, len(vus), C, H, W]``."""
+    from synthvu_core.models.registry import load_generator
+
+    table = synthetic_table(folder)
+    rng = np.random.default_rng(seed)
+    rows = table.iloc[rng.choice(len(table), size=int(n), replace=int(n) > len(table))].reset_index(drop=True)
+    missing = [v for v in vus if grade_column(v) not in rows.columns]
+    if missing:
+        raise SelectionError(f"the synthetic table has no grade for {', '.join(missing)}")
+    grades = [int(rows.at[i, grade_column(v)]) for i in range(len(rows)) for v in vus]
+    images = sample_conditioned(load_generator(folder), [v for _ in range(len(rows)) for v in vus], grades, seed)
+    return rows, images.reshape(len(rows), len(vus), *images.shape[1:])
+
+
+def table_members(dataset: Any, table: pd.DataFrame, part: str) -> pd.DataFrame:
+    """Rows of the patients of one split part (train = members)."""
+    keep = set(dataset.patients(part))
+    return table[table[ID_COLUMN].astype(str).isin(keep)].reset_index(drop=True)

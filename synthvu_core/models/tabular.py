@@ -1,0 +1,97 @@
+"""Synthetic clinical tables with SDV (non-private): fit on the train patients' rows, sample a released table.
+
+SDV (``sdv``, the Synthetic Data Vault) is optional: it pins pandas below 3, so it lives in
+``requirements-clinical.txt``, not in the core requirements, and is imported only here. Its fitted
+synthesisers are saved as pickles, which this project never loads, so a run samples its table once and
+releases the table (``clinical_synthetic.csv``), not the synthesiser.
+
+Columns synthesised: numeric, categorical and per-level ones (:func:`~synthvu_core.data.clinical.column_kinds`);
+free text (the findings list) is left out, the per-kind finding counts stand for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from synthvu_core.data.clinical import ID_COLUMN, column_kinds
+from synthvu_core.errors import SynthVUError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METHODS: tuple[str, ...] = ("gaussian_copula", "ctgan")
+SYNTHETIC_PREFIX = "syn-"
+INSTALL_HINT = "pip install -r requirements-clinical.txt"
+TABLE = "patients"  #: the table's name in SDV's metadata
+
+
+def _sdv() -> Any:
+    try:
+        import sdv.single_table as single_table
+    except ImportError as e:
+        raise SynthVUError(f"the clinical table synthesiser needs SDV ({e}); `{INSTALL_HINT}`") from None
+    return single_table
+
+
+def synthesised_columns(table: pd.DataFrame) -> list[str]:
+    """The columns a synthesiser learns: every column but the id and free text."""
+    return [c for c, kind in column_kinds(table).items() if kind != "text"]
+
+
+def _metadata(table: pd.DataFrame) -> Any:
+    import pandas as pd
+    from sdv.metadata import Metadata
+
+    metadata = Metadata()
+    metadata.add_table(TABLE)
+    for column in table.columns:
+        kind = "numerical" if pd.api.types.is_numeric_dtype(table[column]) else "categorical"
+        metadata.add_column(column, table_name=TABLE, sdtype=kind)
+    return metadata
+
+
+def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copula", seed: int = 0,
+               epochs: int = 300, distribution: str = "gaussian_kde") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit a synthesiser on ``table`` (one row per patient) and sample ``n_rows`` synthetic rows.
+
+    Returns the rows (ids ``syn-0000`` ...; integer columns stay integers) and a description for the card
+    (library, version, method, columns, rows fitted and sampled). The same seed gives the same rows.
+    """
+    import pandas as pd
+
+    if method not in METHODS:
+        raise SynthVUError(f"unknown table synthesiser {method!r}; choose one of {', '.join(METHODS)}")
+    single_table = _sdv()
+    import sdv
+
+    columns = synthesised_columns(table)
+    data = table[columns].copy()
+    for c in columns:  # nullable integers as plain numbers: SDV learns floats and rounds integer columns back
+        if pd.api.types.is_integer_dtype(data[c]):
+            data[c] = data[c].astype(float)
+    np.random.seed(seed)  # SDV samples with numpy's global generator (and torch's for CTGAN)
+    if method == "gaussian_copula":
+        # each column's marginal as a kernel density: the grades are discrete and skewed (most discs grade 1),
+        # which SDV's default parametric fit (beta) misses
+        synthesiser = single_table.GaussianCopulaSynthesizer(_metadata(data), enforce_min_max_values=True,
+                                                             enforce_rounding=True, default_distribution=distribution)
+    else:
+        import torch
+
+        torch.manual_seed(seed)
+        synthesiser = single_table.CTGANSynthesizer(_metadata(data), epochs=epochs, enforce_min_max_values=True,
+                                                    enforce_rounding=True)
+    by_table = int(sdv.__version__.split(".")[0]) >= 2  # SDV 2 takes and returns {table name: frame}
+    synthesiser.fit({TABLE: data} if by_table else data)
+    rows = synthesiser.sample(num_rows=int(n_rows))
+    rows = rows[TABLE] if isinstance(rows, dict) else rows
+    for c in columns:
+        if pd.api.types.is_integer_dtype(table[c]):
+            rows[c] = rows[c].round().astype("Int64")
+    rows.insert(0, ID_COLUMN, [f"{SYNTHETIC_PREFIX}{i:04d}" for i in range(len(rows))])
+    about = {"library": "sdv", "version": sdv.__version__, "method": method, "columns": columns,
+             **({"marginals": distribution} if method == "gaussian_copula" else {"epochs": int(epochs)}),
+             "rows_fitted": int(len(table)), "rows_sampled": int(len(rows)), "seed": int(seed), "dp": None}
+    return rows.reset_index(drop=True), about
