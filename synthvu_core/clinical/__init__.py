@@ -1,0 +1,1 @@
+"""The clinical wing of the command line: ``synthvu clinical train | table | sample | evaluate``."""
