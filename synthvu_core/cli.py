@@ -17,8 +17,8 @@ from synthvu_core.errors import SynthVUError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from synthvu_core.data import commands as data_commands
     from synthvu_core.clinical import commands as clinical_commands
+    from synthvu_core.data import commands as data_commands
     from synthvu_core.evaluation import commands as evaluation_commands
     from synthvu_core.models import commands as model_commands
 
