@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from synthetic_volumes import ANTERIOR_MARKER, spine_arrays, write_pair, write_spine
+from synthetic_volumes import spine_arrays, write_pair, write_spine
 
 from synthvu_core.cli import main
 from synthvu_core.data.dataset import VUDataset
@@ -26,7 +26,7 @@ def test_subvolume_config_is_isotropic_and_vu_cards_unchanged():
     with pytest.raises(DataError, match="unknown unit"):
         ExtractConfig(unit="cube")
     with pytest.raises(DataError, match="one voxel size"):
-        ExtractConfig().spacing_mm
+        _ = ExtractConfig().spacing_mm
 
 
 def _lateral_marker(img: np.ndarray) -> np.ndarray:
