@@ -187,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
                                "clock": "wall s after synchronize" if args.device.startswith("cuda") else "CPU s"}
     if args.device.startswith("cuda"):
         results["gpu"] = torch.cuda.get_device_name(0)
-    results["sample_whole"] = _child(args, "sample", None)
-    results["sample_slabs"] = _child(args, "sample", args.slab)
-    if not args.skip_training:
-        results["training"] = _child(args, "train", None)
+    runs = [("sample_whole", "sample", None), ("sample_slabs", "sample", args.slab)]
+    runs += [] if args.skip_training else [("training", "train", None)]
+    for key, mode, slab in runs:
+        results[key] = _child(args, mode, slab)
+        print(json.dumps({key: results[key]}), flush=True)  # each as it comes: a long run shows its progress
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
