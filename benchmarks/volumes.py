@@ -154,8 +154,7 @@ def _child(args: argparse.Namespace, mode: str, slab: int | None) -> dict[str, A
            "--shape", ",".join(map(str, args.shape)), "--steps", str(args.steps), "--guidance", str(args.guidance),
            "--threads", str(args.threads), "--train-shape", ",".join(map(str, args.train_shape)),
            "--train-batch", str(args.train_batch), "--train-steps", str(args.train_steps)]
-    if slab is not None:
-        cmd += ["--slab", str(slab)]
+    cmd += ["--slab", str(slab or 0)]  # 0: decode the whole volume at once
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shape", type=_shape, default=(32, 128, 128))
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--guidance", type=float, default=1.5)
-    p.add_argument("--slab", type=int, default=4, help="latent rows per decoded slab (the slab run)")
+    p.add_argument("--slab", type=int, default=4, help="latent rows per decoded slab (the slab run; 0: whole)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     p.add_argument("--train-shape", type=_shape, default=(16, 64, 64))
     p.add_argument("--train-batch", type=int, default=4)
@@ -176,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", choices=("sample", "train"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child == "sample":
-        print(json.dumps(sample_once(args, args.slab)))
+        print(json.dumps(sample_once(args, args.slab or None)))
         return 0
     if args.child == "train":
         print(json.dumps(train_speed(args)))
