@@ -98,7 +98,7 @@ def test_scrubbing_a_plane_slider_redraws_that_plane(server: str, tmp_path: Path
             page.locator('[data-testid="stImage"] img').nth(2).wait_for(timeout=300_000)
             _no_exception(page, "Volumes")
             page.screenshot(path=str(shots / "volumes.png"), full_page=True)
-            sliders = page.locator('[data-testid="stSlider"] [role="slider"]')
+            sliders = page.locator('[data-testid="stSlider"] input[type="range"]')  # react-aria: a hidden range input
             assert sliders.count() == 3
             for k, name in enumerate(("sagittal", "coronal", "axial")):
                 for _ in range(3):

@@ -164,11 +164,12 @@ class DiffusionTrainer:
         import torch
 
         if self._latents is None:
+            chunk = 256 if self.arch.spatial_dims == 2 else 16  # a sub-volume's feature maps are far larger
             self.ae.eval()
             with torch.no_grad():
                 mus = [
-                    self.ae.encode(self._as_input(self.images[s : s + 64]))[0]
-                    for s in range(0, self.n_train, 64)
+                    self.ae.encode(self._as_input(self.images[s : s + chunk]))[0]
+                    for s in range(0, self.n_train, chunk)
                 ]
             mu = torch.cat(mus)
             if self.arch.latent_scale == 1.0 and self.step_count == self.ae_steps:
