@@ -19,6 +19,7 @@ PAGES = {
     "Explore": [
         st.Page("app_pages/overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page("app_pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+        st.Page("app_pages/volumes.py", title="Volumes", icon=":material/view_in_ar:"),
         st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     ],
     "Measure": [

@@ -43,6 +43,7 @@ VU_SLICES = 9
 VU_SIZE = 64
 VU_SLICE_MM = 2.0
 VU_FOV_FACTOR = 1.8
+UNIT_KINDS = ("vu", "subvolume")  #: what a dataset holds: VUs (slices of a disc-sized field) or isotropic sub-volumes
 VU_MODES = ("disc", "body")  #: centre VUs on discs (the default) or on bodies
 
 # ---- patient-wise split defaults (synthvu_core.data.dataset.SplitConfig): train, holdout, reference

@@ -326,6 +326,7 @@ class PhantomRecipe:
     contrast: str = "T2"
     config: ExtractConfig = field(default_factory=ExtractConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    lr_mm: float = 2.0  #: distance between the phantom's sagittal slices (:data:`~synthvu_core.data.phantom.LR_MM`)
 
     @classmethod
     def for_cohort(
@@ -337,8 +338,15 @@ class PhantomRecipe:
         config: ExtractConfig = ExtractConfig(),
         split: SplitConfig = SplitConfig(),
     ) -> PhantomRecipe:
-        """A recipe named after its cohort: ``phantom-<n>-s<seed>-<contrast>``."""
-        return cls(f"phantom-{n_patients}-s{seed}-{contrast.lower()}", n_patients, seed, contrast, config, split)
+        """A recipe named after its cohort: ``phantom-<n>-s<seed>-<contrast>``, and for sub-volumes
+        ``...-sv<D>x<H>x<W>-<mm>mm``. A sub-volume finer than the phantom's 2 mm between sagittal slices
+        renders the phantom with slices that far apart (:func:`phantom_slice_mm`)."""
+        name = f"phantom-{n_patients}-s{seed}-{contrast.lower()}"
+        lr_mm = 2.0
+        if config.unit == "subvolume":
+            name += f"-sv{'x'.join(map(str, config.shape))}-{config.spacing_mm:g}mm"
+            lr_mm = phantom_slice_mm(config.spacing_mm)
+        return cls(name, n_patients, seed, contrast, config, split, lr_mm)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PhantomRecipe:
@@ -350,6 +358,7 @@ class PhantomRecipe:
             contrast=d.get("contrast", "T2"),
             config=ExtractConfig(**d.get("extract", {})),
             split=SplitConfig(**d.get("split", {})),
+            lr_mm=float(d.get("lr_mm", 2.0)),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -365,7 +374,16 @@ class PhantomRecipe:
                 "reference": self.split.reference,
                 "seed": self.split.seed,
             },
+            **({"lr_mm": self.lr_mm} if self.lr_mm != 2.0 else {}),  # VU recipes stay as they were
         }
+
+
+def phantom_slice_mm(spacing_mm: float) -> float:
+    """The phantom's distance between sagittal slices for sub-volumes of ``spacing_mm``: its default 2 mm, or
+    the spacing itself where that is finer (so no sub-volume voxel is interpolated across a thicker slice)."""
+    from synthvu_core.data.phantom import LR_MM
+
+    return float(min(LR_MM, max(0.25, spacing_mm)))
 
 
 #: The shipped demo dataset: 120 phantom patients (23 VUs each, C2/C3 ... L5/S1), seed 0.
@@ -401,7 +419,8 @@ def build_phantom_dataset(
         check_dataset_out(out, force=force)
     with tempfile.TemporaryDirectory(prefix="synthvu-phantom-") as tmp:
         folder = Path(tmp) / "phantom"  # the card names the folder: keep it stable
-        phantom.write_cohort(folder, recipe.n_patients, seed=recipe.seed, contrast=recipe.contrast, workers=workers)
+        phantom.write_cohort(folder, recipe.n_patients, seed=recipe.seed, contrast=recipe.contrast, workers=workers,
+                             lr_mm=recipe.lr_mm)
         ds = build_dataset(
             folder,
             None,

@@ -37,9 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--harmonise", choices=("nyul", "none"), default="nyul",
                        help="intensity harmonisation between sources: Nyul histogram standardisation onto the "
                             "sources' mean percentiles, or none (default: %(default)s)")
+    build.add_argument("--unit", choices=names.UNIT_KINDS, default=names.UNIT_KINDS[0],
+                       help="vu: slices of a disc-sized field (the study's); subvolume: an isotropic 3-D block of "
+                            "--size D,H,W voxels of --spacing mm around each disc (default: %(default)s)")
+    build.add_argument("--spacing", type=float, default=None, metavar="MM",
+                       help="sub-volume voxel size in mm (with --unit subvolume; default 1)")
     build.add_argument("--slices", type=int, default=names.VU_SLICES,
                        help="parasagittal slices per VU (default: %(default)s)")
-    build.add_argument("--size", default=str(names.VU_SIZE), help="in-plane pixels, H or HxW (default: %(default)s)")
+    build.add_argument("--size", default=None,
+                       help=f"VU: in-plane pixels, H or HxW (default {names.VU_SIZE}); sub-volume: D,H,W voxels "
+                            "(left-right, superior-inferior, anterior-posterior; default 32,128,128)")
     build.add_argument("--slice-mm", type=float, default=names.VU_SLICE_MM,
                        help="distance between slices in mm (default: %(default)s)")
     build.add_argument("--fov-factor", type=float, default=names.VU_FOV_FACTOR,
@@ -96,20 +103,47 @@ def _parse_size(text: str) -> int | tuple[int, int]:
     raise DataError(f"--size {text!r}: expected H or HxW in pixels")
 
 
+def parse_subvolume_size(text: str) -> tuple[int, int, int]:
+    """``D,H,W`` (or ``DxHxW``) voxels of a sub-volume; one line naming the option where it is not three sizes."""
+    from synthvu_core.errors import DataError
+
+    parts = text.lower().replace("×", ",").replace("x", ",").split(",")
+    try:
+        nums = tuple(int(p) for p in parts)
+    except ValueError:
+        nums = ()
+    if len(nums) != 3 or min(nums) < 2:
+        raise DataError(f"--size {text!r}: a sub-volume needs three sizes D,H,W of at least 2 voxels, such as "
+                        "32,128,128")
+    return nums  # type: ignore[return-value]
+
+
+def _extract_config(args: argparse.Namespace):
+    """The :class:`ExtractConfig` of ``data build``'s options; options of the other unit are refused."""
+    from synthvu_core.data.units import ExtractConfig
+    from synthvu_core.errors import DataError
+
+    common = {"mode": args.mode, "align": not args.no_align}
+    if args.unit == "subvolume":
+        vu_only = [f for f, given in (("--slices", args.slices != names.VU_SLICES),
+                                      ("--slice-mm", args.slice_mm != names.VU_SLICE_MM),
+                                      ("--fov-factor", args.fov_factor != names.VU_FOV_FACTOR),
+                                      ("--fixed-mm", args.fixed_mm is not None)) if given]
+        if vu_only:
+            raise DataError(f"{vu_only[0]} applies to --unit vu; a sub-volume is set by --size D,H,W and --spacing MM")
+        size = parse_subvolume_size(args.size or "32,128,128")
+        return ExtractConfig.subvolume(size, 1.0 if args.spacing is None else args.spacing, **common)
+    if args.spacing is not None:
+        raise DataError("--spacing applies to --unit subvolume (a VU's pixel follows each disc's field of view)")
+    return ExtractConfig(slices=args.slices, size=_parse_size(args.size or str(names.VU_SIZE)),
+                         slice_mm=args.slice_mm, fov_factor=args.fov_factor, fixed_mm=args.fixed_mm, **common)
+
+
 def _build(args: argparse.Namespace) -> int:
     from synthvu_core.data.build import PhantomRecipe, build_dataset, build_phantom_dataset, check_dataset_out
-    from synthvu_core.data.units import ExtractConfig
 
     check_dataset_out(args.out, force=args.force)  # before any work: never replace what is not ours
-    config = ExtractConfig(
-        slices=args.slices,
-        size=_parse_size(args.size),
-        slice_mm=args.slice_mm,
-        fov_factor=args.fov_factor,
-        fixed_mm=args.fixed_mm,
-        mode=args.mode,
-        align=not args.no_align,
-    )
+    config = _extract_config(args)
     from synthvu_core.data.dataset import SplitConfig
 
     split = SplitConfig.parse(args.split, args.split_seed)
@@ -147,8 +181,12 @@ def _build(args: argparse.Namespace) -> int:
 
 def _summary(card: dict) -> str:
     c = card["counts"]
-    parts = ", ".join(f"{p} {v['patients']} patients / {v['units']} VUs" for p, v in c["per_split"].items())
-    return (f"{c['units']} VUs {tuple(card['shape'])} from {c['patients']} patients ({parts}); "
+    extract = card.get("extract") or {}
+    what = short = "VUs"
+    if extract.get("unit") == "subvolume":
+        what, short = f"sub-volumes of {extract['slice_mm']:g} mm voxels", "sub-volumes"
+    parts = ", ".join(f"{p} {v['patients']} patients / {v['units']} {short}" for p, v in c["per_split"].items())
+    return (f"{c['units']} {what} {tuple(card['shape'])} from {c['patients']} patients ({parts}); "
             f"fingerprint {card['fingerprint']}")
 
 

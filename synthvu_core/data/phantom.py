@@ -556,8 +556,9 @@ class _Frame:
         return self.gather([getattr(s, name) for s in chain.segments])
 
 
-def _frame(params: PatientParams, chain: _Chain) -> _Frame:
-    """Field of view tight around the spine (1 mm in-plane, ``N_LR`` slices) and segment coordinates."""
+def _frame(params: PatientParams, chain: _Chain, lr_mm: float = LR_MM) -> _Frame:
+    """Field of view tight around the spine (1 mm in-plane; ``N_LR × LR_MM`` mm across in slices ``lr_mm`` apart)
+    and segment coordinates."""
     depth = np.array([s.depth for s in chain.segments])
     centres, anterior = chain.centres, chain.anterior
     ap_front = np.max(centres[:, 0] + anterior[:, 0] * (depth / 2 + 15))
@@ -566,11 +567,11 @@ def _frame(params: PatientParams, chain: _Chain) -> _Frame:
     si_bottom = chain.points[S1_SEGMENT + 3, 1] - 14.0
     ny = int(np.ceil(ap_front - ap_back))
     nz = int(np.ceil(si_top - si_bottom))
-    nx = N_LR
+    nx = lateral_slices(lr_mm)
     y0, z0 = float(np.floor(ap_back)), float(np.floor(si_bottom))
     ap = (y0 + np.arange(ny, dtype=np.float32))[:, None] * np.ones((1, nz), np.float32)
     si = (z0 + np.arange(nz, dtype=np.float32))[None, :] * np.ones((ny, 1), np.float32)
-    lr = ((np.arange(nx) - (nx - 1) / 2) * LR_MM).astype(np.float32)
+    lr = ((np.arange(nx) - (nx - 1) / 2) * lr_mm).astype(np.float32)
     drift = params.lateral
     si_rel = np.arange(nz, dtype=np.float32) / nz
     lr_drift = drift.offset + drift.amplitude * np.sin(np.float32(2 * np.pi) * (si_rel * drift.cycles + drift.phase))
@@ -1103,18 +1104,27 @@ def _attributes(index: int, seed: int, params: PatientParams, findings: list[str
     }
 
 
-def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> PhantomVolume:
+def lateral_slices(lr_mm: float) -> int:
+    """Sagittal slices ``lr_mm`` apart that cover the phantom's ``N_LR × LR_MM`` mm across the midline."""
+    if not 0.25 <= lr_mm <= LR_MM:
+        raise DataError(f"phantom slice distance {lr_mm} mm must lie between 0.25 and {LR_MM} mm")
+    return int(round(N_LR * LR_MM / lr_mm))
+
+
+def render_patient(index: int, *, seed: int = 0, contrast: str = "T2", lr_mm: float = LR_MM) -> PhantomVolume:
     """Render patient ``index`` of the cohort drawn with ``seed``.
 
     Returns a :class:`PhantomVolume` with ``image``/``labels`` uint8 ``[LR, AP, SI]`` (RAS) and the
-    patient's attributes. Depends only on ``(seed, index, contrast)``. The stages run in a fixed order
-    because they share one random generator.
+    patient's attributes. Depends only on ``(seed, index, contrast, lr_mm)``. The stages run in a fixed order
+    because they share one random generator. ``lr_mm`` (default :data:`LR_MM`) is the distance between sagittal
+    slices: 1 mm renders an isotropic volume for 1 mm sub-volumes (the same anatomy and findings, since the
+    patient's parameters are drawn first; texture and noise differ because their arrays are larger).
     """
     if contrast not in CONTRASTS:
         raise DataError(f"phantom contrast {contrast!r} is not one of {', '.join(CONTRASTS)}")
     params, rng = _draw_patient(index, seed, contrast)
     params, chain = _balanced_chain(params)
-    frame = _frame(params, chain)
+    frame = _frame(params, chain, lr_mm)
     image, texture = _background(frame, chain, params.tissue, rng)
     _paint_anterior_ligament(image, frame, chain, params.tissue)
     _paint_great_vessels(image, frame, chain, params, rng)
@@ -1123,7 +1133,7 @@ def render_patient(index: int, *, seed: int = 0, contrast: str = "T2") -> Phanto
     labels = _paint_bodies_and_discs(image, texture, frame, chain, params)
     findings = [_paint_finding(image, finding, frame, chain, params) for finding in params.findings]
     scan = _acquire(image, frame, params.tissue, rng)
-    affine = np.diag([LR_MM, 1.0, 1.0, 1.0])
+    affine = np.diag([float(lr_mm), 1.0, 1.0, 1.0])
     affine[:3, 3] = [float(frame.lr[0]), frame.ap_origin, frame.si_origin]
     attributes = _attributes(index, seed, params, findings)
     return PhantomVolume(image=scan, labels=labels, affine=affine, attributes=attributes)
@@ -1148,9 +1158,9 @@ def _nifti_bytes(arr: np.ndarray, affine: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_patient(args: tuple[str, int, int, str]) -> tuple[str, str, dict[str, Any]]:
-    out_dir, index, seed, contrast = args
-    vol = render_patient(index, seed=seed, contrast=contrast)
+def _write_patient(args: tuple[str, int, int, str, float]) -> tuple[str, str, dict[str, Any]]:
+    out_dir, index, seed, contrast, lr_mm = args
+    vol = render_patient(index, seed=seed, contrast=contrast, lr_mm=lr_mm)
     pid = vol.attributes["patient_id"]
     img_path = Path(out_dir) / f"{pid}{IMAGE_SUFFIX}"
     lbl_path = Path(out_dir) / f"{pid}{LABEL_SUFFIX}"
@@ -1166,17 +1176,20 @@ CSV_COLUMNS = ("patient_id", "age", "sex", "findings", "size_factor", "disc_heig
 
 
 def write_cohort(
-    out_dir: str | Path, n_patients: int, *, seed: int = 0, contrast: str = "T2", workers: int | None = None
+    out_dir: str | Path, n_patients: int, *, seed: int = 0, contrast: str = "T2", workers: int | None = None,
+    lr_mm: float = LR_MM,
 ) -> list[tuple[Path, Path]]:
-    """Render ``n_patients`` and write ``sub-NNNN_img.nii.gz``, ``sub-NNNN_vert.nii.gz`` (uint8) and
-    ``patients.csv`` (written last) into ``out_dir``. Returns the (image, labels) paths in order."""
+    """Render ``n_patients`` (sagittal slices ``lr_mm`` apart) and write ``sub-NNNN_img.nii.gz``,
+    ``sub-NNNN_vert.nii.gz`` (uint8) and ``patients.csv`` (written last) into ``out_dir``. Returns the
+    (image, labels) paths in order."""
     if n_patients < 1:
         raise DataError(f"{out_dir}: a phantom cohort needs at least one patient, got {n_patients}")
     if contrast not in CONTRASTS:
         raise DataError(f"phantom contrast {contrast!r} is not one of {', '.join(CONTRASTS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), i, int(seed), contrast) for i in range(n_patients)]
+    lateral_slices(lr_mm)  # refused before any work
+    jobs = [(str(out), i, int(seed), contrast, float(lr_mm)) for i in range(n_patients)]
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if workers == 1 or n_patients == 1:
         results = [_write_patient(j) for j in jobs]

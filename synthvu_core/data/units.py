@@ -17,6 +17,11 @@ in the middle, about half of each body above and below) or ``fixed_mm``. Pixels 
 in world mm with trilinear interpolation (``scipy.ndimage.map_coordinates``, order 1), so no resampled
 copy of the volume is ever made and the file's orientation does not change the result.
 
+A **sub-volume** (``ExtractConfig.subvolume``, ``data build --unit subvolume``) is the same crop made
+isotropic: ``D`` slices ``spacing`` mm apart and ``H × W`` pixels of ``spacing`` mm, whatever the disc's
+size, so a ``[D, H, W]`` array is a small 3-D image with the VU's axes (left→right, superior→inferior,
+anterior→posterior). It is stored exactly as a VU (``images.npy`` uint8 ``[N, D, H, W]``, memory-mapped).
+
 Intensities are scaled per volume: the ``percentiles`` (default 0.5 and 99.5) of the whole volume map
 to -1 and 1, values outside are clipped; points outside the volume read as -1.
 """
@@ -31,7 +36,7 @@ import numpy as np
 from synthvu_core import levels
 from synthvu_core.data.nifti import Volume
 from synthvu_core.errors import DataError
-from synthvu_core.names import VU_FOV_FACTOR, VU_MODES, VU_SIZE, VU_SLICE_MM, VU_SLICES
+from synthvu_core.names import UNIT_KINDS, VU_FOV_FACTOR, VU_MODES, VU_SIZE, VU_SLICE_MM, VU_SLICES
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,35 @@ class ExtractConfig:
     mode: str = VU_MODES[0]
     align: bool = True
     percentiles: tuple[float, float] = (0.5, 99.5)
+    unit: str = UNIT_KINDS[0]
+
+    @classmethod
+    def subvolume(cls, size: tuple[int, int, int], spacing_mm: float, **kwargs: Any) -> ExtractConfig:
+        """An isotropic 3-D sub-volume ``[D, H, W]`` of ``spacing_mm`` voxels around each disc (or body).
+
+        ``D`` runs left -> right, ``H`` superior -> inferior, ``W`` anterior -> posterior, as a VU's axes; the
+        field of view is ``size × spacing_mm`` along each axis.
+        """
+        d, h, w = (int(n) for n in size)
+        if not spacing_mm > 0:
+            raise DataError(f"--spacing must be a positive number of mm, got {spacing_mm}")
+        return cls(slices=d, size=(h, w), slice_mm=float(spacing_mm), fixed_mm=h * float(spacing_mm),
+                   unit="subvolume", **kwargs)
+
+    @property
+    def spacing_mm(self) -> float:
+        """A sub-volume's voxel size (mm); for a VU the in-plane pixel depends on each disc's field of view."""
+        if self.unit != "subvolume":
+            raise DataError("only a sub-volume has one voxel size; a VU's pixel follows its field of view")
+        return float(self.slice_mm)
 
     def __post_init__(self) -> None:
+        if self.unit not in UNIT_KINDS:
+            raise DataError(f"unknown unit {self.unit!r}; choose one of {', '.join(UNIT_KINDS)}")
+        if self.unit == "subvolume" and (
+            self.fixed_mm is None or abs(self.fixed_mm / self.shape[1] - self.slice_mm) > 1e-9
+        ):
+            raise DataError("a sub-volume is isotropic: build it with ExtractConfig.subvolume(size, spacing_mm)")
         if self.mode not in VU_MODES:
             raise DataError(f"unknown VU mode {self.mode!r}; choose one of {', '.join(VU_MODES)}")
         h, w = self.shape[1:]
@@ -75,6 +107,7 @@ class ExtractConfig:
             "mode": self.mode,
             "align": self.align,
             "percentiles": list(self.percentiles),
+            **({"unit": self.unit} if self.unit != UNIT_KINDS[0] else {}),  # VU cards stay as they were
         }
 
 
@@ -269,6 +302,7 @@ def extract_units(
                 "lower_code": int(b),
                 "centroid_distance_mm": round(dist, 3),
                 "mode": config.mode,
+                **({"source_max_mm": round(max(volume.spacing), 6)} if config.unit == "subvolume" else {}),
             }
         )
     return images, rows

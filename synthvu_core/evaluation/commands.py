@@ -86,6 +86,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise SelectionError(f"--n-synthetic must be at least 1 (got {args.n_synthetic})")
     folder = _resolve(args.model)
     check_writable(folder / "report", "report")  # before any work
+    from synthvu_core.evaluation import volume
+    from synthvu_core.models.registry import load_card
+
+    if volume.is_volume_card(load_card(folder)):
+        if args.controls:
+            raise SelectionError(f"{folder.name}: --controls runs the membership attacks, which are not run on "
+                                 "3-D sub-volumes yet")
+        found = volume.evaluate_volume_generator(folder, dataset=args.dataset, seed=args.seed)
+        print("\n".join(volume.summary_lines(found)))
+        print(f"report written to {folder / 'report' / volume.VOLUME_REPORT}")
+        return 0
     report = evaluate_generator(
         folder,
         dataset=args.dataset,

@@ -72,6 +72,10 @@ ARCHITECTURES: dict[str, Architecture] = {
             "diffusion", "diffusion", DIFFUSION_OPTIONS, "latent diffusion",
             why_not="differential privacy is not implemented for the diffusion generator",
         ),
+        Architecture(
+            "diffusion3d", "diffusion", DIFFUSION_OPTIONS, "latent diffusion",
+            why_not="differential privacy is not implemented for the diffusion generator",
+        ),
     )
 }
 ARCHITECTURE_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)

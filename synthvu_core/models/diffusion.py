@@ -25,6 +25,11 @@ within 2 %), so that the linear interpolation between two noises (:func:`~synthv
 interpolate`) stays on the noise shell instead of passing through low-norm noise, which the flow never saw.
 Class weights (between two classes when interpolating) mix the class embeddings.
 
+``spatial_dims=3`` (``train --arch diffusion3d``) builds the same generator on 3-D sub-volumes ``[D, H, W]``:
+3-D ``AutoencoderKL`` and ``DiffusionModelUNet``, one image channel, a latent ``[c, D/f, H/f, W/f]``; sub-volumes
+keep the ``[N, D, H, W]`` layout of VUs, so sampling, export and the registry treat them alike. Decoding can run
+in slabs (:func:`decode_slabs`) so that peak memory is bounded by the slab, not the volume.
+
 Only the decoder and the UNet are released (``generator.safetensors``): the encoder is not needed for
 sampling, and an encoder fitted to the training VUs would allow reconstruction-error membership attacks.
 """
@@ -39,6 +44,7 @@ import torch
 from torch import nn
 
 ARCH_NAME = "diffusion"
+ARCH_NAME_3D = "diffusion3d"  #: the same generator on 3-D sub-volumes: 3-D convolutions, one channel
 SAMPLERS: tuple[str, ...] = ("rflow-euler",)
 TRAIN_TIMESTEPS = 1000
 
@@ -65,6 +71,7 @@ class DiffusionConfig:
     ae_lr: float = 1e-3
     kl_weight: float = 1e-6
     ema: float = 0.999  # moving average of the UNet weights (what is released)
+    spatial_dims: int = 2  # 2: a VU's slices are channels; 3: a sub-volume [D, H, W] is one 3-D channel
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -72,16 +79,29 @@ class DiffusionConfig:
         self.unet_channels = tuple(int(c) for c in self.unet_channels)  # type: ignore[assignment]
         c, h, w = self.shape
         down = 2 ** (len(self.ae_channels) - 1)
-        if h != w or h % down or h < down:
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims!r}")
+        if self.spatial_dims == 3:
+            if any(n % down or n < down for n in self.shape):
+                raise ValueError(f"sub-volume sides must be divisible by {down}, got {c}x{h}x{w}")
+        elif h != w or h % down or h < down:
             raise ValueError(f"VU images must be square with a side divisible by {down}, got {h}x{w}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         check_sampling(self.sampling_steps, self.guidance)
 
     @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        side = self.shape[1] // 2 ** (len(self.ae_channels) - 1)
+    def latent_shape(self) -> tuple[int, ...]:
+        down = 2 ** (len(self.ae_channels) - 1)
+        if self.spatial_dims == 3:
+            return (self.latent_channels, *(n // down for n in self.shape))
+        side = self.shape[1] // down
         return (self.latent_channels, side, side)
+
+    @property
+    def image_channels(self) -> int:
+        """Channels the autoencoder sees: a VU's slices (2-D) or one (3-D)."""
+        return 1 if self.spatial_dims == 3 else self.shape[0]
 
     @property
     def latent_dim(self) -> int:
@@ -91,6 +111,8 @@ class DiffusionConfig:
         d = asdict(self)
         for key in ("shape", "ae_channels", "unet_channels"):
             d[key] = list(d[key])
+        if d["spatial_dims"] == 2:
+            d.pop("spatial_dims")  # VU cards and checkpoints stay as they were
         return d
 
     @classmethod
@@ -117,12 +139,14 @@ class WeightedEmbedding(nn.Embedding):
 
 
 def build_autoencoder(config: DiffusionConfig) -> nn.Module:
-    """MONAI ``AutoencoderKL`` for ``[C, H, W]`` VUs (2-D, the slices as channels), no attention."""
+    """MONAI ``AutoencoderKL`` for ``[C, H, W]`` VUs (2-D, the slices as channels) or ``[1, D, H, W]``
+    sub-volumes (3-D), no attention."""
     from monai.networks.nets import AutoencoderKL
 
     levels = len(config.ae_channels)
     return AutoencoderKL(
-        spatial_dims=2, in_channels=config.shape[0], out_channels=config.shape[0], channels=config.ae_channels,
+        spatial_dims=config.spatial_dims, in_channels=config.image_channels, out_channels=config.image_channels,
+        channels=config.ae_channels,
         latent_channels=config.latent_channels, num_res_blocks=1, attention_levels=(False,) * levels,
         norm_num_groups=config.ae_norm_groups, with_encoder_nonlocal_attn=False, with_decoder_nonlocal_attn=False,
     )
@@ -134,7 +158,7 @@ def build_unet(config: DiffusionConfig) -> nn.Module:
 
     lc = config.latent_channels
     unet = DiffusionModelUNet(
-        spatial_dims=2, in_channels=lc, out_channels=lc, channels=config.unet_channels,
+        spatial_dims=config.spatial_dims, in_channels=lc, out_channels=lc, channels=config.unet_channels,
         attention_levels=(False,) * len(config.unet_channels), num_res_blocks=config.unet_res_blocks,
         num_class_embeds=config.n_classes + 1, norm_num_groups=config.unet_norm_groups,
     )
@@ -165,6 +189,8 @@ class DiffusionGenerator(nn.Module):
         self.unet = unet if unet is not None else build_unet(config)
         self.guidance = float(config.guidance)
         self.sampling_steps = int(config.sampling_steps)
+        self.slab: int | None = None  # latent rows per decoded slab (3-D only; None: the whole volume at once)
+        self.halo: int = 2  # latent rows of context on each side of a slab, cropped after decoding
 
     def set_sampling(self, steps: int | None = None, guidance: float | None = None) -> None:
         """Choose the number of flow steps and the guidance scale used from now on (None: keep)."""
@@ -207,11 +233,40 @@ class DiffusionGenerator(nn.Module):
         return x
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (diffusion scale) -> VUs in [-1, 1]."""
-        return self.decoder(self.post_quant_conv(latents / self.config.latent_scale)).clamp(-1.0, 1.0)
+        """Latents (diffusion scale) -> VUs ``[N, C, H, W]`` (or sub-volumes ``[N, D, H, W]``) in [-1, 1].
+
+        Sub-volumes are decoded in slabs along ``H`` (:func:`decode_slabs`) where :attr:`slab` is set, which
+        bounds the decoder's peak memory by the slab instead of the whole volume."""
+        z = self.post_quant_conv(latents / self.config.latent_scale)
+        if self.config.spatial_dims == 3:
+            return decode_slabs(self.decoder, z, self.slab, self.halo).squeeze(1).clamp(-1.0, 1.0)
+        return self.decoder(z).clamp(-1.0, 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.decode(self.latents(z, labels))
+
+
+def decode_slabs(decoder: nn.Module, z: torch.Tensor, slab: int | None, halo: int = 2) -> torch.Tensor:
+    """Decode a 3-D latent ``[N, c, d, h, w]`` in slabs of ``slab`` latent rows along ``h`` (superior ->
+    inferior), each with ``halo`` rows of context on both sides that are cropped after decoding.
+
+    The decoder's receptive field reaches a few latent rows, so a halo of 2 gives slabs that join without a
+    visible seam (the test compares with whole-volume decoding); peak memory follows ``slab + 2 halo`` rows
+    instead of ``h``. ``slab=None`` (or one that covers ``h``) decodes at once.
+    """
+    h = z.shape[3]
+    if slab is None or slab >= h:
+        return decoder(z)
+    if slab < 1 or halo < 0:
+        raise ValueError(f"slab must be >= 1 and halo >= 0, got {slab}, {halo}")
+    parts, up = [], None
+    for start in range(0, h, slab):
+        lo, hi = max(0, start - halo), min(h, start + slab + halo)
+        out = decoder(z[:, :, :, lo:hi])
+        up = out.shape[3] // (hi - lo) if up is None else up
+        a = (start - lo) * up
+        parts.append(out[:, :, :, a : a + (min(start + slab, h) - start) * up])
+    return torch.cat(parts, dim=3)
 
 
 def build(config: DiffusionConfig, seed: int = 0) -> tuple[nn.Module, nn.Module]:

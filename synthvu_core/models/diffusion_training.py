@@ -41,6 +41,7 @@ class DiffusionTrainConfig:
     """Training settings. ``steps`` wins over ``epochs`` (diffusion phase); likewise for the autoencoder."""
 
     scheme: str = "region"
+    arch: str = "diffusion"  # or "diffusion3d": 3-D sub-volumes
     epochs: float | None = None
     steps: int | None = None
     autoencoder_epochs: float | None = None
@@ -101,9 +102,10 @@ class DiffusionTrainer:
             overrides["unet_channels"] = (int(config.width), int(config.width))
         try:
             self.arch = diffusion.DiffusionConfig(
+                name=config.arch,
                 shape=tuple(dataset.shape),
                 n_classes=len(self.classes),
-                **{k: v for k, v in overrides.items() if v is not None},
+                **{**three_d_defaults(config.arch), **{k: v for k, v in overrides.items() if v is not None}},
             )
         except ValueError as e:
             raise SelectionError(f"diffusion architecture: {e}") from None
@@ -141,6 +143,11 @@ class DiffusionTrainer:
         self._latents: Any = None
 
     # ---- data ---------------------------------------------------------------------------------
+    def _as_input(self, u8: Any) -> Any:
+        """uint8 VUs / sub-volumes -> the autoencoder's float input in [-1, 1] (a channel axis for 3-D)."""
+        x = u8.float() / 127.5 - 1.0
+        return x.unsqueeze(1) if self.arch.spatial_dims == 3 else x
+
     def _batch(self) -> Any:
         import torch
 
@@ -157,11 +164,12 @@ class DiffusionTrainer:
         import torch
 
         if self._latents is None:
+            chunk = 256 if self.arch.spatial_dims == 2 else 16  # a sub-volume's feature maps are far larger
             self.ae.eval()
             with torch.no_grad():
                 mus = [
-                    self.ae.encode(self.images[s : s + 256].float() / 127.5 - 1.0)[0]
-                    for s in range(0, self.n_train, 256)
+                    self.ae.encode(self._as_input(self.images[s : s + chunk]))[0]
+                    for s in range(0, self.n_train, chunk)
                 ]
             mu = torch.cat(mus)
             if self.arch.latent_scale == 1.0 and self.step_count == self.ae_steps:
@@ -183,12 +191,13 @@ class DiffusionTrainer:
         import torch
 
         self.ae.train()
-        x = self.images[self._batch()].float() / 127.5 - 1.0
+        x = self._as_input(self.images[self._batch()])
         mu, sigma = self.ae.encode(x)
         eps = torch.randn(mu.shape, generator=self.gen_noise).to(self.device)
         recon = self.ae.decode(mu + eps * sigma)
         l1 = (recon - x).abs().mean()
-        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-12) - 1).sum(dim=(1, 2, 3)).mean()
+        per_voxel = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-12) - 1)
+        kl = per_voxel.sum(dim=tuple(range(1, mu.dim()))).mean()
         loss = l1 + self.arch.kl_weight * kl
         self.opt_ae.zero_grad(set_to_none=True)
         loss.backward()
@@ -208,7 +217,7 @@ class DiffusionTrainer:
         t = (torch.sigmoid(torch.randn(len(x0), generator=g)) * TRAIN_TIMESTEPS).to(self.device)
         drop = (torch.rand(len(x0), generator=g) < self.arch.cond_drop).to(self.device)
         y[drop] = self.arch.n_classes
-        frac = (t / TRAIN_TIMESTEPS)[:, None, None, None]
+        frac = (t / TRAIN_TIMESTEPS).view(-1, *[1] * (x0.dim() - 1))
         xt = (1 - frac) * x0 + frac * noise  # RFlowScheduler.add_noise, with float times
         self.unet.train()
         v = self.unet(xt, t, class_labels=y)
@@ -387,6 +396,18 @@ class DiffusionTrainer:
         return self.out_dir
 
 
+def three_d_defaults(arch: str) -> dict[str, Any]:
+    """Architecture defaults of ``--arch diffusion3d`` (none for ``diffusion``): a 3-D autoencoder with two
+    down-samplings (channels 8/16/32, a latent of 4 channels at a quarter of each side) and a UNet of 32/64
+    channels, sized to train on a CPU at 16 x 64 x 64; ``--width`` widens the UNet."""
+    from synthvu_core.models.diffusion import ARCH_NAME_3D
+
+    if arch != ARCH_NAME_3D:
+        return {}
+    return {"spatial_dims": 3, "ae_channels": (8, 16, 32), "latent_channels": 4, "unet_channels": (32, 64),
+            "unet_norm_groups": 16}
+
+
 def train_diffusion(
     dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig | None = None, progress: bool = True
 ) -> Path:
@@ -413,6 +434,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     o = dict(options)
     return DiffusionTrainConfig(
         scheme=o.get("scheme", "region"),
+        arch=o.get("arch") or "diffusion",
         epochs=o.get("epochs"),
         steps=o.get("steps"),
         autoencoder_epochs=o.get("autoencoder_epochs"),

@@ -68,8 +68,8 @@ NESTED_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
 #: Bounds of the card's numbers, checked before any network is built (a card is data from a folder:
 #: ``latent_dim: 1000000000`` must be one clear error, not an allocation that runs the machine out of memory).
 CARD_BOUNDS: dict[str, tuple[int, int]] = {
-    "latent_dim": (1, 1024),
-    "channels": (1, 64),  # shape[0]: slices per VU
+    "latent_dim": (1, 1 << 16),  # a 3-D latent of a 32 x 128 x 128 sub-volume holds 4 x 8 x 32 x 32 = 32,768
+    "channels": (1, 64),  # shape[0]: slices per VU, or a sub-volume's depth
     "pixels": (8, 512),  # shape[1], shape[2]
     "classes": (1, 64),
     "width": (1, 1024),  # architecture.width / d_width, and each diffusion level's channels
@@ -328,6 +328,8 @@ def _diffusion_problems(arch: dict[str, Any]) -> list[str]:
                        ("unet_norm_groups", "groups"), ("unet_res_blocks", "res_blocks")):
         if key in arch and not _within(arch[key], b[bound]):
             out.append(f"architecture.{key} {arch[key]!r} lies outside {b[bound][0]}..{b[bound][1]}")
+    if arch.get("spatial_dims", 2) not in (2, 3):
+        out.append(f"architecture.spatial_dims {arch['spatial_dims']!r} must be 2 or 3")
     for key in ("latent_scale", "guidance", "cond_drop", "ae_lr", "kl_weight"):
         v = arch.get(key, 1.0)
         if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:

@@ -184,7 +184,8 @@ def sample_batches(
     device = next(gen.parameters()).device
     gen.eval()
     if device.type == "cpu":  # oneDNN's NHWC kernels: about 1.4x faster on CPU, same values to float32 rounding
-        gen.to(memory_format=torch.channels_last)
+        three_d = getattr(getattr(gen, "config", None), "spatial_dims", 2) == 3  # sub-volumes: NDHWC
+        gen.to(memory_format=torch.channels_last_3d if three_d else torch.channels_last)
     start = 0
     with torch.inference_mode():
         for zb in _rebatch(_noise_chunks(g, len(labels), int(gen.card["latent_dim"]), b), b):

@@ -1,0 +1,37 @@
+"""Volumes: one generated sub-volume (or VU) in three orthogonal planes, a slider per plane."""
+
+import streamlit as st
+
+from dashboard import frame, loaders, volumes
+
+
+@frame.fragment
+def planes_view(model: str, stamp: float, position: str | None, seed: int, spacing: tuple, shape: tuple) -> None:
+    """The three planes and their sliders: moving a slider reruns this part only; the unit comes from the cache."""
+    images, _, _ = loaders.samples(model, stamp, 1, position, seed)
+    unit = images[0]
+    cols = st.columns(3)
+    for col, name in zip(cols, volumes.PLANES):
+        axis = volumes.PLANE_AXIS[name]
+        n = shape[axis]
+        with col:
+            index = st.slider(f"{name.capitalize()} slice", 1, n, (n + 1) // 2, key=f"vol_{name}") - 1
+            png = loaders.png_bytes(volumes.plane(unit, name, index, spacing))
+            frame.show_image(png, f"{name} {index + 1} of {n}", width="stretch")
+
+
+def render(sel: frame.Selection) -> None:
+    model, stamp = str(sel.path), loaders.weights_stamp(sel.path)
+    d, h, w = sel.shape
+    spacing = volumes.unit_spacing(sel.card)
+    kind = "sub-volume" if (sel.card.get("architecture") or {}).get("spatial_dims") == 3 else "VU (its slices as depth)"
+    st.caption(f"{frame.plain(sel.name)}: one generated {kind} of {d} × {h} × {w} voxels "
+               f"({' × '.join(f'{s:g}' for s in spacing)} mm). Sagittal: superior up, anterior left; coronal: "
+               "superior up, the patient's left on the left; axial: anterior up.")
+    cols = st.columns([2, 1])
+    position = cols[0].selectbox("Position", sel.classes, key="vol_position")
+    seed = cols[1].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="vol_seed")
+    planes_view(model, stamp, position, int(seed), spacing, (d, h, w))
+
+
+frame.run_page("Volumes", render)

@@ -1,0 +1,126 @@
+"""Real-browser test of the Volumes page: a sub-volume generator's three planes; scrubbing a slider redraws its plane.
+
+Trains a tiny 3-D generator (a few steps: the pictures are not the point, the path and the timing are), serves the
+dashboard on it, opens the Volumes page in Debian's Chromium, presses the right arrow on each plane's slider and
+times the moment its picture changes. Timings and screenshots go to ``$SYNTHVU_SCREENSHOTS`` (else a temporary
+folder); the timings are printed (``pytest -s``). Skips where /usr/bin/chromium or Playwright is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_browser import ARGS, CHROMIUM, DONE, ROOT, _finished, _free_port, _no_exception
+from test_volume_diffusion import TINY_3D, planted_volumes
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+]
+#: The slider -> picture goal of the viewer (seconds), checked on the median of the measured updates.
+UPDATE_GOAL_S = 0.3
+
+
+@pytest.fixture(scope="module")
+def volume_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from synthvu_core.models import diffusion
+    from synthvu_core.models.diffusion_training import DiffusionTrainConfig, train_diffusion
+
+    models = tmp_path_factory.mktemp("volume-models")
+    mp = pytest.MonkeyPatch()
+    original = diffusion.DiffusionConfig.__init__
+    mp.setattr(diffusion.DiffusionConfig, "__init__", lambda self, *a, **k: original(self, *a, **{**k, **TINY_3D}))
+    try:
+        cfg = DiffusionTrainConfig(arch="diffusion3d", batch_size=4, autoencoder_steps=2, steps=2, checkpoint_every=0,
+                                   montage_every=0, weights_dtype="float32", device="cpu", sampling_steps=2,
+                                   name="vol-tiny")
+        train_diffusion(planted_volumes(), models / "vol-tiny", cfg, progress=False)
+    finally:
+        mp.undo()
+    return models
+
+
+@pytest.fixture(scope="module")
+def server(volume_models: Path, tmp_path_factory: pytest.TempPathFactory):
+    import subprocess
+    import urllib.request
+
+    port = _free_port()
+    env = dict(os.environ, SYNTHVU_MODELS=str(volume_models), PYTHONPATH=str(ROOT))
+    env.pop("SYNTHVU_PUBLIC", None)
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+           "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
+           "--browser.gatherUsageStats", "false"]
+    log = tmp_path_factory.mktemp("volume-log") / "streamlit.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("streamlit did not answer its health check")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _srcs(page) -> list[str]:
+    return page.locator('[data-testid="stImage"] img').evaluate_all("els => els.map(e => e.src)")
+
+
+def test_scrubbing_a_plane_slider_redraws_that_plane(server: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("SYNTHVU_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, list[float]] = {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(f"{server}/volumes?model=vol-tiny", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Volumes").first.wait_for(timeout=180_000)
+            _finished(page, 300_000)
+            page.locator('[data-testid="stImage"] img').nth(2).wait_for(timeout=300_000)
+            _no_exception(page, "Volumes")
+            page.screenshot(path=str(shots / "volumes.png"), full_page=True)
+            sliders = page.locator('[data-testid="stSlider"] input[type="range"]')  # react-aria: a hidden range input
+            assert sliders.count() == 3
+            for k, name in enumerate(("sagittal", "coronal", "axial")):
+                for _ in range(3):
+                    before = _srcs(page)
+                    sliders.nth(k).focus()
+                    t0 = time.perf_counter()
+                    page.keyboard.press("ArrowRight")
+                    page.wait_for_function(
+                        "([k, old]) => { const e = document.querySelectorAll('[data-testid=\"stImage\"] img')[k];"
+                        " return e && e.src !== old; }", arg=[k, before[k]], timeout=60_000, polling=10)
+                    timings.setdefault(name, []).append(round(time.perf_counter() - t0, 3))
+                    page.wait_for_selector(DONE, timeout=60_000)
+                    assert _srcs(page)[k] != before[k], name  # the moved plane shows another slice
+            _no_exception(page, "Volumes after scrubbing")
+            page.screenshot(path=str(shots / "volumes-scrubbed.png"), full_page=True)
+        finally:
+            browser.close()
+    (shots / "volume_timings.json").write_text(json.dumps(timings, indent=2))
+    print(f"\nscreenshots: {shots}")
+    for name, ts in timings.items():
+        print(f"  {name:10s} slider -> picture: {', '.join(f'{t:.3f}' for t in ts)} s")
+    every = sorted(t for ts in timings.values() for t in ts)
+    median = every[len(every) // 2]
+    assert median <= UPDATE_GOAL_S or os.environ.get("SYNTHVU_SLOW_MACHINE"), (
+        f"median slider -> picture {median:.3f} s exceeds {UPDATE_GOAL_S} s")
