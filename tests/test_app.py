@@ -513,7 +513,7 @@ def test_listing_generators_never_imports_torch(env: dict[str, Path]) -> None:
     from synthvu_core.models.acgan import ARCHITECTURES
     from synthvu_core.models.registry import ARCHITECTURE_NAMES
 
-    assert ARCHITECTURE_NAMES == (*ARCHITECTURES, "diffusion")  # the AC-GANs and the latent diffusion generator
+    assert ARCHITECTURE_NAMES == (*ARCHITECTURES, "diffusion", "diffusion3d")  # AC-GANs, latent diffusion (VU, 3-D)
 
 
 def test_shareable_card_hides_source_names_and_paths() -> None:
