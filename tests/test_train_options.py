@@ -20,9 +20,14 @@ def train_actions() -> list[argparse.Action]:
     return [a for a in sub.choices["train"]._actions if a.dest not in SKIP]
 
 
+def flag_of(action: argparse.Action) -> str:
+    """The option's long name (the positive one of a ``--x / --no-x`` pair)."""
+    return action.option_strings[0 if isinstance(action, argparse.BooleanOptionalAction) else -1]
+
+
 def argv_of(action: argparse.Action) -> list[str]:
     """The option given with a value the parser accepts and that differs from its default."""
-    flag = action.option_strings[-1]
+    flag = flag_of(action)
     if action.nargs == 0:
         return [flag]
     if action.choices:
@@ -50,11 +55,11 @@ def test_option_x_architecture(dest, arch, capsys, tmp_path):
     if ARCHITECTURES[arch].reads(dest):
         refuse_foreign(arch, given_options(vars(args)))  # passes the check
         return
-    with pytest.raises(SelectionError, match=f"^{action.option_strings[-1]} applies to .* not to --arch {arch}"):
+    with pytest.raises(SelectionError, match=f"^{flag_of(action)} applies to .* not to --arch {arch}"):
         refuse_foreign(arch, given_options(vars(args)))
     assert main(argv) == 2  # refused before the (absent) dataset is read
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and action.option_strings[-1] in err and f"--arch {arch}" in err
+    assert err.count("\n") == 1 and flag_of(action) in err and f"--arch {arch}" in err
     assert not (tmp_path / "m").exists()
 
 
