@@ -62,9 +62,23 @@ def tree_cpu_seconds(root: int) -> float:
 def server(script: Path, cwd: Path, log: Path, timeout: float = 180.0) -> Iterator[tuple[str, int]]:
     """``streamlit run script`` headless on a free port (the checkout's own config applies); yields (URL, pid)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port",
-           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -99,7 +113,7 @@ def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path) ->
     "exceptions": n}}`` (browser: the tree less every server, i.e. Playwright and Chromium)."""
     from playwright.sync_api import sync_playwright
 
-    runs: dict[str, dict[str, Any]] = {k: {"wall_s": [], "server_cpu_s": [], "tree_cpu_s": [], "browser_cpu_s": []} for k in arms}
+    runs: dict[str, dict[str, Any]] = {k: {m: [] for m in METRICS} for k in arms}
     me = os.getpid()
     with sync_playwright() as pw, contextlib.ExitStack() as stack:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -115,9 +129,10 @@ def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path) ->
 
         def servers_cpu() -> float:
             return sum(cpu_seconds(pid) for _, pid in pages.values())
+
         names = list(arms)
         for r in range(repeats):
-            for name in names[r % len(names):] + names[: r % len(names)]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 page, pid = pages[name]
                 s0, all0, t0 = cpu_seconds(pid), servers_cpu(), tree_cpu_seconds(me)
                 runs[name]["wall_s"].append(drawn_in(page))
@@ -135,8 +150,13 @@ def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--page", default="/generate", help="URL path of the page, e.g. /generate")
-    ap.add_argument("--arm", action="append", default=[], metavar="NAME=CHECKOUT[@PATH]",
-                    help="a checkout whose app.py to serve, at --page or PATH (repeatable; default: this tree)")
+    ap.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKOUT[@PATH]",
+        help="a checkout whose app.py to serve, at --page or PATH (repeatable; default: this tree)",
+    )
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "page-warm")
     a = ap.parse_args(argv)
@@ -157,11 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: {m: summary(v[m]) for m in METRICS} for k, v in runs.items()}
     result = {
         "what": f"warm reload of {a.page} until Streamlit reports the script run done, headless Chromium, "
-                "arms in rotating order; CPU seconds of the arm's server and of the whole process tree",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "repeats": a.repeats, "cores": os.cpu_count(),
-        "load_average_start": load0, "load_average_end": os.getloadavg(), "runs": runs, "summary": med,
-        "ratio_to_blank": {k: {m: med[k][m]["median"] / med["blank"][m]["median"] for m in METRICS}
-                           for k in med},
+        "arms in rotating order; CPU seconds of the arm's server and of the whole process tree",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "repeats": a.repeats,
+        "cores": os.cpu_count(),
+        "load_average_start": load0,
+        "load_average_end": os.getloadavg(),
+        "runs": runs,
+        "summary": med,
+        "ratio_to_blank": {k: {m: med[k][m]["median"] / med["blank"][m]["median"] for m in METRICS} for k in med},
     }
     a.out.mkdir(parents=True, exist_ok=True)
     tmp_out = a.out / ".page_warm.json.tmp"
