@@ -585,6 +585,7 @@ def run_page(
         _LOG.exception("page %s failed", title)  # public mode: no traceback (server paths) in the browser
         st.error("This page could not be drawn; the details are in the server log.")
     finally:
+        loaders.freeze_long_lived_objects()  # the next page runs' collections skip what the imports made
         loaders.release_freed_memory()  # the page's temporaries are gone: hand their pages back
 
 
@@ -760,6 +761,8 @@ def show_image(image: np.ndarray | bytes, caption: str, *, real: bool = False, *
     if real and public_mode():
         return
     prefix = REAL_CAPTION if real else SYNTHETIC_CAPTION
+    if isinstance(image, bytes):  # a PNG file: sent as is (Streamlit's "auto" decodes it and re-encodes JPEG)
+        kw.setdefault("output_format", "PNG")
     st.image(image, caption=f"{prefix} · {caption}", **kw)
 
 

@@ -49,6 +49,32 @@ def release_freed_memory() -> None:
         pass
 
 
+_FROZEN_AT_MODULES = 0  # len(sys.modules) at the last freeze_long_lived_objects()
+
+
+def freeze_long_lived_objects() -> bool:
+    """Once new modules were imported since the last call, move every live object to the collector's
+    permanent generation (``gc.freeze``); returns whether it froze.
+
+    Streamlit runs a full garbage collection after every script run (``runner.postScriptGC``), which holds
+    the interpreter lock while it walks every tracked object: with torch imported that is ~200,000
+    objects of modules and classes that never die, 0.3-0.7 s per page run on the shared 2-core machine,
+    during which the server sends nothing. Frozen, they are no longer walked; objects created later are
+    collected as before. Objects alive at a freeze are still freed by reference counting, only reference
+    cycles among them are kept, and a freeze happens only when the set of imported modules grew (a few
+    times in a server's life)."""
+    import gc
+    import sys
+
+    global _FROZEN_AT_MODULES
+    if len(sys.modules) == _FROZEN_AT_MODULES:
+        return False
+    _FROZEN_AT_MODULES = len(sys.modules)
+    gc.collect()  # what is garbage now is freed, not frozen
+    gc.freeze()
+    return True
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime

@@ -407,6 +407,62 @@ def test_a_second_visit_to_generate_encodes_no_picture(env: dict[str, Path], mon
     assert len(encoded) == first and captions(again) == captions(at)
 
 
+def test_generate_reruns_sample_once(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VUs of a (generator, count, position, seed) are drawn once: a rerun, a reload (another session), the
+    other layout and another slice read the caches."""
+    from synthvu_core.models import sampling
+
+    drawn = []
+    sample_uint8 = sampling.sample_uint8
+    monkeypatch.setattr(sampling, "sample_uint8", lambda g, n, **kw: drawn.append((n, kw)) or sample_uint8(g, n, **kw))
+
+    def draw(at: AppTest) -> AppTest:
+        at.number_input(key="gen_seed").set_value(4243)  # a request no other test made
+        [b for b in at.button if b.label == "Generate"][0].click().run()
+        no_exception(at, "generate")
+        return at
+
+    at = draw(visit(start("fab-region"), "generate"))  # the first visit drew seed 0, then this one
+    assert drawn[-1] == (16, {"position": None, "seed": 4243})
+    n_drawn = len(drawn)
+    pictures = captions(at)
+    at.run()
+    at.slider(key="gen_slice").set_value(1).run()
+    at.radio(key="gen_layout").set_value(at.radio(key="gen_layout").options[1]).run()
+    again = draw(visit(start("fab-region"), "generate"))
+    assert len(drawn) == n_drawn, f"sampled again on a rerun: {drawn[n_drawn:]}"
+    assert captions(again) == pictures
+
+
+def test_png_pictures_are_sent_as_png(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cached PNG reaches the browser as those bytes: not decoded and re-encoded (as lossy JPEG) every run."""
+    import streamlit as st
+
+    from dashboard import frame
+
+    sent = []
+    monkeypatch.setattr(st, "image", lambda image, **kw: sent.append(kw))
+    frame.show_image(b"\x89PNG...", "a montage", width="stretch")
+    frame.show_image(np.zeros((4, 4), np.uint8), "an array")
+    assert sent[0]["output_format"] == "PNG" and "output_format" not in sent[1]
+
+
+def test_a_page_run_that_imported_modules_freezes_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import sys
+    import types
+
+    from dashboard import loaders
+
+    loaders.freeze_long_lived_objects()
+    frozen = gc.get_freeze_count()
+    assert not loaders.freeze_long_lived_objects(), "nothing imported since: no collection, no freeze"
+    monkeypatch.setitem(sys.modules, "synthvu_test_new_module", types.ModuleType("synthvu_test_new_module"))
+    kept = [[] for _ in range(100)]  # live objects made since: frozen with the new module
+    assert loaders.freeze_long_lived_objects()
+    assert gc.get_freeze_count() >= frozen + len(kept)
+
+
 def test_selection_maps_points_to_report_rows() -> None:
     from dashboard.figures import umap_figure
     from dashboard.summary import ReportView
