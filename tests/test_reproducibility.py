@@ -41,6 +41,26 @@ def test_fixed_threads_sets_every_library_and_restores_it(two_threads):
     assert env["threads"] == EVALUATION_THREADS and env["torch_cpu_capability"] and env["pools"]
 
 
+def test_a_fresh_process_limits_the_blas_that_the_evaluation_loads_later():
+    """In a process that has not imported scipy yet, the first PCA inside ``fixed_threads`` runs on one thread too:
+    threadpoolctl limits only libraries already loaded, and scipy's OpenBLAS loads with ``scipy.linalg`` (numpy's
+    and scipy's OpenBLAS are the BLAS of every PCA, distance and KDE of the evaluation)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from synthvu_core.evaluation.threads import fixed_threads\n"
+        "with fixed_threads():\n"
+        "    import scipy.linalg\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    print(sorted({p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas'}))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"  # what an unlimited pool would use on a 2-core machine, on any machine
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr
+
+
 def test_both_lanes_of_an_evaluation_run_on_the_fixed_thread_count(two_threads, monkeypatch):
     """The classifier lane (a worker thread) and the attack lane (the caller) see one thread per library
     whatever the caller had set: a BLAS reduction split over another number of threads adds in another order."""

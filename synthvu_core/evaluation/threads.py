@@ -44,12 +44,24 @@ def _numba_threads(n: int) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
+def _load_pools() -> None:
+    """Load every BLAS and OpenMP library the evaluation calls, so that threadpoolctl limits them all.
+
+    threadpoolctl limits only the libraries already loaded when the limit is set: scipy's own OpenBLAS loads on the
+    first import of ``scipy.linalg`` (by scikit-learn's PCA, inside the evaluation), so without this the first
+    PCA of a fresh process ran on every core and later ones on one: the attack UMAP of a fresh ``report verify``
+    differed from that of a process that had imported scipy before."""
+    import scipy.linalg  # noqa: F401  scipy's OpenBLAS
+    import sklearn.metrics  # noqa: F401  scikit-learn's OpenMP runtime (pairwise reductions)
+
+
 @contextmanager
 def fixed_threads(n: int = EVALUATION_THREADS) -> Iterator[None]:
     """Run the block with ``n`` threads in torch, BLAS/OpenMP (threadpoolctl) and numba; restored after."""
     import torch
     from threadpoolctl import threadpool_limits
 
+    _load_pools()
     before = torch.get_num_threads()
     with ExitStack() as stack:
         torch.set_num_threads(n)
