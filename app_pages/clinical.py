@@ -76,6 +76,27 @@ def _privacy(rep: dict) -> None:
                "where a risk's interval lies above 0 or the DCR AUC's above 0.5. So few patients give wide intervals.")
 
 
+def _joint_attack(rep: dict) -> None:
+    st.subheader("Joint membership attack: the row and the VUs of a patient together")
+    j = rep.get("joint_membership")
+    if j is None:
+        st.info("This report predates the joint attack: run `python -m synthvu_core clinical evaluate MODEL` again.")
+        return
+    st.plotly_chart(clinical.joint_attack_figure(rep), width="stretch", config=style.plot_config(), key="clin-joint")
+    rows = [{"synthetic set": name, **{text: f"{j[key][part]['auc']:.3f} {j[key][part]['interval']}"
+                                       for part, text in clinical.JOINT_PARTS},
+             "caught": "yes" if j[key]["caught"] else "no"}
+            for key, name in (("released", "released"), ("leaky_control", "leaky control"))]
+    frame.table(rows)
+    r = j["released"]
+    st.caption(f"{r['n_member_patients']} training (member) against {r['n_nonmember_patients']} holdout patients, "
+               f"{r['n_candidate_vus']} VUs. Row: minus the distance of the patient's row to the closest synthetic "
+               "row; VUs: the pairwise attack (minus nearest / median distance to the synthetic VUs) averaged over "
+               "the patient's VUs; together: the mean of the two scores' ranks. Intervals over patients; caught "
+               f"where the joint interval lies above 0.5. Leaky control: {j['leaky_control'].get('definition', '')}. "
+               f"TPR at a low false-positive rate: {r['tpr_at_low_fpr']}.")
+
+
 @frame.fragment
 def _generate(sel: frame.Selection) -> None:
     st.subheader("Generate: the same noise, each grade")
@@ -107,6 +128,7 @@ def render(sel: frame.Selection) -> None:
         _utility(rep)
         _fidelity(rep)
         _privacy(rep)
+        _joint_attack(rep)
     _generate(sel)
 
 
