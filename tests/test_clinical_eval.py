@@ -168,3 +168,10 @@ def test_joint_membership_needs_both_sides(table):
         clinical.joint_membership(rows, np.ones(60, bool), vus, vu_patient, srows, svus)
     with pytest.raises(Exception, match="no VU"):
         clinical.joint_membership(rows, is_member, vus[:100], vu_patient[:100], srows, svus)
+
+
+def test_joint_membership_names_the_parts_above_chance(table):
+    big = data_clinical.phantom_table(60, seed=0)
+    rows_only = clinical.joint_membership(*_joint_case(big, True, False), n_boot=200)
+    assert "row" in rows_only["parts_above_chance"] and "vus" not in rows_only["parts_above_chance"]
+    assert rows_only["caught"] == ("joint" in rows_only["parts_above_chance"])

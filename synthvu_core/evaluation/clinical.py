@@ -299,6 +299,8 @@ def joint_membership(rows: pd.DataFrame, is_member: np.ndarray, vus: np.ndarray,
     against ``synthetic_vus``. The joint score is the mean of the two scores' percentile ranks among the candidates,
     so neither part's scale dominates. Each part and the joint score get a ROC AUC with a patient-bootstrap 95 %
     interval; a TPR at a low false-positive rate needs about 10 expected false positives and is not estimated.
+    Per-patient scores are not returned (the report stays aggregate, as a shared report must). ``caught``: the joint score's interval lies above 0.5 (the pre-specified attack); ``parts_above_chance`` names
+    every score whose interval does, the parts on their own included.
     """
     is_member = np.asarray(is_member, dtype=bool)
     patients = rows[ID_COLUMN].astype(str).to_numpy()
@@ -312,10 +314,10 @@ def joint_membership(rows: pd.DataFrame, is_member: np.ndarray, vus: np.ndarray,
     out.update({"n_member_patients": int(is_member.sum()), "n_nonmember_patients": n0,
                 "n_candidate_vus": int(len(vus)), "n_synthetic_rows": int(len(synthetic_rows)),
                 "n_synthetic_vus": int(len(synthetic_vus)),
-                "tpr_at_low_fpr": f"not estimable with {n0} non-member patients (needs about 10 / FPR)",
-                "scores": {name: np.round(v, 6).tolist() for name, v in scores.items()},
-                "is_member": is_member.tolist()})
-    out["caught"] = bool(out["joint"]["interval"] is not None and out["joint"]["interval"][0] > 0.5)
+                "tpr_at_low_fpr": f"not estimable with {n0} non-member patients (needs about 10 / FPR)"})
+    above = [name for name in JOINT_PARTS if out[name]["interval"] is not None and out[name]["interval"][0] > 0.5]
+    out["parts_above_chance"] = above  # each part on its own, beside the pre-specified joint score
+    out["caught"] = "joint" in above
     return out
 
 
