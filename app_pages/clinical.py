@@ -13,6 +13,11 @@ def _ci(part: dict) -> str:
         f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (interval not estimable)")
 
 
+def _auc(part: dict) -> str:
+    ci = part.get("interval")
+    return f"{part['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (interval not estimable)")
+
+
 def _utility(rep: dict) -> None:
     u, r = rep["utility"], rep["recognition"]
     st.subheader("Joint utility: the disc grade from the VU")
@@ -66,7 +71,7 @@ def _privacy(rep: dict) -> None:
     rows = []
     for name, part in (("released table", p), ("leaky control (rows copied from members)", leak)):
         rows.append({"table": name, **{RISK_TEXT[k]: _ci(part[k]) for k in RISK_TEXT},
-                     "DCR AUC": f"{part['dcr']['auc']:.3f} {part['dcr']['interval']}",
+                     "DCR AUC": _auc(part["dcr"]),
                      "caught": "yes" if part["caught"] else "no"})
     frame.table(rows)
     st.caption(f"anonymeter (attacked: {p['n_members']} train patients' rows; control: {p['n_control']} other "
@@ -83,8 +88,7 @@ def _joint_attack(rep: dict) -> None:
         st.info("This report predates the joint attack: run `python -m synthvu_core clinical evaluate MODEL` again.")
         return
     st.plotly_chart(clinical.joint_attack_figure(rep), width="stretch", config=style.plot_config(), key="clin-joint")
-    rows = [{"synthetic set": name, **{text: f"{j[key][part]['auc']:.3f} {j[key][part]['interval']}"
-                                       for part, text in clinical.JOINT_PARTS},
+    rows = [{"synthetic set": name, **{text: _auc(j[key][part]) for part, text in clinical.JOINT_PARTS},
              "caught": "yes" if j[key]["caught"] else "no"}
             for key, name in (("released", "released"), ("leaky_control", "leaky control"))]
     frame.table(rows)
