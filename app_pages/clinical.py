@@ -43,8 +43,10 @@ def _fidelity(rep: dict) -> None:
     f = rep["fidelity"]
     st.subheader("Table fidelity: real (train patients) against the released synthetic table")
     ag = f["age_grade"]
+    ci = ag["real"]["interval"]
     text = (f"Age-grade association (Spearman rho of age and mean lumbar grade): real {ag['real']['rho']:.3f} "
-            f"{ag['real']['interval']}, synthetic {ag['synthetic']['rho']:.3f}.")
+            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(interval not estimable)")
+            + f", synthetic {ag['synthetic']['rho']:.3f}.")
     (st.success if ag["within_real_interval"] else st.warning)(
         text + (" Within the real interval." if ag["within_real_interval"] else " Outside the real interval."))
     left, right = st.columns(2)
