@@ -299,8 +299,9 @@ def joint_membership(rows: pd.DataFrame, is_member: np.ndarray, vus: np.ndarray,
     against ``synthetic_vus``. The joint score is the mean of the two scores' percentile ranks among the candidates,
     so neither part's scale dominates. Each part and the joint score get a ROC AUC with a patient-bootstrap 95 %
     interval; a TPR at a low false-positive rate needs about 10 expected false positives and is not estimated.
-    Per-patient scores are not returned (the report stays aggregate, as a shared report must). ``caught``: the joint score's interval lies above 0.5 (the pre-specified attack); ``parts_above_chance`` names
-    every score whose interval does, the parts on their own included.
+    Per-patient scores are not returned (the report stays aggregate, as a shared report must). ``caught``: the
+    joint score's interval lies above 0.5 (the pre-specified attack); ``parts_above_chance`` names every score whose
+    interval does, the parts on their own included.
     """
     is_member = np.asarray(is_member, dtype=bool)
     patients = rows[ID_COLUMN].astype(str).to_numpy()
