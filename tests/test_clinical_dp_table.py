@@ -54,3 +54,35 @@ def test_mst_table_keeps_the_schema_and_composes_in_the_ledger():
     eps = composed_epsilon([entry], 1e-5)
     assert 2.5 < eps <= 3.3
     assert composed_epsilon([entry, entry], 1e-5) > eps and math.isinf(composed_epsilon([entry, {"dp": False}], 1e-5))
+
+
+def test_a_table_run_is_composed_in_the_cards_ledger(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from synthvu_core.models.joint import record_table_run, table_ledger_entry
+
+    src = Path(__file__).resolve().parents[1] / "models" / "acgan-joint-phantom"
+    if not src.is_dir():
+        pytest.skip("the shipped joint generator is not installed")
+    folder = tmp_path / "joint"
+    shutil.copytree(src, folder, ignore=shutil.ignore_patterns("*.safetensors", "report", "training"))
+    before = json.loads((folder / "card.json").read_text())["privacy_ledger"]
+
+    class InMemory:  # a dataset without a folder: the card composes its own runs
+        root = None
+        fingerprint = "x"
+
+    about = {"library": "smartnoise-synth", "method": "mst", "rows_fitted": 72,
+             "dp": {"epsilon": 3.0, "delta": 1e-5, "rho": 0.2242491682463453}}
+    block = record_table_run(folder, InMemory(), about)["privacy_ledger"]
+    assert block["runs"] == before["runs"] + 1 and block["entries"][-1]["mechanism"].startswith("mst")
+    assert block["composed_epsilon"] is None  # the VU runs on these patients had no DP: infinite
+    card = json.loads((folder / "card.json").read_text())
+    card.pop("privacy_ledger")
+    (folder / "card.json").write_text(json.dumps(card))
+    alone = record_table_run(folder, InMemory(), about)["privacy_ledger"]
+    assert alone["runs"] == 1 and alone["composed_epsilon"] == pytest.approx(3.0, abs=0.01)
+    sdv = table_ledger_entry({"library": "sdv", "method": "gaussian_copula", "dp": None}, "t")
+    assert sdv["dp"] is False and sdv["epsilon"] is None
