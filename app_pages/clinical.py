@@ -13,6 +13,11 @@ def _ci(part: dict) -> str:
         f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (interval not estimable)")
 
 
+def _auc(part: dict) -> str:
+    ci = part.get("interval")
+    return f"{part['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (interval not estimable)")
+
+
 def _utility(rep: dict) -> None:
     u, r = rep["utility"], rep["recognition"]
     st.subheader("Joint utility: the disc grade from the VU")
@@ -38,8 +43,10 @@ def _fidelity(rep: dict) -> None:
     f = rep["fidelity"]
     st.subheader("Table fidelity: real (train patients) against the released synthetic table")
     ag = f["age_grade"]
+    ci = ag["real"]["interval"]
     text = (f"Age-grade association (Spearman rho of age and mean lumbar grade): real {ag['real']['rho']:.3f} "
-            f"{ag['real']['interval']}, synthetic {ag['synthetic']['rho']:.3f}.")
+            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(interval not estimable)")
+            + f", synthetic {ag['synthetic']['rho']:.3f}.")
     (st.success if ag["within_real_interval"] else st.warning)(
         text + (" Within the real interval." if ag["within_real_interval"] else " Outside the real interval."))
     left, right = st.columns(2)
@@ -66,7 +73,7 @@ def _privacy(rep: dict) -> None:
     rows = []
     for name, part in (("released table", p), ("leaky control (rows copied from members)", leak)):
         rows.append({"table": name, **{RISK_TEXT[k]: _ci(part[k]) for k in RISK_TEXT},
-                     "DCR AUC": f"{part['dcr']['auc']:.3f} {part['dcr']['interval']}",
+                     "DCR AUC": _auc(part["dcr"]),
                      "caught": "yes" if part["caught"] else "no"})
     frame.table(rows)
     st.caption(f"anonymeter (attacked: {p['n_members']} train patients' rows; control: {p['n_control']} other "
@@ -74,6 +81,26 @@ def _privacy(rep: dict) -> None:
                "members than on the control, with anonymeter's 95 % interval. DCR: distance of each real row to its "
                "closest synthetic row, members against non-members (ROC AUC, 0.5 = no signal). A table is caught "
                "where a risk's interval lies above 0 or the DCR AUC's above 0.5. So few patients give wide intervals.")
+
+
+def _joint_attack(rep: dict) -> None:
+    st.subheader("Joint membership attack: the row and the VUs of a patient together")
+    j = rep.get("joint_membership")
+    if j is None:
+        st.info("This report predates the joint attack: run `python -m synthvu_core clinical evaluate MODEL` again.")
+        return
+    st.plotly_chart(clinical.joint_attack_figure(rep), width="stretch", config=style.plot_config(), key="clin-joint")
+    rows = [{"synthetic set": name, **{text: _auc(j[key][part]) for part, text in clinical.JOINT_PARTS},
+             "caught": "yes" if j[key]["caught"] else "no"}
+            for key, name in (("released", "released"), ("leaky_control", "leaky control"))]
+    frame.table(rows)
+    r = j["released"]
+    st.caption(f"{r['n_member_patients']} training (member) against {r['n_nonmember_patients']} holdout patients, "
+               f"{r['n_candidate_vus']} VUs. Row: minus the distance of the patient's row to the closest synthetic "
+               "row; VUs: the pairwise attack (minus nearest / median distance to the synthetic VUs) averaged over "
+               "the patient's VUs; together: the mean of the two scores' ranks. Intervals over patients; caught "
+               f"where the joint interval lies above 0.5. Leaky control: {j['leaky_control'].get('definition', '')}. "
+               f"TPR at a low false-positive rate: {r['tpr_at_low_fpr']}.")
 
 
 @frame.fragment
@@ -107,6 +134,7 @@ def render(sel: frame.Selection) -> None:
         _utility(rep)
         _fidelity(rep)
         _privacy(rep)
+        _joint_attack(rep)
     _generate(sel)
 
 

@@ -143,3 +143,24 @@ def utility_figure(report: dict[str, Any]) -> Any:
         fig.add_hline(y=chance, line_dash="dash", line_color=style.GREY, annotation_text=f"chance {chance:.2f}")
     fig.update_yaxes(range=[0, 1.02])
     return fig
+
+
+JOINT_PARTS = (("row", "clinical row (DCR)"), ("vus", "VUs (pairwise)"), ("joint", "row and VUs together"))
+
+
+def joint_attack_figure(report: dict[str, Any]) -> Any:
+    """The patient-level joint membership attack: ROC AUC with its 95 % interval per part, released beside the
+    leaky control, against 0.5."""
+    fig = _fig("Joint membership attack (patients): ROC AUC with 95 % interval", "scores used", "ROC AUC")
+    colours = {"released": style.OKABE_ITO["blue"], "leaky_control": style.OKABE_ITO["vermillion"]}
+    for name, colour in colours.items():
+        j = report["joint_membership"][name]
+        y = [j[k]["auc"] for k, _ in JOINT_PARTS]
+        ci = [j[k]["interval"] or [j[k]["auc"]] * 2 for k, _ in JOINT_PARTS]
+        fig.add_scatter(x=[t for _, t in JOINT_PARTS], y=y, mode="markers", name=name.replace("_", " "),
+                        marker=dict(size=14, color=colour),
+                        error_y=dict(type="data", symmetric=False, array=[c[1] - v for c, v in zip(ci, y)],
+                                     arrayminus=[v - c[0] for c, v in zip(ci, y)], thickness=2))
+    fig.add_hline(y=0.5, line_dash="dash", line_color=style.GREY, annotation_text="chance 0.5")
+    fig.update_yaxes(range=[0, 1.02])
+    return fig

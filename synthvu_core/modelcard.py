@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
+
 README_FILE = "README.md"
 ATTACK_NAMES = {"pairwise": "pairwise (distance to closest record)", "distribution": "distribution (Monte-Carlo)",
                 "domias": "DOMIAS (density ratio)", "discriminator": "discriminator (white-box)"}
@@ -353,6 +355,69 @@ def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _ci_text(part: Mapping[str, Any], key: str) -> str:
+    ci = part.get("interval")
+    return f"{_num(part.get(key))}" + (f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else " (interval not estimable)")
+
+
+def _clinical_report_lines(rep: Mapping[str, Any]) -> list[str]:
+    """The joint evaluation's headline numbers (``report/clinical.json``), each with its interval."""
+    u, r = rep["utility"], rep["recognition"]
+    ag = rep["fidelity"]["age_grade"]
+    out = [
+        f"- requested grade recognised in {r['n']} generated VUs (classifier trained on real VUs): balanced accuracy "
+        f"{_ci_text(r, 'balanced_accuracy')}, chance {_num(r.get('chance'), 2)}; recall per grade "
+        f"{' / '.join(_num(x, 2) for x in r['recall'])}",
+        f"- disc grade from the VU: TRTR {_ci_text(u['trtr'], 'balanced_accuracy')}, TSTR "
+        f"{_ci_text(u['tstr'], 'balanced_accuracy')}, TSTR / TRTR {_ci_text(u['ratio'], 'value')} "
+        f"(chance {_num(u.get('chance'), 2)})",
+        f"- age-grade association (Spearman rho): real {_num(ag['real']['rho'])} "
+        f"[{_num(ag['real']['interval'][0])}, {_num(ag['real']['interval'][1])}], synthetic "
+        f"{_num(ag['synthetic']['rho'])}: {'within' if ag['within_real_interval'] else 'outside'} the real interval",
+    ]
+    for name, text in (("released", "released table"), ("leaky_control", "leaky control")):
+        p = rep["privacy"][name]
+        out.append(f"- table privacy, {text}: singling out {_ci_text(p['singling_out'], 'risk')}, linkability "
+                   f"{_ci_text(p['linkability'], 'risk')}, inference {_ci_text(p['inference'], 'risk')}, DCR AUC "
+                   f"{_ci_text(p['dcr'], 'auc')}; caught: {'yes' if p['caught'] else 'no'}")
+    for name, text in (("released", "released pair"), ("leaky_control", "leaky control")):
+        j = (rep.get("joint_membership") or {}).get(name)
+        if j:
+            out.append(f"- joint membership attack (patients; row and VUs together), {text}: AUC "
+                       f"{_ci_text(j['joint'], 'auc')} (row alone {_ci_text(j['row'], 'auc')}, VUs alone "
+                       f"{_ci_text(j['vus'], 'auc')}); caught: {'yes' if j['caught'] else 'no'}")
+    return out
+
+
+def _clinical_section(card: Mapping[str, Any], folder: Path) -> list[str]:
+    """Synthetic patients: the grade condition, the released table and the joint evaluation (joint generators only)."""
+    block = card.get("clinical")
+    if not isinstance(block, Mapping):
+        return []
+    table = block.get("table") or {}
+    dp = table.get("dp")
+    out = ["## Synthetic patients", "",
+           f"A joint generator: the VUs are conditioned on the position and on the {block.get('second_condition')} "
+           f"({', '.join(block.get('conditions') or [])}); a synthetic patient is a row of the released table "
+           "`clinical_synthetic.csv` and one VU per disc with that row's grade there "
+           "(`python -m synthvu_core clinical sample MODEL`).", ""]
+    if table:
+        kind = (f"differentially private ({table['method']}, epsilon {_num(dp.get('epsilon'), 2)} at delta "
+                f"{dp.get('delta', 0):.2g}, rho-zCDP over patients' rows, composed in the privacy ledger)" if dp
+                else "without differential privacy")
+        out += [f"- table: {table.get('rows_sampled')} rows sampled from {table.get('library')} {table.get('version')} "
+                f"{table.get('method')} fitted on {table.get('rows_fitted')} train patients' rows, {kind}", ""]
+    path = folder / REPORT_DIR / CLINICAL_REPORT_FILE
+    try:
+        rep = json.loads(path.read_text()) if path.is_file() else None
+        lines = _clinical_report_lines(rep) if rep else None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        lines = None
+    if lines is None:
+        return out + ["Joint evaluation: not measured (`python -m synthvu_core clinical evaluate MODEL`).", ""]
+    return out + [f"Joint evaluation (`report/clinical.json`, seed {rep.get('seed')}):", "", *lines, ""]
+
+
 def render(folder: str | Path) -> str:
     """The README.md text of a generator folder (its card and, where present, its report).
 
@@ -404,6 +469,7 @@ def render(folder: str | Path) -> str:
         + _privacy_section(card, load_audit(folder))
         + training
         + _evaluation_section(report, card["name"], folder)
+        + _clinical_section(card, folder)
         + _limits_and_sharing(card)
     )
     return _yaml(card["name"], card, scalars) + "\n" + "\n".join(body).rstrip() + "\n"

@@ -130,3 +130,48 @@ def test_table_synthesiser_is_seeded_and_keeps_the_schema():
     assert rows.equals(again) and about["rows_fitted"] == 40 and "findings" not in rows.columns
     assert rows["patient_id"].str.startswith("syn-").all() and set(rows["sex"]) <= {"F", "M"}
     assert rows["grade_L4/L5"].between(1, 5).all() and pd.api.types.is_integer_dtype(rows["grade_L4/L5"])
+
+
+def _joint_case(table, leak_rows: bool, leak_vus: bool, seed: int = 0):
+    """30 member and 30 non-member patients with 2 VUs each; a synthetic table and VUs that copy members' rows
+    and/or (lightly perturbed) VUs where asked, else are drawn independently."""
+    rng = np.random.default_rng(seed)
+    rows = table.iloc[:60].reset_index(drop=True)
+    is_member = np.arange(60) < 30
+    vus = rng.uniform(-1, 1, size=(120, 2, 8, 8)).astype(np.float32)
+    vu_patient = np.repeat(rows["patient_id"].to_numpy(), 2)
+    synthetic_rows = (clinical.leaky_table(rows.iloc[:30], 200, seed) if leak_rows
+                      else data_clinical.phantom_table(200, seed=seed + 7))
+    synthetic_vus = rng.uniform(-1, 1, size=(200, 2, 8, 8)).astype(np.float32)
+    if leak_vus:  # every member VU, with a little noise, among the synthetic ones
+        synthetic_vus[:60] = vus[:60] + 0.05 * rng.standard_normal(vus[:60].shape).astype(np.float32)
+    return rows, is_member, vus, vu_patient, synthetic_rows, synthetic_vus
+
+
+def test_joint_membership_catches_a_leak_in_either_part(table):
+    big = data_clinical.phantom_table(60, seed=0)
+    honest = clinical.joint_membership(*_joint_case(big, False, False), n_boot=200)
+    assert not honest["caught"] and 0.3 < honest["joint"]["auc"] < 0.7
+    assert honest["n_member_patients"] == honest["n_nonmember_patients"] == 30 and honest["n_candidate_vus"] == 120
+    both = clinical.joint_membership(*_joint_case(big, True, True), n_boot=200)
+    assert both["caught"] and both["joint"]["auc"] > 0.95
+    rows_only = clinical.joint_membership(*_joint_case(big, True, False), n_boot=200)
+    vus_only = clinical.joint_membership(*_joint_case(big, False, True), n_boot=200)
+    assert rows_only["row"]["auc"] > 0.95 and rows_only["caught"]
+    assert vus_only["vus"]["auc"] > 0.95 and vus_only["caught"]
+    assert 0.3 < rows_only["vus"]["auc"] < 0.7  # independent VUs: the VU part sees nothing
+
+
+def test_joint_membership_needs_both_sides(table):
+    rows, is_member, vus, vu_patient, srows, svus = _joint_case(table, False, False)
+    with pytest.raises(Exception, match="member and non-member"):
+        clinical.joint_membership(rows, np.ones(60, bool), vus, vu_patient, srows, svus)
+    with pytest.raises(Exception, match="no VU"):
+        clinical.joint_membership(rows, is_member, vus[:100], vu_patient[:100], srows, svus)
+
+
+def test_joint_membership_names_the_parts_above_chance(table):
+    big = data_clinical.phantom_table(60, seed=0)
+    rows_only = clinical.joint_membership(*_joint_case(big, True, False), n_boot=200)
+    assert "row" in rows_only["parts_above_chance"] and "vus" not in rows_only["parts_above_chance"]
+    assert rows_only["caught"] == ("joint" in rows_only["parts_above_chance"])

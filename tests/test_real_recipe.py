@@ -109,3 +109,21 @@ def test_an_opted_out_source_conditioning_is_repeated_by_the_card_command():
 
     assert "--no-condition-source" in _command_line({"condition_source": False, "dataset": "d"})
     assert "condition-source" not in _command_line({"condition_source": None, "dataset": "d"})
+
+
+def test_balanced_sources_draw_each_source_of_a_class_about_equally(tmp_path):
+    ds = sourced(skewed())
+    trainer = Trainer(ds, tmp_path / "s", small(steps=1, batch_size=64, balance_sources=True, condition_source=True,
+                                                scheme="level"))
+    k, n_src = len(trainer.classes), len(trainer.sources)
+    cells = trainer.prior_counts.reshape(n_src, k)
+    prior = trainer.prior.numpy().reshape(n_src, k)
+    class_share = cells.sum(0) / cells.sum()
+    assert np.allclose(prior.sum(0), class_share)  # classes keep their train proportions
+    held = cells > 0
+    assert np.allclose(prior[held], (class_share / held.sum(0))[None, :].repeat(n_src, 0)[held])
+    drawn = np.concatenate([trainer.labels[trainer._real_batch()[0]].numpy() for _ in range(40)])
+    got = np.bincount(drawn, minlength=n_src * k).reshape(n_src, k) / len(drawn)
+    assert np.abs(got - prior).max() < 0.06
+    with pytest.raises(SelectionError, match="balancing sources needs"):
+        Trainer(ds, tmp_path / "x", small(steps=1, balance_sources=True, scheme="level"))

@@ -10,7 +10,7 @@ from typing import Any
 
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
 
-CLINICAL_REPORT_VERSION = 1
+CLINICAL_REPORT_VERSION = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--init-from", default="models/acgan-phantom", metavar="MODEL",
                    help="generator (with its discriminator) to start from (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed of the run (default: %(default)s)")
+    t.add_argument("--aux-weight", type=float, default=5.0,
+                   help="weight of the class and grade losses in both networks' losses (default: %(default)s)")
+    t.add_argument("--balance-grades", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw each region's grades equally often, real and generated (default: on)")
     _table_args(t)
     t.set_defaults(func=_train)
 
@@ -58,8 +62,13 @@ def _dataset_arg(p: argparse.ArgumentParser) -> None:
 
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table-rows", type=int, default=1000, help="synthetic rows released (default: %(default)s)")
-    p.add_argument("--table-method", choices=("gaussian_copula", "ctgan"), default="gaussian_copula",
-                   help="SDV synthesiser (default: %(default)s)")
+    p.add_argument("--table-method", choices=("gaussian_copula", "ctgan", "mst", "aim"), default="gaussian_copula",
+                   help="SDV synthesiser, or smartnoise-synth's differentially private MST / AIM "
+                        "(default: %(default)s)")
+    p.add_argument("--table-epsilon", type=float, default=None,
+                   help="epsilon of a DP table (mst, aim); composed with every run on the patients in the ledger")
+    p.add_argument("--table-delta", type=float, default=None,
+                   help="delta of a DP table (default min(1e-5, 1/(10 N_patients)))")
 
 
 def load_dataset(name: str) -> Any:
@@ -72,40 +81,61 @@ def load_dataset(name: str) -> Any:
     return VUDataset.load(name)
 
 
-def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed: int) -> dict[str, Any]:
-    """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block."""
+def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed: int, epsilon: float | None = None,
+                delta: float | None = None) -> dict[str, Any]:
+    """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block.
+
+    A DP method (``mst``, ``aim``) needs ``epsilon``; its run is appended to the dataset's privacy ledger and the
+    card's ledger block is recomposed over every run on these patients (the VU generator's included)."""
     from synthvu_core.data.clinical import dataset_table, save_table
-    from synthvu_core.models.joint import mark_joint, table_members
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.dp_table import DP_METHODS, fit_sample_dp
+    from synthvu_core.models.joint import mark_joint, record_table_run, table_members
     from synthvu_core.models.tabular import fit_sample
     from synthvu_core.names import SYNTHETIC_TABLE_FILE
     from synthvu_core.storage import atomic_path
 
     members = table_members(dataset, dataset_table(dataset), "train")
-    synthetic, about = fit_sample(members, rows, method=method, seed=seed)
+    if method in DP_METHODS:
+        if epsilon is None:
+            raise SelectionError(f"--table-method {method} is differentially private: give --table-epsilon")
+        from synthvu_core.models.dp import check_delta
+
+        delta = check_delta(delta, len(members))
+        synthetic, about = fit_sample_dp(members, rows, epsilon=epsilon, delta=delta, method=method, seed=seed)
+    else:
+        if epsilon is not None:
+            raise SelectionError(f"--table-epsilon needs a DP table method (mst, aim), not {method}")
+        synthetic, about = fit_sample(members, rows, method=method, seed=seed)
     with atomic_path(Path(model) / SYNTHETIC_TABLE_FILE) as tmp:
         save_table(synthetic, tmp)
     mark_joint(model, table={**about, "file": SYNTHETIC_TABLE_FILE})
+    record_table_run(model, dataset, about)
     return about
 
 
 def _train(args: argparse.Namespace) -> int:
     from synthvu_core.models.joint import train_images
-    from synthvu_core.models.training import TrainConfig
+    from synthvu_core.models.training import ArchOverrides, TrainConfig
 
     dataset = load_dataset(args.dataset)
+    balance = "--balance-grades" if args.balance_grades else "--no-balance-grades"
     config = TrainConfig(arch="default", scheme="region", steps=args.steps, init_from=args.init_from, seed=args.seed,
+                         overrides=ArchOverrides(aux_weight=args.aux_weight), balance_sources=args.balance_grades,
                          device="cpu", checkpoint_every=100, name=Path(args.out).name,
                          command=f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} "
-                                 f"--steps {args.steps} --init-from {args.init_from} --seed {args.seed}")
+                                 f"--steps {args.steps} --init-from {args.init_from} --aux-weight {args.aux_weight:g} "
+                                 f"{balance} --seed {args.seed}")
     folder = train_images(dataset, args.out, config)
-    about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed)
+    about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed,
+                        epsilon=args.table_epsilon, delta=args.table_delta)
     print(f"{folder}: grade-conditioned VU generator and {about['rows_sampled']} synthetic rows ({about['method']})")
     return 0
 
 
 def _table(args: argparse.Namespace) -> int:
     about = write_table(args.model, load_dataset(args.dataset), rows=args.table_rows, method=args.table_method,
-                        seed=args.seed)
+                        seed=args.seed, epsilon=args.table_epsilon, delta=args.table_delta)
     print(f"{args.model}: {about['rows_sampled']} synthetic rows from {about['rows_fitted']} train patients "
           f"({about['library']} {about['version']} {about['method']})")
     return 0
@@ -141,6 +171,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         risks = ", ".join(f"{k} {p[k]['risk']:.3f} [{p[k]['interval'][0]:.3f}, {p[k]['interval'][1]:.3f}]"
                           for k in ("singling_out", "linkability", "inference"))
         print(f"{name}: {risks}; DCR AUC {p['dcr']['auc']:.3f} {p['dcr']['interval']}; caught {p['caught']}")
+    for name, j in report["joint_membership"].items():
+        if name != "design":
+            print(f"joint membership attack, {name}: AUC row {j['row']['auc']:.3f}, VUs {j['vus']['auc']:.3f}, "
+                  f"joint {j['joint']['auc']:.3f} {j['joint']['interval']}; caught {j['caught']}")
     print(f"written: {Path(args.model) / REPORT_DIR / CLINICAL_REPORT_FILE}")
     return 0
 
@@ -194,6 +228,41 @@ def table_report(members: Any, others: Any, released: Any, seed: int = 0) -> dic
     return {"fidelity": clinical.table_fidelity(members, released, seed), "privacy": privacy}
 
 
+def joint_attack(dataset: Any, table: Any, released: Any, synthetic_vus: Any, seed: int = 0) -> dict[str, Any]:
+    """The patient-level joint membership attack (row and VUs together) on the released pair and on the leaky
+    control: member rows copied into the table and :data:`~synthvu_core.names.POWER_FRACTION` of the synthetic VUs
+    replaced by lightly perturbed member VUs (the VU evaluation's graded control). Candidates are the VU
+    evaluation's membership design (training against holdout patients, as many VUs each)."""
+    import numpy as np
+
+    from synthvu_core.data.clinical import ID_COLUMN
+    from synthvu_core.data.dataset import to_uint8
+    from synthvu_core.evaluation import clinical
+    from synthvu_core.evaluation.controls import graded_replacements
+    from synthvu_core.evaluation.design import membership_design
+    from synthvu_core.names import POWER_FRACTION
+
+    design = membership_design(dataset, np.zeros(len(dataset.units), np.int64), seed=seed)
+    names, first = np.unique(design.patient, return_index=True)
+    patients, is_member = names[np.argsort(first)], design.is_member[np.sort(first)]
+    rows = table.set_index(table[ID_COLUMN].astype(str)).loc[patients].reset_index(drop=True)
+    vus = dataset.images[design.candidates]
+    members = rows[is_member]
+    positions, copies = graded_replacements(dataset, len(synthetic_vus), design.candidates[design.is_member],
+                                            POWER_FRACTION, seed=seed)
+    leaky_vus = np.array(synthetic_vus, copy=True)
+    leaky_vus[positions] = to_uint8(copies)
+    out = {}
+    for name, syn_rows, syn_vus in (("released", released, synthetic_vus),
+                                    ("leaky_control", clinical.leaky_table(members, len(released), seed), leaky_vus)):
+        out[name] = clinical.joint_membership(rows, is_member, vus, design.patient, syn_rows, syn_vus, seed=seed)
+    out["leaky_control"]["definition"] = (f"member rows copied into the table (as many as it holds) and "
+                                          f"{POWER_FRACTION:.0%} of the synthetic VUs replaced by lightly perturbed "
+                                          "member VUs")
+    out["design"] = design.notes
+    return out
+
+
 def evaluate_joint(model: str | Path, dataset: Any, *, n_recognition: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The joint evaluation of a joint generator on its dataset; writes and returns ``report/clinical.json``."""
     from synthvu_core import levels
@@ -222,6 +291,7 @@ def evaluate_joint(model: str | Path, dataset: Any, *, n_recognition: int = 1000
         "recognition": recognition,
         "utility": utility,
         **table_report(members, others, released, seed),
+        "joint_membership": joint_attack(dataset, table, released, synth_x, seed),
         "cpu_seconds": round(time.process_time() - started, 1),
         "seed": seed,
     }

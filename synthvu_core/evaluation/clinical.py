@@ -1,6 +1,6 @@
-"""Joint evaluation of synthetic patients (a clinical row and its VUs): utility, fidelity, privacy of the table.
+"""Joint evaluation of synthetic patients (a clinical row and its VUs): utility, fidelity, privacy.
 
-Four parts, each a pure function of arrays and tables (the command in :mod:`synthvu_core.evaluation.clinical_run`
+Five parts, each a pure function of arrays and tables (the command in :mod:`synthvu_core.evaluation.clinical_run`
 loads the generator and the dataset and writes ``report/clinical.json``):
 
 * :func:`grade_recognition`: a grade classifier trained on real train VUs, applied to VUs generated for a
@@ -15,6 +15,8 @@ loads the generator and the dataset and writes ``report/clinical.json``):
   intervals) with the train patients' rows as the attacked set and the other patients' rows as the control, and
   distance to closest record (members against non-members, ROC AUC with a bootstrap interval).
   :func:`leaky_table` is the positive control: a "synthetic" table copied from member rows.
+* :func:`joint_membership`: the patient-level membership attack on the pair, a patient's row (distance to the
+  closest synthetic row) and VUs (the pairwise attack) together.
 
 anonymeter (``requirements-clinical.txt``) pins numpy below 2 and is imported only by :func:`table_privacy`.
 """
@@ -170,22 +172,24 @@ def _attack_columns(table: pd.DataFrame) -> list[str]:
     return [c for c, k in column_kinds(table).items() if k != "text"]
 
 
+def row_distances(rows: pd.DataFrame, synthetic: pd.DataFrame) -> np.ndarray:
+    """Each row's Euclidean distance ``[n]`` to its closest synthetic row, over the columns both share (categories
+    as codes), every column scaled by the synthetic table's mean and spread; a missing value counts as the mean."""
+    columns = [c for c in _attack_columns(rows) if c in synthetic.columns]
+    syn = numeric_frame(synthetic, columns)
+    centre, scale = syn.mean(), syn.std().replace(0, 1.0)
+    x = ((numeric_frame(rows, columns) - centre) / scale).fillna(0).to_numpy()
+    y = ((syn - centre) / scale).fillna(0).to_numpy()
+    return np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)).min(1)
+
+
 def distance_to_closest_record(members: pd.DataFrame, non_members: pd.DataFrame, synthetic: pd.DataFrame,
                                seed: int = 0, n_boot: int = N_BOOT) -> dict[str, Any]:
     """Each candidate's distance to its closest synthetic row (columns scaled by the synthetic table's spread);
     score = minus that distance; ROC AUC of members against non-members with a bootstrap interval over candidates."""
     from sklearn.metrics import roc_auc_score
 
-    columns = [c for c in _attack_columns(members) if c in synthetic.columns]
-    syn = numeric_frame(synthetic, columns)
-    centre, scale = syn.mean(), syn.std().replace(0, 1.0)
-
-    def dcr(frame: pd.DataFrame) -> np.ndarray:
-        x = ((numeric_frame(frame, columns) - centre) / scale).fillna(0).to_numpy()
-        y = ((syn - centre) / scale).fillna(0).to_numpy()
-        return np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)).min(1)
-
-    d_in, d_out = dcr(members), dcr(non_members)
+    d_in, d_out = row_distances(members, synthetic), row_distances(non_members, synthetic)
     labels = np.r_[np.ones(len(d_in)), np.zeros(len(d_out))]
     scores = -np.r_[d_in, d_out]
     rng = np.random.default_rng(seed)
@@ -243,6 +247,79 @@ def caught(privacy: dict[str, Any]) -> bool:
     risks = [privacy[k]["interval"][0] > 0 for k in ("singling_out", "linkability", "inference")]
     dcr = privacy["dcr"]["interval"]
     return any(risks) or (dcr is not None and dcr[0] > 0.5)
+
+
+# ---- the joint membership attack ---------------------------------------------------------------------------
+
+#: the row part and the VU part of the joint attack, and their combination
+JOINT_PARTS: tuple[str, ...] = ("row", "vus", "joint")
+
+
+def percentile_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each score's mid-rank among ``scores``, scaled to (0, 1] (ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    return rankdata(np.asarray(scores, dtype=float)) / len(scores)
+
+
+def vu_pairwise_scores(vus: np.ndarray, vu_patient: np.ndarray, patients: np.ndarray,
+                       synthetic_vus: np.ndarray) -> np.ndarray:
+    """The VU evaluation's pairwise attack in pixel space (``-d_min / median`` over the synthetic VUs), averaged
+    over each patient's VUs: ``[len(patients)]`` in the order of ``patients``."""
+    from synthvu_core.evaluation.privacy import pairwise_scores, summarise_distances
+
+    score, _ = pairwise_scores(summarise_distances(vus, synthetic_vus, quantiles=()))
+    vu_patient = np.asarray(vu_patient).astype(str)
+    out = np.array([score[vu_patient == p].mean() if (vu_patient == p).any() else np.nan for p in patients])
+    if np.isnan(out).any():
+        raise SynthVUError(f"{int(np.isnan(out).sum())} candidate patients have no VU for the joint attack")
+    return out
+
+
+def _auc_with_interval(scores: np.ndarray, is_member: np.ndarray, seed: int, n_boot: int) -> dict[str, Any]:
+    """ROC AUC (Mann-Whitney: ties count one half) with a 95 % interval over patients resampled within members and
+    within non-members (multinomial counts, so every replicate reuses one win matrix)."""
+    s1, s0 = scores[is_member], scores[~is_member]
+    wins = (s1[:, None] > s0[None, :]) + 0.5 * (s1[:, None] == s0[None, :])
+    rng = np.random.default_rng([seed, 41])
+    c1 = rng.multinomial(len(s1), np.full(len(s1), 1 / len(s1)), size=n_boot)
+    c0 = rng.multinomial(len(s0), np.full(len(s0), 1 / len(s0)), size=n_boot)
+    boot = np.einsum("bi,ij,bj->b", c1, wins, c0) / (len(s1) * len(s0))
+    return {"auc": float(wins.mean()), "interval": _interval(boot)}
+
+
+def joint_membership(rows: pd.DataFrame, is_member: np.ndarray, vus: np.ndarray, vu_patient: np.ndarray,
+                     synthetic_rows: pd.DataFrame, synthetic_vus: np.ndarray, *, seed: int = 0,
+                     n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Patient-level membership attack that uses a patient's clinical row and VUs together.
+
+    ``rows`` holds one row per candidate patient (``is_member`` ``[n]``: a training patient), ``vus`` ``[m, C, H, W]``
+    their VUs (``vu_patient`` ``[m]`` names each VU's patient). Two scores per patient, higher = more likely a
+    member: the row's distance to its closest synthetic row (minus it) and the patient's mean pairwise VU score
+    against ``synthetic_vus``. The joint score is the mean of the two scores' percentile ranks among the candidates,
+    so neither part's scale dominates. Each part and the joint score get a ROC AUC with a patient-bootstrap 95 %
+    interval; a TPR at a low false-positive rate needs about 10 expected false positives and is not estimated.
+    Per-patient scores are not returned (the report stays aggregate, as a shared report must). ``caught``: the
+    joint score's interval lies above 0.5 (the pre-specified attack); ``parts_above_chance`` names every score whose
+    interval does, the parts on their own included.
+    """
+    is_member = np.asarray(is_member, dtype=bool)
+    patients = rows[ID_COLUMN].astype(str).to_numpy()
+    if len(rows) != len(is_member) or is_member.all() or not is_member.any():
+        raise SynthVUError("the joint attack needs member and non-member patients, one row each")
+    scores = {"row": -row_distances(rows, synthetic_rows),
+              "vus": vu_pairwise_scores(vus, vu_patient, patients, synthetic_vus)}
+    scores["joint"] = 0.5 * (percentile_ranks(scores["row"]) + percentile_ranks(scores["vus"]))
+    n0 = int((~is_member).sum())
+    out: dict[str, Any] = {name: _auc_with_interval(scores[name], is_member, seed, n_boot) for name in JOINT_PARTS}
+    out.update({"n_member_patients": int(is_member.sum()), "n_nonmember_patients": n0,
+                "n_candidate_vus": int(len(vus)), "n_synthetic_rows": int(len(synthetic_rows)),
+                "n_synthetic_vus": int(len(synthetic_vus)),
+                "tpr_at_low_fpr": f"not estimable with {n0} non-member patients (needs about 10 / FPR)"})
+    above = [name for name in JOINT_PARTS if out[name]["interval"] is not None and out[name]["interval"][0] > 0.5]
+    out["parts_above_chance"] = above  # each part on its own, beside the pre-specified joint score
+    out["caught"] = "joint" in above
+    return out
 
 
 # ---- VUs and grades ----------------------------------------------------------------------------------------

@@ -84,6 +84,38 @@ def mark_joint(folder: str | Path, **extra: Any) -> dict[str, Any]:
     return card
 
 
+def table_ledger_entry(about: dict[str, Any], run: str) -> dict[str, Any]:
+    """The privacy-ledger entry of a table run: a DP one's Renyi curve (:func:`dp_table.ledger_entry`), or a run
+    without DP (epsilon infinite), which the ledger records all the same."""
+    from synthvu_core.models import dp_table
+
+    if about.get("dp"):
+        return dp_table.ledger_entry(about, run)
+    return {"run": run, "dp": False, "epsilon": None, "mechanism": f"{about['library']} {about['method']} (no DP)"}
+
+
+def record_table_run(folder: str | Path, dataset: Any, about: dict[str, Any]) -> dict[str, Any]:
+    """Append the table run to the dataset's privacy ledger (every run on the patients composes, DP or not) and
+    recompose the card's ``privacy_ledger`` block over the entries that share its patients; returns the card."""
+    from synthvu_core.models import ledger
+    from synthvu_core.models.registry import CARD_FILE, load_card
+    from synthvu_core.storage import write_json
+
+    folder = Path(folder)
+    card = load_card(folder)
+    entry = table_ledger_entry(about, f"{card.get('name') or folder.name}: clinical table")
+    path = ledger.ledger_path(dataset)
+    if path is not None:
+        entries = ledger.append(path, dataset.fingerprint, ledger.run_patients(dataset, "train"), entry)
+    else:  # no folder to keep a ledger in: this generator's own runs
+        entries = list((card.get("privacy_ledger") or {}).get("entries") or []) + [entry]
+    block = card.get("privacy_ledger") or {}
+    delta = block.get("delta") or (about.get("dp") or {}).get("delta") or 1e-5
+    card["privacy_ledger"] = ledger.card_block(entries, float(delta), path)
+    write_json(folder / CARD_FILE, card)
+    return card
+
+
 def is_joint(card: dict[str, Any]) -> bool:
     return isinstance(card.get("clinical"), dict) and card["clinical"].get("second_condition") == GRADE_CONDITION
 

@@ -160,8 +160,8 @@ def _card_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A ledger entry as a released card shows it: how many patients it trained on, never who (no list and no
     digest of one: with the other patients known, a digest would confirm whether one patient was in)."""
     out = {k: v for k, v in entry.items() if k != "patients"}
-    if "patients" in entry:
-        out["patients"] = len(entry["patients"])
+    if "patients" in entry:  # a list in the ledger; already a count in an entry read back from a card
+        out["patients"] = len(entry["patients"]) if isinstance(entry["patients"], list) else entry["patients"]
     return out
 
 

@@ -100,6 +100,9 @@ class TrainConfig:
         condition_source: condition G (and D's auxiliary head) on each VU's source as well as its class.
         balance_classes: draw each step's real VUs with equal weight per class (with replacement) and the generated
             VUs' classes uniformly, so rare classes are learnt as often as common ones (not under DP).
+        balance_sources: with ``condition_source``, draw each class's real VUs with equal weight per source (with
+            replacement) and generate each class's sources uniformly (the sources it holds); classes keep their
+            train proportions (or are balanced too with ``balance_classes``). Not under DP.
         augment: DiffAugment policy before D (``color,translation,cutout`` or ``none``), see
             :mod:`synthvu_core.models.augment`.
         classes: the class vocabulary (None: under DP the scheme's whole vocabulary, else the classes the train
@@ -119,6 +122,7 @@ class TrainConfig:
     augment: str = "none"
     condition_source: bool = False
     balance_classes: bool = False
+    balance_sources: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -156,6 +160,8 @@ class TrainConfig:
             raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
         if self.balance_classes and self.dp is not None:
             raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
+        if self.balance_sources and (self.dp is not None or not self.condition_source):
+            raise SelectionError("balancing sources needs --condition-source and no DP (its weights count VUs)")
         if self.weights_dtype not in ("float16", "float32", "bfloat16"):
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
@@ -201,7 +207,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         from synthvu_core.models.registry import resolve
 
         rest["init_from"] = str(resolve(rest["init_from"]))
-    for flag in ("condition_source", "balance_classes"):  # left out (None or False) = off
+    for flag in ("condition_source", "balance_classes", "balance_sources"):  # left out (None or False) = off
         rest[flag] = bool(rest.get(flag))
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
@@ -486,7 +492,10 @@ class Trainer:
             labels = self._joint_labels(units, labels, counts)
         self.labels = torch.from_numpy(labels).to(self.device)
         self.vu_weights = None
-        if self.config.balance_classes:  # each class drawn equally often: 1 / (its count) per VU
+        if self.config.balance_sources:  # P(VU) = P(its class-source cell) / (the cell's count)
+            cell = self.training_prior() / np.maximum(self.prior_counts, 1)
+            self.vu_weights = torch.from_numpy(cell[labels])
+        elif self.config.balance_classes:  # each class drawn equally often: 1 / (its count) per VU
             k = len(self.classes)
             self.vu_weights = torch.from_numpy(1.0 / counts[labels % k])
 
@@ -589,10 +598,13 @@ class Trainer:
         """The distribution of generated VUs' (joint) labels during training: the train split's, or with balanced
         classes uniform over classes (each class's sources in their train proportions)."""
         p = self.prior_counts / self.prior_counts.sum()
-        if not self.config.balance_classes:
-            return p
         k = len(self.classes)
         per_class = p.reshape(-1, k)  # [sources or 1, K]
+        if self.config.balance_sources:  # each class's sources present: equal shares of the class
+            present = per_class > 0
+            per_class = present * per_class.sum(0, keepdims=True) / np.maximum(present.sum(0, keepdims=True), 1)
+        if not self.config.balance_classes:
+            return per_class.reshape(-1)
         return (per_class / np.maximum(per_class.sum(0, keepdims=True), 1e-12) / k).reshape(-1)
 
     def _total_steps(self) -> int:
@@ -852,6 +864,7 @@ class Trainer:
             **({"augment": list(self.augment_policy)} if self.augment_policy else {}),  # older checkpoints: none
             **({"sources": self.sources} if self.sources else {}),
             **({"balance_classes": True} if self.config.balance_classes else {}),
+            **({"balance_sources": True} if self.config.balance_sources else {}),
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1004,6 +1017,7 @@ class Trainer:
                 "init_from": self._init_summary(),
                 "augment": ",".join(self.augment_policy) or "none",
                 "balance_classes": bool(c.balance_classes),
+                **({"balance_sources": True} if c.balance_sources else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
             "dp": dp,
