@@ -142,8 +142,9 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
     ds.save(tmp_path / "ds")
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--quiet"]) == 0
     said = capsys.readouterr().out
-    assert "TRTR" in said and "chance 0.333" in said and "privacy: not evaluated" in said
+    assert "TRTR" in said and "chance 0.333" in said and "privacy: inconclusive" in said
     report = json.loads((trained / "report" / "volume_report.json").read_text())
+    assert report["privacy"]["attack"] == "pairwise/pixel" and report["privacy"]["level"] == "inconclusive"
     assert report["counts"]["synthetic"] == report["counts"]["real_train"] == 9
     assert report["scalars"]["utility.trtr.balanced_accuracy"] is not None
     assert not (trained / "report" / "report.json").exists()  # never a VU report

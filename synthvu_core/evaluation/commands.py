@@ -91,8 +91,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if volume.is_volume_card(load_card(folder)):
         if args.controls:
-            raise SelectionError(f"{folder.name}: --controls runs the membership attacks, which are not run on "
-                                 "3-D sub-volumes yet")
+            raise SelectionError(f"{folder.name}: --controls is for VU generators; a sub-volume evaluation always "
+                                 "runs its one attack (pairwise, pixel space) with its controls")
         found = volume.evaluate_volume_generator(folder, dataset=args.dataset, seed=args.seed)
         print("\n".join(volume.summary_lines(found)))
         print(f"report written to {folder / 'report' / volume.VOLUME_REPORT}")
