@@ -148,4 +148,15 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
     assert report["counts"]["synthetic"] == report["counts"]["real_train"] == 9
     assert report["scalars"]["utility.trtr.balanced_accuracy"] is not None
     assert not (trained / "report" / "report.json").exists()  # never a VU report
+    from synthvu_core import modelcard
+
+    text = modelcard.render(trained)
+    assert "synthetic spine MRI 3-D sub-volumes" in text
+    assert "From the sub-volume evaluation report (9 synthetic" in text
+    assert "- TRTR " in text and "- privacy: inconclusive" in text and "No evaluation report" not in text
+    from synthvu_core.share import share
+
+    shared = share(trained, tmp_path / "shared")  # what may leave: the report's aggregates travel with the weights
+    assert json.loads((shared / "report" / "volume_report.json").read_text()) == report
+    assert "From the sub-volume evaluation report" in (shared / "README.md").read_text()
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--controls"]) == 2

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.evaluation import fidelity, utility
+from synthvu_core.names import VOLUME_REPORT
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,6 @@ def evaluate_volumes(  # long: three settings over seeds, then the bootstrap and
     return VolumeEvaluation(scalars, u.text, counts, list(seeds), asdict(config), reasons)
 
 
-#: The sub-volume report's file in a generator's ``report/`` folder (beside, never in place of, a VU report).
-VOLUME_REPORT = "volume_report.json"
 #: What the privacy reading of a sub-volume generator does not cover (said with every reading).
 PRIVACY_SCOPE = (
     "one attack in one space (the study's pairwise attack in pixel space, the VU evaluation's primary); the "
