@@ -60,16 +60,21 @@ def _data_section(card: Mapping[str, Any]) -> list[str]:
     else:
         n = len(ds["sources"]) if isinstance(ds.get("sources"), list) else ds.get("sources", "an unrecorded number of")
         what = f"real NIfTI volumes ({n} source files)"
+    d, h, w = card["shape"]
+    if (card.get("architecture") or {}).get("spatial_dims") == 3:
+        mm = (ds.get("spacing") or ["?"])[0]
+        unit, units = (f"Sub-volumes: {d}x{h}x{w} voxels of {mm} mm (left-right, superior-inferior, "
+                       "anterior-posterior) centred on a disc"), "sub-volumes"
+    else:
+        unit, units = f"Vertebral units (VUs): {d} parasagittal slices of {h}x{w} pixels centred on a disc", "VUs"
     return [
         "## Training data",
         "",
-        f"Trained on {what}. Vertebral units (VUs): {card['shape'][0]} parasagittal slices of "
-        f"{card['shape'][1]}x{card['shape'][2]} pixels centred on a disc; classes ({card['scheme']} scheme): "
-        f"{', '.join(card['classes'])}.",
+        f"Trained on {what}. {unit}; classes ({card['scheme']} scheme): {', '.join(card['classes'])}.",
         "",
         f"- dataset fingerprint: `{ds.get('fingerprint')}`",
         f"- patient-wise split: {split_txt} (seed {split.get('seed', '?')}); only the train part was seen in training",
-        f"- training VUs: {ds.get('n_train', 'not recorded')}",
+        f"- training {units}: {ds.get('n_train', 'not recorded')}",
         "",
     ]
 
