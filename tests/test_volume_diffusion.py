@@ -159,4 +159,11 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
     shared = share(trained, tmp_path / "shared")  # what may leave: the report's aggregates travel with the weights
     assert json.loads((shared / "report" / "volume_report.json").read_text()) == report
     assert "From the sub-volume evaluation report" in (shared / "README.md").read_text()
+    deck = tmp_path / "deck.html"  # the HTML deck: the report's numbers and a 3-D montage of generated sub-volumes
+    assert main(["report", "slides", str(trained), "--out", str(deck)]) == 0
+    html = deck.read_text()
+    tstr = report["scalars"]["utility.tstr.balanced_accuracy"]
+    assert f"data-key='utility.tstr.balanced_accuracy'>{tstr:.3f}</span>" in html
+    assert "data:image/png;base64," in html and "three mid-planes per class" in html and "inconclusive" in html
+    assert main(["report", "slides", str(trained), str(trained), "--out", str(deck)]) == 2  # alone only
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--controls"]) == 2
