@@ -286,18 +286,18 @@ def volume_privacy(dataset: Any, labels: np.ndarray, synthetic: np.ndarray, *, s
 
     from synthvu_core.evaluation.design import membership_design
     from synthvu_core.evaluation.inference import permutation_test
-    from synthvu_core.evaluation.verdicts import attack_metrics, power_curves
+    from synthvu_core.evaluation.verdicts import CURVE_KEYS, PRIMARY, attack_metrics, power_curves
     from synthvu_core.names import INDEPENDENT_CONTROL
 
     t0 = time.process_time()
     d = membership_design(dataset, labels, seed=seed)
     cand = np.asarray(dataset.images[d.candidates])
-    name = "pairwise/pixel"
+    name = PRIMARY  # "pairwise/pixel"
 
-    def metrics(syn: np.ndarray, test: Any = None) -> Any:
+    def metrics(syn: np.ndarray) -> Any:
         scores = _pairwise_pixel_scores(cand, syn)
-        return attack_metrics(scores, d.is_member, d.patient, test=test or permutation_test(
-            {name: scores}, d.is_member, d.patient, n_perm=n_perm, seed=seed), name=name, n_boot=n_boot, seed=seed)
+        test = permutation_test({name: scores}, d.is_member, d.patient, n_perm=n_perm, seed=seed)
+        return attack_metrics(scores, d.is_member, d.patient, test=test, name=name, n_boot=n_boot, seed=seed)
 
     own = metrics(np.asarray(synthetic))
     controls: dict[str, Any] = {}
@@ -316,12 +316,9 @@ def volume_privacy(dataset: Any, labels: np.ndarray, synthetic: np.ndarray, *, s
         "attack": name, "level": level, "text": f"{text}; {PRIVACY_SCOPE}", "design": {**counts, "notes": d.notes},
         "scalars": own.scalars, "reasons": own.reasons,
         "controls": {k: r.scalars for k, r in controls.items()}, "control_reasons": reasons,
-        "power": {k: power[k] for k in ("has_power", "status", "power_text", "patients_needed", *_CURVE)},
+        "power": {k: power[k] for k in ("has_power", "status", "power_text", "patients_needed", *CURVE_KEYS)},
         "n_synthetic": int(len(synthetic)), "cpu_seconds": round(time.process_time() - t0, 1),
     }
-
-
-_CURVE = ("fractions", "auc", "ci_low", "ci_high", "rise", "rise_low", "rise_high")
 
 
 def is_volume_card(card: dict[str, Any]) -> bool:
