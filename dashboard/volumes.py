@@ -55,3 +55,19 @@ def unit_spacing(card: dict) -> tuple[float, float, float]:
         s = float(extract["slice_mm"])
         return (s, s, s)
     return (float(extract.get("slice_mm", 2.0)), 1.0, 1.0)
+
+
+def orthogonal_tile(unit: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), px_per_mm: float = 1.0,
+                    gap: int = 2) -> np.ndarray:
+    """The three mid-planes of ``unit`` (uint8 ``[D, H, W]``) side by side with square mm: sagittal, coronal,
+    axial, each centred in the tallest plane's height, ``gap`` black pixels between them (uint8 ``[rows, cols]``)."""
+    mids = {name: unit.shape[PLANE_AXIS[name]] // 2 for name in PLANES}
+    pics = [plane(unit, name, mids[name], spacing, px_per_mm) for name in PLANES]
+    rows = max(p.shape[0] for p in pics)
+    parts: list[np.ndarray] = []
+    for i, p in enumerate(pics):
+        top = (rows - p.shape[0]) // 2
+        parts.append(np.pad(p, ((top, rows - p.shape[0] - top), (0, 0))))
+        if i < len(pics) - 1:
+            parts.append(np.zeros((rows, gap), np.uint8))
+    return np.concatenate(parts, axis=1)

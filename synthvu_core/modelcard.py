@@ -62,16 +62,21 @@ def _data_section(card: Mapping[str, Any]) -> list[str]:
     else:
         n = len(ds["sources"]) if isinstance(ds.get("sources"), list) else ds.get("sources", "an unrecorded number of")
         what = f"real NIfTI volumes ({n} source files)"
+    d, h, w = card["shape"]
+    if (card.get("architecture") or {}).get("spatial_dims") == 3:
+        mm = (ds.get("spacing") or ["?"])[0]
+        unit, units = (f"Sub-volumes: {d}x{h}x{w} voxels of {mm} mm (left-right, superior-inferior, "
+                       "anterior-posterior) centred on a disc"), "sub-volumes"
+    else:
+        unit, units = f"Vertebral units (VUs): {d} parasagittal slices of {h}x{w} pixels centred on a disc", "VUs"
     return [
         "## Training data",
         "",
-        f"Trained on {what}. Vertebral units (VUs): {card['shape'][0]} parasagittal slices of "
-        f"{card['shape'][1]}x{card['shape'][2]} pixels centred on a disc; classes ({card['scheme']} scheme): "
-        f"{', '.join(card['classes'])}.",
+        f"Trained on {what}. {unit}; classes ({card['scheme']} scheme): {', '.join(card['classes'])}.",
         "",
         f"- dataset fingerprint: `{ds.get('fingerprint')}`",
         f"- patient-wise split: {split_txt} (seed {split.get('seed', '?')}); only the train part was seen in training",
-        f"- training VUs: {ds.get('n_train', 'not recorded')}",
+        f"- training {units}: {ds.get('n_train', 'not recorded')}",
         "",
     ]
 
@@ -284,6 +289,38 @@ def _evaluation_section(report: Any, name: str = "MODEL", folder: Path | None = 
     return out + [""]
 
 
+def _volume_evaluation_section(card: Mapping[str, Any], folder: Path) -> list[str]:
+    """The evaluation of a sub-volume generator, from ``report/volume_report.json`` (quoted only where it is this
+    generator's: its name and dataset fingerprint match the card)."""
+    from synthvu_core.evaluation.volume import VOLUME_REPORT, summary_lines
+    from synthvu_core.names import REPORT_DIR
+
+    out = ["## Evaluation", ""]
+    path = folder / REPORT_DIR / VOLUME_REPORT
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        report = None
+    if not isinstance(report, dict) or report.get("dataset") != (card.get("dataset") or {}).get("fingerprint") \
+            or report.get("model") != card.get("name"):
+        return out + [
+            "No sub-volume evaluation report of this generator: utility, fidelity and privacy are **not measured**. "
+            "Compute it with `python -m synthvu_core evaluate MODEL`.",
+            "",
+        ]
+    c, smp = report.get("counts") or {}, report.get("sampling") or {}
+    out += [
+        f"From the sub-volume evaluation report ({report.get('n_synthetic', '?')} synthetic sub-volumes, seed "
+        f"{report.get('seed', '?')}, {smp.get('steps', '?')} flow steps, guidance {smp.get('guidance', '?')}). "
+        f"Utility: a 3-D position classifier trained on {c.get('real_train', '?')} real or "
+        f"{c.get('synthetic_for_tstr', '?')} synthetic sub-volumes, tested on {c.get('real_holdout', '?')} real "
+        f"holdout sub-volumes of {c.get('holdout_patients', '?')} patients; balanced accuracy over classifier seeds "
+        f"{report.get('seeds')}, 95% interval over holdout patients and seeds.",
+        "",
+    ]
+    return out + [f"- {line}" for line in summary_lines(report)] + [""]
+
+
 def _control_line(name: str, scalars: Mapping[str, float | None]) -> str:
     """A control's highest attack AUC, naming the attack and space (controls record no ``privacy.worst``)."""
     aucs = {
@@ -426,11 +463,14 @@ def render(folder: str | Path) -> str:
     """
     from synthvu_core.errors import ReportError
     from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.volume import is_volume_card
     from synthvu_core.models.audit import load_audit
     from synthvu_core.models.registry import load_card
 
     folder = Path(folder)
     card = load_card(folder)
+    volume = is_volume_card(card)
+    unit = "3-D sub-volumes" if volume else "vertebral units"
     try:
         report = load_report(folder, expected_fingerprint=card["dataset"]["fingerprint"])
     except ReportError:  # stale or unreadable: its numbers are never shown as this generator's
@@ -441,13 +481,14 @@ def render(folder: str | Path) -> str:
     head = [
         f"# {card['name']}",
         "",
-        f"A conditional generator of synthetic spine MRI vertebral units (synthvu, architecture "
+        f"A conditional generator of synthetic spine MRI {unit} (synthvu, architecture "
         f"`{arch.get('name')}`, latent dimension {card['latent_dim']}), conditioned on the VU position "
         f"({', '.join(card['classes'])}).",
         "",
         "## Intended use",
         "",
-        "Synthetic VUs for method development, teaching and sharing where the real scans cannot be shared: "
+        f"Synthetic {'sub-volumes' if volume else 'VUs'} for method development, teaching and sharing where the real "
+        "scans cannot be shared: "
         "pre-training or augmenting VU-position classifiers, testing pipelines, and demonstrating privacy "
         f"evaluation. Sample with `python -m synthvu_core sample MODEL --position {card['classes'][-1]} --n 100 "
         "--out vus.npz`.",
@@ -468,7 +509,7 @@ def render(folder: str | Path) -> str:
         + _data_section(card)
         + _privacy_section(card, load_audit(folder))
         + training
-        + _evaluation_section(report, card["name"], folder)
+        + (_volume_evaluation_section(card, folder) if volume else _evaluation_section(report, card["name"], folder))
         + _clinical_section(card, folder)
         + _limits_and_sharing(card)
     )

@@ -17,6 +17,7 @@ REPORT_DIR = "report"
 REPORT_FILE = "report.json"
 ARRAYS_FILE = "arrays.npz"
 CLINICAL_REPORT_FILE = "clinical.json"  #: a joint generator's clinical evaluation
+VOLUME_REPORT = "volume_report.json"  #: a sub-volume generator's evaluation (beside, never in place of, a VU report)
 
 # ---- a VU dataset folder, and where built datasets are cached
 IMAGES_FILE = "images.npy"

@@ -33,6 +33,7 @@ from synthvu_core.names import (
     GENERATOR_FILE,
     REPORT_DIR,
     REPORT_FILE,
+    VOLUME_REPORT,
 )
 
 SHARE_FILE = "share.json"
@@ -81,6 +82,7 @@ RELEASE_FILES: tuple[str, ...] = (
     r"audit\.json",  # an empirical DP audit: run on public phantom patients and canaries only
     r"clinical_synthetic\.csv",  # a joint generator's released synthetic table (synthetic rows only)
     r"report/clinical\.json",  # its clinical evaluation: aggregate numbers, no row of a real patient
+    r"report/volume_report\.json",  # a sub-volume generator's evaluation: aggregate numbers only, no array
 )
 #: Everything else the wheel may carry: the library, the dashboard and its settings, the package metadata.
 WHEEL_CODE: tuple[str, ...] = (
@@ -270,6 +272,10 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)
         included.append(f"{REPORT_DIR}/ (aggregates only)")
         absent["real-derived report arrays"] += f" ({len(left_out)} arrays left out)"
+    elif (src / REPORT_DIR / VOLUME_REPORT).is_file():  # scalars, counts and texts only: shared as it is
+        (dst / REPORT_DIR).mkdir()
+        shutil.copyfile(src / REPORT_DIR / VOLUME_REPORT, dst / REPORT_DIR / VOLUME_REPORT)
+        included.append(f"{REPORT_DIR}/{VOLUME_REPORT} (aggregates only)")
     else:
         absent[REPORT_DIR] = "this generator has no evaluation report"
     training = sorted((src / "training").glob("montage_step*.png")) + sorted((src / "training").glob("log.csv"))

@@ -142,9 +142,28 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
     ds.save(tmp_path / "ds")
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--quiet"]) == 0
     said = capsys.readouterr().out
-    assert "TRTR" in said and "chance 0.333" in said and "privacy: not evaluated" in said
+    assert "TRTR" in said and "chance 0.333" in said and "privacy: inconclusive" in said
     report = json.loads((trained / "report" / "volume_report.json").read_text())
+    assert report["privacy"]["attack"] == "pairwise/pixel" and report["privacy"]["level"] == "inconclusive"
     assert report["counts"]["synthetic"] == report["counts"]["real_train"] == 9
     assert report["scalars"]["utility.trtr.balanced_accuracy"] is not None
     assert not (trained / "report" / "report.json").exists()  # never a VU report
+    from synthvu_core import modelcard
+
+    text = modelcard.render(trained)
+    assert "synthetic spine MRI 3-D sub-volumes" in text
+    assert "From the sub-volume evaluation report (9 synthetic" in text
+    assert "- TRTR " in text and "- privacy: inconclusive" in text and "No evaluation report" not in text
+    from synthvu_core.share import share
+
+    shared = share(trained, tmp_path / "shared")  # what may leave: the report's aggregates travel with the weights
+    assert json.loads((shared / "report" / "volume_report.json").read_text()) == report
+    assert "From the sub-volume evaluation report" in (shared / "README.md").read_text()
+    deck = tmp_path / "deck.html"  # the HTML deck: the report's numbers and a 3-D montage of generated sub-volumes
+    assert main(["report", "slides", str(trained), "--out", str(deck)]) == 0
+    html = deck.read_text()
+    tstr = report["scalars"]["utility.tstr.balanced_accuracy"]
+    assert f"data-key='utility.tstr.balanced_accuracy'>{tstr:.3f}</span>" in html
+    assert "data:image/png;base64," in html and "three mid-planes per class" in html and "inconclusive" in html
+    assert main(["report", "slides", str(trained), str(trained), "--out", str(deck)]) == 2  # alone only
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--controls"]) == 2

@@ -63,3 +63,50 @@ def test_classifier_embedding_and_prediction_shapes():
     assert volume.predict(model, x).shape == (5,)
     assert volume.is_volume_card({"architecture": {"spatial_dims": 3}})
     assert not volume.is_volume_card({"architecture": {"name": "diffusion"}})
+
+
+def noisy_cohort(patients: int = 44, seed: int = 0):
+    """A ``VUDataset`` of ``[8, 16, 16]`` sub-volumes, one per region and patient, each its own noise (so a copy is
+    findable), split by patient 50 / 25 / 25 %."""
+    import pandas as pd
+
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
+
+    rng = np.random.default_rng(seed)
+    rows, imgs = [], []
+    for p in range(patients):
+        for level, mean in (("C3/C4", 60), ("T5/T6", 120), ("L3/L4", 180)):
+            rows.append(dict(patient_id=f"p{p:02d}", level=level, region=level[0], source=f"p{p}.nii.gz",
+                             center_vox_0=0, center_vox_1=0, center_vox_2=0, center_world_x=0, center_world_y=0,
+                             center_world_z=0, spacing_mm=2.0, slice_mm=2.0, crop_mm=32.0))
+            imgs.append(np.clip(rng.normal(mean, 30, (8, 16, 16)), 0, 255).astype(np.uint8))
+    return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
+
+
+def _labels(ds):
+    return ds.labels("region", ["C", "T", "L"])
+
+
+def test_pairwise_pixel_attack_finds_copied_training_patients():
+    ds = noisy_cohort()
+    train = ds.indices("train")
+    rng = np.random.default_rng(1)
+    copies = np.clip(ds.images[np.resize(train, 400)].astype(float) + rng.normal(0, 3, (400, 8, 16, 16)), 0, 255)
+    out = volume.volume_privacy(ds, _labels(ds), copies.astype(np.uint8), n_boot=200, n_perm=500)
+    assert out["scalars"]["auc"] > 0.95 and out["scalars"]["p_value"] < 0.05
+    assert out["level"] == "leak" and "separates training from holdout" in out["text"]
+    assert out["design"]["n_member_patients"] == out["design"]["n_nonmember_patients"] == 11
+
+
+def test_pairwise_pixel_attack_on_an_independent_generator_has_power_and_no_signal():
+    ds = noisy_cohort()
+    fresh = noisy_cohort(seed=7)  # new patients of the same distribution: no member is in it
+    out = volume.volume_privacy(ds, _labels(ds), fresh.images[np.resize(np.arange(len(fresh.images)), 400)],
+                                n_boot=200, n_perm=500)
+    s, c = out["scalars"], out["controls"]
+    assert s["auc_ci_low"] <= 0.5 <= s["auc_ci_high"]
+    assert out["power"]["has_power"] and c["graded_5pct"]["auc"] > s["auc"] + 0.2  # the planted copies are found
+    assert c["graded_1pct"]["auc"] <= c["graded_5pct"]["auc"] <= c["graded_20pct"]["auc"]
+    assert c["independent"]["auc_ci_low"] <= 0.5 <= c["independent"]["auc_ci_high"]
+    assert out["level"] == "ok" and volume.PRIVACY_SCOPE in out["text"]
+    assert volume.privacy_line(out).startswith("ok: no membership signal")

@@ -33,3 +33,15 @@ def test_pixels_are_square_in_mm():
     assert volumes.unit_spacing({"extract": {"unit": "subvolume", "slice_mm": 1.0}}) == (1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="unknown plane"):
         volumes.plane(u, "oblique", 0)
+
+
+def test_orthogonal_tile_puts_the_three_mid_planes_side_by_side():
+    u = np.zeros((4, 8, 6), np.uint8)
+    u[2] = 10  # the sagittal mid-plane (depth 2 of 4)
+    u[:, :, 3] += 1  # the coronal mid-plane (column 3 of 6)
+    u[:, 4, :] += 100  # the axial mid-plane (row 4 of 8)
+    t = volumes.orthogonal_tile(u, (1.0, 1.0, 1.0), px_per_mm=1, gap=2)
+    assert t.shape == (8, 6 + 2 + 4 + 2 + 4)
+    assert np.array_equal(t[:, :6], volumes.plane(u, "sagittal", 2, px_per_mm=1))
+    assert (t[:, 6:8] == 0).all() and np.array_equal(t[:, 8:12], volumes.plane(u, "coronal", 3, px_per_mm=1))
+    assert (t[0] [14:] == 0).all() and np.array_equal(t[1:7, 14:], volumes.plane(u, "axial", 4, px_per_mm=1))

@@ -91,8 +91,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if volume.is_volume_card(load_card(folder)):
         if args.controls:
-            raise SelectionError(f"{folder.name}: --controls runs the membership attacks, which are not run on "
-                                 "3-D sub-volumes yet")
+            raise SelectionError(f"{folder.name}: --controls is for VU generators; a sub-volume evaluation always "
+                                 "runs its one attack (pairwise, pixel space) with its controls")
         found = volume.evaluate_volume_generator(folder, dataset=args.dataset, seed=args.seed)
         print("\n".join(volume.summary_lines(found)))
         print(f"report written to {folder / 'report' / volume.VOLUME_REPORT}")
@@ -325,8 +325,19 @@ def _slides(args: argparse.Namespace) -> int:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from dashboard.slides import deck_html, entries_from_folders
+    from synthvu_core.evaluation.volume import is_volume_card
+    from synthvu_core.models.registry import load_card
 
-    text = deck_html(entries_from_folders([_resolve(m) for m in args.models]), title=args.title)
+    folders = [_resolve(m) for m in args.models]
+    volume = [f for f in folders if is_volume_card(load_card(f))]
+    if volume and len(folders) > 1:
+        raise SynthVUError(f"{volume[0]}: a sub-volume generator gets a deck of its own; give it alone")
+    if volume:
+        from dashboard.volume_slides import volume_deck_html
+
+        text = volume_deck_html(volume[0], title=args.title)
+    else:
+        text = deck_html(entries_from_folders(folders), title=args.title)
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(f"slide deck written to {out} ({len(text) / 1e6:.1f} MB, opens offline)")

@@ -16,6 +16,14 @@ the paired interval, and chance (1 / the classes present in the holdout); a TSTR
 "not useful for this task". Fidelity (Fréchet distance, precision / recall / density / coverage, k = 5) compares
 the real holdout with the synthetic sub-volumes in the embedding of the first real-trained classifier
 (:func:`~synthvu_core.evaluation.fidelity.fidelity_scores`). The VU evaluation's numerics are not touched.
+
+Privacy (:func:`volume_privacy`): the study's pairwise attack in pixel space (the VU evaluation's primary attack),
+on the VU evaluation's membership design (:func:`~synthvu_core.evaluation.design.membership_design`: members from
+training patients, non-members from holdout patients, as many VUs each), its distances streamed in blocks
+(:func:`~synthvu_core.evaluation.privacy.summarise_distances`), its metrics, graded positive controls (1 / 5 / 20 %
+of the synthetic set replaced by lightly perturbed members), power on the 5 % control and the independent negative
+control, all through the VU evaluation's own functions. One attack in one space: the other attacks and spaces,
+the realistic control and the discriminator are not run on sub-volumes, and the reading says so.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.evaluation import fidelity, utility
+from synthvu_core.names import VOLUME_REPORT
 
 
 @dataclass(frozen=True)
@@ -198,12 +207,118 @@ def evaluate_volumes(  # long: three settings over seeds, then the bootstrap and
     return VolumeEvaluation(scalars, u.text, counts, list(seeds), asdict(config), reasons)
 
 
-#: The sub-volume report's file in a generator's ``report/`` folder (beside, never in place of, a VU report).
-VOLUME_REPORT = "volume_report.json"
-PRIVACY_NOT_EVALUATED = (
-    "not evaluated: the membership attacks, their controls and verdicts are not run on sub-volumes yet; "
-    "no privacy claim is made for this generator"
+#: What the privacy reading of a sub-volume generator does not cover (said with every reading).
+PRIVACY_SCOPE = (
+    "one attack in one space (the study's pairwise attack in pixel space, the VU evaluation's primary); the "
+    "distribution, DOMIAS and embedding/UMAP attacks, the realistic control and the discriminator attack are not "
+    "run on sub-volumes"
 )
+
+
+def _pairwise_pixel_scores(candidates: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """Pairwise attack scores ``-d_min / median`` of each candidate against ``synthetic`` (pixel space, streamed)."""
+    from synthvu_core.evaluation import privacy
+
+    return privacy.pairwise_scores(privacy.summarise_distances(candidates, synthetic, quantiles=()))[0]
+
+
+def _control_sets(dataset: Any, design: Any, synthetic: np.ndarray, seed: int) -> dict[str, np.ndarray | str]:
+    """The graded mixtures (float32 copies of ``synthetic`` with members planted) and the independent control (or
+    why there is none), by control name."""
+    from synthvu_core.evaluation.controls import graded_replacements, independent_samples
+    from synthvu_core.evaluation.encoder import as_float
+    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, graded_control
+
+    members = design.candidates[design.is_member]
+    out: dict[str, np.ndarray | str] = {}
+    base = as_float(synthetic)
+    for f in GRADED_FRACTIONS:
+        pos, imgs = graded_replacements(dataset, len(synthetic), members, f, seed=seed)
+        mix = base.copy()
+        mix[pos] = imgs
+        out[graded_control(f)] = mix
+    indep, why = independent_samples(dataset, design.control_rows, len(synthetic), seed=seed)
+    out[INDEPENDENT_CONTROL] = indep if indep is not None else str(why)
+    return out
+
+
+def privacy_reading(own: dict[str, Any], power: dict[str, Any], independent: dict[str, Any] | None,
+                    per_side: int) -> tuple[str, str]:
+    """``(level, text)`` of the one attack: a key of :data:`~synthvu_core.evaluation.verdicts.LEVEL_WORDS`.
+
+    The VU evaluation's reading of its primary attack, alone: without power on the 5 % control nothing is read
+    ("inconclusive"); a significant AUC above 0.5 is a leak at AUC >= ``LEAK_AUC``, else caution; an independent
+    control off chance is a design imbalance; fewer patients per side than the design needs (or than
+    ``MIN_PATIENTS_PER_SIDE``) is inconclusive; otherwise ok.
+    """
+    from synthvu_core.evaluation import verdicts as v
+
+    def f(x: float | None) -> str:
+        return "—" if x is None else f"{x:.3f}"
+
+    auc, lo, hi, p = (own.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "p_value"))
+    ci = f"AUC {f(auc)} [{f(lo)}, {f(hi)}], p = {f(p)}"
+    if not power.get("has_power"):
+        return "inconclusive", f"the attack does not detect the 5 % control on these sub-volumes ({ci}): no power"
+    if p is not None and p < v.ALPHA:
+        level = "leak" if auc is not None and auc >= v.LEAK_AUC else "caution"
+        return level, f"the attack separates training from holdout patients ({ci})"
+    i_lo, i_hi = (independent or {}).get("auc_ci_low"), (independent or {}).get("auc_ci_high")
+    if i_lo is not None and i_hi is not None and not i_lo <= 0.5 <= i_hi:
+        return "imbalance", f"the independent control is off chance (AUC CI [{f(i_lo)}, {f(i_hi)}]): the design is " \
+                            f"imbalanced ({ci})"
+    needed = max(v.MIN_PATIENTS_PER_SIDE, power.get("patients_needed") or 0)
+    if per_side < needed:
+        return "inconclusive", f"no membership signal ({ci}), but {per_side} patients per side are fewer than the " \
+                               f"{needed} the design needs"
+    return "ok", f"no membership signal ({ci}); the attack detects the 5 % control"
+
+
+def volume_privacy(dataset: Any, labels: np.ndarray, synthetic: np.ndarray, *, seed: int = 0, n_boot: int = 1000,
+                   n_perm: int = 5000) -> dict[str, Any]:
+    """The pairwise pixel attack on a sub-volume generator's ``synthetic`` set ``[M, D, H, W]`` with its controls.
+
+    ``dataset`` is the real ``VUDataset`` (its split decides members and non-members), ``labels`` its class per row
+    (``-1``: none). Returns the report's ``privacy`` section: design counts, the attack's metrics, each control's,
+    power, the reading and the CPU seconds it took.
+    """
+    import time
+
+    from synthvu_core.evaluation.design import membership_design
+    from synthvu_core.evaluation.inference import permutation_test
+    from synthvu_core.evaluation.verdicts import CURVE_KEYS, PRIMARY, attack_metrics, power_curves
+    from synthvu_core.names import INDEPENDENT_CONTROL
+
+    t0 = time.process_time()
+    d = membership_design(dataset, labels, seed=seed)
+    cand = np.asarray(dataset.images[d.candidates])
+    name = PRIMARY  # "pairwise/pixel"
+
+    def metrics(syn: np.ndarray) -> Any:
+        scores = _pairwise_pixel_scores(cand, syn)
+        test = permutation_test({name: scores}, d.is_member, d.patient, n_perm=n_perm, seed=seed)
+        return attack_metrics(scores, d.is_member, d.patient, test=test, name=name, n_boot=n_boot, seed=seed)
+
+    own = metrics(np.asarray(synthetic))
+    controls: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for control, syn in _control_sets(dataset, d, synthetic, seed).items():
+        if isinstance(syn, str):
+            reasons[control] = syn
+        else:
+            controls[control] = metrics(syn)
+    power = power_curves({k: {name: r} for k, r in controls.items()}, {name: own}, d.is_member, d.patient)[name]
+    counts = d.counts()
+    indep = controls[INDEPENDENT_CONTROL].scalars if INDEPENDENT_CONTROL in controls else None
+    level, text = privacy_reading(own.scalars, power, indep,
+                                  min(counts["n_member_patients"], counts["n_nonmember_patients"]))
+    return {
+        "attack": name, "level": level, "text": f"{text}; {PRIVACY_SCOPE}", "design": {**counts, "notes": d.notes},
+        "scalars": own.scalars, "reasons": own.reasons,
+        "controls": {k: r.scalars for k, r in controls.items()}, "control_reasons": reasons,
+        "power": {k: power[k] for k in ("has_power", "status", "power_text", "patients_needed", *CURVE_KEYS)},
+        "n_synthetic": int(len(synthetic)), "cpu_seconds": round(time.process_time() - t0, 1),
+    }
 
 
 def is_volume_card(card: dict[str, Any]) -> bool:
@@ -214,9 +329,11 @@ def is_volume_card(card: dict[str, Any]) -> bool:
 def evaluate_volume_generator(
     folder: Any, *, dataset: Any = None, n_synthetic: int | None = None, seed: int = 0,
     seeds: Sequence[int] = (0, 1, 2), config: VolumeClassifierConfig = VolumeClassifierConfig(),
+    privacy: bool = True,
 ) -> dict[str, Any]:
-    """Sample a sub-volume generator, run :func:`evaluate_volumes` against its dataset and write
-    ``report/volume_report.json`` (atomically). ``n_synthetic`` defaults to the real train split's size."""
+    """Sample a sub-volume generator, run :func:`evaluate_volumes` and :func:`volume_privacy` (unless ``privacy``
+    is False) against its dataset and write ``report/volume_report.json`` (atomically). ``n_synthetic`` defaults
+    to the real train split's size."""
     import time
     from pathlib import Path
 
@@ -253,7 +370,7 @@ def evaluate_volume_generator(
         "seed": seed,
         "sampling": {"steps": gen.sampling_steps, "guidance": gen.guidance, "cpu_seconds": round(sample_cpu_s, 1)},
         **ev.as_dict(),
-        "privacy": PRIVACY_NOT_EVALUATED,
+        "privacy": volume_privacy(ds, labels, syn.images, seed=seed) if privacy else None,
     }
     write_json(folder / "report" / VOLUME_REPORT, report)
     return report
@@ -278,5 +395,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         "Fréchet distance " + ("not estimable" if fd is None else f"{fd:.3f}") + ", precision / recall / density / "
         "coverage " + " / ".join("—" if s.get(f"fidelity.{k}") is None else f"{s[f'fidelity.{k}']:.2f}"
                                  for k in ("precision", "recall", "density", "coverage")),
-        f"privacy: {report['privacy']}",
+        f"privacy: {privacy_line(report.get('privacy'))}",
     ]
+
+
+def privacy_line(privacy: dict[str, Any] | str | None) -> str:
+    """The privacy section of a sub-volume report in one line (older reports hold a sentence)."""
+    if privacy is None or isinstance(privacy, str):
+        return privacy or "not evaluated"
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+
+    return f"{LEVEL_WORDS.get(privacy['level'], privacy['level'])}: {privacy['text']}"
