@@ -5,19 +5,13 @@ import streamlit as st
 from dashboard import frame, loaders, volumes
 
 
-@frame.fragment
 def planes_view(model: str, stamp: float, position: str | None, seed: int, spacing: tuple, shape: tuple) -> None:
-    """The three planes and their sliders: moving a slider reruns this part only; the unit comes from the cache."""
+    """The three planes and their sliders, drawn in the browser: the unit (from the sample cache) is sent once and
+    each slider redraws its plane there, without a server round trip."""
+    import streamlit.components.v1 as components
+
     images, _, _ = loaders.samples(model, stamp, 1, position, seed)
-    unit = images[0]
-    cols = st.columns(3)
-    for col, name in zip(cols, volumes.PLANES):
-        axis = volumes.PLANE_AXIS[name]
-        n = shape[axis]
-        with col:
-            index = st.slider(f"{name.capitalize()} slice", 1, n, (n + 1) // 2, key=f"vol_{name}") - 1
-            png = loaders.png_bytes(volumes.plane(unit, name, index, spacing))
-            frame.show_image(png, f"{name} {index + 1} of {n}", width="stretch")
+    components.html(volumes.viewer_html(images[0], spacing), height=volumes.viewer_height(shape, spacing))
 
 
 def render(sel: frame.Selection) -> None:

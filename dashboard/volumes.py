@@ -71,3 +71,87 @@ def orthogonal_tile(unit: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)
         if i < len(pics) - 1:
             parts.append(np.zeros((rows, gap), np.uint8))
     return np.concatenate(parts, axis=1)
+
+
+#: The browser-side viewer: the unit travels once (base64 uint8), each slider redraws its plane in the page itself.
+_VIEWER_JS = """
+const V = Uint8Array.from(atob(DATA.b64), c => c.charCodeAt(0));
+const [D, H, W] = DATA.shape, [SD, SH, SW] = DATA.spacing, PX = DATA.px_per_mm;
+const at = (d, h, w) => V[(d * H + h) * W + w];
+// [rows, cols, mm per row, mm per col, voxel (r, c) at slice i]: the same planes as dashboard/volumes.plane
+const PLANES = {
+  sagittal: [H, W, SH, SW, D, (i, r, c) => at(i, r, c)],
+  coronal: [H, D, SH, SD, W, (i, r, c) => at(c, r, i)],
+  axial: [W, D, SW, SD, H, (i, r, c) => at(c, i, r)],
+};
+function values(name, i) {  // the plane's voxels, row by row (window.planeValues: what the tests compare)
+  const [rows, cols, , , , get] = PLANES[name], out = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = get(i, r, c);
+  return out;
+}
+window.planeValues = (name, i) => Array.from(values(name, i));
+function draw(name, i) {
+  const [rows, cols, mr, mc, n] = PLANES[name], v = values(name, i);
+  const small = document.createElement("canvas");
+  small.width = cols; small.height = rows;
+  const ctx = small.getContext("2d"), img = ctx.createImageData(cols, rows);
+  for (let k = 0; k < v.length; k++) {
+    img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = v[k]; img.data[4 * k + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  const big = document.getElementById("c-" + name);
+  big.width = Math.round(cols * mc * PX); big.height = Math.round(rows * mr * PX);
+  const g = big.getContext("2d");
+  g.imageSmoothingEnabled = false;
+  g.drawImage(small, 0, 0, big.width, big.height);
+  big.dataset.slice = String(i + 1);
+  document.getElementById("l-" + name).textContent = `${name} ${i + 1} of ${n}`;
+}
+for (const name of Object.keys(PLANES)) {
+  const s = document.getElementById("s-" + name);
+  s.addEventListener("input", () => draw(name, Number(s.value) - 1));
+  draw(name, Number(s.value) - 1);
+}
+"""
+
+
+#: Pixels of the viewer's largest plane side (the scale of :func:`viewer_px_per_mm`).
+VIEWER_SIDE_PX = 256
+
+
+def viewer_px_per_mm(shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
+    """The viewer's scale: its longest side in mm drawn over :data:`VIEWER_SIDE_PX` pixels."""
+    return VIEWER_SIDE_PX / max(float(n) * float(s) for n, s in zip(shape, spacing))
+
+
+def viewer_html(unit: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), px_per_mm: float | None = None) -> str:
+    """A self-contained HTML viewer of ``unit`` (uint8 ``[D, H, W]``): the three planes of :func:`plane` with a
+    slider each, drawn in the browser (no server round trip per slider move; nearest-neighbour, square mm;
+    ``px_per_mm`` None: :func:`viewer_px_per_mm`)."""
+    import base64
+    import json
+
+    vol = np.ascontiguousarray(unit, dtype=np.uint8)
+    px = viewer_px_per_mm(vol.shape, spacing) if px_per_mm is None else float(px_per_mm)
+    data = {"b64": base64.b64encode(vol.tobytes()).decode(), "shape": list(vol.shape),
+            "spacing": [float(s) for s in spacing], "px_per_mm": px}
+    panels = "".join(
+        f'<div class="p"><label for="s-{name}">{name.capitalize()} slice</label>'
+        f'<input type="range" id="s-{name}" min="1" max="{vol.shape[PLANE_AXIS[name]]}" '
+        f'value="{(vol.shape[PLANE_AXIS[name]] + 1) // 2}"><canvas id="c-{name}"></canvas>'
+        f'<div class="cap">synthetic · <span id="l-{name}"></span></div></div>'
+        for name in PLANES
+    )
+    style = ("body{margin:0;font-family:sans-serif;font-size:14px;color:#31333f}.row{display:flex;gap:16px}"
+             ".p{flex:1;display:flex;flex-direction:column;align-items:flex-start;gap:6px}"
+             "canvas{max-width:100%;height:auto;image-rendering:pixelated}"
+             "input{width:100%}.cap{color:#808495;font-size:13px}")
+    return (f"<!doctype html><html><head><style>{style}</style></head><body><div class=\"row\">{panels}</div>"
+            f"<script>const DATA = {json.dumps(data)};{_VIEWER_JS}</script></body></html>")
+
+
+def viewer_height(shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> int:
+    """Pixels the viewer of :func:`viewer_html` (default scale) needs: its tallest plane, the slider and captions."""
+    d, h, w = (int(s) for s in shape)
+    sd, sh, sw = (float(s) for s in spacing)
+    return int(round(max(h * sh, w * sw) * viewer_px_per_mm(shape, spacing))) + 100
