@@ -113,8 +113,8 @@ def _generate(sel: frame.Selection) -> None:
     seed = c.number_input("Seed", 0, 10_000, 0, key="clin-seed")
     with st.spinner("Sampling"):
         png = clinical.grade_strip(sel.path, level, int(n), int(seed))
-    st.image(png, caption=f"Synthetic VUs at {level}, middle slice; one row per requested disc grade (1 = healthy, "
-                          "5 = most degenerated), the same noise down each column.")
+    frame.show_image(png, f"VUs at {level}, middle slice; one row per requested disc grade (1 = healthy, "
+                          "5 = most degenerated), the same noise down each column")
 
 
 def render(sel: frame.Selection) -> None:
