@@ -2,8 +2,9 @@
 
 Trains a tiny 3-D generator (a few steps: the pictures are not the point, the path and the timing are), serves the
 dashboard on it, opens the Volumes page in Debian's Chromium, presses the right arrow on each plane's slider and
-times the moment its picture changes (the planes are drawn in the page itself, so no server round trip). Timings and screenshots go to ``$SYNTHVU_SCREENSHOTS`` (else a temporary
-folder); the timings are printed (``pytest -s``). Skips where /usr/bin/chromium or Playwright is absent.
+times the moment its picture changes (the planes are drawn in the page itself: no server round trip). Timings and
+screenshots go to ``$SYNTHVU_SCREENSHOTS`` (else a temporary folder); the timings are printed (``pytest -s``).
+Skips where /usr/bin/chromium or Playwright is absent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_browser import ARGS, CHROMIUM, DONE, ROOT, _finished, _free_port, _no_exception
+from test_browser import ARGS, CHROMIUM, ROOT, _finished, _free_port, _no_exception
 from test_volume_diffusion import TINY_3D, planted_volumes
 
 pytestmark = [
