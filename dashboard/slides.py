@@ -184,16 +184,7 @@ def deck_html(entries: Sequence[Compared], title: str = "synthvu: synthetic spin
         f"<p class='note'>Numbers from each generator's saved evaluation report · deck made {made}</p></section>"
     )
     slides = [cover, _trained(entries), _useful(entries, fig), _leaks(entries), _tradeoff(entries, fig)]
-    js = (VENDOR / "reveal.js").read_text(encoding="utf-8")
-    css = (VENDOR / "reveal.css").read_text(encoding="utf-8")
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_esc(title)}</title><style>{css}</style><style>{DECK_STYLE}</style></head><body>"
-        f"<div class='reveal'><div class='slides'>{''.join(slides)}</div></div>"
-        f"<script>{js}</script>"
-        f"<script>Reveal.initialize({{hash: true, width: {SLIDE_W}, height: {SLIDE_H}, margin: 0.03, "
-        "center: false, transition: 'none'});</script></body></html>"
-    )
+    return reveal_deck(title, slides)
 
 
 def entries_from_folders(folders: Sequence[str | Path]) -> list[Compared]:
@@ -218,3 +209,17 @@ def entries_from_folders(folders: Sequence[str | Path]) -> list[Compared]:
             )
         out.append(Compared(ident=ident, path=Path(folder), card=card, view=view_of(rep)))
     return out
+
+
+def reveal_deck(title: str, slides: list[str]) -> str:
+    """One self-contained reveal.js deck (vendored script and style inlined) of ``slides`` (``<section>`` strings)."""
+    js = (VENDOR / "reveal.js").read_text(encoding="utf-8")
+    css = (VENDOR / "reveal.css").read_text(encoding="utf-8")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_esc(title)}</title><style>{css}</style><style>{DECK_STYLE}</style></head><body>"
+        f"<div class='reveal'><div class='slides'>{''.join(slides)}</div></div>"
+        f"<script>{js}</script>"
+        f"<script>Reveal.initialize({{hash: true, width: {SLIDE_W}, height: {SLIDE_H}, margin: 0.03, "
+        "center: false, transition: 'none'});</script></body></html>"
+    )

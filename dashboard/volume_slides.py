@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboard.slides import DECK_STYLE, SLIDE_H, SLIDE_W, VENDOR, _badge, _esc, _table
+from dashboard.slides import _badge, _esc, _table, reveal_deck
 
 #: Generated sub-volumes per class in the montage, and the seed they are drawn with.
 PER_CLASS = 4
@@ -110,13 +110,4 @@ def volume_deck_html(folder: str | Path, title: str = "synthvu: synthetic spine 
     cover = (f"<section><h1>{_esc(title)}</h1><p class='lead'>{_esc(card['name'])}</p><p class='note'>Numbers from "
              f"its saved sub-volume evaluation report · deck made {made}</p></section>")
     slides = [cover, *_slides(card, report, montage_png(folder))]
-    js = (VENDOR / "reveal.js").read_text(encoding="utf-8")
-    css = (VENDOR / "reveal.css").read_text(encoding="utf-8")
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_esc(title)}</title><style>{css}</style><style>{DECK_STYLE}</style></head><body>"
-        f"<div class='reveal'><div class='slides'>{''.join(slides)}</div></div>"
-        f"<script>{js}</script>"
-        f"<script>Reveal.initialize({{hash: true, width: {SLIDE_W}, height: {SLIDE_H}, margin: 0.03, "
-        "center: false, transition: 'none'});</script></body></html>"
-    )
+    return reveal_deck(title, slides)
