@@ -658,7 +658,8 @@ def frontier_figure(
     fig.update_xaxes(title_text="patient-level ε (log scale; δ on each card)", row=2, col=1)
     return _layout(
         fig,
-        f"Frontier · {dataset_label}" + (f" + {n_cohorts - 1} cohort(s) of its recipe" if n_cohorts > 1 else ""),
+        f"Frontier · {dataset_label}"  # the replicates on a line of their own: one line is cut at 1280 px
+        + (f"<br>+ {n_cohorts - 1} replicate cohort(s) of its recipe" if n_cohorts > 1 else ""),
         height=720,
         legend={"orientation": "h", "y": -0.12, "font": {"size": SMALL}},
     )
