@@ -503,6 +503,7 @@ def render(folder: str | Path) -> str:
         f"({tr.get('generator_weights', 'as trained')}). "
         f"Code version {card.get('code_version')}, created {card.get('created')}.",
         "",
+        *_distilled_lines(tr),
     ]
     body = (
         head
@@ -514,6 +515,22 @@ def render(folder: str | Path) -> str:
         + _limits_and_sharing(card)
     )
     return _yaml(card["name"], card, scalars) + "\n" + "\n".join(body).rstrip() + "\n"
+
+
+def _distilled_lines(tr: dict[str, Any]) -> list[str]:
+    """How a few-step student came about (empty for a generator trained on data)."""
+    src = tr.get("distilled_from")
+    if not isinstance(src, dict):
+        return []
+    err = tr.get("held_out_latent_mse") or {}
+    return [
+        f"Distilled from `{src.get('name')}` ({src.get('sampling_steps')} steps, guidance {src.get('guidance')}) "
+        f"into {tr.get('sampling_steps')} unguided step(s) on {tr.get('pairs')} of the teacher's own samples; it "
+        "read no data, so the teacher's privacy guarantee and ledger are its own. Held-out latent error against "
+        f"the teacher: {_num(err.get('student'), 4)} (the teacher itself run with {tr.get('sampling_steps')} "
+        f"step(s): {_num(err.get('teacher_at_k_steps'), 4)}; latent variance {_num(err.get('target_var'), 3)}).",
+        "",
+    ]
 
 
 def write(folder: str | Path, out: str | Path | None = None) -> Path:

@@ -42,6 +42,8 @@ def _trained_on(card: dict[str, Any]) -> str:
     ds, tr = card.get("dataset") or {}, card.get("training") or {}
     recipe = (ds.get("recipe") or {}).get("name") or "own data"
     init = " (from " + tr["init_from"]["name"] + ")" if isinstance(tr.get("init_from"), dict) else ""
+    if isinstance(tr.get("distilled_from"), dict):
+        init = f" (distilled from {tr['distilled_from']['name']})"
     return f"{recipe}, {ds.get('n_train', '?')} VUs, {tr.get('steps', '?')} steps{init}"
 
 

@@ -177,6 +177,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
+    d = sub.add_parser(
+        "distill",
+        help="train a few-step student of a diffusion generator from the teacher's own samples (reads no data; "
+        "the teacher's privacy guarantee carries over)",
+    )
+    d.add_argument("teacher", help="diffusion generator folder or registered name")
+    d.add_argument("--out", required=True, help="the student's generator folder")
+    d.add_argument("--student-steps", type=int, default=2, help="flow steps the student samples with (default 2)")
+    d.add_argument("--pairs", type=int, default=8192, help="teacher samples to learn from (default 8192)")
+    d.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
+    d.add_argument("--batch-size", type=int, default=64, help="pairs per step (default 64)")
+    d.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the pairs and the batches (default 0)")
+    d.add_argument("--held-out", type=int, default=1024, help="fresh noises for the held-out error (default 1024)")
+    d.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
+    d.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/training/")
+    d.add_argument("--name", default=None, help="generator name in the card (default: folder name)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_distill)
+
     s = sub.add_parser("sample", help="sample synthetic VUs from a generator and export them")
     s.add_argument("model", help="generator folder or registered name")
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
@@ -287,6 +307,32 @@ def _train_locked(args: argparse.Namespace) -> int:
     out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
     print(f"wrote {out} ({_trained_text(card)})")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from synthvu_core.models.distill import DistillConfig, distill
+    from synthvu_core.models.registry import resolve
+    from synthvu_core.storage import check_writable, folder_lock
+
+    teacher = resolve(args.teacher)
+    config = DistillConfig(
+        student_steps=args.student_steps, pairs=args.pairs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, held_out=args.held_out, checkpoint_every=args.checkpoint_every, resume=args.resume,
+        name=args.name,
+        command=" ".join(shlex.quote(str(p)) for p in [
+            "python", "-m", "synthvu_core", "distill", args.teacher, "--out", args.out, "--student-steps",
+            args.student_steps, "--pairs", args.pairs, "--steps", args.steps, "--batch-size", args.batch_size,
+            "--lr", args.lr, "--seed", args.seed, *(["--name", args.name] if args.name else [])]),
+    )
+    config.check()  # before any work
+    check_writable(Path(args.out) / CARD_FILE, "generator folder")
+    with folder_lock(args.out, "distill"):
+        out = distill(teacher, args.out, config, progress=not args.quiet)
+    tr = json.loads((out / CARD_FILE).read_text())["training"]
+    err = tr["held_out_latent_mse"]
+    print(f"wrote {out} ({tr['steps']} steps, {tr['seconds']:.0f} s; held-out latent error {err['student']:.4f} "
+          f"vs {err['teacher_at_k_steps']:.4f} for the teacher run with {args.student_steps} step(s))")
     return 0
 
 
