@@ -15,6 +15,11 @@ from synthvu_core.models.registry import load_card, load_generator, resolve
 TEACHER = resolve("diffusion-phantom")
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
+
+
 def _tiny(**kw) -> DistillConfig:
     base = {"student_steps": 1, "pairs": 32, "steps": 3, "batch_size": 8, "held_out": 16, "checkpoint_every": 0}
     return DistillConfig(**{**base, **kw})
@@ -62,6 +67,18 @@ def test_pairs_are_the_teachers_own_samples() -> None:
         assert torch.allclose(teacher.latents(z, y), x)
     z2, y2, _ = teacher_pairs(teacher, 6, seed=3)
     assert torch.equal(z, z2) and torch.equal(y, y2)
+
+
+def test_pairs_are_computed_once_per_teacher_and_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import synthvu_core.models.distill as d
+
+    teacher = load_generator(TEACHER)
+    first = d.cached_pairs(TEACHER, teacher, 8, seed=5)
+    monkeypatch.setattr(d, "teacher_pairs", lambda *a, **k: pytest.fail("the cached pairs were not used"))
+    again = d.cached_pairs(TEACHER, teacher, 8, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    with pytest.raises(pytest.fail.Exception):  # another seed is another entry
+        d.cached_pairs(TEACHER, teacher, 8, seed=6)
 
 
 def test_a_resumed_run_continues_the_same_run(tmp_path: Path) -> None:

@@ -99,6 +99,46 @@ def teacher_pairs(
     return z, y, x
 
 
+def pairs_key(teacher_folder: Path, teacher: DiffusionGenerator, n: int, seed: int) -> str:
+    """What the pairs depend on: the teacher's weights and sampling, ``n``, ``seed``, the flow's code and torch."""
+    import hashlib
+
+    import torch
+
+    from synthvu_core.models import diffusion
+    from synthvu_core.models.registry import GENERATOR_FILE
+
+    h = hashlib.sha256((teacher_folder / GENERATOR_FILE).read_bytes())
+    h.update(Path(diffusion.__file__).read_bytes())
+    h.update(f"{teacher.sampling_steps};{teacher.guidance};{n};{seed};{torch.__version__}".encode())
+    return h.hexdigest()[:24]
+
+
+def cached_pairs(
+    teacher_folder: Path, teacher: DiffusionGenerator, n: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`teacher_pairs`, kept in the cache (``<cache>/distill/``; synthetic, so nothing private is stored)
+    so that students of several step counts pay for the teacher's samples once."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    from synthvu_core.data.build import cache_root
+    from synthvu_core.storage import atomic_path
+
+    path = cache_root() / "distill" / f"{pairs_key(teacher_folder, teacher, n, seed)}.safetensors"
+    if path.is_file():
+        try:
+            t = load_file(str(path))
+            return t["z"], t["y"], t["x"]
+        except (OSError, KeyError, SafetensorError):
+            pass  # an unreadable entry is recomputed and replaced
+    z, y, x = teacher_pairs(teacher, n, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({"z": z.contiguous(), "y": y.contiguous(), "x": x.contiguous()}, str(tmp))
+    return z, y, x
+
+
 def held_out_error(
     student: DiffusionGenerator, teacher: DiffusionGenerator, n: int, seed: int
 ) -> dict[str, float]:
@@ -141,7 +181,7 @@ class DistillTrainer:
 
     def _pairs(self) -> tuple[Any, Any, Any]:
         if self.pairs is None:
-            self.pairs = teacher_pairs(self.teacher, int(self.config.pairs), int(self.config.seed))
+            self.pairs = cached_pairs(self.teacher_folder, self.teacher, int(self.config.pairs), int(self.config.seed))
         return self.pairs
 
     def step(self) -> dict[str, float]:
