@@ -114,3 +114,19 @@ def test_whole_process_timer_reports_the_childs_peak_memory(tmp_path):
     assert wall > 0 and cpu > 0 and 300 <= mib < 2000
     with pytest.raises(RuntimeError, match="exited 3"):
         run_process([sys.executable, "-c", "raise SystemExit(3)"], tmp_path)
+
+
+def test_forward_floor_times_only_the_forward_of_n_vus(tmp_path):
+    pytest.importorskip("torch")
+    from benchmarks.forward_floor import main as floor_main
+    from benchmarks.whole_process import FLOOR_FILE, arms
+    from tests.test_sampling import trained
+
+    trained(tmp_path / "g", "region")
+    out = tmp_path / "floor.json"
+    assert floor_main(["--n", "6", "--batch", "4", "--model", str(tmp_path / "g"), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert (got["n"], got["batch"]) == (6, 4) and got["forward_cpu_s"] > 0 and got["forward_wall_s"] > 0
+    named = arms(5, None, tmp_path)
+    assert list(named) == ["ours", "reference", "floor"] and named["floor"][0][-1].endswith(FLOOR_FILE)
+    assert "floor" not in arms(5, None, tmp_path, floor=False)

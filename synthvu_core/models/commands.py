@@ -414,7 +414,13 @@ def privacy_text(dp: dict | None, card: dict | None = None) -> str:
 
 def _sample(args: argparse.Namespace) -> int:
     from synthvu_core.models.registry import load_card, load_generator, resolve
-    from synthvu_core.models.sampling import keep_freed_memory, plan_export, position_weights, sample_to_file
+    from synthvu_core.models.sampling import (
+        collector_paused_then_frozen,
+        keep_freed_memory,
+        plan_export,
+        position_weights,
+        sample_to_file,
+    )
 
     keep_freed_memory()
     folder = resolve(args.model)
@@ -423,7 +429,8 @@ def _sample(args: argparse.Namespace) -> int:
     plan_export(args.out, args.n, tuple(card["shape"]), list(card["classes"]), args.batch_size)
     position_weights(card, args.position)
     source = source_index(card, args.source, folder)
-    gen = load_generator(folder, device=args.device)
+    with collector_paused_then_frozen():  # torch's import and the weights: walked by no collection
+        gen = load_generator(folder, device=args.device)
     gen.fixed_source = source
     if args.guidance is not None or args.sampling_steps is not None:
         from synthvu_core.models.diffusion import set_sampling

@@ -8,6 +8,7 @@ asked of a level generator draws that region's levels with their training prior.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -596,6 +597,30 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return all(mallopt(param, value) == 1 for param, value in _MALLOPT.items())
+
+
+@contextlib.contextmanager
+def collector_paused_then_frozen() -> Iterator[None]:
+    """Run the block (imports, loading a generator) with the cyclic garbage collector paused, then move every
+    live object to the collector's permanent generation (``gc.freeze``) and resume it.
+
+    For a command's process. ``import torch`` creates about 170,000 objects (modules, classes, registrations)
+    that live until exit; the collector walks them again and again while they are created, and again as the
+    interpreter shuts down. Paused and then frozen, they are walked neither time (a ``sample`` process at one
+    thread: 2.6 instead of 3.9 CPU-s with 16 VUs, the shutdown 0.2 instead of 1.2). Objects are still freed by
+    reference counting; only reference cycles among the objects alive at the freeze are kept until exit.
+    Objects created afterwards (the sampling loop's) are collected as before.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def sample_to_file(
