@@ -133,6 +133,21 @@ def test_same_seed_same_vus_whatever_the_batch(trained):
     assert a.images.min() >= -1 and a.images.max() <= 1
 
 
+def test_large_batches_are_decoded_in_chunks_with_the_same_numbers(trained, monkeypatch):
+    import torch
+
+    gen = load_generator(trained)
+    n = diffusion.DECODE_CHUNK * 2 + 3
+    lat = torch.randn(n, *gen.config.latent_shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = gen.decoder(gen.post_quant_conv(lat / gen.config.latent_scale)).clamp(-1, 1)
+        sizes = []
+        gen.decoder.register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
+        chunked = gen.decode(lat)
+    assert sizes == [diffusion.DECODE_CHUNK, diffusion.DECODE_CHUNK, 3]
+    assert torch.allclose(chunked, whole, atol=1e-6)
+
+
 def test_interpolation_mixes_classes(trained):
     s = interpolate(trained, "C", "L", steps=5, seed=0)
     assert s.positions[0] == "C" and s.positions[-1] == "L"

@@ -47,6 +47,7 @@ ARCH_NAME = "diffusion"
 ARCH_NAME_3D = "diffusion3d"  #: the same generator on 3-D sub-volumes: 3-D convolutions, one channel
 SAMPLERS: tuple[str, ...] = ("rflow-euler",)
 TRAIN_TIMESTEPS = 1000
+DECODE_CHUNK = 32  #: VUs per decoder call (2-D): a whole sampling batch's feature maps overflow a CPU's caches
 
 
 @dataclass
@@ -240,7 +241,11 @@ class DiffusionGenerator(nn.Module):
         z = self.post_quant_conv(latents / self.config.latent_scale)
         if self.config.spatial_dims == 3:
             return decode_slabs(self.decoder, z, self.slab, self.halo).squeeze(1).clamp(-1.0, 1.0)
-        return self.decoder(z).clamp(-1.0, 1.0)
+        if len(z) <= DECODE_CHUNK:
+            return self.decoder(z).clamp(-1.0, 1.0)
+        # in chunks: the same numbers (each VU is decoded alone), about twice as fast on a CPU at batch 256,
+        # where the 64 x 64 feature maps of a whole batch no longer fit the caches
+        return torch.cat([self.decoder(c) for c in z.split(DECODE_CHUNK)]).clamp(-1.0, 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.decode(self.latents(z, labels))
