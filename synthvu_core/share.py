@@ -142,6 +142,8 @@ def public_card(card: dict[str, Any], *, with_discriminator: bool | None) -> dic
     tr = out.get("training")
     if isinstance(tr, dict):
         tr.pop("command", None)
+        if isinstance(tr.get("teacher_training"), dict):  # a distilled student carries its teacher's record
+            tr["teacher_training"].pop("command", None)
     if with_discriminator is not None:
         out["discriminator"] = {**(out.get("discriminator") or {}), "kept": with_discriminator}
     return out

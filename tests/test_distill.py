@@ -111,3 +111,12 @@ def test_cli_writes_the_student_and_its_command(tmp_path: Path, capsys) -> None:
     assert "distill diffusion-phantom" in card["training"]["command"] and "--student-steps 2" in card["training"][
         "command"]
     assert "held-out latent error" in capsys.readouterr().out
+
+
+def test_a_shared_student_card_holds_no_command_line() -> None:
+    from synthvu_core.share import public_card
+
+    for name in ("diffusion-phantom-1step", "diffusion-phantom-2step"):
+        card = load_card(resolve(name))
+        assert "command" in json.dumps(card)  # the local card keeps how it was made
+        assert '"command"' not in json.dumps(public_card(card, with_discriminator=None))
