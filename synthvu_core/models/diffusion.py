@@ -9,8 +9,12 @@ runs about 15 image evaluations per second, i.e. under 1 VU/s at 25 steps):
 * a small class-conditional ``DiffusionModelUNet`` on that latent (channels 64/64, no attention,
   ``num_class_embeds = K + 1``: the extra class is the "no class" used for classifier-free guidance),
   about 0.06 GFLOP per evaluation;
-* rectified flow (``monai.networks.schedulers.RFlowScheduler``): the UNet predicts the velocity
+* rectified flow (as ``monai.networks.schedulers.RFlowScheduler`` defines it): the UNet predicts the velocity
   ``x0 - noise``; sampling integrates it with a few Euler steps from noise (t = 1000) to data (t = 0).
+
+Training builds both networks with MONAI; a released generator is rebuilt for sampling by
+:mod:`synthvu_core.models.latent_nets` (the same forward passes in plain torch, bit-identical outputs, without
+MONAI's import cost).
 
 Classifier-free guidance: the class is dropped (replaced by the null class) for a fraction of training
 steps, and at sampling time the velocity is ``v_null + w (v_class - v_null)``. ``w`` (``guidance``) and
@@ -42,6 +46,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from synthvu_core.models.latent_nets import euler_step, flow_times
 
 ARCH_NAME = "diffusion"
 ARCH_NAME_3D = "diffusion3d"  #: the same generator on 3-D sub-volumes: 3-D convolutions, one channel
@@ -169,25 +175,19 @@ def build_unet(config: DiffusionConfig) -> nn.Module:
     return unet
 
 
-def scheduler(steps: int) -> Any:
-    """A rectified-flow scheduler set to ``steps`` Euler steps from t = 1000 (noise) to t = 0 (data)."""
-    from monai.networks.schedulers import RFlowScheduler
-
-    s = RFlowScheduler(num_train_timesteps=TRAIN_TIMESTEPS, use_discrete_timesteps=False)
-    s.set_timesteps(int(steps))
-    return s
-
-
 class DiffusionGenerator(nn.Module):
     """``(z [N, latent_dim], labels [N] int or class weights [N, K]) -> images [N, C, H, W]`` in [-1, 1]."""
 
     def __init__(self, config: DiffusionConfig, autoencoder: nn.Module | None = None, unet: nn.Module | None = None):
         super().__init__()
         self.config = config
-        ae = autoencoder if autoencoder is not None else build_autoencoder(config)
+        # without given networks (a released generator being loaded): the MONAI-free sampling build of both
+        from synthvu_core.models import latent_nets
+
+        ae = autoencoder if autoencoder is not None else latent_nets.DecoderHalf(config)
         self.post_quant_conv = ae.post_quant_conv
         self.decoder = ae.decoder
-        self.unet = unet if unet is not None else build_unet(config)
+        self.unet = unet if unet is not None else latent_nets.LatentUNet(config)
         self.guidance = float(config.guidance)
         self.sampling_steps = int(config.sampling_steps)
         self.slab: int | None = None  # latent rows per decoded slab (3-D only; None: the whole volume at once)
@@ -227,10 +227,10 @@ class DiffusionGenerator(nn.Module):
         z = z * (math.sqrt(z.shape[1]) / z.norm(dim=1, keepdim=True).clamp_min(1e-6))
         x = z.reshape(len(z), *self.config.latent_shape)
         code = self.class_code(labels.to(z.device)).to(z.device)
-        sched = scheduler(self.sampling_steps)
-        times = list(sched.timesteps.float()) + [torch.tensor(0.0)]
+        times = flow_times(self.sampling_steps, TRAIN_TIMESTEPS)
         for t, t_next in zip(times[:-1], times[1:]):
-            x, _ = sched.step(self.velocity(x, t.to(x.device), code), float(t), x, float(t_next))
+            v = self.velocity(x, torch.tensor(t, dtype=torch.float32, device=x.device), code)
+            x = euler_step(x, v, t, t_next, TRAIN_TIMESTEPS)
         return x
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -243,8 +243,8 @@ class DiffusionGenerator(nn.Module):
             return decode_slabs(self.decoder, z, self.slab, self.halo).squeeze(1).clamp(-1.0, 1.0)
         if len(z) <= DECODE_CHUNK:
             return self.decoder(z).clamp(-1.0, 1.0)
-        # in chunks: the same numbers (each VU is decoded alone), about twice as fast on a CPU at batch 256,
-        # where the 64 x 64 feature maps of a whole batch no longer fit the caches
+        # in chunks: the same numbers as one call on the whole batch (tested), about twice as fast on a CPU at
+        # batch 256, where the 64 x 64 feature maps of a whole batch no longer fit the caches
         return torch.cat([self.decoder(c) for c in z.split(DECODE_CHUNK)]).clamp(-1.0, 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
