@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from synthvu_core.evaluation.embedding import UMAPConfig, fit_umap
 
@@ -52,3 +53,55 @@ def test_large_fits_keep_umaps_approximate_path(monkeypatch):
     assert proj.fit_points is None and proj.umap.metric == "euclidean"
     c0, c1 = r2[lab == 0].mean(0), r2[lab == 1].mean(0)
     assert ((np.linalg.norm(s2 - c0, axis=1) < np.linalg.norm(s2 - c1, axis=1)) == (slab == 0)).all()
+
+
+def test_numba_cache_is_turned_on_for_a_package_once(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from synthvu_core.evaluation.embedding import enable_numba_cache
+
+    pkg = tmp_path / "kernels_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "k.py").write_text("import numba\n\n@numba.njit\ndef twice(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        k = importlib.import_module("kernels_pkg.k")
+        assert enable_numba_cache("kernels_pkg") == 1
+        assert enable_numba_cache("kernels_pkg") == 0  # already on
+        assert enable_numba_cache("kernels") == 0  # a name prefix is not the package
+        assert k.twice(21) == 42
+        assert list((pkg / "__pycache__").glob("k.twice-*.nbi"))  # compiled code went to numba's on-disk cache
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "kernels_pkg"]:
+            del sys.modules[name]
+
+
+UMAP_CHILD = """
+import json, sys
+import numpy as np
+from synthvu_core.evaluation.embedding import UMAPConfig, fit_umap
+rng = np.random.default_rng(0)
+real, syn = rng.normal(size=(120, 6)), rng.normal(size=(30, 6))
+_, r2, s2, _ = fit_umap(real, syn, config=UMAPConfig(pca_dims=4))
+print(json.dumps([r2.tolist(), s2.tolist()]))
+"""
+
+
+@pytest.mark.slow
+def test_umap_coordinates_are_the_same_compiled_afresh_or_from_the_cache(tmp_path):
+    """A fresh process compiles umap's kernels into an empty numba cache; the next loads them: same numbers."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[1]
+    runs = [subprocess.run([sys.executable, "-c", UMAP_CHILD], env=env, cwd=root, capture_output=True, text=True,
+                           check=True) for _ in range(2)]
+    assert list((tmp_path / "numba").rglob("umap_.*.nbi"))  # umap's own kernels were written to the cache
+    first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
+    assert first == second
