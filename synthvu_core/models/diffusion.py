@@ -47,7 +47,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from synthvu_core.models.latent_nets import euler_step, flow_times
+from synthvu_core.models import latent_nets
+from synthvu_core.models.latent_nets import WeightedEmbedding, euler_step, flow_times
 
 ARCH_NAME = "diffusion"
 ARCH_NAME_3D = "diffusion3d"  #: the same generator on 3-D sub-volumes: 3-D convolutions, one channel
@@ -136,15 +137,6 @@ def check_sampling(steps: int, guidance: float) -> None:
         raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
 
 
-class WeightedEmbedding(nn.Embedding):
-    """``nn.Embedding`` that also takes class weights ``[N, num_embeddings]`` (a mixture of embeddings)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_floating_point():
-            return x.to(self.weight.dtype) @ self.weight
-        return super().forward(x)
-
-
 def build_autoencoder(config: DiffusionConfig) -> nn.Module:
     """MONAI ``AutoencoderKL`` for ``[C, H, W]`` VUs (2-D, the slices as channels) or ``[1, D, H, W]``
     sub-volumes (3-D), no attention."""
@@ -182,8 +174,6 @@ class DiffusionGenerator(nn.Module):
         super().__init__()
         self.config = config
         # without given networks (a released generator being loaded): the MONAI-free sampling build of both
-        from synthvu_core.models import latent_nets
-
         ae = autoencoder if autoencoder is not None else latent_nets.DecoderHalf(config)
         self.post_quant_conv = ae.post_quant_conv
         self.decoder = ae.decoder

@@ -42,6 +42,15 @@ class Conv(nn.Module):
         return self.conv(x)
 
 
+class WeightedEmbedding(nn.Embedding):
+    """``nn.Embedding`` that also takes class weights ``[N, num_embeddings]`` (a mixture of embeddings)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_floating_point():
+            return x.to(self.weight.dtype) @ self.weight
+        return super().forward(x)
+
+
 class Upsample(nn.Module):
     """Nearest-neighbour up-sampling by 2, then a 3x3 convolution (``postconv``)."""
 
@@ -172,8 +181,6 @@ class LatentUNet(nn.Module):
 
     def __init__(self, config: DiffusionConfig):
         super().__init__()
-        from synthvu_core.models.diffusion import WeightedEmbedding
-
         dims, ch, groups = config.spatial_dims, config.unet_channels, config.unet_norm_groups
         lc, blocks, emb = config.latent_channels, config.unet_res_blocks, config.unet_channels[0] * 4
         self.conv_in = Conv(dims, lc, ch[0])
