@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight of the class and grade losses in both networks' losses (default: %(default)s)")
     t.add_argument("--balance-grades", action=argparse.BooleanOptionalAction, default=True,
                    help="draw each region's grades equally often, real and generated (default: on)")
+    t.add_argument("--projection", action=argparse.BooleanOptionalAction, default=False,
+                   help="D's real/fake logit also judges each VU against its region and grade (a projection "
+                        "discriminator) (default: off)")
     _table_args(t)
     t.set_defaults(func=_train)
 
@@ -121,11 +124,12 @@ def _train(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     balance = "--balance-grades" if args.balance_grades else "--no-balance-grades"
     config = TrainConfig(arch="default", scheme="region", steps=args.steps, init_from=args.init_from, seed=args.seed,
-                         overrides=ArchOverrides(aux_weight=args.aux_weight), balance_sources=args.balance_grades,
+                         overrides=ArchOverrides(aux_weight=args.aux_weight, projection=args.projection or None),
+                         balance_sources=args.balance_grades,
                          device="cpu", checkpoint_every=100, name=Path(args.out).name,
                          command=f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} "
                                  f"--steps {args.steps} --init-from {args.init_from} --aux-weight {args.aux_weight:g} "
-                                 f"{balance} --seed {args.seed}")
+                                 f"{balance}{' --projection' if args.projection else ''} --seed {args.seed}")
     folder = train_images(dataset, args.out, config)
     about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed,
                         epsilon=args.table_epsilon, delta=args.table_delta)
