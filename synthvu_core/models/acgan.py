@@ -22,7 +22,8 @@ The number of up/down-sampling stages follows from the image size: ``log2(H) - 2
 side >= 16.
 
 Shapes: ``Generator(z [N, latent_dim], labels [N] | class weights [N, K]) -> images [N, C, H, W]`` in [-1, 1];
-``Discriminator(images [N, C, H, W]) -> (real_logit [N], class_logits [N, K])``.
+``Discriminator(images [N, C, H, W], labels [N] | None) -> (real_logit [N], class_logits [N, K])`` (the labels
+enter the real logit only with ``projection``).
 """
 
 from __future__ import annotations
