@@ -162,7 +162,7 @@ class TrainConfig:
         if o.aux_weight is not None and not (math.isfinite(o.aux_weight) and 0 <= o.aux_weight <= 1e3):
             raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
         if o.projection and self.dp is not None:
-            raise SelectionError("a projection discriminator is not supported under DP (its labels enter D's real logit)")
+            raise SelectionError("a projection discriminator is not supported under DP (labels enter D's real logit)")
         if self.balance_classes and self.dp is not None:
             raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
         if self.balance_sources and (self.dp is not None or not self.condition_source):
