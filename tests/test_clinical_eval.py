@@ -132,6 +132,22 @@ def test_table_synthesiser_is_seeded_and_keeps_the_schema():
     assert rows["grade_L4/L5"].between(1, 5).all() and pd.api.types.is_integer_dtype(rows["grade_L4/L5"])
 
 
+def test_table_grades_as_ordered_categories_stay_grades():
+    pytest.importorskip("sdv")
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.models.tabular import fit_sample
+
+    real = data_clinical.phantom_table(40, seed=0)
+    rows, about = fit_sample(real, 200, seed=1, grades="ordinal")
+    assert about["grades"] == "ordinal" and pd.api.types.is_integer_dtype(rows["grade_L4/L5"])
+    for column in ("grade_L4/L5", "grade_T6/T7"):  # only grades the real rows hold, in their order of frequency
+        assert set(rows[column].dropna()) <= set(real[column])
+    # ordered: a grade's interval follows its neighbours', so the age-grade association survives
+    assert clinical.age_grade(rows)["rho"] > 0.5
+    with pytest.raises(SynthVUError, match="unknown grade encoding"):
+        fit_sample(real, 10, grades="ranks")
+
+
 def _joint_case(table, leak_rows: bool, leak_vus: bool, seed: int = 0):
     """30 member and 30 non-member patients with 2 VUs each; a synthetic table and VUs that copy members' rows
     and/or (lightly perturbed) VUs where asked, else are drawn independently."""

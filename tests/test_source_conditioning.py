@@ -85,3 +85,27 @@ def test_sample_source_flag(model, tmp_path, capsys):
     assert main(["sample", str(folder), "--n", "4", "--source", "B", "--out", str(tmp_path / "b.npz")]) == 0
     assert main(["sample", str(folder), "--n", "4", "--source", "C", "--out", str(tmp_path / "c.npz")]) == 2
     assert "not a source of this generator" in capsys.readouterr().err
+
+
+def test_a_projection_discriminator_starts_from_an_unconditioned_prior_and_learns_per_label(tmp_path):
+    from synthvu_core.models.registry import load_discriminator
+    from synthvu_core.models.training import ArchOverrides
+
+    ds = sourced(tiny_dataset(patients=6))
+    pre = train(ds, tmp_path / "pre", small(steps=1), progress=False)
+    over = ArchOverrides(width=4, d_width=4, projection=True)
+    trainer = Trainer(ds, tmp_path / "ft", small(steps=2, init_from=str(pre), condition_source=True, overrides=over))
+    assert trainer.arch.projection
+    x = torch.rand(4, *ds.shape) * 2 - 1
+    joint = torch.tensor([0, 1, 2, 3])  # class + K * source
+    prior = load_discriminator(pre).float()
+    with torch.no_grad():  # zero-initialised: the prior's real logit, whatever the label
+        assert torch.allclose(trainer.D(x, joint)[0], prior(x)[0], atol=1e-3)
+    trainer.step()
+    trainer.step()
+    with torch.no_grad():
+        a, b = trainer.D(x, joint)[0], trainer.D(x, (joint + len(trainer.classes)) % (2 * len(trainer.classes)))[0]
+        assert not torch.allclose(a, b)  # the logit now depends on the label
+        assert torch.allclose(trainer.D(x)[0], trainer.D(x, None)[0])  # without labels: the unconditional part
+    with pytest.raises(SelectionError, match="projection discriminator is not supported under DP"):
+        small(steps=1, overrides=over, dp=DPConfig(noise_multiplier=1.0)).validate()

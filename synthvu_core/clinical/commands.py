@@ -20,14 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = csub.add_parser("train", help="train the grade-conditioned VU generator, then sample its synthetic table")
     _dataset_arg(t)
     t.add_argument("--out", required=True, metavar="MODEL", help="generator folder to write")
-    t.add_argument("--steps", type=int, default=400, help="training steps (default: %(default)s)")
+    t.add_argument("--steps", type=int, default=600, help="training steps (default: %(default)s)")
     t.add_argument("--init-from", default="models/acgan-phantom", metavar="MODEL",
                    help="generator (with its discriminator) to start from (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed of the run (default: %(default)s)")
-    t.add_argument("--aux-weight", type=float, default=5.0,
+    t.add_argument("--aux-weight", type=float, default=0.5,
                    help="weight of the class and grade losses in both networks' losses (default: %(default)s)")
     t.add_argument("--balance-grades", action=argparse.BooleanOptionalAction, default=True,
                    help="draw each region's grades equally often, real and generated (default: on)")
+    t.add_argument("--projection", action=argparse.BooleanOptionalAction, default=True,
+                   help="D's real/fake logit also judges each VU against its region and grade (a projection "
+                        "discriminator) (default: on)")
     _table_args(t)
     t.set_defaults(func=_train)
 
@@ -65,6 +68,8 @@ def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table-method", choices=("gaussian_copula", "ctgan", "mst", "aim"), default="gaussian_copula",
                    help="SDV synthesiser, or smartnoise-synth's differentially private MST / AIM "
                         "(default: %(default)s)")
+    p.add_argument("--table-grades", choices=("numerical", "ordinal"), default="numerical",
+                   help="SDV: the grade columns as numbers or as ordered categories (default: %(default)s)")
     p.add_argument("--table-epsilon", type=float, default=None,
                    help="epsilon of a DP table (mst, aim); composed with every run on the patients in the ledger")
     p.add_argument("--table-delta", type=float, default=None,
@@ -82,7 +87,7 @@ def load_dataset(name: str) -> Any:
 
 
 def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed: int, epsilon: float | None = None,
-                delta: float | None = None) -> dict[str, Any]:
+                delta: float | None = None, grades: str = "numerical") -> dict[str, Any]:
     """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block.
 
     A DP method (``mst``, ``aim``) needs ``epsilon``; its run is appended to the dataset's privacy ledger and the
@@ -101,12 +106,14 @@ def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed
             raise SelectionError(f"--table-method {method} is differentially private: give --table-epsilon")
         from synthvu_core.models.dp import check_delta
 
+        if grades != "numerical":
+            raise SelectionError(f"--table-grades {grades} is an SDV option; a DP table bins the grades itself")
         delta = check_delta(delta, len(members))
         synthetic, about = fit_sample_dp(members, rows, epsilon=epsilon, delta=delta, method=method, seed=seed)
     else:
         if epsilon is not None:
             raise SelectionError(f"--table-epsilon needs a DP table method (mst, aim), not {method}")
-        synthetic, about = fit_sample(members, rows, method=method, seed=seed)
+        synthetic, about = fit_sample(members, rows, method=method, seed=seed, grades=grades)
     with atomic_path(Path(model) / SYNTHETIC_TABLE_FILE) as tmp:
         save_table(synthetic, tmp)
     mark_joint(model, table={**about, "file": SYNTHETIC_TABLE_FILE})
@@ -121,21 +128,23 @@ def _train(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     balance = "--balance-grades" if args.balance_grades else "--no-balance-grades"
     config = TrainConfig(arch="default", scheme="region", steps=args.steps, init_from=args.init_from, seed=args.seed,
-                         overrides=ArchOverrides(aux_weight=args.aux_weight), balance_sources=args.balance_grades,
+                         overrides=ArchOverrides(aux_weight=args.aux_weight, projection=args.projection or None),
+                         balance_sources=args.balance_grades,
                          device="cpu", checkpoint_every=100, name=Path(args.out).name,
                          command=f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} "
                                  f"--steps {args.steps} --init-from {args.init_from} --aux-weight {args.aux_weight:g} "
-                                 f"{balance} --seed {args.seed}")
+                                 f"{balance} {'--projection' if args.projection else '--no-projection'} "
+                                 f"--seed {args.seed}")
     folder = train_images(dataset, args.out, config)
     about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed,
-                        epsilon=args.table_epsilon, delta=args.table_delta)
+                        epsilon=args.table_epsilon, delta=args.table_delta, grades=args.table_grades)
     print(f"{folder}: grade-conditioned VU generator and {about['rows_sampled']} synthetic rows ({about['method']})")
     return 0
 
 
 def _table(args: argparse.Namespace) -> int:
     about = write_table(args.model, load_dataset(args.dataset), rows=args.table_rows, method=args.table_method,
-                        seed=args.seed, epsilon=args.table_epsilon, delta=args.table_delta)
+                        seed=args.seed, epsilon=args.table_epsilon, delta=args.table_delta, grades=args.table_grades)
     print(f"{args.model}: {about['rows_sampled']} synthetic rows from {about['rows_fitted']} train patients "
           f"({about['library']} {about['version']} {about['method']})")
     return 0

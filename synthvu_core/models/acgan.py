@@ -22,7 +22,8 @@ The number of up/down-sampling stages follows from the image size: ``log2(H) - 2
 side >= 16.
 
 Shapes: ``Generator(z [N, latent_dim], labels [N] | class weights [N, K]) -> images [N, C, H, W]`` in [-1, 1];
-``Discriminator(images [N, C, H, W]) -> (real_logit [N], class_logits [N, K])``.
+``Discriminator(images [N, C, H, W], labels [N] | None) -> (real_logit [N], class_logits [N, K])`` (the labels
+enter the real logit only with ``projection``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ ARCHITECTURES: tuple[str, ...] = ("default", "pgan")
 
 
 #: D's output heads (module names): real/fake logit and class logits; the rest of D is its body.
-D_HEADS = ("adv_head", "class_head", "source_head")
+D_HEADS = ("adv_head", "class_head", "source_head", "projection")
 
 
 @dataclass
@@ -67,6 +68,10 @@ class ACGANConfig:
     # D a source head; ``source_prior[k]`` is P(source | class k) in the train split, used when no source is asked.
     n_sources: int = 0
     source_prior: list[list[float]] | None = None
+    # Projection (Miyato & Koyama 2018): D's real/fake logit also gets <embedding of the VU's joint label
+    # (class, source), D's last features>, so D judges whether a VU is real *for its label*, not only whether it
+    # is real and recognisable (the auxiliary head alone rewards caricatures of a label; see ``Discriminator``).
+    projection: bool = False
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -77,6 +82,7 @@ class ACGANConfig:
         self.aux_fake = bool(self.aux_fake)
         if self.n_sources and self.g_cond != "modulate":
             raise ValueError("source conditioning needs the modulated generator (g_cond modulate)")
+        self.projection = bool(self.projection)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -240,12 +246,18 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """``images [N, C, H, W] -> (real_logit [N], class_logits [N, K])``."""
+    """``images [N, C, H, W] -> (real_logit [N], class_logits [N, K])``.
+
+    With ``config.projection`` the real logit of a VU whose label is given (``D(x, labels)``; the joint label
+    ``class + K * source`` of a source-conditioned D) adds the inner product of a per-label embedding with D's last
+    features (zero-initialised, so a fine-tune starts from the unconditional logit). Without labels (the
+    attacks, which do not know them) the logit is the unconditional part.
+    """
 
     def __init__(self, config: ACGANConfig):
         super().__init__()
         self.config = config
-        c, _, _ = config.shape
+        c, h, _ = config.shape
         k = stages(config.shape)
         widths = _widths(config.d_width, k)[::-1]  # n, 2n, 4n, 8n
         layers: list[nn.Module] = []
@@ -259,15 +271,23 @@ class Discriminator(nn.Module):
         self.class_head = nn.Conv2d(prev, config.n_classes, 4, 1, 0)
         if config.n_sources:
             self.source_head = nn.Conv2d(prev, config.n_sources, 4, 1, 0)
+        if config.projection:
+            side = h // 2 ** len(widths)
+            self.projection = nn.Embedding(config.n_classes * max(config.n_sources, 1), prev * side * side)
+            nn.init.zeros_(self.projection.weight)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(real logit [N], class logits [N, K])``; a source-conditioned D appends its source logits
-        (``[N, K + S]``, see :func:`synthvu_core.models.training.aux_loss`)."""
+        (``[N, K + S]``, see :func:`synthvu_core.models.training.aux_loss`). ``labels`` (joint labels ``[N]``) add
+        the projection term where D has one."""
         h = self.body(x)
         cls = self.class_head(h).flatten(1)
         if self.config.n_sources:
             cls = torch.cat([cls, self.source_head(h).flatten(1)], dim=1)
-        return self.adv_head(h).flatten(1)[:, 0], cls
+        adv = self.adv_head(h).flatten(1)[:, 0]
+        if self.config.projection and labels is not None:
+            adv = adv + (self.projection(labels.long()) * h.flatten(1)).sum(1)
+        return adv, cls
 
 
 def build(config: ACGANConfig, seed: int = 0) -> tuple[Generator, Discriminator]:

@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthvu_core.data.clinical import ID_COLUMN, column_kinds
+from synthvu_core.data.clinical import GRADE_ATTRIBUTE, ID_COLUMN, column_kinds, split_level_column
 from synthvu_core.errors import SynthVUError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 METHODS: tuple[str, ...] = ("gaussian_copula", "ctgan")
+#: how the per-level grades enter the synthesiser: ``numerical`` (numbers, rounded back) or ``ordinal`` (ordered
+#: categories, each mapped to its own interval of [0, 1] in grade order with a uniform draw inside it: RDT's
+#: ``OrderedUniformEncoder``), which keeps the many tied grades from weakening the copula's correlations
+GRADE_ENCODINGS: tuple[str, ...] = ("numerical", "ordinal")
 SYNTHETIC_PREFIX = "syn-"
 INSTALL_HINT = "pip install -r requirements-clinical.txt"
 TABLE = "patients"  #: the table's name in SDV's metadata
@@ -40,7 +44,11 @@ def synthesised_columns(table: pd.DataFrame) -> list[str]:
     return [c for c, kind in column_kinds(table).items() if kind != "text"]
 
 
-def _metadata(table: pd.DataFrame) -> Any:
+def grade_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if (s := split_level_column(c)) is not None and s[0] == GRADE_ATTRIBUTE]
+
+
+def _metadata(table: pd.DataFrame, ordinal: list[str]) -> Any:
     import pandas as pd
     from sdv.metadata import Metadata
 
@@ -48,25 +56,30 @@ def _metadata(table: pd.DataFrame) -> Any:
     metadata.add_table(TABLE)
     for column in table.columns:
         kind = "numerical" if pd.api.types.is_numeric_dtype(table[column]) else "categorical"
-        metadata.add_column(column, table_name=TABLE, sdtype=kind)
+        metadata.add_column(column, table_name=TABLE, sdtype="categorical" if column in ordinal else kind)
     return metadata
 
 
 def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copula", seed: int = 0,
-               epochs: int = 300, distribution: str = "gaussian_kde") -> tuple[pd.DataFrame, dict[str, Any]]:
+               epochs: int = 300, distribution: str = "gaussian_kde", grades: str = "numerical",
+               ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fit a synthesiser on ``table`` (one row per patient) and sample ``n_rows`` synthetic rows.
 
-    Returns the rows (ids ``syn-0000`` ...; integer columns stay integers) and a description for the card
-    (library, version, method, columns, rows fitted and sampled). The same seed gives the same rows.
+    ``grades`` is the grade columns' encoding (:data:`GRADE_ENCODINGS`). Returns the rows (ids ``syn-0000`` ...;
+    integer columns stay integers) and a description for the card (library, version, method, columns, rows
+    fitted and sampled). The same seed gives the same rows.
     """
     import pandas as pd
 
     if method not in METHODS:
         raise SynthVUError(f"unknown table synthesiser {method!r}; choose one of {', '.join(METHODS)}")
+    if grades not in GRADE_ENCODINGS:
+        raise SynthVUError(f"unknown grade encoding {grades!r}; choose one of {', '.join(GRADE_ENCODINGS)}")
     single_table = _sdv()
     import sdv
 
     columns = synthesised_columns(table)
+    ordinal = grade_columns(columns) if grades == "ordinal" else []
     data = table[columns].copy()
     for c in columns:  # nullable integers as plain numbers: SDV learns floats and rounds integer columns back
         if pd.api.types.is_integer_dtype(data[c]):
@@ -75,23 +88,34 @@ def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copu
     if method == "gaussian_copula":
         # each column's marginal as a kernel density: the grades are discrete and skewed (most discs grade 1),
         # which SDV's default parametric fit (beta) misses
-        synthesiser = single_table.GaussianCopulaSynthesizer(_metadata(data), enforce_min_max_values=True,
+        synthesiser = single_table.GaussianCopulaSynthesizer(_metadata(data, ordinal), enforce_min_max_values=True,
                                                              enforce_rounding=True, default_distribution=distribution)
     else:
         import torch
 
         torch.manual_seed(seed)
-        synthesiser = single_table.CTGANSynthesizer(_metadata(data), epochs=epochs, enforce_min_max_values=True,
-                                                    enforce_rounding=True)
-    by_table = int(sdv.__version__.split(".")[0]) >= 2  # SDV 2 takes and returns {table name: frame}
-    synthesiser.fit({TABLE: data} if by_table else data)
+        synthesiser = single_table.CTGANSynthesizer(_metadata(data, ordinal), epochs=epochs,
+                                                    enforce_min_max_values=True, enforce_rounding=True)
+    if ordinal:
+        from rdt.transformers.ordinal import OrderedUniformEncoder
+
+        synthesiser.auto_assign_transformers({TABLE: data} if _by_table(sdv) else data)
+        synthesiser.update_transformers({c: OrderedUniformEncoder(order=sorted(data[c].dropna().unique()))
+                                         for c in ordinal})
+    synthesiser.fit({TABLE: data} if _by_table(sdv) else data)
     rows = synthesiser.sample(num_rows=int(n_rows))
     rows = rows[TABLE] if isinstance(rows, dict) else rows
     for c in columns:
         if pd.api.types.is_integer_dtype(table[c]):
-            rows[c] = rows[c].round().astype("Int64")
+            rows[c] = pd.to_numeric(rows[c]).round().astype("Int64")
     rows.insert(0, ID_COLUMN, [f"{SYNTHETIC_PREFIX}{i:04d}" for i in range(len(rows))])
     about = {"library": "sdv", "version": sdv.__version__, "method": method, "columns": columns,
              **({"marginals": distribution} if method == "gaussian_copula" else {"epochs": int(epochs)}),
-             "rows_fitted": int(len(table)), "rows_sampled": int(len(rows)), "seed": int(seed), "dp": None}
+             "grades": grades, "rows_fitted": int(len(table)), "rows_sampled": int(len(rows)), "seed": int(seed),
+             "dp": None}
     return rows.reset_index(drop=True), about
+
+
+def _by_table(sdv: Any) -> bool:
+    """SDV 2 takes and returns {table name: frame}."""
+    return int(sdv.__version__.split(".")[0]) >= 2

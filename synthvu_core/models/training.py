@@ -72,6 +72,8 @@ class ArchOverrides:
         g_cond: how G receives the class (``input`` | ``modulate``).
         aux_fake: whether D's class head also learns generated VUs.
         aux_weight: weight of the class loss in both networks' losses (a loss weight, so a fine-tune may set it).
+        projection: D's real/fake logit also judges the VU against its label (a projection discriminator; a
+            zero-initialised addition, so a fine-tune may turn it on). Not under DP.
     """
 
     lr: float | None = None
@@ -80,6 +82,7 @@ class ArchOverrides:
     g_cond: str | None = None
     aux_fake: bool | None = None
     aux_weight: float | None = None
+    projection: bool | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -158,6 +161,8 @@ class TrainConfig:
             raise SelectionError(f"--lr must be a positive number, got {o.lr:g}")
         if o.aux_weight is not None and not (math.isfinite(o.aux_weight) and 0 <= o.aux_weight <= 1e3):
             raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
+        if o.projection and self.dp is not None:
+            raise SelectionError("a projection discriminator is not supported under DP (labels enter D's real logit)")
         if self.balance_classes and self.dp is not None:
             raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
         if self.balance_sources and (self.dp is not None or not self.condition_source):
@@ -560,7 +565,8 @@ class Trainer:
         from synthvu_core.models.registry import architecture_config
 
         arch = architecture_config(self.init_card)
-        weights = ("lr", "aux_weight")  # loss and step weights, not the architecture: a fine-tune may set them
+        # loss and step weights, and the zero-initialised projection: not the architecture, a fine-tune may set them
+        weights = ("lr", "aux_weight", "projection")
         clash = {k: v for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v}
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
@@ -582,7 +588,8 @@ class Trainer:
                 state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
                                          self.class_source)
                 missing, unexpected = module.load_state_dict(state, strict=False)
-                if unexpected or any(not k.startswith(("source_modulation.", "source_head.")) for k in missing):
+                new = ("source_modulation.", "source_head.", "projection.")
+                if unexpected or any(not k.startswith(new) for k in missing):
                     odd = (missing + unexpected)[0]
                     raise SelectionError(f"{folder}: its weights do not fit this architecture ({odd})")
         self.G_ema = copy.deepcopy(self.G).eval() if self.arch.ema > 0 else None
@@ -722,9 +729,10 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         x = self._augment(torch.cat([real, fake.detach()]))
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
-        adv, cls = self.D(x)
+        labels = torch.cat([y_real, y_fake])
+        adv, cls = self.D(x, labels)
         per_sample = discriminator_loss(
-            adv, cls, target, torch.cat([y_real, y_fake]), self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
+            adv, cls, target, labels, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
         loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
         loss_d.backward()
@@ -774,7 +782,7 @@ class Trainer:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
-            adv_f, cls_f = self.D(self._augment(fake))
+            adv_f, cls_f = self.D(self._augment(fake), y_fake)
             aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             loss_g.backward()
