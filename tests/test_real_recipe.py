@@ -127,3 +127,16 @@ def test_balanced_sources_draw_each_source_of_a_class_about_equally(tmp_path):
     assert np.abs(got - prior).max() < 0.06
     with pytest.raises(SelectionError, match="balancing sources needs"):
         Trainer(ds, tmp_path / "x", small(steps=1, balance_sources=True, scheme="level"))
+
+
+def test_train_projection_option_reaches_the_discriminator_and_its_card_command():
+    from synthvu_core.models.commands import _command_line
+
+    on = training.config_from_options(args(projection=True, width=4, d_width=4, steps=1))
+    off = training.config_from_options(args(projection=False, width=4, d_width=4, steps=1))
+    assert on.overrides.projection is True
+    assert off.overrides.projection is None  # left out: whatever the prior has
+    assert "--projection" in _command_line({"projection": True, "dataset": "d"})
+    assert "projection" not in _command_line({"projection": False, "dataset": "d"})
+    with pytest.raises(SelectionError, match="projection"):
+        training.config_from_options(args(projection=True, target_epsilon=8.0, steps=1))

@@ -28,14 +28,14 @@ DP_OPTIONS: frozenset[str] = frozenset({
 })
 ACGAN_OPTIONS: frozenset[str] = DP_OPTIONS | {
     "classes", "d_width", "conditioning", "class_loss", "init_from", "from_scratch", "condition_source", "augment",
-    "no_discriminator", "balance_classes", "aux_weight",
+    "no_discriminator", "balance_classes", "aux_weight", "projection",
 }
 DIFFUSION_OPTIONS: frozenset[str] = frozenset({"autoencoder_epochs", "autoencoder_steps", "sampling_steps", "guidance"})
 
 #: On/off options whose "left out" is False (``--no-clip-generated`` is given as False, left out as None).
 SWITCHES: frozenset[str] = frozenset({
     "resume", "drop_checkpoint", "fp32", "quiet", "from_scratch", "condition_source", "no_discriminator",
-    "balance_classes",
+    "balance_classes", "projection",
 })
 #: Defaults of options whose parser default is None so that "given" can be told from "left out".
 OPTION_DEFAULTS: dict[str, Any] = {"clip_norm": 1.0, "accountant": "rdp", "tuning": "public"}

@@ -102,6 +102,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="weight of the class loss (default: the architecture's or the prior's)",
     )
     t.add_argument(
+        "--projection",
+        action="store_true",
+        help="D's real/fake logit also judges each VU against its class (and source): a projection "
+        "discriminator, zero-initialised so a fine-tune may turn it on (not under DP; default: off)",
+    )
+    t.add_argument(
         "--augment",
         default=None,
         metavar="POLICY",

@@ -191,7 +191,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     :func:`synthvu_core.models.architectures.build_config`), validated."""
     a = dict(options)
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
-                         g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None))
+                         g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
+                         projection=a.pop("projection", None) or None)  # left out: the prior's
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
