@@ -35,7 +35,7 @@ DIFFUSION_OPTIONS: frozenset[str] = frozenset({"autoencoder_epochs", "autoencode
 #: On/off options whose "left out" is False (``--no-clip-generated`` is given as False, left out as None).
 SWITCHES: frozenset[str] = frozenset({
     "resume", "drop_checkpoint", "fp32", "quiet", "from_scratch", "condition_source", "no_discriminator",
-    "balance_classes", "projection",
+    "balance_classes",
 })
 #: Defaults of options whose parser default is None so that "given" can be told from "left out".
 OPTION_DEFAULTS: dict[str, Any] = {"clip_norm": 1.0, "accountant": "rdp", "tuning": "public"}

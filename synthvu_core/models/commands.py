@@ -103,9 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     )
     t.add_argument(
         "--projection",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="D's real/fake logit also judges each VU against its class (and source): a projection "
-        "discriminator, zero-initialised so a fine-tune may turn it on (not under DP; default: off)",
+        "discriminator, zero-initialised so a fine-tune may turn it on (not under DP; default: on for a fine-tune "
+        "without DP on your own data, else off)",
     )
     t.add_argument(
         "--augment",
@@ -376,7 +378,7 @@ def _command_line(options: dict) -> str:
     private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in options.items():
-        if key in ("clip_generated", "condition_source") and value is False:
+        if key in ("clip_generated", "condition_source", "projection") and value is False:
             parts.append("--no-" + key.replace("_", "-"))
             continue
         if (
