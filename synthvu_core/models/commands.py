@@ -106,8 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         action=argparse.BooleanOptionalAction,
         default=None,
         help="D's real/fake logit also judges each VU against its class (and source): a projection "
-        "discriminator, zero-initialised so a fine-tune may turn it on (not under DP; default: on for a fine-tune "
-        "without DP on your own data, else off)",
+        "discriminator, zero-initialised so a fine-tune may turn it on (not under DP; default: off, or the "
+        "prior's)",
     )
     t.add_argument(
         "--augment",
