@@ -15,15 +15,29 @@ Why not MONAI here: importing any part of MONAI runs ``monai/__init__``, which i
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-if TYPE_CHECKING:
-    from synthvu_core.models.diffusion import DiffusionConfig
+
+class NetConfig(Protocol):
+    """What the networks read of a :class:`synthvu_core.models.diffusion.DiffusionConfig` (named here so that this
+    module does not import the one that imports it)."""
+
+    spatial_dims: int
+    n_classes: int
+    latent_channels: int
+    ae_channels: tuple[int, ...]
+    ae_norm_groups: int
+    unet_channels: tuple[int, ...]
+    unet_res_blocks: int
+    unet_norm_groups: int
+
+    @property
+    def image_channels(self) -> int: ...
 
 UNET_NORM_EPS = 1e-6  #: MONAI's default for the UNet's and the autoencoder's group norms
 AE_NORM_EPS = 1e-6
@@ -179,7 +193,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: int = 10000) -> to
 class LatentUNet(nn.Module):
     """``(x [N, c, *latent], t [N], class_labels) -> velocity``: the class-conditional latent UNet."""
 
-    def __init__(self, config: DiffusionConfig):
+    def __init__(self, config: NetConfig):
         super().__init__()
         dims, ch, groups = config.spatial_dims, config.unet_channels, config.unet_norm_groups
         lc, blocks, emb = config.latent_channels, config.unet_res_blocks, config.unet_channels[0] * 4
@@ -232,7 +246,7 @@ class AEResBlock(nn.Module):
 class Decoder(nn.Module):
     """``z [N, c, *latent] -> image``: the autoencoder's decoder, its layers in ``.blocks`` as MONAI names them."""
 
-    def __init__(self, config: DiffusionConfig):
+    def __init__(self, config: NetConfig):
         super().__init__()
         dims, groups, ch = config.spatial_dims, config.ae_norm_groups, list(reversed(config.ae_channels))
         blocks: list[nn.Module] = [Conv(dims, config.latent_channels, ch[0])]
@@ -254,7 +268,7 @@ class Decoder(nn.Module):
 class DecoderHalf(nn.Module):
     """The released half of the autoencoder: ``post_quant_conv`` and ``decoder`` (no encoder)."""
 
-    def __init__(self, config: DiffusionConfig):
+    def __init__(self, config: NetConfig):
         super().__init__()
         self.post_quant_conv = Conv(config.spatial_dims, config.latent_channels, config.latent_channels, kernel=1)
         self.decoder = Decoder(config)
