@@ -60,13 +60,32 @@ def test_source_changes_the_sample_and_is_drawn_from_its_prior(model):
 
 def test_private_training_with_sources_and_refusals(tmp_path):
     ds = sourced(tiny_dataset(patients=6))
-    with pytest.raises(SelectionError, match="cannot be private"):  # its source prior would count private VUs
+    with pytest.raises(SelectionError, match="vocabulary given in advance"):  # the private sources cannot be read
         Trainer(ds, tmp_path / "dp", small(steps=1, condition_source=True, dp=DPConfig(noise_multiplier=1.0)))
+    with pytest.raises(SelectionError, match="not one of A, C"):
+        Trainer(ds, tmp_path / "dp", small(steps=1, condition_source=True, source_names=("A", "C"),
+                                           dp=DPConfig(noise_multiplier=1.0)))
     trainer = Trainer(ds, tmp_path / "np", small(steps=1, condition_source=True))
     trainer.step()
     assert trainer.arch.n_sources == 2
     with pytest.raises(SelectionError, match="records no sources"):
         Trainer(tiny_dataset(), tmp_path / "x", small(steps=1, condition_source=True))
+
+
+def test_private_sources_are_the_given_vocabulary_drawn_uniformly(tmp_path):
+    """Under DP the released generator names the given sources (one the train split lacks included) and draws
+    them uniformly, whatever the private VUs' shares; without DP it keeps the train split's shares."""
+    ds = sourced(tiny_dataset(patients=6))
+    names = ("A", "B", "Z")
+    folder = train(ds, tmp_path / "dp", small(steps=2, condition_source=True, source_names=names,
+                                               dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    card = load_card(folder)
+    assert card["sources"] == list(names) and card["dp"]["sources"].startswith("given in advance")
+    assert np.allclose(card["architecture"]["source_prior"], 1 / 3) and np.allclose(card["class_prior"],
+                                                                                    1 / len(card["classes"]))
+    public = Trainer(ds, tmp_path / "np", small(steps=1, condition_source=True, source_names=names))
+    assert public.sources == list(names) and not np.allclose(public.source_prior, 1 / 3)
+    assert np.allclose(np.mean(public.source_prior, axis=0)[2], 0.0)  # Z: no train VU, never drawn
 
 
 def test_an_unconditioned_prior_starts_a_conditioned_run_unchanged(tmp_path):

@@ -11,6 +11,8 @@ from typing import Any
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
 
 CLINICAL_REPORT_VERSION = 2
+#: Training steps of the VU half without DP.
+STEPS = 600
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,18 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = csub.add_parser("train", help="train the grade-conditioned VU generator, then sample its synthetic table")
     _dataset_arg(t)
     t.add_argument("--out", required=True, metavar="MODEL", help="generator folder to write")
-    t.add_argument("--steps", type=int, default=600, help="training steps (default: %(default)s)")
+    t.add_argument("--steps", type=int, default=None,
+                   help=f"training steps (default: {STEPS}; under DP {DP_STEPS})")
     t.add_argument("--init-from", default="models/acgan-phantom", metavar="MODEL",
                    help="generator (with its discriminator) to start from (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed of the run (default: %(default)s)")
     t.add_argument("--aux-weight", type=float, default=0.5,
                    help="weight of the class and grade losses in both networks' losses (default: %(default)s)")
-    t.add_argument("--balance-grades", action=argparse.BooleanOptionalAction, default=True,
-                   help="draw each region's grades equally often, real and generated (default: on)")
-    t.add_argument("--projection", action=argparse.BooleanOptionalAction, default=True,
+    t.add_argument("--balance-grades", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw each region's grades equally often, real and generated (default: on; off under DP)")
+    t.add_argument("--projection", action=argparse.BooleanOptionalAction, default=None,
                    help="D's real/fake logit also judges each VU against its region and grade (a projection "
-                        "discriminator) (default: on)")
+                        "discriminator) (default: on; off under DP)")
     _table_args(t)
+    _dp_args(t)
     t.set_defaults(func=_train)
 
     tab = csub.add_parser("table", help="fit the table synthesiser on the train patients' rows; write the table")
@@ -74,6 +78,49 @@ def _table_args(p: argparse.ArgumentParser) -> None:
                    help="epsilon of a DP table (mst, aim); composed with every run on the patients in the ledger")
     p.add_argument("--table-delta", type=float, default=None,
                    help="delta of a DP table (default min(1e-5, 1/(10 N_patients)))")
+
+
+#: The VU half under DP (``--target-epsilon``), as the shipped DP generators were trained: 64 expected patients
+#: per step, 2 VUs of each, only D's heads private (its body as pretrained on the public phantom), Adam at 5e-5.
+DP_PATIENTS_PER_STEP = 64.0
+DP_VUS_PER_PATIENT = 2
+DP_STEPS = 100
+DP_LR = 5e-5
+
+
+def _dp_args(p: argparse.ArgumentParser) -> None:
+    dp = p.add_argument_group("differential privacy of the VU generator (patient-level DP-SGD on D)")
+    dp.add_argument("--target-epsilon", type=float, default=None,
+                    help="epsilon per patient of the VU half (needs a DP table: --table-method mst or aim with "
+                         "--table-epsilon); both runs compose in the dataset's ledger")
+    dp.add_argument("--delta", type=float, default=None, help="delta of the VU half (default min(1e-5, 1/(10 N)))")
+    dp.add_argument("--clip-norm", type=float, default=1.0, help="bound on a patient's gradient (default: %(default)s)")
+    dp.add_argument("--patients-per-step", type=float, default=DP_PATIENTS_PER_STEP,
+                    help="expected patients per step (Poisson; default: %(default)s)")
+    dp.add_argument("--vus-per-patient", type=int, default=DP_VUS_PER_PATIENT,
+                    help="at most this many VUs of a sampled patient per step (default: %(default)s)")
+    dp.add_argument("--private-layers", choices=("all", "heads"), default="heads",
+                    help="what of D is trained privately: its heads (body as pretrained on public data) or all "
+                         "(default: %(default)s)")
+
+
+def dp_config(args: argparse.Namespace) -> Any:
+    """The VU half's :class:`DPConfig` (None without ``--target-epsilon``); refuses a DP VU half beside a table
+    without DP before any work: the pair would be no DP."""
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.dp import DPConfig
+    from synthvu_core.models.dp_table import DP_METHODS
+
+    if args.target_epsilon is None:
+        return None
+    if args.table_method not in DP_METHODS or args.table_epsilon is None:
+        raise SelectionError(f"--target-epsilon makes the VU half private, but the table ({args.table_method}) would "
+                             f"not be: give --table-method mst (or aim) and --table-epsilon")
+    dp = DPConfig(target_epsilon=args.target_epsilon, delta=args.delta, clip_norm=args.clip_norm,
+                  patients_per_step=args.patients_per_step, vus_per_patient=args.vus_per_patient,
+                  private_layers=args.private_layers)
+    dp.validate()
+    return dp
 
 
 def load_dataset(name: str) -> Any:
@@ -123,23 +170,46 @@ def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed
 
 def _train(args: argparse.Namespace) -> int:
     from synthvu_core.models.joint import train_images
-    from synthvu_core.models.training import ArchOverrides, TrainConfig
 
+    dp = dp_config(args)
     dataset = load_dataset(args.dataset)
-    balance = "--balance-grades" if args.balance_grades else "--no-balance-grades"
-    config = TrainConfig(arch="default", scheme="region", steps=args.steps, init_from=args.init_from, seed=args.seed,
-                         overrides=ArchOverrides(aux_weight=args.aux_weight, projection=args.projection or None),
-                         balance_sources=args.balance_grades,
-                         device="cpu", checkpoint_every=100, name=Path(args.out).name,
-                         command=f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} "
-                                 f"--steps {args.steps} --init-from {args.init_from} --aux-weight {args.aux_weight:g} "
-                                 f"{balance} {'--projection' if args.projection else '--no-projection'} "
-                                 f"--seed {args.seed}")
+    config = _train_config(args, dp)
     folder = train_images(dataset, args.out, config)
     about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed,
                         epsilon=args.table_epsilon, delta=args.table_delta, grades=args.table_grades)
     print(f"{folder}: grade-conditioned VU generator and {about['rows_sampled']} synthetic rows ({about['method']})")
     return 0
+
+
+def _train_config(args: argparse.Namespace, dp: Any) -> Any:
+    """The VU half's :class:`TrainConfig`; under DP without the projection and grade balancing (both would read
+    private labels or counts outside a patient's clipped contribution; asked for, they are refused) and at
+    :data:`DP_STEPS` / :data:`DP_LR` unless ``--steps`` was given."""
+    from synthvu_core.models.joint import GRADE_NAMES
+    from synthvu_core.models.training import ArchOverrides, TrainConfig
+
+    private = dp is not None
+    steps = args.steps if args.steps is not None else (DP_STEPS if private else STEPS)
+    balance = (not private) if args.balance_grades is None else args.balance_grades
+    projection = (not private) if args.projection is None else args.projection
+    command = (f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} --steps {steps} "
+               f"--init-from {args.init_from} --aux-weight {args.aux_weight:g} "
+               f"{'--balance-grades' if balance else '--no-balance-grades'} "
+               f"{'--projection' if projection else '--no-projection'} --seed {args.seed}")
+    if private:
+        command += (f" --target-epsilon {dp.target_epsilon:g} --clip-norm {dp.clip_norm:g} --patients-per-step "
+                    f"{dp.patients_per_step:g} --vus-per-patient {dp.vus_per_patient} --private-layers "
+                    f"{dp.private_layers}" + (f" --delta {dp.delta:g}" if dp.delta is not None else ""))
+    command += (f" --table-method {args.table_method} --table-rows {args.table_rows}"
+                + (f" --table-epsilon {args.table_epsilon:g}" if args.table_epsilon is not None else ""))
+    config = TrainConfig(arch="default", scheme="region", steps=steps, init_from=args.init_from, seed=args.seed,
+                         overrides=ArchOverrides(aux_weight=args.aux_weight, projection=projection or None,
+                                                 lr=DP_LR if private else None),
+                         balance_sources=balance, condition_source=True, dp=dp, device="cpu", checkpoint_every=100,
+                         name=Path(args.out).name, keep_checkpoint=not private, command=command,
+                         source_names=GRADE_NAMES if private else None)
+    config.validate()
+    return config
 
 
 def _table(args: argparse.Namespace) -> int:

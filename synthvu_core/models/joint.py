@@ -58,14 +58,18 @@ def grade_view(dataset: Any, table: pd.DataFrame | None = None) -> Any:
 
 
 def train_images(dataset: Any, out: str | Path, config: Any, progress: bool = True) -> Path:
-    """Train the grade-conditioned VU generator (``config.condition_source`` is set here); returns its folder."""
+    """Train the grade-conditioned VU generator (``config.condition_source`` is set here); returns its folder.
+
+    Under DP the grade vocabulary is given (``grade 1`` ... ``grade 5``, public) and the generated VUs' grades are
+    drawn uniformly, so the released generator counts no private VU; a VU's grade is its patient's data, inside
+    that patient's clipped contribution."""
     from dataclasses import replace
 
     from synthvu_core.models.training import train
 
-    if config.private:
-        raise SelectionError("a private joint VU generator is not supported: the grade prior counts private VUs")
-    folder = train(grade_view(dataset), out, replace(config, condition_source=True), progress=progress)
+    names = GRADE_NAMES if config.private else None
+    folder = train(grade_view(dataset), out, replace(config, condition_source=True, source_names=names),
+                   progress=progress)
     mark_joint(folder)
     return folder
 

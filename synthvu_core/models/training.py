@@ -110,6 +110,10 @@ class TrainConfig:
             :mod:`synthvu_core.models.augment`.
         classes: the class vocabulary (None: under DP the scheme's whole vocabulary, else the classes the train
             split holds); train VUs of other classes are left out.
+        source_names: with ``condition_source``, the second condition's vocabulary given in advance (None: the
+            sources the train split holds). Needed under DP, where the vocabulary must be public and the
+            generated VUs' sources are drawn uniformly (no count of private VUs); a train VU whose source is not
+            in it is refused.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
     """
 
@@ -124,6 +128,7 @@ class TrainConfig:
     classes: list[str] | None = None
     augment: str = "none"
     condition_source: bool = False
+    source_names: tuple[str, ...] | None = None
     balance_classes: bool = False
     balance_sources: bool = False
     seed: int = 0
@@ -167,6 +172,11 @@ class TrainConfig:
             raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
         if self.balance_sources and (self.dp is not None or not self.condition_source):
             raise SelectionError("balancing sources needs --condition-source and no DP (its weights count VUs)")
+        if self.condition_source and self.dp is not None and not self.source_names:
+            raise SelectionError("--condition-source under DP needs the source vocabulary given in advance (public): "
+                                 "the sources the private train split holds cannot be read")
+        if self.source_names is not None and len(set(self.source_names)) != len(self.source_names):
+            raise SelectionError(f"the source vocabulary repeats a name: {', '.join(self.source_names)}")
         if self.weights_dtype not in ("float16", "float32", "bfloat16"):
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
@@ -484,8 +494,6 @@ class Trainer:
         units = dataset.units.iloc[train_idx]
         counts = np.bincount(labels, minlength=len(self.classes)).astype(np.float64)
         if self.config.private:  # the prior is released: under DP it must not count private VUs
-            if self.config.condition_source:
-                raise SelectionError("--condition-source cannot be private: its source prior counts private VUs")
             counts = np.ones(len(self.classes))
         self.class_prior = (counts / counts.sum()).tolist()
         self.n_train = len(train_idx)
@@ -519,13 +527,22 @@ class Trainer:
 
         if SOURCE_COLUMN not in units.columns:
             raise SelectionError("--condition-source: this dataset records no sources; rebuild it with `data build`")
-        names = sorted(units[SOURCE_COLUMN].astype(str).unique().tolist())
+        given = self.config.source_names
+        held = units[SOURCE_COLUMN].astype(str).to_numpy()
+        names = list(given) if given is not None else sorted(set(held.tolist()))
         if len(names) < 2:
             raise SelectionError(f"--condition-source: the train split holds a single source ({names[0]})")
+        index = {name: i for i, name in enumerate(names)}
+        if given is not None and not all(h in index for h in held):  # under DP: says no more than "one is not"
+            raise SelectionError(f"--condition-source: a train VU's source is not one of {', '.join(names)}")
         k = len(self.classes)
-        joint = labels + k * np.searchsorted(names, units[SOURCE_COLUMN].astype(str).to_numpy())
-        self.prior_counts = np.bincount(joint, minlength=k * len(names)).astype(np.float64)
-        self.source_prior = (self.prior_counts.reshape(len(names), k).T / np.maximum(counts, 1)[:, None]).tolist()
+        joint = labels + k * np.array([index[h] for h in held], dtype=labels.dtype)
+        if self.config.private:  # released with the generator: uniform, never a count of private VUs
+            self.prior_counts = np.ones(k * len(names))
+            self.source_prior = np.full((k, len(names)), 1.0 / len(names)).tolist()
+        else:
+            self.prior_counts = np.bincount(joint, minlength=k * len(names)).astype(np.float64)
+            self.source_prior = (self.prior_counts.reshape(len(names), k).T / np.maximum(counts, 1)[:, None]).tolist()
         self.sources = names
         return joint
 
@@ -1059,6 +1076,8 @@ class Trainer:
             "tuning": dp.tuning,
             "classes": "given (--classes)" if self.config.classes is not None else "the scheme's whole vocabulary",
             "class_prior": "uniform (no count of private VUs)",
+            **({"sources": "given in advance (public vocabulary); drawn uniformly (no count of private VUs)"}
+               if self.sources else {}),
             "checkpoint": (
                 "private material: it holds the mechanism's random state and D's optimizer; `share` never includes it"
                 if self.config.keep_checkpoint and self.config.keep_discriminator
