@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from synthvu_core.cli import main
-from synthvu_core.clinical.commands import DP_LR, DP_STEPS, _train_config, dp_config, register
+from synthvu_core.clinical.commands import DP_LR, DP_PRIOR, DP_STEPS, PRIOR, _train_config, dp_config, register
 from synthvu_core.data import clinical as data_clinical
 from synthvu_core.errors import SelectionError
 from synthvu_core.models.dp import DPConfig
@@ -35,19 +35,18 @@ def test_dp_vu_half_is_refused_beside_a_table_without_dp(capsys):
         dp_config(parse("--target-epsilon", "3", "--table-method", "mst"))
 
 
-def test_dp_recipe_drops_what_reads_private_labels_and_refuses_it_when_asked():
+def test_dp_recipe_starts_from_the_joint_prior_and_refuses_grade_balancing():
     args = parse("--target-epsilon", "3", "--table-method", "mst", "--table-epsilon", "2")
     config = _train_config(args, dp_config(args))
     assert config.private and config.source_names == GRADE_NAMES and config.steps == DP_STEPS
-    assert config.overrides.lr == DP_LR and not config.overrides.projection and not config.balance_sources
-    assert config.dp.private_layers == "heads" and not config.keep_checkpoint
+    assert config.overrides.lr == DP_LR and config.overrides.projection and not config.balance_sources
+    assert config.dp.private_layers == "heads" and not config.keep_checkpoint and config.init_from == DP_PRIOR
     assert "--target-epsilon 3" in config.command and "--table-epsilon 2" in config.command
     public = _train_config(parse(), None)
-    assert public.overrides.projection and public.balance_sources and public.source_names is None
-    for flag, match in (("--projection", "projection discriminator"), ("--balance-grades", "balancing sources")):
-        asked = parse("--target-epsilon", "3", "--table-method", "mst", "--table-epsilon", "2", flag)
-        with pytest.raises(SelectionError, match=match):
-            _train_config(asked, dp_config(asked))
+    assert public.balance_sources and public.source_names is None and public.init_from == PRIOR
+    asked = parse("--target-epsilon", "3", "--table-method", "mst", "--table-epsilon", "2", "--balance-grades")
+    with pytest.raises(SelectionError, match="balancing sources"):
+        _train_config(asked, dp_config(asked))
 
 
 def test_private_vu_half_names_every_grade_and_draws_them_uniformly(tmp_path):

@@ -14,7 +14,7 @@ from synthvu_core.models.dp import DPConfig
 from synthvu_core.models.registry import load_card, load_generator
 from synthvu_core.models.training import Trainer, train
 from synthvu_core.names import SOURCE_COLUMN
-from tests.test_training import small, tiny_dataset
+from tests.test_training import public_dataset, small, tiny_dataset
 
 torch.set_num_threads(1)
 
@@ -126,5 +126,24 @@ def test_a_projection_discriminator_starts_from_an_unconditioned_prior_and_learn
         a, b = trainer.D(x, joint)[0], trainer.D(x, (joint + len(trainer.classes)) % (2 * len(trainer.classes)))[0]
         assert not torch.allclose(a, b)  # the logit now depends on the label
         assert torch.allclose(trainer.D(x)[0], trainer.D(x, None)[0])  # without labels: the unconditional part
-    with pytest.raises(SelectionError, match="projection discriminator is not supported under DP"):
-        small(steps=1, overrides=over, dp=DPConfig(noise_multiplier=1.0)).validate()
+
+
+def test_under_dp_each_vus_label_enters_only_its_own_projection_gradient(tmp_path):
+    from synthvu_core.models.training import ArchOverrides, discriminator_loss
+
+    ds = sourced(tiny_dataset(patients=6))
+    pre = train(public_dataset(), tmp_path / "pre", small(steps=1), progress=False)  # a DP run's prior is public
+    over = ArchOverrides(width=4, d_width=4, projection=True)
+    trainer = Trainer(ds, tmp_path / "dp", small(steps=1, init_from=str(pre), condition_source=True, overrides=over,
+                                                 source_names=("A", "B"), classes=["T", "L"],
+                                                 dp=DPConfig(noise_multiplier=1.0)))
+    a, k = trainer.arch.aux_weight, trainer.arch.n_classes
+
+    def loss_of_one(adv, cls, y):
+        return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, trainer.arch.aux_fake, k).sum()
+
+    x = torch.rand(4, *ds.shape) * 2 - 1
+    joint = torch.tensor([0, 1, k, 1 + k])  # class + K * source
+    grads = trainer.private.per_vu_gradients(loss_of_one, x, joint)["projection.weight"]  # [VU, rows, dim]
+    touched = grads.abs().sum(-1) > 0
+    assert torch.equal(touched, torch.nn.functional.one_hot(joint, grads.shape[1]).bool())

@@ -24,16 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, metavar="MODEL", help="generator folder to write")
     t.add_argument("--steps", type=int, default=None,
                    help=f"training steps (default: {STEPS}; under DP {DP_STEPS})")
-    t.add_argument("--init-from", default="models/acgan-phantom", metavar="MODEL",
-                   help="generator (with its discriminator) to start from (default: %(default)s)")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help=f"generator (with its discriminator) to start from (default: {PRIOR}; under DP the "
+                        f"grade-conditioned {DP_PRIOR}, trained on the public phantom)")
     t.add_argument("--seed", type=int, default=0, help="seed of the run (default: %(default)s)")
     t.add_argument("--aux-weight", type=float, default=0.5,
                    help="weight of the class and grade losses in both networks' losses (default: %(default)s)")
     t.add_argument("--balance-grades", action=argparse.BooleanOptionalAction, default=None,
-                   help="draw each region's grades equally often, real and generated (default: on; off under DP)")
+                   help="draw each region's grades equally often, real and generated (default: on; off under DP, "
+                        "where it is refused)")
     t.add_argument("--projection", action=argparse.BooleanOptionalAction, default=None,
                    help="D's real/fake logit also judges each VU against its region and grade (a projection "
-                        "discriminator) (default: on; off under DP)")
+                        "discriminator) (default: on)")
     _table_args(t)
     _dp_args(t)
     t.set_defaults(func=_train)
@@ -80,6 +82,10 @@ def _table_args(p: argparse.ArgumentParser) -> None:
                    help="delta of a DP table (default min(1e-5, 1/(10 N_patients)))")
 
 
+#: Where the VU half starts: the public phantom prior; under DP the shipped joint generator, whose grade
+#: conditioning was learnt on the public phantom (a DP run checks that its patients are not the private ones).
+PRIOR = "acgan-phantom"
+DP_PRIOR = "acgan-joint-phantom"
 #: The VU half under DP (``--target-epsilon``), as the shipped DP generators were trained: 64 expected patients
 #: per step, 2 VUs of each, only D's heads private (its body as pretrained on the public phantom), Adam at 5e-5.
 DP_PATIENTS_PER_STEP = 64.0
@@ -182,18 +188,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace, dp: Any) -> Any:
-    """The VU half's :class:`TrainConfig`; under DP without the projection and grade balancing (both would read
-    private labels or counts outside a patient's clipped contribution; asked for, they are refused) and at
-    :data:`DP_STEPS` / :data:`DP_LR` unless ``--steps`` was given."""
+    """The VU half's :class:`TrainConfig`. Under DP: from :data:`DP_PRIOR`, without grade balancing (its weights
+    count private VUs; asked for, it is refused), at :data:`DP_STEPS` / :data:`DP_LR` unless ``--steps`` is given."""
     from synthvu_core.models.joint import GRADE_NAMES
     from synthvu_core.models.training import ArchOverrides, TrainConfig
 
     private = dp is not None
     steps = args.steps if args.steps is not None else (DP_STEPS if private else STEPS)
+    init = args.init_from or (DP_PRIOR if private else PRIOR)
     balance = (not private) if args.balance_grades is None else args.balance_grades
-    projection = (not private) if args.projection is None else args.projection
+    projection = True if args.projection is None else args.projection
     command = (f"python -m synthvu_core clinical train --dataset {args.dataset} --out {args.out} --steps {steps} "
-               f"--init-from {args.init_from} --aux-weight {args.aux_weight:g} "
+               f"--init-from {init} --aux-weight {args.aux_weight:g} "
                f"{'--balance-grades' if balance else '--no-balance-grades'} "
                f"{'--projection' if projection else '--no-projection'} --seed {args.seed}")
     if private:
@@ -202,7 +208,7 @@ def _train_config(args: argparse.Namespace, dp: Any) -> Any:
                     f"{dp.private_layers}" + (f" --delta {dp.delta:g}" if dp.delta is not None else ""))
     command += (f" --table-method {args.table_method} --table-rows {args.table_rows}"
                 + (f" --table-epsilon {args.table_epsilon:g}" if args.table_epsilon is not None else ""))
-    config = TrainConfig(arch="default", scheme="region", steps=steps, init_from=args.init_from, seed=args.seed,
+    config = TrainConfig(arch="default", scheme="region", steps=steps, init_from=init, seed=args.seed,
                          overrides=ArchOverrides(aux_weight=args.aux_weight, projection=projection or None,
                                                  lr=DP_LR if private else None),
                          balance_sources=balance, condition_source=True, dp=dp, device="cpu", checkpoint_every=100,

@@ -248,7 +248,9 @@ class PatientDPOptimizer:
 
         Args:
             loss_of_one: ``(adv [1], cls [1, K], *rest_of_one) -> scalar``.
-            inputs: ``x [n, C, H, W]`` then further per-VU tensors (labels), batched on dim 0.
+            inputs: ``x [n, C, H, W]`` then further per-VU tensors, batched on dim 0; the first of them (the
+                labels) is D's second input too (a projection discriminator judges each VU against its own
+                label; a D without one ignores it), so a VU's label enters only its own gradient.
         """
         from torch.func import functional_call, grad, vmap
 
@@ -257,8 +259,9 @@ class PatientDPOptimizer:
         buffers = {k: v.detach() for k, v in self.module.named_buffers()}
 
         def one(p: dict[str, torch.Tensor], x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-            adv, cls = functional_call(self.module, (p, fixed, buffers), (x.unsqueeze(0),))
-            return loss_of_one(adv, cls, *(r.unsqueeze(0) for r in rest))
+            one_rest = tuple(r.unsqueeze(0) for r in rest)
+            adv, cls = functional_call(self.module, (p, fixed, buffers), (x.unsqueeze(0), *one_rest[:1]))
+            return loss_of_one(adv, cls, *one_rest)
 
         in_dims = (None,) + (0,) * len(inputs)
         return vmap(grad(one), in_dims=in_dims, randomness="error")(params, *inputs)

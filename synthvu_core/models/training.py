@@ -73,7 +73,8 @@ class ArchOverrides:
         aux_fake: whether D's class head also learns generated VUs.
         aux_weight: weight of the class loss in both networks' losses (a loss weight, so a fine-tune may set it).
         projection: D's real/fake logit also judges the VU against its label (a projection discriminator; a
-            zero-initialised addition, so a fine-tune may turn it on). Not under DP.
+            zero-initialised addition, so a fine-tune may turn it on). Under DP a real VU's label enters only that
+            VU's gradient, inside its patient's clipped contribution.
     """
 
     lr: float | None = None
@@ -166,8 +167,6 @@ class TrainConfig:
             raise SelectionError(f"--lr must be a positive number, got {o.lr:g}")
         if o.aux_weight is not None and not (math.isfinite(o.aux_weight) and 0 <= o.aux_weight <= 1e3):
             raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
-        if o.projection and self.dp is not None:
-            raise SelectionError("a projection discriminator is not supported under DP (labels enter D's real logit)")
         if self.balance_classes and self.dp is not None:
             raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
         if self.balance_sources and (self.dp is not None or not self.condition_source):
@@ -578,7 +577,7 @@ class Trainer:
             arch = acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
             return replace(arch, **source)
         if self.init_card["architecture"].get("n_sources"):
-            raise SelectionError(f"{c.init_from}: a source-conditioned generator cannot be a starting point")
+            self._check_same_conditions(self.init_card)
 
         from synthvu_core.models.registry import architecture_config
 
@@ -590,6 +589,16 @@ class Trainer:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
         given = {k: v for k, v in c.overrides.given().items() if k in weights}
         return replace(arch, **given, n_classes=len(self.classes), **source)
+
+    def _check_same_conditions(self, card: dict[str, Any]) -> None:
+        """A source-conditioned starting point: only for a run with the same classes and sources, in order
+        (its per-condition rows are then taken as they are)."""
+        if list(card.get("sources") or []) != self.sources or list(card["classes"]) != list(self.classes):
+            raise SelectionError(
+                f"{self.config.init_from}: a source-conditioned generator is a starting point only for the same "
+                f"classes and sources (it has {', '.join(card['classes'])} x {', '.join(card.get('sources') or [])}; "
+                f"this run {', '.join(self.classes)} x {', '.join(self.sources) or 'no sources'})"
+            )
 
     def _build_modules(self) -> None:
         from synthvu_core.models import acgan
@@ -737,7 +746,7 @@ class Trainer:
         return self.G(z, y), y
 
     def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
-        adv, cls = self.D(x)
+        adv, cls = self.D(x, y)
         return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes)
 
     def _discriminator_step(self, real: Any, y_real: Any, fake: Any, y_fake: Any) -> dict[str, float]:
