@@ -103,6 +103,25 @@ def _joint_attack(rep: dict) -> None:
                f"TPR at a low false-positive rate: {r['tpr_at_low_fpr']}.")
 
 
+def _eps(value: float | None) -> str:
+    return "no DP (infinite)" if value is None else f"{value:.2f}"
+
+
+def _budget(card: dict) -> None:
+    b = clinical.privacy_budget(card)
+    st.subheader("Differential privacy of the pair")
+    cols = st.columns(3)
+    cols[0].metric("VU generator epsilon", _eps(b["vus"]))
+    cols[1].metric("Table epsilon", _eps(b["table"]))
+    cols[2].metric("Composed epsilon", _eps(b["composed"]) if b["runs"] else "not recorded")
+    text = (f"Per patient, delta {b['delta']:g}. Composed: RDP over every run on these patients in the dataset's "
+            f"ledger ({b['runs']} runs), the two parts of this generator included." if b["runs"] else
+            "This card records no privacy ledger: no composed budget can be stated.")
+    if b["composed"] is None and b["runs"]:
+        text += " A run without DP on these patients makes the composed epsilon infinite."
+    (st.caption if b["composed"] is not None else st.warning)(text)
+
+
 @frame.fragment
 def _generate(sel: frame.Selection) -> None:
     st.subheader("Generate: the same noise, each grade")
@@ -127,6 +146,7 @@ def render(sel: frame.Selection) -> None:
         st.info(f"{sel.name} is not a joint generator (its card has no clinical block): select one trained with "
                 "`python -m synthvu_core clinical train`.")
         return
+    _budget(sel.card)
     rep = clinical.report(sel.path)
     if rep is None:
         st.info(f"{sel.name} has no clinical report yet: run `python -m synthvu_core clinical evaluate MODEL`.")

@@ -24,6 +24,18 @@ def is_joint(card: dict[str, Any]) -> bool:
     return isinstance(card.get("clinical"), dict) and bool(card["clinical"].get("second_condition"))
 
 
+def privacy_budget(card: dict[str, Any]) -> dict[str, Any]:
+    """The DP budget of a joint generator's two parts and their composition over every run on the patients.
+
+    ``vus`` and ``table``: epsilon (None where that part has no DP); ``composed``: epsilon of the dataset's ledger
+    (None where a run on these patients had no DP, i.e. infinite); ``runs`` and ``delta`` of that ledger."""
+    table = ((card.get("clinical") or {}).get("table") or {}).get("dp") or {}
+    ledger = card.get("privacy_ledger") or {}
+    return {"vus": (card.get("dp") or {}).get("epsilon"), "table": table.get("epsilon"),
+            "composed": ledger.get("composed_epsilon"), "runs": ledger.get("runs"),
+            "delta": ledger.get("delta") or (card.get("dp") or {}).get("delta") or table.get("delta")}
+
+
 def report_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / REPORT_DIR / CLINICAL_REPORT_FILE
 

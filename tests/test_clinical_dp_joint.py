@@ -61,3 +61,15 @@ def test_private_vu_half_names_every_grade_and_draws_them_uniformly(tmp_path):
     assert np.allclose(card["architecture"]["source_prior"], 0.2) and card["dp"]["epsilon"] > 0
     public = train_images(ds, tmp_path / "j", small(steps=1), progress=False)
     assert load_card(public)["sources"] == ["grade 1", "grade 2"]  # without DP: the grades the train split holds
+
+
+def test_the_clinical_page_states_both_parts_and_their_composition():
+    from dashboard.clinical import privacy_budget
+
+    card = {"dp": {"epsilon": 2.99, "delta": 1e-5},
+            "clinical": {"table": {"dp": {"epsilon": 3.0, "delta": 1e-5}}},
+            "privacy_ledger": {"composed_epsilon": 4.34, "runs": 2, "delta": 1e-5}}
+    assert privacy_budget(card) == {"vus": 2.99, "table": 3.0, "composed": 4.34, "runs": 2, "delta": 1e-5}
+    public = privacy_budget({"clinical": {"table": {"method": "gaussian_copula"}},
+                             "privacy_ledger": {"composed_epsilon": None, "runs": 3, "delta": 1e-5}})
+    assert public["vus"] is None and public["table"] is None and public["composed"] is None and public["runs"] == 3

@@ -41,6 +41,23 @@ def test_fixed_threads_sets_every_library_and_restores_it(two_threads):
     assert env["threads"] == EVALUATION_THREADS and env["torch_cpu_capability"] and env["pools"]
 
 
+def test_verify_names_what_differs_in_the_numeric_environment(capsys):
+    from synthvu_core.evaluation.commands import _print_environment
+    from synthvu_core.evaluation.threads import environment_changes, numeric_environment
+
+    here = numeric_environment()
+    assert here["cpu"] and environment_changes(dict(here), here) == []
+    other = {**here, "cpu": "Another CPU 9000"}
+    assert environment_changes(other, here) == [f"CPU: report Another CPU 9000, here {here['cpu']}"]
+    older = {k: v for k, v in here.items() if k != "cpu"}
+    assert environment_changes(older, here) == ["the report does not record its CPU"]
+    assert environment_changes(None, here) == ["the report records no numeric environment"]
+    _print_environment(other)
+    assert "Another CPU 9000" in capsys.readouterr().out
+    _print_environment(dict(here))
+    assert capsys.readouterr().out == ""
+
+
 def test_a_fresh_process_limits_the_blas_that_the_evaluation_loads_later():
     """In a process that has not imported scipy yet, the first PCA inside ``fixed_threads`` runs on one thread too:
     threadpoolctl limits only libraries already loaded, and scipy's OpenBLAS loads with ``scipy.linalg`` (numpy's

@@ -294,9 +294,22 @@ def _verify(args: argparse.Namespace) -> int:
     if diffs:
         print(f"{folder / 'report'}: {len(diffs)} difference(s) beyond tolerance, re-run from scratch:")
         print("\n".join(f"  {d}" for d in diffs))
+        _print_environment(saved.meta.get("numerics"))
         return 1
     print(f"{folder / 'report'}: reproduced: {n} scalars within tolerance, verdicts and counted attacks identical")
     return 0
+
+
+def _print_environment(saved: dict | None) -> None:
+    """Where the re-run's numeric environment differs from the report's: the differences above may be rounding
+    of another CPU's kernels, which the same-machine tolerance does not cover."""
+    from synthvu_core.evaluation.threads import environment_changes, numeric_environment
+
+    changes = environment_changes(saved, numeric_environment())
+    if changes:
+        print("The re-run's numeric environment differs from the report's, so differences from kernel rounding are "
+              "possible (the tolerance is for a re-run on the report's own machine):")
+        print("\n".join(f"  {c}" for c in changes))
 
 
 def _table(args: argparse.Namespace) -> int:

@@ -72,8 +72,9 @@ def fixed_threads(n: int = EVALUATION_THREADS) -> Iterator[None]:
 
 
 def numeric_environment() -> dict[str, Any]:
-    """What decides rounding on this machine: the evaluation's thread count, torch's CPU kernel level and each
-    BLAS/OpenMP library's version and kernel architecture (recorded in a report's meta, compared by nothing)."""
+    """What decides rounding on this machine: the evaluation's thread count, the CPU model, torch's CPU kernel
+    level and each BLAS/OpenMP library's version and kernel architecture (recorded in a report's meta; ``report
+    verify`` names what differs, :func:`environment_changes`)."""
     import torch
     from threadpoolctl import threadpool_info
 
@@ -83,6 +84,37 @@ def numeric_environment() -> dict[str, Any]:
     ]
     return {
         "threads": EVALUATION_THREADS,
+        "cpu": cpu_model(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "pools": sorted(pools, key=lambda p: sorted(p.items())),
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`); None where unknown.
+    Two CPUs of the same instruction-set level may still round differently (e.g. another vendor's kernels)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def environment_changes(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """What differs between the numeric environment a report recorded and ``current``, in words (empty where
+    nothing recorded differs; an item for what the report did not record)."""
+    if not saved:
+        return ["the report records no numeric environment"]
+    out = []
+    for key, what in (("cpu", "CPU"), ("torch_cpu_capability", "torch kernel level"), ("pools", "BLAS/OpenMP"),
+                      ("threads", "evaluation threads")):
+        if key not in saved:
+            out.append(f"the report does not record its {what}")
+        elif saved[key] != current.get(key):
+            out.append(f"{what}: report {saved[key]}, here {current.get(key)}")
+    return out
