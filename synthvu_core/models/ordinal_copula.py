@@ -15,8 +15,8 @@ proportions. The latent correlation of each pair of columns is estimated by maxi
 
 The pairwise matrix is projected onto the nearest positive-definite correlation matrix (Higham's alternating
 projections: eigenvalues clipped, diagonal set to 1, repeated with Dykstra's correction). Continuous margins are
-kernel densities (scipy's ``gaussian_kde``, Scott's bandwidth, as SDV's default here), sampled by their inverse
-CDF, clipped to the observed range and rounded to the column's decimals: smoothed values, never the real ones.
+kernel densities (scipy's ``gaussian_kde``, Scott's bandwidth, as SDV's default here), truncated to the observed
+range, sampled by their inverse CDF and rounded to the column's decimals: smoothed values, never the real ones.
 Missing cells are left out of each margin and pair, and sampled missing at each column's observed rate,
 independently of everything else.
 
@@ -127,8 +127,9 @@ class _Margin:
             return self.levels[np.searchsorted(self.tau[1:-1], z, side="right")]
         from scipy.special import ndtr
 
-        x = np.interp(ndtr(z), self.cdf, self.grid)
-        return np.round(np.clip(x, self.low, self.high), self.decimals)
+        inside = np.interp([self.low, self.high], self.grid, self.cdf)  # the density truncated to the range
+        x = np.interp(inside[0] + ndtr(z) * (inside[1] - inside[0]), self.cdf, self.grid)
+        return np.clip(np.round(x, self.decimals), self.low, self.high)
 
 
 def _decimals(values: np.ndarray) -> int:
