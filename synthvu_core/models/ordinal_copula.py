@@ -15,8 +15,9 @@ proportions. The latent correlation of each pair of columns is estimated by maxi
 
 The pairwise matrix is projected onto the nearest positive-definite correlation matrix (Higham's alternating
 projections: eigenvalues clipped, diagonal set to 1, repeated with Dykstra's correction). Continuous margins are
-kernel densities (scipy's ``gaussian_kde``, Scott's bandwidth, as SDV's default here), truncated to the observed
-range, sampled by their inverse CDF and rounded to the column's decimals: smoothed values, never the real ones.
+kernel densities (scipy's ``gaussian_kde``, Scott's bandwidth, as SDV's default here), sampled by their inverse
+CDF, reflected at the ends of the observed range and rounded to the column's decimals: smoothed values, never the
+real ones, and no point mass at the real minimum or maximum.
 Missing cells are left out of each margin and pair, and sampled missing at each column's observed rate,
 independently of everything else.
 
@@ -127,8 +128,10 @@ class _Margin:
             return self.levels[np.searchsorted(self.tau[1:-1], z, side="right")]
         from scipy.special import ndtr
 
-        inside = np.interp([self.low, self.high], self.grid, self.cdf)  # the density truncated to the range
-        x = np.interp(inside[0] + ndtr(z) * (inside[1] - inside[0]), self.cdf, self.grid)
+        x = np.interp(ndtr(z), self.cdf, self.grid)
+        # the density reflected at the observed range's ends (no point mass at the real minimum and maximum)
+        x = np.where(x > self.high, 2 * self.high - x, x)
+        x = np.where(x < self.low, 2 * self.low - x, x)
         return np.clip(np.round(x, self.decimals), self.low, self.high)
 
 
