@@ -71,9 +71,11 @@ def _dataset_arg(p: argparse.ArgumentParser) -> None:
 
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table-rows", type=int, default=1000, help="synthetic rows released (default: %(default)s)")
-    p.add_argument("--table-method", choices=("gaussian_copula", "ctgan", "mst", "aim"), default="gaussian_copula",
-                   help="SDV synthesiser, or smartnoise-synth's differentially private MST / AIM "
-                        "(default: %(default)s)")
+    p.add_argument("--table-method", choices=("gaussian_copula", "ctgan", "ordinal_copula", "mst", "aim"),
+                   default="gaussian_copula",
+                   help="SDV synthesiser; ordinal_copula: a Gaussian copula with the grades, finding counts and "
+                        "binary columns as thresholded latent normals (scipy, no SDV); or smartnoise-synth's "
+                        "differentially private MST / AIM (default: %(default)s)")
     p.add_argument("--table-grades", choices=("numerical", "ordinal"), default="numerical",
                    help="SDV: the grade columns as numbers or as ordered categories (default: %(default)s)")
     p.add_argument("--table-epsilon", type=float, default=None,

@@ -3,7 +3,8 @@
 SDV (``sdv``, the Synthetic Data Vault) is optional: it pins pandas below 3, so it lives in
 ``requirements-clinical.txt``, not in the core requirements, and is imported only here. Its fitted
 synthesisers are saved as pickles, which this project never loads, so a run samples its table once and
-releases the table (``clinical_synthetic.csv``), not the synthesiser.
+releases the table (``clinical_synthetic.csv``), not the synthesiser. ``ordinal_copula`` is not SDV's: it is
+:mod:`synthvu_core.models.ordinal_copula` (scipy only), which models the grades as ordinal margins of latent normals.
 
 Columns synthesised: numeric, categorical and per-level ones (:func:`~synthvu_core.data.clinical.column_kinds`);
 free text (the findings list) is left out, the per-kind finding counts stand for it.
@@ -21,7 +22,8 @@ from synthvu_core.errors import SynthVUError
 if TYPE_CHECKING:
     import pandas as pd
 
-METHODS: tuple[str, ...] = ("gaussian_copula", "ctgan")
+#: ``ordinal_copula`` is synthvu's own (:mod:`synthvu_core.models.ordinal_copula`, scipy only, no SDV)
+METHODS: tuple[str, ...] = ("gaussian_copula", "ctgan", "ordinal_copula")
 #: how the per-level grades enter the synthesiser: ``numerical`` (numbers, rounded back) or ``ordinal`` (ordered
 #: categories, each mapped to its own interval of [0, 1] in grade order with a uniform draw inside it: RDT's
 #: ``OrderedUniformEncoder``), which keeps the many tied grades from weakening the copula's correlations
@@ -75,6 +77,8 @@ def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copu
         raise SynthVUError(f"unknown table synthesiser {method!r}; choose one of {', '.join(METHODS)}")
     if grades not in GRADE_ENCODINGS:
         raise SynthVUError(f"unknown grade encoding {grades!r}; choose one of {', '.join(GRADE_ENCODINGS)}")
+    if method == "ordinal_copula":
+        return _fit_sample_ordinal(table, n_rows, seed=seed, grades=grades)
     single_table = _sdv()
     import sdv
 
@@ -105,10 +109,7 @@ def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copu
     synthesiser.fit({TABLE: data} if _by_table(sdv) else data)
     rows = synthesiser.sample(num_rows=int(n_rows))
     rows = rows[TABLE] if isinstance(rows, dict) else rows
-    for c in columns:
-        if pd.api.types.is_integer_dtype(table[c]):
-            rows[c] = pd.to_numeric(rows[c]).round().astype("Int64")
-    rows.insert(0, ID_COLUMN, [f"{SYNTHETIC_PREFIX}{i:04d}" for i in range(len(rows))])
+    rows = _released(rows, table, columns)
     about = {"library": "sdv", "version": sdv.__version__, "method": method, "columns": columns,
              **({"marginals": distribution} if method == "gaussian_copula" else {"epochs": int(epochs)}),
              "grades": grades, "rows_fitted": int(len(table)), "rows_sampled": int(len(rows)), "seed": int(seed),
@@ -119,3 +120,36 @@ def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copu
 def _by_table(sdv: Any) -> bool:
     """SDV 2 takes and returns {table name: frame}."""
     return int(sdv.__version__.split(".")[0]) >= 2
+
+
+def _released(rows: pd.DataFrame, table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Integer columns back to (nullable) integers, and the synthetic ids in front."""
+    import pandas as pd
+
+    for c in columns:
+        if pd.api.types.is_integer_dtype(table[c]):
+            rows[c] = pd.to_numeric(rows[c]).round().astype("Int64")
+    rows.insert(0, ID_COLUMN, [f"{SYNTHETIC_PREFIX}{i:04d}" for i in range(len(rows))])
+    return rows
+
+
+def _fit_sample_ordinal(table: pd.DataFrame, n_rows: int, *, seed: int, grades: str,
+                        ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`fit_sample` with the ordinal copula; the grades are ordinal margins whatever ``grades`` says, so
+    only ``numerical`` (the default) is accepted."""
+    import scipy
+
+    from synthvu_core.models import ordinal_copula
+
+    if grades != "numerical":
+        raise SynthVUError("--table-grades is an SDV option; the ordinal copula models every grade as an ordinal "
+                           "margin of a latent normal itself")
+    columns = synthesised_columns(table)
+    copula = ordinal_copula.fit(table[columns], grade_columns(columns))
+    rows = _released(copula.sample(n_rows, seed), table, columns)
+    about = {"library": "scipy", "version": scipy.__version__, "method": "ordinal_copula",
+             "columns": columns, "marginals": "gaussian_kde (continuous), thresholded latent normal (ordinal)",
+             "ordinal_columns": [m.name for m in copula.margins if m.ordinal],
+             "eigenvalues_clipped": copula.clipped, "grades": "ordinal (latent normal)",
+             "rows_fitted": int(len(table)), "rows_sampled": int(len(rows)), "seed": int(seed), "dp": None}
+    return rows.reset_index(drop=True), about
