@@ -76,7 +76,10 @@ def _privacy(rep: dict) -> None:
                      "DCR AUC": _auc(part["dcr"]),
                      "caught": "yes" if part["caught"] else "no"})
     frame.table(rows)
-    st.caption(f"anonymeter (attacked: {p['n_members']} train patients' rows; control: {p['n_control']} other "
+    total = p.get("n_members_total", p["n_members"])
+    attacked = (f"{p['n_members']} of the {total} train patients' rows, drawn to the control's size" if total !=
+                p["n_members"] else f"{p['n_members']} train patients' rows")
+    st.caption(f"anonymeter (attacked: {attacked}; control: {p['n_control']} other "
                f"patients' rows; {p['n_synthetic']} synthetic rows). A risk is how much better the attack does on the "
                "members than on the control, with anonymeter's 95 % interval. DCR: distance of each real row to its "
                "closest synthetic row, members against non-members (ROC AUC, 0.5 = no signal). A table is caught "

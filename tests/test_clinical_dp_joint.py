@@ -30,7 +30,7 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_dp_vu_half_is_refused_beside_a_table_without_dp(capsys):
     assert main(["clinical", "train", "--out", "x", "--target-epsilon", "3"]) == 2
-    assert "the table (gaussian_copula) would not be" in capsys.readouterr().err
+    assert "the table (ordinal_copula) would not be" in capsys.readouterr().err
     with pytest.raises(SelectionError, match="--table-epsilon"):
         dp_config(parse("--target-epsilon", "3", "--table-method", "mst"))
 

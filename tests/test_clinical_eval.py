@@ -191,3 +191,37 @@ def test_joint_membership_names_the_parts_above_chance(table):
     rows_only = clinical.joint_membership(*_joint_case(big, True, False), n_boot=200)
     assert "row" in rows_only["parts_above_chance"] and "vus" not in rows_only["parts_above_chance"]
     assert rows_only["caught"] == ("joint" in rows_only["parts_above_chance"])
+
+
+def test_anonymeter_attacks_members_and_control_at_one_size(table, monkeypatch):
+    """Singling out a row is likelier among more rows: unequal sets read a risk where there is none."""
+    from types import SimpleNamespace
+
+    members, control = table.iloc[:40], table.iloc[40:]
+    a, b = clinical.equal_sizes(members, control, seed=1)
+    assert len(a) == len(b) == 20 and set(a["patient_id"]) <= set(members["patient_id"])
+    assert b["patient_id"].tolist() == control["patient_id"].tolist()
+    assert clinical.equal_sizes(members, control, seed=1)[0].equals(a)
+    assert not clinical.equal_sizes(members, control, seed=2)[0].equals(a)
+
+    seen = []
+
+    class Fake:
+        def __init__(self, ori, syn, control, **kw):
+            seen.append((len(ori), len(control)))
+
+        def evaluate(self, **kw):
+            pass
+
+        def risk(self, confidence_level):
+            return SimpleNamespace(value=0.0, ci=(0.0, 0.1))
+
+        def results(self):
+            rate = SimpleNamespace(value=0.1)
+            return SimpleNamespace(attack_rate=rate, baseline_rate=rate, control_rate=rate, n_attacks_ori=20)
+
+    fakes = SimpleNamespace(SinglingOutEvaluator=Fake, LinkabilityEvaluator=Fake, InferenceEvaluator=Fake)
+    monkeypatch.setattr(clinical, "_anonymeter", lambda: fakes)
+    out = clinical.table_privacy(members, control, table, seed=0)
+    assert seen == [(20, 20)] * 3
+    assert (out["n_members"], out["n_members_total"], out["dcr"]["n_members"]) == (20, 40, 40)

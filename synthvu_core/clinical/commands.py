@@ -10,7 +10,8 @@ from typing import Any
 
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
 
-CLINICAL_REPORT_VERSION = 2
+#: 3: anonymeter attacks the members and the control at one size (the larger set subsampled)
+CLINICAL_REPORT_VERSION = 3
 #: Training steps of the VU half without DP.
 STEPS = 600
 
@@ -72,7 +73,7 @@ def _dataset_arg(p: argparse.ArgumentParser) -> None:
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table-rows", type=int, default=1000, help="synthetic rows released (default: %(default)s)")
     p.add_argument("--table-method", choices=("gaussian_copula", "ctgan", "ordinal_copula", "mst", "aim"),
-                   default="gaussian_copula",
+                   default="ordinal_copula",
                    help="SDV synthesiser; ordinal_copula: a Gaussian copula with the grades, finding counts and "
                         "binary columns as thresholded latent normals (scipy, no SDV); or smartnoise-synth's "
                         "differentially private MST / AIM (default: %(default)s)")
