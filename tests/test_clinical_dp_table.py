@@ -86,3 +86,36 @@ def test_a_table_run_is_composed_in_the_cards_ledger(tmp_path):
     assert alone["runs"] == 1 and alone["composed_epsilon"] == pytest.approx(3.0, abs=0.01)
     sdv = table_ledger_entry({"library": "sdv", "method": "gaussian_copula", "dp": None}, "t")
     assert sdv["dp"] is False and sdv["epsilon"] is None
+
+
+def test_a_card_never_forgets_a_run_when_its_ledger_file_lost_it(tmp_path):
+    """A ledger file rebuilt without the card's earlier runs (a new cache, another machine): the card keeps them."""
+    import json
+    from pathlib import Path
+
+    from synthvu_core.models.joint import record_table_run
+    from synthvu_core.models.registry import CARD_FILE
+
+    src = Path(__file__).resolve().parents[1] / "models" / "acgan-joint-phantom" / CARD_FILE
+    if not src.is_file():
+        pytest.skip("the shipped joint generator is not installed")
+    folder = tmp_path / "joint"
+    folder.mkdir()
+    earlier = [{"run": "vu-run", "created": "2026-01-01T00:00:00+00:00", "dp": False, "epsilon": None}]
+    card = {**json.loads(src.read_text()), "name": "joint", "privacy_ledger": {"entries": earlier, "delta": 1e-5}}
+    (folder / CARD_FILE).write_text(json.dumps(card))
+
+    class WithFolder:  # a dataset folder whose ledger file does not list the card's earlier run
+        root = tmp_path / "dataset"
+        fingerprint = "x"
+        card: dict = {}
+
+        def patients(self, part):
+            return ["p0", "p1"]
+
+    WithFolder.root.mkdir()
+    about = {"library": "scipy", "method": "ordinal_copula", "dp": None}
+    block = record_table_run(folder, WithFolder(), about)["privacy_ledger"]
+    assert [e["run"] for e in block["entries"]] == ["vu-run", "joint: clinical table"] and block["runs"] == 2
+    again = record_table_run(folder, WithFolder(), about)["privacy_ledger"]  # a second table run is a new run
+    assert again["runs"] == 3

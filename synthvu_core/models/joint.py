@@ -107,13 +107,18 @@ def record_table_run(folder: str | Path, dataset: Any, about: dict[str, Any]) ->
 
     folder = Path(folder)
     card = load_card(folder)
-    entry = table_ledger_entry(about, f"{card.get('name') or folder.name}: clinical table")
+    from datetime import UTC, datetime
+
+    entry = {**table_ledger_entry(about, f"{card.get('name') or folder.name}: clinical table"),
+             "created": datetime.now(UTC).isoformat()}
     path = ledger.ledger_path(dataset)
-    if path is not None:
-        entries = ledger.append(path, dataset.fingerprint, ledger.run_patients(dataset, "train"), entry)
-    else:  # no folder to keep a ledger in: this generator's own runs
-        entries = list((card.get("privacy_ledger") or {}).get("entries") or []) + [entry]
     block = card.get("privacy_ledger") or {}
+    known = list(block.get("entries") or [])
+    if path is not None:
+        entries = ledger.with_known(known, ledger.append(path, dataset.fingerprint,
+                                                         ledger.run_patients(dataset, "train"), entry))
+    else:  # no folder to keep a ledger in: this generator's own runs
+        entries = known + [entry]
     delta = block.get("delta") or (about.get("dp") or {}).get("delta") or 1e-5
     card["privacy_ledger"] = ledger.card_block(entries, float(delta), path)
     write_json(folder / CARD_FILE, card)

@@ -165,6 +165,17 @@ def _card_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def with_known(known: list[Mapping[str, Any]], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``known`` (a card's entries) followed by the ``entries`` it does not hold yet: a card recomposed from a ledger
+    file that lost runs (a rebuilt cache, another machine) never forgets a run it recorded."""
+
+    def key(e: Mapping[str, Any]) -> tuple:
+        return e.get("run"), e.get("created"), e.get("mechanism"), e.get("epsilon")
+
+    seen = {key(e) for e in known}
+    return [dict(e) for e in known] + [e for e in entries if key(e) not in seen]
+
+
 def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -> dict[str, Any]:
     """The card's ``privacy_ledger`` block: the entries composed over and the composed epsilon (None = inf)."""
     eps = composed_epsilon(entries, delta)
