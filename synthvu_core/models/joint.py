@@ -17,6 +17,7 @@ Two released parts in one generator folder:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,8 +108,6 @@ def record_table_run(folder: str | Path, dataset: Any, about: dict[str, Any]) ->
 
     folder = Path(folder)
     card = load_card(folder)
-    from datetime import UTC, datetime
-
     entry = {**table_ledger_entry(about, f"{card.get('name') or folder.name}: clinical table"),
              "created": datetime.now(UTC).isoformat()}
     path = ledger.ledger_path(dataset)
