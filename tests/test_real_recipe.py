@@ -139,5 +139,5 @@ def test_train_projection_option_reaches_the_discriminator_and_its_card_command(
     assert "--projection" in _command_line({"projection": True, "dataset": "d"})
     assert "--no-projection" in _command_line({"projection": False, "dataset": "d"})
     assert "projection" not in _command_line({"projection": None, "dataset": "d"})
-    with pytest.raises(SelectionError, match="projection"):
-        training.config_from_options(args(projection=True, target_epsilon=8.0, steps=1))
+    under_dp = training.config_from_options(args(projection=True, target_epsilon=8.0, steps=1))
+    assert under_dp.overrides.projection is True and under_dp.dp.target_epsilon == 8.0
