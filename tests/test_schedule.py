@@ -139,3 +139,24 @@ def test_the_evaluation_graph_is_valid_and_starts_with_its_longest_chain():
     order = priority_order(tasks)
     assert order[0] == "design" and order.index("privacy") < order.index("classifier:4")
     assert {t.stage for t in tasks} >= {name for name, _ in stages.STAGES}
+    assert {t.name for t in tasks if t.exclusive == stages.UMAP_FIT} == {"overlay_fit", "attack_umap"}
+
+
+def test_tasks_sharing_an_exclusive_tag_never_overlap_and_the_other_worker_takes_other_work():
+    log: list = []
+    t0 = time.perf_counter()
+
+    def make(name):
+        def run():
+            start = time.perf_counter() - t0
+            time.sleep(0.05)
+            log.append((name, start, time.perf_counter() - t0))
+
+        return run
+
+    tasks = [Task("fit_a", make("fit_a"), cost=5, exclusive="umap"), Task("fit_b", make("fit_b"), cost=4,
+             exclusive="umap"), Task("train", make("train"), cost=1)]
+    run_tasks(tasks, workers=2)
+    span = {n: (s, e) for n, s, e in log}
+    assert span["fit_b"][0] >= span["fit_a"][1], "the second fit waits for the first"
+    assert span["train"][0] < span["fit_a"][1], "meanwhile the other worker trains"

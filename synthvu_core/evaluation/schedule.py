@@ -6,7 +6,7 @@ computes does not depend on when or where it runs: the schedule decides only how
 :func:`run_tasks` starts a task once every task it waits on is done, always the ready task with the largest
 :func:`remaining_path` (its expected cost plus the longest chain of tasks that wait on it: the classic list-
 scheduling priority, which also starts the longest independent jobs first), on the calling thread and
-``workers - 1`` helper threads.
+``workers - 1`` helper threads; tasks that share an ``exclusive`` tag run one at a time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class Task:
     """One unit of work: ``run()`` once every task named in ``after`` is done.
 
     ``cost`` is the expected CPU seconds (a scheduling hint only; it never changes what any task computes);
-    ``stage`` the part of the work it belongs to, for its caller (timings, progress).
+    ``stage`` the part of the work it belongs to, for its caller (timings, progress). Tasks with the same
+    ``exclusive`` tag never run at once: code that holds the GIL throughout (umap-learn's numba kernels) runs no
+    faster beside another such task than after it, and would keep the other worker from work that can overlap.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Task:
     after: tuple[str, ...] = ()
     cost: float = 1.0
     stage: str | None = None
+    exclusive: str | None = None
 
 
 def check_graph(tasks: Sequence[Task]) -> None:
@@ -96,8 +99,10 @@ class _Board:
             while True:
                 if self.error is not None or len(self.results) == len(self.tasks):
                     return None
+                held = {self.tasks[r].exclusive for r in self.running} - {None}
                 for name in self.order:
-                    if name not in self.results and name not in self.running and not self.waits[name]:
+                    if (name not in self.results and name not in self.running and not self.waits[name]
+                            and self.tasks[name].exclusive not in held):
                         self.running.add(name)
                         return self.tasks[name]
                 if not self.running:  # nothing ready, nothing running: cannot happen after check_graph

@@ -743,11 +743,15 @@ STAGES: tuple[tuple[str, StageFn], ...] = (
 
 #: Expected CPU seconds of each kind of task on the 2,000 x 5,000 benchmark (cold): a scheduling hint only.
 TASK_COSTS: dict[str, float] = {
-    "classifier": 7.0, "holdout_embedding": 0.3, "tstr": 9.0, "trtr": 1.5, "utility": 0.5, "fidelity": 2.0,
+    "classifier": 7.0, "holdout_embedding": 0.3, "tstr": 9.0, "trtr": 2.3, "utility": 0.5, "fidelity": 2.0,
     "overlay_fit": 11.0, "embeddings": 2.0, "design": 0.2, "attack_encoder": 6.0, "attack_umap": 4.0,
     "attack_join": 0.1, "privacy": 17.0, "graded": 4.0, "realistic": 3.5, "independent": 17.0, "controls": 0.5,
     "dp": 0.0,
 }
+
+
+#: The two UMAP fits (the overlay, the attack space) run one at a time: umap-learn's numba kernels hold the GIL.
+UMAP_FIT = "umap_fit"
 
 
 def evaluation_tasks(ctx: EvaluationContext, job: Job, util: Any) -> list[Task]:
@@ -769,7 +773,7 @@ def evaluation_tasks(ctx: EvaluationContext, job: Job, util: Any) -> list[Task]:
             with timer(ctx.timings, stage, ctx.cpu_timings):
                 return fn()
 
-        return Task(name, run, after, cost, stage)
+        return Task(name, run, after, cost, stage, UMAP_FIT if name in ("overlay_fit", "attack_umap") else None)
 
     tasks = [
         *(task(f"classifier:{i}", "classifiers", lambda i=i: train_real_classifier(ctx, util, cfg, i),
