@@ -61,6 +61,24 @@ def test_a_fresh_process_limits_the_blas_that_the_evaluation_loads_later():
     assert out.stdout.strip() == "[1]", out.stdout + out.stderr
 
 
+def test_a_fresh_process_runs_torch_on_the_fixed_thread_count_after_numba_launches_its_pool():
+    """The first ``fixed_threads`` of a process launches numba's OpenMP pool, which sets the calling thread's OpenMP
+    count to every core: torch's count must be set after it (else torch's kernels ran on every core)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from synthvu_core.evaluation.threads import fixed_threads\n"
+        "with fixed_threads():\n"
+        "    print(torch.get_num_threads())\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OMP_NUM_THREADS"] = env["NUMBA_NUM_THREADS"] = "2"  # a 2-core machine's pools, on any machine
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "1", out.stdout + out.stderr
+
+
 def test_both_workers_of_an_evaluation_run_on_the_fixed_thread_count(two_threads, monkeypatch):
     """Both workers (the caller and the helper thread) see one thread per library, whatever the caller had set:
     a BLAS reduction split over another number of threads adds in another order."""

@@ -64,10 +64,14 @@ def fixed_threads(n: int = EVALUATION_THREADS) -> Iterator[None]:
     _load_pools()
     before = torch.get_num_threads()
     with ExitStack() as stack:
+        # numba first: the first use of numba's OpenMP pool launches it and sets the calling thread's OpenMP count
+        # to the pool's size (every core), which torch's and the BLAS counts set below must come after. Set
+        # the other way round, torch's elementwise kernels ran on every core in the thread that launched the pool
+        # (the same numbers, and an OpenMP thread spinning beside the two workers).
+        stack.enter_context(_numba_threads(n))
         torch.set_num_threads(n)
         stack.callback(torch.set_num_threads, before)
         stack.enter_context(threadpool_limits(limits=n))
-        stack.enter_context(_numba_threads(n))
         yield
 
 
