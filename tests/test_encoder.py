@@ -42,7 +42,7 @@ def test_one_class_is_not_trained():
 
 
 def test_a_seeded_build_is_not_disturbed_by_cached_loads_in_another_thread(tmp_path, monkeypatch):
-    """The evaluation's lanes build classifiers at the same time: loading a cached one draws torch's global
+    """The evaluation's two workers build classifiers at the same time: loading a cached one draws torch's global
     generator too, so it must wait for the lock that a seeded build holds from its seed to its weights."""
     import threading
 

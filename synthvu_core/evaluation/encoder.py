@@ -48,7 +48,7 @@ class EncoderConfig:
 CLASSIFIER_THREADS = 1
 
 #: Held while a classifier is seeded and built (and while a cached one is built before its weights are loaded):
-#: torch's default generator is process-wide, and the evaluation's two lanes may build classifiers at the same time.
+#: torch's default generator is process-wide, and the evaluation's two workers may build classifiers at the same time.
 _INIT_LOCK = threading.Lock()
 
 
@@ -108,7 +108,7 @@ def build_classifier(in_channels: int, n_classes: int, config: EncoderConfig = E
 
 def _new_classifier(in_channels: int, n_classes: int, config: EncoderConfig, seed: int | None = None) -> Any:
     """:func:`build_classifier` under :data:`_INIT_LOCK` (seeded first when ``seed`` is given): building draws
-    torch's process-wide generator, so no other lane may draw it between a seed and the build it seeds."""
+    torch's process-wide generator, so no other worker may draw it between a seed and the build it seeds."""
     import torch
 
     with _INIT_LOCK:

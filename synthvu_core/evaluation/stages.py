@@ -63,7 +63,7 @@ _TIMER_LOCK = threading.Lock()
 @contextmanager
 def timer(timings: dict[str, float], name: str, cpu: dict[str, float] | None = None) -> Iterator[None]:
     """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the CPU seconds of the calling
-    thread to ``cpu[name]``: with the lanes concurrent, process CPU would count the other lane too)."""
+    thread to ``cpu[name]``: with two workers, process CPU would count the other worker too)."""
     t0, c0 = time.perf_counter(), time.thread_time()
     try:
         yield
@@ -139,7 +139,7 @@ class EvaluationContext:
 
 @dataclass
 class Job:
-    """One synthetic set under evaluation and what stages hand to later ones (of the same lane)."""
+    """One synthetic set under evaluation and what tasks hand to the tasks that wait on them (``state``)."""
 
     dataset: Any
     images: np.ndarray
@@ -157,7 +157,7 @@ class Job:
 def basis_context(
     dataset: Any, config: EvaluationConfig, *, classes: list[str] | None = None, utility_dataset: Any = None
 ) -> EvaluationContext:
-    """Classes, labels and the utility rows: what both lanes read.
+    """Classes, labels and the utility rows: what every task reads.
 
     ``dataset`` carries the generator's split (members = its train patients); ``utility_dataset``
     (default ``dataset``) the dataset's own split, which fixes TRTR, the holdout and the TSTR size
