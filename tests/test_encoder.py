@@ -42,7 +42,7 @@ def test_one_class_is_not_trained():
 
 
 def test_a_seeded_build_is_not_disturbed_by_cached_loads_in_another_thread(tmp_path, monkeypatch):
-    """The evaluation's lanes build classifiers at the same time: loading a cached one draws torch's global
+    """The evaluation's two workers build classifiers at the same time: loading a cached one draws torch's global
     generator too, so it must wait for the lock that a seeded build holds from its seed to its weights."""
     import threading
 
@@ -68,3 +68,19 @@ def test_a_seeded_build_is_not_disturbed_by_cached_loads_in_another_thread(tmp_p
     finally:
         done.set()
         loader.join()
+
+
+def test_the_channels_last_rows_made_once_give_the_batches_of_the_per_batch_layout_copy():
+    """Training takes its batches from rows put in channels-last layout once: the same values and memory strides as
+    the per-batch copy it replaces, so the convolutions (and every report number) are the same."""
+    import torch
+
+    x = np.random.default_rng(0).integers(0, 256, size=(10, 9, 8, 8), dtype=np.uint8)
+    rows = enc.channels_last_rows(x)
+    for batch in (x[[1, 4, 7]], enc.as_float(x[[0, 2]])):
+        want = torch.from_numpy(enc.as_float(batch)).contiguous(memory_format=torch.channels_last)
+        got = enc._batch(batch)
+        assert torch.equal(got, want) and got.stride() == want.stride()
+    got = enc._nhwc_batch(rows[[1, 4, 7]])
+    want = torch.from_numpy(enc.as_float(x[[1, 4, 7]])).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, want) and got.stride() == want.stride()

@@ -23,14 +23,14 @@ def test_evaluation_reports_each_stage_to_a_callback() -> None:
     x = ds.tensors(ds.indices("train"))
     calls: list[tuple[str, int, int]] = []
     run_evaluation(ds, x, np.zeros(len(x), dtype=np.int64), config=cfg, progress=lambda *a: calls.append(a))
-    from synthvu_core.evaluation.stages import ATTACK_LANE, STAGES
+    from synthvu_core.evaluation.stages import STAGES
 
     stages = [c[0] for c in calls]
     assert stages[0] == "context"
-    for name, _ in STAGES:  # every stage of both lanes is shown, each after the context
+    for name, _ in STAGES:  # every stage is shown once, after the context
         assert name in stages and stages.index(name) > 0, stages
-    lane = [stages.index(name) for name, _ in ATTACK_LANE]
-    assert lane == sorted(lane), "the attack lane's stages in their order"
+    assert set(stages) - {"context", "done"} == {name for name, _ in STAGES}, stages
+    assert stages.index("privacy") < stages.index("controls"), "the controls wait on the privacy stage"
     done = [c[1] for c in calls]
     assert done == sorted(done) and done[-1] == calls[-1][2], "monotone, and complete at the end"
 

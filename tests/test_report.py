@@ -50,7 +50,7 @@ def evaluated():
 
 
 def test_the_lanes_in_order_give_the_concurrent_report(evaluated):
-    """concurrent=False runs the classifier lane before the attack lane in one thread: every number is the same."""
+    """concurrent=False runs every task one after another in one thread: every number is the same."""
     from dataclasses import replace
 
     ds, _, x, y = _leaky_set()

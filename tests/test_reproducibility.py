@@ -78,33 +78,59 @@ def test_a_fresh_process_limits_the_blas_that_the_evaluation_loads_later():
     assert out.stdout.strip() == "[1]", out.stdout + out.stderr
 
 
-def test_both_lanes_of_an_evaluation_run_on_the_fixed_thread_count(two_threads, monkeypatch):
-    """The classifier lane (a worker thread) and the attack lane (the caller) see one thread per library
-    whatever the caller had set: a BLAS reduction split over another number of threads adds in another order."""
+def test_a_fresh_process_runs_torch_on_the_fixed_thread_count_after_numba_launches_its_pool():
+    """The first ``fixed_threads`` of a process launches numba's OpenMP pool, which sets the calling thread's OpenMP
+    count to every core: torch's count must be set after it (else torch's kernels ran on every core)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from synthvu_core.evaluation.threads import fixed_threads\n"
+        "with fixed_threads():\n"
+        "    print(torch.get_num_threads())\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OMP_NUM_THREADS"] = env["NUMBA_NUM_THREADS"] = "2"  # a 2-core machine's pools, on any machine
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "1", out.stdout + out.stderr
+
+
+def test_both_workers_of_an_evaluation_run_on_the_fixed_thread_count(two_threads, monkeypatch):
+    """Both workers (the caller and the helper thread) see one thread per library, whatever the caller had set:
+    a BLAS reduction split over another number of threads adds in another order."""
+    import threading
+    import time
+
     from evaluation_fixtures import structured_dataset
 
     from synthvu_core.evaluation import stages
+    from synthvu_core.evaluation.schedule import Task
     from synthvu_core.evaluation.threads import EVALUATION_THREADS
 
     seen = {}
+    made = stages.evaluation_tasks
 
-    def record(lane):
-        def stand_in(*args, **kwargs):
+    def recorded(ctx, job, util):
+        def stand_in():
             import torch
             from threadpoolctl import threadpool_info
 
-            seen[lane] = (torch.get_num_threads(), {p["num_threads"] for p in threadpool_info()})
-            raise RuntimeError("stop after recording")
+            seen.setdefault(threading.current_thread().name, set()).add(
+                (torch.get_num_threads(), frozenset(p["num_threads"] for p in threadpool_info()))
+            )
+            time.sleep(0.02)
+            return stages.Part()
 
-        return stand_in
+        return [Task(t.name, stand_in, t.after, t.cost, t.stage) for t in made(ctx, job, util)]
 
-    monkeypatch.setattr(stages, "real_models", record("classifiers"))
-    monkeypatch.setattr(stages, "fit_attack_side", record("attacks"))
+    monkeypatch.setattr(stages, "evaluation_tasks", recorded)
     ds = structured_dataset(6)
     labels = ds.labels("region", ds.classes("region"))[:12]
-    with pytest.raises(RuntimeError, match="stop after recording"):
-        stages.run_evaluation(ds, ds.images[:12], np.maximum(labels, 0), progress=False)
-    assert seen == {lane: (EVALUATION_THREADS, {EVALUATION_THREADS}) for lane in ("classifiers", "attacks")}
+    with pytest.raises(RuntimeError, match="before they are trained"):  # the stand-ins trained nothing
+        stages.run_evaluation(ds, ds.images[:12], np.maximum(labels, 0), progress=False, controls=True)
+    assert len(seen) == 2, seen
+    assert all(s == {(EVALUATION_THREADS, frozenset({EVALUATION_THREADS}))} for s in seen.values()), seen
 
 
 def test_tolerance_rules_come_from_the_measured_file_and_a_broken_file_is_named(tmp_path, monkeypatch):

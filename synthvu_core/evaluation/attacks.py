@@ -76,25 +76,54 @@ def fit_attack_spaces(
 ) -> AttackSpaces:
     """Fit the embedding encoder and the attack UMAP on ``fit_rows`` (reference patients) and project the candidates.
 
-    ``config`` is an ``EvaluationConfig`` (encoder, UMAP, cache settings).
+    ``config`` is an ``EvaluationConfig`` (encoder, UMAP, cache settings). The two spaces are fitted independently
+    (:func:`fit_embedding_space`, :func:`fit_umap_space`; an evaluation runs them side by side) and joined by
+    :func:`join_spaces`.
     """
-    from synthvu_core.evaluation.embedding import fit_umap
+    emb = fit_embedding_space(dataset, candidates, fit_rows, scheme=scheme, classes=classes, config=config, seed=seed)
+    umap = fit_umap_space(dataset, candidates, fit_rows, config=config, seed=seed)
+    return join_spaces(dataset, candidates, emb, umap)
+
+
+def fit_embedding_space(
+    dataset: Any,
+    candidates: np.ndarray,
+    fit_rows: np.ndarray,
+    *,
+    scheme: str,
+    classes: list[str],
+    config: Any,
+    seed: int = 0,
+) -> AttackSpaces:
+    """The embedding space alone: the attack encoder trained on ``fit_rows``, the candidates' and the reference's
+    embeddings (or the reason it is skipped). No pixel or UMAP space: :func:`join_spaces` adds them."""
     from synthvu_core.evaluation.encoder import embed, real_classifier
 
-    spaces = AttackSpaces({"pixel": dataset.images[candidates]})
+    spaces = AttackSpaces({})
     labels = dataset.labels(scheme, classes)[fit_rows]
     if len(np.unique(labels[labels >= 0])) < 2:
         spaces.skipped["embedding"] = (
             f"the reference fit half ({len(fit_rows)} VUs) has fewer than two classes to train the attack encoder on"
         )
-    else:
-        spaces.encoder = real_classifier(
-            dataset, scheme, classes, seed=seed, config=config.encoder, cache=config.cache, rows=fit_rows
-        )
-        spaces.candidates["embedding"] = embed(spaces.encoder, dataset.images[candidates])
-        spaces.reference_embedding = embed(spaces.encoder, dataset.images[fit_rows])
+        return spaces
+    spaces.encoder = real_classifier(
+        dataset, scheme, classes, seed=seed, config=config.encoder, cache=config.cache, rows=fit_rows
+    )
+    spaces.candidates["embedding"] = embed(spaces.encoder, dataset.images[candidates])
+    spaces.reference_embedding = embed(spaces.encoder, dataset.images[fit_rows])
+    return spaces
+
+
+def fit_umap_space(
+    dataset: Any, candidates: np.ndarray, fit_rows: np.ndarray, *, config: Any, seed: int = 0
+) -> AttackSpaces:
+    """The UMAP space alone: PCA + UMAP fitted on the pixels of ``fit_rows`` and the candidates projected (or the
+    reason it is skipped)."""
     from dataclasses import replace
 
+    from synthvu_core.evaluation.embedding import fit_umap
+
+    spaces = AttackSpaces({})
     proj, _, _, why = fit_umap(
         dataset.images[fit_rows], None, config=replace(config.umap, joint=False, features="pixel"), seed=seed
     )
@@ -104,6 +133,17 @@ def fit_attack_spaces(
         spaces.projection = proj
         spaces.candidates["umap"] = proj.transform(dataset.images[candidates])
     return spaces
+
+
+def join_spaces(dataset: Any, candidates: np.ndarray, embedding: AttackSpaces, umap: AttackSpaces) -> AttackSpaces:
+    """The pixel space and the spaces of :func:`fit_embedding_space` and :func:`fit_umap_space`, in that order (the
+    order every attack and score is listed in)."""
+    out = AttackSpaces({"pixel": dataset.images[candidates]}, embedding.encoder, umap.projection,
+                       embedding.reference_embedding)
+    for part in (embedding, umap):
+        out.candidates.update(part.candidates)
+        out.skipped.update(part.skipped)
+    return out
 
 
 # ---- distances ---------------------------------------------------------------------------------

@@ -365,7 +365,7 @@ def discriminator_scores(discriminator: Any, images: np.ndarray, *, batch: int =
     was_training = getattr(discriminator, "training", False)
     if hasattr(discriminator, "eval"):
         discriminator.eval()
-    with torch.no_grad(), torch_threads():  # one thread, as in the evaluation's concurrent lanes: the same scores
+    with torch.no_grad(), torch_threads():  # one thread, as in the evaluation's workers: the same scores
         for s in range(0, len(images), batch):
             x = _block(images, s, min(len(images), s + batch), None).reshape(-1, *np.shape(images)[1:])
             res = discriminator(x)

@@ -1,17 +1,19 @@
-"""One evaluation run: a context computed from real data, then two lanes of stages.
+"""One evaluation run: a context computed from real data, then a graph of tasks on two workers.
 
 ``run_evaluation`` prepares an :class:`EvaluationContext` -- the real classifiers of the utility
 split, the study's UMAP overlay, the balanced membership design and the attack spaces fitted on the
 reference ``fit`` half -- and runs the stages. Each stage returns a :class:`Part` (scalars, reasons
-for None, arrays, notes, meta, control reports); the loop merges them and times each with one helper.
+for None, arrays, notes, meta, control reports); the parts are merged in a fixed order and every task
+is timed into its stage's entry of ``meta.timings_s`` / ``cpu_timings_s``.
 
-The stages form two lanes that share nothing but the context's basis (classes, labels, utility
-rows): :data:`CLASSIFIER_LANE` (the real classifiers, then utility and fidelity: torch)
-and :data:`ATTACK_LANE` (overlay, membership design, attack spaces, then the overlay projection,
-privacy, controls, DP: numpy, numba, BLAS). With ``EvaluationConfig.concurrent`` the classifier lane
-runs in a second thread beside the attack lane; without it the same steps run in order. Every step
-is seeded on its own and every library runs one thread either way (:mod:`synthvu_core.evaluation.threads`),
-so the report is the same either way and on any number of cores.
+The work is split into tasks (:func:`evaluation_tasks`): one real classifier per utility seed, one TSTR
+training per seed, TRTR/TRTS per seed, the overlay, the attack encoder and the attack UMAP, privacy, each
+control, ... each waiting only on what it reads. With ``EvaluationConfig.concurrent`` two workers (the
+caller and one helper thread) run them, always the ready task with the longest chain still ahead of it
+first (:mod:`synthvu_core.evaluation.schedule`), so both cores stay busy to the end; without it the
+same tasks run one after another. Every task is seeded on its own and every library runs one thread
+either way (:mod:`synthvu_core.evaluation.threads`), so the report is the same either way, in any order
+and on any number of cores.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from synthvu_core.evaluation.design import MembershipDesign
 from synthvu_core.evaluation.embedding import UMAPConfig
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import AttackResult, PrivacyConfig
+from synthvu_core.evaluation.schedule import Task, run_tasks
 from synthvu_core.evaluation.threads import fixed_threads
 
 
@@ -52,7 +54,7 @@ class EvaluationConfig:
     utility_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     n_perm: int = 5000
     overlay_synthetic: int = 2000  # synthetic VUs projected into the study's UMAP overlay (a figure only)
-    concurrent: bool = True  # the classifier lane in a second thread beside the attack lane (same numbers)
+    concurrent: bool = True  # two workers (the caller and a helper thread) share the tasks (same numbers)
 
 
 _TIMER_LOCK = threading.Lock()
@@ -61,7 +63,7 @@ _TIMER_LOCK = threading.Lock()
 @contextmanager
 def timer(timings: dict[str, float], name: str, cpu: dict[str, float] | None = None) -> Iterator[None]:
     """Add the wall-clock seconds spent in the block to ``timings[name]`` (and the CPU seconds of the calling
-    thread to ``cpu[name]``: with the lanes concurrent, process CPU would count the other lane too)."""
+    thread to ``cpu[name]``: with two workers, process CPU would count the other worker too)."""
     t0, c0 = time.perf_counter(), time.thread_time()
     try:
         yield
@@ -98,9 +100,9 @@ class Part:
 class EvaluationContext:
     """Everything computed from real data alone.
 
-    The basis (classes, labels, utility rows) is set first; the real classifiers arrive through
-    ``real`` (the classifier lane), the overlay, design and attack spaces are filled in by the attack
-    lane (:func:`fit_attack_side`). A stage reads only what its own lane has made, or waits on ``real``.
+    The basis (classes, labels, utility rows) is set first; the tasks fill in the real classifiers (one per
+    utility seed), the holdout embedding, the overlay, the design and the attack spaces. A task reads only
+    what the tasks it waits on have made (:func:`evaluation_tasks`).
     """
 
     classes: list[str]
@@ -108,30 +110,36 @@ class EvaluationContext:
     util_train: np.ndarray  # utility split rows (the dataset's own split)
     util_holdout: np.ndarray
     util_split: np.ndarray  # split name of every dataset row under the utility split
-    real: Future | None = None  # -> (real classifiers, one per utility seed; seed-0 embedding of the holdout)
+    real_classifiers: list[Any] = field(default_factory=list)  # one per utility seed (None until trained)
+    emb_holdout: np.ndarray | None = None  # the seed-0 classifier's embedding of the utility holdout
     overlay: Any = None  # study UMAP (fit on real train) or None
     overlay_reason: str | None = None
     overlay_rows: np.ndarray | None = None
     overlay_coords: np.ndarray | None = None
     design: MembershipDesign | None = None
     spaces: Any = None  # AttackSpaces
+    space_parts: dict[str, Any] = field(default_factory=dict)  # "embedding" / "umap" -> AttackSpaces, until joined
     timings: dict[str, float] = field(default_factory=dict)
     cpu_timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def classifiers(self) -> list[Any]:
-        """The real classifiers (waits for the classifier lane to have them)."""
-        return self.real.result()[0]
+        """The real classifiers, one per utility seed (every one trained: read after their tasks)."""
+        if any(c is None for c in self.real_classifiers) or not self.real_classifiers:
+            raise RuntimeError("the real classifiers are read before they are trained")
+        return self.real_classifiers
 
     @property
-    def emb_holdout(self) -> np.ndarray:
-        """The seed-0 classifier's embedding of the utility holdout."""
-        return self.real.result()[1]
+    def first_classifier(self) -> Any:
+        """The seed-0 real classifier (the embedding of fidelity and of an embedding overlay)."""
+        if not self.real_classifiers or self.real_classifiers[0] is None:
+            raise RuntimeError("the first real classifier is read before it is trained")
+        return self.real_classifiers[0]
 
 
 @dataclass
 class Job:
-    """One synthetic set under evaluation and what stages hand to later ones (of the same lane)."""
+    """One synthetic set under evaluation and what tasks hand to the tasks that wait on them (``state``)."""
 
     dataset: Any
     images: np.ndarray
@@ -149,7 +157,7 @@ class Job:
 def basis_context(
     dataset: Any, config: EvaluationConfig, *, classes: list[str] | None = None, utility_dataset: Any = None
 ) -> EvaluationContext:
-    """Classes, labels and the utility rows: what both lanes read.
+    """Classes, labels and the utility rows: what every task reads.
 
     ``dataset`` carries the generator's split (members = its train patients); ``utility_dataset``
     (default ``dataset``) the dataset's own split, which fixes TRTR, the holdout and the TSTR size
@@ -166,45 +174,68 @@ def basis_context(
     )
 
 
-def real_models(ctx: EvaluationContext, util: Any, config: EvaluationConfig) -> tuple[list[Any], np.ndarray]:
-    """The real classifiers, one per utility seed (cached per dataset), and the seed-0 holdout embedding."""
-    from synthvu_core.evaluation.encoder import embed, real_classifier
+def train_real_classifier(ctx: EvaluationContext, util: Any, config: EvaluationConfig, i: int) -> None:
+    """The real classifier of utility seed ``config.utility_seeds[i]`` (cached per dataset), into ``ctx``."""
+    from synthvu_core.evaluation.encoder import real_classifier
 
-    with timer(ctx.timings, "classifiers", ctx.cpu_timings):
-        clfs = [
-            real_classifier(util, config.scheme, ctx.classes, seed=s, config=config.encoder, cache=config.cache)
-            for s in config.utility_seeds
-        ]
-        return clfs, embed(clfs[0], util.images[ctx.util_holdout])
+    ctx.real_classifiers[i] = real_classifier(
+        util, config.scheme, ctx.classes, seed=config.utility_seeds[i], config=config.encoder, cache=config.cache
+    )
 
 
-def fit_attack_side(ctx: EvaluationContext, dataset: Any, util: Any, config: EvaluationConfig, seed: int) -> None:
-    """The study's UMAP overlay (fit on real train), the membership design and the attack spaces, into ``ctx``."""
-    from synthvu_core.evaluation.attacks import fit_attack_spaces
-    from synthvu_core.evaluation.design import membership_design
+def embed_holdout(ctx: EvaluationContext, util: Any) -> None:
+    """The seed-0 real classifier's embedding of the utility holdout, into ``ctx`` (fidelity's real side)."""
+    from synthvu_core.evaluation.encoder import embed
+
+    ctx.emb_holdout = embed(ctx.first_classifier, util.images[ctx.util_holdout])
+
+
+def fit_overlay(ctx: EvaluationContext, util: Any, config: EvaluationConfig, seed: int) -> None:
+    """The study's UMAP overlay (fit on the real utility train split, the holdout projected), into ``ctx``."""
     from synthvu_core.evaluation.embedding import fit_umap
     from synthvu_core.evaluation.encoder import embed
 
     train, holdout = ctx.util_train, ctx.util_holdout
-    with timer(ctx.timings, "overlay_fit", ctx.cpu_timings):
-        ctx.overlay_rows = np.concatenate([train, holdout])
-        feats = (
-            (lambda r: util.images[r])
-            if config.umap.features == "pixel"
-            else (lambda r: embed(ctx.classifiers[0], util.images[r]))
-        )
-        if not config.umap.joint:
-            ctx.overlay, c_train, _, ctx.overlay_reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
-            if ctx.overlay is not None:
-                ctx.overlay_coords = np.concatenate([c_train, ctx.overlay.transform(feats(holdout))])
+    ctx.overlay_rows = np.concatenate([train, holdout])
+    feats = (
+        (lambda r: util.images[r])
+        if config.umap.features == "pixel"
+        else (lambda r: embed(ctx.first_classifier, util.images[r]))
+    )
+    if not config.umap.joint:
+        ctx.overlay, c_train, _, ctx.overlay_reason = fit_umap(feats(train), None, config=config.umap, seed=seed)
+        if ctx.overlay is not None:
+            ctx.overlay_coords = np.concatenate([c_train, ctx.overlay.transform(feats(holdout))])
+
+
+def fit_design(ctx: EvaluationContext, dataset: Any, config: EvaluationConfig, seed: int) -> None:
+    """The balanced membership design (candidates, reference fit and control halves), into ``ctx``."""
+    from synthvu_core.evaluation.design import membership_design
+
     ctx.design = membership_design(
         dataset, ctx.labels, config.candidates_per_group, seed, nonmember_cap=config.nonmembers_per_group
     )
-    with timer(ctx.timings, "attack_spaces", ctx.cpu_timings):
-        ctx.spaces = fit_attack_spaces(
-            dataset, ctx.design.candidates, ctx.design.fit_rows, scheme=config.scheme, classes=ctx.classes,
-            config=config, seed=seed,
+
+
+def fit_space(ctx: EvaluationContext, dataset: Any, config: EvaluationConfig, seed: int, space: str) -> None:
+    """One attack space fitted on the design's reference fit half (``"embedding"``: the attack encoder;
+    ``"umap"``: PCA + UMAP), into ``ctx.space_parts`` until :func:`join_attack_spaces`."""
+    from synthvu_core.evaluation.attacks import fit_embedding_space, fit_umap_space
+
+    d = ctx.design
+    if space == "embedding":
+        ctx.space_parts[space] = fit_embedding_space(
+            dataset, d.candidates, d.fit_rows, scheme=config.scheme, classes=ctx.classes, config=config, seed=seed
         )
+    else:
+        ctx.space_parts[space] = fit_umap_space(dataset, d.candidates, d.fit_rows, config=config, seed=seed)
+
+
+def join_attack_spaces(ctx: EvaluationContext, dataset: Any) -> None:
+    """The attack spaces (pixel, embedding, UMAP, in that order), into ``ctx.spaces``."""
+    from synthvu_core.evaluation.attacks import join_spaces
+
+    ctx.spaces = join_spaces(dataset, ctx.design.candidates, ctx.space_parts["embedding"], ctx.space_parts["umap"])
 
 
 def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
@@ -220,33 +251,54 @@ def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
 # ---- stages ------------------------------------------------------------------------------------
 
 
-def stage_utility(ctx: EvaluationContext, job: Job) -> Part:
-    """TRTR, TSTR, TRTS over the utility seeds: mean and 95 % CI."""
-    from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL, utility_scores
+def _holdout_groups(ctx: EvaluationContext, util: Any) -> np.ndarray:
+    return util.units["patient_id"].astype(str).to_numpy()[ctx.util_holdout]
+
+
+def utility_real_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
+    """TRTR and TRTS of the real classifier of utility seed ``i``, into ``job.state["utility_real"]``."""
+    from synthvu_core.evaluation.utility import real_seed
 
     util = job.utility_dataset or job.dataset
-    pid = util.units["patient_id"].astype(str).to_numpy()
-    u = utility_scores(
-        real_classifiers=ctx.classifiers,
-        train_labels=ctx.labels[ctx.util_train],
-        holdout_images=util.images[ctx.util_holdout],
-        holdout_labels=ctx.labels[ctx.util_holdout],
-        synthetic_images=job.images,
-        synthetic_labels=job.labels,
-        n_classes=len(ctx.classes),
-        config=job.config.encoder,
-        seeds=job.config.utility_seeds,
-        holdout_groups=pid[ctx.util_holdout],
-        tstr_extra=job.tstr_extra,
+    job.state["utility_real"][i] = real_seed(
+        ctx.real_classifiers[i], util.images[ctx.util_holdout], ctx.labels[ctx.util_holdout], job.images, job.labels,
+        len(ctx.classes),
+    )
+
+
+def utility_tstr_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
+    """TSTR of utility seed ``i`` (its classifier trained on the matched synthetic subset), into
+    ``job.state["utility_tstr"]``."""
+    from synthvu_core.evaluation.utility import tstr_pool_labels, tstr_seed
+
+    util = job.utility_dataset or job.dataset
+    job.state["utility_tstr"][i] = tstr_seed(
+        job.images, tstr_pool_labels(job.labels, job.tstr_extra), job.tstr_extra, ctx.labels[ctx.util_train],
+        util.images[ctx.util_holdout], ctx.labels[ctx.util_holdout], len(ctx.classes), job.config.encoder,
+        job.config.utility_seeds[i],
+    )
+
+
+def stage_utility(ctx: EvaluationContext, job: Job) -> Part:
+    """TRTR, TSTR, TRTS over the utility seeds: mean and 95 % CI (from the per-seed tasks' results)."""
+    from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL, utility_result
+
+    util = job.utility_dataset or job.dataset
+    seeds = job.config.utility_seeds
+    groups = _holdout_groups(ctx, util)
+    u = utility_result(
+        [job.state["utility_real"][i] for i in range(len(seeds))],
+        [job.state["utility_tstr"][i] for i in range(len(seeds))],
+        ctx.labels[ctx.util_train], ctx.labels[ctx.util_holdout], len(ctx.classes), seeds, groups,
     )
     s, r = u.scalars()
     part = Part(s, r, u.arrays(len(ctx.classes)), {f"utility.{k}": v for k, v in u.notes.items()})
     part.meta["utility"] = {
-        "seeds": list(job.config.utility_seeds),
+        "seeds": list(seeds),
         "tstr_train_size": u.tstr_train_size,
         "n_train": int(len(ctx.util_train)),
         "n_holdout": int(len(ctx.util_holdout)),
-        "holdout_patients": int(len(set(pid[ctx.util_holdout]))),
+        "holdout_patients": int(len(set(groups))),
         "split": "the dataset's own split (shared by every generator of the dataset)",
         "interval": PATIENT_SEED_INTERVAL,
         "n_boot": u.n_boot,
@@ -261,9 +313,9 @@ def stage_fidelity(ctx: EvaluationContext, job: Job) -> Part:
     from synthvu_core.evaluation.encoder import embed
     from synthvu_core.evaluation.fidelity import fidelity_scores
 
-    emb_syn = embed(ctx.classifiers[0], job.images)
+    emb_syn = embed(ctx.first_classifier, job.images)
     part = Part()
-    if not getattr(ctx.classifiers[0], "trained", True):
+    if not getattr(ctx.first_classifier, "trained", True):
         part.notes["embedding"] = (
             "fewer than two classes in the real train split: the embedding is an untrained (random) convolutional "
             "feature map"
@@ -315,7 +367,7 @@ def stage_embeddings(ctx: EvaluationContext, job: Job) -> Part:
     real, syn, reason = None, None, ctx.overlay_reason
     from synthvu_core.evaluation.encoder import embed
 
-    syn_feats = job.images[pick] if cfg.umap.features == "pixel" else embed(ctx.classifiers[0], job.images[pick])
+    syn_feats = job.images[pick] if cfg.umap.features == "pixel" else embed(ctx.first_classifier, job.images[pick])
     if cfg.umap.joint:
         from synthvu_core.evaluation.embedding import fit_umap
 
@@ -323,7 +375,7 @@ def stage_embeddings(ctx: EvaluationContext, job: Job) -> Part:
         rf = (
             util.images[ctx.overlay_rows]
             if cfg.umap.features == "pixel"
-            else embed(ctx.classifiers[0], util.images[ctx.overlay_rows])
+            else embed(ctx.first_classifier, util.images[ctx.overlay_rows])
         )
         _, real, syn, reason = fit_umap(rf, syn_feats, config=cfg.umap, seed=job.seed)
     elif ctx.overlay is not None:
@@ -542,32 +594,64 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     return part
 
 
+def control_names() -> list[str]:
+    """Every control, in the order they are scored, listed and reported: the graded ones, realistic, independent."""
+    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, REALISTIC_CONTROL, graded_control
+
+    return [*(graded_control(f) for f in GRADED_FRACTIONS), REALISTIC_CONTROL, INDEPENDENT_CONTROL]
+
+
+def run_control(ctx: EvaluationContext, job: Job, name: str) -> None:
+    """Every attack on one control (timed into ``job.state["control_timings"]``): its ``(results, skipped)`` -- or
+    None where it cannot be built -- and a part with its meta, into ``job.state["controls"][name]``."""
+    from synthvu_core.evaluation.controls import NO_CONTROL_HALF, graded_replacements
+    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, REALISTIC_CONTROL, graded_control
+
+    part, timings = Part(), job.state["control_timings"]
+    outcome: tuple[dict[str, AttackResult], dict[str, str]] | None = None
+    graded = {graded_control(f): f for f in GRADED_FRACTIONS}
+    if name in graded:
+        with timer(timings, name):
+            members = ctx.design.candidates[ctx.design.is_member]
+            pos, imgs = graded_replacements(job.dataset, len(job.labels), members, graded[name], seed=job.seed)
+            scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
+            outcome = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    elif name == REALISTIC_CONTROL:
+        with timer(timings, name):
+            outcome = _realistic_control(ctx, job, part)
+    elif name == INDEPENDENT_CONTROL and len(ctx.design.control_rows) == 0:
+        part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = NO_CONTROL_HALF
+    elif name == INDEPENDENT_CONTROL:
+        with timer(timings, name):
+            scores, skipped = independent_scores(ctx, job)
+            outcome = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    else:
+        raise ValueError(f"unknown control {name!r}")
+    job.state["controls"][name] = (outcome, part)
+
+
 def score_controls(ctx: EvaluationContext, job: Job, part: Part) -> dict[str, dict[str, AttackResult]]:
-    """Every attack on the graded controls and the independent control, each timed; their reports into ``part``.
+    """The controls' results (:func:`run_control`, run first) in :func:`control_names` order; their reports, timings
+    and meta into ``part``.
 
     Returns control name -> attack name -> result.
     """
-    from synthvu_core.evaluation.controls import DEFINITIONS, NO_CONTROL_HALF, graded_replacements
-    from synthvu_core.names import GRADED_FRACTIONS, INDEPENDENT_CONTROL, REALISTIC_CONTROL, graded_control
+    from synthvu_core.evaluation.controls import DEFINITIONS
 
-    members = ctx.design.candidates[ctx.design.is_member]
-    timings = part.meta.setdefault("control_timings_s", {})
+    done = job.state["controls"]
+    names = [n for n in control_names() if n in done]
+    spent = job.state["control_timings"]
+    part.meta["control_timings_s"] = {n: spent[n] for n in names if n in spent}
     scored: dict[str, tuple[dict[str, AttackResult], dict[str, str]]] = {}
-    for f in GRADED_FRACTIONS:
-        with timer(timings, graded_control(f)):
-            pos, imgs = graded_replacements(job.dataset, len(job.labels), members, f, seed=job.seed)
-            scores, _, skipped = attack_scores(ctx, job, job.state["synthetic"].replaced(ctx.spaces, pos, imgs))
-            scored[graded_control(f)] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
-    with timer(timings, REALISTIC_CONTROL):
-        realistic = _realistic_control(ctx, job, part)
-        if realistic is not None:
-            scored[REALISTIC_CONTROL] = realistic
-    if len(ctx.design.control_rows) == 0:
-        part.meta.setdefault("controls_skipped", {})[INDEPENDENT_CONTROL] = NO_CONTROL_HALF
-    else:
-        with timer(timings, INDEPENDENT_CONTROL):
-            scores, skipped = independent_scores(ctx, job)
-            scored[INDEPENDENT_CONTROL] = (score_metrics(ctx, job, scores, permutation=False)[0], skipped)
+    for name in names:
+        outcome, own = done[name]
+        for k, v in own.meta.items():
+            if k == "controls_skipped":
+                part.meta.setdefault(k, {}).update(v)
+            else:
+                part.meta[k] = v
+        if outcome is not None:
+            scored[name] = outcome
     for name, (results, skipped) in scored.items():
         part.controls[name] = (_privacy_part(results, skipped, {}), DEFINITIONS[name])
     part.meta["control_definitions"] = {k: DEFINITIONS[k] for k in scored}
@@ -645,46 +729,111 @@ def stage_dp(ctx: EvaluationContext, job: Job) -> Part:
     return part
 
 
-Stage = tuple[str, Callable[[EvaluationContext, Job], Part]]
+StageFn = Callable[[EvaluationContext, Job], Part]
 
-#: After the real classifiers: torch work on one thread.
-CLASSIFIER_LANE: tuple[Stage, ...] = (("utility", stage_utility), ("fidelity", stage_fidelity))
-#: After the overlay, design and attack spaces: numpy, numba and BLAS work.
-ATTACK_LANE: tuple[Stage, ...] = (
+#: The stages whose parts make the report, in the order they are merged (and drawn on the progress bar).
+STAGES: tuple[tuple[str, StageFn], ...] = (
     ("embeddings", stage_embeddings),
     ("privacy", stage_privacy),
     ("controls", stage_controls),
     ("dp", stage_dp),
+    ("utility", stage_utility),
+    ("fidelity", stage_fidelity),
 )
-STAGES: tuple[Stage, ...] = CLASSIFIER_LANE + ATTACK_LANE
+
+#: Expected CPU seconds of each kind of task on the 2,000 x 5,000 benchmark (cold): a scheduling hint only.
+TASK_COSTS: dict[str, float] = {
+    "classifier": 7.0, "holdout_embedding": 0.3, "tstr": 9.0, "trtr": 2.3, "utility": 0.5, "fidelity": 2.0,
+    "overlay_fit": 11.0, "embeddings": 2.0, "design": 0.2, "attack_encoder": 6.0, "attack_umap": 4.0,
+    "attack_join": 0.1, "privacy": 17.0, "graded": 4.0, "realistic": 3.5, "independent": 17.0, "controls": 0.5,
+    "dp": 0.0,
+}
 
 
-def run_lane(
-    stages: tuple[Stage, ...], ctx: EvaluationContext, job: Job, timings: dict[str, float], cpu: dict[str, float],
-    started: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-) -> Part:
-    """Run ``stages`` in order, each timed (``started(name)`` first); their parts merged. A set ``stop`` ends the
-    lane before its next stage (the other lane failed: its result is never read)."""
-    out = Part()
-    for name, stage in stages:
-        if stop is not None and stop.is_set():
-            break
-        if started is not None:
-            started(name)
-        with timer(timings, name, cpu):
-            out.merge(stage(ctx, job))
-    return out
+#: The two UMAP fits (the overlay, the attack space) run one at a time: umap-learn's numba kernels hold the GIL.
+UMAP_FIT = "umap_fit"
+
+
+def evaluation_tasks(ctx: EvaluationContext, job: Job, util: Any) -> list[Task]:
+    """Every task of one evaluation, each waiting on what it reads; a stage task's value is its :class:`Part`.
+
+    Each task is timed into its stage's entry of ``ctx.timings`` / ``ctx.cpu_timings`` (the design: nowhere).
+    """
+    cfg, seed, c = job.config, job.seed, TASK_COSTS
+    n = len(cfg.utility_seeds)
+    ctx.real_classifiers = [None] * n
+    job.state.update(utility_real={}, utility_tstr={}, controls={}, control_timings={})
+    first = ("classifier:0",) if cfg.umap.features != "pixel" else ()
+
+    def task(name: str, stage: str | None, fn: Callable[[], Any], after: tuple[str, ...] = (), cost: float = 1.0
+             ) -> Task:
+        def run() -> Any:
+            if stage is None:
+                return fn()
+            with timer(ctx.timings, stage, ctx.cpu_timings):
+                return fn()
+
+        return Task(name, run, after, cost, stage, UMAP_FIT if name in ("overlay_fit", "attack_umap") else None)
+
+    tasks = [
+        *(task(f"classifier:{i}", "classifiers", lambda i=i: train_real_classifier(ctx, util, cfg, i),
+               cost=c["classifier"]) for i in range(n)),
+        task("holdout_embedding", "classifiers", lambda: embed_holdout(ctx, util), ("classifier:0",),
+             c["holdout_embedding"]),
+        *(task(f"tstr:{i}", "utility", lambda i=i: utility_tstr_seed(ctx, job, i), cost=c["tstr"]) for i in range(n)),
+        *(task(f"trtr:{i}", "utility", lambda i=i: utility_real_seed(ctx, job, i), (f"classifier:{i}",), c["trtr"])
+          for i in range(n)),
+        task("overlay_fit", "overlay_fit", lambda: fit_overlay(ctx, util, cfg, seed), first, c["overlay_fit"]),
+        task("design", None, lambda: fit_design(ctx, job.dataset, cfg, seed), cost=c["design"]),
+        task("attack_encoder", "attack_spaces", lambda: fit_space(ctx, job.dataset, cfg, seed, "embedding"),
+             ("design",), c["attack_encoder"]),
+        task("attack_umap", "attack_spaces", lambda: fit_space(ctx, job.dataset, cfg, seed, "umap"), ("design",),
+             c["attack_umap"]),
+        task("attack_join", "attack_spaces", lambda: join_attack_spaces(ctx, job.dataset),
+             ("attack_encoder", "attack_umap"), c["attack_join"]),
+    ]
+    controls = control_names() if job.controls else []
+    for name in controls:
+        kind = name.split("_")[0]
+        waits = ("attack_join",) if kind == "independent" else ("privacy",)
+        tasks.append(task(f"control:{name}", "controls", lambda name=name: run_control(ctx, job, name), waits,
+                          c.get(kind, c["graded"])))
+    after = {
+        "embeddings": ("overlay_fit", *first),
+        "privacy": ("attack_join",),
+        "controls": ("privacy", *(f"control:{name}" for name in controls)),
+        "dp": (),
+        "utility": (*(f"trtr:{i}" for i in range(n)), *(f"tstr:{i}" for i in range(n))),
+        "fidelity": ("holdout_embedding",),
+    }
+    tasks += [task(name, name, lambda fn=fn: fn(ctx, job), after[name], c[name]) for name, fn in STAGES]
+    return tasks
 
 
 class _Steps:
-    """Stage starts of both lanes on one progress bar, drawn from the calling thread only (a dashboard's bar
-    cannot be drawn from a worker thread): the classifier lane's starts wait in a queue until the next draw."""
+    """Stage starts of every worker on one progress bar, drawn from the calling thread only (a dashboard's bar
+    cannot be drawn from a worker thread): a helper's starts wait in a queue until the caller's next draw. Each
+    stage of :data:`STAGES` is drawn once, when its first task starts."""
 
     def __init__(self, bar: Any) -> None:
         self.bar, self.queue = bar, queue.SimpleQueue()
+        self.caller = threading.get_ident()
+        self.stages = {name for name, _ in STAGES}
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
 
-    def queued(self, name: str) -> None:
-        self.queue.put(name)
+    def started(self, task: Task) -> None:
+        """Draw (or queue) the stage of ``task`` where it is the first of its stage."""
+        name = task.stage
+        with self.lock:
+            if name not in self.stages or name in self.seen:
+                name = None
+            else:
+                self.seen.add(name)
+        if threading.get_ident() == self.caller:
+            self.show(name)
+        elif name is not None:
+            self.queue.put(name)
 
     def show(self, name: str | None = None) -> None:
         names = []
@@ -701,21 +850,6 @@ def _in_fixed_threads(fn: Callable[..., Any], *args: Any) -> Any:
     a worker thread does not inherit the count its creator set)."""
     with fixed_threads():
         return fn(*args)
-
-
-class _InlineExecutor:
-    """``submit`` runs the task at once: the lanes in order, for ``concurrent=False``."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args))
-        except Exception as e:  # noqa: BLE001 - handed to whoever reads the future, as a thread pool does
-            f.set_exception(e)
-        return f
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        return None
 
 
 class _CallbackBar:
@@ -749,28 +883,21 @@ def _progress(total: int, enabled: bool | Callable[[str, int, int], None]) -> An
     return tqdm(total=total, desc="evaluation", unit="stage", leave=False)
 
 
-def _run_lanes(
-    job: Job, util: Any, classes: list[str] | None, steps: _Steps, timings: dict[str, float], cpu: dict[str, float]
-) -> tuple[EvaluationContext, Part]:
-    """The classifier lane in a worker thread (or first, in order, without ``concurrent``), the attack lane here."""
+def _run_tasks(job: Job, util: Any, classes: list[str] | None, steps: _Steps) -> tuple[EvaluationContext, Part]:
+    """Every task of :func:`evaluation_tasks` on two workers (the caller and a helper thread; one, the caller,
+    without ``concurrent``); the stages' parts merged in :data:`STAGES` order."""
     config = job.config
-    stop = threading.Event()  # set when the attack lane fails: the classifier lane ends after its current stage
-    with fixed_threads():  # both lanes: one thread per library, whatever the machine's cores (threads.py)
-        pool = ThreadPoolExecutor(1, thread_name_prefix="classifiers") if config.concurrent else _InlineExecutor()
-        try:
-            ctx = basis_context(job.dataset, config, classes=classes, utility_dataset=job.utility_dataset)
-            ctx.real = pool.submit(_in_fixed_threads, real_models, ctx, util, config)
-            lane = pool.submit(_in_fixed_threads, run_lane, CLASSIFIER_LANE, ctx, job, timings, cpu, steps.queued, stop)
-            fit_attack_side(ctx, job.dataset, util, config, job.seed)
-            out = run_lane(ATTACK_LANE, ctx, job, timings, cpu, steps.show)
-            out.merge(lane.result())
-            steps.show()
-            return ctx, out
-        except BaseException:
-            stop.set()
-            raise
-        finally:  # inside the thread setting: the worker is done before the thread counts are restored
-            pool.shutdown(wait=True, cancel_futures=True)
+    with fixed_threads():  # every worker: one thread per library, whatever the machine's cores (threads.py)
+        ctx = basis_context(job.dataset, config, classes=classes, utility_dataset=job.utility_dataset)
+        done = run_tasks(
+            evaluation_tasks(ctx, job, util), workers=2 if config.concurrent else 1, started=steps.started,
+            helper=_in_fixed_threads,
+        )  # the helper is done before the thread counts are restored
+    steps.show()
+    out = Part()
+    for name, _ in STAGES:
+        out.merge(done[name])
+    return ctx, out
 
 
 def run_evaluation(
@@ -821,14 +948,14 @@ def run_evaluation(
     try:
         if bar is not None:
             bar.set_description("context")
-        ctx, out = _run_lanes(job, util, classes, steps, timings, cpu)
+        ctx, out = _run_tasks(job, util, classes, steps)
     finally:
         if bar is not None:
             bar.close()
     timings.update(ctx.timings)
     cpu.update(ctx.cpu_timings)
     timings["total"] = round(time.perf_counter() - t0, 3)
-    cpu["total"] = round(time.process_time() - c0, 3)  # the process: both lanes and every helper thread
+    cpu["total"] = round(time.process_time() - c0, 3)  # the process: every worker and every library thread
     full_meta = _meta(ctx, job, out, timings)
     full_meta["cpu_timings_s"] = cpu
     report = Report(out.scalars, {k: definition(k) for k in out.scalars}, full_meta, _arrays=out.arrays)

@@ -5,7 +5,7 @@ computed: torch's intra-op pool (the classifiers, the streamed distances), BLAS 
 threadpoolctl (numpy's and scipy's OpenBLAS in PCA, KDE, Fréchet distance and scikit-learn's distances) and
 numba's pool for UMAP in the calling thread. A BLAS or OpenMP reduction split over a different number of
 threads adds in another order, so a fixed count is what lets a 2-core and a 64-core machine give the same
-bits; the evaluation's own concurrency (two lanes, :mod:`synthvu_core.evaluation.stages`) keeps two cores busy.
+bits; the evaluation's own concurrency (two workers, :mod:`synthvu_core.evaluation.schedule`) keeps two cores busy.
 
 The CPU kernels the evaluation uses (convolutions, batch norm, Adam, matrix products, ``cdist``) are
 deterministic on CPU at a fixed thread count, so ``torch.use_deterministic_algorithms`` is not switched on:
@@ -64,10 +64,14 @@ def fixed_threads(n: int = EVALUATION_THREADS) -> Iterator[None]:
     _load_pools()
     before = torch.get_num_threads()
     with ExitStack() as stack:
+        # numba first: the first use of numba's OpenMP pool launches it and sets the calling thread's OpenMP count
+        # to the pool's size (every core), which torch's and the BLAS counts set below must come after. Set
+        # the other way round, torch's elementwise kernels ran on every core in the thread that launched the pool
+        # (the same numbers, and an OpenMP thread spinning beside the two workers).
+        stack.enter_context(_numba_threads(n))
         torch.set_num_threads(n)
         stack.callback(torch.set_num_threads, before)
         stack.enter_context(threadpool_limits(limits=n))
-        stack.enter_context(_numba_threads(n))
         yield
 
 

@@ -359,25 +359,81 @@ def utility_scores(
     ``tstr_extra`` (images, labels): more VUs of the same generator, drawn on (after the synthetic set)
     only for the TSTR training subset, so that it can be as large as the real train split.
     """
-    res: dict[str, list[ClassificationResult]] = {s: [] for s in SETTINGS}
+    pool_labels = tstr_pool_labels(synthetic_labels, tstr_extra)
+    pairs = list(zip(real_classifiers, seeds))
+    real = [real_seed(clf, holdout_images, holdout_labels, synthetic_images, synthetic_labels, n_classes)
+            for clf, _ in pairs]
+    tstr = [
+        tstr_seed(synthetic_images, pool_labels, tstr_extra, train_labels, holdout_images, holdout_labels, n_classes,
+                  config, seed)
+        for _, seed in pairs
+    ]
+    return utility_result(real, tstr, train_labels, holdout_labels, n_classes, seeds, holdout_groups)
+
+
+def tstr_pool_labels(
+    synthetic_labels: np.ndarray, tstr_extra: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Labels of the VUs a TSTR subset is drawn from: the synthetic set's, then ``tstr_extra``'s."""
+    extra_labels = tstr_extra[1] if tstr_extra is not None else np.empty(0, np.int64)
+    return np.concatenate([np.asarray(synthetic_labels, np.int64), np.asarray(extra_labels, np.int64)])
+
+
+def tstr_seed(
+    synthetic_images: np.ndarray,
+    pool_labels: np.ndarray,
+    tstr_extra: tuple[np.ndarray, np.ndarray] | None,
+    train_labels: np.ndarray,
+    holdout_images: np.ndarray,
+    holdout_labels: np.ndarray,
+    n_classes: int,
+    config: EncoderConfig,
+    seed: int,
+) -> tuple[ClassificationResult, int]:
+    """TSTR of one classifier seed: ``(result on the holdout, size of the matched synthetic training subset)``.
+
+    The subset (drawn with ``seed`` from ``pool_labels``, :func:`tstr_pool_labels`) has the real train split's
+    label distribution; the classifier is trained on it with ``seed``. Needs no real classifier.
+    """
+    subset = matched_synthetic_subset(train_labels, pool_labels, n_classes, seed=seed)
+    extra_images = tstr_extra[0] if tstr_extra is not None else None
+    res = _tstr(_take(synthetic_images, extra_images, subset), pool_labels[subset], holdout_images, holdout_labels,
+                n_classes, config, seed)
+    return res, int(len(subset))
+
+
+def real_seed(
+    clf: Any, holdout_images: np.ndarray, holdout_labels: np.ndarray, synthetic_images: np.ndarray,
+    synthetic_labels: np.ndarray, n_classes: int,
+) -> tuple[ClassificationResult, ClassificationResult]:
+    """TRTR and TRTS of one real classifier: ``(result on the holdout, result on the synthetic set)``."""
+    trtr = classification_result(holdout_labels, predict(clf, holdout_images), n_classes)
+    trts = classification_result(synthetic_labels, predict(clf, synthetic_images), n_classes)
+    if not getattr(clf, "trained", True):
+        for r in (trtr, trts):
+            r.balanced_accuracy = None
+            r.reason = r.reason or "the real train split has fewer than two classes"
+    return trtr, trts
+
+
+def utility_result(
+    real: list[tuple[ClassificationResult, ClassificationResult]],
+    tstr: list[tuple[ClassificationResult, int]],
+    train_labels: np.ndarray,
+    holdout_labels: np.ndarray,
+    n_classes: int,
+    seeds: tuple[int, ...],
+    holdout_groups: np.ndarray | None = None,
+) -> UtilityResult:
+    """The :class:`UtilityResult` of per-seed :func:`real_seed` and :func:`tstr_seed` results (in ``seeds`` order;
+    as many seeds as both lists hold)."""
+    n = min(len(real), len(tstr), len(seeds))
+    res: dict[str, list[ClassificationResult]] = {
+        "trtr": [r[0] for r in real[:n]], "tstr": [t[0] for t in tstr[:n]], "trts": [r[1] for r in real[:n]],
+    }
     notes: dict[str, str] = {}
     n_real = int((np.asarray(train_labels) >= 0).sum())
-    size = 0
-    extra_images, extra_labels = tstr_extra if tstr_extra is not None else (None, np.empty(0, np.int64))
-    pool_labels = np.concatenate([np.asarray(synthetic_labels, np.int64), np.asarray(extra_labels, np.int64)])
-    for clf, seed in zip(real_classifiers, seeds):
-        res["trtr"].append(classification_result(holdout_labels, predict(clf, holdout_images), n_classes))
-        subset = matched_synthetic_subset(train_labels, pool_labels, n_classes, seed=seed)
-        size = len(subset)
-        res["tstr"].append(
-            _tstr(_take(synthetic_images, extra_images, subset), pool_labels[subset], holdout_images, holdout_labels,
-                  n_classes, config, seed)
-        )
-        res["trts"].append(classification_result(synthetic_labels, predict(clf, synthetic_images), n_classes))
-        if not getattr(clf, "trained", True):
-            for s in ("trtr", "trts"):
-                res[s][-1].balanced_accuracy = None
-                res[s][-1].reason = res[s][-1].reason or "the real train split has fewer than two classes"
+    size = tstr[n - 1][1] if n else 0
     if size < n_real:
         notes["tstr"] = f"TSTR trained on {size} synthetic VUs (fewer than the real train split's {n_real})"
     y = np.asarray(holdout_labels, dtype=np.int64)
