@@ -130,3 +130,27 @@ def test_card_records_speed_and_resume_is_exact(tmp_path):
     assert load_card(one)["training"]["speed"] == {"used": list(speed)}
     plain = train(ds, tmp_path / "plain", small(steps=1), progress=False)
     assert "speed" not in load_card(plain)["training"]
+
+
+def test_compile_is_skipped_with_a_message_where_it_cannot_run(monkeypatch, capsys):
+    import synthvu_core.models.speed as speed
+
+    monkeypatch.setattr(speed, "compiler_problem", lambda device: "no compiler here (test)")
+    tr = stepped(steps=1, speed=("fused-adam", "compile"))
+    assert tr.speed.used == ["fused-adam"] and tr.speed.card()["skipped"] == {"compile": "no compiler here (test)"}
+    assert "--speed compile skipped: no compiler here (test)" in capsys.readouterr().err
+
+
+def test_diffusion_refuses_speed():
+    from synthvu_core.models.architectures import refuse_foreign
+
+    with pytest.raises(SelectionError, match="--speed applies to the AC-GAN only"):
+        refuse_foreign("diffusion", ["speed"])
+
+
+@pytest.mark.slow
+def test_compiled_step_stays_within_tolerance():  # about a minute: the compiler runs on the CPU
+    tr = stepped(speed=("compile",))
+    if tr.speed.skipped:
+        pytest.skip(tr.speed.skipped["compile"])
+    assert update_error(("compile",)) < FP32_TOLERANCE  # measured 3.3e-6
