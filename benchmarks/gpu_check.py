@@ -82,6 +82,17 @@ def time_steps(tr: Trainer, dev: str, repeats: int, warmup: int) -> dict:
     return out
 
 
+def guarded(make, args) -> dict:
+    """:func:`time_steps` of the trainer ``make()`` builds; ``{"error": ...}`` where it fails (the rest still runs).
+    Compiled modules start from a fresh compiler cache (no recompile limit reached across architectures)."""
+    torch._dynamo.reset()
+    try:
+        return time_steps(make(), args.device, args.repeats, args.warmup)
+    except Exception as err:  # noqa: BLE001 - one failed setting must not cost the whole GPU run
+        print(f"failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+
+
 def training_speed(ds, tmp: Path, args) -> dict:
     """``{arch: {"batch N": {combination: times}}}`` of the non-private step."""
     out: dict = {}
@@ -89,9 +100,9 @@ def training_speed(ds, tmp: Path, args) -> dict:
         for batch in args.train_batches:
             row = out.setdefault(arch, {}).setdefault(f"batch {batch}", {})
             for speed in COMBINATIONS:
-                tr = Trainer(ds, tmp / arch, config(args.device, arch, batch, speed))
-                row[label(speed)] = time_steps(tr, args.device, args.repeats, args.warmup)
-                print(arch, batch, label(speed), f"{row[label(speed)]['ms_per_step']:.2f} ms", flush=True)
+                row[label(speed)] = guarded(lambda: Trainer(ds, tmp / arch, config(args.device, arch, batch, speed)),
+                                            args)
+                print(arch, batch, label(speed), f"{row[label(speed)].get('ms_per_step', float('nan')):.2f} ms", flush=True)
     return out
 
 
@@ -110,8 +121,8 @@ def dp_speed(ds, tmp: Path, args) -> dict:
         for speed in DP_COMBINATIONS:
             dp = DPConfig(noise_multiplier=1.0, private_layers=layers)
             init = str(tmp / "start") if layers == "heads" else None
-            tr = Trainer(ds, tmp / f"dp-{layers}", config(args.device, "default", 32, speed, dp=dp, init_from=init))
-            out.setdefault(f"private {layers}", {})[label(speed)] = time_steps(tr, args.device, args.repeats, args.warmup)
+            cfg = config(args.device, "default", 32, speed, dp=dp, init_from=init)
+            out.setdefault(f"private {layers}", {})[label(speed)] = guarded(lambda: Trainer(ds, tmp / "dp", cfg), args)
     return out
 
 
@@ -120,9 +131,10 @@ def ratios(speed: dict, pgan_b32: dict) -> dict:
     study's); ``vus_vs_pgan_b32``, its VUs/s over pgan's plain batch-32 VUs/s (what a larger batch buys)."""
     out: dict = {}
     for b, row in speed.get("default", {}).items():
-        pgan = speed.get("pgan", {}).get(b, {}).get("none")
-        out[b] = {k: {**({"same_batch": pgan["ms_per_step"] / v["ms_per_step"]} if pgan else {}),
-                      "vus_vs_pgan_b32": v["vus_per_s"] / pgan_b32["vus_per_s"]} for k, v in row.items()}
+        pgan = speed.get("pgan", {}).get(b, {}).get("none", {})
+        out[b] = {k: {**({"same_batch": pgan["ms_per_step"] / v["ms_per_step"]} if "ms_per_step" in pgan else {}),
+                      "vus_vs_pgan_b32": v["vus_per_s"] / pgan_b32["vus_per_s"]}
+                  for k, v in row.items() if "ms_per_step" in v}
     return out
 
 
