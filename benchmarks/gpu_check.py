@@ -5,11 +5,14 @@
 at batch 256 under ``torch.inference_mode``, training steps (``Trainer.step``) at batch 32 (``training_ms_per_step``,
 as before); each timed after warm-up with ``torch.cuda.synchronize``. Then ``training_speed``: per architecture and
 training batch (``--train-batches``, default 32 and 128) the step with each ``--speed`` setting alone, with
-bf16+channels-last+fused-adam, and with those + compile (``first_step_s``: the first call, compiling included);
-``dp_ms_per_step``: the default architecture's patient-level DP step (D's heads private, from a 1-step non-private
-start; and all of D) with and without bf16. ``ratio_vs_pgan``: pgan's plain batch-32 step over each default step
-(> 1: faster than the study's). Writes the numbers with the device name, torch and CUDA versions.
-``--device cpu`` runs the same script on the CPU (a dry run; ``--tiny``: 1×32×32 VUs, to keep it short).
+bf16+channels-last+fused-adam, with those + compile, and with channels-last+fused-adam+compile (``first_step_s``:
+the first call, compiling included); ``dp_ms_per_step``: the default architecture's patient-level DP step (D's
+heads private, from a 1-step start on other, public, VUs; and all of D) with and without bf16. ``ratio_vs_pgan``:
+pgan's plain step over each default step at the same batch, and each default step's VUs/s over pgan's plain
+batch-32 VUs/s (> 1: faster than the study's). A setting that fails is recorded with its error; settings not
+started within ``--budget-s`` (480 s) are recorded as not run, so the JSON is always written. Writes the numbers
+with the device name, torch and CUDA versions. ``--device cpu`` runs the same script on the CPU (a dry run;
+``--tiny``: 1×32×32 VUs, to keep it short).
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ def timed(fn, device: str, repeats: int, warmup: int) -> float:
 
 #: The speed combinations timed per architecture and batch ("none": the default step).
 COMBINATIONS: tuple[tuple[str, ...], ...] = (
-    (), ("bf16",), ("channels-last",), ("fused-adam",), ("bf16", "channels-last", "fused-adam"),
-    ("bf16", "channels-last", "fused-adam", "compile"),
+    (), ("bf16",), ("channels-last",), ("fused-adam",), ("compile",), ("bf16", "channels-last", "fused-adam"),
+    ("bf16", "channels-last", "fused-adam", "compile"), ("channels-last", "fused-adam", "compile"),
 )
 #: The DP combinations timed (compile is refused under DP).
 DP_COMBINATIONS: tuple[tuple[str, ...], ...] = ((), ("bf16",), ("bf16", "channels-last", "fused-adam"))
@@ -85,6 +88,8 @@ def time_steps(tr: Trainer, dev: str, repeats: int, warmup: int) -> dict:
 def guarded(make, args) -> dict:
     """:func:`time_steps` of the trainer ``make()`` builds; ``{"error": ...}`` where it fails (the rest still runs).
     Compiled modules start from a fresh compiler cache (no recompile limit reached across architectures)."""
+    if time.monotonic() > args.deadline:
+        return {"error": f"not run: the --budget-s {args.budget_s:g} s was spent"}
     torch._dynamo.reset()
     try:
         return time_steps(make(), args.device, args.repeats, args.warmup)
@@ -147,11 +152,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train-batches", default="32,128", help="training batches of the speed table (default 32,128)")
     p.add_argument("--arches", default="default,pgan", help="architectures of the speed table (default both)")
     p.add_argument("--no-dp", action="store_true", help="leave out the DP steps")
+    p.add_argument("--budget-s", type=float, default=480, help="settings not started by then are left out (480)")
     p.add_argument("--tiny", action="store_true", help="1x32x32 VUs (a short CPU dry run, not a measurement)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu.json")
     args = p.parse_args(argv)
     args.train_batches = [int(b) for b in args.train_batches.split(",")]
     args.arches = args.arches.split(",")
+    args.deadline = time.monotonic() + args.budget_s
     dev = args.device
     shape = (1, 32, 32) if args.tiny else SHAPE
     out: dict = {
@@ -176,11 +183,11 @@ def main(argv: list[str] | None = None) -> dict:
         for arch in ("default", "pgan"):
             tr = Trainer(ds, Path(tmp) / arch, config(dev, arch, 32))
             out["training_ms_per_step"][arch] = 1000 * timed(tr.step, dev, args.repeats, args.warmup)
+        if not args.no_dp:  # first: no compiling, so never left out by the time budget
+            out["dp_ms_per_step"] = dp_speed(ds, Path(tmp), args)
         out["training_speed"] = training_speed(ds, Path(tmp), args)
         pgan_b32 = {"vus_per_s": 64 / out["training_ms_per_step"]["pgan"] * 1000}
         out["ratio_vs_pgan"] = ratios(out["training_speed"], pgan_b32)
-        if not args.no_dp:
-            out["dp_ms_per_step"] = dp_speed(ds, Path(tmp), args)
     out["date"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
