@@ -154,3 +154,10 @@ def test_compiled_step_stays_within_tolerance():  # about a minute: the compiler
     if tr.speed.skipped:
         pytest.skip(tr.speed.skipped["compile"])
     assert update_error(("compile",)) < FP32_TOLERANCE  # measured 3.3e-6
+
+
+def test_speed_given_in_any_order_through_the_python_api():
+    tr = Trainer(tiny_dataset(), "unused", small(steps=1, speed=("fused-adam", "channels-last")))
+    assert tr.speed.used == ["channels-last", "fused-adam"]
+    with pytest.raises(SelectionError, match="--speed 'fast' is not a speed setting"):
+        small(speed=("fast",)).validate()

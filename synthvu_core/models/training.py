@@ -193,10 +193,7 @@ class TrainConfig:
         from synthvu_core.models.speed import check_speed, parse_speed
 
         parse_policy(self.augment)
-        if parse_speed(self.speed) != tuple(self.speed):
-            raise SelectionError(f"speed settings {', '.join(self.speed)}: give each once, in the order "
-                                 "parse_speed returns")
-        check_speed(self.speed, self.private)
+        check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
 
 
 #: ``train`` options that are not TrainConfig fields of the same name.
@@ -462,9 +459,9 @@ class Trainer:
         self._load_data(dataset)
         self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
-        from synthvu_core.models.speed import Speed
+        from synthvu_core.models.speed import Speed, parse_speed
 
-        self.speed = Speed(tuple(config.speed), self.device.type)
+        self.speed = Speed(parse_speed(config.speed), self.device.type)
         self.speed.check_fused()
         self._build_modules()
         from synthvu_core.models.augment import parse_policy
