@@ -105,9 +105,10 @@ def training_speed(ds, tmp: Path, args) -> dict:
         for batch in args.train_batches:
             row = out.setdefault(arch, {}).setdefault(f"batch {batch}", {})
             for speed in COMBINATIONS:
-                row[label(speed)] = guarded(lambda: Trainer(ds, tmp / arch, config(args.device, arch, batch, speed)),
-                                            args)
-                print(arch, batch, label(speed), f"{row[label(speed)].get('ms_per_step', float('nan')):.2f} ms", flush=True)
+                cfg = config(args.device, arch, batch, speed)
+                row[label(speed)] = guarded(lambda cfg=cfg, arch=arch: Trainer(ds, tmp / arch, cfg), args)
+                ms = row[label(speed)].get("ms_per_step", float("nan"))
+                print(arch, batch, label(speed), f"{ms:.2f} ms", flush=True)
     return out
 
 
@@ -127,7 +128,8 @@ def dp_speed(ds, tmp: Path, args) -> dict:
             dp = DPConfig(noise_multiplier=1.0, private_layers=layers)
             init = str(tmp / "start") if layers == "heads" else None
             cfg = config(args.device, "default", 32, speed, dp=dp, init_from=init)
-            out.setdefault(f"private {layers}", {})[label(speed)] = guarded(lambda: Trainer(ds, tmp / "dp", cfg), args)
+            row = out.setdefault(f"private {layers}", {})
+            row[label(speed)] = guarded(lambda cfg=cfg: Trainer(ds, tmp / "dp", cfg), args)
     return out
 
 

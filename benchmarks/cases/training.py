@@ -35,7 +35,8 @@ def random_dataset(n_patients: int, shape: tuple[int, int, int], seed: int = 0, 
     for p in range(n_patients):
         for level, region in zip(LEVELS, REGIONS):
             rows.append({
-                "patient_id": f"{prefix}-{p:04d}", "level": level, "region": region, "source": f"{prefix}-{p:04d}_img.nii.gz",
+                "patient_id": f"{prefix}-{p:04d}", "level": level, "region": region,
+                "source": f"{prefix}-{p:04d}_img.nii.gz",
                 "center_vox_0": 0, "center_vox_1": 0, "center_vox_2": 0, "center_world_x": 0.0,
                 "center_world_y": 0.0, "center_world_z": 0.0, "spacing_mm": 1.0, "slice_mm": 1.0, "crop_mm": 64.0,
             })
