@@ -16,7 +16,7 @@ step() {
   echo "== $n rc=$rc $(( $(date +%s) - t0 )) s"
   tail -4 "$OUT/logs/$n.log" | cut -c1-300
 }
-step gpu_check 120 python3 benchmarks/gpu_check.py --device cuda --out "$OUT/gpu.json"
+step gpu_check 300 python3 benchmarks/gpu_check.py --device cuda --train-batches 32 --no-dp --out "$OUT/gpu.json"
 step build 90 python3 -m synthvu_core data build --phantom 40 --out "$W/ds"
 step train 120 python3 -m synthvu_core train --dataset "$W/ds" --out "$W/m" --steps 200 --device cuda
 step train_dp 90 python3 -m synthvu_core train --dataset "$W/ds" --out "$W/mdp" --steps 30 --device cuda --target-epsilon 10

@@ -22,8 +22,9 @@ LEVELS = ("C3/C4", "C5/C6", "T4/T5", "T8/T9", "T11/T12", "L1/L2", "L3/L4", "L4/L
 REGIONS = ("C", "C", "T", "T", "T", "L", "L", "L")
 
 
-def random_dataset(n_patients: int, shape: tuple[int, int, int], seed: int = 0) -> Any:
-    """A VUDataset of uniform random uint8 VUs ``[n_patients * 8, C, H, W]`` with C/T/L levels."""
+def random_dataset(n_patients: int, shape: tuple[int, int, int], seed: int = 0, prefix: str = "sub") -> Any:
+    """A VUDataset of uniform random uint8 VUs ``[n_patients * 8, C, H, W]`` with C/T/L levels (patients
+    ``{prefix}-0000`` ...)."""
     import numpy as np
 
     from synthvu_core.data.dataset import VUDataset
@@ -34,7 +35,8 @@ def random_dataset(n_patients: int, shape: tuple[int, int, int], seed: int = 0) 
     for p in range(n_patients):
         for level, region in zip(LEVELS, REGIONS):
             rows.append({
-                "patient_id": f"sub-{p:04d}", "level": level, "region": region, "source": f"sub-{p:04d}_img.nii.gz",
+                "patient_id": f"{prefix}-{p:04d}", "level": level, "region": region,
+                "source": f"{prefix}-{p:04d}_img.nii.gz",
                 "center_vox_0": 0, "center_vox_1": 0, "center_vox_2": 0, "center_world_x": 0.0,
                 "center_world_y": 0.0, "center_world_z": 0.0, "spacing_mm": 1.0, "slice_mm": 1.0, "crop_mm": 64.0,
             })

@@ -67,6 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--seed", type=int, default=0, help="seed of weights, batches and noise: same seed, same generator (default 0)"
     )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument(
+        "--speed",
+        default=None,
+        metavar="SETTINGS",
+        help="opt-in speed settings of the AC-GAN step, comma-separated: bf16 (autocast of G and D; losses float32), "
+        "channels-last, fused-adam, compile (not under DP); default: none (the exact default step)",
+    )
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
     t.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
     t.add_argument(

@@ -41,6 +41,7 @@ defaults to ``min(1e-5, 1 / (10 N_patients))`` and a delta at or above ``1 / N_p
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -218,6 +219,8 @@ class PatientDPOptimizer:
         self.noise_multiplier = float(noise_multiplier)
         self.generator = generator
         self.accountant = RDPAccountant() if config.accountant == "rdp" else PRVAccountant()
+        #: the context of D's forward in the per-VU call (e.g. bf16 autocast); its outputs are cast to float32
+        self.autocast: Callable[[], Any] = contextlib.nullcontext
 
     # ---- 1. sampling ----------------------------------------------------------------------
     def sample_patients(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,8 +263,9 @@ class PatientDPOptimizer:
 
         def one(p: dict[str, torch.Tensor], x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
             one_rest = tuple(r.unsqueeze(0) for r in rest)
-            adv, cls = functional_call(self.module, (p, fixed, buffers), (x.unsqueeze(0), *one_rest[:1]))
-            return loss_of_one(adv, cls, *one_rest)
+            with self.autocast():
+                adv, cls = functional_call(self.module, (p, fixed, buffers), (x.unsqueeze(0), *one_rest[:1]))
+            return loss_of_one(adv.float(), cls.float(), *one_rest)
 
         in_dims = (None,) + (0,) * len(inputs)
         return vmap(grad(one), in_dims=in_dims, randomness="error")(params, *inputs)
@@ -311,11 +315,14 @@ class PatientDPOptimizer:
     # ---- 7. update and accounting -------------------------------------------------------------------
     def step(self, private_grad: dict[str, torch.Tensor], public_grad: dict[str, torch.Tensor] | None = None) -> None:
         """Set D's gradient to the private one (plus the generated VUs' one), step, and account."""
+        import torch
+
         for k, p in self.trainable():
             g = private_grad[k]
             if public_grad is not None and public_grad.get(k) is not None:
                 g = g + public_grad[k]
-            p.grad = g.detach().clone()
+            # in the parameter's own memory layout: a fused optimizer reads grad and parameter storage alike
+            p.grad = torch.empty_like(p).copy_(g.detach())
         self.optimizer.step()
         self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
 

@@ -116,6 +116,8 @@ class TrainConfig:
             generated VUs' sources are drawn uniformly (no count of private VUs); a train VU whose source is not
             in it is refused.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
+        speed: opt-in speed settings (:data:`synthvu_core.models.speed.SPEED_NAMES`: ``bf16``, ``channels-last``,
+            ``fused-adam``, ``compile``); () = none, the exact default step. See :mod:`synthvu_core.models.speed`.
     """
 
     arch: str = "default"
@@ -140,6 +142,7 @@ class TrainConfig:
     keep_discriminator: bool = True
     keep_checkpoint: bool = True
     weights_dtype: str = "float16"
+    speed: tuple[str, ...] = ()
     name: str | None = None
     command: str | None = None
 
@@ -187,8 +190,10 @@ class TrainConfig:
                 raise SelectionError(f"--classes {','.join(self.classes)}: give distinct {self.scheme} classes "
                                      f"among {', '.join(levels.vocabulary(self.scheme))}")
         from synthvu_core.models.augment import parse_policy
+        from synthvu_core.models.speed import check_speed, parse_speed
 
         parse_policy(self.augment)
+        check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
 
 
 #: ``train`` options that are not TrainConfig fields of the same name.
@@ -226,6 +231,10 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         rest[flag] = bool(rest.get(flag))
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
+    if "speed" in rest:
+        from synthvu_core.models.speed import parse_speed
+
+        rest["speed"] = parse_speed(rest["speed"])
     config = TrainConfig(
         **rest,
         overrides=over,
@@ -450,6 +459,10 @@ class Trainer:
         self._load_data(dataset)
         self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
+        from synthvu_core.models.speed import Speed, parse_speed
+
+        self.speed = Speed(parse_speed(config.speed), self.device.type)
+        self.speed.check_fused()
         self._build_modules()
         from synthvu_core.models.augment import parse_policy
 
@@ -465,8 +478,9 @@ class Trainer:
         self.log_rows: list[dict[str, Any]] = []
         self.dist: Any = None  # torchrun: set by models/distributed.py attach()
 
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
+        self.opt_G = self.speed.adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
+        self.opt_D = self.speed.adam(self.D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
+        self.speed.compile(self.G, self.D)  # in place: the same parameters and weight names
         self.private: PatientDPOptimizer | None = None
         self.delta: float | None = None
         self.noise_multiplier: float | None = None
@@ -624,6 +638,7 @@ class Trainer:
         for m in (self.G, self.G_ema, self.D):
             if m is not None:
                 m.to(self.device)
+        self.speed.prepare(self.G, self.G_ema, self.D)
         import torch
 
         self.prior = torch.tensor(self.training_prior(), dtype=torch.float64)
@@ -697,6 +712,7 @@ class Trainer:
             self.noise_multiplier,
             entropy_generator(),
         )
+        self.private.autocast = self.speed.autocast  # bf16 (where asked) inside the per-VU functional call
 
     def _freeze_private_body(self) -> None:
         """With ``private_layers="heads"``, fix D's body as pretrained: only its heads are trained privately."""
@@ -740,13 +756,20 @@ class Trainer:
         y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(self.device)
         if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
             z, y = self.dist.shard(z, y)
-        if self.sources:  # joint labels: class + K * source
-            k = len(self.classes)
-            return self.G(z, y % k, y // k), y
-        return self.G(z, y), y
+        k = len(self.classes)
+        with self.speed.autocast():
+            fake = self.G(z, y % k, y // k) if self.sources else self.G(z, y)  # joint labels: class + K * source
+        return self.speed.outputs(fake), y
+
+    def _forward_d(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """D's ``(adv, cls)`` under the run's speed settings (float32 outputs)."""
+        x = self.speed.layout(x)
+        with self.speed.autocast():
+            out = self.D(x, y)
+        return self.speed.outputs(out)
 
     def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
-        adv, cls = self.D(x, y)
+        adv, cls = self._forward_d(x, y)
         return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes)
 
     def _discriminator_step(self, real: Any, y_real: Any, fake: Any, y_fake: Any) -> dict[str, float]:
@@ -757,7 +780,7 @@ class Trainer:
         x = self._augment(torch.cat([real, fake.detach()]))
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         labels = torch.cat([y_real, y_fake])
-        adv, cls = self.D(x, labels)
+        adv, cls = self._forward_d(x, labels)
         per_sample = discriminator_loss(
             adv, cls, target, labels, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
@@ -809,7 +832,7 @@ class Trainer:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
-            adv_f, cls_f = self.D(self._augment(fake), y_fake)
+            adv_f, cls_f = self._forward_d(self._augment(fake), y_fake)
             aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             loss_g.backward()
@@ -939,6 +962,7 @@ class Trainer:
             return False
         meta, tensors = found
         checkpoint.unpack(tensors, meta["param_groups"], *self._checkpointed())
+        self.speed.match_layout(self.opt_G, self.opt_D)
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
         if "rng.augment" in tensors:
@@ -1053,6 +1077,7 @@ class Trainer:
                 "augment": ",".join(self.augment_policy) or "none",
                 "balance_classes": bool(c.balance_classes),
                 **({"balance_sources": True} if c.balance_sources else {}),
+                **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
             "dp": dp,
