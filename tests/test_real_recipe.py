@@ -141,3 +141,21 @@ def test_train_projection_option_reaches_the_discriminator_and_its_card_command(
     assert "projection" not in _command_line({"projection": None, "dataset": "d"})
     under_dp = training.config_from_options(args(projection=True, target_epsilon=8.0, steps=1))
     assert under_dp.overrides.projection is True and under_dp.dp.target_epsilon == 8.0
+
+
+def test_freeze_d_keeps_the_priors_first_stages_and_trains_the_rest(tmp_path):
+    ds = tiny_dataset()
+    pre = train(ds, tmp_path / "pre", small(steps=1), progress=False)
+    trainer = Trainer(ds, tmp_path / "ft", small(steps=3, init_from=str(pre), freeze_d=1))
+    before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    for _ in range(3):
+        trainer.step()
+    moved = {k for k, v in trainer.D.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved and not any(k.startswith("body.0.") for k in moved)  # stage 1 kept, the rest trained
+    assert any(k.startswith("body.3.") for k in moved) and any(k.startswith("adv_head") for k in moved)
+    assert trainer._identity()["freeze_d"] == 1
+    assert training.config_from_options(args(freeze_d=None, steps=1)).freeze_d == 0
+    with pytest.raises(SelectionError, match="needs a prior"):
+        Trainer(ds, tmp_path / "x", small(steps=1, freeze_d=1))
+    with pytest.raises(SelectionError, match="stages"):
+        Trainer(ds, tmp_path / "y", small(steps=1, init_from=str(pre), freeze_d=3))

@@ -103,6 +103,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "default: off)",
     )
     t.add_argument(
+        "--freeze-d",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep the discriminator's first N stages as the prior gave them (FreezeD, for fine-tuning on little "
+        "data; default: 0, train all of it)",
+    )
+    t.add_argument(
         "--aux-weight",
         type=float,
         default=None,

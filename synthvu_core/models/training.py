@@ -115,6 +115,8 @@ class TrainConfig:
             sources the train split holds). Needed under DP, where the vocabulary must be public and the
             generated VUs' sources are drawn uniformly (no count of private VUs); a train VU whose source is not
             in it is refused.
+        freeze_d: keep D's first N stages (convolution, norm, activation) as the prior gave them and train the rest
+            ("FreezeD", Mo et al. 2020, for fine-tuning on little data); 0 = train all of D. Needs a prior.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
         speed: opt-in speed settings (:data:`synthvu_core.models.speed.SPEED_NAMES`: ``bf16``, ``channels-last``,
             ``fused-adam``, ``compile``); () = none, the exact default step. See :mod:`synthvu_core.models.speed`.
@@ -134,6 +136,7 @@ class TrainConfig:
     source_names: tuple[str, ...] | None = None
     balance_classes: bool = False
     balance_sources: bool = False
+    freeze_d: int = 0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -179,6 +182,8 @@ class TrainConfig:
                                  "the sources the private train split holds cannot be read")
         if self.source_names is not None and len(set(self.source_names)) != len(self.source_names):
             raise SelectionError(f"the source vocabulary repeats a name: {', '.join(self.source_names)}")
+        if self.freeze_d < 0:
+            raise SelectionError(f"--freeze-d must be 0 (train all of D) or more, got {self.freeze_d}")
         if self.weights_dtype not in ("float16", "float32", "bfloat16"):
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
@@ -229,6 +234,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         rest["init_from"] = str(resolve(rest["init_from"]))
     for flag in ("condition_source", "balance_classes", "balance_sources"):  # left out (None or False) = off
         rest[flag] = bool(rest.get(flag))
+    rest["freeze_d"] = int(rest.get("freeze_d") or 0)
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -639,9 +645,26 @@ class Trainer:
             if m is not None:
                 m.to(self.device)
         self.speed.prepare(self.G, self.G_ema, self.D)
+        self._freeze_d_stages()
         import torch
 
         self.prior = torch.tensor(self.training_prior(), dtype=torch.float64)
+
+    def _freeze_d_stages(self) -> None:
+        """``freeze_d``: D's first stages keep the prior's weights (no gradient, so Adam leaves them)."""
+        from synthvu_core.models.acgan import stages
+
+        n = self.config.freeze_d
+        if not n:
+            return
+        if self.init_card is None:
+            raise SelectionError("--freeze-d keeps D's first stages as the prior gave them: it needs a prior "
+                                 "(--init-from, or the default one; not --from-scratch)")
+        if n >= stages(self.arch.shape):
+            raise SelectionError(f"--freeze-d {n}: this discriminator has {stages(self.arch.shape)} stages; "
+                                 "freeze fewer to leave some of D to train")
+        for p in self.D.body[: 3 * n].parameters():
+            p.requires_grad_(False)
 
     def training_prior(self) -> np.ndarray:
         """The distribution of generated VUs' (joint) labels during training: the train split's, or with balanced
@@ -839,7 +862,7 @@ class Trainer:
             self.opt_G.step()
         finally:
             for p in trainable:
-                p.requires_grad_(True)
+                p.requires_grad_(False)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
 
     def _augment(self, x: Any) -> Any:
@@ -923,6 +946,7 @@ class Trainer:
             **({"sources": self.sources} if self.sources else {}),
             **({"balance_classes": True} if self.config.balance_classes else {}),
             **({"balance_sources": True} if self.config.balance_sources else {}),
+            **({"freeze_d": self.config.freeze_d} if self.config.freeze_d else {}),
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
