@@ -862,7 +862,7 @@ class Trainer:
             self.opt_G.step()
         finally:
             for p in trainable:
-                p.requires_grad_(False)
+                p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
 
     def _augment(self, x: Any) -> Any:
