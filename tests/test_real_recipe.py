@@ -154,6 +154,18 @@ def test_freeze_d_keeps_the_priors_first_stages_and_trains_the_rest(tmp_path):
     assert moved and not any(k.startswith("body.0.") for k in moved)  # stage 1 kept, the rest trained
     assert any(k.startswith("body.3.") for k in moved) and any(k.startswith("adv_head") for k in moved)
     assert trainer._identity()["freeze_d"] == 1
+    from tests.test_training import public_dataset
+
+    public = train(public_dataset(), tmp_path / "public", small(steps=1), progress=False)
+    private = Trainer(ds, tmp_path / "dp", small(steps=2, init_from=str(public), freeze_d=1, classes=["T", "L"],
+                                                 dp=DPConfig(noise_multiplier=1.0)))
+    kept = private.D.body[0].weight.detach().clone()
+    private.step()
+    assert torch.equal(private.D.body[0].weight, kept) and private.D.body[3].weight.requires_grad
+    from synthvu_core.models.registry import load_card
+
+    out = train(ds, tmp_path / "card", small(steps=1, init_from=str(pre), freeze_d=1), progress=False)
+    assert load_card(out)["training"]["freeze_d"] == 1
     assert training.config_from_options(args(freeze_d=None, steps=1)).freeze_d == 0
     with pytest.raises(SelectionError, match="needs a prior"):
         Trainer(ds, tmp_path / "x", small(steps=1, freeze_d=1))

@@ -30,6 +30,10 @@ import numpy as np
 
 #: umap-learn's exact-neighbour ("small data") regime: below this many fitted points distances are precomputed
 SMALL_DATA = 4096
+# UMAP's notices about its own settings ("n_jobs overridden by random_state", "Transforming new data with precomputed
+# metric"), silenced once for the process: a `catch_warnings` block around each fit or transform is not thread-safe,
+# and the evaluation runs them on two workers (an interleaved exit would leave every warning silenced).
+warnings.filterwarnings("ignore", category=UserWarning, module=r"umap(\.|$)")
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,11 @@ class UMAPProjection:
         if len(x) == 0:
             return np.empty((0, 2), dtype=np.float32)
         z = self.pca.transform(_flat(x))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Transforming new data with precomputed metric" and similar notices
-            if self.fit_points is not None:
-                from sklearn.metrics import pairwise_distances
+        if self.fit_points is not None:
+            from sklearn.metrics import pairwise_distances
 
-                z = pairwise_distances(z, self.fit_points)  # [n, n_fit]
-            return np.asarray(self.umap.transform(z), dtype=np.float32)
+            z = pairwise_distances(z, self.fit_points)  # [n, n_fit]
+        return np.asarray(self.umap.transform(z), dtype=np.float32)
 
 
 def fit_umap(
@@ -131,13 +133,11 @@ def fit_umap(
         random_state=seed,
         metric="precomputed" if exact else "euclidean",
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and similar notices
-        coords = np.asarray(reducer.fit_transform(pairwise_distances(fit_z) if exact else fit_z), dtype=np.float32)
-        proj = UMAPProjection(
-            pca, reducer, "joint" if config.joint and syn is not None else "real_train", fit_z if exact else None
-        )
-        if config.joint and syn is not None:
-            return proj, coords[:n], coords[n:], None
-        syn_2d = proj.transform(synthetic) if syn is not None else None
+    coords = np.asarray(reducer.fit_transform(pairwise_distances(fit_z) if exact else fit_z), dtype=np.float32)
+    proj = UMAPProjection(
+        pca, reducer, "joint" if config.joint and syn is not None else "real_train", fit_z if exact else None
+    )
+    if config.joint and syn is not None:
+        return proj, coords[:n], coords[n:], None
+    syn_2d = proj.transform(synthetic) if syn is not None else None
     return proj, coords, syn_2d, None

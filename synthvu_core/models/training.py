@@ -663,6 +663,11 @@ class Trainer:
         if n >= stages(self.arch.shape):
             raise SelectionError(f"--freeze-d {n}: this discriminator has {stages(self.arch.shape)} stages; "
                                  "freeze fewer to leave some of D to train")
+        import torch
+
+        for m in self.D.body[: 3 * n].modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = 0.0  # its running statistics stay the prior's too
         for p in self.D.body[: 3 * n].parameters():
             p.requires_grad_(False)
 
@@ -947,6 +952,7 @@ class Trainer:
             **({"balance_classes": True} if self.config.balance_classes else {}),
             **({"balance_sources": True} if self.config.balance_sources else {}),
             **({"freeze_d": self.config.freeze_d} if self.config.freeze_d else {}),
+            **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
     def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1101,6 +1107,7 @@ class Trainer:
                 "augment": ",".join(self.augment_policy) or "none",
                 "balance_classes": bool(c.balance_classes),
                 **({"balance_sources": True} if c.balance_sources else {}),
+                **({"freeze_d": c.freeze_d} if c.freeze_d else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
