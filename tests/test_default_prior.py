@@ -32,11 +32,14 @@ class Card:
         self.card = card
 
 
-def test_own_dataset_defaults_to_the_prior_with_augmentation():
+def test_own_dataset_defaults_to_the_prior_augmenting_only_from_scratch_or_under_dp():
     a = args()
     filled = training.own_data_defaults(a, Card({}))
     assert a["init_from"] == training.DEFAULT_PRIOR == "acgan-phantom"
-    assert (a["steps"], a["lr"], a["augment"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, DEFAULT_POLICY)
+    assert (a["steps"], a["lr"], a["augment"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, "none")
+    private = args(target_epsilon=8.0)
+    training.own_data_defaults(private, Card({}))
+    assert private["init_from"] == training.DEFAULT_PRIOR and private["augment"] == DEFAULT_POLICY
     assert f"--init-from {training.DEFAULT_PRIOR}" in filled
     a = args(from_scratch=True)
     training.own_data_defaults(a, Card({}))
@@ -82,7 +85,7 @@ def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsy
     assert code == 0
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     tr = card["training"]
-    assert tr["augment"] == DEFAULT_POLICY
+    assert tr["augment"] == (DEFAULT_POLICY if scratch else "none")
     if scratch:
         assert tr["init_from"] is None and "--from-scratch" in tr["command"]
         return

@@ -129,7 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         default=None,
         metavar="POLICY",
         help="DiffAugment before D on real and generated VUs: comma-separated color, translation, cutout, or none "
-        "(default on your own dataset: color,translation,cutout; elsewhere none)",
+        "(default on your own dataset: color,translation,cutout from scratch or under DP, none for a fine-tune "
+        "without DP; elsewhere none)",
     )
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
     dp.add_argument(
