@@ -14,8 +14,8 @@ python -m synthvu_core data build --images DIR1 DIR2 --out my-vus \\
     --image-glob '{IMAGE_GLOB}' --label-glob '{LABEL_GLOB}'      # --mapping '1=L1,2=L2' for other label codes
 python -m synthvu_core data show my-vus                            # counts per level, region, split
 
-# 2. fine-tune the shipped public prior acgan-phantom with DiffAugment (300 steps: minutes on a laptop CPU;
-#    --from-scratch to opt out, --condition-source to condition on the source too, --target-epsilon 8 for DP-SGD)
+# 2. fine-tune the shipped public prior acgan-phantom (600 steps, about 6 CPU-minutes; conditioned on the source
+#    where there are two or more; --from-scratch to opt out, --target-epsilon 8 for DP-SGD on patients)
 python -m synthvu_core train --dataset my-vus --out my-model --scheme level
 
 # 3. measure utility, fidelity and privacy (writes my-model/report/), with the positive and negative controls

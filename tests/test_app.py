@@ -7,6 +7,7 @@ shipped generator in models/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -664,7 +665,13 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
         classes = json.loads((models / name / "card.json").read_text())["classes"]
         return usefulness_box(loaders.report(models / name), classes)
 
-    kind, text = box("acgan-spine-mri")  # TSTR 0.450 [0.30, 0.65], L3/L4 recall 0.000, chance 0.25
+    spine = loaders.report(models / "acgan-spine-mri")  # TSTR 0.520 [0.40, 0.65], every class above chance 0.25
+    classes = json.loads((models / "acgan-spine-mri" / "card.json").read_text())["classes"]
+    assert usefulness_box(spine, classes)[0] == "success"
+    recall = np.array(spine.arrays["utility/tstr/recall"], dtype=float)
+    recall[classes.index("L3/L4")] = 0.0  # the same report with L3/L4 not learnt (as the previous default had it)
+    weak = dataclasses.replace(spine, arrays={**spine.arrays, "utility/tstr/recall": recall})
+    kind, text = usefulness_box(weak, classes)
     assert kind == "warning" and "L3/L4 (0.000)" in text and "L1/L2" not in text
     assert box("acgan-phantom")[0] == "success"
     assert box("acgan-phantom-leaky")[0] == "error"
