@@ -273,8 +273,10 @@ def show_verdict(level: str, text: str, **kw: Any) -> None:
     if box is not None:
         box(text, **kw)
     elif level in ("inconclusive", "unknown"):
+        word = level_word(level).capitalize()
+        rest = text[len(word) + 1:].lstrip() if text.lower().startswith(word.lower() + ":") else text  # no echo
         with st.container(border=True):
-            st.markdown(f":gray-background[**{level_word(level).capitalize()}**] :gray[{plain(text)}]")
+            st.markdown(f":gray-background[**{word}**] :gray[{plain(rest)}]")
     else:
         st.info(text, **kw)
 

@@ -675,3 +675,17 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     assert kind == "warning" and "L3/L4 (0.000)" in text and "L1/L2" not in text
     assert box("acgan-phantom")[0] == "success"
     assert box("acgan-phantom-leaky")[0] == "error"
+
+
+def test_an_inconclusive_verdict_names_its_level_once(monkeypatch):
+    import contextlib
+
+    from dashboard import frame
+
+    shown = []
+    monkeypatch.setattr(frame.st, "markdown", lambda text, **kw: shown.append(text))
+    monkeypatch.setattr(frame.st, "container", lambda **kw: contextlib.nullcontext())
+    frame.show_verdict("inconclusive", "Inconclusive: the design has 5 member and 5 non-member patients")
+    frame.show_verdict("inconclusive", "Not enough patients to tell")
+    assert shown[0].lower().count("inconclusive") == 1 and "the design has 5 member" in shown[0]
+    assert "Not enough patients to tell" in shown[1]
