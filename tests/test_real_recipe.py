@@ -79,13 +79,14 @@ def test_the_class_loss_weight_may_be_set_on_a_fine_tune(tmp_path):
 
 
 def test_own_data_defaults_condition_on_sources_and_weight_the_class_loss_without_dp():
-    """Without DP: class-loss weight 5 and source conditioning where the train split holds two or more sources
-    (on the real lumbar MRI they made the VUs recognisable by level and gave each source its share,
-    docs/real-data.md); balancing stays opt-in."""
+    """Without DP: a projection discriminator, class-loss weight 0.5 and source conditioning where the train split
+    holds two or more sources (on the real lumbar MRI they made the VUs recognisable by level and gave each source
+    its share, docs/real-data.md); balancing stays opt-in."""
     a = args(init_from="acgan-phantom")
     filled = training.own_data_defaults(a, sourced(tiny_dataset(patients=6)))
     assert a["condition_source"] is True and "--condition-source" in filled
-    assert a["aux_weight"] == training.FINE_TUNE_AUX_WEIGHT == 5.0
+    assert a["aux_weight"] == training.FINE_TUNE_AUX_WEIGHT == 0.5
+    assert a["projection"] is True and "--projection" in filled
     assert (a["steps"], a["lr"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR)
     assert not a["balance_classes"] and not any("balance" in f for f in filled)
 
@@ -99,7 +100,7 @@ def test_own_data_defaults_leave_sources_off_with_one_source_under_dp_or_when_as
     assert asked["condition_source"] is False
     private = args(init_from="acgan-phantom", target_epsilon=8.0)
     filled = training.own_data_defaults(private, sourced(tiny_dataset(patients=6)))
-    assert not private["condition_source"] and private.get("aux_weight") is None
+    assert not private["condition_source"] and private.get("aux_weight") is None and private.get("projection") is None
     assert (private["steps"], private["lr"]) == (training.PRIVATE_FINE_TUNE_STEPS, training.PRIVATE_FINE_TUNE_LR)
     assert not any("aux-weight" in f or "condition-source" in f for f in filled)
 

@@ -114,15 +114,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--aux-weight",
         type=float,
         default=None,
-        help="weight of the class loss (default: the architecture's or the prior's)",
+        help="weight of the class loss (default: 0.5 for a fine-tune without DP on your own dataset, else the "
+        "architecture's or the prior's)",
     )
     t.add_argument(
         "--projection",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="D's real/fake logit also judges each VU against its class (and source): a projection "
-        "discriminator, zero-initialised so a fine-tune may turn it on (not under DP; default: off, or the "
-        "prior's)",
+        "discriminator, zero-initialised so a fine-tune may turn it on (default: on for a fine-tune without DP "
+        "on your own dataset, else off or the prior's)",
     )
     t.add_argument(
         "--augment",

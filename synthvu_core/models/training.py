@@ -356,7 +356,7 @@ DEFAULT_PRIOR = "acgan-phantom"
 #: level (TRTS 0.25 -> 0.63) and, with source conditioning, gave each source its real share (docs/real-data.md).
 FINE_TUNE_STEPS = 600
 FINE_TUNE_LR = 2e-4
-FINE_TUNE_AUX_WEIGHT = 5.0
+FINE_TUNE_AUX_WEIGHT = 0.5
 #: The same under DP (noise is calibrated to the steps; the non-DP settings were not measured under DP).
 PRIVATE_FINE_TUNE_STEPS = 300
 PRIVATE_FINE_TUNE_LR = 5e-5
@@ -381,8 +381,9 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
 
     On a user's own dataset (no phantom recipe) with the default architecture: start from
     :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given. A fine-tune without DP runs
-    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR` with class-loss weight :data:`FINE_TUNE_AUX_WEIGHT`,
-    conditioned on the source where the train split holds two or more (``--no-condition-source`` opts out);
+    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR` with a projection discriminator and class-loss weight
+    :data:`FINE_TUNE_AUX_WEIGHT`, conditioned on the source where the train split holds two or more
+    (``--no-condition-source`` opts out);
     under DP it keeps :data:`PRIVATE_FINE_TUNE_STEPS` at :data:`PRIVATE_FINE_TUNE_LR`. DiffAugment is on for a
     private fine-tune and for training from scratch, off for a fine-tune without DP (on the real lumbar MRI it
     lowered TSTR and TRTS in each of three seeds; docs/real-data.md). ``--balance-classes`` stays opt-in.
@@ -433,6 +434,9 @@ def _fill_fine_tune(options: dict[str, Any], dataset: Any, filled: list[str]) ->
     if not private and options.get("aux_weight") is None:
         options["aux_weight"] = FINE_TUNE_AUX_WEIGHT
         filled.append(f"--aux-weight {FINE_TUNE_AUX_WEIGHT:g}")
+    if not private and options.get("projection") is None:
+        options["projection"] = True
+        filled.append("--projection")
     if not private and options.get("condition_source") is None and dataset is not None and _site_count(dataset) >= 2:
         options["condition_source"] = True
         filled.append("--condition-source")
