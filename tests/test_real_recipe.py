@@ -172,3 +172,33 @@ def test_freeze_d_keeps_the_priors_first_stages_and_trains_the_rest(tmp_path):
         Trainer(ds, tmp_path / "x", small(steps=1, freeze_d=1))
     with pytest.raises(SelectionError, match="stages"):
         Trainer(ds, tmp_path / "y", small(steps=1, init_from=str(pre), freeze_d=3))
+
+
+def test_lecam_pulls_the_logits_towards_the_other_sides_average_and_is_kept_by_a_resume(tmp_path):
+    ds = tiny_dataset()
+    trainer = Trainer(ds, tmp_path / "t", small(steps=4, lecam=0.5))
+    trainer.lecam_avg = torch.tensor([1.0, -1.0])  # moving averages of the real and the fake logits
+    real, fake = torch.tensor([0.0, 2.0]), torch.tensor([-3.0, 3.0])
+    term = trainer._lecam(real, fake)
+    # relu(real - avg_fake)^2 = (1^2 + 3^2) / 2; relu(avg_real - fake)^2 = (4^2 + 0) / 2
+    assert term.item() == pytest.approx(5.0 + 8.0)
+    assert trainer.lecam_avg.tolist() == pytest.approx([0.99 * 1.0 + 0.01 * 1.0, 0.99 * -1.0 + 0.01 * 0.0])
+    off = Trainer(ds, tmp_path / "off", small(steps=4))
+    on = Trainer(ds, tmp_path / "on", small(steps=4, lecam=0.5))
+    off.step(), on.step()
+    differs = [k for k, v in on.D.state_dict().items() if not torch.equal(v, off.D.state_dict()[k])]
+    assert differs and on.lecam_avg.abs().sum() > 0 and off.lecam_avg.abs().sum() == 0
+    on.step()
+    on.save_checkpoint()
+    again = Trainer(ds, tmp_path / "on", small(steps=4, lecam=0.5, resume=True))
+    assert again.load_checkpoint() and torch.equal(again.lecam_avg, on.lecam_avg)
+    assert on._identity()["lecam"] == 0.5 and "lecam" not in off._identity()
+    from synthvu_core.models.registry import load_card
+
+    out = train(ds, tmp_path / "card", small(steps=1, lecam=0.25), progress=False)
+    assert load_card(out)["training"]["lecam"] == 0.25
+    assert training.config_from_options(args(lecam=None, steps=1)).lecam == 0.0
+    with pytest.raises(SelectionError, match="cannot be private"):
+        training.config_from_options(args(lecam=0.5, noise_multiplier=1.0, steps=1))
+    with pytest.raises(SelectionError, match="--lecam"):
+        training.config_from_options(args(lecam=-1.0, steps=1))

@@ -111,6 +111,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "data; default: 0, train all of it)",
     )
     t.add_argument(
+        "--lecam",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the LeCam regulariser of the discriminator (Tseng et al. 2021, GANs on little data; not "
+        "under DP; default: 0, off)",
+    )
+    t.add_argument(
         "--aux-weight",
         type=float,
         default=None,

@@ -57,6 +57,8 @@ LOG_EVERY = 25  # steps between rewrites of the log (checkpoints write it too)
 #: a loss on private VUs would be released without noise); ``aux_g``: the class loss in G's loss; ``vus_per_s``:
 #: real + generated VUs per second (under DP the expected real count); ``epsilon``: spent so far (empty
 #: without DP).
+#: Decay of the moving averages of D's real and fake logits that ``--lecam`` pulls towards (the paper's 0.99).
+LECAM_DECAY = 0.99
 LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "aux_d", "aux_g", "vus_per_s", "epsilon")
 DEFAULT_EPOCHS = 25.0
 
@@ -117,6 +119,9 @@ class TrainConfig:
             in it is refused.
         freeze_d: keep D's first N stages (convolution, norm, activation) as the prior gave them and train the rest
             ("FreezeD", Mo et al. 2020, for fine-tuning on little data); 0 = train all of D. Needs a prior.
+        lecam: weight of the LeCam regulariser of D (Tseng et al. 2021, GANs on limited data): D's real/fake logits
+            are pulled towards moving averages of the other side's, which keeps a small-data D from separating
+            the few real VUs it has memorised; 0 = off. Not under DP (its averages read real VUs unclipped).
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
         speed: opt-in speed settings (:data:`synthvu_core.models.speed.SPEED_NAMES`: ``bf16``, ``channels-last``,
             ``fused-adam``, ``compile``); () = none, the exact default step. See :mod:`synthvu_core.models.speed`.
@@ -137,6 +142,7 @@ class TrainConfig:
     balance_classes: bool = False
     balance_sources: bool = False
     freeze_d: int = 0
+    lecam: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -184,6 +190,11 @@ class TrainConfig:
             raise SelectionError(f"the source vocabulary repeats a name: {', '.join(self.source_names)}")
         if self.freeze_d < 0:
             raise SelectionError(f"--freeze-d must be 0 (train all of D) or more, got {self.freeze_d}")
+        if not (math.isfinite(self.lecam) and 0 <= self.lecam <= 1e3):
+            raise SelectionError(f"--lecam must be a number in [0, 1000], got {self.lecam:g}")
+        if self.lecam and self.dp is not None:
+            raise SelectionError("--lecam cannot be private: its moving averages read D's outputs on real VUs "
+                                 "outside the clipped, noised gradient")
         if self.weights_dtype not in ("float16", "float32", "bfloat16"):
             raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
         if self.dp is not None:
@@ -235,6 +246,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     for flag in ("condition_source", "balance_classes", "balance_sources"):  # left out (None or False) = off
         rest[flag] = bool(rest.get(flag))
     rest["freeze_d"] = int(rest.get("freeze_d") or 0)
+    rest["lecam"] = float(rest.get("lecam") or 0.0)
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -660,6 +672,8 @@ class Trainer:
         self._freeze_d_stages()
         import torch
 
+        self.lecam_avg = torch.zeros(2, device=self.device)  # moving averages of D's real and fake logits (--lecam)
+
         self.prior = torch.tensor(self.training_prior(), dtype=torch.float64)
 
     def _freeze_d_stages(self) -> None:
@@ -825,11 +839,26 @@ class Trainer:
             adv, cls, target, labels, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
         loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
+        if self.config.lecam:
+            loss_d = loss_d + self.config.lecam * self._lecam(adv[: len(real)], adv[len(real):])
         loss_d.backward()
         self.opt_D.step()
         k = self.arch.n_classes
         aux = aux_loss(cls[: len(real)].detach(), y_real, k, "mean").item() if len(real) else float("nan")
         return {"loss_d": loss_d.item(), "aux_d": aux}
+
+    def _lecam(self, adv_real: Any, adv_fake: Any) -> Any:
+        """The LeCam term (Tseng et al. 2021): real logits above the fake logits' moving average and fake ones
+        below the real logits' average are penalised, squared; then both averages take this step's means."""
+        import torch
+        import torch.nn.functional as F
+
+        avg = self.lecam_avg
+        term = F.relu(adv_real - avg[1]).pow(2).mean() + F.relu(avg[0] - adv_fake).pow(2).mean()
+        with torch.no_grad():
+            means = torch.stack([adv_real.mean(), adv_fake.mean()]).to(avg)
+            avg.mul_(LECAM_DECAY).add_(means, alpha=1.0 - LECAM_DECAY)
+        return term
 
     def _private_discriminator_step(
         self, real: Any, y_real: Any, position: Any, fake: Any, y_fake: Any
@@ -964,6 +993,7 @@ class Trainer:
             **({"balance_classes": True} if self.config.balance_classes else {}),
             **({"balance_sources": True} if self.config.balance_sources else {}),
             **({"freeze_d": self.config.freeze_d} if self.config.freeze_d else {}),
+            **({"lecam": self.config.lecam} if self.config.lecam else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -981,6 +1011,7 @@ class Trainer:
         if self.private is not None:  # the mechanism's state: this checkpoint must stay as private as the data
             tensors["rng.private"] = self.private.generator.get_state()
         tensors["perm"] = self.perm
+        tensors["lecam.avg"] = self.lecam_avg.cpu()
         meta = {
             "identity": self._identity(),
             "step": self.step_count,
@@ -1012,6 +1043,8 @@ class Trainer:
         if self.private is not None:
             self.private.generator.set_state(tensors["rng.private"])
         self.perm = tensors["perm"].to(torch.int64)
+        if "lecam.avg" in tensors:  # checkpoints from before --lecam: zeros (their runs did not use it)
+            self.lecam_avg = tensors["lecam.avg"].to(self.device, torch.float32)
         self.cursor = int(meta["cursor"])
         self.step_count = int(meta["step"])
         self.seconds = float(meta["seconds"])
@@ -1120,6 +1153,7 @@ class Trainer:
                 "balance_classes": bool(c.balance_classes),
                 **({"balance_sources": True} if c.balance_sources else {}),
                 **({"freeze_d": c.freeze_d} if c.freeze_d else {}),
+                **({"lecam": c.lecam} if c.lecam else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
