@@ -119,6 +119,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "under DP; default: 0, off)",
     )
     t.add_argument(
+        "--mode-seeking",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the mode-seeking term of the generator (MSGAN, Mao et al. 2019: keeps a conditional "
+        "generator from ignoring its noise; default: 0, off)",
+    )
+    t.add_argument(
         "--aux-weight",
         type=float,
         default=None,

@@ -122,6 +122,9 @@ class TrainConfig:
         lecam: weight of the LeCam regulariser of D (Tseng et al. 2021, GANs on limited data): D's real/fake logits
             are pulled towards moving averages of the other side's, which keeps a small-data D from separating
             the few real VUs it has memorised; 0 = off. Not under DP (its averages read real VUs unclipped).
+        mode_seeking: weight of the mode-seeking term of G (Mao et al. 2019, MSGAN): generated VUs come in pairs of
+            one label and two noise vectors, and G is penalised by ``1 / (|G(z1) - G(z2)| / |z1 - z2|)``, which keeps
+            a conditional G from ignoring its noise (one VU per class); 0 = off. Reads no real VU (allowed under DP).
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
         speed: opt-in speed settings (:data:`synthvu_core.models.speed.SPEED_NAMES`: ``bf16``, ``channels-last``,
             ``fused-adam``, ``compile``); () = none, the exact default step. See :mod:`synthvu_core.models.speed`.
@@ -143,6 +146,7 @@ class TrainConfig:
     balance_sources: bool = False
     freeze_d: int = 0
     lecam: float = 0.0
+    mode_seeking: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -192,6 +196,11 @@ class TrainConfig:
             raise SelectionError(f"--freeze-d must be 0 (train all of D) or more, got {self.freeze_d}")
         if not (math.isfinite(self.lecam) and 0 <= self.lecam <= 1e3):
             raise SelectionError(f"--lecam must be a number in [0, 1000], got {self.lecam:g}")
+        if not (math.isfinite(self.mode_seeking) and 0 <= self.mode_seeking <= 1e3):
+            raise SelectionError(f"--mode-seeking must be a number in [0, 1000], got {self.mode_seeking:g}")
+        if self.mode_seeking and self.batch_size % 2:
+            raise SelectionError(f"--mode-seeking pairs the generated VUs: --batch-size must be even, got "
+                                 f"{self.batch_size}")
         if self.lecam and self.dp is not None:
             raise SelectionError("--lecam cannot be private: its moving averages read D's outputs on real VUs "
                                  "outside the clipped, noised gradient")
@@ -247,6 +256,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         rest[flag] = bool(rest.get(flag))
     rest["freeze_d"] = int(rest.get("freeze_d") or 0)
     rest["lecam"] = float(rest.get("lecam") or 0.0)
+    rest["mode_seeking"] = float(rest.get("mode_seeking") or 0.0)
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -287,6 +297,13 @@ def aux_loss(cls: Any, labels: Any, n_classes: int | None = None, reduction: str
     return F.cross_entropy(cls[:, :k], labels % k, reduction=reduction) + F.cross_entropy(
         cls[:, k:], labels // k, reduction=reduction
     )
+
+
+def mode_seeking_term(fake: Any, z: Any) -> Any:
+    """MSGAN's term (Mao et al. 2019) over pairs ``(2i, 2i+1)`` of one label: ``1 / (ratio + 1e-5)`` where ratio is the
+    mean absolute difference of the two VUs over that of their noise vectors; small where G varies with z."""
+    ratio = (fake[0::2] - fake[1::2]).abs().mean() / (z[0::2] - z[1::2]).abs().mean()
+    return 1.0 / (ratio + 1e-5)
 
 
 def discriminator_loss(
@@ -807,9 +824,15 @@ class Trainer:
         import torch
 
         z = torch.randn(self.batch_size, self.arch.latent_dim, generator=self.gen_noise).to(self.device)
-        y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(self.device)
+        if self.config.mode_seeking:  # pairs (2i, 2i+1) share a label (--mode-seeking); a shard keeps whole pairs
+            half = torch.multinomial(self.prior, self.batch_size // 2, replacement=True, generator=self.gen_noise)
+            y = half.repeat_interleave(2).to(self.device)
+        else:
+            y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(
+                self.device)
         if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
             z, y = self.dist.shard(z, y)
+        self.last_z = z  # --mode-seeking compares each pair's VUs with their noise
         k = len(self.classes)
         with self.speed.autocast():
             fake = self.G(z, y % k, y // k) if self.sources else self.G(z, y)  # joint labels: class + K * source
@@ -904,6 +927,8 @@ class Trainer:
             adv_f, cls_f = self._forward_d(self._augment(fake), y_fake)
             aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
+            if self.config.mode_seeking:
+                loss_g = loss_g + self.config.mode_seeking * mode_seeking_term(fake, self.last_z)
             loss_g.backward()
             self.opt_G.step()
         finally:
@@ -994,6 +1019,7 @@ class Trainer:
             **({"balance_sources": True} if self.config.balance_sources else {}),
             **({"freeze_d": self.config.freeze_d} if self.config.freeze_d else {}),
             **({"lecam": self.config.lecam} if self.config.lecam else {}),
+            **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -1154,6 +1180,7 @@ class Trainer:
                 **({"balance_sources": True} if c.balance_sources else {}),
                 **({"freeze_d": c.freeze_d} if c.freeze_d else {}),
                 **({"lecam": c.lecam} if c.lecam else {}),
+                **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
