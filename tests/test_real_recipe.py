@@ -202,3 +202,26 @@ def test_lecam_pulls_the_logits_towards_the_other_sides_average_and_is_kept_by_a
         training.config_from_options(args(lecam=0.5, noise_multiplier=1.0, steps=1))
     with pytest.raises(SelectionError, match="--lecam"):
         training.config_from_options(args(lecam=-1.0, steps=1))
+
+
+def test_mode_seeking_pairs_labels_and_penalises_a_generator_that_ignores_its_noise(tmp_path):
+    z = torch.randn(8, 4)
+    same = torch.ones(8, 1, 2, 2)  # G ignored z: every pair identical
+    varied = torch.randn(8, 1, 2, 2)
+    assert training.mode_seeking_term(same, z).item() == pytest.approx(1e5)
+    assert training.mode_seeking_term(varied, z).item() < 10
+    ds = tiny_dataset()
+    on = Trainer(ds, tmp_path / "on", small(steps=2, mode_seeking=1.0))
+    fake, y = on._fake_batch()
+    assert torch.equal(y[0::2], y[1::2]) and not torch.equal(fake[0::2], fake[1::2])
+    off = Trainer(ds, tmp_path / "off", small(steps=2))
+    _, y_off = off._fake_batch()
+    assert not torch.equal(y_off[0::2], y_off[1::2])  # the default draws every label on its own
+    loss = Trainer(ds, tmp_path / "a", small(steps=2, mode_seeking=1.0)).step()["loss_g"]
+    plain = Trainer(ds, tmp_path / "b", small(steps=2, mode_seeking=1e-9)).step()["loss_g"]  # the same pairs
+    assert loss > plain + 0.05  # the term is in G's loss
+    assert on._identity()["mode_seeking"] == 1.0
+    with pytest.raises(SelectionError, match="even"):
+        training.config_from_options(args(mode_seeking=1.0, batch_size=7, steps=1))
+    under_dp = training.config_from_options(args(mode_seeking=1.0, noise_multiplier=1.0, steps=1))
+    assert under_dp.mode_seeking == 1.0 and under_dp.dp is not None
