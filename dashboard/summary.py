@@ -388,14 +388,25 @@ def usefulness_of(view: ReportView) -> Any:
     return report_usefulness(view.scalars, view.meta, view.array("utility/trtr/recall"))
 
 
-def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float]]:
-    """Classes of the holdout whose TSTR recall (pooled over seeds) is at or below chance: ``[(class, recall)]``."""
+def holdout_counts(view: ReportView, n_classes: int) -> np.ndarray | None:
+    """Holdout VUs per class (what each class's recall rests on), from the report's holdout labels."""
+    labels = view.array("utility/holdout_labels")
+    if labels is None:
+        return None
+    labels = np.asarray(labels, dtype=int)
+    return np.bincount(labels[(labels >= 0) & (labels < n_classes)], minlength=n_classes)
+
+
+def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float, int | None]]:
+    """Classes of the holdout whose TSTR recall (pooled over seeds) is at or below chance:
+    ``[(class, recall, holdout VUs of the class or None)]``."""
     chance = usefulness_of(view).chance
     rec = view.array("utility/tstr/recall")
     if chance is None or rec is None:
         return []
-    return [(classes[i] if i < len(classes) else str(i), float(r)) for i, r in enumerate(np.asarray(rec, dtype=float))
-            if np.isfinite(r) and r <= chance]
+    counts = holdout_counts(view, len(rec))
+    return [(classes[i] if i < len(classes) else str(i), float(r), None if counts is None else int(counts[i]))
+            for i, r in enumerate(np.asarray(rec, dtype=float)) if np.isfinite(r) and r <= chance]
 
 
 def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
@@ -409,7 +420,8 @@ def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
     weak = weak_classes(view, classes)
     if not weak:
         return "success", u.text
-    names = ", ".join(f"{c} ({r:.3f})" for c, r in weak)
+    names = ", ".join(f"{c} ({r:.3f}" + ("" if n is None else f" on {n} holdout VU{'s' * (n != 1)}") + ")"
+                      for c, r, n in weak)
     return "warning", (f"{u.text}, but TSTR recall is at or below chance for {names}: not useful for telling "
                        f"{'that class' if len(weak) == 1 else 'those classes'} apart")
 
@@ -433,6 +445,9 @@ def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
         for i, r in enumerate(np.asarray(rec, dtype=float)):
             row[classes[i] if i < len(classes) else str(i)] = "absent" if not np.isfinite(r) else f"{r:.3f}"
         rows.append(row)
+    counts = holdout_counts(view, len(classes))
+    if rows and counts is not None:  # a recall on one or two VUs moves in steps of 1/2 or 1
+        rows.append({"setting": "holdout VUs", **{c: str(int(counts[i])) for i, c in enumerate(classes)}})
     return rows
 
 

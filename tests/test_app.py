@@ -668,7 +668,11 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     spine = loaders.report(models / "acgan-spine-mri")  # TSTR 0.510 [0.30, 0.75] above chance 0.25; L3/L4 0.200
     classes = json.loads((models / "acgan-spine-mri" / "card.json").read_text())["classes"]
     kind, text = usefulness_box(spine, classes)
-    assert kind == "warning" and "L3/L4 (0.200)" in text and "L1/L2" not in text
+    assert kind == "warning" and "L3/L4 (0.200 on 5 holdout VUs)" in text and "L1/L2" not in text
+    from dashboard.summary import recall_rows
+
+    counts = recall_rows(spine, classes)[-1]  # what each recall rests on: 5 VUs of each lumbar level, no T VU
+    assert counts["setting"] == "holdout VUs" and counts["L3/L4"] == "5" and counts["T11/T12"] == "0"
 
     def with_recall(value):
         recall = np.array(spine.arrays["utility/tstr/recall"], dtype=float)
