@@ -12,7 +12,7 @@ from synthvu_core.data.dataset import VUDataset
 from synthvu_core.errors import SelectionError
 from synthvu_core.models.dp import DPConfig
 from synthvu_core.models.registry import load_card, load_generator
-from synthvu_core.models.training import Trainer, train
+from synthvu_core.models.training import ArchOverrides, Trainer, train
 from synthvu_core.names import SOURCE_COLUMN
 from tests.test_training import public_dataset, small, tiny_dataset
 
@@ -147,3 +147,21 @@ def test_under_dp_each_vus_label_enters_only_its_own_projection_gradient(tmp_pat
     grads = trainer.private.per_vu_gradients(loss_of_one, x, joint)["projection.weight"]  # [VU, rows, dim]
     touched = grads.abs().sum(-1) > 0
     assert torch.equal(touched, torch.nn.functional.one_hot(joint, grads.shape[1]).bool())
+
+
+def test_a_projection_prior_without_sources_starts_each_sources_rows_from_its_classes(tmp_path):
+    """Fine-tuning a prior that has a projection but no sources into a source-conditioned run: the projection's
+    joint rows (class + K x source) of every source start from the prior's row of the class."""
+    from synthvu_core.models.registry import DISCRIMINATOR_FILE, read_weights
+    from synthvu_core.models.training import Trainer
+
+    plain = tiny_dataset(patients=6)
+    prior = train(plain, tmp_path / "prior", small(steps=1, overrides=ArchOverrides(width=4, d_width=4, projection=True)), progress=False)
+    run = Trainer(sourced(plain), tmp_path / "ft", small(steps=1, init_from=str(prior), condition_source=True,
+                                                      overrides=ArchOverrides()))
+    old = read_weights(prior / DISCRIMINATOR_FILE)["projection.weight"].float()
+    new = run.D.state_dict()["projection.weight"]
+    k = len(run.classes)
+    assert new.shape[0] == k * 2 and old.shape[0] == k
+    source = torch.as_tensor(run.class_source)
+    assert torch.equal(new[:k].float(), old[source]) and torch.equal(new[k:].float(), old[source])

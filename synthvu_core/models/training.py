@@ -355,7 +355,9 @@ def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[
 
     A tensor is per class where its shape changes with the class count: ``probe`` is the state of the same
     network built with one class more than ``target``. Per-class rows are the leading ones of class
-    embeddings and D's class head, and the trailing (one-hot) input rows of G's first layer.
+    embeddings and D's class head, and the trailing (one-hot) input rows of G's first layer. Where a row is a
+    joint label (class + K x source: the projection of a source-conditioned run) and the prior had no sources,
+    each source's block of rows starts from the prior's rows of the classes.
 
     Args:
         state: the starting generator's (or discriminator's) weights.
@@ -371,6 +373,12 @@ def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[
         want = target.get(k)
         if want is None or probe[k].shape == want.shape:
             out[k] = v
+            continue
+        per = probe[k].shape[0] - want.shape[0]  # rows per class: 1, or S where rows are joint labels class + K * source
+        if per > 1:  # a prior without sources (a source-conditioned one needs the same conditions): every source's
+            if want.shape[0] != len(source) * per or v.shape[0] <= max(source):  # block starts from the class's row
+                raise SelectionError(f"the starting point's {k} {tuple(v.shape)} does not fit {tuple(want.shape)}")
+            out[k] = v[index.repeat(per)]
             continue
         n_old = v.shape[0] - (want.shape[0] - len(source))  # rows of v that are per class (all, or the one-hot)
         out[k] = torch.cat([v[: v.shape[0] - n_old], v[v.shape[0] - n_old :][index]])
