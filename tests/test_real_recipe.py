@@ -183,6 +183,9 @@ def test_lecam_pulls_the_logits_towards_the_other_sides_average_and_is_kept_by_a
     # relu(real - avg_fake)^2 = (1^2 + 3^2) / 2; relu(avg_real - fake)^2 = (4^2 + 0) / 2
     assert term.item() == pytest.approx(5.0 + 8.0)
     assert trainer.lecam_avg.tolist() == pytest.approx([0.99 * 1.0 + 0.01 * 1.0, 0.99 * -1.0 + 0.01 * 0.0])
+    kept = trainer.lecam_avg[0].item()
+    assert torch.isfinite(trainer._lecam(torch.empty(0), fake))  # a shard without real VUs: the real average stays
+    assert trainer.lecam_avg[0].item() == pytest.approx(kept)
     off = Trainer(ds, tmp_path / "off", small(steps=4))
     on = Trainer(ds, tmp_path / "on", small(steps=4, lecam=0.5))
     off.step(), on.step()
@@ -213,7 +216,13 @@ def test_mode_seeking_pairs_labels_and_penalises_a_generator_that_ignores_its_no
     ds = tiny_dataset()
     on = Trainer(ds, tmp_path / "on", small(steps=2, mode_seeking=1.0))
     fake, y = on._fake_batch()
-    assert torch.equal(y[0::2], y[1::2]) and not torch.equal(fake[0::2], fake[1::2])
+    assert torch.equal(y[0::2], y[1::2]) and len(fake) == len(y)
+    from synthvu_core.models.distributed import DistContext
+
+    shard = Trainer(ds, tmp_path / "shard", small(steps=2, batch_size=8, mode_seeking=1.0))
+    shard.dist = DistContext(rank=1, world_size=2, local_rank=1, backend="gloo")  # the second of two processes
+    _, y_shard = shard._fake_batch()
+    assert len(y_shard) == 4 and torch.equal(y_shard[0::2], y_shard[1::2])  # whole pairs, not every other VU
     off = Trainer(ds, tmp_path / "off", small(steps=2))
     _, y_off = off._fake_batch()
     assert not torch.equal(y_off[0::2], y_off[1::2])  # the default draws every label on its own

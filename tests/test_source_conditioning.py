@@ -165,3 +165,20 @@ def test_a_projection_prior_without_sources_starts_each_sources_rows_from_its_cl
     assert new.shape[0] == k * 2 and old.shape[0] == k
     source = torch.as_tensor(run.class_source)
     assert torch.equal(new[:k].float(), old[source]) and torch.equal(new[k:].float(), old[source])
+
+
+def test_a_source_conditioned_projection_prior_keeps_its_joint_rows(tmp_path):
+    """A prior with the run's classes and sources (and a projection): its joint rows are taken as they are, not
+    rebuilt from the first source's block."""
+    from synthvu_core.models.registry import DISCRIMINATOR_FILE, read_weights
+    from synthvu_core.models.training import Trainer
+
+    ds = sourced(tiny_dataset(patients=6))
+    prior = train(ds, tmp_path / "prior", small(steps=1, condition_source=True,
+                                                overrides=ArchOverrides(width=4, d_width=4, projection=True)),
+                  progress=False)
+    run = Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(prior), condition_source=True,
+                                             overrides=ArchOverrides()))
+    old = read_weights(prior / DISCRIMINATOR_FILE)["projection.weight"].float()
+    assert not torch.equal(old[: len(run.classes)], old[len(run.classes):])  # the two sources' rows differ
+    assert torch.equal(run.D.state_dict()["projection.weight"].float(), old)

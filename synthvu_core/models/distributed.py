@@ -38,9 +38,22 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, *tensors: Any) -> tuple[Any, ...]:
-        """This process's rows (``rank::world_size``) of each global-batch tensor."""
-        return tuple(t[self.rank :: self.world_size] for t in tensors)
+    def shard(self, *tensors: Any, group: int = 1) -> tuple[Any, ...]:
+        """This process's rows of each global-batch tensor: ``rank::world_size``, or with ``group`` > 1 whole
+        groups of consecutive rows (``--mode-seeking`` pairs) taken the same way."""
+        if group == 1:
+            return tuple(t[self.rank :: self.world_size] for t in tensors)
+        import torch
+
+        rows = torch.arange(len(tensors[0])).view(-1, group)[self.rank :: self.world_size].flatten()
+        return tuple(t[rows.to(t.device)] for t in tensors)
+
+    def all_mean(self, x: Any) -> Any:
+        """``x`` averaged over the processes (in place; every process then holds the same values)."""
+        import torch.distributed as dist
+
+        dist.all_reduce(x)
+        return x.div_(self.world_size)
 
 
 def setup(device: str = "auto") -> DistContext | None:
@@ -103,6 +116,9 @@ def attach(trainer: Any, ctx: DistContext | None) -> None:
                              "accountant counts one process's batch; train a private generator without torchrun")
     if trainer.batch_size % ctx.world_size:
         raise SelectionError(f"batch size {trainer.batch_size} does not split evenly over {ctx.world_size} processes")
+    if trainer.config.mode_seeking and (trainer.batch_size // 2) % ctx.world_size:
+        raise SelectionError(f"--mode-seeking pairs the generated VUs: the {trainer.batch_size // 2} pairs of a batch "
+                             f"do not split evenly over {ctx.world_size} processes")
     if min(trainer.batch_size, trainer.n_train) % ctx.world_size:
         raise SelectionError(f"the train split ({trainer.n_train} VUs) is smaller than the batch and does not split "
                              f"evenly over {ctx.world_size} processes")

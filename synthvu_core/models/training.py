@@ -350,7 +350,9 @@ def class_transfer(card: dict[str, Any], classes: list[str], folder: Path) -> li
     return source
 
 
-def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[str, Any], source: list[int]) -> dict:
+def transfer_weights(
+    state: dict[str, Any], target: dict[str, Any], probe: dict[str, Any], source: list[int], joint_prior: bool = False
+) -> dict:
     """``state`` with its per-class rows re-indexed by ``source`` (new class -> old class).
 
     A tensor is per class where its shape changes with the class count: ``probe`` is the state of the same
@@ -364,6 +366,8 @@ def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[
         target: the state dict of the freshly built network they go into.
         probe: the state dict of the same network with one more class.
         source: :func:`class_transfer`'s mapping; ``max(source)`` < the old class count.
+        joint_prior: the prior was source-conditioned (then it has the run's classes and sources, checked before:
+            its joint rows are kept as they are).
     """
     import torch
 
@@ -375,7 +379,10 @@ def transfer_weights(state: dict[str, Any], target: dict[str, Any], probe: dict[
             out[k] = v
             continue
         per = probe[k].shape[0] - want.shape[0]  # rows per class: 1, or S where rows are joint labels class + K * source
-        if per > 1:  # a prior without sources (a source-conditioned one needs the same conditions): every source's
+        if per > 1 and joint_prior:  # the same classes and sources: its joint rows as they are
+            out[k] = v
+            continue
+        if per > 1:  # a prior without sources: every source's block of joint rows starts from the class's row
             if want.shape[0] != len(source) * per or v.shape[0] <= max(source):  # block starts from the class's row
                 raise SelectionError(f"the starting point's {k} {tuple(v.shape)} does not fit {tuple(want.shape)}")
             out[k] = v[index.repeat(per)]
@@ -682,7 +689,7 @@ class Trainer:
             probes = acgan.build(replace(self.arch, n_classes=self.arch.n_classes + 1), seed=0)
             for module, probe, file in zip((self.G, self.D), probes, (GENERATOR_FILE, DISCRIMINATOR_FILE)):
                 state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
-                                         self.class_source)
+                                         self.class_source, bool(self.init_card["architecture"].get("n_sources")))
                 missing, unexpected = module.load_state_dict(state, strict=False)
                 new = ("source_modulation.", "source_head.", "projection.")
                 if unexpected or any(not k.startswith(new) for k in missing):
@@ -832,14 +839,14 @@ class Trainer:
         import torch
 
         z = torch.randn(self.batch_size, self.arch.latent_dim, generator=self.gen_noise).to(self.device)
-        if self.config.mode_seeking:  # pairs (2i, 2i+1) share a label (--mode-seeking); a shard keeps whole pairs
+        if self.config.mode_seeking:  # pairs (2i, 2i+1) share a label (--mode-seeking); a shard takes whole pairs
             half = torch.multinomial(self.prior, self.batch_size // 2, replacement=True, generator=self.gen_noise)
             y = half.repeat_interleave(2).to(self.device)
         else:
             y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(
                 self.device)
         if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
-            z, y = self.dist.shard(z, y)
+            z, y = self.dist.shard(z, y, group=2 if self.config.mode_seeking else 1)
         self.last_z = z  # --mode-seeking compares each pair's VUs with their noise
         k = len(self.classes)
         with self.speed.autocast():
@@ -885,9 +892,15 @@ class Trainer:
         import torch.nn.functional as F
 
         avg = self.lecam_avg
-        term = F.relu(adv_real - avg[1]).pow(2).mean() + F.relu(avg[0] - adv_fake).pow(2).mean()
+        term = F.relu(avg[0] - adv_fake).pow(2).mean()
+        if len(adv_real):  # a torchrun shard may hold no real VU
+            term = term + F.relu(adv_real - avg[1]).pow(2).mean()
         with torch.no_grad():
-            means = torch.stack([adv_real.mean(), adv_fake.mean()]).to(avg)
+            sums = torch.stack([adv_real.sum(), adv_fake.sum(), adv_real.new_tensor(len(adv_real)),
+                                adv_fake.new_tensor(len(adv_fake))]).to(avg)
+            if self.dist is not None:  # every process keeps the same averages (of the global batch)
+                sums = self.dist.all_mean(sums)
+            means = torch.where(sums[2:] > 0, sums[:2] / sums[2:].clamp(min=1e-12), avg)
             avg.mul_(LECAM_DECAY).add_(means, alpha=1.0 - LECAM_DECAY)
         return term
 
