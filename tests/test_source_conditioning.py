@@ -156,7 +156,8 @@ def test_a_projection_prior_without_sources_starts_each_sources_rows_from_its_cl
     from synthvu_core.models.training import Trainer
 
     plain = tiny_dataset(patients=6)
-    prior = train(plain, tmp_path / "prior", small(steps=1, overrides=ArchOverrides(width=4, d_width=4, projection=True)), progress=False)
+    arch = ArchOverrides(width=4, d_width=4, projection=True)
+    prior = train(plain, tmp_path / "prior", small(steps=1, overrides=arch), progress=False)
     run = Trainer(sourced(plain), tmp_path / "ft", small(steps=1, init_from=str(prior), condition_source=True,
                                                       overrides=ArchOverrides()))
     old = read_weights(prior / DISCRIMINATOR_FILE)["projection.weight"].float()

@@ -378,7 +378,7 @@ def transfer_weights(
         if want is None or probe[k].shape == want.shape:
             out[k] = v
             continue
-        per = probe[k].shape[0] - want.shape[0]  # rows per class: 1, or S where rows are joint labels class + K * source
+        per = probe[k].shape[0] - want.shape[0]  # rows per class: 1, or S (rows are joint labels class + K * source)
         if per > 1 and joint_prior:  # the same classes and sources: its joint rows as they are
             out[k] = v
             continue
