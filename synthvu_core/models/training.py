@@ -52,13 +52,13 @@ TRAINING_DIR = "training"
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "log.csv"
 LOG_EVERY = 25  # steps between rewrites of the log (checkpoints write it too)
+#: Decay of the moving averages of D's real and fake logits that ``--lecam`` pulls towards (the paper's 0.99).
+LECAM_DECAY = 0.99
 #: Columns of ``training/log.csv``, one row per step. ``loss_d``: D's loss (non-private: on the real and the
 #: generated VUs; private: on the generated VUs only); ``aux_d``: D's class loss on real VUs (empty under DP:
 #: a loss on private VUs would be released without noise); ``aux_g``: the class loss in G's loss; ``vus_per_s``:
 #: real + generated VUs per second (under DP the expected real count); ``epsilon``: spent so far (empty
 #: without DP).
-#: Decay of the moving averages of D's real and fake logits that ``--lecam`` pulls towards (the paper's 0.99).
-LECAM_DECAY = 0.99
 LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "aux_d", "aux_g", "vus_per_s", "epsilon")
 DEFAULT_EPOCHS = 25.0
 
