@@ -234,3 +234,58 @@ def test_mode_seeking_pairs_labels_and_penalises_a_generator_that_ignores_its_no
         training.config_from_options(args(mode_seeking=1.0, batch_size=7, steps=1))
     under_dp = training.config_from_options(args(mode_seeking=1.0, noise_multiplier=1.0, steps=1))
     assert under_dp.mode_seeking == 1.0 and under_dp.dp is not None
+
+
+def test_mirror_reverses_the_slice_order_of_about_half_the_vus():
+    from synthvu_core.models.augment import mirror_slices
+
+    x = torch.arange(400 * 3 * 2 * 2, dtype=torch.float32).reshape(400, 3, 2, 2)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(mirror_slices(x, g, p=1.0), x.flip(1))
+    assert torch.equal(mirror_slices(x, g, p=0.0), x)
+    out = mirror_slices(x, g)
+    flipped = (out == x.flip(1)).flatten(1).all(1)
+    assert ((out == x).flatten(1).all(1) | flipped).all()  # each VU whole, either way round
+    assert 150 < int(flipped.sum()) < 250
+    with pytest.raises(SelectionError, match="slices"):
+        mirror_slices(x[:, None], g)
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_mirror_reaches_the_real_vus_d_sees_and_is_recorded(tmp_path, monkeypatch, private):
+    """D's step (and, under DP, the clipped per-patient step) gets real VUs of which some are mirrored."""
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    dp = DPConfig(noise_multiplier=1.0, patients_per_step=2) if private else None
+    trainer = Trainer(ds, tmp_path / "m", small(steps=4, batch_size=8, mirror=True, dp=dp))
+    seen = []
+    name = "_private_discriminator_step" if private else "_discriminator_step"
+    original = getattr(trainer, name)
+    monkeypatch.setattr(trainer, name, lambda real, *a: seen.append(real.clone()) or original(real, *a))
+    for _ in range(4):
+        trainer.step()
+    images = trainer.images.float() / 127.5 - 1.0
+    kinds = []
+    for real in seen:
+        for vu in real:
+            same = (images == vu).flatten(1).all(1).any()
+            mirrored = (images.flip(1) == vu).flatten(1).all(1).any()
+            assert same or mirrored
+            kinds.append(bool(mirrored and not same))
+    assert any(kinds) and not all(kinds)
+    assert trainer._identity()["mirror"] is True and "mirror" not in Trainer(
+        ds, tmp_path / "n", small(steps=1, dp=dp))._identity()
+
+
+def test_own_data_defaults_mirror_a_fine_tune_without_dp_only():
+    from synthvu_core.models.commands import _command_line
+
+    plain = args(init_from="acgan-phantom")
+    assert "--mirror" in training.own_data_defaults(plain, tiny_dataset(patients=6)) and plain["mirror"] is True
+    assert training.config_from_options({**plain, "width": 4, "d_width": 4}).mirror is True
+    asked = args(init_from="acgan-phantom", mirror=False)
+    training.own_data_defaults(asked, tiny_dataset(patients=6))
+    assert asked["mirror"] is False and "--no-mirror" in _command_line({"mirror": False, "dataset": "d"})
+    private = args(init_from="acgan-phantom", target_epsilon=8.0)
+    training.own_data_defaults(private, tiny_dataset(patients=6))
+    assert private.get("mirror") is None and training.config_from_options(
+        {**private, "width": 4, "d_width": 4}).mirror is False

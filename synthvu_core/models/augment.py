@@ -52,6 +52,22 @@ def parse_policy(text: str | None) -> tuple[str, ...]:
     return tuple(op for op in OPERATIONS if op in asked)
 
 
+def mirror_slices(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Each VU of ``x`` (``[N, C, H, W]``, C the parasagittal slices) with its slice order reversed with
+    probability ``p``, drawn per VU from ``generator``: the same vertebral unit seen from the other side.
+
+    Not a DiffAugment operation: it is applied to the *real* VUs only (the x-flip of a training set, as
+    StyleGAN2-ADA's ``--mirror``, Karras et al. 2020). A mirrored VU is a VU of the same level (the spine is
+    near symmetric about the midsagittal plane), so the generator may learn it; the train set doubles.
+    """
+    import torch
+
+    if x.dim() != 4:
+        raise SelectionError(f"mirroring needs VUs of shape [N, slices, H, W], got {list(x.shape)}")
+    flip = (torch.rand(len(x), generator=generator) < p).to(x.device).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(1), x)
+
+
 def _uniform(n: int, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:
     import torch
 

@@ -127,6 +127,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "generator from ignoring its noise; default: 0, off)",
     )
     t.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="reverse the slice order of each real VU with probability 1/2 (the same VU seen from the other side; "
+        "default: on for a fine-tune without DP on your own dataset, else off)",
+    )
+    t.add_argument(
         "--aux-weight",
         type=float,
         default=None,
@@ -411,7 +418,7 @@ def _command_line(options: dict) -> str:
     private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in options.items():
-        if key in ("clip_generated", "condition_source", "projection") and value is False:
+        if key in ("clip_generated", "condition_source", "projection", "mirror") and value is False:
             parts.append("--no-" + key.replace("_", "-"))
             continue
         if (

@@ -125,6 +125,9 @@ class TrainConfig:
         mode_seeking: weight of the mode-seeking term of G (Mao et al. 2019, MSGAN): generated VUs come in pairs of
             one label and two noise vectors, and G is penalised by ``1 / (|G(z1) - G(z2)| / |z1 - z2|)``, which keeps
             a conditional G from ignoring its noise (one VU per class); 0 = off. Reads no real VU (allowed under DP).
+        mirror: reverse the slice order of each real VU with probability 1/2 before D sees it (a VU seen from the
+            other side is a VU of the same level; :func:`synthvu_core.models.augment.mirror_slices`): twice the
+            train set, with nothing the samples should not show. Under DP inside each patient's clipped sum.
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
         speed: opt-in speed settings (:data:`synthvu_core.models.speed.SPEED_NAMES`: ``bf16``, ``channels-last``,
             ``fused-adam``, ``compile``); () = none, the exact default step. See :mod:`synthvu_core.models.speed`.
@@ -147,6 +150,7 @@ class TrainConfig:
     freeze_d: int = 0
     lecam: float = 0.0
     mode_seeking: float = 0.0
+    mirror: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -252,7 +256,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         from synthvu_core.models.registry import resolve
 
         rest["init_from"] = str(resolve(rest["init_from"]))
-    for flag in ("condition_source", "balance_classes", "balance_sources"):  # left out (None or False) = off
+    for flag in ("condition_source", "balance_classes", "balance_sources", "mirror"):  # left out (None, False) = off
         rest[flag] = bool(rest.get(flag))
     rest["freeze_d"] = int(rest.get("freeze_d") or 0)
     rest["lecam"] = float(rest.get("lecam") or 0.0)
@@ -425,9 +429,9 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
 
     On a user's own dataset (no phantom recipe) with the default architecture: start from
     :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given. A fine-tune without DP runs
-    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR` with a projection discriminator and class-loss weight
-    :data:`FINE_TUNE_AUX_WEIGHT`, conditioned on the source where the train split holds two or more
-    (``--no-condition-source`` opts out);
+    :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR` with a projection discriminator, class-loss weight
+    :data:`FINE_TUNE_AUX_WEIGHT` and mirrored real VUs (``--mirror``; ``--no-mirror`` opts out), conditioned on
+    the source where the train split holds two or more (``--no-condition-source`` opts out);
     under DP it keeps :data:`PRIVATE_FINE_TUNE_STEPS` at :data:`PRIVATE_FINE_TUNE_LR`. DiffAugment is on for a
     private fine-tune and for training from scratch, off for a fine-tune without DP (on the real lumbar MRI it
     lowered TSTR and TRTS in each of three seeds; docs/real-data.md). ``--balance-classes`` stays opt-in.
@@ -481,6 +485,9 @@ def _fill_fine_tune(options: dict[str, Any], dataset: Any, filled: list[str]) ->
     if not private and options.get("projection") is None:
         options["projection"] = True
         filled.append("--projection")
+    if not private and options.get("mirror") is None:
+        options["mirror"] = True
+        filled.append("--mirror")
     if not private and options.get("condition_source") is None and dataset is not None and _site_count(dataset) >= 2:
         options["condition_source"] = True
         filled.append("--condition-source")
@@ -981,6 +988,10 @@ class Trainer:
             (idx,) = self.dist.shard(idx)
         idx = idx.to(self.device)
         real = self.images[idx].float() / 127.5 - 1.0
+        if self.config.mirror:  # before D's step, private or not: under DP inside the patient's clipped sum
+            from synthvu_core.models.augment import mirror_slices
+
+            real = mirror_slices(real, self.gen_augment)
         y_real = self.labels[idx]
         fake, y_fake = self._fake_batch()
         if self.private is not None:
@@ -1041,6 +1052,7 @@ class Trainer:
             **({"freeze_d": self.config.freeze_d} if self.config.freeze_d else {}),
             **({"lecam": self.config.lecam} if self.config.lecam else {}),
             **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
+            **({"mirror": True} if self.config.mirror else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -1202,6 +1214,7 @@ class Trainer:
                 **({"freeze_d": c.freeze_d} if c.freeze_d else {}),
                 **({"lecam": c.lecam} if c.lecam else {}),
                 **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
+                "mirror": bool(c.mirror),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
