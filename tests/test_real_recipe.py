@@ -237,18 +237,42 @@ def test_mode_seeking_pairs_labels_and_penalises_a_generator_that_ignores_its_no
 
 
 def test_mirror_reverses_the_slice_order_of_about_half_the_vus():
-    from synthvu_core.models.augment import mirror_slices
+    from synthvu_core.models.augment import mirror_draw, mirror_slices
 
     x = torch.arange(400 * 3 * 2 * 2, dtype=torch.float32).reshape(400, 3, 2, 2)
     g = torch.Generator().manual_seed(0)
-    assert torch.equal(mirror_slices(x, g, p=1.0), x.flip(1))
-    assert torch.equal(mirror_slices(x, g, p=0.0), x)
-    out = mirror_slices(x, g)
+    assert torch.equal(mirror_slices(x, mirror_draw(400, g, p=1.0)), x.flip(1))
+    assert torch.equal(mirror_slices(x, mirror_draw(400, g, p=0.0)), x)
+    out = mirror_slices(x, mirror_draw(400, g))
     flipped = (out == x.flip(1)).flatten(1).all(1)
     assert ((out == x).flatten(1).all(1) | flipped).all()  # each VU whole, either way round
     assert 150 < int(flipped.sum()) < 250
     with pytest.raises(SelectionError, match="slices"):
-        mirror_slices(x[:, None], g)
+        mirror_slices(x[:, None], mirror_draw(400, g))
+
+
+def test_mirror_under_torchrun_flips_what_one_process_would(tmp_path, monkeypatch):
+    """Two processes' shares of a step's real VUs, joined, are the VUs one process mirrors (flips drawn for the
+    global batch before it is sharded, not per shard from the same seed)."""
+    from synthvu_core.models.distributed import DistContext
+
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+
+    def seen_real(rank, world):
+        trainer = Trainer(ds, tmp_path / f"r{rank}{world}", small(steps=1, batch_size=8, mirror=True))
+        if world > 1:
+            trainer.dist = DistContext(rank=rank, world_size=world, local_rank=rank, backend="gloo")
+        seen = []
+        monkeypatch.setattr(trainer, "_discriminator_step", lambda real, *a: seen.append(real) or {})
+        monkeypatch.setattr(trainer, "_generator_step", lambda *a: {})
+        monkeypatch.setattr(trainer, "_fake_batch", lambda: (None, None))
+        trainer.step()
+        return seen[0]
+
+    one = seen_real(0, 1)
+    joined = torch.empty_like(one)
+    joined[0::2], joined[1::2] = seen_real(0, 2), seen_real(1, 2)
+    assert torch.equal(joined, one)
 
 
 @pytest.mark.parametrize("private", [False, True])

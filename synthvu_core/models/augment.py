@@ -52,9 +52,17 @@ def parse_policy(text: str | None) -> tuple[str, ...]:
     return tuple(op for op in OPERATIONS if op in asked)
 
 
-def mirror_slices(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    """Each VU of ``x`` (``[N, C, H, W]``, C the parasagittal slices) with its slice order reversed with
-    probability ``p``, drawn per VU from ``generator``: the same vertebral unit seen from the other side.
+def mirror_draw(n: int, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Which of ``n`` real VUs to mirror (bool ``[n]``), each with probability ``p``, drawn from ``generator``.
+    Drawn for a whole global batch before it is sharded, so N processes mirror what one process would."""
+    import torch
+
+    return torch.rand(n, generator=generator) < p
+
+
+def mirror_slices(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """The VUs of ``x`` (``[N, C, H, W]``, C the parasagittal slices) with their slice order reversed where
+    ``flip`` (bool ``[N]``, :func:`mirror_draw`): the same vertebral unit seen from the other side.
 
     Not a DiffAugment operation: it is applied to the *real* VUs only (the x-flip of a training set, as
     StyleGAN2-ADA's ``--mirror``, Karras et al. 2020). A mirrored VU is a VU of the same level (the spine is
@@ -62,10 +70,10 @@ def mirror_slices(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -
     """
     import torch
 
-    if x.dim() != 4:
-        raise SelectionError(f"mirroring needs VUs of shape [N, slices, H, W], got {list(x.shape)}")
-    flip = (torch.rand(len(x), generator=generator) < p).to(x.device).view(-1, 1, 1, 1)
-    return torch.where(flip, x.flip(1), x)
+    if x.dim() != 4 or len(flip) != len(x):
+        raise SelectionError(f"mirroring needs VUs of shape [N, slices, H, W] and N flags, got {list(x.shape)} "
+                             f"and {len(flip)}")
+    return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(1), x)
 
 
 def _uniform(n: int, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:

@@ -983,15 +983,17 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         """One D update and one G update; returns the losses (under DP, none computed on real VUs)."""
+        from synthvu_core.models.augment import mirror_draw, mirror_slices
+
         idx, position = self._real_batch()
+        flip = mirror_draw(len(idx), self.gen_augment) if self.config.mirror else None  # of the global batch
         if self.dist is not None:  # torchrun: every process draws the global batch and keeps its share
-            (idx,) = self.dist.shard(idx)
+            idx, *rest = self.dist.shard(idx, *([] if flip is None else [flip]))
+            flip = rest[0] if rest else None
         idx = idx.to(self.device)
         real = self.images[idx].float() / 127.5 - 1.0
-        if self.config.mirror:  # before D's step, private or not: under DP inside the patient's clipped sum
-            from synthvu_core.models.augment import mirror_slices
-
-            real = mirror_slices(real, self.gen_augment)
+        if flip is not None:  # before D's step, private or not: under DP inside the patient's clipped sum
+            real = mirror_slices(real, flip)
         y_real = self.labels[idx]
         fake, y_fake = self._fake_batch()
         if self.private is not None:
