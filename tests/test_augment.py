@@ -61,9 +61,9 @@ def test_discriminator_sees_augmented_real_and_generated_vus(monkeypatch, tmp_pa
     seen = []
     original = aug.augment
 
-    def spy(x, policy, generator):
+    def spy(x, policy, generator, rows=None):
         seen.append((x.shape[0], x.requires_grad))
-        return original(x, policy, generator)
+        return original(x, policy, generator, rows)
 
     monkeypatch.setattr(aug, "augment", spy)
     dp = DPConfig(noise_multiplier=1.0) if private else None

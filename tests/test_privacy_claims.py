@@ -239,3 +239,27 @@ def test_an_audit_run_writes_its_bound_and_enters_the_base_ledger(tmp_path):
     assert planted["planted_noise_factor"] == 128.0
     entries = json.loads((tmp_path / "base" / LEDGER_FILE).read_text())["entries"]
     assert [e["dp"] for e in entries] == [True, False]  # a run with a planted bug is no DP run
+
+
+def test_the_audit_replays_the_mechanism_the_card_records():
+    """Augmentation, mirroring, mode seeking, frozen stages, the class head and unclipped generated gradients
+    change what D learns from each patient: the replay must use the card's, not the defaults."""
+    from synthvu_core.models.audit import recipe_config
+
+    dp = {"unit": "patient", "target_epsilon": 2.0, "clip_norm": 1.0, "sample_rate": 0.5, "vus_per_patient": 1,
+          "accountant": "rdp", "private_layers": "all", "steps": 2}
+    card = {"name": "tiny", "scheme": "level", "classes": ["L1/L2", "L2/L3"], "sources": ["a", "b"],
+            "architecture": {"name": "default", "width": 4, "d_width": 4, "aux_weight": 0.5, "projection": True},
+            "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None, "augment": "translation,color",
+                         "mirror": True, "mode_seeking": 0.2, "freeze_d": 1},
+            "dp": {**dp, "generated_gradients": "not clipped"}}
+    c = recipe_config(card, None, 10)
+    assert (c.augment, c.mirror, c.mode_seeking, c.freeze_d) == ("translation,color", True, 0.2, 1)
+    assert (c.overrides.aux_weight, c.overrides.projection, c.dp.clip_generated) == (0.5, True, False)
+    assert c.condition_source and c.source_names == ("a", "b")
+    older = {**card, "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None},
+             "architecture": {"name": "default"}, "dp": dp}
+    del older["sources"]
+    o = recipe_config(older, None, 10)
+    assert (o.augment, o.mirror, o.mode_seeking, o.freeze_d, o.condition_source) == ("none", False, 0.0, 0, False)
+    assert o.dp.clip_generated and o.overrides.aux_weight is None

@@ -11,6 +11,7 @@ import torch
 from synthvu_core.data.dataset import VUDataset
 from synthvu_core.errors import SelectionError
 from synthvu_core.models import training
+from synthvu_core.models.augment import DEFAULT_POLICY
 from synthvu_core.models.dp import DPConfig
 from synthvu_core.models.training import ArchOverrides, Trainer, train
 from tests.test_source_conditioning import sourced
@@ -275,6 +276,38 @@ def test_mirror_under_torchrun_flips_what_one_process_would(tmp_path, monkeypatc
     assert torch.equal(joined, one)
 
 
+def test_diffaugment_under_torchrun_augments_what_one_process_would(tmp_path, monkeypatch):
+    """Two processes' shares of what D sees in a step (real and generated VUs in D's step, generated VUs in G's),
+    joined, are what one process sees: the transforms of the global batch are drawn, not per shard."""
+    from synthvu_core.models.distributed import DistContext
+
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+
+    def seen(rank, world):
+        trainer = Trainer(ds, tmp_path / f"a{rank}{world}", small(steps=1, batch_size=8, augment=DEFAULT_POLICY))
+        if world > 1:
+            trainer.dist = DistContext(rank=rank, world_size=world, local_rank=rank, backend="gloo")
+        inputs = []
+        forward = trainer._forward_d
+        monkeypatch.setattr(trainer, "_forward_d", lambda x, y: inputs.append(x.detach().clone()) or forward(x, y))
+        trainer.step()
+        return inputs
+
+    one, shares = seen(0, 1), [seen(0, 2), seen(1, 2)]
+    n_real = len(one[0]) - 8
+    for k, whole in enumerate(one):  # D's step: real rows then generated rows; G's step: generated rows
+        joined = torch.empty_like(whole)
+        for rank, share in enumerate(shares):
+            own = share[k]
+            if k == 0:
+                r = len(own) - 4
+                joined[rank:n_real:2], joined[n_real + rank :: 2] = own[:r], own[r:]
+            else:
+                joined[rank::2] = own
+        torch.testing.assert_close(joined, whole)
+    assert not torch.equal(shares[0][1], shares[1][1])  # the shares are not augmented alike
+
+
 @pytest.mark.parametrize("private", [False, True])
 def test_mirror_reaches_the_real_vus_d_sees_and_is_recorded(tmp_path, monkeypatch, private):
     """D's step (and, under DP, the clipped per-patient step) gets real VUs of which some are mirrored."""
@@ -313,3 +346,26 @@ def test_own_data_defaults_mirror_a_fine_tune_without_dp_only():
     training.own_data_defaults(private, tiny_dataset(patients=6))
     assert private.get("mirror") is None and training.config_from_options(
         {**private, "width": 4, "d_width": 4}).mirror is False
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_the_real_logit():
+    w = torch.randn(2, 4, 4)
+    x = torch.randn(5, 2, 4, 4, requires_grad=True)
+    adv = (x * w).flatten(1).sum(1) + (x**2).flatten(1).sum(1)  # gradient by x_i: w + 2 x_i
+    got = training.r1_penalty(adv[:3], x)
+    want = (w + 2 * x[:3].detach()).pow(2).flatten(1).sum(1)
+    torch.testing.assert_close(got, want)
+    got.sum().backward()  # differentiable: D's step can descend it
+    assert x.grad is not None
+
+
+def test_r1_enters_d_loss_is_recorded_and_refused_under_dp(tmp_path):
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    losses = {}
+    for gamma in (0.0, 10.0):
+        trainer = Trainer(ds, tmp_path / f"r{gamma}", small(steps=1, batch_size=8, r1=gamma))
+        losses[gamma] = trainer.step()["loss_d"]
+        assert trainer._identity().get("r1") == (gamma or None)
+    assert losses[10.0] > losses[0.0]
+    with pytest.raises(SelectionError, match="--r1"):
+        small(steps=1, r1=1.0, dp=DPConfig(noise_multiplier=1.0)).validate()

@@ -108,8 +108,11 @@ def canary_images(m: int, shape: tuple[int, int, int], rng: np.random.Generator)
     return np.kron(blocks, np.ones((1, 1, -(-h // 8), -(-w // 8)), dtype=np.uint8))[:, :, :h, :w]
 
 
-def audit_dataset(base: Any, images: np.ndarray, classes: list[str], included: np.ndarray, scheme: str) -> Any:
-    """``base``'s train patients plus the included canaries (one VU each), all in the train split."""
+def audit_dataset(
+    base: Any, images: np.ndarray, classes: list[str], included: np.ndarray, scheme: str, source: str | None = None
+) -> Any:
+    """``base``'s train patients plus the included canaries (one VU each), all in the train split; each canary
+    its own source, or ``source`` (one of a source-conditioned recipe's vocabulary, which refuses any other)."""
     import pandas as pd
 
     from synthvu_core.data.dataset import VUDataset, fingerprint
@@ -120,7 +123,7 @@ def audit_dataset(base: Any, images: np.ndarray, classes: list[str], included: n
     rows = []
     for j in np.flatnonzero(included):
         level = classes[j]
-        rows.append({**template.to_dict(), "patient_id": f"canary-{j:04d}", "source": f"canary-{j:04d}",
+        rows.append({**template.to_dict(), "patient_id": f"canary-{j:04d}", "source": source or f"canary-{j:04d}",
                      "level": level, "region": level[0], "split": "train"})
     units = pd.concat([units, pd.DataFrame(rows)], ignore_index=True)
     imgs = np.concatenate([np.asarray(base.images[train]), images[included]])
@@ -129,7 +132,9 @@ def audit_dataset(base: Any, images: np.ndarray, classes: list[str], included: n
 
 
 def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> Any:
-    """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate."""
+    """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate: the
+    same mechanism (DP settings, augmentation, mirroring, mode seeking, frozen stages, class-loss weight and
+    projection, source conditioning), as the card records it (older cards: the settings they predate, off)."""
     from synthvu_core.models.dp import DPConfig
     from synthvu_core.models.registry import resolve
     from synthvu_core.models.training import ArchOverrides, TrainConfig
@@ -142,14 +147,20 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> A
     config = DPConfig(target_epsilon=eps, noise_multiplier=None if eps is not None else dp["noise_multiplier"],
                       clip_norm=float(dp["clip_norm"]), patients_per_step=float(dp["sample_rate"]) * n_patients,
                       vus_per_patient=dp.get("vus_per_patient"), accountant=dp.get("accountant", "rdp"),
-                      private_layers=dp.get("private_layers", "all"))
+                      private_layers=dp.get("private_layers", "all"),
+                      clip_generated=dp.get("generated_gradients", "clipped") != "not clipped")
     arch = card["architecture"]
-    over = ArchOverrides(lr=tr.get("lr")) if init is not None else ArchOverrides(
+    head = {"aux_weight": arch.get("aux_weight"), "projection": arch.get("projection")}  # None: the prior's
+    over = ArchOverrides(lr=tr.get("lr"), **head) if init is not None else ArchOverrides(
         lr=tr.get("lr"), width=arch.get("width"), d_width=arch.get("d_width"), g_cond=arch.get("g_cond"),
-        aux_fake=arch.get("aux_fake"))
+        aux_fake=arch.get("aux_fake"), **head)
+    sources = card.get("sources")
     return TrainConfig(arch=arch["name"], scheme=card["scheme"], steps=steps or int(dp["steps"]),
                        batch_size=int(tr["batch_size"]), overrides=over, dp=config,
                        init_from=None if init is None else str(resolve(init)), classes=list(card["classes"]),
+                       augment=str(tr.get("augment") or "none"), mirror=bool(tr.get("mirror", False)),
+                       mode_seeking=float(tr.get("mode_seeking", 0.0)), freeze_d=int(tr.get("freeze_d", 0)),
+                       condition_source=bool(sources), source_names=tuple(sources) if sources else None,
                        seed=int(tr.get("seed", 0)), device="cpu", checkpoint_every=0, montage_every=0)
 
 
@@ -225,7 +236,7 @@ def run_audit(card: dict[str, Any], base: Any, config: AuditConfig, *, planted_n
     vocab = [c for c in levels.vocabulary("level") if levels.position_class(card["scheme"], c) in card["classes"]]
     classes = [str(c) for c in rng.choice(vocab, size=m)]
     included = rng.random(m) < 0.5
-    data = audit_dataset(base, images, classes, included, card["scheme"])
+    data = audit_dataset(base, images, classes, included, card["scheme"], (card.get("sources") or [None])[0])
     n = len(data.patients("train"))
     trainer = Trainer(data, Path("audit-run-not-written"), recipe_config(card, config.steps, n))
     if planted_noise_factor != 1.0:

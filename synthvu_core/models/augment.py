@@ -16,7 +16,8 @@ clipped contribution):
 - ``cutout``: a square of half the size set to 0 at a random position.
 
 Randomness comes from a seeded :class:`torch.Generator` on the CPU (checkpointed by the trainer), so a
-run is reproducible and resumable.
+run is reproducible and resumable. Under torchrun each process draws the transforms of the whole global batch
+and keeps its rows' (``rows``), so N processes augment as one process would.
 """
 
 from __future__ import annotations
@@ -76,29 +77,53 @@ def mirror_slices(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(1), x)
 
 
-def _uniform(n: int, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:
+class Rows:
+    """Which rows of a global batch of ``total`` VUs a tensor holds (``index``, None: all of them, in order):
+    the transforms are drawn for all ``total`` and the tensor takes its rows'."""
+
+    def __init__(self, total: int, index: torch.Tensor | None = None):
+        self.total, self.index = total, index
+
+    def take(self, drawn: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        drawn = drawn if self.index is None else drawn[self.index]
+        return drawn.to(x.device)
+
+
+def _rows(x: torch.Tensor, rows: Rows | None) -> Rows:
+    return rows if rows is not None else Rows(x.shape[0])
+
+
+def _uniform(rows: Rows, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:
     import torch
 
-    return torch.rand(n, 1, 1, 1, generator=generator).to(device=x.device, dtype=x.dtype)
+    return rows.take(torch.rand(rows.total, 1, 1, 1, generator=generator), x).to(dtype=x.dtype)
 
 
-def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    n = x.shape[0]
-    x = x + (_uniform(n, generator, x) - 0.5)
+def _randint(low: int, high: int, rows: Rows, generator: torch.Generator, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return rows.take(torch.randint(low, high, (rows.total, 1, 1), generator=generator), x)
+
+
+def color(x: torch.Tensor, generator: torch.Generator, rows: Rows | None = None) -> torch.Tensor:
+    r = _rows(x, rows)
+    x = x + (_uniform(r, generator, x) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_uniform(n, generator, x) * 2) + mean
+    x = (x - mean) * (_uniform(r, generator, x) * 2) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_uniform(n, generator, x) + 0.5) + mean
+    return (x - mean) * (_uniform(r, generator, x) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = TRANSLATION_RATIO) -> torch.Tensor:
+def translation(
+    x: torch.Tensor, generator: torch.Generator, rows: Rows | None = None, ratio: float = TRANSLATION_RATIO
+) -> torch.Tensor:
     import torch
     import torch.nn.functional as F
 
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sh, sh + 1, (n, 1, 1), generator=generator).to(x.device)
-    tx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=generator).to(x.device)
+    ty = _randint(-sh, sh + 1, _rows(x, rows), generator, x)
+    tx = _randint(-sw, sw + 1, _rows(x, rows), generator, x)
     gi, gj = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gi = torch.clamp(gi + ty + 1, 0, h + 1)
     gj = torch.clamp(gj + tx + 1, 0, w + 1)
@@ -107,28 +132,33 @@ def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = TRAN
     return padded[batch, gi, gj].permute(0, 3, 1, 2).contiguous()
 
 
-def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = CUTOUT_RATIO) -> torch.Tensor:
+def cutout(
+    x: torch.Tensor, generator: torch.Generator, rows: Rows | None = None, ratio: float = CUTOUT_RATIO
+) -> torch.Tensor:
     import torch
 
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator).to(x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator).to(x.device)
+    oy = _randint(0, h + (1 - ch % 2), _rows(x, rows), generator, x)
+    ox = _randint(0, w + (1 - cw % 2), _rows(x, rows), generator, x)
     gi = torch.arange(h, device=x.device).view(1, h, 1)
     gj = torch.arange(w, device=x.device).view(1, 1, w)
     inside = (gi >= oy - ch // 2) & (gi < oy - ch // 2 + ch) & (gj >= ox - cw // 2) & (gj < ox - cw // 2 + cw)
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-_OPS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+_OPS: dict[str, Callable[[torch.Tensor, torch.Generator, Rows | None], torch.Tensor]] = {
     "color": color,
     "translation": translation,
     "cutout": cutout,
 }
 
 
-def augment(x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
-    """``x`` with the policy's operations applied in turn (differentiable in ``x``; ``()`` returns ``x``)."""
+def augment(
+    x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator, rows: Rows | None = None
+) -> torch.Tensor:
+    """``x`` with the policy's operations applied in turn (differentiable in ``x``; ``()`` returns ``x``);
+    ``rows``: ``x`` is these rows of a larger global batch (under torchrun), whose transforms are all drawn."""
     for op in policy:
-        x = _OPS[op](x, generator)
+        x = _OPS[op](x, generator, rows)
     return x

@@ -127,6 +127,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "generator from ignoring its noise; default: 0, off)",
     )
     t.add_argument(
+        "--r1",
+        type=float,
+        default=None,
+        metavar="GAMMA",
+        help="weight of the R1 gradient penalty of the discriminator on real VUs (Mescheder et al. 2018; not under "
+        "DP; default: 0, off)",
+    )
+    t.add_argument(
         "--mirror",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -128,6 +128,9 @@ class TrainConfig:
         mirror: reverse the slice order of each real VU with probability 1/2 before D sees it (a VU seen from the
             other side is a VU of the same level; :func:`synthvu_core.models.augment.mirror_slices`): twice the
             train set, with nothing the samples should not show. Under DP inside each patient's clipped sum.
+        r1: weight ``gamma`` of the R1 penalty of D (Mescheder et al. 2018): ``gamma / 2`` times the squared norm
+            of the gradient of D's real/fake logit with respect to each real VU, which keeps D from a steep ridge
+            around the few real VUs it has; 0 = off. Not under DP (a second gradient through each real VU).
         checkpoint_every: steps between checkpoints (0 = only at the end); ``montage_every`` None = the same.
         speed: opt-in speed settings (:data:`synthvu_core.models.speed.SPEED_NAMES`: ``bf16``, ``channels-last``,
             ``fused-adam``, ``compile``); () = none, the exact default step. See :mod:`synthvu_core.models.speed`.
@@ -151,6 +154,7 @@ class TrainConfig:
     lecam: float = 0.0
     mode_seeking: float = 0.0
     mirror: bool = False
+    r1: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -205,6 +209,11 @@ class TrainConfig:
         if self.mode_seeking and self.batch_size % 2:
             raise SelectionError(f"--mode-seeking pairs the generated VUs: --batch-size must be even, got "
                                  f"{self.batch_size}")
+        if not (math.isfinite(self.r1) and 0 <= self.r1 <= 1e4):
+            raise SelectionError(f"--r1 must be a number in [0, 10000], got {self.r1:g}")
+        if self.r1 and self.dp is not None:
+            raise SelectionError("--r1 cannot be private: its penalty is a gradient through each real VU outside the "
+                                 "clipped, noised one")
         if self.lecam and self.dp is not None:
             raise SelectionError("--lecam cannot be private: its moving averages read D's outputs on real VUs "
                                  "outside the clipped, noised gradient")
@@ -261,6 +270,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     rest["freeze_d"] = int(rest.get("freeze_d") or 0)
     rest["lecam"] = float(rest.get("lecam") or 0.0)
     rest["mode_seeking"] = float(rest.get("mode_seeking") or 0.0)
+    rest["r1"] = float(rest.get("r1") or 0.0)
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -308,6 +318,15 @@ def mode_seeking_term(fake: Any, z: Any) -> Any:
     mean absolute difference of the two VUs over that of their noise vectors; small where G varies with z."""
     ratio = (fake[0::2] - fake[1::2]).abs().mean() / (z[0::2] - z[1::2]).abs().mean()
     return 1.0 / (ratio + 1e-5)
+
+
+def r1_penalty(adv_real: Any, x: Any) -> Any:
+    """Per real VU, the squared norm of the gradient of its logit ``adv_real`` by its input (the first
+    ``len(adv_real)`` rows of ``x``, which requires grad); differentiable (Mescheder et al. 2018)."""
+    import torch
+
+    (grad,) = torch.autograd.grad(adv_real.sum(), x, create_graph=True)
+    return grad[: len(adv_real)].pow(2).flatten(1).sum(1)
 
 
 def discriminator_loss(
@@ -853,7 +872,8 @@ class Trainer:
             y = torch.multinomial(self.prior, self.batch_size, replacement=True, generator=self.gen_noise).to(
                 self.device)
         if self.dist is not None:  # torchrun: this process's share of the global batch (models/distributed.py)
-            z, y = self.dist.shard(z, y, group=2 if self.config.mode_seeking else 1)
+            group = 2 if self.config.mode_seeking else 1
+            z, y, self.fake_rows = self.dist.shard(z, y, torch.arange(len(y)), group=group)
         self.last_z = z  # --mode-seeking compares each pair's VUs with their noise
         k = len(self.classes)
         with self.speed.autocast():
@@ -876,7 +896,9 @@ class Trainer:
         import torch
 
         self.opt_D.zero_grad(set_to_none=True)
-        x = self._augment(torch.cat([real, fake.detach()]))
+        x = self._augment(torch.cat([real, fake.detach()]), real=True)
+        if self.config.r1:  # the real VUs as D sees them, as a leaf to differentiate D's logit by
+            x = torch.cat([x[: len(real)].detach().requires_grad_(True), x[len(real):]])
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         labels = torch.cat([y_real, y_fake])
         adv, cls = self._forward_d(x, labels)
@@ -884,6 +906,8 @@ class Trainer:
             adv, cls, target, labels, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
         loss_d = per_sample.sum() / len(fake)  # this process's share under torchrun (DDP averages)
+        if self.config.r1 and len(real):
+            loss_d = loss_d + self.config.r1 / 2 * r1_penalty(adv[: len(real)], x).sum() / len(fake)
         if self.config.lecam:
             loss_d = loss_d + self.config.lecam * self._lecam(adv[: len(real)], adv[len(real):])
         loss_d.backward()
@@ -952,7 +976,7 @@ class Trainer:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
-            adv_f, cls_f = self._forward_d(self._augment(fake), y_fake)
+            adv_f, cls_f = self._forward_d(self._augment(fake, real=False), y_fake)
             aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             if self.config.mode_seeking:
@@ -964,11 +988,24 @@ class Trainer:
                 p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
 
-    def _augment(self, x: Any) -> Any:
-        """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated."""
-        from synthvu_core.models.augment import augment
+    def _augment(self, x: Any, real: bool | None = None) -> Any:
+        """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated.
 
-        return augment(x, self.augment_policy, self.gen_augment) if self.augment_policy else x
+        Under torchrun ``real`` says what ``x`` holds of the global batch (True: this process's real rows, then
+        its generated rows; False: its generated rows), so that the transforms of the whole global batch are
+        drawn and each process keeps its rows': N processes augment as one would."""
+        from synthvu_core.models.augment import Rows, augment
+
+        if not self.augment_policy:
+            return x
+        rows = None
+        if self.dist is not None and real is not None:
+            import torch
+
+            b = self.batch_size
+            rows = (Rows(self.real_total + b, torch.cat([self.real_rows, self.real_total + self.fake_rows])) if real
+                    else Rows(b, self.fake_rows))
+        return augment(x, self.augment_policy, self.gen_augment, rows)
 
     def _update_ema(self) -> None:
         import torch
@@ -983,12 +1020,15 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         """One D update and one G update; returns the losses (under DP, none computed on real VUs)."""
+        import torch
+
         from synthvu_core.models.augment import mirror_draw, mirror_slices
 
         idx, position = self._real_batch()
         flip = mirror_draw(len(idx), self.gen_augment) if self.config.mirror else None  # of the global batch
         if self.dist is not None:  # torchrun: every process draws the global batch and keeps its share
-            idx, *rest = self.dist.shard(idx, *([] if flip is None else [flip]))
+            self.real_total = len(idx)
+            idx, self.real_rows, *rest = self.dist.shard(idx, torch.arange(len(idx)), *([] if flip is None else [flip]))
             flip = rest[0] if rest else None
         idx = idx.to(self.device)
         real = self.images[idx].float() / 127.5 - 1.0
@@ -1055,6 +1095,7 @@ class Trainer:
             **({"lecam": self.config.lecam} if self.config.lecam else {}),
             **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
             **({"mirror": True} if self.config.mirror else {}),
+            **({"r1": self.config.r1} if self.config.r1 else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -1217,6 +1258,7 @@ class Trainer:
                 **({"lecam": c.lecam} if c.lecam else {}),
                 **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
                 "mirror": bool(c.mirror),
+                **({"r1": c.r1} if c.r1 else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
