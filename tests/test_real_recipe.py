@@ -276,7 +276,9 @@ def test_mirror_under_torchrun_flips_what_one_process_would(tmp_path, monkeypatc
     assert torch.equal(joined, one)
 
 
-def test_diffaugment_under_torchrun_augments_what_one_process_would(tmp_path, monkeypatch):
+@pytest.mark.parametrize("settings", [{"augment": DEFAULT_POLICY}, {"instance_noise": 0.3},
+                                      {"augment": "translation", "instance_noise": 0.1}])
+def test_diffaugment_under_torchrun_augments_what_one_process_would(tmp_path, monkeypatch, settings):
     """Two processes' shares of what D sees in a step (real and generated VUs in D's step, generated VUs in G's),
     joined, are what one process sees: the transforms of the global batch are drawn, not per shard."""
     from synthvu_core.models.distributed import DistContext
@@ -284,7 +286,7 @@ def test_diffaugment_under_torchrun_augments_what_one_process_would(tmp_path, mo
     ds = tiny_dataset(shape=(3, 32, 32), patients=6)
 
     def seen(rank, world):
-        trainer = Trainer(ds, tmp_path / f"a{rank}{world}", small(steps=1, batch_size=8, augment=DEFAULT_POLICY))
+        trainer = Trainer(ds, tmp_path / f"a{rank}{world}", small(steps=1, batch_size=8, **settings))
         if world > 1:
             trainer.dist = DistContext(rank=rank, world_size=world, local_rank=rank, backend="gloo")
         inputs = []
@@ -369,3 +371,24 @@ def test_r1_enters_d_loss_is_recorded_and_refused_under_dp(tmp_path):
     assert losses[10.0] > losses[0.0]
     with pytest.raises(SelectionError, match="--r1"):
         small(steps=1, r1=1.0, dp=DPConfig(noise_multiplier=1.0)).validate()
+
+
+def test_instance_noise_adds_independent_noise_of_its_sigma_to_what_d_sees(tmp_path, monkeypatch):
+    from synthvu_core.models.augment import instance_noise
+
+    x = torch.zeros(400, 3, 16, 16)
+    out = instance_noise(x, 0.3, torch.Generator().manual_seed(0))
+    assert abs(float(out.std()) - 0.3) < 0.01 and abs(float(out.mean())) < 0.01
+    per_vu = out.flatten(1)
+    assert abs(float(torch.corrcoef(per_vu[:2])[0, 1])) < 0.1  # VUs do not share their noise
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    trainer = Trainer(ds, tmp_path / "n", small(steps=1, batch_size=8, instance_noise=0.5))
+    inputs = []
+    forward = trainer._forward_d
+    monkeypatch.setattr(trainer, "_forward_d", lambda x, y: inputs.append(x.detach().clone()) or forward(x, y))
+    trainer.step()
+    real = inputs[0][: len(inputs[0]) - 8]
+    images = trainer.images.float() / 127.5 - 1.0
+    nearest = torch.cdist(real.flatten(1), images.flatten(1)).min(1).values / real[0].numel() ** 0.5
+    assert ((nearest > 0.4) & (nearest < 0.6)).all()  # each real VU D sees is a train VU plus noise of sd 0.5
+    assert trainer._identity()["instance_noise"] == 0.5

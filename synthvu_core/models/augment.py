@@ -147,6 +147,19 @@ def cutout(
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
+def instance_noise(
+    x: torch.Tensor, sigma: float, generator: torch.Generator, rows: Rows | None = None
+) -> torch.Tensor:
+    """``x`` plus Gaussian noise of standard deviation ``sigma`` per pixel (instance noise, Sønderby et al. 2017;
+    Arjovsky & Bottou 2017): real and generated VUs blurred into each other, so that D cannot separate the few
+    real VUs it has by detail that G can only copy. Drawn per VU, independent of every other VU."""
+    import torch
+
+    r = _rows(x, rows)
+    noise = torch.randn(r.total, *x.shape[1:], generator=generator)
+    return x + sigma * r.take(noise, x).to(dtype=x.dtype)
+
+
 _OPS: dict[str, Callable[[torch.Tensor, torch.Generator, Rows | None], torch.Tensor]] = {
     "color": color,
     "translation": translation,

@@ -135,6 +135,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "DP; default: 0, off)",
     )
     t.add_argument(
+        "--instance-noise",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="standard deviation of Gaussian noise added to every VU the discriminator sees, real and generated "
+        "(VUs in [-1, 1]; instance noise; default: 0, off)",
+    )
+    t.add_argument(
         "--mirror",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -128,6 +128,9 @@ class TrainConfig:
         mirror: reverse the slice order of each real VU with probability 1/2 before D sees it (a VU seen from the
             other side is a VU of the same level; :func:`synthvu_core.models.augment.mirror_slices`): twice the
             train set, with nothing the samples should not show. Under DP inside each patient's clipped sum.
+        instance_noise: standard deviation of Gaussian noise added to every VU D sees, real and generated
+            (:func:`synthvu_core.models.augment.instance_noise`; VUs in [-1, 1]); 0 = off. Under DP inside each
+            patient's clipped sum (drawn per VU, independent of the data).
         r1: weight ``gamma`` of the R1 penalty of D (Mescheder et al. 2018): ``gamma / 2`` times the squared norm
             of the gradient of D's real/fake logit with respect to each real VU, which keeps D from a steep ridge
             around the few real VUs it has; 0 = off. Not under DP (a second gradient through each real VU).
@@ -155,6 +158,7 @@ class TrainConfig:
     mode_seeking: float = 0.0
     mirror: bool = False
     r1: float = 0.0
+    instance_noise: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -209,6 +213,8 @@ class TrainConfig:
         if self.mode_seeking and self.batch_size % 2:
             raise SelectionError(f"--mode-seeking pairs the generated VUs: --batch-size must be even, got "
                                  f"{self.batch_size}")
+        if not (math.isfinite(self.instance_noise) and 0 <= self.instance_noise <= 10):
+            raise SelectionError(f"--instance-noise must be a number in [0, 10], got {self.instance_noise:g}")
         if not (math.isfinite(self.r1) and 0 <= self.r1 <= 1e4):
             raise SelectionError(f"--r1 must be a number in [0, 10000], got {self.r1:g}")
         if self.r1 and self.dp is not None:
@@ -271,6 +277,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     rest["lecam"] = float(rest.get("lecam") or 0.0)
     rest["mode_seeking"] = float(rest.get("mode_seeking") or 0.0)
     rest["r1"] = float(rest.get("r1") or 0.0)
+    rest["instance_noise"] = float(rest.get("instance_noise") or 0.0)
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -994,9 +1001,9 @@ class Trainer:
         Under torchrun ``real`` says what ``x`` holds of the global batch (True: this process's real rows, then
         its generated rows; False: its generated rows), so that the transforms of the whole global batch are
         drawn and each process keeps its rows': N processes augment as one would."""
-        from synthvu_core.models.augment import Rows, augment
+        from synthvu_core.models.augment import Rows, augment, instance_noise
 
-        if not self.augment_policy:
+        if not self.augment_policy and not self.config.instance_noise:
             return x
         rows = None
         if self.dist is not None and real is not None:
@@ -1005,7 +1012,9 @@ class Trainer:
             b = self.batch_size
             rows = (Rows(self.real_total + b, torch.cat([self.real_rows, self.real_total + self.fake_rows])) if real
                     else Rows(b, self.fake_rows))
-        return augment(x, self.augment_policy, self.gen_augment, rows)
+        x = augment(x, self.augment_policy, self.gen_augment, rows)
+        sigma = self.config.instance_noise
+        return instance_noise(x, sigma, self.gen_augment, rows) if sigma else x
 
     def _update_ema(self) -> None:
         import torch
@@ -1096,6 +1105,7 @@ class Trainer:
             **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
             **({"mirror": True} if self.config.mirror else {}),
             **({"r1": self.config.r1} if self.config.r1 else {}),
+            **({"instance_noise": self.config.instance_noise} if self.config.instance_noise else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -1259,6 +1269,7 @@ class Trainer:
                 **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
                 "mirror": bool(c.mirror),
                 **({"r1": c.r1} if c.r1 else {}),
+                **({"instance_noise": c.instance_noise} if c.instance_noise else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
