@@ -392,3 +392,38 @@ def test_instance_noise_adds_independent_noise_of_its_sigma_to_what_d_sees(tmp_p
     nearest = torch.cdist(real.flatten(1), images.flatten(1)).min(1).values / real[0].numel() ** 0.5
     assert ((nearest > 0.4) & (nearest < 0.6)).all()  # each real VU D sees is a train VU plus noise of sd 0.5
     assert trainer._identity()["instance_noise"] == 0.5
+
+
+def test_gaussian_blur_is_scipys_in_plane_filter_and_off_at_zero():
+    from scipy.ndimage import gaussian_filter
+
+    from synthvu_core.models.acgan import gaussian_blur
+
+    x = torch.rand(2, 3, 20, 20)
+    assert gaussian_blur(x, 0.0) is x
+    got = gaussian_blur(x, 1.0).numpy()
+    want = gaussian_filter(x.numpy(), sigma=(0, 0, 1.0, 1.0), mode="mirror", truncate=3.0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    flat = torch.full((1, 2, 9, 9), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 2.0), flat)
+
+
+def test_smooth_filters_g_output_and_the_real_vus_d_sees(tmp_path, monkeypatch):
+    from synthvu_core.models.acgan import ACGANConfig, gaussian_blur
+
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    over = ArchOverrides(width=4, d_width=4, smooth=1.5)
+    trainer = Trainer(ds, tmp_path / "s", small(steps=1, batch_size=8, overrides=over))
+    seen = []
+    monkeypatch.setattr(trainer, "_discriminator_step", lambda real, *a: seen.append(real) or {})
+    monkeypatch.setattr(trainer, "_generator_step", lambda *a: {})
+    trainer.step()
+    images = gaussian_blur(trainer.images.float() / 127.5 - 1.0, 1.5)
+    assert all((images - vu).flatten(1).abs().amax(1).min() < 1e-5 for vu in seen[0])  # each a filtered train VU
+    z = torch.randn(64, trainer.arch.latent_dim)
+    y = torch.zeros(64, dtype=torch.long)
+    sharp = trainer.G.__class__(ACGANConfig.from_dict({**trainer.arch.to_dict(), "smooth": 0.0}))
+    sharp.load_state_dict(trainer.G.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.G(z, y), gaussian_blur(sharp(z, y), 1.5))
+    assert trainer.arch.to_dict()["smooth"] == 1.5 and "smooth" not in sharp.config.to_dict()

@@ -72,6 +72,10 @@ class ACGANConfig:
     # (class, source), D's last features>, so D judges whether a VU is real *for its label*, not only whether it
     # is real and recognisable (the auxiliary head alone rewards caricatures of a label; see ``Discriminator``).
     projection: bool = False
+    # Output low-pass (0 = none): G's last layer is a fixed in-plane Gaussian blur of standard deviation ``smooth``
+    # pixels per slice (:func:`gaussian_blur`; not learned), and the real VUs D sees pass the same filter, so that D
+    # compares VUs at the detail G can draw (a small-data G otherwise answers D with pixel noise).
+    smooth: float = 0.0
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -83,11 +87,16 @@ class ACGANConfig:
         if self.n_sources and self.g_cond != "modulate":
             raise ValueError("source conditioning needs the modulated generator (g_cond modulate)")
         self.projection = bool(self.projection)
+        self.smooth = float(self.smooth)
+        if not (math.isfinite(self.smooth) and 0 <= self.smooth <= 8):
+            raise ValueError(f"output smoothing must be 0 (none) to 8 pixels, got {self.smooth:g}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
         d["betas"] = list(self.betas)
+        if not self.smooth:  # cards and checkpoints from before the option read the same
+            del d["smooth"]
         return d
 
     @classmethod
@@ -177,6 +186,22 @@ class ClassModulation(nn.Module):
         return torch.addcmul(beta[:, :, None, None], h, 1.0 + gamma[:, :, None, None])
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` ``[N, C, H, W]`` blurred in-plane (each slice on its own) by a Gaussian of ``sigma`` pixels, borders
+    reflected; differentiable; ``sigma`` 0 returns ``x``."""
+    if not sigma:
+        return x
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).to(x.dtype)
+    n, c, h, w = x.shape
+    y = torch.nn.functional.pad(x.reshape(n * c, 1, h, w), (radius, radius, radius, radius), mode="reflect")
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1))
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1))
+    return y.reshape(n, c, h, w)
+
+
 class Generator(nn.Module):
     """``(z [N, latent_dim], labels [N] int or class weights [N, K]) -> images [N, C, H, W]`` in [-1, 1]."""
 
@@ -231,7 +256,7 @@ class Generator(nn.Module):
             code = torch.nn.functional.one_hot(labels, self.config.n_classes).to(z.dtype)
         h = torch.cat([z, code], dim=1)[:, :, None, None]
         if self.config.g_cond == "input":
-            return self.net(h)
+            return gaussian_blur(self.net(h), self.config.smooth)
         cond = code if labels.is_floating_point() else labels
         sampling = torch.is_inference_mode_enabled()
         for position, layer in enumerate(self.net):
@@ -242,7 +267,7 @@ class Generator(nn.Module):
                 h = self.modulation[stage](h, cond)
                 if sources is not None:
                     h = self.source_modulation[stage](h, sources)
-        return h
+        return gaussian_blur(h, self.config.smooth)
 
 
 class Discriminator(nn.Module):

@@ -135,6 +135,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "DP; default: 0, off)",
     )
     t.add_argument(
+        "--smooth",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="G's output passes a fixed Gaussian low-pass of SIGMA pixels per slice, and the real VUs the "
+        "discriminator sees pass it too (default: 0, none; or the prior's)",
+    )
+    t.add_argument(
         "--instance-noise",
         type=float,
         default=None,

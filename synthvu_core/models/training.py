@@ -77,6 +77,8 @@ class ArchOverrides:
         projection: D's real/fake logit also judges the VU against its label (a projection discriminator; a
             zero-initialised addition, so a fine-tune may turn it on). Under DP a real VU's label enters only that
             VU's gradient, inside its patient's clipped contribution.
+        smooth: G's fixed output low-pass, also applied to the real VUs D sees (pixels; not learned, so a fine-tune
+            may set it; :class:`synthvu_core.models.acgan.ACGANConfig`). Under DP per VU, inside its patient's sum.
     """
 
     lr: float | None = None
@@ -86,6 +88,7 @@ class ArchOverrides:
     aux_fake: bool | None = None
     aux_weight: float | None = None
     projection: bool | None = None
+    smooth: float | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -250,7 +253,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     a = dict(options)
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
                          g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
-                         projection=a.pop("projection", None))  # None (left out): the prior's
+                         projection=a.pop("projection", None), smooth=a.pop("smooth", None))  # None: the prior's
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -692,7 +695,7 @@ class Trainer:
 
         arch = architecture_config(self.init_card)
         # loss and step weights, and the zero-initialised projection: not the architecture, a fine-tune may set them
-        weights = ("lr", "aux_weight", "projection")
+        weights = ("lr", "aux_weight", "projection", "smooth")
         clash = {k: v for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v}
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
@@ -1043,6 +1046,10 @@ class Trainer:
         real = self.images[idx].float() / 127.5 - 1.0
         if flip is not None:  # before D's step, private or not: under DP inside the patient's clipped sum
             real = mirror_slices(real, flip)
+        if self.arch.smooth:  # D sees real VUs through G's output filter (per VU: inside the clipped sum under DP)
+            from synthvu_core.models.acgan import gaussian_blur
+
+            real = gaussian_blur(real, self.arch.smooth)
         y_real = self.labels[idx]
         fake, y_fake = self._fake_batch()
         if self.private is not None:
