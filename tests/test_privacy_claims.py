@@ -249,13 +249,15 @@ def test_the_audit_replays_the_mechanism_the_card_records():
     dp = {"unit": "patient", "target_epsilon": 2.0, "clip_norm": 1.0, "sample_rate": 0.5, "vus_per_patient": 1,
           "accountant": "rdp", "private_layers": "all", "steps": 2}
     card = {"name": "tiny", "scheme": "level", "classes": ["L1/L2", "L2/L3"], "sources": ["a", "b"],
-            "architecture": {"name": "default", "width": 4, "d_width": 4, "aux_weight": 0.5, "projection": True},
+            "architecture": {"name": "default", "width": 4, "d_width": 4, "aux_weight": 0.5, "projection": True,
+                             "smooth": 1.0},
             "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None, "augment": "translation,color",
                          "mirror": True, "mode_seeking": 0.2, "freeze_d": 1},
             "dp": {**dp, "generated_gradients": "not clipped"}}
     c = recipe_config(card, None, 10)
     assert (c.augment, c.mirror, c.mode_seeking, c.freeze_d) == ("translation,color", True, 0.2, 1)
     assert (c.overrides.aux_weight, c.overrides.projection, c.dp.clip_generated) == (0.5, True, False)
+    assert c.overrides.smooth == 1.0
     assert c.condition_source and c.source_names == ("a", "b")
     older = {**card, "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None},
              "architecture": {"name": "default"}, "dp": dp}

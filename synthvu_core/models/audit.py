@@ -133,8 +133,8 @@ def audit_dataset(
 
 def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> Any:
     """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate: the
-    same mechanism (DP settings, augmentation, mirroring, mode seeking, frozen stages, class-loss weight and
-    projection, source conditioning), as the card records it (older cards: the settings they predate, off)."""
+    same mechanism (DP settings, augmentation, mirroring, mode seeking, frozen stages, class-loss weight,
+    projection and output filter, source conditioning), as the card records it (older cards: the settings they predate, off)."""
     from synthvu_core.models.dp import DPConfig
     from synthvu_core.models.registry import resolve
     from synthvu_core.models.training import ArchOverrides, TrainConfig
@@ -150,7 +150,7 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> A
                       private_layers=dp.get("private_layers", "all"),
                       clip_generated=dp.get("generated_gradients", "clipped") != "not clipped")
     arch = card["architecture"]
-    head = {"aux_weight": arch.get("aux_weight"), "projection": arch.get("projection")}  # None: the prior's
+    head = {k: arch.get(k) for k in ("aux_weight", "projection", "smooth")}  # None: the prior's
     over = ArchOverrides(lr=tr.get("lr"), **head) if init is not None else ArchOverrides(
         lr=tr.get("lr"), width=arch.get("width"), d_width=arch.get("d_width"), g_cond=arch.get("g_cond"),
         aux_fake=arch.get("aux_fake"), **head)
