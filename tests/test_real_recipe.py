@@ -350,6 +350,21 @@ def test_own_data_defaults_mirror_a_fine_tune_without_dp_only():
         {**private, "width": 4, "d_width": 4}).mirror is False
 
 
+def test_own_data_defaults_smooth_a_fine_tune_without_dp_only():
+    from synthvu_core.models.commands import _command_line
+
+    plain = args(init_from="acgan-phantom")
+    assert "--smooth 1" in training.own_data_defaults(plain, tiny_dataset(patients=6)) and plain["smooth"] == 1.0
+    assert training.config_from_options({**plain, "width": 4, "d_width": 4}).overrides.smooth == 1.0
+    asked = args(init_from="acgan-phantom", smooth=0.0)
+    training.own_data_defaults(asked, tiny_dataset(patients=6))
+    assert asked["smooth"] == 0.0 and "--smooth 0.0" in _command_line({"smooth": 0.0, "dataset": "d"})
+    private = args(init_from="acgan-phantom", target_epsilon=8.0)
+    training.own_data_defaults(private, tiny_dataset(patients=6))
+    assert private.get("smooth") is None and training.config_from_options(
+        {**private, "width": 4, "d_width": 4}).overrides.smooth is None
+
+
 def test_r1_penalty_is_the_squared_input_gradient_of_the_real_logit():
     w = torch.randn(2, 4, 4)
     x = torch.randn(5, 2, 4, 4, requires_grad=True)
