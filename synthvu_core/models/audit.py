@@ -134,7 +134,8 @@ def audit_dataset(
 def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> Any:
     """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate: the
     same mechanism (DP settings, augmentation, mirroring, mode seeking, frozen stages, class-loss weight,
-    projection and output filter, source conditioning), as the card records it (older cards: the settings they predate, off)."""
+    projection and output filter, source conditioning), as the card records it (older cards: the settings they
+    predate, off)."""
     from synthvu_core.models.dp import DPConfig
     from synthvu_core.models.registry import resolve
     from synthvu_core.models.training import ArchOverrides, TrainConfig
