@@ -414,7 +414,7 @@ def test_gaussian_blur_is_scipys_in_plane_filter_and_off_at_zero():
 
     from synthvu_core.models.acgan import gaussian_blur
 
-    x = torch.rand(2, 3, 20, 20)
+    x = torch.rand(2, 3, 20, 24)
     assert gaussian_blur(x, 0.0) is x
     got = gaussian_blur(x, 1.0).numpy()
     want = gaussian_filter(x.numpy(), sigma=(0, 0, 1.0, 1.0), mode="mirror", truncate=3.0)
