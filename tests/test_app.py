@@ -665,9 +665,10 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
         classes = json.loads((models / name / "card.json").read_text())["classes"]
         return usefulness_box(loaders.report(models / name), classes)
 
-    spine = loaders.report(models / "acgan-spine-mri")  # TSTR 0.650 [0.40, 0.90] above chance 0.25; L3/L4 0.480
+    spine = loaders.report(models / "acgan-spine-mri")  # TSTR 0.600 [0.40, 0.85] above chance 0.25; L3/L4 0.240
     classes = json.loads((models / "acgan-spine-mri" / "card.json").read_text())["classes"]
-    assert usefulness_box(spine, classes)[0] == "success"  # every level of the holdout above chance
+    kind, text = usefulness_box(spine, classes)
+    assert kind == "warning" and "L3/L4 (0.240 on 5 holdout VUs)" in text  # one level of the holdout below chance
     from dashboard.summary import recall_rows
 
     counts = recall_rows(spine, classes)[-1]  # what each recall rests on: 5 VUs of each lumbar level, no T VU
@@ -678,6 +679,7 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
         recall[classes.index("L3/L4")] = value
         return dataclasses.replace(spine, arrays={**spine.arrays, "utility/tstr/recall": recall})
 
+    assert usefulness_box(with_recall(0.5), classes)[0] == "success"  # every level of the holdout above chance
     kind, text = usefulness_box(with_recall(0.2), classes)
     assert kind == "warning" and "L3/L4 (0.200 on 5 holdout VUs)" in text and "L1/L2" not in text
     assert usefulness_box(with_recall(0.25), classes)[0] == "warning"  # at chance counts as not learnt
