@@ -252,16 +252,16 @@ def test_the_audit_replays_the_mechanism_the_card_records():
             "architecture": {"name": "default", "width": 4, "d_width": 4, "aux_weight": 0.5, "projection": True,
                              "smooth": 1.0},
             "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None, "augment": "translation,color",
-                         "mirror": True, "mode_seeking": 0.2, "freeze_d": 1},
+                         "mirror": True, "mode_seeking": 0.2, "freeze_d": 1, "instance_noise": 0.1},
             "dp": {**dp, "generated_gradients": "not clipped"}}
     c = recipe_config(card, None, 10)
     assert (c.augment, c.mirror, c.mode_seeking, c.freeze_d) == ("translation,color", True, 0.2, 1)
     assert (c.overrides.aux_weight, c.overrides.projection, c.dp.clip_generated) == (0.5, True, False)
-    assert c.overrides.smooth == 1.0
+    assert c.overrides.smooth == 1.0 and c.instance_noise == 0.1
     assert c.condition_source and c.source_names == ("a", "b")
     older = {**card, "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None},
              "architecture": {"name": "default"}, "dp": dp}
     del older["sources"]
     o = recipe_config(older, None, 10)
     assert (o.augment, o.mirror, o.mode_seeking, o.freeze_d, o.condition_source) == ("none", False, 0.0, 0, False)
-    assert o.dp.clip_generated and o.overrides.aux_weight is None
+    assert o.dp.clip_generated and o.overrides.aux_weight is None and o.overrides.smooth == 0.0

@@ -91,6 +91,9 @@ class ACGANConfig:
         self.smooth = float(self.smooth)
         if not (math.isfinite(self.smooth) and 0 <= self.smooth <= 8):
             raise ValueError(f"output smoothing must be 0 (none) to 8 pixels, got {self.smooth:g}")
+        if self.smooth and math.ceil(3 * self.smooth) >= min(self.shape[1:]):
+            raise ValueError(f"output smoothing of {self.smooth:g} pixels reaches across a {self.shape[1]}x"
+                             f"{self.shape[2]} slice (3 sigma must stay below its side)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -294,6 +297,10 @@ class Discriminator(nn.Module):
     def __init__(self, config: ACGANConfig):
         super().__init__()
         self.config = config
+        #: the filter every input passes first (pixels): 0 in training, where the trainer filters the real VUs and
+        #: G's output is filtered already; a *released* D (``registry.load_discriminator``) scores each VU as the
+        #: real VUs reached it in training, through ``config.smooth``
+        self.input_smooth = 0.0
         c, h, _ = config.shape
         k = stages(config.shape)
         widths = _widths(config.d_width, k)[::-1]  # n, 2n, 4n, 8n
@@ -317,7 +324,7 @@ class Discriminator(nn.Module):
         """``(real logit [N], class logits [N, K])``; a source-conditioned D appends its source logits
         (``[N, K + S]``, see :func:`synthvu_core.models.training.aux_loss`). ``labels`` (joint labels ``[N]``) add
         the projection term where D has one."""
-        h = self.body(x)
+        h = self.body(gaussian_blur(x, self.input_smooth))
         cls = self.class_head(h).flatten(1)
         if self.config.n_sources:
             cls = torch.cat([cls, self.source_head(h).flatten(1)], dim=1)

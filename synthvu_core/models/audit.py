@@ -116,6 +116,7 @@ def audit_dataset(
     import pandas as pd
 
     from synthvu_core.data.dataset import VUDataset, fingerprint
+    from synthvu_core.names import SOURCE_COLUMN
 
     train = base.indices("train")
     units = base.units.iloc[train].copy()
@@ -123,8 +124,9 @@ def audit_dataset(
     rows = []
     for j in np.flatnonzero(included):
         level = classes[j]
-        rows.append({**template.to_dict(), "patient_id": f"canary-{j:04d}", "source": source or f"canary-{j:04d}",
-                     "level": level, "region": level[0], "split": "train"})
+        rows.append({**template.to_dict(), "patient_id": f"canary-{j:04d}", "source": f"canary-{j:04d}",
+                     **({SOURCE_COLUMN: source} if source else {}), "level": level, "region": level[0],
+                     "split": "train"})
     units = pd.concat([units, pd.DataFrame(rows)], ignore_index=True)
     imgs = np.concatenate([np.asarray(base.images[train]), images[included]])
     card = {**base.card, "fingerprint": fingerprint(imgs, units)}
@@ -151,7 +153,8 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> A
                       private_layers=dp.get("private_layers", "all"),
                       clip_generated=dp.get("generated_gradients", "clipped") != "not clipped")
     arch = card["architecture"]
-    head = {k: arch.get(k) for k in ("aux_weight", "projection", "smooth")}  # None: the prior's
+    head = {k: arch.get(k) for k in ("aux_weight", "projection")}  # None (older cards): the prior's
+    head["smooth"] = float(arch.get("smooth", 0.0))  # a card leaves it out at 0
     over = ArchOverrides(lr=tr.get("lr"), **head) if init is not None else ArchOverrides(
         lr=tr.get("lr"), width=arch.get("width"), d_width=arch.get("d_width"), g_cond=arch.get("g_cond"),
         aux_fake=arch.get("aux_fake"), **head)
@@ -161,6 +164,7 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> A
                        init_from=None if init is None else str(resolve(init)), classes=list(card["classes"]),
                        augment=str(tr.get("augment") or "none"), mirror=bool(tr.get("mirror", False)),
                        mode_seeking=float(tr.get("mode_seeking", 0.0)), freeze_d=int(tr.get("freeze_d", 0)),
+                       instance_noise=float(tr.get("instance_noise", 0.0)),
                        condition_source=bool(sources), source_names=tuple(sources) if sources else None,
                        seed=int(tr.get("seed", 0)), device="cpu", checkpoint_every=0, montage_every=0)
 
@@ -172,6 +176,7 @@ def canary_losses(D: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
     with torch.no_grad():
         adv, cls = D(x)
+        cls = cls[:, : D.config.n_classes]  # a source-conditioned D appends its source logits
         bce = F.binary_cross_entropy_with_logits(adv, torch.ones_like(adv), reduction="none")
         return bce.cpu().numpy(), F.cross_entropy(cls, y, reduction="none").cpu().numpy()
 
@@ -242,7 +247,9 @@ def run_audit(card: dict[str, Any], base: Any, config: AuditConfig, *, planted_n
     trainer = Trainer(data, Path("audit-run-not-written"), recipe_config(card, config.steps, n))
     if planted_noise_factor != 1.0:
         plant_quiet_noise(trainer, planted_noise_factor)
-    x = torch.from_numpy(images).float() / 127.5 - 1.0
+    from synthvu_core.models.acgan import gaussian_blur
+
+    x = gaussian_blur(torch.from_numpy(images).float() / 127.5 - 1.0, trainer.arch.smooth)  # as D sees a real VU
     y = torch.as_tensor([trainer.classes.index(levels.position_class(card["scheme"], c)) for c in classes])
     start = canary_losses(copy.deepcopy(trainer.D).eval(), x, y)
     grads = canary_gradients(trainer, x, y)

@@ -537,6 +537,7 @@ def load_discriminator(path: str | Path, device: str = "cpu") -> Discriminator |
         _refuse_pickles(folder, DISCRIMINATOR_FILE)
         return None
     disc = _load_module(Discriminator(architecture_config(card)), weights)
+    disc.input_smooth = disc.config.smooth  # released: scores each VU as the real VUs reached it in training
     disc.card = card
     return disc.to(device).eval()
 

@@ -220,6 +220,8 @@ class TrainConfig:
             raise SelectionError(f"--instance-noise must be a number in [0, 10], got {self.instance_noise:g}")
         if not (math.isfinite(self.r1) and 0 <= self.r1 <= 1e4):
             raise SelectionError(f"--r1 must be a number in [0, 10000], got {self.r1:g}")
+        if self.r1 and "compile" in self.speed:
+            raise SelectionError("--r1 needs a second backward pass through D, which --speed compile cannot give")
         if self.r1 and self.dp is not None:
             raise SelectionError("--r1 cannot be private: its penalty is a gradient through each real VU outside the "
                                  "clipped, noised one")
