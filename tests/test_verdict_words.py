@@ -27,3 +27,39 @@ def test_which_discriminators_count_as_private() -> None:
     assert _private_discriminator({"dp_epsilon": 3.0}) == 3.0  # cards before the field privatised D
     assert _private_discriminator({"dp_epsilon": 3.0, "dp_private_module": "generator"}) is None
     assert _private_discriminator({"dp_epsilon": None}) is None
+
+
+def _attack(auc: float, p: float) -> dict[str, AttackResult]:
+    lo, hi = auc - 0.4, min(auc + 0.4, 1.0)
+    return {"discriminator/pixel": AttackResult({"auc": auc, "auc_ci_low": lo, "auc_ci_high": hi}, {})}
+
+
+class _Test:
+    def __init__(self, p: float) -> None:
+        self.p = {"discriminator/pixel": p}
+
+
+def test_a_small_design_makes_a_quiet_discriminator_inconclusive_not_ok() -> None:
+    quiet = released_discriminator_verdict(_attack(0.455, 0.63), _Test(0.63), patients=(5, 5))
+    assert quiet["level"] == "inconclusive" and quiet["patients"] == [5, 5]
+    assert "5 member and 5 non-member patients (at least 10 per side needed)" in quiet["text"]
+    assert "AUC 0.455 [0.055, 0.855]" in quiet["text"]
+    # a DP-trained D keeps its bound sentence; the empirical verdict stays inconclusive
+    dp = released_discriminator_verdict(_attack(0.455, 0.63), _Test(0.63), dp_epsilon=10.0, patients=(5, 12))
+    assert dp["level"] == "inconclusive" and "covered by the same bound" in dp["text"]
+    # enough patients: ok; no permutation test on a small design: inconclusive
+    assert released_discriminator_verdict(_attack(0.455, 0.63), _Test(0.63), patients=(10, 10))["level"] == "ok"
+    assert released_discriminator_verdict(_attack(0.455, 0.63), None, patients=(3, 3))["level"] == "inconclusive"
+    # a significant attack is a leak however few the patients
+    assert released_discriminator_verdict(_attack(1.0, 0.005), _Test(0.005), patients=(5, 5))["level"] == "leak"
+
+
+def test_older_reports_keep_their_own_rule_when_rederived() -> None:
+    from synthvu_core.evaluation.integrity import rederive_levels
+
+    scalars = {"privacy.discriminator.pixel.auc": 0.455, "privacy.discriminator.pixel.auc_ci_low": 0.05,
+               "privacy.discriminator.pixel.auc_ci_high": 0.89, "privacy.discriminator.pixel.p_value": 0.63}
+    old = {"verdicts": {"released_discriminator": {"level": "ok"}}, "n_member_patients": 5}
+    assert rederive_levels(scalars, old) == {"released_discriminator": "ok"}
+    new = {"verdicts": {"released_discriminator": {"level": "ok", "patients": [5, 5]}}}
+    assert rederive_levels(scalars, new) == {"released_discriminator": "inconclusive"}

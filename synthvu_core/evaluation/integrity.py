@@ -142,7 +142,10 @@ def rederive_levels(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
             )
         disc = stored.get("released_discriminator")
         if isinstance(disc, dict) and disc.get("level") is not None:
-            d = verdicts.released_discriminator_verdict(results, _StoredTest(raw, {}))
+            sides = disc.get("patients")  # older reports: their own rule, without the patient floor
+            d = verdicts.released_discriminator_verdict(
+                results, _StoredTest(raw, {}), patients=tuple(sides) if sides is not None else None
+            )
             out["released_discriminator"] = d["level"]
     except (KeyError, TypeError, AttributeError, ValueError):
         return None

@@ -581,7 +581,9 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
         "released_samples": released_samples_verdict(
             results, test, power, independent, (c["n_member_patients"], c["n_nonmember_patients"])
         ),
-        "released_discriminator": released_discriminator_verdict(results, test, _private_discriminator(job.meta)),
+        "released_discriminator": released_discriminator_verdict(
+            results, test, _private_discriminator(job.meta), (c["n_member_patients"], c["n_nonmember_patients"])
+        ),
     }
     for metric in ("auc", "tpr_at_1pct_fpr"):
         vals = [results[n].scalars.get(metric) for n in counted if results[n].scalars.get(metric) is not None]

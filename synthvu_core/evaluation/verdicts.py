@@ -513,10 +513,17 @@ def _needs_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
 
 
 def released_discriminator_verdict(
-    results: dict[str, AttackResult], test: PermutationTest | None, dp_epsilon: float | None = None
+    results: dict[str, AttackResult], test: PermutationTest | None, dp_epsilon: float | None = None,
+    patients: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Verdict (b): the white-box discriminator attack alone. ``dp_epsilon``: the ε of a discriminator trained
-    with DP (None: trained without), whose release the generator's bound covers; any other is "keep D private"."""
+    with DP (None: trained without), whose release the generator's bound covers; any other is "keep D private".
+
+    ``patients`` (member, non-member patients): where a side has fewer than :data:`MIN_PATIENTS_PER_SIDE`, or
+    there is no permutation test, an attack that is not significant makes the verdict **inconclusive**, never
+    ok (a wide interval around 0.5 on a handful of patients says nothing either way); a significant one is
+    still a leak or caution.
+    """
     keep = (
         "Keep the discriminator private: a released non-private discriminator is itself a leak."
         if dp_epsilon is None
@@ -533,13 +540,22 @@ def released_discriminator_verdict(
     d = _describe("discriminator/pixel", r, p, "raw (one white-box attack)")
     d["p_holm"] = p if p is not None else 1.0
     level = _level([d] if p is not None and p < ALPHA else [])
+    small = patients is not None and (p is None or min(patients) < MIN_PATIENTS_PER_SIDE)
+    if level == "ok" and small:
+        level = "inconclusive"
     numbers = f"AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, {_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}"
     what = {
         "leak": "The discriminator recognises its training patients",
         "caution": "The discriminator carries some membership signal",
         "ok": "The discriminator does not tell members from non-members",
+        "inconclusive": (
+            f"Inconclusive: the white-box attack is not significant, but with {patients[0]} member and "
+            f"{patients[1]} non-member patients (at least {MIN_PATIENTS_PER_SIDE} per side needed) that says "
+            "nothing about leakage" if patients else ""
+        ),
     }[level]
-    return {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}
+    out = {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}
+    return out if patients is None else {**out, "patients": list(patients)}
 
 
 # ---- independent control -----------------------------------------------------------------------
