@@ -98,7 +98,8 @@ def render(sel: frame.Selection | None) -> None:
         rows = recall_rows(rep, sel.classes)
         if rows:
             st.caption("Recall per class on the real holdout (pooled over classifier seeds; absent = no VU of the "
-                       "class in the holdout, so it counts neither in balanced accuracy nor in chance). The last row "
+                       "class in the holdout, so it counts neither in balanced accuracy nor in chance; more than four "
+                       "such classes fold into one column). The last row "
                        "says how many holdout VUs each recall rests on: on one or two it moves in steps of 1 or 1/2.")
             st.dataframe(rows, hide_index=True, width="stretch")
         st.markdown("**Privacy verdict (a): released samples**")

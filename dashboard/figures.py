@@ -532,8 +532,8 @@ def throughput_column(log: dict[str, np.ndarray]) -> str | None:
 
 # ---- privacy-utility frontier -----------------------------------------------------------------------
 ROUTE_STYLE = {
-    "pretrained": (style.OKABE_ITO["blue"], "public pretraining + DP fine-tuning"),
-    "scratch": (style.OKABE_ITO["vermillion"], "DP from scratch"),
+    "pretrained": (style.OKABE_ITO["blue"], "public pretraining + fine-tuning"),
+    "scratch": (style.OKABE_ITO["vermillion"], "from scratch"),
 }
 
 
@@ -590,7 +590,7 @@ def _frontier_traces(
             cohorts = sorted({str(r["cohort"]) for r in runs if r.get("cohort")})
             where = f"<br>{'cohorts' if len(cohorts) > 1 else 'cohort'}: {', '.join(cohorts)}" if cohorts else ""
             text.append(", ".join(str(r["name"]) for r in runs) + f"<br>{what}{where}")
-        name = label if private else f"{label}: {NO_DP_TEXT}"
+        name = f"{label} with DP" if private else f"{label}, {NO_DP_TEXT}"
         out.append(go.Scatter(
             x=xs, y=ys, mode="lines+markers" if private else "markers", name=name, legendgroup=name,
             showlegend=showlegend, marker={"size": 12, "color": colour, "symbol": "circle" if private else "square"},

@@ -434,20 +434,31 @@ def chance_text(view: ReportView) -> str:
     return f"chance {c:.3f} (1 / {round(1 / c)} classes in the holdout)"
 
 
+#: More classes absent from the holdout than this fold into one "absent" column (a DP vocabulary of 28 levels on a
+#: lumbar holdout would otherwise draw 24 columns of nothing).
+MAX_ABSENT_COLUMNS = 4
+
+
 def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
-    """Per-class recall of TRTR and TSTR on the holdout (pooled over seeds); "absent" where the holdout lacks it."""
+    """Per-class recall of TRTR and TSTR on the holdout (pooled over seeds); "absent" where the holdout lacks it,
+    or, past :data:`MAX_ABSENT_COLUMNS` such classes, one column counting them."""
+    names = [classes[i] if i < len(classes) else str(i) for i in range(len(classes))]
+    recalls = {s: view.array(f"utility/{s}/recall") for s in ("trtr", "tstr")}
+    found = [np.asarray(r, dtype=float) for r in recalls.values() if r is not None]
+    absent = {i for i in range(len(names)) if found and all(not np.isfinite(r[i]) for r in found if i < len(r))}
+    fold = len(absent) > MAX_ABSENT_COLUMNS
+    shown = [i for i in range(len(names)) if not (fold and i in absent)]
+    folded = {"absent from the holdout": f"{len(absent)} classes"} if fold else {}
     rows = []
-    for s in ("trtr", "tstr"):
-        rec = view.array(f"utility/{s}/recall")
+    for s, rec in recalls.items():
         if rec is None:
             continue
-        row: dict[str, Any] = {"setting": s.upper()}
-        for i, r in enumerate(np.asarray(rec, dtype=float)):
-            row[classes[i] if i < len(classes) else str(i)] = "absent" if not np.isfinite(r) else f"{r:.3f}"
-        rows.append(row)
+        r = np.asarray(rec, dtype=float)
+        rows.append({"setting": s.upper(), **{names[i]: "absent" if i >= len(r) or not np.isfinite(r[i])
+                                               else f"{r[i]:.3f}" for i in shown}, **folded})
     counts = holdout_counts(view, len(classes))
     if rows and counts is not None:  # a recall on one or two VUs moves in steps of 1/2 or 1
-        rows.append({"setting": "holdout VUs", **{c: str(int(counts[i])) for i, c in enumerate(classes)}})
+        rows.append({"setting": "holdout VUs", **{names[i]: str(int(counts[i])) for i in shown}, **folded})
     return rows
 
 

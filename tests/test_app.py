@@ -597,12 +597,12 @@ def test_frontier_figure_draws_both_routes_against_epsilon_with_the_baseline() -
         {"name": "nodp", "dataset": "A", "epsilon": None, "route": "pretrained", "tstr": 0.9, "risk": 0.6},
     ]
     fig = frontier_figure(rows, fingerprint="A", dataset_label="set A", trtr=0.95, chance=1 / 3)
-    pre = [t for t in fig.data if t.name == "public pretraining + DP fine-tuning"]
+    pre = [t for t in fig.data if t.name == "public pretraining + fine-tuning with DP"]
     assert len(pre) == 2 and list(pre[0].x) == [1.0, 10.0] and list(pre[0].y) == [0.5, 0.8]
     assert list(pre[0].error_y.array) == pytest.approx([0.1, 0.0])
     assert list(pre[0].error_y.arrayminus) == pytest.approx([0.1, 0.0])
-    assert [list(t.x) for t in fig.data if t.name == "DP from scratch"] == [[10.0], [10.0]]
-    nodp = [t for t in fig.data if t.name == f"public pretraining + DP fine-tuning: {NO_DP_TEXT}"]
+    assert [list(t.x) for t in fig.data if t.name == "from scratch with DP"] == [[10.0], [10.0]]
+    nodp = [t for t in fig.data if t.name == f"public pretraining + fine-tuning, {NO_DP_TEXT}"]
     assert len(nodp) == 2 and list(nodp[0].x) == [100.0] and list(nodp[0].y) == [0.9]
     texts = [a.text for a in fig.layout.annotations]
     assert "TRTR (real data) 0.950" in texts and "chance 0.333" in texts and "chance 0.500" in texts
@@ -673,6 +673,14 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
 
     counts = recall_rows(spine, classes)[-1]  # what each recall rests on: 5 VUs of each lumbar level, no T VU
     assert counts["setting"] == "holdout VUs" and counts["L3/L4"] == "5" and counts["T11/T12"] == "0"
+    vocabulary = [f"X{i}" for i in range(22)] + classes  # a DP vocabulary: most classes absent from the holdout
+    arrays = {f"utility/{s}/recall": np.concatenate([np.full(22, np.nan), spine.arrays[f"utility/{s}/recall"]])
+              for s in ("trtr", "tstr")}
+    arrays["utility/holdout_labels"] = spine.arrays["utility/holdout_labels"] + 22
+    rows = recall_rows(dataclasses.replace(spine, arrays={**spine.arrays, **arrays}), vocabulary)
+    assert list(rows[1]) == ["setting", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "absent from the holdout"]
+    assert rows[1]["L3/L4"] == "0.240" and rows[2]["L3/L4"] == "5"
+    assert rows[0]["absent from the holdout"] == "24 classes"
 
     def with_recall(value):
         recall = np.array(spine.arrays["utility/tstr/recall"], dtype=float)

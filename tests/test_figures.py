@@ -111,7 +111,7 @@ def test_frontier_shows_the_run_to_run_spread_where_runs_share_an_epsilon():
     from dashboard.figures import frontier_figure
 
     fig = frontier_figure(_frontier_rows(), fingerprint="A", dataset_label="A")
-    line = next(t for t in fig.data if t.name == "public pretraining + DP fine-tuning" and t.yaxis == "y")
+    line = next(t for t in fig.data if t.name == "public pretraining + fine-tuning with DP" and t.yaxis == "y")
     assert list(line.x) == [1.0, 3.0] and list(line.y) == pytest.approx([0.85, 0.93])
     # two runs at ε = 1: the range of the runs (0.80-0.90); one run at ε = 3: its own interval
     assert list(line.error_y.arrayminus) == pytest.approx([0.05, 0.03])
@@ -186,7 +186,7 @@ def test_frontier_draws_the_cohorts_of_its_recipe_family_and_no_other_dataset():
          "route": "pretrained", "tstr": 0.1, "risk": 0.5},  # another build of the selected cohort: no replicate
     ]
     fig = frontier_figure(rows, fingerprint="S2", dataset_label="c-s2", family=fam)
-    line = next(t for t in fig.data if t.name == "public pretraining + DP fine-tuning" and t.yaxis == "y")
+    line = next(t for t in fig.data if t.name == "public pretraining + fine-tuning with DP" and t.yaxis == "y")
     assert list(line.x) == [1.0] and list(line.y) == pytest.approx([0.88])
     assert list(line.error_y.arrayminus) == pytest.approx([0.08]) and list(line.error_y.array) == pytest.approx([0.06])
     assert "cohorts: c-s2, c-s6, c-s7" in line.customdata[0][0]

@@ -48,6 +48,16 @@ def test_fewer_patients_than_the_design_needs_is_inconclusive(patients, needed, 
         assert v["patients_needed"] == vd.MIN_PATIENTS_PER_SIDE
 
 
+def test_without_the_graded_controls_an_inconclusive_verdict_does_not_speak_of_them_as_run():
+    inputs = _inputs({vd.PRIMARY: _attack(0.593, 0.10, 1.0, 0.33, needed=None)}, patients=(5, 5))
+    inputs["power_checked"] = False
+    v = vd.read_released_samples(inputs)
+    assert v["level"] == "inconclusive" and "rises above 0.5 on the 5% control" not in v["text"]
+    assert "at least 10 per side; the graded controls (evaluate --controls) would tell how many" in v["text"]
+    inputs["power_checked"] = True
+    assert "rises above 0.5 on the 5% control" in vd.read_released_samples(inputs)["text"]
+
+
 def test_an_auc_significantly_below_chance_or_an_independent_control_off_chance_is_a_design_imbalance():
     a = {vd.PRIMARY: _attack(0.438, 0.391, 0.486, 0.99)}
     v = vd.read_released_samples(_inputs(a, below={vd.PRIMARY: 0.002}))

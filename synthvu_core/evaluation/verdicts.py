@@ -502,7 +502,9 @@ def _needs_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
     how = (f"{need} patients per side would detect 5% member copies with probability {POWER:.0%} ({src}: its 5% "
            "control AUC and patient-clustered standard error, the variance scaled as 1 / patients; at least "
            f"{MIN_PATIENTS_PER_SIDE})") if need is not None else (
-        "no attack's AUC rises above 0.5 on the 5% control, so no number of patients follows from this data")
+        "no attack's AUC rises above 0.5 on the 5% control, so no number of patients follows from this data"
+        if inputs["power_checked"] else
+        f"at least {MIN_PATIENTS_PER_SIDE} per side; the graded controls (evaluate --controls) would tell how many")
     if not inputs.get("permutation_test", True):
         return (f"too few patients for a permutation test ({i1} member and {i0} non-member patients), so nothing "
                 f"can be read about leakage; {how}.")
