@@ -51,7 +51,7 @@ DESIGN = (
     "combined by Holm; an AUC significantly below 0.5 or an independent control off chance reads *design imbalance*; "
     "no attack with power, or fewer patients per side than needed to detect 5% member copies, *inconclusive*. "
     "**Verdict (b)** reads the white-box discriminator attack alone: significant, *leak* or *caution*; not "
-    "significant with fewer than 10 patients per side, *inconclusive*; else *ok*."
+    "significant with fewer than 10 patients per side or without a permutation test, *inconclusive*; else *ok*."
 )
 
 

@@ -38,7 +38,8 @@ table { border-collapse: collapse; margin: 1rem 0; } \
 td, th { border: 1px solid #cbd5e0; padding: .35rem .7rem; text-align: right; }
 th { background: #edf2f7; } td:first-child, th:first-child { text-align: left; }
 .verdict { padding: 1rem; border-radius: .5rem; } .leak { background: #fed7d7; } .caution { background: #feebc8; }
-.ok { background: #c6f6d5; } .unknown { background: #e2e8f0; } .note { color: #4a5568; font-size: .9rem; }
+.ok { background: #c6f6d5; } .unknown, .inconclusive, .not_applicable { background: #e2e8f0; }
+.imbalance { background: #feebc8; } .note { color: #4a5568; font-size: .9rem; }
 """
 
 

@@ -442,9 +442,9 @@ MAX_ABSENT_COLUMNS = 4
 def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
     """Per-class recall of TRTR and TSTR on the holdout (pooled over seeds); "absent" where the holdout lacks it,
     or, past :data:`MAX_ABSENT_COLUMNS` such classes, one column counting them."""
-    names = [classes[i] if i < len(classes) else str(i) for i in range(len(classes))]
     recalls = {s: view.array(f"utility/{s}/recall") for s in ("trtr", "tstr")}
     found = [np.asarray(r, dtype=float) for r in recalls.values() if r is not None]
+    names = [classes[i] if i < len(classes) else str(i) for i in range(max([len(classes), *map(len, found)]))]
     absent = {i for i in range(len(names)) if found and all(not np.isfinite(r[i]) for r in found if i < len(r))}
     fold = len(absent) > MAX_ABSENT_COLUMNS
     shown = [i for i in range(len(names)) if not (fold and i in absent)]
@@ -458,7 +458,8 @@ def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
                                                else f"{r[i]:.3f}" for i in shown}, **folded})
     counts = holdout_counts(view, len(classes))
     if rows and counts is not None:  # a recall on one or two VUs moves in steps of 1/2 or 1
-        rows.append({"setting": "holdout VUs", **{names[i]: str(int(counts[i])) for i in shown}, **folded})
+        rows.append({"setting": "holdout VUs", **{names[i]: str(int(counts[i])) if i < len(counts) else "0"
+                                                   for i in shown}, **({k: "0" for k in folded})})
     return rows
 
 

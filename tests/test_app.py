@@ -680,7 +680,7 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     rows = recall_rows(dataclasses.replace(spine, arrays={**spine.arrays, **arrays}), vocabulary)
     assert list(rows[1]) == ["setting", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "absent from the holdout"]
     assert rows[1]["L3/L4"] == "0.240" and rows[2]["L3/L4"] == "5"
-    assert rows[0]["absent from the holdout"] == "24 classes"
+    assert rows[0]["absent from the holdout"] == "24 classes" and rows[2]["absent from the holdout"] == "0"
 
     def with_recall(value):
         recall = np.array(spine.arrays["utility/tstr/recall"], dtype=float)

@@ -50,8 +50,12 @@ def test_a_small_design_makes_a_quiet_discriminator_inconclusive_not_ok() -> Non
     # enough patients: ok; no permutation test on a small design: inconclusive
     assert released_discriminator_verdict(_attack(0.455, 0.63), _Test(0.63), patients=(10, 10))["level"] == "ok"
     assert released_discriminator_verdict(_attack(0.455, 0.63), None, patients=(3, 3))["level"] == "inconclusive"
-    # a significant attack is a leak however few the patients
+    no_test = released_discriminator_verdict(_attack(0.455, 0.63), None, patients=(20, 20))
+    assert no_test["level"] == "inconclusive" and "No permutation test could be run" in no_test["text"]
+    assert "p not computed" in no_test["text"]
+    # a significant attack is a leak or caution however few the patients
     assert released_discriminator_verdict(_attack(1.0, 0.005), _Test(0.005), patients=(5, 5))["level"] == "leak"
+    assert released_discriminator_verdict(_attack(0.7, 0.01), _Test(0.01), patients=(3, 3))["level"] == "caution"
 
 
 def test_older_reports_keep_their_own_rule_when_rederived() -> None:
@@ -63,3 +67,19 @@ def test_older_reports_keep_their_own_rule_when_rederived() -> None:
     assert rederive_levels(scalars, old) == {"released_discriminator": "ok"}
     new = {"verdicts": {"released_discriminator": {"level": "ok", "patients": [5, 5]}}}
     assert rederive_levels(scalars, new) == {"released_discriminator": "inconclusive"}
+
+
+def test_an_edited_patient_count_is_refused() -> None:
+    import pytest
+
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.integrity import check_verdicts
+
+    scalars = {"privacy.discriminator.pixel.auc": 0.455, "privacy.discriminator.pixel.auc_ci_low": 0.05,
+               "privacy.discriminator.pixel.auc_ci_high": 0.89, "privacy.discriminator.pixel.p_value": 0.63}
+    meta = {"verdicts": {"released_discriminator": {"level": "inconclusive", "patients": [5, 5]}},
+            "n_member_patients": 5, "n_nonmember_patients": 5}
+    assert check_verdicts(scalars, meta, "r.json")
+    edited = {**meta, "verdicts": {"released_discriminator": {"level": "ok", "patients": [10, 10]}}}
+    with pytest.raises(ReportError, match="read on \\[10, 10\\] patients per side but the design holds \\[5, 5\\]"):
+        check_verdicts(scalars, edited, "r.json")

@@ -56,6 +56,12 @@ def test_without_the_graded_controls_an_inconclusive_verdict_does_not_speak_of_t
     assert "at least 10 per side; the graded controls (evaluate --controls) would tell how many" in v["text"]
     inputs["power_checked"] = True
     assert "rises above 0.5 on the 5% control" in vd.read_released_samples(inputs)["text"]
+    inputs = _inputs({vd.PRIMARY: _attack(0.51, 0.45, 0.57, 0.4, needed=None)}, patients=(43, 43))
+    inputs["power_checked"] = False  # enough patients, no controls: the need is unknown, not "fewer than it needs"
+    v = vd.read_released_samples(inputs)
+    assert v["level"] == "inconclusive" and "fewer than it needs" not in v["text"]
+    assert "with 43 member and 43 non-member patients, how many patients per side the design needs is not known" \
+        in v["text"]
 
 
 def test_an_auc_significantly_below_chance_or_an_independent_control_off_chance_is_a_design_imbalance():

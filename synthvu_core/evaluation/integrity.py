@@ -158,6 +158,7 @@ def check_verdicts(scalars: dict[str, Any], meta: dict[str, Any], path: str | Pa
     Returns True where the levels were re-derived, False where the report lacks what re-deriving needs.
     """
     _check_quoted(scalars, meta, path)
+    _check_sides(meta, path)
     derived = rederive_levels(scalars, meta)
     if derived is None:
         return False
@@ -169,6 +170,16 @@ def check_verdicts(scalars: dict[str, Any], meta: dict[str, Any], path: str | Pa
             raise ReportError(f"{path}: verdict {threat} says {said!r} but the report's own numbers give {level!r}; "
                               "the report was edited; refused, re-run evaluate")
     return True
+
+
+def _check_sides(meta: dict[str, Any], path: str | Path) -> None:
+    """The patients per side verdict (b) was read on are the design's (an edited count cannot turn it to ok)."""
+    disc = (meta.get("verdicts") or {}).get("released_discriminator")
+    sides = disc.get("patients") if isinstance(disc, dict) else None
+    design = [meta.get("n_member_patients"), meta.get("n_nonmember_patients")]
+    if sides is not None and sides != design:
+        raise ReportError(f"{path}: verdict released_discriminator was read on {sides!r} patients per side but the "
+                          f"design holds {design!r}; the report was edited; refused, re-run evaluate")
 
 
 def _check_quoted(scalars: dict[str, Any], meta: dict[str, Any], path: str | Path) -> None:

@@ -505,6 +505,9 @@ def _needs_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
         "no attack's AUC rises above 0.5 on the 5% control, so no number of patients follows from this data"
         if inputs["power_checked"] else
         f"at least {MIN_PATIENTS_PER_SIDE} per side; the graded controls (evaluate --controls) would tell how many")
+    if need is None and not inputs["power_checked"] and inputs.get("permutation_test", True):
+        return (f"with {i1} member and {i0} non-member patients, how many patients per side the design needs is "
+                f"not known: {how}.")
     if not inputs.get("permutation_test", True):
         return (f"too few patients for a permutation test ({i1} member and {i0} non-member patients), so nothing "
                 f"can be read about leakage; {how}.")
@@ -542,22 +545,23 @@ def released_discriminator_verdict(
     d = _describe("discriminator/pixel", r, p, "raw (one white-box attack)")
     d["p_holm"] = p if p is not None else 1.0
     level = _level([d] if p is not None and p < ALPHA else [])
-    small = patients is not None and (p is None or min(patients) < MIN_PATIENTS_PER_SIDE)
-    if level == "ok" and small:
-        level = "inconclusive"
-    numbers = f"AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, {_fmt(d['auc_ci'][1])}], p {d['p_holm']:.3g}"
+    numbers = f"AUC {_fmt(d['auc'])} [{_fmt(d['auc_ci'][0])}, {_fmt(d['auc_ci'][1])}], p " + (
+        "not computed" if p is None else f"{p:.3g}")
     what = {
         "leak": "The discriminator recognises its training patients",
         "caution": "The discriminator carries some membership signal",
         "ok": "The discriminator does not tell members from non-members",
-        "inconclusive": (
-            f"Inconclusive: the white-box attack is not significant, but with {patients[0]} member and "
-            f"{patients[1]} non-member patients (at least {MIN_PATIENTS_PER_SIDE} per side needed) that says "
-            "nothing about leakage" if patients else ""
-        ),
     }[level]
-    out = {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}
-    return out if patients is None else {**out, "patients": list(patients)}
+    if patients is None:
+        return {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}"}
+    i1, i0 = patients
+    if level == "ok" and p is None:
+        level, what = "inconclusive", f"No permutation test could be run with {i1} member and {i0} non-member " \
+            "patients: the white-box attack says nothing about leakage"
+    elif level == "ok" and min(i1, i0) < MIN_PATIENTS_PER_SIDE:
+        level, what = "inconclusive", f"The white-box attack is not significant, but with {i1} member and {i0} " \
+            f"non-member patients (at least {MIN_PATIENTS_PER_SIDE} per side needed) that says nothing about leakage"
+    return {"level": level, "attack": d, "text": f"{what} ({numbers}). {keep}", "patients": [i1, i0]}
 
 
 # ---- independent control -----------------------------------------------------------------------
