@@ -83,3 +83,24 @@ def test_an_edited_patient_count_is_refused() -> None:
     edited = {**meta, "verdicts": {"released_discriminator": {"level": "ok", "patients": [10, 10]}}}
     with pytest.raises(ReportError, match="read on \\[10, 10\\] patients per side but the design holds \\[5, 5\\]"):
         check_verdicts(scalars, edited, "r.json")
+
+
+def test_the_controls_stage_reads_verdict_b_on_the_design_patients() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from synthvu_core.evaluation.design import MembershipDesign
+    from synthvu_core.evaluation.inference import permutation_test
+    from synthvu_core.evaluation.stages import stage_controls
+
+    member, patient = np.repeat([True, False], 20), np.repeat(np.arange(10), 4).astype(str)
+    rng = np.random.default_rng(0)
+    scores = {n: rng.normal(size=40) for n in ("pairwise/pixel", "discriminator/pixel")}
+    results = {n: AttackResult({"auc": 0.5, "auc_ci_low": 0.2, "auc_ci_high": 0.8}, {"scores": s})
+               for n, s in scores.items()}
+    design = MembershipDesign(np.arange(40), member, patient, np.arange(0), np.arange(0), 4, {})
+    job = SimpleNamespace(controls=False, meta={},
+                          state={"results": results, "test": permutation_test(scores, member, patient, n_perm=200)})
+    b = stage_controls(SimpleNamespace(design=design), job).meta["verdicts"]["released_discriminator"]
+    assert b["level"] == "inconclusive" and b["patients"] == [5, 5]
