@@ -471,3 +471,42 @@ def test_audit_canaries_take_the_source_column_the_trainer_conditions_on():
     data = audit_dataset(base, images, ["L", "T"], np.array([True, True]), "region", source="B")
     canaries = data.units[data.units["patient_id"].str.startswith("canary-")]
     assert list(canaries[SOURCE_COLUMN]) == ["B", "B"]
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_clean_class_head_reads_the_vus_as_they_are(tmp_path, monkeypatch, clean):
+    """With --clean-class-head, D's class loss on real VUs and G's class loss read them un-augmented (augmentation
+    here blanks every VU, so an augmented class logit cannot pass for a clean one); without it, augmented."""
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    trainer = Trainer(ds, tmp_path / "c", small(steps=1, batch_size=8, augment="translation", clean_class_head=clean))
+    monkeypatch.setattr(trainer, "_augment", lambda x, real=None: x * 0)
+    seen, checks = {}, []
+    d_step, g_step, d_loss = trainer._discriminator_step, trainer._generator_step, training.discriminator_loss
+    monkeypatch.setattr(trainer, "_discriminator_step",
+                        lambda real, y, *a: seen.update(real=real.clone(), y=y.clone()) or d_step(real, y, *a))
+    monkeypatch.setattr(trainer, "_generator_step",
+                        lambda fake, y: seen.update(fake=fake.detach().clone(), y_fake=y.clone()) or g_step(fake, y))
+
+    def loss_spy(adv, cls, target, labels, *a):
+        with torch.no_grad():  # D as the loss sees it (before its update)
+            clean_cls = trainer._forward_d(seen["real"], seen["y"])[1]
+        checks.append(torch.allclose(cls[: len(seen["real"])], clean_cls, atol=1e-5))
+        return d_loss(adv, cls, target, labels, *a)
+
+    monkeypatch.setattr(training, "discriminator_loss", loss_spy)
+    trainer.step()
+    with torch.no_grad():  # G's step leaves D as it is: its class loss on the clean generated VUs
+        clean_aux = training.aux_loss(trainer._forward_d(seen["fake"], seen["y_fake"])[1], seen["y_fake"],
+                                      trainer.arch.n_classes, "mean").item()
+    assert checks == [clean]
+    assert (abs(trainer.last["aux_g"] - clean_aux) < 1e-5) == clean
+
+
+def test_clean_class_head_needs_augmentation_and_no_dp(tmp_path):
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    with pytest.raises(SelectionError, match="needs --augment"):
+        train(ds, tmp_path / "a", small(steps=1, clean_class_head=True))
+    with pytest.raises(SelectionError, match="cannot be private"):
+        train(ds, tmp_path / "b", small(steps=1, augment="color", clean_class_head=True,
+                                       dp=DPConfig(noise_multiplier=1.0, patients_per_step=2)))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -180,6 +180,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "(default on your own dataset: color,translation,cutout from scratch or under DP, none for a fine-tune "
         "without DP; elsewhere none)",
     )
+    t.add_argument(
+        "--clean-class-head",
+        action="store_true",
+        default=None,
+        help="with --augment, only D's real/fake logit sees augmented VUs; the class losses of D and G read them "
+        "as they are (not under DP; default: off)",
+    )
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
     dp.add_argument(
         "--target-epsilon", type=float, default=None, help="privacy budget epsilon per patient; sets the noise"

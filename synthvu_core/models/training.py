@@ -131,6 +131,9 @@ class TrainConfig:
         mirror: reverse the slice order of each real VU with probability 1/2 before D sees it (a VU seen from the
             other side is a VU of the same level; :func:`synthvu_core.models.augment.mirror_slices`): twice the
             train set, with nothing the samples should not show. Under DP inside each patient's clipped sum.
+        clean_class_head: with ``augment``, only D's real/fake logit sees augmented VUs; D's class loss (on real
+            VUs) and G's class loss read them un-augmented (one more D pass each), so D's class head does not
+            learn levels from shifted, recoloured, cut-out VUs. Not under DP.
         instance_noise: standard deviation of Gaussian noise added to every VU D sees, real and generated
             (:func:`synthvu_core.models.augment.instance_noise`; VUs in [-1, 1]); 0 = off. Under DP inside each
             patient's clipped sum (drawn per VU, independent of the data).
@@ -160,6 +163,7 @@ class TrainConfig:
     lecam: float = 0.0
     mode_seeking: float = 0.0
     mirror: bool = False
+    clean_class_head: bool = False
     r1: float = 0.0
     instance_noise: float = 0.0
     seed: int = 0
@@ -241,7 +245,11 @@ class TrainConfig:
         from synthvu_core.models.augment import parse_policy
         from synthvu_core.models.speed import check_speed, parse_speed
 
-        parse_policy(self.augment)
+        if not parse_policy(self.augment) and self.clean_class_head:
+            raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment")
+        if self.clean_class_head and self.dp is not None:
+            raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
+                                 "its patient's augmented, clipped gradient")
         check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
 
 
@@ -276,7 +284,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
         from synthvu_core.models.registry import resolve
 
         rest["init_from"] = str(resolve(rest["init_from"]))
-    for flag in ("condition_source", "balance_classes", "balance_sources", "mirror"):  # left out (None, False) = off
+    # left out (None, False) = off
+    for flag in ("condition_source", "balance_classes", "balance_sources", "mirror", "clean_class_head"):
         rest[flag] = bool(rest.get(flag))
     rest["freeze_d"] = int(rest.get("freeze_d") or 0)
     rest["lecam"] = float(rest.get("lecam") or 0.0)
@@ -921,6 +930,8 @@ class Trainer:
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         labels = torch.cat([y_real, y_fake])
         adv, cls = self._forward_d(x, labels)
+        if self.config.clean_class_head:  # the class head reads the VUs as they are; only adv saw them augmented
+            cls = self._clean_class_logits(real, y_real, fake.detach(), y_fake, cls)
         per_sample = discriminator_loss(
             adv, cls, target, labels, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
         )
@@ -996,6 +1007,8 @@ class Trainer:
         try:
             self.opt_G.zero_grad(set_to_none=True)
             adv_f, cls_f = self._forward_d(self._augment(fake, real=False), y_fake)
+            if self.config.clean_class_head:
+                cls_f = self._forward_d(fake, y_fake)[1]
             aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
             loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
             if self.config.mode_seeking:
@@ -1006,6 +1019,15 @@ class Trainer:
             for p in trainable:
                 p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
+
+    def _clean_class_logits(self, real: Any, y_real: Any, fake: Any, y_fake: Any, cls: Any) -> Any:
+        """D's class logits of the un-augmented VUs (``--clean-class-head``), in ``cls``'s row order; the generated
+        rows only where D's class loss counts them (``aux_fake``), else ``cls``'s, which the loss ignores."""
+        import torch
+
+        if self.arch.aux_fake:
+            return self._forward_d(torch.cat([real, fake]), torch.cat([y_real, y_fake]))[1]
+        return torch.cat([self._forward_d(real, y_real)[1], cls[len(real):]]) if len(real) else cls
 
     def _augment(self, x: Any, real: bool | None = None) -> Any:
         """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated.
@@ -1120,6 +1142,7 @@ class Trainer:
             **({"lecam": self.config.lecam} if self.config.lecam else {}),
             **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
             **({"mirror": True} if self.config.mirror else {}),
+            **({"clean_class_head": True} if self.config.clean_class_head else {}),
             **({"r1": self.config.r1} if self.config.r1 else {}),
             **({"instance_noise": self.config.instance_noise} if self.config.instance_noise else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
@@ -1284,6 +1307,7 @@ class Trainer:
                 **({"lecam": c.lecam} if c.lecam else {}),
                 **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
                 "mirror": bool(c.mirror),
+                **({"clean_class_head": True} if c.clean_class_head else {}),
                 **({"r1": c.r1} if c.r1 else {}),
                 **({"instance_noise": c.instance_noise} if c.instance_noise else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
