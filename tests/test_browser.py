@@ -11,33 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import BROWSER_MARKS, chromium, finished, no_exception, serve
 from fixtures.dashboard_models import fabricate
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 PAGES = ["Overview", "Generate", "Embeddings", "Utility", "Privacy", "Trade-offs", "Models & data"]
-DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = BROWSER_MARKS
 
 
 def _demo_generator(models: Path) -> str:
@@ -52,51 +35,12 @@ def _demo_generator(models: Path) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
+    """The dashboard on a fabricated world; ``started_s``: seconds until it answered its health check."""
     world = fabricate(tmp_path_factory.mktemp("browser-world"))
-    port = _free_port()
-    env = dict(os.environ, SYNTHVU_MODELS=str(world["models"]), PYTHONPATH=str(ROOT))
-    env.pop("SYNTHVU_PUBLIC", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
     log = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
     t0 = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("streamlit did not answer its health check within 60 s")
+    with serve(world["models"], log) as url:
         yield {"url": url, "started_s": time.perf_counter() - t0, "world": world, "log": log}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -107,76 +51,59 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _finished(page, timeout_ms: int = 120_000) -> None:
-    """Wait until the script run is over (and stays over for a moment: reruns follow selections)."""
-    page.wait_for_selector(DONE, timeout=timeout_ms)
-    page.wait_for_timeout(300)
-    page.wait_for_selector(DONE, timeout=timeout_ms)
-
-
-def _no_exception(page, where: str) -> None:
-    errors = page.locator('[data-testid="stException"]')
-    assert errors.count() == 0, f"{where}: {errors.first.inner_text()[:1000]}"
-
-
 def test_every_page_in_a_real_browser(server: dict, shots: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     model = _demo_generator(server["world"]["models"])
     timings: dict[str, float] = {"server_start_s": round(server["started_s"], 2)}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 2000})
-            t0 = time.perf_counter()
-            page.goto(f"{server['url']}/?model={model}", wait_until="domcontentloaded")
-            page.get_by_role("heading", name="synthvu").first.wait_for(timeout=120_000)
-            _finished(page)
-            timings["cold_first_page_s"] = round(time.perf_counter() - t0, 2)
-            _no_exception(page, "Overview")
-            page.screenshot(path=str(shots / "0-overview.png"), full_page=True)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1600, "height": 2000})
+        t0 = time.perf_counter()
+        page.goto(f"{server['url']}/?model={model}", wait_until="domcontentloaded")
+        page.get_by_role("heading", name="synthvu").first.wait_for(timeout=120_000)
+        finished(page)
+        timings["cold_first_page_s"] = round(time.perf_counter() - t0, 2)
+        no_exception(page, "Overview")
+        page.screenshot(path=str(shots / "0-overview.png"), full_page=True)
 
-            for i, name in enumerate(PAGES[1:] + PAGES[:1], start=1):
-                t0 = time.perf_counter()
-                page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
-                page.get_by_role("heading", name="synthvu" if name == "Overview" else name).first.wait_for(
-                    timeout=60_000
-                )
-                _finished(page)
-                if name in ("Utility", "Privacy", "Trade-offs", "Embeddings"):
-                    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-                timings[f"warm_{name}_s"] = round(time.perf_counter() - t0, 2)
-                page.screenshot(
-                    path=str(shots / f"{i}-{name.lower().replace(' & ', '-').replace(' ', '-')}.png"), full_page=True
-                )
-                _no_exception(page, name)
-                picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
-                shown = picker.inner_html()
-                assert model in shown, f"{name}: generator choice lost ({shown!r})"
-
-            # box-select on the UMAP chart: the selected synthetic VUs appear below it
-            page.locator('[data-testid="stSidebarNav"] a', has_text="Embeddings").first.click()
-            page.get_by_role("heading", name="Embeddings").first.wait_for()
-            _finished(page)
-            drag = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
-            drag.wait_for(timeout=60_000)
-            box = drag.bounding_box()
-            assert box, "UMAP plot area not found"
+        for i, name in enumerate(PAGES[1:] + PAGES[:1], start=1):
             t0 = time.perf_counter()
-            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.2)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=10)
-            page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.8, steps=10)
-            page.mouse.up()
-            page.get_by_text("selected synthetic VUs", exact=False).first.wait_for(timeout=120_000)
-            _finished(page)
-            timings["box_select_to_images_s"] = round(time.perf_counter() - t0, 2)
-            _no_exception(page, "Embeddings selection")
-            images = page.locator('[data-testid="stImage"] img')
-            assert images.count() >= 1, "selected VUs are drawn"
-            page.locator('[data-testid="stImage"]').first.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "8-embeddings-selection.png"), full_page=True)
-        finally:
-            browser.close()
+            page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
+            page.get_by_role("heading", name="synthvu" if name == "Overview" else name).first.wait_for(
+                timeout=60_000
+            )
+            finished(page)
+            if name in ("Utility", "Privacy", "Trade-offs", "Embeddings"):
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            timings[f"warm_{name}_s"] = round(time.perf_counter() - t0, 2)
+            page.screenshot(
+                path=str(shots / f"{i}-{name.lower().replace(' & ', '-').replace(' ', '-')}.png"), full_page=True
+            )
+            no_exception(page, name)
+            picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+            shown = picker.inner_html()
+            assert model in shown, f"{name}: generator choice lost ({shown!r})"
+
+        # box-select on the UMAP chart: the selected synthetic VUs appear below it
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Embeddings").first.click()
+        page.get_by_role("heading", name="Embeddings").first.wait_for()
+        finished(page)
+        drag = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+        drag.wait_for(timeout=60_000)
+        box = drag.bounding_box()
+        assert box, "UMAP plot area not found"
+        t0 = time.perf_counter()
+        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=10)
+        page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.8, steps=10)
+        page.mouse.up()
+        page.get_by_text("selected synthetic VUs", exact=False).first.wait_for(timeout=120_000)
+        finished(page)
+        timings["box_select_to_images_s"] = round(time.perf_counter() - t0, 2)
+        no_exception(page, "Embeddings selection")
+        images = page.locator('[data-testid="stImage"] img')
+        assert images.count() >= 1, "selected VUs are drawn"
+        page.locator('[data-testid="stImage"]').first.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "8-embeddings-selection.png"), full_page=True)
     (shots / "timings.json").write_text(json.dumps(timings, indent=2))
     print(f"\nscreenshots: {shots}")
     for k, v in timings.items():

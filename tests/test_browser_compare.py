@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_browser import ARGS, CHROMIUM, _finished, _no_exception, server, shots  # noqa: F401 - fixtures
+from browser_support import BROWSER_MARKS, ROOT, chromium, finished, no_exception
+from test_browser import server, shots  # noqa: F401 - fixtures
 
 PAIR = ("acgan-dp-e10", "acgan-phantom")
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    *BROWSER_MARKS,
     pytest.mark.skipif(not all((ROOT / "models" / m / "report").is_dir() for m in PAIR), reason="shipped reports"),
 ]
 
@@ -31,20 +30,15 @@ def _tstr_cell(name: str) -> str:
 
 
 def test_a_link_reopens_the_comparison_unclipped(server: dict, shots: Path) -> None:  # noqa: F811
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(f"{server['url']}/compare?compare={PAIR[0]}&compare={PAIR[1]}", timeout=60_000)
-            _finished(page)
-            _no_exception(page, "compare")
-            tags = page.locator('[data-testid="stMultiSelect"] [data-tag]')
-            chips = [tags.nth(i).get_attribute("aria-label") for i in range(tags.count())]
-            assert chips == list(PAIR), chips
-            assert page.locator('[data-testid="stTable"]').count() == 1
-            assert page.evaluate(CLIPPED) == [], "clipped table cells"
-            assert _tstr_cell(PAIR[0]) in page.locator('[data-testid="stTable"]').inner_text()  # DP generator's TSTR
-            page.screenshot(path=str(shots / "compare-1280x720.png"))
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{server['url']}/compare?compare={PAIR[0]}&compare={PAIR[1]}", timeout=60_000)
+        finished(page)
+        no_exception(page, "compare")
+        tags = page.locator('[data-testid="stMultiSelect"] [data-tag]')
+        chips = [tags.nth(i).get_attribute("aria-label") for i in range(tags.count())]
+        assert chips == list(PAIR), chips
+        assert page.locator('[data-testid="stTable"]').count() == 1
+        assert page.evaluate(CLIPPED) == [], "clipped table cells"
+        assert _tstr_cell(PAIR[0]) in page.locator('[data-testid="stTable"]').inner_text()  # DP generator's TSTR
+        page.screenshot(path=str(shots / "compare-1280x720.png"))

@@ -10,71 +10,13 @@ Skips where /usr/bin/chromium or Playwright is absent.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import BROWSER_MARKS, DONE, finished, launch, serve
 from fixtures.dashboard_models import fabricate
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(models: Path, log: Path, *, secrets: Path, public: bool = False) -> Iterator[str]:
-    """``streamlit run app.py`` reading only ``secrets`` as its secrets file; yields its URL."""
-    port = _free_port()
-    env = dict(os.environ, SYNTHVU_MODELS=str(models), PYTHONPATH=str(ROOT))
-    env.pop("SYNTHVU_PUBLIC", None)
-    if public:
-        env["SYNTHVU_PUBLIC"] = "1"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1",
-           "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-           "--secrets.files", str(secrets)]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("streamlit did not answer its health check within 60 s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +25,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _open(pw, url: str):
-    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    browser = launch(pw)
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name="synthvu").first.wait_for(timeout=120_000)
-    page.wait_for_selector(DONE, timeout=120_000)
-    page.wait_for_timeout(300)
-    page.wait_for_selector(DONE, timeout=120_000)
+    finished(page)
     return browser, page
 
 

@@ -9,95 +9,32 @@ Skips where /usr/bin/chromium or Playwright is absent.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import BROWSER_MARKS, chromium, finished, no_exception, serve
 from fixtures.dashboard_models import fabricate
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     world = fabricate(tmp_path_factory.mktemp("links-world"))
-    port = _free_port()
-    env = dict(os.environ, SYNTHVU_MODELS=str(world["models"]), PYTHONPATH=str(ROOT))
-    env.pop("SYNTHVU_PUBLIC", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    log = tmp_path_factory.mktemp("links-log") / "streamlit.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.25)
+    with serve(world["models"], tmp_path_factory.mktemp("links-log") / "streamlit.log") as url:
         yield {"url": url, "world": world}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
-def _finished(page, timeout_ms: int = 120_000) -> None:
-    page.wait_for_selector(DONE, timeout=timeout_ms)
-    page.wait_for_timeout(400)
-    page.wait_for_selector(DONE, timeout=timeout_ms)
+def _finished(page) -> None:
+    """``finished`` with 400 ms between its two checks."""
+    finished(page, pause_ms=400)
 
 
 def _open(browser, url: str):
@@ -105,8 +42,7 @@ def _open(browser, url: str):
     page.goto(url, wait_until="domcontentloaded")
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.wait_for(timeout=120_000)
     _finished(page)
-    errors = page.locator('[data-testid="stException"]')
-    assert errors.count() == 0, errors.first.inner_text()[:1000]
+    no_exception(page, url)
     return page
 
 

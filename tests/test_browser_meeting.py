@@ -8,17 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_browser import ARGS, CHROMIUM, _finished, _no_exception, server, shots  # noqa: F401 - fixtures
+from browser_support import BROWSER_MARKS, ROOT, chromium, finished, no_exception
+from test_browser import server, shots  # noqa: F401 - fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
 DP, NON_DP, REAL = "acgan-dp-e10", "acgan-phantom", "acgan-spine-mri"
 PAGES = ["", "generate", "embeddings", "utility", "privacy", "tradeoffs", "models_data"]
 VIEWPORT = {"width": 1280, "height": 720}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 #: Text a reader cannot see whole: table cells and metrics whose content is wider than their box.
 CLIPPED = """() => [...document.querySelectorAll(
@@ -58,8 +55,8 @@ def _visit(page, url: str, where: str) -> None:
     page.goto(url, timeout=120_000)
     for _ in range(2):  # settled twice, a moment apart: a run that follows the first (URL state) is waited for too
         page.wait_for_function(SETTLED, timeout=180_000)
-        _finished(page)
-    _no_exception(page, where)
+        finished(page)
+    no_exception(page, where)
 
 
 def _full_shot(page, path: Path) -> None:
@@ -74,13 +71,8 @@ def _full_shot(page, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.mark.parametrize("model", [DP, NON_DP, REAL])

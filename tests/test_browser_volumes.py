@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_browser import ARGS, CHROMIUM, ROOT, _finished, _free_port, _no_exception
+from browser_support import BROWSER_MARKS, chromium, finished, no_exception, serve
 from test_volume_diffusion import TINY_3D, planted_volumes
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = [*BROWSER_MARKS, pytest.mark.slow]
 #: The slider -> picture goal of the viewer (seconds), checked on the median of the measured updates.
 UPDATE_GOAL_S = 0.3
 
@@ -49,72 +44,41 @@ def volume_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(volume_models: Path, tmp_path_factory: pytest.TempPathFactory):
-    import subprocess
-    import urllib.request
-
-    port = _free_port()
-    env = dict(os.environ, SYNTHVU_MODELS=str(volume_models), PYTHONPATH=str(ROOT))
-    env.pop("SYNTHVU_PUBLIC", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
-           "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    log = tmp_path_factory.mktemp("volume-log") / "streamlit.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("streamlit did not answer its health check")
+    """The dashboard on the tiny 3-D generator; it may take up to 150 s to answer (600 health checks)."""
+    with serve(volume_models, tmp_path_factory.mktemp("volume-log") / "streamlit.log", attempts=600) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_scrubbing_a_plane_slider_redraws_that_plane(server: str, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     shots = Path(os.environ.get("SYNTHVU_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     timings: dict[str, list[float]] = {}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            page.goto(f"{server}/volumes?model=vol-tiny", wait_until="domcontentloaded")
-            page.get_by_role("heading", name="Volumes").first.wait_for(timeout=180_000)
-            _finished(page, 300_000)
-            viewer = page.frame_locator("iframe").first  # the planes are drawn in the page (dashboard.volumes)
-            viewer.locator("#c-axial[data-slice]").wait_for(timeout=300_000)
-            _no_exception(page, "Volumes")
-            page.screenshot(path=str(shots / "volumes.png"), full_page=True)
-            assert viewer.locator('input[type="range"]').count() == 3
-            for name in ("sagittal", "coronal", "axial"):
-                canvas = viewer.locator(f"#c-{name}")
-                for _ in range(3):
-                    before = canvas.get_attribute("data-slice")
-                    pixels = canvas.evaluate("c => c.toDataURL()")
-                    viewer.locator(f"#s-{name}").focus()
-                    t0 = time.perf_counter()
-                    page.keyboard.press("ArrowRight")
-                    canvas.evaluate("(c, old) => new Promise(done => { const tick = () => "
-                                    "c.dataset.slice !== old ? done() : requestAnimationFrame(tick); tick(); })",
-                                    before)
-                    timings.setdefault(name, []).append(round(time.perf_counter() - t0, 3))
-                    assert int(canvas.get_attribute("data-slice")) == int(before) + 1, name
-                    assert canvas.evaluate("c => c.toDataURL()") != pixels, name  # another slice is drawn
-            _no_exception(page, "Volumes after scrubbing")
-            page.screenshot(path=str(shots / "volumes-scrubbed.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{server}/volumes?model=vol-tiny", wait_until="domcontentloaded")
+        page.get_by_role("heading", name="Volumes").first.wait_for(timeout=180_000)
+        finished(page, 300_000)
+        viewer = page.frame_locator("iframe").first  # the planes are drawn in the page (dashboard.volumes)
+        viewer.locator("#c-axial[data-slice]").wait_for(timeout=300_000)
+        no_exception(page, "Volumes")
+        page.screenshot(path=str(shots / "volumes.png"), full_page=True)
+        assert viewer.locator('input[type="range"]').count() == 3
+        for name in ("sagittal", "coronal", "axial"):
+            canvas = viewer.locator(f"#c-{name}")
+            for _ in range(3):
+                before = canvas.get_attribute("data-slice")
+                pixels = canvas.evaluate("c => c.toDataURL()")
+                viewer.locator(f"#s-{name}").focus()
+                t0 = time.perf_counter()
+                page.keyboard.press("ArrowRight")
+                canvas.evaluate("(c, old) => new Promise(done => { const tick = () => "
+                                "c.dataset.slice !== old ? done() : requestAnimationFrame(tick); tick(); })",
+                                before)
+                timings.setdefault(name, []).append(round(time.perf_counter() - t0, 3))
+                assert int(canvas.get_attribute("data-slice")) == int(before) + 1, name
+                assert canvas.evaluate("c => c.toDataURL()") != pixels, name  # another slice is drawn
+        no_exception(page, "Volumes after scrubbing")
+        page.screenshot(path=str(shots / "volumes-scrubbed.png"), full_page=True)
     (shots / "volume_timings.json").write_text(json.dumps(timings, indent=2))
     print(f"\nscreenshots: {shots}")
     for name, ts in timings.items():
