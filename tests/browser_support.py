@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,12 +48,11 @@ def _command(port: int, secrets: Path | None) -> list[str]:
     return cmd + ["--secrets.files", str(secrets)] if secrets is not None else cmd
 
 
-def _environment(models: Path, public: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
+def _environment(models: Path) -> dict[str, str]:
+    """This process's environment with the test's generators and without public mode (secrets files set it)."""
     env = dict(os.environ, SYNTHVU_MODELS=str(models), PYTHONPATH=str(ROOT))
     env.pop("SYNTHVU_PUBLIC", None)
-    if public:
-        env["SYNTHVU_PUBLIC"] = "1"
-    return {**env, **(extra or {})}
+    return env
 
 
 def _wait_healthy(proc: subprocess.Popen, url: str, log: Path, attempts: int) -> None:
@@ -79,15 +78,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve(models: Path, log: Path, *, secrets: Path | None = None, public: bool = False,
-          env: Mapping[str, str] | None = None, attempts: int = 240) -> Iterator[str]:
+def serve(models: Path, log: Path, *, secrets: Path | None = None, attempts: int = 240) -> Iterator[str]:
     """``streamlit run app.py`` on the generators in ``models`` (output to ``log``); yields its URL once healthy.
 
-    ``secrets``: the only secrets file it reads (else Streamlit's usual places); ``public``: SYNTHVU_PUBLIC=1 (it is
-    unset otherwise); ``env``: more environment variables; ``attempts``: health checks before giving up."""
+    ``secrets``: the only secrets file it reads (else Streamlit's usual places); ``attempts``: health checks before
+    giving up."""
     port = free_port()
     with open(log, "w") as out:
-        proc = subprocess.Popen(_command(port, secrets), cwd=ROOT, env=_environment(models, public, env),
+        proc = subprocess.Popen(_command(port, secrets), cwd=ROOT, env=_environment(models),
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
