@@ -3,6 +3,8 @@ switched with --[no-]condition-source, a class-loss weight a fine-tune may set; 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -473,33 +475,70 @@ def test_audit_canaries_take_the_source_column_the_trainer_conditions_on():
     assert list(canaries[SOURCE_COLUMN]) == ["B", "B"]
 
 
+@pytest.mark.parametrize("arch", ["default", "pgan"])
 @pytest.mark.parametrize("clean", [False, True])
-def test_clean_class_head_reads_the_vus_as_they_are(tmp_path, monkeypatch, clean):
-    """With --clean-class-head, D's class loss on real VUs and G's class loss read them un-augmented (augmentation
-    here blanks every VU, so an augmented class logit cannot pass for a clean one); without it, augmented."""
+def test_clean_class_head_reads_the_vus_as_they_are(tmp_path, monkeypatch, clean, arch):
+    """With --clean-class-head, D's class loss (on real VUs; with pgan's aux_fake on generated ones too) and G's class
+    loss read the VUs un-augmented, while the real/fake logit still reads them augmented; without it, all augmented.
+    Augmentation here blanks every VU, so an augmented logit cannot pass for a clean one."""
     ds = tiny_dataset(shape=(3, 32, 32), patients=6)
-    trainer = Trainer(ds, tmp_path / "c", small(steps=1, batch_size=8, augment="translation", clean_class_head=clean))
+    config = small(arch=arch, steps=1, batch_size=8, augment="translation", clean_class_head=clean)
+    trainer = Trainer(ds, tmp_path / "c", config)
     monkeypatch.setattr(trainer, "_augment", lambda x, real=None: x * 0)
     seen, checks = {}, []
     d_step, g_step, d_loss = trainer._discriminator_step, trainer._generator_step, training.discriminator_loss
     monkeypatch.setattr(trainer, "_discriminator_step",
-                        lambda real, y, *a: seen.update(real=real.clone(), y=y.clone()) or d_step(real, y, *a))
+                        lambda real, y, fake, y_fake: seen.update(x=torch.cat([real, fake.detach()]).clone(),
+                                                                  y=torch.cat([y, y_fake]).clone(), n=len(real))
+                        or d_step(real, y, fake, y_fake))
     monkeypatch.setattr(trainer, "_generator_step",
                         lambda fake, y: seen.update(fake=fake.detach().clone(), y_fake=y.clone()) or g_step(fake, y))
+    aux, g_cls = training.aux_loss, []  # the class logits G's loss reads (the only call with grad inside G's step)
+    monkeypatch.setattr(training, "aux_loss", lambda cls, *a: (g_cls.append(cls.detach().clone())
+                                                                if "fake" in seen and cls.requires_grad else None)
+                        or aux(cls, *a))
 
     def loss_spy(adv, cls, target, labels, *a):
         with torch.no_grad():  # D as the loss sees it (before its update)
-            clean_cls = trainer._forward_d(seen["real"], seen["y"])[1]
-        checks.append(torch.allclose(cls[: len(seen["real"])], clean_cls, atol=1e-5))
+            clean_cls = trainer._forward_d(seen["x"], seen["y"])[1]
+            blank_adv = trainer._forward_d(seen["x"] * 0, seen["y"])[0]
+        rows = len(cls) if trainer.arch.aux_fake else seen["n"]  # the rows D's class loss counts
+        checks.append((torch.allclose(cls[:rows], clean_cls[:rows], atol=1e-5), torch.allclose(adv, blank_adv)))
         return d_loss(adv, cls, target, labels, *a)
 
     monkeypatch.setattr(training, "discriminator_loss", loss_spy)
     trainer.step()
-    with torch.no_grad():  # G's step leaves D as it is: its class loss on the clean generated VUs
-        clean_aux = training.aux_loss(trainer._forward_d(seen["fake"], seen["y_fake"])[1], seen["y_fake"],
-                                      trainer.arch.n_classes, "mean").item()
-    assert checks == [clean]
-    assert (abs(trainer.last["aux_g"] - clean_aux) < 1e-5) == clean
+    with torch.no_grad():  # G's step leaves D as it is: its outputs on the clean and the blanked generated VUs
+        fake, y = seen["fake"], seen["y_fake"]
+        clean_cls = trainer._forward_d(fake, y)[1]
+        adv = trainer._forward_d(fake * 0, y)[0]
+        blank_adv = torch.nn.functional.binary_cross_entropy_with_logits(adv, torch.ones_like(adv)).item()
+    assert checks == [(clean, True)]
+    assert len(g_cls) == 1 and torch.equal(g_cls[0], clean_cls) == clean
+    adv_part = trainer.last["loss_g"] - trainer.arch.aux_weight * trainer.last["aux_g"]
+    assert adv_part == pytest.approx(blank_adv, abs=1e-5)
+    assert trainer._identity().get("clean_class_head", False) is clean
+
+
+def test_clean_class_head_goes_into_the_card_and_command(tmp_path):
+    from synthvu_core.models.commands import _command_line
+
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    folder = train(ds, tmp_path / "c", small(steps=1, augment="color", clean_class_head=True), progress=False)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["training"]["clean_class_head"] is True
+    assert "--clean-class-head" in _command_line({"dataset": "d", "augment": "color", "clean_class_head": True})
+    assert training.config_from_options(args(augment="color", clean_class_head=True, width=4, d_width=4,
+                                             init_from=None)).clean_class_head is True
+
+
+def test_a_resume_names_a_setting_only_the_checkpoint_has(tmp_path):
+    from synthvu_core.errors import CheckpointError
+    from synthvu_core.models import checkpoint
+
+    checkpoint.write(tmp_path / "ck", {"w": torch.zeros(1)}, {"identity": {"steps": 4, "mirror": True}})
+    with pytest.raises(CheckpointError, match=r"other settings \(mirror\)"):
+        checkpoint.read(tmp_path / "ck", {"steps": 4})
 
 
 def test_clean_class_head_needs_augmentation_and_no_dp(tmp_path):

@@ -74,7 +74,8 @@ def read(folder: Path, identity: dict[str, Any]) -> tuple[dict[str, Any], dict[s
         raise CheckpointError(f"{folder}: cannot read the training checkpoint: {e}") from None
     mine = json.loads(json.dumps(identity))
     if meta.get("identity") != mine:
-        diff = [k for k in mine if meta.get("identity", {}).get(k) != mine[k]]
+        theirs = meta.get("identity") or {}
+        diff = [k for k in {**theirs, **mine} if theirs.get(k) != mine.get(k)]  # a setting either run left out too
         raise CheckpointError(
             f"{folder}: checkpoint was written with other settings ({', '.join(diff)}); train afresh without "
             "--resume"

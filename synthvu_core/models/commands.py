@@ -185,7 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         action="store_true",
         default=None,
         help="with --augment, only D's real/fake logit sees augmented VUs; the class losses of D and G read them "
-        "as they are (not under DP; default: off)",
+        "as they are, without augmentation or instance noise (not under DP; default: off)",
     )
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
     dp.add_argument(

@@ -132,8 +132,9 @@ class TrainConfig:
             other side is a VU of the same level; :func:`synthvu_core.models.augment.mirror_slices`): twice the
             train set, with nothing the samples should not show. Under DP inside each patient's clipped sum.
         clean_class_head: with ``augment``, only D's real/fake logit sees augmented VUs; D's class loss (on real
-            VUs) and G's class loss read them un-augmented (one more D pass each), so D's class head does not
-            learn levels from shifted, recoloured, cut-out VUs. Not under DP.
+            VUs, and with ``aux_fake`` on generated ones) and G's class loss read them un-augmented and without
+            instance noise (one more D pass each), so D's class head does not learn levels from shifted,
+            recoloured, cut-out VUs. Not under DP.
         instance_noise: standard deviation of Gaussian noise added to every VU D sees, real and generated
             (:func:`synthvu_core.models.augment.instance_noise`; VUs in [-1, 1]); 0 = off. Under DP inside each
             patient's clipped sum (drawn per VU, independent of the data).
@@ -246,7 +247,8 @@ class TrainConfig:
         from synthvu_core.models.speed import check_speed, parse_speed
 
         if not parse_policy(self.augment) and self.clean_class_head:
-            raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment")
+            raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
+                                 "(a fine-tune without DP defaults to --augment none)")
         if self.clean_class_head and self.dp is not None:
             raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
                                  "its patient's augmented, clipped gradient")
