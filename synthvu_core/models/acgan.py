@@ -77,6 +77,10 @@ class ACGANConfig:
     # pixels per slice (:func:`gaussian_blur`; not learned), and the real VUs D sees pass the same filter, so that D
     # compares VUs at the detail G can draw (a small-data G otherwise answers D with pixel noise).
     smooth: float = 0.0
+    # Snapshot ensemble (1 = none): the released generator holds the moving-average G of ``snapshots`` steps evenly
+    # spaced over the second half of training (the last one included) and draws each VU from one of them, chosen by
+    # its noise (:class:`SnapshotEnsemble`); training itself is unchanged.
+    snapshots: int = 1
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -94,6 +98,9 @@ class ACGANConfig:
         if self.smooth and math.ceil(3 * self.smooth) >= min(self.shape[1:]):
             raise ValueError(f"output smoothing of {self.smooth:g} pixels reaches across a {self.shape[1]}x"
                              f"{self.shape[2]} slice (3 sigma must stay below its side)")
+        if isinstance(self.snapshots, bool) or int(self.snapshots) != self.snapshots or not 1 <= self.snapshots <= 8:
+            raise ValueError(f"snapshots must be a whole number from 1 (none) to 8, got {self.snapshots}")
+        self.snapshots = int(self.snapshots)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -101,6 +108,8 @@ class ACGANConfig:
         d["betas"] = list(self.betas)
         if not self.smooth:  # cards and checkpoints from before the option read the same
             del d["smooth"]
+        if self.snapshots == 1:  # likewise
+            del d["snapshots"]
         return d
 
     @classmethod
@@ -283,6 +292,57 @@ class Generator(nn.Module):
                 if sources is not None:
                     h = self.source_modulation[stage](h, sources)
         return gaussian_blur(h, self.config.smooth)
+
+
+def snapshot_of(z: torch.Tensor, k: int) -> torch.Tensor:
+    """The snapshot ``[N]`` (0 … k-1) a VU of noise ``z`` is drawn from: the fine digits of the normal CDF of its
+    second-to-last noise coordinate (the last one picks the source), so a seed fixes it, no extra random stream is
+    needed, and the choice is independent of the coordinate's coarse value (which the generator reads)."""
+    u = 0.5 * (1 + torch.erf(z[:, -2].double() / 2**0.5))
+    return (torch.floor(u * k * SNAPSHOT_FOLDS) % k).long()
+
+
+#: How many times :func:`snapshot_of` folds the unit interval onto the snapshots.
+SNAPSHOT_FOLDS = 1009
+
+
+class SnapshotEnsemble(nn.Module):
+    """A generator of ``config.snapshots`` members (weights ``members.<i>.*``, oldest first), called like
+    :class:`Generator`: each VU comes from the member :func:`snapshot_of` picks, with the source drawn once."""
+
+    def __init__(self, config: ACGANConfig):
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(Generator(config) for _ in range(config.snapshots))
+
+    @property
+    def fixed_source(self) -> int | None:
+        return self.members[0].fixed_source
+
+    @fixed_source.setter
+    def fixed_source(self, value: int | None) -> None:
+        for member in self.members:
+            member.fixed_source = value
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None = None) -> torch.Tensor:
+        if self.config.n_sources and sources is None:
+            sources = self.members[0].draw_sources(z, labels)
+        which = snapshot_of(z, len(self.members))
+        out = None
+        for i, member in enumerate(self.members):
+            rows = (which == i).nonzero().flatten()
+            if len(rows) == 0:
+                continue
+            part = member(z[rows], labels[rows], None if sources is None else sources[rows])
+            if out is None:
+                out = part.new_empty((z.shape[0], *part.shape[1:]))
+            out[rows] = part
+        return out
+
+
+def build_generator(config: ACGANConfig) -> Generator | SnapshotEnsemble:
+    """The (untrained) released generator a configuration describes: one G, or a snapshot ensemble."""
+    return SnapshotEnsemble(config) if config.snapshots > 1 else Generator(config)
 
 
 class Discriminator(nn.Module):

@@ -143,6 +143,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "discriminator sees pass it too (default: 0, none; or the prior's)",
     )
     t.add_argument(
+        "--snapshots",
+        type=int,
+        default=None,
+        metavar="K",
+        help="release a snapshot ensemble: the moving-average generator of K steps evenly spaced over the second "
+        "half of training, each VU drawn from one of them (default: 1, the last only; or the prior's)",
+    )
+    t.add_argument(
         "--instance-noise",
         type=float,
         default=None,

@@ -29,7 +29,7 @@ from synthvu_core.names import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, RE
 if TYPE_CHECKING:
     import torch
 
-    from synthvu_core.models.acgan import ACGANConfig, Discriminator, Generator
+    from synthvu_core.models.acgan import ACGANConfig, Discriminator, Generator, SnapshotEnsemble
 
 Module = TypeVar("Module", bound="torch.nn.Module")
 
@@ -423,9 +423,9 @@ def _generator_module(card: dict[str, Any]):
     """The (untrained) generator module a card describes: an AC-GAN generator, or the latent diffusion
     generator of :mod:`synthvu_core.models.diffusion` where ``architecture.name`` is ``diffusion``."""
     if architecture(str(card["architecture"].get("name"))).family != "diffusion":
-        from synthvu_core.models.acgan import Generator
+        from synthvu_core.models.acgan import build_generator
 
-        return Generator(architecture_config(card))
+        return build_generator(architecture_config(card))
     from synthvu_core.models.diffusion import DiffusionConfig, DiffusionGenerator
 
     arch = dict(card["architecture"])
@@ -511,7 +511,9 @@ def validate(path: str | Path, expected_fingerprint: str | None = None) -> dict[
     return card
 
 
-def load_generator(path: str | Path, device: str = "cpu", expected_fingerprint: str | None = None) -> Generator:
+def load_generator(
+    path: str | Path, device: str = "cpu", expected_fingerprint: str | None = None
+) -> Generator | SnapshotEnsemble:
     """The folder's generator in eval mode, float32, with its card as ``.card``."""
     folder = Path(path)
     card = load_card(folder)

@@ -79,6 +79,8 @@ class ArchOverrides:
             VU's gradient, inside its patient's clipped contribution.
         smooth: G's fixed output low-pass, also applied to the real VUs D sees (pixels; not learned, so a fine-tune
             may set it; :class:`synthvu_core.models.acgan.ACGANConfig`). Under DP per VU, inside its patient's sum.
+        snapshots: members of the released snapshot ensemble (:func:`snapshot_steps`; what is released, not how it
+            is trained, so a fine-tune may set it; under DP post-processing of the same run, no extra privacy cost).
     """
 
     lr: float | None = None
@@ -89,6 +91,7 @@ class ArchOverrides:
     aux_weight: float | None = None
     projection: bool | None = None
     smooth: float | None = None
+    snapshots: int | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -195,6 +198,11 @@ class TrainConfig:
             raise SelectionError(f"--checkpoint-every must be 0 (only at the end) or more, got {self.checkpoint_every}")
         if self.montage_every is not None and self.montage_every < 0:
             raise SelectionError(f"montage interval must be 0 (never) or more, got {self.montage_every}")
+        smooth, snapshots = self.overrides.smooth, self.overrides.snapshots
+        if smooth is not None and not (math.isfinite(smooth) and 0 <= smooth <= 8):
+            raise SelectionError(f"--smooth must be a number of pixels in [0, 8], got {smooth:g}")
+        if snapshots is not None and not 1 <= snapshots <= 8:
+            raise SelectionError(f"--snapshots must be 1 (the last step only) to 8, got {snapshots}")
         o = self.overrides
         for key in ("width", "d_width"):
             if getattr(o, key) is not None and getattr(o, key) < 1:
@@ -265,7 +273,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     a = dict(options)
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
                          g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
-                         projection=a.pop("projection", None), smooth=a.pop("smooth", None))  # None: the prior's
+                         projection=a.pop("projection", None), smooth=a.pop("smooth", None),
+                         snapshots=a.pop("snapshots", None))  # None: the prior's
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -394,6 +403,36 @@ def class_transfer(card: dict[str, Any], classes: list[str], folder: Path) -> li
             )
         source.append(old.index(mapped))
     return source
+
+
+#: Checkpoint tensors of the ensemble's earlier members: ``snapshot.<step>.<name>``.
+SNAPSHOT_PREFIX = "snapshot."
+
+
+def snapshot_steps(total: int, k: int) -> list[int]:
+    """The steps whose moving-average G a ``k``-member ensemble keeps: evenly spaced over the second half of
+    ``total`` steps, the last one included (600 steps, 4 members: 300, 400, 500, 600)."""
+    if k <= 1:
+        return [total]
+    return [total - (k - 1 - i) * total // (2 * (k - 1)) for i in range(k)]
+
+
+def unpack_snapshots(tensors: dict[str, Any], device: Any) -> dict[int, dict[str, Any]]:
+    """The earlier members a checkpoint holds (:data:`SNAPSHOT_PREFIX`), by step."""
+    out: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith(SNAPSHOT_PREFIX):
+            step, name = key[len(SNAPSHOT_PREFIX):].split(".", 1)
+            out.setdefault(int(step), {})[name] = v.to(device)
+    return out
+
+
+def last_member(state: dict[str, Any], k: int) -> dict[str, Any]:
+    """A generator's weights to start from: a snapshot ensemble's last (newest) member, else all of them."""
+    if k <= 1:
+        return state
+    prefix = f"members.{k - 1}."
+    return {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)}
 
 
 def transfer_weights(
@@ -607,6 +646,8 @@ class Trainer:
         if config.private:
             self._plan_private()
         self.total_steps = self._total_steps()
+        self.snapshot_steps = snapshot_steps(self.total_steps, self.arch.snapshots)
+        self.snapshots: dict[int, dict[str, Any]] = {}
         if config.private:
             self._make_private()
 
@@ -715,7 +756,7 @@ class Trainer:
 
         arch = architecture_config(self.init_card)
         # loss and step weights, and the zero-initialised projection: not the architecture, a fine-tune may set them
-        weights = ("lr", "aux_weight", "projection", "smooth")
+        weights = ("lr", "aux_weight", "projection", "smooth", "snapshots")
         clash = {k: v for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v}
         if clash:
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
@@ -744,7 +785,10 @@ class Trainer:
             folder = self.init_folder
             probes = acgan.build(replace(self.arch, n_classes=self.arch.n_classes + 1), seed=0)
             for module, probe, file in zip((self.G, self.D), probes, (GENERATOR_FILE, DISCRIMINATOR_FILE)):
-                state = transfer_weights(read_weights(folder / file), module.state_dict(), probe.state_dict(),
+                state = read_weights(folder / file)
+                if file == GENERATOR_FILE:
+                    state = last_member(state, int(self.init_card["architecture"].get("snapshots", 1)))
+                state = transfer_weights(state, module.state_dict(), probe.state_dict(),
                                          self.class_source, bool(self.init_card["architecture"].get("n_sources")))
                 missing, unexpected = module.load_state_dict(state, strict=False)
                 new = ("source_modulation.", "source_head.", "projection.")
@@ -1092,6 +1136,8 @@ class Trainer:
         g = self._generator_step(fake, y_fake)
         self.step_count += 1
         self._update_ema()
+        if self.step_count in self.snapshot_steps[:-1]:  # the ensemble's earlier members, as released
+            self._stash()
         self.last = {**d, **g, "real": len(idx)}
         return self.last
 
@@ -1165,6 +1211,8 @@ class Trainer:
             tensors["rng.private"] = self.private.generator.get_state()
         tensors["perm"] = self.perm
         tensors["lecam.avg"] = self.lecam_avg.cpu()
+        for step, state in self.snapshots.items():
+            tensors.update({f"{SNAPSHOT_PREFIX}{step}.{k}": v for k, v in state.items()})
         meta = {
             "identity": self._identity(),
             "step": self.step_count,
@@ -1205,6 +1253,8 @@ class Trainer:
         if self.accountant is not None:
             self.accountant.history = [tuple(h) for h in meta["accountant"] or []]
         self.log_rows = [r for r in read_log(self.log_path) if int(r["step"]) <= self.step_count]
+        self.snapshots = {k: v for k, v in unpack_snapshots(tensors, self.device).items() if k in self.snapshot_steps}
+        self._check_snapshots()
         return True
 
     # ---- training log -------------------------------------------------------------------------
@@ -1301,6 +1351,7 @@ class Trainer:
                 "weights_dtype": c.weights_dtype,
                 "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
                 "generator_weights": "moving average" if self.G_ema is not None else "last",
+                **({"snapshot_steps": self.snapshot_steps} if len(self.snapshot_steps) > 1 else {}),
                 "init_from": self._init_summary(),
                 "augment": ",".join(self.augment_policy) or "none",
                 "balance_classes": bool(c.balance_classes),
@@ -1369,13 +1420,43 @@ class Trainer:
             "classes": {c: self.init_card["classes"][i] for c, i in zip(self.classes, self.class_source)},
         }
 
+    def _stash(self) -> None:
+        """Keep the released G of this step as a member of the snapshot ensemble."""
+        self.snapshots[self.step_count] = {k: v.detach().clone() for k, v in self.sampler.state_dict().items()}
+
+    def _check_snapshots(self) -> None:
+        """After a resume: take the current G as the snapshot of this step where the ensemble wants it, and refuse
+        a run whose earlier snapshots the checkpoint does not hold (it was made for another ``--steps``)."""
+        if self.step_count in self.snapshot_steps[:-1] and self.step_count not in self.snapshots:
+            self._stash()
+        missing = [s for s in self.snapshot_steps[:-1] if s < self.step_count and s not in self.snapshots]
+        if missing:
+            raise SelectionError(
+                f"{self.checkpoint_dir}: this run's snapshot ensemble needs G at steps {', '.join(map(str, missing))}, "
+                f"which the checkpoint (step {self.step_count}) does not hold (it was made for another --steps); "
+                "rerun without --resume, or with --snapshots 1"
+            )
+
+    def released_state(self) -> dict[str, Any]:
+        """The tensors of ``generator.safetensors``: the moving-average G, or the snapshot ensemble's members."""
+        final = self.sampler.state_dict()
+        if len(self.snapshot_steps) == 1:
+            return final
+        state = {}
+        for i, step in enumerate(self.snapshot_steps):
+            member = final if step == self.step_count else self.snapshots.get(step)
+            if member is None:
+                raise RuntimeError(f"snapshot of step {step} missing ({self.snapshot_steps}, now {self.step_count})")
+            state.update({f"members.{i}.{k}": v for k, v in member.items()})
+        return state
+
     def finish(self) -> Path:
         import shutil
 
         from synthvu_core.models.registry import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, check_card, save_weights
 
         c = self.config
-        save_weights(self.sampler.state_dict(), self.out_dir / GENERATOR_FILE, c.weights_dtype)
+        save_weights(self.released_state(), self.out_dir / GENERATOR_FILE, c.weights_dtype)
         if c.keep_discriminator:
             save_weights(self.D_module.state_dict(), self.out_dir / DISCRIMINATOR_FILE, c.weights_dtype)
         else:
