@@ -3,6 +3,7 @@ how a resume and a fine-tune treat it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -43,7 +44,7 @@ def ensemble(n_sources=0):
 
 
 @pytest.mark.parametrize("n_sources", [0, 2])
-def test_each_vu_comes_from_its_member_with_the_source_drawn_once(n_sources):
+def test_each_vu_comes_from_its_member(n_sources):
     ens = ensemble(n_sources)
     z = torch.randn(64, 100, generator=torch.Generator().manual_seed(1))
     y = torch.arange(64) % 3
@@ -77,6 +78,8 @@ def test_a_run_releases_its_snapshots_and_a_shorter_run_is_the_first_member(tmp_
         assert torch.equal(saved[f"members.1.{k}"], last[f"G_ema.{k}"]), k  # ... and the last one
     card = load_card(four)
     assert card["architecture"]["snapshots"] == 2 and card["training"]["snapshot_steps"] == [2, 4]
+    assert "snapshot ensemble" in card["training"]["generator_weights"] and "2, 4" in card["training"][
+        "generator_weights"]
     assert "snapshots" not in load_card(two)["architecture"]
     gen = load_generator(four)
     assert isinstance(gen, acgan.SnapshotEnsemble)
@@ -94,6 +97,12 @@ def test_a_resume_keeps_the_snapshots_and_refuses_a_checkpoint_without_them(tmp_
     train(ds, tmp_path / "three", small(steps=6, overrides=over), progress=False)  # kept steps 3 and 5, not 4
     with pytest.raises(SelectionError, match="steps 4,? "):
         train(ds, tmp_path / "three", small(steps=8, resume=True, overrides=over), progress=False)
+    with pytest.raises(SelectionError, match="past this run"):  # a shorter run cannot end on its last snapshot
+        train(ds, tmp_path / "two", small(steps=7, resume=True, overrides=over), progress=False)
+    train(ds, tmp_path / "four", small(steps=4, overrides=over), progress=False)  # resumed on step 4, a snapshot
+    four = train(ds, tmp_path / "four", small(steps=8, resume=True, overrides=over), progress=False)
+    c = load_file(str(four / GENERATOR_FILE))
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_a_fine_tune_from_an_ensemble_starts_from_its_last_member(tmp_path):
@@ -120,3 +129,27 @@ def test_the_option_reaches_the_run_and_its_command_line_and_bad_values_are_refu
                                                                                              "--smooth")):
         with pytest.raises(SelectionError, match=flag):
             TrainConfig(overrides=ArchOverrides(**bad)).validate()
+
+
+def test_an_interpolation_stays_on_one_member(tmp_path):
+    from synthvu_core.models.sampling import interpolate
+
+    ds = tiny_dataset()
+    folder = train(ds, tmp_path / "e", small(steps=4, overrides=ArchOverrides(width=4, d_width=4, snapshots=4)),
+                   progress=False)
+    gen = load_generator(folder)
+    path = interpolate(gen, gen.card["classes"][0], gen.card["classes"][-1], steps=8, seed=3)
+    z = torch.randn(2, gen.card["latent_dim"], generator=torch.Generator().manual_seed(3))
+    t = torch.linspace(0, 1, 8)[:, None]
+    zs = (1 - t) * z[0] + t * z[1]
+    assert len(set(acgan.snapshot_of(zs, 4).tolist())) > 1  # left to the noise, the path would change member
+    member = gen.members[int(acgan.snapshot_of(z[:1], 4)[0])]
+    wa, wb = torch.eye(len(gen.card["classes"]))[[0, -1]]
+    with torch.no_grad():
+        expected = member(zs, (1 - t) * wa + t * wb).numpy()
+    assert np.allclose(path.images, expected, atol=1e-5)
+
+
+def test_an_ensemble_needs_two_noise_coordinates():
+    with pytest.raises(ValueError, match="2 coordinates"):
+        acgan.ACGANConfig(shape=(1, 16, 16), latent_dim=1, snapshots=2)

@@ -101,6 +101,8 @@ class ACGANConfig:
         if isinstance(self.snapshots, bool) or int(self.snapshots) != self.snapshots or not 1 <= self.snapshots <= 8:
             raise ValueError(f"snapshots must be a whole number from 1 (none) to 8, got {self.snapshots}")
         self.snapshots = int(self.snapshots)
+        if self.snapshots > 1 and self.latent_dim < 2:
+            raise ValueError("a snapshot ensemble needs a noise of at least 2 coordinates (one picks the member)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -324,9 +326,15 @@ class SnapshotEnsemble(nn.Module):
         for member in self.members:
             member.fixed_source = value
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None = None, member: int | None = None
+    ) -> torch.Tensor:
+        """As :meth:`Generator.forward`; ``member`` sends every VU to that member (an interpolation path stays on
+        one generator) instead of each to its own (:func:`snapshot_of`)."""
         if self.config.n_sources and sources is None:
             sources = self.members[0].draw_sources(z, labels)
+        if member is not None:
+            return self.members[member](z, labels, sources)
         which = snapshot_of(z, len(self.members))
         out = None
         for i, member in enumerate(self.members):

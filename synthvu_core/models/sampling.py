@@ -224,8 +224,10 @@ def sample_uint8(generator: Any, n: int, position: str | None = None, seed: int 
     return Samples(out, labels, list(gen.card["classes"]))
 
 
-def _run(gen: Any, z: Any, labels: Any, batch_size: int = 256) -> np.ndarray:
-    """``gen(z, labels)`` in batches; ``labels`` are class indices ``[n]`` or class weights ``[n, K]``."""
+def _run(gen: Any, z: Any, labels: Any, batch_size: int = 256, member: int | None = None) -> np.ndarray:
+    """``gen(z, labels)`` in batches; ``labels`` are class indices ``[n]`` or class weights ``[n, K]``; ``member``:
+    the one member of a snapshot ensemble to use."""
+    pin = {} if member is None else {"member": member}
     import torch
 
     device = next(gen.parameters()).device
@@ -234,7 +236,7 @@ def _run(gen: Any, z: Any, labels: Any, batch_size: int = 256) -> np.ndarray:
     with torch.no_grad():
         for s in range(0, len(z), max(1, int(batch_size))):
             zb = z[s : s + batch_size].to(device)
-            x = gen(zb, labels[s : s + batch_size].to(device))
+            x = gen(zb, labels[s : s + batch_size].to(device), **pin)
             out[s : s + len(zb)] = x.float().cpu().numpy()
     return out
 
@@ -256,7 +258,11 @@ def interpolate(generator: Any, position_a: str, position_b: str, steps: int = 8
     t = torch.linspace(0, 1, steps)[:, None]
     zs = (1 - t) * z[0] + t * z[1]
     codes = (1 - t) * wa + t * wb
-    images = _run(gen, zs, codes)
+    from synthvu_core.models.acgan import SnapshotEnsemble, snapshot_of
+
+    # a snapshot ensemble draws the whole path from the member of its start
+    member = int(snapshot_of(z[:1], len(gen.members))[0]) if isinstance(gen, SnapshotEnsemble) else None
+    images = _run(gen, zs, codes, member=member)
     return Samples(images, codes.argmax(1).numpy().astype(np.int64), list(card["classes"]))
 
 

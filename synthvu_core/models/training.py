@@ -1350,7 +1350,7 @@ class Trainer:
                 "device": str(self.device),
                 "weights_dtype": c.weights_dtype,
                 "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
-                "generator_weights": "moving average" if self.G_ema is not None else "last",
+                "generator_weights": self._weights_text(),
                 **({"snapshot_steps": self.snapshot_steps} if len(self.snapshot_steps) > 1 else {}),
                 "init_from": self._init_summary(),
                 "augment": ",".join(self.augment_policy) or "none",
@@ -1420,6 +1420,14 @@ class Trainer:
             "classes": {c: self.init_card["classes"][i] for c, i in zip(self.classes, self.class_source)},
         }
 
+    def _weights_text(self) -> str:
+        """What ``generator.safetensors`` holds, in the card's words."""
+        one = "moving average" if self.G_ema is not None else "last"
+        if len(self.snapshot_steps) == 1:
+            return one
+        steps = ", ".join(map(str, self.snapshot_steps))
+        return f"snapshot ensemble: the {one} G of steps {steps}, each VU drawn from one"
+
     def _stash(self) -> None:
         """Keep the released G of this step as a member of the snapshot ensemble."""
         self.snapshots[self.step_count] = {k: v.detach().clone() for k, v in self.sampler.state_dict().items()}
@@ -1429,6 +1437,12 @@ class Trainer:
         a run whose earlier snapshots the checkpoint does not hold (it was made for another ``--steps``)."""
         if self.step_count in self.snapshot_steps[:-1] and self.step_count not in self.snapshots:
             self._stash()
+        if len(self.snapshot_steps) > 1 and self.step_count > self.total_steps:
+            raise SelectionError(
+                f"{self.checkpoint_dir}: the checkpoint is at step {self.step_count}, past this run's "
+                f"{self.total_steps} steps, so its snapshot ensemble cannot be made; rerun without --resume, or with "
+                "--snapshots 1"
+            )
         missing = [s for s in self.snapshot_steps[:-1] if s < self.step_count and s not in self.snapshots]
         if missing:
             raise SelectionError(
@@ -1447,7 +1461,8 @@ class Trainer:
             member = final if step == self.step_count else self.snapshots.get(step)
             if member is None:
                 raise RuntimeError(f"snapshot of step {step} missing ({self.snapshot_steps}, now {self.step_count})")
-            state.update({f"members.{i}.{k}": v for k, v in member.items()})
+            # cloned: a run too short for k distinct steps repeats a member, and saved tensors may not share memory
+            state.update({f"members.{i}.{k}": v.clone() for k, v in member.items()})
         return state
 
     def finish(self) -> Path:
