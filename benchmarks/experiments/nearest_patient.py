@@ -72,8 +72,8 @@ def randomisation_test(counts: np.ndarray, vus: np.ndarray, is_train: np.ndarray
     null = np.array([counts[m].sum() / n for m in labels])
     null_auc = np.array([auc(m) for m in labels])
     return {"share_train": round(float(observed), 3), "expected": round(float(null.mean()), 3),
-            "null_95": round(float(np.quantile(null, 0.95)), 3), "p": round(float(p_value(null, observed)), 4),
-            "patient_auc": round(observed_auc, 3), "auc_p": round(float(p_value(null_auc, observed_auc)), 4)}
+            "null_95": round(float(np.quantile(null, 0.95)), 3), "p": round(float(p_value(null, observed)), 6),
+            "patient_auc": round(observed_auc, 3), "auc_p": round(float(p_value(null_auc, observed_auc)), 6)}
 
 
 def p_value(null: np.ndarray, observed: float) -> float:
