@@ -4,8 +4,9 @@
     python -m benchmarks.experiments.nearest_patient MODEL [DATASET] [N_SAMPLES] [NULL_SPLITS]
 
 For ``N_SAMPLES`` VUs drawn from the generator as released (seed 0; default 2,000) it finds each sample's nearest
-real VU (pixel space, Euclidean, as the pairwise attack) among **every** patient of the dataset and counts the
-samples each patient attracts. The statistic is the share of samples whose nearest VU belongs to a train patient.
+real VU (pixel space, Euclidean, with the pairwise attack's distance blocks) among **every** patient of the dataset
+and counts the samples each patient attracts. The statistic is the share of samples whose nearest VU belongs to a
+train patient.
 The train patients were a uniform random draw (``assign_split``: a seeded permutation of all patients, no strata), so
 under the null that the samples do not depend on which patients were drawn, every relabelling of the same number of
 patients as "train" is as likely: the p-value is the share of 20,000 random relabellings whose share is at least the
@@ -29,6 +30,7 @@ import numpy as np
 from synthvu_core.api import load_generator
 from synthvu_core.data.build import dataset_of_card
 from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.evaluation.privacy import squared_distance_blocks
 from synthvu_core.models.registry import load_card, resolve
 from synthvu_core.models.sampling import sample
 
@@ -40,12 +42,8 @@ def nearest_patient_counts(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """``(patients, counts, vus)``: how many ``samples`` ``[n, C, H, W]`` in [-1, 1] have each patient's VU nearest,
     and how many VUs each patient has."""
-    real = (np.asarray(dataset.images, np.float32) / 127.5 - 1.0).reshape(len(dataset.images), -1)
-    real_sq = (real * real).sum(1)
-    flat = samples.reshape(len(samples), -1).astype(np.float32)
-    nearest = np.concatenate([
-        np.argmin(real_sq[None, :] - 2.0 * flat[i : i + chunk] @ real.T, axis=1) for i in range(0, len(flat), chunk)
-    ])
+    real = np.asarray(dataset.images, np.float32) / 127.5 - 1.0
+    nearest = np.concatenate([d2.argmin(1) for _, d2 in squared_distance_blocks(samples, real, chunk=chunk)])
     owner = dataset.units["patient_id"].astype(str).to_numpy()
     patients = sorted(set(owner.tolist()))
     index = {p: i for i, p in enumerate(patients)}
