@@ -50,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)")
     verify.add_argument("--quiet", action="store_true", help="no progress bars")
     verify.set_defaults(func=_verify)
+    amend = rsub.add_parser(
+        "amend",
+        help="add the whole-cohort nearest-patient test to a report made before evaluate ran it, on the very "
+        "samples it evaluated (checked), and re-read verdict (a); every other number is kept",
+    )
+    amend.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
+    amend.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)")
+    amend.set_defaults(func=_amend)
     table = rsub.add_parser("table", help="print the README's Markdown tables from saved reports")
     table.add_argument(
         "models", metavar="MODEL", nargs="*", help="generator folders or names (default: every shipped one)"
@@ -251,6 +259,17 @@ def _show(args: argparse.Namespace) -> int:
         print(f"privacy: {p['this_run']}")
         if p["audit"]:
             print(f"audit: {p['audit']}")
+    return 0
+
+
+def _amend(args: argparse.Namespace) -> int:
+    from synthvu_core.evaluation.amend import add_cohort_test
+
+    folder = _resolve(args.model)
+    report, done = add_cohort_test(folder, dataset=args.dataset)
+    verdict = report.meta["verdicts"]["released_samples"]
+    print(f"{folder.name}: {done}")
+    print(f"verdict (a): {verdict['level']}: {verdict['text']}")
     return 0
 
 

@@ -84,6 +84,26 @@ _METRIC_DEF = {
 }
 
 
+_COHORT_TEST = (
+    "(Whole-cohort nearest-patient test: each synthetic VU's nearest real VU in pixel space among every patient of the "
+    "dataset; p-values by random relabellings of as many patients as 'train', exact because the split is a uniform "
+    "random draw of patients.)"
+)
+_COHORT_DEF = {
+    "share_train": "Share of the synthetic VUs whose nearest real VU belongs to a training patient.",
+    "expected_share": "Mean of that share over the random relabellings (what a generator blind to the training "
+                      "patients gets in expectation).",
+    "share_null_95": "95% quantile of that share over the random relabellings.",
+    "p_value": "One-sided randomisation p-value of the share (the test verdict (a) reads).",
+    "patient_auc": "Patient-level ROC AUC of 'synthetic VUs nearest the patient, per VU of the patient': training "
+                   "patients against every other patient (the test's effect in verdict (a)).",
+    "patient_auc_p_value": "One-sided randomisation p-value of that patient-level AUC.",
+    "n_train_patients": "Training patients of the dataset.",
+    "n_other_patients": "Holdout and reference patients of the dataset.",
+    "n_samples": "Synthetic VUs tested.",
+}
+
+
 def definition(key: str) -> str:
     """Definition text of a scalar key."""
     parts = key.split(".")
@@ -118,6 +138,8 @@ def definition(key: str) -> str:
             )
         attack, space, metric = parts[1], parts[2], ".".join(parts[3:])
         return f"{_METRIC_DEF[metric]}; {_ATTACK_DEF[attack]}; {_SPACE_DEF[space]}."
+    if parts[0] == "cohort":
+        return f"{_COHORT_DEF[parts[1]]} {_COHORT_TEST}"
     if key == "dp.epsilon":
         return (
             "Differential-privacy budget epsilon of the generator's training (DP-SGD on the discriminator) at the "

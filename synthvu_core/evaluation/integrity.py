@@ -36,7 +36,7 @@ _RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
     ("tstr_over_trtr", _NON_NEGATIVE),
     ("auc", _UNIT),
     ("tpr_at_", _UNIT),
-    ("topk_share", _UNIT),
+    ("share", _UNIT),
     ("p_value", _UNIT),
     ("precision", _UNIT),
     ("recall", _UNIT),

@@ -46,7 +46,8 @@ def _block(x: np.ndarray, start: int, stop: int, offset: Any | None) -> Any:
     """
     import torch
 
-    b = torch.from_numpy(np.ascontiguousarray(np.asarray(x[start:stop])))
+    a = np.ascontiguousarray(np.asarray(x[start:stop]))
+    b = torch.from_numpy(a if a.flags.writeable else a.copy())  # a read-only (memory-mapped) dataset: torch warns
     b = b.reshape(stop - start, -1)
     if b.dtype == torch.uint8:
         b = b.to(torch.float32).mul_(1.0 / 127.5).sub_(1.0)

@@ -224,22 +224,13 @@ def evaluate_generator(
         return _evaluate_locked(model_dir, dataset, n_synthetic, controls, seed, progress, config)
 
 
-def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
-    model_dir: str | Path,
-    dataset: Any,
-    n_synthetic: int,
-    controls: bool,
-    seed: int,
-    progress: bool | Callable[[str, int, int], None],
-    config: EvaluationConfig | None,
-) -> Report:
-    from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
-    from synthvu_core.models.sampling import sample_uint8
+def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = None) -> tuple[Any, Any]:
+    """``(dataset, utility_dataset)`` of a generator: ``dataset`` (a ``VUDataset``, a folder, or None for the card's)
+    with the card's split (members are the patients the generator was trained on: the leaky control, for one, was
+    trained on a smaller train part of the same VUs), and as built (its own split: one TRTR, holdout and TSTR size
+    for all its generators). Refused where its fingerprint is not the card's."""
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
 
-    model_dir = Path(model_dir)
-    card = load_card(model_dir)
-    check_writable(model_dir / REPORT_DIR, "report")  # before any work
     fp = (card.get("dataset") or {}).get("fingerprint")
     if dataset is None:
         from synthvu_core.data.build import dataset_of_card
@@ -252,14 +243,26 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
             f"{model_dir / CARD_FILE}: generator was trained on dataset {fp}, but the dataset given is "
             f"{dataset.fingerprint}"
         )
-    # Members are the patients the generator was trained on: apply the card's split (the leaky
-    # control, for one, was trained on a smaller train part of the same VUs).
-    from synthvu_core.data.dataset import SplitConfig
-
-    utility_dataset = dataset  # the dataset's own split: one TRTR, holdout and TSTR size for all its generators
     split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
-    if split is not None:
-        dataset = dataset.with_split(split)
+    return (dataset.with_split(split) if split is not None else dataset), dataset
+
+
+def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
+    model_dir: str | Path,
+    dataset: Any,
+    n_synthetic: int,
+    controls: bool,
+    seed: int,
+    progress: bool | Callable[[str, int, int], None],
+    config: EvaluationConfig | None,
+) -> Report:
+    from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
+    from synthvu_core.models.sampling import sample_uint8
+
+    model_dir = Path(model_dir)
+    card = load_card(model_dir)
+    check_writable(model_dir / REPORT_DIR, "report")  # before any work
+    dataset, utility_dataset = evaluation_datasets(model_dir, card, dataset)
     scheme = card.get("scheme", "region")
     classes = list(card.get("classes") or dataset.classes(scheme))
     cfg = config or EvaluationConfig(scheme=scheme)

@@ -484,8 +484,8 @@ def stage_privacy(ctx: EvaluationContext, job: Job) -> Part:
     results, skipped, arrays, test = score_set(ctx, job, synthetic, disc)
     if job.discriminator is None:
         skipped["discriminator/pixel"] = "no discriminator was kept with this generator"
-    job.state.update(synthetic=synthetic, results=results, test=test)
     part = _privacy_part(results, skipped, arrays)
+    job.state.update(synthetic=synthetic, results=results, test=test, cohort=_cohort_part(job, part))
     part.arrays.update(
         {
             "candidates/index": d.candidates,
@@ -508,6 +508,23 @@ def stage_privacy(ctx: EvaluationContext, job: Job) -> Part:
     part.meta.update(d.counts())
     part.meta["attack_spaces"] = _space_meta(ctx)
     return part
+
+
+def _cohort_part(job: Job, part: Part) -> Any:
+    """The whole-cohort nearest-patient test of the samples into ``part`` (``cohort.*``); the test, or None where the
+    dataset has no training patient or no other patient."""
+    from synthvu_core.evaluation.cohort import COHORT_FIELDS, cohort_test
+
+    units = job.dataset.units
+    try:
+        cohort = cohort_test(job.images, job.dataset.images, units["patient_id"].to_numpy(), units["split"].to_numpy(),
+                             seed=job.seed)
+    except ValueError as err:
+        for k in COHORT_FIELDS:
+            part.add(f"cohort.{k}", None, str(err))
+        return None
+    part.scalars.update(cohort.scalars())
+    return cohort
 
 
 def _cohort_allows(d: MembershipDesign) -> str:
@@ -579,7 +596,8 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     c = ctx.design.counts()
     part.meta["verdicts"] = {
         "released_samples": released_samples_verdict(
-            results, test, power, independent, (c["n_member_patients"], c["n_nonmember_patients"])
+            results, test, power, independent, (c["n_member_patients"], c["n_nonmember_patients"]),
+            job.state.get("cohort"),
         ),
         "released_discriminator": released_discriminator_verdict(
             results, test, _private_discriminator(job.meta), (c["n_member_patients"], c["n_nonmember_patients"])

@@ -11,8 +11,10 @@
   reported ("detects"), never counted. The rise over the own AUC (paired CI) is reported beside it.
 * **Verdict (a), released samples** (:func:`read_released_samples`, from stored scalars only): the
   pre-specified primary attack (the study's pairwise pixel attack, raw p) and the strongest of the other
-  counted attacks (max-statistic permutation p over them), the two combined by Holm at :data:`ALPHA`.
-  Significant with AUC >= :data:`LEAK_AUC` (or an estimable TPR at 1 % FPR >= :data:`LEAK_TPR`) is a leak.
+  counted attacks (max-statistic permutation p over them) and, where it ran, the whole-cohort nearest-patient test
+  (:mod:`~synthvu_core.evaluation.cohort`: its share p, its patient-level AUC as the effect), combined by Holm at
+  :data:`ALPHA`. Significant with AUC >= :data:`LEAK_AUC` (or an estimable TPR at 1 % FPR >= :data:`LEAK_TPR`) is a
+  leak. A significant test needs no power: it is read whatever the design's size.
   Otherwise a counted AUC significantly *below* 0.5 (max-statistic over the counted family) or an
   independent control off chance is a **design imbalance**; significant, caution; no counted attack, or
   fewer patients per side than the design needs to detect the 5 % control with probability :data:`POWER`
@@ -34,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from synthvu_core.evaluation.cohort import COHORT_TEST, CohortTest
 from synthvu_core.evaluation.inference import (
     AUCComponents,
     PatientIndex,
@@ -302,7 +305,7 @@ def counted_family(power: dict[str, dict[str, Any]] | None, black: list[str]) ->
 
 def samples_inputs(
     results: dict[str, AttackResult], test: PermutationTest | None, power: dict[str, dict[str, Any]] | None,
-    independent: dict[str, Any] | None, patients: tuple[int, int],
+    independent: dict[str, Any] | None, patients: tuple[int, int], cohort: CohortTest | None = None,
 ) -> dict[str, Any]:
     """Every scalar verdict (a) reads, as stored in the report (:func:`read_released_samples` reads only these).
 
@@ -314,6 +317,8 @@ def samples_inputs(
         power: :func:`power_curves`.
         independent: :func:`independent_check` over the counted attacks (None without the control).
         patients: ``(member, non-member)`` patients of the design.
+        cohort: the whole-cohort nearest-patient test (:mod:`~synthvu_core.evaluation.cohort`); None where it was
+            not run (a report without the key predates it).
     """
     black = [n for n in results if n.split("/")[0] in BLACK_BOX_ATTACKS and results[n].scalars.get("auc") is not None]
     counted = counted_family(power, black)
@@ -340,18 +345,29 @@ def samples_inputs(
     }
     if test is None:
         inputs["permutation_test"] = False
+    if cohort is not None:
+        inputs["cohort"] = cohort_inputs(cohort)
     return inputs
+
+
+def cohort_inputs(cohort: CohortTest) -> dict[str, Any]:
+    """What verdict (a) reads of the whole-cohort test (stored in its ``inputs``)."""
+    return {
+        "p": cohort.p_value, "auc": cohort.patient_auc, "auc_p": cohort.patient_auc_p_value,
+        "share": cohort.share_train, "expected": cohort.expected_share,
+        "patients": [cohort.n_train_patients, cohort.n_other_patients],
+    }
 
 
 def released_samples_verdict(
     results: dict[str, AttackResult], test: PermutationTest | None, power: dict[str, dict[str, Any]] | None,
-    independent: dict[str, Any] | None = None, patients: tuple[int, int] = (0, 0),
+    independent: dict[str, Any] | None = None, patients: tuple[int, int] = (0, 0), cohort: CohortTest | None = None,
 ) -> dict[str, Any]:
     """Verdict (a) on the generator's results: :func:`samples_inputs` read by :func:`read_released_samples`.
 
     ``patients`` (member, non-member) of the design: "ok" needs as many per side as :func:`design_needs`.
     """
-    inputs = samples_inputs(results, test, power, independent, patients)
+    inputs = samples_inputs(results, test, power, independent, patients, cohort)
     return {**read_released_samples(inputs), "inputs": inputs}
 
 
@@ -389,10 +405,10 @@ def design_needs(inputs: dict[str, Any]) -> tuple[int | None, str | None]:
 def read_released_samples(inputs: dict[str, Any]) -> dict[str, Any]:
     """Verdict (a) from stored scalars alone (a loaded report re-derives it with this function).
 
-    Order: a significant attack with a large effect is a leak; otherwise an AUC significantly below 0.5
-    (max-statistic over the counted attacks) or an independent control off chance is a design imbalance; a
-    significant attack, caution; too few patients for a permutation test, no counted attack or fewer patients per
-    side than the design needs, inconclusive; else ok.
+    Order: a significant attack (or whole-cohort test) with a large effect is a leak; otherwise an AUC
+    significantly below 0.5 (max-statistic over the counted attacks) or an independent control off chance is a
+    design imbalance; a significant attack, caution; too few patients for a permutation test, no counted attack
+    or fewer patients per side than the design needs, inconclusive; else ok.
     """
     alpha, counted, attacks = inputs["alpha"], inputs["counted"], inputs["attacks"]
     tested = inputs.get("permutation_test", True)
@@ -410,6 +426,12 @@ def read_released_samples(inputs: dict[str, Any]) -> dict[str, Any]:
                             "p_kind": f"max-statistic adjusted over {len(adj)} attacks"}
         tests[worst] = adj[worst]
         out["worst_other"] = described[worst]
+    cohort = inputs.get("cohort")
+    if cohort is not None:  # reports written before the whole-cohort test lack it and read as before
+        described[COHORT_TEST] = {"attack": COHORT_TEST, "auc": cohort["auc"], "auc_ci": [None, None],
+                                  "tpr_at_1pct_fpr": None, "p": cohort["p"], "p_kind": "randomisation"}
+        tests[COHORT_TEST] = cohort["p"]
+        out["cohort"] = described[COHORT_TEST]
     final = holm(tests) if tests else {}
     for n, d in described.items():
         d["p_holm"] = final[n]
@@ -457,13 +479,14 @@ def _primary_text(inputs: dict[str, Any]) -> str:
 def _samples_text(inputs: dict[str, Any], out: dict[str, Any], described: dict[str, dict[str, Any]]) -> str:
     parts = [
         f"{d['attack'].replace('/', ' attack, ')} space: AUC {_interval(d)}, p {d['p_holm']:.3g}"
+        if d["attack"] != COHORT_TEST else f"{COHORT_TEST} test: patient AUC {_fmt(d['auc'])}, p {d['p_holm']:.3g}"
         for d in described.values()
     ]
     numbers = "; ".join(parts) + f" (Holm over {len(described)} test{'s' if len(described) > 1 else ''})"
     power_note = (
         "" if inputs["power_checked"] else " The graded controls were not run: the attacks' power is unchecked."
     )
-    primary = " " + _primary_text(inputs)
+    primary = " " + _primary_text(inputs) + _cohort_text(inputs)
     level, (i1, i0) = out["level"], out["patients"]
     imbalance = _imbalance_text(inputs, out)
     if level == "leak":
@@ -480,6 +503,17 @@ def _samples_text(inputs: dict[str, Any], out: dict[str, Any], described: dict[s
     return (f"No attack with power tells members from non-members in the released samples ({numbers}); the design "
             f"has {i1} member and {i0} non-member patients, at least the {out['patients_needed']} per side needed to "
             f"detect 5% member copies with probability {POWER:.0%}." + primary + power_note)
+
+
+def _cohort_text(inputs: dict[str, Any]) -> str:
+    """The whole-cohort test in words (always shown where it ran, significant or not); empty for older reports."""
+    c = inputs.get("cohort")
+    if c is None:
+        return ""
+    n1, n0 = c["patients"]
+    return (f" Whole-cohort test: {c['share']:.0%} of the samples are nearest a VU of one of the {n1} training "
+            f"patients (expected {c['expected']:.0%} among all {n1 + n0} patients), raw p {c['p']:.3g}; patient AUC "
+            f"of samples per VU {c['auc']:.3f} (p {c['auc_p']:.3g}).")
 
 
 def _imbalance_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:

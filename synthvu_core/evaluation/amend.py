@@ -1,0 +1,96 @@
+"""Add the whole-cohort nearest-patient test to a report written before ``evaluate`` ran it.
+
+The test reads only the synthetic set and the real VUs, so it is computed on **the very samples the report
+evaluated**, not on new ones: they are drawn again from the same weights (the report records their sha256), count
+and seed, and refused unless every member/non-member candidate's nearest-sample distance (the pairwise attack's
+``d_min``, stored in the report's arrays) comes out the same. Verdict (a) is then re-read from its stored inputs with
+the test added; every other number of the report is kept as it was, and ``meta["amended"]`` says what was added,
+when and by which code version. The report is rewritten atomically (a failure leaves the old one).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthvu_core.errors import ReportError
+
+#: The largest difference of a recomputed ``d_min`` from the stored one ([-1, 1] pixel scale, float32 distances
+#: over about 37,000 values) at which the samples count as the ones evaluated.
+D_MIN_TOLERANCE = 1e-3
+
+
+def add_cohort_test(model_dir: str | Path, dataset: Any = None) -> tuple[Any, str]:
+    """``(report, what was done)``: the report of ``model_dir`` with the whole-cohort test (unchanged where it has it).
+
+    Raises :class:`~synthvu_core.errors.ReportError` naming the folder where there is no report, the report lacks
+    what re-reading verdict (a) needs, or the samples drawn again are not the ones it evaluated.
+    """
+    from synthvu_core.evaluation.cohort import CohortTest
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.storage import folder_lock
+
+    model_dir = Path(model_dir)
+    with folder_lock(model_dir, "evaluate"):
+        report = load_report(model_dir)  # refuses a report of other weights
+        if report is None:
+            raise ReportError(f"{model_dir}: no report to amend; run evaluate")
+        if CohortTest.from_scalars(report.scalars) is not None:
+            return report, "the report already holds the whole-cohort test"
+        return _amend(model_dir, report, dataset)
+
+
+def _amend(model_dir: Path, report: Any, dataset: Any) -> tuple[Any, str]:
+    from synthvu_core import __version__
+    from synthvu_core.evaluation.cohort import cohort_test
+    from synthvu_core.evaluation.definitions import definition
+    from synthvu_core.evaluation.report import REPORT_DIR, evaluation_datasets, load_report, save_report
+    from synthvu_core.evaluation.verdicts import cohort_inputs, read_released_samples
+    from synthvu_core.models.registry import load_card, load_generator
+    from synthvu_core.models.sampling import sample_uint8
+
+    meta = report.meta
+    verdict = (meta.get("verdicts") or {}).get("released_samples") or {}
+    if not isinstance(verdict.get("inputs"), dict):
+        raise ReportError(f"{model_dir}: the report predates stored verdict inputs; re-run evaluate")
+    dataset, _ = evaluation_datasets(model_dir, load_card(model_dir), dataset)
+    samples = sample_uint8(load_generator(model_dir), int(meta["n_synthetic"]), seed=int(meta["synthetic_seed"]))
+    check = _same_samples(model_dir, report, dataset.images, samples.images)
+    units = dataset.units
+    cohort = cohort_test(samples.images, dataset.images, units["patient_id"].to_numpy(), units["split"].to_numpy(),
+                         seed=int(meta["seed"]))
+    report.scalars.update(cohort.scalars())
+    report.definitions.update({k: definition(k) for k in cohort.scalars()})
+    inputs = {**verdict["inputs"], "cohort": cohort_inputs(cohort)}
+    meta["verdicts"]["released_samples"] = {**read_released_samples(inputs), "inputs": inputs}
+    meta.setdefault("amended", []).append({
+        "added": "whole-cohort nearest-patient test (cohort.*) and verdict (a) re-read with it",
+        "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "samples_check": check,
+    })
+    _ = report.arrays  # load them before the folder is replaced
+    for sub in report.controls.values():
+        _ = sub.arrays
+    save_report(report, model_dir / REPORT_DIR)
+    return load_report(model_dir), check
+
+
+def _same_samples(model_dir: Path, report: Any, images: np.ndarray, samples: np.ndarray) -> str:
+    """Words for the check that ``samples`` are the report's synthetic set; :class:`ReportError` where not."""
+    from synthvu_core.evaluation.privacy import summarise_distances
+
+    arrays = report.arrays
+    if "candidates/index" not in arrays or "privacy/pairwise/pixel/d_min" not in arrays:
+        raise ReportError(f"{model_dir}: the report holds no pairwise distances to check its samples by; "
+                          "re-run evaluate")
+    stored = np.asarray(arrays["privacy/pairwise/pixel/d_min"], dtype=np.float64)
+    again = summarise_distances(images[np.asarray(arrays["candidates/index"])], samples, quantiles=()).d_min
+    worst = float(np.max(np.abs(again - stored))) if len(stored) else 0.0
+    if len(again) != len(stored) or worst > D_MIN_TOLERANCE:
+        raise ReportError(f"{model_dir}: the samples drawn again are not the ones the report evaluated (nearest-sample "
+                          f"distances differ by up to {worst:.3g}); re-run evaluate")
+    return (f"the {len(stored)} candidates' nearest-sample distances of the pairwise attack recomputed on the samples "
+            f"drawn again: largest difference {worst:.2g}")

@@ -1,0 +1,120 @@
+"""The whole-cohort nearest-patient test: are the released samples drawn to the patients the generator saw?
+
+For every synthetic VU, its nearest real VU (pixel space, Euclidean, with the pairwise attack's distance blocks)
+among **every** patient of the dataset; each patient attracts a number of samples. Two statistics:
+
+* ``share_train``: the share of the samples whose nearest VU belongs to a training patient (the test's statistic;
+  its one-sided p-value is the one verdict (a) reads);
+* ``patient_auc``: the patient-level AUC of the attack "a patient's samples per VU" (training patients against all
+  others; the effect size verdict (a) weighs against its leak threshold), with its own p-value.
+
+The training patients were a uniform random draw (``assign_split`` is a seeded permutation of all patients, no
+strata), so under the null that the samples do not depend on which patients were drawn every relabelling of as
+many patients as "train" is equally likely: the p-values are the shares of :data:`N_PERMUTATIONS` random
+relabellings whose statistic is at least the observed one (counting the observed labelling). Unlike the
+member/non-member attacks it needs no balanced sides and no fitted space, so it uses every patient (on a 25-patient
+cohort: 15 training patients against 10 others instead of 5 against 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from synthvu_core.evaluation.privacy import squared_distance_blocks
+
+N_PERMUTATIONS = 20_000
+#: The test's name in verdict (a) and on every surface.
+COHORT_TEST = "whole-cohort nearest patient"
+#: Report scalar keys (``cohort.<field>``) of :class:`CohortTest`, in the order they are shown.
+COHORT_FIELDS: tuple[str, ...] = (
+    "share_train", "expected_share", "share_null_95", "p_value", "patient_auc", "patient_auc_p_value",
+    "n_train_patients", "n_other_patients", "n_samples",
+)
+
+
+@dataclass(frozen=True)
+class CohortTest:
+    """The test's numbers (see the module text); ``expected_share`` and ``share_null_95`` are the mean and 95 %
+    quantile of ``share_train`` over the random relabellings."""
+
+    share_train: float
+    expected_share: float
+    share_null_95: float
+    p_value: float
+    patient_auc: float
+    patient_auc_p_value: float
+    n_train_patients: int
+    n_other_patients: int
+    n_samples: int
+
+    def scalars(self) -> dict[str, float]:
+        """``cohort.<field>`` -> value, as a report stores them."""
+        return {f"cohort.{k}": float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_scalars(cls, scalars: dict[str, float | None]) -> CohortTest | None:
+        """The test a report stored; None where it has none (older reports)."""
+        vals = {k: scalars.get(f"cohort.{k}") for k in COHORT_FIELDS}
+        if any(v is None for v in vals.values()):
+            return None
+        ints = ("n_train_patients", "n_other_patients", "n_samples")
+        return cls(**{k: int(v) if k in ints else float(v) for k, v in vals.items()})
+
+
+def nearest_patient_counts(
+    samples: np.ndarray, images: np.ndarray, patient_ids: np.ndarray, chunk: int = 512
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(patients, counts, vus)``: how many ``samples`` have each patient's VU nearest, and each patient's VUs.
+
+    Args:
+        samples: synthetic VUs ``[n, C, H, W]`` on the scale of ``images`` (both uint8, or both float).
+        images: the dataset's real VUs ``[N, C, H, W]``.
+        patient_ids: the patient of each real VU ``[N]``.
+        chunk: samples per distance block.
+    """
+    nearest = np.concatenate([d2.argmin(1) for _, d2 in squared_distance_blocks(samples, images, chunk=chunk)])
+    owner = np.asarray(patient_ids).astype(str)
+    patients = sorted(set(owner.tolist()))
+    index = {p: i for i, p in enumerate(patients)}
+    counts = np.bincount([index[p] for p in owner[nearest]], minlength=len(patients)).astype(np.float64)
+    vus = np.bincount([index[p] for p in owner], minlength=len(patients)).astype(np.float64)
+    return patients, counts, vus
+
+
+def p_value(null: np.ndarray, observed: float) -> float:
+    """One-sided randomisation p-value, counting the observed labelling."""
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
+
+
+def randomisation_test(
+    counts: np.ndarray, vus: np.ndarray, is_train: np.ndarray, seed: int = 0, n_perm: int = N_PERMUTATIONS
+) -> CohortTest:
+    """Both statistics on the observed labelling ``is_train`` and on ``n_perm`` uniform relabellings."""
+    from scipy.stats import rankdata
+
+    is_train = np.asarray(is_train, dtype=bool)
+    n, ranks = counts.sum(), rankdata(counts / vus)  # the AUC from rank sums (Mann-Whitney; ties count one half)
+    n1, n0 = int(is_train.sum()), int((~is_train).sum())
+    if n1 == 0 or n0 == 0 or n == 0:
+        raise ValueError("the whole-cohort test needs samples, training patients and other patients")
+    rng = np.random.default_rng(seed)
+    labels = np.stack([rng.permutation(is_train) for _ in range(n_perm)]).astype(np.float64)
+    shift, scale = n1 * (n1 + 1) / 2, n1 * n0
+    null, null_auc = labels @ counts / n, (labels @ ranks - shift) / scale
+    share, auc = float(counts[is_train].sum() / n), float((ranks[is_train].sum() - shift) / scale)
+    return CohortTest(
+        share_train=share, expected_share=float(null.mean()), share_null_95=float(np.quantile(null, 0.95)),
+        p_value=p_value(null, share), patient_auc=auc, patient_auc_p_value=p_value(null_auc, auc),
+        n_train_patients=n1, n_other_patients=n0, n_samples=int(n),
+    )
+
+
+def cohort_test(
+    samples: np.ndarray, images: np.ndarray, patient_ids: np.ndarray, split: np.ndarray, seed: int = 0
+) -> CohortTest:
+    """The test of ``samples`` against every real VU; ``split`` names each VU's part (members: ``"train"``)."""
+    patients, counts, vus = nearest_patient_counts(samples, images, patient_ids)
+    part = dict(zip(np.asarray(patient_ids).astype(str), np.asarray(split).astype(str), strict=True))
+    return randomisation_test(counts, vus, np.array([part[p] == "train" for p in patients]), seed=seed)
