@@ -14,6 +14,7 @@ from dashboard.summary import (
     attack_rows,
     attacks_present,
     audit_text,
+    cohort_text,
     columns_of,
     epsilon_text,
     independent_rows,
@@ -48,7 +49,10 @@ DESIGN = (
     "intervals (Student-t, built to hold with few patients); "
     "p-values come from permuting membership between patients. **Verdict (a)** reads the released samples: the study's "
     "pairwise pixel attack (pre-specified primary) and the strongest other attack with power (max-statistic adjusted), "
-    "combined by Holm; an AUC significantly below 0.5 or an independent control off chance reads *design imbalance*; "
+    "and the **whole-cohort nearest-patient test** (each sample's nearest real VU among *all* patients; its p-value "
+    "from random relabellings of as many patients as training patients, exact because the split is a uniform draw; a "
+    "significant result needs no power check), combined by Holm; an AUC significantly below 0.5 or an independent "
+    "control off chance reads *design imbalance*; "
     "no attack with power, or fewer patients per side than needed to detect 5% member copies, *inconclusive*. "
     "**Verdict (b)** reads the white-box discriminator attack alone: significant, *leak* or *caution*; not "
     "significant with fewer than 10 patients per side or without a permutation test, *inconclusive*; else *ok*."
@@ -69,6 +73,7 @@ def render(sel: frame.Selection) -> None:
     frame.show_verdict(d.level, d.text, icon=":material/key:")
     if membership_text(rep):
         st.caption("Membership design: " + membership_text(rep))
+    st.caption("Whole-cohort nearest-patient test (in verdict (a)): " + cohort_text(rep))
     with st.expander("Definitions: design, controls, verdicts"):
         st.markdown(DESIGN)
 

@@ -340,6 +340,17 @@ class Verdict:
     text: str
 
 
+def cohort_text(report: ReportReading | None) -> str:
+    """The whole-cohort nearest-patient test in one line, or why there is none."""
+    from synthvu_core.evaluation.cohort import CohortTest
+
+    cohort = None if report is None else CohortTest.from_scalars(report.scalars)
+    if cohort is None:
+        return ("not run: this report was made before the test (`python -m synthvu_core report amend MODEL` adds it "
+                "on the same samples).")
+    return cohort.text() + "."
+
+
 def level_word(level: str) -> str:
     """The words of a verdict level (:data:`~synthvu_core.evaluation.verdicts.LEVEL_WORDS`)."""
     from synthvu_core.evaluation.verdicts import LEVEL_WORDS

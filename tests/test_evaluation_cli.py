@@ -146,6 +146,49 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     shown = capsys.readouterr().out
     assert "chance 0.333" in shown and "recall TSTR" in shown and "usefulness" in shown
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
+    _check_cohort_test_and_amend(folder, r, resplit, tmp_path / "ds", capsys)
+
+
+def _check_cohort_test_and_amend(folder, r, resplit, ds_path, capsys):
+    """The whole-cohort test counts every patient of the card's split, enters verdict (a), and `report amend` gives
+    an older report the same test on the same samples, refusing samples that are not the ones evaluated."""
+    from synthvu_core.evaluation.cohort import COHORT_FIELDS
+    from synthvu_core.evaluation.report import load_report, save_report
+    from synthvu_core.evaluation.verdicts import read_released_samples
+
+    assert r.scalars["cohort.n_train_patients"] == len(resplit.patients("train"))
+    assert r.scalars["cohort.n_other_patients"] == len(resplit.patients()) - len(resplit.patients("train"))
+    assert r.scalars["cohort.n_samples"] == 60
+    assert r.meta["verdicts"]["released_samples"]["inputs"]["cohort"]["p"] == r.scalars["cohort.p_value"]
+    assert "Whole-cohort test" in r.meta["verdicts"]["released_samples"]["text"]
+    assert main(["report", "show", str(folder)]) == 0 and "\ncohort      " in capsys.readouterr().out
+    old = {k: r.scalars.pop(f"cohort.{k}") for k in COHORT_FIELDS}  # as a report made before the test
+    for k in COHORT_FIELDS:
+        r.definitions.pop(f"cohort.{k}")
+    inputs = {k: v for k, v in r.meta["verdicts"]["released_samples"]["inputs"].items() if k != "cohort"}
+    r.meta["verdicts"]["released_samples"] = {**read_released_samples(inputs), "inputs": inputs}
+    _ = r.arrays
+    save_report(r, folder / "report")
+    assert main(["report", "show", str(folder)]) == 0 and "not run" in capsys.readouterr().out
+    assert main(["report", "amend", str(folder), "--dataset", str(ds_path)]) == 0
+    assert "largest difference 0" in capsys.readouterr().out
+    amended = load_report(folder)
+    assert {k: amended.scalars[f"cohort.{k}"] for k in COHORT_FIELDS} == old
+    assert amended.meta["amended"][0]["added"].startswith("whole-cohort")
+    assert "Whole-cohort test" in amended.meta["verdicts"]["released_samples"]["text"]
+    for k in COHORT_FIELDS:  # again older, now with other samples' distances stored: refused, nothing written
+        amended.scalars.pop(f"cohort.{k}")
+    amended.meta["verdicts"]["released_samples"]["inputs"].pop("cohort")
+    amended.meta["verdicts"]["released_samples"].update(read_released_samples(
+        amended.meta["verdicts"]["released_samples"]["inputs"]))
+    arrays = dict(amended.arrays)
+    arrays["privacy/pairwise/pixel/d_min"] = arrays["privacy/pairwise/pixel/d_min"] + 0.01
+    amended._arrays = arrays
+    save_report(amended, folder / "report")
+    before = (folder / "report" / "report.json").read_text()
+    assert main(["report", "amend", str(folder), "--dataset", str(ds_path)]) == 2
+    assert "not the ones the report evaluated" in capsys.readouterr().err
+    assert (folder / "report" / "report.json").read_text() == before
 
 
 @pytest.mark.parametrize("case", ["other weights", "no hash", "older evaluation"])

@@ -53,6 +53,14 @@ class CohortTest:
         """``cohort.<field>`` -> value, as a report stores them."""
         return {f"cohort.{k}": float(v) for k, v in asdict(self).items()}
 
+    def text(self) -> str:
+        """One line for every surface (CLI, dashboard, card)."""
+        return (f"{self.share_train:.0%} of {self.n_samples:,} samples are nearest a VU of one of the "
+                f"{self.n_train_patients} training patients (expected {self.expected_share:.0%} among all "
+                f"{self.n_train_patients + self.n_other_patients} patients, 95% of relabellings below "
+                f"{self.share_null_95:.0%}), p {self.p_value:.3g}; patient AUC of samples per VU "
+                f"{self.patient_auc:.3f} (p {self.patient_auc_p_value:.3g})")
+
     @classmethod
     def from_scalars(cls, scalars: dict[str, float | None]) -> CohortTest | None:
         """The test a report stored; None where it has none (older reports)."""

@@ -39,6 +39,15 @@ FPR_LEVELS: dict[str, float] = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.
 # ---- distances ----------------------------------------------------------------------------
 
 
+def _rows(x: np.ndarray, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of ``x`` as a torch tensor sharing its memory (a copy where ``x`` is read-only, as a
+    memory-mapped dataset is: torch cannot share it). Callers never write into it."""
+    import torch
+
+    a = np.ascontiguousarray(np.asarray(x[start:stop]))
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
 def _block(x: np.ndarray, start: int, stop: int, offset: Any | None) -> Any:
     """Rows ``start:stop`` of ``x`` as a float32 torch matrix ``[n, D]`` (uint8 -> [-1, 1]).
 
@@ -46,8 +55,7 @@ def _block(x: np.ndarray, start: int, stop: int, offset: Any | None) -> Any:
     """
     import torch
 
-    a = np.ascontiguousarray(np.asarray(x[start:stop]))
-    b = torch.from_numpy(a if a.flags.writeable else a.copy())  # a read-only (memory-mapped) dataset: torch warns
+    b = _rows(x, start, stop)
     b = b.reshape(stop - start, -1)
     if b.dtype == torch.uint8:
         b = b.to(torch.float32).mul_(1.0 / 127.5).sub_(1.0)
@@ -147,7 +155,7 @@ def _centred(x: np.ndarray, start: int, stop: int, centre: Any, raw: bool) -> An
     """
     import torch
 
-    b = torch.from_numpy(np.ascontiguousarray(np.asarray(x[start:stop]))).reshape(stop - start, -1)
+    b = _rows(x, start, stop).reshape(stop - start, -1)
     if b.dtype == torch.uint8:  # a fresh float32 copy (vectorised; mixed-dtype arithmetic is not), centred in place
         b = b.to(torch.float32)
         return b.sub_(centre) if raw else b.sub_(127.5 * (1.0 + centre)).mul_(1.0 / 127.5)
