@@ -116,7 +116,7 @@ def test_power_is_detection_of_the_five_percent_control_not_any_rise():
 @pytest.mark.parametrize("k", [1, 7])
 def test_verdict_a_keeps_its_false_alarm_rate_under_no_leak(k):
     # 120 null cohorts of 20 + 20 patients (8 VUs each; copies planted for half the member VUs): the family
-    # fixed by power alone, the primary raw and the worst other max-statistic adjusted, Holm over the two.
+    # fixed by power alone, the primary raw, the worst other max-statistic adjusted and the whole-cohort test, Holm.
     # Nominal 5 %; the bound is 5 % + 2 Monte Carlo se.
     r = false_alarm_rates(Scenario(20, 8, k, copied=0.5), 120, n_perm=300, seed=k)
     assert r["family"] == pytest.approx(k, abs=0.1)  # the k attacks that see the copies have power

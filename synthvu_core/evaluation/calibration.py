@@ -10,6 +10,9 @@ patient-permutation test,
 :func:`~synthvu_core.evaluation.verdicts.power_curves` (which fixes the counted family by power alone) and
 :func:`~synthvu_core.evaluation.verdicts.released_samples_verdict`. A false alarm is a "caution" or "leak"
 verdict; "design imbalance" is counted apart. The primary attack is attack 0, as the pairwise pixel attack is.
+With ``cohort`` the whole-cohort nearest-patient test joins the Holm family as it does in ``evaluate``: every patient
+of a cohort 2.5 times the candidates (60 % of them training patients, drawn at random as ``assign_split`` draws
+them) attracts an over-dispersed number of samples that does not depend on the draw.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Scenario:
     k: int
     shift: float = 3.0  # the copies' score rise in the k attacks that see them (3 sd: power near 1)
     copied: float = 0.25  # share of member VUs with a planted copy (5 % of 5,000 samples over ~1,000 members)
+    cohort: bool = True  # the whole-cohort nearest-patient test in the family, as in evaluate
 
 
 def _cohort(rng: np.random.Generator, sc: Scenario) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -73,7 +77,22 @@ def one_run(sc: Scenario, seed: int, n_perm: int = 1000) -> dict:
     hit = member & (rng.random(len(member)) < sc.copied)
     mix = {a: _result(s + sc.shift * hit, pidx) if j < sc.k else own[a] for j, (a, s) in enumerate(scores.items())}
     power = power_curves({graded_control(POWER_FRACTION): mix}, own, member, patient)
-    return released_samples_verdict(own, test, power, None, (sc.n_pat, sc.n_pat))
+    cohort = _null_cohort_test(rng, sc, n_perm, seed) if sc.cohort else None
+    return released_samples_verdict(own, test, power, None, (sc.n_pat, sc.n_pat), cohort)
+
+
+def _null_cohort_test(rng: np.random.Generator, sc: Scenario, n_perm: int, seed: int) -> object:
+    """The whole-cohort test on a cohort whose sample counts do not depend on who was drawn for training."""
+    from synthvu_core.evaluation.cohort import randomisation_test
+
+    n_all = 5 * sc.n_pat
+    n_train = int(round(0.6 * n_all))
+    vus = np.full(n_all, float(sc.per))
+    counts = rng.poisson(rng.gamma(2.0, 0.5, n_all) * 5000 / n_all).astype(np.float64)
+    if counts.sum() == 0:
+        counts[0] = 1.0
+    is_train = rng.permutation(np.arange(n_all) < n_train)
+    return randomisation_test(counts, vus, is_train, seed=seed, n_perm=n_perm)
 
 
 def false_alarm_rates(sc: Scenario, n_runs: int, n_perm: int = 1000, seed: int = 0) -> dict[str, float]:
