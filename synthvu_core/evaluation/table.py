@@ -89,11 +89,22 @@ def privacy_row(name: str, report: Any) -> str:
         lo, hi = (worst.get("auc_ci") or [None, None])[:2]
         worst_cell = f"{worst['attack']} {_num(worst['auc'])} [{_num(lo, 2)}, {_num(hi, 2)}]"
     ind = report.controls.get(INDEPENDENT_CONTROL)
-    cells = [f"`{name}`", _level_cell(a), _with_ci(report.scalars, primary), worst_cell,
+    cells = [f"`{name}`", _level_cell(a), _with_ci(report.scalars, primary), worst_cell, _cohort_cell(report.scalars),
              f"{len(a.get('counted') or [])} of {len(a.get('counted') or []) + len(a.get('no_power') or [])}",
              _with_ci(ind.scalars, primary) if ind is not None else "—", _independent_cell(report),
              str(b.get("level", "—"))]
     return "| " + " | ".join(cells) + " |"
+
+
+def _cohort_cell(scalars: dict[str, Any]) -> str:
+    """The whole-cohort test: share of samples nearest a training patient (expected), p, patient AUC."""
+    from synthvu_core.evaluation.cohort import CohortTest
+
+    c = CohortTest.from_scalars(scalars)
+    if c is None:
+        return "not run"
+    return (f"{c.share_train:.0%} ({c.expected_share:.0%} expected), p {c.p_value:.2g}; "
+            f"patient AUC {c.patient_auc:.2f}")
 
 
 def _level_cell(verdict: dict[str, Any]) -> str:
@@ -120,9 +131,10 @@ UTILITY_HEADER = ("| generator | trained on | DP | TRTR | TSTR | TRTS | TSTR/TRT
                   "vs chance) | lowest TRTS recall (class) | Fréchet distance |\n"
                   "|---|---|---|---|---|---|---|---|---|---|---|")
 PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel AUC (primary) | strongest other counted "
-                  "attack | attacks with power | independent control, pairwise pixel AUC | independent control at "
+                  "attack | whole-cohort test: samples nearest a training patient, raw p | attacks with power | "
+                  "independent control, pairwise pixel AUC | independent control at "
                   "chance in the counted attacks (family-wise) | verdict (b) released discriminator |\n"
-                  "|---|---|---|---|---|---|---|---|")
+                  "|---|---|---|---|---|---|---|---|---|")
 
 
 def tables(folders: list[Path]) -> str:

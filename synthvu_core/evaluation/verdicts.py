@@ -490,7 +490,7 @@ def _samples_text(inputs: dict[str, Any], out: dict[str, Any], described: dict[s
     level, (i1, i0) = out["level"], out["patients"]
     imbalance = _imbalance_text(inputs, out)
     if level == "leak":
-        return ("Leaks its training patients: an attack on the released samples tells members from non-members "
+        return ("Leaks its training patients: a test of the released samples tells members from non-members "
                 f"({numbers}). Do not share these samples." + primary + (f" {imbalance}" if imbalance else "")
                 + power_note)
     if level == "imbalance":
