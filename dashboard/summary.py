@@ -342,13 +342,9 @@ class Verdict:
 
 def cohort_text(report: ReportReading | None) -> str:
     """The whole-cohort nearest-patient test in one line, or why there is none."""
-    from synthvu_core.evaluation.cohort import CohortTest
+    from synthvu_core.evaluation.cohort import cohort_line
 
-    cohort = None if report is None else CohortTest.from_scalars(report.scalars)
-    if cohort is None:
-        return ("not run: this report was made before the test (`python -m synthvu_core report amend MODEL` adds it "
-                "on the same samples).")
-    return cohort.text() + "."
+    return "no report." if report is None else cohort_line(report.scalars, report.meta.get("missing")) + "."
 
 
 def level_word(level: str) -> str:

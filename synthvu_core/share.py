@@ -58,7 +58,7 @@ PUBLIC_META: tuple[str, ...] = (
 #: coordinates are drawn as a binned density only (counts per cell, never a VU's position).
 PUBLIC_MODE_DENSITY: tuple[str, ...] = ("umap/real", "umap/real_labels")
 #: Scalar key prefixes that may leave (every scalar of a report is an aggregate over VUs or patients).
-PUBLIC_SCALARS: tuple[str, ...] = ("utility.", "fidelity.", "privacy.", "dp.")
+PUBLIC_SCALARS: tuple[str, ...] = ("utility.", "fidelity.", "privacy.", "cohort.", "dp.")
 #: Generators whose discriminator may leave although trained without DP, with the dataset fingerprint
 #: they must have been trained on and why. ``acgan-phantom`` was trained only on the public phantom demo
 #: dataset (synthetic patients written by ``synthvu_core.data.phantom``, no person behind any VU), so its

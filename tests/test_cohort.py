@@ -99,3 +99,43 @@ def test_the_whole_cohort_test_joins_the_holm_family():
     v = vd.read_released_samples(inputs)  # Holm over 2: 0.02 x 2 = 0.04, then max(0.04, 0.03) = 0.04
     assert v["level"] == "caution" and v["cohort"]["p_holm"] == pytest.approx(0.04)
     assert "Holm over 2 tests" in v["text"]
+
+
+def _saved_report(folder, cohort_p=0.006):
+    from synthvu_core.evaluation.report import Report, definition, save_report
+
+    t = CohortTest(0.84, 0.6, 0.7, cohort_p, 0.8, cohort_p, 15, 10, 2000)
+    inputs = _verdict_inputs(vd.cohort_inputs(t))
+    scalars = {"privacy.pairwise.pixel.auc": 0.62, **t.scalars()}
+    meta = {"verdicts": {"released_samples": {**vd.read_released_samples(inputs), "inputs": inputs}}}
+    save_report(Report(scalars, {k: definition(k) for k in scalars}, meta, _arrays={}), folder)
+    return folder
+
+
+def test_a_report_whose_verdict_reads_another_cohort_test_than_its_scalars_is_refused(tmp_path):
+    import json
+
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.integrity import sign
+    from synthvu_core.evaluation.report import load_report
+
+    folder = _saved_report(tmp_path / "report")
+    assert load_report(folder).meta["verdicts"]["released_samples"]["level"] == "leak"
+    doc = json.loads((folder / "report.json").read_text())
+    doc["meta"]["verdicts"]["released_samples"]["inputs"]["cohort"]["p"] = 0.9  # read as not significant
+    doc["meta"]["verdicts"]["released_samples"]["level"] = "inconclusive"
+    (folder / "report.json").write_text(json.dumps(sign(doc)))
+    with pytest.raises(ReportError, match="whole-cohort test"):
+        load_report(folder)
+    del doc["meta"]["verdicts"]["released_samples"]["inputs"]["cohort"]  # or not read at all
+    (folder / "report.json").write_text(json.dumps(sign(doc)))
+    with pytest.raises(ReportError, match="lacks the whole-cohort test"):
+        load_report(folder)
+
+
+def test_saving_a_vu_report_keeps_the_reports_beside_it(tmp_path):
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "clinical.json").write_text("{}")
+    _saved_report(folder)
+    assert (folder / "clinical.json").read_text() == "{}" and (folder / "report.json").is_file()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from synthvu_core.cli import main
+from synthvu_core.evaluation.cohort import CohortTest
 from synthvu_core.evaluation.report import Report, definition, save_report
 
 WEIGHTS = b"stand-in generator weights"
@@ -23,6 +24,7 @@ def _report(weights: bytes = WEIGHTS) -> Report:
         "privacy.worst.auc": 0.52,
         "privacy.discriminator.pixel.auc": None,
         "dp.epsilon": None,
+        **CohortTest(0.62, 0.6, 0.66, 0.3, 0.52, 0.35, 15, 10, 10).scalars(),
     }
     meta = {
         "model": "m1",
@@ -254,3 +256,7 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     rerun["report"].scalars["fidelity.frechet_distance"] += 1e-6  # beyond the catch-all 1e-9
     assert main(verify) == 1 and "fidelity.frechet_distance" in capsys.readouterr().out
     assert (folder / "report" / "report.json").read_bytes() == before  # the saved report is never touched
+    older = _report()  # made before the whole-cohort test: a re-run would add it, so amend comes first
+    older.scalars = {k: v for k, v in older.scalars.items() if not k.startswith("cohort.")}
+    save_report(older, folder / "report")
+    assert main(verify) == 2 and "report amend" in capsys.readouterr().err

@@ -74,6 +74,7 @@ def test_shared_folder_loads_in_the_core(shared: Path) -> None:
     assert load_generator(shared).card["name"] == "fab-region"
     rep = load_report(shared, expected_fingerprint=card["dataset"]["fingerprint"])
     assert rep is not None and "umap/real" not in rep.arrays and "umap/synthetic" in rep.arrays
+    assert rep.scalars["cohort.p_value"] == 0.2  # the whole-cohort test leaves with the verdicts it signs
 
 
 def test_non_private_discriminator_is_refused_and_out_must_be_new(world: dict[str, Path], tmp_path: Path) -> None:

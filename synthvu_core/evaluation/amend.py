@@ -60,8 +60,11 @@ def _amend(model_dir: Path, report: Any, dataset: Any) -> tuple[Any, str]:
     samples = sample_uint8(load_generator(model_dir), int(meta["n_synthetic"]), seed=int(meta["synthetic_seed"]))
     check = _same_samples(model_dir, report, dataset.images, samples.images)
     units = dataset.units
-    cohort = cohort_test(samples.images, dataset.images, units["patient_id"].to_numpy(), units["split"].to_numpy(),
-                         seed=int(meta["seed"]))
+    try:
+        cohort = cohort_test(samples.images, dataset.images, units["patient_id"].to_numpy(),
+                             units["split"].to_numpy(), seed=int(meta["seed"]))
+    except ValueError as err:
+        raise ReportError(f"{model_dir}: the whole-cohort test cannot be computed here ({err})") from None
     report.scalars.update(cohort.scalars())
     report.definitions.update({k: definition(k) for k in cohort.scalars()})
     inputs = {**verdict["inputs"], "cohort": cohort_inputs(cohort)}

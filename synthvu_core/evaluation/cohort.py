@@ -71,6 +71,18 @@ class CohortTest:
         return cls(**{k: int(v) if k in ints else float(v) for k, v in vals.items()})
 
 
+def cohort_line(scalars: dict[str, float | None], missing: dict[str, str] | None = None) -> str:
+    """The test in one line for a report's scalars: its numbers, why it could not be computed, or that the report
+    was made before it."""
+    test = CohortTest.from_scalars(scalars)
+    if test is not None:
+        return test.text()
+    why = (missing or {}).get("cohort.p_value")
+    if why:
+        return f"not computed: {why}"
+    return "not run: the report was made before the test (`python -m synthvu_core report amend MODEL` adds it)"
+
+
 def nearest_patient_counts(
     samples: np.ndarray, images: np.ndarray, patient_ids: np.ndarray, chunk: int = 512
 ) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -169,7 +169,7 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
 def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
     """A plain-text summary: utility (mean [CI] over seeds), fidelity, the attacks with their 5 % control and
     independent control AUCs, power, both verdicts."""
-    from synthvu_core.evaluation.cohort import CohortTest
+    from synthvu_core.evaluation.cohort import cohort_line
     from synthvu_core.evaluation.verdicts import LEVEL_WORDS
     from synthvu_core.names import INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
 
@@ -226,9 +226,7 @@ def summary_table(report) -> str:  # noqa: ANN001 - Report, imported lazily
             f"{pw:>9} {_ci(ctl.scalars, f'privacy.{n}.auc') if ctl else '—':>22} "
             f"{_ci(ind.scalars, f'privacy.{n}.auc') if ind else '—':>22}"
         )
-    cohort = CohortTest.from_scalars(s)
-    lines.append("cohort      " + (cohort.text() if cohort else "whole-cohort test not run (a report made before it; "
-                                                                  "`synthvu report amend MODEL` adds it)"))
+    lines.append("cohort      " + cohort_line(s, m.get("missing")))
     for threat, v in (m.get("verdicts") or {}).items():
         word = LEVEL_WORDS.get(str(v.get("level")), str(v.get("level")))
         lines.append(f"verdict {threat} [{word}]: {v.get('text')}")

@@ -182,8 +182,33 @@ def _check_sides(meta: dict[str, Any], path: str | Path) -> None:
                           f"design holds {design!r}; the report was edited; refused, re-run evaluate")
 
 
+#: ``inputs.cohort`` of verdict (a) -> the report scalar it must equal.
+_COHORT_INPUTS = {"p": "cohort.p_value", "auc": "cohort.patient_auc", "auc_p": "cohort.patient_auc_p_value",
+                  "share": "cohort.share_train", "expected": "cohort.expected_share"}
+
+
+def _check_cohort(scalars: dict[str, Any], meta: dict[str, Any], path: str | Path) -> None:
+    """The whole-cohort test verdict (a) read is the report's: present in both or in neither, the same numbers."""
+    samples = (meta.get("verdicts") or {}).get("released_samples")
+    inputs = samples.get("inputs") if isinstance(samples, dict) else None
+    read = inputs.get("cohort") if isinstance(inputs, dict) else None
+    if not isinstance(inputs, dict):
+        return
+    stored = scalars.get("cohort.p_value") is not None
+    if (read is not None) != stored:
+        raise ReportError(f"{path}: verdict released_samples {'reads' if read is not None else 'lacks'} the "
+                          f"whole-cohort test but the report's scalars {'lack' if not stored else 'hold'} it; the "
+                          "report was edited; refused, re-run evaluate")
+    for k, key in _COHORT_INPUTS.items() if read is not None else ():
+        v = read.get(k) if isinstance(read, dict) else None
+        if not isinstance(v, int | float) or abs(float(v) - float(scalars.get(key) or 0.0)) > 1e-9:
+            raise ReportError(f"{path}: verdict released_samples reads {k} = {v!r} of the whole-cohort test but "
+                              f"scalar {key!r} = {scalars.get(key)!r}; the report was edited; refused, re-run evaluate")
+
+
 def _check_quoted(scalars: dict[str, Any], meta: dict[str, Any], path: str | Path) -> None:
     """The AUCs a verdict quotes are the report's scalars (an edited scalar cannot hide behind an old verdict)."""
+    _check_cohort(scalars, meta, path)
     verdicts = meta.get("verdicts") or {}
     quoted = [(verdicts.get("released_samples") or {}).get(k) for k in ("primary", "worst_other")]
     quoted.append((verdicts.get("released_discriminator") or {}).get("attack"))

@@ -84,8 +84,15 @@ def _clean(scalars: dict[str, float | None]) -> dict[str, float | None]:
     return out
 
 
+#: What a VU report writes into its folder; anything else there (a sub-volume or clinical report) is kept.
+VU_REPORT_ENTRIES: tuple[str, ...] = (REPORT_FILE, ARRAYS_FILE, CONTROLS_DIR)
+
+
 def save_report(report: Report, folder: str | Path) -> Path:
-    """Write ``folder`` (``report.json``, ``arrays.npz``, ``controls/<name>/``) atomically."""
+    """Write ``folder`` (``report.json``, ``arrays.npz``, ``controls/<name>/``) atomically; the other reports that
+    live beside a VU report (``clinical.json``, ``volume_report.json``) are carried over unchanged."""
+    import shutil
+
     folder = Path(folder)
 
     def sanitise(r: Report) -> None:
@@ -99,6 +106,9 @@ def save_report(report: Report, folder: str | Path) -> Path:
     sanitise(report)
     with atomic_path(folder) as tmp:
         _write_report_files(report, tmp)
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            if entry.name not in VU_REPORT_ENTRIES and not entry.name.startswith("."):
+                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, tmp / entry.name)
     return folder
 
 

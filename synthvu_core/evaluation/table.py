@@ -89,20 +89,21 @@ def privacy_row(name: str, report: Any) -> str:
         lo, hi = (worst.get("auc_ci") or [None, None])[:2]
         worst_cell = f"{worst['attack']} {_num(worst['auc'])} [{_num(lo, 2)}, {_num(hi, 2)}]"
     ind = report.controls.get(INDEPENDENT_CONTROL)
-    cells = [f"`{name}`", _level_cell(a), _with_ci(report.scalars, primary), worst_cell, _cohort_cell(report.scalars),
+    cohort = _cohort_cell(report.scalars, report.meta.get("missing"))
+    cells = [f"`{name}`", _level_cell(a), _with_ci(report.scalars, primary), worst_cell, cohort,
              f"{len(a.get('counted') or [])} of {len(a.get('counted') or []) + len(a.get('no_power') or [])}",
              _with_ci(ind.scalars, primary) if ind is not None else "—", _independent_cell(report),
              str(b.get("level", "—"))]
     return "| " + " | ".join(cells) + " |"
 
 
-def _cohort_cell(scalars: dict[str, Any]) -> str:
+def _cohort_cell(scalars: dict[str, Any], missing: dict[str, str] | None) -> str:
     """The whole-cohort test: share of samples nearest a training patient (expected), p, patient AUC."""
     from synthvu_core.evaluation.cohort import CohortTest
 
     c = CohortTest.from_scalars(scalars)
     if c is None:
-        return "not run"
+        return "not computed" if (missing or {}).get("cohort.p_value") else "not run (older report)"
     return (f"{c.share_train:.0%} ({c.expected_share:.0%} expected), p {c.p_value:.2g}; "
             f"patient AUC {c.patient_auc:.2f}")
 

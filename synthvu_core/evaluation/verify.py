@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from synthvu_core.errors import ReportError
 from synthvu_core.evaluation.tolerance_rules import FAMILIES, TOLERANCES_FILE, default_tolerances, family
 from synthvu_core.records import TOLERANCES, tolerance
 
@@ -100,6 +101,9 @@ def verify_report(
     from synthvu_core.names import REPORT_DIR
 
     model_dir = Path(model_dir)
+    if "cohort.p_value" not in saved.scalars:  # a re-run would add the test, and may read verdict (a) otherwise
+        raise ReportError(f"{model_dir}: the saved report predates the whole-cohort test; add it on the same "
+                          f"samples first (`python -m synthvu_core report amend {model_dir.name}`), then verify")
     card = load_card(model_dir)
     if dataset is None:
         dataset = dataset_of_card(card, model_dir)
