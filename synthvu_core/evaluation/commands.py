@@ -13,12 +13,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+MODEL_HELP = "generator folder or registered generator name"
+
+
+def _model_argument(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
+    """The MODEL argument of a subcommand; ``dataset``: with ``--dataset DIR`` (default: the card's dataset)."""
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    if dataset:
+        parser.add_argument(
+            "--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)"
+        )
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "evaluate", help="evaluate a generator: utility, fidelity, UMAP, privacy attacks; writes MODEL/report/"
     )
-    ev.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
+    ev.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     ev.add_argument(
         "--dataset",
         metavar="DIR",
@@ -38,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="show saved evaluation reports")
     rsub = rep.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     show = rsub.add_parser("show", help="print a generator's saved report (never runs a model)")
-    show.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
+    _model_argument(show)
     show.add_argument("--json", action="store_true", help="print every scalar (controls included) as JSON")
     show.set_defaults(func=_show)
     verify = rsub.add_parser(
@@ -46,8 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="re-run the evaluation from scratch (no caches, in a temporary folder; the saved report is untouched) "
         "and print every scalar that differs beyond its tolerance; exit code 1 on a difference",
     )
-    verify.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
-    verify.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)")
+    _model_argument(verify, dataset=True)
     verify.add_argument("--quiet", action="store_true", help="no progress bars")
     verify.set_defaults(func=_verify)
     amend = rsub.add_parser(
@@ -55,8 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add the whole-cohort nearest-patient test to a report made before evaluate ran it, on the very "
         "samples it evaluated (checked), and re-read verdict (a); every other number is kept",
     )
-    amend.add_argument("model", metavar="MODEL", help="generator folder or registered generator name")
-    amend.add_argument("--dataset", metavar="DIR", help="VU dataset folder (default: the dataset named by the card)")
+    _model_argument(amend, dataset=True)
     amend.set_defaults(func=_amend)
     table = rsub.add_parser("table", help="print the README's Markdown tables from saved reports")
     table.add_argument(
