@@ -139,3 +139,22 @@ def test_saving_a_vu_report_keeps_the_reports_beside_it(tmp_path):
     (folder / "clinical.json").write_text("{}")
     _saved_report(folder)
     assert (folder / "clinical.json").read_text() == "{}" and (folder / "report.json").is_file()
+
+
+def test_large_cohorts_take_the_pruned_search_with_the_same_counts(monkeypatch):
+    from synthvu_core.evaluation import cohort, pruned
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(40, 2, 8, 8), dtype=np.uint8)
+    owner = np.array([f"p{i // 4}" for i in range(40)])
+    samples = np.clip(images[rng.integers(0, 40, 120)] + rng.normal(0, 40, (120, 2, 8, 8)), 0, 255).astype(np.uint8)
+    search, calls = pruned.nearest_in, []
+    monkeypatch.setattr(pruned, "nearest_in", lambda *a, **k: calls.append(1) or search(*a, dims=8))
+    brute = nearest_patient_counts(samples, images, owner)
+    assert not calls  # below the work threshold: the brute force
+    monkeypatch.setattr(cohort, "PRUNED_WORK", 1)
+    monkeypatch.setattr(cohort, "PRUNED_MIN_DIM", 8)
+    fast = nearest_patient_counts(samples, images, owner)
+    assert calls == [1]
+    assert fast[0] == brute[0]
+    np.testing.assert_array_equal(fast[1], brute[1])

@@ -100,3 +100,49 @@ def test_large_pixel_sets_take_the_pruned_path(monkeypatch):
     big = syn_set.summary(space, "pixel", 0.01)
     assert len(calls) == 1 and calls[0]["quantile"] == 0.01
     np.testing.assert_array_equal(big.nearest, exact.nearest)
+
+
+def test_gram_axes_are_orthonormal_and_bound_from_below():
+    cand, base = low_rank_vus(40, 3, 20.0, 14), low_rank_vus(70, 3, 20.0, 15)
+    space = pr.fit_gram_space(base, dims=3, fit_rows=50)
+    axes = space.axes.double().numpy()
+    np.testing.assert_allclose(axes.T @ axes, np.eye(3), atol=1e-6)
+    assert space.explained > 0.8  # three patterns: three axes hold most of the variance
+    bounds = pr.lower_bound_block(pr.project(cand, space), pr.project(base, space), 0, len(cand)).numpy()
+    assert np.all(bounds <= cdist(unit(cand), unit(base), "sqeuclidean"))
+
+
+@pytest.mark.parametrize(("dims", "first"), [(1, 1), (2, 4), (3, 300)])
+def test_nearest_in_finds_the_brute_force_nearest(dims, first):
+    queries, base = low_rank_vus(150, 4, 30.0, 16), low_rank_vus(90, 4, 30.0, 17)
+    d2, idx, stats = pr.nearest_in(queries, base, dims=dims, first=first)
+    exact = cdist(unit(queries), unit(base), "sqeuclidean")
+    np.testing.assert_array_equal(idx, exact.argmin(1))
+    np.testing.assert_allclose(d2, exact.min(1), rtol=1e-4)
+    if first == 300:  # every base VU a first guess: the brute force's work
+        assert stats.exact_pairs == len(queries) * len(base)
+
+
+def test_nearest_in_computes_few_pairs_where_the_axes_hold_the_patterns():
+    queries, base = low_rank_vus(150, 4, 5.0, 19), low_rank_vus(600, 4, 5.0, 20)
+    _, idx, stats = pr.nearest_in(queries, base, dims=4, first=4)
+    np.testing.assert_array_equal(idx, cdist(unit(queries), unit(base), "sqeuclidean").argmin(1))
+    assert stats.exact_pairs < 0.3 * len(queries) * len(base)
+
+
+def test_nearest_in_breaks_ties_by_the_lowest_index():
+    base = low_rank_vus(60, 3, 10.0, 18)
+    base[41] = base[9]
+    _, idx, _ = pr.nearest_in(base[[41, 9, 2]].copy(), base, dims=2, first=1)
+    np.testing.assert_array_equal(idx, [9, 9, 2])
+
+
+def test_nearest_in_hands_unstructured_vus_to_the_brute_force(monkeypatch):
+    monkeypatch.setattr(pr, "PILOT_ROWS", 32)
+    rng = np.random.default_rng(21)
+    queries, base = (rng.integers(0, 256, (n, 2, 6, 6), dtype=np.uint8) for n in (200, 150))  # noise: no axes help
+    _, idx, stats = pr.nearest_in(queries, base, dims=4)
+    np.testing.assert_array_equal(idx, cdist(unit(queries), unit(base), "sqeuclidean").argmin(1))
+    assert stats.fallback_rows == len(queries) - 32
+    structured = pr.nearest_in(low_rank_vus(200, 4, 5.0, 22), low_rank_vus(1500, 4, 5.0, 23), dims=4)[2]
+    assert structured.fallback_rows == 0
