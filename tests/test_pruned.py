@@ -146,3 +146,19 @@ def test_nearest_in_hands_unstructured_vus_to_the_brute_force(monkeypatch):
     assert stats.fallback_rows == len(queries) - 32
     structured = pr.nearest_in(low_rank_vus(200, 4, 5.0, 22), low_rank_vus(1500, 4, 5.0, 23), dims=4)[2]
     assert structured.fallback_rows == 0
+
+
+def test_nearest_in_gives_duplicates_the_lowest_index_across_rounds():
+    """Duplicate VUs reached in different rounds get distances from different products, which differ in the last
+    float32 bits: the lowest index must still win (VUs of the real size, where the rounding differs)."""
+    rng = np.random.default_rng(5)
+    dim, m = 9 * 64 * 64, 400
+    lat, basis = rng.normal(size=(m, 8)), rng.normal(size=(8, dim))
+    base = np.clip(128 + 20 * lat @ basis / np.sqrt(8) + rng.normal(0, 5, (m, dim)), 0, 255).astype(np.uint8)
+    base[200:300] = base[0:100]  # exact duplicates: base[j + 200] == base[j]
+    pick = rng.integers(0, 100, 45)
+    queries = np.clip(base[pick].astype(np.int16) + rng.integers(-15, 16, (45, dim)), 0, 255).astype(np.uint8)
+    _, idx, _ = pr.nearest_in(queries, base, dims=8, first=1)
+    diffs = (base.astype(np.int32) - q.astype(np.int32) for q in queries)
+    exact = [np.einsum("ij,ij->i", d, d).argmin() for d in diffs]
+    np.testing.assert_array_equal(idx, exact)  # the integer-exact brute force: lowest index of the duplicates

@@ -350,6 +350,8 @@ def nearest_in(
     or as near, has its exact distance (where the bounds prune too little, the brute force: :data:`PILOT_SHARE`).
     Inputs ``[n, ...]``/``[m, ...]`` (uint8 read as [-1, 1], or float) may be memory-mapped.
     """
+    import torch
+
     t0 = time.perf_counter()
     space = fit_gram_space(base, dims=dims, fit_rows=fit_rows)
     stats = PruneStats(dims=int(space.axes.shape[1]), explained=space.explained)
@@ -364,14 +366,17 @@ def nearest_in(
     for s in range(0, n, QUERY_ROWS):
         if s >= PILOT_ROWS and stats.exact_pairs > PILOT_SHARE * s * len(base):
             rest = np.sort(order[s:])
-            d2[rest], idx[rest] = _brute_nearest(np.asarray(queries[rest]), base)
+            for c in range(0, len(rest), BLOCK_ROWS):  # a block at a time: memory-mapped queries stay on disk
+                part = rest[c : c + BLOCK_ROWS]
+                d2[part], idx[part] = _brute_nearest(np.asarray(queries[part]), base)
             stats.fallback_rows = len(rest)
             break
         rows = np.sort(order[s : s + QUERY_ROWS])
         sub = Projected(pq.coords[rows], pq.residual[rows], pq.slack[rows], pq.norm_sq[rows])
-        q = _centred(np.asarray(queries[rows]), 0, len(rows), space.mean, False)
-        d2[rows], idx[rows] = _certified_block(q, base, lower_bound_block(sub, pb, 0, len(rows)), space.mean,
-                                               first, stats)
+        raw = np.asarray(queries[rows])
+        q = _centred(raw, 0, len(rows), space.mean, False)
+        dist = _certified_block(q, base, lower_bound_block(sub, pb, 0, len(rows)), space.mean, first, stats)
+        d2[rows], idx[rows] = _settle_ties(raw, base, dist, torch.linalg.vector_norm(q, dim=1).square_())
     stats.seconds = {"fit": t1 - t0, "project": t2 - t1, "search": time.perf_counter() - t2}
     return d2, idx, stats
 
@@ -386,30 +391,56 @@ def _brute_nearest(queries: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, n
     return np.concatenate(best), np.concatenate(arg)
 
 
-def _certified_block(
-    q: Any, base: np.ndarray, bounds: Any, mean: Any, first: int, stats: PruneStats
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact nearest ``base`` VU of the centred query rows ``q`` ``[b, D]`` from their lower bounds ``[b, m]``."""
+def _certified_block(q: Any, base: np.ndarray, bounds: Any, mean: Any, first: int, stats: PruneStats) -> Any:
+    """Exact squared distances ``[b, m]`` (infinity where not computed) of the centred query rows ``q`` ``[b, D]``
+    to every ``base`` VU whose lower bound (``bounds`` ``[b, m]``) is not above the row's nearest distance."""
     import torch
 
-    b, m = bounds.shape
-    best, arg = np.full(b, np.inf, np.float32), np.full(b, -1, np.int64)
-    done = torch.zeros(b, m, dtype=torch.bool)
-    want = torch.zeros_like(done).scatter_(1, torch.topk(bounds, min(first, m), dim=1, largest=False).indices, True)
+    dist = torch.full(bounds.shape, float("inf"))
+    want = torch.zeros(bounds.shape, dtype=torch.bool)
+    want.scatter_(1, torch.topk(bounds, min(first, bounds.shape[1]), dim=1, largest=False).indices, True)
     while True:
-        need = want & ~done
+        need = want & dist.isinf()
         rows = torch.nonzero(need.any(1)).ravel()
         if len(rows) == 0:
-            return best, arg
+            return dist
         cols = torch.nonzero(need[rows].any(0)).ravel()
         d2 = _exact_block(q[rows], base, cols.numpy(), mean)
-        done[rows[:, None], cols[None, :]] = True
+        dist[rows[:, None], cols[None, :]] = torch.from_numpy(d2)
         stats.exact_pairs += d2.size
-        got, at = _lowest(d2, np.broadcast_to(cols.numpy(), d2.shape))
-        r = rows.numpy()
-        better = (got < best[r]) | ((got == best[r]) & (at < arg[r]))
-        best[r[better]], arg[r[better]] = got[better], at[better]
-        want = bounds <= torch.from_numpy(best)[:, None]
+        want = bounds <= dist.min(1).values[:, None]
+
+
+def _settle_ties(raw: np.ndarray, base: np.ndarray, dist: Any, q_sq: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest VU from :func:`_certified_block`'s distances: where several lie within float32 rounding of
+    the row's best (duplicate VUs computed in different products can differ in the last bits), their distances are
+    computed again exactly (integers on the 0..255 scale for uint8 VUs, else float64) and the lowest index of the
+    smallest wins, as the brute force's argmin does. ``q_sq``: the centred rows' ``|q|²`` ``[b]``."""
+    best = dist.min(1).values
+    scale = 3 * q_sq + 2 * best  # bounds |q|² + |s|² of every VU this near: float32 rounding is far below 1e-4 of it
+    near = dist <= (best + BOUND_SLACK * scale)[:, None]
+    d2, idx = best.numpy().copy(), near.int().argmax(1).numpy()
+    for i in np.flatnonzero(near.sum(1).numpy() > 1):
+        cols = np.flatnonzero(near[i].numpy())
+        exact = _exact_sq(raw[i], np.asarray(base[cols]))
+        d2[i], idx[i] = dist[i, cols[int(np.argmin(exact))]], cols[int(np.argmin(exact))]
+    return d2, idx
+
+
+def _exact_sq(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Squared distances of ``x`` to each row of ``ys`` without rounding where both are uint8 (integer sums of
+    squared differences, in 127.5² units), else in float64. Ordered as the [-1, 1] distances."""
+    a, b = x.reshape(1, -1), ys.reshape(len(ys), -1)
+    if a.dtype == np.uint8 and b.dtype == np.uint8:
+        diff = b.astype(np.int64) - a.astype(np.int64)
+        return np.einsum("ij,ij->i", diff, diff).astype(np.float64)
+    diff = _unit64(b) - _unit64(a)
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def _unit64(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64, uint8 read as [-1, 1]."""
+    return x / 127.5 - 1.0 if x.dtype == np.uint8 else x.astype(np.float64)
 
 
 def _exact_block(q: Any, base: np.ndarray, cols: np.ndarray, mean: Any, chunk: int = 1024) -> np.ndarray:
