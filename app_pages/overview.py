@@ -99,8 +99,10 @@ def render(sel: frame.Selection | None) -> None:
         if rows:
             st.caption("Recall per class on the real holdout (pooled over classifier seeds; absent = no VU of the "
                        "class in the holdout, so it counts neither in balanced accuracy nor in chance; more than four "
-                       "such classes fold into one column). The last row "
-                       "says how many holdout VUs each recall rests on: on one or two it moves in steps of 1 or 1/2.")
+                       "such classes fold into one column). *TSTR 95% CI*: the interval of each class's TSTR recall "
+                       "over holdout patients and classifier seeds (none where one patient holds the class); the last "
+                       "rows say how many holdout VUs and patients each recall rests on: on one or two VUs it moves "
+                       "in steps of 1 or 1/2.")
             st.dataframe(rows, hide_index=True, width="stretch")
         st.markdown("**Privacy verdict (a): released samples**")
         v = verdict(rep, sel.card)

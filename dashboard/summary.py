@@ -463,11 +463,27 @@ def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
         r = np.asarray(rec, dtype=float)
         rows.append({"setting": s.upper(), **{names[i]: "absent" if i >= len(r) or not np.isfinite(r[i])
                                                else f"{r[i]:.3f}" for i in shown}, **folded})
+    from synthvu_core.evaluation.utility import class_recall
+
+    tstr = class_recall(view.arrays, "tstr")
+    if rows and tstr is not None:  # a recall on one or two patients' VUs says little about the next patient
+        rows.append({"setting": "TSTR 95% CI", **{names[i]: _interval_cell(tstr[i]) if i < len(tstr) else "—"
+                                                   for i in shown}, **({k: "—" for k in folded})})
     counts = holdout_counts(view, len(classes))
     if rows and counts is not None:  # a recall on one or two VUs moves in steps of 1/2 or 1
         rows.append({"setting": "holdout VUs", **{names[i]: str(int(counts[i])) if i < len(counts) else "0"
                                                    for i in shown}, **({k: "0" for k in folded})})
+    if rows and tstr is not None:
+        rows.append({"setting": "holdout patients", **{names[i]: str(tstr[i].n_patients) if i < len(tstr) else "0"
+                                                        for i in shown}, **({k: "0" for k in folded})})
     return rows
+
+
+def _interval_cell(c: Any) -> str:  # ClassRecall, imported lazily
+    """``"[0.20, 1.00]"``, or why a class's recall has no interval (absent; one patient; not stored)."""
+    if c.recall is None:
+        return "absent"
+    return f"[{c.low:.2f}, {c.high:.2f}]" if c.low is not None and c.high is not None else (c.why or "—")
 
 
 def dp_note(card: Mapping[str, Any] | None, view: ReportView | None) -> str:

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
 
 README_FILE = "README.md"
@@ -174,19 +172,27 @@ def _utility_lines(report: Any) -> list[str]:
     text = f"**{label.text}**" if label.level == "not_useful" else label.text
     out = [f"Chance level of the balanced accuracies (1 / classes present in the holdout): {chance}. "
            f"Usefulness: {text}.", ""]
-    classes = list(report.meta.get("classes") or [])
-    rows = {s: arrays.get(f"utility/{s}/recall") for s in ("trtr", "tstr")}
-    if any(r is not None for r in rows.values()):
-        n = max(len(r) for r in rows.values() if r is not None)
-        names = [classes[i] if i < len(classes) else str(i) for i in range(n)]
-        out += ["| recall per class | " + " | ".join(names) + " |", "|---" * (n + 1) + "|"]
-        for s, rec in rows.items():
-            if rec is not None:
-                cells = ["absent" if not np.isfinite(r) else f"{float(r):.3f}" for r in rec]
-                out.append(f"| {s.upper()} (pooled over seeds) | " + " | ".join(cells) + " |")
-        out += ["", "*absent*: the class has no VU in the holdout (it does not count in balanced accuracy or chance).",
-                ""]
-    return out
+    return out + _recall_table(arrays, list(report.meta.get("classes") or []), label.chance)
+
+
+def _recall_table(arrays: Any, classes: list[str], chance: float | None) -> list[str]:
+    """Per-class recall of TRTR and TSTR on the holdout with intervals and the VUs and patients each rests on."""
+    from synthvu_core.evaluation.utility import recall_table
+
+    rows, absent = recall_table(arrays)
+    if not rows and not absent:
+        return []
+    name = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
+    out = ["| class | holdout | TRTR recall | TSTR recall |", "|---|---|---|---|"]
+    for r in rows:
+        trtr, tstr = (x.cell() if x is not None else "—" for x in (r.trtr, r.tstr))
+        if r.tstr is not None and r.tstr.at_or_below(chance):
+            tstr = f"**{tstr}, at or below chance**"
+        out.append(f"| {name(r.index)} | {r.support} | {trtr} | {tstr} |")
+    gone = f" Absent from the holdout (not counted in balanced accuracy or chance): {', '.join(map(name, absent))}." \
+        if absent else ""
+    return out + ["", "Recall pooled over the classifier seeds, 95 % interval over holdout patients and seeds (none "
+                  f"where one patient holds the class).{gone}", ""]
 
 
 def _attack_rows(report: Any) -> list[str]:

@@ -671,16 +671,18 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     assert kind == "warning" and "L3/L4 (0.240 on 5 holdout VUs)" in text  # one level of the holdout below chance
     from dashboard.summary import recall_rows
 
-    counts = recall_rows(spine, classes)[-1]  # what each recall rests on: 5 VUs of each lumbar level, no T VU
-    assert counts["setting"] == "holdout VUs" and counts["L3/L4"] == "5" and counts["T11/T12"] == "0"
+    shown = {r["setting"]: r for r in recall_rows(spine, classes)}  # what each recall rests on: 5 VUs, 5 patients
+    assert shown["holdout VUs"]["L3/L4"] == "5" and shown["holdout VUs"]["T11/T12"] == "0"
+    assert shown["holdout patients"]["L3/L4"] == "5" and shown["TSTR 95% CI"]["L3/L4"] == "[0.00, 0.80]"
+    assert shown["TSTR 95% CI"]["T11/T12"] == "absent"
     vocabulary = [f"X{i}" for i in range(22)] + classes  # a DP vocabulary: most classes absent from the holdout
     arrays = {f"utility/{s}/recall": np.concatenate([np.full(22, np.nan), spine.arrays[f"utility/{s}/recall"]])
               for s in ("trtr", "tstr")}
     arrays["utility/holdout_labels"] = spine.arrays["utility/holdout_labels"] + 22
     rows = recall_rows(dataclasses.replace(spine, arrays={**spine.arrays, **arrays}), vocabulary)
     assert list(rows[1]) == ["setting", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "absent from the holdout"]
-    assert rows[1]["L3/L4"] == "0.240" and rows[2]["L3/L4"] == "5"
-    assert rows[0]["absent from the holdout"] == "24 classes" and rows[2]["absent from the holdout"] == "0"
+    assert rows[1]["L3/L4"] == "0.240" and rows[3]["setting"] == "holdout VUs" and rows[3]["L3/L4"] == "5"
+    assert rows[0]["absent from the holdout"] == "24 classes" and rows[3]["absent from the holdout"] == "0"
 
     def with_recall(value):
         recall = np.array(spine.arrays["utility/tstr/recall"], dtype=float)

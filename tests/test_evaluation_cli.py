@@ -146,7 +146,9 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     capsys.readouterr()
     assert main(["report", "show", str(folder)]) == 0
     shown = capsys.readouterr().out
-    assert "chance 0.333" in shown and "recall TSTR" in shown and "usefulness" in shown
+    assert "chance 0.333" in shown and "recall per class" in shown and "usefulness" in shown
+    row = next(line for line in shown.splitlines() if line.strip().startswith(ds.classes("region")[0] + " "))
+    assert " patients " in row and row.count("[") == 2  # each class: its holdout VUs and patients, two intervals
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
     _check_cohort_test_and_amend(folder, r, resplit, tmp_path / "ds", capsys)
 

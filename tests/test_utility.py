@@ -156,3 +156,56 @@ def test_tstr_trains_on_as_many_vus_as_the_real_train_split_with_extra_vus():
     assert short.tstr_train_size < len(tr) and "tstr" in short.notes
     full = utility_scores(**common, tstr_extra=(ds.images[np.concatenate([tr, ref])], y[np.concatenate([tr, ref])]))
     assert full.tstr_train_size == len(tr) and "tstr" not in full.notes
+
+
+def _stored(y, groups, preds, k):
+    """The arrays a report stores for per-class recall: pooled recall, holdout labels, patients, predictions."""
+    from synthvu_core.evaluation.utility import pooled
+
+    pooled_recall = pooled([classification_result(y, p, k) for p in preds], k).recall
+    return {"utility/tstr/recall": pooled_recall, "utility/holdout_labels": y, "utility/holdout_patient": groups,
+            "utility/tstr/holdout_predictions": np.asarray(preds)}
+
+
+def test_class_recall_has_an_interval_per_class_and_none_on_one_patient():
+    from synthvu_core.evaluation.utility import class_recall, recall_table
+
+    # class 0: 6 patients, always right; class 1: 6 patients, right for half of them; class 2: one patient; 3: absent
+    groups = np.concatenate([np.arange(6), np.arange(6), [6, 6]])
+    y = np.array([0] * 6 + [1] * 6 + [2, 2])
+    pred = np.array([0] * 6 + [1, 1, 1, 0, 0, 0] + [0, 2])
+    rows = class_recall(_stored(y, groups, [pred, pred], 4), "tstr", n_boot=500)
+    assert (rows[0].low, rows[0].high, rows[0].recall) == (1.0, 1.0, 1.0)
+    assert rows[1].recall == pytest.approx(0.5) and rows[1].low < 0.3 and rows[1].high > 0.7
+    assert rows[1].support() == "6 VUs, 6 patients" and rows[1].cell().startswith("0.50 [")
+    assert rows[2].recall == pytest.approx(0.5) and rows[2].low is None
+    assert rows[2].cell() == "0.50 (1 patient: no interval)"
+    assert rows[2].support() == "2 VUs, 1 patient" and rows[3].recall is None and rows[3].cell() == "absent"
+    assert rows[1].at_or_below(0.5) and not rows[0].at_or_below(0.5) and not rows[3].at_or_below(0.5)
+    table, absent = recall_table(_stored(y, groups, [pred, pred], 4))
+    assert [r.index for r in table] == [0, 1, 2] and absent == [3] and table[0].trtr is None
+    # a report without per-row predictions keeps its recall and says why there is no interval
+    old = class_recall({"utility/tstr/recall": np.array([1.0, 0.5]), "utility/holdout_labels": y[:12]}, "tstr")
+    assert old[1].recall == 0.5 and old[1].low is None and "re-run evaluate" in old[1].cell()
+
+
+def test_patient_bootstrap_is_the_mean_of_the_per_class_replicates():
+    from synthvu_core.evaluation.utility import bootstrap_recall
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(8), 3)
+    y = rng.integers(0, 3, 24)
+    preds = np.stack([np.where(rng.random(24) < 0.7, y, (y + 1) % 3) for _ in range(2)])
+    per_class = bootstrap_recall(y, {"a": preds}, groups, 3, n_boot=300)["a"]
+    total = patient_bootstrap(y, {"a": preds}, groups, 3, n_boot=300)["a"]
+    assert per_class.shape == (300, 3)
+    np.testing.assert_allclose(total, np.nanmean(per_class, axis=1))
+    # by hand, replicate 0: the patients it drew and the seed it picked
+    r = np.random.default_rng(0)
+    draw = r.integers(0, 8, 8)
+    for _ in range(299):
+        r.integers(0, 8, 8)
+    s = r.integers(0, 2, 300)[0]
+    rows = np.concatenate([np.flatnonzero(groups == p) for p in draw])
+    hand = [np.mean(preds[s][rows][y[rows] == c] == c) if (y[rows] == c).any() else np.nan for c in range(3)]
+    np.testing.assert_allclose(bootstrap_recall(y, {"a": preds}, groups, 3, n_boot=300, seed=0)["a"][0], hand)

@@ -165,13 +165,27 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
         + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}",
         "usefulness  " + (_red(label.text) if label.level == "not_useful" else label.text),
     ]
-    classes = list(report.meta.get("classes") or [])
-    for setting in ("trtr", "tstr"):
-        rec = arrays.get(f"utility/{setting}/recall")
-        if rec is not None:
-            cells = [f"{classes[i] if i < len(classes) else i} {'—' if r != r else f'{r:.2f}'}"
-                     for i, r in enumerate(rec)]
-            lines.append(f"recall {setting.upper():<5}" + "  ".join(cells) + "  (— = class absent from the holdout)")
+    return lines + recall_lines(arrays, list(report.meta.get("classes") or []), label.chance)
+
+
+def recall_lines(arrays: dict, classes: list[str], chance: float | None) -> list[str]:
+    """Per-class recall of TRTR and TSTR on the holdout, each with its interval and the VUs and patients it rests
+    on; a TSTR recall at or below chance is marked."""
+    from synthvu_core.evaluation.utility import recall_table
+
+    rows, absent = recall_table(arrays)
+    if not rows and not absent:
+        return []
+    name = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
+    lines = ["recall per class (pooled over seeds; 95% CI over holdout patients and seeds)",
+             f"  {'class':<10}{'holdout':<22}{'TRTR':<34}TSTR"]
+    for r in rows:
+        cells = [x.cell() if x is not None else "—" for x in (r.trtr, r.tstr)]
+        low = r.tstr is not None and r.tstr.at_or_below(chance)
+        lines.append(f"  {name(r.index):<10}{r.support:<22}{cells[0]:<34}{cells[1]}"
+                     + (_red("  at or below chance") if low else ""))
+    if absent:
+        lines.append("  absent from the holdout (not counted): " + ", ".join(name(i) for i in absent))
     return lines
 
 

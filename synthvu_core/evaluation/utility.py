@@ -148,6 +148,21 @@ def patient_bootstrap(
     seed (the same patients and seed for every setting, so ratios pair), and recomputes balanced
     accuracy (mean recall over the classes present in the replicate) from the stored predictions.
     """
+    per_class = bootstrap_recall(y_true, predictions, groups, n_classes, n_boot, seed)
+    with np.errstate(invalid="ignore"):
+        return {name: np.nanmean(r, axis=1) for name, r in per_class.items()}
+
+
+def bootstrap_recall(
+    y_true: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    groups: np.ndarray,
+    n_classes: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Per-class recall ``[n_boot, K]`` per setting over the replicates of :func:`patient_bootstrap` (NaN where a
+    replicate holds no VU of the class)."""
     y = np.asarray(y_true, dtype=np.int64)
     _, g = np.unique(np.asarray(groups), return_inverse=True)
     n_p = int(g.max()) + 1 if len(g) else 0
@@ -167,7 +182,101 @@ def patient_bootstrap(
             np.add.at(correct[s], (g[hit], y[hit]), 1)
         num = np.einsum("bp,bpk->bk", weights, correct[pick])
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[name] = np.nanmean(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan), axis=1)
+            out[name] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    return out
+
+
+@dataclass(frozen=True)
+class ClassRecall:
+    """One class's recall on the holdout (pooled over classifier seeds) with what it rests on.
+
+    ``low``/``high``: the 95 % interval over holdout patients and seeds (the replicates of :func:`patient_bootstrap`);
+    None with ``why`` where the class is absent, held by one patient (resampling one patient says nothing about
+    another) or the report stores no per-row predictions.
+    """
+
+    recall: float | None
+    n_vus: int
+    n_patients: int
+    low: float | None = None
+    high: float | None = None
+    why: str | None = None
+
+    def cell(self) -> str:
+        """``"0.64 [0.40, 0.88]"``, ``"0.00 (1 patient: no interval)"`` or ``"absent"``."""
+        if self.recall is None:
+            return "absent"
+        if self.low is None or self.high is None:
+            return f"{self.recall:.2f} ({self.why})" if self.why else f"{self.recall:.2f}"
+        return f"{self.recall:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+    def at_or_below(self, chance: float | None) -> bool:
+        """Whether the recall is at or below ``chance`` (the holdout's, as for balanced accuracy)."""
+        return self.recall is not None and chance is not None and self.recall <= chance
+
+    def support(self) -> str:
+        """What the recall rests on: ``"5 VUs, 3 patients"``."""
+        vus = "1 VU" if self.n_vus == 1 else f"{self.n_vus} VUs"
+        return f"{vus}, {'1 patient' if self.n_patients == 1 else f'{self.n_patients} patients'}"
+
+
+@dataclass(frozen=True)
+class RecallRow:
+    """One class present in the holdout: its index and its TRTR and TSTR :class:`ClassRecall` (None: not stored)."""
+
+    index: int
+    trtr: ClassRecall | None
+    tstr: ClassRecall | None
+
+    @property
+    def support(self) -> str:
+        return next(x for x in (self.trtr, self.tstr) if x is not None).support()
+
+
+def recall_table(arrays: Mapping[str, np.ndarray]) -> tuple[list[RecallRow], list[int]]:
+    """``(rows of the classes present in the holdout, indices of the classes absent from it)`` of a stored report's
+    TRTR and TSTR per-class recall (:func:`class_recall`); both empty where it stores none."""
+    cols = [class_recall(arrays, s) for s in ("trtr", "tstr")]
+    n = max((len(c) for c in cols if c is not None), default=0)
+    rows, absent = [], []
+    for i in range(n):
+        trtr, tstr = (c[i] if c is not None and i < len(c) else None for c in cols)
+        if all(x is None or x.recall is None for x in (trtr, tstr)):
+            absent.append(i)
+        else:
+            rows.append(RecallRow(i, trtr, tstr))
+    return rows, absent
+
+
+def class_recall(arrays: Mapping[str, np.ndarray], setting: str, n_boot: int = 2000) -> list[ClassRecall] | None:
+    """Per-class recall of ``setting`` (``"trtr"`` or ``"tstr"``) of a stored report, each with its holdout VUs and
+    patients and, from two holdout patients of the class up, its interval; None where the report holds no recall."""
+    rec = arrays.get(f"utility/{setting}/recall")
+    if rec is None:
+        return None
+    rec = np.asarray(rec, dtype=np.float64)
+    k = len(rec)
+    labels, patients = arrays.get("utility/holdout_labels"), arrays.get("utility/holdout_patient")
+    preds = arrays.get(f"utility/{setting}/holdout_predictions")
+    if labels is None:
+        return [ClassRecall(float(r) if np.isfinite(r) else None, 0, 0, why="holdout not stored") for r in rec]
+    y = np.asarray(labels, dtype=np.int64)
+    vus = np.bincount(y[(y >= 0) & (y < k)], minlength=k)
+    if patients is None or preds is None or len(np.atleast_2d(preds)[0]) != len(y):
+        why = "no per-patient predictions stored: re-run evaluate"
+        return [ClassRecall(float(r) if np.isfinite(r) else None, int(vus[c]), 0, why=why) for c, r in enumerate(rec)]
+    groups = np.asarray(patients)
+    boot = bootstrap_recall(y, {setting: np.asarray(preds)}, groups, k, n_boot)[setting]
+    out = []
+    for c, r in enumerate(rec):
+        n_p = len(np.unique(groups[y == c]))
+        if not np.isfinite(r):
+            out.append(ClassRecall(None, 0, 0))
+        elif n_p < 2:
+            out.append(ClassRecall(float(r), int(vus[c]), n_p, why="1 patient: no interval"))
+        else:
+            lo, hi = np.quantile(boot[:, c][np.isfinite(boot[:, c])], [0.025, 0.975])
+            out.append(ClassRecall(float(r), int(vus[c]), n_p, float(lo), float(hi)))
     return out
 
 
