@@ -549,3 +549,52 @@ def test_clean_class_head_needs_augmentation_and_no_dp(tmp_path):
         train(ds, tmp_path / "b", small(steps=1, augment="color", clean_class_head=True,
                                        dp=DPConfig(noise_multiplier=1.0, patients_per_step=2)))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_ada_moves_the_augmentation_probability_by_the_sign_of_ds_real_logits_and_is_kept_by_a_resume(tmp_path):
+    ds = tiny_dataset()
+    cfg = dict(steps=4, augment=DEFAULT_POLICY, ada_target=0.6)
+    trainer = Trainer(ds, tmp_path / "t", small(**cfg))
+    sure, unsure = torch.tensor([3.0, 2.0, 1.0, 4.0, 0.5]), torch.tensor([3.0, -2.0, 1.0, -4.0, 0.5])  # r 1.0, 0.2
+    step = training.ADA_INTERVAL / training.ADA_RAMP_STEPS
+    for i in range(training.ADA_INTERVAL):  # p moves once per interval, up while D is surer than the target
+        trainer.step_count = i
+        trainer._ada_update(sure)
+        assert trainer.ada[0].item() == pytest.approx(step if i == training.ADA_INTERVAL - 1 else 0.0)
+    for i in range(training.ADA_INTERVAL, 3 * training.ADA_INTERVAL):
+        trainer.step_count = i
+        trainer._ada_update(unsure)
+    assert trainer.ada[0].item() == 0.0  # down once to 0, then held at 0
+    x = torch.rand(6, *ds.images.shape[1:]) * 2 - 1
+    assert torch.equal(trainer._augment(x.clone()), x)  # p = 0: every VU as it is
+    trainer.ada[0] = 1.0
+    state = trainer.gen_augment.get_state()
+    both = trainer._augment(x.clone())
+    from synthvu_core.models.augment import augment
+
+    g = torch.Generator()
+    g.set_state(state)
+    torch.rand(len(x), generator=g)  # the draw that picks the VUs to augment comes first
+    assert torch.equal(both, augment(x.clone(), trainer.augment_policy, g))  # p = 1: every VU augmented
+    on = Trainer(ds, tmp_path / "on", small(**cfg))
+    for _ in range(training.ADA_INTERVAL):
+        on.step()
+    assert on.ada[0].item() in (0.0, pytest.approx(step)) and on.ada[3].item() == 0.0 and on.ada[2].item() == 0
+    on.save_checkpoint()
+    again = Trainer(ds, tmp_path / "on", small(**cfg, resume=True))
+    assert again.load_checkpoint() and torch.equal(again.ada, on.ada)
+    assert on._identity()["ada_target"] == 0.6 and "ada_target" not in Trainer(ds, tmp_path / "o", small())._identity()
+    from synthvu_core.models.registry import load_card
+
+    out = train(ds, tmp_path / "card", small(steps=1, **{k: v for k, v in cfg.items() if k != "steps"}), progress=False)
+    assert load_card(out)["training"]["ada"] == {"target": 0.6, "p_final": 0.0, "p_mean": 0.0}
+    assert training.config_from_options(args(ada_target=0.6, steps=1, augment=DEFAULT_POLICY)).ada_target == 0.6
+    with pytest.raises(SelectionError, match="give --augment"):
+        training.config_from_options(args(ada_target=0.6, steps=1, augment="none"))
+    filled = args(ada_target=0.6)
+    training.own_data_defaults(filled, None)
+    assert filled["augment"] == DEFAULT_POLICY  # a fine-tune that asks for ADA gets the policy it adapts
+    with pytest.raises(SelectionError, match="cannot be private"):
+        training.config_from_options(args(ada_target=0.6, augment=DEFAULT_POLICY, noise_multiplier=1.0, steps=1))
+    with pytest.raises(SelectionError, match="--ada-target"):
+        training.config_from_options(args(ada_target=1.5, augment=DEFAULT_POLICY, steps=1))

@@ -151,6 +151,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "half of training, each VU drawn from one of them (default: 1, the last only; or the prior's)",
     )
     t.add_argument(
+        "--ada-target",
+        type=float,
+        default=None,
+        metavar="R",
+        help="adaptive augmentation (ADA): each VU the discriminator sees passes --augment's policy (default "
+        "color,translation,cutout) with a probability p, raised while E[sign(D's logit)] over the real VUs is "
+        "above R and lowered while below (ADA's r_t; 0.6 in the paper; default: off); not under DP",
+    )
+    t.add_argument(
         "--instance-noise",
         type=float,
         default=None,

@@ -114,6 +114,9 @@ def attach(trainer: Any, ctx: DistContext | None) -> None:
     if trainer.config.private:
         raise SelectionError(f"differential privacy with {ctx.world_size} processes is not supported: the privacy "
                              "accountant counts one process's batch; train a private generator without torchrun")
+    if trainer.config.ada_target:
+        raise SelectionError(f"--ada-target with {ctx.world_size} processes is not supported: each process would move "
+                             "its augmentation probability on its own share of the real VUs; train without torchrun")
     if trainer.batch_size % ctx.world_size:
         raise SelectionError(f"batch size {trainer.batch_size} does not split evenly over {ctx.world_size} processes")
     if trainer.config.mode_seeking and (trainer.batch_size // 2) % ctx.world_size:

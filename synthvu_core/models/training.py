@@ -54,6 +54,10 @@ LOG_FILE = "log.csv"
 LOG_EVERY = 25  # steps between rewrites of the log (checkpoints write it too)
 #: Decay of the moving averages of D's real and fake logits that ``--lecam`` pulls towards (the paper's 0.99).
 LECAM_DECAY = 0.99
+#: ``--ada-target``: steps between two updates of the augmentation probability, and steps for it to go from 0 to 1
+#: (ADA's 500k images are 26 times a 600-step fine-tune's real VUs; here p can reach 1 within a sixth of it).
+ADA_INTERVAL = 4
+ADA_RAMP_STEPS = 100
 #: Columns of ``training/log.csv``, one row per step. ``loss_d``: D's loss (non-private: on the real and the
 #: generated VUs; private: on the generated VUs only); ``aux_d``: D's class loss on real VUs (empty under DP:
 #: a loss on private VUs would be released without noise); ``aux_g``: the class loss in G's loss; ``vus_per_s``:
@@ -138,6 +142,13 @@ class TrainConfig:
             VUs, and with ``aux_fake`` on generated ones) and G's class loss read them un-augmented and without
             instance noise (one more D pass each), so D's class head does not learn levels from shifted,
             recoloured, cut-out VUs. Not under DP.
+        ada_target: adaptive augmentation (ADA, Karras et al. 2020): each VU D sees (real and generated, in D's and
+            G's steps) passes the ``augment`` policy with probability ``p``, which starts at 0 and moves by
+            :data:`ADA_INTERVAL` / :data:`ADA_RAMP_STEPS` every :data:`ADA_INTERVAL` steps: up while ADA's
+            overfitting measure ``r = E[sign(D's logit)]`` over the real VUs of those steps is above ``ada_target``
+            (0.6 in the paper: 80 % of the real VUs read "real"), down otherwise; 0 = off. The policy is applied to
+            a VU whole or not at all (the paper draws each operation on its own). Not under DP (the rule reads D's
+            outputs on real VUs outside the clipped, noised gradient).
         instance_noise: standard deviation of Gaussian noise added to every VU D sees, real and generated
             (:func:`synthvu_core.models.augment.instance_noise`; VUs in [-1, 1]); 0 = off. Under DP inside each
             patient's clipped sum (drawn per VU, independent of the data).
@@ -170,6 +181,7 @@ class TrainConfig:
     clean_class_head: bool = False
     r1: float = 0.0
     instance_noise: float = 0.0
+    ada_target: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -238,6 +250,11 @@ class TrainConfig:
         if self.r1 and self.dp is not None:
             raise SelectionError("--r1 cannot be private: its penalty is a gradient through each real VU outside the "
                                  "clipped, noised one")
+        if not (math.isfinite(self.ada_target) and 0 <= self.ada_target < 1):
+            raise SelectionError(f"--ada-target must be a share in [0, 1), got {self.ada_target:g}")
+        if self.ada_target and self.dp is not None:
+            raise SelectionError("--ada-target cannot be private: its rule reads D's outputs on real VUs outside the "
+                                 "clipped, noised gradient")
         if self.lecam and self.dp is not None:
             raise SelectionError("--lecam cannot be private: its moving averages read D's outputs on real VUs "
                                  "outside the clipped, noised gradient")
@@ -254,6 +271,9 @@ class TrainConfig:
         from synthvu_core.models.augment import parse_policy
         from synthvu_core.models.speed import check_speed, parse_speed
 
+        if not parse_policy(self.augment) and self.ada_target:
+            raise SelectionError("--ada-target adapts how often --augment's policy is applied: give --augment "
+                                 "(a fine-tune without DP defaults to --augment none)")
         if not parse_policy(self.augment) and self.clean_class_head:
             raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
                                  "(a fine-tune without DP defaults to --augment none)")
@@ -303,6 +323,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     rest["mode_seeking"] = float(rest.get("mode_seeking") or 0.0)
     rest["r1"] = float(rest.get("r1") or 0.0)
     rest["instance_noise"] = float(rest.get("instance_noise") or 0.0)
+    rest["ada_target"] = float(rest.get("ada_target") or 0.0)
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -533,7 +554,7 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
         _fill_fine_tune(options, dataset, filled)
     if options.get("augment") is None:
         fine_tune = options.get("init_from") is not None and not _private(options)
-        options["augment"] = DEFAULT_POLICY if own and not fine_tune else NONE
+        options["augment"] = DEFAULT_POLICY if (own and not fine_tune) or options.get("ada_target") else NONE
         filled.append(f"--augment {options['augment']}")
     return filled
 
@@ -625,6 +646,9 @@ class Trainer:
 
         self.augment_policy = parse_policy(config.augment)
         self.gen_augment = torch.Generator().manual_seed(config.seed * 1000 + 3)
+        #: --ada-target: (probability p, sum of sign(D's real logits) and their count since p last moved, sum of p
+        #: over the steps made)
+        self.ada = torch.zeros(4, dtype=torch.float64)
         self.gen_data = torch.Generator().manual_seed(config.seed * 1000 + 1)
         self.gen_noise = torch.Generator().manual_seed(config.seed * 1000 + 2)
         self.perm = torch.randperm(self.n_train, generator=self.gen_data)
@@ -986,11 +1010,28 @@ class Trainer:
             loss_d = loss_d + self.config.r1 / 2 * r1_penalty(adv[: len(real)], x).sum() / len(fake)
         if self.config.lecam:
             loss_d = loss_d + self.config.lecam * self._lecam(adv[: len(real)], adv[len(real):])
+        if self.config.ada_target:
+            self._ada_update(adv[: len(real)].detach())
         loss_d.backward()
         self.opt_D.step()
         k = self.arch.n_classes
         aux = aux_loss(cls[: len(real)].detach(), y_real, k, "mean").item() if len(real) else float("nan")
         return {"loss_d": loss_d.item(), "aux_d": aux}
+
+    def _ada_update(self, adv_real: Any) -> None:
+        """ADA's rule: add this step's real logits' signs; every :data:`ADA_INTERVAL` steps move ``p`` towards
+        more augmentation where ``E[sign]`` is above the target (D sure of the real VUs), less where below."""
+        import torch
+
+        a = self.ada
+        a[1] += float(torch.sign(adv_real).sum())
+        a[2] += len(adv_real)
+        a[3] += a[0]
+        if (self.step_count + 1) % ADA_INTERVAL == 0 and a[2] > 0:
+            r = a[1] / a[2]
+            a[0] = float(torch.clamp(a[0] + torch.sign(r - self.config.ada_target) * ADA_INTERVAL / ADA_RAMP_STEPS,
+                                     0.0, 1.0))
+            a[1:3] = 0
 
     def _lecam(self, adv_real: Any, adv_fake: Any) -> Any:
         """The LeCam term (Tseng et al. 2021): real logits above the fake logits' moving average and fake ones
@@ -1092,7 +1133,13 @@ class Trainer:
             b = self.batch_size
             rows = (Rows(self.real_total + b, torch.cat([self.real_rows, self.real_total + self.fake_rows])) if real
                     else Rows(b, self.fake_rows))
-        x = augment(x, self.augment_policy, self.gen_augment, rows)
+        if self.config.ada_target:  # each VU passes the whole policy with probability p (rows: one process)
+            import torch
+
+            keep = torch.rand(len(x), generator=self.gen_augment).to(x.device) < float(self.ada[0])
+            x = torch.where(keep[:, None, None, None], augment(x, self.augment_policy, self.gen_augment, rows), x)
+        else:
+            x = augment(x, self.augment_policy, self.gen_augment, rows)
         sigma = self.config.instance_noise
         return instance_noise(x, sigma, self.gen_augment, rows) if sigma else x
 
@@ -1193,6 +1240,7 @@ class Trainer:
             **({"clean_class_head": True} if self.config.clean_class_head else {}),
             **({"r1": self.config.r1} if self.config.r1 else {}),
             **({"instance_noise": self.config.instance_noise} if self.config.instance_noise else {}),
+            **({"ada_target": self.config.ada_target} if self.config.ada_target else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -1211,6 +1259,7 @@ class Trainer:
             tensors["rng.private"] = self.private.generator.get_state()
         tensors["perm"] = self.perm
         tensors["lecam.avg"] = self.lecam_avg.cpu()
+        tensors["ada"] = self.ada.clone()
         for step, state in self.snapshots.items():
             tensors.update({f"{SNAPSHOT_PREFIX}{step}.{k}": v for k, v in state.items()})
         meta = {
@@ -1244,6 +1293,8 @@ class Trainer:
         if self.private is not None:
             self.private.generator.set_state(tensors["rng.private"])
         self.perm = tensors["perm"].to(torch.int64)
+        if "ada" in tensors:  # checkpoints from before --ada-target: zeros (their runs did not use it)
+            self.ada = tensors["ada"].to(torch.float64).clone()
         if "lecam.avg" in tensors:  # checkpoints from before --lecam: zeros (their runs did not use it)
             self.lecam_avg = tensors["lecam.avg"].to(self.device, torch.float32)
         self.cursor = int(meta["cursor"])
@@ -1363,6 +1414,7 @@ class Trainer:
                 **({"clean_class_head": True} if c.clean_class_head else {}),
                 **({"r1": c.r1} if c.r1 else {}),
                 **({"instance_noise": c.instance_noise} if c.instance_noise else {}),
+                **({"ada": self._ada_card()} if c.ada_target else {}),
                 **({"speed": self.speed.card()} if self.speed.asked else {}),
                 "log": f"{TRAINING_DIR}/{LOG_FILE}",
             },
@@ -1406,6 +1458,11 @@ class Trainer:
             "private_layers": dp.private_layers,
             "generated_gradients": "clipped per VU at the clip norm" if dp.clip_generated else "not clipped",
         }
+
+    def _ada_card(self) -> dict[str, float]:
+        """--ada-target in the card: the target, the augmentation probability at the end and its mean over the run."""
+        p, mean = float(self.ada[0]), float(self.ada[3]) / max(self.step_count, 1)
+        return {"target": self.config.ada_target, "p_final": round(p, 4), "p_mean": round(mean, 4)}
 
     def _init_summary(self) -> dict[str, Any] | None:
         """Where the weights started (a generator pretrained on other, e.g. public, data)."""
