@@ -100,7 +100,8 @@ def render(sel: frame.Selection | None) -> None:
             st.caption("Recall per class on the real holdout (pooled over classifier seeds; absent = no VU of the "
                        "class in the holdout, so it counts neither in balanced accuracy nor in chance; more than four "
                        "such classes fold into one column). *TSTR 95% CI*: the interval of each class's TSTR recall "
-                       "over holdout patients and classifier seeds (none where one patient holds the class); the last "
+                       "over holdout patients and classifier seeds, at least the exact binomial interval over its "
+                       "patients (none where one patient holds the class); the last "
                        "rows say how many holdout VUs and patients each recall rests on: on one or two VUs it moves "
                        "in steps of 1 or 1/2.")
             st.dataframe(rows, hide_index=True, width="stretch")

@@ -473,10 +473,14 @@ def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
     if rows and counts is not None:  # a recall on one or two VUs moves in steps of 1/2 or 1
         rows.append({"setting": "holdout VUs", **{names[i]: str(int(counts[i])) if i < len(counts) else "0"
                                                    for i in shown}, **({k: "0" for k in folded})})
-    if rows and tstr is not None:
-        rows.append({"setting": "holdout patients", **{names[i]: str(tstr[i].n_patients) if i < len(tstr) else "0"
+    if rows and tstr is not None and any(c.n_patients is not None for c in tstr):
+        rows.append({"setting": "holdout patients", **{names[i]: _count(tstr[i].n_patients) if i < len(tstr) else "0"
                                                         for i in shown}, **({k: "0" for k in folded})})
     return rows
+
+
+def _count(n: int | None) -> str:
+    return "—" if n is None else str(n)
 
 
 def _interval_cell(c: Any) -> str:  # ClassRecall, imported lazily

@@ -191,8 +191,9 @@ def _recall_table(arrays: Any, classes: list[str], chance: float | None) -> list
         out.append(f"| {name(r.index)} | {r.support} | {trtr} | {tstr} |")
     gone = f" Absent from the holdout (not counted in balanced accuracy or chance): {', '.join(map(name, absent))}." \
         if absent else ""
-    return out + ["", "Recall pooled over the classifier seeds, 95 % interval over holdout patients and seeds (none "
-                  f"where one patient holds the class).{gone}", ""]
+    return out + ["", "Recall pooled over the classifier seeds, 95 % interval over holdout patients and seeds, at "
+                  "least the exact binomial interval over the class's patients (none where one patient holds the "
+                  f"class).{gone}", ""]
 
 
 def _attack_rows(report: Any) -> list[str]:

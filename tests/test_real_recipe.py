@@ -589,7 +589,7 @@ def test_ada_moves_the_augmentation_probability_by_the_sign_of_ds_real_logits_an
     out = train(ds, tmp_path / "card", small(steps=1, **{k: v for k, v in cfg.items() if k != "steps"}), progress=False)
     assert load_card(out)["training"]["ada"] == {"target": 0.6, "p_final": 0.0, "p_mean": 0.0}
     assert training.config_from_options(args(ada_target=0.6, steps=1, augment=DEFAULT_POLICY)).ada_target == 0.6
-    with pytest.raises(SelectionError, match="give --augment"):
+    with pytest.raises(SelectionError, match="give a policy"):
         training.config_from_options(args(ada_target=0.6, steps=1, augment="none"))
     filled = args(ada_target=0.6)
     training.own_data_defaults(filled, None)

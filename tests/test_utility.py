@@ -175,7 +175,8 @@ def test_class_recall_has_an_interval_per_class_and_none_on_one_patient():
     y = np.array([0] * 6 + [1] * 6 + [2, 2])
     pred = np.array([0] * 6 + [1, 1, 1, 0, 0, 0] + [0, 2])
     rows = class_recall(_stored(y, groups, [pred, pred], 4), "tstr", n_boot=500)
-    assert (rows[0].low, rows[0].high, rows[0].recall) == (1.0, 1.0, 1.0)
+    assert (rows[0].high, rows[0].recall) == (1.0, 1.0)  # every replicate reads 1: widened to the exact interval
+    assert rows[0].low == pytest.approx(0.025 ** (1 / 6))  # Clopper-Pearson, 6 of 6 patients
     assert rows[1].recall == pytest.approx(0.5) and rows[1].low < 0.3 and rows[1].high > 0.7
     assert rows[1].support() == "6 VUs, 6 patients" and rows[1].cell().startswith("0.50 [")
     assert rows[2].recall == pytest.approx(0.5) and rows[2].low is None
@@ -185,8 +186,15 @@ def test_class_recall_has_an_interval_per_class_and_none_on_one_patient():
     table, absent = recall_table(_stored(y, groups, [pred, pred], 4))
     assert [r.index for r in table] == [0, 1, 2] and absent == [3] and table[0].trtr is None
     # a report without per-row predictions keeps its recall and says why there is no interval
-    old = class_recall({"utility/tstr/recall": np.array([1.0, 0.5]), "utility/holdout_labels": y[:12]}, "tstr")
+    old = class_recall({"utility/tstr/recall": np.array([1.0, 0.5]), "utility/holdout_labels": y[:12],
+                        "utility/holdout_patient": groups[:12]}, "tstr")
     assert old[1].recall == 0.5 and old[1].low is None and "re-run evaluate" in old[1].cell()
+    assert old[1].support() == "6 VUs, 6 patients"  # known from the stored holdout without predictions
+    # arrays that do not fit together are read as not stored, never as an error
+    bad = {**_stored(y, groups, [pred], 4), "utility/holdout_patient": groups[:5]}
+    assert class_recall(bad, "tstr")[1].support() == "6 VUs, patients not stored"
+    bad = {**_stored(y, groups, [pred], 4), "utility/holdout_labels": y + 3}
+    assert class_recall(bad, "tstr")[1].support() == "holdout not stored"
 
 
 def test_patient_bootstrap_is_the_mean_of_the_per_class_replicates():

@@ -178,11 +178,11 @@ def recall_lines(arrays: dict, classes: list[str], chance: float | None) -> list
         return []
     name = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
     lines = ["recall per class (pooled over seeds; 95% CI over holdout patients and seeds)",
-             f"  {'class':<10}{'holdout':<22}{'TRTR':<34}TSTR"]
+             f"  {'class':<10}{'holdout':<20}  {'TRTR':<32}  TSTR"]
     for r in rows:
         cells = [x.cell() if x is not None else "—" for x in (r.trtr, r.tstr)]
         low = r.tstr is not None and r.tstr.at_or_below(chance)
-        lines.append(f"  {name(r.index):<10}{r.support:<22}{cells[0]:<34}{cells[1]}"
+        lines.append(f"  {name(r.index):<10}{r.support:<20}  {cells[0]:<32}  {cells[1]}"
                      + (_red("  at or below chance") if low else ""))
     if absent:
         lines.append("  absent from the holdout (not counted): " + ", ".join(name(i) for i in absent))

@@ -190,14 +190,14 @@ def bootstrap_recall(
 class ClassRecall:
     """One class's recall on the holdout (pooled over classifier seeds) with what it rests on.
 
-    ``low``/``high``: the 95 % interval over holdout patients and seeds (the replicates of :func:`patient_bootstrap`);
-    None with ``why`` where the class is absent, held by one patient (resampling one patient says nothing about
-    another) or the report stores no per-row predictions.
+    ``n_vus``/``n_patients``: the class's holdout VUs and patients (None where the report does not store them).
+    ``low``/``high``: its 95 % interval (:func:`class_recall`); None with ``why`` where the class is absent, held by
+    one patient (resampling one patient says nothing about another) or the report stores no per-row predictions.
     """
 
     recall: float | None
-    n_vus: int
-    n_patients: int
+    n_vus: int | None
+    n_patients: int | None
     low: float | None = None
     high: float | None = None
     why: str | None = None
@@ -216,7 +216,11 @@ class ClassRecall:
 
     def support(self) -> str:
         """What the recall rests on: ``"5 VUs, 3 patients"``."""
+        if self.n_vus is None:
+            return "holdout not stored"
         vus = "1 VU" if self.n_vus == 1 else f"{self.n_vus} VUs"
+        if self.n_patients is None:
+            return f"{vus}, patients not stored"
         return f"{vus}, {'1 patient' if self.n_patients == 1 else f'{self.n_patients} patients'}"
 
 
@@ -248,35 +252,63 @@ def recall_table(arrays: Mapping[str, np.ndarray]) -> tuple[list[RecallRow], lis
     return rows, absent
 
 
+def _stored_holdout(arrays: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(holdout labels, their patients)`` of a report, each None where not stored or not consistent with ``k``
+    classes (a label outside them; patients of another length)."""
+    labels, patients = arrays.get("utility/holdout_labels"), arrays.get("utility/holdout_patient")
+    if labels is None:
+        return None, None
+    y = np.asarray(labels, dtype=np.int64).ravel()
+    if len(y) and (y.min() < 0 or y.max() >= k):
+        return None, None
+    groups = None if patients is None else np.asarray(patients).ravel()
+    return y, groups if groups is not None and len(groups) == len(y) else None
+
+
+def exact_interval(recall: float, n: int) -> tuple[float, float]:
+    """The 95 % Clopper-Pearson interval of ``recall`` read as ``recall * n`` successes in ``n`` trials."""
+    from scipy.special import betaincinv
+
+    x = recall * n
+    low = 0.0 if x <= 0 else float(betaincinv(x, n - x + 1, 0.025))
+    high = 1.0 if x >= n else float(betaincinv(x + 1, n - x, 0.975))
+    return low, high
+
+
 def class_recall(arrays: Mapping[str, np.ndarray], setting: str, n_boot: int = 2000) -> list[ClassRecall] | None:
     """Per-class recall of ``setting`` (``"trtr"`` or ``"tstr"``) of a stored report, each with its holdout VUs and
-    patients and, from two holdout patients of the class up, its interval; None where the report holds no recall."""
+    patients and, from two holdout patients of the class up, its 95 % interval; None where it holds no recall.
+
+    The interval is the percentile interval of the class's recall over the replicates of :func:`patient_bootstrap`
+    (holdout patients resampled, one classifier seed per replicate; replicates without the class left out), widened
+    to at least the exact binomial interval over the class's patients (:func:`exact_interval`): where every patient
+    is classified right by every seed, each replicate agrees and the bootstrap alone would read ``[1.00, 1.00]``.
+    """
     rec = arrays.get(f"utility/{setting}/recall")
     if rec is None:
         return None
-    rec = np.asarray(rec, dtype=np.float64)
+    rec = np.asarray(rec, dtype=np.float64).ravel()
     k = len(rec)
-    labels, patients = arrays.get("utility/holdout_labels"), arrays.get("utility/holdout_patient")
+    y, groups = _stored_holdout(arrays, k)
+    vus = None if y is None else np.bincount(y, minlength=k)
+    n_pat = None if groups is None else [len(np.unique(groups[y == c])) for c in range(k)]
     preds = arrays.get(f"utility/{setting}/holdout_predictions")
-    if labels is None:
-        return [ClassRecall(float(r) if np.isfinite(r) else None, 0, 0, why="holdout not stored") for r in rec]
-    y = np.asarray(labels, dtype=np.int64)
-    vus = np.bincount(y[(y >= 0) & (y < k)], minlength=k)
-    if patients is None or preds is None or len(np.atleast_2d(preds)[0]) != len(y):
-        why = "no per-patient predictions stored: re-run evaluate"
-        return [ClassRecall(float(r) if np.isfinite(r) else None, int(vus[c]), 0, why=why) for c, r in enumerate(rec)]
-    groups = np.asarray(patients)
-    boot = bootstrap_recall(y, {setting: np.asarray(preds)}, groups, k, n_boot)[setting]
+    boot = None
+    if n_pat is not None and preds is not None and np.atleast_2d(preds).shape[1] == len(y):
+        boot = bootstrap_recall(y, {setting: np.atleast_2d(preds)}, groups, k, n_boot)[setting]
     out = []
     for c, r in enumerate(rec):
-        n_p = len(np.unique(groups[y == c]))
+        n_v, n_p = (None if vus is None else int(vus[c])), (None if n_pat is None else n_pat[c])
         if not np.isfinite(r):
-            out.append(ClassRecall(None, 0, 0))
+            out.append(ClassRecall(None, n_v, n_p))
+        elif boot is None:
+            out.append(ClassRecall(float(r), n_v, n_p, why="no per-patient predictions stored: re-run evaluate"))
         elif n_p < 2:
-            out.append(ClassRecall(float(r), int(vus[c]), n_p, why="1 patient: no interval"))
+            out.append(ClassRecall(float(r), n_v, n_p, why=f"{n_p} patient{'' if n_p == 1 else 's'}: no interval"))
         else:
             lo, hi = np.quantile(boot[:, c][np.isfinite(boot[:, c])], [0.025, 0.975])
-            out.append(ClassRecall(float(r), int(vus[c]), n_p, float(lo), float(hi)))
+            e_lo, e_hi = exact_interval(float(r), n_p)
+            out.append(ClassRecall(float(r), n_v, n_p, min(float(lo), e_lo), max(float(hi), e_hi)))
     return out
 
 

@@ -272,8 +272,9 @@ class TrainConfig:
         from synthvu_core.models.speed import check_speed, parse_speed
 
         if not parse_policy(self.augment) and self.ada_target:
-            raise SelectionError("--ada-target adapts how often --augment's policy is applied: give --augment "
-                                 "(a fine-tune without DP defaults to --augment none)")
+            raise SelectionError("--ada-target adapts how often --augment's policy is applied: give a policy (e.g. "
+                                 "--augment color,translation,cutout, filled in where --augment is left out), not "
+                                 "--augment none")
         if not parse_policy(self.augment) and self.clean_class_head:
             raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
                                  "(a fine-tune without DP defaults to --augment none)")
@@ -540,9 +541,9 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
     the source where the train split holds two or more (``--no-condition-source`` opts out);
     under DP it keeps :data:`PRIVATE_FINE_TUNE_STEPS` at :data:`PRIVATE_FINE_TUNE_LR`. DiffAugment is on for a
     private fine-tune and for training from scratch, off for a fine-tune without DP (on the real lumbar MRI it
-    lowered TSTR and TRTS in each of three seeds; docs/real-data.md). ``--balance-classes`` stays opt-in.
-    Anywhere else augmentation stays off. What is filled goes into the card's command, so the run can be
-    repeated.
+    lowered TSTR and TRTS in each of three seeds; docs/real-data.md), on wherever ``--ada-target`` asks for it.
+    ``--balance-classes`` stays opt-in. Anywhere else augmentation stays off. What is filled goes into the card's
+    command, so the run can be repeated.
     """
     from synthvu_core.models.augment import DEFAULT_POLICY, NONE
 
