@@ -152,6 +152,9 @@ def test_card_and_folder(tmp_path):
     assert "patients" not in card["dataset"]["split"]
     assert card["dp"] is None and card["discriminator"] == {"kept": True, "private": True}
     assert card["training"]["steps"] == 2 and card["training"]["seconds"] > 0
+    numerics = card["training"]["numerics"]  # what a bit-for-bit rerun also needs
+    assert numerics["torch"] == torch.__version__ and numerics["threads"] == torch.get_num_threads()
+    assert numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     (png,) = sorted((out / "training").glob("montage_step*.png"))
     assert_rows_labelled(np.asarray(Image.open(png)), list(VUS), 32, 32)  # one row per class, labelled with it
     assert all(v.dtype == torch.float16 for v in load_file(str(out / "generator.safetensors")).values())

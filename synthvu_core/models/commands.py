@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="which VUs train D's class head: real only (default's) or real and generated (pgan)",
     )
     t.add_argument(
-        "--seed", type=int, default=0, help="seed of weights, batches and noise: same seed, same generator (default 0)"
+        "--seed", type=int, default=0,
+        help="seed of weights, batches and noise: same seed, same generator on the same torch, CPU kernels and "
+        "threads (the card's training.numerics; default 0)",
     )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument(

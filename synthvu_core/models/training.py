@@ -1400,6 +1400,7 @@ class Trainer:
                 "command": c.command or " ".join(shlex.quote(a) for a in sys.argv),
                 "seconds": round(self.seconds, 2),
                 "device": str(self.device),
+                "numerics": self._numerics(),
                 "weights_dtype": c.weights_dtype,
                 "final_losses": {k: v for k, v in self.last.items() if k.startswith("loss")},
                 "generator_weights": self._weights_text(),
@@ -1477,6 +1478,16 @@ class Trainer:
             "dp": self.init_card.get("dp") is not None,
             "classes": {c: self.init_card["classes"][i] for c, i in zip(self.classes, self.class_source)},
         }
+
+    def _numerics(self) -> dict[str, Any]:
+        """What a bit-for-bit rerun of this card's command also needs: the same torch, CPU kernels and threads (a
+        600-step GAN run amplifies another machine's rounding into other weights; docs/real-data.md)."""
+        import torch
+
+        out: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+        if self.device.type == "cpu":
+            out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        return out
 
     def _weights_text(self) -> str:
         """What ``generator.safetensors`` holds, in the card's words."""
