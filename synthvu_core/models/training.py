@@ -232,6 +232,26 @@ class TrainConfig:
                                  "the sources the private train split holds cannot be read")
         if self.source_names is not None and len(set(self.source_names)) != len(self.source_names):
             raise SelectionError(f"the source vocabulary repeats a name: {', '.join(self.source_names)}")
+        self._validate_regularisers()
+        if self.weights_dtype not in ("float16", "float32", "bfloat16"):
+            raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
+        if self.dp is not None:
+            self.dp.validate()
+        if self.classes is not None:
+            unknown = [c for c in self.classes if c not in levels.vocabulary(self.scheme)] if self.scheme in \
+                levels.SCHEMES else []
+            if not self.classes or unknown or len(set(self.classes)) != len(self.classes):
+                raise SelectionError(f"--classes {','.join(self.classes)}: give distinct {self.scheme} classes "
+                                     f"among {', '.join(levels.vocabulary(self.scheme))}")
+        from synthvu_core.models.speed import check_speed, parse_speed
+
+        check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
+
+
+    def _validate_regularisers(self) -> None:
+        """The part of :meth:`validate` for D's and G's regularisers and augmentation options."""
+        from synthvu_core.models.augment import parse_policy
+
         if self.freeze_d < 0:
             raise SelectionError(f"--freeze-d must be 0 (train all of D) or more, got {self.freeze_d}")
         if not (math.isfinite(self.lecam) and 0 <= self.lecam <= 1e3):
@@ -258,19 +278,6 @@ class TrainConfig:
         if self.lecam and self.dp is not None:
             raise SelectionError("--lecam cannot be private: its moving averages read D's outputs on real VUs "
                                  "outside the clipped, noised gradient")
-        if self.weights_dtype not in ("float16", "float32", "bfloat16"):
-            raise SelectionError(f"unknown weights dtype {self.weights_dtype!r}")
-        if self.dp is not None:
-            self.dp.validate()
-        if self.classes is not None:
-            unknown = [c for c in self.classes if c not in levels.vocabulary(self.scheme)] if self.scheme in \
-                levels.SCHEMES else []
-            if not self.classes or unknown or len(set(self.classes)) != len(self.classes):
-                raise SelectionError(f"--classes {','.join(self.classes)}: give distinct {self.scheme} classes "
-                                     f"among {', '.join(levels.vocabulary(self.scheme))}")
-        from synthvu_core.models.augment import parse_policy
-        from synthvu_core.models.speed import check_speed, parse_speed
-
         if not parse_policy(self.augment) and self.ada_target:
             raise SelectionError("--ada-target adapts how often --augment's policy is applied: give a policy (e.g. "
                                  "--augment color,translation,cutout, filled in where --augment is left out), not "
@@ -281,8 +288,6 @@ class TrainConfig:
         if self.clean_class_head and self.dp is not None:
             raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
                                  "its patient's augmented, clipped gradient")
-        check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
-
 
 #: ``train`` options that are not TrainConfig fields of the same name.
 _NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command", "from_scratch"}
