@@ -198,13 +198,11 @@ def test_class_recall_has_an_interval_per_class_and_none_on_one_patient():
 
 
 def test_patient_bootstrap_is_the_mean_of_the_per_class_replicates():
-    from synthvu_core.evaluation.utility import bootstrap_recall
-
     rng = np.random.default_rng(1)
     groups = np.repeat(np.arange(8), 3)
     y = rng.integers(0, 3, 24)
     preds = np.stack([np.where(rng.random(24) < 0.7, y, (y + 1) % 3) for _ in range(2)])
-    per_class = bootstrap_recall(y, {"a": preds}, groups, 3, n_boot=300)["a"]
+    per_class = patient_bootstrap(y, {"a": preds}, groups, 3, n_boot=300, per_class=True)["a"]
     total = patient_bootstrap(y, {"a": preds}, groups, 3, n_boot=300)["a"]
     assert per_class.shape == (300, 3)
     np.testing.assert_allclose(total, np.nanmean(per_class, axis=1))
@@ -216,4 +214,5 @@ def test_patient_bootstrap_is_the_mean_of_the_per_class_replicates():
     s = r.integers(0, 2, 300)[0]
     rows = np.concatenate([np.flatnonzero(groups == p) for p in draw])
     hand = [np.mean(preds[s][rows][y[rows] == c] == c) if (y[rows] == c).any() else np.nan for c in range(3)]
-    np.testing.assert_allclose(bootstrap_recall(y, {"a": preds}, groups, 3, n_boot=300, seed=0)["a"][0], hand)
+    again = patient_bootstrap(y, {"a": preds}, groups, 3, n_boot=300, seed=0, per_class=True)["a"]
+    np.testing.assert_allclose(again[0], hand)

@@ -140,29 +140,16 @@ def patient_bootstrap(
     n_classes: int,
     n_boot: int = 2000,
     seed: int = 0,
+    per_class: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Balanced accuracy ``[n_boot]`` per setting over bootstrap replicates of holdout patients and seeds.
+    """Balanced accuracy ``[n_boot]`` per setting over bootstrap replicates of holdout patients and seeds
+    (``per_class``: each class's recall ``[n_boot, K]`` instead, NaN where a replicate holds no VU of the class).
 
     ``predictions[name]`` is ``[S, N]`` (one row per classifier seed) for the test rows ``y_true``
     ``[N]`` of patients ``groups`` ``[N]``. Each replicate draws the patients with replacement and one
     seed (the same patients and seed for every setting, so ratios pair), and recomputes balanced
     accuracy (mean recall over the classes present in the replicate) from the stored predictions.
     """
-    per_class = bootstrap_recall(y_true, predictions, groups, n_classes, n_boot, seed)
-    with np.errstate(invalid="ignore"):
-        return {name: np.nanmean(r, axis=1) for name, r in per_class.items()}
-
-
-def bootstrap_recall(
-    y_true: np.ndarray,
-    predictions: Mapping[str, np.ndarray],
-    groups: np.ndarray,
-    n_classes: int,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Per-class recall ``[n_boot, K]`` per setting over the replicates of :func:`patient_bootstrap` (NaN where a
-    replicate holds no VU of the class)."""
     y = np.asarray(y_true, dtype=np.int64)
     _, g = np.unique(np.asarray(groups), return_inverse=True)
     n_p = int(g.max()) + 1 if len(g) else 0
@@ -182,7 +169,8 @@ def bootstrap_recall(
             np.add.at(correct[s], (g[hit], y[hit]), 1)
         num = np.einsum("bp,bpk->bk", weights, correct[pick])
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[name] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            recall = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            out[name] = recall if per_class else np.nanmean(recall, axis=1)
     return out
 
 
@@ -295,7 +283,7 @@ def class_recall(arrays: Mapping[str, np.ndarray], setting: str, n_boot: int = 2
     preds = arrays.get(f"utility/{setting}/holdout_predictions")
     boot = None
     if n_pat is not None and preds is not None and np.atleast_2d(preds).shape[1] == len(y):
-        boot = bootstrap_recall(y, {setting: np.atleast_2d(preds)}, groups, k, n_boot)[setting]
+        boot = patient_bootstrap(y, {setting: np.atleast_2d(preds)}, groups, k, n_boot, per_class=True)[setting]
     out = []
     for c, r in enumerate(rec):
         n_v, n_p = (None if vus is None else int(vus[c])), (None if n_pat is None else n_pat[c])
