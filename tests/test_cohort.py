@@ -158,3 +158,30 @@ def test_large_cohorts_take_the_pruned_search_with_the_same_counts(monkeypatch):
     assert calls == [1]
     assert fast[0] == brute[0]
     np.testing.assert_array_equal(fast[1], brute[1])
+
+
+def test_a_stratified_split_is_relabelled_within_its_strata():
+    # stratum "b" (5 patients, 3 of them training) draws every sample; stratum "a" (20, 12 training) none. Within
+    # strata every relabelling keeps 3 training patients in "b", so the share can never move; uniform
+    # relabellings move it.
+    counts = np.r_[np.full(5, 40.0), np.zeros(20)]
+    vus = np.full(25, 2.0)
+    is_train = np.r_[[True, True, True, False, False], np.arange(20) < 12]
+    strata = np.array(["b"] * 5 + ["a"] * 20)
+    within = randomisation_test(counts, vus, is_train, n_perm=500, strata=strata)
+    assert within.share_train == pytest.approx(0.6)
+    assert within.expected_share == pytest.approx(0.6) and within.share_null_95 == pytest.approx(0.6)
+    assert within.p_value == 1.0
+    uniform = randomisation_test(counts, vus, is_train, n_perm=500)
+    assert uniform.share_null_95 > 0.75 and uniform.p_value < 0.9
+
+
+def test_cohort_test_passes_the_strata_by_patient():
+    images, patients = _real(n_patients=4, per_patient=2)
+    split = np.where(np.isin(patients, ["p0", "p2"]), "train", "reference")
+    strata = {"p0": "x", "p1": "x", "p2": "y", "p3": "y"}
+    t = cohort_test(images[[0, 1, 4]], images, patients, split, strata=strata)
+    assert t.n_train_patients == 2 and t.share_train == pytest.approx(1.0)
+    # one training patient per stratum: the sample of p0 (stratum x) and of p2 (stratum y) each find a train patient
+    # in half the relabellings of their stratum, so the share 1.0 comes in a quarter of them
+    assert t.p_value == pytest.approx(0.25, abs=0.02)

@@ -192,3 +192,64 @@ def test_tile_montage_layout():
     assert (out[7:11, 16:22] == 0).all()  # the empty sixth place
     floats = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 2, 3)
     assert np.array_equal(tile_montage(floats, 2, gap=0, margin=0), np.hstack(list(to_uint8(floats))))
+
+
+def _two_site_units(n_rare=5, n_common=20):
+    """``n_rare`` patients of site "b" with two extra thoracic levels, ``n_common`` of site "a" without."""
+    rows = []
+    for p in range(n_rare + n_common):
+        site, extra = ("b", ["T11/T12", "T12/L1"]) if p < n_rare else ("a", [])
+        for level in ["L1/L2", "L2/L3", *extra]:
+            rows.append({"patient_id": f"p{p:02d}", "level": level, "site": site})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_stratified_split_gives_every_stratum_its_share_of_every_part(seed):
+    units = _two_site_units()
+    strata = dsmod.patient_strata(units)
+    assert strata["p00"] == "b|L1/L2,L2/L3,T11/T12,T12/L1" and strata["p24"] == "a|L1/L2,L2/L3"
+    parts = assign_split(units["patient_id"].tolist(), SplitConfig(seed=seed), strata)
+    rare = [parts[f"p{p:02d}"] for p in range(5)]
+    assert sorted(rare) == ["holdout", "reference", "train", "train", "train"]  # 3 : 1 : 1 of 5, every seed
+    assert [list(parts.values()).count(k) for k in ("train", "holdout", "reference")] == [15, 5, 5]
+    plain = assign_split(units["patient_id"].tolist(), SplitConfig(seed=seed, stratify=False), strata)
+    assert [list(plain.values()).count(k) for k in ("train", "holdout", "reference")] == [15, 5, 5]
+
+
+def test_the_deal_pattern_keeps_the_ratios_in_every_stretch():
+    pattern = dsmod.deal_pattern({"train": 15, "holdout": 5, "reference": 5})
+    assert [pattern.count(k) for k in ("train", "holdout", "reference")] == [15, 5, 5]
+    for start in range(0, 25, 5):
+        assert sorted(pattern[start : start + 5]) == ["holdout", "reference", "train", "train", "train"]
+
+
+def test_one_stratum_splits_as_a_plain_permutation_and_old_cards_keep_theirs():
+    images, units = _units(n_patients=25)
+    one = dsmod.patient_strata(units)
+    assert len(set(one.values())) == 1
+    for seed in range(3):  # the phantom's case: stratifying changes nothing
+        assert assign_split(list(one), SplitConfig(seed=seed), one) == assign_split(
+            list(one), SplitConfig(seed=seed, stratify=False))
+    two = _two_site_units()
+    strata = dsmod.patient_strata(two)
+    old_card = {"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 2}  # written before strata existed
+    old = SplitConfig.from_card(old_card)
+    assert old is not None and not old.stratify
+    assert assign_split(list(strata), old, strata) == assign_split(list(strata), SplitConfig(seed=2, stratify=False))
+    assert assign_split(list(strata), old, strata) != assign_split(list(strata), SplitConfig(seed=2), strata)
+    assert SplitConfig.from_card({**old_card, "stratify": True}) == SplitConfig(seed=2)
+
+
+def test_with_split_reproduces_the_split_a_generator_card_names():
+    images, units = _units(n_patients=25)
+    units["site"] = np.where(units["patient_id"] < "p05", "b", "a")
+    ds = VUDataset.from_units(images, units, split=SplitConfig(seed=1))
+    assert ds.card["split"]["stratify"] is True and ds.split_strata() is not None
+    b_parts = ds.units.loc[ds.units["site"] == "b"].drop_duplicates("patient_id")["split"].tolist()
+    assert sorted(b_parts) == ["holdout", "reference", "train", "train", "train"]
+    assert ds.with_split(SplitConfig(seed=1)) is ds
+    old = ds.with_split(SplitConfig.from_card({"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 1}))
+    assert old.card["split"]["stratify"] is False and old.split_strata() is None
+    plain = assign_split(units["patient_id"].tolist(), SplitConfig(seed=1, stratify=False))
+    assert dict(zip(old.units["patient_id"], old.units["split"], strict=True)) == plain

@@ -119,7 +119,7 @@ def test_train_on_another_split(dataset_dir, tmp_path):
         == 0
     )
     card = json.loads((out / "card.json").read_text())
-    assert card["dataset"]["split"] == {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 3}
+    assert card["dataset"]["split"] == {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 3, "stratify": True}
     assert card["dataset"]["n_train"] == len(VUS)  # one of four patients
     assert (card["architecture"]["g_cond"], card["architecture"]["aux_fake"]) == ("modulate", False)
 

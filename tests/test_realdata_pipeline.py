@@ -10,6 +10,7 @@ from scipy import ndimage
 from synthetic_volumes import write_pair
 
 from synthvu_core.data.build import build_dataset
+from synthvu_core.data.dataset import VUDataset
 from synthvu_core.data.nifti import load_pair
 from synthvu_core.data.units import extract_units
 
@@ -121,3 +122,21 @@ def test_real_data_train_sample_evaluate_end_to_end(myo, tmp_path, monkeypatch):
     assert set(patients[members]) <= set(myo.patients("train"))  # candidates are balanced: a subset
     assert set(patients[~members]) <= set(myo.patients("holdout"))
     assert 0.0 <= again.scalars["privacy.pairwise.pixel.auc"] <= 1.0
+
+
+def test_two_sources_split_stratified_on_every_seed(spine_data, tmp_path, capsys):
+    """chu2015 (5 patients, the only ones with T11/T12 and T12/L1) gets 3 : 1 : 1 patients in train, holdout and
+    reference on every split seed; the plain permutation of seed 2 put only one of them in train."""
+    from synthvu_core.cli import main
+
+    folders = [str(spine_data / "myosegmentum"), str(spine_data / "chu2015")]
+    for seed, extra in ((2, []), (2, ["--no-stratify"])):
+        out = tmp_path / f"s{seed}{len(extra)}"
+        assert main(["data", "build", "--images", *folders, "--out", str(out), "--split-seed", str(seed), *extra]) == 0
+        units = VUDataset.load(out).units.drop_duplicates("patient_id")
+        chu = units.loc[units["site"] == "chu2015", "split"].value_counts().to_dict()
+        printed = capsys.readouterr().out
+        if extra:
+            assert chu == {"reference": 3, "train": 1, "holdout": 1} and "stratified" not in printed
+        else:
+            assert chu == {"train": 3, "holdout": 1, "reference": 1} and "each of 2 strata" in printed

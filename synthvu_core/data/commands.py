@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--split", default=",".join(str(r) for r in names.SPLIT_RATIOS),
                        help="patient-wise train,holdout,reference ratios (default: %(default)s)")
     build.add_argument("--split-seed", type=int, default=0, help="seed of the patient split (default: %(default)s)")
+    build.add_argument("--no-stratify", action="store_true",
+                       help="split patients by a plain seeded permutation instead of giving every part its share of "
+                            "each source and set of levels")
     build.add_argument("--seed", type=int, default=0, help="phantom seed (with --phantom; default: %(default)s)")
     build.add_argument("--contrast", choices=("T1", "T2"), default="T2", help="phantom contrast (with --phantom)")
     build.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
@@ -146,7 +149,7 @@ def _build(args: argparse.Namespace) -> int:
     config = _extract_config(args)
     from synthvu_core.data.dataset import SplitConfig
 
-    split = SplitConfig.parse(args.split, args.split_seed)
+    split = SplitConfig.parse(args.split, args.split_seed, stratify=not args.no_stratify)
     if args.phantom is not None:
         recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config,
                                           split=split)
@@ -174,6 +177,10 @@ def _build(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k} {v['vus']} VUs" for k, v in h["sources"].items())
         print(f"  sources: {counts}; largest intensity distance between two sources {h['max_distance_before']} "
               f"before, {h['max_distance_after']} after harmonisation ({h['method']})")
+    strata = ds.split_strata()
+    if strata is not None:
+        print(f"  split stratified: every part has its share of each of {len(set(strata.values()))} strata of patients "
+              "(same source and levels; --no-stratify for a plain permutation)")
     for s in ds.card.get("skipped", []):
         print(f"  skipped {s['error']}")
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import DataError, SelectionError
-from synthvu_core.names import CARD_FILE, IMAGES_FILE, LEDGER_FILE, SPLIT_RATIOS, UNITS_FILE
+from synthvu_core.names import CARD_FILE, IMAGES_FILE, LEDGER_FILE, SOURCE_COLUMN, SPLIT_RATIOS, UNITS_FILE
 from synthvu_core.storage import atomic_path
 
 if TYPE_CHECKING:
@@ -54,12 +54,19 @@ CARD_VERSION = 1
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Patient-wise split ratios and seed. Ratios are normalised to sum to one."""
+    """Patient-wise split ratios and seed. Ratios are normalised to sum to one.
+
+    ``stratify``: each part gets its share of every stratum of patients (same source and same levels, see
+    :func:`patient_strata`), so no source or level lands in one part alone by chance; a dataset whose patients
+    form one stratum (the phantom) splits exactly as without. Cards written before strata existed read
+    ``stratify=False`` and keep the split they were trained on.
+    """
 
     train: float = SPLIT_RATIOS[0]
     holdout: float = SPLIT_RATIOS[1]
     reference: float = SPLIT_RATIOS[2]
     seed: int = 0
+    stratify: bool = True
 
     def counts(self, n_patients: int) -> dict[str, int]:
         r = np.array([self.train, self.holdout, self.reference], dtype=float)
@@ -72,7 +79,7 @@ class SplitConfig:
         return {"train": n_train, "holdout": n_hold, "reference": n_patients - n_train - n_hold}
 
     @classmethod
-    def parse(cls, text: str, seed: int = 0) -> SplitConfig:
+    def parse(cls, text: str, seed: int = 0, *, stratify: bool = True) -> SplitConfig:
         """The split of ``--split TRAIN,HOLDOUT,REFERENCE`` (``data build`` and ``train``); one line where it is not
         three numbers."""
         try:
@@ -81,15 +88,16 @@ class SplitConfig:
             ratios = []
         if len(ratios) != 3:
             raise DataError(f"--split {text!r}: give three ratios TRAIN,HOLDOUT,REFERENCE such as 0.6,0.2,0.2")
-        return cls(*ratios, seed=seed)
+        return cls(*ratios, seed=seed, stratify=stratify)
 
     @classmethod
     def from_card(cls, split: dict[str, Any]) -> SplitConfig | None:
-        """The split recorded in a dataset or generator card (None where it names no full split)."""
+        """The split recorded in a dataset or generator card (None where it names no full split; a card without
+        ``stratify`` was split before strata existed)."""
         keys = ("train", "holdout", "reference", "seed")
         if not isinstance(split, dict) or not set(keys) <= split.keys():
             return None
-        return cls(**{k: split[k] for k in keys})
+        return cls(**{k: split[k] for k in keys}, stratify=bool(split.get("stratify", False)))
 
 
 def check_card(card: Any, where: Path) -> None:
@@ -181,11 +189,32 @@ def label_rows(
     return np.concatenate(out, axis=0)
 
 
-def assign_split(patients: list[str], config: SplitConfig) -> dict[str, str]:
-    """Seeded patient -> part assignment; never a patient in two parts."""
+def patient_strata(units: pd.DataFrame) -> dict[str, str]:
+    """Each patient's stratum: its source (the ``site`` column, where the table has one) and the set of its levels,
+    e.g. ``"chu2015|L1/L2,L2/L3,T11/T12"``."""
+    cols = ["patient_id", "level"] + ([SOURCE_COLUMN] if SOURCE_COLUMN in units.columns else [])
+    out: dict[str, str] = {}
+    for pid, rows in units[cols].astype(str).groupby("patient_id", sort=True):
+        site = ",".join(sorted(set(rows[SOURCE_COLUMN]))) if SOURCE_COLUMN in rows else ""
+        out[str(pid)] = f"{site}|{','.join(sorted(set(rows['level'])))}"
+    return out
+
+
+def assign_split(patients: list[str], config: SplitConfig, strata: dict[str, str] | None = None) -> dict[str, str]:
+    """Seeded patient -> part assignment; never a patient in two parts.
+
+    Without strata (or with one): a seeded permutation, the first patients train, the next holdout, the rest
+    reference. Stratified (``config.stratify`` and ``strata`` naming several): the patients are lined up stratum by
+    stratum (each stratum in its seeded random order) and dealt to the parts in a fixed pattern whose every stretch
+    keeps the parts' ratios as closely as whole patients allow (systematic allocation), so each stratum of n
+    patients gets about n x ratio patients in every part; the parts' sizes are those of :meth:`SplitConfig.counts`.
+    """
     uniq = sorted(set(patients))
     order = np.random.default_rng(config.seed).permutation(len(uniq))
     counts = config.counts(len(uniq))
+    if config.stratify and strata is not None and len({strata[p] for p in uniq}) > 1:
+        lined = sorted(range(len(uniq)), key=lambda rank: (strata[uniq[order[rank]]], rank))
+        return {uniq[order[rank]]: part for rank, part in zip(lined, deal_pattern(counts), strict=True)}
     out: dict[str, str] = {}
     start = 0
     for part in PARTS:
@@ -193,6 +222,20 @@ def assign_split(patients: list[str], config: SplitConfig) -> dict[str, str]:
             out[uniq[i]] = part
         start += counts[part]
     return out
+
+
+def deal_pattern(counts: dict[str, int]) -> list[str]:
+    """The parts dealt in turn so that every prefix of the pattern is as near the parts' shares as it can be: at each
+    place the part furthest behind its share (ties: :data:`PARTS` order); each part appears ``counts[part]`` times."""
+    n = sum(counts.values())
+    dealt = dict.fromkeys(PARTS, 0)
+    pattern: list[str] = []
+    for i in range(1, n + 1):
+        open_parts = [p for p in PARTS if dealt[p] < counts[p]]
+        part = max(open_parts, key=lambda p: (counts[p] * i / n - dealt[p], -PARTS.index(p)))
+        dealt[part] += 1
+        pattern.append(part)
+    return pattern
 
 
 class VUDataset:
@@ -234,7 +277,7 @@ class VUDataset:
         if len(units) == 0:
             raise DataError("no vertebral units were extracted: nothing to build a dataset from")
         units["patient_id"] = units["patient_id"].astype(str)
-        assignment = assign_split(units["patient_id"].tolist(), split)
+        assignment = assign_split(units["patient_id"].tolist(), split, patient_strata(units))
         units["split"] = units["patient_id"].map(assignment)
         units = units[list(UNIT_COLUMNS) + [c for c in units.columns if c not in UNIT_COLUMNS]]
         images = np.ascontiguousarray(images, dtype=np.uint8)
@@ -314,10 +357,9 @@ class VUDataset:
         example the leaky positive control, trained on few patients): its members are the train
         patients of that split, which the evaluation must use.
         """
-        current = self.card.get("split", {})
-        if all(current.get(k) == v for k, v in asdict(split).items()):
+        if SplitConfig.from_card(self.card.get("split", {})) == split:
             return self
-        assignment = assign_split(self.units["patient_id"].astype(str).tolist(), split)
+        assignment = assign_split(self.units["patient_id"].astype(str).tolist(), split, patient_strata(self.units))
         units = self.units.copy()
         units["split"] = units["patient_id"].astype(str).map(assignment)
         card = {
@@ -331,6 +373,14 @@ class VUDataset:
 
     def split_config(self) -> SplitConfig:
         return SplitConfig.from_card(self.card.get("split", {})) or SplitConfig()
+
+    def split_strata(self) -> dict[str, str] | None:
+        """Each patient's stratum where the split was stratified over several (a randomisation test of the split must
+        then relabel within strata); None where the split was a plain permutation."""
+        strata = patient_strata(self.units)
+        if not self.split_config().stratify or len(set(strata.values())) < 2:
+            return None
+        return strata
 
     # ---- views --------------------------------------------------------------------------
     def __len__(self) -> int:

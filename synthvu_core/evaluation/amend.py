@@ -62,7 +62,7 @@ def _amend(model_dir: Path, report: Any, dataset: Any) -> tuple[Any, str]:
     units = dataset.units
     try:
         cohort = cohort_test(samples.images, dataset.images, units["patient_id"].to_numpy(),
-                             units["split"].to_numpy(), seed=int(meta["seed"]))
+                             units["split"].to_numpy(), seed=int(meta["seed"]), strata=dataset.split_strata())
     except ValueError as err:
         raise ReportError(f"{model_dir}: the whole-cohort test cannot be computed here ({err})") from None
     report.scalars.update(cohort.scalars())

@@ -10,10 +10,11 @@ patient attracts a number of samples. Two statistics:
 * ``patient_auc``: the patient-level AUC of the attack "a patient's samples per VU" (training patients against all
   others; the effect size verdict (a) weighs against its leak threshold), with its own p-value.
 
-The training patients were a uniform random draw (``assign_split`` is a seeded permutation of all patients, no
-strata), so under the null that the samples do not depend on which patients were drawn every relabelling of as
-many patients as "train" is equally likely: the p-values are the shares of :data:`N_PERMUTATIONS` random
-relabellings whose statistic is at least the observed one (counting the observed labelling). Unlike the
+The training patients were a random draw (``assign_split``: a seeded permutation of all patients, or, for a
+stratified split, of the patients of each stratum), so under the null that the samples do not depend on which patients
+were drawn every relabelling with as many "train" patients (in every stratum, for a stratified split) is equally
+likely: the p-values are the shares of :data:`N_PERMUTATIONS` random relabellings whose statistic is at least the
+observed one (counting the observed labelling). Unlike the
 member/non-member attacks it needs no balanced sides and no fitted space, so it uses every patient (on a 25-patient
 cohort: 15 training patients against 10 others instead of 5 against 5).
 """
@@ -128,9 +129,11 @@ def p_value(null: np.ndarray, observed: float) -> float:
 
 
 def randomisation_test(
-    counts: np.ndarray, vus: np.ndarray, is_train: np.ndarray, seed: int = 0, n_perm: int = N_PERMUTATIONS
+    counts: np.ndarray, vus: np.ndarray, is_train: np.ndarray, seed: int = 0, n_perm: int = N_PERMUTATIONS,
+    strata: np.ndarray | None = None,
 ) -> CohortTest:
-    """Both statistics on the observed labelling ``is_train`` and on ``n_perm`` uniform relabellings."""
+    """Both statistics on the observed labelling ``is_train`` and on ``n_perm`` random relabellings: uniform, or
+    within each stratum where ``strata`` (one label per patient) names the strata the split was drawn in."""
     from scipy.stats import rankdata
 
     is_train = np.asarray(is_train, dtype=bool)
@@ -143,7 +146,7 @@ def randomisation_test(
     null, null_auc = np.empty(n_perm), np.empty(n_perm)
     for start in range(0, n_perm, PERMUTATION_BLOCK):  # a block of relabellings at a time: memory bounded
         stop = min(start + PERMUTATION_BLOCK, n_perm)
-        labels = np.stack([rng.permutation(is_train) for _ in range(stop - start)]).astype(np.float64)
+        labels = np.stack([relabel(rng, is_train, strata) for _ in range(stop - start)]).astype(np.float64)
         null[start:stop], null_auc[start:stop] = labels @ counts / n, (labels @ ranks - shift) / scale
     share, auc = float(counts[is_train].sum() / n), float((ranks[is_train].sum() - shift) / scale)
     return CohortTest(
@@ -153,10 +156,25 @@ def randomisation_test(
     )
 
 
+def relabel(rng: np.random.Generator, is_train: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
+    """One random relabelling of ``is_train``: a permutation, or one permutation within each stratum."""
+    if strata is None:
+        return rng.permutation(is_train)
+    out = is_train.copy()
+    for stratum in np.unique(strata):
+        idx = np.flatnonzero(strata == stratum)
+        out[idx] = rng.permutation(is_train[idx])
+    return out
+
+
 def cohort_test(
-    samples: np.ndarray, images: np.ndarray, patient_ids: np.ndarray, split: np.ndarray, seed: int = 0
+    samples: np.ndarray, images: np.ndarray, patient_ids: np.ndarray, split: np.ndarray, seed: int = 0,
+    strata: dict[str, str] | None = None,
 ) -> CohortTest:
-    """The test of ``samples`` against every real VU; ``split`` names each VU's part (members: ``"train"``)."""
+    """The test of ``samples`` against every real VU; ``split`` names each VU's part (members: ``"train"``);
+    ``strata``: each patient's stratum where the split was stratified (``VUDataset.split_strata``)."""
     patients, counts, vus = nearest_patient_counts(samples, images, patient_ids)
     part = dict(zip(np.asarray(patient_ids).astype(str), np.asarray(split).astype(str), strict=True))
-    return randomisation_test(counts, vus, np.array([part[p] == "train" for p in patients]), seed=seed)
+    groups = None if strata is None else np.array([strata[p] for p in patients])
+    return randomisation_test(counts, vus, np.array([part[p] == "train" for p in patients]), seed=seed,
+                              strata=groups)

@@ -518,7 +518,7 @@ def _cohort_part(job: Job, part: Part) -> Any:
     units = job.dataset.units
     try:
         cohort = cohort_test(job.images, job.dataset.images, units["patient_id"].to_numpy(), units["split"].to_numpy(),
-                             seed=job.seed)
+                             seed=job.seed, strata=job.dataset.split_strata())
     except ValueError as err:
         for k in COHORT_FIELDS:
             part.add(f"cohort.{k}", None, str(err))
