@@ -253,3 +253,25 @@ def test_with_split_reproduces_the_split_a_generator_card_names():
     assert old.card["split"]["stratify"] is False and old.split_strata() is None
     plain = assign_split(units["patient_id"].tolist(), SplitConfig(seed=1, stratify=False))
     assert dict(zip(old.units["patient_id"], old.units["split"], strict=True)) == plain
+
+
+def test_a_generator_trained_before_strata_is_evaluated_on_its_own_split_throughout():
+    from synthvu_core.evaluation.report import evaluation_datasets
+
+    images, units = _units(n_patients=25)
+    units["site"] = np.where(units["patient_id"] < "p05", "b", "a")
+    built = VUDataset.from_units(images, units, split=SplitConfig(seed=1))  # stratified, as data build now splits
+    old_card = {"dataset": {"fingerprint": built.fingerprint,
+                            "split": {"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 1}}}
+    members, utility = evaluation_datasets(None, old_card, built)
+    plain = assign_split(units["patient_id"].tolist(), SplitConfig(seed=1, stratify=False))
+    for ds in (members, utility):  # the holdout never holds a patient the generator was trained on
+        assert dict(zip(ds.units["patient_id"], ds.units["split"], strict=True)) == plain
+    new_card = {"dataset": {"fingerprint": built.fingerprint, "split": {**old_card["dataset"]["split"],
+                                                                          "stratify": True}}}
+    members, utility = evaluation_datasets(None, new_card, built)
+    assert members is built and utility is built
+    other = {"dataset": {"fingerprint": built.fingerprint, "split": {"train": 0.25, "holdout": 0.5, "reference": 0.25,
+                                                                      "seed": 3, "stratify": True}}}
+    members, utility = evaluation_datasets(None, other, built)  # another split (the leaky control's): utility as built
+    assert utility is built and members is not built

@@ -7,11 +7,12 @@ For ``N_SAMPLES`` VUs drawn from the generator as released (seed 0; default 2,00
 real VU (pixel space, Euclidean, with the pairwise attack's distance blocks) among **every** patient of the dataset
 and counts the samples each patient attracts. The statistic is the share of samples whose nearest VU belongs to a
 train patient.
-The train patients were a uniform random draw (``assign_split``: a seeded permutation of all patients, no strata), so
-under the null that the samples do not depend on which patients were drawn, every relabelling of the same number of
-patients as "train" is as likely: the p-value is the share of 20,000 random relabellings whose share is at least the
-observed one. Unlike the report's attacks it needs no balanced member/non-member sides and no fitted space, so it
-uses all patients (on a 25-patient cohort: 15 train against 10 others instead of 5 against 5).
+The train patients were a random draw (``assign_split``: a seeded permutation of all patients, or of each stratum's
+for a stratified split), so under the null that the samples do not depend on which patients were drawn, every
+relabelling of the same number of patients (per stratum) as "train" is as likely: the p-value is the share of
+20,000 random relabellings whose share is at least the observed one. Unlike the report's attacks it needs no
+balanced member/non-member sides and no fitted space, so it uses all patients (on a 25-patient cohort: 15 train
+against 10 others instead of 5 against 5).
 
 ``evaluate`` runs the same test on its 5,000 samples and the card's split; this script adds the null checks. Null
 checks at no extra cost: the same counts under ``NULL_SPLITS`` other seeded splits of the same ratios (split
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,9 +37,9 @@ from synthvu_core.models.registry import load_card, resolve
 from synthvu_core.models.sampling import sample
 
 
-def summary(counts: np.ndarray, vus: np.ndarray, is_train: np.ndarray) -> dict[str, float]:
-    """The test's numbers, rounded for printing."""
-    t = randomisation_test(counts, vus, is_train)
+def summary(counts: np.ndarray, vus: np.ndarray, is_train: np.ndarray, strata: np.ndarray | None) -> dict[str, float]:
+    """The test's numbers, rounded for printing (relabelled within ``strata`` where the split was stratified)."""
+    t = randomisation_test(counts, vus, is_train, strata=strata)
     return {"share_train": round(t.share_train, 3), "expected": round(t.expected_share, 3),
             "null_95": round(t.share_null_95, 3), "p": round(t.p_value, 6), "patient_auc": round(t.patient_auc, 3),
             "auc_p": round(t.patient_auc_p_value, 6)}
@@ -60,20 +61,22 @@ def main(argv: list[str]) -> None:
     dataset = VUDataset.load(argv[1]) if len(argv) > 1 and argv[1] != "-" else dataset_of_card(card, folder)
     n = int(argv[2]) if len(argv) > 2 else 2000
     n_null = int(argv[3]) if len(argv) > 3 else 3
-    own = SplitConfig(**card["dataset"]["split"])
+    own = SplitConfig.from_card(card["dataset"]["split"]) or dataset.split_config()
+    by_patient = dataset.with_split(own).split_strata()
     images = sample(load_generator(folder), n, seed=0).images
     real = np.asarray(dataset.images, np.float32) / 127.5 - 1.0  # the samples' [-1, 1] scale
     patients, counts, vus = nearest_patient_counts(images, real, dataset.units["patient_id"].to_numpy())
     is_train = train_mask(dataset, own, patients)
+    strata = None if by_patient is None else np.array([by_patient[p] for p in patients])
     others = range(own.seed + 1, own.seed + 1 + n_null)  # split seeds other than the model's
     null_splits = {
-        s: summary(counts, vus, train_mask(dataset, SplitConfig(**{**asdict(own), "seed": s}), patients))["p"]
+        s: summary(counts, vus, train_mask(dataset, replace(own, seed=s), patients), strata)["p"]
         for s in others
     }
     top = np.argsort(-counts, kind="stable")[:3]
     print(json.dumps({
         "model": folder.name, "n_samples": n, "train_patients": int(is_train.sum()),
-        "other_patients": int((~is_train).sum()), **summary(counts, vus, is_train),
+        "other_patients": int((~is_train).sum()), **summary(counts, vus, is_train, strata),
         "null_split_p": null_splits,
         "most_attracting": [[patients[i], "train" if is_train[i] else "other", int(counts[i])] for i in top],
     }))

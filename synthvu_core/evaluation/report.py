@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +239,9 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
     """``(dataset, utility_dataset)`` of a generator: ``dataset`` (a ``VUDataset``, a folder, or None for the card's)
     with the card's split (members are the patients the generator was trained on: the leaky control, for one, was
     trained on a smaller train part of the same VUs), and as built (its own split: one TRTR, holdout and TSTR size
-    for all its generators). Refused where its fingerprint is not the card's."""
+    for all its generators; a generator whose card names the same ratios and seed but not the same stratification
+    was trained on that build's other split, which then stands for both, so its holdout never holds its training
+    patients). Refused where its fingerprint is not the card's."""
     from synthvu_core.data.dataset import SplitConfig, VUDataset
 
     fp = (card.get("dataset") or {}).get("fingerprint")
@@ -254,6 +257,10 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
             f"{dataset.fingerprint}"
         )
     split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
+    if split is not None and split != dataset.split_config() and replace(split, stratify=True) == replace(
+        dataset.split_config(), stratify=True
+    ):  # the same split settings, built before strata existed (or with --no-stratify): that build's split throughout
+        dataset = dataset.with_split(split)
     return (dataset.with_split(split) if split is not None else dataset), dataset
 
 
