@@ -258,3 +258,12 @@ def test_demo_dataset_cache_and_fingerprint_check(tmp_path, monkeypatch):
         and json.loads((folder / "card.json").read_text())["fingerprint"] == ds.fingerprint
     )
     assert buildmod.DEMO_PHANTOM.n_patients == 120 and buildmod.DEMO_PHANTOM.seed == 0
+
+
+def test_a_phantom_recipe_keeps_a_plain_split_and_old_recipes_read_as_before():
+    plain = buildmod.PhantomRecipe.for_cohort(4, seed=1, split=dsmod.SplitConfig(seed=2, stratify=False))
+    assert plain.as_dict()["split"]["stratify"] is False
+    assert buildmod.PhantomRecipe.from_dict(plain.as_dict()).split == plain.split
+    strat = buildmod.PhantomRecipe.for_cohort(4, seed=1, split=dsmod.SplitConfig(seed=2))
+    assert "stratify" not in strat.as_dict()["split"]  # recipes (and their cache names) stay as they were
+    assert buildmod.PhantomRecipe.from_dict(strat.as_dict()).split.stratify is True

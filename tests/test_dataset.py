@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from synthvu_core.data import dataset as dsmod
 from synthvu_core.data.dataset import SplitConfig, VUDataset, assign_split, montage, to_float, to_uint8, write_montage
-from synthvu_core.errors import DataError, SelectionError
+from synthvu_core.errors import DataError, ReportError, SelectionError
 
 
 def _units(n_patients=10, per=3, seed=0):
@@ -217,11 +219,14 @@ def test_a_stratified_split_gives_every_stratum_its_share_of_every_part(seed):
     assert [list(plain.values()).count(k) for k in ("train", "holdout", "reference")] == [15, 5, 5]
 
 
-def test_the_deal_pattern_keeps_the_ratios_in_every_stretch():
-    pattern = dsmod.deal_pattern({"train": 15, "holdout": 5, "reference": 5})
-    assert [pattern.count(k) for k in ("train", "holdout", "reference")] == [15, 5, 5]
-    for start in range(0, 25, 5):
-        assert sorted(pattern[start : start + 5]) == ["holdout", "reference", "train", "train", "train"]
+@pytest.mark.parametrize("seed", range(4))
+def test_a_smaller_train_share_trains_on_a_subset_of_the_train_patients(seed):
+    units = _two_site_units()
+    strata = dsmod.patient_strata(units)
+    full = assign_split(list(strata), SplitConfig(seed=seed), strata)
+    for ratios in ((0.25, 0.5, 0.25), (0.05, 0.475, 0.475), (0.4, 0.3, 0.3)):
+        small = assign_split(list(strata), SplitConfig(*ratios, seed=seed), strata)
+        assert {p for p, part in small.items() if part == "train"} <= {p for p, part in full.items() if part == "train"}
 
 
 def test_one_stratum_splits_as_a_plain_permutation_and_old_cards_keep_theirs():
@@ -263,15 +268,20 @@ def test_a_generator_trained_before_strata_is_evaluated_on_its_own_split_through
     built = VUDataset.from_units(images, units, split=SplitConfig(seed=1))  # stratified, as data build now splits
     old_card = {"dataset": {"fingerprint": built.fingerprint,
                             "split": {"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 1}}}
-    members, utility = evaluation_datasets(None, old_card, built)
+    members, utility = evaluation_datasets(Path("gen"), old_card, built)
     plain = assign_split(units["patient_id"].tolist(), SplitConfig(seed=1, stratify=False))
     for ds in (members, utility):  # the holdout never holds a patient the generator was trained on
         assert dict(zip(ds.units["patient_id"], ds.units["split"], strict=True)) == plain
     new_card = {"dataset": {"fingerprint": built.fingerprint, "split": {**old_card["dataset"]["split"],
                                                                           "stratify": True}}}
-    members, utility = evaluation_datasets(None, new_card, built)
+    members, utility = evaluation_datasets(Path("gen"), new_card, built)
     assert members is built and utility is built
-    other = {"dataset": {"fingerprint": built.fingerprint, "split": {"train": 0.25, "holdout": 0.5, "reference": 0.25,
-                                                                      "seed": 3, "stratify": True}}}
-    members, utility = evaluation_datasets(None, other, built)  # another split (the leaky control's): utility as built
+    fewer_split = {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 1, "stratify": True}
+    fewer = {"dataset": {"fingerprint": built.fingerprint, "split": fewer_split}}
+    members, utility = evaluation_datasets(Path("gen"), fewer, built)  # fewer training patients (leaky control)
     assert utility is built and members is not built
+    assert set(members.units.loc[members.units["split"] == "train", "patient_id"]).isdisjoint(
+        built.units.loc[built.units["split"] == "holdout", "patient_id"])
+    elsewhere = {"dataset": {"fingerprint": built.fingerprint, "split": {**fewer_split, "seed": 4}}}
+    with pytest.raises(ReportError, match="trained on .* of the dataset's holdout"):
+        evaluation_datasets(Path("gen"), elsewhere, built)  # another seed's train patients sit in this holdout

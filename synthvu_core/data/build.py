@@ -373,6 +373,7 @@ class PhantomRecipe:
                 "holdout": self.split.holdout,
                 "reference": self.split.reference,
                 "seed": self.split.seed,
+                **({} if self.split.stratify else {"stratify": False}),  # recipes without the key stay as they were
             },
             **({"lr_mm": self.lr_mm} if self.lr_mm != 2.0 else {}),  # VU recipes stay as they were
         }

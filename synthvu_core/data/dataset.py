@@ -203,18 +203,24 @@ def patient_strata(units: pd.DataFrame) -> dict[str, str]:
 def assign_split(patients: list[str], config: SplitConfig, strata: dict[str, str] | None = None) -> dict[str, str]:
     """Seeded patient -> part assignment; never a patient in two parts.
 
-    Without strata (or with one): a seeded permutation, the first patients train, the next holdout, the rest
-    reference. Stratified (``config.stratify`` and ``strata`` naming several): the patients are lined up stratum by
-    stratum (each stratum in its seeded random order) and dealt to the parts in a fixed pattern whose every stretch
-    keeps the parts' ratios as closely as whole patients allow (systematic allocation), so each stratum of n
-    patients gets about n x ratio patients in every part; the parts' sizes are those of :meth:`SplitConfig.counts`.
+    The patients are lined up and cut into train, holdout and reference (sizes from :meth:`SplitConfig.counts`).
+    Plain: the line is a seeded permutation. Stratified (``config.stratify`` and ``strata`` naming several): the
+    k-th of a stratum's n patients (in the same seeded order) stands at (k + 1/2) / n of the line, so each part gets
+    its share of every stratum within one patient. Either way a split with a smaller train share (same seed) trains
+    on a subset of this one's train patients, never on its holdout; one stratum lines up as the plain permutation.
     """
     uniq = sorted(set(patients))
-    order = np.random.default_rng(config.seed).permutation(len(uniq))
-    counts = config.counts(len(uniq))
+    order = np.random.default_rng(config.seed).permutation(len(uniq)).tolist()
     if config.stratify and strata is not None and len({strata[p] for p in uniq}) > 1:
-        lined = sorted(range(len(uniq)), key=lambda rank: (strata[uniq[order[rank]]], rank))
-        return {uniq[order[rank]]: part for rank, part in zip(lined, deal_pattern(counts), strict=True)}
+        of = [strata[uniq[i]] for i in order]
+        size = {s: of.count(s) for s in set(of)}
+        seen = dict.fromkeys(size, 0)
+        place = []
+        for i, s in zip(order, of, strict=True):
+            place.append(((seen[s] + 0.5) / size[s], s, i))
+            seen[s] += 1
+        order = [i for _, _, i in sorted(place)]
+    counts = config.counts(len(uniq))
     out: dict[str, str] = {}
     start = 0
     for part in PARTS:
@@ -222,20 +228,6 @@ def assign_split(patients: list[str], config: SplitConfig, strata: dict[str, str
             out[uniq[i]] = part
         start += counts[part]
     return out
-
-
-def deal_pattern(counts: dict[str, int]) -> list[str]:
-    """The parts dealt in turn so that every prefix of the pattern is as near the parts' shares as it can be: at each
-    place the part furthest behind its share (ties: :data:`PARTS` order); each part appears ``counts[part]`` times."""
-    n = sum(counts.values())
-    dealt = dict.fromkeys(PARTS, 0)
-    pattern: list[str] = []
-    for i in range(1, n + 1):
-        open_parts = [p for p in PARTS if dealt[p] < counts[p]]
-        part = max(open_parts, key=lambda p: (counts[p] * i / n - dealt[p], -PARTS.index(p)))
-        dealt[part] += 1
-        pattern.append(part)
-    return pattern
 
 
 class VUDataset:

@@ -239,9 +239,9 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
     """``(dataset, utility_dataset)`` of a generator: ``dataset`` (a ``VUDataset``, a folder, or None for the card's)
     with the card's split (members are the patients the generator was trained on: the leaky control, for one, was
     trained on a smaller train part of the same VUs), and as built (its own split: one TRTR, holdout and TSTR size
-    for all its generators; a generator whose card names the same ratios and seed but not the same stratification
-    was trained on that build's other split, which then stands for both, so its holdout never holds its training
-    patients). Refused where its fingerprint is not the card's."""
+    for all its generators; where the card's stratification is not the build's, the build's ratios and seed under
+    the card's stratification). Refused where its fingerprint is not the card's, or where the generator's training
+    patients would sit in the utility holdout."""
     from synthvu_core.data.dataset import SplitConfig, VUDataset
 
     fp = (card.get("dataset") or {}).get("fingerprint")
@@ -257,11 +257,18 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
             f"{dataset.fingerprint}"
         )
     split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
-    if split is not None and split != dataset.split_config() and replace(split, stratify=True) == replace(
-        dataset.split_config(), stratify=True
-    ):  # the same split settings, built before strata existed (or with --no-stratify): that build's split throughout
-        dataset = dataset.with_split(split)
-    return (dataset.with_split(split) if split is not None else dataset), dataset
+    if split is None:
+        return dataset, dataset
+    if split.stratify != dataset.split_config().stratify:  # e.g. trained before strata existed: split as it was then
+        dataset = dataset.with_split(replace(dataset.split_config(), stratify=split.stratify))
+    members = dataset.with_split(split)
+    trained = set(members.units.loc[members.units["split"] == "train", "patient_id"].astype(str))
+    tested = trained & set(dataset.units.loc[dataset.units["split"] == "holdout", "patient_id"].astype(str))
+    if tested:
+        raise ReportError(f"{model_dir / CARD_FILE}: the generator was trained on {len(tested)} patient(s) of the "
+                          f"dataset's holdout (e.g. {sorted(tested)[0]}); its split {split} does not nest in the "
+                          f"dataset's {dataset.split_config()}: evaluate it on a dataset built with its split")
+    return members, dataset
 
 
 def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)

@@ -388,7 +388,8 @@ def _train_locked(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}  # no Namespace past here
     demo = args.dataset == "demo" and not Path(args.dataset).exists()
     dataset = None if demo else VUDataset.load(args.dataset)
-    split = SplitConfig.parse(args.split, args.split_seed) if args.split else None
+    stratify = dataset.split_config().stratify if dataset is not None else True  # as the dataset was split
+    split = SplitConfig.parse(args.split, args.split_seed, stratify=stratify) if args.split else None
     config, filled, options = build_config(options, dataset, command=_command_line)  # validated before any work
     if getattr(config, "init_from", None) is not None:
         print(f"starting from {options['init_from']}" + (" (the public prior; --from-scratch to opt out)"
