@@ -73,7 +73,9 @@ def _data_section(card: Mapping[str, Any]) -> list[str]:
         f"Trained on {what}. {unit}; classes ({card['scheme']} scheme): {', '.join(card['classes'])}.",
         "",
         f"- dataset fingerprint: `{ds.get('fingerprint')}`",
-        f"- patient-wise split: {split_txt} (seed {split.get('seed', '?')}); only the train part was seen in training",
+        f"- patient-wise split: {split_txt} (seed {split.get('seed', '?')}"
+        f"{', stratified by source and levels' if split.get('stratify') else ''}); only the train part was seen in "
+        "training",
         f"- training {units}: {ds.get('n_train', 'not recorded')}",
         "",
     ]

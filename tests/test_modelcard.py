@@ -136,3 +136,14 @@ def test_card_words_follow_the_data_and_name_the_controls_numbers() -> None:
     card = json.loads((real / "card.json").read_text())
     assert f"--position {card['classes'][-1]} " in text
     assert "phantom-trained generator says nothing about real anatomy" in modelcard.render(phantom)
+
+
+def test_card_says_whether_the_split_was_stratified() -> None:
+    from synthvu_core import modelcard
+
+    card = {"scheme": "level", "classes": ["L1/L2"], "shape": [9, 64, 64],
+            "dataset": {"split": {"train": 0.6, "holdout": 0.2, "reference": 0.2, "seed": 2}}}
+    plain = "\n".join(modelcard._data_section(card))
+    assert "(seed 2); only the train part" in plain and "stratified" not in plain
+    card["dataset"]["split"]["stratify"] = True
+    assert "(seed 2, stratified by source and levels); only" in "\n".join(modelcard._data_section(card))
