@@ -84,14 +84,14 @@ def test_the_class_loss_weight_may_be_set_on_a_fine_tune(tmp_path):
 def test_own_data_defaults_condition_on_sources_and_weight_the_class_loss_without_dp():
     """Without DP: a projection discriminator, class-loss weight 0.5 and source conditioning where the train split
     holds two or more sources (on the real lumbar MRI they made the VUs recognisable by level and gave each source
-    its share, docs/real-data.md); balancing stays opt-in."""
+    its share, docs/real-data.md), and real VUs drawn with equal weight per class."""
     a = args(init_from="acgan-phantom")
     filled = training.own_data_defaults(a, sourced(tiny_dataset(patients=6)))
     assert a["condition_source"] is True and "--condition-source" in filled
     assert a["aux_weight"] == training.FINE_TUNE_AUX_WEIGHT == 0.5
     assert a["projection"] is True and "--projection" in filled
     assert (a["steps"], a["lr"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR)
-    assert not a["balance_classes"] and not any("balance" in f for f in filled)
+    assert a["balance_classes"] is True and "--balance-classes" in filled
 
 
 def test_own_data_defaults_leave_sources_off_with_one_source_under_dp_or_when_asked():
@@ -349,6 +349,25 @@ def test_own_data_defaults_mirror_a_fine_tune_without_dp_only():
     training.own_data_defaults(private, tiny_dataset(patients=6))
     assert private.get("mirror") is None and training.config_from_options(
         {**private, "width": 4, "d_width": 4}).mirror is False
+
+
+def test_own_data_defaults_balance_the_classes_of_a_fine_tune_without_dp_only():
+    from synthvu_core.models.commands import _command_line
+
+    plain = args(init_from="acgan-phantom")
+    assert "--balance-classes" in training.own_data_defaults(plain, tiny_dataset(patients=6))
+    assert training.config_from_options({**plain, "width": 4, "d_width": 4}).balance_classes is True
+    asked = args(init_from="acgan-phantom", balance_classes=False)
+    training.own_data_defaults(asked, tiny_dataset(patients=6))
+    assert asked["balance_classes"] is False
+    assert "--no-balance-classes" in _command_line({"balance_classes": False, "dataset": "d"})
+    private = args(init_from="acgan-phantom", target_epsilon=8.0)
+    training.own_data_defaults(private, tiny_dataset(patients=6))  # balancing counts private VUs per class
+    assert private.get("balance_classes") is None and training.config_from_options(
+        {**private, "width": 4, "d_width": 4}).balance_classes is False
+    scratch = args(from_scratch=True)
+    training.own_data_defaults(scratch, tiny_dataset(patients=6))
+    assert scratch.get("balance_classes") is None
 
 
 def test_own_data_defaults_smooth_a_fine_tune_without_dp_only():

@@ -100,9 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     )
     t.add_argument(
         "--balance-classes",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="draw real VUs with equal weight per class each step, generated classes uniformly (not under DP; "
-        "default: off)",
+        "default: on for a fine-tune without DP on your own dataset, else off)",
     )
     t.add_argument(
         "--freeze-d",
@@ -469,7 +470,7 @@ def _command_line(options: dict) -> str:
     private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in options.items():
-        if key in ("clip_generated", "condition_source", "projection", "mirror") and value is False:
+        if key in ("clip_generated", "condition_source", "projection", "mirror", "balance_classes") and value is False:
             parts.append("--no-" + key.replace("_", "-"))
             continue
         if (

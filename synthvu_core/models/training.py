@@ -542,12 +542,13 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
     :data:`DEFAULT_PRIOR` unless ``--init-from`` or ``--from-scratch`` is given. A fine-tune without DP runs
     :data:`FINE_TUNE_STEPS` steps at :data:`FINE_TUNE_LR` with a projection discriminator, class-loss weight
     :data:`FINE_TUNE_AUX_WEIGHT`, mirrored real VUs (``--mirror``; ``--no-mirror`` opts out) and G's output
-    low-pass :data:`FINE_TUNE_SMOOTH` (``--smooth``; ``--smooth 0`` opts out), conditioned on
+    low-pass :data:`FINE_TUNE_SMOOTH` (``--smooth``; ``--smooth 0`` opts out), real VUs drawn with equal weight per
+    class (``--balance-classes``; ``--no-balance-classes`` opts out), conditioned on
     the source where the train split holds two or more (``--no-condition-source`` opts out);
     under DP it keeps :data:`PRIVATE_FINE_TUNE_STEPS` at :data:`PRIVATE_FINE_TUNE_LR`. DiffAugment is on for a
     private fine-tune and for training from scratch, off for a fine-tune without DP (on the real lumbar MRI it
     lowered TSTR and TRTS in each of three seeds; docs/real-data.md), on wherever ``--ada-target`` asks for it.
-    ``--balance-classes`` stays opt-in. Anywhere else augmentation stays off. What is filled goes into the card's
+    Anywhere else augmentation stays off. What is filled goes into the card's
     command, so the run can be repeated.
     """
     from synthvu_core.models.augment import DEFAULT_POLICY, NONE
@@ -603,6 +604,9 @@ def _fill_fine_tune(options: dict[str, Any], dataset: Any, filled: list[str]) ->
     if not private and options.get("smooth") is None:
         options["smooth"] = FINE_TUNE_SMOOTH
         filled.append(f"--smooth {FINE_TUNE_SMOOTH:g}")
+    if not private and options.get("balance_classes") is None:  # rare levels seen as often as common ones
+        options["balance_classes"] = True
+        filled.append("--balance-classes")
     if not private and options.get("condition_source") is None and dataset is not None and _site_count(dataset) >= 2:
         options["condition_source"] = True
         filled.append("--condition-source")
