@@ -404,16 +404,18 @@ def holdout_counts(view: ReportView, n_classes: int) -> np.ndarray | None:
     return np.bincount(labels[(labels >= 0) & (labels < n_classes)], minlength=n_classes)
 
 
-def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float, int | None]]:
+def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float, int | None, bool]]:
     """Classes of the holdout whose TSTR recall (pooled over seeds) is at or below chance:
-    ``[(class, recall, holdout VUs of the class or None)]``."""
+    ``[(class, recall, holdout VUs of the class or None, whether TRTR's recall is at or below chance too)]``."""
     chance = usefulness_of(view).chance
-    rec = view.array("utility/tstr/recall")
+    rec, real = view.array("utility/tstr/recall"), view.array("utility/trtr/recall")
     if chance is None or rec is None:
         return []
     counts = holdout_counts(view, len(rec))
-    return [(classes[i] if i < len(classes) else str(i), float(r), None if counts is None else int(counts[i]))
-            for i, r in enumerate(np.asarray(rec, dtype=float)) if np.isfinite(r) and r <= chance]
+    real = np.full(len(rec), np.nan) if real is None or len(real) != len(rec) else np.asarray(real, dtype=float)
+    rec = np.asarray(rec, dtype=float)
+    return [(classes[i] if i < len(classes) else str(i), float(r), None if counts is None else int(counts[i]),
+             bool(real[i] <= chance)) for i, r in enumerate(rec) if np.isfinite(r) and r <= chance]
 
 
 def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
@@ -427,10 +429,14 @@ def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
     weak = weak_classes(view, classes)
     if not weak:
         return "success", u.text
-    names = ", ".join(f"{c} ({r:.3f}" + ("" if n is None else f" on {n} holdout VU{'s' * (n != 1)}") + ")"
-                      for c, r, n in weak)
-    return "warning", (f"{u.text}, but TSTR recall is at or below chance for {names}: not useful for telling "
-                       f"{'that class' if len(weak) == 1 else 'those classes'} apart")
+    names = ", ".join(f"{c} ({r:.3f}" + ("" if n is None else f" on {n} holdout VU{'s' * (n != 1)}")
+                      + ("; TRTR too" if real else "") + ")" for c, r, n, real in weak)
+    text = (f"{u.text}, but TSTR recall is at or below chance for {names}: not useful for telling "
+            f"{'that class' if len(weak) == 1 else 'those classes'} apart")
+    if any(real for *_, real in weak):
+        text += (". Where TRTR is at or below chance too, the real classifier does not recognise the holdout's VUs "
+                 "of the class either: this holdout cannot show what the generator does for it")
+    return "warning", text
 
 
 def chance_text(view: ReportView) -> str:

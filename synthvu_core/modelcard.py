@@ -179,7 +179,7 @@ def _utility_lines(report: Any) -> list[str]:
 
 def _recall_table(arrays: Any, classes: list[str], chance: float | None) -> list[str]:
     """Per-class recall of TRTR and TSTR on the holdout with intervals and the VUs and patients each rests on."""
-    from synthvu_core.evaluation.utility import recall_table
+    from synthvu_core.evaluation.utility import REAL_ALSO_AT_CHANCE, recall_table
 
     rows, absent = recall_table(arrays)
     if not rows and not absent:
@@ -189,7 +189,7 @@ def _recall_table(arrays: Any, classes: list[str], chance: float | None) -> list
     for r in rows:
         trtr, tstr = (x.cell() if x is not None else "—" for x in (r.trtr, r.tstr))
         if r.tstr is not None and r.tstr.at_or_below(chance):
-            tstr = f"**{tstr}, at or below chance**"
+            tstr = f"**{tstr}, at or below chance**" + (f" ({REAL_ALSO_AT_CHANCE})" if r.real_fails_too(chance) else "")
         out.append(f"| {name(r.index)} | {r.support} | {trtr} | {tstr} |")
     gone = f" Absent from the holdout (not counted in balanced accuracy or chance): {', '.join(map(name, absent))}." \
         if absent else ""

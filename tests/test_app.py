@@ -691,6 +691,13 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     assert usefulness_box(with_recall(0.5), classes)[0] == "success"  # every level of the holdout above chance
     kind, text = usefulness_box(with_recall(0.1), classes)
     assert kind == "warning" and "L3/L4 (0.100 on 5 holdout VUs)" in text and "L1/L2" not in text
+    assert "TRTR too" not in text and "real classifier" not in text  # TRTR recognises L3/L4 above chance
+    trtr = np.array(spine.arrays["utility/trtr/recall"], dtype=float)
+    trtr[classes.index("L3/L4")] = 0.1
+    missed = with_recall(0.1)
+    kind, text = usefulness_box(dataclasses.replace(missed, arrays={**missed.arrays, "utility/trtr/recall": trtr}),
+                                classes)
+    assert kind == "warning" and "L3/L4 (0.100 on 5 holdout VUs; TRTR too)" in text and "cannot show" in text
     assert usefulness_box(with_recall(1 / 6), classes)[0] == "warning"  # at chance counts as not learnt
     assert box("acgan-phantom")[0] == "success"
     assert box("acgan-phantom-leaky")[0] == "error"

@@ -197,6 +197,27 @@ def test_class_recall_has_an_interval_per_class_and_none_on_one_patient():
     assert class_recall(bad, "tstr")[1].support() == "holdout not stored"
 
 
+def test_a_class_the_real_classifier_misses_too_is_marked_as_such():
+    """TSTR at or below chance on a class whose TRTR is too: the holdout cannot show the generator's share."""
+    from synthvu_core.evaluation.commands import recall_lines
+    from synthvu_core.evaluation.utility import REAL_ALSO_AT_CHANCE, recall_table
+
+    groups = np.concatenate([np.arange(4), np.arange(4), np.arange(4)])
+    y = np.repeat([0, 1, 2], 4)
+    tstr = np.array([0] * 4 + [0] * 4 + [2] * 4)  # class 1 never recognised
+    trtr = {0: np.array([0] * 4 + [0] * 4 + [2] * 4), 1: np.array([0] * 4 + [1] * 4 + [2] * 4)}
+    for real_misses, pred in ((True, trtr[0]), (False, trtr[1])):
+        arrays = _stored(y, groups, [tstr], 3)
+        arrays["utility/trtr/recall"] = classification_result(y, pred, 3).recall
+        arrays["utility/trtr/holdout_predictions"] = pred[None]
+        rows, _ = recall_table(arrays)
+        assert [r.real_fails_too(1 / 3) for r in rows] == [False, real_misses, False]
+        lines = recall_lines(arrays, ["a", "b", "c"], 1 / 3)
+        row_b = next(line for line in lines if line.startswith("  b "))
+        assert "at or below chance" in row_b and (REAL_ALSO_AT_CHANCE in row_b) == real_misses
+        assert not any(REAL_ALSO_AT_CHANCE in line for line in lines if not line.startswith("  b "))
+
+
 def test_patient_bootstrap_is_the_mean_of_the_per_class_replicates():
     rng = np.random.default_rng(1)
     groups = np.repeat(np.arange(8), 3)

@@ -170,8 +170,8 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
 
 def recall_lines(arrays: dict, classes: list[str], chance: float | None) -> list[str]:
     """Per-class recall of TRTR and TSTR on the holdout, each with its interval and the VUs and patients it rests
-    on; a TSTR recall at or below chance is marked."""
-    from synthvu_core.evaluation.utility import recall_table
+    on; a TSTR recall at or below chance is marked, and whether TRTR is too."""
+    from synthvu_core.evaluation.utility import REAL_ALSO_AT_CHANCE, recall_table
 
     rows, absent = recall_table(arrays)
     if not rows and not absent:
@@ -182,8 +182,8 @@ def recall_lines(arrays: dict, classes: list[str], chance: float | None) -> list
     for r in rows:
         cells = [x.cell() if x is not None else "—" for x in (r.trtr, r.tstr)]
         low = r.tstr is not None and r.tstr.at_or_below(chance)
-        lines.append(f"  {name(r.index):<10}{r.support:<20}  {cells[0]:<32}  {cells[1]}"
-                     + (_red("  at or below chance") if low else ""))
+        mark = "  at or below chance" + (f"; {REAL_ALSO_AT_CHANCE}" if r.real_fails_too(chance) else "")
+        lines.append(f"  {name(r.index):<10}{r.support:<20}  {cells[0]:<32}  {cells[1]}" + (_red(mark) if low else ""))
     if absent:
         lines.append("  absent from the holdout (not counted): " + ", ".join(name(i) for i in absent))
     return lines

@@ -224,6 +224,15 @@ class RecallRow:
     def support(self) -> str:
         return next(x for x in (self.trtr, self.tstr) if x is not None).support()
 
+    def real_fails_too(self, chance: float | None) -> bool:
+        """Whether TRTR is at or below ``chance`` as well as TSTR: the real classifier does not recognise the
+        holdout's VUs of the class either, so this holdout cannot show what the generator does for it."""
+        return all(x is not None and x.at_or_below(chance) for x in (self.trtr, self.tstr))
+
+
+#: What a class whose TSTR and TRTR recall are both at or below chance is marked with.
+REAL_ALSO_AT_CHANCE = "so is TRTR: the real classifier does not recognise these holdout VUs either"
+
 
 def recall_table(arrays: Mapping[str, np.ndarray]) -> tuple[list[RecallRow], list[int]]:
     """``(rows of the classes present in the holdout, indices of the classes absent from it)`` of a stored report's
