@@ -328,7 +328,8 @@ def synthetic_by_index(model_dir: str, stamp: float, n_synthetic: int, seed: int
 # ---- real data (never in public mode; button-triggered) -----------------------------------------
 def dataset_key(card: Mapping[str, Any]) -> str:
     ds = card.get("dataset") or {}
-    return json.dumps({"fingerprint": ds.get("fingerprint"), "recipe": ds.get("recipe")}, sort_keys=True)
+    return json.dumps({"fingerprint": ds.get("fingerprint"), "recipe": ds.get("recipe"), "sketch": ds.get("sketch")},
+                      sort_keys=True)
 
 
 def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
@@ -347,13 +348,14 @@ def is_phantom(card: Mapping[str, Any]) -> bool:
 )
 def _dataset(key: str, folder: str | None) -> VUDataset:
     from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.data.sketch import same_dataset
     from synthvu_core.errors import DataError
 
     spec = json.loads(key)
-    fp = spec["fingerprint"]
+    fp, sketch = spec["fingerprint"], spec.get("sketch")
     if folder:
         ds = VUDataset.load(folder)
-        if fp and ds.fingerprint != fp:
+        if fp and not same_dataset(ds, fp, sketch):
             raise DataError(
                 f"{folder}: dataset fingerprint {ds.fingerprint} differs from the generator's {fp}: another dataset"
             )
@@ -362,7 +364,7 @@ def _dataset(key: str, folder: str | None) -> VUDataset:
         raise DataError("the generator was trained on your own NIfTI data: give its VU dataset folder")
     from synthvu_core.data.build import demo_dataset, recipe_from_dict
 
-    return demo_dataset(fp, recipe=recipe_from_dict(spec["recipe"]))
+    return demo_dataset(fp, recipe=recipe_from_dict(spec["recipe"]), expected_sketch=sketch)
 
 
 def real_dataset(card: Mapping[str, Any], folder: str | None = None) -> VUDataset:

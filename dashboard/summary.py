@@ -543,11 +543,12 @@ def control_rows(view: ReportView, name: str = "this generator") -> list[dict[st
 
 
 def dataset_mismatch(view: ReportView, card: Mapping[str, Any] | None) -> str | None:
-    """A message when the report was computed on another dataset than the generator's card names."""
+    """A message when the report was computed on another dataset than the generator's card names (a rebuild that
+    ``evaluate`` recognised as that dataset, recorded as ``generator_dataset_fingerprint``, is not another one)."""
     rep = view.meta.get("dataset_fingerprint")
     ds = (card or {}).get("dataset") or {}
     own = ds.get("fingerprint") if isinstance(ds, Mapping) else None
-    if rep and own and str(rep) != str(own):
+    if rep and own and str(rep) != str(own) and str(view.meta.get("generator_dataset_fingerprint")) != str(own):
         return (
             f"This report was computed on dataset {rep}, but the generator was trained on dataset {own}: "
             "its numbers do not describe this generator. Recompute the report."

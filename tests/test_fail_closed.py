@@ -306,7 +306,8 @@ def test_evaluate_without_dataset_uses_the_cards_dataset_or_says_what_to_pass(tm
 
 def test_a_phantom_recipe_other_than_the_demo_is_rebuilt_not_the_demo(monkeypatch):
     seen = {}
-    monkeypatch.setattr(buildmod, "demo_dataset", lambda fp, recipe: seen.setdefault("recipe", recipe))
+    monkeypatch.setattr(buildmod, "demo_dataset",
+                        lambda fp, recipe, expected_sketch=None: seen.setdefault("recipe", recipe))
     recipe = buildmod.PhantomRecipe("phantom-3-s5-t2", n_patients=3, seed=5).as_dict()
     buildmod.dataset_of_card({"dataset": {"fingerprint": "f", "recipe": recipe}})
     assert seen["recipe"].n_patients == 3 and seen["recipe"].seed == 5 and seen["recipe"] != buildmod.DEMO_PHANTOM

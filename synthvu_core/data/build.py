@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -465,14 +466,21 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def demo_dataset(
-    expected_fingerprint: str | None = None, *, recipe: PhantomRecipe = DEMO_PHANTOM, progress: bool = False
+    expected_fingerprint: str | None = None,
+    *,
+    recipe: PhantomRecipe = DEMO_PHANTOM,
+    progress: bool = False,
+    expected_sketch: Mapping[str, Any] | None = None,
 ) -> VUDataset:
     """The demo dataset, built on first use into ``<cache>/datasets/<recipe.name>`` (atomically).
 
-    A cached build whose fingerprint differs from ``expected_fingerprint`` (left by another code
-    version) is rebuilt once; :class:`DataError` naming the folder is raised only when the fresh build
-    differs too (a generator trained on another build).
+    A cached build that is not the dataset of ``expected_fingerprint`` (left by another code version) is rebuilt
+    once; :class:`DataError` naming the folder is raised only when the fresh build is not it either (a generator
+    trained on another build). A build with other bytes whose content matches ``expected_sketch`` (the dataset's
+    content sketch, :mod:`synthvu_core.data.sketch`) is the same phantom rounded by another CPU's float kernels: it
+    is used, with a notice on stderr.
     """
+    from synthvu_core.data.sketch import rebuild_notice, same_dataset
     from synthvu_core.storage import inside, safe_name
 
     folder = cache_root() / DATASETS_DIR / safe_name(recipe.name, "phantom recipe", "name", DataError)
@@ -485,13 +493,17 @@ def demo_dataset(
 
     cached = (folder / CARD_FILE).is_file()
     ds = VUDataset.load(folder) if cached else build()
-    if expected_fingerprint is not None and ds.fingerprint != expected_fingerprint and cached:
+    if not same_dataset(ds, expected_fingerprint, expected_sketch) and cached:
         ds = build()
-    if expected_fingerprint is not None and ds.fingerprint != expected_fingerprint:
+    if not same_dataset(ds, expected_fingerprint, expected_sketch):
         raise DataError(
             f"{folder}: demo dataset fingerprint {ds.fingerprint} differs from the expected {expected_fingerprint} "
             "even after a fresh build: the generator was trained on another build of the phantom"
+            + ("" if expected_sketch is None else " (its content differs beyond rounding)")
         )
+    notice = rebuild_notice(str(folder), ds, expected_fingerprint)
+    if notice:
+        print(f"synthvu: {notice}", file=sys.stderr)
     return ds
 
 
@@ -521,6 +533,17 @@ def recipe_family(recipe: Mapping[str, Any] | None) -> str | None:
         rest, sort_keys=True, separators=(",", ":"))
 
 
+def card_dataset_origin(dataset: VUDataset) -> dict[str, Any]:
+    """Where a generator card says its dataset came from: a phantom's recipe with its content sketch (to rebuild it
+    and to recognise a rebuild on another machine, :mod:`synthvu_core.data.sketch`), or a user dataset's sources
+    (no sketch: sums of private images do not go out with a generator)."""
+    from synthvu_core.data.sketch import content_sketch
+
+    if dataset.card.get("recipe") is not None:
+        return {"recipe": dataset.card["recipe"], "sketch": content_sketch(dataset.images, dataset.units)}
+    return {"sources": dataset.card.get("sources", [])}
+
+
 def card_dataset_path(dataset: VUDataset) -> str | None:
     """The dataset folder a generator card records: the path as given, None for an unsaved dataset or
     a phantom built into the cache (its recipe rebuilds it; no machine path goes into the card)."""
@@ -539,18 +562,23 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
     """The dataset a generator card remembers: its ``dataset.path`` (as given to ``train``) where that
     folder holds the card's fingerprint, else its phantom ``recipe`` (rebuilt into the cache), else a
     :class:`DataError` saying exactly which ``--dataset`` to pass. Never falls back to the demo."""
+    from synthvu_core.data.sketch import rebuild_notice, same_dataset
+
     ds = card.get("dataset") or {}
-    fp, path, recipe = ds.get("fingerprint"), ds.get("path"), ds.get("recipe")
+    fp, path, recipe, sketch = ds.get("fingerprint"), ds.get("path"), ds.get("recipe"), ds.get("sketch")
     found = None
     if isinstance(path, str) and path:
         try:
             found = VUDataset.load(path)
         except DataError:
             found = None
-        if found is not None and found.fingerprint == fp:
+        if found is not None and same_dataset(found, fp, sketch):
+            notice = rebuild_notice(path, found, fp)
+            if notice:
+                print(f"synthvu: {notice}", file=sys.stderr)
             return found
     if recipe:
-        return demo_dataset(fp, recipe=recipe_from_dict(recipe))
+        return demo_dataset(fp, recipe=recipe_from_dict(recipe), expected_sketch=sketch)
     where = f"{Path(model_dir) / CARD_FILE}"
     if isinstance(path, str) and path:
         why = (

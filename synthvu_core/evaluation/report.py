@@ -251,7 +251,9 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
         dataset = dataset_of_card(card, model_dir)  # the card's dataset path or phantom recipe, or says what to pass
     elif not isinstance(dataset, VUDataset):
         dataset = VUDataset.load(dataset)
-    if fp is not None and dataset.fingerprint != fp:
+    from synthvu_core.data.sketch import same_dataset
+
+    if not same_dataset(dataset, fp, (card.get("dataset") or {}).get("sketch")):
         raise CheckpointError(
             f"{model_dir / CARD_FILE}: generator was trained on dataset {fp}, but the dataset given is "
             f"{dataset.fingerprint}"
@@ -315,6 +317,7 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
         "dp_private_runs": dp.get("private_runs"),
         "dp_private_module": dp.get("private_module", "discriminator") if dp else None,
         "discriminator_kept": disc is not None,
+        "generator_dataset_fingerprint": (card.get("dataset") or {}).get("fingerprint"),  # differs on a rebuild
     }
     report = run_evaluation(
         dataset,

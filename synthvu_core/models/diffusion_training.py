@@ -337,10 +337,9 @@ class DiffusionTrainer:
             "n_train": self.n_train,
             "spacing": [float(ds.units["slice_mm"].median()), float(spacing), float(spacing)],
         }
-        if ds.card.get("recipe") is not None:
-            dataset["recipe"] = ds.card["recipe"]
-        else:
-            dataset["sources"] = ds.card.get("sources", [])
+        from synthvu_core.data.build import card_dataset_origin
+
+        dataset.update(card_dataset_origin(ds))
         training = {
             "epochs": self.diffusion_steps / self.steps_per_epoch,
             "steps": self.step_count,

@@ -1379,13 +1379,10 @@ class Trainer:
                 float(units["spacing_mm"].median()),
             ],
         }
-        from synthvu_core.data.build import card_dataset_path
+        from synthvu_core.data.build import card_dataset_origin, card_dataset_path
 
         dataset["path"] = card_dataset_path(ds)  # the folder as given to `train`; `evaluate` reads it
-        if ds.card.get("recipe") is not None:
-            dataset["recipe"] = ds.card["recipe"]
-        else:
-            dataset["sources"] = ds.card.get("sources", [])
+        dataset.update(card_dataset_origin(ds))
         dp = self.dp_card() if c.private else None
         from synthvu_core.models import priors
 

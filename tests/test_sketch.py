@@ -1,0 +1,119 @@
+"""A rebuild of a dataset on another machine (one grey level in a few voxels) is told from another dataset."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthvu_core.data import build as buildmod
+from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.data.sketch import REBUILD_TOLERANCE, content_sketch, is_rebuild, same_dataset, sketch_distance
+from synthvu_core.errors import CheckpointError, DataError
+
+
+def _dataset(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(30, 220, size=(n, 9, 16, 16), dtype=np.uint8)
+    units = pd.DataFrame({"patient_id": [f"p{i // 4:03d}" for i in range(n)], "level": ["L1/L2", "L2/L3"] * (n // 2),
+                          "region": "L", "source": "a"})
+    from synthvu_core.data.dataset import UNIT_COLUMNS
+
+    for c in UNIT_COLUMNS:
+        if c not in units.columns and c != "split":
+            units[c] = 1.0
+    return VUDataset.from_units(images, units, split=SplitConfig(seed=0))
+
+
+def _rounded(images, n_voxels, seed=1):
+    """``images`` with ``n_voxels`` voxels moved by one grey level (as another CPU's float kernels round)."""
+    out = images.copy().ravel()
+    idx = np.random.default_rng(seed).choice(out.size, n_voxels, replace=False)
+    out[idx] = out[idx] + np.where(np.arange(n_voxels) % 2, 1, -1).astype(np.uint8)
+    return out.reshape(images.shape)
+
+
+def test_a_rounded_rebuild_matches_and_other_content_does_not():
+    ds = _dataset()
+    sketch = content_sketch(ds.images, ds.units)
+    assert json.loads(json.dumps(sketch)) == sketch and len(sketch["vu_groups"]) == 64
+    rebuilt = _rounded(ds.images, 20)  # 20 of 460,800 voxels, as measured across CPUs (a few per million)
+    assert 0 < sketch_distance(sketch, content_sketch(rebuilt, ds.units)) <= REBUILD_TOLERANCE
+    assert is_rebuild(rebuilt, ds.units, sketch)
+    one_vu = ds.images.copy()
+    one_vu[7] = one_vu[8]  # one VU of 200 replaced by another
+    assert sketch_distance(sketch, content_sketch(one_vu, ds.units)) > REBUILD_TOLERANCE
+    brighter = ds.images.copy()
+    brighter[:, :, :8] += 1  # half of every VU one grey level brighter
+    assert not is_rebuild(brighter, ds.units, sketch)
+    relabelled = ds.units.copy()
+    relabelled.loc[0, "level"] = "L2/L3"
+    assert sketch_distance(sketch, content_sketch(ds.images, relabelled)) is None  # another VU table
+    assert sketch_distance(sketch, content_sketch(ds.images[:100], ds.units[:100])) is None
+    assert not is_rebuild(rebuilt, ds.units, None) and sketch_distance(sketch, {"shape": 1}) is None
+    assert same_dataset(ds, ds.fingerprint) and same_dataset(ds, None) and not same_dataset(ds, "0" * 16)
+    assert same_dataset(ds, "0" * 16, sketch)  # other bytes, same content: the sketch decides
+
+
+def test_evaluation_accepts_a_rebuild_only_with_a_matching_sketch():
+    from synthvu_core.evaluation.report import evaluation_datasets
+
+    ds = _dataset()
+    rebuilt = VUDataset.from_units(_rounded(ds.images, 20), ds.units.drop(columns="split"), split=SplitConfig(seed=0))
+    assert rebuilt.fingerprint != ds.fingerprint
+    card = {"dataset": {"fingerprint": ds.fingerprint, "split": ds.card["split"]}}
+    with pytest.raises(CheckpointError, match="trained on dataset"):
+        evaluation_datasets(Path("gen"), card, rebuilt)
+    card["dataset"]["sketch"] = content_sketch(ds.images, ds.units)
+    members, utility = evaluation_datasets(Path("gen"), card, rebuilt)
+    assert members is rebuilt and utility is rebuilt
+    card["dataset"]["sketch"] = content_sketch(_dataset(seed=5).images, ds.units)  # another dataset's sketch
+    with pytest.raises(CheckpointError, match="trained on dataset"):
+        evaluation_datasets(Path("gen"), card, rebuilt)
+
+
+def test_a_phantom_rebuilt_elsewhere_is_used_with_a_notice(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("synthvu_core.data.phantom")
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
+    recipe = buildmod.PhantomRecipe("tiny-sketch", n_patients=2, seed=0, split=SplitConfig(1, 1, 0))
+    ds = buildmod.demo_dataset(recipe=recipe)
+    sketch = content_sketch(ds.images, ds.units)  # the card of a generator trained on it carries this
+    elsewhere = "0" * 16  # the fingerprint the same recipe had on another machine
+    card = {"dataset": {"fingerprint": elsewhere, "recipe": recipe.as_dict(), "sketch": sketch}}
+    found = buildmod.dataset_of_card(card, "gen")
+    assert found.fingerprint == ds.fingerprint and "is a rebuild of the generator's dataset" in capsys.readouterr().err
+    with pytest.raises(DataError, match="differs beyond rounding"):
+        buildmod.demo_dataset(elsewhere, recipe=recipe, expected_sketch={**sketch, "regions": [0] * 36})
+    with pytest.raises(DataError, match="another build of the phantom"):
+        buildmod.demo_dataset(elsewhere, recipe=recipe)  # no sketch: bytes alone decide, as before
+
+
+def test_generator_cards_carry_the_sketch_of_public_data_only():
+    ds = _dataset()
+    assert buildmod.card_dataset_origin(ds) == {"sources": ds.card["sources"]}  # own data: no sums of its images
+    ds.card["recipe"] = {"name": "x"}
+    origin = buildmod.card_dataset_origin(ds)
+    assert origin["recipe"] == {"name": "x"} and origin["sketch"] == content_sketch(ds.images, ds.units)
+
+
+def test_shipped_phantom_cards_carry_the_sketch_of_their_cohort():
+    """The demo cohort's sketch in the shipped cards is the one of the demo phantom built here (exact bytes)."""
+    models = Path(__file__).resolve().parents[1] / "models"
+    cards = {p.parent.name: json.loads(p.read_text()) for p in models.glob("*/card.json")}
+    demo = [c for c in cards.values() if (c["dataset"].get("recipe") or {}).get("name") == "phantom-demo-120-s0"]
+    assert len(demo) >= 5 and all(c["dataset"]["sketch"] == demo[0]["dataset"]["sketch"] for c in demo)
+    assert demo[0]["dataset"]["sketch"]["shape"][1:] == [9, 64, 64]
+    for name, c in cards.items():  # an own-data card never carries one
+        assert ("sketch" in c["dataset"]) <= bool(c["dataset"].get("recipe")), name
+
+
+def test_the_dashboard_reads_a_report_on_a_rebuild_as_the_generators():
+    from dashboard.summary import ReportView, dataset_mismatch
+
+    card = {"dataset": {"fingerprint": "a" * 16}}
+    rebuild = ReportView(scalars={}, arrays={}, meta={"dataset_fingerprint": "b" * 16,
+                                                      "generator_dataset_fingerprint": "a" * 16})
+    assert dataset_mismatch(rebuild, card) is None  # evaluate recognised the rebuild by its sketch
+    other = ReportView(scalars={}, arrays={}, meta={"dataset_fingerprint": "b" * 16})
+    assert "do not describe this generator" in dataset_mismatch(other, card)
