@@ -262,3 +262,49 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     older.scalars = {k: v for k, v in older.scalars.items() if not k.startswith("cohort.")}
     save_report(older, folder / "report")
     assert main(verify) == 2 and "report amend" in capsys.readouterr().err
+
+
+def test_report_verify_on_another_machine_reads_the_tolerance_measured_across_machines(tmp_path, capsys, monkeypatch):
+    """Where the re-run's numeric environment is not the report's, a difference beyond the same-machine tolerance but
+    within the across-machine one passes (exit 0, said so); beyond both it fails; unmeasured, the old rule holds."""
+    import synthvu_core.evaluation.report as report_module
+    import synthvu_core.evaluation.tolerance_rules as rules_module
+    import synthvu_core.models.registry as registry
+    from synthvu_core.evaluation.threads import numeric_environment
+
+    folder = tmp_path / "gen"
+    saved = _report()
+    saved.meta["tolerances"] = [["*", 1e-9]]
+    saved.meta["numerics"] = {**numeric_environment(), "cpu": "Another CPU 9000"}
+    save_report(saved, folder / "report")
+    (folder / "generator.safetensors").write_bytes(WEIGHTS)
+    rerun = _report()
+    rerun.scalars["privacy.pairwise.pixel.auc"] += 0.01
+    monkeypatch.setattr(registry, "load_card", lambda path: {"scheme": "region"})
+    monkeypatch.setattr(report_module, "evaluate_generator", lambda copy, **kw: rerun)
+    monkeypatch.setattr(rules_module, "across_machine_tolerances", lambda: (("*.auc", 0.1), ("*", 1e-9)))
+    verify = ["report", "verify", str(folder), "--dataset", str(tmp_path), "--quiet"]
+    assert main(verify) == 0
+    out = capsys.readouterr().out
+    assert "reproduced within the tolerance measured across machines" in out and "Another CPU 9000" in out
+    rerun.scalars["privacy.pairwise.pixel.auc"] += 0.5
+    assert main(verify) == 1
+    assert "1 difference(s) beyond the tolerance measured across machines" in capsys.readouterr().out
+    rerun.scalars["privacy.pairwise.pixel.auc"] -= 0.5
+    monkeypatch.setattr(rules_module, "across_machine_tolerances", lambda: None)  # not measured: as before
+    assert main(verify) == 1 and "1 difference(s) beyond tolerance" in capsys.readouterr().out
+    saved.meta["numerics"] = numeric_environment()  # the report's own machine: the same-machine rule alone
+    save_report(saved, folder / "report")
+    monkeypatch.setattr(rules_module, "across_machine_tolerances", lambda: (("*", 1.0),))
+    assert main(verify) == 1 and "beyond tolerance" in capsys.readouterr().out
+    del saved.meta["numerics"]  # a report that does not say where it was made: no reason to widen the tolerance
+    save_report(saved, folder / "report")
+    assert main(verify) == 1 and "beyond tolerance" in capsys.readouterr().out
+
+
+def test_the_shipped_tolerances_file_reads():
+    from synthvu_core.evaluation.tolerance_rules import across_machine_tolerances, default_tolerances
+
+    assert default_tolerances()[-1][0] == "*"
+    across = across_machine_tolerances()
+    assert across is None or across[-1][0] == "*"

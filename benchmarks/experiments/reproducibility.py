@@ -2,7 +2,8 @@
 
     python -m benchmarks.experiments.reproducibility run MODEL OUT_DIR [VARIANT ...]
     python -m benchmarks.experiments.reproducibility compare SAVED_REPORT FRESH_REPORT [...] [--json OUT.json]
-        [--write-tolerances synthvu_core/evaluation/tolerances.json]
+    python -m benchmarks.experiments.reproducibility compare --pairs SAVED FRESH [SAVED FRESH ...] [...]
+        [--write-tolerances synthvu_core/evaluation/tolerances.json [--across-machines]]
 
 ``run`` re-evaluates MODEL from empty caches (``synthvu_core.evaluation.verify.verify_report``: a temporary
 copy of the folder, caches off, the saved report's synthetic count, seed and controls) once per VARIANT, each
@@ -12,9 +13,12 @@ in a fresh process whose environment is the variant's, and saves each fresh repo
 each fresh one (controls included), the scalars that are not bit-identical, and any change of a verdict
 level, the counted family or an attack's power status; ``--write-tolerances`` turns the largest difference of
 each family into its tolerance (the smallest power of ten at least :data:`MARGIN` times it; :data:`FLOOR` for a
-family that did not move).
+family that did not move); with ``--across-machines`` they become the file's ``across_machines`` rules (read by
+``report verify`` where the re-run's numeric environment is not the report's), its same-machine rules kept.
 
-Variants: ``threads1`` every library told to use one thread by its environment variable (since the evaluation
+Variants: ``as_is`` nothing changed (run on another machine than the report's, it measures how far a report moves
+between machines: other CPU, other kernels, the phantom rebuilt with its rounding); ``threads1`` every library
+told to use one thread by its environment variable (since the evaluation
 fixes its own thread counts, :mod:`synthvu_core.evaluation.threads`, this must repeat the report bit for bit);
 ``isa`` older CPU kernels: torch's ATen without AVX2, oneDNN limited to SSE4.1, MKL to SSE4.2 with conditional
 numerical reproducibility, OpenBLAS's Sandybridge kernels: a stand-in for another machine's instruction set,
@@ -32,6 +36,7 @@ import time
 from pathlib import Path
 
 VARIANTS: dict[str, dict[str, str]] = {
+    "as_is": {},  # the environment as it is: on another machine than the report's, a measurement across machines
     "threads1": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
     "isa": {
         "ATEN_CPU_CAPABILITY": "default",
@@ -137,10 +142,16 @@ def main(argv: list[str]) -> None:
     if "--json" in args:
         i = args.index("--json")
         out, args = Path(args[i + 1]), args[:i] + args[i + 2 :]
+    across = "--across-machines" in args  # the rules go to the file's across_machines block, its others kept
+    args = [a for a in args if a != "--across-machines"]
     if "--write-tolerances" in args:
         i = args.index("--write-tolerances")
         rules_out, args = Path(args[i + 1]), args[:i] + args[i + 2 :]
-    results = [compare(Path(args[0]), Path(f)) for f in args[1:]]
+    if "--pairs" in args:  # SAVED FRESH SAVED FRESH ...: several generators' reports, each against its own re-run
+        args = [a for a in args if a != "--pairs"]
+        results = [compare(Path(a), Path(b)) for a, b in zip(args[::2], args[1::2], strict=True)]
+    else:
+        results = [compare(Path(args[0]), Path(f)) for f in args[1:]]
     for r in results:
         print(f"{r['saved']} vs {r['fresh']}")
         for name, f in r["families"].items():
@@ -153,6 +164,8 @@ def main(argv: list[str]) -> None:
     if rules_out is not None:
         measured = "; ".join(f"{Path(r['saved']).name} vs {Path(r['fresh']).name}" for r in results)
         doc = {"measured": measured, "margin": MARGIN, "floor": FLOOR, "rules": rules_from(results)}
+        if across:
+            doc = {**json.loads(rules_out.read_text()), "across_machines": doc}
         rules_out.write_text(json.dumps(doc, indent=1) + "\n")
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 from synthvu_core.errors import ReportError
 
 #: Scalar families whose spread is measured and stated together (glob over scalar keys, first match; control
-#: scalars are ``controls.NAME.KEY``). ``*.p_value`` first: a permutation p-value moves in steps of
-#: ``1 / (n_perm + 1)`` whatever its attack.
+#: scalars are ``controls.NAME.KEY``). p-values first: a permutation p-value moves in steps of
+#: ``1 / (n_perm + 1)`` whatever its attack; those of the UMAP-space attacks apart (UMAP's layout moves between
+#: machines far more than the pixel and embedding distances do).
 FAMILIES: tuple[str, ...] = (
+    "*.umap.p_value",
     "*.p_value",
     "utility.*",
     "fidelity.*",
@@ -49,4 +51,19 @@ def default_tolerances() -> tuple[tuple[str, float], ...]:
         raise ReportError(f"{TOLERANCES_FILE}: cannot read the tolerance rules ({e})") from None
     if not rules or rules[-1][0] != "*":
         raise ReportError(f"{TOLERANCES_FILE}: the last tolerance rule must be the catch-all '*'")
+    return rules
+
+
+def across_machine_tolerances() -> tuple[tuple[str, float], ...] | None:
+    """The rules measured between two machines (``across_machines`` in ``tolerances.json``): how far a report moves
+    on another CPU, its kernels and its rebuild of a phantom; None where not measured."""
+    import json
+
+    try:
+        block = json.loads(TOLERANCES_FILE.read_text(encoding="utf-8")).get("across_machines")
+        rules = tuple((str(g), float(t)) for g, t in block["rules"]) if block else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ReportError(f"{TOLERANCES_FILE}: cannot read the across-machine tolerance rules ({e})") from None
+    if rules is not None and (not rules or rules[-1][0] != "*"):
+        raise ReportError(f"{TOLERANCES_FILE}: the last across-machine tolerance rule must be the catch-all '*'")
     return rules
