@@ -355,9 +355,11 @@ def _dataset(key: str, folder: str | None) -> VUDataset:
     fp, sketch = spec["fingerprint"], spec.get("sketch")
     if folder:
         ds = VUDataset.load(folder)
-        if fp and not same_dataset(ds, fp, sketch):
+        if fp and not same_dataset(ds, fp, sketch, notice=True):
+            beyond = " and its content differs beyond rounding" if sketch else ""
             raise DataError(
-                f"{folder}: dataset fingerprint {ds.fingerprint} differs from the generator's {fp}: another dataset"
+                f"{folder}: dataset fingerprint {ds.fingerprint} differs from the generator's {fp}{beyond}: another "
+                "dataset"
             )
         return ds
     if not spec.get("recipe"):

@@ -429,14 +429,18 @@ def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
     weak = weak_classes(view, classes)
     if not weak:
         return "success", u.text
-    names = ", ".join(f"{c} ({r:.3f}" + ("" if n is None else f" on {n} holdout VU{'s' * (n != 1)}")
-                      + ("; TRTR too" if real else "") + ")" for c, r, n, real in weak)
-    text = (f"{u.text}, but TSTR recall is at or below chance for {names}: not useful for telling "
-            f"{'that class' if len(weak) == 1 else 'those classes'} apart")
-    if any(real for *_, real in weak):
-        text += (". Where TRTR is at or below chance too, the real classifier does not recognise the holdout's VUs "
-                 "of the class either: this holdout cannot show what the generator does for it")
-    return "warning", text
+    def names(rows: list) -> str:
+        return ", ".join(f"{c} ({r:.3f}" + ("" if n is None else f" on {n} holdout VU{'s' * (n != 1)}")
+                         + ("; TRTR too" if real else "") + ")" for c, r, n, real in rows)
+
+    own, shared = [w for w in weak if not w[3]], [w for w in weak if w[3]]
+    parts = [f"{u.text}, but TSTR recall is at or below chance for {names(own)}: not useful for telling "
+             f"{'that class' if len(own) == 1 else 'those classes'} apart"] if own else []
+    if shared:
+        parts.append(f"{'' if own else u.text + ', but '}TSTR recall is at or below chance for {names(shared)}, as is "
+                     "the real classifier's: it does not recognise those holdout VUs either, so this holdout cannot "
+                     "show what the generator does for them")
+    return "warning", ". ".join(p[0].upper() + p[1:] for p in parts)
 
 
 def chance_text(view: ReportView) -> str:

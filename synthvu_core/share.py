@@ -46,7 +46,8 @@ PUBLIC_ARRAYS: tuple[str, ...] = (
 )
 #: Report meta keys that may leave (counts, settings, provenance; no timings, no folders).
 PUBLIC_META: tuple[str, ...] = (
-    "report_version", "dataset_fingerprint", "n_synthetic", "synthetic_seed", "seed", "created", "code_version",
+    "report_version", "dataset_fingerprint", "generator_dataset_fingerprint", "n_synthetic", "synthetic_seed", "seed",
+    "created", "code_version",
     "scheme", "classes", "synthetic_class_counts", "n_candidates", "n_members", "n_nonmembers", "n_member_patients",
     "n_nonmember_patients", "n_reference", "tstr_train_size", "classifier_trained", "umap", "config",
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",

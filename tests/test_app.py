@@ -698,6 +698,7 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     kind, text = usefulness_box(dataclasses.replace(missed, arrays={**missed.arrays, "utility/trtr/recall": trtr}),
                                 classes)
     assert kind == "warning" and "L3/L4 (0.100 on 5 holdout VUs; TRTR too)" in text and "cannot show" in text
+    assert "not useful for telling" not in text  # a level the real classifier misses too is no verdict on the generator
     assert usefulness_box(with_recall(1 / 6), classes)[0] == "warning"  # at chance counts as not learnt
     assert box("acgan-phantom")[0] == "success"
     assert box("acgan-phantom-leaky")[0] == "error"

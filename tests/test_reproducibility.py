@@ -146,3 +146,25 @@ def test_tolerance_rules_come_from_the_measured_file_and_a_broken_file_is_named(
         monkeypatch.setattr(rules, "TOLERANCES_FILE", bad)
         with pytest.raises(ReportError, match=str(bad)):
             rules.default_tolerances()
+
+
+def test_tolerance_rules_round_up_and_each_block_keeps_the_other(tmp_path, monkeypatch, capsys):
+    """Same-machine rules in powers of ten, across-machine rules in 1-2-5 steps; writing one keeps the other."""
+    import benchmarks.experiments.reproducibility as rep
+
+    fams = {"utility.*": {"max_abs_diff": 0.004, "scalars": 1, "moved": 1, "worst": "u"},
+            "*privacy.*.embedding.*": {"max_abs_diff": 0.05, "scalars": 1, "moved": 1, "worst": "e"}}
+    result = {"saved": "s", "fresh": "f", "families": fams, "changes": []}
+    coarse, fine = dict(rep.rules_from([result])), dict(rep.rules_from([result], (1, 2, 5)))
+    assert coarse["utility.*"] == pytest.approx(0.1) and fine["utility.*"] == pytest.approx(0.02)
+    assert fine["*privacy.*.embedding.*"] == pytest.approx(0.2) and fine["*"] == rep.FLOOR == coarse["*"]
+    monkeypatch.setattr(rep, "compare", lambda saved, fresh: result)
+    out = tmp_path / "tolerances.json"
+    rep.main(["compare", "s", "f", "--write-tolerances", str(out), "--across-machines"])
+    rep.main(["compare", "s", "f", "--write-tolerances", str(out)])
+    doc = json.loads(out.read_text())
+    assert dict(map(tuple, doc["rules"]))["utility.*"] == pytest.approx(0.1)
+    assert dict(map(tuple, doc["across_machines"]["rules"]))["utility.*"] == pytest.approx(0.02)
+    with pytest.raises(SystemExit, match="needs --write-tolerances"):
+        rep.main(["compare", "s", "f", "--across-machines"])
+    capsys.readouterr()

@@ -37,7 +37,9 @@ def _rounded(images, n_voxels, seed=1):
 def test_a_rounded_rebuild_matches_and_other_content_does_not():
     ds = _dataset()
     sketch = content_sketch(ds.images, ds.units)
-    assert json.loads(json.dumps(sketch)) == sketch and len(sketch["vu_groups"]) == 64
+    assert json.loads(json.dumps(sketch)) == sketch and len(sketch["vu_groups"]) == 200  # one VU per group
+    noisy = (ds.images.astype(np.int16) + np.rint(np.random.default_rng(3).normal(0, 1, ds.images.shape)))
+    assert not is_rebuild(noisy.astype(np.uint8), ds.units, sketch)  # zero-mean noise of 1 grey level everywhere
     rebuilt = _rounded(ds.images, 20)  # 20 of 460,800 voxels, as measured across CPUs (a few per million)
     assert 0 < sketch_distance(sketch, content_sketch(rebuilt, ds.units)) <= REBUILD_TOLERANCE
     assert is_rebuild(rebuilt, ds.units, sketch)
@@ -94,16 +96,18 @@ def test_generator_cards_carry_the_sketch_of_public_data_only():
     assert buildmod.card_dataset_origin(ds) == {"sources": ds.card["sources"]}  # own data: no sums of its images
     ds.card["recipe"] = {"name": "x"}
     origin = buildmod.card_dataset_origin(ds)
-    assert origin["recipe"] == {"name": "x"} and origin["sketch"] == content_sketch(ds.images, ds.units)
+    assert origin["recipe"] == {"name": "x"} and origin["sketch"].pop("fingerprint") == ds.fingerprint
+    assert origin["sketch"] == content_sketch(ds.images, ds.units)
 
 
 def test_shipped_phantom_cards_carry_the_sketch_of_their_cohort():
-    """The demo cohort's sketch in the shipped cards is the one of the demo phantom built here (exact bytes)."""
+    """Every shipped card of the demo cohort carries one sketch, taken from the demo's own bytes; own data none."""
     models = Path(__file__).resolve().parents[1] / "models"
     cards = {p.parent.name: json.loads(p.read_text()) for p in models.glob("*/card.json")}
     demo = [c for c in cards.values() if (c["dataset"].get("recipe") or {}).get("name") == "phantom-demo-120-s0"]
     assert len(demo) >= 5 and all(c["dataset"]["sketch"] == demo[0]["dataset"]["sketch"] for c in demo)
     assert demo[0]["dataset"]["sketch"]["shape"][1:] == [9, 64, 64]
+    assert demo[0]["dataset"]["sketch"]["fingerprint"] == demo[0]["dataset"]["fingerprint"]  # the very bytes
     for name, c in cards.items():  # an own-data card never carries one
         assert ("sketch" in c["dataset"]) <= bool(c["dataset"].get("recipe")), name
 
@@ -117,3 +121,22 @@ def test_the_dashboard_reads_a_report_on_a_rebuild_as_the_generators():
     assert dataset_mismatch(rebuild, card) is None  # evaluate recognised the rebuild by its sketch
     other = ReportView(scalars={}, arrays={}, meta={"dataset_fingerprint": "b" * 16})
     assert "do not describe this generator" in dataset_mismatch(other, card)
+
+
+def test_a_report_computed_on_a_rebuild_reads_as_the_generators(tmp_path):
+    """What `evaluate` writes on a rebuild (its fingerprint, the generator's beside it) loads for the generator's
+    fingerprint: in the dashboard, the model card and slides alike; a report of another dataset does not."""
+    from synthvu_core.errors import ReportError
+    from synthvu_core.evaluation.report import Report, load_report, save_report
+
+    def saved(meta):
+        rep = Report({"utility.tstr.balanced_accuracy": 0.5}, {}, {"report_version": 0, **meta}, _arrays={})
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        save_report(rep, folder / "report")
+        return folder
+
+    rebuild = saved({"dataset_fingerprint": "b" * 16, "generator_dataset_fingerprint": "a" * 16})
+    assert load_report(rebuild, expected_fingerprint="a" * 16, check_weights=False) is not None
+    other = saved({"dataset_fingerprint": "b" * 16})
+    with pytest.raises(ReportError, match="not on the expected dataset"):
+        load_report(other, expected_fingerprint="a" * 16, check_weights=False)

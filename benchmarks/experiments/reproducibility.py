@@ -118,8 +118,17 @@ MARGIN = 3.0
 FLOOR = 1e-9
 
 
-def rules_from(results: list[dict]) -> list[list]:
-    """Tolerance rules (in :data:`FAMILIES` order, ``"*"`` last) from the comparisons' largest differences."""
+def _ceil_step(x: float, steps: tuple[int, ...]) -> float:
+    """The smallest ``s * 10**k`` (``s`` in ``steps``) at least ``x``."""
+    import math
+
+    k = math.floor(math.log10(x))
+    return min(s * 10.0**e for e in (k, k + 1) for s in steps if s * 10.0**e >= x)
+
+
+def rules_from(results: list[dict], steps: tuple[int, ...] = (1,)) -> list[list]:
+    """Tolerance rules (in :data:`FAMILIES` order, ``"*"`` last) from the comparisons' largest differences: each
+    the smallest power of ten (``steps=(1, 2, 5)``: 1-2-5 step) at least :data:`MARGIN` times its spread."""
     import math
 
     from synthvu_core.evaluation.verify import FAMILIES
@@ -129,7 +138,7 @@ def rules_from(results: list[dict]) -> list[list]:
         spread = max((r["families"].get(glob, {}).get("max_abs_diff", 0.0) for r in results), default=0.0)
         if not math.isfinite(spread):
             raise SystemExit(f"{glob}: a scalar is None in one report and a number in another; no tolerance fits")
-        rules.append([glob, FLOOR if spread == 0 else max(FLOOR, 10 ** math.ceil(math.log10(MARGIN * spread)))])
+        rules.append([glob, FLOOR if spread == 0 else max(FLOOR, _ceil_step(MARGIN * spread, steps))])
     return rules
 
 
@@ -163,10 +172,15 @@ def main(argv: list[str]) -> None:
         out.write_text(json.dumps(results, indent=1) + "\n")
     if rules_out is not None:
         measured = "; ".join(f"{Path(r['saved']).name} vs {Path(r['fresh']).name}" for r in results)
-        doc = {"measured": measured, "margin": MARGIN, "floor": FLOOR, "rules": rules_from(results)}
-        if across:
-            doc = {**json.loads(rules_out.read_text()), "across_machines": doc}
+        steps = (1, 2, 5) if across else (1,)  # across machines: 1-2-5 steps, so that no family is widened tenfold
+        doc = {"measured": measured, "margin": MARGIN, "floor": FLOOR, "steps": list(steps),
+               "rules": rules_from(results, steps)}
+        old = json.loads(rules_out.read_text()) if rules_out.is_file() else {}
+        doc = {**old, "across_machines": doc} if across else {**doc, **{k: v for k, v in old.items()
+                                                                         if k == "across_machines"}}
         rules_out.write_text(json.dumps(doc, indent=1) + "\n")
+    elif across:
+        raise SystemExit("--across-machines needs --write-tolerances FILE")
 
 
 if __name__ == "__main__":

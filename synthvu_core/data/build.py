@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -480,7 +479,7 @@ def demo_dataset(
     content sketch, :mod:`synthvu_core.data.sketch`) is the same phantom rounded by another CPU's float kernels: it
     is used, with a notice on stderr.
     """
-    from synthvu_core.data.sketch import rebuild_notice, same_dataset
+    from synthvu_core.data.sketch import same_dataset
     from synthvu_core.storage import inside, safe_name
 
     folder = cache_root() / DATASETS_DIR / safe_name(recipe.name, "phantom recipe", "name", DataError)
@@ -495,15 +494,12 @@ def demo_dataset(
     ds = VUDataset.load(folder) if cached else build()
     if not same_dataset(ds, expected_fingerprint, expected_sketch) and cached:
         ds = build()
-    if not same_dataset(ds, expected_fingerprint, expected_sketch):
+    if not same_dataset(ds, expected_fingerprint, expected_sketch, notice=True):
         raise DataError(
             f"{folder}: demo dataset fingerprint {ds.fingerprint} differs from the expected {expected_fingerprint} "
             "even after a fresh build: the generator was trained on another build of the phantom"
             + ("" if expected_sketch is None else " (its content differs beyond rounding)")
         )
-    notice = rebuild_notice(str(folder), ds, expected_fingerprint)
-    if notice:
-        print(f"synthvu: {notice}", file=sys.stderr)
     return ds
 
 
@@ -539,8 +535,9 @@ def card_dataset_origin(dataset: VUDataset) -> dict[str, Any]:
     (no sketch: sums of private images do not go out with a generator)."""
     from synthvu_core.data.sketch import content_sketch
 
-    if dataset.card.get("recipe") is not None:
-        return {"recipe": dataset.card["recipe"], "sketch": content_sketch(dataset.images, dataset.units)}
+    if dataset.card.get("recipe") is not None:  # the sketch names the bytes it was taken from
+        sketch = {"fingerprint": dataset.fingerprint, **content_sketch(dataset.images, dataset.units)}
+        return {"recipe": dataset.card["recipe"], "sketch": sketch}
     return {"sources": dataset.card.get("sources", [])}
 
 
@@ -562,7 +559,7 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
     """The dataset a generator card remembers: its ``dataset.path`` (as given to ``train``) where that
     folder holds the card's fingerprint, else its phantom ``recipe`` (rebuilt into the cache), else a
     :class:`DataError` saying exactly which ``--dataset`` to pass. Never falls back to the demo."""
-    from synthvu_core.data.sketch import rebuild_notice, same_dataset
+    from synthvu_core.data.sketch import same_dataset
 
     ds = card.get("dataset") or {}
     fp, path, recipe, sketch = ds.get("fingerprint"), ds.get("path"), ds.get("recipe"), ds.get("sketch")
@@ -572,10 +569,7 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
             found = VUDataset.load(path)
         except DataError:
             found = None
-        if found is not None and same_dataset(found, fp, sketch):
-            notice = rebuild_notice(path, found, fp)
-            if notice:
-                print(f"synthvu: {notice}", file=sys.stderr)
+        if found is not None and same_dataset(found, fp, sketch, notice=True):
             return found
     if recipe:
         return demo_dataset(fp, recipe=recipe_from_dict(recipe), expected_sketch=sketch)

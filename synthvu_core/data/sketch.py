@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
-#: VUs are summed in this many groups (VU index modulo the number).
-VU_GROUPS = 64
+#: VUs are summed in at most this many groups (VU index modulo the number; one VU per group up to it). With ~9 VUs
+#: per group (a 400-patient phantom), noise of zero mean added to every voxel no longer cancels within a group.
+MAX_VU_GROUPS = 1024
 #: The most a rebuild's sums may move: the mean absolute difference per voxel, in grey levels, that they allow.
-#: Rebuilds on another CPU moved them by 2e-6 (the demo phantom) and 6e-6 (a 167-patient phantom); one of the demo's
-#: 2,760 VUs replaced by another moves them by 3e-3, one grey level more in 1 % of its VUs by 1e-2.
+#: Rebuilds on another CPU moved them by 3e-6 (the demo phantom) and 6e-6 (a 167-patient phantom); one of the demo's
+#: 2,760 VUs replaced by another moves them by 3e-3, one grey level more in 1 % of its VUs by 1e-2, zero-mean noise
+#: of 1 grey level (sd) added to every voxel of a 9,200-VU phantom by 1.5e-3, another phantom seed by 4.
 REBUILD_TOLERANCE = 1e-3
 
 
@@ -33,12 +35,12 @@ def units_digest(units: Any) -> str:
 
 
 def content_sketch(images: np.ndarray, units: Any) -> dict[str, Any]:
-    """The sketch of uint8 VU images ``[N, C, H, W]`` and their table: JSON-ready, about 1 kB."""
+    """The sketch of uint8 VU images ``[N, C, H, W]`` and their table: JSON-ready, at most about 10 kB."""
     x = np.asarray(images)
     n, c, h, w = x.shape
     per_vu = x.reshape(n, -1).sum(axis=1, dtype=np.int64)
-    groups = np.zeros(VU_GROUPS, dtype=np.int64)
-    np.add.at(groups, np.arange(n) % VU_GROUPS, per_vu)
+    groups = np.zeros(min(n, MAX_VU_GROUPS), dtype=np.int64)
+    np.add.at(groups, np.arange(n) % len(groups), per_vu)
     hh, ww = h // 2, w // 2  # slice × quadrant sums over all VUs (an odd row or column is left out)
     regions = x[:, :, : 2 * hh, : 2 * ww].reshape(n, c, 2, hh, 2, ww).sum(axis=(0, 3, 5), dtype=np.int64)
     return {"shape": [int(v) for v in x.shape], "units": units_digest(units),
@@ -67,18 +69,26 @@ def is_rebuild(images: np.ndarray, units: Any, expected: Mapping[str, Any] | Non
     return d is not None and d <= REBUILD_TOLERANCE
 
 
-def same_dataset(dataset: Any, fingerprint: str | None, sketch: Mapping[str, Any] | None = None) -> bool:
+def same_dataset(
+    dataset: Any, fingerprint: str | None, sketch: Mapping[str, Any] | None = None, *, notice: bool = False
+) -> bool:
     """Whether ``dataset`` (a :class:`~synthvu_core.data.dataset.VUDataset`) is the one of ``fingerprint``: the same
-    bytes, or, given that dataset's ``sketch``, a rebuild of it on another machine (:func:`is_rebuild`)."""
+    bytes, or, given that dataset's ``sketch``, a rebuild of it on another machine (:func:`is_rebuild`; with
+    ``notice``, one line on stderr says so)."""
     if fingerprint is None or dataset.fingerprint == fingerprint:
         return True
-    return is_rebuild(dataset.images, dataset.units, sketch)
+    if not is_rebuild(dataset.images, dataset.units, sketch):
+        return False
+    if notice:
+        import sys
+
+        where = str(dataset.root) if getattr(dataset, "root", None) is not None else "the dataset given"
+        print(f"synthvu: {rebuild_notice(where, dataset, fingerprint)}", file=sys.stderr)
+    return True
 
 
-def rebuild_notice(where: str, dataset: Any, fingerprint: str | None) -> str | None:
-    """One line for a dataset accepted as a rebuild of ``fingerprint`` (None where the bytes are the same)."""
-    if fingerprint is None or dataset.fingerprint == fingerprint:
-        return None
+def rebuild_notice(where: str, dataset: Any, fingerprint: str) -> str:
+    """One line for a dataset accepted as a rebuild of the dataset of ``fingerprint``."""
     return (f"{where}: this build (fingerprint {dataset.fingerprint}) is a rebuild of the generator's dataset "
             f"({fingerprint}) that differs by rounding only (its content sketch is within {REBUILD_TOLERANCE} grey "
             "levels per voxel): numbers computed on it may differ slightly from those computed on the original")

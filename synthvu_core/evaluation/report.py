@@ -132,7 +132,8 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
     except (OSError, ValueError) as e:
         raise ReportError(f"{arrays_path}: corrupt report arrays ({e})") from None
     fp = meta.get("dataset_fingerprint")
-    if expected_fingerprint is not None and fp != expected_fingerprint:
+    rebuild_of = meta.get("generator_dataset_fingerprint")  # computed on a rebuild `evaluate` recognised as it
+    if expected_fingerprint is not None and expected_fingerprint not in (fp, rebuild_of):
         raise ReportError(
             f"{path}: report was computed on dataset {fp}, not on the expected dataset {expected_fingerprint}; re-run "
             "evaluate"
@@ -244,16 +245,16 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
     patients would sit in the utility holdout."""
     from synthvu_core.data.dataset import SplitConfig, VUDataset
 
-    fp = (card.get("dataset") or {}).get("fingerprint")
+    fp, resolved = (card.get("dataset") or {}).get("fingerprint"), None
     if dataset is None:
         from synthvu_core.data.build import dataset_of_card
 
-        dataset = dataset_of_card(card, model_dir)  # the card's dataset path or phantom recipe, or says what to pass
+        dataset = resolved = dataset_of_card(card, model_dir)  # the card's path or phantom recipe, checked there
     elif not isinstance(dataset, VUDataset):
         dataset = VUDataset.load(dataset)
     from synthvu_core.data.sketch import same_dataset
 
-    if not same_dataset(dataset, fp, (card.get("dataset") or {}).get("sketch")):
+    if resolved is None and not same_dataset(dataset, fp, (card.get("dataset") or {}).get("sketch"), notice=True):
         raise CheckpointError(
             f"{model_dir / CARD_FILE}: generator was trained on dataset {fp}, but the dataset given is "
             f"{dataset.fingerprint}"
