@@ -138,6 +138,9 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
 
     from synthvu_core.cli import main
 
+    planted_volumes(patients=7).save(tmp_path / "other")  # another dataset: refused, naming both fingerprints
+    assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "other"), "--quiet"]) == 2
+    assert "the dataset given is" in capsys.readouterr().err
     ds = planted_volumes()
     ds.save(tmp_path / "ds")
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--quiet"]) == 0

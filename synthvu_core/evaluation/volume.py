@@ -326,6 +326,17 @@ def is_volume_card(card: dict[str, Any]) -> bool:
     return (card.get("architecture") or {}).get("spatial_dims") == 3
 
 
+def _check_dataset(folder: Any, card: dict[str, Any], ds: Any) -> None:
+    """Refuse a dataset that is not the generator's (same bytes, or a rebuild its card's sketch recognises)."""
+    from synthvu_core.data.sketch import same_dataset
+    from synthvu_core.errors import CheckpointError
+
+    info = card.get("dataset") or {}
+    if not same_dataset(ds, info.get("fingerprint"), info.get("sketch"), notice=True):
+        raise CheckpointError(f"{folder / 'card.json'}: generator was trained on dataset {info.get('fingerprint')}, "
+                              f"but the dataset given is {ds.fingerprint}")
+
+
 def evaluate_volume_generator(
     folder: Any, *, dataset: Any = None, n_synthetic: int | None = None, seed: int = 0,
     seeds: Sequence[int] = (0, 1, 2), config: VolumeClassifierConfig = VolumeClassifierConfig(),
@@ -347,6 +358,7 @@ def evaluate_volume_generator(
     gen = load_generator(folder)
     card = gen.card
     ds = VUDataset.load(dataset) if dataset is not None else dataset_of_card(card, folder)
+    _check_dataset(folder, card, ds)
     split = (card.get("dataset") or {}).get("split") or {}
     from synthvu_core.data.dataset import SplitConfig
 
