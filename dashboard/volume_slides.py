@@ -33,8 +33,9 @@ def volume_report_of(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError):
         raise ReportError(f"{path}: no sub-volume report yet; run `python -m synthvu_core evaluate {folder}` "
                           "before making slides") from None
-    if report.get("model") != card.get("name") or report.get("dataset") != (card.get("dataset") or {}).get(
-            "fingerprint"):
+    from synthvu_core.evaluation.volume import report_of
+
+    if not report_of(report, card):
         raise ReportError(f"{path}: written for another generator or dataset; re-run `python -m synthvu_core "
                           f"evaluate {folder}`")
     return report

@@ -310,8 +310,9 @@ def _volume_evaluation_section(card: Mapping[str, Any], folder: Path) -> list[st
         report = json.loads(path.read_text())
     except (OSError, ValueError):
         report = None
-    if not isinstance(report, dict) or report.get("dataset") != (card.get("dataset") or {}).get("fingerprint") \
-            or report.get("model") != card.get("name"):
+    from synthvu_core.evaluation.volume import report_of
+
+    if not report_of(report, card):
         return out + [
             "No sub-volume evaluation report of this generator: utility, fidelity and privacy are **not measured**. "
             "Compute it with `python -m synthvu_core evaluate MODEL`.",

@@ -140,3 +140,13 @@ def test_a_report_computed_on_a_rebuild_reads_as_the_generators(tmp_path):
     other = saved({"dataset_fingerprint": "b" * 16})
     with pytest.raises(ReportError, match="not on the expected dataset"):
         load_report(other, expected_fingerprint="a" * 16, check_weights=False)
+
+
+def test_a_sub_volume_report_on_a_rebuild_belongs_to_its_generator():
+    from synthvu_core.evaluation.volume import report_of
+
+    card = {"name": "g", "dataset": {"fingerprint": "a" * 16}}
+    assert report_of({"model": "g", "dataset": "a" * 16}, card)
+    assert report_of({"model": "g", "dataset": "b" * 16, "generator_dataset": "a" * 16}, card)  # a rebuild
+    assert not report_of({"model": "g", "dataset": "b" * 16}, card)  # another dataset
+    assert not report_of({"model": "h", "dataset": "a" * 16}, card) and not report_of(None, card)

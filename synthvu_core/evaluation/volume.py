@@ -28,7 +28,7 @@ the realistic control and the discriminator are not run on sub-volumes, and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -326,6 +326,14 @@ def is_volume_card(card: dict[str, Any]) -> bool:
     return (card.get("architecture") or {}).get("spatial_dims") == 3
 
 
+def report_of(report: Any, card: Mapping[str, Any]) -> bool:
+    """Whether a sub-volume report (JSON) belongs to the generator of ``card``: its name, and its dataset or the
+    generator's dataset that a recognised rebuild stood in for."""
+    own = (card.get("dataset") or {}).get("fingerprint")
+    return isinstance(report, dict) and report.get("model") == card.get("name") and own is not None and own in (
+        report.get("dataset"), report.get("generator_dataset"))
+
+
 def _check_dataset(folder: Any, card: dict[str, Any], ds: Any) -> None:
     """Refuse a dataset that is not the generator's (same bytes, or a rebuild its card's sketch recognises)."""
     from synthvu_core.data.sketch import same_dataset
@@ -376,6 +384,7 @@ def evaluate_volume_generator(
     report = {
         "model": card.get("name", folder.name),
         "dataset": ds.fingerprint,
+        "generator_dataset": (card.get("dataset") or {}).get("fingerprint"),  # differs on a recognised rebuild
         "classes": classes,
         "shape": list(ds.shape),
         "n_synthetic": n,
