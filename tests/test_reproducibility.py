@@ -160,11 +160,19 @@ def test_tolerance_rules_round_up_and_each_block_keeps_the_other(tmp_path, monke
     assert fine["*privacy.*.embedding.*"] == pytest.approx(0.2) and fine["*"] == rep.FLOOR == coarse["*"]
     monkeypatch.setattr(rep, "compare", lambda saved, fresh: result)
     out = tmp_path / "tolerances.json"
+    with pytest.raises(SystemExit, match="write its same-machine rules first"):
+        rep.main(["compare", "s", "f", "--write-tolerances", str(out), "--across-machines"])
+    rep.main(["compare", "s", "f", "--write-tolerances", str(out)])
     rep.main(["compare", "s", "f", "--write-tolerances", str(out), "--across-machines"])
+    doc = json.loads(out.read_text())
+    assert dict(map(tuple, doc["rules"]))["utility.*"] == pytest.approx(0.1)  # kept by the across-machine write
+    assert dict(map(tuple, doc["across_machines"]["rules"]))["utility.*"] == pytest.approx(0.02)
+    fams["utility.*"]["max_abs_diff"] = 0.0004
     rep.main(["compare", "s", "f", "--write-tolerances", str(out)])
     doc = json.loads(out.read_text())
-    assert dict(map(tuple, doc["rules"]))["utility.*"] == pytest.approx(0.1)
-    assert dict(map(tuple, doc["across_machines"]["rules"]))["utility.*"] == pytest.approx(0.02)
+    assert dict(map(tuple, doc["rules"]))["utility.*"] == pytest.approx(0.01)
+    assert dict(map(tuple, doc["across_machines"]["rules"]))["utility.*"] == pytest.approx(0.02)  # kept
     with pytest.raises(SystemExit, match="needs --write-tolerances"):
         rep.main(["compare", "s", "f", "--across-machines"])
+    assert rep._ceil_step(5e-6, (1, 2, 5)) == 5e-6 and rep._ceil_step(0.30000000000000004, (1, 2, 5)) == 0.5
     capsys.readouterr()

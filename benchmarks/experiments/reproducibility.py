@@ -123,7 +123,7 @@ def _ceil_step(x: float, steps: tuple[int, ...]) -> float:
     import math
 
     k = math.floor(math.log10(x))
-    return min(s * 10.0**e for e in (k, k + 1) for s in steps if s * 10.0**e >= x)
+    return min(v for e in (k - 1, k, k + 1) for s in steps if (v := float(f"{s}e{e}")) >= x)  # exact decimals
 
 
 def rules_from(results: list[dict], steps: tuple[int, ...] = (1,)) -> list[list]:
@@ -175,6 +175,9 @@ def main(argv: list[str]) -> None:
         steps = (1, 2, 5) if across else (1,)  # across machines: 1-2-5 steps, so that no family is widened tenfold
         doc = {"measured": measured, "margin": MARGIN, "floor": FLOOR, "steps": list(steps),
                "rules": rules_from(results, steps)}
+        if across and not rules_out.is_file():
+            raise SystemExit(f"{rules_out}: --across-machines adds to an existing tolerances file; write its "
+                             "same-machine rules first")
         old = json.loads(rules_out.read_text()) if rules_out.is_file() else {}
         doc = {**old, "across_machines": doc} if across else {**doc, **{k: v for k, v in old.items()
                                                                          if k == "across_machines"}}

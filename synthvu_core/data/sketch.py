@@ -34,12 +34,13 @@ def units_digest(units: Any) -> str:
     return hashlib.sha256(buf.getvalue().encode()).hexdigest()[:16]
 
 
-def content_sketch(images: np.ndarray, units: Any) -> dict[str, Any]:
-    """The sketch of uint8 VU images ``[N, C, H, W]`` and their table: JSON-ready, at most about 10 kB."""
+def content_sketch(images: np.ndarray, units: Any, groups: int | None = None) -> dict[str, Any]:
+    """The sketch of uint8 VU images ``[N, C, H, W]`` and their table: JSON-ready, at most about 10 kB. ``groups``:
+    the number of VU groups (default ``min(N, MAX_VU_GROUPS)``; a stored sketch's own, to compare with it)."""
     x = np.asarray(images)
     n, c, h, w = x.shape
     per_vu = x.reshape(n, -1).sum(axis=1, dtype=np.int64)
-    groups = np.zeros(min(n, MAX_VU_GROUPS), dtype=np.int64)
+    groups = np.zeros(max(1, min(n, groups or MAX_VU_GROUPS)), dtype=np.int64)
     np.add.at(groups, np.arange(n) % len(groups), per_vu)
     hh, ww = h // 2, w // 2  # slice × quadrant sums over all VUs (an odd row or column is left out)
     regions = x[:, :, : 2 * hh, : 2 * ww].reshape(n, c, 2, hh, 2, ww).sum(axis=(0, 3, 5), dtype=np.int64)
@@ -63,9 +64,9 @@ def sketch_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
 
 def is_rebuild(images: np.ndarray, units: Any, expected: Mapping[str, Any] | None) -> bool:
     """Whether ``images``/``units`` are the dataset of the ``expected`` sketch up to one-grey-level rounding."""
-    if not isinstance(expected, Mapping):
+    if not isinstance(expected, Mapping) or not isinstance(expected.get("vu_groups"), list):
         return False
-    d = sketch_distance(content_sketch(images, units), expected)
+    d = sketch_distance(content_sketch(images, units, groups=len(expected["vu_groups"])), expected)
     return d is not None and d <= REBUILD_TOLERANCE
 
 

@@ -144,7 +144,8 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
         raise ReportError(f"{path}: corrupt report (controls must be a list of names)")
     for name in controls:
         safe_name(name, path, "control", ReportError)  # a control's name is a sub-folder: never a path
-        report.controls[name] = _read_report(folder / CONTROLS_DIR / name, expected_fingerprint)
+        # a control was computed on the parent's dataset (its bytes: the rebuild's where the parent's was one)
+        report.controls[name] = _read_report(folder / CONTROLS_DIR / name, None if expected_fingerprint is None else fp)
     return report
 
 

@@ -365,8 +365,11 @@ def evaluate_volume_generator(
     folder = Path(folder)
     gen = load_generator(folder)
     card = gen.card
-    ds = VUDataset.load(dataset) if dataset is not None else dataset_of_card(card, folder)
-    _check_dataset(folder, card, ds)
+    if dataset is None:
+        ds = dataset_of_card(card, folder)  # checked there (bytes, or a rebuild the card's sketch recognises)
+    else:
+        ds = VUDataset.load(dataset)
+        _check_dataset(folder, card, ds)
     split = (card.get("dataset") or {}).get("split") or {}
     from synthvu_core.data.dataset import SplitConfig
 
