@@ -338,10 +338,11 @@ def _check_dataset(folder: Any, card: dict[str, Any], ds: Any) -> None:
     """Refuse a dataset that is not the generator's (same bytes, or a rebuild its card's sketch recognises)."""
     from synthvu_core.data.sketch import same_dataset
     from synthvu_core.errors import CheckpointError
+    from synthvu_core.names import CARD_FILE
 
     info = card.get("dataset") or {}
     if not same_dataset(ds, info.get("fingerprint"), info.get("sketch"), notice=True):
-        raise CheckpointError(f"{folder / 'card.json'}: generator was trained on dataset {info.get('fingerprint')}, "
+        raise CheckpointError(f"{folder / CARD_FILE}: generator was trained on dataset {info.get('fingerprint')}, "
                               f"but the dataset given is {ds.fingerprint}")
 
 
