@@ -174,3 +174,20 @@ def test_controls_of_a_report_on_a_rebuild_read_too(tmp_path):
     save_report(rep, tmp_path / "gen" / "report")
     loaded = load_report(tmp_path / "gen", expected_fingerprint="a" * 16, check_weights=False)
     assert loaded is not None and "graded_5pct" in loaded.controls
+
+
+def test_cached_counts_of_a_rebuild_are_read_by_its_vu_table(tmp_path, monkeypatch):
+    """The dashboard's dataset counts (JSON and the VU table only) for a cache built with other bytes: shown where the
+    VU table is the card's sketch's, not for another dataset under the recipe's name."""
+    monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path))
+    ds = _dataset()
+    ds.card["counts"] = ds.counts()
+    ds.save(tmp_path / "datasets" / "demo")
+    card = {"dataset": {"recipe": {"name": "demo"}, "fingerprint": "0" * 16,
+                        "sketch": content_sketch(ds.images, ds.units)}}
+    assert buildmod.cached_dataset_counts(card) == json.loads(json.dumps(ds.counts()))
+    assert buildmod.cached_dataset_counts({**card, "dataset": {**card["dataset"], "sketch": None}}) is None
+    other = content_sketch(ds.images, ds.units.assign(level="L2/L3"))
+    assert buildmod.cached_dataset_counts({"dataset": {**card["dataset"], "sketch": other}}) is None
+    assert buildmod.cached_dataset_counts({"dataset": {**card["dataset"], "fingerprint": ds.fingerprint,
+                                                       "sketch": None}}) == json.loads(json.dumps(ds.counts()))

@@ -448,7 +448,14 @@ def cache_root() -> Path:
 
 def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
     """A generator card's phantom dataset counts, read from the cache's dataset card where that dataset is already
-    built with the card's fingerprint (reads JSON only, builds nothing); None otherwise."""
+    built (builds nothing, reads no images); None otherwise.
+
+    The build is the card's where it has the card's fingerprint, or, on a machine whose float kernels round the
+    phantom differently, where its VU table is the one of the card's content sketch (:mod:`synthvu_core.data.sketch`):
+    counts depend on the VU table alone."""
+    import pandas as pd
+
+    from synthvu_core.data.sketch import units_digest
     from synthvu_core.storage import SAFE_NAME
 
     recipe = (card.get("dataset") or {}).get("recipe") or {}
@@ -457,11 +464,18 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
     name = recipe["name"]
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
         return None  # not a plain folder name: never read as a path
+    folder = cache_root() / DATASETS_DIR / name
     try:
-        ds = json.loads((cache_root() / DATASETS_DIR / name / CARD_FILE).read_text())
-    except (OSError, ValueError):
+        ds = json.loads((folder / CARD_FILE).read_text())
+        if ds.get("fingerprint") == card["dataset"].get("fingerprint"):
+            return ds.get("counts")
+        sketch = card["dataset"].get("sketch")
+        if not isinstance(sketch, dict) or not sketch.get("units"):
+            return None
+        same = units_digest(pd.read_csv(folder / UNITS_FILE, dtype={"patient_id": str})) == sketch["units"]
+    except (OSError, ValueError, KeyError):
         return None
-    return ds.get("counts") if ds.get("fingerprint") == card["dataset"].get("fingerprint") else None
+    return ds.get("counts") if same else None
 
 
 def demo_dataset(
