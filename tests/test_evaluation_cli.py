@@ -307,6 +307,29 @@ def test_report_verify_on_another_machine_reads_the_tolerance_measured_across_ma
     assert main(verify) == 1 and "beyond tolerance" in capsys.readouterr().out
 
 
+def test_across_machines_an_unchecked_space_may_leave_the_counted_family():
+    """As measured (acgan-phantom-leaky re-run on another CPU): distribution/umap, an attack in a space the
+    across-machine rules leave unchecked, left verdict (a)'s counted family. That alone is no difference across
+    machines; it is one on the report's own machine, and a checked attack leaving the family is one everywhere."""
+    from types import SimpleNamespace
+
+    from synthvu_core.evaluation.commands import _counted_change
+    from synthvu_core.evaluation.verify import differences
+
+    def rep(counted):
+        return SimpleNamespace(scalars={"privacy.pairwise.pixel.auc": 0.9}, controls={},
+                               meta={"verdicts": {"released_samples": {"level": "leak", "counted": counted}}})
+
+    rules = (("*privacy.*.umap.*", 0.5), ("*", 1e-9))
+    saved, fresh = rep(["pairwise/pixel", "distribution/umap"]), rep(["pairwise/pixel"])
+    assert differences(saved, fresh, rules, across_machines=True) == []
+    assert "distribution/umap (unchecked across machines)" in _counted_change(saved, fresh)
+    assert _counted_change(saved, saved) == "verdicts and counted attacks identical"
+    assert len(differences(saved, fresh, rules)) == 1  # on one machine the family must repeat
+    assert len(differences(rep(["pairwise/pixel"]), rep([]), rules, across_machines=True)) == 1  # a checked attack
+    assert len(differences(saved, fresh, (("*", 1e-9),), across_machines=True)) == 1  # umap checked by these rules
+
+
 def test_the_shipped_tolerances_file_reads():
     from synthvu_core.evaluation.tolerance_rules import across_machine_tolerances, default_tolerances
 

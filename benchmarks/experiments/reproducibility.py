@@ -142,6 +142,14 @@ def rules_from(results: list[dict], steps: tuple[int, ...] = (1,)) -> list[list]
     return rules
 
 
+def _label(folder: str) -> str:
+    """A report folder's name in the measurement's text: its generator's where the folder is ``MODEL/report``."""
+    from synthvu_core.names import REPORT_DIR
+
+    p = Path(folder)
+    return f"{p.parent.name}/{p.name}" if p.name == REPORT_DIR else p.name
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["run"]:
         run(argv[1], Path(argv[2]), argv[3:])
@@ -171,7 +179,7 @@ def main(argv: list[str]) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1) + "\n")
     if rules_out is not None:
-        measured = "; ".join(f"{Path(r['saved']).name} vs {Path(r['fresh']).name}" for r in results)
+        measured = "; ".join(f"{_label(r['saved'])} vs {_label(r['fresh'])}" for r in results)
         steps = (1, 2, 5) if across else (1,)  # across machines: 1-2-5 steps, so that no family is widened tenfold
         doc = {"measured": measured, "margin": MARGIN, "floor": FLOOR, "steps": list(steps),
                "rules": rules_from(results, steps)}

@@ -338,13 +338,14 @@ def _verify(args: argparse.Namespace) -> int:
     if diffs:
         across = _across_machines(saved, fresh)
         if across is not None and not across:
-            from synthvu_core.evaluation.tolerance_rules import across_machine_tolerances
+            from synthvu_core.evaluation.tolerance_rules import UNCHECKED_AT, across_machine_tolerances
 
-            loose = ", ".join(f"{g} ({t:g})" for g, t in across_machine_tolerances() or () if t >= 0.1)
+            loose = ", ".join(f"{g} ({t:g})" for g, t in across_machine_tolerances() or () if t >= UNCHECKED_AT)
             print(f"{folder / 'report'}: reproduced within the tolerance measured across machines: {len(diffs)} of "
                   f"{n} scalars differ beyond the same-machine tolerance, none beyond the across-machine one; "
-                  "verdicts and counted attacks identical"
-                  + (f". Not checked across machines (they move this much between CPUs): {loose}" if loose else ""))
+                  f"{_counted_change(saved, fresh)}"
+                  + (f". Not checked across machines (they move this much between CPUs): {loose}; their attacks may "
+                     "enter or leave the counted family there" if loose else ""))
             _print_environment(saved.meta.get("numerics"))
             return 0
         shown = diffs if across is None else across
@@ -357,6 +358,17 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counted_change(saved, fresh) -> str:  # noqa: ANN001 - Reports, imported lazily
+    """Verdicts identical (checked); the counted family identical, or which unchecked attacks entered or left it."""
+    def counted(r) -> set[str]:  # noqa: ANN001
+        return set(((r.meta.get("verdicts") or {}).get("released_samples") or {}).get("counted") or [])
+
+    moved = sorted(counted(saved) ^ counted(fresh))
+    if not moved:
+        return "verdicts and counted attacks identical"
+    return f"verdicts identical, counted attacks identical but for {', '.join(moved)} (unchecked across machines)"
+
+
 def _across_machines(saved, fresh) -> list[str] | None:  # noqa: ANN001 - Reports, imported lazily
     """The differences beyond the across-machine tolerance where the report records its numeric environment, the
     re-run's is another and such a tolerance is measured; None otherwise (the same-machine tolerance applies)."""
@@ -367,7 +379,7 @@ def _across_machines(saved, fresh) -> list[str] | None:  # noqa: ANN001 - Report
     rules, recorded = across_machine_tolerances(), saved.meta.get("numerics")
     if rules is None or not recorded or not environment_changes(recorded, numeric_environment()):
         return None
-    return differences(saved, fresh, rules)
+    return differences(saved, fresh, rules, across_machines=True)
 
 
 def _print_environment(saved: dict | None) -> None:

@@ -30,6 +30,11 @@ FAMILIES: tuple[str, ...] = (
 )
 
 
+#: An across-machine tolerance this wide (or wider) leaves its family unchecked between machines: ``report verify``
+#: names it instead, and an attack of such a space may enter or leave verdict (a)'s counted family there.
+UNCHECKED_AT = 0.1
+
+
 def family(key: str) -> str:
     """The first glob of :data:`FAMILIES` that matches scalar ``key``."""
     return next(g for g in FAMILIES if fnmatch.fnmatchcase(key, g))
@@ -67,3 +72,11 @@ def across_machine_tolerances() -> tuple[tuple[str, float], ...] | None:
     if rules is not None and (not rules or rules[-1][0] != "*"):
         raise ReportError(f"{TOLERANCES_FILE}: the last across-machine tolerance rule must be the catch-all '*'")
     return rules
+
+
+def unchecked_attacks(attacks: set[str] | list[str], rules: tuple[tuple[str, float], ...]) -> set[str]:
+    """The attacks (``pairwise/umap``) whose AUC the ``rules`` leave unchecked (tolerance at least
+    :data:`UNCHECKED_AT`): across machines their power, and so their place in the counted family, moves with them."""
+    from synthvu_core.records import tolerance
+
+    return {a for a in attacks if tolerance(f"privacy.{a.replace('/', '.')}.auc", rules) >= UNCHECKED_AT}

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from synthvu_core.errors import ReportError
-from synthvu_core.evaluation.tolerance_rules import FAMILIES, TOLERANCES_FILE, default_tolerances, family
+from synthvu_core.evaluation.tolerance_rules import (
+    FAMILIES,
+    TOLERANCES_FILE,
+    default_tolerances,
+    family,
+    unchecked_attacks,
+)
 from synthvu_core.records import TOLERANCES, tolerance
 
 __all__ = [
@@ -44,8 +50,13 @@ def _scalars(report: Any) -> dict[str, float | None]:
     return out
 
 
-def differences(saved: Any, fresh: Any, rules: tuple[tuple[str, float], ...] | list = TOLERANCES) -> list[str]:
-    """Every scalar, verdict level and counted family of ``saved`` that ``fresh`` does not repeat, in words."""
+def differences(
+    saved: Any, fresh: Any, rules: tuple[tuple[str, float], ...] | list = TOLERANCES, across_machines: bool = False
+) -> list[str]:
+    """Every scalar, verdict level and counted family of ``saved`` that ``fresh`` does not repeat, in words.
+
+    ``across_machines``: the counted family is compared without the attacks the ``rules`` leave unchecked
+    (:func:`~synthvu_core.evaluation.tolerance_rules.unchecked_attacks`)."""
     a, b = _scalars(saved), _scalars(fresh)
     out = []
     for key in sorted(set(a) | set(b)):
@@ -64,6 +75,9 @@ def differences(saved: Any, fresh: Any, rules: tuple[tuple[str, float], ...] | l
             out.append(f"verdict {threat}: saved {la}, re-run {lb}")
     ca = sorted((va.get("released_samples") or {}).get("counted") or [])
     cb = sorted((vb.get("released_samples") or {}).get("counted") or [])
+    if across_machines:
+        loose = unchecked_attacks(set(ca) | set(cb), tuple(rules))
+        ca, cb = [a for a in ca if a not in loose], [a for a in cb if a not in loose]
     if ca != cb:
         out.append(f"verdict released_samples counted attacks: saved {ca}, re-run {cb}")
     return out
