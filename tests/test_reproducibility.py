@@ -176,3 +176,15 @@ def test_tolerance_rules_round_up_and_each_block_keeps_the_other(tmp_path, monke
         rep.main(["compare", "s", "f", "--across-machines"])
     assert rep._ceil_step(5e-6, (1, 2, 5)) == 5e-6 and rep._ceil_step(0.30000000000000004, (1, 2, 5)) == 0.5
     capsys.readouterr()
+
+
+def test_a_p_value_rule_is_at_most_one():
+    """A p-value lies in [0, 1], so no rule for one is wider than 1 (measured: a UMAP-space p-value moved by 0.34
+    across machines, which 3 times over in 1-2-5 steps would read 2)."""
+    import benchmarks.experiments.reproducibility as rep
+
+    fams = {g: {"max_abs_diff": 0.34, "scalars": 1, "moved": 1, "worst": "x"}
+            for g in ("*.umap.p_value", "*.p_value", "fidelity.*")}
+    rules = dict(rep.rules_from([{"saved": "s", "fresh": "f", "families": fams, "changes": []}], (1, 2, 5)))
+    assert rules["*.umap.p_value"] == rules["*.p_value"] == 1.0 and rules["fidelity.*"] == pytest.approx(2.0)
+

@@ -138,7 +138,8 @@ def rules_from(results: list[dict], steps: tuple[int, ...] = (1,)) -> list[list]
         spread = max((r["families"].get(glob, {}).get("max_abs_diff", 0.0) for r in results), default=0.0)
         if not math.isfinite(spread):
             raise SystemExit(f"{glob}: a scalar is None in one report and a number in another; no tolerance fits")
-        rules.append([glob, FLOOR if spread == 0 else max(FLOOR, _ceil_step(MARGIN * spread, steps))])
+        tol = FLOOR if spread == 0 else max(FLOOR, _ceil_step(MARGIN * spread, steps))
+        rules.append([glob, min(tol, 1.0) if glob.endswith("p_value") else tol])  # a p-value moves by 1 at most
     return rules
 
 
