@@ -323,7 +323,8 @@ def test_across_machines_an_unchecked_space_may_leave_the_counted_family():
     rules = (("*privacy.*.umap.*", 0.5), ("*", 1e-9))
     saved, fresh = rep(["pairwise/pixel", "distribution/umap"]), rep(["pairwise/pixel"])
     assert differences(saved, fresh, rules, across_machines=True) == []
-    assert "distribution/umap (unchecked across machines)" in _counted_change(saved, fresh)
+    assert "attacks unchecked across machines (left: distribution/umap)" in _counted_change(saved, fresh)
+    assert "(entered: distribution/umap)" in _counted_change(fresh, saved)
     assert _counted_change(saved, saved) == "verdicts and counted attacks identical"
     assert len(differences(saved, fresh, rules)) == 1  # on one machine the family must repeat
     assert len(differences(rep(["pairwise/pixel"]), rep([]), rules, across_machines=True)) == 1  # a checked attack

@@ -187,4 +187,3 @@ def test_a_p_value_rule_is_at_most_one():
             for g in ("*.umap.p_value", "*.p_value", "fidelity.*")}
     rules = dict(rep.rules_from([{"saved": "s", "fresh": "f", "families": fams, "changes": []}], (1, 2, 5)))
     assert rules["*.umap.p_value"] == rules["*.p_value"] == 1.0 and rules["fidelity.*"] == pytest.approx(2.0)
-

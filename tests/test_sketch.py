@@ -181,11 +181,13 @@ def test_cached_counts_of_a_rebuild_are_read_by_its_vu_table(tmp_path, monkeypat
     VU table is the card's sketch's, not for another dataset under the recipe's name."""
     monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path))
     ds = _dataset()
-    ds.card["counts"] = ds.counts()
+    ds.card["counts"], ds.card["recipe"] = ds.counts(), {"name": "demo", "seed": 0}
     ds.save(tmp_path / "datasets" / "demo")
-    card = {"dataset": {"recipe": {"name": "demo"}, "fingerprint": "0" * 16,
+    card = {"dataset": {"recipe": {"name": "demo", "seed": 0}, "fingerprint": "0" * 16,
                         "sketch": content_sketch(ds.images, ds.units)}}
     assert buildmod.cached_dataset_counts(card) == json.loads(json.dumps(ds.counts()))
+    other_seed = {"dataset": {**card["dataset"], "recipe": {"name": "demo", "seed": 1}}}
+    assert buildmod.cached_dataset_counts(other_seed) is None  # another recipe under the same name
     assert buildmod.cached_dataset_counts({**card, "dataset": {**card["dataset"], "sketch": None}}) is None
     other = content_sketch(ds.images, ds.units.assign(level="L2/L3"))
     assert buildmod.cached_dataset_counts({"dataset": {**card["dataset"], "sketch": other}}) is None

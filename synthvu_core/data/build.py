@@ -451,11 +451,8 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
     built (builds nothing, reads no images); None otherwise.
 
     The build is the card's where it has the card's fingerprint, or, on a machine whose float kernels round the
-    phantom differently, where its VU table is the one of the card's content sketch (:mod:`synthvu_core.data.sketch`):
-    counts depend on the VU table alone."""
-    import pandas as pd
-
-    from synthvu_core.data.sketch import units_digest
+    phantom differently, where it was built from the card's recipe (split included) and its VU table is the one of
+    the card's content sketch (:mod:`synthvu_core.data.sketch`): the counts do not depend on pixel values."""
     from synthvu_core.storage import SAFE_NAME
 
     recipe = (card.get("dataset") or {}).get("recipe") or {}
@@ -470,8 +467,12 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
         if ds.get("fingerprint") == card["dataset"].get("fingerprint"):
             return ds.get("counts")
         sketch = card["dataset"].get("sketch")
-        if not isinstance(sketch, dict) or not sketch.get("units"):
+        if not isinstance(sketch, dict) or not sketch.get("units") or ds.get("recipe") != recipe:
             return None
+        import pandas as pd
+
+        from synthvu_core.data.sketch import units_digest
+
         same = units_digest(pd.read_csv(folder / UNITS_FILE, dtype={"patient_id": str})) == sketch["units"]
     except (OSError, ValueError, KeyError):
         return None

@@ -341,11 +341,12 @@ def _verify(args: argparse.Namespace) -> int:
             from synthvu_core.evaluation.tolerance_rules import UNCHECKED_AT, across_machine_tolerances
 
             loose = ", ".join(f"{g} ({t:g})" for g, t in across_machine_tolerances() or () if t >= UNCHECKED_AT)
-            print(f"{folder / 'report'}: reproduced within the tolerance measured across machines: {len(diffs)} of "
+            moved = sum(not d.startswith("verdict ") for d in diffs)  # scalars; a counted-family line is no scalar
+            print(f"{folder / 'report'}: reproduced within the tolerance measured across machines: {moved} of "
                   f"{n} scalars differ beyond the same-machine tolerance, none beyond the across-machine one; "
                   f"{_counted_change(saved, fresh)}"
-                  + (f". Not checked across machines (they move this much between CPUs): {loose}; their attacks may "
-                     "enter or leave the counted family there" if loose else ""))
+                  + (f". Not checked across machines (they move this much between CPUs): {loose}; attacks in these "
+                     "spaces may enter or leave the counted family there" if loose else ""))
             _print_environment(saved.meta.get("numerics"))
             return 0
         shown = diffs if across is None else across
@@ -363,10 +364,11 @@ def _counted_change(saved, fresh) -> str:  # noqa: ANN001 - Reports, imported la
     def counted(r) -> set[str]:  # noqa: ANN001
         return set(((r.meta.get("verdicts") or {}).get("released_samples") or {}).get("counted") or [])
 
-    moved = sorted(counted(saved) ^ counted(fresh))
-    if not moved:
+    left, entered = sorted(counted(saved) - counted(fresh)), sorted(counted(fresh) - counted(saved))
+    if not left and not entered:
         return "verdicts and counted attacks identical"
-    return f"verdicts identical, counted attacks identical but for {', '.join(moved)} (unchecked across machines)"
+    moved = "; ".join(f"{how}: {', '.join(names)}" for how, names in (("left", left), ("entered", entered)) if names)
+    return f"verdicts identical, counted attacks identical but for attacks unchecked across machines ({moved})"
 
 
 def _across_machines(saved, fresh) -> list[str] | None:  # noqa: ANN001 - Reports, imported lazily
