@@ -23,7 +23,19 @@ def render(sel: frame.Selection) -> None:
         why = rep.meta.get("missing", {}).get(attack_key("pairwise", "umap")) or "the report holds no UMAP coordinates"
         st.info(f"No UMAP overlay for this report: {why}.")
         return
+    picked = _overlay(sel)
+    if not picked["synthetic"] and not picked["real"]:
+        st.info("Select points on the chart (box or lasso) to see the VUs below.")
+        return
+    if picked["synthetic"]:
+        _selected_synthetic(sel, picked["synthetic"])
+    if picked["real"]:
+        _selected_real(sel, picked["real"])
 
+
+def _overlay(sel: frame.Selection) -> dict[str, list[int]]:
+    """The UMAP overlay with its controls; the rows selected on it (from the chart, or the link), per kind."""
+    rep = sel.report
     c1, c2 = st.columns([1, 2])
     frame.url_state("umap_colour", "colour", ["position", "source"])
     colour_by = c1.radio(
@@ -66,44 +78,46 @@ def render(sel: frame.Selection) -> None:
 
     picked = selected_rows(list(event.selection.points) if event and event.selection else [], sources)
     sizes = {kind: len(a) if (a := rep.array(f"umap/{kind}_index")) is not None else 0 for kind in picked}
-    picked = frame.url_rows("picked", picked, sizes=sizes)  # a link's rows outside the report are ignored
-    if not picked["synthetic"] and not picked["real"]:
-        st.info("Select points on the chart (box or lasso) to see the VUs below.")
-        return
+    return frame.url_rows("picked", picked, sizes=sizes)  # a link's rows outside the report are ignored
 
-    syn = picked["synthetic"]
-    if syn:
-        st.subheader(
-            "Selected synthetic VUs "
-            f"({len(syn)}{', first ' + str(MAX_SHOWN) + ' shown' if len(syn) > MAX_SHOWN else ''})"
-        )
-        index = rep.array("umap/synthetic_index")
-        rows = tuple(int(index[r]) for r in syn[:MAX_SHOWN])
-        n_syn, seed = int(rep.meta.get("n_synthetic", len(index))), int(rep.meta.get("synthetic_seed", 0))
-        images = loaders.synthetic_by_index(str(sel.path), loaders.weights_stamp(sel.path), n_syn, seed, rows)
-        labels = rep.array("umap/synthetic_labels")
-        names = ", ".join(sorted({sel.classes[int(labels[r])] for r in syn[:MAX_SHOWN]})) if labels is not None else ""
+
+def _selected_synthetic(sel: frame.Selection, syn: list[int]) -> None:
+    """The selected synthetic VUs, regenerated from the report's seed."""
+    rep = sel.report
+    st.subheader(
+        "Selected synthetic VUs "
+        f"({len(syn)}{', first ' + str(MAX_SHOWN) + ' shown' if len(syn) > MAX_SHOWN else ''})"
+    )
+    index = rep.array("umap/synthetic_index")
+    rows = tuple(int(index[r]) for r in syn[:MAX_SHOWN])
+    n_syn, seed = int(rep.meta.get("n_synthetic", len(index))), int(rep.meta.get("synthetic_seed", 0))
+    images = loaders.synthetic_by_index(str(sel.path), loaders.weights_stamp(sel.path), n_syn, seed, rows)
+    labels = rep.array("umap/synthetic_labels")
+    names = ", ".join(sorted({sel.classes[int(labels[r])] for r in syn[:MAX_SHOWN]})) if labels is not None else ""
+    frame.show_image(
+        montage(images, slice_index=images.shape[1] // 2, ncols=8),
+        f"{len(rows)} selected synthetic VUs ({names}), middle slice; regenerated with seed {seed}",
+        width="stretch",
+    )
+
+
+def _selected_real(sel: frame.Selection, real: list[int]) -> None:
+    """The selected real VUs (never in public mode)."""
+    rep = sel.report
+    st.subheader(f"Selected real VUs ({len(real)})")
+    if sel.public:
+        st.caption("Real VUs are not shown in public mode.")
+        return
+    index = rep.array("umap/real_index")
+    rows = np.asarray([int(index[r]) for r in real[:MAX_SHOWN]])
+    images = frame.real_vus(sel, rows, key="umap_real")
+    if images is not None:
         frame.show_image(
             montage(images, slice_index=images.shape[1] // 2, ncols=8),
-            f"{len(rows)} selected synthetic VUs ({names}), middle slice; regenerated with seed {seed}",
+            f"{len(rows)} selected real VUs, middle slice",
+            real=True,
             width="stretch",
         )
-    real = picked["real"]
-    if real:
-        st.subheader(f"Selected real VUs ({len(real)})")
-        if sel.public:
-            st.caption("Real VUs are not shown in public mode.")
-            return
-        index = rep.array("umap/real_index")
-        rows = np.asarray([int(index[r]) for r in real[:MAX_SHOWN]])
-        images = frame.real_vus(sel, rows, key="umap_real")
-        if images is not None:
-            frame.show_image(
-                montage(images, slice_index=images.shape[1] // 2, ncols=8),
-                f"{len(rows)} selected real VUs, middle slice",
-                real=True,
-                width="stretch",
-            )
 
 
 frame.run_page("Embeddings", render, needs_report=True)

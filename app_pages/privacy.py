@@ -11,6 +11,7 @@ from dashboard.summary import (
     ATTACK_NAMES,
     ATTACK_RESULT_COLUMNS,
     SPACES,
+    ReportView,
     attack_rows,
     attacks_present,
     audit_text,
@@ -60,6 +61,18 @@ DESIGN = (
 
 
 def render(sel: frame.Selection) -> None:
+    _verdicts(sel)
+    _controls(sel.report)
+    present = _attack_tables(sel.report)
+    if present is None:
+        return
+    space = _space_row(sel, present)
+    _patient_level(sel, present, space)
+    closest_pairs(sel)
+
+
+def _verdicts(sel: frame.Selection) -> None:
+    """The DP guarantee, its audit, both verdicts and the membership design."""
     rep = sel.report
     st.subheader("Differential privacy")
     st.markdown(frame.plain(epsilon_text(sel.card)))
@@ -77,6 +90,9 @@ def render(sel: frame.Selection) -> None:
     with st.expander("Definitions: design, controls, verdicts"):
         st.markdown(DESIGN)
 
+
+def _controls(rep: ReportView) -> None:
+    """Power on the graded controls, and the independent (negative) control."""
     st.subheader("Power on the graded controls")
     power = power_rows(rep)
     if power:
@@ -106,12 +122,15 @@ def render(sel: frame.Selection) -> None:
         )
         frame.table(indep)
 
+
+def _attack_tables(rep: ReportView) -> list[tuple[str, str]] | None:
+    """Every attack's result and checks; the (attack, space) pairs present, None where the report holds none."""
     st.subheader("Every attack")
     present = attacks_present(rep)
     rows = attack_rows(rep)
     if not rows:
         st.info("The report holds no membership attack results.")
-        return
+        return None
     frame.table(columns_of(rows, ATTACK_RESULT_COLUMNS))
     st.caption("AUC 0.5, TPR 0.01 at 1% FPR and top-k share 0.5 are chance.")
     st.caption("How each attack was checked: its power, its AUC on the 5% graded and the independent control, and "
@@ -128,7 +147,12 @@ def render(sel: frame.Selection) -> None:
         with st.expander(f"Not measured or not estimable ({len(skipped)})"):
             for s in skipped:
                 st.write(s)
+    return present
 
+
+def _space_row(sel: frame.Selection, present: list[tuple[str, str]]) -> str:
+    """The space picker, the ROC curves of that space and its pairwise distance ratios; returns the space."""
+    rep = sel.report
     spaces = [s for s in SPACES if any(sp == s for _, sp in present)]
     frame.url_state("privacy_space", "space", spaces)
     space = st.radio("Space", spaces, horizontal=True, format_func=lambda s: SPACE_NAMES[s], key="privacy_space")
@@ -145,7 +169,12 @@ def render(sel: frame.Selection) -> None:
         c2.plotly_chart(hist, width="stretch", config=style.plot_config(), key=f"ratio_{space}")
     else:
         c2.caption("No pairwise distance ratios in this space.")
+    return space
 
+
+def _patient_level(sel: frame.Selection, present: list[tuple[str, str]], space: str) -> None:
+    """One attack's per-patient scores (never in public mode) and its patient-level AUC and TPR."""
+    rep = sel.report
     st.subheader("Patient level")
     attacks = [a for a, sp in present if sp == space]
     frame.url_state("privacy_attack", "attack", attacks)
@@ -167,8 +196,6 @@ def render(sel: frame.Selection) -> None:
                     },
                 ]
             )
-
-    closest_pairs(sel)
 
 
 def closest_pairs(sel: frame.Selection) -> None:

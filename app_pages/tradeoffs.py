@@ -123,8 +123,9 @@ def _every_generator(rows: list[dict], label: str) -> None:
         format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k],
     )
     c2.toggle("Show the controls", key="tradeoff_controls")
-    trtrs = [r["trtr"] for r in rows if r.get("trtr") is not None]
-    st.plotly_chart(tradeoff_figure(rows, key, trtr=trtrs[0] if trtrs else None), width="stretch",
+    trtr = next((r["trtr"] for r in rows if r.get("trtr") is not None), None)
+    chance = next((r["chance"] for r in rows if r.get("chance") is not None), None)
+    st.plotly_chart(tradeoff_figure(rows, key, trtr=trtr, chance=chance), width="stretch",
                     config=style.plot_config(), key="tradeoff")
     st.caption(
         "Diamonds were trained with differential privacy (ε in the legend); circles without. Lower is more private, "

@@ -424,14 +424,15 @@ def patient_figure(view: ReportView, attack: str, space: str, show_ids: bool = T
 
 # ---- trade-offs --------------------------------------------------------------------------------
 def tradeoff_figure(
-    rows: Sequence[dict[str, Any]], privacy_key: str = "worst_auc", trtr: float | None = None
+    rows: Sequence[dict[str, Any]], privacy_key: str = "worst_auc", trtr: float | None = None,
+    chance: float | None = None,
 ) -> go.Figure:
     """Every generator on one chart: utility (TSTR) against privacy risk, DP ε in the legend.
 
     Each generator is a marker with its own colour, named in the legend (``name · no DP`` or
-    ``name · ε = 8.0``), so no text label can overprint another; the TRTR reference and the chance
-    level are legend entries too. ``rows``: dicts with ``name``, ``tstr``, ``worst_auc``,
-    ``worst_tpr1``, ``epsilon`` (``control`` for the controls).
+    ``name · ε = 8.0``), so no text label can overprint another; the TRTR reference, the TSTR chance level
+    (``chance``: the dataset's) and the privacy risk's chance level are legend entries too. ``rows``: dicts with
+    ``name``, ``tstr``, ``worst_auc``, ``worst_tpr1``, ``epsilon`` (``control`` for the controls).
     """
     label = {"worst_auc": "worst attack AUC (0.5 = chance)", "worst_tpr1": "worst TPR at 1% FPR (0.01 = chance)"}[
         privacy_key
@@ -442,56 +443,20 @@ def tradeoff_figure(
         if not r.get("control"):
             colour_of.setdefault(r["name"], QUALITATIVE[len(colour_of) % len(QUALITATIVE)])
     for r in rows:
-        x, y = r.get("tstr"), r.get(privacy_key)
-        if x is None or y is None:
-            continue
-        eps = r.get("epsilon")
-        tag = "control" if r.get("control") else epsilon_text(eps, 1, none="no DP")
-        colour = colour_of.get(str(r["name"]).split(":")[0], style.GREY)
-        symbol = (
-            ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[x],
-                y=[y],
-                mode="markers",
-                name=f"{r['name']} · {tag}",
-                marker={
-                    "size": 14 if r.get("control") else 18,
-                    "color": colour,
-                    "symbol": symbol,
-                    "opacity": 0.7 if r.get("control") else 1.0,
-                    "line": {"width": 1, "color": "#333"},
-                },
-                hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
-            )
-        )
-    chance = 0.5 if privacy_key == "worst_auc" else 0.01
-    xs = [r["tstr"] for r in rows if r.get("tstr") is not None] + ([trtr] if trtr is not None else [])
+        if r.get("tstr") is not None and r.get(privacy_key) is not None:
+            fig.add_trace(_tradeoff_marker(r, privacy_key, label, colour_of.get(str(r["name"]).split(":")[0])))
+    xs = [r["tstr"] for r in rows if r.get("tstr") is not None] + [v for v in (trtr, chance) if v is not None]
     x_range = [max(0.0, min(xs, default=0.0) - 0.1), 1.02]
     y_range = [0.4, 1.04] if privacy_key == "worst_auc" else [0.0, 1.04]
-    fig.add_trace(
-        go.Scatter(
-            x=x_range,
-            y=[chance, chance],
-            mode="lines",
-            name=f"chance ({chance:g})",
-            line={"dash": "dash", "color": style.GREY},
-            hoverinfo="skip",
-        )
-    )
+    risk_chance = 0.5 if privacy_key == "worst_auc" else 0.01
+    lines = [(x_range, [risk_chance] * 2, f"chance ({risk_chance:g})", "dash", style.GREY)]
+    if chance is not None:
+        lines.append(([chance] * 2, y_range, f"TSTR chance: {chance:.3f}", "dashdot", style.GREY))
     if trtr is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[trtr, trtr],
-                y=y_range,
-                mode="lines",
-                name=f"TRTR (real data): {trtr:.3f}",
-                line={"dash": "dot", "color": style.OKABE_ITO["black"]},
-                hoverinfo="skip",
-            )
-        )
+        lines.append(([trtr] * 2, y_range, f"TRTR (real data): {trtr:.3f}", "dot", style.OKABE_ITO["black"]))
+    for x, y, name, dash, colour in lines:
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"dash": dash, "color": colour},
+                                 hoverinfo="skip"))
     return _layout(
         fig,
         "Privacy against utility: lower and further right is better",
@@ -507,6 +472,27 @@ def tradeoff_figure(
             "xanchor": "left",
             "title": {"text": "generator · privacy"},
         },
+    )
+
+
+def _tradeoff_marker(r: dict[str, Any], privacy_key: str, label: str, colour: str | None) -> go.Scatter:
+    """One generator (or control) of :func:`tradeoff_figure`: its marker, legend name and hover text."""
+    eps = r.get("epsilon")
+    tag = "control" if r.get("control") else epsilon_text(eps, 1, none="no DP")
+    symbol = ("x" if "copy" in r["name"] else "cross") if r.get("control") else ("circle" if eps is None else "diamond")
+    return go.Scatter(
+        x=[r["tstr"]],
+        y=[r[privacy_key]],
+        mode="markers",
+        name=f"{r['name']} · {tag}",
+        marker={
+            "size": 14 if r.get("control") else 18,
+            "color": colour or style.GREY,
+            "symbol": symbol,
+            "opacity": 0.7 if r.get("control") else 1.0,
+            "line": {"width": 1, "color": "#333"},
+        },
+        hovertemplate=f"{r['name']} ({tag})<br>TSTR %{{x:.3f}}<br>{label} %{{y:.3f}}<extra></extra>",
     )
 
 

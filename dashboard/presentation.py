@@ -16,6 +16,7 @@ from dashboard.summary import (
     ATTACK_NAMES,
     SPACES,
     UTILITY_SETTINGS,
+    ReportView,
     attack_rows,
     attacks_present,
     control_rows,
@@ -164,9 +165,18 @@ def report_html(sel: Any) -> str:
                 }
             ]
         ),
-        "<h2>Utility</h2>",
-        fig(figures.utility_figure(view)),
     ]
+    parts += _utility_fidelity_html(view, classes, public, fig)
+    parts += _privacy_html(view, sel.name, public, fig)
+    parts += training_html(sel, fig)
+    parts += _definitions_html(view)
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _utility_fidelity_html(view: ReportView, classes: list[str], public: bool, fig: _Figures) -> list[str]:
+    """The report's utility (accuracies, confusions, per-class recall), fidelity and UMAP overlay."""
+    parts = ["<h2>Utility</h2>", fig(figures.utility_figure(view))]
     for s in UTILITY_SETTINGS:
         parts.append(fig(figures.confusion_figure(view, s, classes)))
     parts.append(fig(figures.recall_figure(view, classes)))
@@ -185,8 +195,13 @@ def report_html(sel: Any) -> str:
     if view.has("umap/synthetic"):
         umap, _ = figures.umap_figure(view, classes, real_as_density=public)
         parts.append(fig(umap))
-    parts.append("<h2>Privacy</h2>")
-    parts.append(_table(control_rows(view, sel.name)))
+    return parts
+
+
+def _privacy_html(view: ReportView, name: str, public: bool, fig: _Figures) -> list[str]:
+    """The controls, attacks and power tables, ROC curves and (not in public mode) per-candidate figures."""
+    parts = ["<h2>Privacy</h2>"]
+    parts.append(_table(control_rows(view, name)))
     parts.append(_table(attack_rows(view)))
     parts.append(_table(power_rows(view)))
     present = attacks_present(view)
@@ -201,8 +216,12 @@ def report_html(sel: Any) -> str:
     for a, sp in present:
         if a == "pairwise" and sp == "pixel" and not public:  # per-patient scores never leave in public mode
             parts.append(fig(figures.patient_figure(view, a, sp)))
-    parts += training_html(sel, fig)
-    parts.append("<h2>Definitions</h2><table>")
+    return parts
+
+
+def _definitions_html(view: ReportView) -> list[str]:
+    """The definitions of the headline metrics, and the attacks' names."""
+    parts = ["<h2>Definitions</h2><table>"]
     for k in sorted(view.definitions):
         if k.startswith(("utility.", "fidelity.", "dp.")) or k.endswith(".auc") or k.startswith("privacy.worst"):
             parts.append(
@@ -212,5 +231,4 @@ def report_html(sel: Any) -> str:
     parts.append(
         f"<p class='note'>Attacks: {html.escape('; '.join(f'{k}: {v}' for k, v in ATTACK_NAMES.items()))}.</p>"
     )
-    parts.append("</body></html>")
-    return "".join(parts)
+    return parts

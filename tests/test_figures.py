@@ -62,6 +62,15 @@ def test_every_generator_is_named_in_the_legend_without_text_labels() -> None:
     assert colours["acgan-phantom: copy control"] == colours["acgan-phantom"], "a control shares its generator's colour"
 
 
+def test_every_generator_chart_draws_the_datasets_tstr_chance_where_given() -> None:
+    rows = [{"name": "own-data", "tstr": 0.5, "worst_auc": 0.6, "epsilon": None}]
+    fig = tradeoff_figure(rows, trtr=0.73, chance=1 / 6)
+    line = next(t for t in fig.data if t.name == "TSTR chance: 0.167")
+    assert list(line.x) == [1 / 6, 1 / 6], "a vertical line at the chance level"
+    assert fig.layout.xaxis.range[0] <= 1 / 6, "the chance line is inside the axis"
+    assert not any("TSTR chance" in t.name for t in tradeoff_figure(rows, trtr=0.73).data), "none without a chance"
+
+
 def test_patients_figure_draws_one_line_per_epsilon_sorted_by_cohort_size():
     from dashboard.figures import patients_figure
 

@@ -217,7 +217,7 @@ def extract_pairs(
     return images, rows, skipped
 
 
-def build_dataset(  # long: sixteen documented arguments; the body is some forty lines
+def build_dataset(
     images_dir: str | Path | Sequence[str | Path],
     out: str | Path | None,
     *,
@@ -246,9 +246,8 @@ def build_dataset(  # long: sixteen documented arguments; the body is some forty
 
     An existing ``out`` that is not a VU dataset folder is refused before any work unless ``force``
     (:func:`check_dataset_out`). With several folders, patient ids are prefixed with the folder name
-    (``chu2015_sub-02``) so that
-    equal file names in two studies never merge two people. Several volumes of one patient id in one
-    folder stay one patient (the split keeps them together).
+    (``chu2015_sub-02``) so that equal file names in two studies never merge two people. Several volumes of one
+    patient id in one folder stay one patient (the split keeps them together).
     """
     from synthvu_core import levels
     from synthvu_core.data import harmonise
@@ -263,15 +262,7 @@ def build_dataset(  # long: sixteen documented arguments; the body is some forty
         raise DataError("no folder of NIfTI volumes given")
     mapping = levels.parse_mapping(mapping) if not isinstance(mapping, Mapping) else dict(mapping)
     missing: list[tuple[Path, str]] = []
-    pairs: list[Pair] = []
-    folder_of: dict[tuple[str, str], str] = {}  # (patient id, image file name) -> its input folder's name
-    for d in dirs:
-        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex,
-                           missing=missing if skip_bad else None)
-        if len(dirs) > 1:
-            found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
-            folder_of.update({(p.patient_id, p.image.name): d.name for p in found})
-        pairs.extend(found)
+    pairs, folder_of = _pairs_of(dirs, image_glob, label_glob, patient_regex, missing if skip_bad else None)
     site = {(p.patient_id, p.image.name): harmonise.source_of(p.image, table, sources) for p in pairs}
     images, rows, skipped = extract_pairs(pairs, config, mapping=mapping, workers=workers, skip_bad=skip_bad,
                                           progress=progress)
@@ -280,30 +271,24 @@ def build_dataset(  # long: sixteen documented arguments; the body is some forty
     images, harmonised = harmonise.harmonise(images, [r[SOURCE_COLUMN] for r in rows], harmonisation)
     # the same file name in two folders is two sources: the card names each with its folder (the VU table keeps
     # the file name, so datasets built before keep their fingerprint; the patient id already carries the folder)
-    source_files = None
-    if folder_of:
-        source_files = sorted({f"{folder_of[(r['patient_id'], r['source'])]}/{r['source']}" for r in rows})
-    n_volumes = len(pairs) - len(skipped)
-    skipped = [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped
+    files = {f"{folder_of[(r['patient_id'], r['source'])]}/{r['source']}" for r in rows} if folder_of else None
     if not rows:
-        detail = f"; {len(skipped)} skipped, first: {skipped[0]['error']}" if skipped else ""
+        every = [{"error": f"{p}: {what}"} for p, what in missing] + skipped
+        detail = f"; {len(every)} skipped, first: {every[0]['error']}" if every else ""
         raise DataError(f"{', '.join(str(d) for d in dirs)}: no vertebral units could be extracted{detail}")
     card_extra = {
         "extract": config.as_dict(),
         "ingest": {
-            "folders": [d.name for d in dirs],
-            "image_glob": image_glob,
-            "label_glob": label_glob,
+            "folders": [d.name for d in dirs], "image_glob": image_glob, "label_glob": label_glob,
             "patient_regex": patient_regex,
             "mapping": {str(k): int(v) for k, v in mapping.items()} if mapping else None,
-            "volumes": n_volumes,
-            "sources_csv": None if sources is None else Path(sources).name,
+            "volumes": len(pairs) - len(skipped), "sources_csv": None if sources is None else Path(sources).name,
         },
         "harmonisation": harmonised,
-        "skipped": skipped,
+        "skipped": [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped,
         **(extra or {}),
     }
-    ds = VUDataset.from_units(images, rows, split=split, sources=source_files, extra=card_extra)
+    ds = VUDataset.from_units(images, rows, split=split, sources=sorted(files) if files else None, extra=card_extra)
     if clinical is not None:
         from synthvu_core.data.clinical import read_clinical_csv
 
@@ -311,6 +296,23 @@ def build_dataset(  # long: sixteen documented arguments; the body is some forty
     if out is not None:
         ds.save(out)
     return ds
+
+
+def _pairs_of(
+    dirs: list[Path], image_glob: str, label_glob: str, patient_regex: str, missing: list[tuple[Path, str]] | None
+) -> tuple[list[Pair], dict[tuple[str, str], str]]:
+    """Every folder's image/label pairs, and (with several folders) each pair's folder name by
+    ``(patient id, image file name)``; with several folders a patient id is prefixed with its folder's name.
+    ``missing``: where an unpaired image is listed instead of refused (``skip_bad``)."""
+    pairs: list[Pair] = []
+    folder_of: dict[tuple[str, str], str] = {}
+    for d in dirs:
+        found = find_pairs(d, image_glob, label_glob, patient_regex=patient_regex, missing=missing)
+        if len(dirs) > 1:
+            found = [Pair(p.image, p.labels, f"{d.name}_{p.patient_id}") for p in found]
+            folder_of.update({(p.patient_id, p.image.name): d.name for p in found})
+        pairs.extend(found)
+    return pairs, folder_of
 
 
 # ---- phantom --------------------------------------------------------------------------------------

@@ -15,8 +15,34 @@ from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
 from synthvu_core.records import epsilon_value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative add_argument per option, no logic
+def register(sub: argparse._SubParsersAction) -> None:
+    """The generator commands: train, distill, sample, models, audit, share."""
+    _add_train(sub)
+    _add_distill(sub)
+    _add_sample(sub)
+    _add_models(sub)
+    _add_audit(sub)
+    _add_share(sub)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a conditional generator (AC-GAN, optionally DP-SGD) on a VU dataset")
+    _add_train_data(t)
+    _add_train_run(t)
+    _add_train_small_data(t)
+    _add_train_views(t)
+    _add_train_private(t)
+    _add_train_diffusion(t)
+    t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
+    t.add_argument("--drop-checkpoint", action="store_true", help="remove the resumable checkpoint when done")
+    t.add_argument("--fp32", action="store_true", help="store final weights as float32 (default float16)")
+    t.add_argument("--name", default=None, help="generator name in the card (default: folder name)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+
+def _add_train_data(t: argparse.ArgumentParser) -> None:
+    """``train``: the data, the classes and the network."""
     t.add_argument(
         "--dataset", required=True, help="VU dataset folder (from `data build`), or `demo` for the phantom demo dataset"
     )
@@ -63,6 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         default=None,
         help="which VUs train D's class head: real only (default's) or real and generated (pgan)",
     )
+
+
+def _add_train_run(t: argparse.ArgumentParser) -> None:
+    """``train``: seeds, device, speed, checkpoints and the starting point."""
     t.add_argument(
         "--seed", type=int, default=0,
         help="seed of weights, batches and noise: same seed, same generator on the same torch, CPU kernels and "
@@ -90,6 +120,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         action="store_true",
         help="on your own dataset, start from random weights instead of the public prior acgan-phantom",
     )
+
+
+def _add_train_small_data(t: argparse.ArgumentParser) -> None:
+    """``train``: conditioning on the source, and the remedies for training on little data."""
     t.add_argument(
         "--condition-source",
         action=argparse.BooleanOptionalAction,
@@ -137,6 +171,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="weight of the R1 gradient penalty of the discriminator on real VUs (Mescheder et al. 2018; not under "
         "DP; default: 0, off)",
     )
+
+
+def _add_train_views(t: argparse.ArgumentParser) -> None:
+    """``train``: what the discriminator sees (low-pass, augmentation, mirroring), its losses, and the release."""
     t.add_argument(
         "--smooth",
         type=float,
@@ -207,6 +245,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="with --augment, only D's real/fake logit sees augmented VUs; the class losses of D and G read them "
         "as they are, without augmentation or instance noise (not under DP; default: off)",
     )
+
+
+def _add_train_private(t: argparse.ArgumentParser) -> None:
+    """``train``: patient-level differential privacy."""
     dp = t.add_argument_group("differential privacy (patient-level DP-SGD on the discriminator)")
     dp.add_argument(
         "--target-epsilon", type=float, default=None, help="privacy budget epsilon per patient; sets the noise"
@@ -255,6 +297,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         help="where the hyper-parameters were chosen (default public): public data only, or the private data (each "
              "tuning run is a run in the dataset's privacy ledger)",
     )
+
+
+def _add_train_diffusion(t: argparse.ArgumentParser) -> None:
+    """``train --arch diffusion``: the autoencoder and sampling defaults."""
     df = t.add_argument_group("latent diffusion (--arch diffusion)")
     df.add_argument(
         "--autoencoder-epochs",
@@ -269,13 +315,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
         "--sampling-steps", type=int, default=None, help="default number of flow steps when sampling (default 8)"
     )
     df.add_argument("--guidance", type=float, default=None, help="default classifier-free guidance scale (default 1.5)")
-    t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
-    t.add_argument("--drop-checkpoint", action="store_true", help="remove the resumable checkpoint when done")
-    t.add_argument("--fp32", action="store_true", help="store final weights as float32 (default float16)")
-    t.add_argument("--name", default=None, help="generator name in the card (default: folder name)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(func=_train)
 
+
+def _add_distill(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser(
         "distill",
         help="train a few-step student of a diffusion generator from the teacher's own samples (reads no data; "
@@ -296,6 +338,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_distill)
 
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("sample", help="sample synthetic VUs from a generator and export them")
     s.add_argument("model", help="generator folder or registered name")
     s.add_argument("--position", default=None, help="region (L) or VU name (L4/L5); default: the training prior")
@@ -323,6 +367,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     s.add_argument("--compress", action="store_true", help="deflate the .npz members (smaller, slower)")
     s.set_defaults(func=_sample)
 
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("models", help="list or show generators")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ml = msub.add_parser("list", help="shipped generators and those in $SYNTHVU_MODELS")
@@ -341,6 +387,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     mc.add_argument("--out", default=None, help="file to write (default: MODEL/README.md; not with --all)")
     mc.set_defaults(func=_models_card)
 
+
+def _add_audit(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser(
         "audit",
         help="empirical lower bound on a DP generator's epsilon: replay its recipe with canary patients "
@@ -357,6 +405,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # long: one declarative 
     au.add_argument("--quiet", action="store_true", help="no progress output")
     au.set_defaults(func=_audit)
 
+
+def _add_share(sub: argparse._SubParsersAction) -> None:
     sh = sub.add_parser(
         "share", help="write what may leave: generator weights, cards and a public report with aggregates only"
     )
