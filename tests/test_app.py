@@ -109,6 +109,10 @@ def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
     assert any("AUC [95% CI]" in t.columns and "p (permutation)" in t.columns for t in tables), "attack results drawn"
     assert any("in verdict" in t.columns and "5% control AUC [95% CI]" in t.columns for t in tables), "attack checks"
     assert not at.dataframe, "the Privacy page's tables wrap their cells (st.table), none is a clipping data grid"
+    visit(at, "tradeoffs")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = {t.get("name", "") for spec in charts for t in spec["data"]}
+    assert any(n.startswith("TSTR chance: ") for n in names), "every generator's chart draws the dataset's chance"
 
 
 def test_compare_draws_two_generators(env: dict[str, Path]) -> None:

@@ -67,6 +67,7 @@ def test_every_generator_chart_draws_the_datasets_tstr_chance_where_given() -> N
     fig = tradeoff_figure(rows, trtr=0.73, chance=1 / 6)
     line = next(t for t in fig.data if t.name == "TSTR chance: 0.167")
     assert list(line.x) == [1 / 6, 1 / 6], "a vertical line at the chance level"
+    assert list(line.y) == list(fig.layout.yaxis.range), "across the whole privacy axis"
     assert fig.layout.xaxis.range[0] <= 1 / 6, "the chance line is inside the axis"
     assert not any("TSTR chance" in t.name for t in tradeoff_figure(rows, trtr=0.73).data), "none without a chance"
 
