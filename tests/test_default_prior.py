@@ -32,11 +32,11 @@ class Card:
         self.card = card
 
 
-def test_own_dataset_defaults_to_the_prior_augmenting_only_from_scratch_or_under_dp():
+def test_own_dataset_defaults_to_the_prior_with_translation_alone_in_a_fine_tune_without_dp():
     a = args()
     filled = training.own_data_defaults(a, Card({}))
     assert a["init_from"] == training.DEFAULT_PRIOR == "acgan-phantom"
-    assert (a["steps"], a["lr"], a["augment"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, "none")
+    assert (a["steps"], a["lr"], a["augment"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR, "translation")
     private = args(target_epsilon=8.0)
     training.own_data_defaults(private, Card({}))
     assert private["init_from"] == training.DEFAULT_PRIOR and private["augment"] == DEFAULT_POLICY
@@ -85,7 +85,7 @@ def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsy
     assert code == 0
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     tr = card["training"]
-    assert tr["augment"] == (DEFAULT_POLICY if scratch else "none")
+    assert tr["augment"] == (DEFAULT_POLICY if scratch else "translation")
     if scratch:
         assert tr["init_from"] is None and "--from-scratch" in tr["command"]
         return

@@ -235,8 +235,8 @@ def _add_train_views(t: argparse.ArgumentParser) -> None:
         default=None,
         metavar="POLICY",
         help="DiffAugment before D on real and generated VUs: comma-separated color, translation, cutout, or none "
-        "(default on your own dataset: color,translation,cutout from scratch or under DP, none for a fine-tune "
-        "without DP; elsewhere none)",
+        "(default on your own dataset: color,translation,cutout from scratch or under DP, translation for a "
+        "fine-tune without DP; elsewhere none)",
     )
     t.add_argument(
         "--clean-class-head",
