@@ -284,7 +284,7 @@ class TrainConfig:
                                  "--augment none")
         if not parse_policy(self.augment) and self.clean_class_head:
             raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
-                                 "(not --augment none)")
+                                 "with a policy (e.g. --augment translation)")
         if self.clean_class_head and self.dp is not None:
             raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
                                  "its patient's augmented, clipped gradient")
@@ -518,8 +518,8 @@ FINE_TUNE_AUX_WEIGHT = 0.5
 FINE_TUNE_SMOOTH = 1.0
 #: DiffAugment policy of a fine-tune without DP (``--augment``): translation alone. On the real lumbar MRI it drew the
 #: samples less to their training patients than no augmentation (whole-cohort share lower in 20 of 20 paired runs,
-#: significant in 7 against 16) with utility as high (TSTR/TRTR mean 0.89 against 0.85); the full policy (colour and
-#: cutout too) cost utility there (docs/real-data.md).
+#: significant in 7 against 16) at about the same utility (TSTR/TRTR mean 0.89 against 0.85); the full policy (colour
+#: and cutout too) cost utility there (docs/real-data.md).
 FINE_TUNE_AUGMENT = "translation"
 #: The same under DP (noise is calibrated to the steps; the non-DP settings were not measured under DP).
 PRIVATE_FINE_TUNE_STEPS = 300
