@@ -16,16 +16,13 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases.dashboard import BLANK_APP, CHROMIUM, CHROMIUM_ARGS, drawn_in, free_port
+from benchmarks.cases.dashboard import BLANK_APP, CHROMIUM, CHROMIUM_ARGS, drawn_in, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -58,51 +55,6 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(cpu_seconds(pid) for pid in tree)
 
 
-@contextlib.contextmanager
-def server(script: Path, cwd: Path, log: Path, timeout: float = 180.0) -> Iterator[tuple[str, int]]:
-    """``streamlit run script`` headless on a free port (the checkout's own config applies); yields (URL, pid)."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with status {proc.returncode}; see {log}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer within {timeout:.0f} s")
-            time.sleep(0.2)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def summary(values: list[float]) -> dict[str, float]:
     q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else (values[0],) * 3
     return {"median": statistics.median(values), "q1": q1, "q3": q3}
@@ -120,7 +72,7 @@ def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path) ->
         stack.callback(browser.close)
         pages: dict[str, tuple[Any, int]] = {}
         for name, (script, cwd, path) in arms.items():
-            base, pid = stack.enter_context(server(script, cwd, log))
+            base, pid = stack.enter_context(serve(script, cwd, log, timeout=180.0))
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             runs[name]["cold_s"] = drawn_in(page, base + path)
             for _ in range(2):

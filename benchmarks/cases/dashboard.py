@@ -43,26 +43,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(script: Path, cwd: Path, log: Path, timeout: float = 120.0) -> Iterator[str]:
-    """Serve ``script`` headless on a free port; yield its base URL; stop the server afterwards."""
+def serve(script: Path, cwd: Path, log: Path, timeout: float = 120.0) -> Iterator[tuple[str, int]]:
+    """Serve ``script`` headless on a free port (the checkout's own config applies); yield its base URL and the
+    server's pid; stop the server afterwards."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
@@ -70,17 +57,14 @@ def streamlit_server(script: Path, cwd: Path, log: Path, timeout: float = 120.0)
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with status {proc.returncode}; see its log")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
+                raise RuntimeError(f"streamlit exited with status {proc.returncode}; see {log}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer within {timeout:.0f} s")
             time.sleep(0.2)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -120,7 +104,7 @@ def measure_app(
     errors: dict[str, int] = {}
     paths: list[str] | None = None
     for _ in range(cold_repeats):
-        with streamlit_server(script, cwd, log) as base:
+        with serve(script, cwd, log) as (base, _):
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()
             first = drawn_in(page, base + "/")
