@@ -89,35 +89,15 @@ def test_train_sample_list_show(dataset_dir, tmp_path, monkeypatch, capsys):
     assert (dataset_dir / "privacy_ledger.json").is_file()  # kept with the dataset
 
 
+def tiny_train(dataset_dir: Path, out: Path, *extra: str) -> int:
+    """``train`` for one step of a width-4 generator on CPU, with ``extra`` options; its exit code."""
+    tiny = ["--steps", "1", "--batch-size", "2", "--width", "4", "--d-width", "4", "--device", "cpu", "--quiet"]
+    return main(["train", "--dataset", str(dataset_dir), "--out", str(out), *tiny, *extra])
+
+
 def test_train_on_another_split(dataset_dir, tmp_path):
     out = tmp_path / "few"
-    assert (
-        main(
-            [
-                "train",
-                "--dataset",
-                str(dataset_dir),
-                "--out",
-                str(out),
-                "--steps",
-                "1",
-                "--batch-size",
-                "2",
-                "--width",
-                "4",
-                "--d-width",
-                "4",
-                "--device",
-                "cpu",
-                "--quiet",
-                "--split",
-                "0.25,0.5,0.25",
-                "--split-seed",
-                "3",
-            ]
-        )
-        == 0
-    )
+    assert tiny_train(dataset_dir, out, "--split", "0.25,0.5,0.25", "--split-seed", "3") == 0
     card = json.loads((out / "card.json").read_text())
     assert card["dataset"]["split"] == {"train": 0.25, "holdout": 0.5, "reference": 0.25, "seed": 3, "stratify": True}
     assert card["dataset"]["n_train"] == len(VUS)  # one of four patients
@@ -126,33 +106,7 @@ def test_train_on_another_split(dataset_dir, tmp_path):
 
 def test_train_with_the_study_conditioning(dataset_dir, tmp_path):
     out = tmp_path / "study-cond"
-    assert (
-        main(
-            [
-                "train",
-                "--dataset",
-                str(dataset_dir),
-                "--out",
-                str(out),
-                "--steps",
-                "1",
-                "--batch-size",
-                "2",
-                "--width",
-                "4",
-                "--d-width",
-                "4",
-                "--device",
-                "cpu",
-                "--quiet",
-                "--conditioning",
-                "input",
-                "--class-loss",
-                "all",
-            ]
-        )
-        == 0
-    )
+    assert tiny_train(dataset_dir, out, "--conditioning", "input", "--class-loss", "all") == 0
     card = json.loads((out / "card.json").read_text())
     assert (card["architecture"]["g_cond"], card["architecture"]["aux_fake"]) == ("input", True)
     assert "--conditioning input --class-loss all" in card["training"]["command"]
