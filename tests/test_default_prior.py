@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from vu_rows import vu_row
 
 from synthvu_core import locations
 from synthvu_core.cli import main
@@ -67,9 +68,7 @@ def test_a_missing_prior_is_a_clear_error(tmp_path, monkeypatch):
 
 def own_dataset(tmp_path):
     rng = np.random.default_rng(0)
-    rows = [dict(patient_id=f"p{p}", level=v, region="L", source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
-                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0,
-                 slice_mm=2.0, crop_mm=64.0) for p in range(4) for v in ("L3/L4", "L4/L5")]
+    rows = [vu_row(f"p{p}", v, crop_mm=64.0) for p in range(4) for v in ("L3/L4", "L4/L5")]
     images = rng.integers(0, 256, (len(rows), 9, 64, 64), dtype=np.uint8)
     ds = VUDataset.from_units(images, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
     ds.save(tmp_path / "own")

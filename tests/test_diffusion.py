@@ -12,6 +12,7 @@ import pytest
 import torch
 from montage_checks import assert_rows_labelled, grid_of
 from safetensors.torch import load_file
+from vu_rows import vu_row
 
 from synthvu_core.cli import main
 from synthvu_core.data.dataset import SplitConfig, VUDataset
@@ -33,23 +34,7 @@ def planted_dataset(patients: int = 8, shape=(2, 16, 16)) -> VUDataset:
     rows, imgs = [], []
     for p in range(patients):
         for v in VUS:
-            rows.append(
-                dict(
-                    patient_id=f"p{p}",
-                    level=v,
-                    region=v[0],
-                    source=f"p{p}.nii.gz",
-                    center_vox_0=0,
-                    center_vox_1=0,
-                    center_vox_2=0,
-                    center_world_x=0,
-                    center_world_y=0,
-                    center_world_z=0,
-                    spacing_mm=1.0,
-                    slice_mm=2.0,
-                    crop_mm=32.0,
-                )
-            )
+            rows.append(vu_row(f"p{p}", v))
             imgs.append(np.clip(LEVEL[v[0]] + rng.normal(0, 6, shape), 0, 255).astype(np.uint8))
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 

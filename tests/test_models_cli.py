@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from vu_rows import vu_row
 
 from synthvu_core.cli import main
 from synthvu_core.data.dataset import SplitConfig, VUDataset
@@ -24,9 +25,7 @@ def dataset_dir(tmp_path_factory):
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    rows = [dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
-                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0, slice_mm=2.0,
-                 crop_mm=32.0) for p in range(4) for v in VUS]
+    rows = [vu_row(f"p{p}", v) for p in range(4) for v in VUS]
     imgs = rng.integers(0, 256, (len(rows), 1, 32, 32), dtype=np.uint8)
     ds = VUDataset.from_units(imgs, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
     return ds.save(tmp_path_factory.mktemp("data") / "ds")

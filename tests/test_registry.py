@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from vu_rows import vu_row
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.errors import CheckpointError
@@ -23,9 +24,7 @@ VUS = ("T12/L1", "L1/L2", "L4/L5")
 
 def tiny_dataset(seed=0) -> VUDataset:
     rng = np.random.default_rng(seed)
-    rows = [dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
-                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=1.0, slice_mm=2.0,
-                 crop_mm=32.0) for p in range(4) for v in VUS]
+    rows = [vu_row(f"p{p}", v) for p in range(4) for v in VUS]
     imgs = rng.integers(0, 256, (len(rows), 1, 32, 32), dtype=np.uint8)
     return VUDataset.from_units(imgs, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from montage_checks import assert_rows_labelled
 from PIL import Image
+from vu_rows import vu_row
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset, to_uint8
 from synthvu_core.errors import SelectionError
@@ -22,9 +23,7 @@ VUS = ("T11/T12", "T12/L1", "L1/L2", "L4/L5")
 
 def tiny_dataset(shape) -> VUDataset:
     rng = np.random.default_rng(0)
-    rows = [dict(patient_id=f"p{p}", level=v, region=v[0], source=f"p{p}.nii.gz", center_vox_0=0, center_vox_1=0,
-                 center_vox_2=0, center_world_x=0, center_world_y=0, center_world_z=0, spacing_mm=0.8, slice_mm=2.5,
-                 crop_mm=32.0) for p in range(4) for v in VUS]
+    rows = [vu_row(f"p{p}", v, spacing_mm=0.8, slice_mm=2.5) for p in range(4) for v in VUS]
     imgs = rng.integers(0, 256, (len(rows), *shape), dtype=np.uint8)
     return VUDataset.from_units(imgs, pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 

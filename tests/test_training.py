@@ -11,6 +11,7 @@ import torch
 from montage_checks import assert_rows_labelled
 from PIL import Image
 from safetensors.torch import load_file
+from vu_rows import vu_row
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.models.dp import DPConfig
@@ -26,23 +27,7 @@ def tiny_dataset(shape=(1, 32, 32), patients=4, prefix="p", seed=0) -> VUDataset
     rows, imgs = [], []
     for p in range(patients):
         for v in VUS:
-            rows.append(
-                dict(
-                    patient_id=f"{prefix}{p}",
-                    level=v,
-                    region=v[0],
-                    source=f"{prefix}{p}.nii.gz",
-                    center_vox_0=0,
-                    center_vox_1=0,
-                    center_vox_2=0,
-                    center_world_x=0,
-                    center_world_y=0,
-                    center_world_z=0,
-                    spacing_mm=1.0,
-                    slice_mm=2.0,
-                    crop_mm=32.0,
-                )
-            )
+            rows.append(vu_row(f"{prefix}{p}", v))
             imgs.append(rng.integers(0, 256, shape, dtype=np.uint8))
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 

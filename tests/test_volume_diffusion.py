@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from synthetic_volumes import spine_arrays, write_pair
+from vu_rows import vu_row
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset
 from synthvu_core.data.nifti import load_pair
@@ -80,9 +81,7 @@ def planted_volumes(patients: int = 6) -> VUDataset:
     rows, imgs = [], []
     for p in range(patients):
         for level in ("C3/C4", "T5/T6", "L3/L4"):
-            rows.append(dict(patient_id=f"p{p}", level=level, region=level[0], source=f"p{p}.nii.gz",
-                             center_vox_0=0, center_vox_1=0, center_vox_2=0, center_world_x=0, center_world_y=0,
-                             center_world_z=0, spacing_mm=2.0, slice_mm=2.0, crop_mm=32.0))
+            rows.append(vu_row(f"p{p}", level, spacing_mm=2.0))
             imgs.append(np.clip(REGION_LEVEL[level[0]] + rng.normal(0, 6, SHAPE), 0, 255).astype(np.uint8))
     return VUDataset.from_units(np.stack(imgs), pd.DataFrame(rows), split=SplitConfig(0.5, 0.25, 0.25, seed=0))
 
