@@ -28,3 +28,29 @@ def _fresh_password_delays():
     if frame is not None and hasattr(frame, "_WRONG"):
         frame._WRONG.clear()
     yield
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of ``dashboard.frame``: ``sleep`` is recorded and moves ``monotonic`` on
+    instead of waiting."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch) -> FakeClock:
+    """The dashboard's password delays on a :class:`FakeClock`."""
+    from dashboard import frame
+
+    clock = FakeClock()
+    monkeypatch.setattr(frame, "time", clock)
+    return clock

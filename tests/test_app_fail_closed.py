@@ -107,31 +107,14 @@ def test_secrets_of_the_wrong_type_close_the_app(env, secrets) -> None:
 
 
 # ---- passwords -------------------------------------------------------------------------------------
-def test_non_ascii_password_with_a_growing_delay(env, monkeypatch) -> None:
-    from dashboard import frame
-
-    slept: list[float] = []
-
-    class Clock:
-        now = 1000.0
-
-        @classmethod
-        def sleep(cls, s: float) -> None:
-            slept.append(s)
-            cls.now += s
-
-        @classmethod
-        def monotonic(cls) -> float:
-            return cls.now
-
-    monkeypatch.setattr(frame, "time", Clock)
+def test_non_ascii_password_with_a_growing_delay(env, fake_clock) -> None:
     at = start(secrets={"password": "pässwörd✓"})
     for typed in ("wrong", "päss", "ünïcödé-wrong"):
         at.text_input(key="password_input").set_value(typed).run()
         no_exception(at, f"typed {typed!r}")
         assert any(e.value == "Wrong password." for e in at.error)
         assert not at.sidebar.selectbox
-    assert slept == [0.5, 1.0, 2.0], "a short delay after each wrong attempt, growing"
+    assert fake_clock.slept == [0.5, 1.0, 2.0], "a short delay after each wrong attempt, growing"
     at.text_input(key="password_input").set_value("pässwörd✓").run()
     no_exception(at, "right password")
     assert at.sidebar.selectbox(key="selected_generator") is not None

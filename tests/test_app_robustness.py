@@ -84,39 +84,24 @@ def test_a_forged_authenticated_widget_neither_crashes_nor_opens_nor_locks_the_g
 # ---- the wrong-password delay counts per client ----------------------------------------------------------------
 
 
-def test_the_wrong_password_delay_counts_per_client_across_sessions(env, monkeypatch) -> None:
+def test_the_wrong_password_delay_counts_per_client_across_sessions(env, monkeypatch, fake_clock) -> None:
     from dashboard import frame
 
-    slept: list[float] = []
-
-    class Clock:
-        now = 5000.0
-
-        @classmethod
-        def sleep(cls, s: float) -> None:
-            slept.append(s)
-            cls.now += s
-
-        @classmethod
-        def monotonic(cls) -> float:
-            return cls.now
-
-    monkeypatch.setattr(frame, "time", Clock)
     monkeypatch.setattr(frame, "client_id", lambda: "ip:203.0.113.7")
     for _ in range(3):  # three fresh sessions (new tabs, new websockets) from one address
         at = start(secrets={"password": "s3cret"})
         at.text_input(key="password_input").set_value("guess").run()
         no_exception(at, "wrong password")
         assert any(e.value == "Wrong password." for e in at.error)
-    assert slept == [0.5, 1.0, 2.0], "a new session does not reset the client's delay"
-    Clock.now -= 40.0  # a burst of guesses from parallel sessions: their waits add up, past MAX_WAIT_S
+    assert fake_clock.slept == [0.5, 1.0, 2.0], "a new session does not reset the client's delay"
+    fake_clock.now -= 40.0  # a burst of guesses from parallel sessions: their waits add up, past MAX_WAIT_S
     at = start(secrets={"password": "s3cret"})
     at.text_input(key="password_input").set_value("guess").run()
-    assert any("Too many wrong passwords" in e.value for e in at.error) and slept == [0.5, 1.0, 2.0]
+    assert any("Too many wrong passwords" in e.value for e in at.error) and fake_clock.slept == [0.5, 1.0, 2.0]
     monkeypatch.setattr(frame, "client_id", lambda: "ip:198.51.100.1")  # another client is not slowed
     at = start(secrets={"password": "s3cret"})
     at.text_input(key="password_input").set_value("guess").run()
-    assert slept[-1] == 0.5
+    assert fake_clock.slept[-1] == 0.5
 
 
 # ---- a visitor's clear_cache, uploads, error details ------------------------------------------------------------
