@@ -158,28 +158,7 @@ def run(ctx: Context) -> list[Row]:
     for path, t in ours.items():
         name = path.strip("/") or "home (/)"
         note = f"{errors[path]} error box(es) shown" if errors.get(path) else ""
-        rows.append(
-            Row(
-                f"page {name}, warm (reload)",
-                "s",
-                Stats.of(t["warm"]),
-                Stats.of(ref_t["warm"]),
-                "blank Streamlit app",
-                higher_is_better=False,
-                goal=WARM_GOAL,
-                note=note,
-            )
-        )
-        rows.append(
-            Row(
-                f"page {name}, cold (fresh server)",
-                "s",
-                Stats.of(t["cold"]),
-                Stats.of(ref_t["cold"]),
-                "blank Streamlit app",
-                higher_is_better=False,
-                goal=COLD_GOAL,
-                note=note,
-            )
-        )
+        for kind, label, goal in (("warm", "warm (reload)", WARM_GOAL), ("cold", "cold (fresh server)", COLD_GOAL)):
+            rows.append(Row(f"page {name}, {label}", "s", Stats.of(t[kind]), Stats.of(ref_t[kind]),
+                            "blank Streamlit app", higher_is_better=False, goal=goal, note=note))
     return rows
