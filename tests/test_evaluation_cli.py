@@ -258,6 +258,8 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     rerun["report"].scalars["fidelity.frechet_distance"] += 1e-6  # beyond the catch-all 1e-9
     assert main(verify) == 1 and "fidelity.frechet_distance" in capsys.readouterr().out
     assert (folder / "report" / "report.json").read_bytes() == before  # the saved report is never touched
+    assert main(["report", "verify", str(folder), "--quiet"]) == 2  # no dataset in the card: the hint names verify
+    assert f"synthvu_core report verify {folder} --dataset DATASET_FOLDER" in capsys.readouterr().err
     older = _report()  # made before the whole-cohort test: a re-run would add it, so amend comes first
     older.scalars = {k: v for k, v in older.scalars.items() if not k.startswith("cohort.")}
     save_report(older, folder / "report")

@@ -300,7 +300,7 @@ def test_evaluate_without_dataset_uses_the_cards_dataset_or_says_what_to_pass(tm
     card["dataset"] = {**card["dataset"], "recipe": None, "path": None}
     (gen / "card.json").write_text(json.dumps(card))
     assert main(["evaluate", str(gen), "--quiet"]) == 2
-    _one_error_line(capsys, "--dataset")
+    _one_error_line(capsys, f"synthvu_core evaluate {gen} --dataset")
 
 
 def test_a_phantom_recipe_other_than_the_demo_is_rebuilt_not_the_demo(monkeypatch):

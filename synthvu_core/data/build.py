@@ -572,10 +572,11 @@ def card_dataset_path(dataset: VUDataset) -> str | None:
     return str(root)
 
 
-def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") -> VUDataset:
+def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL", command: str = "evaluate") -> VUDataset:
     """The dataset a generator card remembers: its ``dataset.path`` (as given to ``train``) where that
     folder holds the card's fingerprint, else its phantom ``recipe`` (rebuilt into the cache), else a
-    :class:`DataError` saying exactly which ``--dataset`` to pass. Never falls back to the demo."""
+    :class:`DataError` saying exactly which ``--dataset`` to pass to ``command`` (the CLI command asking).
+    Never falls back to the demo."""
     from synthvu_core.data.sketch import same_dataset
 
     ds = card.get("dataset") or {}
@@ -601,5 +602,5 @@ def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL") ->
         why = "the card does not say where that dataset is"
     raise DataError(
         f"{where}: the generator was trained on your own VU dataset (fingerprint {fp}) and {why}; "
-        f"pass it: `python -m synthvu_core evaluate {model_dir} --dataset DATASET_FOLDER`"
+        f"pass it: `python -m synthvu_core {command} {model_dir} --dataset DATASET_FOLDER`"
     )

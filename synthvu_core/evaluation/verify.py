@@ -120,7 +120,7 @@ def verify_report(
                           f"samples first (`python -m synthvu_core report amend {model_dir.name}`), then verify")
     card = load_card(model_dir)
     if dataset is None:
-        dataset = dataset_of_card(card, model_dir)
+        dataset = dataset_of_card(card, model_dir, command="report verify")
     meta = saved.meta
     with _empty_cache() as tmp:
         copy = tmp / model_dir.name
