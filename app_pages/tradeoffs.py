@@ -81,12 +81,13 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
             "this cohort's (the run-to-run spread per ε); their non-DP runs are baselines trained on a twin cohort, "
             "so they spend none of this cohort's privacy. The TRTR line is this cohort's."
         )
+    protects = f" DP generators protect a patient ({n} train patients)." if n else ""
     st.caption(
         f"Dataset {label}: TRTR {fmt(trtr)}, chance {fmt(chance)} (1 / classes in the holdout). Both panels share "
-        f"one log ε axis; generators trained without DP sit at \"no DP (ε = ∞)\". DP generators protect a patient "
-        f"({n or '?'} train patients). Where several runs of one recipe (the same training command but for seed and "
-        "paths) share an ε the bar is the run-to-run range (open markers: the runs); a single run carries its "
-        "report's 95% interval (TSTR: holdout patients and classifier seeds)."
+        f"one log ε axis; generators trained without DP sit at \"no DP (ε = ∞)\".{protects} Where several runs of "
+        "one recipe (the same training command but for seed and paths) share an ε the bar is the run-to-run range "
+        "(open markers: the runs); a single run carries its report's 95% interval (TSTR: holdout patients and "
+        "classifier seeds)."
     )
 
 

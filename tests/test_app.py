@@ -113,6 +113,8 @@ def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     names = {t.get("name", "") for spec in charts for t in spec["data"]}
     assert any(n.startswith("TSTR chance: ") for n in names), "every generator's chart draws the dataset's chance"
+    frontier = [c.value for c in at.caption if c.value.startswith("Dataset ") and "TRTR" in c.value]
+    assert frontier and not any("protect a patient" in c for c in frontier), "no DP generator: no DP patient count"
 
 
 def test_compare_draws_two_generators(env: dict[str, Path]) -> None:
