@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,34 @@ def spine_data() -> Path:
     if not (SPINE_DATA / "myosegmentum").is_dir():
         pytest.skip(f"real spine MRI not present at {SPINE_DATA.name}/ beside the project")
     return SPINE_DATA
+
+
+def _own_user_ledger(factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A fresh user-level privacy ledger while the fixture lasts: runs elsewhere in the suite on the same phantom
+    patients never compose with these, and none lands in the ledger of the user running the tests."""
+    from synthvu_core.models.ledger import USER_LEDGER_ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(USER_LEDGER_ENV, str(factory.mktemp("user-ledger") / "privacy_ledger.json"))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_user_ledger(tmp_path_factory):
+    """The user-level ledger of session-scoped fixtures."""
+    yield from _own_user_ledger(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_user_ledger(tmp_path_factory):
+    """The user-level ledger of a test module's module-scoped fixtures."""
+    yield from _own_user_ledger(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _test_user_ledger(tmp_path_factory):
+    """Each test's own user-level ledger."""
+    yield from _own_user_ledger(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -57,6 +57,88 @@ def test_a_rebuilt_cohort_with_a_new_fingerprint_composes_over_the_same_patients
     assert kept["datasets"] == [first["dataset"]["fingerprint"], rebuilt.fingerprint]
 
 
+def test_a_build_of_the_same_patients_into_another_folder_composes_through_the_user_ledger(tmp_path):
+    import shutil
+
+    from synthvu_core.models import ledger
+
+    tiny_dataset().save(tmp_path / "here")
+    tiny_dataset(seed=7).save(tmp_path / "elsewhere")  # the same patients built into a second folder
+    dp = small(steps=2, dp=DPConfig(noise_multiplier=1.0))
+    first = load_card(train(VUDataset.load(tmp_path / "here"), tmp_path / "a", dp, progress=False))
+    shutil.copytree(tmp_path / "here", tmp_path / "copy")  # its ledger copied along: run "a" twice on disk
+    second = load_card(train(VUDataset.load(tmp_path / "elsewhere"), tmp_path / "b", dp, progress=False))
+    assert len(ledger.read_entries(tmp_path / "elsewhere" / LEDGER_FILE)) == 1  # the folder saw only its own run
+    assert second["privacy_ledger"]["runs"] == 2 and [e["run"] for e in second["privacy_ledger"]["entries"]] == [
+        first["name"], second["name"]]
+    assert second["privacy_ledger"]["composed_epsilon"] > second["dp"]["epsilon"] * 1.2
+    third = load_card(train(VUDataset.load(tmp_path / "copy"), tmp_path / "c", dp, progress=False))
+    assert third["privacy_ledger"]["runs"] == 3  # "a" once, though both the copy and the user's ledger hold it
+    user = ledger.read_entries(ledger.user_ledger_path())
+    assert [e["run"] for e in user] == ["a", "b", "c"] and len({e["id"] for e in user}) == 3
+
+
+def test_the_user_ledger_is_checked_before_any_write_keeps_a_shared_files_mode_and_follows_a_link(tmp_path,
+                                                                                                  monkeypatch):
+    import os
+
+    from synthvu_core.errors import DataError
+    from synthvu_core.models import ledger
+
+    run = {"run": "x", "dp": True, "epsilon": 1.0, "noise_multiplier": 1.0, "sample_rate": 0.5, "steps": 2}
+    folder = tmp_path / "ds" / LEDGER_FILE
+    folder.parent.mkdir()
+    ledger.append(folder, "f1", ["p1"], run)
+    assert ledger.user_ledger_path().stat().st_mode & 0o777 == 0o600  # new: its owner's alone (it names patients)
+    shared = tmp_path / "group" / LEDGER_FILE
+    shared.parent.mkdir()
+    shared.write_text('{"entries": []}')
+    shared.chmod(0o664)
+    (tmp_path / "link.json").symlink_to(shared)
+    monkeypatch.setenv(ledger.USER_LEDGER_ENV, str(tmp_path / "link.json"))
+    ledger.append(folder, "f1", ["p1"], run)
+    assert (tmp_path / "link.json").is_symlink() and len(ledger.read_entries(shared)) == 1
+    assert shared.stat().st_mode & 0o777 == 0o664
+    shared.write_text("{not json")
+    named = r"group/privacy_ledger.json \(the user's privacy ledger, \$SYNTHVU_LEDGER\): unreadable"
+    with pytest.raises(DataError, match=named):
+        ledger.append(folder, "f1", ["p1"], run)
+    assert len(ledger.read_entries(folder)) == 2  # the folder's ledger was not written either
+    tiny_dataset().save(tmp_path / "ds2")
+    with pytest.raises(DataError, match="unreadable privacy ledger"):  # refused before training, not after
+        train(VUDataset.load(tmp_path / "ds2"), tmp_path / "never", small(steps=1), progress=False)
+    assert not (tmp_path / "never").exists()
+    monkeypatch.setenv(ledger.USER_LEDGER_ENV, os.path.join("relative", LEDGER_FILE))
+    with pytest.raises(DataError, match="must be an absolute path"):
+        ledger.user_ledger_path()
+
+
+def test_data_show_says_what_was_spent_on_the_patients_in_every_folder(tmp_path, capsys):
+    from synthvu_core.cli import main
+
+    tiny_dataset().save(tmp_path / "here")
+    tiny_dataset(seed=7).save(tmp_path / "elsewhere")
+    assert main(["data", "show", str(tmp_path / "elsewhere")]) == 0
+    assert "privacy ledger: no run recorded on these patients yet" in capsys.readouterr().out
+    train(VUDataset.load(tmp_path / "here"), tmp_path / "a", small(steps=2, dp=DPConfig(noise_multiplier=1.0)),
+          progress=False)
+    assert main(["data", "show", str(tmp_path / "elsewhere")]) == 0
+    assert "privacy ledger: 1 run recorded on these patients" in capsys.readouterr().out
+    train(VUDataset.load(tmp_path / "elsewhere"), tmp_path / "b", small(steps=1), progress=False)
+    assert main(["data", "show", str(tmp_path / "here")]) == 0
+    assert "2 runs recorded on these patients (this folder's ledger and the user's); composed ε = ∞" in (
+        capsys.readouterr().out)
+
+
+def test_a_user_ledger_that_is_the_folder_ledger_records_each_run_once(tmp_path, monkeypatch):
+    from synthvu_core.models import ledger
+
+    path = tmp_path / LEDGER_FILE
+    monkeypatch.setenv(ledger.USER_LEDGER_ENV, str(path))
+    run = {"run": "x", "dp": True, "epsilon": 1.0, "noise_multiplier": 1.0, "sample_rate": 0.5, "steps": 2}
+    assert len(ledger.append(path, "f1", ["p1"], run)) == 1 and len(ledger.read_entries(path)) == 1
+
+
 def test_the_ledger_composes_runs_that_share_patients_and_only_those(tmp_path):
     from synthvu_core.models import ledger
 

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synthvu_core import names
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -212,12 +216,28 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  {level:>8}  {n}")
         for s in ds.card.get("skipped", []):
             print(f"  skipped {s['error']}")
+        _print_spent(ds)
     if args.montage:
         from synthvu_core.data.dataset import write_montage
 
         write_montage(ds, args.montage, per_level=args.per_level, seed=args.seed)
         print(f"montage: {args.montage}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _print_spent(ds: VUDataset) -> None:
+    """The privacy already spent on the dataset's patients, from the ledgers (nothing for an unreadable one: the
+    next training run refuses it with its own message)."""
+    from synthvu_core.errors import DataError
+    from synthvu_core.models.ledger import spent_on, spent_text
+
+    try:
+        found = spent_on(ds)
+    except DataError as e:
+        print(f"  privacy ledger: {e}")
+        return
+    if found is not None:
+        print(f"  {spent_text(found)}")
 
 
 def _phantom(args: argparse.Namespace) -> int:

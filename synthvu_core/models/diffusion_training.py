@@ -414,10 +414,12 @@ def train_diffusion(
 
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
     """
+    from synthvu_core.models import ledger
     from synthvu_core.models.loop import run_steps
     from synthvu_core.models.registry import CARD_FILE
 
     config = config or DiffusionTrainConfig()
+    ledger.check_readable(dataset)  # before any work: the run is recorded there at its end
     trainer = DiffusionTrainer(dataset, out_dir, config)
     if not (config.resume and trainer.load_checkpoint()):
         (Path(out_dir) / CARD_FILE).unlink(missing_ok=True)  # a folder being trained afresh is not a generator yet

@@ -11,6 +11,12 @@ was trained on. Every finished training run appends one entry (under a file lock
 * a DP-SGD run: its noise multiplier ``sigma``, sample rate ``q``, steps, accountant, own epsilon, delta;
 * a run without DP: epsilon = infinity (stored as ``null`` with ``dp: false``).
 
+Each entry is also appended to **this user's ledger on this machine** (:func:`user_ledger_path`:
+``$SYNTHVU_LEDGER``, or ``~/.local/share/synthvu/privacy_ledger.json``), so a build of the same patients into
+another folder (or a deleted and rebuilt one) composes with every run recorded here before: a run composes over the
+entries of its folder's ledger and of the user's ledger that share a patient with it, each run counted once (every
+entry carries an ``id``). Point ``$SYNTHVU_LEDGER`` at one file on a shared disk to compose the runs of a group.
+
 A ledger written before entries named their patients (keyed by one dataset fingerprint) stays readable: its
 entries are taken to cover every patient of the folder it is kept in (the safe reading: they compose with every
 later run there).
@@ -31,6 +37,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +51,10 @@ from synthvu_core.records import epsilon_text
 LOCK_SUFFIX = ".lock"
 COMPOSITION = (
     "RDP (Opacus) over every run on these patients (any run sharing a patient with this one, on any build of their "
-    "data); one run without DP makes it infinite"
+    "data, recorded in the dataset folder's ledger or in this user's ledger); one run without DP makes it infinite"
 )
+#: the environment variable naming this user's ledger file (every run on any folder; may be a shared file)
+USER_LEDGER_ENV = "SYNTHVU_LEDGER"
 #: ``keyed_by`` of a ledger whose entries name their patients; a ledger without it is keyed by one fingerprint.
 KEYED_BY = "patient"
 
@@ -53,6 +63,31 @@ def ledger_path(dataset: Any) -> Path | None:
     """``privacy_ledger.json`` in the dataset's folder; None for a dataset without a folder."""
     root = getattr(dataset, "root", None)
     return None if root is None else Path(root) / LEDGER_FILE
+
+
+def user_ledger_path() -> Path:
+    """This user's ledger on this machine, resolved: ``$SYNTHVU_LEDGER`` (an absolute path, else
+    :class:`DataError`) or ``~/.local/share/synthvu/privacy_ledger.json``."""
+    named = os.environ.get(USER_LEDGER_ENV)
+    path = Path(named).expanduser() if named else Path.home() / ".local" / "share" / "synthvu" / LEDGER_FILE
+    if not path.is_absolute():
+        raise DataError(f"${USER_LEDGER_ENV}={named}: the user's privacy ledger must be an absolute path (a relative "
+                        "one would name another file in every working folder)")
+    return path.resolve()
+
+
+def _files(path: Path) -> list[Path]:
+    """The ledger files a run recorded at the folder ledger ``path`` reads and writes, resolved: the folder's, then
+    the user's (one file where they are the same)."""
+    folder, user = path.resolve(), user_ledger_path()
+    return [folder] if user == folder else [folder, user]
+
+
+def check_readable(dataset: Any) -> None:
+    """Refuse (:class:`DataError`) before a run where a ledger it will be recorded in is unreadable."""
+    path = ledger_path(dataset)
+    for f in _files(path) if path is not None else []:
+        _read(f)
 
 
 def run_patients(dataset: Any, part: str | None = "train") -> list[str]:
@@ -85,7 +120,8 @@ def run_entry(card: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    """The ledger file's content, checked ({"entries": []} where there is none); :class:`DataError` if unreadable."""
+    """The ledger file's content, checked ({"entries": []} where there is none); :class:`DataError` if unreadable
+    (the user's ledger is named with its environment variable)."""
     if not path.is_file():
         return {"entries": []}
     try:
@@ -94,8 +130,17 @@ def _read(path: Path) -> dict[str, Any]:
         if not all(isinstance(e.get("patients", []), list) for e in data["entries"]):
             raise TypeError("an entry's patients must be a list")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise DataError(f"{path}: unreadable privacy ledger ({e}); it must not be edited by hand") from None
+        raise DataError(f"{_name(path)}: unreadable privacy ledger ({e}); restore it from a backup: it must not be "
+                        "edited by hand, and deleting it forgets the runs it records") from None
     return data
+
+
+def _name(path: Path) -> str:
+    """``path``, said to be the user's ledger where it is."""
+    with contextlib.suppress(DataError):
+        if path.resolve() == user_ledger_path():
+            return f"{path} (the user's privacy ledger, ${USER_LEDGER_ENV})"
+    return str(path)
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
@@ -129,18 +174,61 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append(path: Path, fingerprint: str, patients: list[str], entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Append ``entry`` (a run on ``patients`` of the dataset ``fingerprint``) to the ledger at ``path`` (locked,
-    atomic); returns the entries it composes with (:func:`sharing_patients`), this one last."""
-    from synthvu_core.storage import write_json
+def _write(path: Path, data: Mapping[str, Any], new: dict[str, Any]) -> None:
+    """Write ``data`` with ``new`` appended to ``path`` atomically; an existing file keeps its mode, a new one is
+    its owner's alone (it names patients)."""
+    from synthvu_core.storage import atomic_path, json_default
 
-    new = {**dict(entry), "dataset": fingerprint, "patients": sorted(patients)}
-    with _locked(path):
-        data = _read(path)
-        entries, builds = data["entries"] + [new], _builds(data)
-        builds += [] if fingerprint in builds else [fingerprint]
-        write_json(path, {"keyed_by": KEYED_BY, "composition": COMPOSITION, "datasets": builds, "entries": entries})
-    return sharing_patients(entries, patients)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    builds = _builds(data)
+    builds += [] if new["dataset"] in builds else [new["dataset"]]
+    out = {"keyed_by": KEYED_BY, "composition": COMPOSITION, "datasets": builds, "entries": data["entries"] + [new]}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(out, indent=2, default=json_default) + "\n")
+        tmp.chmod(mode)
+
+
+def _run_key(entry: Mapping[str, Any]) -> tuple:
+    """What makes two ledger entries one run: its ``id``; an entry written before ids, its settings and time."""
+    if entry.get("id"):
+        return (entry["id"],)
+    return entry.get("run"), entry.get("created"), entry.get("mechanism"), entry.get("epsilon")
+
+
+def append(path: Path, fingerprint: str, patients: list[str], entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Append ``entry`` (a run on ``patients`` of the dataset ``fingerprint``) to the ledger at ``path`` and to this
+    user's ledger (:func:`user_ledger_path`); returns the entries of either that it composes with
+    (:func:`sharing_patients`, each run once), this one last."""
+    new = {**dict(entry), "id": uuid.uuid4().hex, "dataset": fingerprint, "patients": sorted(patients)}
+    files = _files(path)
+    with contextlib.ExitStack() as held:
+        for f in sorted(files):  # one order for every process: no deadlock
+            f.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(_locked(f))
+        read = [_read(f) for f in files]  # both checked before either is written
+        for f, data in zip(files, read, strict=True):
+            _write(f, data, new)
+    return sharing_patients(_once([e for data in read for e in data["entries"]]) + [new], patients)
+
+
+def _once(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` with each identified run once, in order of first appearance; an entry without an ``id`` (written
+    before ids, only ever in a folder's ledger) is kept as it is."""
+    seen: set[str] = set()
+    return [e for e in entries if not e.get("id") or not (e["id"] in seen or seen.add(e["id"]))]
+
+
+def spent_on(dataset: Any) -> tuple[float, int] | None:
+    """``(composed epsilon, runs)`` over every recorded run that trained on any of ``dataset``'s patients (its
+    folder's ledger and this user's), at the delta of a DP run on its train split; None where it has no folder."""
+    from synthvu_core.models.dp import default_delta
+
+    path = ledger_path(dataset)
+    if path is None:
+        return None
+    entries = [e for f in _files(path) for e in read_entries(f)]
+    runs = sharing_patients(_once(entries), run_patients(dataset, None))
+    return composed_epsilon(runs, default_delta(max(1, len(dataset.patients("train"))))), len(runs)
 
 
 def composed_epsilon(entries: list[Mapping[str, Any]], delta: float) -> float:
@@ -168,12 +256,8 @@ def _card_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 def with_known(known: list[Mapping[str, Any]], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``known`` (a card's entries) followed by the ``entries`` it does not hold yet: a card recomposed from a ledger
     file that lost runs (a rebuilt cache, another machine) never forgets a run it recorded."""
-
-    def key(e: Mapping[str, Any]) -> tuple:
-        return e.get("run"), e.get("created"), e.get("mechanism"), e.get("epsilon")
-
-    seen = {key(e) for e in known}
-    return [dict(e) for e in known] + [e for e in entries if key(e) not in seen]
+    seen = {_run_key(e) for e in known}
+    return [dict(e) for e in known] + [e for e in entries if _run_key(e) not in seen]
 
 
 def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -> dict[str, Any]:
@@ -181,7 +265,8 @@ def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -
     eps = composed_epsilon(entries, delta)
     return {
         "file": LEDGER_FILE if kept is not None else None,
-        "kept": "with the dataset" if kept is not None else "not kept: the dataset has no folder",
+        "kept": "with the dataset and in the user's ledger" if kept is not None
+        else "not kept: the dataset has no folder",
         "composition": COMPOSITION,
         "delta": delta,
         "runs": len(entries),
@@ -197,6 +282,17 @@ def composed_of(card: Mapping[str, Any]) -> tuple[float, int] | None:
         return None
     eps = block.get("composed_epsilon")
     return (math.inf if eps is None else float(eps)), int(block.get("runs") or len(block.get("entries") or []))
+
+
+def spent_text(found: tuple[float, int]) -> str:
+    """One line on what :func:`spent_on` found."""
+    eps, runs = found
+    if not runs:
+        return "privacy ledger: no run recorded on these patients yet"
+    over = f"{runs} run{'s' if runs != 1 else ''} recorded on these patients (this folder's ledger and the user's)"
+    if math.isinf(eps):
+        return f"privacy ledger: {over}; composed ε = ∞: a run without differential privacy bounds nothing"
+    return f"privacy ledger: {over}; composed {epsilon_text(eps)} (RDP)"
 
 
 def composed_text(card: Mapping[str, Any]) -> str | None:

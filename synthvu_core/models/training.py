@@ -1592,6 +1592,7 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
 
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
     """
+    from synthvu_core.models import ledger
     from synthvu_core.models.loop import run_steps
     from synthvu_core.models.registry import CARD_FILE, set_aside_outputs
 
@@ -1600,6 +1601,7 @@ def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     from synthvu_core.models import distributed
 
     dist_ctx = distributed.setup(config.device)  # torchrun: join the group first (None for one process)
+    ledger.check_readable(dataset)  # before any work: the run is recorded there at its end
     trainer = Trainer(dataset, out_dir, config)
     distributed.attach(trainer, dist_ctx)
     progress = progress and (dist_ctx is None or dist_ctx.is_main)
