@@ -12,9 +12,9 @@ COMMANDS = f"""\
 #    (scanner, site, sequence): intensities are harmonised between them (--sources FILE.csv names them instead)
 python -m synthvu_core data build --images DIR1 DIR2 --out my-vus \\
     --image-glob '{IMAGE_GLOB}' --label-glob '{LABEL_GLOB}'      # --mapping '1=L1,2=L2' for other label codes
-python -m synthvu_core data show my-vus                            # counts per level, region, split
+python -m synthvu_core data show my-vus      # counts per level and split; privacy already spent on its patients
 
-# 2. fine-tune the shipped public prior acgan-phantom (600 steps, about 6 CPU-minutes; conditioned on the source
+# 2. fine-tune the shipped public prior acgan-phantom (600 steps, about 3.5 CPU-minutes; conditioned on the source
 #    where there are two or more; --from-scratch to opt out, --target-epsilon 8 for DP-SGD on patients)
 python -m synthvu_core train --dataset my-vus --out my-model --scheme level
 
