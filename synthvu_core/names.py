@@ -25,6 +25,9 @@ UNITS_FILE = "units.csv"
 DATASETS_DIR = "datasets"  #: sub-folder of the cache root
 #: the privacy ledger kept in a dataset folder (every run on its patients); a rebuild into the folder keeps it
 LEDGER_FILE = "privacy_ledger.json"
+#: a dataset card's ``{patient id: [sha256 of each source image]}``: a patient's identity in the privacy ledger
+#: whatever its id in a build (private like the dataset: never copied into a generator card)
+IMAGE_DIGESTS = "image_sha256"
 CLINICAL_FILE = "clinical.csv"  #: a dataset's per-patient clinical table (synthvu_core.data.clinical)
 
 # ---- NIfTI pairs: file names, and the patient id taken from them

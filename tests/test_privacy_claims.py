@@ -130,6 +130,31 @@ def test_data_show_says_what_was_spent_on_the_patients_in_every_folder(tmp_path,
         capsys.readouterr().out)
 
 
+def test_a_patient_is_known_by_its_images_whatever_its_id_in_a_build(tmp_path):
+    from synthetic_volumes import write_spine
+
+    from synthvu_core.data.build import build_dataset
+    from synthvu_core.models import ledger
+    from synthvu_core.names import IMAGE_DIGESTS
+
+    for i in range(4):  # five patients, five spines (each leaning by another number of mm per body)
+        write_spine(tmp_path / "site-a", f"sub-{i:02d}", tilt=float(i))
+    write_spine(tmp_path / "site-b", "sub-09", tilt=4.0)
+    build_dataset(tmp_path / "site-a", tmp_path / "alone", workers=1, progress=False)  # ids sub-00 ...
+    build_dataset([tmp_path / "site-a", tmp_path / "site-b"], tmp_path / "both", workers=1, progress=False)
+    alone, both = VUDataset.load(tmp_path / "alone"), VUDataset.load(tmp_path / "both")  # both: site-a_sub-00 ...
+    assert not set(alone.patients()) & set(both.patients())
+    assert len({d for v in both.card[IMAGE_DIGESTS].values() for d in v}) == 5  # one digest per source image
+    assert ledger.spent_on(both) == (0.0, 0)
+    card = load_card(train(alone, tmp_path / "g", small(steps=1), progress=False))
+    assert ledger.spent_on(both)[1] == 1  # the same people under other ids: the run on them counts
+    kept = ledger.read_entries(tmp_path / "alone" / LEDGER_FILE)[0]
+    assert kept["images"] and set(kept["images"]) <= {d for v in alone.card[IMAGE_DIGESTS].values() for d in v}
+    shipped = json.dumps(card)
+    assert IMAGE_DIGESTS not in shipped and '"images"' not in shipped  # never in what a generator carries out
+    assert not any(d in shipped for v in alone.card[IMAGE_DIGESTS].values() for d in v)
+
+
 def test_a_user_ledger_that_is_the_folder_ledger_records_each_run_once(tmp_path, monkeypatch):
     from synthvu_core.models import ledger
 

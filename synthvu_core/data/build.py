@@ -13,6 +13,7 @@ cache folder and checks its fingerprint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from synthvu_core.errors import DataError
 from synthvu_core.names import (
     CARD_FILE,
     DATASETS_DIR,
+    IMAGE_DIGESTS,
     IMAGE_GLOB,
     IMAGES_FILE,
     LABEL_GLOB,
@@ -84,6 +86,19 @@ def patient_id(path: str | Path, regex: str = PATIENT_REGEX) -> str:
     if not pid:
         raise DataError(f"{path}: the patient regex {regex!r} matched an empty patient id")
     return pid
+
+
+def image_digests(pairs: list[Pair]) -> dict[str, list[str]]:
+    """Each patient's source images by content (sha256, 16 hex digits, sorted): the patient's identity in the privacy
+    ledger however the files or folders are named or grouped into builds (:mod:`synthvu_core.models.ledger`)."""
+    out: dict[str, set[str]] = {}
+    for p in pairs:
+        h = hashlib.sha256()
+        with open(p.image, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        out.setdefault(p.patient_id, set()).add(h.hexdigest()[:16])
+    return {pid: sorted(d) for pid, d in sorted(out.items())}
 
 
 def find_pairs(
@@ -285,6 +300,7 @@ def build_dataset(
             "volumes": len(pairs) - len(skipped), "sources_csv": None if sources is None else Path(sources).name,
         },
         "harmonisation": harmonised,
+        IMAGE_DIGESTS: image_digests(pairs),
         "skipped": [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped,
         **(extra or {}),
     }

@@ -305,15 +305,12 @@ def record_audit_run(base: Any, card: dict[str, Any], trainer: Any, claimed: flo
     A run with a planted bug is entered without DP (its noise was not what the accountant counted)."""
     from synthvu_core.models import ledger
 
-    path = ledger.ledger_path(base)
-    if path is None:
-        return
     entry = {"run": f"audit of {card.get('name')}", "created": datetime.now(UTC).isoformat(timespec="seconds"),
              "dp": honest, "epsilon": claimed if honest else None, "mechanism": "dp-sgd (poisson-subsampled gaussian)",
              "noise_multiplier": trainer.noise_multiplier, "sample_rate": trainer.sample_rate,
              "steps": trainer.step_count, "accountant": trainer.config.dp.accountant, "delta": trainer.delta,
              "n_patients": trainer.n_patients}
-    ledger.append(path, base.fingerprint, ledger.run_patients(base, "train"), entry)
+    ledger.record(base, entry)
 
 
 def audit_line(audit: dict[str, Any]) -> str:

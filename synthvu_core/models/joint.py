@@ -113,11 +113,8 @@ def record_table_run(folder: str | Path, dataset: Any, about: dict[str, Any]) ->
     path = ledger.ledger_path(dataset)
     block = card.get("privacy_ledger") or {}
     known = list(block.get("entries") or [])
-    if path is not None:
-        entries = ledger.with_known(known, ledger.append(path, dataset.fingerprint,
-                                                         ledger.run_patients(dataset, "train"), entry))
-    else:  # no folder to keep a ledger in: this generator's own runs
-        entries = known + [entry]
+    recorded = ledger.record(dataset, entry)  # None: no folder to keep a ledger in, this generator's own runs
+    entries = known + [entry] if recorded is None else ledger.with_known(known, recorded)
     delta = block.get("delta") or (about.get("dp") or {}).get("delta") or 1e-5
     card["privacy_ledger"] = ledger.card_block(entries, float(delta), path)
     write_json(folder / CARD_FILE, card)

@@ -4,9 +4,11 @@ A DP bound is about the patients, not about one run or one build of their data: 
 privacy, DP or not. ``privacy_ledger.json`` is kept in the dataset folder (beside its ``card.json``, so it travels
 with the dataset; a rebuild into the same folder keeps it, see :meth:`VUDataset.save`) and is keyed by **patient
 identity**: each entry names the patients it trained on (:func:`run_patients`: the split's patient ids, qualified
-by the phantom seed for phantom cohorts, so one phantom patient is the same patient in every build of its seed).
-A run composes over every entry that shares a patient with it, whichever build (dataset fingerprint) the entry
-was trained on. Every finished training run appends one entry (under a file lock, written atomically):
+by the phantom seed for phantom cohorts, so one phantom patient is the same patient in every build of its seed;
+and, for a build of NIfTI files, :func:`run_images`: the content digests of their source images, so a patient whose
+id changed between builds is still known). A run composes over every entry that shares a patient with it, by id
+or by image, whichever build (dataset fingerprint) the entry was trained on. Every finished training run appends
+one entry (under a file lock, written atomically):
 
 * a DP-SGD run: its noise multiplier ``sigma``, sample rate ``q``, steps, accountant, own epsilon, delta;
 * a run without DP: epsilon = infinity (stored as ``null`` with ``dp: false``).
@@ -39,13 +41,13 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from synthvu_core.errors import DataError
-from synthvu_core.names import LEDGER_FILE
+from synthvu_core.names import IMAGE_DIGESTS, LEDGER_FILE
 from synthvu_core.records import epsilon_text
 
 LOCK_SUFFIX = ".lock"
@@ -97,6 +99,13 @@ def run_patients(dataset: Any, part: str | None = "train") -> list[str]:
     return sorted(patient_keys(dataset, part))
 
 
+def run_images(dataset: Any, part: str | None = "train") -> list[str]:
+    """The content digests of the source images of ``dataset``'s ``part`` patients (all parts where None); [] where
+    its card records none (a phantom, whose ids are its identity, or a build made before digests)."""
+    digests = dataset.card.get(IMAGE_DIGESTS) or {}
+    return sorted({d for p in dataset.patients(part) for d in digests.get(p, [])})
+
+
 def run_entry(card: Mapping[str, Any]) -> dict[str, Any]:
     """The ledger entry of a finished run, from its card (``dp`` block or none)."""
     dp = card.get("dp") or {}
@@ -127,8 +136,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
         data["entries"] = [dict(e) for e in data["entries"]]
-        if not all(isinstance(e.get("patients", []), list) for e in data["entries"]):
-            raise TypeError("an entry's patients must be a list")
+        if not all(isinstance(e.get(k, []), list) for e in data["entries"] for k in ("patients", "images")):
+            raise TypeError("an entry's patients and images must be lists")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{_name(path)}: unreadable privacy ledger ({e}); restore it from a backup: it must not be "
                         "edited by hand, and deleting it forgets the runs it records") from None
@@ -155,11 +164,14 @@ def _builds(data: Mapping[str, Any]) -> list[str]:
     return [data["fingerprint"]] if data.get("fingerprint") else []
 
 
-def sharing_patients(entries: list[dict[str, Any]], patients: list[str]) -> list[dict[str, Any]]:
-    """The entries that trained on at least one of ``patients``; an entry that names none (an older ledger)
-    covers every patient of its folder, so it always composes."""
-    wanted = set(patients)
-    return [e for e in entries if "patients" not in e or wanted.intersection(e["patients"])]
+def sharing_patients(
+    entries: list[dict[str, Any]], patients: Sequence[str], images: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The entries that trained on at least one of ``patients`` (by id) or of their source ``images`` (by content);
+    an entry that names none (an older ledger) covers every patient of its folder, so it always composes."""
+    wanted, seen = set(patients), set(images)
+    return [e for e in entries if "patients" not in e or wanted.intersection(e["patients"])
+            or seen.intersection(e.get("images", []))]
 
 
 @contextlib.contextmanager
@@ -195,11 +207,13 @@ def _run_key(entry: Mapping[str, Any]) -> tuple:
     return entry.get("run"), entry.get("created"), entry.get("mechanism"), entry.get("epsilon")
 
 
-def append(path: Path, fingerprint: str, patients: list[str], entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Append ``entry`` (a run on ``patients`` of the dataset ``fingerprint``) to the ledger at ``path`` and to this
-    user's ledger (:func:`user_ledger_path`); returns the entries of either that it composes with
-    (:func:`sharing_patients`, each run once), this one last."""
+def append(path: Path, fingerprint: str, patients: Sequence[str], entry: Mapping[str, Any],
+           images: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Append ``entry`` (a run on ``patients``, whose source images have the digests ``images``, of the dataset
+    ``fingerprint``) to the ledger at ``path`` and to this user's ledger (:func:`user_ledger_path`); returns the
+    entries of either that it composes with (:func:`sharing_patients`, each run once), this one last."""
     new = {**dict(entry), "id": uuid.uuid4().hex, "dataset": fingerprint, "patients": sorted(patients)}
+    new.update({"images": sorted(images)} if images else {})
     files = _files(path)
     with contextlib.ExitStack() as held:
         for f in sorted(files):  # one order for every process: no deadlock
@@ -208,7 +222,16 @@ def append(path: Path, fingerprint: str, patients: list[str], entry: Mapping[str
         read = [_read(f) for f in files]  # both checked before either is written
         for f, data in zip(files, read, strict=True):
             _write(f, data, new)
-    return sharing_patients(_once([e for data in read for e in data["entries"]]) + [new], patients)
+    return sharing_patients(_once([e for data in read for e in data["entries"]]) + [new], patients, images)
+
+
+def record(dataset: Any, entry: Mapping[str, Any], part: str = "train") -> list[dict[str, Any]] | None:
+    """Append ``entry``, a run on ``dataset``'s ``part`` patients, to its ledgers (:func:`append`); the entries it
+    composes with, or None for a dataset without a folder (nothing kept)."""
+    path = ledger_path(dataset)
+    if path is None:
+        return None
+    return append(path, dataset.fingerprint, run_patients(dataset, part), entry, run_images(dataset, part))
 
 
 def _once(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -227,7 +250,7 @@ def spent_on(dataset: Any) -> tuple[float, int] | None:
     if path is None:
         return None
     entries = [e for f in _files(path) for e in read_entries(f)]
-    runs = sharing_patients(_once(entries), run_patients(dataset, None))
+    runs = sharing_patients(_once(entries), run_patients(dataset, None), run_images(dataset, None))
     return composed_epsilon(runs, default_delta(max(1, len(dataset.patients("train"))))), len(runs)
 
 
@@ -245,9 +268,9 @@ def composed_epsilon(entries: list[Mapping[str, Any]], delta: float) -> float:
 
 
 def _card_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A ledger entry as a released card shows it: how many patients it trained on, never who (no list and no
-    digest of one: with the other patients known, a digest would confirm whether one patient was in)."""
-    out = {k: v for k, v in entry.items() if k != "patients"}
+    """A ledger entry as a released card shows it: how many patients it trained on, never who (no list, no digest
+    of one and no image digest: with the other patients known, a digest would confirm whether one patient was in)."""
+    out = {k: v for k, v in entry.items() if k not in ("patients", "images")}
     if "patients" in entry:  # a list in the ledger; already a count in an entry read back from a card
         out["patients"] = len(entry["patients"]) if isinstance(entry["patients"], list) else entry["patients"]
     return out

@@ -1580,8 +1580,7 @@ def record_run(dataset: Any, card: dict[str, Any]) -> dict[str, Any]:
 
     entry = ledger.run_entry(card)
     path = ledger.ledger_path(dataset)
-    patients = ledger.run_patients(dataset, "train")
-    entries = ledger.append(path, dataset.fingerprint, patients, entry) if path is not None else [entry]
+    entries = ledger.record(dataset, entry) or [entry]
     dp = card.get("dp") or {}
     delta = dp.get("delta") or default_delta(max(1, len(dataset.patients("train"))))
     return ledger.card_block(entries, delta, path)
