@@ -165,6 +165,7 @@ def test_bad_pair_stops_the_build_or_is_skipped(cohort, tmp_path, capsys, proble
     ds = VUDataset.load(tmp_path / "ok")
     assert [s["file"] for s in ds.card["skipped"]] == ["sub-02_img.nii"]
     assert "sub-02" not in ds.patients() and len(ds.patients()) == 3
+    assert sorted(ds.card["image_sha256"]) == ds.patients()  # a skipped volume is nobody's identity in the ledger
 
 
 def test_bad_options_exit_2(cohort, tmp_path, capsys):

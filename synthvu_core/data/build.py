@@ -88,11 +88,13 @@ def patient_id(path: str | Path, regex: str = PATIENT_REGEX) -> str:
     return pid
 
 
-def image_digests(pairs: list[Pair]) -> dict[str, list[str]]:
-    """Each patient's source images by content (sha256, 16 hex digits, sorted): the patient's identity in the privacy
-    ledger however the files or folders are named or grouped into builds (:mod:`synthvu_core.models.ledger`)."""
+def image_digests(pairs: list[Pair], rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each patient's source images by content (sha256, 16 hex digits, sorted), of the ``pairs`` VUs were extracted
+    from (``rows``; a skipped volume is nobody's identity): the patient's identity in the privacy ledger however the
+    files or folders are named or grouped into builds (:mod:`synthvu_core.models.ledger`)."""
     out: dict[str, set[str]] = {}
-    for p in pairs:
+    extracted = {(r["patient_id"], r["source"]) for r in rows}
+    for p in (p for p in pairs if (p.patient_id, p.image.name) in extracted):
         h = hashlib.sha256()
         with open(p.image, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -232,6 +234,13 @@ def extract_pairs(
     return images, rows, skipped
 
 
+def _nothing_extracted(dirs: list[Path], missing: list[tuple[Path, str]], skipped: list[dict]) -> DataError:
+    """The one-line error of a build where no VU could be extracted, naming the first skip."""
+    every = [{"error": f"{p}: {what}"} for p, what in missing] + skipped
+    detail = f"; {len(every)} skipped, first: {every[0]['error']}" if every else ""
+    return DataError(f"{', '.join(str(d) for d in dirs)}: no vertebral units could be extracted{detail}")
+
+
 def build_dataset(
     images_dir: str | Path | Sequence[str | Path],
     out: str | Path | None,
@@ -288,9 +297,7 @@ def build_dataset(
     # the file name, so datasets built before keep their fingerprint; the patient id already carries the folder)
     files = {f"{folder_of[(r['patient_id'], r['source'])]}/{r['source']}" for r in rows} if folder_of else None
     if not rows:
-        every = [{"error": f"{p}: {what}"} for p, what in missing] + skipped
-        detail = f"; {len(every)} skipped, first: {every[0]['error']}" if every else ""
-        raise DataError(f"{', '.join(str(d) for d in dirs)}: no vertebral units could be extracted{detail}")
+        raise _nothing_extracted(dirs, missing, skipped)
     card_extra = {
         "extract": config.as_dict(),
         "ingest": {
@@ -300,7 +307,7 @@ def build_dataset(
             "volumes": len(pairs) - len(skipped), "sources_csv": None if sources is None else Path(sources).name,
         },
         "harmonisation": harmonised,
-        IMAGE_DIGESTS: image_digests(pairs),
+        IMAGE_DIGESTS: image_digests(pairs, rows),
         "skipped": [{"file": p.name, "error": f"{p}: {what}"} for p, what in missing] + skipped,
         **(extra or {}),
     }

@@ -101,7 +101,7 @@ def run_patients(dataset: Any, part: str | None = "train") -> list[str]:
 
 def run_images(dataset: Any, part: str | None = "train") -> list[str]:
     """The content digests of the source images of ``dataset``'s ``part`` patients (all parts where None); [] where
-    its card records none (a phantom, whose ids are its identity, or a build made before digests)."""
+    its card records none (an in-memory phantom, or a build made before digests)."""
     digests = dataset.card.get(IMAGE_DIGESTS) or {}
     return sorted({d for p in dataset.patients(part) for d in digests.get(p, [])})
 
