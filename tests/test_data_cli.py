@@ -168,6 +168,17 @@ def test_bad_pair_stops_the_build_or_is_skipped(cohort, tmp_path, capsys, proble
     assert sorted(ds.card["image_sha256"]) == ds.patients()  # a skipped volume is nobody's identity in the ledger
 
 
+def test_one_scan_under_two_patient_ids_is_named(tmp_path, capsys):
+    for i in range(3):  # sub-00 and sub-02 the same spine: one scan under two ids
+        write_spine(tmp_path / "vols", f"sub-{i:02d}", tilt=float(i % 2))
+    assert main(["data", "build", "--images", str(tmp_path / "vols"), "--out", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: patients sub-00, sub-02 have byte-identical source images" in out and "sub-01," not in out
+    write_spine(tmp_path / "vols", "sub-02", tilt=2.0)
+    assert main(["data", "build", "--images", str(tmp_path / "vols"), "--out", str(tmp_path / "ds")]) == 0
+    assert "byte-identical" not in capsys.readouterr().out
+
+
 def test_bad_options_exit_2(cohort, tmp_path, capsys):
     base = ["data", "build", "--images", str(cohort), "--out", str(tmp_path / "ds")]
     assert main([*base, "--split", "0.5,0.5"]) == 2

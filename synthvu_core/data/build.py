@@ -103,6 +103,16 @@ def image_digests(pairs: list[Pair], rows: list[dict[str, Any]]) -> dict[str, li
     return {pid: sorted(d) for pid, d in sorted(out.items())}
 
 
+def same_scans(card: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The groups of patient ids of a dataset card whose source images share a digest (one scan under several ids:
+    the privacy ledger counts them as one person, but the patient split may put them in different parts)."""
+    owners: dict[str, set[str]] = {}
+    for pid, digests in (card.get(IMAGE_DIGESTS) or {}).items():
+        for d in digests:
+            owners.setdefault(d, set()).add(pid)
+    return sorted({tuple(sorted(ids)) for ids in owners.values() if len(ids) > 1})
+
+
 def find_pairs(
     folder: str | Path,
     image_glob: str = IMAGE_GLOB,

@@ -147,7 +147,13 @@ def _extract_config(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from synthvu_core.data.build import PhantomRecipe, build_dataset, build_phantom_dataset, check_dataset_out
+    from synthvu_core.data.build import (
+        PhantomRecipe,
+        build_dataset,
+        build_phantom_dataset,
+        check_dataset_out,
+        same_scans,
+    )
 
     check_dataset_out(args.out, force=args.force)  # before any work: never replace what is not ours
     config = _extract_config(args)
@@ -187,6 +193,9 @@ def _build(args: argparse.Namespace) -> int:
               "(same source and levels; --no-stratify for a plain permutation)")
     for s in ds.card.get("skipped", []):
         print(f"  skipped {s['error']}")
+    for ids in same_scans(ds.card):
+        print(f"  warning: patients {', '.join(ids)} have byte-identical source images: if they are one person, keep "
+              "one (the split may put the copies in different parts; the privacy ledger already counts them as one)")
     return 0
 
 
