@@ -12,18 +12,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core.errors import ReportError
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.records import Report
 
 #: The largest difference of a recomputed ``d_min`` from the stored one ([-1, 1] pixel scale, float32 distances
 #: over about 37,000 values) at which the samples count as the ones evaluated.
 D_MIN_TOLERANCE = 1e-3
 
 
-def add_cohort_test(model_dir: str | Path, dataset: Any = None) -> tuple[Any, str]:
+def add_cohort_test(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Any, str]:
     """``(report, what was done)``: the report of ``model_dir`` with the whole-cohort test (unchanged where it has it).
 
     Raises :class:`~synthvu_core.errors.ReportError` naming the folder where there is no report, the report lacks
@@ -43,7 +47,7 @@ def add_cohort_test(model_dir: str | Path, dataset: Any = None) -> tuple[Any, st
         return _amend(model_dir, report, dataset)
 
 
-def _amend(model_dir: Path, report: Any, dataset: Any) -> tuple[Any, str]:
+def _amend(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Any, str]:
     from synthvu_core import __version__
     from synthvu_core.evaluation.cohort import cohort_test
     from synthvu_core.evaluation.definitions import definition
@@ -81,7 +85,7 @@ def _amend(model_dir: Path, report: Any, dataset: Any) -> tuple[Any, str]:
     return load_report(model_dir), check
 
 
-def _same_samples(model_dir: Path, report: Any, images: np.ndarray, samples: np.ndarray) -> str:
+def _same_samples(model_dir: Path, report: Report, images: np.ndarray, samples: np.ndarray) -> str:
     """Words for the check that ``samples`` are the report's synthetic set; :class:`ReportError` where not."""
     from synthvu_core.evaluation.privacy import summarise_distances
 

@@ -17,7 +17,7 @@ median, ``eps`` and counts estimated).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from synthvu_core.evaluation.privacy import (
     summarise_distances,
 )
 from synthvu_core.evaluation.pruned import pruned_summary
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 #: Largest candidate x synthetic distance matrix kept in memory per space (else streamed per set).
 DENSE_BYTES = 768 * 2**20
@@ -65,7 +68,7 @@ class AttackSpaces:
 
 
 def fit_attack_spaces(
-    dataset: Any,
+    dataset: VUDataset,
     candidates: np.ndarray,
     fit_rows: np.ndarray,
     *,
@@ -86,7 +89,7 @@ def fit_attack_spaces(
 
 
 def fit_embedding_space(
-    dataset: Any,
+    dataset: VUDataset,
     candidates: np.ndarray,
     fit_rows: np.ndarray,
     *,
@@ -115,7 +118,7 @@ def fit_embedding_space(
 
 
 def fit_umap_space(
-    dataset: Any, candidates: np.ndarray, fit_rows: np.ndarray, *, config: Any, seed: int = 0
+    dataset: VUDataset, candidates: np.ndarray, fit_rows: np.ndarray, *, config: Any, seed: int = 0
 ) -> AttackSpaces:
     """The UMAP space alone: PCA + UMAP fitted on the pixels of ``fit_rows`` and the candidates projected (or the
     reason it is skipped)."""
@@ -135,7 +138,9 @@ def fit_umap_space(
     return spaces
 
 
-def join_spaces(dataset: Any, candidates: np.ndarray, embedding: AttackSpaces, umap: AttackSpaces) -> AttackSpaces:
+def join_spaces(
+    dataset: VUDataset, candidates: np.ndarray, embedding: AttackSpaces, umap: AttackSpaces
+) -> AttackSpaces:
     """The pixel space and the spaces of :func:`fit_embedding_space` and :func:`fit_umap_space`, in that order (the
     order every attack and score is listed in)."""
     out = AttackSpaces({"pixel": dataset.images[candidates]}, embedding.encoder, umap.projection,

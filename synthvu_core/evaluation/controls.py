@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from synthvu_core.names import (
     graded_control,
 )
 from synthvu_core.storage import atomic_path
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 CONTROL_NOISE = 0.05
 #: Why a dataset has no independent control.
@@ -88,7 +91,7 @@ def _perturb(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def graded_replacements(
-    dataset: Any, n_synthetic: int, member_rows: np.ndarray, fraction: float, *, seed: int = 0
+    dataset: VUDataset, n_synthetic: int, member_rows: np.ndarray, fraction: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(positions [k], images [k, C, H, W])``: which synthetic samples the ``fraction`` control replaces, and by what.
 
@@ -106,7 +109,7 @@ def graded_replacements(
     return positions.astype(np.int64), _perturb(dataset.images[rows], np.random.default_rng([seed, 29]))
 
 
-def near_duplicate_scale(dataset: Any, rows: np.ndarray, *, limit: int = 400, seed: int = 0) -> float | None:
+def near_duplicate_scale(dataset: VUDataset, rows: np.ndarray, *, limit: int = 400, seed: int = 0) -> float | None:
     """The median pixel distance (on the [-1, 1] scale) from a VU of ``rows`` to its nearest VU of another patient
     among ``rows`` (at most ``limit`` VUs, drawn seeded); None with fewer than two patients."""
     rows = np.asarray(rows)
@@ -123,7 +126,7 @@ def near_duplicate_scale(dataset: Any, rows: np.ndarray, *, limit: int = 400, se
 
 
 def realistic_replacements(
-    dataset: Any, n_synthetic: int, source_rows: np.ndarray, scale: float, *, seed: int = 0
+    dataset: VUDataset, n_synthetic: int, source_rows: np.ndarray, scale: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(positions [k], images [k, C, H, W])``: the 5 % control's positions filled with ``source_rows`` VUs plus
     Gaussian noise of expected norm ``scale`` (sigma = scale / sqrt(VU size)), clipped to [-1, 1]."""
@@ -140,7 +143,7 @@ def realistic_replacements(
 
 
 def independent_samples(
-    dataset: Any, rows: np.ndarray, n: int, *, seed: int = 0
+    dataset: VUDataset, rows: np.ndarray, n: int, *, seed: int = 0
 ) -> tuple[np.ndarray | None, str | None]:
     """``(images float32 [n, C, H, W], None)`` of the negative control from ``rows``, or ``(None, reason)``."""
     rows = np.asarray(rows)

@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 
 @dataclass
@@ -45,14 +48,14 @@ class MembershipDesign:
         }
 
 
-def _rows_by_patient(dataset: Any, part: str, labelled: np.ndarray) -> dict[str, np.ndarray]:
+def _rows_by_patient(dataset: VUDataset, part: str, labelled: np.ndarray) -> dict[str, np.ndarray]:
     rows = dataset.indices(part)
     rows = rows[labelled[rows]]
     pid = dataset.units["patient_id"].astype(str).to_numpy()[rows]
     return {p: rows[pid == p] for p in sorted(set(pid))}
 
 
-def reference_halves(dataset: Any, labelled: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def reference_halves(dataset: VUDataset, labelled: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Reference rows split by patient into ``(fit, control)`` halves (fit gets the odd patient)."""
     by_patient = _rows_by_patient(dataset, "reference", labelled)
     names = sorted(by_patient)
@@ -65,7 +68,8 @@ def reference_halves(dataset: Any, labelled: np.ndarray, seed: int = 0) -> tuple
 
 
 def membership_design(
-    dataset: Any, labels: np.ndarray, per_group: int | None = None, seed: int = 0, nonmember_cap: int | None = None
+    dataset: VUDataset, labels: np.ndarray, per_group: int | None = None, seed: int = 0,
+    nonmember_cap: int | None = None,
 ) -> MembershipDesign:
     """The candidate set and the reference halves of ``dataset`` (a ``VUDataset``).
 

@@ -22,11 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core.storage import atomic_path
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ def predict(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarray:
 
 
 def _cache_key(
-    dataset: Any, scheme: str, classes: list[str], seed: int, config: EncoderConfig, rows: np.ndarray
+    dataset: VUDataset, scheme: str, classes: list[str], seed: int, config: EncoderConfig, rows: np.ndarray
 ) -> str:
     from synthvu_core.evaluation.provenance import code_digest
 
@@ -252,7 +255,7 @@ def _cache_key(
 
 
 def real_classifier(
-    dataset: Any,
+    dataset: VUDataset,
     scheme: str,
     classes: list[str],
     *,

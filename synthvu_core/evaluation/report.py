@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,11 @@ from synthvu_core.names import (
 )
 from synthvu_core.records import REPORT_VERSION, Report
 from synthvu_core.storage import atomic_path, check_writable, json_default, safe_name
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.acgan import Generator, SnapshotEnsemble
+    from synthvu_core.models.diffusion import DiffusionGenerator
 
 __all__ = [
     "REPORT_VERSION",
@@ -195,7 +200,8 @@ TSTR_TOP_UP_SEED = 1_000_003
 
 
 def _tstr_top_up(
-    generator: Any, labels: np.ndarray, utility_dataset: Any, scheme: str, classes: list[str], seed: int
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator, labels: np.ndarray, utility_dataset: VUDataset,
+    scheme: str, classes: list[str], seed: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """VUs of each class the synthetic set holds fewer of than the real train split (position-conditioned,
     seed ``seed + TSTR_TOP_UP_SEED + class``), so TSTR trains on as many VUs as TRTR; None where none is short."""
@@ -218,7 +224,7 @@ def _tstr_top_up(
 
 def evaluate_generator(
     model_dir: str | Path,
-    dataset: Any = None,
+    dataset: VUDataset | str | Path | None = None,
     n_synthetic: int = 5000,
     controls: bool = False,
     seed: int = 0,
@@ -237,7 +243,9 @@ def evaluate_generator(
         return _evaluate_locked(model_dir, dataset, n_synthetic, controls, seed, progress, config)
 
 
-def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = None) -> tuple[Any, Any]:
+def evaluation_datasets(
+    model_dir: Path, card: dict[str, Any], dataset: VUDataset | str | Path | None = None
+) -> tuple[VUDataset, VUDataset]:
     """``(dataset, utility_dataset)`` of a generator: ``dataset`` (a ``VUDataset``, a folder, or None for the card's)
     with the card's split (members are the patients the generator was trained on: the leaky control, for one, was
     trained on a smaller train part of the same VUs), and as built (its own split: one TRTR, holdout and TSTR size
@@ -277,7 +285,7 @@ def evaluation_datasets(model_dir: Path, card: dict[str, Any], dataset: Any = No
 
 def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weights, run, save (in order)
     model_dir: str | Path,
-    dataset: Any,
+    dataset: VUDataset | str | Path | None,
     n_synthetic: int,
     controls: bool,
     seed: int,

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,15 @@ from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.privacy import AttackResult, PrivacyConfig
 from synthvu_core.evaluation.schedule import Task, run_tasks
 from synthvu_core.evaluation.threads import fixed_threads
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.evaluation.attacks import AttackSpaces, SyntheticSet
+    from synthvu_core.evaluation.cohort import CohortTest
+    from synthvu_core.evaluation.embedding import UMAPProjection
+    from synthvu_core.evaluation.inference import PermutationTest
+    from synthvu_core.models.acgan import Discriminator
+    from synthvu_core.records import Report
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ class Part:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    controls: dict[str, Any] = field(default_factory=dict)
+    controls: dict[str, tuple[Part, str]] = field(default_factory=dict)
 
     def merge(self, other: Part) -> None:
         for name in ("scalars", "missing", "arrays", "notes", "meta", "controls"):
@@ -112,13 +121,13 @@ class EvaluationContext:
     util_split: np.ndarray  # split name of every dataset row under the utility split
     real_classifiers: list[Any] = field(default_factory=list)  # one per utility seed (None until trained)
     emb_holdout: np.ndarray | None = None  # the seed-0 classifier's embedding of the utility holdout
-    overlay: Any = None  # study UMAP (fit on real train) or None
+    overlay: UMAPProjection | None = None  # study UMAP (fit on real train) or None
     overlay_reason: str | None = None
     overlay_rows: np.ndarray | None = None
     overlay_coords: np.ndarray | None = None
     design: MembershipDesign | None = None
     spaces: Any = None  # AttackSpaces
-    space_parts: dict[str, Any] = field(default_factory=dict)  # "embedding" / "umap" -> AttackSpaces, until joined
+    space_parts: dict[str, AttackSpaces] = field(default_factory=dict)  # "embedding" / "umap", until joined
     timings: dict[str, float] = field(default_factory=dict)
     cpu_timings: dict[str, float] = field(default_factory=dict)
 
@@ -141,21 +150,22 @@ class EvaluationContext:
 class Job:
     """One synthetic set under evaluation and what tasks hand to the tasks that wait on them (``state``)."""
 
-    dataset: Any
+    dataset: VUDataset
     images: np.ndarray
     labels: np.ndarray
-    discriminator: Any
+    discriminator: Discriminator | None
     config: EvaluationConfig
     seed: int
     meta: dict[str, Any]
     controls: bool
-    utility_dataset: Any = None
+    utility_dataset: VUDataset | None = None
     tstr_extra: tuple[np.ndarray, np.ndarray] | None = None  # more synthetic VUs, for the TSTR training set only
     state: dict[str, Any] = field(default_factory=dict)
 
 
 def basis_context(
-    dataset: Any, config: EvaluationConfig, *, classes: list[str] | None = None, utility_dataset: Any = None
+    dataset: VUDataset, config: EvaluationConfig, *, classes: list[str] | None = None,
+    utility_dataset: VUDataset | None = None,
 ) -> EvaluationContext:
     """Classes, labels and the utility rows: what every task reads.
 
@@ -174,7 +184,7 @@ def basis_context(
     )
 
 
-def train_real_classifier(ctx: EvaluationContext, util: Any, config: EvaluationConfig, i: int) -> None:
+def train_real_classifier(ctx: EvaluationContext, util: VUDataset, config: EvaluationConfig, i: int) -> None:
     """The real classifier of utility seed ``config.utility_seeds[i]`` (cached per dataset), into ``ctx``."""
     from synthvu_core.evaluation.encoder import real_classifier
 
@@ -183,14 +193,14 @@ def train_real_classifier(ctx: EvaluationContext, util: Any, config: EvaluationC
     )
 
 
-def embed_holdout(ctx: EvaluationContext, util: Any) -> None:
+def embed_holdout(ctx: EvaluationContext, util: VUDataset) -> None:
     """The seed-0 real classifier's embedding of the utility holdout, into ``ctx`` (fidelity's real side)."""
     from synthvu_core.evaluation.encoder import embed
 
     ctx.emb_holdout = embed(ctx.first_classifier, util.images[ctx.util_holdout])
 
 
-def fit_overlay(ctx: EvaluationContext, util: Any, config: EvaluationConfig, seed: int) -> None:
+def fit_overlay(ctx: EvaluationContext, util: VUDataset, config: EvaluationConfig, seed: int) -> None:
     """The study's UMAP overlay (fit on the real utility train split, the holdout projected), into ``ctx``."""
     from synthvu_core.evaluation.embedding import fit_umap
     from synthvu_core.evaluation.encoder import embed
@@ -208,7 +218,7 @@ def fit_overlay(ctx: EvaluationContext, util: Any, config: EvaluationConfig, see
             ctx.overlay_coords = np.concatenate([c_train, ctx.overlay.transform(feats(holdout))])
 
 
-def fit_design(ctx: EvaluationContext, dataset: Any, config: EvaluationConfig, seed: int) -> None:
+def fit_design(ctx: EvaluationContext, dataset: VUDataset, config: EvaluationConfig, seed: int) -> None:
     """The balanced membership design (candidates, reference fit and control halves), into ``ctx``."""
     from synthvu_core.evaluation.design import membership_design
 
@@ -217,7 +227,7 @@ def fit_design(ctx: EvaluationContext, dataset: Any, config: EvaluationConfig, s
     )
 
 
-def fit_space(ctx: EvaluationContext, dataset: Any, config: EvaluationConfig, seed: int, space: str) -> None:
+def fit_space(ctx: EvaluationContext, dataset: VUDataset, config: EvaluationConfig, seed: int, space: str) -> None:
     """One attack space fitted on the design's reference fit half (``"embedding"``: the attack encoder;
     ``"umap"``: PCA + UMAP), into ``ctx.space_parts`` until :func:`join_attack_spaces`."""
     from synthvu_core.evaluation.attacks import fit_embedding_space, fit_umap_space
@@ -231,14 +241,14 @@ def fit_space(ctx: EvaluationContext, dataset: Any, config: EvaluationConfig, se
         ctx.space_parts[space] = fit_umap_space(dataset, d.candidates, d.fit_rows, config=config, seed=seed)
 
 
-def join_attack_spaces(ctx: EvaluationContext, dataset: Any) -> None:
+def join_attack_spaces(ctx: EvaluationContext, dataset: VUDataset) -> None:
     """The attack spaces (pixel, embedding, UMAP, in that order), into ``ctx.spaces``."""
     from synthvu_core.evaluation.attacks import join_spaces
 
     ctx.spaces = join_spaces(dataset, ctx.design.candidates, ctx.space_parts["embedding"], ctx.space_parts["umap"])
 
 
-def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
+def _utility_holdout(util: VUDataset, dataset: VUDataset) -> np.ndarray:
     """The utility holdout, without any patient the generator was trained on."""
     holdout = util.indices("holdout")
     if util is dataset:
@@ -251,7 +261,7 @@ def _utility_holdout(util: Any, dataset: Any) -> np.ndarray:
 # ---- stages ------------------------------------------------------------------------------------
 
 
-def _holdout_groups(ctx: EvaluationContext, util: Any) -> np.ndarray:
+def _holdout_groups(ctx: EvaluationContext, util: VUDataset) -> np.ndarray:
     return util.units["patient_id"].astype(str).to_numpy()[ctx.util_holdout]
 
 
@@ -423,9 +433,9 @@ def _privacy_part(results: dict[str, AttackResult], skipped: dict[str, str], arr
 
 
 def score_set(
-    ctx: EvaluationContext, job: Job, synthetic: Any, discriminator_scores: np.ndarray | None = None,
+    ctx: EvaluationContext, job: Job, synthetic: SyntheticSet, discriminator_scores: np.ndarray | None = None,
     permutation: bool = True,
-) -> tuple[dict, dict, dict, Any]:
+) -> tuple[dict, dict, dict, PermutationTest | None]:
     """Every attack on one synthetic set: ``(results, skipped, arrays, permutation test)``.
 
     ``permutation=False`` (the controls, read by their AUC CI and rise, never by a p-value) skips the
@@ -439,7 +449,7 @@ def score_set(
 
 
 def attack_scores(
-    ctx: EvaluationContext, job: Job, synthetic: Any
+    ctx: EvaluationContext, job: Job, synthetic: SyntheticSet
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """Every black-box attack's scores on one synthetic set: ``(scores, arrays, skipped)``."""
     from synthvu_core.evaluation.attacks import black_box_scores
@@ -453,7 +463,7 @@ def attack_scores(
 
 def score_metrics(
     ctx: EvaluationContext, job: Job, scores: dict[str, np.ndarray], permutation: bool = True
-) -> tuple[dict[str, AttackResult], Any]:
+) -> tuple[dict[str, AttackResult], PermutationTest | None]:
     """Every metric of every attack's scores (and the permutation test where asked): ``(results, test)``."""
     from synthvu_core.evaluation.inference import permutation_test
     from synthvu_core.evaluation.verdicts import attack_metrics
@@ -510,7 +520,7 @@ def stage_privacy(ctx: EvaluationContext, job: Job) -> Part:
     return part
 
 
-def _cohort_part(job: Job, part: Part) -> Any:
+def _cohort_part(job: Job, part: Part) -> CohortTest | None:
     """The whole-cohort nearest-patient test of the samples into ``part`` (``cohort.*``); the test, or None where the
     dataset has no training patient or no other patient."""
     from synthvu_core.evaluation.cohort import COHORT_FIELDS, cohort_test
@@ -774,7 +784,7 @@ TASK_COSTS: dict[str, float] = {
 UMAP_FIT = "umap_fit"
 
 
-def evaluation_tasks(ctx: EvaluationContext, job: Job, util: Any) -> list[Task]:
+def evaluation_tasks(ctx: EvaluationContext, job: Job, util: VUDataset) -> list[Task]:
     """Every task of one evaluation, each waiting on what it reads; a stage task's value is its :class:`Part`.
 
     Each task is timed into its stage's entry of ``ctx.timings`` / ``ctx.cpu_timings`` (the design: nowhere).
@@ -903,7 +913,7 @@ def _progress(total: int, enabled: bool | Callable[[str, int, int], None]) -> An
     return tqdm(total=total, desc="evaluation", unit="stage", leave=False)
 
 
-def _run_tasks(job: Job, util: Any, classes: list[str] | None, steps: _Steps) -> tuple[EvaluationContext, Part]:
+def _run_tasks(job: Job, util: VUDataset, classes: list[str] | None, steps: _Steps) -> tuple[EvaluationContext, Part]:
     """Every task of :func:`evaluation_tasks` on two workers (the caller and a helper thread; one, the caller,
     without ``concurrent``); the stages' parts merged in :data:`STAGES` order."""
     config = job.config
@@ -921,20 +931,20 @@ def _run_tasks(job: Job, util: Any, classes: list[str] | None, steps: _Steps) ->
 
 
 def run_evaluation(
-    dataset: Any,
+    dataset: VUDataset,
     synthetic_images: np.ndarray,
     synthetic_labels: np.ndarray,
     *,
-    discriminator: Any = None,
+    discriminator: Discriminator | None = None,
     config: EvaluationConfig = EvaluationConfig(),
     classes: list[str] | None = None,
     seed: int = 0,
     meta: dict[str, Any] | None = None,
     controls: bool = False,
     progress: bool | Callable[[str, int, int], None] = True,
-    utility_dataset: Any = None,
+    utility_dataset: VUDataset | None = None,
     tstr_extra: tuple[np.ndarray, np.ndarray] | None = None,
-) -> Any:
+) -> Report:
     """Evaluate synthetic VUs ``[m, C, H, W]`` (float in [-1, 1] or uint8) with integer labels ``[m]``
     (indices into ``classes``, default ``dataset.classes(config.scheme)``) against a ``VUDataset``.
 

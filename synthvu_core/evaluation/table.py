@@ -7,10 +7,13 @@ privacy, one row per generator; without MODEL, every shipped generator with a re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.names import INDEPENDENT_CONTROL, PRIMARY_ATTACK
 from synthvu_core.records import epsilon_value
+
+if TYPE_CHECKING:
+    from synthvu_core.records import Report
 
 UTILITY_KEYS: tuple[tuple[str, str], ...] = (
     ("TRTR", "utility.trtr.balanced_accuracy"),
@@ -78,7 +81,7 @@ def utility_row(
     return "| " + " | ".join(cells) + " |"
 
 
-def privacy_row(name: str, report: Any) -> str:
+def privacy_row(name: str, report: Report) -> str:
     verdicts = report.meta.get("verdicts") or {}
     a = verdicts.get("released_samples") or {}
     b = verdicts.get("released_discriminator") or {}
@@ -118,7 +121,7 @@ def _level_cell(verdict: dict[str, Any]) -> str:
     return f"{word} (needs {need} patients per side)" if word == "inconclusive" and need else word
 
 
-def _independent_cell(report: Any) -> str:
+def _independent_cell(report: Report) -> str:
     """Whether the independent control covers 0.5 in every counted attack (family-wise), with the count."""
     check = report.meta.get("independent_control") or {}
     rows = check.get("rows") or {}

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from synthvu_core.errors import ReportError
 from synthvu_core.evaluation.tolerance_rules import (
@@ -31,6 +31,10 @@ from synthvu_core.evaluation.tolerance_rules import (
     unchecked_attacks,
 )
 from synthvu_core.records import TOLERANCES, tolerance
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.records import Report
 
 __all__ = [
     "FAMILIES",
@@ -43,7 +47,7 @@ __all__ = [
     "verify_report",
 ]
 
-def _scalars(report: Any) -> dict[str, float | None]:
+def _scalars(report: Report) -> dict[str, float | None]:
     out = {k: v for k, v in report.scalars.items()}
     for name, ctl in (getattr(report, "controls", {}) or {}).items():
         out.update({f"controls.{name}.{k}": v for k, v in ctl.scalars.items()})
@@ -51,7 +55,8 @@ def _scalars(report: Any) -> dict[str, float | None]:
 
 
 def differences(
-    saved: Any, fresh: Any, rules: tuple[tuple[str, float], ...] | list = TOLERANCES, across_machines: bool = False
+    saved: Report, fresh: Report, rules: tuple[tuple[str, float], ...] | list = TOLERANCES,
+    across_machines: bool = False,
 ) -> list[str]:
     """Every scalar, verdict level and counted family of ``saved`` that ``fresh`` does not repeat, in words.
 
@@ -98,8 +103,8 @@ def _empty_cache() -> Iterator[Path]:
 
 
 def verify_report(
-    model_dir: str | Path, saved: Any, dataset: Any = None, progress: bool = True
-) -> tuple[Any, list[str]]:
+    model_dir: str | Path, saved: Report, dataset: VUDataset | str | Path | None = None, progress: bool = True
+) -> tuple[Report, list[str]]:
     """``(fresh report, differences)``: the evaluation of ``model_dir`` re-run from scratch against ``saved``.
 
     Args:

@@ -30,12 +30,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core.evaluation import fidelity, utility
 from synthvu_core.names import VOLUME_REPORT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.evaluation.design import MembershipDesign
+    from synthvu_core.evaluation.privacy import AttackResult
 
 
 @dataclass(frozen=True)
@@ -222,7 +229,9 @@ def _pairwise_pixel_scores(candidates: np.ndarray, synthetic: np.ndarray) -> np.
     return privacy.pairwise_scores(privacy.summarise_distances(candidates, synthetic, quantiles=()))[0]
 
 
-def _control_sets(dataset: Any, design: Any, synthetic: np.ndarray, seed: int) -> dict[str, np.ndarray | str]:
+def _control_sets(
+    dataset: VUDataset, design: MembershipDesign, synthetic: np.ndarray, seed: int
+) -> dict[str, np.ndarray | str]:
     """The graded mixtures (float32 copies of ``synthetic`` with members planted) and the independent control (or
     why there is none), by control name."""
     from synthvu_core.evaluation.controls import graded_replacements, independent_samples
@@ -274,7 +283,7 @@ def privacy_reading(own: dict[str, Any], power: dict[str, Any], independent: dic
     return "ok", f"no membership signal ({ci}); the attack detects the 5 % control"
 
 
-def volume_privacy(dataset: Any, labels: np.ndarray, synthetic: np.ndarray, *, seed: int = 0, n_boot: int = 1000,
+def volume_privacy(dataset: VUDataset, labels: np.ndarray, synthetic: np.ndarray, *, seed: int = 0, n_boot: int = 1000,
                    n_perm: int = 5000) -> dict[str, Any]:
     """The pairwise pixel attack on a sub-volume generator's ``synthetic`` set ``[M, D, H, W]`` with its controls.
 
@@ -294,13 +303,13 @@ def volume_privacy(dataset: Any, labels: np.ndarray, synthetic: np.ndarray, *, s
     cand = np.asarray(dataset.images[d.candidates])
     name = PRIMARY  # "pairwise/pixel"
 
-    def metrics(syn: np.ndarray) -> Any:
+    def metrics(syn: np.ndarray) -> AttackResult:
         scores = _pairwise_pixel_scores(cand, syn)
         test = permutation_test({name: scores}, d.is_member, d.patient, n_perm=n_perm, seed=seed)
         return attack_metrics(scores, d.is_member, d.patient, test=test, name=name, n_boot=n_boot, seed=seed)
 
     own = metrics(np.asarray(synthetic))
-    controls: dict[str, Any] = {}
+    controls: dict[str, AttackResult] = {}
     reasons: dict[str, str] = {}
     for control, syn in _control_sets(dataset, d, synthetic, seed).items():
         if isinstance(syn, str):
@@ -334,7 +343,7 @@ def report_of(report: Any, card: Mapping[str, Any]) -> bool:
         report.get("dataset"), report.get("generator_dataset"))
 
 
-def _check_dataset(folder: Any, card: dict[str, Any], ds: Any) -> None:
+def _check_dataset(folder: Path, card: dict[str, Any], ds: VUDataset) -> None:
     """Refuse a dataset that is not the generator's (same bytes, or a rebuild its card's sketch recognises)."""
     from synthvu_core.data.sketch import same_dataset
     from synthvu_core.errors import CheckpointError
@@ -347,7 +356,7 @@ def _check_dataset(folder: Any, card: dict[str, Any], ds: Any) -> None:
 
 
 def evaluate_volume_generator(
-    folder: Any, *, dataset: Any = None, n_synthetic: int | None = None, seed: int = 0,
+    folder: str | Path, *, dataset: str | Path | None = None, n_synthetic: int | None = None, seed: int = 0,
     seeds: Sequence[int] = (0, 1, 2), config: VolumeClassifierConfig = VolumeClassifierConfig(),
     privacy: bool = True,
 ) -> dict[str, Any]:

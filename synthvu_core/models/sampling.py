@@ -13,13 +13,17 @@ import errno
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core import levels
 from synthvu_core.errors import DiskFullError, SelectionError, SynthVUError
 from synthvu_core.storage import atomic_path, disk_full
+
+if TYPE_CHECKING:
+    from synthvu_core.models.acgan import Generator, SnapshotEnsemble
+    from synthvu_core.models.diffusion import DiffusionGenerator
 
 
 @dataclass
@@ -39,7 +43,9 @@ class Samples:
         return [self.classes[i] for i in self.labels]
 
 
-def _as_generator(generator: Any, device: str | None = None) -> Any:
+def _as_generator(
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, device: str | None = None
+) -> Any:
     if isinstance(generator, str | Path):
         from synthvu_core.models.registry import load_generator, resolve
 
@@ -159,7 +165,7 @@ def all_finite(x: Any) -> bool:
     return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
-def _check_finite(gen: Any, x: Any, start: int) -> None:
+def _check_finite(gen: Generator | SnapshotEnsemble | DiffusionGenerator, x: Any, start: int) -> None:
     """:class:`CheckpointError` naming the generator where a batch holds NaN or infinity (never silent black VUs)."""
     if not all_finite(x):
         from synthvu_core.errors import CheckpointError
@@ -170,7 +176,8 @@ def _check_finite(gen: Any, x: Any, start: int) -> None:
 
 
 def sample_batches(
-    generator: Any, n: int, position: str | None = None, seed: int = 0, batch_size: int = 256, *, uint8: bool = True
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, n: int, position: str | None = None,
+    seed: int = 0, batch_size: int = 256, *, uint8: bool = True,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Stream ``n`` VUs as ``(start, images, labels)`` batches; memory is bounded by the batch, not by ``n``.
 
@@ -197,7 +204,10 @@ def sample_batches(
             start += len(zb)
 
 
-def sample(generator: Any, n: int, position: str | None = None, seed: int = 0, batch_size: int = 256) -> Samples:
+def sample(
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, n: int, position: str | None = None,
+    seed: int = 0, batch_size: int = 256,
+) -> Samples:
     """``n`` VUs for ``position`` (None = training prior). ``generator``: module from
     :func:`~synthvu_core.models.registry.load_generator`, a folder or a registered name.
 
@@ -212,7 +222,10 @@ def sample(generator: Any, n: int, position: str | None = None, seed: int = 0, b
     return Samples(out, labels, list(gen.card["classes"]))
 
 
-def sample_uint8(generator: Any, n: int, position: str | None = None, seed: int = 0, batch_size: int = 256) -> Samples:
+def sample_uint8(
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, n: int, position: str | None = None,
+    seed: int = 0, batch_size: int = 256,
+) -> Samples:
     """:func:`sample` with ``images`` uint8 ``[n, C, H, W]`` (as exported), converted batch by batch on the torch
     side: a quarter of the float32 memory, no float copy of the whole set."""
     gen = _as_generator(generator)
@@ -224,7 +237,10 @@ def sample_uint8(generator: Any, n: int, position: str | None = None, seed: int 
     return Samples(out, labels, list(gen.card["classes"]))
 
 
-def _run(gen: Any, z: Any, labels: Any, batch_size: int = 256, member: int | None = None) -> np.ndarray:
+def _run(
+    gen: Generator | SnapshotEnsemble | DiffusionGenerator, z: Any, labels: Any, batch_size: int = 256,
+    member: int | None = None,
+) -> np.ndarray:
     """``gen(z, labels)`` in batches; ``labels`` are class indices ``[n]`` or class weights ``[n, K]``; ``member``:
     the one member of a snapshot ensemble to use."""
     pin = {} if member is None else {"member": member}
@@ -241,7 +257,10 @@ def _run(gen: Any, z: Any, labels: Any, batch_size: int = 256, member: int | Non
     return out
 
 
-def interpolate(generator: Any, position_a: str, position_b: str, steps: int = 8, seed: int = 0) -> Samples:
+def interpolate(
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, position_a: str, position_b: str,
+    steps: int = 8, seed: int = 0,
+) -> Samples:
     """``steps`` VUs moving linearly from (z_a, class a) to (z_b, class b) in latent and class-code space.
 
     Labels are the nearer class at each step.
@@ -630,7 +649,7 @@ def collector_paused_then_frozen() -> Iterator[None]:
 
 
 def sample_to_file(
-    generator: Any,
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path,
     n: int,
     path: str | Path,
     *,
@@ -675,7 +694,9 @@ def sample_to_file(
     return plan
 
 
-def sample_rows(generator: Any, n: int, rows: Any, seed: int = 0) -> np.ndarray:
+def sample_rows(
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, n: int, rows: Any, seed: int = 0
+) -> np.ndarray:
     """float32 ``[len(rows), C, H, W]``: rows ``rows`` of ``sample(generator, n, seed=seed)`` (positions from the
     training prior) without generating the other ``n - len(rows)`` VUs: the same draws as :func:`sample` (labels
     first, then noise, from one seeded torch generator), so a page can show VU 4,211 of a report's sample."""
