@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.records import Report
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.evaluation.stages import EvaluationConfig
+    from synthvu_core.models.acgan import Generator, SnapshotEnsemble
+    from synthvu_core.models.diffusion import DiffusionGenerator
+    from synthvu_core.models.sampling import Samples
 
 __all__ = ["Report", "build_dataset", "evaluate", "load_generator", "load_report", "sample", "train"]
 
@@ -23,7 +30,7 @@ def build_dataset(
     seed: int = 0,
     progress: bool = False,
     **options: Any,
-) -> Any:
+) -> VUDataset:
     """A VU dataset from folder(s) of NIfTI pairs (``images``), or from a spine phantom of ``phantom`` patients
     drawn with ``seed``; saved to ``out`` where given. ``options`` go to
     :func:`synthvu_core.data.build.build_dataset` (``split``, ``config``, ``mapping``, ...) or, for the phantom, to
@@ -42,7 +49,9 @@ def build_dataset(
     return build.build_dataset(images, out, progress=progress, **options)
 
 
-def train(dataset: Any, out: str | Path, *, arch: str = "default", progress: bool = False, **options: Any) -> Path:
+def train(
+    dataset: VUDataset | str | Path, out: str | Path, *, arch: str = "default", progress: bool = False, **options: Any
+) -> Path:
     """Train a generator of architecture ``arch`` on ``dataset`` (a ``VUDataset`` or its folder); returns the
     generator folder ``out``. ``options`` are ``train``'s flags with underscores (``steps=200``,
     ``target_epsilon=8``, ``guidance=2``); one ``arch`` does not read is refused (:class:`SelectionError`)."""
@@ -55,14 +64,17 @@ def train(dataset: Any, out: str | Path, *, arch: str = "default", progress: boo
     return trainer(architecture(arch).family).train(data, out, config, progress=progress)
 
 
-def load_generator(model: str | Path, device: str = "cpu") -> Any:
+def load_generator(model: str | Path, device: str = "cpu") -> Generator | SnapshotEnsemble | DiffusionGenerator:
     """The generator of a folder or registered name (``acgan-phantom``), in eval mode, with ``.card``."""
     from synthvu_core.models import registry
 
     return registry.load_generator(registry.resolve(model), device=device)
 
 
-def sample(generator: Any, n: int, *, position: str | None = None, seed: int = 0) -> Any:
+def sample(
+    generator: Generator | SnapshotEnsemble | DiffusionGenerator | str | Path, n: int, *, position: str | None = None,
+    seed: int = 0,
+) -> Samples:
     """``n`` VUs (``.images`` float32 ``[n, C, H, W]`` in [-1, 1], ``.labels``, ``.classes``) for ``position`` (a
     region ``L`` or VU name ``L4/L5``; None: the training prior). Same seed, same VUs."""
     from synthvu_core.models.sampling import sample as draw
@@ -71,8 +83,8 @@ def sample(generator: Any, n: int, *, position: str | None = None, seed: int = 0
 
 
 def evaluate(
-    model: str | Path, dataset: Any = None, *, n_synthetic: int = 5000, controls: bool = False, seed: int = 0,
-    progress: bool = False, config: Any = None,
+    model: str | Path, dataset: VUDataset | str | Path | None = None, *, n_synthetic: int = 5000,
+    controls: bool = False, seed: int = 0, progress: bool = False, config: EvaluationConfig | None = None,
 ) -> Report:
     """Evaluate a generator folder against its dataset (utility, fidelity, privacy) and write ``model/report/``;
     ``dataset`` None: the demo dataset its card names. ``config``: an

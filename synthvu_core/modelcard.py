@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from synthvu_core.records import Report
 
 README_FILE = "README.md"
 ATTACK_NAMES = {"pairwise": "pairwise (distance to closest record)", "distribution": "distribution (Monte-Carlo)",
@@ -164,7 +169,7 @@ def _metric_rows(scalars: Mapping[str, float | None], missing: Mapping[str, str]
     return rows
 
 
-def _utility_lines(report: Any) -> list[str]:
+def _utility_lines(report: Report) -> list[str]:
     """Chance, the usefulness label and per-class recall of TRTR and TSTR on the real holdout."""
     from synthvu_core.evaluation.utility import report_usefulness
 
@@ -177,7 +182,7 @@ def _utility_lines(report: Any) -> list[str]:
     return out + _recall_table(arrays, list(report.meta.get("classes") or []), label.chance)
 
 
-def _recall_table(arrays: Any, classes: list[str], chance: float | None) -> list[str]:
+def _recall_table(arrays: Mapping[str, np.ndarray], classes: list[str], chance: float | None) -> list[str]:
     """Per-class recall of TRTR and TSTR on the holdout with intervals and the VUs and patients each rests on."""
     from synthvu_core.evaluation.utility import REAL_ALSO_AT_CHANCE, recall_table
 
@@ -198,7 +203,7 @@ def _recall_table(arrays: Any, classes: list[str], chance: float | None) -> list
                   f"class).{gone}", ""]
 
 
-def _attack_rows(report: Any) -> list[str]:
+def _attack_rows(report: Report) -> list[str]:
     """Every attack with its AUC, and beside it its AUC on the 5 % graded control and on the independent control."""
     from synthvu_core.names import INDEPENDENT_CONTROL, POWER_FRACTION, graded_control
 
@@ -265,7 +270,7 @@ def _unread_report_lines(name: str, folder: Path) -> list[str]:
     ]
 
 
-def _evaluation_section(report: Any, name: str = "MODEL", folder: Path | None = None) -> list[str]:
+def _evaluation_section(report: Report | None, name: str = "MODEL", folder: Path | None = None) -> list[str]:
     from synthvu_core.names import REPORT_DIR, REPORT_FILE
 
     out = ["## Evaluation", ""]

@@ -6,9 +6,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.dp import DPConfig
+    from synthvu_core.models.training import TrainConfig
 
 #: 3: anonymeter attacks the members and the control at one size (the larger set subsampled)
 CLINICAL_REPORT_VERSION = 3
@@ -113,7 +121,7 @@ def _dp_args(p: argparse.ArgumentParser) -> None:
                          "(default: %(default)s)")
 
 
-def dp_config(args: argparse.Namespace) -> Any:
+def dp_config(args: argparse.Namespace) -> DPConfig | None:
     """The VU half's :class:`DPConfig` (None without ``--target-epsilon``); refuses a DP VU half beside a table
     without DP before any work: the pair would be no DP."""
     from synthvu_core.errors import SelectionError
@@ -132,7 +140,7 @@ def dp_config(args: argparse.Namespace) -> Any:
     return dp
 
 
-def load_dataset(name: str) -> Any:
+def load_dataset(name: str) -> VUDataset:
     from synthvu_core.data.dataset import VUDataset
 
     if name == "demo" and not Path(name).exists():
@@ -142,8 +150,8 @@ def load_dataset(name: str) -> Any:
     return VUDataset.load(name)
 
 
-def write_table(model: str | Path, dataset: Any, *, rows: int, method: str, seed: int, epsilon: float | None = None,
-                delta: float | None = None, grades: str = "numerical") -> dict[str, Any]:
+def write_table(model: str | Path, dataset: VUDataset, *, rows: int, method: str, seed: int,
+                epsilon: float | None = None, delta: float | None = None, grades: str = "numerical") -> dict[str, Any]:
     """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block.
 
     A DP method (``mst``, ``aim``) needs ``epsilon``; its run is appended to the dataset's privacy ledger and the
@@ -190,7 +198,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace, dp: Any) -> Any:
+def _train_config(args: argparse.Namespace, dp: Any) -> TrainConfig:
     """The VU half's :class:`TrainConfig`. Under DP: from :data:`DP_PRIOR`, without grade balancing (its weights
     count private VUs; asked for, it is refused), at :data:`DP_STEPS` / :data:`DP_LR` unless ``--steps`` is given."""
     from synthvu_core.models.joint import GRADE_NAMES
@@ -270,7 +278,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 # ---- the run ------------------------------------------------------------------------------------------------
 
 
-def _vu_arrays(dataset: Any, grades: Any, part: str) -> tuple[Any, Any, Any]:
+def _vu_arrays(dataset: VUDataset, grades: np.ndarray, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     idx = dataset.indices(part)
     return dataset.images[idx], grades[idx], dataset.units["patient_id"].astype(str).to_numpy()[idx]
 
@@ -286,7 +294,9 @@ def synthetic_pairs(model: str | Path, n_patients: int, vus: list[str], seed: in
     return to_uint8(images.reshape(-1, *images.shape[2:])), grades
 
 
-def recognition_samples(model: str | Path, dataset: Any, grades: Any, n: int, seed: int) -> tuple[Any, Any]:
+def recognition_samples(
+    model: str | Path, dataset: VUDataset, grades: np.ndarray, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` VUs generated for grades drawn uniformly from 1-5, each at a level drawn from the real train VUs of that
     grade (so the request is one the data hold), as uint8, and the requested grades."""
     import numpy as np
@@ -305,7 +315,9 @@ def recognition_samples(model: str | Path, dataset: Any, grades: Any, n: int, se
     return to_uint8(images), requested
 
 
-def table_report(members: Any, others: Any, released: Any, seed: int = 0) -> dict[str, Any]:
+def table_report(
+    members: pd.DataFrame, others: pd.DataFrame, released: pd.DataFrame, seed: int = 0
+) -> dict[str, Any]:
     """Fidelity of the released table against the members' rows, and its privacy beside the leaky control's."""
     from synthvu_core.evaluation import clinical
 
@@ -316,7 +328,9 @@ def table_report(members: Any, others: Any, released: Any, seed: int = 0) -> dic
     return {"fidelity": clinical.table_fidelity(members, released, seed), "privacy": privacy}
 
 
-def joint_attack(dataset: Any, table: Any, released: Any, synthetic_vus: Any, seed: int = 0) -> dict[str, Any]:
+def joint_attack(
+    dataset: VUDataset, table: pd.DataFrame, released: pd.DataFrame, synthetic_vus: np.ndarray, seed: int = 0
+) -> dict[str, Any]:
     """The patient-level joint membership attack (row and VUs together) on the released pair and on the leaky
     control: member rows copied into the table and :data:`~synthvu_core.names.POWER_FRACTION` of the synthetic VUs
     replaced by lightly perturbed member VUs (the VU evaluation's graded control). Candidates are the VU
@@ -351,7 +365,9 @@ def joint_attack(dataset: Any, table: Any, released: Any, synthetic_vus: Any, se
     return out
 
 
-def evaluate_joint(model: str | Path, dataset: Any, *, n_recognition: int = 1000, seed: int = 0) -> dict[str, Any]:
+def evaluate_joint(
+    model: str | Path, dataset: VUDataset, *, n_recognition: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """The joint evaluation of a joint generator on its dataset; writes and returns ``report/clinical.json``."""
     from synthvu_core import levels
     from synthvu_core.data.clinical import dataset_table, vu_grades

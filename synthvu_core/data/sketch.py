@@ -13,9 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from synthvu_core.data.dataset import VUDataset
 
 #: VUs are summed in at most this many groups (VU index modulo the number; one VU per group up to it). With ~9 VUs
 #: per group (a 400-patient phantom), noise of zero mean added to every voxel no longer cancels within a group.
@@ -27,14 +32,14 @@ MAX_VU_GROUPS = 1024
 REBUILD_TOLERANCE = 1e-3
 
 
-def units_digest(units: Any) -> str:
+def units_digest(units: pd.DataFrame) -> str:
     """sha256 (16 hex digits) of the VU table's identities (patient, level, source), in row order."""
     buf = io.StringIO()
     units[["patient_id", "level", "source"]].astype(str).to_csv(buf, index=False)
     return hashlib.sha256(buf.getvalue().encode()).hexdigest()[:16]
 
 
-def content_sketch(images: np.ndarray, units: Any, groups: int | None = None) -> dict[str, Any]:
+def content_sketch(images: np.ndarray, units: pd.DataFrame, groups: int | None = None) -> dict[str, Any]:
     """The sketch of uint8 VU images ``[N, C, H, W]`` and their table: JSON-ready, at most about 10 kB. ``groups``:
     the number of VU groups (default ``min(N, MAX_VU_GROUPS)``; a stored sketch's own, to compare with it)."""
     x = np.asarray(images)
@@ -62,7 +67,7 @@ def sketch_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
     return float(max(parts))
 
 
-def is_rebuild(images: np.ndarray, units: Any, expected: Mapping[str, Any] | None) -> bool:
+def is_rebuild(images: np.ndarray, units: pd.DataFrame, expected: Mapping[str, Any] | None) -> bool:
     """Whether ``images``/``units`` are the dataset of the ``expected`` sketch up to one-grey-level rounding."""
     if not isinstance(expected, Mapping) or not isinstance(expected.get("vu_groups"), list):
         return False
@@ -71,7 +76,7 @@ def is_rebuild(images: np.ndarray, units: Any, expected: Mapping[str, Any] | Non
 
 
 def same_dataset(
-    dataset: Any, fingerprint: str | None, sketch: Mapping[str, Any] | None = None, *, notice: bool = False
+    dataset: VUDataset, fingerprint: str | None, sketch: Mapping[str, Any] | None = None, *, notice: bool = False
 ) -> bool:
     """Whether ``dataset`` (a :class:`~synthvu_core.data.dataset.VUDataset`) is the one of ``fingerprint``: the same
     bytes, or, given that dataset's ``sketch``, a rebuild of it on another machine (:func:`is_rebuild`; with
@@ -88,7 +93,7 @@ def same_dataset(
     return True
 
 
-def rebuild_notice(where: str, dataset: Any, fingerprint: str) -> str:
+def rebuild_notice(where: str, dataset: VUDataset, fingerprint: str) -> str:
     """One line for a dataset accepted as a rebuild of the dataset of ``fingerprint``."""
     return (f"{where}: this build (fingerprint {dataset.fingerprint}) is a rebuild of the generator's dataset "
             f"({fingerprint}) that differs by rounding only (its content sketch is within {REBUILD_TOLERANCE} grey "

@@ -32,11 +32,18 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core.errors import SelectionError
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.acgan import Discriminator
+    from synthvu_core.models.training import TrainConfig
 
 AUDIT_FILE = "audit.json"
 METHOD = ("one-run audit (Steinke, Nasr & Jagielski 2023): canary patients with one out-of-distribution VU each and a "
@@ -109,8 +116,9 @@ def canary_images(m: int, shape: tuple[int, int, int], rng: np.random.Generator)
 
 
 def audit_dataset(
-    base: Any, images: np.ndarray, classes: list[str], included: np.ndarray, scheme: str, source: str | None = None
-) -> Any:
+    base: VUDataset, images: np.ndarray, classes: list[str], included: np.ndarray, scheme: str,
+    source: str | None = None,
+) -> VUDataset:
     """``base``'s train patients plus the included canaries (one VU each), all in the train split; each canary
     its own source, or ``source`` (one of a source-conditioned recipe's vocabulary, which refuses any other)."""
     import pandas as pd
@@ -133,7 +141,7 @@ def audit_dataset(
     return VUDataset(imgs, units, card)
 
 
-def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> Any:
+def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> TrainConfig:
     """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate: the
     same mechanism (DP settings, augmentation, mirroring, mode seeking, frozen stages, class-loss weight,
     projection and output filter, source conditioning), as the card records it (older cards: the settings they
@@ -169,7 +177,7 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> A
                        seed=int(tr.get("seed", 0)), device="cpu", checkpoint_every=0, montage_every=0)
 
 
-def canary_losses(D: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def canary_losses(D: Discriminator, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """D's loss on each canary as a real VU, in two parts: real/fake (BCE) and class (CE)."""
     import torch
     import torch.nn.functional as F
@@ -181,7 +189,7 @@ def canary_losses(D: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         return bce.cpu().numpy(), F.cross_entropy(cls, y, reduction="none").cpu().numpy()
 
 
-def canary_gradients(trainer: Any, x: Any, y: Any, chunk: int = 50) -> Any:
+def canary_gradients(trainer: Any, x: torch.Tensor, y: torch.Tensor, chunk: int = 50) -> torch.Tensor:
     """``[m, P]`` gradient of D's real-VU loss on each canary at D's start, over the privately trained parameters,
     with the canaries' mean gradient taken out (a common direction says nothing about one canary)."""
     import torch
@@ -190,7 +198,7 @@ def canary_gradients(trainer: Any, x: Any, y: Any, chunk: int = 50) -> Any:
 
     a, aux_fake = trainer.arch.aux_weight, trainer.arch.aux_fake
 
-    def loss_of_one(adv: Any, cls: Any, yy: Any) -> Any:
+    def loss_of_one(adv: torch.Tensor, cls: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
         return discriminator_loss(adv, cls, torch.ones_like(adv), yy, a, aux_fake).sum()
 
     rows = []
@@ -201,7 +209,7 @@ def canary_gradients(trainer: Any, x: Any, y: Any, chunk: int = 50) -> Any:
     return grads - grads.mean(0, keepdim=True)
 
 
-def alignment_scores(trainer: Any, start: dict, grads: Any) -> np.ndarray:
+def alignment_scores(trainer: Any, start: dict, grads: torch.Tensor) -> np.ndarray:
     """How far D's parameters moved against each canary's (centred, unit) gradient: the fall of its loss that
     is the canary's own."""
     import torch
@@ -300,7 +308,7 @@ def score_auc(scores: np.ndarray, included: np.ndarray) -> float:
     return float(roc_auc_score(included.astype(int), scores))
 
 
-def record_audit_run(base: Any, card: dict[str, Any], trainer: Any, claimed: float, honest: bool) -> None:
+def record_audit_run(base: VUDataset, card: dict[str, Any], trainer: Any, claimed: float, honest: bool) -> None:
     """The audit trained on ``base``'s patients: one more entry in its privacy ledger (where it has a folder).
     A run with a planted bug is entered without DP (its noise was not what the accountant counted)."""
     from synthvu_core.models import ledger

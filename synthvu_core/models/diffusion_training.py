@@ -24,13 +24,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import SelectionError
 from synthvu_core.storage import atomic_path, write_json
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.diffusion import DiffusionGenerator
 
 TRAINING_DIR = "training"
 CHECKPOINT_DIR = "checkpoint"
@@ -140,15 +146,15 @@ class DiffusionTrainer:
         self.step_count = 0
         self.seconds = 0.0
         self.last: dict[str, float] = {}
-        self._latents: Any = None
+        self._latents: torch.Tensor | None = None
 
     # ---- data ---------------------------------------------------------------------------------
-    def _as_input(self, u8: Any) -> Any:
+    def _as_input(self, u8: torch.Tensor) -> torch.Tensor:
         """uint8 VUs / sub-volumes -> the autoencoder's float input in [-1, 1] (a channel axis for 3-D)."""
         x = u8.float() / 127.5 - 1.0
         return x.unsqueeze(1) if self.arch.spatial_dims == 3 else x
 
-    def _batch(self) -> Any:
+    def _batch(self) -> torch.Tensor:
         import torch
 
         b = min(self.batch_size, self.n_train)
@@ -159,7 +165,7 @@ class DiffusionTrainer:
         self.cursor += b
         return idx.to(self.device)
 
-    def latents(self) -> Any:
+    def latents(self) -> torch.Tensor:
         """Scaled latents ``[n_train, *latent_shape]`` of the train split (encoded once, after phase 1)."""
         import torch
 
@@ -232,7 +238,7 @@ class DiffusionTrainer:
         return {"loss_flow": float(loss.item())}
 
     # ---- the generator ------------------------------------------------------------------------
-    def generator(self) -> Any:
+    def generator(self) -> DiffusionGenerator:
         """The released generator (decoder + moving-average UNet) at the current state."""
         from synthvu_core.models.diffusion import DiffusionGenerator
 
@@ -408,7 +414,7 @@ def three_d_defaults(arch: str) -> dict[str, Any]:
 
 
 def train_diffusion(
-    dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig | None = None, progress: bool = True
+    dataset: VUDataset, out_dir: str | Path, config: DiffusionTrainConfig | None = None, progress: bool = True
 ) -> Path:
     """Train the latent diffusion generator on ``dataset``'s train split; write the generator folder ``out_dir``.
 

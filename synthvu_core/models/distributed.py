@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.errors import SelectionError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, *tensors: Any, group: int = 1) -> tuple[Any, ...]:
+    def shard(self, *tensors: torch.Tensor, group: int = 1) -> tuple[torch.Tensor, ...]:
         """This process's rows of each global-batch tensor: ``rank::world_size``, or with ``group`` > 1 whole
         groups of consecutive rows (``--mode-seeking`` pairs) taken the same way."""
         if group == 1:
@@ -48,7 +54,7 @@ class DistContext:
         rows = torch.arange(len(tensors[0])).view(-1, group)[self.rank :: self.world_size].flatten()
         return tuple(t[rows.to(t.device)] for t in tensors)
 
-    def all_mean(self, x: Any) -> Any:
+    def all_mean(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` averaged over the processes (in place; every process then holds the same values)."""
         import torch.distributed as dist
 
@@ -78,7 +84,7 @@ def setup(device: str = "auto") -> DistContext | None:
     return DistContext(rank, world, local, backend)
 
 
-def _ddp_class() -> Any:
+def _ddp_class() -> type[DistributedDataParallel]:
     """The wrapper class, built on first use so that importing this module needs no torch."""
     from torch.nn.parallel import DistributedDataParallel
 
@@ -132,7 +138,7 @@ def attach(trainer: Any, ctx: DistContext | None) -> None:
     trainer.dist = ctx
     finish = trainer.finish
     if ctx.is_main:
-        def finish_then_release() -> Any:
+        def finish_then_release() -> Path:
             out = finish()
             dist.barrier()
             return out

@@ -31,6 +31,9 @@ from synthvu_core.names import SYNTHETIC_TABLE_FILE
 if TYPE_CHECKING:
     import pandas as pd
 
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.training import TrainConfig
+
 GRADE_CONDITION = "disc degeneration grade"
 
 
@@ -41,7 +44,7 @@ def grade_name(grade: int) -> str:
 GRADE_NAMES: tuple[str, ...] = tuple(grade_name(g) for g in GRADES)
 
 
-def grade_view(dataset: Any, table: pd.DataFrame | None = None) -> Any:
+def grade_view(dataset: VUDataset, table: pd.DataFrame | None = None) -> VUDataset:
     """The dataset with each VU's grade (``grade 1`` ... ``grade 5``) as its second condition (same images,
     same fingerprint, same folder); :class:`DataError` where a VU's patient has no grade for its level."""
     from synthvu_core.data.dataset import VUDataset
@@ -58,7 +61,7 @@ def grade_view(dataset: Any, table: pd.DataFrame | None = None) -> Any:
     return VUDataset(dataset.images, units, dataset.card, root=dataset.root)
 
 
-def train_images(dataset: Any, out: str | Path, config: Any, progress: bool = True) -> Path:
+def train_images(dataset: VUDataset, out: str | Path, config: TrainConfig, progress: bool = True) -> Path:
     """Train the grade-conditioned VU generator (``config.condition_source`` is set here); returns its folder.
 
     Under DP the grade vocabulary is given (``grade 1`` ... ``grade 5``, public) and the generated VUs' grades are
@@ -99,7 +102,7 @@ def table_ledger_entry(about: dict[str, Any], run: str) -> dict[str, Any]:
     return {"run": run, "dp": False, "epsilon": None, "mechanism": f"{about['library']} {about['method']} (no DP)"}
 
 
-def record_table_run(folder: str | Path, dataset: Any, about: dict[str, Any]) -> dict[str, Any]:
+def record_table_run(folder: str | Path, dataset: VUDataset, about: dict[str, Any]) -> dict[str, Any]:
     """Append the table run to the dataset's privacy ledger (every run on the patients composes, DP or not) and
     recompose the card's ``privacy_ledger`` block over the entries that share its patients; returns the card."""
     from synthvu_core.models import ledger
@@ -183,7 +186,7 @@ def sample_patients(folder: str | Path, n: int, vus: list[str], seed: int = 0) -
     return rows, images.reshape(len(rows), len(vus), *images.shape[1:])
 
 
-def table_members(dataset: Any, table: pd.DataFrame, part: str) -> pd.DataFrame:
+def table_members(dataset: VUDataset, table: pd.DataFrame, part: str) -> pd.DataFrame:
     """Rows of the patients of one split part (train = members)."""
     keep = set(dataset.patients(part))
     return table[table[ID_COLUMN].astype(str).isin(keep)].reset_index(drop=True)

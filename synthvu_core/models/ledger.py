@@ -44,11 +44,14 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.errors import DataError
 from synthvu_core.names import IMAGE_DIGESTS, LEDGER_FILE
 from synthvu_core.records import epsilon_text
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 LOCK_SUFFIX = ".lock"
 COMPOSITION = (
@@ -61,7 +64,7 @@ USER_LEDGER_ENV = "SYNTHVU_LEDGER"
 KEYED_BY = "patient"
 
 
-def ledger_path(dataset: Any) -> Path | None:
+def ledger_path(dataset: VUDataset) -> Path | None:
     """``privacy_ledger.json`` in the dataset's folder; None for a dataset without a folder."""
     root = getattr(dataset, "root", None)
     return None if root is None else Path(root) / LEDGER_FILE
@@ -85,21 +88,21 @@ def _files(path: Path) -> list[Path]:
     return [folder] if user == folder else [folder, user]
 
 
-def check_readable(dataset: Any) -> None:
+def check_readable(dataset: VUDataset) -> None:
     """Refuse (:class:`DataError`) before a run where a ledger it will be recorded in is unreadable."""
     path = ledger_path(dataset)
     for f in _files(path) if path is not None else []:
         _read(f)
 
 
-def run_patients(dataset: Any, part: str | None = "train") -> list[str]:
+def run_patients(dataset: VUDataset, part: str | None = "train") -> list[str]:
     """The patient identities a run on ``dataset``'s ``part`` trains on (sorted; phantom ids seed-qualified)."""
     from synthvu_core.models.priors import patient_keys
 
     return sorted(patient_keys(dataset, part))
 
 
-def run_images(dataset: Any, part: str | None = "train") -> list[str]:
+def run_images(dataset: VUDataset, part: str | None = "train") -> list[str]:
     """The content digests of the source images of ``dataset``'s ``part`` patients (all parts where None); [] where
     its card records none (an in-memory phantom, or a build made before digests)."""
     digests = dataset.card.get(IMAGE_DIGESTS) or {}
@@ -225,7 +228,7 @@ def append(path: Path, fingerprint: str, patients: Sequence[str], entry: Mapping
     return sharing_patients(_once([e for data in read for e in data["entries"]]) + [new], patients, images)
 
 
-def record(dataset: Any, entry: Mapping[str, Any], part: str = "train") -> list[dict[str, Any]] | None:
+def record(dataset: VUDataset, entry: Mapping[str, Any], part: str = "train") -> list[dict[str, Any]] | None:
     """Append ``entry``, a run on ``dataset``'s ``part`` patients, to its ledgers (:func:`append`); the entries it
     composes with, or None for a dataset without a folder (nothing kept)."""
     path = ledger_path(dataset)
@@ -241,7 +244,7 @@ def _once(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if not e.get("id") or not (e["id"] in seen or seen.add(e["id"]))]
 
 
-def spent_on(dataset: Any) -> tuple[float, int] | None:
+def spent_on(dataset: VUDataset) -> tuple[float, int] | None:
     """``(composed epsilon, runs)`` over every recorded run that trained on any of ``dataset``'s patients (its
     folder's ledger and this user's), at the delta of a DP run on its train split; None where it has no folder."""
     from synthvu_core.models.dp import default_delta

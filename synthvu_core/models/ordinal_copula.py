@@ -30,13 +30,15 @@ dependency here; SDV's ``copulas`` has no ordinal margins.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from synthvu_core.errors import SynthVUError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 #: an integer column with at most this many distinct values is ordinal (a grade column always is)
@@ -187,7 +189,7 @@ def fit_margin(column: pd.Series, name: str, ordinal: bool) -> _Margin:
 # ---- the latent correlations ------------------------------------------------------------------------------------
 
 
-def _maximise(loglik: Any) -> float:
+def _maximise(loglik: Callable[[float], float]) -> float:
     from scipy.optimize import minimize_scalar
 
     result = minimize_scalar(lambda r: -loglik(r), bounds=(-RHO_BOUND, RHO_BOUND), method="bounded",

@@ -18,35 +18,38 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthvu_core.errors import SelectionError
 
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
+
 MANIFEST_FILE = "public_patients.json"
 PUBLIC_STATEMENT = "the procedural spine phantom: synthetic patients, no real person"
 
 
-def patient_keys(dataset: Any, part: str | None = None) -> list[str]:
+def patient_keys(dataset: VUDataset, part: str | None = None) -> list[str]:
     """Patient keys of a dataset part (all parts where None), qualified by the phantom seed for phantom data."""
     recipe = dataset.card.get("recipe") or {}
     prefix = f"phantom-seed{recipe['seed']}/" if recipe.get("seed") is not None else ""
     return [prefix + p for p in dataset.patients(part)]
 
 
-def vu_hashes(dataset: Any, part: str | None = None) -> list[str]:
+def vu_hashes(dataset: VUDataset, part: str | None = None) -> list[str]:
     """sha256 (16 hex digits) of every VU's uint8 bytes in a dataset part (all parts where None)."""
     idx = np.arange(len(dataset)) if part is None else dataset.indices(part)
     return sorted({hashlib.sha256(np.ascontiguousarray(dataset.images[i]).tobytes()).hexdigest()[:16] for i in idx})
 
 
-def is_public(dataset: Any) -> bool:
+def is_public(dataset: VUDataset) -> bool:
     """True for a phantom dataset (recipe recorded in its card): no real patient."""
     return bool(dataset.card.get("recipe"))
 
 
-def manifest(dataset: Any) -> dict[str, Any]:
+def manifest(dataset: VUDataset) -> dict[str, Any]:
     """``public_patients.json`` of a generator trained on ``dataset``'s train split (public data only)."""
     return {"fingerprint": dataset.fingerprint, "patients": patient_keys(dataset, "train"),
             "vu_sha256": vu_hashes(dataset, "train")}
@@ -57,7 +60,7 @@ def card_block() -> dict[str, Any]:
     return {"statement": PUBLIC_STATEMENT, "manifest": MANIFEST_FILE}
 
 
-def check_public_prior(card: Mapping[str, Any], folder: Path, dataset: Any) -> None:
+def check_public_prior(card: Mapping[str, Any], folder: Path, dataset: VUDataset) -> None:
     """Refuse (one line, :class:`SelectionError`) a prior that may not seed a DP run on ``dataset``.
 
     Args:

@@ -21,9 +21,12 @@ import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.errors import SelectionError
+
+if TYPE_CHECKING:
+    import torch
 
 #: The speed settings, in the order they are applied and recorded.
 SPEED_NAMES: tuple[str, ...] = ("bf16", "channels-last", "fused-adam", "compile")
@@ -94,7 +97,7 @@ class Speed:
             return out
         return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
 
-    def layout(self, x: Any) -> Any:
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
         """A 4-D batch in channels-last format (unchanged without it)."""
         import torch
 
@@ -109,7 +112,7 @@ class Speed:
                 if m is not None:
                     m.to(memory_format=torch.channels_last)
 
-    def match_layout(self, *optimizers: Any) -> None:
+    def match_layout(self, *optimizers: torch.optim.Optimizer) -> None:
         """Give each optimizer state tensor its parameter's memory layout (a checkpoint stores them contiguous; a
         fused Adam reads state and parameter storage alike). Only with channels-last; values unchanged."""
         import torch
@@ -122,7 +125,7 @@ class Speed:
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
                         state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
-    def adam(self, params: Iterable[Any], lr: float, betas: tuple[float, float]) -> Any:
+    def adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
         """Adam over ``params``: fused where asked (and the device has it), else exactly the default Adam."""
         import torch
 
@@ -143,7 +146,7 @@ class Speed:
         except (RuntimeError, ValueError) as err:
             self.skip("fused-adam", f"no fused Adam on {self.device_type} in torch {torch.__version__} ({err})")
 
-    def compile(self, *modules: Any) -> None:
+    def compile(self, *modules: torch.nn.Module) -> None:
         """``Module.compile()`` each of ``modules`` in place where asked and the compiler runs here."""
         if not self.on("compile"):
             return

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.models.architectures import architecture, given_options, refuse_foreign, with_defaults
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import VUDataset
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ def trainer(family: str) -> Trainer:
 
 
 def build_config(
-    options: Mapping[str, Any], dataset: Any = None, command: Callable[[dict[str, Any]], str] | None = None
+    options: Mapping[str, Any], dataset: VUDataset | None = None, command: Callable[[dict[str, Any]], str] | None = None
 ) -> tuple[Any, list[str], dict[str, Any]]:
     """The validated training config of ``options`` (``train`` argument names), the notes on defaults filled, and
     the options as filled.

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,14 @@ from synthvu_core.errors import SelectionError
 from synthvu_core.models.dp import NEIGHBOURING, UNIT, DPConfig, PatientDPOptimizer, check_delta
 from synthvu_core.names import CARD_FILE
 from synthvu_core.storage import atomic_path, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.models.acgan import ACGANConfig
+    from synthvu_core.models.distributed import DistContext
 
 TRAINING_DIR = "training"
 CHECKPOINT_DIR = "checkpoint"
@@ -359,7 +367,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def aux_loss(cls: Any, labels: Any, n_classes: int | None = None, reduction: str = "none") -> Any:
+def aux_loss(
+    cls: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None, reduction: str = "none"
+) -> torch.Tensor:
     """D's class loss: cross-entropy of the class logits. A source-conditioned D's logits are ``[N, K + S]`` and its
     labels joint (``class + K * source``): then the class and the source cross-entropies, summed."""
     import torch.nn.functional as F
@@ -372,14 +382,14 @@ def aux_loss(cls: Any, labels: Any, n_classes: int | None = None, reduction: str
     )
 
 
-def mode_seeking_term(fake: Any, z: Any) -> Any:
+def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """MSGAN's term (Mao et al. 2019) over pairs ``(2i, 2i+1)`` of one label: ``1 / (ratio + 1e-5)`` where ratio is the
     mean absolute difference of the two VUs over that of their noise vectors; small where G varies with z."""
     ratio = (fake[0::2] - fake[1::2]).abs().mean() / (z[0::2] - z[1::2]).abs().mean()
     return 1.0 / (ratio + 1e-5)
 
 
-def r1_penalty(adv_real: Any, x: Any) -> Any:
+def r1_penalty(adv_real: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per real VU, the squared norm of the gradient of its logit ``adv_real`` by its input (the first
     ``len(adv_real)`` rows of ``x``, which requires grad); differentiable (Mescheder et al. 2018)."""
     import torch
@@ -389,8 +399,9 @@ def r1_penalty(adv_real: Any, x: Any) -> Any:
 
 
 def discriminator_loss(
-    adv: Any, cls: Any, target: Any, labels: Any, aux_weight: float, aux_fake: bool, n_classes: int | None = None
-) -> Any:
+    adv: torch.Tensor, cls: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, aux_weight: float, aux_fake: bool,
+    n_classes: int | None = None,
+) -> torch.Tensor:
     """Per-sample AC-GAN discriminator loss ``[N]``: BCE on the real/fake logit plus ``aux_weight`` x CE.
 
     ``target`` is 1 for real and 0 for generated VUs. With ``aux_fake`` False the class term counts for
@@ -444,7 +455,7 @@ def snapshot_steps(total: int, k: int) -> list[int]:
     return [total - (k - 1 - i) * total // (2 * (k - 1)) for i in range(k)]
 
 
-def unpack_snapshots(tensors: dict[str, Any], device: Any) -> dict[int, dict[str, Any]]:
+def unpack_snapshots(tensors: dict[str, Any], device: torch.device) -> dict[int, dict[str, Any]]:
     """The earlier members a checkpoint holds (:data:`SNAPSHOT_PREFIX`), by step."""
     out: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
@@ -530,7 +541,7 @@ def _private(options: dict[str, Any]) -> bool:
     return options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
 
 
-def _site_count(dataset: Any) -> int:
+def _site_count(dataset: VUDataset) -> int:
     """How many sources (the site column) the dataset's train split holds (0 where it records none)."""
     from synthvu_core.names import SOURCE_COLUMN
 
@@ -540,7 +551,7 @@ def _site_count(dataset: Any) -> int:
     return int(units.loc[units["split"].astype(str) == "train", SOURCE_COLUMN].astype(str).nunique())
 
 
-def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
+def own_data_defaults(options: dict[str, Any], dataset: VUDataset | None) -> list[str]:
     """Fill the own-data recipe into ``train`` options left at None (in place); returns what was filled.
 
     On a user's own dataset (no phantom recipe) with the default architecture: start from
@@ -574,7 +585,7 @@ def own_data_defaults(options: dict[str, Any], dataset: Any) -> list[str]:
     return filled
 
 
-def _fill_fine_tune(options: dict[str, Any], dataset: Any, filled: list[str]) -> None:
+def _fill_fine_tune(options: dict[str, Any], dataset: VUDataset | None, filled: list[str]) -> None:
     """The fine-tune part of :func:`own_data_defaults`: the prior, steps, rate, class-loss weight, sources."""
     from synthvu_core.locations import shipped_models_dir
 
@@ -641,7 +652,7 @@ def init_folder(init_from: str | Path) -> Path:
 class Trainer:
     """The training state and one :meth:`step`. Use :func:`train` for the whole run."""
 
-    def __init__(self, dataset: Any, out_dir: str | Path, config: TrainConfig):
+    def __init__(self, dataset: VUDataset, out_dir: str | Path, config: TrainConfig):
         import torch
 
         config.validate()
@@ -675,7 +686,7 @@ class Trainer:
         self.seconds = 0.0
         self.last: dict[str, float] = {}
         self.log_rows: list[dict[str, Any]] = []
-        self.dist: Any = None  # torchrun: set by models/distributed.py attach()
+        self.dist: DistContext | None = None  # torchrun: set by models/distributed.py attach()
 
         self.opt_G = self.speed.adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
         self.opt_D = self.speed.adam(self.D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
@@ -694,7 +705,7 @@ class Trainer:
             self._make_private()
 
     # ---- set-up ------------------------------------------------------------------------------
-    def _load_data(self, dataset: Any) -> None:
+    def _load_data(self, dataset: VUDataset) -> None:
         import torch
 
         train_idx = dataset.indices("train")
@@ -727,7 +738,7 @@ class Trainer:
             k = len(self.classes)
             self.vu_weights = torch.from_numpy(1.0 / counts[labels % k])
 
-    def _class_vocabulary(self, units: Any) -> list[str]:
+    def _class_vocabulary(self, units: pd.DataFrame) -> list[str]:
         """The classes: given, or under DP the scheme's vocabulary (never which classes private data hold)."""
         if self.config.classes is not None:
             return list(self.config.classes)
@@ -735,7 +746,7 @@ class Trainer:
             return levels.vocabulary(self.config.scheme)
         return levels.classes(self.config.scheme, units["level"].astype(str).unique())
 
-    def _joint_labels(self, units: Any, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    def _joint_labels(self, units: pd.DataFrame, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """``class + K * source`` per train VU; sets the source names, P(source | class) and the joint counts."""
         from synthvu_core.names import SOURCE_COLUMN
 
@@ -780,7 +791,7 @@ class Trainer:
         self.class_source = class_transfer(card, self.classes, folder)
         return card
 
-    def _architecture(self) -> Any:
+    def _architecture(self) -> ACGANConfig:
         from synthvu_core.models import acgan
 
         c = self.config
@@ -996,18 +1007,20 @@ class Trainer:
             fake = self.G(z, y % k, y // k) if self.sources else self.G(z, y)  # joint labels: class + K * source
         return self.speed.outputs(fake), y
 
-    def _forward_d(self, x: Any, y: Any) -> tuple[Any, Any]:
+    def _forward_d(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """D's ``(adv, cls)`` under the run's speed settings (float32 outputs)."""
         x = self.speed.layout(x)
         with self.speed.autocast():
             out = self.D(x, y)
         return self.speed.outputs(out)
 
-    def _d_loss(self, x: Any, target: Any, y: Any) -> Any:
+    def _d_loss(self, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         adv, cls = self._forward_d(x, y)
         return discriminator_loss(adv, cls, target, y, self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes)
 
-    def _discriminator_step(self, real: Any, y_real: Any, fake: Any, y_fake: Any) -> dict[str, float]:
+    def _discriminator_step(
+        self, real: torch.Tensor, y_real: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor
+    ) -> dict[str, float]:
         """Non-private D update: per-sample losses of real and generated VUs, summed, divided by B."""
         import torch
 
@@ -1036,7 +1049,7 @@ class Trainer:
         aux = aux_loss(cls[: len(real)].detach(), y_real, k, "mean").item() if len(real) else float("nan")
         return {"loss_d": loss_d.item(), "aux_d": aux}
 
-    def _ada_update(self, adv_real: Any) -> None:
+    def _ada_update(self, adv_real: torch.Tensor) -> None:
         """ADA's rule: add this step's real logits' signs; every :data:`ADA_INTERVAL` steps move ``p`` towards
         more augmentation where ``E[sign]`` is above the target (D sure of the real VUs), less where below."""
         import torch
@@ -1051,7 +1064,7 @@ class Trainer:
                                      0.0, 1.0))
             a[1:3] = 0
 
-    def _lecam(self, adv_real: Any, adv_fake: Any) -> Any:
+    def _lecam(self, adv_real: torch.Tensor, adv_fake: torch.Tensor) -> torch.Tensor:
         """The LeCam term (Tseng et al. 2021): real logits above the fake logits' moving average and fake ones
         below the real logits' average are penalised, squared; then both averages take this step's means."""
         import torch
@@ -1071,14 +1084,14 @@ class Trainer:
         return term
 
     def _private_discriminator_step(
-        self, real: Any, y_real: Any, position: Any, fake: Any, y_fake: Any
+        self, real: torch.Tensor, y_real: torch.Tensor, position: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor
     ) -> dict[str, float]:
         """Patient-level DP-SGD update of D; only the loss on generated VUs is reported (real ones stay private)."""
         import torch
 
         a, aux_fake, k = self.arch.aux_weight, self.arch.aux_fake, self.arch.n_classes
 
-        def loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
+        def loss_of_one(adv: torch.Tensor, cls: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake, k).sum()
 
         # each real VU is augmented on its own before its gradient: inside its patient's clipped sum
@@ -1088,7 +1101,7 @@ class Trainer:
         fake = self._augment(fake.detach())
         if self.config.dp.clip_generated:
 
-            def fake_loss_of_one(adv: Any, cls: Any, y: Any) -> Any:
+            def fake_loss_of_one(adv: torch.Tensor, cls: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 return discriminator_loss(adv, cls, torch.zeros_like(adv), y, a, aux_fake, k).sum()
 
             public_grad = self.private.public_gradient(fake_loss_of_one, fake.detach(), y_fake, self.batch_size)
@@ -1101,7 +1114,7 @@ class Trainer:
         self.private.step(private_grad, public_grad)
         return {"loss_d": loss_fake.item(), "aux_d": float("nan")}
 
-    def _generator_step(self, fake: Any, y_fake: Any) -> dict[str, float]:
+    def _generator_step(self, fake: torch.Tensor, y_fake: torch.Tensor) -> dict[str, float]:
         """G update through D's current weights (D frozen)."""
         import torch
         import torch.nn.functional as F
@@ -1125,7 +1138,9 @@ class Trainer:
                 p.requires_grad_(True)
         return {"loss_g": loss_g.item(), "aux_g": aux.item()}
 
-    def _clean_class_logits(self, real: Any, y_real: Any, fake: Any, y_fake: Any, cls: Any) -> Any:
+    def _clean_class_logits(
+        self, real: torch.Tensor, y_real: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor, cls: torch.Tensor
+    ) -> torch.Tensor:
         """D's class logits of the un-augmented VUs (``--clean-class-head``), in ``cls``'s row order; the generated
         rows only where D's class loss counts them (``aux_fake``), else ``cls``'s, which the loss ignores."""
         import torch
@@ -1134,7 +1149,7 @@ class Trainer:
             return self._forward_d(torch.cat([real, fake]), torch.cat([y_real, y_fake]))[1]
         return torch.cat([self._forward_d(real, y_real)[1], cls[len(real):]]) if len(real) else cls
 
-    def _augment(self, x: Any, real: bool | None = None) -> Any:
+    def _augment(self, x: torch.Tensor, real: bool | None = None) -> torch.Tensor:
         """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated.
 
         Under torchrun ``real`` says what ``x`` holds of the global batch (True: this process's real rows, then
@@ -1223,7 +1238,7 @@ class Trainer:
         }
 
     @property
-    def sampler(self) -> Any:
+    def sampler(self) -> torch.nn.Module:
         """The generator that is saved and sampled (the moving average where there is one)."""
         return self.G_ema if self.G_ema is not None else self.G
 
@@ -1573,7 +1588,7 @@ class Trainer:
         return self.out_dir
 
 
-def record_run(dataset: Any, card: dict[str, Any]) -> dict[str, Any]:
+def record_run(dataset: VUDataset, card: dict[str, Any]) -> dict[str, Any]:
     """Append this run to the dataset's privacy ledger; the card's ``privacy_ledger`` block (composed epsilon)."""
     from synthvu_core.models import ledger
     from synthvu_core.models.dp import default_delta
@@ -1586,7 +1601,7 @@ def record_run(dataset: Any, card: dict[str, Any]) -> dict[str, Any]:
     return ledger.card_block(entries, delta, path)
 
 
-def train(dataset: Any, out_dir: str | Path, config: TrainConfig | None = None, progress: bool = True) -> Path:
+def train(dataset: VUDataset, out_dir: str | Path, config: TrainConfig | None = None, progress: bool = True) -> Path:
     """Train a generator on ``dataset``'s train split; write the generator folder ``out_dir``.
 
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``; ``config.resume`` continues from it.
