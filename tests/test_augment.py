@@ -49,6 +49,54 @@ def test_translation_shifts_content_and_fills_with_background():
     assert all(int((m == 1.0).sum()) <= 16 and float(m.min()) == -1.0 for m in moved)
 
 
+def _largest_shift(translate: float | None, seeds: int = 60) -> int:
+    """The largest row or column shift of one bright pixel of a 64 x 64 VU over ``seeds`` draws."""
+    x = torch.full((1, 1, 64, 64), -1.0)
+    x[0, 0, 32, 32] = 1.0
+    extra = {} if translate is None else {"translate": translate}
+    shifts = []
+    for s in range(seeds):
+        m = aug.augment(x, ("translation",), torch.Generator().manual_seed(s), **extra)
+        i, j = (int(v) for v in torch.nonzero(m[0, 0] == 1.0)[0])
+        shifts.append(max(abs(i - 32), abs(j - 32)))
+    return max(shifts)
+
+
+def test_translate_sets_the_largest_shift_of_the_translation():
+    assert _largest_shift(None) == 8  # DiffAugment's 1/8 of 64 pixels
+    assert _largest_shift(0.0625) == 4
+    assert _largest_shift(0.1875) == 12
+
+
+def test_translate_is_checked_and_recorded(tmp_path):
+    import json
+
+    for bad in (0.0, 0.6, float("nan")):
+        with pytest.raises(SelectionError, match="--translate must be"):
+            train(tiny_dataset(), tmp_path / "x", small(steps=1, augment="translation", translate=bad), progress=False)
+    with pytest.raises(SelectionError, match="give a policy with translation"):
+        train(tiny_dataset(), tmp_path / "y", small(steps=1, augment="color", translate=0.0625), progress=False)
+    out = train(tiny_dataset(), tmp_path / "a", small(steps=1, augment="translation", translate=0.0625), progress=False)
+    card = json.loads((out / "card.json").read_text())["training"]
+    assert card["augment"] == "translation" and card["translate"] == 0.0625
+    trainer = Trainer(tiny_dataset(), tmp_path / "b", small(steps=1, augment="translation", translate=0.0625))
+    assert trainer._identity()["translate"] == 0.0625  # a resume with another shift is refused
+    assert "translate" not in Trainer(tiny_dataset(), tmp_path / "c", small(steps=1, augment="translation"))._identity()
+
+
+def test_the_trainer_shifts_by_its_translate(monkeypatch, tmp_path):
+    asked = []
+    original = aug.augment
+
+    def spy(x, policy, generator, rows=None, translate=aug.TRANSLATION_RATIO):
+        asked.append(translate)
+        return original(x, policy, generator, rows, translate)
+
+    monkeypatch.setattr(aug, "augment", spy)
+    Trainer(tiny_dataset(), tmp_path / "m", small(steps=1, augment="translation", translate=0.0625)).step()
+    assert asked and set(asked) == {0.0625}
+
+
 def test_policy_parsing():
     assert aug.parse_policy("none") == ()
     assert aug.parse_policy("cutout,color") == ("color", "cutout")
@@ -61,9 +109,9 @@ def test_discriminator_sees_augmented_real_and_generated_vus(monkeypatch, tmp_pa
     seen = []
     original = aug.augment
 
-    def spy(x, policy, generator, rows=None):
+    def spy(x, policy, generator, rows=None, translate=aug.TRANSLATION_RATIO):
         seen.append((x.shape[0], x.requires_grad))
-        return original(x, policy, generator, rows)
+        return original(x, policy, generator, rows, translate)
 
     monkeypatch.setattr(aug, "augment", spy)
     dp = DPConfig(noise_multiplier=1.0) if private else None

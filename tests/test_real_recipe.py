@@ -370,6 +370,20 @@ def test_own_data_defaults_balance_the_classes_of_a_fine_tune_without_dp_only():
     assert scratch.get("balance_classes") is None
 
 
+def test_own_data_defaults_keep_the_published_translation_and_the_command_spells_out_another():
+    from synthvu_core.models.augment import TRANSLATION_RATIO
+    from synthvu_core.models.commands import _command_line
+
+    plain = args(init_from="acgan-phantom")
+    filled = training.own_data_defaults(plain, tiny_dataset(patients=6))
+    assert "--augment translation" in filled and not any("--translate" in f for f in filled)
+    assert training.config_from_options({**plain, "width": 4, "d_width": 4}).translate == TRANSLATION_RATIO == 0.125
+    asked = args(init_from="acgan-phantom", translate=0.0625)
+    training.own_data_defaults(asked, tiny_dataset(patients=6))
+    assert training.config_from_options({**asked, "width": 4, "d_width": 4}).translate == 0.0625
+    assert "--translate 0.0625" in _command_line({"dataset": "d", "augment": "translation", "translate": 0.0625})
+
+
 def test_own_data_defaults_smooth_a_fine_tune_without_dp_only():
     from synthvu_core.models.commands import _command_line
 

@@ -11,8 +11,8 @@ clipped contribution):
 
 - ``color``: brightness ``+U(-0.5, 0.5)``, "saturation" (the slices' spread around their mean)
   ``x U(0, 2)``, contrast ``x U(0.5, 1.5)`` around the VU's mean (the published ranges);
-- ``translation``: an integer shift of up to 1/8 of the size in both in-plane axes, background (-1)
-  filling what enters;
+- ``translation``: an integer shift of up to a fraction of the size (``translate``; DiffAugment's 1/8 unless
+  given) in both in-plane axes, background (-1) filling what enters;
 - ``cutout``: a square of half the size set to 0 at a random position.
 
 Randomness comes from a seeded :class:`torch.Generator` on the CPU (checkpointed by the trainer), so a
@@ -168,10 +168,15 @@ _OPS: dict[str, Callable[[torch.Tensor, torch.Generator, Rows | None], torch.Ten
 
 
 def augment(
-    x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator, rows: Rows | None = None
+    x: torch.Tensor,
+    policy: tuple[str, ...],
+    generator: torch.Generator,
+    rows: Rows | None = None,
+    translate: float = TRANSLATION_RATIO,
 ) -> torch.Tensor:
     """``x`` with the policy's operations applied in turn (differentiable in ``x``; ``()`` returns ``x``);
-    ``rows``: ``x`` is these rows of a larger global batch (under torchrun), whose transforms are all drawn."""
+    ``rows``: ``x`` is these rows of a larger global batch (under torchrun), whose transforms are all drawn;
+    ``translate``: the largest shift of ``translation``, as a fraction of the size."""
     for op in policy:
-        x = _OPS[op](x, generator, rows)
+        x = translation(x, generator, rows, translate) if op == "translation" else _OPS[op](x, generator, rows)
     return x

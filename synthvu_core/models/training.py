@@ -44,6 +44,7 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import SelectionError
+from synthvu_core.models.augment import TRANSLATION_RATIO  # standard library only
 from synthvu_core.models.dp import NEIGHBOURING, UNIT, DPConfig, PatientDPOptimizer, check_delta
 from synthvu_core.names import CARD_FILE
 from synthvu_core.storage import atomic_path, write_json
@@ -178,6 +179,7 @@ class TrainConfig:
     init_from: str | None = None
     classes: list[str] | None = None
     augment: str = "none"
+    translate: float = TRANSLATION_RATIO
     condition_source: bool = False
     source_names: tuple[str, ...] | None = None
     balance_classes: bool = False
@@ -290,6 +292,11 @@ class TrainConfig:
             raise SelectionError("--ada-target adapts how often --augment's policy is applied: give a policy (e.g. "
                                  "--augment color,translation,cutout, filled in where --augment is left out), not "
                                  "--augment none")
+        if not (math.isfinite(self.translate) and 0 < self.translate <= 0.5):
+            raise SelectionError(f"--translate must be a fraction of the VU's size in (0, 0.5], got {self.translate:g}")
+        if self.translate != TRANSLATION_RATIO and "translation" not in parse_policy(self.augment):
+            raise SelectionError(f"--translate {self.translate:g} sets the shift of --augment's translation: give a "
+                                 f"policy with translation (e.g. --augment translation), not --augment {self.augment}")
         if not parse_policy(self.augment) and self.clean_class_head:
             raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
                                  "with a policy (e.g. --augment translation)")
@@ -338,6 +345,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     rest["r1"] = float(rest.get("r1") or 0.0)
     rest["instance_noise"] = float(rest.get("instance_noise") or 0.0)
     rest["ada_target"] = float(rest.get("ada_target") or 0.0)
+    rest["translate"] = TRANSLATION_RATIO if rest.get("translate") is None else float(rest["translate"])
     if isinstance(rest.get("classes"), str):
         rest["classes"] = [c.strip() for c in rest["classes"].split(",") if c.strip()]
     if "speed" in rest:
@@ -1170,9 +1178,10 @@ class Trainer:
             import torch
 
             keep = torch.rand(len(x), generator=self.gen_augment).to(x.device) < float(self.ada[0])
-            x = torch.where(keep[:, None, None, None], augment(x, self.augment_policy, self.gen_augment, rows), x)
+            shifted = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
+            x = torch.where(keep[:, None, None, None], shifted, x)
         else:
-            x = augment(x, self.augment_policy, self.gen_augment, rows)
+            x = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
         sigma = self.config.instance_noise
         return instance_noise(x, sigma, self.gen_augment, rows) if sigma else x
 
@@ -1263,6 +1272,7 @@ class Trainer:
             else {k: v for k, v in c.dp.to_dict().items() if k != "tuning"},
             "delta": self.delta,
             **({"augment": list(self.augment_policy)} if self.augment_policy else {}),  # older checkpoints: none
+            **({"translate": c.translate} if c.translate != TRANSLATION_RATIO else {}),
             **({"sources": self.sources} if self.sources else {}),
             **({"balance_classes": True} if self.config.balance_classes else {}),
             **({"balance_sources": True} if self.config.balance_sources else {}),
@@ -1436,6 +1446,7 @@ class Trainer:
                 **({"snapshot_steps": self.snapshot_steps} if len(self.snapshot_steps) > 1 else {}),
                 "init_from": self._init_summary(),
                 "augment": ",".join(self.augment_policy) or "none",
+                **({"translate": c.translate} if "translation" in self.augment_policy else {}),
                 "balance_classes": bool(c.balance_classes),
                 **({"balance_sources": True} if c.balance_sources else {}),
                 **({"freeze_d": c.freeze_d} if c.freeze_d else {}),
