@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
@@ -15,6 +15,9 @@ import streamlit as st
 from dashboard import style
 from dashboard.loaders import CACHE_TTL_S, png_bytes, weights_stamp
 from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 RISKS = (("singling_out", "singling out"), ("linkability", "linkability"), ("inference", "attribute inference"))
 
@@ -79,7 +82,7 @@ def grade_strip(model_dir: str | Path, level: str, n: int, seed: int) -> bytes:
     return _grade_strip(str(model_dir), weights_stamp(model_dir), level, n, seed)
 
 
-def _fig(title: str, x_title: str, y_title: str) -> Any:
+def _fig(title: str, x_title: str, y_title: str) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -89,7 +92,7 @@ def _fig(title: str, x_title: str, y_title: str) -> Any:
     return fig
 
 
-def marginal_figure(report: dict[str, Any], column: str) -> Any:
+def marginal_figure(report: dict[str, Any], column: str) -> go.Figure:
     """Real (train patients) and synthetic shares of one categorical or grade column."""
     m = report["fidelity"]["marginals"][column]
     fig = _fig(f"{column}: total variation {m['value']:.3f}", column, "share of patients")
@@ -98,7 +101,7 @@ def marginal_figure(report: dict[str, Any], column: str) -> Any:
     return fig
 
 
-def age_grade_figure(report: dict[str, Any]) -> Any:
+def age_grade_figure(report: dict[str, Any]) -> go.Figure:
     """Mean lumbar grade per age band, real against synthetic, with both Spearman rhos in the legend."""
     ag = report["fidelity"]["age_grade"]
     fig = _fig("Age-grade curve (mean lumbar grade)", "age band (years)", "mean lumbar grade (1-5)")
@@ -111,7 +114,7 @@ def age_grade_figure(report: dict[str, Any]) -> Any:
     return fig
 
 
-def association_figure(report: dict[str, Any], who: str) -> Any:
+def association_figure(report: dict[str, Any], who: str) -> go.Figure:
     import plotly.graph_objects as go
 
     a = report["fidelity"]["association"]
@@ -123,7 +126,7 @@ def association_figure(report: dict[str, Any], who: str) -> Any:
     return fig
 
 
-def risk_figure(report: dict[str, Any]) -> Any:
+def risk_figure(report: dict[str, Any]) -> go.Figure:
     """anonymeter risks with their 95 % intervals, released table beside the leaky control."""
     fig = _fig("Table privacy (anonymeter): risk with 95 % interval", "attack", "risk (0 = none, 1 = total)")
     colours = {"released": style.OKABE_ITO["blue"], "leaky_control": style.OKABE_ITO["vermillion"]}
@@ -139,7 +142,7 @@ def risk_figure(report: dict[str, Any]) -> Any:
     return fig
 
 
-def utility_figure(report: dict[str, Any]) -> Any:
+def utility_figure(report: dict[str, Any]) -> go.Figure:
     """Grade balanced accuracies with intervals: TRTR, TSTR and the requested grade recognised, against chance."""
     u, r = report["utility"], report["recognition"]
     rows = [("TRTR", u["trtr"]), ("TSTR", u["tstr"]), ("grade recognised in generated VUs", r)]
@@ -160,7 +163,7 @@ def utility_figure(report: dict[str, Any]) -> Any:
 JOINT_PARTS = (("row", "clinical row (DCR)"), ("vus", "VUs (pairwise)"), ("joint", "row and VUs together"))
 
 
-def joint_attack_figure(report: dict[str, Any]) -> Any:
+def joint_attack_figure(report: dict[str, Any]) -> go.Figure:
     """The patient-level joint membership attack: ROC AUC with its 95 % interval per part, released beside the
     leaky control, against 0.5."""
     fig = _fig("Joint membership attack (patients): ROC AUC with 95 % interval", "scores used", "ROC AUC")

@@ -154,14 +154,14 @@ def _density_trace(xy: np.ndarray) -> go.Contour:
 
 
 def _point_traces(
-    scatter: Any,
+    scatter: type[go.Scatter] | type[go.Scattergl],
     kind: str,
     xy: np.ndarray,
     labels: np.ndarray,
     rows: np.ndarray,
     classes: Sequence[str],
     colour_by: str,
-) -> list[tuple[Any, np.ndarray]]:
+) -> list[tuple[go.Scatter | go.Scattergl, np.ndarray]]:
     """One marker trace per class (or one per kind with ``colour_by="source"``); real VUs are larger open
     diamonds (outline only), so they read on top of the many translucent synthetic dots without hiding them."""
     colours = class_colours(classes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dashboard import figures, style
 from dashboard.summary import (
@@ -30,6 +30,9 @@ from dashboard.summary import (
     verdict,
 )
 from synthvu_core.records import epsilon_value
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 18px; margin: 2rem auto; \
@@ -66,7 +69,7 @@ class _Figures:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, fig: Any) -> str:
+    def __call__(self, fig: go.Figure | None) -> str:
         if fig is None:
             return ""
         out = fig.to_html(full_html=False, include_plotlyjs=self.count == 0, config=style.plot_config("synthvu-report"))
@@ -108,7 +111,7 @@ def training_html(sel: Any, fig: _Figures) -> list[str]:
     return parts
 
 
-def _usefulness_html(view: Any, classes: list[str]) -> str:
+def _usefulness_html(view: ReportView, classes: list[str]) -> str:
     """The usefulness label (red where TSTR's interval reaches chance, amber where a class is at or below chance),
     as the verdicts are drawn."""
     kind, text = usefulness_box(view, classes)

@@ -12,12 +12,15 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dashboard import style
 from dashboard.compare import Compared, chance_accuracy, distinct_ids, generator_label, worst_auc_key
 from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
 from dashboard.summary import epsilon_text, verdict, with_ci
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 VENDOR = Path(__file__).resolve().parent / "vendor" / "revealjs"
 SLIDE_W, SLIDE_H = 1280, 720
@@ -77,7 +80,7 @@ class _Figures:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, fig: Any, height: int = 430) -> str:
+    def __call__(self, fig: go.Figure, height: int = 430) -> str:
         fig.update_layout(width=SLIDE_W - 120, height=height, autosize=False, title=None, margin={"t": 20})
         out = fig.to_html(
             full_html=False,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,10 @@ from synthvu_core.names import (
     graded_control,
 )
 from synthvu_core.records import ReportReading, card_epsilon, interval_text, number_text
+
+if TYPE_CHECKING:
+    from synthvu_core.evaluation.utility import ClassRecall, Usefulness
+    from synthvu_core.records import Report
 
 ATTACK_NAMES = {
     "pairwise": "Pairwise (distance to closest record)",
@@ -61,7 +65,7 @@ class ReportView(ReportReading):
         return all(k in self.arrays for k in keys)
 
 
-def view_of(report: Any) -> ReportView:
+def view_of(report: Report) -> ReportView:
     """Copy a core ``Report`` (or anything with its attributes) into a :class:`ReportView`."""
     arrays_src = getattr(report, "arrays", None) or {}
     arrays: dict[str, np.ndarray] = {}
@@ -387,7 +391,7 @@ def utility_rows(view: ReportView) -> list[dict[str, Any]]:
     return rows
 
 
-def usefulness_of(view: ReportView) -> Any:
+def usefulness_of(view: ReportView) -> Usefulness:
     """The core's usefulness label of a report (``level``: ``not_useful`` | ``above_chance`` | ``unknown``,
     ``text``, ``chance``), read from its stored numbers."""
     from synthvu_core.evaluation.utility import report_usefulness
@@ -493,7 +497,7 @@ def _count(n: int | None) -> str:
     return "—" if n is None else str(n)
 
 
-def _interval_cell(c: Any) -> str:  # ClassRecall, imported lazily
+def _interval_cell(c: ClassRecall) -> str:
     """``"[0.20, 1.00]"``, or why a class's recall has no interval (absent; one patient; not stored)."""
     if c.recall is None:
         return "absent"
