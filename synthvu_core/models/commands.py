@@ -31,6 +31,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_train_run(t)
     _add_train_small_data(t)
     _add_train_views(t)
+    _add_train_augment(t)
     _add_train_private(t)
     _add_train_diffusion(t)
     t.add_argument("--no-discriminator", action="store_true", help="do not keep the discriminator (nor the checkpoint)")
@@ -230,6 +231,10 @@ def _add_train_views(t: argparse.ArgumentParser) -> None:
         "discriminator, zero-initialised so a fine-tune may turn it on (default: on for a fine-tune without DP "
         "on your own dataset, else off or the prior's)",
     )
+
+
+def _add_train_augment(t: argparse.ArgumentParser) -> None:
+    """``train``: DiffAugment's policy and the translation's size, and which of D's heads sees augmented VUs."""
     t.add_argument(
         "--augment",
         default=None,
