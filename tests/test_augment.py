@@ -82,9 +82,15 @@ def test_translate_is_checked_and_recorded(tmp_path):
     trainer = Trainer(tiny_dataset(), tmp_path / "b", small(steps=1, augment="translation", translate=0.0625))
     assert trainer._identity()["translate"] == 0.0625  # a resume with another shift is refused
     assert "translate" not in Trainer(tiny_dataset(), tmp_path / "c", small(steps=1, augment="translation"))._identity()
+    plain = train(tiny_dataset(), tmp_path / "d", small(steps=1, augment="color"), progress=False)
+    assert "translate" not in json.loads((plain / "card.json").read_text())["training"]  # no translation, no size
+    with pytest.raises(SelectionError, match="less than half a pixel"):
+        Trainer(tiny_dataset(), tmp_path / "e", small(steps=1, augment="translation", translate=0.001))
+    assert not (tmp_path / "e").exists()
 
 
-def test_the_trainer_shifts_by_its_translate(monkeypatch, tmp_path):
+@pytest.mark.parametrize("setting", ["plain", "private", "ada"])
+def test_the_trainer_shifts_by_its_translate(monkeypatch, tmp_path, setting):
     asked = []
     original = aug.augment
 
@@ -93,8 +99,12 @@ def test_the_trainer_shifts_by_its_translate(monkeypatch, tmp_path):
         return original(x, policy, generator, rows, translate)
 
     monkeypatch.setattr(aug, "augment", spy)
-    Trainer(tiny_dataset(), tmp_path / "m", small(steps=1, augment="translation", translate=0.0625)).step()
-    assert asked and set(asked) == {0.0625}
+    extra = {"private": {"dp": DPConfig(noise_multiplier=1.0)}, "ada": {"ada_target": 0.6}}.get(setting, {})
+    trainer = Trainer(tiny_dataset(), tmp_path / "m", small(steps=1, augment="translation", translate=0.0625, **extra))
+    if setting == "ada":
+        trainer.ada[0] = 1.0  # every VU augmented
+    trainer.step()
+    assert len(asked) >= (3 if setting == "private" else 2) and set(asked) == {0.0625}
 
 
 def test_policy_parsing():

@@ -359,10 +359,12 @@ def test_the_audit_replays_the_mechanism_the_card_records():
             "architecture": {"name": "default", "width": 4, "d_width": 4, "aux_weight": 0.5, "projection": True,
                              "smooth": 1.0},
             "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None, "augment": "translation,color",
-                         "mirror": True, "mode_seeking": 0.2, "freeze_d": 1, "instance_noise": 0.1},
+                         "translate": 0.0625, "mirror": True, "mode_seeking": 0.2, "freeze_d": 1,
+                         "instance_noise": 0.1},
             "dp": {**dp, "generated_gradients": "not clipped"}}
     c = recipe_config(card, None, 10)
     assert (c.augment, c.mirror, c.mode_seeking, c.freeze_d) == ("translation,color", True, 0.2, 1)
+    assert c.translate == 0.0625
     assert (c.overrides.aux_weight, c.overrides.projection, c.dp.clip_generated) == (0.5, True, False)
     assert c.overrides.smooth == 1.0 and c.instance_noise == 0.1
     assert c.condition_source and c.source_names == ("a", "b")

@@ -143,9 +143,10 @@ def audit_dataset(
 
 def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> TrainConfig:
     """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate: the
-    same mechanism (DP settings, augmentation, mirroring, mode seeking, frozen stages, class-loss weight,
-    projection and output filter, source conditioning), as the card records it (older cards: the settings they
-    predate, off)."""
+    same mechanism (DP settings, augmentation and the translation's size, mirroring, mode seeking, frozen stages,
+    class-loss weight, projection and output filter, source conditioning), as the card records it (older cards: the
+    settings they predate, off)."""
+    from synthvu_core.models.augment import TRANSLATION_RATIO
     from synthvu_core.models.dp import DPConfig
     from synthvu_core.models.registry import resolve
     from synthvu_core.models.training import ArchOverrides, TrainConfig
@@ -170,7 +171,8 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> T
     return TrainConfig(arch=arch["name"], scheme=card["scheme"], steps=steps or int(dp["steps"]),
                        batch_size=int(tr["batch_size"]), overrides=over, dp=config,
                        init_from=None if init is None else str(resolve(init)), classes=list(card["classes"]),
-                       augment=str(tr.get("augment") or "none"), mirror=bool(tr.get("mirror", False)),
+                       augment=str(tr.get("augment") or "none"),
+                       translate=float(tr.get("translate", TRANSLATION_RATIO)), mirror=bool(tr.get("mirror", False)),
                        mode_seeking=float(tr.get("mode_seeking", 0.0)), freeze_d=int(tr.get("freeze_d", 0)),
                        instance_noise=float(tr.get("instance_noise", 0.0)),
                        condition_source=bool(sources), source_names=tuple(sources) if sources else None,

@@ -249,8 +249,8 @@ def _add_train_augment(t: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FRACTION",
         help="largest in-plane shift of --augment's translation, as a fraction of the VU's size (default: "
-        "DiffAugment's 0.125; 0.0625 drew more utility from the real lumbar MRI and pulled the samples more to their "
-        "training patients, docs/real-data.md)",
+        "DiffAugment's 0.125; on the real lumbar MRI 0.0625 met the utility goal in more runs, 5 of 8 against 2, "
+        "but drew the samples more to their training patients: docs/real-data.md)",
     )
     t.add_argument(
         "--clean-class-head",

@@ -130,6 +130,8 @@ class TrainConfig:
             train proportions (or are balanced too with ``balance_classes``). Not under DP.
         augment: DiffAugment policy before D (``color,translation,cutout`` or ``none``), see
             :mod:`synthvu_core.models.augment`.
+        translate: the translation's largest shift, a fraction of the VU's size in (0, 0.5] (DiffAugment's 1/8
+            unless given; at least half a pixel).
         classes: the class vocabulary (None: under DP the scheme's whole vocabulary, else the classes the train
             split holds); train VUs of other classes are left out.
         source_names: with ``condition_source``, the second condition's vocabulary given in advance (None: the
@@ -303,6 +305,16 @@ class TrainConfig:
         if self.clean_class_head and self.dp is not None:
             raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
                                  "its patient's augmented, clipped gradient")
+
+def _check_translate(config: TrainConfig, shape: tuple[int, ...]) -> None:
+    """Refuse a translation too small to move a VU of ``shape`` by one pixel (it would silently do nothing)."""
+    from synthvu_core.models.augment import parse_policy
+
+    side = min(shape[-2:])
+    if "translation" in parse_policy(config.augment) and side * config.translate < 0.5:
+        raise SelectionError(f"--translate {config.translate:g} shifts a {shape[-2]} x {shape[-1]} VU by less than "
+                             f"half a pixel, so not at all: give at least {0.5 / side:.4g}")
+
 
 #: ``train`` options that are not TrainConfig fields of the same name.
 _NOT_CONFIG = {"func", "quiet", "dataset", "out", "split", "split_seed", "command", "from_scratch"}
@@ -671,6 +683,7 @@ class Trainer:
             raise SelectionError(
                 f"unknown conditioning scheme {config.scheme!r}; choose one of {', '.join(levels.SCHEMES)}"
             )
+        _check_translate(config, tuple(dataset.shape))
         self._load_data(dataset)
         self.arch = self._architecture()
         self.batch_size = int(config.batch_size)
@@ -1178,8 +1191,8 @@ class Trainer:
             import torch
 
             keep = torch.rand(len(x), generator=self.gen_augment).to(x.device) < float(self.ada[0])
-            shifted = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
-            x = torch.where(keep[:, None, None, None], shifted, x)
+            augmented = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
+            x = torch.where(keep[:, None, None, None], augmented, x)
         else:
             x = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
         sigma = self.config.instance_noise
