@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from synthvu_core.models.acgan import ACGANConfig, Discriminator, Generator, SnapshotEnsemble
+    from synthvu_core.models.diffusion import DiffusionGenerator
 
 Module = TypeVar("Module", bound="torch.nn.Module")
 
@@ -513,8 +514,9 @@ def validate(path: str | Path, expected_fingerprint: str | None = None) -> dict[
 
 def load_generator(
     path: str | Path, device: str = "cpu", expected_fingerprint: str | None = None
-) -> Generator | SnapshotEnsemble:
-    """The folder's generator in eval mode, float32, with its card as ``.card``."""
+) -> Generator | SnapshotEnsemble | DiffusionGenerator:
+    """The folder's generator (AC-GAN, snapshot ensemble or latent diffusion) in eval mode, float32, with its card
+    as ``.card``."""
     folder = Path(path)
     card = load_card(folder)
     _check_fingerprint(folder, card, expected_fingerprint)
