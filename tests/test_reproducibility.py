@@ -187,3 +187,38 @@ def test_a_p_value_rule_is_at_most_one():
             for g in ("*.umap.p_value", "*.p_value", "fidelity.*")}
     rules = dict(rep.rules_from([{"saved": "s", "fresh": "f", "families": fams, "changes": []}], (1, 2, 5)))
     assert rules["*.umap.p_value"] == rules["*.p_value"] == 1.0 and rules["fidelity.*"] == pytest.approx(2.0)
+
+
+def test_an_evaluation_samples_its_vus_on_the_fixed_thread_count(two_threads, monkeypatch, tmp_path):
+    """The synthetic VUs a report evaluates are sampled on EVALUATION_THREADS too: a generator's convolutions split
+    over another number of threads round differently (the one-step student's 5,000 samples moved by one grey level
+    in 4 values between one and two threads, and its TSTR by 0.003), so a 2-core and a 64-core machine would
+    evaluate different VUs."""
+    import torch
+
+    from synthvu_core.evaluation.report import evaluate_generator
+    from synthvu_core.evaluation.threads import EVALUATION_THREADS
+    from synthvu_core.models import sampling
+    from synthvu_core.models.training import train
+    from tests.test_training import small, tiny_dataset
+
+    ds = tiny_dataset(patients=6)
+    folder = train(ds, tmp_path / "g", small(steps=1), progress=False)
+    seen, original = [], sampling.sample_uint8
+
+    def recorded(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(sampling, "sample_uint8", recorded)
+    monkeypatch.setattr("synthvu_core.models.registry.load_discriminator", stop)  # after the samples: enough
+    torch.set_num_threads(2)  # the caller's (training may have set its own)
+    with pytest.raises(Stop):
+        evaluate_generator(folder, dataset=ds, n_synthetic=8, progress=False)
+    assert seen and set(seen) == {EVALUATION_THREADS} and torch.get_num_threads() == 2, seen

@@ -292,6 +292,7 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
     progress: bool | Callable[[str, int, int], None],
     config: EvaluationConfig | None,
 ) -> Report:
+    from synthvu_core.evaluation.threads import fixed_threads
     from synthvu_core.models.registry import load_card, load_discriminator, load_generator, weights_sha256
     from synthvu_core.models.sampling import sample_uint8
 
@@ -308,12 +309,13 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
         cfg = replace(cfg, scheme=scheme)
     weights_hash = weights_sha256(model_dir)  # the report belongs to exactly these weights
     generator = load_generator(model_dir)
-    samples = sample_uint8(generator, n_synthetic, seed=seed)  # uint8 as exported: a quarter of the float32 memory
-    if list(samples.classes) != classes:
-        raise CheckpointError(
-            f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}"
-        )
-    tstr_extra = _tstr_top_up(generator, samples.labels, utility_dataset, scheme, classes, seed)
+    with fixed_threads():  # the samples too: a 2-core and a 64-core machine must evaluate the same VUs (threads.py)
+        samples = sample_uint8(generator, n_synthetic, seed=seed)  # uint8 as exported: a quarter of float32's memory
+        if list(samples.classes) != classes:
+            raise CheckpointError(
+                f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}"
+            )
+        tstr_extra = _tstr_top_up(generator, samples.labels, utility_dataset, scheme, classes, seed)
     disc = load_discriminator(model_dir)
     dp = card.get("dp") or {}
     meta = {

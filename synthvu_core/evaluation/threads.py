@@ -3,9 +3,10 @@
 Every parallel library the evaluation calls runs with :data:`EVALUATION_THREADS` threads while a report is
 computed: torch's intra-op pool (the classifiers, the streamed distances), BLAS and OpenMP pools through
 threadpoolctl (numpy's and scipy's OpenBLAS in PCA, KDE, Fréchet distance and scikit-learn's distances) and
-numba's pool for UMAP in the calling thread. A BLAS or OpenMP reduction split over a different number of
-threads adds in another order, so a fixed count is what lets a 2-core and a 64-core machine give the same
-bits; the evaluation's own concurrency (two workers, :mod:`synthvu_core.evaluation.schedule`) keeps two cores busy.
+numba's pool for UMAP in the calling thread; the generator's sampling of the VUs a report evaluates too. A BLAS
+or OpenMP reduction split over a different number of threads adds in another order, so a fixed count is what lets
+a 2-core and a 64-core machine give the same bits; the evaluation's own concurrency (two workers,
+:mod:`synthvu_core.evaluation.schedule`) keeps two cores busy.
 
 The CPU kernels the evaluation uses (convolutions, batch norm, Adam, matrix products, ``cdist``) are
 deterministic on CPU at a fixed thread count, so ``torch.use_deterministic_algorithms`` is not switched on:
