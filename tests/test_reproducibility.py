@@ -222,3 +222,32 @@ def test_an_evaluation_samples_its_vus_on_the_fixed_thread_count(two_threads, mo
     with pytest.raises(Stop):
         evaluate_generator(folder, dataset=ds, n_synthetic=8, progress=False)
     assert seen and set(seen) == {EVALUATION_THREADS} and torch.get_num_threads() == 2, seen
+
+
+def test_sampling_on_two_lanes_gives_the_same_vus_each_lane_on_the_fixed_thread_count(two_threads, tmp_path):
+    """The evaluation samples its batches on two lanes, each on EVALUATION_THREADS (a new thread does not inherit
+    the limit); the noise is drawn in order, so the VUs are those of one lane, bit for bit."""
+    import threading
+
+    import torch
+
+    from synthvu_core.evaluation.threads import EVALUATION_THREADS, fixed_threads
+    from synthvu_core.models.registry import load_generator
+    from synthvu_core.models.sampling import sample_uint8
+    from synthvu_core.models.training import train
+    from tests.test_training import small, tiny_dataset
+
+    gen = load_generator(train(tiny_dataset(patients=6), tmp_path / "g", small(steps=1), progress=False))
+    seen, forward = set(), gen.forward
+
+    def recorded(*args, **kwargs):
+        seen.add((threading.current_thread().name, torch.get_num_threads()))
+        return forward(*args, **kwargs)
+
+    gen.forward = recorded
+    with fixed_threads():
+        one = sample_uint8(gen, 40, seed=3, batch_size=8)
+        seen.clear()
+        two = sample_uint8(gen, 40, seed=3, batch_size=8, workers=2, worker_context=fixed_threads)
+    assert np.array_equal(one.images, two.images) and np.array_equal(one.labels, two.labels)
+    assert len({name for name, _ in seen}) == 2 and {n for _, n in seen} == {EVALUATION_THREADS}, seen

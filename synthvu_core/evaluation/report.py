@@ -309,8 +309,9 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
         cfg = replace(cfg, scheme=scheme)
     weights_hash = weights_sha256(model_dir)  # the report belongs to exactly these weights
     generator = load_generator(model_dir)
+    lanes = {"workers": 2 if cfg.concurrent else 1, "worker_context": fixed_threads}  # batches on two lanes
     with fixed_threads():  # the samples too: a 2-core and a 64-core machine must evaluate the same VUs (threads.py)
-        samples = sample_uint8(generator, n_synthetic, seed=seed)  # uint8 as exported: a quarter of float32's memory
+        samples = sample_uint8(generator, n_synthetic, seed=seed, **lanes)  # uint8: a quarter of float32's memory
         if list(samples.classes) != classes:
             raise CheckpointError(
                 f"{model_dir / CARD_FILE}: sampled classes {list(samples.classes)} differ from the card's {classes}"
