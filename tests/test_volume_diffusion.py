@@ -169,3 +169,38 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
     assert "data:image/png;base64," in html and "three mid-planes per class" in html and "inconclusive" in html
     assert main(["report", "slides", str(trained), str(trained), "--out", str(deck)]) == 2  # alone only
     assert main(["evaluate", str(trained), "--dataset", str(tmp_path / "ds"), "--controls"]) == 2
+
+
+def test_the_volume_evaluation_runs_on_the_fixed_thread_count(trained, tmp_path, monkeypatch):
+    """As the VU evaluation: the sub-volumes are sampled, classified and attacked on EVALUATION_THREADS whatever the
+    caller's count (convolutions split over other thread counts round differently, so a 2-core and a 64-core
+    machine would report other numbers), and the report records the numerics it ran on."""
+    import shutil
+
+    from synthvu_core.evaluation import volume
+    from synthvu_core.evaluation.threads import EVALUATION_THREADS
+    from synthvu_core.models import sampling
+
+    seen: dict[str, set[int]] = {}
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            seen.setdefault(name, set()).add(torch.get_num_threads())
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(sampling, "sample_uint8", spy("sample", sampling.sample_uint8))
+    monkeypatch.setattr(volume, "evaluate_volumes", spy("utility", volume.evaluate_volumes))
+    monkeypatch.setattr(volume, "volume_privacy", spy("privacy", volume.volume_privacy))
+    folder = shutil.copytree(trained, tmp_path / "g3d")
+    planted_volumes().save(tmp_path / "ds")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's
+    try:
+        report = volume.evaluate_volume_generator(folder, dataset=tmp_path / "ds", seeds=(0,))
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {name: {EVALUATION_THREADS} for name in ("sample", "utility", "privacy")}, seen
+    assert report["numerics"]["threads"] == EVALUATION_THREADS and report["numerics"]["pools"] is not None

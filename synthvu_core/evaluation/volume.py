@@ -368,6 +368,7 @@ def evaluate_volume_generator(
 
     from synthvu_core.data.build import dataset_of_card
     from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.evaluation.threads import fixed_threads, numeric_environment
     from synthvu_core.models.registry import load_generator
     from synthvu_core.models.sampling import sample_uint8
     from synthvu_core.storage import write_json
@@ -387,13 +388,16 @@ def evaluate_volume_generator(
     classes = list(card["classes"])
     labels = ds.labels(card["scheme"], classes)
     n = int(n_synthetic or len(ds.indices("train")))
-    t0 = time.process_time()
-    syn = sample_uint8(gen, n, seed=seed, batch_size=16)  # a 3-D batch of 256 would need gigabytes
-    sample_cpu_s = time.process_time() - t0
     keep = labels >= 0
-    ev = evaluate_volumes(ds.images, labels, ds.units["patient_id"].astype(str).to_numpy(),
-                          np.where(keep, ds.units["split"].to_numpy(), "none"), syn.images, syn.labels, len(classes),
-                          seeds=seeds, config=config)
+    with fixed_threads():  # as the VU evaluation: a 2-core and a 64-core machine evaluate the same sub-volumes
+        t0 = time.process_time()
+        syn = sample_uint8(gen, n, seed=seed, batch_size=16,  # a 3-D batch of 256 would need gigabytes
+                           workers=2, worker_context=fixed_threads)  # two lanes; the noise drawn in order
+        sample_cpu_s = time.process_time() - t0
+        ev = evaluate_volumes(ds.images, labels, ds.units["patient_id"].astype(str).to_numpy(),
+                              np.where(keep, ds.units["split"].to_numpy(), "none"), syn.images, syn.labels,
+                              len(classes), seeds=seeds, config=config)
+        private = volume_privacy(ds, labels, syn.images, seed=seed) if privacy else None
     report = {
         "model": card.get("name", folder.name),
         "dataset": ds.fingerprint,
@@ -404,7 +408,8 @@ def evaluate_volume_generator(
         "seed": seed,
         "sampling": {"steps": gen.sampling_steps, "guidance": gen.guidance, "cpu_seconds": round(sample_cpu_s, 1)},
         **ev.as_dict(),
-        "privacy": volume_privacy(ds, labels, syn.images, seed=seed) if privacy else None,
+        "privacy": private,
+        "numerics": numeric_environment(),  # the fixed thread count, kernel level and BLAS architecture
     }
     write_json(folder / "report" / VOLUME_REPORT, report)
     return report
