@@ -275,9 +275,11 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)
         included.append(f"{REPORT_DIR}/ (aggregates only)")
         absent["real-derived report arrays"] += f" ({len(left_out)} arrays left out)"
-    elif (src / REPORT_DIR / VOLUME_REPORT).is_file():  # scalars, counts and texts only: shared as it is
+    elif (src / REPORT_DIR / VOLUME_REPORT).is_file():  # scalars, counts and texts; not the evaluating machine
         (dst / REPORT_DIR).mkdir()
-        shutil.copyfile(src / REPORT_DIR / VOLUME_REPORT, dst / REPORT_DIR / VOLUME_REPORT)
+        doc = json.loads((src / REPORT_DIR / VOLUME_REPORT).read_text())
+        doc.pop("numerics", None)  # as a VU report's meta.numerics: not in PUBLIC_META
+        (dst / REPORT_DIR / VOLUME_REPORT).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         included.append(f"{REPORT_DIR}/{VOLUME_REPORT} (aggregates only)")
     else:
         absent[REPORT_DIR] = "this generator has no evaluation report"

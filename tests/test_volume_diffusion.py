@@ -159,7 +159,8 @@ def test_evaluate_writes_the_volume_report(trained, tmp_path, capsys):
     from synthvu_core.share import share
 
     shared = share(trained, tmp_path / "shared")  # what may leave: the report's aggregates travel with the weights
-    assert json.loads((shared / "report" / "volume_report.json").read_text()) == report
+    public = json.loads((shared / "report" / "volume_report.json").read_text())
+    assert "numerics" in report and public == {k: v for k, v in report.items() if k != "numerics"}  # not the machine
     assert "From the sub-volume evaluation report" in (shared / "README.md").read_text()
     deck = tmp_path / "deck.html"  # the HTML deck: the report's numbers and a 3-D montage of generated sub-volumes
     assert main(["report", "slides", str(trained), "--out", str(deck)]) == 0
@@ -176,9 +177,11 @@ def test_the_volume_evaluation_runs_on_the_fixed_thread_count(trained, tmp_path,
     caller's count (convolutions split over other thread counts round differently, so a 2-core and a 64-core
     machine would report other numbers), and the report records the numerics it ran on."""
     import shutil
+    import threading
 
     from synthvu_core.evaluation import volume
-    from synthvu_core.evaluation.threads import EVALUATION_THREADS
+    from synthvu_core.evaluation.threads import EVALUATION_THREADS, numeric_environment
+    from synthvu_core.models import registry as volume_registry
     from synthvu_core.models import sampling
 
     seen: dict[str, set[int]] = {}
@@ -190,17 +193,33 @@ def test_the_volume_evaluation_runs_on_the_fixed_thread_count(trained, tmp_path,
 
         return wrapped
 
+    lanes: set[tuple[str, int]] = set()
+    load = volume_registry.load_generator
+
+    def load_recorded(*args, **kwargs):  # the generator's forward, on each lane
+        gen = load(*args, **kwargs)
+        forward = gen.forward
+
+        def recorded(*a, **k):
+            lanes.add((threading.current_thread().name, torch.get_num_threads()))
+            return forward(*a, **k)
+
+        gen.forward = recorded
+        return gen
+
     monkeypatch.setattr(sampling, "sample_uint8", spy("sample", sampling.sample_uint8))
     monkeypatch.setattr(volume, "evaluate_volumes", spy("utility", volume.evaluate_volumes))
     monkeypatch.setattr(volume, "volume_privacy", spy("privacy", volume.volume_privacy))
+    monkeypatch.setattr(volume_registry, "load_generator", load_recorded)
     folder = shutil.copytree(trained, tmp_path / "g3d")
     planted_volumes().save(tmp_path / "ds")
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the caller's
     try:
-        report = volume.evaluate_volume_generator(folder, dataset=tmp_path / "ds", seeds=(0,))
+        report = volume.evaluate_volume_generator(folder, dataset=tmp_path / "ds", seeds=(0,), n_synthetic=40)
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(before)
     assert seen == {name: {EVALUATION_THREADS} for name in ("sample", "utility", "privacy")}, seen
-    assert report["numerics"]["threads"] == EVALUATION_THREADS and report["numerics"]["pools"] is not None
+    assert len({name for name, _ in lanes}) == 2 and {n for _, n in lanes} == {EVALUATION_THREADS}, lanes
+    assert report["numerics"] == numeric_environment() and report["numerics"]["threads"] == EVALUATION_THREADS

@@ -24,6 +24,10 @@ training patients, non-members from holdout patients, as many VUs each), its dis
 of the synthetic set replaced by lightly perturbed members), power on the 5 % control and the independent negative
 control, all through the VU evaluation's own functions. One attack in one space: the other attacks and spaces,
 the realistic control and the discriminator are not run on sub-volumes, and the reading says so.
+
+Numerics (:func:`evaluate_volume_generator`): sampling, the classifiers and the attack run on the VU evaluation's
+fixed thread count (:func:`~synthvu_core.evaluation.threads.fixed_threads`; the samples on two lanes, the noise drawn
+in order), and the report records :func:`~synthvu_core.evaluation.threads.numeric_environment` as ``numerics``.
 """
 
 from __future__ import annotations
