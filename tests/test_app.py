@@ -671,7 +671,7 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
         classes = json.loads((models / name / "card.json").read_text())["classes"]
         return usefulness_box(loaders.report(models / name), classes)
 
-    spine = loaders.report(models / "acgan-spine-mri")  # TSTR 0.547 [0.30, 0.75] above chance 0.167, every level too
+    spine = loaders.report(models / "acgan-spine-mri")  # TSTR 0.527 [0.37, 0.73] above chance 0.167, every level too
     classes = json.loads((models / "acgan-spine-mri" / "card.json").read_text())["classes"]
     assert usefulness_box(spine, classes)[0] == "success"
     from dashboard.summary import recall_rows

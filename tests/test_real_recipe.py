@@ -384,6 +384,27 @@ def test_own_data_defaults_keep_the_published_translation_and_the_command_spells
     assert "--translate 0.0625" in _command_line({"dataset": "d", "augment": "translation", "translate": 0.0625})
 
 
+def test_own_data_defaults_freeze_the_priors_first_discriminator_stages_without_dp_only():
+    from synthvu_core.models.commands import _command_line
+
+    plain = args(init_from="acgan-phantom")
+    assert "--freeze-d 2" in training.own_data_defaults(plain, tiny_dataset(patients=6)) and plain["freeze_d"] == 2
+    assert training.config_from_options({**plain, "width": 4, "d_width": 4}).freeze_d == 2
+    asked = args(init_from="acgan-phantom", freeze_d=0)
+    training.own_data_defaults(asked, tiny_dataset(patients=6))
+    assert asked["freeze_d"] == 0 and "--freeze-d 0" in _command_line({"freeze_d": 0, "dataset": "d"})
+    private = args(init_from="acgan-phantom", target_epsilon=8.0)
+    training.own_data_defaults(private, tiny_dataset(patients=6))
+    assert private.get("freeze_d") is None and training.config_from_options(
+        {**private, "width": 4, "d_width": 4}).freeze_d == 0
+    scratch = args(from_scratch=True)
+    training.own_data_defaults(scratch, tiny_dataset(patients=6))
+    assert scratch.get("freeze_d") is None
+    two_stages = args(init_from="acgan-phantom")  # 16 x 16 VUs: D has 2 stages, freezing 2 would leave none
+    training.own_data_defaults(two_stages, tiny_dataset(shape=(1, 16, 16), patients=6))
+    assert two_stages.get("freeze_d") is None
+
+
 def test_own_data_defaults_smooth_a_fine_tune_without_dp_only():
     from synthvu_core.models.commands import _command_line
 
