@@ -400,6 +400,12 @@ def test_own_data_defaults_freeze_the_priors_first_discriminator_stages_without_
     scratch = args(from_scratch=True)
     training.own_data_defaults(scratch, tiny_dataset(patients=6))
     assert scratch.get("freeze_d") is None
+    shipped_prior = args()  # the default prior, filled because the VU shape is its own
+    training.own_data_defaults(shipped_prior, tiny_dataset(shape=(9, 64, 64), patients=6))
+    assert shipped_prior["init_from"] == "acgan-phantom" and shipped_prior["freeze_d"] == 2
+    explicit = args(init_from="acgan-phantom", freeze_d=3)
+    training.own_data_defaults(explicit, tiny_dataset(patients=6))
+    assert explicit["freeze_d"] == 3
     two_stages = args(init_from="acgan-phantom")  # 16 x 16 VUs: D has 2 stages, freezing 2 would leave none
     training.own_data_defaults(two_stages, tiny_dataset(shape=(1, 16, 16), patients=6))
     assert two_stages.get("freeze_d") is None

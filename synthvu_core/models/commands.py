@@ -146,7 +146,8 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="keep the discriminator's first N stages as the prior gave them (FreezeD, for fine-tuning on little "
-        "data; default: 2 for a fine-tune without DP on your own dataset, else 0, train all of it)",
+        "data; default: 2 for a fine-tune without DP on your own dataset where D has more than 2 stages (VUs of "
+        "32 x 32 or more), else 0, train all of it)",
     )
     t.add_argument(
         "--lecam",
