@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from vu_rows import vu_row
 
 from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.machine import cpu_model
 from synthvu_core.models.dp import DPConfig
 from synthvu_core.models.registry import CARD_KEYS, load_card
 from synthvu_core.models.training import ArchOverrides, TrainConfig, Trainer, train
@@ -140,6 +141,7 @@ def test_card_and_folder(tmp_path):
     numerics = card["training"]["numerics"]  # what a bit-for-bit rerun also needs
     assert numerics["torch"] == torch.__version__ and numerics["threads"] == torch.get_num_threads()
     assert numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert numerics["cpu"] == cpu_model()  # one kernel level, two CPU types: other weights (docs/real-data.md)
     (png,) = sorted((out / "training").glob("montage_step*.png"))
     assert_rows_labelled(np.asarray(Image.open(png)), list(VUS), 32, 32)  # one row per class, labelled with it
     assert all(v.dtype == torch.float16 for v in load_file(str(out / "generator.safetensors")).values())

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from synthvu_core.machine import cpu_model
+
 #: Threads of every numeric library while an evaluation runs.
 EVALUATION_THREADS = 1
 
@@ -93,21 +95,6 @@ def numeric_environment() -> dict[str, Any]:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "pools": sorted(pools, key=lambda p: sorted(p.items())),
     }
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`); None where unknown.
-    Two CPUs of the same instruction-set level may still round differently (e.g. another vendor's kernels)."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip() or None
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def environment_changes(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:

@@ -1555,9 +1555,12 @@ class Trainer:
         600-step GAN run amplifies another machine's rounding into other weights; docs/real-data.md)."""
         import torch
 
+        from synthvu_core.machine import cpu_model
+
         out: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-        if self.device.type == "cpu":
+        if self.device.type == "cpu":  # two CPUs of one kernel level may still round otherwise (docs/real-data.md)
             out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+            out["cpu"] = cpu_model()
         return out
 
     def _weights_text(self) -> str:
