@@ -81,6 +81,20 @@ def test_the_class_loss_weight_may_be_set_on_a_fine_tune(tmp_path):
         small(overrides=ArchOverrides(aux_weight=-1.0)).validate()
 
 
+def test_a_fine_tune_may_choose_which_vus_train_the_class_head_and_names_the_flag_it_may_not_change(tmp_path):
+    ds = tiny_dataset()
+    pre = train(ds, tmp_path / "pre", small(steps=1), progress=False)
+    prior = json.loads((pre / "card.json").read_text())["architecture"]["aux_fake"]
+    trainer = Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(pre),
+                                                 overrides=ArchOverrides(width=4, d_width=4, aux_fake=not prior)))
+    assert trainer.arch.aux_fake is (not prior)  # --class-loss: which VUs D's class loss counts, not what D is
+    trainer.step()
+    for over, flag in ((ArchOverrides(width=8, d_width=4), "--width"), (ArchOverrides(width=4, d_width=8), "--d-width"),
+                       (ArchOverrides(width=4, d_width=4, g_cond="input"), "--conditioning")):
+        with pytest.raises(SelectionError, match=f"fixes the architecture; drop {flag} \\(the prior's: "):
+            Trainer(ds, tmp_path / flag, small(steps=1, init_from=str(pre), overrides=over))
+
+
 def test_own_data_defaults_condition_on_sources_and_weight_the_class_loss_without_dp():
     """Without DP: a projection discriminator, class-loss weight 0.5 and source conditioning where the train split
     holds two or more sources (on the real lumbar MRI they made the VUs recognisable by level and gave each source

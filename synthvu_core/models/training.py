@@ -85,7 +85,8 @@ class ArchOverrides:
         width: the generator's width n.
         d_width: the discriminator's first width.
         g_cond: how G receives the class (``input`` | ``modulate``).
-        aux_fake: whether D's class head also learns generated VUs.
+        aux_fake: whether D's class head also learns generated VUs (which VUs a loss counts, so a fine-tune may
+            set it).
         aux_weight: weight of the class loss in both networks' losses (a loss weight, so a fine-tune may set it).
         projection: D's real/fake logit also judges the VU against its label (a projection discriminator; a
             zero-initialised addition, so a fine-tune may turn it on). Under DP a real VU's label enters only that
@@ -109,6 +110,10 @@ class ArchOverrides:
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+#: The ``train`` flag of each :class:`ArchOverrides` field that a fine-tune cannot change (in messages).
+ARCH_FLAGS = {"width": "--width", "d_width": "--d-width", "g_cond": "--conditioning"}
 
 
 @dataclass
@@ -847,11 +852,13 @@ class Trainer:
         from synthvu_core.models.registry import architecture_config
 
         arch = architecture_config(self.init_card)
-        # loss and step weights, and the zero-initialised projection: not the architecture, a fine-tune may set them
-        weights = ("lr", "aux_weight", "projection", "smooth", "snapshots")
-        clash = {k: v for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v}
+        # losses, their weights and steps, and the zero-initialised projection: not the architecture, a fine-tune
+        # may set them (aux_fake says which VUs D's class loss counts, not what D is)
+        weights = ("lr", "aux_weight", "aux_fake", "projection", "smooth", "snapshots")
+        clash = [k for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v]
         if clash:
-            raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {', '.join(clash)}")
+            drop = ", ".join(f"{ARCH_FLAGS[k]} (the prior's: {getattr(arch, k)})" for k in clash)
+            raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {drop}")
         given = {k: v for k, v in c.overrides.given().items() if k in weights}
         return replace(arch, **given, n_classes=len(self.classes), **source)
 
