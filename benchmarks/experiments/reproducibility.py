@@ -3,7 +3,7 @@
     python -m benchmarks.experiments.reproducibility run MODEL OUT_DIR [VARIANT ...]
     python -m benchmarks.experiments.reproducibility compare SAVED_REPORT FRESH_REPORT [...] [--json OUT.json]
     python -m benchmarks.experiments.reproducibility compare --pairs SAVED FRESH [SAVED FRESH ...] [...]
-        [--write-tolerances synthvu_core/evaluation/tolerances.json [--across-machines]]
+        [--write-tolerances synthvu_core/evaluation/tolerances.json [--across-machines [--widen]]]
 
 ``run`` re-evaluates MODEL from empty caches (``synthvu_core.evaluation.verify.verify_report``: a temporary
 copy of the folder, caches off, the saved report's synthetic count, seed and controls) once per VARIANT, each
@@ -14,7 +14,9 @@ each fresh one (controls included), the scalars that are not bit-identical, and 
 level, the counted family or an attack's power status; ``--write-tolerances`` turns the largest difference of
 each family into its tolerance (the smallest power of ten at least :data:`MARGIN` times it; :data:`FLOOR` for a
 family that did not move); with ``--across-machines`` they become the file's ``across_machines`` rules (read by
-``report verify`` where the re-run's numeric environment is not the report's), its same-machine rules kept.
+``report verify`` where the re-run's numeric environment is not the report's), its same-machine rules kept; with
+``--widen`` as well, each across-machine rule becomes the wider of the file's and this measurement's (a second pair
+of machines added to the first).
 
 Variants: ``as_is`` nothing changed (run on another machine than the report's, it measures how far a report moves
 between machines: other CPU, other kernels, the phantom rebuilt with its rounding); ``threads1`` every library
@@ -143,6 +145,18 @@ def rules_from(results: list[dict], steps: tuple[int, ...] = (1,)) -> list[list]
     return rules
 
 
+def widened(old: dict | None, new: dict) -> dict:
+    """Across-machine rules of two measurements (``--widen``): each family's the wider of the two, a family the old
+    rules lacked taking the tolerance their first match gave it; the ``measured`` texts joined."""
+    from synthvu_core.records import tolerance
+
+    if not old:
+        raise SystemExit("--widen needs across-machine rules in the file to widen")
+    before = tuple((str(g), float(t)) for g, t in old["rules"])
+    rules = [[g, max(float(t), dict(before).get(g, tolerance(g, before)))] for g, t in new["rules"]]
+    return {**old, "measured": f"{old['measured']}; widened by {new['measured']}", "rules": rules}
+
+
 def _label(folder: str) -> str:
     """A report folder's name in the measurement's text: its generator's where the folder is ``MODEL/report``."""
     from synthvu_core.names import REPORT_DIR
@@ -161,7 +175,10 @@ def main(argv: list[str]) -> None:
         i = args.index("--json")
         out, args = Path(args[i + 1]), args[:i] + args[i + 2 :]
     across = "--across-machines" in args  # the rules go to the file's across_machines block, its others kept
-    args = [a for a in args if a != "--across-machines"]
+    widen = "--widen" in args  # with --across-machines: each family the wider of the file's rule and this measurement
+    args = [a for a in args if a not in ("--across-machines", "--widen")]
+    if widen and not across:
+        raise SystemExit("--widen adds a measurement to the across-machine rules: give --across-machines")
     if "--write-tolerances" in args:
         i = args.index("--write-tolerances")
         rules_out, args = Path(args[i + 1]), args[:i] + args[i + 2 :]
@@ -188,6 +205,8 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"{rules_out}: --across-machines adds to an existing tolerances file; write its "
                              "same-machine rules first")
         old = json.loads(rules_out.read_text()) if rules_out.is_file() else {}
+        if widen:
+            doc = widened(old.get("across_machines"), doc)
         doc = {**old, "across_machines": doc} if across else {**doc, **{k: v for k, v in old.items()
                                                                          if k == "across_machines"}}
         rules_out.write_text(json.dumps(doc, indent=1) + "\n")
