@@ -484,6 +484,29 @@ def test_instance_noise_adds_independent_noise_of_its_sigma_to_what_d_sees(tmp_p
     assert trainer._identity()["instance_noise"] == 0.5
 
 
+def test_d_lr_moves_the_discriminator_alone_at_its_own_rate_and_is_recorded(tmp_path):
+    from synthvu_core.models.architectures import ACGAN_OPTIONS
+    from synthvu_core.models.training import config_from_options
+
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+    moved = {}
+    for name, d_lr in (("same", None), ("ttur", 1e-5)):
+        trainer = Trainer(ds, tmp_path / name, small(steps=1, batch_size=8, d_lr=d_lr))
+        before = [p.detach().clone() for p in trainer.D.parameters()]
+        trainer.step()
+        moved[name] = max(float((p.detach() - b).abs().max()) for p, b in zip(trainer.D.parameters(), before))
+        assert trainer.opt_G.param_groups[0]["lr"] == trainer.arch.lr  # G keeps --lr
+        assert trainer._identity().get("d_lr") == d_lr  # a resume with another D rate is another run
+        assert trainer.card()["training"].get("d_lr") == d_lr
+    lr = Trainer(ds, tmp_path / "x", small(steps=1)).arch.lr
+    # Adam's first step moves each weight by about lr (float32 rounding of the weights: a few per cent)
+    assert 0.5 * lr < moved["same"] <= 1.05 * lr
+    assert 0.5e-5 < moved["ttur"] <= 1.05e-5
+    assert "d_lr" in ACGAN_OPTIONS and config_from_options({"d_lr": 1e-4, "scheme": "level"}).d_lr == 1e-4
+    with pytest.raises(SelectionError, match="--d-lr"):
+        small(steps=1, d_lr=0.0).validate()
+
+
 def test_gaussian_blur_is_scipys_in_plane_filter_and_off_at_zero():
     from scipy.ndimage import gaussian_filter
 

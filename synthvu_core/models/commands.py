@@ -75,6 +75,10 @@ def _add_train_data(t: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--lr", type=float, default=None, help="Adam learning rate, both networks (default: the architecture's)"
     )
+    t.add_argument(
+        "--d-lr", type=float, default=None, metavar="LR",
+        help="Adam learning rate of the discriminator alone (two time-scale update rule, TTUR; default: --lr's)",
+    )
     t.add_argument("--width", type=int, default=None, help="generator width n (default: the architecture's)")
     t.add_argument("--d-width", type=int, default=None, help="discriminator width (default: the architecture's)")
     t.add_argument(

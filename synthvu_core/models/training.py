@@ -168,6 +168,8 @@ class TrainConfig:
         instance_noise: standard deviation of Gaussian noise added to every VU D sees, real and generated
             (:func:`synthvu_core.models.augment.instance_noise`; VUs in [-1, 1]); 0 = off. Under DP inside each
             patient's clipped sum (drawn per VU, independent of the data).
+        d_lr: Adam learning rate of D alone (a two time-scale update rule, TTUR, Heusel et al. 2017); None = the
+            architecture's (or ``--lr``), the same as G's. An optimiser setting: a fine-tune and DP may set it.
         r1: weight ``gamma`` of the R1 penalty of D (Mescheder et al. 2018): ``gamma / 2`` times the squared norm
             of the gradient of D's real/fake logit with respect to each real VU, which keeps D from a steep ridge
             around the few real VUs it has; 0 = off. Not under DP (a second gradient through each real VU).
@@ -199,6 +201,7 @@ class TrainConfig:
     r1: float = 0.0
     instance_noise: float = 0.0
     ada_target: float = 0.0
+    d_lr: float | None = None
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -238,6 +241,8 @@ class TrainConfig:
                 raise SelectionError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(o, key)}")
         if o.lr is not None and not (math.isfinite(o.lr) and o.lr > 0):
             raise SelectionError(f"--lr must be a positive number, got {o.lr:g}")
+        if self.d_lr is not None and not (math.isfinite(self.d_lr) and 0 < self.d_lr < 1):
+            raise SelectionError(f"--d-lr must be a number in (0, 1), got {self.d_lr:g}")
         if o.aux_weight is not None and not (math.isfinite(o.aux_weight) and 0 <= o.aux_weight <= 1e3):
             raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
         if self.balance_classes and self.dp is not None:
@@ -733,7 +738,8 @@ class Trainer:
         self.dist: DistContext | None = None  # torchrun: set by models/distributed.py attach()
 
         self.opt_G = self.speed.adam(self.G.parameters(), lr=self.arch.lr, betas=self.arch.betas)
-        self.opt_D = self.speed.adam(self.D.parameters(), lr=self.arch.lr, betas=self.arch.betas)
+        d_lr = self.arch.lr if config.d_lr is None else config.d_lr  # --d-lr: TTUR
+        self.opt_D = self.speed.adam(self.D.parameters(), lr=d_lr, betas=self.arch.betas)
         self.speed.compile(self.G, self.D)  # in place: the same parameters and weight names
         self.private: PatientDPOptimizer | None = None
         self.delta: float | None = None
@@ -1322,6 +1328,7 @@ class Trainer:
             **({"r1": self.config.r1} if self.config.r1 else {}),
             **({"instance_noise": self.config.instance_noise} if self.config.instance_noise else {}),
             **({"ada_target": self.config.ada_target} if self.config.ada_target else {}),
+            **({"d_lr": self.config.d_lr} if self.config.d_lr is not None else {}),
             **({"speed": sorted(self.speed.asked)} if self.speed.asked else {}),  # a resume keeps the same step
         }
 
@@ -1473,6 +1480,7 @@ class Trainer:
                 "steps": self.step_count,
                 "batch_size": self.batch_size,
                 "lr": self.arch.lr,
+                **({"d_lr": c.d_lr} if c.d_lr is not None else {}),
                 "seed": c.seed,
                 "command": c.command or " ".join(shlex.quote(a) for a in sys.argv),
                 "seconds": round(self.seconds, 2),
