@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
-from fixtures.dashboard_models import fabricate, fabricate_generator  # noqa: E402
+from fixtures.dashboard_models import fabricate, fabricate_generator, point_dashboard_at  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def env(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    from dashboard import loaders
-
-    monkeypatch.setenv("SYNTHVU_MODELS", str(world["models"]))
-    monkeypatch.delenv("SYNTHVU_PUBLIC", raising=False)
-    loaders._generators.clear()
-    return world
+    return point_dashboard_at(world, monkeypatch)
 
 
 @pytest.fixture

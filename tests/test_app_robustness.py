@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("streamlit")
-from fixtures.dashboard_models import fabricate  # noqa: E402
+from fixtures.dashboard_models import fabricate, point_dashboard_at  # noqa: E402
 from streamlit.proto.WidgetStates_pb2 import WidgetStates  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -29,14 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def env(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    from dashboard import loaders
-
-    monkeypatch.setenv("SYNTHVU_MODELS", str(world["models"]))
-    monkeypatch.delenv("SYNTHVU_PUBLIC", raising=False)
-    for cached in ("_generators", "_broken"):
-        if hasattr(loaders, cached):
-            getattr(loaders, cached).clear()
-    return world
+    return point_dashboard_at(world, monkeypatch)
 
 
 def start(model: str | None = None, secrets: dict | None = None, params: dict | None = None) -> AppTest:
