@@ -96,13 +96,13 @@ def test_a_fine_tune_may_choose_which_vus_train_the_class_head_and_names_the_fla
 
 
 def test_own_data_defaults_condition_on_sources_and_weight_the_class_loss_without_dp():
-    """Without DP: a projection discriminator, class-loss weight 0.5 and source conditioning where the train split
+    """Without DP: a projection discriminator, class-loss weight 0.75 and source conditioning where the train split
     holds two or more sources (on the real lumbar MRI they made the VUs recognisable by level and gave each source
     its share, docs/real-data.md), and real VUs drawn with equal weight per class."""
     a = args(init_from="acgan-phantom")
     filled = training.own_data_defaults(a, sourced(tiny_dataset(patients=6)))
     assert a["condition_source"] is True and "--condition-source" in filled
-    assert a["aux_weight"] == training.FINE_TUNE_AUX_WEIGHT == 0.5
+    assert a["aux_weight"] == training.FINE_TUNE_AUX_WEIGHT == 0.75
     assert a["projection"] is True and "--projection" in filled
     assert (a["steps"], a["lr"]) == (training.FINE_TUNE_STEPS, training.FINE_TUNE_LR)
     assert a["balance_classes"] is True and "--balance-classes" in filled

@@ -225,7 +225,7 @@ def _add_train_views(t: argparse.ArgumentParser) -> None:
         "--aux-weight",
         type=float,
         default=None,
-        help="weight of the class loss (default: 0.5 for a fine-tune without DP on your own dataset, else the "
+        help="weight of the class loss (default: 0.75 for a fine-tune without DP on your own dataset, else the "
         "architecture's or the prior's)",
     )
     t.add_argument(
