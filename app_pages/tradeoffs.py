@@ -52,7 +52,7 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
                           family=next((r["family"] for r in own if r.get("family")), None))
     st.plotly_chart(fig, width="stretch", config=style.plot_config(), key="frontier")
     several = len({r["dataset"] for r in mine}) > 1  # a cohort column only where cohorts of the recipe are drawn
-    st.dataframe(
+    frame.table(  # cells wrap: every column stays on a 1280-px screen
         [
             {
                 "generator": r["name"],
@@ -68,9 +68,7 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
                 "worst TPR @ 1% FPR": fmt(r["worst_tpr1"]),
             }
             for r in sorted(mine, key=lambda r: (r["route"], float("inf") if r["epsilon"] is None else r["epsilon"]))
-        ],
-        hide_index=True,
-        width="stretch",
+        ]
     )
     n = next((r["n_patients"] for r in mine if r["n_patients"]), None)
     others = sorted({str(r.get("cohort")) for r in mine if r["dataset"] != fp})

@@ -115,6 +115,8 @@ def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
     assert any(n.startswith("TSTR chance: ") for n in names), "every generator's chart draws the dataset's chance"
     frontier = [c.value for c in at.caption if c.value.startswith("Dataset ") and "TRTR" in c.value]
     assert frontier and not any("protect a patient" in c for c in frontier), "no DP generator: no DP patient count"
+    assert not at.dataframe, "the frontier's table wraps its cells (st.table): its last columns are not cut at 1280 px"
+    assert any("worst TPR @ 1% FPR" in t.value.columns for t in at.table), "the frontier's table is drawn"
 
 
 def test_compare_draws_two_generators(env: dict[str, Path]) -> None:
