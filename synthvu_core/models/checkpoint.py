@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from synthvu_core.errors import CheckpointError
 
@@ -19,6 +19,45 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.safetensors"
 META_FILE = "state.json"
+
+
+class Checkpointed(Protocol):
+    """What :func:`save` and :func:`restore` need of a trainer: where its checkpoint lives, the identity a resume
+    must match, its modules and optimizers, and the counters every trainer keeps."""
+
+    step_count: int
+    seconds: float
+    last: dict[str, Any]
+
+    @property
+    def checkpoint_dir(self) -> Path: ...
+
+    def _identity(self) -> dict[str, Any]: ...
+
+    def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+
+def save(trainer: Checkpointed, tensors: dict[str, torch.Tensor], **meta: Any) -> Path:
+    """Write ``trainer``'s checkpoint: its modules and optimizers, the trainer's own ``tensors`` (random states,
+    counters as tensors) and ``meta`` (its own counters) besides the identity, step, seconds and last losses."""
+    packed, groups = pack(*trainer._checkpointed())
+    packed.update(tensors)
+    head = {"identity": trainer._identity(), "step": trainer.step_count}
+    tail = {"seconds": trainer.seconds, "param_groups": groups, "last": trainer.last}
+    return write(trainer.checkpoint_dir, packed, {**head, **meta, **tail})
+
+
+def restore(trainer: Checkpointed) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    """Load ``trainer``'s last checkpoint into its modules, optimizers and shared counters; returns ``(meta,
+    tensors)`` for the trainer's own part, or None where there is no checkpoint."""
+    found = read(trainer.checkpoint_dir, trainer._identity())
+    if found is None:
+        return None
+    meta, tensors = found
+    unpack(tensors, meta["param_groups"], *trainer._checkpointed())
+    trainer.step_count, trainer.seconds = int(meta["step"]), float(meta["seconds"])
+    trainer.last = meta.get("last") or {}
+    return meta, tensors
 
 
 def pack(

@@ -272,20 +272,8 @@ class DiffusionTrainer:
     def save_checkpoint(self) -> Path:
         from synthvu_core.models import checkpoint
 
-        tensors, groups = checkpoint.pack(*self._checkpointed())
-        tensors.update(
-            {"rng.data": self.gen_data.get_state(), "rng.noise": self.gen_noise.get_state(), "perm": self.perm}
-        )
-        meta = {
-            "identity": self._identity(),
-            "step": self.step_count,
-            "cursor": self.cursor,
-            "seconds": self.seconds,
-            "latent_scale": self.arch.latent_scale,
-            "param_groups": groups,
-            "last": self.last,
-        }
-        return checkpoint.write(self.checkpoint_dir, tensors, meta)
+        tensors = {"rng.data": self.gen_data.get_state(), "rng.noise": self.gen_noise.get_state(), "perm": self.perm}
+        return checkpoint.save(self, tensors, cursor=self.cursor, latent_scale=self.arch.latent_scale)
 
     def load_checkpoint(self) -> bool:
         """Restore the last checkpoint; False where there is none."""
@@ -293,16 +281,14 @@ class DiffusionTrainer:
 
         from synthvu_core.models import checkpoint
 
-        found = checkpoint.read(self.checkpoint_dir, self._identity())
+        found = checkpoint.restore(self)
         if found is None:
             return False
         meta, tensors = found
-        checkpoint.unpack(tensors, meta["param_groups"], *self._checkpointed())
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
         self.perm = tensors["perm"].to(torch.int64)
-        self.cursor, self.step_count = int(meta["cursor"]), int(meta["step"])
-        self.seconds, self.last = float(meta["seconds"]), meta.get("last") or {}
+        self.cursor = int(meta["cursor"])
         self.arch.latent_scale = float(meta["latent_scale"])
         self._latents = None
         return True

@@ -211,26 +211,22 @@ class DistillTrainer:
         return {"teacher": self.teacher.card["name"], "teacher_created": self.teacher.card.get("created"),
                 "student_steps": c.student_steps, "pairs": c.pairs, "batch_size": c.batch_size, "seed": c.seed}
 
+    def _checkpointed(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The modules (by prefix) and optimizers (by name) a checkpoint holds."""
+        return {"unet.": self.student.unet, "ema.": self.ema}, {"opt": self.opt}
+
     def save_checkpoint(self) -> Path:
         from synthvu_core.models import checkpoint
 
-        tensors, groups = checkpoint.pack({"unet.": self.student.unet, "ema.": self.ema}, {"opt": self.opt})
-        tensors["rng"] = self.gen.get_state()
-        meta = {"identity": self._identity(), "step": self.step_count, "seconds": self.seconds,
-                "param_groups": groups, "last": self.last}
-        return checkpoint.write(self.checkpoint_dir, tensors, meta)
+        return checkpoint.save(self, {"rng": self.gen.get_state()})
 
     def load_checkpoint(self) -> bool:
         from synthvu_core.models import checkpoint
 
-        found = checkpoint.read(self.checkpoint_dir, self._identity())
+        found = checkpoint.restore(self)
         if found is None:
             return False
-        meta, tensors = found
-        checkpoint.unpack(tensors, meta["param_groups"], {"unet.": self.student.unet, "ema.": self.ema},
-                          {"opt": self.opt})
-        self.gen.set_state(tensors["rng"])
-        self.step_count, self.seconds, self.last = int(meta["step"]), float(meta["seconds"]), meta.get("last") or {}
+        self.gen.set_state(found[1]["rng"])
         return True
 
     def save_montage(self) -> None:  # the student's samples are judged by the evaluation, not a montage

@@ -1341,28 +1341,16 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         from synthvu_core.models import checkpoint
 
-        tensors, groups = checkpoint.pack(*self._checkpointed())
-        tensors["rng.data"] = self.gen_data.get_state()
-        tensors["rng.noise"] = self.gen_noise.get_state()
-        tensors["rng.augment"] = self.gen_augment.get_state()
+        tensors = {"rng.data": self.gen_data.get_state(), "rng.noise": self.gen_noise.get_state(),
+                   "rng.augment": self.gen_augment.get_state()}
         if self.private is not None:  # the mechanism's state: this checkpoint must stay as private as the data
             tensors["rng.private"] = self.private.generator.get_state()
-        tensors["perm"] = self.perm
-        tensors["lecam.avg"] = self.lecam_avg.cpu()
-        tensors["ada"] = self.ada.clone()
+        tensors.update({"perm": self.perm, "lecam.avg": self.lecam_avg.cpu(), "ada": self.ada.clone()})
         for step, state in self.snapshots.items():
             tensors.update({f"{SNAPSHOT_PREFIX}{step}.{k}": v for k, v in state.items()})
-        meta = {
-            "identity": self._identity(),
-            "step": self.step_count,
-            "cursor": self.cursor,
-            "seconds": self.seconds,
-            "param_groups": groups,
-            "accountant": [list(h) for h in self.accountant.history] if self.accountant is not None else None,
-            "last": self.last,
-        }
+        history = [list(h) for h in self.accountant.history] if self.accountant is not None else None
         self.write_log()
-        return checkpoint.write(self.checkpoint_dir, tensors, meta)
+        return checkpoint.save(self, tensors, cursor=self.cursor, accountant=history)
 
     def load_checkpoint(self) -> bool:
         """Restore the last checkpoint; False where there is none."""
@@ -1370,11 +1358,10 @@ class Trainer:
 
         from synthvu_core.models import checkpoint
 
-        found = checkpoint.read(self.checkpoint_dir, self._identity())
+        found = checkpoint.restore(self)
         if found is None:
             return False
         meta, tensors = found
-        checkpoint.unpack(tensors, meta["param_groups"], *self._checkpointed())
         self.speed.match_layout(self.opt_G, self.opt_D)
         self.gen_data.set_state(tensors["rng.data"])
         self.gen_noise.set_state(tensors["rng.noise"])
@@ -1388,9 +1375,6 @@ class Trainer:
         if "lecam.avg" in tensors:  # checkpoints from before --lecam: zeros (their runs did not use it)
             self.lecam_avg = tensors["lecam.avg"].to(self.device, torch.float32)
         self.cursor = int(meta["cursor"])
-        self.step_count = int(meta["step"])
-        self.seconds = float(meta["seconds"])
-        self.last = meta.get("last") or {}
         if self.accountant is not None:
             self.accountant.history = [tuple(h) for h in meta["accountant"] or []]
         self.log_rows = [r for r in read_log(self.log_path) if int(r["step"]) <= self.step_count]
