@@ -84,3 +84,20 @@ def test_the_channels_last_rows_made_once_give_the_batches_of_the_per_batch_layo
     got = enc._nhwc_batch(rows[[1, 4, 7]])
     want = torch.from_numpy(enc.as_float(x[[1, 4, 7]])).contiguous(memory_format=torch.channels_last)
     assert torch.equal(got, want) and got.stride() == want.stride()
+
+
+def test_no_step_is_taken_on_a_sliver_of_a_batch(monkeypatch):
+    """66 train VUs (a 15-patient cohort) in batches of 64 made every epoch a batch of 64 and one of 2: half the steps
+    on 2 VUs, whose BatchNorm statistics are noise. A last batch under MIN_BATCH joins the one before it."""
+    assert enc.batch_starts(66, 64) == [0]
+    assert enc.batch_starts(88, 64) == [0, 64]  # 24 VUs: a batch of its own
+    assert enc.batch_starts(5520, 64)[-1] == 5504  # 16 VUs: MIN_BATCH, kept
+    assert enc.batch_starts(138, 64) == [0, 64]
+    assert enc.batch_starts(10, 64) == [0]
+    sizes: list[int] = []
+    real = enc._nhwc_batch
+    monkeypatch.setattr(enc, "_nhwc_batch", lambda rows: sizes.append(len(rows)) or real(rows))
+    ds = structured_dataset(22)  # 66 VUs
+    images, y = ds.images[:66], ds.labels("region")[:66]
+    enc.train_classifier(images, y, 3, config=enc.EncoderConfig(epochs=1, width=8, embed_dim=16, min_steps=3), seed=0)
+    assert sizes and min(sizes) >= enc.MIN_BATCH and sum(sizes) == 66 * len(sizes), sizes
