@@ -97,7 +97,8 @@ def test_no_step_is_taken_on_a_sliver_of_a_batch(monkeypatch):
     sizes: list[int] = []
     real = enc._nhwc_batch
     monkeypatch.setattr(enc, "_nhwc_batch", lambda rows: sizes.append(len(rows)) or real(rows))
-    ds = structured_dataset(22)  # 66 VUs
-    images, y = ds.images[:66], ds.labels("region")[:66]
+    ds = structured_dataset(22)
+    images, y = ds.images[:66], ds.labels("region")[:66]  # 66 of its VUs
     enc.train_classifier(images, y, 3, config=enc.EncoderConfig(epochs=1, width=8, embed_dim=16, min_steps=3), seed=0)
     assert sizes and min(sizes) >= enc.MIN_BATCH and sum(sizes) == 66 * len(sizes), sizes
+    assert len(sizes) == 3, "min_steps 3 at one batch an epoch: the schedule counts the merged batches"

@@ -554,7 +554,7 @@ DEFAULT_PRIOR = "acgan-phantom"
 #: with the whole-cohort membership test significant in as many runs over all 40 (11 against 11; docs/real-data.md,
 #: "The class-loss weight"). These counts were read through the evaluation's old classifier (a batch of 2 VUs at 66
 #: train VUs); with it corrected the default meets the goal in none of 35 runs (docs/real-data.md, "The classifier's
-#: batch of 2"), and the choices here have not been re-read.
+#: batch of 2"), and the choices here have been re-read only for the class-loss weight and three ablations.
 FINE_TUNE_STEPS = 600
 FINE_TUNE_LR = 2e-4
 FINE_TUNE_AUX_WEIGHT = 0.75
