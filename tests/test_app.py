@@ -15,15 +15,13 @@ import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
-from fixtures.dashboard_models import N_SYNTHETIC, fabricate  # noqa: E402
+from fixtures.dashboard_models import APP, APP_TIMEOUT, N_SYNTHETIC, fabricate, start_app  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
 PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "compare", "clinical", "models_data")
 FABRICATED = ("fab-region", "fab-noreport", "fab-foreign")
 REAL_CAPTION = "REAL patient VU"
-TIMEOUT = 60
 
 
 def _shipped() -> list[str]:
@@ -49,17 +47,8 @@ def env(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     return world
 
 
-def start(model: str | None = None, secrets: dict | None = None) -> AppTest:
-    """Run the app once (Overview), with ``model`` selected through the sidebar picker."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.secrets.update(secrets or {})
-    at.run()
-    if model is not None:
-        picker = at.sidebar.selectbox(key="selected_generator")
-        labels = [o.removesuffix(" (yours)") for o in picker.options]  # options as shown: card names
-        assert model in labels, f"{model} not offered by the picker: {picker.options}"
-        picker.select_index(labels.index(model)).run()
-    return at
+#: Run the app once (Overview), ``model`` selected through the sidebar picker.
+start = start_app
 
 
 def selected(at: AppTest) -> str:
@@ -281,7 +270,7 @@ def test_adding_a_folder_selects_its_generator(
 
 
 def test_unknown_model_in_the_link_is_a_message(env: dict[str, Path]) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
     at.query_params["model"] = "no-such-model"
     at.run()
     no_exception(at, "unknown ?model=")

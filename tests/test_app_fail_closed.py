@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
-from fixtures.dashboard_models import fabricate, fabricate_generator, point_dashboard_at  # noqa: E402
+from fixtures.dashboard_models import (  # noqa: E402
+    fabricate,
+    fabricate_generator,
+    point_dashboard_at,
+    start_app,
+)
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
-TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +51,8 @@ def secrets_file(tmp_path: Path):
     st.secrets._reset()
 
 
-def start(model: str | None = None, secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.secrets.update(secrets or {})
-    at.run()
-    if model is not None:
-        picker = at.sidebar.selectbox(key="selected_generator")
-        labels = [o.removesuffix(" (yours)") for o in picker.options]
-        picker.select_index(labels.index(model)).run()
-    return at
+#: Run the app once (Overview), ``model`` selected through the sidebar picker.
+start = start_app
 
 
 def visit(at: AppTest, page: str) -> AppTest:

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("streamlit")
-from fixtures.dashboard_models import fabricate, point_dashboard_at  # noqa: E402
+from fixtures.dashboard_models import fabricate, point_dashboard_at, start_app  # noqa: E402
 from streamlit.proto.WidgetStates_pb2 import WidgetStates  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
-TIMEOUT = 60
 PAGES = ("overview", "generate", "embeddings", "utility", "privacy", "tradeoffs", "models_data")
 
 
@@ -32,16 +30,8 @@ def env(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
     return point_dashboard_at(world, monkeypatch)
 
 
-def start(model: str | None = None, secrets: dict | None = None, params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.secrets.update(secrets or {})
-    at.query_params.update(params or {})
-    at.run()
-    if model is not None:
-        picker = at.sidebar.selectbox(key="selected_generator")
-        labels = [o.removesuffix(" (yours)") for o in picker.options]
-        picker.select_index(labels.index(model)).run()
-    return at
+#: Run the app once (Overview), ``model`` selected through the sidebar picker.
+start = start_app
 
 
 def no_exception(at: AppTest, where: str) -> None:
