@@ -37,16 +37,8 @@ def _overlay(sel: frame.Selection) -> dict[str, list[int]]:
     """The UMAP overlay with its controls; the rows selected on it (from the chart, or the link), per kind."""
     rep = sel.report
     c1, c2 = st.columns([1, 2])
-    frame.url_state("umap_colour", "colour", ["position", "source"])
-    colour_by = c1.radio(
-        "Colour by",
-        ["position", "source"],
-        horizontal=True,
-        key="umap_colour",
-        format_func=lambda v: {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}[
-            v
-        ],
-    )
+    colours = {"position": "position (light = real, dark = synthetic)", "source": "real vs synthetic"}
+    colour_by = frame.url_radio(c1, "Colour by", colours, "umap_colour", "colour")
     frame.url_state("umap_real_on_top", "real_on_top", cast=bool)
     on_top = c2.toggle(
         "Real VUs on top",

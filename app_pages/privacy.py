@@ -154,8 +154,7 @@ def _space_row(sel: frame.Selection, present: list[tuple[str, str]]) -> str:
     """The space picker, the ROC curves of that space and its pairwise distance ratios; returns the space."""
     rep = sel.report
     spaces = [s for s in SPACES if any(sp == s for _, sp in present)]
-    frame.url_state("privacy_space", "space", spaces)
-    space = st.radio("Space", spaces, horizontal=True, format_func=lambda s: SPACE_NAMES[s], key="privacy_space")
+    space = frame.url_radio(st, "Space", {s: SPACE_NAMES[s] for s in spaces}, "privacy_space", "space")
     frame.url_state("privacy_log", "log", cast=bool)
     log = st.toggle("Log-scale ROC (low false-positive rates)", key="privacy_log")
     c1, c2 = st.columns(2)

@@ -113,14 +113,8 @@ def _patients_axis(rows: list[dict], classes: tuple) -> None:
 def _every_generator(rows: list[dict], label: str) -> None:
     st.subheader(f"Every generator of dataset {label}")
     c1, c2 = st.columns([2, 1])
-    frame.url_state("tradeoff_axis", "risk", ["worst_auc", "worst_tpr1"])
-    key = c1.radio(
-        "Privacy risk",
-        ["worst_auc", "worst_tpr1"],
-        horizontal=True,
-        key="tradeoff_axis",
-        format_func=lambda k: {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}[k],
-    )
+    risks = {"worst_auc": "worst attack AUC", "worst_tpr1": "worst TPR at 1% FPR"}
+    key = frame.url_radio(c1, "Privacy risk", risks, "tradeoff_axis", "risk")
     c2.toggle("Show the controls", key="tradeoff_controls")
     trtr = next((r["trtr"] for r in rows if r.get("trtr") is not None), None)
     chance = next((r["chance"] for r in rows if r.get("chance") is not None), None)

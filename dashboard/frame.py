@@ -14,7 +14,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -433,6 +433,14 @@ def generator_labels(gens: Sequence[GeneratorInfo]) -> dict[str, str]:
 
 
 # ---- the view in the URL ----------------------------------------------------------------------------
+def url_radio(where: Any, label: str, names: Mapping[str, str], key: str, param: str) -> str:
+    """A horizontal radio over ``names`` (value -> text shown) drawn in ``where`` (``st`` or a column), its value
+    kept in the URL as ``?param=...`` (:func:`url_state`); returns the value picked."""
+    options = list(names)
+    url_state(key, param, options)
+    return where.radio(label, options, horizontal=True, format_func=lambda v: names[v], key=key)
+
+
 def url_state(key: str, param: str, options: Sequence[Any] | None = None, cast: type = str) -> None:
     """Keep widget ``key`` in the URL as ``?param=...``; call it just before the widget is drawn.
 
