@@ -307,7 +307,9 @@ def test_diffaugment_under_torchrun_augments_what_one_process_would(tmp_path, mo
             trainer.dist = DistContext(rank=rank, world_size=world, local_rank=rank, backend="gloo")
         inputs = []
         forward = trainer._forward_d
-        monkeypatch.setattr(trainer, "_forward_d", lambda x, y: inputs.append(x.detach().clone()) or forward(x, y))
+        monkeypatch.setattr(
+            trainer, "_forward_d", lambda x, y, **kw: inputs.append(x.detach().clone()) or forward(x, y, **kw)
+        )
         trainer.step()
         return inputs
 
@@ -475,7 +477,9 @@ def test_instance_noise_adds_independent_noise_of_its_sigma_to_what_d_sees(tmp_p
     trainer = Trainer(ds, tmp_path / "n", small(steps=1, batch_size=8, instance_noise=0.5))
     inputs = []
     forward = trainer._forward_d
-    monkeypatch.setattr(trainer, "_forward_d", lambda x, y: inputs.append(x.detach().clone()) or forward(x, y))
+    monkeypatch.setattr(
+        trainer, "_forward_d", lambda x, y, **kw: inputs.append(x.detach().clone()) or forward(x, y, **kw)
+    )
     trainer.step()
     real = inputs[0][: len(inputs[0]) - 8]
     images = trainer.images.float() / 127.5 - 1.0

@@ -40,7 +40,7 @@ ARCHITECTURES: tuple[str, ...] = ("default", "pgan")
 
 
 #: D's output heads (module names): real/fake logit and class logits; the rest of D is its body.
-D_HEADS = ("adv_head", "class_head", "source_head", "projection")
+D_HEADS = ("adv_head", "class_head", "source_head", "projection", "twin_head")
 
 
 @dataclass
@@ -77,6 +77,11 @@ class ACGANConfig:
     # pixels per slice (:func:`gaussian_blur`; not learned), and the real VUs D sees pass the same filter, so that D
     # compares VUs at the detail G can draw (a small-data G otherwise answers D with pixel noise).
     smooth: float = 0.0
+    # Twin auxiliary classifier (TAC-GAN, Gong et al. 2019): D gets a second class head that learns the class G was
+    # asked for from generated VUs only, and G's class loss subtracts its cross-entropy. The class head alone rewards
+    # VUs its classifier of real VUs is surest of, which narrows each class and pushes the classes apart; with the
+    # twin G is rewarded for matching the real VUs' class posterior instead. Needs ``aux_fake`` False.
+    twin: bool = False
     # Snapshot ensemble (1 = none): the released generator holds the moving-average G of ``snapshots`` steps evenly
     # spaced over the second half of training (the last one included) and draws each VU from one of them, chosen by
     # its noise (:class:`SnapshotEnsemble`); training itself is unchanged.
@@ -92,6 +97,9 @@ class ACGANConfig:
         if self.n_sources and self.g_cond != "modulate":
             raise ValueError("source conditioning needs the modulated generator (g_cond modulate)")
         self.projection = bool(self.projection)
+        self.twin = bool(self.twin)
+        if self.twin and self.aux_fake:
+            raise ValueError("the twin classifier needs D's class head to learn real VUs only (aux_fake False)")
         self.smooth = float(self.smooth)
         if not (math.isfinite(self.smooth) and 0 <= self.smooth <= 8):
             raise ValueError(f"output smoothing must be 0 (none) to 8 pixels, got {self.smooth:g}")
@@ -112,6 +120,8 @@ class ACGANConfig:
             del d["smooth"]
         if self.snapshots == 1:  # likewise
             del d["snapshots"]
+        if not self.twin:  # likewise
+            del d["twin"]
         return d
 
     @classmethod
@@ -387,11 +397,16 @@ class Discriminator(nn.Module):
             side = h // 2 ** len(widths)
             self.projection = nn.Embedding(config.n_classes * max(config.n_sources, 1), prev * side * side)
             nn.init.zeros_(self.projection.weight)
+        if config.twin:
+            self.twin_head = nn.Conv2d(prev, config.n_classes, 4, 1, 0)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, twin: bool = False
+    ) -> tuple[torch.Tensor, ...]:
         """``(real logit [N], class logits [N, K])``; a source-conditioned D appends its source logits
         (``[N, K + S]``, see :func:`synthvu_core.models.training.aux_loss`). ``labels`` (joint labels ``[N]``) add
-        the projection term where D has one."""
+        the projection term where D has one. ``twin``: also the twin head's class logits ``[N, K]`` (a third
+        output; ``config.twin`` only)."""
         h = self.body(gaussian_blur(x, self.input_smooth))
         cls = self.class_head(h).flatten(1)
         if self.config.n_sources:
@@ -399,6 +414,8 @@ class Discriminator(nn.Module):
         adv = self.adv_head(h).flatten(1)[:, 0]
         if self.config.projection and labels is not None:
             adv = adv + (self.projection(labels.long()) * h.flatten(1)).sum(1)
+        if twin:
+            return adv, cls, self.twin_head(h).flatten(1)
         return adv, cls
 
 

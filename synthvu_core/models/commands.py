@@ -236,6 +236,14 @@ def _add_train_views(t: argparse.ArgumentParser) -> None:
         "discriminator, zero-initialised so a fine-tune may turn it on (default: on for a fine-tune without DP "
         "on your own dataset, else off or the prior's)",
     )
+    t.add_argument(
+        "--twin-classifier",
+        action="store_true",
+        default=None,
+        help="a twin class head of D learns the classes G was asked for from generated VUs, and G's class loss "
+        "subtracts it (TAC-GAN): the samples match the real VUs' class posterior rather than caricature each class "
+        "(not under DP; measured on real lumbar MRI: docs/real-data.md)",
+    )
 
 
 def _add_train_augment(t: argparse.ArgumentParser) -> None:

@@ -93,6 +93,8 @@ class ArchOverrides:
             VU's gradient, inside its patient's clipped contribution.
         smooth: G's fixed output low-pass, also applied to the real VUs D sees (pixels; not learned, so a fine-tune
             may set it; :class:`synthvu_core.models.acgan.ACGANConfig`). Under DP per VU, inside its patient's sum.
+        twin: a twin class head of D that learns generated VUs' requested classes, subtracted in G's class loss
+            (TAC-GAN; :class:`synthvu_core.models.acgan.ACGANConfig`); a new head, so a fine-tune may add it.
         snapshots: members of the released snapshot ensemble (:func:`snapshot_steps`; what is released, not how it
             is trained, so a fine-tune may set it; under DP post-processing of the same run, no extra privacy cost).
     """
@@ -106,6 +108,7 @@ class ArchOverrides:
     projection: bool | None = None
     smooth: float | None = None
     snapshots: int | None = None
+    twin: bool | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -312,6 +315,9 @@ class TrainConfig:
         if not parse_policy(self.augment) and self.clean_class_head:
             raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
                                  "with a policy (e.g. --augment translation)")
+        if self.overrides.twin and (self.dp is not None or self.clean_class_head):
+            raise SelectionError("--twin-classifier cannot be private or take --clean-class-head: its head learns "
+                                 "generated VUs as D's other heads see them, outside a patient's clipped gradient")
         if self.clean_class_head and self.dp is not None:
             raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
                                  "its patient's augmented, clipped gradient")
@@ -337,7 +343,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
                          g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
                          projection=a.pop("projection", None), smooth=a.pop("smooth", None),
-                         snapshots=a.pop("snapshots", None))  # None: the prior's
+                         snapshots=a.pop("snapshots", None), twin=a.pop("twin_classifier", None) or None)
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -864,7 +870,7 @@ class Trainer:
         arch = architecture_config(self.init_card)
         # losses, their weights and steps, and the zero-initialised projection: not the architecture, a fine-tune
         # may set them (aux_fake says which VUs D's class loss counts, not what D is)
-        weights = ("lr", "aux_weight", "aux_fake", "projection", "smooth", "snapshots")
+        weights = ("lr", "aux_weight", "aux_fake", "projection", "smooth", "snapshots", "twin")
         clash = [k for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v]
         if clash:
             drop = ", ".join(f"{ARCH_FLAGS[k]} (the prior's: {getattr(arch, k)})" for k in clash)
@@ -900,7 +906,7 @@ class Trainer:
                 state = transfer_weights(state, module.state_dict(), probe.state_dict(),
                                          self.class_source, bool(self.init_card["architecture"].get("n_sources")))
                 missing, unexpected = module.load_state_dict(state, strict=False)
-                new = ("source_modulation.", "source_head.", "projection.")
+                new = ("source_modulation.", "source_head.", "projection.", "twin_head.")
                 if unexpected or any(not k.startswith(new) for k in missing):
                     odd = (missing + unexpected)[0]
                     raise SelectionError(f"{folder}: its weights do not fit this architecture ({odd})")
@@ -1063,12 +1069,18 @@ class Trainer:
             fake = self.G(z, y % k, y // k) if self.sources else self.G(z, y)  # joint labels: class + K * source
         return self.speed.outputs(fake), y
 
-    def _forward_d(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's ``(adv, cls)`` under the run's speed settings (float32 outputs)."""
+    def _forward_d(self, x: torch.Tensor, y: torch.Tensor, twin: bool = False) -> tuple[torch.Tensor, ...]:
+        """D's ``(adv, cls)`` (and the twin head's logits with ``twin``) under the run's speed settings (float32)."""
         x = self.speed.layout(x)
         with self.speed.autocast():
-            out = self.D(x, y)
+            out = self.D(x, y, twin=True) if twin else self.D(x, y)
         return self.speed.outputs(out)
+
+    def _twin_loss(self, twin: torch.Tensor, y_fake: torch.Tensor) -> torch.Tensor:
+        """The twin head's mean cross-entropy on generated VUs for the class G was asked for (joint labels: class)."""
+        import torch.nn.functional as F
+
+        return F.cross_entropy(twin, y_fake % self.arch.n_classes)
 
     def _d_loss(self, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         adv, cls = self._forward_d(x, y)
@@ -1086,7 +1098,7 @@ class Trainer:
             x = torch.cat([x[: len(real)].detach().requires_grad_(True), x[len(real):]])
         target = torch.cat([torch.ones(len(real), device=self.device), torch.zeros(len(fake), device=self.device)])
         labels = torch.cat([y_real, y_fake])
-        adv, cls = self._forward_d(x, labels)
+        adv, cls, *twin = self._forward_d(x, labels, twin=self.arch.twin)
         if self.config.clean_class_head:  # the class head reads the VUs as they are; only adv saw them augmented
             cls = self._clean_class_logits(real, y_real, fake.detach(), y_fake, cls)
         per_sample = discriminator_loss(
@@ -1097,6 +1109,8 @@ class Trainer:
             loss_d = loss_d + self.config.r1 / 2 * r1_penalty(adv[: len(real)], x).sum() / len(fake)
         if self.config.lecam:
             loss_d = loss_d + self.config.lecam * self._lecam(adv[: len(real)], adv[len(real):])
+        if twin:  # the twin head learns generated VUs only
+            loss_d = loss_d + self.arch.aux_weight * self._twin_loss(twin[0][len(real):], y_fake)
         if self.config.ada_target:
             self._ada_update(adv[: len(real)].detach())
         loss_d.backward()
@@ -1180,11 +1194,13 @@ class Trainer:
             p.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
-            adv_f, cls_f = self._forward_d(self._augment(fake, real=False), y_fake)
+            adv_f, cls_f, *twin = self._forward_d(self._augment(fake, real=False), y_fake, twin=self.arch.twin)
             if self.config.clean_class_head:
                 cls_f = self._forward_d(fake, y_fake)[1]
             aux = aux_loss(cls_f, y_fake, self.arch.n_classes, "mean")
-            loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * aux
+            # TAC-GAN: the real VUs' class posterior matched, not maximised
+            term = aux - self._twin_loss(twin[0], y_fake) if twin else aux
+            loss_g = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f)) + self.arch.aux_weight * term
             if self.config.mode_seeking:
                 loss_g = loss_g + self.config.mode_seeking * mode_seeking_term(fake, self.last_z)
             loss_g.backward()
