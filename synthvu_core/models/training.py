@@ -315,12 +315,19 @@ class TrainConfig:
         if not parse_policy(self.augment) and self.clean_class_head:
             raise SelectionError("--clean-class-head keeps the class losses off augmented VUs: it needs --augment "
                                  "with a policy (e.g. --augment translation)")
-        if self.overrides.twin and (self.dp is not None or self.clean_class_head):
-            raise SelectionError("--twin-classifier cannot be private or take --clean-class-head: its head learns "
-                                 "generated VUs as D's other heads see them, outside a patient's clipped gradient")
         if self.clean_class_head and self.dp is not None:
             raise SelectionError("--clean-class-head cannot be private: D would read each real VU twice, once outside "
                                  "its patient's augmented, clipped gradient")
+
+def _check_twin(arch: ACGANConfig, config: TrainConfig) -> None:
+    """Refuse a twin class head (``--twin-classifier``, or carried by the prior) where it cannot train as intended."""
+    if not arch.twin:
+        return
+    if config.dp is not None or config.clean_class_head:
+        raise SelectionError("--twin-classifier cannot be private or take --clean-class-head: its head learns "
+                             "generated VUs as D's other heads see them, outside a patient's clipped gradient (a "
+                             "prior trained with it: pass --no-twin-classifier)")
+
 
 def _check_translate(config: TrainConfig, shape: tuple[int, ...]) -> None:
     """Refuse a translation too small to move a VU of ``shape`` by one pixel (it would silently do nothing)."""
@@ -343,7 +350,7 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
                          g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
                          projection=a.pop("projection", None), smooth=a.pop("smooth", None),
-                         snapshots=a.pop("snapshots", None), twin=a.pop("twin_classifier", None) or None)
+                         snapshots=a.pop("snapshots", None), twin=a.pop("twin_classifier", None))
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -724,6 +731,7 @@ class Trainer:
         _check_translate(config, tuple(dataset.shape))
         self._load_data(dataset)
         self.arch = self._architecture()
+        _check_twin(self.arch, config)
         self.batch_size = int(config.batch_size)
         from synthvu_core.models.speed import Speed, parse_speed
 
@@ -860,7 +868,10 @@ class Trainer:
 
         source = {"n_sources": len(self.sources), "source_prior": self.source_prior if self.sources else None}
         if self.init_card is None:
-            arch = acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
+            try:
+                arch = acgan.architecture(c.arch, self.dataset.shape, len(self.classes), **c.overrides.given())
+            except ValueError as e:  # settings that contradict each other (e.g. the twin head with --class-loss all)
+                raise SelectionError(f"--arch {c.arch}: {e}") from None
             return replace(arch, **source)
         if self.init_card["architecture"].get("n_sources"):
             self._check_same_conditions(self.init_card)
@@ -876,7 +887,10 @@ class Trainer:
             drop = ", ".join(f"{ARCH_FLAGS[k]} (the prior's: {getattr(arch, k)})" for k in clash)
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {drop}")
         given = {k: v for k, v in c.overrides.given().items() if k in weights}
-        return replace(arch, **given, n_classes=len(self.classes), **source)
+        try:
+            return replace(arch, **given, n_classes=len(self.classes), **source)
+        except ValueError as e:
+            raise SelectionError(f"{c.init_from}: {e}") from None
 
     def _check_same_conditions(self, card: dict[str, Any]) -> None:
         """A source-conditioned starting point: only for a run with the same classes and sources, in order
@@ -905,6 +919,8 @@ class Trainer:
                     state = last_member(state, int(self.init_card["architecture"].get("snapshots", 1)))
                 state = transfer_weights(state, module.state_dict(), probe.state_dict(),
                                          self.class_source, bool(self.init_card["architecture"].get("n_sources")))
+                if not self.arch.twin:  # --no-twin-classifier on a prior trained with it
+                    state = {k: v for k, v in state.items() if not k.startswith("twin_head.")}
                 missing, unexpected = module.load_state_dict(state, strict=False)
                 new = ("source_modulation.", "source_head.", "projection.", "twin_head.")
                 if unexpected or any(not k.startswith(new) for k in missing):
