@@ -14,6 +14,8 @@ from dashboard.summary import (
     level_word,
     membership_text,
     recall_rows,
+    source_caption,
+    source_table,
     usefulness_box,
     verdict,
     with_ci,
@@ -105,6 +107,11 @@ def render(sel: frame.Selection | None) -> None:
                        "rows say how many holdout VUs and patients each recall rests on: on one or two VUs it moves "
                        "in steps of 1 or 1/2.")
             st.dataframe(rows, hide_index=True, width="stretch")
+        by_source = source_table(rep)
+        if by_source:
+            st.markdown("**Utility per source**")
+            st.caption(source_caption())
+            st.dataframe(by_source, hide_index=True, width="stretch")
         st.markdown("**Privacy verdict (a): released samples**")
         v = verdict(rep, sel.card)
         frame.show_verdict(v.level, v.text)

@@ -25,6 +25,8 @@ from dashboard.summary import (
     headline,
     power_rows,
     recall_rows,
+    source_caption,
+    source_table,
     usefulness_box,
     usefulness_of,
     verdict,
@@ -184,6 +186,8 @@ def _utility_fidelity_html(view: ReportView, classes: list[str], public: bool, f
         parts.append(fig(figures.confusion_figure(view, s, classes)))
     parts.append(fig(figures.recall_figure(view, classes)))
     parts.append(_table(recall_rows(view, classes)))
+    if source_table(view):
+        parts += ["<h3>Utility per source</h3>", f"<p>{html.escape(source_caption())}</p>", _table(source_table(view))]
     parts.append("<h2>Fidelity</h2>")
     parts.append(
         _table(

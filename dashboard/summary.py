@@ -493,6 +493,28 @@ def recall_rows(view: ReportView, classes: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def source_table(view: ReportView) -> list[dict[str, str]]:
+    """TRTR, TSTR and TSTR/TRTR on each source's holdout VUs alone, against that source's chance; empty for a report
+    of one source (or written before per-source readings were stored)."""
+    from synthvu_core.evaluation.source_utility import source_rows
+
+    rows = source_rows(view.scalars, view.meta.get("missing") or {})
+    warn = any(r.mark() for r in rows)  # the column only where some source needs it
+    return [
+        {"source": r.name, "holdout": r.support, "chance": "—" if r.chance is None else f"{r.chance:.3f}",
+         "TRTR": r.trtr.short(), "TSTR": r.tstr.short(), "TSTR / TRTR": r.ratio.short(),
+         **({"warning": r.mark()} if warn else {})}
+        for r in rows
+    ]
+
+
+def source_caption() -> str:
+    """What :func:`source_table` shows and what it rests on."""
+    from synthvu_core.evaluation.source_utility import SOURCE_NOTE
+
+    return SOURCE_NOTE
+
+
 def _count(n: int | None) -> str:
     return "—" if n is None else str(n)
 

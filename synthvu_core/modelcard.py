@@ -179,7 +179,22 @@ def _utility_lines(report: Report) -> list[str]:
     text = f"**{label.text}**" if label.level == "not_useful" else label.text
     out = [f"Chance level of the balanced accuracies (1 / classes present in the holdout): {chance}. "
            f"Usefulness: {text}.", ""]
-    return out + _recall_table(arrays, list(report.meta.get("classes") or []), label.chance)
+    return out + _recall_table(arrays, list(report.meta.get("classes") or []), label.chance) + _source_table(report)
+
+
+def _source_table(report: Report) -> list[str]:
+    """TRTR, TSTR and TSTR/TRTR on each source's holdout VUs alone (datasets of several sources)."""
+    from synthvu_core.evaluation.source_utility import SOURCE_NOTE, source_rows
+
+    rows = source_rows(report.scalars, report.meta.get("missing") or {})
+    if not rows:
+        return []
+    out = ["| source | holdout | chance | TRTR | TSTR | TSTR / TRTR |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        tstr = f"**{r.tstr.short()}: {r.mark()}**" if r.mark() else r.tstr.short()
+        chance = "—" if r.chance is None else f"{r.chance:.3f}"
+        out.append(f"| {r.name} | {r.support} | {chance} | {r.trtr.short()} | {tstr} | {r.ratio.short()} |")
+    return out + ["", SOURCE_NOTE, ""]
 
 
 def _recall_table(arrays: Mapping[str, np.ndarray], classes: list[str], chance: float | None) -> list[str]:

@@ -1,4 +1,8 @@
-"""Add the whole-cohort nearest-patient test to a report written before ``evaluate`` ran it.
+"""Add to a report written by older code what ``evaluate`` now computes and the report's own records allow.
+
+* :func:`add_source_utility`: the utility per source, re-read from the report's stored holdout predictions (no
+  classifier trained again).
+* :func:`add_cohort_test`: the whole-cohort nearest-patient test, below.
 
 The test reads only the synthetic set and the real VUs, so it is computed on **the very samples the report
 evaluated**, not on new ones: they are drawn again from the same weights (the report records their sha256), count
@@ -83,6 +87,63 @@ def _amend(model_dir: Path, report: Report, dataset: VUDataset | str | Path | No
         _ = sub.arrays
     save_report(report, model_dir / REPORT_DIR)
     return load_report(model_dir), check
+
+
+def add_source_utility(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Any, str]:
+    """``(report, what was done)``: the report of ``model_dir`` with its utility read per source
+    (:mod:`~synthvu_core.evaluation.source_utility`) from its stored holdout predictions: no classifier is trained
+    again and every other number is kept. Unchanged where it has the reading or its holdout holds one source.
+
+    Raises :class:`~synthvu_core.errors.ReportError` naming the folder where there is no report or its stored
+    holdout rows are not the dataset's.
+    """
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.source_utility import PREFIX
+    from synthvu_core.storage import folder_lock
+
+    model_dir = Path(model_dir)
+    with folder_lock(model_dir, "evaluate"):
+        report = load_report(model_dir)
+        if report is None:
+            raise ReportError(f"{model_dir}: no report to amend; run evaluate")
+        if any(k.startswith(PREFIX) for k in report.scalars):
+            return report, "the report already holds the utility per source"
+        return _amend_sources(model_dir, report, dataset)
+
+
+def _amend_sources(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Any, str]:
+    from synthvu_core import __version__
+    from synthvu_core.evaluation.definitions import definition
+    from synthvu_core.evaluation.report import REPORT_DIR, evaluation_datasets, load_report, save_report
+    from synthvu_core.evaluation.source_utility import stored_source_scalars
+    from synthvu_core.models.registry import load_card
+    from synthvu_core.names import SOURCE_COLUMN
+
+    _, util = evaluation_datasets(model_dir, load_card(model_dir), dataset)
+    if SOURCE_COLUMN not in util.units.columns:
+        return report, "the dataset records no sources: nothing to add"
+    arrays = report.arrays
+    if "embedding/real_index" not in arrays:
+        raise ReportError(f"{model_dir}: the report does not store which holdout rows it scored; re-run evaluate")
+    rows = util.units.iloc[np.asarray(arrays["embedding/real_index"])]
+    try:
+        scalars, why = stored_source_scalars(arrays, rows[SOURCE_COLUMN].to_numpy(), rows["patient_id"].to_numpy())
+    except ValueError as err:
+        raise ReportError(f"{model_dir}: the utility per source cannot be read from this report ({err})") from None
+    if not scalars:
+        return report, "the holdout holds one source: nothing to add"
+    report.scalars.update(scalars)
+    report.definitions.update({k: definition(k) for k in scalars})
+    report.meta.setdefault("missing", {}).update(why)
+    report.meta.setdefault("amended", []).append({
+        "added": "utility per source (utility.source.*), re-read from the stored holdout predictions",
+        "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    })
+    for sub in report.controls.values():
+        _ = sub.arrays  # load them before the folder is replaced
+    save_report(report, model_dir / REPORT_DIR)
+    names = sorted({k.split(".")[2] for k in scalars})
+    return load_report(model_dir), f"added the utility per source ({', '.join(names)})"
 
 
 def _same_samples(model_dir: Path, report: Report, images: np.ndarray, samples: np.ndarray) -> str:

@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=_verify)
     amend = rsub.add_parser(
         "amend",
-        help="add the whole-cohort nearest-patient test to a report made before evaluate ran it, on the very "
-        "samples it evaluated (checked), and re-read verdict (a); every other number is kept",
+        help="add what a report made by older code lacks: the whole-cohort nearest-patient test, on the very "
+        "samples it evaluated (checked), with verdict (a) re-read; the utility per source, re-read from its stored "
+        "holdout predictions; every other number is kept",
     )
     _model_argument(amend, dataset=True)
     amend.set_defaults(func=_amend)
@@ -165,7 +166,30 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
         + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}",
         "usefulness  " + (_red(label.text) if label.level == "not_useful" else label.text),
     ]
-    return lines + recall_lines(arrays, list(report.meta.get("classes") or []), label.chance)
+    return lines + recall_lines(arrays, list(report.meta.get("classes") or []), label.chance) + source_lines(report)
+
+
+def source_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
+    """TRTR, TSTR and TSTR/TRTR on each source's holdout VUs alone, each against that source's chance; a TSTR at
+    or below it is marked, and whether TRTR is too."""
+    from synthvu_core.evaluation.source_utility import source_rows
+
+    rows = source_rows(report.scalars, report.meta.get("missing") or {})
+    if not rows:
+        return []
+    lines = ["utility per source (each source's holdout VUs alone; balanced accuracy over their classes; 95% CI over "
+             "that source's holdout patients and seeds)",
+             f"  {'source':<16}{'holdout':<20}{'chance':<8}{'TRTR':<24}{'TSTR':<24}TSTR/TRTR"]
+    for r in rows:
+        chance = "—" if r.chance is None else f"{r.chance:.3f}"
+        cells = [x.short() for x in (r.trtr, r.tstr, r.ratio)]
+        lines.append(f"  {r.name:<16}{r.support:<20}{chance:<8}{cells[0]:<24}{cells[1]:<24}{cells[2]}")
+        if r.mark():
+            lines.append("    " + _red(r.mark()))
+    if any(r.n_patients == 1 for r in rows):
+        lines.append("  (no interval where a source has 1 holdout patient: its value says little about that site's "
+                     "next patient)")
+    return lines
 
 
 def recall_lines(arrays: dict, classes: list[str], chance: float | None) -> list[str]:
@@ -288,10 +312,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _amend(args: argparse.Namespace) -> int:
-    from synthvu_core.evaluation.amend import add_cohort_test
+    from synthvu_core.evaluation.amend import add_cohort_test, add_source_utility
 
     folder = _resolve(args.model)
     report, done = add_cohort_test(folder, dataset=args.dataset)
+    print(f"{folder.name}: {done}")
+    report, done = add_source_utility(folder, dataset=args.dataset)
     verdict = report.meta["verdicts"]["released_samples"]
     print(f"{folder.name}: {done}")
     print(f"verdict (a): {verdict['level']}: {verdict['text']}")

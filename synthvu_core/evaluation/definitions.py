@@ -104,9 +104,24 @@ _COHORT_DEF = {
 }
 
 
+def _source_definition(parts: list[str]) -> str:
+    """Definition of ``utility.source.NAME.REST``: REST's definition restricted to source NAME's holdout VUs."""
+    at = next(i for i in range(3, len(parts)) if parts[i] in ("n_vus", "n_patients", "chance", "trtr", "tstr")
+              or parts[i].startswith("tstr_over_trtr"))
+    name, rest = ".".join(parts[2:at]), parts[at:]
+    if rest[0] in ("n_vus", "n_patients"):
+        return f"Holdout {'VUs' if rest[0] == 'n_vus' else 'patients'} of source {name} the utility classifiers score."
+    where = (f" Restricted to the holdout VUs of source {name}: the same classifiers' stored predictions, balanced "
+             "accuracy over the classes present in them, chance 1 / those classes; intervals over that source's "
+             "holdout patients and the seeds, none below two patients.")
+    return definition(".".join(["utility", *rest])) + where
+
+
 def definition(key: str) -> str:
     """Definition text of a scalar key."""
     parts = key.split(".")
+    if parts[0] == "utility" and parts[1] == "source":
+        return _source_definition(parts)
     if parts[0] == "utility":
         if parts[1] == "chance":
             return _CHANCE_DEF

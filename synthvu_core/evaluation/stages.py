@@ -265,6 +265,18 @@ def _holdout_groups(ctx: EvaluationContext, util: VUDataset) -> np.ndarray:
     return util.units["patient_id"].astype(str).to_numpy()[ctx.util_holdout]
 
 
+def _holdout_sources(ctx: EvaluationContext, util: VUDataset) -> np.ndarray | None:
+    """The source of each holdout row the utility classifiers score (labels inside the scheme), or None where the
+    dataset records no sources."""
+    from synthvu_core.names import SOURCE_COLUMN
+
+    if SOURCE_COLUMN not in util.units.columns:
+        return None
+    y = ctx.labels[ctx.util_holdout]
+    keep = (y >= 0) & (y < len(ctx.classes))
+    return util.units[SOURCE_COLUMN].astype(str).to_numpy()[ctx.util_holdout][keep]
+
+
 def utility_real_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
     """TRTR and TRTS of the real classifier of utility seed ``i``, into ``job.state["utility_real"]``."""
     from synthvu_core.evaluation.utility import real_seed
@@ -302,6 +314,12 @@ def stage_utility(ctx: EvaluationContext, job: Job) -> Part:
         ctx.labels[ctx.util_train], ctx.labels[ctx.util_holdout], len(ctx.classes), seeds, groups,
     )
     s, r = u.scalars()
+    by_source = _holdout_sources(ctx, util)
+    if by_source is not None:
+        from synthvu_core.evaluation.source_utility import source_scalars
+
+        more, why = source_scalars(u, by_source)
+        s, r = {**s, **more}, {**r, **why}
     part = Part(s, r, u.arrays(len(ctx.classes)), {f"utility.{k}": v for k, v in u.notes.items()})
     part.meta["utility"] = {
         "seeds": list(seeds),
