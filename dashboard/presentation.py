@@ -186,8 +186,9 @@ def _utility_fidelity_html(view: ReportView, classes: list[str], public: bool, f
         parts.append(fig(figures.confusion_figure(view, s, classes)))
     parts.append(fig(figures.recall_figure(view, classes)))
     parts.append(_table(recall_rows(view, classes)))
-    if source_table(view):
-        parts += ["<h3>Utility per source</h3>", f"<p>{html.escape(source_caption())}</p>", _table(source_table(view))]
+    by_source = source_table(view)
+    if by_source:
+        parts += ["<h3>Utility per source</h3>", f"<p>{html.escape(source_caption())}</p>", _table(by_source)]
     parts.append("<h2>Fidelity</h2>")
     parts.append(
         _table(

@@ -8,9 +8,10 @@ import pytest
 from synthvu_core.evaluation.definitions import definition
 from synthvu_core.evaluation.integrity import check_scalars
 from synthvu_core.evaluation.source_utility import (
-    ONE_PATIENT,
-    SOURCE_AT_CHANCE,
+    SOURCE_CANNOT_TELL,
+    SOURCE_NOT_USEFUL,
     SOURCE_REAL_TOO,
+    TOO_FEW,
     source_rows,
     source_scalars,
 )
@@ -43,42 +44,57 @@ def test_each_source_is_read_on_its_own_vus_against_its_own_chance():
     # three patients: an interval; one patient: none, and the reason says why
     assert s["utility.source.a.tstr.balanced_accuracy_ci_low"] is not None
     assert s["utility.source.b.tstr.balanced_accuracy_ci_low"] is None
-    assert why["utility.source.b.tstr.balanced_accuracy_ci_low"] == ONE_PATIENT
+    assert why["utility.source.b.tstr.balanced_accuracy_ci_low"] == TOO_FEW
     check_scalars(s, "report.json")
+    two, _ = source_scalars(_result(LABELS.copy(), tstr), np.where(np.isin(GROUPS, ["p0", "p1"]), "a", "b"))
+    assert two["utility.source.a.n_patients"] == 2 and two["utility.source.a.tstr.balanced_accuracy_ci_low"] is None
     for key in s:
         assert "source" in definition(key)
 
 
 def test_an_interval_follows_the_source_patients_not_the_whole_holdout():
-    # TSTR right on p0 and p1, wrong on p2: source a's interval must span the patients' disagreement
-    tstr = LABELS.copy()
-    tstr[GROUPS == "p2"] = (LABELS[GROUPS == "p2"] + 1) % 3
-    s, _ = source_scalars(_result(LABELS.copy(), tstr), SOURCES)
-    assert s["utility.source.a.tstr.balanced_accuracy"] == pytest.approx(2 / 3)
-    key = "utility.source.a.tstr.balanced_accuracy"
-    assert s[key + "_ci_low"] < 0.5 < s[key + "_ci_high"]
-
-
-def test_one_source_or_missing_predictions_give_no_reading():
-    assert source_scalars(_result(LABELS.copy(), LABELS.copy()), np.array(["a"] * len(LABELS))) == ({}, {})
-    u = _result(LABELS.copy(), LABELS.copy())
-    u.results["tstr"][0].predictions = None
-    assert source_scalars(u, SOURCES) == ({}, {})
-
-
-def test_rows_read_back_and_mark_a_source_at_its_chance():
+    # TSTR right on every VU of source a, wrong on source b: the whole holdout's interval dips, source a's cannot
     tstr = LABELS.copy()
     tstr[SOURCES == "b"] = 0
-    trtr = LABELS.copy()
-    trtr[SOURCES == "b"] = 0
+    u = _result(LABELS.copy(), tstr)
+    whole, _ = u.scalars()
+    s, _ = source_scalars(u, SOURCES)
+    key = "utility.source.a.tstr.balanced_accuracy"
+    assert whole["utility.tstr.balanced_accuracy_ci_low"] < 0.9
+    assert s[key + "_ci_low"] == pytest.approx(1.0) and s[key + "_ci_high"] == pytest.approx(1.0)
+
+
+def test_a_seed_without_a_trained_classifier_reads_nothing_per_source():
+    # the untrained seeds' placeholder predictions (all zeros) must not become a per-source accuracy
+    u = _result(LABELS.copy(), np.zeros_like(LABELS))
+    for r in u.results["tstr"]:
+        r.balanced_accuracy, r.reason = None, "no synthetic VUs to train on"
+    s, why = source_scalars(u, SOURCES)
+    assert s["utility.source.a.tstr.balanced_accuracy"] is None and s["utility.source.b.tstr.balanced_accuracy"] is None
+    assert why["utility.source.a.tstr.balanced_accuracy"] == "no synthetic VUs to train on"
+    assert s["utility.source.a.trtr.balanced_accuracy"] == pytest.approx(1.0)
+    assert source_rows(s, why)[0].mark() == ""
+
+
+def test_one_source_gives_no_reading():
+    assert source_scalars(_result(LABELS.copy(), LABELS.copy()), np.array(["a"] * len(LABELS))) == ({}, {})
+
+
+def test_rows_read_back_and_mark_a_source_whose_interval_reaches_its_chance():
+    tstr, trtr = LABELS.copy(), LABELS.copy()
+    tstr[:] = 0  # source a (3 patients): TSTR 1/3 at chance, its interval reaching it; TRTR right
     s, why = source_scalars(_result(trtr, tstr), SOURCES)
     rows = {r.name: r for r in source_rows(s, why)}
     assert set(rows) == {"a", "b"}
-    assert rows["a"].mark() == "" and rows["a"].support == "9 VUs, 3 patients"
-    assert rows["b"].support == "2 VUs, 1 patient"
-    assert rows["b"].mark().startswith(SOURCE_AT_CHANCE) and SOURCE_REAL_TOO in rows["b"].mark()
-    assert rows["b"].tstr.short() == "0.00" and ONE_PATIENT in rows["b"].tstr.cell()
+    assert rows["a"].support == "9 VUs, 3 patients" and rows["b"].support == "2 VUs, 1 patient"
+    assert rows["a"].mark() == SOURCE_NOT_USEFUL  # TRTR is not at chance: no "so is TRTR"
+    assert rows["b"].mark() == SOURCE_CANNOT_TELL  # one patient: at chance, but no interval
+    assert rows["b"].tstr.short() == "0.00" and TOO_FEW in rows["b"].tstr.cell()
     assert "[" in rows["a"].tstr.short()
+    s, why = source_scalars(_result(np.zeros_like(LABELS), tstr), SOURCES)
+    assert source_rows(s, why)[0].mark() == f"{SOURCE_NOT_USEFUL}; {SOURCE_REAL_TOO}"
+    right, _ = source_scalars(_result(LABELS.copy(), LABELS.copy()), SOURCES)
+    assert [r.mark() for r in source_rows(right)] == ["", ""]
     assert source_rows({"utility.tstr.balanced_accuracy": 0.5}) == []
 
 
@@ -95,11 +111,12 @@ def test_cli_card_and_dashboard_show_the_per_source_reading():
         scalars, meta = s, {"missing": why}
 
     cli = "\n".join(source_lines(_Report()))
-    assert "b" in cli and SOURCE_AT_CHANCE in cli and "1 holdout patient" in cli
+    assert "b" in cli and SOURCE_CANNOT_TELL in cli and "no interval below 3 holdout patients" in cli
     card = "\n".join(_source_table(_Report()))
-    assert "| b | 2 VUs, 1 patient | 0.500 |" in card and f"**0.00: {SOURCE_AT_CHANCE}**" in card
+    assert "| b | 2 VUs, 1 patient | 0.500 |" in card and f"**0.00: {SOURCE_CANNOT_TELL}**" in card
     table = source_table(ReportView(scalars=s, meta={"missing": why}))
-    assert [r["source"] for r in table] == ["a", "b"] and table[1]["warning"].startswith(SOURCE_AT_CHANCE)
+    assert [r["source"] for r in table] == ["a", "b"] and table[1]["warning"] == SOURCE_CANNOT_TELL
+    assert "warning" not in source_table(ReportView(scalars=source_scalars(_result(LABELS, LABELS), SOURCES)[0]))[0]
     assert source_lines(type("R", (), {"scalars": {}, "meta": {}})()) == []
 
 
@@ -117,6 +134,8 @@ def test_a_stored_report_is_re_read_per_source_and_refused_on_other_rows():
         stored_source_scalars(arrays, SOURCES, GROUPS[::-1])
     with pytest.raises(ValueError, match="re-run evaluate"):
         stored_source_scalars({k: v for k, v in arrays.items() if "predictions" not in k}, SOURCES, GROUPS)
+    untrained = {**arrays, "utility/tstr/balanced_accuracy_seeds": np.full(3, np.nan)}
+    assert stored_source_scalars(untrained, SOURCES, GROUPS)[0]["utility.source.a.tstr.balanced_accuracy"] is None
 
 
 def test_report_amend_adds_the_reading_and_keeps_every_other_number(tmp_path, monkeypatch):
@@ -126,6 +145,7 @@ def test_report_amend_adds_the_reading_and_keeps_every_other_number(tmp_path, mo
 
     import pandas as pd
 
+    from synthvu_core.errors import ReportError
     from synthvu_core.evaluation import report as report_module
     from synthvu_core.evaluation.amend import add_source_utility
     from synthvu_core.evaluation.report import load_report
@@ -135,23 +155,35 @@ def test_report_amend_adds_the_reading_and_keeps_every_other_number(tmp_path, mo
     folder = tmp_path / "m"
     shutil.copytree(shipped, folder)
     before = load_report(folder)
-    strip = [k for k in before.scalars if k.startswith("utility.source.")]
-    for k in strip:  # the report as older code wrote it
+    for k in [k for k in before.scalars if k.startswith("utility.source.")]:  # the report as older code wrote it
         del before.scalars[k]
-    report_module.save_report(before, folder / "report")
+        before.definitions.pop(k, None)
+        before.meta["missing"].pop(k, None)
+    before.meta.pop("amended", None)
     idx = np.asarray(before.arrays["embedding/real_index"])
+    n = int(idx.max()) + 2
+    before.arrays["embedding/real_index"] = np.insert(idx, 0, n - 1)  # a holdout row outside the scheme: not scored
+    report_module.save_report(before, folder / "report")
     codes = np.asarray(before.arrays["utility/holdout_patient"])
-    units = pd.DataFrame({"patient_id": ["none"] * (idx.max() + 1), SOURCE_COLUMN: ["none"] * (idx.max() + 1)})
+    labels = np.full(n, -1)
+    labels[idx] = before.arrays["utility/holdout_labels"]
+    units = pd.DataFrame({"patient_id": ["none"] * n, SOURCE_COLUMN: ["z"] * n})
     units.loc[idx, "patient_id"] = [f"p{c}" for c in codes]
     units.loc[idx, SOURCE_COLUMN] = ["x" if c == 0 else "y" for c in codes]  # patient 0 alone in source x
-    monkeypatch.setattr(report_module, "evaluation_datasets", lambda *a: (None, SimpleNamespace(units=units)))
+    ds = SimpleNamespace(units=units, labels=lambda scheme, classes: labels)
+    monkeypatch.setattr(report_module, "evaluation_datasets", lambda *a: (ds, ds))
     after, done = add_source_utility(folder)
     assert done == "added the utility per source (x, y)"
     assert {k: v for k, v in after.scalars.items() if not k.startswith("utility.source.")} == before.scalars
     assert after.scalars["utility.source.x.n_patients"] == 1 and after.scalars["utility.source.y.n_patients"] == 4
-    assert after.meta["missing"]["utility.source.x.tstr.balanced_accuracy_ci_low"] == ONE_PATIENT
-    assert after.integrity.startswith("signed")
+    assert after.meta["missing"]["utility.source.x.tstr.balanced_accuracy_ci_low"] == TOO_FEW
+    assert after.integrity.startswith("signed") and len(after.meta["amended"]) == 1
     assert add_source_utility(folder)[1] == "the report already holds the utility per source"
+    labels[idx[0]] = (labels[idx[0]] + 1) % len(before.meta["classes"])  # a dataset that is not the report's
+    before.arrays["embedding/real_index"] = np.insert(idx, 0, n - 1)
+    report_module.save_report(before, folder / "report")
+    with pytest.raises(ReportError, match="holdout labels are not the ones the report scored"):
+        add_source_utility(folder)
 
 
 def test_the_shipped_real_data_report_reads_each_source():
@@ -163,7 +195,8 @@ def test_the_shipped_real_data_report_reads_each_source():
     rows = {r.name: r for r in source_rows(rep.scalars, rep.meta.get("missing"))}
     assert set(rows) == {"chu2015", "myosegmentum"}
     assert (rows["chu2015"].n_patients, rows["myosegmentum"].n_patients) == (1, 4)
-    assert rows["myosegmentum"].tstr.low is not None and ONE_PATIENT in rows["chu2015"].tstr.cell()
+    assert rows["myosegmentum"].tstr.low is not None and TOO_FEW in rows["chu2015"].tstr.cell()
+    assert sum(r.n_vus for r in rows.values()) == len(rep.arrays["utility/holdout_labels"])
 
 
 def test_the_evaluation_reads_each_scored_holdout_rows_source():
@@ -179,3 +212,31 @@ def test_the_evaluation_reads_each_scored_holdout_rows_source():
     # row 2's label lies outside the scheme: the classifiers do not score it, so it has no source here either
     assert _holdout_sources(ctx, SimpleNamespace(units=units)).tolist() == ["a", "b"]
     assert _holdout_sources(ctx, SimpleNamespace(units=units.drop(columns=[SOURCE_COLUMN]))) is None
+
+
+def test_the_utility_stage_stores_the_per_source_reading():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from synthvu_core.evaluation.stages import stage_utility
+    from synthvu_core.names import SOURCE_COLUMN
+
+    n_train = 3
+    units = pd.DataFrame({"patient_id": ["t"] * n_train + list(GROUPS), SOURCE_COLUMN: ["a"] * n_train + list(SOURCES)})
+    util = SimpleNamespace(units=units)
+    holdout = np.arange(n_train, n_train + len(LABELS))
+    ctx = SimpleNamespace(labels=np.concatenate([[0, 1, 2], LABELS]), util_train=np.arange(n_train),
+                          util_holdout=holdout, classes=["x", "y", "z"])
+    tstr = LABELS.copy()
+    tstr[SOURCES == "b"] = 0
+    state = {"utility_real": {i: (classification_result(LABELS, LABELS, 3), classification_result(LABELS, LABELS, 3))
+                              for i in range(2)},
+             "utility_tstr": {i: (classification_result(LABELS, tstr, 3), 3) for i in range(2)}}
+    job = SimpleNamespace(utility_dataset=util, dataset=util, config=SimpleNamespace(utility_seeds=(0, 1)), state=state,
+                          tstr_extra=None)
+    part = stage_utility(ctx, job)
+    assert part.scalars["utility.source.b.tstr.balanced_accuracy"] == pytest.approx(0.0)
+    assert part.scalars["utility.source.a.tstr.balanced_accuracy"] == pytest.approx(1.0)
+    assert part.scalars["utility.source.a.n_patients"] == 3
+    assert part.missing["utility.source.b.tstr.balanced_accuracy_ci_low"] == TOO_FEW

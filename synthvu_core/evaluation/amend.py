@@ -52,10 +52,9 @@ def add_cohort_test(model_dir: str | Path, dataset: VUDataset | str | Path | Non
 
 
 def _amend(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Any, str]:
-    from synthvu_core import __version__
     from synthvu_core.evaluation.cohort import cohort_test
     from synthvu_core.evaluation.definitions import definition
-    from synthvu_core.evaluation.report import REPORT_DIR, evaluation_datasets, load_report, save_report
+    from synthvu_core.evaluation.report import evaluation_datasets
     from synthvu_core.evaluation.verdicts import cohort_inputs, read_released_samples
     from synthvu_core.models.registry import load_card, load_generator
     from synthvu_core.models.sampling import sample_uint8
@@ -77,16 +76,9 @@ def _amend(model_dir: Path, report: Report, dataset: VUDataset | str | Path | No
     report.definitions.update({k: definition(k) for k in cohort.scalars()})
     inputs = {**verdict["inputs"], "cohort": cohort_inputs(cohort)}
     meta["verdicts"]["released_samples"] = {**read_released_samples(inputs), "inputs": inputs}
-    meta.setdefault("amended", []).append({
-        "added": "whole-cohort nearest-patient test (cohort.*) and verdict (a) re-read with it",
-        "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "samples_check": check,
-    })
-    _ = report.arrays  # load them before the folder is replaced
-    for sub in report.controls.values():
-        _ = sub.arrays
-    save_report(report, model_dir / REPORT_DIR)
-    return load_report(model_dir), check
+    _record(report, "whole-cohort nearest-patient test (cohort.*) and verdict (a) re-read with it",
+            samples_check=check)
+    return _saved(model_dir, report), check
 
 
 def add_source_utility(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Any, str]:
@@ -112,20 +104,26 @@ def add_source_utility(model_dir: str | Path, dataset: VUDataset | str | Path | 
 
 
 def _amend_sources(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Any, str]:
-    from synthvu_core import __version__
     from synthvu_core.evaluation.definitions import definition
-    from synthvu_core.evaluation.report import REPORT_DIR, evaluation_datasets, load_report, save_report
-    from synthvu_core.evaluation.source_utility import stored_source_scalars
+    from synthvu_core.evaluation.report import evaluation_datasets
+    from synthvu_core.evaluation.source_utility import PREFIX, stored_source_scalars
     from synthvu_core.models.registry import load_card
     from synthvu_core.names import SOURCE_COLUMN
 
-    _, util = evaluation_datasets(model_dir, load_card(model_dir), dataset)
+    ds, util = evaluation_datasets(model_dir, load_card(model_dir), dataset)
     if SOURCE_COLUMN not in util.units.columns:
         return report, "the dataset records no sources: nothing to add"
-    arrays = report.arrays
-    if "embedding/real_index" not in arrays:
+    arrays, meta = report.arrays, report.meta
+    if "embedding/real_index" not in arrays or "classes" not in meta or "scheme" not in meta:
         raise ReportError(f"{model_dir}: the report does not store which holdout rows it scored; re-run evaluate")
-    rows = util.units.iloc[np.asarray(arrays["embedding/real_index"])]
+    idx = np.asarray(arrays["embedding/real_index"])
+    labels = ds.labels(meta["scheme"], list(meta["classes"]))[idx]
+    keep = (labels >= 0) & (labels < len(meta["classes"]))  # the rows the utility classifiers scored
+    stored = np.asarray(arrays.get("utility/holdout_labels", []))
+    if len(stored) != int(keep.sum()) or not np.array_equal(labels[keep], stored):
+        raise ReportError(f"{model_dir}: the dataset's holdout labels are not the ones the report scored; re-run "
+                          "evaluate")
+    rows = util.units.iloc[idx[keep]]
     try:
         scalars, why = stored_source_scalars(arrays, rows[SOURCE_COLUMN].to_numpy(), rows["patient_id"].to_numpy())
     except ValueError as err:
@@ -134,16 +132,31 @@ def _amend_sources(model_dir: Path, report: Report, dataset: VUDataset | str | P
         return report, "the holdout holds one source: nothing to add"
     report.scalars.update(scalars)
     report.definitions.update({k: definition(k) for k in scalars})
-    report.meta.setdefault("missing", {}).update(why)
+    meta.setdefault("missing", {}).update(why)
+    _record(report, "utility per source (utility.source.*), re-read from the stored holdout predictions")
+    names = sorted(k[len(PREFIX):-len(".n_vus")] for k in scalars if k.endswith(".n_vus"))
+    return _saved(model_dir, report), f"added the utility per source ({', '.join(names)})"
+
+
+def _record(report: Report, added: str, **more: str) -> None:
+    """Note in ``meta["amended"]`` what was added, when and by which code version."""
+    from synthvu_core import __version__
+
     report.meta.setdefault("amended", []).append({
-        "added": "utility per source (utility.source.*), re-read from the stored holdout predictions",
-        "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "added": added, "code_version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **more,
     })
+
+
+def _saved(model_dir: Path, report: Report) -> Report:
+    """``report`` written over the folder's (atomically), read back."""
+    from synthvu_core.evaluation.report import REPORT_DIR, load_report, save_report
+
+    _ = report.arrays  # load them before the folder is replaced
     for sub in report.controls.values():
-        _ = sub.arrays  # load them before the folder is replaced
+        _ = sub.arrays
     save_report(report, model_dir / REPORT_DIR)
-    names = sorted({k.split(".")[2] for k in scalars})
-    return load_report(model_dir), f"added the utility per source ({', '.join(names)})"
+    return load_report(model_dir)
 
 
 def _same_samples(model_dir: Path, report: Report, images: np.ndarray, samples: np.ndarray) -> str:

@@ -172,7 +172,7 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
 def source_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
     """TRTR, TSTR and TSTR/TRTR on each source's holdout VUs alone, each against that source's chance; a TSTR at
     or below it is marked, and whether TRTR is too."""
-    from synthvu_core.evaluation.source_utility import source_rows
+    from synthvu_core.evaluation.source_utility import MIN_PATIENTS, source_rows
 
     rows = source_rows(report.scalars, report.meta.get("missing") or {})
     if not rows:
@@ -186,9 +186,9 @@ def source_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
         lines.append(f"  {r.name:<16}{r.support:<20}{chance:<8}{cells[0]:<24}{cells[1]:<24}{cells[2]}")
         if r.mark():
             lines.append("    " + _red(r.mark()))
-    if any(r.n_patients == 1 for r in rows):
-        lines.append("  (no interval where a source has 1 holdout patient: its value says little about that site's "
-                     "next patient)")
+    if any(r.n_patients is not None and r.n_patients < MIN_PATIENTS for r in rows):
+        lines.append(f"  (no interval below {MIN_PATIENTS} holdout patients of a source: a value on one or two "
+                     "patients says little about that site's next patient)")
     return lines
 
 
@@ -312,15 +312,21 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _amend(args: argparse.Namespace) -> int:
+    from synthvu_core.errors import ReportError
     from synthvu_core.evaluation.amend import add_cohort_test, add_source_utility
 
-    folder = _resolve(args.model)
-    report, done = add_cohort_test(folder, dataset=args.dataset)
-    print(f"{folder.name}: {done}")
-    report, done = add_source_utility(folder, dataset=args.dataset)
-    verdict = report.meta["verdicts"]["released_samples"]
-    print(f"{folder.name}: {done}")
-    print(f"verdict (a): {verdict['level']}: {verdict['text']}")
+    folder, failed, report = _resolve(args.model), [], None
+    for step in (add_cohort_test, add_source_utility):  # each on its own: one's failure does not stop the other
+        try:
+            report, done = step(folder, dataset=args.dataset)
+            print(f"{folder.name}: {done}")
+        except ReportError as err:
+            failed.append(str(err))
+    verdict = ((report.meta.get("verdicts") or {}) if report is not None else {}).get("released_samples")
+    if verdict:
+        print(f"verdict (a): {verdict['level']}: {verdict['text']}")
+    if failed:
+        raise ReportError("; ".join(failed))
     return 0
 
 

@@ -22,58 +22,78 @@ from typing import Any
 
 import numpy as np
 
-from synthvu_core.evaluation.utility import UtilityResult, classification_result
+from synthvu_core.evaluation.utility import (
+    NOT_USEFUL,
+    ClassificationResult,
+    UtilityResult,
+    classification_result,
+    support_text,
+    usefulness,
+)
 
 PREFIX = "utility.source."
 #: The per-source keys after ``utility.source.NAME.`` (intervals: ``_ci_low``/``_ci_high`` after the last three).
 COUNTS: tuple[str, ...] = ("n_vus", "n_patients")
 READINGS: tuple[str, ...] = ("trtr.balanced_accuracy", "tstr.balanced_accuracy", "tstr_over_trtr")
-ONE_PATIENT = "1 holdout patient of this source: no interval"
-#: What a source whose TSTR is at or below its chance is marked with.
-SOURCE_AT_CHANCE = "TSTR at or below this source's chance: the samples teach nothing measurable about its holdout"
+#: Holdout patients a source needs for an interval: a bootstrap over two patients has three distinct draws.
+MIN_PATIENTS = 3
+TOO_FEW = f"fewer than {MIN_PATIENTS} holdout patients of this source: no interval"
+#: What a source whose TSTR interval reaches its chance is marked with.
+SOURCE_NOT_USEFUL = f"{NOT_USEFUL} on this source's VUs"
+SOURCE_CANNOT_TELL = "TSTR at or below this source's chance, on too few patients for an interval: cannot tell"
 SOURCE_REAL_TOO = "so is TRTR: the real classifier does not recognise this source's holdout VUs either"
+
+
+def _rescored(r: ClassificationResult, mask: np.ndarray, y: np.ndarray, k: int) -> ClassificationResult:
+    """``r`` re-scored on the holdout rows ``mask`` (labels ``y``); a seed without a trained classifier (balanced
+    accuracy None) stays without one, whatever its placeholder predictions read."""
+    if r.balanced_accuracy is None or r.predictions is None:
+        return ClassificationResult(None, np.full(k, np.nan), np.zeros((k, k), np.int64), int(mask.sum()),
+                                    r.reason or "not computed")
+    return classification_result(y, r.predictions[mask], k)
 
 
 def _subset(u: UtilityResult, mask: np.ndarray) -> UtilityResult:
     """``u`` restricted to the holdout rows ``mask`` (TRTR and TSTR re-scored from their stored predictions)."""
     y = u.holdout_labels[mask]
-    res = {
-        s: [classification_result(y, r.predictions[mask], u.n_classes) for r in u.results[s]]
-        for s in ("trtr", "tstr")
-    }
+    res = {s: [_rescored(r, mask, y, u.n_classes) for r in u.results[s]] for s in ("trtr", "tstr")}
     groups = None if u.holdout_groups is None else u.holdout_groups[mask]
     return UtilityResult(res, u.tstr_train_size, u.seeds, {}, y, groups, u.n_classes, u.n_boot)
 
 
+def _source(u: UtilityResult, mask: np.ndarray, pre: str) -> tuple[dict[str, float | None], dict[str, str]]:
+    """The scalars (keys prefixed ``pre``) and reasons of the holdout rows ``mask``."""
+    sub = _subset(u, mask)
+    n_patients = None if sub.holdout_groups is None else len(set(sub.holdout_groups.tolist()))
+    scalars, why = sub.scalars()
+    out: dict[str, float | None] = {pre + "n_vus": int(mask.sum()), pre + "n_patients": n_patients,
+                                    pre + "chance": scalars["utility.chance"]}
+    reasons = {pre + "chance": why["utility.chance"]} if "utility.chance" in why else {}
+    for key in READINGS:
+        for end in ("", "_ci_low", "_ci_high"):
+            k = f"utility.{key}{end}"
+            out[pre + key + end] = scalars.get(k)
+            if end and (n_patients or 0) < MIN_PATIENTS and scalars.get(k) is not None:
+                out[pre + key + end] = None
+                reasons[pre + key + end] = TOO_FEW if n_patients else "holdout patients not stored"
+            elif k in why:
+                reasons[pre + key + end] = why[k]
+    return out, reasons
+
+
 def source_scalars(u: UtilityResult, sources: np.ndarray) -> tuple[dict[str, float | None], dict[str, str]]:
     """``(scalars, reasons)`` of each source's holdout VUs (``sources``: the source of each scored holdout row,
-    aligned with ``u.holdout_labels``); empty where fewer than two sources are present or predictions are missing."""
+    aligned with ``u.holdout_labels``); empty where fewer than two sources are present."""
     src = np.asarray(sources).astype(str)
     names = sorted(set(src.tolist()))
-    stored = all(r.predictions is not None for s in ("trtr", "tstr") for r in u.results.get(s, []))
-    if len(names) < 2 or u.holdout_labels is None or len(src) != len(u.holdout_labels) or not stored:
+    if len(names) < 2 or u.holdout_labels is None or len(src) != len(u.holdout_labels):
         return {}, {}
     out: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     for name in names:
-        mask = src == name
-        sub = _subset(u, mask)
-        n_patients = None if sub.holdout_groups is None else len(set(sub.holdout_groups.tolist()))
-        scalars, why = sub.scalars()
-        pre = f"{PREFIX}{name}."
-        out[pre + "n_vus"], out[pre + "n_patients"] = float(mask.sum()), n_patients
-        out[pre + "chance"] = scalars["utility.chance"]
-        if "utility.chance" in why:
-            reasons[pre + "chance"] = why["utility.chance"]
-        for key in READINGS:
-            for end in ("", "_ci_low", "_ci_high"):
-                k = f"utility.{key}{end}"
-                out[pre + key + end] = scalars.get(k)
-                if end and (n_patients or 0) < 2 and scalars.get(k) is not None:
-                    out[pre + key + end] = None
-                    reasons[pre + key + end] = ONE_PATIENT if n_patients else "holdout patients not stored"
-                elif k in why:
-                    reasons[pre + key + end] = why[k]
+        scalars, why = _source(u, src == name, f"{PREFIX}{name}.")
+        out.update(scalars)
+        reasons.update(why)
     return out, reasons
 
 
@@ -81,29 +101,44 @@ def stored_source_scalars(
     arrays: Mapping[str, np.ndarray], sources: np.ndarray, patients: np.ndarray, n_boot: int = 2000
 ) -> tuple[dict[str, float | None], dict[str, str]]:
     """:func:`source_scalars` of a stored report (for ``report amend``): its TRTR and TSTR holdout predictions
-    re-read by the source of each holdout row. ``sources``/``patients``: each holdout row's source and patient id,
-    in the order the report scored them (the dataset's rows at ``embedding/real_index``).
+    re-read by the source of each holdout row. ``sources``/``patients``: each scored holdout row's source and
+    patient id, in the order the report scored them.
 
     Raises ValueError where the report stores no per-row predictions or its rows are not those given (another
     count, or patients grouped otherwise).
     """
     need = ("utility/holdout_labels", "utility/holdout_patient", "utility/trtr/holdout_predictions",
-            "utility/tstr/holdout_predictions", "utility/seeds")
+            "utility/tstr/holdout_predictions", "utility/seeds", "utility/trtr/recall")
     if any(k not in arrays for k in need):
         raise ValueError("the report stores no per-row holdout predictions; re-run evaluate")
     y = np.asarray(arrays["utility/holdout_labels"], dtype=np.int64)
-    stored_groups = np.asarray(arrays["utility/holdout_patient"])
     patients = np.asarray(patients).astype(str)
     if len(sources) != len(y) or len(patients) != len(y):
         raise ValueError(f"the report scored {len(y)} holdout VUs, the dataset's holdout has {len(patients)}")
-    if not np.array_equal(np.unique(patients, return_inverse=True)[1], stored_groups):
+    if not np.array_equal(np.unique(patients, return_inverse=True)[1], np.asarray(arrays["utility/holdout_patient"])):
         raise ValueError("the dataset's holdout patients are not the ones the report grouped its VUs by")
-    k = len(np.asarray(arrays["utility/trtr/recall"])) if "utility/trtr/recall" in arrays else int(y.max()) + 1
+    k = len(np.asarray(arrays["utility/trtr/recall"]))
+    res = {}
+    for s in ("trtr", "tstr"):
+        preds = np.atleast_2d(arrays[f"utility/{s}/holdout_predictions"])
+        res[s] = [_stored_seed(y, row, ok, k) for row, ok in zip(preds, _trained(arrays, s, len(preds)), strict=True)]
     seeds = tuple(int(x) for x in np.asarray(arrays["utility/seeds"]))
-    res = {s: [classification_result(y, row, k) for row in np.atleast_2d(arrays[f"utility/{s}/holdout_predictions"])]
-           for s in ("trtr", "tstr")}
-    u = UtilityResult(res, 0, seeds, {}, y, patients, k, n_boot)
-    return source_scalars(u, np.asarray(sources).astype(str))
+    return source_scalars(UtilityResult(res, 0, seeds, {}, y, patients, k, n_boot), np.asarray(sources).astype(str))
+
+
+def _trained(arrays: Mapping[str, np.ndarray], setting: str, n_seeds: int) -> list[bool]:
+    """Per seed, whether the report scored the setting (its stored balanced accuracy is a number; all, where the
+    report stores none per seed)."""
+    acc = arrays.get(f"utility/{setting}/balanced_accuracy_seeds")
+    if acc is None or len(np.ravel(acc)) != n_seeds:
+        return [True] * n_seeds
+    return [bool(np.isfinite(a)) for a in np.ravel(np.asarray(acc, dtype=np.float64))]
+
+
+def _stored_seed(y: np.ndarray, predictions: np.ndarray, trained: bool, k: int) -> ClassificationResult:
+    if not trained:
+        return ClassificationResult(None, np.full(k, np.nan), np.zeros((k, k), np.int64), len(y), "not computed")
+    return classification_result(y, predictions, k)
 
 
 @dataclass(frozen=True)
@@ -145,23 +180,18 @@ class SourceRow:
     @property
     def support(self) -> str:
         """``"6 VUs, 1 patient"``."""
-        vus = "—" if self.n_vus is None else f"{self.n_vus} VU{'' if self.n_vus == 1 else 's'}"
-        pats = "—" if self.n_patients is None else f"{self.n_patients} patient{'' if self.n_patients == 1 else 's'}"
-        return f"{vus}, {pats}"
-
-    def tstr_at_chance(self) -> bool:
-        """Whether TSTR's point value is at or below this source's chance."""
-        return self.tstr.value is not None and self.chance is not None and self.tstr.value <= self.chance
-
-    def real_at_chance(self) -> bool:
-        """Whether TRTR's point value is at or below this source's chance as well."""
-        return self.trtr.value is not None and self.chance is not None and self.trtr.value <= self.chance
+        return support_text(self.n_vus, self.n_patients)
 
     def mark(self) -> str:
-        """The warning of a source whose TSTR is at or below its chance ("" where it is not)."""
-        if not self.tstr_at_chance():
+        """The warning of a source whose TSTR interval reaches its chance (as :func:`usefulness` reads the whole
+        holdout), or whose TSTR without an interval is at or below it; "" where neither."""
+        label = usefulness(self.tstr.value, self.tstr.low, self.tstr.high, self.chance)
+        if label.level != "not_useful":
             return ""
-        return SOURCE_AT_CHANCE + (f"; {SOURCE_REAL_TOO}" if self.real_at_chance() else "")
+        if self.tstr.low is None:
+            return SOURCE_CANNOT_TELL
+        real = usefulness(self.trtr.value, self.trtr.low, self.trtr.high, self.chance)
+        return f"{SOURCE_NOT_USEFUL}" + (f"; {SOURCE_REAL_TOO}" if real.level == "not_useful" else "")
 
 
 def _reading(scalars: Mapping[str, Any], missing: Mapping[str, str], key: str) -> Reading:
@@ -189,7 +219,8 @@ def source_rows(scalars: Mapping[str, Any], missing: Mapping[str, str] | None = 
 #: The caption every view of :func:`source_rows` carries.
 SOURCE_NOTE = (
     "Each source's holdout VUs read alone by the same classifiers (no new fit): balanced accuracy over the classes "
-    "present in that source's holdout, chance 1 / those classes, 95 % interval over that source's holdout patients "
-    "and the classifier seeds (none with one patient: a point value on one patient says little about that site's "
-    "next patient)."
+    "present in that source's holdout; chance 1 / those classes (what always answering one of them scores). 95 % "
+    "interval: percentile bootstrap over that source's holdout patients and the classifier seeds, none below "
+    f"{MIN_PATIENTS} patients; on a handful of patients it is narrower than the truth, so read it as the least "
+    "uncertainty there is. A point value on one or two patients says little about that site's next patient."
 )

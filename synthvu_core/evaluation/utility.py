@@ -204,12 +204,17 @@ class ClassRecall:
 
     def support(self) -> str:
         """What the recall rests on: ``"5 VUs, 3 patients"``."""
-        if self.n_vus is None:
-            return "holdout not stored"
-        vus = "1 VU" if self.n_vus == 1 else f"{self.n_vus} VUs"
-        if self.n_patients is None:
-            return f"{vus}, patients not stored"
-        return f"{vus}, {'1 patient' if self.n_patients == 1 else f'{self.n_patients} patients'}"
+        return support_text(self.n_vus, self.n_patients)
+
+
+def support_text(n_vus: int | None, n_patients: int | None) -> str:
+    """What a holdout number rests on: ``"5 VUs, 3 patients"`` (or what is not stored)."""
+    if n_vus is None:
+        return "holdout not stored"
+    vus = "1 VU" if n_vus == 1 else f"{n_vus} VUs"
+    if n_patients is None:
+        return f"{vus}, patients not stored"
+    return f"{vus}, {'1 patient' if n_patients == 1 else f'{n_patients} patients'}"
 
 
 @dataclass(frozen=True)
