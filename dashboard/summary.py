@@ -430,21 +430,40 @@ def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:
         return "error", u.text
     if u.level != "above_chance":
         return "info", u.text
-    weak = weak_classes(view, classes)
-    if not weak:
+    parts = _class_parts(u.text, weak_classes(view, classes))
+    parts += _source_parts("" if parts else u.text, view)
+    if not parts:
         return "success", u.text
+    return "warning", ". ".join(p[0].upper() + p[1:] for p in parts)
+
+
+def _class_parts(text: str, weak: list) -> list[str]:
+    """The usefulness box's sentences on classes whose TSTR recall is at or below chance (``text``: the label)."""
     def names(rows: list) -> str:
         return ", ".join(f"{c} ({r:.3f}" + ("" if n is None else f" on {n} holdout VU{'s' * (n != 1)}")
                          + ("; TRTR too" if real else "") + ")" for c, r, n, real in rows)
 
     own, shared = [w for w in weak if not w[3]], [w for w in weak if w[3]]
-    parts = [f"{u.text}, but TSTR recall is at or below chance for {names(own)}: not useful for telling "
+    parts = [f"{text}, but TSTR recall is at or below chance for {names(own)}: not useful for telling "
              f"{'that class' if len(own) == 1 else 'those classes'} apart"] if own else []
     if shared:
-        parts.append(f"{'' if own else u.text + ', but '}TSTR recall is at or below chance for {names(shared)}, as is "
+        parts.append(f"{'' if own else text + ', but '}TSTR recall is at or below chance for {names(shared)}, as is "
                      "the real classifier's: it does not recognise those holdout VUs either, so this holdout cannot "
                      "show what the generator does for them")
-    return "warning", ". ".join(p[0].upper() + p[1:] for p in parts)
+    return parts
+
+
+def _source_parts(text: str, view: ReportView) -> list[str]:
+    """The usefulness box's sentence on sources whose TSTR is marked (:meth:`SourceRow.mark`); ``text``: the label,
+    where no sentence comes before."""
+    from synthvu_core.evaluation.source_utility import source_rows
+
+    marked = [r for r in source_rows(view.scalars, view.meta.get("missing") or {}) if r.mark()]
+    if not marked:
+        return []
+    each = "; ".join(f"{r.name} ({r.support}): TSTR {r.tstr.short()} against chance {r.chance:.3f}, {r.mark()}"
+                     for r in marked)
+    return [f"{text + ', but ' if text else ''}read per source, {each}"]
 
 
 def chance_text(view: ReportView) -> str:

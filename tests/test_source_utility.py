@@ -240,3 +240,22 @@ def test_the_utility_stage_stores_the_per_source_reading():
     assert part.scalars["utility.source.a.tstr.balanced_accuracy"] == pytest.approx(1.0)
     assert part.scalars["utility.source.a.n_patients"] == 3
     assert part.missing["utility.source.b.tstr.balanced_accuracy_ci_low"] == TOO_FEW
+
+
+def test_the_usefulness_box_warns_of_a_marked_source():
+    from dashboard.summary import ReportView, usefulness_box
+    from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL
+
+    def box(tstr: np.ndarray) -> tuple[str, str]:
+        u = _result(LABELS.copy(), tstr)
+        (s, why), (more, why_s) = u.scalars(), source_scalars(u, SOURCES)
+        view = ReportView(scalars={**s, **more}, meta={"missing": {**why, **why_s},
+                                                        "utility": {"interval": PATIENT_SEED_INTERVAL}})
+        return usefulness_box(view, ["x", "y", "z"])
+
+    tstr = LABELS.copy()
+    tstr[SOURCES == "b"] = 0
+    kind, text = box(tstr)
+    assert kind == "warning" and "above chance" in text and "b (2 VUs, 1 patient): TSTR 0.00" in text
+    assert SOURCE_CANNOT_TELL in text
+    assert box(LABELS.copy())[0] == "success"
