@@ -264,6 +264,10 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     older.scalars = {k: v for k, v in older.scalars.items() if not k.startswith("cohort.")}
     save_report(older, folder / "report")
     assert main(verify) == 2 and "report amend" in capsys.readouterr().err
+    save_report(_report(), folder / "report")  # made before the utility per source that the re-run reads
+    rerun["report"] = _report()
+    rerun["report"].scalars.update({"utility.source.a.n_vus": 4, "utility.source.b.n_vus": 2})
+    assert main(verify) == 2 and "predates the utility per source" in capsys.readouterr().err
 
 
 def test_report_verify_on_another_machine_reads_the_tolerance_measured_across_machines(tmp_path, capsys, monkeypatch):

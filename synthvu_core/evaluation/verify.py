@@ -137,5 +137,16 @@ def verify_report(
         )
         for r in (fresh, *fresh.controls.values()):
             r.arrays  # noqa: B018 - read now: the temporary folder they lie in is removed on leaving this block
+    if _lacks_source_reading(saved, fresh):  # every per-source scalar would read "saved None"
+        raise ReportError(f"{model_dir}: the saved report predates the utility per source; add it from its stored "
+                          f"predictions first (`python -m synthvu_core report amend {model_dir.name} --dataset DIR`), "
+                          "then verify")
     rules = [tuple(r) for r in meta.get("tolerances") or TOLERANCES]
     return fresh, differences(saved, fresh, rules)
+
+
+def _lacks_source_reading(saved: Report, fresh: Report) -> bool:
+    """Whether the re-run reads the utility per source and the saved report, made before it, does not."""
+    from synthvu_core.evaluation.source_utility import PREFIX
+
+    return not any(k.startswith(PREFIX) for k in saved.scalars) and any(k.startswith(PREFIX) for k in fresh.scalars)
