@@ -16,6 +16,7 @@ from dashboard.summary import (
     recall_rows,
     source_caption,
     source_table,
+    untested_sources,
     usefulness_box,
     verdict,
     with_ci,
@@ -110,8 +111,10 @@ def render(sel: frame.Selection | None) -> None:
         by_source = source_table(rep)
         if by_source:
             st.markdown("**Utility per source**")
-            st.caption(source_caption())
+            st.caption(source_caption(rep))
             st.dataframe(by_source, hide_index=True, width="stretch")
+        elif untested_sources(rep):
+            st.caption(f"Utility per source: {untested_sources(rep)}.")
         st.markdown("**Privacy verdict (a): released samples**")
         v = verdict(rep, sel.card)
         frame.show_verdict(v.level, v.text)

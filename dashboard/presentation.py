@@ -188,7 +188,7 @@ def _utility_fidelity_html(view: ReportView, classes: list[str], public: bool, f
     parts.append(_table(recall_rows(view, classes)))
     by_source = source_table(view)
     if by_source:
-        parts += ["<h3>Utility per source</h3>", f"<p>{html.escape(source_caption())}</p>", _table(by_source)]
+        parts += ["<h3>Utility per source</h3>", f"<p>{html.escape(source_caption(view))}</p>", _table(by_source)]
     parts.append("<h2>Fidelity</h2>")
     parts.append(
         _table(

@@ -527,11 +527,19 @@ def source_table(view: ReportView) -> list[dict[str, str]]:
     ]
 
 
-def source_caption() -> str:
-    """What :func:`source_table` shows and what it rests on."""
+def untested_sources(view: ReportView) -> str:
+    """Which training sources the per-source reading cannot test (no holdout VUs of theirs); "" where none."""
+    from synthvu_core.evaluation.source_utility import untested_text
+
+    return untested_text(view.scalars, view.meta)
+
+
+def source_caption(view: ReportView) -> str:
+    """What :func:`source_table` shows and what it rests on, and which training sources it cannot test."""
     from synthvu_core.evaluation.source_utility import SOURCE_NOTE
 
-    return SOURCE_NOTE
+    untested = untested_sources(view)
+    return SOURCE_NOTE + (f" Untested: {untested}." if untested else "")
 
 
 def _count(n: int | None) -> str:

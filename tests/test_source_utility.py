@@ -259,3 +259,21 @@ def test_the_usefulness_box_warns_of_a_marked_source():
     assert kind == "warning" and "above chance" in text and "b (2 VUs, 1 patient): TSTR 0.00" in text
     assert SOURCE_CANNOT_TELL in text
     assert box(LABELS.copy())[0] == "success"
+
+
+def test_a_training_source_without_holdout_vus_is_said_to_be_untested():
+    from dashboard.summary import ReportView, source_caption, untested_sources
+    from synthvu_core.evaluation.commands import source_lines
+    from synthvu_core.evaluation.source_utility import untested_text
+
+    s, why = source_scalars(_result(LABELS.copy(), LABELS.copy()), SOURCES)
+    three = {"real": {"a": 0.5, "b": 0.3, "c": 0.2}}
+    meta = {"missing": why, "sources": three}
+    assert untested_text(s, meta) == "no holdout VUs of c: the samples are not tested on that source's real VUs"
+    assert untested_text(s, {"missing": why, "sources": {"real": {"a": 0.6, "b": 0.4}}}) == ""
+    assert "one source only" in untested_text({}, {"sources": three})
+    assert untested_text({}, {}) == ""
+    assert "no holdout VUs of c" in "\n".join(source_lines(type("R", (), {"scalars": s, "meta": meta})()))
+    assert "one source only" in "\n".join(source_lines(type("R", (), {"scalars": {}, "meta": {"sources": three}})()))
+    assert "Untested: no holdout VUs of c" in source_caption(ReportView(scalars=s, meta=meta))
+    assert untested_sources(ReportView(scalars=s, meta={"missing": why})) == ""

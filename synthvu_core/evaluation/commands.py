@@ -172,11 +172,12 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
 def source_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
     """TRTR, TSTR and TSTR/TRTR on each source's holdout VUs alone, each against that source's chance; a TSTR at
     or below it is marked, and whether TRTR is too."""
-    from synthvu_core.evaluation.source_utility import MIN_PATIENTS, source_rows
+    from synthvu_core.evaluation.source_utility import MIN_PATIENTS, source_rows, untested_text
 
     rows = source_rows(report.scalars, report.meta.get("missing") or {})
+    untested = untested_text(report.scalars, report.meta)
     if not rows:
-        return []
+        return [f"utility per source: {untested}"] if untested else []
     lines = ["utility per source (each source's holdout VUs alone; balanced accuracy over their classes; 95% CI over "
              "that source's holdout patients and seeds)",
              f"  {'source':<16}{'holdout':<20}{'chance':<8}{'TRTR':<24}{'TSTR':<24}TSTR/TRTR"]
@@ -189,7 +190,7 @@ def source_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
     if any(r.n_patients is not None and r.n_patients < MIN_PATIENTS for r in rows):
         lines.append(f"  (no interval below {MIN_PATIENTS} holdout patients of a source: a value on one or two "
                      "patients says little about that site's next patient)")
-    return lines
+    return lines + ([f"  {untested}"] if untested else [])
 
 
 def recall_lines(arrays: dict, classes: list[str], chance: float | None) -> list[str]:

@@ -216,6 +216,19 @@ def source_rows(scalars: Mapping[str, Any], missing: Mapping[str, str] | None = 
     return rows
 
 
+def untested_text(scalars: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """Which of the generator's training sources (``meta["sources"]``) the per-source reading cannot test, because
+    the holdout holds none of their VUs; "" where it tests them all (or the report records one source)."""
+    trained = sorted(((meta.get("sources") or {}).get("real") or {}).keys())
+    if len(trained) < 2:
+        return ""
+    read = {r.name for r in source_rows(scalars, meta.get("missing") or {})}
+    if not read:
+        return "the holdout holds VUs of one source only: the samples are not tested on the other sources' real VUs"
+    gone = [n for n in trained if n not in read]
+    return f"no holdout VUs of {', '.join(gone)}: the samples are not tested on that source's real VUs" if gone else ""
+
+
 #: The caption every view of :func:`source_rows` carries.
 SOURCE_NOTE = (
     "Each source's holdout VUs read alone by the same classifiers (no new fit): balanced accuracy over the classes "
