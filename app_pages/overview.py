@@ -113,8 +113,8 @@ def render(sel: frame.Selection | None) -> None:
             st.markdown("**Utility per source**")
             st.caption(source_caption(rep))
             st.dataframe(by_source, hide_index=True, width="stretch")
-        elif untested_sources(rep):
-            st.caption(f"Utility per source: {untested_sources(rep)}.")
+        elif untested := untested_sources(rep):
+            st.caption(f"Utility per source: {untested}.")
         st.markdown("**Privacy verdict (a): released samples**")
         v = verdict(rep, sel.card)
         frame.show_verdict(v.level, v.text)

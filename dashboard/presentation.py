@@ -27,6 +27,7 @@ from dashboard.summary import (
     recall_rows,
     source_caption,
     source_table,
+    untested_sources,
     usefulness_box,
     usefulness_of,
     verdict,
@@ -189,6 +190,8 @@ def _utility_fidelity_html(view: ReportView, classes: list[str], public: bool, f
     by_source = source_table(view)
     if by_source:
         parts += ["<h3>Utility per source</h3>", f"<p>{html.escape(source_caption(view))}</p>", _table(by_source)]
+    elif untested := untested_sources(view):
+        parts.append(f"<p>Utility per source: {html.escape(untested)}.</p>")
     parts.append("<h2>Fidelity</h2>")
     parts.append(
         _table(

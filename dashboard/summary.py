@@ -462,7 +462,7 @@ def _source_parts(text: str, view: ReportView) -> list[str]:
     if not marked:
         return []
     each = "; ".join(f"{r.name} ({r.support}): TSTR {r.tstr.short()} against chance {r.chance:.3f}, {r.mark()}"
-                     for r in marked)
+                     for r in marked)  # a marked row has a chance: usefulness() marks nothing without one
     return [f"{text + ', but ' if text else ''}read per source, {each}"]
 
 
@@ -536,10 +536,9 @@ def untested_sources(view: ReportView) -> str:
 
 def source_caption(view: ReportView) -> str:
     """What :func:`source_table` shows and what it rests on, and which training sources it cannot test."""
-    from synthvu_core.evaluation.source_utility import SOURCE_NOTE
+    from synthvu_core.evaluation.source_utility import source_caption_text
 
-    untested = untested_sources(view)
-    return SOURCE_NOTE + (f" Untested: {untested}." if untested else "")
+    return source_caption_text(view.scalars, view.meta)
 
 
 def _count(n: int | None) -> str:

@@ -184,7 +184,7 @@ def _utility_lines(report: Report) -> list[str]:
 
 def _source_table(report: Report) -> list[str]:
     """TRTR, TSTR and TSTR/TRTR on each source's holdout VUs alone (datasets of several sources)."""
-    from synthvu_core.evaluation.source_utility import SOURCE_NOTE, source_rows, untested_text
+    from synthvu_core.evaluation.source_utility import source_caption_text, source_rows, untested_text
 
     rows = source_rows(report.scalars, report.meta.get("missing") or {})
     untested = untested_text(report.scalars, report.meta)
@@ -195,7 +195,7 @@ def _source_table(report: Report) -> list[str]:
         tstr = f"**{r.tstr.short()}: {r.mark()}**" if r.mark() else r.tstr.short()
         chance = "—" if r.chance is None else f"{r.chance:.3f}"
         out.append(f"| {r.name} | {r.support} | {chance} | {r.trtr.short()} | {tstr} | {r.ratio.short()} |")
-    return out + ["", SOURCE_NOTE + (f" Untested: {untested}." if untested else ""), ""]
+    return out + ["", source_caption_text(report.scalars, report.meta), ""]
 
 
 def _recall_table(arrays: Mapping[str, np.ndarray], classes: list[str], chance: float | None) -> list[str]:

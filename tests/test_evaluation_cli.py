@@ -264,9 +264,10 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     older.scalars = {k: v for k, v in older.scalars.items() if not k.startswith("cohort.")}
     save_report(older, folder / "report")
     assert main(verify) == 2 and "report amend" in capsys.readouterr().err
-    save_report(_report(), folder / "report")  # made before the utility per source that the re-run reads
-    rerun["report"] = _report()
-    rerun["report"].scalars.update({"utility.source.a.n_vus": 4, "utility.source.b.n_vus": 2})
+    older = _report()  # of a holdout of two sources, made before the utility per source: amend comes first
+    older.meta["sources"] = {"real": {"a": 0.6, "b": 0.4}, "synthetic": {"a": 0.6, "b": 0.4}, "check_accuracy": 1.0}
+    save_report(older, folder / "report")
+    rerun["report"] = None  # refused before any re-run
     assert main(verify) == 2 and "predates the utility per source" in capsys.readouterr().err
 
 

@@ -246,11 +246,14 @@ def test_the_usefulness_box_warns_of_a_marked_source():
     from dashboard.summary import ReportView, usefulness_box
     from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL
 
-    def box(tstr: np.ndarray) -> tuple[str, str]:
+    def box(tstr: np.ndarray, pooled_low: float | None = None) -> tuple[str, str]:
         u = _result(LABELS.copy(), tstr)
         (s, why), (more, why_s) = u.scalars(), source_scalars(u, SOURCES)
+        if pooled_low is not None:  # the pooled interval as a larger holdout would give it: above chance
+            s["utility.tstr.balanced_accuracy_ci_low"] = pooled_low
         view = ReportView(scalars={**s, **more}, meta={"missing": {**why, **why_s},
-                                                        "utility": {"interval": PATIENT_SEED_INTERVAL}})
+                                                        "utility": {"interval": PATIENT_SEED_INTERVAL}},
+                          arrays=u.arrays(3))
         return usefulness_box(view, ["x", "y", "z"])
 
     tstr = LABELS.copy()
@@ -259,6 +262,13 @@ def test_the_usefulness_box_warns_of_a_marked_source():
     assert kind == "warning" and "above chance" in text and "b (2 VUs, 1 patient): TSTR 0.00" in text
     assert SOURCE_CANNOT_TELL in text
     assert box(LABELS.copy())[0] == "success"
+    tstr = np.where(GROUPS == "p2", (LABELS + 1) % 3, LABELS)  # source a: one of its 3 patients wrong throughout
+    kind, text = box(tstr, pooled_low=0.4)
+    assert kind == "warning" and text.startswith("TSTR") and "a (9 VUs, 3 patients): TSTR 0.67 [0.00, " in text
+    assert SOURCE_NOT_USEFUL in text and "b (" not in text
+    tstr[LABELS == 0] = 1  # and class x never recognised: the class sentence first, the source one after it
+    kind, text = box(tstr, pooled_low=0.4)
+    assert kind == "warning" and "at or below chance for x" in text and ". Read per source, a (9 VUs" in text
 
 
 def test_a_training_source_without_holdout_vus_is_said_to_be_untested():
@@ -269,11 +279,16 @@ def test_a_training_source_without_holdout_vus_is_said_to_be_untested():
     s, why = source_scalars(_result(LABELS.copy(), LABELS.copy()), SOURCES)
     three = {"real": {"a": 0.5, "b": 0.3, "c": 0.2}}
     meta = {"missing": why, "sources": three}
-    assert untested_text(s, meta) == "no holdout VUs of c: the samples are not tested on that source's real VUs"
+    assert untested_text(s, meta) == "no scored holdout VUs of c: the samples are not tested on that source's real VUs"
+    four = {"missing": why, "sources": {"real": {"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.1}}}
+    assert untested_text(s, four).startswith("no scored holdout VUs of c, d") and "those sources'" in untested_text(
+        s, four)
+    assert "report amend" in untested_text({}, {"sources": {**three, "check_accuracy": 0.9}})  # read before the reading
+    assert untested_text(s, {"sources": ["a", "b"]}) == ""  # a malformed record: no crash
     assert untested_text(s, {"missing": why, "sources": {"real": {"a": 0.6, "b": 0.4}}}) == ""
     assert "one source only" in untested_text({}, {"sources": three})
     assert untested_text({}, {}) == ""
-    assert "no holdout VUs of c" in "\n".join(source_lines(type("R", (), {"scalars": s, "meta": meta})()))
+    assert "no scored holdout VUs of c" in "\n".join(source_lines(type("R", (), {"scalars": s, "meta": meta})()))
     assert "one source only" in "\n".join(source_lines(type("R", (), {"scalars": {}, "meta": {"sources": three}})()))
-    assert "Untested: no holdout VUs of c" in source_caption(ReportView(scalars=s, meta=meta))
+    assert "Untested: no scored holdout VUs of c" in source_caption(ReportView(scalars=s, meta=meta))
     assert untested_sources(ReportView(scalars=s, meta={"missing": why})) == ""

@@ -90,7 +90,7 @@ def add_source_utility(model_dir: str | Path, dataset: VUDataset | str | Path | 
     holdout rows are not the dataset's.
     """
     from synthvu_core.evaluation.report import load_report
-    from synthvu_core.evaluation.source_utility import PREFIX
+    from synthvu_core.evaluation.source_utility import has_source_reading
     from synthvu_core.storage import folder_lock
 
     model_dir = Path(model_dir)
@@ -98,7 +98,7 @@ def add_source_utility(model_dir: str | Path, dataset: VUDataset | str | Path | 
         report = load_report(model_dir)
         if report is None:
             raise ReportError(f"{model_dir}: no report to amend; run evaluate")
-        if any(k.startswith(PREFIX) for k in report.scalars):
+        if has_source_reading(report.scalars):
             return report, "the report already holds the utility per source"
         return _amend_sources(model_dir, report, dataset)
 

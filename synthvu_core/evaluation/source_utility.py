@@ -216,17 +216,42 @@ def source_rows(scalars: Mapping[str, Any], missing: Mapping[str, str] | None = 
     return rows
 
 
+def has_source_reading(scalars: Mapping[str, Any]) -> bool:
+    """Whether a report's scalars hold the utility per source."""
+    return any(k.startswith(PREFIX) for k in scalars)
+
+
+def holdout_has_sources(meta: Mapping[str, Any]) -> bool:
+    """Whether the report's real holdout held VUs of two or more sources (the fidelity stage's source check ran on
+    it: ``meta["sources"]["check_accuracy"]`` is a number only then)."""
+    src = meta.get("sources")
+    return isinstance(src, Mapping) and src.get("check_accuracy") is not None
+
+
 def untested_text(scalars: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
-    """Which of the generator's training sources (``meta["sources"]``) the per-source reading cannot test, because
-    the holdout holds none of their VUs; "" where it tests them all (or the report records one source)."""
-    trained = sorted(((meta.get("sources") or {}).get("real") or {}).keys())
+    """Which of the generator's training sources (``meta["sources"]["real"]``) the per-source reading does not
+    test, and why; "" where it tests them all (or the report records fewer than two sources)."""
+    src = meta.get("sources")
+    real = src.get("real") if isinstance(src, Mapping) else None
+    trained = sorted(real) if isinstance(real, Mapping) else []
     if len(trained) < 2:
         return ""
-    read = {r.name for r in source_rows(scalars, meta.get("missing") or {})}
-    if not read:
+    if not has_source_reading(scalars):
+        if holdout_has_sources(meta):
+            return "not read per source (the report predates the reading): run `report amend MODEL --dataset DIR`"
         return "the holdout holds VUs of one source only: the samples are not tested on the other sources' real VUs"
+    read = {r.name for r in source_rows(scalars, meta.get("missing") or {})}
     gone = [n for n in trained if n not in read]
-    return f"no holdout VUs of {', '.join(gone)}: the samples are not tested on that source's real VUs" if gone else ""
+    if not gone:
+        return ""
+    whose = "that source's" if len(gone) == 1 else "those sources'"
+    return f"no scored holdout VUs of {', '.join(gone)}: the samples are not tested on {whose} real VUs"
+
+
+def source_caption_text(scalars: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """:data:`SOURCE_NOTE` and, where some training source is untested, which (:func:`untested_text`)."""
+    untested = untested_text(scalars, meta)
+    return SOURCE_NOTE + (f" Untested: {untested}." if untested else "")
 
 
 #: The caption every view of :func:`source_rows` carries.

@@ -116,6 +116,7 @@ def verify_report(
     """
     from synthvu_core.data.build import dataset_of_card
     from synthvu_core.evaluation.report import EvaluationConfig, evaluate_generator
+    from synthvu_core.evaluation.source_utility import has_source_reading, holdout_has_sources
     from synthvu_core.models.registry import load_card
     from synthvu_core.names import REPORT_DIR
 
@@ -123,6 +124,10 @@ def verify_report(
     if "cohort.p_value" not in saved.scalars:  # a re-run would add the test, and may read verdict (a) otherwise
         raise ReportError(f"{model_dir}: the saved report predates the whole-cohort test; add it on the same "
                           f"samples first (`python -m synthvu_core report amend {model_dir.name}`), then verify")
+    if holdout_has_sources(saved.meta) and not has_source_reading(saved.scalars):  # a re-run would add it
+        raise ReportError(f"{model_dir}: the saved report predates the utility per source; add it from its stored "
+                          f"predictions first (`python -m synthvu_core report amend {model_dir.name} --dataset DIR`), "
+                          "then verify")
     card = load_card(model_dir)
     if dataset is None:
         dataset = dataset_of_card(card, model_dir, command="report verify")
@@ -137,16 +142,5 @@ def verify_report(
         )
         for r in (fresh, *fresh.controls.values()):
             r.arrays  # noqa: B018 - read now: the temporary folder they lie in is removed on leaving this block
-    if _lacks_source_reading(saved, fresh):  # every per-source scalar would read "saved None"
-        raise ReportError(f"{model_dir}: the saved report predates the utility per source; add it from its stored "
-                          f"predictions first (`python -m synthvu_core report amend {model_dir.name} --dataset DIR`), "
-                          "then verify")
     rules = [tuple(r) for r in meta.get("tolerances") or TOLERANCES]
     return fresh, differences(saved, fresh, rules)
-
-
-def _lacks_source_reading(saved: Report, fresh: Report) -> bool:
-    """Whether the re-run reads the utility per source and the saved report, made before it, does not."""
-    from synthvu_core.evaluation.source_utility import PREFIX
-
-    return not any(k.startswith(PREFIX) for k in saved.scalars) and any(k.startswith(PREFIX) for k in fresh.scalars)
