@@ -259,6 +259,6 @@ SOURCE_NOTE = (
     "Each source's holdout VUs read alone by the same classifiers (no new fit): balanced accuracy over the classes "
     "present in that source's holdout; chance 1 / those classes (what always answering one of them scores). 95 % "
     "interval: percentile bootstrap over that source's holdout patients and the classifier seeds, none below "
-    f"{MIN_PATIENTS} patients; on a handful of patients it is narrower than the truth, so read it as the least "
-    "uncertainty there is. A point value on one or two patients says little about that site's next patient."
+    f"{MIN_PATIENTS} patients; on a handful of patients it is narrower than the truth, so take it as a lower "
+    "bound on the uncertainty. A point value on one or two patients says little about that site's next patient."
 )
