@@ -27,6 +27,7 @@ from synthvu_core.evaluation.utility import (
     ClassificationResult,
     UtilityResult,
     classification_result,
+    interval_cell,
     support_text,
     usefulness,
 )
@@ -151,18 +152,14 @@ class Reading:
     why: str | None = None
 
     def cell(self) -> str:
-        """``"0.64 [0.40, 0.88]"``, ``"0.25 (1 holdout patient ...)"`` or ``"—"``."""
+        """``"0.64 [0.40, 0.88]"``, ``"0.25 (fewer than 3 ...)"`` or ``"—"``."""
         if self.value is None:
             return f"— ({self.why})" if self.why else "—"
-        if self.low is None or self.high is None:
-            return f"{self.value:.2f} ({self.why})" if self.why else f"{self.value:.2f}"
-        return f"{self.value:.2f} [{self.low:.2f}, {self.high:.2f}]"
+        return interval_cell(self.value, self.low, self.high, self.why)
 
     def short(self) -> str:
         """``"0.64 [0.40, 0.88]"``, ``"0.25"`` (no interval) or ``"—"``: a table cell whose caption says why."""
-        if self.value is None:
-            return "—"
-        return self.cell() if self.low is not None and self.high is not None else f"{self.value:.2f}"
+        return "—" if self.value is None else interval_cell(self.value, self.low, self.high)
 
 
 @dataclass(frozen=True)

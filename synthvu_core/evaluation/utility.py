@@ -192,11 +192,7 @@ class ClassRecall:
 
     def cell(self) -> str:
         """``"0.64 [0.40, 0.88]"``, ``"0.00 (1 patient: no interval)"`` or ``"absent"``."""
-        if self.recall is None:
-            return "absent"
-        if self.low is None or self.high is None:
-            return f"{self.recall:.2f} ({self.why})" if self.why else f"{self.recall:.2f}"
-        return f"{self.recall:.2f} [{self.low:.2f}, {self.high:.2f}]"
+        return "absent" if self.recall is None else interval_cell(self.recall, self.low, self.high, self.why)
 
     def at_or_below(self, chance: float | None) -> bool:
         """Whether the recall is at or below ``chance`` (the holdout's, as for balanced accuracy)."""
@@ -205,6 +201,13 @@ class ClassRecall:
     def support(self) -> str:
         """What the recall rests on: ``"5 VUs, 3 patients"``."""
         return support_text(self.n_vus, self.n_patients)
+
+
+def interval_cell(value: float, low: float | None, high: float | None, why: str | None = None) -> str:
+    """``"0.64 [0.40, 0.88]"``, or without an interval ``"0.25 (why)"`` / ``"0.25"``."""
+    if low is None or high is None:
+        return f"{value:.2f} ({why})" if why else f"{value:.2f}"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def support_text(n_vus: int | None, n_patients: int | None) -> str:
