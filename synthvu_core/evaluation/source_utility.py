@@ -5,8 +5,9 @@ site's levels well and another's not at all can read "above chance" overall. Thi
 classifiers' stored holdout predictions (no new fit) on each source's holdout VUs alone: TRTR, TSTR and TSTR/TRTR,
 each a balanced accuracy over the classes present in that source's holdout, against that source's own chance level
 (1 / those classes), with the 95 % interval over that source's holdout patients and the classifier seeds
-(:func:`~synthvu_core.evaluation.utility.patient_bootstrap`). A source with one holdout patient gets its point value
-and no interval: resampling one patient says nothing about the next patient of that site.
+(:func:`~synthvu_core.evaluation.utility.patient_bootstrap`). A source with fewer than :data:`MIN_PATIENTS` holdout
+patients gets its point value and no interval: resampling one or two patients says next to nothing about the next
+patient of that site.
 
 Report scalars, per source ``NAME`` (datasets whose holdout holds two or more sources):
 ``utility.source.NAME.{n_vus, n_patients, chance}``, ``utility.source.NAME.{trtr, tstr}.balanced_accuracy`` and
