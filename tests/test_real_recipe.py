@@ -268,6 +268,51 @@ def test_mirror_reverses_the_slice_order_of_about_half_the_vus():
         mirror_slices(x[:, None], mirror_draw(400, g))
 
 
+def test_affine_slices_rotate_and_scale_every_slice_with_background_entering():
+    from synthvu_core.models.augment import affine_draw, affine_slices
+
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    quarter = torch.tensor([[[0.0, -1, 0], [1, 0, 0]]]).repeat(2, 1, 1)
+    assert torch.allclose(affine_slices(x, quarter), torch.rot90(x, 1, dims=(2, 3)), atol=1e-6)
+    half = affine_slices(x, torch.tensor([[[2.0, 0, 0], [0, 2, 0]]]).repeat(2, 1, 1))  # half the size
+    assert torch.equal(half[:, :, :2], torch.full_like(half[:, :, :2], -1.0))  # background where nothing was
+    assert torch.allclose(affine_slices(x, affine_draw(2, torch.Generator(), 0.0, 0.0)), x, atol=1e-5)
+    drawn = affine_draw(4000, torch.Generator().manual_seed(0), 7.0, 0.05)
+    angle = torch.rad2deg(torch.atan2(drawn[:, 1, 0], drawn[:, 0, 0]))
+    scale = 1 / drawn[:, 0, :2].norm(dim=1)
+    assert 6.9 < float(angle.abs().max()) <= 7.0 and 0.0495 < float((scale - 1).abs().max()) <= 0.05
+    with pytest.raises(SelectionError, match="transform"):
+        affine_slices(x[:, None], quarter)
+
+
+def test_rotate_and_rescale_reach_the_real_vus_d_sees_only_and_are_recorded(tmp_path, monkeypatch):
+    import json
+
+    ds = tiny_dataset(shape=(3, 32, 32), patients=6)
+
+    def seen(**extra):
+        trainer = Trainer(ds, tmp_path / f"s{len(extra)}", small(steps=1, batch_size=8, seed=3, **extra))
+        got = []
+        monkeypatch.setattr(trainer, "_discriminator_step", lambda real, *a: got.append(real) or {})
+        monkeypatch.setattr(trainer, "_generator_step", lambda *a: {})
+        trainer.step()
+        return trainer, got[0]
+
+    plain_trainer, plain = seen()
+    moved_trainer, moved = seen(rotate=10.0, rescale=0.1)
+    assert plain.shape == moved.shape and not torch.allclose(plain, moved, atol=1e-3)
+    assert "rotate" not in plain_trainer._identity()
+    assert moved_trainer._identity()["rotate"] == 10.0 and moved_trainer._identity()["rescale"] == 0.1
+    out = train(ds, tmp_path / "card", small(steps=1, rotate=5.0), progress=False)
+    card = json.loads((out / "card.json").read_text())["training"]
+    assert card["rotate"] == 5.0 and "rescale" not in card
+    for bad in ({"rotate": -1.0}, {"rotate": 46.0}, {"rescale": 0.6}, {"rescale": float("nan")}):
+        with pytest.raises(SelectionError, match="--rotate|--rescale"):
+            Trainer(ds, tmp_path / "bad", small(steps=1, **bad))
+    with pytest.raises(SelectionError, match="not offered under DP"):
+        training.config_from_options(args(rotate=5.0, noise_multiplier=1.0, steps=1))
+
+
 def test_mirror_under_torchrun_flips_what_one_process_would(tmp_path, monkeypatch):
     """Two processes' shares of a step's real VUs, joined, are the VUs one process mirrors (flips drawn for the
     global batch before it is sharded, not per shard from the same seed)."""
@@ -276,7 +321,7 @@ def test_mirror_under_torchrun_flips_what_one_process_would(tmp_path, monkeypatc
     ds = tiny_dataset(shape=(3, 32, 32), patients=6)
 
     def seen_real(rank, world):
-        trainer = Trainer(ds, tmp_path / f"r{rank}{world}", small(steps=1, batch_size=8, mirror=True))
+        trainer = Trainer(ds, tmp_path / f"r{rank}{world}", small(steps=1, batch_size=8, mirror=True, rotate=9.0))
         if world > 1:
             trainer.dist = DistContext(rank=rank, world_size=world, local_rank=rank, backend="gloo")
         seen = []

@@ -77,6 +77,39 @@ def mirror_slices(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(1), x)
 
 
+def affine_draw(n: int, generator: torch.Generator, rotate: float, rescale: float) -> torch.Tensor:
+    """In-plane transforms of ``n`` real VUs (``[n, 2, 3]``, :func:`torch.nn.functional.affine_grid`'s ``theta``):
+    each a rotation by ``U(-rotate, rotate)`` degrees and an isotropic scale by ``1 + U(-rescale, rescale)``, about
+    the VU's centre, drawn from ``generator`` for a whole global batch before it is sharded (as :func:`mirror_draw`).
+    """
+    import math
+
+    import torch
+
+    angle = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * math.radians(rotate)
+    scale = 1 + (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * rescale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    zero = torch.zeros_like(cos)
+    return torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1).float()
+
+
+def affine_slices(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """The VUs of ``x`` (``[N, C, H, W]`` in [-1, 1]) each rotated and scaled in-plane by its ``theta``
+    (:func:`affine_draw`), every slice alike, bilinear, with background (-1) filling what enters.
+
+    Like :func:`mirror_slices`, not a DiffAugment operation: it is applied to the *real* VUs only, so the generator
+    may learn it. A lumbar level seen a few degrees more or less lordotic, or in a slightly larger or smaller patient,
+    is a VU of the same level: the small train set gains the within-level spread its samples lack.
+    """
+    import torch.nn.functional as F
+
+    if x.dim() != 4 or theta.shape != (len(x), 2, 3):
+        raise SelectionError(f"an in-plane transform needs VUs of shape [N, slices, H, W] and N transforms, got "
+                             f"{list(x.shape)} and {list(theta.shape)}")
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+
+
 class Rows:
     """Which rows of a global batch of ``total`` VUs a tensor holds (``index``, None: all of them, in order):
     the transforms are drawn for all ``total`` and the tensor takes its rows'."""

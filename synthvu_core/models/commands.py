@@ -222,6 +222,22 @@ def _add_train_views(t: argparse.ArgumentParser) -> None:
         "default: on for a fine-tune without DP on your own dataset, else off)",
     )
     t.add_argument(
+        "--rotate",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="rotate each real VU in-plane by up to DEG degrees (uniform, every slice alike) before the "
+        "discriminator sees it, real VUs only as --mirror (default: 0, off); not under DP",
+    )
+    t.add_argument(
+        "--rescale",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="scale each real VU in-plane by 1 + U(-FRAC, FRAC) before the discriminator sees it, real VUs only "
+        "(default: 0, off); not under DP",
+    )
+    t.add_argument(
         "--aux-weight",
         type=float,
         default=None,

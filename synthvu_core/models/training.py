@@ -157,6 +157,10 @@ class TrainConfig:
         mirror: reverse the slice order of each real VU with probability 1/2 before D sees it (a VU seen from the
             other side is a VU of the same level; :func:`synthvu_core.models.augment.mirror_slices`): twice the
             train set, with nothing the samples should not show. Under DP inside each patient's clipped sum.
+        rotate, rescale: rotate each real VU in-plane by up to ``rotate`` degrees and scale it by up to ``1 +/-
+            rescale`` (uniform, every slice alike) before D sees it, real VUs only as ``mirror``
+            (:func:`synthvu_core.models.augment.affine_slices`): anatomy's own spread in lordosis and size; 0 = off.
+            Not under DP (the DP audit does not replay it).
         clean_class_head: with ``augment``, only D's real/fake logit sees augmented VUs; D's class loss (on real
             VUs, and with ``aux_fake`` on generated ones) and G's class loss read them un-augmented and without
             instance noise (one more D pass each), so D's class head does not learn levels from shifted,
@@ -200,6 +204,8 @@ class TrainConfig:
     lecam: float = 0.0
     mode_seeking: float = 0.0
     mirror: bool = False
+    rotate: float = 0.0
+    rescale: float = 0.0
     clean_class_head: bool = False
     r1: float = 0.0
     instance_noise: float = 0.0
@@ -288,6 +294,13 @@ class TrainConfig:
                                  f"{self.batch_size}")
         if not (math.isfinite(self.instance_noise) and 0 <= self.instance_noise <= 10):
             raise SelectionError(f"--instance-noise must be a number in [0, 10], got {self.instance_noise:g}")
+        if not (math.isfinite(self.rotate) and 0 <= self.rotate <= 45):
+            raise SelectionError(f"--rotate must be a number of degrees in [0, 45], got {self.rotate:g}")
+        if not (math.isfinite(self.rescale) and 0 <= self.rescale <= 0.5):
+            raise SelectionError(f"--rescale must be a share in [0, 0.5], got {self.rescale:g}")
+        if (self.rotate or self.rescale) and self.dp is not None:
+            raise SelectionError("--rotate and --rescale are not offered under DP: the privacy audit does not replay "
+                                 "them")
         if not (math.isfinite(self.r1) and 0 <= self.r1 <= 1e4):
             raise SelectionError(f"--r1 must be a number in [0, 10000], got {self.r1:g}")
         if self.r1 and "compile" in self.speed:
@@ -378,6 +391,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     rest["lecam"] = float(rest.get("lecam") or 0.0)
     rest["mode_seeking"] = float(rest.get("mode_seeking") or 0.0)
     rest["r1"] = float(rest.get("r1") or 0.0)
+    rest["rotate"] = float(rest.get("rotate") or 0.0)
+    rest["rescale"] = float(rest.get("rescale") or 0.0)
     rest["instance_noise"] = float(rest.get("instance_noise") or 0.0)
     rest["ada_target"] = float(rest.get("ada_target") or 0.0)
     rest["translate"] = TRANSLATION_RATIO if rest.get("translate") is None else float(rest["translate"])
@@ -1280,18 +1295,24 @@ class Trainer:
         """One D update and one G update; returns the losses (under DP, none computed on real VUs)."""
         import torch
 
-        from synthvu_core.models.augment import mirror_draw, mirror_slices
+        from synthvu_core.models.augment import affine_draw, affine_slices, mirror_draw, mirror_slices
 
+        c = self.config
         idx, position = self._real_batch()
-        flip = mirror_draw(len(idx), self.gen_augment) if self.config.mirror else None  # of the global batch
+        flip = mirror_draw(len(idx), self.gen_augment) if c.mirror else None  # of the global batch
+        theta = affine_draw(len(idx), self.gen_augment, c.rotate, c.rescale) if c.rotate or c.rescale else None
         if self.dist is not None:  # torchrun: every process draws the global batch and keeps its share
             self.real_total = len(idx)
-            idx, self.real_rows, *rest = self.dist.shard(idx, torch.arange(len(idx)), *([] if flip is None else [flip]))
-            flip = rest[0] if rest else None
+            drawn = [d for d in (flip, theta) if d is not None]
+            idx, self.real_rows, *rest = self.dist.shard(idx, torch.arange(len(idx)), *drawn)
+            flip = rest.pop(0) if flip is not None else None
+            theta = rest.pop(0) if theta is not None else None
         idx = idx.to(self.device)
         real = self.images[idx].float() / 127.5 - 1.0
         if flip is not None:  # before D's step, private or not: under DP inside the patient's clipped sum
             real = mirror_slices(real, flip)
+        if theta is not None:
+            real = affine_slices(real, theta)
         if self.arch.smooth:  # D sees real VUs through G's output filter (per VU: inside the clipped sum under DP)
             from synthvu_core.models.acgan import gaussian_blur
 
@@ -1360,6 +1381,8 @@ class Trainer:
             **({"lecam": self.config.lecam} if self.config.lecam else {}),
             **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
             **({"mirror": True} if self.config.mirror else {}),
+            **({"rotate": self.config.rotate} if self.config.rotate else {}),
+            **({"rescale": self.config.rescale} if self.config.rescale else {}),
             **({"clean_class_head": True} if self.config.clean_class_head else {}),
             **({"r1": self.config.r1} if self.config.r1 else {}),
             **({"instance_noise": self.config.instance_noise} if self.config.instance_noise else {}),
@@ -1519,6 +1542,8 @@ class Trainer:
                 **({"lecam": c.lecam} if c.lecam else {}),
                 **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
                 "mirror": bool(c.mirror),
+                **({"rotate": c.rotate} if c.rotate else {}),
+                **({"rescale": c.rescale} if c.rescale else {}),
                 **({"clean_class_head": True} if c.clean_class_head else {}),
                 **({"r1": c.r1} if c.r1 else {}),
                 **({"instance_noise": c.instance_noise} if c.instance_noise else {}),
