@@ -173,6 +173,19 @@ def test_card_weights_and_loading_without_pickles(trained, tmp_path, monkeypatch
         load_generator(bad)
 
 
+def test_a_diffusion_card_remembers_its_dataset_folder_as_the_acgan_card_does(tmp_path):
+    """`evaluate MODEL` finds a saved user dataset from the card alone, whatever the architecture."""
+    from synthvu_core.data.build import card_dataset, dataset_of_card
+
+    folder = planted_dataset(patients=4).save(tmp_path / "vus")
+    ds = VUDataset.load(folder)
+    out = train_diffusion(ds, tmp_path / "g", small(autoencoder_steps=1, steps=1), progress=False)
+    card = load_card(out)
+    assert card["dataset"] == json.loads(json.dumps(card_dataset(ds, card["dataset"]["n_train"])))
+    assert card["dataset"]["path"] == str(folder) and "patients" not in card["dataset"]["split"]
+    assert dataset_of_card(card, out).fingerprint == ds.fingerprint
+
+
 def test_resume_across_the_phase_boundary_equals_one_run(tmp_path):
     ds = planted_dataset(patients=4)
     one = train_diffusion(ds, tmp_path / "one", small(autoencoder_steps=2, steps=3), progress=False)

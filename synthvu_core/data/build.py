@@ -605,6 +605,25 @@ def card_dataset_path(dataset: VUDataset) -> str | None:
     return str(root)
 
 
+def card_dataset(dataset: VUDataset, n_train: int) -> dict[str, Any]:
+    """The ``dataset`` block of a generator card, the same for every architecture: fingerprint, split (never its
+    patient lists), the part trained on and its size, the median spacing (slice, in-plane, in-plane), the folder as
+    given (:func:`card_dataset_path`, which :func:`dataset_of_card` reads back) and the origin
+    (:func:`card_dataset_origin`)."""
+    units = dataset.units
+    in_plane = float(units["spacing_mm"].median())
+    split = {k: v for k, v in dataset.card.get("split", {}).items() if k != "patients"}  # never list patients
+    return {
+        "fingerprint": dataset.fingerprint,
+        "split": split,
+        "part": "train",
+        "n_train": n_train,
+        "spacing": [float(units["slice_mm"].median()), in_plane, in_plane],
+        "path": card_dataset_path(dataset),
+        **card_dataset_origin(dataset),
+    }
+
+
 def dataset_of_card(card: Mapping[str, Any], model_dir: str | Path = "MODEL", command: str = "evaluate") -> VUDataset:
     """The dataset a generator card remembers: its ``dataset.path`` (as given to ``train``) where that
     folder holds the card's fingerprint, else its phantom ``recipe`` (rebuilt into the cache), else a

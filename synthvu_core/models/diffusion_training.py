@@ -319,19 +319,10 @@ class DiffusionTrainer:
         return path
 
     def card(self) -> dict[str, Any]:
-        c, ds = self.config, self.dataset
-        spacing = ds.units["spacing_mm"].median()
-        split = {k: v for k, v in ds.card.get("split", {}).items() if k != "patients"}  # never list patients
-        dataset: dict[str, Any] = {
-            "fingerprint": ds.fingerprint,
-            "split": split,
-            "part": "train",
-            "n_train": self.n_train,
-            "spacing": [float(ds.units["slice_mm"].median()), float(spacing), float(spacing)],
-        }
-        from synthvu_core.data.build import card_dataset_origin
+        from synthvu_core.data.build import card_dataset
 
-        dataset.update(card_dataset_origin(ds))
+        c, ds = self.config, self.dataset
+        dataset = card_dataset(ds, self.n_train)  # with the folder as given: `evaluate MODEL` finds it
         training = {
             "epochs": self.diffusion_steps / self.steps_per_epoch,
             "steps": self.step_count,

@@ -1486,24 +1486,10 @@ class Trainer:
 
     # ---- outputs -----------------------------------------------------------------------------
     def card(self) -> dict[str, Any]:
-        c, ds = self.config, self.dataset
-        units = ds.units
-        split = {k: v for k, v in ds.card.get("split", {}).items() if k != "patients"}  # never list patients
-        dataset = {
-            "fingerprint": ds.fingerprint,
-            "split": split,
-            "part": "train",
-            "n_train": self.n_train,
-            "spacing": [
-                float(units["slice_mm"].median()),
-                float(units["spacing_mm"].median()),
-                float(units["spacing_mm"].median()),
-            ],
-        }
-        from synthvu_core.data.build import card_dataset_origin, card_dataset_path
+        from synthvu_core.data.build import card_dataset
 
-        dataset["path"] = card_dataset_path(ds)  # the folder as given to `train`; `evaluate` reads it
-        dataset.update(card_dataset_origin(ds))
+        c, ds = self.config, self.dataset
+        dataset = card_dataset(ds, self.n_train)  # with the folder as given to `train`: `evaluate` reads it
         dp = self.dp_card() if c.private else None
         from synthvu_core.models import priors
 
