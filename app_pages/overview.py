@@ -14,6 +14,7 @@ from dashboard.summary import (
     level_word,
     membership_text,
     recall_rows,
+    release_sentence,
     source_caption,
     source_table,
     untested_sources,
@@ -98,6 +99,8 @@ def render(sel: frame.Selection | None) -> None:
         kind, text = usefulness_box(rep, sel.classes)
         st.markdown("**Utility on this task**")
         getattr(st, kind)(text)
+        if release := release_sentence(rep, sel.classes):
+            st.caption(release)
         rows = recall_rows(rep, sel.classes)
         if rows:
             st.caption("Recall per class on the real holdout (pooled over classifier seeds; absent = no VU of the "

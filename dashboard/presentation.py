@@ -25,6 +25,7 @@ from dashboard.summary import (
     headline,
     power_rows,
     recall_rows,
+    release_sentence,
     source_caption,
     source_table,
     untested_sources,
@@ -119,7 +120,9 @@ def _usefulness_html(view: ReportView, classes: list[str]) -> str:
     as the verdicts are drawn."""
     kind, text = usefulness_box(view, classes)
     level = {"error": "leak", "warning": "caution", "success": "ok"}.get(kind, "unknown")
-    return f"<p class='verdict {level}'>Utility: {html.escape(text)}</p>"
+    release = release_sentence(view, classes)
+    return f"<p class='verdict {level}'>Utility: {html.escape(text)}</p>" + (
+        f"<p>{html.escape(release)}</p>" if release else "")
 
 
 def report_html(sel: Any) -> str:

@@ -466,6 +466,14 @@ def _source_parts(text: str, view: ReportView) -> list[str]:
     return [f"{text + ', but ' if text else ''}read per source, {each}"]
 
 
+def release_sentence(view: ReportView, classes: list[str]) -> str:
+    """TSTR trained on the whole synthetic set (a large release, beside TSTR proper), or why it was not read; ""
+    for a report made before the reading."""
+    from synthvu_core.evaluation.release_utility import release_text
+
+    return release_text(view.scalars, view.arrays, classes, view.meta.get("missing") or {}) or ""
+
+
 def chance_text(view: ReportView) -> str:
     """``"chance 0.333 (1 / 3 classes in the holdout)"``, or why it is not known."""
     c = usefulness_of(view).chance

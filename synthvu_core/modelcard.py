@@ -179,7 +179,12 @@ def _utility_lines(report: Report) -> list[str]:
     text = f"**{label.text}**" if label.level == "not_useful" else label.text
     out = [f"Chance level of the balanced accuracies (1 / classes present in the holdout): {chance}. "
            f"Usefulness: {text}.", ""]
-    return out + _recall_table(arrays, list(report.meta.get("classes") or []), label.chance) + _source_table(report)
+    from synthvu_core.evaluation.release_utility import release_text
+
+    classes = list(report.meta.get("classes") or [])
+    release = release_text(report.scalars, arrays, classes, report.meta.get("missing") or {})
+    out += [release, ""] if release else []
+    return out + _recall_table(arrays, classes, label.chance) + _source_table(report)
 
 
 def _source_table(report: Report) -> list[str]:

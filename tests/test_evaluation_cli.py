@@ -103,6 +103,7 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
 
     torch.set_num_threads(1)
     monkeypatch.setenv("SYNTHVU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("synthvu_core.evaluation.release_utility.MIN_FACTOR", 1.5)  # 60 samples, 30 real train VUs
     ds = structured_dataset(12)
     ds.save(tmp_path / "ds")
     cfg = TrainConfig(
@@ -133,6 +134,12 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     assert non_members == set(resplit.patients("holdout"))  # every holdout patient is a non-member candidate
     assert r.meta["utility"]["n_train"] == len(ds.indices("train"))  # utility on the dataset's own split
     assert r.meta["utility"]["tstr_train_size"] == r.meta["utility"]["n_train"]
+    from synthvu_core.evaluation.release_utility import PREFIX
+
+    n_train = r.meta["utility"]["n_train"]  # the whole-set reading (its gate lowered to 1.5 times the real split)
+    assert r.scalars[PREFIX + "n_synthetic"] >= 1.5 * n_train > r.meta["utility"]["tstr_train_size"]
+    assert r.scalars[PREFIX + "tstr.balanced_accuracy"] is not None and PREFIX + "tstr_over_trtr" in r.scalars
+    assert r.arrays["utility/release/holdout_predictions"].shape == r.arrays["utility/tstr/holdout_predictions"].shape
     assert r.scalars["utility.chance"] == pytest.approx(1 / 3)
     # a synthetic set short of some class: TSTR gets that many more VUs of the class from the generator
     from synthvu_core.evaluation.report import _tstr_top_up

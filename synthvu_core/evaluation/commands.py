@@ -166,7 +166,11 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
         + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}",
         "usefulness  " + (_red(label.text) if label.level == "not_useful" else label.text),
     ]
-    return lines + recall_lines(arrays, list(report.meta.get("classes") or []), label.chance) + source_lines(report)
+    from synthvu_core.evaluation.release_utility import release_text
+
+    classes = list(report.meta.get("classes") or [])
+    release = release_text(s, arrays, classes, report.meta.get("missing") or {})
+    return lines + ([release] if release else []) + recall_lines(arrays, classes, label.chance) + source_lines(report)
 
 
 def source_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily

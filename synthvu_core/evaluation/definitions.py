@@ -117,11 +117,25 @@ def _source_definition(parts: list[str]) -> str:
     return definition(".".join(["utility", *rest])) + where
 
 
+def _release_definition(parts: list[str]) -> str:
+    """Definition of ``utility.release.REST``: REST's TSTR definition with the classifier trained on the whole
+    synthetic set (:mod:`synthvu_core.evaluation.release_utility`)."""
+    if parts[2] == "n_synthetic":
+        return ("Synthetic VUs the whole-set TSTR classifier of each seed trains on: the largest subset of the "
+                "evaluation's synthetic set with the real train split's label distribution.")
+    where = (" Here the TSTR classifier of each seed trains on the whole synthetic set (the largest subset with the "
+             "real train split's label distribution; read where it holds at least twice the real train split), not on "
+             "the real train split's size: how useful a large release is, beside TSTR proper.")
+    return definition(".".join(["utility", *parts[2:]])) + where
+
+
 def definition(key: str) -> str:
     """Definition text of a scalar key."""
     parts = key.split(".")
     if parts[0] == "utility" and parts[1] == "source":
         return _source_definition(parts)
+    if parts[0] == "utility" and parts[1] == "release":
+        return _release_definition(parts)
     if parts[0] == "utility":
         if parts[1] == "chance":
             return _CHANCE_DEF

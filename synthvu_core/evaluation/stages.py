@@ -301,6 +301,38 @@ def utility_tstr_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
     )
 
 
+def utility_release_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
+    """TSTR of utility seed ``i`` trained on the whole synthetic set (where it is read), into
+    ``job.state["utility_release"]``."""
+    from synthvu_core.evaluation.release_utility import release_seed, release_size
+    from synthvu_core.evaluation.utility import tstr_pool_labels
+
+    util = job.utility_dataset or job.dataset
+    pool = tstr_pool_labels(job.labels, job.tstr_extra)
+    train = ctx.labels[ctx.util_train]
+    if release_size(train, pool, len(ctx.classes))[1] is None:
+        job.state["utility_release"][i] = release_seed(
+            job.images, pool, job.tstr_extra, train, util.images[ctx.util_holdout], ctx.labels[ctx.util_holdout],
+            len(ctx.classes), job.config.encoder, job.config.utility_seeds[i],
+        )
+
+
+def _release(ctx: EvaluationContext, job: Job, groups: np.ndarray | None
+             ) -> tuple[dict[str, float | None], dict[str, str], dict[str, np.ndarray]]:
+    """The whole-synthetic-set reading of the utility stage (or its reasons where it is not read)."""
+    from synthvu_core.evaluation.release_utility import not_read, release_part, release_size
+    from synthvu_core.evaluation.utility import tstr_pool_labels
+
+    seeds = job.config.utility_seeds
+    train = ctx.labels[ctx.util_train]
+    why = release_size(train, tstr_pool_labels(job.labels, job.tstr_extra), len(ctx.classes))[1]
+    if why is not None:
+        return {}, not_read(why), {}
+    return release_part([job.state["utility_real"][i] for i in range(len(seeds))],
+                        [job.state["utility_release"][i] for i in range(len(seeds))],
+                        train, ctx.labels[ctx.util_holdout], len(ctx.classes), seeds, groups)
+
+
 def stage_utility(ctx: EvaluationContext, job: Job) -> Part:
     """TRTR, TSTR, TRTS over the utility seeds: mean and 95 % CI (from the per-seed tasks' results)."""
     from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL, utility_result
@@ -320,7 +352,10 @@ def stage_utility(ctx: EvaluationContext, job: Job) -> Part:
 
         more, why = source_scalars(u, by_source)
         s, r = {**s, **more}, {**r, **why}
-    part = Part(s, r, u.arrays(len(ctx.classes)), {f"utility.{k}": v for k, v in u.notes.items()})
+    more, why, release_arrays = _release(ctx, job, groups)
+    s, r = {**s, **more}, {**r, **why}
+    part = Part(s, r, {**u.arrays(len(ctx.classes)), **release_arrays},
+                {f"utility.{k}": v for k, v in u.notes.items()})
     part.meta["utility"] = {
         "seeds": list(seeds),
         "tstr_train_size": u.tstr_train_size,
@@ -792,6 +827,7 @@ STAGES: tuple[tuple[str, StageFn], ...] = (
 #: Expected CPU seconds of each kind of task on the 2,000 x 5,000 benchmark (cold): a scheduling hint only.
 TASK_COSTS: dict[str, float] = {
     "classifier": 7.0, "holdout_embedding": 0.3, "tstr": 9.0, "trtr": 2.3, "utility": 0.5, "fidelity": 2.0,
+    "release": 9.0,  # none on that benchmark (too few samples for the reading); as a TSTR seed or more on own data
     "overlay_fit": 11.0, "embeddings": 2.0, "design": 0.2, "attack_encoder": 6.0, "attack_umap": 4.0,
     "attack_join": 0.1, "privacy": 17.0, "graded": 4.0, "realistic": 3.5, "independent": 17.0, "controls": 0.5,
     "dp": 0.0,
@@ -810,7 +846,7 @@ def evaluation_tasks(ctx: EvaluationContext, job: Job, util: VUDataset) -> list[
     cfg, seed, c = job.config, job.seed, TASK_COSTS
     n = len(cfg.utility_seeds)
     ctx.real_classifiers = [None] * n
-    job.state.update(utility_real={}, utility_tstr={}, controls={}, control_timings={})
+    job.state.update(utility_real={}, utility_tstr={}, utility_release={}, controls={}, control_timings={})
     first = ("classifier:0",) if cfg.umap.features != "pixel" else ()
 
     def task(name: str, stage: str | None, fn: Callable[[], Any], after: tuple[str, ...] = (), cost: float = 1.0
@@ -829,6 +865,8 @@ def evaluation_tasks(ctx: EvaluationContext, job: Job, util: VUDataset) -> list[
         task("holdout_embedding", "classifiers", lambda: embed_holdout(ctx, util), ("classifier:0",),
              c["holdout_embedding"]),
         *(task(f"tstr:{i}", "utility", lambda i=i: utility_tstr_seed(ctx, job, i), cost=c["tstr"]) for i in range(n)),
+        *(task(f"release:{i}", "utility", lambda i=i: utility_release_seed(ctx, job, i), cost=c["release"])
+          for i in range(n)),
         *(task(f"trtr:{i}", "utility", lambda i=i: utility_real_seed(ctx, job, i), (f"classifier:{i}",), c["trtr"])
           for i in range(n)),
         task("overlay_fit", "overlay_fit", lambda: fit_overlay(ctx, util, cfg, seed), first, c["overlay_fit"]),
@@ -851,7 +889,8 @@ def evaluation_tasks(ctx: EvaluationContext, job: Job, util: VUDataset) -> list[
         "privacy": ("attack_join",),
         "controls": ("privacy", *(f"control:{name}" for name in controls)),
         "dp": (),
-        "utility": (*(f"trtr:{i}" for i in range(n)), *(f"tstr:{i}" for i in range(n))),
+        "utility": (*(f"trtr:{i}" for i in range(n)), *(f"tstr:{i}" for i in range(n)),
+                    *(f"release:{i}" for i in range(n))),
         "fidelity": ("holdout_embedding",),
     }
     tasks += [task(name, name, lambda fn=fn: fn(ctx, job), after[name], c[name]) for name, fn in STAGES]
