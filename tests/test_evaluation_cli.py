@@ -157,7 +157,35 @@ def test_evaluate_a_trained_generator_writes_a_loadable_report(tmp_path, capsys,
     row = next(line for line in shown.splitlines() if line.strip().startswith(ds.classes("region")[0] + " "))
     assert " patients " in row and row.count("[") == 2  # each class: its holdout VUs and patients, two intervals
     assert list((tmp_path / "cache" / "encoders").glob("*.safetensors"))  # the real classifier was cached
+    _check_release_amend(folder, tmp_path / "ds", capsys)
     _check_cohort_test_and_amend(folder, r, resplit, tmp_path / "ds", capsys)
+
+
+def _check_release_amend(folder, ds_path, capsys):
+    """`report amend` gives a report made before it the whole-synthetic-set reading evaluate makes, on the samples
+    drawn again, every other number kept."""
+    import shutil
+
+    from synthvu_core.evaluation.release_utility import ARRAY_PREFIX, PREFIX
+    from synthvu_core.evaluation.report import load_report, save_report
+
+    folder = shutil.copytree(folder, folder.parent / "release-copy")  # the original goes on to the next check
+    r = load_report(folder)
+    made = {k: r.scalars.pop(k) for k in [k for k in r.scalars if k.startswith(PREFIX)]}
+    for k in made:
+        r.definitions.pop(k)
+    arrays = {k: v for k, v in r.arrays.items() if not k.startswith(ARRAY_PREFIX)}
+    r._arrays = arrays
+    save_report(r, folder / "report")
+    capsys.readouterr()
+    assert main(["report", "amend", str(folder), "--dataset", str(ds_path)]) == 0
+    assert "added TSTR on the whole synthetic set" in capsys.readouterr().out
+    amended = load_report(folder)
+    assert {k: amended.scalars[k] for k in made} == pytest.approx(made)
+    assert {k: v for k, v in amended.scalars.items() if not k.startswith(PREFIX)} == r.scalars
+    assert amended.meta["amended"][-1]["added"].startswith("TSTR on the whole synthetic set")
+    assert main(["report", "amend", str(folder), "--dataset", str(ds_path)]) == 0
+    assert "already holds TSTR on the whole synthetic set" in capsys.readouterr().out
 
 
 def _check_cohort_test_and_amend(folder, r, resplit, ds_path, capsys):
@@ -276,6 +304,18 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     save_report(older, folder / "report")
     rerun["report"] = None  # refused before any re-run
     assert main(verify) == 2 and "predates the utility per source" in capsys.readouterr().err
+    from evaluation_fixtures import structured_dataset
+
+    structured_dataset(12).save(tmp_path / "ds")  # made before the whole-synthetic-set reading: amend comes first
+    on_ds = ["report", "verify", str(folder), "--dataset", str(tmp_path / "ds"), "--quiet"]
+    older = _report()
+    older.meta.update(synthetic_class_counts=[2000, 2000, 1000], classes=["C", "T", "L"], scheme="region")
+    save_report(older, folder / "report")
+    assert main(on_ds) == 2 and "predates TSTR on the whole synthetic set" in capsys.readouterr().err
+    older.meta["synthetic_class_counts"] = [2, 2, 1]  # too few samples: a re-run would not read it either
+    save_report(older, folder / "report")
+    rerun["report"] = _report()
+    assert main(on_ds) != 2 and "predates" not in capsys.readouterr().err
 
 
 def test_report_verify_on_another_machine_reads_the_tolerance_measured_across_machines(tmp_path, capsys, monkeypatch):

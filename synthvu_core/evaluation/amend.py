@@ -113,17 +113,8 @@ def _amend_sources(model_dir: Path, report: Report, dataset: VUDataset | str | P
     ds, util = evaluation_datasets(model_dir, load_card(model_dir), dataset)
     if SOURCE_COLUMN not in util.units.columns:
         return report, "the dataset records no sources: nothing to add"
-    arrays, meta = report.arrays, report.meta
-    if "embedding/real_index" not in arrays or "classes" not in meta or "scheme" not in meta:
-        raise ReportError(f"{model_dir}: the report does not store which holdout rows it scored; re-run evaluate")
-    idx = np.asarray(arrays["embedding/real_index"])
-    labels = ds.labels(meta["scheme"], list(meta["classes"]))[idx]
-    keep = (labels >= 0) & (labels < len(meta["classes"]))  # the rows the utility classifiers scored
-    stored = np.asarray(arrays.get("utility/holdout_labels", []))
-    if len(stored) != int(keep.sum()) or not np.array_equal(labels[keep], stored):
-        raise ReportError(f"{model_dir}: the dataset's holdout labels are not the ones the report scored; re-run "
-                          "evaluate")
-    rows = util.units.iloc[idx[keep]]
+    arrays = report.arrays
+    rows = util.units.iloc[_scored_holdout(model_dir, report, ds)]
     try:
         scalars, why = stored_source_scalars(arrays, rows[SOURCE_COLUMN].to_numpy(), rows["patient_id"].to_numpy())
     except ValueError as err:
@@ -132,10 +123,89 @@ def _amend_sources(model_dir: Path, report: Report, dataset: VUDataset | str | P
         return report, "the holdout holds one source: nothing to add"
     report.scalars.update(scalars)
     report.definitions.update({k: definition(k) for k in scalars})
-    meta.setdefault("missing", {}).update(why)
+    report.meta.setdefault("missing", {}).update(why)
     _record(report, "utility per source (utility.source.*), re-read from the stored holdout predictions")
     names = sorted(k[len(PREFIX):-len(".n_vus")] for k in scalars if k.endswith(".n_vus"))
     return _saved(model_dir, report), f"added the utility per source ({', '.join(names)})"
+
+
+def _scored_holdout(model_dir: Path, report: Report, dataset: VUDataset) -> np.ndarray:
+    """The dataset rows the report's utility classifiers scored, in the order of its stored holdout predictions;
+    :class:`ReportError` where the report does not store them or the dataset's labels for them are not its."""
+    arrays, meta = report.arrays, report.meta
+    if "embedding/real_index" not in arrays or "classes" not in meta or "scheme" not in meta:
+        raise ReportError(f"{model_dir}: the report does not store which holdout rows it scored; re-run evaluate")
+    idx = np.asarray(arrays["embedding/real_index"])
+    labels = dataset.labels(meta["scheme"], list(meta["classes"]))[idx]
+    keep = (labels >= 0) & (labels < len(meta["classes"]))  # the rows the utility classifiers scored
+    stored = np.asarray(arrays.get("utility/holdout_labels", []))
+    if len(stored) != int(keep.sum()) or not np.array_equal(labels[keep], stored):
+        raise ReportError(f"{model_dir}: the dataset's holdout labels are not the ones the report scored; re-run "
+                          "evaluate")
+    return idx[keep]
+
+
+def add_release_utility(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Any, str]:
+    """``(report, what was done)``: the report of ``model_dir`` with TSTR on the whole synthetic set
+    (:mod:`~synthvu_core.evaluation.release_utility`): the samples drawn again (checked to be the report's), one
+    classifier trained per utility seed, scored against the stored TRTR predictions; every other number kept.
+    Unchanged where it holds the reading or its reason.
+
+    Raises :class:`~synthvu_core.errors.ReportError` naming the folder where there is no report, it lacks what the
+    reading needs, or the samples drawn again are not the ones it evaluated.
+    """
+    from synthvu_core.evaluation.release_utility import PREFIX
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.storage import folder_lock
+
+    model_dir = Path(model_dir)
+    with folder_lock(model_dir, "evaluate"):
+        report = load_report(model_dir)
+        if report is None:
+            raise ReportError(f"{model_dir}: no report to amend; run evaluate")
+        key = PREFIX + "tstr.balanced_accuracy"
+        if key in report.scalars or key in (report.meta.get("missing") or {}):
+            return report, "the report already holds TSTR on the whole synthetic set (or why it is not read)"
+        return _amend_release(model_dir, report, dataset)
+
+
+def _amend_release(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Any, str]:
+    from synthvu_core.evaluation.definitions import definition
+    from synthvu_core.evaluation.encoder import EncoderConfig
+    from synthvu_core.evaluation.release_utility import not_read, release_part, release_seed, release_size
+    from synthvu_core.evaluation.report import evaluation_datasets
+    from synthvu_core.evaluation.utility import classification_result
+    from synthvu_core.models.registry import load_card, load_generator
+    from synthvu_core.models.sampling import sample_uint8
+
+    ds, util = evaluation_datasets(model_dir, load_card(model_dir), dataset)
+    meta, arrays = report.meta, report.arrays
+    rows = _scored_holdout(model_dir, report, ds)
+    n_classes, y = len(meta["classes"]), np.asarray(arrays["utility/holdout_labels"], dtype=np.int64)
+    train = ds.labels(meta["scheme"], list(meta["classes"]))[util.indices("train")]
+    samples = sample_uint8(load_generator(model_dir), int(meta["n_synthetic"]), seed=int(meta["synthetic_seed"]))
+    check = _same_samples(model_dir, report, ds.images, samples.images)
+    why = release_size(train, samples.labels, n_classes)[1]
+    if why is not None:
+        meta.setdefault("missing", {}).update(not_read(why))
+        _record(report, "why TSTR on the whole synthetic set is not read (utility.release.*)", samples_check=check)
+        return _saved(model_dir, report), f"not read: {why}"
+    seeds = tuple(int(s) for s in arrays["utility/seeds"])
+    config = EncoderConfig(**(meta.get("config") or {}).get("encoder", {}))
+    trtr = arrays["utility/trtr/holdout_predictions"]
+    real = [(r, r) for r in (classification_result(y, p, n_classes) for p in trtr)]  # TRTS is not read here
+    release = [release_seed(samples.images, samples.labels, None, train, util.images[rows], y, n_classes, config, s)
+               for s in seeds]
+    groups = arrays.get("utility/holdout_patient")
+    scalars, why_missing, more = release_part(real, release, train, y, n_classes, seeds, groups)
+    report.scalars.update(scalars)
+    report.definitions.update({k: definition(k) for k in scalars})
+    meta.setdefault("missing", {}).update(why_missing)
+    arrays.update(more)
+    _record(report, "TSTR on the whole synthetic set (utility.release.*), its classifiers trained on the samples "
+            "drawn again and scored against the stored TRTR predictions", samples_check=check)
+    n = int(scalars["utility.release.n_synthetic"] or 0)
+    return _saved(model_dir, report), f"added TSTR on the whole synthetic set ({n:,} VUs)"
 
 
 def _record(report: Report, added: str, **more: str) -> None:

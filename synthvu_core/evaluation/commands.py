@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "amend",
         help="add what a report made by older code lacks: the whole-cohort nearest-patient test, on the very "
         "samples it evaluated (checked), with verdict (a) re-read; the utility per source, re-read from its stored "
-        "holdout predictions; every other number is kept",
+        "holdout predictions; TSTR on the whole synthetic set, on those samples drawn again; every other number is "
+        "kept",
     )
     _model_argument(amend, dataset=True)
     amend.set_defaults(func=_amend)
@@ -318,10 +319,11 @@ def _show(args: argparse.Namespace) -> int:
 
 def _amend(args: argparse.Namespace) -> int:
     from synthvu_core.errors import ReportError
-    from synthvu_core.evaluation.amend import add_cohort_test, add_source_utility
+    from synthvu_core.evaluation.amend import add_cohort_test, add_release_utility, add_source_utility
 
     folder, failed, report = _resolve(args.model), [], None
-    for step in (add_cohort_test, add_source_utility):  # each on its own: one's failure does not stop the other
+    # each on its own: one's failure does not stop the others
+    for step in (add_cohort_test, add_source_utility, add_release_utility):
         try:
             report, done = step(folder, dataset=args.dataset)
             print(f"{folder.name}: {done}")

@@ -88,6 +88,25 @@ def differences(
     return out
 
 
+def _predates_release_reading(saved: Report, dataset: VUDataset | str | Path) -> bool:
+    """Whether ``saved`` holds neither TSTR on the whole synthetic set nor why not, where a re-run on ``dataset`` (a
+    ``VUDataset`` or folder) would read it (:func:`~synthvu_core.evaluation.release_utility.release_size` on the
+    report's synthetic class counts)."""
+    import numpy as np
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.evaluation.release_utility import PREFIX, release_size
+
+    key, meta = PREFIX + "tstr.balanced_accuracy", saved.meta
+    counts, classes = meta.get("synthetic_class_counts"), meta.get("classes")
+    if key in saved.scalars or key in (meta.get("missing") or {}) or counts is None or not classes:
+        return False
+    ds = dataset if isinstance(dataset, VUDataset) else VUDataset.load(dataset)
+    train = ds.labels(str(meta.get("scheme", "region")), list(classes))[ds.indices("train")]
+    pool = np.repeat(np.arange(len(counts)), np.asarray(counts, dtype=np.int64))
+    return release_size(train, pool, len(classes))[1] is None
+
+
 @contextmanager
 def _empty_cache() -> Iterator[Path]:
     before = os.environ.get("SYNTHVU_CACHE")
@@ -131,6 +150,10 @@ def verify_report(
     card = load_card(model_dir)
     if dataset is None:
         dataset = dataset_of_card(card, model_dir, command="report verify")
+    if _predates_release_reading(saved, dataset):  # a re-run would add it
+        raise ReportError(f"{model_dir}: the saved report predates TSTR on the whole synthetic set; add it on the same "
+                          f"samples first (`python -m synthvu_core report amend {model_dir.name} --dataset DIR`), "
+                          "then verify")
     meta = saved.meta
     with _empty_cache() as tmp:
         copy = tmp / model_dir.name
