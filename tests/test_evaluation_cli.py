@@ -316,6 +316,11 @@ def test_report_verify_passes_a_repeat_and_fails_naming_a_scalar_moved_beyond_it
     save_report(older, folder / "report")
     rerun["report"] = _report()
     assert main(on_ds) != 2 and "predates" not in capsys.readouterr().err
+    from synthvu_core.evaluation.release_utility import not_read
+
+    older.meta.update(synthetic_class_counts=[2000, 2000, 1000], missing=not_read("amended: why not read"))
+    save_report(older, folder / "report")  # the reading's reason is stored: nothing to add first
+    assert main(on_ds) != 2 and "predates" not in capsys.readouterr().err
 
 
 def test_report_verify_on_another_machine_reads_the_tolerance_measured_across_machines(tmp_path, capsys, monkeypatch):

@@ -301,6 +301,11 @@ def test_rotate_and_rescale_reach_the_real_vus_d_sees_only_and_are_recorded(tmp_
     plain_trainer, plain = seen()
     moved_trainer, moved = seen(rotate=10.0, rescale=0.1)
     assert plain.shape == moved.shape and not torch.allclose(plain, moved, atol=1e-3)
+    from synthvu_core.models.augment import affine_draw, affine_slices
+
+    fresh = Trainer(ds, tmp_path / "replay", small(steps=1, batch_size=8, seed=3, rotate=10.0, rescale=0.1))
+    theta = affine_draw(len(plain), fresh.gen_augment, 10.0, 0.1)  # the step's first draw from that generator
+    assert torch.allclose(moved, affine_slices(plain, theta), atol=1e-6)  # the plain batch, moved by that draw
     assert "rotate" not in plain_trainer._identity()
     assert moved_trainer._identity()["rotate"] == 10.0 and moved_trainer._identity()["rescale"] == 0.1
     out = train(ds, tmp_path / "card", small(steps=1, rotate=5.0), progress=False)

@@ -145,7 +145,7 @@ def _scored_holdout(model_dir: Path, report: Report, dataset: VUDataset) -> np.n
     return idx[keep]
 
 
-def add_release_utility(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Any, str]:
+def add_release_utility(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Report, str]:
     """``(report, what was done)``: the report of ``model_dir`` with TSTR on the whole synthetic set
     (:mod:`~synthvu_core.evaluation.release_utility`): the samples drawn again (checked to be the report's), one
     classifier trained per utility seed, scored against the stored TRTR predictions; every other number kept.
@@ -169,7 +169,7 @@ def add_release_utility(model_dir: str | Path, dataset: VUDataset | str | Path |
         return _amend_release(model_dir, report, dataset)
 
 
-def _amend_release(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Any, str]:
+def _amend_release(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Report, str]:
     from synthvu_core.evaluation.definitions import definition
     from synthvu_core.evaluation.encoder import EncoderConfig
     from synthvu_core.evaluation.release_utility import not_read, release_part, release_seed, release_size
@@ -183,16 +183,21 @@ def _amend_release(model_dir: Path, report: Report, dataset: VUDataset | str | P
     rows = _scored_holdout(model_dir, report, ds)
     n_classes, y = len(meta["classes"]), np.asarray(arrays["utility/holdout_labels"], dtype=np.int64)
     train = ds.labels(meta["scheme"], list(meta["classes"]))[util.indices("train")]
+    stored = [arrays.get(k) for k in ("utility/seeds", "utility/trtr/holdout_predictions")]
+    counts = meta.get("synthetic_class_counts")
+    if any(a is None for a in stored) or counts is None:
+        raise ReportError(f"{model_dir}: the report stores no per-seed TRTR predictions or synthetic class counts to "
+                          "read TSTR on the whole synthetic set against; re-run evaluate")
+    why = release_size(train, np.repeat(np.arange(len(counts)), np.asarray(counts, dtype=np.int64)), n_classes)[1]
+    if why is not None:  # decided by the stored class counts: nothing to draw
+        meta.setdefault("missing", {}).update(not_read(why))
+        _record(report, "why TSTR on the whole synthetic set is not read (utility.release.*)")
+        return _saved(model_dir, report), f"not read: {why}"
     samples = sample_uint8(load_generator(model_dir), int(meta["n_synthetic"]), seed=int(meta["synthetic_seed"]))
     check = _same_samples(model_dir, report, ds.images, samples.images)
-    why = release_size(train, samples.labels, n_classes)[1]
-    if why is not None:
-        meta.setdefault("missing", {}).update(not_read(why))
-        _record(report, "why TSTR on the whole synthetic set is not read (utility.release.*)", samples_check=check)
-        return _saved(model_dir, report), f"not read: {why}"
-    seeds = tuple(int(s) for s in arrays["utility/seeds"])
+    seeds = tuple(int(s) for s in stored[0])
     config = EncoderConfig(**(meta.get("config") or {}).get("encoder", {}))
-    trtr = arrays["utility/trtr/holdout_predictions"]
+    trtr = stored[1]
     real = [(r, r) for r in (classification_result(y, p, n_classes) for p in trtr)]  # TRTS is not read here
     release = [release_seed(samples.images, samples.labels, None, train, util.images[rows], y, n_classes, config, s)
                for s in seeds]

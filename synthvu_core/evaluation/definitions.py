@@ -125,7 +125,8 @@ def _release_definition(parts: list[str]) -> str:
                 "evaluation's synthetic set with the real train split's label distribution.")
     where = (" Here the TSTR classifier of each seed trains on the whole synthetic set (the largest subset with the "
              "real train split's label distribution; read where it holds at least twice the real train split), not on "
-             "the real train split's size: how useful a large release is, beside TSTR proper.")
+             "the real train split's size: how useful a large release is, beside TSTR proper. A ratio of it is not "
+             "comparable with the study's, which is of equal sizes.")
     return definition(".".join(["utility", *parts[2:]])) + where
 
 

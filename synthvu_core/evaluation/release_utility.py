@@ -17,47 +17,58 @@ verdicts stay on TSTR.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.utility import (
     ClassificationResult,
-    _take,
-    _tstr,
+    class_recall,
+    interval_cell,
     matched_synthetic_subset,
+    report_chance,
+    tstr_seed,
     utility_result,
 )
 
-#: The reading is made where the whole-set subset holds at least this many times the real train split's VUs.
-MIN_FACTOR = 2
+#: The reading is made where the whole-set subset holds at least this many times the real train split's VUs: a
+#: release much larger than the data it stands in for (below it, TSTR already trains on a comparable number, and
+#: the reading would cost the evaluation as many classifiers again).
+MIN_FACTOR = 5
 PREFIX = "utility.release."
 ARRAY_PREFIX = "utility/release/"
 
 
+def _counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    y = np.asarray(labels)
+    return np.bincount(y[(y >= 0) & (y < n_classes)], minlength=n_classes)
+
+
+def release_counts(train_labels: np.ndarray, pool_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """VUs per class of the whole-set subset: the real train split's counts scaled up to what the pool's rarest
+    needed class allows, each floored (zeros where the real split holds none of the classes)."""
+    need, have = _counts(train_labels, n_classes), _counts(pool_labels, n_classes)
+    wanted = need > 0
+    if not wanted.any():
+        return np.zeros(n_classes, dtype=np.int64)
+    factor = float(np.min(have[wanted] / need[wanted]))
+    return np.where(wanted, np.floor(need * factor), 0).astype(np.int64)
+
+
 def release_subset(train_labels: np.ndarray, pool_labels: np.ndarray, n_classes: int, seed: int = 0) -> np.ndarray:
-    """Indices into the pool: the real train split's label distribution, scaled up to as many VUs as the pool's
-    rarest needed class allows (each count floored), drawn without replacement with ``seed``."""
-    y = np.asarray(train_labels)
-    need = np.bincount(y[y >= 0], minlength=n_classes)
-    pool = np.asarray(pool_labels)
-    have = np.bincount(pool[(pool >= 0) & (pool < n_classes)], minlength=n_classes)
-    wanted = [c for c in range(n_classes) if need[c] > 0]
-    if not wanted:
-        return np.empty(0, dtype=np.int64)
-    factor = min(have[c] / need[c] for c in wanted)
-    scaled = np.where(need > 0, np.floor(need * factor), 0).astype(np.int64)
-    return matched_synthetic_subset(np.repeat(np.arange(n_classes), scaled), pool, n_classes, seed=seed)
+    """Indices into the pool with :func:`release_counts` VUs of each class, drawn without replacement with ``seed``."""
+    counts = release_counts(train_labels, pool_labels, n_classes)
+    return matched_synthetic_subset(np.repeat(np.arange(n_classes), counts), pool_labels, n_classes, seed=seed)
 
 
 def release_size(train_labels: np.ndarray, pool_labels: np.ndarray, n_classes: int) -> tuple[int, str | None]:
     """``(size of the whole-set subset, why it is not read or None)``."""
-    n_real = int((np.asarray(train_labels) >= 0).sum())
-    size = len(release_subset(train_labels, pool_labels, n_classes))
+    n_real = int(_counts(train_labels, n_classes).sum())
+    size = int(release_counts(train_labels, pool_labels, n_classes).sum())
     if n_real == 0 or size < MIN_FACTOR * n_real:
         return size, (f"the synthetic set gives {size} VUs with the real train split's label distribution, fewer than "
-                      f"{MIN_FACTOR} times its {n_real}: the reading would repeat TSTR")
+                      f"{MIN_FACTOR} times its {n_real}: not a release much larger than the data, and TSTR already "
+                      "trains on a comparable number")
     return size, None
 
 
@@ -73,12 +84,9 @@ def release_seed(
     seed: int,
 ) -> tuple[ClassificationResult, int]:
     """One utility seed's classifier trained on :func:`release_subset` (drawn with ``seed``), scored on the holdout:
-    ``(result, subset size)``."""
-    subset = release_subset(train_labels, pool_labels, n_classes, seed=seed)
-    extra_images = tstr_extra[0] if tstr_extra is not None else None
-    res = _tstr(_take(synthetic_images, extra_images, subset), pool_labels[subset], holdout_images, holdout_labels,
-                n_classes, config, seed)
-    return res, int(len(subset))
+    ``(result, subset size)``; :func:`~synthvu_core.evaluation.utility.tstr_seed` with that subset."""
+    return tstr_seed(synthetic_images, pool_labels, tstr_extra, train_labels, holdout_images, holdout_labels,
+                     n_classes, config, seed, subset_of=release_subset)
 
 
 def release_part(
@@ -116,30 +124,40 @@ def not_read(reason: str) -> dict[str, str]:
 
 
 def release_text(
-    scalars: Mapping[str, Any], arrays: Mapping[str, np.ndarray], classes: list[str], missing: Mapping[str, str]
+    scalars: Mapping[str, float | None], arrays: Mapping[str, np.ndarray], classes: list[str],
+    missing: Mapping[str, str],
 ) -> str | None:
     """One sentence for the CLI, the card and the dashboard: the reading, or why it was not made; None for a report
-    made before it."""
-    from synthvu_core.evaluation.utility import interval_cell
-
+    made before it. Per class it names the classes whose recall is at or below chance, and how many rest on one
+    holdout patient (no interval)."""
     value = scalars.get(PREFIX + "tstr.balanced_accuracy")
     if value is None:
         why = missing.get(PREFIX + "tstr.balanced_accuracy")
         return None if why is None else f"TSTR on the whole synthetic set: not read ({why})."
-    recall = arrays.get(ARRAY_PREFIX + "recall")
-    ratio = scalars.get(PREFIX + "tstr_over_trtr")
+    chance = report_chance(scalars, arrays.get("utility/trtr/recall"))
     n = int(scalars.get(PREFIX + "n_synthetic") or 0)
-    chance = scalars.get("utility.chance")
-    tstr = interval_cell(value, scalars.get(PREFIX + "tstr.balanced_accuracy_ci_low"),
-                         scalars.get(PREFIX + "tstr.balanced_accuracy_ci_high"))
-    text = f"Trained on the whole synthetic set ({n:,} VUs, the real train split's class mix): TSTR {tstr}"
-    if ratio is not None:
-        text += ", TSTR/TRTR " + interval_cell(ratio, scalars.get(PREFIX + "tstr_over_trtr_ci_low"),
-                                              scalars.get(PREFIX + "tstr_over_trtr_ci_high"))
-    if chance is not None:
-        text += f" (chance {chance:.3f})"
-        low = [] if recall is None else [c for c, r in zip(classes, recall) if np.isfinite(r) and r <= chance]
-        text += "; every class above chance" if recall is not None and not low else (
-            f"; at or below chance: {', '.join(low)}" if low else "")
-    return text + ". A reading of a large release beside TSTR, which trains on as many VUs as the real split holds."
 
+    def cell(key: str) -> str:
+        return interval_cell(float(scalars[key]), scalars.get(key + "_ci_low"), scalars.get(key + "_ci_high"),
+                             missing.get(key + "_ci_low"))
+
+    text = f"Trained on the whole synthetic set ({n:,} VUs, the real train split's class mix): TSTR "
+    text += cell(PREFIX + "tstr.balanced_accuracy")
+    if scalars.get(PREFIX + "tstr_over_trtr") is not None:
+        text += ", TSTR/TRTR " + cell(PREFIX + "tstr_over_trtr")
+    text += "" if chance is None else f" (chance {chance:.3f})" + _class_part(arrays, classes, chance)
+    return text + (". A reading of a large release beside TSTR, which trains on as many VUs as the real split holds "
+                   "(the goal, the label and the verdicts stay on TSTR).")
+
+
+def _class_part(arrays: Mapping[str, np.ndarray], classes: list[str], chance: float) -> str:
+    """``"; at or below chance: X"`` or ``"; every class's recall above chance"``, with how many classes rest on one
+    holdout patient."""
+    rows = class_recall(arrays, "release")
+    if rows is None:
+        return ""
+    present = [(classes[i] if i < len(classes) else str(i), r) for i, r in enumerate(rows) if r.recall is not None]
+    low = [name for name, r in present if r.recall <= chance]
+    one = sum(1 for _, r in present if r.n_patients == 1)
+    text = f"; at or below chance: {', '.join(low)}" if low else "; every class's recall above chance"
+    return text + (f" ({one} of {len(present)} classes on one holdout patient, no interval)" if one else "")

@@ -827,7 +827,7 @@ STAGES: tuple[tuple[str, StageFn], ...] = (
 #: Expected CPU seconds of each kind of task on the 2,000 x 5,000 benchmark (cold): a scheduling hint only.
 TASK_COSTS: dict[str, float] = {
     "classifier": 7.0, "holdout_embedding": 0.3, "tstr": 9.0, "trtr": 2.3, "utility": 0.5, "fidelity": 2.0,
-    "release": 9.0,  # none on that benchmark (too few samples for the reading); as a TSTR seed or more on own data
+    "release": 9.0,  # not read where the samples are under 5 times the real train split; more on small own data
     "overlay_fit": 11.0, "embeddings": 2.0, "design": 0.2, "attack_encoder": 6.0, "attack_umap": 4.0,
     "attack_join": 0.1, "privacy": 17.0, "graded": 4.0, "realistic": 3.5, "independent": 17.0, "controls": 0.5,
     "dp": 0.0,

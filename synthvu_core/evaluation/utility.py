@@ -25,7 +25,7 @@ predicted). With fewer than two classes nothing is classified: metrics are None 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -535,13 +535,16 @@ def tstr_seed(
     n_classes: int,
     config: EncoderConfig,
     seed: int,
+    subset_of: Callable[..., np.ndarray] | None = None,
 ) -> tuple[ClassificationResult, int]:
     """TSTR of one classifier seed: ``(result on the holdout, size of the matched synthetic training subset)``.
 
     The subset (drawn with ``seed`` from ``pool_labels``, :func:`tstr_pool_labels`) has the real train split's
-    label distribution; the classifier is trained on it with ``seed``. Needs no real classifier.
+    label distribution; the classifier is trained on it with ``seed``. Needs no real classifier. ``subset_of``
+    (``(train_labels, pool_labels, n_classes, seed=)`` -> indices) draws another subset:
+    :func:`matched_synthetic_subset` (the real split's size) unless given.
     """
-    subset = matched_synthetic_subset(train_labels, pool_labels, n_classes, seed=seed)
+    subset = (subset_of or matched_synthetic_subset)(train_labels, pool_labels, n_classes, seed=seed)
     extra_images = tstr_extra[0] if tstr_extra is not None else None
     res = _tstr(_take(synthetic_images, extra_images, subset), pool_labels[subset], holdout_images, holdout_labels,
                 n_classes, config, seed)

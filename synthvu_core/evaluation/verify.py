@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,20 +88,19 @@ def differences(
     return out
 
 
-def _predates_release_reading(saved: Report, dataset: VUDataset | str | Path) -> bool:
-    """Whether ``saved`` holds neither TSTR on the whole synthetic set nor why not, where a re-run on ``dataset`` (a
-    ``VUDataset`` or folder) would read it (:func:`~synthvu_core.evaluation.release_utility.release_size` on the
-    report's synthetic class counts)."""
+def _predates_release_reading(saved: Report, utility_dataset: Callable[[], VUDataset]) -> bool:
+    """Whether ``saved`` holds neither TSTR on the whole synthetic set nor why not, where a re-run would read it
+    (:func:`~synthvu_core.evaluation.release_utility.release_size` on the report's synthetic class counts and the
+    train split of the utility dataset as ``evaluate`` uses it, resolved by ``utility_dataset`` only where needed)."""
     import numpy as np
 
-    from synthvu_core.data.dataset import VUDataset
     from synthvu_core.evaluation.release_utility import PREFIX, release_size
 
     key, meta = PREFIX + "tstr.balanced_accuracy", saved.meta
     counts, classes = meta.get("synthetic_class_counts"), meta.get("classes")
     if key in saved.scalars or key in (meta.get("missing") or {}) or counts is None or not classes:
         return False
-    ds = dataset if isinstance(dataset, VUDataset) else VUDataset.load(dataset)
+    ds = utility_dataset()
     train = ds.labels(str(meta.get("scheme", "region")), list(classes))[ds.indices("train")]
     pool = np.repeat(np.arange(len(counts)), np.asarray(counts, dtype=np.int64))
     return release_size(train, pool, len(classes))[1] is None
@@ -134,7 +133,7 @@ def verify_report(
         progress: show progress bars.
     """
     from synthvu_core.data.build import dataset_of_card
-    from synthvu_core.evaluation.report import EvaluationConfig, evaluate_generator
+    from synthvu_core.evaluation.report import EvaluationConfig, evaluate_generator, evaluation_datasets
     from synthvu_core.evaluation.source_utility import has_source_reading, holdout_has_sources
     from synthvu_core.models.registry import load_card
     from synthvu_core.names import REPORT_DIR
@@ -150,7 +149,7 @@ def verify_report(
     card = load_card(model_dir)
     if dataset is None:
         dataset = dataset_of_card(card, model_dir, command="report verify")
-    if _predates_release_reading(saved, dataset):  # a re-run would add it
+    if _predates_release_reading(saved, lambda: evaluation_datasets(model_dir, card, dataset)[1]):  # a re-run adds it
         raise ReportError(f"{model_dir}: the saved report predates TSTR on the whole synthetic set; add it on the same "
                           f"samples first (`python -m synthvu_core report amend {model_dir.name} --dataset DIR`), "
                           "then verify")
