@@ -172,9 +172,9 @@ def add_release_utility(model_dir: str | Path, dataset: VUDataset | str | Path |
 def _amend_release(model_dir: Path, report: Report, dataset: VUDataset | str | Path | None) -> tuple[Report, str]:
     from synthvu_core.evaluation.definitions import definition
     from synthvu_core.evaluation.encoder import EncoderConfig
-    from synthvu_core.evaluation.release_utility import not_read, release_part, release_seed, release_size
+    from synthvu_core.evaluation.release_utility import not_read, release_part, release_size, release_subset
     from synthvu_core.evaluation.report import evaluation_datasets
-    from synthvu_core.evaluation.utility import classification_result
+    from synthvu_core.evaluation.utility import classification_result, tstr_seed
     from synthvu_core.models.registry import load_card, load_generator
     from synthvu_core.models.sampling import sample_uint8
 
@@ -199,8 +199,8 @@ def _amend_release(model_dir: Path, report: Report, dataset: VUDataset | str | P
     config = EncoderConfig(**(meta.get("config") or {}).get("encoder", {}))
     trtr = stored[1]
     real = [(r, r) for r in (classification_result(y, p, n_classes) for p in trtr)]  # TRTS is not read here
-    release = [release_seed(samples.images, samples.labels, None, train, util.images[rows], y, n_classes, config, s)
-               for s in seeds]
+    release = [tstr_seed(samples.images, samples.labels, None, train, util.images[rows], y, n_classes, config, s,
+                         subset_of=release_subset) for s in seeds]
     groups = arrays.get("utility/holdout_patient")
     scalars, why_missing, more = release_part(real, release, train, y, n_classes, seeds, groups)
     report.scalars.update(scalars)

@@ -6,12 +6,13 @@ thousands of VUs, not as many as the patients gave. On a small dataset the two r
 trained on a few dozen samples sees a few of each level, the one trained on the whole synthetic set sees the
 generator's spread. This module reads the second, with the same classifier definition, seeds, holdout and
 intervals as TSTR: per utility seed ``s`` a classifier is trained with seed ``s`` on the largest subset of the
-synthetic set (and ``tstr_extra``) with the real train split's label distribution (:func:`release_subset`), and
-scored on the real holdout. TSTR/TRTR is read against the same TRTR classifiers.
+synthetic set (and ``tstr_extra``) with the real train split's label distribution (:func:`release_subset`, given
+to :func:`~synthvu_core.evaluation.utility.tstr_seed` as its ``subset_of``), and scored on the real holdout.
+TSTR/TRTR is read against the same TRTR classifiers.
 
-It is read only where that subset holds at least :data:`MIN_FACTOR` times the real train split (a phantom cohort
-of thousands of train VUs gains nothing over TSTR), and it never replaces TSTR: the goal line, the labels and the
-verdicts stay on TSTR.
+It is read only where that subset holds at least :data:`MIN_FACTOR` times the real train split (below that, TSTR
+already trains on a comparable number), and it never replaces TSTR: the goal line, the labels and the verdicts stay
+on TSTR.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from synthvu_core.evaluation.encoder import EncoderConfig
 from synthvu_core.evaluation.utility import (
     ClassificationResult,
     class_recall,
     interval_cell,
     matched_synthetic_subset,
     report_chance,
-    tstr_seed,
     utility_result,
 )
 
@@ -70,23 +69,6 @@ def release_size(train_labels: np.ndarray, pool_labels: np.ndarray, n_classes: i
                       f"{MIN_FACTOR} times its {n_real}: not a release much larger than the data, and TSTR already "
                       "trains on a comparable number")
     return size, None
-
-
-def release_seed(
-    synthetic_images: np.ndarray,
-    pool_labels: np.ndarray,
-    tstr_extra: tuple[np.ndarray, np.ndarray] | None,
-    train_labels: np.ndarray,
-    holdout_images: np.ndarray,
-    holdout_labels: np.ndarray,
-    n_classes: int,
-    config: EncoderConfig,
-    seed: int,
-) -> tuple[ClassificationResult, int]:
-    """One utility seed's classifier trained on :func:`release_subset` (drawn with ``seed``), scored on the holdout:
-    ``(result, subset size)``; :func:`~synthvu_core.evaluation.utility.tstr_seed` with that subset."""
-    return tstr_seed(synthetic_images, pool_labels, tstr_extra, train_labels, holdout_images, holdout_labels,
-                     n_classes, config, seed, subset_of=release_subset)
 
 
 def release_part(

@@ -304,16 +304,16 @@ def utility_tstr_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
 def utility_release_seed(ctx: EvaluationContext, job: Job, i: int) -> None:
     """TSTR of utility seed ``i`` trained on the whole synthetic set (where it is read), into
     ``job.state["utility_release"]``."""
-    from synthvu_core.evaluation.release_utility import release_seed, release_size
-    from synthvu_core.evaluation.utility import tstr_pool_labels
+    from synthvu_core.evaluation.release_utility import release_size, release_subset
+    from synthvu_core.evaluation.utility import tstr_pool_labels, tstr_seed
 
     util = job.utility_dataset or job.dataset
     pool = tstr_pool_labels(job.labels, job.tstr_extra)
     train = ctx.labels[ctx.util_train]
     if release_size(train, pool, len(ctx.classes))[1] is None:
-        job.state["utility_release"][i] = release_seed(
+        job.state["utility_release"][i] = tstr_seed(
             job.images, pool, job.tstr_extra, train, util.images[ctx.util_holdout], ctx.labels[ctx.util_holdout],
-            len(ctx.classes), job.config.encoder, job.config.utility_seeds[i],
+            len(ctx.classes), job.config.encoder, job.config.utility_seeds[i], subset_of=release_subset,
         )
 
 
