@@ -31,6 +31,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_train_run(t)
     _add_train_small_data(t)
     _add_train_views(t)
+    _add_train_jitter(t)
     _add_train_augment(t)
     _add_train_private(t)
     _add_train_diffusion(t)
@@ -179,6 +180,26 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_train_jitter(t: argparse.ArgumentParser) -> None:
+    """``train``: the real-only in-plane jitter of the real VUs the discriminator sees (as ``--mirror``)."""
+    t.add_argument(
+        "--rotate",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="rotate each real VU in-plane by up to DEG degrees (uniform, every slice alike) before the "
+        "discriminator sees it, real VUs only as --mirror (default: 0, off); not under DP",
+    )
+    t.add_argument(
+        "--rescale",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="scale each real VU in-plane by 1 + U(-FRAC, FRAC) before the discriminator sees it, real VUs only "
+        "(default: 0, off); not under DP",
+    )
+
+
 def _add_train_views(t: argparse.ArgumentParser) -> None:
     """``train``: what the discriminator sees (low-pass, augmentation, mirroring), its losses, and the release."""
     t.add_argument(
@@ -220,22 +241,6 @@ def _add_train_views(t: argparse.ArgumentParser) -> None:
         default=None,
         help="reverse the slice order of each real VU with probability 1/2 (the same VU seen from the other side; "
         "default: on for a fine-tune without DP on your own dataset, else off)",
-    )
-    t.add_argument(
-        "--rotate",
-        type=float,
-        default=None,
-        metavar="DEG",
-        help="rotate each real VU in-plane by up to DEG degrees (uniform, every slice alike) before the "
-        "discriminator sees it, real VUs only as --mirror (default: 0, off); not under DP",
-    )
-    t.add_argument(
-        "--rescale",
-        type=float,
-        default=None,
-        metavar="FRAC",
-        help="scale each real VU in-plane by 1 + U(-FRAC, FRAC) before the discriminator sees it, real VUs only "
-        "(default: 0, off); not under DP",
     )
     t.add_argument(
         "--aux-weight",
