@@ -40,7 +40,7 @@ ARCHITECTURES: tuple[str, ...] = ("default", "pgan")
 
 
 #: D's output heads (module names): real/fake logit and class logits; the rest of D is its body.
-D_HEADS = ("adv_head", "class_head", "source_head", "projection", "twin_head")
+D_HEADS = ("adv_head", "class_head", "source_head", "projection", "source_projection", "twin_head")
 
 
 @dataclass
@@ -86,6 +86,13 @@ class ACGANConfig:
     # spaced over the second half of training (the last one included) and draws each VU from one of them, chosen by
     # its noise (:class:`SnapshotEnsemble`); training itself is unchanged.
     snapshots: int = 1
+    # The source as style (a source-conditioned G and D only): ``source_stages`` N > 0 gives the source's scale and
+    # shift to G's last N hidden stages only (0: every stage), so the coarse anatomy of a level is learnt from the VUs
+    # of every source and the source sets contrast and texture; ``split_projection`` gives D's projection a class
+    # embedding plus a source embedding instead of one per (class, source) pair, so D judges a VU's level from every
+    # source's VUs of that level. A source with few patients then borrows the level's anatomy from the others.
+    source_stages: int = 0
+    split_projection: bool = False
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
@@ -111,6 +118,15 @@ class ACGANConfig:
         self.snapshots = int(self.snapshots)
         if self.snapshots > 1 and self.latent_dim < 2:
             raise ValueError("a snapshot ensemble needs a noise of at least 2 coordinates (one picks the member)")
+        if isinstance(self.source_stages, bool) or int(self.source_stages) != self.source_stages or not (
+            0 <= self.source_stages <= stages(self.shape)
+        ):
+            raise ValueError(f"source stages must be a whole number from 0 (every stage) to G's {stages(self.shape)} "
+                             f"hidden stages, got {self.source_stages}")
+        self.source_stages = int(self.source_stages)
+        self.split_projection = bool(self.split_projection)
+        if self.split_projection and not self.projection:
+            raise ValueError("a split projection splits D's projection: it needs the projection (--projection)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -122,6 +138,9 @@ class ACGANConfig:
             del d["snapshots"]
         if not self.twin:  # likewise
             del d["twin"]
+        for key in ("source_stages", "split_projection"):  # likewise
+            if not d[key]:
+                del d[key]
         return d
 
     @classmethod
@@ -264,6 +283,12 @@ class Generator(nn.Module):
             self.modulation = nn.ModuleList(ClassModulation(config.n_classes, w) for w in widths)
         if config.n_sources:
             self.source_modulation = nn.ModuleList(ClassModulation(config.n_sources, w) for w in widths)
+        #: the first hidden stage the source modulates (``config.source_stages``; 0 = every stage); the stages before
+        #: keep their (unused) modulation so that weights keep their names, frozen: no gradient ever reaches them
+        self._first_source_stage = k - config.source_stages if config.source_stages else 0
+        if config.n_sources:
+            for unused in self.source_modulation[: self._first_source_stage]:
+                unused.requires_grad_(False)
         #: the source every sample gets when none is passed (``sample --source``); None = drawn from the prior
         self.fixed_source: int | None = None
 
@@ -301,7 +326,7 @@ class Generator(nn.Module):
             stage = self._modulated.get(position)
             if stage is not None:
                 h = self.modulation[stage](h, cond)
-                if sources is not None:
+                if sources is not None and stage >= self._first_source_stage:
                     h = self.source_modulation[stage](h, sources)
         return gaussian_blur(h, self.config.smooth)
 
@@ -395,8 +420,13 @@ class Discriminator(nn.Module):
             self.source_head = nn.Conv2d(prev, config.n_sources, 4, 1, 0)
         if config.projection:
             side = h // 2 ** len(widths)
-            self.projection = nn.Embedding(config.n_classes * max(config.n_sources, 1), prev * side * side)
+            split = config.split_projection and config.n_sources
+            rows = config.n_classes * (1 if split else max(config.n_sources, 1))
+            self.projection = nn.Embedding(rows, prev * side * side)
             nn.init.zeros_(self.projection.weight)
+            if split:
+                self.source_projection = nn.Embedding(config.n_sources, prev * side * side)
+                nn.init.zeros_(self.source_projection.weight)
         if config.twin:
             self.twin_head = nn.Conv2d(prev, config.n_classes, 4, 1, 0)
 
@@ -413,10 +443,18 @@ class Discriminator(nn.Module):
             cls = torch.cat([cls, self.source_head(h).flatten(1)], dim=1)
         adv = self.adv_head(h).flatten(1)[:, 0]
         if self.config.projection and labels is not None:
-            adv = adv + (self.projection(labels.long()) * h.flatten(1)).sum(1)
+            adv = adv + (self._label_embedding(labels.long()) * h.flatten(1)).sum(1)
         if twin:
             return adv, cls, self.twin_head(h).flatten(1)
         return adv, cls
+
+    def _label_embedding(self, labels: torch.Tensor) -> torch.Tensor:
+        """The projection's embedding of joint labels ``class + K * source``: one row per pair, or with
+        ``split_projection`` the class's row plus the source's."""
+        if not hasattr(self, "source_projection"):
+            return self.projection(labels)
+        k = self.config.n_classes
+        return self.projection(labels % k) + self.source_projection(labels // k)
 
 
 def build(config: ACGANConfig, seed: int = 0) -> tuple[Generator, Discriminator]:

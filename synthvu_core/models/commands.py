@@ -139,6 +139,23 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         "sources, else off)",
     )
     t.add_argument(
+        "--source-stages",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --condition-source, the source scales and shifts only the generator's last N hidden stages "
+        "(contrast and texture), so each level's coarse anatomy is learnt from every source's VUs (default: 0, "
+        "every stage; or the prior's)",
+    )
+    t.add_argument(
+        "--split-projection",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --condition-source and --projection, D's projection embeds the class and the source apart "
+        "(summed) instead of each (class, source) pair, so each level is judged from every source's VUs "
+        "(default: off, or the prior's)",
+    )
+    t.add_argument(
         "--balance-classes",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -569,7 +586,8 @@ def _command_line(options: dict) -> str:
     private = options.get("target_epsilon") is not None or options.get("noise_multiplier") is not None
     dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in options.items():
-        negatable = ("clip_generated", "condition_source", "projection", "mirror", "balance_classes", "twin_classifier")
+        negatable = ("clip_generated", "condition_source", "projection", "mirror", "balance_classes", "twin_classifier",
+                     "split_projection")
         if key in negatable and value is False:
             parts.append("--no-" + key.replace("_", "-"))
             continue

@@ -97,6 +97,10 @@ class ArchOverrides:
             (TAC-GAN; :class:`synthvu_core.models.acgan.ACGANConfig`); a new head, so a fine-tune may add it.
         snapshots: members of the released snapshot ensemble (:func:`snapshot_steps`; what is released, not how it
             is trained, so a fine-tune may set it; under DP post-processing of the same run, no extra privacy cost).
+        source_stages: G's last hidden stages that the source modulates (0: every stage); which zero-initialised
+            modulations are applied, so a fine-tune may set it.
+        split_projection: D's projection as a class embedding plus a source embedding (zero-initialised, so a
+            fine-tune may set it).
     """
 
     lr: float | None = None
@@ -109,6 +113,8 @@ class ArchOverrides:
     smooth: float | None = None
     snapshots: int | None = None
     twin: bool | None = None
+    source_stages: int | None = None
+    split_projection: bool | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -256,6 +262,12 @@ class TrainConfig:
             raise SelectionError(f"--aux-weight must be a number in [0, 1000], got {o.aux_weight:g}")
         if self.balance_classes and self.dp is not None:
             raise SelectionError("--balance-classes cannot be private: its weights count private VUs per class")
+        if o.source_stages is not None and o.source_stages < 0:
+            raise SelectionError(f"--source-stages must be 0 (every stage) or more, got {o.source_stages}")
+        for flag, value in (("--source-stages", o.source_stages), ("--split-projection", o.split_projection)):
+            if value and not self.condition_source:
+                raise SelectionError(f"{flag} shapes the source conditioning: it needs --condition-source (a dataset "
+                                     "of two or more sources)")
         if self.balance_sources and (self.dp is not None or not self.condition_source):
             raise SelectionError("balancing sources needs --condition-source and no DP (its weights count VUs)")
         if self.condition_source and self.dp is not None and not self.source_names:
@@ -363,7 +375,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     over = ArchOverrides(lr=a.pop("lr", None), width=a.pop("width", None), d_width=a.pop("d_width", None),
                          g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
                          projection=a.pop("projection", None), smooth=a.pop("smooth", None),
-                         snapshots=a.pop("snapshots", None), twin=a.pop("twin_classifier", None))
+                         snapshots=a.pop("snapshots", None), twin=a.pop("twin_classifier", None),
+                         source_stages=a.pop("source_stages", None), split_projection=a.pop("split_projection", None))
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -890,13 +903,16 @@ class Trainer:
             return replace(arch, **source)
         if self.init_card["architecture"].get("n_sources"):
             self._check_same_conditions(self.init_card)
+            self._check_same_projection(self.init_card)
 
         from synthvu_core.models.registry import architecture_config
 
         arch = architecture_config(self.init_card)
-        # losses, their weights and steps, and the zero-initialised projection: not the architecture, a fine-tune
-        # may set them (aux_fake says which VUs D's class loss counts, not what D is)
-        weights = ("lr", "aux_weight", "aux_fake", "projection", "smooth", "snapshots", "twin")
+        # losses, their weights and steps, the zero-initialised projection (joint or split) and which stages the
+        # zero-initialised source modulations reach: not the architecture, a fine-tune may set them (aux_fake says
+        # which VUs D's class loss counts, not what D is)
+        weights = ("lr", "aux_weight", "aux_fake", "projection", "smooth", "snapshots", "twin", "source_stages",
+                   "split_projection")
         clash = [k for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v]
         if clash:
             drop = ", ".join(f"{ARCH_FLAGS[k]} (the prior's: {getattr(arch, k)})" for k in clash)
@@ -916,6 +932,18 @@ class Trainer:
                 f"classes and sources (it has {', '.join(card['classes'])} x {', '.join(card.get('sources') or [])}; "
                 f"this run {', '.join(self.classes)} x {', '.join(self.sources) or 'no sources'})"
             )
+
+    def _check_same_projection(self, card: dict[str, Any]) -> None:
+        """A source-conditioned starting point with a projection: only for a run whose projection is laid out alike
+        (one embedding per (class, source) pair, or split into class and source), its rows then taken as they are."""
+        arch = card["architecture"]
+        split = self.config.overrides.split_projection
+        if not arch.get("projection") or split is None or bool(split) == bool(arch.get("split_projection")):
+            return
+        have = "split into class and source" if arch.get("split_projection") else "one per (class, source) pair"
+        want = "--no-split-projection" if arch.get("split_projection") else "--split-projection"
+        raise SelectionError(f"{self.config.init_from}: its projection embeds labels {have}; it cannot start a run "
+                             f"with {'--split-projection' if split else '--no-split-projection'} (drop {want})")
 
     def _build_modules(self) -> None:
         from synthvu_core.models import acgan
@@ -937,7 +965,7 @@ class Trainer:
                 if not self.arch.twin:  # --no-twin-classifier on a prior trained with it
                     state = {k: v for k, v in state.items() if not k.startswith("twin_head.")}
                 missing, unexpected = module.load_state_dict(state, strict=False)
-                new = ("source_modulation.", "source_head.", "projection.", "twin_head.")
+                new = ("source_modulation.", "source_head.", "projection.", "source_projection.", "twin_head.")
                 if unexpected or any(not k.startswith(new) for k in missing):
                     odd = (missing + unexpected)[0]
                     raise SelectionError(f"{folder}: its weights do not fit this architecture ({odd})")
