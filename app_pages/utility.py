@@ -9,6 +9,7 @@ from dashboard.summary import (
     UTILITY_SETTINGS,
     chance_text,
     fmt,
+    missing_lines,
     usefulness_box,
     utility_rows,
     with_ci,
@@ -44,9 +45,8 @@ def render(sel: frame.Selection) -> None:
     cols[3].caption(with_ci(rep, RATIO_KEY))
     st.dataframe(utility_rows(rep), hide_index=True, width="stretch")
     st.plotly_chart(utility_figure(rep), width="stretch", config=style.plot_config(), key="utility_bars")
-    missing = rep.missing_of("utility")
-    for k, why in missing.items():
-        st.caption(f"`{k}` not measured: {why}")
+    for line in missing_lines(rep.missing_of("utility")):
+        st.caption(line)
 
     st.subheader("Confusion matrices")
     figs = [(s, confusion_figure(rep, s, sel.classes)) for s in UTILITY_SETTINGS]

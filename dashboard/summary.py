@@ -9,6 +9,7 @@ Everything here reads numbers and verdicts the evaluation already wrote (``meta[
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -472,6 +473,20 @@ def release_sentence(view: ReportView, classes: list[str]) -> str:
     from synthvu_core.evaluation.release_utility import release_text
 
     return release_text(view.scalars, view.arrays, classes, view.meta.get("missing") or {}) or ""
+
+
+def missing_lines(missing: Mapping[str, str]) -> list[str]:
+    """One line per reason a report gives for numbers it does not hold: the numbers that share a reason named once,
+    by their common prefix (``utility.release.*``, 11 numbers), so one reason is not repeated for each of them."""
+    by_reason: dict[str, list[str]] = {}
+    for key, why in missing.items():
+        by_reason.setdefault(str(why), []).append(key)
+    lines = []
+    for why, keys in by_reason.items():
+        prefix = os.path.commonprefix(keys).rsplit(".", 1)[0]
+        label = f"`{keys[0]}`" if len(keys) == 1 else f"`{prefix}.*` ({len(keys)} numbers)"
+        lines.append(f"{label} not measured: {why}")
+    return lines
 
 
 def chance_text(view: ReportView) -> str:

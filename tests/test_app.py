@@ -716,3 +716,20 @@ def test_an_inconclusive_verdict_names_its_level_once(monkeypatch):
     frame.show_verdict("inconclusive", "Not enough patients to tell")
     assert shown[0].lower().count("inconclusive") == 1 and "the design has 5 member" in shown[0]
     assert "Not enough patients to tell" in shown[1]
+
+
+@pytest.mark.skipif("acgan-phantom" not in SHIPPED, reason="the shipped acgan-phantom is not installed")
+def test_utility_names_each_reason_for_a_missing_number_once(monkeypatch) -> None:
+    """The shipped phantom report gives one reason for the 11 numbers of TSTR on the whole synthetic set: the
+    Utility page says it once, for the group, not once per number."""
+    from dashboard.summary import missing_lines
+
+    monkeypatch.delenv("SYNTHVU_MODELS", raising=False)
+    monkeypatch.delenv("SYNTHVU_PUBLIC", raising=False)
+    at = visit(start("acgan-phantom"), "utility")
+    no_exception(at, "utility")
+    lines = [c.value for c in at.caption if "not measured:" in c.value]
+    release = [line for line in lines if line.startswith("`utility.release.")]
+    assert len(release) == 1 and release[0].startswith("`utility.release.*` (11 numbers) not measured: the synthetic")
+    assert len(lines) == len(set(line.split("not measured: ", 1)[1] for line in lines))  # no reason said twice
+    assert missing_lines({"utility.trts.auc": "why"}) == ["`utility.trts.auc` not measured: why"]
