@@ -90,7 +90,8 @@ class ACGANConfig:
     # shift to G's last N hidden stages only (0: every stage), so the coarse anatomy of a level is learnt from the VUs
     # of every source and the source sets contrast and texture; ``split_projection`` gives D's projection a class
     # embedding plus a source embedding instead of one per (class, source) pair, so D judges a VU's level from every
-    # source's VUs of that level. A source with few patients then borrows the level's anatomy from the others.
+    # source's VUs of that level. Both are meant to let a source with few patients borrow a level's anatomy from the
+    # others; on the real lumbar MRI they moved TSTR between the sources without raising it (docs/real-data.md).
     source_stages: int = 0
     split_projection: bool = False
 

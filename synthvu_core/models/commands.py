@@ -144,8 +144,8 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="with --condition-source, the source scales and shifts only the generator's last N hidden stages "
-        "(contrast and texture), so each level's coarse anatomy is learnt from every source's VUs (default: 0, "
-        "every stage; or the prior's)",
+        "(contrast and texture), meant to let each level's coarse anatomy be learnt from every source's VUs "
+        "(default: 0, every stage; or the prior's; measured on real lumbar MRI in docs/real-data.md)",
     )
     t.add_argument(
         "--split-projection",
