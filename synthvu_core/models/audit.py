@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.acgan import Discriminator
-    from synthvu_core.models.training import TrainConfig
+    from synthvu_core.models.training import TrainConfig, Trainer
 
 AUDIT_FILE = "audit.json"
 METHOD = ("one-run audit (Steinke, Nasr & Jagielski 2023): canary patients with one out-of-distribution VU each and a "
@@ -192,7 +192,7 @@ def canary_losses(D: Discriminator, x: torch.Tensor, y: torch.Tensor) -> tuple[n
         return bce.cpu().numpy(), F.cross_entropy(cls, y, reduction="none").cpu().numpy()
 
 
-def canary_gradients(trainer: Any, x: torch.Tensor, y: torch.Tensor, chunk: int = 50) -> torch.Tensor:
+def canary_gradients(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, chunk: int = 50) -> torch.Tensor:
     """``[m, P]`` gradient of D's real-VU loss on each canary at D's start, over the privately trained parameters,
     with the canaries' mean gradient taken out (a common direction says nothing about one canary)."""
     import torch
@@ -212,7 +212,7 @@ def canary_gradients(trainer: Any, x: torch.Tensor, y: torch.Tensor, chunk: int 
     return grads - grads.mean(0, keepdim=True)
 
 
-def alignment_scores(trainer: Any, start: dict, grads: torch.Tensor) -> np.ndarray:
+def alignment_scores(trainer: Trainer, start: dict, grads: torch.Tensor) -> np.ndarray:
     """How far D's parameters moved against each canary's (centred, unit) gradient: the fall of its loss that
     is the canary's own."""
     import torch
@@ -221,7 +221,7 @@ def alignment_scores(trainer: Any, start: dict, grads: torch.Tensor) -> np.ndarr
     return (-(grads @ moved) / grads.norm(dim=1).clamp_min(1e-12)).numpy()
 
 
-def plant_quiet_noise(trainer: Any, factor: float) -> None:
+def plant_quiet_noise(trainer: Trainer, factor: float) -> None:
     """Test hook (a planted bug): the mechanism draws noise ``factor`` times too small, the accountant is not told."""
     from synthvu_core.models.dp import PatientDPOptimizer
 
@@ -311,7 +311,7 @@ def score_auc(scores: np.ndarray, included: np.ndarray) -> float:
     return float(roc_auc_score(included.astype(int), scores))
 
 
-def record_audit_run(base: VUDataset, card: dict[str, Any], trainer: Any, claimed: float, honest: bool) -> None:
+def record_audit_run(base: VUDataset, card: dict[str, Any], trainer: Trainer, claimed: float, honest: bool) -> None:
     """The audit trained on ``base``'s patients: one more entry in its privacy ledger (where it has a folder).
     A run with a planted bug is entered without DP (its noise was not what the accountant counted)."""
     from synthvu_core.models import ledger

@@ -81,7 +81,7 @@ def _steps(steps: int | None, epochs: float | None, default_epochs: float, per_e
 class DiffusionTrainer:
     """The training state and one :meth:`step`. Use :func:`train_diffusion` for the whole run."""
 
-    def __init__(self, dataset: Any, out_dir: str | Path, config: DiffusionTrainConfig):
+    def __init__(self, dataset: VUDataset, out_dir: str | Path, config: DiffusionTrainConfig):
         import torch
 
         from synthvu_core.models import diffusion

@@ -1,7 +1,7 @@
 """The training loop both generator families share: steps, the progress bar, montages, checkpoints and Ctrl-C.
 
-A trainer provides ``step() -> losses``, ``step_count``, ``total_steps``, ``seconds``, ``checkpoint_dir``,
-``save_checkpoint()``, ``save_montage()`` and ``finish() -> Path`` (the generator folder).
+A trainer is a :class:`SteppedTrainer`: ``step() -> losses``, ``step_count``, ``total_steps``, ``seconds``,
+``checkpoint_dir``, ``save_checkpoint()``, ``save_montage()`` and ``finish() -> Path`` (the generator folder).
 """
 
 from __future__ import annotations
@@ -12,14 +12,36 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+
+class SteppedTrainer(Protocol):
+    """What :func:`run_steps` needs of a generator family's trainer (the GAN's and the diffusion model's)."""
+
+    step_count: int
+    seconds: float
+
+    @property
+    def total_steps(self) -> int: ...
+
+    @property
+    def checkpoint_dir(self) -> Path: ...
+
+    def step(self) -> dict[str, float]: ...
+
+    def save_checkpoint(self) -> Path: ...
+
+    def save_montage(self) -> Path: ...
+
+    def finish(self) -> Path: ...
+
 
 #: What a family adds after each step: ``(seconds of the step, losses) -> progress-bar postfix``.
 OnStep = Callable[[float, dict[str, float]], dict[str, str]]
 
 
 def run_steps(
-    trainer: Any,
+    trainer: SteppedTrainer,
     *,
     progress: bool,
     checkpoint_every: int,
