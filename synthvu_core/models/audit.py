@@ -163,7 +163,8 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> T
                       clip_generated=dp.get("generated_gradients", "clipped") != "not clipped")
     arch = card["architecture"]
     head = {k: arch.get(k) for k in ("aux_weight", "projection")}  # None (older cards): the prior's
-    head |= {"source_stages": int(arch.get("source_stages", 0)), "split_projection": bool(arch.get("split_projection"))}
+    head |= {"source_stages": int(arch.get("source_stages", 0)), "split_projection": bool(arch.get("split_projection")),
+             "ordinal": bool(arch.get("ordinal"))}
     head["smooth"] = float(arch.get("smooth", 0.0))  # a card leaves it out at 0
     over = ArchOverrides(lr=tr.get("lr"), **head) if init is not None else ArchOverrides(
         lr=tr.get("lr"), width=arch.get("width"), d_width=arch.get("d_width"), g_cond=arch.get("g_cond"),

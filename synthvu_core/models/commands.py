@@ -156,6 +156,14 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         "(default: off, or the prior's)",
     )
     t.add_argument(
+        "--ordinal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="treat the classes as ordered along the spine: a trend shared by every level, zero at the start, is "
+        "added to the generator's class modulation and the discriminator's projection, meant for levels with few "
+        "VUs (default: off, or the prior's; measured on real lumbar MRI in docs/real-data.md)",
+    )
+    t.add_argument(
         "--balance-classes",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -587,7 +595,7 @@ def _command_line(options: dict) -> str:
     dp_only = ("clip_norm", "accountant", "tuning")
     for key, value in options.items():
         negatable = ("clip_generated", "condition_source", "projection", "mirror", "balance_classes", "twin_classifier",
-                     "split_projection")
+                     "split_projection", "ordinal")
         if key in negatable and value is False:
             parts.append("--no-" + key.replace("_", "-"))
             continue

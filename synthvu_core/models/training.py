@@ -101,6 +101,8 @@ class ArchOverrides:
             modulations are applied, so a fine-tune may set it.
         split_projection: D's projection as a class embedding plus a source embedding (zero-initialised, so a
             fine-tune may set it).
+        ordinal: a shared trend along the classes' order in G's class modulation and D's projection
+            (:class:`synthvu_core.models.acgan.ACGANConfig`; zero-initialised, so a fine-tune may turn it on).
     """
 
     lr: float | None = None
@@ -115,6 +117,7 @@ class ArchOverrides:
     twin: bool | None = None
     source_stages: int | None = None
     split_projection: bool | None = None
+    ordinal: bool | None = None
 
     def given(self) -> dict[str, Any]:
         """The overrides that were set."""
@@ -268,6 +271,7 @@ class TrainConfig:
             if value and not self.condition_source:
                 raise SelectionError(f"{flag} shapes the source conditioning: it needs --condition-source (a dataset "
                                      "of two or more sources)")
+        self._validate_ordinal()
         if self.balance_sources and (self.dp is not None or not self.condition_source):
             raise SelectionError("balancing sources needs --condition-source and no DP (its weights count VUs)")
         if self.condition_source and self.dp is not None and not self.source_names:
@@ -290,6 +294,17 @@ class TrainConfig:
 
         check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
 
+
+    def _validate_ordinal(self) -> None:
+        """``--ordinal`` places the classes along the spine in the order the run holds them: given ``--classes`` must
+        follow the scheme's order."""
+        if not self.overrides.ordinal or self.classes is None or self.scheme not in levels.SCHEMES:
+            return
+        order = levels.vocabulary(self.scheme)
+        known = [c for c in self.classes if c in order]
+        if len(known) == len(self.classes) and known != sorted(known, key=order.index):
+            raise SelectionError(f"--ordinal places the classes along the spine in the order given: give --classes "
+                                 f"in the {self.scheme} scheme's order ({', '.join(sorted(known, key=order.index))})")
 
     def _validate_regularisers(self) -> None:
         """The part of :meth:`validate` for D's and G's regularisers and augmentation options."""
@@ -376,7 +391,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
                          g_cond=a.pop("conditioning", None), aux_fake=None, aux_weight=a.pop("aux_weight", None),
                          projection=a.pop("projection", None), smooth=a.pop("smooth", None),
                          snapshots=a.pop("snapshots", None), twin=a.pop("twin_classifier", None),
-                         source_stages=a.pop("source_stages", None), split_projection=a.pop("split_projection", None))
+                         source_stages=a.pop("source_stages", None), split_projection=a.pop("split_projection", None),
+                         ordinal=a.pop("ordinal", None))
     class_loss = a.pop("class_loss", None)
     over.aux_fake = None if class_loss is None else class_loss == "all"
     dp_keys = [f.name for f in fields(DPConfig)]
@@ -912,12 +928,15 @@ class Trainer:
         # zero-initialised source modulations reach: not the architecture, a fine-tune may set them (aux_fake says
         # which VUs D's class loss counts, not what D is)
         weights = ("lr", "aux_weight", "aux_fake", "projection", "smooth", "snapshots", "twin", "source_stages",
-                   "split_projection")
+                   "split_projection", "ordinal")
         clash = [k for k, v in c.overrides.given().items() if k not in weights and getattr(arch, k) != v]
         if clash:
             drop = ", ".join(f"{ARCH_FLAGS[k]} (the prior's: {getattr(arch, k)})" for k in clash)
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {drop}")
         given = {k: v for k, v in c.overrides.given().items() if k in weights}
+        if arch.ordinal and given.get("ordinal") is False:
+            raise SelectionError(f"{c.init_from}: its generator and discriminator were trained with --ordinal (a "
+                                 "trend along the classes' order); drop --no-ordinal")
         try:
             return replace(arch, **given, n_classes=len(self.classes), **source)
         except ValueError as e:
@@ -965,7 +984,8 @@ class Trainer:
                 if not self.arch.twin:  # --no-twin-classifier on a prior trained with it
                     state = {k: v for k, v in state.items() if not k.startswith("twin_head.")}
                 missing, unexpected = module.load_state_dict(state, strict=False)
-                new = ("source_modulation.", "source_head.", "projection.", "source_projection.", "twin_head.")
+                new = ("source_modulation.", "source_head.", "projection.", "source_projection.", "twin_head.",
+                       "ordinal_trend.", "ordinal_projection")
                 if unexpected or any(not k.startswith(new) for k in missing):
                     odd = (missing + unexpected)[0]
                     raise SelectionError(f"{folder}: its weights do not fit this architecture ({odd})")
