@@ -31,8 +31,6 @@ from synthvu_core.names import CLINICAL_FILE
 if TYPE_CHECKING:
     import pandas as pd
 
-    from synthvu_core.data.dataset import VUDataset
-
 ID_COLUMN = "patient_id"
 GRADE_ATTRIBUTE = "grade"  #: per-level columns ``grade_<VU>``: disc degeneration grade 1 (healthy) .. 5
 GRADES: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -246,7 +244,7 @@ def save_table(frame: pd.DataFrame, path: str | Path) -> None:
     frame.to_csv(path, index=False)
 
 
-def dataset_table(dataset: VUDataset) -> pd.DataFrame:
+def dataset_table(dataset: Any) -> pd.DataFrame:
     """The clinical table of a dataset: the one saved with it, else (a phantom dataset built before tables were
     saved) its phantom cohort's ground truth; :class:`DataError` where it has none."""
     if getattr(dataset, "clinical", None) is not None:

@@ -33,7 +33,6 @@ from synthvu_core.evaluation.pruned import pruned_summary
 
 if TYPE_CHECKING:
     from synthvu_core.data.dataset import VUDataset
-    from synthvu_core.evaluation.stages import EvaluationConfig
 
 #: Largest candidate x synthetic distance matrix kept in memory per space (else streamed per set).
 DENSE_BYTES = 768 * 2**20
@@ -75,7 +74,7 @@ def fit_attack_spaces(
     *,
     scheme: str,
     classes: list[str],
-    config: EvaluationConfig,
+    config: Any,
     seed: int = 0,
 ) -> AttackSpaces:
     """Fit the embedding encoder and the attack UMAP on ``fit_rows`` (reference patients) and project the candidates.
@@ -96,7 +95,7 @@ def fit_embedding_space(
     *,
     scheme: str,
     classes: list[str],
-    config: EvaluationConfig,
+    config: Any,
     seed: int = 0,
 ) -> AttackSpaces:
     """The embedding space alone: the attack encoder trained on ``fit_rows``, the candidates' and the reference's
@@ -119,7 +118,7 @@ def fit_embedding_space(
 
 
 def fit_umap_space(
-    dataset: VUDataset, candidates: np.ndarray, fit_rows: np.ndarray, *, config: EvaluationConfig, seed: int = 0
+    dataset: VUDataset, candidates: np.ndarray, fit_rows: np.ndarray, *, config: Any, seed: int = 0
 ) -> AttackSpaces:
     """The UMAP space alone: PCA + UMAP fitted on the pixels of ``fit_rows`` and the candidates projected (or the
     reason it is skipped)."""

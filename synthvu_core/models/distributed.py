@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     import torch
     from torch.nn.parallel import DistributedDataParallel
 
-    from synthvu_core.models.training import Trainer
-
 
 @dataclass(frozen=True)
 class DistContext:
@@ -109,7 +107,7 @@ def _ddp_class() -> type[DistributedDataParallel]:
     return DDP
 
 
-def attach(trainer: Trainer, ctx: DistContext | None) -> None:
+def attach(trainer: Any, ctx: DistContext | None) -> None:
     """Make ``trainer`` (a :class:`~synthvu_core.models.training.Trainer`) data-parallel over ``ctx``'s group.
 
     Raises :class:`SelectionError` (before any step) for differential privacy with several processes or a
