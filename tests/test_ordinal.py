@@ -10,7 +10,7 @@ from synthvu_core.cli import main
 from synthvu_core.errors import SelectionError
 from synthvu_core.models.acgan import ACGANConfig, Discriminator, Generator, architecture, ordinal_positions
 from synthvu_core.models.registry import load_card, load_discriminator, load_generator
-from synthvu_core.models.training import ArchOverrides, Trainer, train
+from synthvu_core.models.training import ArchOverrides, Trainer, config_from_options, train
 from tests.test_training import small, tiny_dataset
 
 torch.set_num_threads(1)
@@ -22,8 +22,8 @@ def _config(**kw) -> ACGANConfig:
 
 def _fill(params, seed: int) -> None:
     with torch.no_grad():
-        for p in params:
-            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
+        for i, p in enumerate(params):  # each parameter its own values (a gamma equal to its beta hides a swap)
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed + 100 * i)))
 
 
 def test_the_trend_starts_at_zero_so_the_generator_draws_as_without_it():
@@ -80,8 +80,19 @@ def test_the_projection_gains_a_shared_trend_along_the_classes():
     assert torch.allclose(logit[1], (logit[0] + logit[2]) / 2, atol=1e-5)
 
 
+def test_with_sources_the_projection_trend_follows_the_class_of_a_joint_label():
+    d = Discriminator(_config(projection=True, ordinal=True, n_sources=2, source_prior=[[0.5, 0.5]] * 3)).eval()
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        d.ordinal_projection.normal_(generator=torch.Generator().manual_seed(5))
+        logit = {(c, s): d(x, torch.full((2,), c + 3 * s))[0] for c in range(3) for s in range(2)}
+    for c in range(3):  # joint label class + K * source: the same place along the spine for either source
+        assert torch.allclose(logit[(c, 0)], logit[(c, 1)], atol=1e-6)
+    assert not torch.allclose(logit[(0, 1)], logit[(2, 1)])
+
+
 def test_ordinal_is_refused_where_it_means_nothing(tmp_path):
-    with pytest.raises(ValueError, match="need the modulated generator"):
+    with pytest.raises(ValueError, match="need a generator conditioned by modulation"):
         ACGANConfig(g_cond="input", ordinal=True)
     ds = tiny_dataset(patients=6)
     with pytest.raises(SelectionError, match="give --classes in the region scheme's order"):
@@ -92,6 +103,10 @@ def test_ordinal_is_refused_where_it_means_nothing(tmp_path):
     with pytest.raises(SelectionError, match="drop --no-ordinal"):
         Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(prior), overrides=ArchOverrides(ordinal=False)))
     assert not (tmp_path / "ft").exists()
+    # the trend places the prior's classes by their index: other classes (or another order) would move them
+    with pytest.raises(SelectionError, match="starts only a run of the same classes"):
+        Trainer(ds, tmp_path / "ft", small(steps=1, init_from=str(prior), classes=["L"]))
+    Trainer(ds, tmp_path / "same", small(steps=1, init_from=str(prior)))  # inherited, same classes: fine
 
 
 def test_cards_without_the_option_read_as_before():
@@ -112,6 +127,21 @@ def test_a_fine_tune_turns_it_on_trains_saves_and_loads(tmp_path):
     assert gen.config.ordinal and any(p.abs().sum() > 0 for p in gen.ordinal_trend.parameters())
     assert disc.ordinal_projection.abs().sum() > 0
     assert main(["sample", str(folder), "--n", "4", "--out", str(tmp_path / "s.npz")]) == 0
+
+
+def test_the_option_reaches_the_run_and_the_audit_replays_it():
+    from synthvu_core.models.audit import recipe_config
+
+    assert config_from_options({"ordinal": True, "dataset": "x", "out": "y"}).overrides.ordinal is True
+    assert config_from_options({"dataset": "x", "out": "y"}).overrides.ordinal is None
+    dp = {"unit": "patient", "target_epsilon": 2.0, "clip_norm": 1.0, "sample_rate": 0.5, "vus_per_patient": 1,
+          "accountant": "rdp", "private_layers": "all", "steps": 2}
+    card = {"name": "tiny", "scheme": "level", "classes": ["L1/L2", "L2/L3"], "dp": dp,
+            "architecture": {"name": "default", "projection": True, "ordinal": True},
+            "training": {"batch_size": 4, "lr": 1e-3, "seed": 0, "init_from": None}}
+    assert recipe_config(card, None, 10).overrides.ordinal is True
+    older = {**card, "architecture": {"name": "default"}}
+    assert recipe_config(older, None, 10).overrides.ordinal is False
 
 
 def test_the_recorded_command_line_repeats_the_option():

@@ -159,9 +159,10 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         "--ordinal",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="treat the classes as ordered along the spine: a trend shared by every level, zero at the start, is "
-        "added to the generator's class modulation and the discriminator's projection, meant for levels with few "
-        "VUs (default: off, or the prior's; measured on real lumbar MRI in docs/real-data.md)",
+        help="treat the classes as ordered along the spine (evenly spaced in the run's class order): a trend shared "
+        "by every level, zero at the start, is added to the generator's class modulation and, with --projection, "
+        "the discriminator's projection, meant for levels with few VUs (default: off, or the prior's; measured on "
+        "real lumbar MRI in docs/real-data.md)",
     )
     t.add_argument(
         "--balance-classes",

@@ -294,7 +294,6 @@ class TrainConfig:
 
         check_speed(parse_speed(self.speed), self.private)  # an unknown setting: refused by parse_speed
 
-
     def _validate_ordinal(self) -> None:
         """``--ordinal`` places the classes along the spine in the order the run holds them: given ``--classes`` must
         follow the scheme's order."""
@@ -934,13 +933,25 @@ class Trainer:
             drop = ", ".join(f"{ARCH_FLAGS[k]} (the prior's: {getattr(arch, k)})" for k in clash)
             raise SelectionError(f"{c.init_from}: --init-from fixes the architecture; drop {drop}")
         given = {k: v for k, v in c.overrides.given().items() if k in weights}
-        if arch.ordinal and given.get("ordinal") is False:
-            raise SelectionError(f"{c.init_from}: its generator and discriminator were trained with --ordinal (a "
-                                 "trend along the classes' order); drop --no-ordinal")
+        self._check_ordinal_prior(arch.ordinal, given.get("ordinal"))
         try:
             return replace(arch, **given, n_classes=len(self.classes), **source)
         except ValueError as e:
             raise SelectionError(f"{c.init_from}: {e}") from None
+
+    def _check_ordinal_prior(self, prior_ordinal: bool, asked: bool | None) -> None:
+        """A prior trained with ``--ordinal``: its trend places its classes along the spine by their index, so it
+        starts only a run that keeps it and has the same classes in the same order (anything else moves the places)."""
+        if not prior_ordinal:
+            return
+        if asked is False:
+            raise SelectionError(f"{self.config.init_from}: its generator and discriminator were trained with "
+                                 "--ordinal (a trend along the classes' order); drop --no-ordinal")
+        have = list(self.init_card["classes"])
+        if have != list(self.classes):
+            raise SelectionError(f"{self.config.init_from}: its --ordinal trend places {', '.join(have)} along the "
+                                 f"spine; it starts only a run of the same classes (this run: "
+                                 f"{', '.join(self.classes)})")
 
     def _check_same_conditions(self, card: dict[str, Any]) -> None:
         """A source-conditioned starting point: only for a run with the same classes and sources, in order
