@@ -102,8 +102,8 @@ class ACGANConfig:
     # class modulations gets a shared per-channel trend added to every class's scale and shift (t_k a, t_k b), and
     # D's projection (where D has one) a shared t_k w, all zero-initialised: what one level's VUs teach about the
     # trend reaches every level, meant for levels with few VUs. On the real lumbar MRI it raised the minority
-    # source's holdout patient in 8 of 8 paired runs and lowered the other source's, TSTR/TRTR +0.026 on average
-    # (docs/real-data.md, "Ordinal levels").
+    # source's holdout patient in 10 of 12 paired runs and lowered the other source's in 9, TSTR/TRTR unchanged on
+    # average (0.641 against 0.639; docs/real-data.md, "Ordinal levels").
     ordinal: bool = False
 
     def __post_init__(self) -> None:
