@@ -251,7 +251,7 @@ class ClassModulation(nn.Module):
 
 
 def ordinal_positions(n_classes: int) -> torch.Tensor:
-    """Each class's place along the spine, ``linspace(-1, 1, K)`` in the scheme's order (``ACGANConfig.ordinal``)."""
+    """Each class's place along the spine, ``linspace(-1, 1, K)`` in the run's class order (``ACGANConfig.ordinal``)."""
     return torch.linspace(-1, 1, n_classes)
 
 
