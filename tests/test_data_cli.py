@@ -279,3 +279,18 @@ def test_a_phantom_recipe_keeps_a_plain_split_and_old_recipes_read_as_before():
     strat = buildmod.PhantomRecipe.for_cohort(4, seed=1, split=dsmod.SplitConfig(seed=2))
     assert "stratify" not in strat.as_dict()["split"]  # recipes (and their cache names) stay as they were
     assert buildmod.PhantomRecipe.from_dict(strat.as_dict()).split.stratify is True
+
+
+def test_build_names_the_levels_with_few_training_patients(cohort, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["data", "build", "--images", str(cohort), "--out", str(out), "--workers", "1", "--image-glob",
+                 "*_img.nii", "--label-glob", "*_vert.nii", "--split", "0.5,0.25,0.25", "--slices", "5",
+                 "--size", "32x48"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "training patients for" in line]
+    assert len(lines) == 1
+    units = VUDataset.load(out).units
+    train = units[units["split"] == "train"]
+    for level, rows in train.groupby("level"):  # two training patients: every training level is named, with its count
+        assert f"{level} ({rows['patient_id'].nunique()}" in lines[0]
+    for level in set(units["level"]) - set(train["level"]):
+        assert f"{level} (" not in lines[0]

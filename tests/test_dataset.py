@@ -285,3 +285,24 @@ def test_a_generator_trained_before_strata_is_evaluated_on_its_own_split_through
     elsewhere = {"dataset": {"fingerprint": built.fingerprint, "split": {**fewer_split, "seed": 4}}}
     with pytest.raises(ReportError, match="trained on .* of the dataset's holdout"):
         evaluation_datasets(Path("gen"), elsewhere, built)  # another seed's train patients sit in this holdout
+
+
+def _units_of(patients_per_level: dict[str, list[tuple[str, str]]], split: str = "train") -> pd.DataFrame:
+    rows = [{"patient_id": p, "level": lev, "site": site, "split": split}
+            for lev, members in patients_per_level.items() for p, site in members]
+    return pd.DataFrame(rows)
+
+
+def test_thin_levels_name_levels_with_few_training_patients_in_anatomical_order():
+    five = [(f"m{i}", "b") for i in range(5)]
+    units = pd.concat([
+        _units_of({"L4/L5": five, "L1/L2": five[:4], "T11/T12": [("c0", "a"), ("c1", "a"), ("c2", "a")],
+                   "T12/L1": [("c0", "a"), ("m0", "b")]}),
+        _units_of({"L2/L3": [("h0", "b")]}, split="holdout"),  # not a training level: never named
+    ], ignore_index=True)
+    thin = dsmod.thin_levels(units)
+    assert list(thin) == ["T11/T12", "T12/L1", "L1/L2"]
+    assert thin["T11/T12"] == (3, ["a"]) and thin["T12/L1"] == (2, ["a", "b"]) and thin["L1/L2"] == (4, ["b"])
+    line = dsmod.thin_level_warning(units)
+    assert "T11/T12 (3, all a), T12/L1 (2), L1/L2 (4, all b)" in line and "L4/L5" not in line
+    assert dsmod.thin_level_warning(_units_of({"L4/L5": five})) is None

@@ -82,13 +82,15 @@ def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsy
     code = main(["train", "--dataset", str(folder), "--scheme", "level", "--out", str(tmp_path / "m"), "--steps", "1",
                  "--quiet", "--device", "cpu", "--checkpoint-every", "0", *flags])
     assert code == 0
+    out = capsys.readouterr().out
+    assert "fewer than 5 training patients for L3/L4 (2), L4/L5 (2)" in out  # 4 patients, half of them train
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     tr = card["training"]
     assert tr["augment"] == (DEFAULT_POLICY if scratch else "translation")
     if scratch:
         assert tr["init_from"] is None and "--from-scratch" in tr["command"]
         return
-    assert "starting from acgan-phantom" in capsys.readouterr().out
+    assert "starting from acgan-phantom" in out
     assert tr["init_from"]["name"] == "acgan-phantom" and tr["init_from"]["classes"] == {"L3/L4": "L", "L4/L5": "L"}
     assert "--init-from acgan-phantom" in tr["command"]
     assert str(locations.shipped_models_dir()) not in tr["command"]  # a name, not a machine path

@@ -157,7 +157,7 @@ def _build(args: argparse.Namespace) -> int:
 
     check_dataset_out(args.out, force=args.force)  # before any work: never replace what is not ours
     config = _extract_config(args)
-    from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.data.dataset import SplitConfig, thin_level_warning
 
     split = SplitConfig.parse(args.split, args.split_seed, stratify=not args.no_stratify)
     if args.phantom is not None:
@@ -193,6 +193,9 @@ def _build(args: argparse.Namespace) -> int:
               "(same source and levels; --no-stratify for a plain permutation)")
     for s in ds.card.get("skipped", []):
         print(f"  skipped {s['error']}")
+    thin = thin_level_warning(ds.units)
+    if thin is not None:
+        print(f"  {thin}")
     for ids in same_scans(ds.card):
         print(f"  warning: patients {', '.join(ids)} have byte-identical source images: if they are one person, keep "
               "one (the split may put the copies in different parts; the privacy ledger already counts them as one)")

@@ -230,6 +230,38 @@ def assign_split(patients: list[str], config: SplitConfig, strata: dict[str, str
     return out
 
 
+#: fewer training patients than this for a level is named by ``data build`` and ``train``: on the two-source lumbar
+#: cohort of docs/real-data.md, T11/T12 (3 training patients, all from one source) read 0 in TSTR in most default runs,
+#: and with 4 (20 training patients) at or below chance in about half
+FEW_LEVEL_PATIENTS = 5
+
+
+def thin_levels(
+    units: pd.DataFrame, part: str = "train", minimum: int = FEW_LEVEL_PATIENTS
+) -> dict[str, tuple[int, list[str]]]:
+    """Each level of ``part`` with fewer than ``minimum`` patients: its patient count and their sources (sorted), in
+    anatomical order."""
+    rows = units[units["split"] == part]
+    out: dict[str, tuple[int, list[str]]] = {}
+    for level in sorted(rows["level"].astype(str).unique(), key=levels.vu_rank):
+        at = rows[rows["level"].astype(str) == level]
+        n = int(at["patient_id"].nunique())
+        if n < minimum:
+            sources = sorted(at[SOURCE_COLUMN].astype(str).unique()) if SOURCE_COLUMN in at else []
+            out[level] = (n, sources)
+    return out
+
+
+def thin_level_warning(units: pd.DataFrame) -> str | None:
+    """One line naming the levels with few training patients (:func:`thin_levels`), or None."""
+    thin = thin_levels(units)
+    if not thin:
+        return None
+    each = ", ".join(f"{lev} ({n}{', all ' + src[0] if len(src) == 1 else ''})" for lev, (n, src) in thin.items())
+    return (f"warning: fewer than {FEW_LEVEL_PATIENTS} training patients for {each}: a classifier trained on the "
+            "samples may read such a level no better than chance (docs/real-data.md, \"Where TSTR loses\")")
+
+
 class VUDataset:
     """Vertebral units with their table and card.
 

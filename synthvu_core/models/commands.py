@@ -507,7 +507,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_locked(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import SplitConfig, VUDataset
+    from synthvu_core.data.dataset import SplitConfig, VUDataset, thin_level_warning
     from synthvu_core.models.architectures import architecture
     from synthvu_core.models.train_config import build_config, trainer
 
@@ -529,6 +529,9 @@ def _train_locked(args: argparse.Namespace) -> int:
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
     if split is not None:
         dataset = dataset.with_split(split)
+    thin = thin_level_warning(dataset.units) if config.scheme == "level" else None
+    if thin is not None:
+        print(thin)
     out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
     print(f"wrote {out} ({_trained_text(card)})")
