@@ -30,7 +30,7 @@ ACGAN_OPTIONS: frozenset[str] = DP_OPTIONS | {
     "classes", "d_width", "conditioning", "class_loss", "init_from", "from_scratch", "condition_source", "augment",
     "no_discriminator", "balance_classes", "aux_weight", "projection", "speed", "freeze_d", "lecam", "mode_seeking",
     "mirror", "rotate", "rescale", "r1", "instance_noise", "smooth", "snapshots", "clean_class_head", "ada_target",
-    "translate", "d_lr", "twin_classifier", "source_stages", "split_projection", "ordinal",
+    "translate", "d_lr", "twin_classifier", "source_stages", "split_projection", "ordinal", "freeze_class_modulation",
 }
 DIFFUSION_OPTIONS: frozenset[str] = frozenset({"autoencoder_epochs", "autoencoder_steps", "sampling_steps", "guidance"})
 

@@ -176,6 +176,7 @@ def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> T
                        augment=str(tr.get("augment") or "none"),
                        translate=float(tr.get("translate", TRANSLATION_RATIO)), mirror=bool(tr.get("mirror", False)),
                        mode_seeking=float(tr.get("mode_seeking", 0.0)), freeze_d=int(tr.get("freeze_d", 0)),
+                       freeze_class_modulation=bool(tr.get("freeze_class_modulation", False)),
                        instance_noise=float(tr.get("instance_noise", 0.0)), d_lr=tr.get("d_lr"),
                        condition_source=bool(sources), source_names=tuple(sources) if sources else None,
                        seed=int(tr.get("seed", 0)), device="cpu", checkpoint_every=0, montage_every=0)

@@ -181,6 +181,14 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         "32 x 32 or more), else 0, train all of it)",
     )
     t.add_argument(
+        "--freeze-class-modulation",
+        action="store_true",
+        default=None,
+        help="keep the generator's per-class scale and shift as the prior gave them (each class's from the prior's "
+        "class it starts from), so that classes the prior shares differ through the class input code and the "
+        "convolutions; the source modulation still trains (needs a prior; default: off)",
+    )
+    t.add_argument(
         "--lecam",
         type=float,
         default=None,

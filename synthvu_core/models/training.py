@@ -157,6 +157,10 @@ class TrainConfig:
             in it is refused.
         freeze_d: keep D's first N stages (convolution, norm, activation) as the prior gave them and train the rest
             ("FreezeD", Mo et al. 2020, for fine-tuning on little data); 0 = train all of D. Needs a prior.
+        freeze_class_modulation: keep G's per-class scale and shift (every stage's class modulation) as the prior
+            gave them, each class's rows from the prior's class it starts from: classes the prior shares (the four
+            lumbar levels from a region prior's L) then differ through G's class input code and the convolutions
+            that read it. The source modulation still trains. Needs a prior and a modulated G.
         lecam: weight of the LeCam regulariser of D (Tseng et al. 2021, GANs on limited data): D's real/fake logits
             are pulled towards moving averages of the other side's, which keeps a small-data D from separating
             the few real VUs it has memorised; 0 = off. Not under DP (its averages read real VUs unclipped).
@@ -210,6 +214,7 @@ class TrainConfig:
     balance_classes: bool = False
     balance_sources: bool = False
     freeze_d: int = 0
+    freeze_class_modulation: bool = False
     lecam: float = 0.0
     mode_seeking: float = 0.0
     mirror: bool = False
@@ -413,7 +418,8 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
 
         rest["init_from"] = str(resolve(rest["init_from"]))
     # left out (None, False) = off
-    for flag in ("condition_source", "balance_classes", "balance_sources", "mirror", "clean_class_head"):
+    for flag in ("condition_source", "balance_classes", "balance_sources", "mirror", "clean_class_head",
+                 "freeze_class_modulation"):
         rest[flag] = bool(rest.get(flag))
     rest["freeze_d"] = int(rest.get("freeze_d") or 0)
     rest["lecam"] = float(rest.get("lecam") or 0.0)
@@ -1007,11 +1013,25 @@ class Trainer:
                 m.to(self.device)
         self.speed.prepare(self.G, self.G_ema, self.D)
         self._freeze_d_stages()
+        self._freeze_class_modulation()
         import torch
 
         self.lecam_avg = torch.zeros(2, device=self.device)  # moving averages of D's real and fake logits (--lecam)
 
         self.prior = torch.tensor(self.training_prior(), dtype=torch.float64)
+
+    def _freeze_class_modulation(self) -> None:
+        """``freeze_class_modulation``: G's class modulation keeps the rows the prior gave each class (no gradient)."""
+        if not self.config.freeze_class_modulation:
+            return
+        if self.init_card is None:
+            raise SelectionError("--freeze-class-modulation keeps G's per-class scale and shift as the prior gave "
+                                 "them: it needs a prior (--init-from, or the default one; not --from-scratch)")
+        if self.arch.g_cond != "modulate":
+            raise SelectionError("--freeze-class-modulation needs a generator with class modulation "
+                                 f"(--conditioning modulate); this one is conditioned at its {self.arch.g_cond}")
+        for p in self.G.modulation.parameters():
+            p.requires_grad_(False)
 
     def _freeze_d_stages(self) -> None:
         """``freeze_d``: D's first stages keep the prior's weights (no gradient, so Adam leaves them)."""
@@ -1437,6 +1457,7 @@ class Trainer:
             **({"balance_classes": True} if self.config.balance_classes else {}),
             **({"balance_sources": True} if self.config.balance_sources else {}),
             **({"freeze_d": self.config.freeze_d} if self.config.freeze_d else {}),
+            **({"freeze_class_modulation": True} if self.config.freeze_class_modulation else {}),
             **({"lecam": self.config.lecam} if self.config.lecam else {}),
             **({"mode_seeking": self.config.mode_seeking} if self.config.mode_seeking else {}),
             **({"mirror": True} if self.config.mirror else {}),
@@ -1584,6 +1605,7 @@ class Trainer:
                 "balance_classes": bool(c.balance_classes),
                 **({"balance_sources": True} if c.balance_sources else {}),
                 **({"freeze_d": c.freeze_d} if c.freeze_d else {}),
+                **({"freeze_class_modulation": True} if c.freeze_class_modulation else {}),
                 **({"lecam": c.lecam} if c.lecam else {}),
                 **({"mode_seeking": c.mode_seeking} if c.mode_seeking else {}),
                 "mirror": bool(c.mirror),
