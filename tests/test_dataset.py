@@ -306,3 +306,5 @@ def test_thin_levels_name_levels_with_few_training_patients_in_anatomical_order(
     line = dsmod.thin_level_warning(units)
     assert "T11/T12 (3, all a), T12/L1 (2), L1/L2 (4, all b)" in line and "L4/L5" not in line
     assert dsmod.thin_level_warning(_units_of({"L4/L5": five})) is None
+    only = dsmod.thin_level_warning(units, classes=["L1/L2", "L4/L5"])  # a run of these classes: only they count
+    assert "L1/L2 (4, all b)" in only and "T11/T12" not in only and "T12/L1" not in only

@@ -37,6 +37,13 @@ def test_the_class_modulation_keeps_the_priors_rows_and_the_rest_of_g_trains(pri
     free.step()
     assert any(not torch.equal(v, before[k]) for k, v in free.G.state_dict().items() if k.startswith("modulation."))
     assert trainer._identity()["freeze_class_modulation"] is True and "freeze_class_modulation" not in free._identity()
+    ordinal = ArchOverrides(width=4, d_width=4, g_cond="modulate", projection=True, ordinal=True)
+    with_trend = Trainer(ds, tmp_path / "ord", small(steps=3, overrides=ordinal, init_from=str(prior),
+                                                     condition_source=True, freeze_class_modulation=True))
+    kept = {k: v.clone() for k, v in with_trend.G.state_dict().items() if k.startswith(("modulation.", "ordinal_"))}
+    assert any(k.startswith("ordinal_trend.") for k in kept)
+    with_trend.step()  # the trend adds to each class's scale and shift: kept too
+    assert all(torch.equal(with_trend.G.state_dict()[k], v) for k, v in kept.items())
 
 
 def test_the_card_records_it_and_the_refusals(prior, tmp_path):

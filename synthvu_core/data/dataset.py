@@ -237,11 +237,13 @@ FEW_LEVEL_PATIENTS = 5
 
 
 def thin_levels(
-    units: pd.DataFrame, part: str = "train", minimum: int = FEW_LEVEL_PATIENTS
+    units: pd.DataFrame, part: str = "train", minimum: int = FEW_LEVEL_PATIENTS, classes: list[str] | None = None
 ) -> dict[str, tuple[int, list[str]]]:
-    """Each level of ``part`` with fewer than ``minimum`` patients: its patient count and their sources (sorted), in
-    anatomical order."""
+    """Each level of ``part`` (of ``classes`` where given) with fewer than ``minimum`` patients: its patient count and
+    their sources (sorted), in anatomical order."""
     rows = units[units["split"] == part]
+    if classes is not None:
+        rows = rows[rows["level"].astype(str).isin(classes)]
     out: dict[str, tuple[int, list[str]]] = {}
     for level in sorted(rows["level"].astype(str).unique(), key=levels.vu_rank):
         at = rows[rows["level"].astype(str) == level]
@@ -252,9 +254,10 @@ def thin_levels(
     return out
 
 
-def thin_level_warning(units: pd.DataFrame) -> str | None:
-    """One line naming the levels with few training patients (:func:`thin_levels`), or None."""
-    thin = thin_levels(units)
+def thin_level_warning(units: pd.DataFrame, classes: list[str] | None = None) -> str | None:
+    """One line naming the levels (of ``classes`` where given) with few training patients (:func:`thin_levels`), or
+    None."""
+    thin = thin_levels(units, classes=classes)
     if not thin:
         return None
     each = ", ".join(f"{lev} ({n}{', all ' + src[0] if len(src) == 1 else ''})" for lev, (n, src) in thin.items())

@@ -143,9 +143,9 @@ def audit_dataset(
 
 def recipe_config(card: dict[str, Any], steps: int | None, n_patients: int) -> TrainConfig:
     """The :class:`TrainConfig` that replays a DP card's recipe on ``n_patients`` at the card's sample rate: the
-    same mechanism (DP settings, augmentation and the translation's size, mirroring, mode seeking, frozen stages,
-    class-loss weight, projection and output filter, source conditioning), as the card records it (older cards: the
-    settings they predate, off)."""
+    same mechanism (DP settings, augmentation and the translation's size, mirroring, mode seeking, frozen stages and
+    class modulation, class-loss weight, projection and output filter, source conditioning), as the card records it
+    (older cards: the settings they predate, off)."""
     from synthvu_core.models.augment import TRANSLATION_RATIO
     from synthvu_core.models.dp import DPConfig
     from synthvu_core.models.registry import resolve

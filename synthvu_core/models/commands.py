@@ -537,7 +537,8 @@ def _train_locked(args: argparse.Namespace) -> int:
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
     if split is not None:
         dataset = dataset.with_split(split)
-    thin = thin_level_warning(dataset.units) if config.scheme == "level" else None
+    classes = getattr(config, "classes", None)  # the diffusion trainer takes every class
+    thin = thin_level_warning(dataset.units, classes) if config.scheme == "level" else None
     if thin is not None:
         print(thin)
     out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)

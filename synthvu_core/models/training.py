@@ -1021,16 +1021,19 @@ class Trainer:
         self.prior = torch.tensor(self.training_prior(), dtype=torch.float64)
 
     def _freeze_class_modulation(self) -> None:
-        """``freeze_class_modulation``: G's class modulation keeps the rows the prior gave each class (no gradient)."""
+        """``freeze_class_modulation``: G's class modulation keeps the rows the prior gave each class (no gradient),
+        and so does the ordinal trend added to them (``ordinal``: zero, or the prior's)."""
         if not self.config.freeze_class_modulation:
             return
         if self.init_card is None:
             raise SelectionError("--freeze-class-modulation keeps G's per-class scale and shift as the prior gave "
                                  "them: it needs a prior (--init-from, or the default one; not --from-scratch)")
         if self.arch.g_cond != "modulate":
-            raise SelectionError("--freeze-class-modulation needs a generator with class modulation "
-                                 f"(--conditioning modulate); this one is conditioned at its {self.arch.g_cond}")
-        for p in self.G.modulation.parameters():
+            raise SelectionError("--freeze-class-modulation: the prior's generator is conditioned at its "
+                                 f"{self.arch.g_cond}, with no class modulation to keep; start from a prior trained "
+                                 "with --conditioning modulate, or drop --freeze-class-modulation")
+        frozen = [self.G.modulation] + ([self.G.ordinal_trend] if self.arch.ordinal else [])
+        for p in (q for m in frozen for q in m.parameters()):
             p.requires_grad_(False)
 
     def _freeze_d_stages(self) -> None:
