@@ -126,6 +126,14 @@ def _add_train_run(t: argparse.ArgumentParser) -> None:
         action="store_true",
         help="on your own dataset, start from random weights instead of the public prior acgan-phantom",
     )
+    t.add_argument(
+        "--freeze-class-modulation",
+        action="store_true",
+        default=None,
+        help="keep the generator's per-class scale and shift as the prior gave them (each class's from the prior's "
+        "class it starts from), so that classes the prior shares differ through the class input code and the "
+        "convolutions; the source modulation still trains (needs a prior; default: off)",
+    )
 
 
 def _add_train_small_data(t: argparse.ArgumentParser) -> None:
@@ -179,14 +187,6 @@ def _add_train_small_data(t: argparse.ArgumentParser) -> None:
         help="keep the discriminator's first N stages as the prior gave them (FreezeD, for fine-tuning on little "
         "data; default: 2 for a fine-tune without DP on your own dataset where D has more than 2 stages (VUs of "
         "32 x 32 or more), else 0, train all of it)",
-    )
-    t.add_argument(
-        "--freeze-class-modulation",
-        action="store_true",
-        default=None,
-        help="keep the generator's per-class scale and shift as the prior gave them (each class's from the prior's "
-        "class it starts from), so that classes the prior shares differ through the class input code and the "
-        "convolutions; the source modulation still trains (needs a prior; default: off)",
     )
     t.add_argument(
         "--lecam",
