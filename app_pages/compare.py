@@ -3,7 +3,15 @@
 import streamlit as st
 
 from dashboard import frame, loaders, style
-from dashboard.compare import MAX_COMPARED, MIN_COMPARED, Compared, distinct_ids, generator_label, headline_columns
+from dashboard.compare import (
+    MAX_COMPARED,
+    MIN_COMPARED,
+    Compared,
+    distinct_ids,
+    generator_label,
+    headline_columns,
+    training_seed_text,
+)
 from dashboard.compare import shared_umap_problem as umap_problem
 from dashboard.compare_figures import measure_figure, tradeoff_compare_figure, umap_compare_figure
 from dashboard.images import labelled_rows, montage
@@ -78,6 +86,10 @@ def render(_sel: frame.Selection | None) -> None:
     st.plotly_chart(
         tradeoff_compare_figure(with_report), width="stretch", key="cmp_tradeoff", config=style.plot_config()
     )
+    seeds = training_seed_text(with_report)
+    if seeds:
+        st.subheader("Runs of one recipe: the spread over training seeds")
+        st.markdown(seeds)
     st.subheader("Synthetic VUs per position")
     _montages(entries)
     st.subheader("One UMAP")

@@ -14,7 +14,7 @@ from dashboard.summary import (
     utility_rows,
     with_ci,
 )
-from synthvu_core.names import STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
+from synthvu_core.names import ONE_GENERATOR, STUDY_RATIO, STUDY_TRTR, STUDY_TSTR
 from synthvu_core.records import RATIO_KEY, utility_key
 
 
@@ -24,7 +24,8 @@ def render(sel: frame.Selection) -> None:
         "One classifier definition predicts the VU position; it is trained on real or synthetic VUs and tested on "
         "real or synthetic ones. **TSTR close to TRTR** means the synthetic VUs carry what the real ones teach. "
         "Every number is the **mean over classifier seeds with a 95% interval over holdout patients and seeds** "
-        "(patient bootstrap; the TSTR training subset is drawn with the same seed as its classifier). **Chance** is "
+        "(patient bootstrap; the TSTR training subset is drawn with the same seed as its classifier); "
+        f"{ONE_GENERATOR}. **Chance** is "
         "1 / the number of classes present in the holdout; a generator whose TSTR interval reaches it is **not "
         "useful for this task**. TRTR, the holdout set and the TSTR training size (the real train split's) belong to "
         "the dataset, so every generator of one dataset is compared against the same TRTR. The published study "

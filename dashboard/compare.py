@@ -112,6 +112,18 @@ def headline_columns(entries: Sequence[Compared]) -> list[dict[str, Any]]:
     return [{"measure": m, **{n: str(r.get(m, "—")) for n, r in zip(names, rows)}} for m in measures]
 
 
+def training_seed_text(entries: Sequence[Compared]) -> str | None:
+    """Markdown of ``report seeds`` for the compared generators with a report, where two or more of them are runs
+    of one recipe (every training setting but the seed, one dataset, one evaluation); None otherwise."""
+    from synthvu_core.evaluation.training_seeds import group_lines, group_runs
+
+    read = [(e.ident, e.card, e.view) for e in entries if e.view is not None]
+    if len(read) < 2:
+        return None
+    groups = group_runs(read)
+    return "\n".join(group_lines(groups)) if any(len(g.runs) >= 2 for g in groups) else None
+
+
 def shared_umap_problem(entries: Sequence[Compared]) -> str | None:
     """Why the generators' UMAPs cannot be drawn on one set of axes (None where they can).
 

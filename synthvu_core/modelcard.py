@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthvu_core.names import CLINICAL_REPORT_FILE, REPORT_DIR
+from synthvu_core.names import CLINICAL_REPORT_FILE, ONE_GENERATOR, REPORT_DIR
 
 if TYPE_CHECKING:
     import numpy as np
@@ -178,7 +178,8 @@ def _utility_lines(report: Report) -> list[str]:
     chance = "not measured" if label.chance is None else f"{label.chance:.3f}"
     text = f"**{label.text}**" if label.level == "not_useful" else label.text
     out = [f"Chance level of the balanced accuracies (1 / classes present in the holdout): {chance}. "
-           f"Usefulness: {text}.", ""]
+           f"Usefulness: {text}. The utility intervals are over holdout patients and classifier seeds; "
+           f"{ONE_GENERATOR}.", ""]
     from synthvu_core.evaluation.release_utility import release_text
 
     classes = list(report.meta.get("classes") or [])

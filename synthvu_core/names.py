@@ -57,6 +57,9 @@ SPLIT_RATIOS = (0.6, 0.2, 0.2)
 STUDY_TRTR = 0.893
 STUDY_TSTR = 0.830
 STUDY_RATIO = 0.93  #: TSTR / TRTR
+#: What a report's utility interval (holdout patients and classifier seeds) leaves out, said wherever it is shown.
+ONE_GENERATOR = ("each interval holds one trained generator: training it again with another seed is not in it "
+                 "(`synthvu report seeds` reads that spread from several runs)")
 
 # ---- controls inside a report folder
 CONTROLS_DIR = "controls"

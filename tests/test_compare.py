@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dashboard.compare import Compared, distinct_ids, generator_label, headline_columns, shared_umap_problem
+from dashboard.compare import (
+    Compared,
+    distinct_ids,
+    generator_label,
+    headline_columns,
+    shared_umap_problem,
+    training_seed_text,
+)
 from dashboard.summary import ReportView
 
 CARD = {"classes": ["C", "T", "L"], "dp": None}
@@ -57,3 +64,20 @@ def test_one_umap_only_where_the_reports_share_its_axes() -> None:
     other = [same[0], Compared("c", Path("c"), CARD, _view(real + 1.0))]
     assert "fitted on different real VUs" in shared_umap_problem(other)
     assert "no UMAP" in shared_umap_problem([same[0], Compared("d", Path("d"), CARD, None)])
+
+
+def _seed_view(ratio: float) -> ReportView:
+    scalars = {"utility.tstr_over_trtr": ratio, "utility.tstr.balanced_accuracy": ratio / 2, "utility.chance": 0.25}
+    return ReportView(scalars=scalars, meta={"dataset_fingerprint": "d", "n_synthetic": 5000, "seed": 0})
+
+
+def test_runs_of_one_recipe_get_their_spread_over_training_seeds() -> None:
+    def card(seed: int, **extra: object) -> dict:
+        return {**CARD, "training": {"steps": 600, "seed": seed, "seconds": 90 + seed, **extra}}
+
+    runs = [Compared(f"r{s}", Path(f"r{s}"), card(s), _seed_view(r)) for s, r in enumerate([0.6, 0.8])]
+    text = training_seed_text(runs)
+    assert "2 runs" in text and "TSTR/TRTR mean 0.700, sd 0.141, range 0.600–0.800" in text
+    other = [runs[0], Compared("x", Path("x"), card(1, steps=900), _seed_view(0.8))]
+    assert training_seed_text(other) is None  # two recipes with one run each: nothing to read
+    assert training_seed_text([runs[0], Compared("n", Path("n"), card(1), None)]) is None

@@ -1,8 +1,8 @@
 """CLI subcommands of this area (argparse only at import time; heavy imports inside handlers).
 
 ``evaluate MODEL [--dataset DIR] [--n-synthetic N] [--controls] [--seed S]`` and
-``report show MODEL [--json]``, ``report table [MODEL…]`` and
-``report slides MODEL [MODEL…] --out deck.html``. MODEL is a generator folder or a registered generator name.
+``report show MODEL [--json]``, ``report table [MODEL…]``, ``report slides MODEL [MODEL…] --out deck.html`` and
+``report seeds MODEL MODEL [MODEL…]``. MODEL is a generator folder or a registered generator name.
 """
 
 from __future__ import annotations
@@ -81,6 +81,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     slides.add_argument("--out", required=True, metavar="FILE", help="the deck to write (.html)")
     slides.add_argument("--title", default="synthvu: synthetic spine MRI", help="the title slide's heading")
     slides.set_defaults(func=_slides)
+    seeds = rsub.add_parser(
+        "seeds",
+        help="how far utility moves with the training seed alone: generators grouped by recipe (dataset, every "
+        "training setting but the seed, evaluation), each recipe's spread of TSTR/TRTR over its runs, and two "
+        "recipes' difference with a 95%% interval over training seeds (never runs a model)",
+    )
+    seeds.add_argument("models", metavar="MODEL", nargs="+", help="generator folders or names (two or more)")
+    seeds.add_argument("--json", action="store_true", help="print the groups, runs and differences as JSON")
+    seeds.set_defaults(func=_seeds)
 
 
 def _resolve(model: str) -> Path:
@@ -155,6 +164,7 @@ def _red(text: str) -> str:
 def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazily
     """Utility with its chance level, the usefulness label and per-class recall (TRTR and TSTR on the holdout)."""
     from synthvu_core.evaluation.utility import PATIENT_SEED_INTERVAL, report_usefulness
+    from synthvu_core.names import ONE_GENERATOR
 
     s, u = report.scalars, report.meta.get("utility") or {}
     arrays = report.arrays
@@ -166,6 +176,7 @@ def utility_lines(report) -> list[str]:  # noqa: ANN001 - Report, imported lazil
         + "  ".join(f"{k.upper()} {_ci(s, f'utility.{k}.balanced_accuracy')}" for k in ("trtr", "tstr", "trts"))
         + f"  TSTR/TRTR {_ci(s, 'utility.tstr_over_trtr')}",
         "usefulness  " + (_red(label.text) if label.level == "not_useful" else label.text),
+        f"            {ONE_GENERATOR}",
     ]
     from synthvu_core.evaluation.release_utility import release_text
 
@@ -445,6 +456,27 @@ def _table(args: argparse.Namespace) -> int:
 
         folders = [g.path for g in list_generators() if g.source == "shipped"]
     print(tables(folders), end="")
+    return 0
+
+
+def _seeds(args: argparse.Namespace) -> int:
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.training_seeds import as_json, group_lines, group_runs
+    from synthvu_core.models.registry import load_card
+
+    found = []
+    for model in args.models:
+        folder = _resolve(model)
+        report = load_report(folder)
+        if report is None:
+            raise SelectionError(f"{folder}: no saved report: run `python -m synthvu_core evaluate {folder}` first")
+        found.append((folder, load_card(folder), report))
+    names = [str(card.get("name") or folder.name) for folder, card, _ in found]
+    if len(set(names)) < len(names):  # runs of one recipe often share a name: tell them apart by their folders
+        names = [str(folder) for folder, _, _ in found]
+    groups = group_runs([(n, card, report) for n, (_, card, report) in zip(names, found)])
+    print(json.dumps(as_json(groups), indent=2) if args.json else "\n".join(group_lines(groups)))
     return 0
 
 
