@@ -138,6 +138,9 @@ def test_report_seeds_prints_each_recipe_its_spread_and_the_difference(tmp_path:
     assert "Recipe 1 (dataset d1, 3 runs), the reference" in out
     assert "against recipe 1: training.freeze_class_modulation: — → True" in out
     assert "TSTR/TRTR mean 0.510, sd 0.010, range 0.500–0.520" in out
+    # recipe 1: TSTR 0.30 [0.20, 0.40] reaches chance 1/3, and one level's recall (0.3) is below it; recipe 2: 0.48
+    assert "TSTR's interval above chance in 0 of 3 runs, every level's TSTR recall above chance in 0 of 3." in out
+    assert "TSTR's interval above chance in 3 of 3 runs" in out
     assert "Recipe 2 − recipe 1: mean TSTR/TRTR +0.300" in out and "recipe 2 reads higher" in out
     assert str(folders[0]) in out  # runs sharing a name are told apart by their folders
     assert ONE_GENERATOR in out

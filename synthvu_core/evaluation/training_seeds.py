@@ -227,8 +227,11 @@ def _spread_line(g: RecipeGroup) -> str:
     widths = [r.ratio_high - r.ratio_low for r in g.runs if r.ratio_low is not None and r.ratio_high is not None]
     width = f" (one run's own 95 % interval: {np.median(widths):.2f} wide, median)" if widths else ""
     tstr = f"; TSTR mean {t.mean:.3f}, sd {t.sd:.3f}" if t is not None and t.sd is not None else ""
+    useful = sum(r.useful == "above_chance" for r in g.runs)
+    levels = sum(r.every_level_above_chance is True for r in g.runs)
     return (f"Over {s.n} training runs: TSTR/TRTR mean {s.mean:.3f}, sd {s.sd:.3f}, range {s.low:.3f}–{s.high:.3f}"
-            f"{tstr}{width}.")
+            f"{tstr}{width}. TSTR's interval above chance in {useful} of {len(g.runs)} runs, every level's TSTR "
+            f"recall above chance in {levels} of {len(g.runs)}.")
 
 
 RUN_HEADER = ("| generator | training seed | TSTR/TRTR [95 % interval] | TSTR | chance | every level above chance | "
