@@ -117,7 +117,12 @@ def training_seed_text(entries: Sequence[Compared]) -> str | None:
     of one recipe (every training setting but the seed, one dataset, one evaluation); None otherwise."""
     from synthvu_core.evaluation.training_seeds import group_lines, group_runs
 
-    read = [(e.ident, e.card, e.view) for e in entries if e.view is not None]
+    read, weights = [], set()
+    for e in entries:  # one generator listed twice (a shipped one and a copy): one run, not two
+        sha = e.view.meta.get("generator_sha256") if e.view is not None else None
+        if e.view is not None and (sha is None or sha not in weights):
+            read.append((e.ident, e.card, e.view))
+            weights.add(sha)
     if len(read) < 2:
         return None
     groups = group_runs(read)

@@ -412,15 +412,17 @@ def holdout_counts(view: ReportView, n_classes: int) -> np.ndarray | None:
 def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float, int | None, bool]]:
     """Classes of the holdout whose TSTR recall (pooled over seeds) is at or below chance:
     ``[(class, recall, holdout VUs of the class or None, whether TRTR's recall is at or below chance too)]``."""
+    from synthvu_core.evaluation.utility import classes_at_or_below
+
     chance = usefulness_of(view).chance
     rec, real = view.array("utility/tstr/recall"), view.array("utility/trtr/recall")
-    if chance is None or rec is None:
+    weak = classes_at_or_below(rec, chance)
+    if not weak:
         return []
     counts = holdout_counts(view, len(rec))
     real = np.full(len(rec), np.nan) if real is None or len(real) != len(rec) else np.asarray(real, dtype=float)
-    rec = np.asarray(rec, dtype=float)
-    return [(classes[i] if i < len(classes) else str(i), float(r), None if counts is None else int(counts[i]),
-             bool(real[i] <= chance)) for i, r in enumerate(rec) if np.isfinite(r) and r <= chance]
+    return [(classes[i] if i < len(classes) else str(i), float(rec[i]), None if counts is None else int(counts[i]),
+             bool(real[i] <= chance)) for i in weak]
 
 
 def usefulness_box(view: ReportView, classes: list[str]) -> tuple[str, str]:

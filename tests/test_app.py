@@ -90,6 +90,9 @@ def test_report_pages_draw_the_report(env: dict[str, Path]) -> None:
     assert at.success, "the verdict of a chance-level report is shown as a success"
     visit(at, "utility")
     assert len(at.get("plotly_chart")) >= 4  # bars, three confusion matrices, recall
+    from synthvu_core.names import ONE_GENERATOR
+
+    assert any(ONE_GENERATOR in m.value for m in at.markdown), "the intervals say they hold one trained generator"
     visit(at, "privacy")
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     names = {t.get("name", "") for spec in charts for t in spec["data"]}
@@ -117,6 +120,29 @@ def test_compare_draws_two_generators(env: dict[str, Path]) -> None:
     assert len(at.table) == 1 and len(at.get("plotly_chart")) >= 3  # TSTR and AUC bars, the trade-off
     assert any(c.startswith("fab-region: synthetic VUs per position") for c in captions(at))
     assert any(b.label == "Download slides (HTML)" for b in at.get("download_button"))
+
+
+def test_compare_reads_runs_of_one_recipe_over_their_training_seeds(
+    env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fixtures import dashboard_models
+
+    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.names import ONE_GENERATOR
+
+    ds = VUDataset.load(env["data"])
+    for seed in (1, 2):  # one recipe, two training seeds: other weights, other reports
+        folder = tmp_path / "models" / f"fab-seed{seed}"
+        dashboard_models.fabricate_generator(folder, ds.fingerprint, f"fab-seed{seed}", seed=seed)
+        dashboard_models.fabricate_report(ds, folder, ds.fingerprint, seed=seed)
+    monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "models"))
+    at = visit(start("fab-seed1"), "compare")
+    at.multiselect(key="compare").set_value(["fab-seed1", "fab-seed2"]).run()
+    no_exception(at, "compare")
+    assert any(h.value.startswith("Runs of one recipe") for h in at.subheader)
+    text = "\n".join(m.value for m in at.markdown)
+    assert "Recipe 1 (dataset" in text and "2 runs" in text and "Over 2 training runs" in text
+    assert ONE_GENERATOR in text
 
 
 def test_overview_offers_the_selected_generators_slides(env: dict[str, Path], monkeypatch) -> None:

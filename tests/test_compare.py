@@ -66,9 +66,10 @@ def test_one_umap_only_where_the_reports_share_its_axes() -> None:
     assert "no UMAP" in shared_umap_problem([same[0], Compared("d", Path("d"), CARD, None)])
 
 
-def _seed_view(ratio: float) -> ReportView:
+def _seed_view(ratio: float, weights: str | None = None) -> ReportView:
     scalars = {"utility.tstr_over_trtr": ratio, "utility.tstr.balanced_accuracy": ratio / 2, "utility.chance": 0.25}
-    return ReportView(scalars=scalars, meta={"dataset_fingerprint": "d", "n_synthetic": 5000, "seed": 0})
+    meta = {"dataset_fingerprint": "d", "n_synthetic": 5000, "seed": 0, "generator_sha256": weights or str(ratio)}
+    return ReportView(scalars=scalars, meta=meta)
 
 
 def test_runs_of_one_recipe_get_their_spread_over_training_seeds() -> None:
@@ -77,7 +78,9 @@ def test_runs_of_one_recipe_get_their_spread_over_training_seeds() -> None:
 
     runs = [Compared(f"r{s}", Path(f"r{s}"), card(s), _seed_view(r)) for s, r in enumerate([0.6, 0.8])]
     text = training_seed_text(runs)
-    assert "2 runs" in text and "TSTR/TRTR mean 0.700, sd 0.141, range 0.600–0.800" in text
+    assert "2 runs" in text and "TSTR/TRTR mean 0.700, sd 0.141 (from two runs: rough), range 0.600–0.800" in text
     other = [runs[0], Compared("x", Path("x"), card(1, steps=900), _seed_view(0.8))]
     assert training_seed_text(other) is None  # two recipes with one run each: nothing to read
     assert training_seed_text([runs[0], Compared("n", Path("n"), card(1), None)]) is None
+    copy = Compared("copy", Path("copy"), card(1), _seed_view(0.9, weights="0.6"))  # runs[0]'s weights again
+    assert training_seed_text([runs[0], copy]) is None, "one generator listed twice is one run"

@@ -50,6 +50,9 @@ def test_report_show_table_and_json(tmp_path, capsys):
     assert (
         "TRTR 0.900" in out and "pairwise.pixel" in out and "no discriminator" in out and "control independent" in out
     )
+    from synthvu_core.names import ONE_GENERATOR
+
+    assert ONE_GENERATOR in out, "report show says its utility intervals hold one trained generator"
     assert main(["report", "show", str(tmp_path / "gen"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (

@@ -40,6 +40,9 @@ def test_card_from_report_has_sections_metadata_and_intervals(world: dict[str, P
     lo, hi = scalars["privacy.pairwise.pixel.auc_ci_low"], scalars["privacy.pairwise.pixel.auc_ci_high"]
     assert f"{scalars['privacy.pairwise.pixel.auc']:.3f} [{lo:.3f}, {hi:.3f}]" in text
     assert "without differential privacy" in text and "Share only the generator weights" in text
+    from synthvu_core.names import ONE_GENERATOR
+
+    assert ONE_GENERATOR in text, "the card says its utility intervals hold one trained generator"
 
 
 def test_card_without_report_says_not_measured_and_dp_card_names_epsilon(

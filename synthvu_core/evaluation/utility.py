@@ -238,6 +238,14 @@ class RecallRow:
         return all(x is not None and x.at_or_below(chance) for x in (self.trtr, self.tstr))
 
 
+def classes_at_or_below(recall: np.ndarray | None, chance: float | None) -> list[int]:
+    """Indices of the classes present in the holdout (finite recall) whose recall is at or below ``chance``."""
+    if recall is None or chance is None:
+        return []
+    r = np.asarray(recall, dtype=np.float64)
+    return [i for i in range(len(r)) if np.isfinite(r[i]) and r[i] <= chance]
+
+
 #: What a class whose TSTR and TRTR recall are both at or below chance is marked with.
 REAL_ALSO_AT_CHANCE = "so is TRTR: the real classifier does not recognise these holdout VUs either"
 
