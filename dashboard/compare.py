@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dashboard.summary import ReportView, epsilon_of, verdict, with_ci, worst_attack
 from synthvu_core.records import epsilon_value
+
+if TYPE_CHECKING:
+    from synthvu_core.evaluation.training_seeds import RecipeGroup
 
 MIN_COMPARED, MAX_COMPARED = 2, 4
 
@@ -112,10 +115,10 @@ def headline_columns(entries: Sequence[Compared]) -> list[dict[str, Any]]:
     return [{"measure": m, **{n: str(r.get(m, "—")) for n, r in zip(names, rows)}} for m in measures]
 
 
-def training_seed_text(entries: Sequence[Compared]) -> str | None:
-    """Markdown of ``report seeds`` for the compared generators with a report, where two or more of them are runs
-    of one recipe (every training setting but the seed, one dataset, one evaluation); None otherwise."""
-    from synthvu_core.evaluation.training_seeds import group_lines, group_runs
+def seed_groups(entries: Sequence[Compared]) -> list[RecipeGroup] | None:
+    """The generators with a report grouped by recipe (``report seeds``), where two or more of them are runs of one
+    recipe (every training setting but the seed, one dataset, one evaluation); None otherwise."""
+    from synthvu_core.evaluation.training_seeds import group_runs
 
     read, weights = [], set()
     for e in entries:  # one generator listed twice (a shipped one and a copy): one run, not two
@@ -126,7 +129,15 @@ def training_seed_text(entries: Sequence[Compared]) -> str | None:
     if len(read) < 2:
         return None
     groups = group_runs(read)
-    return "\n".join(group_lines(groups)) if any(len(g.runs) >= 2 for g in groups) else None
+    return groups if any(len(g.runs) >= 2 for g in groups) else None
+
+
+def training_seed_text(entries: Sequence[Compared]) -> str | None:
+    """Markdown of ``report seeds`` for :func:`seed_groups` of the compared generators; None where there are none."""
+    from synthvu_core.evaluation.training_seeds import group_lines
+
+    groups = seed_groups(entries)
+    return None if groups is None else "\n".join(group_lines(groups))
 
 
 def shared_umap_problem(entries: Sequence[Compared]) -> str | None:

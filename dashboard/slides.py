@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dashboard import style
-from dashboard.compare import Compared, chance_accuracy, distinct_ids, generator_label, worst_auc_key
+from dashboard.compare import Compared, chance_accuracy, distinct_ids, generator_label, seed_groups, worst_auc_key
 from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
 from dashboard.summary import epsilon_text, verdict, with_ci
 
@@ -145,6 +145,31 @@ def _useful(entries: Sequence[Compared], fig: _Figures) -> str:
     )
 
 
+def _seeds(entries: Sequence[Compared]) -> str:
+    """Where two or more generators are runs of one recipe: each recipe's spread over training seeds and each later
+    recipe against the first (``report seeds``); "" otherwise."""
+    from synthvu_core.evaluation.training_seeds import differences
+
+    groups = seed_groups(entries)
+    if groups is None:
+        return ""
+    against = {d.recipe: d for d in differences(groups)}
+    rows = []
+    for i, g in enumerate(groups):
+        s, d = g.spread("ratio"), against.get(i + 1)
+        spread = "—" if s is None else f"{s.mean:.3f}" + (f", sd {s.sd:.3f}, {s.low:.3f}–{s.high:.3f}" if s.sd else "")
+        diff = "reference" if i == 0 else "not compared" if d is None else f"{d.difference:+.3f}" + (
+            f" [{d.low:+.3f}, {d.high:+.3f}]" if d.low is not None else "")
+        rows.append([f"recipe {i + 1}", _esc(", ".join(r.name for r in g.runs)), _esc(spread), _esc(diff),
+                     _esc("" if d is None else d.reading)])
+    return (
+        "<section><h2>Runs of one recipe</h2><p class='lead'>TSTR / TRTR over training seeds: one run's interval "
+        "holds one trained generator. Differences: Welch 95% interval over training seeds, on this holdout only.</p>"
+        + _table(["recipe", "runs", "TSTR / TRTR: mean, sd, range", "minus recipe 1", "why"], rows)
+        + "</section>"
+    )
+
+
 def _leaks(entries: Sequence[Compared]) -> str:
     rows = []
     for e in entries:
@@ -186,7 +211,9 @@ def deck_html(entries: Sequence[Compared], title: str = "synthvu: synthetic spin
         f"<section><h1>{_esc(title)}</h1><p class='lead'>{_esc(names)}</p>"
         f"<p class='note'>Numbers from each generator's saved evaluation report · deck made {made}</p></section>"
     )
-    slides = [cover, _trained(entries), _useful(entries, fig), _leaks(entries), _tradeoff(entries, fig)]
+    slides = [cover, _trained(entries), _useful(entries, fig), _seeds(entries), _leaks(entries),
+              _tradeoff(entries, fig)]
+    slides = [s for s in slides if s]
     return reveal_deck(title, slides)
 
 

@@ -89,3 +89,22 @@ def test_deck_opens_offline_in_chromium(deck: Path, tmp_path: Path) -> None:
         page.screenshot(path=str(tmp_path / "slide4.png"))
         browser.close()
     assert outside == [], f"the deck asked the network for {outside}"
+
+
+def test_runs_of_one_recipe_get_a_slide_of_their_spread() -> None:
+    from dashboard.compare import Compared
+    from dashboard.slides import deck_html
+    from dashboard.summary import ReportView
+
+    def entry(name: str, seed: int, ratio: float, **training: object) -> Compared:
+        meta = {"dataset_fingerprint": "d", "n_synthetic": 5000, "seed": 0, "generator_sha256": name}
+        view = ReportView(scalars={"utility.tstr_over_trtr": ratio, "utility.chance": 0.25}, meta=meta)
+        card = {"classes": ["C", "T", "L"], "dp": None, "training": {"steps": 600, "seed": seed, **training}}
+        return Compared(name, Path(name), card, view)
+
+    runs = [entry(f"d{s}", s, r) for s, r in enumerate([0.6, 0.8, 0.7])]
+    runs += [entry(f"o{s}", s, r, ordinal=True) for s, r in enumerate([0.9, 0.95, 0.92])]
+    text = re.sub(r"<[^>]+>", " ", deck_html(runs))
+    assert "Runs of one recipe" in text and "0.700, sd 0.100, 0.600–0.800" in text
+    assert "+0.223 [-0.007, +0.454]" in text and "no difference shown with these runs" in text
+    assert "Runs of one recipe" not in deck_html(runs[:1] + runs[3:4])  # two recipes, one run each: no slide

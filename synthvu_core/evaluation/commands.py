@@ -84,8 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     seeds = rsub.add_parser(
         "seeds",
         help="how far utility moves with the training seed alone: generators grouped by recipe (dataset, every "
-        "training setting but the seed, evaluation), each recipe's spread of TSTR/TRTR over its runs, and two "
-        "recipes' difference with a 95%% interval over training seeds (never runs a model)",
+        "training setting but the seed, evaluation), each recipe's spread of TSTR/TRTR over its runs, and each later "
+        "recipe against the first with a Welch 95%% interval over training seeds where both have three runs or more "
+        "(never runs a model)",
     )
     seeds.add_argument("models", metavar="MODEL", nargs="+", help="generator folders or names (two or more)")
     seeds.add_argument("--json", action="store_true", help="print the groups, runs and differences as JSON")
