@@ -35,6 +35,9 @@ def render(sel: frame.Selection) -> None:
     )
     kind, text = usefulness_box(rep, sel.classes)
     getattr(st, kind)(f"{text}. {chance_text(rep)}.")
+    spread = frame.recipe_spread_text(sel)
+    if spread:
+        st.info(spread)
     cols = st.columns(4)
     for col, s in zip(cols, UTILITY_SETTINGS):
         key = utility_key(s)

@@ -7,7 +7,7 @@ way everywhere and two of one name (a shipped one and the user's) are told apart
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from synthvu_core.records import epsilon_value
 
 if TYPE_CHECKING:
     from synthvu_core.evaluation.training_seeds import RecipeGroup
+    from synthvu_core.models.registry import GeneratorInfo
 
 MIN_COMPARED, MAX_COMPARED = 2, 4
 
@@ -138,6 +139,29 @@ def training_seed_text(entries: Sequence[Compared]) -> str | None:
 
     groups = seed_groups(entries)
     return None if groups is None else "\n".join(group_lines(groups))
+
+
+def recipe_spread(
+    selected: Path, card: Mapping[str, Any], gens: Sequence[GeneratorInfo],
+    view_of: Callable[[GeneratorInfo], ReportView | None],
+) -> str | None:
+    """The selected generator's recipe over training seeds, in words, where ``gens`` hold two or more runs of it with
+    a report (cards compared first; ``view_of`` reads only the reports of runs of that recipe); None otherwise."""
+    from synthvu_core.evaluation.training_seeds import recipe_of, spread_line
+
+    mine = recipe_of(card)
+    runs = [g for g in gens if recipe_of(g.card) == mine]
+    here = [i for i, g in enumerate(runs) if Path(g.path).resolve() == Path(selected).resolve()]
+    if len(runs) < 2 or not here:
+        return None
+    ids = distinct_ids([(g.name, g.path) for g in runs])
+    groups = seed_groups([Compared(i, Path(g.path), g.card, view_of(g), g.source) for i, g in zip(ids, runs)])
+    own = next((g for g in groups or [] if any(r.name == ids[here[0]] for r in g.runs)), None)
+    if own is None or len(own.runs) < 2:
+        return None
+    names = ", ".join(r.name for r in own.runs)
+    return (f"This generator is one of {len(own.runs)} runs of one recipe here ({names}): they differ in their "
+            f"training seed alone. {spread_line(own)} The Compare page and `report seeds` compare recipes.")
 
 
 def shared_umap_problem(entries: Sequence[Compared]) -> str | None:

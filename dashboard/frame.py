@@ -557,6 +557,25 @@ def selection() -> Selection | None:
     return Selection(info=info, card=info.card, report=view, public=public_mode(), report_problem=problem)
 
 
+def report_or_none(info: GeneratorInfo) -> ReportView | None:
+    """A generator's report; None where it has none, it cannot be read or it was computed on another dataset."""
+    from synthvu_core.errors import SynthVUError
+
+    try:
+        view = loaders.report(info.path, (info.card.get("dataset") or {}).get("fingerprint"))
+    except SynthVUError:
+        return None
+    return None if view is None or dataset_mismatch(view, info.card) else view
+
+
+def recipe_spread_text(sel: Selection) -> str | None:
+    """The selected generator's recipe over its training seeds, where two or more runs of it are listed with a
+    report (:func:`dashboard.compare.recipe_spread`); None otherwise."""
+    from dashboard.compare import recipe_spread
+
+    return recipe_spread(sel.path, sel.card, all_generators(), report_or_none)
+
+
 # ---- page runner -----------------------------------------------------------------------------------
 def run_page(
     title: str, render: Callable[[Selection], None], *, needs_report: bool = False, needs_generator: bool = True

@@ -143,6 +143,9 @@ def test_compare_reads_runs_of_one_recipe_over_their_training_seeds(
     text = "\n".join(m.value for m in at.markdown)
     assert "Recipe 1 (dataset" in text and "2 runs" in text and "Over 2 training runs" in text
     assert ONE_GENERATOR in text
+    visit(at, "utility")  # the selected run's own page names its recipe's other run and their spread
+    no_exception(at, "utility")
+    assert any("one of 2 runs of one recipe here (fab-seed1, fab-seed2)" in i.value for i in at.info)
 
 
 def test_overview_offers_the_selected_generators_slides(env: dict[str, Path], monkeypatch) -> None:

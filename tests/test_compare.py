@@ -12,6 +12,7 @@ from dashboard.compare import (
     distinct_ids,
     generator_label,
     headline_columns,
+    recipe_spread,
     shared_umap_problem,
     training_seed_text,
 )
@@ -84,3 +85,19 @@ def test_runs_of_one_recipe_get_their_spread_over_training_seeds() -> None:
     assert training_seed_text([runs[0], Compared("n", Path("n"), card(1), None)]) is None
     copy = Compared("copy", Path("copy"), card(1), _seed_view(0.9, weights="0.6"))  # runs[0]'s weights again
     assert training_seed_text([runs[0], copy]) is None, "one generator listed twice is one run"
+
+
+def test_a_generators_page_names_its_recipes_other_runs() -> None:
+    from types import SimpleNamespace
+
+    def info(name: str, seed: int, **extra: object) -> SimpleNamespace:
+        card = {**CARD, "training": {"steps": 600, "seed": seed, **extra}}
+        return SimpleNamespace(name=name, path=Path("/runs") / name, card=card, source="user")
+
+    gens = [info("a", 0), info("b", 1), info("c", 2, ordinal=True), info("d", 3)]
+    views = {"a": _seed_view(0.6), "b": _seed_view(0.8), "c": _seed_view(0.9), "d": None}
+    text = recipe_spread(Path("/runs/a"), gens[0].card, gens, lambda g: views[g.name])
+    assert text.startswith("This generator is one of 2 runs of one recipe here (a, b)")
+    assert "TSTR/TRTR mean 0.700" in text
+    assert recipe_spread(Path("/runs/c"), gens[2].card, gens, lambda g: views[g.name]) is None  # alone in its recipe
+    assert recipe_spread(Path("/runs/elsewhere"), gens[0].card, gens, lambda g: views[g.name]) is None

@@ -258,7 +258,9 @@ def _run_row(r: SeedRun) -> str:
             f"{number_text(r.chance)} | {above} | {useful} |")
 
 
-def _spread_line(g: RecipeGroup) -> str:
+def spread_line(g: RecipeGroup) -> str:
+    """One recipe's spread over its runs, in words: mean, sd and range of TSTR/TRTR and TSTR, and how many runs are
+    above chance."""
     s, t = g.spread("ratio"), g.spread("tstr")
     if s is None:
         return "No run of this recipe has a TSTR/TRTR."
@@ -302,6 +304,6 @@ def group_lines(groups: Sequence[RecipeGroup]) -> list[str]:
     """The text of ``report seeds``: a table per recipe, its spread, then each recipe against recipe 1."""
     out: list[str] = []
     for i, g in enumerate(groups):
-        out += [_heading(groups, i), "", RUN_HEADER, *(_run_row(r) for r in g.runs), "", _spread_line(g), ""]
+        out += [_heading(groups, i), "", RUN_HEADER, *(_run_row(r) for r in g.runs), "", spread_line(g), ""]
     out += [_difference_line(groups, d) for d in differences(groups)]
     return out + ["", f"A report's utility intervals are over holdout patients and classifier seeds; {ONE_GENERATOR}."]
