@@ -160,8 +160,8 @@ def recipe_spread(
     if own is None or len(own.runs) < 2:
         return None
     names = ", ".join(r.name for r in own.runs)
-    return (f"This generator is one of {len(own.runs)} runs of one recipe here ({names}): they differ in their "
-            f"training seed alone. {spread_line(own)} The Compare page and `report seeds` compare recipes.")
+    return (f"This generator is one of {len(own.runs)} runs of one recipe here ({names}): the same settings, trained "
+            f"separately. {spread_line(own)} The Compare page and `report seeds` compare recipes.")
 
 
 def shared_umap_problem(entries: Sequence[Compared]) -> str | None:

@@ -72,6 +72,15 @@ def test_spread_is_the_mean_sd_and_range_over_runs() -> None:
     assert t.mean == pytest.approx(0.6 * np.mean(ratios))
 
 
+def test_runs_sharing_a_seed_are_said_to_differ_by_machine() -> None:
+    from synthvu_core.evaluation.training_seeds import spread_line
+
+    runs = [("a", _card(0), _report(0.6)), ("b", _card(0), _report(0.7)), ("c", _card(1), _report(0.8))]
+    same_seed = group_runs(runs)
+    assert "Runs share training seed 0: they differ by the machine" in spread_line(same_seed[0])
+    assert "share training seed" not in spread_line(group_runs(_entries([0.6, 0.7]))[0])
+
+
 def test_one_run_has_no_spread() -> None:
     groups = group_runs([("a", _card(0), _report(0.7)), ("b", _card(0, mirror=False), _report(0.8))])
     assert groups[0].spread("ratio").sd is None and compare(groups, 1).low is None

@@ -275,6 +275,11 @@ def spread_line(g: RecipeGroup) -> str:
     levels = sum(r.every_level_above_chance is True for r in g.runs)
     dp = (" Under DP the noise comes from the operating system, so a rerun with the same seed differs too."
           if g.recipe.get("dp") else "")
+    seeds = [r.seed for r in g.runs if r.seed is not None]
+    shared = sorted({s for s in seeds if seeds.count(s) > 1})
+    if shared:
+        dp += (f" Runs share training seed {', '.join(map(str, shared))}: they differ by the machine or thread count "
+               "they were trained on, not by the seed.")
     return (f"Over {s.n} training runs: TSTR/TRTR mean {s.mean:.3f}, sd {s.sd:.3f}{rough}, range "
             f"{s.low:.3f}–{s.high:.3f}{tstr}{width}. TSTR's interval above chance in {useful} of {len(g.runs)} runs, "
             f"every level's TSTR recall above chance in {levels} of {len(g.runs)}.{dp}")
