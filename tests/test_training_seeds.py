@@ -113,6 +113,15 @@ def test_two_runs_a_recipe_give_no_interval() -> None:
     assert d.low is None and d.difference == pytest.approx(0.30) and d.reading.startswith("too few runs")
 
 
+def test_several_intervals_say_they_are_not_corrected_for_their_number() -> None:
+    from synthvu_core.evaluation.training_seeds import group_lines
+
+    two = _entries([0.5, 0.52, 0.51]) + _entries([0.8, 0.82, 0.81], ordinal=True)
+    assert not any("not corrected" in line for line in group_lines(group_runs(two)))
+    three = two + _entries([0.6, 0.62, 0.61], mirror=False)
+    assert "These 2 intervals are each at 95 %, not corrected for their number." in group_lines(group_runs(three))
+
+
 def test_other_datasets_or_evaluations_are_not_compared() -> None:
     base = _entries([0.6, 0.7])
     other_data = [(n, c, _report(r, dataset="d2")) for n, c, r in

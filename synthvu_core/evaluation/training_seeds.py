@@ -310,5 +310,9 @@ def group_lines(groups: Sequence[RecipeGroup]) -> list[str]:
     out: list[str] = []
     for i, g in enumerate(groups):
         out += [_heading(groups, i), "", RUN_HEADER, *(_run_row(r) for r in g.runs), "", spread_line(g), ""]
-    out += [_difference_line(groups, d) for d in differences(groups)]
+    diffs = differences(groups)
+    out += [_difference_line(groups, d) for d in diffs]
+    n_intervals = sum(d.low is not None for d in diffs)
+    if n_intervals > 1:
+        out.append(f"These {n_intervals} intervals are each at 95 %, not corrected for their number.")
     return out + ["", f"A report's utility intervals are over holdout patients and classifier seeds; {ONE_GENERATOR}."]
