@@ -57,6 +57,8 @@ SPLIT_RATIOS = (0.6, 0.2, 0.2)
 STUDY_TRTR = 0.893
 STUDY_TSTR = 0.830
 STUDY_RATIO = 0.93  #: TSTR / TRTR
+#: a class's recall gets a patient-bootstrap interval from this many holdout patients of it up
+MIN_RECALL_PATIENTS = 2
 #: What a report's utility interval (holdout patients and classifier seeds) leaves out, said wherever it is shown.
 ONE_GENERATOR = ("each interval holds one trained generator: training it again with another seed is not in it "
                  "(`synthvu report seeds` reads that spread from several runs)")

@@ -70,6 +70,12 @@ def test_build_and_show(cohort, tmp_path, capsys):
     assert main(["data", "show", str(out)]) == 0
     text = capsys.readouterr().out
     assert "12 VUs" in text and "L4/L5" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if "patients: train" in line}
+    assert list(rows) == ds.classes("level")  # one row per level, in anatomical order
+    assert all(f"{p} " in row for row in rows.values() for p in ("train", "holdout", "reference"))
+    hold = ds.units[ds.units["split"] == "holdout"]  # one holdout patient: no level's recall gets an interval
+    assert hold["patient_id"].nunique() == 1
+    assert "fewer than 2 holdout patients for" in text and "(--split)" in text
 
 
 def test_parallel_build_matches_serial(cohort, tmp_path):
@@ -286,11 +292,17 @@ def test_build_names_the_levels_with_few_training_patients(cohort, tmp_path, cap
     assert main(["data", "build", "--images", str(cohort), "--out", str(out), "--workers", "1", "--image-glob",
                  "*_img.nii", "--label-glob", "*_vert.nii", "--split", "0.5,0.25,0.25", "--slices", "5",
                  "--size", "32x48"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if "training patients for" in line]
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if "training patients for" in line]
     assert len(lines) == 1
     units = VUDataset.load(out).units
     train = units[units["split"] == "train"]
     for level, rows in train.groupby("level"):  # two training patients: every training level is named, with its count
         assert f"{level} ({rows['patient_id'].nunique()}" in lines[0]
+    hold = units[units["split"] == "holdout"]
+    assert hold["patient_id"].nunique() == 1  # so every training level's recall is read on one patient or none
+    unread = dsmod.holdout_levels_unread(units)
+    assert set(unread) == set(train["level"]) and set(unread.values()) <= {0, 1}
+    assert dsmod.holdout_level_warning(units) in printed
     for level in set(units["level"]) - set(train["level"]):
         assert f"{level} (" not in lines[0]

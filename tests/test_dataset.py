@@ -308,3 +308,34 @@ def test_thin_levels_name_levels_with_few_training_patients_in_anatomical_order(
     assert dsmod.thin_level_warning(_units_of({"L4/L5": five})) is None
     only = dsmod.thin_level_warning(units, classes=["L1/L2", "L4/L5"])  # a run of these classes: only they count
     assert "L1/L2 (4, all b)" in only and "T11/T12" not in only and "T12/L1" not in only
+
+
+def test_holdout_levels_unread_name_training_levels_whose_recall_gets_no_interval():
+    two = [("h0", "b"), ("h1", "b")]
+    units = pd.concat([
+        _units_of({"L4/L5": [("m0", "b")], "L1/L2": [("m0", "b")], "T11/T12": [("c0", "a")],
+                   "L2/L3": [("m0", "b")]}),
+        _units_of({"L4/L5": two, "L1/L2": [("h0", "b")], "T12/L1": [("h2", "a")]}, split="holdout"),
+        _units_of({"T11/T12": two}, split="reference"),  # the reference part does not read recall
+    ], ignore_index=True)
+    unread = dsmod.holdout_levels_unread(units)
+    assert unread == {"T11/T12": 0, "L1/L2": 1, "L2/L3": 0}  # T12/L1 is not trained: not named; L4/L5 has 2
+    assert list(unread) == ["T11/T12", "L1/L2", "L2/L3"]
+    assert dsmod.holdout_levels_unread(units, classes=["L4/L5", "L1/L2"]) == {"L1/L2": 1}
+    line = dsmod.holdout_level_warning(units)
+    assert "fewer than 2 holdout patients for T11/T12 (0), L1/L2 (1), L2/L3 (0)" in line
+    assert dsmod.holdout_level_warning(units, classes=["L4/L5"]) is None
+
+
+def test_level_rows_count_patients_per_part_and_source():
+    units = pd.concat([
+        _units_of({"L1/L2": [("m0", "b"), ("c0", "a")], "T12/L1": [("c0", "a")]}),
+        _units_of({"L1/L2": [("m1", "b")]}, split="holdout"),
+        _units_of({"L1/L2": [("m2", "b")]}, split="reference"),
+    ], ignore_index=True)
+    rows = dsmod.level_rows(units)
+    assert rows[0].split()[:3] == ["T12/L1", "1", "VUs"] and rows[1].split()[:3] == ["L1/L2", "4", "VUs"]
+    assert "train 1 / holdout 0 / reference 0  (a 1)" in rows[0]
+    assert "train 2 / holdout 1 / reference 1  (a 1, b 3)" in rows[1]
+    one_source = dsmod.level_rows(units.assign(site="b"))
+    assert "(" not in one_source[1]  # one source: no per-source counts

@@ -84,6 +84,7 @@ def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsy
     assert code == 0
     out = capsys.readouterr().out
     assert "fewer than 5 training patients for L3/L4 (2), L4/L5 (2)" in out  # 4 patients, half of them train
+    assert "fewer than 2 holdout patients for L3/L4 (1), L4/L5 (1)" in out  # and one in the holdout
     card = json.loads((tmp_path / "m" / "card.json").read_text())
     tr = card["training"]
     assert tr["augment"] == (DEFAULT_POLICY if scratch else "translation")

@@ -157,7 +157,7 @@ def _build(args: argparse.Namespace) -> int:
 
     check_dataset_out(args.out, force=args.force)  # before any work: never replace what is not ours
     config = _extract_config(args)
-    from synthvu_core.data.dataset import SplitConfig, thin_level_warning
+    from synthvu_core.data.dataset import SplitConfig
 
     split = SplitConfig.parse(args.split, args.split_seed, stratify=not args.no_stratify)
     if args.phantom is not None:
@@ -193,9 +193,7 @@ def _build(args: argparse.Namespace) -> int:
               "(same source and levels; --no-stratify for a plain permutation)")
     for s in ds.card.get("skipped", []):
         print(f"  skipped {s['error']}")
-    thin = thin_level_warning(ds.units)
-    if thin is not None:
-        print(f"  {thin}")
+    _print_design_warnings(ds)
     for ids in same_scans(ds.card):
         print(f"  warning: patients {', '.join(ids)} have byte-identical source images: if they are one person, keep "
               "one (the split may put the copies in different parts; the privacy ledger already counts them as one)")
@@ -214,7 +212,7 @@ def _summary(card: dict) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import VUDataset
+    from synthvu_core.data.dataset import VUDataset, level_rows
     from synthvu_core.storage import check_suffix, check_writable
 
     if args.montage:  # before any work
@@ -224,10 +222,11 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(ds.card, indent=2))
     else:
         print(f"{args.dataset}: {_summary(ds.card)}")
-        for level, n in ds.card["counts"]["per_level"].items():
-            print(f"  {level:>8}  {n}")
+        for line in level_rows(ds.units):
+            print(f"  {line}")
         for s in ds.card.get("skipped", []):
             print(f"  skipped {s['error']}")
+        _print_design_warnings(ds)
         _print_spent(ds)
     if args.montage:
         from synthvu_core.data.dataset import write_montage
@@ -235,6 +234,16 @@ def _show(args: argparse.Namespace) -> int:
         write_montage(ds, args.montage, per_level=args.per_level, seed=args.seed)
         print(f"montage: {args.montage}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _print_design_warnings(ds: VUDataset) -> None:
+    """What the split leaves thin for the level scheme: few training patients of a level, or too few holdout
+    patients to read its recall."""
+    from synthvu_core.data.dataset import holdout_level_warning, thin_level_warning
+
+    for line in (thin_level_warning(ds.units), holdout_level_warning(ds.units)):
+        if line is not None:
+            print(f"  {line}")
 
 
 def _print_spent(ds: VUDataset) -> None:

@@ -26,7 +26,15 @@ import numpy as np
 
 from synthvu_core import __version__, levels
 from synthvu_core.errors import DataError, SelectionError
-from synthvu_core.names import CARD_FILE, IMAGES_FILE, LEDGER_FILE, SOURCE_COLUMN, SPLIT_RATIOS, UNITS_FILE
+from synthvu_core.names import (
+    CARD_FILE,
+    IMAGES_FILE,
+    LEDGER_FILE,
+    MIN_RECALL_PATIENTS,
+    SOURCE_COLUMN,
+    SPLIT_RATIOS,
+    UNITS_FILE,
+)
 from synthvu_core.storage import atomic_path
 
 if TYPE_CHECKING:
@@ -263,6 +271,46 @@ def thin_level_warning(units: pd.DataFrame, classes: list[str] | None = None) ->
     each = ", ".join(f"{lev} ({n}{', all ' + src[0] if len(src) == 1 else ''})" for lev, (n, src) in thin.items())
     return (f"warning: fewer than {FEW_LEVEL_PATIENTS} training patients for {each}: a classifier trained on the "
             "samples may read such a level no better than chance (docs/real-data.md, \"Where TSTR loses\")")
+
+
+def holdout_levels_unread(units: pd.DataFrame, classes: list[str] | None = None) -> dict[str, int]:
+    """Each level of the train part (of ``classes`` where given) whose holdout has fewer than
+    :data:`~synthvu_core.names.MIN_RECALL_PATIENTS` patients, with that count (0 where the holdout lacks it), in
+    anatomical order: its TSTR recall gets no interval, so whether it is above chance cannot be told."""
+    train, hold = units[units["split"] == "train"], units[units["split"] == "holdout"]
+    wanted = sorted(train["level"].astype(str).unique(), key=levels.vu_rank)
+    out = {}
+    for level in wanted if classes is None else [c for c in wanted if c in classes]:
+        n = int(hold.loc[hold["level"].astype(str) == level, "patient_id"].nunique())
+        if n < MIN_RECALL_PATIENTS:
+            out[level] = n
+    return out
+
+
+def holdout_level_warning(units: pd.DataFrame, classes: list[str] | None = None) -> str | None:
+    """One line naming the levels whose TSTR recall the holdout cannot put an interval on
+    (:func:`holdout_levels_unread`), or None."""
+    unread = holdout_levels_unread(units, classes)
+    if not unread:
+        return None
+    each = ", ".join(f"{lev} ({n})" for lev, n in unread.items())
+    return (f"warning: fewer than {MIN_RECALL_PATIENTS} holdout patients for {each}: such a level's TSTR recall "
+            "is read on one patient or none, with no interval, so whether it is above chance cannot be told; more "
+            "patients of that level, or a larger holdout share (--split), would tell")
+
+
+def level_rows(units: pd.DataFrame) -> list[str]:
+    """One line per level, in anatomical order: its VUs, its patients in each part and its patients per source."""
+    rows = []
+    for level in sorted(units["level"].astype(str).unique(), key=levels.vu_rank):
+        at = units[units["level"].astype(str) == level]
+        parts = " / ".join(f"{p} {at.loc[at['split'] == p, 'patient_id'].nunique()}" for p in PARTS)
+        line = f"{level:>8}  {len(at):>4} VUs  patients: {parts}"
+        if SOURCE_COLUMN in at and units[SOURCE_COLUMN].nunique() > 1:
+            by = at.groupby(at[SOURCE_COLUMN].astype(str))["patient_id"].nunique()
+            line += "  (" + ", ".join(f"{s} {n}" for s, n in by.items()) + ")"
+        rows.append(line)
+    return rows
 
 
 class VUDataset:

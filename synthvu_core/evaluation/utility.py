@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from synthvu_core.evaluation.encoder import EncoderConfig, predict, train_classifier
+from synthvu_core.names import MIN_RECALL_PATIENTS
 
 SETTINGS: tuple[str, ...] = ("trtr", "tstr", "trts")
 
@@ -316,7 +317,7 @@ def class_recall(arrays: Mapping[str, np.ndarray], setting: str, n_boot: int = 2
             out.append(ClassRecall(None, n_v, n_p))
         elif boot is None:
             out.append(ClassRecall(float(r), n_v, n_p, why="no per-patient predictions stored: re-run evaluate"))
-        elif n_p < 2:
+        elif n_p < MIN_RECALL_PATIENTS:
             out.append(ClassRecall(float(r), n_v, n_p, why=f"{n_p} patient{'' if n_p == 1 else 's'}: no interval"))
         else:
             lo, hi = np.quantile(boot[:, c][np.isfinite(boot[:, c])], [0.025, 0.975])

@@ -515,7 +515,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_locked(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import SplitConfig, VUDataset, thin_level_warning
+    from synthvu_core.data.dataset import SplitConfig, VUDataset, holdout_level_warning, thin_level_warning
     from synthvu_core.models.architectures import architecture
     from synthvu_core.models.train_config import build_config, trainer
 
@@ -538,9 +538,10 @@ def _train_locked(args: argparse.Namespace) -> int:
     if split is not None:
         dataset = dataset.with_split(split)
     classes = getattr(config, "classes", None)  # the diffusion trainer takes every class
-    thin = thin_level_warning(dataset.units, classes) if config.scheme == "level" else None
-    if thin is not None:
-        print(thin)
+    if config.scheme == "level":
+        for line in (thin_level_warning(dataset.units, classes), holdout_level_warning(dataset.units, classes)):
+            if line is not None:
+                print(line)
     out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
     print(f"wrote {out} ({_trained_text(card)})")
