@@ -289,26 +289,49 @@ def confusion_figure(view: ReportView, setting: str, classes: Sequence[str]) -> 
     )
 
 
+def _recall_error_bars(view: ReportView, setting: str, n: int) -> tuple[dict[str, Any] | None, list[int | None]]:
+    """The 95 % interval of each class's holdout recall as Plotly error bars (none for a class on one patient) and
+    each class's holdout patients; (None, []) for a setting without per-class intervals (TRTS)."""
+    from synthvu_core.evaluation.utility import class_recall
+
+    per = class_recall(view.arrays, setting) if setting in ("trtr", "tstr") else None
+    if per is None or len(per) != n:
+        return None, []
+    up = [c.high - c.recall if c.high is not None and c.recall is not None else np.nan for c in per]
+    down = [c.recall - c.low if c.low is not None and c.recall is not None else np.nan for c in per]
+    bars = {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": "#444", "thickness": 1.5,
+            "width": 0}  # no caps: plotly would draw one even where a class has no interval
+    return bars, [c.n_patients for c in per]
+
+
 def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
-    """Per-position recall, one bar group per setting."""
-    fig = go.Figure()
+    """Per-position recall, one bar group per setting, with each class's 95 % interval over holdout patients and
+    seeds (TRTR, TSTR; none for a class on one holdout patient), its holdout patients under its name, and the chance
+    line."""
+    fig, patients = go.Figure(), []
     for s in UTILITY_SETTINGS:
         rec = view.array(f"utility/{s}/recall")
         if rec is None:
             continue
         rec = np.asarray(rec, dtype=float)
-        fig.add_trace(
-            go.Bar(
-                name=s.upper(),
-                x=[_class_name(classes, i) for i in range(len(rec))],
-                y=rec,
-                marker_color=SETTING_COLOURS[s],
-            )
-        )
+        bars, counts = _recall_error_bars(view, s, len(rec))
+        patients = patients or counts
+        fig.add_trace(go.Bar(name=s.upper(), x=[_class_name(classes, i) for i in range(len(rec))], y=rec,
+                             marker_color=SETTING_COLOURS[s], error_y=bars))
     if not fig.data:
         return None
+    if patients:  # what each class's recall rests on, under its name
+        names = [_class_name(classes, i) for i in range(len(patients))]
+        ticks = [f"{n}<br>{'—' if p is None else p} patient{'' if p == 1 else 's'}" for n, p in zip(names, patients)]
+        fig.update_xaxes(tickmode="array", tickvals=names, ticktext=ticks)
+    chance = usefulness_of(view).chance
+    if chance is not None:
+        fig.add_hline(y=chance, line={"dash": "dash", "color": "#999"}, annotation_text=f"chance {chance:.3f}",
+                      annotation_position="top left", annotation_font_size=FONT_SIZE - 3,
+                      annotation_bgcolor="rgba(255,255,255,0.85)")
     return _layout(
-        fig, "Recall per position", height=420, barmode="group", yaxis={"title": "recall", "range": [0, 1.05]}
+        fig, "Recall per position, with 95% intervals", height=440,
+        barmode="group", yaxis={"title": "recall", "range": [0, 1.05]},
     )
 
 

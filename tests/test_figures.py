@@ -218,3 +218,35 @@ def test_recipe_family_ignores_the_name_and_seed_only():
     assert recipe_family(a) != recipe_family(PhantomRecipe.for_cohort(167, seed=2).as_dict())
     assert recipe_family(a) != recipe_family(PhantomRecipe.for_cohort(400, seed=2, contrast="T1").as_dict())
     assert recipe_family(None) is None and recipe_family({"name": "own"}) is None
+
+
+def test_recall_figure_draws_each_class_interval_its_patients_and_chance() -> None:
+    from pathlib import Path
+
+    from dashboard.figures import recall_figure
+    from dashboard.summary import usefulness_of, view_of
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.utility import class_recall
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "acgan-spine-mri"
+    if not (folder / "report" / "report.json").exists():
+        pytest.skip("shipped report of acgan-spine-mri absent")
+    view = view_of(load_report(folder))
+    classes = ["T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5"]
+    fig = recall_figure(view, classes)
+    tstr = next(t for t in fig.data if t.name == "TSTR")
+    per = class_recall(view.arrays, "tstr")
+    up, down = np.asarray(tstr.error_y.array, dtype=float), np.asarray(tstr.error_y.arrayminus, dtype=float)
+    for i, c in enumerate(per):
+        if c.n_patients is not None and c.n_patients < 2:  # one holdout patient: no interval drawn
+            assert np.isnan(up[i]) and np.isnan(down[i])
+        else:
+            assert up[i] == pytest.approx(c.high - c.recall) and down[i] == pytest.approx(c.recall - c.low)
+    assert any(c.n_patients == 1 for c in per) and any((c.n_patients or 0) >= 2 for c in per)
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert [t.split("<br>")[0] for t in ticks] == classes
+    assert all(t.endswith(f"<br>{c.n_patients} patient{'' if c.n_patients == 1 else 's'}") for t, c in zip(ticks, per))
+    trts = next(t for t in fig.data if t.name == "TRTS")
+    assert trts.error_y.array is None  # TRTS reads samples, not holdout patients: no patient interval
+    chance = usefulness_of(view).chance
+    assert [s.y0 for s in fig.layout.shapes] == [pytest.approx(chance)]
