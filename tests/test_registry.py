@@ -77,6 +77,22 @@ def test_list_generators_over_env_and_extra_dirs(trained, tmp_path, monkeypatch)
         registry.resolve("no-such")
 
 
+def test_a_dataset_beside_the_generators_is_skipped_and_named_where_given_as_one(copy, tmp_path):
+    root = copy.parent  # the generator "g" and, beside it, the dataset it was trained on: one working folder
+    tiny_dataset().save(root / "vus")
+    (root / "odd").mkdir()
+    (root / "odd" / "card.json").write_text("{}")  # not a dataset: still broken
+    found, broken = registry.scan_generators([root])
+    assert [i.path for i in found if i.path.parent == root] == [copy]
+    assert [b.path.name for b in broken if b.path.parent == root] == ["odd"]
+    _, broken = registry.scan_generators([root / "vus"])  # the dataset given as the generator root
+    assert [b.why for b in broken] == ["a VU dataset (written by `data build`), not a generator folder"]
+    with pytest.raises(CheckpointError, match=r"vus: a VU dataset \(written by `data build`\), not a generator"):
+        registry.load_card(root / "vus")
+    with pytest.raises(CheckpointError, match="card lacks key 'name'"):
+        registry.load_card(root / "odd")
+
+
 def test_missing_discriminator_is_none(copy):
     (copy / "discriminator.safetensors").unlink()
     assert registry.load_discriminator(copy) is None

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from synthvu_core.data.dataset import SplitConfig, VUDataset
+from synthvu_core.data.dataset import SplitConfig, VUDataset, is_dataset_folder
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
 from synthvu_core.names import (
@@ -33,7 +33,6 @@ from synthvu_core.names import (
     DATASETS_DIR,
     IMAGE_DIGESTS,
     IMAGE_GLOB,
-    IMAGES_FILE,
     LABEL_GLOB,
     PATIENT_REGEX,
     SOURCE_COLUMN,
@@ -146,20 +145,6 @@ def find_pairs(
     if not pairs and not problems:
         raise DataError(f"{folder}: no image files match {image_glob!r}")
     return pairs
-
-
-def is_dataset_folder(folder: Path) -> bool:
-    """True where ``folder`` holds a VU dataset we wrote (card with a fingerprint, images, units)."""
-    import json
-
-    try:
-        card = json.loads((folder / CARD_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
-        and (folder / IMAGES_FILE).is_file() and (folder / UNITS_FILE).is_file()
-    )
 
 
 def check_dataset_out(out: str | Path, *, force: bool = False) -> Path:

@@ -120,6 +120,18 @@ def check_card(card: Any, where: Path) -> None:
         raise DataError(f"{where}: the dataset card has no fingerprint; rebuild the dataset with `data build`")
 
 
+def is_dataset_folder(folder: Path) -> bool:
+    """True where ``folder`` holds a VU dataset we wrote (card with a fingerprint, images, units)."""
+    try:
+        card = json.loads((folder / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
+        and (folder / IMAGES_FILE).is_file() and (folder / UNITS_FILE).is_file()
+    )
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """float in [-1, 1] -> uint8 (values outside are clipped); a uint8 array is returned as it is."""
     if isinstance(x, np.ndarray) and x.dtype == np.uint8:

@@ -171,6 +171,8 @@ def scan_generators(
             try:
                 card = load_card(folder)
             except CheckpointError as e:
+                if folder != root and _is_dataset(folder):
+                    continue  # a VU dataset kept beside the generators: not one of them, and not broken
                 broken.append(BrokenGenerator(folder, _why(str(e), folder), source))
                 continue
             out.append(
@@ -207,8 +209,14 @@ def resolve(model: str | Path, extra_dirs: list[str | Path] | None = None) -> Pa
     raise CheckpointError(f"{model}: no generator folder or registered generator of this name (known: {names})")
 
 
+def _is_dataset(folder: Path) -> bool:
+    from synthvu_core.data.dataset import is_dataset_folder
+
+    return is_dataset_folder(folder)
+
+
 def load_card(path: str | Path) -> dict[str, Any]:
-    """Read and schema-check ``card.json`` of a generator folder."""
+    """Read and schema-check ``card.json`` of a generator folder (a VU dataset folder is named as one)."""
     folder = Path(path)
     card_path = folder / CARD_FILE
     if not folder.is_dir():
@@ -223,6 +231,8 @@ def load_card(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{card_path}: not a valid JSON card: nested too deeply") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"{card_path}: not a valid JSON card: {e}") from None
+    if "name" not in card and _is_dataset(folder):
+        raise CheckpointError(f"{folder}: a VU dataset (written by `data build`), not a generator folder")
     check_card(card, card_path)
     return card
 
