@@ -733,6 +733,30 @@ def test_usefulness_warns_where_one_class_is_at_or_below_chance():
     assert box("acgan-phantom-leaky")[0] == "error"
 
 
+def test_a_class_at_chance_on_one_holdout_patient_is_not_called_not_useful():
+    """T11/T12 of the shipped acgan-spine-mri reads 0 on one holdout VU of one patient: no interval, so no claim."""
+    import dataclasses
+    import json
+
+    from dashboard import loaders
+    from dashboard.summary import holdout_patient_counts, usefulness_box
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "acgan-spine-mri"
+    spine = loaders.report(folder)
+    classes = json.loads((folder / "card.json").read_text())["classes"]
+    assert holdout_patient_counts(spine, len(classes)).tolist() == [1, 1, 5, 5, 5, 5]
+    kind, text = usefulness_box(spine, classes)
+    assert kind == "warning" and "T11/T12 (0.000 on 1 holdout VU), read on one holdout patient" in text
+    assert "cannot tell whether the samples teach that class" in text and "not useful for telling" not in text
+    recall = np.array(spine.arrays["utility/tstr/recall"], dtype=float)
+    recall[classes.index("L3/L4")] = 0.1  # and a level on 5 holdout patients at chance: that one is a finding
+    kind, text = usefulness_box(dataclasses.replace(spine, arrays={**spine.arrays, "utility/tstr/recall": recall}),
+                                classes)
+    assert kind == "warning" and "L3/L4 (0.100 on 5 holdout VUs): not useful for telling that class apart" in text
+    assert "T11/T12 (0.000 on 1 holdout VU), read on one holdout patient" in text
+    assert "T11/T12 (0.000 on 1 holdout VU):" not in text
+
+
 def test_an_inconclusive_verdict_names_its_level_once(monkeypatch):
     import contextlib
 
