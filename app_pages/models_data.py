@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard import frame, loaders, style
 from dashboard.summary import epsilon_text, shareable_card, split_text
 from synthvu_core.names import IMAGE_GLOB, LABEL_GLOB
+from synthvu_core.records import epochs_text
 
 COMMANDS = f"""\
 # 1. cut VUs out of your NIfTI volumes (image + vertebral-body label map per patient); one folder per source
@@ -41,7 +42,8 @@ def training_section(sel: frame.Selection) -> None:
     st.subheader("Training record")
     tr = sel.card.get("training") or {}
     final = tr.get("final_losses") or {}
-    st.caption(f"{tr.get('steps', '?')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size', '?')}, "
+    st.caption(f"{tr.get('steps', '?')} steps, {epochs_text(tr.get('epochs'))} epochs, "
+               f"batch {tr.get('batch_size', '?')}, "
                f"{tr.get('seconds', 0):.0f} s on {tr.get('device', '?')}"
                + ("; final losses " + ", ".join(f"{k} {v:.3f}" for k, v in final.items()) if final else ""))
     log, shots = loaders.training_record(sel.path)

@@ -23,7 +23,7 @@ from dashboard.summary import (
     with_ci,
 )
 from synthvu_core.names import STUDY_RATIO
-from synthvu_core.records import RATIO_KEY
+from synthvu_core.records import RATIO_KEY, epochs_text
 
 ABOUT = (
     "synthvu trains conditional generators that make **synthetic spine MRI vertebral units** (VUs: "
@@ -41,7 +41,7 @@ def card_table(card: dict) -> dict:
         "architecture": arch.get("name", "—"),
         "conditioning": f"{card.get('scheme', '—')}: {', '.join(card.get('classes', []))}",
         "VU shape (C × H × W)": " × ".join(str(s) for s in card.get("shape", [])),
-        "training": f"{train.get('epochs', '—')} epochs, {train.get('steps', '—')} steps, batch "
+        "training": f"{epochs_text(train.get('epochs'))} epochs, {train.get('steps', '—')} steps, batch "
                     f"{train.get('batch_size', '—')}, lr {train.get('lr', '—')}",
         "dataset": f"{recipe.get('name') or 'your NIfTI data'} (fingerprint {ds.get('fingerprint', '—')})",
         "differential privacy": epsilon_text(card),

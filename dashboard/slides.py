@@ -18,6 +18,7 @@ from dashboard import style
 from dashboard.compare import Compared, chance_accuracy, distinct_ids, generator_label, seed_groups, worst_auc_key
 from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
 from dashboard.summary import epsilon_text, verdict, with_ci
+from synthvu_core.records import epochs_text
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -104,7 +105,7 @@ def _trained(entries: Sequence[Compared]) -> str:
                 "model": (c.get("architecture") or {}).get("name", "—"),
                 "positions": f"{c.get('scheme', '—')}: {', '.join(e.classes)}",
                 "data": f"phantom ({recipe.get('name', '?')})" if recipe else "real NIfTI scans",
-                "training": (f"{float(epochs):.1f} epochs, " if epochs is not None else "")
+                "training": (f"{epochs_text(epochs)} epochs, " if epochs is not None else "")
                 + f"{tr.get('steps', '?')} steps",
                 "differential privacy": epsilon_text(c, e.view),
             }

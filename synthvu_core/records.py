@@ -147,6 +147,14 @@ def number_text(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def epochs_text(epochs: float | None) -> str:
+    """A training run's epochs as a card records them (steps over steps per epoch): ``"300"``, ``"2.5"``, ``"—"``."""
+    if epochs is None:
+        return "—"
+    e = float(epochs)
+    return f"{e:.0f}" if e.is_integer() else f"{e:.1f}"
+
+
 def interval_text(low: float | None, high: float | None, digits: int = 3) -> str:
     """``"[0.550, 0.670]"``; ``""`` where either end is missing."""
     return "" if low is None or high is None else f"[{low:.{digits}f}, {high:.{digits}f}]"

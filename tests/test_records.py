@@ -15,6 +15,7 @@ from synthvu_core.records import (
     Report,
     attack_key,
     card_epsilon,
+    epochs_text,
     epsilon_text,
     epsilon_value,
     interval_text,
@@ -83,3 +84,8 @@ def test_patient_means_are_the_per_patient_means_of_the_stored_scores():
         ids, got = means[want]
         assert ids == sorted(expected.index) and np.allclose(got, expected.loc[ids].to_numpy())
     assert r.patient_means("pairwise", "no-such-space") is None
+
+
+def test_epochs_text_drops_a_zero_fraction_only():
+    assert epochs_text(300.0) == "300" and epochs_text(25) == "25"
+    assert epochs_text(2.5) == "2.5" and epochs_text(1.0 / 3) == "0.3" and epochs_text(None) == "—"

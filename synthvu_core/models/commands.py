@@ -12,7 +12,7 @@ from pathlib import Path
 
 from synthvu_core.models.architectures import ARCHITECTURE_NAMES, OPTION_DEFAULTS
 from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
-from synthvu_core.records import epsilon_value
+from synthvu_core.records import epochs_text, epsilon_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -793,8 +793,8 @@ def _models_show(args: argparse.Namespace) -> int:
         f"  architecture  {card.architecture}  shape {card.shape_text}  latent {card.latent_dim}",
         f"  scheme        {card.scheme}: {', '.join(card.classes)}",
         f"  dataset       {card.fingerprint}  ({card.dataset.get('n_train', '?')} training VUs)",
-        f"  training      {tr.get('steps')} steps, {tr.get('epochs', 0):.1f} epochs, batch {tr.get('batch_size')}, lr "
-        f"{tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
+        f"  training      {tr.get('steps')} steps, {epochs_text(tr.get('epochs'))} epochs, "
+        f"batch {tr.get('batch_size')}, lr {tr.get('lr')}, seed {tr.get('seed')}, {tr.get('seconds', 0):.0f} s",
         "  privacy       " + privacy_text(card.dp, raw),
         *([sampler] if tr.get("sampler") else []),
         "  discriminator " + kept,
