@@ -20,6 +20,10 @@ class CheckpointError(SynthVUError):
     """A generator folder, card or weight file is missing, invalid or foreign."""
 
 
+class DatasetFolderError(CheckpointError):
+    """A VU dataset folder given where a generator folder is expected."""
+
+
 class ReportError(SynthVUError):
     """An evaluation report is missing, stale or belongs to another dataset."""
 

@@ -325,6 +325,9 @@ def test_holdout_levels_unread_name_training_levels_whose_recall_gets_no_interva
     line = dsmod.holdout_level_warning(units)
     assert "fewer than 2 holdout patients for T11/T12 (0), L1/L2 (1), L2/L3 (0)" in line
     assert dsmod.holdout_level_warning(units, classes=["L4/L5"]) is None
+    built = units.assign(split=np.where(units["patient_id"] == "h0", "holdout", units["split"]))  # a larger holdout
+    assert dsmod.holdout_levels_unread(units, holdout=built)["L1/L2"] == 1  # the holdout read is `holdout`'s
+    assert dsmod.holdout_levels_unread(units, holdout=built)["L2/L3"] == 0 and "L4/L5" not in unread
 
 
 def test_level_rows_count_patients_per_part_and_source():

@@ -75,6 +75,15 @@ def own_dataset(tmp_path):
     return tmp_path / "own"
 
 
+def test_train_split_warns_on_the_holdout_that_evaluate_reads(tmp_path, capsys):
+    folder = own_dataset(tmp_path)  # built with one holdout patient
+    code = main(["train", "--dataset", str(folder), "--scheme", "level", "--out", str(tmp_path / "m"), "--steps", "1",
+                 "--quiet", "--device", "cpu", "--checkpoint-every", "0", "--split", "0.25,0.5,0.25"])
+    assert code == 0
+    out = capsys.readouterr().out  # the run's own split holds 2 holdout patients, but evaluate reads the built one
+    assert "fewer than 2 holdout patients for L3/L4 (1), L4/L5 (1)" in out and "`data build --split`" in out
+
+
 @pytest.mark.parametrize("scratch", [False, True])
 def test_train_cli_on_own_data_records_the_prior_it_started_from(tmp_path, capsys, scratch):
     folder = own_dataset(tmp_path)

@@ -91,6 +91,14 @@ def test_a_dataset_beside_the_generators_is_skipped_and_named_where_given_as_one
         registry.load_card(root / "vus")
     with pytest.raises(CheckpointError, match="card lacks key 'name'"):
         registry.load_card(root / "odd")
+    for text in ("5", "null", "[1]", "[" * 100_000 + "]" * 100_000):  # not an object, or nested too deeply
+        (root / "odd" / "card.json").write_text(text)
+        found, broken = registry.scan_generators([root])
+        assert [b.path.name for b in broken if b.path.parent == root] == ["odd"] and len(found) >= 1
+        with pytest.raises(CheckpointError):
+            registry.load_card(root / "odd")
+    (root / "vus" / "card.json").write_text("[" * 100_000 + "]" * 100_000)  # a dataset folder with a broken card
+    assert [b.path.name for b in registry.scan_generators([root])[1] if b.path.parent == root] == ["odd", "vus"]
 
 
 def test_missing_discriminator_is_none(copy):

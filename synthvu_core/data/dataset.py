@@ -57,6 +57,8 @@ UNIT_COLUMNS: tuple[str, ...] = (
     "split",  # train / holdout / reference
 )
 PARTS: tuple[str, ...] = ("train", "holdout", "reference")
+#: a card.json larger than this is not read when asking whether a folder is a VU dataset
+MAX_DATASET_CARD_BYTES = 64 << 20
 CARD_VERSION = 1
 
 
@@ -122,14 +124,15 @@ def check_card(card: Any, where: Path) -> None:
 
 def is_dataset_folder(folder: Path) -> bool:
     """True where ``folder`` holds a VU dataset we wrote (card with a fingerprint, images, units)."""
-    try:
-        card = json.loads((folder / CARD_FILE).read_text())
-    except (OSError, ValueError):
+    if not ((folder / IMAGES_FILE).is_file() and (folder / UNITS_FILE).is_file()):
         return False
-    return (
-        isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
-        and (folder / IMAGES_FILE).is_file() and (folder / UNITS_FILE).is_file()
-    )
+    try:
+        if (folder / CARD_FILE).stat().st_size > MAX_DATASET_CARD_BYTES:
+            return False
+        card = json.loads((folder / CARD_FILE).read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(card, dict) and isinstance(card.get("fingerprint"), str) and "card_version" in card
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -285,11 +288,17 @@ def thin_level_warning(units: pd.DataFrame, classes: list[str] | None = None) ->
             "samples may read such a level no better than chance (docs/real-data.md, \"Where TSTR loses\")")
 
 
-def holdout_levels_unread(units: pd.DataFrame, classes: list[str] | None = None) -> dict[str, int]:
-    """Each level of the train part (of ``classes`` where given) whose holdout has fewer than
+def holdout_levels_unread(
+    units: pd.DataFrame, classes: list[str] | None = None, holdout: pd.DataFrame | None = None
+) -> dict[str, int]:
+    """Each level of the train part of ``units`` (of ``classes`` where given) whose holdout has fewer than
     :data:`~synthvu_core.names.MIN_RECALL_PATIENTS` patients, with that count (0 where the holdout lacks it), in
-    anatomical order: its TSTR recall gets no interval, so whether it is above chance cannot be told."""
-    train, hold = units[units["split"] == "train"], units[units["split"] == "holdout"]
+    anatomical order: its TSTR recall gets no interval, so whether it is above chance cannot be told.
+
+    ``holdout``: the units whose holdout part the evaluation reads, where it is not ``units``' own (``train --split``
+    re-splits the training run's dataset; ``evaluate`` still reads the holdout of the dataset as built)."""
+    rows = units if holdout is None else holdout
+    train, hold = units[units["split"] == "train"], rows[rows["split"] == "holdout"]
     wanted = sorted(train["level"].astype(str).unique(), key=levels.vu_rank)
     out = {}
     for level in wanted if classes is None else [c for c in wanted if c in classes]:
@@ -299,16 +308,19 @@ def holdout_levels_unread(units: pd.DataFrame, classes: list[str] | None = None)
     return out
 
 
-def holdout_level_warning(units: pd.DataFrame, classes: list[str] | None = None) -> str | None:
+def holdout_level_warning(
+    units: pd.DataFrame, classes: list[str] | None = None, holdout: pd.DataFrame | None = None
+) -> str | None:
     """One line naming the levels whose TSTR recall the holdout cannot put an interval on
     (:func:`holdout_levels_unread`), or None."""
-    unread = holdout_levels_unread(units, classes)
+    unread = holdout_levels_unread(units, classes, holdout)
     if not unread:
         return None
     each = ", ".join(f"{lev} ({n})" for lev, n in unread.items())
     return (f"warning: fewer than {MIN_RECALL_PATIENTS} holdout patients for {each}: such a level's TSTR recall "
             "is read on one patient or none, with no interval, so whether it is above chance cannot be told; more "
-            "patients of that level, or a larger holdout share (--split), would tell")
+            "patients of that level, or a dataset built with a larger holdout share (`data build --split`), would "
+            "tell")
 
 
 def level_rows(units: pd.DataFrame) -> list[str]:

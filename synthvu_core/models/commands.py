@@ -535,11 +535,13 @@ def _train_locked(args: argparse.Namespace) -> int:
         from synthvu_core.data.build import demo_dataset
 
         dataset = demo_dataset(progress=not args.quiet)  # the phantom demo, built into the cache on first use
+    built = dataset.units  # `evaluate` reads the holdout of the dataset as built, whatever --split does here
     if split is not None:
         dataset = dataset.with_split(split)
     classes = getattr(config, "classes", None)  # the diffusion trainer takes every class
     if config.scheme == "level":
-        for line in (thin_level_warning(dataset.units, classes), holdout_level_warning(dataset.units, classes)):
+        unread = holdout_level_warning(dataset.units, classes, holdout=built)
+        for line in (thin_level_warning(dataset.units, classes), unread):
             if line is not None:
                 print(line)
     out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)

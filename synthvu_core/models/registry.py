@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from synthvu_core import levels
-from synthvu_core.errors import CheckpointError
+from synthvu_core.errors import CheckpointError, DatasetFolderError
 from synthvu_core.locations import shipped_models_dir
 from synthvu_core.models.architectures import ARCHITECTURE_NAMES, architecture  # standard library only
 from synthvu_core.names import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
@@ -170,9 +170,12 @@ def scan_generators(
             seen.add(real)
             try:
                 card = load_card(folder)
-            except CheckpointError as e:
-                if folder != root and _is_dataset(folder):
+            except DatasetFolderError as e:
+                if folder != root:
                     continue  # a VU dataset kept beside the generators: not one of them, and not broken
+                broken.append(BrokenGenerator(folder, _why(str(e), folder), source))
+                continue
+            except CheckpointError as e:
                 broken.append(BrokenGenerator(folder, _why(str(e), folder), source))
                 continue
             out.append(
@@ -231,8 +234,8 @@ def load_card(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{card_path}: not a valid JSON card: nested too deeply") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"{card_path}: not a valid JSON card: {e}") from None
-    if "name" not in card and _is_dataset(folder):
-        raise CheckpointError(f"{folder}: a VU dataset (written by `data build`), not a generator folder")
+    if isinstance(card, dict) and "name" not in card and _is_dataset(folder):
+        raise DatasetFolderError(f"{folder}: a VU dataset (written by `data build`), not a generator folder")
     check_card(card, card_path)
     return card
 
