@@ -65,7 +65,8 @@ def render(sel: frame.Selection) -> None:
         st.subheader("Recall per position")
         st.plotly_chart(rec, width="stretch", config=style.plot_config(), key="recall")
         st.caption("Each TRTR and TSTR bar's interval is over holdout patients and classifier seeds; a position with "
-                   "one holdout patient has none (its recall is that patient's VUs, right or wrong). Under each "
+                   "one holdout patient has none (its recall is that patient's VUs, right or wrong), nor has any "
+                   "position of a report that stores no per-patient predictions (re-run evaluate). Under each "
                    "position: its holdout patients. Dashed: chance.")
     notes = {k: v for k, v in rep.meta.get("notes", {}).items() if k.startswith("utility")}
     if notes or rep.meta.get("tstr_train_size"):

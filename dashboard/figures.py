@@ -308,7 +308,7 @@ def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
     """Per-position recall, one bar group per setting, with each class's 95 % interval over holdout patients and
     seeds (TRTR, TSTR; none for a class on one holdout patient), its holdout patients under its name, and the chance
     line."""
-    fig, patients = go.Figure(), []
+    fig, patients, intervals = go.Figure(), [], False
     for s in UTILITY_SETTINGS:
         rec = view.array(f"utility/{s}/recall")
         if rec is None:
@@ -316,11 +316,12 @@ def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
         rec = np.asarray(rec, dtype=float)
         bars, counts = _recall_error_bars(view, s, len(rec))
         patients = patients or counts
+        intervals = intervals or (bars is not None and bool(np.isfinite(bars["array"]).any()))
         fig.add_trace(go.Bar(name=s.upper(), x=[_class_name(classes, i) for i in range(len(rec))], y=rec,
                              marker_color=SETTING_COLOURS[s], error_y=bars))
     if not fig.data:
         return None
-    if patients:  # what each class's recall rests on, under its name
+    if any(p is not None for p in patients):  # what each class's recall rests on, under its name
         names = [_class_name(classes, i) for i in range(len(patients))]
         ticks = [f"{n}<br>{'—' if p is None else p} patient{'' if p == 1 else 's'}" for n, p in zip(names, patients)]
         fig.update_xaxes(tickmode="array", tickvals=names, ticktext=ticks)
@@ -330,7 +331,7 @@ def recall_figure(view: ReportView, classes: Sequence[str]) -> go.Figure | None:
                       annotation_position="top left", annotation_font_size=FONT_SIZE - 3,
                       annotation_bgcolor="rgba(255,255,255,0.85)")
     return _layout(
-        fig, "Recall per position, with 95% intervals", height=440,
+        fig, "Recall per position" + (", with 95% intervals" if intervals else ""), height=440,
         barmode="group", yaxis={"title": "recall", "range": [0, 1.05]},
     )
 

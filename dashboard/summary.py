@@ -409,27 +409,18 @@ def holdout_counts(view: ReportView, n_classes: int) -> np.ndarray | None:
     return np.bincount(labels[(labels >= 0) & (labels < n_classes)], minlength=n_classes)
 
 
-def holdout_patient_counts(view: ReportView, n_classes: int) -> np.ndarray | None:
-    """Holdout patients per class, from the report's holdout labels and patients (None where not stored)."""
-    labels, patients = view.array("utility/holdout_labels"), view.array("utility/holdout_patient")
-    if labels is None or patients is None or len(labels) != len(patients):
-        return None
-    labels, patients = np.asarray(labels, dtype=int), np.asarray(patients).astype(str)
-    return np.array([len(np.unique(patients[labels == c])) for c in range(n_classes)])
-
-
 def weak_classes(view: ReportView, classes: list[str]) -> list[tuple[str, float, int | None, bool, int | None]]:
     """Classes of the holdout whose TSTR recall (pooled over seeds) is at or below chance:
     ``[(class, recall, holdout VUs of the class or None, whether TRTR's recall is at or below chance too, holdout
     patients of the class or None)]``."""
-    from synthvu_core.evaluation.utility import classes_at_or_below
+    from synthvu_core.evaluation.utility import class_patients, classes_at_or_below
 
     chance = usefulness_of(view).chance
     rec, real = view.array("utility/tstr/recall"), view.array("utility/trtr/recall")
     weak = classes_at_or_below(rec, chance)
     if not weak:
         return []
-    counts, patients = holdout_counts(view, len(rec)), holdout_patient_counts(view, len(rec))
+    counts, patients = holdout_counts(view, len(rec)), class_patients(view.arrays, len(rec))
     real = np.full(len(rec), np.nan) if real is None or len(real) != len(rec) else np.asarray(real, dtype=float)
     return [(classes[i] if i < len(classes) else str(i), float(rec[i]), None if counts is None else int(counts[i]),
              bool(real[i] <= chance), None if patients is None else int(patients[i])) for i in weak]
@@ -462,10 +453,10 @@ def _class_parts(text: str, weak: list) -> list[str]:
         return "that class" if len(rows) == 1 else "those classes"
 
     own = [w for w in weak if not w[3]]
-    firm = [w for w in own if w[4] is None or w[4] >= MIN_RECALL_PATIENTS]  # a recall with an interval
+    firm = [w for w in own if w[4] is None or w[4] >= MIN_RECALL_PATIENTS]  # not known to rest on one patient
     thin, shared = [w for w in own if w not in firm], [w for w in weak if w[3]]
     parts = [f"{text}, but TSTR recall is at or below chance for {names(firm)}: not useful for telling "
-             f"{that(firm)} apart"] if firm else []
+             f"{that(firm)} apart on this holdout"] if firm else []
     if thin:  # one holdout patient: its VUs, right or wrong, and no interval
         parts.append(f"{'' if parts else text + ', but '}TSTR recall is at or below chance for {names(thin)}, read "
                      f"on one holdout patient with no interval: this holdout cannot tell whether the samples teach "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthvu_core.names import CLINICAL_REPORT_FILE, ONE_GENERATOR, REPORT_DIR
+from synthvu_core.records import epochs_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -534,7 +535,7 @@ def render(folder: str | Path) -> str:
     training = [
         "## Training",
         "",
-        f"{tr.get('steps', '?')} steps ({_num(tr.get('epochs'), 1)} epochs), batch {tr.get('batch_size', '?')}, "
+        f"{tr.get('steps', '?')} steps ({epochs_text(tr.get('epochs'))} epochs), batch {tr.get('batch_size', '?')}, "
         f"learning rate {tr.get('lr', '?')}, seed {tr.get('seed', '?')}, {_num(tr.get('seconds'), 0)} s on "
         f"{tr.get('device', '?')}; weights {tr.get('weights_dtype', '?')} "
         f"({tr.get('generator_weights', 'as trained')}). "

@@ -152,6 +152,9 @@ def epochs_text(epochs: float | None) -> str:
     if epochs is None:
         return "—"
     e = float(epochs)
+    if 0 < abs(e) < 0.1:
+        return f"{e:.1g}"  # a run shorter than a tenth of an epoch: one significant digit, not "0.0"
+    e = round(e, 1)
     return f"{e:.0f}" if e.is_integer() else f"{e:.1f}"
 
 

@@ -75,7 +75,7 @@ def test_build_and_show(cohort, tmp_path, capsys):
     assert all(f"{p} " in row for row in rows.values() for p in ("train", "holdout", "reference"))
     hold = ds.units[ds.units["split"] == "holdout"]  # one holdout patient: no level's recall gets an interval
     assert hold["patient_id"].nunique() == 1
-    assert "fewer than 2 holdout patients for" in text and "(--split)" in text
+    assert "fewer than 2 holdout patients for" in text and "(`data build --split`)" in text
 
 
 def test_parallel_build_matches_serial(cohort, tmp_path):

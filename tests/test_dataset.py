@@ -338,7 +338,7 @@ def test_level_rows_count_patients_per_part_and_source():
     ], ignore_index=True)
     rows = dsmod.level_rows(units)
     assert rows[0].split()[:3] == ["T12/L1", "1", "VUs"] and rows[1].split()[:3] == ["L1/L2", "4", "VUs"]
-    assert "train 1 / holdout 0 / reference 0  (a 1)" in rows[0]
-    assert "train 2 / holdout 1 / reference 1  (a 1, b 3)" in rows[1]
+    assert "train 1 / holdout 0 / reference 0  (patients by source: a 1)" in rows[0]
+    assert "train 2 / holdout 1 / reference 1  (patients by source: a 1, b 3)" in rows[1]
     one_source = dsmod.level_rows(units.assign(site="b"))
     assert "(" not in one_source[1]  # one source: no per-source counts

@@ -250,3 +250,24 @@ def test_recall_figure_draws_each_class_interval_its_patients_and_chance() -> No
     assert trts.error_y.array is None  # TRTS reads samples, not holdout patients: no patient interval
     chance = usefulness_of(view).chance
     assert [s.y0 for s in fig.layout.shapes] == [pytest.approx(chance)]
+
+
+def test_recall_figure_claims_no_interval_or_patients_that_a_report_does_not_store() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from dashboard.figures import recall_figure
+    from dashboard.summary import view_of
+    from synthvu_core.evaluation.report import load_report
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "acgan-spine-mri"
+    if not (folder / "report" / "report.json").exists():
+        pytest.skip("shipped report of acgan-spine-mri absent")
+    view = view_of(load_report(folder))
+    classes = ["T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5"]
+    assert "with 95% intervals" in recall_figure(view, classes).layout.title.text
+    older = dataclasses.replace(view, arrays={k: v for k, v in view.arrays.items() if k != "utility/holdout_patient"})
+    fig = recall_figure(older, classes)  # a report without per-patient holdout data
+    assert "interval" not in fig.layout.title.text and fig.layout.xaxis.ticktext is None
+    assert all(not np.isfinite(np.asarray(t.error_y.array, dtype=float)).any() for t in fig.data
+               if t.error_y.array is not None)

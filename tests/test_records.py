@@ -89,3 +89,4 @@ def test_patient_means_are_the_per_patient_means_of_the_stored_scores():
 def test_epochs_text_drops_a_zero_fraction_only():
     assert epochs_text(300.0) == "300" and epochs_text(25) == "25"
     assert epochs_text(2.5) == "2.5" and epochs_text(1.0 / 3) == "0.3" and epochs_text(None) == "—"
+    assert epochs_text(299.96) == "300" and epochs_text(1 / 1840) == "0.0005" and epochs_text(0) == "0"

@@ -332,7 +332,7 @@ def level_rows(units: pd.DataFrame) -> list[str]:
         line = f"{level:>8}  {len(at):>4} VUs  patients: {parts}"
         if SOURCE_COLUMN in at and units[SOURCE_COLUMN].nunique() > 1:
             by = at.groupby(at[SOURCE_COLUMN].astype(str))["patient_id"].nunique()
-            line += "  (" + ", ".join(f"{s} {n}" for s, n in by.items()) + ")"
+            line += "  (patients by source: " + ", ".join(f"{s} {n}" for s, n in by.items()) + ")"
         rows.append(line)
     return rows
 

@@ -279,6 +279,13 @@ def _stored_holdout(arrays: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarra
     return y, groups if groups is not None and len(groups) == len(y) else None
 
 
+def class_patients(arrays: Mapping[str, np.ndarray], k: int) -> list[int] | None:
+    """Holdout patients of each of ``k`` classes in a stored report (what a class's recall rests on); None where the
+    report stores no usable holdout labels and patients."""
+    y, groups = _stored_holdout(arrays, k)
+    return None if y is None or groups is None else [len(np.unique(groups[y == c])) for c in range(k)]
+
+
 def exact_interval(recall: float, n: int) -> tuple[float, float]:
     """The 95 % Clopper-Pearson interval of ``recall`` read as ``recall * n`` successes in ``n`` trials."""
     from scipy.special import betaincinv
@@ -305,7 +312,7 @@ def class_recall(arrays: Mapping[str, np.ndarray], setting: str, n_boot: int = 2
     k = len(rec)
     y, groups = _stored_holdout(arrays, k)
     vus = None if y is None else np.bincount(y, minlength=k)
-    n_pat = None if groups is None else [len(np.unique(groups[y == c])) for c in range(k)]
+    n_pat = class_patients(arrays, k)
     preds = arrays.get(f"utility/{setting}/holdout_predictions")
     boot = None
     if n_pat is not None and preds is not None and np.atleast_2d(preds).shape[1] == len(y):
