@@ -220,19 +220,28 @@ def test_recipe_family_ignores_the_name_and_seed_only():
     assert recipe_family(None) is None and recipe_family({"name": "own"}) is None
 
 
-def test_recall_figure_draws_each_class_interval_its_patients_and_chance() -> None:
+SPINE_CLASSES = ["T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5"]
+
+
+def _spine_view() -> ReportView:
+    """The shipped real-data generator's report (T11/T12 and T12/L1 on one holdout patient each)."""
     from pathlib import Path
 
-    from dashboard.figures import recall_figure
-    from dashboard.summary import usefulness_of, view_of
+    from dashboard.summary import view_of
     from synthvu_core.evaluation.report import load_report
-    from synthvu_core.evaluation.utility import class_recall
 
     folder = Path(__file__).resolve().parents[1] / "models" / "acgan-spine-mri"
     if not (folder / "report" / "report.json").exists():
         pytest.skip("shipped report of acgan-spine-mri absent")
-    view = view_of(load_report(folder))
-    classes = ["T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5"]
+    return view_of(load_report(folder))
+
+
+def test_recall_figure_draws_each_class_interval_its_patients_and_chance() -> None:
+    from dashboard.figures import recall_figure
+    from dashboard.summary import usefulness_of
+    from synthvu_core.evaluation.utility import class_recall
+
+    view, classes = _spine_view(), SPINE_CLASSES
     fig = recall_figure(view, classes)
     tstr = next(t for t in fig.data if t.name == "TSTR")
     per = class_recall(view.arrays, "tstr")
@@ -254,17 +263,10 @@ def test_recall_figure_draws_each_class_interval_its_patients_and_chance() -> No
 
 def test_recall_figure_claims_no_interval_or_patients_that_a_report_does_not_store() -> None:
     import dataclasses
-    from pathlib import Path
 
     from dashboard.figures import recall_figure
-    from dashboard.summary import view_of
-    from synthvu_core.evaluation.report import load_report
 
-    folder = Path(__file__).resolve().parents[1] / "models" / "acgan-spine-mri"
-    if not (folder / "report" / "report.json").exists():
-        pytest.skip("shipped report of acgan-spine-mri absent")
-    view = view_of(load_report(folder))
-    classes = ["T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5"]
+    view, classes = _spine_view(), SPINE_CLASSES
     assert "with 95% intervals" in recall_figure(view, classes).layout.title.text
     older = dataclasses.replace(view, arrays={k: v for k, v in view.arrays.items() if k != "utility/holdout_patient"})
     fig = recall_figure(older, classes)  # a report without per-patient holdout data
