@@ -114,6 +114,24 @@ def test_several_folders_keep_patients_apart(cohort, tmp_path):
     assert len(ds.card["sources"]) == 5 and {"vols/sub-00_img.nii", "study2/sub-00_img.nii"} <= set(ds.card["sources"])
 
 
+def test_show_names_the_sources_and_their_patients_per_level(cohort, tmp_path, capsys):
+    other = tmp_path / "study2"
+    write_spine(other, "sub-00", codes=(22, 23), suffix=".nii")
+    out = tmp_path / "ds"
+    assert main(["data", "build", "--images", str(cohort), str(other), "--out", str(out), "--workers", "1",
+                 "--image-glob", "*_img.nii", "--label-glob", "*_vert.nii", "--slices", "5", "--size", "32x48"]) == 0
+    built = capsys.readouterr().out
+    assert main(["data", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    line = next(s for s in shown.splitlines() if s.strip().startswith("sources:"))
+    assert line in built and "study2" in line and "vols" in line and "harmonisation (nyul)" in line
+    units = VUDataset.load(out).units
+    for level, rows in units.groupby("level"):
+        by = rows.groupby("site")["patient_id"].nunique()
+        row = next(s for s in shown.splitlines() if s.split()[:1] == [level])
+        assert "(patients by source: " + ", ".join(f"{s} {n}" for s, n in by.items()) + ")" in row
+
+
 def test_missing_partner_exits_2_naming_the_file(cohort, tmp_path, capsys):
     (cohort / "sub-01_vert.nii").unlink()
     code = main(

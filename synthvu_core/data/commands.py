@@ -182,11 +182,7 @@ def _build(args: argparse.Namespace) -> int:
             clinical=args.clinical,
         )
     print(f"{args.out}: {_summary(ds.card)}")
-    h = ds.card.get("harmonisation") or {}
-    if len(h.get("sources", {})) > 1:
-        counts = ", ".join(f"{k} {v['vus']} VUs" for k, v in h["sources"].items())
-        print(f"  sources: {counts}; largest intensity distance between two sources {h['max_distance_before']} "
-              f"before, {h['max_distance_after']} after harmonisation ({h['method']})")
+    _print_sources(ds.card)
     strata = ds.split_strata()
     if strata is not None:
         print(f"  split stratified: every part has its share of each of {len(set(strata.values()))} strata of patients "
@@ -222,6 +218,7 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(ds.card, indent=2))
     else:
         print(f"{args.dataset}: {_summary(ds.card)}")
+        _print_sources(ds.card)
         for line in level_rows(ds.units):
             print(f"  {line}")
         for s in ds.card.get("skipped", []):
@@ -234,6 +231,15 @@ def _show(args: argparse.Namespace) -> int:
         write_montage(ds, args.montage, per_level=args.per_level, seed=args.seed)
         print(f"montage: {args.montage}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _print_sources(card: dict) -> None:
+    """Each source's VUs and what harmonisation did to their intensities (nothing for one source)."""
+    h = card.get("harmonisation") or {}
+    if len(h.get("sources", {})) > 1:
+        counts = ", ".join(f"{k} {v['vus']} VUs" for k, v in h["sources"].items())
+        print(f"  sources: {counts}; largest intensity distance between two sources {h['max_distance_before']} "
+              f"before, {h['max_distance_after']} after harmonisation ({h['method']})")
 
 
 def _print_design_warnings(ds: VUDataset) -> None:
