@@ -4,7 +4,7 @@
 import streamlit as st
 
 from dashboard import frame, loaders, style
-from dashboard.summary import epsilon_text, shareable_card, split_text
+from dashboard.summary import design_rows, epsilon_text, shareable_card, split_text
 from synthvu_core.names import IMAGE_GLOB, LABEL_GLOB
 from synthvu_core.records import epochs_text
 
@@ -72,6 +72,22 @@ def training_section(sel: frame.Selection) -> None:
     )
 
 
+def design_section(design: "loaders.GeneratorDesign", public: bool) -> None:
+    """Each level's VUs and patients per part (and per source) as the generator was trained and is evaluated, and
+    the warnings ``train`` printed for that split; public mode names no folder."""
+    c = st.columns(4)
+    c[0].metric("VUs", sum(d.vus for d in design.levels))
+    c[1].metric("Training patients", design.patients.get("train", "—"))
+    c[2].metric("Holdout patients", design.patients.get("holdout", "—"))
+    c[3].metric("Levels", len(design.levels))
+    st.dataframe(design_rows(design.levels), hide_index=True)
+    where = "" if public else f" ({frame.plain(design.folder)})"
+    st.caption("Patients per level: training patients under the split the generator was trained on; holdout and "
+               f"reference patients of the dataset as built, which `evaluate` reads{where}.")
+    for line in design.warnings:
+        st.warning(line.removeprefix("warning: "), icon=":material/warning:")
+
+
 def render(sel: frame.Selection | None) -> None:
     gens = frame.all_generators()
     st.subheader("Generators")
@@ -115,8 +131,11 @@ def render(sel: frame.Selection | None) -> None:
                 f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split "
                 f"{split_text(ds.get('split'))}."
             )
-        counts = loaders.cached_dataset_counts(sel.card)
-        if counts:
+        design = loaders.dataset_design(sel.card)
+        counts = None if design else loaders.cached_dataset_counts(sel.card)
+        if design:
+            design_section(design, sel.public)
+        elif counts:
             c = st.columns(3)
             c[0].metric("VUs", counts.get("units", "—"))
             c[1].metric("Patients", counts.get("patients", "—"))
@@ -131,6 +150,10 @@ def render(sel: frame.Selection | None) -> None:
                 st.bar_chart(per_level, x_label="VU", y_label="count", height=260)
         elif ds.get("n_train"):
             st.metric("Training VUs", ds["n_train"])
+            if not recipe:
+                where = "" if sel.public or not ds.get("path") else f" ({frame.plain(ds.get('path'))})"
+                st.caption(f"Its VU dataset folder{where} is not found from here with the generator's fingerprint: "
+                           "`data show DIR` lists its patients per level and part.")
         training_section(sel)
     st.subheader("Build, train and evaluate your own")
     st.code(COMMANDS, language="bash")

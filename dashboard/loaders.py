@@ -27,6 +27,7 @@ from dashboard.summary import ReportView, view_of
 from synthvu_core.names import ARRAYS_FILE, CARD_FILE, GENERATOR_FILE, REPORT_DIR, REPORT_FILE
 
 if TYPE_CHECKING:
+    from synthvu_core.data.build import GeneratorDesign
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.acgan import Generator
     from synthvu_core.models.registry import BrokenGenerator, GeneratorInfo
@@ -337,6 +338,20 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
     from synthvu_core.data.build import cached_dataset_counts
 
     return cached_dataset_counts(card)
+
+
+@st.cache_data(max_entries=16, ttl=CACHE_TTL_S, show_spinner=False)
+def _design(key: str) -> GeneratorDesign | None:
+    from synthvu_core.data.build import generator_design
+
+    return generator_design(json.loads(key))
+
+
+def dataset_design(card: Mapping[str, Any]) -> GeneratorDesign | None:
+    """A generator's dataset level by level, where the dataset is on disk (reads its table; images memory-mapped,
+    nothing built): :func:`synthvu_core.data.build.generator_design`."""
+    keep = {k: card.get(k) for k in ("dataset", "scheme", "classes")}
+    return _design(json.dumps(keep, sort_keys=True, default=str))
 
 
 def is_phantom(card: Mapping[str, Any]) -> bool:

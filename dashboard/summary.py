@@ -31,6 +31,7 @@ from synthvu_core.names import (
 from synthvu_core.records import ReportReading, card_epsilon, interval_text, number_text
 
 if TYPE_CHECKING:
+    from synthvu_core.data.dataset import LevelDesign
     from synthvu_core.evaluation.utility import ClassRecall, Usefulness
     from synthvu_core.records import Report
 
@@ -708,6 +709,19 @@ def recipe_key(card: Mapping[str, Any] | None) -> str | None:
             continue
         keep.append(w)
     return " ".join(keep)
+
+
+def design_rows(levels: Sequence[LevelDesign]) -> list[dict[str, Any]]:
+    """The Models & data page's table of a dataset's levels: VUs, patients per part and, with several sources,
+    patients per source (``"chu2015 3, myosegmentum 0"``)."""
+    rows = []
+    for d in levels:
+        row: dict[str, Any] = {"level": d.level, "VUs": d.vus}
+        row.update({f"{part} patients": n for part, n in d.patients.items()})
+        if d.by_source:
+            row["patients by source"] = ", ".join(f"{s} {n}" for s, n in d.by_source.items())
+        rows.append(row)
+    return rows
 
 
 def split_text(split: Mapping[str, Any] | None) -> str:

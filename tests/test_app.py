@@ -789,3 +789,42 @@ def test_utility_names_each_reason_for_a_missing_number_once(monkeypatch) -> Non
     assert len(release) == 1 and release[0].startswith("`utility.release.*` (11 numbers) not measured: the synthetic")
     assert len(lines) == len(set(line.split("not measured: ", 1)[1] for line in lines))  # no reason said twice
     assert missing_lines({"utility.trts.auc": "why"}) == ["`utility.trts.auc` not measured: why"]
+
+
+def test_models_data_lists_an_own_datasets_levels_and_what_train_warned(env, tmp_path, monkeypatch) -> None:
+    """A generator of the user's own data: Models & data reads the dataset folder its card names, level by level
+    (patients per part and per source), with the warnings `train` printed; where that folder is not found from
+    here, it says so and names `data show`."""
+    from fixtures import dashboard_models
+
+    ds = dashboard_models.fabricate_own_dataset(tmp_path / "vus")
+    folder = tmp_path / "models" / "fab-own"
+    dashboard_models.fabricate_generator(folder, ds.fingerprint, "fab-own")
+    card = json.loads((folder / "card.json").read_text())
+    split = {k: v for k, v in ds.card["split"].items() if k != "patients"}
+    card.update(scheme="level", classes=["T12/L1", "L1/L2", "L2/L3"])
+    card["dataset"].update(path=str(tmp_path / "vus"), split=split, sources=["a/sub-00_img.nii.gz"])
+    (folder / "card.json").write_text(json.dumps(card))
+    moved = tmp_path / "models" / "fab-moved"  # the same, its dataset folder not where the card says
+    dashboard_models.fabricate_generator(moved, ds.fingerprint, "fab-moved")
+    moved_card = {**card, "name": "fab-moved", "dataset": {**card["dataset"], "path": str(tmp_path / "moved")}}
+    (moved / "card.json").write_text(json.dumps(moved_card))
+    monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "models"))
+    at = visit(start("fab-own"), "models_data")
+    no_exception(at, "models_data")
+    table = next(t.value for t in at.dataframe if "level" in t.value.columns)
+    assert list(table["level"]) == ["T12/L1", "L1/L2", "L2/L3"]
+    assert list(table["train patients"]) == [2, 6, 6] and list(table["holdout patients"]) == [0, 2, 2]
+    assert list(table["patients by source"]) == ["a 3", "a 3, b 7", "a 3, b 7"]
+    warned = [w.value for w in at.warning]
+    assert any(w.startswith("fewer than 5 training patients for T12/L1 (2, all a)") for w in warned), warned
+    assert any(w.startswith("fewer than 2 holdout patients for T12/L1 (0)") for w in warned), warned
+    at = visit(start("fab-moved"), "models_data")
+    no_exception(at, "models_data")
+    assert not any("level" in t.value.columns for t in at.dataframe)
+    assert any("is not found from here" in c.value and "data show" in c.value for c in at.caption)
+    monkeypatch.setenv("SYNTHVU_PUBLIC", "1")  # a shared link: the counts, never the server's folders
+    at = visit(start("fab-own"), "models_data")
+    no_exception(at, "models_data")
+    assert any("level" in t.value.columns for t in at.dataframe)
+    assert not any(str(tmp_path.name) in c.value.replace("\\", "") for c in at.caption)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -342,3 +343,35 @@ def test_level_rows_count_patients_per_part_and_source():
     assert "train 2 / holdout 1 / reference 1  (patients by source: a 1, b 3)" in rows[1]
     one_source = dsmod.level_rows(units.assign(site="b"))
     assert "(" not in one_source[1]  # one source: no per-source counts
+
+
+def test_generator_design_reads_the_dataset_a_card_names_under_its_split(tmp_path):
+    """The Models & data page's table: the dataset folder the card names, with the card's fingerprint, read level by
+    level; training patients under the generator's own split, holdout and reference as built (what `evaluate` reads);
+    the warnings `train` printed; nothing where the folder is elsewhere or holds another dataset."""
+    from fixtures.dashboard_models import fabricate_own_dataset
+
+    from synthvu_core.data.build import generator_design
+
+    ds = fabricate_own_dataset(tmp_path / "vus")
+    split = {k: v for k, v in ds.card["split"].items() if k != "patients"}
+    card = {"scheme": "level", "classes": ["T12/L1", "L1/L2", "L2/L3"],
+            "dataset": {"fingerprint": ds.fingerprint, "path": str(tmp_path / "vus"), "split": split}}
+    design = generator_design(card)
+    assert [d.level for d in design.levels] == ["T12/L1", "L1/L2", "L2/L3"]
+    assert design.levels[0].patients == {"train": 2, "holdout": 0, "reference": 1}
+    assert design.levels[0].by_source == {"a": 3} and design.levels[1].by_source == {"a": 3, "b": 7}
+    assert design.levels[1].vus == 10 and design.patients == {"train": 6, "holdout": 2, "reference": 2}
+    assert len(design.warnings) == 2
+    assert "training patients for T12/L1 (2, all a)" in design.warnings[0]
+    assert "holdout patients for T12/L1 (0)" in design.warnings[1]
+    assert generator_design({**card, "scheme": "region"}).warnings == []  # level warnings for the level scheme
+    fewer = dsmod.SplitConfig(0.4, 0.4, 0.2, seed=0)  # `train --split`: another split of the same VUs
+    resplit = generator_design({**card, "dataset": {**card["dataset"], "split": dataclasses.asdict(fewer)}})
+    trained = ds.with_split(fewer).units
+    want = trained.loc[(trained["split"] == "train") & (trained["level"] == "L1/L2"), "patient_id"].nunique()
+    assert want != 6 and resplit.levels[1].patients == {"train": want, "holdout": 2, "reference": 2}
+    assert resplit.patients["train"] == trained.loc[trained["split"] == "train", "patient_id"].nunique()
+    other = {**card, "dataset": {**card["dataset"], "fingerprint": "0" * 16}}
+    moved = {**card, "dataset": {**card["dataset"], "path": str(tmp_path / "elsewhere")}}
+    assert generator_design(other) is None and generator_design(moved) is None

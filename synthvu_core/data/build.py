@@ -19,13 +19,20 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthvu_core.data.dataset import SplitConfig, VUDataset, is_dataset_folder
+from synthvu_core.data.dataset import (
+    LevelDesign,
+    SplitConfig,
+    VUDataset,
+    design_warnings,
+    is_dataset_folder,
+    level_design,
+)
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
 from synthvu_core.names import (
@@ -497,6 +504,66 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError):
         return None
     return ds.get("counts") if same else None
+
+
+@dataclass(frozen=True)
+class GeneratorDesign:
+    """A generator's dataset level by level, under the split it was trained on (:func:`generator_design`)."""
+
+    folder: str
+    levels: list[LevelDesign]
+    #: patients in each part, every level together (training patients under the generator's split)
+    patients: dict[str, int]
+    #: what ``train`` printed of that split (level scheme only; :func:`~synthvu_core.data.dataset.design_warnings`)
+    warnings: list[str]
+
+
+def dataset_on_disk(card: Mapping[str, Any]) -> VUDataset | None:
+    """The dataset a generator card names where it is already on disk with the card's fingerprint: the folder as
+    given to ``train`` (a user's dataset), else the phantom's build in the cache. Images are memory-mapped, nothing
+    is built; None where neither is found (a dataset left elsewhere, or a phantom not built here)."""
+    from synthvu_core.storage import SAFE_NAME
+
+    ds = card.get("dataset") or {}
+    folders = [Path(ds["path"])] if isinstance(ds.get("path"), str) and ds["path"] else []
+    recipe = ds.get("recipe")
+    name = recipe.get("name") if isinstance(recipe, Mapping) else None
+    if isinstance(name, str) and SAFE_NAME.fullmatch(name) and ".." not in name:
+        folders.append(cache_root() / DATASETS_DIR / name)
+    for folder in folders:
+        try:
+            found = VUDataset.load(folder) if is_dataset_folder(folder) else None
+        except (DataError, OSError):
+            continue
+        if found is not None and found.fingerprint == ds.get("fingerprint"):
+            return found
+    return None
+
+
+def generator_design(card: Mapping[str, Any]) -> GeneratorDesign | None:
+    """Each level's VUs and patients per part (and per source) as a generator was trained and is evaluated: its
+    training patients under the split it was trained on (``train --split`` may re-split), the holdout and reference
+    patients of the dataset as built (which ``evaluate`` reads); with the warnings ``train`` printed for it (levels
+    with few training patients, levels the holdout cannot read). None where its dataset is not on disk
+    (:func:`dataset_on_disk`)."""
+    built = dataset_on_disk(card)
+    if built is None:
+        return None
+    split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
+    try:
+        trained = built if split is None else built.with_split(split)
+    except (DataError, ValueError, TypeError, KeyError):  # a split the card records but this code cannot draw
+        return None
+    level = card.get("scheme") == "level"
+    classes = [str(c) for c in card.get("classes") or []] or None
+    warnings = design_warnings(trained.units, classes, holdout=built.units) if level else []
+    rows = level_design(built.units)
+    patients = {part: int(u.loc[u["split"] == part, "patient_id"].nunique())
+                for part, u in (("train", trained.units), ("holdout", built.units), ("reference", built.units))}
+    if trained is not built:
+        train = {d.level: d.patients["train"] for d in level_design(trained.units)}
+        rows = [replace(d, patients={**d.patients, "train": train.get(d.level, 0)}) for d in rows]
+    return GeneratorDesign(str(built.root), rows, patients, warnings)
 
 
 def demo_dataset(

@@ -245,11 +245,10 @@ def _print_sources(card: dict) -> None:
 def _print_design_warnings(ds: VUDataset) -> None:
     """What the split leaves thin for the level scheme: few training patients of a level, or too few holdout
     patients to read its recall."""
-    from synthvu_core.data.dataset import holdout_level_warning, thin_level_warning
+    from synthvu_core.data.dataset import design_warnings
 
-    for line in (thin_level_warning(ds.units), holdout_level_warning(ds.units)):
-        if line is not None:
-            print(f"  {line}")
+    for line in design_warnings(ds.units):
+        print(f"  {line}")
 
 
 def _print_spent(ds: VUDataset) -> None:

@@ -323,18 +323,49 @@ def holdout_level_warning(
             "tell")
 
 
+@dataclass(frozen=True)
+class LevelDesign:
+    """One level of a split dataset: its VUs, its patients in each part (:data:`PARTS`) and, where the dataset has
+    several sources, its patients per source (empty with one)."""
+
+    level: str
+    vus: int
+    patients: dict[str, int]
+    by_source: dict[str, int]
+
+
+def level_design(units: pd.DataFrame) -> list[LevelDesign]:
+    """Each level of ``units``, in anatomical order (:class:`LevelDesign`)."""
+    several = SOURCE_COLUMN in units and units[SOURCE_COLUMN].nunique() > 1
+    out = []
+    for level in sorted(units["level"].astype(str).unique(), key=levels.vu_rank):
+        at = units[units["level"].astype(str) == level]
+        parts = {p: int(at.loc[at["split"] == p, "patient_id"].nunique()) for p in PARTS}
+        by = at.groupby(at[SOURCE_COLUMN].astype(str))["patient_id"].nunique() if several else {}
+        out.append(LevelDesign(level, len(at), parts, {str(s): int(n) for s, n in dict(by).items()}))
+    return out
+
+
 def level_rows(units: pd.DataFrame) -> list[str]:
     """One line per level, in anatomical order: its VUs, its patients in each part and its patients per source."""
     rows = []
-    for level in sorted(units["level"].astype(str).unique(), key=levels.vu_rank):
-        at = units[units["level"].astype(str) == level]
-        parts = " / ".join(f"{p} {at.loc[at['split'] == p, 'patient_id'].nunique()}" for p in PARTS)
-        line = f"{level:>8}  {len(at):>4} VUs  patients: {parts}"
-        if SOURCE_COLUMN in at and units[SOURCE_COLUMN].nunique() > 1:
-            by = at.groupby(at[SOURCE_COLUMN].astype(str))["patient_id"].nunique()
-            line += "  (patients by source: " + ", ".join(f"{s} {n}" for s, n in by.items()) + ")"
+    for d in level_design(units):
+        parts = " / ".join(f"{p} {n}" for p, n in d.patients.items())
+        line = f"{d.level:>8}  {d.vus:>4} VUs  patients: {parts}"
+        if d.by_source:
+            line += "  (patients by source: " + ", ".join(f"{s} {n}" for s, n in d.by_source.items()) + ")"
         rows.append(line)
     return rows
+
+
+def design_warnings(
+    units: pd.DataFrame, classes: list[str] | None = None, holdout: pd.DataFrame | None = None
+) -> list[str]:
+    """What a split leaves thin for the level scheme, as ``data build``, ``data show`` and ``train`` print it:
+    levels with few training patients (:func:`thin_level_warning`) and levels whose recall the holdout cannot read
+    (:func:`holdout_level_warning`; ``holdout`` as there)."""
+    lines = (thin_level_warning(units, classes), holdout_level_warning(units, classes, holdout))
+    return [line for line in lines if line is not None]
 
 
 class VUDataset:

@@ -515,7 +515,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_locked(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import SplitConfig, VUDataset, holdout_level_warning, thin_level_warning
+    from synthvu_core.data.dataset import SplitConfig, VUDataset, design_warnings
     from synthvu_core.models.architectures import architecture
     from synthvu_core.models.train_config import build_config, trainer
 
@@ -540,10 +540,8 @@ def _train_locked(args: argparse.Namespace) -> int:
         dataset = dataset.with_split(split)
     classes = getattr(config, "classes", None)  # the diffusion trainer takes every class
     if config.scheme == "level":
-        unread = holdout_level_warning(dataset.units, classes, holdout=built)
-        for line in (thin_level_warning(dataset.units, classes), unread):
-            if line is not None:
-                print(line)
+        for line in design_warnings(dataset.units, classes, holdout=built):
+            print(line)
     out = trainer(architecture(args.arch).family).train(dataset, args.out, config, progress=not args.quiet)
     card = json.loads((out / CARD_FILE).read_text())
     print(f"wrote {out} ({_trained_text(card)})")
