@@ -75,15 +75,19 @@ def training_section(sel: frame.Selection) -> None:
 def design_section(design: "loaders.GeneratorDesign", public: bool) -> None:
     """Each level's VUs and patients per part (and per source) as the generator was trained and is evaluated, and
     the warnings ``train`` printed for that split; public mode names no folder."""
-    c = st.columns(4)
+    c = st.columns(5)
     c[0].metric("VUs", sum(d.vus for d in design.levels))
-    c[1].metric("Training patients", design.patients.get("train", "—"))
-    c[2].metric("Holdout patients", design.patients.get("holdout", "—"))
-    c[3].metric("Levels", len(design.levels))
+    c[1].metric("Training VUs", design.train_vus)
+    c[2].metric("Training patients", design.patients.get("train", "—"))
+    c[3].metric("Holdout patients", design.patients.get("holdout", "—"))
+    c[4].metric("Levels", len(design.levels))
     st.dataframe(design_rows(design.levels), hide_index=True)
     where = "" if public else f" ({frame.plain(design.folder)})"
     st.caption("Patients per level: training patients under the split the generator was trained on; holdout and "
                f"reference patients of the dataset as built, which `evaluate` reads{where}.")
+    if not design.nested:
+        st.warning("Some training patients of this generator are holdout patients of the dataset: `evaluate` refuses "
+                   "it here; evaluate it on a dataset built with its split.", icon=":material/warning:")
     for line in design.warnings:
         st.warning(line.removeprefix("warning: "), icon=":material/warning:")
 
@@ -131,7 +135,7 @@ def render(sel: frame.Selection | None) -> None:
                 f"Your NIfTI data ({len(ds.get('sources', []))} source files); patient split "
                 f"{split_text(ds.get('split'))}."
             )
-        design = loaders.dataset_design(sel.card)
+        design = loaders.dataset_design(sel.card, sel.public)
         counts = None if design else loaders.cached_dataset_counts(sel.card)
         if design:
             design_section(design, sel.public)
@@ -150,8 +154,8 @@ def render(sel: frame.Selection | None) -> None:
                 st.bar_chart(per_level, x_label="VU", y_label="count", height=260)
         elif ds.get("n_train"):
             st.metric("Training VUs", ds["n_train"])
-            if not recipe:
-                where = "" if sel.public or not ds.get("path") else f" ({frame.plain(ds.get('path'))})"
+            if not recipe and not sel.public:
+                where = f" ({frame.plain(ds.get('path'))})" if ds.get("path") else ""
                 st.caption(f"Its VU dataset folder{where} is not found from here with the generator's fingerprint: "
                            "`data show DIR` lists its patients per level and part.")
         training_section(sel)

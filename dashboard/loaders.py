@@ -341,17 +341,22 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @st.cache_data(max_entries=16, ttl=CACHE_TTL_S, show_spinner=False)
-def _design(key: str) -> GeneratorDesign | None:
+def _design(key: str, public: bool, stamps: tuple[tuple[str, float, float], ...]) -> GeneratorDesign | None:
     from synthvu_core.data.build import generator_design
 
-    return generator_design(json.loads(key))
+    return generator_design(json.loads(key), public=public)
 
 
-def dataset_design(card: Mapping[str, Any]) -> GeneratorDesign | None:
-    """A generator's dataset level by level, where the dataset is on disk (reads its table; images memory-mapped,
-    nothing built): :func:`synthvu_core.data.build.generator_design`."""
+def dataset_design(card: Mapping[str, Any], public: bool) -> GeneratorDesign | None:
+    """A generator's dataset level by level where its table is on disk (no image read, nothing built; public mode
+    looks in the phantom cache only): :func:`synthvu_core.data.build.generator_design`. Keyed by the candidate
+    folders' card and table mtimes, so a rebuilt or newly placed dataset is read again."""
+    from synthvu_core.data.build import dataset_folders
+    from synthvu_core.names import UNITS_FILE
+
     keep = {k: card.get(k) for k in ("dataset", "scheme", "classes")}
-    return _design(json.dumps(keep, sort_keys=True, default=str))
+    stamps = tuple((str(f), _mtime(f / CARD_FILE), _mtime(f / UNITS_FILE)) for f in dataset_folders(card, public))
+    return _design(json.dumps(keep, sort_keys=True, default=str), public, stamps)
 
 
 def is_phantom(card: Mapping[str, Any]) -> bool:

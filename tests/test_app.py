@@ -823,8 +823,10 @@ def test_models_data_lists_an_own_datasets_levels_and_what_train_warned(env, tmp
     no_exception(at, "models_data")
     assert not any("level" in t.value.columns for t in at.dataframe)
     assert any("is not found from here" in c.value and "data show" in c.value for c in at.caption)
-    monkeypatch.setenv("SYNTHVU_PUBLIC", "1")  # a shared link: the counts, never the server's folders
+    monkeypatch.setenv("SYNTHVU_PUBLIC", "1")  # a shared link opens no folder a card names, and names none
     at = visit(start("fab-own"), "models_data")
     no_exception(at, "models_data")
-    assert any("level" in t.value.columns for t in at.dataframe)
-    assert not any(str(tmp_path.name) in c.value.replace("\\", "") for c in at.caption)
+    assert not any("level" in t.value.columns for t in at.dataframe)
+    shown = [e.value for kind in (at.caption, at.markdown, at.warning, at.info) for e in kind]
+    assert not any(tmp_path.name in str(v).replace("\\", "") for v in shown)
+    assert not any("is not found from here" in str(v) for v in shown)

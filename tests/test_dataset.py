@@ -372,6 +372,45 @@ def test_generator_design_reads_the_dataset_a_card_names_under_its_split(tmp_pat
     want = trained.loc[(trained["split"] == "train") & (trained["level"] == "L1/L2"), "patient_id"].nunique()
     assert want != 6 and resplit.levels[1].patients == {"train": want, "holdout": 2, "reference": 2}
     assert resplit.patients["train"] == trained.loc[trained["split"] == "train", "patient_id"].nunique()
+    held = set(ds.units.loc[ds.units["split"] == "holdout", "patient_id"])
+    assert resplit.nested == held.isdisjoint(trained.loc[trained["split"] == "train", "patient_id"])
     other = {**card, "dataset": {**card["dataset"], "fingerprint": "0" * 16}}
     moved = {**card, "dataset": {**card["dataset"], "path": str(tmp_path / "elsewhere")}}
     assert generator_design(other) is None and generator_design(moved) is None
+    assert generator_design(card, public=True) is None  # a shared dashboard opens no folder a card names
+
+
+def test_generator_design_reads_the_parts_evaluate_reads_and_survives_a_broken_table(tmp_path):
+    """Holdout patients as `evaluate` reads them (a card split before strata existed re-draws the dataset's split
+    unstratified), a training split that does not nest flagged as `evaluate` refuses it, and a dataset table that
+    cannot be read gives no design rather than an error in the page."""
+    from fixtures.dashboard_models import fabricate_own_dataset
+
+    from synthvu_core.data.build import generator_design
+    from synthvu_core.evaluation.report import evaluation_datasets
+
+    ds = fabricate_own_dataset(tmp_path / "vus")
+    base = {"scheme": "level", "classes": ["T12/L1", "L1/L2", "L2/L3"],
+            "dataset": {"fingerprint": ds.fingerprint, "path": str(tmp_path / "vus")}}
+    seen = set()
+    for seed in range(6):  # old cards (no `stratify`) and re-splits that nest or not
+        split = {"train": 0.5, "holdout": 0.3, "reference": 0.2, "seed": seed}
+        card = {**base, "dataset": {**base["dataset"], "split": split}}
+        design = generator_design(card)
+        try:
+            members, read = evaluation_datasets(Path("gen"), card, ds)
+        except ReportError:
+            assert design is not None and not design.nested
+            seen.add("refused")
+            continue
+        assert design.nested
+        seen.add("read")
+        held = read.units[read.units["split"] == "holdout"]
+        assert design.patients["holdout"] == held["patient_id"].nunique()
+        assert {d.level: d.patients["holdout"] for d in design.levels} == held.groupby("level")["patient_id"].nunique(
+        ).reindex([d.level for d in design.levels], fill_value=0).to_dict()
+        trained = members.units[members.units["split"] == "train"]
+        assert design.patients["train"] == trained["patient_id"].nunique() and design.train_vus == len(trained)
+    assert seen == {"refused", "read"}
+    (tmp_path / "vus" / "units.csv").write_text("patient_id,level\nsub-00,\n")  # a table cut short
+    assert generator_design({**base, "dataset": {**base["dataset"], "split": split}}) is None

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from synthvu_core.data.dataset import (
     design_warnings,
     is_dataset_folder,
     level_design,
+    resplit_units,
 )
 from synthvu_core.data.units import ExtractConfig
 from synthvu_core.errors import DataError
@@ -45,6 +46,9 @@ from synthvu_core.names import (
     SOURCE_COLUMN,
     UNITS_FILE,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -508,62 +512,87 @@ def cached_dataset_counts(card: dict[str, Any]) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class GeneratorDesign:
-    """A generator's dataset level by level, under the split it was trained on (:func:`generator_design`)."""
+    """A generator's dataset level by level, as it was trained and is evaluated (:func:`generator_design`)."""
 
     folder: str
     levels: list[LevelDesign]
     #: patients in each part, every level together (training patients under the generator's split)
     patients: dict[str, int]
+    train_vus: int
     #: what ``train`` printed of that split (level scheme only; :func:`~synthvu_core.data.dataset.design_warnings`)
     warnings: list[str]
+    #: False where the generator's training patients include holdout patients of the dataset: ``evaluate`` refuses it
+    nested: bool
 
 
-def dataset_on_disk(card: Mapping[str, Any]) -> VUDataset | None:
-    """The dataset a generator card names where it is already on disk with the card's fingerprint: the folder as
-    given to ``train`` (a user's dataset), else the phantom's build in the cache. Images are memory-mapped, nothing
-    is built; None where neither is found (a dataset left elsewhere, or a phantom not built here)."""
+def dataset_folders(card: Mapping[str, Any], public: bool = False) -> list[Path]:
+    """Where the dataset a generator card names may lie: the folder as given to ``train`` (never in public mode: a
+    shared dashboard opens no folder a card names), then the phantom's build in the cache (a plain name)."""
     from synthvu_core.storage import SAFE_NAME
 
     ds = card.get("dataset") or {}
-    folders = [Path(ds["path"])] if isinstance(ds.get("path"), str) and ds["path"] else []
+    folders = [Path(ds["path"])] if not public and isinstance(ds.get("path"), str) and ds["path"] else []
     recipe = ds.get("recipe")
     name = recipe.get("name") if isinstance(recipe, Mapping) else None
     if isinstance(name, str) and SAFE_NAME.fullmatch(name) and ".." not in name:
         folders.append(cache_root() / DATASETS_DIR / name)
-    for folder in folders:
-        try:
-            found = VUDataset.load(folder) if is_dataset_folder(folder) else None
-        except (DataError, OSError):
+    return folders
+
+
+def _table_on_disk(card: Mapping[str, Any], public: bool) -> tuple[Path, dict[str, Any], pd.DataFrame] | None:
+    """(folder, dataset card, VU table) of the first of :func:`dataset_folders` holding the card's fingerprint; the
+    images are never read."""
+    import pandas as pd
+
+    for folder in dataset_folders(card, public):
+        if not is_dataset_folder(folder):
             continue
-        if found is not None and found.fingerprint == ds.get("fingerprint"):
-            return found
+        meta = json.loads((folder / CARD_FILE).read_text())
+        if meta.get("fingerprint") == (card.get("dataset") or {}).get("fingerprint"):
+            return folder, meta, pd.read_csv(folder / UNITS_FILE, dtype={"patient_id": str})
     return None
 
 
-def generator_design(card: Mapping[str, Any]) -> GeneratorDesign | None:
-    """Each level's VUs and patients per part (and per source) as a generator was trained and is evaluated: its
-    training patients under the split it was trained on (``train --split`` may re-split), the holdout and reference
-    patients of the dataset as built (which ``evaluate`` reads); with the warnings ``train`` printed for it (levels
-    with few training patients, levels the holdout cannot read). None where its dataset is not on disk
-    (:func:`dataset_on_disk`)."""
-    built = dataset_on_disk(card)
-    if built is None:
-        return None
-    split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
+def generator_design(card: Mapping[str, Any], public: bool = False) -> GeneratorDesign | None:
+    """Each level's VUs and patients per part (and per source) as a generator was trained and is evaluated, read from
+    the dataset's table where it is on disk (:func:`dataset_folders`): training patients under the generator's split
+    (``train --split`` may re-split), holdout and reference patients as ``evaluate`` reads them
+    (:func:`synthvu_core.evaluation.report.evaluation_datasets`: the dataset's split, drawn with the card's
+    ``stratify``); with the warnings ``train`` printed. None where the table is not found or cannot be read: this
+    feeds a page, which must draw whatever a folder holds."""
     try:
-        trained = built if split is None else built.with_split(split)
-    except (DataError, ValueError, TypeError, KeyError):  # a split the card records but this code cannot draw
+        found = _table_on_disk(card, public)
+        if found is None:
+            return None
+        folder, meta, units = found
+        return _design(card, folder, meta, units)
+    except (DataError, OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
+
+
+def _design(card: Mapping[str, Any], folder: Path, meta: dict[str, Any], units: pd.DataFrame) -> GeneratorDesign:
+    built_split = SplitConfig.from_card(meta.get("split") or {}) or SplitConfig()
+    split = SplitConfig.from_card((card.get("dataset") or {}).get("split") or {})
+    built = units
+    if split is not None and split.stratify != built_split.stratify:  # as evaluate draws it
+        built = resplit_units(units, replace(built_split, stratify=split.stratify))
+    trained = built if split is None or split == replace(built_split, stratify=split.stratify) else resplit_units(
+        built, split)
     level = card.get("scheme") == "level"
     classes = [str(c) for c in card.get("classes") or []] or None
-    warnings = design_warnings(trained.units, classes, holdout=built.units) if level else []
-    rows = level_design(built.units)
-    patients = {part: int(u.loc[u["split"] == part, "patient_id"].nunique())
-                for part, u in (("train", trained.units), ("holdout", built.units), ("reference", built.units))}
+    rows = level_design(built)
     if trained is not built:
-        train = {d.level: d.patients["train"] for d in level_design(trained.units)}
+        train = {d.level: d.patients["train"] for d in level_design(trained)}
         rows = [replace(d, patients={**d.patients, "train": train.get(d.level, 0)}) for d in rows]
-    return GeneratorDesign(str(built.root), rows, patients, warnings)
+    in_train = trained["split"] == "train"
+    held = set(built.loc[built["split"] == "holdout", "patient_id"].astype(str))
+    patients = {part: int(u.loc[u["split"] == part, "patient_id"].nunique())
+                for part, u in (("train", trained), ("holdout", built), ("reference", built))}
+    return GeneratorDesign(
+        folder=str(folder), levels=rows, patients=patients, train_vus=int(in_train.sum()),
+        warnings=design_warnings(trained, classes, holdout=built) if level else [],
+        nested=held.isdisjoint(trained.loc[in_train, "patient_id"].astype(str)),
+    )
 
 
 def demo_dataset(

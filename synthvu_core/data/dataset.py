@@ -323,6 +323,15 @@ def holdout_level_warning(
             "tell")
 
 
+def resplit_units(units: pd.DataFrame, split: SplitConfig) -> pd.DataFrame:
+    """A copy of a VU table with its ``split`` column drawn anew under ``split`` (same patients, same strata):
+    what :meth:`VUDataset.with_split` does, on the table alone."""
+    assignment = assign_split(units["patient_id"].astype(str).tolist(), split, patient_strata(units))
+    out = units.copy()
+    out["split"] = units["patient_id"].astype(str).map(assignment)
+    return out
+
+
 @dataclass(frozen=True)
 class LevelDesign:
     """One level of a split dataset: its VUs, its patients in each part (:data:`PARTS`) and, where the dataset has
@@ -338,12 +347,11 @@ def level_design(units: pd.DataFrame) -> list[LevelDesign]:
     """Each level of ``units``, in anatomical order (:class:`LevelDesign`)."""
     several = SOURCE_COLUMN in units and units[SOURCE_COLUMN].nunique() > 1
     out = []
-    for level in sorted(units["level"].astype(str).unique(), key=levels.vu_rank):
-        at = units[units["level"].astype(str) == level]
+    for level, at in units.groupby(units["level"].astype(str), sort=False):
         parts = {p: int(at.loc[at["split"] == p, "patient_id"].nunique()) for p in PARTS}
         by = at.groupby(at[SOURCE_COLUMN].astype(str))["patient_id"].nunique() if several else {}
-        out.append(LevelDesign(level, len(at), parts, {str(s): int(n) for s, n in dict(by).items()}))
-    return out
+        out.append(LevelDesign(str(level), len(at), parts, {str(s): int(n) for s, n in dict(by).items()}))
+    return sorted(out, key=lambda d: levels.vu_rank(d.level))
 
 
 def level_rows(units: pd.DataFrame) -> list[str]:
@@ -489,13 +497,11 @@ class VUDataset:
         """
         if SplitConfig.from_card(self.card.get("split", {})) == split:
             return self
-        assignment = assign_split(self.units["patient_id"].astype(str).tolist(), split, patient_strata(self.units))
-        units = self.units.copy()
-        units["split"] = units["patient_id"].astype(str).map(assignment)
+        units = resplit_units(self.units, split)
+        ids = units["patient_id"].astype(str)
         card = {
             **self.card,
-            "split": {**asdict(split),
-                      "patients": {p: sorted(k for k, v in assignment.items() if v == p) for p in PARTS}},
+            "split": {**asdict(split), "patients": {p: sorted(ids[units["split"] == p].unique()) for p in PARTS}},
         }
         ds = VUDataset(self.images, units, card, root=self.root)
         ds.card["counts"] = ds.counts()
