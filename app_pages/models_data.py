@@ -84,7 +84,7 @@ def design_section(design: "loaders.GeneratorDesign", public: bool) -> None:
     st.dataframe(design_rows(design.levels), hide_index=True)
     where = "" if public else f" ({frame.plain(design.folder)})"
     st.caption("Patients per level: training patients under the split the generator was trained on; holdout and "
-               f"reference patients of the dataset as built, which `evaluate` reads{where}.")
+               f"reference patients as `evaluate` reads them{where}.")
     if not design.nested:
         st.warning("Some training patients of this generator are holdout patients of the dataset: `evaluate` refuses "
                    "it here; evaluate it on a dataset built with its split.", icon=":material/warning:")
