@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SPINE_DATA = Path(os.environ.get("SYNTHVU_SPINE_DATA", ROOT.parent / "shared" / "data" / "spine-mri"))
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default, pyproject.toml): one worker a CPU, at most 4 (each holds torch, about 1.5 GB);
+    most test modules run torch on one thread, so a second CPU nearly halves the suite."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 @pytest.fixture(scope="session")
 def spine_data() -> Path:
     """Folder of the real lumbar MRI (myosegmentum/, chu2015/); skips the test where absent."""

@@ -444,6 +444,8 @@ def test_fresh_machine_install_is_documented_and_proved_by_ci() -> None:
     assert f"pip install {pin} --index-url https://download.pytorch.org/whl/cpu" in readme
     dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
     assert f"setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))}" in dev
+    addopts = _pyproject()["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert "-n" not in addopts or any(line.startswith("pytest-xdist") for line in dev)  # the default -n needs xdist
     build = _pyproject()["build-system"]["requires"]
     assert f"setuptools>={'.'.join(map(str, SETUPTOOLS_FLOOR))}" in build
     ci = (ROOT / ".ci" / "run").read_text()
