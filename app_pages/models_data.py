@@ -89,7 +89,7 @@ def design_section(design: "loaders.GeneratorDesign", public: bool) -> None:
         st.warning("Some training patients of this generator are holdout patients of the dataset: `evaluate` refuses "
                    "it here; evaluate it on a dataset built with its split.", icon=":material/warning:")
     for line in design.warnings:
-        st.warning(frame.plain(line.removeprefix("warning: ")), icon=":material/warning:")
+        st.warning(frame.plain_but_code(line.removeprefix("warning: ")), icon=":material/warning:")
 
 
 def render(sel: frame.Selection | None) -> None:

@@ -265,6 +265,24 @@ def plain(text: Any) -> str:
     return "\\" + line if line[:1] in ("-", "+", "=") else line
 
 
+def plain_but_code(text: Any) -> str:
+    """``text`` as :func:`plain` shows it, except its `code` spans, kept as code (a code span shows its characters as
+    written): for the core's messages, which name commands in backticks and data (level and source names) outside
+    them. With an unpaired backtick nothing is code."""
+    parts = " ".join(str(text).split()).split("`")
+    if len(parts) % 2 == 0:
+        return plain(text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(f"`{part}`")
+        elif part.strip():
+            out.append(" " * part[:1].isspace() + plain(part) + " " * part[-1:].isspace())
+        else:
+            out.append(part)
+    return "".join(out)
+
+
 def show_verdict(level: str, text: str, **kw: Any) -> None:
     """One verdict in its colour: leak red, caution and design imbalance amber, ok green, inconclusive grey."""
     from dashboard.summary import level_word

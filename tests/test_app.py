@@ -821,6 +821,7 @@ def test_models_data_lists_an_own_datasets_levels_and_what_train_warned(env, tmp
     assert list(table["patients by source"]) == ["a 3", "a 3, b 7", "a 3, b 7"]
     warned = [w.value.replace("\\", "") for w in at.warning]
     assert any("T12/L1 \\(2, all a\\)" in w.value for w in at.warning)  # source names shown as written (escaped)
+    assert any("\\(`data build --split`\\)" in w.value for w in at.warning)  # a command stays code
     assert any(w.startswith("fewer than 5 training patients for T12/L1 (2, all a)") for w in warned), warned
     assert any(w.startswith("fewer than 2 holdout patients for T12/L1 (0)") for w in warned), warned
     at = visit(start("fab-moved"), "models_data")
