@@ -132,7 +132,7 @@ def render(sel: frame.Selection) -> None:
     try:
         samples_section(sel, model, stamp, option, position, int(n), int(seed))
     except SynthVUError as e:  # a bad request (zero samples, unknown position) leaves the rest of the page usable
-        st.error(str(e))
+        st.error(frame.say(e))
 
     interpolation_section(sel, model, stamp)
 
