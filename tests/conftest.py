@@ -13,9 +13,10 @@ SPINE_DATA = Path(os.environ.get("SYNTHVU_SPINE_DATA", ROOT.parent / "shared" / 
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (the default, pyproject.toml): one worker a CPU, at most 4 (each holds torch, about 1.5 GB);
-    most test modules run torch on one thread, so a second CPU nearly halves the suite."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """``-n auto`` (the default, pyproject.toml): one worker a CPU this process may run on, at most 4 (each holds
+    torch, about 1.5 GB); most test modules run torch on one thread, so a second CPU nearly halves the suite."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cpus or 1))
 
 
 @pytest.fixture(scope="session")
