@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dashboard.summary import ReportView, epsilon_of, verdict, with_ci, worst_attack
+from dashboard.summary import ReportView, epsilon_of, usefulness_of, verdict, with_ci, worst_attack
 from synthvu_core.records import epsilon_value
 
 if TYPE_CHECKING:
@@ -65,10 +65,24 @@ def generator_label(ident: str, source: str) -> str:
     return ident + ("" if source == "shipped" else " (yours)")
 
 
-def chance_accuracy(card: Mapping[str, Any]) -> float | None:
-    """Balanced accuracy of guessing: 1 / number of positions."""
-    n = len(card.get("classes") or [])
-    return 1.0 / n if n else None
+def entry_chance(e: Compared) -> float | None:
+    """Chance of ``e``'s TSTR as its report measured it: balanced accuracy of guessing over the classes of its
+    holdout (a 6-class generator whose holdout holds 4 levels: 0.25); None without a report or a stored chance."""
+    return None if e.view is None else usefulness_of(e.view).chance
+
+
+def entry_trtr(e: Compared) -> float | None:
+    """TRTR balanced accuracy of ``e``'s report (the real classifier on its own holdout); None without one."""
+    return None if e.view is None else e.view.scalar("utility.trtr.balanced_accuracy")
+
+
+def shared_value(values: Sequence[float | None]) -> float | None:
+    """The one value every generator has (chance, TRTR), or None where one is missing or two differ: then each
+    generator's own is drawn beside it, never one generator's for all."""
+    if not values or any(v is None for v in values):
+        return None
+    first = float(values[0])  # type: ignore[arg-type]
+    return first if all(abs(float(v) - first) < 1e-9 for v in values) else None  # type: ignore[arg-type]
 
 
 def worst_auc_key(view: ReportView) -> str:
@@ -84,7 +98,7 @@ def headline_rows(entries: Sequence[Compared]) -> list[dict[str, Any]]:
     for e in entries:
         v = e.view
         eps = epsilon_of(e.card, v)
-        chance = chance_accuracy(e.card)
+        chance = entry_chance(e)
         row: dict[str, Any] = {
             "generator": generator_label(e.ident, e.source),
             "DP ε": epsilon_value(eps, none="no DP"),

@@ -9,12 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import style
-from dashboard.compare import Compared, chance_accuracy, generator_label, worst_auc_key
+from dashboard.compare import Compared, entry_chance, entry_trtr, generator_label, shared_value, worst_auc_key
 from dashboard.figures import _layout, density_grid
 from dashboard.summary import epsilon_of
 from synthvu_core.records import epsilon_text
 
-#: What the comparison bars can show: report key, axis title, chance (None: read from the card).
+#: What the comparison bars can show: report key, axis title, chance (None: each report's own, its holdout's).
 MEASURES = {
     "tstr": ("utility.tstr.balanced_accuracy", "TSTR balanced accuracy", None),
     "ratio": ("utility.tstr_over_trtr", "TSTR / TRTR", None),
@@ -55,6 +55,7 @@ def measure_figure(entries: Sequence[Compared], measure: str) -> go.Figure:
                 x=[generator_label(e.ident, e.source)],
                 y=[v],
                 name=_name(e),
+                showlegend=False,
                 marker_color=style.generator_colour(i),
                 error_y={"type": "data", "array": [plus], "arrayminus": [minus], "thickness": 2.5, "width": 10},
                 text=[f"{v:.3f}"],
@@ -64,27 +65,50 @@ def measure_figure(entries: Sequence[Compared], measure: str) -> go.Figure:
                 hovertemplate=f"{e.ident}<br>{title} %{{y:.3f}}<extra></extra>",
             )
         )
-    if chance is None and entries:
-        chance = chance_accuracy(entries[0].card) if measure == "tstr" else None
+    shown = [e for e in entries if _value(e, key)[0] is not None]
+    marked = []
     if chance is not None:
-        fig.add_hline(
-            y=chance,
-            line={"dash": "dot", "color": style.GREY, "width": 2},
-            annotation_text=f"chance {chance:.2f}",
-            annotation_position="top right",
-            annotation_font_size=style.SMALL_FONT_SIZE,
+        fig.add_hline(y=chance, line={"dash": "dot", "color": style.GREY, "width": 2},
+                      annotation_text=f"chance {chance:.2f}", annotation_position="top right",
+                      annotation_font_size=style.SMALL_FONT_SIZE)
+    elif measure == "tstr" and shown:
+        marked.append(_reference(fig, shown, [entry_chance(e) for e in shown], "chance", style.GREY, "top right"))
+    if measure == "tstr" and shown:
+        trtr = [entry_trtr(e) for e in shown]
+        marked.append(_reference(fig, shown, trtr, "TRTR (real data)", style.OKABE_ITO["black"], "bottom right"))
+    note = " and ".join(m.split(" (")[0] for m in marked if m)  # "chance", "TRTR"
+    title_text = title + " (95% CI)" + (f"<br>each bar's own {note}" if note else "")
+    legend = {"orientation": "h", "y": -0.12, "font": {"size": style.SMALL_FONT_SIZE}}
+    return _layout(fig, title_text, height=440, showlegend=bool(note), legend=legend,
+                   yaxis={"title": title, "range": [0, 1.05]})
+
+
+def _reference(
+    fig: go.Figure, entries: Sequence[Compared], values: Sequence[float | None], label: str, colour: str, where: str
+) -> str | None:
+    """A reference level of the bars (chance, TRTR): one line across where every generator's report has the same,
+    else a short mark over each generator's own bar (none where its report lacks it). Returns ``label`` where marks
+    were drawn, for the title, and None otherwise."""
+    dash = "dot" if label == "chance" else "dash"
+    one = shared_value(values)
+    if one is not None:
+        fig.add_hline(y=one, line={"dash": dash, "color": colour, "width": 2}, annotation_text=f"{label} {one:.3f}",
+                      annotation_position=where, annotation_font_size=style.SMALL_FONT_SIZE)
+        return None
+    have = [(generator_label(e.ident, e.source), v) for e, v in zip(entries, values) if v is not None]
+    if not have:
+        return None
+    fig.add_trace(
+        go.Scatter(
+            x=[x for x, _ in have],
+            y=[v for _, v in have],
+            mode="markers",
+            marker={"symbol": "line-ew", "size": 56, "line": {"width": 4, "color": colour}},
+            hovertemplate=f"%{{x}}<br>{label} %{{y:.3f}}<extra></extra>",
+            name=f"{label}: this bar's holdout",
         )
-    if measure == "tstr" and entries and entries[0].view is not None:
-        trtr = entries[0].view.scalar("utility.trtr.balanced_accuracy")
-        if trtr is not None:
-            fig.add_hline(
-                y=trtr,
-                line={"dash": "dash", "color": style.OKABE_ITO["black"], "width": 2},
-                annotation_text=f"TRTR (real data) {trtr:.3f}",
-                annotation_position="bottom right",
-                annotation_font_size=style.SMALL_FONT_SIZE,
-            )
-    return _layout(fig, title + " (95% CI)", height=440, showlegend=False, yaxis={"title": title, "range": [0, 1.05]})
+    )
+    return label
 
 
 def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
@@ -113,7 +137,8 @@ def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
                 hovertemplate=f"{e.ident}<br>TSTR %{{x:.3f}}<br>worst AUC %{{y:.3f}}<extra></extra>",
             )
         )
-    chance_x = chance_accuracy(entries[0].card) if entries else None
+    chance_x = shared_value([entry_chance(e) for e in entries])
+    marked = chance_x is None and _chance_marks(fig, entries)
     fig.add_hline(
         y=0.5,
         line={"dash": "dot", "color": style.GREY, "width": 2},
@@ -129,14 +154,34 @@ def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
             annotation_position="top right",
             annotation_font_size=style.SMALL_FONT_SIZE,
         )
+    note = "<br>each generator's accuracy chance: a mark in its colour" if marked else ""
     return _layout(
         fig,
-        "Utility and privacy risk on shared axes: lower right is better",
+        "Utility and privacy risk on shared axes: lower right is better" + note,
         height=520,
         xaxis={"title": "utility: TSTR balanced accuracy", "range": [0, 1.02]},
         yaxis={"title": "privacy risk: worst attack AUC", "range": [0.4, 1.02]},
         legend={"orientation": "h", "y": -0.2, "font": {"size": style.SMALL_FONT_SIZE}},
     )
+
+
+def _chance_marks(fig: go.Figure, entries: Sequence[Compared]) -> bool:
+    """Where the generators' holdouts have different chance levels: a short vertical mark in each generator's
+    colour at its own accuracy chance, on the row of its point. Returns whether any was drawn."""
+    drawn = False
+    for i, e in enumerate(entries):
+        chance, (y, _, _) = entry_chance(e), _value(e, MEASURES["auc"][0])
+        if chance is None or y is None or _value(e, MEASURES["tstr"][0])[0] is None:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[chance], y=[y], mode="markers", showlegend=False,
+                marker={"symbol": "line-ns", "size": 30, "line": {"width": 3, "color": style.generator_colour(i)}},
+                hovertemplate=f"{e.ident}<br>accuracy chance %{{x:.3f}}<extra></extra>",
+            )
+        )
+        drawn = True
+    return drawn
 
 
 def umap_compare_figure(entries: Sequence[Compared], max_points: int = 1500) -> go.Figure:

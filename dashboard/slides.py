@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dashboard import style
-from dashboard.compare import Compared, chance_accuracy, distinct_ids, generator_label, seed_groups, worst_auc_key
+from dashboard.compare import (
+    Compared,
+    distinct_ids,
+    entry_chance,
+    generator_label,
+    seed_groups,
+    shared_value,
+    worst_auc_key,
+)
 from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
 from dashboard.summary import epsilon_text, verdict, with_ci
 from synthvu_core.records import epochs_text
@@ -121,26 +129,25 @@ def _trained(entries: Sequence[Compared]) -> str:
 
 
 def _useful(entries: Sequence[Compared], fig: _Figures) -> str:
-    chance = chance_accuracy(entries[0].card) if entries else None
+    chances = [entry_chance(e) for e in entries]
     rows = [
         [
             _esc(generator_label(e.ident, e.source)),
             _num(e, "utility.tstr.balanced_accuracy"),
+            "—" if c is None else f"{c:.3f}",
             _num(e, "utility.trtr.balanced_accuracy"),
             _num(e, "utility.tstr_over_trtr"),
         ]
-        for e in entries
+        for e, c in zip(entries, chances)
     ]
-    lead = (
-        "A position classifier trained on synthetic VUs, tested on real patients (TSTR), against one trained "
-        f"on real VUs (TRTR); guessing scores {chance:.2f}."
-        if chance
-        else ""
-    )
+    one = shared_value(chances)
+    guess = f"guessing scores {one:.2f}" if one is not None else "guessing scores each holdout's own chance (column)"
+    lead = ("A position classifier trained on synthetic VUs, tested on real patients (TSTR), against one trained "
+            f"on real VUs (TRTR); {guess}.")
     return (
         "<section><h2>Is it useful?</h2>"
         f"<p class='lead'>{_esc(lead)}</p>"
-        + _table(["generator", "TSTR [95% CI]", "TRTR [95% CI]", "TSTR / TRTR"], rows)
+        + _table(["generator", "TSTR [95% CI]", "chance", "TRTR [95% CI]", "TSTR / TRTR"], rows)
         + fig(measure_figure(entries, "tstr"), height=330)
         + "</section>"
     )

@@ -21,12 +21,14 @@ from dashboard.summary import ReportView
 CARD = {"classes": ["C", "T", "L"], "dp": None}
 
 
-def _view(real: np.ndarray, tstr: float = 0.8) -> ReportView:
+def _view(real: np.ndarray, tstr: float = 0.8, chance: float = 1 / 3, trtr: float = 0.95) -> ReportView:
     return ReportView(
         scalars={
             "utility.tstr.balanced_accuracy": tstr,
             "utility.tstr.balanced_accuracy_ci_low": tstr - 0.05,
             "utility.tstr.balanced_accuracy_ci_high": tstr + 0.05,
+            "utility.trtr.balanced_accuracy": trtr,
+            "utility.chance": chance,
             "privacy.worst.auc": 0.55,
         },
         arrays={"umap/real": real},
@@ -56,6 +58,39 @@ def test_headline_table_has_one_column_per_generator_and_chance() -> None:
     rows = {r["measure"]: r for r in headline_columns(entries)}
     assert rows["TSTR [95% CI]"]["a"] == "0.900 [0.850, 0.950]" and rows["TSTR [95% CI]"]["b"].startswith("0.700")
     assert rows["chance"]["a"] == "0.333" and rows["DP ε"]["a"] == "no DP" and rows["DP ε"]["b"] == "3.00"
+
+
+def test_chance_is_each_reports_holdout_not_the_cards_class_count() -> None:
+    """A 6-level generator whose holdout holds 4 levels has chance 0.25, as its Overview says (not 1/6)."""
+    six = {"classes": ["T11/T12", "T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5"], "dp": None}
+    entries = [Compared("a", Path("a"), CARD, _view(np.zeros((4, 2)))),
+               Compared("s", Path("s"), six, _view(np.zeros((4, 2)), 0.4, chance=0.25))]
+    rows = {r["measure"]: r for r in headline_columns(entries)}
+    assert rows["chance"] == {"measure": "chance", "a": "0.333", "s": "0.250"}
+
+
+def _lines(fig) -> dict[str, float]:
+    return {a.text.rsplit(" ", 1)[0]: float(a.text.rsplit(" ", 1)[1]) for a in fig.layout.annotations}
+
+
+def test_tstr_bars_draw_each_generators_own_chance_and_trtr_where_they_differ() -> None:
+    from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
+
+    real = np.zeros((4, 2))
+    phantom = Compared("p", Path("p"), CARD, _view(real, 0.9, chance=1 / 3, trtr=0.98))
+    spine = Compared("s", Path("s"), CARD, _view(real, 0.4, chance=1 / 6, trtr=0.6))
+    same = measure_figure([phantom, Compared("q", Path("q"), CARD, _view(real, 0.8, trtr=0.98))], "tstr")
+    assert _lines(same) == {"chance": 0.333, "TRTR (real data)": 0.98}
+    assert not [t for t in same.data if t.type == "scatter"]
+    mixed = measure_figure([phantom, spine], "tstr")
+    assert not mixed.layout.shapes, "one generator's chance or TRTR drawn across another's bar"
+    marks = {t.name.split(":")[0]: list(t.y) for t in mixed.data if t.type == "scatter"}
+    assert marks == {"chance": [1 / 3, 1 / 6], "TRTR (real data)": [0.98, 0.6]}
+    assert "each bar's own chance and TRTR" in mixed.layout.title.text
+    assert [s.x0 for s in tradeoff_compare_figure([phantom, spine]).layout.shapes if s.x0 == s.x1] == []
+    drawn = [t.x[0] for t in tradeoff_compare_figure([phantom, spine]).data if t.marker.symbol == "line-ns"]
+    assert drawn == [1 / 3, 1 / 6]
+    assert [s.x0 for s in tradeoff_compare_figure([phantom, phantom]).layout.shapes if s.x0 == s.x1] == [1 / 3]
 
 
 def test_one_umap_only_where_the_reports_share_its_axes() -> None:

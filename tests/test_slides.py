@@ -108,3 +108,21 @@ def test_runs_of_one_recipe_get_a_slide_of_their_spread() -> None:
     assert "Runs of one recipe" in text and "0.700, sd 0.100, 0.600–0.800" in text
     assert "+0.223 [-0.007, +0.454]" in text and "no difference shown with these runs" in text
     assert "Runs of one recipe" not in deck_html(runs[:1] + runs[3:4])  # two recipes, one run each: no slide
+
+
+def test_the_useful_slide_gives_each_generator_its_own_chance() -> None:
+    from dashboard.compare import Compared
+    from dashboard.slides import deck_html
+    from dashboard.summary import ReportView
+
+    def entry(name: str, chance: float) -> Compared:
+        scalars = {"utility.tstr.balanced_accuracy": 0.5, "utility.chance": chance}
+        return Compared(name, Path(name), {"classes": list("ABCDEF"), "dp": None}, ReportView(scalars=scalars))
+
+    import html
+
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", deck_html([entry("a", 1 / 3), entry("b", 0.25)]))))
+    assert "guessing scores each holdout's own chance" in text and "0.333" in text and "0.250" in text
+    assert "0.167" not in text, "chance read from the card's six classes, not the holdout"
+    same = re.sub(r"<[^>]+>", " ", deck_html([entry("a", 0.25), entry("b", 0.25)]))
+    assert "guessing scores 0.25." in same
