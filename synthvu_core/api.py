@@ -50,15 +50,20 @@ def build_dataset(
 
 
 def train(
-    dataset: VUDataset | str | Path, out: str | Path, *, arch: str = "default", progress: bool = False, **options: Any
+    dataset: VUDataset | str | Path, out: str | Path, *, arch: str = "default", progress: bool = False,
+    force: bool = False, **options: Any
 ) -> Path:
     """Train a generator of architecture ``arch`` on ``dataset`` (a ``VUDataset`` or its folder); returns the
     generator folder ``out``. ``options`` are ``train``'s flags with underscores (``steps=200``,
-    ``target_epsilon=8``, ``guidance=2``); one ``arch`` does not read is refused (:class:`SelectionError`)."""
+    ``target_epsilon=8``, ``guidance=2``); one ``arch`` does not read is refused (:class:`SelectionError`). An
+    ``out`` that exists and is neither empty nor a generator folder is refused (:class:`OutputError`) unless
+    ``force``."""
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.architectures import architecture
+    from synthvu_core.models.registry import check_generator_out
     from synthvu_core.models.train_config import build_config, trainer
 
+    check_generator_out(out, force=force)
     data = VUDataset.load(dataset) if isinstance(dataset, str | Path) else dataset
     config, _, _ = build_config({"arch": arch, **options}, data)
     return trainer(architecture(arch).family).train(data, out, config, progress=progress)

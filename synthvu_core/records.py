@@ -205,11 +205,14 @@ class Report(ReportReading):
             else:
                 import numpy as np
 
+                from synthvu_core.storage import ARRAY_READ_ERRORS, array_read_problem
+
                 try:
                     with np.load(self._arrays_path, allow_pickle=False) as z:
                         self._arrays = {k: z[k] for k in z.files}
-                except (OSError, ValueError) as e:
-                    raise ReportError(f"{self._arrays_path}: cannot read report arrays: {e}") from None
+                except ARRAY_READ_ERRORS as e:
+                    why = array_read_problem(e)
+                    raise ReportError(f"{self._arrays_path}: cannot read report arrays: {why}") from None
         return self._arrays
 
     def missing(self) -> dict[str, str]:

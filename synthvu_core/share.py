@@ -51,7 +51,8 @@ PUBLIC_META: tuple[str, ...] = (
     "scheme", "classes", "synthetic_class_counts", "n_candidates", "n_members", "n_nonmembers", "n_member_patients",
     "n_nonmember_patients", "n_reference", "tstr_train_size", "classifier_trained", "umap", "config",
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
-    "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs",
+    "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs", "dp_composed_bound", "dp_composed_epsilon",
+    "dp_composed_runs",
     # the verdicts and what they are read from (aggregates: AUCs, intervals, p-values, power), and the digest
     "verdicts", "power", "independent_control", "content_sha256",
 )
@@ -151,8 +152,17 @@ def public_card(card: dict[str, Any], *, with_discriminator: bool | None) -> dic
 
 
 def _discriminator_is_private(card: dict[str, Any]) -> bool:
+    """Whether DP-SGD trained the discriminator and a bound still holds for its patients: not where a run without
+    DP on them makes the composed ε infinite (:func:`~synthvu_core.models.ledger.composed_of`)."""
+    import math
+
+    from synthvu_core.models.ledger import composed_of
+
     dp = card.get("dp") or {}
-    return bool(dp) and dp.get("private_module", "discriminator") == "discriminator" and dp.get("epsilon") is not None
+    module = dp.get("private_module", "discriminator") if dp else None
+    trained = module == "discriminator" and dp.get("epsilon") is not None
+    found = composed_of(card) if trained else None
+    return trained and (found is None or math.isfinite(found[0]))
 
 
 def discriminator_may_leave(card: dict[str, Any]) -> bool:
@@ -217,6 +227,7 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
         raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: no discriminator in this folder")
     if not (src / GENERATOR_FILE).is_file():
         raise CheckpointError(f"{src / GENERATOR_FILE}: generator weights are missing")
+    _check_loads(src)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SynthVUError(f"{out}: already exists and is not an empty folder; choose a new --out")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
@@ -231,6 +242,18 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
         manifest["included"].append(modelcard.README_FILE)
         (tmp / SHARE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def _check_loads(src: Path) -> None:
+    """Refuse, before anything is written, what a collaborator could not use: weights that ``sample`` refuses
+    (:class:`CheckpointError`: damaged, foreign, not safetensors) and a report that is not of these weights or is
+    damaged (:class:`~synthvu_core.errors.ReportError`), each naming the file."""
+    from synthvu_core.evaluation.report import load_report
+    from synthvu_core.models.registry import load_generator
+
+    load_generator(src)
+    if (src / REPORT_DIR / REPORT_FILE).is_file():
+        load_report(src)
 
 
 def _blank_timing(log: Path) -> None:
@@ -269,7 +292,8 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         absent[DISCRIMINATOR_FILE] = (
             "trained without DP: a membership oracle"
             if not discriminator_may_leave(card)
-            else "left out (add --with-discriminator: it was trained with DP)"
+            else "left out (add --with-discriminator: " + ("it was trained with DP)" if _discriminator_is_private(card)
+                                                           else "a public prior's, trained on public data only)")
         )
     if (src / REPORT_DIR / REPORT_FILE).is_file():
         left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,23 @@ def check_replaceable(path: str | Path, is_ours: Callable[[Path], bool], what: s
                 "Choose another path, or add --force to replace it"
             )
     return check_writable(path, what)
+
+
+#: What reading a numpy file (``.npy``, ``.npz``) may raise on a damaged or foreign file: its archive cut short
+#: (``zipfile.BadZipFile``, ``EOFError``), pickled data refused (``ValueError``), the disk (``OSError``).
+ARRAY_READ_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def array_read_problem(e: Exception) -> str:
+    """One of :data:`ARRAY_READ_ERRORS` as the problem with the file, in words (the caller names the file): never
+    numpy's advice to load pickled data, which synthvu never does."""
+    if isinstance(e, zipfile.BadZipFile | EOFError):
+        return "not a complete numpy archive (cut short or damaged)"
+    if isinstance(e, ValueError) and "pickle" in str(e):
+        return "not numeric arrays (numpy reads object data here, which synthvu never loads: damaged or foreign)"
+    if isinstance(e, OSError):
+        return os_reason(e)
+    return str(e)
 
 
 def os_reason(e: OSError) -> str:

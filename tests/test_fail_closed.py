@@ -335,3 +335,50 @@ def test_nifti_export_orientation_units_and_positions(tmp_path):
     i, j, k = np.argwhere(data == data.max())[0]
     assert (i, j, k) == (0, data.shape[1] - 1, data.shape[2] - 1), "RAS order: leftmost, most anterior, most superior"
     assert (tmp_path / "vus.csv").read_text().splitlines() == ["index,position,label", "0,T,0", "1,L,1"]
+
+
+# ---- damaged files, foreign devices and empty selections: one line naming the file or the option ----------------
+def _shipped_copy(tmp_path: Path, name: str = "acgan-phantom") -> Path:
+    import shutil
+
+    return Path(shutil.copytree(ROOT / "models" / name, tmp_path / name))
+
+
+def test_a_truncated_report_archive_is_one_line_in_show_table_and_amend(tmp_path, capsys):
+    model = _shipped_copy(tmp_path)
+    arrays = model / "report" / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+    assert main(["report", "show", str(model)]) == 2
+    err = _one_error_line(capsys, str(arrays), "cut short or damaged")
+    assert "allow_pickle" not in err
+    assert main(["report", "table", str(model), str(ROOT / "models" / "acgan-phantom-leaky")]) == 2
+    out, err = capsys.readouterr()
+    assert "acgan-phantom-leaky" in out and "| acgan-phantom |" not in out  # the readable one still shows
+    assert err.count(str(arrays)) == 1 and "cut short or damaged" in err
+    assert main(["report", "amend", str(model)]) == 2
+    assert capsys.readouterr().err.count(str(arrays)) == 1  # every step fails on it: said once
+
+
+def test_share_refuses_weights_that_sample_refuses_and_writes_nothing(tmp_path, capsys):
+    model = _shipped_copy(tmp_path)
+    (model / "generator.safetensors").write_bytes(os.urandom(4096))
+    out = tmp_path / "shared"
+    assert main(["share", str(model), "--out", str(out)]) == 2
+    _one_error_line(capsys, str(model / "generator.safetensors"))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device, said", [("foo", "not a device name"), ("mps", "runs on cpu or cuda")])
+def test_an_unknown_device_is_one_line_in_sample(tmp_path, capsys, device, said):
+    out = tmp_path / "s.npz"
+    assert main(["sample", "acgan-phantom", "--n", "2", "--out", str(out), "--device", device]) == 2
+    _one_error_line(capsys, repr(device), said)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, said", [(["--patients", "0"], "--patients 0"), (["--levels", ","], "--levels")])
+def test_an_empty_clinical_selection_is_refused_and_writes_nothing(tmp_path, capsys, args, said):
+    out = tmp_path / "c.npz"
+    assert main(["clinical", "sample", "acgan-joint-phantom", *args, "--out", str(out)]) == 2
+    _one_error_line(capsys, said, "nothing to sample")
+    assert not out.exists()

@@ -115,6 +115,27 @@ def test_train_with_the_study_conditioning(dataset_dir, tmp_path):
     assert main(["train", "--dataset", str(dataset_dir), "--out", str(out), "--split", "0.5,0.5"]) == 2
 
 
+def test_train_never_writes_over_a_folder_that_is_not_a_generator(dataset_dir, tmp_path, capsys):
+    """A dataset or someone's folder given as --out is refused before any work and left as it was; a generator
+    folder is trained again, and --force writes anyway."""
+    import shutil
+
+    copy = Path(shutil.copytree(dataset_dir, tmp_path / "ds-copy"))
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    assert main(["train", "--dataset", str(dataset_dir), "--out", str(copy), "--steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(copy) in err[0] and "is not a generator folder" in err[0] and "--force" in err[0]
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+    assert not (copy / "training").exists() and not (tmp_path / ".ds-copy.lock").exists()
+    out = tmp_path / "gen"
+    assert tiny_train(dataset_dir, out) == 0 and tiny_train(dataset_dir, out) == 0  # its own folder: again
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert tiny_train(dataset_dir, mine) == 2 and (mine / "notes.txt").read_text() == "keep"
+    assert tiny_train(dataset_dir, mine, "--force") == 0 and (mine / "card.json").is_file()
+
+
 def test_user_errors_exit_2(dataset_dir, tmp_path, capsys):
     assert main(["sample", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -214,6 +214,95 @@ def test_dp_init_from_needs_a_public_prior_of_other_patients(tmp_path):
     Trainer(ds, tmp_path / "ok", small(steps=1, init_from=str(own), classes=tl))  # without DP nothing is claimed
 
 
+def test_a_private_prior_fine_tuned_on_the_phantom_stays_private(tmp_path):
+    """A generator trained on the private patients, then fine-tuned on public data, still carries them: its card
+    declares no public data, so it cannot seed a DP run on them; fine-tuned from a public prior, it may."""
+    ds = tiny_dataset()
+    dp, tl = DPConfig(noise_multiplier=1.0), ["T", "L"]
+    own = train(ds, tmp_path / "own", small(steps=1), progress=False)
+    laundered = train(public_dataset(), tmp_path / "laundered", small(steps=1, init_from=str(own)), progress=False)
+    assert "public_data" not in load_card(laundered) and not (laundered / "public_patients.json").exists()
+    with pytest.raises(SelectionError, match="declares none"):
+        Trainer(ds, tmp_path / "x", small(steps=1, init_from=str(laundered), dp=dp, classes=tl))
+    public = train(public_dataset(prefix="q", seed=3), tmp_path / "pub", small(steps=1), progress=False)
+    again = train(public_dataset(), tmp_path / "again", small(steps=1, init_from=str(public)), progress=False)
+    assert "public_data" in load_card(again)
+    Trainer(ds, tmp_path / "ok", small(steps=1, init_from=str(again), dp=dp, classes=tl))
+
+
+def test_a_dp_run_refuses_a_dataset_harmonised_across_patients(tmp_path):
+    """Harmonisation between sources maps every VU through percentiles pooled over all patients: no DP bound covers
+    that, so a DP run asks for a build without it; one source (nothing pooled) or --harmonise none are accepted."""
+    ds = tiny_dataset()
+    ds.card["harmonisation"] = {"method": "nyul"}
+    with pytest.raises(SelectionError, match="harmonised between sources.*--harmonise none"):
+        Trainer(ds, tmp_path / "x", small(steps=1, dp=DPConfig(noise_multiplier=1.0)))
+    Trainer(ds, tmp_path / "y", small(steps=1))  # without DP nothing is claimed
+    ds.card["harmonisation"] = {"method": "none"}
+    Trainer(ds, tmp_path / "z", small(steps=1, dp=DPConfig(noise_multiplier=1.0)))
+
+
+def test_runs_on_a_dataset_without_a_folder_claim_no_composed_bound():
+    """In memory nothing is recorded, so each run's block holds it alone: no composed bound is read from it."""
+    from synthvu_core.models.ledger import composed_of
+
+    ds = tiny_dataset()
+    cards = [load_card(train(ds, f"/tmp/in-memory-{i}", small(steps=1, dp=DPConfig(noise_multiplier=1.0)),
+                             progress=False)) for i in range(2)]
+    assert all(c["privacy_ledger"]["runs"] == 1 for c in cards)  # recorded nowhere: nothing to compose with
+    assert composed_of(cards[1]) is None and composed_text(cards[1]) is None
+
+
+def test_a_card_read_later_composes_the_runs_recorded_since(tmp_path):
+    """The dashboard, the report and the README read the composed bound at the time they are read: a DP run on
+    the same patients after a card was written raises its composed epsilon, a run without DP makes it infinite."""
+    from synthvu_core.evaluation.report import composed_meta
+    from synthvu_core.models.ledger import composed_of
+
+    tiny_dataset().save(tmp_path / "ds")
+    ds = VUDataset.load(tmp_path / "ds")
+    first = load_card(train(ds, tmp_path / "a", small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False))
+    own = first["privacy_ledger"]["composed_epsilon"]
+    assert composed_of(first) == (pytest.approx(own), 1)
+    second = load_card(train(ds, tmp_path / "b", small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False))
+    eps, runs = composed_of(first)
+    assert runs == 2 and eps == pytest.approx(second["privacy_ledger"]["composed_epsilon"]) and eps > own * 1.2
+    assert "1 of them after this card was written" in composed_text(first)
+    assert composed_meta(first)["dp_composed_epsilon"] == pytest.approx(eps)
+    train(ds, tmp_path / "c", small(steps=1), progress=False)
+    assert composed_of(first) == (math.inf, 3) and composed_meta(first)["dp_composed_bound"] == "infinite"
+    other = tmp_path / "other"  # another machine: neither ledger holds the card's run, so the card's record stands
+    other.mkdir()
+    (tmp_path / "ds" / LEDGER_FILE).rename(other / LEDGER_FILE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNTHVU_LEDGER", str(other / "user.json"))
+        assert composed_of(first) == (pytest.approx(own), 1)
+
+
+def test_verdict_b_quotes_the_composed_bound_not_the_runs_own():
+    from synthvu_core.evaluation.verdicts import private_discriminator_epsilon, released_discriminator_verdict
+
+    meta = {"dp_epsilon": 1.0, "dp_private_module": "discriminator"}
+    assert private_discriminator_epsilon(meta) == 1.0  # a report before the composed record: the run's own
+    assert private_discriminator_epsilon({**meta, "dp_composed_bound": "finite", "dp_composed_epsilon": 2.5}) == 2.5
+    voided = private_discriminator_epsilon({**meta, "dp_composed_bound": "infinite", "dp_composed_epsilon": None})
+    assert voided == math.inf
+    assert private_discriminator_epsilon({**meta, "dp_private_module": "generator"}) is None
+    text = released_discriminator_verdict({}, None, voided)["text"]
+    assert "Keep the discriminator private" in text and "composed ε = ∞" in text and "covered" not in text
+    assert "(ε = 2.50)" in released_discriminator_verdict({}, None, 2.5)["text"]
+
+
+def test_share_keeps_a_discriminator_whose_composed_bound_is_infinite():
+    from synthvu_core.share import discriminator_may_leave
+
+    card = {"dp": {"epsilon": 1.0, "private_module": "discriminator"},
+            "privacy_ledger": {"kept": "with the dataset", "composed_epsilon": 3.0, "runs": 2, "entries": []}}
+    assert discriminator_may_leave(card)
+    card["privacy_ledger"]["composed_epsilon"] = None  # a run without DP on the same patients
+    assert not discriminator_may_leave(card)
+
+
 # ---- nothing private by shape -----------------------------------------------------------------------
 def with_extra_vu(ds: VUDataset, level: str = "L5/L6") -> VUDataset:
     """``ds`` with one more VU (an L5/L6) for one of its train patients."""

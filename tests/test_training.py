@@ -220,6 +220,24 @@ def test_private_gradient_is_the_clipped_sum_of_per_patient_gradients():
         torch.testing.assert_close(got[k], expected[k] / opt.expected_vus, rtol=1e-4, atol=1e-9)
 
 
+def test_dp_generated_vus_transforms_do_not_depend_on_the_private_batch():
+    """Under DP the real VUs' mirroring and augmentation draw from the mechanism's stream: the run's augmentation
+    stream, which draws the generated VUs' transforms (their gradient gets no noise), moves the same however many
+    real VUs the Poisson sampling chose."""
+    ds = tiny_dataset(patients=8)
+    sizes, states = set(), []
+    for seed in range(6):
+        t = Trainer(ds, "unused", small(steps=2, augment="translation,color", mirror=True,
+                                        dp=DPConfig(noise_multiplier=1.0)))
+        t.private.generator.manual_seed(seed)
+        batch = t._real_batch
+        t._real_batch = lambda b=batch: (lambda out: (sizes.add(len(out[0])), out)[1])(b())
+        t.step()
+        states.append(t.gen_augment.get_state())
+    assert len(sizes) > 1  # the private batches differed in size
+    assert all(torch.equal(states[0], s) for s in states[1:])
+
+
 def test_dp_spends_epsilon_per_d_step_only():
     ds = tiny_dataset()
     noisy = Trainer(ds, "unused", small(steps=10, dp=DPConfig(noise_multiplier=1.0)))
@@ -239,6 +257,10 @@ def test_delta_defaults_and_limits():
     assert check_delta(None, 2) == 1e-5
     with pytest.raises(SelectionError, match="1/N_patients"):
         check_delta(0.5, 2)
+    assert check_delta(1e-5, 50) == 1e-5 and check_delta(1e-7, 500_000) == 1e-7
+    for delta, n in ((0.019, 50), (9e-4, 1000), (2e-5, 50), (3e-7, 500_000)):  # below 1/N, not well below it
+        with pytest.raises(SelectionError, match=r"not well below 1/N_patients.*min\(1e-5"):
+            check_delta(delta, n)
     ds = tiny_dataset()  # two train patients
     with pytest.raises(SelectionError, match="1/N_patients"):
         Trainer(ds, "unused", small(steps=1, dp=DPConfig(noise_multiplier=1.0, delta=0.5)))
@@ -305,12 +327,12 @@ def test_training_arguments_are_refused_before_any_work():
 def test_target_epsilon_is_met(tmp_path):
     ds = tiny_dataset()
     out = train(
-        ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-3)), progress=False
+        ds, tmp_path / "dp", small(steps=3, dp=DPConfig(target_epsilon=8.0, delta=1e-6)), progress=False
     )
     card = load_card(out)
     dp = card["dp"]
     assert dp["epsilon"] <= 8.0 * 1.02 and dp["epsilon"] > 4.0
-    assert dp["delta"] == 1e-3 and dp["noise_multiplier"] > 0
+    assert dp["delta"] == 1e-6 and dp["noise_multiplier"] > 0
     assert dp["unit"] == "patient" and dp["n_patients"] == 2 and dp["steps"] == 3
     assert dp["neighbouring"].startswith("add or remove one patient")
     assert dp["checkpoint"].startswith("private material")

@@ -1,10 +1,10 @@
 """Verdict (b) says what a released discriminator means for how it was trained: a non-private one is a
-leak; one trained with DP-SGD is covered by the generator's (ε, δ) bound."""
+leak; one trained with DP-SGD is covered by the (ε, δ) bound composed over every run on its patients."""
 
 from __future__ import annotations
 
 from synthvu_core.evaluation.privacy import AttackResult
-from synthvu_core.evaluation.stages import _private_discriminator
+from synthvu_core.evaluation.verdicts import private_discriminator_epsilon as _private_discriminator
 from synthvu_core.evaluation.verdicts import released_discriminator_verdict
 
 LEAK_SENTENCE = "a released non-private discriminator is itself a leak"
@@ -18,7 +18,8 @@ def test_non_private_discriminator_gets_the_leak_sentence() -> None:
 
 def test_dp_trained_discriminator_is_covered_by_the_bound() -> None:
     text = released_discriminator_verdict(RESULT, None, dp_epsilon=2.99)["text"]
-    assert LEAK_SENTENCE not in text and "trained with differential privacy (ε = 2.99)" in text
+    assert LEAK_SENTENCE not in text and "trained with differential privacy" in text
+    assert "covered by the bound composed over every run on these patients (ε = 2.99)" in text
     assert "AUC 0.520 [0.480, 0.560]" in text
 
 
@@ -46,7 +47,7 @@ def test_a_small_design_makes_a_quiet_discriminator_inconclusive_not_ok() -> Non
     assert "AUC 0.455 [0.055, 0.855]" in quiet["text"]
     # a DP-trained D keeps its bound sentence; the empirical verdict stays inconclusive
     dp = released_discriminator_verdict(_attack(0.455, 0.63), _Test(0.63), dp_epsilon=10.0, patients=(5, 12))
-    assert dp["level"] == "inconclusive" and "covered by the same bound" in dp["text"]
+    assert dp["level"] == "inconclusive" and "covered by the bound composed" in dp["text"]
     # enough patients: ok; no permutation test on a small design: inconclusive
     assert released_discriminator_verdict(_attack(0.455, 0.63), _Test(0.63), patients=(10, 10))["level"] == "ok"
     assert released_discriminator_verdict(_attack(0.455, 0.63), None, patients=(3, 3))["level"] == "inconclusive"

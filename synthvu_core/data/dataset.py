@@ -35,7 +35,7 @@ from synthvu_core.names import (
     SPLIT_RATIOS,
     UNITS_FILE,
 )
-from synthvu_core.storage import atomic_path
+from synthvu_core.storage import ARRAY_READ_ERRORS, array_read_problem, atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -468,8 +468,8 @@ class VUDataset:
             card = json.loads((path / CARD_FILE).read_text())
             images = np.load(path / IMAGES_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
             units = pd.read_csv(path / UNITS_FILE, dtype={"patient_id": str})
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: cannot read VU dataset: {e}") from None
+        except ARRAY_READ_ERRORS as e:
+            raise DataError(f"{path}: cannot read VU dataset: {array_read_problem(e)}") from None
         check_card(card, path / CARD_FILE)
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(units):
             raise DataError(f"{path}: {IMAGES_FILE} {images.dtype}{list(images.shape)} does not match {UNITS_FILE} "

@@ -3,6 +3,8 @@
 * :func:`add_source_utility`: the utility per source, re-read from the report's stored holdout predictions (no
   classifier trained again).
 * :func:`add_cohort_test`: the whole-cohort nearest-patient test, below.
+* :func:`add_composed_bound`: verdict (b) re-read with the DP bound composed over every run on the training patients
+  (reports before it quoted the run's own ε).
 
 The test reads only the synthetic set and the real VUs, so it is computed on **the very samples the report
 evaluated**, not on new ones: they are drawn again from the same weights (the report records their sha256), count
@@ -79,6 +81,39 @@ def _amend(model_dir: Path, report: Report, dataset: VUDataset | str | Path | No
     _record(report, "whole-cohort nearest-patient test (cohort.*) and verdict (a) re-read with it",
             samples_check=check)
     return _saved(model_dir, report), check
+
+
+def add_composed_bound(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Report, str]:
+    """``(report, what was done)``: verdict (b) of ``model_dir``'s report re-read with the bound composed over every
+    run on its training patients (the card's privacy ledger, with the runs recorded since where this machine's
+    ledgers hold them); reports written before quoted this run's ε alone, even where another run voided it. Its
+    level and every number are kept. Unchanged where the record is the same. ``dataset`` is not read.
+
+    Raises :class:`~synthvu_core.errors.ReportError` naming the folder where there is no report or no readable card.
+    """
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.evaluation.integrity import discriminator_verdict
+    from synthvu_core.evaluation.report import composed_meta, load_report
+    from synthvu_core.models.registry import load_card
+    from synthvu_core.storage import folder_lock
+
+    model_dir = Path(model_dir)
+    with folder_lock(model_dir, "evaluate"):
+        report = load_report(model_dir)
+        if report is None:
+            raise ReportError(f"{model_dir}: no report to amend; run evaluate")
+        try:
+            record = composed_meta(load_card(model_dir))
+        except SynthVUError as err:
+            raise ReportError(f"{model_dir}: the composed bound cannot be read ({err})") from None
+        if all(report.meta.get(k) == v for k, v in record.items()):
+            return report, "the report already quotes the composed bound"
+        report.meta.update(record)
+        d = discriminator_verdict(report.scalars, report.meta)
+        if d is not None:
+            report.meta["verdicts"]["released_discriminator"] = d
+        _record(report, f"the composed DP bound ({record['dp_composed_bound']}) and verdict (b) re-read with it")
+        return _saved(model_dir, report), f"verdict (b) re-read with the composed bound ({record['dp_composed_bound']})"
 
 
 def add_source_utility(model_dir: str | Path, dataset: VUDataset | str | Path | None = None) -> tuple[Any, str]:

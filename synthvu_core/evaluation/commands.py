@@ -64,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "amend",
         help="add what a report made by older code lacks: the whole-cohort nearest-patient test, on the very "
         "samples it evaluated (checked), with verdict (a) re-read; the utility per source, re-read from its stored "
-        "holdout predictions; TSTR on the whole synthetic set, on those samples drawn again; every other number is "
-        "kept",
+        "holdout predictions; TSTR on the whole synthetic set, on those samples drawn again; verdict (b) re-read "
+        "with the DP bound composed over every run on the training patients; every other number is kept",
     )
     _model_argument(amend, dataset=True)
     amend.set_defaults(func=_amend)
@@ -331,11 +331,16 @@ def _show(args: argparse.Namespace) -> int:
 
 def _amend(args: argparse.Namespace) -> int:
     from synthvu_core.errors import ReportError
-    from synthvu_core.evaluation.amend import add_cohort_test, add_release_utility, add_source_utility
+    from synthvu_core.evaluation.amend import (
+        add_cohort_test,
+        add_composed_bound,
+        add_release_utility,
+        add_source_utility,
+    )
 
     folder, failed, report = _resolve(args.model), [], None
     # each on its own: one's failure does not stop the others
-    for step in (add_cohort_test, add_source_utility, add_release_utility):
+    for step in (add_cohort_test, add_source_utility, add_release_utility, add_composed_bound):
         try:
             report, done = step(folder, dataset=args.dataset)
             print(f"{folder.name}: {done}")
@@ -345,7 +350,7 @@ def _amend(args: argparse.Namespace) -> int:
     if verdict:
         print(f"verdict (a): {verdict['level']}: {verdict['text']}")
     if failed:
-        raise ReportError("; ".join(failed))
+        raise ReportError("; ".join(dict.fromkeys(failed)))  # a report every step fails on: said once
     return 0
 
 
@@ -448,15 +453,22 @@ def _print_environment(saved: dict | None) -> None:
 
 
 def _table(args: argparse.Namespace) -> int:
+    """The tables; a generator named on the command line whose report cannot be read is named, with the problem, on
+    stderr (exit 2, the others' rows still printed); shipped ones without a report are left out quietly."""
     from synthvu_core.evaluation.table import tables
 
+    skipped: list[str] = []
     if args.models:
         folders = [_resolve(m) for m in args.models]
     else:
         from synthvu_core.models.registry import list_generators
 
         folders = [g.path for g in list_generators() if g.source == "shipped"]
-    print(tables(folders), end="")
+    print(tables(folders, skipped), end="")
+    if args.models and skipped:
+        for why in skipped:
+            print(f"synthvu: error: {why}", file=sys.stderr)
+        return 2
     return 0
 
 

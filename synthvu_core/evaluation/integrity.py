@@ -122,6 +122,23 @@ def _results(scalars: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def discriminator_verdict(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any] | None:
+    """Verdict (b) read again from the report's numbers and its record of the DP bound (text included); None where
+    the report holds no verdict (b)."""
+    from synthvu_core.evaluation import verdicts
+
+    disc = (meta.get("verdicts") or {}).get("released_discriminator")
+    if not isinstance(disc, dict) or disc.get("level") is None:
+        return None
+    results = _results(scalars)
+    raw = {n: r.scalars["p_value"] for n, r in results.items() if r.scalars.get("p_value") is not None}
+    sides = disc.get("patients")  # older reports: their own rule, without the patient floor
+    return verdicts.released_discriminator_verdict(
+        results, _StoredTest(raw, {}), verdicts.private_discriminator_epsilon(meta),
+        patients=tuple(sides) if sides is not None else None,
+    )
+
+
 def rederive_levels(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, str] | None:
     """Threat model -> verdict level, recomputed by :mod:`~synthvu_core.evaluation.verdicts` from the report's
     numbers (the one adapter between stored reports and the verdict functions); None where the report lacks an
@@ -130,7 +147,6 @@ def rederive_levels(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
 
     stored = meta.get("verdicts") or {}
     results = _results(scalars)
-    raw = {n: r.scalars["p_value"] for n, r in results.items() if r.scalars.get("p_value") is not None}
     out: dict[str, str] = {}
     try:
         samples = stored.get("released_samples")
@@ -140,12 +156,8 @@ def rederive_levels(scalars: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
                 verdicts.read_released_samples(inputs)["level"] if isinstance(inputs, dict)
                 else verdicts.legacy_samples_level(samples, {n: r.scalars for n, r in results.items()})
             )
-        disc = stored.get("released_discriminator")
-        if isinstance(disc, dict) and disc.get("level") is not None:
-            sides = disc.get("patients")  # older reports: their own rule, without the patient floor
-            d = verdicts.released_discriminator_verdict(
-                results, _StoredTest(raw, {}), patients=tuple(sides) if sides is not None else None
-            )
+        d = discriminator_verdict(scalars, meta)
+        if d is not None:
             out["released_discriminator"] = d["level"]
     except (KeyError, TypeError, AttributeError, ValueError):
         return None

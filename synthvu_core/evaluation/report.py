@@ -37,7 +37,14 @@ from synthvu_core.names import (
     SPACES,
 )
 from synthvu_core.records import REPORT_VERSION, Report
-from synthvu_core.storage import atomic_path, check_writable, json_default, safe_name
+from synthvu_core.storage import (
+    ARRAY_READ_ERRORS,
+    array_read_problem,
+    atomic_path,
+    check_writable,
+    json_default,
+    safe_name,
+)
 
 if TYPE_CHECKING:
     from synthvu_core.data.dataset import VUDataset
@@ -134,8 +141,8 @@ def _read_report(folder: Path, expected_fingerprint: str | None) -> Report:
     try:
         with np.load(arrays_path, allow_pickle=False) as z:
             _ = z.files
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{arrays_path}: corrupt report arrays ({e})") from None
+    except ARRAY_READ_ERRORS as e:
+        raise ReportError(f"{arrays_path}: corrupt report arrays ({array_read_problem(e)})") from None
     fp = meta.get("dataset_fingerprint")
     rebuild_of = meta.get("generator_dataset_fingerprint")  # computed on a rebuild `evaluate` recognised as it
     if expected_fingerprint is not None and expected_fingerprint not in (fp, rebuild_of):
@@ -197,6 +204,22 @@ def load_report(
 
 #: Seed offset of the VUs sampled, per class, beyond the synthetic set for the TSTR training set only.
 TSTR_TOP_UP_SEED = 1_000_003
+
+
+def composed_meta(card: dict[str, Any]) -> dict[str, Any]:
+    """The report's record of the bound composed over every run on the card's training patients
+    (:func:`~synthvu_core.models.ledger.composed_of`): ``dp_composed_bound`` "finite", "infinite" or "none recorded",
+    and ``dp_composed_epsilon`` (None unless finite). Verdict (b) reads it, not this run's ε."""
+    import math
+
+    from synthvu_core.models.ledger import composed_of
+
+    found = composed_of(card) if card.get("dp") else None
+    if found is None:
+        return {"dp_composed_bound": "none recorded", "dp_composed_epsilon": None}
+    finite = math.isfinite(found[0])
+    return {"dp_composed_bound": "finite" if finite else "infinite",
+            "dp_composed_epsilon": found[0] if finite else None, "dp_composed_runs": found[1]}
 
 
 def _tstr_top_up(
@@ -324,6 +347,7 @@ def _evaluate_locked(  # ~80 lines: resolve the dataset, sample, record the weig
         "model_folder": model_dir.name,
         "generator_sha256": weights_hash,
         "dp_epsilon": dp.get("epsilon"),
+        **composed_meta(card),
         "dp_delta": dp.get("delta"),
         "dp_unit": (dp.get("unit") or "vu") if dp else None,  # cards before patient-level DP protected a VU
         "dp_n_patients": dp.get("n_patients"),

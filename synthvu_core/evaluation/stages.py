@@ -626,18 +626,13 @@ def _space_meta(ctx: EvaluationContext) -> dict[str, str]:
     return out
 
 
-def _private_discriminator(meta: dict[str, Any]) -> float | None:
-    """The ε covering the discriminator: the card's where DP-SGD trained the discriminator, else None."""
-    eps = meta.get("dp_epsilon")
-    return None if eps is None or meta.get("dp_private_module", "discriminator") != "discriminator" else float(eps)
-
-
 def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     """Graded positive controls and the independent control; power curves; the two verdicts."""
     from synthvu_core.evaluation.verdicts import (
         counted_family,
         independent_check,
         power_curves,
+        private_discriminator_epsilon,
         released_discriminator_verdict,
         released_samples_verdict,
     )
@@ -663,7 +658,7 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
             job.state.get("cohort"),
         ),
         "released_discriminator": released_discriminator_verdict(
-            results, test, _private_discriminator(job.meta), (c["n_member_patients"], c["n_nonmember_patients"])
+            results, test, private_discriminator_epsilon(job.meta), (c["n_member_patients"], c["n_nonmember_patients"])
         ),
     }
     for metric in ("auc", "tpr_at_1pct_fpr"):

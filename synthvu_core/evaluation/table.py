@@ -141,8 +141,9 @@ PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel A
                   "|---|---|---|---|---|---|---|---|---|")
 
 
-def tables(folders: list[Path]) -> str:
-    """The utility table and the privacy table of the generators in ``folders`` that have a fresh report."""
+def tables(folders: list[Path], skipped: list[str] | None = None) -> str:
+    """The utility table and the privacy table of the generators in ``folders`` that have a fresh report; why each
+    other folder was left out is appended to ``skipped`` where given."""
     from synthvu_core.errors import SynthVUError
     from synthvu_core.evaluation.report import load_report
     from synthvu_core.models.registry import load_card
@@ -151,11 +152,15 @@ def tables(folders: list[Path]) -> str:
     for folder in folders:
         try:
             report = load_report(folder)
-        except SynthVUError:  # a stale or unreadable report is never shown as the model's numbers
-            report = None
-        if report is None:
+            card = load_card(folder) if report is not None else None
+        except SynthVUError as err:  # a stale or unreadable report is never shown as the model's numbers
+            report, why = None, str(err)
+        else:
+            why = f"{folder}: no report yet; run `python -m synthvu_core evaluate {folder}`"
+        if report is None or card is None:
+            if skipped is not None:
+                skipped.append(why)
             continue
-        card = load_card(folder)
         name = card.get("name", folder.name)
         util.append(utility_row(name, card, report.scalars, lowest_recall(report.arrays, list(card["classes"])),
                                 usefulness_cell(report.scalars, report.meta, report.arrays)))

@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -551,24 +552,45 @@ def _needs_text(inputs: dict[str, Any], out: dict[str, Any]) -> str:
     return f"the design has {i1} member and {i0} non-member patients, fewer than it needs: {how}."
 
 
+def private_discriminator_epsilon(meta: dict[str, Any]) -> float | None:
+    """The ε covering a report's discriminator (``meta`` as :func:`~synthvu_core.evaluation.report.evaluate` writes
+    it): None where DP-SGD did not train it; else the bound composed over every run on its patients (``inf`` where a
+    run without DP voids it), or this run's own where the card recorded no ledger (reports before the composed one)."""
+    eps = meta.get("dp_epsilon")
+    if eps is None or meta.get("dp_private_module", "discriminator") != "discriminator":
+        return None
+    if meta.get("dp_composed_bound") == "infinite":
+        return math.inf
+    composed = meta.get("dp_composed_epsilon")
+    return float(eps if composed is None else composed)
+
+
+def _keep_discriminator(dp_epsilon: float | None) -> str:
+    """Verdict (b)'s sentence on releasing the discriminator, from the ε composed over every run on its patients."""
+    if dp_epsilon is None:
+        return "Keep the discriminator private: a released non-private discriminator is itself a leak."
+    if math.isinf(dp_epsilon):
+        return ("Keep the discriminator private: it was trained with differential privacy, but a run without it on "
+                "the same patients leaves them no bound (composed ε = ∞).")
+    return (f"The discriminator was trained with differential privacy: releasing it is covered by the bound composed "
+            f"over every run on these patients (ε = {dp_epsilon:.2f}); these numbers are evidence beside that bound.")
+
+
 def released_discriminator_verdict(
     results: dict[str, AttackResult], test: PermutationTest | None, dp_epsilon: float | None = None,
     patients: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Verdict (b): the white-box discriminator attack alone. ``dp_epsilon``: the ε of a discriminator trained
-    with DP (None: trained without), whose release the generator's bound covers; any other is "keep D private".
+    """Verdict (b): the white-box discriminator attack alone. ``dp_epsilon``: the ε composed over every run on the
+    training patients, for a discriminator trained with DP (None: trained without; ``inf``: trained with DP, but a
+    run without it on the same patients leaves no bound); only a finite one covers its release, any other is "keep
+    D private".
 
     ``patients`` (member, non-member patients): where a side has fewer than :data:`MIN_PATIENTS_PER_SIDE`, or
     there is no permutation test, an attack that is not significant makes the verdict **inconclusive**, never
     ok (a wide interval around 0.5 on a handful of patients says nothing either way); a significant one is
     still a leak or caution.
     """
-    keep = (
-        "Keep the discriminator private: a released non-private discriminator is itself a leak."
-        if dp_epsilon is None
-        else f"The discriminator was trained with differential privacy (ε = {dp_epsilon:.2f}): releasing it is "
-        "covered by the same bound as the generator; these numbers are evidence beside that bound."
-    )
+    keep = _keep_discriminator(dp_epsilon)
     r = results.get("discriminator/pixel")
     if r is None or r.scalars.get("auc") is None:
         return {

@@ -9,6 +9,7 @@ import argparse
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 from synthvu_core.models.architectures import ARCHITECTURE_NAMES, OPTION_DEFAULTS
 from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
@@ -114,6 +115,8 @@ def _add_train_run(t: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints and montages")
     t.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
+    t.add_argument("--force", action="store_true",
+                   help="write --out even where it exists and is not a generator folder (default: refuse)")
     t.add_argument(
         "--init-from",
         default=None,
@@ -337,7 +340,7 @@ def _add_train_private(t: argparse.ArgumentParser) -> None:
         "--target-epsilon", type=float, default=None, help="privacy budget epsilon per patient; sets the noise"
     )
     dp.add_argument(
-        "--delta", type=float, default=None, help="delta (default min(1e-5, 1/(10 N_patients)); must be < 1/N_patients)"
+        "--delta", type=float, default=None, help="delta (default and largest allowed: min(1e-5, 1/(10 N_patients)))"
     )
     dp.add_argument(
         "--noise-multiplier", type=float, default=None, help="fixed noise multiplier instead of a target epsilon"
@@ -417,6 +420,8 @@ def _add_distill(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--held-out", type=int, default=1024, help="fresh noises for the held-out error (default 1024)")
     d.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default 250)")
     d.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT/training/")
+    d.add_argument("--force", action="store_true",
+                   help="write --out even where it exists and is not a generator folder (default: refuse)")
     d.add_argument("--name", default=None, help="generator name in the card (default: folder name)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_distill)
@@ -505,13 +510,21 @@ def _add_share(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from synthvu_core.models.architectures import given_options, refuse_foreign
+    from synthvu_core.models.registry import check_generator_out
     from synthvu_core.storage import check_writable, folder_lock
 
-    refuse_foreign(args.arch, given_options(vars(args)))  # an option this architecture ignores: refused first
+    refuse_foreign(args.arch, given_options(_options(args)))  # an option this architecture ignores: refused first
 
     check_writable(Path(args.out) / CARD_FILE, "generator folder")  # before any work
+    check_generator_out(args.out, force=args.force)  # never over someone's folder
     with folder_lock(args.out, "train"):  # one writer per output folder
         return _train_locked(args)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """``train``'s options as a plain dict: the parser's own entries and ``--force`` (not a training option) left
+    out."""
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "force")}
 
 
 def _train_locked(args: argparse.Namespace) -> int:
@@ -519,7 +532,7 @@ def _train_locked(args: argparse.Namespace) -> int:
     from synthvu_core.models.architectures import architecture
     from synthvu_core.models.train_config import build_config, trainer
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}  # no Namespace past here
+    options = _options(args)  # no Namespace past here
     demo = args.dataset == "demo" and not Path(args.dataset).exists()
     dataset = None if demo else VUDataset.load(args.dataset)
     stratify = dataset.split_config().stratify if dataset is not None else True  # as the dataset was split
@@ -550,7 +563,7 @@ def _train_locked(args: argparse.Namespace) -> int:
 
 def _distill(args: argparse.Namespace) -> int:
     from synthvu_core.models.distill import DistillConfig, distill
-    from synthvu_core.models.registry import resolve
+    from synthvu_core.models.registry import check_generator_out, resolve
     from synthvu_core.storage import check_writable, folder_lock
 
     teacher = resolve(args.teacher)
@@ -565,6 +578,7 @@ def _distill(args: argparse.Namespace) -> int:
     )
     config.check()  # before any work
     check_writable(Path(args.out) / CARD_FILE, "generator folder")
+    check_generator_out(args.out, force=args.force)
     with folder_lock(args.out, "distill"):
         out = distill(teacher, args.out, config, progress=not args.quiet)
     tr = json.loads((out / CARD_FILE).read_text())["training"]
@@ -670,7 +684,9 @@ def _sample(args: argparse.Namespace) -> int:
     position_weights(card, args.position)
     source = source_index(card, args.source, folder)
     with collector_paused_then_frozen():  # torch's import and the weights: walked by no collection
-        gen = load_generator(folder, device=args.device)
+        from synthvu_core.models.training import resolve_device
+
+        gen = load_generator(folder, device=resolve_device(args.device))
     gen.fixed_source = source
     if args.guidance is not None or args.sampling_steps is not None:
         from synthvu_core.models.diffusion import set_sampling

@@ -137,15 +137,19 @@ def default_delta(n_patients: int) -> float:
 
 
 def check_delta(delta: float | None, n_patients: int) -> float:
-    """The delta to use: the default where None; :class:`SelectionError` at or above ``1 / N_patients``."""
+    """The delta to use: the default where None; :class:`SelectionError` above :func:`default_delta`, the design's
+    bound ``min(1e-5, 1 / (10 N_patients))``: delta must lie well below ``1 / N_patients``, near which a guarantee
+    allows releasing a whole patient."""
     if n_patients < 1:
         raise SelectionError("differential privacy needs at least one train patient")
+    most = default_delta(n_patients)
     if delta is None:
-        return default_delta(n_patients)
-    if delta >= 1.0 / n_patients:
+        return most
+    if delta > most * (1 + 1e-9):
+        near = "at or above" if delta >= 1.0 / n_patients else "not well below"
         raise SelectionError(
-            f"delta {delta:g} is at or above 1/N_patients = {1 / n_patients:.3g}: such a guarantee allows releasing a "
-            f"whole patient; use delta <= {default_delta(n_patients):.3g}"
+            f"delta {delta:g} is {near} 1/N_patients = {1 / n_patients:.3g} (such a guarantee may allow releasing a "
+            f"whole patient); use delta <= min(1e-5, 1/(10 N_patients)) = {most:.3g}"
         )
     return float(delta)
 

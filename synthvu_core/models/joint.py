@@ -134,7 +134,8 @@ def synthetic_table(folder: str | Path) -> pd.DataFrame:
 
     path = Path(folder) / SYNTHETIC_TABLE_FILE
     if not path.is_file():
-        raise DataError(f"{path}: the joint generator has no synthetic table; run `clinical table` on it")
+        raise DataError(f"{path}: no synthetic table here: not a joint generator (`clinical train` makes one), or "
+                        "`clinical table` has not been run on it")
     return load_table(path)
 
 
@@ -172,9 +173,15 @@ def sample_conditioned(generator: Any, positions: list[str], grades: list[int], 
 def sample_patients(folder: str | Path, n: int, vus: list[str], seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """``n`` synthetic patients: rows drawn (with replacement where ``n`` exceeds the table) from the released table,
     and for each row one VU per name in ``vus`` with the row's grade there. Returns the rows and float32
-    ``[n, len(vus), C, H, W]``."""
-    from synthvu_core.models.registry import load_generator
+    ``[n, len(vus), C, H, W]``. ``folder``: a generator folder or registered name. An empty selection (``n`` < 1, no
+    VU named) is refused (:class:`SelectionError`) before anything is read."""
+    from synthvu_core.models.registry import load_generator, resolve
 
+    if int(n) < 1:
+        raise SelectionError(f"--patients {n}: nothing to sample; ask for at least 1 patient")
+    if not vus:
+        raise SelectionError("--levels names no VU: nothing to sample; name at least one, e.g. L4/L5")
+    folder = resolve(folder)
     table = synthetic_table(folder)
     rng = np.random.default_rng(seed)
     rows = table.iloc[rng.choice(len(table), size=int(n), replace=int(n) > len(table))].reset_index(drop=True)

@@ -30,8 +30,10 @@ infinite: a model trained without DP on these patients protects none of them. Th
 records the entries it composed over (their patients as a count only) and the composed epsilon
 (:func:`card_block`), so a shipped generator shows it without the dataset at hand.
 
-Where the dataset has no folder (an in-memory dataset), nothing is kept: the card's block says so and
-composes this run alone.
+Where the dataset has no folder (an in-memory dataset), nothing is kept: the card's block says so (:data:`NOT_KEPT`),
+holds this run alone, and no composed bound is read from it (:func:`composed_of`). A card read later is recomposed with
+the runs recorded on its patients since it was written, where the ledgers on this machine hold them
+(:func:`later_runs`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
     from synthvu_core.data.dataset import VUDataset
 
 LOCK_SUFFIX = ".lock"
+#: The ``kept`` of a card's ledger block where the dataset had no folder: the run was recorded nowhere, so the
+#: block's epsilon is this run's alone and composes nothing (:func:`composed_of` gives None for it).
+NOT_KEPT = "not kept: the dataset has no folder"
 COMPOSITION = (
     "RDP (Opacus) over every run on these patients (any run sharing a patient with this one, on any build of their "
     "data, recorded in the dataset folder's ledger or in this user's ledger); one run without DP makes it infinite"
@@ -291,8 +296,7 @@ def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -
     eps = composed_epsilon(entries, delta)
     return {
         "file": LEDGER_FILE if kept is not None else None,
-        "kept": "with the dataset and in the user's ledger" if kept is not None
-        else "not kept: the dataset has no folder",
+        "kept": "with the dataset and in the user's ledger" if kept is not None else NOT_KEPT,
         "composition": COMPOSITION,
         "delta": delta,
         "runs": len(entries),
@@ -302,12 +306,43 @@ def card_block(entries: list[dict[str, Any]], delta: float, kept: Path | None) -
 
 
 def composed_of(card: Mapping[str, Any]) -> tuple[float, int] | None:
-    """``(composed epsilon, runs)`` a card records (``inf`` for no bound); None for a card without a ledger."""
+    """``(composed epsilon, runs)`` over every run on the card's training patients (``inf`` for no bound): the
+    card's own record, recomposed with the runs recorded on those patients after it was written
+    (:func:`later_runs`, read from the ledgers on this machine). None for a card without a ledger, or one whose run
+    was recorded nowhere (:data:`NOT_KEPT`: nothing was composed, so no composed bound can be claimed)."""
     block = card.get("privacy_ledger")
-    if not isinstance(block, Mapping):
+    if not isinstance(block, Mapping) or block.get("kept") == NOT_KEPT:
         return None
     eps = block.get("composed_epsilon")
-    return (math.inf if eps is None else float(eps)), int(block.get("runs") or len(block.get("entries") or []))
+    runs = int(block.get("runs") or len(block.get("entries") or []))
+    later = later_runs(card)
+    if later and eps is not None:
+        eps = composed_epsilon([*block["entries"], *later], float(block["delta"]))
+        eps = None if math.isinf(eps) else eps
+    return (math.inf if eps is None else float(eps)), runs + len(later)
+
+
+def later_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs recorded on this card's training patients that its ledger block does not hold: runs made after
+    it was written, found in its dataset folder's ledger and this user's by the card's own run (the block's last
+    entry, by its ``id``). [] where neither ledger holds that run (a card from another machine) or cannot be read."""
+    block = card.get("privacy_ledger") or {}
+    entries = block.get("entries") or []
+    own = entries[-1].get("id") if entries else None
+    if not own:
+        return []
+    folder = (card.get("dataset") or {}).get("path")
+    try:
+        files = [user_ledger_path()] + ([Path(folder) / LEDGER_FILE] if folder else [])
+        found = _once([e for f in dict.fromkeys(files) if f.is_file() for e in read_entries(f)])
+    except (DataError, OSError):
+        return []
+    mine = next((e for e in found if e.get("id") == own), None)
+    if mine is None:
+        return []
+    known = {_run_key(e) for e in entries}
+    shared = sharing_patients(found, mine.get("patients", []), mine.get("images", []))
+    return [e for e in shared if _run_key(e) not in known]
 
 
 def spent_text(found: tuple[float, int]) -> str:
@@ -327,7 +362,9 @@ def composed_text(card: Mapping[str, Any]) -> str | None:
     if found is None:
         return None
     eps, runs = found
-    over = f"over the {runs} run{'s' if runs != 1 else ''} recorded on its training data"
+    later = len(later_runs(card))
+    since = f", {later} of them after this card was written" if later else ""
+    over = f"over the {runs} run{'s' if runs != 1 else ''} recorded on its training data{since}"
     if math.isinf(eps):
         return (f"composed ε = ∞ {over}: a run without differential privacy was trained on these patients, "
                 "so together they bound nothing")

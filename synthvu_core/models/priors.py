@@ -8,8 +8,9 @@ patients it was trained on are disjoint from the private dataset's, both by iden
   of different seeds reuse the ids ``sub-0000`` ... for different synthetic people);
 * VU content hashes: sha256 of each VU's uint8 bytes (a copied scan under another id is still caught).
 
-A generator trained on a phantom cohort declares itself public and lists both in ``public_patients.json``
-(:func:`manifest`), written beside its card; real data are never declared public by this code.
+A generator trained on a phantom cohort, from no prior or from a public one, declares itself public and lists both in
+``public_patients.json`` (:func:`manifest`), written beside its card; real data are never declared public by this
+code, nor is a generator fine-tuned from a prior that is not public (:func:`is_public`).
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ def vu_hashes(dataset: VUDataset, part: str | None = None) -> list[str]:
     return sorted({hashlib.sha256(np.ascontiguousarray(dataset.images[i]).tobytes()).hexdigest()[:16] for i in idx})
 
 
-def is_public(dataset: VUDataset) -> bool:
-    """True for a phantom dataset (recipe recorded in its card): no real patient."""
-    return bool(dataset.card.get("recipe"))
+def is_public(dataset: VUDataset, prior: Mapping[str, Any] | None = None) -> bool:
+    """Whether a generator trained on ``dataset`` may declare public training data: a phantom dataset (recipe
+    recorded in its card: no real patient), and a run that started from no prior or from one that declares public
+    data itself (``prior``: its card). A prior trained on private patients stays in every generator fine-tuned from
+    it, so fine-tuning it on the phantom does not make it public."""
+    return bool(dataset.card.get("recipe")) and (prior is None or isinstance(prior.get("public_data"), Mapping))
 
 
 def manifest(dataset: VUDataset) -> dict[str, Any]:

@@ -409,6 +409,28 @@ def report_staleness(model_dir: str | Path, meta: dict[str, Any]) -> str | None:
     return None
 
 
+def is_generator_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a generator or a run training one: a card with an architecture, or, before its
+    card is written, the run's ``training/`` folder (a checkpoint or a log to resume or start over)."""
+    card = folder / CARD_FILE
+    if card.is_file():
+        try:
+            doc = json.loads(card.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(doc, dict) and isinstance(doc.get("architecture"), dict)
+    return (folder / "training").is_dir()
+
+
+def check_generator_out(out: str | Path, *, force: bool = False) -> Path:
+    """Refuse (:class:`~synthvu_core.errors.OutputError`, one line naming the folder) a training output that exists
+    and is neither empty nor a generator folder (:func:`is_generator_folder`: a dataset, someone's work), unless
+    ``force``; called before any work, so nothing is changed."""
+    from synthvu_core.storage import check_replaceable
+
+    return check_replaceable(out, is_generator_folder, "generator", force=force)
+
+
 def set_aside_outputs(folder: str | Path) -> Path | None:
     """Before a fresh training run into ``folder``: move its old report and montages into
     ``folder/superseded-<UTC time>/`` (never deleted, never shown as the new weights' numbers).

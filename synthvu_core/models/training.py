@@ -449,13 +449,38 @@ def config_from_options(options: Mapping[str, Any], command: str | None = None) 
     return config
 
 
+def check_private_ingest(dataset: VUDataset) -> None:
+    """Refuse (:class:`SelectionError`) a DP run on a dataset whose ingest already mixed its patients: intensities
+    harmonised between sources map each VU through percentiles pooled over every patient of its source and the
+    mean over sources, without noise, so one patient's scan moves every other VU; no DP bound of the run covers
+    that. A dataset of one source, or built with ``--harmonise none``, keeps each patient's VUs their own."""
+    method = (dataset.card.get("harmonisation") or {}).get("method")
+    if method not in (None, "none"):
+        where = getattr(dataset, "root", None) or "this dataset"
+        raise SelectionError(
+            f"{where}: its intensities were harmonised between sources at ingest ({method}: percentiles pooled over "
+            "every patient, without differential privacy), which no DP bound covers; for a DP run rebuild it with "
+            "`data build --harmonise none`")
+
+
 def resolve_device(device: str) -> str:
+    """``device`` checked (:class:`SelectionError`, one line, where torch does not know it or this machine lacks
+    it); ``auto``: CUDA where available, else the CPU."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SelectionError(f"device {device!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if kind.type == "cuda" and not torch.cuda.is_available():
         raise SelectionError(f"device {device!r} requested but no CUDA device is available")
+    if kind.type == "cuda" and kind.index is not None and kind.index >= torch.cuda.device_count():
+        raise SelectionError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s)")
+    if kind.type not in ("cpu", "cuda"):
+        raise SelectionError(f"device {device!r}: synthvu runs on cpu or cuda")
     return device
 
 
@@ -1079,6 +1104,7 @@ class Trainer:
     # ---- differential privacy ----------------------------------------------------------
     def _plan_private(self) -> None:
         """Sample rate over patients, expected VUs per step, delta (checked), steps per epoch."""
+        check_private_ingest(self.dataset)
         dp = self.config.dp
         per_patient = np.bincount(self.patient_of_vu, minlength=self.n_patients)
         if dp.vus_per_patient is not None:
@@ -1278,7 +1304,8 @@ class Trainer:
             return discriminator_loss(adv, cls, torch.ones_like(adv), y, a, aux_fake, k).sum()
 
         # each real VU is augmented on its own before its gradient: inside its patient's clipped sum
-        private_grad = self.private.private_gradient(loss_of_one, self._augment(real), y_real, position)
+        private_grad = self.private.private_gradient(loss_of_one, self._augment(real, gen=self._real_draws()), y_real,
+                                                     position)
         self.opt_D.zero_grad(set_to_none=True)
         target = torch.zeros(len(fake), device=self.device)
         fake = self._augment(fake.detach())
@@ -1334,12 +1361,14 @@ class Trainer:
             return self._forward_d(torch.cat([real, fake]), torch.cat([y_real, y_fake]))[1]
         return torch.cat([self._forward_d(real, y_real)[1], cls[len(real):]]) if len(real) else cls
 
-    def _augment(self, x: torch.Tensor, real: bool | None = None) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, real: bool | None = None, gen: torch.Generator | None = None) -> torch.Tensor:
         """``x`` through the run's DiffAugment policy (unchanged without one); the same for real and generated.
 
         Under torchrun ``real`` says what ``x`` holds of the global batch (True: this process's real rows, then
         its generated rows; False: its generated rows), so that the transforms of the whole global batch are
-        drawn and each process keeps its rows': N processes augment as one would."""
+        drawn and each process keeps its rows': N processes augment as one would. ``gen``: the random source of
+        the transforms (default the run's augmentation stream; under DP, real VUs draw from the mechanism's,
+        :meth:`_real_draws`)."""
         from synthvu_core.models.augment import Rows, augment, instance_noise
 
         if not self.augment_policy and not self.config.instance_noise:
@@ -1354,13 +1383,20 @@ class Trainer:
         if self.config.ada_target:  # each VU passes the whole policy with probability p (rows: one process)
             import torch
 
-            keep = torch.rand(len(x), generator=self.gen_augment).to(x.device) < float(self.ada[0])
-            augmented = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
+            keep = torch.rand(len(x), generator=gen or self.gen_augment).to(x.device) < float(self.ada[0])
+            augmented = augment(x, self.augment_policy, gen or self.gen_augment, rows, self.config.translate)
             x = torch.where(keep[:, None, None, None], augmented, x)
         else:
-            x = augment(x, self.augment_policy, self.gen_augment, rows, self.config.translate)
+            x = augment(x, self.augment_policy, gen or self.gen_augment, rows, self.config.translate)
         sigma = self.config.instance_noise
-        return instance_noise(x, sigma, self.gen_augment, rows) if sigma else x
+        return instance_noise(x, sigma, gen or self.gen_augment, rows) if sigma else x
+
+    def _real_draws(self) -> torch.Generator:
+        """The random source of the real VUs' mirroring, jitter and augmentation: the run's augmentation stream, or
+        under DP the mechanism's (OS entropy). Their number depends on the private batch size, so under DP they must
+        not move the stream the generated VUs' transforms are drawn from: those transforms shape the un-noised part
+        of D's gradient, which is post-processing only while nothing private chooses them."""
+        return self.private.generator if self.private is not None else self.gen_augment
 
     def _update_ema(self) -> None:
         import torch
@@ -1381,8 +1417,8 @@ class Trainer:
 
         c = self.config
         idx, position = self._real_batch()
-        flip = mirror_draw(len(idx), self.gen_augment) if c.mirror else None  # of the global batch
-        theta = affine_draw(len(idx), self.gen_augment, c.rotate, c.rescale) if c.rotate or c.rescale else None
+        flip = mirror_draw(len(idx), self._real_draws()) if c.mirror else None  # of the global batch
+        theta = affine_draw(len(idx), self._real_draws(), c.rotate, c.rescale) if c.rotate or c.rescale else None
         if self.dist is not None:  # torchrun: every process draws the global batch and keeps its share
             self.real_total = len(idx)
             drawn = [d for d in (flip, theta) if d is not None]
@@ -1576,7 +1612,7 @@ class Trainer:
         dp = self.dp_card() if c.private else None
         from synthvu_core.models import priors
 
-        public = {"public_data": priors.card_block()} if priors.is_public(ds) else {}
+        public = {"public_data": priors.card_block()} if priors.is_public(ds, self.init_card) else {}
         return {
             "name": c.name or self.out_dir.name,
             "architecture": self.arch.to_dict(),
