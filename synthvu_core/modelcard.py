@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthvu_core.names import CLINICAL_REPORT_FILE, ONE_GENERATOR, REPORT_DIR
+from synthvu_core.names import CLINICAL_REPORT_FILE, NOT_COVERED_BY_DP, ONE_GENERATOR, REPORT_DIR
 from synthvu_core.records import epochs_text
 
 if TYPE_CHECKING:
@@ -418,6 +418,7 @@ def _limits_and_sharing(card: Mapping[str, Any]) -> list[str]:
         "- The utility classifier predicts the VU's position only; other downstream tasks are not measured.",
         data_limit,
         "- Not for diagnosis or any clinical decision.",
+        *([f"- The DP bound: {NOT_COVERED_BY_DP}."] if private else []),
         "",
         "## Sharing",
         "",

@@ -110,3 +110,11 @@ def graded_control(fraction: float) -> str:
 
 GRADED_CONTROLS: tuple[str, ...] = tuple(graded_control(f) for f in GRADED_FRACTIONS)
 CONTROLS: tuple[str, ...] = (*GRADED_CONTROLS, REALISTIC_CONTROL, INDEPENDENT_CONTROL)
+
+#: What a shared DP generator carries that its epsilon does not cover: said in its card (``dp.not_covered``), its
+#: share manifest and its model card, so no reader takes the bound for more than the weights.
+NOT_COVERED_BY_DP = (
+    "it covers the weights (and a DP discriminator) only; the training split's VU count and median spacing in the card "
+    "and every number of the evaluation report (utility, fidelity and attack aggregates) are computed on the real "
+    "patients without DP and are not covered (share the report only with those allowed to see aggregates of the data)"
+)

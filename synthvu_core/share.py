@@ -31,6 +31,7 @@ from synthvu_core.names import (
     CONTROLS_DIR,
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
+    NOT_COVERED_BY_DP,
     REPORT_DIR,
     REPORT_FILE,
     VOLUME_REPORT,
@@ -148,6 +149,9 @@ def public_card(card: dict[str, Any], *, with_discriminator: bool | None) -> dic
             tr["teacher_training"].pop("command", None)
     if with_discriminator is not None:
         out["discriminator"] = {**(out.get("discriminator") or {}), "kept": with_discriminator}
+    if isinstance(out.get("dp"), dict) and isinstance(tr, dict):
+        tr.pop("seconds", None)  # its time grows with the (private) number of sampled real VUs, as each step's
+        out["dp"]["not_covered"] = NOT_COVERED_BY_DP
     return out
 
 
@@ -297,7 +301,8 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         )
     if (src / REPORT_DIR / REPORT_FILE).is_file():
         left_out = _public_report(src / REPORT_DIR, dst / REPORT_DIR)
-        included.append(f"{REPORT_DIR}/ (aggregates only)")
+        included.append(f"{REPORT_DIR}/ (aggregates only" + ("; computed without DP, not covered by its ε)"
+                                                             if card.get("dp") else ")"))
         absent["real-derived report arrays"] += f" ({len(left_out)} arrays left out)"
     elif (src / REPORT_DIR / VOLUME_REPORT).is_file():  # scalars, counts and texts; not the evaluating machine
         (dst / REPORT_DIR).mkdir()

@@ -382,3 +382,23 @@ def test_an_empty_clinical_selection_is_refused_and_writes_nothing(tmp_path, cap
     assert main(["clinical", "sample", "acgan-joint-phantom", *args, "--out", str(out)]) == 2
     _one_error_line(capsys, said, "nothing to sample")
     assert not out.exists()
+
+
+def test_resume_from_a_foreign_or_damaged_checkpoint_is_one_line_and_keeps_it(tmp_path, capsys):
+    ds = tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "m"
+    tiny = ["--steps", "2", "--checkpoint-every", "1", "--width", "4", "--d-width", "4", "--batch-size", "2",
+            "--device", "cpu", "--quiet"]
+    assert main(["train", "--dataset", str(ds), "--out", str(out), *tiny]) == 0
+    ck = out / "training" / "checkpoint"
+    state, meta = ck / "state.safetensors", ck / "state.json"
+    assert state.is_file() and meta.is_file()
+    kept = meta.read_bytes()
+    state.write_bytes((ROOT / "models" / "acgan-phantom" / "generator.safetensors").read_bytes())  # foreign tensors
+    resume = ["train", "--dataset", str(ds), "--out", str(out), *tiny[:1], "4", *tiny[2:], "--resume"]
+    assert main(resume) == 2
+    _one_error_line(capsys, str(ck), "does not fit this run", "without --resume")
+    assert meta.read_bytes() == kept
+    meta.write_text("[]")
+    assert main(resume) == 2
+    _one_error_line(capsys, "state.json", "not a checkpoint record")

@@ -116,6 +116,11 @@ def test_private_discriminator_may_be_included(world: dict[str, Path], tmp_path:
     assert (out / "training" / "log.csv").read_text() == "step,loss_d,vus_per_s\n1,0.5,\n2,0.4,\n"
     assert not (out / "training" / "checkpoint").exists() and (out / "audit.json").is_file()
     assert "mechanism's random state" in json.loads((out / "share.json").read_text())["absent"]["training checkpoint"]
+    # the run's total time grows with it too; what the bound does not cover is said in the card and its README
+    shared = json.loads((out / "card.json").read_text())
+    assert "seconds" not in shared["training"] and "seconds" in card["training"]
+    assert "are computed on the real patients without DP and are not covered" in shared["dp"]["not_covered"]
+    assert "- The DP bound: it covers the weights" in (out / "README.md").read_text()
 
 
 def test_share_cli_prints_what_is_left_out(

@@ -54,9 +54,15 @@ def restore(trainer: Checkpointed) -> tuple[dict[str, Any], dict[str, torch.Tens
     if found is None:
         return None
     meta, tensors = found
-    unpack(tensors, meta["param_groups"], *trainer._checkpointed())
-    trainer.step_count, trainer.seconds = int(meta["step"]), float(meta["seconds"])
-    trainer.last = meta.get("last") or {}
+    try:
+        unpack(tensors, meta["param_groups"], *trainer._checkpointed())
+        trainer.step_count, trainer.seconds = int(meta["step"]), float(meta["seconds"])
+        trainer.last = dict(meta.get("last") or {})
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{trainer.checkpoint_dir}: the training checkpoint does not fit this run "
+                              f"({type(e).__name__}: {why}); it was left as it is: train afresh without --resume"
+                              ) from None
     return meta, tensors
 
 
@@ -111,6 +117,9 @@ def read(folder: Path, identity: dict[str, Any]) -> tuple[dict[str, Any], dict[s
         tensors = load_file(str(folder / STATE_FILE))
     except (OSError, ValueError, SafetensorError) as e:
         raise CheckpointError(f"{folder}: cannot read the training checkpoint: {e}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{folder / META_FILE}: not a checkpoint record (a JSON object); train afresh without "
+                              "--resume")
     mine = json.loads(json.dumps(identity))
     if meta.get("identity") != mine:
         theirs = meta.get("identity") or {}
