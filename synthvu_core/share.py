@@ -16,6 +16,7 @@ Standard library only at import: the wheel's build hook runs this module before 
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import re
 import shutil
@@ -187,6 +188,8 @@ def _public_arrays(src: Path, dst: Path) -> list[str]:
                 else:
                     left_out.append(key)
     except (OSError, zipfile.BadZipFile) as e:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise  # the copy's disk, not the source: the enclosing atomic write names the output
         raise SynthVUError(f"{src}: unreadable report arrays ({e})") from None
     return left_out
 

@@ -35,8 +35,8 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     try:
         try:
             yield tmp
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is a full disk
+            if not _out_of_space(e, final.parent):
                 raise
             raise disk_full(final, written=_size(tmp)) from None
         if final.is_dir() and not final.is_symlink():
@@ -73,6 +73,21 @@ def free_bytes(path: str | Path) -> int | None:
 
 def _human(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _out_of_space(e: BaseException, folder: Path) -> bool:
+    """Whether a write failed on a full disk: ``ENOSPC``, or a writer that lost the errno on the way (numpy raises
+    a bare ``OSError``, safetensors its own error with the system's words) while ``folder``'s disk has no room."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    if "No space left on device" in str(e):
+        return True
+    if isinstance(e, OSError) and e.errno is None:
+        try:
+            return shutil.disk_usage(folder).free < 1 << 20
+        except OSError:
+            return False
+    return False
 
 
 def disk_full(path: str | Path, *, written: int = 0, needed: int | None = None) -> DiskFullError:

@@ -363,6 +363,47 @@ def test_any_atomic_write_on_a_full_disk_names_the_path(full_disk):
     assert list(full_disk.iterdir()) == []
 
 
+def test_share_on_a_full_disk_names_the_output_not_the_shipped_report(tmp_path, capsys, monkeypatch):
+    """The disk fills while the public report arrays are copied (the weights and cards fitted): the output is
+    named, not the shipped report it was reading."""
+    import errno
+    import zipfile
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", full)
+    out = tmp_path / "shared"
+    assert main(["share", "acgan-phantom", "--out", str(out)]) == 2
+    err = _one_error_line(capsys, str(out), "the disk is full")
+    assert "unreadable" not in err and "models/acgan-phantom" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writers_that_lose_the_errno_on_a_full_disk_are_still_named(tmp_path, monkeypatch):
+    """safetensors raises its own error with the system's words; numpy a bare OSError: both are a full disk where
+    the disk has no room, and the path is named; any other failure is not taken for one."""
+    import shutil
+    from collections import namedtuple
+
+    from synthvu_core.errors import DiskFullError
+    from synthvu_core.storage import atomic_path
+
+    with pytest.raises(DiskFullError, match=r"w\.safetensors: the disk is full"):
+        with atomic_path(tmp_path / "w.safetensors"):
+            raise RuntimeError("Error while serializing: IoError(Os { code: 28, message: \"No space left on device\" })")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(DiskFullError, match=r"images\.npy: the disk is full"):
+        with atomic_path(tmp_path / "images.npy"):
+            raise OSError("Failed to write")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 10**9))
+    with pytest.raises(OSError, match="Failed to write"):
+        with atomic_path(tmp_path / "images.npy"):
+            raise OSError("Failed to write")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---- one writer per output folder --------------------------------------------------------------------------------
 
 
