@@ -145,16 +145,22 @@ def parse_mapping(spec: str | Path | Mapping | None) -> dict[int, int] | None:
     """
     if spec is None or spec == "":
         return None
+    where = "label mapping"
     if isinstance(spec, Mapping):
         items = spec.items()
     else:
         text = str(spec)
         p = Path(text)
         if p.suffix == ".json" or (p.exists() and p.is_file()):
+            where = f"{p}: label mapping"
             try:
-                items = json.loads(p.read_text()).items()
+                doc = json.loads(p.read_text())
             except (OSError, ValueError) as e:
                 raise DataError(f"{p}: cannot read label mapping: {e}") from None
+            if not isinstance(doc, Mapping):
+                raise DataError(f"{p}: a label mapping is a JSON object of source label -> VerSe code or body name "
+                                f'(e.g. {{"1": "L1", "2": "L2"}}), not a {type(doc).__name__}')
+            items = doc.items()
         else:
             items = []
             for part in filter(None, re.split(r"[,\s]+", text)):
@@ -167,9 +173,12 @@ def parse_mapping(spec: str | Path | Mapping | None) -> dict[int, int] | None:
         try:
             src = int(k)
         except ValueError:
-            raise DataError(f"label mapping source {k!r} is not an integer label") from None
-        tgt = int(v) if str(v).strip().lstrip("-").isdigit() else code(str(v))
+            raise DataError(f"{where} source {k!r} is not an integer label") from None
+        try:
+            tgt = int(v) if str(v).strip().lstrip("-").isdigit() else code(str(v))
+        except (DataError, ValueError, KeyError) as e:
+            raise DataError(f"{where} target {v!r}: {e}") from None
         if not is_known(tgt):
-            raise DataError(f"label mapping target {v!r} is not a VerSe code")
+            raise DataError(f"{where} target {v!r} is not a VerSe code")
         out[src] = tgt
     return out

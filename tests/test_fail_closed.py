@@ -125,6 +125,9 @@ def test_unwritable_outputs_fail_before_work_with_one_line(cohort, tmp_path, cap
     _one_error_line(capsys, "m.png", "cannot write")
     assert main(["data", "show", str(ds), "--montage", str(tmp_path / "m.jpg")]) == 2
     _one_error_line(capsys, "m.jpg", "unknown montage format")
+    assert main(["data", "show", str(ds), "--montage", str(tmp_path / "m.png"), "--per-level", "0"]) == 2
+    _one_error_line(capsys, "--per-level 0", "at least 1 VU per level")
+    assert not (tmp_path / "m.png").exists()
 
     from synthvu_core.models import training
 

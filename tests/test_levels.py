@@ -54,3 +54,14 @@ def test_parse_mapping_forms(tmp_path):
         levels.parse_mapping("1:L1")
     with pytest.raises(DataError, match="not a VerSe code"):
         levels.parse_mapping("1=99")
+
+
+def test_a_mapping_file_of_the_wrong_shape_or_values_is_named(tmp_path):
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2, 3]")
+    with pytest.raises(DataError, match=r"list\.json: a label mapping is a JSON object .* not a list"):
+        levels.parse_mapping(listed)
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"1": "5.5"}))
+    with pytest.raises(DataError, match=r"odd\.json: label mapping target '5\.5'"):
+        levels.parse_mapping(odd)

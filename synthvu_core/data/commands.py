@@ -212,6 +212,10 @@ def _show(args: argparse.Namespace) -> int:
     from synthvu_core.storage import check_suffix, check_writable
 
     if args.montage:  # before any work
+        if args.per_level < 1:
+            from synthvu_core.errors import SelectionError
+
+            raise SelectionError(f"--per-level {args.per_level}: a montage draws at least 1 VU per level")
         check_writable(check_suffix(args.montage, (".png",), "montage"), "montage")
     ds = VUDataset.load(args.dataset)
     if args.json:
