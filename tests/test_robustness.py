@@ -391,7 +391,7 @@ def test_writers_that_lose_the_errno_on_a_full_disk_are_still_named(tmp_path, mo
 
     with pytest.raises(DiskFullError, match=r"w\.safetensors: the disk is full"):
         with atomic_path(tmp_path / "w.safetensors"):
-            raise RuntimeError("Error while serializing: IoError(Os { code: 28, message: \"No space left on device\" })")
+            raise RuntimeError('Error while serializing: IoError(Os { code: 28, message: "No space left on device" })')
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
     with pytest.raises(DiskFullError, match=r"images\.npy: the disk is full"):
