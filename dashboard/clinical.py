@@ -30,10 +30,13 @@ def is_joint(card: dict[str, Any]) -> bool:
 def privacy_budget(card: dict[str, Any]) -> dict[str, Any]:
     """The DP budget of a joint generator's two parts and their composition over every run on the patients.
 
-    ``vus`` and ``table``: epsilon (None where that part has no DP); ``composed``: epsilon of the dataset's ledger
-    (None where a run on these patients had no DP, i.e. infinite); ``runs`` and ``delta`` of that ledger."""
+    ``vus`` and ``table``: epsilon (None where that part has no DP); ``composed``: epsilon of the dataset's ledger,
+    recomposed with the runs recorded since the card (None where a run on these patients had no DP, i.e. infinite);
+    ``runs`` and ``delta`` of that ledger (no runs where the card's run was recorded nowhere)."""
+    from synthvu_core.models.ledger import recomposed_block
+
     table = ((card.get("clinical") or {}).get("table") or {}).get("dp") or {}
-    ledger = card.get("privacy_ledger") or {}
+    ledger = recomposed_block(card) or {}
     return {"vus": (card.get("dp") or {}).get("epsilon"), "table": table.get("epsilon"),
             "composed": ledger.get("composed_epsilon"), "runs": ledger.get("runs"),
             "delta": ledger.get("delta") or (card.get("dp") or {}).get("delta") or table.get("delta")}

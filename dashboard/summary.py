@@ -375,6 +375,11 @@ def verdict(
     text = str(v.get("text", ""))
     if threat == "released_samples":
         text += dp_note(card, view)
+    elif card:
+        from synthvu_core.models.ledger import bound_changed
+
+        changed = bound_changed(card, view.meta)
+        text += f" {changed}" if changed else ""
     return Verdict(str(v.get("level", "unknown")), text)
 
 

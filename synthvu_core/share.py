@@ -163,11 +163,21 @@ def _discriminator_is_private(card: dict[str, Any]) -> bool:
 
     from synthvu_core.models.ledger import composed_of
 
+    found = composed_of(card) if _dp_trained_discriminator(card) else None
+    return _dp_trained_discriminator(card) and (found is None or math.isfinite(found[0]))
+
+
+def _dp_trained_discriminator(card: dict[str, Any]) -> bool:
     dp = card.get("dp") or {}
-    module = dp.get("private_module", "discriminator") if dp else None
-    trained = module == "discriminator" and dp.get("epsilon") is not None
-    found = composed_of(card) if trained else None
-    return trained and (found is None or math.isfinite(found[0]))
+    return bool(dp) and dp.get("private_module", "discriminator") == "discriminator" and dp.get("epsilon") is not None
+
+
+def _why_kept_private(card: dict[str, Any]) -> str:
+    """Why a discriminator may not leave: trained without DP, or with DP whose bound another run voided."""
+    if _dp_trained_discriminator(card):
+        return ("trained with differential privacy, but a run without it on the same patients leaves them no bound "
+                "(composed ε = ∞), so it is a membership oracle")
+    return "trained without differential privacy, and a released discriminator is a membership oracle"
 
 
 def discriminator_may_leave(card: dict[str, Any]) -> bool:
@@ -220,15 +230,18 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
         with_discriminator: include the discriminator (refused unless it was trained with DP).
     """
     from synthvu_core import modelcard
+    from synthvu_core.models.ledger import recomposed_block
     from synthvu_core.models.registry import load_card
     from synthvu_core.storage import atomic_path
 
     src, out = Path(model_dir), Path(out)
     card = load_card(src)
+    block = recomposed_block(card)  # the bound as this machine knows it now: a recipient cannot recompose it
+    if block is not None:
+        card = {**card, "privacy_ledger": block}
     if with_discriminator and not discriminator_may_leave(card):
         raise CheckpointError(
-            f"{src / DISCRIMINATOR_FILE}: refused: this discriminator was trained without differential "
-            "privacy, and a released discriminator is a membership oracle (share without it)"
+            f"{src / DISCRIMINATOR_FILE}: refused: this discriminator was {_why_kept_private(card)} (share without it)"
         )
     if with_discriminator and not (src / DISCRIMINATOR_FILE).is_file():
         raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: no discriminator in this folder")
@@ -297,7 +310,7 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         included.append(f"{DISCRIMINATOR_FILE} ({why})")
     else:
         absent[DISCRIMINATOR_FILE] = (
-            "trained without DP: a membership oracle"
+            _why_kept_private(card)
             if not discriminator_may_leave(card)
             else "left out (add --with-discriminator: " + ("it was trained with DP)" if _discriminator_is_private(card)
                                                            else "a public prior's, trained on public data only)")

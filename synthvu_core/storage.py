@@ -38,7 +38,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         except Exception as e:  # noqa: BLE001 - re-raised unless it is a full disk
             if not _out_of_space(e, final.parent):
                 raise
-            raise disk_full(final, written=_size(tmp)) from None
+            raise disk_full(final, written=_size(tmp)) from e
         if final.is_dir() and not final.is_symlink():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)

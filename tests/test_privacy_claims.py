@@ -228,6 +228,12 @@ def test_a_private_prior_fine_tuned_on_the_phantom_stays_private(tmp_path):
     again = train(public_dataset(), tmp_path / "again", small(steps=1, init_from=str(public)), progress=False)
     assert "public_data" in load_card(again)
     Trainer(ds, tmp_path / "ok", small(steps=1, init_from=str(again), dp=dp, classes=tl))
+    # the fine-tune lists its prior's patients too: a DP run on those is refused from either
+    listed = json.loads((again / "public_patients.json").read_text())["patients"]
+    assert set(json.loads((public / "public_patients.json").read_text())["patients"]) <= set(listed)
+    with pytest.raises(SelectionError, match="patients of the private dataset"):
+        Trainer(public_dataset(prefix="q", seed=4), tmp_path / "x", small(steps=1, init_from=str(again), dp=dp,
+                                                                          classes=tl))
 
 
 def test_a_dp_run_refuses_a_dataset_harmonised_across_patients(tmp_path):
@@ -269,8 +275,18 @@ def test_a_card_read_later_composes_the_runs_recorded_since(tmp_path):
     assert runs == 2 and eps == pytest.approx(second["privacy_ledger"]["composed_epsilon"]) and eps > own * 1.2
     assert "1 of them after this card was written" in composed_text(first)
     assert composed_meta(first)["dp_composed_epsilon"] == pytest.approx(eps)
+    from synthvu_core.models.ledger import bound_changed
+
+    assert "is now ε = " in bound_changed(first, {"dp_composed_bound": "finite", "dp_composed_epsilon": own})
+    assert bound_changed(first, composed_meta(first)) is None
     train(ds, tmp_path / "c", small(steps=1), progress=False)
     assert composed_of(first) == (math.inf, 3) and composed_meta(first)["dp_composed_bound"] == "infinite"
+    from synthvu_core.share import share
+
+    shared = load_card(share(tmp_path / "a", tmp_path / "shared"))  # the recipient reads the bound known now
+    assert shared["privacy_ledger"]["composed_epsilon"] is None and shared["privacy_ledger"]["runs"] == 3
+    assert shared["privacy_ledger"]["later_runs"] == 2 and composed_of(shared) == (math.inf, 3)
+    assert all("patients" not in e or isinstance(e["patients"], int) for e in shared["privacy_ledger"]["entries"])
     other = tmp_path / "other"  # another machine: neither ledger holds the card's run, so the card's record stands
     other.mkdir()
     (tmp_path / "ds" / LEDGER_FILE).rename(other / LEDGER_FILE)
@@ -291,6 +307,8 @@ def test_verdict_b_quotes_the_composed_bound_not_the_runs_own():
     text = released_discriminator_verdict({}, None, voided)["text"]
     assert "Keep the discriminator private" in text and "composed ε = ∞" in text and "covered" not in text
     assert "(ε = 2.50)" in released_discriminator_verdict({}, None, 2.5)["text"]
+    alone = released_discriminator_verdict({}, None, 2.5, composed=False)["text"]  # no composition recorded
+    assert "other runs on these patients are not composed" in alone and "composed over every run" not in alone
 
 
 def test_share_keeps_a_discriminator_whose_composed_bound_is_infinite():

@@ -135,7 +135,7 @@ def discriminator_verdict(scalars: dict[str, Any], meta: dict[str, Any]) -> dict
     sides = disc.get("patients")  # older reports: their own rule, without the patient floor
     return verdicts.released_discriminator_verdict(
         results, _StoredTest(raw, {}), verdicts.private_discriminator_epsilon(meta),
-        patients=tuple(sides) if sides is not None else None,
+        patients=tuple(sides) if sides is not None else None, composed=verdicts.bound_is_composed(meta),
     )
 
 

@@ -210,16 +210,9 @@ def composed_meta(card: dict[str, Any]) -> dict[str, Any]:
     """The report's record of the bound composed over every run on the card's training patients
     (:func:`~synthvu_core.models.ledger.composed_of`): ``dp_composed_bound`` "finite", "infinite" or "none recorded",
     and ``dp_composed_epsilon`` (None unless finite). Verdict (b) reads it, not this run's ε."""
-    import math
+    from synthvu_core.models.ledger import bound_record
 
-    from synthvu_core.models.ledger import composed_of
-
-    found = composed_of(card) if card.get("dp") else None
-    if found is None:
-        return {"dp_composed_bound": "none recorded", "dp_composed_epsilon": None}
-    finite = math.isfinite(found[0])
-    return {"dp_composed_bound": "finite" if finite else "infinite",
-            "dp_composed_epsilon": found[0] if finite else None, "dp_composed_runs": found[1]}
+    return bound_record(card)
 
 
 def _tstr_top_up(

@@ -629,6 +629,7 @@ def _space_meta(ctx: EvaluationContext) -> dict[str, str]:
 def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
     """Graded positive controls and the independent control; power curves; the two verdicts."""
     from synthvu_core.evaluation.verdicts import (
+        bound_is_composed,
         counted_family,
         independent_check,
         power_curves,
@@ -658,7 +659,8 @@ def stage_controls(ctx: EvaluationContext, job: Job) -> Part:
             job.state.get("cohort"),
         ),
         "released_discriminator": released_discriminator_verdict(
-            results, test, private_discriminator_epsilon(job.meta), (c["n_member_patients"], c["n_nonmember_patients"])
+            results, test, private_discriminator_epsilon(job.meta), (c["n_member_patients"], c["n_nonmember_patients"]),
+            composed=bound_is_composed(job.meta),
         ),
     }
     for metric in ("auc", "tpr_at_1pct_fpr"):

@@ -565,8 +565,18 @@ def private_discriminator_epsilon(meta: dict[str, Any]) -> float | None:
     return float(eps if composed is None else composed)
 
 
-def _keep_discriminator(dp_epsilon: float | None) -> str:
-    """Verdict (b)'s sentence on releasing the discriminator, from the ε composed over every run on its patients."""
+def bound_is_composed(meta: dict[str, Any]) -> bool:
+    """Whether a report records the bound composed over every run on its patients (else only the run's own ε)."""
+    return meta.get("dp_composed_bound") in ("finite", "infinite")
+
+
+def _keep_discriminator(dp_epsilon: float | None, composed: bool = True) -> str:
+    """Verdict (b)'s sentence on releasing the discriminator, from the ε composed over every run on its patients
+    (``composed`` False: the run's own, where no composed bound was recorded)."""
+    if dp_epsilon is not None and not composed:
+        return (f"The discriminator was trained with differential privacy (ε = {dp_epsilon:.2f} for this run): other "
+                "runs on these patients are not composed, so its release is covered by this run's bound only if no "
+                "other run used them; these numbers are evidence beside that bound.")
     if dp_epsilon is None:
         return "Keep the discriminator private: a released non-private discriminator is itself a leak."
     if math.isinf(dp_epsilon):
@@ -578,19 +588,19 @@ def _keep_discriminator(dp_epsilon: float | None) -> str:
 
 def released_discriminator_verdict(
     results: dict[str, AttackResult], test: PermutationTest | None, dp_epsilon: float | None = None,
-    patients: tuple[int, int] | None = None,
+    patients: tuple[int, int] | None = None, composed: bool = True,
 ) -> dict[str, Any]:
     """Verdict (b): the white-box discriminator attack alone. ``dp_epsilon``: the ε composed over every run on the
     training patients, for a discriminator trained with DP (None: trained without; ``inf``: trained with DP, but a
     run without it on the same patients leaves no bound); only a finite one covers its release, any other is "keep
-    D private".
+    D private". ``composed`` False: ``dp_epsilon`` is the run's own, no composition recorded (said so).
 
     ``patients`` (member, non-member patients): where a side has fewer than :data:`MIN_PATIENTS_PER_SIDE`, or
     there is no permutation test, an attack that is not significant makes the verdict **inconclusive**, never
     ok (a wide interval around 0.5 on a handful of patients says nothing either way); a significant one is
     still a leak or caution.
     """
-    keep = _keep_discriminator(dp_epsilon)
+    keep = _keep_discriminator(dp_epsilon, composed)
     r = results.get("discriminator/pixel")
     if r is None or r.scalars.get("auc") is None:
         return {

@@ -59,6 +59,8 @@ def restore(trainer: Checkpointed) -> tuple[dict[str, Any], dict[str, torch.Tens
         trainer.step_count, trainer.seconds = int(meta["step"]), float(meta["seconds"])
         trainer.last = dict(meta.get("last") or {})
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        if "out of memory" in str(e).lower():
+            raise  # the device, not the checkpoint: keep the advice off a good checkpoint
         why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{trainer.checkpoint_dir}: the training checkpoint does not fit this run "
                               f"({type(e).__name__}: {why}); it was left as it is: train afresh without --resume"

@@ -263,13 +263,14 @@ def spent_on(dataset: VUDataset) -> tuple[float, int] | None:
 
 
 def composed_epsilon(entries: list[Mapping[str, Any]], delta: float) -> float:
-    """RDP composition of every entry at ``delta``; ``inf`` where any entry has no DP."""
-    from opacus.accountants import RDPAccountant
-
+    """RDP composition of every entry at ``delta``; ``inf`` where any entry has no DP (decided before Opacus is
+    imported: a page that only learns the bound is void never loads it)."""
     if any(not e.get("dp") for e in entries):
         return math.inf
     if not entries:
         return 0.0
+    from opacus.accountants import RDPAccountant
+
     acc = RDPAccountant()
     acc.history = [(float(e["noise_multiplier"]), float(e["sample_rate"]), int(e["steps"])) for e in entries]
     return float(acc.get_epsilon(delta=delta))
@@ -310,16 +311,73 @@ def composed_of(card: Mapping[str, Any]) -> tuple[float, int] | None:
     card's own record, recomposed with the runs recorded on those patients after it was written
     (:func:`later_runs`, read from the ledgers on this machine). None for a card without a ledger, or one whose run
     was recorded nowhere (:data:`NOT_KEPT`: nothing was composed, so no composed bound can be claimed)."""
+    block = recomposed_block(card)
+    return None if block is None else _bound(block)
+
+
+def bound_record(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What a report records of a DP card's composed bound now (:func:`composed_of`): ``dp_composed_bound``
+    "finite", "infinite" or "none recorded" (also for a card without DP), ``dp_composed_epsilon`` (None unless
+    finite) and ``dp_composed_runs``."""
+    found = composed_of(card) if card.get("dp") else None
+    if found is None:
+        return {"dp_composed_bound": "none recorded", "dp_composed_epsilon": None}
+    finite = math.isfinite(found[0])
+    return {"dp_composed_bound": "finite" if finite else "infinite",
+            "dp_composed_epsilon": found[0] if finite else None, "dp_composed_runs": found[1]}
+
+
+def bound_changed(card: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
+    """A sentence where the bound composed over the card's patients now differs from the one a report (``meta``)
+    was evaluated with, so its verdict (b) quotes an old bound; None where they agree or the card has no DP."""
+    if not card.get("dp"):
+        return None
+    now = bound_record(card)
+    then_eps = meta.get("dp_composed_epsilon")
+    same = now["dp_composed_bound"] == meta.get("dp_composed_bound", "none recorded") and (
+        then_eps is None or now["dp_composed_epsilon"] is None or abs(now["dp_composed_epsilon"] - then_eps) < 1e-9)
+    if same:
+        return None
+    said = ("∞" if now["dp_composed_bound"] == "infinite" else
+            "not recorded" if now["dp_composed_bound"] == "none recorded" else f"{now['dp_composed_epsilon']:.2f}")
+    return (f"The bound composed over every run on these patients is now ε = {said}, not the one this report was "
+            "evaluated with: `python -m synthvu_core report amend MODEL` re-reads verdict (b) with it.")
+
+
+def _bound(block: Mapping[str, Any]) -> tuple[float, int]:
+    """``(composed epsilon, runs)`` of a ledger block (``inf`` for no bound)."""
+    eps = block.get("composed_epsilon")
+    return (math.inf if eps is None else float(eps)), int(block.get("runs") or len(block.get("entries") or []))
+
+
+def recomposed_block(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The card's ``privacy_ledger`` block with the runs recorded on its patients since it was written
+    (:func:`later_runs`) added as a released card shows entries, its ``runs`` and composed epsilon updated and
+    ``later_runs`` counting them (the block as it is where there are none); what ``share`` writes, so a recipient
+    reads the bound the sender knows. None as in :func:`composed_of`."""
     block = card.get("privacy_ledger")
     if not isinstance(block, Mapping) or block.get("kept") == NOT_KEPT:
         return None
-    eps = block.get("composed_epsilon")
-    runs = int(block.get("runs") or len(block.get("entries") or []))
     later = later_runs(card)
-    if later and eps is not None:
-        eps = composed_epsilon([*block["entries"], *later], float(block["delta"]))
+    if not later:
+        return dict(block)
+    own = _own_run(block)
+    entries = [*(block.get("entries") or []), *(_card_entry(e) for e in later)]
+    eps = block.get("composed_epsilon")
+    if eps is not None:  # infinite stays infinite; a finite one is recomposed at the block's delta
+        delta = block.get("delta")
+        eps = composed_epsilon(entries, float(delta)) if delta is not None else math.inf
         eps = None if math.isinf(eps) else eps
-    return (math.inf if eps is None else float(eps)), runs + len(later)
+    runs = int(block.get("runs") or len(block.get("entries") or [])) + len(later)
+    return {**block, "entries": entries, "runs": runs, "composed_epsilon": eps, "run_id": own,
+            "later_runs": int(block.get("later_runs") or 0) + len(later)}
+
+
+def _own_run(block: Mapping[str, Any]) -> str | None:
+    """The ledger id of the card's own run: recorded as ``run_id`` once later runs were added to the block, else its
+    last entry's."""
+    entries = block.get("entries") or []
+    return block.get("run_id") or (entries[-1].get("id") if entries else None)
 
 
 def later_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -328,7 +386,7 @@ def later_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     entry, by its ``id``). [] where neither ledger holds that run (a card from another machine) or cannot be read."""
     block = card.get("privacy_ledger") or {}
     entries = block.get("entries") or []
-    own = entries[-1].get("id") if entries else None
+    own = _own_run(block)
     if not own:
         return []
     folder = (card.get("dataset") or {}).get("path")
@@ -358,11 +416,11 @@ def spent_text(found: tuple[float, int]) -> str:
 
 def composed_text(card: Mapping[str, Any]) -> str | None:
     """One plain sentence on the dataset's composed bound, or None for a card without a ledger."""
-    found = composed_of(card)
-    if found is None:
+    block = recomposed_block(card)
+    if block is None:
         return None
-    eps, runs = found
-    later = len(later_runs(card))
+    eps, runs = _bound(block)
+    later = int(block.get("later_runs") or 0)
     since = f", {later} of them after this card was written" if later else ""
     over = f"over the {runs} run{'s' if runs != 1 else ''} recorded on its training data{since}"
     if math.isinf(eps):

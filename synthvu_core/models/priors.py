@@ -45,18 +45,34 @@ def vu_hashes(dataset: VUDataset, part: str | None = None) -> list[str]:
     return sorted({hashlib.sha256(np.ascontiguousarray(dataset.images[i]).tobytes()).hexdigest()[:16] for i in idx})
 
 
-def is_public(dataset: VUDataset, prior: Mapping[str, Any] | None = None) -> bool:
+def is_public(dataset: VUDataset, prior: Mapping[str, Any] | None = None, prior_folder: Path | None = None) -> bool:
     """Whether a generator trained on ``dataset`` may declare public training data: a phantom dataset (recipe
     recorded in its card: no real patient), and a run that started from no prior or from one that declares public
     data itself (``prior``: its card). A prior trained on private patients stays in every generator fine-tuned from
-    it, so fine-tuning it on the phantom does not make it public."""
-    return bool(dataset.card.get("recipe")) and (prior is None or isinstance(prior.get("public_data"), Mapping))
+    it, so fine-tuning it on the phantom does not make it public; nor does one whose patient list
+    (``prior_folder``'s manifest) is missing, since the new list must carry the prior's patients too."""
+    if not dataset.card.get("recipe"):
+        return False
+    if prior is None:
+        return True
+    listed = prior_folder is None or (Path(prior_folder) / MANIFEST_FILE).is_file()
+    return isinstance(prior.get("public_data"), Mapping) and listed
 
 
-def manifest(dataset: VUDataset) -> dict[str, Any]:
-    """``public_patients.json`` of a generator trained on ``dataset``'s train split (public data only)."""
-    return {"fingerprint": dataset.fingerprint, "patients": patient_keys(dataset, "train"),
-            "vu_sha256": vu_hashes(dataset, "train")}
+def manifest(dataset: VUDataset, prior: Path | None = None) -> dict[str, Any]:
+    """``public_patients.json`` of a generator trained on ``dataset``'s train split (public data only), and, where
+    it started from a public ``prior`` folder, every patient and VU that prior lists too: what the weights carry of
+    both is checked against the private data of a later DP run."""
+    patients, hashes = set(patient_keys(dataset, "train")), set(vu_hashes(dataset, "train"))
+    if prior is not None:
+        try:
+            listed = json.loads((prior / MANIFEST_FILE).read_text())
+            patients |= set(listed["patients"])
+            hashes |= set(listed["vu_sha256"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SelectionError(f"{prior / MANIFEST_FILE}: the public prior's patient list is missing or unreadable; "
+                                 "a generator fine-tuned from it cannot list what it carries") from None
+    return {"fingerprint": dataset.fingerprint, "patients": sorted(patients), "vu_sha256": sorted(hashes)}
 
 
 def card_block() -> dict[str, Any]:

@@ -1612,7 +1612,8 @@ class Trainer:
         dp = self.dp_card() if c.private else None
         from synthvu_core.models import priors
 
-        public = {"public_data": priors.card_block()} if priors.is_public(ds, self.init_card) else {}
+        prior = getattr(self, "init_folder", None)
+        public = {"public_data": priors.card_block()} if priors.is_public(ds, self.init_card, prior) else {}
         return {
             "name": c.name or self.out_dir.name,
             "architecture": self.arch.to_dict(),
@@ -1792,7 +1793,7 @@ class Trainer:
         if "public_data" in card:
             from synthvu_core.models.priors import MANIFEST_FILE, manifest
 
-            write_json(self.out_dir / MANIFEST_FILE, manifest(self.dataset))
+            write_json(self.out_dir / MANIFEST_FILE, manifest(self.dataset, getattr(self, "init_folder", None)))
         write_json(self.out_dir / CARD_FILE, card)
         if not c.keep_checkpoint or not c.keep_discriminator:  # the checkpoint holds D and its optimizer
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
