@@ -660,7 +660,7 @@ def privacy_text(dp: dict | None, card: dict | None = None) -> str:
         f"{dp['steps']} steps at sample rate {dp['sample_rate']:.3g}, noise {dp['noise_multiplier']:.3f}, "
         f"clip {dp['clip_norm']:g}"
         + ("; D's heads only, body pretrained on public data" if dp.get("private_layers") == "heads" else "")
-        + f"; tuning on {dp.get('tuning', 'public')} data"
+        + f"; tuning on {dp.get('tuning', 'public')} data (as declared with --tuning)"
         + (f"; {composed}" if composed else f"; {dp['private_runs']} private run(s) declared" if dp.get("private_runs")
            else "")
     )

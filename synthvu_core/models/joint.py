@@ -118,7 +118,10 @@ def record_table_run(folder: str | Path, dataset: VUDataset, about: dict[str, An
     known = list(block.get("entries") or [])
     recorded = ledger.record(dataset, entry)  # None: no folder to keep a ledger in, this generator's own runs
     entries = known + [entry] if recorded is None else ledger.with_known(known, recorded)
-    delta = block.get("delta") or (about.get("dp") or {}).get("delta") or 1e-5
+    from synthvu_core.models.dp import default_delta
+
+    delta = (block.get("delta") or (about.get("dp") or {}).get("delta")
+             or default_delta(max(1, len(dataset.patients("train")))))
     card["privacy_ledger"] = ledger.card_block(entries, float(delta), path)
     write_json(folder / CARD_FILE, card)
     return card
