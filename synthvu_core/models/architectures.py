@@ -19,7 +19,7 @@ from synthvu_core.errors import SelectionError
 #: Options every architecture reads (names as ``train`` arguments are stored: ``--batch-size`` -> ``batch_size``).
 COMMON_OPTIONS: frozenset[str] = frozenset({
     "dataset", "out", "split", "split_seed", "arch", "scheme", "epochs", "steps", "batch_size", "lr", "width", "seed",
-    "device", "checkpoint_every", "resume", "drop_checkpoint", "fp32", "name", "quiet",
+    "device", "checkpoint_every", "resume", "drop_checkpoint", "fp32", "name", "quiet", "force",
 })
 #: Patient-level DP-SGD options (on the AC-GAN's discriminator).
 DP_OPTIONS: frozenset[str] = frozenset({
@@ -37,7 +37,7 @@ DIFFUSION_OPTIONS: frozenset[str] = frozenset({"autoencoder_epochs", "autoencode
 #: On/off options whose "left out" is False (``--no-clip-generated`` is given as False, left out as None).
 SWITCHES: frozenset[str] = frozenset({
     "resume", "drop_checkpoint", "fp32", "quiet", "from_scratch", "condition_source", "no_discriminator",
-    "balance_classes",
+    "balance_classes", "force",
 })
 #: Defaults of options whose parser default is None so that "given" can be told from "left out".
 OPTION_DEFAULTS: dict[str, Any] = {"clip_norm": 1.0, "accountant": "rdp", "tuning": "public"}
