@@ -248,12 +248,12 @@ def test_a_dp_run_refuses_a_dataset_harmonised_across_patients(tmp_path):
     Trainer(ds, tmp_path / "z", small(steps=1, dp=DPConfig(noise_multiplier=1.0)))
 
 
-def test_runs_on_a_dataset_without_a_folder_claim_no_composed_bound():
+def test_runs_on_a_dataset_without_a_folder_claim_no_composed_bound(tmp_path):
     """In memory nothing is recorded, so each run's block holds it alone: no composed bound is read from it."""
     from synthvu_core.models.ledger import composed_of
 
     ds = tiny_dataset()
-    cards = [load_card(train(ds, f"/tmp/in-memory-{i}", small(steps=1, dp=DPConfig(noise_multiplier=1.0)),
+    cards = [load_card(train(ds, tmp_path / f"in-memory-{i}", small(steps=1, dp=DPConfig(noise_multiplier=1.0)),
                              progress=False)) for i in range(2)]
     assert all(c["privacy_ledger"]["runs"] == 1 for c in cards)  # recorded nowhere: nothing to compose with
     assert composed_of(cards[1]) is None and composed_text(cards[1]) is None
