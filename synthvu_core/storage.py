@@ -39,6 +39,10 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
             if not _out_of_space(e, final.parent):
                 raise
             raise disk_full(final, written=_size(tmp)) from e
+        if final.is_dir() and not tmp.is_dir():  # a file never replaces a folder (someone's work, perhaps)
+            from synthvu_core.errors import OutputError
+
+            raise OutputError(f"{final}: is a folder, not a file; nothing was written (choose another path)")
         if final.is_dir() and not final.is_symlink():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
@@ -161,6 +165,8 @@ def check_suffix(path: str | Path, suffixes: tuple[str, ...], what: str = "outpu
     path = Path(path)
     if not path.name.lower().endswith(tuple(s.lower() for s in suffixes)):
         raise OutputError(f"{path}: unknown {what} format; use {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a {what} file; choose another path")
     return path
 
 

@@ -404,6 +404,20 @@ def test_writers_that_lose_the_errno_on_a_full_disk_are_still_named(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_atomic_file_write_never_replaces_a_folder(tmp_path):
+    """Any writer's file output onto an existing folder is refused after the write, and the folder kept whole."""
+    from synthvu_core.errors import OutputError
+    from synthvu_core.storage import atomic_path
+
+    (tmp_path / "out.npz").mkdir()
+    (tmp_path / "out.npz" / "keep.txt").write_text("kept")
+    with pytest.raises(OutputError, match=r"out\.npz: is a folder, not a file"):
+        with atomic_path(tmp_path / "out.npz") as tmp:
+            tmp.write_bytes(b"new")
+    assert (tmp_path / "out.npz" / "keep.txt").read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
+
+
 # ---- one writer per output folder --------------------------------------------------------------------------------
 
 

@@ -59,6 +59,16 @@ def test_slides_refuse_a_wrong_output_and_a_generator_without_report(tmp_path: P
     assert "no report yet" in capsys.readouterr().err and not (tmp_path / "deck.html").exists()
 
 
+def test_slides_onto_a_folder_are_refused_and_the_folder_kept(tmp_path: Path, capsys) -> None:
+    """``--out talk.html`` naming someone's folder: one line, and the folder and its files are left as they were."""
+    folder = tmp_path / "talk.html"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("my notes")
+    assert main(["report", "slides", str(ROOT / "models" / MODELS[0]), "--out", str(folder)]) == 2
+    assert "talk.html: is a folder, not a slide deck file" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "my notes"
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
 def test_deck_opens_offline_in_chromium(deck: Path, tmp_path: Path) -> None:
