@@ -69,6 +69,8 @@ def test_build_joins_a_good_table(cohort, tmp_path):
     (GOOD + "sub-02,50,F,1\n", ["row 5 has 4 fields, the header 5"]),
     (GOOD + "sub-02,fifty,F,1,1\n", ["column 'age' mixes numbers and text", "row 5: 'fifty'"]),
     (GOOD + "sub-02,50,F,7,1\n", ["row 5: grade_L3/L4 = '7' is not a grade 1-5"]),
+    (GOOD + "sub-02,50,F,mild,1\n", ["row 5: grade_L3/L4 = 'mild' is not a grade 1-5"]),
+    ("patient_id,grade_L4/L5\nsub-00,mild\nsub-01,\n", ["row 2: grade_L4/L5 = 'mild' is not a grade 1-5"]),
     ("patient_id,grade_L4/S9\nsub-00,1\n", ["'L4/S9', which is not a VU"]),
     ("id,age\nsub-00,1\n", ["no 'patient_id' column"]),
 ])

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from synthvu_core.models.training import TrainConfig
 
 #: 3: anonymeter attacks the members and the control at one size (the larger set subsampled)
-CLINICAL_REPORT_VERSION = 3
+#: 4: the released table's and pair's ``reading`` beside the leaky control (inconclusive where the control is not
+#: caught); the grades the recognition check requests (``grades``) and those it skips (``skipped``)
+CLINICAL_REPORT_VERSION = 4
 #: Training steps of the VU half without DP.
 STEPS = 600
 
@@ -51,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     tab = csub.add_parser("table", help="fit the table synthesiser on the train patients' rows; write the table")
     tab.add_argument("model", metavar="MODEL", help="joint generator folder")
-    _dataset_arg(tab)
+    _dataset_arg(tab, None)
     tab.add_argument("--seed", type=int, default=0, help="seed of the table (default: %(default)s)")
     _table_args(tab)
     tab.set_defaults(func=_table)
@@ -66,16 +68,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = csub.add_parser("evaluate", help="grade recognition, grade TSTR/TRTR, table fidelity and privacy")
     e.add_argument("model", metavar="MODEL", help="joint generator folder")
-    _dataset_arg(e)
-    e.add_argument("--n-recognition", type=int, default=1000, 
+    _dataset_arg(e, None)
+    e.add_argument("--n-recognition", type=int, default=1000,
                    help="VUs generated for the grade check (default: %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     e.set_defaults(func=_evaluate)
 
 
-def _dataset_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="demo", metavar="DATASET",
-                   help="VU dataset folder with a clinical table, or `demo` (default: %(default)s)")
+def _dataset_arg(p: argparse.ArgumentParser, default: str | None = "demo") -> None:
+    said = "%(default)s" if default else "the dataset the generator was trained on, as its card records"
+    p.add_argument("--dataset", default=default, metavar="DATASET",
+                   help=f"VU dataset folder with a clinical table, or `demo` (default: {said})")
 
 
 def _table_args(p: argparse.ArgumentParser) -> None:
@@ -150,22 +153,50 @@ def load_dataset(name: str) -> VUDataset:
     return VUDataset.load(name)
 
 
-def write_table(model: str | Path, dataset: VUDataset, *, rows: int, method: str, seed: int,
-                epsilon: float | None = None, delta: float | None = None, grades: str = "numerical") -> dict[str, Any]:
-    """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block.
+def joint_dataset(
+    model: str | Path, dataset: VUDataset | str | Path | None, command: str, *, table: bool = True
+) -> tuple[Path, dict[str, Any], VUDataset]:
+    """The joint generator's folder and card, and the dataset it was trained on under the card's split (its train
+    patients are the members), checked before any work: refused where the card is not a joint generator's
+    (:func:`~synthvu_core.models.joint.check_joint`; ``table``: its released table present too) or where ``dataset``
+    (a ``VUDataset``, a folder, ``demo``, or None for the card's own) is not the one the card names."""
+    from synthvu_core.data.build import dataset_of_card
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
+    from synthvu_core.data.sketch import same_dataset
+    from synthvu_core.errors import CheckpointError
+    from synthvu_core.models.joint import check_joint
+    from synthvu_core.models.registry import load_card
+    from synthvu_core.names import CARD_FILE
 
-    A DP method (``mst``, ``aim``) needs ``epsilon``; its run is appended to the dataset's privacy ledger and the
-    card's ledger block is recomposed over every run on these patients (the VU generator's included)."""
-    from synthvu_core.data.clinical import dataset_table, save_table
+    folder = Path(model)
+    card = load_card(folder)
+    check_joint(folder, card, table=table)
+    info = card.get("dataset") or {}
+    if dataset is None:
+        ds = dataset_of_card(card, folder, f"clinical {command}")  # checked there; never the demo by default
+    else:
+        ds = dataset if isinstance(dataset, VUDataset) else load_dataset(dataset)
+        if not same_dataset(ds, info.get("fingerprint"), info.get("sketch"), notice=True):
+            given = dataset.root if isinstance(dataset, VUDataset) else dataset
+            raise CheckpointError(f"{folder / CARD_FILE}: generator was trained on dataset {info.get('fingerprint')}, "
+                                  f"but the dataset given ({given or 'in memory'}) is {ds.fingerprint}")
+    split = SplitConfig.from_card(info.get("split") or {})
+    if split is not None:
+        members = ds.with_split(split)
+        members.clinical = getattr(ds, "clinical", None)  # a split of the same patients keeps their table
+        ds = members
+    return folder, card, ds
+
+
+def check_table_method(members: pd.DataFrame, method: str, *, epsilon: float | None, delta: float | None,
+                       grades: str) -> float | None:
+    """Refuse a table run on ``members`` (the train patients' rows) that could not succeed, before any work: the
+    method's options, its library, its columns (:func:`dp_table.check_fit`, :func:`tabular.check_fit`). Returns
+    the delta of a DP table (None without DP)."""
     from synthvu_core.errors import SelectionError
-    from synthvu_core.models.dp_table import DP_METHODS, fit_sample_dp
-    from synthvu_core.models.joint import mark_joint, record_table_run, table_members
-    from synthvu_core.models.tabular import fit_sample
-    from synthvu_core.names import SYNTHETIC_TABLE_FILE
-    from synthvu_core.storage import atomic_path
+    from synthvu_core.models import dp_table, tabular
 
-    members = table_members(dataset, dataset_table(dataset), "train")
-    if method in DP_METHODS:
+    if method in dp_table.DP_METHODS:
         if epsilon is None:
             raise SelectionError(f"--table-method {method} is differentially private: give --table-epsilon")
         from synthvu_core.models.dp import check_delta
@@ -173,27 +204,69 @@ def write_table(model: str | Path, dataset: VUDataset, *, rows: int, method: str
         if grades != "numerical":
             raise SelectionError(f"--table-grades {grades} is an SDV option; a DP table bins the grades itself")
         delta = check_delta(delta, len(members))
+        dp_table.check_fit(members, method, epsilon=epsilon, delta=delta)
+        return delta
+    if epsilon is not None:
+        raise SelectionError(f"--table-epsilon needs a DP table method (mst, aim), not {method}")
+    tabular.check_fit(members, method, grades)
+    return None
+
+
+def write_table(model: str | Path, dataset: VUDataset | str | Path | None = None, *, rows: int, method: str,
+                seed: int, epsilon: float | None = None, delta: float | None = None,
+                grades: str = "numerical") -> dict[str, Any]:
+    """Fit the synthesiser on the train patients' rows, write ``clinical_synthetic.csv`` and the card's table block.
+
+    ``model`` is a grade-conditioned VU generator (a joint one, or one waiting for its table) and ``dataset`` the
+    one it was trained on (None: the card's own; :func:`joint_dataset`). Everything is checked before the fit (the
+    method, its columns, the privacy ledgers readable); the run is appended to the dataset's privacy ledger before
+    the table is published, and the folder is marked joint once it is. A DP method (``mst``, ``aim``) needs
+    ``epsilon``; the card's ledger block is recomposed over every run on these patients (the VU generator's
+    included)."""
+    from synthvu_core.data.clinical import dataset_table, save_table
+    from synthvu_core.models import ledger
+    from synthvu_core.models.dp_table import DP_METHODS, fit_sample_dp
+    from synthvu_core.models.joint import mark_joint, record_table_run, table_members
+    from synthvu_core.models.tabular import fit_sample
+    from synthvu_core.names import SYNTHETIC_TABLE_FILE
+    from synthvu_core.storage import atomic_path
+
+    folder, _, dataset = joint_dataset(model, dataset, "table", table=False)
+    members = table_members(dataset, dataset_table(dataset), "train")
+    delta = check_table_method(members, method, epsilon=epsilon, delta=delta, grades=grades)
+    ledger.check_readable(dataset)  # the run is recorded there before the table is released
+    if method in DP_METHODS:
         synthetic, about = fit_sample_dp(members, rows, epsilon=epsilon, delta=delta, method=method, seed=seed)
     else:
-        if epsilon is not None:
-            raise SelectionError(f"--table-epsilon needs a DP table method (mst, aim), not {method}")
         synthetic, about = fit_sample(members, rows, method=method, seed=seed, grades=grades)
-    with atomic_path(Path(model) / SYNTHETIC_TABLE_FILE) as tmp:
+    with atomic_path(folder / SYNTHETIC_TABLE_FILE) as tmp:  # staged; published once the ledger holds the run
         save_table(synthetic, tmp)
-    mark_joint(model, table={**about, "file": SYNTHETIC_TABLE_FILE})
-    record_table_run(model, dataset, about)
+        record_table_run(folder, dataset, about)
+    mark_joint(folder, table={**about, "file": SYNTHETIC_TABLE_FILE})
     return about
 
 
 def _train(args: argparse.Namespace) -> int:
-    from synthvu_core.models.joint import train_images
+    from synthvu_core.data.clinical import dataset_table
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.models.joint import table_members, train_images
 
     dp = dp_config(args)
     dataset = load_dataset(args.dataset)
     config = _train_config(args, dp)
+    members = table_members(dataset, dataset_table(dataset), "train")  # the table's checks, before any training
+    check_table_method(members, args.table_method, epsilon=args.table_epsilon, delta=args.table_delta,
+                       grades=args.table_grades)
     folder = train_images(dataset, args.out, config)
-    about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed,
-                        epsilon=args.table_epsilon, delta=args.table_delta, grades=args.table_grades)
+    try:
+        about = write_table(folder, dataset, rows=args.table_rows, method=args.table_method, seed=args.seed,
+                            epsilon=args.table_epsilon, delta=args.table_delta, grades=args.table_grades)
+    except SynthVUError as e:  # the VU half (and its ledger entry) is kept: say how to finish it
+        again = f"--table-method {args.table_method}" + (
+            f" --table-epsilon {args.table_epsilon:g}" if args.table_epsilon is not None else "")
+        e.args = (f"{e}; the trained VU half is kept in {folder} (not joint until its table is written): write it "
+                  f"with `python -m synthvu_core clinical table {folder} --dataset {args.dataset} {again}`",)
+        raise
     print(f"{folder}: grade-conditioned VU generator and {about['rows_sampled']} synthetic rows ({about['method']})")
     return 0
 
@@ -230,7 +303,7 @@ def _train_config(args: argparse.Namespace, dp: Any) -> TrainConfig:
 
 
 def _table(args: argparse.Namespace) -> int:
-    about = write_table(args.model, load_dataset(args.dataset), rows=args.table_rows, method=args.table_method,
+    about = write_table(args.model, args.dataset, rows=args.table_rows, method=args.table_method,
                         seed=args.seed, epsilon=args.table_epsilon, delta=args.table_delta, grades=args.table_grades)
     print(f"{args.model}: {about['rows_sampled']} synthetic rows from {about['rows_fitted']} train patients "
           f"({about['library']} {about['version']} {about['method']})")
@@ -253,26 +326,82 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    report = evaluate_joint(args.model, load_dataset(args.dataset), n_recognition=args.n_recognition, seed=args.seed)
-    u, r = report["utility"], report["recognition"]
-    trtr, tstr = u["trtr"]["balanced_accuracy"], u["tstr"]["balanced_accuracy"]
-    print(f"grade recognised in generated VUs: balanced accuracy {r['balanced_accuracy']:.3f} {r['interval']} "
-          f"(chance {r['chance']:.3f}); TRTR {trtr:.3f}, TSTR {tstr:.3f}, "
-          f"TSTR/TRTR {u['ratio']['value']:.3f} {u['ratio']['interval']}")
-    ag = report["fidelity"]["age_grade"]
-    print(f"age-grade rho: real {ag['real']['rho']:.3f} {ag['real']['interval']}, "
-          f"synthetic {ag['synthetic']['rho']:.3f} (within: {ag['within_real_interval']})")
-    for name in ("released", "leaky_control"):
-        p = report["privacy"][name]
-        risks = ", ".join(f"{k} {p[k]['risk']:.3f} [{p[k]['interval'][0]:.3f}, {p[k]['interval'][1]:.3f}]"
-                          for k in ("singling_out", "linkability", "inference"))
-        print(f"{name}: {risks}; DCR AUC {p['dcr']['auc']:.3f} {p['dcr']['interval']}; caught {p['caught']}")
-    for name, j in report["joint_membership"].items():
-        if name != "design":
-            print(f"joint membership attack, {name}: AUC row {j['row']['auc']:.3f}, VUs {j['vus']['auc']:.3f}, "
-                  f"joint {j['joint']['auc']:.3f} {j['joint']['interval']}; caught {j['caught']}")
+    report = evaluate_joint(args.model, args.dataset, n_recognition=args.n_recognition, seed=args.seed)
+    for line in report_lines(report):
+        print(line)
     print(f"written: {Path(args.model) / REPORT_DIR / CLINICAL_REPORT_FILE}")
     return 0
+
+
+def _ci(interval: list[float] | None) -> str:
+    """``[0.741, 0.820]``, or ``(no interval)`` where the bootstrap gave none."""
+    from synthvu_core.records import interval_text
+
+    return interval_text(*interval) if interval else "(no interval)"
+
+
+def _score(value: float | None, interval: list[float] | None, chance: float | None = None) -> str:
+    """A measured number with its 95 % interval and, for an accuracy, its chance level."""
+    from synthvu_core.records import number_text
+
+    return f"{number_text(value)} {_ci(interval)}" + ("" if chance is None else f" (chance {chance:.3f})")
+
+
+def _grades_text(grades: list[int]) -> str:
+    return ", ".join(str(g) for g in grades)
+
+
+def _reading(own: bool, control: bool) -> str:
+    from synthvu_core.evaluation.clinical import reading
+
+    said = reading(own, control)
+    why = {"caught": "", "not caught": " (the leaky control is caught: the attacks have power)",
+           "inconclusive (no power)": ": the same attacks miss the leaky control"}
+    return f"reading: {said}{why.get(said, '')}"
+
+
+def _accuracy(result: dict[str, Any], chance: float | None) -> str:
+    return _score(result["balanced_accuracy"], result["interval"], chance)
+
+
+def _verdict(name: str, own: dict[str, Any], control: dict[str, Any]) -> str:
+    """The released part's reading beside the control's; the control's own result."""
+    if name == "released":
+        return _reading(own["caught"], control["caught"])
+    return f"caught: {'yes' if own['caught'] else 'no (the attack has no power here)'}"
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The clinical report as printed: every accuracy with its interval and chance level, every AUC and risk with its
+    interval, and the released table's and pair's reading beside the leaky control (no power where it is missed)."""
+    r, u = report["recognition"], report["utility"]
+    asked = r.get("grades") or list(range(1, 6))
+    lines = [f"grade recognised in VUs generated for grades {_grades_text(asked)}: balanced accuracy "
+             f"{_accuracy(r, r['chance'])}"]
+    if r.get("skipped"):
+        lines.append(f"grades {_grades_text(r['skipped'])} skipped: the train split holds no VU of them (chance is "
+                     f"1 / the {len(asked)} grades requested)")
+    ratio = _score(u["ratio"]["value"], u["ratio"]["interval"])
+    lines.append(f"disc grade from real holdout VUs: TRTR {_accuracy(u['trtr'], u['chance'])}, TSTR "
+                 f"{_accuracy(u['tstr'], u['chance'])}; TSTR/TRTR {ratio}")
+    ag = report["fidelity"]["age_grade"]
+    lines.append(f"age-grade rho: real {_score(ag['real']['rho'], ag['real']['interval'])}, synthetic "
+                 f"{_score(ag['synthetic']['rho'], ag['synthetic']['interval'])} (within the real interval: "
+                 f"{'yes' if ag['within_real_interval'] else 'no'})")
+    privacy, joint = report["privacy"], report["joint_membership"]
+    for name in ("released", "leaky_control"):
+        p = privacy[name]
+        risks = ", ".join(f"{k.replace('_', ' ')} {_score(p[k]['risk'], p[k]['interval'])}"
+                          for k in ("singling_out", "linkability", "inference"))
+        lines.append(f"{name.replace('_', ' ')} table: {risks}; DCR AUC {_score(p['dcr']['auc'], p['dcr']['interval'])}"
+                     f"; {_verdict(name, p, privacy['leaky_control'])}")
+    for name in ("released", "leaky_control"):
+        j = joint[name]
+        parts = ", ".join(f"{label} {_score(j[k]['auc'], j[k]['interval'])}"
+                          for k, label in (("row", "row"), ("vus", "VUs"), ("joint", "joint")))
+        lines.append(f"joint membership attack, {name.replace('_', ' ')}: AUC {parts}; "
+                     f"{_verdict(name, j, joint['leaky_control'])}")
+    return lines
 
 
 # ---- the run ------------------------------------------------------------------------------------------------
@@ -294,14 +423,35 @@ def synthetic_pairs(model: str | Path, n_patients: int, vus: list[str], seed: in
     return to_uint8(images.reshape(-1, *images.shape[2:])), grades
 
 
-def recognition_samples(
-    model: str | Path, dataset: VUDataset, grades: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` VUs generated for grades drawn uniformly from 1-5, each at a level drawn from the real train VUs of that
-    grade (so the request is one the data hold), as uint8, and the requested grades."""
+def recognition_grades(card: dict[str, Any], dataset: VUDataset, grades: np.ndarray) -> tuple[list[int], list[int]]:
+    """``(requested, skipped)``: the grades the recognition check asks for (those the train split's VUs hold and the
+    generator is conditioned on) and the others; :class:`SelectionError` (naming the clinical table) where fewer
+    than two remain, for a balanced accuracy over one grade measures nothing."""
     import numpy as np
 
     from synthvu_core.data.clinical import GRADES
+    from synthvu_core.errors import SelectionError
+    from synthvu_core.models.joint import grade_name, table_file
+
+    held = {int(g) for g in np.unique(grades[dataset.indices("train")])}
+    names = set(card.get("sources") or [])
+    requested = [g for g in GRADES if g in held and grade_name(g) in names]
+    if len(requested) < 2:
+        raise SelectionError(f"{table_file(dataset)}: the train split's VUs hold grade(s) "
+                             f"{_grades_text(sorted(held & set(GRADES))) or 'none'} only; grade recognition and "
+                             "grade TRTR/TSTR need at least two grades")
+    return requested, [g for g in GRADES if g not in requested]
+
+
+def recognition_samples(
+    model: str | Path, dataset: VUDataset, grades: np.ndarray, n: int, seed: int,
+    requested_grades: list[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` VUs generated for grades drawn uniformly from ``requested_grades`` (default: those the train split's
+    VUs hold), each at a level drawn from the real train VUs of that grade (so the request is one the data hold), as
+    uint8, and the requested grades."""
+    import numpy as np
+
     from synthvu_core.data.dataset import to_uint8
     from synthvu_core.models.joint import sample_conditioned
     from synthvu_core.models.registry import load_generator
@@ -309,7 +459,11 @@ def recognition_samples(
     rng = np.random.default_rng(seed)
     idx = dataset.indices("train")
     levels_of = dataset.units["level"].astype(str).to_numpy()[idx]
-    requested = rng.choice(np.array(GRADES), size=int(n))
+    if requested_grades is None:
+        from synthvu_core.data.clinical import GRADES
+
+        requested_grades = [g for g in GRADES if (grades[idx] == g).any()]
+    requested = rng.choice(np.array(requested_grades), size=int(n))
     positions = [str(rng.choice(levels_of[grades[idx] == g])) for g in requested]
     images = sample_conditioned(load_generator(model), positions, requested.tolist(), seed=seed + 1)
     return to_uint8(images), requested
@@ -325,6 +479,7 @@ def table_report(
     for name, rows in (("released", released), ("leaky_control", clinical.leaky_table(members, len(released), seed))):
         privacy[name] = clinical.table_privacy(members, others, rows, seed=seed)
         privacy[name]["caught"] = clinical.caught(privacy[name])
+    privacy["released"]["reading"] = clinical.reading(privacy["released"]["caught"], privacy["leaky_control"]["caught"])
     return {"fidelity": clinical.table_fidelity(members, released, seed), "privacy": privacy}
 
 
@@ -358,6 +513,7 @@ def joint_attack(
     for name, syn_rows, syn_vus in (("released", released, synthetic_vus),
                                     ("leaky_control", clinical.leaky_table(members, len(released), seed), leaky_vus)):
         out[name] = clinical.joint_membership(rows, is_member, vus, design.patient, syn_rows, syn_vus, seed=seed)
+    out["released"]["reading"] = clinical.reading(out["released"]["caught"], out["leaky_control"]["caught"])
     out["leaky_control"]["definition"] = (f"member rows copied into the table (as many as it holds) and "
                                           f"{POWER_FRACTION:.0%} of the synthetic VUs replaced by lightly perturbed "
                                           "member VUs")
@@ -366,31 +522,37 @@ def joint_attack(
 
 
 def evaluate_joint(
-    model: str | Path, dataset: VUDataset, *, n_recognition: int = 1000, seed: int = 0
+    model: str | Path, dataset: VUDataset | str | Path | None = None, *, n_recognition: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """The joint evaluation of a joint generator on its dataset; writes and returns ``report/clinical.json``."""
+    """The joint evaluation of a joint generator on its dataset (None: the card's own; another is refused, and the
+    card's split decides members, :func:`joint_dataset`); writes and returns ``report/clinical.json``."""
     from synthvu_core import levels
     from synthvu_core.data.clinical import dataset_table, vu_grades
     from synthvu_core.evaluation import clinical
-    from synthvu_core.models.joint import synthetic_table, table_members
-    from synthvu_core.storage import write_json
+    from synthvu_core.models.joint import synthetic_table, table_file, table_members
+    from synthvu_core.storage import check_writable, write_json
 
     started = time.process_time()
+    folder, card, dataset = joint_dataset(model, dataset, "evaluate")
+    check_writable(folder / REPORT_DIR / CLINICAL_REPORT_FILE, "clinical report")
     table = dataset_table(dataset)
-    grades = vu_grades(dataset.units, table)
+    grades = vu_grades(dataset.units, table, table_file(dataset))
+    asked, skipped = recognition_grades(card, dataset, grades)  # before any classifier is trained
+    clinical.check_installed()  # the table's privacy needs anonymeter: refused before the classifiers too
     members = table_members(dataset, table, "train")
     others = table[~table["patient_id"].isin(members["patient_id"])].reset_index(drop=True)
-    released = synthetic_table(model)
+    released = synthetic_table(folder)
     vus = levels.sort_vus(dataset.units["level"].astype(str).unique())
     train_x, train_y, _ = _vu_arrays(dataset, grades, "train")
     test_x, test_y, test_p = _vu_arrays(dataset, grades, "holdout")
-    synth_x, synth_y = synthetic_pairs(model, len(members), vus, seed)
+    synth_x, synth_y = synthetic_pairs(folder, len(members), vus, seed)
     utility, real_models = clinical.grade_utility(train_x, train_y, synth_x, synth_y, test_x, test_y, test_p)
-    gen_x, requested = recognition_samples(model, dataset, grades, n_recognition, seed)
-    recognition = clinical.grade_recognition(real_models[0], gen_x, requested, seed)
+    gen_x, requested = recognition_samples(folder, dataset, grades, n_recognition, seed, asked)
+    recognition = {**clinical.grade_recognition(real_models[0], gen_x, requested, seed), "grades": asked,
+                   "skipped": skipped}
     report = {
         "version": CLINICAL_REPORT_VERSION,
-        "model": Path(model).name,
+        "model": folder.name,
         "dataset": dataset.fingerprint,
         "recognition": recognition,
         "utility": utility,
@@ -399,5 +561,5 @@ def evaluate_joint(
         "cpu_seconds": round(time.process_time() - started, 1),
         "seed": seed,
     }
-    write_json(Path(model) / REPORT_DIR / CLINICAL_REPORT_FILE, report)
+    write_json(folder / REPORT_DIR / CLINICAL_REPORT_FILE, report)
     return report

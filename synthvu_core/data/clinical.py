@@ -189,8 +189,8 @@ def _check_column(name: str, values: list[tuple[int, str]], problems: _Problems)
         odd = next((n, v) for n, v in filled if _number(v) is None)
         problems.add(f"column {name!r} mixes numbers and text (row {odd[0]}: {odd[1]!r}, row {numbers[0][0]}: "
                      f"{numbers[0][1]!r})")
-    if split is not None and split[0] == GRADE_ATTRIBUTE:
-        for n, v in numbers:
+    if split is not None and split[0] == GRADE_ATTRIBUTE:  # every filled cell, text included, must be a grade
+        for n, v in filled:
             if _number(v) not in GRADES:
                 problems.add(f"row {n}: {name} = {v!r} is not a grade 1-5")
 
@@ -256,8 +256,10 @@ def dataset_table(dataset: Any) -> pd.DataFrame:
     raise DataError(f"{where}: no clinical table; rebuild it with `data build ... --clinical FILE.csv`")
 
 
-def vu_grades(units: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
-    """The grade (1-5) of every VU from its patient's ``grade_<VU>`` column; 0 where the table has none."""
+def vu_grades(units: pd.DataFrame, table: pd.DataFrame, where: str | Path | None = None) -> np.ndarray:
+    """The grade (1-5) of every VU from its patient's ``grade_<VU>`` column; 0 where the table has none.
+    :class:`DataError` (naming ``where``, the table's file) for a filled cell that is not a grade 1-5 (a table
+    joined before :func:`read_clinical_csv` refused them)."""
     import pandas as pd
 
     lookup: dict[tuple[str, str], int] = {}
@@ -266,7 +268,11 @@ def vu_grades(units: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
         if split is None or split[0] != GRADE_ATTRIBUTE:
             continue
         for pid, value in zip(table[ID_COLUMN].astype(str), table[column]):
-            if not pd.isna(value):
-                lookup[(pid, split[1])] = int(value)
+            if pd.isna(value):
+                continue
+            if _number(str(value)) not in GRADES:
+                raise DataError(f"{where or 'the clinical table'}: patient {pid}: {column} = {str(value)!r} is not a "
+                                "grade 1-5; correct the CSV and rebuild the dataset with `data build ... --clinical`")
+            lookup[(pid, split[1])] = int(float(value))
     keys = zip(units["patient_id"].astype(str), units["level"].astype(str))
     return np.array([lookup.get(k, 0) for k in keys], dtype=np.int64)

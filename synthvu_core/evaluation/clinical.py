@@ -147,6 +147,11 @@ def _anonymeter() -> Any:
     return evaluators
 
 
+def check_installed() -> None:
+    """Refuse (before any work) where the table's privacy cannot be measured: anonymeter is not installed."""
+    _anonymeter()
+
+
 def _risk(evaluator: Any) -> dict[str, Any]:
     risk = evaluator.risk(confidence_level=0.95)
     results = evaluator.results()
@@ -269,6 +274,19 @@ def caught(privacy: dict[str, Any]) -> bool:
     risks = [privacy[k]["interval"][0] > 0 for k in ("singling_out", "linkability", "inference")]
     dcr = privacy["dcr"]["interval"]
     return any(risks) or (dcr is not None and dcr[0] > 0.5)
+
+
+#: what a released table's (or pair's) test result says beside its leaky positive control's
+READINGS: tuple[str, ...] = ("caught", "not caught", "inconclusive (no power)")
+
+
+def reading(caught_released: bool, caught_control: bool) -> str:
+    """The released table's (or pair's) reading, as the VU evaluation reads its attacks: ``caught`` where its test
+    is significant (a leak needs no power), ``not caught`` only where the same test catches the leaky control, else
+    ``inconclusive (no power)``: an attack that misses copied member rows cannot clear anything."""
+    if caught_released:
+        return READINGS[0]
+    return READINGS[1] if caught_control else READINGS[2]
 
 
 # ---- the joint membership attack ---------------------------------------------------------------------------

@@ -105,14 +105,11 @@ def _continuous(sample: pd.DataFrame, real: pd.DataFrame, bounds: dict[str, tupl
     return out
 
 
-def fit_sample_dp(table: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, method: str = "mst",
-                  seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Fit MST (or AIM) at ``(epsilon, delta)`` on ``table`` (one row per patient) and sample ``n_rows`` rows.
-
-    Returns the rows (ids ``syn-0000`` ...) and the card's description (library, version, method, epsilon, delta,
-    rho, the public bins). The mechanism's noise comes from OpenDP's samplers, not from ``seed``: the same seed
-    does not give the same rows (a seeded DP mechanism would be no DP); ``seed`` places values within bins.
-    """
+def check_fit(table: pd.DataFrame, method: str, *, epsilon: float, delta: float,
+              ) -> tuple[list[str], dict[str, tuple[float, float, int]]]:
+    """What :func:`fit_sample_dp` needs, checked without fitting (run it before any work that spends privacy): a
+    known method, ``epsilon > 0`` and ``0 < delta < 1``, public bounds for every numeric column, no missing value,
+    and smartnoise-synth importable. Returns the synthesised columns and their public bins."""
     import pandas as pd
 
     if method not in DP_METHODS:
@@ -126,8 +123,23 @@ def fit_sample_dp(table: pd.DataFrame, n_rows: int, *, epsilon: float, delta: fl
     if missing:
         raise SelectionError(f"the DP table needs public bounds for the numeric columns {', '.join(missing)} "
                              "(bounds read from the private rows would leak them)")
-    if table[columns].isna().any().any():
-        raise SelectionError("the DP table synthesiser takes no missing values; the table has some")
+    holes = [c for c in columns if table[c].isna().any()]
+    if holes:
+        raise SelectionError(f"the DP table synthesiser takes no missing values; the columns {', '.join(holes)} "
+                             "have some")
+    _snsynth(method)
+    return columns, {c: b for c, b in bounds.items() if b is not None}
+
+
+def fit_sample_dp(table: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, method: str = "mst",
+                  seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit MST (or AIM) at ``(epsilon, delta)`` on ``table`` (one row per patient) and sample ``n_rows`` rows.
+
+    Returns the rows (ids ``syn-0000`` ...) and the card's description (library, version, method, epsilon, delta,
+    rho, the public bins). The mechanism's noise comes from OpenDP's samplers, not from ``seed``: the same seed
+    does not give the same rows (a seeded DP mechanism would be no DP); ``seed`` places values within bins.
+    """
+    columns, bounds = check_fit(table, method, epsilon=epsilon, delta=delta)
     data = _discrete(table, columns, bounds)
     model = _snsynth(method)(epsilon=float(epsilon), delta=float(delta))
     model.fit(data, categorical_columns=columns, preprocessor_eps=0.0)

@@ -44,6 +44,16 @@ def grade_name(grade: int) -> str:
 GRADE_NAMES: tuple[str, ...] = tuple(grade_name(g) for g in GRADES)
 
 
+def table_file(dataset: VUDataset) -> str:
+    """Where a dataset's clinical table is read from, for a message: its ``clinical.csv``, or what stands for it."""
+    from synthvu_core.names import CLINICAL_FILE
+
+    root = getattr(dataset, "root", None)
+    if root is not None and getattr(dataset, "clinical", None) is not None:
+        return str(Path(root) / CLINICAL_FILE)
+    return f"the clinical table of {root or 'the dataset'}"
+
+
 def grade_view(dataset: VUDataset, table: pd.DataFrame | None = None) -> VUDataset:
     """The dataset with each VU's grade (``grade 1`` ... ``grade 5``) as its second condition (same images,
     same fingerprint, same folder); :class:`DataError` where a VU's patient has no grade for its level."""
@@ -51,7 +61,7 @@ def grade_view(dataset: VUDataset, table: pd.DataFrame | None = None) -> VUDatas
     from synthvu_core.names import SOURCE_COLUMN
 
     table = dataset_table(dataset) if table is None else table
-    grades = vu_grades(dataset.units, table)
+    grades = vu_grades(dataset.units, table, table_file(dataset))
     if (grades == 0).any():
         first = dataset.units.iloc[int(np.flatnonzero(grades == 0)[0])]
         raise DataError(f"{dataset.root or 'the dataset'}: {int((grades == 0).sum())} VUs have no grade in the "
@@ -74,22 +84,28 @@ def train_images(dataset: VUDataset, out: str | Path, config: TrainConfig, progr
     names = GRADE_NAMES if config.private else None
     folder = train(grade_view(dataset), out, replace(config, condition_source=True, source_names=names),
                    progress=progress)
-    mark_joint(folder)
+    _update_clinical(folder, {})  # the grade conditions only: the folder is joint once its table is written
     return folder
 
 
-def mark_joint(folder: str | Path, **extra: Any) -> dict[str, Any]:
-    """Add (or update) the card's ``clinical`` block, atomically; returns the card."""
+def _update_clinical(folder: str | Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """Update the card's ``clinical`` block (``conditions``: the card's sources) with ``extra``, atomically."""
     from synthvu_core.models.registry import CARD_FILE, load_card
     from synthvu_core.storage import write_json
 
     folder = Path(folder)
     card = load_card(folder)
     block = dict(card.get("clinical") or {})
-    block.update({"second_condition": GRADE_CONDITION, "conditions": card.get("sources", []), **extra})
+    block.update({"conditions": card.get("sources", []), **extra})
     card["clinical"] = block
     write_json(folder / CARD_FILE, card)
     return card
+
+
+def mark_joint(folder: str | Path, **extra: Any) -> dict[str, Any]:
+    """Mark the folder a joint generator: its card's ``clinical`` block names the grade condition (with ``extra``,
+    e.g. the released table's description), atomically; returns the card. Call it once the table is written."""
+    return _update_clinical(folder, {"second_condition": GRADE_CONDITION, **extra})
 
 
 def table_ledger_entry(about: dict[str, Any], run: str) -> dict[str, Any]:
@@ -129,6 +145,38 @@ def record_table_run(folder: str | Path, dataset: VUDataset, about: dict[str, An
 
 def is_joint(card: dict[str, Any]) -> bool:
     return isinstance(card.get("clinical"), dict) and card["clinical"].get("second_condition") == GRADE_CONDITION
+
+
+def is_grade_conditioned(card: dict[str, Any]) -> bool:
+    """A VU generator of a joint one: a ``clinical`` block (written by :func:`train_images`) and second conditions
+    that are all grade names (every grade under DP; without DP, the grades its train split held)."""
+    sources = card.get("sources")
+    return (isinstance(card.get("clinical"), dict) and isinstance(sources, list) and bool(sources)
+            and all(s in GRADE_NAMES for s in sources))
+
+
+def check_joint(folder: str | Path, card: dict[str, Any], *, table: bool = True) -> None:
+    """Refuse (:class:`CheckpointError`, naming the card) a generator that is not a joint one: grade-conditioned
+    (:func:`is_grade_conditioned`) and, with ``table``, marked joint (:func:`is_joint`) with its released table
+    present. Without ``table``, a grade-conditioned VU generator still waiting for its table passes."""
+    from synthvu_core.errors import CheckpointError
+    from synthvu_core.names import CARD_FILE
+
+    where = Path(folder) / CARD_FILE
+    make = "`python -m synthvu_core clinical train` makes one"
+    if not is_grade_conditioned(card):
+        sources = ", ".join(map(str, card.get("sources") or [])) or "none"
+        raise CheckpointError(f"{where}: not a joint generator: its VUs are not conditioned on the disc grade "
+                              f"(second conditions: {sources}); {make}")
+    if not table:
+        return
+    if not is_joint(card):
+        raise CheckpointError(f"{where}: a grade-conditioned VU generator without its released table, not yet a "
+                              f"joint generator; write its table with `python -m synthvu_core clinical table "
+                              f"{Path(folder)}`")
+    if not (Path(folder) / SYNTHETIC_TABLE_FILE).is_file():
+        raise CheckpointError(f"{Path(folder) / SYNTHETIC_TABLE_FILE}: the released table of this joint generator is "
+                              f"missing; write it with `python -m synthvu_core clinical table {Path(folder)}`")
 
 
 def synthetic_table(folder: str | Path) -> pd.DataFrame:

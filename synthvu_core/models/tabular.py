@@ -62,6 +62,27 @@ def _metadata(table: pd.DataFrame, ordinal: list[str]) -> Any:
     return metadata
 
 
+def check_fit(table: pd.DataFrame, method: str, grades: str = "numerical") -> None:
+    """What :func:`fit_sample` needs, checked without fitting (run it before any work the table would waste): a
+    known method and grade encoding, SDV importable for its methods; for the ordinal copula, ``grades``
+    ``numerical`` and every column a margin it can model (:func:`ordinal_copula.fit_margin`)."""
+    if method not in METHODS:
+        raise SynthVUError(f"unknown table synthesiser {method!r}; choose one of {', '.join(METHODS)}")
+    if grades not in GRADE_ENCODINGS:
+        raise SynthVUError(f"unknown grade encoding {grades!r}; choose one of {', '.join(GRADE_ENCODINGS)}")
+    if method != "ordinal_copula":
+        _sdv()
+        return
+    from synthvu_core.models import ordinal_copula
+
+    if grades != "numerical":
+        raise SynthVUError("--table-grades is an SDV option; the ordinal copula models every grade as an ordinal "
+                           "margin of a latent normal itself")
+    forced = set(grade_columns(synthesised_columns(table)))
+    for c in synthesised_columns(table):
+        ordinal_copula.fit_margin(table[c], c, ordinal_copula.is_ordinal(table[c], c, c in forced))
+
+
 def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copula", seed: int = 0,
                epochs: int = 300, distribution: str = "gaussian_kde", grades: str = "numerical",
                ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -73,12 +94,9 @@ def fit_sample(table: pd.DataFrame, n_rows: int, *, method: str = "gaussian_copu
     """
     import pandas as pd
 
-    if method not in METHODS:
-        raise SynthVUError(f"unknown table synthesiser {method!r}; choose one of {', '.join(METHODS)}")
-    if grades not in GRADE_ENCODINGS:
-        raise SynthVUError(f"unknown grade encoding {grades!r}; choose one of {', '.join(GRADE_ENCODINGS)}")
+    check_fit(table, method, grades)
     if method == "ordinal_copula":
-        return _fit_sample_ordinal(table, n_rows, seed=seed, grades=grades)
+        return _fit_sample_ordinal(table, n_rows, seed=seed)
     single_table = _sdv()
     import sdv
 
@@ -133,17 +151,13 @@ def _released(rows: pd.DataFrame, table: pd.DataFrame, columns: list[str]) -> pd
     return rows
 
 
-def _fit_sample_ordinal(table: pd.DataFrame, n_rows: int, *, seed: int, grades: str,
-                        ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """:func:`fit_sample` with the ordinal copula; the grades are ordinal margins whatever ``grades`` says, so
-    only ``numerical`` (the default) is accepted."""
+def _fit_sample_ordinal(table: pd.DataFrame, n_rows: int, *, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`fit_sample` with the ordinal copula (its grades are ordinal margins: :func:`check_fit` accepts only
+    ``numerical``, the default, for ``grades``)."""
     import scipy
 
     from synthvu_core.models import ordinal_copula
 
-    if grades != "numerical":
-        raise SynthVUError("--table-grades is an SDV option; the ordinal copula models every grade as an ordinal "
-                           "margin of a latent normal itself")
     columns = synthesised_columns(table)
     copula = ordinal_copula.fit(table[columns], grade_columns(columns))
     rows = _released(copula.sample(n_rows, seed), table, columns)
