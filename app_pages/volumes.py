@@ -1,4 +1,5 @@
-"""Volumes: one generated sub-volume (or VU) in three orthogonal planes, a slider per plane."""
+"""Volumes: one generated sub-volume (or VU) in three orthogonal planes, a slider per plane; a sub-volume generator's
+saved evaluation (``report/volume_report.json``) below."""
 
 import streamlit as st
 
@@ -20,12 +21,24 @@ def render(sel: frame.Selection) -> None:
     spacing = volumes.unit_spacing(sel.card)
     kind = "sub-volume" if (sel.card.get("architecture") or {}).get("spatial_dims") == 3 else "VU (its slices as depth)"
     st.caption(f"{frame.plain(sel.name)}: one generated {kind} of {d} × {h} × {w} voxels "
-               f"({' × '.join(f'{s:g}' for s in spacing)} mm). Sagittal: superior up, anterior left; coronal: "
+               f"({volumes.spacing_text(sel.card, spacing)}). Sagittal: superior up, anterior left; coronal: "
                "superior up, the patient's left on the left; axial: anterior up.")
     cols = st.columns([2, 1])
     position = cols[0].selectbox("Position", sel.classes, key="vol_position")
     seed = cols[1].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="vol_seed")
     planes_view(model, stamp, position, int(seed), spacing, (d, h, w))
+    if (sel.card.get("architecture") or {}).get("spatial_dims") == 3:
+        report_view(sel)
+
+
+def report_view(sel: frame.Selection) -> None:
+    """A sub-volume generator's saved evaluation (``report/volume_report.json``), as ``report show`` prints it."""
+    st.subheader("Evaluation (sub-volume report)")
+    lines = volumes.volume_report_lines(sel.path, sel.card)
+    if lines is None:
+        st.info("No sub-volume report yet: compute it with `python -m synthvu_core evaluate MODEL`.")
+        return
+    st.markdown("\n".join(f"- {frame.plain(line)}" for line in lines))
 
 
 frame.run_page("Volumes", render)

@@ -9,6 +9,7 @@ nearest neighbours so that one pixel is the same number of mm along both of its 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -55,6 +56,48 @@ def unit_spacing(card: dict) -> tuple[float, float, float]:
         s = float(extract["slice_mm"])
         return (s, s, s)
     return (float(extract.get("slice_mm", 2.0)), 1.0, 1.0)
+
+
+def spacing_text(card: dict, spacing: Sequence[float] | None = None) -> str:
+    """The voxel size of :func:`unit_spacing` in words: exact for a sub-volume; for a VU the in-plane size is
+    labelled as the dataset's median (a VU's pixel follows its disc, so it differs by class: the card records
+    one median, :func:`synthvu_core.models.sampling.spacing_is_median`)."""
+    from synthvu_core.models.sampling import spacing_is_median
+
+    spacing = unit_spacing(card) if spacing is None else spacing
+    mm = " × ".join(f"{float(s):g}" for s in spacing)
+    if "spacing" in (card.get("dataset") or {}) and spacing_is_median(card):
+        return (f"{mm} mm, approximate: the in-plane size is the median of the dataset; a VU's pixel follows its "
+                "disc's size, so it differs from level to level")
+    return f"{mm} mm"
+
+
+def volume_report_lines(folder: str | Path, card: dict) -> list[str] | None:
+    """The saved ``report/volume_report.json`` of a sub-volume generator as ``report show`` prints it; None where
+    ``card`` is no sub-volume generator's or it has no report yet; ``ReportError`` where the report is stale or
+    unreadable."""
+    from synthvu_core.evaluation.volume import is_volume_card, load_volume_report, measured_line, summary_lines
+
+    report = load_volume_report(folder, card) if is_volume_card(card) else None
+    return None if report is None else [measured_line(report), *summary_lines(report)]
+
+
+def no_vu_report_note(folder: str | Path, card: dict) -> str:
+    """Why a generator is not on the Trade-offs page's VU axes: "no report yet", or, for a sub-volume generator,
+    where its report is (or that it has none yet, or that its report is stale)."""
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.evaluation.volume import is_volume_card
+
+    if not is_volume_card(card):
+        return "no report yet"
+    try:
+        found = volume_report_lines(folder, card)
+    except SynthVUError:
+        return "a sub-volume generator whose sub-volume report is stale or unreadable: see the Volumes page"
+    if found is None:
+        return "a sub-volume generator without a sub-volume report yet (run `python -m synthvu_core evaluate MODEL`)"
+    return ("a sub-volume generator: its report (3-D utility and one attack) is shown on the Volumes page, not on "
+            "these VU axes")
 
 
 def orthogonal_tile(unit: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), px_per_mm: float = 1.0,

@@ -223,3 +223,24 @@ def test_the_volume_evaluation_runs_on_the_fixed_thread_count(trained, tmp_path,
     assert seen == {name: {EVALUATION_THREADS} for name in ("sample", "utility", "privacy")}, seen
     assert len({name for name, _ in lanes}) == 2 and {n for _, n in lanes} == {EVALUATION_THREADS}, lanes
     assert report["numerics"] == numeric_environment() and report["numerics"]["threads"] == EVALUATION_THREADS
+
+
+def test_evaluate_n_synthetic_then_report_show_and_table(trained, tmp_path, capsys):
+    """``evaluate --n-synthetic N`` samples N sub-volumes (it was ignored), and ``report show`` / ``report table``
+    read the sub-volume report it writes (they said "no report yet")."""
+    import json
+    import shutil
+
+    from synthvu_core.cli import main
+
+    folder = shutil.copytree(trained, tmp_path / "g3d")
+    planted_volumes().save(tmp_path / "ds")
+    assert main(["evaluate", str(folder), "--dataset", str(tmp_path / "ds"), "--n-synthetic", "15", "--quiet"]) == 0
+    report = json.loads((folder / "report" / "volume_report.json").read_text())
+    assert report["n_synthetic"] == report["counts"]["synthetic"] == report["privacy"]["n_synthetic"] == 15
+    capsys.readouterr()
+    assert main(["report", "show", str(folder)]) == 0
+    assert "sub-volume evaluation: 15 synthetic sub-volumes" in capsys.readouterr().out
+    assert main(["report", "table", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert sum(line.startswith("| `") for line in out.splitlines()) == 2 and "sub-volumes" in out

@@ -28,6 +28,7 @@ to -1 and 1, values outside are clipped; points outside the volume read as -1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,8 @@ class ExtractConfig:
         field of view is ``size × spacing_mm`` along each axis.
         """
         d, h, w = (int(n) for n in size)
-        if not spacing_mm > 0:
-            raise DataError(f"--spacing must be a positive number of mm, got {spacing_mm}")
+        if not (math.isfinite(spacing_mm) and spacing_mm > 0):  # nan and inf too: inf mm voxels read nothing
+            raise DataError(f"--spacing must be a positive finite number of mm, got {spacing_mm}")
         return cls(slices=d, size=(h, w), slice_mm=float(spacing_mm), fixed_mm=h * float(spacing_mm),
                    unit="subvolume", **kwargs)
 
@@ -85,8 +86,11 @@ class ExtractConfig:
         h, w = self.shape[1:]
         if self.slices < 1 or h < 2 or w < 2:
             raise DataError(f"VU shape must be at least 1×2×2, got {self.shape}")
-        if self.slice_mm < 0 or self.fov_factor <= 0 or (self.fixed_mm is not None and self.fixed_mm <= 0):
-            raise DataError("slice_mm must be >= 0, fov_factor and fixed_mm > 0")
+        # nan and inf refused too: an infinite slice distance or field of view samples outside the volume (blank units)
+        for option, value, zero_ok in (("--slice-mm", self.slice_mm, True), ("--fov-factor", self.fov_factor, False),
+                                       ("--fixed-mm", self.fixed_mm, False)):
+            if value is not None and not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+                raise DataError(f"{option} must be a finite number {'>= 0' if zero_ok else '> 0'}, got {value}")
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise DataError(f"intensity percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_HELP = "generator folder or registered generator name"
+#: Synthetic VUs ``evaluate`` samples of a VU generator unless ``--n-synthetic`` says otherwise.
+VU_N_SYNTHETIC = 5000
 
 
 def _model_argument(parser: argparse.ArgumentParser, *, dataset: bool = False) -> None:
@@ -36,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="VU dataset folder (default: the dataset the card remembers: its folder, or its phantom recipe "
         "rebuilt; a generator trained on your own data whose folder moved needs this)",
     )
-    ev.add_argument("--n-synthetic", type=int, default=5000, metavar="N", help="synthetic VUs to sample (default 5000)")
+    ev.add_argument("--n-synthetic", type=int, default=None, metavar="N",
+                    help=f"synthetic VUs to sample (default {VU_N_SYNTHETIC}); a sub-volume generator: synthetic "
+                    "sub-volumes (default: as many as its real train split)")
     ev.add_argument(
         "--controls",
         action="store_true",
@@ -111,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from synthvu_core.evaluation.report import evaluate_generator
     from synthvu_core.storage import check_writable
 
-    if args.n_synthetic < 1:
+    if args.n_synthetic is not None and args.n_synthetic < 1:
         raise SelectionError(f"--n-synthetic must be at least 1 (got {args.n_synthetic})")
     folder = _resolve(args.model)
     check_writable(folder / "report", "report")  # before any work
@@ -122,14 +126,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.controls:
             raise SelectionError(f"{folder.name}: --controls is for VU generators; a sub-volume evaluation always "
                                  "runs its one attack (pairwise, pixel space) with its controls")
-        found = volume.evaluate_volume_generator(folder, dataset=args.dataset, seed=args.seed)
+        found = volume.evaluate_volume_generator(folder, dataset=args.dataset, n_synthetic=args.n_synthetic,
+                                                 seed=args.seed)
         print("\n".join(volume.summary_lines(found)))
         print(f"report written to {folder / 'report' / volume.VOLUME_REPORT}")
         return 0
     report = evaluate_generator(
         folder,
         dataset=args.dataset,
-        n_synthetic=args.n_synthetic,
+        n_synthetic=VU_N_SYNTHETIC if args.n_synthetic is None else args.n_synthetic,
         controls=args.controls,
         seed=args.seed,
         progress=not args.quiet,
@@ -306,6 +311,8 @@ def _show(args: argparse.Namespace) -> int:
 
     folder = _resolve(args.model)
     report = load_report(folder)
+    if report is None and _show_volume(folder, args):
+        return 0
     if report is None:
         raise ReportError(f"{folder / 'report'}: no report yet; run `python -m synthvu_core evaluate {args.model}`")
     if args.json:
@@ -329,6 +336,60 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vu_reports_only(folder: Path, action: str) -> None:
+    """Refuse ``report ACTION`` of a sub-volume generator in one line (it has no VU report for ACTION to read; its
+    ``volume_report.json`` is read by ``report show``, ``report table`` and ``report slides``) instead of saying
+    "no report yet" of a generator that has one."""
+    from synthvu_core.errors import ReportError, SynthVUError
+    from synthvu_core.evaluation import volume
+    from synthvu_core.models.registry import load_card
+
+    try:
+        card = load_card(folder)
+    except SynthVUError:
+        return
+    if volume.is_volume_card(card):
+        raise ReportError(f"{folder}: a sub-volume generator; `report {action}` reads VU reports only (its "
+                          f"{volume.VOLUME_REPORT} is read by `report show`, `report table` and `report slides`)")
+
+
+def _show_volume(folder: Path, args: argparse.Namespace) -> bool:
+    """``report show`` of a sub-volume generator: its ``report/volume_report.json`` printed (True); False where the
+    folder is no sub-volume generator; :class:`ReportError` where it is one without a report of its own."""
+    from synthvu_core.errors import ReportError, SynthVUError
+    from synthvu_core.evaluation import volume
+    from synthvu_core.models.registry import load_card
+
+    try:
+        card = load_card(folder)
+    except SynthVUError:  # no readable card: the VU report's own message says what is missing
+        return False
+    if not volume.is_volume_card(card):
+        return False
+    report = volume.load_volume_report(folder, card)
+    if report is None:
+        raise ReportError(f"{folder / 'report' / volume.VOLUME_REPORT}: no sub-volume report yet; run `python -m "
+                          f"synthvu_core evaluate {args.model}`")
+    if args.json:
+        privacy = report.get("privacy") if isinstance(report.get("privacy"), dict) else {}
+        doc = {
+            "unit": "subvolume",
+            "scalars": report["scalars"],
+            "controls": privacy.get("controls") or {},  # the pairwise pixel attack's scalars on each control
+            "meta": {"model": report.get("model"), "dataset_fingerprint": report.get("dataset"),
+                     "n_synthetic": report.get("n_synthetic"), "synthetic_seed": report.get("seed")},
+            "volume_report": report,
+            "privacy": _privacy_summary(folder),
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return True
+    print(volume.measured_line(report))
+    print("\n".join(volume.summary_lines(report)))
+    print(f"training privacy: {_privacy_summary(folder)['this_run']}")
+    return True
+
+
 def _amend(args: argparse.Namespace) -> int:
     from synthvu_core.errors import ReportError
     from synthvu_core.evaluation.amend import (
@@ -339,6 +400,7 @@ def _amend(args: argparse.Namespace) -> int:
     )
 
     folder, failed, report = _resolve(args.model), [], None
+    _vu_reports_only(folder, "amend")
     # each on its own: one's failure does not stop the others
     for step in (add_cohort_test, add_source_utility, add_release_utility, add_composed_bound):
         try:
@@ -386,6 +448,7 @@ def _verify(args: argparse.Namespace) -> int:
     folder = _resolve(args.model)
     saved = load_report(folder)
     if saved is None:
+        _vu_reports_only(folder, "verify")
         raise ReportError(
             f"{folder / 'report'}: no report to verify; run `python -m synthvu_core evaluate {args.model}`"
         )
@@ -483,6 +546,7 @@ def _seeds(args: argparse.Namespace) -> int:
         folder = _resolve(model)
         report = load_report(folder)
         if report is None:
+            _vu_reports_only(folder, "seeds")
             raise SelectionError(f"{folder}: no saved report: run `python -m synthvu_core evaluate {folder}` first")
         found.append((folder, load_card(folder), report))
     names = [str(card.get("name") or folder.name) for folder, card, _ in found]

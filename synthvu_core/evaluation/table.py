@@ -1,7 +1,8 @@
 """The README's generator tables, written from saved reports (never from numbers typed by hand).
 
 ``python -m synthvu_core report table [MODEL ...]`` prints one Markdown table of utility and one of
-privacy, one row per generator; without MODEL, every shipped generator with a report.
+privacy, one row per generator; without MODEL, every shipped generator with a report. A sub-volume generator's row
+holds the fields its ``volume_report.json`` has (:func:`volume_rows`: a 3-D classifier's utility, one attack).
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def _dp_cell(card: dict[str, Any]) -> str:
 def _trained_on(card: dict[str, Any]) -> str:
     ds, tr = card.get("dataset") or {}, card.get("training") or {}
     recipe = (ds.get("recipe") or {}).get("name") or "own data"
+    units = "sub-volumes" if (card.get("architecture") or {}).get("spatial_dims") == 3 else "VUs"
     init = " (from " + tr["init_from"]["name"] + ")" if isinstance(tr.get("init_from"), dict) else ""
     if isinstance(tr.get("distilled_from"), dict):
         init = f" (distilled from {tr['distilled_from']['name']})"
-    return f"{recipe}, {ds.get('n_train', '?')} VUs, {tr.get('steps', '?')} steps{init}"
+    return f"{recipe}, {ds.get('n_train', '?')} {units}, {tr.get('steps', '?')} steps{init}"
 
 
 def lowest_recall(arrays: dict[str, Any], classes: list[str]) -> str:
@@ -141,28 +143,79 @@ PRIVACY_HEADER = ("| generator | verdict (a) released samples | pairwise pixel A
                   "|---|---|---|---|---|---|---|---|---|")
 
 
-def tables(folders: list[Path], skipped: list[str] | None = None) -> str:
-    """The utility table and the privacy table of the generators in ``folders`` that have a fresh report; why each
-    other folder was left out is appended to ``skipped`` where given."""
+#: A cell of the privacy table that a sub-volume evaluation does not fill: it runs one attack (see
+#: :data:`synthvu_core.evaluation.volume.PRIVACY_SCOPE`).
+NOT_ON_SUBVOLUMES = "not run on sub-volumes"
+
+
+def volume_rows(name: str, card: dict[str, Any], report: dict[str, Any]) -> tuple[str, str]:
+    """(utility row, privacy row) of a sub-volume generator's ``report/volume_report.json``: the fields it has.
+
+    Its utility is a 3-D position classifier's (no per-class recall is stored: "—"); its privacy is one attack, the
+    pairwise pixel attack read alone with its controls (not verdict (a) over a family of attacks)."""
+    from synthvu_core.evaluation.utility import usefulness
+    from synthvu_core.evaluation.verdicts import LEVEL_WORDS
+
+    s = report.get("scalars") or {}
+    k = "utility.tstr.balanced_accuracy"
+    u = usefulness(s.get(k), s.get(k + "_ci_low"), s.get(k + "_ci_high"), s.get("utility.chance"))
+    word = {"not_useful": "**not useful for this task**", "above_chance": "above chance"}.get(u.level, "—")
+    util = utility_row(name, card, s, "—", (_num(u.chance), word))
+    p = report.get("privacy")
+    if not isinstance(p, dict):  # not evaluated (or an older report's sentence)
+        return util, "| " + " | ".join([f"`{name}`", "not evaluated", *["—"] * 7]) + " |"
+    level = str(p.get("level", "—"))
+    power = bool((p.get("power") or {}).get("has_power"))
+    ind = (p.get("controls") or {}).get(INDEPENDENT_CONTROL)
+    covers = "—"
+    if power and ind and ind.get("auc_ci_low") is not None and ind.get("auc_ci_high") is not None:
+        covers = "yes (1 of 1)" if ind["auc_ci_low"] <= 0.5 <= ind["auc_ci_high"] else "NO (0 of 1)"
+    cells = [f"`{name}`", f"{LEVEL_WORDS.get(level, level)} (sub-volume: one attack read alone)",
+             _with_ci(p.get("scalars") or {}, "auc"), NOT_ON_SUBVOLUMES, NOT_ON_SUBVOLUMES, f"{int(power)} of 1",
+             _with_ci(ind, "auc") if ind else "—", covers, NOT_ON_SUBVOLUMES]
+    return util, "| " + " | ".join(cells) + " |"
+
+
+def _rows(folder: Path) -> tuple[str, str] | None:
+    """(utility row, privacy row) of the generator in ``folder``; None where it has no report; a
+    :class:`SynthVUError` where its report is stale or unreadable."""
     from synthvu_core.errors import SynthVUError
     from synthvu_core.evaluation.report import load_report
+    from synthvu_core.evaluation.volume import is_volume_card, load_volume_report
     from synthvu_core.models.registry import load_card
+
+    report = load_report(folder)
+    if report is not None:
+        card = load_card(folder)
+        name = card.get("name", folder.name)
+        return (utility_row(name, card, report.scalars, lowest_recall(report.arrays, list(card["classes"])),
+                            usefulness_cell(report.scalars, report.meta, report.arrays)), privacy_row(name, report))
+    try:
+        card = load_card(folder)
+    except SynthVUError:  # no report and no readable card: "no report yet"
+        return None
+    volume = load_volume_report(folder, card) if is_volume_card(card) else None
+    return None if volume is None else volume_rows(card.get("name", folder.name), card, volume)
+
+
+def tables(folders: list[Path], skipped: list[str] | None = None) -> str:
+    """The utility table and the privacy table of the generators in ``folders`` that have a fresh report (a VU
+    report, or a sub-volume generator's ``volume_report.json``: :func:`volume_rows`); why each other folder was left
+    out is appended to ``skipped`` where given."""
+    from synthvu_core.errors import SynthVUError
 
     util, priv = [UTILITY_HEADER], [PRIVACY_HEADER]
     for folder in folders:
         try:
-            report = load_report(folder)
-            card = load_card(folder) if report is not None else None
+            rows = _rows(folder)
         except SynthVUError as err:  # a stale or unreadable report is never shown as the model's numbers
-            report, why = None, str(err)
+            rows, why = None, str(err)
         else:
             why = f"{folder}: no report yet; run `python -m synthvu_core evaluate {folder}`"
-        if report is None or card is None:
+        if rows is None:
             if skipped is not None:
                 skipped.append(why)
             continue
-        name = card.get("name", folder.name)
-        util.append(utility_row(name, card, report.scalars, lowest_recall(report.arrays, list(card["classes"])),
-                                usefulness_cell(report.scalars, report.meta, report.arrays)))
-        priv.append(privacy_row(name, report))
+        util.append(rows[0])
+        priv.append(rows[1])
     return "\n".join(util) + "\n\n" + "\n".join(priv) + "\n"

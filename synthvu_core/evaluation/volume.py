@@ -347,6 +347,42 @@ def report_of(report: Any, card: Mapping[str, Any]) -> bool:
         report.get("dataset"), report.get("generator_dataset"))
 
 
+def load_volume_report(folder: str | Path, card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The saved ``report/volume_report.json`` of the sub-volume generator in ``folder`` (its ``card``); None where
+    there is none; :class:`ReportError` (one line naming the file) where it cannot be read or belongs to another
+    generator or dataset."""
+    import json
+    from pathlib import Path
+
+    from synthvu_core.errors import ReportError
+    from synthvu_core.names import REPORT_DIR
+
+    path = Path(folder) / REPORT_DIR / VOLUME_REPORT
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ReportError(f"{path}: not a readable sub-volume report ({type(e).__name__}); re-run `python -m "
+                          f"synthvu_core evaluate {folder}`") from None
+    if not report_of(report, card) or not isinstance(report.get("scalars"), dict):
+        raise ReportError(f"{path}: written for another generator or dataset; re-run `python -m synthvu_core "
+                          f"evaluate {folder}`")
+    return report
+
+
+def measured_line(report: Mapping[str, Any]) -> str:
+    """What a sub-volume report measured on: synthetic sub-volumes, seed, sampler, and the classifier's data."""
+    c, smp = report.get("counts") or {}, report.get("sampling") or {}
+    return (f"model {report.get('model', '?')} · dataset {report.get('dataset', '?')} · sub-volume evaluation: "
+            f"{report.get('n_synthetic', '?')} synthetic sub-volumes, seed "
+            f"{report.get('seed', '?')}, {smp.get('steps', '?')} flow steps, guidance {smp.get('guidance', '?')}; "
+            f"a 3-D position classifier trained on {c.get('real_train', '?')} real or "
+            f"{c.get('synthetic_for_tstr', '?')} synthetic sub-volumes, tested on {c.get('real_holdout', '?')} real "
+            f"holdout sub-volumes of {c.get('holdout_patients', '?')} patients (classifier seeds "
+            f"{report.get('seeds')}; 95% interval over holdout patients and seeds)")
+
+
 def _check_dataset(folder: Path, card: dict[str, Any], ds: VUDataset) -> None:
     """Refuse a dataset that is not the generator's (same bytes, or a rebuild its card's sketch recognises)."""
     from synthvu_core.data.sketch import same_dataset
@@ -429,12 +465,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             return "not estimable"
         return f"{v:.3f}" + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "")
 
-    fd = s.get("fidelity.frechet_distance")
+    fd, chance = s.get("fidelity.frechet_distance"), s.get("utility.chance")
     return [
         f"TRTR {ci('utility.trtr.balanced_accuracy')}, TSTR {ci('utility.tstr.balanced_accuracy')}, "
         f"TRTS {ci('utility.trts.balanced_accuracy')}, TSTR/TRTR {ci('utility.tstr_over_trtr')}, chance "
-        f"{s['utility.chance']:.3f}" if s.get("utility.chance") else "chance not estimable",
-        report["usefulness"],
+        + (f"{chance:.3f}" if chance else "not estimable"),
+        report.get("usefulness") or "usefulness not recorded",
         "Fréchet distance " + ("not estimable" if fd is None else f"{fd:.3f}") + ", precision / recall / density / "
         "coverage " + " / ".join("—" if s.get(f"fidelity.{k}") is None else f"{s[f'fidelity.{k}']:.2f}"
                                  for k in ("precision", "recall", "density", "coverage")),

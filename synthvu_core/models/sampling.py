@@ -471,7 +471,8 @@ def export(samples: Samples, path: str | Path, card: dict[str, Any] | None = Non
     * ``.npz``: ``images`` uint8 ``[n, C, H, W]``, ``labels`` ``[n]``, ``classes`` ``[K]``, ``positions`` ``[n]``
       (members stored; ``compress`` deflates them);
     * ``.nii.gz`` / ``.nii``: one 4-D NIfTI ``[C, H, W, n]`` (uint8; the 4th axis indexes VUs; voxel size from
-      the card's ``dataset.spacing``), plus a ``.csv`` beside it
+      the card's ``dataset.spacing``: for VUs the in-plane size is the dataset's median, said in the header),
+      plus a ``.csv`` beside it
       naming each VU's position (:func:`write_nifti`);
     * ``.png``: montage, one row per VU (labelled with its position), up to 9 slices per row.
 
@@ -518,10 +519,30 @@ def nifti_affine(spacing: list[float] | tuple[float, ...], shape: tuple[int, int
     return aff
 
 
+def spacing_is_median(card: dict[str, Any] | None) -> bool:
+    """Whether the in-plane mm of a generator card's ``dataset.spacing`` is only the training dataset's median.
+
+    A VU's field of view follows its disc (``fov_factor`` × the centroid distance), so its pixel size differs
+    from VU to VU and from class to class (in the phantom demo a cervical pixel is about half a lumbar one); the
+    card records one median for all. Exact are a sub-volume's (isotropic, one voxel size: a 3-D generator or a
+    ``subvolume`` recipe) and a VU recipe's with a fixed field of view (``fixed_mm``); the slice distance is
+    always exact."""
+    card = card or {}
+    if (card.get("architecture") or {}).get("spatial_dims") == 3:
+        return False
+    extract = ((card.get("dataset") or {}).get("recipe") or {}).get("extract") or card.get("extract") or {}
+    return extract.get("unit") != "subvolume" and extract.get("fixed_mm") is None
+
+
+#: The NIfTI header's ``descrip`` (at most 80 bytes) where the in-plane mm is the dataset's median.
+MEDIAN_SPACING_DESCRIP = b"synthvu synthetic VUs; axis 4 = VU; in-plane mm approx.: dataset median"
+
+
 def write_nifti(samples: Samples, path: str | Path, card: dict[str, Any] | None = None) -> Path:
     """One 4-D NIfTI ``[C, H, W, n]`` (uint8; the 4th axis indexes VUs), oriented by :func:`nifti_affine`
     with the voxel size of the card's ``dataset.spacing`` in mm, and ``<stem>.csv`` beside it naming each
-    VU's position (both atomic)."""
+    VU's position (both atomic). Where that in-plane size is the dataset's median (:func:`spacing_is_median`: a
+    VU's pixel follows its disc, so it is approximate for every class), the header's description says so."""
     import nibabel as nib
 
     from synthvu_core.data.dataset import to_uint8
@@ -536,7 +557,8 @@ def write_nifti(samples: Samples, path: str | Path, card: dict[str, Any] | None 
     img.set_sform(aff, code=2)
     img.header.set_zooms((*map(float, spacing), 1.0))
     img.header.set_xyzt_units(xyz="mm", t="unknown")  # axis 4 indexes VUs, it is not time
-    img.header["descrip"] = b"synthvu synthetic VUs; axis 4 = VU"
+    median = bool(((card or {}).get("dataset") or {}).get("spacing")) and spacing_is_median(card)
+    img.header["descrip"] = MEDIAN_SPACING_DESCRIP if median else b"synthvu synthetic VUs; axis 4 = VU"
     with atomic_path(path) as tmp:
         named = Path(str(tmp) + (".nii.gz" if gz else ".nii"))  # nibabel picks the format by the suffix
         try:
