@@ -10,7 +10,9 @@ from dashboard.compare import (
     distinct_ids,
     generator_label,
     headline_columns,
+    mixed_datasets,
     training_seed_text,
+    utility_measure,
 )
 from dashboard.compare import shared_umap_problem as umap_problem
 from dashboard.compare_figures import measure_figure, tradeoff_compare_figure, umap_compare_figure
@@ -71,6 +73,9 @@ def render(_sel: frame.Selection | None) -> None:
     frame.slides_button(entries, "synthvu-slides.html", key="compare_slides")
     import pandas as pd
 
+    mixed = mixed_datasets([e for e in entries if e.view is not None])  # the generators the figures draw
+    if mixed:
+        st.warning(mixed)
     st.table(pd.DataFrame(headline_columns(entries)).set_index("measure"))
     cols = st.columns(len(entries))
     for col, e in zip(cols, entries):
@@ -81,7 +86,8 @@ def render(_sel: frame.Selection | None) -> None:
     if not with_report:
         return
     c1, c2 = st.columns(2)
-    c1.plotly_chart(measure_figure(with_report, "tstr"), width="stretch", key="cmp_tstr", config=style.plot_config())
+    utility = measure_figure(with_report, utility_measure(with_report))
+    c1.plotly_chart(utility, width="stretch", key="cmp_tstr", config=style.plot_config())
     c2.plotly_chart(measure_figure(with_report, "auc"), width="stretch", key="cmp_auc", config=style.plot_config())
     st.plotly_chart(
         tradeoff_compare_figure(with_report), width="stretch", key="cmp_tradeoff", config=style.plot_config()

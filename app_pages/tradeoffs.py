@@ -4,8 +4,9 @@ drawn on the same axis."""
 
 import streamlit as st
 
-from dashboard import frame, loaders, style
+from dashboard import frame, loaders, style, volumes
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
+from dashboard.patient_counts import patients_axis, size_family
 from dashboard.summary import cohort_family, dataset_label, epsilon_of, fmt, headline, recipe_key, usefulness_of
 from synthvu_core.errors import SynthVUError
 from synthvu_core.records import RATIO_KEY, attack_key, utility_key
@@ -20,7 +21,7 @@ def _row(info: object, view: object) -> dict:
            "risk": h.worst_auc, "worst_auc": h.worst_auc, "worst_tpr1": h.worst_tpr1,
            "route": "pretrained" if (card.get("training") or {}).get("init_from") else "scratch",
            "dataset": (card.get("dataset") or {}).get("fingerprint"), "dataset_label": dataset_label(card),
-           "family": cohort_family(card), "recipe": recipe_key(card),
+           "family": cohort_family(card), "recipe": recipe_key(card), "size_family": size_family(card),
            "cohort": ((card.get("dataset") or {}).get("recipe") or {}).get("name"),
            "classes": tuple(card.get("classes") or ()), "unit": dp.get("unit"), "delta": dp.get("delta"),
            "n_patients": dp.get("n_patients"), "chance": usefulness_of(view).chance,
@@ -89,24 +90,20 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
     )
 
 
-def _patients_axis(rows: list[dict], classes: tuple) -> None:
-    """Utility at one ε against the number of private patients: DP generators of the selected dataset's classes,
-    each on its own cohort of the same recipe, where one ε has cohorts of at least two sizes."""
-    private = [r for r in rows if r["unit"] == "patient" and r["route"] == "pretrained" and r["epsilon"] is not None
-               and r["classes"] == classes]
-    sizes: dict[float, set] = {}
-    for r in private:
-        sizes.setdefault(round(float(r["epsilon"]), 1), set()).add(r["n_patients"])
-    keep = {e for e, n in sizes.items() if len(n) >= 2}
-    if not keep:
-        return
+def _patients_axis(rows: list[dict], selected: dict, label: str) -> None:
+    """Utility at one ε against the number of private patients: patient-level DP generators on cohorts of the selected
+    dataset's recipe that differ only in their patients and how many (``dashboard.patient_counts``), or why not."""
+    axis = patients_axis(rows, selected, label)
     st.subheader("How many patients do we need?")
-    st.plotly_chart(patients_figure([r for r in private if round(float(r["epsilon"]), 1) in keep]), width="stretch",
-                    config=style.plot_config(), key="patients")
+    if axis.why_not:
+        st.info(axis.why_not)
+        return
+    st.plotly_chart(patients_figure(axis.rows), width="stretch", config=style.plot_config(), key="patients")
     st.caption(
         "Each point is a generator fine-tuned with patient-level DP on a private phantom cohort of that many train "
-        f"patients ({', '.join(classes)} classes), evaluated on its own cohort (same recipe, other patients, other "
-        "holdout): a TSTR/TRTR ratio, so each point is read against its own cohort's TRTR."
+        f"patients ({', '.join(selected['classes'])} classes), evaluated on its own cohort: the recipe of dataset "
+        f"{label} with other patients and another size ({', '.join(map(str, axis.sizes))} train patients), each with "
+        "its own holdout. A TSTR/TRTR ratio, so each point is read against its own cohort's TRTR."
     )
 
 
@@ -144,7 +141,8 @@ def render(sel: frame.Selection | None) -> None:
             skipped.append(f"{frame.plain(info.name)}: {frame.say(e)}")  # stale or foreign; paths shortened in public
             continue
         if view is None:
-            skipped.append(f"{frame.plain(info.name)}: no report yet")
+            note = volumes.no_vu_report_note(info.path, info.card)  # a sub-volume generator: where its report is
+            skipped.append(f"{frame.plain(info.name)}: {frame.plain_but_code(note)}")
             continue
         rows.append(_row(info, view))
         if st.session_state.get("tradeoff_controls"):
@@ -165,7 +163,7 @@ def render(sel: frame.Selection | None) -> None:
         st.caption(f"Dataset {label}: {len(mine)} generator(s) with a report. Select a generator of another dataset "
                    "in the sidebar to see that dataset's trade-offs; datasets are never mixed on one axis.")
         _frontier(mine + kin, label, fp)
-        _patients_axis(rows, mine[0]["classes"])
+        _patients_axis(rows, mine[0], label)
         _every_generator(mine + [c for c in controls if c["dataset"] == fp], label)
         others = sorted({r["dataset_label"] for r in rows if r["dataset"] != fp})
         if others:

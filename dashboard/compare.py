@@ -7,6 +7,7 @@ way everywhere and two of one name (a shipped one and the user's) are told apart
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dashboard.summary import ReportView, epsilon_of, usefulness_of, verdict, with_ci, worst_attack
-from synthvu_core.records import epsilon_value
+from dashboard.summary import (
+    ReportView,
+    dataset_label,
+    epsilon_of,
+    usefulness_of,
+    verdict,
+    with_ci,
+    worst_attack,
+)
+from synthvu_core.records import WORST_TPR_KEY, attack_key, epsilon_value
 
 if TYPE_CHECKING:
     from synthvu_core.evaluation.training_seeds import RecipeGroup
@@ -40,23 +49,43 @@ class Compared:
 
 
 def distinct_ids(items: Sequence[tuple[str, str | Path]]) -> list[str]:
-    """A short id per ``(name, folder)``: the name where it is unique, else the fewest trailing folder
-    parts that tell it apart (``runs/acgan-phantom`` beside ``models/acgan-phantom``).
+    """A short id per ``(name, folder)``: the name where it is unique, else the folder's parent and name
+    (``runs/acgan-phantom`` beside ``models/acgan-phantom``), else the fewest trailing folder parts that tell it apart.
 
-    Never an absolute path: at most the folder's parts below the file-system root.
+    One folder listed twice (``acgan-phantom`` and ``models/acgan-phantom``) is one generator and gets one id, never
+    its path. Never an absolute path: at most the folder's parts below the file-system root.
     """
-    parts = [Path(p).parts for _, p in items]
+    keys = [_folder_key(p) for _, p in items]
+    parts: dict[Path, tuple[str, ...]] = {}
+    for (_, p), key in zip(items, keys):  # the first spelling of a folder names it
+        parts.setdefault(key, Path(os.path.abspath(p)).parts)
     out = []
-    for (name, _), own in zip(items, parts):
-        same = [q for (n, _), q in zip(items, parts) if n == name]
-        if len(same) == 1:
+    for (name, _), key in zip(items, keys):
+        others = {k for (n, _), k in zip(items, keys) if n == name and k != key}  # other folders of this name
+        if not others:
             out.append(name)
             continue
-        k = 2
-        while k < len(own) and sum(q[-k:] == own[-k:] for q in same) > 1:
+        own, k = parts[key], 2
+        while k < len(own) and any(parts[o][-k:] == own[-k:] for o in others):
             k += 1
-        tail = [p for p in own[-k:] if p not in ("/", "\\")]
-        out.append("/".join(tail))
+        anchor = Path(own[0]).anchor if own else ""
+        out.append("/".join(p for p in own[-k:] if p not in ("/", "\\", anchor)))
+    return out
+
+
+def _folder_key(folder: str | Path) -> Path:
+    """What makes two spellings of a folder one generator: the folder it resolves to."""
+    return Path(folder).resolve()
+
+
+def unique_folders(folders: Sequence[str | Path]) -> list[str | Path]:
+    """``folders`` without the ones that resolve to a folder already listed (a generator given twice is one)."""
+    seen: set[Path] = set()
+    out = []
+    for f in folders:
+        if _folder_key(f) not in seen:
+            seen.add(_folder_key(f))
+            out.append(f)
     return out
 
 
@@ -88,12 +117,78 @@ def shared_value(values: Sequence[float | None]) -> float | None:
 def worst_auc_key(view: ReportView) -> str:
     """The report key of the strongest counted attack's AUC (it carries the CI that ``privacy.worst.auc`` lacks)."""
     w = worst_attack(view)
-    return "privacy.worst.auc" if w is None else f"privacy.{w[0]}.{w[1]}.auc"
+    return "privacy.worst.auc" if w is None else attack_key(*w)
+
+
+def worst_tpr_key(view: ReportView) -> str:
+    """The report key of the TPR at 1 % FPR of the attack :func:`worst_auc_key` names (the same attack, with its CI).
+
+    ``privacy.worst.tpr_at_1pct_fpr`` is the highest TPR of any counted attack, often another attack's than the
+    highest AUC's: it is read only where no attack counts."""
+    w = worst_attack(view)
+    return WORST_TPR_KEY if w is None else attack_key(*w, "tpr_at_1pct_fpr")
+
+
+def worst_attack_name(view: ReportView) -> str:
+    """``attack/space`` of the strongest counted attack (``pairwise/embedding``); "—" where no attack counts."""
+    w = worst_attack(view)
+    return "—" if w is None else "/".join(w)
+
+
+def usefulness_word(view: ReportView | None) -> str:
+    """The usefulness label of a report in ``report table``'s words (``not useful for this task`` where TSTR's
+    interval reaches chance, ``above chance``; "—" where not measured)."""
+    from synthvu_core.evaluation.table import usefulness_cell
+
+    if view is None:
+        return "—"
+    return usefulness_cell(view.scalars, view.meta, view.arrays)[1].replace("**", "")
+
+
+def dataset_key(e: Compared) -> tuple[str | None, frozenset[str]]:
+    """What a TSTR accuracy is measured against: the generator's dataset (fingerprint) and its class set."""
+    return ((e.card.get("dataset") or {}).get("fingerprint"), frozenset(e.classes))
+
+
+def mixed_datasets(entries: Sequence[Compared], brief: bool = False) -> str | None:
+    """A note naming the datasets where the generators were trained on more than one dataset or class set (their
+    TSTR accuracies have other holdouts, classes or chance levels); None where they share one. ``brief``: for a
+    slide (dataset names without fingerprints or generators: its first slide says which generator had which)."""
+    groups: dict[tuple[str | None, frozenset[str]], list[Compared]] = {}
+    for e in entries:
+        groups.setdefault(dataset_key(e), []).append(e)
+    if len(groups) < 2:
+        return None
+
+    def name(card: Mapping[str, Any]) -> str:
+        full = dataset_label(card)  # "name (fingerprint, K classes)"
+        return f"{full.rsplit(' (', 1)[0]}, {len(card.get('classes') or [])} classes" if brief else full
+
+    named = "; ".join(f"{name(g[0].card)}: {', '.join(generator_label(e.ident, e.source) for e in g)}"
+                      for g in groups.values())
+    chances = {round(c, 6) for c in map(entry_chance, entries) if c is not None}
+    counts = {"holdout patients": {k[0] for k in groups}, "classes": {k[1] for k in groups}, "chance levels": chances}
+    differ = [what for what, values in counts.items() if len(values) > 1]
+    other = "other " + (", ".join(differ[:-1]) + " and " if len(differ) > 1 else "") + differ[-1]
+    what = "datasets" if len(counts["holdout patients"]) > 1 else "class sets of one dataset"
+    if brief:
+        return (f"{len(groups)} {what} ({'; '.join(name(g[0].card) for g in groups.values())}), so TSTR has {other}: "
+                "the figures show TSTR / TRTR, which compares across datasets.")
+    return (f"These generators were trained on {len(groups)} different {what} ({named}). Their TSTR accuracies "
+            f"are measured with {other}, so they are not read on one accuracy axis: utility is drawn as TSTR / TRTR "
+            "(the synthetic-trained classifier against a real-trained one on the same holdout), which compares across "
+            "datasets.")
+
+
+def utility_measure(entries: Sequence[Compared]) -> str:
+    """The utility several generators share an axis on: ``tstr`` (balanced accuracy) where they share a dataset and
+    class set, else ``ratio`` (TSTR / TRTR, comparable across datasets: :func:`mixed_datasets`)."""
+    return "ratio" if mixed_datasets(entries) else "tstr"
 
 
 def headline_rows(entries: Sequence[Compared]) -> list[dict[str, Any]]:
-    """One row per generator: ε, TSTR [CI] with chance, TSTR/TRTR [CI], worst attack AUC [CI] (chance
-    0.5), TPR at 1 % FPR [CI] (chance 0.01) and the released-samples verdict level."""
+    """One row per generator: ε, TSTR [CI] with chance and usefulness, TSTR/TRTR [CI], the strongest counted
+    attack, its AUC [CI] (chance 0.5) and its TPR at 1 % FPR [CI] (chance 0.01), and the released-samples verdict."""
     rows = []
     for e in entries:
         v = e.view
@@ -108,12 +203,15 @@ def headline_rows(entries: Sequence[Compared]) -> list[dict[str, Any]]:
         else:
             row.update(
                 {
+                    "dataset": dataset_label(e.card),
                     "TRTR (real)": with_ci(v, "utility.trtr.balanced_accuracy"),
                     "TSTR [95% CI]": with_ci(v, "utility.tstr.balanced_accuracy"),
                     "chance": "—" if chance is None else f"{chance:.3f}",
+                    "usefulness (TSTR vs chance)": usefulness_word(v),
                     "TSTR / TRTR": with_ci(v, "utility.tstr_over_trtr"),
+                    "strongest counted attack": worst_attack_name(v),
                     "worst attack AUC (chance 0.5)": with_ci(v, worst_auc_key(v)),
-                    "TPR @ 1% FPR (chance 0.01)": with_ci(v, "privacy.worst.tpr_at_1pct_fpr"),
+                    "TPR @ 1% FPR, same attack (chance 0.01)": with_ci(v, worst_tpr_key(v)),
                     "verdict": verdict(v, e.card).level,
                 }
             )

@@ -9,7 +9,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import style
-from dashboard.compare import Compared, entry_chance, entry_trtr, generator_label, shared_value, worst_auc_key
+from dashboard.compare import (
+    Compared,
+    entry_chance,
+    entry_trtr,
+    generator_label,
+    shared_value,
+    utility_measure,
+    worst_auc_key,
+)
 from dashboard.figures import _layout, density_grid
 from dashboard.summary import epsilon_of
 from synthvu_core.records import epsilon_text
@@ -42,7 +50,8 @@ def _errors(v: float, lo: float | None, hi: float | None) -> tuple[float, float]
 
 
 def measure_figure(entries: Sequence[Compared], measure: str) -> go.Figure:
-    """One bar per generator (its colour) with the 95 % CI, chance as a dotted line (and TRTR for TSTR)."""
+    """One bar per generator (its colour) with the 95 % CI, chance as a dotted line (and TRTR for TSTR; for TSTR /
+    TRTR, TRTR at 1 and each bar's chance over its TRTR)."""
     key, title, chance = MEASURES[measure]
     fig = go.Figure()
     for i, e in enumerate(entries):
@@ -71,16 +80,33 @@ def measure_figure(entries: Sequence[Compared], measure: str) -> go.Figure:
         fig.add_hline(y=chance, line={"dash": "dot", "color": style.GREY, "width": 2},
                       annotation_text=f"chance {chance:.2f}", annotation_position="top right",
                       annotation_font_size=style.SMALL_FONT_SIZE)
-    elif measure == "tstr" and shown:
-        marked.append(_reference(fig, shown, [entry_chance(e) for e in shown], "chance", style.GREY, "top right"))
-    if measure == "tstr" and shown:
-        trtr = [entry_trtr(e) for e in shown]
+    elif measure in UTILITY and shown:
+        chances = [utility_chance(e, measure) for e in shown]
+        label = "chance" if measure == "tstr" else "chance / TRTR"
+        marked.append(_reference(fig, shown, chances, label, style.GREY, "top right"))
+    if measure in UTILITY and shown:
+        trtr = [entry_trtr(e) for e in shown] if measure == "tstr" else [1.0] * len(shown)
         marked.append(_reference(fig, shown, trtr, "TRTR (real data)", style.OKABE_ITO["black"], "bottom right"))
     note = " and ".join(m.split(" (")[0] for m in marked if m)  # "chance", "TRTR"
     title_text = title + " (95% CI)" + (f"<br>each bar's own {note}" if note else "")
     legend = {"orientation": "h", "y": -0.12, "font": {"size": style.SMALL_FONT_SIZE}}
+    top = max([1.05, *(_value(e, key)[2] or 0.0 for e in shown)]) if measure == "ratio" else 1.05
     return _layout(fig, title_text, height=440, showlegend=bool(note), legend=legend,
-                   yaxis={"title": title, "range": [0, 1.05]})
+                   yaxis={"title": title, "range": [0, top]})
+
+
+#: The utility measures (the others are privacy risks): their chance is each report's own.
+UTILITY = ("tstr", "ratio")
+
+
+def utility_chance(e: Compared, measure: str) -> float | None:
+    """Chance of ``e``'s utility ``measure``: its holdout's accuracy chance for TSTR, that over its TRTR for TSTR /
+    TRTR (the ratio a classifier that guesses would score); None where the report lacks it."""
+    c = entry_chance(e)
+    if measure == "tstr" or c is None:
+        return c
+    t = entry_trtr(e)
+    return c / t if t else None
 
 
 def _reference(
@@ -89,7 +115,7 @@ def _reference(
     """A reference level of the bars (chance, TRTR): one line across where every generator's report has the same,
     else a short mark over each generator's own bar (none where its report lacks it). Returns ``label`` where marks
     were drawn, for the title, and None otherwise."""
-    dash = "dot" if label == "chance" else "dash"
+    dash = "dot" if label.startswith("chance") else "dash"
     one = shared_value(values)
     if one is not None:
         fig.add_hline(y=one, line={"dash": dash, "color": colour, "width": 2}, annotation_text=f"{label} {one:.3f}",
@@ -111,11 +137,24 @@ def _reference(
     return label
 
 
+def tradeoff_chance_note(fig: go.Figure, entries: Sequence[Compared]) -> str | None:
+    """What ``fig`` (:func:`tradeoff_compare_figure` of ``entries``) marks in each generator's colour, in words: a deck
+    drops the figure's title, so its slide says it. None where no such mark is drawn (one labelled line instead)."""
+    if not any(t.type == "scatter" and t.marker.symbol == "line-ns" for t in fig.data):
+        return None
+    what = "accuracy chance (1 / classes in its holdout)" if utility_measure(entries) == "tstr" else (
+        "chance over its TRTR (the TSTR / TRTR of a classifier that guesses)")
+    return f"A short vertical mark in a generator's colour, on its point's row, is its own {what}."
+
+
 def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
-    """Utility (TSTR) against privacy risk (worst attack AUC), both with 95 % CIs, chance on each axis."""
+    """Utility (TSTR, or TSTR / TRTR where the generators' datasets differ) against privacy risk (worst attack AUC),
+    both with 95 % CIs, chance on each axis."""
+    measure = utility_measure(entries)
+    ukey, utitle = MEASURES[measure][:2]
     fig = go.Figure()
     for i, e in enumerate(entries):
-        (x, xlo, xhi), (y, ylo, yhi) = _value(e, MEASURES["tstr"][0]), _value(e, MEASURES["auc"][0])
+        (x, xlo, xhi), (y, ylo, yhi) = _value(e, ukey), _value(e, MEASURES["auc"][0])
         if x is None or y is None:
             continue
         xm, xp = _errors(x, xlo, xhi)
@@ -134,11 +173,11 @@ def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
                 },
                 error_x={"type": "data", "array": [xp], "arrayminus": [xm], "thickness": 2.5},
                 error_y={"type": "data", "array": [yp], "arrayminus": [ym], "thickness": 2.5},
-                hovertemplate=f"{e.ident}<br>TSTR %{{x:.3f}}<br>worst AUC %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{e.ident}<br>{utitle} %{{x:.3f}}<br>worst AUC %{{y:.3f}}<extra></extra>",
             )
         )
-    chance_x = shared_value([entry_chance(e) for e in entries])
-    marked = chance_x is None and _chance_marks(fig, entries)
+    chance_x = shared_value([utility_chance(e, measure) for e in entries])
+    marked = chance_x is None and _chance_marks(fig, entries, measure)
     fig.add_hline(
         y=0.5,
         line={"dash": "dot", "color": style.GREY, "width": 2},
@@ -146,38 +185,41 @@ def tradeoff_compare_figure(entries: Sequence[Compared]) -> go.Figure:
         annotation_position="bottom left",
         annotation_font_size=style.SMALL_FONT_SIZE,
     )
-    if chance_x is not None:
-        fig.add_vline(
-            x=chance_x,
-            line={"dash": "dot", "color": style.GREY, "width": 2},
-            annotation_text=f"accuracy chance {chance_x:.2f}",
-            annotation_position="top right",
-            annotation_font_size=style.SMALL_FONT_SIZE,
-        )
-    note = "<br>each generator's accuracy chance: a mark in its colour" if marked else ""
+    for x, text, where in ((chance_x, "accuracy chance" if measure == "tstr" else "chance / TRTR", "top right"),
+                           (1.0 if measure == "ratio" else None, "TRTR (real data)", "top left")):
+        if x is not None:
+            fig.add_vline(x=x, line={"dash": "dot", "color": style.GREY, "width": 2},
+                          annotation_text=f"{text} {x:.2f}", annotation_position=where,
+                          annotation_font_size=style.SMALL_FONT_SIZE)
+    what = "accuracy chance" if measure == "tstr" else "chance / TRTR"
+    note = f"<br>each generator's {what}: a mark in its colour" if marked else ""
+    head = "Utility and privacy risk on shared axes" if measure == "tstr" else (
+        "Utility as TSTR / TRTR (the datasets differ) and privacy risk")
+    top = max([1.02, *(_value(e, ukey)[2] or 0.0 for e in entries)]) if measure == "ratio" else 1.02
     return _layout(
         fig,
-        "Utility and privacy risk on shared axes: lower right is better" + note,
+        head + ": lower right is better" + note,
         height=520,
-        xaxis={"title": "utility: TSTR balanced accuracy", "range": [0, 1.02]},
+        xaxis={"title": "utility: " + utitle + (" (each on its own holdout)" if measure == "ratio" else ""),
+               "range": [0, top]},
         yaxis={"title": "privacy risk: worst attack AUC", "range": [0.4, 1.02]},
         legend={"orientation": "h", "y": -0.2, "font": {"size": style.SMALL_FONT_SIZE}},
     )
 
 
-def _chance_marks(fig: go.Figure, entries: Sequence[Compared]) -> bool:
+def _chance_marks(fig: go.Figure, entries: Sequence[Compared], measure: str = "tstr") -> bool:
     """Where the generators' holdouts have different chance levels: a short vertical mark in each generator's
-    colour at its own accuracy chance, on the row of its point. Returns whether any was drawn."""
+    colour at its own chance of the utility ``measure``, on the row of its point. Returns whether any was drawn."""
     drawn = False
     for i, e in enumerate(entries):
-        chance, (y, _, _) = entry_chance(e), _value(e, MEASURES["auc"][0])
-        if chance is None or y is None or _value(e, MEASURES["tstr"][0])[0] is None:
+        chance, (y, _, _) = utility_chance(e, measure), _value(e, MEASURES["auc"][0])
+        if chance is None or y is None or _value(e, MEASURES[measure][0])[0] is None:
             continue
         fig.add_trace(
             go.Scatter(
                 x=[chance], y=[y], mode="markers", showlegend=False,
                 marker={"symbol": "line-ns", "size": 30, "line": {"width": 3, "color": style.generator_colour(i)}},
-                hovertemplate=f"{e.ident}<br>accuracy chance %{{x:.3f}}<extra></extra>",
+                hovertemplate=f"{e.ident}<br>chance %{{x:.3f}}<extra></extra>",
             )
         )
         drawn = True

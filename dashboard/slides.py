@@ -20,11 +20,17 @@ from dashboard.compare import (
     distinct_ids,
     entry_chance,
     generator_label,
+    mixed_datasets,
     seed_groups,
     shared_value,
+    unique_folders,
+    usefulness_word,
+    utility_measure,
+    worst_attack_name,
     worst_auc_key,
+    worst_tpr_key,
 )
-from dashboard.compare_figures import measure_figure, tradeoff_compare_figure
+from dashboard.compare_figures import measure_figure, tradeoff_chance_note, tradeoff_compare_figure
 from dashboard.summary import epsilon_text, verdict, with_ci
 from synthvu_core.records import epochs_text
 
@@ -47,6 +53,13 @@ DECK_STYLE = f"""
 .reveal .slides section {{ text-align: left; }}
 .reveal td .cell {{ white-space: normal; display: inline-block; max-width: 520px; text-align: left; }}
 .reveal td.why {{ text-align: left; white-space: normal; font-size: 20px; color: #333; }}
+.reveal td.useful {{ text-align: left; }}
+.reveal td.useful span {{ display: inline-block; white-space: normal; max-width: 190px; }}
+.reveal table.stack {{ font-size: 22px; }}
+.reveal table.stack th {{ white-space: normal; }}
+.reveal table.stack th, .reveal table.stack td {{ padding: 4px 10px; }}
+.reveal table.stack .ci {{ display: block; }}
+.reveal .not-useful {{ color: {style.VERDICT_COLOURS["leak"]}; font-weight: 700; }}
 """
 
 
@@ -62,17 +75,32 @@ def _num(e: Compared, key: str) -> str:
     if v is None:
         return f"<span class='note'>{_esc(with_ci(e.view, key))}</span>"
     lo, hi = e.view.scalar(key + "_ci_low"), e.view.scalar(key + "_ci_high")
-    ci = f" <span class='note'>[{lo:.3f}, {hi:.3f}]</span>" if lo is not None and hi is not None else ""
+    ci = f" <span class='note ci'>[{lo:.3f}, {hi:.3f}]</span>" if lo is not None and hi is not None else ""
     return f"<span class='num' data-model='{_esc(e.ident)}' data-key='{_esc(key)}'>{v:.3f}</span>{ci}"
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+#: ``report table``'s usefulness column.
+USEFULNESS = "usefulness (TSTR vs chance)"
+#: Table columns whose cells wrap (words, not numbers), and their cell class.
+_WRAPPED = {"why": "why", USEFULNESS: "useful"}
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], stack: bool = False) -> str:
+    """An HTML table; ``stack``: each interval on a line below its number, headers wrapped (a wide table fits)."""
     h = "".join(f"<th>{_esc(c)}</th>" for c in head)
     b = "".join(
-        "<tr>" + "".join(f"<td{' class=why' if h == 'why' else ''}>{c}</td>" for h, c in zip(head, r)) + "</tr>"
+        "<tr>" + "".join(f"<td{f' class={_WRAPPED[h]}' if h in _WRAPPED else ''}>{c}</td>" for h, c in zip(head, r))
+        + "</tr>"
         for r in rows
     )
-    return f"<table><tr>{h}</tr>{b}</table>"
+    return f"<table{' class=stack' if stack else ''}><tr>{h}</tr>{b}</table>"
+
+
+def _useful_cell(e: Compared) -> str:
+    """``report table``'s usefulness label of ``e``'s report, tagged like a number (tests read it back)."""
+    word = usefulness_word(e.view)
+    cls = "not-useful" if word.startswith("not useful") else "word"
+    return f"<span class='{cls}' data-model='{_esc(e.ident)}' data-key='usefulness'>{_esc(word)}</span>"
 
 
 def _badge(level: str) -> str:
@@ -135,6 +163,7 @@ def _useful(entries: Sequence[Compared], fig: _Figures) -> str:
             _esc(generator_label(e.ident, e.source)),
             _num(e, "utility.tstr.balanced_accuracy"),
             "—" if c is None else f"{c:.3f}",
+            _useful_cell(e),
             _num(e, "utility.trtr.balanced_accuracy"),
             _num(e, "utility.tstr_over_trtr"),
         ]
@@ -144,11 +173,14 @@ def _useful(entries: Sequence[Compared], fig: _Figures) -> str:
     guess = f"guessing scores {one:.2f}" if one is not None else "guessing scores each holdout's own chance (column)"
     lead = ("A position classifier trained on synthetic VUs, tested on real patients (TSTR), against one trained "
             f"on real VUs (TRTR); {guess}.")
+    mixed = mixed_datasets(entries, brief=True)
+    height = max(200, 330 - 25 * max(0, len(entries) - 2) - (60 if mixed else 0))  # the slide holds 720 px
     return (
         "<section><h2>Is it useful?</h2>"
         f"<p class='lead'>{_esc(lead)}</p>"
-        + _table(["generator", "TSTR [95% CI]", "chance", "TRTR [95% CI]", "TSTR / TRTR"], rows)
-        + fig(measure_figure(entries, "tstr"), height=330)
+        + (f"<p class='note mixed'>{_esc(mixed)}</p>" if mixed else "")
+        + _table(["generator", "TSTR [95% CI]", "chance", USEFULNESS, "TRTR [95% CI]", "TSTR / TRTR"], rows, stack=True)
+        + fig(measure_figure(entries, utility_measure(entries)), height=height)
         + "</section>"
     )
 
@@ -186,26 +218,34 @@ def _leaks(entries: Sequence[Compared]) -> str:
         rows.append(
             [
                 _esc(generator_label(e.ident, e.source)),
-                _num(e, worst_auc_key(e.view)) if e.view is not None else "—",
-                _num(e, "privacy.worst.tpr_at_1pct_fpr"),
+                (_num(e, worst_auc_key(e.view)) + f"<span class='note ci'>{_esc(worst_attack_name(e.view))}</span>")
+                if e.view is not None else "—",
+                _num(e, worst_tpr_key(e.view)) if e.view is not None else "—",
                 _badge(v.level),
                 _esc(first),
             ]
         )
     return (
         "<section><h2>Does it leak?</h2>"
-        "<p class='lead'>The strongest counted membership attack on the released samples: AUC 0.5 and "
-        "TPR 0.01 at 1% FPR are chance.</p>"
-        + _table(["generator", "worst AUC [95% CI]", "TPR @ 1% FPR", "verdict", "why"], rows)
+        "<p class='lead'>The strongest counted membership attack on the released samples, its AUC and its TPR at 1% "
+        "FPR: AUC 0.5 and TPR 0.01 are chance.</p>"
+        + _table(["generator", "strongest attack: AUC [95% CI]", "its TPR @ 1% FPR [95% CI]", "verdict", "why"], rows,
+                 stack=True)
         + "</section>"
     )
 
 
 def _tradeoff(entries: Sequence[Compared], fig: _Figures) -> str:
+    """Utility against risk; the slide says what the figure's dropped title said (its chance marks, its axis)."""
+    figure = tradeoff_compare_figure(entries)
+    utility = "TSTR / TRTR (the datasets differ: each on its own holdout)" if mixed_datasets(entries) else "Utility"
+    marks = tradeoff_chance_note(figure, entries)
     return (
         "<section><h2>The trade-off</h2>"
-        "<p class='lead'>Utility against privacy risk, each with its 95% CI: lower right is better.</p>"
-        + fig(tradeoff_compare_figure(entries), height=540)
+        f"<p class='lead'>{_esc(utility)} against privacy risk (the strongest counted attack's AUC), each with its "
+        "95% CI: lower right is better.</p>"
+        + (f"<p class='note chance'>{_esc(marks)}</p>" if marks else "")
+        + fig(figure, height=470 if marks else 540)
         + "</section>"
     )
 
@@ -235,6 +275,7 @@ def entries_from_folders(folders: Sequence[str | Path]) -> list[Compared]:
     from synthvu_core.evaluation.report import load_report
     from synthvu_core.models.registry import load_card
 
+    folders = unique_folders(folders)  # one generator given twice is one entry
     cards = [load_card(f) for f in folders]
     ids = distinct_ids([(str(c.get("name") or Path(f).name), Path(f).resolve()) for c, f in zip(cards, folders)])
     out = []
