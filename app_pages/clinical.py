@@ -71,10 +71,11 @@ def _privacy(rep: dict) -> None:
     p, leak = rep["privacy"]["released"], rep["privacy"]["leaky_control"]
     st.plotly_chart(clinical.risk_figure(rep), width="stretch", config=style.plot_config(), key="clin-risk")
     rows = []
-    for name, part in (("released table", p), ("leaky control (rows copied from members)", leak)):
+    said = clinical.readings(p["caught"], leak["caught"])
+    for (name, part), reading in zip((("released table", p), ("leaky control (rows copied from members)", leak)),
+                                     said):
         rows.append({"table": name, **{RISK_TEXT[k]: _ci(part[k]) for k in RISK_TEXT},
-                     "DCR AUC": _auc(part["dcr"]),
-                     "caught": "yes" if part["caught"] else "no"})
+                     "DCR AUC": _auc(part["dcr"]), "reading": reading})
     frame.table(rows)
     total = p.get("n_members_total", p["n_members"])
     attacked = (f"{p['n_members']} of the {total} train patients' rows, drawn to the control's size" if total !=
@@ -83,7 +84,9 @@ def _privacy(rep: dict) -> None:
                f"patients' rows; {p['n_synthetic']} synthetic rows). A risk is how much better the attack does on the "
                "members than on the control, with anonymeter's 95 % interval. DCR: distance of each real row to its "
                "closest synthetic row, members against non-members (ROC AUC, 0.5 = no signal). A table is caught "
-               "where a risk's interval lies above 0 or the DCR AUC's above 0.5. So few patients give wide intervals.")
+               "where a risk's interval lies above 0 or the DCR AUC's above 0.5; the released table is read "
+               "\"not caught\" only where the same tests catch the leaky control, else \"inconclusive (no power)\". "
+               "So few patients give wide intervals.")
 
 
 def _joint_attack(rep: dict) -> None:
@@ -93,9 +96,10 @@ def _joint_attack(rep: dict) -> None:
         st.info("This report predates the joint attack: run `python -m synthvu_core clinical evaluate MODEL` again.")
         return
     st.plotly_chart(clinical.joint_attack_figure(rep), width="stretch", config=style.plot_config(), key="clin-joint")
+    said = clinical.readings(j["released"]["caught"], j["leaky_control"]["caught"])
     rows = [{"synthetic set": name, **{text: _auc(j[key][part]) for part, text in clinical.JOINT_PARTS},
-             "caught": "yes" if j[key]["caught"] else "no"}
-            for key, name in (("released", "released"), ("leaky_control", "leaky control"))]
+             "reading": reading}
+            for (key, name), reading in zip((("released", "released"), ("leaky_control", "leaky control")), said)]
     frame.table(rows)
     r = j["released"]
     st.caption(f"{r['n_member_patients']} training (member) against {r['n_nonmember_patients']} holdout patients, "

@@ -7,7 +7,17 @@ import streamlit as st
 from dashboard import frame, loaders, style, volumes
 from dashboard.figures import frontier_figure, patients_figure, tradeoff_figure
 from dashboard.patient_counts import patients_axis, size_family
-from dashboard.summary import cohort_family, dataset_label, epsilon_of, fmt, headline, recipe_key, usefulness_of
+from dashboard.summary import (
+    cohort_family,
+    composed_bound_holds,
+    composed_short,
+    dataset_label,
+    epsilon_of,
+    fmt,
+    headline,
+    recipe_key,
+    usefulness_of,
+)
 from synthvu_core.errors import SynthVUError
 from synthvu_core.records import RATIO_KEY, attack_key, utility_key
 
@@ -17,7 +27,8 @@ def _row(info: object, view: object) -> dict:
     card = info.card
     dp = card.get("dp") or {}
     h = headline(view, card)
-    row = {"name": info.name, "epsilon": epsilon_of(card, view), "tstr": h.tstr, "trtr": h.trtr, "ratio": h.ratio,
+    row = {"name": info.name, "epsilon": epsilon_of(card, view), "composed": composed_short(card),
+           "bound_holds": composed_bound_holds(card) if dp else None, "tstr": h.tstr, "trtr": h.trtr, "ratio": h.ratio,
            "risk": h.worst_auc, "worst_auc": h.worst_auc, "worst_tpr1": h.worst_tpr1,
            "route": "pretrained" if (card.get("training") or {}).get("init_from") else "scratch",
            "dataset": (card.get("dataset") or {}).get("fingerprint"), "dataset_label": dataset_label(card),
@@ -36,6 +47,20 @@ def _row(info: object, view: object) -> dict:
 
 def _cell(r: dict, key: str) -> str:
     return fmt(r[key]) + (f" [{fmt(r[key + '_lo'])}, {fmt(r[key + '_hi'])}]" if r.get(key + "_lo") is not None else "")
+
+
+def _protects(rows: list[dict], fp: str, n: int | None) -> str:
+    """What the DP points claim: each point's ε is its own run's; a patient is protected only by the bound composed
+    over every run on its patients, which a run without DP on them voids."""
+    dp = [r for r in rows if r["dataset"] == fp and r["unit"] == "patient"]
+    if not dp or not n:
+        return ""
+    void = sorted(r["name"] for r in dp if r["bound_holds"] is False)
+    head = f" Each DP point's ε is its own run's ({n} train patients); runs on the same patients compose."
+    if void:
+        return head + (f" Composed over every run on this dataset's patients the bound is void (ε = ∞: a run without "
+                       f"DP used them) for {', '.join(void)}: released together, they protect no patient.")
+    return head + " The composed ε of each is in the table."
 
 
 def _frontier(rows: list[dict], label: str, fp: str) -> None:
@@ -60,6 +85,7 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
                 **({"cohort": r.get("cohort") or "—"} if several else {}),
                 "route": r["route"],
                 "ε (patient)": "∞ (no DP)" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+                "composed ε (every run on its patients)": r["composed"],
                 "δ": "—" if r["delta"] is None else f"{r['delta']:.0e}",
                 "TSTR": _cell(r, "tstr"),
                 "usefulness": {"not_useful": "NOT USEFUL (reaches chance)", "above_chance": "above chance"}.get(
@@ -80,7 +106,7 @@ def _frontier(rows: list[dict], label: str, fp: str) -> None:
             "this cohort's (the run-to-run spread per ε); their non-DP runs are baselines trained on a twin cohort, "
             "so they spend none of this cohort's privacy. The TRTR line is this cohort's."
         )
-    protects = f" DP generators protect a patient ({n} train patients)." if n else ""
+    protects = _protects(mine, fp, n)
     st.caption(
         f"Dataset {label}: TRTR {fmt(trtr)}, chance {fmt(chance)} (1 / classes in the holdout). Both panels share "
         f"one log ε axis; generators trained without DP sit at \"no DP (ε = ∞)\".{protects} Where several runs of "

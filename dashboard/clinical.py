@@ -182,3 +182,11 @@ def joint_attack_figure(report: dict[str, Any]) -> go.Figure:
     fig.add_hline(y=0.5, line_dash="dash", line_color=style.GREY, annotation_text="chance 0.5")
     fig.update_yaxes(range=[0, 1.02])
     return fig
+
+
+def readings(released_caught: bool, control_caught: bool) -> tuple[str, str]:
+    """What the page says of the released table (or pair) and of its leaky control: the released one read against
+    the control (``inconclusive (no power)`` where the control is not caught either), the control caught or not."""
+    from synthvu_core.evaluation.clinical import reading
+
+    return reading(released_caught, control_caught), "caught" if control_caught else "not caught"

@@ -17,6 +17,7 @@ import numpy as np
 
 from dashboard.summary import (
     ReportView,
+    composed_short,
     dataset_label,
     epsilon_of,
     usefulness_of,
@@ -197,6 +198,7 @@ def headline_rows(entries: Sequence[Compared]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "generator": generator_label(e.ident, e.source),
             "DP ε": epsilon_value(eps, none="no DP"),
+            "composed ε (every run on its patients)": composed_short(e.card),
         }
         if v is None:
             row.update({"report": "none yet"})

@@ -19,6 +19,7 @@ from dashboard.summary import (
     ReportView,
     attack_rows,
     attacks_present,
+    composed_short,
     control_rows,
     epsilon_text,
     fmt,
@@ -153,6 +154,7 @@ def report_html(sel: Any) -> str:
                     "worst attack AUC": h.worst_auc,
                     "worst TPR @ 1% FPR": h.worst_tpr1,
                     "DP ε": epsilon_value(h.epsilon),
+                    "composed ε": composed_short(card),
                 }
             ]
         ),

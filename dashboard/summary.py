@@ -113,6 +113,13 @@ def composed_text(card: Mapping[str, Any]) -> str | None:
     return text(card)
 
 
+def composed_short(card: Mapping[str, Any] | None) -> str:
+    """The card's composed bound in a few words ("composed 10.74 over 3 runs"), "—" for a card without DP."""
+    from synthvu_core.models.ledger import composed_short as short
+
+    return short(card) if (card or {}).get("dp") else "—"
+
+
 def composed_bound_holds(card: Mapping[str, Any] | None) -> bool | None:
     """True where the card's ledger composes to a finite ε, False where infinite, None without a ledger."""
     from synthvu_core.models.ledger import composed_of

@@ -451,17 +451,24 @@ def _clinical_report_lines(rep: Mapping[str, Any]) -> list[str]:
         f"[{_num(ag['real']['interval'][0])}, {_num(ag['real']['interval'][1])}], synthetic "
         f"{_num(ag['synthetic']['rho'])}: {'within' if ag['within_real_interval'] else 'outside'} the real interval",
     ]
+    from synthvu_core.evaluation.clinical import reading
+
+    control = rep["privacy"]["leaky_control"]["caught"]
     for name, text in (("released", "released table"), ("leaky_control", "leaky control")):
         p = rep["privacy"][name]
+        said = reading(p["caught"], control) if name == "released" else ("caught" if p["caught"] else "not caught")
         out.append(f"- table privacy, {text}: singling out {_ci_text(p['singling_out'], 'risk')}, linkability "
                    f"{_ci_text(p['linkability'], 'risk')}, inference {_ci_text(p['inference'], 'risk')}, DCR AUC "
-                   f"{_ci_text(p['dcr'], 'auc')}; caught: {'yes' if p['caught'] else 'no'}")
+                   f"{_ci_text(p['dcr'], 'auc')}; {said}")
+    joint = rep.get("joint_membership") or {}
     for name, text in (("released", "released pair"), ("leaky_control", "leaky control")):
-        j = (rep.get("joint_membership") or {}).get(name)
+        j = joint.get(name)
         if j:
+            said = (reading(j["caught"], bool((joint.get("leaky_control") or {}).get("caught"))) if name == "released"
+                    else ("caught" if j["caught"] else "not caught"))
             out.append(f"- joint membership attack (patients; row and VUs together), {text}: AUC "
                        f"{_ci_text(j['joint'], 'auc')} (row alone {_ci_text(j['row'], 'auc')}, VUs alone "
-                       f"{_ci_text(j['vus'], 'auc')}); caught: {'yes' if j['caught'] else 'no'}")
+                       f"{_ci_text(j['vus'], 'auc')}); {said}")
     return out
 
 

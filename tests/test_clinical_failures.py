@@ -356,3 +356,28 @@ def test_table_report_reads_the_released_table_against_the_leaky_control(monkeyp
     out = commands.table_report(table.iloc[:4], table.iloc[4:], table.iloc[4:])
     assert out["privacy"]["released"]["reading"] == "inconclusive (no power)"
     assert clinical.reading(False, True) == "not caught" and clinical.reading(True, False) == "caught"
+
+
+def test_the_model_card_and_page_read_the_released_table_against_the_leaky_control():
+    """Where the leaky control is not caught either, the card and the Clinical page say "inconclusive (no power)",
+    never a bare "caught: no" that reads as cleared."""
+    import copy
+    from pathlib import Path
+
+    from dashboard.clinical import readings
+    from synthvu_core.modelcard import _clinical_report_lines
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "acgan-joint-dp-phantom" / "report" / "clinical.json"
+    if not shipped.is_file():
+        pytest.skip("the shipped joint generator's clinical report is absent")
+    rep = json.loads(shipped.read_text())
+    text = "\n".join(_clinical_report_lines(rep))
+    assert "released table:" in text and text.split("released table:")[1].split("\n")[0].endswith("; not caught")
+    blind = copy.deepcopy(rep)
+    blind["privacy"]["leaky_control"]["caught"] = False
+    blind["joint_membership"]["leaky_control"]["caught"] = False
+    lines = _clinical_report_lines(blind)
+    released = [line for line in lines if "released" in line]
+    assert len(released) == 2 and all(line.endswith("; inconclusive (no power)") for line in released), released
+    assert readings(False, False) == ("inconclusive (no power)", "not caught")
+    assert readings(True, False)[0] == "caught" and readings(False, True) == ("not caught", "caught")

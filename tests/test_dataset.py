@@ -414,3 +414,14 @@ def test_generator_design_reads_the_parts_evaluate_reads_and_survives_a_broken_t
     assert seen == {"refused", "read"}
     (tmp_path / "vus" / "units.csv").write_text("patient_id,level\nsub-00,\n")  # a table cut short
     assert generator_design({**base, "dataset": {**base["dataset"], "split": split}}) is None
+
+
+@pytest.mark.parametrize("text", ["nan,0.2,0.2", "0.6,0.2,inf", "0.6,-0.2,0.6", "0,0,0"])
+def test_split_ratios_that_are_not_finite_non_negative_numbers_are_one_line(text):
+    """``--split`` of ``train`` and ``data build``: nan, inf, a negative or all-zero ratio is named, never a
+    traceback nor a dataset split by an infinite share."""
+    from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.errors import DataError
+
+    with pytest.raises(DataError, match="must be finite, non-negative and not all zero"):
+        SplitConfig.parse(text)

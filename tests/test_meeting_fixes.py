@@ -262,3 +262,22 @@ def _app(model: str | None = None):
     from fixtures.dashboard_models import start_app
 
     return start_app(model)
+
+
+# ---- F. the ε shown is the run's, beside the bound composed over every run on its patients -------------------------
+def test_tradeoffs_and_compare_show_the_composed_bound_beside_the_runs_own(shipped_only: None) -> None:
+    """acgan-dp-e3 (ε 2.99 for its run) shares its 240 patients with runs without DP: the page never says its DP
+    generators protect a patient, names the void bound, and every DP row carries the composed ε."""
+    at = _app("acgan-dp-e3")
+    at.switch_page("app_pages/tradeoffs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "DP generators protect a patient" not in captions
+    assert "bound is void" in captions and "acgan-dp-e3" in captions.split("bound is void")[1]
+    shown = " ".join(t.value.to_string() for t in at.table)
+    assert "composed ∞ over" in shown
+    from dashboard.compare import headline_rows
+
+    card = json.loads((MODELS / "acgan-dp-e3" / "card.json").read_text())
+    (row,) = headline_rows([Compared("acgan-dp-e3", MODELS / "acgan-dp-e3", card, None)])
+    assert row["DP ε"] == "2.99" and row["composed ε (every run on its patients)"].startswith("composed ∞ over")

@@ -295,6 +295,40 @@ def test_a_card_read_later_composes_the_runs_recorded_since(tmp_path):
         assert composed_of(first) == (pytest.approx(own), 1)
 
 
+def test_a_card_composes_with_the_runs_its_siblings_record_on_the_same_patients(tmp_path, monkeypatch, capsys):
+    """On a machine whose ledgers never saw the runs (a fresh clone of shipped generators), a card written before a
+    later run on its very training patients still composes with it: the later run's card records it. A card of
+    another split of the same dataset (other patients) adds nothing."""
+    import shutil
+
+    from synthvu_core.data.dataset import SplitConfig
+    from synthvu_core.models.ledger import composed_of
+
+    tiny_dataset().save(tmp_path / "ds")
+    ds = VUDataset.load(tmp_path / "ds")
+    models = tmp_path / "models"
+    for name in ("a", "b"):
+        train(ds, models / name, small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    tiny_dataset().with_split(SplitConfig(0.5, 0.25, 0.25, seed=1)).save(tmp_path / "ds1")
+    train(VUDataset.load(tmp_path / "ds1"), models / "c", small(steps=1), progress=False)  # no DP, other split
+    first, second = load_card(models / "a"), load_card(models / "b")
+    assert load_card(models / "c")["dataset"]["fingerprint"] == first["dataset"]["fingerprint"]
+    shutil.rmtree(tmp_path / "ds")  # another machine: no dataset folder, a fresh user ledger
+    shutil.rmtree(tmp_path / "ds1")
+    monkeypatch.setenv("SYNTHVU_LEDGER", str(tmp_path / "fresh.json"))
+    own = first["privacy_ledger"]["composed_epsilon"]
+    assert composed_of(first) == (pytest.approx(own), 1)  # not listed: its own record
+    monkeypatch.setenv("SYNTHVU_MODELS", str(models))
+    eps, runs = composed_of(first)
+    assert runs == 2 and eps == pytest.approx(second["privacy_ledger"]["composed_epsilon"]) and eps > own * 1.2
+    assert composed_of(second) == (pytest.approx(eps), 2)  # its own block already holds the first run: once
+    from synthvu_core.cli import main
+
+    assert main(["models", "list"]) == 0
+    listed = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert listed["a"][5:7] == [f"{first['dp']['epsilon']:.2f}", f"{eps:.2f}"]  # the run's ε, then the composed one
+
+
 def test_verdict_b_quotes_the_composed_bound_not_the_runs_own():
     from synthvu_core.evaluation.verdicts import private_discriminator_epsilon, released_discriminator_verdict
 

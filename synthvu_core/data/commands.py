@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,11 +158,8 @@ def _build(args: argparse.Namespace) -> int:
     check_dataset_out(args.out, force=args.force)  # before any work: never replace what is not ours
     config = _extract_config(args)
     from synthvu_core.data.dataset import SplitConfig
-    from synthvu_core.errors import DataError
 
     split = SplitConfig.parse(args.split, args.split_seed, stratify=not args.no_stratify)
-    if not all(math.isfinite(r) for r in (split.train, split.holdout, split.reference)):
-        raise DataError(f"--split {args.split!r}: the ratios must be finite numbers, such as 0.6,0.2,0.2")
     if args.phantom is not None:
         recipe = PhantomRecipe.for_cohort(args.phantom, seed=args.seed, contrast=args.contrast, config=config,
                                           split=split)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -98,6 +99,8 @@ class SplitConfig:
             ratios = []
         if len(ratios) != 3:
             raise DataError(f"--split {text!r}: give three ratios TRAIN,HOLDOUT,REFERENCE such as 0.6,0.2,0.2")
+        if not all(math.isfinite(r) and r >= 0 for r in ratios) or sum(ratios) <= 0:
+            raise DataError(f"--split {text!r}: the ratios must be finite, non-negative and not all zero")
         return cls(*ratios, seed=seed, stratify=stratify)
 
     @classmethod

@@ -38,8 +38,10 @@ def _dp_cell(card: dict[str, Any]) -> str:
     dp = card.get("dp") or {}
     if not dp:
         return "—"
+    from synthvu_core.models.ledger import composed_short
+
     unit = dp.get("unit") or "VU"
-    return f"ε {epsilon_value(dp['epsilon'])}, δ {dp['delta']:.0e} per {unit}"
+    return f"ε {epsilon_value(dp['epsilon'])} this run, {composed_short(card)}; δ {dp['delta']:.0e} per {unit}"
 
 
 def _trained_on(card: dict[str, Any]) -> str:

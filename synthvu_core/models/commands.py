@@ -738,15 +738,22 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _print_table(infos: list) -> None:
-    print(f"{'name':<24} {'source':<8} {'arch':<8} {'scheme':<7} {'shape':<10} {'epsilon':<8} {'D':<2} report")
+    import math
+
+    from synthvu_core.models.ledger import composed_of
+
+    print(f"{'name':<24} {'source':<8} {'arch':<8} {'scheme':<7} {'shape':<10} {'epsilon':<8} {'composed':<9} "
+          f"{'D':<2} report")
     for i in infos:
         s = i.summary()
         eps = epsilon_value(s["epsilon"], none="-")
+        found = composed_of(i.card) if i.card.get("dp") else None
+        composed = "-" if found is None else epsilon_value(None if math.isinf(found[0]) else found[0])
         shape = "x".join(map(str, s["shape"]))
         report = _report_state(i.path) if s["has_report"] else "n"
         print(
             f"{s['name']:<24} {s['source']:<8} {s['architecture']:<8} {s['scheme']:<7} {shape:<10} {eps:<8} "
-            f"{'y' if s['has_discriminator'] else 'n':<2} {report}"
+            f"{composed:<9} {'y' if s['has_discriminator'] else 'n':<2} {report}"
         )
 
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthvu_core.errors import DataError
 from synthvu_core.names import IMAGE_DIGESTS, LEDGER_FILE
-from synthvu_core.records import epsilon_text
+from synthvu_core.records import epsilon_text, epsilon_value
 
 if TYPE_CHECKING:
     from synthvu_core.data.dataset import VUDataset
@@ -352,25 +352,43 @@ def _bound(block: Mapping[str, Any]) -> tuple[float, int]:
 
 def recomposed_block(card: Mapping[str, Any]) -> dict[str, Any] | None:
     """The card's ``privacy_ledger`` block with the runs recorded on its patients since it was written
-    (:func:`later_runs`) added as a released card shows entries, its ``runs`` and composed epsilon updated and
-    ``later_runs`` counting them (the block as it is where there are none); what ``share`` writes, so a recipient
-    reads the bound the sender knows. None as in :func:`composed_of`."""
+    (:func:`later_runs`) and those other listed cards record on the same patients (:func:`sibling_runs`) added as a
+    released card shows entries, its ``runs`` and composed epsilon updated and ``later_runs`` /
+    ``runs_from_other_cards`` counting them (the block as it is where there are none); what ``share`` writes, so a
+    recipient reads the bound the sender knows. None as in :func:`composed_of`."""
     block = card.get("privacy_ledger")
     if not isinstance(block, Mapping) or block.get("kept") == NOT_KEPT:
         return None
     later = later_runs(card)
-    if not later:
+    known = {_run_key(e) for e in [*(block.get("entries") or []), *later]}
+    siblings = [e for e in sibling_runs(card) if _run_key(e) not in known]
+    if not later and not siblings:
         return dict(block)
     own = _own_run(block)
-    entries = [*(block.get("entries") or []), *(_card_entry(e) for e in later)]
+    entries = [*(block.get("entries") or []), *(_card_entry(e) for e in [*later, *siblings])]
     eps = block.get("composed_epsilon")
     if eps is not None:  # infinite stays infinite; a finite one is recomposed at the block's delta
         delta = block.get("delta")
-        eps = composed_epsilon(entries, float(delta)) if delta is not None else math.inf
+        eps = _composition(entries, float(delta)) if delta is not None else math.inf
         eps = None if math.isinf(eps) else eps
-    runs = int(block.get("runs") or len(block.get("entries") or [])) + len(later)
+    runs = int(block.get("runs") or len(block.get("entries") or [])) + len(later) + len(siblings)
     return {**block, "entries": entries, "runs": runs, "composed_epsilon": eps, "run_id": own,
-            "later_runs": int(block.get("later_runs") or 0) + len(later)}
+            "later_runs": int(block.get("later_runs") or 0) + len(later),
+            "runs_from_other_cards": int(block.get("runs_from_other_cards") or 0) + len(siblings)}
+
+
+def _composition(entries: list[Mapping[str, Any]], delta: float) -> float:
+    """:func:`composed_epsilon` of ``entries``, taken from a listed card whose block composed the very same runs at
+    the same delta where there is one (no accountant to load), else computed."""
+    runs = {_run_key(e) for e in entries}
+    for other in _registry_cards():
+        block = other.get("privacy_ledger")
+        if not isinstance(block, Mapping) or block.get("delta") != delta or block.get("kept") == NOT_KEPT:
+            continue
+        if {_run_key(e) for e in block.get("entries") or []} == runs:
+            eps = block.get("composed_epsilon")
+            return math.inf if eps is None else float(eps)
+    return composed_epsilon(entries, delta)
 
 
 def _own_run(block: Mapping[str, Any]) -> str | None:
@@ -403,6 +421,69 @@ def later_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [e for e in shared if _run_key(e) not in known]
 
 
+def _training_identity(card: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """What names a card's training patients exactly: its dataset's fingerprint, split and part (None without a
+    fingerprint)."""
+    ds = card.get("dataset") or {}
+    if not isinstance(ds, Mapping) or not ds.get("fingerprint"):
+        return None
+    return str(ds["fingerprint"]), json.dumps(ds.get("split"), sort_keys=True), str(ds.get("part") or "train")
+
+
+_CARDS: dict[tuple, list[Mapping[str, Any]]] = {}  #: the registry's cards, by their files' paths and times
+
+
+def _registry_cards() -> list[Mapping[str, Any]]:
+    """The cards of every generator the registry lists (shipped and ``$SYNTHVU_MODELS``), read once a process
+    while none of their files changes; a card that cannot be read is left out."""
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.models.registry import CARD_FILE, _candidate_folders, load_card, model_roots
+
+    try:
+        files = [f / CARD_FILE for root, _ in model_roots() for f in _candidate_folders(root)]
+        key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+    except OSError:
+        return []
+    if key not in _CARDS:
+        cards = []
+        for f in files:
+            try:
+                cards.append(load_card(f.parent))
+            except (SynthVUError, OSError):
+                continue
+        _CARDS.clear()
+        _CARDS[key] = cards
+    return _CARDS[key]
+
+
+def sibling_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs other generators' cards record on this card's very training patients (same dataset fingerprint,
+    split and part), as released cards show entries: each such card's ledger block, or its own run where it has
+    none. A shipped card written before later runs on its patients thus composes with them on a machine whose
+    ledgers never saw them; a run counted twice only makes the bound looser, never tighter."""
+    mine = _training_identity(card)
+    if mine is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for other in _registry_cards():
+        if other is card or _training_identity(other) != mine:
+            continue
+        block = other.get("privacy_ledger")
+        entries = block.get("entries") if isinstance(block, Mapping) else None
+        out += [dict(e) for e in entries] if entries else [_card_entry(run_entry(other))]
+    return list({_run_key(e): e for e in reversed(out)}.values())[::-1]
+
+
+def composed_short(card: Mapping[str, Any]) -> str:
+    """A few words on the card's composed bound for a table cell or a legend: "composed 10.74 over 3 runs",
+    "composed ∞ over 15 runs", or "not composed" where no run was recorded (:func:`composed_of` gives None)."""
+    found = composed_of(card)
+    if found is None:
+        return "not composed"
+    eps, runs = found
+    return f"composed {epsilon_value(None if math.isinf(eps) else eps)} over {runs} run{'s' if runs != 1 else ''}"
+
+
 def spent_text(found: tuple[float, int]) -> str:
     """One line on what :func:`spent_on` found."""
     eps, runs = found
@@ -420,8 +501,9 @@ def composed_text(card: Mapping[str, Any]) -> str | None:
     if block is None:
         return None
     eps, runs = _bound(block)
-    later = int(block.get("later_runs") or 0)
+    later, cards = int(block.get("later_runs") or 0), int(block.get("runs_from_other_cards") or 0)
     since = f", {later} of them after this card was written" if later else ""
+    since += f", {cards} of them recorded by other generators' cards on the same patients" if cards else ""
     over = f"over the {runs} run{'s' if runs != 1 else ''} recorded on its training data{since}"
     if math.isinf(eps):
         return (f"composed ε = ∞ {over}: a run without differential privacy was trained on these patients, "
