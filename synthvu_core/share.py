@@ -29,12 +29,14 @@ from synthvu_core.errors import CheckpointError, SynthVUError
 from synthvu_core.names import (
     ARRAYS_FILE,
     CARD_FILE,
+    CLINICAL_REPORT_FILE,
     CONTROLS_DIR,
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
     NOT_COVERED_BY_DP,
     REPORT_DIR,
     REPORT_FILE,
+    SYNTHETIC_TABLE_FILE,
     VOLUME_REPORT,
 )
 
@@ -55,6 +57,7 @@ PUBLIC_META: tuple[str, ...] = (
     "discriminator_attack", "missing", "notes", "model", "dp_epsilon", "dp_delta", "control_definitions",
     "generator_sha256", "dp_unit", "dp_n_patients", "dp_private_runs", "dp_composed_bound", "dp_composed_epsilon",
     "dp_composed_runs",
+    "utility",  # the classifier seeds, the train and holdout sizes (counts) and the kind of interval
     # the verdicts and what they are read from (aggregates: AUCs, intervals, p-values, power), and the digest
     "verdicts", "power", "independent_control", "content_sha256",
 )
@@ -221,13 +224,15 @@ def _public_report(src: Path, dst: Path) -> list[str]:
     return left_out
 
 
-def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = False) -> Path:
+def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = False, check: bool = True) -> Path:
     """Write the shareable copy of a generator folder at ``out`` (atomically); returns ``out``.
 
     Args:
         model_dir: the generator folder.
         out: the folder to write; it must not exist, or be empty.
         with_discriminator: include the discriminator (refused unless it was trained with DP).
+        check: load the weights and the report first (refusing what a collaborator could not use); the wheel's
+            build hook passes False, as it runs without torch (the test suite loads every shipped generator).
     """
     from synthvu_core import modelcard
     from synthvu_core.models.ledger import recomposed_block
@@ -247,7 +252,8 @@ def share(model_dir: str | Path, out: str | Path, *, with_discriminator: bool = 
         raise CheckpointError(f"{src / DISCRIMINATOR_FILE}: no discriminator in this folder")
     if not (src / GENERATOR_FILE).is_file():
         raise CheckpointError(f"{src / GENERATOR_FILE}: generator weights are missing")
-    _check_loads(src)
+    if check:
+        _check_loads(src)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SynthVUError(f"{out}: already exists and is not an empty folder; choose a new --out")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
@@ -326,8 +332,9 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
         doc.pop("numerics", None)  # as a VU report's meta.numerics: not in PUBLIC_META
         (dst / REPORT_DIR / VOLUME_REPORT).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         included.append(f"{REPORT_DIR}/{VOLUME_REPORT} (aggregates only)")
-    else:
+    elif not (src / REPORT_DIR / CLINICAL_REPORT_FILE).is_file():
         absent[REPORT_DIR] = "this generator has no evaluation report"
+    included += _clinical_parts(src, dst)
     training = sorted((src / "training").glob("montage_step*.png")) + sorted((src / "training").glob("log.csv"))
     if training:
         (dst / "training").mkdir()
@@ -347,13 +354,31 @@ def _write_parts(src: Path, dst: Path, card: dict[str, Any], with_discriminator:
     }
 
 
+def _clinical_parts(src: Path, dst: Path) -> list[str]:
+    """Copy a joint generator's released synthetic table and its clinical evaluation (aggregates only); what was
+    copied, for the manifest."""
+    out = []
+    if (src / SYNTHETIC_TABLE_FILE).is_file():
+        shutil.copyfile(src / SYNTHETIC_TABLE_FILE, dst / SYNTHETIC_TABLE_FILE)
+        out.append(f"{SYNTHETIC_TABLE_FILE} (the released synthetic table: synthetic rows only)")
+    if (src / REPORT_DIR / CLINICAL_REPORT_FILE).is_file():
+        (dst / REPORT_DIR).mkdir(exist_ok=True)
+        doc = json.loads((src / REPORT_DIR / CLINICAL_REPORT_FILE).read_text())
+        doc.pop("cpu_seconds", None)  # no timings leave, as for a VU report's meta
+        (dst / REPORT_DIR / CLINICAL_REPORT_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        out.append(f"{REPORT_DIR}/{CLINICAL_REPORT_FILE} (the clinical evaluation: aggregates only)")
+    return out
+
+
 def release_models(models_root: str | Path, out: str | Path) -> list[Path]:
     """Write the shareable copy of every generator folder under ``models_root`` into ``out/NAME`` (the
     wheel's build hook); the discriminator only for a public prior. Returns the folders written."""
+    from synthvu_core.models.ledger import only_cards_under
     from synthvu_core.names import CARD_FILE
 
     written = []
-    for src in sorted(p for p in Path(models_root).iterdir() if (p / CARD_FILE).is_file()):
-        card = json.loads((src / CARD_FILE).read_text())
-        written.append(share(src, Path(out) / src.name, with_discriminator=public_prior(card)))
+    with only_cards_under(models_root):  # the wheel's cards compose over the shipped cards, not the builder's runs
+        for src in sorted(p for p in Path(models_root).iterdir() if (p / CARD_FILE).is_file()):
+            card = json.loads((src / CARD_FILE).read_text())
+            written.append(share(src, Path(out) / src.name, with_discriminator=public_prior(card), check=False))
     return written

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from synthvu_core.names import CARD_FILE, GENERATOR_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_ANYWHERE = shutil.ignore_patterns(
     ".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "secrets.toml"
@@ -453,3 +455,32 @@ def test_fresh_machine_install_is_documented_and_proved_by_ci() -> None:
     assert venv and "--system-site-packages" not in ci
     assert '"$py" -m pip install -q -r requirements-dev.txt' in ci and '"$py" -m pytest -q' in ci
     assert "\npython -m pytest" not in ci  # never the interpreter that happens to be first on PATH
+
+
+def test_the_wheels_generators_are_written_without_torch_and_never_from_the_builders_runs(tmp_path: Path) -> None:
+    """``pip install .`` builds in an isolated environment that has setuptools and numpy only: the build hook
+    (``release_models``) writes every shipped generator with torch and Opacus absent. What it writes depends on
+    ``models/`` alone: a card of the builder's under ``$SYNTHVU_MODELS`` on the same patients, or the builder's
+    own ledger, never reaches a released card. A joint generator keeps its released table and clinical report."""
+    mine = tmp_path / "mine" / "builders-private-run"
+    mine.mkdir(parents=True)
+    card = json.loads((ROOT / "models" / "acgan-phantom" / CARD_FILE).read_text())
+    card["name"], card["created"] = "builders-private-run", "2026-01-01T00:00:00+00:00"
+    card.pop("privacy_ledger", None)
+    (mine / CARD_FILE).write_text(json.dumps(card))
+    shutil.copyfile(ROOT / "models" / "acgan-phantom" / GENERATOR_FILE, mine / GENERATOR_FILE)
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['opacus'] = None\n"
+            "from synthvu_core.share import release_models\n"
+            f"release_models({str(ROOT / 'models')!r}, sys.argv[1])\n")
+    env = {**os.environ, "SYNTHVU_MODELS": str(tmp_path / "mine"), "SYNTHVU_LEDGER": str(tmp_path / "ledger.json"),
+           "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    released = {p.parent.name: p.read_text() for p in (tmp_path / "out").glob(f"*/{CARD_FILE}")}
+    assert len(released) == len(list((ROOT / "models").glob(f"*/{CARD_FILE}")))
+    assert not any("builders-private-run" in text for text in released.values())
+    joint = tmp_path / "out" / "acgan-joint-phantom"
+    assert (joint / "clinical_synthetic.csv").is_file()
+    clinical = json.loads((joint / "report" / "clinical.json").read_text())
+    assert "privacy" in clinical and "cpu_seconds" not in clinical

@@ -58,6 +58,7 @@ def test_public_report_keeps_aggregates_and_drops_unlisted_meta(world: dict[str,
     assert doc["scalars"] == {k: v for k, v in src["scalars"].items()}  # every scalar is an aggregate
     assert doc["meta"]["public"] is True
     assert set(doc["meta"]) - {"public"} <= set(src["meta"])
+    assert doc["meta"]["utility"] == src["meta"]["utility"]  # its intervals' kind and seeds, as `report show` reads
     card = json.loads((shared / "card.json").read_text())
     assert "command" not in card["training"] and card["discriminator"]["kept"] is False
     manifest = json.loads((shared / "share.json").read_text())

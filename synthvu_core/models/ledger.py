@@ -405,7 +405,7 @@ def later_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     block = card.get("privacy_ledger") or {}
     entries = block.get("entries") or []
     own = _own_run(block)
-    if not own:
+    if not own or _RELEASE_ROOT:
         return []
     folder = (card.get("dataset") or {}).get("path")
     try:
@@ -431,6 +431,20 @@ def _training_identity(card: Mapping[str, Any]) -> tuple[str, str, str] | None:
 
 
 _CARDS: dict[tuple, list[Mapping[str, Any]]] = {}  #: the registry's cards, by their files' paths and times
+#: Where set (:func:`only_cards_under`), the one folder whose cards are composed over, and no ledger file is read.
+_RELEASE_ROOT: list[Path] = []
+
+
+@contextlib.contextmanager
+def only_cards_under(root: str | Path) -> Iterator[None]:
+    """Compose over the cards under ``root`` alone while the block lasts: no ledger file of this machine (the
+    user's, a dataset folder's) and no ``$SYNTHVU_MODELS``. What a release built from ``root`` (the wheel's shipped
+    generators) then says depends on ``root`` only, never on the builder's own runs."""
+    _RELEASE_ROOT.append(Path(root))
+    try:
+        yield
+    finally:
+        _RELEASE_ROOT.pop()
 
 
 def _registry_cards() -> list[Mapping[str, Any]]:
@@ -439,8 +453,9 @@ def _registry_cards() -> list[Mapping[str, Any]]:
     from synthvu_core.errors import SynthVUError
     from synthvu_core.models.registry import CARD_FILE, _candidate_folders, load_card, model_roots
 
+    roots = [r for r, _ in model_roots()] if not _RELEASE_ROOT else [_RELEASE_ROOT[-1]]
     try:
-        files = [f / CARD_FILE for root, _ in model_roots() for f in _candidate_folders(root)]
+        files = [f / CARD_FILE for root in roots for f in _candidate_folders(root)]
         key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
     except OSError:
         return []
