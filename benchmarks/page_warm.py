@@ -6,7 +6,9 @@ at once; after a cold visit and two untimed reloads per arm, the arms are reload
 wall seconds until Streamlit reports the script run done (as :mod:`benchmarks.cases.dashboard` measures it),
 CPU seconds of that arm's server, and CPU seconds of the whole tree this process started (servers, Playwright,
 Chromium: the work a reload costs, which barely depends on other load on the machine; wall seconds do).
-Medians, quartiles and ratios to the blank app go to ``OUT/page_warm.json``, written atomically.
+Every server runs at ``--threads`` threads (default: all usable cores; ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``
+set in its environment). Medians, quartiles and ratios to the blank app go to ``OUT/page_warm.json``, written
+atomically, with the machine (``benchmarks.run.machine_info``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "q1": q1, "q3": q3}
 
 
-def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path) -> dict[str, Any]:
+def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path, threads: int) -> dict[str, Any]:
     """``{arm: {"wall_s": [...], "server_cpu_s": [...], "browser_cpu_s": [...], "tree_cpu_s": [...], "cold_s": s,
     "exceptions": n}}`` (browser: the tree less every server, i.e. Playwright and Chromium)."""
     from playwright.sync_api import sync_playwright
@@ -72,7 +74,7 @@ def measure(arms: dict[str, tuple[Path, Path, str]], repeats: int, log: Path) ->
         stack.callback(browser.close)
         pages: dict[str, tuple[Any, int]] = {}
         for name, (script, cwd, path) in arms.items():
-            base, pid = stack.enter_context(serve(script, cwd, log, timeout=180.0))
+            base, pid = stack.enter_context(serve(script, cwd, log, timeout=180.0, threads=threads))
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             runs[name]["cold_s"] = drawn_in(page, base + path)
             for _ in range(2):
@@ -111,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "page-warm")
+    ap.add_argument("--threads", type=int, default=None, help="threads of every server (default all usable cores)")
     a = ap.parse_args(argv)
+    threads = a.threads if a.threads is not None else len(os.sched_getaffinity(0))
+    if threads < 1 or a.repeats < 1:
+        print("page_warm: error: --threads and --repeats must be at least 1", file=sys.stderr)
+        return 2
     if not CHROMIUM.exists():
         print(f"Chromium not found at {CHROMIUM}", file=sys.stderr)
         return 1
@@ -124,14 +131,19 @@ def main(argv: list[str] | None = None) -> int:
             root, _, path = root.partition("@")
             arms[name] = (Path(root).resolve() / "app.py", Path(root).resolve(), path or a.page)
         arms["blank"] = (work / "blank_app.py", work, "/")
+        from benchmarks.run import machine_info
+
+        machine = {**machine_info(threads), "threads": threads}  # the servers' threads, not this parent's
         load0 = os.getloadavg()
-        runs = measure(arms, a.repeats, work / "streamlit.log")
+        runs = measure(arms, a.repeats, work / "streamlit.log", threads)
     med = {k: {m: summary(v[m]) for m in METRICS} for k, v in runs.items()}
     result = {
         "what": f"warm reload of {a.page} until Streamlit reports the script run done, headless Chromium, "
         "arms in rotating order; CPU seconds of the arm's server and of the whole process tree",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "repeats": a.repeats,
+        "threads": threads,
+        "machine": machine,
         "cores": os.cpu_count(),
         "load_average_start": load0,
         "load_average_end": os.getloadavg(),

@@ -1,8 +1,10 @@
 """Benchmark runner: ``python -m benchmarks`` (or ``python benchmarks/run.py``).
 
-Runs the cases in :mod:`benchmarks.cases`, writes ``benchmarks/results/latest.json`` atomically
-(machine, mode, every repeat's value, median, IQR, min/max, ratio project/reference, goals) and
-``latest.md``, and prints the markdown table. See benchmarks/README.md.
+Runs the cases in :mod:`benchmarks.cases`, writes ``latest.json`` atomically (machine, mode, selected cases,
+size overrides, seed, every repeat's value, median, IQR, min/max, ratio project/reference, goals) and
+``latest.md``, and prints the markdown table. A full run (every default case at its full sizes) writes to
+``benchmarks/results/``, which README.md's "Latest full run" quotes; a quick or partial run (``--quick``, ``--only``
+or ``--size``) to ``benchmarks/results/quick/`` unless ``--out`` names a folder. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cases import CASE_NAMES, Context, Row, Unavailable  # noqa: E402
+from benchmarks.cases import CASE_NAMES, Context, Row, Unavailable, check_sizes  # noqa: E402
 from synthvu_core.machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+QUICK_RESULTS = RESULTS / "quick"  # quick and partial runs: never over the full run's latest.json
 SCHEMA_VERSION = 1
 OPT_IN = ("quality",)  # run only with --long or when named in --only
 
@@ -90,6 +93,25 @@ def select_cases(only: Sequence[str] | None, long: bool) -> list[str]:
     return [n for n in CASE_NAMES if long or n not in OPT_IN]
 
 
+def check_options(
+    repeats: int | None, warmup: int | None, threads: int | None, sizes: dict[str, Any] | None
+) -> None:
+    """Raise ``ValueError`` (one line) for repeats < 1, warm-up < 0, threads < 1 or a size key no case declares."""
+    if repeats is not None and repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, not {repeats}")
+    if warmup is not None and warmup < 0:
+        raise ValueError(f"--warmup must be 0 or more, not {warmup}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, not {threads}")
+    check_sizes(sizes)
+
+
+def default_out(names: Sequence[str], *, quick: bool, long: bool, sizes: dict[str, Any] | None) -> Path:
+    """``results/`` for a full run (every default case, full sizes), else ``results/quick/``."""
+    full = not quick and list(names) == select_cases(None, long) and not sizes
+    return RESULTS if full else QUICK_RESULTS
+
+
 def run_case(name: str, ctx: Context) -> dict[str, Any]:
     """Run one case; never raises. Status is ``ok``, ``unavailable`` (with reason) or ``error``."""
     t0 = time.perf_counter()
@@ -122,17 +144,19 @@ def run_benchmarks(
     """Run the selected cases and write ``latest.json`` / ``latest.md`` into ``out_dir``.
 
     ``repeats``/``warmup`` default to 3/1 (quick) or 7/2 (full). ``threads`` sets torch's intra-op
-    threads (default: all usable cores). ``sizes`` overrides problem sizes by key (see each case).
-    Returns the results dict that was written.
+    threads and the thread variables of child processes (default: all usable cores). ``sizes`` overrides
+    problem sizes by key (see each case). ``out_dir`` defaults to :func:`default_out`. Bad options raise
+    ``ValueError`` before anything runs. Returns the results dict that was written.
     """
     from synthvu_core.storage import atomic_path, write_json
 
+    check_options(repeats, warmup, threads, sizes)
     names = select_cases(only, long)
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
-    threads = threads or usable
+    threads = usable if threads is None else threads
     try:
         import torch
 
@@ -147,6 +171,9 @@ def run_benchmarks(
         "mode": mode,
         "repeats": repeats,
         "warmup": warmup,
+        "only": list(names) if only else None,
+        "sizes": dict(sizes or {}),
+        "seed": seed,
         "machine": machine_info(threads),
         "cases": {},
     }
@@ -172,10 +199,11 @@ def run_benchmarks(
     results["seconds"] = time.perf_counter() - t0
     results["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
-    out = Path(out_dir) if out_dir is not None else RESULTS
+    out = Path(out_dir) if out_dir is not None else default_out(names, quick=quick, long=long, sizes=sizes)
     write_json(out / "latest.json", results)
     with atomic_path(out / "latest.md") as tmp_md:
         tmp_md.write_text(render_markdown(results))
+    log(f"results written to {out}")
     return results
 
 
@@ -210,6 +238,17 @@ def _goal_cell(goal: dict[str, Any] | None) -> str:
     return f"{goal['text']}: {verdict}"
 
 
+def _selection_line(results: dict[str, Any]) -> str | None:
+    """Which cases ran, the size overrides and the seed (None for results written before they were recorded)."""
+    if not {"only", "sizes", "seed"} & set(results):
+        return None
+    only = results.get("only")
+    sizes = results.get("sizes") or {}
+    over = ", ".join(f"{k}={json.dumps(v)}" for k, v in sizes.items()) if sizes else "none (each case's own sizes)"
+    return (f"Cases: {', '.join(only) if only else 'the default set'}; size overrides: {over}; "
+            f"seed {results.get('seed')}.")
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """Markdown: one line on the machine, then one table row per measured quantity."""
     m = results["machine"]
@@ -222,6 +261,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         if load
         else "",
         f"Date {m['date']}, commit {str(m['git_commit'])[:10]}{' (dirty)' if m.get('git_dirty') else ''}.",
+        _selection_line(results),
         "",
         "| case | metric | synthvu | reference | synthvu / ref. | goal |",
         "|---|---|---|---|---|---|",
@@ -252,15 +292,23 @@ def render_markdown(results: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Time synthvu against its references; write benchmarks/results/latest.{json,md}.",
+        description="Time synthvu against its references; write latest.{json,md} (benchmarks/results, or its quick/ "
+        "folder for a quick or partial run).",
     )
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats: a sanity run under 2 minutes")
     p.add_argument("--long", action="store_true", help="also run the time-to-quality case (trains a generator)")
     p.add_argument("--only", action="append", metavar="NAME", help=f"run only these cases ({', '.join(CASE_NAMES)})")
     p.add_argument("--repeats", type=int, help="timed repeats per measurement (default 3 quick, 7 full)")
     p.add_argument("--warmup", type=int, help="untimed warm-up calls (default 1 quick, 2 full)")
-    p.add_argument("--threads", type=int, help="torch threads (default: all usable cores)")
-    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
+    p.add_argument(
+        "--threads", type=int, help="torch threads, and OMP/MKL threads of child processes (default: all usable cores)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="results folder (default benchmarks/results for a full run, benchmarks/results/quick for a quick run "
+        "or one with --only or --size)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--size",
@@ -287,12 +335,13 @@ def parse_size(text: str) -> tuple[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        names = select_cases(args.only, args.long)
+        select_cases(args.only, args.long)
+        check_options(args.repeats, args.warmup, args.threads, dict(args.size))
     except ValueError as e:
         print(f"benchmarks: error: {e}", file=sys.stderr)
         return 2
     results = run_benchmarks(
-        names,
+        args.only,
         quick=args.quick,
         long=args.long,
         repeats=args.repeats,

@@ -9,6 +9,8 @@ drift on a busy machine falls on both alike. A case whose code or data is missin
 
 from __future__ import annotations
 
+import importlib
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -18,6 +20,36 @@ from typing import Any
 
 CASE_NAMES: tuple[str, ...] = ("sampling", "diffusion", "training", "data", "evaluation", "dashboard", "quality")
 """Cases in run order. ``quality`` (time to quality) runs only with ``--long`` or ``--only quality``."""
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables that set a child process's threads (torch reads OMP's at start)."""
+
+
+def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process that runs at ``threads`` threads: ``base`` (default this process's
+    environment) with ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` set to ``threads``."""
+    return {**(os.environ if base is None else base), **{k: str(int(threads)) for k in THREAD_VARIABLES}}
+
+
+def size_keys() -> dict[str, str]:
+    """Every problem-size key a case declares (its module's ``SIZE_KEYS``), mapped to that case's name."""
+    keys: dict[str, str] = {}
+    for name in CASE_NAMES:
+        for key in importlib.import_module(f"benchmarks.cases.{name}").SIZE_KEYS:
+            keys[key] = name
+    return keys
+
+
+def check_sizes(sizes: dict[str, Any] | None) -> None:
+    """Raise ``ValueError`` naming every key of ``sizes`` that no case declares (a typo would be ignored)."""
+    known = size_keys()
+    unknown = sorted(set(sizes or {}) - set(known))
+    if unknown:
+        case = unknown[0].split(".", 1)[0]
+        hint = [k for k in sorted(known) if known[k] == case]
+        raise ValueError(f"unknown size key {', '.join(unknown)}; "
+                         + (f"{case}'s keys: {', '.join(hint)}" if hint else f"keys start with a case name "
+                            f"({', '.join(CASE_NAMES)})"))
 
 
 class Unavailable(Exception):
@@ -141,7 +173,8 @@ class Context:
     log: Callable[[str], None] = print
 
     def size(self, key: str, quick: Any, full: Any) -> Any:
-        """The problem size ``key``: an override from ``sizes``, else the quick or the full value."""
+        """The problem size ``key``: an override from ``sizes``, else the quick or the full value. ``key`` must be
+        one of the case's ``SIZE_KEYS`` (the runner refuses overrides no case declares)."""
         if key in self.sizes:
             return self.sizes[key]
         return quick if self.quick else full

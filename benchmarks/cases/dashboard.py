@@ -5,7 +5,11 @@ root element reports ``data-test-script-state="notRunning"`` after navigation. *
 visit of a page in a fresh browser context on a freshly started server (for pages other than the
 first, the server has already drawn the first page); **warm** = a reload of the same page on that
 server. The reference is a one-line Streamlit app served and measured the same way: the floor that
-Streamlit and Chromium set. Goals: warm ≤ 3 s, cold ≤ 15 s.
+Streamlit and Chromium set. Both apps are served at once and measured in alternation: every round starts a fresh
+server of each and takes their cold first visits in turn, then each page of the project is visited and its warm
+reloads alternate with reloads of the blank app (the order flipped every repeat and every round), so a slow phase
+of a busy machine falls on both alike. Servers run at the run's threads (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``).
+Goals: warm ≤ 3 s, cold ≤ 15 s.
 
 Skipped with a reason where Chromium (``/usr/bin/chromium``) or Playwright is absent.
 Sizes: ``dashboard.pages`` (quick 1 = the first page only, full: every page in the sidebar),
@@ -25,7 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases import Context, Goal, Row, Stats, Unavailable
+from benchmarks.cases import Context, Goal, Row, Stats, Unavailable, thread_env
+
+#: The problem-size keys this case reads (``--size KEY=JSON``); the runner refuses others.
+SIZE_KEYS: tuple[str, ...] = ("dashboard.pages", "dashboard.cold_repeats")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -43,15 +50,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(script: Path, cwd: Path, log: Path, timeout: float = 120.0) -> Iterator[tuple[str, int]]:
-    """Serve ``script`` headless on a free port (the checkout's own config applies); yield its base URL and the
-    server's pid; stop the server afterwards."""
+def serve(
+    script: Path, cwd: Path, log: Path, timeout: float = 120.0, threads: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """Serve ``script`` headless on a free port (the checkout's own config applies) at ``threads`` threads (None:
+    as this process's environment says); yield its base URL and the server's pid; stop the server afterwards."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+        env = dict(os.environ) if threads is None else thread_env(threads)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -95,32 +105,53 @@ def page_paths(page: Any, base: str) -> list[str]:
     return paths or ["/"]
 
 
+Times = dict[str, list[float]]
+
+
+def open_page(stack: contextlib.ExitStack, browser: Any, script: Path, cwd: Path, log: Path,
+              threads: int | None) -> tuple[Any, str]:
+    """A fresh server of ``script`` and a fresh browser page, both closed when ``stack`` closes."""
+    base, _ = stack.enter_context(serve(script, cwd, log, threads=threads))
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    stack.callback(context.close)
+    return context.new_page(), base
+
+
+def alternately(first: tuple[Any, Times, str | None], second: tuple[Any, Times, str | None], kind: str,
+                flip: bool) -> None:
+    """One visit (``url``) or reload (None) of each ``(page, times, url)``, appended to ``times[kind]``; the
+    second goes first where ``flip``."""
+    for page, times, url in (second, first) if flip else (first, second):
+        times[kind].append(drawn_in(page, url))
+
+
 def measure_app(
-    browser: Any, script: Path, cwd: Path, log: Path, *, n_pages: int | None, cold_repeats: int, warm_repeats: int
-) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
-    """``({path: {"cold": [s...], "warm": [s...]}}, {path: exceptions shown})`` for the first ``n_pages``
-    sidebar pages (None = all)."""
-    times: dict[str, dict[str, list[float]]] = {}
+    browser: Any, app: tuple[Path, Path], blank: tuple[Path, Path], log: Path, *, n_pages: int | None,
+    cold_repeats: int, warm_repeats: int, threads: int | None = None,
+) -> tuple[dict[str, Times], Times, dict[str, int]]:
+    """``({path: {"cold": [s...], "warm": [s...]}}, blank {"cold", "warm"}, {path: exceptions shown})`` for the
+    first ``n_pages`` sidebar pages of ``app`` (None = all) and the blank app, ``(script, cwd)`` each, measured in
+    alternation: per round a fresh server of each, their cold first visits in turn; then per page its warm reloads
+    alternating with the blank app's."""
+    ours: dict[str, Times] = {}
+    ref: Times = {"cold": [], "warm": []}
     errors: dict[str, int] = {}
     paths: list[str] | None = None
-    for _ in range(cold_repeats):
-        with serve(script, cwd, log) as (base, _):
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            first = drawn_in(page, base + "/")
+    for rnd in range(cold_repeats):
+        with contextlib.ExitStack() as stack:
+            page, base = open_page(stack, browser, *app, log, threads)
+            blank_page, blank_base = open_page(stack, browser, *blank, log, threads)
+            first: Times = {"cold": []}
+            alternately((page, first, base + "/"), (blank_page, ref, blank_base + "/"), "cold", rnd % 2 == 1)
             if paths is None:
                 paths = page_paths(page, base)[: n_pages or None]
             for i, path in enumerate(paths):
-                t = times.setdefault(path, {"cold": [], "warm": []})
-                if i == 0:
-                    t["cold"].append(first)
-                else:
-                    t["cold"].append(drawn_in(page, base + path))
-                for _ in range(warm_repeats):
-                    t["warm"].append(drawn_in(page))
+                t = ours.setdefault(path, {"cold": [], "warm": []})
+                t["cold"].append(first["cold"][0] if i == 0 else drawn_in(page, base + path))
+                for r in range(warm_repeats):
+                    alternately((page, t, None), (blank_page, ref, None), "warm", (r + rnd) % 2 == 1)
                 errors[path] = max(errors.get(path, 0), page.locator('[data-testid="stException"]').count())
-            context.close()
-    return times, errors
+    return ours, ref, errors
 
 
 def run(ctx: Context) -> list[Row]:
@@ -142,18 +173,15 @@ def run(ctx: Context) -> list[Row]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            ref, _ = measure_app(
-                browser, blank, ctx.workdir, log, n_pages=1, cold_repeats=cold_repeats, warm_repeats=warm_repeats
-            )
-            ours, errors = measure_app(
-                browser, app, ctx.root, log, n_pages=n_pages, cold_repeats=cold_repeats, warm_repeats=warm_repeats
+            ours, ref_t, errors = measure_app(
+                browser, (app, ctx.root), (blank, ctx.workdir), log, n_pages=n_pages, cold_repeats=cold_repeats,
+                warm_repeats=warm_repeats, threads=ctx.threads,
             )
         except Exception as e:
             tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
             raise RuntimeError(f"{type(e).__name__}: {e}; streamlit log tail: {tail}") from e
         finally:
             browser.close()
-    ref_t = next(iter(ref.values()))
     rows: list[Row] = []
     for path, t in ours.items():
         name = path.strip("/") or "home (/)"

@@ -30,6 +30,12 @@ from typing import Any
 
 from benchmarks.cases import Context, Row, Stats, Unavailable
 
+#: The problem-size keys this case reads (``--size KEY=JSON``); the runner refuses others.
+SIZE_KEYS: tuple[str, ...] = (
+    "quality.check_epochs", "quality.max_minutes", "quality.target", "quality.recall", "quality.threads",
+    "quality.variants"
+)
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {"arch": "default"},
     "pgan": {"arch": "pgan"},

@@ -8,7 +8,8 @@ square ``torch.matmul``).
 
 Whole process: ``python -m synthvu_core sample MODEL --n N --out x.npz`` against
 ``benchmarks/reference_sampling.py`` (the study's generator in a plain script: one float32 array,
-numpy conversion, ``numpy.savez``), each a fresh process, timed in alternation; wall time from start
+numpy conversion, ``numpy.savez``), each a fresh process at the run's threads (``OMP_NUM_THREADS`` and
+``MKL_NUM_THREADS`` set in its environment), timed in alternation; wall time from start
 to exit and the peak resident memory of that process (``os.wait4``). MODEL is the shipped
 ``acgan-phantom`` (the default architecture). The memory row is repeated at ``sampling.process_n_large``
 VUs to show that the streamed export's memory does not grow with ``--n``.
@@ -28,7 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases import Context, Goal, Row, Stats, Unavailable, rate, time_pair
+from benchmarks.cases import Context, Goal, Row, Stats, Unavailable, rate, thread_env, time_pair
+
+#: The problem-size keys this case reads (``--size KEY=JSON``); the runner refuses others.
+SIZE_KEYS: tuple[str, ...] = (
+    "sampling.batch", "sampling.matmul_n", "sampling.shape", "sampling.process_n", "sampling.process_repeats",
+    "sampling.process_n_large"
+)
 
 SHAPE = (9, 64, 64)
 N_CLASSES = 3
@@ -121,13 +128,14 @@ def run(ctx: Context) -> list[Row]:
     ] + (process_rows(ctx) if int(ctx.size("sampling.process_n", 500, 5000)) else [])
 
 
-def run_process(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+def run_process(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """(wall seconds, peak resident MiB, CPU seconds) of one child process run to its end; raises on a failure.
 
+    ``env`` is the child's environment (None: this process's; :func:`benchmarks.cases.thread_env` sets its threads).
     CPU seconds (user + system, all threads) barely depend on other load on the machine; wall seconds do.
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -138,7 +146,8 @@ def run_process(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
 
 
 def process_rows(ctx: Context) -> list[Row]:
-    """Whole-process sampling + export of N VUs: the sample command vs the reference script."""
+    """Whole-process sampling + export of N VUs: the sample command vs the reference script, each child at
+    ``ctx.threads`` threads (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``)."""
     model = ctx.root / "models" / "acgan-phantom"
     if not (model / "card.json").is_file():
         return [Row.missing("whole-process sampling", "VUs/s", f"{model.name} is not shipped here")]
@@ -156,10 +165,11 @@ def process_rows(ctx: Context) -> list[Row]:
     ]
     ref = [sys.executable, str(ctx.root / "benchmarks" / "reference_sampling.py"), str(n), str(ctx.workdir / "r.npz")]
     repeats = int(ctx.size("sampling.process_repeats", max(1, min(ctx.repeats, 3)), 5))
+    env = thread_env(ctx.threads)
     res: dict[str, list[tuple[float, float, float]]] = {"ours": [], "ref": []}
     for i in range(repeats):  # alternate, order flipped every repeat
         for side in ("ours", "ref") if i % 2 == 0 else ("ref", "ours"):
-            res[side].append(run_process(ours if side == "ours" else ref, ctx.root))
+            res[side].append(run_process(ours if side == "ours" else ref, ctx.root, env))
     wall = {k: [r[0] for r in v] for k, v in res.items()}
     rss = {k: [r[1] for r in v] for k, v in res.items()}
     cpu = {k: [r[2] for r in v] for k, v in res.items()}
@@ -198,7 +208,7 @@ def process_rows(ctx: Context) -> list[Row]:
     big = int(ctx.size("sampling.process_n_large", 2000, 25000))
     if big:
         cmd = [*ours[:6], str(big), "--out", str(ctx.workdir / "big.npz")]
-        w, m, _ = run_process(cmd, ctx.root)
+        w, m, _ = run_process(cmd, ctx.root, env)
         (ctx.workdir / "big.npz").unlink(missing_ok=True)
         rows.append(
             Row(

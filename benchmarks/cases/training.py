@@ -18,6 +18,9 @@ from typing import Any
 
 from benchmarks.cases import Context, Row, Stats, Unavailable, millis, time_pair
 
+#: The problem-size keys this case reads (``--size KEY=JSON``); the runner refuses others.
+SIZE_KEYS: tuple[str, ...] = ("training.batch", "training.steps", "training.shape", "training.patients")
+
 LEVELS = ("C3/C4", "C5/C6", "T4/T5", "T8/T9", "T11/T12", "L1/L2", "L3/L4", "L4/L5")
 REGIONS = ("C", "C", "T", "T", "T", "L", "L", "L")
 
