@@ -9,11 +9,14 @@ import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthvu_core.models.architectures import ARCHITECTURE_NAMES, OPTION_DEFAULTS
 from synthvu_core.names import CARD_FILE, REPORT_DIR, REPORT_FILE
 from synthvu_core.records import epochs_text, epsilon_value
+
+if TYPE_CHECKING:
+    from synthvu_core.data.dataset import SplitConfig, VUDataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -528,15 +531,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train_locked(args: argparse.Namespace) -> int:
-    from synthvu_core.data.dataset import SplitConfig, VUDataset, design_warnings
+    from synthvu_core.data.dataset import VUDataset, design_warnings
     from synthvu_core.models.architectures import architecture
     from synthvu_core.models.train_config import build_config, trainer
 
     options = _options(args)  # no Namespace past here
     demo = args.dataset == "demo" and not Path(args.dataset).exists()
     dataset = None if demo else VUDataset.load(args.dataset)
-    stratify = dataset.split_config().stratify if dataset is not None else True  # as the dataset was split
-    split = SplitConfig.parse(args.split, args.split_seed, stratify=stratify) if args.split else None
+    split = train_split(dataset, args.split, args.split_seed)
     config, filled, options = build_config(options, dataset, command=_command_line)  # validated before any work
     if getattr(config, "init_from", None) is not None:
         print(f"starting from {options['init_from']}" + (" (the public prior; --from-scratch to opt out)"
@@ -559,6 +561,18 @@ def _train_locked(args: argparse.Namespace) -> int:
     card = json.loads((out / CARD_FILE).read_text())
     print(f"wrote {out} ({_trained_text(card)})")
     return 0
+
+
+def train_split(dataset: VUDataset | None, split: str | None, split_seed: int = 0) -> SplitConfig | None:
+    """The patient-wise split ``train --split TRAIN,HOLDOUT,REFERENCE --split-seed N`` trains on, stratified as
+    ``dataset`` was split (None, the demo: stratified); None where no ``split`` is given. :class:`DataError` (one
+    line) where it is not three ratios. Shared by ``train`` and :func:`synthvu_core.train`."""
+    from synthvu_core.data.dataset import SplitConfig
+
+    if not split:
+        return None
+    stratify = dataset.split_config().stratify if dataset is not None else True  # as the dataset was split
+    return SplitConfig.parse(split, split_seed, stratify=stratify)
 
 
 def _distill(args: argparse.Namespace) -> int:
