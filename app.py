@@ -35,15 +35,16 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-selected = frame.sidebar()
-if selected is not None and selected.report is not None:
-    with st.sidebar:
-        st.download_button(
-            "Download report (HTML)",
-            data=lambda: frame.report_file(selected),  # built on click only
-            file_name=f"{selected.name}-report.html",
-            mime="text/html",
-            icon=":material/download:",
-            help="One self-contained HTML file with this generator's figures and tables (opens offline).",
-        )
-page.run()
+with frame.listed_folders():  # a composed DP bound counts the runs of the folders this session added too
+    selected = frame.sidebar()
+    if selected is not None and selected.report is not None:
+        with st.sidebar:
+            st.download_button(
+                "Download report (HTML)",
+                data=lambda: frame.report_file(selected),  # built on click only
+                file_name=f"{selected.name}-report.html",
+                mime="text/html",
+                icon=":material/download:",
+                help="One self-contained HTML file with this generator's figures and tables (opens offline).",
+            )
+    page.run()

@@ -7,6 +7,7 @@ calls :func:`run_page`, which hands its ``render`` function a :class:`Selection`
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -14,7 +15,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -353,6 +354,16 @@ class Selection:
 def extra_dirs() -> tuple[str, ...]:
     """Folders this session added (none in public mode)."""
     return () if public_mode() else tuple(st.session_state.get(EXTRA_DIRS, []))
+
+
+@contextlib.contextmanager
+def listed_folders() -> Iterator[None]:
+    """While the page draws, a composed DP bound counts the runs of the generators in the folders this session
+    added too, as it counts the shipped ones and ``$SYNTHVU_MODELS``'."""
+    from synthvu_core.models.ledger import also_cards_under
+
+    with also_cards_under(extra_dirs()):
+        yield
 
 
 def all_generators() -> list[GeneratorInfo]:

@@ -281,3 +281,7 @@ def test_tradeoffs_and_compare_show_the_composed_bound_beside_the_runs_own(shipp
     card = json.loads((MODELS / "acgan-dp-e3" / "card.json").read_text())
     (row,) = headline_rows([Compared("acgan-dp-e3", MODELS / "acgan-dp-e3", card, None)])
     assert row["DP ε"] == "2.99" and row["composed ε (every run on its patients)"].startswith("composed ∞ over")
+    s6 = json.loads((MODELS / "acgan-dp-e1-s6" / "card.json").read_text())  # its own card: 0.99 over 1 run
+    assert s6["privacy_ledger"]["runs"] == 1
+    (row,) = headline_rows([Compared("acgan-dp-e1-s6", MODELS / "acgan-dp-e1-s6", s6, None)])
+    assert row["composed ε (every run on its patients)"] == "composed 10.74 over 3 runs"  # the later runs' cards

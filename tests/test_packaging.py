@@ -472,14 +472,23 @@ def test_the_wheels_generators_are_written_without_torch_and_never_from_the_buil
     code = ("import sys; sys.modules['torch'] = None; sys.modules['opacus'] = None\n"
             "from synthvu_core.share import release_models\n"
             f"release_models({str(ROOT / 'models')!r}, sys.argv[1])\n")
+    spine = json.loads((ROOT / "models" / "acgan-spine-mri" / CARD_FILE).read_text())["privacy_ledger"]["entries"][-1]
+    later = {"id": "later", "run": "builders-later-run", "created": "2027-01-01T00:00:00+00:00", "dp": False,
+             "epsilon": None, "patients": ["p1"], "images": []}
+    (tmp_path / "ledger.json").write_text(json.dumps({  # the builder's own ledger holds a later run on those patients
+        "keyed_by": "patient", "datasets": [spine["dataset"]], "entries": [{**spine, "patients": ["p1"]}, later]}))
     env = {**os.environ, "SYNTHVU_MODELS": str(tmp_path / "mine"), "SYNTHVU_LEDGER": str(tmp_path / "ledger.json"),
            "PYTHONPATH": str(ROOT)}
+    check = "from synthvu_core.models.ledger import composed_text, json; from pathlib import Path; " \
+        f"print(composed_text(json.loads(Path({str(ROOT / 'models' / 'acgan-spine-mri' / CARD_FILE)!r}).read_text())))"
+    seen = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=300)
+    assert "1 of them after this card was written" in seen.stdout, seen.stdout + seen.stderr  # outside a release
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True, text=True,
                           env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     released = {p.parent.name: p.read_text() for p in (tmp_path / "out").glob(f"*/{CARD_FILE}")}
     assert len(released) == len(list((ROOT / "models").glob(f"*/{CARD_FILE}")))
-    assert not any("builders-private-run" in text for text in released.values())
+    assert not any("builders-private-run" in text or "builders-later-run" in text for text in released.values())
     joint = tmp_path / "out" / "acgan-joint-phantom"
     assert (joint / "clinical_synthetic.csv").is_file()
     clinical = json.loads((joint / "report" / "clinical.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -297,36 +298,100 @@ def test_a_card_read_later_composes_the_runs_recorded_since(tmp_path):
 
 def test_a_card_composes_with_the_runs_its_siblings_record_on_the_same_patients(tmp_path, monkeypatch, capsys):
     """On a machine whose ledgers never saw the runs (a fresh clone of shipped generators), a card written before a
-    later run on its very training patients still composes with it: the later run's card records it. A card of
-    another split of the same dataset (other patients) adds nothing."""
+    later run on its patients still composes with it: the later run's card records it. The composition is Opacus's
+    RDP over both runs, computed where no card stores it; a run on another split of the same VUs (which shares
+    patients) voids it; a folder listed with ``models list --dir`` counts as ``$SYNTHVU_MODELS`` does."""
     import shutil
 
+    from opacus.accountants import RDPAccountant
+
+    from synthvu_core.cli import main
     from synthvu_core.data.dataset import SplitConfig
     from synthvu_core.models.ledger import composed_of
 
     tiny_dataset().save(tmp_path / "ds")
     ds = VUDataset.load(tmp_path / "ds")
-    models = tmp_path / "models"
-    for name in ("a", "b"):
-        train(ds, models / name, small(steps=2, dp=DPConfig(noise_multiplier=1.0)), progress=False)
+    models, other_split = tmp_path / "models", tmp_path / "other"
+    for name, sigma in (("a", 1.0), ("b", 1.3)):
+        train(ds, models / name, small(steps=2, dp=DPConfig(noise_multiplier=sigma)), progress=False)
     tiny_dataset().with_split(SplitConfig(0.5, 0.25, 0.25, seed=1)).save(tmp_path / "ds1")
-    train(VUDataset.load(tmp_path / "ds1"), models / "c", small(steps=1), progress=False)  # no DP, other split
-    first, second = load_card(models / "a"), load_card(models / "b")
-    assert load_card(models / "c")["dataset"]["fingerprint"] == first["dataset"]["fingerprint"]
+    train(VUDataset.load(tmp_path / "ds1"), other_split / "c", small(steps=1), progress=False)  # no DP
+    first = load_card(models / "a")
+    second = json.loads((models / "b" / "card.json").read_text())  # as if trained where a was never recorded
+    second["privacy_ledger"]["entries"] = second["privacy_ledger"]["entries"][-1:]
+    second["privacy_ledger"]["runs"] = 1
+    (models / "b" / "card.json").write_text(json.dumps(second))
     shutil.rmtree(tmp_path / "ds")  # another machine: no dataset folder, a fresh user ledger
     shutil.rmtree(tmp_path / "ds1")
     monkeypatch.setenv("SYNTHVU_LEDGER", str(tmp_path / "fresh.json"))
     own = first["privacy_ledger"]["composed_epsilon"]
     assert composed_of(first) == (pytest.approx(own), 1)  # not listed: its own record
+    acc = RDPAccountant()
+    acc.history = [(float(c["dp"]["noise_multiplier"]), float(c["dp"]["sample_rate"]), int(c["dp"]["steps"]))
+                   for c in (first, second)]
+    want = acc.get_epsilon(delta=first["privacy_ledger"]["delta"])
     monkeypatch.setenv("SYNTHVU_MODELS", str(models))
-    eps, runs = composed_of(first)
-    assert runs == 2 and eps == pytest.approx(second["privacy_ledger"]["composed_epsilon"]) and eps > own * 1.2
-    assert composed_of(second) == (pytest.approx(eps), 2)  # its own block already holds the first run: once
-    from synthvu_core.cli import main
-
-    assert main(["models", "list"]) == 0
+    assert composed_of(first) == (pytest.approx(want), 2) and want > own * 1.05  # no card stores this composition
+    assert composed_of(second) == (pytest.approx(want), 2)
+    monkeypatch.delenv("SYNTHVU_MODELS")
+    assert main(["models", "list", "--dir", str(models)]) == 0
     listed = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
-    assert listed["a"][5:7] == [f"{first['dp']['epsilon']:.2f}", f"{eps:.2f}"]  # the run's ε, then the composed one
+    assert listed["a"][5:7] == [f"{first['dp']['epsilon']:.2f}", f"{want:.2f}"]  # the run's ε, then the composed one
+    monkeypatch.setenv("SYNTHVU_MODELS", os.pathsep.join(map(str, (models, other_split))))
+    assert composed_of(first) == (math.inf, 3)  # another split of the same VUs: it shares patients
+
+
+def test_rdp_composition_is_opacuss_without_importing_torch():
+    """The composed ε is Opacus's RDPAccountant's (its orders and analysis), read without importing torch."""
+    import subprocess
+    import sys
+
+    from opacus.accountants import RDPAccountant
+
+    from synthvu_core.models.ledger import RDP_ORDERS, composed_epsilon
+
+    assert tuple(RDPAccountant.DEFAULT_ALPHAS) == RDP_ORDERS
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        history = [(float(rng.uniform(0.6, 12)), float(rng.uniform(0.01, 0.5)), int(rng.integers(1, 400)))
+                   for _ in range(int(rng.integers(1, 4)))]
+        acc = RDPAccountant()
+        acc.history = history
+        entries = [{"dp": True, "noise_multiplier": s, "sample_rate": q, "steps": n} for s, q, n in history]
+        assert composed_epsilon(entries, 1e-5) == pytest.approx(acc.get_epsilon(delta=1e-5), rel=1e-12)
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from synthvu_core.models.ledger import composed_epsilon\n"
+            "e = composed_epsilon([{'dp': True, 'noise_multiplier': 1.0, 'sample_rate': 0.1, 'steps': 10}], 1e-5)\n"
+            "assert 'opacus' not in sys.modules and e > 0, e\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_run_recorded_nowhere_composes_with_the_listed_runs_on_its_patients(tmp_path, monkeypatch):
+    """A DP card of an in-memory dataset claims no composed bound alone; a listed run without DP on the same VUs
+    makes it infinite, so its discriminator may not leave."""
+    from synthvu_core.models.ledger import composed_of
+    from synthvu_core.share import discriminator_may_leave
+
+    ds = tiny_dataset()
+    card = load_card(train(ds, tmp_path / "models" / "mem", small(steps=2, dp=DPConfig(noise_multiplier=1.0)),
+                           progress=False))
+    assert composed_of(card) is None and discriminator_may_leave(card)
+    ds.save(tmp_path / "ds")
+    train(VUDataset.load(tmp_path / "ds"), tmp_path / "models" / "plain", small(steps=1), progress=False)
+    monkeypatch.setenv("SYNTHVU_MODELS", str(tmp_path / "models"))
+    assert composed_of(card) == (math.inf, 2) and not discriminator_may_leave(card)
+
+
+def test_a_ledger_path_that_is_a_folder_is_refused_before_the_run(tmp_path, monkeypatch):
+    from synthvu_core.errors import DataError
+    from synthvu_core.models.ledger import check_readable
+
+    tiny_dataset().save(tmp_path / "ds")
+    (tmp_path / "ledger").mkdir()
+    monkeypatch.setenv("SYNTHVU_LEDGER", str(tmp_path / "ledger"))
+    with pytest.raises(DataError, match="is a folder, not a privacy ledger file"):
+        check_readable(VUDataset.load(tmp_path / "ds"))
 
 
 def test_verdict_b_quotes_the_composed_bound_not_the_runs_own():

@@ -745,7 +745,10 @@ def _models_list(args: argparse.Namespace) -> int:
     if not infos:
         print("no generators found (shipped models/ folder, $SYNTHVU_MODELS)")
     else:
-        _print_table(infos)
+        from synthvu_core.models.ledger import also_cards_under
+
+        with also_cards_under(args.dir or ()):  # the composed bound counts the listed folders' runs too
+            _print_table(infos)
     for b in broken:  # one line each, after the usable generators
         print(f"{b.path.name:<24} {b.source:<8} broken: {b.why}")
     return 0

@@ -39,6 +39,8 @@ the runs recorded on its patients since it was written, where the ledgers on thi
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import json
 import math
 import os
@@ -139,6 +141,8 @@ def run_entry(card: Mapping[str, Any]) -> dict[str, Any]:
 def _read(path: Path) -> dict[str, Any]:
     """The ledger file's content, checked ({"entries": []} where there is none); :class:`DataError` if unreadable
     (the user's ledger is named with its environment variable)."""
+    if path.is_dir():
+        raise DataError(f"{_name(path)}: is a folder, not a privacy ledger file; name a file (or none)")
     if not path.is_file():
         return {"entries": []}
     try:
@@ -263,17 +267,49 @@ def spent_on(dataset: VUDataset) -> tuple[float, int] | None:
 
 
 def composed_epsilon(entries: list[Mapping[str, Any]], delta: float) -> float:
-    """RDP composition of every entry at ``delta``; ``inf`` where any entry has no DP (decided before Opacus is
-    imported: a page that only learns the bound is void never loads it)."""
+    """RDP composition of every entry at ``delta``, as Opacus's ``RDPAccountant`` composes a history (its analysis
+    and its orders); ``inf`` where any entry has no DP."""
     if any(not e.get("dp") for e in entries):
         return math.inf
     if not entries:
         return 0.0
-    from opacus.accountants import RDPAccountant
+    history = tuple((float(e["noise_multiplier"]), float(e["sample_rate"]), int(e["steps"])) for e in entries)
+    return _rdp_epsilon(history, float(delta))
 
-    acc = RDPAccountant()
-    acc.history = [(float(e["noise_multiplier"]), float(e["sample_rate"]), int(e["steps"])) for e in entries]
-    return float(acc.get_epsilon(delta=delta))
+
+#: the RDP orders Opacus's ``RDPAccountant`` searches (its ``DEFAULT_ALPHAS``; a test checks they agree)
+RDP_ORDERS: tuple[float, ...] = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)))
+
+
+@functools.lru_cache(maxsize=512)
+def _rdp_epsilon(history: tuple[tuple[float, float, int], ...], delta: float) -> float:
+    """Opacus's RDP analysis of the subsampled Gaussian summed over ``history`` ``(sigma, q, steps)``, converted
+    at ``delta``: the numbers its ``RDPAccountant.get_epsilon`` gives, remembered per history."""
+    analysis = _rdp_analysis()
+    rdp = sum(analysis.compute_rdp(q=q, noise_multiplier=s, steps=n, orders=list(RDP_ORDERS)) for s, q, n in history)
+    eps, _ = analysis.get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
+    return float(eps)
+
+
+def _rdp_analysis() -> Any:
+    """Opacus's RDP analysis module (numpy and scipy only), loaded from its file where Opacus is not imported yet:
+    importing the package imports torch, seconds a page showing a composed bound need not spend."""
+    import importlib.util
+    import sys
+
+    name = "opacus.accountants.analysis.rdp"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("opacus")
+    path = Path(spec.origin).parent / "accountants" / "analysis" / "rdp.py" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        import opacus.accountants.analysis.rdp as analysis  # a layout of another Opacus version
+
+        return analysis
+    own = importlib.util.spec_from_file_location("_synthvu_opacus_rdp_analysis", path)
+    module = importlib.util.module_from_spec(own)
+    own.loader.exec_module(module)
+    return module
 
 
 def _card_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,11 +393,13 @@ def recomposed_block(card: Mapping[str, Any]) -> dict[str, Any] | None:
     ``runs_from_other_cards`` counting them (the block as it is where there are none); what ``share`` writes, so a
     recipient reads the bound the sender knows. None as in :func:`composed_of`."""
     block = card.get("privacy_ledger")
-    if not isinstance(block, Mapping) or block.get("kept") == NOT_KEPT:
+    if not isinstance(block, Mapping):
         return None
-    later = later_runs(card)
+    later = later_runs(card) if block.get("kept") != NOT_KEPT else []
     known = {_run_key(e) for e in [*(block.get("entries") or []), *later]}
     siblings = [e for e in sibling_runs(card) if _run_key(e) not in known]
+    if block.get("kept") == NOT_KEPT and not siblings:
+        return None  # this run alone, recorded nowhere: nothing was composed
     if not later and not siblings:
         return dict(block)
     own = _own_run(block)
@@ -421,18 +459,26 @@ def later_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [e for e in shared if _run_key(e) not in known]
 
 
-def _training_identity(card: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """What names a card's training patients exactly: its dataset's fingerprint, split and part (None without a
-    fingerprint)."""
+def _patient_keys(card: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """What may name a card's training patients in another card: its dataset's fingerprint (any split of the same
+    VUs shares patients with it, almost surely), and for a phantom cohort its seed (one phantom patient is the same
+    patient in every build of its seed). Empty without either."""
     ds = card.get("dataset") or {}
-    if not isinstance(ds, Mapping) or not ds.get("fingerprint"):
-        return None
-    return str(ds["fingerprint"]), json.dumps(ds.get("split"), sort_keys=True), str(ds.get("part") or "train")
+    if not isinstance(ds, Mapping):
+        return set()
+    keys = {("fingerprint", str(ds["fingerprint"]))} if ds.get("fingerprint") else set()
+    recipe = ds.get("recipe")
+    if isinstance(recipe, Mapping) and recipe.get("seed") is not None:
+        keys.add(("phantom seed", str(recipe["seed"])))
+    return keys
 
 
-_CARDS: dict[tuple, list[Mapping[str, Any]]] = {}  #: the registry's cards, by their files' paths and times
+_CARDS: dict[tuple, list[Mapping[str, Any]]] = {}  #: the listed cards, by their files' paths and times
 #: Where set (:func:`only_cards_under`), the one folder whose cards are composed over, and no ledger file is read.
 _RELEASE_ROOT: list[Path] = []
+#: Folders of generators listed beside the registry's roots in this context (:func:`also_cards_under`: the
+#: dashboard's added folders, ``models list --dir``).
+_EXTRA_ROOTS: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("synthvu_extra_roots", default=())
 
 
 @contextlib.contextmanager
@@ -447,45 +493,76 @@ def only_cards_under(root: str | Path) -> Iterator[None]:
         _RELEASE_ROOT.pop()
 
 
-def _registry_cards() -> list[Mapping[str, Any]]:
-    """The cards of every generator the registry lists (shipped and ``$SYNTHVU_MODELS``), read once a process
-    while none of their files changes; a card that cannot be read is left out."""
-    from synthvu_core.errors import SynthVUError
-    from synthvu_core.models.registry import CARD_FILE, _candidate_folders, load_card, model_roots
-
-    roots = [r for r, _ in model_roots()] if not _RELEASE_ROOT else [_RELEASE_ROOT[-1]]
+@contextlib.contextmanager
+def also_cards_under(dirs: Sequence[str | Path]) -> Iterator[None]:
+    """Compose over the generators in ``dirs`` too while the block lasts (this thread's context only)."""
+    token = _EXTRA_ROOTS.set(tuple(Path(d).expanduser() for d in dirs))
     try:
-        files = [f / CARD_FILE for root in roots for f in _candidate_folders(root)]
-        key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
-    except OSError:
-        return []
+        yield
+    finally:
+        _EXTRA_ROOTS.reset(token)
+
+
+def _card_files() -> list[Path]:
+    """The ``card.json`` of every listed generator (each root's that can be read)."""
+    from synthvu_core.models.registry import CARD_FILE, _candidate_folders, model_roots
+
+    roots = [_RELEASE_ROOT[-1]] if _RELEASE_ROOT else [r for r, _ in model_roots(list(_EXTRA_ROOTS.get()))]
+    files = []
+    for root in roots:
+        with contextlib.suppress(OSError):
+            files += [f / CARD_FILE for f in _candidate_folders(root)]
+    return files
+
+
+def _registry_cards() -> list[Mapping[str, Any]]:
+    """The cards of every listed generator (shipped, ``$SYNTHVU_MODELS``, :func:`also_cards_under`), read once a
+    process while none of their files changes; a card that cannot be read (or vanished) is left out alone."""
+    from synthvu_core.errors import SynthVUError
+    from synthvu_core.models.registry import load_card
+
+    stamped = []
+    for f in _card_files():
+        with contextlib.suppress(OSError):
+            stamped.append((f, f.stat().st_mtime_ns))
+    key = tuple((str(f), t) for f, t in stamped)
     if key not in _CARDS:
         cards = []
-        for f in files:
-            try:
+        for f, _ in stamped:
+            with contextlib.suppress(SynthVUError, OSError):
                 cards.append(load_card(f.parent))
-            except (SynthVUError, OSError):
-                continue
         _CARDS.clear()
         _CARDS[key] = cards
     return _CARDS[key]
 
 
+def _entries_of(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs a card records: its ledger block's entries, else its own run; a DP run its card does not let one
+    account (an older card without the mechanism's settings) counts as a run without a bound."""
+    block = card.get("privacy_ledger")
+    entries = block.get("entries") if isinstance(block, Mapping) else None
+    if entries:
+        return [dict(e) for e in entries]
+    try:
+        return [_card_entry(run_entry(card))]
+    except (KeyError, TypeError, AttributeError):
+        return [{"run": card.get("name"), "created": card.get("created"), "dp": False, "epsilon": None,
+                 "note": "its card does not record the mechanism's settings: no bound can be composed"}]
+
+
 def sibling_runs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The runs other generators' cards record on this card's very training patients (same dataset fingerprint,
-    split and part), as released cards show entries: each such card's ledger block, or its own run where it has
-    none. A shipped card written before later runs on its patients thus composes with them on a machine whose
-    ledgers never saw them; a run counted twice only makes the bound looser, never tighter."""
-    mine = _training_identity(card)
-    if mine is None:
+    """The runs other listed generators' cards record on patients this card may share (same dataset fingerprint,
+    whatever the split, or the same phantom seed: :func:`_patient_keys`), as released cards show entries. A shipped
+    card written before later runs on its patients thus composes with them on a machine whose ledgers never saw
+    them; a run counted where it shares no patient only makes the bound looser, never tighter."""
+    mine = _patient_keys(card)
+    if not mine:
         return []
     out: list[dict[str, Any]] = []
     for other in _registry_cards():
-        if other is card or _training_identity(other) != mine:
+        if other is card or not (_patient_keys(other) & mine):
             continue
-        block = other.get("privacy_ledger")
-        entries = block.get("entries") if isinstance(block, Mapping) else None
-        out += [dict(e) for e in entries] if entries else [_card_entry(run_entry(other))]
+        out += _entries_of(other)
     return list({_run_key(e): e for e in reversed(out)}.values())[::-1]
 
 
