@@ -150,12 +150,14 @@ def train(
     ``target_epsilon=8``, ``guidance=2``); one ``arch`` does not read is refused (:class:`SelectionError`).
     ``split="0.34,0.33,0.33"`` (with ``split_seed``) trains on another patient-wise split of the same VUs, as
     ``--split`` does: the card records it and ``evaluate`` reads its members. An ``out`` that exists and is neither
-    empty nor a generator folder is refused (:class:`OutputError`) unless ``force``."""
+    empty nor a generator folder is refused (:class:`OutputError`) unless ``force``, and so is one another run is
+    writing (the folder's lock, as ``train`` takes it)."""
     from synthvu_core.data.dataset import VUDataset
     from synthvu_core.models.architectures import architecture
     from synthvu_core.models.commands import train_split
     from synthvu_core.models.registry import check_generator_out
     from synthvu_core.models.train_config import build_config, trainer
+    from synthvu_core.storage import folder_lock
 
     split, split_seed = options.get("split"), options.get("split_seed") or 0
     if split is not None and not isinstance(split, str):
@@ -167,7 +169,8 @@ def train(
     config, _, _ = build_config({"arch": arch, **options}, data)
     if resplit is not None:
         data = data.with_split(resplit)
-    return trainer(architecture(arch).family).train(data, out, config, progress=progress)
+    with folder_lock(out, "train"):  # one writer per output folder, as `train` holds it
+        return trainer(architecture(arch).family).train(data, out, config, progress=progress)
 
 
 def load_generator(model: str | Path, device: str = "cpu") -> Generator | SnapshotEnsemble | DiffusionGenerator:

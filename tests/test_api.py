@@ -111,6 +111,18 @@ def test_train_applies_split_as_the_command_line_does(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_train_takes_the_folders_lock_as_the_command_line_does(tmp_path):
+    """A folder another run is writing (its lock held) is refused before any step, and nothing is written."""
+    import synthvu_core as sv
+    from synthvu_core.errors import OutputError
+    from synthvu_core.storage import folder_lock
+
+    with folder_lock(tmp_path / "busy", "train"):
+        with pytest.raises(OutputError, match="another synthvu run is writing this folder"):
+            sv.train(api_dataset(), tmp_path / "busy", **TINY)
+    assert not (tmp_path / "busy").exists()
+
+
 def test_load_generator_and_sample_check_their_arguments(tiny_generator):
     import torch
 
